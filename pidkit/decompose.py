@@ -1,0 +1,126 @@
+"""``pidkit.pid``: the partial information decomposition of a discrete joint pmf."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from ._validation import check_base, check_choice, check_pmf, check_target_sources, fail
+from .discrete import MEASURES
+from .discrete._information import entropy
+from .errors import PIDValueError
+from .result import PIDResult
+
+__all__ = ["pid", "arrange_pmf"]
+
+
+def arrange_pmf(p: np.ndarray, target: tuple[int, ...],
+                sources: tuple[tuple[int, ...], ...]) -> np.ndarray:
+    """Lay a pmf out as ``q[y, x0, ..., x_{n-1}]``: the target axes merged into axis 0, each
+    source's axes merged into one axis, and every other axis summed out."""
+    used = target + tuple(ax for group in sources for ax in group)
+    unused = tuple(ax for ax in range(p.ndim) if ax not in used)
+    q = p.sum(axis=unused) if unused else p
+    kept = [ax for ax in range(p.ndim) if ax in used]
+    position = {ax: i for i, ax in enumerate(kept)}
+    q = np.transpose(q, [position[ax] for ax in used])
+    sizes = [math.prod(p.shape[ax] for ax in group) for group in (target, *sources)]
+    return np.ascontiguousarray(q.reshape(sizes))
+
+
+def _source_name(group: tuple[int, ...], names: tuple[str, ...] | None) -> str:
+    if names is not None:
+        return "+".join(names[ax] for ax in group)
+    return f"X{group[0]}" if len(group) == 1 else "X[" + ",".join(map(str, group)) + "]"
+
+
+def pid(p: Any, target: Any = 0, sources: Any = None, measure: str = "broja", base: float = 2,
+        *, normalize: bool = False, **options: Any) -> PIDResult:
+    r"""Partial information decomposition of a discrete joint distribution.
+
+    Splits the mutual information :math:`I(Y; X_0, \dots, X_{n-1})` between a target
+    :math:`Y` and ``n`` sources into the atoms of the redundancy lattice (Williams and Beer 2010):
+    for two sources, redundancy, one unique information per source and synergy,
+
+    .. math::
+
+        I(Y; X_0, X_1) = \mathrm{Red} + \mathrm{Uni}_0 + \mathrm{Uni}_1 + \mathrm{Syn}.
+
+    Parameters
+    ----------
+    p : array_like or dit.Distribution
+        Joint pmf with one axis per variable (``p[y, x0, x1]``), or a ``dit.Distribution``
+        whose random variables play the role of axes.
+    target : int or list of int, default 0
+        Axis (or axes, merged into one variable) of the target.
+    sources : list, optional
+        Sources in order; each item an axis or a list of axes merged into one composite source,
+        e.g. ``sources=[[1, 2], [3]]``. Default: every non-target axis is a source. Axes that are
+        neither target nor source are summed out.
+    measure : str, default "broja"
+        Redundancy measure; see :func:`pidkit.available_measures`.
+    base : float, default 2
+        Logarithm base of the results (2: bits, ``math.e``: nats).
+    normalize : bool, default False
+        Divide ``p`` by its sum instead of rejecting a pmf that does not sum to 1.
+    **options
+        Measure-specific options, e.g. ``tol`` for BROJA.
+
+    Returns
+    -------
+    PIDResult
+        Atoms over the lattice, redundancy, unique, synergy, mutual information and solver
+        information, in units of ``base``.
+
+    Examples
+    --------
+    >>> import numpy as np, pidkit
+    >>> p = np.zeros((2, 2, 2))
+    >>> for x0 in (0, 1):
+    ...     for x1 in (0, 1):
+    ...         p[x0 ^ x1, x0, x1] = 0.25
+    >>> r = pidkit.pid(p, measure="mmi")
+    >>> round(r.synergy, 9), round(r.redundancy, 9)
+    (1.0, 0.0)
+    """
+    from .interop import from_dit, is_dit_distribution
+
+    names = None
+    if is_dit_distribution(p):
+        p, names = from_dit(p)
+    measure = check_choice(measure, "measure", tuple(sorted(MEASURES)))
+    spec = MEASURES[measure]
+    base = check_base(base)
+    if not isinstance(normalize, bool):
+        raise fail("normalize", "must be True or False", "Pass normalize=True to rescale p",
+                   normalize, kind=TypeError)
+    unknown = sorted(set(options) - set(spec.options))
+    if unknown:
+        accepted = ", ".join(spec.options) or "none"
+        raise fail("options", f"{unknown} are not options of measure {measure!r}",
+                   f"Options it accepts: {accepted}")
+    p = check_pmf(p, "p", normalize=normalize)
+    target_axes, groups = check_target_sources(p.ndim, target, sources)
+    if spec.max_sources is not None and len(groups) > spec.max_sources:
+        raise PIDValueError(
+            f"sources: measure {measure!r} is defined for at most {spec.max_sources} sources, "
+            f"got {len(groups)}. Group axes into composite sources (sources=[[1, 2], [3]]) or "
+            f"use a measure for any number of sources (imin, mmi, ccs)")
+    q = arrange_pmf(p, target_axes, groups)
+    atoms, info = spec.compute(q, **options)
+    scale = 1.0 / math.log(base)
+    h_y = entropy(q.sum(axis=tuple(range(1, q.ndim))))
+    h_x = entropy(q.sum(axis=0))
+    mi = max(h_y + h_x - entropy(q), 0.0)
+    target_name = "Y" if names is None else "+".join(names[ax] for ax in target_axes)
+    return PIDResult(
+        atoms={node: value * scale for node, value in atoms.items()},
+        measure=measure,
+        base=base,
+        mutual_information=mi * scale,
+        solver=info.scaled(scale),
+        source_names=tuple(_source_name(g, names) for g in groups),
+        target_name=target_name,
+    )

@@ -1,0 +1,38 @@
+"""Every exception and warning pidkit raises, defined in one place.
+
+Errors subclass the built-in :class:`ValueError` or :class:`TypeError`, so code that already
+catches those keeps working; catch :class:`PIDKitError` to catch everything pidkit raises on
+purpose. Messages follow one format: the argument, what was wrong with the value received, and
+how to fix it (see :func:`pidkit._validation.fail`).
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "PIDKitError",
+    "PIDValueError",
+    "PIDTypeError",
+    "ConvergenceWarning",
+    "RegularizationWarning",
+]
+
+
+class PIDKitError(Exception):
+    """Base class of every error pidkit raises on purpose."""
+
+
+class PIDValueError(PIDKitError, ValueError):
+    """An argument has the right type but an invalid value (a pmf with negative mass, ...)."""
+
+
+class PIDTypeError(PIDKitError, TypeError):
+    """An argument has the wrong type (a string where an array was expected, ...)."""
+
+
+class ConvergenceWarning(UserWarning):
+    """An iterative solver stopped before reaching its tolerance; the message says what to change."""
+
+
+class RegularizationWarning(UserWarning):
+    """An input was regularised (e.g. a ridge added to a near-singular covariance); the message
+    states the amount."""

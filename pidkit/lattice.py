@@ -1,0 +1,231 @@
+r"""The redundancy lattice of Williams and Beer (2010) for any number of sources.
+
+A node is an antichain of non-empty subsets of the sources ``{0, ..., n-1}``: a collection in
+which no subset contains another. Nodes are written as tuples of sorted tuples, e.g.
+``((0,), (1,))`` (label ``{0}{1}``, the redundancy of two sources) or ``((0, 1),)`` (label
+``{0:1}``, the synergy of two sources). The order is
+
+.. math::
+
+    \alpha \preceq \beta \iff \forall B \in \beta\ \exists A \in \alpha:\ A \subseteq B .
+
+A redundancy function :math:`I_\cap(\alpha)` gives the atoms (partial information terms) by
+Moebius inversion, :math:`I_\partial(\alpha) = I_\cap(\alpha) - \sum_{\beta \prec \alpha}
+I_\partial(\beta)`. The lattice has 4, 18, 166 and 7,579 nodes for 2 to 5 sources.
+
+Implementation: each node is stored as the bit set of its *up-set* in the Boolean lattice of
+source subsets (all subsets containing one of its members), a ``2**n``-bit integer. Then
+:math:`\alpha \preceq \beta` iff ``up(beta)`` is a subset of ``up(alpha)``, a single bitwise test,
+so the whole order is computed with vectorised integer operations.
+
+References
+----------
+P. L. Williams, R. D. Beer, "Nonnegative Decomposition of Multivariate Information",
+arXiv:1004.2515 (2010).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.sparse.linalg import spsolve_triangular
+
+from ._validation import check_positive, fail
+
+Node = tuple[tuple[int, ...], ...]
+
+__all__ = ["Lattice", "Node", "lattice", "node_label", "parse_node"]
+
+#: Largest number of sources whose lattice is built (6 sources have 7,828,352 nodes).
+MAX_SOURCES = 5
+
+
+def node_label(node: Node) -> str:
+    """Label a node as in the literature: ``{0}{1}`` for redundancy, ``{0:1}`` for synergy."""
+    return "".join("{" + ":".join(str(i) for i in part) + "}" for part in node)
+
+
+def parse_node(label: str) -> Node:
+    """Inverse of :func:`node_label`: ``"{0}{1:2}"`` -> ``((0,), (1, 2))``."""
+    text = label.replace(" ", "")
+    if not text.startswith("{") or not text.endswith("}"):
+        raise fail("node", "is not a lattice label like '{0}{1}' or '{0:1}'",
+                   "Write each collection in braces, sources separated by ':'", label)
+    try:
+        parts = [tuple(sorted(int(i) for i in chunk.split(":"))) for chunk in text[1:-1].split("}{")]
+    except ValueError as exc:
+        raise fail("node", "has a non-integer source index",
+                   "Write source indices as integers, e.g. '{0:1}'", label) from exc
+    return tuple(sorted(parts))
+
+
+def _antichains(n: int) -> list[frozenset[int]]:
+    """All non-empty antichains of non-empty subsets of ``range(n)``, as sets of bitmasks."""
+    subsets = list(range(1, 1 << n))
+    result: list[frozenset[int]] = []
+
+    def extend(chain: list[int], start: int) -> None:
+        for idx in range(start, len(subsets)):
+            s = subsets[idx]
+            if all((s & c) != s and (s & c) != c for c in chain):
+                chain.append(s)
+                result.append(frozenset(chain))
+                extend(chain, idx + 1)
+                chain.pop()
+
+    extend([], 0)
+    return result
+
+
+def _up_set(masks: Iterable[int], n: int) -> int:
+    """Bit set (over the ``2**n`` subsets) of all subsets containing one of ``masks``."""
+    bits = 0
+    for s in range(1, 1 << n):
+        if any((m & s) == m for m in masks):
+            bits |= 1 << s
+    return bits
+
+
+class Lattice:
+    """The redundancy lattice for ``n_sources`` sources.
+
+    Use :func:`lattice` to get a cached instance. Nodes are listed bottom-first in a linear
+    extension of the order (``nodes[0]`` is the redundancy ``{0}{1}...``, ``nodes[-1]`` the
+    synergy ``{0:1:...}``).
+
+    Examples
+    --------
+    >>> lat = lattice(2)
+    >>> [node_label(a) for a in lat.nodes]
+    ['{0}{1}', '{0}', '{1}', '{0:1}']
+    >>> atoms = lat.moebius({((0,), (1,)): 0.3, ((0,),): 0.5, ((1,),): 0.3, ((0, 1),): 1.0})
+    >>> round(atoms[((0, 1),)], 12)
+    0.5
+    """
+
+    def __init__(self, n_sources: int):
+        n = check_positive(n_sources, "n_sources", integer=True)
+        if n > MAX_SOURCES:
+            raise fail("n_sources", f"the lattice of {n} sources is too large to build "
+                       f"(6 sources already have 7,828,352 nodes)",
+                       f"Group sources into at most {MAX_SOURCES} with sources=[[...], ...]", n)
+        self.n_sources = n
+        chains = _antichains(n)
+        up = np.array([_up_set(c, n) for c in chains], dtype=np.uint64)
+        size = np.array([bin(int(u)).count("1") for u in up])
+        # Larger up-set = lower in the lattice; ties broken by label for a stable order.
+        nodes = [tuple(sorted(tuple(i for i in range(n) if m >> i & 1) for m in c))
+                 for c in chains]
+        order = sorted(range(len(nodes)), key=lambda i: (-size[i], len(nodes[i]), nodes[i]))
+        self.nodes: tuple[Node, ...] = tuple(nodes[i] for i in order)
+        self._up = up[order]
+        self.index: dict[Node, int] = {a: i for i, a in enumerate(self.nodes)}
+
+    def __len__(self) -> int:
+        return len(self.nodes)
+
+    def __repr__(self) -> str:
+        return f"Lattice(n_sources={self.n_sources}, nodes={len(self)})"
+
+    @property
+    def bottom(self) -> Node:
+        """The redundancy node ``{0}{1}...{n-1}``."""
+        return self.nodes[0]
+
+    @property
+    def top(self) -> Node:
+        """The synergy node ``{0:1:...:n-1}``."""
+        return self.nodes[-1]
+
+    @functools.cached_property
+    def member_masks(self) -> np.ndarray:
+        """Bitmask of each member of each node, shape ``(len(self), max_width)``.
+
+        Rows are padded by repeating the node's first member, so a minimum or maximum over a row
+        is the minimum or maximum over the node's members (used by I_min and MMI).
+        """
+        width = max(len(a) for a in self.nodes)
+        out = np.empty((len(self), width), dtype=np.int64)
+        for i, node in enumerate(self.nodes):
+            masks = [sum(1 << s for s in part) for part in node]
+            out[i] = masks + [masks[0]] * (width - len(masks))
+        return out
+
+    def leq(self, a: Node, b: Node) -> bool:
+        """``True`` when ``a`` is below or equal to ``b`` in the lattice order."""
+        ua, ub = self._up[self.index[a]], self._up[self.index[b]]
+        return bool((ub & ~ua) == 0)
+
+    @functools.cached_property
+    def _zeta(self) -> sp.csr_matrix:
+        """Sparse lower-triangular matrix ``Z[i, j] = 1`` iff ``nodes[j] <= nodes[i]``."""
+        rows, cols = [], []
+        chunk = 512
+        for start in range(0, len(self), chunk):
+            block = self._up[start:start + chunk, None]
+            below = (block & ~self._up[None, :]) == 0  # up(i) subset of up(j): j <= i
+            r, c = np.nonzero(below)
+            rows.append(r + start)
+            cols.append(c)
+        r = np.concatenate(rows)
+        c = np.concatenate(cols)
+        return sp.csr_matrix((np.ones(len(r)), (r, c)), shape=(len(self), len(self)))
+
+    def down_set(self, node: Node, strict: bool = False) -> list[Node]:
+        """All nodes below ``node`` (excluding it when ``strict``)."""
+        i = self.index[node]
+        row = self._zeta.getrow(i).indices
+        return [self.nodes[j] for j in sorted(row) if not (strict and j == i)]
+
+    def moebius(self, redundancy: Mapping[Node, float] | np.ndarray) -> dict[Node, float]:
+        r"""Atoms from redundancy values by Moebius inversion over the lattice.
+
+        Solves :math:`I_\cap(\alpha) = \sum_{\beta \preceq \alpha} I_\partial(\beta)` for all
+        nodes at once (a sparse triangular solve).
+
+        Parameters
+        ----------
+        redundancy : mapping or ndarray
+            :math:`I_\cap` for every node, as a mapping keyed by node or an array ordered like
+            :attr:`nodes`.
+
+        Returns
+        -------
+        dict
+            Node -> atom, ordered like :attr:`nodes`.
+        """
+        values = self.as_vector(redundancy, "redundancy")
+        if len(self) == 1:
+            atoms = values
+        else:
+            atoms = spsolve_triangular(self._zeta, values, lower=True, unit_diagonal=True)
+        return dict(zip(self.nodes, atoms.tolist(), strict=True))
+
+    def cumulate(self, atoms: Mapping[Node, float] | np.ndarray) -> dict[Node, float]:
+        r"""Inverse of :meth:`moebius`: :math:`I_\cap(\alpha) = \sum_{\beta \preceq \alpha}
+        I_\partial(\beta)`."""
+        values = self._zeta @ self.as_vector(atoms, "atoms")
+        return dict(zip(self.nodes, values.tolist(), strict=True))
+
+    def as_vector(self, values: Mapping[Node, float] | np.ndarray, name: str) -> np.ndarray:
+        """Values for every node, as a float array ordered like :attr:`nodes`."""
+        if isinstance(values, Mapping):
+            missing = [node_label(a) for a in self.nodes if a not in values]
+            if missing:
+                raise fail(name, f"misses {len(missing)} lattice nodes, e.g. {missing[:3]}",
+                           "Give a value for every node of the lattice")
+            return np.array([values[a] for a in self.nodes], dtype=np.float64)
+        arr = np.asarray(values, dtype=np.float64)
+        if arr.shape != (len(self),):
+            raise fail(name, f"has shape {arr.shape}, expected ({len(self)},)",
+                       "Order the values like Lattice.nodes")
+        return arr
+
+
+@functools.lru_cache(maxsize=None)
+def lattice(n_sources: int) -> Lattice:
+    """The (cached) redundancy lattice for ``n_sources`` sources."""
+    return Lattice(n_sources)

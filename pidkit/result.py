@@ -1,0 +1,274 @@
+"""The result type shared by every measure and estimator: atoms over the lattice, solver
+information, a table, plain data and a plot."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .lattice import Lattice, Node, lattice, node_label, parse_node
+
+__all__ = ["Certificate", "SolverInfo", "AtomMap", "PIDResult"]
+
+
+def _plain(value: Any) -> Any:
+    """Turn numpy / torch scalars and arrays into JSON-serialisable Python data."""
+    if hasattr(value, "detach"):  # torch tensor, without importing torch
+        value = value.detach().cpu().numpy()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True)
+class Certificate:
+    """A proven bracket ``lower <= value <= upper`` on the quantity a solver optimises.
+
+    For bivariate BROJA the quantity is ``Uni(Y:X0\\X1)``: a feasible primal point gives the
+    upper bound and a feasible dual point the lower bound, so ``gap`` bounds the error of every
+    atom (each atom is an affine function of it with coefficient +-1). In the result's units.
+    """
+
+    quantity: str
+    lower: float
+    upper: float
+
+    @property
+    def gap(self) -> float:
+        """``upper - lower``: a proven bound on the error of the reported value."""
+        return self.upper - self.lower
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"quantity": self.quantity, "lower": _plain(self.lower),
+                "upper": _plain(self.upper), "gap": _plain(self.gap)}
+
+
+@dataclass(frozen=True)
+class SolverInfo:
+    """How a value was computed.
+
+    Attributes
+    ----------
+    status : str
+        ``"closed_form"`` (no optimisation), ``"optimal"`` (converged to tolerance),
+        ``"max_iter"`` (stopped early: values carry an error bounded by the certificate).
+    converged : bool
+        Whether the requested tolerance was met.
+    iterations : int or None
+        Iterations used by an iterative solver.
+    certificate : Certificate or None
+        Proven error bracket, where the measure provides one.
+    residual : float or None
+        A convergence measure (e.g. a KKT residual) where no certificate exists.
+    details : dict
+        Anything else the solver reports (tolerances, timings, regularisation).
+    """
+
+    status: str = "closed_form"
+    converged: bool = True
+    iterations: int | None = None
+    certificate: Certificate | None = None
+    residual: float | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    def scaled(self, factor: float) -> SolverInfo:
+        """The same information with certificate values and residual multiplied by ``factor``
+        (used to convert nats to another unit)."""
+        cert = self.certificate
+        if cert is not None:
+            cert = Certificate(cert.quantity, cert.lower * factor, cert.upper * factor)
+        residual = None if self.residual is None else self.residual * factor
+        return SolverInfo(self.status, self.converged, self.iterations, cert, residual,
+                          dict(self.details))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"status": self.status, "converged": self.converged,
+                "iterations": self.iterations,
+                "certificate": None if self.certificate is None else self.certificate.to_dict(),
+                "residual": _plain(self.residual), "details": _plain(dict(self.details))}
+
+
+class AtomMap(Mapping):
+    """Read-only mapping lattice node -> atom value that also accepts labels like ``"{0}{1}"``."""
+
+    def __init__(self, values: Mapping[Node, Any]):
+        self._values = dict(values)
+
+    def _key(self, key: Node | str) -> Node:
+        return parse_node(key) if isinstance(key, str) else key
+
+    def __getitem__(self, key: Node | str) -> Any:
+        return self._values[self._key(key)]
+
+    def __contains__(self, key: object) -> bool:
+        try:
+            return self._key(key) in self._values  # type: ignore[arg-type]
+        except (ValueError, TypeError):
+            return False
+
+    def __iter__(self) -> Iterator[Node]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{node_label(k)!r}: {v!r}" for k, v in self._values.items())
+        return f"AtomMap({{{inner}}})"
+
+
+@dataclass(frozen=True)
+class PIDResult:
+    """A partial information decomposition: one value per node of the redundancy lattice.
+
+    Attributes
+    ----------
+    atoms : AtomMap
+        Lattice node -> partial information atom, for any number of sources. Keys are nodes
+        (tuples of sorted tuples of source indices) and also accept labels, ``r.atoms["{0}{1}"]``.
+    measure : str
+        Name of the redundancy measure (``"broja"``, ``"imin"``, ``"mmi"``, ``"ccs"``, ...).
+    base : float
+        Logarithm base of every value (2: bits, e: nats).
+    mutual_information : float
+        :math:`I(Y; X_0, \\dots, X_{n-1})`, the sum of all atoms.
+    solver : SolverInfo
+        Status, certificate or residual of the computation.
+    source_names : tuple of str
+        A name per source (axes, grouped axes or variable names), for tables and plots.
+    target_name : str
+        Name of the target.
+    intervals : mapping or None
+        Node -> (lower, upper) confidence interval, when an estimator from samples provides one.
+    details : dict
+        Measure- or estimator-specific extras (marginal mutual informations, sample counts, ...).
+    """
+
+    atoms: AtomMap
+    measure: str
+    base: float
+    mutual_information: Any
+    solver: SolverInfo = field(default_factory=SolverInfo)
+    source_names: tuple[str, ...] = ()
+    target_name: str = "Y"
+    intervals: Mapping[Node, tuple[float, float]] | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self):
+        if not isinstance(self.atoms, AtomMap):
+            object.__setattr__(self, "atoms", AtomMap(self.atoms))
+        if not self.source_names:
+            object.__setattr__(self, "source_names",
+                               tuple(f"X{i}" for i in range(self.n_sources)))
+
+    # -- lattice views -------------------------------------------------------------------
+    @property
+    def lattice(self) -> Lattice:
+        """The redundancy lattice the atoms live on."""
+        return lattice(self.n_sources)
+
+    @property
+    def n_sources(self) -> int:
+        return max(i for node in self.atoms for part in node for i in part) + 1
+
+    @property
+    def redundancy(self) -> Any:
+        """The bottom atom ``{0}{1}...``: information every source carries."""
+        return self.atoms[self.lattice.bottom]
+
+    @property
+    def synergy(self) -> Any:
+        """The top atom ``{0:1:...}``: information only all sources together carry."""
+        return self.atoms[self.lattice.top]
+
+    @property
+    def unique(self) -> tuple[Any, ...]:
+        """The single-source atoms ``{i}``, one per source: information only source i carries."""
+        return tuple(self.atoms[((i,),)] for i in range(self.n_sources))
+
+    @property
+    def unit(self) -> str:
+        return {2.0: "bits", math.e: "nats", 10.0: "hartleys"}.get(float(self.base),
+                                                                    f"log base {self.base:g}")
+
+    # -- conversions ---------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """Plain, JSON-serialisable data: atoms keyed by label, and everything else."""
+        out = {
+            "measure": self.measure,
+            "base": self.base,
+            "unit": self.unit,
+            "source_names": list(self.source_names),
+            "target_name": self.target_name,
+            "mutual_information": _plain(self.mutual_information),
+            "atoms": {node_label(k): _plain(v) for k, v in self.atoms.items()},
+            "redundancy": _plain(self.redundancy),
+            "unique": [_plain(u) for u in self.unique],
+            "synergy": _plain(self.synergy),
+            "solver": self.solver.to_dict(),
+            "details": _plain(dict(self.details)),
+        }
+        if self.intervals is not None:
+            out["intervals"] = {node_label(k): _plain(v) for k, v in self.intervals.items()}
+        return out
+
+    def __str__(self) -> str:
+        names = ", ".join(self.source_names)
+        head = (f"PID of {self.target_name} from ({names}), measure={self.measure}, "
+                f"in {self.unit}")
+        has_ci = self.intervals is not None
+        width = max(len(node_label(k)) for k in self.atoms)
+        width = max(width, len("I(Y;all)"))
+        lines = [head, f"  {'atom':<{width}}  {'value':>12}" + ("  interval" if has_ci else "")]
+        for node, value in self.atoms.items():
+            line = f"  {node_label(node):<{width}}  {_fmt(value):>12}"
+            if has_ci:
+                lo, hi = self.intervals[node]
+                line += f"  [{_fmt(lo)}, {_fmt(hi)}]"
+            lines.append(line)
+        lines.append(f"  {'I(Y;all)':<{width}}  {_fmt(self.mutual_information):>12}")
+        status = f"  solver: {self.solver.status}"
+        if self.solver.certificate is not None:
+            status += f", certified gap {float(self.solver.certificate.gap):.2e} {self.unit}"
+        elif self.solver.residual is not None:
+            status += f", residual {float(self.solver.residual):.2e}"
+        lines.append(status)
+        return "\n".join(lines)
+
+    def plot(self, ax=None, **bar_kwargs):
+        """Bar chart of the atoms (matplotlib, imported only here). Returns the axes."""
+        try:
+            import matplotlib.pyplot as plt
+        except ImportError as exc:  # pragma: no cover - depends on the environment
+            raise ImportError("PIDResult.plot needs matplotlib: pip install matplotlib") from exc
+        if ax is None:
+            _, ax = plt.subplots(figsize=(max(4.0, 0.5 * len(self.atoms) + 2), 3.2))
+        labels = [node_label(k) for k in self.atoms]
+        values = [float(np.asarray(_plain(v)).mean()) for v in self.atoms.values()]
+        bars = ax.bar(labels, values, **bar_kwargs)
+        if self.intervals is not None:
+            lo = [values[i] - self.intervals[k][0] for i, k in enumerate(self.atoms)]
+            hi = [self.intervals[k][1] - values[i] for i, k in enumerate(self.atoms)]
+            ax.errorbar(labels, values, yerr=[lo, hi], fmt="none", ecolor="black", capsize=3)
+        ax.set_ylabel(f"information ({self.unit})")
+        ax.set_title(f"{self.measure} PID, I(Y;all) = {_fmt(self.mutual_information)}")
+        ax.tick_params(axis="x", rotation=45 if len(labels) > 6 else 0)
+        return bars.patches[0].axes
+
+
+def _fmt(value: Any) -> str:
+    value = _plain(value)
+    if isinstance(value, list):
+        arr = np.asarray(value, dtype=float)
+        return f"mean {arr.mean():.6f} (n={arr.size})"
+    return f"{float(value):.6f}"
