@@ -5,16 +5,25 @@
 >>> r.redundancy, r.unique, r.synergy               # doctest: +SKIP
 """
 
-from . import errors
+from . import errors, gates
 from .decompose import pid
 from .discrete import available_measures
+from .discrete.broja import broja
 from .errors import ConvergenceWarning, PIDKitError, PIDTypeError, PIDValueError
+from .estimate import pid_from_samples
+from .interop import from_dit, to_dit
 from .lattice import Lattice, lattice, node_label, parse_node
 from .result import AtomMap, Certificate, PIDResult, SolverInfo
+from .samples import joint_pmf
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "broja",
+    "to_dit",
+    "joint_pmf",
+    "gates",
+    "from_dit",
     "AtomMap",
     "Certificate",
     "ConvergenceWarning",
@@ -26,8 +35,10 @@ __all__ = [
     "SolverInfo",
     "available_measures",
     "errors",
+    "estimate",
     "lattice",
     "node_label",
     "parse_node",
     "pid",
+    "pid_from_samples",
 ]

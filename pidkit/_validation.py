@@ -33,7 +33,8 @@ def fail(name: str, problem: str, fix: str, value: Any = None, *, kind: type = P
 def check_base(base: Any, name: str = "base") -> float:
     """Return ``base`` as a float, rejecting anything that is not a logarithm base > 0 and != 1."""
     if isinstance(base, bool) or not isinstance(base, numbers.Real):
-        raise fail(name, "must be a real number", "Use 2 for bits, math.e for nats, 10 for hartleys",
+        raise fail(name, "must be a real number",
+                   "Use 2 for bits, math.e for nats, 10 for hartleys",
                    base, kind=PIDTypeError)
     base = float(base)
     if not np.isfinite(base) or base <= 0 or base == 1:
@@ -43,7 +44,7 @@ def check_base(base: Any, name: str = "base") -> float:
 
 
 def as_float_array(p: Any, name: str = "p") -> np.ndarray:
-    """Convert an array-like of numbers to a float64 ndarray, rejecting ragged or non-numeric input."""
+    """Convert an array-like of numbers to a float64 ndarray; reject ragged or non-numeric input."""
     if isinstance(p, (str, bytes)):
         raise fail(name, "must be an array of probabilities, not a string",
                    "Pass a numpy array or nested lists of numbers", p, kind=PIDTypeError)
@@ -88,7 +89,8 @@ def check_pmf(p: Any, name: str = "p", *, normalize: bool = False, min_axes: int
         raise fail(name, f"needs at least {min_axes} axes (one per variable), has {arr.ndim}",
                    "Reshape it so that each variable has its own axis, e.g. p.reshape(2, 2, 2)")
     if arr.size == 0:
-        raise fail(name, f"is empty (shape {arr.shape})", "Every variable needs at least one outcome")
+        raise fail(name, f"is empty (shape {arr.shape})",
+                   "Every variable needs at least one outcome")
     if not np.all(np.isfinite(arr)):
         raise fail(name, "contains NaN or infinite probabilities",
                    "Remove or replace the non-finite entries")

@@ -7,10 +7,11 @@ from typing import Any
 
 import numpy as np
 
+from ._backend import is_torch
 from ._validation import check_base, check_choice, check_pmf, check_target_sources, fail
 from .discrete import MEASURES
 from .discrete._information import entropy
-from .errors import PIDValueError
+from .errors import PIDTypeError, PIDValueError
 from .result import PIDResult
 
 __all__ = ["pid", "arrange_pmf"]
@@ -87,6 +88,10 @@ def pid(p: Any, target: Any = 0, sources: Any = None, measure: str = "broja", ba
     """
     from .interop import from_dit, is_dit_distribution
 
+    if is_torch(p):  # torch tensors: BROJA's namespace-generic, differentiable path
+        from .discrete.broja import pid_tensor
+
+        return pid_tensor(p, target, sources, measure, base, normalize=normalize, **options)
     names = None
     if is_dit_distribution(p):
         p, names = from_dit(p)
@@ -95,7 +100,7 @@ def pid(p: Any, target: Any = 0, sources: Any = None, measure: str = "broja", ba
     base = check_base(base)
     if not isinstance(normalize, bool):
         raise fail("normalize", "must be True or False", "Pass normalize=True to rescale p",
-                   normalize, kind=TypeError)
+                   normalize, kind=PIDTypeError)
     unknown = sorted(set(options) - set(spec.options))
     if unknown:
         accepted = ", ".join(spec.options) or "none"

@@ -1,10 +1,22 @@
-"""Conversion between pidkit's ndarray pmfs and ``dit.Distribution`` (dit is optional)."""
+"""Conversion between pidkit's ndarray pmfs and ``dit.Distribution`` (dit is optional).
+
+A pidkit pmf has one axis per random variable; a ``dit`` joint distribution lists outcomes
+(strings or tuples, one symbol per variable) with their probabilities. :func:`from_dit` maps each
+variable's sorted alphabet to ``0, 1, ...`` along its axis; :func:`to_dit` writes outcomes as
+tuples of integer codes.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+
+from ._validation import check_pmf, fail
+from .errors import PIDTypeError
+
+__all__ = ["from_dit", "is_dit_distribution", "to_dit"]
 
 
 def is_dit_distribution(obj: Any) -> bool:
@@ -13,5 +25,88 @@ def is_dit_distribution(obj: Any) -> bool:
 
 
 def from_dit(dist: Any) -> tuple[np.ndarray, tuple[str, ...]]:
-    """Dense pmf (one axis per random variable) and variable names of a ``dit.Distribution``."""
-    raise NotImplementedError("filled in by the foundation work")
+    """Dense pmf (one axis per random variable) and variable names of a ``dit.Distribution``.
+
+    Parameters
+    ----------
+    dist : dit.Distribution
+        A joint distribution; outcomes may be strings (``"01"``) or tuples (``(0, "a")``),
+        sparse or dense, with linear or log probabilities.
+
+    Returns
+    -------
+    p : ndarray, shape (|A_0|, ..., |A_{m-1}|)
+        ``p[i_0, ..., i_{m-1}]`` is the probability of the outcome whose variable ``k`` takes the
+        ``i_k``-th value of its sorted alphabet (``dist.alphabet[k]``).
+    names : tuple of str
+        ``dist.get_rv_names()`` when set, else ``("0", "1", ...)``.
+
+    Examples
+    --------
+    >>> import dit                                     # doctest: +SKIP
+    >>> p, names = from_dit(dit.Distribution(["00", "11"], [0.5, 0.5]))   # doctest: +SKIP
+    >>> p.tolist(), names                              # doctest: +SKIP
+    ([[0.5, 0.0], [0.0, 0.5]], ('0', '1'))
+    """
+    if not is_dit_distribution(dist):
+        raise fail("dist", f"must be a dit.Distribution, not {type(dist).__name__}",
+                   "Build one with dit.Distribution(outcomes, pmf)", kind=PIDTypeError)
+    if not hasattr(dist, "alphabet") or not hasattr(dist, "outcome_length"):
+        raise fail("dist", "is not a joint dit distribution",
+                   "Use dit.Distribution (one symbol per random variable)", kind=PIDTypeError)
+    if dist.is_log():
+        dist = dist.copy(base="linear")
+    alphabets = dist.alphabet
+    codes = [{symbol: i for i, symbol in enumerate(alpha)} for alpha in alphabets]
+    p = np.zeros(tuple(len(a) for a in alphabets))
+    for outcome, prob in zip(dist.outcomes, dist.pmf, strict=True):
+        p[tuple(code[symbol] for code, symbol in zip(codes, outcome, strict=True))] += prob
+    names = dist.get_rv_names()
+    names = tuple(str(n) for n in names) if names else tuple(str(i) for i in range(p.ndim))
+    return p, names
+
+
+def to_dit(p: Any, names: Sequence[str] | None = None, *, normalize: bool = False):
+    """A ``dit.Distribution`` with the same probabilities as the pmf ``p``.
+
+    Parameters
+    ----------
+    p : array_like, shape (|X_0|, ..., |X_{m-1}|)
+        Joint pmf, one axis per variable.
+    names : sequence of str, optional
+        One distinct name per axis (``dist.get_rv_names()``).
+    normalize : bool, default False
+        Divide ``p`` by its sum instead of rejecting a pmf that does not sum to 1.
+
+    Returns
+    -------
+    dit.Distribution
+        Outcomes are tuples of axis indices; only outcomes with positive probability are listed.
+
+    Examples
+    --------
+    >>> import numpy as np, pidkit
+    >>> d = pidkit.to_dit(np.array([[0.5, 0.0], [0.0, 0.5]]), names=["X", "Y"])  # doctest: +SKIP
+    >>> d.outcomes                                                   # doctest: +SKIP
+    ((0, 0), (1, 1))
+    """
+    arr = check_pmf(p, "p", normalize=normalize, min_axes=1)
+    if names is not None:
+        if isinstance(names, str) or not isinstance(names, Sequence):
+            raise fail("names", "must be a list of strings, one per axis",
+                       "Example: names=['Y', 'X0', 'X1']", names, kind=PIDTypeError)
+        if len(names) != arr.ndim or not all(isinstance(n, str) for n in names):
+            raise fail("names", f"needs {arr.ndim} strings (one per axis of p)",
+                       "Give one string per axis", names)
+        if len(set(names)) != len(names):
+            raise fail("names", "repeats a name", "Give every axis a different name", names)
+    try:
+        import dit
+    except ImportError as exc:
+        raise ImportError("pidkit.to_dit needs dit: pip install 'pidkit[dit]'") from exc
+    index = np.argwhere(arr > 0)
+    outcomes = [tuple(int(i) for i in row) for row in index]
+    dist = dit.Distribution(outcomes, arr[tuple(index.T)].tolist())
+    if names is not None:
+        dist.set_rv_names(list(names))
+    return dist

@@ -55,7 +55,8 @@ def parse_node(label: str) -> Node:
         raise fail("node", "is not a lattice label like '{0}{1}' or '{0:1}'",
                    "Write each collection in braces, sources separated by ':'", label)
     try:
-        parts = [tuple(sorted(int(i) for i in chunk.split(":"))) for chunk in text[1:-1].split("}{")]
+        chunks = text[1:-1].split("}{")
+        parts = [tuple(sorted(int(i) for i in chunk.split(":"))) for chunk in chunks]
     except ValueError as exc:
         raise fail("node", "has a non-integer source index",
                    "Write source indices as integers, e.g. '{0:1}'", label) from exc
@@ -225,7 +226,7 @@ class Lattice:
         return arr
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def lattice(n_sources: int) -> Lattice:
     """The (cached) redundancy lattice for ``n_sources`` sources."""
     return Lattice(n_sources)

@@ -1,0 +1,230 @@
+"""A tiny array namespace so that numerical code is written once for numpy and torch.
+
+Numerical kernels take their namespace from their inputs, ``xp = get_namespace(a, b)``, and use
+only the functions below (and operators ``+ - * / @`` and indexing, which both libraries share).
+The namespace keeps the inputs' dtype and device: arrays it creates (``zeros``, ``asarray``)
+take them from a reference array. torch is imported only when a torch tensor is passed, so
+``pidkit`` imports without torch.
+
+>>> import numpy as np
+>>> from pidkit._backend import get_namespace
+>>> xp = get_namespace(np.ones(3))
+>>> xp.name, float(xp.sum(np.ones(3), axis=0))
+('numpy', 3.0)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ._validation import fail
+from .errors import PIDTypeError, PIDValueError
+
+__all__ = ["Namespace", "get_namespace", "is_torch", "NUMPY"]
+
+
+def is_torch(x: Any) -> bool:
+    """Whether ``x`` is a torch tensor (checked without importing torch)."""
+    return type(x).__module__.split(".")[0] == "torch" and hasattr(x, "detach")
+
+
+class Namespace:
+    """The operations pidkit's array code uses, for one library (``"numpy"`` or ``"torch"``).
+
+    Reductions take ``axis`` (an int or a tuple) and ``keepdims``, as in numpy; the torch
+    implementation translates them to ``dim`` / ``keepdim``.
+    """
+
+    def __init__(self, name: str):
+        self.name = name
+        if name == "torch":
+            import torch
+
+            self._lib = torch
+        else:
+            self._lib = np
+
+    # -- creation ----------------------------------------------------------------------
+    def asarray(self, x: Any, like: Any = None, dtype: Any = None) -> Any:
+        """``x`` as an array of this library, with ``like``'s dtype and device (or ``dtype``)."""
+        if self.name == "torch":
+            kwargs = {}
+            if like is not None:
+                kwargs = {"dtype": like.dtype if dtype is None else dtype, "device": like.device}
+            elif dtype is not None:
+                kwargs = {"dtype": dtype}
+            return self._lib.as_tensor(x, **kwargs)
+        return np.asarray(x, dtype=like.dtype if (like is not None and dtype is None) else dtype)
+
+    def zeros(self, shape: tuple[int, ...], like: Any) -> Any:
+        """Zeros of ``shape`` with ``like``'s dtype and device."""
+        if self.name == "torch":
+            return self._lib.zeros(shape, dtype=like.dtype, device=like.device)
+        return np.zeros(shape, dtype=like.dtype)
+
+    def eye(self, n: int, like: Any) -> Any:
+        """Identity matrix of size ``n`` with ``like``'s dtype and device."""
+        if self.name == "torch":
+            return self._lib.eye(n, dtype=like.dtype, device=like.device)
+        return np.eye(n, dtype=like.dtype)
+
+    def float64(self, x: Any) -> Any:
+        """``x`` converted to float64 (same device)."""
+        if self.name == "torch":
+            return x.to(self._lib.float64)
+        return np.asarray(x, dtype=np.float64)
+
+    def to_dtype(self, x: Any, like: Any) -> Any:
+        """``x`` converted to ``like``'s dtype (same device)."""
+        if self.name == "torch":
+            return x.to(like.dtype)
+        return np.asarray(x, dtype=like.dtype)
+
+    def to_numpy(self, x: Any) -> np.ndarray:
+        """A numpy copy of ``x`` (detached from any autograd graph)."""
+        if self.name == "torch":
+            return x.detach().cpu().numpy()
+        return np.asarray(x)
+
+    # -- elementwise -------------------------------------------------------------------
+    def exp(self, x: Any) -> Any:
+        return self._lib.exp(x)
+
+    def log(self, x: Any) -> Any:
+        return self._lib.log(x)
+
+    def where(self, cond: Any, a: Any, b: Any) -> Any:
+        """``a`` where ``cond`` else ``b``; a scalar takes the other operand's dtype (torch's
+        default dtype when both are scalars)."""
+        if self.name == "torch":
+            ref = a if is_torch(a) else b
+            dtype, device = ((ref.dtype, ref.device) if is_torch(ref)
+                             else (self._lib.get_default_dtype(), cond.device))
+            if not is_torch(a):
+                a = self._lib.as_tensor(a, dtype=dtype, device=device)
+            if not is_torch(b):
+                b = self._lib.as_tensor(b, dtype=dtype, device=device)
+            return self._lib.where(cond, a, b)
+        return np.where(cond, a, b)
+
+    def maximum(self, a: Any, b: Any) -> Any:
+        if self.name == "torch":
+            if not is_torch(b):
+                return self._lib.clamp(a, min=b)
+            return self._lib.maximum(a, b)
+        return np.maximum(a, b)
+
+    def minimum(self, a: Any, b: Any) -> Any:
+        if self.name == "torch":
+            if not is_torch(b):
+                return self._lib.clamp(a, max=b)
+            return self._lib.minimum(a, b)
+        return np.minimum(a, b)
+
+    def xlogy_safe(self, x: Any, y: Any) -> Any:
+        r""":math:`x \ln y` with ``0 log 0 = 0`` and no NaN gradient: ``y`` is masked to 1 before
+        the logarithm wherever ``x == 0`` or ``y <= 0``."""
+        keep = (x != 0) & (y > 0)
+        return self.where(keep, x * self.log(self.where(keep, y, 1.0)), 0.0)
+
+    # -- reductions --------------------------------------------------------------------
+    def _dim(self, axis: Any) -> Any:
+        return tuple(axis) if isinstance(axis, list) else axis
+
+    def sum(self, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+        if self.name == "torch":
+            if axis is None:
+                return x.sum()
+            return x.sum(dim=self._dim(axis), keepdim=keepdims)
+        return np.sum(x, axis=axis, keepdims=keepdims)
+
+    def max(self, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+        if self.name == "torch":
+            if axis is None:
+                return x.max()
+            return self._lib.amax(x, dim=self._dim(axis), keepdim=keepdims)
+        return np.max(x, axis=axis, keepdims=keepdims)
+
+    def min(self, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+        if self.name == "torch":
+            if axis is None:
+                return x.min()
+            return self._lib.amin(x, dim=self._dim(axis), keepdim=keepdims)
+        return np.min(x, axis=axis, keepdims=keepdims)
+
+    def any(self, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+        if self.name == "torch":
+            if axis is None:
+                return x.any()
+            return x.any(dim=axis, keepdim=keepdims)
+        return np.any(x, axis=axis, keepdims=keepdims)
+
+    def all(self, x: Any) -> bool:
+        """Whether every entry is true, as a Python bool."""
+        return bool(x.all())
+
+    # -- shape and linear algebra ------------------------------------------------------
+    def einsum(self, subscripts: str, *operands: Any) -> Any:
+        if self.name == "torch":
+            return self._lib.einsum(subscripts, *operands)
+        return np.einsum(subscripts, *operands, optimize=True)
+
+    def moveaxis(self, x: Any, source: Any, destination: Any) -> Any:
+        return self._lib.moveaxis(x, source, destination)
+
+    def reshape(self, x: Any, shape: tuple[int, ...]) -> Any:
+        return x.reshape(shape)
+
+    def swapaxes(self, x: Any, a: int, b: int) -> Any:
+        if self.name == "torch":
+            return x.transpose(a, b)
+        return np.swapaxes(x, a, b)
+
+    def solve(self, a: Any, b: Any) -> Any:
+        """Batched ``a^{-1} b`` for square ``a[..., n, n]`` and ``b[..., n, k]``."""
+        return self._lib.linalg.solve(a, b)
+
+    def diag_embed(self, x: Any) -> Any:
+        """Batched diagonal matrices from the last axis of ``x``."""
+        if self.name == "torch":
+            return self._lib.diag_embed(x)
+        out = np.zeros(x.shape + x.shape[-1:], dtype=x.dtype)
+        idx = np.arange(x.shape[-1])
+        out[..., idx, idx] = x
+        return out
+
+    def copy(self, x: Any) -> Any:
+        return x.clone() if self.name == "torch" else np.array(x, copy=True)
+
+
+NUMPY = Namespace("numpy")
+_TORCH: Namespace | None = None
+
+
+def get_namespace(*arrays: Any) -> Namespace:
+    """The namespace of ``arrays``: numpy for numpy arrays and Python scalars, torch for tensors.
+
+    Raises
+    ------
+    PIDTypeError
+        If numpy arrays and torch tensors are mixed.
+    PIDValueError
+        If torch tensors live on different devices.
+    """
+    global _TORCH
+    tensors = [a for a in arrays if is_torch(a)]
+    if not tensors:
+        return NUMPY
+    if len(tensors) != len([a for a in arrays if a is not None and not np.isscalar(a)]):
+        raise fail("arrays", "mix numpy arrays and torch tensors",
+                   "Convert them all to one library (torch.as_tensor or tensor.numpy())",
+                   kind=PIDTypeError)
+    devices = {str(t.device) for t in tensors}
+    if len(devices) > 1:
+        raise PIDValueError(f"arrays: torch tensors on different devices ({sorted(devices)}). "
+                            "Move them to one device with .to(device)")
+    if _TORCH is None:
+        _TORCH = Namespace("torch")
+    return _TORCH

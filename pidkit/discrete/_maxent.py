@@ -1,0 +1,165 @@
+r"""Maximum-entropy pmfs with prescribed marginals, by iterative proportional fitting (IPF).
+
+Given marginal constraints :math:`q(x_{S_j}) = p(x_{S_j})`, the maximum-entropy pmf is the
+I-projection of the uniform pmf onto the set of pmfs with those marginals, and IPF (Deming and
+Stephan 1940; Csiszar 1975) converges to it by cyclically rescaling :math:`q` to match one marginal
+at a time:
+
+.. math::
+
+    q \leftarrow q \cdot \frac{p(x_{S_j})}{q(x_{S_j})}.
+
+Many small problems (one per lattice node) are solved together: their cells are concatenated in
+one vector and each rescaling is one ``np.bincount`` over all problems.
+
+IPF converges geometrically when the maximum-entropy pmf is positive on every cell the
+constraints allow, but only like :math:`1/t` when the constraints force extra zeros ("induced"
+structural zeros, e.g. on the AND gate). Problems that have not converged after a first round
+get their exact support from linear programs (facial reduction: a cell belongs to the support iff
+some pmf with the required marginals puts mass on it) and are solved again on that support.
+
+References
+----------
+I. Csiszar, "I-divergence geometry of probability distributions and minimization problems",
+Ann. Probab. 3, 146-158 (1975).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["MaxEntProblem", "solve_maxent"]
+
+#: A cell counts as outside the support when no feasible pmf puts more than this mass on it.
+SUPPORT_TOL = 1e-10
+
+#: Sweeps of plain IPF before the exact support is computed for problems still not converged.
+FIRST_ROUND_SWEEPS = 50
+
+
+@dataclass
+class MaxEntProblem:
+    """One maximum-entropy problem on a flattened pmf.
+
+    Attributes
+    ----------
+    p : ndarray, shape (n_cells,)
+        The pmf whose marginals are to be kept (flattened).
+    groups : list of ndarray of int, each shape (n_cells,)
+        For each constraint, the marginal cell every cell belongs to.
+    allowed : ndarray of bool, shape (n_cells,)
+        Cells that may carry mass (set by :func:`solve_maxent`).
+    """
+
+    p: np.ndarray
+    groups: list[np.ndarray]
+    targets: list[np.ndarray] = field(init=False)
+    allowed: np.ndarray = field(init=False)
+
+    def __post_init__(self):
+        self.targets = [np.bincount(g, weights=self.p) for g in self.groups]
+        self.allowed = np.ones(self.p.shape, dtype=bool)
+        for g, t in zip(self.groups, self.targets, strict=True):
+            self.allowed &= t[g] > 0  # a zero marginal forces its cells to zero
+
+
+def _ipf(problems: list[MaxEntProblem], tol: float, max_sweeps: int):
+    """Batched IPF. Returns (q per problem, converged flags, sweeps, deviation per problem)."""
+    n_constraints = max(len(pr.groups) for pr in problems)
+    sizes = np.array([pr.p.size for pr in problems])
+    cell_start = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    q = np.concatenate([pr.allowed / pr.allowed.sum() for pr in problems])
+    big_g, big_t, starts = [], [], []
+    for j in range(n_constraints):
+        # Problems with fewer constraints repeat their last one (a no-op right after itself).
+        idx = [min(j, len(pr.groups) - 1) for pr in problems]
+        n_groups = np.array([len(pr.targets[i]) for pr, i in zip(problems, idx, strict=True)])
+        g_start = np.concatenate([[0], np.cumsum(n_groups)[:-1]])
+        big_g.append(np.concatenate([pr.groups[i] + off for pr, i, off
+                                     in zip(problems, idx, g_start, strict=True)]))
+        big_t.append(np.concatenate([pr.targets[i] for pr, i in zip(problems, idx, strict=True)]))
+        starts.append(g_start)
+    deviation = np.full(len(problems), np.inf)
+    sweeps = 0
+    for sweeps in range(1, max_sweeps + 1):  # noqa: B007  (sweeps is reported)
+        deviation[:] = 0.0
+        for g, t, g_start in zip(big_g, big_t, starts, strict=True):
+            marg = np.bincount(g, weights=q, minlength=len(t))
+            np.maximum(deviation, np.maximum.reduceat(np.abs(marg - t), g_start), out=deviation)
+            ratio = np.divide(t, marg, out=np.zeros_like(t), where=marg > 0)
+            q *= ratio[g]
+        if deviation.max() < tol:
+            break
+    parts = [q[s:s + n] for s, n in zip(cell_start, sizes, strict=True)]
+    return parts, deviation < tol, sweeps, deviation
+
+
+def _exact_support(pr: MaxEntProblem) -> np.ndarray:
+    """Cells on which some pmf with the required marginals puts mass (a few linear programs)."""
+    import scipy.sparse as sp
+    from scipy.optimize import linprog
+
+    cells = np.flatnonzero(pr.allowed)
+    rows, offset = [], 0
+    for g, t in zip(pr.groups, pr.targets, strict=True):
+        rows.append(g[cells] + offset)
+        offset += len(t)
+    a_eq = sp.csr_matrix((np.ones(len(cells) * len(pr.groups)),
+                          (np.concatenate(rows), np.tile(np.arange(len(cells)), len(pr.groups)))),
+                         shape=(offset, len(cells)))
+    b_eq = np.concatenate(pr.targets)
+    support = pr.p[cells] > 0  # p itself has the required marginals
+    while not support.all():
+        res = linprog(-(~support).astype(float), A_eq=a_eq, b_eq=b_eq, bounds=(0, None),
+                      method="highs")
+        if res.status != 0:  # pragma: no cover - p is feasible, so HiGHS should not fail
+            break
+        new = (~support) & (res.x > SUPPORT_TOL)
+        if not new.any():
+            break
+        support |= new
+    out = np.zeros_like(pr.allowed)
+    out[cells[support]] = True
+    return out
+
+
+def solve_maxent(problems: list[MaxEntProblem], tol: float, max_iter: int):
+    """Maximum-entropy pmf of every problem.
+
+    Parameters
+    ----------
+    problems : list of MaxEntProblem
+    tol : float
+        Stop when no constrained marginal moved by more than ``tol`` (absolute probability)
+        during a full sweep.
+    max_iter : int
+        Most IPF sweeps in the final round.
+
+    Returns
+    -------
+    q : list of ndarray
+        The maximum-entropy pmfs (flattened like each problem's ``p``).
+    converged : bool
+        Whether every problem met ``tol``.
+    sweeps : int
+        Sweeps used (first round plus final round, when one was needed).
+    deviation : float
+        The largest marginal deviation in the last sweep.
+    """
+    if not problems:
+        return [], True, 0, 0.0
+    q, ok, sweeps, dev = _ipf(problems, tol, min(FIRST_ROUND_SWEEPS, max_iter))
+    hard = np.flatnonzero(~ok)
+    if hard.size and max_iter > FIRST_ROUND_SWEEPS:
+        for i in hard:
+            problems[i].allowed = _exact_support(problems[i])
+        q_hard, ok_hard, more, dev_hard = _ipf([problems[i] for i in hard], tol,
+                                               max_iter - FIRST_ROUND_SWEEPS)
+        for j, i in enumerate(hard):
+            q[i] = q_hard[j]
+        ok[hard] = ok_hard
+        dev[hard] = dev_hard
+        sweeps += more
+    return q, bool(ok.all()), sweeps, float(dev.max())

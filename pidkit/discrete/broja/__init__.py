@@ -1,0 +1,28 @@
+r"""Bivariate BROJA: exact, certified, batched and differentiable.
+
+Bertschinger, Rauh, Olbrich, Jost and Ay (2014) define the unique information of a source
+:math:`T` about a target :math:`Y` with respect to another source :math:`S` as
+
+.. math::
+
+    \mathrm{Uni}(Y{:}T \setminus S) = \min_{Q \in \Delta_P} I_Q(Y; T \mid S),
+    \qquad \Delta_P = \{Q : Q(y,t) = P(y,t),\ Q(y,s) = P(y,s)\},
+
+and the other atoms from it: :math:`\mathrm{Red} = I(Y;T) - \mathrm{Uni}(Y{:}T\setminus S)`,
+:math:`\mathrm{Uni}(Y{:}S\setminus T) = I(Y;S) - \mathrm{Red}`, and
+:math:`\mathrm{Syn} = I(Y;T,S) - \mathrm{Red} - \mathrm{Uni}_T - \mathrm{Uni}_S`.
+
+Modules: :mod:`._ipm` (the interior-point solver on the dual, written once against an array
+namespace), :mod:`._core` (certified atoms from the solver's bracket), :mod:`._api` (the
+registered measure ``"broja"``, :func:`broja` for batches and torch tensors, the torch path of
+:func:`pidkit.pid`). See ``docs/broja.md`` for the algorithm, the certificate and benchmarks.
+
+References
+----------
+N. Bertschinger, J. Rauh, E. Olbrich, J. Jost, N. Ay, "Quantifying unique information",
+Entropy 16, 2161 (2014).
+"""
+
+from ._api import DEFAULT_MAX_ITER, DEFAULT_TOL, broja, compute, pid_tensor
+
+__all__ = ["DEFAULT_MAX_ITER", "DEFAULT_TOL", "broja", "compute", "pid_tensor"]

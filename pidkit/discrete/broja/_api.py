@@ -1,0 +1,306 @@
+"""Public entry points of bivariate BROJA: the registered measure, :func:`broja` (batched, numpy
+or torch) and the torch path of :func:`pidkit.pid`."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any
+
+import numpy as np
+
+from ..._backend import NUMPY, Namespace, get_namespace, is_torch
+from ..._validation import (
+    PMF_SUM_ATOL,
+    as_float_array,
+    check_base,
+    check_positive,
+    check_target_sources,
+    fail,
+)
+from ...errors import ConvergenceWarning, PIDTypeError
+from ...lattice import lattice
+from ...result import Certificate, PIDResult, SolverInfo
+from ..registry import register_measure
+from ._core import Atoms, information, solve_atoms
+
+#: Default certified gap on Uni(Y:X0\X1), in bits.
+DEFAULT_TOL = 1e-9
+#: Default limit on interior-point (Newton) iterations.
+DEFAULT_MAX_ITER = 200
+#: Name of the quantity the certificate brackets.
+QUANTITY = "unique[0]"
+
+_LN2 = math.log(2.0)
+
+
+def _check_options(tol: Any, max_iter: Any) -> tuple[float, int]:
+    tol = check_positive(tol, "tol")
+    max_iter = check_positive(max_iter, "max_iter", integer=True)
+    return tol, max_iter
+
+
+def _status(atoms: Atoms, xp: Namespace, tol_bits: float, max_iter: int) -> tuple[str, bool]:
+    """Overall status and convergence; warns (what to change) when the gap was not reached."""
+    converged = xp.all(atoms.converged)
+    if not converged:
+        gap = float(xp.max((atoms.upper - atoms.lower) / _LN2))
+        warnings.warn(
+            f"BROJA: after {max_iter} interior-point iterations the certified gap is "
+            f"{gap:.3g} bits > tol={tol_bits:g}; the reported atoms are within that gap of the "
+            f"true values. Raise max_iter (e.g. max_iter={4 * max_iter}) or loosen tol.",
+            ConvergenceWarning, stacklevel=4)
+        return "max_iter", False
+    return ("closed_form" if atoms.iterations == 0 else "optimal"), True
+
+
+@register_measure(
+    "broja", max_sources=2, options=("tol", "max_iter"),
+    reference="Bertschinger, Rauh, Olbrich, Jost, Ay 2014, Entropy 16, 2161",
+    summary="BROJA unique information, min_{Q in Delta_P} I_Q(Y;X0|X1); exact and certified; "
+            "two sources")
+def compute(p: np.ndarray, tol: float = DEFAULT_TOL, max_iter: int = DEFAULT_MAX_ITER):
+    """BROJA atoms (nats) of ``p[y, x0, x1]`` with a certificate on ``Uni(Y:X0\\X1)``.
+
+    ``tol`` is the certified gap in bits; ``max_iter`` bounds the interior-point iterations.
+    Outcomes of zero probability are removed first (they carry no mass in any ``Q``).
+    """
+    tol, max_iter = _check_options(tol, max_iter)
+    if p.ndim != 3:
+        raise fail("sources", f"BROJA needs exactly two sources, got {p.ndim - 1}",
+                   "Group axes into two composite sources, e.g. sources=[[1, 2], [3]]")
+    for axis in range(3):
+        other = tuple(a for a in range(3) if a != axis)
+        p = np.compress(p.sum(axis=other) > 0, p, axis=axis)
+    atoms, out = solve_atoms(p[None], NUMPY, tol * _LN2, max_iter)
+    status, converged = _status(atoms, NUMPY, tol, max_iter)
+    values = [float(v[0]) for v in (atoms.redundancy, atoms.unique_t, atoms.unique_s,
+                                    atoms.synergy)]
+    cert = Certificate(QUANTITY, float(atoms.lower[0]), float(atoms.upper[0]))
+    info = SolverInfo(status, converged, atoms.iterations, cert,
+                      details={"tol_bits": tol, "max_iter": max_iter,
+                               "algorithm": "primal-dual interior point on the dual"})
+    return dict(zip(lattice(2).nodes, values, strict=True)), info
+
+
+def _check_tensor_pmf(p: Any, batch: bool, normalize: bool, xp: Namespace, ndim: int | None):
+    """Validate a pmf array (numpy or torch), per batch item; returns it normalised."""
+    if xp.name == "numpy":
+        p = np.asarray(p)
+        if p.dtype.kind not in "biuf":
+            raise fail("p", f"must hold real numbers, not dtype {p.dtype}",
+                       "Convert it with np.asarray(p, dtype=float)", kind=PIDTypeError)
+        p = p.astype(np.float64, copy=False)
+    elif not p.is_floating_point():
+        raise fail("p", f"must be a floating-point tensor, not {p.dtype}",
+                   "Convert it with p.double() or p.float()", kind=PIDTypeError)
+    lead = 1 if batch else 0
+    if ndim is not None and p.ndim != ndim + lead:
+        what = "p[b, y, x0, x1]" if batch else "p[y, x0, x1]"
+        raise fail("p", f"must have {ndim + lead} axes ({what}), has {p.ndim}",
+                   "Reshape it, or use pidkit.pid to group axes into two sources")
+    if p.ndim < 2 + lead or any(n == 0 for n in p.shape):
+        raise fail("p", f"has shape {tuple(p.shape)}", "Give every variable at least one outcome")
+    if not xp.all(p == p) or not xp.all(xp.maximum(p, 0.0) < math.inf):
+        raise fail("p", "contains NaN or infinite probabilities",
+                   "Remove or replace the non-finite entries")
+    if xp.any(p < 0):
+        raise fail("p", "contains negative probabilities", "Probabilities must be >= 0")
+    axes = tuple(range(lead, p.ndim))
+    total = xp.sum(p, axis=axes, keepdims=True)
+    if xp.any(total <= 0):
+        raise fail("p", "has an item that is all zeros",
+                   "At least one outcome needs positive probability")
+    if xp.name == "torch":
+        import torch
+
+        eps = float(torch.finfo(p.dtype).eps)
+    else:
+        eps = float(np.finfo(p.dtype).eps)
+    atol = max(PMF_SUM_ATOL, 1000 * eps)
+    if not normalize and xp.any(abs(total - 1.0) > atol):
+        raise fail("p", f"does not sum to 1 (tolerance {atol:g})",
+                   "Pass normalize=True to divide by the total, or fix the pmf")
+    return p / total
+
+
+def _envelope(p64, value, grad):
+    """``value`` as a differentiable function of ``p64`` whose gradient is ``grad``
+    (the envelope theorem: the derivative of an optimal value is the optimal dual)."""
+    import torch
+
+    class _Envelope(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, p, v):
+            ctx.save_for_backward(grad)
+            return v.clone()
+
+        @staticmethod
+        def backward(ctx, g):
+            (gr,) = ctx.saved_tensors
+            return g.reshape(g.shape + (1,) * (gr.ndim - g.ndim)) * gr, None
+
+    return _Envelope.apply(p64, value.detach())
+
+
+def _atoms_arrays(p64, xp: Namespace, tol_bits: float, max_iter: int):
+    """Atoms (nats) of a batch ``p64[b, y, t, s]``, differentiable if ``p64`` requires grad."""
+    differentiable = xp.name == "torch" and p64.requires_grad
+    if not differentiable:
+        return solve_atoms(p64, xp, tol_bits * _LN2, max_iter)[0]
+    import torch
+
+    from ._core import atoms_from_unique, certified
+
+    with torch.no_grad():
+        atoms, out = solve_atoms(p64.detach(), xp, tol_bits * _LN2, max_iter)
+        p_yt, p_ys = p64.sum(dim=3), p64.sum(dim=2)
+        lam = torch.where(p_yt > 0, out.lam, 0.0)
+        mu = torch.where(p_ys > 0, out.mu, 0.0)
+        grad = lam[:, :, :, None] + mu[:, :, None, :]
+    info = information(p64, xp)
+    f_upper = _envelope(p64, out.f_upper, grad)
+    u, lower, upper = certified(out.f_lower, f_upper, info, xp)
+    values = atoms_from_unique(u, info, xp)
+    return Atoms(*values, atoms.lower, atoms.upper, atoms.converged, atoms.iterations)
+
+
+def broja(p: Any, *, base: float = 2, tol: float = DEFAULT_TOL,
+          max_iter: int = DEFAULT_MAX_ITER, batch: bool = False,
+          normalize: bool = False) -> PIDResult:
+    r"""Bivariate BROJA decomposition of ``p[y, x0, x1]`` or of a batch ``p[b, y, x0, x1]``.
+
+    .. math::
+
+        \mathrm{Uni}(Y{:}X_0 \setminus X_1) = \min_{Q \in \Delta_P} I_Q(Y; X_0 \mid X_1),
+        \qquad \mathrm{Red} = I(Y;X_0) - \mathrm{Uni}(Y{:}X_0 \setminus X_1),
+
+    with :math:`\Delta_P` the pmfs with the same :math:`(Y, X_0)` and :math:`(Y, X_1)`
+    marginals as ``p``. Solved by a primal-dual interior-point method on the dual (see
+    :mod:`pidkit.discrete.broja`); the answer carries a certificate ``[lower, upper]`` on
+    ``Uni(Y:X0\X1)`` that brackets every atom's error.
+
+    Parameters
+    ----------
+    p : numpy.ndarray or torch.Tensor
+        Joint pmf, target on the first axis (after the batch axis when ``batch=True``). torch
+        tensors may live on any device; the solver runs in float64 on that device and the
+        atoms come back in ``p``'s dtype. Gradients flow to ``p`` when it requires grad.
+    base : float, default 2
+        Logarithm base of the results (2: bits).
+    tol : float, default 1e-9
+        Certified gap on ``Uni(Y:X0\X1)`` in bits.
+    max_iter : int, default 200
+        Most interior-point iterations; a :class:`~pidkit.errors.ConvergenceWarning` says when
+        the gap was not reached.
+    batch : bool, default False
+        Whether the first axis indexes independent pmfs.
+    normalize : bool, default False
+        Divide each pmf by its sum instead of rejecting a sum different from 1.
+
+    Returns
+    -------
+    PIDResult
+        For a single numpy pmf, float atoms (as :func:`pidkit.pid`). For a batch or a torch
+        tensor, every atom, ``mutual_information`` and the certificate bounds are arrays of
+        shape ``(B,)`` (``()`` without ``batch``) of ``p``'s library, dtype and device;
+        ``solver.details["converged"]`` holds per-item convergence.
+
+    Examples
+    --------
+    >>> import numpy as np, pidkit
+    >>> p = np.zeros((2, 2, 2)); p[0, 0, 0] = p[0, 0, 1] = p[0, 1, 0] = p[1, 1, 1] = 0.25
+    >>> r = pidkit.broja(p)                      # AND gate
+    >>> round(r.redundancy, 6), round(r.synergy, 6)
+    (0.311278, 0.5)
+    >>> r = pidkit.broja(np.stack([p, p]), batch=True)
+    >>> r.synergy.shape
+    (2,)
+
+    References
+    ----------
+    N. Bertschinger, J. Rauh, E. Olbrich, J. Jost, N. Ay, "Quantifying unique information",
+    Entropy 16, 2161 (2014).
+    """
+    if not isinstance(batch, bool):
+        raise fail("batch", "must be True or False", "Pass batch=True for p[b, y, x0, x1]",
+                   batch, kind=PIDTypeError)
+    if not isinstance(normalize, bool):
+        raise fail("normalize", "must be True or False", "Pass normalize=True to rescale p",
+                   normalize, kind=PIDTypeError)
+    base = check_base(base)
+    tol, max_iter = _check_options(tol, max_iter)
+    xp = get_namespace(p) if is_torch(p) else NUMPY
+    if xp.name == "numpy" and not batch:
+        from ...decompose import pid
+
+        p = as_float_array(p, "p")
+        if p.ndim != 3:
+            raise fail("p", f"must have 3 axes (p[y, x0, x1]), has {p.ndim}",
+                       "Use pidkit.pid to group axes into two sources, or batch=True")
+        return pid(p, target=0, measure="broja", base=base, normalize=normalize, tol=tol,
+                   max_iter=max_iter)
+    p = _check_tensor_pmf(p, batch, normalize, xp, 3)
+    return _result(p, xp, batch, base, tol, max_iter, source_names=("X0", "X1"),
+                   target_name="Y")
+
+
+def _result(p, xp: Namespace, batch: bool, base: float, tol: float, max_iter: int,
+            source_names: tuple[str, ...], target_name: str) -> PIDResult:
+    """Solve a validated ``p`` (one item or a batch) and wrap the arrays in a PIDResult."""
+    p64 = xp.float64(p)
+    if not batch:
+        p64 = p64[None]
+    atoms = _atoms_arrays(p64, xp, tol, max_iter)
+    status, converged = _status(atoms, xp, tol, max_iter)
+    scale = 1.0 / math.log(base)
+    info = information(p64, xp)
+
+    def out(x):
+        x = xp.to_dtype(x * scale, p)
+        return x if batch else x[0]
+
+    values = [out(v) for v in (atoms.redundancy, atoms.unique_t, atoms.unique_s, atoms.synergy)]
+    cert = Certificate(QUANTITY, out(atoms.lower), out(atoms.upper))
+    solver = SolverInfo(status, converged, atoms.iterations, cert,
+                        details={"converged": atoms.converged if batch else atoms.converged[0],
+                                 "tol_bits": tol, "max_iter": max_iter,
+                                 "algorithm": "primal-dual interior point on the dual"})
+    return PIDResult(atoms=dict(zip(lattice(2).nodes, values, strict=True)), measure="broja",
+                     base=base, mutual_information=out(info.i_ts), solver=solver,
+                     source_names=source_names, target_name=target_name)
+
+
+def pid_tensor(p: Any, target: Any = 0, sources: Any = None, measure: str = "broja",
+               base: float = 2, *, normalize: bool = False, **options: Any) -> PIDResult:
+    """:func:`pidkit.pid` for a torch tensor ``p`` (one axis per variable): BROJA only.
+
+    Axes are arranged as in :func:`pidkit.decompose.arrange_pmf`; the result holds 0-d tensors
+    (dtype and device of ``p``), differentiable with respect to ``p``.
+    """
+    if not isinstance(measure, str) or measure.lower() != "broja":
+        raise fail("measure", "only 'broja' accepts a torch tensor",
+                   "Pass p.detach().cpu().numpy() for other measures", measure)
+    unknown = sorted(set(options) - {"tol", "max_iter"})
+    if unknown:
+        raise fail("options", f"{unknown} are not options of measure 'broja'",
+                   "Options it accepts: tol, max_iter")
+    base = check_base(base)
+    tol, max_iter = _check_options(options.get("tol", DEFAULT_TOL),
+                                   options.get("max_iter", DEFAULT_MAX_ITER))
+    xp = get_namespace(p)
+    p = _check_tensor_pmf(p, False, normalize, xp, None)
+    target_axes, groups = check_target_sources(p.ndim, target, sources)
+    if len(groups) != 2:
+        raise fail("sources", f"measure 'broja' needs exactly two sources, got {len(groups)}",
+                   "Group axes into two composite sources, e.g. sources=[[1, 2], [3]]")
+    used = target_axes + groups[0] + groups[1]
+    unused = tuple(ax for ax in range(p.ndim) if ax not in used)
+    q = p.sum(dim=unused) if unused else p
+    kept = [ax for ax in range(p.ndim) if ax in used]
+    q = q.permute([kept.index(ax) for ax in used])
+    sizes = [math.prod(p.shape[ax] for ax in g) for g in (target_axes, *groups)]
+    q = q.reshape(sizes)
+    names = tuple(f"X{g[0]}" if len(g) == 1 else "X[" + ",".join(map(str, g)) + "]"
+                  for g in groups)
+    return _result(q, xp, False, base, tol, max_iter, source_names=names, target_name="Y")

@@ -1,0 +1,119 @@
+"""Checks on samples at the boundary of :mod:`pidkit.estimate`: arrays, lengths, finiteness,
+integer labels, constant variables. Every failure is a typed error built by
+:func:`pidkit._validation.fail`."""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+import numpy as np
+
+from .._validation import fail
+from ..errors import PIDTypeError
+
+
+def is_torch(x: Any) -> bool:
+    """Whether ``x`` is a torch tensor, checked without importing torch."""
+    return type(x).__module__.split(".")[0] == "torch" and hasattr(x, "detach")
+
+
+def to_numpy(x: Any, name: str) -> np.ndarray:
+    """Samples as a numpy array (torch tensors are detached and copied to the CPU)."""
+    if is_torch(x):
+        x = x.detach().cpu().numpy()
+    if isinstance(x, (str, bytes)) or x is None:
+        raise fail(name, "must be an array of samples", "Pass a numpy array or a torch tensor",
+                   x, kind=PIDTypeError)
+    arr = np.asarray(x)
+    if arr.dtype == object or arr.dtype.kind not in "biuf":
+        raise fail(name, f"must hold numbers, not dtype {arr.dtype}",
+                   "Pass a numeric numpy array or torch tensor", kind=PIDTypeError)
+    if arr.ndim == 0:
+        raise fail(name, "is a scalar, not an array of samples",
+                   "Pass one row per sample, e.g. an array of shape (n,) or (n, d)", arr)
+    if arr.shape[0] == 0:
+        raise fail(name, "holds no samples", "Pass at least two samples")
+    return arr
+
+
+def rows(x: Any, name: str) -> np.ndarray:
+    """Samples as an array ``(n, D)`` without copying or converting their dtype (finiteness is
+    checked later, chunk by chunk)."""
+    arr = to_numpy(x, name)
+    return arr.reshape(arr.shape[0], -1)
+
+
+def check_finite(arr: np.ndarray, name: str) -> None:
+    """Reject NaN and infinite samples, naming how many and the first offending row."""
+    if arr.dtype.kind != "f":
+        return
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        rows = np.flatnonzero(bad.reshape(arr.shape[0], -1).any(axis=1))
+        raise fail(name, f"contains NaN or infinite values in {rows.size} sample(s), first at "
+                   f"row {rows[0]}", "Drop or impute those samples before estimating")
+
+
+def check_lengths(arrays: list[np.ndarray], names: list[str]) -> int:
+    """All arrays must hold the same number of samples (their first axis); return it."""
+    lengths = [a.shape[0] for a in arrays]
+    if len(set(lengths)) > 1:
+        listing = ", ".join(f"{n}: {k}" for n, k in zip(names, lengths, strict=True))
+        raise fail("samples", f"have different numbers of samples ({listing})",
+                   "Pass one row per sample for the target and every source, aligned")
+    if lengths[0] < 2:
+        raise fail("samples", "need at least 2 samples", "Pass more samples", lengths[0])
+    return lengths[0]
+
+
+def as_matrix(x: Any, name: str, dtype: Any = np.float64) -> np.ndarray:
+    """Continuous samples as a finite 2-D array ``(n, d)``: a vector becomes one column and any
+    trailing axes (channels, height, width) are flattened, as in the paper's audit."""
+    arr = to_numpy(x, name)
+    check_finite(arr, name)
+    arr = arr.reshape(arr.shape[0], -1)
+    if arr.shape[1] == 0:
+        raise fail(name, "has zero features per sample", "Pass at least one feature", arr.shape)
+    return arr.astype(dtype, copy=False)
+
+
+def as_labels(x: Any, name: str) -> np.ndarray:
+    """Integer-valued discrete samples as an int64 array ``(n,)`` or ``(n, k)`` (one column per
+    discrete component). Floats are accepted only when every value is an integer."""
+    arr = to_numpy(x, name)
+    if arr.ndim > 2:
+        arr = arr.reshape(arr.shape[0], -1)
+    if arr.dtype.kind == "f":
+        check_finite(arr, name)
+        if not np.all(arr == np.round(arr)):
+            raise fail(name, "holds non-integer values but must be integer labels",
+                       "Encode categories as integers, or use estimator='discretize' (or "
+                       "'gaussian') for continuous samples")
+    return arr.astype(np.int64, copy=False)
+
+
+def check_not_constant(codes: np.ndarray, name: str) -> None:
+    """Reject a variable that takes a single value in every sample."""
+    if codes.max() == codes.min():
+        raise fail(name, "is constant (one value in every sample), so it carries no information",
+                   "Remove it, or check that the right array was passed")
+
+
+def check_int(value: Any, name: str, minimum: int) -> int:
+    """An integer ``>= minimum``."""
+    if isinstance(value, bool) or not isinstance(value, (numbers.Integral, np.integer)):
+        raise fail(name, "must be an integer", f"Pass an integer >= {minimum}", value,
+                   kind=PIDTypeError)
+    if value < minimum:
+        raise fail(name, f"must be >= {minimum}", f"Pass an integer >= {minimum}", value)
+    return int(value)
+
+
+def check_level(ci: Any) -> float:
+    """A confidence level strictly between 0 and 1."""
+    if isinstance(ci, bool) or not isinstance(ci, numbers.Real):
+        raise fail("ci", "must be a number in (0, 1)", "Use e.g. ci=0.95", ci, kind=PIDTypeError)
+    if not 0 < ci < 1:
+        raise fail("ci", "must lie strictly between 0 and 1", "Use e.g. ci=0.95", ci)
+    return float(ci)

@@ -1,0 +1,74 @@
+"""Integer codes for discrete samples: arbitrary integer labels (or rows of labels) mapped to
+``0, ..., k-1``, and the one-hot encoding used by the Gaussian route for a discrete target."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._validation import fail
+
+__all__ = ["encode", "one_hot"]
+
+
+def encode(labels: np.ndarray) -> tuple[np.ndarray, int]:
+    """Compact codes of integer labels.
+
+    Parameters
+    ----------
+    labels : ndarray of int, shape (n,) or (n, k)
+        One label per sample, or one row of labels per sample (a composite discrete variable;
+        each distinct row becomes one outcome).
+
+    Returns
+    -------
+    codes : ndarray of int64, shape (n,)
+        ``codes[i]`` in ``0, ..., size-1``, in sorted order of the distinct labels (rows).
+    size : int
+        Number of distinct outcomes.
+
+    Examples
+    --------
+    >>> encode(np.array([7, -1, 7, 3]))
+    (array([2, 0, 2, 1]), 3)
+    """
+    if labels.ndim == 1:
+        values, codes = np.unique(labels, return_inverse=True)
+    else:
+        values, codes = np.unique(labels, axis=0, return_inverse=True)
+    return codes.reshape(-1).astype(np.int64), int(values.shape[0])
+
+
+def one_hot(labels: np.ndarray, n_classes: int | None = None, *, drop_last: bool = True
+            ) -> np.ndarray:
+    r"""One-hot encoding of class labels ``0, ..., n_classes-1``, as float64.
+
+    The Gaussian route's encoding of a discrete target. The full one-hot matrix has columns
+    summing to 1, so its covariance is singular; dropping the last column removes that single
+    linear dependence. Every Gaussian quantity pidkit computes from a covariance is invariant under
+    an invertible linear map of the target block, so the choice of the dropped column does not
+    change the result (tested).
+
+    Parameters
+    ----------
+    labels : ndarray of int, shape (n,)
+        Class labels in ``0, ..., n_classes-1``.
+    n_classes : int, optional
+        Number of classes (default ``labels.max() + 1``); fix it when encoding batch by batch.
+    drop_last : bool, default True
+        Drop the last column (shape ``(n, n_classes-1)``).
+
+    Examples
+    --------
+    >>> one_hot(np.array([0, 2, 1]), 3)
+    array([[1., 0.],
+           [0., 0.],
+           [0., 1.]])
+    """
+    labels = np.asarray(labels)
+    k = int(labels.max()) + 1 if n_classes is None else int(n_classes)
+    if labels.min() < 0 or labels.max() >= k:
+        raise fail("labels", f"must lie in 0..{k - 1}", "Encode classes as 0, ..., n_classes-1",
+                   (int(labels.min()), int(labels.max())))
+    out = np.zeros((labels.shape[0], k))
+    out[np.arange(labels.shape[0]), labels] = 1.0
+    return out[:, :-1] if drop_last else out

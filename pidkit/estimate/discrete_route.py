@@ -1,0 +1,165 @@
+r"""The discrete route: a table of joint counts -> plug-in pmf -> any discrete measure, with
+bootstrap intervals, shuffle-null p-values and bias estimates computed from the table alone.
+
+Resampling the :math:`N` samples with replacement is the same as drawing the table from
+:math:`\mathrm{Multinomial}(N, \hat p)`, so a bootstrap replicate costs one multinomial draw over
+the cells, whatever :math:`N`. A null replicate shuffles the target codes against the source codes
+(rows rebuilt from the table). The plug-in mutual information is biased upwards; the
+Miller-Madow approximation of that bias is
+
+.. math::
+
+    E[\hat I] - I \approx \frac{K_{YX} - K_Y - K_X + 1}{2N}\ \text{nats},
+
+with :math:`K` the number of occupied cells of each (marginal) table (Miller 1955; Paninski
+2003). It is reported next to the bootstrap bias of every atom.
+
+References
+----------
+G. A. Miller, "Note on the bias of information estimates" (1955).
+L. Paninski, "Estimation of entropy and mutual information", Neural Comput. 15 (2003).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from .._validation import check_base, fail
+from ..decompose import pid
+from ..errors import PIDTypeError
+from ..result import PIDResult
+from ._checks import check_int, check_level
+from .uncertainty import Resampled, assemble, draw, seed_sequences, vector
+
+__all__ = ["pid_from_counts", "miller_madow_mi_bias"]
+
+
+def _trimmed(counts: np.ndarray) -> np.ndarray:
+    """The table without outcomes that never occur (the PID does not depend on them)."""
+    for axis in range(counts.ndim):
+        other = tuple(a for a in range(counts.ndim) if a != axis)
+        keep = counts.sum(axis=other) > 0
+        if not keep.all():
+            counts = np.compress(keep, counts, axis=axis)
+    return counts
+
+
+def _pid_of_counts(counts: np.ndarray, measure: str, options: dict[str, Any]) -> PIDResult:
+    table = _trimmed(counts)
+    return pid(table / table.sum(), measure=measure, base=math.e, **options)
+
+
+def miller_madow_mi_bias(counts: np.ndarray) -> float:
+    """Miller-Madow approximation (nats) of the bias of the plug-in :math:`I(Y; X_0, ...)` of a
+    table of counts ``counts[y, x0, ...]``."""
+    n = counts.sum()
+    k_yx = np.count_nonzero(counts)
+    k_y = np.count_nonzero(counts.sum(axis=tuple(range(1, counts.ndim))))
+    k_x = np.count_nonzero(counts.sum(axis=0))
+    return float((k_yx - k_y - k_x + 1) / (2 * n))
+
+
+def check_counts(counts: Any) -> np.ndarray:
+    """A table of non-negative integer counts with a target axis and at least one source axis."""
+    arr = np.asarray(counts)
+    if arr.dtype.kind not in "biuf":
+        raise fail("counts", f"must hold numbers, not dtype {arr.dtype}",
+                   "Pass an integer array of counts", kind=PIDTypeError)
+    if arr.ndim < 2:
+        raise fail("counts", f"needs a target axis and source axes, has {arr.ndim} axes",
+                   "Pass counts[y, x0, x1, ...]")
+    if arr.dtype.kind == "f" and not (np.isfinite(arr).all() and np.all(arr == np.round(arr))):
+        raise fail("counts", "holds non-integer values",
+                   "Pass counts of samples (integers); for a pmf use pidkit.pid")
+    if (arr < 0).any():
+        raise fail("counts", "holds negative counts", "Counts must be >= 0")
+    arr = arr.astype(np.int64)
+    if arr.sum() < 2:
+        raise fail("counts", "hold fewer than 2 samples", "Count more samples", int(arr.sum()))
+    return arr
+
+
+def pid_from_counts(counts: Any, measure: str = "broja", base: float = 2, *, ci: float = 0.95,
+                    n_boot: int = 200, n_perm: int = 100, seed: int | None = None,
+                    measure_options: dict[str, Any] | None = None,
+                    details: dict[str, Any] | None = None) -> PIDResult:
+    r"""Plug-in PID of a table of joint counts, with bootstrap intervals and shuffle-null p-values.
+
+    Parameters
+    ----------
+    counts : array_like of int, shape ``(k_y, k_0, ..., k_{n-1})``
+        Number of samples in each cell, target axis first (e.g. :attr:`JointCounts.counts`).
+    measure : str, default "broja"
+        Discrete redundancy measure (:func:`pidkit.available_measures`).
+    base : float, default 2
+        Logarithm base of every value (2: bits, ``math.e``: nats).
+    ci : float, default 0.95
+        Level of the percentile bootstrap intervals.
+    n_boot, n_perm : int
+        Bootstrap and shuffle-null replicates (0 skips them).
+    seed : int, optional
+        Seed of every random draw; reported in ``details["seed"]`` (drawn when None).
+    measure_options : dict, optional
+        Options of the measure (e.g. a solver tolerance).
+    details : dict, optional
+        Extra entries for the result's ``details``.
+
+    Returns
+    -------
+    PIDResult
+        Plug-in atoms; ``intervals`` per atom; ``details`` with ``p_values``, ``bias`` (bootstrap,
+        per atom), ``mutual_information_bias_miller_madow``, ``bootstrap_std``, ``n_samples``,
+        ``seed`` and the settings.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> counts = np.zeros((2, 2, 2), dtype=int)
+    >>> counts[0, 0, 0] = counts[1, 0, 1] = counts[1, 1, 0] = counts[0, 1, 1] = 250   # XOR
+    >>> r = pid_from_counts(counts, measure="mmi", n_boot=50, n_perm=50, seed=0)
+    >>> round(r.synergy, 6), r.details["p_values"]["synergy"] < 0.05
+    (1.0, True)
+    """
+    table = check_counts(counts)
+    base = check_base(base)
+    ci = check_level(ci)
+    n_boot = check_int(n_boot, "n_boot", 0)
+    n_perm = check_int(n_perm, "n_perm", 0)
+    options = dict(measure_options or {})
+    seed, (_, boot_seed, null_seed) = seed_sequences(seed)
+    n = int(table.sum())
+    point = _pid_of_counts(table, measure, options)
+    p_hat = (table / n).ravel()
+    y_rows = np.repeat(np.arange(table.shape[0]), table.reshape(table.shape[0], -1).sum(axis=1))
+    flat_x = table.reshape(table.shape[0], -1)
+    x_rows = np.concatenate([np.repeat(np.arange(flat_x.shape[1]), flat_x[y])
+                             for y in range(table.shape[0])])
+
+    def bootstrap(rng: np.random.Generator) -> np.ndarray:
+        return vector(_pid_of_counts(rng.multinomial(n, p_hat).reshape(table.shape), measure,
+                                     options))
+
+    def null(rng: np.random.Generator) -> np.ndarray:
+        flat = rng.permutation(y_rows) * flat_x.shape[1] + x_rows
+        shuffled = np.bincount(flat, minlength=table.size).reshape(table.shape)
+        return vector(_pid_of_counts(shuffled, measure, options))
+
+    width = len(vector(point))
+    draws: Resampled = draw(bootstrap, null, n_boot, n_perm, (boot_seed, null_seed), width)
+    info = {
+        "estimator": "plugin",
+        **(details or {}),
+        "n_samples": n,
+        "alphabet_sizes": list(table.shape),
+        "occupied_cells": int(np.count_nonzero(table)),
+        "mutual_information_bias_miller_madow": miller_madow_mi_bias(table) / math.log(base),
+        "seed": seed,
+        "ci": ci,
+        "n_boot": n_boot,
+        "n_perm": n_perm,
+        "measure_options": options,
+    }
+    return assemble(point, draws, ci, info, base)

@@ -1,0 +1,9 @@
+"""Exact PID of jointly Gaussian variables from a covariance (BROJA in closed form, MMI), with
+a torch backend (GPU, batches, autograd), and estimators from samples with bias correction.
+
+See :func:`gaussian_pid` and :func:`gaussian_pid_from_samples`.
+"""
+
+from .api import gaussian_pid
+
+__all__ = ["gaussian_pid"]

@@ -1,0 +1,95 @@
+r"""Plug-in (maximum-likelihood) pmfs from integer-coded samples.
+
+.. math::
+
+    \hat p(x_0, \dots, x_{m-1}) = \frac{1}{N} \#\{t : (c_0[t], \dots, c_{m-1}[t]) =
+    (x_0, \dots, x_{m-1})\}
+
+The plug-in pmf is biased for mutual information (upward, by about
+:math:`(\text{cells} - 1) / (2 N \ln 2)` bits); bias-corrected estimators live in
+:mod:`pidkit.estimate`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from ._validation import fail
+from .errors import PIDTypeError
+
+__all__ = ["joint_pmf"]
+
+#: Largest number of cells :func:`joint_pmf` allocates (800 MB of float64).
+MAX_CELLS = 10**8
+
+
+def _check_column(column: Any, name: str) -> np.ndarray:
+    if isinstance(column, (str, bytes)):
+        raise fail(name, "must be a 1-D array of integer codes, not a string",
+                   "Pass a list or array of non-negative integers", column, kind=PIDTypeError)
+    try:
+        arr = np.asarray(column)
+    except ValueError as exc:  # ragged nesting
+        raise fail(name, "is ragged", "Pass a flat 1-D sequence of integers",
+                   kind=PIDTypeError) from exc
+    if arr.ndim != 1:
+        raise fail(name, f"must be 1-D, got shape {arr.shape}",
+                   "Pass one column per variable (e.g. joint_pmf(*data.T))")
+    if arr.size == 0:
+        raise fail(name, "is empty", "Give at least one sample")
+    if arr.dtype.kind == "f" and np.isnan(arr).any():
+        raise fail(name, "contains NaN", "Drop or impute missing samples before counting")
+    if arr.dtype.kind not in "iub":
+        raise fail(name, f"must hold integer codes, got dtype {arr.dtype}",
+                   "Code each outcome as 0, 1, 2, ... e.g. with np.unique(x, return_inverse=True)",
+                   kind=PIDTypeError)
+    arr = arr.astype(np.int64)
+    if arr.min() < 0:
+        raise fail(name, f"contains negative codes (min {arr.min()})",
+                   "Codes must be 0, 1, 2, ...; recode with np.unique(x, return_inverse=True)")
+    return arr
+
+
+def joint_pmf(*columns: Any) -> np.ndarray:
+    """Plug-in joint pmf of integer-coded samples, one axis per column.
+
+    Parameters
+    ----------
+    *columns : array_like of int, each shape (n_samples,)
+        Non-negative integer codes of each variable, sample ``t`` at position ``t`` of every
+        column.
+
+    Returns
+    -------
+    ndarray, shape (max(c_0) + 1, ..., max(c_{m-1}) + 1)
+        Relative frequencies (sum 1); codes never observed get probability 0.
+
+    Examples
+    --------
+    >>> import pidkit
+    >>> x0, x1 = [0, 0, 1, 1], [0, 1, 0, 1]
+    >>> y = [a ^ b for a, b in zip(x0, x1)]
+    >>> p = pidkit.joint_pmf(y, x0, x1)
+    >>> p.shape, float(p[1, 0, 1])
+    ((2, 2, 2), 0.25)
+    """
+    if not columns:
+        raise fail("columns", "none given", "Pass one column per variable: joint_pmf(y, x0, x1)",
+                   kind=PIDTypeError)
+    cols = [_check_column(c, f"columns[{i}]") for i, c in enumerate(columns)]
+    lengths = [len(c) for c in cols]
+    if len(set(lengths)) > 1:
+        raise fail("columns", f"have different lengths {lengths}",
+                   "Every column needs one entry per sample")
+    shape = tuple(int(c.max()) + 1 for c in cols)
+    if math.prod(shape) > MAX_CELLS:
+        raise fail("columns", f"the joint table would have {math.prod(shape):,} cells "
+                   f"(shape {shape})",
+                   "Recode each column to consecutive codes with np.unique(x, return_inverse=True) "
+                   "or coarsen the variables")
+    flat = np.ravel_multi_index(tuple(cols), shape)
+    counts = np.bincount(flat, minlength=math.prod(shape)).astype(np.float64)
+    return (counts / lengths[0]).reshape(shape)

@@ -1,0 +1,57 @@
+"""pidkit_distill: knowledge distillation on PyTorch with PID-based regularizers.
+
+>>> import pidkit_distill as pd
+>>> train, test = pd.data.load_digits()                               # doctest: +SKIP
+>>> teacher = pd.models.get_model("digits_cnn", width=32)             # doctest: +SKIP
+>>> student = pd.models.get_model("digits_cnn", width=8)              # doctest: +SKIP
+>>> res = pd.distill(teacher, student, train, method="rid", epochs=12,
+...                  warmup=2, cycle=2, ratio=0.5, val_data=test)      # doctest: +SKIP
+
+Public API: :func:`distill`, :class:`Trainer`, :class:`TrainConfig`, :class:`Callback`,
+:func:`phase_of_epoch`, :func:`extract_features`, :class:`FeatureHooks`, the model registry
+(:func:`get_model`, :func:`register_model`, :func:`untrained_teacher`,
+:class:`NuisanceTeacher`), the data sets (:mod:`pidkit_distill.data`) and the losses
+(:mod:`pidkit_distill.losses`, :func:`make_loss`, :func:`register_method`).
+"""
+
+from . import data, features, losses, models
+from .features import ExtractedFeatures, FeatureHooks, extract_features, forward_with_features
+from .losses import DistillLoss, available_methods, make_loss, register_method
+from .models import NuisanceTeacher, get_model, register_model, untrained_teacher
+from .train import (
+    Callback,
+    DistillResult,
+    LambdaCallback,
+    TrainConfig,
+    Trainer,
+    distill,
+    load_checkpoint,
+    phase_of_epoch,
+)
+
+__all__ = [
+    "Callback",
+    "DistillLoss",
+    "DistillResult",
+    "ExtractedFeatures",
+    "FeatureHooks",
+    "LambdaCallback",
+    "NuisanceTeacher",
+    "TrainConfig",
+    "Trainer",
+    "available_methods",
+    "data",
+    "distill",
+    "extract_features",
+    "features",
+    "forward_with_features",
+    "get_model",
+    "load_checkpoint",
+    "losses",
+    "make_loss",
+    "models",
+    "phase_of_epoch",
+    "register_method",
+    "register_model",
+    "untrained_teacher",
+]

@@ -1,0 +1,366 @@
+r"""Knowledge audits: how much of the teacher's task knowledge a student holds, per layer pair.
+
+For labels :math:`Y`, a teacher layer :math:`T` and a student layer :math:`S`, an audit
+estimates the bivariate BROJA decomposition (Bertschinger et al. 2014)
+
+.. math::
+
+    I(Y;T) = \underbrace{\mathrm{Red}(Y{:}T,S)}_{\text{transferred}}
+           + \underbrace{\mathrm{Uni}(Y{:}T\setminus S)}_{\text{left to distill}},
+    \qquad
+    I(Y;S) = \mathrm{Red}(Y{:}T,S) + \mathrm{Uni}(Y{:}S\setminus T),
+
+and the synergy :math:`\mathrm{Syn}(Y{:}T,S)`, with confidence intervals, following
+Dissanayake et al. (2025). Two entry points:
+
+- :func:`audit` runs a teacher and a student over a data set (features picked by module path
+  with forward hooks), batch by batch;
+- :func:`audit_features` takes features already computed.
+
+Both fit the estimator's discretiser (or projection) on one split - ``fit_data``, or the audited
+data themselves - and apply it to the audited data, streaming them through summable sufficient
+statistics (joint counts, or moments), so data sets larger than memory can be audited. The
+fitting rows are chosen and ordered by an exact hash of each sample
+(:mod:`pidkit_distill.audit_stream`), which makes every result independent of the order of the
+data.
+
+Estimators (``estimator=``):
+
+- ``"paper"`` (= ``"paper-cifar10"``): flatten, L2-normalise, PCA to 10 components, KMeans with
+  10 clusters per side, plug-in histogram :math:`p(Y, c_T, c_S)`, exact BROJA; the published
+  audit pipeline. ``"paper-cifar100"``: 5 components, 3 clusters.
+- ``"discretize"``: the same route with any :class:`pidkit.estimate.Discretizer` settings
+  (``estimator_options={"n_clusters": 20, ...}``).
+- ``"gaussian"``: L2-normalise, PCA to 10 components, one-hot labels, Gaussian BROJA of the
+  covariance (:func:`pidkit.gaussian_pid`); a second-order summary, fast and smooth.
+
+References
+----------
+P. Dissanayake, F. Hamman, B. Halder, I. Sucholutsky, Q. Zhang, S. Dutta, "Quantifying
+Knowledge Distillation Using Partial Information Decomposition", AISTATS 2025.
+N. Bertschinger, J. Rauh, E. Olbrich, J. Jost, N. Ay, "Quantifying unique information",
+Entropy 16 (2014).
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from pidkit._validation import check_base, check_choice, fail
+from pidkit.errors import PIDTypeError
+
+from .audit_estimators import (
+    DISCRETE_PRESETS,
+    ESTIMATORS,
+    GAUSSIAN_DEFAULTS,
+    INTERVALS,
+    DiscretePair,
+    GaussianPair,
+)
+from .audit_report import AuditReport, check_pairs
+from .audit_stream import Batch, FitSet, array_batches, as_loader, model_batches
+
+__all__ = ["audit", "audit_features", "ESTIMATORS"]
+
+
+def _check_int(value: Any, name: str, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (numbers.Integral, np.integer)):
+        raise fail(name, "must be an integer", f"Pass an integer >= {low}", value,
+                   kind=PIDTypeError)
+    if value < low:
+        raise fail(name, f"must be >= {low}", f"Pass an integer >= {low}", value)
+    return int(value)
+
+
+def _check_ci(ci: Any) -> float | None:
+    if ci is None:
+        return None
+    if isinstance(ci, bool) or not isinstance(ci, numbers.Real) or not 0 < ci < 1:
+        raise fail("ci", "must be a confidence level in (0, 1) or None",
+                   "Pass e.g. ci=0.95, or ci=None to skip the intervals", ci)
+    return float(ci)
+
+
+def _settings(estimator: str, options: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The estimator's full settings: preset values overridden by ``options``."""
+    options = dict(options or {})
+    if estimator == "gaussian":
+        unknown = sorted(set(options) - set(GAUSSIAN_DEFAULTS))
+        if unknown:
+            raise fail("estimator_options", f"{unknown} are not options of the gaussian "
+                       "estimator", f"Options it accepts: {', '.join(GAUSSIAN_DEFAULTS)}")
+        return {**GAUSSIAN_DEFAULTS, **options}
+    from pidkit.estimate import PRESETS, Discretizer
+
+    accepted = set(Discretizer().get_params()) - {"random_state"}
+    unknown = sorted(set(options) - accepted)
+    if unknown:
+        raise fail("estimator_options", f"{unknown} are not Discretizer settings",
+                   f"Settings it accepts: {', '.join(sorted(accepted))}")
+    preset = DISCRETE_PRESETS[estimator]
+    base = Discretizer().get_params() if preset is None else PRESETS[preset]
+    settings = {**base, **options}
+    settings.pop("random_state", None)
+    return settings
+
+
+def _run(stream_data: Callable[[], Iterator[Batch]],
+         stream_fit: Callable[[], Iterator[Batch]] | None, pairs: tuple[tuple[str, str], ...], *,
+         estimator: str, estimator_options: Mapping[str, Any] | None, measure: str, base: float,
+         ci: float | None, n_boot: int, n_perm: int, seed: int, max_fit_samples: int,
+         num_classes: int | None, measure_options: Mapping[str, Any] | None,
+         interval: str, metadata: Mapping[str, Any]) -> AuditReport:
+    """Fit on the fitting stream (or the data), stream the data through the per-pair
+    estimators, finish them into a report."""
+    fit_set = FitSet(max_fit_samples)
+    for batch in (stream_fit or stream_data)():
+        fit_set.add(batch)
+    rows = fit_set.batch
+    if rows is None or len(rows) == 0:
+        which = "fit_data" if stream_fit is not None else "data"
+        raise fail(which, "yielded no samples", "Pass a non-empty data set")
+    settings = _settings(estimator, estimator_options)
+    seeds = np.random.SeedSequence(seed).spawn(len(pairs))
+    if estimator == "gaussian":
+        classes = num_classes or int(rows.labels.max()) + 1
+        pair_estimators = [GaussianPair(settings, s, classes, n_boot if ci is not None else 0)
+                           for s in seeds]
+    else:
+        pair_estimators = [DiscretePair(settings, s) for s in seeds]
+    for i, est in enumerate(pair_estimators):
+        est.fit(rows.teacher[i], rows.student[i], rows.labels)
+    reuse = stream_fit is None and fit_set.complete
+    batches = [rows] if reuse else stream_data()
+    n_samples = 0
+    for batch in batches:
+        n_samples += len(batch)
+        for i, est in enumerate(pair_estimators):
+            est.update(batch, i)
+    if n_samples == 0:
+        raise fail("data", "yielded no samples", "Pass a non-empty data set")
+    audits = tuple(est.finish(pair, measure=measure, base=base, ci=ci, n_boot=n_boot,
+                              n_perm=n_perm, measure_options=dict(measure_options or {}),
+                              interval=interval)
+                   for est, pair in zip(pair_estimators, pairs, strict=True))
+    import pidkit
+
+    full = {"estimator": estimator, **settings, "measure": measure,
+            "n_boot": n_boot if ci is not None else 0, "interval": interval, "n_perm": n_perm,
+            "max_fit_samples": max_fit_samples,
+            "fitted_on": "fit_data" if stream_fit is not None else "data",
+            "measure_options": dict(measure_options or {})}
+    return AuditReport(audits, estimator, full, n_samples, base=base, ci=ci, seed=seed,
+                       n_fit_samples=len(rows) if stream_fit is not None else None,
+                       metadata={"pidkit_version": pidkit.__version__,
+                                 "fit_samples_used": len(rows), **dict(metadata)})
+
+
+def _common(estimator, measure, base, ci, n_boot, n_perm, seed, max_fit_samples, num_classes,
+            interval):
+    estimator = check_choice(estimator, "estimator", ESTIMATORS)
+    check_choice(interval, "interval", INTERVALS)
+    if not isinstance(measure, str):
+        raise fail("measure", "must be a measure name", "Use 'broja' (the paper's) or 'mmi'",
+                   measure, kind=PIDTypeError)
+    base = check_base(base)
+    ci = _check_ci(ci)
+    n_boot = _check_int(n_boot, "n_boot", 0)
+    n_perm = _check_int(n_perm, "n_perm", 0)
+    seed = _check_int(seed, "seed", 0)
+    max_fit_samples = _check_int(max_fit_samples, "max_fit_samples", 2)
+    if num_classes is not None:
+        num_classes = _check_int(num_classes, "num_classes", 2)
+    return estimator, measure, base, ci, n_boot, n_perm, seed, max_fit_samples, num_classes
+
+
+def audit(teacher, student, data: Any, layers: Sequence[tuple[str, str]] | None = None, *,
+          estimator: str = "paper", fit_data: Any = None, ci: float | None = 0.95,
+          n_boot: int = 200, n_perm: int = 100, seed: int = 0, measure: str = "broja",
+          base: float = 2, estimator_options: Mapping[str, Any] | None = None,
+          measure_options: Mapping[str, Any] | None = None, max_fit_samples: int = 10_000,
+          num_classes: int | None = None, interval: str = "basic", batch_size: int = 256,
+          device: Any = None, metadata: Mapping[str, Any] | None = None) -> AuditReport:
+    r"""Audit a teacher-student pair: Red, Uni, Syn and both mutual informations per layer pair.
+
+    Runs both models (eval mode, no gradients) over ``data``, takes the outputs of the named
+    layers with forward hooks, flattens them, and estimates for each pair ``(T, S)``
+
+    .. math::
+
+        I(Y;T),\ I(Y;S),\ \mathrm{Red}(Y{:}T,S),\ \mathrm{Uni}(Y{:}T\setminus S),\
+        \mathrm{Uni}(Y{:}S\setminus T),\ \mathrm{Syn}(Y{:}T,S)
+
+    with the chosen estimator (see :mod:`pidkit_distill.audit`), in units of ``base``.
+
+    Parameters
+    ----------
+    teacher, student : torch.nn.Module
+        The models (may be the same object). Their train/eval modes are restored afterwards.
+    data : Dataset, DataLoader, iterable of (x, y) batches, or tuple (X, y)
+        The audited samples; labels are integer classes ``0..K-1``.
+    layers : list of (str, str), optional
+        ``(teacher_layer, student_layer)`` module paths (``"layer3"``, ``"block.0.conv"``,
+        ``"lstm[0]"`` for item 0 of a tuple output). Default: the last entries of both models'
+        ``feature_layers`` (the innermost distilled pair, as in the paper).
+    estimator : {"paper", "paper-cifar10", "paper-cifar100", "discretize", "gaussian"}
+        Default ``"paper"``: L2-normalise, PCA 10, KMeans 10, exact BROJA.
+    fit_data : same kinds as ``data``, optional
+        Fit the discretisers (or projections) on these samples (e.g. the training split) and
+        apply them to ``data``. Default: fit on ``data`` itself.
+    ci : float or None, default 0.95
+        Level of the bootstrap intervals (None: no intervals).
+    n_boot, n_perm : int, default 200 and 100
+        Bootstrap replicates, and shuffle-null replicates for p-values (discrete route).
+    interval : {"basic", "percentile"}, default "basic"
+        Kind of bootstrap interval. "basic" corrects the upward bias of plug-in information
+        estimates (see :func:`~pidkit_distill.audit_estimators.bootstrap_interval`).
+    seed : int, default 0
+        Seeds the discretisers and the bootstrap: equal seeds give equal reports.
+    measure : str, default "broja"
+        PID measure (``"broja"``: the paper's; ``"mmi"`` is a fast upper bound on Red).
+    base : float, default 2
+        Logarithm base (2: bits, ``math.e``: nats as in the paper's figures).
+    estimator_options : dict, optional
+        Override the estimator's settings (``n_clusters``, ``n_components``, ``scaling``, ...).
+    measure_options : dict, optional
+        Options of the measure's solver.
+    max_fit_samples : int, default 10000
+        Fit on at most this many samples (those with the smallest hash keys: an order-free
+        subsample). Memory: ``max_fit_samples * sum of feature widths * 4`` bytes.
+    num_classes : int, optional
+        Number of classes (Gaussian route; default: the largest fitting label + 1).
+    batch_size : int, default 256
+        Batch size when ``data`` is a Dataset or a tuple.
+    device : str or torch.device, optional
+        Where the models run (default: the teacher's device).
+    metadata : dict, optional
+        Extra provenance stored in the report.
+
+    Returns
+    -------
+    AuditReport
+        Prints as a table; ``to_dict()``/``to_json()``, ``plot()``, ``save(dir)``.
+
+    Examples
+    --------
+    >>> import pidkit_distill as pd
+    >>> train, test = pd.data.load_digits()                                 # doctest: +SKIP
+    >>> t = pd.models.get_model("digits_cnn", width=16)                     # doctest: +SKIP
+    >>> s = pd.models.get_model("digits_cnn", width=4)                      # doctest: +SKIP
+    >>> report = pd.audit(t, s, test, [("layer3", "layer3")], fit_data=train)  # doctest: +SKIP
+    >>> print(report)                                                       # doctest: +SKIP
+    """
+    (estimator, measure, base, ci, n_boot, n_perm, seed, max_fit_samples,
+     num_classes) = _common(estimator, measure, base, ci, n_boot, n_perm, seed, max_fit_samples,
+                            num_classes, interval)
+    batch_size = _check_int(batch_size, "batch_size", 1)
+    if layers is None:
+        from .models import default_layers
+
+        layers = [(default_layers(teacher)[-1], default_layers(student)[-1])]
+    pairs = check_pairs(layers)
+    if device is None:
+        first = next(iter(teacher.parameters()), None)
+        device = first.device if first is not None else "cpu"
+    stream = model_batches(teacher, student, pairs, device)
+    loader = as_loader(data, batch_size, "data")
+    fit_loader = None if fit_data is None else as_loader(fit_data, batch_size, "fit_data")
+    meta = {"teacher": type(teacher).__name__, "student": type(student).__name__,
+            **dict(metadata or {})}
+    return _run(lambda: stream(loader),
+                None if fit_loader is None else (lambda: stream(fit_loader)), pairs,
+                estimator=estimator, estimator_options=estimator_options, measure=measure,
+                base=base, ci=ci, n_boot=n_boot, n_perm=n_perm, seed=seed,
+                max_fit_samples=max_fit_samples, num_classes=num_classes,
+                measure_options=measure_options, interval=interval, metadata=meta)
+
+
+def _feature_list(value: Any, name: str) -> list:
+    if isinstance(value, Mapping):
+        return list(value.values())
+    if isinstance(value, np.ndarray) or hasattr(value, "detach"):
+        return [value]
+    if isinstance(value, Sequence) and not isinstance(value, (str, bytes)) and value:
+        return list(value)
+    raise fail(name, "must be an array, a list of arrays or a mapping layer -> array",
+               "Pass one (n, ...) array per audited layer", type(value).__name__,
+               kind=PIDTypeError)
+
+
+def _pairs_of(teacher: Any, student: Any, layers: Any, count: int) -> tuple[tuple[str, str], ...]:
+    if layers is not None:
+        pairs = check_pairs(layers)
+    elif isinstance(teacher, Mapping) and isinstance(student, Mapping):
+        pairs = tuple(zip(map(str, teacher), map(str, student), strict=True))
+    else:
+        pairs = tuple((f"T{i}", f"S{i}") for i in range(count))
+    if len(pairs) != count:
+        raise fail("layers", f"names {len(pairs)} pairs for {count} feature arrays",
+                   "Give one (teacher_name, student_name) per pair of arrays", layers)
+    return pairs
+
+
+def audit_features(labels: Any, teacher_features: Any, student_features: Any, *,
+                   layers: Sequence[tuple[str, str]] | None = None, fit: tuple | None = None,
+                   estimator: str = "paper", ci: float | None = 0.95, n_boot: int = 200,
+                   n_perm: int = 100, seed: int = 0, measure: str = "broja", base: float = 2,
+                   estimator_options: Mapping[str, Any] | None = None,
+                   measure_options: Mapping[str, Any] | None = None,
+                   max_fit_samples: int = 10_000, num_classes: int | None = None,
+                   interval: str = "basic", chunk_size: int = 4096,
+                   metadata: Mapping[str, Any] | None = None) -> AuditReport:
+    """:func:`audit` on features already computed.
+
+    Parameters
+    ----------
+    labels : array_like of int, shape (n,)
+        Class labels.
+    teacher_features, student_features : array, list of arrays, or mapping name -> array
+        One array ``(n, ...)`` per layer pair (trailing axes are flattened), numpy or torch.
+    layers : list of (str, str), optional
+        Names of the pairs (default: the mappings' keys, or ``("T0", "S0")``, ...).
+    fit : tuple (labels, teacher_features, student_features), optional
+        A separate split to fit the discretisers on.
+    chunk_size : int, default 4096
+        Rows per streamed chunk.
+    Other parameters
+        As in :func:`audit`.
+
+    Returns
+    -------
+    AuditReport
+    """
+    (estimator, measure, base, ci, n_boot, n_perm, seed, max_fit_samples,
+     num_classes) = _common(estimator, measure, base, ci, n_boot, n_perm, seed, max_fit_samples,
+                            num_classes, interval)
+    chunk_size = _check_int(chunk_size, "chunk_size", 1)
+    t = _feature_list(teacher_features, "teacher_features")
+    s = _feature_list(student_features, "student_features")
+    if len(t) != len(s):
+        raise fail("student_features", f"has {len(s)} arrays, teacher_features has {len(t)}",
+                   "Pass one teacher and one student array per layer pair")
+    pairs = _pairs_of(teacher_features, student_features, layers, len(t))
+    stream_fit = None
+    if fit is not None:
+        if not isinstance(fit, tuple) or len(fit) != 3:
+            raise fail("fit", "must be a tuple (labels, teacher_features, student_features)",
+                       "Pass the fitting split in the same form as the audited data",
+                       type(fit).__name__, kind=PIDTypeError)
+        ft, fs = _feature_list(fit[1], "fit[1]"), _feature_list(fit[2], "fit[2]")
+        if len(ft) != len(t) or len(fs) != len(s):
+            raise fail("fit", "holds a different number of layer pairs than the audited data",
+                       "Pass the same layers for both splits")
+
+        def stream_fit() -> Iterable[Batch]:
+            return array_batches(fit[0], ft, fs, chunk_size)
+
+    return _run(lambda: array_batches(labels, t, s, chunk_size), stream_fit, pairs,
+                estimator=estimator, estimator_options=estimator_options, measure=measure,
+                base=base, ci=ci, n_boot=n_boot, n_perm=n_perm, seed=seed,
+                max_fit_samples=max_fit_samples, num_classes=num_classes,
+                measure_options=measure_options, interval=interval,
+                metadata=dict(metadata or {}))

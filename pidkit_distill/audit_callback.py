@@ -1,0 +1,108 @@
+"""``AuditCallback``: audit the student every N epochs during :func:`pidkit_distill.distill`.
+
+Each audit is appended to an :class:`~pidkit_distill.audit_curves.AuditHistory`; with
+``out_dir`` the history is rewritten after every audit as ``<method>_curves.json``, ``.csv`` and
+``.png`` (Red, Uni(Y:T\\S) and I(Y;S) against epochs), so an interrupted run keeps its curves.
+Compare methods with :func:`~pidkit_distill.audit_curves.plot_curves` on the histories of
+several runs.
+
+Example
+-------
+>>> import pidkit_distill as pd
+>>> from pidkit_distill.audit_callback import AuditCallback
+>>> train, test = pd.data.load_digits()                                       # doctest: +SKIP
+>>> cb = AuditCallback(test, every=2, fit_data=train, out_dir="runs/audit")   # doctest: +SKIP
+>>> pd.distill(teacher, student, train, method="rid", epochs=10, callbacks=[cb])  # doctest: +SKIP
+>>> cb.history.series("redundancy")["value"]                                  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from pidkit._validation import fail
+
+from .audit import audit
+from .audit_curves import AuditHistory
+
+__all__ = ["AuditCallback"]
+
+
+class AuditCallback:
+    """Run :func:`~pidkit_distill.audit` on the trainer's teacher and student every ``every``
+    epochs (and after the last one).
+
+    Parameters
+    ----------
+    data : data set accepted by :func:`~pidkit_distill.audit`, optional
+        Samples to audit on. Default: the trainer's validation data.
+    every : int, default 1
+        Audit after epochs ``every - 1, 2 * every - 1, ...`` (0-based) and the final epoch.
+    layers : list of (str, str), optional
+        Layer pairs. Default: the trainer's distilled pairs (for methods without features, the
+        innermost ``feature_layers`` of both models).
+    method : str, optional
+        Curve label. Default: the trainer's method name.
+    out_dir : str or Path, optional
+        Rewrite the curves (JSON, CSV, PNG) there after every audit (main process only).
+    pair : int or str, default 0
+        Layer pair drawn in the saved figure.
+    add_metrics : bool, default True
+        Add ``audit_redundancy``, ``audit_unique_teacher``, ``audit_mi_student`` (first pair) to
+        the epoch's metrics, so they reach the trainer's metrics CSV/JSON.
+    **audit_options
+        Passed to :func:`~pidkit_distill.audit` (``estimator``, ``fit_data``, ``ci``, ``n_boot``,
+        ``seed``, ``measure``, ...). Defaults here: ``n_boot=50``, ``n_perm=0``.
+
+    Attributes
+    ----------
+    history : AuditHistory
+        Every audit so far.
+    """
+
+    def __init__(self, data: Any = None, *, every: int = 1,
+                 layers: Sequence[tuple[str, str]] | None = None, method: str | None = None,
+                 out_dir: str | Path | None = None, pair: int | str = 0,
+                 add_metrics: bool = True, **audit_options: Any):
+        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+            raise fail("every", "must be a positive integer", "Pass e.g. every=5", every)
+        self.data = data
+        self.every = every
+        self.layers = layers
+        self.method = method
+        self.out_dir = None if out_dir is None else Path(out_dir)
+        self.pair = pair
+        self.add_metrics = add_metrics
+        self.audit_options: Mapping[str, Any] = {"n_boot": 50, "n_perm": 0, **audit_options}
+        self.history: AuditHistory | None = None
+
+    def _due(self, trainer, epoch: int) -> bool:
+        last = epoch + 1 >= getattr(trainer.config, "epochs", epoch + 1)
+        return (epoch + 1) % self.every == 0 or last
+
+    def on_epoch_end(self, trainer, epoch: int, metrics: dict[str, Any]) -> None:
+        """Audit when due; record the report, the metrics and the files."""
+        if not self._due(trainer, epoch):
+            return
+        if self.history is None:
+            name = self.method or str(getattr(trainer.config, "method", "run"))
+            self.history = AuditHistory(name)
+        data = self.data if self.data is not None else trainer.val_data
+        if data is None:
+            raise fail("data", "is not given and the trainer has no val_data",
+                       "Pass AuditCallback(data=...) or distill(..., val_data=...)")
+        distilled = list(zip(trainer.teacher_layers, trainer.student_layers, strict=True))
+        layers = self.layers or distilled or None
+        report = audit(trainer.teacher, trainer.student, data, layers,
+                       device=trainer.device, metadata={"epoch": epoch,
+                                                        "method": self.history.method},
+                       **self.audit_options)
+        self.history.append(epoch, report)
+        if self.add_metrics:
+            first = report[0]
+            for key in ("redundancy", "unique_teacher", "mi_student"):
+                metrics[f"audit_{key}"] = first.values[key]
+        if self.out_dir is not None and getattr(trainer, "is_main", True):
+            self.history.save(self.out_dir, pair=self.pair)

@@ -1,0 +1,189 @@
+r"""Audits over training: one :class:`~pidkit_distill.audit_report.AuditReport` per audited
+epoch, saved as data (JSON, CSV) and drawn as curves (the paper's Fig. 5: Red, Uni and I(Y;S)
+per distillation method against epochs).
+
+The curves show knowledge transfer as it happens: under a useful teacher, a method that
+distils task knowledge raises :math:`\mathrm{Red}(Y{:}T,S)` and lowers
+:math:`\mathrm{Uni}(Y{:}T\setminus S)` while :math:`I(Y;T) = \mathrm{Red} + \mathrm{Uni}` stays
+fixed (the teacher is frozen).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pidkit._validation import fail
+from pidkit.errors import PIDTypeError
+
+from .audit_report import LABELS, QUANTITIES, AuditReport, _pyplot, figure_png
+
+__all__ = ["AuditHistory", "plot_curves", "CURVE_QUANTITIES"]
+
+#: Quantities drawn by default: transferred knowledge, knowledge left, the student's knowledge.
+CURVE_QUANTITIES = ("redundancy", "unique_teacher", "mi_student")
+
+
+@dataclass
+class AuditHistory:
+    """Audits of one training run (one ``method``), indexed by epoch.
+
+    Attributes
+    ----------
+    method : str
+        Name of the run, used as the curve label (``"rid"``, ``"vid"``, ``"baseline"``, ...).
+    epochs : list of int
+        Audited epochs (0-based, as the trainer counts them), increasing.
+    reports : list of AuditReport
+        One report per audited epoch.
+    """
+
+    method: str
+    epochs: list[int] = field(default_factory=list)
+    reports: list[AuditReport] = field(default_factory=list)
+
+    def append(self, epoch: int, report: AuditReport) -> None:
+        """Add the audit of ``epoch`` (epochs must increase)."""
+        if self.epochs and epoch <= self.epochs[-1]:
+            raise fail("epoch", f"must exceed the last audited epoch {self.epochs[-1]}",
+                       "Append audits in training order", epoch)
+        self.epochs.append(int(epoch))
+        self.reports.append(report)
+
+    def __len__(self) -> int:
+        return len(self.epochs)
+
+    def series(self, quantity: str, pair: int | str = 0) -> dict[str, list[float]]:
+        """``{"epoch", "value", "lower", "upper"}`` lists for one quantity of one layer pair
+        (bounds are NaN where no interval was computed)."""
+        if quantity not in QUANTITIES:
+            raise fail("quantity", "is not an audited quantity", f"Use one of {list(QUANTITIES)}",
+                       quantity)
+        out: dict[str, list[float]] = {"epoch": [], "value": [], "lower": [], "upper": []}
+        for epoch, report in zip(self.epochs, self.reports, strict=True):
+            item = report[pair]
+            lo, hi = (item.intervals or {}).get(quantity, (math.nan, math.nan))
+            out["epoch"].append(epoch)
+            out["value"].append(item.values[quantity])
+            out["lower"].append(lo)
+            out["upper"].append(hi)
+        return out
+
+    # -- data ----------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {"method": self.method, "epochs": list(self.epochs),
+                "reports": [r.to_dict() for r in self.reports]}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> AuditHistory:
+        return cls(data["method"], list(data["epochs"]),
+                   [AuditReport.from_dict(r) for r in data["reports"]])
+
+    @classmethod
+    def load(cls, path: str | Path) -> AuditHistory:
+        """Read a history written by :meth:`save` (its ``.json`` file)."""
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+    def rows(self) -> list[dict[str, Any]]:
+        """Tidy rows: method, epoch, layer pair, quantity, value, interval bounds, unit."""
+        out = []
+        for epoch, report in zip(self.epochs, self.reports, strict=True):
+            for row in report.rows():
+                out.append({"method": self.method, "epoch": epoch, **row})
+        return out
+
+    def to_csv(self, path: str | Path | None = None) -> str:
+        buffer = io.StringIO()
+        rows = self.rows()
+        fields = list(rows[0]) if rows else ["method", "epoch"]
+        writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        if path is not None:
+            Path(path).write_text(buffer.getvalue())
+        return buffer.getvalue()
+
+    def save(self, directory: str | Path, *, pair: int | str = 0) -> dict[str, Path]:
+        """Write ``<method>_curves.json``, ``.csv`` and ``.png`` into ``directory``."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        stem = directory / f"{_safe(self.method)}_curves"
+        paths = {ext: stem.with_suffix(f".{ext}") for ext in ("json", "csv", "png")}
+        paths["json"].write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        self.to_csv(paths["csv"])
+        if self.reports:
+            fig = plot_curves([self], pair=pair)
+            paths["png"].write_bytes(figure_png(fig.axes[0]))
+        return paths
+
+    def plot(self, pair: int | str = 0, quantities: Sequence[str] = CURVE_QUANTITIES):
+        """Curves of this run alone; see :func:`plot_curves`."""
+        return plot_curves([self], pair=pair, quantities=quantities)
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "run"
+
+
+def plot_curves(histories: Sequence[AuditHistory] | Mapping[str, AuditHistory], *,
+                pair: int | str = 0, quantities: Sequence[str] = CURVE_QUANTITIES,
+                path: str | Path | None = None, dpi: int = 120):
+    """Over-training curves of several runs on one figure: one panel per quantity, one line per
+    method, shaded confidence bands where the audits have intervals.
+
+    Parameters
+    ----------
+    histories : list of AuditHistory, or mapping label -> AuditHistory
+        The runs to compare (e.g. RID, VID and no distillation with the same teacher).
+    pair : int or str, default 0
+        Layer pair to draw (position, or ``"teacher -> student"`` name).
+    quantities : sequence of str
+        Keys of :data:`~pidkit_distill.audit_report.QUANTITIES`; default Red, Uni(Y:T\\S), I(Y;S).
+    path : str or Path, optional
+        Also save the figure there (PNG).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    if isinstance(histories, Mapping):
+        runs = list(histories.items())
+    elif isinstance(histories, Sequence) and not isinstance(histories, (str, bytes)):
+        runs = [(h.method, h) for h in histories]
+    else:
+        raise fail("histories", "must be a list of AuditHistory or a mapping label -> history",
+                   "Collect them with AuditCallback(...).history", histories, kind=PIDTypeError)
+    if not runs or any(not isinstance(h, AuditHistory) or not h.reports for _, h in runs):
+        raise fail("histories", "must hold non-empty AuditHistory objects",
+                   "Audit at least one epoch per run")
+    for q in quantities:
+        if q not in QUANTITIES:
+            raise fail("quantities", f"{q!r} is not an audited quantity",
+                       f"Use keys of {list(QUANTITIES)}", quantities)
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(quantities), figsize=(3.6 * len(quantities), 3.2),
+                             squeeze=False, sharex=True)
+    unit = runs[0][1].reports[0].unit
+    for ax, q in zip(axes[0], quantities, strict=True):
+        for label, history in runs:
+            s = history.series(q, pair)
+            (line,) = ax.plot(s["epoch"], s["value"], marker="o", markersize=3, label=label)
+            if not all(math.isnan(v) for v in s["lower"]):
+                ax.fill_between(s["epoch"], s["lower"], s["upper"], color=line.get_color(),
+                                alpha=0.2, linewidth=0)
+        ax.set_title(LABELS[q])
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(f"{unit}")
+    axes[0][-1].legend(fontsize=8, frameon=False)
+    name = runs[0][1].reports[0][pair].name
+    fig.suptitle(f"Knowledge audit over training ({name})", fontsize=10)
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=dpi, bbox_inches="tight")
+    return fig

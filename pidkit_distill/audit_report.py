@@ -1,0 +1,436 @@
+r"""The result of a knowledge audit: six information quantities per teacher-student layer pair.
+
+For a task label :math:`Y`, a teacher representation :math:`T` and a student representation
+:math:`S`, the bivariate BROJA decomposition (Bertschinger et al. 2014) splits
+
+.. math::
+
+    I(Y;T) &= \mathrm{Red}(Y{:}T,S) + \mathrm{Uni}(Y{:}T\setminus S), \\
+    I(Y;S) &= \mathrm{Red}(Y{:}T,S) + \mathrm{Uni}(Y{:}S\setminus T), \\
+    I(Y;T,S) &= \mathrm{Red} + \mathrm{Uni}(Y{:}T\setminus S) + \mathrm{Uni}(Y{:}S\setminus T)
+               + \mathrm{Syn}(Y{:}T,S).
+
+Dissanayake et al. (2025) read :math:`\mathrm{Red}` as the task knowledge already transferred
+to the student and :math:`\mathrm{Uni}(Y{:}T\setminus S)` as the knowledge left to distill.
+:class:`AuditReport` holds these quantities for several layer pairs with their confidence
+intervals and everything needed to reproduce them; it prints as a table, converts to JSON,
+plots, and writes a self-contained report.
+
+References
+----------
+P. Dissanayake, F. Hamman, B. Halder, I. Sucholutsky, Q. Zhang, S. Dutta, "Quantifying
+Knowledge Distillation Using Partial Information Decomposition", AISTATS 2025.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import io
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pidkit._validation import fail
+from pidkit.errors import PIDTypeError
+from pidkit.result import _plain
+
+__all__ = ["QUANTITIES", "LABELS", "LayerAudit", "AuditReport", "unit_name"]
+
+#: Keys of the six audited quantities, in display order.
+QUANTITIES = ("mi_teacher", "mi_student", "redundancy", "unique_teacher", "unique_student",
+              "synergy")
+
+#: Human-readable label of each quantity.
+LABELS = {
+    "mi_teacher": "I(Y;T)",
+    "mi_student": "I(Y;S)",
+    "redundancy": "Red(Y:T,S)",
+    "unique_teacher": "Uni(Y:T\\S)",
+    "unique_student": "Uni(Y:S\\T)",
+    "synergy": "Syn(Y:T,S)",
+}
+
+#: Colours of the atoms in every audit figure (colour-blind safe palette).
+ATOM_COLORS = {"redundancy": "#0072B2", "unique_teacher": "#E69F00",
+               "unique_student": "#009E73", "synergy": "#CC79A7"}
+
+
+def unit_name(base: float) -> str:
+    """``"bits"``, ``"nats"``, ``"hartleys"`` or ``"log base b"`` for a logarithm base."""
+    return {2.0: "bits", math.e: "nats", 10.0: "hartleys"}.get(float(base),
+                                                                f"log base {base:g}")
+
+
+@dataclass(frozen=True)
+class LayerAudit:
+    """The six quantities of one teacher-student layer pair.
+
+    Attributes
+    ----------
+    teacher_layer, student_layer : str
+        Module paths of the audited layers.
+    values : mapping
+        Quantity key (see :data:`QUANTITIES`) -> point estimate, in the report's unit.
+    intervals : mapping or None
+        Quantity key -> ``(lower, upper)`` confidence interval, when one was computed.
+    details : mapping
+        Estimator extras for this pair: numbers of clusters, feature dimensions, the solver's
+        certificate gap, ...
+    """
+
+    teacher_layer: str
+    student_layer: str
+    values: Mapping[str, float]
+    intervals: Mapping[str, tuple[float, float]] | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self):
+        missing = [q for q in QUANTITIES if q not in self.values]
+        if missing:
+            raise fail("values", f"misses the quantities {missing}",
+                       f"Give a value for each of {list(QUANTITIES)}")
+        object.__setattr__(self, "values", {q: float(self.values[q]) for q in QUANTITIES})
+        if self.intervals is not None:
+            object.__setattr__(self, "intervals", {
+                q: (float(self.intervals[q][0]), float(self.intervals[q][1]))
+                for q in QUANTITIES if q in self.intervals})
+
+    @property
+    def name(self) -> str:
+        """``"teacher_layer -> student_layer"``."""
+        return f"{self.teacher_layer} -> {self.student_layer}"
+
+    def __getitem__(self, quantity: str) -> float:
+        return self.values[quantity]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"teacher_layer": self.teacher_layer, "student_layer": self.student_layer,
+                "values": dict(self.values),
+                "intervals": None if self.intervals is None
+                else {q: list(v) for q, v in self.intervals.items()},
+                "details": _plain(dict(self.details))}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> LayerAudit:
+        intervals = data.get("intervals")
+        return cls(data["teacher_layer"], data["student_layer"], data["values"],
+                   None if intervals is None else {q: tuple(v) for q, v in intervals.items()},
+                   data.get("details", {}))
+
+
+@dataclass(frozen=True)
+class AuditReport:
+    """A knowledge audit of a teacher-student pair (see :func:`pidkit_distill.audit`).
+
+    Attributes
+    ----------
+    pairs : tuple of LayerAudit
+        One entry per audited layer pair, in the order requested.
+    estimator : str
+        Name of the estimator (``"paper"``, ``"discretize"``, ``"gaussian"``, ...).
+    settings : mapping
+        Every setting of the estimator (components, clusters, normalisation, measure, ...).
+    n_samples : int
+        Samples the quantities were estimated on.
+    base : float
+        Logarithm base of every value (2: bits, e: nats).
+    ci : float or None
+        Confidence level of the intervals (e.g. 0.95); ``None`` when none were computed.
+    seed : int or None
+        Seed of every random step (discretiser fit, bootstrap).
+    n_fit_samples : int or None
+        Samples the discretiser was fitted on, when it was fitted on a separate split.
+    metadata : mapping
+        Free-form provenance (model names, checkpoint paths, epoch, pidkit version, ...).
+    """
+
+    pairs: tuple[LayerAudit, ...]
+    estimator: str
+    settings: Mapping[str, Any]
+    n_samples: int
+    base: float = 2.0
+    ci: float | None = None
+    seed: int | None = None
+    n_fit_samples: int | None = None
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self):
+        object.__setattr__(self, "pairs", tuple(self.pairs))
+        for item in self.pairs:
+            if not isinstance(item, LayerAudit):
+                raise fail("pairs", "must hold LayerAudit objects",
+                           "Build each pair with LayerAudit(...)", item, kind=PIDTypeError)
+
+    # -- access --------------------------------------------------------------------------
+    @property
+    def unit(self) -> str:
+        return unit_name(self.base)
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __iter__(self):
+        return iter(self.pairs)
+
+    def __getitem__(self, key: int | str | tuple[str, str]) -> LayerAudit:
+        """A pair by position, by ``"teacher -> student"`` name or by ``(teacher, student)``."""
+        if isinstance(key, int):
+            return self.pairs[key]
+        for item in self.pairs:
+            if key in (item.name, (item.teacher_layer, item.student_layer)):
+                return item
+        names = [item.name for item in self.pairs]
+        raise KeyError(f"no layer pair {key!r}; pairs: {names}")
+
+    def values(self, quantity: str) -> list[float]:
+        """One quantity (a key of :data:`QUANTITIES`) for every pair, in order."""
+        if quantity not in QUANTITIES:
+            raise fail("quantity", "is not an audited quantity", f"Use one of {list(QUANTITIES)}",
+                       quantity)
+        return [item.values[quantity] for item in self.pairs]
+
+    # -- plain data ----------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-serialisable data; :meth:`from_dict` inverts it exactly."""
+        return {"estimator": self.estimator, "settings": _plain(dict(self.settings)),
+                "n_samples": int(self.n_samples), "n_fit_samples": self.n_fit_samples,
+                "base": float(self.base), "unit": self.unit, "ci": self.ci, "seed": self.seed,
+                "metadata": _plain(dict(self.metadata)),
+                "pairs": [item.to_dict() for item in self.pairs]}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> AuditReport:
+        return cls(pairs=tuple(LayerAudit.from_dict(d) for d in data["pairs"]),
+                   estimator=data["estimator"], settings=data["settings"],
+                   n_samples=data["n_samples"], base=data["base"], ci=data["ci"],
+                   seed=data["seed"], n_fit_samples=data.get("n_fit_samples"),
+                   metadata=data.get("metadata", {}))
+
+    def to_json(self, path: str | Path | None = None, **dump_kwargs: Any) -> str:
+        """The report as JSON text; also written to ``path`` when given."""
+        dump_kwargs.setdefault("indent", 2)
+        text = json.dumps(self.to_dict(), **dump_kwargs)
+        if path is not None:
+            Path(path).write_text(text + "\n")
+        return text
+
+    @classmethod
+    def from_json(cls, text_or_path: str | Path) -> AuditReport:
+        """Read a report from JSON text or from a ``.json`` file written by :meth:`to_json`."""
+        text = str(text_or_path)
+        if not text.lstrip().startswith("{"):
+            text = Path(text_or_path).read_text()
+        return cls.from_dict(json.loads(text))
+
+    def rows(self) -> list[dict[str, Any]]:
+        """A tidy table: one row per (pair, quantity) with value and interval bounds."""
+        out = []
+        for item in self.pairs:
+            for q in QUANTITIES:
+                lo, hi = (item.intervals or {}).get(q, (math.nan, math.nan))
+                out.append({"teacher_layer": item.teacher_layer,
+                            "student_layer": item.student_layer, "quantity": q,
+                            "label": LABELS[q], "value": item.values[q], "lower": lo,
+                            "upper": hi, "unit": self.unit})
+        return out
+
+    def to_csv(self, path: str | Path | None = None) -> str:
+        """:meth:`rows` as CSV text; also written to ``path`` when given."""
+        buffer = io.StringIO()
+        rows = self.rows()
+        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]) if rows else ["quantity"],
+                                lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        if path is not None:
+            Path(path).write_text(buffer.getvalue())
+        return buffer.getvalue()
+
+    # -- text ----------------------------------------------------------------------------
+    def _header(self) -> str:
+        ci = "no intervals" if self.ci is None else f"{100 * self.ci:g}% intervals"
+        fit = ("" if self.n_fit_samples is None
+               else f", discretiser fitted on {self.n_fit_samples} other samples")
+        return (f"Knowledge audit: estimator={self.estimator}, {self.n_samples} samples{fit}, "
+                f"{ci}, seed={self.seed}, in {self.unit}")
+
+    def __str__(self) -> str:
+        width = max([len(item.name) for item in self.pairs] + [len("layer pair")])
+        cells = [[_cell(item, q) for q in QUANTITIES] for item in self.pairs]
+        col = [max([len(LABELS[q])] + [len(row[j]) for row in cells])
+               for j, q in enumerate(QUANTITIES)]
+        lines = [self._header(),
+                 "  " + f"{'layer pair':<{width}}  "
+                 + "  ".join(f"{LABELS[q]:>{col[j]}}" for j, q in enumerate(QUANTITIES))]
+        for item, row in zip(self.pairs, cells, strict=True):
+            lines.append("  " + f"{item.name:<{width}}  "
+                         + "  ".join(f"{c:>{col[j]}}" for j, c in enumerate(row)))
+        return "\n".join(lines)
+
+    def to_markdown(self, figure: str | None = None) -> str:
+        """A Markdown report: settings, the table, and ``figure`` (an image path or data URI)."""
+        head = "| layer pair | " + " | ".join(LABELS[q] for q in QUANTITIES) + " |"
+        rule = "|---|" + "---:|" * len(QUANTITIES)
+        body = ["| " + item.name.replace("|", "\\|") + " | "
+                + " | ".join(_cell(item, q) for q in QUANTITIES) + " |"
+                for item in self.pairs]
+        settings = "\n".join(f"- `{k}`: `{v}`" for k, v in sorted(_plain(dict(self.settings))
+                                                                   .items()))
+        meta = "\n".join(f"- `{k}`: `{v}`" for k, v in sorted(_plain(dict(self.metadata))
+                                                              .items()))
+        parts = ["# Knowledge audit", "", self._header().split(": ", 1)[1] + ".", "",
+                 f"Values in {self.unit}; brackets: "
+                 + ("none computed." if self.ci is None
+                    else f"{100 * self.ci:g}% bootstrap confidence intervals."),
+                 "", head, rule, *body, ""]
+        if figure is not None:
+            parts += [f"![Audit: I(Y;T) split into Red and Uni per layer pair]({figure})", ""]
+        parts += [_READING, "", "## Estimator settings", "",
+                  settings or "- none"]
+        if meta:
+            parts += ["", "## Provenance", "", meta]
+        return "\n".join(parts) + "\n"
+
+    def to_html(self, figure: str | None = None) -> str:
+        """A standalone HTML page with the same content as :meth:`to_markdown`; ``figure`` may
+        be a ``data:`` URI so that the page embeds the image."""
+        esc = html.escape
+        head = "".join(f"<th>{esc(LABELS[q])}</th>" for q in QUANTITIES)
+        body = "".join("<tr><td>" + esc(item.name) + "</td>"
+                       + "".join(f"<td>{esc(_cell(item, q))}</td>" for q in QUANTITIES)
+                       + "</tr>" for item in self.pairs)
+
+        def listing(mapping: Mapping[str, Any]) -> str:
+            return "<ul>" + "".join(f"<li><code>{esc(str(k))}</code>: <code>{esc(str(v))}"
+                                    "</code></li>" for k, v in sorted(_plain(dict(mapping))
+                                                                      .items())) + "</ul>"
+
+        image = ("" if figure is None else
+                 f'<p><img alt="audit figure" src="{esc(figure)}" style="max-width:100%"></p>')
+        style = ("body{font-family:sans-serif;max-width:64em;margin:2em auto}"
+                 "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px;"
+                 "text-align:right}td:first-child{text-align:left}")
+        return (f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Knowledge audit"
+                f"</title><style>{style}</style></head><body>\n<h1>Knowledge audit</h1>\n"
+                f"<p>{esc(self._header())}</p>\n<table><tr><th>layer pair</th>{head}</tr>"
+                f"{body}</table>\n{image}\n<p>{esc(_READING)}</p>\n"
+                f"<h2>Estimator settings</h2>{listing(self.settings)}\n"
+                f"<h2>Provenance</h2>{listing(self.metadata)}\n</body></html>\n")
+
+    # -- figures -------------------------------------------------------------------------
+    def plot(self, ax=None, title: str | None = None):
+        """Stacked bars per layer pair: I(Y;T) split into Red and Uni(Y:T\\S), I(Y;S) into Red
+        and Uni(Y:S\\T), and I(Y;T,S) into all four atoms, with confidence intervals on the
+        totals where available. Needs matplotlib (imported here only). Returns the axes."""
+        plt = _pyplot()
+        if ax is None:
+            _, ax = plt.subplots(figsize=(max(4.5, 2.6 * len(self.pairs) + 1.5), 3.8))
+        bars = (("T", ("redundancy", "unique_teacher"), "mi_teacher"),
+                ("S", ("redundancy", "unique_student"), "mi_student"),
+                ("T,S", ("redundancy", "unique_teacher", "unique_student", "synergy"), None))
+        width = 0.26
+        seen = set()
+        for i, item in enumerate(self.pairs):
+            for j, (_, atoms, total) in enumerate(bars):
+                x = i + (j - 1) * (width + 0.03)
+                bottom = 0.0
+                for q in atoms:
+                    value = max(item.values[q], 0.0)
+                    ax.bar(x, value, width, bottom=bottom, color=ATOM_COLORS[q],
+                           edgecolor="white", linewidth=0.5,
+                           label=None if q in seen else LABELS[q])
+                    seen.add(q)
+                    bottom += value
+                if total is not None and item.intervals and total in item.intervals:
+                    lo, hi = item.intervals[total]
+                    ax.errorbar(x, item.values[total], yerr=[[max(item.values[total] - lo, 0)],
+                                                            [max(hi - item.values[total], 0)]],
+                                fmt="none", ecolor="black", capsize=3, linewidth=1)
+        ticks, labels = [], []
+        for i in range(len(self.pairs)):
+            for j, (name, _, _) in enumerate(bars):
+                ticks.append(i + (j - 1) * (width + 0.03))
+                labels.append(name)
+        ax.set_xticks(ticks, labels, fontsize=8)
+        for i, item in enumerate(self.pairs):
+            ax.annotate(item.name, (i, 0), xycoords=("data", "axes fraction"),
+                        xytext=(0, -22), textcoords="offset points", ha="center", va="top",
+                        fontsize=8)
+        ax.set_ylabel(f"information ({self.unit})")
+        ax.set_title(title or f"Knowledge audit ({self.estimator}, n={self.n_samples})")
+        ax.legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        ax.figure.tight_layout()
+        return ax
+
+    def save(self, directory: str | Path, *, name: str = "audit", dpi: int = 120) -> dict[str,
+                                                                                          Path]:
+        """Write ``name.json``, ``name.csv``, ``name.png``, ``name.md`` (figure linked) and
+        ``name.html`` (self-contained, figure embedded) into ``directory``; returns their paths.
+        """
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        paths = {ext: directory / f"{name}.{ext}" for ext in ("json", "csv", "png", "md", "html")}
+        self.to_json(paths["json"])
+        self.to_csv(paths["csv"])
+        png = figure_png(self.plot(), dpi=dpi)
+        paths["png"].write_bytes(png)
+        paths["md"].write_text(self.to_markdown(figure=paths["png"].name))
+        paths["html"].write_text(self.to_html(
+            figure="data:image/png;base64," + base64.b64encode(png).decode("ascii")))
+        return paths
+
+
+_READING = ("How to read it: Red(Y:T,S) is the task knowledge the student shares with the "
+            "teacher (transferred); Uni(Y:T\\S) is what the teacher knows about Y that the "
+            "student lacks (left to distill); the two add up to I(Y;T).")
+
+
+def _cell(item: LayerAudit, quantity: str) -> str:
+    value = f"{item.values[quantity]:.4f}"
+    if item.intervals and quantity in item.intervals:
+        lo, hi = item.intervals[quantity]
+        value += f" [{lo:.3f}, {hi:.3f}]"
+    return value
+
+
+def _pyplot():
+    try:
+        import matplotlib
+
+        if matplotlib.get_backend().lower() not in ("agg", "module://matplotlib_inline.backend_inline"):
+            matplotlib.use("Agg", force=False)
+        import matplotlib.pyplot as plt
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError("audit plots need matplotlib: pip install 'pidkit[distill]'") from exc
+    return plt
+
+
+def figure_png(ax, dpi: int = 120) -> bytes:
+    """Render the figure holding ``ax`` to PNG bytes and close it."""
+    plt = _pyplot()
+    buffer = io.BytesIO()
+    ax.figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    plt.close(ax.figure)
+    return buffer.getvalue()
+
+
+def check_pairs(layers: Any) -> tuple[tuple[str, str], ...]:
+    """Validate ``layers=[(teacher_layer, student_layer), ...]`` (module paths)."""
+    if isinstance(layers, (str, bytes)) or not isinstance(layers, Sequence) or not layers:
+        raise fail("layers", "must be a non-empty list of (teacher_layer, student_layer) pairs",
+                   "Example: layers=[('layer3', 'layer3'), ('fc', 'fc')]", layers,
+                   kind=PIDTypeError)
+    out = []
+    for pair in layers:
+        if (isinstance(pair, (str, bytes)) or not isinstance(pair, Sequence) or len(pair) != 2
+                or not all(isinstance(p, str) for p in pair)):
+            raise fail("layers", "holds an item that is not a pair of module paths",
+                       "Give each pair as (teacher_layer, student_layer), both strings", pair,
+                       kind=PIDTypeError)
+        out.append((pair[0], pair[1]))
+    return tuple(out)

@@ -1,0 +1,255 @@
+r"""Streaming the data of an audit: features of layer pairs batch by batch, order-free sample
+keys, and the order-free choice of the samples a discretiser is fitted on.
+
+Every sample gets an integer key, an exact hash of its label and of the bits of its features,
+
+.. math::
+
+    h_i = \Big(a_0 y_i + \sum_j a_j\, \mathrm{bits}(x_{ij})\Big) \bmod 2^{64},
+
+with fixed odd multipliers :math:`a_j`. It depends on the sample alone, not on its position in
+the data, so choosing the fitting rows as the ``k`` smallest keys and sorting them by key makes the
+fit, and hence the whole audit, independent of the order of the data. The keys also seed the
+per-sample Poisson bootstrap weights of the Gaussian route (:func:`poisson_weights`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from pidkit._validation import fail
+from pidkit.errors import PIDTypeError
+
+__all__ = ["Batch", "sample_keys", "poisson_weights", "FitSet", "model_batches",
+           "array_batches", "as_loader"]
+
+_MASK = np.uint64(0xFFFFFFFFFFFFFFFF)
+
+
+@dataclass
+class Batch:
+    """One batch of an audit: labels ``(n,)`` int64, per layer pair the flattened teacher and
+    student features ``(n, D)`` as float32 numpy arrays, and the samples' keys ``(n,)`` uint64
+    (:func:`sample_keys` of the inputs, or of the features when no inputs exist)."""
+
+    labels: np.ndarray
+    teacher: list[np.ndarray]
+    student: list[np.ndarray]
+    keys: np.ndarray
+
+    def __len__(self) -> int:
+        return self.labels.shape[0]
+
+
+def _splitmix(x: np.ndarray) -> np.ndarray:
+    """SplitMix64 finaliser: a bijective mixing of 64-bit integers (Steele et al. 2014)."""
+    with np.errstate(over="ignore"):
+        x = (x + np.uint64(0x9E3779B97F4A7C15)) & _MASK
+        x = ((x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)) & _MASK
+        x = ((x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)) & _MASK
+        return x ^ (x >> np.uint64(31))
+
+
+_MULTIPLIERS: dict[int, np.ndarray] = {}
+
+
+def _multipliers(width: int) -> np.ndarray:
+    if width not in _MULTIPLIERS:
+        _MULTIPLIERS[width] = _splitmix(np.arange(width, dtype=np.uint64)) | np.uint64(1)
+    return _MULTIPLIERS[width]
+
+
+def _bits(block: np.ndarray) -> np.ndarray:
+    """The bit patterns of the entries of ``block`` (rows = samples) as uint64."""
+    arr = np.ascontiguousarray(block.reshape(block.shape[0], -1))
+    if arr.dtype == np.bool_:
+        arr = arr.astype(np.uint8)
+    width = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}.get(arr.dtype.itemsize)
+    if width is None:
+        arr, width = arr.astype(np.float64), np.uint64
+    return arr.view(width).astype(np.uint64)
+
+
+def sample_keys(labels: np.ndarray, blocks: Sequence[np.ndarray]) -> np.ndarray:
+    """The exact, order-free 64-bit key of every sample: a hash of its label and of the bits of
+    its entries in every block ``(n, ...)`` (inputs, or features; see the module notes)."""
+    key = _splitmix(labels.astype(np.uint64))
+    for block in blocks:
+        bits = _bits(block)
+        with np.errstate(over="ignore"):
+            key = _splitmix(key + (bits * _multipliers(bits.shape[1])).sum(axis=1,
+                                                                          dtype=np.uint64))
+    return key
+
+
+#: Cumulative probabilities of Poisson(1) at 0, 1, ..., 19 (beyond: weight 20, prob < 1e-19).
+_POISSON_CDF = np.cumsum([np.exp(-1.0) / np.prod(np.arange(1, k + 1, dtype=float))
+                          for k in range(20)])
+
+
+def poisson_weights(keys: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
+    r"""Bootstrap weights ``(n_boot, n)``: :math:`w_{bi} \sim \mathrm{Poisson}(1)` drawn from
+    the hash of ``(seed, b, key_i)``, so each sample gets the same weights wherever it sits in the
+    data. The Poisson bootstrap approximates resampling with replacement (Hanley and MacGibbon
+    2006) and needs one pass over the data."""
+    rows = np.arange(n_boot, dtype=np.uint64)[:, None]
+    with np.errstate(over="ignore"):
+        u = _splitmix(_splitmix(keys[None, :] ^ _splitmix(rows + np.uint64(seed) * np.uint64(
+            0x2545F4914F6CDD1D))))
+    uniform = (u >> np.uint64(11)).astype(np.float64) / float(1 << 53)
+    return np.searchsorted(_POISSON_CDF, uniform, side="right").astype(np.float64)
+
+
+class FitSet:
+    """The ``capacity`` samples with the smallest keys seen in a stream, kept in key order.
+
+    Order-free: the kept set, and its order, depend only on which samples were streamed.
+    Batches are buffered and compacted once the buffer holds twice the capacity, so each sample
+    is copied a bounded number of times. ``complete`` tells whether every streamed sample was
+    kept.
+    """
+
+    def __init__(self, capacity: int):
+        self.capacity = int(capacity)
+        self._pending: list[Batch] = []
+        self._rows = 0
+        self.seen = 0
+
+    def add(self, batch: Batch) -> None:
+        self.seen += len(batch)
+        self._pending.append(batch)
+        self._rows += len(batch)
+        if self._rows >= 2 * self.capacity:
+            self._compact()
+
+    def _compact(self) -> None:
+        parts = self._pending
+        keys = np.concatenate([b.keys for b in parts])
+        order = np.argsort(keys, kind="stable")[: self.capacity]
+
+        def take(blocks: list[np.ndarray]) -> np.ndarray:
+            return np.concatenate(blocks)[order]
+
+        n_pairs = len(parts[0].teacher)
+        merged = Batch(take([b.labels for b in parts]),
+                       [take([b.teacher[i] for b in parts]) for i in range(n_pairs)],
+                       [take([b.student[i] for b in parts]) for i in range(n_pairs)],
+                       keys[order])
+        self._pending, self._rows = [merged], len(merged)
+
+    @property
+    def batch(self) -> Batch | None:
+        """The kept samples, sorted by key (``None`` before any sample)."""
+        if not self._pending:
+            return None
+        if len(self._pending) > 1 or self._rows > self.capacity:
+            self._compact()
+        elif not np.all(self._pending[0].keys[:-1] <= self._pending[0].keys[1:]):
+            self._compact()
+        return self._pending[0]
+
+    @property
+    def complete(self) -> bool:
+        return self.seen > 0 and self.seen == len(self.batch)
+
+
+def as_loader(data, batch_size: int, name: str = "data") -> Iterable:
+    """An iterable of ``(x, y)`` batches from a ``DataLoader`` / iterable of batches, a map-style
+    ``Dataset`` of ``(x, y)`` pairs, or a tuple ``(X, y)`` of tensors or arrays."""
+    import torch
+    from torch.utils.data import DataLoader, Dataset, TensorDataset
+
+    if isinstance(data, tuple) and len(data) == 2:
+        x, y = (torch.as_tensor(np.asarray(v)) if not torch.is_tensor(v) else v for v in data)
+        if x.shape[0] != y.shape[0]:
+            raise fail(name, f"holds {x.shape[0]} inputs but {y.shape[0]} labels",
+                       "Pass (X, y) with one label per input")
+        data = TensorDataset(x, y)
+    if isinstance(data, Dataset) and hasattr(data, "__len__"):
+        return DataLoader(data, batch_size=batch_size, shuffle=False)
+    if isinstance(data, Iterable) and not isinstance(data, (str, bytes)):
+        return data
+    raise fail(name, "must be a Dataset of (x, y), a DataLoader / iterable of (x, y) batches, "
+               "or a tuple (X, y)", "Wrap your data in torch.utils.data.TensorDataset(X, y)",
+               type(data).__name__, kind=PIDTypeError)
+
+
+def _labels(y, name: str) -> np.ndarray:
+    arr = y.detach().cpu().numpy() if hasattr(y, "detach") else np.asarray(y)
+    if arr.dtype.kind not in "iu" or arr.ndim != 1:
+        raise fail(name, f"labels must be integers of shape (batch,), got dtype {arr.dtype} and "
+                   f"shape {arr.shape}", "Yield (inputs, integer class labels) batches",
+                   kind=PIDTypeError)
+    if arr.size and arr.min() < 0:
+        raise fail(name, "holds negative labels", "Encode classes as 0, ..., K-1", int(arr.min()))
+    return arr.astype(np.int64)
+
+
+def model_batches(teacher, student, pairs: Sequence[tuple[str, str]], device,
+                  name: str = "data") -> Callable[[Iterable], Iterator[Batch]]:
+    """A function streaming a loader through both models (eval mode, no gradients) and
+    yielding :class:`Batch` objects with the flattened features of every pair."""
+    import torch
+
+    from .features import FeatureHooks
+
+    t_layers = list(dict.fromkeys(t for t, _ in pairs))
+    s_layers = list(dict.fromkeys(s for _, s in pairs))
+
+    def stream(loader: Iterable) -> Iterator[Batch]:
+        modes = [(m, m.training) for m in {id(teacher): teacher, id(student): student}.values()]
+        for m, _ in modes:
+            m.eval()
+        try:
+            with torch.no_grad(), FeatureHooks(teacher, t_layers, detach=True) as th, \
+                    FeatureHooks(student, s_layers, detach=True) as sh:
+                for item in loader:
+                    if not isinstance(item, (tuple, list)) or len(item) < 2:
+                        raise fail(name, "must yield (inputs, labels) batches",
+                                   "Use a DataLoader over a data set of (x, y) pairs",
+                                   type(item).__name__, kind=PIDTypeError)
+                    x, y = item[0], item[1]
+                    labels = _labels(y, name)
+                    xd = x.to(device)
+                    teacher(xd)
+                    if student is not teacher:
+                        student(xd)
+                    t_feats = dict(zip(t_layers, th.collect(), strict=True))
+                    s_feats = dict(zip(s_layers, sh.collect(), strict=True))
+                    yield Batch(labels, [_flat(t_feats[t]) for t, _ in pairs],
+                                [_flat(s_feats[s]) for _, s in pairs],
+                                sample_keys(labels, [x.detach().cpu().numpy()]))
+        finally:
+            for m, mode in modes:
+                m.train(mode)
+
+    return stream
+
+
+def _flat(feature) -> np.ndarray:
+    return feature.reshape(feature.shape[0], -1).float().cpu().numpy()
+
+
+def array_batches(labels, teacher: Sequence, student: Sequence,
+                  batch_size: int) -> Iterator[Batch]:
+    """Batches of in-memory labels and per-pair feature arrays (numpy or torch)."""
+    def rows(a) -> np.ndarray:
+        arr = a.detach().cpu().numpy() if hasattr(a, "detach") else np.asarray(a)
+        return arr.reshape(arr.shape[0], -1)
+
+    y = _labels(labels, "labels")
+    t = [rows(a) for a in teacher]
+    s = [rows(a) for a in student]
+    for i, arr in enumerate(t + s):
+        if arr.shape[0] != y.shape[0]:
+            side = "teacher" if i < len(t) else "student"
+            raise fail(f"{side}_features", f"has {arr.shape[0]} samples, labels have "
+                       f"{y.shape[0]}", "Pass one feature row per label")
+    for start in range(0, y.shape[0], batch_size):
+        sl = slice(start, start + batch_size)
+        tb = [a[sl].astype(np.float32, copy=False) for a in t]
+        sb = [a[sl].astype(np.float32, copy=False) for a in s]
+        yield Batch(y[sl], tb, sb, sample_keys(y[sl], tb + sb))

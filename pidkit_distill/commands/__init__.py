@@ -1,0 +1,1 @@
+"""Subcommands of ``pidkit-distill``: one module each (see :mod:`pidkit_distill.cli`)."""

@@ -1,0 +1,115 @@
+"""``pidkit-distill audit``: knowledge audit of saved checkpoints (Red, Uni, Syn per layer pair).
+
+Example::
+
+    pidkit-distill audit --dataset digits --teacher digits_cnn --teacher-kw width=16 \\
+        --teacher-weights teacher.pt --student digits_cnn --student-kw width=4 \\
+        --student-weights runs/rid/checkpoint.pt --layer layer3=layer3 --report audit/
+
+Weights are read with ``torch.load(weights_only=True)``: a plain ``state_dict`` file, or a
+trainer checkpoint (``Trainer.save_checkpoint``; its student weights are used). Models are named
+as in :func:`pidkit_distill.models.get_model`: a registered name, ``wrn-D-W``, or an importable
+factory ``package.module:function``.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from .train import _kv, _pair
+
+NAME = "audit"
+HELP = "knowledge audit of a teacher and a student: Red, Uni, Syn per layer pair, with CIs"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", default="digits", help="digits, mnist1d, cifar10, cifar100")
+    p.add_argument("--root", help="folder with the CIFAR files (never downloaded)")
+    p.add_argument("--split", choices=("test", "train"), default="test",
+                   help="split to audit (default: test, as in the paper)")
+    p.add_argument("--fit-split", choices=("same", "train", "test"), default="same",
+                   help="split the discretisers are fitted on (default: the audited split)")
+    p.add_argument("--teacher", required=True, help="teacher model name or module:function")
+    p.add_argument("--teacher-kw", type=_kv, action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--teacher-weights", help="teacher state_dict file (weights only)")
+    p.add_argument("--untrained-teacher", action="store_true",
+                   help="random-init teacher (seed --teacher-seed) instead of weights")
+    p.add_argument("--teacher-seed", type=int, default=0)
+    p.add_argument("--student", required=True, help="student model name or module:function")
+    p.add_argument("--student-kw", type=_kv, action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--student-weights", help="student state_dict or trainer checkpoint")
+    p.add_argument("--layer", type=_pair, action="append", metavar="T=S",
+                   help="teacher=student layer pair (repeat); default: innermost feature layers")
+    p.add_argument("--estimator", default="paper",
+                   help="paper, paper-cifar10, paper-cifar100, discretize, gaussian")
+    p.add_argument("--option", type=_kv, action="append", default=[], metavar="KEY=VALUE",
+                   help="estimator setting, e.g. n_clusters=20")
+    p.add_argument("--measure", default="broja")
+    p.add_argument("--base", type=float, default=2.0, help="2: bits, 2.718281828459045: nats")
+    p.add_argument("--ci", type=float, default=0.95, help="interval level; 0 for none")
+    p.add_argument("--n-boot", type=int, default=200)
+    p.add_argument("--n-perm", type=int, default=0)
+    p.add_argument("--interval", choices=("basic", "percentile"), default="basic")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-fit-samples", type=int, default=10_000)
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--report", metavar="DIR", help="write JSON, CSV, PNG, Markdown and HTML here")
+
+
+def load_weights(path: str, role: str) -> dict:
+    """A ``state_dict`` from a plain weights file or from a trainer checkpoint (student
+    weights), always with ``torch.load(weights_only=True)``."""
+    import torch
+
+    from pidkit._validation import fail
+
+    from ..train import CHECKPOINT_FORMAT, load_checkpoint
+
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(state, dict) and state.get("format") == CHECKPOINT_FORMAT:
+        if role != "student":
+            raise fail(f"--{role}-weights", f"{path} is a trainer checkpoint, which holds the "
+                       "student's weights", "Pass the teacher's own state_dict file")
+        return load_checkpoint(path)["student"]
+    if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
+        raise fail(f"--{role}-weights", f"{path} is neither a state_dict nor a trainer "
+                   "checkpoint", "Save weights with torch.save(model.state_dict(), path)")
+    return state
+
+
+def run(args: argparse.Namespace) -> int:
+    from .. import data, models
+    from ..audit import audit
+
+    train, test = data.get_dataset(args.dataset, args.root, seed=args.seed)
+    k = data.num_classes_of([train, test])
+    split = {"train": train, "test": test}
+    if args.untrained_teacher:
+        teacher = models.untrained_teacher(args.teacher, args.teacher_seed, k,
+                                           **dict(args.teacher_kw))
+    else:
+        teacher = models.get_model(args.teacher, k, **dict(args.teacher_kw))
+        if args.teacher_weights:
+            teacher.load_state_dict(load_weights(args.teacher_weights, "teacher"))
+    student = models.get_model(args.student, k, **dict(args.student_kw))
+    if args.student_weights:
+        student.load_state_dict(load_weights(args.student_weights, "student"))
+    teacher.to(args.device)
+    student.to(args.device)
+    fit_data = None if args.fit_split == "same" else split[args.fit_split]
+    report = audit(
+        teacher, student, split[args.split], args.layer, estimator=args.estimator,
+        fit_data=fit_data, ci=args.ci or None, n_boot=args.n_boot, n_perm=args.n_perm,
+        interval=args.interval, seed=args.seed, measure=args.measure, base=args.base,
+        estimator_options=dict(args.option), max_fit_samples=args.max_fit_samples,
+        num_classes=k, batch_size=args.batch_size, device=args.device,
+        metadata={"dataset": args.dataset, "split": args.split, "teacher_name": args.teacher,
+                  "student_name": args.student, "teacher_weights": args.teacher_weights,
+                  "student_weights": args.student_weights,
+                  "untrained_teacher": args.untrained_teacher})
+    if args.report:
+        report.save(args.report)
+    print(report.to_json() if args.json else report)
+    return 0

@@ -1,0 +1,114 @@
+"""``pidkit-distill train``: distil a student from a teacher by name, on a data set by name.
+
+Example::
+
+    pidkit-distill train --dataset digits --teacher digits_cnn --teacher-weights t.pt \\
+        --student digits_cnn --student-kw width=8 --method rid --epochs 12 \\
+        --warmup 2 --cycle 2 --ratio 0.5 --out runs/rid
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+NAME = "train"
+HELP = "distil a student from a frozen teacher (RID, KD, FitNets, VID, TED, PID or none)"
+
+
+def _kv(text: str) -> tuple[str, object]:
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected key=value, got {text!r}")
+    key, value = text.split("=", 1)
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
+def _pair(text: str) -> tuple[str, str]:
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected TEACHER_LAYER=STUDENT_LAYER, got {text!r}")
+    t, s = text.split("=", 1)
+    return t, s
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", default="digits", help="digits, mnist1d, cifar10, cifar100")
+    p.add_argument("--root", help="folder with the CIFAR files (never downloaded)")
+    p.add_argument("--samples-per-class", type=int, help="subsample the training set")
+    p.add_argument("--augment", action="store_true", help="CIFAR crop + flip")
+    p.add_argument("--teacher", help="teacher model name (see pidkit_distill.models)")
+    p.add_argument("--teacher-kw", type=_kv, action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--teacher-weights", help="state_dict file for the teacher (weights only)")
+    p.add_argument("--untrained-teacher", action="store_true",
+                   help="random-init frozen teacher (seed --teacher-seed)")
+    p.add_argument("--teacher-seed", type=int, default=0)
+    p.add_argument("--nuisance-channels", type=int, default=0,
+                   help="append this many random channels G to each teacher layer")
+    p.add_argument("--student", required=True, help="student model name")
+    p.add_argument("--student-kw", type=_kv, action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--method", default="rid")
+    p.add_argument("--option", type=_kv, action="append", default=[], metavar="KEY=VALUE",
+                   help="method option, e.g. lambda2=10")
+    p.add_argument("--layer", type=_pair, action="append", metavar="T=S",
+                   help="teacher=student layer pair (repeat); default: feature_layers")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--lr", type=float, default=0.05)
+    p.add_argument("--teacher-lr", type=float)
+    p.add_argument("--optimizer", default="sgd")
+    p.add_argument("--weight-decay", type=float, default=5e-4)
+    p.add_argument("--schedule", default="multistep")
+    p.add_argument("--milestones", type=int, nargs="*", default=[])
+    p.add_argument("--gamma", type=float, default=0.2)
+    p.add_argument("--warmup", type=int, default=0)
+    p.add_argument("--cycle", type=int, default=1)
+    p.add_argument("--ratio", type=float, default=0.0)
+    p.add_argument("--grad-clip", type=float, default=100.0)
+    p.add_argument("--amp", action="store_true")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", help="output folder (metrics.csv/json, checkpoint.pt)")
+    p.add_argument("--resume", help="checkpoint to resume from")
+    p.add_argument("--save-student", help="write the student's state_dict here at the end")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from .. import data, models
+    from ..train import distill
+
+    train, test = data.get_dataset(args.dataset, args.root, seed=args.seed,
+                                   samples_per_class=args.samples_per_class,
+                                   augment=args.augment)
+    k = data.num_classes_of([train, test])
+    teacher = None
+    if args.teacher:
+        if args.untrained_teacher:
+            teacher = models.untrained_teacher(args.teacher, args.teacher_seed, k,
+                                               **dict(args.teacher_kw))
+        else:
+            teacher = models.get_model(args.teacher, k, **dict(args.teacher_kw))
+            if args.teacher_weights:
+                teacher.load_state_dict(torch.load(args.teacher_weights, map_location="cpu",
+                                                   weights_only=True))
+        if args.nuisance_channels:
+            teacher = models.NuisanceTeacher(teacher, channels=args.nuisance_channels,
+                                             seed=args.teacher_seed)
+    student = models.get_model(args.student, k, **dict(args.student_kw))
+    result = distill(
+        teacher, student, train, method=args.method, layers=args.layer, val_data=test,
+        resume=args.resume, method_options=dict(args.option), epochs=args.epochs,
+        batch_size=args.batch_size, lr=args.lr, teacher_lr=args.teacher_lr,
+        optimizer=args.optimizer, weight_decay=args.weight_decay, schedule=args.schedule,
+        milestones=tuple(args.milestones), gamma=args.gamma, warmup=args.warmup,
+        cycle=args.cycle, ratio=args.ratio, grad_clip=args.grad_clip, amp=args.amp,
+        device=args.device, seed=args.seed, out_dir=args.out, progress=not args.no_progress)
+    if args.save_student and result.trainer.is_main:
+        torch.save(result.student.state_dict(), args.save_student)
+    if result.trainer.is_main:
+        print(json.dumps(result.final))
+    return 0

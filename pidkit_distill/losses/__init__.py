@@ -1,0 +1,38 @@
+"""Distillation losses, one module each, and the registry of methods by name.
+
+``make_loss("rid", teacher_shapes, student_shapes, num_classes, **options)`` builds any of
+``none``, ``kd``, ``fitnets``, ``vid``, ``ted``, ``rid``, ``pid``; :func:`register_method` adds
+your own (see ``docs/distill.md``).
+"""
+
+from . import fitnets, kd, pid, rid, ted, vid  # noqa: F401  (each registers its method)
+from .base import Batch, DistillLoss, available_methods, make_loss, register_method
+from .fitnets import FitNetsLoss, hint_loss
+from .kd import KDLoss, NoDistillation, kd_divergence
+from .pid import PIDLoss, batch_covariance, gaussian_redundancy
+from .rid import RIDLoss, RIDPair, sigma_from_raw, weighted_residual
+from .ted import TEDLoss
+from .vid import VIDLoss, gaussian_nll
+
+__all__ = [
+    "Batch",
+    "DistillLoss",
+    "FitNetsLoss",
+    "KDLoss",
+    "NoDistillation",
+    "PIDLoss",
+    "RIDLoss",
+    "RIDPair",
+    "TEDLoss",
+    "VIDLoss",
+    "available_methods",
+    "batch_covariance",
+    "gaussian_nll",
+    "gaussian_redundancy",
+    "hint_loss",
+    "kd_divergence",
+    "make_loss",
+    "register_method",
+    "sigma_from_raw",
+    "weighted_residual",
+]

@@ -1,0 +1,56 @@
+r"""FitNets: Romero et al. (2015), "FitNets: Hints for Thin Deep Nets".
+
+A learned adapter :math:`r` (a 1x1 convolution, student channels -> teacher channels) regresses
+the teacher's hint layer from the student's guided layer:
+
+.. math::
+
+    L = \mathrm{CE}(Y, \hat Y) + \beta \sum_{\text{pairs}} \operatorname{mean}
+        \big((r(S) - T)^2\big)
+
+trained in one stage with the student (the original paper pre-trains on the hint first; the
+one-stage form is the common benchmark variant). Maps are pooled to their common spatial size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from .base import Batch, DistillLoss, Shape, _f, cross_entropy, register_method
+from .filters import ChannelLinear, SpatialAlign
+
+__all__ = ["hint_loss", "FitNetsLoss"]
+
+
+def hint_loss(adapted: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+    """Mean squared error over batch, channels and positions."""
+    return ((adapted.float() - teacher.float()) ** 2).mean()
+
+
+class FitNetsLoss(DistillLoss):
+    """Hint regression with one learned adapter per layer pair; ``beta`` weighs the hints."""
+
+    def __init__(self, teacher_shapes: Sequence[Shape], student_shapes: Sequence[Shape],
+                 beta: float = 1.0):
+        super().__init__()
+        self.beta = float(beta)
+        self.aligns = nn.ModuleList(SpatialAlign(t, s)
+                                    for t, s in zip(teacher_shapes, student_shapes, strict=True))
+        self.adapters = nn.ModuleList(ChannelLinear(s[0], t[0])
+                                      for t, s in zip(teacher_shapes, student_shapes,
+                                                      strict=True))
+
+    def student_loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+        ce = cross_entropy(batch.student_logits, batch.y)
+        hint = sum(hint_loss(adapter(align(s)), align(t)) for adapter, align, s, t in
+                   zip(self.adapters, self.aligns, batch.student_features,
+                       batch.teacher_features, strict=True))
+        return ce + self.beta * hint, {"ce": _f(ce), "hint": _f(hint)}
+
+
+@register_method("fitnets")
+def _make_fitnets(teacher_shapes, student_shapes, num_classes, **kwargs) -> FitNetsLoss:
+    return FitNetsLoss(teacher_shapes, student_shapes, **kwargs)

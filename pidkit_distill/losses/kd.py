@@ -1,0 +1,70 @@
+r"""KD: Hinton, Vinyals, Dean (2015), "Distilling the Knowledge in a Neural Network".
+
+.. math::
+
+    L = (1 - \alpha)\,\mathrm{CE}(Y, z_s) + \alpha\,\tau^2\,
+        \mathrm{KL}\big(\mathrm{softmax}(z_t/\tau)\,\Vert\,\mathrm{softmax}(z_s/\tau)\big)
+
+with logits :math:`z_t, z_s`, temperature :math:`\tau` and the KL averaged over the batch
+(nats). The :math:`\tau^2` keeps the soft-target gradients on the scale of the hard ones.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.nn import functional as F
+
+from .base import Batch, DistillLoss, _f, cross_entropy, register_method
+
+__all__ = ["kd_divergence", "KDLoss"]
+
+
+def kd_divergence(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
+                  temperature: float = 4.0) -> torch.Tensor:
+    r""":math:`\tau^2\,\mathrm{KL}(p_t^\tau \Vert p_s^\tau)`, mean over the batch, in nats.
+
+    Parameters
+    ----------
+    student_logits, teacher_logits : Tensor ``(N, K)``
+    temperature : float
+    """
+    log_ps = F.log_softmax(student_logits.float() / temperature, dim=1)
+    log_pt = F.log_softmax(teacher_logits.float() / temperature, dim=1)
+    kl = (log_pt.exp() * (log_pt - log_ps)).sum(1).mean()
+    return temperature ** 2 * kl
+
+
+class KDLoss(DistillLoss):
+    """Hinton KD: ``(1 - alpha) CE + alpha tau^2 KL`` (no features, no parameters)."""
+
+    uses_features = False
+
+    def __init__(self, temperature: float = 4.0, alpha: float = 0.9):
+        super().__init__()
+        self.temperature, self.alpha = float(temperature), float(alpha)
+
+    def student_loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+        ce = cross_entropy(batch.student_logits, batch.y)
+        kd = kd_divergence(batch.student_logits, batch.teacher_logits, self.temperature)
+        return (1 - self.alpha) * ce + self.alpha * kd, {"ce": _f(ce), "kd": _f(kd)}
+
+
+class NoDistillation(DistillLoss):
+    """Plain cross-entropy training of the student (the "no distillation" baseline)."""
+
+    uses_teacher = False
+    uses_features = False
+
+    def student_loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+        ce = cross_entropy(batch.student_logits, batch.y)
+        return ce, {"ce": _f(ce)}
+
+
+@register_method("kd")
+def _make_kd(teacher_shapes, student_shapes, num_classes, **kwargs) -> KDLoss:
+    return KDLoss(**kwargs)
+
+
+@register_method("none")
+def _make_none(teacher_shapes, student_shapes, num_classes) -> NoDistillation:
+    return NoDistillation()

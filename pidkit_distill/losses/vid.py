@@ -1,0 +1,82 @@
+r"""VID: Ahn, Hu, Damianou, Lawrence, Dai (2019), "Variational Information Distillation for
+Knowledge Transfer".
+
+A regressor :math:`\mu(s)` (three 1x1 convolutions with ReLU between) predicts the teacher
+feature :math:`t` under a Gaussian with input-independent per-channel variance
+:math:`\sigma_c^2 = \mathrm{softplus}(\alpha_c) + \epsilon` (initialised to 5). The loss is the
+negative log-likelihood up to a constant, a variational lower bound on :math:`I(T;S)`:
+
+.. math::
+
+    L = \mathrm{CE}(Y, \hat Y) + \lambda \sum_{\text{pairs}} \operatorname{mean}_{n,c,h,w}
+        \tfrac12\Big(\frac{(\mu(s)_{c,h,w} - t_{c,h,w})^2}{\sigma_c^2} + \log \sigma_c^2\Big)
+
+(PAPER.md uses :math:`\lambda = 100`.)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .base import Batch, DistillLoss, Shape, _f, cross_entropy, register_method
+from .filters import ChannelLinear, SpatialAlign
+
+__all__ = ["gaussian_nll", "VIDPair", "VIDLoss"]
+
+
+def gaussian_nll(mu: torch.Tensor, target: torch.Tensor, variance: torch.Tensor) -> torch.Tensor:
+    r"""Mean over batch, channels, positions of
+    :math:`\tfrac12((\mu - t)^2/\sigma_c^2 + \log\sigma_c^2)`; ``variance`` is ``(C,)``."""
+    var = variance.view(1, -1, *([1] * (mu.dim() - 2)))
+    return (0.5 * ((mu.float() - target.float()) ** 2 / var + torch.log(var))).mean()
+
+
+class VIDPair(nn.Module):
+    """Regressor and variance of one pair: ``mu = conv(h->C_T)(relu(conv(h->h)(relu(conv(C_S->h)
+    (s)))))`` with ``h = hidden or C_T``."""
+
+    def __init__(self, t_shape: Shape, s_shape: Shape, hidden: int | None = None,
+                 init_variance: float = 5.0, eps: float = 1e-5):
+        super().__init__()
+        ct, cs = t_shape[0], s_shape[0]
+        h = hidden or ct
+        self.align = SpatialAlign(t_shape, s_shape)
+        self.regressor = nn.Sequential(ChannelLinear(cs, h), nn.ReLU(), ChannelLinear(h, h),
+                                       nn.ReLU(), ChannelLinear(h, ct))
+        self.eps = eps
+        raw = math.log(math.expm1(init_variance - eps))  # softplus^{-1}(init - eps)
+        self.raw_variance = nn.Parameter(torch.full((ct,), raw))
+
+    @property
+    def variance(self) -> torch.Tensor:
+        return F.softplus(self.raw_variance) + self.eps
+
+    def forward(self, t: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        return gaussian_nll(self.regressor(self.align(s)), self.align(t), self.variance)
+
+
+class VIDLoss(DistillLoss):
+    """VID over several layer pairs; ``weight`` is the lambda of the formula."""
+
+    def __init__(self, teacher_shapes: Sequence[Shape], student_shapes: Sequence[Shape],
+                 weight: float = 100.0, hidden: int | None = None, init_variance: float = 5.0):
+        super().__init__()
+        self.weight = float(weight)
+        self.pairs = nn.ModuleList(VIDPair(t, s, hidden, init_variance)
+                                   for t, s in zip(teacher_shapes, student_shapes, strict=True))
+
+    def student_loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+        ce = cross_entropy(batch.student_logits, batch.y)
+        vid = sum(pair(t, s) for pair, t, s in zip(self.pairs, batch.teacher_features,
+                                                    batch.student_features, strict=True))
+        return ce + self.weight * vid, {"ce": _f(ce), "vid": _f(vid)}
+
+
+@register_method("vid")
+def _make_vid(teacher_shapes, student_shapes, num_classes, **kwargs) -> VIDLoss:
+    return VIDLoss(teacher_shapes, student_shapes, **kwargs)

@@ -1,0 +1,143 @@
+"""Batched and torch BROJA: batch equals one-by-one, torch equals numpy (float64 and float32,
+dtype and device kept), gradients through the envelope theorem against finite differences, no
+NaN gradients at zero probability, and the array namespace helper."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from _broja_reference import random_pmf
+
+import pidkit
+from pidkit._backend import get_namespace
+from pidkit.errors import PIDTypeError, PIDValueError
+
+
+def atoms(r):
+    return [r.redundancy, r.unique[0], r.unique[1], r.synergy]
+
+
+def mixed_batch(shape=(3, 3, 4)):
+    """Random full and sparse pmfs plus degenerate ones (constant target, identical sources,
+    a constant source, structural zeros), all of one shape."""
+    rng = np.random.default_rng(0)
+    items = [random_pmf(rng, shape) for _ in range(3)]
+    items += [random_pmf(rng, shape, 0.6) for _ in range(3)]
+    const_target = np.zeros(shape)
+    const_target[0] = random_pmf(rng, shape[1:])
+    identical = np.zeros(shape)
+    for x in range(shape[1]):
+        identical[:, x, x] = random_pmf(rng, (shape[0],)) / shape[1]
+    const_source = np.zeros(shape)
+    const_source[:, 0, :] = random_pmf(rng, (shape[0], shape[2]))
+    zeros = random_pmf(rng, shape)
+    zeros[0, 1, :] = 0.0
+    zeros[1, :, 2] = 0.0
+    items += [const_target, identical, const_source, zeros / zeros.sum()]
+    return np.stack(items)
+
+
+def test_batch_equals_one_by_one():
+    batch = mixed_batch()
+    r = pidkit.broja(batch, batch=True)
+    assert r.redundancy.shape == (len(batch),) and r.solver.converged
+    for i, p in enumerate(batch):
+        single = pidkit.pid(p, measure="broja")
+        np.testing.assert_allclose([a[i] for a in atoms(r)], atoms(single), atol=2e-9)
+        assert r.solver.certificate.lower[i] - 1e-12 <= single.unique[0]
+        assert single.unique[0] <= r.solver.certificate.upper[i] + 1e-12
+    assert np.all(r.solver.certificate.upper - r.solver.certificate.lower <= 1e-9)
+
+
+def test_torch_float64_equals_numpy():
+    batch = mixed_batch()
+    r_np = pidkit.broja(batch, batch=True)
+    r_t = pidkit.broja(torch.tensor(batch), batch=True)
+    for a_t, a_np in zip(atoms(r_t), atoms(r_np), strict=True):
+        assert isinstance(a_t, torch.Tensor) and a_t.dtype == torch.float64
+        np.testing.assert_allclose(a_t.numpy(), a_np, atol=1e-10)
+
+
+def test_torch_float32_keeps_dtype_with_dtype_aware_tolerance():
+    batch = mixed_batch()
+    r_np = pidkit.broja(batch, batch=True)
+    r_t = pidkit.broja(torch.tensor(batch, dtype=torch.float32), batch=True)
+    eps = torch.finfo(torch.float32).eps
+    for a_t, a_np in zip(atoms(r_t), atoms(r_np), strict=True):
+        assert a_t.dtype == torch.float32 and a_t.device == torch.device("cpu")
+        # the input itself is rounded to float32: atoms move by O(eps * log(1/eps))
+        np.testing.assert_allclose(a_t.numpy(), a_np, atol=200 * eps)
+
+
+def test_pid_accepts_tensor_and_groups_axes():
+    rng = np.random.default_rng(1)
+    p = random_pmf(rng, (2, 2, 3, 2))
+    r_np = pidkit.pid(p, target=0, sources=[[1, 2], [3]], measure="broja")
+    r_t = pidkit.pid(torch.tensor(p), target=0, sources=[[1, 2], [3]], measure="broja")
+    np.testing.assert_allclose([float(a) for a in atoms(r_t)], atoms(r_np), atol=1e-10)
+    assert r_t.solver.certificate.gap <= 1e-9
+    with pytest.raises(PIDValueError, match="only 'broja'"):
+        pidkit.pid(torch.tensor(p), measure="mmi")
+
+
+def _finite_difference(p, direction, atom_index, h=1e-4):
+    def value(x):
+        return float(atoms(pidkit.broja(torch.tensor(x), tol=1e-11))[atom_index])
+
+    return (value(p + h * direction) - value(p - h * direction)) / (2 * h)
+
+
+@pytest.mark.parametrize("atom_index", [0, 1, 2, 3])
+def test_gradient_matches_finite_differences(atom_index):
+    rng = np.random.default_rng(2)
+    p = random_pmf(rng, (3, 3, 3))
+    p = 0.7 * p + 0.3 / p.size           # keep every cell away from zero
+    x = torch.tensor(p, requires_grad=True)
+    atoms(pidkit.broja(x, tol=1e-11))[atom_index].backward()
+    for _ in range(3):
+        d = rng.normal(size=p.shape)
+        d -= d.mean()                    # stay on the simplex
+        analytic = float((x.grad * torch.tensor(d)).sum())
+        numeric = _finite_difference(p, d, atom_index)
+        assert analytic == pytest.approx(numeric, abs=2e-5, rel=1e-4)
+
+
+def test_batched_gradients_match_single():
+    batch = mixed_batch()[:4]
+    x = torch.tensor(batch, requires_grad=True)
+    pidkit.broja(x, batch=True).unique[0].sum().backward()
+    for i in range(len(batch)):
+        xi = torch.tensor(batch[i], requires_grad=True)
+        pidkit.broja(xi).unique[0].backward()
+        torch.testing.assert_close(x.grad[i], xi.grad, atol=1e-6, rtol=1e-6)
+
+
+def test_no_nan_gradient_at_zero_probability():
+    batch = mixed_batch()
+    x = torch.tensor(batch, requires_grad=True)
+    r = pidkit.broja(x, batch=True)
+    total = sum(a.sum() for a in atoms(r))
+    total.backward()
+    assert bool(torch.isfinite(x.grad).all())
+    assert (batch == 0).any()
+
+
+def test_batch_validation_and_normalize():
+    batch = torch.tensor(mixed_batch()[:2]) * 3.0
+    with pytest.raises(PIDValueError, match="sum to 1"):
+        pidkit.broja(batch, batch=True)
+    r = pidkit.broja(batch, batch=True, normalize=True)
+    r1 = pidkit.broja(batch / 3.0, batch=True)
+    torch.testing.assert_close(r.synergy, r1.synergy)
+    with pytest.raises(PIDTypeError, match="floating-point"):
+        pidkit.broja(torch.ones((2, 2, 2), dtype=torch.int64), batch=False)
+    with pytest.raises(PIDValueError, match="NaN"):
+        pidkit.broja(torch.full((2, 2, 2), float("nan")))
+
+
+def test_namespace_helper():
+    assert get_namespace(np.ones(2)).name == "numpy"
+    assert get_namespace(torch.ones(2), torch.zeros(3)).name == "torch"
+    with pytest.raises(PIDTypeError, match="mix"):
+        get_namespace(np.ones(2), torch.ones(2))

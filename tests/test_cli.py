@@ -1,0 +1,166 @@
+"""The pidkit command line: demo values, pid on CSV and .npy, JSON, one-line errors."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from pid_reference_values import AND_CCS_RED, AND_CCS_SYN, AND_CCS_UNI, H14
+
+from pidkit.cli import main
+from pidkit.gates import gate
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _table(out, title):
+    """Rows {atom label: [values...]} and the column names of the demo table of one gate."""
+    block = out.split(f"\n{title}: ")[1].split("\n\n")[0].splitlines()
+    columns = block[1].split()[1:]
+    rows = {line.split()[0]: [float(v) for v in line.split()[1:]] for line in block[2:]}
+    return columns, rows
+
+
+def test_demo_prints_literature_values(capsys):
+    code, out, err = run(capsys, "demo", "--measure", "imin", "mmi", "ccs")
+    assert code == 0 and err == ""
+    columns, rows = _table(out, "AND")
+    assert columns == ["imin", "mmi", "ccs"]
+    assert rows["{0}{1}"] == pytest.approx([H14 - 0.5, H14 - 0.5, AND_CCS_RED], abs=1e-6)
+    assert rows["{0}"] == pytest.approx([0, 0, AND_CCS_UNI], abs=1e-6)
+    assert rows["{0:1}"] == pytest.approx([0.5, 0.5, AND_CCS_SYN], abs=1e-6)
+    assert rows["I(Y;all)"] == pytest.approx([H14], abs=1e-6)
+    _, rows = _table(out, "PARITY3")
+    assert len(rows) == 19 and rows["{0:1:2}"] == pytest.approx([1, 1, 1], abs=1e-6)
+
+
+def test_demo_default_shows_every_registered_measure(capsys):
+    from pidkit.discrete import MEASURES
+
+    code, out, _ = run(capsys, "demo", "--gate", "xor", "--base", "e")
+    assert code == 0 and "in nats" in out
+    columns, rows = _table(out, "XOR")
+    assert columns == sorted(MEASURES)
+    assert rows["{0:1}"] == pytest.approx([np.log(2)] * len(columns), abs=1e-6)
+
+
+@pytest.fixture
+def and_csv(tmp_path):
+    path = tmp_path / "and.csv"
+    lines = ["a,b,noise,y"] + [f"{a},{b},{(a + b) % 3},{a & b}" for a in (0, 1) for b in (0, 1)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_pid_csv_text(capsys, and_csv):
+    code, out, err = run(capsys, "pid", str(and_csv), "--target", "y", "--sources", "a", "b",
+                         "--measure", "imin")
+    assert code == 0 and err == ""
+    assert out.splitlines()[0] == "PID of y from (a, b), measure=imin, in bits"
+    values = {line.split()[0]: float(line.split()[1]) for line in out.splitlines()[2:-1]}
+    assert values["{0}{1}"] == pytest.approx(H14 - 0.5, abs=1e-6)
+    assert values["{0:1}"] == pytest.approx(0.5, abs=1e-6)
+
+
+def test_pid_csv_json_and_grouping(capsys, and_csv):
+    code, out, _ = run(capsys, "pid", str(and_csv), "--target", "y", "--sources", "a+b",
+                       "noise", "--measure", "mmi", "--json", "--base", "2")
+    assert code == 0
+    d = json.loads(out)
+    assert d["source_names"] == ["a+b", "noise"] and d["target_name"] == "y"
+    # noise = a+b mod 3 determines y except at (0,0) vs (1,1)... compare with the library:
+    import pidkit
+
+    cols = np.array([[a, b, (a + b) % 3, a & b] for a in (0, 1) for b in (0, 1)]).T
+    ref = pidkit.pid(pidkit.joint_pmf(cols[3], cols[0], cols[1], cols[2]),
+                     sources=[[1, 2], [3]], measure="mmi")
+    assert d["atoms"] == pytest.approx({k.replace(" ", ""): v for k, v in
+                                        ref.to_dict()["atoms"].items()})
+    assert d["mutual_information"] == pytest.approx(H14)
+
+
+def test_pid_csv_default_target_is_first_column(capsys, tmp_path):
+    path = tmp_path / "xor.csv"
+    path.write_text("y,x0,x1\n0,0,0\n1,0,1\n1,1,0\n0,1,1\n")
+    code, out, _ = run(capsys, "pid", str(path), "--measure", "ccs", "--json")
+    assert code == 0 and json.loads(out)["synergy"] == pytest.approx(1.0)
+
+
+def test_pid_npy(capsys, tmp_path):
+    path = tmp_path / "and.npy"
+    p = np.moveaxis(gate("AND"), 0, 2)  # target on the last axis
+    np.save(path, p)
+    code, out, _ = run(capsys, "pid", str(path), "--target", "2", "--measure", "ccs", "--json")
+    assert code == 0
+    d = json.loads(out)
+    assert d["redundancy"] == pytest.approx(AND_CCS_RED, abs=1e-9)
+    assert d["unique"] == pytest.approx([AND_CCS_UNI] * 2, abs=1e-9)
+    assert d["source_names"] == ["X0", "X1"]
+
+
+def test_pid_npy_normalize(capsys, tmp_path):
+    path = tmp_path / "counts.npy"
+    np.save(path, 4 * gate("XOR"))
+    code, _, err = run(capsys, "pid", str(path), "--measure", "mmi")
+    assert code == 2 and "normalize=True" in err
+    code, out, _ = run(capsys, "pid", str(path), "--measure", "mmi", "--normalize", "--json")
+    assert code == 0 and json.loads(out)["synergy"] == pytest.approx(1.0)
+
+
+def test_measures_lists_registry(capsys):
+    code, out, _ = run(capsys, "measures")
+    assert code == 0
+    assert [line.split()[0] for line in out.splitlines()][:3] == sorted(
+        ["ccs", "imin", "mmi", *(["broja"] if "broja " in out else [])])[:3]
+
+
+def _bad_files(tmp_path):
+    (tmp_path / "text.csv").write_text("y,x\n0,1\n1,a\n")
+    (tmp_path / "short.csv").write_text("y,x\n0,1\n1\n")
+    (tmp_path / "empty.csv").write_text("")
+    (tmp_path / "neg.csv").write_text("y,x\n0,1\n1,-1\n")
+    np.save(tmp_path / "obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    np.save(tmp_path / "nan.npy", np.array([[np.nan, 0.5], [0.25, 0.25]]))
+    (tmp_path / "data.txt2").write_text("")
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["pid", "missing.csv"], "missing.csv: no such file"),
+    (["pid", "text.csv", "--measure", "mmi"], "line 3, column 'x': 'a' is not an integer code"),
+    (["pid", "short.csv", "--measure", "mmi"], "line 3 has 1 fields, the header has 2"),
+    (["pid", "empty.csv"], "the file is empty"),
+    (["pid", "neg.csv", "--measure", "mmi"], "contains negative codes"),
+    (["pid", "text.csv", "--target", "z"], "no column 'z'"),
+    (["pid", "text.csv", "--target", "y", "--sources", "y"], "a column is used twice"),
+    (["pid", "obj.npy"], "cannot read the array"),
+    (["pid", "nan.npy", "--measure", "mmi"], "p: contains NaN or infinite probabilities"),
+    (["pid", "nan.npy", "--target", "y"], "'y' is not an axis index"),
+    (["pid", "data.txt2"], "unknown file type '.txt2'"),
+    (["pid", "neg.csv", "--measure", "nope"], "--measure: unknown measure 'nope'"),
+    (["pid", "neg.csv", "--base", "two"], "argument --base: 'two' is not a number"),
+    (["pid", "neg.csv", "--base", "1"], "base: must be a finite logarithm base"),
+    (["frobnicate"], "argument command: invalid choice: 'frobnicate'"),
+    ([], "the following arguments are required: command"),
+])
+def test_errors_are_one_line_and_exit_2(capsys, tmp_path, monkeypatch, argv, message):
+    _bad_files(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(capsys, *argv)
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and err.startswith("pidkit: error: ")
+    assert message in err
+
+
+def test_console_script_error_has_no_traceback(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("y,x\n0,0.5\n")
+    proc = subprocess.run([sys.executable, "-m", "pidkit.cli", "pid", str(bad)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.startswith("pidkit: error: ") and "Traceback" not in proc.stderr
+    assert proc.stderr.count("\n") == 1

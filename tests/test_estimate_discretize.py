@@ -1,0 +1,177 @@
+"""Discretizer (scaling -> PCA -> KMeans, quantile bins), the paper preset, the discretise
+route, and the sensitivity sweep."""
+
+import math
+
+import matplotlib
+import numpy as np
+import pytest
+
+from pidkit.estimate import PRESETS, Discretizer, pid_from_samples, plot_sensitivity, sensitivity
+
+matplotlib.use("Agg")
+
+
+def _blobs(latent, dim, seed, spread=0.05, n_centres=None):
+    """Points near well-separated random centres, one centre per latent value."""
+    rng = np.random.default_rng(seed)
+    k = int(latent.max()) + 1 if n_centres is None else n_centres
+    centres = rng.normal(size=(k, dim)) * 3
+    return centres[latent] + spread * rng.normal(size=(latent.shape[0], dim))
+
+
+def _bijective(a, b):
+    """Whether the two labelings agree up to a renaming of the labels."""
+    pairs = set(zip(a.tolist(), b.tolist(), strict=True))
+    return len(pairs) == len(set(a.tolist())) == len(set(b.tolist()))
+
+
+def test_discretizer_fitted_on_train_applies_to_test_split():
+    rng = np.random.default_rng(0)
+    latent = rng.integers(0, 5, 3000)
+    x = _blobs(latent, 64, seed=1).reshape(3000, 4, 16)  # trailing axes are flattened
+    train, test = slice(0, 2000), slice(2000, 3000)
+    d = Discretizer(n_clusters=5, n_components=4, random_state=0).fit(x[train])
+    centres = d.cluster_centers_.copy()
+    codes_test = d.transform(x[test])
+    assert _bijective(codes_test, latent[test])
+    np.testing.assert_array_equal(d.cluster_centers_, centres)  # transform never refits
+    np.testing.assert_array_equal(d.transform(x[train]), d.fit_transform(x[train]))
+    # a fitted discretiser passed to pid_from_samples is applied, not refitted
+    y = latent % 2
+    r = pid_from_samples(y[test], x[test], x[test], estimator="discretize", measure="mmi",
+                         discretizers=[d, d], n_boot=0, n_perm=0, seed=0)
+    by_codes = pid_from_samples(y[test], codes_test, codes_test, measure="mmi", n_boot=0,
+                                n_perm=0, seed=0)
+    assert r.to_dict()["atoms"] == by_codes.to_dict()["atoms"]
+
+
+def test_chunked_float32_transform_matches_float64():
+    rng = np.random.default_rng(1)
+    spectrum = np.diag([8.0, 6.0, 4.5, 3.0, 2.0])  # well-separated principal axes
+    x = rng.normal(size=(1000, 5)) @ spectrum @ rng.normal(size=(5, 128))
+    x += 0.1 * rng.normal(size=(1000, 128))
+    d32 = Discretizer(n_clusters=6, n_components=5, chunk_size=97, random_state=3).fit(x)
+    d64 = Discretizer(n_clusters=6, n_components=5, dtype="float64", random_state=3).fit(x)
+    z32, z64 = d32.projector_.transform(x), d64.projector_.transform(x)
+    np.testing.assert_allclose(z32, z64, atol=1e-5)
+    # hand-written reference: L2 rows, centre, project on the principal axes
+    xs = x / np.linalg.norm(x, axis=1, keepdims=True)
+    np.testing.assert_allclose(z64, (xs - xs.mean(0)) @ d64.projector_.components_.T,
+                               atol=1e-12)
+    _, _, vt = np.linalg.svd(xs - xs.mean(0), full_matrices=False)
+    np.testing.assert_allclose(np.abs(d64.projector_.components_), np.abs(vt[:5]), atol=1e-8)
+
+
+def test_paper_preset_settings_and_pipeline():
+    """Paper: flatten, L2-normalise, PCA 10 / KMeans 10 (CIFAR-10), 5 / 3 (CIFAR-100)."""
+    assert PRESETS["paper-cifar10"]["n_components"] == 10
+    assert PRESETS["paper-cifar10"]["n_clusters"] == 10
+    assert PRESETS["paper-cifar100"]["n_components"] == 5
+    assert PRESETS["paper-cifar100"]["n_clusters"] == 3
+    for preset in PRESETS.values():
+        assert preset["scaling"] == "l2" and preset["fit_size"] is None
+    from sklearn.cluster import KMeans
+    from sklearn.decomposition import PCA
+    from sklearn.preprocessing import normalize
+
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(600, 3, 8, 8)) + np.repeat(rng.normal(size=(10, 192)), 60, 0).reshape(
+        600, 3, 8, 8)
+    for name, (k, c) in {"paper-cifar10": (10, 10), "paper-cifar100": (5, 3)}.items():
+        codes = Discretizer.from_preset(name, random_state=5).fit_transform(x)
+        flat = normalize(x.reshape(600, -1))
+        z = PCA(n_components=k, random_state=5).fit(flat).transform(flat)
+        reference = KMeans(n_clusters=c, random_state=5).fit(z).labels_
+        np.testing.assert_array_equal(codes, reference)
+
+
+def test_paper_preset_in_nats():
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 10, 1200)
+    t = _blobs(y, 40, seed=4, spread=0.3)
+    s = rng.normal(size=(1200, 40))
+    bits = pid_from_samples(y, t, s, estimator="discretize", preset="paper-cifar10",
+                            measure="mmi", n_boot=0, n_perm=0, seed=1)
+    nats = pid_from_samples(y, t, s, estimator="discretize", preset="paper-cifar10",
+                            measure="mmi", base=math.e, n_boot=0, n_perm=0, seed=1)
+    assert nats.unit == "nats"
+    assert nats.mutual_information == pytest.approx(bits.mutual_information * math.log(2))
+    assert bits.details["discretizers"][0]["n_clusters"] == 10
+    assert bits.details["preset"] == "paper-cifar10"
+    # T's clusters recover the 10 labels: I(Y;T) = H(Y) = log2(10) up to sampling
+    assert bits.unique[0] + bits.redundancy == pytest.approx(
+        _plugin_entropy_bits(y), abs=0.02)
+
+
+def _plugin_entropy_bits(y):
+    p = np.bincount(y) / y.size
+    p = p[p > 0]
+    return float(-(p * np.log2(p)).sum())
+
+
+def test_discretize_route_recovers_the_latent_pid_exactly():
+    """Sources are noisy embeddings of discrete latents; with the right number of clusters the
+    codes are the latents relabelled, so the estimate equals the plug-in PID of the latents."""
+    rng = np.random.default_rng(4)
+    n = 2000
+    u_t, u_s = rng.integers(0, 3, n), rng.integers(0, 4, n)
+    y = (u_t + u_s) % 3
+    t, s = _blobs(u_t, 100, seed=5), _blobs(u_s, 100, seed=6)
+    exact = pid_from_samples(y, u_t, u_s, measure="mmi", n_boot=0, n_perm=0, seed=0)
+    estimated = pid_from_samples(
+        y, t, s, estimator="discretize", measure="mmi", n_boot=0, n_perm=0, seed=0,
+        discretizers=[Discretizer(3, 5, random_state=0), Discretizer(4, 5, random_state=0)])
+    for node in exact.atoms:
+        assert estimated.atoms[node] == pytest.approx(exact.atoms[node], abs=1e-12)
+
+
+def test_quantile_binning_low_dimensions():
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=(4000, 2))
+    d = Discretizer(method="quantile", n_bins=4, n_components=None, scaling=None).fit(x)
+    codes = d.transform(x)
+    assert d.n_codes_ == 16
+    # reference: per-column quartiles, combined row-major
+    q = [np.quantile(x[:, j], [0.25, 0.5, 0.75]) for j in range(2)]
+    ref = np.searchsorted(q[0], x[:, 0], side="right") * 4 + np.searchsorted(q[1], x[:, 1],
+                                                                              side="right")
+    np.testing.assert_array_equal(codes, ref)
+    marginal = np.bincount(codes // 4, minlength=4)
+    assert marginal.min() >= 990 and marginal.max() <= 1010  # equal mass
+    y = (x[:, 0] > np.median(x[:, 0])).astype(int)  # exactly the lower/upper half
+    r = pid_from_samples(y, x[:, :1], x[:, 1:], estimator="discretize", method="quantile",
+                         n_bins=2, n_components=None, scaling=None, measure="mmi", n_boot=0,
+                         n_perm=0, seed=0)
+    assert r.unique[0] + r.redundancy == pytest.approx(1.0, abs=1e-12)  # I(Y; X0) = 1 bit
+
+
+def test_fit_size_subsample_and_minibatch_are_reproducible():
+    rng = np.random.default_rng(7)
+    latent = rng.integers(0, 4, 5000)
+    x = _blobs(latent, 32, seed=8).astype(np.float32)
+    kw = dict(n_clusters=4, n_components=3, fit_size=800, kmeans="minibatch", random_state=2)
+    a, b = Discretizer(**kw).fit_transform(x), Discretizer(**kw).fit_transform(x)
+    np.testing.assert_array_equal(a, b)
+    assert _bijective(a, latent)
+
+
+def test_sensitivity_table_and_plot():
+    rng = np.random.default_rng(9)
+    y = rng.integers(0, 3, 900)
+    t = _blobs(y, 30, seed=10, spread=1.0)
+    s = rng.normal(size=(900, 30))
+    table = sensitivity(y, t, s, n_clusters=[2, 4], n_components=[2, 3], measure="mmi",
+                        n_boot=5, n_perm=5, seed=3)
+    assert [(r["n_components"], r["n_clusters"]) for r in table] == [(2, 2), (2, 4), (3, 2),
+                                                                       (3, 4)]
+    single = pid_from_samples(y, t, s, estimator="discretize", measure="mmi", n_clusters=4,
+                              n_components=3, n_boot=5, n_perm=5, seed=3)
+    assert table[3]["unique_0"] == single.unique[0]
+    assert table[3]["redundancy_lower"] == single.intervals[single.lattice.bottom][0]
+    assert table[3]["p_synergy"] == single.details["p_values"]["synergy"]
+    for row in table:
+        total = row["redundancy"] + row["unique_0"] + row["unique_1"] + row["synergy"]
+        assert total == pytest.approx(row["mutual_information"], abs=1e-9)
+    axes = plot_sensitivity(table)
+    assert len(axes) == 4 and len(axes[0].lines) + len(axes[0].containers) >= 2

@@ -1,0 +1,121 @@
+"""PIDResult: plain data, table, plot, label lookup (issue 2, point 3)."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+import pidkit
+from pidkit.gates import gate
+from pidkit.result import AtomMap, Certificate, PIDResult, SolverInfo
+
+
+@pytest.fixture
+def and_mmi():
+    # MMI on AND (bits): red = I(Y;X0) = h(1/4) - 1/2, syn = I(Y;X0,X1) - I(Y;X0) = 1/2.
+    return pidkit.pid(gate("AND"), measure="mmi")
+
+
+def _h(q):
+    return -q * math.log2(q) - (1 - q) * math.log2(1 - q)
+
+
+def test_two_source_views(and_mmi):
+    r = and_mmi
+    assert r.redundancy == pytest.approx(_h(0.25) - 0.5, abs=1e-12)
+    assert r.unique == pytest.approx((0.0, 0.0), abs=1e-12)
+    assert r.synergy == pytest.approx(0.5, abs=1e-12)
+    assert r.mutual_information == pytest.approx(_h(0.25), abs=1e-12)
+    assert r.n_sources == 2
+    assert r.unit == "bits"
+    assert r.source_names == ("X1", "X2")   # axes of the pmf
+
+
+def test_label_lookup(and_mmi):
+    atoms = and_mmi.atoms
+    assert atoms["{0}{1}"] == atoms[((0,), (1,))] == and_mmi.redundancy
+    assert atoms["{0:1}"] == and_mmi.synergy
+    assert "{0}" in atoms and ((1,),) in atoms
+    assert "{0}{2}" not in atoms and "not a label" not in atoms
+    assert len(atoms) == 4
+    with pytest.raises(KeyError):
+        atoms["{0}{2}"]
+
+
+def test_to_dict_is_json_serialisable_and_complete(and_mmi):
+    d = json.loads(json.dumps(and_mmi.to_dict()))
+    assert d["measure"] == "mmi" and d["unit"] == "bits" and d["base"] == 2
+    assert set(d["atoms"]) == {"{0}{1}", "{0}", "{1}", "{0:1}"}
+    assert d["atoms"]["{0:1}"] == pytest.approx(0.5)
+    assert d["redundancy"] == pytest.approx(and_mmi.redundancy)
+    assert d["unique"] == pytest.approx(list(and_mmi.unique))
+    assert d["solver"]["status"] == "closed_form"
+    assert d["mutual_information"] == pytest.approx(and_mmi.mutual_information)
+
+
+def test_to_dict_handles_numpy_values_and_intervals():
+    r = PIDResult(atoms={((0,), (1,)): np.float32(0.25), ((0,),): np.float64(0.0),
+                         ((1,),): np.array(0.0), ((0, 1),): np.float64(0.5)},
+                  measure="x", base=math.e, mutual_information=np.float64(0.75),
+                  solver=SolverInfo("optimal", True, 3, Certificate("uni", 0.1, 0.1 + 1e-9),
+                                    details={"tol": np.float64(1e-9)}),
+                  intervals={node: (np.float64(0.0), np.float64(1.0))
+                             for node in pidkit.lattice(2).nodes})
+    d = json.loads(json.dumps(r.to_dict()))
+    assert d["unit"] == "nats"
+    assert d["intervals"]["{0}"] == [0.0, 1.0]
+    assert d["solver"]["certificate"]["gap"] == pytest.approx(1e-9)
+    assert "interval" in str(r)
+
+
+def test_str_table_has_labels_and_values(and_mmi):
+    text = str(and_mmi)
+    assert "measure=mmi" in text and "in bits" in text
+    lines = {line.split()[0]: line.split()[1] for line in text.splitlines()[2:-1]}
+    assert float(lines["{0}{1}"]) == pytest.approx(_h(0.25) - 0.5, abs=1e-6)
+    assert float(lines["{0:1}"]) == pytest.approx(0.5, abs=1e-6)
+    assert float(lines["I(Y;all)"]) == pytest.approx(_h(0.25), abs=1e-6)
+    assert text.splitlines()[-1].strip() == "solver: closed_form"
+
+
+def test_three_source_views():
+    r = pidkit.pid(gate("COPY3"), measure="imin")
+    # I_min on the 3-bit copy: 1 bit at the bottom, at {0:1}{0:2}{1:2} and at the top.
+    assert r.n_sources == 3 and len(r.atoms) == 18
+    assert r.redundancy == pytest.approx(1.0)
+    assert r.atoms["{0:1}{0:2}{1:2}"] == pytest.approx(1.0)
+    assert r.synergy == pytest.approx(1.0)
+    assert r.unique == pytest.approx((0.0, 0.0, 0.0), abs=1e-12)
+
+
+def test_base_conversion():
+    bits = pidkit.pid(gate("AND"), measure="imin")
+    nats = pidkit.pid(gate("AND"), measure="imin", base=math.e)
+    assert nats.redundancy == pytest.approx(bits.redundancy * math.log(2))
+    assert nats.unit == "nats"
+
+
+def test_solver_info_scaled():
+    info = SolverInfo("optimal", True, 5, Certificate("uni", 1.0, 2.0), residual=0.5)
+    s = info.scaled(2.0)
+    assert (s.certificate.lower, s.certificate.upper, s.residual) == (2.0, 4.0, 1.0)
+    assert s.certificate.gap == 2.0
+
+
+def test_plot_bar_heights(and_mmi):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    ax = and_mmi.plot()
+    heights = [patch.get_height() for patch in ax.patches]
+    np.testing.assert_allclose(heights, list(and_mmi.atoms.values()), atol=1e-12)
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["{0}{1}", "{0}", "{1}", "{0:1}"]
+    assert "bits" in ax.get_ylabel()
+    import matplotlib.pyplot as plt
+    plt.close("all")
+
+
+def test_atommap_repr():
+    m = AtomMap({((0,),): 1.0})
+    assert repr(m) == "AtomMap({'{0}': 1.0})"
