@@ -11,6 +11,7 @@ from .discrete import available_measures
 from .discrete.broja import broja
 from .errors import ConvergenceWarning, PIDKitError, PIDTypeError, PIDValueError
 from .estimate import pid_from_samples
+from .gaussian import gaussian_pid, gaussian_pid_from_samples
 from .interop import from_dit, to_dit
 from .lattice import Lattice, lattice, node_label, parse_node
 from .result import AtomMap, Certificate, PIDResult, SolverInfo
@@ -19,6 +20,8 @@ from .samples import joint_pmf
 __version__ = "0.1.0"
 
 __all__ = [
+    "gaussian_pid",
+    "gaussian_pid_from_samples",
     "broja",
     "to_dit",
     "joint_pmf",

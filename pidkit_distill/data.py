@@ -8,8 +8,8 @@ CIFAR is read **without executing code from the files**. Two on-disk formats are
   one record per image (CIFAR-10: 1 label byte + 3072 pixel bytes; CIFAR-100: coarse and fine
   label bytes + 3072 pixel bytes), parsed with ``numpy.frombuffer``. Preferred.
 - the *python* format (``cifar-10-batches-py/``, ``cifar-100-python/``: pickled dicts) through a
-  restricted unpickler that only reconstructs numpy arrays, dtypes and plain containers and
-  refuses every other global (so a malicious file cannot run code).
+  restricted unpickler that only reconstructs numpy arrays, dtypes, plain containers (and
+  ``_codecs.encode``, a pure function some pickles use for bytes) and refuses every other global (so a malicious file cannot run code).
 
 Nothing is ever downloaded. Inputs are float32 tensors: digits ``(1, 8, 8)`` in [0, 1],
 MNIST-1D ``(1, 40)`` standardised, CIFAR ``(3, 32, 32)`` normalised per channel.
@@ -109,6 +109,7 @@ class _ArrayOnlyUnpickler(pickle.Unpickler):
         ("numpy._core.multiarray", "_reconstruct"),
         ("numpy", "ndarray"),
         ("numpy", "dtype"),
+        ("_codecs", "encode"),  # protocol-2 pickles written by Python 3 store bytes this way
     }
 
     def find_class(self, module: str, name: str):

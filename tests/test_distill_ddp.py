@@ -2,6 +2,7 @@
 process on the same global batch (RID with batch-norm-free filters and MLPs, so that no
 per-process batch statistics enter)."""
 
+import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
@@ -10,7 +11,7 @@ from torch.utils.data import TensorDataset
 from pidkit_distill import models
 from pidkit_distill.train import Trainer
 
-OPTIONS = dict(method="rid", epochs=4, warmup=1, cycle=2, ratio=0.5, batch_size=32, lr=0.05,
+OPTIONS = dict(method="rid", epochs=3, warmup=1, cycle=2, ratio=0.5, batch_size=64, lr=0.05,
                seed=5, progress=False, method_options={"norm": False, "lambda2": 1.0})
 
 
@@ -38,7 +39,7 @@ def _worker(rank, world, init_file, out_file):
         teacher, student, train, test = _setup()
         trainer = Trainer(teacher, student, train, val_data=test, **OPTIONS)
         assert (trainer.rank, trainer.world_size) == (rank, world)
-        assert trainer.loader.batch_size == 16
+        assert trainer.loader.batch_size == 32
         trainer.fit()
         if rank == 0:
             torch.save({"student": trainer.student.state_dict(),
@@ -50,6 +51,7 @@ def _worker(rank, world, init_file, out_file):
         dist.destroy_process_group()
 
 
+@pytest.mark.slow
 def test_two_gloo_processes_match_one_process(tmp_path):
     torch.set_num_threads(1)
     teacher, student, train, test = _setup()
@@ -68,4 +70,4 @@ def test_two_gloo_processes_match_one_process(tmp_path):
     torch.testing.assert_close(got["train_loss"],
                                torch.tensor([h["train_loss"] for h in single.history]),
                                rtol=1e-5, atol=1e-6)
-    assert [h["phase"] for h in single.history] == ["warmup", "student", "teacher", "student"]
+    assert [h["phase"] for h in single.history] == ["warmup", "student", "teacher"]

@@ -236,3 +236,30 @@ def test_grouped_sources_equal_merged_axes():
         b = pidkit.pid(merged, measure=measure)
         _assert_same(a, b)
         assert a.source_names == ("X[1,2]", "X3")
+
+
+# --- the gate registry -----------------------------------------------------------------------
+def _h2(q):
+    return -q * math.log2(q) - (1 - q) * math.log2(1 - q)
+
+
+# I(Y; all sources) in bits, from each gate's definition.
+GATE_MI = {"XOR": 1.0, "AND": _h2(0.25), "OR": _h2(0.25), "RDN": 1.0, "UNQ": 2.0, "COPY1": 1.0,
+           "SUM": 1.5, "XORAND": 1.5, "RDNXOR": 2.0, "RDNUNQXOR": 4.0, "W": _h2(1 / 3),
+           "PARITY3": 1.0, "RDN3": 1.0, "COPY3": 3.0}
+
+
+@pytest.mark.parametrize("name", sorted(GATE_MI))
+def test_gate_pmfs(name):
+    p = gate(name.lower())
+    spec = pidkit.gates.GATES[name]
+    assert p.ndim == spec.n_sources + 1 and p.sum() == pytest.approx(1.0)
+    assert _mi_bits(p, tuple(range(1, p.ndim))) == pytest.approx(GATE_MI[name], abs=1e-12)
+    p[...] = 0  # a fresh copy each time
+    assert gate(name).sum() == pytest.approx(1.0)
+
+
+def test_gate_registry_is_complete_and_rejects_unknown_names():
+    assert set(pidkit.gates.GATES) == set(GATE_MI)
+    with pytest.raises(PIDValueError, match="^name: is not a known choice"):
+        gate("NAND")

@@ -41,6 +41,7 @@ surprisal", Entropy 19(7), 318 (2017).
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 
@@ -59,6 +60,36 @@ __all__ = ["ccs"]
 SIGN_ZERO_TOL = 1e-8 * math.log(2)
 
 
+@functools.lru_cache(maxsize=4096)
+def _group(shape: tuple[int, ...], local_mask: int) -> np.ndarray:
+    """For a C-ordered array of ``shape``, the flat index of each cell's marginal cell over the
+    axes in bitmask ``local_mask`` (shared by every node with the same local shape)."""
+    coords = np.indices(shape).reshape(len(shape), -1)
+    axes = [a for a in range(len(shape)) if local_mask >> a & 1]
+    out = np.ravel_multi_index(tuple(coords[axes]), tuple(shape[a] for a in axes))
+    out.flags.writeable = False
+    return out
+
+
+@functools.lru_cache(maxsize=65536)
+def _coinformation_coefficients(members: tuple[int, ...]) -> dict[int, int]:
+    r"""Coefficient of :math:`\log \hat q(x_V)` in the local co-information, by local mask V.
+
+    ``members`` are the local variable masks of the node's collections (bit 0 is Y). Each subset
+    T of members maps to the union of their variables with sign :math:`(-1)^{|T|}`; adding Y
+    sets bit 0 and flips the sign.
+    """
+    k = len(members)
+    subsets = np.arange(1 << k)
+    unions = np.zeros(1 << k, dtype=np.int64)
+    for i, m in enumerate(members):
+        unions |= np.where(subsets >> i & 1, m, 0)
+    sign = np.where(np.array([bin(t).count("1") for t in subsets]) % 2, -1, 1)
+    coef = np.bincount(unions[1:], weights=sign[1:], minlength=2 * (unions.max() + 1))
+    coef -= np.bincount(unions | 1, weights=sign, minlength=len(coef))
+    return {int(v): int(c) for v, c in enumerate(np.rint(coef)) if c != 0}
+
+
 class _Node:
     """The pmf of (Y, X_U) for one lattice node, flattened, with the index maps it needs."""
 
@@ -73,19 +104,13 @@ class _Node:
         loc = marginal(p, (0, *source_axes(union)))
         self.shape = loc.shape
         self.p = loc.ravel()
-        self.coords = np.indices(self.shape).reshape(len(self.shape), -1)
         # Local variable masks: bit 0 = Y, bit position[s] = source s.
-        self.members = [sum(1 << position[s] for s in part) for part in node]
+        self.members = tuple(sum(1 << position[s] for s in part) for part in node)
         self.all_sources = sum(1 << position[s] for s in local_sources)
-        self._groups: dict[int, np.ndarray] = {}
 
     def group(self, local_mask: int) -> np.ndarray:
         """Index of each cell's marginal cell over the local variables in ``local_mask``."""
-        if local_mask not in self._groups:
-            axes = [a for a in range(len(self.shape)) if local_mask >> a & 1]
-            dims = tuple(self.shape[a] for a in axes)
-            self._groups[local_mask] = np.ravel_multi_index(tuple(self.coords[axes]), dims)
-        return self._groups[local_mask]
+        return _group(self.shape, local_mask)
 
     def problem(self) -> MaxEntProblem:
         masks = [self.all_sources] + [m | 1 for m in self.members]
@@ -95,21 +120,6 @@ class _Node:
         g = self.group(local_mask)
         return np.log(np.bincount(g, weights=q)[g[cells]])
 
-    def coinformation_coefficients(self) -> dict[int, int]:
-        r"""Coefficient of :math:`\log \hat q(x_V)` in the local co-information, by local mask V.
-
-        Subsets T of members map to the union of their variables; T with Y adds bit 0 and flips
-        the sign.
-        """
-        k = len(self.members)
-        subsets = np.arange(1 << k)
-        unions = np.zeros(1 << k, dtype=np.int64)
-        for i, m in enumerate(self.members):
-            unions |= np.where(subsets >> i & 1, m, 0)
-        sign = np.where(np.array([bin(t).count("1") for t in subsets]) % 2, -1, 1)
-        coef = np.bincount(unions[1:], weights=sign[1:], minlength=2 * (unions.max() + 1))
-        coef -= np.bincount(unions | 1, weights=sign, minlength=len(coef))
-        return {int(v): int(c) for v, c in enumerate(np.rint(coef)) if c != 0}
 
     def redundancy(self, q: np.ndarray) -> float:
         cells = np.flatnonzero(q > 0)
@@ -120,7 +130,7 @@ class _Node:
             return np.where(np.abs(values) <= SIGN_ZERO_TOL, 0.0, values)
 
         coinfo = zeroed(sum(c * self.log_marginal(q, v, cells)
-                            for v, c in self.coinformation_coefficients().items()))
+                            for v, c in _coinformation_coefficients(self.members).items()))
         agree = np.sign(coinfo) == np.sign(zeroed(
             np.log(qc) - self.log_marginal(q, self.all_sources, cells) - log_y))
         for m in self.members:

@@ -5,5 +5,6 @@ See :func:`gaussian_pid` and :func:`gaussian_pid_from_samples`.
 """
 
 from .api import gaussian_pid
+from .samples import gaussian_pid_from_samples
 
-__all__ = ["gaussian_pid"]
+__all__ = ["gaussian_pid", "gaussian_pid_from_samples"]

@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import scipy.linalg as sla
 
 __all__ = ["cholesky", "logdet_pd", "channel", "channels"]
 
@@ -35,9 +36,10 @@ def _trisolve(xp: Any, lower: Any, b: Any) -> Any:
     if xp.name == "torch":
         return xp._lib.linalg.solve_triangular(lower, b, upper=False)
     if lower.ndim == 2:
-        import scipy.linalg as sla
-
         return sla.solve_triangular(lower, b, lower=True, check_finite=False)
+    if lower.shape[0] <= 4:  # large matrices: LAPACK's triangular solve, one at a time
+        return np.stack([sla.solve_triangular(a, c, lower=True, check_finite=False)
+                         for a, c in zip(lower, b, strict=True)])
     return np.linalg.solve(lower, b)
 
 

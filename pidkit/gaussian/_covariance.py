@@ -40,7 +40,7 @@ from .._validation import fail
 from ..errors import PIDTypeError, RegularizationWarning
 
 __all__ = ["EXACT_RTOL", "NEAR_RTOL", "SYMMETRY_RTOL", "Prepared", "check_cov", "check_dims",
-           "prepare"]
+           "prepare", "screen", "apply_prepared"]
 
 #: Relative eigenvalue (of a correlation matrix) at or below which a direction counts as exactly
 #: degenerate.
@@ -196,8 +196,8 @@ def prepare(cov: np.ndarray, dims: tuple[int, int, int], *, item: str = "") -> P
         m[np.arange(k.size), k] = 1.0 / safe[s][k]
         base_maps.append(m)
     new_dims = tuple(int(k.size) for k in keep)
-    T = sla.block_diag(*base_maps)
-    c = T @ cov @ T.T
+    kept = np.flatnonzero(~const)
+    c = corr[np.ix_(kept, kept)]
     c = (c + c.T) / 2
     notes: list[str] = []
     if const.any():
@@ -205,6 +205,19 @@ def prepare(cov: np.ndarray, dims: tuple[int, int, int], *, item: str = "") -> P
     if _fast_ok(c):
         return Prepared(c, new_dims, tuple(base_maps), None, 0.0, tuple(notes))
     return _slow(c, new_dims, base_maps, notes, where)
+
+
+def screen(covs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Batched fast path: ``(ok, scale)`` where ``ok[b]`` says item ``b`` needs no reduction
+    (no constant variable, Cholesky of the correlation succeeds, reciprocal condition estimate
+    above :data:`NEAR_RTOL`) and ``scale[b] = 1 / sqrt(diag(cov[b]))``."""
+    var = np.diagonal(covs, axis1=-2, axis2=-1)
+    ok = (var > EXACT_RTOL * var.max(axis=-1, keepdims=True)).all(axis=-1)
+    scale = 1.0 / np.sqrt(np.where(ok[:, None], var, 1.0))
+    corr = covs * scale[:, :, None] * scale[:, None, :]
+    for b in np.flatnonzero(ok):
+        ok[b] = _fast_ok(corr[b])
+    return ok, scale
 
 
 def _slow(c: np.ndarray, dims: tuple[int, int, int], base_maps: list[np.ndarray],
@@ -238,13 +251,12 @@ def _slow(c: np.ndarray, dims: tuple[int, int, int], base_maps: list[np.ndarray]
                        "infinite information; add measurement noise or drop the duplicated "
                        "variable")
     sz = slice(new_dims[0], sum(new_dims))
-    z_map, dropped = _whitening(t[sz, sz])
+    w_z, dropped = _whitening(t[sz, sz])
+    z_map = w_z if dropped else None
     if dropped:
         notes.append(f"the sources share {dropped} exact linear component(s); I(M; X, Y) is "
                      "computed on their independent part")
-    else:
-        z_map = None
-    kz = t[sm, sz] if z_map is None else t[sm, sz] @ z_map.T
+    kz = t[sm, sz] @ w_z.T
     rho["both sources"] = np.linalg.svd(kz, compute_uv=False).max(initial=0.0)
     if 1 - rho["both sources"] ** 2 <= EXACT_RTOL:
         raise fail("cov", f"gives infinite information{where}: a linear function of the target "

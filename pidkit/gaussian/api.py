@@ -12,7 +12,7 @@ from ..errors import PIDTypeError
 from ..lattice import lattice
 from ..result import Certificate, PIDResult, SolverInfo
 from ._channels import channels
-from ._covariance import Prepared, apply_prepared, check_cov, prepare
+from ._covariance import Prepared, apply_prepared, check_cov, prepare, screen
 from .broja import broja_unique, certificate
 
 __all__ = ["gaussian_pid", "gaussian_atoms_nats", "MEASURES"]
@@ -20,55 +20,59 @@ __all__ = ["gaussian_pid", "gaussian_atoms_nats", "MEASURES"]
 MEASURES = ("broja", "mmi")
 
 
-def _is_plain(p: Prepared, dims: tuple[int, int, int]) -> bool:
-    """Whether ``p`` only rescales the variables (no reduction, no ridge)."""
-    return p.z_map is None and p.ridge == 0 and p.dims == dims
+def _index(xp: Any, idx: np.ndarray, like: Any) -> Any:
+    return xp._lib.as_tensor(idx, device=like.device) if xp.name == "torch" else idx
 
 
-def _stack(xp: Any, values: list[Any]) -> Any:
-    return xp._lib.stack(values) if xp.name == "torch" else np.stack(values)
+def _cat(xp: Any, values: list[Any]) -> Any:
+    return xp._lib.cat(values) if xp.name == "torch" else np.concatenate(values)
 
 
 def gaussian_atoms_nats(xp: Any, cov64: Any, dims: tuple[int, int, int], measure: str,
-                        preps: list[Prepared]) -> dict[str, Any]:
+                        ok: np.ndarray, scale: np.ndarray,
+                        preps: dict[int, Prepared]) -> dict[str, Any]:
     """Atoms in nats for a validated batch ``cov64 (B, d, d)`` (float64, namespace ``xp``).
 
-    Returns a dict of ``(B,)`` arrays: ``red``, ``uni_x``, ``uni_y``, ``syn``, ``i_x``,
-    ``i_y``, ``i_xy``, and the channels ``h_x``, ``h_y`` per item (lists) and ``lam``.
+    Items with ``ok[b]`` are only rescaled by ``scale[b]`` and computed as one batch; the others
+    use their exact reduction ``preps[b]``. Returns a dict of ``(B,)`` arrays: ``red``,
+    ``uni_x``, ``uni_y``, ``syn``, ``i_x``, ``i_y``, ``i_xy``, and per item (lists) the channels
+    ``h_x``, ``h_y`` and the generalized eigenvalues ``lam`` (BROJA).
     """
-    if all(_is_plain(p, dims) for p in preps):
-        scale = np.stack([np.concatenate([np.diag(m) for m in p.maps]) for p in preps])
-        s = xp.asarray(scale, like=cov64)
-        covs = [cov64 * s[:, :, None] * s[:, None, :]]
-        groups = [(dims, None, list(range(len(preps))))]
-    else:
-        covs = [apply_prepared(xp, cov64[b], p)[None] for b, p in enumerate(preps)]
-        groups = [(p.dims, p.z_map, [b]) for b, p in enumerate(preps)]
-    parts: dict[str, list[Any]] = {k: [] for k in ("i_x", "i_y", "i_xy", "uni_x", "uni_y")}
-    h_x, h_y, lam = [], [], []
-    for cov, (gdims, z_map, _) in zip(covs, groups, strict=True):
+    groups: list[tuple[np.ndarray, Any, tuple[int, int, int], Any]] = []
+    plain = np.flatnonzero(ok)
+    if plain.size:
+        s = xp.asarray(scale[plain], like=cov64)
+        sub = cov64 if plain.size == len(ok) else cov64[_index(xp, plain, cov64)]
+        groups.append((plain, sub * s[:, :, None] * s[:, None, :], dims, None))
+    for b, p in preps.items():
+        groups.append((np.array([b]), apply_prepared(xp, cov64[b], p)[None], p.dims, p.z_map))
+    keys = ("i_x", "i_y", "i_xy", "uni_x", "uni_y")
+    parts: dict[str, list[Any]] = {k: [] for k in keys}
+    per_item: dict[str, list[Any]] = {"h_x": [None] * len(ok), "h_y": [None] * len(ok),
+                                      "lam": [None] * len(ok)}
+    order = np.concatenate([g[0] for g in groups])
+    for idx, cov, gdims, z_map in groups:
         ch = channels(xp, cov, gdims, z_map)
-        for key in ("i_x", "i_y", "i_xy"):
-            parts[key].append(ch[key])
         if measure == "broja":
             ux, uy, lm = broja_unique(xp, ch["h_x"], ch["h_y"])
-            lam.extend(list(xp.to_numpy(lm)))
+            lm = xp.to_numpy(lm)
         else:
             top = xp.maximum(ch["i_x"], ch["i_y"])
-            ux, uy = top - ch["i_y"], top - ch["i_x"]
-        parts["uni_x"].append(ux)
-        parts["uni_y"].append(uy)
-        h_x.extend(list(xp.to_numpy(ch["h_x"])))
-        h_y.extend(list(xp.to_numpy(ch["h_y"])))
-    cat = (lambda v: xp._lib.cat(v)) if xp.name == "torch" else np.concatenate
-    out = {k: cat(v) for k, v in parts.items()}
+            ux, uy, lm = top - ch["i_y"], top - ch["i_x"], [None] * len(idx)
+        for k, v in zip(keys, (ch["i_x"], ch["i_y"], ch["i_xy"], ux, uy), strict=True):
+            parts[k].append(v)
+        hx, hy = xp.to_numpy(ch["h_x"]), xp.to_numpy(ch["h_y"])
+        for j, b in enumerate(idx):
+            per_item["h_x"][b], per_item["h_y"][b], per_item["lam"][b] = hx[j], hy[j], lm[j]
+    inverse = _index(xp, np.argsort(order), cov64)
+    out = {k: _cat(xp, v)[inverse] for k, v in parts.items()}
     # Red from both sides (they agree up to rounding), then the other atoms from the identities.
     red = 0.5 * ((out["i_x"] - out["uni_x"]) + (out["i_y"] - out["uni_y"]))
     out["red"] = red
     out["uni_x"] = out["i_x"] - red
     out["uni_y"] = out["i_y"] - red
     out["syn"] = out["i_xy"] - out["i_x"] - out["i_y"] + red
-    out.update(h_x=h_x, h_y=h_y, lam=lam)
+    out.update(per_item)
     return out
 
 
@@ -168,8 +172,10 @@ def gaussian_pid(cov: Any, dims: Any, measure: str = "broja", base: float = 2, *
     xp, cov64, batch_shape, dims = check_cov(cov, dims)
     host = xp.to_numpy(cov64)
     batch = host.shape[0]
-    preps = [prepare(host[b], dims, item=str(b) if batch > 1 else "") for b in range(batch)]
-    out = gaussian_atoms_nats(xp, cov64, dims, measure, preps)
+    ok, scale = screen(host)
+    preps = {int(b): prepare(host[b], dims, item=str(b) if batch > 1 else "")
+             for b in np.flatnonzero(~ok)}
+    out = gaussian_atoms_nats(xp, cov64, dims, measure, ok, scale, preps)
     factor = 1.0 / math.log(base)
 
     def finish(v: Any) -> Any:
@@ -193,8 +199,11 @@ def gaussian_pid(cov: Any, dims: Any, measure: str = "broja", base: float = 2, *
         lo, hi = bounds[:, 0].reshape(batch_shape), bounds[:, 1].reshape(batch_shape)
         cert = Certificate("Uni(M:X\\Y)", float(lo) if lo.ndim == 0 else lo,
                            float(hi) if hi.ndim == 0 else hi)
-    notes = [n for p in preps for n in p.notes]
-    ridge = np.array([p.ridge for p in preps]).reshape(batch_shape)
+    notes = [n for p in preps.values() for n in p.notes]
+    ridge = np.zeros(batch)
+    for b, p in preps.items():
+        ridge[b] = p.ridge
+    ridge = ridge.reshape(batch_shape)
     method = ("generalized eigenvalues of (Sigma_M|X, Sigma_M|Y), closed form"
               if measure == "broja" else "min(I(M;X), I(M;Y)), closed form")
     info = SolverInfo("closed_form", True, None, cert, None,

@@ -38,10 +38,13 @@ __all__ = ["batch_covariance", "gaussian_redundancy", "PIDLoss"]
 
 def batch_covariance(*blocks: torch.Tensor, ridge: float = 1e-3) -> torch.Tensor:
     r"""Unbiased covariance of the concatenated columns of ``blocks`` (each ``(N, d_i)``), plus
-    ``ridge`` times the identity: :math:`\hat\Sigma = \frac{1}{N-1} X_c^\top X_c + rI`."""
-    x = torch.cat([b.float() for b in blocks], dim=1)
+    ``ridge`` times the identity: :math:`\hat\Sigma = \frac{1}{N-1} X_c^\top X_c + rI`.
+
+    Computed in float64 and symmetrised exactly (``(C + C^T) / 2``)."""
+    x = torch.cat([b.double() for b in blocks], dim=1)
     xc = x - x.mean(0, keepdim=True)
     cov = xc.T @ xc / (x.shape[0] - 1)
+    cov = 0.5 * (cov + cov.T)
     return cov + ridge * torch.eye(cov.shape[0], dtype=cov.dtype, device=cov.device)
 
 
@@ -70,7 +73,7 @@ def gaussian_redundancy(y: torch.Tensor, a: torch.Tensor, b: torch.Tensor, num_c
     target = one_hot_reduced(y, num_classes)
     cov = batch_covariance(target, a, b, ridge=ridge)
     result = pidkit.gaussian_pid(cov, dims=(target.shape[1], a.shape[1], b.shape[1]),
-                                 measure=measure, base=math.e)
+                                 measure=measure, base=math.e, certify=False)
     return result.redundancy
 
 

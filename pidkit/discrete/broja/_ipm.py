@@ -146,65 +146,44 @@ def _newton_direction(q, pi, rho, g_lam, g_mu, free_lam, free_mu, xp: Namespace)
 
     Shapes: ``q, pi (B, Y, T, S)``, ``rho (B, T, S)``, ``g_lam (B, Y, T)``, ``g_mu (B, Y, S)``;
     fixed variables (``free_* == False``) get a unit diagonal and a zero step.
-
-    The coupling block between ``lam[., t]`` and ``mu[., s]`` is
-    ``C_ts = diag(d_ts) + rho_ts u_ts v_ts^T`` (``d = q``, ``u = v = pi`` with the fixed
-    variables masked), so the Schur complement
-    ``A - sum_s C_ts B_s^{-1} C_t's^T`` is assembled from four structured products at cost
-    ``O(|Y|^2 |T|^2 |S|)`` instead of a dense ``O(|Y|^3 |T|^2 |S|)`` product.
     """
     nb, ny, nt, ns = q.shape
-    fl = xp.float64(free_lam)                                     # (B, Y, T)
-    fm = xp.float64(free_mu)                                      # (B, Y, S)
+    fl = xp.float64(free_lam)
+    fm = xp.float64(free_mu)
+    eye_y = xp.eye(ny, like=q)
     rpi = rho[:, None] * pi
-    # mu-mu blocks, one per s: diag(q(y,s)) + sum_t rho pi pi^T, inverted
-    fm_s = xp.moveaxis(fm, 1, 2)                                  # (B, S, Y)
+    # mu-mu blocks, one per s: diag(q(y,s)) + sum_t rho pi pi^T
     b_s = xp.diag_embed(xp.moveaxis(xp.sum(q, axis=2), 1, 2)) + xp.einsum("byts,bzts->bsyz",
                                                                           rpi, pi)
+    fm_s = xp.moveaxis(fm, 1, 2)                                  # (B, S, Y)
     b_s = b_s * fm_s[:, :, :, None] * fm_s[:, :, None, :] + xp.diag_embed(1.0 - fm_s)
-    g = xp.solve(b_s, xp.eye(ny, like=q) + 0.0 * b_s)             # B_s^{-1}, (B, S, Y, Y)
     # lam-lam blocks, one per t
-    fl_t = xp.moveaxis(fl, 1, 2)                                  # (B, T, Y)
     a_t = xp.diag_embed(xp.moveaxis(xp.sum(q, axis=3), 1, 2)) + xp.einsum("byts,bzts->btyz",
                                                                           rpi, pi)
+    fl_t = xp.moveaxis(fl, 1, 2)                                  # (B, T, Y)
     a_t = a_t * fl_t[:, :, :, None] * fl_t[:, :, None, :] + xp.diag_embed(1.0 - fl_t)
-    # coupling factors
-    d = q * fl[:, :, :, None] * fm[:, :, None, :]                 # (B, Y, T, S)
-    u = rpi * fl[:, :, :, None]                                   # rho-weighted, lam side
-    v = pi * fm[:, :, None, :]                                    # mu side
-    gv = xp.einsum("bsyz,bzts->bsyt", g, v)                       # B_s^{-1} v_ts
-    vgv = xp.einsum("byts,bsyu->bstu", v, gv)                     # v_ts^T B_s^{-1} v_us
-    t1 = xp.einsum("byts,bsyz,bzus->btyuz", d, g, d)
-    t2 = xp.einsum("byts,bsyu,bzus->btyuz", d, gv, u)
-    t4 = xp.einsum("byts,bstu,bzus->btyuz", u, vgv, u)
-    t2 = xp.reshape(t2, (nb, nt * ny, nt * ny))
-    corr = xp.reshape(t1 + t4, (nb, nt * ny, nt * ny)) + t2 + xp.swapaxes(t2, 1, 2)
     a_full = xp.reshape(xp.einsum("btyz,tu->btyuz", a_t, xp.eye(nt, like=q)),
                         (nb, nt * ny, nt * ny))
-    schur = a_full - corr
+    # cross terms C[b, s, z, t, y] = d(y,z) q(y,t,s) + rho pi(y) pi(z)
+    cross = (xp.einsum("byts,bzts->bszty", rpi, pi)
+             + xp.einsum("byts,yz->bszty", q, eye_y))
+    cross = cross * fm_s[:, :, :, None, None] * fl_t[:, None, None, :, :]
+    cross = xp.reshape(cross, (nb, ns, ny, nt * ny))
+    x = xp.solve(b_s, cross)                                      # B_s^{-1} C_s
+    cross_f = xp.reshape(cross, (nb, ns * ny, nt * ny))
+    schur = a_full - xp.swapaxes(cross_f, 1, 2) @ xp.reshape(x, (nb, ns * ny, nt * ny))
     scale = xp.max(xp.einsum("bii->bi", schur), axis=1)
     schur = schur + (1e-15 * scale)[:, None, None] * xp.eye(nt * ny, like=q)
-
-    g_mu = g_mu * fm
-    v_mu = xp.einsum("bsyz,bzs->bys", g, g_mu)                    # B^{-1} g_mu
-    rhs = g_lam * fl - _c(d, u, v, v_mu, xp)
-    rhs = xp.reshape(xp.moveaxis(rhs, 1, 2), (nb, nt * ny))
-    d_lam = xp.solve(schur, rhs[..., None])[..., 0]
+    g_mu_s = xp.moveaxis(g_mu * fm, 1, 2)                          # (B, S, Y)
+    v = xp.solve(b_s, g_mu_s[..., None])[..., 0]
+    rhs = xp.reshape(xp.moveaxis(g_lam * fl, 1, 2), (nb, nt * ny))
+    rhs = rhs - (xp.swapaxes(cross_f, 1, 2) @ xp.reshape(v, (nb, ns * ny))[..., None])[..., 0]
+    d_lam = xp.solve(schur, rhs[..., None])[..., 0]               # (B, T*Y)
+    back = xp.reshape((cross_f @ d_lam[..., None])[..., 0], (nb, ns, ny))
+    d_mu = xp.solve(b_s, (g_mu_s - back)[..., None])[..., 0]      # (B, S, Y)
     d_lam = xp.moveaxis(xp.reshape(d_lam, (nb, nt, ny)), 1, 2) * fl
-    d_mu = xp.einsum("bsyz,bzs->bys", g, g_mu - _ct(d, u, v, d_lam, xp)) * fm
+    d_mu = xp.moveaxis(d_mu, 1, 2) * fm
     return d_lam, d_mu
-
-
-def _c(d, u, v, x, xp: Namespace):
-    """``(C x)[y, t] = sum_s d[y,t,s] x[y,s] + u[y,t,s] sum_z v[z,t,s] x[z,s]``."""
-    return (xp.einsum("byts,bys->byt", d, x)
-            + xp.einsum("byts,bts->byt", u, xp.einsum("bzts,bzs->bts", v, x)))
-
-
-def _ct(d, u, v, x, xp: Namespace):
-    """``(C^T x)[z, s] = sum_t d[z,t,s] x[z,t] + v[z,t,s] sum_y u[y,t,s] x[y,t]``."""
-    return (xp.einsum("bzts,bzt->bzs", d, x)
-            + xp.einsum("bzts,bts->bzs", v, xp.einsum("byts,byt->bts", u, x)))
 
 
 def _pin_gauge(p_ys, xp: Namespace):
@@ -220,11 +199,78 @@ def _pin_gauge(p_ys, xp: Namespace):
     return first
 
 
+@dataclass
+class _Problem:
+    """Constants of a (sub-)batch: marginals, supports and gauge pins."""
+
+    p_yt: Any
+    p_ys: Any
+    allowed: Any
+    live: Any
+    m: Any
+    free_lam: Any
+    free_mu: Any
+
+    def take(self, idx) -> _Problem:
+        return _Problem(*(getattr(self, k)[idx] for k in self.__dataclass_fields__))
+
+
+def _residuals(pb: _Problem, w, sl, h, pi, inv_t, xp: Namespace):
+    """Residuals of the perturbed KKT system and their norm, per batch item."""
+    q = w[:, None] * pi
+    r_lam = xp.where(pb.p_yt > 0, xp.sum(q, axis=3) - pb.p_yt, 0.0)
+    r_mu = xp.where(pb.p_ys > 0, xp.sum(q, axis=2) - pb.p_ys, 0.0)
+    r_p = xp.where(pb.live, h + sl, 0.0)
+    r_c = xp.where(pb.live, w * sl - inv_t[:, None, None], 0.0)
+    norm = (xp.sum(r_lam * r_lam, axis=(1, 2)) + xp.sum(r_mu * r_mu, axis=(1, 2))
+            + xp.sum(r_p * r_p, axis=(1, 2)) + xp.sum(r_c * r_c, axis=(1, 2))) ** 0.5
+    return q, r_lam, r_mu, r_p, r_c, norm
+
+
+def _step(pb: _Problem, state, centering, xp: Namespace):
+    """One damped Newton step on ``state = (lam, mu, w, slack, h, pi)``; returns the new state
+    and the step length taken."""
+    lam, mu, w, sl, h, pi = state
+    eta = xp.sum(xp.where(pb.live, w * sl, 0.0), axis=(1, 2))
+    inv_t = eta / (centering * xp.maximum(pb.m, 1.0))
+    q, r_lam, r_mu, r_p, r_c, norm0 = _residuals(pb, w, sl, h, pi, inv_t, xp)
+    w_over_s = w / sl
+    rho = xp.where(pb.live, w_over_s - w, 0.0)
+    coef = w_over_s * r_p - r_c / sl
+    g_lam = -r_lam - xp.sum(pi * coef[:, None], axis=3)
+    g_mu = -r_mu - xp.sum(pi * coef[:, None], axis=2)
+    d_lam, d_mu = _newton_direction(q, pi, rho, g_lam, g_mu, pb.free_lam, pb.free_mu, xp)
+    dh = xp.sum(pi * (d_lam[:, :, :, None] + d_mu[:, :, None, :]), axis=1)
+    d_w = xp.where(pb.live, w_over_s * (dh + r_p) - r_c / sl, 0.0)
+    d_s = xp.where(pb.live, -r_p - dh, 0.0)
+    alpha = xp.minimum(_max_step(w, d_w, xp), _max_step(sl, d_s, xp))
+    alpha = BOUNDARY * xp.minimum(alpha, 1.0 / BOUNDARY)
+    accepted = alpha < 0  # all False
+    new = state
+    for _ in range(MAX_BACKTRACK):
+        lam_n = lam + alpha[:, None, None] * d_lam
+        mu_n = mu + alpha[:, None, None] * d_mu
+        w_n = w + alpha[:, None, None] * d_w
+        s_n = sl + alpha[:, None, None] * d_s
+        h_n, pi_n = _logits(lam_n, mu_n, pb.allowed, xp)
+        norm_n = _residuals(pb, w_n, s_n, h_n, pi_n, inv_t, xp)[-1]
+        ok = norm_n <= (1.0 - SUFFICIENT * alpha) * norm0
+        take = ok & ~accepted
+        new = tuple(xp.where(_expand(take, a), b, a) for a, b in
+                    zip(new, (lam_n, mu_n, w_n, s_n, h_n, pi_n), strict=True))
+        accepted = accepted | ok
+        if xp.all(accepted):
+            break
+        alpha = xp.where(accepted, alpha, alpha * SHRINK)
+    return new, xp.where(accepted, alpha, 0.0)
+
+
 def solve(p, xp: Namespace, tol: float, max_iter: int, done=None) -> SolverOutput:
     """Run the interior-point method on a batch ``p[b, y, t, s]`` (float64, normalised).
 
     ``tol`` is the target certified gap in nats; at most ``max_iter`` Newton steps. Items with
-    ``done[b]`` true (e.g. closed-form cases) are not iterated. The smaller of the two sources
+    ``done[b]`` true (e.g. closed-form cases) are not iterated, and items leave the working
+    batch as soon as their own certificate reaches ``tol``. The smaller of the two sources
     takes the ``t`` role internally; outputs are in the input's layout.
     """
     swap = p.shape[2] > p.shape[3]
@@ -233,89 +279,58 @@ def solve(p, xp: Namespace, tol: float, max_iter: int, done=None) -> SolverOutpu
     p_yt = xp.sum(p, axis=3)
     p_ys = xp.sum(p, axis=2)
     p_t = xp.sum(p_yt, axis=1)
-    p_s = xp.sum(p_ys, axis=1)
     allowed = (p_yt > 0)[:, :, :, None] & (p_ys > 0)[:, :, None, :]
     live = xp.any(allowed, axis=1)
     m = xp.sum(xp.float64(live), axis=(1, 2))                     # number of constraints
-    free_lam = p_yt > 0
-    free_mu = (p_ys > 0) & ~_pin_gauge(p_ys, xp)
+    pb = _Problem(p_yt, p_ys, allowed, live, m, p_yt > 0,
+                  (p_ys > 0) & ~_pin_gauge(p_ys, xp))
 
     cond_t = p_yt / xp.where(p_t > 0, p_t, 1.0)[:, None, :]
     lam = xp.where(p_yt > 0, xp.log(xp.where(p_yt > 0, cond_t, 1.0)) - 1.0, 0.0)
     mu = xp.zeros(p_ys.shape, like=p)
     w = xp.where(live, 1.0 / xp.maximum(m, 1.0)[:, None, None], 0.0)
     h, pi = _logits(lam, mu, allowed, xp)
-
-    def residuals(w, sl, h, pi, inv_t):
-        q = w[:, None] * pi
-        r_lam = xp.where(p_yt > 0, xp.sum(q, axis=3) - p_yt, 0.0)
-        r_mu = xp.where(p_ys > 0, xp.sum(q, axis=2) - p_ys, 0.0)
-        r_p = xp.where(live, h + sl, 0.0)
-        r_c = xp.where(live, w * sl - inv_t[:, None, None], 0.0)
-        norm = (xp.sum(r_lam * r_lam, axis=(1, 2)) + xp.sum(r_mu * r_mu, axis=(1, 2))
-                + xp.sum(r_p * r_p, axis=(1, 2)) + xp.sum(r_c * r_c, axis=(1, 2))) ** 0.5
-        return q, r_lam, r_mu, r_p, r_c, norm
-
-    sl = w * 0.0 + 1.0                                            # slacks -h
+    state = [lam, mu, w, w * 0.0 + 1.0, h, pi]                    # slack starts at 1
     nb = p.shape[0]
     if done is None:
         done = xp.zeros((nb,), like=p) > 0
     best_low = xp.zeros((nb,), like=p) - math.inf
     best_up = xp.zeros((nb,), like=p) + math.inf
-    best_lam, best_mu, best_q = lam, mu, p
-    iterations = 0
+    best_lam, best_mu, best_q = xp.copy(lam), xp.copy(mu), xp.copy(p)
     centering = xp.zeros((nb,), like=p) + CENTERING
+    iterations = 0
+    active = ~done
     for iterations in range(max_iter + 1):
-        # -- certificate of the current iterate ----------------------------------------------
-        q = w[:, None] * pi
-        lam_f, mu_f, low = _dual_bound(lam, mu, h, p_yt, p_ys, live, xp)
-        q_f = repair(q, p_yt, p_ys, xp)
-        up = neg_conditional_entropy(q_f, xp)
-        better_low = low > best_low
-        better_up = up < best_up
-        best_low = xp.where(better_low, low, best_low)
-        best_lam = xp.where(better_low[:, None, None], lam_f, best_lam)
-        best_mu = xp.where(better_low[:, None, None], mu_f, best_mu)
-        best_up = xp.where(better_up, up, best_up)
-        best_q = xp.where(better_up[:, None, None, None], q_f, best_q)
-        done = done | (best_up - best_low <= tol)
-        if xp.all(done) or iterations == max_iter:
+        if not xp.any(active):
             break
-        # -- Newton step on (lam, mu, w, slack) ----------------------------------------------
-        eta = xp.sum(xp.where(live, w * sl, 0.0), axis=(1, 2))
-        inv_t = eta / (centering * xp.maximum(m, 1.0))
-        q, r_lam, r_mu, r_p, r_c, norm0 = residuals(w, sl, h, pi, inv_t)
-        w_over_s = w / sl
-        rho = xp.where(live, w_over_s - w, 0.0)
-        coef = w_over_s * r_p - r_c / sl
-        g_lam = -r_lam - xp.sum(pi * coef[:, None], axis=3)
-        g_mu = -r_mu - xp.sum(pi * coef[:, None], axis=2)
-        d_lam, d_mu = _newton_direction(q, pi, rho, g_lam, g_mu, free_lam, free_mu, xp)
-        dh = xp.sum(pi * (d_lam[:, :, :, None] + d_mu[:, :, None, :]), axis=1)
-        d_w = xp.where(live, w_over_s * (dh + r_p) - r_c / sl, 0.0)
-        d_s = xp.where(live, -r_p - dh, 0.0)
-        alpha = xp.minimum(_max_step(w, d_w, xp), _max_step(sl, d_s, xp))
-        alpha = xp.where(done, 0.0, BOUNDARY * xp.minimum(alpha, 1.0 / BOUNDARY))
-        accepted = done
-        new = (lam, mu, w, sl, h, pi)
-        for _ in range(MAX_BACKTRACK):
-            lam_n = lam + alpha[:, None, None] * d_lam
-            mu_n = mu + alpha[:, None, None] * d_mu
-            w_n = w + alpha[:, None, None] * d_w
-            s_n = sl + alpha[:, None, None] * d_s
-            h_n, pi_n = _logits(lam_n, mu_n, allowed, xp)
-            norm_n = residuals(w_n, s_n, h_n, pi_n, inv_t)[-1]
-            ok = norm_n <= (1.0 - SUFFICIENT * alpha) * norm0
-            take = ok & ~accepted
-            new = tuple(xp.where(_expand(take, a), b, a) for a, b in
-                        zip(new, (lam_n, mu_n, w_n, s_n, h_n, pi_n), strict=True))
-            accepted = accepted | ok
-            if xp.all(accepted):
-                break
-            alpha = xp.where(accepted, alpha, alpha * SHRINK)
-        lam, mu, w, sl, h, pi = new
+        sub = pb.take(active)
+        lam, mu, w, sl, h, pi = (x[active] for x in state)
+        # -- certificate of the current iterate ----------------------------------------------
+        lam_f, mu_f, low = _dual_bound(lam, mu, h, sub.p_yt, sub.p_ys, sub.live, xp)
+        q_f = repair(w[:, None] * pi, sub.p_yt, sub.p_ys, xp)
+        up = neg_conditional_entropy(q_f, xp)
+        better_low = low > best_low[active]
+        better_up = up < best_up[active]
+        best_low[active] = xp.where(better_low, low, best_low[active])
+        best_lam[active] = xp.where(better_low[:, None, None], lam_f, best_lam[active])
+        best_mu[active] = xp.where(better_low[:, None, None], mu_f, best_mu[active])
+        best_up[active] = xp.where(better_up, up, best_up[active])
+        best_q[active] = xp.where(better_up[:, None, None, None], q_f, best_q[active])
+        finished = best_up[active] - best_low[active] <= tol
+        done[active] = finished
+        if iterations == max_iter or xp.all(finished):
+            break
+        # -- Newton step on the items still open -------------------------------------------
+        keep = ~finished
+        active_new = xp.copy(active)
+        active_new[active] = keep
+        active = active_new
+        sub = sub.take(keep)
+        new, alpha = _step(sub, tuple(x[active] for x in state), centering[active], xp)
+        for x, n in zip(state, new, strict=True):
+            x[active] = n
         # long steps were taken: aim the next barrier parameter lower (adaptive centering)
-        centering = xp.where(alpha > 0.9, alpha * 0.0 + CENTERING * FAST, CENTERING)
+        centering[active] = xp.where(alpha > 0.9, alpha * 0.0 + CENTERING * FAST, CENTERING)
     if swap:
         best_lam, best_mu = best_mu, best_lam
         best_q = xp.swapaxes(best_q, 2, 3)

@@ -1,0 +1,735 @@
+r"""The nuisance-teacher benchmark (Dissanayake et al., AISTATS 2025, Sec. 5 and Fig. 5) on data
+that ships offline: scikit-learn's digits and MNIST-1D.
+
+A small student learns from few labels with one of seven objectives (no distillation, KD,
+FitNets, VID, TED-style, RID, the Gaussian PID regularizer) and one of four frozen teachers:
+
+- ``trained``: the teacher architecture trained on the full training split;
+- ``untrained``: the same architecture, randomly initialised and never trained (the paper's
+  nuisance teacher);
+- ``nuisance``: the trained teacher with extra channels :math:`G` appended to every distilled
+  layer, :math:`T = (Z, G)`, where :math:`G = s \tanh(W x)` are fixed random features of the
+  input at a large amplitude :math:`s` (:class:`pidkit_distill.models.NuisanceTeacher`);
+- ``relabelled``: the architecture trained on a *different labelling* of the same inputs, the
+  deciles of a random projection :math:`u^\top x` with :math:`u` orthogonal to every class mean
+  (so :math:`\mathbb E[u^\top x \mid Y]` does not depend on :math:`Y`; :func:`unrelated_labels`).
+
+Every student run uses the package's trainer (:func:`pidkit_distill.distill`) and losses; the
+audits use :func:`pidkit_distill.audit.audit` (the paper's estimator: L2-normalise, PCA 10,
+KMeans 10, exact BROJA, in nats) through :class:`pidkit_distill.audit_callback.AuditCallback`.
+Outputs: a table of test accuracy (mean, standard deviation, 95% t-interval over seeds) per
+method and teacher, the teachers' accuracies and audits, the over-training curves (Red, Uni,
+I(Y;S) per method) as JSON and PNG, with machine, date, versions and the exact command.
+
+Run it with ``pidkit-distill benchmark nuisance`` (``--quick`` for a smoke run) or
+``python benchmarks/nuisance_teacher.py``.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as _dt
+import math
+import os
+import platform
+import resource
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pidkit._validation import fail
+
+
+def _no_grad(fn):
+    """Run ``fn`` under ``torch.no_grad()`` (torch imported lazily)."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        import torch
+
+        with torch.no_grad():
+            return fn(*args, **kwargs)
+    return wrapper
+
+__all__ = [
+    "METHODS",
+    "TEACHERS",
+    "SETUPS",
+    "Setup",
+    "quick_setup",
+    "unrelated_labels",
+    "build_teachers",
+    "run_student",
+    "run_benchmark",
+    "run_sweep",
+    "summarize",
+    "t_interval",
+]
+
+#: Student objectives, in table order.
+METHODS = ("none", "kd", "fitnets", "vid", "ted", "rid", "pid")
+#: Teacher kinds, in table order.
+TEACHERS = ("trained", "untrained", "nuisance", "relabelled")
+
+
+@dataclass(frozen=True)
+class Setup:
+    """Everything that defines the benchmark on one data set.
+
+    Attributes
+    ----------
+    dataset : str
+        ``"digits"`` or ``"mnist1d"`` (see :func:`pidkit_distill.data.get_dataset`).
+    arch : str
+        Model name for teacher and student (:func:`pidkit_distill.models.get_model`).
+    teacher_width, student_width : int
+        ``width`` of the teacher and of the student.
+    teacher_epochs : int
+        Epochs of teacher training on the full training split (Adam, cosine schedule).
+    labels_per_class : int
+        Labelled training samples per class seen by the student (drawn per seed).
+    epochs, batch_size, lr : int, int, float
+        Student training (Adam, cosine schedule, no weight decay, gradient clipping 100).
+    layers : tuple of str
+        Distilled layers (same path in teacher and student; innermost last, audited).
+    rid_schedule : dict
+        ``warmup``, ``cycle``, ``ratio`` of Algorithm 1 for RID.
+    nuisance_channels, nuisance_scale : int, float
+        Channels and amplitude of :math:`G` in the ``nuisance`` teacher.
+    method_options : dict
+        Options per method passed to the losses.
+    audit_every : int
+        Audit the innermost pair every this many epochs (curves; seeds in ``audit_seeds``).
+    train_options, teacher_options : dict
+        Further :class:`~pidkit_distill.train.TrainConfig` fields for the students and for
+        teacher training (optimizer, schedule, milestones, weight decay, ...).
+    root : str or None
+        Data folder (CIFAR only; nothing is downloaded).
+    teacher_batch_size : int
+    """
+
+    dataset: str
+    arch: str
+    teacher_width: int
+    teacher_epochs: int
+    student_width: int
+    labels_per_class: int
+    epochs: int
+    batch_size: int
+    lr: float
+    layers: tuple = ("layer2", "layer3")
+    rid_schedule: dict = field(default_factory=dict)
+    nuisance_channels: int = 32
+    nuisance_scale: float = 5.0
+    method_options: dict = field(default_factory=dict)
+    audit_every: int = 10
+    train_options: dict = field(default_factory=lambda: dict(_ADAM))
+    teacher_options: dict = field(default_factory=lambda: {**_ADAM, "lr": 3e-3})
+    root: str | None = None
+    teacher_batch_size: int = 64
+
+
+_ADAM = {"optimizer": "adam", "weight_decay": 0.0, "schedule": "cosine"}
+_OPTIONS = {"kd": {"temperature": 4.0, "alpha": 0.9}, "fitnets": {}, "vid": {"weight": 100.0},
+            "ted": {}, "rid": {"lambda1": 1.0, "lambda2": 10.0}, "pid": {"beta": 1.0},
+            "none": {}}
+
+#: The recorded configuration (chosen with the sweep in ``benchmarks/results/nuisance_sweep*``).
+SETUPS: dict[str, Setup] = {
+    "digits": Setup("digits", "digits_cnn", teacher_width=16, teacher_epochs=15,
+                    student_width=4, labels_per_class=10, epochs=60, batch_size=50, lr=0.01,
+                    rid_schedule={"warmup": 6, "cycle": 6, "ratio": 1 / 6},
+                    nuisance_channels=32, nuisance_scale=5.0, method_options=_OPTIONS,
+                    audit_every=10),
+    "mnist1d": Setup("mnist1d", "mnist1d_cnn", teacher_width=16, teacher_epochs=20,
+                     student_width=8, labels_per_class=50, epochs=60, batch_size=50, lr=0.01,
+                     rid_schedule={"warmup": 6, "cycle": 6, "ratio": 1 / 6},
+                     nuisance_channels=16, nuisance_scale=5.0, method_options=_OPTIONS,
+                     audit_every=10),
+}
+
+
+def quick_setup(setup: Setup) -> Setup:
+    """A smoke-test version of ``setup``: few epochs everywhere (same models and data)."""
+    return replace(setup, teacher_epochs=min(setup.teacher_epochs, 6),
+                   epochs=min(setup.epochs, 8),
+                   rid_schedule={"warmup": 2, "cycle": 3, "ratio": 1 / 3}, audit_every=4)
+
+
+# ----------------------------------------------------------------------------- statistics
+def t_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, float, float, float]:
+    r"""Mean, sample standard deviation and the two-sided Student-t confidence interval
+    :math:`\bar x \pm t_{n-1,(1+\ell)/2}\, s/\sqrt n` of ``values`` (NaN bounds for n < 2).
+
+    >>> m, s, lo, hi = t_interval([1.0, 2.0, 3.0])
+    >>> round(lo, 3), round(hi, 3)
+    (-0.484, 4.484)
+    """
+    from scipy import stats
+
+    x = np.asarray(values, dtype=float)
+    mean = float(x.mean())
+    if x.size < 2:
+        return mean, math.nan, math.nan, math.nan
+    sd = float(x.std(ddof=1))
+    half = float(stats.t.ppf((1 + level) / 2, x.size - 1)) * sd / math.sqrt(x.size)
+    return mean, sd, mean - half, mean + half
+
+
+# ----------------------------------------------------------------------------- teachers
+def unrelated_labels(x, y, num_classes: int, seed: int = 0):
+    r"""A labelling of the inputs unrelated to ``y``: deciles (``num_classes`` bins) of
+    :math:`u^\top x`, with :math:`u` a random direction orthogonal to every centred class mean.
+
+    Then :math:`\mathbb E[u^\top x \mid Y = c]` is the same for every class, so the new labels
+    carry little information about ``y`` (their plug-in mutual information is reported by the
+    benchmark).
+
+    Parameters
+    ----------
+    x : Tensor ``(N, ...)``; y : Tensor ``(N,)`` int64; num_classes : int; seed : int
+
+    Returns
+    -------
+    callable
+        ``label(x) -> Tensor (N,)`` int64, the same rule for any inputs (fitted on ``x``).
+    """
+    import torch
+
+    flat = x.reshape(len(x), -1).double()
+    centre = flat.mean(0)
+    means = torch.stack([flat[y == c].mean(0) - centre for c in range(num_classes)], 1)
+    q, _ = torch.linalg.qr(means)
+    g = torch.Generator().manual_seed(seed)
+    u = torch.randn(flat.shape[1], generator=g, dtype=torch.float64)
+    u = u - q @ (q.T @ u)
+    u = u / u.norm()
+    proj = flat @ u
+    edges = torch.quantile(proj, torch.linspace(0, 1, num_classes + 1,
+                                                dtype=torch.float64)[1:-1])
+
+    def label(inputs):
+        p = inputs.reshape(len(inputs), -1).double() @ u
+        return torch.bucketize(p, edges).long()
+
+    return label
+
+
+def _tensors(dataset):
+    import torch
+
+    xs, ys = zip(*(dataset[i] for i in range(len(dataset))), strict=True)
+    return torch.stack([torch.as_tensor(v) for v in xs]), torch.as_tensor(ys).long()
+
+
+def _fit_teacher(setup: Setup, train, seed: int, device: str = "cpu"):
+    from . import models
+    from .train import distill
+
+    model = models.get_model(setup.arch, width=setup.teacher_width)
+    options = {"lr": 3e-3, **setup.teacher_options}
+    distill(None, model, train, method="none", epochs=setup.teacher_epochs,
+            batch_size=setup.teacher_batch_size, progress=False, seed=seed, device=device,
+            **options)
+    return models.freeze(model.cpu())
+
+
+@_no_grad
+def _accuracy(model, dataset, device: str = "cpu", label=None, batch_size: int = 500) -> float:
+    """Accuracy of ``model``'s logits on ``dataset`` (against ``label(x)`` when given)."""
+    from torch.utils.data import DataLoader
+
+    model = model.to(device)
+    correct = total = 0
+    for x, y in DataLoader(dataset, batch_size=batch_size):
+        target = label(x) if label is not None else y
+        pred = model(x.to(device)).argmax(1).cpu()
+        correct += int((pred == target).sum())
+        total += len(y)
+    model.cpu()
+    return correct / max(total, 1)
+
+
+def teacher_layers(kind: str, setup: Setup) -> list[str]:
+    """Teacher-side module paths of the distilled layers for a teacher ``kind``."""
+    if kind == "nuisance":
+        return [f"taps.{i}" for i in range(len(setup.layers))]
+    return list(setup.layers)
+
+
+def _nuisance(setup: Setup, trained, seed: int):
+    from . import models
+
+    return models.NuisanceTeacher(trained, layers=setup.layers,
+                                  channels=setup.nuisance_channels, kind="random_features",
+                                  scale=setup.nuisance_scale, seed=seed + 2000)
+
+
+def build_teachers(setup: Setup, train, test, seed: int = 0,
+                   kinds: Sequence[str] = TEACHERS, device: str = "cpu") -> tuple[dict, dict]:
+    """Train / build the teachers of ``kinds`` (from :data:`TEACHERS`) for one data set.
+
+    Returns
+    -------
+    (teachers, info) : dict kind -> frozen nn.Module (on CPU), dict kind -> accuracies
+        ``info[kind]["test_acc"]``: the teacher's own logits on the test labels;
+        ``"own_task_test_acc"`` for the relabelled teacher (on its own labels);
+        ``"label_mi_nats"``: plug-in I(Y; new labels) on the training split.
+    """
+    from sklearn.metrics import mutual_info_score
+    from torch.utils.data import TensorDataset
+
+    from . import models
+
+    start = time.perf_counter()
+    teachers: dict[str, Any] = {}
+    info: dict[str, dict[str, Any]] = {}
+    if "trained" in kinds or "nuisance" in kinds:
+        trained = _fit_teacher(setup, train, seed, device)
+        if "trained" in kinds:
+            teachers["trained"] = trained
+        if "nuisance" in kinds:
+            teachers["nuisance"] = _nuisance(setup, copy.deepcopy(trained), seed)
+    if "untrained" in kinds:
+        teachers["untrained"] = models.untrained_teacher(setup.arch, seed=seed + 1000,
+                                                         width=setup.teacher_width)
+    if "relabelled" in kinds:
+        xtr, ytr = _tensors(train)
+        label = unrelated_labels(xtr, ytr, 10, seed)
+        teachers["relabelled"] = _fit_teacher(setup, TensorDataset(xtr, label(xtr)), seed + 1,
+                                              device)
+        info["relabelled"] = {
+            "own_task_test_acc": _accuracy(teachers["relabelled"], test, device, label),
+            "label_mi_nats": float(mutual_info_score(ytr.numpy(), label(xtr).numpy()))}
+    for kind in [k for k in TEACHERS if k in teachers]:
+        info.setdefault(kind, {})["test_acc"] = _accuracy(teachers[kind], test, device)
+    info["_build_s"] = time.perf_counter() - start
+    return {k: teachers[k] for k in TEACHERS if k in teachers}, info
+
+
+# ----------------------------------------------------------------------------- students
+def _audit_options(seed: int) -> dict[str, Any]:
+    return {"estimator": "paper", "ci": None, "n_perm": 0, "base": math.e, "seed": seed}
+
+
+def run_student(setup: Setup, method: str, teacher_kind: str, teacher, train, test, seed: int,
+                *, audit: bool = False, device: str = "cpu") -> dict[str, Any]:
+    """Train one student and return its test accuracy (and audit curve if ``audit``).
+
+    The student is ``get_model(setup.arch, width=setup.student_width)`` initialised from
+    ``seed``; ``train`` is its labelled subset. With ``audit=True`` an
+    :class:`~pidkit_distill.audit_callback.AuditCallback` audits the innermost layer pair on
+    ``test`` every ``setup.audit_every`` epochs and after the last one.
+    """
+    import torch
+
+    from . import models
+    from .train import distill
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(10_000 + seed)
+        student = models.get_model(setup.arch, width=setup.student_width)
+    pairs = list(zip(teacher_layers(teacher_kind, setup), setup.layers, strict=True))
+    callbacks = []
+    if audit:
+        from .audit_callback import AuditCallback
+
+        callbacks.append(AuditCallback(test, every=setup.audit_every, layers=[pairs[-1]],
+                                       method=method, add_metrics=False,
+                                       **_audit_options(seed)))
+    extra = dict(setup.rid_schedule) if method == "rid" else {}
+    start = time.perf_counter()
+    result = distill(teacher, student, train, method=method,
+                     method_options=dict(setup.method_options.get(method, {})),
+                     layers=None if method in ("none", "kd") else pairs, callbacks=callbacks,
+                     epochs=setup.epochs, batch_size=setup.batch_size, lr=setup.lr,
+                     progress=False, seed=seed, device=device,
+                     **{**setup.train_options, **extra})
+    acc = result.trainer.evaluate(test)["val_acc"]
+    out = {"dataset": setup.dataset, "teacher": teacher_kind, "method": method, "seed": seed,
+           "test_acc": float(acc), "train_s": time.perf_counter() - start}
+    if audit and callbacks[0].history is not None:
+        out["curve"] = callbacks[0].history.to_dict()
+    return out
+
+
+# ----------------------------------------------------------------------------- orchestration
+_WORKER_CACHE: dict[str, Any] = {}
+
+
+def _init_worker() -> None:
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(1)
+    _WORKER_CACHE["limits"] = threadpool_limits(limits=1)
+
+
+def _data(setup: Setup):
+    """``(train, test)`` of ``setup``'s data set, cached per process."""
+    from . import data
+
+    key = ("data", setup.dataset, setup.root)
+    if key not in _WORKER_CACHE:
+        _WORKER_CACHE[key] = data.get_dataset(setup.dataset, setup.root)
+    return _WORKER_CACHE[key]
+
+
+def _teacher_job(job: dict) -> dict:
+    setup, seed = job["setup"], job["seed"]
+    train, test = _data(setup)
+    teachers, info = build_teachers(setup, train, test, seed, job["kinds"],
+                                    job.get("device", "cpu"))
+    states = {}
+    if "trained" in teachers or "nuisance" in teachers:
+        trained = teachers.get("trained") or teachers["nuisance"].teacher
+        states["trained"] = trained.state_dict()
+    if "relabelled" in teachers:
+        states["relabelled"] = teachers["relabelled"].state_dict()
+    return {"dataset": setup.dataset, "states": states, "info": info}
+
+
+def _materialise(setup: Setup, kind: str, states: dict, seed: int):
+    """Rebuild a teacher of ``kind`` from the trained state dicts (cached per process)."""
+    from . import models
+
+    key = ("teacher", setup.dataset, kind, seed)
+    if key in _WORKER_CACHE:
+        return _WORKER_CACHE[key]
+    if kind == "untrained":
+        model = models.untrained_teacher(setup.arch, seed=seed + 1000, width=setup.teacher_width)
+    else:
+        model = models.get_model(setup.arch, width=setup.teacher_width)
+        model.load_state_dict(states["relabelled" if kind == "relabelled" else "trained"])
+        model = models.freeze(model)
+        if kind == "nuisance":
+            model = _nuisance(setup, model, seed)
+    _WORKER_CACHE[key] = model
+    return model
+
+
+def _student_job(job: dict) -> dict:
+    from . import data
+
+    setup: Setup = job["setup"]
+    train, test = _data(setup)
+    subset = (train if setup.labels_per_class is None
+              else data.subset_per_class(train, setup.labels_per_class, seed=job["seed"]))
+    teacher = _materialise(setup, job["teacher"], job["states"], job["teacher_seed"])
+    return run_student(setup, job["method"], job["teacher"], teacher, subset, test, job["seed"],
+                       audit=job["audit"], device=job.get("device", "cpu"))
+
+
+def _map(fn, jobs: list, workers: int, progress: bool) -> list:
+    """Run ``fn`` over ``jobs`` on ``workers`` processes (in-process when 1), in job order."""
+    done = []
+    if workers <= 1:
+        _init_worker()
+        for i, job in enumerate(jobs):
+            done.append(fn(job))
+            _report(progress, i + 1, len(jobs), done[-1])
+        return done
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(workers, initializer=_init_worker) as pool:
+        for i, out in enumerate(pool.imap(fn, jobs)):
+            done.append(out)
+            _report(progress, i + 1, len(jobs), out)
+    return done
+
+
+def _report(progress: bool, i: int, n: int, out: dict) -> None:
+    if progress:
+        what = (f"{out['dataset']} {out.get('teacher', '')} {out.get('method', 'teachers')} "
+                f"seed {out.get('seed', '')}")
+        acc = f" acc {out['test_acc']:.3f}" if "test_acc" in out else ""
+        print(f"[{i}/{n}] {what}{acc}", file=sys.stderr, flush=True)
+
+
+def _jobs(setups: Sequence[Setup], seeds: Sequence[int], methods: Sequence[str],
+          teachers: Sequence[str], states: Mapping[str, dict], audit_seeds: Sequence[int],
+          audit_teachers: Sequence[str], teacher_seed: int, device: str) -> list[dict]:
+    """One job per (data set, teacher, method, seed); "none" ignores the teacher, so it runs
+    once per seed (attached to the first teacher) plus, on audited seeds, once per audited
+    teacher (for its audit curve)."""
+    jobs = []
+    for setup in setups:
+        for seed in seeds:
+            for method in methods:
+                for kind in teachers:
+                    audited = seed in audit_seeds and kind in audit_teachers
+                    if method == "none" and kind != teachers[0] and not audited:
+                        continue
+                    jobs.append({"setup": setup, "seed": seed, "method": method,
+                                 "teacher": kind, "states": states[setup.dataset],
+                                 "teacher_seed": teacher_seed, "audit": audited,
+                                 "device": device})
+    return jobs
+
+
+def _teacher_audits(setups: Sequence[Setup], teacher_results: Mapping[str, dict],
+                    kinds: Sequence[str], teacher_seed: int, probe_samples: int) -> None:
+    """Per teacher, on the innermost distilled layer: its audited I(Y;T) on the test split
+    (the paper's estimator, teacher against itself) and a linear probe's test accuracy (fitted
+    on at most ``probe_samples`` training samples); for the nuisance teacher also the probe on
+    G alone. Stored into the teachers' info."""
+    from .audit import audit
+
+    for setup in setups:
+        train, test = _data(setup)
+        res = teacher_results[setup.dataset]
+        for kind in kinds:
+            model = _materialise(setup, kind, res["states"], teacher_seed)
+            layer = teacher_layers(kind, setup)[-1]
+            report = audit(model, model, test, [(layer, layer)], **_audit_options(0))
+            info = res["info"][kind]
+            info["audit_mi_teacher_nats"] = float(report[0].values["mi_teacher"])
+            if probe_samples:
+                info["probe_acc"] = _linear_probe(model, layer, train, test, probe_samples)
+                if kind == "nuisance":
+                    info["probe_g_acc"] = _linear_probe(model, layer, train, test, probe_samples,
+                                                        channels=-setup.nuisance_channels)
+
+
+def summarize(runs: Sequence[Mapping[str, Any]], level: float = 0.95) -> list[dict[str, Any]]:
+    """Mean, std and t-interval of test accuracy per (data set, teacher, method) over seeds.
+
+    ``none`` does not use its teacher: its rows are pooled over teachers (one value per seed).
+    """
+    groups: dict[tuple, dict[int, float]] = {}
+    for r in runs:
+        teacher = "-" if r["method"] == "none" else r["teacher"]
+        groups.setdefault((r["dataset"], teacher, r["method"]), {})[r["seed"]] = r["test_acc"]
+    rows = []
+    for (dataset, teacher, method), by_seed in groups.items():
+        values = [by_seed[s] for s in sorted(by_seed)]
+        mean, sd, lo, hi = t_interval(values, level)
+        rows.append({"dataset": dataset, "teacher": teacher, "method": method,
+                     "n_seeds": len(values), "mean": mean, "std": sd, "ci_low": lo,
+                     "ci_high": hi, "values": values})
+    order = {m: i for i, m in enumerate(METHODS)}
+    torder = {t: i for i, t in enumerate(("-", *TEACHERS))}
+    rows.sort(key=lambda r: (r["dataset"], torder.get(r["teacher"], 99),
+                             order.get(r["method"], 99)))
+    return rows
+
+
+def environment(torch_threads: int, workers: int) -> dict[str, Any]:
+    """Machine, date, versions and thread settings for the result files."""
+    import importlib
+
+    versions = {}
+    for name in ("pidkit", "torch", "numpy", "scipy", "sklearn", "mnist1d", "matplotlib"):
+        try:
+            versions[name] = getattr(importlib.import_module(name), "__version__", "unknown")
+        except ImportError:
+            versions[name] = None
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            cpu = next((ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")),
+                       cpu)
+    except OSError:
+        pass
+    return {"date_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
+            "machine": {"cpu": cpu, "logical_cores": os.cpu_count(),
+                        "os": f"{platform.system()} {platform.release()}",
+                        "python": platform.python_version(),
+                        "load_average_at_start": list(os.getloadavg())},
+            "versions": versions,
+            "threads": {"torch_per_worker": torch_threads, "blas_per_worker": 1,
+                        "workers": workers}}
+
+
+def _cpu_seconds() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def run_benchmark(datasets: Sequence[str | Setup] = ("digits", "mnist1d"), *, seeds: int = 5,
+                  quick: bool = False, methods: Sequence[str] = METHODS,
+                  teachers: Sequence[str] = TEACHERS, workers: int = 2,
+                  audit_seeds: Sequence[int] = (0,), audit_teachers: Sequence[str] = TEACHERS,
+                  teacher_seed: int = 0, device: str = "cpu", probe_samples: int = 5000,
+                  out_dir: str | Path | None = None, name: str = "nuisance_teacher",
+                  command: str | None = None, progress: bool = True) -> dict[str, Any]:
+    """Run the benchmark and (with ``out_dir``) write ``<name>.json``, ``<name>.md`` and PNG
+    figures there. Returns the result dict (see the module docstring).
+
+    Parameters
+    ----------
+    datasets : sequence of names in :data:`SETUPS`, or :class:`Setup` objects
+    seeds : int
+        Student seeds ``0..seeds-1`` (label subset, initialisation, data order).
+    quick : bool
+        :func:`quick_setup` of every data set (smoke test).
+    methods, teachers : sequences of names from :data:`METHODS`, :data:`TEACHERS`
+    workers : int
+        Processes (one torch thread and one BLAS thread each).
+    audit_seeds, audit_teachers : which runs get audit curves.
+    teacher_seed : int
+        Seed of the teachers (trained, untrained, nuisance, relabelled).
+    device : str
+        Where teachers and students train (``"cuda"`` with ``workers=1``).
+    probe_samples : int
+        Training samples for the teachers' linear probes (0: no probes).
+    """
+    setups = []
+    for d in datasets:
+        if isinstance(d, Setup):
+            setups.append(d)
+        elif d in SETUPS:
+            setups.append(SETUPS[d])
+        else:
+            raise fail("datasets", f"{d!r} is not a benchmark data set",
+                       f"Use some of {sorted(SETUPS)} or pass Setup objects", datasets)
+    for m in methods:
+        if m not in METHODS:
+            raise fail("methods", f"{m!r} is not a benchmark method", f"Use some of {METHODS}",
+                       methods)
+    for t in (*teachers, *audit_teachers):
+        if t not in TEACHERS:
+            raise fail("teachers", f"{t!r} is not a teacher kind", f"Use some of {TEACHERS}",
+                       t)
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise fail("seeds", "must be a positive integer", "Pass e.g. seeds=5", seeds)
+    if quick:
+        setups = [quick_setup(s) for s in setups]
+    teachers = [t for t in TEACHERS if t in teachers]
+    env = environment(1, workers)
+    wall0, cpu0 = time.perf_counter(), _cpu_seconds()
+    teacher_out = _map(_teacher_job, [{"setup": s, "seed": teacher_seed, "kinds": teachers,
+                                       "device": device} for s in setups], workers, progress)
+    teacher_results = {r["dataset"]: r for r in teacher_out}
+    _init_worker()
+    _teacher_audits(setups, teacher_results, teachers, teacher_seed, probe_samples)
+    wall_teachers = time.perf_counter() - wall0
+    states = {d: r["states"] for d, r in teacher_results.items()}
+    jobs = _jobs(setups, list(range(seeds)), list(methods), teachers, states,
+                 list(audit_seeds), list(audit_teachers), teacher_seed, device)
+    runs = _map(_student_job, jobs, workers, progress)
+    wall, cpu = time.perf_counter() - wall0, _cpu_seconds() - cpu0
+    curves: dict[str, dict[str, dict[str, Any]]] = {}
+    for r in runs:
+        if "curve" in r:
+            curves.setdefault(r["dataset"], {}).setdefault(r["teacher"], {})[r["method"]] = \
+                r.pop("curve")
+    result = {
+        "benchmark": "nuisance_teacher",
+        "command": command or " ".join(sys.argv),
+        "quick": quick,
+        "environment": env,
+        "timing": {"wall_s": wall, "cpu_s": cpu, "teachers_wall_s": wall_teachers,
+                   "student_runs": len(runs), "load_average_at_end": list(os.getloadavg())},
+        "setups": {s.dataset: asdict(s) for s in setups},
+        "teachers": {d: r["info"] for d, r in teacher_results.items()},
+        "summary": summarize(runs),
+        "runs": runs,
+        "curves": curves,
+        "paper": PAPER_CIFAR10,
+    }
+    if out_dir is not None:
+        from .bench_nuisance_report import write_outputs
+
+        write_outputs(result, Path(out_dir), name)
+    return result
+
+
+#: The paper's CIFAR-10 numbers (WRN-40-2 -> WRN-16-1; final test accuracy, 3 runs; read from
+#: its Table/Fig.; see docs/nuisance_benchmark.md), for side-by-side tables.
+PAPER_CIFAR10 = {"teacher_acc": 0.84, "none": 0.72, "rid_trained": 0.81,
+                 "rid_untrained": 0.66, "vid_trained": 0.81, "vid_untrained": 0.40}
+
+
+# ----------------------------------------------------------------------------- sweep
+def run_sweep(dataset: str, *, widths: Sequence[int], labels_per_class: Sequence[int],
+              seeds: int = 2, methods: Sequence[str] = ("none", "kd", "vid"),
+              teachers: Sequence[str] = ("trained", "untrained"), workers: int = 2,
+              teacher_seed: int = 0, epochs: int | None = None, out_dir: str | Path | None = None,
+              command: str | None = None, progress: bool = True) -> dict[str, Any]:
+    """Student-size / label-count sweep used to choose :data:`SETUPS`: test accuracy of the
+    student without distillation and with the given methods, per (width, labels per class).
+
+    Writes ``nuisance_sweep_<dataset>.json`` and ``.md`` into ``out_dir``.
+    """
+    base = SETUPS[dataset] if epochs is None else replace(SETUPS[dataset], epochs=epochs)
+    env = environment(1, workers)
+    wall0, cpu0 = time.perf_counter(), _cpu_seconds()
+    teacher_res = _map(_teacher_job, [{"setup": base, "seed": teacher_seed,
+                                       "kinds": list(teachers)}], 1, progress)[0]
+    train, test = _data(base)
+    probes = {}
+    for kind in teachers:
+        model = _materialise(base, kind, teacher_res["states"], teacher_seed)
+        probes[kind] = _linear_probe(model, teacher_layers(kind, base)[-1], train, test, 5000)
+    jobs = []
+    for width in widths:
+        for k in labels_per_class:
+            setup = replace(base, student_width=int(width), labels_per_class=int(k))
+            for seed in range(seeds):
+                for method in methods:
+                    for kind in (teachers[:1] if method == "none" else teachers):
+                        jobs.append({"setup": setup, "seed": seed, "method": method,
+                                     "teacher": kind, "states": teacher_res["states"],
+                                     "teacher_seed": teacher_seed, "audit": False})
+    runs = _map(_student_job, jobs, workers, progress)
+    for job, r in zip(jobs, runs, strict=True):
+        r["student_width"], r["labels_per_class"] = (job["setup"].student_width,
+                                                     job["setup"].labels_per_class)
+    rows = []
+    for width in widths:
+        for k in labels_per_class:
+            sel = [r for r in runs if r["student_width"] == width and r["labels_per_class"] == k]
+            for row in summarize(sel):
+                rows.append({"student_width": width, "labels_per_class": k, **row})
+    result = {"benchmark": "nuisance_sweep", "dataset": dataset,
+              "command": command or " ".join(sys.argv), "environment": env,
+              "timing": {"wall_s": time.perf_counter() - wall0,
+                         "cpu_s": _cpu_seconds() - cpu0},
+              "setup": asdict(base), "teachers": teacher_res["info"],
+              "linear_probe_test_acc": probes, "summary": rows, "runs": runs}
+    if out_dir is not None:
+        from .bench_nuisance_report import write_sweep
+
+        write_sweep(result, Path(out_dir))
+    return result
+
+
+@_no_grad
+def _linear_probe(model, layer: str, train, test, max_train: int = 5000,
+                  channels: int | None = None) -> float:
+    """Test accuracy of a logistic regression on the standardised, flattened features of
+    ``layer``, fitted on at most ``max_train`` training samples: how usable a teacher's
+    features are. ``channels=-k`` keeps the last ``k`` channels only (G of a nuisance teacher).
+    """
+    from sklearn.linear_model import LogisticRegression
+    from torch.utils.data import DataLoader, Subset
+
+    from .features import FeatureHooks
+
+    def feats(dataset, limit=None):
+        if limit is not None and len(dataset) > limit:
+            dataset = Subset(dataset, range(limit))
+        fs, ys = [], []
+        for x, y in DataLoader(dataset, batch_size=500):
+            with FeatureHooks(model, [layer]) as hooks:
+                model(x)
+                f = hooks.collect()[0]
+            if channels is not None:
+                f = f[:, channels:]
+            fs.append(f.flatten(1).numpy())
+            ys.append(y.numpy())
+        return np.concatenate(fs), np.concatenate(ys)
+
+    (a, ya), (b, yb) = feats(train, max_train), feats(test)
+    mu, sd = a.mean(0), a.std(0) + 1e-6
+    clf = LogisticRegression(max_iter=300).fit((a - mu) / sd, ya)
+    return float(clf.score((b - mu) / sd, yb))
