@@ -80,6 +80,14 @@ def _memory_gib() -> float | None:
     return None
 
 
+def _load_average() -> list[float] | None:
+    """1, 5 and 15 minute load averages (other processes sharing the machine slow timings)."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
+
+
 def package_versions(packages: Sequence[str] = DEFAULT_PACKAGES) -> dict[str, str | None]:
     """Version of each package in ``packages`` (``None`` when it is not installed).
 
@@ -98,8 +106,8 @@ def environment(packages: Sequence[str] = DEFAULT_PACKAGES) -> dict[str, Any]:
     """Machine, date (UTC) and versions to store next to every result.
 
     Returns a dict with ``date_utc``, ``machine`` (cpu model, logical cores, memory, OS,
-    Python) and ``versions`` (see :func:`package_versions`). Add a ``gpu`` entry yourself where
-    a benchmark uses one.
+    Python, load averages at the time of the call) and ``versions`` (see
+    :func:`package_versions`). Add a ``gpu`` entry yourself where a benchmark uses one.
     """
     return {
         "date_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
@@ -109,6 +117,7 @@ def environment(packages: Sequence[str] = DEFAULT_PACKAGES) -> dict[str, Any]:
             "memory_gib": _memory_gib(),
             "os": f"{platform.system()} {platform.release()}",
             "python": platform.python_version(),
+            "load_average": _load_average(),
         },
         "versions": package_versions(packages),
     }
@@ -270,6 +279,8 @@ def write_results(name: str, rows: Sequence[Mapping[str, Any]], *, title: str,
           f"- Date: {env['date_utc']}",
           f"- Machine: {machine['cpu']}, {machine['logical_cores']} logical cores, "
           f"{machine['memory_gib']} GiB, {machine['os']}, Python {machine['python']}",
+          f"- Load average (1/5/15 min) when the results were written: "
+          f"{machine['load_average']} on {machine['logical_cores']} cores",
           f"- BLAS threads: {blas_text}",
           f"- Versions: {versions}", "", table]
     if notes:

@@ -30,7 +30,6 @@ import sys
 import time
 
 import numpy as np
-
 from _common import Timer, blas_threads, write_results
 
 import pidkit

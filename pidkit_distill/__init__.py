@@ -15,6 +15,11 @@ Public API: :func:`distill`, :class:`Trainer`, :class:`TrainConfig`, :class:`Cal
 """
 
 from . import data, features, losses, models
+from .audit import audit, audit_features
+from .audit_callback import AuditCallback
+from .audit_curves import AuditHistory, plot_curves
+from .audit_nuisance import nuisance_teacher_example
+from .audit_report import AuditReport, LayerAudit
 from .features import ExtractedFeatures, FeatureHooks, extract_features, forward_with_features
 from .losses import DistillLoss, available_methods, make_loss, register_method
 from .models import NuisanceTeacher, get_model, register_model, untrained_teacher
@@ -30,15 +35,21 @@ from .train import (
 )
 
 __all__ = [
+    "AuditCallback",
+    "AuditHistory",
+    "AuditReport",
     "Callback",
     "DistillLoss",
     "DistillResult",
     "ExtractedFeatures",
     "FeatureHooks",
     "LambdaCallback",
+    "LayerAudit",
     "NuisanceTeacher",
     "TrainConfig",
     "Trainer",
+    "audit",
+    "audit_features",
     "available_methods",
     "data",
     "distill",
@@ -50,7 +61,9 @@ __all__ = [
     "losses",
     "make_loss",
     "models",
+    "nuisance_teacher_example",
     "phase_of_epoch",
+    "plot_curves",
     "register_method",
     "register_model",
     "untrained_teacher",

@@ -108,6 +108,17 @@ def _settings(estimator: str, options: Mapping[str, Any] | None) -> dict[str, An
     return settings
 
 
+def _check_measure(measure: str, estimator: str) -> None:
+    """Reject an unknown measure before any data are streamed."""
+    if estimator == "gaussian":
+        choices: tuple[str, ...] = ("broja", "mmi")
+    else:
+        from pidkit.discrete import MEASURES
+
+        choices = tuple(sorted(MEASURES))
+    check_choice(measure, "measure", choices)
+
+
 def _run(stream_data: Callable[[], Iterator[Batch]],
          stream_fit: Callable[[], Iterator[Batch]] | None, pairs: tuple[tuple[str, str], ...], *,
          estimator: str, estimator_options: Mapping[str, Any] | None, measure: str, base: float,
@@ -116,6 +127,8 @@ def _run(stream_data: Callable[[], Iterator[Batch]],
          interval: str, metadata: Mapping[str, Any]) -> AuditReport:
     """Fit on the fitting stream (or the data), stream the data through the per-pair
     estimators, finish them into a report."""
+    settings = _settings(estimator, estimator_options)
+    _check_measure(measure, estimator)
     fit_set = FitSet(max_fit_samples)
     for batch in (stream_fit or stream_data)():
         fit_set.add(batch)
@@ -123,7 +136,6 @@ def _run(stream_data: Callable[[], Iterator[Batch]],
     if rows is None or len(rows) == 0:
         which = "fit_data" if stream_fit is not None else "data"
         raise fail(which, "yielded no samples", "Pass a non-empty data set")
-    settings = _settings(estimator, estimator_options)
     seeds = np.random.SeedSequence(seed).spawn(len(pairs))
     if estimator == "gaussian":
         classes = num_classes or int(rows.labels.max()) + 1
@@ -179,7 +191,7 @@ def _common(estimator, measure, base, ci, n_boot, n_perm, seed, max_fit_samples,
 
 def audit(teacher, student, data: Any, layers: Sequence[tuple[str, str]] | None = None, *,
           estimator: str = "paper", fit_data: Any = None, ci: float | None = 0.95,
-          n_boot: int = 200, n_perm: int = 100, seed: int = 0, measure: str = "broja",
+          n_boot: int = 100, n_perm: int = 0, seed: int = 0, measure: str = "broja",
           base: float = 2, estimator_options: Mapping[str, Any] | None = None,
           measure_options: Mapping[str, Any] | None = None, max_fit_samples: int = 10_000,
           num_classes: int | None = None, interval: str = "basic", batch_size: int = 256,
@@ -213,8 +225,10 @@ def audit(teacher, student, data: Any, layers: Sequence[tuple[str, str]] | None 
         apply them to ``data``. Default: fit on ``data`` itself.
     ci : float or None, default 0.95
         Level of the bootstrap intervals (None: no intervals).
-    n_boot, n_perm : int, default 200 and 100
-        Bootstrap replicates, and shuffle-null replicates for p-values (discrete route).
+    n_boot, n_perm : int, default 100 and 0
+        Bootstrap replicates; shuffle-null replicates for p-values (discrete route; the null
+        shuffles the labels against both layers, so it tests "T and S say nothing about Y",
+        not "Red = 0").
     interval : {"basic", "percentile"}, default "basic"
         Kind of bootstrap interval. "basic" corrects the upward bias of plug-in information
         estimates (see :func:`~pidkit_distill.audit_estimators.bootstrap_interval`).
@@ -306,8 +320,8 @@ def _pairs_of(teacher: Any, student: Any, layers: Any, count: int) -> tuple[tupl
 
 def audit_features(labels: Any, teacher_features: Any, student_features: Any, *,
                    layers: Sequence[tuple[str, str]] | None = None, fit: tuple | None = None,
-                   estimator: str = "paper", ci: float | None = 0.95, n_boot: int = 200,
-                   n_perm: int = 100, seed: int = 0, measure: str = "broja", base: float = 2,
+                   estimator: str = "paper", ci: float | None = 0.95, n_boot: int = 100,
+                   n_perm: int = 0, seed: int = 0, measure: str = "broja", base: float = 2,
                    estimator_options: Mapping[str, Any] | None = None,
                    measure_options: Mapping[str, Any] | None = None,
                    max_fit_samples: int = 10_000, num_classes: int | None = None,

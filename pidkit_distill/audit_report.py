@@ -286,7 +286,8 @@ class AuditReport:
         parts = ["# Knowledge audit", "", self._header().split(": ", 1)[1] + ".", "",
                  f"Values in {self.unit}; brackets: "
                  + ("none computed." if self.ci is None
-                    else f"{100 * self.ci:g}% bootstrap confidence intervals."),
+                    else f"{100 * self.ci:g}% bootstrap confidence intervals "
+                         f"({self.settings.get('interval', 'percentile')})."),
                  "", head, rule, *body, ""]
         if figure is not None:
             parts += [f"![Audit: I(Y;T) split into Red and Uni per layer pair]({figure})", ""]

@@ -65,6 +65,7 @@ __all__ = [
     "quick_setup",
     "unrelated_labels",
     "build_teachers",
+    "parse_method",
     "run_student",
     "run_benchmark",
     "run_sweep",
@@ -87,21 +88,26 @@ class Setup:
     dataset : str
         ``"digits"`` or ``"mnist1d"`` (see :func:`pidkit_distill.data.get_dataset`).
     arch : str
-        Model name for teacher and student (:func:`pidkit_distill.models.get_model`).
+        Teacher model name (:func:`pidkit_distill.models.get_model`); also the student's unless
+        ``student_arch`` is set.
     teacher_width, student_width : int
-        ``width`` of the teacher and of the student.
+        ``width`` of the teacher and of the student (not used for ``"wrn-D-W"`` names, whose
+        width is in the name).
     teacher_epochs : int
         Epochs of teacher training on the full training split (Adam, cosine schedule).
-    labels_per_class : int
-        Labelled training samples per class seen by the student (drawn per seed).
+    labels_per_class : int or None
+        Labelled training samples per class seen by the student (drawn per seed; ``None``:
+        the whole training split).
     epochs, batch_size, lr : int, int, float
         Student training (Adam, cosine schedule, no weight decay, gradient clipping 100).
     layers : tuple of str
         Distilled layers (same path in teacher and student; innermost last, audited).
     rid_schedule : dict
         ``warmup``, ``cycle``, ``ratio`` of Algorithm 1 for RID.
-    nuisance_channels, nuisance_scale : int, float
-        Channels and amplitude of :math:`G` in the ``nuisance`` teacher.
+    nuisance_channels, nuisance_scale, nuisance_kind : int, float, str
+        Channels, amplitude and kind (``"random_features"`` or ``"noise"``, see
+        :class:`~pidkit_distill.models.NuisanceTeacher`) of :math:`G` in the ``nuisance``
+        teacher.
     method_options : dict
         Options per method passed to the losses.
     audit_every : int
@@ -111,7 +117,13 @@ class Setup:
         teacher training (optimizer, schedule, milestones, weight decay, ...).
     root : str or None
         Data folder (CIFAR only; nothing is downloaded).
+    student_arch : str or None
+        Student model name (default: ``arch``).
     teacher_batch_size : int
+    train_per_class : int or None
+        Use only this many training samples per class for everything (teachers included);
+        ``None``: the full training split. ``labels_per_class=None``: students train on all of
+        it.
     """
 
     dataset: str
@@ -119,7 +131,7 @@ class Setup:
     teacher_width: int
     teacher_epochs: int
     student_width: int
-    labels_per_class: int
+    labels_per_class: int | None
     epochs: int
     batch_size: int
     lr: float
@@ -127,15 +139,20 @@ class Setup:
     rid_schedule: dict = field(default_factory=dict)
     nuisance_channels: int = 32
     nuisance_scale: float = 5.0
+    nuisance_kind: str = "random_features"
     method_options: dict = field(default_factory=dict)
     audit_every: int = 10
     train_options: dict = field(default_factory=lambda: dict(_ADAM))
     teacher_options: dict = field(default_factory=lambda: {**_ADAM, "lr": 3e-3})
     root: str | None = None
+    student_arch: str | None = None
     teacher_batch_size: int = 64
+    train_per_class: int | None = None
 
 
 _ADAM = {"optimizer": "adam", "weight_decay": 0.0, "schedule": "cosine"}
+_SGD = {"optimizer": "sgd", "momentum": 0.9, "nesterov": True, "weight_decay": 5e-4,
+        "schedule": "multistep", "gamma": 0.2}
 _OPTIONS = {"kd": {"temperature": 4.0, "alpha": 0.9}, "fitnets": {}, "vid": {"weight": 100.0},
             "ted": {}, "rid": {"lambda1": 1.0, "lambda2": 10.0}, "pid": {"beta": 1.0},
             "none": {}}
@@ -143,23 +160,37 @@ _OPTIONS = {"kd": {"temperature": 4.0, "alpha": 0.9}, "fitnets": {}, "vid": {"we
 #: The recorded configuration (chosen with the sweep in ``benchmarks/results/nuisance_sweep*``).
 SETUPS: dict[str, Setup] = {
     "digits": Setup("digits", "digits_cnn", teacher_width=16, teacher_epochs=15,
-                    student_width=4, labels_per_class=10, epochs=60, batch_size=50, lr=0.01,
-                    rid_schedule={"warmup": 6, "cycle": 6, "ratio": 1 / 6},
+                    student_width=4, labels_per_class=10, epochs=100, batch_size=20, lr=0.01,
+                    rid_schedule={"warmup": 10, "cycle": 8, "ratio": 0.25},
                     nuisance_channels=32, nuisance_scale=5.0, method_options=_OPTIONS,
                     audit_every=10),
     "mnist1d": Setup("mnist1d", "mnist1d_cnn", teacher_width=16, teacher_epochs=20,
                      student_width=8, labels_per_class=50, epochs=60, batch_size=50, lr=0.01,
-                     rid_schedule={"warmup": 6, "cycle": 6, "ratio": 1 / 6},
+                     rid_schedule={"warmup": 6, "cycle": 8, "ratio": 0.25},
                      nuisance_channels=16, nuisance_scale=5.0, method_options=_OPTIONS,
                      audit_every=10),
+    # The paper's CIFAR-10 setting (PAPER.md): WRN-40-2 -> WRN-16-1, full training set, no
+    # augmentation, 300 epochs of SGD (lr 0.05, x0.2 at 150 and 200, Nesterov momentum 0.9,
+    # weight decay 5e-4, batch 128), RID n_w = q = 30, r = 1/4, lambda = (1, 10), VID 100,
+    # three layer pairs. The teacher schedule is not given in the paper: 200 epochs of SGD
+    # lr 0.1, x0.2 at 60, 120, 160 (no augmentation; the paper's teacher reaches 0.84).
+    "cifar10": Setup("cifar10", "wrn-40-2", student_arch="wrn-16-1", teacher_width=2,
+                     teacher_epochs=200, student_width=1, labels_per_class=None, epochs=300,
+                     batch_size=128, lr=0.05, layers=("block1", "block2", "block3"),
+                     rid_schedule={"warmup": 30, "cycle": 30, "ratio": 0.25},
+                     nuisance_channels=32, nuisance_kind="noise", method_options=_OPTIONS,
+                     audit_every=30,
+                     train_options={**_SGD, "milestones": (150, 200)},
+                     teacher_options={**_SGD, "lr": 0.1, "milestones": (60, 120, 160)},
+                     teacher_batch_size=128),
 }
 
 
 def quick_setup(setup: Setup) -> Setup:
     """A smoke-test version of ``setup``: few epochs everywhere (same models and data)."""
-    return replace(setup, teacher_epochs=min(setup.teacher_epochs, 6),
-                   epochs=min(setup.epochs, 8),
-                   rid_schedule={"warmup": 2, "cycle": 3, "ratio": 1 / 3}, audit_every=4)
+    return replace(setup, teacher_epochs=min(setup.teacher_epochs, 5),
+                   epochs=min(setup.epochs, 20),
+                   rid_schedule={"warmup": 2, "cycle": 6, "ratio": 1 / 6}, audit_every=10)
 
 
 # ----------------------------------------------------------------------------- statistics
@@ -221,6 +252,33 @@ def unrelated_labels(x, y, num_classes: int, seed: int = 0):
     return label
 
 
+def _width(arch: str, width: int) -> dict[str, int]:
+    """``{"width": width}`` for the small nets; ``{}`` for names that carry their width."""
+    return {} if arch.lower().startswith(("wrn-", "resnet", "torchvision:")) else {"width": width}
+
+
+def make_teacher(setup: Setup):
+    """A fresh (untrained, trainable) teacher of ``setup``."""
+    from . import models
+
+    return models.get_model(setup.arch, **_width(setup.arch, setup.teacher_width))
+
+
+def make_student(setup: Setup):
+    """A fresh student of ``setup``."""
+    from . import models
+
+    arch = setup.student_arch or setup.arch
+    return models.get_model(arch, **_width(arch, setup.student_width))
+
+
+def _untrained(setup: Setup, seed: int):
+    from . import models
+
+    return models.untrained_teacher(setup.arch, seed=seed + 1000,
+                                    **_width(setup.arch, setup.teacher_width))
+
+
 def _tensors(dataset):
     import torch
 
@@ -232,7 +290,7 @@ def _fit_teacher(setup: Setup, train, seed: int, device: str = "cpu"):
     from . import models
     from .train import distill
 
-    model = models.get_model(setup.arch, width=setup.teacher_width)
+    model = make_teacher(setup)
     options = {"lr": 3e-3, **setup.teacher_options}
     distill(None, model, train, method="none", epochs=setup.teacher_epochs,
             batch_size=setup.teacher_batch_size, progress=False, seed=seed, device=device,
@@ -267,7 +325,7 @@ def _nuisance(setup: Setup, trained, seed: int):
     from . import models
 
     return models.NuisanceTeacher(trained, layers=setup.layers,
-                                  channels=setup.nuisance_channels, kind="random_features",
+                                  channels=setup.nuisance_channels, kind=setup.nuisance_kind,
                                   scale=setup.nuisance_scale, seed=seed + 2000)
 
 
@@ -285,7 +343,6 @@ def build_teachers(setup: Setup, train, test, seed: int = 0,
     from sklearn.metrics import mutual_info_score
     from torch.utils.data import TensorDataset
 
-    from . import models
 
     start = time.perf_counter()
     teachers: dict[str, Any] = {}
@@ -297,8 +354,7 @@ def build_teachers(setup: Setup, train, test, seed: int = 0,
         if "nuisance" in kinds:
             teachers["nuisance"] = _nuisance(setup, copy.deepcopy(trained), seed)
     if "untrained" in kinds:
-        teachers["untrained"] = models.untrained_teacher(setup.arch, seed=seed + 1000,
-                                                         width=setup.teacher_width)
+        teachers["untrained"] = _untrained(setup, seed)
     if "relabelled" in kinds:
         xtr, ytr = _tensors(train)
         label = unrelated_labels(xtr, ytr, 10, seed)
@@ -318,23 +374,46 @@ def _audit_options(seed: int) -> dict[str, Any]:
     return {"estimator": "paper", "ci": None, "n_perm": 0, "base": math.e, "seed": seed}
 
 
+def parse_method(method: str) -> tuple[str, dict[str, Any]]:
+    """Split a method name with option overrides, ``"rid:lambda2=1,lambda1=1"`` ->
+    ``("rid", {"lambda2": 1.0, "lambda1": 1.0})`` (values parsed as floats where possible).
+
+    >>> parse_method("vid:weight=10")
+    ('vid', {'weight': 10.0})
+    """
+    base, _, rest = method.partition(":")
+    options: dict[str, Any] = {}
+    for item in filter(None, rest.split(",")):
+        key, eq, value = item.partition("=")
+        if not eq or base not in METHODS:
+            raise fail("methods", f"{method!r} is not METHOD or METHOD:key=value,...",
+                       f"Use a method of {METHODS}, e.g. 'rid:lambda2=1'", method)
+        try:
+            options[key] = float(value)
+        except ValueError:
+            options[key] = value
+    if base not in METHODS:
+        raise fail("methods", f"{method!r} is not a benchmark method",
+                   f"Use some of {METHODS} (optionally 'METHOD:key=value')", method)
+    return base, options
+
+
 def run_student(setup: Setup, method: str, teacher_kind: str, teacher, train, test, seed: int,
                 *, audit: bool = False, device: str = "cpu") -> dict[str, Any]:
     """Train one student and return its test accuracy (and audit curve if ``audit``).
 
-    The student is ``get_model(setup.arch, width=setup.student_width)`` initialised from
-    ``seed``; ``train`` is its labelled subset. With ``audit=True`` an
-    :class:`~pidkit_distill.audit_callback.AuditCallback` audits the innermost layer pair on
-    ``test`` every ``setup.audit_every`` epochs and after the last one.
+    The student is :func:`make_student` initialised from ``seed``; ``train`` is its labelled
+    subset. With ``audit=True`` an :class:`~pidkit_distill.audit_callback.AuditCallback` audits
+    the innermost layer pair on ``test`` every ``setup.audit_every`` epochs and after the last
+    one.
     """
     import torch
 
-    from . import models
     from .train import distill
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(10_000 + seed)
-        student = models.get_model(setup.arch, width=setup.student_width)
+        student = make_student(setup)
     pairs = list(zip(teacher_layers(teacher_kind, setup), setup.layers, strict=True))
     callbacks = []
     if audit:
@@ -343,11 +422,12 @@ def run_student(setup: Setup, method: str, teacher_kind: str, teacher, train, te
         callbacks.append(AuditCallback(test, every=setup.audit_every, layers=[pairs[-1]],
                                        method=method, add_metrics=False,
                                        **_audit_options(seed)))
-    extra = dict(setup.rid_schedule) if method == "rid" else {}
+    base, overrides = parse_method(method)
+    extra = dict(setup.rid_schedule) if base == "rid" else {}
     start = time.perf_counter()
-    result = distill(teacher, student, train, method=method,
-                     method_options=dict(setup.method_options.get(method, {})),
-                     layers=None if method in ("none", "kd") else pairs, callbacks=callbacks,
+    result = distill(teacher, student, train, method=base,
+                     method_options={**setup.method_options.get(base, {}), **overrides},
+                     layers=None if base in ("none", "kd") else pairs, callbacks=callbacks,
                      epochs=setup.epochs, batch_size=setup.batch_size, lr=setup.lr,
                      progress=False, seed=seed, device=device,
                      **{**setup.train_options, **extra})
@@ -375,9 +455,12 @@ def _data(setup: Setup):
     """``(train, test)`` of ``setup``'s data set, cached per process."""
     from . import data
 
-    key = ("data", setup.dataset, setup.root)
+    key = ("data", setup.dataset, setup.root, setup.train_per_class)
     if key not in _WORKER_CACHE:
-        _WORKER_CACHE[key] = data.get_dataset(setup.dataset, setup.root)
+        train, test = data.get_dataset(setup.dataset, setup.root)
+        if setup.train_per_class is not None:
+            train = data.subset_per_class(train, setup.train_per_class, seed=0)
+        _WORKER_CACHE[key] = (train, test)
     return _WORKER_CACHE[key]
 
 
@@ -403,9 +486,9 @@ def _materialise(setup: Setup, kind: str, states: dict, seed: int):
     if key in _WORKER_CACHE:
         return _WORKER_CACHE[key]
     if kind == "untrained":
-        model = models.untrained_teacher(setup.arch, seed=seed + 1000, width=setup.teacher_width)
+        model = _untrained(setup, seed)
     else:
-        model = models.get_model(setup.arch, width=setup.teacher_width)
+        model = make_teacher(setup)
         model.load_state_dict(states["relabelled" if kind == "relabelled" else "trained"])
         model = models.freeze(model)
         if kind == "nuisance":
@@ -517,7 +600,7 @@ def summarize(runs: Sequence[Mapping[str, Any]], level: float = 0.95) -> list[di
     order = {m: i for i, m in enumerate(METHODS)}
     torder = {t: i for i, t in enumerate(("-", *TEACHERS))}
     rows.sort(key=lambda r: (r["dataset"], torder.get(r["teacher"], 99),
-                             order.get(r["method"], 99)))
+                             order.get(r["method"].partition(":")[0], 99), r["method"]))
     return rows
 
 
@@ -592,9 +675,7 @@ def run_benchmark(datasets: Sequence[str | Setup] = ("digits", "mnist1d"), *, se
             raise fail("datasets", f"{d!r} is not a benchmark data set",
                        f"Use some of {sorted(SETUPS)} or pass Setup objects", datasets)
     for m in methods:
-        if m not in METHODS:
-            raise fail("methods", f"{m!r} is not a benchmark method", f"Use some of {METHODS}",
-                       methods)
+        parse_method(m)
     for t in (*teachers, *audit_teachers):
         if t not in TEACHERS:
             raise fail("teachers", f"{t!r} is not a teacher kind", f"Use some of {TEACHERS}",

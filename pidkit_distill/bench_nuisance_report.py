@@ -75,9 +75,8 @@ def teacher_table(teachers: Mapping[str, Mapping[str, Any]]) -> str:
     the innermost distilled layer, and its audited I(Y;T) (nats)."""
     lines = ["| teacher | what | test acc (%) | probe acc (%) | I(Y;T) (nats) | notes |",
              "|---|---|---|---|---|---|"]
-    for kind, info in teachers.items():
-        if kind.startswith("_"):
-            continue
+    for kind in [k for k in _TEACHER_NOTE if k in teachers]:
+        info = teachers[kind]
         notes = []
         if "own_task_test_acc" in info:
             notes.append(f"own-task test acc {_pct(info['own_task_test_acc'])}%")

@@ -1,12 +1,12 @@
-"""Independent references for the Gaussian PID tests.
+r"""Independent references for the Gaussian PID tests.
 
 * Covariance builders for broadcast channels ``X = A M + noise``.
 * ``mi``: Gaussian mutual information straight from log-determinants of blocks.
 * ``generic_union``: an independent solver of the BROJA problem that knows nothing about the
   closed form: it minimises :math:`I_C(M; X, Y)` over the coupling cross-covariance of the
   whitened source noises, built in the *original* coordinates,
-  :math:`\\Sigma_{XY}(C) = \\Sigma_{XM}\\Sigma_{MM}^{-1}\\Sigma_{MY} + L_{X|M} C L_{Y|M}^\\top`, with
-  :math:`C = K (I + K^\\top K)^{-1/2}` (a smooth map onto the open spectral-norm ball), by
+  :math:`\Sigma_{XY}(C) = \Sigma_{XM}\Sigma_{MM}^{-1}\Sigma_{MY} + L_{X|M} C L_{Y|M}^\top`, with
+  :math:`C = K (I + K^\top K)^{-1/2}` (a smooth map onto the open spectral-norm ball), by
   scipy's L-BFGS from several starts.
 """
 

@@ -11,6 +11,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from _audit_helpers import single_thread  # noqa: F401  (autouse: one thread)
 
 import pidkit
 from pidkit.errors import PIDTypeError, PIDValueError
@@ -195,24 +196,19 @@ def test_trained_teacher_knows_more_than_untrained(digits_teachers):
 def digits_teachers():
     import pidkit_distill as pd
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        train, test = pd.data.load_digits()
-        torch.manual_seed(0)
-        trained = pd.models.get_model("digits_cnn", width=8)
-        opt = torch.optim.Adam(trained.parameters(), 1e-2)
-        x, y = train.tensors
-        for _ in range(4):
-            for idx in torch.randperm(len(y)).split(64):
-                loss = torch.nn.functional.cross_entropy(trained(x[idx]), y[idx])
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-        untrained = pd.models.untrained_teacher("digits_cnn", 0, width=8)
-        yield trained, untrained, test
-    finally:
-        torch.set_num_threads(threads)
+    train, test = pd.data.load_digits()
+    torch.manual_seed(0)
+    trained = pd.models.get_model("digits_cnn", width=8)
+    opt = torch.optim.Adam(trained.parameters(), 1e-2)
+    x, y = train.tensors
+    for _ in range(4):
+        for idx in torch.randperm(len(y)).split(64):
+            loss = torch.nn.functional.cross_entropy(trained(x[idx]), y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    untrained = pd.models.untrained_teacher("digits_cnn", 0, width=8)
+    return trained, untrained, test
 
 
 @pytest.mark.parametrize("kwargs,match,kind", [
@@ -221,6 +217,8 @@ def digits_teachers():
     ({"n_boot": -1}, "n_boot", PIDValueError),
     ({"seed": 1.5}, "seed", PIDTypeError),
     ({"interval": "bca"}, "interval", PIDValueError),
+    ({"measure": "ccs", "estimator": "gaussian"}, "measure", PIDValueError),
+    ({"measure": "brojaa"}, "measure", PIDValueError),
     ({"estimator_options": {"clusters": 3}}, "estimator_options", PIDValueError),
     ({"layers": [("a",)]}, "layers", PIDTypeError),
 ])

@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from _audit_helpers import single_thread  # noqa: F401  (autouse: one thread)
 
 import pidkit
 import pidkit_distill as pd
@@ -18,15 +19,7 @@ SMALL = {"n_clusters": 4, "n_components": 4}
 
 
 @pytest.fixture(scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory, one_thread):
+def run_dir(tmp_path_factory):
     """A teacher state_dict and a one-epoch distillation checkpoint on digits."""
     out = tmp_path_factory.mktemp("run")
     train, test = pd.data.load_digits()

@@ -9,6 +9,7 @@ import math
 
 import numpy as np
 import pytest
+from _audit_helpers import single_thread  # noqa: F401  (autouse: one thread)
 
 from pidkit.errors import PIDTypeError, PIDValueError
 from pidkit_distill.audit_curves import AuditHistory, plot_curves

@@ -165,7 +165,8 @@ def _worker(rank, world, init_file, out_dir):
 def test_all_reduce_across_two_processes():
     with tempfile.TemporaryDirectory() as tmp:
         init_file = os.path.join(tmp, "init")
-        mp.spawn(_worker, args=(2, init_file, tmp), nprocs=2, join=True)
+        mp.start_processes(_worker, args=(2, init_file, tmp), nprocs=2, join=True,
+                           start_method="fork")
         results = [np.load(os.path.join(tmp, f"rank{r}.npz")) for r in range(2)]
     cols = _codes(1000, (3, 4, 2), 0)
     expected = np.zeros((3, 7, 2), dtype=np.int64)

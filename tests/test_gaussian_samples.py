@@ -96,7 +96,7 @@ def test_intervals_and_details():
     cov = channel_cov(A_X, A_Y)
     m, x, y = draw(rng, cov, 500)
     r = pidkit.gaussian_pid_from_samples(m, x, y, n_boot=50, seed=0)
-    for node, (lo, hi) in r.intervals.items():
+    for lo, hi in r.intervals.values():
         assert lo <= hi
     assert r.details["n_samples"] == 500
     b = r.details["bias"]

@@ -120,8 +120,8 @@ class _Node:
         g = self.group(local_mask)
         return np.log(np.bincount(g, weights=q)[g[cells]])
 
-
     def redundancy(self, q: np.ndarray) -> float:
+        """I_ccs in nats given the node's maximum-entropy pmf ``q`` (flattened like ``p``)."""
         cells = np.flatnonzero(q > 0)
         qc = q[cells]
         log_y = self.log_marginal(q, 1, cells)

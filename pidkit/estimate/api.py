@@ -23,13 +23,13 @@ __all__ = ["pid_from_samples", "ESTIMATORS"]
 ESTIMATORS: dict[str, tuple[str, ...]] = {
     "plugin": (),
     "discretize": ("n_clusters", "n_components", "scaling", "method", "n_bins", "fit_size",
-                   "kmeans", "n_init", "pca_solver", "dtype", "chunk_size", "preset",
-                   "discretizers", "discretize_target"),
+                   "kmeans", "n_init", "pca_solver", "dtype", "chunk_size", "kmeans_threads",
+                   "preset", "discretizers", "discretize_target"),
     "gaussian": ("target_encoding", "n_components", "scaling", "fit_size"),
 }
 
 _DISCRETIZER_KEYS = ("n_clusters", "n_components", "scaling", "method", "n_bins", "fit_size",
-                     "kmeans", "n_init", "pca_solver", "dtype", "chunk_size")
+                     "kmeans", "n_init", "pca_solver", "dtype", "chunk_size", "kmeans_threads")
 
 
 def pid_from_samples(target: Any, *sources: Any, estimator: str = "plugin",
@@ -83,6 +83,7 @@ def pid_from_samples(target: Any, *sources: Any, estimator: str = "plugin",
         Estimator options. ``"discretize"``: ``n_clusters`` (10), ``n_components`` (10),
         ``scaling`` ("l2"), ``method`` ("kmeans" | "quantile"), ``n_bins``, ``fit_size``,
         ``kmeans`` ("full" | "minibatch"), ``n_init``, ``pca_solver``, ``dtype``, ``chunk_size``,
+        ``kmeans_threads``,
         ``preset`` ("paper-cifar10" | "paper-cifar100", see :data:`PRESETS`), ``discretizers``
         (one :class:`Discretizer` per source, fitted ones are only applied: reuse the fit of a
         training split on a test split), ``discretize_target`` (False). ``"gaussian"``:

@@ -38,6 +38,7 @@ from scipy.linalg import lapack
 from .._backend import get_namespace, is_torch
 from .._validation import fail
 from ..errors import PIDTypeError, RegularizationWarning
+from ._channels import permutation
 
 __all__ = ["EXACT_RTOL", "NEAR_RTOL", "SYMMETRY_RTOL", "Prepared", "check_cov", "check_dims",
            "prepare", "screen", "apply_prepared"]
@@ -207,17 +208,33 @@ def prepare(cov: np.ndarray, dims: tuple[int, int, int], *, item: str = "") -> P
     return _slow(c, new_dims, base_maps, notes, where)
 
 
-def screen(covs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Batched fast path: ``(ok, scale)`` where ``ok[b]`` says item ``b`` needs no reduction
-    (no constant variable, Cholesky of the correlation succeeds, reciprocal condition estimate
-    above :data:`NEAR_RTOL`) and ``scale[b] = 1 / sqrt(diag(cov[b]))``."""
+def screen(covs: np.ndarray, dims: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray,
+                                                                    np.ndarray]:
+    """Batched fast path: ``(ok, scale, factor)``.
+
+    ``ok[b]``: item ``b`` needs no reduction (no constant variable, Cholesky of the correlation
+    matrix succeeds and LAPACK's reciprocal condition estimate exceeds :data:`NEAR_RTOL`);
+    ``scale[b] = 1 / sqrt(diag(cov[b]))``; ``factor[b]`` the Cholesky factor of the correlation
+    matrix reordered ``(X, Y, M)`` (:func:`~pidkit.gaussian._channels.permutation`), reused by
+    the numpy path.
+    """
     var = np.diagonal(covs, axis1=-2, axis2=-1)
     ok = (var > EXACT_RTOL * var.max(axis=-1, keepdims=True)).all(axis=-1)
     scale = 1.0 / np.sqrt(np.where(ok[:, None], var, 1.0))
-    corr = covs * scale[:, :, None] * scale[:, None, :]
+    perm = permutation(dims)
+    corr = (covs * scale[:, :, None] * scale[:, None, :])[:, perm[:, None], perm[None, :]]
+    try:
+        factor = np.linalg.cholesky(corr)
+    except np.linalg.LinAlgError:
+        factor = np.zeros_like(corr)
+        for b in np.flatnonzero(ok):
+            low, info = lapack.dpotrf(corr[b], lower=1, clean=1)
+            ok[b] = info == 0
+            factor[b] = low
     for b in np.flatnonzero(ok):
-        ok[b] = _fast_ok(corr[b])
-    return ok, scale
+        rcond, info = lapack.dpocon(factor[b], np.abs(corr[b]).sum(axis=0).max(), uplo="L")
+        ok[b] = info == 0 and rcond > NEAR_RTOL
+    return ok, scale, factor
 
 
 def _slow(c: np.ndarray, dims: tuple[int, int, int], base_maps: list[np.ndarray],

@@ -11,7 +11,7 @@ from .._validation import check_base, check_choice, fail
 from ..errors import PIDTypeError
 from ..lattice import lattice
 from ..result import Certificate, PIDResult, SolverInfo
-from ._channels import channels
+from ._channels import posteriors
 from ._covariance import Prepared, apply_prepared, check_cov, prepare, screen
 from .broja import broja_unique, certificate
 
@@ -29,41 +29,46 @@ def _cat(xp: Any, values: list[Any]) -> Any:
 
 
 def gaussian_atoms_nats(xp: Any, cov64: Any, dims: tuple[int, int, int], measure: str,
-                        ok: np.ndarray, scale: np.ndarray,
+                        screened: tuple[np.ndarray, np.ndarray, np.ndarray],
                         preps: dict[int, Prepared]) -> dict[str, Any]:
     """Atoms in nats for a validated batch ``cov64 (B, d, d)`` (float64, namespace ``xp``).
 
-    Items with ``ok[b]`` are only rescaled by ``scale[b]`` and computed as one batch; the others
-    use their exact reduction ``preps[b]``. Returns a dict of ``(B,)`` arrays: ``red``,
-    ``uni_x``, ``uni_y``, ``syn``, ``i_x``, ``i_y``, ``i_xy``, and per item (lists) the channels
-    ``h_x``, ``h_y`` and the generalized eigenvalues ``lam`` (BROJA).
+    ``screened = (ok, scale, factor)`` from :func:`~pidkit.gaussian._covariance.screen`: items
+    with ``ok[b]`` are only rescaled and computed as one batch; the others use their exact
+    reduction ``preps[b]``. Returns a dict of ``(B,)`` arrays ``red``, ``uni_x``, ``uni_y``,
+    ``syn``, ``i_x``, ``i_y``, ``i_xy``, and per item (lists, numpy) the posterior covariances
+    ``p_x``, ``p_y``, the target covariance ``c_mm`` and the eigenvalues ``lam`` (BROJA).
     """
-    groups: list[tuple[np.ndarray, Any, tuple[int, int, int], Any]] = []
+    ok, scale, factor = screened
+    groups: list[tuple[np.ndarray, Any, tuple[int, int, int], Any, Any]] = []
     plain = np.flatnonzero(ok)
     if plain.size:
         s = xp.asarray(scale[plain], like=cov64)
         sub = cov64 if plain.size == len(ok) else cov64[_index(xp, plain, cov64)]
-        groups.append((plain, sub * s[:, :, None] * s[:, None, :], dims, None))
+        fac = factor[plain] if xp.name == "numpy" else None
+        groups.append((plain, sub * s[:, :, None] * s[:, None, :], dims, None, fac))
     for b, p in preps.items():
-        groups.append((np.array([b]), apply_prepared(xp, cov64[b], p)[None], p.dims, p.z_map))
+        groups.append((np.array([b]), apply_prepared(xp, cov64[b], p)[None], p.dims, p.z_map,
+                       None))
     keys = ("i_x", "i_y", "i_xy", "uni_x", "uni_y")
     parts: dict[str, list[Any]] = {k: [] for k in keys}
-    per_item: dict[str, list[Any]] = {"h_x": [None] * len(ok), "h_y": [None] * len(ok),
-                                      "lam": [None] * len(ok)}
-    order = np.concatenate([g[0] for g in groups])
-    for idx, cov, gdims, z_map in groups:
-        ch = channels(xp, cov, gdims, z_map)
+    per_item: dict[str, list[Any]] = {k: [None] * len(ok) for k in ("p_x", "p_y", "c_mm", "lam")}
+    for idx, cov, gdims, z_map, fac in groups:
+        post = posteriors(xp, cov, gdims, z_map, fac)
         if measure == "broja":
-            ux, uy, lm = broja_unique(xp, ch["h_x"], ch["h_y"])
+            ux, uy, lm = broja_unique(xp, post["p_x"], post["p_y"])
             lm = xp.to_numpy(lm)
         else:
-            top = xp.maximum(ch["i_x"], ch["i_y"])
-            ux, uy, lm = top - ch["i_y"], top - ch["i_x"], [None] * len(idx)
-        for k, v in zip(keys, (ch["i_x"], ch["i_y"], ch["i_xy"], ux, uy), strict=True):
+            top = xp.maximum(post["i_x"], post["i_y"])
+            ux, uy, lm = top - post["i_y"], top - post["i_x"], [None] * len(idx)
+        for k, v in zip(keys, (post["i_x"], post["i_y"], post["i_xy"], ux, uy), strict=True):
             parts[k].append(v)
-        hx, hy = xp.to_numpy(ch["h_x"]), xp.to_numpy(ch["h_y"])
+        host = {"p_x": xp.to_numpy(post["p_x"]), "p_y": xp.to_numpy(post["p_y"]),
+                "c_mm": xp.to_numpy(cov[..., :gdims[0], :gdims[0]]), "lam": lm}
         for j, b in enumerate(idx):
-            per_item["h_x"][b], per_item["h_y"][b], per_item["lam"][b] = hx[j], hy[j], lm[j]
+            for k in per_item:
+                per_item[k][b] = host[k][j]
+    order = np.concatenate([g[0] for g in groups])
     inverse = _index(xp, np.argsort(order), cov64)
     out = {k: _cat(xp, v)[inverse] for k, v in parts.items()}
     # Red from both sides (they agree up to rounding), then the other atoms from the identities.
@@ -142,10 +147,10 @@ def gaussian_pid(cov: Any, dims: Any, measure: str = "broja", base: float = 2, *
     Examples
     --------
     >>> import numpy as np, pidkit
-    >>> cov = np.eye(4)                    # M = (M1, M2), X = M1 + N1, Y = M2 + N2
+    >>> # M = (M1, M2) ~ N(0, I), X = M1 + N1, Y = M2 + N2 with unit independent noise
     >>> cov = np.block([[np.eye(2), np.eye(2)], [np.eye(2), 2 * np.eye(2)]])
     >>> r = pidkit.gaussian_pid(cov, dims=(2, 1, 1))
-    >>> [round(float(v), 12) for v in (r.redundancy, *r.unique, r.synergy)]
+    >>> [round(float(v), 12) + 0.0 for v in (r.redundancy, *r.unique, r.synergy)]
     [0.0, 0.5, 0.5, 0.0]
 
     As a differentiable training regulariser (features ``a``, ``b`` and target ``t`` of a
@@ -172,10 +177,10 @@ def gaussian_pid(cov: Any, dims: Any, measure: str = "broja", base: float = 2, *
     xp, cov64, batch_shape, dims = check_cov(cov, dims)
     host = xp.to_numpy(cov64)
     batch = host.shape[0]
-    ok, scale = screen(host)
+    screened = screen(host, dims)
     preps = {int(b): prepare(host[b], dims, item=str(b) if batch > 1 else "")
-             for b in np.flatnonzero(~ok)}
-    out = gaussian_atoms_nats(xp, cov64, dims, measure, ok, scale, preps)
+             for b in np.flatnonzero(~screened[0])}
+    out = gaussian_atoms_nats(xp, cov64, dims, measure, screened, preps)
     factor = 1.0 / math.log(base)
 
     def finish(v: Any) -> Any:
@@ -194,9 +199,15 @@ def gaussian_pid(cov: Any, dims: Any, measure: str = "broja", base: float = 2, *
     if measure == "broja" and certify:
         i_y = xp.to_numpy(out["i_y"])
         uni = xp.to_numpy(out["uni_x"])
-        bounds = np.array([certificate(out["h_x"][b], out["h_y"][b], float(i_y[b]),
-                                       float(uni[b])) for b in range(batch)]) * factor
-        lo, hi = bounds[:, 0].reshape(batch_shape), bounds[:, 1].reshape(batch_shape)
+        lo, hi = np.empty(batch), np.empty(batch)
+        by_size: dict[int, list[int]] = {}
+        for b in range(batch):
+            by_size.setdefault(out["p_x"][b].shape[-1], []).append(b)
+        for members in by_size.values():
+            stack = lambda k, m=members: np.stack([out[k][b] for b in m])  # noqa: E731
+            lo[members], hi[members] = certificate(stack("p_x"), stack("p_y"), stack("c_mm"),
+                                                   i_y[members], uni[members])
+        lo, hi = (lo * factor).reshape(batch_shape), (hi * factor).reshape(batch_shape)
         cert = Certificate("Uni(M:X\\Y)", float(lo) if lo.ndim == 0 else lo,
                            float(hi) if hi.ndim == 0 else hi)
     notes = [n for p in preps.values() for n in p.notes]

@@ -56,9 +56,10 @@ from typing import Any
 
 import numpy as np
 
-from ._channels import cholesky
+from ._channels import cholesky, trisolve
 
-__all__ = ["broja_unique", "optimal_coupling", "certificate"]
+__all__ = ["generalized_eigenvalues", "broja_unique", "optimal_coupling",
+           "coupling_information", "certificate"]
 
 #: Relative eigenvalue threshold of the pseudo-inverses used by :func:`certificate`.
 PINV_RTOL = 1e-12
@@ -70,72 +71,69 @@ def _eigvalsh(xp: Any, a: Any) -> Any:
     return np.linalg.eigvalsh(a)
 
 
-def _trisolve(xp: Any, lower: Any, b: Any) -> Any:
-    if xp.name == "torch":
-        return xp._lib.linalg.solve_triangular(lower, b, upper=False)
-    return np.linalg.solve(lower, b)
-
-
-def generalized_eigenvalues(xp: Any, h_x: Any, h_y: Any) -> Any:
-    r"""Eigenvalues :math:`\lambda` of :math:`(I + Q_Y)^{-1}(I + Q_X)`, shape ``(..., d_m)``."""
-    d_m = h_x.shape[-1]
-    eye = xp.eye(d_m, like=h_x)
-    k_x = eye + xp.swapaxes(h_x, -1, -2) @ h_x
-    k_y = eye + xp.swapaxes(h_y, -1, -2) @ h_y
-    low = cholesky(xp, k_y)
-    half = _trisolve(xp, low, k_x)
-    s = _trisolve(xp, low, xp.swapaxes(half, -1, -2))
+def generalized_eigenvalues(xp: Any, p_x: Any, p_y: Any) -> Any:
+    r"""Eigenvalues :math:`\lambda` of :math:`\Sigma_{M|X}^{-1}\Sigma_{M|Y}` from the posterior
+    covariances ``(..., d_m, d_m)``, via :math:`L_X^{-1}\Sigma_{M|Y}L_X^{-\top}`."""
+    low = cholesky(xp, p_x)
+    half = trisolve(xp, low, p_y)
+    s = trisolve(xp, low, xp.swapaxes(half, -1, -2))
     return _eigvalsh(xp, (s + xp.swapaxes(s, -1, -2)) / 2)
 
 
-def broja_unique(xp: Any, h_x: Any, h_y: Any) -> tuple[Any, Any, Any]:
-    r"""``(Uni_X, Uni_Y, lambda)`` in nats from the whitened channels ``(..., d_s, d_m)``."""
-    lam = generalized_eigenvalues(xp, h_x, h_y)
+def broja_unique(xp: Any, p_x: Any, p_y: Any) -> tuple[Any, Any, Any]:
+    r"""``(Uni_X, Uni_Y, lambda)`` in nats from the posterior covariances of the target."""
+    lam = generalized_eigenvalues(xp, p_x, p_y)
     log_lam = xp.log(xp.maximum(lam, np.finfo(np.float64).tiny))
     uni_x = 0.5 * xp.sum(xp.maximum(log_lam, 0.0), axis=-1)
     uni_y = 0.5 * xp.sum(xp.maximum(-log_lam, 0.0), axis=-1)
     return uni_x, uni_y, lam
 
 
+def _mT(a: np.ndarray) -> np.ndarray:
+    return np.swapaxes(a, -1, -2)
+
+
+def _channel(p: np.ndarray, whiten: np.ndarray) -> np.ndarray:
+    r"""Channels :math:`H` (``(B, d_m, d_m)``) with :math:`H^\top H = (W P W^\top)^{-1} - I`."""
+    k = np.linalg.inv(whiten @ p @ _mT(whiten))
+    q, v = np.linalg.eigh((k + _mT(k)) / 2 - np.eye(k.shape[-1]))
+    return np.sqrt(np.maximum(q, 0))[..., :, None] * _mT(v)
+
+
 def optimal_coupling(h_x: np.ndarray, h_y: np.ndarray) -> np.ndarray:
-    r"""The optimal noise cross-covariance :math:`C^* = H_X Q^{*+} H_Y^\top` ``(d_x, d_y)``."""
-    d_m = h_x.shape[-1]
-    k_x = np.eye(d_m) + h_x.T @ h_x
-    k_y = np.eye(d_m) + h_y.T @ h_y
+    r"""The optimal noise cross-covariances :math:`C^* = H_X Q^{*+} H_Y^\top` (batched)."""
+    eye = np.eye(h_x.shape[-1])
+    k_x = eye + _mT(h_x) @ h_x
+    k_y = eye + _mT(h_y) @ h_y
     low = np.linalg.cholesky(k_y)
-    s = np.linalg.solve(low, np.linalg.solve(low, k_x).T)
-    lam, vec = np.linalg.eigh((s + s.T) / 2)
+    s = np.linalg.solve(low, _mT(np.linalg.solve(low, k_x)))
+    lam, vec = np.linalg.eigh((s + _mT(s)) / 2)
     basis = low @ vec
-    k_star = basis @ np.diag(np.maximum(lam, 1.0)) @ basis.T
-    q_star = (k_star + k_star.T) / 2 - np.eye(d_m)
-    return h_x @ np.linalg.pinv(q_star, rcond=PINV_RTOL, hermitian=True) @ h_y.T
+    k_star = (basis * np.maximum(lam, 1.0)[..., None, :]) @ _mT(basis)
+    q_star = (k_star + _mT(k_star)) / 2 - eye
+    return h_x @ np.linalg.pinv(q_star, rcond=PINV_RTOL, hermitian=True) @ _mT(h_y)
 
 
-def coupling_information(h_x: np.ndarray, h_y: np.ndarray, c: np.ndarray) -> float:
-    r""":math:`I_C(M; X, Y)` in nats for the coupling with noise cross-covariance ``c``,
+def coupling_information(h_x: np.ndarray, h_y: np.ndarray, c: np.ndarray) -> np.ndarray:
+    r""":math:`I_C(M; X, Y)` in nats for couplings with noise cross-covariance ``c`` (batched),
     :math:`-\tfrac12\log\det(I - H^\top A^{+} H)`, :math:`A = \Sigma_N(C) + H H^\top`
     (pseudo-inverse: valid on the boundary :math:`\|C\|_2 = 1`)."""
-    h = np.concatenate([h_x, h_y])
-    d_x = h_x.shape[0]
-    a = h @ h.T
-    a[:d_x, :d_x] += np.eye(d_x)
-    a[d_x:, d_x:] += np.eye(h_y.shape[0])
-    a[:d_x, d_x:] += c
-    a[d_x:, :d_x] += c.T
-    post = np.eye(h.shape[1]) - h.T @ np.linalg.pinv(a, rcond=PINV_RTOL, hermitian=True) @ h
-    return float(-0.5 * np.linalg.slogdet((post + post.T) / 2)[1])
+    h = np.concatenate([h_x, h_y], axis=-2)
+    d_x = h_x.shape[-2]
+    a = h @ _mT(h) + np.eye(h.shape[-2])
+    a[..., :d_x, d_x:] += c
+    a[..., d_x:, :d_x] += _mT(c)
+    post = np.eye(h.shape[-1]) - _mT(h) @ np.linalg.pinv(a, rcond=PINV_RTOL, hermitian=True) @ h
+    return -0.5 * np.linalg.slogdet((post + _mT(post)) / 2)[1]
 
 
-def _reduce(h: np.ndarray) -> np.ndarray:
-    """``S V^T`` of the thin SVD: the same channel with at most ``d_m`` outputs (the other
-    outputs are pure noise and never change :math:`I_C(M; X, Y)` at the optimum)."""
-    _, s, vt = np.linalg.svd(h, full_matrices=False)
-    return s[:, None] * vt
-
-
-def certificate(h_x: np.ndarray, h_y: np.ndarray, i_y: float, uni_x: float) -> tuple[float, float]:
-    r"""``(lower, upper)`` on :math:`\mathrm{Uni}(M{:}X\setminus Y)` in nats: the relaxation
-    bound and the value of the explicit coupling :math:`C^*`, evaluated independently."""
-    hx, hy = _reduce(h_x), _reduce(h_y)
-    upper = coupling_information(hx, hy, optimal_coupling(hx, hy)) - i_y
-    return min(uni_x, upper), max(uni_x, upper)
+def certificate(p_x: np.ndarray, p_y: np.ndarray, c_mm: np.ndarray, i_y: np.ndarray,
+                uni_x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    r"""``(lower, upper)`` on :math:`\mathrm{Uni}(M{:}X\setminus Y)` in nats, for a batch
+    (``(B, d_m, d_m)`` posteriors and target covariances, ``(B,)`` informations): the relaxation
+    bound (the closed form) and the value of the explicit coupling :math:`C^*`, evaluated with
+    the generic coupling formula on channels rebuilt from the posterior covariances."""
+    whiten = np.linalg.inv(np.linalg.cholesky(c_mm))
+    h_x, h_y = _channel(p_x, whiten), _channel(p_y, whiten)
+    upper = coupling_information(h_x, h_y, optimal_coupling(h_x, h_y)) - i_y
+    return np.minimum(uni_x, upper), np.maximum(uni_x, upper)

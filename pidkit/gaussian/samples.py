@@ -122,7 +122,7 @@ def _atoms_from(i_x: Any, i_y: Any, i_xy: Any, f_star: Any) -> dict[str, Any]:
 def _corrected(r: PIDResult, measure: str, n: int, dims: tuple[int, int, int],
                correct: bool) -> dict[str, Any]:
     """Atoms in nats of a nats result ``r`` (possibly a batch), bias-corrected if asked."""
-    red, syn = r.redundancy, r.synergy
+    red = r.redundancy
     i_x = red + r.unique[0]
     i_y = red + r.unique[1]
     i_xy = r.mutual_information

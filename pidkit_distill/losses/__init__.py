@@ -6,7 +6,14 @@ your own (see ``docs/distill.md``).
 """
 
 from . import fitnets, kd, pid, rid, ted, vid  # noqa: F401  (each registers its method)
-from .base import Batch, DistillLoss, available_methods, make_loss, register_method
+from .base import (
+    Batch,
+    DistillLoss,
+    available_methods,
+    cross_entropy,
+    make_loss,
+    register_method,
+)
 from .fitnets import FitNetsLoss, hint_loss
 from .kd import KDLoss, NoDistillation, kd_divergence
 from .pid import PIDLoss, batch_covariance, gaussian_redundancy
@@ -27,6 +34,7 @@ __all__ = [
     "VIDLoss",
     "available_methods",
     "batch_covariance",
+    "cross_entropy",
     "gaussian_nll",
     "gaussian_redundancy",
     "hint_loss",

@@ -60,8 +60,9 @@ CENTERING = 10.0
 FAST = 10.0
 #: Fraction-to-boundary factor and backtracking parameters of the line search.
 BOUNDARY, SHRINK, SUFFICIENT = 0.99, 0.5, 0.01
-#: Most halvings of the step in one line search.
-MAX_BACKTRACK = 60
+#: Most step lengths tried in one line search (the last one is taken even without decrease:
+#: near the end rounding can stall the merit function, and the certificate guards the answer).
+MAX_BACKTRACK = 8
 
 
 @dataclass
@@ -150,37 +151,37 @@ def _newton_direction(q, pi, rho, g_lam, g_mu, free_lam, free_mu, xp: Namespace)
     nb, ny, nt, ns = q.shape
     fl = xp.float64(free_lam)
     fm = xp.float64(free_mu)
-    eye_y = xp.eye(ny, like=q)
     rpi = rho[:, None] * pi
-    # mu-mu blocks, one per s: diag(q(y,s)) + sum_t rho pi pi^T
+    # mu-mu blocks, one per s: diag(q(y,s)) + sum_t rho pi pi^T, inverted
+    fm_s = xp.moveaxis(fm, 1, 2)                                  # (B, S, Y)
     b_s = xp.diag_embed(xp.moveaxis(xp.sum(q, axis=2), 1, 2)) + xp.einsum("byts,bzts->bsyz",
                                                                           rpi, pi)
-    fm_s = xp.moveaxis(fm, 1, 2)                                  # (B, S, Y)
     b_s = b_s * fm_s[:, :, :, None] * fm_s[:, :, None, :] + xp.diag_embed(1.0 - fm_s)
+    g = xp.inv(b_s)
     # lam-lam blocks, one per t
+    fl_t = xp.moveaxis(fl, 1, 2)                                  # (B, T, Y)
     a_t = xp.diag_embed(xp.moveaxis(xp.sum(q, axis=3), 1, 2)) + xp.einsum("byts,bzts->btyz",
                                                                           rpi, pi)
-    fl_t = xp.moveaxis(fl, 1, 2)                                  # (B, T, Y)
     a_t = a_t * fl_t[:, :, :, None] * fl_t[:, :, None, :] + xp.diag_embed(1.0 - fl_t)
-    a_full = xp.reshape(xp.einsum("btyz,tu->btyuz", a_t, xp.eye(nt, like=q)),
-                        (nb, nt * ny, nt * ny))
-    # cross terms C[b, s, z, t, y] = d(y,z) q(y,t,s) + rho pi(y) pi(z)
-    cross = (xp.einsum("byts,bzts->bszty", rpi, pi)
-             + xp.einsum("byts,yz->bszty", q, eye_y))
-    cross = cross * fm_s[:, :, :, None, None] * fl_t[:, None, None, :, :]
+    # coupling C[b, s, z, t, y] = fl(y,t) fm(z,s) (d(y,z) q(y,t,s) + rho pi(y) pi(z))
+    mask = fl[:, :, :, None] * fm[:, :, None, :]
+    cross = (xp.einsum("byts,bzts->bszty", rpi * fl[:, :, :, None], pi * fm[:, :, None, :])
+             + xp.einsum("byts,yz->bszty", q * mask, xp.eye(ny, like=q)))
     cross = xp.reshape(cross, (nb, ns, ny, nt * ny))
-    x = xp.solve(b_s, cross)                                      # B_s^{-1} C_s
-    cross_f = xp.reshape(cross, (nb, ns * ny, nt * ny))
-    schur = a_full - xp.swapaxes(cross_f, 1, 2) @ xp.reshape(x, (nb, ns * ny, nt * ny))
+    cross_t = xp.swapaxes(xp.reshape(cross, (nb, ns * ny, nt * ny)), 1, 2)
+    x = xp.reshape(g @ cross, (nb, ns * ny, nt * ny))             # B_s^{-1} C_s
+    schur = -(cross_t @ x)
+    blocks = xp.reshape(schur, (nb, nt, ny, nt, ny))
+    idx = xp.arange(nt, like=q)
+    blocks[:, idx, :, idx, :] += xp.moveaxis(a_t, 1, 0)           # block-diagonal A
     scale = xp.max(xp.einsum("bii->bi", schur), axis=1)
     schur = schur + (1e-15 * scale)[:, None, None] * xp.eye(nt * ny, like=q)
-    g_mu_s = xp.moveaxis(g_mu * fm, 1, 2)                          # (B, S, Y)
-    v = xp.solve(b_s, g_mu_s[..., None])[..., 0]
-    rhs = xp.reshape(xp.moveaxis(g_lam * fl, 1, 2), (nb, nt * ny))
-    rhs = rhs - (xp.swapaxes(cross_f, 1, 2) @ xp.reshape(v, (nb, ns * ny))[..., None])[..., 0]
-    d_lam = xp.solve(schur, rhs[..., None])[..., 0]               # (B, T*Y)
-    back = xp.reshape((cross_f @ d_lam[..., None])[..., 0], (nb, ns, ny))
-    d_mu = xp.solve(b_s, (g_mu_s - back)[..., None])[..., 0]      # (B, S, Y)
+    g_mu_s = xp.moveaxis(g_mu * fm, 1, 2)[..., None]              # (B, S, Y, 1)
+    v = xp.reshape(g @ g_mu_s, (nb, ns * ny, 1))
+    rhs = xp.reshape(xp.moveaxis(g_lam * fl, 1, 2), (nb, nt * ny, 1)) - cross_t @ v
+    d_lam = xp.solve(schur, rhs)                                  # (B, T*Y, 1)
+    back = xp.reshape(xp.swapaxes(cross_t, 1, 2) @ d_lam, (nb, ns, ny, 1))
+    d_mu = (g @ (g_mu_s - back))[..., 0]                          # (B, S, Y)
     d_lam = xp.moveaxis(xp.reshape(d_lam, (nb, nt, ny)), 1, 2) * fl
     d_mu = xp.moveaxis(d_mu, 1, 2) * fm
     return d_lam, d_mu
@@ -247,14 +248,15 @@ def _step(pb: _Problem, state, centering, xp: Namespace):
     alpha = BOUNDARY * xp.minimum(alpha, 1.0 / BOUNDARY)
     accepted = alpha < 0  # all False
     new = state
-    for _ in range(MAX_BACKTRACK):
+    for trial in range(MAX_BACKTRACK):
+        last = trial == MAX_BACKTRACK - 1  # the shortest step is taken without decrease
         lam_n = lam + alpha[:, None, None] * d_lam
         mu_n = mu + alpha[:, None, None] * d_mu
         w_n = w + alpha[:, None, None] * d_w
         s_n = sl + alpha[:, None, None] * d_s
         h_n, pi_n = _logits(lam_n, mu_n, pb.allowed, xp)
         norm_n = _residuals(pb, w_n, s_n, h_n, pi_n, inv_t, xp)[-1]
-        ok = norm_n <= (1.0 - SUFFICIENT * alpha) * norm0
+        ok = (norm_n <= (1.0 - SUFFICIENT * alpha) * norm0) | last
         take = ok & ~accepted
         new = tuple(xp.where(_expand(take, a), b, a) for a, b in
                     zip(new, (lam_n, mu_n, w_n, s_n, h_n, pi_n), strict=True))

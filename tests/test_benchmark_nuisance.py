@@ -1,0 +1,150 @@
+"""The nuisance-teacher benchmark (issue 8): helpers against independent values, and a quick
+end-to-end run on digits whose outputs are checked for structure and for facts that could be
+false (teacher accuracies, the audit identities, trained vs untrained I(Y;T))."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from pidkit_distill import bench_nuisance as bn  # noqa: E402
+from pidkit_distill.cli import build_parser  # noqa: E402
+
+
+def test_t_interval_matches_t_table():
+    # t_{0.975, 2} = 4.303 (any t table); mean 2, sd 1, n 3 -> half width 4.303 / sqrt(3).
+    mean, sd, lo, hi = bn.t_interval([1.0, 2.0, 3.0])
+    half = 4.302652729911275 / math.sqrt(3)
+    assert (mean, sd) == (2.0, 1.0)
+    assert lo == pytest.approx(2.0 - half, abs=1e-9)
+    assert hi == pytest.approx(2.0 + half, abs=1e-9)
+    assert math.isnan(bn.t_interval([0.5])[2])
+
+
+def _mi_nats(a: np.ndarray, b: np.ndarray) -> float:
+    """Plug-in mutual information of two label arrays, written out here (the reference)."""
+    joint = np.zeros((a.max() + 1, b.max() + 1))
+    np.add.at(joint, (a, b), 1.0)
+    p = joint / joint.sum()
+    pa, pb = p.sum(1, keepdims=True), p.sum(0, keepdims=True)
+    mask = p > 0
+    return float((p[mask] * np.log(p[mask] / (pa @ pb)[mask])).sum())
+
+
+def test_unrelated_labels_are_balanced_and_carry_little_label_information():
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(10).repeat_interleave(300)
+    centres = 3.0 * torch.randn(10, 20, generator=g)
+    x = centres[y] + torch.randn(len(y), 20, generator=g)
+    labels = bn.unrelated_labels(x, y, 10, seed=1)(x).numpy()
+    counts = np.bincount(labels, minlength=10)
+    assert counts.min() >= 290 and counts.max() <= 310  # deciles
+    mi_unrelated = _mi_nats(y.numpy(), labels)
+    # A control: deciles along the first class-mean direction are very informative.
+    proj = (x @ (centres[0] - centres.mean(0))).numpy()
+    control = np.searchsorted(np.quantile(proj, np.linspace(0, 1, 11)[1:-1]), proj)
+    assert _mi_nats(y.numpy(), control) > 0.5
+    assert mi_unrelated < 0.08
+
+
+def test_summarize_pools_none_over_teachers_and_orders_rows():
+    runs = [{"dataset": "d", "teacher": t, "method": m, "seed": s, "test_acc": acc}
+            for (t, m, s, acc) in [("trained", "none", 0, 0.5), ("trained", "none", 1, 0.7),
+                                   ("untrained", "none", 0, 0.5), ("trained", "rid", 0, 0.9),
+                                   ("trained", "rid", 1, 0.8), ("untrained", "vid", 0, 0.1)]]
+    rows = bn.summarize(runs)
+    keys = [(r["teacher"], r["method"]) for r in rows]
+    assert keys == [("-", "none"), ("trained", "rid"), ("untrained", "vid")]
+    none = rows[0]
+    assert none["values"] == [0.5, 0.7] and none["mean"] == pytest.approx(0.6)
+    assert rows[2]["n_seeds"] == 1 and math.isnan(rows[2]["std"])
+
+
+def test_cli_parses_the_benchmark_subcommand():
+    args = build_parser().parse_args(["benchmark", "nuisance", "--quick", "--datasets",
+                                      "digits", "--option", "rid.lambda2=1"])
+    assert args.quick and args.datasets == ["digits"] and args.seeds is None
+    from pidkit_distill.commands.benchmark import _options
+
+    assert _options(args.option) == {"rid": {"lambda2": 1}}
+    from pidkit.errors import PIDValueError
+
+    with pytest.raises(PIDValueError, match="METHOD.KEY=VALUE"):
+        _options(["lambda2=1"])
+
+
+def test_run_benchmark_rejects_unknown_names():
+    from pidkit.errors import PIDValueError
+
+    with pytest.raises(PIDValueError, match="datasets"):
+        bn.run_benchmark(["cifar100"], quick=True)
+    with pytest.raises(PIDValueError, match="methods"):
+        bn.run_benchmark(["digits"], methods=["dkd"], quick=True)
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("nuisance")
+    result = bn.run_benchmark(["digits"], seeds=1, quick=True, methods=["none", "kd", "vid", "rid"],
+                              workers=1, audit_teachers=["trained", "untrained"], out_dir=out,
+                              name="smoke", command="test", progress=False)
+    return result, out
+
+
+@pytest.mark.slow
+def test_quick_run_writes_the_table_figures_and_provenance(quick_run):
+    result, out = quick_run
+    data = json.loads((out / "smoke.json").read_text())
+    assert data["command"] == "test" and data["quick"] is True
+    for key in ("date_utc", "machine", "versions", "threads"):
+        assert key in data["environment"]
+    assert data["environment"]["versions"]["torch"] == torch.__version__
+    cells = {(r["teacher"], r["method"]) for r in data["summary"]}
+    expected = {("-", "none")} | {(t, m) for t in bn.TEACHERS for m in ("kd", "vid", "rid")}
+    assert cells == expected
+    for row in data["summary"]:
+        assert row["n_seeds"] == 1 and 0.0 <= row["mean"] <= 1.0
+    md = (out / "smoke.md").read_text()
+    assert "| method | trained | untrained | nuisance | relabelled |" in md
+    for name in ("nuisance_digits_accuracy.png", "nuisance_digits_trained_curves.png",
+                 "nuisance_digits_untrained_curves.png"):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.slow
+def test_quick_run_teachers_and_audits_are_right(quick_run):
+    result, _ = quick_run
+    info = result["teachers"]["digits"]
+    # A 5-epoch digits CNN is far above chance; the untrained one is not.
+    assert info["trained"]["test_acc"] >= 0.90
+    assert info["untrained"]["test_acc"] <= 0.35
+    # The nuisance teacher's logits are the trained teacher's (only its features change).
+    assert info["nuisance"]["test_acc"] == info["trained"]["test_acc"]
+    assert info["relabelled"]["label_mi_nats"] < 0.15
+    assert info["relabelled"]["own_task_test_acc"] > 0.15
+    # Audited I(Y;T): trained above untrained, both at most H(Y) <= ln 10 nats.
+    mi = {k: info[k]["audit_mi_teacher_nats"] for k in bn.TEACHERS}
+    assert mi["trained"] > mi["untrained"] + 0.2
+    assert all(0.0 <= v <= math.log(10) + 1e-6 for v in mi.values())
+    # Curves: Red + Uni(Y:T\S) = I(Y;T) and Red + Uni(Y:S\T) = I(Y;S), atoms >= 0.
+    curves = result["curves"]["digits"]
+    assert set(curves) == {"trained", "untrained"}
+    for by_method in curves.values():
+        assert set(by_method) == {"none", "kd", "vid", "rid"}
+        for hist in by_method.values():
+            assert hist["epochs"][-1] == bn.quick_setup(bn.SETUPS["digits"]).epochs - 1
+            for report in hist["reports"]:
+                v = report["pairs"][0]["values"]
+                assert v["redundancy"] + v["unique_teacher"] == pytest.approx(v["mi_teacher"],
+                                                                              abs=1e-6)
+                assert v["redundancy"] + v["unique_student"] == pytest.approx(v["mi_student"],
+                                                                              abs=1e-6)
+                assert min(v["redundancy"], v["unique_teacher"], v["synergy"]) >= -1e-6
+    # The "none" student is the same network whatever teacher is attached to the run.
+    nones = [r["test_acc"] for r in result["runs"] if r["method"] == "none"]
+    assert len(nones) == 2 and nones[0] == nones[1]
