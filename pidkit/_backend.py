@@ -186,10 +186,6 @@ class Namespace:
         """Batched ``a^{-1} b`` for square ``a[..., n, n]`` and ``b[..., n, k]``."""
         return self._lib.linalg.solve(a, b)
 
-    def inv(self, a: Any) -> Any:
-        """Batched inverse of square ``a[..., n, n]``."""
-        return self._lib.linalg.inv(a)
-
     def arange(self, n: int, like: Any) -> Any:
         """Integer indices ``0..n-1`` on ``like``'s device."""
         if self.name == "torch":

@@ -329,6 +329,8 @@ def audit_features(labels: Any, teacher_features: Any, student_features: Any, *,
                    metadata: Mapping[str, Any] | None = None) -> AuditReport:
     """:func:`audit` on features already computed.
 
+    Parameters not listed here are those of :func:`audit`.
+
     Parameters
     ----------
     labels : array_like of int, shape (n,)
@@ -341,8 +343,6 @@ def audit_features(labels: Any, teacher_features: Any, student_features: Any, *,
         A separate split to fit the discretisers on.
     chunk_size : int, default 4096
         Rows per streamed chunk.
-    Other parameters
-        As in :func:`audit`.
 
     Returns
     -------

@@ -9,7 +9,8 @@ CIFAR is read **without executing code from the files**. Two on-disk formats are
   label bytes + 3072 pixel bytes), parsed with ``numpy.frombuffer``. Preferred.
 - the *python* format (``cifar-10-batches-py/``, ``cifar-100-python/``: pickled dicts) through a
   restricted unpickler that only reconstructs numpy arrays, dtypes, plain containers (and
-  ``_codecs.encode``, a pure function some pickles use for bytes) and refuses every other global (so a malicious file cannot run code).
+  ``_codecs.encode``, a pure function some pickles use for bytes) and refuses every other
+  global (so a malicious file cannot run code).
 
 Nothing is ever downloaded. Inputs are float32 tensors: digits ``(1, 8, 8)`` in [0, 1],
 MNIST-1D ``(1, 40)`` standardised, CIFAR ``(3, 32, 32)`` normalised per channel.

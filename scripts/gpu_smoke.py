@@ -24,7 +24,6 @@ import json
 import platform
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
@@ -43,17 +42,21 @@ def check(name: str, ok: bool, detail: str = "") -> None:
     print(f"{'PASS' if ok else 'FAIL'}  {name}  {detail}", flush=True)
 
 
+PAIR = {"teacher": "wrn-40-2", "student": "wrn-16-1", "size": 32}
+
+
 def random_cifar(n: int, seed: int) -> TensorDataset:
     g = torch.Generator().manual_seed(seed)
-    return TensorDataset(torch.randn(n, 3, 32, 32, generator=g), torch.arange(n) % 10)
+    size = PAIR["size"]
+    return TensorDataset(torch.randn(n, 3, size, size, generator=g), torch.arange(n) % 10)
 
 
 def loss_parity(device: torch.device, batch_size: int) -> None:
     torch.manual_seed(0)
-    teacher = models.untrained_teacher("wrn-40-2", seed=0)
-    student = models.get_model("wrn-16-1")
+    teacher = models.untrained_teacher(PAIR["teacher"], seed=0)
+    student = models.get_model(PAIR["student"])
     layers = list(teacher.feature_layers)
-    x = torch.randn(batch_size, 3, 32, 32)
+    x = torch.randn(batch_size, 3, PAIR["size"], PAIR["size"])
     y = torch.arange(batch_size) % 10
     with torch.no_grad():
         shapes_t = [tuple(f.shape[1:]) for f in forward_with_features(teacher, x[:2], layers)[1]]
@@ -73,15 +76,15 @@ def loss_parity(device: torch.device, batch_size: int) -> None:
                                 float(lf.student_loss(b)[0]))
     cpu, dev = values["cpu"], values[device.type]
     rel = max(abs(a - b) / max(abs(a), 1e-12) for a, b in zip(cpu, dev, strict=True))
-    check("RID losses device == CPU (WRN-40-2 -> WRN-16-1)", rel < 1e-4,
+    check(f"RID losses device == CPU ({PAIR['teacher']} -> {PAIR['student']})", rel < 1e-4,
           f"phase1 {dev[0]:.6g} vs {cpu[0]:.6g}, phase2 {dev[1]:.6g} vs {cpu[1]:.6g}, "
           f"max rel diff {rel:.2e}")
 
 
 def make_trainer(device, train, test, epochs, batch_size, **kw) -> Trainer:
     torch.manual_seed(0)
-    teacher = models.untrained_teacher("wrn-40-2", seed=0)
-    student = models.get_model("wrn-16-1")
+    teacher = models.untrained_teacher(PAIR["teacher"], seed=0)
+    student = models.get_model(PAIR["student"])
     opts = dict(method="rid", epochs=epochs, warmup=1, cycle=2, ratio=0.5, lr=0.05,
                 batch_size=batch_size, device=str(device), progress=False, seed=1)
     opts.update(kw)
@@ -91,7 +94,8 @@ def make_trainer(device, train, test, epochs, batch_size, **kw) -> Trainer:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--device", default="cuda")
-    ap.add_argument("--quick", action="store_true", help="tiny sizes (CPU check)")
+    ap.add_argument("--quick", action="store_true",
+                    help="tiny sizes: WRN-10-2 -> WRN-10-1 on 16x16 inputs (CPU check)")
     ap.add_argument("--cifar-root", help="use real CIFAR-10 files from this folder")
     ap.add_argument("--out", default="gpu_smoke.json")
     args = ap.parse_args(argv)
@@ -99,7 +103,9 @@ def main(argv=None) -> int:
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
-    n, bs, epochs = (64, 16, 3) if args.quick else (4096, 128, 3)
+    n, bs, epochs = (32, 16, 3) if args.quick else (4096, 128, 3)
+    if args.quick:
+        PAIR.update(teacher="wrn-10-2", student="wrn-10-1", size=16)
     info = {"torch": torch.__version__, "device": str(device), "python": platform.python_version(),
             "cuda": torch.cuda.get_device_name(device) if device.type == "cuda" else None}
     print(json.dumps(info), flush=True)
@@ -154,7 +160,7 @@ def main(argv=None) -> int:
         check("resume == uninterrupted (max abs weight diff)", max(diffs) < 1e-4,
               f"{max(diffs):.2e} (exactly 0 on CPU; GPU kernels may be nondeterministic)")
 
-    print("\ntimings (random CIFAR-shaped data, batch %d, %d images/epoch):" % (bs, n))
+    print(f"\ntimings (random CIFAR-shaped data, batch {bs}, {n} images/epoch):")
     for k, v in timings.items():
         print(f"  {k:28s} {v['s_per_epoch']:8.3f} s/epoch  {v['img_per_s']:10.1f} img/s")
     Path(args.out).write_text(json.dumps({"info": info, "checks": RESULTS,

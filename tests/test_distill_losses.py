@@ -156,6 +156,10 @@ def test_rid_filters_adapt_to_channels_and_spatial_sizes():
     assert torch.equal(pair.align(blocks), torch.arange(16.0).view(1, 1, 4, 4))
     vec = RIDLoss([(6, 8, 8)], [(3,)], num_classes=5).pairs[0]  # map vs vector: global pool
     assert vec.teacher_side(t).shape == (2, 3)
+    seq = RIDLoss([(6, 20)], [(3, 10)], num_classes=5).pairs[0]  # 1-D maps (MNIST-1D)
+    assert seq.teacher_side(torch.randn(2, 6, 20)).shape == (2, 3, 10)
+    ramp = torch.arange(20.0).view(1, 1, 20)
+    assert torch.equal(seq.align(ramp), (torch.arange(10.0) * 4 + 1).view(1, 1, 10) / 2)
 
 
 def test_ted_value():

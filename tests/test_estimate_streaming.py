@@ -3,6 +3,7 @@ exact equality with one-shot statistics (numpy and torch)."""
 
 import os
 import tempfile
+import time
 
 import numpy as np
 import pytest
@@ -165,8 +166,13 @@ def _worker(rank, world, init_file, out_dir):
 def test_all_reduce_across_two_processes():
     with tempfile.TemporaryDirectory() as tmp:
         init_file = os.path.join(tmp, "init")
-        mp.start_processes(_worker, args=(2, init_file, tmp), nprocs=2, join=True,
-                           start_method="fork")
+        ctx = mp.spawn(_worker, args=(2, init_file, tmp), nprocs=2, join=False)
+        deadline = time.monotonic() + 300
+        while not ctx.join(timeout=5):
+            if time.monotonic() > deadline:
+                for proc in ctx.processes:
+                    proc.kill()
+                pytest.fail("the two worker processes did not finish within 300 s")
         results = [np.load(os.path.join(tmp, f"rank{r}.npz")) for r in range(2)]
     cols = _codes(1000, (3, 4, 2), 0)
     expected = np.zeros((3, 7, 2), dtype=np.int64)

@@ -217,6 +217,19 @@ def test_constant_variable_is_dropped():
     np.testing.assert_allclose(atoms(r), ORTHOGONAL[2], atol=1e-12)
 
 
+def test_nearly_collinear_sources_are_accurate_without_warning():
+    # Y = X + eps W (W independent): Y is a degraded X, so Uni_Y = 0 and Syn = 0 exactly, while
+    # the joint (X, Y) block has condition number ~ 1 / eps**2.
+    eps = 1e-6
+    cov = channel_cov(np.ones((1, 1)), np.ones((1, 1)), noise_y=(1 + eps**2) * np.eye(1),
+                      cross=np.eye(1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        r = pidkit.gaussian_pid(cov, dims=(1, 1, 1))
+    i_x, i_y = 0.5, 0.5 * math.log2(1 + 1 / (1 + eps**2))
+    np.testing.assert_allclose(atoms(r), [i_y, i_x - i_y, 0.0, 0.0], atol=1e-9)
+
+
 def test_noise_free_source_is_rejected():
     cov = channel_cov(np.array([[1.0]]), np.array([[1.0]]), noise_x=np.zeros((1, 1)))
     with pytest.raises(PIDValueError, match="infinite information"):

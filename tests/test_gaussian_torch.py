@@ -135,3 +135,12 @@ def test_torch_input_validation():
     bad[0, 1] = 0.5
     with pytest.raises(pidkit.PIDValueError, match="symmetric"):
         pidkit.gaussian_pid(bad, (1, 1, 1))
+
+
+def test_float32_rounding_asymmetry_is_accepted():
+    # A float32 covariance from features can be asymmetric at the level of float32 rounding.
+    rng = np.random.default_rng(3)
+    cov = torch.tensor(random_cov(rng, 6), dtype=torch.float32)
+    noisy = cov + 2e-7 * torch.triu(torch.ones(6, 6), diagonal=1)
+    r = pidkit.gaussian_pid(noisy, (2, 2, 2))
+    assert r.redundancy.dtype == torch.float32 and torch.isfinite(r.redundancy)

@@ -8,14 +8,15 @@ from typing import Any
 import numpy as np
 
 from .._validation import check_base, check_choice, fail
+from ..errors import PIDTypeError
 from ..result import PIDResult
 from ._checks import as_labels, check_int, check_lengths, check_level, check_not_constant, rows
 from .codes import encode
 from .counts import JointCounts
 from .discrete_route import pid_from_counts
 from .discretizer import PRESETS, Discretizer
-from .gaussian_route import covariance, gaussian_blocks, gaussian_pid_nats
-from .uncertainty import assemble, draw, seed_sequences, vector
+from .gaussian_route import gaussian_blocks, gaussian_estimate
+from .uncertainty import seed_sequences
 
 __all__ = ["pid_from_samples", "ESTIMATORS"]
 
@@ -25,7 +26,7 @@ ESTIMATORS: dict[str, tuple[str, ...]] = {
     "discretize": ("n_clusters", "n_components", "scaling", "method", "n_bins", "fit_size",
                    "kmeans", "n_init", "pca_solver", "dtype", "chunk_size", "kmeans_threads",
                    "preset", "discretizers", "discretize_target"),
-    "gaussian": ("target_encoding", "n_components", "scaling", "fit_size"),
+    "gaussian": ("target_encoding", "n_components", "scaling", "fit_size", "bias_correction"),
 }
 
 _DISCRETIZER_KEYS = ("n_clusters", "n_components", "scaling", "method", "n_bins", "fit_size",
@@ -88,7 +89,8 @@ def pid_from_samples(target: Any, *sources: Any, estimator: str = "plugin",
         (one :class:`Discretizer` per source, fitted ones are only applied: reuse the fit of a
         training split on a test split), ``discretize_target`` (False). ``"gaussian"``:
         ``target_encoding`` ("auto" | "onehot" | "continuous"), ``n_components`` (None),
-        ``scaling`` (None), ``fit_size``.
+        ``scaling`` (None), ``fit_size``, ``bias_correction`` (False: plug-in atoms; True: the
+        Wishart-corrected atoms of :func:`pidkit.gaussian_pid_from_samples`).
 
     Returns
     -------
@@ -205,25 +207,20 @@ def _discretized_codes(target: Any, sources: tuple[Any, ...], fit_seed: np.rando
 def _gaussian(target: Any, sources: tuple[Any, ...], fit_seed: np.random.SeedSequence,
               options: dict[str, Any], *, measure: str, base: float, ci: float, n_boot: int,
               n_perm: int, seed: int, measure_options: dict[str, Any] | None) -> PIDResult:
+    if measure_options:
+        raise fail("measure_options", "are not used by the Gaussian route",
+                   "Leave measure_options out with estimator='gaussian'", measure_options)
     z, dims, settings = gaussian_blocks(
         target, sources, target_encoding=options.get("target_encoding", "auto"),
         n_components=options.get("n_components"), scaling=options.get("scaling"),
         fit_size=options.get("fit_size"), random_state=int(fit_seed.generate_state(1)[0]))
-    measure_options = dict(measure_options or {})
-    n, d_m = z.shape[0], dims[0]
-    point = gaussian_pid_nats(covariance(z), dims, measure, measure_options)
+    correction = options.get("bias_correction", False)
+    if not isinstance(correction, bool):
+        raise fail("bias_correction", "must be True or False", "Pass True or False", correction,
+                   kind=PIDTypeError)
     _, boot_seed, null_seed = np.random.SeedSequence(seed).spawn(3)
-
-    def bootstrap(rng: np.random.Generator) -> np.ndarray:
-        return vector(gaussian_pid_nats(covariance(z[rng.integers(0, n, n)]), dims, measure,
-                                        measure_options))
-
-    def null(rng: np.random.Generator) -> np.ndarray:
-        shuffled = np.concatenate([z[rng.permutation(n), :d_m], z[:, d_m:]], axis=1)
-        return vector(gaussian_pid_nats(covariance(shuffled), dims, measure, measure_options))
-
-    draws = draw(bootstrap, null, n_boot, n_perm, (boot_seed, null_seed), len(vector(point)))
-    details = {"estimator": "gaussian", **settings, "dims": list(dims), "n_samples": n,
-               "seed": seed, "ci": ci, "n_boot": n_boot, "n_perm": n_perm,
-               "measure_options": measure_options}
-    return assemble(point, draws, ci, details, base)
+    details = {"estimator": "gaussian", **settings, "dims": list(dims), "n_samples": z.shape[0],
+               "seed": seed, "ci": ci, "n_boot": n_boot, "n_perm": n_perm}
+    return gaussian_estimate(z, dims, measure=measure, base=base, ci=ci, n_boot=n_boot,
+                             n_perm=n_perm, seeds=(boot_seed, null_seed),
+                             bias_correction=correction, details=details)

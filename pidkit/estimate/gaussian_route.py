@@ -25,12 +25,14 @@ from typing import Any
 import numpy as np
 
 from .._validation import fail
+from ..lattice import lattice
 from ..result import PIDResult
 from ._checks import as_labels, as_matrix
 from .codes import encode, one_hot
 from .projection import Projector, subsample
+from .uncertainty import Resampled, assemble, vector
 
-__all__ = ["gaussian_blocks", "covariance", "gaussian_pid_nats", "TARGET_ENCODINGS"]
+__all__ = ["gaussian_blocks", "covariance", "gaussian_estimate", "TARGET_ENCODINGS"]
 
 TARGET_ENCODINGS = ("auto", "onehot", "continuous")
 
@@ -100,9 +102,58 @@ def gaussian_blocks(target: Any, sources: tuple[Any, ...], *, target_encoding: s
     return np.concatenate(blocks, axis=1), tuple(b.shape[1] for b in blocks), settings
 
 
-def gaussian_pid_nats(cov: np.ndarray, dims: tuple[int, ...], measure: str,
-                      options: dict[str, Any]) -> PIDResult:
-    """:func:`pidkit.gaussian_pid` in nats."""
+def _vectors(covs: np.ndarray, dims: tuple[int, ...], measure: str) -> np.ndarray:
+    """Atoms (lattice order) and mutual information, nats, of a batch of covariances ``(B, d, d)``
+    in one call of :func:`pidkit.gaussian_pid`; shape ``(B, 5)``."""
     from .. import gaussian_pid
 
-    return gaussian_pid(cov, dims=dims, measure=measure, base=math.e, **options)
+    if covs.shape[0] == 0:
+        return np.zeros((0, 5))
+    r = gaussian_pid(covs, dims=dims, measure=measure, base=math.e, certify=False)
+    columns = [np.asarray(r.atoms[a], dtype=float) for a in lattice(2).nodes]
+    return np.column_stack(columns + [np.asarray(r.mutual_information, dtype=float)])
+
+
+def gaussian_estimate(z: np.ndarray, dims: tuple[int, ...], *, measure: str, base: float,
+                      ci: float, n_boot: int, n_perm: int, seeds: tuple[Any, Any],
+                      bias_correction: bool, details: dict[str, Any]) -> PIDResult:
+    """Gaussian PID of the rows ``z`` with row-bootstrap intervals and a shuffle null.
+
+    Replicate covariances are evaluated as one batch. With ``bias_correction`` the point estimate
+    is :func:`pidkit.gaussian_pid_from_samples`' Wishart-bias-corrected value and the bootstrap
+    replicates are shifted by the same correction (constant in the replicates for the mutual
+    informations; an approximation for the BROJA union term, see :mod:`pidkit.gaussian.samples`).
+    """
+    from .. import gaussian_pid, gaussian_pid_from_samples
+
+    if len(dims) != 3:
+        raise fail("sources", f"the Gaussian route takes two sources, got {len(dims) - 1}",
+                   "Pass a target and two sources (concatenate columns to group variables)")
+    n, d_m = z.shape[0], dims[0]
+    if n <= z.shape[1] + 1:
+        raise fail("samples", f"{n} samples are too few for {z.shape[1]} Gaussian variables",
+                   f"Pass more than {z.shape[1] + 1} samples, or reduce with n_components")
+    plugin = gaussian_pid(covariance(z), dims=dims, measure=measure, base=math.e)
+    blocks = np.split(z, np.cumsum(dims)[:-1], axis=1)
+    corrected = gaussian_pid_from_samples(*blocks, measure=measure, base=math.e,
+                                          bias_correction=True, ci=None)
+    point = corrected if bias_correction else plugin
+    shift = vector(point) - vector(plugin)
+    rng_boot, rng_null = (np.random.default_rng(s) for s in seeds)
+    boot = np.stack([covariance(z[rng_boot.integers(0, n, n)]) for _ in range(n_boot)]) \
+        if n_boot else np.zeros((0,) + (z.shape[1],) * 2)
+    null = np.stack([covariance(np.concatenate([z[rng_null.permutation(n), :d_m], z[:, d_m:]],
+                                               axis=1)) for _ in range(n_perm)]) \
+        if n_perm else np.zeros((0,) + (z.shape[1],) * 2)
+    draws = Resampled(_vectors(boot, dims, measure) + shift, _vectors(null, dims, measure) + shift)
+    wishart = {k: v / math.log(base) for k, v in zip(
+        ("I(M;X)", "I(M;Y)", "I(M;X,Y)"), _wishart_biases(corrected), strict=True)}
+    info = {**details, "bias_correction": bias_correction,
+            "mutual_information_bias_wishart": wishart}
+    return assemble(point, draws, ci, info, base)
+
+
+def _wishart_biases(result: PIDResult) -> list[float]:
+    bias = result.details["bias"]
+    values = bias.values() if isinstance(bias, dict) else bias
+    return [float(v) for v in values]

@@ -12,8 +12,8 @@ an equivalent, well-conditioned covariance:
 3. reject infinite information: a canonical correlation of 1 between the target and a source
    (or both sources together) means a linear function of the target is observed without noise;
 4. keep an exact linear relation *between* the two sources (e.g. ``Y = A X``): it does not
-   affect the BROJA optimisation, which only sees the pairs ``(M, X)`` and ``(M, Y)``, and
-   :math:`I(M; X, Y)` is computed on the reduced joint source (``z_map``);
+   affect BROJA, which only sees the pairs ``(M, X)`` and ``(M, Y)``, and :math:`I(M; X, Y)`
+   is computed on the whitened principal components of the joint source (``z_map``);
 5. near-singular (a canonical correlation :math:`\rho` with :math:`1-\rho^2 <` :data:`NEAR_RTOL`):
    add a ridge :math:`\delta\,\Sigma_{MM}` to the target block, i.e. add independent noise to the
    target, which shrinks every canonical correlation with the target by
@@ -49,7 +49,8 @@ EXACT_RTOL = 1e-12
 #: Smallest ``1 - rho**2`` (rho a canonical correlation with the target) accepted without a ridge;
 #: also the reciprocal-condition threshold of the fast path.
 NEAR_RTOL = 1e-10
-#: Tolerance on ``|cov - cov.T|`` relative to the largest variance.
+#: Tolerance on ``|cov - cov.T|`` relative to the largest variance (for float64 input; lower
+#: precision input gets ``100 * eps`` of its dtype if that is larger).
 SYMMETRY_RTOL = 1e-8
 #: Tolerance on negative eigenvalues (relative to the largest) before a matrix counts as not PSD.
 PSD_RTOL = 1e-8
@@ -92,11 +93,13 @@ def check_cov(cov: Any, dims: Any) -> tuple[Any, Any, tuple[int, ...], tuple[int
         if arr.dtype == object or arr.dtype.kind not in "biuf":
             raise fail("cov", f"must hold real numbers, not dtype {arr.dtype}",
                        "Pass a float array", kind=PIDTypeError)
+        eps = float(np.finfo(arr.dtype).eps) if arr.dtype.kind == "f" else 0.0
         arr = arr.astype(np.float64)
     else:
         if not cov.dtype.is_floating_point:
             raise fail("cov", f"must be a floating-point tensor, not {cov.dtype}",
                        "Convert it with cov.double()", kind=PIDTypeError)
+        eps = float(xp._lib.finfo(cov.dtype).eps)
         arr = xp.float64(cov)
     if arr.ndim < 2 or arr.shape[-1] != arr.shape[-2]:
         raise fail("cov", f"must be a square matrix or a batch of them, shape {tuple(arr.shape)}",
@@ -114,7 +117,7 @@ def check_cov(cov: Any, dims: Any) -> tuple[Any, Any, tuple[int, ...], tuple[int
     diag = np.diagonal(host, axis1=-2, axis2=-1)
     scale = np.maximum(np.abs(diag).max(axis=-1), np.finfo(float).tiny)
     asym = np.abs(host - np.swapaxes(host, -1, -2)).max(axis=(-2, -1)) / scale
-    if (asym > SYMMETRY_RTOL).any():
+    if (asym > max(SYMMETRY_RTOL, 100 * eps)).any():
         b = int(np.argmax(asym))
         raise fail("cov", f"is not symmetric (max |cov - cov.T| / max variance = {asym[b]:.3g}"
                    + (f" in batch item {b}" if arr.shape[0] > 1 else "") + ")",
@@ -132,8 +135,8 @@ class Prepared:
     """An equivalent, well-conditioned problem for one covariance.
 
     ``cov`` equals ``T cov_in T^T`` (``T`` block diagonal from ``maps``) with ``ridge`` added
-    as ``cov[M, M] *= 1 + ridge``. ``z_map`` (or ``None``) maps the joint source ``(X, Y)`` to
-    linearly independent coordinates when the sources share an exact linear component.
+    as ``cov[M, M] *= 1 + ridge``. ``z_map`` (or ``None`` on the fast path) maps the joint
+    source ``(X, Y)`` to whitened, linearly independent coordinates.
     """
 
     cov: np.ndarray
@@ -268,12 +271,11 @@ def _slow(c: np.ndarray, dims: tuple[int, int, int], base_maps: list[np.ndarray]
                        "infinite information; add measurement noise or drop the duplicated "
                        "variable")
     sz = slice(new_dims[0], sum(new_dims))
-    w_z, dropped = _whitening(t[sz, sz])
-    z_map = w_z if dropped else None
+    z_map, dropped = _whitening(t[sz, sz])  # also conditions I(M; X, Y) when nearly singular
     if dropped:
         notes.append(f"the sources share {dropped} exact linear component(s); I(M; X, Y) is "
                      "computed on their independent part")
-    kz = t[sm, sz] @ w_z.T
+    kz = t[sm, sz] @ z_map.T
     rho["both sources"] = np.linalg.svd(kz, compute_uv=False).max(initial=0.0)
     if 1 - rho["both sources"] ** 2 <= EXACT_RTOL:
         raise fail("cov", f"gives infinite information{where}: a linear function of the target "

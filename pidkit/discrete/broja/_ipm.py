@@ -22,18 +22,19 @@ where the sum runs over the ``y`` with :math:`P(y,t) P(y,s) > 0`. With multiplie
 :math:`w_{ts} \ge 0` of these constraints the primal point is
 :math:`q(y,t,s) = w_{ts}\, \mathrm{softmax}_y(\lambda_{yt} + \mu_{ys})`: ``w`` is the block mass
 :math:`Q(t,s)`. We run the primal-dual interior-point method of Boyd and Vandenberghe (2004,
-section 11.7) on this dual: Newton steps on the perturbed KKT system
-``q(y,t) = P(y,t)``, ``q(y,s) = P(y,s)``, :math:`w_{ts} (-h_{ts}) = 1/\tau`, with a
-fraction-to-boundary rule and a backtracking line search on the residual norm.
+section 11.7) on this dual, with explicit slacks :math:`s_{ts}` so that iterates need not be
+feasible: Newton steps on the perturbed KKT system ``q(y,t) = P(y,t)``, ``q(y,s) = P(y,s)``,
+:math:`h_{ts} + s_{ts} = 0`, :math:`w_{ts} s_{ts} = 1/\tau`, with a fraction-to-boundary rule on
+``w`` and ``s`` and a backtracking line search on the residual norm.
 
 Each Newton system has the matrix :math:`E^\top [\mathrm{Diag}(q) + \sum_{ts} \rho_{ts}
 \pi_{ts}\pi_{ts}^\top] E` in :math:`(\lambda, \mu)` (``E`` maps them to the logits
-:math:`\lambda_{yt} + \mu_{ys}`, :math:`\rho = w/(-h) - w`). Its :math:`\mu\mu` part is block
+:math:`\lambda_{yt} + \mu_{ys}`, :math:`\rho = w/s - w`). Its :math:`\mu\mu` part is block
 diagonal (one ``|Y| x |Y|`` block per ``s``), so we eliminate :math:`\mu` and solve the Schur
 complement of size ``|Y||T|`` (the solver puts the smaller source in the ``T`` role).
 
-Every iterate yields a certificate: the dual point, shifted per ``t`` and per ``s`` so that every
-constraint holds, gives a lower bound on :math:`f^*`; the primal point, repaired onto
+Every iterate yields a certificate: the dual point, shifted per ``t`` and then per ``s`` so that
+every constraint holds, gives a lower bound on :math:`f^*`; the primal point, repaired onto
 :math:`\Delta_P` exactly (per ``y``: scale rows and columns down to their marginals, then add the
 outer product of the deficits, Altschuler, Weed and Rigollet 2017, Algorithm 2), gives an upper
 bound. The solver stops when the bracket is below ``tol`` (nats).
@@ -152,12 +153,12 @@ def _newton_direction(q, pi, rho, g_lam, g_mu, free_lam, free_mu, xp: Namespace)
     fl = xp.float64(free_lam)
     fm = xp.float64(free_mu)
     rpi = rho[:, None] * pi
-    # mu-mu blocks, one per s: diag(q(y,s)) + sum_t rho pi pi^T, inverted
+    # mu-mu blocks, one per s: diag(q(y,s)) + sum_t rho pi pi^T (ill-conditioned near the
+    # end: solve with them, never form their inverse)
     fm_s = xp.moveaxis(fm, 1, 2)                                  # (B, S, Y)
     b_s = xp.diag_embed(xp.moveaxis(xp.sum(q, axis=2), 1, 2)) + xp.einsum("byts,bzts->bsyz",
                                                                           rpi, pi)
     b_s = b_s * fm_s[:, :, :, None] * fm_s[:, :, None, :] + xp.diag_embed(1.0 - fm_s)
-    g = xp.inv(b_s)
     # lam-lam blocks, one per t
     fl_t = xp.moveaxis(fl, 1, 2)                                  # (B, T, Y)
     a_t = xp.diag_embed(xp.moveaxis(xp.sum(q, axis=3), 1, 2)) + xp.einsum("byts,bzts->btyz",
@@ -169,7 +170,7 @@ def _newton_direction(q, pi, rho, g_lam, g_mu, free_lam, free_mu, xp: Namespace)
              + xp.einsum("byts,yz->bszty", q * mask, xp.eye(ny, like=q)))
     cross = xp.reshape(cross, (nb, ns, ny, nt * ny))
     cross_t = xp.swapaxes(xp.reshape(cross, (nb, ns * ny, nt * ny)), 1, 2)
-    x = xp.reshape(g @ cross, (nb, ns * ny, nt * ny))             # B_s^{-1} C_s
+    x = xp.reshape(xp.solve(b_s, cross), (nb, ns * ny, nt * ny))  # B_s^{-1} C_s
     schur = -(cross_t @ x)
     blocks = xp.reshape(schur, (nb, nt, ny, nt, ny))
     idx = xp.arange(nt, like=q)
@@ -177,11 +178,11 @@ def _newton_direction(q, pi, rho, g_lam, g_mu, free_lam, free_mu, xp: Namespace)
     scale = xp.max(xp.einsum("bii->bi", schur), axis=1)
     schur = schur + (1e-15 * scale)[:, None, None] * xp.eye(nt * ny, like=q)
     g_mu_s = xp.moveaxis(g_mu * fm, 1, 2)[..., None]              # (B, S, Y, 1)
-    v = xp.reshape(g @ g_mu_s, (nb, ns * ny, 1))
+    v = xp.reshape(xp.solve(b_s, g_mu_s), (nb, ns * ny, 1))
     rhs = xp.reshape(xp.moveaxis(g_lam * fl, 1, 2), (nb, nt * ny, 1)) - cross_t @ v
     d_lam = xp.solve(schur, rhs)                                  # (B, T*Y, 1)
     back = xp.reshape(xp.swapaxes(cross_t, 1, 2) @ d_lam, (nb, ns, ny, 1))
-    d_mu = (g @ (g_mu_s - back))[..., 0]                          # (B, S, Y)
+    d_mu = xp.solve(b_s, g_mu_s - back)[..., 0]                   # (B, S, Y)
     d_lam = xp.moveaxis(xp.reshape(d_lam, (nb, nt, ny)), 1, 2) * fl
     d_mu = xp.moveaxis(d_mu, 1, 2) * fm
     return d_lam, d_mu
