@@ -159,16 +159,16 @@ _OPTIONS = {"kd": {"temperature": 4.0, "alpha": 0.9}, "fitnets": {}, "vid": {"we
 
 #: The recorded configuration (chosen with the sweep in ``benchmarks/results/nuisance_sweep*``).
 SETUPS: dict[str, Setup] = {
-    "digits": Setup("digits", "digits_cnn", teacher_width=16, teacher_epochs=15,
-                    student_width=4, labels_per_class=10, epochs=40, batch_size=20, lr=0.01,
+    "digits": Setup("digits", "digits_cnn", teacher_width=16, teacher_epochs=10,
+                    student_width=4, labels_per_class=10, epochs=40, batch_size=25, lr=0.01,
                     rid_schedule={"warmup": 4, "cycle": 8, "ratio": 0.25},
                     nuisance_channels=32, nuisance_scale=5.0, method_options=_OPTIONS,
-                    audit_every=10),
-    "mnist1d": Setup("mnist1d", "mnist1d_cnn", teacher_width=16, teacher_epochs=20,
-                     student_width=8, labels_per_class=50, epochs=30, batch_size=50, lr=0.01,
-                     rid_schedule={"warmup": 3, "cycle": 6, "ratio": 0.25},
+                    audit_every=20),
+    "mnist1d": Setup("mnist1d", "mnist1d_cnn", teacher_width=16, teacher_epochs=15,
+                     student_width=8, labels_per_class=50, epochs=40, batch_size=100, lr=0.01,
+                     rid_schedule={"warmup": 4, "cycle": 8, "ratio": 0.25},
                      nuisance_channels=16, nuisance_scale=5.0, method_options=_OPTIONS,
-                     audit_every=10),
+                     audit_every=20),
     # The paper's CIFAR-10 setting (PAPER.md): WRN-40-2 -> WRN-16-1, full training set, no
     # augmentation, 300 epochs of SGD (lr 0.05, x0.2 at 150 and 200, Nesterov momentum 0.9,
     # weight decay 5e-4, batch 128), RID n_w = q = 30, r = 1/4, lambda = (1, 10), VID 100,
@@ -563,7 +563,8 @@ def _jobs(setups: Sequence[Setup], seeds: Sequence[int], methods: Sequence[str],
 
 
 def _teacher_audits(setups: Sequence[Setup], teacher_results: Mapping[str, dict],
-                    kinds: Sequence[str], teacher_seed: int, probe_samples: int) -> None:
+                    kinds: Sequence[str], teacher_seed: int, probe_samples: int,
+                    device: str = "cpu") -> None:
     """Per teacher, on the innermost distilled layer: its audited I(Y;T) on the test split
     (the paper's estimator, teacher against itself) and a linear probe's test accuracy (fitted
     on at most ``probe_samples`` training samples); for the nuisance teacher also the probe on
@@ -574,16 +575,19 @@ def _teacher_audits(setups: Sequence[Setup], teacher_results: Mapping[str, dict]
         train, test = _data(setup)
         res = teacher_results[setup.dataset]
         for kind in kinds:
-            model = _materialise(setup, kind, res["states"], teacher_seed)
+            model = _materialise(setup, kind, res["states"], teacher_seed).to(device)
             layer = teacher_layers(kind, setup)[-1]
-            report = audit(model, model, test, [(layer, layer)], **_audit_options(0))
+            report = audit(model, model, test, [(layer, layer)], device=device,
+                           **_audit_options(0))
             info = res["info"][kind]
             info["audit_mi_teacher_nats"] = float(report[0].values["mi_teacher"])
             if probe_samples:
-                info["probe_acc"] = _linear_probe(model, layer, train, test, probe_samples)
+                info["probe_acc"] = _linear_probe(model, layer, train, test, probe_samples,
+                                                  device=device)
                 if kind == "nuisance":
                     info["probe_g_acc"] = _linear_probe(model, layer, train, test, probe_samples,
-                                                        channels=-setup.nuisance_channels)
+                                                        channels=-setup.nuisance_channels,
+                                                        device=device)
 
 
 def summarize(runs: Sequence[Mapping[str, Any]], level: float = 0.95) -> list[dict[str, Any]]:
@@ -696,7 +700,7 @@ def run_benchmark(datasets: Sequence[str | Setup] = ("digits", "mnist1d"), *, se
                                        "device": device} for s in setups], workers, progress)
     teacher_results = {r["dataset"]: r for r in teacher_out}
     _init_worker()
-    _teacher_audits(setups, teacher_results, teachers, teacher_seed, probe_samples)
+    _teacher_audits(setups, teacher_results, teachers, teacher_seed, probe_samples, device)
     wall_teachers = time.perf_counter() - wall0
     states = {d: r["states"] for d, r in teacher_results.items()}
     jobs = _jobs(setups, list(range(seeds)), list(methods), teachers, states,
@@ -755,7 +759,7 @@ def run_sweep(dataset: str, *, widths: Sequence[int], labels_per_class: Sequence
     probes = {}
     for kind in teachers:
         model = _materialise(base, kind, teacher_res["states"], teacher_seed)
-        probes[kind] = _linear_probe(model, teacher_layers(kind, base)[-1], train, test, 5000)
+        probes[kind] = _linear_probe(model, teacher_layers(kind, base)[-1], train, test)
     jobs = []
     for width in widths:
         for k in labels_per_class:
@@ -791,7 +795,7 @@ def run_sweep(dataset: str, *, widths: Sequence[int], labels_per_class: Sequence
 
 @_no_grad
 def _linear_probe(model, layer: str, train, test, max_train: int = 5000,
-                  channels: int | None = None) -> float:
+                  channels: int | None = None, device: str = "cpu") -> float:
     """Test accuracy of a logistic regression on the standardised, flattened features of
     ``layer``, fitted on at most ``max_train`` training samples: how usable a teacher's
     features are. ``channels=-k`` keeps the last ``k`` channels only (G of a nuisance teacher).
@@ -807,8 +811,8 @@ def _linear_probe(model, layer: str, train, test, max_train: int = 5000,
         fs, ys = [], []
         for x, y in DataLoader(dataset, batch_size=500):
             with FeatureHooks(model, [layer]) as hooks:
-                model(x)
-                f = hooks.collect()[0]
+                model(x.to(device))
+                f = hooks.collect()[0].float().cpu()
             if channels is not None:
                 f = f[:, channels:]
             fs.append(f.flatten(1).numpy())

@@ -115,7 +115,7 @@ def _plot_accuracy(result: Mapping[str, Any], dataset: str, path: Path) -> None:
                 if any(r["teacher"] == t for r in rows)]
     methods = [m for m in dict.fromkeys(r["method"] for r in rows) if m != "none"]
     base = [r for r in rows if r["method"] == "none"]
-    fig, ax = plt.subplots(figsize=(1.2 + 1.1 * len(methods), 3.4))
+    fig, ax = plt.subplots(figsize=(1.2 + 1.1 * len(methods), 3.8))
     width = 0.8 / max(len(teachers), 1)
     for j, t in enumerate(teachers):
         means, errs = [], []
@@ -138,7 +138,8 @@ def _plot_accuracy(result: Mapping[str, Any], dataset: str, path: Path) -> None:
     ax.set_ylim(max(0, lo - 15), 100)
     ax.set_title(f"{dataset}: student accuracy by method and teacher (mean, 95% CI)",
                  fontsize=9)
-    ax.legend(fontsize=7, ncol=3, frameon=False, loc="lower left")
+    ax.legend(fontsize=7, ncol=5, frameon=False, loc="upper center",
+              bbox_to_anchor=(0.5, -0.1))
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

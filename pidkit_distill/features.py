@@ -8,8 +8,8 @@ suffix, ``"lstm[0]"``; without a suffix the first tensor of the tuple is used.
 Features are tensors of shape ``(N, C)`` (vectors) or ``(N, C, *spatial)`` (maps: ``(N, C, L)``,
 ``(N, C, H, W)``, ...). The distillation losses treat the second axis as the channel axis.
 
-Example
--------
+Examples
+--------
 >>> import torch
 >>> net = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU(), torch.nn.Linear(3, 2))
 >>> with FeatureHooks(net, ["1"]) as hooks:
@@ -213,8 +213,8 @@ def extract_features(model: nn.Module, loader: Iterable, layers: Sequence[str],
     -------
     ExtractedFeatures
 
-    Example
-    -------
+    Examples
+    --------
     >>> from pidkit_distill import data, models
     >>> train, test = data.load_digits()
     >>> net = models.get_model("digits_cnn", width=4)

@@ -56,8 +56,8 @@ _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
 def register_model(name: str) -> Callable:
     """Decorator registering ``factory(num_classes=..., **kwargs) -> nn.Module`` under ``name``.
 
-    Example
-    -------
+    Examples
+    --------
     >>> @register_model("tiny_mlp")
     ... def tiny_mlp(num_classes=10, **kw):
     ...     return DigitsMLP(num_classes=num_classes, hidden=(8,))
@@ -170,7 +170,9 @@ class NuisanceTeacher(nn.Module):
       high-entropy input features that the teacher did not learn for the task.
 
     The logits are the wrapped teacher's. ``feature_layers`` lists the taps. The wrapped
-    teacher is frozen; this module has no trainable parameters.
+    teacher is frozen; this module has no trainable parameters. The noise generator's state is
+    not part of trainer checkpoints, so a resumed run with ``kind="noise"`` draws different
+    noise than an uninterrupted one (``random_features`` is deterministic).
 
     Parameters
     ----------

@@ -20,8 +20,8 @@ are averaged across processes with ``all_reduce`` before clipping and stepping, 
 same update as one process on the global batch (up to float rounding; batch-norm statistics
 are per process).
 
-Example
--------
+Examples
+--------
 >>> from pidkit_distill import data, models, distill
 >>> train, test = data.load_digits()
 >>> teacher = models.untrained_teacher("digits_cnn", seed=0, width=8)
@@ -80,6 +80,8 @@ def phase_of_epoch(epoch: int, warmup: int, cycle: int, ratio: float) -> str:
     """Phase of 0-based ``epoch`` in Algorithm 1: ``"warmup"`` if ``epoch < warmup``, else
     ``"teacher"`` if ``epoch mod cycle < ratio * cycle``, else ``"student"``.
 
+    Examples
+    --------
     >>> [phase_of_epoch(i, 2, 4, 0.25) for i in range(8)]
     ['warmup', 'warmup', 'student', 'student', 'teacher', 'student', 'student', 'student']
     """

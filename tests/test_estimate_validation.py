@@ -122,3 +122,22 @@ def test_counts_errors():
         pid_from_counts(np.array([[0.5, 0.5], [0.0, 0.0]]))
     with pytest.raises(PIDValueError, match="counts: needs a target axis"):
         pid_from_counts(np.array([3, 4]))
+
+
+def test_discretizers_and_settings_are_exclusive():
+    d = Discretizer(n_clusters=3, n_components=2)
+    with pytest.raises(PIDValueError, match=r"discretizers: were given together with "
+                                            r"discretisation settings \['n_clusters'\]"):
+        pid_from_samples(Y, T, S, estimator="discretize", discretizers=[d, d], n_clusters=4,
+                         **FAST)
+
+
+def test_import_does_not_load_optional_dependencies():
+    import subprocess
+    import sys
+
+    code = ("import sys, pidkit, pidkit.estimate; "
+            "print(sorted(m for m in ('sklearn', 'torch', 'matplotlib') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "[]"

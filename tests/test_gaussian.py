@@ -9,6 +9,8 @@ import warnings
 import numpy as np
 import pytest
 from _gaussian_reference import blocks, channel_cov, generic_union, mi, random_cov
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import pidkit
 from pidkit.errors import PIDTypeError, PIDValueError, RegularizationWarning
@@ -283,3 +285,22 @@ def test_bad_options_rejected():
         pidkit.gaussian_pid(np.eye(3), (1, 1, 1), measure="ccs")
     with pytest.raises(PIDValueError, match="base"):
         pidkit.gaussian_pid(np.eye(3), (1, 1, 1), base=1)
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), d_m=st.integers(1, 4), d_x=st.integers(1, 4),
+       d_y=st.integers(1, 4))
+def test_properties_on_random_covariances(seed, d_m, d_x, d_y):
+    rng = np.random.default_rng(seed)
+    dims = (d_m, d_x, d_y)
+    cov = random_cov(rng, sum(dims), extra=int(rng.integers(0, 4)))
+    m, x, y = blocks(dims)
+    r = pidkit.gaussian_pid(cov, dims, base=math.e)
+    a = atoms(r)
+    assert (a > -1e-10).all()                                   # non-negative atoms
+    assert a[0] + a[1] == pytest.approx(mi(cov, m, x), abs=1e-9)
+    assert a[0] + a[2] == pytest.approx(mi(cov, m, y), abs=1e-9)
+    assert a.sum() == pytest.approx(mi(cov, m, x + y), abs=1e-9)
+    assert r.solver.certificate.gap < 1e-9
+    mmi = pidkit.gaussian_pid(cov, dims, measure="mmi", base=math.e)
+    assert a[0] <= mmi.redundancy + 1e-10                      # BROJA red <= MMI red

@@ -142,3 +142,4 @@ def test_bad_samples():
     bad[3] = np.nan
     with pytest.raises(pidkit.PIDValueError, match="NaN"):
         pidkit.gaussian_pid_from_samples(bad, rng.normal(size=20), rng.normal(size=20))
+

@@ -144,3 +144,24 @@ def test_float32_rounding_asymmetry_is_accepted():
     noisy = cov + 2e-7 * torch.triu(torch.ones(6, 6), diagonal=1)
     r = pidkit.gaussian_pid(noisy, (2, 2, 2))
     assert r.redundancy.dtype == torch.float32 and torch.isfinite(r.redundancy)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_mixed_batch_of_plain_and_degenerate_items(backend):
+    # Items that need an exact reduction are computed one by one, the others as a batch; the
+    # results must come back in order.
+    one = np.array([[1.0, 0.3]])
+    singular = channel_cov(one, 2 * one, noise_y=4 * np.eye(1), cross=2 * np.eye(1))
+    const = channel_cov(np.array([[1.0, 0.0]]), np.array([[0.0, 1.0]]))
+    const[3, :] = const[:, 3] = 0.0  # source 2 (one variable) is constant: rejected
+    rng = np.random.default_rng(9)
+    plain = [random_cov(rng, 4) for _ in range(2)]
+    covs = np.stack([plain[0], singular, plain[1]])
+    arg = torch.tensor(covs) if backend == "torch" else covs
+    r = pidkit.gaussian_pid(arg, (2, 1, 1))
+    for i in range(3):
+        ref = pidkit.gaussian_pid(covs[i], (2, 1, 1))
+        got = [float(v[i]) for v in atoms(r)]
+        np.testing.assert_allclose(got, atoms(ref), atol=1e-12)
+    with pytest.raises(pidkit.PIDValueError, match="source 2 block is constant"):
+        pidkit.gaussian_pid(np.stack([plain[0], const]), (2, 1, 1))

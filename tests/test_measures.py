@@ -213,6 +213,17 @@ def test_ccs_reports_ipf_and_warns_when_not_converged():
     assert not r.solver.converged and r.solver.status == "max_iter"
 
 
+def test_ccs_needs_exact_support_on_induced_zeros():
+    # On AND the constraints force q(y=0, x0=1, x1=1) = 0 without any zero marginal: plain IPF
+    # converges like 1/t there (50 sweeps, below the LP stage, leave it far from 1e-13), while
+    # the default solver finds the support by LP and converges.
+    with pytest.warns(ConvergenceWarning):
+        plain = pidkit.pid(gate("AND"), measure="ccs", max_iter=50)
+    assert plain.solver.details["marginal_deviation"] > 1e-6
+    exact = pidkit.pid(gate("AND"), measure="ccs")
+    assert exact.solver.iterations < 200 and exact.solver.converged
+
+
 def test_ccs_loose_tolerance_is_close():
     p = _random_pmf(np.random.default_rng(1), (2, 3, 3))
     with warnings.catch_warnings():

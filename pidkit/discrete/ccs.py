@@ -170,7 +170,7 @@ def ccs(p: np.ndarray, tol: float = 1e-13, max_iter: int = 10_000):
     >>> import numpy as np
     >>> p = np.zeros((2, 2, 2)); p[0, 0, 0] = p[1, 1, 1] = 0.5   # RDN gate
     >>> atoms, info = ccs(p)
-    >>> round(atoms[((0,), (1,))] / np.log(2), 12), info.status
+    >>> round(float(atoms[((0,), (1,))] / np.log(2)), 12), info.status
     (1.0, 'optimal')
     """
     from .._validation import check_positive

@@ -52,7 +52,7 @@ def imin(p: np.ndarray):
     >>> import numpy as np
     >>> p = np.zeros((2, 2, 2)); p[0, 0, 0] = p[1, 1, 1] = 0.5   # RDN gate
     >>> atoms, _ = imin(p)
-    >>> round(atoms[((0,), (1,))] / np.log(2), 12)
+    >>> round(float(atoms[((0,), (1,))] / np.log(2)), 12)
     1.0
     """
     lat = lattice(p.ndim - 1)

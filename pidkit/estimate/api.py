@@ -10,7 +10,14 @@ import numpy as np
 from .._validation import check_base, check_choice, fail
 from ..errors import PIDTypeError
 from ..result import PIDResult
-from ._checks import as_labels, check_int, check_lengths, check_level, check_not_constant, rows
+from ._checks import (
+    as_labels,
+    check_int,
+    check_lengths,
+    check_level,
+    check_not_constant,
+    to_numpy,
+)
 from .codes import encode
 from .counts import JointCounts
 from .discrete_route import pid_from_counts
@@ -121,8 +128,11 @@ def pid_from_samples(target: Any, *sources: Any, estimator: str = "plugin",
         raise fail("options", f"{unknown} are not options of estimator {estimator!r}",
                    f"Options it accepts: {accepted}")
     all_names = _names(names, len(sources))
-    arrays = [rows(target, "target")] + [rows(s, f"sources[{i}]") for i, s in enumerate(sources)]
-    check_lengths(arrays, ["target"] + [f"sources[{i}]" for i in range(len(sources))])
+    # one conversion (torch -> numpy copies once); later steps take views of these arrays
+    target = to_numpy(target, "target")
+    sources = tuple(to_numpy(s, f"sources[{i}]") for i, s in enumerate(sources))
+    check_lengths([target, *sources],
+                  ["target"] + [f"sources[{i}]" for i in range(len(sources))])
     seed, (fit_seed, _, _) = seed_sequences(seed)
     common = {"measure": measure, "base": base, "ci": ci, "n_boot": n_boot, "n_perm": n_perm,
               "seed": seed, "measure_options": measure_options}
@@ -168,15 +178,19 @@ def _plugin_codes(target: Any, sources: tuple[Any, ...]) -> tuple[list[np.ndarra
 def _discretizers(fit_seed: np.random.SeedSequence,
                   options: dict[str, Any], count: int) -> list[Discretizer]:
     given = options.get("discretizers")
+    settings = {k: options[k] for k in _DISCRETIZER_KEYS if k in options}
+    preset = options.get("preset")
     if given is not None:
+        if settings or preset is not None:
+            raise fail("discretizers", "were given together with discretisation settings "
+                       f"{sorted(settings) + (['preset'] if preset else [])}",
+                       "Set those on the Discretizer objects, or drop discretizers=")
         if isinstance(given, Discretizer):
             given = [given]
         if len(given) != count or not all(isinstance(d, Discretizer) for d in given):
             raise fail("discretizers", f"must be a list of {count} Discretizer objects, one per "
                        "discretised variable", "Pass discretizers=[d_T, d_S]", given)
         return list(given)
-    settings = {k: options[k] for k in _DISCRETIZER_KEYS if k in options}
-    preset = options.get("preset")
     if preset is not None:
         if preset not in PRESETS:
             raise fail("preset", "is not a known preset", f"Use one of: {', '.join(PRESETS)}",

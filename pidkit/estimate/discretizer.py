@@ -131,8 +131,8 @@ class Discretizer:
                        name)
         return cls(**{**PRESETS[name], **overrides})
 
-    def get_params(self) -> dict[str, Any]:
-        """Settings, as plain data."""
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """Settings, as plain data (``deep`` is accepted for scikit-learn compatibility)."""
         return {"n_clusters": self.n_clusters, "n_components": self.n_components,
                 "scaling": self.scaling, "method": self.method, "n_bins": self.n_bins,
                 "fit_size": self.fit_size, "kmeans": self.kmeans, "n_init": self.n_init,
@@ -167,7 +167,7 @@ class Discretizer:
         if self.fit_size is not None:
             check_int(self.fit_size, "fit_size", 2)
         rng = np.random.default_rng(self.random_state)
-        sample = arr[subsample(arr.shape[0], self.fit_size, rng)]
+        sample = subsample(arr, self.fit_size, rng)
         if self.method == "kmeans" and sample.shape[0] < self.n_clusters:
             raise too_few("fit_size", "samples", sample.shape[0], self.n_clusters)
         if (sample.max(axis=0) == sample.min(axis=0)).all():
@@ -175,8 +175,8 @@ class Discretizer:
                        "Check the array; a constant variable carries no information")
         self.projector_ = self._projector().fit(sample, name)
         z = self.projector_.transform(sample, name)
-        distinct = np.unique(z, axis=0).shape[0]
         if self.method == "kmeans":
+            distinct = _distinct_rows(z, self.n_clusters)
             if distinct < self.n_clusters:
                 raise too_few(name, "distinct samples", distinct, self.n_clusters)
             self._fit_kmeans(z)
@@ -236,3 +236,13 @@ class Discretizer:
         changed = {k: v for k, v in self.get_params().items()
                    if v != Discretizer().get_params()[k]}
         return "Discretizer(" + ", ".join(f"{k}={v!r}" for k, v in changed.items()) + ")"
+
+
+def _distinct_rows(z: np.ndarray, needed: int) -> int:
+    """Number of distinct rows of ``z``, counted on a head of the rows first (cheap) and on all
+    rows only when the head has fewer than ``needed``."""
+    head = z[: max(10 * needed, 10_000)]
+    distinct = np.unique(head, axis=0).shape[0]
+    if distinct >= needed or head.shape[0] == z.shape[0]:
+        return distinct
+    return np.unique(z, axis=0).shape[0]

@@ -87,7 +87,7 @@ def gaussian_blocks(target: Any, sources: tuple[Any, ...], *, target_encoding: s
         if n_components is not None or scaling is not None:
             proj = Projector(n_components, scaling=scaling, dtype="float64",
                              random_state=random_state)
-            proj.fit(x[subsample(x.shape[0], fit_size, rng)], name)
+            proj.fit(subsample(x, fit_size, rng), name)
             x = proj.transform(x, name)
         blocks.append(x)
     for i, b in enumerate(blocks):

@@ -134,20 +134,20 @@ class Projector:
             out[start:start + self.chunk_size] = chunk
         return out
 
-    def get_params(self) -> dict[str, Any]:
-        """Settings, as plain data."""
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """Settings, as plain data (``deep`` is accepted for scikit-learn compatibility)."""
         return {"n_components": self.n_components, "scaling": self.scaling,
                 "pca_solver": self.pca_solver,
                 "dtype": str(np.dtype(self.dtype)), "chunk_size": self.chunk_size,
                 "random_state": self.random_state}
 
 
-def subsample(n: int, size: int | None, rng: np.random.Generator) -> np.ndarray:
-    """Sorted indices of ``size`` rows drawn without replacement (all rows when ``size`` is None
-    or at least ``n``)."""
-    if size is None or size >= n:
-        return np.arange(n)
-    return np.sort(rng.choice(n, size=size, replace=False))
+def subsample(x: np.ndarray, size: int | None, rng: np.random.Generator) -> np.ndarray:
+    """``size`` rows of ``x`` drawn without replacement, in their original order; ``x`` itself
+    (no copy) when ``size`` is None or at least the number of rows."""
+    if size is None or size >= x.shape[0]:
+        return x
+    return x[np.sort(rng.choice(x.shape[0], size=size, replace=False))]
 
 
 def too_few(name: str, what: str, have: int, need: int) -> PIDValueError:

@@ -36,6 +36,8 @@ from typing import Any
 
 import numpy as np
 
+from .._validation import fail
+from ..errors import PIDTypeError
 from ..lattice import lattice, node_label
 from ..result import PIDResult
 
@@ -119,9 +121,6 @@ def seed_sequences(seed: Any) -> tuple[int, list[np.random.SeedSequence]]:
     """The seed actually used (drawn from the OS when ``seed`` is None, so that it can be
     reported and the run repeated) and three independent child sequences: fitting the
     discretisers, the bootstrap and the shuffle null."""
-    from .._validation import fail
-    from ..errors import PIDTypeError
-
     if seed is None:
         seed = int(np.random.SeedSequence().entropy)
     elif isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:

@@ -119,6 +119,11 @@ def _atoms_from(i_x: Any, i_y: Any, i_xy: Any, f_star: Any) -> dict[str, Any]:
     return {"red": red, "uni_x": f_star - i_y, "uni_y": f_star - i_x, "syn": i_xy - f_star}
 
 
+def _union(r: PIDResult) -> Any:
+    """The union information :math:`f^* = I(M;X) + \\mathrm{Uni}_Y` of a nats result."""
+    return r.redundancy + r.unique[0] + r.unique[1]
+
+
 def _corrected(r: PIDResult, measure: str, n: int, dims: tuple[int, int, int],
                correct: bool) -> dict[str, Any]:
     """Atoms in nats of a nats result ``r`` (possibly a batch), bias-corrected if asked."""
@@ -127,7 +132,7 @@ def _corrected(r: PIDResult, measure: str, n: int, dims: tuple[int, int, int],
     i_y = red + r.unique[1]
     i_xy = r.mutual_information
     if not correct:
-        return _atoms_from(i_x, i_y, i_xy, i_x + r.unique[1])
+        return _atoms_from(i_x, i_y, i_xy, _union(r))
     b_x, b_y, b_xy = _corrections(n, dims)
     ci_x, ci_y, ci_xy = i_x - b_x, i_y - b_y, i_xy - b_xy
     if measure == "mmi":
@@ -138,7 +143,7 @@ def _corrected(r: PIDResult, measure: str, n: int, dims: tuple[int, int, int],
         if not is_torch(i_x):
             shift = np.asarray(shift).reshape(np.shape(i_x))
             shift = float(shift) if np.ndim(shift) == 0 else shift
-        f_star = i_x + r.unique[1] - shift
+        f_star = _union(r) - shift
     return _atoms_from(ci_x, ci_y, ci_xy, f_star)
 
 
@@ -160,6 +165,8 @@ def gaussian_pid_from_samples(m: Any, x: Any, y: Any, measure: str = "broja", ba
     measure : {"broja", "mmi"}
     base : float, default 2
     bias_correction : bool, default True
+        Subtract the exact digamma bias of each mutual information and the closed-form estimate
+        of the union information's bias (module notes); ``False``: plug-in.
     ci : float or None, default 0.95
         Level of the percentile bootstrap intervals (``result.intervals``); ``None`` skips it.
     n_boot : int, default 200
@@ -221,7 +228,8 @@ def gaussian_pid_from_samples(m: Any, x: Any, y: Any, measure: str = "broja", ba
         z = torch.cat([a.to(torch.float64) for a in arrays], dim=1)
     else:
         z = np.concatenate(arrays, axis=1)
-    point = gaussian_pid(_covariance(z), dims, measure=measure, base=math.e, certify=False)
+    cov = _covariance(z)
+    point = gaussian_pid(cov, dims, measure=measure, base=math.e, certify=False)
     atoms = _corrected(point, measure, n, dims, bias_correction)
     plug = _corrected(point, measure, n, dims, False)
     factor = 1.0 / math.log(base)

@@ -46,6 +46,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--teacher-seed", type=int, default=0)
     p.add_argument("--nuisance-channels", type=int, default=0,
                    help="append this many random channels G to each teacher layer")
+    p.add_argument("--nuisance-kind", choices=("noise", "random_features"), default="noise",
+                   help="G: fresh Gaussian noise, or a fixed random projection of the input")
+    p.add_argument("--nuisance-scale", type=float, default=1.0)
     p.add_argument("--student", required=True, help="student model name")
     p.add_argument("--student-kw", type=_kv, action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--method", default="rid")
@@ -97,7 +100,8 @@ def run(args: argparse.Namespace) -> int:
                                                    weights_only=True))
         if args.nuisance_channels:
             teacher = models.NuisanceTeacher(teacher, channels=args.nuisance_channels,
-                                             seed=args.teacher_seed)
+                                             kind=args.nuisance_kind,
+                                             scale=args.nuisance_scale, seed=args.teacher_seed)
     student = models.get_model(args.student, k, **dict(args.student_kw))
     result = distill(
         teacher, student, train, method=args.method, layers=args.layer, val_data=test,

@@ -119,8 +119,8 @@ class RIDLoss(DistillLoss):
     sigma_init : float
         Initial raw scale ``a``.
 
-    Example
-    -------
+    Examples
+    --------
     >>> loss = RIDLoss([(8, 4, 4)], [(4, 4, 4)], num_classes=10)
     >>> [p.shape for p in loss.student_parameters()][-1]
     torch.Size([4])
