@@ -76,7 +76,7 @@ def _demo(args) -> int:
         width = max(8, *(len(node_label(a)) for a in lattice(gate.n_sources).nodes))
         print("  " + f"{'atom':<{width}}" + "".join(f"{m:>12}" for m in measures))
         for node in lattice(gate.n_sources).nodes:
-            row = "".join(f"{float(r.atoms[node]):>12.6f}" for r in results)
+            row = "".join(f"{round(float(r.atoms[node]), 6) + 0.0:>12.6f}" for r in results)
             print(f"  {node_label(node):<{width}}{row}")
         mi = float(results[0].mutual_information) if results else float("nan")
         print(f"  {'I(Y;all)':<{width}}{mi:>12.6f}")

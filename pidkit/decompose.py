@@ -31,10 +31,9 @@ def arrange_pmf(p: np.ndarray, target: tuple[int, ...],
     return np.ascontiguousarray(q.reshape(sizes))
 
 
-def _source_name(group: tuple[int, ...], names: tuple[str, ...] | None) -> str:
-    if names is not None:
-        return "+".join(names[ax] for ax in group)
-    return f"X{group[0]}" if len(group) == 1 else "X[" + ",".join(map(str, group)) + "]"
+def _source_name(position: int, group: tuple[int, ...], names: tuple[str, ...] | None) -> str:
+    """``X<position>`` (matching the lattice labels), or the dit variable names of the group."""
+    return f"X{position}" if names is None else "+".join(names[ax] for ax in group)
 
 
 def pid(p: Any, target: Any = 0, sources: Any = None, measure: str = "broja", base: float = 2,
@@ -126,6 +125,7 @@ def pid(p: Any, target: Any = 0, sources: Any = None, measure: str = "broja", ba
         base=base,
         mutual_information=mi * scale,
         solver=info.scaled(scale),
-        source_names=tuple(_source_name(g, names) for g in groups),
+        source_names=tuple(_source_name(i, g, names) for i, g in enumerate(groups)),
         target_name=target_name,
+        details={"target_axes": list(target_axes), "source_axes": [list(g) for g in groups]},
     )

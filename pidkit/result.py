@@ -271,4 +271,4 @@ def _fmt(value: Any) -> str:
     if isinstance(value, list):
         arr = np.asarray(value, dtype=float)
         return f"mean {arr.mean():.6f} (n={arr.size})"
-    return f"{float(value):.6f}"
+    return f"{round(float(value), 6) + 0.0:.6f}"  # never prints -0.000000

@@ -1,20 +1,16 @@
 r"""Streaming the data of an audit: features of layer pairs batch by batch, order-free sample
 keys, and the order-free choice of the samples a discretiser is fitted on.
 
-Every sample gets an integer key, an exact hash of its label and of the bits of its features,
-
-.. math::
-
-    h_i = \Big(a_0 y_i + \sum_j a_j\, \mathrm{bits}(x_{ij})\Big) \bmod 2^{64},
-
-with fixed odd multipliers :math:`a_j`. It depends on the sample alone, not on its position in
-the data, so choosing the fitting rows as the ``k`` smallest keys and sorting them by key makes the
-fit, and hence the whole audit, independent of the order of the data. The keys also seed the
+Every sample gets a 64-bit key, a BLAKE2b hash of the bytes of its label and of its input (or,
+for precomputed features, of its features). It depends on the sample alone, not on its position
+in the data, so choosing the fitting rows as the ``k`` smallest keys and sorting them by key
+makes the fit, and hence the whole audit, independent of the order of the data. The keys also seed the
 per-sample Poisson bootstrap weights of the Gaussian route (:func:`poisson_weights`).
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -53,36 +49,18 @@ def _splitmix(x: np.ndarray) -> np.ndarray:
         return x ^ (x >> np.uint64(31))
 
 
-_MULTIPLIERS: dict[int, np.ndarray] = {}
-
-
-def _multipliers(width: int) -> np.ndarray:
-    if width not in _MULTIPLIERS:
-        _MULTIPLIERS[width] = _splitmix(np.arange(width, dtype=np.uint64)) | np.uint64(1)
-    return _MULTIPLIERS[width]
-
-
-def _bits(block: np.ndarray) -> np.ndarray:
-    """The bit patterns of the entries of ``block`` (rows = samples) as uint64."""
-    arr = np.ascontiguousarray(block.reshape(block.shape[0], -1))
-    if arr.dtype == np.bool_:
-        arr = arr.astype(np.uint8)
-    width = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}.get(arr.dtype.itemsize)
-    if width is None:
-        arr, width = arr.astype(np.float64), np.uint64
-    return arr.view(width).astype(np.uint64)
-
-
 def sample_keys(labels: np.ndarray, blocks: Sequence[np.ndarray]) -> np.ndarray:
-    """The exact, order-free 64-bit key of every sample: a hash of its label and of the bits of
-    its entries in every block ``(n, ...)`` (inputs, or features; see the module notes)."""
-    key = _splitmix(labels.astype(np.uint64))
-    for block in blocks:
-        bits = _bits(block)
-        with np.errstate(over="ignore"):
-            key = _splitmix(key + (bits * _multipliers(bits.shape[1])).sum(axis=1,
-                                                                          dtype=np.uint64))
-    return key
+    """The exact, order-free 64-bit key of every sample: BLAKE2b (8-byte digest) of its label
+    and of the bytes of its row in every block ``(n, ...)`` (inputs, or features)."""
+    rows = [np.ascontiguousarray(b.reshape(b.shape[0], -1)) for b in blocks]
+    labels = np.ascontiguousarray(labels, dtype=np.int64)
+    out = np.empty(labels.shape[0], dtype=np.uint64)
+    for i in range(labels.shape[0]):
+        digest = hashlib.blake2b(labels[i].tobytes(), digest_size=8)
+        for block in rows:
+            digest.update(block[i])
+        out[i] = int.from_bytes(digest.digest(), "little")
+    return out
 
 
 #: Cumulative probabilities of Poisson(1) at 0, 1, ..., 19 (beyond: weight 20, prob < 1e-19).

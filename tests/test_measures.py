@@ -249,7 +249,8 @@ def test_grouped_sources_equal_merged_axes():
         a = pidkit.pid(p, sources=[[1, 2], [3]], measure=measure)
         b = pidkit.pid(merged, measure=measure)
         _assert_same(a, b)
-        assert a.source_names == ("X[1,2]", "X3")
+        assert a.source_names == ("X0", "X1")
+        assert a.details["source_axes"] == [[1, 2], [3]]
 
 
 # --- the gate registry -----------------------------------------------------------------------

@@ -29,7 +29,8 @@ def test_two_source_views(and_mmi):
     assert r.mutual_information == pytest.approx(_h(0.25), abs=1e-12)
     assert r.n_sources == 2
     assert r.unit == "bits"
-    assert r.source_names == ("X1", "X2")   # axes of the pmf
+    assert r.source_names == ("X0", "X1")   # by position, matching the labels {0}, {1}
+    assert r.details["source_axes"] == [[1], [2]]
 
 
 def test_label_lookup(and_mmi):
