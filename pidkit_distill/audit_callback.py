@@ -83,8 +83,9 @@ class AuditCallback:
         return (epoch + 1) % self.every == 0 or last
 
     def on_epoch_end(self, trainer, epoch: int, metrics: dict[str, Any]) -> None:
-        """Audit when due; record the report, the metrics and the files."""
-        if not self._due(trainer, epoch):
+        """Audit when due (on the main process only); record the report, the metrics and the
+        files."""
+        if not self._due(trainer, epoch) or not getattr(trainer, "is_main", True):
             return
         if self.history is None:
             name = self.method or str(getattr(trainer.config, "method", "run"))
@@ -104,5 +105,5 @@ class AuditCallback:
             first = report[0]
             for key in ("redundancy", "unique_teacher", "mi_student"):
                 metrics[f"audit_{key}"] = first.values[key]
-        if self.out_dir is not None and getattr(trainer, "is_main", True):
+        if self.out_dir is not None:
             self.history.save(self.out_dir, pair=self.pair)

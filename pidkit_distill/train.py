@@ -340,7 +340,7 @@ class Trainer:
                                                            if d is not None])
         self.student = student.to(self.device)
         self.teacher = freeze(teacher.to(self.device)) if teacher is not None else None
-        self.loss_fn = loss if loss is not None else None
+        self.loss_fn = loss
         method_needs_teacher = loss.uses_teacher if loss is not None else cfg.method != "none"
         if self.teacher is None and method_needs_teacher:
             raise fail("teacher", f"method {cfg.method!r} needs a teacher",

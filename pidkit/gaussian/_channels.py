@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["cholesky", "logdet_pd", "trisolve", "posteriors", "permutation"]
+__all__ = ["cholesky", "logdet_pd", "trisolve", "posteriors", "permutation", "take"]
 
 
 def cholesky(xp: Any, a: Any) -> Any:
@@ -68,7 +68,8 @@ def permutation(dims: tuple[int, int, int]) -> np.ndarray:
     return np.r_[d_m:d_m + d_x + d_y, 0:d_m]
 
 
-def _take(xp: Any, cov: Any, idx: np.ndarray) -> Any:
+def take(xp: Any, cov: Any, idx: np.ndarray) -> Any:
+    """``cov[..., idx, :][..., :, idx]`` for numpy or torch."""
     if xp.name == "torch":
         t = xp._lib.as_tensor(idx, device=cov.device)
         return cov.index_select(-2, t).index_select(-1, t)
@@ -90,7 +91,7 @@ def _posterior(xp: Any, c_ss: Any, c_sm: Any, c_mm: Any) -> Any:
 def posteriors(xp: Any, cov: Any, dims: tuple[int, int, int], z_map: Any = None,
                factor: Any = None) -> dict[str, Any]:
     """Posterior covariances and informations (nats) of a batch ``cov (B, d, d)`` ordered
-    ``(M, X, Y)``.
+    ``(X, Y, M)`` (:func:`permutation`).
 
     Parameters
     ----------
@@ -98,30 +99,29 @@ def posteriors(xp: Any, cov: Any, dims: tuple[int, int, int], z_map: Any = None,
         Maps the joint source to independent coordinates (sources sharing an exact linear
         component); then :math:`P_X` and :math:`P_{XY}` are computed separately.
     factor : ndarray ``(B, d, d)``, optional
-        A Cholesky factor of ``cov`` reordered by :func:`permutation`, when the caller already
-        has it (numpy only; torch recomputes it so that autograd sees it).
+        The Cholesky factor of ``cov`` when the caller already has it (numpy only; torch
+        recomputes it so that autograd sees it).
 
     Returns
     -------
-    dict with ``p_x``, ``p_y`` (``(B, d_m, d_m)``), ``i_x``, ``i_y``, ``i_xy`` (``(B,)``).
+    dict with ``p_x``, ``p_y``, ``c_mm`` (``(B, d_m, d_m)``), ``i_x``, ``i_y``, ``i_xy``
+    (``(B,)``).
     """
-    d_m, d_x, d_y = dims
+    _, d_x, d_y = dims
     d_z = d_x + d_y
-    c_mm = cov[..., :d_m, :d_m]
+    c_mm = cov[..., d_z:, d_z:]
     ld_m = logdet_pd(xp, c_mm)
-    sy = slice(d_m + d_x, d_m + d_z)
-    p_y = _posterior(xp, cov[..., sy, sy], cov[..., sy, :d_m], c_mm)
+    p_y = _posterior(xp, cov[..., d_x:d_z, d_x:d_z], cov[..., d_x:d_z, d_z:], c_mm)
     if z_map is None:
-        low = cholesky(xp, _take(xp, cov, permutation(dims))) if factor is None else factor
+        low = cholesky(xp, cov) if factor is None else factor
         w_xt = low[..., d_z:, :d_x]
         p_x = _sym(xp, c_mm - w_xt @ xp.swapaxes(w_xt, -1, -2))
         ld_xy = _logdet_factor(xp, low[..., d_z:, d_z:])
     else:
-        sx = slice(d_m, d_m + d_x)
-        p_x = _posterior(xp, cov[..., sx, sx], cov[..., sx, :d_m], c_mm)
+        p_x = _posterior(xp, cov[..., :d_x, :d_x], cov[..., :d_x, d_z:], c_mm)
         zm = xp.asarray(z_map, like=cov)
-        c_zz = zm @ cov[..., d_m:, d_m:] @ zm.T
-        c_zm = zm @ cov[..., d_m:, :d_m]
+        c_zz = zm @ cov[..., :d_z, :d_z] @ zm.T
+        c_zm = zm @ cov[..., :d_z, d_z:]
         ld_xy = logdet_pd(xp, _posterior(xp, _sym(xp, c_zz), c_zm, c_mm))
-    return {"p_x": p_x, "p_y": p_y, "i_x": 0.5 * (ld_m - logdet_pd(xp, p_x)),
+    return {"p_x": p_x, "p_y": p_y, "c_mm": c_mm, "i_x": 0.5 * (ld_m - logdet_pd(xp, p_x)),
             "i_y": 0.5 * (ld_m - logdet_pd(xp, p_y)), "i_xy": 0.5 * (ld_m - ld_xy)}

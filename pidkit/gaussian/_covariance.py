@@ -94,7 +94,7 @@ def check_cov(cov: Any, dims: Any) -> tuple[Any, Any, tuple[int, ...], tuple[int
             raise fail("cov", f"must hold real numbers, not dtype {arr.dtype}",
                        "Pass a float array", kind=PIDTypeError)
         eps = float(np.finfo(arr.dtype).eps) if arr.dtype.kind == "f" else 0.0
-        arr = arr.astype(np.float64)
+        arr = arr.astype(np.float64, copy=False)
     else:
         if not cov.dtype.is_floating_point:
             raise fail("cov", f"must be a floating-point tensor, not {cov.dtype}",
@@ -109,14 +109,14 @@ def check_cov(cov: Any, dims: Any) -> tuple[Any, Any, tuple[int, ...], tuple[int
     arr = arr.reshape((-1,) + tuple(arr.shape[-2:]))
     if arr.shape[0] == 0:
         raise fail("cov", "is an empty batch", "Pass at least one covariance")
-    finite = np.isfinite(xp.to_numpy(arr))
-    if not finite.all():
+    host = xp.to_numpy(arr)
+    if not np.isfinite(host.sum()) and not np.isfinite(host).all():
         raise fail("cov", "contains NaN or infinite entries",
                    "Check how the covariance was estimated (e.g. a constant feature divided by 0)")
-    host = xp.to_numpy(arr)
     diag = np.diagonal(host, axis1=-2, axis2=-1)
     scale = np.maximum(np.abs(diag).max(axis=-1), np.finfo(float).tiny)
-    asym = np.abs(host - np.swapaxes(host, -1, -2)).max(axis=(-2, -1)) / scale
+    skew = host - np.swapaxes(host, -1, -2)
+    asym = np.abs(skew).max(axis=(-2, -1)) / scale
     if (asym > max(SYMMETRY_RTOL, 100 * eps)).any():
         b = int(np.argmax(asym))
         raise fail("cov", f"is not symmetric (max |cov - cov.T| / max variance = {asym[b]:.3g}"
@@ -126,7 +126,10 @@ def check_cov(cov: Any, dims: Any) -> tuple[Any, Any, tuple[int, ...], tuple[int
     if (diag < 0).any():
         raise fail("cov", f"has a negative variance on its diagonal (min {diag.min():.3g})",
                    "A covariance matrix is positive semi-definite")
-    arr = (arr + xp.swapaxes(arr, -1, -2)) / 2
+    if xp.name == "torch":  # differentiable symmetrisation (a symmetric gradient)
+        arr = (arr + xp.swapaxes(arr, -1, -2)) / 2
+    elif asym.any():
+        arr = arr - skew / 2  # = (cov + cov.T) / 2
     return xp, arr, batch_shape, dims
 
 
@@ -212,20 +215,28 @@ def prepare(cov: np.ndarray, dims: tuple[int, int, int], *, item: str = "") -> P
 
 
 def screen(covs: np.ndarray, dims: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray,
-                                                                    np.ndarray]:
-    """Batched fast path: ``(ok, scale, factor)``.
+                                                                    np.ndarray, np.ndarray]:
+    """Batched fast path: ``(ok, scale, corr, factor)``.
 
     ``ok[b]``: item ``b`` needs no reduction (no constant variable, Cholesky of the correlation
     matrix succeeds and LAPACK's reciprocal condition estimate exceeds :data:`NEAR_RTOL`);
-    ``scale[b] = 1 / sqrt(diag(cov[b]))``; ``factor[b]`` the Cholesky factor of the correlation
-    matrix reordered ``(X, Y, M)`` (:func:`~pidkit.gaussian._channels.permutation`), reused by
-    the numpy path.
+    ``scale[b] = 1 / sqrt(diag(cov[b]))``; ``corr[b]`` the correlation matrix reordered
+    ``(X, Y, M)`` (:func:`~pidkit.gaussian._channels.permutation`) and ``factor[b]`` its
+    Cholesky factor, both reused by the numpy path.
     """
     var = np.diagonal(covs, axis1=-2, axis2=-1)
     ok = (var > EXACT_RTOL * var.max(axis=-1, keepdims=True)).all(axis=-1)
     scale = 1.0 / np.sqrt(np.where(ok[:, None], var, 1.0))
     perm = permutation(dims)
-    corr = (covs * scale[:, :, None] * scale[:, None, :])[:, perm[:, None], perm[None, :]]
+    sp = scale[:, perm]
+    d_m, d_z = dims[0], dims[1] + dims[2]
+    corr = np.empty_like(covs)  # (X, Y, M) order by block copies (faster than a gather)
+    corr[:, :d_z, :d_z] = covs[:, d_m:, d_m:]
+    corr[:, :d_z, d_z:] = covs[:, d_m:, :d_m]
+    corr[:, d_z:, :d_z] = covs[:, :d_m, d_m:]
+    corr[:, d_z:, d_z:] = covs[:, :d_m, :d_m]
+    corr *= sp[:, :, None]
+    corr *= sp[:, None, :]
     try:
         factor = np.linalg.cholesky(corr)
     except np.linalg.LinAlgError:
@@ -237,7 +248,7 @@ def screen(covs: np.ndarray, dims: tuple[int, int, int]) -> tuple[np.ndarray, np
     for b in np.flatnonzero(ok):
         rcond, info = lapack.dpocon(factor[b], np.abs(corr[b]).sum(axis=0).max(), uplo="L")
         ok[b] = info == 0 and rcond > NEAR_RTOL
-    return ok, scale, factor
+    return ok, scale, corr, factor
 
 
 def _slow(c: np.ndarray, dims: tuple[int, int, int], base_maps: list[np.ndarray],

@@ -11,7 +11,7 @@ from .._validation import check_base, check_choice, fail
 from ..errors import PIDTypeError
 from ..lattice import lattice
 from ..result import Certificate, PIDResult, SolverInfo
-from ._channels import posteriors
+from ._channels import permutation, posteriors, take
 from ._covariance import Prepared, apply_prepared, check_cov, prepare, screen
 from .broja import broja_unique, certificate
 
@@ -33,23 +33,28 @@ def gaussian_atoms_nats(xp: Any, cov64: Any, dims: tuple[int, int, int], measure
                         preps: dict[int, Prepared]) -> dict[str, Any]:
     """Atoms in nats for a validated batch ``cov64 (B, d, d)`` (float64, namespace ``xp``).
 
-    ``screened = (ok, scale, factor)`` from :func:`~pidkit.gaussian._covariance.screen`: items
+    ``screened = (ok, scale, corr, factor)`` from :func:`~pidkit.gaussian._covariance.screen`: items
     with ``ok[b]`` are only rescaled and computed as one batch; the others use their exact
     reduction ``preps[b]``. Returns a dict of ``(B,)`` arrays ``red``, ``uni_x``, ``uni_y``,
     ``syn``, ``i_x``, ``i_y``, ``i_xy``, and per item (lists, numpy) the posterior covariances
     ``p_x``, ``p_y``, the target covariance ``c_mm`` and the eigenvalues ``lam`` (BROJA).
     """
-    ok, scale, factor = screened
+    ok, scale, corr, factor = screened
     groups: list[tuple[np.ndarray, Any, tuple[int, int, int], Any, Any]] = []
     plain = np.flatnonzero(ok)
     if plain.size:
-        s = xp.asarray(scale[plain], like=cov64)
-        sub = cov64 if plain.size == len(ok) else cov64[_index(xp, plain, cov64)]
-        fac = factor[plain] if xp.name == "numpy" else None
-        groups.append((plain, sub * s[:, :, None] * s[:, None, :], dims, None, fac))
+        if xp.name == "numpy":  # reuse the screen's reordered correlations and factors
+            every = plain.size == len(ok)
+            groups.append((plain, corr if every else corr[plain], dims, None,
+                           factor if every else factor[plain]))
+        else:
+            s = xp.asarray(scale[plain], like=cov64)
+            sub = cov64 if plain.size == len(ok) else cov64[_index(xp, plain, cov64)]
+            scaled = take(xp, sub * s[:, :, None] * s[:, None, :], permutation(dims))
+            groups.append((plain, scaled, dims, None, None))
     for b, p in preps.items():
-        groups.append((np.array([b]), apply_prepared(xp, cov64[b], p)[None], p.dims, p.z_map,
-                       None))
+        reordered = take(xp, apply_prepared(xp, cov64[b], p), permutation(p.dims))
+        groups.append((np.array([b]), reordered[None], p.dims, p.z_map, None))
     keys = ("i_x", "i_y", "i_xy", "uni_x", "uni_y")
     parts: dict[str, list[Any]] = {k: [] for k in keys}
     per_item: dict[str, list[Any]] = {k: [None] * len(ok) for k in ("p_x", "p_y", "c_mm", "lam")}
@@ -63,8 +68,8 @@ def gaussian_atoms_nats(xp: Any, cov64: Any, dims: tuple[int, int, int], measure
             ux, uy, lm = top - post["i_y"], top - post["i_x"], [None] * len(idx)
         for k, v in zip(keys, (post["i_x"], post["i_y"], post["i_xy"], ux, uy), strict=True):
             parts[k].append(v)
-        host = {"p_x": xp.to_numpy(post["p_x"]), "p_y": xp.to_numpy(post["p_y"]),
-                "c_mm": xp.to_numpy(cov[..., :gdims[0], :gdims[0]]), "lam": lm}
+        host = {k: xp.to_numpy(post[k]) for k in ("p_x", "p_y", "c_mm")}
+        host["lam"] = lm
         for j, b in enumerate(idx):
             for k in per_item:
                 per_item[k][b] = host[k][j]
