@@ -146,7 +146,7 @@ def gaussian_pid(cov: Any, dims: Any, measure: str = "broja", base: float = 2, *
     Warns
     -----
     RegularizationWarning
-        Near-singular input (a canonical correlation with the target within ``1e-10`` of 1):
+        Near-singular input (a canonical correlation rho with the target, 1 - rho**2 < 1e-10):
         a ridge on the target block is added and its size reported.
 
     Examples
