@@ -167,3 +167,23 @@ def test_gaussian_route_errors():
                          estimator="gaussian", n_boot=0, n_perm=0)
     with pytest.raises(pidkit.PIDValueError, match="target: is constant"):
         pid_from_samples(np.zeros(50, dtype=int), z[:, 1], z[:, 2], estimator="gaussian")
+
+
+def test_basic_interval_reflects_the_percentile_one_and_covers_a_zero_atom():
+    """Same-direction case: Uni(M:Y\\X) = 0 exactly. The percentile interval of an estimate
+    that is never negative sits above 0; the basic interval reflects it around the estimate."""
+    rng = np.random.default_rng(8)
+    node = ((1,),)
+    covered = {"percentile": 0, "basic": 0}
+    for _ in range(30):
+        samples = _same_direction(2000, rng)
+        seed = int(rng.integers(1 << 30))
+        results = {kind: pid_from_samples(*samples, estimator="gaussian", n_boot=60, n_perm=0,
+                                          seed=seed, interval=kind) for kind in covered}
+        est = results["basic"].atoms[node]
+        lo, hi = results["percentile"].intervals[node]
+        assert results["basic"].intervals[node] == pytest.approx((2 * est - hi, 2 * est - lo))
+        for kind, r in results.items():
+            covered[kind] += r.intervals[node][0] <= 0.0 <= r.intervals[node][1]
+    assert covered["basic"] >= 27            # nominal 95 % of 30
+    assert covered["percentile"] <= 15       # the percentile interval mostly misses the 0

@@ -23,7 +23,7 @@ from .counts import JointCounts
 from .discrete_route import pid_from_counts
 from .discretizer import PRESETS, Discretizer
 from .gaussian_route import gaussian_blocks, gaussian_estimate
-from .uncertainty import seed_sequences
+from .uncertainty import INTERVALS, seed_sequences
 
 __all__ = ["pid_from_samples", "ESTIMATORS"]
 
@@ -44,7 +44,8 @@ def pid_from_samples(target: Any, *sources: Any, estimator: str = "plugin",
                      measure: str = "broja", base: float = 2, ci: float = 0.95,
                      n_boot: int = 200, n_perm: int = 100, seed: int | None = None,
                      measure_options: dict[str, Any] | None = None,
-                     names: Sequence[str] | None = None, **options: Any) -> PIDResult:
+                     names: Sequence[str] | None = None, interval: str = "percentile",
+                     **options: Any) -> PIDResult:
     r"""Partial information decomposition estimated from samples, with its uncertainty.
 
     Three estimators:
@@ -87,6 +88,9 @@ def pid_from_samples(target: Any, *sources: Any, estimator: str = "plugin",
         Options of the measure (solver tolerances, ...).
     names : sequence of str, optional
         Names of the target and the sources, for tables (default "Y", "X0", "X1", ...).
+    interval : {"percentile", "basic"}, default "percentile"
+        Kind of bootstrap interval; "basic" reflects the replicates around the estimate, which
+        covers atoms near 0 better (:mod:`pidkit.estimate.uncertainty`).
     **options
         Estimator options. ``"discretize"``: ``n_clusters`` (10), ``n_components`` (10),
         ``scaling`` ("l2"), ``method`` ("kmeans" | "quantile"), ``n_bins``, ``fit_size``,
@@ -120,6 +124,7 @@ def pid_from_samples(target: Any, *sources: Any, estimator: str = "plugin",
     ci = check_level(ci)
     n_boot = check_int(n_boot, "n_boot", 0)
     n_perm = check_int(n_perm, "n_perm", 0)
+    interval = check_choice(interval, "interval", INTERVALS)
     if not sources:
         raise fail("sources", "none given", "Pass the target and at least one source array")
     unknown = sorted(set(options) - set(ESTIMATORS[estimator]))
@@ -135,7 +140,7 @@ def pid_from_samples(target: Any, *sources: Any, estimator: str = "plugin",
                   ["target"] + [f"sources[{i}]" for i in range(len(sources))])
     seed, (fit_seed, _, _) = seed_sequences(seed)
     common = {"measure": measure, "base": base, "ci": ci, "n_boot": n_boot, "n_perm": n_perm,
-              "seed": seed, "measure_options": measure_options}
+              "seed": seed, "measure_options": measure_options, "interval": interval}
     if estimator == "gaussian":
         result = _gaussian(target, sources, fit_seed, options, **common)
     else:
@@ -220,7 +225,8 @@ def _discretized_codes(target: Any, sources: tuple[Any, ...], fit_seed: np.rando
 
 def _gaussian(target: Any, sources: tuple[Any, ...], fit_seed: np.random.SeedSequence,
               options: dict[str, Any], *, measure: str, base: float, ci: float, n_boot: int,
-              n_perm: int, seed: int, measure_options: dict[str, Any] | None) -> PIDResult:
+              n_perm: int, seed: int, measure_options: dict[str, Any] | None,
+              interval: str) -> PIDResult:
     if measure_options:
         raise fail("measure_options", "are not used by the Gaussian route",
                    "Leave measure_options out with estimator='gaussian'", measure_options)
@@ -237,4 +243,4 @@ def _gaussian(target: Any, sources: tuple[Any, ...], fit_seed: np.random.SeedSeq
                "seed": seed, "ci": ci, "n_boot": n_boot, "n_perm": n_perm}
     return gaussian_estimate(z, dims, measure=measure, base=base, ci=ci, n_boot=n_boot,
                              n_perm=n_perm, seeds=(boot_seed, null_seed),
-                             bias_correction=correction, details=details)
+                             bias_correction=correction, details=details, interval=interval)

@@ -27,12 +27,12 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import check_base, fail
+from .._validation import check_base, check_choice, fail
 from ..decompose import pid
 from ..errors import PIDTypeError
 from ..result import PIDResult
 from ._checks import check_int, check_level
-from .uncertainty import Resampled, assemble, draw, seed_sequences, vector
+from .uncertainty import INTERVALS, Resampled, assemble, draw, seed_sequences, vector
 
 __all__ = ["pid_from_counts", "miller_madow_mi_bias"]
 
@@ -85,7 +85,8 @@ def check_counts(counts: Any) -> np.ndarray:
 def pid_from_counts(counts: Any, measure: str = "broja", base: float = 2, *, ci: float = 0.95,
                     n_boot: int = 200, n_perm: int = 100, seed: int | None = None,
                     measure_options: dict[str, Any] | None = None,
-                    details: dict[str, Any] | None = None) -> PIDResult:
+                    details: dict[str, Any] | None = None,
+                    interval: str = "percentile") -> PIDResult:
     r"""Plug-in PID of a table of joint counts, with bootstrap intervals and shuffle-null p-values.
 
     Parameters
@@ -97,7 +98,7 @@ def pid_from_counts(counts: Any, measure: str = "broja", base: float = 2, *, ci:
     base : float, default 2
         Logarithm base of every value (2: bits, ``math.e``: nats).
     ci : float, default 0.95
-        Level of the percentile bootstrap intervals.
+        Level of the bootstrap intervals.
     n_boot, n_perm : int
         Bootstrap and shuffle-null replicates (0 skips them).
     seed : int, optional
@@ -106,6 +107,8 @@ def pid_from_counts(counts: Any, measure: str = "broja", base: float = 2, *, ci:
         Options of the measure (e.g. a solver tolerance).
     details : dict, optional
         Extra entries for the result's ``details``.
+    interval : {"percentile", "basic"}, default "percentile"
+        Kind of bootstrap interval (:mod:`pidkit.estimate.uncertainty`).
 
     Returns
     -------
@@ -128,6 +131,7 @@ def pid_from_counts(counts: Any, measure: str = "broja", base: float = 2, *, ci:
     ci = check_level(ci)
     n_boot = check_int(n_boot, "n_boot", 0)
     n_perm = check_int(n_perm, "n_perm", 0)
+    interval = check_choice(interval, "interval", INTERVALS)
     options = dict(measure_options or {})
     seed, (_, boot_seed, null_seed) = seed_sequences(seed)
     n = int(table.sum())
@@ -162,4 +166,4 @@ def pid_from_counts(counts: Any, measure: str = "broja", base: float = 2, *, ci:
         "n_perm": n_perm,
         "measure_options": options,
     }
-    return assemble(point, draws, ci, info, base)
+    return assemble(point, draws, ci, info, base, interval)

@@ -116,7 +116,8 @@ def _vectors(covs: np.ndarray, dims: tuple[int, ...], measure: str) -> np.ndarra
 
 def gaussian_estimate(z: np.ndarray, dims: tuple[int, ...], *, measure: str, base: float,
                       ci: float, n_boot: int, n_perm: int, seeds: tuple[Any, Any],
-                      bias_correction: bool, details: dict[str, Any]) -> PIDResult:
+                      bias_correction: bool, details: dict[str, Any],
+                      interval: str = "percentile") -> PIDResult:
     """Gaussian PID of the rows ``z`` with row-bootstrap intervals and a shuffle null.
 
     Replicate covariances are evaluated as one batch. With ``bias_correction`` the point estimate
@@ -150,7 +151,7 @@ def gaussian_estimate(z: np.ndarray, dims: tuple[int, ...], *, measure: str, bas
         ("I(M;X)", "I(M;Y)", "I(M;X,Y)"), _wishart_biases(corrected), strict=True)}
     info = {**details, "bias_correction": bias_correction,
             "mutual_information_bias_wishart": wishart}
-    return assemble(point, draws, ci, info, base)
+    return assemble(point, draws, ci, info, base, interval)
 
 
 def _wishart_biases(result: PIDResult) -> list[float]:

@@ -48,7 +48,8 @@ def sensitivity(target: Any, *sources: Any, n_clusters: Sequence[int] = (5, 10, 
     measure, base, seed, n_boot, n_perm, ci
         As in :func:`pid_from_samples`; the same ``seed`` is used for every setting.
     **options
-        Other discretisation options (``scaling``, ``fit_size``, ``method``, ...).
+        Other options of :func:`pid_from_samples` (``scaling``, ``fit_size``, ``method``,
+        ``interval``, ...).
 
     Returns
     -------

@@ -5,8 +5,11 @@ An estimator route supplies three functions returning the vector
 replicate (samples redrawn with replacement) and one null replicate (the target shuffled against
 the sources, which keeps both marginals and destroys every dependence between them).
 
-- Interval (percentile bootstrap, level :math:`c`): :math:`[q_{(1-c)/2}, q_{(1+c)/2}]` of the
-  :math:`B` replicates :math:`v^{*b}`.
+- Interval at level :math:`c` from the quantiles :math:`q_{(1-c)/2}, q_{(1+c)/2}` of the
+  :math:`B` replicates :math:`v^{*b}`: ``"percentile"`` :math:`[q_{(1-c)/2}, q_{(1+c)/2}]`, or
+  ``"basic"`` :math:`[2\hat v - q_{(1+c)/2},\ 2\hat v - q_{(1-c)/2}]` (Davison and Hinkley
+  1997, eq. 5.6), which reflects the replicates around the estimate and so undoes the upward
+  shift of plug-in replicates; it can extend below 0 for an atom near 0.
 - Bias: :math:`\widehat{\mathrm{bias}} = \bar v^{*} - \hat v`, the bootstrap estimate of
   :math:`E[\hat v] - v` (Efron and Tibshirani 1993, ch. 10); ``estimate - bias`` is the
   bias-corrected value.
@@ -23,6 +26,7 @@ the sources, which keeps both marginals and destroys every dependence between th
 References
 ----------
 B. Efron, R. Tibshirani, *An Introduction to the Bootstrap*, Chapman & Hall (1993).
+A. C. Davison, D. V. Hinkley, *Bootstrap Methods and their Application*, Cambridge (1997).
 B. Phipson, G. K. Smyth, "Permutation p-values should never be zero", Stat. Appl. Genet. Mol.
 Biol. 9 (2010).
 """
@@ -43,6 +47,9 @@ from ..result import PIDResult
 
 #: Absolute tolerance (nats) below which a null replicate counts as tying the observed value.
 TIE_TOL = 1e-9
+
+#: Kinds of bootstrap interval.
+INTERVALS = ("percentile", "basic")
 
 Vector = Callable[[np.random.Generator], np.ndarray]
 
@@ -71,9 +78,9 @@ def vector(result: PIDResult) -> np.ndarray:
 
 
 def assemble(point: PIDResult, draws: Resampled, ci: float, details: dict[str, Any],
-             base: float) -> PIDResult:
+             base: float, interval: str = "percentile") -> PIDResult:
     """The final result in units of ``base``: the point estimate (computed in nats) with
-    bootstrap intervals, and p-values, bias and spread in ``details``."""
+    bootstrap intervals of kind ``interval``, and p-values, bias and spread in ``details``."""
     scale = 1.0 / math.log(base)
     nodes = lattice(point.n_sources).nodes
     est = vector(point)
@@ -81,11 +88,15 @@ def assemble(point: PIDResult, draws: Resampled, ci: float, details: dict[str, A
     extra: dict[str, Any] = {}
     intervals = None
     if draws.boot.shape[0]:
-        lo, hi = np.quantile(draws.boot, [(1 - ci) / 2, (1 + ci) / 2], axis=0) * scale
+        lo, hi = np.quantile(draws.boot, [(1 - ci) / 2, (1 + ci) / 2], axis=0)
+        if interval == "basic":
+            lo, hi = 2 * est - hi, 2 * est - lo
+        lo, hi = lo * scale, hi * scale
         bias = (draws.boot.mean(axis=0) - est) * scale
         spread = draws.boot.std(axis=0, ddof=1) * scale if draws.boot.shape[0] > 1 else bias * 0
         intervals = {a: (float(lo[i]), float(hi[i])) for i, a in enumerate(nodes)}
         extra["mutual_information_interval"] = (float(lo[-1]), float(hi[-1]))
+        extra["interval"] = interval
         extra["bias"] = {"method": "bootstrap", "atoms": dict(zip(labels, bias[:-1].tolist(),
                                                                      strict=True)),
                          "mutual_information": float(bias[-1])}

@@ -289,7 +289,9 @@ def solve(p, xp: Namespace, tol: float, max_iter: int, done=None) -> SolverOutpu
                   (p_ys > 0) & ~_pin_gauge(p_ys, xp))
 
     cond_t = p_yt / xp.where(p_t > 0, p_t, 1.0)[:, None, :]
-    lam = xp.where(p_yt > 0, xp.log(xp.where(p_yt > 0, cond_t, 1.0)) - 1.0, 0.0)
+    # start: lam = ln P(y|t), mu = 0, uniform block masses, unit slacks. The start is
+    # deliberately not on h + s = 0: a feasible start made the early steps much shorter
+    lam = xp.where(p_yt > 0, xp.log(xp.where(p_yt > 0, cond_t, 1.0)), 0.0)
     mu = xp.zeros(p_ys.shape, like=p)
     w = xp.where(live, 1.0 / xp.maximum(m, 1.0)[:, None, None], 0.0)
     h, pi = _logits(lam, mu, allowed, xp)
