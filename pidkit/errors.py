@@ -30,7 +30,8 @@ class PIDTypeError(PIDKitError, TypeError):
 
 
 class ConvergenceWarning(UserWarning):
-    """An iterative solver stopped before reaching its tolerance; the message says what to change."""
+    """An iterative solver stopped before reaching its tolerance; the message says what to
+    change."""
 
 
 class RegularizationWarning(UserWarning):

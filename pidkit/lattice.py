@@ -31,6 +31,7 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 import scipy.sparse as sp
+from scipy.linalg import solve_triangular
 from scipy.sparse.linalg import spsolve_triangular
 
 from ._validation import check_positive, fail
@@ -38,6 +39,9 @@ from ._validation import check_positive, fail
 Node = tuple[tuple[int, ...], ...]
 
 __all__ = ["Lattice", "Node", "lattice", "node_label", "parse_node"]
+
+#: Largest lattice (166 nodes: 4 sources) whose Moebius matrix is cached densely.
+DENSE_MOEBIUS_NODES = 166
 
 #: Largest number of sources whose lattice is built (6 sources have 7,828,352 nodes).
 MAX_SOURCES = 5
@@ -185,7 +189,8 @@ class Lattice:
         r"""Atoms from redundancy values by Moebius inversion over the lattice.
 
         Solves :math:`I_\cap(\alpha) = \sum_{\beta \preceq \alpha} I_\partial(\beta)` for all
-        nodes at once (a sparse triangular solve).
+        nodes at once: a product with the cached Moebius matrix (the inverse of the zeta matrix)
+        for up to 4 sources, a sparse triangular solve for 5.
 
         Parameters
         ----------
@@ -199,11 +204,19 @@ class Lattice:
             Node -> atom, ordered like :attr:`nodes`.
         """
         values = self.as_vector(redundancy, "redundancy")
-        if len(self) == 1:
-            atoms = values
+        if len(self) <= DENSE_MOEBIUS_NODES:
+            atoms = self._moebius_matrix @ values
         else:
             atoms = spsolve_triangular(self._zeta, values, lower=True, unit_diagonal=True)
         return dict(zip(self.nodes, atoms.tolist(), strict=True))
+
+    @functools.cached_property
+    def _moebius_matrix(self) -> np.ndarray:
+        """Dense inverse of the zeta matrix, for small lattices. Its entries are the values of the
+        lattice's Moebius function, integers, so rounding makes it exact."""
+        inverse = solve_triangular(self._zeta.toarray(), np.eye(len(self)), lower=True,
+                                   unit_diagonal=True)
+        return np.rint(inverse)
 
     def cumulate(self, atoms: Mapping[Node, float] | np.ndarray) -> dict[Node, float]:
         r"""Inverse of :meth:`moebius`: :math:`I_\cap(\alpha) = \sum_{\beta \preceq \alpha}

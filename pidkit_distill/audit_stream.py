@@ -4,8 +4,8 @@ keys, and the order-free choice of the samples a discretiser is fitted on.
 Every sample gets a 64-bit key, a BLAKE2b hash of the bytes of its label and of its input (or,
 for precomputed features, of its features). It depends on the sample alone, not on its position
 in the data, so choosing the fitting rows as the ``k`` smallest keys and sorting them by key
-makes the fit, and hence the whole audit, independent of the order of the data. The keys also seed the
-per-sample Poisson bootstrap weights of the Gaussian route (:func:`poisson_weights`).
+makes the fit, and hence the whole audit, independent of the order of the data. The keys also
+seed the per-sample Poisson bootstrap weights of the Gaussian route (:func:`poisson_weights`).
 """
 
 from __future__ import annotations
