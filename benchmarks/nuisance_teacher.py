@@ -8,7 +8,7 @@ Same as ``pidkit-distill benchmark nuisance`` (all its options are accepted), e.
     python benchmarks/nuisance_teacher.py --sweep mnist1d # the student-size / label sweep
 
 Results go to ``benchmarks/results/nuisance_teacher.{json,md}`` and
-``nuisance_<dataset>_*.png`` (machine, date, versions, thread settings and the exact command
+``nuisance_teacher_<dataset>_*.png`` (machine, date, versions, thread settings and the exact command
 are recorded inside). Workers use one torch thread and one BLAS thread each; the timing block
 reports wall-clock and CPU seconds (on a shared machine the CPU seconds are the honest cost).
 """

@@ -162,7 +162,9 @@ def _plot_curves(result: Mapping[str, Any], dataset: str, teacher: str, path: Pa
 
 
 def write_outputs(result: Mapping[str, Any], out_dir: Path, name: str) -> dict[str, Path]:
-    """Write ``<name>.json``, ``<name>.md`` and the PNG figures into ``out_dir``."""
+    """Write ``<name>.json``, ``<name>.md`` and the PNG figures
+    ``<name>_<dataset>_accuracy.png``, ``<name>_<dataset>_<teacher>_curves.png`` into
+    ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"json": out_dir / f"{name}.json", "md": out_dir / f"{name}.md"}
     paths["json"].write_text(json.dumps(_clean(result), indent=1, default=_json_default) + "\n")
@@ -192,8 +194,8 @@ def write_outputs(result: Mapping[str, Any], out_dir: Path, name: str) -> dict[s
                "### Teachers", "", teacher_table(result["teachers"][dataset]), "",
                "### Student test accuracy (%): mean +- std [95% t-interval] over seeds", "",
                accuracy_table(result["summary"], dataset), "",
-               f"![accuracy](nuisance_{dataset}_accuracy.png)", ""]
-        acc_png = out_dir / f"nuisance_{dataset}_accuracy.png"
+               f"![accuracy]({name}_{dataset}_accuracy.png)", ""]
+        acc_png = out_dir / f"{name}_{dataset}_accuracy.png"
         _plot_accuracy(result, dataset, acc_png)
         paths[f"{dataset}_accuracy"] = acc_png
         curves = result["curves"].get(dataset, {})
@@ -201,7 +203,7 @@ def write_outputs(result: Mapping[str, Any], out_dir: Path, name: str) -> dict[s
             md += ["### Final audits of the audited runs (nats; seed 0)", "",
                    audit_table(curves), ""]
         for teacher in curves:
-            png = out_dir / f"nuisance_{dataset}_{teacher}_curves.png"
+            png = out_dir / f"{name}_{dataset}_{teacher}_curves.png"
             if _plot_curves(result, dataset, teacher, png):
                 paths[f"{dataset}_{teacher}_curves"] = png
                 md += [f"![{teacher} curves]({png.name})", ""]

@@ -111,8 +111,8 @@ def test_quick_run_writes_the_table_figures_and_provenance(quick_run):
         assert row["n_seeds"] == 1 and 0.0 <= row["mean"] <= 1.0
     md = (out / "smoke.md").read_text()
     assert "| method | trained | untrained | nuisance | relabelled |" in md
-    for name in ("nuisance_digits_accuracy.png", "nuisance_digits_trained_curves.png",
-                 "nuisance_digits_untrained_curves.png"):
+    for name in ("smoke_digits_accuracy.png", "smoke_digits_trained_curves.png",
+                 "smoke_digits_untrained_curves.png"):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
