@@ -9,11 +9,10 @@ import math
 
 import numpy as np
 import pytest
+import torch
 
-torch = pytest.importorskip("torch")
-
-from pidkit_distill import bench_nuisance as bn  # noqa: E402
-from pidkit_distill.cli import build_parser  # noqa: E402
+from pidkit_distill import bench_nuisance as bn
+from pidkit_distill.cli import build_parser
 
 
 def test_t_interval_matches_t_table():
