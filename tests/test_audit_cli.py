@@ -28,7 +28,8 @@ def run_dir(tmp_path_factory):
     torch.manual_seed(0)
     student = pd.models.get_model("digits_cnn", width=4)
     cb = AuditCallback(test, every=1, out_dir=out / "curves", estimator="discretize",
-                       estimator_options=SMALL, n_boot=10, layers=[("layer3", "layer3")])
+                       estimator_options=SMALL, n_boot=10, layers=[("layer3", "layer3")],
+                       measure_options={"tol": 1e-7})
     result = pd.distill(teacher, student, train, method="fitnets", epochs=2, batch_size=128,
                         lr=0.05, out_dir=str(out), progress=False, callbacks=[cb],
                         layers=[("layer3", "layer3")], val_data=test)

@@ -144,46 +144,75 @@ def _dual_bound(lam, mu, h, p_yt, p_ys, live, xp: Namespace):
 
 
 def _newton_direction(q, pi, rho, g_lam, g_mu, free_lam, free_mu, xp: Namespace):
-    """Solve the Newton system for ``(d_lam, d_mu)`` by eliminating ``mu`` block by block.
+    r"""Solve the Newton system for ``(d_lam, d_mu)`` by eliminating ``mu`` block by block.
 
     Shapes: ``q, pi (B, Y, T, S)``, ``rho (B, T, S)``, ``g_lam (B, Y, T)``, ``g_mu (B, Y, S)``;
     fixed variables (``free_* == False``) get a unit diagonal and a zero step.
+
+    The coupling of ``lam[., t]`` and ``mu[., s]`` is :math:`C_s = D_s + \Pi_s K_s`, diagonal in
+    ``y`` plus rank one per ``(t, s)``, so with :math:`M_s = B_s^{-1}` (``|Y| x |Y|``, computed
+    after a symmetric diagonal scaling) the Schur complement
+    :math:`A - \sum_s C_s^\top M_s C_s` is assembled term by term with batched matrix
+    products in :math:`O(|Y|^3 |T|^2 |S|)` operations and :math:`O(|Y|^2 |T| |S|)` memory,
+    instead of :math:`O(|Y|^3 |T|^2 |S|^{...})` for the dense product.
     """
     nb, ny, nt, ns = q.shape
     fl = xp.float64(free_lam)
     fm = xp.float64(free_mu)
-    rpi = rho[:, None] * pi
-    # mu-mu blocks, one per s: diag(q(y,s)) + sum_t rho pi pi^T (ill-conditioned near the
-    # end: solve with them, never form their inverse)
+    qm = q * fl[:, :, :, None] * fm[:, :, None, :]                # D part, (B, Y, T, S)
+    rpl = rho[:, None] * pi * fl[:, :, :, None]                   # lam side of the rank one
+    pr = pi * fm[:, :, None, :]                                   # mu side of the rank one
+    # mu-mu blocks, one per s: diag(q(y,s)) + sum_t rho pi pi^T; inverted after scaling by
+    # their diagonal (they are ill-conditioned near the end)
     fm_s = xp.moveaxis(fm, 1, 2)                                  # (B, S, Y)
+    rpi = rho[:, None] * pi
     b_s = xp.diag_embed(xp.moveaxis(xp.sum(q, axis=2), 1, 2)) + xp.einsum("byts,bzts->bsyz",
                                                                           rpi, pi)
     b_s = b_s * fm_s[:, :, :, None] * fm_s[:, :, None, :] + xp.diag_embed(1.0 - fm_s)
+    d = 1.0 / xp.einsum("bsyy->bsy", b_s) ** 0.5
+    dd = d[:, :, :, None] * d[:, :, None, :]
+    m_s = xp.solve(b_s * dd, xp.eye(ny, like=q) + 0.0 * b_s) * dd  # (B, S, Y, Y)
     # lam-lam blocks, one per t
     fl_t = xp.moveaxis(fl, 1, 2)                                  # (B, T, Y)
     a_t = xp.diag_embed(xp.moveaxis(xp.sum(q, axis=3), 1, 2)) + xp.einsum("byts,bzts->btyz",
                                                                           rpi, pi)
     a_t = a_t * fl_t[:, :, :, None] * fl_t[:, :, None, :] + xp.diag_embed(1.0 - fl_t)
-    # coupling C[b, s, z, t, y] = fl(y,t) fm(z,s) (d(y,z) q(y,t,s) + rho pi(y) pi(z))
-    mask = fl[:, :, :, None] * fm[:, :, None, :]
-    cross = (xp.einsum("byts,bzts->bszty", rpi * fl[:, :, :, None], pi * fm[:, :, None, :])
-             + xp.einsum("byts,yz->bszty", q * mask, xp.eye(ny, like=q)))
-    cross = xp.reshape(cross, (nb, ns, ny, nt * ny))
-    cross_t = xp.swapaxes(xp.reshape(cross, (nb, ns * ny, nt * ny)), 1, 2)
-    x = xp.reshape(xp.solve(b_s, cross), (nb, ns * ny, nt * ny))  # B_s^{-1} C_s
-    schur = -(cross_t @ x)
+    pr_s = xp.einsum("byts->bsyt", pr)
+    g_s = m_s @ pr_s                                              # M_s Pi_s, (B, S, Y, T)
+    w_s = xp.swapaxes(pr_s, 2, 3) @ g_s                           # Pi_s^T M_s Pi_s, (B, S, T, T)
+    q_zsu = xp.einsum("bzus->bzsu", qm)
+    r_usz = xp.einsum("bzus->busz", rpl)
+    # sum_s C_s^T M_s C_s, indexed [b, t, y, u, z] = [(t, y), (u, z)]
+    x1 = qm[:, :, None] * xp.einsum("bsyz->byzs", m_s)[:, :, :, None]      # (B, Y, Z, T, S)
+    cc = xp.einsum("byztu->btyuz", x1 @ q_zsu[:, None])
+    del x1
+    x2 = qm[:, None] * xp.einsum("bsyu->buys", g_s)[:, :, :, None]         # (B, U, Y, T, S)
+    t2 = xp.reshape(xp.reshape(x2, (nb, nt, ny * nt, ns)) @ r_usz, (nb, nt, ny, nt, ny))
+    del x2
+    t2 = xp.einsum("buytz->btyuz", t2)
+    cc = cc + t2 + xp.einsum("btyuz->buzty", t2)
+    del t2
+    x3 = (xp.einsum("byts->btys", rpl)[:, :, None]
+          * xp.einsum("bstu->btus", w_s)[:, :, :, None])                   # (B, T, U, Y, S)
+    cc = cc + xp.einsum("btuyz->btyuz", x3 @ r_usz[:, None])
+    del x3
+    schur = -xp.reshape(cc, (nb, nt * ny, nt * ny))
+    del cc
     blocks = xp.reshape(schur, (nb, nt, ny, nt, ny))
     idx = xp.arange(nt, like=q)
     blocks[:, idx, :, idx, :] += xp.moveaxis(a_t, 1, 0)           # block-diagonal A
     scale = xp.max(xp.einsum("bii->bi", schur), axis=1)
     schur = schur + (1e-15 * scale)[:, None, None] * xp.eye(nt * ny, like=q)
-    g_mu_s = xp.moveaxis(g_mu * fm, 1, 2)[..., None]              # (B, S, Y, 1)
-    v = xp.reshape(xp.solve(b_s, g_mu_s), (nb, ns * ny, 1))
-    rhs = xp.reshape(xp.moveaxis(g_lam * fl, 1, 2), (nb, nt * ny, 1)) - cross_t @ v
-    d_lam = xp.solve(schur, rhs)                                  # (B, T*Y, 1)
-    back = xp.reshape(xp.swapaxes(cross_t, 1, 2) @ d_lam, (nb, ns, ny, 1))
-    d_mu = xp.solve(b_s, g_mu_s - back)[..., 0]                   # (B, S, Y)
-    d_lam = xp.moveaxis(xp.reshape(d_lam, (nb, nt, ny)), 1, 2) * fl
+    # right-hand side: g_lam - sum_s C_s^T M_s g_mu_s
+    v = (m_s @ xp.moveaxis(g_mu * fm, 1, 2)[..., None])[..., 0]    # (B, S, Y)
+    pv = xp.einsum("bzts,bsz->bts", pr, v)
+    ctv = xp.einsum("byts,bsy->byt", qm, v) + xp.einsum("byts,bts->byt", rpl, pv)
+    rhs = xp.reshape(xp.moveaxis(g_lam * fl - ctv, 1, 2), (nb, nt * ny, 1))
+    d_lam = xp.moveaxis(xp.reshape(xp.solve(schur, rhs), (nb, nt, ny)), 1, 2) * fl  # (B, Y, T)
+    # back-substitution: d_mu_s = M_s (g_mu_s - C_s d_lam)
+    rd = xp.einsum("byts,byt->bts", rpl, d_lam)
+    c_d = xp.einsum("bzts,bzt->bsz", qm, d_lam) + xp.einsum("bzts,bts->bsz", pr, rd)
+    d_mu = (m_s @ (xp.moveaxis(g_mu * fm, 1, 2) - c_d)[..., None])[..., 0]  # (B, S, Y)
     d_mu = xp.moveaxis(d_mu, 1, 2) * fm
     return d_lam, d_mu
 
