@@ -179,3 +179,13 @@ def check_positive(value: Any, name: str, *, integer: bool = False, allow_zero: 
         raise fail(name, f"must be {'>= 0' if allow_zero else '> 0'}", "Pass a positive value",
                    value)
     return int(value) if integer else float(value)
+
+
+def check_int(value: Any, name: str, minimum: int) -> int:
+    """An integer ``>= minimum``."""
+    if isinstance(value, bool) or not isinstance(value, (numbers.Integral, np.integer)):
+        raise fail(name, "must be an integer", f"Pass an integer >= {minimum}", value,
+                   kind=PIDTypeError)
+    if value < minimum:
+        raise fail(name, f"must be >= {minimum}", f"Pass an integer >= {minimum}", value)
+    return int(value)

@@ -50,7 +50,7 @@ from typing import Any
 
 import numpy as np
 
-from pidkit._validation import check_base, check_choice, fail
+from pidkit._validation import check_base, check_choice, check_int, fail
 from pidkit.errors import PIDTypeError
 
 from .audit_estimators import (
@@ -65,15 +65,6 @@ from .audit_report import AuditReport, check_pairs
 from .audit_stream import Batch, FitSet, array_batches, as_loader, model_batches
 
 __all__ = ["audit", "audit_features", "ESTIMATORS"]
-
-
-def _check_int(value: Any, name: str, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (numbers.Integral, np.integer)):
-        raise fail(name, "must be an integer", f"Pass an integer >= {low}", value,
-                   kind=PIDTypeError)
-    if value < low:
-        raise fail(name, f"must be >= {low}", f"Pass an integer >= {low}", value)
-    return int(value)
 
 
 def _check_ci(ci: Any) -> float | None:
@@ -180,12 +171,12 @@ def _common(estimator, measure, base, ci, n_boot, n_perm, seed, max_fit_samples,
                    measure, kind=PIDTypeError)
     base = check_base(base)
     ci = _check_ci(ci)
-    n_boot = _check_int(n_boot, "n_boot", 0)
-    n_perm = _check_int(n_perm, "n_perm", 0)
-    seed = _check_int(seed, "seed", 0)
-    max_fit_samples = _check_int(max_fit_samples, "max_fit_samples", 2)
+    n_boot = check_int(n_boot, "n_boot", 0)
+    n_perm = check_int(n_perm, "n_perm", 0)
+    seed = check_int(seed, "seed", 0)
+    max_fit_samples = check_int(max_fit_samples, "max_fit_samples", 2)
     if num_classes is not None:
-        num_classes = _check_int(num_classes, "num_classes", 2)
+        num_classes = check_int(num_classes, "num_classes", 2)
     return estimator, measure, base, ci, n_boot, n_perm, seed, max_fit_samples, num_classes
 
 
@@ -271,7 +262,7 @@ def audit(teacher, student, data: Any, layers: Sequence[tuple[str, str]] | None 
     (estimator, measure, base, ci, n_boot, n_perm, seed, max_fit_samples,
      num_classes) = _common(estimator, measure, base, ci, n_boot, n_perm, seed, max_fit_samples,
                             num_classes, interval)
-    batch_size = _check_int(batch_size, "batch_size", 1)
+    batch_size = check_int(batch_size, "batch_size", 1)
     if layers is None:
         from .models import default_layers
 
@@ -351,7 +342,7 @@ def audit_features(labels: Any, teacher_features: Any, student_features: Any, *,
     (estimator, measure, base, ci, n_boot, n_perm, seed, max_fit_samples,
      num_classes) = _common(estimator, measure, base, ci, n_boot, n_perm, seed, max_fit_samples,
                             num_classes, interval)
-    chunk_size = _check_int(chunk_size, "chunk_size", 1)
+    chunk_size = check_int(chunk_size, "chunk_size", 1)
     t = _feature_list(teacher_features, "teacher_features")
     s = _feature_list(student_features, "student_features")
     if len(t) != len(s):

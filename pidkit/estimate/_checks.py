@@ -100,16 +100,6 @@ def check_not_constant(codes: np.ndarray, name: str) -> None:
                    "Remove it, or check that the right array was passed")
 
 
-def check_int(value: Any, name: str, minimum: int) -> int:
-    """An integer ``>= minimum``."""
-    if isinstance(value, bool) or not isinstance(value, (numbers.Integral, np.integer)):
-        raise fail(name, "must be an integer", f"Pass an integer >= {minimum}", value,
-                   kind=PIDTypeError)
-    if value < minimum:
-        raise fail(name, f"must be >= {minimum}", f"Pass an integer >= {minimum}", value)
-    return int(value)
-
-
 def check_level(ci: Any) -> float:
     """A confidence level strictly between 0 and 1."""
     if isinstance(ci, bool) or not isinstance(ci, numbers.Real):

@@ -7,12 +7,11 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import check_base, check_choice, fail
+from .._validation import check_base, check_choice, check_int, fail
 from ..errors import PIDTypeError
 from ..result import PIDResult
 from ._checks import (
     as_labels,
-    check_int,
     check_lengths,
     check_level,
     check_not_constant,

@@ -27,11 +27,11 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import check_base, check_choice, fail
+from .._validation import check_base, check_choice, check_int, fail
 from ..decompose import pid
 from ..errors import PIDTypeError
 from ..result import PIDResult
-from ._checks import check_int, check_level
+from ._checks import check_level
 from .uncertainty import INTERVALS, Resampled, assemble, draw, seed_sequences, vector
 
 __all__ = ["pid_from_counts", "miller_madow_mi_bias"]

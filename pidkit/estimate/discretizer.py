@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import fail
-from ._checks import check_int, rows
+from .._validation import check_int, fail
+from ._checks import rows
 from .projection import Projector, subsample, too_few
 
 __all__ = ["Discretizer", "PRESETS"]

@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import fail
+from .._validation import check_int, fail
 from ..errors import PIDValueError
-from ._checks import as_matrix, check_finite, check_int, rows
+from ._checks import as_matrix, check_finite, rows
 
 __all__ = ["Projector", "SCALINGS"]
 
