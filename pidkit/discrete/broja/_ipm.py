@@ -31,7 +31,9 @@ Each Newton system has the matrix :math:`E^\top [\mathrm{Diag}(q) + \sum_{ts} \r
 \pi_{ts}\pi_{ts}^\top] E` in :math:`(\lambda, \mu)` (``E`` maps them to the logits
 :math:`\lambda_{yt} + \mu_{ys}`, :math:`\rho = w/s - w`). Its :math:`\mu\mu` part is block
 diagonal (one ``|Y| x |Y|`` block per ``s``), so we eliminate :math:`\mu` and solve the Schur
-complement of size ``|Y||T|`` (the solver puts the smaller source in the ``T`` role).
+complement of size ``|Y||T|`` (the solver puts the smaller source in the ``T`` role); for large
+problems it is assembled from the diagonal-plus-rank-one structure of the coupling, with
+iterative refinement and a dense fallback (see :func:`_newton_direction`).
 
 Every iterate yields a certificate: the dual point, shifted per ``t`` and then per ``s`` so that
 every constraint holds, gives a lower bound on :math:`f^*`; the primal point, repaired onto
@@ -64,6 +66,12 @@ BOUNDARY, SHRINK, SUFFICIENT = 0.99, 0.5, 0.01
 #: Most step lengths tried in one line search (the last one is taken even without decrease:
 #: near the end rounding can stall the merit function, and the certificate guards the answer).
 MAX_BACKTRACK = 8
+#: Steps of iterative refinement of each Newton direction.
+REFINE = 2
+#: Relative residual of a structured Newton direction above which the dense solve is used.
+ACCURACY = 1e-9
+#: Smallest |Y||T||S| for which the structured Schur complement is used (below: dense).
+STRUCTURED_SIZE = 1000
 
 
 @dataclass
@@ -153,10 +161,14 @@ def _newton_direction(q, pi, rho, g_lam, g_mu, free_lam, free_mu, xp: Namespace)
     ``y`` plus rank one per ``(t, s)``, so with :math:`M_s = B_s^{-1}` (``|Y| x |Y|``, computed
     after a symmetric diagonal scaling) the Schur complement
     :math:`A - \sum_s C_s^\top M_s C_s` is assembled term by term with batched matrix
-    products in :math:`O(|Y|^3 |T|^2 |S|)` operations and :math:`O(|Y|^2 |T| |S|)` memory,
-    instead of :math:`O(|Y|^3 |T|^2 |S|^{...})` for the dense product.
+    products in :math:`O(|Y|^2 |T|^2 |S|)` operations and :math:`O(|Y|^2 |T| |S|)` memory
+    (the dense product :math:`C^\top (B^{-1} C)` costs :math:`O(|Y|^3 |T|^2 |S|)`), then
+    factorised (Cholesky, :math:`O(|Y|^3 |T|^3)`). Small problems
+    (``|Y||T||S| < STRUCTURED_SIZE``) use :func:`_dense_direction`.
     """
     nb, ny, nt, ns = q.shape
+    if ny * nt * ns < STRUCTURED_SIZE:
+        return _dense_direction(q, pi, rho, g_lam, g_mu, free_lam, free_mu, xp)
     fl = xp.float64(free_lam)
     fm = xp.float64(free_mu)
     qm = q * fl[:, :, :, None] * fm[:, :, None, :]                # D part, (B, Y, T, S)
@@ -180,22 +192,25 @@ def _newton_direction(q, pi, rho, g_lam, g_mu, free_lam, free_mu, xp: Namespace)
     pr_s = xp.einsum("byts->bsyt", pr)
     g_s = m_s @ pr_s                                              # M_s Pi_s, (B, S, Y, T)
     w_s = xp.swapaxes(pr_s, 2, 3) @ g_s                           # Pi_s^T M_s Pi_s, (B, S, T, T)
-    q_zsu = xp.einsum("bzus->bzsu", qm)
-    r_usz = xp.einsum("bzus->busz", rpl)
-    # sum_s C_s^T M_s C_s, indexed [b, t, y, u, z] = [(t, y), (u, z)]
-    x1 = qm[:, :, None] * xp.einsum("bsyz->byzs", m_s)[:, :, :, None]      # (B, Y, Z, T, S)
-    cc = xp.einsum("byztu->btyuz", x1 @ q_zsu[:, None])
+    # sum_s C_s^T M_s C_s, indexed [b, t, y, u, z] = [(t, y), (u, z)]; every product is a
+    # batch of plain matrix products over one index
+    q_zsu = _c(xp.einsum("bzus->bzsu", qm), xp)
+    r_usz = _c(xp.einsum("bzus->busz", rpl), xp)
+    x1 = qm[:, None] * xp.einsum("bsyz->bzys", m_s)[:, :, :, None]         # (B, Z, Y, T, S)
+    t1 = xp.reshape(x1, (nb, ny, ny * nt, ns)) @ q_zsu                      # (B, Z, YT, U)
     del x1
+    cc = xp.einsum("bzytu->btyuz", xp.reshape(t1, (nb, ny, ny, nt, nt)))
     x2 = qm[:, None] * xp.einsum("bsyu->buys", g_s)[:, :, :, None]         # (B, U, Y, T, S)
     t2 = xp.reshape(xp.reshape(x2, (nb, nt, ny * nt, ns)) @ r_usz, (nb, nt, ny, nt, ny))
     del x2
     t2 = xp.einsum("buytz->btyuz", t2)
     cc = cc + t2 + xp.einsum("btyuz->buzty", t2)
     del t2
-    x3 = (xp.einsum("byts->btys", rpl)[:, :, None]
-          * xp.einsum("bstu->btus", w_s)[:, :, :, None])                   # (B, T, U, Y, S)
-    cc = cc + xp.einsum("btuyz->btyuz", x3 @ r_usz[:, None])
+    x3 = xp.einsum("byts->btys", rpl)[:, None] * xp.einsum("bstu->buts", w_s)[:, :, :, None]
+    t3 = xp.reshape(xp.reshape(x3, (nb, nt, nt * ny, ns)) @ r_usz, (nb, nt, nt, ny, ny))
     del x3
+    cc = cc + xp.einsum("butyz->btyuz", t3)
+    del t3
     schur = -xp.reshape(cc, (nb, nt * ny, nt * ny))
     del cc
     blocks = xp.reshape(schur, (nb, nt, ny, nt, ny))
@@ -203,18 +218,156 @@ def _newton_direction(q, pi, rho, g_lam, g_mu, free_lam, free_mu, xp: Namespace)
     blocks[:, idx, :, idx, :] += xp.moveaxis(a_t, 1, 0)           # block-diagonal A
     scale = xp.max(xp.einsum("bii->bi", schur), axis=1)
     schur = schur + (1e-15 * scale)[:, None, None] * xp.eye(nt * ny, like=q)
-    # right-hand side: g_lam - sum_s C_s^T M_s g_mu_s
-    v = (m_s @ xp.moveaxis(g_mu * fm, 1, 2)[..., None])[..., 0]    # (B, S, Y)
-    pv = xp.einsum("bzts,bsz->bts", pr, v)
-    ctv = xp.einsum("byts,bsy->byt", qm, v) + xp.einsum("byts,bts->byt", rpl, pv)
-    rhs = xp.reshape(xp.moveaxis(g_lam * fl - ctv, 1, 2), (nb, nt * ny, 1))
-    d_lam = xp.moveaxis(xp.reshape(xp.solve(schur, rhs), (nb, nt, ny)), 1, 2) * fl  # (B, Y, T)
-    # back-substitution: d_mu_s = M_s (g_mu_s - C_s d_lam)
-    rd = xp.einsum("byts,byt->bts", rpl, d_lam)
-    c_d = xp.einsum("bzts,bzt->bsz", qm, d_lam) + xp.einsum("bzts,bts->bsz", pr, rd)
-    d_mu = (m_s @ (xp.moveaxis(g_mu * fm, 1, 2) - c_d)[..., None])[..., 0]  # (B, S, Y)
+    factor = _factor(schur, xp)
+
+    def approx_solve(g_l, g_m):
+        # right-hand side g_lam - sum_s C_s^T M_s g_mu_s, then back-substitution
+        # d_mu_s = M_s (g_mu_s - C_s d_lam)
+        g_ms = xp.moveaxis(g_m * fm, 1, 2)                        # (B, S, Y)
+        v = (m_s @ g_ms[..., None])[..., 0]
+        pv = xp.einsum("bzts,bsz->bts", pr, v)
+        ctv = xp.einsum("byts,bsy->byt", qm, v) + xp.einsum("byts,bts->byt", rpl, pv)
+        rhs = xp.reshape(xp.moveaxis(g_l * fl - ctv, 1, 2), (nb, nt * ny, 1))
+        d_l = xp.moveaxis(xp.reshape(_factor_solve(factor, rhs, xp), (nb, nt, ny)), 1, 2) * fl
+        rd = xp.einsum("byts,byt->bts", rpl, d_l)
+        c_d = xp.einsum("bzts,bzt->bsz", qm, d_l) + xp.einsum("bzts,bts->bsz", pr, rd)
+        d_m = (m_s @ (g_ms - c_d)[..., None])[..., 0]             # (B, S, Y)
+        return d_l, xp.moveaxis(d_m, 1, 2) * fm
+
+    # the structured Schur complement loses digits to cancellation once rho = w/s is large:
+    # iterative refinement against the exact (matrix-free) Newton matrix, keeping a correction
+    # only where it lowers the residual; items still inaccurate fall back to the dense solve
+    def residual(d_l, d_m):
+        z = d_l[:, :, :, None] + d_m[:, :, None, :]
+        u = q * z + rpi * xp.sum(pi * z, axis=1, keepdims=True)
+        r_l = g_lam * fl - (fl * xp.sum(u, axis=3) + (1.0 - fl) * d_l)
+        r_m = g_mu * fm - (fm * xp.sum(u, axis=2) + (1.0 - fm) * d_m)
+        size = xp.sum(r_l * r_l, axis=(1, 2)) + xp.sum(r_m * r_m, axis=(1, 2))
+        return r_l, r_m, size
+
+    d_lam, d_mu = approx_solve(g_lam, g_mu)
+    r_l, r_m, size = residual(d_lam, d_mu)
+    for _ in range(REFINE):
+        c_l, c_m = approx_solve(r_l, r_m)
+        n_l, n_m = d_lam + c_l, d_mu + c_m
+        nr_l, nr_m, n_size = residual(n_l, n_m)
+        better = n_size < size
+        d_lam = xp.where(better[:, None, None], n_l, d_lam)
+        d_mu = xp.where(better[:, None, None], n_m, d_mu)
+        r_l = xp.where(better[:, None, None], nr_l, r_l)
+        r_m = xp.where(better[:, None, None], nr_m, r_m)
+        size = xp.where(better, n_size, size)
+    g_size = xp.sum(g_lam * g_lam * fl, axis=(1, 2)) + xp.sum(g_mu * g_mu * fm, axis=(1, 2))
+    bad = size > ACCURACY**2 * g_size
+    if xp.any(bad):
+        d_l, d_m = _dense_direction(q[bad], pi[bad], rho[bad], g_lam[bad], g_mu[bad],
+                                    free_lam[bad], free_mu[bad], xp)
+        d_lam[bad] = d_l
+        d_mu[bad] = d_m
+    return d_lam, d_mu
+
+
+def _dense_direction(q, pi, rho, g_lam, g_mu, free_lam, free_mu, xp: Namespace):
+    """The Newton direction from the dense Schur complement ``sum_s C_s^T B_s^{-1} C_s``
+    (:math:`O(|Y|^3|T|^2|S|)` operations): slower for large problems but accurate to the end.
+
+    Shapes: ``q, pi (B, Y, T, S)``, ``rho (B, T, S)``, ``g_lam (B, Y, T)``, ``g_mu (B, Y, S)``;
+    fixed variables (``free_* == False``) get a unit diagonal and a zero step.
+    """
+    nb, ny, nt, ns = q.shape
+    fl = xp.float64(free_lam)
+    fm = xp.float64(free_mu)
+    rpi = rho[:, None] * pi
+    # mu-mu blocks, one per s: diag(q(y,s)) + sum_t rho pi pi^T (ill-conditioned near the
+    # end: solve with them, never form their inverse)
+    fm_s = xp.moveaxis(fm, 1, 2)                                  # (B, S, Y)
+    b_s = xp.diag_embed(xp.moveaxis(xp.sum(q, axis=2), 1, 2)) + xp.einsum("byts,bzts->bsyz",
+                                                                          rpi, pi)
+    b_s = b_s * fm_s[:, :, :, None] * fm_s[:, :, None, :] + xp.diag_embed(1.0 - fm_s)
+    # lam-lam blocks, one per t
+    fl_t = xp.moveaxis(fl, 1, 2)                                  # (B, T, Y)
+    a_t = xp.diag_embed(xp.moveaxis(xp.sum(q, axis=3), 1, 2)) + xp.einsum("byts,bzts->btyz",
+                                                                          rpi, pi)
+    a_t = a_t * fl_t[:, :, :, None] * fl_t[:, :, None, :] + xp.diag_embed(1.0 - fl_t)
+    # coupling C[b, s, z, t, y] = fl(y,t) fm(z,s) (d(y,z) q(y,t,s) + rho pi(y) pi(z))
+    mask = fl[:, :, :, None] * fm[:, :, None, :]
+    cross = (xp.einsum("byts,bzts->bszty", rpi * fl[:, :, :, None], pi * fm[:, :, None, :])
+             + xp.einsum("byts,yz->bszty", q * mask, xp.eye(ny, like=q)))
+    cross = xp.reshape(cross, (nb, ns, ny, nt * ny))
+    cross_t = xp.swapaxes(xp.reshape(cross, (nb, ns * ny, nt * ny)), 1, 2)
+    g_mu_s = xp.moveaxis(g_mu * fm, 1, 2)[..., None]              # (B, S, Y, 1)
+    # one batched solve for B_s^{-1} [C_s, g_mu_s]
+    xv = xp.solve(b_s, _cat(cross, g_mu_s, xp))
+    x = xp.reshape(xv[..., :-1], (nb, ns * ny, nt * ny))          # B_s^{-1} C_s
+    v = xp.reshape(xv[..., -1:], (nb, ns * ny, 1))                # B_s^{-1} g_mu_s
+    schur = -(cross_t @ x)
+    blocks = xp.reshape(schur, (nb, nt, ny, nt, ny))
+    idx = xp.arange(nt, like=q)
+    blocks[:, idx, :, idx, :] += xp.moveaxis(a_t, 1, 0)           # block-diagonal A
+    scale = xp.max(xp.einsum("bii->bi", schur), axis=1)
+    schur = schur + (1e-15 * scale)[:, None, None] * xp.eye(nt * ny, like=q)
+    rhs = xp.reshape(xp.moveaxis(g_lam * fl, 1, 2), (nb, nt * ny, 1)) - cross_t @ v
+    d_lam = xp.solve(schur, rhs)                                  # (B, T*Y, 1)
+    back = xp.reshape(xp.swapaxes(cross_t, 1, 2) @ d_lam, (nb, ns, ny, 1))
+    d_mu = xp.solve(b_s, g_mu_s - back)[..., 0]                   # (B, S, Y)
+    d_lam = xp.moveaxis(xp.reshape(d_lam, (nb, nt, ny)), 1, 2) * fl
     d_mu = xp.moveaxis(d_mu, 1, 2) * fm
     return d_lam, d_mu
+
+
+def _cat(a, b, xp: Namespace):
+    """``a`` and ``b`` side by side along the last axis."""
+    if xp.name == "torch":
+        import torch
+
+        return torch.cat([a, b], dim=-1)
+    import numpy as np
+
+    return np.concatenate([a, b], axis=-1)
+
+
+def _c(x, xp: Namespace):
+    """A C-contiguous copy of ``x`` (so that batched products run as BLAS calls)."""
+    return xp.reshape(xp.reshape(x, (-1,)), tuple(x.shape))
+
+
+def _factor(a, xp: Namespace):
+    """Batched factorisation of the symmetric ``a[..., n, n]`` for :func:`_factor_solve`:
+    Cholesky, or LU where rounding made ``a`` numerically indefinite (numpy batches of more
+    than one item are solved afresh by numpy's batched solver at each use)."""
+    if xp.name == "torch":
+        import torch
+
+        chol, info = torch.linalg.cholesky_ex(a)
+        if not bool((info == 0).all()):
+            return "lu", torch.linalg.lu_factor(a)
+        return "cholesky", chol
+    if a.shape[0] > 1:   # scipy loops over a batch in Python: numpy's batched solve instead
+        return "solve", a
+    import scipy.linalg
+
+    try:
+        return "cholesky", scipy.linalg.cho_factor(a, lower=True, check_finite=False)
+    except scipy.linalg.LinAlgError:
+        return "lu", scipy.linalg.lu_factor(a, check_finite=False)
+
+
+def _factor_solve(factor, b, xp: Namespace):
+    """``a^{-1} b`` from :func:`_factor`'s output, ``b[..., n, k]``."""
+    kind, f = factor
+    if xp.name == "torch":
+        import torch
+
+        if kind == "lu":
+            return torch.linalg.lu_solve(*f, b)
+        return torch.cholesky_solve(b, f)
+    if kind == "solve":
+        return xp.solve(f, b)
+    import scipy.linalg
+
+    if kind == "lu":
+        return scipy.linalg.lu_solve(f, b, check_finite=False)
+    return scipy.linalg.cho_solve(f, b, check_finite=False)
 
 
 def _pin_gauge(p_ys, xp: Namespace):
