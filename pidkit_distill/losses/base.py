@@ -16,6 +16,7 @@ Plug in a custom loss by subclassing :class:`DistillLoss` and registering a fact
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -53,7 +54,7 @@ class Batch:
     teacher_features: list[torch.Tensor] = field(default_factory=list)
 
 
-class DistillLoss(nn.Module):
+class DistillLoss(nn.Module, abc.ABC):
     """Base class of distillation losses.
 
     Class attributes
@@ -70,14 +71,16 @@ class DistillLoss(nn.Module):
     uses_teacher: bool = True
     uses_features: bool = True
 
+    @abc.abstractmethod
     def student_loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
         """Loss of the student phase and its parts (floats, for logging)."""
-        raise NotImplementedError
 
     def teacher_loss(self, batch: Batch, *, distill: bool) -> tuple[torch.Tensor,
                                                                     dict[str, float]]:
         """Loss of the teacher-filter phase (two-phase methods); ``distill=False`` in warm-up."""
-        raise NotImplementedError(f"{type(self).__name__} has no teacher phase")
+        raise PIDTypeError(f"{type(self).__name__}.teacher_loss: this method has no teacher "
+                           "phase (two_phase is False). Only two-phase losses such as RID "
+                           "define one; the trainer calls it only for those")
 
     def student_parameters(self) -> list[nn.Parameter]:
         """Parameters of this loss trained together with the student (default: all)."""
