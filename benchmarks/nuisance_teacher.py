@@ -5,7 +5,8 @@ Same as ``pidkit-distill benchmark nuisance`` (all its options are accepted), e.
 
     python benchmarks/nuisance_teacher.py                 # full run: 5 seeds, both data sets
     python benchmarks/nuisance_teacher.py --quick         # smoke run (1 seed, few epochs)
-    python benchmarks/nuisance_teacher.py --sweep mnist1d # the student-size / label sweep
+    python benchmarks/nuisance_teacher.py --sweep mnist1d # width / label / unlabelled sweep
+    python benchmarks/nuisance_teacher.py --diagnose digits  # loss terms, old -> new regime
 
 Results go to ``benchmarks/results/nuisance_teacher.{json,md}`` and
 ``nuisance_teacher_<dataset>_*.png`` (machine, date, versions, thread settings and the exact command

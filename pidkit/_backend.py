@@ -64,6 +64,12 @@ class Namespace:
             return self._lib.zeros(shape, dtype=like.dtype, device=like.device)
         return np.zeros(shape, dtype=like.dtype)
 
+    def empty(self, shape: tuple[int, ...], like: Any) -> Any:
+        """An uninitialised array of ``shape`` with ``like``'s dtype and device."""
+        if self.name == "torch":
+            return self._lib.empty(shape, dtype=like.dtype, device=like.device)
+        return np.empty(shape, dtype=like.dtype)
+
     def eye(self, n: int, like: Any) -> Any:
         """Identity matrix of size ``n`` with ``like``'s dtype and device."""
         if self.name == "torch":
@@ -129,6 +135,10 @@ class Namespace:
         keep = (x != 0) & (y > 0)
         return self.where(keep, x * self.log(self.where(keep, y, 1.0)), 0.0)
 
+    def multiply(self, a: Any, b: Any, out: Any = None) -> Any:
+        """``a * b`` (broadcasting), written into ``out`` when given."""
+        return self._lib.multiply(a, b, out=out)
+
     # -- reductions --------------------------------------------------------------------
     def _dim(self, axis: Any) -> Any:
         return tuple(axis) if isinstance(axis, list) else axis
@@ -181,6 +191,11 @@ class Namespace:
         if self.name == "torch":
             return x.transpose(a, b)
         return np.swapaxes(x, a, b)
+
+    def matmul(self, a: Any, b: Any, out: Any = None) -> Any:
+        """Batched ``a @ b``, written into ``out`` (contiguous, of the result's shape) when
+        given."""
+        return self._lib.matmul(a, b, out=out)
 
     def solve(self, a: Any, b: Any) -> Any:
         """Batched ``a^{-1} b`` for square ``a[..., n, n]`` and ``b[..., n, k]``."""

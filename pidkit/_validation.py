@@ -189,3 +189,47 @@ def check_int(value: Any, name: str, minimum: int) -> int:
     if value < minimum:
         raise fail(name, f"must be >= {minimum}", f"Pass an integer >= {minimum}", value)
     return int(value)
+
+
+def check_samples(x: Any, name: str, *, keep_torch: bool = True):
+    """Samples as an array of their own library and dtype, one sample per row of the first axis.
+
+    numpy arrays (and array-likes) come back as numpy arrays, torch tensors as the same tensor
+    (dtype, device and autograd kept) or, with ``keep_torch=False``, detached and copied to a
+    numpy array on the host. Nothing is converted: dtype, shape and finiteness checks that
+    depend on the use are the caller's.
+
+    Raises
+    ------
+    PIDTypeError
+        ``x`` is a string, None, or holds non-numeric values (object, string or complex dtype).
+    PIDValueError
+        ``x`` is a scalar (0 axes) or holds no samples.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> check_samples(np.ones((3, 2), dtype=np.float32), "x").dtype
+    dtype('float32')
+    """
+    from ._backend import is_torch
+
+    if is_torch(x):
+        if x.dtype.is_complex:
+            raise fail(name, f"must hold real numbers, not dtype {x.dtype}",
+                       "Pass a real-valued numpy array or torch tensor", kind=PIDTypeError)
+        arr = x if keep_torch else x.detach().cpu().numpy()
+    else:
+        if isinstance(x, (str, bytes)) or x is None:
+            raise fail(name, "must be an array of samples",
+                       "Pass a numpy array or a torch tensor", x, kind=PIDTypeError)
+        arr = np.asarray(x)
+        if arr.dtype == object or arr.dtype.kind not in "biuf":
+            raise fail(name, f"must hold numbers, not dtype {arr.dtype}",
+                       "Pass a numeric numpy array or torch tensor", kind=PIDTypeError)
+    if arr.ndim == 0:
+        raise fail(name, "is a scalar, not an array of samples",
+                   "Pass one row per sample, e.g. an array of shape (n,) or (n, d)", arr)
+    if arr.shape[0] == 0:
+        raise fail(name, "holds no samples", "Pass at least two samples")
+    return arr

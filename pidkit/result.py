@@ -239,9 +239,9 @@ class PIDResult:
         lines.append(f"  {'I(Y;all)':<{width}}  {_fmt(self.mutual_information):>12}")
         status = f"  solver: {self.solver.status}"
         if self.solver.certificate is not None:
-            status += f", certified gap {float(self.solver.certificate.gap):.2e} {self.unit}"
+            status += f", certified gap {_fmt_bound(self.solver.certificate.gap)} {self.unit}"
         elif self.solver.residual is not None:
-            status += f", residual {float(self.solver.residual):.2e}"
+            status += f", residual {_fmt_bound(self.solver.residual)}"
         lines.append(status)
         return "\n".join(lines)
 
@@ -264,6 +264,12 @@ class PIDResult:
         ax.set_title(f"{self.measure} PID, I(Y;all) = {_fmt(self.mutual_information)}")
         ax.tick_params(axis="x", rotation=45 if len(labels) > 6 else 0)
         return bars.patches[0].axes
+
+
+def _fmt_bound(value: Any) -> str:
+    """A non-negative error bound; for a batch, the largest one (the bound that holds for all)."""
+    arr = np.asarray(_plain(value), dtype=float)
+    return f"{arr.item():.2e}" if arr.size == 1 else f"max {arr.max():.2e} (n={arr.size})"
 
 
 def _fmt(value: Any) -> str:

@@ -15,11 +15,11 @@ Public API: :func:`distill`, :class:`Trainer`, :class:`TrainConfig`, :class:`Cal
 """
 
 from . import data, features, losses, models
-from .audit import audit, audit_features
 from .audit_callback import AuditCallback
 from .audit_curves import AuditHistory, plot_curves
 from .audit_nuisance import nuisance_teacher_example
 from .audit_report import AuditReport, LayerAudit
+from .audit_run import audit, audit_features
 from .features import ExtractedFeatures, FeatureHooks, extract_features, forward_with_features
 from .losses import DistillLoss, available_methods, make_loss, register_method
 from .models import NuisanceTeacher, get_model, register_model, untrained_teacher

@@ -24,8 +24,8 @@ from typing import Any
 
 from pidkit._validation import fail
 
-from .audit import audit
 from .audit_curves import AuditHistory
+from .audit_run import audit
 
 __all__ = ["AuditCallback"]
 

@@ -28,7 +28,9 @@ _MASK = np.uint64(0xFFFFFFFFFFFFFFFF)
 @dataclass
 class Batch:
     """One batch of an audit: labels ``(n,)`` int64, per layer pair the flattened teacher and
-    student features ``(n, D)`` as float32 numpy arrays, and the samples' keys ``(n,)`` uint64
+    student features ``(n, D)`` as floating numpy arrays in their own dtype (float32 for network
+    features; float16 and integers widened, see :func:`floating`), and the samples' keys
+    ``(n,)`` uint64
     (:func:`sample_keys` of the inputs, or of the features when no inputs exist)."""
 
     labels: np.ndarray
@@ -107,9 +109,20 @@ class FitSet:
         parts = self._pending
         keys = np.concatenate([b.keys for b in parts])
         order = np.argsort(keys, kind="stable")[: self.capacity]
+        # (part, row) of every kept sample, so each block is gathered with one copy
+        part_of = np.repeat(np.arange(len(parts)), [len(b) for b in parts])[order]
+        starts = np.cumsum([0] + [len(b) for b in parts])
+        row_of = order - starts[part_of]
 
         def take(blocks: list[np.ndarray]) -> np.ndarray:
-            return np.concatenate(blocks)[order]
+            if len(blocks) == 1:
+                return blocks[0][row_of]
+            out = np.empty((len(order), *blocks[0].shape[1:]),
+                           dtype=np.result_type(*blocks))
+            for j, block in enumerate(blocks):
+                where = np.flatnonzero(part_of == j)
+                out[where] = block[row_of[where]]
+            return out
 
         n_pairs = len(parts[0].teacher)
         merged = Batch(take([b.labels for b in parts]),
@@ -207,8 +220,18 @@ def model_batches(teacher, student, pairs: Sequence[tuple[str, str]], device,
     return stream
 
 
+def floating(arr: np.ndarray) -> np.ndarray:
+    """``arr`` itself when float32 or float64, else widened to float32 (float16, integers):
+    features keep their own precision, no copy is made of float arrays."""
+    return arr if arr.dtype in (np.float32, np.float64) else arr.astype(np.float32)
+
+
 def _flat(feature) -> np.ndarray:
-    return feature.reshape(feature.shape[0], -1).float().cpu().numpy()
+    """A hooked feature as a numpy matrix; float32/float64 kept, half precisions widened."""
+    flat = feature.reshape(feature.shape[0], -1)
+    if not flat.is_floating_point() or flat.dtype.itemsize < 4:
+        flat = flat.float()
+    return flat.cpu().numpy()
 
 
 def array_batches(labels, teacher: Sequence, student: Sequence,
@@ -228,6 +251,6 @@ def array_batches(labels, teacher: Sequence, student: Sequence,
                        f"{y.shape[0]}", "Pass one feature row per label")
     for start in range(0, y.shape[0], batch_size):
         sl = slice(start, start + batch_size)
-        tb = [a[sl].astype(np.float32, copy=False) for a in t]
-        sb = [a[sl].astype(np.float32, copy=False) for a in s]
+        tb = [floating(a[sl]) for a in t]
+        sb = [floating(a[sl]) for a in s]
         yield Batch(y[sl], tb, sb, sample_keys(y[sl], tb + sb))

@@ -14,8 +14,13 @@ FitNets, VID, TED-style, RID, the Gaussian PID regularizer) and one of four froz
   deciles of a random projection :math:`u^\top x` with :math:`u` orthogonal to every class mean
   (so :math:`\mathbb E[u^\top x \mid Y]` does not depend on :math:`Y`; :func:`unrelated_labels`).
 
+The student sees ``labels_per_class`` labelled inputs per class and, by default, a further
+pool of training inputs *without labels* (:func:`pidkit_distill.data.semi_supervised`): the
+teacher can be queried on any input, labels are the scarce part. Unlabelled inputs enter the
+teacher-matching terms only (KD, FitNets, VID, TED, RID; the PID regularizer needs labels).
+
 Every student run uses the package's trainer (:func:`pidkit_distill.distill`) and losses; the
-audits use :func:`pidkit_distill.audit.audit` (the paper's estimator: L2-normalise, PCA 10,
+audits use :func:`pidkit_distill.audit` (the paper's estimator: L2-normalise, PCA 10,
 KMeans 10, exact BROJA, in nats) through :class:`pidkit_distill.audit_callback.AuditCallback`.
 Outputs: a table of test accuracy (mean, standard deviation, 95% t-interval over seeds) per
 method and teacher, the teachers' accuracies and audits, the over-training curves (Red, Uni,
@@ -69,6 +74,7 @@ __all__ = [
     "run_student",
     "run_benchmark",
     "run_sweep",
+    "run_diagnosis",
     "summarize",
     "t_interval",
 ]
@@ -124,6 +130,15 @@ class Setup:
         Use only this many training samples per class for everything (teachers included);
         ``None``: the full training split. ``labels_per_class=None``: students train on all of
         it.
+    unlabelled_per_class : int or None
+        Further training inputs per class given to the student *without* labels
+        (:func:`pidkit_distill.data.semi_supervised`): they enter the teacher-matching terms
+        (KD, FitNets, VID, TED, RID) but no cross-entropy. ``0``: labelled samples only;
+        ``None``: every other training input.
+    validation : float or None
+        Tuning mode: hold out this share of every class of the training split
+        (:func:`pidkit_distill.data.split_per_class`) and evaluate there instead of on the
+        test split; teachers and students never see the held-out part.
     """
 
     dataset: str
@@ -148,6 +163,8 @@ class Setup:
     student_arch: str | None = None
     teacher_batch_size: int = 64
     train_per_class: int | None = None
+    unlabelled_per_class: int | None = 0
+    validation: float | None = None
 
 
 _ADAM = {"optimizer": "adam", "weight_decay": 0.0, "schedule": "cosine"}
@@ -157,19 +174,28 @@ _OPTIONS = {"kd": {"temperature": 4.0, "alpha": 0.9}, "fitnets": {}, "vid": {"we
             "ted": {}, "rid": {"lambda1": 1.0, "lambda2": 10.0}, "pid": {"beta": 1.0},
             "none": {}}
 
-#: The recorded configuration (sizes from preliminary probes, checked with the sweep in
-#: ``benchmarks/results/nuisance_sweep*``; schedules shortened to fit the CPU budget).
+#: The recorded configuration, chosen on a validation split with the sweeps in
+#: ``benchmarks/results/nuisance_sweep*`` (see docs/nuisance_benchmark.md): few labels, a
+#: pool of unlabelled inputs for the teacher-matching terms, a student half the teacher's
+#: width, the paper's weights (VID 100, RID lambda = (1, 10); lambda2 = 1 on MNIST-1D, chosen on
+#: the validation split), RID's student trained on CE
+#: during the warm-up (``warmup_student``); schedules short enough for the CPU budget.
 SETUPS: dict[str, Setup] = {
     "digits": Setup("digits", "digits_cnn", teacher_width=16, teacher_epochs=10,
-                    student_width=4, labels_per_class=10, epochs=40, batch_size=25, lr=0.01,
-                    rid_schedule={"warmup": 4, "cycle": 8, "ratio": 0.25},
+                    student_width=8, labels_per_class=10, unlabelled_per_class=40,
+                    epochs=30, batch_size=128, lr=0.01,
+                    rid_schedule={"warmup": 3, "cycle": 6, "ratio": 1 / 6,
+                                  "warmup_student": True},
                     nuisance_channels=32, nuisance_scale=5.0, method_options=_OPTIONS,
-                    audit_every=20),
-    "mnist1d": Setup("mnist1d", "mnist1d_cnn", teacher_width=16, teacher_epochs=15,
-                     student_width=8, labels_per_class=50, epochs=40, batch_size=100, lr=0.01,
-                     rid_schedule={"warmup": 4, "cycle": 8, "ratio": 0.25},
-                     nuisance_channels=16, nuisance_scale=5.0, method_options=_OPTIONS,
-                     audit_every=20),
+                    audit_every=3),
+    "mnist1d": Setup("mnist1d", "mnist1d_cnn", teacher_width=32, teacher_epochs=15,
+                     student_width=16, labels_per_class=50, unlabelled_per_class=50,
+                     epochs=30, batch_size=128, lr=0.01,
+                     rid_schedule={"warmup": 3, "cycle": 6, "ratio": 1 / 6,
+                                   "warmup_student": True},
+                     nuisance_channels=16, nuisance_scale=5.0,
+                     method_options={**_OPTIONS, "rid": {"lambda1": 1.0, "lambda2": 1.0}},
+                     audit_every=3),
     # The paper's CIFAR-10 setting (PAPER.md): WRN-40-2 -> WRN-16-1, full training set, no
     # augmentation, 300 epochs of SGD (lr 0.05, x0.2 at 150 and 200, Nesterov momentum 0.9,
     # weight decay 5e-4, batch 128), RID n_w = q = 30, r = 1/4, lambda = (1, 10), VID 100,
@@ -190,8 +216,9 @@ SETUPS: dict[str, Setup] = {
 def quick_setup(setup: Setup) -> Setup:
     """A smoke-test version of ``setup``: few epochs everywhere (same models and data)."""
     return replace(setup, teacher_epochs=min(setup.teacher_epochs, 5),
-                   epochs=min(setup.epochs, 20),
-                   rid_schedule={"warmup": 2, "cycle": 6, "ratio": 1 / 6}, audit_every=10)
+                   epochs=min(setup.epochs, 12),
+                   rid_schedule={**setup.rid_schedule, "warmup": 2, "cycle": 6, "ratio": 1 / 6},
+                   audit_every=6)
 
 
 # ----------------------------------------------------------------------------- statistics
@@ -403,8 +430,10 @@ def parse_method(method: str) -> tuple[str, dict[str, Any]]:
 
 
 def run_student(setup: Setup, method: str, teacher_kind: str, teacher, train, test, seed: int,
-                *, audit: bool = False, device: str = "cpu") -> dict[str, Any]:
-    """Train one student and return its test accuracy (and audit curve if ``audit``).
+                *, audit: bool = False, device: str = "cpu",
+                history: bool = False) -> dict[str, Any]:
+    """Train one student and return its test accuracy (and audit curve if ``audit``; the
+    trainer's per-epoch metrics, loss terms included, if ``history``).
 
     The student is :func:`make_student` initialised from ``seed``; ``train`` is its labelled
     subset. With ``audit=True`` an :class:`~pidkit_distill.audit_callback.AuditCallback` audits
@@ -421,7 +450,7 @@ def run_student(setup: Setup, method: str, teacher_kind: str, teacher, train, te
     pairs = list(zip(teacher_layers(teacher_kind, setup), setup.layers, strict=True))
     callbacks = []
     if audit:
-        from .audit_callback import AuditCallback
+        from . import AuditCallback
 
         callbacks.append(AuditCallback(test, every=setup.audit_every, layers=[pairs[-1]],
                                        method=method, add_metrics=False,
@@ -440,6 +469,9 @@ def run_student(setup: Setup, method: str, teacher_kind: str, teacher, train, te
            "test_acc": float(acc), "train_s": time.perf_counter() - start}
     if audit and callbacks[0].history is not None:
         out["curve"] = callbacks[0].history.to_dict()
+    if history:
+        out["history"] = [{k: v for k, v in h.items() if isinstance(v, (int, float, str))}
+                          for h in result.history]
     return out
 
 
@@ -459,11 +491,13 @@ def _data(setup: Setup):
     """``(train, test)`` of ``setup``'s data set, cached per process."""
     from . import data
 
-    key = ("data", setup.dataset, setup.root, setup.train_per_class)
+    key = ("data", setup.dataset, setup.root, setup.train_per_class, setup.validation)
     if key not in _WORKER_CACHE:
         train, test = data.get_dataset(setup.dataset, setup.root)
         if setup.train_per_class is not None:
             train = data.subset_per_class(train, setup.train_per_class, seed=0)
+        if setup.validation is not None:  # tuning: the test split is not used at all
+            train, test = data.split_per_class(train, setup.validation, seed=0)
         _WORKER_CACHE[key] = (train, test)
     return _WORKER_CACHE[key]
 
@@ -486,7 +520,7 @@ def _materialise(setup: Setup, kind: str, states: dict, seed: int):
     """Rebuild a teacher of ``kind`` from the trained state dicts (cached per process)."""
     from . import models
 
-    key = ("teacher", setup.dataset, kind, seed)
+    key = ("teacher", setup.dataset, kind, seed, setup.validation)
     if key in _WORKER_CACHE:
         return _WORKER_CACHE[key]
     if kind == "untrained":
@@ -508,6 +542,9 @@ def _student_job(job: dict) -> dict:
     train, test = _data(setup)
     if setup.labels_per_class is None:
         subset = train
+    elif setup.unlabelled_per_class != 0:
+        subset = data.semi_supervised(train, setup.labels_per_class,
+                                      setup.unlabelled_per_class, seed=job["seed"])
     else:  # materialised: indexing a TensorDataset is much cheaper than a Subset
         from torch.utils.data import TensorDataset
 
@@ -515,7 +552,8 @@ def _student_job(job: dict) -> dict:
                                                                seed=job["seed"])))
     teacher = _materialise(setup, job["teacher"], job["states"], job["teacher_seed"])
     return run_student(setup, job["method"], job["teacher"], teacher, subset, test, job["seed"],
-                       audit=job["audit"], device=job.get("device", "cpu"))
+                       audit=job["audit"], device=job.get("device", "cpu"),
+                       history=job.get("history", False))
 
 
 def _map(fn, jobs: list, workers: int, progress: bool) -> list:
@@ -573,7 +611,7 @@ def _teacher_audits(setups: Sequence[Setup], teacher_results: Mapping[str, dict]
     (the paper's estimator, teacher against itself) and a linear probe's test accuracy (fitted
     on at most ``probe_samples`` training samples); for the nuisance teacher also the probe on
     G alone. Stored into the teachers' info."""
-    from .audit import audit
+    from . import audit
 
     for setup in setups:
         train, test = _data(setup)
@@ -745,55 +783,137 @@ PAPER_CIFAR10 = {"teacher_acc": 0.84, "none": 0.72, "rid_trained": 0.81,
 
 # ----------------------------------------------------------------------------- sweep
 def run_sweep(dataset: str, *, widths: Sequence[int], labels_per_class: Sequence[int],
-              seeds: int = 2, methods: Sequence[str] = ("none", "kd", "vid"),
+              unlabelled: Sequence[int | None] = (0,), seeds: int = 2,
+              methods: Sequence[str] = ("none", "kd", "vid", "rid"),
               teachers: Sequence[str] = ("trained", "untrained"), workers: int = 2,
-              teacher_seed: int = 0, epochs: int | None = None, out_dir: str | Path | None = None,
-              command: str | None = None, progress: bool = True) -> dict[str, Any]:
-    """Student-size / label-count sweep used to choose :data:`SETUPS`: test accuracy of the
-    student without distillation and with the given methods, per (width, labels per class).
+              teacher_seed: int = 0, epochs: int | None = None, validation: float = 0.2,
+              out_dir: str | Path | None = None, command: str | None = None,
+              progress: bool = True) -> dict[str, Any]:
+    """Student-size / label-count / unlabelled-data sweep used to choose :data:`SETUPS`:
+    accuracy of the student without distillation and with the given methods, per
+    (width, labels per class, unlabelled inputs per class), **on a validation split** held
+    out of the training split (``validation`` of every class; teachers and students never
+    train on it, and the test split is not used), so that choices are not made on the test
+    split.
 
-    Writes ``nuisance_sweep_<dataset>.json`` and ``.md`` into ``out_dir``.
+    ``unlabelled`` entries: ``0`` labelled samples only, ``None`` (``-1`` on the command line)
+    every other training input, ``k`` that many per class. Writes
+    ``nuisance_sweep_<dataset>.json`` and ``.md`` into ``out_dir``.
     """
-    base = SETUPS[dataset] if epochs is None else replace(SETUPS[dataset], epochs=epochs)
+    base = replace(SETUPS[dataset], validation=validation)
+    if epochs is not None:
+        base = replace(base, epochs=epochs)
     env = environment(1, workers)
     wall0, cpu0 = time.perf_counter(), _cpu_seconds()
     teacher_res = _map(_teacher_job, [{"setup": base, "seed": teacher_seed,
                                        "kinds": list(teachers)}], 1, progress)[0]
-    train, test = _data(base)
+    train, val = _data(base)
     probes = {}
     for kind in teachers:
         model = _materialise(base, kind, teacher_res["states"], teacher_seed)
-        probes[kind] = _linear_probe(model, teacher_layers(kind, base)[-1], train, test)
+        probes[kind] = _linear_probe(model, teacher_layers(kind, base)[-1], train, val)
+    cells = [(int(w), int(k), None if u is None or u < 0 else int(u))
+             for w in widths for k in labels_per_class for u in unlabelled]
     jobs = []
-    for width in widths:
-        for k in labels_per_class:
-            setup = replace(base, student_width=int(width), labels_per_class=int(k))
-            for seed in range(seeds):
-                for method in methods:
-                    for kind in (teachers[:1] if method == "none" else teachers):
-                        jobs.append({"setup": setup, "seed": seed, "method": method,
-                                     "teacher": kind, "states": teacher_res["states"],
-                                     "teacher_seed": teacher_seed, "audit": False})
+    for width, k, u in cells:
+        setup = replace(base, student_width=width, labels_per_class=k, unlabelled_per_class=u)
+        if u == 0:  # labelled samples only: keep at least 4 steps per epoch
+            setup = replace(setup, batch_size=min(base.batch_size, max(10, 10 * k // 4)))
+        for seed in range(seeds):
+            for method in methods:
+                for kind in (teachers[:1] if method == "none" else teachers):
+                    jobs.append({"setup": setup, "seed": seed, "method": method,
+                                 "teacher": kind, "states": teacher_res["states"],
+                                 "teacher_seed": teacher_seed, "audit": False})
     runs = _map(_student_job, jobs, workers, progress)
     for job, r in zip(jobs, runs, strict=True):
-        r["student_width"], r["labels_per_class"] = (job["setup"].student_width,
-                                                     job["setup"].labels_per_class)
+        r["student_width"] = job["setup"].student_width
+        r["labels_per_class"] = job["setup"].labels_per_class
+        r["unlabelled_per_class"] = job["setup"].unlabelled_per_class
     rows = []
-    for width in widths:
-        for k in labels_per_class:
-            sel = [r for r in runs if r["student_width"] == width and r["labels_per_class"] == k]
-            for row in summarize(sel):
-                rows.append({"student_width": width, "labels_per_class": k, **row})
+    for width, k, u in cells:
+        sel = [r for r in runs if (r["student_width"], r["labels_per_class"],
+                                   r["unlabelled_per_class"]) == (width, k, u)]
+        for row in summarize(sel):
+            rows.append({"student_width": width, "labels_per_class": k,
+                         "unlabelled_per_class": u, **row})
     result = {"benchmark": "nuisance_sweep", "dataset": dataset,
               "command": command or " ".join(sys.argv), "environment": env,
               "timing": {"wall_s": time.perf_counter() - wall0,
                          "cpu_s": _cpu_seconds() - cpu0},
+              "evaluated_on": f"validation split ({validation:.0%} of every class of the "
+                              "training split)",
               "setup": asdict(base), "teachers": teacher_res["info"],
-              "linear_probe_test_acc": probes, "summary": rows, "runs": runs}
+              "linear_probe_val_acc": probes, "summary": rows, "runs": runs}
     if out_dir is not None:
         from .bench_nuisance_report import write_sweep
 
         write_sweep(result, Path(out_dir))
+    return result
+
+
+def _previous(setup: Setup) -> Setup:
+    """The regime recorded before the diagnosis (digits): student width 4, labelled samples
+    only (batch 25), 40 epochs, RID schedule (4, 8, 1/4) with the student frozen during the
+    warm-up, the paper's weights."""
+    return replace(setup, student_width=4, unlabelled_per_class=0, batch_size=25, epochs=40,
+                   rid_schedule={"warmup": 4, "cycle": 8, "ratio": 0.25},
+                   method_options=_OPTIONS)
+
+
+def diagnosis_variants(dataset: str = "digits") -> list[tuple[str, Setup, str, str]]:
+    """``(label, setup, method, teacher)`` of :func:`run_diagnosis`: the previous regime, then
+    one change at a time up to the recorded one (:data:`SETUPS`)."""
+    final = SETUPS[dataset]
+    prev = _previous(final)
+    steps = [("previous regime", prev),
+             ("+ unlabelled inputs (all, batch 128)",
+              replace(prev, unlabelled_per_class=None, batch_size=128)),
+             ("+ width 8, 40 unlabelled/class, 30 epochs",
+              replace(final, rid_schedule={**final.rid_schedule, "warmup_student": False})),
+             ("+ RID student trains on CE during warm-up (recorded)", final)]
+    out = []
+    for label, setup in steps:
+        for method, teacher in (("none", "trained"), ("vid", "trained"), ("rid", "trained"),
+                                ("vid", "nuisance"), ("rid", "nuisance")):
+            if method == "none" and "warm-up" in label:
+                continue  # same as the row above: warmup_student only changes RID
+            out.append((label, setup, method, teacher))
+    return out
+
+
+def run_diagnosis(dataset: str = "digits", *, seed: int = 0, validation: float = 0.2,
+                  teacher_seed: int = 0, out_dir: str | Path | None = None,
+                  command: str | None = None, progress: bool = True) -> dict[str, Any]:
+    """Loss terms per epoch (cross-entropy against the distillation term) and validation
+    accuracy for the variants of :func:`diagnosis_variants`, one seed, on a validation split
+    of the training split (the test split is not used). Writes
+    ``nuisance_diagnosis_<dataset>.json`` and ``.md`` into ``out_dir``."""
+    variants = [(label, replace(setup, validation=validation), method, teacher)
+                for label, setup, method, teacher in diagnosis_variants(dataset)]
+    env = environment(1, 1)
+    wall0, cpu0 = time.perf_counter(), _cpu_seconds()
+    base = variants[0][1]
+    teacher_res = _map(_teacher_job, [{"setup": base, "seed": teacher_seed,
+                                       "kinds": ["trained", "nuisance"]}], 1, progress)[0]
+    jobs = [{"setup": setup, "seed": seed, "method": method, "teacher": teacher,
+             "states": teacher_res["states"], "teacher_seed": teacher_seed, "audit": False,
+             "history": True} for _, setup, method, teacher in variants]
+    runs = _map(_student_job, jobs, 1, progress)
+    for (label, setup, _, _), r in zip(variants, runs, strict=True):
+        r["variant"] = label
+        r["setup"] = asdict(setup)
+    result = {"benchmark": "nuisance_diagnosis", "dataset": dataset,
+              "command": command or " ".join(sys.argv), "environment": env,
+              "timing": {"wall_s": time.perf_counter() - wall0,
+                         "cpu_s": _cpu_seconds() - cpu0},
+              "evaluated_on": f"validation split ({validation:.0%} of every class of the "
+                              "training split)",
+              "teachers": teacher_res["info"], "runs": runs}
+    if out_dir is not None:
+        from .bench_nuisance_report import write_diagnosis
+
+        write_diagnosis(result, Path(out_dir))
     return result
 
 

@@ -161,6 +161,14 @@ def _plot_curves(result: Mapping[str, Any], dataset: str, teacher: str, path: Pa
     return True
 
 
+def _unlabelled_text(u: int | None) -> str:
+    """How many unlabelled inputs the students get, in words."""
+    if u == 0:
+        return " (no unlabelled inputs)"
+    what = "every other training input" if u is None else f"{u} more inputs per class"
+    return f" plus {what} without labels (teacher-matching terms only)"
+
+
 def write_outputs(result: Mapping[str, Any], out_dir: Path, name: str) -> dict[str, Path]:
     """Write ``<name>.json``, ``<name>.md`` and the PNG figures
     ``<name>_<dataset>_accuracy.png``, ``<name>_<dataset>_<teacher>_curves.png`` into
@@ -187,7 +195,8 @@ def write_outputs(result: Mapping[str, Any], out_dir: Path, name: str) -> dict[s
         md += [f"## {dataset}", "",
                f"Teacher `{setup['arch']}` width {setup['teacher_width']}, "
                f"{setup['teacher_epochs']} epochs on the full training split. Student width "
-               f"{setup['student_width']}, {setup['labels_per_class']} labels per class, "
+               f"{setup['student_width']}, {setup['labels_per_class']} labels per class"
+               f"{_unlabelled_text(setup.get('unlabelled_per_class', 0))}, "
                f"{setup['epochs']} epochs, Adam lr {setup['lr']}, batch "
                f"{setup['batch_size']}, cosine schedule. Distilled layers "
                f"{', '.join(setup['layers'])}; RID schedule {setup['rid_schedule']}.", "",
@@ -219,29 +228,86 @@ def write_sweep(result: Mapping[str, Any], out_dir: Path) -> dict[str, Path]:
     paths["json"].write_text(json.dumps(_clean(result), indent=1, default=_json_default) + "\n")
     rows = result["summary"]
     cols = list(dict.fromkeys((r["method"], r["teacher"]) for r in rows))
-    head = "| width | labels/class | " + " | ".join(f"{m} ({t})" if t != "-" else m
-                                                   for m, t in cols) + " |"
-    lines = [head, "|" + "---|" * (len(cols) + 2)]
-    keys = list(dict.fromkeys((r["student_width"], r["labels_per_class"]) for r in rows))
-    for w, k in keys:
+    head = "| width | labels/class | unlabelled/class | " + " | ".join(
+        f"{m} ({t})" if t != "-" else m for m, t in cols) + " |"
+    lines = [head, "|" + "---|" * (len(cols) + 3)]
+    key = ("student_width", "labels_per_class", "unlabelled_per_class")
+    keys = list(dict.fromkeys(tuple(r.get(k) for k in key) for r in rows))
+    for cell in keys:
         cells = []
         for m, t in cols:
-            r = next((r for r in rows if (r["student_width"], r["labels_per_class"], r["method"],
-                                          r["teacher"]) == (w, k, m, t)), None)
+            r = next((r for r in rows if tuple(r.get(k) for k in key) == cell
+                      and (r["method"], r["teacher"]) == (m, t)), None)
             cells.append("" if r is None else
                          f"{_pct(r['mean'])}" + (f" +- {_pct(r['std'])}" if r["n_seeds"] > 1
                                                  else ""))
-        lines.append(f"| {w} | {k} | " + " | ".join(cells) + " |")
+        w, k, u = cell
+        u_text = "all" if u is None else str(u)
+        lines.append(f"| {w} | {k} | {u_text} | " + " | ".join(cells) + " |")
     env = result["environment"]
+    probes = result.get("linear_probe_val_acc", result.get("linear_probe_test_acc", {}))
+    where = result.get("evaluated_on", "test split")
     md = [f"# Student-size / label-count sweep: {result['dataset']}", "",
           f"Command: `{result['command']}`", "",
           f"Date: {env['date_utc']}; {env['machine']['cpu']}; "
           f"{result['timing']['wall_s']:.0f} s wall, {result['timing']['cpu_s']:.0f} s CPU.", "",
-          "Teachers: " + "; ".join(f"{k} test acc {_pct(v['test_acc'])}%"
-                                   for k, v in result["teachers"].items()
-                                   if not k.startswith("_")), "",
-          "Linear probe on the innermost teacher layer (full training split -> test): "
-          + "; ".join(f"{k} {_pct(v)}%" for k, v in result["linear_probe_test_acc"].items()),
-          "", "Student test accuracy (%), mean +- std over seeds:", "", *lines, ""]
+          f"Evaluated on: {where}.", "",
+          "Teachers (accuracy on the same split): "
+          + "; ".join(f"{k} {_pct(v['test_acc'])}%" for k, v in result["teachers"].items()
+                      if not k.startswith("_")), "",
+          "Linear probe on the innermost teacher layer: "
+          + "; ".join(f"{k} {_pct(v)}%" for k, v in probes.items()),
+          "", "Student accuracy (%), mean +- std over seeds:", "", *lines, ""]
+    paths["md"].write_text("\n".join(md))
+    return paths
+
+
+def _terms(run: Mapping[str, Any]) -> list[tuple[int, float, float, float]]:
+    """Per student-phase epoch: (epoch, CE, weighted distillation term, train accuracy)."""
+    setup = run["setup"]
+    base = run["method"].partition(":")[0]
+    opts = setup["method_options"].get(base, {})
+    out = []
+    for h in run["history"]:
+        if h.get("phase") != "student":
+            continue
+        if base == "vid":
+            term = opts.get("weight", 100.0) * h.get("train_vid", 0.0)
+        elif base == "rid":
+            term = opts.get("lambda2", 10.0) * h.get("train_v_term", 0.0)
+        else:
+            term = 0.0
+        out.append((h["epoch"], h.get("train_ce", math.nan), term, h.get("train_acc", math.nan)))
+    return out
+
+
+def write_diagnosis(result: Mapping[str, Any], out_dir: Path) -> dict[str, Path]:
+    """Write ``nuisance_diagnosis_<dataset>.json`` and ``.md``: per variant, the cross-entropy
+    and the weighted distillation term at the first and last student epoch, the training
+    accuracy at the end, the student epochs and the validation accuracy."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = out_dir / f"nuisance_diagnosis_{result['dataset']}"
+    paths = {"json": stem.with_suffix(".json"), "md": stem.with_suffix(".md")}
+    paths["json"].write_text(json.dumps(_clean(result), indent=1, default=_json_default) + "\n")
+    lines = ["| variant | method | teacher | student epochs | CE first -> last | "
+             "weighted distillation term first -> last | train acc (%) | val acc (%) |",
+             "|---|---|---|---|---|---|---|---|"]
+    for run in result["runs"]:
+        t = _terms(run)
+        first, last = t[0], t[-1]
+        term = "-" if run["method"] == "none" else f"{first[2]:.2f} -> {last[2]:.2f}"
+        lines.append(f"| {run['variant']} | {run['method']} | {run['teacher']} | {len(t)} of "
+                     f"{len(run['history'])} | {first[1]:.2f} -> {last[1]:.2f} | {term} | "
+                     f"{_pct(last[3])} | {_pct(run['test_acc'])} |")
+    env = result["environment"]
+    md = [f"# Loss-term diagnosis: {result['dataset']}", "",
+          f"Command: `{result['command']}`", "",
+          f"Date: {env['date_utc']}; {env['machine']['cpu']}; "
+          f"{result['timing']['wall_s']:.0f} s wall, {result['timing']['cpu_s']:.0f} s CPU.", "",
+          f"Evaluated on: {result['evaluated_on']}; one seed. Weighted distillation term: "
+          "lambda_VID x mean Gaussian NLL (VID); lambda2 x mean V^2 / sigma (RID, without "
+          "the ||sigma||^2 part, which does not reach the student). CE and the term are "
+          "epoch means over the student-phase batches (CE over labelled samples only).", "",
+          *lines, ""]
     paths["md"].write_text("\n".join(md))
     return paths

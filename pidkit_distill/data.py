@@ -38,6 +38,8 @@ __all__ = [
     "subset_per_class",
     "get_dataset",
     "dataset_targets",
+    "semi_supervised",
+    "split_per_class",
     "CIFAR_MEAN",
     "CIFAR_STD",
     "num_classes_of",
@@ -259,6 +261,63 @@ def subset_per_class(dataset: Dataset, n_per_class: int, seed: int = 0) -> Subse
                        "Lower n_per_class", n_per_class)
         chosen.append(idx[torch.randperm(len(idx), generator=g)[:n_per_class]])
     return Subset(dataset, torch.sort(torch.cat(chosen)).values.tolist())
+
+
+def split_per_class(dataset: Dataset, fraction: float, seed: int = 0) -> tuple[Subset, Subset]:
+    """Stratified split ``(rest, held_out)``: ``round(fraction * n_c)`` samples of every class
+    ``c`` (seeded) go to ``held_out`` (e.g. a validation split carved out of a training split).
+    """
+    if not 0.0 < float(fraction) < 1.0:
+        raise fail("fraction", "must lie strictly between 0 and 1",
+                   "Pass the share of every class to hold out, e.g. 0.2", fraction)
+    targets = dataset_targets(dataset)
+    g = torch.Generator().manual_seed(seed)
+    held = []
+    for c in torch.unique(targets).tolist():
+        idx = torch.nonzero(targets == c).flatten()
+        held.append(idx[torch.randperm(len(idx), generator=g)[:round(fraction * len(idx))]])
+    mask = torch.zeros(len(targets), dtype=torch.bool)
+    mask[torch.cat(held)] = True
+    return (Subset(dataset, torch.nonzero(~mask).flatten().tolist()),
+            Subset(dataset, torch.nonzero(mask).flatten().tolist()))
+
+
+def semi_supervised(dataset: Dataset, labels_per_class: int,
+                    unlabelled_per_class: int | None = None, seed: int = 0) -> TensorDataset:
+    """Few labels, more inputs: the ``labels_per_class`` samples per class of
+    :func:`subset_per_class` (same seed, so the same labelled samples), plus
+    ``unlabelled_per_class`` further samples of every class (``None``: all the others) whose
+    label is replaced by :data:`~pidkit_distill.losses.UNLABELLED`.
+
+    The losses use unlabelled samples in their teacher-matching terms only (no
+    cross-entropy), the classic semi-supervised distillation setting: the teacher can be
+    queried on any input, labels are the scarce part. Returns a materialised
+    ``TensorDataset`` (labelled samples first).
+
+    Examples
+    --------
+    >>> train, _ = load_digits()
+    >>> ds = semi_supervised(train, 2, 3)
+    >>> len(ds), int((ds.tensors[1] == -1).sum())
+    (50, 30)
+    """
+    from .losses.base import UNLABELLED
+
+    labelled = subset_per_class(dataset, labels_per_class, seed)
+    targets = dataset_targets(dataset)
+    taken = torch.zeros(len(targets), dtype=torch.bool)
+    taken[torch.as_tensor(labelled.indices, dtype=torch.long)] = True
+    g = torch.Generator().manual_seed(seed + 7919)
+    extra = []
+    for c in torch.unique(targets).tolist():
+        idx = torch.nonzero((targets == c) & ~taken).flatten()
+        idx = idx[torch.randperm(len(idx), generator=g)]
+        extra.append(idx if unlabelled_per_class is None else idx[:int(unlabelled_per_class)])
+    order = [*labelled.indices, *torch.sort(torch.cat(extra)).values.tolist()]
+    xs = torch.stack([torch.as_tensor(dataset[i][0]) for i in order])
+    ys = targets[torch.as_tensor(order, dtype=torch.long)].clone()
+    ys[len(labelled.indices):] = UNLABELLED
+    return TensorDataset(xs, ys)
 
 
 def get_dataset(name: str, root: str | Path | None = None, *, seed: int = 0,

@@ -4,7 +4,10 @@ r"""The trainer: Algorithm 1 of the RID paper (and one-stage baselines), on any 
 Schedule (two-phase methods such as RID), epochs counted from 0:
 
 - ``epoch < warmup``  (:math:`n_w`): **warmup** - the teacher filters and heads train on
-  cross-entropy only (no V term); the student does not train;
+  cross-entropy only (no V term); the student does not train, or, with
+  ``warmup_student=True``, trains at the same time on its own cross-entropy
+  (:math:`\lambda_1\,\mathrm{CE}(Y, \hat Y)`, no V term; the two parameter sets are
+  disjoint, so this is the same as running both warm-up phases of the first cycle at once);
 - otherwise, with cycle length :math:`q` and ratio :math:`r`: **teacher** phase (phase 1: teacher
   filters and heads on :math:`L_t`) when ``epoch mod q < r * q``, else **student** phase
   (phase 2: student, student filters and sigma on :math:`L_s`).
@@ -54,7 +57,7 @@ from pidkit._validation import check_choice, fail
 
 from .data import num_classes_of
 from .features import FeatureHooks, feature_shapes
-from .losses import Batch, DistillLoss, make_loss
+from .losses import Batch, DistillLoss, cross_entropy, labelled_mask, make_loss
 from .models import default_layers, freeze
 
 __all__ = [
@@ -126,6 +129,10 @@ class TrainConfig:
     schedule : {"multistep", "cosine", "constant"}; milestones, gamma : multistep options.
     warmup, cycle, ratio : int, int, float
         Algorithm 1's :math:`n_w`, :math:`q`, :math:`r` (two-phase methods only).
+    warmup_student : bool
+        Also train the student (on cross-entropy alone, its own optimizer) during the warm-up
+        epochs of a two-phase method. Default ``False``: the student is frozen until the
+        warm-up ends (Algorithm 1 as printed).
     grad_clip : float or None
         Max gradient norm per step (the authors use 100).
     amp : bool
@@ -162,6 +169,7 @@ class TrainConfig:
     warmup: int = 0
     cycle: int = 1
     ratio: float = 0.0
+    warmup_student: bool = False
     grad_clip: float | None = 100.0
     amp: bool = False
     device: str = "cpu"
@@ -438,9 +446,10 @@ class Trainer:
             with torch.no_grad(), FeatureHooks(self.teacher, self.teacher_layers) as hooks:
                 batch.teacher_logits = self.teacher(x)
                 batch.teacher_features = hooks.collect() if self.teacher_layers else []
-        if phase == "warmup":
+        if phase == "warmup" and not self.config.warmup_student:
             return batch
-        grad = torch.enable_grad() if phase == "student" else torch.no_grad()
+        trains_student = phase == "student" or phase == "warmup"
+        grad = torch.enable_grad() if trains_student else torch.no_grad()
         with grad, FeatureHooks(self.student, self.student_layers) as hooks:
             batch.student_logits = self.student(x)
             batch.student_features = hooks.collect() if self.student_layers else []
@@ -471,17 +480,20 @@ class Trainer:
         cfg = self.config
         phase = self.phase_of(epoch)
         self._set_learning_rates(epoch)
-        self.student.train(phase == "student")
+        warm_student = phase == "warmup" and cfg.warmup_student
+        self.student.train(phase == "student" or warm_student)
         self.loss_fn.set_phase(phase)
         if phase == "student":
-            optimizer = self.student_optimizer
-            params = [*self.student.parameters(), *self.loss_fn.student_parameters()]
+            steps = [(self.student_optimizer,
+                      [*self.student.parameters(), *self.loss_fn.student_parameters()])]
         else:
-            optimizer = self.teacher_optimizer
-            params = self.loss_fn.teacher_parameters()
-        params = [p for p in params if p.requires_grad]
+            steps = [(self.teacher_optimizer, self.loss_fn.teacher_parameters())]
+            if warm_student:
+                steps.append((self.student_optimizer, list(self.student.parameters())))
+        steps = [(opt, [p for p in ps if p.requires_grad]) for opt, ps in steps]
+        params = [p for _, ps in steps for p in ps]
         self.sampler.set_epoch(epoch)
-        sums: dict[str, float] = {"n": 0.0, "loss": 0.0, "correct": 0.0}
+        sums: dict[str, float] = {"n": 0.0, "loss": 0.0, "correct": 0.0, "labelled": 0.0}
         bar = self._progress(self.loader, f"epoch {epoch} [{phase}]")
         for x, y in bar:
             x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
@@ -493,33 +505,41 @@ class Trainer:
                 else:
                     loss, parts = self.loss_fn.teacher_loss(batch, distill=phase == "teacher")
                     logits = self.loss_fn.teacher_head_logits(batch)
+                    if warm_student:
+                        ce = cross_entropy(batch.student_logits, batch.y)
+                        loss = loss + getattr(self.loss_fn, "lambda1", 1.0) * ce
+                        parts = {**parts, "ce": float(ce.detach())}
             if not torch.isfinite(loss):
                 raise fail("loss", f"became {float(loss)} at epoch {epoch}",
                            "Lower the learning rate or the distillation weight, or set grad_clip")
-            optimizer.zero_grad(set_to_none=True)
+            for opt, _ in steps:
+                opt.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
             self._allreduce_gradients(params)
-            if cfg.grad_clip is not None:
-                self.scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-            self.scaler.step(optimizer)
+            for opt, ps in steps:
+                if cfg.grad_clip is not None:
+                    self.scaler.unscale_(opt)
+                    torch.nn.utils.clip_grad_norm_(ps, cfg.grad_clip)
+                self.scaler.step(opt)
             self.scaler.update()
             n = float(len(y))
             sums["n"] += n
             sums["loss"] += float(loss.detach()) * n
-            if logits is not None:
+            if logits is not None:  # accuracy on the labelled samples (y != UNLABELLED)
                 sums["correct"] += float((logits.argmax(1) == y).sum())
+                sums["labelled"] += float(labelled_mask(y).sum())
             for key, value in parts.items():
                 sums[key] = sums.get(key, 0.0) + value * n
             if hasattr(bar, "set_postfix"):
                 bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
         sums = self._reduce_sums(sums)
         n = max(sums.pop("n"), 1.0)
+        n_labelled = max(sums.pop("labelled"), 1.0)
         acc_key = "train_acc" if phase == "student" else "train_head_acc"
         metrics: dict[str, Any] = {"epoch": epoch, "phase": phase,
-                                   "lr": optimizer.param_groups[0]["lr"],
+                                   "lr": steps[0][0].param_groups[0]["lr"],
                                    "train_loss": sums.pop("loss") / n,
-                                   acc_key: sums.pop("correct") / n}
+                                   acc_key: sums.pop("correct") / n_labelled}
         metrics.update({f"train_{k}": v / n for k, v in sums.items()})
         return metrics
 

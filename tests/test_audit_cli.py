@@ -10,7 +10,7 @@ from _audit_helpers import single_thread  # noqa: F401  (autouse: one thread)
 import pidkit
 import pidkit_distill as pd
 from pidkit.estimate import one_hot
-from pidkit_distill.audit import audit, audit_features
+from pidkit_distill import audit, audit_features
 from pidkit_distill.audit_callback import AuditCallback
 from pidkit_distill.audit_report import AuditReport
 from pidkit_distill.cli import main

@@ -147,3 +147,104 @@ def test_quick_run_teachers_and_audits_are_right(quick_run):
     # The "none" student is the same network whatever teacher is attached to the run.
     nones = [r["test_acc"] for r in result["runs"] if r["method"] == "none"]
     assert len(nones) == 2 and nones[0] == nones[1]
+
+
+# ----------------------------------------------------------------------------- semi-supervised
+def test_cross_entropy_ignores_unlabelled_samples():
+    from torch.nn import functional as F
+
+    from pidkit_distill.losses import UNLABELLED, cross_entropy
+
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(6, 4, generator=g)
+    y = torch.tensor([0, UNLABELLED, 3, UNLABELLED, 1, 2])
+    keep = y != UNLABELLED
+    # Reference: the mean of -log softmax over the labelled rows, written out.
+    logp = z[keep] - torch.logsumexp(z[keep], 1, keepdim=True)
+    ref = -logp[torch.arange(int(keep.sum())), y[keep]].mean()
+    assert float(cross_entropy(z, y)) == pytest.approx(float(ref), abs=1e-6)
+    assert float(cross_entropy(z, torch.full((6,), UNLABELLED))) == 0.0
+    assert float(cross_entropy(z, y.clamp(min=0))) == pytest.approx(
+        float(F.cross_entropy(z, y.clamp(min=0))), abs=1e-6)
+
+
+def test_semi_supervised_keeps_the_labelled_subset_and_hides_the_other_labels():
+    from pidkit_distill import data
+
+    train, _ = data.load_digits()
+    labelled = data.subset_per_class(train, 3, seed=4)
+    ds = data.semi_supervised(train, 3, 5, seed=4)
+    x, y = ds.tensors
+    assert len(ds) == 10 * (3 + 5)
+    # The first 30 rows are exactly the labelled subset of subset_per_class (same seed).
+    ref_x = torch.stack([train[i][0] for i in labelled.indices])
+    ref_y = torch.stack([train[i][1] for i in labelled.indices])
+    assert torch.equal(x[:30], ref_x) and torch.equal(y[:30], ref_y)
+    assert bool((y[30:] == -1).all())
+    # The unlabelled rows are other training images: 5 per class, none of the labelled ones.
+    full_x, full_y = train.tensors
+    flat = full_x.flatten(1)
+    rows = [int(torch.nonzero((flat == r).all(1)).flatten()[0]) for r in x[30:].flatten(1)]
+    assert not set(rows) & set(labelled.indices)
+    assert np.bincount(full_y[rows].numpy(), minlength=10).tolist() == [5] * 10
+    everything = data.semi_supervised(train, 3, None, seed=4)
+    assert len(everything) == len(train)
+
+
+def test_split_per_class_is_a_stratified_partition():
+    from pidkit_distill import data
+
+    train, _ = data.load_digits()
+    rest, held = data.split_per_class(train, 0.2, seed=0)
+    assert sorted(rest.indices + held.indices) == list(range(len(train)))
+    counts = np.bincount(train.tensors[1].numpy(), minlength=10)
+    held_counts = np.bincount(train.tensors[1][held.indices].numpy(), minlength=10)
+    assert held_counts.tolist() == [round(0.2 * c) for c in counts]
+
+
+def test_warmup_student_trains_the_student_only_when_asked():
+    from pidkit_distill import data, distill, models
+
+    train, _ = data.load_digits()
+    small = torch.utils.data.Subset(train, range(64))
+    teacher = models.untrained_teacher("digits_cnn", seed=0, width=4)
+    changed = {}
+    for flag in (False, True):
+        torch.manual_seed(0)
+        student = models.get_model("digits_cnn", width=2)
+        before = [p.detach().clone() for p in student.parameters()]
+        res = distill(teacher, student, small, method="rid", epochs=1, warmup=1, cycle=1,
+                      ratio=0.0, batch_size=32, optimizer="adam", lr=0.01, progress=False,
+                      warmup_student=flag)
+        assert res.history[0]["phase"] == "warmup"
+        after = list(student.parameters())
+        changed[flag] = any(not torch.equal(a, b) for a, b in zip(before, after, strict=True))
+        assert ("train_ce" in res.history[0]) is flag
+    assert changed == {False: False, True: True}
+
+
+def test_diagnosis_terms_weight_the_logged_parts_and_skip_other_phases():
+    from pidkit_distill.bench_nuisance_report import _terms
+
+    hist = [{"epoch": 0, "phase": "warmup", "train_ce": 9.0},
+            {"epoch": 1, "phase": "student", "train_ce": 2.0, "train_v_term": 0.5,
+             "train_vid": 0.3, "train_acc": 0.4},
+            {"epoch": 2, "phase": "teacher", "train_v_term": 7.0},
+            {"epoch": 3, "phase": "student", "train_ce": 1.0, "train_v_term": 0.25,
+             "train_vid": 0.2, "train_acc": 0.8}]
+    opts = {"rid": {"lambda2": 10.0}, "vid": {"weight": 100.0}}
+    rid = _terms({"method": "rid", "history": hist, "setup": {"method_options": opts}})
+    vid = _terms({"method": "vid:weight=100", "history": hist,
+                  "setup": {"method_options": opts}})
+    assert [t[0] for t in rid] == [1, 3]
+    assert rid[0][1:] == (2.0, pytest.approx(5.0), 0.4)
+    assert rid[1][2] == pytest.approx(2.5)
+    assert vid[0][2] == pytest.approx(30.0) and vid[1][2] == pytest.approx(20.0)
+
+
+def test_diagnosis_goes_from_the_previous_regime_to_the_recorded_one():
+    variants = bn.diagnosis_variants("digits")
+    first, last = variants[0][1], variants[-1][1]
+    assert (first.student_width, first.unlabelled_per_class, first.batch_size) == (4, 0, 25)
+    assert "warmup_student" not in first.rid_schedule
+    assert last == bn.SETUPS["digits"]

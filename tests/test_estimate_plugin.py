@@ -202,3 +202,42 @@ def test_names_and_result_table():
     assert r.source_names == ("T", "S") and r.target_name == "Y"
     assert "interval" in str(r)
     assert set(r.to_dict()["intervals"]) == {"{0}{1}", "{0}", "{1}", "{0:1}"}
+
+
+def test_batched_broja_bootstrap_equals_one_solve_per_replicate():
+    """The bootstrap and null replicates of BROJA are solved as one batch; the reference redraws
+    the same tables (same seeds) and solves each one alone with pidkit.pid (trimmed table),
+    then takes the same quantiles and p-values."""
+    rng = np.random.default_rng(11)
+    counts = rng.multinomial(400, rng.dirichlet(np.full(27, 0.5))).reshape(3, 3, 3)
+    counts[2, 2, :] = 0      # zero cells, some outcomes rare: replicates lose whole outcomes
+    seed, n_boot, n_perm = 5, 25, 10
+    r = pid_from_counts(counts, base=math.e, n_boot=n_boot, n_perm=n_perm, seed=seed,
+                        interval="percentile", measure_options={"tol": 1e-10})
+    _, boot_seed, null_seed = np.random.SeedSequence(seed).spawn(3)
+    n = int(counts.sum())
+
+    def atoms(table):
+        t = table[np.ix_(*(table.sum(axis=tuple(a for a in range(3) if a != ax)) > 0
+                           for ax in range(3)))]
+        res = pidkit.pid(t / t.sum(), measure="broja", base=math.e, tol=1e-10)
+        return [res.redundancy, *res.unique, res.synergy]
+
+    draw = np.random.default_rng(boot_seed)
+    boot = np.array([atoms(draw.multinomial(n, (counts / n).ravel()).reshape(counts.shape))
+                     for _ in range(n_boot)])
+    lo, hi = np.quantile(boot, [0.025, 0.975], axis=0)
+    got = [r.intervals[node] for node in (((0,), (1,)), ((0,),), ((1,),), ((0, 1),))]
+    np.testing.assert_allclose(np.array(got), np.stack([lo, hi], axis=1), atol=1e-8)
+    # null replicates: the same permutations of the target rows
+    shuffle = np.random.default_rng(null_seed)
+    flat_x = counts.reshape(3, -1)
+    y_rows = np.repeat(np.arange(3), flat_x.sum(axis=1))
+    x_rows = np.concatenate([np.repeat(np.arange(9), flat_x[y]) for y in range(3)])
+    nulls = np.array([atoms(np.bincount(shuffle.permutation(y_rows) * 9 + x_rows,
+                                        minlength=27).reshape(3, 3, 3))
+                      for _ in range(n_perm)])
+    point = np.array([r.redundancy, *r.unique, r.synergy])
+    expected = (1 + (nulls >= point - 1e-9).sum(axis=0)) / (1 + n_perm)
+    pv = r.details["p_values"]
+    assert [pv["redundancy"], *pv["unique"], pv["synergy"]] == pytest.approx(expected.tolist())

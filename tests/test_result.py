@@ -120,3 +120,14 @@ def test_plot_bar_heights(and_mmi):
 def test_atommap_repr():
     m = AtomMap({((0,),): 1.0})
     assert repr(m) == "AtomMap({'{0}': 1.0})"
+
+
+def test_str_of_a_batch_reports_the_largest_gap():
+    atoms = {node: np.array([0.1, 0.2]) for node in pidkit.lattice(2).nodes}
+    r = PIDResult(atoms=atoms, measure="broja", base=2.0, mutual_information=np.array([0.4, 0.8]),
+                  solver=SolverInfo("optimal", True, 3,
+                                    Certificate("uni", np.array([0.1, 0.2]),
+                                                np.array([0.1 + 1e-10, 0.2 + 3e-10]))))
+    text = str(r)
+    assert "mean 0.150000 (n=2)" in text
+    assert text.splitlines()[-1].strip() == "solver: optimal, certified gap max 3.00e-10 (n=2) bits"

@@ -167,3 +167,29 @@ def test_error_message_format_names_value_and_fix():
         pidkit.pid(XOR, measure="mmi", base=-1)
     assert str(info.value) == ("base: must be a finite logarithm base > 0 and != 1 (got -1.0). "
                                "Use 2 for bits, math.e for nats, 10 for hartleys")
+
+
+def test_check_samples_keeps_library_and_dtype():
+    """One checker for samples: numpy stays numpy, torch stays torch (or is copied to numpy on
+    request), the dtype is never changed, bad input gets the project's error format."""
+    import torch
+
+    from pidkit._validation import check_samples
+
+    x32 = np.ones((4, 3), dtype=np.float32)
+    assert check_samples(x32, "x") is x32
+    assert check_samples([1, 2, 3], "x").dtype.kind == "i"
+    t = torch.ones(5, 2, dtype=torch.float16, requires_grad=False)
+    assert check_samples(t, "x") is t
+    host = check_samples(torch.arange(6).reshape(3, 2), "x", keep_torch=False)
+    assert isinstance(host, np.ndarray) and host.dtype == np.int64
+    for bad, kind, message in [
+        ("abc", PIDTypeError, r"^x: must be an array of samples \(got 'abc'\)\. Pass"),
+        (None, PIDTypeError, r"^x: must be an array of samples"),
+        (np.array(["a", "b"]), PIDTypeError, r"^x: must hold numbers, not dtype <U1\. "),
+        (torch.ones(3, dtype=torch.complex64), PIDTypeError, r"^x: must hold real numbers"),
+        (np.float64(3.0), PIDValueError, r"^x: is a scalar, not an array of samples"),
+        (np.zeros((0, 2)), PIDValueError, r"^x: holds no samples\. Pass at least two"),
+    ]:
+        with pytest.raises(kind, match=message):
+            check_samples(bad, "x")

@@ -9,32 +9,17 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import fail
+from .._backend import is_torch
+from .._validation import check_samples, fail
 from ..errors import PIDTypeError
 
-
-def is_torch(x: Any) -> bool:
-    """Whether ``x`` is a torch tensor, checked without importing torch."""
-    return type(x).__module__.split(".")[0] == "torch" and hasattr(x, "detach")
+__all__ = ["is_torch", "to_numpy"]
 
 
 def to_numpy(x: Any, name: str) -> np.ndarray:
-    """Samples as a numpy array (torch tensors are detached and copied to the CPU)."""
-    if is_torch(x):
-        x = x.detach().cpu().numpy()
-    if isinstance(x, (str, bytes)) or x is None:
-        raise fail(name, "must be an array of samples", "Pass a numpy array or a torch tensor",
-                   x, kind=PIDTypeError)
-    arr = np.asarray(x)
-    if arr.dtype == object or arr.dtype.kind not in "biuf":
-        raise fail(name, f"must hold numbers, not dtype {arr.dtype}",
-                   "Pass a numeric numpy array or torch tensor", kind=PIDTypeError)
-    if arr.ndim == 0:
-        raise fail(name, "is a scalar, not an array of samples",
-                   "Pass one row per sample, e.g. an array of shape (n,) or (n, d)", arr)
-    if arr.shape[0] == 0:
-        raise fail(name, "holds no samples", "Pass at least two samples")
-    return arr
+    """Samples as a numpy array (torch tensors are detached and copied to the CPU); see
+    :func:`pidkit._validation.check_samples`."""
+    return check_samples(x, name, keep_torch=False)
 
 
 def rows(x: Any, name: str) -> np.ndarray:

@@ -16,8 +16,8 @@ Two methods:
 Fit once (on a subsample if ``fit_size`` is set), then :meth:`Discretizer.transform` any data of
 the same shape, e.g. a test split, in chunks. The ``"paper-cifar10"`` and ``"paper-cifar100"``
 presets reproduce the audit pipeline of Dissanayake et al. (AISTATS 2025): flatten, L2-normalise,
-PCA with 10 (5) components, KMeans with 10 (3) clusters, all fitted on the full data in float64
-with scikit-learn's defaults.
+PCA with 10 (5) components, KMeans with 10 (3) clusters (scikit-learn's defaults), all fitted on
+the full data, in the features' own dtype (float32 for network features).
 """
 
 from __future__ import annotations
@@ -36,10 +36,10 @@ __all__ = ["Discretizer", "PRESETS"]
 #: Published settings (Dissanayake et al., AISTATS 2025, section 5 and appendix).
 PRESETS: dict[str, dict[str, Any]] = {
     "paper-cifar10": {"method": "kmeans", "scaling": "l2", "n_components": 10,
-                      "n_clusters": 10, "fit_size": None, "dtype": "float64",
+                      "n_clusters": 10, "fit_size": None, "dtype": None,
                       "kmeans": "full", "n_init": "auto", "pca_solver": "auto"},
     "paper-cifar100": {"method": "kmeans", "scaling": "l2", "n_components": 5,
-                       "n_clusters": 3, "fit_size": None, "dtype": "float64",
+                       "n_clusters": 3, "fit_size": None, "dtype": None,
                        "kmeans": "full", "n_init": "auto", "pca_solver": "auto"},
 }
 
@@ -67,10 +67,11 @@ class Discretizer:
         scikit-learn ``KMeans`` or ``MiniBatchKMeans``.
     n_init : int or "auto", default "auto"
         KMeans restarts.
-    pca_solver : str, default "auto"
-        PCA ``svd_solver`` ("randomized" for speed on wide inputs).
-    dtype : str, default "float32"
-        Precision of the projection.
+    pca_solver : {"auto", "randomized", "covariance"}, default "auto"
+        How the PCA axes are computed (:class:`~pidkit.estimate.projection.Projector`).
+    dtype : str or None, default None
+        Precision of the projection and clustering; None keeps the input's floating dtype
+        (float32 network features stay float32, float64 stays float64).
     chunk_size : int, default 65536
         Rows per chunk in :meth:`transform`.
     kmeans_threads : int or None, default 1
@@ -103,7 +104,7 @@ class Discretizer:
     def __init__(self, n_clusters: int = 10, n_components: int | None = 10, *,
                  scaling: str | None = "l2", method: str = "kmeans", n_bins: int = 4,
                  fit_size: int | None = None, kmeans: str = "full", n_init: int | str = "auto",
-                 pca_solver: str = "auto", dtype: str = "float32", chunk_size: int = 65536,
+                 pca_solver: str = "auto", dtype: str | None = None, chunk_size: int = 65536,
                  kmeans_threads: int | None = 1, random_state: int | None = None):
         self.n_clusters = n_clusters
         self.n_components = n_components
@@ -136,7 +137,8 @@ class Discretizer:
         return {"n_clusters": self.n_clusters, "n_components": self.n_components,
                 "scaling": self.scaling, "method": self.method, "n_bins": self.n_bins,
                 "fit_size": self.fit_size, "kmeans": self.kmeans, "n_init": self.n_init,
-                "pca_solver": self.pca_solver, "dtype": str(np.dtype(self.dtype)),
+                "pca_solver": self.pca_solver,
+                "dtype": None if self.dtype is None else str(np.dtype(self.dtype)),
                 "chunk_size": self.chunk_size, "kmeans_threads": self.kmeans_threads,
                 "random_state": self.random_state}
 
@@ -196,7 +198,7 @@ class Discretizer:
                                     random_state=self.random_state, batch_size=4096)
         with threadpool_limits(limits=self.kmeans_threads, user_api="openmp"):
             model.fit(z)
-        self.cluster_centers_ = model.cluster_centers_.astype(self.dtype)
+        self.cluster_centers_ = model.cluster_centers_.astype(self.projector_.dtype_)
         self.n_codes_ = int(self.n_clusters)
 
     def _fit_quantiles(self, z: np.ndarray, name: str) -> None:

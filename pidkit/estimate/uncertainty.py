@@ -1,9 +1,10 @@
 r"""Uncertainty of an estimated PID: bootstrap intervals and bias, shuffle-null p-values.
 
-An estimator route supplies three functions returning the vector
-:math:`v = (\text{atoms in lattice order}, I(Y; X))` in nats: the point estimate, one bootstrap
-replicate (samples redrawn with replacement) and one null replicate (the target shuffled against
-the sources, which keeps both marginals and destroys every dependence between them).
+An estimator route computes the vector :math:`v = (\text{atoms in lattice order}, I(Y; X))` in
+nats for the point estimate, for :math:`B` bootstrap replicates (samples redrawn with
+replacement) and for :math:`P` null replicates (the target shuffled against the sources, which
+keeps both marginals and destroys every dependence between them), each stack in one batched
+solve where the measure allows it, and :func:`assemble` turns them into a result.
 
 - Interval at level :math:`c` from the quantiles :math:`q_{(1-c)/2}, q_{(1+c)/2}` of the
   :math:`B` replicates :math:`v^{*b}`: ``"percentile"`` :math:`[q_{(1-c)/2}, q_{(1+c)/2}]`, or
@@ -34,7 +35,6 @@ Biol. 9 (2010).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,24 +51,12 @@ TIE_TOL = 1e-9
 #: Kinds of bootstrap interval.
 INTERVALS = ("percentile", "basic")
 
-Vector = Callable[[np.random.Generator], np.ndarray]
-
-
 @dataclass(frozen=True)
 class Resampled:
     """Bootstrap and null replicates, shape ``(B, m)`` and ``(P, m)``, in nats."""
 
     boot: np.ndarray
     null: np.ndarray
-
-
-def draw(bootstrap: Vector, null: Vector, n_boot: int, n_perm: int,
-         seeds: tuple[np.random.SeedSequence, np.random.SeedSequence], width: int) -> Resampled:
-    """Run ``n_boot`` bootstrap and ``n_perm`` null replicates with their own seeded generators."""
-    rng_boot, rng_null = (np.random.default_rng(s) for s in seeds)
-    boot = np.array([bootstrap(rng_boot) for _ in range(n_boot)]).reshape(n_boot, width)
-    nulls = np.array([null(rng_null) for _ in range(n_perm)]).reshape(n_perm, width)
-    return Resampled(boot, nulls)
 
 
 def vector(result: PIDResult) -> np.ndarray:

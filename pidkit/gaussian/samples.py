@@ -43,7 +43,7 @@ import numpy as np
 from scipy.special import digamma
 
 from .._backend import is_torch
-from .._validation import check_base, check_choice, check_positive, fail
+from .._validation import check_base, check_choice, check_positive, check_samples, fail
 from ..errors import PIDTypeError
 from ..lattice import lattice
 from ..result import PIDResult
@@ -68,19 +68,13 @@ def mi_bias(n: int, a: int, b: int) -> float:
 
 
 def _as_block(v: Any, name: str) -> tuple[Any, bool]:
-    torch_in = is_torch(v)
+    """A block of samples ``(n, d)`` (a vector becomes one column) in its own library, float
+    (integers widened to float64, float dtypes kept), finite; and whether it is a torch tensor."""
+    arr = check_samples(v, name)
+    torch_in = is_torch(arr)
     if torch_in:
-        if not v.dtype.is_floating_point:
-            v = v.double()
-        arr = v
-    else:
-        if isinstance(v, (str, bytes)) or v is None:
-            raise fail(name, "must be an array of samples", "Pass a numpy array (n,) or (n, d)",
-                       v, kind=PIDTypeError)
-        arr = np.asarray(v)
-        if arr.dtype == object or arr.dtype.kind not in "biuf":
-            raise fail(name, f"must hold numbers, not dtype {arr.dtype}",
-                       "Pass a numeric array", kind=PIDTypeError)
+        arr = arr if arr.dtype.is_floating_point else arr.double()
+    elif arr.dtype.kind != "f":
         arr = arr.astype(np.float64)
     if arr.ndim == 1:
         arr = arr[:, None]
@@ -227,7 +221,7 @@ def gaussian_pid_from_samples(m: Any, x: Any, y: Any, measure: str = "broja", ba
 
         z = torch.cat([a.to(torch.float64) for a in arrays], dim=1)
     else:
-        z = np.concatenate(arrays, axis=1)
+        z = np.concatenate(arrays, axis=1, dtype=np.float64)
     cov = _covariance(z)
     point = gaussian_pid(cov, dims, measure=measure, base=math.e, certify=False)
     atoms = _corrected(point, measure, n, dims, bias_correction)

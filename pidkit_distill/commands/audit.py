@@ -81,7 +81,7 @@ def load_weights(path: str, role: str) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     from .. import data, models
-    from ..audit import audit
+    from ..audit_run import audit
 
     train, test = data.get_dataset(args.dataset, args.root, seed=args.seed)
     k = data.num_classes_of([train, test])

@@ -4,7 +4,7 @@ Example::
 
     pidkit-distill benchmark nuisance --quick --out benchmarks/results
     pidkit-distill benchmark nuisance --datasets digits mnist1d --seeds 5 --workers 2
-    pidkit-distill benchmark nuisance --sweep mnist1d --widths 4 8 16 --labels 20 50 100
+    pidkit-distill benchmark nuisance --sweep digits --widths 4 8 --labels 10 --unlabelled 0 -1
 
 See :mod:`pidkit_distill.bench_nuisance` and ``docs/nuisance_benchmark.md``.
 """
@@ -51,11 +51,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     n.add_argument("--option", action="append", default=[], metavar="METHOD.KEY=VALUE",
                    help="override a method option, e.g. rid.lambda2=1 (repeatable)")
     n.add_argument("--sweep", choices=["digits", "mnist1d"],
-                   help="instead: the student-width / label-count sweep on this data set")
-    n.add_argument("--widths", nargs="+", type=int, default=[4, 8, 16])
-    n.add_argument("--labels", nargs="+", type=int, default=[20, 50, 100],
+                   help="instead: the student-width / label-count / unlabelled-data sweep on "
+                        "this data set, evaluated on a validation split of the training split")
+    n.add_argument("--widths", nargs="+", type=int, default=[4, 8])
+    n.add_argument("--labels", nargs="+", type=int, default=[10, 20],
                    help="labels per class (sweep)")
-    n.add_argument("--sweep-methods", nargs="+", default=["none", "vid"], choices=_METHODS)
+    n.add_argument("--unlabelled", nargs="+", type=int, default=[0, -1],
+                   help="unlabelled training inputs per class (sweep; -1: all the others)")
+    n.add_argument("--sweep-methods", nargs="+", default=["none", "kd", "vid", "rid"],
+                   help="methods of the sweep (METHOD:key=value variants allowed)")
+    n.add_argument("--sweep-teachers", nargs="+", default=["trained", "untrained"],
+                   choices=_TEACHERS)
+    n.add_argument("--epochs", type=int, help="student epochs (sweep; default: the setup's)")
+    n.add_argument("--diagnose", choices=["digits", "mnist1d"],
+                   help="instead: loss terms per epoch (CE vs distillation term) and "
+                        "validation accuracy from the previous regime to the recorded one")
     n.add_argument("--no-progress", action="store_true")
 
 
@@ -94,10 +104,18 @@ def run(args: argparse.Namespace) -> int:
         merged = {m: {**o, **overrides.get(m, {})} for m, o in setup.method_options.items()}
         return replace(setup, method_options=merged)
 
+    if args.diagnose:
+        result = bn.run_diagnosis(args.diagnose, out_dir=args.out, command=command,
+                                  progress=not args.no_progress)
+        print(f"diagnosis written to {args.out}/nuisance_diagnosis_{args.diagnose}.md "
+              f"({result['timing']['wall_s']:.0f} s wall)")
+        return 0
     if args.sweep:
         bn.SETUPS[args.sweep] = with_options(bn.SETUPS[args.sweep])
         result = bn.run_sweep(args.sweep, widths=args.widths, labels_per_class=args.labels,
-                              seeds=args.seeds or 2, methods=args.sweep_methods,
+                              unlabelled=args.unlabelled, seeds=args.seeds or 2,
+                              methods=args.sweep_methods, teachers=args.sweep_teachers,
+                              epochs=args.epochs,
                               workers=args.workers, teacher_seed=args.teacher_seed,
                               out_dir=args.out, command=command,
                               progress=not args.no_progress)

@@ -7,10 +7,12 @@ your own (see ``docs/distill.md``).
 
 from . import fitnets, kd, pid, rid, ted, vid  # noqa: F401  (each registers its method)
 from .base import (
+    UNLABELLED,
     Batch,
     DistillLoss,
     available_methods,
     cross_entropy,
+    labelled_mask,
     make_loss,
     register_method,
 )
@@ -31,6 +33,7 @@ __all__ = [
     "RIDLoss",
     "RIDPair",
     "TEDLoss",
+    "UNLABELLED",
     "VIDLoss",
     "available_methods",
     "batch_covariance",
@@ -39,6 +42,7 @@ __all__ = [
     "gaussian_redundancy",
     "hint_loss",
     "kd_divergence",
+    "labelled_mask",
     "make_loss",
     "register_method",
     "sigma_from_raw",

@@ -28,7 +28,7 @@ from pidkit._validation import fail
 from pidkit.errors import PIDTypeError
 
 __all__ = ["Batch", "DistillLoss", "register_method", "make_loss", "available_methods",
-           "Shape"]
+           "Shape", "UNLABELLED", "labelled_mask", "cross_entropy"]
 
 Shape = tuple[int, ...]
 
@@ -105,9 +105,30 @@ def _f(value: torch.Tensor) -> float:
     return float(value.detach())
 
 
+#: Label value of an unlabelled sample (semi-supervised distillation): such samples enter
+#: every teacher-matching term of a loss but no cross-entropy.
+UNLABELLED = -1
+
+
+def labelled_mask(y: torch.Tensor) -> torch.Tensor:
+    """Boolean ``(N,)``: which samples carry a label (``y != UNLABELLED``)."""
+    return y != UNLABELLED
+
+
 def cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy in nats (computed in float32 under mixed precision)."""
-    return F.cross_entropy(logits.float(), y)
+    r"""Mean cross-entropy in nats over the labelled samples of the batch (computed in float32
+    under mixed precision):
+    :math:`-\frac{1}{|L|}\sum_{n \in L} \log \mathrm{softmax}(z_n)_{y_n}`,
+    :math:`L = \{n : y_n \ne` ``UNLABELLED`` :math:`\}`; exactly 0 (with a gradient graph)
+    when the batch has no labelled sample.
+
+    >>> z = torch.tensor([[2.0, 0.0], [0.0, 2.0]])
+    >>> float(cross_entropy(z, torch.tensor([0, UNLABELLED]))) == float(
+    ...     F.cross_entropy(z[:1], torch.tensor([0])))
+    True
+    """
+    return F.cross_entropy(logits.float(), y, ignore_index=UNLABELLED, reduction="sum") / \
+        labelled_mask(y).sum().clamp(min=1)
 
 
 _METHODS: dict[str, Callable[..., DistillLoss]] = {}

@@ -30,7 +30,15 @@ from torch import nn
 
 from pidkit._validation import check_choice
 
-from .base import Batch, DistillLoss, Shape, _f, cross_entropy, register_method
+from .base import (
+    Batch,
+    DistillLoss,
+    Shape,
+    _f,
+    cross_entropy,
+    labelled_mask,
+    register_method,
+)
 from .filters import SpatialAlign
 
 __all__ = ["batch_covariance", "gaussian_redundancy", "PIDLoss"]
@@ -112,13 +120,19 @@ class PIDLoss(DistillLoss):
                                                       strict=True))
 
     def redundancies(self, batch: Batch) -> list[torch.Tensor]:
-        """Batch redundancy (nats) per layer pair."""
+        """Batch redundancy (nats) per layer pair, on the labelled samples of the batch (it
+        needs Y); 0 when fewer than 3 of them are labelled."""
+        keep = labelled_mask(batch.y)
+        n_labelled = int(keep.sum())
         out = []
         for i, (t, s) in enumerate(zip(batch.teacher_features, batch.student_features,
                                        strict=True)):
-            t_vec = self.aligns[i](t) @ getattr(self, f"teacher_projection_{i}")
-            s_vec = self.adapters[i](self.aligns[i](s))
-            out.append(gaussian_redundancy(batch.y, t_vec, s_vec, self.num_classes,
+            if n_labelled < 3:
+                out.append(s.float().sum() * 0.0)
+                continue
+            t_vec = self.aligns[i](t[keep]) @ getattr(self, f"teacher_projection_{i}")
+            s_vec = self.adapters[i](self.aligns[i](s[keep]))
+            out.append(gaussian_redundancy(batch.y[keep], t_vec, s_vec, self.num_classes,
                                            self.measure, self.ridge))
         return out
 

@@ -32,8 +32,10 @@ Each Newton system has the matrix :math:`E^\top [\mathrm{Diag}(q) + \sum_{ts} \r
 :math:`\lambda_{yt} + \mu_{ys}`, :math:`\rho = w/s - w`). Its :math:`\mu\mu` part is block
 diagonal (one ``|Y| x |Y|`` block per ``s``), so we eliminate :math:`\mu` and solve the Schur
 complement of size ``|Y||T|`` (the solver puts the smaller source in the ``T`` role); for large
-problems it is assembled from the diagonal-plus-rank-one structure of the coupling, with
-iterative refinement and a dense fallback (see :func:`_newton_direction`).
+problems it is assembled from the diagonal-plus-rank-one structure of the coupling and
+factorised in float32, as a preconditioner of conjugate gradients on the exact system (see
+:func:`_newton_solver`). The barrier parameter follows Mehrotra's predictor-corrector rule
+(see :func:`_step`): two directions per iteration from one factorisation.
 
 Every iterate yields a certificate: the dual point, shifted per ``t`` and then per ``s`` so that
 every constraint holds, gives a lower bound on :math:`f^*`; the primal point, repaired onto
@@ -46,7 +48,8 @@ References
 N. Bertschinger, J. Rauh, E. Olbrich, J. Jost, N. Ay, "Quantifying unique information",
 Entropy 16, 2161 (2014). A. Makkeh, D. O. Theis, R. Vicente, "BROJA-2PID: A robust estimator for
 bivariate partial information decomposition", Entropy 20, 271 (2018). S. Boyd,
-L. Vandenberghe, "Convex Optimization", Cambridge (2004), section 11.7.
+L. Vandenberghe, "Convex Optimization", Cambridge (2004), section 11.7. S. Mehrotra, "On the
+implementation of a primal-dual interior point method", SIAM J. Optim. 2, 575 (1992).
 """
 
 from __future__ import annotations
@@ -57,19 +60,24 @@ from typing import Any
 
 from ..._backend import Namespace
 
-#: Centering factor of the barrier parameter (Boyd and Vandenberghe's ``mu``).
-CENTERING = 10.0
-#: Extra factor on the centering after a step longer than 0.9.
-FAST = 10.0
 #: Fraction-to-boundary factor and backtracking parameters of the line search.
 BOUNDARY, SHRINK, SUFFICIENT = 0.99, 0.5, 0.01
+#: Smallest centering parameter sigma of the Mehrotra corrector.
+SIGMA_MIN = 0.05
 #: Most step lengths tried in one line search (the last one is taken even without decrease:
 #: near the end rounding can stall the merit function, and the certificate guards the answer).
 MAX_BACKTRACK = 8
-#: Steps of iterative refinement of each Newton direction.
-REFINE = 2
-#: Relative residual of a structured Newton direction above which the dense solve is used.
+#: Most conjugate-gradient steps refining each Newton direction (per factor precision).
+REFINE = 10
+#: Relative residual a structured Newton direction must reach (else the float64 round runs).
 ACCURACY = 1e-9
+#: Added to the unit diagonal of the scaled ``mu``-``mu`` blocks: once ``rho = w/s`` dwarfs
+#: ``q`` they can be rank-deficient in floating point (a relative change far below the accuracy
+#: the directions need).
+RIDGE = 1e-13
+#: Smallest Schur complement size |Y|min(|T|,|S|) factorised first in float32 (below, float64
+#: is cheap enough and spares the extra refinement steps float32 needs).
+SINGLE_SIZE = 2048
 #: Smallest |Y||T||S| for which the structured Schur complement is used (below: dense).
 STRUCTURED_SIZE = 1000
 
@@ -151,31 +159,145 @@ def _dual_bound(lam, mu, h, p_yt, p_ys, live, xp: Namespace):
     return lam, mu, value
 
 
-def _newton_direction(q, pi, rho, g_lam, g_mu, free_lam, free_mu, xp: Namespace):
-    r"""Solve the Newton system for ``(d_lam, d_mu)`` by eliminating ``mu`` block by block.
+def _structured_schur(qm, rpl, pr, m_s, a_t, xp: Namespace, work: dict | None = None):
+    r"""The Schur complement :math:`A - \sum_s C_s^\top M_s C_s` as ``(B, |T||Y|, |T||Y|)``.
 
-    Shapes: ``q, pi (B, Y, T, S)``, ``rho (B, T, S)``, ``g_lam (B, Y, T)``, ``g_mu (B, Y, S)``;
-    fixed variables (``free_* == False``) get a unit diagonal and a zero step.
+    With :math:`C_s = Q_s + \Pi_s R_s` (``qm[y,t,s]`` the diagonal part, ``pr`` the columns of
+    :math:`\Pi_s`, ``rpl[y,t,s]`` = :math:`\rho_{ts}\pi_{ts}(y)` the rows of :math:`R_s`),
+    :math:`G_s = M_s \Pi_s` and :math:`W_s = \Pi_s^\top M_s \Pi_s`, entry
+    ``[(t,y), (u,z)]`` of :math:`\sum_s C_s^\top M_s C_s` is
+
+    .. math::
+
+        \sum_s q_{yts} V_{ysuz} + \sum_s \rho_{ts}\pi_{ts}(y) X_{tsuz},\quad
+        V_{ysuz} = M_s[y,z] q_{zus} + G_s[y,u] r_{zus},\quad
+        X_{tsuz} = G_s[z,t] q_{zus} + W_s[t,u] r_{zus}
+
+    (the first sum holds :math:`Q^\top M Q + Q^\top M \Pi R`, the second the transpose of
+    the cross term and :math:`R^\top W R`): two batches of plain matrix products, over ``y``
+    and over ``t``, each :math:`2|Y|^2|T|^2|S|` flops, written straight into the final
+    ``[t, y, u, z]`` layout. The large arrays live in ``work`` (see :func:`_buffer`), reused
+    from one iteration to the next.
+    """
+    nb, ny, nt, ns = qm.shape
+    # the small factors of the broadcast products below, made contiguous: a strided innermost
+    # axis makes those products several times slower
+    q_t = _contiguous(xp.einsum("bzus->bsuz", qm), xp)[:, None]  # (B, 1, S, U, Z)
+    r_t = _contiguous(xp.einsum("bzus->bsuz", rpl), xp)[:, None]
+    pr_s = xp.einsum("byts->bsyt", pr)
+    g_s = m_s @ pr_s                                              # G_s, (B, S, Y, T)
+    w_s = xp.swapaxes(pr_s, 2, 3) @ g_s                           # W_s, (B, S, T, T)
+    shape_v, shape_x = (nb, ny, ns, nt, ny), (nb, nt, ns, nt, ny)
+    v = _buffer(work, "vx", shape_v, qm, xp)                      # V, (B, Y, S, U, Z)
+    xp.multiply(xp.moveaxis(m_s, 1, 2)[:, :, :, None, :], q_t, out=v)
+    v += xp.multiply(xp.moveaxis(g_s, 1, 2)[:, :, :, :, None], r_t,
+                     out=_buffer(work, "tmp", shape_v, qm, xp))
+    cc = xp.matmul(qm, xp.reshape(v, (nb, ny, ns, nt * ny)),
+                   out=_buffer(work, "cc", (nb, ny, nt, nt * ny), qm, xp))  # (B, Y, T, UZ)
+    x = _buffer(work, "vx", shape_x, qm, xp)                      # X, (B, T, S, U, Z)
+    xp.multiply(_contiguous(xp.einsum("bszt->btsz", g_s), xp)[:, :, :, None, :], q_t, out=x)
+    x += xp.multiply(xp.einsum("bstu->btsu", w_s)[:, :, :, :, None], r_t,
+                     out=_buffer(work, "tmp", shape_x, qm, xp))
+    schur = xp.matmul(xp.einsum("byts->btys", rpl), xp.reshape(x, (nb, nt, ns, nt * ny)),
+                      out=_buffer(work, "schur", (nb, nt, ny, nt * ny), qm, xp))
+    schur += xp.swapaxes(cc, 1, 2)
+    schur = xp.reshape(schur, (nb, nt, ny, nt, ny))
+    schur *= -1.0
+    idx = xp.arange(nt, like=qm)
+    schur[:, idx, :, idx, :] += xp.moveaxis(a_t, 1, 0)            # block-diagonal A
+    schur = xp.reshape(schur, (nb, nt * ny, nt * ny))
+    diag = xp.reshape(schur, (nb, nt * ny * nt * ny))[:, ::nt * ny + 1]
+    diag += (1e-15 * xp.max(diag, axis=1))[:, None]
+    return schur
+
+
+def _solved_schur(qm, rpl, pr, b_scaled, d, a_t, xp: Namespace, work: dict | None = None):
+    r"""The Schur complement :math:`A - \sum_s C_s^\top X_s` with :math:`X_s = B_s^{-1} C_s`
+    from LU solves (``b_scaled = D B_s D`` plus the ridge, ``d`` the scaling, ``(B, S, Y)``),
+    as ``(B, |T||Y|, |T||Y|)``: slower than :func:`_structured_schur` (it forms ``C`` and
+    ``X``, :math:`2|Y|^3|T||S|` more flops) but without the explicit inverse of the
+    ill-conditioned :math:`B_s`. :math:`C_s^\top X_s` uses the structure of ``C``:
+
+    .. math::
+
+        \sum_s C_s^\top X_s\,[(t,y), \cdot] = \sum_s q_{yts} X_s[y, \cdot]
+        + \sum_s \rho_{ts}\pi_{ts}(y) \sum_a \pi_{ts}(a) X_s[a, \cdot],
+
+    two batches of matrix products, :math:`O(|Y|^2|T|^2|S|)`.
+    """
+    nb, ny, nt, ns = qm.shape
+    # C[b, s, z, t, y] = d(y,z) q(y,t,s) + pi(z,t,s) rho pi(y,t,s), scaled by d(s, z)
+    c = _buffer(work, "vx", (nb, ns, ny, nt, ny), qm, xp)
+    xp.multiply(xp.einsum("bzts->bszt", pr)[..., None], xp.einsum("byts->bsty", rpl)[:, :, None],
+                out=c)
+    idx = xp.arange(ny, like=qm)
+    c[:, :, idx, :, idx] += xp.einsum("byts->ybst", qm)
+    c *= d[:, :, :, None, None]
+    c = xp.reshape(c, (nb, ns, ny, nt * ny))
+    x = xp.solve(b_scaled, c) * d[..., None]                      # X_s, (B, S, Y, UZ)
+    t1 = xp.matmul(qm, xp.moveaxis(x, 1, 2),
+                   out=_buffer(work, "cc", (nb, ny, nt, nt * ny), qm, xp))  # (B, Y, T, UZ)
+    px = xp.swapaxes(xp.einsum("byts->bsyt", pr), 2, 3) @ x        # (B, S, T, UZ)
+    del x
+    schur = xp.matmul(xp.einsum("byts->btys", rpl), xp.moveaxis(px, 1, 2),
+                      out=_buffer(work, "schur", (nb, nt, ny, nt * ny), qm, xp))
+    schur += xp.swapaxes(t1, 1, 2)
+    schur = xp.reshape(schur, (nb, nt, ny, nt, ny))
+    schur *= -1.0
+    tdx = xp.arange(nt, like=qm)
+    schur[:, tdx, :, tdx, :] += xp.moveaxis(a_t, 1, 0)            # block-diagonal A
+    schur = xp.reshape(schur, (nb, nt * ny, nt * ny))
+    diag = xp.reshape(schur, (nb, nt * ny * nt * ny))[:, ::nt * ny + 1]
+    diag += (1e-15 * xp.max(diag, axis=1))[:, None]
+    return schur
+
+
+def _contiguous(x, xp: Namespace):
+    """A C-contiguous copy of ``x`` (row-major, whatever the strides of ``x``)."""
+    return xp.reshape(xp.reshape(x, (-1,)), tuple(x.shape))
+
+
+def _buffer(work: dict | None, name: str, shape: tuple[int, ...], like, xp: Namespace):
+    """An uninitialised array of ``shape`` (``like``'s dtype and device): the prefix of the
+    flat buffer ``work[name]``, grown when too small, or a fresh array without ``work``."""
+    size = math.prod(shape)
+    buf = None if work is None else work.get(name)
+    if buf is None or buf.shape[0] < size or buf.dtype != like.dtype:
+        buf = xp.empty((size,), like)
+        if work is not None:
+            work[name] = buf
+    return xp.reshape(buf[:size], shape)
+
+
+def _newton_solver(q, pi, rho, free_lam, free_mu, xp: Namespace, work: dict | None = None):
+    r"""Factorise the Newton matrix once; return ``solve(g_lam, g_mu) -> (d_lam, d_mu)``.
+
+    ``mu`` is eliminated block by block. Shapes: ``q, pi (B, Y, T, S)``, ``rho (B, T, S)``,
+    ``g_lam (B, Y, T)``, ``g_mu (B, Y, S)``; fixed variables (``free_* == False``) get a unit
+    diagonal and a zero step.
 
     The coupling of ``lam[., t]`` and ``mu[., s]`` is :math:`C_s = D_s + \Pi_s K_s`, diagonal in
     ``y`` plus rank one per ``(t, s)``, so with :math:`M_s = B_s^{-1}` (``|Y| x |Y|``, computed
     after a symmetric diagonal scaling) the Schur complement
-    :math:`A - \sum_s C_s^\top M_s C_s` is assembled term by term with batched matrix
-    products in :math:`O(|Y|^2 |T|^2 |S|)` operations and :math:`O(|Y|^2 |T| |S|)` memory
-    (the dense product :math:`C^\top (B^{-1} C)` costs :math:`O(|Y|^3 |T|^2 |S|)`), then
-    factorised (Cholesky, :math:`O(|Y|^3 |T|^3)`). Small problems
-    (``|Y||T||S| < STRUCTURED_SIZE``) use :func:`_dense_direction`.
+    :math:`A - \sum_s C_s^\top M_s C_s` is assembled by :func:`_structured_schur` in
+    :math:`O(|Y|^2 |T|^2 |S|)` operations (the dense product :math:`C^\top (B^{-1} C)` costs
+    :math:`O(|Y|^3 |T|^2 |S|)`), then factorised by Cholesky (:math:`O(|Y|^3 |T|^3)`) in
+    float32 (half the time of float64). The factor only preconditions: each direction is
+    refined by conjugate gradients on the exact Newton matrix (applied matrix-free in float64)
+    until its relative residual is below ``ACCURACY``; where that fails, the Schur complement
+    is reassembled from LU solves with :math:`B_s` (:func:`_solved_schur`) and factorised in
+    float64. Small problems (``|Y||T||S| < STRUCTURED_SIZE``) use :func:`_dense_solver`.
     """
     nb, ny, nt, ns = q.shape
     if ny * nt * ns < STRUCTURED_SIZE:
-        return _dense_direction(q, pi, rho, g_lam, g_mu, free_lam, free_mu, xp)
+        return _dense_solver(q, pi, rho, free_lam, free_mu, xp)
     fl = xp.float64(free_lam)
     fm = xp.float64(free_mu)
     qm = q * fl[:, :, :, None] * fm[:, :, None, :]                # D part, (B, Y, T, S)
     rpl = rho[:, None] * pi * fl[:, :, :, None]                   # lam side of the rank one
     pr = pi * fm[:, :, None, :]                                   # mu side of the rank one
-    # mu-mu blocks, one per s: diag(q(y,s)) + sum_t rho pi pi^T; inverted after scaling by
-    # their diagonal (they are ill-conditioned near the end)
+    # mu-mu blocks, one per s: diag(q(y,s)) + sum_t rho pi pi^T; inverted after scaling to a
+    # unit diagonal, plus the ridge (they are ill-conditioned near the end)
     fm_s = xp.moveaxis(fm, 1, 2)                                  # (B, S, Y)
     rpi = rho[:, None] * pi
     b_s = xp.diag_embed(xp.moveaxis(xp.sum(q, axis=2), 1, 2)) + xp.einsum("byts,bzts->bsyz",
@@ -183,93 +305,113 @@ def _newton_direction(q, pi, rho, g_lam, g_mu, free_lam, free_mu, xp: Namespace)
     b_s = b_s * fm_s[:, :, :, None] * fm_s[:, :, None, :] + xp.diag_embed(1.0 - fm_s)
     d = 1.0 / xp.einsum("bsyy->bsy", b_s) ** 0.5
     dd = d[:, :, :, None] * d[:, :, None, :]
-    m_s = xp.solve(b_s * dd, xp.eye(ny, like=q) + 0.0 * b_s) * dd  # (B, S, Y, Y)
+    eye = xp.eye(ny, like=q)
+    b_scaled = b_s * dd + RIDGE * eye
+    m_s = xp.solve(b_scaled, eye + 0.0 * b_s) * dd                # (B, S, Y, Y)
     # lam-lam blocks, one per t
     fl_t = xp.moveaxis(fl, 1, 2)                                  # (B, T, Y)
     a_t = xp.diag_embed(xp.moveaxis(xp.sum(q, axis=3), 1, 2)) + xp.einsum("byts,bzts->btyz",
                                                                           rpi, pi)
     a_t = a_t * fl_t[:, :, :, None] * fl_t[:, :, None, :] + xp.diag_embed(1.0 - fl_t)
-    pr_s = xp.einsum("byts->bsyt", pr)
-    g_s = m_s @ pr_s                                              # M_s Pi_s, (B, S, Y, T)
-    w_s = xp.swapaxes(pr_s, 2, 3) @ g_s                           # Pi_s^T M_s Pi_s, (B, S, T, T)
-    # sum_s C_s^T M_s C_s, indexed [b, t, y, u, z] = [(t, y), (u, z)]; every product is a
-    # batch of plain matrix products over one index
-    q_zsu = _c(xp.einsum("bzus->bzsu", qm), xp)
-    r_usz = _c(xp.einsum("bzus->busz", rpl), xp)
-    x1 = qm[:, None] * xp.einsum("bsyz->bzys", m_s)[:, :, :, None]         # (B, Z, Y, T, S)
-    t1 = xp.reshape(x1, (nb, ny, ny * nt, ns)) @ q_zsu                      # (B, Z, YT, U)
-    del x1
-    cc = xp.einsum("bzytu->btyuz", xp.reshape(t1, (nb, ny, ny, nt, nt)))
-    x2 = qm[:, None] * xp.einsum("bsyu->buys", g_s)[:, :, :, None]         # (B, U, Y, T, S)
-    t2 = xp.reshape(xp.reshape(x2, (nb, nt, ny * nt, ns)) @ r_usz, (nb, nt, ny, nt, ny))
-    del x2
-    t2 = xp.einsum("buytz->btyuz", t2)
-    cc = cc + t2 + xp.einsum("btyuz->buzty", t2)
-    del t2
-    x3 = xp.einsum("byts->btys", rpl)[:, None] * xp.einsum("bstu->buts", w_s)[:, :, :, None]
-    t3 = xp.reshape(xp.reshape(x3, (nb, nt, nt * ny, ns)) @ r_usz, (nb, nt, nt, ny, ny))
-    del x3
-    cc = cc + xp.einsum("butyz->btyuz", t3)
-    del t3
-    schur = -xp.reshape(cc, (nb, nt * ny, nt * ny))
-    del cc
-    blocks = xp.reshape(schur, (nb, nt, ny, nt, ny))
-    idx = xp.arange(nt, like=q)
-    blocks[:, idx, :, idx, :] += xp.moveaxis(a_t, 1, 0)           # block-diagonal A
-    scale = xp.max(xp.einsum("bii->bi", schur), axis=1)
-    schur = schur + (1e-15 * scale)[:, None, None] * xp.eye(nt * ny, like=q)
-    factor = _factor(schur, xp)
 
-    def approx_solve(g_l, g_m):
+    # assembled in float64 (a float32 assembly loses too much to cancellation late in the
+    # run) and factorised, in float32 when large; where that is not enough, reassembled from
+    # LU solves with B_s and factorised in float64; each at most once per Newton matrix
+    schur = _structured_schur(qm, rpl, pr, m_s, a_t, xp, work)
+    factors = {}
+
+    def factor(first):
+        # first: the structured Schur complement, in float32 when large; else the solved one
+        if first not in factors:
+            single = first and nt * ny >= SINGLE_SIZE
+            exact = schur if first else _solved_schur(qm, rpl, pr, b_scaled, d, a_t, xp, work)
+            factors[first] = _factor(exact, xp, single=single)
+            if factors[first][0] == "failed":      # float32 Cholesky broke down
+                factors[first] = factor(False)
+        return factors[first]
+
+    def approx_solve(factor, g_l, g_m):
         # right-hand side g_lam - sum_s C_s^T M_s g_mu_s, then back-substitution
         # d_mu_s = M_s (g_mu_s - C_s d_lam)
         g_ms = xp.moveaxis(g_m * fm, 1, 2)                        # (B, S, Y)
-        v = (m_s @ g_ms[..., None])[..., 0]
-        pv = xp.einsum("bzts,bsz->bts", pr, v)
-        ctv = xp.einsum("byts,bsy->byt", qm, v) + xp.einsum("byts,bts->byt", rpl, pv)
+        v = xp.moveaxis((m_s @ g_ms[..., None])[..., 0], 1, 2)[:, :, None, :]  # (B, Y, 1, S)
+        pv = xp.sum(pr * v, axis=1, keepdims=True)                # (B, 1, T, S)
+        ctv = xp.sum(qm * v + rpl * pv, axis=3)                   # C^T M g_mu, (B, Y, T)
         rhs = xp.reshape(xp.moveaxis(g_l * fl - ctv, 1, 2), (nb, nt * ny, 1))
         d_l = xp.moveaxis(xp.reshape(_factor_solve(factor, rhs, xp), (nb, nt, ny)), 1, 2) * fl
-        rd = xp.einsum("byts,byt->bts", rpl, d_l)
-        c_d = xp.einsum("bzts,bzt->bsz", qm, d_l) + xp.einsum("bzts,bts->bsz", pr, rd)
+        d_l4 = d_l[:, :, :, None]
+        rd = xp.sum(rpl * d_l4, axis=1, keepdims=True)            # (B, 1, T, S)
+        c_d = xp.moveaxis(xp.sum(qm * d_l4 + pr * rd, axis=2), 1, 2)  # C d_lam, (B, S, Y)
         d_m = (m_s @ (g_ms - c_d)[..., None])[..., 0]             # (B, S, Y)
         return d_l, xp.moveaxis(d_m, 1, 2) * fm
 
-    # the structured Schur complement loses digits to cancellation once rho = w/s is large:
-    # iterative refinement against the exact (matrix-free) Newton matrix, keeping a correction
-    # only where it lowers the residual; items still inaccurate fall back to the dense solve
-    def residual(d_l, d_m):
+    def apply(d_l, d_m):
+        # the exact Newton matrix times (d_l, d_m), matrix-free (fixed variables: identity)
         z = d_l[:, :, :, None] + d_m[:, :, None, :]
         u = q * z + rpi * xp.sum(pi * z, axis=1, keepdims=True)
-        r_l = g_lam * fl - (fl * xp.sum(u, axis=3) + (1.0 - fl) * d_l)
-        r_m = g_mu * fm - (fm * xp.sum(u, axis=2) + (1.0 - fm) * d_m)
-        size = xp.sum(r_l * r_l, axis=(1, 2)) + xp.sum(r_m * r_m, axis=(1, 2))
-        return r_l, r_m, size
+        return (fl * xp.sum(u, axis=3) + (1.0 - fl) * d_l,
+                fm * xp.sum(u, axis=2) + (1.0 - fm) * d_m)
 
-    d_lam, d_mu = approx_solve(g_lam, g_mu)
-    r_l, r_m, size = residual(d_lam, d_mu)
-    for _ in range(REFINE):
-        c_l, c_m = approx_solve(r_l, r_m)
-        n_l, n_m = d_lam + c_l, d_mu + c_m
-        nr_l, nr_m, n_size = residual(n_l, n_m)
-        better = n_size < size
-        d_lam = xp.where(better[:, None, None], n_l, d_lam)
-        d_mu = xp.where(better[:, None, None], n_m, d_mu)
-        r_l = xp.where(better[:, None, None], nr_l, r_l)
-        r_m = xp.where(better[:, None, None], nr_m, r_m)
-        size = xp.where(better, n_size, size)
-    g_size = xp.sum(g_lam * g_lam * fl, axis=(1, 2)) + xp.sum(g_mu * g_mu * fm, axis=(1, 2))
-    bad = size > ACCURACY**2 * g_size
-    if xp.any(bad):
-        d_l, d_m = _dense_direction(q[bad], pi[bad], rho[bad], g_lam[bad], g_mu[bad],
-                                    free_lam[bad], free_mu[bad], xp)
-        d_lam[bad] = d_l
-        d_mu[bad] = d_m
-    return d_lam, d_mu
+    def dot(a_l, a_m, b_l, b_m):
+        return xp.sum(a_l * b_l, axis=(1, 2)) + xp.sum(a_m * b_m, axis=(1, 2))
+
+    def solve(g_lam, g_mu):
+        g_lam, g_mu = g_lam * fl, g_mu * fm
+        target = ACCURACY**2 * dot(g_lam, g_mu, g_lam, g_mu)
+
+        def refined(factor):
+            # conjugate gradients on the exact Newton matrix, preconditioned by the factorised
+            # Schur complement (residuals recomputed from the iterate at every step); the
+            # iterate with the smallest residual is kept
+            x_l, x_m = approx_solve(factor, g_lam, g_mu)
+            h_l, h_m = apply(x_l, x_m)
+            r_l, r_m = g_lam - h_l, g_mu - h_m
+            best_l, best_m, best = x_l, x_m, dot(r_l, r_m, r_l, r_m)
+            if REFINE == 0 or xp.all(best <= target):
+                return best_l, best_m, best
+            p_l, p_m = approx_solve(factor, r_l, r_m)
+            rz = dot(r_l, r_m, p_l, p_m)
+            for _ in range(REFINE):
+                h_l, h_m = apply(p_l, p_m)
+                php = dot(p_l, p_m, h_l, h_m)
+                ok = (php > 0) & (rz > 0)
+                alpha = xp.where(ok, rz / xp.where(ok, php, 1.0), 0.0)[:, None, None]
+                x_l, x_m = x_l + alpha * p_l, x_m + alpha * p_m
+                h_l, h_m = apply(x_l, x_m)
+                r_l, r_m = g_lam - h_l, g_mu - h_m
+                size = dot(r_l, r_m, r_l, r_m)
+                better = size < best
+                best_l = xp.where(better[:, None, None], x_l, best_l)
+                best_m = xp.where(better[:, None, None], x_m, best_m)
+                best = xp.where(better, size, best)
+                if xp.all(best <= target):
+                    break
+                z_l, z_m = approx_solve(factor, r_l, r_m)
+                rz_new = dot(r_l, r_m, z_l, z_m)
+                beta = xp.where(rz > 0, rz_new / xp.where(rz > 0, rz, 1.0), 0.0)[:, None, None]
+                p_l, p_m = z_l + beta * p_l, z_m + beta * p_m
+                rz = rz_new
+            return best_l, best_m, best
+
+        # the float32 factor of the structured Schur complement first; where refinement does
+        # not reach ACCURACY (that assembly loses digits to cancellation once rho = w/s is
+        # large), the float64 factor of the solved one (kept for the next right-hand side);
+        # per item the direction with the smaller residual
+        d_lam, d_mu, size = refined(factor(True))
+        if xp.any(size > target):
+            d_l, d_m, size64 = refined(factor(False))
+            better = (size64 < size)[:, None, None]
+            d_lam = xp.where(better, d_l, d_lam)
+            d_mu = xp.where(better, d_m, d_mu)
+        return d_lam, d_mu
+
+    return solve
 
 
-def _dense_direction(q, pi, rho, g_lam, g_mu, free_lam, free_mu, xp: Namespace):
-    """The Newton direction from the dense Schur complement ``sum_s C_s^T B_s^{-1} C_s``
-    (:math:`O(|Y|^3|T|^2|S|)` operations): slower for large problems but accurate to the end.
+def _dense_solver(q, pi, rho, free_lam, free_mu, xp: Namespace):
+    """Factorise the dense Schur complement ``A - sum_s C_s^T B_s^{-1} C_s``
+    (:math:`O(|Y|^3|T|^2|S|)` operations: slower for large problems but accurate to the end);
+    return ``solve(g_lam, g_mu) -> (d_lam, d_mu)``.
 
     Shapes: ``q, pi (B, Y, T, S)``, ``rho (B, T, S)``, ``g_lam (B, Y, T)``, ``g_mu (B, Y, S)``;
     fixed variables (``free_* == False``) get a unit diagonal and a zero step.
@@ -278,96 +420,103 @@ def _dense_direction(q, pi, rho, g_lam, g_mu, free_lam, free_mu, xp: Namespace):
     fl = xp.float64(free_lam)
     fm = xp.float64(free_mu)
     rpi = rho[:, None] * pi
-    # mu-mu blocks, one per s: diag(q(y,s)) + sum_t rho pi pi^T (ill-conditioned near the
-    # end: solve with them, never form their inverse)
+    # mu-mu blocks, one per s: diag(q(y,s)) + sum_t rho pi pi^T, scaled to a unit diagonal
+    # (they are ill-conditioned near the end: solve with them, never form their inverse);
+    # B_s^{-1} x = d * (b_s^{-1} (d * x))
     fm_s = xp.moveaxis(fm, 1, 2)                                  # (B, S, Y)
     b_s = xp.diag_embed(xp.moveaxis(xp.sum(q, axis=2), 1, 2)) + xp.einsum("byts,bzts->bsyz",
                                                                           rpi, pi)
     b_s = b_s * fm_s[:, :, :, None] * fm_s[:, :, None, :] + xp.diag_embed(1.0 - fm_s)
+    d = (1.0 / xp.einsum("bsyy->bsy", b_s) ** 0.5)[..., None]     # (B, S, Y, 1)
+    b_s = b_s * d * xp.swapaxes(d, 2, 3) + RIDGE * xp.eye(ny, like=q)
     # lam-lam blocks, one per t
     fl_t = xp.moveaxis(fl, 1, 2)                                  # (B, T, Y)
     a_t = xp.diag_embed(xp.moveaxis(xp.sum(q, axis=3), 1, 2)) + xp.einsum("byts,bzts->btyz",
                                                                           rpi, pi)
     a_t = a_t * fl_t[:, :, :, None] * fl_t[:, :, None, :] + xp.diag_embed(1.0 - fl_t)
     # coupling C[b, s, z, t, y] = fl(y,t) fm(z,s) (d(y,z) q(y,t,s) + rho pi(y) pi(z))
-    mask = fl[:, :, :, None] * fm[:, :, None, :]
-    cross = (xp.einsum("byts,bzts->bszty", rpi * fl[:, :, :, None], pi * fm[:, :, None, :])
-             + xp.einsum("byts,yz->bszty", q * mask, xp.eye(ny, like=q)))
+    cross = (xp.einsum("bzts->bszt", pi * fm[:, :, None, :])[..., None]
+             * xp.einsum("byts->bsty", rpi * fl[:, :, :, None])[:, :, None])
+    idx = xp.arange(ny, like=q)
+    cross[:, :, idx, :, idx] += xp.einsum("byts->ybst", q * fl[:, :, :, None] * fm[:, :, None, :])
     cross = xp.reshape(cross, (nb, ns, ny, nt * ny))
     cross_t = xp.swapaxes(xp.reshape(cross, (nb, ns * ny, nt * ny)), 1, 2)
-    g_mu_s = xp.moveaxis(g_mu * fm, 1, 2)[..., None]              # (B, S, Y, 1)
-    # one batched solve for B_s^{-1} [C_s, g_mu_s]
-    xv = xp.solve(b_s, _cat(cross, g_mu_s, xp))
-    x = xp.reshape(xv[..., :-1], (nb, ns * ny, nt * ny))          # B_s^{-1} C_s
-    v = xp.reshape(xv[..., -1:], (nb, ns * ny, 1))                # B_s^{-1} g_mu_s
+    x = xp.reshape(d * xp.solve(b_s, d * cross), (nb, ns * ny, nt * ny))  # B_s^{-1} C_s
     schur = -(cross_t @ x)
     blocks = xp.reshape(schur, (nb, nt, ny, nt, ny))
     idx = xp.arange(nt, like=q)
     blocks[:, idx, :, idx, :] += xp.moveaxis(a_t, 1, 0)           # block-diagonal A
     scale = xp.max(xp.einsum("bii->bi", schur), axis=1)
     schur = schur + (1e-15 * scale)[:, None, None] * xp.eye(nt * ny, like=q)
-    rhs = xp.reshape(xp.moveaxis(g_lam * fl, 1, 2), (nb, nt * ny, 1)) - cross_t @ v
-    d_lam = xp.solve(schur, rhs)                                  # (B, T*Y, 1)
-    back = xp.reshape(xp.swapaxes(cross_t, 1, 2) @ d_lam, (nb, ns, ny, 1))
-    d_mu = xp.solve(b_s, g_mu_s - back)[..., 0]                   # (B, S, Y)
-    d_lam = xp.moveaxis(xp.reshape(d_lam, (nb, nt, ny)), 1, 2) * fl
-    d_mu = xp.moveaxis(d_mu, 1, 2) * fm
-    return d_lam, d_mu
+    factor = _factor(schur, xp)
+
+    def solve(g_lam, g_mu):
+        # with v = B^{-1} g_mu: C^T v = x^T g_mu and d_mu = v - x d_lam (one solve with B)
+        g_mu_s = xp.moveaxis(g_mu * fm, 1, 2)[..., None]          # (B, S, Y, 1)
+        v = xp.reshape(d * xp.solve(b_s, d * g_mu_s), (nb, ns * ny, 1))  # B_s^{-1} g_mu_s
+        rhs = xp.reshape(xp.moveaxis(g_lam * fl, 1, 2), (nb, nt * ny, 1)) - cross_t @ v
+        d_lam = _factor_solve(factor, rhs, xp)                    # (B, T*Y, 1)
+        d_mu = xp.reshape(v - x @ d_lam, (nb, ns, ny))            # (B, S, Y)
+        d_lam = xp.moveaxis(xp.reshape(d_lam, (nb, nt, ny)), 1, 2) * fl
+        return d_lam, xp.moveaxis(d_mu, 1, 2) * fm
+
+    return solve
 
 
-def _cat(a, b, xp: Namespace):
-    """``a`` and ``b`` side by side along the last axis."""
+def _factor(a, xp: Namespace, single: bool = False):
+    """Batched factorisation of the symmetric ``a[..., n, n]`` for :func:`_factor_solve`.
+
+    Cholesky (only the lower triangle is read), or a float64 LU where rounding made ``a``
+    numerically indefinite (numpy batches of more than one item are solved afresh by numpy's
+    batched solver at each use). With ``single``, a float32 Cholesky, and ``("failed", None)``
+    instead of an LU. ``a`` is left unchanged (float64 input).
+    """
     if xp.name == "torch":
         import torch
 
-        return torch.cat([a, b], dim=-1)
+        chol, info = torch.linalg.cholesky_ex(a.float() if single else a.double())
+        if bool((info == 0).all()):
+            return "cholesky", chol
+        return ("failed", None) if single else ("lu", torch.linalg.lu_factor(a.double()))
     import numpy as np
 
-    return np.concatenate([a, b], axis=-1)
-
-
-def _c(x, xp: Namespace):
-    """A C-contiguous copy of ``x`` (so that batched products run as BLAS calls)."""
-    return xp.reshape(xp.reshape(x, (-1,)), tuple(x.shape))
-
-
-def _factor(a, xp: Namespace):
-    """Batched factorisation of the symmetric ``a[..., n, n]`` for :func:`_factor_solve`:
-    Cholesky, or LU where rounding made ``a`` numerically indefinite (numpy batches of more
-    than one item are solved afresh by numpy's batched solver at each use)."""
-    if xp.name == "torch":
-        import torch
-
-        chol, info = torch.linalg.cholesky_ex(a)
-        if not bool((info == 0).all()):
-            return "lu", torch.linalg.lu_factor(a)
-        return "cholesky", chol
     if a.shape[0] > 1:   # scipy loops over a batch in Python: numpy's batched solve instead
-        return "solve", a
+        return ("failed", None) if single else ("solve", np.asarray(a, dtype=np.float64))
     import scipy.linalg
+    from scipy.linalg import lapack
 
-    try:
-        return "cholesky", scipy.linalg.cho_factor(a, lower=True, check_finite=False)
-    except scipy.linalg.LinAlgError:
-        return "lu", scipy.linalg.lu_factor(a, check_finite=False)
+    # a is symmetric and C-ordered: its transpose is the Fortran-ordered array LAPACK wants
+    if single:
+        c, info = lapack.spotrf(np.asarray(a[0], dtype=np.float32).T, lower=1, overwrite_a=1,
+                                clean=0)
+    else:
+        c, info = lapack.dpotrf(np.asarray(a[0], dtype=np.float64).T, lower=1, overwrite_a=0,
+                                clean=0)
+    if info == 0:
+        return "cholesky", (c, True)
+    if single:
+        return "failed", None
+    return "lu", scipy.linalg.lu_factor(a, check_finite=False)
 
 
 def _factor_solve(factor, b, xp: Namespace):
-    """``a^{-1} b`` from :func:`_factor`'s output, ``b[..., n, k]``."""
+    """``a^{-1} b`` from :func:`_factor`'s output, ``b[..., n, k]`` (float64 out)."""
     kind, f = factor
     if xp.name == "torch":
         import torch
 
         if kind == "lu":
             return torch.linalg.lu_solve(*f, b)
-        return torch.cholesky_solve(b, f)
+        return torch.cholesky_solve(b.to(f.dtype), f).to(b.dtype)
     if kind == "solve":
         return xp.solve(f, b)
     import scipy.linalg
 
     if kind == "lu":
         return scipy.linalg.lu_solve(f, b, check_finite=False)
-    return scipy.linalg.cho_solve(f, b, check_finite=False)
+    c, lower = f
+    return scipy.linalg.cho_solve((c, lower), b[0].astype(c.dtype),
+                                  check_finite=False)[None].astype(b.dtype)
 
 
 def _pin_gauge(p_ys, xp: Namespace):
@@ -411,22 +560,47 @@ def _residuals(pb: _Problem, w, sl, h, pi, inv_t, xp: Namespace):
     return q, r_lam, r_mu, r_p, r_c, norm
 
 
-def _step(pb: _Problem, state, centering, xp: Namespace):
-    """One damped Newton step on ``state = (lam, mu, w, slack, h, pi)``; returns the new state
-    and the step length taken."""
+def _step(pb: _Problem, state, xp: Namespace, work: dict | None = None):
+    r"""One damped Mehrotra predictor-corrector step on ``state = (lam, mu, w, slack, h, pi)``;
+    returns the new state and the step length taken.
+
+    Both directions use one factorisation: the predictor aims at :math:`w s = 0`, its longest
+    step sets the barrier target :math:`1/\tau = \sigma \eta / m` with
+    :math:`\sigma = (\eta_\text{aff} / \eta)^3`, and the corrector adds the second-order
+    term :math:`\Delta w_\text{aff} \Delta s_\text{aff}` to the complementarity residual.
+    """
     lam, mu, w, sl, h, pi = state
     eta = xp.sum(xp.where(pb.live, w * sl, 0.0), axis=(1, 2))
-    inv_t = eta / (centering * xp.maximum(pb.m, 1.0))
-    q, r_lam, r_mu, r_p, r_c, norm0 = _residuals(pb, w, sl, h, pi, inv_t, xp)
+    m = xp.maximum(pb.m, 1.0)
+    q, r_lam, r_mu, r_p, r_c_aff, _ = _residuals(pb, w, sl, h, pi, eta * 0.0, xp)
     w_over_s = w / sl
     rho = xp.where(pb.live, w_over_s - w, 0.0)
-    coef = w_over_s * r_p - r_c / sl
-    g_lam = -r_lam - xp.sum(pi * coef[:, None], axis=3)
-    g_mu = -r_mu - xp.sum(pi * coef[:, None], axis=2)
-    d_lam, d_mu = _newton_direction(q, pi, rho, g_lam, g_mu, pb.free_lam, pb.free_mu, xp)
-    dh = xp.sum(pi * (d_lam[:, :, :, None] + d_mu[:, :, None, :]), axis=1)
-    d_w = xp.where(pb.live, w_over_s * (dh + r_p) - r_c / sl, 0.0)
-    d_s = xp.where(pb.live, -r_p - dh, 0.0)
+    solver = _newton_solver(q, pi, rho, pb.free_lam, pb.free_mu, xp, work)
+
+    def direction(r_c):
+        coef = w_over_s * r_p - r_c / sl
+        g_lam = -r_lam - xp.sum(pi * coef[:, None], axis=3)
+        g_mu = -r_mu - xp.sum(pi * coef[:, None], axis=2)
+        d_lam, d_mu = solver(g_lam, g_mu)
+        dh = xp.sum(pi * (d_lam[:, :, :, None] + d_mu[:, :, None, :]), axis=1)
+        d_w = xp.where(pb.live, w_over_s * (dh + r_p) - r_c / sl, 0.0)
+        d_s = xp.where(pb.live, -r_p - dh, 0.0)
+        return d_lam, d_mu, d_w, d_s
+
+    # predictor
+    _, _, dw_aff, ds_aff = direction(r_c_aff)
+    a_aff = xp.minimum(xp.minimum(_max_step(w, dw_aff, xp), _max_step(sl, ds_aff, xp)), 1.0)
+    a_aff = a_aff[:, None, None]
+    eta_aff = xp.sum(xp.where(pb.live, (w + a_aff * dw_aff) * (sl + a_aff * ds_aff), 0.0),
+                     axis=(1, 2))
+    sigma = xp.maximum(xp.minimum(xp.maximum(eta_aff / eta, 0.0), 1.0) ** 3, SIGMA_MIN)
+    inv_t = sigma * eta / m
+    # corrector
+    r_c = xp.where(pb.live, w * sl - inv_t[:, None, None] + dw_aff * ds_aff, 0.0)
+    d_lam, d_mu, d_w, d_s = direction(r_c)
+    r_c0 = r_c_aff - xp.where(pb.live, inv_t[:, None, None], 0.0)
+    norm0 = (xp.sum(r_lam * r_lam, axis=(1, 2)) + xp.sum(r_mu * r_mu, axis=(1, 2))
+             + xp.sum(r_p * r_p, axis=(1, 2)) + xp.sum(r_c0 * r_c0, axis=(1, 2))) ** 0.5
     alpha = xp.minimum(_max_step(w, d_w, xp), _max_step(sl, d_s, xp))
     alpha = BOUNDARY * xp.minimum(alpha, 1.0 / BOUNDARY)
     accepted = alpha < 0  # all False
@@ -484,9 +658,9 @@ def solve(p, xp: Namespace, tol: float, max_iter: int, done=None) -> SolverOutpu
     best_low = xp.zeros((nb,), like=p) - math.inf
     best_up = xp.zeros((nb,), like=p) + math.inf
     best_lam, best_mu, best_q = xp.copy(lam), xp.copy(mu), xp.copy(p)
-    centering = xp.zeros((nb,), like=p) + CENTERING
     iterations = 0
     active = ~done
+    work: dict = {}                                               # large buffers, reused
     for iterations in range(max_iter + 1):
         if not xp.any(active):
             break
@@ -513,11 +687,9 @@ def solve(p, xp: Namespace, tol: float, max_iter: int, done=None) -> SolverOutpu
         active_new[active] = keep
         active = active_new
         sub = sub.take(keep)
-        new, alpha = _step(sub, tuple(x[active] for x in state), centering[active], xp)
+        new, _ = _step(sub, tuple(x[active] for x in state), xp, work)
         for x, n in zip(state, new, strict=True):
             x[active] = n
-        # long steps were taken: aim the next barrier parameter lower (adaptive centering)
-        centering[active] = xp.where(alpha > 0.9, alpha * 0.0 + CENTERING * FAST, CENTERING)
     if swap:
         best_lam, best_mu = best_mu, best_lam
         best_q = xp.swapaxes(best_q, 2, 3)

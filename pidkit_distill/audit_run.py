@@ -197,7 +197,7 @@ def audit(teacher, student, data: Any, layers: Sequence[tuple[str, str]] | None 
         I(Y;T),\ I(Y;S),\ \mathrm{Red}(Y{:}T,S),\ \mathrm{Uni}(Y{:}T\setminus S),\
         \mathrm{Uni}(Y{:}S\setminus T),\ \mathrm{Syn}(Y{:}T,S)
 
-    with the chosen estimator (see :mod:`pidkit_distill.audit`), in units of ``base``.
+    with the chosen estimator (see :mod:`pidkit_distill.audit_run`), in units of ``base``.
 
     Parameters
     ----------
@@ -221,8 +221,14 @@ def audit(teacher, student, data: Any, layers: Sequence[tuple[str, str]] | None 
         shuffles the labels against both layers, so it tests "T and S say nothing about Y",
         not "Red = 0").
     interval : {"basic", "percentile"}, default "basic"
-        Kind of bootstrap interval. "basic" corrects the upward bias of plug-in information
-        estimates (see :func:`~pidkit_distill.audit_estimators.bootstrap_interval`).
+        Kind of bootstrap interval. ``"basic"`` :math:`[2\hat\theta - q_{hi}, 2\hat\theta -
+        q_{lo}]` corrects the upward bias of plug-in information estimates and is an interval
+        for the true value: **for a small, biased atom it can lie entirely below the point
+        estimate** (e.g. synergy 0.243 bits with basic interval [0.137, 0.199] while the
+        replicates span [0.287, 0.350]; docs/audit.md, "How sure is a number?").
+        ``"percentile"`` :math:`[q_{lo}, q_{hi}]` is the spread of the replicates (it can
+        exclude 0 for an atom that is 0). See
+        :func:`~pidkit_distill.audit_estimators.bootstrap_interval`.
     seed : int, default 0
         Seeds the discretisers and the bootstrap: equal seeds give equal reports.
     measure : str, default "broja"
