@@ -315,10 +315,16 @@ def _tensors(dataset):
 
 
 def _fit_teacher(setup: Setup, train, seed: int, device: str = "cpu"):
+    """A teacher trained on ``train``; its initialisation is drawn from a forked RNG seeded
+    with ``seed`` (torch's own start-up seed differs between processes)."""
+    import torch
+
     from . import models
     from .train import distill
 
-    model = make_teacher(setup)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(20_000 + seed)
+        model = make_teacher(setup)
     options = {"lr": 3e-3, **setup.teacher_options}
     distill(None, model, train, method="none", epochs=setup.teacher_epochs,
             batch_size=setup.teacher_batch_size, progress=False, seed=seed, device=device,
@@ -876,8 +882,8 @@ def diagnosis_variants(dataset: str = "digits") -> list[tuple[str, Setup, str, s
     for label, setup in steps:
         for method, teacher in (("none", "trained"), ("vid", "trained"), ("rid", "trained"),
                                 ("vid", "nuisance"), ("rid", "nuisance")):
-            if method == "none" and "warm-up" in label:
-                continue  # same as the row above: warmup_student only changes RID
+            if method != "rid" and "warm-up" in label:
+                continue  # same as the rows above: warmup_student only changes RID
             out.append((label, setup, method, teacher))
     return out
 

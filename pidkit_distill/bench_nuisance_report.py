@@ -263,12 +263,17 @@ def write_sweep(result: Mapping[str, Any], out_dir: Path) -> dict[str, Path]:
 
 
 def _terms(run: Mapping[str, Any]) -> list[tuple[int, float, float, float]]:
-    """Per student-phase epoch: (epoch, CE, weighted distillation term, train accuracy)."""
+    """Per epoch in which the student trained (student phase, or a warm-up epoch with
+    ``warmup_student``, which logs the student's ``train_ce``): (epoch, CE, weighted
+    distillation term, train accuracy)."""
     setup = run["setup"]
     base = run["method"].partition(":")[0]
     opts = setup["method_options"].get(base, {})
     out = []
     for h in run["history"]:
+        if h.get("phase") == "warmup" and "train_ce" in h:
+            out.append((h["epoch"], h["train_ce"], 0.0, math.nan))
+            continue
         if h.get("phase") != "student":
             continue
         if base == "vid":
@@ -307,7 +312,8 @@ def write_diagnosis(result: Mapping[str, Any], out_dir: Path) -> dict[str, Path]
           f"Evaluated on: {result['evaluated_on']}; one seed. Weighted distillation term: "
           "lambda_VID x mean Gaussian NLL (VID); lambda2 x mean V^2 / sigma (RID, without "
           "the ||sigma||^2 part, which does not reach the student). CE and the term are "
-          "epoch means over the student-phase batches (CE over labelled samples only).", "",
+          "epoch means over the batches of the epochs in which the student trains (CE over "
+          "labelled samples only; the V term is off in the warm-up).", "",
           *lines, ""]
     paths["md"].write_text("\n".join(md))
     return paths

@@ -226,7 +226,7 @@ def test_warmup_student_trains_the_student_only_when_asked():
 def test_diagnosis_terms_weight_the_logged_parts_and_skip_other_phases():
     from pidkit_distill.bench_nuisance_report import _terms
 
-    hist = [{"epoch": 0, "phase": "warmup", "train_ce": 9.0},
+    hist = [{"epoch": 0, "phase": "warmup", "train_head_ce": 9.0},
             {"epoch": 1, "phase": "student", "train_ce": 2.0, "train_v_term": 0.5,
              "train_vid": 0.3, "train_acc": 0.4},
             {"epoch": 2, "phase": "teacher", "train_v_term": 7.0},
@@ -240,6 +240,10 @@ def test_diagnosis_terms_weight_the_logged_parts_and_skip_other_phases():
     assert rid[0][1:] == (2.0, pytest.approx(5.0), 0.4)
     assert rid[1][2] == pytest.approx(2.5)
     assert vid[0][2] == pytest.approx(30.0) and vid[1][2] == pytest.approx(20.0)
+    # A warm-up epoch in which the student trained (warmup_student) counts, with no V term.
+    hist[0]["train_ce"] = 2.5
+    warm = _terms({"method": "rid", "history": hist, "setup": {"method_options": opts}})
+    assert [t[0] for t in warm] == [0, 1, 3] and warm[0][1:3] == (2.5, 0.0)
 
 
 def test_diagnosis_goes_from_the_previous_regime_to_the_recorded_one():
@@ -248,3 +252,19 @@ def test_diagnosis_goes_from_the_previous_regime_to_the_recorded_one():
     assert (first.student_width, first.unlabelled_per_class, first.batch_size) == (4, 0, 25)
     assert "warmup_student" not in first.rid_schedule
     assert last == bn.SETUPS["digits"]
+
+
+def test_trained_teacher_does_not_depend_on_the_process_rng():
+    from dataclasses import replace
+
+    from pidkit_distill import data
+
+    setup = replace(bn.SETUPS["digits"], teacher_width=2, teacher_epochs=1)
+    train = torch.utils.data.Subset(data.load_digits()[0], range(64))
+    first = bn._fit_teacher(setup, train, seed=3)
+    torch.rand(17)  # move the global RNG: the teacher must not change
+    second = bn._fit_teacher(setup, train, seed=3)
+    other = bn._fit_teacher(setup, train, seed=4)
+    a, b, c = (m.state_dict() for m in (first, second, other))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], c[k]) for k in a)

@@ -1,10 +1,14 @@
 """BROJA's linear algebra (pidkit.discrete.broja._ipm): the structured Schur complement with
 its float32 Cholesky preconditioner against the dense Newton solve and against cvxpy +
 Clarabel, the certificate staying a proof whatever the directions' accuracy, batched structured
-solves equal to one-at-a-time ones (numpy and torch), and a large k = 4 batch that once made
-the small-matrix solves singular."""
+solves equal to one-at-a-time ones (numpy and torch), a large k = 4 batch that once made
+the small-matrix solves singular, a sparse audit count table (and its bootstrap replicates) on
+which the unbounded Mehrotra corrector diverged, and a zero diagonal in a mu-mu block."""
 
 from __future__ import annotations
+
+import math
+import warnings
 
 import numpy as np
 import pytest
@@ -56,6 +60,9 @@ def apply_newton_matrix(q, pi, rho, free_lam, free_mu, d_lam, d_mu):
 @pytest.mark.parametrize("steps", [2, 6])
 def test_structured_float32_factor_solves_the_newton_system(steps, monkeypatch):
     monkeypatch.setattr(_ipm, "SINGLE_SIZE", 0)   # float32 first, as for k >= 46
+    # the float32-preconditioned conjugate gradients alone reach a 1e-9 relative residual
+    # (the solver asks for 1e-12 and runs the float64 round where they stop short)
+    monkeypatch.setattr(_ipm, "ACCURACY", 1e-9)
     p = random_pmf(np.random.default_rng(21), STRUCTURED_SHAPE, 0.3)
     q, pi, rho, free_lam, free_mu = newton_matrix_state(p, steps)
     kinds = []
@@ -186,3 +193,100 @@ def test_solved_schur_equals_structured_schur():
     structured, solved = seen
     assert structured.shape == solved.shape == (1, 9 * 12, 9 * 12)   # smaller source is T
     np.testing.assert_allclose(solved, structured, atol=1e-9 * np.abs(structured).max())
+
+
+# A 10 x 10 x 10 count table (n = 2000) from a bootstrap replicate of an audit (labels x two
+# discretised features), stored sparsely: flat index -> count; 70% of the cells are zero.
+# The Mehrotra corrector without its bound overflowed on it and on about 20% of its own
+# bootstrap replicates, stopping after 200 iterations with a gap near 0.05 bits.
+AUDIT_CELLS = (
+    0, 8, 14, 15, 22, 26, 27, 28, 32, 34, 36, 43, 44, 46, 56, 57, 59, 61, 62, 66, 75, 79, 80, 86,
+    87, 90, 91, 92, 93, 94, 96, 97, 98, 99, 100, 103, 111, 112, 113, 117, 118, 120, 121, 122, 123,
+    124, 126, 127, 128, 129, 130, 134, 146, 152, 157, 161, 162, 170, 175, 178, 182, 186, 192, 193,
+    194, 208, 210, 211, 212, 213, 214, 215, 216, 217, 218, 219, 220, 222, 230, 234, 238, 244, 247,
+    253, 257, 261, 275, 280, 282, 283, 286, 292, 295, 300, 301, 311, 315, 319, 321, 323, 325, 328,
+    334, 338, 346, 348, 353, 359, 360, 361, 362, 363, 364, 365, 366, 367, 368, 369, 379, 383, 386,
+    392, 398, 400, 405, 406, 412, 416, 418, 423, 428, 434, 441, 443, 445, 446, 450, 451, 452, 453,
+    454, 455, 456, 457, 458, 459, 460, 461, 473, 476, 479, 481, 486, 492, 497, 503, 512, 513, 522,
+    526, 528, 530, 531, 532, 533, 534, 535, 536, 537, 538, 539, 544, 546, 561, 565, 568, 569, 575,
+    579, 586, 594, 599, 605, 612, 613, 628, 631, 633, 634, 638, 642, 646, 650, 661, 665, 666, 673,
+    675, 680, 681, 682, 683, 684, 685, 686, 687, 688, 689, 692, 693, 694, 705, 709, 710, 713, 714,
+    724, 728, 734, 737, 740, 741, 742, 743, 744, 745, 746, 747, 748, 749, 758, 761, 768, 774, 775,
+    776, 781, 798, 800, 804, 806, 813, 823, 825, 826, 828, 829, 831, 833, 834, 841, 842, 843, 853,
+    857, 861, 862, 864, 870, 871, 872, 873, 874, 875, 876, 877, 878, 879, 900, 901, 902, 903, 904,
+    905, 906, 907, 908, 909, 913, 918, 923, 927, 928, 934, 943, 946, 953, 956, 960, 961, 975, 977,
+    979, 986, 992, 999,
+)
+AUDIT_COUNTS = (
+    7, 3, 2, 1, 1, 1, 1, 2, 3, 1, 3, 2, 1, 1, 1, 2, 2, 6, 6, 2, 3, 1, 2, 1, 1, 2, 6, 62, 4, 16, 11,
+    5, 11, 4, 5, 1, 2, 1, 5, 1, 1, 4, 10, 7, 8, 5, 16, 6, 79, 3, 4, 1, 4, 1, 1, 4, 1, 1, 1, 1, 1,
+    2, 1, 2, 1, 2, 8, 1, 9, 75, 13, 3, 13, 12, 8, 10, 1, 1, 2, 2, 1, 1, 1, 1, 4, 5, 2, 2, 1, 1, 2,
+    2, 2, 2, 1, 1, 1, 2, 1, 1, 1, 9, 4, 1, 1, 1, 3, 1, 11, 75, 10, 10, 4, 4, 15, 7, 10, 7, 2, 1, 4,
+    3, 1, 3, 1, 3, 2, 3, 2, 1, 1, 2, 1, 1, 2, 4, 11, 16, 5, 9, 11, 2, 21, 68, 11, 3, 1, 1, 2, 1, 1,
+    1, 1, 3, 1, 4, 2, 2, 1, 1, 2, 11, 9, 5, 10, 85, 2, 18, 7, 20, 5, 1, 2, 7, 1, 1, 2, 3, 3, 2, 3,
+    1, 2, 2, 4, 1, 3, 2, 4, 1, 1, 2, 1, 2, 3, 3, 2, 4, 12, 5, 17, 9, 8, 15, 75, 7, 9, 7, 3, 4, 1,
+    1, 1, 2, 1, 1, 2, 2, 3, 1, 4, 8, 3, 4, 8, 1, 126, 11, 5, 4, 2, 1, 1, 1, 4, 3, 1, 2, 2, 1, 1, 3,
+    2, 1, 1, 3, 2, 1, 3, 1, 3, 1, 1, 1, 2, 2, 1, 2, 12, 7, 6, 4, 8, 42, 16, 8, 13, 43, 105, 9, 8,
+    6, 7, 8, 21, 14, 11, 4, 2, 3, 1, 1, 6, 6, 1, 6, 2, 3, 1, 2, 3, 3, 3, 7, 9, 2,
+)
+
+
+def audit_counts() -> np.ndarray:
+    counts = np.zeros(1000)
+    counts[list(AUDIT_CELLS)] = AUDIT_COUNTS
+    return counts.reshape(10, 10, 10)
+
+
+def test_sparse_audit_count_table_regression():
+    counts = audit_counts()
+    p = counts / counts.sum()
+    # bootstrap replicates of the table (multinomial resampling, seeded), as the audit draws
+    rng = np.random.default_rng(7)
+    boots = rng.multinomial(int(counts.sum()), p.ravel(), size=12).reshape(12, 10, 10, 10)
+    batch = np.concatenate([p[None], boots / counts.sum()])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        single = pidkit.pid(p, target=0, measure="broja")
+        r = pidkit.broja(batch, batch=True)
+        r_t = pidkit.broja(torch.tensor(batch), batch=True)
+    assert single.solver.status == r.solver.status == r_t.solver.status == "optimal"
+    assert single.solver.certificate.gap <= 1e-9
+    assert np.all(r.solver.certificate.upper - r.solver.certificate.lower <= 1e-9)
+    ref = reference_unique(p)
+    assert single.unique[0] == pytest.approx(ref, abs=1e-7)
+    assert r.unique[0][0] == pytest.approx(ref, abs=1e-7)
+    assert float(r_t.unique[0][0]) == pytest.approx(ref, abs=1e-7)
+    # replicate 4 (batch item 5) also diverged without the bound
+    assert r.unique[0][5] == pytest.approx(reference_unique(batch[5]), abs=1e-7)
+
+
+def test_corrector_bound_is_what_fixes_the_audit_table(monkeypatch):
+    # without the bound on the second-order term the same table diverges: the bound (not an
+    # unrelated change) is what the regression test above relies on
+    monkeypatch.setattr(_ipm, "CORRECTOR_CAP", math.inf)
+    counts = audit_counts()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out = _ipm.solve((counts / counts.sum())[None], NUMPY, tol=1e-9, max_iter=40)
+    assert not bool(out.converged[0])
+
+
+def test_zero_diagonal_mu_block_gives_finite_directions():
+    # a free mu[y, s] whose softmax weights all underflowed has a zero row in B_s: the
+    # unit-diagonal scaling must not divide by zero (both Newton solvers, warnings as errors)
+    p = random_pmf(np.random.default_rng(71), STRUCTURED_SHAPE, 0.2)
+    q, pi, rho, free_lam, free_mu = newton_matrix_state(p, 3)
+    y, s = np.argwhere(free_mu[0])[0]
+    q, pi = q.copy(), pi.copy()
+    q[0, y, :, s] = 0.0
+    pi[0, y, :, s] = 0.0
+    rng = np.random.default_rng(72)
+    g_lam = rng.standard_normal(free_lam.shape) * free_lam
+    g_mu = rng.standard_normal(free_mu.shape) * free_mu
+    assert _ipm._unit_diagonal_scaling(np.array([[0.0, 1.0], [1.0, 4.0]])[None, None], NUMPY
+                                       ).tolist() == [[[1.0, 0.5]]]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        for make in (_ipm._newton_solver, _ipm._dense_solver):
+            d_lam, d_mu = make(q, pi, rho, free_lam, free_mu, NUMPY)(g_lam, g_mu)
+            assert np.isfinite(d_lam).all() and np.isfinite(d_mu).all()

@@ -71,7 +71,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--grad-clip", type=float, default=100.0)
     p.add_argument("--amp", action="store_true")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the models' initial weights, the data split and order")
     p.add_argument("--out", help="output folder (metrics.csv/json, checkpoint.pt)")
     p.add_argument("--resume", help="checkpoint to resume from")
     p.add_argument("--save-student", help="write the student's state_dict here at the end")
@@ -88,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
                                    samples_per_class=args.samples_per_class,
                                    augment=args.augment)
     k = data.num_classes_of([train, test])
+    torch.manual_seed(args.seed)  # the models' initial weights follow --seed
     teacher = None
     if args.teacher:
         if args.untrained_teacher:

@@ -64,13 +64,17 @@ from ..._backend import Namespace
 BOUNDARY, SHRINK, SUFFICIENT = 0.99, 0.5, 0.01
 #: Smallest centering parameter sigma of the Mehrotra corrector.
 SIGMA_MIN = 0.05
+#: Bound on the corrector's second-order term per block, as a multiple of ``w s``: it may ask
+#: the complementarity product to grow by at most this times its current value (see
+#: :func:`_step`).
+CORRECTOR_CAP = 1.0
 #: Most step lengths tried in one line search (the last one is taken even without decrease:
 #: near the end rounding can stall the merit function, and the certificate guards the answer).
 MAX_BACKTRACK = 8
 #: Most conjugate-gradient steps refining each Newton direction (per factor precision).
 REFINE = 10
 #: Relative residual a structured Newton direction must reach (else the float64 round runs).
-ACCURACY = 1e-9
+ACCURACY = 1e-12
 #: Added to the unit diagonal of the scaled ``mu``-``mu`` blocks: once ``rho = w/s`` dwarfs
 #: ``q`` they can be rank-deficient in floating point (a relative change far below the accuracy
 #: the directions need).
@@ -252,6 +256,14 @@ def _solved_schur(qm, rpl, pr, b_scaled, d, a_t, xp: Namespace, work: dict | Non
     return schur
 
 
+def _unit_diagonal_scaling(b_s, xp: Namespace):
+    """``1 / sqrt(diag(b_s))`` per block, ``(B, S, Y)``; 1 where the diagonal is 0 (a free
+    ``mu[y, s]`` whose softmax weights all underflowed: its row is then zero and only the ridge
+    keeps the block invertible, instead of a division by zero poisoning the item)."""
+    diag = xp.einsum("bsyy->bsy", b_s)
+    return 1.0 / xp.where(diag > 0, diag, 1.0) ** 0.5
+
+
 def _contiguous(x, xp: Namespace):
     """A C-contiguous copy of ``x`` (row-major, whatever the strides of ``x``)."""
     return xp.reshape(xp.reshape(x, (-1,)), tuple(x.shape))
@@ -303,7 +315,7 @@ def _newton_solver(q, pi, rho, free_lam, free_mu, xp: Namespace, work: dict | No
     b_s = xp.diag_embed(xp.moveaxis(xp.sum(q, axis=2), 1, 2)) + xp.einsum("byts,bzts->bsyz",
                                                                           rpi, pi)
     b_s = b_s * fm_s[:, :, :, None] * fm_s[:, :, None, :] + xp.diag_embed(1.0 - fm_s)
-    d = 1.0 / xp.einsum("bsyy->bsy", b_s) ** 0.5
+    d = _unit_diagonal_scaling(b_s, xp)
     dd = d[:, :, :, None] * d[:, :, None, :]
     eye = xp.eye(ny, like=q)
     b_scaled = b_s * dd + RIDGE * eye
@@ -330,11 +342,20 @@ def _newton_solver(q, pi, rho, free_lam, free_mu, xp: Namespace, work: dict | No
                 factors[first] = factor(False)
         return factors[first]
 
+    def inverse_b(x, exact):
+        # B_s^{-1} x for x (B, S, Y): the explicit inverse, or (exact) LU solves with D B_s D
+        if exact:
+            return d * xp.solve(b_scaled, (d * x)[..., None])[..., 0]
+        return (m_s @ x[..., None])[..., 0]
+
     def approx_solve(factor, g_l, g_m):
-        # right-hand side g_lam - sum_s C_s^T M_s g_mu_s, then back-substitution
-        # d_mu_s = M_s (g_mu_s - C_s d_lam)
+        # right-hand side g_lam - sum_s C_s^T B_s^{-1} g_mu_s, then back-substitution
+        # d_mu_s = B_s^{-1} (g_mu_s - C_s d_lam); with the float64 factor of the solved Schur
+        # complement, B_s^{-1} by LU solves too (the explicit inverse loses the digits that
+        # factor keeps)
+        exact = factor is factors.get(False)
         g_ms = xp.moveaxis(g_m * fm, 1, 2)                        # (B, S, Y)
-        v = xp.moveaxis((m_s @ g_ms[..., None])[..., 0], 1, 2)[:, :, None, :]  # (B, Y, 1, S)
+        v = xp.moveaxis(inverse_b(g_ms, exact), 1, 2)[:, :, None, :]  # (B, Y, 1, S)
         pv = xp.sum(pr * v, axis=1, keepdims=True)                # (B, 1, T, S)
         ctv = xp.sum(qm * v + rpl * pv, axis=3)                   # C^T M g_mu, (B, Y, T)
         rhs = xp.reshape(xp.moveaxis(g_l * fl - ctv, 1, 2), (nb, nt * ny, 1))
@@ -342,7 +363,7 @@ def _newton_solver(q, pi, rho, free_lam, free_mu, xp: Namespace, work: dict | No
         d_l4 = d_l[:, :, :, None]
         rd = xp.sum(rpl * d_l4, axis=1, keepdims=True)            # (B, 1, T, S)
         c_d = xp.moveaxis(xp.sum(qm * d_l4 + pr * rd, axis=2), 1, 2)  # C d_lam, (B, S, Y)
-        d_m = (m_s @ (g_ms - c_d)[..., None])[..., 0]             # (B, S, Y)
+        d_m = inverse_b(g_ms - c_d, exact)                        # (B, S, Y)
         return d_l, xp.moveaxis(d_m, 1, 2) * fm
 
     def apply(d_l, d_m):
@@ -427,7 +448,7 @@ def _dense_solver(q, pi, rho, free_lam, free_mu, xp: Namespace):
     b_s = xp.diag_embed(xp.moveaxis(xp.sum(q, axis=2), 1, 2)) + xp.einsum("byts,bzts->bsyz",
                                                                           rpi, pi)
     b_s = b_s * fm_s[:, :, :, None] * fm_s[:, :, None, :] + xp.diag_embed(1.0 - fm_s)
-    d = (1.0 / xp.einsum("bsyy->bsy", b_s) ** 0.5)[..., None]     # (B, S, Y, 1)
+    d = _unit_diagonal_scaling(b_s, xp)[..., None]                # (B, S, Y, 1)
     b_s = b_s * d * xp.swapaxes(d, 2, 3) + RIDGE * xp.eye(ny, like=q)
     # lam-lam blocks, one per t
     fl_t = xp.moveaxis(fl, 1, 2)                                  # (B, T, Y)
@@ -567,7 +588,13 @@ def _step(pb: _Problem, state, xp: Namespace, work: dict | None = None):
     Both directions use one factorisation: the predictor aims at :math:`w s = 0`, its longest
     step sets the barrier target :math:`1/\tau = \sigma \eta / m` with
     :math:`\sigma = (\eta_\text{aff} / \eta)^3`, and the corrector adds the second-order
-    term :math:`\Delta w_\text{aff} \Delta s_\text{aff}` to the complementarity residual.
+    term :math:`\Delta w_\text{aff} \Delta s_\text{aff}` to the complementarity residual,
+    bounded below by :math:`-\text{CORRECTOR\_CAP}\, w s` per block. That term is the
+    product's change along the *full* affine step; on this nonlinear problem the affine step
+    is often far from admissible (:math:`\alpha_\text{aff} \ll 1`), and on blocks leaving the
+    support (:math:`w \to 0` while :math:`s` grows several-fold) the unbounded term asked
+    :math:`w s` to grow by an order of magnitude, steering sparse pmfs into a region where
+    the Newton directions blew up.
     """
     lam, mu, w, sl, h, pi = state
     eta = xp.sum(xp.where(pb.live, w * sl, 0.0), axis=(1, 2))
@@ -596,7 +623,8 @@ def _step(pb: _Problem, state, xp: Namespace, work: dict | None = None):
     sigma = xp.maximum(xp.minimum(xp.maximum(eta_aff / eta, 0.0), 1.0) ** 3, SIGMA_MIN)
     inv_t = sigma * eta / m
     # corrector
-    r_c = xp.where(pb.live, w * sl - inv_t[:, None, None] + dw_aff * ds_aff, 0.0)
+    second = xp.maximum(dw_aff * ds_aff, -CORRECTOR_CAP * w * sl)
+    r_c = xp.where(pb.live, w * sl - inv_t[:, None, None] + second, 0.0)
     d_lam, d_mu, d_w, d_s = direction(r_c)
     r_c0 = r_c_aff - xp.where(pb.live, inv_t[:, None, None], 0.0)
     norm0 = (xp.sum(r_lam * r_lam, axis=(1, 2)) + xp.sum(r_mu * r_mu, axis=(1, 2))
