@@ -256,8 +256,8 @@ def main(argv=None) -> int:
                "anchor: scikit-learn's PCA + KMeans fits alone, same data, same run; "
                "imports (about 3 s for scikit-learn and scipy) happen before any timing",
                f"load average (1/5/15 min) at the start: {[round(v, 2) for v in load]} on "
-               f"{os.cpu_count()} logical cores; the machine was shared with two other jobs, "
-               "so wall times above CPU time / threads show contention"],
+               f"{os.cpu_count()} logical cores (and after each row, in the table): a load above "
+               "the thread count, or wall times above CPU time / threads, show other jobs"],
         extra={"report_with_intervals": reports["boot"].to_dict() if "boot" in reports
                else None,
                "report_streamed": reports["model"].to_dict() if "model" in reports else None,

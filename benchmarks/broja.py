@@ -193,8 +193,8 @@ def main(ks=KS, anchors=ANCHORS, cap=CAP_S, name="broja", with_batched=True, tol
         "(best time, iterations, certified gap); the issue's goal is k = 64 under 15 s with a "
         "gap under 1e-6 bits.",
         "Peak MiB: tracemalloc peak of one pidkit.pid call (numpy allocations included).",
-        f"The machine is shared with other jobs during this run: ratios measured in the same "
-        f"run matter more than absolute times. torch threads: {THREADS}.",
+        f"The load average above shows whether other jobs shared the machine; ratios measured "
+        f"in the same run matter more than absolute times. torch threads: {THREADS}.",
     ]
     if batch_rows:
         notes.append("Batched rows: " + "; ".join(
