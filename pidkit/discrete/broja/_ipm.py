@@ -204,15 +204,7 @@ def _structured_schur(qm, rpl, pr, m_s, a_t, xp: Namespace, work: dict | None = 
                      out=_buffer(work, "tmp", shape_x, qm, xp))
     schur = xp.matmul(xp.einsum("byts->btys", rpl), xp.reshape(x, (nb, nt, ns, nt * ny)),
                       out=_buffer(work, "schur", (nb, nt, ny, nt * ny), qm, xp))
-    schur += xp.swapaxes(cc, 1, 2)
-    schur = xp.reshape(schur, (nb, nt, ny, nt, ny))
-    schur *= -1.0
-    idx = xp.arange(nt, like=qm)
-    schur[:, idx, :, idx, :] += xp.moveaxis(a_t, 1, 0)            # block-diagonal A
-    schur = xp.reshape(schur, (nb, nt * ny, nt * ny))
-    diag = xp.reshape(schur, (nb, nt * ny * nt * ny))[:, ::nt * ny + 1]
-    diag += (1e-15 * xp.max(diag, axis=1))[:, None]
-    return schur
+    return _subtract_from_a(schur, cc, a_t, xp)
 
 
 def _solved_schur(qm, rpl, pr, b_scaled, d, a_t, xp: Namespace, work: dict | None = None):
@@ -245,11 +237,20 @@ def _solved_schur(qm, rpl, pr, b_scaled, d, a_t, xp: Namespace, work: dict | Non
     del x
     schur = xp.matmul(xp.einsum("byts->btys", rpl), xp.moveaxis(px, 1, 2),
                       out=_buffer(work, "schur", (nb, nt, ny, nt * ny), qm, xp))
-    schur += xp.swapaxes(t1, 1, 2)
+    return _subtract_from_a(schur, t1, a_t, xp)
+
+
+def _subtract_from_a(schur, cross, a_t, xp: Namespace):
+    r"""Finish a Schur complement in place: ``schur`` holds the ``(B, T, Y, TY)`` part of
+    :math:`\sum_s C_s^\top X_s` that ``cross`` (``(B, Y, T, TY)``) completes; returns
+    :math:`A - \sum_s C_s^\top X_s` as ``(B, TY, TY)`` (``A`` block diagonal, blocks ``a_t``
+    of shape ``(B, T, Y, Y)``) with a relative ``1e-15`` ridge on the diagonal."""
+    nb, nt, ny = schur.shape[:3]
+    schur += xp.swapaxes(cross, 1, 2)
     schur = xp.reshape(schur, (nb, nt, ny, nt, ny))
     schur *= -1.0
-    tdx = xp.arange(nt, like=qm)
-    schur[:, tdx, :, tdx, :] += xp.moveaxis(a_t, 1, 0)            # block-diagonal A
+    idx = xp.arange(nt, like=schur)
+    schur[:, idx, :, idx, :] += xp.moveaxis(a_t, 1, 0)            # block-diagonal A
     schur = xp.reshape(schur, (nb, nt * ny, nt * ny))
     diag = xp.reshape(schur, (nb, nt * ny * nt * ny))[:, ::nt * ny + 1]
     diag += (1e-15 * xp.max(diag, axis=1))[:, None]
