@@ -185,37 +185,31 @@ def model_batches(teacher, student, pairs: Sequence[tuple[str, str]], device,
     yielding :class:`Batch` objects with the flattened features of every pair."""
     import torch
 
-    from .features import FeatureHooks
+    from .features import FeatureHooks, eval_mode
 
     t_layers = list(dict.fromkeys(t for t, _ in pairs))
     s_layers = list(dict.fromkeys(s for _, s in pairs))
 
     def stream(loader: Iterable) -> Iterator[Batch]:
-        modes = [(m, m.training) for m in {id(teacher): teacher, id(student): student}.values()]
-        for m, _ in modes:
-            m.eval()
-        try:
-            with torch.no_grad(), FeatureHooks(teacher, t_layers, detach=True) as th, \
-                    FeatureHooks(student, s_layers, detach=True) as sh:
-                for item in loader:
-                    if not isinstance(item, (tuple, list)) or len(item) < 2:
-                        raise fail(name, "must yield (inputs, labels) batches",
-                                   "Use a DataLoader over a data set of (x, y) pairs",
-                                   type(item).__name__, kind=PIDTypeError)
-                    x, y = item[0], item[1]
-                    labels = _labels(y, name)
-                    xd = x.to(device)
-                    teacher(xd)
-                    if student is not teacher:
-                        student(xd)
-                    t_feats = dict(zip(t_layers, th.collect(), strict=True))
-                    s_feats = dict(zip(s_layers, sh.collect(), strict=True))
-                    yield Batch(labels, [_flat(t_feats[t]) for t, _ in pairs],
-                                [_flat(s_feats[s]) for _, s in pairs],
-                                sample_keys(labels, [x.detach().cpu().numpy()]))
-        finally:
-            for m, mode in modes:
-                m.train(mode)
+        with eval_mode(*{id(teacher): teacher, id(student): student}.values()), \
+                torch.no_grad(), FeatureHooks(teacher, t_layers, detach=True) as th, \
+                FeatureHooks(student, s_layers, detach=True) as sh:
+            for item in loader:
+                if not isinstance(item, (tuple, list)) or len(item) < 2:
+                    raise fail(name, "must yield (inputs, labels) batches",
+                               "Use a DataLoader over a data set of (x, y) pairs",
+                               type(item).__name__, kind=PIDTypeError)
+                x, y = item[0], item[1]
+                labels = _labels(y, name)
+                xd = x.to(device)
+                teacher(xd)
+                if student is not teacher:
+                    student(xd)
+                t_feats = dict(zip(t_layers, th.collect(), strict=True))
+                s_feats = dict(zip(s_layers, sh.collect(), strict=True))
+                yield Batch(labels, [_flat(t_feats[t]) for t, _ in pairs],
+                            [_flat(s_feats[s]) for _, s in pairs],
+                            sample_keys(labels, [x.detach().cpu().numpy()]))
 
     return stream
 

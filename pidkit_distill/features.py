@@ -20,8 +20,9 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -32,6 +33,7 @@ from pidkit.errors import PIDTypeError
 
 __all__ = [
     "FeatureHooks",
+    "eval_mode",
     "ExtractedFeatures",
     "get_module",
     "forward_with_features",
@@ -152,18 +154,37 @@ def forward_with_features(model: nn.Module, x: torch.Tensor,
         return out, hooks.collect()
 
 
+@contextlib.contextmanager
+def eval_mode(*models: nn.Module) -> Iterator[None]:
+    """Eval mode for ``models`` inside the block; afterwards every submodule gets back its own
+    previous mode. (``model.train(was)`` would force one mode onto all submodules: a frozen
+    teacher wrapped inside a module in training mode would come back training, its BatchNorm
+    then normalising with batch statistics and updating its running ones.)
+
+    >>> wrapper = nn.Sequential(nn.BatchNorm1d(3).eval())   # wrapper training, inner frozen
+    >>> with eval_mode(wrapper):
+    ...     pass
+    >>> wrapper.training, wrapper[0].training
+    (True, False)
+    """
+    modes = [(m, m.training) for model in models for m in model.modules()]
+    for model in models:
+        model.eval()
+    try:
+        yield
+    finally:
+        for module, mode in modes:
+            module.training = mode
+
+
 @torch.no_grad()
 def feature_shapes(model: nn.Module, x: torch.Tensor, layers: Sequence[str]) -> list[tuple]:
     """Per-sample shapes ``(C,)`` or ``(C, *spatial)`` of each layer's output on input ``x``.
 
     Runs the model in eval mode on ``x`` (a batch of at least 1) and restores its mode after.
     """
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         _, feats = forward_with_features(model, x, layers)
-    finally:
-        model.train(was_training)
     return [tuple(f.shape[1:]) for f in feats]
 
 
@@ -224,22 +245,17 @@ def extract_features(model: nn.Module, loader: Iterable, layers: Sequence[str],
     True
     """
     device = torch.device(device)
-    was_training = model.training
-    model.eval()
     feats: dict[str, list] = {s: [] for s in layers}
     targets, logits = [], []
-    try:
-        with FeatureHooks(model, layers, detach=True) as hooks:
-            for i, (x, y) in enumerate(loader):
-                if max_batches is not None and i >= max_batches:
-                    break
-                out = model(x.to(device))
-                for spec, f in zip(layers, hooks.collect(), strict=True):
-                    feats[spec].append(f.float().cpu())
-                targets.append(torch.as_tensor(y).cpu())
-                logits.append(out.detach().float().cpu())
-    finally:
-        model.train(was_training)
+    with eval_mode(model), FeatureHooks(model, layers, detach=True) as hooks:
+        for i, (x, y) in enumerate(loader):
+            if max_batches is not None and i >= max_batches:
+                break
+            out = model(x.to(device))
+            for spec, f in zip(layers, hooks.collect(), strict=True):
+                feats[spec].append(f.float().cpu())
+            targets.append(torch.as_tensor(y).cpu())
+            logits.append(out.detach().float().cpu())
     if not targets:
         raise fail("loader", "yielded no batches", "Pass a non-empty data loader")
     return ExtractedFeatures({s: torch.cat(v) for s, v in feats.items()},

@@ -283,3 +283,23 @@ def test_basic_interval_is_the_percentile_one_reflected(latent):
                                                      abs=1e-12), key
         if lo > v:
             assert basic.intervals[key][1] < v
+
+
+def test_audit_leaves_every_submodule_in_its_own_mode():
+    # A wrapper in training mode around a frozen teacher (eval): the audit must not switch the
+    # inner teacher to training (its BatchNorm would then use batch statistics and drift).
+    from pidkit_distill import data, models
+
+    _, test = data.load_digits()
+    inner = models.freeze(models.get_model("digits_cnn", width=4))
+    teacher = models.NuisanceTeacher(inner, layers=["layer3"], channels=4,
+                                     kind="random_features", scale=2.0)
+    x = torch.stack([test[i][0] for i in range(32)])
+    with torch.no_grad():
+        before = teacher(x).clone()
+    running = inner.layer3[1].running_mean.clone()
+    audit(teacher, teacher, test, [("taps.0", "taps.0")], ci=None)
+    assert teacher.training and not any(m.training for m in inner.modules())
+    with torch.no_grad():
+        assert torch.equal(teacher(x), before)
+    assert torch.equal(inner.layer3[1].running_mean, running)
