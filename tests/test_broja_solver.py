@@ -57,14 +57,9 @@ def apply_newton_matrix(q, pi, rho, free_lam, free_mu, d_lam, d_mu):
     return out_l, out_m
 
 
-@pytest.mark.parametrize("steps", [2, 6])
-def test_structured_float32_factor_solves_the_newton_system(steps, monkeypatch):
-    monkeypatch.setattr(_ipm, "SINGLE_SIZE", 0)   # float32 first, as for k >= 46
-    # the float32-preconditioned conjugate gradients alone reach a 1e-9 relative residual
-    # (the solver asks for 1e-12 and runs the float64 round where they stop short)
-    monkeypatch.setattr(_ipm, "ACCURACY", 1e-9)
-    p = random_pmf(np.random.default_rng(21), STRUCTURED_SHAPE, 0.3)
-    q, pi, rho, free_lam, free_mu = newton_matrix_state(p, steps)
+@pytest.fixture
+def factor_kinds(monkeypatch):
+    """The ``single`` flag of every ``_factor`` call the solver makes (True: float32)."""
     kinds = []
     original = _ipm._factor
 
@@ -73,12 +68,24 @@ def test_structured_float32_factor_solves_the_newton_system(steps, monkeypatch):
         return original(a, xp, single)
 
     monkeypatch.setattr(_ipm, "_factor", spy)
+    return kinds
+
+
+@pytest.mark.parametrize("steps", [2, 6])
+def test_structured_float32_factor_solves_the_newton_system(steps, monkeypatch, factor_kinds):
+    monkeypatch.setattr(_ipm, "SINGLE_SIZE", 0)   # float32 first, as for k >= 46
+    # the float32-preconditioned conjugate gradients alone reach a 1e-9 relative residual
+    # (the solver asks for 1e-12 and runs the float64 round where they stop short)
+    monkeypatch.setattr(_ipm, "ACCURACY", 1e-9)
+    p = random_pmf(np.random.default_rng(21), STRUCTURED_SHAPE, 0.3)
+    q, pi, rho, free_lam, free_mu = newton_matrix_state(p, steps)
+    factor_kinds.clear()              # count only the solve below
     rng = np.random.default_rng(steps)
     g_lam = rng.standard_normal(free_lam.shape) * free_lam
     g_mu = rng.standard_normal(free_mu.shape) * free_mu
     solve = _ipm._newton_solver(q, pi, rho, free_lam, free_mu, NUMPY)
     d_lam, d_mu = solve(g_lam, g_mu)
-    assert kinds == [True]            # the float32 factor alone was enough
+    assert factor_kinds == [True]     # the float32 factor alone was enough
     out_l, out_m = apply_newton_matrix(q, pi, rho, free_lam, free_mu, d_lam, d_mu)
     scale = np.sqrt((g_lam**2).sum() + (g_mu**2).sum())
     assert np.sqrt(((out_l - g_lam[0])**2).sum() + ((out_m - g_mu[0])**2).sum()) <= 1e-8 * scale
@@ -91,20 +98,13 @@ def test_structured_float32_factor_solves_the_newton_system(steps, monkeypatch):
 
 
 @pytest.mark.parametrize("sparsity, seed", [(0.0, 31), (0.5, 32)])
-def test_structured_path_matches_exponential_cone_solver(sparsity, seed, monkeypatch):
+def test_structured_path_matches_exponential_cone_solver(sparsity, seed, monkeypatch,
+                                                         factor_kinds):
     monkeypatch.setattr(_ipm, "SINGLE_SIZE", 0)   # float32 first, as for k >= 46
     p = random_pmf(np.random.default_rng(seed), STRUCTURED_SHAPE, sparsity)
-    kinds = []
-    original = _ipm._factor
-
-    def spy(a, xp, single=False):
-        kinds.append(single)
-        return original(a, xp, single)
-
-    monkeypatch.setattr(_ipm, "_factor", spy)
     r = pidkit.pid(p, measure="broja")
     ref = reference_unique(p)
-    assert True in kinds                      # the float32 factor was used
+    assert True in factor_kinds               # the float32 factor was used
     assert r.unique[0] == pytest.approx(ref, abs=1e-7)
     cert = r.solver.certificate
     assert cert.gap <= 1e-9
