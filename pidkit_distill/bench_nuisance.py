@@ -843,12 +843,8 @@ def run_sweep(dataset: str, *, widths: Sequence[int], labels_per_class: Sequence
         for row in summarize(sel):
             rows.append({"student_width": width, "labels_per_class": k,
                          "unlabelled_per_class": u, **row})
-    result = {"benchmark": "nuisance_sweep", "dataset": dataset,
-              "command": command or " ".join(sys.argv), "environment": env,
-              "timing": {"wall_s": time.perf_counter() - wall0,
-                         "cpu_s": _cpu_seconds() - cpu0},
-              "evaluated_on": f"validation split ({validation:.0%} of every class of the "
-                              "training split)",
+    result = {**_validation_header("nuisance_sweep", dataset, command, env, wall0, cpu0,
+                                   validation),
               "setup": asdict(base), "teachers": teacher_res["info"],
               "linear_probe_val_acc": probes, "summary": rows, "runs": runs}
     if out_dir is not None:
@@ -856,6 +852,17 @@ def run_sweep(dataset: str, *, widths: Sequence[int], labels_per_class: Sequence
 
         write_sweep(result, Path(out_dir))
     return result
+
+
+def _validation_header(kind: str, dataset: str, command: str | None, env: dict,
+                       wall0: float, cpu0: float, validation: float) -> dict[str, Any]:
+    """The common head of a sweep's or diagnosis's result: what ran, where, how long, and the
+    validation split it was scored on."""
+    return {"benchmark": kind, "dataset": dataset, "command": command or " ".join(sys.argv),
+            "environment": env,
+            "timing": {"wall_s": time.perf_counter() - wall0, "cpu_s": _cpu_seconds() - cpu0},
+            "evaluated_on": f"validation split ({validation:.0%} of every class of the "
+                            "training split)"}
 
 
 def _previous(setup: Setup) -> Setup:
@@ -909,12 +916,8 @@ def run_diagnosis(dataset: str = "digits", *, seed: int = 0, validation: float =
     for (label, setup, _, _), r in zip(variants, runs, strict=True):
         r["variant"] = label
         r["setup"] = asdict(setup)
-    result = {"benchmark": "nuisance_diagnosis", "dataset": dataset,
-              "command": command or " ".join(sys.argv), "environment": env,
-              "timing": {"wall_s": time.perf_counter() - wall0,
-                         "cpu_s": _cpu_seconds() - cpu0},
-              "evaluated_on": f"validation split ({validation:.0%} of every class of the "
-                              "training split)",
+    result = {**_validation_header("nuisance_diagnosis", dataset, command, env, wall0, cpu0,
+                                   validation),
               "teachers": teacher_res["info"], "runs": runs}
     if out_dir is not None:
         from .bench_nuisance_report import write_diagnosis
