@@ -282,6 +282,29 @@ def _buffer(work: dict | None, name: str, shape: tuple[int, ...], like, xp: Name
     return xp.reshape(buf[:size], shape)
 
 
+def _diagonal_blocks(q, rpi, pi, fl, fm, xp: Namespace):
+    r"""The diagonal blocks of the Newton matrix with fixed variables replaced by identity rows.
+
+    Returns ``(b_scaled, d, a_t)``: the mu-mu blocks, one per ``s``,
+    :math:`B_s = \mathrm{diag}(q(\cdot, s)) + \sum_t \rho_{ts} \pi_{ts} \pi_{ts}^\top`
+    scaled to a unit diagonal plus the ridge, ``D B_s D + RIDGE I`` ``(B, S, Y, Y)``, with the
+    scaling ``d`` ``(B, S, Y)``; and the lam-lam blocks, one per ``t``, ``a_t``
+    ``(B, T, Y, Y)``. ``rpi = rho * pi``.
+    """
+    ny = q.shape[1]
+    fm_s = xp.moveaxis(fm, 1, 2)                                  # (B, S, Y)
+    b_s = xp.diag_embed(xp.moveaxis(xp.sum(q, axis=2), 1, 2)) + xp.einsum("byts,bzts->bsyz",
+                                                                          rpi, pi)
+    b_s = b_s * fm_s[:, :, :, None] * fm_s[:, :, None, :] + xp.diag_embed(1.0 - fm_s)
+    d = _unit_diagonal_scaling(b_s, xp)
+    b_scaled = b_s * (d[:, :, :, None] * d[:, :, None, :]) + RIDGE * xp.eye(ny, like=q)
+    fl_t = xp.moveaxis(fl, 1, 2)                                  # (B, T, Y)
+    a_t = xp.diag_embed(xp.moveaxis(xp.sum(q, axis=3), 1, 2)) + xp.einsum("byts,bzts->btyz",
+                                                                          rpi, pi)
+    a_t = a_t * fl_t[:, :, :, None] * fl_t[:, :, None, :] + xp.diag_embed(1.0 - fl_t)
+    return b_scaled, d, a_t
+
+
 def _newton_solver(q, pi, rho, free_lam, free_mu, xp: Namespace, work: dict | None = None):
     r"""Factorise the Newton matrix once; return ``solve(g_lam, g_mu) -> (d_lam, d_mu)``.
 
@@ -309,23 +332,11 @@ def _newton_solver(q, pi, rho, free_lam, free_mu, xp: Namespace, work: dict | No
     qm = q * fl[:, :, :, None] * fm[:, :, None, :]                # D part, (B, Y, T, S)
     rpl = rho[:, None] * pi * fl[:, :, :, None]                   # lam side of the rank one
     pr = pi * fm[:, :, None, :]                                   # mu side of the rank one
-    # mu-mu blocks, one per s: diag(q(y,s)) + sum_t rho pi pi^T; inverted after scaling to a
-    # unit diagonal, plus the ridge (they are ill-conditioned near the end)
-    fm_s = xp.moveaxis(fm, 1, 2)                                  # (B, S, Y)
     rpi = rho[:, None] * pi
-    b_s = xp.diag_embed(xp.moveaxis(xp.sum(q, axis=2), 1, 2)) + xp.einsum("byts,bzts->bsyz",
-                                                                          rpi, pi)
-    b_s = b_s * fm_s[:, :, :, None] * fm_s[:, :, None, :] + xp.diag_embed(1.0 - fm_s)
-    d = _unit_diagonal_scaling(b_s, xp)
+    b_scaled, d, a_t = _diagonal_blocks(q, rpi, pi, fl, fm, xp)
+    # M_s = B_s^{-1} = D (D B_s D)^{-1} D, explicit for the structured assembly
     dd = d[:, :, :, None] * d[:, :, None, :]
-    eye = xp.eye(ny, like=q)
-    b_scaled = b_s * dd + RIDGE * eye
-    m_s = xp.solve(b_scaled, eye + 0.0 * b_s) * dd                # (B, S, Y, Y)
-    # lam-lam blocks, one per t
-    fl_t = xp.moveaxis(fl, 1, 2)                                  # (B, T, Y)
-    a_t = xp.diag_embed(xp.moveaxis(xp.sum(q, axis=3), 1, 2)) + xp.einsum("byts,bzts->btyz",
-                                                                          rpi, pi)
-    a_t = a_t * fl_t[:, :, :, None] * fl_t[:, :, None, :] + xp.diag_embed(1.0 - fl_t)
+    m_s = xp.solve(b_scaled, xp.eye(ny, like=q) + 0.0 * b_scaled) * dd  # (B, S, Y, Y)
 
     # assembled in float64 (a float32 assembly loses too much to cancellation late in the
     # run) and factorised, in float32 when large; where that is not enough, reassembled from
@@ -442,20 +453,10 @@ def _dense_solver(q, pi, rho, free_lam, free_mu, xp: Namespace):
     fl = xp.float64(free_lam)
     fm = xp.float64(free_mu)
     rpi = rho[:, None] * pi
-    # mu-mu blocks, one per s: diag(q(y,s)) + sum_t rho pi pi^T, scaled to a unit diagonal
-    # (they are ill-conditioned near the end: solve with them, never form their inverse);
-    # B_s^{-1} x = d * (b_s^{-1} (d * x))
-    fm_s = xp.moveaxis(fm, 1, 2)                                  # (B, S, Y)
-    b_s = xp.diag_embed(xp.moveaxis(xp.sum(q, axis=2), 1, 2)) + xp.einsum("byts,bzts->bsyz",
-                                                                          rpi, pi)
-    b_s = b_s * fm_s[:, :, :, None] * fm_s[:, :, None, :] + xp.diag_embed(1.0 - fm_s)
-    d = _unit_diagonal_scaling(b_s, xp)[..., None]                # (B, S, Y, 1)
-    b_s = b_s * d * xp.swapaxes(d, 2, 3) + RIDGE * xp.eye(ny, like=q)
-    # lam-lam blocks, one per t
-    fl_t = xp.moveaxis(fl, 1, 2)                                  # (B, T, Y)
-    a_t = xp.diag_embed(xp.moveaxis(xp.sum(q, axis=3), 1, 2)) + xp.einsum("byts,bzts->btyz",
-                                                                          rpi, pi)
-    a_t = a_t * fl_t[:, :, :, None] * fl_t[:, :, None, :] + xp.diag_embed(1.0 - fl_t)
+    # the mu-mu blocks are ill-conditioned near the end: solve with them, never form their
+    # inverse; B_s^{-1} x = d * (b_s^{-1} (d * x))
+    b_s, d, a_t = _diagonal_blocks(q, rpi, pi, fl, fm, xp)
+    d = d[..., None]                                              # (B, S, Y, 1)
     # coupling C[b, s, z, t, y] = fl(y,t) fm(z,s) (d(y,z) q(y,t,s) + rho pi(y) pi(z))
     cross = (xp.einsum("bzts->bszt", pi * fm[:, :, None, :])[..., None]
              * xp.einsum("byts->bsty", rpi * fl[:, :, :, None])[:, :, None])
