@@ -9,11 +9,10 @@ from typing import Any
 
 import numpy as np
 
-from .._backend import is_torch
 from .._validation import check_samples, fail
 from ..errors import PIDTypeError
 
-__all__ = ["is_torch", "to_numpy"]
+__all__ = ["to_numpy"]
 
 
 def to_numpy(x: Any, name: str) -> np.ndarray:

@@ -6,8 +6,8 @@ from typing import Any
 
 import numpy as np
 
+from .._backend import is_torch
 from .._validation import fail
-from ._checks import is_torch
 
 
 def distributed() -> Any:

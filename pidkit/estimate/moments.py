@@ -23,9 +23,10 @@ from typing import Any
 
 import numpy as np
 
+from .._backend import is_torch
 from .._validation import fail
 from ..errors import PIDTypeError
-from ._checks import is_torch, to_numpy
+from ._checks import to_numpy
 from ._distributed import agree, all_reduce_sum, comm_device, distributed
 
 __all__ = ["GaussianMoments"]
