@@ -15,6 +15,8 @@ take them from a reference array. torch is imported only when a torch tensor is 
 
 from __future__ import annotations
 
+import math
+import string
 from typing import Any
 
 import numpy as np
@@ -23,6 +25,11 @@ from ._validation import fail
 from .errors import PIDTypeError, PIDValueError
 
 __all__ = ["Namespace", "get_namespace", "is_torch", "NUMPY"]
+
+#: Largest number of entries summed into one output that numpy's ``Namespace.sum`` hands to
+#: ``einsum`` (longer sums keep ``np.sum``'s pairwise summation).
+SHORT_SUM = 256
+_LETTERS = string.ascii_letters
 
 
 def is_torch(x: Any) -> bool:
@@ -144,10 +151,21 @@ class Namespace:
         return tuple(axis) if isinstance(axis, list) else axis
 
     def sum(self, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+        """Sum over ``axis``. numpy: short float reductions (at most :data:`SHORT_SUM`
+        entries per output) run through ``einsum``, 3-7x faster than ``np.sum`` on axes of
+        length 4 (numpy's reduction loop pays per output entry); their plain accumulation
+        differs from ``np.sum``'s pairwise one by a few ulps at these lengths."""
         if self.name == "torch":
             if axis is None:
                 return x.sum()
             return x.sum(dim=self._dim(axis), keepdim=keepdims)
+        if axis is not None and x.dtype.kind == "f" and 0 < x.ndim <= len(_LETTERS):
+            axes = tuple(a % x.ndim for a in (axis if isinstance(axis, (tuple, list)) else (axis,)))
+            if math.prod(x.shape[a] for a in axes) <= SHORT_SUM:
+                names = _LETTERS[:x.ndim]
+                kept = "".join(c for i, c in enumerate(names) if i not in axes)
+                out = np.einsum(f"{names}->{kept}", x)
+                return np.expand_dims(out, axes) if keepdims else out
         return np.sum(x, axis=axis, keepdims=keepdims)
 
     def max(self, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
@@ -201,20 +219,56 @@ class Namespace:
         """Batched ``a^{-1} b`` for square ``a[..., n, n]`` and ``b[..., n, k]``."""
         return self._lib.linalg.solve(a, b)
 
-    def arange(self, n: int, like: Any) -> Any:
-        """Integer indices ``0..n-1`` on ``like``'s device."""
-        if self.name == "torch":
-            return self._lib.arange(n, device=like.device)
-        return np.arange(n)
+    def cho_factor(self, a: Any) -> Any:
+        """Batched Cholesky factor of the symmetric positive definite ``a[..., n, n]`` (only
+        its lower triangle is read), for :meth:`cho_solve`; ``None`` when some matrix of the
+        batch is not numerically positive definite.
 
-    def diag_embed(self, x: Any) -> Any:
-        """Batched diagonal matrices from the last axis of ``x``."""
+        torch returns the lower factor ``L`` with :math:`a = L L^\\top`. numpy returns ``L``
+        with the batch axes *last*, ``(n, n, ...)``: numpy has no batched triangular solve,
+        so :meth:`cho_solve` substitutes row by row with whole-batch vector operations,
+        which need each ``L[i, j]`` contiguous over the batch. (numpy's batched
+        ``linalg.solve`` re-factorises at every call: with several right-hand sides per
+        matrix, factorising once and substituting is about twice as fast for ``n <= 16``.)
+        """
         if self.name == "torch":
-            return self._lib.diag_embed(x)
-        out = np.zeros(x.shape + x.shape[-1:], dtype=x.dtype)
-        idx = np.arange(x.shape[-1])
-        out[..., idx, idx] = x
-        return out
+            chol, info = self._lib.linalg.cholesky_ex(a)
+            return chol if bool((info == 0).all()) else None
+        try:
+            chol = np.linalg.cholesky(a)
+        except np.linalg.LinAlgError:
+            return None
+        return np.ascontiguousarray(np.moveaxis(chol, (-2, -1), (0, 1)))
+
+    def cho_solve(self, factor: Any, b: Any) -> Any:
+        """``a^{-1} b`` from :meth:`cho_factor`'s ``factor`` and ``b[..., n, k]`` (batch axes
+        as ``a``'s): forward substitution with ``L``, back substitution with ``L^T``."""
+        if self.name == "torch":
+            return self._lib.cholesky_solve(b, factor)
+        n = factor.shape[0]
+        x = np.array(np.moveaxis(b, (-2, -1), (0, 1)), dtype=np.result_type(factor, b),
+                     order="C", copy=True)                        # (n, k, ...)
+        for i in range(n):
+            if i:
+                x[i] -= np.einsum("j...,jk...->k...", factor[i, :i], x[:i])
+            x[i] /= factor[i, i]
+        for i in reversed(range(n)):
+            if i < n - 1:
+                x[i] -= np.einsum("j...,jk...->k...", factor[i + 1:, i], x[i + 1:])
+            x[i] /= factor[i, i]
+        return np.moveaxis(x, (0, 1), (-2, -1))
+
+    def diagonal(self, x: Any, axis1: int = -2, axis2: int = -1) -> Any:
+        """A *writable view* of the diagonal of ``x`` over ``axis1`` and ``axis2`` (same
+        length), moved to the last axis (torch's ``diagonal`` convention): ``diagonal(x) += v``
+        adds ``v`` to the diagonal in place."""
+        if self.name == "torch":
+            return self._lib.diagonal(x, dim1=axis1, dim2=axis2)
+        a1, a2 = axis1 % x.ndim, axis2 % x.ndim
+        names = [_LETTERS[i] for i in range(x.ndim)]
+        names[a2] = names[a1]
+        kept = "".join(c for i, c in enumerate(names) if i not in (a1, a2)) + names[a1]
+        return np.einsum(f"{''.join(names)}->{kept}", x)
 
     def copy(self, x: Any) -> Any:
         return x.clone() if self.name == "torch" else np.array(x, copy=True)

@@ -207,12 +207,12 @@ def _structured_schur(qm, rpl, pr, m_s, a_t, xp: Namespace, work: dict | None = 
     return _subtract_from_a(schur, cc, a_t, xp)
 
 
-def _solved_schur(qm, rpl, pr, b_scaled, d, a_t, xp: Namespace, work: dict | None = None):
+def _solved_schur(qm, rpl, pr, block_solve, a_t, xp: Namespace, work: dict | None = None):
     r"""The Schur complement :math:`A - \sum_s C_s^\top X_s` with :math:`X_s = B_s^{-1} C_s`
-    from LU solves (``b_scaled = D B_s D`` plus the ridge, ``d`` the scaling, ``(B, S, Y)``),
-    as ``(B, |T||Y|, |T||Y|)``: slower than :func:`_structured_schur` (it forms ``C`` and
-    ``X``, :math:`2|Y|^3|T||S|` more flops) but without the explicit inverse of the
-    ill-conditioned :math:`B_s`. :math:`C_s^\top X_s` uses the structure of ``C``:
+    from ``block_solve`` (:func:`_diagonal_blocks`), as ``(B, |T||Y|, |T||Y|)``: slower than
+    :func:`_structured_schur` (it forms ``C`` and ``X``, :math:`2|Y|^3|T||S|` more flops) but
+    without the explicit inverse of the ill-conditioned :math:`B_s`. :math:`C_s^\top X_s`
+    uses the structure of ``C``:
 
     .. math::
 
@@ -222,15 +222,12 @@ def _solved_schur(qm, rpl, pr, b_scaled, d, a_t, xp: Namespace, work: dict | Non
     two batches of matrix products, :math:`O(|Y|^2|T|^2|S|)`.
     """
     nb, ny, nt, ns = qm.shape
-    # C[b, s, z, t, y] = d(y,z) q(y,t,s) + pi(z,t,s) rho pi(y,t,s), scaled by d(s, z)
+    # C[b, s, z, t, y] = d(y,z) q(y,t,s) + pi(z,t,s) rho pi(y,t,s)
     c = _buffer(work, "vx", (nb, ns, ny, nt, ny), qm, xp)
     xp.multiply(xp.einsum("bzts->bszt", pr)[..., None], xp.einsum("byts->bsty", rpl)[:, :, None],
                 out=c)
-    idx = xp.arange(ny, like=qm)
-    c[:, :, idx, :, idx] += xp.einsum("byts->ybst", qm)
-    c *= d[:, :, :, None, None]
-    c = xp.reshape(c, (nb, ns, ny, nt * ny))
-    x = xp.solve(b_scaled, c) * d[..., None]                      # X_s, (B, S, Y, UZ)
+    xp.diagonal(c, 2, 4)[...] += xp.einsum("byts->bsty", qm)
+    x = block_solve(xp.reshape(c, (nb, ns, ny, nt * ny)))        # X_s, (B, S, Y, UZ)
     t1 = xp.matmul(qm, xp.moveaxis(x, 1, 2),
                    out=_buffer(work, "cc", (nb, ny, nt, nt * ny), qm, xp))  # (B, Y, T, UZ)
     px = xp.swapaxes(xp.einsum("byts->bsyt", pr), 2, 3) @ x        # (B, S, T, UZ)
@@ -249,10 +246,9 @@ def _subtract_from_a(schur, cross, a_t, xp: Namespace):
     schur += xp.swapaxes(cross, 1, 2)
     schur = xp.reshape(schur, (nb, nt, ny, nt, ny))
     schur *= -1.0
-    idx = xp.arange(nt, like=schur)
-    schur[:, idx, :, idx, :] += xp.moveaxis(a_t, 1, 0)            # block-diagonal A
+    xp.diagonal(schur, 1, 3)[...] += xp.einsum("btyz->byzt", a_t)  # block-diagonal A
     schur = xp.reshape(schur, (nb, nt * ny, nt * ny))
-    diag = xp.reshape(schur, (nb, nt * ny * nt * ny))[:, ::nt * ny + 1]
+    diag = xp.diagonal(schur)
     diag += (1e-15 * xp.max(diag, axis=1))[:, None]
     return schur
 
@@ -285,24 +281,40 @@ def _buffer(work: dict | None, name: str, shape: tuple[int, ...], like, xp: Name
 def _diagonal_blocks(q, rpi, pi, fl, fm, xp: Namespace):
     r"""The diagonal blocks of the Newton matrix with fixed variables replaced by identity rows.
 
-    Returns ``(b_scaled, d, a_t)``: the mu-mu blocks, one per ``s``,
-    :math:`B_s = \mathrm{diag}(q(\cdot, s)) + \sum_t \rho_{ts} \pi_{ts} \pi_{ts}^\top`
-    scaled to a unit diagonal plus the ridge, ``D B_s D + RIDGE I`` ``(B, S, Y, Y)``, with the
-    scaling ``d`` ``(B, S, Y)``; and the lam-lam blocks, one per ``t``, ``a_t``
-    ``(B, T, Y, Y)``. ``rpi = rho * pi``.
+    Returns ``(inverse_b, a_t)``: ``inverse_b(x)`` is :math:`B_s^{-1} x` for ``x`` of shape
+    ``(B, S, Y, k)``, with the mu-mu blocks, one per ``s``,
+    :math:`B_s = \mathrm{diag}(q(\cdot, s)) + \sum_t \rho_{ts} \pi_{ts} \pi_{ts}^\top`;
+    they are ill-conditioned near the end, so they are scaled to a unit diagonal plus the
+    ridge, ``D B_s D + RIDGE I``, factorised once (Cholesky; LU solves at each call where
+    rounding made a block indefinite) and never inverted explicitly:
+    :math:`B_s^{-1} x = D (D B_s D)^{-1} D x`. ``a_t`` ``(B, T, Y, Y)`` are the lam-lam
+    blocks, one per ``t``. ``rpi = rho * pi``.
     """
-    ny = q.shape[1]
-    fm_s = xp.moveaxis(fm, 1, 2)                                  # (B, S, Y)
-    b_s = xp.diag_embed(xp.moveaxis(xp.sum(q, axis=2), 1, 2)) + xp.einsum("byts,bzts->bsyz",
-                                                                          rpi, pi)
-    b_s = b_s * fm_s[:, :, :, None] * fm_s[:, :, None, :] + xp.diag_embed(1.0 - fm_s)
-    d = _unit_diagonal_scaling(b_s, xp)
-    b_scaled = b_s * (d[:, :, :, None] * d[:, :, None, :]) + RIDGE * xp.eye(ny, like=q)
-    fl_t = xp.moveaxis(fl, 1, 2)                                  # (B, T, Y)
-    a_t = xp.diag_embed(xp.moveaxis(xp.sum(q, axis=3), 1, 2)) + xp.einsum("byts,bzts->btyz",
-                                                                          rpi, pi)
-    a_t = a_t * fl_t[:, :, :, None] * fl_t[:, :, None, :] + xp.diag_embed(1.0 - fl_t)
-    return b_scaled, d, a_t
+    b_scaled = _blocks(xp.sum(q, axis=2), rpi, pi, fm, "byts,bzts->bsyz", xp)
+    d = _unit_diagonal_scaling(b_scaled, xp)
+    b_scaled *= d[:, :, :, None] * d[:, :, None, :]
+    xp.diagonal(b_scaled)[...] += RIDGE
+    d = d[..., None]
+    chol = xp.cho_factor(b_scaled)
+
+    def inverse_b(x):
+        x = d * x
+        return d * (xp.solve(b_scaled, x) if chol is None else xp.cho_solve(chol, x))
+
+    return inverse_b, _blocks(xp.sum(q, axis=3), rpi, pi, fl, "byts,bzts->btyz", xp)
+
+
+def _blocks(q_sum, rpi, pi, free, spec: str, xp: Namespace):
+    r"""One family of diagonal blocks of the Newton matrix, ``(B, K, Y, Y)`` for ``K`` = ``T``
+    or ``S``: :math:`\mathrm{diag}(q_k) + \sum \rho \pi \pi^\top` (the sum and ``q_sum``
+    ``(B, Y, K)`` over the other source; ``spec`` the einsum of the rank-one sum), with the
+    rows and columns of fixed variables (``free`` ``(B, Y, K)`` zero) replaced by identity
+    ones."""
+    free_k = xp.moveaxis(free, 1, 2)                              # (B, K, Y)
+    blocks = xp.einsum(spec, rpi, pi)
+    blocks *= free_k[:, :, :, None] * free_k[:, :, None, :]
+    xp.diagonal(blocks)[...] += xp.moveaxis(q_sum, 1, 2) * free_k + (1.0 - free_k)
+    return blocks
 
 
 def _newton_solver(q, pi, rho, free_lam, free_mu, xp: Namespace, work: dict | None = None):
@@ -321,7 +333,7 @@ def _newton_solver(q, pi, rho, free_lam, free_mu, xp: Namespace, work: dict | No
     float32 (half the time of float64). The factor only preconditions: each direction is
     refined by conjugate gradients on the exact Newton matrix (applied matrix-free in float64)
     until its relative residual is below ``ACCURACY``; where that fails, the Schur complement
-    is reassembled from LU solves with :math:`B_s` (:func:`_solved_schur`) and factorised in
+    is reassembled from solves with :math:`B_s` (:func:`_solved_schur`) and factorised in
     float64. Small problems (``|Y||T||S| < STRUCTURED_SIZE``) use :func:`_dense_solver`.
     """
     nb, ny, nt, ns = q.shape
@@ -333,14 +345,12 @@ def _newton_solver(q, pi, rho, free_lam, free_mu, xp: Namespace, work: dict | No
     rpl = rho[:, None] * pi * fl[:, :, :, None]                   # lam side of the rank one
     pr = pi * fm[:, :, None, :]                                   # mu side of the rank one
     rpi = rho[:, None] * pi
-    b_scaled, d, a_t = _diagonal_blocks(q, rpi, pi, fl, fm, xp)
-    # M_s = B_s^{-1} = D (D B_s D)^{-1} D, explicit for the structured assembly
-    dd = d[:, :, :, None] * d[:, :, None, :]
-    m_s = xp.solve(b_scaled, xp.eye(ny, like=q) + 0.0 * b_scaled) * dd  # (B, S, Y, Y)
+    block_solve, a_t = _diagonal_blocks(q, rpi, pi, fl, fm, xp)
+    m_s = block_solve(xp.eye(ny, like=q))                         # B_s^{-1}, (B, S, Y, Y)
 
     # assembled in float64 (a float32 assembly loses too much to cancellation late in the
     # run) and factorised, in float32 when large; where that is not enough, reassembled from
-    # LU solves with B_s and factorised in float64; each at most once per Newton matrix
+    # solves with B_s and factorised in float64; each at most once per Newton matrix
     schur = _structured_schur(qm, rpl, pr, m_s, a_t, xp, work)
     factors = {}
 
@@ -348,22 +358,22 @@ def _newton_solver(q, pi, rho, free_lam, free_mu, xp: Namespace, work: dict | No
         # first: the structured Schur complement, in float32 when large; else the solved one
         if first not in factors:
             single = first and nt * ny >= SINGLE_SIZE
-            exact = schur if first else _solved_schur(qm, rpl, pr, b_scaled, d, a_t, xp, work)
+            exact = schur if first else _solved_schur(qm, rpl, pr, block_solve, a_t, xp, work)
             factors[first] = _factor(exact, xp, single=single)
             if factors[first][0] == "failed":      # float32 Cholesky broke down
                 factors[first] = factor(False)
         return factors[first]
 
     def inverse_b(x, exact):
-        # B_s^{-1} x for x (B, S, Y): the explicit inverse, or (exact) LU solves with D B_s D
+        # B_s^{-1} x for x (B, S, Y): the explicit inverse, or (exact) solves with D B_s D
         if exact:
-            return d * xp.solve(b_scaled, (d * x)[..., None])[..., 0]
+            return block_solve(x[..., None])[..., 0]
         return (m_s @ x[..., None])[..., 0]
 
     def approx_solve(factor, g_l, g_m):
         # right-hand side g_lam - sum_s C_s^T B_s^{-1} g_mu_s, then back-substitution
         # d_mu_s = B_s^{-1} (g_mu_s - C_s d_lam); with the float64 factor of the solved Schur
-        # complement, B_s^{-1} by LU solves too (the explicit inverse loses the digits that
+        # complement, B_s^{-1} by solves too (the explicit inverse loses the digits that
         # factor keeps)
         exact = factor is factors.get(False)
         g_ms = xp.moveaxis(g_m * fm, 1, 2)                        # (B, S, Y)
@@ -453,30 +463,26 @@ def _dense_solver(q, pi, rho, free_lam, free_mu, xp: Namespace):
     fl = xp.float64(free_lam)
     fm = xp.float64(free_mu)
     rpi = rho[:, None] * pi
-    # the mu-mu blocks are ill-conditioned near the end: solve with them, never form their
-    # inverse; B_s^{-1} x = d * (b_s^{-1} (d * x))
-    b_s, d, a_t = _diagonal_blocks(q, rpi, pi, fl, fm, xp)
-    d = d[..., None]                                              # (B, S, Y, 1)
+    block_solve, a_t = _diagonal_blocks(q, rpi, pi, fl, fm, xp)
     # coupling C[b, s, z, t, y] = fl(y,t) fm(z,s) (d(y,z) q(y,t,s) + rho pi(y) pi(z))
     cross = (xp.einsum("bzts->bszt", pi * fm[:, :, None, :])[..., None]
              * xp.einsum("byts->bsty", rpi * fl[:, :, :, None])[:, :, None])
-    idx = xp.arange(ny, like=q)
-    cross[:, :, idx, :, idx] += xp.einsum("byts->ybst", q * fl[:, :, :, None] * fm[:, :, None, :])
+    xp.diagonal(cross, 2, 4)[...] += xp.einsum("byts->bsty",
+                                               q * fl[:, :, :, None] * fm[:, :, None, :])
     cross = xp.reshape(cross, (nb, ns, ny, nt * ny))
     cross_t = xp.swapaxes(xp.reshape(cross, (nb, ns * ny, nt * ny)), 1, 2)
-    x = xp.reshape(d * xp.solve(b_s, d * cross), (nb, ns * ny, nt * ny))  # B_s^{-1} C_s
+    x = xp.reshape(block_solve(cross), (nb, ns * ny, nt * ny))   # B_s^{-1} C_s
     schur = -(cross_t @ x)
     blocks = xp.reshape(schur, (nb, nt, ny, nt, ny))
-    idx = xp.arange(nt, like=q)
-    blocks[:, idx, :, idx, :] += xp.moveaxis(a_t, 1, 0)           # block-diagonal A
-    scale = xp.max(xp.einsum("bii->bi", schur), axis=1)
-    schur = schur + (1e-15 * scale)[:, None, None] * xp.eye(nt * ny, like=q)
+    xp.diagonal(blocks, 1, 3)[...] += xp.einsum("btyz->byzt", a_t)  # block-diagonal A
+    diag = xp.diagonal(schur)
+    diag += (1e-15 * xp.max(diag, axis=1))[:, None]
     factor = _factor(schur, xp)
 
     def solve(g_lam, g_mu):
         # with v = B^{-1} g_mu: C^T v = x^T g_mu and d_mu = v - x d_lam (one solve with B)
         g_mu_s = xp.moveaxis(g_mu * fm, 1, 2)[..., None]          # (B, S, Y, 1)
-        v = xp.reshape(d * xp.solve(b_s, d * g_mu_s), (nb, ns * ny, 1))  # B_s^{-1} g_mu_s
+        v = xp.reshape(block_solve(g_mu_s), (nb, ns * ny, 1))    # B_s^{-1} g_mu_s
         rhs = xp.reshape(xp.moveaxis(g_lam * fl, 1, 2), (nb, nt * ny, 1)) - cross_t @ v
         d_lam = _factor_solve(factor, rhs, xp)                    # (B, T*Y, 1)
         d_mu = xp.reshape(v - x @ d_lam, (nb, ns, ny))            # (B, S, Y)
@@ -490,20 +496,24 @@ def _factor(a, xp: Namespace, single: bool = False):
     """Batched factorisation of the symmetric ``a[..., n, n]`` for :func:`_factor_solve`.
 
     Cholesky (only the lower triangle is read), or a float64 LU where rounding made ``a``
-    numerically indefinite (numpy batches of more than one item are solved afresh by numpy's
-    batched solver at each use). With ``single``, a float32 Cholesky, and ``("failed", None)``
-    instead of an LU. ``a`` is left unchanged (float64 input).
+    numerically indefinite (numpy: batches of more than one item are then solved afresh by
+    numpy's batched solver at each use). With ``single``, a float32 Cholesky, and
+    ``("failed", None)`` instead of an LU (numpy batches: always, as float32 would not pay
+    there). ``a`` is left unchanged (float64 input).
     """
     if xp.name == "torch":
         import torch
 
-        chol, info = torch.linalg.cholesky_ex(a.float() if single else a.double())
-        if bool((info == 0).all()):
+        chol = xp.cho_factor(a.float() if single else a.double())
+        if chol is not None:
             return "cholesky", chol
         return ("failed", None) if single else ("lu", torch.linalg.lu_factor(a.double()))
     import numpy as np
 
-    if a.shape[0] > 1:   # scipy loops over a batch in Python: numpy's batched solve instead
+    if a.shape[0] > 1:   # scipy loops over a batch in Python: the namespace's batched Cholesky
+        chol = None if single else xp.cho_factor(a)
+        if chol is not None:
+            return "cholesky", chol
         return ("failed", None) if single else ("solve", np.asarray(a, dtype=np.float64))
     import scipy.linalg
     from scipy.linalg import lapack
@@ -516,7 +526,7 @@ def _factor(a, xp: Namespace, single: bool = False):
         c, info = lapack.dpotrf(np.asarray(a[0], dtype=np.float64).T, lower=1, overwrite_a=0,
                                 clean=0)
     if info == 0:
-        return "cholesky", (c, True)
+        return "lapack_cholesky", (c, True)
     if single:
         return "failed", None
     return "lu", scipy.linalg.lu_factor(a, check_finite=False)
@@ -525,14 +535,14 @@ def _factor(a, xp: Namespace, single: bool = False):
 def _factor_solve(factor, b, xp: Namespace):
     """``a^{-1} b`` from :func:`_factor`'s output, ``b[..., n, k]`` (float64 out)."""
     kind, f = factor
+    if kind == "cholesky":
+        return xp.to_dtype(xp.cho_solve(f, xp.to_dtype(b, f)), b)
+    if kind == "solve":
+        return xp.solve(f, b)
     if xp.name == "torch":
         import torch
 
-        if kind == "lu":
-            return torch.linalg.lu_solve(*f, b)
-        return torch.cholesky_solve(b.to(f.dtype), f).to(b.dtype)
-    if kind == "solve":
-        return xp.solve(f, b)
+        return torch.linalg.lu_solve(*f, b)
     import scipy.linalg
 
     if kind == "lu":
@@ -585,7 +595,8 @@ def _residuals(pb: _Problem, w, sl, h, pi, inv_t, xp: Namespace):
 
 def _step(pb: _Problem, state, xp: Namespace, work: dict | None = None):
     r"""One damped Mehrotra predictor-corrector step on ``state = (lam, mu, w, slack, h, pi)``;
-    returns the new state and the step length taken.
+    returns the new state (a backtracking line search on the residual norm sets each item's
+    step length).
 
     Both directions use one factorisation: the predictor aims at :math:`w s = 0`, its longest
     step sets the barrier target :math:`1/\tau = \sigma \eta / m` with
@@ -633,25 +644,38 @@ def _step(pb: _Problem, state, xp: Namespace, work: dict | None = None):
              + xp.sum(r_p * r_p, axis=(1, 2)) + xp.sum(r_c0 * r_c0, axis=(1, 2))) ** 0.5
     alpha = xp.minimum(_max_step(w, d_w, xp), _max_step(sl, d_s, xp))
     alpha = BOUNDARY * xp.minimum(alpha, 1.0 / BOUNDARY)
-    accepted = alpha < 0  # all False
-    new = state
+    # backtracking; after the first trial only the items still waiting are evaluated
+    new = [xp.copy(x) for x in state]
+    waiting = None                                                # None: every item
+
+    def pick(x):
+        return x if waiting is None else x[waiting]
+
     for trial in range(MAX_BACKTRACK):
         last = trial == MAX_BACKTRACK - 1  # the shortest step is taken without decrease
-        lam_n = lam + alpha[:, None, None] * d_lam
-        mu_n = mu + alpha[:, None, None] * d_mu
-        w_n = w + alpha[:, None, None] * d_w
-        s_n = sl + alpha[:, None, None] * d_s
-        h_n, pi_n = _logits(lam_n, mu_n, pb.allowed, xp)
-        norm_n = _residuals(pb, w_n, s_n, h_n, pi_n, inv_t, xp)[-1]
-        ok = (norm_n <= (1.0 - SUFFICIENT * alpha) * norm0) | last
-        take = ok & ~accepted
-        new = tuple(xp.where(_expand(take, a), b, a) for a, b in
-                    zip(new, (lam_n, mu_n, w_n, s_n, h_n, pi_n), strict=True))
-        accepted = accepted | ok
-        if xp.all(accepted):
+        a = pick(alpha)
+        step = a[:, None, None]
+        trial_state = (pick(lam) + step * pick(d_lam), pick(mu) + step * pick(d_mu),
+                       pick(w) + step * pick(d_w), pick(sl) + step * pick(d_s))
+        h_n, pi_n = _logits(trial_state[0], trial_state[1], pick(pb.allowed), xp)
+        sub = pb if waiting is None else pb.take(waiting)
+        norm_n = _residuals(sub, trial_state[2], trial_state[3], h_n, pi_n, pick(inv_t), xp)[-1]
+        ok = (norm_n <= (1.0 - SUFFICIENT * a) * pick(norm0)) | last
+        taken = ok if waiting is None else _scatter(waiting, ok, xp)
+        for x, t in zip(new, (*trial_state, h_n, pi_n), strict=True):
+            x[taken] = t[ok]
+        waiting = ~taken if waiting is None else waiting & ~taken
+        if not xp.any(waiting):
             break
-        alpha = xp.where(accepted, alpha, alpha * SHRINK)
-    return new, xp.where(accepted, alpha, 0.0)
+        alpha = xp.where(waiting, alpha * SHRINK, alpha)
+    return tuple(new)
+
+
+def _scatter(mask, values, xp: Namespace):
+    """A boolean array shaped like ``mask``: ``values`` at its true entries, false elsewhere."""
+    out = xp.copy(mask)
+    out[mask] = values
+    return out
 
 
 def solve(p, xp: Namespace, tol: float, max_iter: int, done=None) -> SolverOutput:
@@ -717,7 +741,7 @@ def solve(p, xp: Namespace, tol: float, max_iter: int, done=None) -> SolverOutpu
         active_new[active] = keep
         active = active_new
         sub = sub.take(keep)
-        new, _ = _step(sub, tuple(x[active] for x in state), xp, work)
+        new = _step(sub, tuple(x[active] for x in state), xp, work)
         for x, n in zip(state, new, strict=True):
             x[active] = n
     if swap:
