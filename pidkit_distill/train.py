@@ -56,7 +56,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from pidkit._validation import check_choice, fail
 
 from .data import num_classes_of
-from .features import FeatureHooks, feature_shapes
+from .features import FeatureHooks, eval_mode, feature_shapes
 from .losses import Batch, DistillLoss, cross_entropy, labelled_mask, make_loss
 from .models import default_layers, freeze
 
@@ -561,25 +561,24 @@ class Trainer:
                                pad=False)
         loader = DataLoader(data, batch_size=self.config.batch_size, sampler=sampler,
                             num_workers=self.config.num_workers)
-        was = self.student.training
-        self.student.eval()
-        self.loss_fn.eval()
         head = self.teacher is not None and type(self.loss_fn).teacher_head_logits is not \
             DistillLoss.teacher_head_logits
         sums = {"n": 0.0, "correct": 0.0, "ce": 0.0, "head_correct": 0.0}
-        for x, y in loader:
-            x, y = x.to(self.device), y.to(self.device)
-            logits = self.student(x)
-            sums["n"] += len(y)
-            sums["correct"] += float((logits.argmax(1) == y).sum())
-            sums["ce"] += float(nn.functional.cross_entropy(logits.float(), y, reduction="sum"))
-            if head:
-                with FeatureHooks(self.teacher, self.teacher_layers) as hooks:
-                    self.teacher(x)
-                    feats = hooks.collect()
-                head_logits = self.loss_fn.teacher_head_logits(Batch(y=y, teacher_features=feats))
-                sums["head_correct"] += float((head_logits.argmax(1) == y).sum())
-        self.student.train(was)
+        with eval_mode(self.student, self.loss_fn):
+            for x, y in loader:
+                x, y = x.to(self.device), y.to(self.device)
+                logits = self.student(x)
+                sums["n"] += len(y)
+                sums["correct"] += float((logits.argmax(1) == y).sum())
+                sums["ce"] += float(nn.functional.cross_entropy(logits.float(), y,
+                                                                reduction="sum"))
+                if head:
+                    with FeatureHooks(self.teacher, self.teacher_layers) as hooks:
+                        self.teacher(x)
+                        feats = hooks.collect()
+                    head_logits = self.loss_fn.teacher_head_logits(
+                        Batch(y=y, teacher_features=feats))
+                    sums["head_correct"] += float((head_logits.argmax(1) == y).sum())
         sums = self._reduce_sums(sums)
         n = max(sums["n"], 1.0)
         out = {"val_acc": sums["correct"] / n, "val_loss": sums["ce"] / n}

@@ -212,3 +212,21 @@ def test_amp_bfloat16_on_cpu_trains(digits):
     res = distill(None, student, train, method="none", epochs=3, batch_size=32, lr=0.05,
                   amp=True, progress=False, val_data=test)
     assert res.final["val_acc"] > 0.8
+
+
+def test_evaluate_restores_every_submodules_own_mode(digits):
+    # a student whose BatchNorm is frozen (eval) inside a module in training mode, as when a
+    # user fine-tunes around a frozen block: evaluation must not switch that BatchNorm back to
+    # training (batch statistics, running-statistics updates) afterwards
+    train, test = digits
+    torch.manual_seed(0)
+    student = models.get_model("digits_cnn", width=3)
+    student.layer1[1].eval()
+    trainer = Trainer(None, student, _small(train), val_data=_small(test, 64), method="none",
+                      epochs=1, batch_size=32, progress=False, seed=0)
+    running = student.layer1[1].running_mean.clone()
+    metrics = trainer.evaluate()
+    assert 0.0 <= metrics["val_acc"] <= 1.0 and metrics["val_loss"] > 0
+    assert student.training and not student.layer1[1].training
+    assert student.layer2[1].training
+    assert torch.equal(student.layer1[1].running_mean, running)
