@@ -10,8 +10,8 @@
 Public API: :func:`distill`, :class:`Trainer`, :class:`TrainConfig`, :class:`Callback`,
 :func:`phase_of_epoch`, :func:`extract_features`, :class:`FeatureHooks`, the model registry
 (:func:`get_model`, :func:`register_model`, :func:`untrained_teacher`,
-:class:`NuisanceTeacher`), the data sets (:mod:`pidkit_distill.data`) and the losses
-(:mod:`pidkit_distill.losses`, :func:`make_loss`, :func:`register_method`).
+:class:`NuisanceTeacher`, :class:`CachedTeacher`), the data sets (:mod:`pidkit_distill.data`)
+and the losses (:mod:`pidkit_distill.losses`, :func:`make_loss`, :func:`register_method`).
 """
 
 from . import data, features, losses, models
@@ -23,6 +23,7 @@ from .audit_run import audit, audit_features
 from .features import ExtractedFeatures, FeatureHooks, extract_features, forward_with_features
 from .losses import DistillLoss, available_methods, make_loss, register_method
 from .models import NuisanceTeacher, get_model, register_model, untrained_teacher
+from .teacher_cache import CachedTeacher
 from .train import (
     Callback,
     DistillResult,
@@ -38,6 +39,7 @@ __all__ = [
     "AuditCallback",
     "AuditHistory",
     "AuditReport",
+    "CachedTeacher",
     "Callback",
     "DistillLoss",
     "DistillResult",

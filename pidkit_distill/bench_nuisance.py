@@ -180,15 +180,23 @@ _OPTIONS = {"kd": {"temperature": 4.0, "alpha": 0.9}, "fitnets": {}, "vid": {"we
 #: width, the paper's weights (VID 100, RID lambda = (1, 10); lambda2 = 1 on MNIST-1D, chosen on
 #: the validation split), RID's student trained on CE
 #: during the warm-up (``warmup_student``); schedules short enough for the CPU budget.
+#: Teachers are deep pre-activation residual nets (``digits_resnet`` / ``mnist1d_resnet``,
+#: 3 blocks per group, :class:`~pidkit_distill.models.SmallResNet`), students the shallow
+#: ``digits_cnn`` / ``mnist1d_cnn`` with the same feature-map shapes: randomly initialised,
+#: the residual teacher has O(1)-scale, hard-to-imitate features like the paper's WRN-40-2,
+#: while an untrained shallow CNN's are about 40 times smaller than its trained features
+#: (chosen on the validation split; see docs/nuisance_benchmark.md).
 SETUPS: dict[str, Setup] = {
-    "digits": Setup("digits", "digits_cnn", teacher_width=16, teacher_epochs=10,
+    "digits": Setup("digits", "digits_resnet", student_arch="digits_cnn", teacher_width=16,
+                    teacher_epochs=10,
                     student_width=8, labels_per_class=10, unlabelled_per_class=40,
                     epochs=30, batch_size=128, lr=0.01,
                     rid_schedule={"warmup": 3, "cycle": 6, "ratio": 1 / 6,
                                   "warmup_student": True},
                     nuisance_channels=32, nuisance_scale=5.0, method_options=_OPTIONS,
                     audit_every=3),
-    "mnist1d": Setup("mnist1d", "mnist1d_cnn", teacher_width=32, teacher_epochs=15,
+    "mnist1d": Setup("mnist1d", "mnist1d_resnet", student_arch="mnist1d_cnn",
+                     teacher_width=32, teacher_epochs=15,
                      student_width=16, labels_per_class=50, unlabelled_per_class=50,
                      epochs=30, batch_size=128, lr=0.01,
                      rid_schedule={"warmup": 3, "cycle": 6, "ratio": 1 / 6,
@@ -526,7 +534,7 @@ def _materialise(setup: Setup, kind: str, states: dict, seed: int):
     """Rebuild a teacher of ``kind`` from the trained state dicts (cached per process)."""
     from . import models
 
-    key = ("teacher", setup.dataset, kind, seed, setup.validation)
+    key = ("teacher", setup.dataset, setup.arch, kind, seed, setup.validation)
     if key in _WORKER_CACHE:
         return _WORKER_CACHE[key]
     if kind == "untrained":
@@ -557,9 +565,26 @@ def _student_job(job: dict) -> dict:
         subset = TensorDataset(*_tensors(data.subset_per_class(train, setup.labels_per_class,
                                                                seed=job["seed"])))
     teacher = _materialise(setup, job["teacher"], job["states"], job["teacher_seed"])
+    if _replayable(setup, job["teacher"], subset, job.get("device", "cpu")):
+        from .teacher_cache import CachedTeacher
+
+        teacher = CachedTeacher(teacher, _tensors(subset)[0], teacher_layers(job["teacher"], setup))
     return run_student(setup, job["method"], job["teacher"], teacher, subset, test, job["seed"],
                        audit=job["audit"], device=job.get("device", "cpu"),
                        history=job.get("history", False))
+
+
+def _replayable(setup: Setup, kind: str, subset, device: str) -> bool:
+    """Whether a student job evaluates its teacher once on its training pool and replays it
+    (:class:`~pidkit_distill.teacher_cache.CachedTeacher`): on CPU, for pools up to
+    :data:`REPLAY_MAX` inputs, unless the teacher draws fresh noise (nuisance ``"noise"``).
+    Replayed and recomputed outputs agree up to rounding (the batch sizes differ)."""
+    noisy = kind == "nuisance" and setup.nuisance_kind == "noise"
+    return device == "cpu" and not noisy and len(subset) <= REPLAY_MAX
+
+
+#: Largest training pool whose teacher outputs a student job stores (see :func:`_replayable`).
+REPLAY_MAX = 20_000
 
 
 def _map(fn, jobs: list, workers: int, progress: bool) -> list:
@@ -793,6 +818,7 @@ def run_sweep(dataset: str, *, widths: Sequence[int], labels_per_class: Sequence
               methods: Sequence[str] = ("none", "kd", "vid", "rid"),
               teachers: Sequence[str] = ("trained", "untrained"), workers: int = 2,
               teacher_seed: int = 0, epochs: int | None = None, validation: float = 0.2,
+              teacher_arch: str | None = None, name: str | None = None,
               out_dir: str | Path | None = None, command: str | None = None,
               progress: bool = True) -> dict[str, Any]:
     """Student-size / label-count / unlabelled-data sweep used to choose :data:`SETUPS`:
@@ -803,10 +829,15 @@ def run_sweep(dataset: str, *, widths: Sequence[int], labels_per_class: Sequence
     split.
 
     ``unlabelled`` entries: ``0`` labelled samples only, ``None`` (``-1`` on the command line)
-    every other training input, ``k`` that many per class. Writes
-    ``nuisance_sweep_<dataset>.json`` and ``.md`` into ``out_dir``.
+    every other training input, ``k`` that many per class. ``teacher_arch`` replaces the
+    setup's teacher model (e.g. the shallow ``digits_cnn`` against the recorded
+    ``digits_resnet``). Besides accuracies, the teachers' linear-probe accuracy and feature
+    scale (:func:`_feature_rms`) at the innermost distilled layer are recorded. Writes
+    ``<name>.json`` and ``.md`` (default ``nuisance_sweep_<dataset>``) into ``out_dir``.
     """
     base = replace(SETUPS[dataset], validation=validation)
+    if teacher_arch is not None:
+        base = replace(base, arch=teacher_arch)
     if epochs is not None:
         base = replace(base, epochs=epochs)
     env = environment(1, workers)
@@ -814,10 +845,11 @@ def run_sweep(dataset: str, *, widths: Sequence[int], labels_per_class: Sequence
     teacher_res = _map(_teacher_job, [{"setup": base, "seed": teacher_seed,
                                        "kinds": list(teachers)}], 1, progress)[0]
     train, val = _data(base)
-    probes = {}
+    probes, scales = {}, {}
     for kind in teachers:
         model = _materialise(base, kind, teacher_res["states"], teacher_seed)
         probes[kind] = _linear_probe(model, teacher_layers(kind, base)[-1], train, val)
+        scales[kind] = _feature_rms(model, teacher_layers(kind, base)[-1], val)
     cells = [(int(w), int(k), None if u is None or u < 0 else int(u))
              for w in widths for k in labels_per_class for u in unlabelled]
     jobs = []
@@ -845,8 +877,9 @@ def run_sweep(dataset: str, *, widths: Sequence[int], labels_per_class: Sequence
                          "unlabelled_per_class": u, **row})
     result = {**_validation_header("nuisance_sweep", dataset, command, env, wall0, cpu0,
                                    validation),
-              "setup": asdict(base), "teachers": teacher_res["info"],
-              "linear_probe_val_acc": probes, "summary": rows, "runs": runs}
+              "name": name or f"nuisance_sweep_{dataset}", "setup": asdict(base),
+              "teachers": teacher_res["info"], "linear_probe_val_acc": probes,
+              "feature_rms_val": scales, "summary": rows, "runs": runs}
     if out_dir is not None:
         from .bench_nuisance_report import write_sweep
 
@@ -896,13 +929,17 @@ def diagnosis_variants(dataset: str = "digits") -> list[tuple[str, Setup, str, s
 
 
 def run_diagnosis(dataset: str = "digits", *, seed: int = 0, validation: float = 0.2,
-                  teacher_seed: int = 0, out_dir: str | Path | None = None,
+                  teacher_seed: int = 0, teacher_arch: str | None = None,
+                  out_dir: str | Path | None = None,
                   command: str | None = None, progress: bool = True) -> dict[str, Any]:
     """Loss terms per epoch (cross-entropy against the distillation term) and validation
     accuracy for the variants of :func:`diagnosis_variants`, one seed, on a validation split
-    of the training split (the test split is not used). Writes
-    ``nuisance_diagnosis_<dataset>.json`` and ``.md`` into ``out_dir``."""
-    variants = [(label, replace(setup, validation=validation), method, teacher)
+    of the training split (the test split is not used); ``teacher_arch`` replaces the teacher
+    model (the recorded diagnosis ran with ``digits_cnn``, the teacher before
+    ``digits_resnet``). Writes ``nuisance_diagnosis_<dataset>.json`` and ``.md`` into
+    ``out_dir``."""
+    arch = {} if teacher_arch is None else {"arch": teacher_arch}
+    variants = [(label, replace(setup, validation=validation, **arch), method, teacher)
                 for label, setup, method, teacher in diagnosis_variants(dataset)]
     env = environment(1, 1)
     wall0, cpu0 = time.perf_counter(), _cpu_seconds()
@@ -927,32 +964,46 @@ def run_diagnosis(dataset: str = "digits", *, seed: int = 0, validation: float =
 
 
 @_no_grad
-def _linear_probe(model, layer: str, train, test, max_train: int = 5000,
-                  channels: int | None = None, device: str = "cpu") -> float:
-    """Test accuracy of a logistic regression on the standardised, flattened features of
-    ``layer``, fitted on at most ``max_train`` training samples: how usable a teacher's
-    features are. ``channels=-k`` keeps the last ``k`` channels only (G of a nuisance teacher).
-    """
-    from sklearn.linear_model import LogisticRegression
+def _layer_features(model, layer: str, dataset, limit: int | None = None,
+                    channels: int | None = None, device: str = "cpu"):
+    """Flattened outputs of ``layer`` on the first ``limit`` samples of ``dataset``, as
+    ``(features (N, D) numpy, labels (N,))``; ``channels=-k`` keeps the last ``k`` channels
+    only (G of a nuisance teacher)."""
     from torch.utils.data import DataLoader, Subset
 
     from .features import FeatureHooks
 
-    def feats(dataset, limit=None):
-        if limit is not None and len(dataset) > limit:
-            dataset = Subset(dataset, range(limit))
-        fs, ys = [], []
-        for x, y in DataLoader(dataset, batch_size=500):
-            with FeatureHooks(model, [layer]) as hooks:
-                model(x.to(device))
-                f = hooks.collect()[0].float().cpu()
-            if channels is not None:
-                f = f[:, channels:]
-            fs.append(f.flatten(1).numpy())
-            ys.append(y.numpy())
-        return np.concatenate(fs), np.concatenate(ys)
+    if limit is not None and len(dataset) > limit:
+        dataset = Subset(dataset, range(limit))
+    fs, ys = [], []
+    for x, y in DataLoader(dataset, batch_size=500):
+        with FeatureHooks(model, [layer]) as hooks:
+            model(x.to(device))
+            f = hooks.collect()[0].float().cpu()
+        if channels is not None:
+            f = f[:, channels:]
+        fs.append(f.flatten(1).numpy())
+        ys.append(y.numpy())
+    return np.concatenate(fs), np.concatenate(ys)
 
-    (a, ya), (b, yb) = feats(train, max_train), feats(test)
+
+def _linear_probe(model, layer: str, train, test, max_train: int = 5000,
+                  channels: int | None = None, device: str = "cpu") -> float:
+    """Test accuracy of a logistic regression on the standardised, flattened features of
+    ``layer`` (:func:`_layer_features`), fitted on at most ``max_train`` training samples:
+    how usable a teacher's features are."""
+    from sklearn.linear_model import LogisticRegression
+
+    a, ya = _layer_features(model, layer, train, max_train, channels, device)
+    b, yb = _layer_features(model, layer, test, None, channels, device)
     mu, sd = a.mean(0), a.std(0) + 1e-6
     clf = LogisticRegression(max_iter=300).fit((a - mu) / sd, ya)
     return float(clf.score((b - mu) / sd, yb))
+
+
+def _feature_rms(model, layer: str, dataset) -> float:
+    r"""Root-mean-square activation :math:`\sqrt{\mathrm{mean}(T^2)}` of ``layer`` over
+    ``dataset``: the scale a feature-matching student must regress (an untrained shallow
+    CNN's features are far smaller than a trained one's; see docs/nuisance_benchmark.md)."""
+    feats, _ = _layer_features(model, layer, dataset)
+    return float(np.sqrt(np.mean(np.square(feats, dtype=np.float64))))

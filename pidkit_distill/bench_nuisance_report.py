@@ -194,7 +194,8 @@ def write_outputs(result: Mapping[str, Any], out_dir: Path, name: str) -> dict[s
     for dataset, setup in result["setups"].items():
         md += [f"## {dataset}", "",
                f"Teacher `{setup['arch']}` width {setup['teacher_width']}, "
-               f"{setup['teacher_epochs']} epochs on the full training split. Student width "
+               f"{setup['teacher_epochs']} epochs on the full training split. Student "
+               f"`{_student_arch(setup)}` width "
                f"{setup['student_width']}, {setup['labels_per_class']} labels per class"
                f"{_unlabelled_text(setup.get('unlabelled_per_class', 0))}, "
                f"{setup['epochs']} epochs, Adam lr {setup['lr']}, batch "
@@ -221,9 +222,10 @@ def write_outputs(result: Mapping[str, Any], out_dir: Path, name: str) -> dict[s
 
 
 def write_sweep(result: Mapping[str, Any], out_dir: Path) -> dict[str, Path]:
-    """Write ``nuisance_sweep_<dataset>.json`` and ``.md`` (the student-size / label sweep)."""
+    """Write ``<name>.json`` and ``.md`` (the student-size / label sweep; name default
+    ``nuisance_sweep_<dataset>``)."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    stem = out_dir / f"nuisance_sweep_{result['dataset']}"
+    stem = out_dir / result.get("name", f"nuisance_sweep_{result['dataset']}")
     paths = {"json": stem.with_suffix(".json"), "md": stem.with_suffix(".md")}
     paths["json"].write_text(json.dumps(_clean(result), indent=1, default=_json_default) + "\n")
     rows = result["summary"]
@@ -246,6 +248,7 @@ def write_sweep(result: Mapping[str, Any], out_dir: Path) -> dict[str, Path]:
         lines.append(f"| {w} | {k} | {u_text} | " + " | ".join(cells) + " |")
     env = result["environment"]
     probes = result.get("linear_probe_val_acc", result.get("linear_probe_test_acc", {}))
+    setup = result["setup"]
     where = result.get("evaluated_on", "test split")
     md = [f"# Student-size / label-count sweep: {result['dataset']}", "",
           f"Command: `{result['command']}`", "",
@@ -255,11 +258,20 @@ def write_sweep(result: Mapping[str, Any], out_dir: Path) -> dict[str, Path]:
           "Teachers (accuracy on the same split): "
           + "; ".join(f"{k} {_pct(v['test_acc'])}%" for k, v in result["teachers"].items()
                       if not k.startswith("_")), "",
+          f"Teacher model `{setup['arch']}`, student model `{_student_arch(setup)}`.", "",
           "Linear probe on the innermost teacher layer: "
           + "; ".join(f"{k} {_pct(v)}%" for k, v in probes.items()),
+          *(["", "Root-mean-square feature value there: " + "; ".join(
+              f"{k} {v:.3g}" for k, v in result["feature_rms_val"].items())]
+            if "feature_rms_val" in result else []),
           "", "Student accuracy (%), mean +- std over seeds:", "", *lines, ""]
     paths["md"].write_text("\n".join(md))
     return paths
+
+
+def _student_arch(setup: Mapping[str, Any]) -> str:
+    """The student's model name in a recorded setup (the teacher's when not set)."""
+    return setup.get("student_arch") or setup["arch"]
 
 
 def _terms(run: Mapping[str, Any]) -> list[tuple[int, float, float, float]]:

@@ -7,6 +7,8 @@ distillation method hooks by default (innermost last). Names accepted by :func:`
 ``"digits_cnn"``          3-block CNN for 8x8 digits (``width`` channels), layers ``layer1..3``
 ``"digits_mlp"``          MLP on the 64 pixels (``hidden`` sizes), layers ``layer1..``
 ``"mnist1d_cnn"``         1-D CNN for MNIST-1D (length 40), layers ``layer1..3``
+``"digits_resnet"``       deep pre-activation residual CNN, digits shapes (:class:`SmallResNet`)
+``"mnist1d_resnet"``      the same for MNIST-1D; layers ``layer1..3``
 ``"wrn-D-W"``             Wide-ResNet of depth D and widen factor W (Zagoruyko and Komodakis
                           2016), e.g. ``"wrn-40-2"``; layers ``block1..3``
 ``"resnet18"``            ResNet-18 / ``"resnet34"`` (He et al. 2016), our own definition;
@@ -46,6 +48,7 @@ __all__ = [
     "DigitsCNN",
     "DigitsMLP",
     "MNIST1DCNN",
+    "SmallResNet",
     "WideResNet",
     "ResNet",
 ]
@@ -306,6 +309,127 @@ class MNIST1DCNN(nn.Module):
 register_model("digits_cnn")(DigitsCNN)
 register_model("digits_mlp")(DigitsMLP)
 register_model("mnist1d_cnn")(MNIST1DCNN)
+
+
+class _PreActBlock(nn.Module):
+    """Pre-activation basic block in 1-D or 2-D: BN-ReLU-conv3-BN-ReLU-conv3 plus the input
+    (a 1x1 convolution of the activated input when the channel count changes)."""
+
+    def __init__(self, cin: int, cout: int, dims: int):
+        super().__init__()
+        conv = nn.Conv1d if dims == 1 else nn.Conv2d
+        bn = nn.BatchNorm1d if dims == 1 else nn.BatchNorm2d
+        self.bn1, self.conv1 = bn(cin), conv(cin, cout, 3, padding=1, bias=False)
+        self.bn2, self.conv2 = bn(cout), conv(cout, cout, 3, padding=1, bias=False)
+        self.shortcut = None if cin == cout else conv(cin, cout, 1, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        o = F.relu(self.bn1(x))
+        skip = x if self.shortcut is None else self.shortcut(o)
+        return self.conv2(F.relu(self.bn2(self.conv1(o)))) + skip
+
+
+class SmallResNet(nn.Module):
+    r"""A deep pre-activation residual CNN for digits (``dims=2``) or MNIST-1D (``dims=1``),
+    with the feature-map shapes of :class:`DigitsCNN` / :class:`MNIST1DCNN` at ``layer1..3``.
+
+    A 3x3 stem convolution (``in_channels -> width``), then three groups ``layer1..3`` of
+    ``blocks`` pre-activation basic blocks each (as in :class:`WideResNet`), each group closed
+    by BatchNorm and ReLU, global average pooling and a linear head. Group widths and
+    resolutions: digits ``(width, 2 width, 2 width)`` channels on ``8x8, 4x4, 4x4`` maps
+    (2x2 max-pooling at the start of ``layer2``); MNIST-1D ``width`` channels on lengths
+    ``20, 10, 10`` (max-pooling at the start of ``layer1`` and ``layer2``). Convolutions are
+    initialised as in :class:`WideResNet` (Kaiming normal, fan-out, ReLU gain):
+
+    .. math::
+
+        W \sim \mathcal N\big(0,\ 2 / (C_\text{out} k)\big),
+
+    with :math:`k` the kernel size (positions). Depth: ``1 + 6 blocks`` 3x3 convolutions
+    and the linear head (digits adds one 1x1 shortcut convolution where the width doubles).
+
+    Why it exists: it is the nuisance-teacher benchmark's teacher. Randomly initialised and
+    frozen (BatchNorm in eval mode with its default statistics, i.e. the identity), each
+    residual block adds a branch of about the variance of its input, so the untrained
+    network's features grow with depth to an O(1) or larger scale and are hard for a small
+    student to regress, like the paper's untrained WRN-40-2; trained, the closing
+    BatchNorm-ReLU of every group keeps them at O(1). The untrained shallow :class:`DigitsCNN`
+    (PyTorch's default initialisation) instead has features about 40 times smaller than the
+    trained one's, which a VID regressor matches with a near-constant output.
+
+    Parameters
+    ----------
+    num_classes : int
+    width : int
+        Channels of the first group (see above for the others).
+    blocks : int
+        Residual blocks per group.
+    dims : {1, 2}
+        1-D sequences ``(N, L)`` or ``(N, C, L)`` (MNIST-1D), or 2-D images ``(N, C, H, W)``.
+    in_channels : int
+
+    Examples
+    --------
+    >>> net = get_model("digits_resnet", width=4, blocks=2)
+    >>> net(torch.zeros(2, 1, 8, 8)).shape
+    torch.Size([2, 10])
+
+    References
+    ----------
+    K. He, X. Zhang, S. Ren, J. Sun, "Identity Mappings in Deep Residual Networks", ECCV 2016
+    (pre-activation blocks); S. Zagoruyko, N. Komodakis, "Wide Residual Networks", BMVC 2016.
+    """
+
+    feature_layers = ("layer1", "layer2", "layer3")
+
+    def __init__(self, num_classes: int = 10, width: int = 16, blocks: int = 3, dims: int = 2,
+                 in_channels: int = 1):
+        super().__init__()
+        if dims not in (1, 2):
+            raise fail("dims", "must be 1 (sequences) or 2 (images)", "Pass dims=1 or dims=2",
+                       dims)
+        if isinstance(blocks, bool) or not isinstance(blocks, int) or blocks < 1:
+            raise fail("blocks", "must be a positive integer", "Pass e.g. blocks=3", blocks)
+        self.dims = dims
+        conv = nn.Conv1d if dims == 1 else nn.Conv2d
+        bn = nn.BatchNorm1d if dims == 1 else nn.BatchNorm2d
+        pool = nn.MaxPool1d if dims == 1 else nn.MaxPool2d
+        widths = (width, 2 * width, 2 * width) if dims == 2 else (width, width, width)
+        pools = (False, True, False) if dims == 2 else (True, True, False)
+        self.stem = conv(in_channels, width, 3, padding=1, bias=False)
+        cin = width
+        for g in range(3):
+            group: list[nn.Module] = [pool(2)] if pools[g] else []
+            for _ in range(blocks):
+                group.append(_PreActBlock(cin, widths[g], dims))
+                cin = widths[g]
+            group += [bn(cin), nn.ReLU()]
+            self.add_module(f"layer{g + 1}", nn.Sequential(*group))
+        self.fc = nn.Linear(cin, num_classes)
+        for m in self.modules():
+            if isinstance(m, (nn.Conv1d, nn.Conv2d)):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.dims == 1 and x.dim() == 2:
+            x = x.unsqueeze(1)
+        x = self.layer3(self.layer2(self.layer1(self.stem(x))))
+        pool = F.adaptive_avg_pool1d if self.dims == 1 else F.adaptive_avg_pool2d
+        return self.fc(torch.flatten(pool(x, 1), 1))
+
+
+@register_model("digits_resnet")
+def digits_resnet(num_classes: int = 10, width: int = 16, blocks: int = 3,
+                  **kwargs) -> SmallResNet:
+    """:class:`SmallResNet` for ``(N, 1, 8, 8)`` digits (the shapes of ``digits_cnn``)."""
+    return SmallResNet(num_classes, width=width, blocks=blocks, dims=2, **kwargs)
+
+
+@register_model("mnist1d_resnet")
+def mnist1d_resnet(num_classes: int = 10, width: int = 32, blocks: int = 3,
+                   **kwargs) -> SmallResNet:
+    """:class:`SmallResNet` for MNIST-1D sequences (the shapes of ``mnist1d_cnn``)."""
+    return SmallResNet(num_classes, width=width, blocks=blocks, dims=1, **kwargs)
 
 
 # ----------------------------------------------------------------------------- Wide-ResNet

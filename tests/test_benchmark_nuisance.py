@@ -268,3 +268,33 @@ def test_trained_teacher_does_not_depend_on_the_process_rng():
     a, b, c = (m.state_dict() for m in (first, second, other))
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
+def test_feature_rms_is_the_root_mean_square_of_the_layer_output():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh()).eval()
+    x = torch.randn(7, 3)
+    ds = torch.utils.data.TensorDataset(x, torch.zeros(7, dtype=torch.long))
+    with torch.no_grad():
+        expected = float(model(x).pow(2).mean().sqrt())
+    assert bn._feature_rms(model, "1", ds) == pytest.approx(expected, rel=1e-6)
+
+
+@pytest.mark.slow
+def test_sweep_with_another_teacher_model_records_it(tmp_path, monkeypatch):
+    # a smoke-sized digits sweep with the shallow CNN as teacher instead of the recorded
+    # residual one: the teacher model, the probe and the feature scale end up in the files
+    monkeypatch.setitem(bn.SETUPS, "digits", bn.quick_setup(bn.SETUPS["digits"]))
+    result = bn.run_sweep("digits", widths=[4], labels_per_class=[5], unlabelled=[0], seeds=1,
+                          methods=["none", "vid"], teachers=["untrained"], workers=1,
+                          teacher_arch="digits_cnn", name="sweep_smoke", out_dir=tmp_path,
+                          command="test", progress=False)
+    assert result["setup"]["arch"] == "digits_cnn"
+    assert result["setup"]["student_arch"] == "digits_cnn"
+    assert 0.0 <= result["linear_probe_val_acc"]["untrained"] <= 1.0
+    # the untrained shallow CNN's features are small (docs/nuisance_benchmark.md)
+    assert 0.0 < result["feature_rms_val"]["untrained"] < 0.5
+    md = (tmp_path / "sweep_smoke.md").read_text()
+    assert "Teacher model `digits_cnn`, student model `digits_cnn`" in md
+    assert "Root-mean-square feature value there: untrained" in md
+    assert json.loads((tmp_path / "sweep_smoke.json").read_text())["name"] == "sweep_smoke"

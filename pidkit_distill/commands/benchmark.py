@@ -47,7 +47,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     n.add_argument("--workers", type=int, default=2, help="processes (1 thread each)")
     n.add_argument("--teacher-seed", type=int, default=0)
     n.add_argument("--out", default="benchmarks/results", help="output folder")
-    n.add_argument("--name", help="result file stem (default nuisance_teacher[_quick])")
+    n.add_argument("--name", help="result file stem (default nuisance_teacher[_quick]; "
+                   "nuisance_sweep_DATASET with --sweep)")
     n.add_argument("--option", action="append", default=[], metavar="METHOD.KEY=VALUE",
                    help="override a method option, e.g. rid.lambda2=1 (repeatable)")
     n.add_argument("--sweep", choices=["digits", "mnist1d"],
@@ -63,6 +64,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     n.add_argument("--sweep-teachers", nargs="+", default=["trained", "untrained"],
                    choices=_TEACHERS)
     n.add_argument("--epochs", type=int, help="student epochs (sweep; default: the setup's)")
+    n.add_argument("--teacher-arch", help="teacher model of the sweep or diagnosis (default: "
+                   "the setup's), e.g. digits_cnn against the recorded digits_resnet")
     n.add_argument("--diagnose", choices=["digits", "mnist1d"],
                    help="instead: loss terms per epoch (CE vs distillation term) and "
                         "validation accuracy from the previous regime to the recorded one")
@@ -105,7 +108,8 @@ def run(args: argparse.Namespace) -> int:
         return replace(setup, method_options=merged)
 
     if args.diagnose:
-        result = bn.run_diagnosis(args.diagnose, out_dir=args.out, command=command,
+        result = bn.run_diagnosis(args.diagnose, teacher_arch=args.teacher_arch,
+                                  out_dir=args.out, command=command,
                                   progress=not args.no_progress)
         print(f"diagnosis written to {args.out}/nuisance_diagnosis_{args.diagnose}.md "
               f"({result['timing']['wall_s']:.0f} s wall)")
@@ -115,11 +119,11 @@ def run(args: argparse.Namespace) -> int:
         result = bn.run_sweep(args.sweep, widths=args.widths, labels_per_class=args.labels,
                               unlabelled=args.unlabelled, seeds=args.seeds or 2,
                               methods=args.sweep_methods, teachers=args.sweep_teachers,
-                              epochs=args.epochs,
-                              workers=args.workers, teacher_seed=args.teacher_seed,
+                              epochs=args.epochs, teacher_arch=args.teacher_arch,
+                              name=args.name, workers=args.workers, teacher_seed=args.teacher_seed,
                               out_dir=args.out, command=command,
                               progress=not args.no_progress)
-        print(f"sweep written to {args.out}/nuisance_sweep_{args.sweep}.md "
+        print(f"sweep written to {args.out}/{result['name']}.md "
               f"({result['timing']['wall_s']:.0f} s wall, {result['timing']['cpu_s']:.0f} s CPU)")
         return 0
     seeds = args.seeds or (1 if args.quick else 5)

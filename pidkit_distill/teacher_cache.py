@@ -1,0 +1,122 @@
+"""A frozen teacher evaluated once on a fixed set of inputs, then replayed.
+
+Distillation on a fixed training pool without augmentation asks a frozen teacher for the same
+outputs every epoch. :class:`CachedTeacher` computes them once and replays them to the trainer
+and to its feature hooks, which see the same module paths as on the teacher itself. On the
+nuisance benchmark's residual teachers the teacher's forward pass was about half of each
+student step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from pidkit._validation import fail
+
+from .features import forward_with_features
+from .models import freeze
+
+__all__ = ["CachedTeacher"]
+
+
+class _Replay(nn.Identity):
+    """A point where :class:`CachedTeacher` hands a stored feature map to forward hooks."""
+
+
+def _row_keys(x: torch.Tensor) -> list[bytes]:
+    """One exact key per sample: the bytes of its values."""
+    rows = x.detach().to("cpu").contiguous().reshape(len(x), -1).numpy()
+    return [row.tobytes() for row in rows]
+
+
+class CachedTeacher(nn.Module):
+    """Replay a frozen, deterministic teacher's logits and features on known inputs.
+
+    At construction the teacher runs once over ``inputs`` (in batches of ``batch_size``) and
+    its logits and the outputs of the modules at ``layers`` are stored. ``forward(x)``: when
+    every sample of ``x`` is one of ``inputs`` (compared value by value), the stored logits are
+    returned and each stored feature map passes through an identity module registered at the
+    same path as in the teacher, so that forward hooks on ``layers`` (e.g.
+    :class:`~pidkit_distill.features.FeatureHooks`) capture what the teacher would give;
+    otherwise the teacher runs on ``x`` and its features pass through the same modules.
+
+    The teacher is frozen in place (:func:`~pidkit_distill.models.freeze`, as the trainer
+    does with any teacher) and must then be deterministic: no random layers (not
+    ``NuisanceTeacher(kind="noise")``, whose channels are fresh noise at every call). Outputs
+    are computed with the batch size of the cache, not of the caller, so they may differ from
+    a direct call in the last bits.
+
+    Parameters
+    ----------
+    teacher : nn.Module
+        The teacher (frozen here, in place).
+    inputs : Tensor
+        The inputs it will be asked about, ``(N, ...)``.
+    layers : sequence of str
+        Module paths of the teacher whose outputs are replayed (plain paths, no ``[i]``).
+    batch_size : int, default 500
+
+    Examples
+    --------
+    >>> from pidkit_distill import models
+    >>> from pidkit_distill.features import forward_with_features
+    >>> teacher = models.freeze(models.get_model("digits_cnn", width=4))
+    >>> x = torch.randn(6, 1, 8, 8)
+    >>> cached = CachedTeacher(teacher, x, ["layer3"])
+    >>> logits, (f,) = forward_with_features(cached, x[:2], ["layer3"])
+    >>> bool(torch.allclose(logits, teacher(x[:2]), atol=1e-6)), tuple(f.shape)
+    (True, (2, 8, 4, 4))
+    """
+
+    def __init__(self, teacher: nn.Module, inputs: torch.Tensor, layers: Sequence[str],
+                 batch_size: int = 500):
+        super().__init__()
+        if not isinstance(inputs, torch.Tensor) or inputs.dim() < 1 or len(inputs) == 0:
+            raise fail("inputs", "must be a non-empty tensor of samples (N, ...)",
+                       "Pass the training inputs, e.g. torch.stack([x for x, _ in dataset])",
+                       type(inputs).__name__)
+        self.teacher = freeze(teacher)
+        self.layers = list(layers)
+        self.feature_layers = tuple(self.layers)
+        for path in self.layers:
+            self._install(path)
+        logits, feats = [], [[] for _ in self.layers]
+        with torch.no_grad():
+            for start in range(0, len(inputs), batch_size):
+                out, fs = forward_with_features(teacher, inputs[start:start + batch_size],
+                                                self.layers)
+                logits.append(out)
+                for store, f in zip(feats, fs, strict=True):
+                    store.append(f)
+        self.register_buffer("stored_logits", torch.cat(logits), persistent=False)
+        for i, store in enumerate(feats):
+            self.register_buffer(f"stored_feature{i}", torch.cat(store), persistent=False)
+        self._index = {key: i for i, key in enumerate(_row_keys(inputs))}
+
+    def _install(self, path: str) -> None:
+        """Put a :class:`_Replay` module at dotted ``path``, creating containers on the way."""
+        *parents, last = path.split(".")
+        node: nn.Module = self
+        for name in parents:
+            if name not in node._modules:
+                node.add_module(name, nn.Module())
+            node = node._modules[name]
+        if last in node._modules:
+            raise fail("layers", f"path {path!r} is given twice or nests inside another one",
+                       "Pass distinct, non-nested module paths", path)
+        node.add_module(last, _Replay())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        rows = [self._index.get(key) for key in _row_keys(x)]
+        if None in rows:
+            logits, feats = forward_with_features(self.teacher, x, self.layers)
+        else:
+            idx = torch.tensor(rows, device=self.stored_logits.device)
+            logits = self.stored_logits[idx]
+            feats = [getattr(self, f"stored_feature{i}")[idx] for i in range(len(self.layers))]
+        for path, f in zip(self.layers, feats, strict=True):
+            self.get_submodule(path)(f)
+        return logits
