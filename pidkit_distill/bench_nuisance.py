@@ -223,8 +223,8 @@ SETUPS: dict[str, Setup] = {
 
 def quick_setup(setup: Setup) -> Setup:
     """A smoke-test version of ``setup``: few epochs everywhere (same models and data)."""
-    return replace(setup, teacher_epochs=min(setup.teacher_epochs, 5),
-                   epochs=min(setup.epochs, 12),
+    return replace(setup, teacher_epochs=min(setup.teacher_epochs, 3),
+                   epochs=min(setup.epochs, 10),
                    rid_schedule={**setup.rid_schedule, "warmup": 2, "cycle": 6, "ratio": 1 / 6},
                    audit_every=6)
 
