@@ -152,7 +152,7 @@ class Namespace:
 
     def sum(self, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
         """Sum over ``axis``. numpy: short float reductions (at most :data:`SHORT_SUM`
-        entries per output) run through ``einsum``, 3-7x faster than ``np.sum`` on axes of
+        entries per output) run through ``einsum``, 2-6x faster than ``np.sum`` on axes of
         length 4 (numpy's reduction loop pays per output entry); their plain accumulation
         differs from ``np.sum``'s pairwise one by a few ulps at these lengths."""
         if self.name == "torch":
@@ -229,7 +229,8 @@ class Namespace:
         so :meth:`cho_solve` substitutes row by row with whole-batch vector operations,
         which need each ``L[i, j]`` contiguous over the batch. (numpy's batched
         ``linalg.solve`` re-factorises at every call: with several right-hand sides per
-        matrix, factorising once and substituting is about twice as fast for ``n <= 16``.)
+        matrix, factorising once and substituting is about twice as fast for ``n <= 16``;
+        ``benchmarks/backend_kernels.py``.)
         """
         if self.name == "torch":
             chol, info = self._lib.linalg.cholesky_ex(a)

@@ -83,6 +83,8 @@ __all__ = [
 METHODS = ("none", "kd", "fitnets", "vid", "ted", "rid", "pid")
 #: Teacher kinds, in table order.
 TEACHERS = ("trained", "untrained", "nuisance", "relabelled")
+#: Largest training pool whose teacher outputs a student job stores (see :func:`_replayable`).
+REPLAY_MAX = 20_000
 
 
 @dataclass(frozen=True)
@@ -582,9 +584,6 @@ def _replayable(setup: Setup, kind: str, subset, device: str) -> bool:
     noisy = kind == "nuisance" and setup.nuisance_kind == "noise"
     return device == "cpu" and not noisy and len(subset) <= REPLAY_MAX
 
-
-#: Largest training pool whose teacher outputs a student job stores (see :func:`_replayable`).
-REPLAY_MAX = 20_000
 
 
 def _map(fn, jobs: list, workers: int, progress: bool) -> list:

@@ -2,9 +2,9 @@
 
 Distillation on a fixed training pool without augmentation asks a frozen teacher for the same
 outputs every epoch. :class:`CachedTeacher` computes them once and replays them to the trainer
-and to its feature hooks, which see the same module paths as on the teacher itself. On the
-nuisance benchmark's residual teachers the teacher's forward pass was about half of each
-student step.
+and to its feature hooks, which see the same module paths as on the teacher itself. With the
+nuisance benchmark's residual teachers it cut the full run from 1029 s to 640 s
+(docs/nuisance_benchmark.md).
 """
 
 from __future__ import annotations
