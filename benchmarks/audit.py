@@ -233,7 +233,7 @@ def main(argv=None) -> int:
         print("(--quick or a subset of cases: nothing written; pass --write to record)")
         return 0
     if "boot" in reports:
-        from pidkit_distill.audit_report import figure_png
+        from pidkit_distill.audits.report import figure_png
 
         FIGURE.parent.mkdir(parents=True, exist_ok=True)
         FIGURE.write_bytes(figure_png(reports["boot"].plot(

@@ -1,10 +1,10 @@
 """CIFAR-10 nuisance-teacher run for a lent GPU: the paper's WRN-40-2 -> WRN-16-1 setting on a
 class-balanced subset with a shortened schedule, sized for a 10-minute device run.
 
-The full paper configuration is ``pidkit_distill.bench_nuisance.SETUPS["cifar10"]`` (300
+The full paper configuration is ``SETUPS["cifar10"]`` of ``benchmarks/nuisance/setups.py`` (300
 student epochs, SGD lr 0.05 x0.2 at 150/200, RID n_w = q = 30, r = 1/4, lambda = (1, 10), VID
 100, three layer pairs, no augmentation); run it with
-``pidkit-distill benchmark nuisance --datasets cifar10 --root DIR --device cuda --workers 1``.
+``python benchmarks/nuisance_teacher.py --datasets cifar10 --root DIR --device cuda --workers 1``.
 This script keeps every ratio of that schedule and scales its length::
 
     python benchmarks/gpu_cifar10.py --root /data/cifar --device cuda            # ~5-8 min
@@ -82,8 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--name", default="nuisance_cifar10_gpu")
     args = p.parse_args(argv)
 
-    from pidkit_distill import bench_nuisance as bn
-    from pidkit_distill.bench_nuisance_report import accuracy_table
+    from nuisance.report import accuracy_table
+    from nuisance.runner import run_benchmark
+    from nuisance.setups import SETUPS
 
     root = args.root
     if args.synthetic:
@@ -91,14 +92,14 @@ def main(argv: list[str] | None = None) -> int:
     per_class, t_epochs, epochs = args.per_class, args.teacher_epochs, args.epochs
     if args.tiny:
         per_class, t_epochs, epochs = 20, 2, 2
-    setup = shortened(bn.SETUPS["cifar10"], root=root, per_class=per_class,
+    setup = shortened(SETUPS["cifar10"], root=root, per_class=per_class,
                       teacher_epochs=t_epochs, epochs=epochs, amp=args.amp)
     start = time.perf_counter()
-    result = bn.run_benchmark([setup], seeds=args.seeds, methods=args.methods,
-                              teachers=["trained", "untrained"], workers=1,
-                              audit_teachers=["trained", "untrained"], device=args.device,
-                              probe_samples=0 if args.tiny else 2000, out_dir=args.out,
-                              name=args.name, command=" ".join(["python", *sys.argv]))
+    result = run_benchmark([setup], seeds=args.seeds, methods=args.methods,
+                           teachers=["trained", "untrained"], workers=1,
+                           audit_teachers=["trained", "untrained"], device=args.device,
+                           probe_samples=0 if args.tiny else 2000, out_dir=args.out,
+                           name=args.name, command=" ".join(["python", *sys.argv]))
     teachers = result["teachers"]["cifar10"]
     paper = result["paper"]
     print(f"\nCIFAR-10 subset ({per_class}/class), teacher {t_epochs} epochs, students "

@@ -6,7 +6,7 @@
 (0.311278, 0.5)
 """
 
-from . import errors, gates
+from . import errors, gates, information, validation
 from .decompose import pid
 from .discrete import available_measures
 from .discrete.broja import broja
@@ -27,6 +27,7 @@ __all__ = [
     "to_dit",
     "joint_pmf",
     "gates",
+    "information",
     "from_dit",
     "AtomMap",
     "Certificate",
@@ -45,4 +46,5 @@ __all__ = [
     "parse_node",
     "pid",
     "pid_from_samples",
+    "validation",
 ]

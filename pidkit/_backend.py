@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from ._validation import fail
 from .errors import PIDTypeError, PIDValueError
+from .validation import fail
 
 __all__ = ["Namespace", "get_namespace", "is_torch", "NUMPY"]
 

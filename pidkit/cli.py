@@ -19,12 +19,12 @@ from pathlib import Path
 import numpy as np
 
 from . import gates as gates_module
-from ._validation import check_base
 from .decompose import pid
 from .discrete import MEASURES, available_measures
 from .errors import PIDKitError
 from .lattice import lattice, node_label
 from .samples import joint_pmf
+from .validation import check_base
 
 __all__ = ["main"]
 

@@ -8,11 +8,11 @@ from typing import Any
 import numpy as np
 
 from ._backend import is_torch
-from ._validation import check_base, check_choice, check_pmf, check_target_sources, fail
 from .discrete import MEASURES
-from .discrete._information import entropy
 from .errors import PIDTypeError, PIDValueError
+from .information import mutual_information
 from .result import PIDResult
+from .validation import check_base, check_choice, check_pmf, check_target_sources, fail
 
 __all__ = ["pid", "arrange_pmf"]
 
@@ -115,9 +115,7 @@ def pid(p: Any, target: Any = 0, sources: Any = None, measure: str = "broja", ba
     q = arrange_pmf(p, target_axes, groups)
     atoms, info = spec.compute(q, **options)
     scale = 1.0 / math.log(base)
-    h_y = entropy(q.sum(axis=tuple(range(1, q.ndim))))
-    h_x = entropy(q.sum(axis=0))
-    mi = max(h_y + h_x - entropy(q), 0.0)
+    mi = mutual_information(q, (0,), tuple(range(1, q.ndim)))
     target_name = "Y" if names is None else "+".join(names[ax] for ax in target_axes)
     return PIDResult(
         atoms={node: value * scale for node, value in atoms.items()},

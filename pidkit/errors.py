@@ -3,7 +3,7 @@
 Errors subclass the built-in :class:`ValueError` or :class:`TypeError`, so code that already
 catches those keeps working; catch :class:`PIDKitError` to catch everything pidkit raises on
 purpose. Messages follow one format: the argument, what was wrong with the value received, and
-how to fix it (see :func:`pidkit._validation.fail`).
+how to fix it (see :func:`pidkit.validation.fail`).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ __all__ = [
     "PIDKitError",
     "PIDValueError",
     "PIDTypeError",
+    "CheckpointError",
     "ConvergenceWarning",
     "RegularizationWarning",
 ]
@@ -27,6 +28,12 @@ class PIDValueError(PIDKitError, ValueError):
 
 class PIDTypeError(PIDKitError, TypeError):
     """An argument has the wrong type (a string where an array was expected, ...)."""
+
+
+class CheckpointError(PIDValueError):
+    """A checkpoint file cannot be used: missing, a directory, empty, truncated, corrupted
+    (failed checksum), holding pickled objects, or not a trainer checkpoint. The message names
+    the path and what to do; the low-level error, if any, is chained as ``__cause__``."""
 
 
 class ConvergenceWarning(UserWarning):

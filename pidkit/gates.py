@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._validation import check_choice
+from .validation import check_choice
 
 __all__ = ["GATES", "Gate", "gate", "pmf_from_outcomes"]
 

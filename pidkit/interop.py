@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from ._validation import check_pmf, fail
 from .errors import PIDTypeError
+from .validation import check_pmf, fail
 
 __all__ = ["from_dit", "is_dit_distribution", "to_dit"]
 

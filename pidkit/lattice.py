@@ -34,7 +34,7 @@ import scipy.sparse as sp
 from scipy.linalg import solve_triangular
 from scipy.sparse.linalg import spsolve_triangular
 
-from ._validation import check_positive, fail
+from .validation import check_positive, fail
 
 Node = tuple[tuple[int, ...], ...]
 

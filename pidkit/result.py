@@ -12,11 +12,33 @@ import numpy as np
 
 from .lattice import Lattice, Node, lattice, node_label, parse_node
 
-__all__ = ["Certificate", "SolverInfo", "AtomMap", "PIDResult"]
+__all__ = ["Certificate", "SolverInfo", "AtomMap", "PIDResult", "to_plain"]
 
 
-def _plain(value: Any) -> Any:
-    """Turn numpy / torch scalars and arrays into JSON-serialisable Python data."""
+def to_plain(value: Any) -> Any:
+    """Turn numpy / torch scalars and arrays into JSON-serialisable Python data.
+
+    Arrays and tensors become nested lists, numpy scalars Python numbers, mappings dicts with
+    string keys and tuples lists, recursively; anything else is returned as it is. torch is
+    never imported.
+
+    Parameters
+    ----------
+    value : object
+        A number, array, tensor, or a mapping or sequence of them.
+
+    Returns
+    -------
+    object
+        The same data as Python ``dict``, ``list``, ``int``, ``float``, ``bool`` or ``str``
+        (and whatever else ``value`` held that is none of the kinds above).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> to_plain({"a": np.float64(0.5), 1: (np.arange(2), "x")})
+    {'a': 0.5, '1': [[0, 1], 'x']}
+    """
     if hasattr(value, "detach"):  # torch tensor, without importing torch
         value = value.detach().cpu().numpy()
     if isinstance(value, np.ndarray):
@@ -24,9 +46,9 @@ def _plain(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): to_plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [to_plain(v) for v in value]
     return value
 
 
@@ -49,8 +71,8 @@ class Certificate:
         return self.upper - self.lower
 
     def to_dict(self) -> dict[str, Any]:
-        return {"quantity": self.quantity, "lower": _plain(self.lower),
-                "upper": _plain(self.upper), "gap": _plain(self.gap)}
+        return {"quantity": self.quantity, "lower": to_plain(self.lower),
+                "upper": to_plain(self.upper), "gap": to_plain(self.gap)}
 
 
 @dataclass(frozen=True)
@@ -95,7 +117,7 @@ class SolverInfo:
         return {"status": self.status, "converged": self.converged,
                 "iterations": self.iterations,
                 "certificate": None if self.certificate is None else self.certificate.to_dict(),
-                "residual": _plain(self.residual), "details": _plain(dict(self.details))}
+                "residual": to_plain(self.residual), "details": to_plain(dict(self.details))}
 
 
 class AtomMap(Mapping):
@@ -210,16 +232,16 @@ class PIDResult:
             "unit": self.unit,
             "source_names": list(self.source_names),
             "target_name": self.target_name,
-            "mutual_information": _plain(self.mutual_information),
-            "atoms": {node_label(k): _plain(v) for k, v in self.atoms.items()},
-            "redundancy": _plain(self.redundancy),
-            "unique": [_plain(u) for u in self.unique],
-            "synergy": _plain(self.synergy),
+            "mutual_information": to_plain(self.mutual_information),
+            "atoms": {node_label(k): to_plain(v) for k, v in self.atoms.items()},
+            "redundancy": to_plain(self.redundancy),
+            "unique": [to_plain(u) for u in self.unique],
+            "synergy": to_plain(self.synergy),
             "solver": self.solver.to_dict(),
-            "details": _plain(dict(self.details)),
+            "details": to_plain(dict(self.details)),
         }
         if self.intervals is not None:
-            out["intervals"] = {node_label(k): _plain(v) for k, v in self.intervals.items()}
+            out["intervals"] = {node_label(k): to_plain(v) for k, v in self.intervals.items()}
         return out
 
     def __str__(self) -> str:
@@ -254,7 +276,7 @@ class PIDResult:
         if ax is None:
             _, ax = plt.subplots(figsize=(max(4.0, 0.5 * len(self.atoms) + 2), 3.2))
         labels = [node_label(k) for k in self.atoms]
-        values = [float(np.asarray(_plain(v)).mean()) for v in self.atoms.values()]
+        values = [float(np.asarray(to_plain(v)).mean()) for v in self.atoms.values()]
         bars = ax.bar(labels, values, **bar_kwargs)
         if self.intervals is not None:
             lo = [values[i] - self.intervals[k][0] for i, k in enumerate(self.atoms)]
@@ -268,12 +290,12 @@ class PIDResult:
 
 def _fmt_bound(value: Any) -> str:
     """A non-negative error bound; for a batch, the largest one (the bound that holds for all)."""
-    arr = np.asarray(_plain(value), dtype=float)
+    arr = np.asarray(to_plain(value), dtype=float)
     return f"{arr.item():.2e}" if arr.size == 1 else f"max {arr.max():.2e} (n={arr.size})"
 
 
 def _fmt(value: Any) -> str:
-    value = _plain(value)
+    value = to_plain(value)
     if isinstance(value, list):
         arr = np.asarray(value, dtype=float)
         return f"mean {arr.mean():.6f} (n={arr.size})"

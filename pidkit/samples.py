@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from ._validation import fail
 from .errors import PIDTypeError
+from .validation import fail
 
 __all__ = ["joint_pmf"]
 

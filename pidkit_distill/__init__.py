@@ -5,53 +5,65 @@
 >>> teacher = pd.models.get_model("digits_cnn", width=32)             # doctest: +SKIP
 >>> student = pd.models.get_model("digits_cnn", width=8)              # doctest: +SKIP
 >>> res = pd.distill(teacher, student, train, method="rid", epochs=12,
-...                  warmup=2, cycle=2, ratio=0.5, val_data=test)      # doctest: +SKIP
+...                  val_data=test)                                    # doctest: +SKIP
 
 Public API: :func:`distill`, :class:`Trainer`, :class:`TrainConfig`, :class:`Callback`,
-:func:`phase_of_epoch`, :func:`extract_features`, :class:`FeatureHooks`, the model registry
+:func:`phase_of_epoch`, :func:`resolve_schedule`, :class:`BatchFormat`, :class:`DistillStep`,
+:func:`extract_features`, :class:`FeatureHooks`, the model registry
 (:func:`get_model`, :func:`register_model`, :func:`untrained_teacher`,
 :class:`NuisanceTeacher`, :class:`CachedTeacher`), the data sets (:mod:`pidkit_distill.data`)
 and the losses (:mod:`pidkit_distill.losses`, :func:`make_loss`, :func:`register_method`).
 """
 
-from . import data, features, losses, models
-from .audit_callback import AuditCallback
-from .audit_curves import AuditHistory, plot_curves
-from .audit_nuisance import nuisance_teacher_example
-from .audit_report import AuditReport, LayerAudit
-from .audit_run import audit, audit_features
+from . import audits, data, features, losses, models
+from .audits import (
+    AuditCallback,
+    AuditHistory,
+    AuditReport,
+    LayerAudit,
+    audit,
+    audit_features,
+    nuisance_teacher_example,
+    plot_curves,
+)
+from .batches import BatchFormat
 from .features import ExtractedFeatures, FeatureHooks, extract_features, forward_with_features
 from .losses import DistillLoss, available_methods, make_loss, register_method
 from .models import NuisanceTeacher, get_model, register_model, untrained_teacher
+from .schedule import Schedule, phase_of_epoch, resolve_schedule
 from .teacher_cache import CachedTeacher
 from .train import (
     Callback,
     DistillResult,
+    DistillStep,
     LambdaCallback,
     TrainConfig,
     Trainer,
     distill,
     load_checkpoint,
-    phase_of_epoch,
 )
 
 __all__ = [
     "AuditCallback",
     "AuditHistory",
     "AuditReport",
+    "BatchFormat",
     "CachedTeacher",
     "Callback",
     "DistillLoss",
     "DistillResult",
+    "DistillStep",
     "ExtractedFeatures",
     "FeatureHooks",
     "LambdaCallback",
     "LayerAudit",
     "NuisanceTeacher",
+    "Schedule",
     "TrainConfig",
     "Trainer",
     "audit",
     "audit_features",
+    "audits",
     "available_methods",
     "data",
     "distill",
@@ -68,5 +80,6 @@ __all__ = [
     "plot_curves",
     "register_method",
     "register_model",
+    "resolve_schedule",
     "untrained_teacher",
 ]

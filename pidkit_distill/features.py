@@ -21,6 +21,7 @@ Examples
 from __future__ import annotations
 
 import contextlib
+import difflib
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from pidkit._validation import fail
+from pidkit._validation import check_choice, fail
 from pidkit.errors import PIDTypeError
 
 __all__ = [
@@ -38,6 +39,8 @@ __all__ = [
     "get_module",
     "forward_with_features",
     "feature_shapes",
+    "check_layer_pairs",
+    "check_feature_batch",
     "extract_features",
 ]
 
@@ -56,18 +59,66 @@ def _parse(spec: str) -> tuple[str, int | None]:
     return match.group("path"), None if index is None else int(index)
 
 
-def get_module(model: nn.Module, path: str) -> nn.Module:
+def _describe(model: nn.Module, name: str) -> str:
+    kind = type(model).__name__
+    return name if name == kind else f"the {name} ({kind})"
+
+
+def _unknown_module(model: nn.Module, path: str, modules: dict[str, nn.Module],
+                    name: str) -> Exception:
+    """The error for a module path that ``model`` does not have: the closest paths it does have
+    (difflib), how many modules it has and its top-level children."""
+    names = [n for n in modules if n]
+    near = difflib.get_close_matches(path, names, n=8, cutoff=0.6)
+    depth = path.count(".")  # prefer paths as deep as the one asked for ('layer5' -> 'layer4')
+    near = sorted(near, key=lambda n: abs(n.count(".") - depth))[:5]
+    if not near and "." in path:  # compare the last component: 'layer3.0.conv3' -> '...conv2'
+        last = path.rsplit(".", 1)[-1]
+        near = [n for n in names if difflib.get_close_matches(last, [n.rsplit(".", 1)[-1]],
+                                                              n=1, cutoff=0.75)][:5]
+    children = [n for n, _ in model.named_children()]
+    shown = ", ".join(children[:12]) + (f", ... ({len(children)} in all)"
+                                         if len(children) > 12 else "")
+    guess = (f"Did you mean {' or '.join(repr(n) for n in near)}? " if near else
+             "No module path is close to it. ")
+    it = _describe(model, name)
+    it = it[:1].upper() + it[1:]
+    where = (f"{it} has {len(names)} submodules; top level: {shown or '(none)'}. " if names
+             else f"{it} has no submodules (use '' for the model's own output). ")
+    return fail("layers", f"module {path!r} not found in {_describe(model, name)}",
+                guess + where + f"List the paths with [n for n, _ in {name}.named_modules()]")
+
+
+def get_module(model: nn.Module, path: str, *, name: str = "model") -> nn.Module:
     """Return the submodule of ``model`` at dotted ``path`` (``""`` is the model itself).
 
-    Raises :class:`~pidkit.errors.PIDValueError` listing close names when the path is unknown.
+    Parameters
+    ----------
+    model : nn.Module
+    path : str
+        A key of ``dict(model.named_modules())``.
+    name : str, default "model"
+        What to call the model in error messages (``"teacher"``, ``"student"``).
+
+    Raises
+    ------
+    PIDValueError
+        ``path`` is not a module of ``model``; the message names ``layers``, the model, the
+        closest paths it has (difflib) and its top-level children.
+
+    Examples
+    --------
+    >>> net = nn.Sequential()
+    >>> net.add_module("layer3", nn.Linear(2, 2))
+    >>> get_module(net, "layr3", name="student")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    pidkit.errors.PIDValueError: layers: module 'layr3' not found in the student ...
     """
     modules = dict(model.named_modules())
     if path in modules:
         return modules[path]
-    names = [n for n in modules if n]
-    near = [n for n in names if path.split(".")[-1] in n][:8] or names[:8]
-    raise fail("layers", f"module {path!r} not found in {type(model).__name__}",
-               f"Pick one of model.named_modules(), e.g. {near}")
+    raise _unknown_module(model, path, modules, name)
 
 
 def _select(output, index: int | None, spec: str) -> torch.Tensor:
@@ -99,22 +150,35 @@ class FeatureHooks:
         Module paths, optionally with a tuple index ``"name[i]"``.
     detach : bool, default False
         Store detached outputs (for audits); keep the graph otherwise (for losses).
+    name : str, default "model"
+        What to call the model in error messages (``"teacher"``, ``"student"``).
 
     Attributes
     ----------
     features : dict[str, Tensor]
         The last captured output per layer spec, in the order given.
+
+    Raises
+    ------
+    PIDValueError
+        A path is not a module of ``model`` (raised here, before any forward pass; see
+        :func:`get_module`).
     """
 
-    def __init__(self, model: nn.Module, layers: Sequence[str], *, detach: bool = False):
+    def __init__(self, model: nn.Module, layers: Sequence[str], *, detach: bool = False,
+                 name: str = "model"):
         self.model = model
         self.layers = list(layers)
         self.detach = detach
+        self.name = name
         self.features: dict[str, torch.Tensor] = {}
         self._handles: list = []
-        self._targets = [(spec, *_parse(spec)) for spec in self.layers]
-        for _, path, _ in self._targets:
-            get_module(model, path)  # fail early on unknown paths
+        targets = [(spec, *_parse(spec)) for spec in self.layers]
+        modules = dict(model.named_modules()) if targets else {}
+        for _, path, _ in targets:  # fail early on unknown paths
+            if path not in modules:
+                raise _unknown_module(model, path, modules, name)
+        self._targets = [(spec, modules[path], index) for spec, path, index in targets]
 
     def _hook(self, spec: str, index: int | None):
         def hook(_module, _inputs, output):
@@ -123,8 +187,7 @@ class FeatureHooks:
         return hook
 
     def __enter__(self) -> FeatureHooks:
-        for spec, path, index in self._targets:
-            module = get_module(self.model, path)
+        for spec, module, index in self._targets:
             self._handles.append(module.register_forward_hook(self._hook(spec, index)))
         return self
 
@@ -137,19 +200,20 @@ class FeatureHooks:
         """Features of the last forward pass, in the order of ``layers``."""
         missing = [s for s in self.layers if s not in self.features]
         if missing:
-            raise fail("layers", f"modules {missing} did not run in the forward pass",
+            raise fail("layers", f"modules {missing} of {_describe(self.model, self.name)} did "
+                       "not run in the forward pass",
                        "Hook modules that the model's forward actually calls")
         return [self.features[s] for s in self.layers]
 
 
-def forward_with_features(model: nn.Module, x: torch.Tensor,
-                          layers: Sequence[str]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+def forward_with_features(model: nn.Module, x: torch.Tensor, layers: Sequence[str], *,
+                          name: str = "model") -> tuple[torch.Tensor, list[torch.Tensor]]:
     """Run ``model(x)`` once and return ``(output, [feature per layer])``.
 
     Gradients flow through the features as through the output (wrap the call in
-    ``torch.no_grad()`` for a frozen teacher).
+    ``torch.no_grad()`` for a frozen teacher). ``name`` is what error messages call the model.
     """
-    with FeatureHooks(model, layers) as hooks:
+    with FeatureHooks(model, layers, name=name) as hooks:
         out = model(x)
         return out, hooks.collect()
 
@@ -178,14 +242,138 @@ def eval_mode(*models: nn.Module) -> Iterator[None]:
 
 
 @torch.no_grad()
-def feature_shapes(model: nn.Module, x: torch.Tensor, layers: Sequence[str]) -> list[tuple]:
+def feature_shapes(model: nn.Module, x: torch.Tensor, layers: Sequence[str], *,
+                   name: str = "model") -> list[tuple]:
     """Per-sample shapes ``(C,)`` or ``(C, *spatial)`` of each layer's output on input ``x``.
 
     Runs the model in eval mode on ``x`` (a batch of at least 1) and restores its mode after.
+    ``name`` is what error messages call the model (``"teacher"``, ``"student"``).
+
+    Raises
+    ------
+    PIDValueError
+        A layer is not a module of ``model`` (see :func:`get_module`), or its output does not
+        have the batch on its first axis (e.g. tokens flattened to ``(N*L, C)``) or has no
+        channel axis.
     """
     with eval_mode(model):
-        _, feats = forward_with_features(model, x, layers)
+        _, feats = forward_with_features(model, x, layers, name=name)
+    n = len(x)
+    for spec, f in zip(layers, feats, strict=True):
+        shape = tuple(f.shape)
+        if f.dim() < 2 or shape[0] != n:
+            what = ("has no channel axis" if f.dim() == 1 and shape[0] == n else
+                    f"does not have the batch of {n} inputs on its first axis")
+            raise fail("layers", f"layer {spec!r} of {_describe(model, name)} returned shape "
+                       f"{shape}, which {what}", _BATCH_FIRST_FIX)
     return [tuple(f.shape[1:]) for f in feats]
+
+
+_BATCH_FIRST_FIX = ("Hook modules whose output is (N, C) or (N, C, *spatial) with the batch "
+                    "first; a module that folds the batch into another axis (e.g. tokens "
+                    "flattened to (N*L, C)) or reduces over it cannot be distilled")
+
+
+def check_layer_pairs(teacher_shapes: Sequence[Sequence[int]],
+                      student_shapes: Sequence[Sequence[int]],
+                      layers: Sequence[tuple[str, str]] | None = None, *,
+                      spatial: str = "pool") -> None:
+    """Check the per-sample shapes of the (teacher, student) layer pairs before a loss is built.
+
+    Parameters
+    ----------
+    teacher_shapes, student_shapes : sequence of tuple
+        Per-sample shapes ``(C,)`` or ``(C, *spatial)``, one per pair, as returned by
+        :func:`feature_shapes`.
+    layers : sequence of (str, str), optional
+        The pairs' module paths, named in the messages.
+    spatial : {"pool", "match"}, default "pool"
+        ``"pool"``: a map may be paired with a vector or with a map of another spatial rank
+        (the built-in losses average-pool both sides to a common size, globally when the ranks
+        differ). ``"match"``: both sides of every pair must have the same spatial rank, for
+        losses that compare features position by position.
+
+    Raises
+    ------
+    PIDValueError
+        The two lists differ in length, a shape has no channel axis or a zero-sized axis, or
+        (``spatial="match"``) a pair mixes a map and a vector or maps of different rank. The
+        message names the pair and both shapes.
+
+    Examples
+    --------
+    >>> check_layer_pairs([(64, 8, 8)], [(32, 8, 8)], [("layer3", "layer3")])
+    >>> check_layer_pairs([(64, 8, 8)], [(32,)], [("layer3", "fc1")],
+    ...                   spatial="match")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    pidkit.errors.PIDValueError: layers: pair 0 ('layer3', 'fc1') pairs a teacher 2-D ...
+    """
+    check_choice(spatial, "spatial", ("pool", "match"))
+    t_shapes, s_shapes = [tuple(t) for t in teacher_shapes], [tuple(s) for s in student_shapes]
+    if len(t_shapes) != len(s_shapes):
+        raise fail("layers", f"{len(t_shapes)} teacher layers but {len(s_shapes)} student "
+                   "layers", "Give (teacher_path, student_path) pairs, one per distilled pair")
+    pairs = list(layers) if layers is not None else [("?", "?")] * len(t_shapes)
+    for i, (t, s, pair) in enumerate(zip(t_shapes, s_shapes, pairs, strict=False)):
+        label = f"pair {i} {tuple(pair)!r}" if layers is not None else f"pair {i}"
+        for side, shape in (("teacher", t), ("student", s)):
+            if len(shape) == 0:
+                raise fail("layers", f"{label}: the {side} feature has per-sample shape () (one "
+                           "number per sample, no channel axis)", _BATCH_FIRST_FIX)
+            if any(int(d) < 1 for d in shape):
+                raise fail("layers", f"{label}: the {side} feature has per-sample shape "
+                           f"{shape} with an empty axis", "Hook a layer whose output is "
+                           "not empty for a single sample")
+        if spatial == "match" and len(t) != len(s):
+            def kind(shape: tuple) -> str:
+                return "vector" if len(shape) == 1 else f"{len(shape) - 1}-D feature map"
+            if len(s) == 1:
+                fix = (f"Pick a student layer that outputs a {len(t) - 1}-D map, or a teacher "
+                       "layer that outputs a vector")
+            elif len(t) == 1:
+                fix = (f"Pick a teacher layer that outputs a {len(s) - 1}-D map, or a student "
+                       "layer that outputs a vector")
+            else:
+                fix = "Pair layers whose maps have the same number of spatial axes"
+            raise fail("layers", f"{label} pairs a teacher {kind(t)} of per-sample shape {t} "
+                       f"with a student {kind(s)} of shape {s}", fix)
+
+
+def check_feature_batch(y: torch.Tensor, teacher_features: Sequence[torch.Tensor],
+                        student_features: Sequence[torch.Tensor],
+                        layers: Sequence[tuple[str, str]]) -> None:
+    """Check that every captured feature of a mini-batch has the batch size of the labels on
+    its first axis (cheap: shapes only, no synchronisation with the device).
+
+    Parameters
+    ----------
+    y : Tensor ``(N,)``
+        The batch's labels.
+    teacher_features, student_features : sequence of Tensor
+        One per pair (a side may be empty when it was not computed, e.g. the student in RID's
+        teacher phase).
+    layers : sequence of (str, str)
+        The (teacher_path, student_path) pairs, named in the message.
+
+    Raises
+    ------
+    PIDValueError
+        A feature's first axis is not ``N``; the message names the pair and both shapes.
+    """
+    n = int(y.shape[0]) if y.dim() else 1
+    pairs = list(layers)
+    for i, pair in enumerate(pairs):
+        t = teacher_features[i] if i < len(teacher_features) else None
+        s = student_features[i] if i < len(student_features) else None
+        bad = [f for f in (t, s) if f is not None and (f.dim() < 1 or int(f.shape[0]) != n)]
+        if bad:
+            def shape(f: torch.Tensor | None) -> str:
+                return "not computed" if f is None else str(tuple(f.shape))
+            raise fail("layers", f"pair {i} {tuple(pair)!r}: teacher feature shape {shape(t)} "
+                       f"and student feature shape {shape(s)} do not both start with the "
+                       f"batch size {n} of the labels (y of shape {tuple(y.shape)})",
+                       _BATCH_FIRST_FIX)
 
 
 @dataclass

@@ -43,6 +43,7 @@ __all__ = [
     "available_models",
     "default_layers",
     "freeze",
+    "module_device",
     "untrained_teacher",
     "NuisanceTeacher",
     "DigitsCNN",
@@ -140,6 +141,77 @@ def freeze(model: nn.Module) -> nn.Module:
     for p in model.parameters():
         p.requires_grad_(False)
     return model
+
+
+def _same_device(a: torch.device, b: torch.device) -> bool:
+    """``a`` and ``b`` name the same device (``"cuda"`` without index is the current one)."""
+    if a.type != b.type:
+        return False
+    if a.index is None or b.index is None:
+        current = (torch.cuda.current_device() if a.type == "cuda" and torch.cuda.is_available()
+                   else 0)
+        return (a.index if a.index is not None else current) == \
+            (b.index if b.index is not None else current)
+    return a.index == b.index
+
+
+def module_device(model: nn.Module, name: str = "model",
+                  expected: str | torch.device | None = None) -> torch.device | None:
+    """The one device that holds all parameters and buffers of ``model``.
+
+    Parameters
+    ----------
+    model : nn.Module
+    name : str, default "model"
+        The argument named in error messages (``"teacher"``, ``"student"``).
+    expected : str or torch.device, optional
+        Also require that device (``"cuda"`` matches the current CUDA device).
+
+    Returns
+    -------
+    torch.device or None
+        ``None`` when the model has no parameters and no buffers.
+
+    Raises
+    ------
+    PIDValueError
+        Tensors on the ``meta`` device (shapes without data, e.g. a model built under
+        ``torch.device("meta")`` and never loaded), tensors on several devices (a model split
+        over devices by hand), or a device other than ``expected``. The message names ``name``,
+        the devices and example tensors, and what to do.
+
+    Examples
+    --------
+    >>> module_device(nn.Linear(2, 2), "student")
+    device(type='cpu')
+    >>> module_device(nn.Linear(2, 2, device="meta"), "teacher")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    pidkit.errors.PIDValueError: teacher: has parameters or buffers on the 'meta' device ...
+    """
+    where: dict[torch.device, list[str]] = {}
+    for path, tensor in [*model.named_parameters(), *model.named_buffers()]:
+        where.setdefault(tensor.device, []).append(path)
+    if not where:
+        return None
+    meta = [d for d in where if d.type == "meta"]
+    if meta:
+        examples = where[meta[0]][:3]
+        raise fail(name, f"has parameters or buffers on the 'meta' device (shapes without "
+                   f"data), e.g. {examples}", "Give them values first: "
+                   f"{name}.to_empty(device=...) then {name}.load_state_dict(weights), or build "
+                   "the model outside a torch.device('meta') context")
+    if len(where) > 1:
+        spread = "; ".join(f"{d}: {len(p)} tensors, e.g. {p[:2]}" for d, p in where.items())
+        raise fail(name, f"has parameters or buffers on {len(where)} devices ({spread})",
+                   f"Put the whole model on one device with {name}.to(device); the trainer "
+                   "runs each model on one device (pass device=...)")
+    (device,) = where
+    if expected is not None and not _same_device(device, torch.device(expected)):
+        raise fail(name, f"is on {device}, not on the requested device {expected}",
+                   f"Move it with {name}.to({str(expected)!r}), or request device="
+                   f"{str(device)!r}")
+    return device
 
 
 def untrained_teacher(name: str, seed: int = 0, num_classes: int = 10, **kwargs) -> nn.Module:

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from pidkit._validation import fail
+from pidkit.validation import fail
 
 from .features import forward_with_features
 from .models import freeze

@@ -1,27 +1,31 @@
 r"""The trainer: Algorithm 1 of the RID paper (and one-stage baselines), on any device, under
 ``torchrun`` too.
 
-Schedule (two-phase methods such as RID), epochs counted from 0:
+Schedule (two-phase methods such as RID; :mod:`pidkit_distill.schedule`), epochs counted from 0:
 
-- ``epoch < warmup``  (:math:`n_w`): **warmup** - the teacher filters and heads train on
+- ``epoch < warmup`` (:math:`n_w`): **warmup** - the teacher-side filters and heads train on
   cross-entropy only (no V term); the student does not train, or, with
-  ``warmup_student=True``, trains at the same time on its own cross-entropy
-  (:math:`\lambda_1\,\mathrm{CE}(Y, \hat Y)`, no V term; the two parameter sets are
-  disjoint, so this is the same as running both warm-up phases of the first cycle at once);
-- otherwise, with cycle length :math:`q` and ratio :math:`r`: **teacher** phase (phase 1: teacher
-  filters and heads on :math:`L_t`) when ``epoch mod q < r * q``, else **student** phase
-  (phase 2: student, student filters and sigma on :math:`L_s`).
+  ``warmup_student=True``, trains at the same time on its own cross-entropy;
+- then cycles of :math:`q` epochs: the first :math:`\lceil r q\rceil` epochs of each cycle are
+  **teacher** epochs (phase 1: teacher-side filters and heads on :math:`L_t`), the rest
+  **student** epochs (phase 2: student, student filters and sigma on :math:`L_s`).
 
-One-stage methods (none, KD, FitNets, VID, TED, PID) are in the student phase every epoch. Each
-phase has its own optimizer; learning rates follow a per-epoch schedule set at the start of every
-epoch from the global epoch index.
+Left at ``None``, ``warmup``, ``cycle`` and ``ratio`` are scaled to ``epochs`` with the paper's
+proportions (:func:`~pidkit_distill.schedule.resolve_schedule`); a schedule without a teacher
+or a student epoch is refused. One-stage methods (none, KD, FitNets, VID, TED, PID) are in the
+student phase every epoch. Each phase has its own optimizer and, optionally, scheduler.
 
-Data parallel: when ``torch.distributed`` is initialised (e.g. by ``torchrun``), each process
-takes ``batch_size / world_size`` samples of every global batch (same permutation everywhere),
-the parameters are broadcast from rank 0 at start and the gradients of the trained parameters
-are averaged across processes with ``all_reduce`` before clipping and stepping, which is the
-same update as one process on the global batch (up to float rounding; batch-norm statistics
-are per process).
+Data parallel: under ``torchrun`` (or any initialised process group) each process takes
+``batch_size / world_size`` samples of every global batch and the step runs inside
+:class:`~torch.nn.parallel.DistributedDataParallel` (one wrapper per phase,
+:mod:`pidkit_distill.distributed`); the losses use global-batch statistics where a mean over
+labelled samples or a covariance enters, so a run on W processes makes the same updates as one
+process on the same global batches (up to float rounding; with ``sync_batchnorm=True`` the
+batch-norm statistics are global too).
+
+No host synchronisation happens inside a training step: losses, accuracies and the finiteness
+check accumulate on the device and are read once per epoch (the progress bar reads the loss
+every ``log_every`` steps).
 
 Examples
 --------
@@ -29,82 +33,72 @@ Examples
 >>> train, test = data.load_digits()
 >>> teacher = models.untrained_teacher("digits_cnn", seed=0, width=8)
 >>> student = models.get_model("digits_cnn", width=4)
->>> result = distill(teacher, student, train, method="rid", epochs=2, warmup=1, cycle=1,
-...                  ratio=0.0, val_data=test, progress=False)
->>> len(result.history)
-2
+>>> result = distill(teacher, student, train, method="rid", epochs=3, val_data=test,
+...                  progress=False)
+>>> [h["phase"] for h in result.history]
+['warmup', 'teacher', 'student']
 """
 
 from __future__ import annotations
 
 import csv
 import json
-import math
 import os
 import pickle
 import time
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import torch
 from torch import distributed as dist
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, Sampler
 
-from pidkit._validation import check_choice, fail
+from pidkit.validation import check_choice, fail
 
-from .data import num_classes_of
-from .features import FeatureHooks, eval_mode, feature_shapes
+from .batches import (
+    BatchFormat,
+    check_data,
+    device_batches,
+    eval_loader,
+    has_batchnorm,
+    to_device,
+    train_loader,
+)
+from .distributed import init_distributed, phase_ddp
+from .features import FeatureHooks, eval_mode
 from .losses import Batch, DistillLoss, cross_entropy, labelled_mask, make_loss
 from .models import default_layers, freeze
+from .optim import build_optimizer, build_scheduler, param_groups
+from .schedule import Schedule, learning_rate, resolve_schedule
 
 __all__ = [
     "TrainConfig",
     "Trainer",
+    "DistillStep",
     "Callback",
     "LambdaCallback",
     "DistillResult",
     "distill",
-    "phase_of_epoch",
-    "learning_rate",
-    "EpochSampler",
-    "init_distributed",
     "load_checkpoint",
     "CHECKPOINT_FORMAT",
+    "METRIC_UNITS",
 ]
 
 CHECKPOINT_FORMAT = "pidkit_distill.checkpoint/1"
-PHASES = ("warmup", "teacher", "student")
+METRICS_FORMAT = "pidkit_distill.metrics/1"
 
-
-def phase_of_epoch(epoch: int, warmup: int, cycle: int, ratio: float) -> str:
-    """Phase of 0-based ``epoch`` in Algorithm 1: ``"warmup"`` if ``epoch < warmup``, else
-    ``"teacher"`` if ``epoch mod cycle < ratio * cycle``, else ``"student"``.
-
-    Examples
-    --------
-    >>> [phase_of_epoch(i, 2, 4, 0.25) for i in range(8)]
-    ['warmup', 'warmup', 'student', 'student', 'teacher', 'student', 'student', 'student']
-    """
-    if epoch < warmup:
-        return "warmup"
-    return "teacher" if epoch % cycle < ratio * cycle else "student"
-
-
-def learning_rate(epoch: int, base_lr: float, schedule: str = "multistep",
-                  milestones: Sequence[int] = (), gamma: float = 0.2, epochs: int = 1) -> float:
-    r"""Learning rate at 0-based ``epoch``.
-
-    ``"multistep"``: :math:`\eta\,\gamma^{\#\{m \le e\}}`; ``"cosine"``:
-    :math:`\eta\,(1 + \cos(\pi e / E))/2`; ``"constant"``: :math:`\eta`.
-    """
-    if schedule == "multistep":
-        return base_lr * gamma ** sum(1 for m in milestones if m <= epoch)
-    if schedule == "cosine":
-        return base_lr * 0.5 * (1 + math.cos(math.pi * epoch / max(epochs, 1)))
-    return base_lr
+#: Units of the trainer's own metrics and of the loss parts it logs (``train_<part>``). Training
+#: terms are in nats (natural-log cross-entropies and information); audits add quantities in
+#: bits (their keys say so). Keys not listed here are dimensionless.
+METRIC_UNITS = {
+    "epoch": "index", "phase": "name", "lr": "learning rate", "time_s": "s",
+    "train_loss": "nats (total objective: cross-entropies in nats plus weighted terms)",
+    "train_acc": "fraction", "train_head_acc": "fraction", "val_acc": "fraction",
+    "val_head_acc": "fraction", "val_loss": "nats", "train_ce": "nats", "train_head_ce": "nats",
+    "train_kd": "nats", "train_redundancy": "nats", "train_vid_nll": "nats",
+}
 
 
 @dataclass
@@ -120,37 +114,63 @@ class TrainConfig:
         Passed to the loss (e.g. ``{"lambda2": 10.0}`` for RID, ``{"temperature": 4}`` for KD).
     epochs : int
     batch_size : int
-        Global batch size (split evenly over data-parallel processes).
+        Global batch size (split evenly over data-parallel processes); ignored when
+        ``train_data`` is a DataLoader (its own batch size is used).
     lr, teacher_lr : float
         Learning rates of the student-phase and teacher-phase optimizers (``teacher_lr=None``:
-        same as ``lr``).
-    optimizer : {"sgd", "adam"}
-    momentum, nesterov, weight_decay : SGD options (Adam uses ``weight_decay`` only).
+        same as ``lr``); ignored by optimizer factories, which set their own.
+    optimizer, teacher_optimizer : str or optimizer class or callable
+        ``"sgd"``, ``"adam"``, ``"adamw"``, any ``torch.optim.Optimizer`` class, or a factory
+        ``param_groups -> Optimizer`` (:mod:`pidkit_distill.optim`); ``teacher_optimizer=None``
+        uses ``optimizer`` for the teacher phase too.
+    scheduler, teacher_scheduler : callable or None
+        Factories ``optimizer -> LRScheduler`` per phase, stepped after every epoch of that
+        phase (``scheduler_interval="epoch"``) or every step (``"step"``). When given, the
+        built-in ``schedule`` is not applied to that phase.
+    scheduler_interval : {"epoch", "step"}
+    momentum, nesterov, weight_decay : SGD momentum options and the decoupled/L2 decay.
+    decay_1d : bool
+        Also decay parameters with fewer than 2 dimensions (biases, norm layers, RID's sigma);
+        default ``False``.
     schedule : {"multistep", "cosine", "constant"}; milestones, gamma : multistep options.
-    warmup, cycle, ratio : int, int, float
-        Algorithm 1's :math:`n_w`, :math:`q`, :math:`r` (two-phase methods only).
+        The built-in per-epoch learning-rate schedule (global epoch index).
+    warmup, cycle, ratio : int, int, float or None
+        Algorithm 1's :math:`n_w`, :math:`q`, :math:`r` (two-phase methods only); ``None``:
+        scaled to ``epochs`` (:func:`~pidkit_distill.schedule.resolve_schedule`).
     warmup_student : bool
-        Also train the student (on cross-entropy alone, its own optimizer) during the warm-up
-        epochs of a two-phase method. Default ``False``: the student is frozen until the
-        warm-up ends (Algorithm 1 as printed).
+        Also train the student (on cross-entropy alone) during the warm-up epochs.
     grad_clip : float or None
-        Max gradient norm per step (the authors use 100).
+        Max gradient norm per step and optimizer (the authors use 100).
     amp : bool
         Mixed precision (float16 + grad scaling on CUDA, bfloat16 elsewhere).
     device : str
         ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``; under torchrun with CUDA each process
         uses ``cuda:LOCAL_RANK``.
     seed : int
-        Seeds the loss initialisation, the data order and the torch RNG.
+        Seeds the data order and the loss's initial weights through their own generators; the
+        global torch RNG is neither seeded nor advanced by the trainer (seed it yourself for
+        reproducible model initialisation and dropout).
     drop_last : bool
+    input_key, label_key, output_key :
+        Which entries of a batch are the input and the label, and which part of a model's
+        output are the logits (:class:`~pidkit_distill.batches.BatchFormat`).
+    sync_batchnorm : bool
+        Under data parallelism, convert the student's (and the loss's) batch norms to
+        :class:`torch.nn.SyncBatchNorm` (global batch statistics).
+    find_unused_parameters : bool
+        Passed to DistributedDataParallel (needed if the student has parameters that receive
+        no gradient in a step).
     out_dir : str or None
         Where ``metrics.csv``, ``metrics.json`` and ``checkpoint.pt`` are written.
     checkpoint_every : int
         Save every this many epochs (and after the last one); 0 disables.
     progress : bool
         tqdm progress bar over batches (main process only).
+    log_every : int
+        Show the running loss on the progress bar every this many steps (each read is one
+        device-to-host copy); 0: never.
     num_workers : int
-        DataLoader workers.
+        DataLoader workers (for data sets the trainer batches).
     """
 
     method: str = "rid"
@@ -159,40 +179,56 @@ class TrainConfig:
     batch_size: int = 128
     lr: float = 0.05
     teacher_lr: float | None = None
-    optimizer: str = "sgd"
+    optimizer: Any = "sgd"
+    teacher_optimizer: Any = None
+    scheduler: Callable | None = None
+    teacher_scheduler: Callable | None = None
+    scheduler_interval: str = "epoch"
     momentum: float = 0.9
     nesterov: bool = True
     weight_decay: float = 5e-4
+    decay_1d: bool = False
     schedule: str = "multistep"
     milestones: tuple = ()
     gamma: float = 0.2
-    warmup: int = 0
-    cycle: int = 1
-    ratio: float = 0.0
+    warmup: int | None = None
+    cycle: int | None = None
+    ratio: float | None = None
     warmup_student: bool = False
     grad_clip: float | None = 100.0
     amp: bool = False
     device: str = "cpu"
     seed: int = 0
     drop_last: bool = False
+    input_key: Any = None
+    label_key: Any = None
+    output_key: Any = None
+    sync_batchnorm: bool = False
+    find_unused_parameters: bool = False
     out_dir: str | None = None
     checkpoint_every: int = 1
     progress: bool = True
+    log_every: int = 50
     num_workers: int = 0
 
     def __post_init__(self) -> None:
-        check_choice(self.optimizer, "optimizer", ("sgd", "adam"))
         check_choice(self.schedule, "schedule", ("multistep", "cosine", "constant"))
-        for name in ("epochs", "batch_size", "cycle"):
+        check_choice(self.scheduler_interval, "scheduler_interval", ("epoch", "step"))
+        for name, minimum in (("epochs", 1), ("batch_size", 1), ("checkpoint_every", 0),
+                              ("log_every", 0), ("num_workers", 0), ("seed", 0)):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise fail(name, "must be a positive integer", "Pass an int >= 1", value)
-        if not 0.0 <= float(self.ratio) <= 1.0:
-            raise fail("ratio", "must lie in [0, 1]", "Pass the fraction r of each cycle spent "
-                       "on the teacher phase", self.ratio)
-        if self.warmup < 0:
-            raise fail("warmup", "must be >= 0", "Pass the number of warm-up epochs", self.warmup)
+            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+                raise fail(name, f"must be an integer >= {minimum}", f"Pass an int >= {minimum}",
+                           value)
+        if not isinstance(self.method_options, dict):
+            raise fail("method_options", "must be a dict of the loss's options",
+                       "Example: method_options={'lambda2': 10.0}", self.method_options)
+        if self.ratio is not None and (isinstance(self.ratio, bool) or not isinstance(
+                self.ratio, (int, float)) or not 0 <= self.ratio <= 1):
+            raise fail("ratio", "must be a number in [0, 1] or None", "Pass the share r of "
+                       "each cycle spent in the teacher phase (the paper uses 0.25)", self.ratio)
         self.milestones = tuple(int(m) for m in self.milestones)
+        self.format = BatchFormat(self.input_key, self.label_key, self.output_key)
 
 
 @runtime_checkable
@@ -219,67 +255,104 @@ class LambdaCallback:
             self.fn(trainer, epoch, metrics)
 
 
-class EpochSampler(Sampler[int]):
-    """Indices of one process for one epoch: a permutation seeded with ``seed + epoch`` (or the
-    identity), padded to a multiple of ``world`` and strided ``[rank::world]``, so that
-    consecutive local batches of ``B / world`` form the global batches of size ``B``."""
-
-    def __init__(self, n: int, seed: int = 0, shuffle: bool = True, rank: int = 0,
-                 world: int = 1, pad: bool = True):
-        self.n, self.seed, self.shuffle = n, seed, shuffle
-        self.rank, self.world, self.pad, self.epoch = rank, world, pad, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
-
-    def _indices(self) -> list[int]:
-        if self.shuffle:
-            g = torch.Generator().manual_seed(self.seed + self.epoch)
-            idx = torch.randperm(self.n, generator=g).tolist()
-        else:
-            idx = list(range(self.n))
-        if self.pad and self.n % self.world:
-            idx += idx[: self.world - self.n % self.world]
-        return idx[self.rank::self.world]
-
-    def __iter__(self) -> Iterator[int]:
-        return iter(self._indices())
-
-    def __len__(self) -> int:
-        return len(self._indices())
-
-
-def init_distributed(backend: str | None = None) -> tuple[int, int]:
-    """Initialise ``torch.distributed`` from torchrun's environment variables if they are set
-    and it is not initialised yet; return ``(rank, world_size)`` (``(0, 1)`` otherwise)."""
-    if dist.is_available() and not dist.is_initialized() and int(os.environ.get("WORLD_SIZE",
-                                                                                   "1")) > 1:
-        dist.init_process_group(backend or ("nccl" if torch.cuda.is_available() else "gloo"))
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
 def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
     """Load a trainer checkpoint with ``torch.load(weights_only=True)``: tensors and plain
-    containers only; a file that holds pickled code or objects is refused with
-    :class:`~pidkit.errors.PIDValueError`."""
+    containers only, so loading never runs code.
+
+    Before anything is unpickled the file is checked to be what :func:`torch.save` writes, a
+    zip archive, and each record is checked against its CRC-32 (one extra read of the file),
+    so that a missing, empty, truncated or corrupted file is reported as such.
+
+    Raises
+    ------
+    pidkit.errors.CheckpointError
+        (a :class:`~pidkit.errors.PIDValueError`) ``path`` is missing, a directory, empty,
+        truncated, corrupted, holds pickled objects other than tensors and plain data, or is
+        not a pidkit_distill checkpoint. The message names ``checkpoint``, the path and what to
+        do; the low-level error is chained (``__cause__``).
+    pidkit.errors.PIDTypeError
+        ``path`` is not a ``str`` or ``os.PathLike``.
+    """
+    import zipfile
+
+    from pidkit.errors import CheckpointError, PIDTypeError
+
+    if not isinstance(path, (str, os.PathLike)):
+        raise fail("checkpoint", "must be a file path", "Pass the path of a file written by "
+                   "Trainer.save_checkpoint", path, kind=PIDTypeError)
+    file = Path(path)
+    redo = ("The save was cut short or the file was damaged (disk full, a killed process, an "
+            "incomplete copy): copy it again, resume from an earlier checkpoint or train again")
+
+    def error(problem: str, fix: str) -> CheckpointError:
+        return fail("checkpoint", f"{file} {problem}", fix, kind=CheckpointError)
+
+    if file.is_dir():
+        inner = file / "checkpoint.pt"
+        raise error("is a directory", f"Pass the file inside it: {inner}" if inner.is_file()
+                    else "Pass the checkpoint file itself (Trainer.save_checkpoint writes "
+                    "out_dir/checkpoint.pt)")
+    if not file.exists():
+        near = (sorted(p.name for p in file.parent.glob("*.pt"))[:5]
+                if file.parent.is_dir() else [])
+        raise error("does not exist", "Check the path" + (
+            f"; {file.parent} holds {near}" if near else
+            f"; the folder {file.parent} does not exist either" if not file.parent.is_dir()
+            else f"; {file.parent} holds no .pt files"))
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        size = file.stat().st_size
+        with open(file, "rb") as fh:
+            head = fh.read(4)
+        is_zip = zipfile.is_zipfile(file)
+    except OSError as exc:
+        raise error(f"cannot be read ({exc.strerror or exc})",
+                    "Check its permissions and that the disk is readable") from exc
+    if size == 0:
+        raise error("is empty (0 bytes)", redo)
+    if not is_zip:
+        if head == b"PK\x03\x04":  # a zip that lost its end (central directory)
+            raise error(f"is truncated ({size} bytes, the end of the zip archive is missing)",
+                        redo)
+        if head.startswith(b"\x80\x02\x8a"):  # _use_new_zipfile_serialization=False
+            raise error("is in torch.save's legacy (pre-zip) format, which "
+                        "Trainer.save_checkpoint never writes", "Pass a file written by "
+                        "Trainer.save_checkpoint")
+        raise error(f"is not a zip archive as torch.save writes ({size} bytes starting with "
+                    f"{head!r}): it is corrupted or another kind of file",
+                    "Pass a file written by Trainer.save_checkpoint")
+    try:  # read every record: a bad CRC-32 (or a damaged header) means corrupted data
+        with zipfile.ZipFile(file) as archive:
+            for info in archive.infolist():
+                if info.CRC == 0:  # written with torch.serialization.set_crc32_options(False)
+                    continue
+                with archive.open(info) as record:
+                    while record.read(1 << 22):
+                        pass
+    except (zipfile.BadZipFile, EOFError, ValueError, OSError) as exc:
+        raise error(f"is corrupted ({exc})", redo) from exc
+    try:
+        state = torch.load(file, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
-        raise fail("checkpoint", f"{path} holds objects other than tensors and plain data",
-                   "Only load checkpoints written by Trainer.save_checkpoint; pidkit_distill "
-                   "never unpickles code") from exc
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise fail("checkpoint", f"{path} is not a pidkit_distill checkpoint",
-                   "Pass a file written by Trainer.save_checkpoint")
+        if "Unsupported global" in str(exc):
+            raise error("holds objects other than tensors and plain data",
+                        "Only load checkpoints written by Trainer.save_checkpoint; "
+                        "pidkit_distill never unpickles code") from exc
+        raise error("is corrupted (its pickled data cannot be read)", redo) from exc
+    except EOFError as exc:
+        raise error("is truncated (unexpected end of the pickled data)", redo) from exc
+    except RuntimeError as exc:
+        if "PytorchStreamReader" not in str(exc):
+            raise  # e.g. map_location names a device this machine lacks
+        raise error(f"is corrupted ({str(exc).split('. ')[0]})", redo) from exc
+    if not isinstance(state, dict) or not str(state.get("format", "")).startswith(
+            CHECKPOINT_FORMAT.rsplit("/", 1)[0] + "/"):
+        raise error("is not a pidkit_distill checkpoint",
+                    "Pass a file written by Trainer.save_checkpoint (plain weights load with "
+                    "model.load_state_dict(torch.load(path, weights_only=True)))")
+    if state["format"] != CHECKPOINT_FORMAT:
+        raise error(f"has format {state['format']!r}; this version reads {CHECKPOINT_FORMAT!r}",
+                    "Load it with the pidkit_distill version that wrote it")
     return state
-
-
-def _as_dataset_loader(data, batch_size: int, sampler: Sampler, drop_last: bool,
-                       num_workers: int) -> DataLoader:
-    return DataLoader(data, batch_size=batch_size, sampler=sampler, drop_last=drop_last,
-                      num_workers=num_workers)
 
 
 def _plain(value: Any) -> Any:
@@ -292,6 +365,58 @@ def _plain(value: Any) -> Any:
     return repr(value)
 
 
+class DistillStep(nn.Module):
+    """Forward pass and loss of one training step: the student's forward (with its features
+    hooked) and the method's loss of the given phase. One module so that
+    DistributedDataParallel sees the student and the loss's own parameters together; usable in
+    a custom loop as well.
+
+    Parameters
+    ----------
+    student : nn.Module
+    loss_fn : DistillLoss
+    student_layers : sequence of str
+        Hooked student layers, one per layer pair.
+    batch_format : BatchFormat
+        Selects the logits from the student's output.
+    warmup_student : bool
+        Train the student on its cross-entropy during warm-up.
+
+    Notes
+    -----
+    ``forward(x, y, teacher_logits, teacher_features, phase)`` returns the scalar loss, its
+    parts (detached tensors) and the logits whose accuracy is logged (the student's in the
+    student phase, the teacher-side head's otherwise, or None).
+    """
+
+    def __init__(self, student: nn.Module, loss_fn: DistillLoss, student_layers: Sequence[str],
+                 batch_format: BatchFormat, warmup_student: bool = False):
+        super().__init__()
+        self.student, self.loss_fn = student, loss_fn
+        self.student_layers = list(student_layers)
+        self.batch_format = batch_format
+        self.warmup_student = warmup_student
+
+    def forward(self, x: Any, y: torch.Tensor, teacher_logits: torch.Tensor | None,
+                teacher_features: list[torch.Tensor], phase: str):
+        batch = Batch(y=y, teacher_logits=teacher_logits, teacher_features=teacher_features)
+        trains_student = phase == "student" or (phase == "warmup" and self.warmup_student)
+        if trains_student or phase == "teacher":
+            grad = torch.enable_grad() if trains_student else torch.no_grad()
+            with grad, FeatureHooks(self.student, self.student_layers) as hooks:
+                batch.student_logits = self.batch_format.logits(self.student(x))
+                batch.student_features = hooks.collect() if self.student_layers else []
+        if phase == "student":
+            loss, parts = self.loss_fn.student_loss(batch)
+            return loss, parts, batch.student_logits
+        loss, parts = self.loss_fn.teacher_loss(batch, distill=phase == "teacher")
+        if trains_student:
+            ce = cross_entropy(batch.student_logits, batch.y)
+            loss = loss + getattr(self.loss_fn, "lambda1", 1.0) * ce
+            parts = {**parts, "ce": ce.detach()}
+        return loss, parts, batch.head_logits
+
+
 class Trainer:
     """Distil ``student`` from a frozen ``teacher`` with a method chosen by name.
 
@@ -301,30 +426,33 @@ class Trainer:
         Frozen in eval mode (its parameters get ``requires_grad=False``); ``None`` only for
         ``method="none"``.
     student : nn.Module
-    train_data : Dataset
-        Map-style data set of ``(x, y)``; batching, shuffling and sharding are done here.
+        Returns logits ``(N, classes)``, or a tuple/mapping holding them (``output_key``).
+    train_data : Dataset, IterableDataset or DataLoader
+        Batches of ``(x, y, ...)`` or mappings (``input_key``, ``label_key``); see
+        :mod:`pidkit_distill.batches`.
     layers : sequence of (str, str), optional
         ``(teacher_path, student_path)`` pairs (see :mod:`pidkit_distill.features`); default:
         the last ``min`` entries of both models' ``feature_layers``, paired in order.
     config : TrainConfig, optional
         Options; keyword arguments override its fields.
-    val_data : Dataset, optional
+    val_data : Dataset, IterableDataset or DataLoader, optional
         Evaluated after every epoch (student accuracy, and the teacher head's for RID/TED).
     callbacks : iterable of Callback
     loss : DistillLoss, optional
         A ready loss instance instead of building ``config.method``.
     num_classes : int, optional
-        Default: inferred from the labels.
+        Default: the width of the student's logits.
 
     Attributes
     ----------
-    teacher, student, loss_fn, device, config, history (list of per-epoch metric dicts),
-    teacher_layers, student_layers, rank, world_size, is_main, epoch (next epoch to run), stop.
+    teacher, student, loss_fn, step_module, device, config, schedule, history (list of
+    per-epoch metric dicts), teacher_layers, student_layers, rank, world_size, is_main, epoch
+    (next epoch to run), stop, loader, student_optimizer, teacher_optimizer.
     """
 
-    def __init__(self, teacher: nn.Module | None, student: nn.Module, train_data: Dataset, *,
+    def __init__(self, teacher: nn.Module | None, student: nn.Module, train_data: Any, *,
                  layers: Sequence[tuple[str, str]] | None = None,
-                 config: TrainConfig | None = None, val_data: Dataset | None = None,
+                 config: TrainConfig | None = None, val_data: Any = None,
                  callbacks: Iterable[Callback] = (), loss: DistillLoss | None = None,
                  num_classes: int | None = None, **overrides: Any):
         names = {f.name for f in fields(TrainConfig)}
@@ -332,39 +460,49 @@ class Trainer:
         if unknown:
             raise fail("config", f"unknown options {unknown}",
                        f"Use TrainConfig fields: {sorted(names)}")
-        base = asdict(config) if config is not None else {}
-        self.config = TrainConfig(**{**base, **overrides})
-        cfg = self.config
-        self.rank, self.world_size = init_distributed()
-        self.is_main = self.rank == 0
+        base = ({f.name: getattr(config, f.name) for f in fields(TrainConfig)}
+                if config is not None else {})
+        self.config = cfg = TrainConfig(**{**base, **overrides})
+        if not isinstance(student, nn.Module):
+            raise fail("student", f"is a {type(student).__name__}, not an nn.Module",
+                       "Pass the student network")
         self.device = self._resolve_device(cfg.device)
+        self.rank, self.world_size = init_distributed(self.device)
+        self.is_main = self.rank == 0
         if cfg.batch_size % self.world_size:
             raise fail("batch_size", f"{cfg.batch_size} is not divisible by the "
                        f"{self.world_size} processes", "Use a global batch size that is a "
                        "multiple of the world size", cfg.batch_size)
-        torch.manual_seed(cfg.seed)
+        check_data(train_data, "train_data")
+        if val_data is not None:
+            check_data(val_data, "val_data")
         self.train_data, self.val_data = train_data, val_data
-        self.num_classes = num_classes or num_classes_of([d for d in (train_data, val_data)
-                                                           if d is not None])
+        self.num_classes = num_classes
         self.student = student.to(self.device)
         self.teacher = freeze(teacher.to(self.device)) if teacher is not None else None
         self.loss_fn = loss
-        method_needs_teacher = loss.uses_teacher if loss is not None else cfg.method != "none"
-        if self.teacher is None and method_needs_teacher:
+        needs_teacher = loss.uses_teacher if loss is not None else cfg.method != "none"
+        if self.teacher is None and needs_teacher:
             raise fail("teacher", f"method {cfg.method!r} needs a teacher",
                        "Pass a teacher model, or method='none'")
         self.teacher_layers, self.student_layers = self._resolve_layers(layers)
         if self.loss_fn is None:
-            t_shapes, s_shapes = self._probe_shapes()
-            self.loss_fn = make_loss(cfg.method, t_shapes, s_shapes, self.num_classes,
-                                     **cfg.method_options)
+            self.loss_fn = self._build_loss(num_classes)
         self.loss_fn.to(self.device)
-        self._sync_initial_parameters()
-        self.student_optimizer = self._optimizer([*self.student.parameters(),
-                                                  *self.loss_fn.student_parameters()], cfg.lr)
-        teacher_params = self.loss_fn.teacher_parameters() if self.loss_fn.two_phase else []
-        self.teacher_optimizer = (self._optimizer(teacher_params, cfg.teacher_lr or cfg.lr)
-                                  if teacher_params else None)
+        two_phase = self.loss_fn.two_phase
+        self.schedule = (resolve_schedule(cfg.epochs, cfg.warmup, cfg.cycle, cfg.ratio)
+                         if two_phase else Schedule(0, 1, 0.0))
+        if self.world_size > 1 and cfg.sync_batchnorm:
+            self.student = nn.SyncBatchNorm.convert_sync_batchnorm(self.student)
+            self.loss_fn = nn.SyncBatchNorm.convert_sync_batchnorm(self.loss_fn)
+        self.step_module = DistillStep(self.student, self.loss_fn, self.student_layers,
+                                       cfg.format, cfg.warmup_student)
+        self._phase_params = self._phase_parameters()
+        self._wrappers: dict[str, nn.Module] = {}
+        self.student_optimizer, self.teacher_optimizer = self._optimizers()
+        self.student_scheduler = build_scheduler(cfg.scheduler, self.student_optimizer)
+        self.teacher_scheduler = build_scheduler(
+            cfg.teacher_scheduler or cfg.scheduler, self.teacher_optimizer, "teacher_scheduler")
         use_scaler = cfg.amp and self.device.type == "cuda"
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=use_scaler)
         self.amp_dtype = torch.float16 if self.device.type == "cuda" else torch.bfloat16
@@ -372,14 +510,21 @@ class Trainer:
         self.history: list[dict[str, Any]] = []
         self.epoch = 0
         self.stop = False
-        self.sampler = EpochSampler(len(train_data), cfg.seed, True, self.rank, self.world_size)
-        self.loader = _as_dataset_loader(train_data, cfg.batch_size // self.world_size,
-                                         self.sampler, cfg.drop_last, cfg.num_workers)
+        self.loader = train_loader(
+            train_data, cfg.batch_size, seed=cfg.seed, rank=self.rank, world=self.world_size,
+            drop_last=cfg.drop_last, num_workers=cfg.num_workers,
+            pin_memory=self.device.type == "cuda",
+            one_sample_breaks=has_batchnorm(self.student, self.loss_fn))
 
     # ------------------------------------------------------------------ setup helpers
     def _resolve_device(self, device: str) -> torch.device:
-        dev = torch.device(device)
-        if dev.type == "cuda" and dev.index is None and self.world_size > 1:
+        try:
+            dev = torch.device(device)
+        except (RuntimeError, TypeError) as exc:
+            raise fail("device", "is not a torch device", "Use 'cpu', 'cuda', 'cuda:1' or "
+                       "'mps'", device) from exc
+        if dev.type == "cuda" and dev.index is None and int(os.environ.get("WORLD_SIZE",
+                                                                           "1")) > 1:
             dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
         if dev.type == "cuda" and not torch.cuda.is_available():
             raise fail("device", "CUDA is not available", "Use device='cpu'", device)
@@ -400,147 +545,189 @@ class Trainer:
                        "Example: layers=[('layer3', 'layer3')]", layers)
         return [p[0] for p in pairs], [p[1] for p in pairs]
 
-    def _probe_shapes(self) -> tuple[list[tuple], list[tuple]]:
-        if not self.teacher_layers:
-            return [], []
-        x = torch.stack([torch.as_tensor(self.train_data[i][0]) for i in range(2)])
-        x = x.to(self.device)
-        return (feature_shapes(self.teacher, x, self.teacher_layers),
-                feature_shapes(self.student, x, self.student_layers))
+    def _first_batch(self) -> tuple[Any, torch.Tensor]:
+        """The first training batch (at most 2 samples would do; a whole batch is read)."""
+        data = self.train_data
+        if isinstance(data, torch.utils.data.DataLoader):
+            batch = next(iter(data), None)
+        elif isinstance(data, torch.utils.data.IterableDataset) or not hasattr(data,
+                                                                               "__len__"):
+            batch = next(iter(torch.utils.data.DataLoader(
+                data, batch_size=2, generator=torch.Generator().manual_seed(0))), None)
+        else:
+            n = len(data)
+            if n == 0:
+                raise fail("train_data", "is empty", "Pass a data set with at least one sample")
+            batch = torch.utils.data.default_collate([data[i] for i in range(min(n, 2))])
+        if batch is None:
+            raise fail("train_data", "yields no batch", "Pass a data set with samples")
+        x, y = self.config.format.split(batch)
+        return to_device(x, self.device), y.to(self.device)
 
-    def _optimizer(self, params: list[nn.Parameter], lr: float) -> torch.optim.Optimizer:
+    def _build_loss(self, num_classes: int | None) -> DistillLoss:
+        """Probe the models on the first batch (eval mode, no gradient) for the feature shapes
+        and the number of classes, then build the loss under the config's seed (the global RNG
+        is left as it was)."""
         cfg = self.config
-        if cfg.optimizer == "adam":
-            return torch.optim.Adam(params, lr=lr, weight_decay=cfg.weight_decay)
-        return torch.optim.SGD(params, lr=lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
-                               weight_decay=cfg.weight_decay)
+        x, _ = self._first_batch()
+        with torch.no_grad(), eval_mode(self.student):
+            with FeatureHooks(self.student, self.student_layers) as hooks:
+                logits = cfg.format.logits(self.student(x))
+                s_shapes = [tuple(f.shape[1:]) for f in hooks.collect()]
+            t_shapes = []
+            if self.teacher is not None and self.teacher_layers:
+                with FeatureHooks(self.teacher, self.teacher_layers) as hooks:
+                    self.teacher(x)
+                    t_shapes = [tuple(f.shape[1:]) for f in hooks.collect()]
+        self.num_classes = int(num_classes or logits.shape[1])
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(cfg.seed)
+            return make_loss(cfg.method, t_shapes, s_shapes, self.num_classes,
+                             **cfg.method_options)
 
-    def _sync_initial_parameters(self) -> None:
+    def _phase_parameters(self) -> dict[str, list[nn.Parameter]]:
+        """Trainable parameters per phase (``warmup`` includes the student with
+        ``warmup_student``)."""
+        student = [*self.student.parameters(), *self.loss_fn.student_parameters()]
+        teacher = list(self.loss_fn.teacher_parameters()) if self.loss_fn.two_phase else []
+        warm = teacher + (list(self.student.parameters()) if self.config.warmup_student else [])
+        return {k: [p for p in v if p.requires_grad]
+                for k, v in (("student", student), ("teacher", teacher), ("warmup", warm))}
+
+    def _optimizers(self):
+        cfg = self.config
+        student_groups = param_groups(
+            [("student", self.student.parameters()), ("loss", self.loss_fn.student_parameters())],
+            cfg.weight_decay, cfg.decay_1d)
+        student = build_optimizer(cfg.optimizer, student_groups, lr=cfg.lr,
+                                  momentum=cfg.momentum, nesterov=cfg.nesterov)
+        teacher = None
+        if self._phase_params["teacher"]:
+            groups = param_groups([("loss_teacher_side", self._phase_params["teacher"])],
+                                  cfg.weight_decay, cfg.decay_1d)
+            teacher = build_optimizer(cfg.teacher_optimizer or cfg.optimizer, groups,
+                                      lr=cfg.teacher_lr or cfg.lr, momentum=cfg.momentum,
+                                      nesterov=cfg.nesterov, argument="teacher_optimizer")
+        return student, teacher
+
+    def _wrapped(self, phase: str) -> nn.Module:
+        """The step module, inside DistributedDataParallel for this phase when data parallel."""
         if self.world_size == 1:
-            return
-        for module in (self.student, self.loss_fn):
-            for tensor in [*module.parameters(), *module.buffers()]:
-                dist.broadcast(tensor.data, src=0)
+            return self.step_module
+        if phase not in self._wrappers:
+            self._wrappers[phase] = phase_ddp(self.step_module, self._phase_params[phase],
+                                              self.device, self.config.find_unused_parameters)
+        return self._wrappers[phase]
 
     # ------------------------------------------------------------------ one epoch
     def phase_of(self, epoch: int) -> str:
         """Phase of ``epoch`` for this method (always ``"student"`` for one-stage methods)."""
         if not self.loss_fn.two_phase:
             return "student"
-        cfg = self.config
-        return phase_of_epoch(epoch, cfg.warmup, cfg.cycle, cfg.ratio)
+        return self.schedule.phase(epoch)
+
+    def _optimizers_of(self, phase: str):
+        """``[(optimizer, scheduler, parameters), ...]`` stepped in ``phase``."""
+        if phase == "student":
+            return [(self.student_optimizer, self.student_scheduler,
+                     self._phase_params["student"])]
+        steps = [(self.teacher_optimizer, self.teacher_scheduler,
+                  self._phase_params["teacher"])]
+        if phase == "warmup" and self.config.warmup_student:
+            steps.append((self.student_optimizer, self.student_scheduler,
+                          list(self.student.parameters())))
+        return steps
 
     def _set_learning_rates(self, epoch: int) -> None:
+        """The built-in ``schedule`` for optimizers built by name or class without a scheduler
+        (factories and schedulers own their learning rates)."""
         cfg = self.config
-        for opt, base in ((self.student_optimizer, cfg.lr),
-                          (self.teacher_optimizer, cfg.teacher_lr or cfg.lr)):
-            if opt is None:
+        for opt, sched, spec, base in (
+                (self.student_optimizer, self.student_scheduler, cfg.optimizer, cfg.lr),
+                (self.teacher_optimizer, self.teacher_scheduler,
+                 cfg.teacher_optimizer or cfg.optimizer, cfg.teacher_lr or cfg.lr)):
+            if opt is None or sched is not None or not isinstance(spec, (str, type)):
                 continue
             lr = learning_rate(epoch, base, cfg.schedule, cfg.milestones, cfg.gamma, cfg.epochs)
             for group in opt.param_groups:
                 group["lr"] = lr
 
-    def _forward(self, x: torch.Tensor, y: torch.Tensor, phase: str) -> Batch:
-        batch = Batch(y=y)
-        if self.teacher is not None and self.loss_fn.uses_teacher:
-            with torch.no_grad(), FeatureHooks(self.teacher, self.teacher_layers) as hooks:
-                batch.teacher_logits = self.teacher(x)
-                batch.teacher_features = hooks.collect() if self.teacher_layers else []
-        if phase == "warmup" and not self.config.warmup_student:
-            return batch
-        trains_student = phase == "student" or phase == "warmup"
-        grad = torch.enable_grad() if trains_student else torch.no_grad()
-        with grad, FeatureHooks(self.student, self.student_layers) as hooks:
-            batch.student_logits = self.student(x)
-            batch.student_features = hooks.collect() if self.student_layers else []
-        return batch
-
-    def _allreduce_gradients(self, params: list[nn.Parameter]) -> None:
-        grads = [p.grad for p in params if p.grad is not None]
-        if self.world_size == 1 or not grads:
-            return
-        flat = torch.cat([g.reshape(-1) for g in grads])
-        dist.all_reduce(flat)
-        flat /= self.world_size
-        offset = 0
-        for g in grads:
-            g.copy_(flat[offset:offset + g.numel()].view_as(g))
-            offset += g.numel()
-
-    def _reduce_sums(self, sums: dict[str, float]) -> dict[str, float]:
-        if self.world_size == 1:
-            return sums
-        keys = sorted(sums)
-        t = torch.tensor([sums[k] for k in keys], dtype=torch.float64, device=self.device)
-        dist.all_reduce(t)
-        return dict(zip(keys, t.tolist(), strict=True))
+    def _teacher_pass(self, x: Any) -> tuple[torch.Tensor | None, list[torch.Tensor]]:
+        if self.teacher is None or not self.loss_fn.uses_teacher:
+            return None, []
+        with torch.no_grad(), FeatureHooks(self.teacher, self.teacher_layers) as hooks:
+            logits = self.config.format.logits(self.teacher(x))
+            return logits, hooks.collect() if self.teacher_layers else []
 
     def train_epoch(self, epoch: int) -> dict[str, Any]:
-        """Run one epoch of the scheduled phase; return its training metrics."""
+        """Run one epoch of the scheduled phase; return its training metrics (read from the
+        device once, at the end of the epoch)."""
         cfg = self.config
         phase = self.phase_of(epoch)
         self._set_learning_rates(epoch)
-        warm_student = phase == "warmup" and cfg.warmup_student
-        self.student.train(phase == "student" or warm_student)
+        trains_student = phase == "student" or (phase == "warmup" and cfg.warmup_student)
+        self.student.train(trains_student)
         self.loss_fn.set_phase(phase)
-        if phase == "student":
-            steps = [(self.student_optimizer,
-                      [*self.student.parameters(), *self.loss_fn.student_parameters()])]
-        else:
-            steps = [(self.teacher_optimizer, self.loss_fn.teacher_parameters())]
-            if warm_student:
-                steps.append((self.student_optimizer, list(self.student.parameters())))
-        steps = [(opt, [p for p in ps if p.requires_grad]) for opt, ps in steps]
-        params = [p for _, ps in steps for p in ps]
-        self.sampler.set_epoch(epoch)
-        sums: dict[str, float] = {"n": 0.0, "loss": 0.0, "correct": 0.0, "labelled": 0.0}
+        steps = self._optimizers_of(phase)
+        lr = steps[0][0].param_groups[0]["lr"]   # the rate this epoch trains with
+        module = self._wrapped(phase)
+        sampler = getattr(self.loader, "sampler", None)
+        if hasattr(sampler, "set_epoch"):
+            sampler.set_epoch(epoch)
+        sums: dict[str, torch.Tensor] = {}
+        zero = torch.zeros((), dtype=torch.float64, device=self.device)
+        nonfinite = torch.zeros((), dtype=torch.bool, device=self.device)
         bar = self._progress(self.loader, f"epoch {epoch} [{phase}]")
-        for x, y in bar:
-            x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+        for step, (x, y) in enumerate(device_batches(bar, cfg.format, self.device)):
             with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=cfg.amp):
-                batch = self._forward(x, y, phase)
-                if phase == "student":
-                    loss, parts = self.loss_fn.student_loss(batch)
-                    logits = batch.student_logits
-                else:
-                    loss, parts = self.loss_fn.teacher_loss(batch, distill=phase == "teacher")
-                    logits = self.loss_fn.teacher_head_logits(batch)
-                    if warm_student:
-                        ce = cross_entropy(batch.student_logits, batch.y)
-                        loss = loss + getattr(self.loss_fn, "lambda1", 1.0) * ce
-                        parts = {**parts, "ce": float(ce.detach())}
-            if not torch.isfinite(loss):
-                raise fail("loss", f"became {float(loss)} at epoch {epoch}",
-                           "Lower the learning rate or the distillation weight, or set grad_clip")
-            for opt, _ in steps:
+                t_logits, t_feats = self._teacher_pass(x)
+                loss, parts, logits = module(x, y, t_logits, t_feats, phase)
+            for opt, _, _ in steps:
                 opt.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
-            self._allreduce_gradients(params)
-            for opt, ps in steps:
+            for opt, sched, ps in steps:
                 if cfg.grad_clip is not None:
                     self.scaler.unscale_(opt)
                     torch.nn.utils.clip_grad_norm_(ps, cfg.grad_clip)
                 self.scaler.step(opt)
+                if sched is not None and cfg.scheduler_interval == "step":
+                    sched.step()
             self.scaler.update()
-            n = float(len(y))
-            sums["n"] += n
-            sums["loss"] += float(loss.detach()) * n
+            n = y.shape[0]
+            loss = loss.detach()
+            nonfinite |= ~torch.isfinite(loss)
+            terms = {"n": n, "loss": loss * n}
             if logits is not None:  # accuracy on the labelled samples (y != UNLABELLED)
-                sums["correct"] += float((logits.argmax(1) == y).sum())
-                sums["labelled"] += float(labelled_mask(y).sum())
-            for key, value in parts.items():
-                sums[key] = sums.get(key, 0.0) + value * n
-            if hasattr(bar, "set_postfix"):
-                bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
-        sums = self._reduce_sums(sums)
-        n = max(sums.pop("n"), 1.0)
-        n_labelled = max(sums.pop("labelled"), 1.0)
-        acc_key = "train_acc" if phase == "student" else "train_head_acc"
-        metrics: dict[str, Any] = {"epoch": epoch, "phase": phase,
-                                   "lr": steps[0][0].param_groups[0]["lr"],
-                                   "train_loss": sums.pop("loss") / n,
-                                   acc_key: sums.pop("correct") / n_labelled}
-        metrics.update({f"train_{k}": v / n for k, v in sums.items()})
+                terms["correct"] = (logits.detach().argmax(1) == y).sum()
+                terms["labelled"] = labelled_mask(y).sum()
+            terms.update({k: (v.detach() if isinstance(v, torch.Tensor) else v) * n
+                          for k, v in parts.items()})
+            for key, value in terms.items():
+                sums[key] = sums.get(key, zero) + value
+            if cfg.log_every and hasattr(bar, "set_postfix") and (step + 1) % cfg.log_every == 0:
+                bar.set_postfix(loss=f"{float(loss):.4f}")
+        for _, sched, _ in steps:
+            if sched is not None and cfg.scheduler_interval == "epoch":
+                sched.step()
+        if not sums:
+            raise fail("train_data", f"yielded no batch in epoch {epoch}",
+                       "Pass a data set with samples (an iterable data set must restart "
+                       "when iterated again)")
+        keys = sorted(sums)
+        totals = torch.stack([sums[k].double() for k in keys] + [nonfinite.double()])
+        if self.world_size > 1:
+            dist.all_reduce(totals)
+        values = dict(zip(keys + ["nonfinite"], totals.tolist(), strict=True))
+        if values.pop("nonfinite"):
+            raise fail("loss", f"became NaN or infinite during epoch {epoch} ({phase} phase)",
+                       "Lower the learning rate or the distillation weight, or set grad_clip")
+        n = max(values.pop("n"), 1.0)
+        metrics: dict[str, Any] = {"epoch": epoch, "phase": phase, "lr": lr,
+                                   "train_loss": values.pop("loss") / n}
+        if "correct" in values:
+            acc_key = "train_acc" if phase == "student" else "train_head_acc"
+            metrics[acc_key] = values.pop("correct") / max(values.pop("labelled"), 1.0)
+        metrics.update({f"train_{k}": v / n for k, v in values.items()})
         return metrics
 
     def _progress(self, iterable, desc: str):
@@ -550,40 +737,46 @@ class Trainer:
 
         return tqdm(iterable, desc=desc, leave=False)
 
+    def _has_head(self) -> bool:
+        return self.teacher is not None and type(self.loss_fn).teacher_head_logits is not \
+            DistillLoss.teacher_head_logits
+
     @torch.no_grad()
-    def evaluate(self, data: Dataset | None = None) -> dict[str, float]:
-        """Student accuracy and cross-entropy on ``data`` (default: ``val_data``), plus the
-        teacher-side head's accuracy for methods that have one; reduced over processes."""
+    def evaluate(self, data: Any = None) -> dict[str, float]:
+        """Student accuracy and cross-entropy (nats) on ``data`` (default: ``val_data``), plus
+        the teacher-side head's accuracy for methods that have one; reduced over processes."""
         data = data if data is not None else self.val_data
         if data is None:
             return {}
-        sampler = EpochSampler(len(data), shuffle=False, rank=self.rank, world=self.world_size,
-                               pad=False)
-        loader = DataLoader(data, batch_size=self.config.batch_size, sampler=sampler,
-                            num_workers=self.config.num_workers)
-        head = self.teacher is not None and type(self.loss_fn).teacher_head_logits is not \
-            DistillLoss.teacher_head_logits
-        sums = {"n": 0.0, "correct": 0.0, "ce": 0.0, "head_correct": 0.0}
+        cfg = self.config
+        loader = eval_loader(data, max(cfg.batch_size // self.world_size, 1), rank=self.rank,
+                             world=self.world_size, num_workers=cfg.num_workers,
+                             pin_memory=self.device.type == "cuda")
+        head = self._has_head()
+        zero = torch.zeros((), dtype=torch.float64, device=self.device)
+        sums = {"n": zero, "labelled": zero, "correct": zero, "ce": zero, "head_correct": zero}
         with eval_mode(self.student, self.loss_fn):
-            for x, y in loader:
-                x, y = x.to(self.device), y.to(self.device)
-                logits = self.student(x)
-                sums["n"] += len(y)
-                sums["correct"] += float((logits.argmax(1) == y).sum())
-                sums["ce"] += float(nn.functional.cross_entropy(logits.float(), y,
-                                                                reduction="sum"))
+            for x, y in device_batches(loader, cfg.format, self.device):
+                logits = cfg.format.logits(self.student(x))
+                sums["n"] = sums["n"] + y.shape[0]
+                sums["labelled"] = sums["labelled"] + labelled_mask(y).sum()
+                sums["correct"] = sums["correct"] + (logits.argmax(1) == y).sum()
+                sums["ce"] = sums["ce"] + nn.functional.cross_entropy(
+                    logits.float(), y, ignore_index=-1, reduction="sum")
                 if head:
-                    with FeatureHooks(self.teacher, self.teacher_layers) as hooks:
-                        self.teacher(x)
-                        feats = hooks.collect()
+                    _, feats = self._teacher_pass(x)
                     head_logits = self.loss_fn.teacher_head_logits(
                         Batch(y=y, teacher_features=feats))
-                    sums["head_correct"] += float((head_logits.argmax(1) == y).sum())
-        sums = self._reduce_sums(sums)
-        n = max(sums["n"], 1.0)
-        out = {"val_acc": sums["correct"] / n, "val_loss": sums["ce"] / n}
+                    sums["head_correct"] = sums["head_correct"] + (head_logits.argmax(1)
+                                                                   == y).sum()
+        totals = torch.stack(list(sums.values()))
+        if self.world_size > 1:
+            dist.all_reduce(totals)
+        values = dict(zip(sums, totals.tolist(), strict=True))
+        labelled = max(values["labelled"], 1.0)
+        out = {"val_acc": values["correct"] / labelled, "val_loss": values["ce"] / labelled}
         if head:
-            out["val_head_acc"] = sums["head_correct"] / n
+            out["val_head_acc"] = values["head_correct"] / labelled
         return out
 
     # ------------------------------------------------------------------ loop
@@ -617,24 +810,46 @@ class Trainer:
                 cb.on_train_end(self)
         return self.history
 
+    def units(self) -> dict[str, str]:
+        """Unit of every key in :attr:`history` (:data:`METRIC_UNITS`; keys that name their
+        unit, such as ``*_bits``, and the rest, which are dimensionless)."""
+        keys = [k for row in self.history for k in row]
+        out = {}
+        for key in dict.fromkeys(keys):
+            if key in METRIC_UNITS:
+                out[key] = METRIC_UNITS[key]
+            elif key.endswith("_bits"):
+                out[key] = "bits"
+            elif key.endswith("_nats"):
+                out[key] = "nats"
+            else:
+                out[key] = "dimensionless"
+        return out
+
     def _write_metrics(self) -> None:
+        """``metrics.json`` (history plus units) and ``metrics.csv`` (one column per key, its
+        unit in the header, e.g. ``val_loss [nats]``)."""
         if not (self.config.out_dir and self.is_main):
             return
         out = Path(self.config.out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        (out / "metrics.json").write_text(json.dumps(_plain(self.history), indent=1))
-        keys: list[str] = []
-        for row in self.history:
-            keys += [k for k in row if k not in keys]
+        units = self.units()
+        (out / "metrics.json").write_text(json.dumps(
+            {"format": METRICS_FORMAT, "units": units, "history": _plain(self.history)},
+            indent=1))
+        header = {k: k if u in ("dimensionless", "name", "index") else f"{k} [{u.split(' (')[0]}]"
+                  for k, u in units.items()}
         with open(out / "metrics.csv", "w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=keys)
-            writer.writeheader()
-            writer.writerows(self.history)
+            writer = csv.writer(fh)
+            writer.writerow(header.values())
+            for row in self.history:
+                writer.writerow([row.get(k, "") for k in header])
 
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to resume exactly: weights, optimizer and scaler states, the epoch,
-        the RNG states and the history (tensors and plain data only)."""
+        the global RNG states (restored on resume, so that dropout continues its sequence) and
+        the history (tensors and plain data only)."""
         rng = {"torch": torch.get_rng_state()}
         if torch.cuda.is_available():
             rng["cuda"] = torch.cuda.get_rng_state_all()
@@ -646,10 +861,15 @@ class Trainer:
             "student_optimizer": self.student_optimizer.state_dict(),
             "teacher_optimizer": (self.teacher_optimizer.state_dict()
                                   if self.teacher_optimizer is not None else None),
+            "student_scheduler": (self.student_scheduler.state_dict()
+                                  if self.student_scheduler is not None else None),
+            "teacher_scheduler": (self.teacher_scheduler.state_dict()
+                                  if self.teacher_scheduler is not None else None),
             "scaler": self.scaler.state_dict(),
             "rng": rng,
             "history": _plain(self.history),
-            "config": _plain(asdict(self.config)),
+            "config": _plain({f.name: getattr(self.config, f.name)
+                              for f in fields(TrainConfig)}),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -659,6 +879,10 @@ class Trainer:
         self.student_optimizer.load_state_dict(state["student_optimizer"])
         if self.teacher_optimizer is not None and state["teacher_optimizer"] is not None:
             self.teacher_optimizer.load_state_dict(state["teacher_optimizer"])
+        for name in ("student_scheduler", "teacher_scheduler"):
+            scheduler = getattr(self, name)
+            if scheduler is not None and state.get(name) is not None:
+                scheduler.load_state_dict(state[name])
         self.scaler.load_state_dict(state["scaler"])
         torch.set_rng_state(state["rng"]["torch"].cpu())
         if "cuda" in state["rng"] and torch.cuda.is_available():
@@ -681,6 +905,7 @@ class Trainer:
         self.load_state_dict(load_checkpoint(path, map_location=self.device))
 
 
+
 @dataclass
 class DistillResult:
     """What :func:`distill` returns: the trained ``student``, the per-epoch ``history`` and the
@@ -696,15 +921,15 @@ class DistillResult:
         return self.history[-1] if self.history else {}
 
 
-def distill(teacher: nn.Module | None, student: nn.Module, train_data: Dataset, *,
+def distill(teacher: nn.Module | None, student: nn.Module, train_data: Any, *,
             method: str = "rid", layers: Sequence[tuple[str, str]] | None = None,
-            val_data: Dataset | None = None, callbacks: Iterable[Callback] = (),
+            val_data: Any = None, callbacks: Iterable[Callback] = (),
             loss: DistillLoss | None = None, resume: str | os.PathLike | None = None,
             **config: Any) -> DistillResult:
     """Distil ``student`` from ``teacher`` on ``train_data`` and return a :class:`DistillResult`.
 
-    Keyword arguments are :class:`TrainConfig` fields (``epochs``, ``lr``, ``warmup``,
-    ``cycle``, ``ratio``, ``method_options``, ``device``, ``out_dir``, ...). See
+    Keyword arguments are :class:`TrainConfig` fields (``epochs``, ``lr``, ``optimizer``,
+    ``warmup``, ``cycle``, ``ratio``, ``method_options``, ``device``, ``out_dir``, ...). See
     :class:`Trainer` for the other parameters.
     """
     trainer = Trainer(teacher, student, train_data, layers=layers, val_data=val_data,

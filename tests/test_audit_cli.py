@@ -11,8 +11,8 @@ import pidkit
 import pidkit_distill as pd
 from pidkit.estimate import one_hot
 from pidkit_distill import audit, audit_features
-from pidkit_distill.audit_callback import AuditCallback
-from pidkit_distill.audit_report import AuditReport
+from pidkit_distill.audits.callback import AuditCallback
+from pidkit_distill.audits.report import AuditReport
 from pidkit_distill.cli import main
 
 SMALL = {"n_clusters": 4, "n_components": 4}

@@ -12,9 +12,9 @@ import pytest
 from _audit_helpers import single_thread  # noqa: F401  (autouse: one thread)
 
 from pidkit.errors import PIDTypeError, PIDValueError
-from pidkit_distill.audit_curves import AuditHistory, plot_curves
-from pidkit_distill.audit_nuisance import nuisance_pmf, nuisance_teacher_example
-from pidkit_distill.audit_report import QUANTITIES, AuditReport, LayerAudit
+from pidkit_distill.audits.curves import AuditHistory, plot_curves
+from pidkit_distill.audits.nuisance import nuisance_pmf, nuisance_teacher_example
+from pidkit_distill.audits.report import QUANTITIES, AuditReport, LayerAudit
 
 
 def _h(p):

@@ -1,28 +1,36 @@
-"""The nuisance-teacher benchmark (issue 8): helpers against independent values, and a quick
-end-to-end run on digits whose outputs are checked for structure and for facts that could be
-false (teacher accuracies, the audit identities, trained vs untrained I(Y;T))."""
+"""The nuisance-teacher benchmark (issue 8, ``benchmarks/nuisance``): helpers against
+independent values, and a quick end-to-end run on digits whose outputs are checked for structure
+and for facts that could be false (teacher accuracies, the audit identities, trained vs
+untrained I(Y;T)). The benchmark is not installed: ``benchmarks/`` goes on ``sys.path``, as
+for its scripts."""
 
 from __future__ import annotations
 
 import json
 import math
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from pidkit_distill import bench_nuisance as bn
-from pidkit_distill.cli import build_parser
+sys.path.append(str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+import nuisance_teacher  # noqa: E402
+from nuisance import probes, runner, summary, sweeps, teachers  # noqa: E402
+from nuisance.report import _terms  # noqa: E402
+from nuisance.setups import SETUPS, TEACHERS, quick_setup  # noqa: E402
 
 
 def test_t_interval_matches_t_table():
     # t_{0.975, 2} = 4.303 (any t table); mean 2, sd 1, n 3 -> half width 4.303 / sqrt(3).
-    mean, sd, lo, hi = bn.t_interval([1.0, 2.0, 3.0])
+    mean, sd, lo, hi = summary.t_interval([1.0, 2.0, 3.0])
     half = 4.302652729911275 / math.sqrt(3)
     assert (mean, sd) == (2.0, 1.0)
     assert lo == pytest.approx(2.0 - half, abs=1e-9)
     assert hi == pytest.approx(2.0 + half, abs=1e-9)
-    assert math.isnan(bn.t_interval([0.5])[2])
+    assert math.isnan(summary.t_interval([0.5])[2])
 
 
 def _mi_nats(a: np.ndarray, b: np.ndarray) -> float:
@@ -40,7 +48,7 @@ def test_unrelated_labels_are_balanced_and_carry_little_label_information():
     y = torch.arange(10).repeat_interleave(300)
     centres = 3.0 * torch.randn(10, 20, generator=g)
     x = centres[y] + torch.randn(len(y), 20, generator=g)
-    labels = bn.unrelated_labels(x, y, 10, seed=1)(x).numpy()
+    labels = teachers.unrelated_labels(x, y, 10, seed=1)(x).numpy()
     counts = np.bincount(labels, minlength=10)
     assert counts.min() >= 290 and counts.max() <= 310  # deciles
     mi_unrelated = _mi_nats(y.numpy(), labels)
@@ -56,7 +64,7 @@ def test_summarize_pools_none_over_teachers_and_orders_rows():
             for (t, m, s, acc) in [("trained", "none", 0, 0.5), ("trained", "none", 1, 0.7),
                                    ("untrained", "none", 0, 0.5), ("trained", "rid", 0, 0.9),
                                    ("trained", "rid", 1, 0.8), ("untrained", "vid", 0, 0.1)]]
-    rows = bn.summarize(runs)
+    rows = summary.summarize(runs)
     keys = [(r["teacher"], r["method"]) for r in rows]
     assert keys == [("-", "none"), ("trained", "rid"), ("untrained", "vid")]
     none = rows[0]
@@ -64,34 +72,33 @@ def test_summarize_pools_none_over_teachers_and_orders_rows():
     assert rows[2]["n_seeds"] == 1 and math.isnan(rows[2]["std"])
 
 
-def test_cli_parses_the_benchmark_subcommand():
-    args = build_parser().parse_args(["benchmark", "nuisance", "--quick", "--datasets",
-                                      "digits", "--option", "rid.lambda2=1"])
+def test_script_parses_its_options():
+    args = nuisance_teacher.build_parser().parse_args(["--quick", "--datasets", "digits",
+                                                       "--option", "rid.lambda2=1"])
     assert args.quick and args.datasets == ["digits"] and args.seeds is None
-    from pidkit_distill.commands.benchmark import _options
-
-    assert _options(args.option) == {"rid": {"lambda2": 1}}
+    assert nuisance_teacher.parse_options(args.option) == {"rid": {"lambda2": 1}}
     from pidkit.errors import PIDValueError
 
     with pytest.raises(PIDValueError, match="METHOD.KEY=VALUE"):
-        _options(["lambda2=1"])
+        nuisance_teacher.parse_options(["lambda2=1"])
 
 
 def test_run_benchmark_rejects_unknown_names():
     from pidkit.errors import PIDValueError
 
     with pytest.raises(PIDValueError, match="datasets"):
-        bn.run_benchmark(["cifar100"], quick=True)
+        runner.run_benchmark(["cifar100"], quick=True)
     with pytest.raises(PIDValueError, match="methods"):
-        bn.run_benchmark(["digits"], methods=["dkd"], quick=True)
+        runner.run_benchmark(["digits"], methods=["dkd"], quick=True)
 
 
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("nuisance")
-    result = bn.run_benchmark(["digits"], seeds=1, quick=True, methods=["none", "kd", "vid", "rid"],
-                              workers=1, audit_teachers=["trained", "untrained"], out_dir=out,
-                              name="smoke", command="test", progress=False)
+    result = runner.run_benchmark(["digits"], seeds=1, quick=True,
+                                  methods=["none", "kd", "vid", "rid"], workers=1,
+                                  audit_teachers=["trained", "untrained"], out_dir=out,
+                                  name="smoke", command="test", progress=False)
     return result, out
 
 
@@ -104,7 +111,7 @@ def test_quick_run_writes_the_table_figures_and_provenance(quick_run):
         assert key in data["environment"]
     assert data["environment"]["versions"]["torch"] == torch.__version__
     cells = {(r["teacher"], r["method"]) for r in data["summary"]}
-    expected = {("-", "none")} | {(t, m) for t in bn.TEACHERS for m in ("kd", "vid", "rid")}
+    expected = {("-", "none")} | {(t, m) for t in TEACHERS for m in ("kd", "vid", "rid")}
     assert cells == expected
     for row in data["summary"]:
         assert row["n_seeds"] == 1 and 0.0 <= row["mean"] <= 1.0
@@ -127,7 +134,7 @@ def test_quick_run_teachers_and_audits_are_right(quick_run):
     assert info["relabelled"]["label_mi_nats"] < 0.15
     assert info["relabelled"]["own_task_test_acc"] > 0.15
     # Audited I(Y;T): trained above untrained, both at most H(Y) <= ln 10 nats.
-    mi = {k: info[k]["audit_mi_teacher_nats"] for k in bn.TEACHERS}
+    mi = {k: info[k]["audit_mi_teacher_nats"] for k in TEACHERS}
     assert mi["trained"] > mi["untrained"] + 0.2
     assert all(0.0 <= v <= math.log(10) + 1e-6 for v in mi.values())
     # Curves: Red + Uni(Y:T\S) = I(Y;T) and Red + Uni(Y:S\T) = I(Y;S), atoms >= 0.
@@ -136,7 +143,7 @@ def test_quick_run_teachers_and_audits_are_right(quick_run):
     for by_method in curves.values():
         assert set(by_method) == {"none", "kd", "vid", "rid"}
         for hist in by_method.values():
-            assert hist["epochs"][-1] == bn.quick_setup(bn.SETUPS["digits"]).epochs - 1
+            assert hist["epochs"][-1] == quick_setup(SETUPS["digits"]).epochs - 1
             for report in hist["reports"]:
                 v = report["pairs"][0]["values"]
                 assert v["redundancy"] + v["unique_teacher"] == pytest.approx(v["mi_teacher"],
@@ -203,7 +210,7 @@ def test_split_per_class_is_a_stratified_partition():
 
 
 def test_warmup_student_trains_the_student_only_when_asked():
-    from pidkit_distill import data, distill, models
+    from pidkit_distill import Trainer, data, models
 
     train, _ = data.load_digits()
     small = torch.utils.data.Subset(train, range(64))
@@ -213,19 +220,18 @@ def test_warmup_student_trains_the_student_only_when_asked():
         torch.manual_seed(0)
         student = models.get_model("digits_cnn", width=2)
         before = [p.detach().clone() for p in student.parameters()]
-        res = distill(teacher, student, small, method="rid", epochs=1, warmup=1, cycle=1,
-                      ratio=0.0, batch_size=32, optimizer="adam", lr=0.01, progress=False,
-                      warmup_student=flag)
-        assert res.history[0]["phase"] == "warmup"
+        trainer = Trainer(teacher, student, small, method="rid", epochs=3, warmup=1, cycle=2,
+                          ratio=0.5, batch_size=32, optimizer="adam", lr=0.01, progress=False,
+                          warmup_student=flag)
+        metrics = trainer.train_epoch(0)          # the warm-up epoch alone
+        assert metrics["phase"] == "warmup"
         after = list(student.parameters())
         changed[flag] = any(not torch.equal(a, b) for a, b in zip(before, after, strict=True))
-        assert ("train_ce" in res.history[0]) is flag
+        assert ("train_ce" in metrics) is flag
     assert changed == {False: False, True: True}
 
 
 def test_diagnosis_terms_weight_the_logged_parts_and_skip_other_phases():
-    from pidkit_distill.bench_nuisance_report import _terms
-
     hist = [{"epoch": 0, "phase": "warmup", "train_head_ce": 9.0},
             {"epoch": 1, "phase": "student", "train_ce": 2.0, "train_v_term": 0.5,
              "train_vid": 0.3, "train_acc": 0.4},
@@ -247,11 +253,11 @@ def test_diagnosis_terms_weight_the_logged_parts_and_skip_other_phases():
 
 
 def test_diagnosis_goes_from_the_previous_regime_to_the_recorded_one():
-    variants = bn.diagnosis_variants("digits")
+    variants = sweeps.diagnosis_variants("digits")
     first, last = variants[0][1], variants[-1][1]
     assert (first.student_width, first.unlabelled_per_class, first.batch_size) == (4, 0, 25)
     assert "warmup_student" not in first.rid_schedule
-    assert last == bn.SETUPS["digits"]
+    assert last == SETUPS["digits"]
 
 
 def test_trained_teacher_does_not_depend_on_the_process_rng():
@@ -259,12 +265,12 @@ def test_trained_teacher_does_not_depend_on_the_process_rng():
 
     from pidkit_distill import data
 
-    setup = replace(bn.SETUPS["digits"], teacher_width=2, teacher_epochs=1)
+    setup = replace(SETUPS["digits"], teacher_width=2, teacher_epochs=1)
     train = torch.utils.data.Subset(data.load_digits()[0], range(64))
-    first = bn._fit_teacher(setup, train, seed=3)
+    first = teachers.fit_teacher(setup, train, seed=3)
     torch.rand(17)  # move the global RNG: the teacher must not change
-    second = bn._fit_teacher(setup, train, seed=3)
-    other = bn._fit_teacher(setup, train, seed=4)
+    second = teachers.fit_teacher(setup, train, seed=3)
+    other = teachers.fit_teacher(setup, train, seed=4)
     a, b, c = (m.state_dict() for m in (first, second, other))
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert not all(torch.equal(a[k], c[k]) for k in a)
@@ -277,18 +283,18 @@ def test_feature_rms_is_the_root_mean_square_of_the_layer_output():
     ds = torch.utils.data.TensorDataset(x, torch.zeros(7, dtype=torch.long))
     with torch.no_grad():
         expected = float(model(x).pow(2).mean().sqrt())
-    assert bn._feature_rms(model, "1", ds) == pytest.approx(expected, rel=1e-6)
+    assert probes.feature_rms(model, "1", ds) == pytest.approx(expected, rel=1e-6)
 
 
 @pytest.mark.slow
 def test_sweep_with_another_teacher_model_records_it(tmp_path, monkeypatch):
     # a smoke-sized digits sweep with the shallow CNN as teacher instead of the recorded
     # residual one: the teacher model, the probe and the feature scale end up in the files
-    monkeypatch.setitem(bn.SETUPS, "digits", bn.quick_setup(bn.SETUPS["digits"]))
-    result = bn.run_sweep("digits", widths=[4], labels_per_class=[5], unlabelled=[0], seeds=1,
-                          methods=["none", "vid"], teachers=["untrained"], workers=1,
-                          teacher_arch="digits_cnn", name="sweep_smoke", out_dir=tmp_path,
-                          command="test", progress=False)
+    monkeypatch.setitem(SETUPS, "digits", quick_setup(SETUPS["digits"]))
+    result = sweeps.run_sweep("digits", widths=[4], labels_per_class=[5], unlabelled=[0],
+                              seeds=1, methods=["none", "vid"], teachers=["untrained"],
+                              workers=1, teacher_arch="digits_cnn", name="sweep_smoke",
+                              out_dir=tmp_path, command="test", progress=False)
     assert result["setup"]["arch"] == "digits_cnn"
     assert result["setup"]["student_arch"] == "digits_cnn"
     assert 0.0 <= result["linear_probe_val_acc"]["untrained"] <= 1.0

@@ -12,7 +12,9 @@ torch.set_num_threads(1)
 
 def test_cli_lists_subcommands():
     names = build_parser()._subparsers._group_actions[0].choices
-    assert "train" in names
+    assert "train" in names and "audit" in names
+    # experiments are scripts under benchmarks/, not subcommands of the installed package
+    assert "benchmark" not in names
 
 
 def test_cli_train_teacher_then_rid_student(tmp_path, capsys):
@@ -27,11 +29,13 @@ def test_cli_train_teacher_then_rid_student(tmp_path, capsys):
     assert main(["train", "--dataset", "digits", "--teacher", "digits_mlp", "--teacher-kw",
                  "hidden=[32]", "--teacher-weights", str(teacher_file), "--student",
                  "digits_mlp", "--student-kw", "hidden=[8]", "--method", "rid", "--layer",
-                 "layer1=layer1", "--option", "lambda2=1", "--epochs", "2", "--warmup", "1",
+                 "layer1=layer1", "--option", "lambda2=1", "--epochs", "3", "--warmup", "1",
                  "--batch-size", "32", "--out", str(out), "--no-progress"]) == 0
     final = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    history = json.loads((out / "metrics.json").read_text())
-    assert [h["phase"] for h in history] == ["warmup", "student"]
+    stored = json.loads((out / "metrics.json").read_text())
+    history = stored["history"]
+    assert [h["phase"] for h in history] == ["warmup", "teacher", "student"]
+    assert stored["units"]["val_loss"] == "nats" and stored["units"]["val_acc"] == "fraction"
     assert final["val_acc"] == history[-1]["val_acc"]
     # the warm-up head sits on f_t of a trained teacher: it classifies well already
     assert history[0]["val_head_acc"] > 0.7

@@ -1,24 +1,30 @@
 """Each distillation loss against a value computed by hand (closed forms written out with
-``math``) on tiny tensors."""
+``math``) on tiny tensors; the parts contract (detached tensors); and data parallelism: two
+gloo processes give the loss values and gradients of one process on the global batch."""
 
 import math
 
 import pytest
 import torch
+from torch import nn
 
 from pidkit.errors import PIDValueError
 from pidkit_distill.losses import (
+    UNLABELLED,
     Batch,
     FitNetsLoss,
     KDLoss,
     RIDLoss,
     TEDLoss,
     VIDLoss,
+    cross_entropy,
+    distributed_mean,
     gaussian_nll,
     hint_loss,
     kd_divergence,
     make_loss,
     sigma_from_raw,
+    sum_across_processes,
     weighted_residual,
 )
 
@@ -217,3 +223,124 @@ def test_make_loss_by_name_and_errors():
         make_loss("nope", [(4,)], [(2,)], 3)
     with pytest.raises(PIDValueError, match="layers"):
         make_loss("vid", [(4,), (4,)], [(2,)], 3)
+
+
+def test_parts_are_detached_float32_tensors():
+    s = torch.tensor([[1.0, 0.0], [0.0, 2.0]], requires_grad=True)
+    t = torch.tensor([[0.0, 1.0], [0.0, 0.0]], dtype=torch.float64)
+    _, parts = KDLoss().student_loss(Batch(y=Y, student_logits=s, teacher_logits=t))
+    assert set(parts) == {"ce", "kd"}
+    for value in parts.values():
+        assert value.shape == () and value.dtype == torch.float32 and not value.requires_grad
+    _, parts = _identity_rid().student_loss(Batch(y=Y, student_logits=s, teacher_features=[T],
+                                                  student_features=[S]))
+    assert float(parts["v_term"]) == pytest.approx(VTERM, rel=1e-6)
+    assert all(isinstance(v, torch.Tensor) for v in parts.values())
+
+
+def test_cross_entropy_over_labelled_samples_keeps_float64():
+    z = torch.tensor([[2.0, 0.0], [0.0, 2.0], [1.0, 1.0]], dtype=torch.float64)
+    y = torch.tensor([0, UNLABELLED, 1])
+    ce = cross_entropy(z, y)
+    assert ce.dtype == torch.float64
+    assert float(ce) == pytest.approx((_ce([2, 0], 0) + _ce([1, 1], 1)) / 2, rel=1e-12)
+    none = cross_entropy(z, torch.full((3,), UNLABELLED))
+    assert float(none) == 0.0
+    assert float(cross_entropy(z.half(), y)) == pytest.approx(float(ce), rel=1e-3)
+
+
+def test_distributed_helpers_are_local_in_one_process():
+    assert float(distributed_mean(torch.tensor(6.0), torch.tensor(4))) == 1.5
+    assert float(distributed_mean(torch.tensor(0.0), torch.tensor(0))) == 0.0
+    x = torch.randn(3)
+    assert sum_across_processes(x) is x
+
+
+# -- data parallelism: two gloo processes average to one process on the global batch ----------
+#: Labels of the global batch of 12 in two steps, split 6 / 6 over two processes: in step 0 the
+#: second process has no labelled sample.
+DDP_LABELS = [[0, 1, 2, -1, 0, 1, -1, -1, -1, -1, -1, -1],
+              [0, -1, -1, 2, 1, -1, 1, 2, -1, 0, 0, 2]]
+DDP_CASES = [("none", {}), ("pid", {"measure": "broja", "dim": 2, "beta": 2.0}),
+             ("pid", {"measure": "mmi", "dim": 2, "beta": 2.0})]
+
+
+class _Step(nn.Module):
+    """A linear student and a loss as one module (so that DDP averages both's gradients)."""
+
+    def __init__(self, method, options):
+        super().__init__()
+        torch.manual_seed(0)
+        self.student = nn.Linear(5, 3).double()
+        self.loss = make_loss(method, [(4,)], [(3,)], 3, **options).double()
+
+    def forward(self, x, y, teacher):
+        logits = self.student(x)
+        return self.loss.student_loss(Batch(y=y, student_logits=logits,
+                                            teacher_features=[teacher],
+                                            student_features=[logits]))[0]
+
+
+def _ddp_data(step):
+    g = torch.Generator().manual_seed(10 + step)
+    x = torch.randn(12, 5, generator=g, dtype=torch.float64)
+    teacher = x[:, :4] + 0.5 * torch.randn(12, 4, generator=g, dtype=torch.float64)
+    return x, torch.tensor(DDP_LABELS[step]), teacher
+
+
+def _loss_and_grads(model, x, y, teacher):
+    model.zero_grad()
+    loss = model(x, y, teacher)
+    loss.backward()
+    return loss.detach(), [p.grad.clone() for p in model.parameters()]
+
+
+def _ddp_worker(rank, world, init_file, out_file):
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank,
+                            world_size=world)
+    try:
+        results = {}
+        for c, (method, options) in enumerate(DDP_CASES):
+            model = DistributedDataParallel(_Step(method, options))
+            for step in range(len(DDP_LABELS)):
+                x, y, teacher = (v[rank * 6:(rank + 1) * 6] for v in _ddp_data(step))
+                loss, grads = _loss_and_grads(model, x, y, teacher)
+                dist.all_reduce(loss)
+                results[c, step] = (loss / world, grads)
+        if rank == 0:
+            torch.save(results, out_file)
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_losses_under_ddp_equal_one_process_on_the_global_batch(tmp_path):
+    """Cross-entropy with partly unlabelled data (one process without labelled samples) and
+    the PID loss: loss values averaged over 2 processes and the DDP-averaged gradients of the
+    student and the loss's own parameters equal one process on the concatenated batch."""
+    import torch.multiprocessing as mp
+
+    out = tmp_path / "rank0.pt"
+    mp.spawn(_ddp_worker, args=(2, str(tmp_path / "rendezvous"), str(out)), nprocs=2,
+             join=True)
+    got = torch.load(out, weights_only=True)
+    for c, (method, options) in enumerate(DDP_CASES):
+        model = _Step(method, options)
+        for step in range(len(DDP_LABELS)):
+            loss, grads = _loss_and_grads(model, *_ddp_data(step))
+            ddp_loss, ddp_grads = got[c, step]
+            where = f"{method} {options} step {step}"
+            torch.testing.assert_close(ddp_loss, loss, rtol=0, atol=1e-10, msg=where)
+            assert len(ddp_grads) == len(grads) > 0
+            for a, b in zip(ddp_grads, grads, strict=True):
+                torch.testing.assert_close(a, b, rtol=0, atol=1e-10, msg=where)
+            if method == "pid":  # the PID term is active in both steps
+                x, y, teacher = _ddp_data(step)
+                with torch.no_grad():
+                    red = model.loss.redundancies(Batch(y=y, teacher_features=[teacher],
+                                                        student_features=[model.student(x)]))
+                assert float(red[0]) > 0.01

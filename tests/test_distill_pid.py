@@ -1,13 +1,23 @@
 """The PID regularizer: its batch redundancy matches a Gaussian closed form written in the
-test, its gradient is finite, and gradient steps move the redundancy the intended way."""
+test, its gradient is finite, gradient steps move the redundancy the intended way, and
+unlabelled samples enter through zero weights (no gather) with a branch-free guard."""
 
 import math
 
 import pytest
 import torch
 
+from pidkit.errors import PIDValueError
 from pidkit_distill import data, models
-from pidkit_distill.losses import Batch, PIDLoss, batch_covariance, gaussian_redundancy
+from pidkit_distill.losses import (
+    UNLABELLED,
+    Batch,
+    PIDLoss,
+    batch_covariance,
+    covariance_from_moments,
+    gaussian_redundancy,
+    weighted_moments,
+)
 from pidkit_distill.train import distill
 
 torch.set_num_threads(1)
@@ -34,6 +44,50 @@ def test_batch_covariance_is_the_unbiased_covariance():
     x = torch.randn(50, 3, generator=torch.Generator().manual_seed(1))
     torch.testing.assert_close(batch_covariance(x[:, :1], x[:, 1:], ridge=0.0),
                                torch.cov(x.T.double()), rtol=1e-5, atol=1e-6)
+
+
+def test_weighted_moments_give_the_covariance_of_the_kept_rows():
+    x = torch.randn(30, 4, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    keep = torch.arange(30) % 3 != 0
+    cov = covariance_from_moments(*weighted_moments(x, keep), ridge=0.5)
+    torch.testing.assert_close(cov, torch.cov(x[keep].T) + 0.5 * torch.eye(4), rtol=1e-12,
+                               atol=1e-12)
+    # moments add up over shards: the covariance of the union
+    a, b = weighted_moments(x[:10], keep[:10]), weighted_moments(x[10:], keep[10:])
+    merged = covariance_from_moments(*(u + v for u, v in zip(a, b, strict=True)), ridge=0.5)
+    torch.testing.assert_close(merged, cov, rtol=1e-12, atol=1e-12)
+
+
+def test_unlabelled_samples_are_left_out():
+    y, t, s, nuisance = _synthetic(60)
+    y_part = torch.where(torch.arange(60) % 4 == 0, UNLABELLED, y)
+    keep = y_part != UNLABELLED
+    for measure in ("broja", "mmi"):
+        got = gaussian_redundancy(y_part, t, s + nuisance, 3, measure=measure)
+        want = gaussian_redundancy(y[keep], t[keep], (s + nuisance)[keep], 3, measure=measure)
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("n_labelled", [0, 1, 2, 3])
+def test_fewer_than_three_labelled_samples_give_zero_and_finite_gradients(n_labelled):
+    y, t, s, _ = _synthetic(12)
+    y = torch.where(torch.arange(12) < n_labelled, y, UNLABELLED)
+    s = s.clone().requires_grad_(True)
+    red = gaussian_redundancy(y, t, s, 3)
+    (grad,) = torch.autograd.grad(red, s)
+    assert torch.isfinite(grad).all()
+    if n_labelled < 3:
+        assert float(red.detach()) == 0.0 and not grad.any()
+    else:
+        assert float(red.detach()) > 0.0 and grad[:n_labelled].any() and not grad[n_labelled:].any()
+
+
+def test_ridge_must_be_positive():
+    y, t, s, _ = _synthetic(12)
+    with pytest.raises(PIDValueError, match="ridge"):
+        gaussian_redundancy(y, t, s, 3, ridge=0.0)
+    with pytest.raises(PIDValueError, match="ridge"):
+        PIDLoss([(2,)], [(2,)], num_classes=3, ridge=-1.0)
 
 
 def test_mmi_redundancy_matches_closed_form():
@@ -84,7 +138,28 @@ def test_pid_loss_step_raises_redundancy():
         opt.step()
     after = float(loss.redundancies(batch)[0].detach())
     assert after > before + 0.3
-    assert parts["ce"] == pytest.approx(math.log(3), rel=1e-6)
+    assert float(parts["ce"]) == pytest.approx(math.log(3), rel=1e-6)
+    assert parts["redundancy"].dtype == torch.float32 and not parts["redundancy"].requires_grad
+
+
+@pytest.mark.parametrize("measure", ["broja", "mmi"])
+def test_pairs_are_batched_by_block_sizes(measure):
+    """Three pairs, two of equal block sizes (one batched call) and one of other sizes: each
+    redundancy equals the pair computed alone."""
+    y, t, s, nuisance = _synthetic(90)
+    y = torch.where(torch.arange(90) % 5 == 0, UNLABELLED, y)
+    feats = torch.cat([s, nuisance], dim=1)
+    loss = PIDLoss([(2,), (2,), (3,)], [(4,), (4,), (4,)], num_classes=3, dim=3,
+                   measure=measure)
+    teacher = [t, t.flip(1), torch.cat([t, nuisance[:, :1]], dim=1)]
+    reds = loss.redundancies(Batch(y=y, teacher_features=teacher,
+                                   student_features=[feats, feats, feats]))
+    assert len(reds) == 3
+    for i, red in enumerate(reds):
+        alone = gaussian_redundancy(y, teacher[i] @ getattr(loss, f"teacher_projection_{i}"),
+                                    loss.adapters[i](feats), 3, measure=measure)
+        torch.testing.assert_close(red, alone, rtol=1e-12, atol=1e-12)
+    assert float(reds[2].detach()) != float(reds[0].detach())
 
 
 def test_pid_method_trains_a_digits_student():

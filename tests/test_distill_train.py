@@ -11,13 +11,13 @@ from torch.utils.data import Subset
 
 from pidkit.errors import PIDValueError
 from pidkit_distill import data, models
-from pidkit_distill.train import (
-    Trainer,
-    distill,
+from pidkit_distill.schedule import (
     learning_rate,
-    load_checkpoint,
     phase_of_epoch,
+    resolve_schedule,
+    teacher_epochs_per_cycle,
 )
+from pidkit_distill.train import Trainer, distill, load_checkpoint
 
 torch.set_num_threads(1)
 
@@ -41,9 +41,44 @@ def test_schedule_cifar10_and_cifar100_settings():
     # CIFAR-100: n_w = q = 5, r = 1/5 -> one teacher epoch then four student epochs
     assert [phase_of_epoch(i, 5, 5, 0.2) for i in range(15)] == (
         ["warmup"] * 5 + ["teacher"] + ["student"] * 4 + ["teacher"] + ["student"] * 4)
-    # warm-up that is not a multiple of q: the cycle position is the absolute epoch mod q
+    # warm-up that is not a multiple of q: cycles start when the warm-up ends
     assert [phase_of_epoch(i, 3, 4, 0.5) for i in range(8)] == (
-        ["warmup"] * 3 + ["student", "teacher", "teacher", "student", "student"])
+        ["warmup"] * 3 + ["teacher", "teacher", "student", "student", "teacher"])
+
+
+def test_teacher_epochs_per_cycle_is_exact():
+    # 0.07 * 100 = 7.000000000000001 in floating point: a float comparison gives 8 epochs
+    assert teacher_epochs_per_cycle(100, 0.07) == 7
+    assert [phase_of_epoch(i, 0, 100, 0.07) for i in range(100)].count("teacher") == 7
+    assert teacher_epochs_per_cycle(30, 0.25) == 8          # r q = 7.5: ceil, as i mod q < r q
+    assert teacher_epochs_per_cycle(10, 0.3) == 3 and teacher_epochs_per_cycle(3, 0.1) == 1
+    assert teacher_epochs_per_cycle(7, 0.0) == 0 and teacher_epochs_per_cycle(7, 1.0) == 7
+
+
+@pytest.mark.parametrize("epochs", [2, 3, 4, 7, 10, 25, 60, 300])
+def test_automatic_schedule_trains_both_sides(epochs):
+    schedule = resolve_schedule(epochs)
+    phases = schedule.phases(epochs)
+    assert schedule.automatic and schedule.ratio == 0.25
+    assert "teacher" in phases and "student" in phases
+    first_teacher, first_student = phases.index("teacher"), phases.index("student")
+    assert first_teacher < first_student        # filters are fitted before the student follows
+    assert phases[:schedule.warmup] == ["warmup"] * schedule.warmup
+    if epochs == 300:
+        assert (schedule.warmup, schedule.cycle) == (30, 30)    # the paper's CIFAR-10 setting
+
+
+def test_schedules_that_leave_a_side_untrained_are_refused():
+    with pytest.raises(PIDValueError, match="no teacher-phase epoch"):
+        resolve_schedule(5, warmup=0, cycle=1, ratio=0.0)   # the old defaults
+    with pytest.raises(PIDValueError, match="no teacher-phase epoch"):
+        resolve_schedule(3, warmup=3, cycle=2, ratio=0.5)   # warm-up only
+    with pytest.raises(PIDValueError, match="no student-phase epoch"):
+        resolve_schedule(1)
+    with pytest.raises(PIDValueError, match="cycle"):
+        resolve_schedule(5, cycle=0)
+    with pytest.raises(PIDValueError, match="ratio"):
+        resolve_schedule(5, ratio=1.5)
 
 
 def test_learning_rate_schedules():
@@ -73,7 +108,9 @@ def _changed(before, module):
 
 
 def test_phase_parameters_receive_gradients_and_change(digits):
-    trainer = _rid_trainer(digits)
+    # decay_1d: weight decay moves the filters' biases too (a bias before batch norm gets an
+    # exactly-zero gradient), so every parameter of the trained side changes
+    trainer = _rid_trainer(digits, decay_1d=True)
     loss = trainer.loss_fn
     teacher_side = {n for n, _ in loss.named_parameters()
                     if ".teacher_filter." in n or ".head." in n}
@@ -87,9 +124,7 @@ def test_phase_parameters_receive_gradients_and_change(digits):
         loss.zero_grad(set_to_none=True)
         trainer.student.train(phase == "student")
         loss.set_phase(phase)
-        batch = trainer._forward(x, y, phase)
-        value = (loss.student_loss(batch)[0] if phase == "student"
-                 else loss.teacher_loss(batch, distill=True)[0])
+        value, _, _ = trainer.step_module(x, y, *trainer._teacher_pass(x), phase)
         value.backward()
         with_grad = {n for n, p in loss.named_parameters()
                      if p.grad is not None and p.grad.abs().sum() > 0}
@@ -97,10 +132,10 @@ def test_phase_parameters_receive_gradients_and_change(digits):
         student_grads = [p.grad is not None for p in trainer.student.parameters()]
         assert all(student_grads) if phase == "student" else not any(student_grads)
         assert all(p.grad is None for p in trainer.teacher.parameters())
-    # whole epochs: epoch 0 warm-up, 1 student, 2 teacher (cycle 2, ratio 0.5)
+    # whole epochs: epoch 0 warm-up, 1 teacher, 2 student (cycle 2, ratio 0.5)
     expected = {0: ("warmup", {n for n in teacher_side}, False),
-                1: ("student", student_side, True),
-                2: ("teacher", teacher_side, False)}
+                1: ("teacher", teacher_side, False),
+                2: ("student", student_side, True)}
     teacher_before = _snapshot(trainer.teacher)
     for epoch, (phase, trained, student_moves) in expected.items():
         loss_before, student_before = _snapshot(loss), _snapshot(trainer.student)
@@ -124,15 +159,20 @@ def test_history_phases_lr_metric_files_and_callbacks(digits, tmp_path):
                            out_dir=str(tmp_path))
     trainer.callbacks.append(Recorder())
     history = trainer.fit()
-    assert seen == [(0, "warmup"), (1, "student"), (2, "teacher"), (3, "student"),
-                    (4, "teacher")]
+    assert seen == [(0, "warmup"), (1, "teacher"), (2, "student"), (3, "teacher"),
+                    (4, "student")]
     # lr logged is the one of the phase's optimizer, following its own base lr and milestones
-    assert [h["lr"] for h in history] == pytest.approx([0.01, 0.02, 0.01, 0.01, 0.005])
+    assert [h["lr"] for h in history] == pytest.approx([0.01, 0.01, 0.02, 0.005, 0.01])
     rows = list(csv.DictReader(open(tmp_path / "metrics.csv")))
     assert [int(r["epoch"]) for r in rows] == list(range(5))
     assert [float(r["custom"]) for r in rows] == [0, 10, 20, 30, 40]
+    # every saved quantity names its unit: in the CSV header and in the JSON's metadata
+    assert "val_loss [nats]" in rows[0] and "val_acc [fraction]" in rows[0]
+    assert "time_s [s]" in rows[0]
     stored = json.loads((tmp_path / "metrics.json").read_text())
-    assert stored[-1]["val_acc"] == pytest.approx(history[-1]["val_acc"])
+    assert stored["units"]["val_loss"] == "nats" and stored["units"]["train_head_ce"] == "nats"
+    assert set(stored["units"]) == set().union(*history) and "train_head_acc" in history[1]
+    assert stored["history"][-1]["val_acc"] == pytest.approx(history[-1]["val_acc"])
     assert 0.0 <= history[-1]["val_acc"] <= 1.0 and "val_head_acc" in history[-1]
 
 
@@ -188,6 +228,8 @@ def test_config_errors(digits):
         Trainer(None, student, train, method="kd")
     with pytest.raises(PIDValueError, match="ratio"):
         Trainer(None, student, train, method="none", ratio=2.0)
+    with pytest.raises(PIDValueError, match="no teacher-phase epoch"):
+        Trainer(student, student, train, method="rid", epochs=4, warmup=0, cycle=1, ratio=0.0)
 
 
 def test_baselines_by_name_train_one_epoch(digits):
@@ -197,12 +239,13 @@ def test_baselines_by_name_train_one_epoch(digits):
     for method in ("none", "kd", "fitnets", "vid", "ted", "rid"):
         student = models.get_model("digits_cnn", width=2)
         before = _snapshot(student)
-        res = distill(teacher, student, _small(train, 64), method=method, epochs=1,
+        epochs = 2 if method == "rid" else 1   # RID's default schedule: teacher, student
+        res = distill(teacher, student, _small(train, 64), method=method, epochs=epochs,
                       batch_size=32, progress=False, val_data=_small(test, 32))
         assert res.trainer.loss_fn.two_phase == (method == "rid")
-        # RID's first epoch is phase 1 (cycle 1, ratio 0 -> student); others train the student
         assert _changed(before, student) == set(before), method
-        assert res.final["phase"] == "student"
+        assert [h["phase"] for h in res.history] == (["teacher", "student"] if method == "rid"
+                                                     else ["student"])
 
 
 def test_amp_bfloat16_on_cpu_trains(digits):
@@ -230,3 +273,20 @@ def test_evaluate_restores_every_submodules_own_mode(digits):
     assert student.training and not student.layer1[1].training
     assert student.layer2[1].training
     assert torch.equal(student.layer1[1].running_mean, running)
+
+
+def test_teacher_side_runs_once_per_batch(digits):
+    # the teacher-side filter's batch norm counts the batches it normalised in training mode:
+    # one per batch in the warm-up and teacher epochs (the logged head accuracy reuses the
+    # loss's logits instead of running f_t a second time)
+    trainer = _rid_trainer(digits)
+    batches = len(trainer.loader)
+    bns = [m for pair in trainer.loss_fn.pairs for m in pair.teacher_filter.modules()
+           if isinstance(m, torch.nn.BatchNorm2d | torch.nn.BatchNorm1d)]
+    assert bns
+    for epoch in (0, 1):                      # warm-up, teacher
+        before = [int(bn.num_batches_tracked) for bn in bns]
+        metrics = trainer.train_epoch(epoch)
+        assert 0.0 <= metrics["train_head_acc"] <= 1.0
+        assert [int(bn.num_batches_tracked) - b for bn, b in zip(bns, before, strict=True)] \
+            == [batches] * len(bns)

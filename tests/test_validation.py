@@ -174,7 +174,7 @@ def test_check_samples_keeps_library_and_dtype():
     request), the dtype is never changed, bad input gets the project's error format."""
     import torch
 
-    from pidkit._validation import check_samples
+    from pidkit.validation import check_samples
 
     x32 = np.ones((4, 3), dtype=np.float32)
     assert check_samples(x32, "x") is x32

@@ -48,9 +48,9 @@ import warnings
 import numpy as np
 
 from ..errors import ConvergenceWarning
+from ..information import marginal, source_axes
 from ..lattice import lattice
 from ..result import SolverInfo
-from ._information import marginal, source_axes
 from ._maxent import MaxEntProblem, solve_maxent
 from .registry import register_measure
 
@@ -173,7 +173,7 @@ def ccs(p: np.ndarray, tol: float = 1e-13, max_iter: int = 10_000):
     >>> round(float(atoms[((0,), (1,))] / np.log(2)), 12), info.status
     (1.0, 'optimal')
     """
-    from .._validation import check_positive
+    from ..validation import check_positive
 
     tol = check_positive(tol, "tol")
     max_iter = check_positive(max_iter, "max_iter", integer=True)

@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..information import marginal, specific_information
 from ..lattice import lattice
 from ..result import SolverInfo
-from ._information import marginal, specific_information
 from .registry import lattice_redundancy_min, register_measure
 
 __all__ = ["imin"]

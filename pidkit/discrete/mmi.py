@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..information import subset_mutual_information
 from ..lattice import lattice
 from ..result import SolverInfo
-from ._information import subset_mutual_information
 from .registry import lattice_redundancy_min, register_measure
 
 

@@ -1,6 +1,6 @@
 """Checks on samples at the boundary of :mod:`pidkit.estimate`: arrays, lengths, finiteness,
 integer labels, constant variables. Every failure is a typed error built by
-:func:`pidkit._validation.fail`."""
+:func:`pidkit.validation.fail`."""
 
 from __future__ import annotations
 
@@ -9,15 +9,15 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import check_samples, fail
 from ..errors import PIDTypeError
+from ..validation import check_samples, fail
 
 __all__ = ["to_numpy"]
 
 
 def to_numpy(x: Any, name: str) -> np.ndarray:
     """Samples as a numpy array (torch tensors are detached and copied to the CPU); see
-    :func:`pidkit._validation.check_samples`."""
+    :func:`pidkit.validation.check_samples`."""
     return check_samples(x, name, keep_torch=False)
 
 

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from .._backend import is_torch
-from .._validation import fail
+from ..validation import fail
 
 
 def distributed() -> Any:

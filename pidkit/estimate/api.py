@@ -7,9 +7,9 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import check_base, check_choice, check_int, fail
 from ..errors import PIDTypeError
 from ..result import PIDResult
+from ..validation import check_base, check_choice, check_int, fail
 from ._checks import (
     as_labels,
     check_lengths,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._validation import fail
+from ..validation import fail
 
 __all__ = ["encode", "one_hot"]
 

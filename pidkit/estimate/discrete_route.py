@@ -27,11 +27,11 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import check_base, check_choice, check_int, fail
 from ..decompose import pid
 from ..errors import PIDTypeError
 from ..lattice import lattice
 from ..result import PIDResult
+from ..validation import check_base, check_choice, check_int, fail
 from ._checks import check_level
 from ._threads import one_blas_thread
 from .uncertainty import INTERVALS, Resampled, assemble, seed_sequences, vector

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import check_int, fail
+from ..validation import check_int, fail
 from ._checks import rows
 from .projection import Projector, subsample, too_few
 

@@ -24,9 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import fail
 from ..lattice import lattice
 from ..result import PIDResult
+from ..validation import fail
 from ._checks import as_labels, as_matrix
 from .codes import encode, one_hot
 from .projection import Projector, subsample

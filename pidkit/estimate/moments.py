@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 
 from .._backend import is_torch
-from .._validation import fail
 from ..errors import PIDTypeError
+from ..validation import fail
 from ._checks import to_numpy
 from ._distributed import agree, all_reduce_sum, comm_device, distributed
 

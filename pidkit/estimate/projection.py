@@ -54,8 +54,8 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import check_int, fail
 from ..errors import PIDValueError
+from ..validation import check_int, fail
 from ._checks import check_finite, rows
 from ._threads import one_blas_thread
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from .._validation import fail
+from ..validation import fail
 from .api import pid_from_samples
 
 __all__ = ["sensitivity", "plot_sensitivity"]

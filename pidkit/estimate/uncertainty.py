@@ -40,10 +40,10 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import fail
 from ..errors import PIDTypeError
 from ..lattice import lattice, node_label
 from ..result import PIDResult
+from ..validation import fail
 
 #: Absolute tolerance (nats) below which a null replicate counts as tying the observed value.
 TIE_TOL = 1e-9

@@ -17,6 +17,10 @@ gives :math:`P_{XY} = L_{M|Z}L_{M|Z}^\top` and, because the leading block of :ma
 the factor of :math:`\Sigma_{XX}`, :math:`P_X = \Sigma_{MM} - W_X^\top W_X` with :math:`W_X` the
 first ``d_x`` rows of :math:`W`. Only :math:`P_Y` needs a second (smaller) factorisation, of
 :math:`\Sigma_{YY}`. Cost :math:`\approx (d^3 + d_y^3)/3` flops. Every step is differentiable.
+
+With torch, nothing here reads a value back to the host: the factorisations do not check their
+LAPACK status (which would synchronise a GPU with the host); a matrix that is not numerically
+positive definite gives NaN instead (see :func:`cholesky`).
 """
 
 from __future__ import annotations
@@ -25,13 +29,20 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["cholesky", "logdet_pd", "trisolve", "posteriors", "permutation", "take"]
+__all__ = ["cholesky", "logdet_pd", "trisolve", "posteriors", "permutation", "reorder"]
 
 
 def cholesky(xp: Any, a: Any) -> Any:
-    """Lower Cholesky factor of a (batch of) symmetric positive definite matrix."""
+    """Lower Cholesky factor of a (batch of) symmetric positive definite matrix.
+
+    numpy raises ``LinAlgError`` when a matrix is not numerically positive definite. torch
+    returns NaN for that matrix instead (``torch.linalg.cholesky_ex``, whose status stays on the
+    device; ``torch.linalg.cholesky`` would read it on the host, a GPU synchronisation at every
+    call), so the failure propagates to every value computed from the factor.
+    """
     if xp.name == "torch":
-        return xp._lib.linalg.cholesky(a)
+        low, info = xp._lib.linalg.cholesky_ex(a)
+        return xp._lib.where((info == 0)[..., None, None], low, float("nan"))
     return np.linalg.cholesky(a)
 
 
@@ -68,12 +79,14 @@ def permutation(dims: tuple[int, int, int]) -> np.ndarray:
     return np.r_[d_m:d_m + d_x + d_y, 0:d_m]
 
 
-def take(xp: Any, cov: Any, idx: np.ndarray) -> Any:
-    """``cov[..., idx, :][..., :, idx]`` for numpy or torch."""
-    if xp.name == "torch":
-        t = xp._lib.as_tensor(idx, device=cov.device)
-        return cov.index_select(-2, t).index_select(-1, t)
-    return cov[..., idx[:, None], idx[None, :]]
+def reorder(xp: Any, cov: Any, dims: tuple[int, int, int]) -> Any:
+    """``cov (..., d, d)`` ordered ``(M, X, Y)`` reordered ``(X, Y, M)`` (:func:`permutation`),
+    by block concatenation: no index array is copied to the device."""
+    d_m = dims[0]
+    cat = xp._lib.cat if xp.name == "torch" else np.concatenate
+    top = cat([cov[..., d_m:, d_m:], cov[..., d_m:, :d_m]], -1)
+    bottom = cat([cov[..., :d_m, d_m:], cov[..., :d_m, :d_m]], -1)
+    return cat([top, bottom], -2)
 
 
 def _sym(xp: Any, a: Any) -> Any:

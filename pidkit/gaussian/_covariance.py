@@ -40,8 +40,8 @@ from .._validation import fail
 from ..errors import PIDTypeError, RegularizationWarning
 from ._channels import permutation
 
-__all__ = ["EXACT_RTOL", "NEAR_RTOL", "SYMMETRY_RTOL", "Prepared", "check_cov", "check_dims",
-           "prepare", "screen", "apply_prepared"]
+__all__ = ["EXACT_RTOL", "NEAR_RTOL", "SYMMETRY_RTOL", "Prepared", "as_batch", "check_cov",
+           "check_dims", "prepare", "screen", "apply_prepared"]
 
 #: Relative eigenvalue (of a correlation matrix) at or below which a direction counts as exactly
 #: degenerate.
@@ -78,11 +78,13 @@ def check_dims(dims: Any, d: int) -> tuple[int, int, int]:
     return out[0], out[1], out[2]
 
 
-def check_cov(cov: Any, dims: Any) -> tuple[Any, Any, tuple[int, ...], tuple[int, int, int]]:
-    """Validate a covariance (or a batch of them) at the public boundary.
+def as_batch(cov: Any, dims: Any) -> tuple[Any, Any, tuple[int, ...], tuple[int, int, int],
+                                            float]:
+    """Type, shape and ``dims`` checks of a covariance (or a batch of them); no value is read.
 
-    Returns ``(xp, cov64, batch_shape, dims)`` where ``cov64`` is a float64 array of the input's
-    library (and device), shape ``(B, d, d)``, symmetrised.
+    Returns ``(xp, cov64, batch_shape, dims, eps)``: ``cov64`` is a float64 array of the input's
+    library (and device), shape ``(B, d, d)``, not yet symmetrised; ``eps`` the machine epsilon
+    of the input's dtype (0 for integers).
     """
     xp = get_namespace(cov)
     if xp.name == "numpy":
@@ -109,6 +111,17 @@ def check_cov(cov: Any, dims: Any) -> tuple[Any, Any, tuple[int, ...], tuple[int
     arr = arr.reshape((-1,) + tuple(arr.shape[-2:]))
     if arr.shape[0] == 0:
         raise fail("cov", "is an empty batch", "Pass at least one covariance")
+    return xp, arr, batch_shape, dims, eps
+
+
+def check_cov(cov: Any, dims: Any) -> tuple[Any, Any, tuple[int, ...], tuple[int, int, int]]:
+    """Validate a covariance (or a batch of them) at the public boundary: :func:`as_batch`, then
+    finite, symmetric, non-negative variances (read on the host).
+
+    Returns ``(xp, cov64, batch_shape, dims)`` where ``cov64`` is a float64 array of the input's
+    library (and device), shape ``(B, d, d)``, symmetrised.
+    """
+    xp, arr, batch_shape, dims, eps = as_batch(cov, dims)
     host = xp.to_numpy(arr)
     if not np.isfinite(host.sum()) and not np.isfinite(host).all():
         raise fail("cov", "contains NaN or infinite entries",

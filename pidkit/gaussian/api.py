@@ -11,11 +11,11 @@ from .._validation import check_base, check_choice, fail
 from ..errors import PIDTypeError
 from ..lattice import lattice
 from ..result import Certificate, PIDResult, SolverInfo
-from ._channels import permutation, posteriors, take
-from ._covariance import Prepared, apply_prepared, check_cov, prepare, screen
+from ._channels import posteriors, reorder
+from ._covariance import Prepared, apply_prepared, as_batch, check_cov, prepare, screen
 from .broja import broja_unique, certificate
 
-__all__ = ["gaussian_pid", "gaussian_atoms_nats", "MEASURES"]
+__all__ = ["gaussian_pid", "gaussian_atoms_nats", "gaussian_atoms_unvalidated", "MEASURES"]
 
 MEASURES = ("broja", "mmi")
 
@@ -26,6 +26,33 @@ def _index(xp: Any, idx: np.ndarray, like: Any) -> Any:
 
 def _cat(xp: Any, values: list[Any]) -> Any:
     return xp._lib.cat(values) if xp.name == "torch" else np.concatenate(values)
+
+
+def _measure_atoms(xp: Any, post: dict[str, Any], measure: str) -> tuple[dict[str, Any], Any]:
+    """The informations and unique atoms (nats) of one group of items from its
+    :func:`~pidkit.gaussian._channels.posteriors`, and the BROJA eigenvalues (``None`` for
+    MMI)."""
+    if measure == "broja":
+        ux, uy, lam = broja_unique(xp, post["p_x"], post["p_y"])
+    else:
+        top = xp.maximum(post["i_x"], post["i_y"])
+        ux, uy, lam = top - post["i_y"], top - post["i_x"], None
+    return {"i_x": post["i_x"], "i_y": post["i_y"], "i_xy": post["i_xy"], "uni_x": ux,
+            "uni_y": uy}, lam
+
+
+def _complete(out: dict[str, Any]) -> dict[str, Any]:
+    r"""Add ``red`` and ``syn`` to ``out`` and make the unique atoms consistent with it.
+
+    Red is taken from both sides, :math:`\tfrac12((I_X - U_X) + (I_Y - U_Y))` (they agree up
+    to rounding), then :math:`U_X = I_X - \mathrm{Red}`, :math:`U_Y = I_Y - \mathrm{Red}`,
+    :math:`\mathrm{Syn} = I_{XY} - I_X - I_Y + \mathrm{Red}`."""
+    red = 0.5 * ((out["i_x"] - out["uni_x"]) + (out["i_y"] - out["uni_y"]))
+    out["red"] = red
+    out["uni_x"] = out["i_x"] - red
+    out["uni_y"] = out["i_y"] - red
+    out["syn"] = out["i_xy"] - out["i_x"] - out["i_y"] + red
+    return out
 
 
 def gaussian_atoms_nats(xp: Any, cov64: Any, dims: tuple[int, int, int], measure: str,
@@ -50,24 +77,20 @@ def gaussian_atoms_nats(xp: Any, cov64: Any, dims: tuple[int, int, int], measure
         else:
             s = xp.asarray(scale[plain], like=cov64)
             sub = cov64 if plain.size == len(ok) else cov64[_index(xp, plain, cov64)]
-            scaled = take(xp, sub * s[:, :, None] * s[:, None, :], permutation(dims))
+            scaled = reorder(xp, sub * s[:, :, None] * s[:, None, :], dims)
             groups.append((plain, scaled, dims, None, None))
     for b, p in preps.items():
-        reordered = take(xp, apply_prepared(xp, cov64[b], p), permutation(p.dims))
+        reordered = reorder(xp, apply_prepared(xp, cov64[b], p), p.dims)
         groups.append((np.array([b]), reordered[None], p.dims, p.z_map, None))
     keys = ("i_x", "i_y", "i_xy", "uni_x", "uni_y")
     parts: dict[str, list[Any]] = {k: [] for k in keys}
     per_item: dict[str, list[Any]] = {k: [None] * len(ok) for k in ("p_x", "p_y", "c_mm", "lam")}
     for idx, cov, gdims, z_map, fac in groups:
         post = posteriors(xp, cov, gdims, z_map, fac)
-        if measure == "broja":
-            ux, uy, lm = broja_unique(xp, post["p_x"], post["p_y"])
-            lm = xp.to_numpy(lm)
-        else:
-            top = xp.maximum(post["i_x"], post["i_y"])
-            ux, uy, lm = top - post["i_y"], top - post["i_x"], [None] * len(idx)
-        for k, v in zip(keys, (post["i_x"], post["i_y"], post["i_xy"], ux, uy), strict=True):
-            parts[k].append(v)
+        group, lm = _measure_atoms(xp, post, measure)
+        lm = [None] * len(idx) if lm is None else xp.to_numpy(lm)
+        for k in keys:
+            parts[k].append(group[k])
         host = {k: xp.to_numpy(post[k]) for k in ("p_x", "p_y", "c_mm")}
         host["lam"] = lm
         for j, b in enumerate(idx):
@@ -75,19 +98,28 @@ def gaussian_atoms_nats(xp: Any, cov64: Any, dims: tuple[int, int, int], measure
                 per_item[k][b] = host[k][j]
     order = np.concatenate([g[0] for g in groups])
     inverse = _index(xp, np.argsort(order), cov64)
-    out = {k: _cat(xp, v)[inverse] for k, v in parts.items()}
-    # Red from both sides (they agree up to rounding), then the other atoms from the identities.
-    red = 0.5 * ((out["i_x"] - out["uni_x"]) + (out["i_y"] - out["uni_y"]))
-    out["red"] = red
-    out["uni_x"] = out["i_x"] - red
-    out["uni_y"] = out["i_y"] - red
-    out["syn"] = out["i_xy"] - out["i_x"] - out["i_y"] + red
+    out = _complete({k: _cat(xp, v)[inverse] for k, v in parts.items()})
     out.update(per_item)
     return out
 
 
+def gaussian_atoms_unvalidated(xp: Any, cov64: Any, dims: tuple[int, int, int],
+                               measure: str) -> dict[str, Any]:
+    """Atoms in nats of a batch ``cov64 (B, d, d)`` (float64, namespace ``xp``) trusted to be
+    symmetric positive definite: the computation of the validated fast path (rescale to
+    correlations, reorder, :func:`~pidkit.gaussian._channels.posteriors`) with nothing read on
+    the host. Returns ``(B,)`` arrays ``red``, ``uni_x``, ``uni_y``, ``syn``, ``i_x``, ``i_y``,
+    ``i_xy`` and ``lam`` (``(B, d_m)`` eigenvalues for BROJA, ``None`` for MMI)."""
+    scale = 1 / xp.diagonal(cov64) ** 0.5
+    scaled = reorder(xp, cov64 * scale[:, :, None] * scale[:, None, :], dims)
+    out, lam = _measure_atoms(xp, posteriors(xp, scaled, dims), measure)
+    out = _complete(out)
+    out["lam"] = lam
+    return out
+
+
 def gaussian_pid(cov: Any, dims: Any, measure: str = "broja", base: float = 2, *,
-                 certify: bool = True) -> PIDResult:
+                 certify: bool | None = None, validate: bool = True) -> PIDResult:
     r"""Exact partial information decomposition of a jointly Gaussian target and two sources.
 
     For :math:`(M, X, Y) \sim \mathcal N(0, \Sigma)` (blocks ordered target, source 1, source 2)
@@ -121,11 +153,26 @@ def gaussian_pid(cov: Any, dims: Any, measure: str = "broja", base: float = 2, *
     measure : {"broja", "mmi"}
     base : float, default 2
         Logarithm base of the results (2: bits, ``math.e``: nats).
-    certify : bool, default True
+    certify : bool, optional
         For BROJA, attach a :class:`~pidkit.result.Certificate` bracketing
         :math:`\mathrm{Uni}(M{:}X\setminus Y)`: the closed form is a relaxation bound, and the
         explicit optimal coupling is evaluated independently; the gap is the rounding error.
         Costs :math:`O(d_m^3)` per item on the CPU; pass ``False`` inside training loops.
+        Default: ``validate``. It needs the host, so it cannot be combined with
+        ``validate=False``.
+    validate : bool, default True
+        Check the covariance on the host (finite, symmetric, positive semi-definite) and reduce
+        singular or near-singular input exactly (see Raises and Warns). ``validate=False`` is
+        for trusted input that is symmetric positive definite by construction, such as a
+        ridge-regularised batch covariance inside a training step: it runs the same
+        computation as the validated path on well-conditioned input (rescale to correlations,
+        Cholesky factors, triangular solves; for BROJA a symmetric eigenvalue problem) on the
+        input's device and reads nothing back to the host, so a GPU never waits for it. With
+        torch, ``details["mi_sources"]`` and ``details["eigenvalues"]`` are then tensors and
+        ``details["reductions"]`` is empty; a covariance that is not numerically positive
+        definite gives NaN atoms instead of an error. One synchronisation remains on CUDA for
+        BROJA: ``torch.linalg.eigvalsh`` checks its solver status on the host (torch has no
+        unchecked variant); MMI has none.
 
     Returns
     -------
@@ -138,10 +185,10 @@ def gaussian_pid(cov: Any, dims: Any, measure: str = "broja", base: float = 2, *
     Raises
     ------
     PIDValueError, PIDTypeError
-        Non-symmetric, non-PSD, non-finite input, wrong ``dims``, or infinite information (a
-        linear function of the target observed without noise). Exactly singular blocks (a
-        variable that is a linear function of others in its block, or of the other source) are
-        reduced exactly.
+        Non-symmetric, non-PSD, non-finite input (checked when ``validate=True``), wrong
+        ``dims``, or infinite information (a linear function of the target observed without
+        noise). Exactly singular blocks (a variable that is a linear function of others in its
+        block, or of the other source) are reduced exactly.
 
     Warns
     -----
@@ -168,6 +215,16 @@ def gaussian_pid(cov: Any, dims: Any, measure: str = "broja", base: float = 2, *
                                 measure="broja", base=math.e, certify=False)
         loss = task_loss - beta * r.redundancy       # r.redundancy is a 0-d tensor
 
+    The covariance above is positive definite by construction (the ridge), so the checks can be
+    skipped: ``validate=False`` gives the same values with no host round trip.
+
+    >>> import torch
+    >>> c = torch.tensor(cov, requires_grad=True)
+    >>> fast = pidkit.gaussian_pid(c, (2, 1, 1), validate=False)
+    >>> checked = pidkit.gaussian_pid(c, (2, 1, 1), certify=False)
+    >>> bool(torch.allclose(fast.unique[0], checked.unique[0], rtol=0, atol=1e-12))
+    True
+
     References
     ----------
     Bertschinger, Rauh, Olbrich, Jost, Ay, Entropy 16, 2161 (2014). Barrett, Phys. Rev. E 91,
@@ -176,9 +233,22 @@ def gaussian_pid(cov: Any, dims: Any, measure: str = "broja", base: float = 2, *
     """
     measure = check_choice(measure, "measure", MEASURES)
     base = check_base(base)
+    if not isinstance(validate, bool):
+        raise fail("validate", "must be True or False",
+                   "Pass validate=False only for covariances that are positive definite by "
+                   "construction", validate, kind=PIDTypeError)
+    certify = validate if certify is None else certify
     if not isinstance(certify, bool):
         raise fail("certify", "must be True or False", "Pass certify=False to skip it", certify,
                    kind=PIDTypeError)
+    if certify and not validate:
+        raise fail("certify", "needs the covariance on the host, which validate=False avoids",
+                   "Pass certify=False (or leave it out) with validate=False", certify)
+    factor = 1.0 / math.log(base)
+    method = ("generalized eigenvalues of (Sigma_M|X, Sigma_M|Y), closed form"
+              if measure == "broja" else "min(I(M;X), I(M;Y)), closed form")
+    if not validate:
+        return _unvalidated(cov, dims, measure, base, factor, method)
     xp, cov64, batch_shape, dims = check_cov(cov, dims)
     host = xp.to_numpy(cov64)
     batch = host.shape[0]
@@ -186,20 +256,8 @@ def gaussian_pid(cov: Any, dims: Any, measure: str = "broja", base: float = 2, *
     preps = {int(b): prepare(host[b], dims, item=str(b) if batch > 1 else "")
              for b in np.flatnonzero(~screened[0])}
     out = gaussian_atoms_nats(xp, cov64, dims, measure, screened, preps)
-    factor = 1.0 / math.log(base)
-
-    def finish(v: Any) -> Any:
-        v = v * factor
-        if xp.name == "torch":
-            v = v.to(cov.dtype).reshape(batch_shape)
-            return v
-        v = np.asarray(v).reshape(batch_shape)
-        return float(v) if v.ndim == 0 else v
-
-    lat = lattice(2)
-    bottom, top = lat.bottom, lat.top
-    atoms = {bottom: finish(out["red"]), ((0,),): finish(out["uni_x"]),
-             ((1,),): finish(out["uni_y"]), top: finish(out["syn"])}
+    finish = _finisher(xp, cov, batch_shape, factor)
+    atoms = _atoms(out, finish)
     cert = None
     if measure == "broja" and certify:
         i_y = xp.to_numpy(out["i_y"])
@@ -220,8 +278,6 @@ def gaussian_pid(cov: Any, dims: Any, measure: str = "broja", base: float = 2, *
     for b, p in preps.items():
         ridge[b] = p.ridge
     ridge = ridge.reshape(batch_shape)
-    method = ("generalized eigenvalues of (Sigma_M|X, Sigma_M|Y), closed form"
-              if measure == "broja" else "min(I(M;X), I(M;Y)), closed form")
     info = SolverInfo("closed_form", True, None, cert, None,
                       {"method": method, "ridge": ridge.tolist() if ridge.ndim else float(ridge)})
     i_x = xp.to_numpy(out["i_x"]) * factor
@@ -235,5 +291,42 @@ def gaussian_pid(cov: Any, dims: Any, measure: str = "broja", base: float = 2, *
     if measure == "broja":
         details["eigenvalues"] = out["lam"] if batch_shape else out["lam"][0]
     return PIDResult(atoms=atoms, measure=measure, base=base,
+                     mutual_information=finish(out["i_xy"]), solver=info,
+                     source_names=("X", "Y"), target_name="M", details=details)
+
+
+def _finisher(xp: Any, cov: Any, batch_shape: tuple[int, ...], factor: float) -> Any:
+    """Turn a ``(B,)`` array of nats into the result's unit, dtype and batch shape (torch: a
+    tensor of the input's dtype; numpy: a float or an array)."""
+    def finish(v: Any) -> Any:
+        v = v * factor
+        if xp.name == "torch":
+            return v.to(cov.dtype).reshape(batch_shape)
+        v = np.asarray(v).reshape(batch_shape)
+        return float(v) if v.ndim == 0 else v
+    return finish
+
+
+def _atoms(out: dict[str, Any], finish: Any) -> dict[Any, Any]:
+    lat = lattice(2)
+    return {lat.bottom: finish(out["red"]), ((0,),): finish(out["uni_x"]),
+            ((1,),): finish(out["uni_y"]), lat.top: finish(out["syn"])}
+
+
+def _unvalidated(cov: Any, dims: Any, measure: str, base: float, factor: float,
+                 method: str) -> PIDResult:
+    """:func:`gaussian_pid` with ``validate=False``: shape checks only, then
+    :func:`gaussian_atoms_unvalidated` on the input's device."""
+    xp, cov64, batch_shape, dims, _ = as_batch(cov, dims)
+    cov64 = (cov64 + xp.swapaxes(cov64, -1, -2)) / 2
+    out = gaussian_atoms_unvalidated(xp, cov64, dims, measure)
+    finish = _finisher(xp, cov, batch_shape, factor)
+    details: dict[str, Any] = {"dims": dims, "mi_sources": (finish(out["i_x"]),
+                                                            finish(out["i_y"])),
+                               "reductions": []}
+    if measure == "broja":
+        details["eigenvalues"] = xp.reshape(out["lam"], batch_shape + (dims[0],))
+    info = SolverInfo("closed_form", True, None, None, None, {"method": method, "ridge": 0.0})
+    return PIDResult(atoms=_atoms(out, finish), measure=measure, base=base,
                      mutual_information=finish(out["i_xy"]), solver=info,
                      source_names=("X", "Y"), target_name="M", details=details)

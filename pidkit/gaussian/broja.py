@@ -66,6 +66,9 @@ PINV_RTOL = 1e-12
 
 
 def _eigvalsh(xp: Any, a: Any) -> Any:
+    """Eigenvalues of a (batch of) symmetric matrix, ascending. On CUDA, torch reads the
+    solver's status on the host (one synchronisation per call; torch has no unchecked
+    variant)."""
     if xp.name == "torch":
         return xp._lib.linalg.eigvalsh(a)
     return np.linalg.eigvalsh(a)

@@ -63,7 +63,7 @@ def load_weights(path: str, role: str) -> dict:
     weights), always with ``torch.load(weights_only=True)``."""
     import torch
 
-    from pidkit._validation import fail
+    from pidkit.validation import fail
 
     from ..train import CHECKPOINT_FORMAT, load_checkpoint
 
@@ -81,7 +81,7 @@ def load_weights(path: str, role: str) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     from .. import data, models
-    from ..audit_run import audit
+    from ..audits import audit
 
     train, test = data.get_dataset(args.dataset, args.root, seed=args.seed)
     k = data.num_classes_of([train, test])

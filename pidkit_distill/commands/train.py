@@ -3,8 +3,7 @@
 Example::
 
     pidkit-distill train --dataset digits --teacher digits_cnn --teacher-weights t.pt \\
-        --student digits_cnn --student-kw width=8 --method rid --epochs 12 \\
-        --warmup 2 --cycle 2 --ratio 0.5 --out runs/rid
+        --student digits_cnn --student-kw width=8 --method rid --epochs 12 --out runs/rid
 """
 
 from __future__ import annotations
@@ -60,14 +59,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=0.05)
     p.add_argument("--teacher-lr", type=float)
-    p.add_argument("--optimizer", default="sgd")
+    p.add_argument("--optimizer", default="sgd", choices=["sgd", "adam", "adamw"])
     p.add_argument("--weight-decay", type=float, default=5e-4)
-    p.add_argument("--schedule", default="multistep")
+    p.add_argument("--schedule", default="multistep", choices=["multistep", "cosine", "constant"])
     p.add_argument("--milestones", type=int, nargs="*", default=[])
     p.add_argument("--gamma", type=float, default=0.2)
-    p.add_argument("--warmup", type=int, default=0)
-    p.add_argument("--cycle", type=int, default=1)
-    p.add_argument("--ratio", type=float, default=0.0)
+    p.add_argument("--warmup", type=int, help="RID warm-up epochs n_w (default: scaled to "
+                   "--epochs with the paper's proportions, n_w = q = epochs/10, r = 1/4)")
+    p.add_argument("--cycle", type=int, help="RID cycle length q (default: scaled)")
+    p.add_argument("--ratio", type=float, help="RID share r of teacher epochs per cycle "
+                   "(default 0.25)")
     p.add_argument("--grad-clip", type=float, default=100.0)
     p.add_argument("--amp", action="store_true")
     p.add_argument("--device", default="cpu")

@@ -10,15 +10,25 @@ from .base import (
     UNLABELLED,
     Batch,
     DistillLoss,
+    Parts,
     available_methods,
     cross_entropy,
+    distributed_mean,
     labelled_mask,
     make_loss,
     register_method,
+    sum_across_processes,
 )
 from .fitnets import FitNetsLoss, hint_loss
 from .kd import KDLoss, NoDistillation, kd_divergence
-from .pid import PIDLoss, batch_covariance, gaussian_redundancy
+from .pid import (
+    PIDLoss,
+    batch_covariance,
+    covariance_from_moments,
+    gaussian_redundancy,
+    redundancy_from_moments,
+    weighted_moments,
+)
 from .rid import RIDLoss, RIDPair, sigma_from_raw, weighted_residual
 from .ted import TEDLoss
 from .vid import VIDLoss, gaussian_nll
@@ -30,6 +40,7 @@ __all__ = [
     "KDLoss",
     "NoDistillation",
     "PIDLoss",
+    "Parts",
     "RIDLoss",
     "RIDPair",
     "TEDLoss",
@@ -37,14 +48,19 @@ __all__ = [
     "VIDLoss",
     "available_methods",
     "batch_covariance",
+    "covariance_from_moments",
     "cross_entropy",
+    "distributed_mean",
     "gaussian_nll",
     "gaussian_redundancy",
     "hint_loss",
     "kd_divergence",
     "labelled_mask",
     "make_loss",
+    "redundancy_from_moments",
     "register_method",
     "sigma_from_raw",
+    "sum_across_processes",
+    "weighted_moments",
     "weighted_residual",
 ]

@@ -12,6 +12,17 @@ per-sample feature shapes of the chosen layer pairs. The trainer calls it with a
 
 Plug in a custom loss by subclassing :class:`DistillLoss` and registering a factory
 ``factory(teacher_shapes, student_shapes, num_classes, **kwargs)`` with :func:`register_method`.
+
+Two rules keep a loss usable in any training loop, on a GPU and under data parallelism:
+
+- nothing is read back to the host inside a step: no ``.item()``, ``float(t)``, ``if t:``,
+  boolean-mask gathers ``t[mask]`` or ``int(mask.sum())`` (each waits for the GPU); masks
+  become per-sample weights, guards ``torch.where``, and the logged parts stay tensors
+  (:class:`DistillLoss`). :func:`pidkit_distill.sync_check.count_host_syncs` checks it;
+- a mean over a data-dependent subset of the batch (the labelled samples) goes through
+  :func:`distributed_mean`, and statistics that must cover the global batch through
+  :func:`sum_across_processes`, so that W data-parallel processes make the update of one
+  process on the global batch. A plain ``.mean()`` over equal-sized local batches already does.
 """
 
 from __future__ import annotations
@@ -21,6 +32,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
+from torch import distributed as dist
 from torch import nn
 from torch.nn import functional as F
 
@@ -28,9 +40,12 @@ from pidkit._validation import fail
 from pidkit.errors import PIDTypeError
 
 __all__ = ["Batch", "DistillLoss", "register_method", "make_loss", "available_methods",
-           "Shape", "UNLABELLED", "labelled_mask", "cross_entropy"]
+           "Shape", "Parts", "UNLABELLED", "labelled_mask", "cross_entropy", "distributed_mean",
+           "sum_across_processes"]
 
 Shape = tuple[int, ...]
+#: The logged parts of a loss: name -> detached 0-d float32 tensor on the loss's device.
+Parts = dict[str, torch.Tensor]
 
 
 @dataclass
@@ -45,6 +60,10 @@ class Batch:
     student_features, teacher_features : list of Tensor
         One per layer pair, ``(N, C)`` or ``(N, C, *spatial)``; teacher ones carry no gradient,
         student ones carry one in the student phase.
+    head_logits : Tensor ``(N, K)`` or None
+        Set by a two-phase loss's :meth:`DistillLoss.teacher_loss` to the teacher-side head's
+        logits it computed, so that a trainer logs their accuracy without running the head
+        (and its batch norm) a second time.
     """
 
     y: torch.Tensor
@@ -52,10 +71,25 @@ class Batch:
     teacher_logits: torch.Tensor | None = None
     student_features: list[torch.Tensor] = field(default_factory=list)
     teacher_features: list[torch.Tensor] = field(default_factory=list)
+    head_logits: torch.Tensor | None = None
 
 
 class DistillLoss(nn.Module, abc.ABC):
     """Base class of distillation losses.
+
+    :meth:`student_loss` and :meth:`teacher_loss` return ``(loss, parts)``: ``loss`` the 0-d
+    tensor to differentiate, ``parts`` a :data:`Parts` dict of its named terms for logging,
+    each a *detached 0-d float32 tensor on the loss's device* (no host read: the caller decides
+    when to bring values to the host, e.g. by summing them on the device over an epoch and
+    reading once). Cross-entropy and information parts are in nats: ``"ce"``, ``"head_ce"``,
+    ``"kd"`` (times :math:`\tau^2`), ``"redundancy"``, and ``"vid"`` (a Gaussian negative
+    log-likelihood per feature entry, up to its constant); ``"hint"``, ``"mse"``, ``"v_term"``
+    and ``"rid_reg"`` are mean squared (scaled) feature distances, in squared feature units.
+
+    Under data parallelism (``torch.distributed`` initialised with W > 1 processes, gradients
+    averaged over them as DDP does) the losses make the update of one process on the global
+    batch; a value in ``loss`` or ``parts`` is then one process's share, and its mean over the
+    W processes is the global-batch value (see :func:`distributed_mean`).
 
     Class attributes
     ----------------
@@ -72,12 +106,12 @@ class DistillLoss(nn.Module, abc.ABC):
     uses_features: bool = True
 
     @abc.abstractmethod
-    def student_loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
-        """Loss of the student phase and its parts (floats, for logging)."""
+    def student_loss(self, batch: Batch) -> tuple[torch.Tensor, Parts]:
+        """Loss of the student phase and its parts (detached 0-d tensors, for logging)."""
 
-    def teacher_loss(self, batch: Batch, *, distill: bool) -> tuple[torch.Tensor,
-                                                                    dict[str, float]]:
-        """Loss of the teacher-filter phase (two-phase methods); ``distill=False`` in warm-up."""
+    def teacher_loss(self, batch: Batch, *, distill: bool) -> tuple[torch.Tensor, Parts]:
+        """Loss of the teacher-filter phase (two-phase methods) and its parts;
+        ``distill=False`` in warm-up."""
         raise PIDTypeError(f"{type(self).__name__}.teacher_loss: this method has no teacher "
                            "phase (two_phase is False). Only two-phase losses such as RID "
                            "define one; the trainer calls it only for those")
@@ -100,9 +134,100 @@ class DistillLoss(nn.Module, abc.ABC):
         return None
 
 
-def _f(value: torch.Tensor) -> float:
-    """A loss part as a Python float for logging (detached)."""
-    return float(value.detach())
+def _part(value: torch.Tensor) -> torch.Tensor:
+    """A loss part for logging: detached, float32, on the loss's device (no host read)."""
+    return value.detach().float()
+
+
+def _upcast(x: torch.Tensor) -> torch.Tensor:
+    """``x`` in float32 if it is in a half-precision dtype (mixed precision), else unchanged
+    (float64 stays float64)."""
+    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+
+
+def _data_parallel() -> bool:
+    """Whether a loss computed now takes part in data-parallel training: ``torch.distributed``
+    initialised with more than one process, and autograd recording (evaluation stays local)."""
+    return (torch.is_grad_enabled() and dist.is_available() and dist.is_initialized()
+            and dist.get_world_size() > 1)
+
+
+def distributed_mean(total: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
+    r"""A mean over a data-dependent subset of the samples, correct under data parallelism.
+
+    ``total`` is a sum over the subset (e.g. the labelled samples) of this process's batch and
+    ``count`` its size (a tensor; nothing is read on the host). In one process the result is
+    :math:`\mathrm{total} / \max(\mathrm{count}, 1)`. With :math:`W > 1` processes and grad
+    mode enabled, the count is summed over the processes on the device,
+    :math:`C = \sum_r \mathrm{count}_r` (one ``all_reduce``), and process :math:`r` returns
+
+    .. math::
+
+        m_r = rac{\mathrm{total}_r}{\max(C, 1) / W},
+        \qquad rac1W \sum_r m_r = rac{\sum_r \mathrm{total}_r}{\max(C, 1)},
+
+    so that the average over processes (what DDP does to the gradients, and what a trainer
+    does to logged values) is the mean over the global batch, however the subset is spread over
+    the processes, including processes with none of it. Without grad mode (evaluation) the
+    mean stays local. Every process must call it the same number of times per step.
+
+    Parameters
+    ----------
+    total : Tensor, 0-d
+    count : Tensor, 0-d, on ``total``'s device (any numeric dtype)
+
+    Examples
+    --------
+    >>> distributed_mean(torch.tensor(6.0), torch.tensor(3))
+    tensor(2.)
+    >>> distributed_mean(torch.tensor(0.0), torch.tensor(0))
+    tensor(0.)
+    """
+    count = count.to(total.dtype)
+    if _data_parallel():
+        count = count.clone()
+        dist.all_reduce(count)
+        return total * dist.get_world_size() / count.clamp(min=1)
+    return total / count.clamp(min=1)
+
+
+class _SumAcrossProcesses(torch.autograd.Function):
+    """``all_reduce`` (sum) whose backward is again a sum over the processes."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        out = x.clone(memory_format=torch.contiguous_format)
+        dist.all_reduce(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.clone(memory_format=torch.contiguous_format)
+        dist.all_reduce(grad)
+        return grad
+
+
+def sum_across_processes(x: torch.Tensor) -> torch.Tensor:
+    r""":math:`G = \sum_r x_r` over the data-parallel processes, differentiable; ``x`` itself in
+    one process or without grad mode (evaluation stays local).
+
+    For statistics that must cover the global batch (the PID loss's covariance). Derivation:
+    every process computes the same :math:`f(G)`; the backward pass of process :math:`r` sums
+    the incoming gradients over the processes, :math:`\partial/\partial x_r = \sum_{r'}
+    f'(G) = W f'(G)`, so after DDP divides the summed parameter gradients by :math:`W`,
+
+    .. math::
+
+        rac1W \sum_r W f'(G)\,rac{\partial x_r}{\partial	heta}
+        = f'(G) \sum_r rac{\partial x_r}{\partial	heta}
+        = rac{\partial f(G)}{\partial	heta},
+
+    the gradient of one process holding the global batch. (This is what
+    ``torch.distributed.nn.functional.all_reduce`` does; recent torch releases deprecate it
+    with a ``FutureWarning``.) Every process must call it the same number of times per step,
+    with tensors of the same shape.
+    """
+    return _SumAcrossProcesses.apply(x) if _data_parallel() else x
 
 
 #: Label value of an unlabelled sample (semi-supervised distillation): such samples enter
@@ -120,15 +245,16 @@ def cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     under mixed precision):
     :math:`-\frac{1}{|L|}\sum_{n \in L} \log \mathrm{softmax}(z_n)_{y_n}`,
     :math:`L = \{n : y_n \ne` ``UNLABELLED`` :math:`\}`; exactly 0 (with a gradient graph)
-    when the batch has no labelled sample.
+    when the batch has no labelled sample. Under data parallelism :math:`L` is the global
+    batch's labelled set (:func:`distributed_mean`); no value is read on the host.
 
     >>> z = torch.tensor([[2.0, 0.0], [0.0, 2.0]])
     >>> float(cross_entropy(z, torch.tensor([0, UNLABELLED]))) == float(
     ...     F.cross_entropy(z[:1], torch.tensor([0])))
     True
     """
-    return F.cross_entropy(logits.float(), y, ignore_index=UNLABELLED, reduction="sum") / \
-        labelled_mask(y).sum().clamp(min=1)
+    total = F.cross_entropy(_upcast(logits), y, ignore_index=UNLABELLED, reduction="sum")
+    return distributed_mean(total, labelled_mask(y).sum())
 
 
 _METHODS: dict[str, Callable[..., DistillLoss]] = {}

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .base import Batch, DistillLoss, Shape, _f, cross_entropy, register_method
+from .base import Batch, DistillLoss, Parts, Shape, _part, _upcast, cross_entropy, register_method
 from .filters import ChannelLinear, SpatialAlign
 
 __all__ = ["hint_loss", "FitNetsLoss"]
@@ -27,7 +27,7 @@ __all__ = ["hint_loss", "FitNetsLoss"]
 
 def hint_loss(adapted: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
     """Mean squared error over batch, channels and positions."""
-    return ((adapted.float() - teacher.float()) ** 2).mean()
+    return ((_upcast(adapted) - _upcast(teacher)) ** 2).mean()
 
 
 class FitNetsLoss(DistillLoss):
@@ -43,12 +43,12 @@ class FitNetsLoss(DistillLoss):
                                       for t, s in zip(teacher_shapes, student_shapes,
                                                       strict=True))
 
-    def student_loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+    def student_loss(self, batch: Batch) -> tuple[torch.Tensor, Parts]:
         ce = cross_entropy(batch.student_logits, batch.y)
         hint = sum(hint_loss(adapter(align(s)), align(t)) for adapter, align, s, t in
                    zip(self.adapters, self.aligns, batch.student_features,
                        batch.teacher_features, strict=True))
-        return ce + self.beta * hint, {"ce": _f(ce), "hint": _f(hint)}
+        return ce + self.beta * hint, {"ce": _part(ce), "hint": _part(hint)}
 
 
 @register_method("fitnets")

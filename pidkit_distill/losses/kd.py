@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
-from .base import Batch, DistillLoss, _f, cross_entropy, register_method
+from .base import Batch, DistillLoss, Parts, _part, _upcast, cross_entropy, register_method
 
 __all__ = ["kd_divergence", "KDLoss"]
 
@@ -28,8 +28,8 @@ def kd_divergence(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
     student_logits, teacher_logits : Tensor ``(N, K)``
     temperature : float
     """
-    log_ps = F.log_softmax(student_logits.float() / temperature, dim=1)
-    log_pt = F.log_softmax(teacher_logits.float() / temperature, dim=1)
+    log_ps = F.log_softmax(_upcast(student_logits) / temperature, dim=1)
+    log_pt = F.log_softmax(_upcast(teacher_logits) / temperature, dim=1)
     kl = (log_pt.exp() * (log_pt - log_ps)).sum(1).mean()
     return temperature ** 2 * kl
 
@@ -43,10 +43,10 @@ class KDLoss(DistillLoss):
         super().__init__()
         self.temperature, self.alpha = float(temperature), float(alpha)
 
-    def student_loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+    def student_loss(self, batch: Batch) -> tuple[torch.Tensor, Parts]:
         ce = cross_entropy(batch.student_logits, batch.y)
         kd = kd_divergence(batch.student_logits, batch.teacher_logits, self.temperature)
-        return (1 - self.alpha) * ce + self.alpha * kd, {"ce": _f(ce), "kd": _f(kd)}
+        return (1 - self.alpha) * ce + self.alpha * kd, {"ce": _part(ce), "kd": _part(kd)}
 
 
 class NoDistillation(DistillLoss):
@@ -55,9 +55,9 @@ class NoDistillation(DistillLoss):
     uses_teacher = False
     uses_features = False
 
-    def student_loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+    def student_loss(self, batch: Batch) -> tuple[torch.Tensor, Parts]:
         ce = cross_entropy(batch.student_logits, batch.y)
-        return ce, {"ce": _f(ce)}
+        return ce, {"ce": _part(ce)}
 
 
 @register_method("kd")

@@ -5,8 +5,8 @@ What it optimises. For each layer pair the features are average-pooled over spac
 the teacher side is projected to ``dim`` coordinates by a fixed (seeded, orthonormal) random
 projection :math:`P_t`, the student side by a *learned* linear map :math:`A_s`. With the label
 one-hot encoded (last column dropped, so the block is non-singular), the batch covariance
-:math:`\hat\Sigma` of :math:`(Y, P_t\bar T, A_s\bar S)` (plus ``ridge`` times the identity) is
-treated as the covariance of a jointly Gaussian triple and
+:math:`\hat\Sigma` of :math:`(Y, P_t\bar T, A_s\bar S)` over the labelled samples (plus ``ridge``
+times the identity) is treated as the covariance of a jointly Gaussian triple and
 
 .. math::
 
@@ -19,70 +19,167 @@ label-relevant (linear-Gaussian) information, and nothing else. This differs fro
 maximises a lower bound on the redundancy through learned filters and a regression residual;
 here the PID measure itself (``measure="broja"`` or ``"mmi"``) is the objective, under a
 Gaussian approximation of the pooled features.
+
+How it is computed, with no host synchronisation. The covariance comes from weighted
+sufficient statistics of the joint vectors :math:`x_n`, with weight :math:`w_n = 1` for a
+labelled sample and 0 for an unlabelled one (no boolean gather, whose output size the host
+would have to read):
+
+.. math::
+
+    n = \sum_n w_n,\quad s = \sum_n w_n x_n,\quad S = \sum_n w_n x_n x_n^\top,\qquad
+    \hat\Sigma = \frac{S - s s^\top / n}{n - 1} + rI,
+
+a batch with fewer than 3 labelled samples contributes 0 (chosen by ``torch.where`` on the
+device), and the redundancy is computed on the device by
+``pidkit.gaussian_pid(..., validate=False)``, which is safe here because :math:`\hat\Sigma` is
+positive definite by construction (``ridge > 0``). Under data parallelism the statistics are
+summed over the processes (:func:`~pidkit_distill.losses.base.sum_across_processes`, in
+float64), so every process evaluates the redundancy of the *global* batch, and the averaged
+gradients equal those of one process holding the global batch.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
 from torch import nn
 
-from pidkit._validation import check_choice
+import pidkit
+from pidkit._validation import check_choice, fail
 
 from .base import (
     Batch,
     DistillLoss,
+    Parts,
     Shape,
-    _f,
+    _part,
     cross_entropy,
     labelled_mask,
     register_method,
+    sum_across_processes,
 )
 from .filters import SpatialAlign
 
-__all__ = ["batch_covariance", "gaussian_redundancy", "PIDLoss"]
+__all__ = ["batch_covariance", "weighted_moments", "covariance_from_moments",
+           "redundancy_from_moments", "gaussian_redundancy", "PIDLoss", "MIN_SAMPLES"]
+
+#: Fewest labelled samples (over the global batch) for which a batch redundancy is computed.
+MIN_SAMPLES = 3
+
+
+def weighted_moments(x: torch.Tensor, weights: torch.Tensor
+                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    r"""Weighted sufficient statistics of the rows of ``x``, in float64:
+    :math:`n = \sum_i w_i`, :math:`s = \sum_i w_i x_i`, :math:`S = \sum_i w_i x_i x_i^\top`.
+
+    They add up over batches and processes; :func:`covariance_from_moments` turns them into a
+    covariance.
+
+    Parameters
+    ----------
+    x : Tensor ``(N, D)``
+    weights : Tensor ``(N,)``, non-negative (bool or float)
+
+    Returns
+    -------
+    n : Tensor, 0-d
+    s : Tensor ``(D,)``
+    S : Tensor ``(D, D)``
+    """
+    x, w = x.double(), weights.double()
+    wx = w[:, None] * x
+    return w.sum(), wx.sum(0), x.T @ wx
+
+
+def covariance_from_moments(n: torch.Tensor, s: torch.Tensor, S: torch.Tensor,
+                            ridge: float = 1e-3) -> torch.Tensor:
+    r"""Unbiased covariance from :func:`weighted_moments`, plus ``ridge`` times the identity:
+    :math:`\hat\Sigma = \frac{1}{n-1}\big(S - s s^\top / n\big) + rI`, symmetrised exactly
+    (``(C + C^T) / 2``). Leading axes of ``n``, ``s[..., :]``, ``S[..., :, :]`` are a batch.
+
+    With 0/1 weights this is the usual covariance of the selected rows. The one-pass form loses
+    about :math:`(\lVert\bar x\rVert / \sigma)^2` ulps to cancellation (negligible in float64
+    for features of moderate mean); it needs :math:`n > 1`.
+    """
+    n = n[..., None, None]
+    cov = (S - s[..., :, None] * s[..., None, :] / n) / (n - 1)
+    cov = 0.5 * (cov + cov.mT)
+    return cov + ridge * torch.eye(cov.shape[-1], dtype=cov.dtype, device=cov.device)
 
 
 def batch_covariance(*blocks: torch.Tensor, ridge: float = 1e-3) -> torch.Tensor:
     r"""Unbiased covariance of the concatenated columns of ``blocks`` (each ``(N, d_i)``), plus
-    ``ridge`` times the identity: :math:`\hat\Sigma = \frac{1}{N-1} X_c^\top X_c + rI`.
-
-    Computed in float64 and symmetrised exactly (``(C + C^T) / 2``)."""
+    ``ridge`` times the identity: :math:`\hat\Sigma = \frac{1}{N-1} X_c^\top X_c + rI`, in
+    float64 (:func:`covariance_from_moments` with unit weights)."""
     x = torch.cat([b.double() for b in blocks], dim=1)
-    xc = x - x.mean(0, keepdim=True)
-    cov = xc.T @ xc / (x.shape[0] - 1)
-    cov = 0.5 * (cov + cov.T)
-    return cov + ridge * torch.eye(cov.shape[0], dtype=cov.dtype, device=cov.device)
+    return covariance_from_moments(*weighted_moments(x, x.new_ones(x.shape[0])), ridge=ridge)
 
 
 def one_hot_reduced(y: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """One-hot labels without the last column ``(N, K-1)`` (the dropped column is implied)."""
-    return nn.functional.one_hot(y, num_classes)[:, :-1].float()
+    """One-hot labels without the last column ``(N, K-1)`` (the dropped column is implied);
+    an ``UNLABELLED`` sample gets a zero row (give it weight 0)."""
+    classes = torch.arange(num_classes - 1, device=y.device)
+    return (y[:, None] == classes).double()
+
+
+def redundancy_from_moments(n: torch.Tensor, s: torch.Tensor, S: torch.Tensor,
+                            dims: tuple[int, int, int], measure: str = "broja",
+                            ridge: float = 1e-3) -> torch.Tensor:
+    r"""Gaussian redundancy :math:`\mathrm{Red}(M; X, Y)` in nats of the covariance of
+    :func:`weighted_moments` (columns ordered target, source 1, source 2 with sizes ``dims``);
+    0 when :math:`n <` :data:`MIN_SAMPLES`. Differentiable, computed on the device with nothing
+    read on the host; leading axes of the moments are a batch (one Gaussian PID call for all).
+
+    The guard is branch-free: below :data:`MIN_SAMPLES` the covariance is formed with
+    :math:`n` replaced by :data:`MIN_SAMPLES`, which keeps it positive definite
+    (:math:`S - ss^\top/m \succeq S - ss^\top/n \succeq 0` for :math:`m \ge n`) and every
+    gradient finite, and the result is replaced by 0 with ``torch.where``.
+
+    Parameters
+    ----------
+    n, s, S : Tensor ``(...)``, ``(..., D)``, ``(..., D, D)``
+        From :func:`weighted_moments` (possibly summed over batches or processes).
+    dims : tuple of int
+    measure : {"broja", "mmi"}
+    ridge : float, > 0
+    """
+    cov = covariance_from_moments(n.clamp(min=MIN_SAMPLES), s, S, ridge)
+    red = pidkit.gaussian_pid(cov, dims=dims, measure=measure, base=math.e,
+                              validate=False).redundancy
+    return torch.where(n >= MIN_SAMPLES, red, torch.zeros_like(red))
+
+
+def _check_ridge(ridge: float) -> float:
+    ridge = float(ridge)
+    if not ridge > 0:
+        raise fail("ridge", "must be positive", "It keeps the batch covariance positive "
+                   "definite, which the unvalidated Gaussian PID relies on; use e.g. 1e-3", ridge)
+    return ridge
 
 
 def gaussian_redundancy(y: torch.Tensor, a: torch.Tensor, b: torch.Tensor, num_classes: int,
                         measure: str = "broja", ridge: float = 1e-3) -> torch.Tensor:
-    r"""Batch estimate of :math:`\mathrm{Red}(Y; A, B)` in nats, differentiable in ``a``, ``b``.
+    r"""Batch estimate of :math:`\mathrm{Red}(Y; A, B)` in nats over the labelled samples of
+    this batch (this process only), differentiable in ``a``, ``b``; 0 with fewer than
+    :data:`MIN_SAMPLES` labelled samples.
 
     Parameters
     ----------
-    y : Tensor ``(N,)`` int64 labels.
+    y : Tensor ``(N,)`` int64 labels (``UNLABELLED`` samples are left out).
     a, b : Tensor ``(N, d_a)``, ``(N, d_b)``
     num_classes : int
     measure : {"broja", "mmi"}
-    ridge : float
+    ridge : float, > 0
         Added to the covariance diagonal.
     """
-    import math
-
-    import pidkit
-
-    target = one_hot_reduced(y, num_classes)
-    cov = batch_covariance(target, a, b, ridge=ridge)
-    result = pidkit.gaussian_pid(cov, dims=(target.shape[1], a.shape[1], b.shape[1]),
-                                 measure=measure, base=math.e, certify=False)
-    return result.redundancy
+    measure = check_choice(measure, "measure", ("broja", "mmi"))
+    x = torch.cat([one_hot_reduced(y, num_classes), a.double(), b.double()], dim=1)
+    dims = (num_classes - 1, a.shape[1], b.shape[1])
+    return redundancy_from_moments(*weighted_moments(x, labelled_mask(y)), dims, measure,
+                                   _check_ridge(ridge))
 
 
 class PIDLoss(DistillLoss):
@@ -98,7 +195,7 @@ class PIDLoss(DistillLoss):
         Coordinates kept on each side (teacher: random orthonormal projection; student:
         learned linear map).
     measure : {"broja", "mmi"}
-    ridge : float
+    ridge : float, > 0
     seed : int
         Seed of the teacher-side projection.
     """
@@ -107,7 +204,8 @@ class PIDLoss(DistillLoss):
                  num_classes: int, beta: float = 1.0, dim: int = 4, measure: str = "broja",
                  ridge: float = 1e-3, seed: int = 0):
         super().__init__()
-        self.num_classes, self.beta, self.ridge = int(num_classes), float(beta), float(ridge)
+        self.num_classes, self.beta = int(num_classes), float(beta)
+        self.ridge = _check_ridge(ridge)
         self.measure = check_choice(measure, "measure", ("broja", "mmi"))
         self.aligns = nn.ModuleList(SpatialAlign(t[:1], s[:1])
                                     for t, s in zip(teacher_shapes, student_shapes, strict=True))
@@ -120,26 +218,39 @@ class PIDLoss(DistillLoss):
                                                       strict=True))
 
     def redundancies(self, batch: Batch) -> list[torch.Tensor]:
-        """Batch redundancy (nats) per layer pair, on the labelled samples of the batch (it
-        needs Y); 0 when fewer than 3 of them are labelled."""
-        keep = labelled_mask(batch.y)
-        n_labelled = int(keep.sum())
-        out = []
+        """Batch redundancy (nats) per layer pair over the labelled samples (it needs Y); 0 with
+        fewer than :data:`MIN_SAMPLES` of them. Under data parallelism (grad mode) the
+        statistics of all processes are summed first (one collective for all pairs), so the
+        value is the global batch's on every process. Pairs with the same block sizes share
+        one batched Gaussian PID call."""
+        target = one_hot_reduced(batch.y, self.num_classes)
+        weights = labelled_mask(batch.y)
+        stats, dims = [], []
         for i, (t, s) in enumerate(zip(batch.teacher_features, batch.student_features,
                                        strict=True)):
-            if n_labelled < 3:
-                out.append(s.float().sum() * 0.0)
-                continue
-            t_vec = self.aligns[i](t[keep]) @ getattr(self, f"teacher_projection_{i}")
-            s_vec = self.adapters[i](self.aligns[i](s[keep]))
-            out.append(gaussian_redundancy(batch.y[keep], t_vec, s_vec, self.num_classes,
-                                           self.measure, self.ridge))
-        return out
+            t_vec = self.aligns[i](t) @ getattr(self, f"teacher_projection_{i}")
+            s_vec = self.adapters[i](self.aligns[i](s))
+            x = torch.cat([target, t_vec.double(), s_vec.double()], dim=1)
+            n, total, outer = weighted_moments(x, weights)
+            stats.append(torch.cat([n[None], total, outer.reshape(-1)]))
+            dims.append((target.shape[1], t_vec.shape[1], s_vec.shape[1]))
+        stats = sum_across_processes(torch.cat(stats)).split([len(v) for v in stats])
+        groups: dict[tuple[int, int, int], list[int]] = {}
+        for i, pair_dims in enumerate(dims):
+            groups.setdefault(pair_dims, []).append(i)
+        out: dict[int, torch.Tensor] = {}
+        for pair_dims, members in groups.items():
+            d = sum(pair_dims)
+            packed = torch.stack([stats[i] for i in members])
+            n, total, outer = packed[:, 0], packed[:, 1:d + 1], packed[:, d + 1:].view(-1, d, d)
+            reds = redundancy_from_moments(n, total, outer, pair_dims, self.measure, self.ridge)
+            out.update(zip(members, reds.unbind(), strict=True))
+        return [out[i] for i in range(len(dims))]
 
-    def student_loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+    def student_loss(self, batch: Batch) -> tuple[torch.Tensor, Parts]:
         ce = cross_entropy(batch.student_logits, batch.y)
         red = sum(self.redundancies(batch))
-        return ce - self.beta * red, {"ce": _f(ce), "redundancy": _f(red)}
+        return ce - self.beta * red, {"ce": _part(ce), "redundancy": _part(red)}
 
 
 @register_method("pid")

@@ -33,7 +33,7 @@ from torch.nn import functional as F
 
 from pidkit._validation import check_choice
 
-from .base import Batch, DistillLoss, Shape, _f, cross_entropy, register_method
+from .base import Batch, DistillLoss, Parts, Shape, _part, _upcast, cross_entropy, register_method
 from .filters import Filter, SpatialAlign
 
 __all__ = ["RIDLoss", "RIDPair", "weighted_residual", "sigma_from_raw"]
@@ -59,7 +59,7 @@ def weighted_residual(v: torch.Tensor, sigma: torch.Tensor, reduction: str = "me
         Mean over batch, channels and positions, or mean over the batch and sum over the rest.
     """
     w = sigma.view(1, -1, *([1] * (v.dim() - 2)))
-    per_sample = (v.float() ** 2 / w).flatten(1)
+    per_sample = (_upcast(v) ** 2 / w).flatten(1)
     return per_sample.mean() if reduction == "mean" else per_sample.sum(1).mean()
 
 
@@ -156,37 +156,37 @@ class RIDLoss(DistillLoss):
             pair.student_filter.train(not teacher_side)
 
     def _norm_sigma(self, sigma: torch.Tensor) -> torch.Tensor:
-        sq = sigma.float() ** 2
+        sq = _upcast(sigma) ** 2
         return sq.mean() if self.reduction == "mean" else sq.sum()
 
-    def teacher_loss(self, batch: Batch, *, distill: bool) -> tuple[torch.Tensor,
-                                                                    dict[str, float]]:
+    def teacher_loss(self, batch: Batch, *, distill: bool) -> tuple[torch.Tensor, Parts]:
         ce_total = torch.zeros((), device=batch.y.device)
         v_total = torch.zeros((), device=batch.y.device)
         for i, pair in enumerate(self.pairs):
             ft = pair.teacher_side(batch.teacher_features[i])
-            ce_total = ce_total + cross_entropy(pair.head(ft), batch.y)
+            batch.head_logits = pair.head(ft)   # the innermost pair's, kept for metrics
+            ce_total = ce_total + cross_entropy(batch.head_logits, batch.y)
             if distill:
                 with torch.no_grad():
                     fs = pair.student_side(batch.student_features[i])
                     sigma = pair.sigma
                 v_total = v_total + weighted_residual(ft - fs, sigma, self.reduction)
         loss = ce_total + v_total
-        return loss, {"head_ce": _f(ce_total), "v_term": _f(v_total)}
+        return loss, {"head_ce": _part(ce_total), "v_term": _part(v_total)}
 
-    def student_loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+    def student_loss(self, batch: Batch) -> tuple[torch.Tensor, Parts]:
         ce = cross_entropy(batch.student_logits, batch.y)
         reg = torch.zeros((), device=batch.y.device)
-        v_total = 0.0
+        v_total = torch.zeros((), device=batch.y.device)
         for i, pair in enumerate(self.pairs):
             with torch.no_grad():
                 ft = pair.teacher_side(batch.teacher_features[i])
             fs = pair.student_side(batch.student_features[i])
             v = weighted_residual(ft - fs, pair.sigma, self.reduction)
             reg = reg + self._norm_sigma(pair.sigma) + v
-            v_total += _f(v)
+            v_total = v_total + v.detach()
         loss = self.lambda1 * ce + self.lambda2 * reg
-        return loss, {"ce": _f(ce), "v_term": v_total, "rid_reg": _f(reg)}
+        return loss, {"ce": _part(ce), "v_term": _part(v_total), "rid_reg": _part(reg)}
 
     def teacher_head_logits(self, batch: Batch) -> torch.Tensor:
         """Logits of the innermost pair's head ``g_t(f_t(T))``."""
@@ -194,7 +194,8 @@ class RIDLoss(DistillLoss):
         return pair.head(pair.teacher_side(batch.teacher_features[-1]))
 
     def sigma_summary(self) -> dict[str, float]:
-        """Mean sigma per pair (for logging)."""
+        """Mean sigma per pair, as Python floats for logging: this reads the parameters on
+        the host (one GPU synchronisation), so call it once per epoch, not per step."""
         return {f"sigma_{i}": float(p.sigma.detach().mean()) for i, p in enumerate(self.pairs)}
 
 

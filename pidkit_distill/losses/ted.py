@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .base import Batch, DistillLoss, Shape, _f, cross_entropy, register_method
+from .base import Batch, DistillLoss, Parts, Shape, _part, _upcast, cross_entropy, register_method
 from .rid import RIDPair
 
 __all__ = ["TEDLoss"]
@@ -42,7 +42,7 @@ class TEDLoss(DistillLoss):
     def student_parameters(self) -> list[nn.Parameter]:
         return [p for p in self.parameters() if p.requires_grad]
 
-    def student_loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+    def student_loss(self, batch: Batch) -> tuple[torch.Tensor, Parts]:
         ce = cross_entropy(batch.student_logits, batch.y)
         head_ce = torch.zeros((), device=batch.y.device)
         mse = torch.zeros((), device=batch.y.device)
@@ -50,9 +50,9 @@ class TEDLoss(DistillLoss):
                               strict=True):
             ft = pair.teacher_side(t)
             head_ce = head_ce + cross_entropy(pair.head(ft), batch.y)
-            mse = mse + ((ft.float() - pair.student_side(s).float()) ** 2).mean()
+            mse = mse + ((_upcast(ft) - _upcast(pair.student_side(s))) ** 2).mean()
         loss = self.lambda1 * ce + head_ce + self.lambda2 * mse
-        return loss, {"ce": _f(ce), "head_ce": _f(head_ce), "mse": _f(mse)}
+        return loss, {"ce": _part(ce), "head_ce": _part(head_ce), "mse": _part(mse)}
 
     def teacher_head_logits(self, batch: Batch) -> torch.Tensor:
         pair = self.pairs[-1]

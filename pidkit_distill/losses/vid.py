@@ -23,7 +23,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .base import Batch, DistillLoss, Shape, _f, cross_entropy, register_method
+from .base import Batch, DistillLoss, Parts, Shape, _part, _upcast, cross_entropy, register_method
 from .filters import ChannelLinear, SpatialAlign
 
 __all__ = ["gaussian_nll", "VIDPair", "VIDLoss"]
@@ -33,7 +33,7 @@ def gaussian_nll(mu: torch.Tensor, target: torch.Tensor, variance: torch.Tensor)
     r"""Mean over batch, channels, positions of
     :math:`\tfrac12((\mu - t)^2/\sigma_c^2 + \log\sigma_c^2)`; ``variance`` is ``(C,)``."""
     var = variance.view(1, -1, *([1] * (mu.dim() - 2)))
-    return (0.5 * ((mu.float() - target.float()) ** 2 / var + torch.log(var))).mean()
+    return (0.5 * ((_upcast(mu) - _upcast(target)) ** 2 / var + torch.log(var))).mean()
 
 
 class VIDPair(nn.Module):
@@ -70,11 +70,11 @@ class VIDLoss(DistillLoss):
         self.pairs = nn.ModuleList(VIDPair(t, s, hidden, init_variance)
                                    for t, s in zip(teacher_shapes, student_shapes, strict=True))
 
-    def student_loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+    def student_loss(self, batch: Batch) -> tuple[torch.Tensor, Parts]:
         ce = cross_entropy(batch.student_logits, batch.y)
         vid = sum(pair(t, s) for pair, t, s in zip(self.pairs, batch.teacher_features,
                                                     batch.student_features, strict=True))
-        return ce + self.weight * vid, {"ce": _f(ce), "vid": _f(vid)}
+        return ce + self.weight * vid, {"ce": _part(ce), "vid": _part(vid)}
 
 
 @register_method("vid")

@@ -10,7 +10,10 @@ from typing import Any
 import numpy as np
 
 from ..._backend import NUMPY, Namespace, get_namespace, is_torch
-from ..._validation import (
+from ...errors import ConvergenceWarning, PIDTypeError
+from ...lattice import lattice
+from ...result import Certificate, PIDResult, SolverInfo
+from ...validation import (
     PMF_SUM_ATOL,
     as_float_array,
     check_base,
@@ -18,9 +21,6 @@ from ..._validation import (
     check_target_sources,
     fail,
 )
-from ...errors import ConvergenceWarning, PIDTypeError
-from ...lattice import lattice
-from ...result import Certificate, PIDResult, SolverInfo
 from ..registry import register_measure
 from ._core import Atoms, information, solve_atoms
 

@@ -35,9 +35,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pidkit._validation import fail
 from pidkit.errors import PIDTypeError
-from pidkit.result import _plain
+from pidkit.result import to_plain
+from pidkit.validation import fail
 
 __all__ = ["QUANTITIES", "LABELS", "LayerAudit", "AuditReport", "unit_name"]
 
@@ -113,7 +113,7 @@ class LayerAudit:
                 "values": dict(self.values),
                 "intervals": None if self.intervals is None
                 else {q: list(v) for q, v in self.intervals.items()},
-                "details": _plain(dict(self.details))}
+                "details": to_plain(dict(self.details))}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> LayerAudit:
@@ -197,10 +197,10 @@ class AuditReport:
     # -- plain data ----------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-serialisable data; :meth:`from_dict` inverts it exactly."""
-        return {"estimator": self.estimator, "settings": _plain(dict(self.settings)),
+        return {"estimator": self.estimator, "settings": to_plain(dict(self.settings)),
                 "n_samples": int(self.n_samples), "n_fit_samples": self.n_fit_samples,
                 "base": float(self.base), "unit": self.unit, "ci": self.ci, "seed": self.seed,
-                "metadata": _plain(dict(self.metadata)),
+                "metadata": to_plain(dict(self.metadata)),
                 "pairs": [item.to_dict() for item in self.pairs]}
 
     @classmethod
@@ -279,9 +279,9 @@ class AuditReport:
         body = ["| " + item.name.replace("|", "\\|") + " | "
                 + " | ".join(_cell(item, q) for q in QUANTITIES) + " |"
                 for item in self.pairs]
-        settings = "\n".join(f"- `{k}`: `{v}`" for k, v in sorted(_plain(dict(self.settings))
+        settings = "\n".join(f"- `{k}`: `{v}`" for k, v in sorted(to_plain(dict(self.settings))
                                                                    .items()))
-        meta = "\n".join(f"- `{k}`: `{v}`" for k, v in sorted(_plain(dict(self.metadata))
+        meta = "\n".join(f"- `{k}`: `{v}`" for k, v in sorted(to_plain(dict(self.metadata))
                                                               .items()))
         parts = ["# Knowledge audit", "", self._header().split(": ", 1)[1] + ".", "",
                  f"Values in {self.unit}; brackets: "
@@ -308,7 +308,7 @@ class AuditReport:
 
         def listing(mapping: Mapping[str, Any]) -> str:
             return "<ul>" + "".join(f"<li><code>{esc(str(k))}</code>: <code>{esc(str(v))}"
-                                    "</code></li>" for k, v in sorted(_plain(dict(mapping))
+                                    "</code></li>" for k, v in sorted(to_plain(dict(mapping))
                                                                       .items())) + "</ul>"
 
         image = ("" if figure is None else

@@ -21,7 +21,7 @@ Both fit the estimator's discretiser (or projection) on one split - ``fit_data``
 data themselves - and apply it to the audited data, streaming them through summable sufficient
 statistics (joint counts, or moments), so data sets larger than memory can be audited. The
 fitting rows are chosen and ordered by an exact hash of each sample
-(:mod:`pidkit_distill.audit_stream`), which makes every result independent of the order of the
+(:mod:`pidkit_distill.audits.stream`), which makes every result independent of the order of the
 data.
 
 Estimators (``estimator=``):
@@ -50,10 +50,10 @@ from typing import Any
 
 import numpy as np
 
-from pidkit._validation import check_base, check_choice, check_int, fail
 from pidkit.errors import PIDTypeError
+from pidkit.validation import check_base, check_choice, check_int, fail
 
-from .audit_estimators import (
+from .estimators import (
     DISCRETE_PRESETS,
     ESTIMATORS,
     GAUSSIAN_DEFAULTS,
@@ -61,8 +61,8 @@ from .audit_estimators import (
     DiscretePair,
     GaussianPair,
 )
-from .audit_report import AuditReport, check_pairs
-from .audit_stream import Batch, FitSet, array_batches, as_loader, model_batches
+from .report import AuditReport, check_pairs
+from .stream import Batch, FitSet, array_batches, as_loader, model_batches
 
 __all__ = ["audit", "audit_features", "ESTIMATORS"]
 
@@ -197,7 +197,7 @@ def audit(teacher, student, data: Any, layers: Sequence[tuple[str, str]] | None 
         I(Y;T),\ I(Y;S),\ \mathrm{Red}(Y{:}T,S),\ \mathrm{Uni}(Y{:}T\setminus S),\
         \mathrm{Uni}(Y{:}S\setminus T),\ \mathrm{Syn}(Y{:}T,S)
 
-    with the chosen estimator (see :mod:`pidkit_distill.audit_run`), in units of ``base``.
+    with the chosen estimator (see :mod:`pidkit_distill.audits.run`), in units of ``base``.
 
     Parameters
     ----------
@@ -228,7 +228,7 @@ def audit(teacher, student, data: Any, layers: Sequence[tuple[str, str]] | None 
         replicates span [0.287, 0.350]; docs/audit.md, "How sure is a number?").
         ``"percentile"`` :math:`[q_{lo}, q_{hi}]` is the spread of the replicates (it can
         exclude 0 for an atom that is 0). See
-        :func:`~pidkit_distill.audit_estimators.bootstrap_interval`.
+        :func:`~pidkit_distill.audits.estimators.bootstrap_interval`.
     seed : int, default 0
         Seeds the discretisers and the bootstrap: equal seeds give equal reports.
     measure : str, default "broja"
@@ -270,7 +270,7 @@ def audit(teacher, student, data: Any, layers: Sequence[tuple[str, str]] | None 
                             num_classes, interval)
     batch_size = check_int(batch_size, "batch_size", 1)
     if layers is None:
-        from .models import default_layers
+        from ..models import default_layers
 
         layers = [(default_layers(teacher)[-1], default_layers(student)[-1])]
     pairs = check_pairs(layers)

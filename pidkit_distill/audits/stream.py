@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pidkit._validation import fail
 from pidkit.errors import PIDTypeError
+from pidkit.validation import fail
 
 __all__ = ["Batch", "sample_keys", "poisson_weights", "FitSet", "model_batches",
            "array_batches", "as_loader"]
@@ -185,7 +185,7 @@ def model_batches(teacher, student, pairs: Sequence[tuple[str, str]], device,
     yielding :class:`Batch` objects with the flattened features of every pair."""
     import torch
 
-    from .features import FeatureHooks, eval_mode
+    from ..features import FeatureHooks, eval_mode
 
     t_layers = list(dict.fromkeys(t for t, _ in pairs))
     s_layers = list(dict.fromkeys(s for _, s in pairs))

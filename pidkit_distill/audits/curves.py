@@ -1,4 +1,4 @@
-r"""Audits over training: one :class:`~pidkit_distill.audit_report.AuditReport` per audited
+r"""Audits over training: one :class:`~pidkit_distill.audits.report.AuditReport` per audited
 epoch, saved as data (JSON, CSV) and drawn as curves (the paper's Fig. 5: Red, Uni and I(Y;S)
 per distillation method against epochs).
 
@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pidkit._validation import fail
 from pidkit.errors import PIDTypeError
+from pidkit.validation import fail
 
-from .audit_report import LABELS, QUANTITIES, AuditReport, _pyplot, figure_png
+from .report import LABELS, QUANTITIES, AuditReport, _pyplot, figure_png
 
 __all__ = ["AuditHistory", "plot_curves", "CURVE_QUANTITIES"]
 
@@ -144,7 +144,7 @@ def plot_curves(histories: Sequence[AuditHistory] | Mapping[str, AuditHistory], 
     pair : int or str, default 0
         Layer pair to draw (position, or ``"teacher -> student"`` name).
     quantities : sequence of str
-        Keys of :data:`~pidkit_distill.audit_report.QUANTITIES`; default Red, Uni(Y:T\\S), I(Y;S).
+        Keys of :data:`~pidkit_distill.audits.report.QUANTITIES`; default Red, Uni(Y:T\\S), I(Y;S).
     path : str or Path, optional
         Also save the figure there (PNG).
 

@@ -1,4 +1,4 @@
-"""Result files of the nuisance-teacher benchmark (:mod:`pidkit_distill.bench_nuisance`):
+"""Result files of the nuisance-teacher benchmark (:mod:`nuisance.runner`):
 JSON, a Markdown report with the tables, and PNG figures (accuracy per method and teacher; the
 audit curves Red, Uni(Y:T\\S), I(Y;S) over training per method, the paper's Fig. 5 shape)."""
 
@@ -10,7 +10,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["write_outputs", "write_sweep", "accuracy_table", "teacher_table", "audit_table"]
+__all__ = ["write_outputs", "write_sweep", "write_diagnosis", "accuracy_table", "teacher_table",
+           "audit_table"]
 
 _TEACHER_NOTE = {
     "trained": "trained on the full training split",
@@ -107,15 +108,15 @@ def audit_table(curves: Mapping[str, Mapping[str, Any]]) -> str:
 
 
 def _plot_accuracy(result: Mapping[str, Any], dataset: str, path: Path) -> None:
-    from .audit_report import _pyplot
+    from matplotlib.figure import Figure
 
-    plt = _pyplot()
     rows = [r for r in result["summary"] if r["dataset"] == dataset]
     teachers = [t for t in ("trained", "untrained", "nuisance", "relabelled")
                 if any(r["teacher"] == t for r in rows)]
     methods = [m for m in dict.fromkeys(r["method"] for r in rows) if m != "none"]
     base = [r for r in rows if r["method"] == "none"]
-    fig, ax = plt.subplots(figsize=(1.2 + 1.1 * len(methods), 3.8))
+    fig = Figure(figsize=(1.2 + 1.1 * len(methods), 3.8))
+    ax = fig.subplots()
     width = 0.8 / max(len(teachers), 1)
     for j, t in enumerate(teachers):
         means, errs = [], []
@@ -142,12 +143,12 @@ def _plot_accuracy(result: Mapping[str, Any], dataset: str, path: Path) -> None:
               bbox_to_anchor=(0.5, -0.1))
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def _plot_curves(result: Mapping[str, Any], dataset: str, teacher: str, path: Path) -> bool:
-    from .audit_curves import AuditHistory, plot_curves
-    from .audit_report import _pyplot
+    from matplotlib import pyplot as plt
+
+    from pidkit_distill import AuditHistory, plot_curves
 
     by_method = result["curves"].get(dataset, {}).get(teacher, {})
     histories = [AuditHistory.from_dict(h) for h in by_method.values() if h["reports"]]
@@ -157,7 +158,7 @@ def _plot_curves(result: Mapping[str, Any], dataset: str, teacher: str, path: Pa
     fig.suptitle(f"{dataset}, {teacher} teacher: knowledge audit over training "
                  f"(innermost pair, paper estimator)", fontsize=9)
     fig.savefig(path, dpi=120, bbox_inches="tight")
-    _pyplot().close(fig)
+    plt.close(fig)
     return True
 
 
@@ -182,7 +183,7 @@ def write_outputs(result: Mapping[str, Any], out_dir: Path, name: str) -> dict[s
           f"Date: {env['date_utc']}; machine: {env['machine']['cpu']}, "
           f"{env['machine']['logical_cores']} logical cores, {env['machine']['os']}, Python "
           f"{env['machine']['python']}; load average at start "
-          f"{', '.join(f'{x:.1f}' for x in env['machine']['load_average_at_start'])} "
+          f"{', '.join(f'{x:.1f}' for x in env['machine']['load_average'] or [])} "
           f"(shared machine).", "",
           "Versions: " + ", ".join(f"{k} {v}" for k, v in env["versions"].items()), "",
           f"Threads: {env['threads']['workers']} worker processes, torch "

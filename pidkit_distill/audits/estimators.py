@@ -1,5 +1,5 @@
 r"""The estimators of an audit, one object per layer pair: fitted once, fed batch by batch with
-the streamed features, finished into a :class:`~pidkit_distill.audit_report.LayerAudit`.
+the streamed features, finished into a :class:`~pidkit_distill.audits.report.LayerAudit`.
 
 - :class:`DiscretePair` (``"paper"``, ``"paper-cifar10"``, ``"paper-cifar100"``,
   ``"discretize"``): a :class:`pidkit.estimate.Discretizer` per side (flatten, scaling, PCA,
@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from .audit_report import LayerAudit
-from .audit_stream import Batch, poisson_weights
+from .report import LayerAudit
+from .stream import Batch, poisson_weights
 
 __all__ = ["DISCRETE_PRESETS", "ESTIMATORS", "GAUSSIAN_DEFAULTS", "INTERVALS", "DiscretePair",
            "GaussianPair", "bootstrap_interval", "values_of"]

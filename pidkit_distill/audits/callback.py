@@ -1,15 +1,15 @@
 """``AuditCallback``: audit the student every N epochs during :func:`pidkit_distill.distill`.
 
-Each audit is appended to an :class:`~pidkit_distill.audit_curves.AuditHistory`; with
+Each audit is appended to an :class:`~pidkit_distill.audits.curves.AuditHistory`; with
 ``out_dir`` the history is rewritten after every audit as ``<method>_curves.json``, ``.csv`` and
 ``.png`` (Red, Uni(Y:T\\S) and I(Y;S) against epochs), so an interrupted run keeps its curves.
-Compare methods with :func:`~pidkit_distill.audit_curves.plot_curves` on the histories of
+Compare methods with :func:`~pidkit_distill.audits.curves.plot_curves` on the histories of
 several runs.
 
 Example
 -------
 >>> import pidkit_distill as pd
->>> from pidkit_distill.audit_callback import AuditCallback
+>>> from pidkit_distill.audits.callback import AuditCallback
 >>> train, test = pd.data.load_digits()                                       # doctest: +SKIP
 >>> cb = AuditCallback(test, every=2, fit_data=train, out_dir="runs/audit")   # doctest: +SKIP
 >>> pd.distill(teacher, student, train, method="rid", epochs=10, callbacks=[cb])  # doctest: +SKIP
@@ -22,10 +22,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pidkit._validation import fail
+from pidkit.validation import fail
 
-from .audit_curves import AuditHistory
-from .audit_run import audit
+from .curves import AuditHistory
+from .run import audit
 
 __all__ = ["AuditCallback"]
 

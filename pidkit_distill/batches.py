@@ -1,0 +1,253 @@
+"""Data the way PyTorch users have it: data sets, data loaders, batches and model outputs.
+
+- ``train_data`` / ``val_data`` may be a map-style :class:`~torch.utils.data.Dataset` (the
+  trainer batches, shuffles and shards it with a
+  :class:`~torch.utils.data.distributed.DistributedSampler`), an
+  :class:`~torch.utils.data.IterableDataset` (batched in the order it yields; shard it yourself
+  under ``torchrun``), or a ready :class:`~torch.utils.data.DataLoader` (used as it is: its
+  sampler, ``collate_fn``, workers and batch size are respected; ``set_epoch`` is called on its
+  sampler each epoch if it has one).
+- A batch may be a tuple/list ``(x, y, ...)`` or a mapping such as ``{"image": x, "label": y}``.
+  :class:`BatchFormat` picks the input and the label: by position (default ``0`` and ``1``) or
+  by key; for mappings without explicit keys the first of the usual names is used
+  (:data:`INPUT_KEYS`, :data:`LABEL_KEYS`).
+- A model may return a tensor, a tuple/list (the first item is taken as logits) or a mapping
+  (``"logits"`` by default): :class:`BatchFormat.logits` selects the logits, with an index, a key
+  or any callable ``output -> Tensor``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, IterableDataset, Subset
+from torch.utils.data.distributed import DistributedSampler
+
+from pidkit.errors import PIDTypeError
+from pidkit.validation import fail
+
+__all__ = ["BatchFormat", "INPUT_KEYS", "LABEL_KEYS", "OUTPUT_KEYS", "train_loader",
+           "eval_loader", "has_batchnorm", "check_data", "to_device", "device_batches"]
+
+#: Keys tried, in order, for the input of a mapping batch when ``input_key`` is not given.
+INPUT_KEYS = ("input", "inputs", "x", "image", "images", "img", "pixel_values", "data",
+              "features")
+#: Keys tried, in order, for the label of a mapping batch when ``label_key`` is not given.
+LABEL_KEYS = ("label", "labels", "y", "target", "targets", "class", "label_id")
+#: Keys tried, in order, for the logits of a mapping output when ``output_key`` is not given.
+OUTPUT_KEYS = ("logits", "logit", "output", "out", "scores")
+
+Key = int | str
+
+
+def _first_key(mapping: Mapping, given: Key | None, candidates: Sequence[str], argument: str,
+               what: str):
+    if given is not None:
+        if given not in mapping:
+            raise fail(argument, f"is not a key of the {what} (keys: {sorted(map(str, mapping))})",
+                       f"Pass one of the {what}'s keys", given)
+        return mapping[given]
+    for key in candidates:
+        if key in mapping:
+            return mapping[key]
+    raise fail(argument, f"was not given and the {what} has none of the usual keys "
+               f"{list(candidates)} (its keys: {sorted(map(str, mapping))})",
+               f"Pass {argument}= naming the {what}'s entry", None)
+
+
+def _by_position(items: Sequence, given: Key | None, default: int, argument: str, what: str):
+    index = default if given is None else given
+    if not isinstance(index, int) or isinstance(index, bool):
+        raise fail(argument, f"must be an integer position for a {what} that is a sequence",
+                   "Pass an int, or give mapping batches to use keys", index, kind=PIDTypeError)
+    if not -len(items) <= index < len(items):
+        raise fail(argument, f"position {index} is out of range for a {what} of "
+                   f"{len(items)} items", "Pass a valid position", index)
+    return items[index]
+
+
+@dataclass(frozen=True)
+class BatchFormat:
+    """Which entries of a batch are the input and the label, and which part of a model's output
+    holds the logits.
+
+    Parameters
+    ----------
+    input_key, label_key : int or str or None
+        Position (tuple/list batches) or key (mapping batches) of the input and the label.
+        ``None``: position 0 / 1, or the first of :data:`INPUT_KEYS` / :data:`LABEL_KEYS`.
+    output_key : int or str or callable or None
+        Position or key of the logits in a tuple/list or mapping output, or a callable
+        ``output -> Tensor``. ``None``: a tensor output as it is, the first item of a
+        tuple/list, the first of :data:`OUTPUT_KEYS` of a mapping (e.g. Hugging Face
+        ``ModelOutput.logits``).
+
+    Examples
+    --------
+    >>> fmt = BatchFormat(input_key="image", label_key="label")
+    >>> x, y = fmt.split({"image": torch.zeros(2, 3), "label": torch.tensor([0, 1])})
+    >>> tuple(x.shape), y.tolist()
+    ((2, 3), [0, 1])
+    >>> BatchFormat().logits({"logits": torch.ones(2, 4), "aux": None}).shape
+    torch.Size([2, 4])
+    """
+
+    input_key: Key | None = None
+    label_key: Key | None = None
+    output_key: Key | Callable[[Any], torch.Tensor] | None = None
+
+    def split(self, batch: Any) -> tuple[Any, torch.Tensor]:
+        """``(input, label)`` of one batch; the label as a tensor."""
+        if isinstance(batch, Mapping):
+            x = _first_key(batch, self.input_key, INPUT_KEYS, "input_key", "batch")
+            y = _first_key(batch, self.label_key, LABEL_KEYS, "label_key", "batch")
+        elif isinstance(batch, (tuple, list)):
+            if len(batch) < 2:
+                raise fail("train_data", f"yields batches of {len(batch)} item(s); an (input, "
+                           "label) pair is needed", "Make the data set return (x, y) pairs or "
+                           "mappings with an input and a label entry", None)
+            x = _by_position(batch, self.input_key, 0, "input_key", "batch")
+            y = _by_position(batch, self.label_key, 1, "label_key", "batch")
+        else:
+            raise fail("train_data", f"yields batches of type {type(batch).__name__}; an "
+                       "(input, label) tuple or a mapping is needed", "Return (x, y) or "
+                       "{'input': x, 'label': y} from the data set", None, kind=PIDTypeError)
+        if not isinstance(y, torch.Tensor):
+            y = torch.as_tensor(y)
+        return x, y
+
+    def logits(self, output: Any) -> torch.Tensor:
+        """The logits tensor of a model's ``output``."""
+        if callable(self.output_key):
+            value = self.output_key(output)
+        elif isinstance(output, torch.Tensor):
+            value = output
+        elif isinstance(output, Mapping) or hasattr(output, "keys"):
+            value = _first_key(output, self.output_key, OUTPUT_KEYS, "output_key",
+                               "model output")
+        elif isinstance(output, (tuple, list)):
+            value = _by_position(output, self.output_key, 0, "output_key", "model output")
+        else:
+            value = output
+        if not isinstance(value, torch.Tensor) or value.dim() != 2:
+            shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+            raise fail("output_key", f"selects {shape} from the model's output; (N, classes) "
+                       "logits are needed", "Pass output_key= (a position, a key or a callable) "
+                       "picking the logits", self.output_key, kind=PIDTypeError)
+        return value
+
+
+def to_device(x: Any, device: torch.device) -> Any:
+    """``x`` (a tensor, or a tuple/list/mapping of them) moved to ``device`` (non-blocking)."""
+    if isinstance(x, torch.Tensor):
+        return x.to(device, non_blocking=True)
+    if isinstance(x, Mapping):
+        return type(x)({k: to_device(v, device) for k, v in x.items()})
+    if isinstance(x, (tuple, list)):
+        return type(x)(to_device(v, device) for v in x)
+    return x
+
+
+def device_batches(loader: Iterable, batch_format: BatchFormat, device: torch.device):
+    """Yield ``(x, y)`` of each batch of ``loader`` on ``device``.
+
+    Iterating a loader does host-side work of PyTorch's data pipeline (the sampler's index
+    permutation, the workers' base seed): it involves no device, and is kept here, apart from
+    the training step, so that a host-synchronisation count of a step can tell them apart.
+    """
+    for batch in loader:
+        x, y = batch_format.split(batch)
+        yield to_device(x, device), y.to(device, non_blocking=True)
+
+
+def has_batchnorm(*modules: nn.Module | None) -> bool:
+    """Whether any of ``modules`` contains a batch-norm layer (which cannot train on one
+    sample)."""
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm)
+               for module in modules if module is not None for m in module.modules())
+
+
+def check_data(data: Any, argument: str) -> int | None:
+    """Number of samples of a sized data set (``None`` for iterables); fails on empty data."""
+    if isinstance(data, DataLoader):
+        data = data.dataset
+    if isinstance(data, (str, bytes)) or (not isinstance(data, (Dataset, Iterable))
+                                          and not hasattr(data, "__getitem__")):
+        raise fail(argument, f"is a {type(data).__name__}, not a data set", "Pass a torch "
+                   "Dataset, IterableDataset or DataLoader", None, kind=PIDTypeError)
+    if isinstance(data, IterableDataset) or not hasattr(data, "__len__"):
+        return None
+    n = len(data)
+    if n == 0:
+        raise fail(argument, "is empty", "Pass a data set with at least one sample", None)
+    return n
+
+
+def train_loader(data: Any, batch_size: int, *, seed: int, rank: int, world: int,
+                 drop_last: bool, num_workers: int, pin_memory: bool,
+                 one_sample_breaks: bool) -> DataLoader:
+    """The training loader of one process.
+
+    A map-style data set is shuffled per epoch with a
+    :class:`~torch.utils.data.distributed.DistributedSampler` (seeded with ``seed``, strided
+    over ``world`` processes, so the processes' local batches of ``batch_size / world`` form
+    the global batches of one process). When ``one_sample_breaks`` (a batch-norm layer trains)
+    and the last local batch would hold a single sample, that batch is dropped each epoch
+    (another sample each epoch) with a warning; a data set too small for that is refused.
+    Loaders built here draw their workers' seeds from their own generator, never from the
+    global RNG.
+    """
+    n = check_data(data, "train_data")
+    local = batch_size // world
+    if isinstance(data, DataLoader):
+        if world > 1 and not isinstance(data.sampler, DistributedSampler) and \
+                not isinstance(data.dataset, IterableDataset):
+            raise fail("train_data", f"is a DataLoader without a DistributedSampler, so each "
+                       f"of the {world} processes would see the whole data set", "Build it with "
+                       "sampler=DistributedSampler(dataset), or pass the Dataset itself", None)
+        if one_sample_breaks and n is not None and not data.drop_last and \
+                data.batch_size is not None:
+            per_process = -(-n // world)
+            if per_process % data.batch_size == 1:
+                raise fail("train_data", f"is a DataLoader whose last batch holds one sample "
+                           f"({per_process} samples per process, batch size {data.batch_size}); "
+                           "batch norm cannot train on one sample", "Build the DataLoader with "
+                           "drop_last=True or another batch size", None)
+        return data
+    generator = torch.Generator().manual_seed(seed)  # workers' base seed: not the global RNG
+    if n is None:
+        return DataLoader(data, batch_size=local, drop_last=drop_last, num_workers=num_workers,
+                          pin_memory=pin_memory, generator=generator)
+    sampler = DistributedSampler(data, num_replicas=world, rank=rank, shuffle=True, seed=seed)
+    per_process = len(sampler)
+    if one_sample_breaks and not drop_last and per_process % local == 1:
+        if per_process == 1:
+            raise fail("train_data", f"holds {n} sample(s): one per process, and batch norm "
+                       "cannot train on one sample", "Pass at least 2 samples per process, or "
+                       "models without batch norm", None)
+        warnings.warn(f"The last batch of each epoch would hold one sample ({per_process} "
+                      f"samples per process, local batch size {local}); batch norm cannot "
+                      "train on it, so it is dropped (a different sample each epoch, since "
+                      "the order is reshuffled). Choose another batch_size to keep it.",
+                      UserWarning, stacklevel=3)
+        drop_last = True
+    return DataLoader(data, batch_size=local, sampler=sampler, drop_last=drop_last,
+                      num_workers=num_workers, pin_memory=pin_memory, generator=generator)
+
+
+def eval_loader(data: Any, batch_size: int, *, rank: int, world: int, num_workers: int,
+                pin_memory: bool) -> Iterable:
+    """The evaluation loader of one process: every sample exactly once over all processes
+    (strided shards, no padding), in order. A DataLoader is used as it is."""
+    n = check_data(data, "val_data")
+    if isinstance(data, DataLoader):
+        return data
+    if n is not None and world > 1:
+        data = Subset(data, range(rank, n, world))
+    return DataLoader(data, batch_size=batch_size, shuffle=False, num_workers=num_workers,
+                      pin_memory=pin_memory, generator=torch.Generator().manual_seed(0))

@@ -1,0 +1,80 @@
+"""Cases of the data-parallel equivalence test (tests/test_distill_ddp.py), shared by the test
+and the worker processes it starts with ``torchrun --nproc_per_node 2``.
+
+Run as a script under torchrun, it trains every case on its shard and rank 0 saves the final
+student and loss states to the file named by its first argument.
+"""
+
+import sys
+
+import torch
+from torch.utils.data import TensorDataset
+
+from pidkit_distill import models
+from pidkit_distill.losses import UNLABELLED
+from pidkit_distill.train import Trainer
+
+METHODS = {
+    "none": {},
+    "kd": {},
+    "vid": {},
+    "rid": {"norm": False, "lambda2": 1.0},
+    "pid": {"measure": "broja", "beta": 1.0},
+}
+#: (method, unlabelled) pairs: every method with full labels and with a third unlabelled.
+CASES = [(m, u) for m in METHODS for u in (False, True)]
+
+
+def case_name(method: str, unlabelled: bool) -> str:
+    return f"{method}-{'semi' if unlabelled else 'full'}"
+
+
+def blobs(n: int, seed: int, unlabelled: bool) -> TensorDataset:
+    """Three Gaussian classes in 16 dimensions; with ``unlabelled`` every third label hidden
+    (global batches of 24 then hold 16 labels, spread unevenly over the two processes)."""
+    g = torch.Generator().manual_seed(seed)
+    y = torch.arange(n) % 3
+    centers = torch.randn(3, 16, generator=torch.Generator().manual_seed(0))
+    x = centers[y] + 0.8 * torch.randn(n, 16, generator=g)
+    if unlabelled:
+        y = torch.where(torch.arange(n) % 3 == 1, torch.full_like(y, UNLABELLED), y)
+    return TensorDataset(x, y)
+
+
+def trainer(method: str, unlabelled: bool) -> Trainer:
+    torch.manual_seed(0)
+    teacher = models.get_model("digits_mlp", hidden=(24, 12), in_features=16, num_classes=3)
+    torch.manual_seed(1)
+    student = models.get_model("digits_mlp", hidden=(8, 6), in_features=16, num_classes=3)
+    options = dict(method=method, epochs=3, batch_size=24, lr=0.05, seed=5, progress=False,
+                   method_options=METHODS[method], checkpoint_every=0)
+    if method == "rid":
+        options.update(warmup=1, cycle=2, ratio=0.5)
+    return Trainer(None if method == "none" else teacher, student, blobs(96, 1, unlabelled),
+                   val_data=blobs(30, 2, False), **options)
+
+
+def states(t: Trainer) -> dict:
+    return {"student": t.student.state_dict(), "loss": t.loss_fn.state_dict(),
+            "val_acc": torch.tensor([h["val_acc"] for h in t.history], dtype=torch.float64),
+            "train_loss": torch.tensor([h["train_loss"] for h in t.history],
+                                       dtype=torch.float64)}
+
+
+def main(out: str) -> None:
+    import torch.distributed as dist
+
+    torch.set_num_threads(1)
+    results = {}
+    for method, unlabelled in CASES:
+        t = trainer(method, unlabelled)
+        assert t.world_size == 2 and t.loader.batch_size == 12
+        t.fit()
+        results[case_name(method, unlabelled)] = states(t)
+    if dist.get_rank() == 0:
+        torch.save(results, out)
+    dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

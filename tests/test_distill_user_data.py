@@ -1,0 +1,267 @@
+"""pidkit_distill with other people's models and data: DataLoaders, iterable data sets, mapping
+batches, models that return tuples or mappings, tiny data sets, optimizer and scheduler
+factories, parameter groups, the user's RNG, and a ResNet-style pair trained with RID's
+defaults and audited. (The custom training loop is tested with the docs that show it.)"""
+
+import copy
+import functools
+import math
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, IterableDataset, TensorDataset
+
+import pidkit_distill as pd
+from pidkit.errors import PIDTypeError, PIDValueError
+from pidkit_distill.optim import param_groups
+
+torch.set_num_threads(1)
+
+
+def _blobs(n, seed=0, dim=12, classes=3):
+    g = torch.Generator().manual_seed(seed)
+    y = torch.arange(n) % classes
+    centers = torch.randn(classes, dim, generator=torch.Generator().manual_seed(0))
+    return TensorDataset(centers[y] + 0.7 * torch.randn(n, dim, generator=g), y)
+
+
+class MLP(nn.Module):
+    """Two hidden layers named ``body`` and ``mid``; optional batch norm; output kind chosen."""
+
+    def __init__(self, hidden=16, dim=12, classes=3, bn=False, output="tensor", seed=0):
+        super().__init__()
+        torch.manual_seed(seed)
+        self.body = nn.Sequential(nn.Linear(dim, hidden), *( [nn.BatchNorm1d(hidden)] if bn
+                                                            else []), nn.ReLU())
+        self.mid = nn.Sequential(nn.Linear(hidden, hidden), nn.ReLU())
+        self.fc = nn.Linear(hidden, classes)
+        self.output = output
+
+    def forward(self, x):
+        logits = self.fc(self.mid(self.body(x)))
+        if self.output == "tuple":
+            return logits, self.mid[0].weight.sum()
+        if self.output == "dict":
+            return {"aux": logits.mean(), "logits": logits}
+        return logits
+
+
+LAYERS = [("mid", "mid")]
+
+
+class DictData(Dataset):
+    def __init__(self, base):
+        self.base = base
+
+    def __len__(self):
+        return len(self.base)
+
+    def __getitem__(self, i):
+        x, y = self.base[i]
+        return {"image": x, "label": y, "index": i}
+
+
+class Stream(IterableDataset):
+    def __init__(self, base):
+        self.base = base
+
+    def __iter__(self):
+        return iter(self.base)
+
+
+def _train(train, **kw):
+    opts = dict(method="vid", epochs=1, batch_size=16, progress=False, layers=LAYERS, lr=0.01)
+    opts.update(kw)
+    teacher = opts.pop("teacher") if "teacher" in opts else MLP(24, seed=1)
+    student = opts.pop("student") if "student" in opts else MLP(8, seed=2)
+    return pd.distill(teacher, student, train, **opts)
+
+
+def _params(module):
+    return [p.detach().clone() for p in module.parameters()]
+
+
+def test_dataloader_iterable_and_mapping_batches_give_the_same_training():
+    base = _blobs(64)
+    plain = _train(base, seed=4)
+    loader = DataLoader(base, batch_size=16, shuffle=True,
+                        generator=torch.Generator().manual_seed(0))
+    from_loader = _train(loader)
+    assert from_loader.trainer.loader is loader            # the user's loader, as it is
+    streamed = _train(Stream(base))
+    mapped = _train(DictData(base), seed=4)
+    keyed = _train(DictData(base), seed=4, input_key="image", label_key="label")
+    for run in (from_loader, streamed, mapped, keyed):
+        assert math.isfinite(run.final["train_loss"]) and 0.0 <= run.final["train_acc"] <= 1.0
+        assert run.trainer.num_classes == 3                   # from the student's logits
+    # same data order (seeded sampler) and same loss initialisation: identical updates
+    for a, b in zip(plain.student.parameters(), mapped.student.parameters(), strict=True):
+        assert torch.equal(a, b)
+    for a, b in zip(plain.student.parameters(), keyed.student.parameters(), strict=True):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("output", ["tuple", "dict"])
+def test_models_returning_tuples_or_mappings(output):
+    base = _blobs(48)
+    ref = _train(base, seed=1, method="kd", val_data=base)
+    run = _train(base, seed=1, method="kd", val_data=base, teacher=MLP(24, seed=1,
+                                                                        output=output),
+                 student=MLP(8, seed=2, output=output))
+    assert run.final["val_acc"] == ref.final["val_acc"]
+    assert run.final["train_loss"] == pytest.approx(ref.final["train_loss"], rel=1e-6)
+    picked = _train(base, seed=1, method="kd", teacher=MLP(24, seed=1, output="dict"),
+                    student=MLP(8, seed=2, output="dict"), output_key=lambda out: out["logits"])
+    assert picked.final["train_loss"] == pytest.approx(ref.final["train_loss"], rel=1e-6)
+
+
+def test_batch_and_output_selection_errors_are_typed_and_name_the_argument():
+    base = _blobs(32)
+    with pytest.raises(PIDValueError, match="label_key"):
+        _train(DictData(base), label_key="target")
+    with pytest.raises(PIDValueError, match="output_key"):
+        _train(base, student=MLP(8, output="dict"), output_key="scores")
+    with pytest.raises(PIDTypeError, match="output_key"):
+        _train(base, student=MLP(8, output="tuple"), output_key=1)   # selects a scalar
+    with pytest.raises(PIDTypeError, match="train_data"):
+        _train(42)
+
+
+def test_empty_tiny_and_one_sample_last_batch():
+    with pytest.raises(PIDValueError, match="train_data.*empty"):
+        _train(_blobs(0))
+    with pytest.raises(PIDValueError, match="one sample"):
+        _train(_blobs(1), student=MLP(8, bn=True, seed=2))
+    one = _train(_blobs(1), student=MLP(8, seed=2))           # no batch norm: one sample trains
+    assert one.final["train_acc"] in (0.0, 1.0)
+    # 33 samples with batch 16: a last batch of one sample would crash batch norm
+    with pytest.warns(UserWarning, match="one sample"):
+        run = _train(_blobs(33), student=MLP(8, bn=True, seed=2), method="rid", epochs=2)
+    assert [h["phase"] for h in run.history] == ["teacher", "student"]
+    loader = DataLoader(_blobs(33), batch_size=16)
+    with pytest.raises(PIDValueError, match="drop_last=True"):
+        _train(loader, student=MLP(8, bn=True, seed=2))
+    _train(DataLoader(_blobs(33), batch_size=16, drop_last=True), student=MLP(8, bn=True))
+
+
+def test_parameter_groups_leave_biases_norms_and_sigma_undecayed():
+    trainer = _train(_blobs(32), method="rid", epochs=2, weight_decay=0.1,
+                     student=MLP(8, bn=True)).trainer
+    for optimizer in (trainer.student_optimizer, trainer.teacher_optimizer):
+        for group in optimizer.param_groups:
+            dims = {p.dim() for p in group["params"]}
+            if group["name"].endswith("_no_decay"):
+                assert group["weight_decay"] == 0.0 and dims <= {0, 1}
+            else:
+                assert group["weight_decay"] == 0.1 and min(dims) >= 2
+    sigmas = {id(pair.raw_sigma) for pair in trainer.loss_fn.pairs}
+    no_decay = {id(p) for g in trainer.student_optimizer.param_groups if g["weight_decay"] == 0
+                for p in g["params"]}
+    assert sigmas <= no_decay
+    every = [p for g in param_groups([("a", trainer.student.parameters())], 0.1, decay_1d=True)
+             for p in g["params"]]
+    assert len(every) == len(list(trainer.student.parameters()))
+
+
+def test_optimizer_and_scheduler_factories_per_phase():
+    seen = []
+
+    def adamw(groups):
+        seen.append([g["name"] for g in groups])
+        return torch.optim.AdamW(groups, lr=1e-3)
+
+    step = functools.partial(torch.optim.lr_scheduler.StepLR, step_size=1, gamma=0.5)
+    run = _train(_blobs(32), method="rid", epochs=4, warmup=0, cycle=2, ratio=0.5,
+                 optimizer=adamw, teacher_optimizer=torch.optim.Adam, lr=0.02, scheduler=step)
+    trainer = run.trainer
+    assert isinstance(trainer.student_optimizer, torch.optim.AdamW)
+    assert type(trainer.teacher_optimizer) is torch.optim.Adam
+    assert seen == [["student", "student_no_decay", "loss", "loss_no_decay"]]
+    # each phase's scheduler steps after each of that phase's epochs: teacher (Adam, lr from
+    # the config) 0.02 then 0.01, student (AdamW, lr from the factory) 1e-3 then 5e-4
+    assert [h["lr"] for h in run.history] == pytest.approx([0.02, 1e-3, 0.01, 5e-4])
+    with pytest.raises(PIDValueError, match="optimizer"):
+        _train(_blobs(32), optimizer="lbfgs-ish")
+    with pytest.raises(PIDTypeError, match="optimizer"):
+        _train(_blobs(32), optimizer=lambda groups: "not an optimizer")
+
+
+def test_the_users_global_rng_is_left_alone():
+    runs = []
+    for global_seed in (123, 999):
+        models = {"teacher": MLP(24, seed=1), "student": MLP(8, seed=2)}
+        torch.manual_seed(global_seed)
+        before = torch.random.get_rng_state()
+        runs.append(_train(_blobs(40), method="rid", epochs=3, val_data=_blobs(20, 1),
+                           **models))
+        assert torch.equal(torch.random.get_rng_state(), before)
+    # the run is reproducible from its own seed, whatever the global RNG holds
+    assert runs[0].final["train_loss"] == runs[1].final["train_loss"]
+
+
+# --------------------------------------------------------------------------- ResNet-style
+class Block(nn.Module):
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.short = (nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False),
+                                    nn.BatchNorm2d(cout)) if stride != 1 or cin != cout
+                      else nn.Identity())
+
+    def forward(self, x):
+        out = torch.relu(self.bn1(self.conv1(x)))
+        return torch.relu(self.bn2(self.conv2(out)) + self.short(x))
+
+
+class TinyResNet(nn.Module):
+    """torchvision's ResNet layout (conv1/bn1, layer1..layer4, avgpool, fc), small widths."""
+
+    def __init__(self, width, blocks, classes=4):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, width, 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        layers, cin = [], width
+        for i, n in enumerate(blocks):
+            cout = width * 2**i
+            layers.append(nn.Sequential(*[Block(cin if j == 0 else cout, cout,
+                                                2 if (i and j == 0) else 1) for j in range(n)]))
+            cin = cout
+        self.layer1, self.layer2, self.layer3, self.layer4 = layers
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(cin, classes)
+
+    def forward(self, x):
+        x = torch.relu(self.bn1(self.conv1(x)))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
+def test_resnet_style_pair_with_a_dataloader_rid_defaults_and_an_audit():
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(96) % 4
+    x = torch.randn(96, 3, 16, 16, generator=g) + y.view(-1, 1, 1, 1).float() * 0.5
+    loader = DataLoader(TensorDataset(x, y), batch_size=32, shuffle=True,
+                        generator=torch.Generator().manual_seed(1))
+    torch.manual_seed(0)
+    teacher, student = TinyResNet(8, (2, 2, 2, 2)), TinyResNet(4, (1, 1, 1, 1))
+    layers = [("layer3", "layer3"), ("layer4", "layer4")]
+    trainer = pd.Trainer(teacher, student, loader, layers=layers, method="rid", epochs=4,
+                         progress=False)
+    assert trainer.schedule.automatic
+    assert [trainer.phase_of(e) for e in range(4)] == ["warmup", "warmup", "teacher", "student"]
+    filters = copy.deepcopy([pair.teacher_filter for pair in trainer.loss_fn.pairs])
+    history = trainer.fit()
+    assert [h["phase"] for h in history] == ["warmup", "warmup", "teacher", "student"]
+    for before, pair in zip(filters, trainer.loss_fn.pairs, strict=True):
+        assert any(not torch.equal(a, b) for a, b in zip(before.parameters(),
+                                                         pair.teacher_filter.parameters(),
+                                                         strict=True))
+    report = pd.audit(teacher, trainer.student, loader, layers=[("layer4", "layer4")], ci=None,
+                      estimator="gaussian")
+    values = report.pairs[0].values
+    assert report.n_samples == 96
+    assert 0.0 <= values["redundancy"] <= min(values["mi_teacher"], values["mi_student"]) + 1e-9
