@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Subset, TensorDataset
 
-from pidkit._validation import fail
+from pidkit.validation import fail
 
 __all__ = [
     "load_digits",

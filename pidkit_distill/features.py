@@ -29,8 +29,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from pidkit._validation import check_choice, fail
 from pidkit.errors import PIDTypeError
+from pidkit.validation import check_choice, fail
 
 __all__ = [
     "FeatureHooks",

@@ -32,8 +32,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from pidkit._validation import fail
 from pidkit.errors import PIDTypeError
+from pidkit.validation import fail
 
 from .features import FeatureHooks
 

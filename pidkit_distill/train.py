@@ -67,9 +67,9 @@ from .batches import (
     train_loader,
 )
 from .distributed import init_distributed, phase_ddp
-from .features import FeatureHooks, eval_mode
+from .features import FeatureHooks, check_feature_batch, check_layer_pairs, eval_mode
 from .losses import Batch, DistillLoss, cross_entropy, labelled_mask, make_loss
-from .models import default_layers, freeze
+from .models import default_layers, freeze, module_device
 from .optim import build_optimizer, build_scheduler, param_groups
 from .schedule import Schedule, learning_rate, resolve_schedule
 
@@ -403,7 +403,7 @@ class DistillStep(nn.Module):
         trains_student = phase == "student" or (phase == "warmup" and self.warmup_student)
         if trains_student or phase == "teacher":
             grad = torch.enable_grad() if trains_student else torch.no_grad()
-            with grad, FeatureHooks(self.student, self.student_layers) as hooks:
+            with grad, FeatureHooks(self.student, self.student_layers, name="student") as hooks:
                 batch.student_logits = self.batch_format.logits(self.student(x))
                 batch.student_features = hooks.collect() if self.student_layers else []
         if phase == "student":
@@ -478,6 +478,9 @@ class Trainer:
             check_data(val_data, "val_data")
         self.train_data, self.val_data = train_data, val_data
         self.num_classes = num_classes
+        module_device(student, "student")          # meta tensors, a model split over devices
+        if teacher is not None:
+            module_device(teacher, "teacher")
         self.student = student.to(self.device)
         self.teacher = freeze(teacher.to(self.device)) if teacher is not None else None
         self.loss_fn = loss
@@ -569,16 +572,22 @@ class Trainer:
         and the number of classes, then build the loss under the config's seed (the global RNG
         is left as it was)."""
         cfg = self.config
-        x, _ = self._first_batch()
+        x, y = self._first_batch()
         with torch.no_grad(), eval_mode(self.student):
-            with FeatureHooks(self.student, self.student_layers) as hooks:
+            with FeatureHooks(self.student, self.student_layers, name="student") as hooks:
                 logits = cfg.format.logits(self.student(x))
-                s_shapes = [tuple(f.shape[1:]) for f in hooks.collect()]
-            t_shapes = []
+                s_feats = hooks.collect()
+            t_feats = []
             if self.teacher is not None and self.teacher_layers:
-                with FeatureHooks(self.teacher, self.teacher_layers) as hooks:
+                with FeatureHooks(self.teacher, self.teacher_layers, name="teacher") as hooks:
                     self.teacher(x)
-                    t_shapes = [tuple(f.shape[1:]) for f in hooks.collect()]
+                    t_feats = hooks.collect()
+        pairs = list(zip(self.teacher_layers, self.student_layers, strict=True))
+        if t_feats:
+            check_feature_batch(y, t_feats, s_feats, pairs)
+        t_shapes = [tuple(f.shape[1:]) for f in t_feats]
+        s_shapes = [tuple(f.shape[1:]) for f in s_feats]
+        check_layer_pairs(t_shapes, s_shapes, pairs)
         self.num_classes = int(num_classes or logits.shape[1])
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.seed)
@@ -655,7 +664,8 @@ class Trainer:
     def _teacher_pass(self, x: Any) -> tuple[torch.Tensor | None, list[torch.Tensor]]:
         if self.teacher is None or not self.loss_fn.uses_teacher:
             return None, []
-        with torch.no_grad(), FeatureHooks(self.teacher, self.teacher_layers) as hooks:
+        with torch.no_grad(), FeatureHooks(self.teacher, self.teacher_layers,
+                                           name="teacher") as hooks:
             logits = self.config.format.logits(self.teacher(x))
             return logits, hooks.collect() if self.teacher_layers else []
 

@@ -24,7 +24,11 @@ def test_docs_code_runs_and_rid_student_reaches_stated_accuracy(capsys):
         ["warmup"] + (["teacher"] + ["student"] * 3) * 2)
     # the page states 0.922; a CPU run with another BLAS may differ in the last digits
     assert result.final["val_acc"] >= 0.90
-    assert result.final["val_head_acc"] >= 0.85  # g_t(f_t(T)) keeps the teacher's information
+    # g_t(f_t(T)) keeps much of the teacher's information (chance is 0.1). In eval mode it is
+    # below its training-mode accuracy (0.95 in the last teacher epoch): the filter's batch-norm
+    # running statistics lag behind filters that move within the epoch (0.74 where the page
+    # was written; 0.84 after the first teacher epoch)
+    assert result.final["val_head_acc"] >= 0.6
     exec(compile(model_zoo, "models", "exec"), namespace)
     assert namespace["nuisance"].feature_layers == ("taps.0", "taps.1")
 

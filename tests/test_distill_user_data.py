@@ -265,3 +265,14 @@ def test_resnet_style_pair_with_a_dataloader_rid_defaults_and_an_audit():
     values = report.pairs[0].values
     assert report.n_samples == 96
     assert 0.0 <= values["redundancy"] <= min(values["mi_teacher"], values["mi_student"]) + 1e-9
+
+
+def test_trainer_names_the_model_and_the_closest_layers_in_errors():
+    with pytest.raises(PIDValueError, match=r"(?s)layers.*student.*'mid'"):
+        _train(_blobs(32), layers=[("mid", "midd")])
+    with pytest.raises(PIDValueError, match=r"(?s)layers.*teacher.*'body'"):
+        _train(_blobs(32), layers=[("bdy", "mid")])
+    with torch.device("meta"):
+        ghost = MLP(8, seed=2)
+    with pytest.raises(PIDValueError, match="student"):
+        _train(_blobs(32), student=ghost)

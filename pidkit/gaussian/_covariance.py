@@ -36,8 +36,8 @@ import scipy.linalg as sla
 from scipy.linalg import lapack
 
 from .._backend import get_namespace, is_torch
-from .._validation import fail
 from ..errors import PIDTypeError, RegularizationWarning
+from ..validation import fail
 from ._channels import permutation
 
 __all__ = ["EXACT_RTOL", "NEAR_RTOL", "SYMMETRY_RTOL", "Prepared", "as_batch", "check_cov",

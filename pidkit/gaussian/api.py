@@ -7,10 +7,10 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import check_base, check_choice, fail
 from ..errors import PIDTypeError
 from ..lattice import lattice
 from ..result import Certificate, PIDResult, SolverInfo
+from ..validation import check_base, check_choice, fail
 from ._channels import posteriors, reorder
 from ._covariance import Prepared, apply_prepared, as_batch, check_cov, prepare, screen
 from .broja import broja_unique, certificate

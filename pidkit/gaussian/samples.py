@@ -43,10 +43,10 @@ import numpy as np
 from scipy.special import digamma
 
 from .._backend import is_torch
-from .._validation import check_base, check_choice, check_positive, check_samples, fail
 from ..errors import PIDTypeError
 from ..lattice import lattice
 from ..result import PIDResult
+from ..validation import check_base, check_choice, check_positive, check_samples, fail
 from .api import MEASURES, gaussian_pid
 
 __all__ = ["gaussian_pid_from_samples", "logdet_bias", "mi_bias"]

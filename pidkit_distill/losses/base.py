@@ -36,8 +36,8 @@ from torch import distributed as dist
 from torch import nn
 from torch.nn import functional as F
 
-from pidkit._validation import fail
 from pidkit.errors import PIDTypeError
+from pidkit.validation import fail
 
 __all__ = ["Batch", "DistillLoss", "register_method", "make_loss", "available_methods",
            "Shape", "Parts", "UNLABELLED", "labelled_mask", "cross_entropy", "distributed_mean",

@@ -48,7 +48,7 @@ import torch
 from torch import nn
 
 import pidkit
-from pidkit._validation import check_choice, fail
+from pidkit.validation import check_choice, fail
 
 from .base import (
     Batch,

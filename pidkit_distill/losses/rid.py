@@ -31,7 +31,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from pidkit._validation import check_choice
+from pidkit.validation import check_choice
 
 from .base import Batch, DistillLoss, Parts, Shape, _part, _upcast, cross_entropy, register_method
 from .filters import Filter, SpatialAlign
