@@ -155,8 +155,8 @@ class TrainConfig:
         Which entries of a batch are the input and the label, and which part of a model's
         output are the logits (:class:`~pidkit_distill.batches.BatchFormat`).
     sync_batchnorm : bool
-        Under data parallelism, convert the student's (and the loss's) batch norms to
-        :class:`torch.nn.SyncBatchNorm` (global batch statistics).
+        Under data parallelism on CUDA, convert the student's (and the loss's) batch norms to
+        :class:`torch.nn.SyncBatchNorm` (global batch statistics; torch runs it on GPUs only).
     find_unused_parameters : bool
         Passed to DistributedDataParallel (needed if the student has parameters that receive
         no gradient in a step).
@@ -495,6 +495,10 @@ class Trainer:
         two_phase = self.loss_fn.two_phase
         self.schedule = (resolve_schedule(cfg.epochs, cfg.warmup, cfg.cycle, cfg.ratio)
                          if two_phase else Schedule(0, 1, 0.0))
+        if cfg.sync_batchnorm and self.device.type != "cuda":
+            raise fail("sync_batchnorm", f"needs CUDA devices (torch's SyncBatchNorm runs on "
+                       f"GPUs only), not {self.device.type!r}", "Train on GPUs under torchrun, "
+                       "or leave sync_batchnorm=False", cfg.sync_batchnorm)
         if self.world_size > 1 and cfg.sync_batchnorm:
             self.student = nn.SyncBatchNorm.convert_sync_batchnorm(self.student)
             self.loss_fn = nn.SyncBatchNorm.convert_sync_batchnorm(self.loss_fn)

@@ -276,3 +276,8 @@ def test_trainer_names_the_model_and_the_closest_layers_in_errors():
         ghost = MLP(8, seed=2)
     with pytest.raises(PIDValueError, match="student"):
         _train(_blobs(32), student=ghost)
+
+
+def test_sync_batchnorm_needs_cuda():
+    with pytest.raises(PIDValueError, match="sync_batchnorm"):
+        _train(_blobs(32), sync_batchnorm=True)
