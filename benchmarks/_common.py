@@ -37,6 +37,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from pidkit.result import to_plain
+
 __all__ = [
     "RESULTS_DIR",
     "Timing",
@@ -223,20 +225,6 @@ def markdown_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | N
     return "\n".join(lines) + "\n"
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, Timing):
-        return value.to_dict()
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if hasattr(value, "item") and callable(value.item):  # numpy scalars
-        return value.item()
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    return value
-
-
 def write_results(name: str, rows: Sequence[Mapping[str, Any]], *, title: str,
                   blas: Mapping[str, Any] | None, columns: Sequence[str] | None = None,
                   headers: Mapping[str, str] | None = None, notes: Sequence[str] = (),
@@ -290,7 +278,8 @@ def write_results(name: str, rows: Sequence[Mapping[str, Any]], *, title: str,
     md_path.write_text("\n".join(md), encoding="utf-8")
     payload = {"name": name, "title": title, **env, "blas": blas, "rows": rows,
                "notes": list(notes), "extra": extra or {}}
-    json_path.write_text(json.dumps(_jsonable(payload), indent=2) + "\n", encoding="utf-8")
+    json_path.write_text(json.dumps(to_plain(payload, strict=True), indent=2) + "\n",
+                         encoding="utf-8")
     print(table)
     print(f"wrote {md_path} and {json_path}")
     return md_path, json_path

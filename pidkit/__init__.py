@@ -11,8 +11,8 @@ from .decompose import pid
 from .discrete import available_measures
 from .discrete.broja import broja
 from .errors import ConvergenceWarning, PIDKitError, PIDTypeError, PIDValueError
-from .estimate import pid_from_samples
-from .gaussian import gaussian_pid, gaussian_pid_from_samples
+from .estimate import gaussian_pid_from_samples, pid_from_samples
+from .gaussian import gaussian_pid
 from .interop import from_dit, to_dit
 from .lattice import Lattice, lattice, node_label, parse_node
 from .result import AtomMap, Certificate, PIDResult, SolverInfo

@@ -1,14 +1,17 @@
 """The ``pidkit`` command line: ``pidkit demo``, ``pidkit pid FILE``, ``pidkit measures``.
 
-Errors in the input (a bad file, an unknown column, a pmf that does not sum to 1, ...) print one
-line ``pidkit: error: ...`` to standard error and exit with status 2. See ``docs/cli.md``.
+Errors in the input (a bad file, an unknown column, a pmf that does not sum to 1, a file that is
+not UTF-8, ...) print one line ``pidkit: error: ...`` to standard error and exit with status 2,
+naming the CSV column, line or option (never an internal argument). See ``docs/cli.md``.
 """
 
 from __future__ import annotations
 
 import argparse
+import codecs
 import csv
 import dataclasses
+import io
 import json
 import math
 import os
@@ -22,13 +25,21 @@ from . import gates as gates_module
 from .decompose import pid
 from .discrete import MEASURES, available_measures
 from .errors import PIDKitError
-from .lattice import lattice, node_label
+from .lattice import MAX_SOURCES, lattice, node_label
+from .result import to_plain, unit_name
 from .samples import joint_pmf
-from .validation import check_base
+from .validation import MAX_TABLE_CELLS, check_base
 
 __all__ = ["main"]
 
 USAGE_ERROR = 2
+
+#: Largest integer code a CSV may hold (numpy's int64).
+MAX_CODE = 2**63 - 1
+
+#: Library argument -> the command-line option it comes from, for error messages.
+_OPTIONS = {"base": "--base", "target": "--target", "sources": "--sources",
+            "measure": "--measure", "normalize": "--normalize"}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -51,6 +62,13 @@ def _base(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number (use 2, e or 10)") from exc
 
 
+def _delimiter(text: str) -> str:
+    text = {"\\t": "\t", "tab": "\t"}.get(text, text)
+    if len(text) != 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not one character (use ',', ';' or '\\t')")
+    return text
+
+
 # --- demo ----------------------------------------------------------------------------------
 def _measures_for(n_sources: int, wanted: Sequence[str] | None) -> list[str]:
     names = sorted(MEASURES) if not wanted else list(wanted)
@@ -66,8 +84,8 @@ def _demo(args) -> int:
     if args.gate and len(names) != len(set(x.lower() for x in args.gate)):
         known = ", ".join(gates_module.GATES)
         raise _CLIError(f"--gate: unknown gate in {args.gate}. Use some of: {known}")
-    unit = {2.0: "bits", math.e: "nats", 10.0: "hartleys"}.get(args.base, f"log base {args.base:g}")
-    print(f"PID atoms of the canonical gates, in {unit} (target Y, sources X0, X1, ...)")
+    print(f"PID atoms of the canonical gates, in {unit_name(args.base)} (target Y, sources X0, "
+          f"X1, ...)")
     for name in names:
         gate = gates_module.GATES[name]
         measures = _measures_for(gate.n_sources, wanted)
@@ -91,33 +109,89 @@ def _check_measure(name: str) -> str:
     return name.lower()
 
 
-def _read_csv(path: Path) -> tuple[list[str], list[list[str]]]:
-    with path.open(newline="", encoding="utf-8") as fh:
-        rows = [row for row in csv.reader(fh) if row]
+def _encoding(name: str) -> str:
+    """The codec for ``--encoding``: UTF-8 always as ``utf-8-sig``, which drops the byte-order
+    mark Excel writes at the start of "CSV UTF-8" files."""
+    try:
+        codec = codecs.lookup(name).name
+    except LookupError:
+        raise _CLIError(f"--encoding: unknown encoding {name!r}; use e.g. utf-8, latin-1 or "
+                        f"cp1252") from None
+    return "utf-8-sig" if codec in ("utf-8", "utf-8-sig") else codec
+
+
+def _decode(path: Path, data: bytes, encoding: str) -> str:
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        if data.startswith(b"PK\x03\x04"):
+            raise _CLIError(f"{path}: looks like a spreadsheet workbook (.xlsx), not a CSV; "
+                            f"export it as CSV UTF-8") from None
+        if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+            raise _CLIError(f"{path}: the file is UTF-16 (it starts with a UTF-16 byte-order "
+                            f"mark); save it as CSV UTF-8, or pass --encoding utf-16") from None
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        shown = "UTF-8" if encoding == "utf-8-sig" else encoding
+        raise _CLIError(f"{path}: line {line} is not valid {shown} (byte "
+                        f"0x{data[exc.start]:02x} at position {column}); save the file as CSV "
+                        f"UTF-8, or pass its encoding, e.g. --encoding latin-1 or --encoding "
+                        f"cp1252") from None
+
+
+def _read_csv(path: Path, encoding: str = "utf-8",
+              delimiter: str = ",") -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """Header and ``(line number, fields)`` of every non-empty row below it."""
+    text = _decode(path, path.read_bytes(), _encoding(encoding))
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    try:
+        rows = [(reader.line_num, row) for row in reader if row]
+    except csv.Error as exc:
+        raise _CLIError(f"{path}: line {reader.line_num}: {exc}; is it a text CSV "
+                        f"file?") from None
     if not rows:
         raise _CLIError(f"{path}: the file is empty; expected a header row and samples")
-    header = [h.strip() for h in rows[0]]
+    header = [h.strip() for h in rows[0][1]]
     if len(set(header)) != len(header):
         raise _CLIError(f"{path}: the header repeats a column name ({header})")
     if len(rows) < 2:
         raise _CLIError(f"{path}: no samples below the header")
-    for line, row in enumerate(rows[1:], start=2):
+    for line, row in rows[1:]:
         if len(row) != len(header):
             raise _CLIError(f"{path}: line {line} has {len(row)} fields, the header has "
                             f"{len(header)}")
     return header, rows[1:]
 
 
-def _column(rows: list[list[str]], index: int, name: str, path: Path) -> np.ndarray:
-    out = np.empty(len(rows), dtype=np.int64)
-    for i, row in enumerate(rows):
+def _column(rows: list[tuple[int, list[str]]], index: int, name: str,
+            path: Path) -> np.ndarray:
+    """Column ``name`` as compact codes ``0..k-1`` (the distinct values in increasing order:
+    unobserved codes carry no probability, so the PID is the same, and labels such as 10**12
+    need no table of that size)."""
+    values = []
+    for line, row in rows:
         text = row[index].strip()
+        where = f"{path}: line {line}, column {name!r}"
+        if not text:
+            raise _CLIError(f"{where} is empty; fill in or drop the samples with missing values")
         try:
-            out[i] = int(text)
+            value = int(text)
         except ValueError:
-            raise _CLIError(f"{path}: line {i + 2}, column {name!r}: {text!r} is not an integer "
-                            f"code (code each outcome as 0, 1, 2, ...)") from None
-    return out
+            digits = text.lstrip("+-")
+            if digits.isdigit():  # longer than Python converts (4300 digits)
+                raise _CLIError(f"{where}: {text[:20]}... is too large for a code; re-code "
+                                f"the column as 0, 1, 2, ...") from None
+            raise _CLIError(f"{where}: {text!r} is not an integer code (code each outcome as "
+                            f"0, 1, 2, ...)") from None
+        if value < 0:
+            raise _CLIError(f"{where} contains negative codes ({value}); codes are 0, 1, 2, ... "
+                            f"(re-code the column)")
+        if value > MAX_CODE:
+            raise _CLIError(f"{where}: {value} is too large for a code (above 2**63 - 1); "
+                            f"re-code the column as 0, 1, 2, ...")
+        values.append(value)
+    _, codes = np.unique(np.array(values, dtype=np.int64), return_inverse=True)
+    return codes.reshape(-1)
 
 
 def _groups(tokens: Sequence[str]) -> list[list[str]]:
@@ -127,8 +201,9 @@ def _groups(tokens: Sequence[str]) -> list[list[str]]:
     return groups
 
 
-def _pmf_from_csv(path: Path, target: str | None, sources: Sequence[str] | None):
-    header, rows = _read_csv(path)
+def _pmf_from_csv(path: Path, target: str | None, sources: Sequence[str] | None,
+                  encoding: str = "utf-8", delimiter: str = ","):
+    header, rows = _read_csv(path, encoding, delimiter)
     target_cols = _groups([target])[0] if target is not None else [header[0]]
     if sources:
         source_groups = _groups(sources)
@@ -136,12 +211,26 @@ def _pmf_from_csv(path: Path, target: str | None, sources: Sequence[str] | None)
         source_groups = [[h] for h in header if h not in target_cols]
     for col in target_cols + [c for g in source_groups for c in g]:
         if col not in header:
-            raise _CLIError(f"{path}: no column {col!r}; the header has {header}")
+            hint = ""
+            if len(header) == 1 and any(d in header[0] for d in ";\t|"):
+                sep = next(d for d in ";\t|" if d in header[0])
+                hint = f"; is the file separated by {sep!r}? Pass --delimiter {sep!r}"
+            raise _CLIError(f"{path}: no column {col!r}; the header has {header}{hint}")
     used = list(dict.fromkeys(target_cols + [c for g in source_groups for c in g]))
     if len(used) != len(target_cols) + sum(len(g) for g in source_groups):
         raise _CLIError("--target/--sources: a column is used twice; each column may belong to "
                         "one variable")
+    if not source_groups:
+        raise _CLIError(f"{path}: no source column; the header has only {header}. Add columns "
+                        f"or name them with --sources")
     columns = [_column(rows, header.index(c), c, path) for c in used]
+    sizes = [int(c.max()) + 1 for c in columns]
+    if math.prod(sizes) > MAX_TABLE_CELLS:
+        listing = ", ".join(f"{c!r} ({k})" for c, k in zip(used, sizes, strict=True))
+        raise _CLIError(f"{path}: the columns used have so many distinct values ({listing}) "
+                        f"that their joint table would have {math.prod(sizes):.2g} cells, more "
+                        f"than {MAX_TABLE_CELLS:,}; use fewer columns or coarsen the ones with "
+                        f"many values")
     p = joint_pmf(*columns)
     position = {c: i for i, c in enumerate(used)}
     target_axes = [position[c] for c in target_cols]
@@ -161,7 +250,7 @@ def _axis(token: str) -> int:
 def _pmf_from_npy(path: Path, target: str | None, sources: Sequence[str] | None):
     try:
         p = np.load(path, allow_pickle=False)
-    except ValueError as exc:
+    except (ValueError, EOFError) as exc:
         raise _CLIError(f"{path}: cannot read the array ({exc}); save a numeric array with "
                         f"np.save") from None
     if not isinstance(p, np.ndarray):
@@ -171,26 +260,59 @@ def _pmf_from_npy(path: Path, target: str | None, sources: Sequence[str] | None)
     return p, target_axes, source_axes, None
 
 
+def _check_source_count(measure: str, n_sources: int, what: str) -> None:
+    """Refuse, in command-line terms, more sources than the measure or the lattice takes."""
+    limit = MEASURES[measure].max_sources
+    if limit is not None and n_sources > limit:
+        others = ", ".join(m for m in sorted(MEASURES) if MEASURES[m].max_sources is None)
+        raise _CLIError(f"--sources: measure {measure!r} takes at most {limit} sources, got "
+                        f"{n_sources} ({what}); group {what} into composite sources with a+b, "
+                        f"or use --measure {others}")
+    if n_sources > MAX_SOURCES:
+        raise _CLIError(f"--sources: {n_sources} sources ({what}) are more than the {MAX_SOURCES} "
+                        f"the redundancy lattice is built for; group {what} with a+b")
+
+
+def _cli_message(message: str, path: Path | None = None) -> str:
+    """A library error in command-line terms: ``base:`` -> ``--base:``, ``p:`` -> the file,
+    ``normalize=True`` -> ``--normalize``."""
+    head, sep, rest = message.partition(": ")
+    if sep and head in _OPTIONS:
+        message = f"{_OPTIONS[head]}: {rest}"
+    elif sep and head == "p" and path is not None:
+        message = f"{path}: {rest}"
+    return message.replace("Pass normalize=True", "Pass --normalize")
+
+
 def _pid(args) -> int:
     measure = _check_measure(args.measure)
     base = check_base(args.base)
     path = Path(args.file)
+    if path.is_dir():
+        raise _CLIError(f"{path}: is a directory; give a .csv or .npy file")
     if not path.is_file():
         raise _CLIError(f"{path}: no such file")
     suffix = path.suffix.lower()
     if suffix == ".npy":
         p, target, sources, names = _pmf_from_npy(path, args.target, args.sources)
+        n_sources = len(sources) if sources else p.ndim - len(set(target))
+        _check_source_count(measure, n_sources, "axes")
     elif suffix in (".csv", ".txt"):
-        p, target, sources, names = _pmf_from_csv(path, args.target, args.sources)
+        p, target, sources, names = _pmf_from_csv(path, args.target, args.sources,
+                                                  args.encoding, args.delimiter)
+        _check_source_count(measure, len(sources), "columns")
     else:
         raise _CLIError(f"{path}: unknown file type {suffix!r}; give a .csv of integer-coded "
                         f"samples or a .npy pmf")
-    result = pid(p, target=target if len(target) > 1 else target[0], sources=sources,
-                 measure=measure, base=base, normalize=args.normalize)
+    try:
+        result = pid(p, target=target if len(target) > 1 else target[0], sources=sources,
+                     measure=measure, base=base, normalize=args.normalize)
+    except PIDKitError as exc:
+        raise _CLIError(_cli_message(str(exc), path)) from None
     if names is not None:
         result = dataclasses.replace(result, source_names=tuple(names[0]), target_name=names[1])
     if args.json:
-        print(json.dumps(result.to_dict(), indent=2))
+        print(json.dumps(to_plain(result.to_dict(), strict=True), indent=2, allow_nan=False))
     else:
         print(result)
     return 0
@@ -229,6 +351,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--normalize", action="store_true",
                    help="divide a .npy pmf by its sum instead of rejecting it")
+    p.add_argument("--encoding", default="utf-8",
+                   help="text encoding of a CSV (default utf-8, with or without the byte-order "
+                        "mark Excel writes); e.g. latin-1, cp1252")
+    p.add_argument("--delimiter", default=",", type=_delimiter,
+                   help="field separator of a CSV (default ','; e.g. ';' or '\\t')")
     p.set_defaults(run=_pid)
 
     m = sub.add_parser("measures", help="list the available measures")
@@ -245,8 +372,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 1
-    except (_CLIError, PIDKitError) as exc:
+    except _CLIError as exc:
         print(f"pidkit: error: {exc}", file=sys.stderr)
+        return USAGE_ERROR
+    except PIDKitError as exc:
+        print(f"pidkit: error: {_cli_message(str(exc))}", file=sys.stderr)
         return USAGE_ERROR
     except OSError as exc:
         print(f"pidkit: error: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)

@@ -11,7 +11,7 @@ from ._backend import is_torch
 from .discrete import MEASURES
 from .errors import PIDTypeError, PIDValueError
 from .information import mutual_information
-from .result import PIDResult
+from .result import TARGET_NAME, PIDResult, default_source_names
 from .validation import check_base, check_choice, check_pmf, check_target_sources, fail
 
 __all__ = ["pid", "arrange_pmf"]
@@ -31,9 +31,15 @@ def arrange_pmf(p: np.ndarray, target: tuple[int, ...],
     return np.ascontiguousarray(q.reshape(sizes))
 
 
-def _source_name(position: int, group: tuple[int, ...], names: tuple[str, ...] | None) -> str:
-    """``X<position>`` (matching the lattice labels), or the dit variable names of the group."""
-    return f"X{position}" if names is None else "+".join(names[ax] for ax in group)
+def _names(target: tuple[int, ...], groups: tuple[tuple[int, ...], ...],
+           names: tuple[str, ...] | None) -> tuple[str, tuple[str, ...]]:
+    """Target and source names: ``Y`` and ``X<position>`` (:func:`~pidkit.result.
+    default_source_names`, matching the lattice labels, whatever the axes), or the dit variable
+    names of each group joined by ``+``."""
+    if names is None:
+        return TARGET_NAME, default_source_names(len(groups))
+    return ("+".join(names[ax] for ax in target),
+            tuple("+".join(names[ax] for ax in group) for group in groups))
 
 
 def pid(p: Any, target: Any = 0, sources: Any = None, measure: str = "broja", base: float = 2,
@@ -116,14 +122,14 @@ def pid(p: Any, target: Any = 0, sources: Any = None, measure: str = "broja", ba
     atoms, info = spec.compute(q, **options)
     scale = 1.0 / math.log(base)
     mi = mutual_information(q, (0,), tuple(range(1, q.ndim)))
-    target_name = "Y" if names is None else "+".join(names[ax] for ax in target_axes)
+    target_name, source_names = _names(target_axes, groups, names)
     return PIDResult(
         atoms={node: value * scale for node, value in atoms.items()},
         measure=measure,
         base=base,
         mutual_information=mi * scale,
         solver=info.scaled(scale),
-        source_names=tuple(_source_name(i, g, names) for i, g in enumerate(groups)),
+        source_names=source_names,
         target_name=target_name,
         details={"target_axes": list(target_axes), "source_axes": [list(g) for g in groups]},
     )

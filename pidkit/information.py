@@ -108,19 +108,27 @@ def specific_information(p: np.ndarray) -> np.ndarray:
 
     .. math::
 
-        I(Y=y; X_A) = \sum_{x} p(x \mid y) \ln \frac{p(y \mid x)}{p(y)}
+        I(Y=y; X_A) = \sum_{x} p(x \mid y) \left[\ln p(y, x) - \ln p(y) - \ln p(x)\right]
 
-    (Williams and Beer 2010, eq. 2). Rows for targets of zero probability are 0.
+    (Williams and Beer 2010, eq. 2), evaluated in log space: the ratio
+    :math:`p(y, x) / (p(y) p(x))` is never formed, since the product :math:`p(y) p(x)` underflows
+    to 0 when both marginals are tiny (two cells of 1e-200), which would give ``inf - inf``.
+    Only cells with :math:`p(y, x) > 0` contribute, and there every term is finite, down to
+    subnormal masses. Rows for targets of zero probability are 0.
     """
     n = p.ndim - 1
     p_y = marginal(p, (0,))
     out = np.zeros((1 << n, p.shape[0]))
+    safe_y = np.where(p_y > 0, p_y, 1.0)
+    log_y = np.log(safe_y)
     for mask in range(1, 1 << n):
         axes = source_axes(mask)
         p_yx = marginal(p, (0, *axes)).reshape(p.shape[0], -1)
         p_x = p_yx.sum(axis=0)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = np.where(p_yx > 0, p_yx / (p_y[:, None] * p_x[None, :]), 1.0)
-            terms = np.where(p_yx > 0, p_yx * np.log(ratio), 0.0).sum(axis=1)
-            out[mask] = np.where(p_y > 0, terms / np.where(p_y > 0, p_y, 1.0), 0.0)
+        cells = p_yx > 0                      # there p(y) > 0 and p(x) > 0 as well
+        log_x = np.log(np.where(p_x > 0, p_x, 1.0))
+        log_ratio = np.log(np.where(cells, p_yx, 1.0)) - log_y[:, None] - log_x[None, :]
+        # p(x | y) = p(y, x) / p(y) <= 1 is formed directly: no product of small numbers.
+        conditional = np.where(cells, p_yx / safe_y[:, None], 0.0)
+        out[mask] = (conditional * np.where(cells, log_ratio, 0.0)).sum(axis=1)
     return out

@@ -1,5 +1,16 @@
 """The result type shared by every measure and estimator: atoms over the lattice, solver
-information, a table, plain data and a plot."""
+information, a table, plain data and a plot.
+
+Also the project's single helpers for what every result and report needs:
+
+- names: the target is ``"Y"`` and source ``i`` is ``"Xi"`` (:data:`TARGET_NAME`,
+  :func:`default_source_names`), numbered by *position* among the sources so that ``X0`` is the
+  source of lattice label ``{0}``, whatever axis or array it came from;
+- units: :func:`unit_name` (``2 -> "bits"``, ``e -> "nats"``, ``10 -> "hartleys"``);
+- plain data for JSON: :func:`to_plain`;
+- the quantity a certificate brackets: :data:`CERTIFIED_UNIQUE` (``"unique[0]"``, the result
+  attribute that holds it).
+"""
 
 from __future__ import annotations
 
@@ -12,43 +23,106 @@ import numpy as np
 
 from .lattice import Lattice, Node, lattice, node_label, parse_node
 
-__all__ = ["Certificate", "SolverInfo", "AtomMap", "PIDResult", "to_plain"]
+__all__ = ["CERTIFIED_UNIQUE", "TARGET_NAME", "Certificate", "SolverInfo", "AtomMap",
+           "PIDResult", "default_source_names", "to_plain", "unit_name"]
+
+#: Name of the target in every result (discrete, Gaussian, from samples) unless the caller
+#: names the variables.
+TARGET_NAME = "Y"
+
+#: The quantity a bivariate certificate brackets: the unique information of the first source,
+#: named as the result attribute that holds it (``r.unique[0]``, lattice node ``{0}``).
+CERTIFIED_UNIQUE = "unique[0]"
+
+_UNITS = {2.0: "bits", math.e: "nats", 10.0: "hartleys"}
 
 
-def to_plain(value: Any) -> Any:
-    """Turn numpy / torch scalars and arrays into JSON-serialisable Python data.
+def unit_name(base: float) -> str:
+    """The unit of information of a logarithm base: ``"bits"`` (2), ``"nats"`` (e),
+    ``"hartleys"`` (10), else ``"log base b"``.
 
-    Arrays and tensors become nested lists, numpy scalars Python numbers, mappings dicts with
-    string keys and tuples lists, recursively; anything else is returned as it is. torch is
-    never imported.
+    Examples
+    --------
+    >>> import math
+    >>> unit_name(2), unit_name(math.e), unit_name(3)
+    ('bits', 'nats', 'log base 3')
+    """
+    return _UNITS.get(float(base), f"log base {float(base):g}")
+
+
+def default_source_names(n_sources: int) -> tuple[str, ...]:
+    """``("X0", "X1", ...)``: source ``i`` is named after its position ``i`` among the sources
+    (its lattice label ``{i}``), not after the axis or array it came from.
+
+    >>> default_source_names(3)
+    ('X0', 'X1', 'X2')
+    """
+    return tuple(f"X{i}" for i in range(n_sources))
+
+
+def to_plain(value: Any, *, strict: bool = False) -> Any:
+    """Turn results, numpy / torch scalars and arrays into JSON-serialisable Python data.
+
+    Arrays and tensors become nested lists (bfloat16 tensors through float32), numpy scalars
+    Python numbers, objects with a ``to_dict()`` method (results, certificates, reports) their
+    dict, mappings dicts with string keys, tuples and sets lists, recursively. torch is never
+    imported. The one conversion to plain data for the whole project: use it instead of a local
+    ``_jsonable`` / ``_plain``.
 
     Parameters
     ----------
     value : object
-        A number, array, tensor, or a mapping or sequence of them.
+        A number, array, tensor, result, or a mapping or sequence of them.
+    strict : bool, default False
+        Standard JSON only: NaN and infinities become ``None`` and any object of another kind
+        its ``str()``, so that ``json.dumps(to_plain(v, strict=True), allow_nan=False)``
+        succeeds. Without it, such values are returned as they are (``json.dumps`` writes
+        ``NaN`` and ``Infinity``, which most JSON readers outside Python reject).
 
     Returns
     -------
     object
-        The same data as Python ``dict``, ``list``, ``int``, ``float``, ``bool`` or ``str``
-        (and whatever else ``value`` held that is none of the kinds above).
+        The same data as Python ``dict``, ``list``, ``int``, ``float``, ``bool``, ``str`` or
+        ``None`` (and, unless ``strict``, whatever else ``value`` held).
 
     Examples
     --------
     >>> import numpy as np
     >>> to_plain({"a": np.float64(0.5), 1: (np.arange(2), "x")})
     {'a': 0.5, '1': [[0, 1], 'x']}
+    >>> to_plain([np.nan, np.float32(np.inf), 1.5], strict=True)
+    [None, None, 1.5]
     """
-    if hasattr(value, "detach"):  # torch tensor, without importing torch
-        value = value.detach().cpu().numpy()
+    if hasattr(value, "detach") and hasattr(value, "cpu"):  # torch tensor, without importing it
+        from .validation import host_numpy
+
+        value = host_numpy(value)
     if isinstance(value, np.ndarray):
-        return value.tolist()
+        value = value.tolist()
+        return _finite(value) if strict else value
     if isinstance(value, np.generic):
-        return value.item()
+        value = value.item()
+    if isinstance(value, float):
+        return None if strict and not math.isfinite(value) else value
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
     if isinstance(value, Mapping):
-        return {str(k): to_plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [to_plain(v) for v in value]
+        return {str(k): to_plain(v, strict=strict) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        items = sorted(value, key=repr) if isinstance(value, (set, frozenset)) else value
+        return [to_plain(v, strict=strict) for v in items]
+    to_dict = getattr(value, "to_dict", None)
+    if callable(to_dict) and not isinstance(value, type):
+        return to_plain(to_dict(), strict=strict)
+    return str(value) if strict else value
+
+
+def _finite(value: Any) -> Any:
+    """NaN and infinities -> None in nested lists of Python numbers."""
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
     return value
 
 
@@ -56,9 +130,10 @@ def to_plain(value: Any) -> Any:
 class Certificate:
     """A proven bracket ``lower <= value <= upper`` on the quantity a solver optimises.
 
-    For bivariate BROJA the quantity is ``Uni(Y:X0\\X1)``: a feasible primal point gives the
-    upper bound and a feasible dual point the lower bound, so ``gap`` bounds the error of every
-    atom (each atom is an affine function of it with coefficient +-1). In the result's units.
+    For bivariate BROJA (discrete and Gaussian) the quantity is :data:`CERTIFIED_UNIQUE`,
+    ``"unique[0]"``, i.e. ``Uni(Y:X0\\X1)``: a feasible primal point gives the upper bound and a
+    feasible dual point the lower bound, so ``gap`` bounds the error of every atom (each atom is
+    an affine function of it with coefficient +-1). In the result's units.
     """
 
     quantity: str
@@ -182,7 +257,7 @@ class PIDResult:
     mutual_information: Any
     solver: SolverInfo = field(default_factory=SolverInfo)
     source_names: tuple[str, ...] = ()
-    target_name: str = "Y"
+    target_name: str = TARGET_NAME
     intervals: Mapping[Node, tuple[float, float]] | None = None
     details: Mapping[str, Any] = field(default_factory=dict)
 
@@ -190,8 +265,7 @@ class PIDResult:
         if not isinstance(self.atoms, AtomMap):
             object.__setattr__(self, "atoms", AtomMap(self.atoms))
         if not self.source_names:
-            object.__setattr__(self, "source_names",
-                               tuple(f"X{i}" for i in range(self.n_sources)))
+            object.__setattr__(self, "source_names", default_source_names(self.n_sources))
 
     # -- lattice views -------------------------------------------------------------------
     @property
@@ -220,8 +294,8 @@ class PIDResult:
 
     @property
     def unit(self) -> str:
-        return {2.0: "bits", math.e: "nats", 10.0: "hartleys"}.get(float(self.base),
-                                                                    f"log base {self.base:g}")
+        """``"bits"``, ``"nats"``, ``"hartleys"`` or ``"log base b"`` (:func:`unit_name`)."""
+        return unit_name(self.base)
 
     # -- conversions ---------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

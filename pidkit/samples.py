@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from .errors import PIDTypeError
-from .validation import fail
+from .validation import fail, host_numpy
 
 __all__ = ["joint_pmf"]
 
@@ -31,7 +31,8 @@ def _check_column(column: Any, name: str) -> np.ndarray:
         raise fail(name, "must be a 1-D array of integer codes, not a string",
                    "Pass a list or array of non-negative integers", column, kind=PIDTypeError)
     try:
-        arr = np.asarray(column)
+        # torch: a detached host copy (bfloat16 widened to float32), whatever requires_grad
+        arr = host_numpy(column) if hasattr(column, "detach") else np.asarray(column)
     except ValueError as exc:  # ragged nesting
         raise fail(name, "is ragged", "Pass a flat 1-D sequence of integers",
                    kind=PIDTypeError) from exc
@@ -46,11 +47,14 @@ def _check_column(column: Any, name: str) -> np.ndarray:
         raise fail(name, f"must hold integer codes, got dtype {arr.dtype}",
                    "Code each outcome as 0, 1, 2, ... e.g. with np.unique(x, return_inverse=True)",
                    kind=PIDTypeError)
-    arr = arr.astype(np.int64)
     if arr.min() < 0:
         raise fail(name, f"contains negative codes (min {arr.min()})",
                    "Codes must be 0, 1, 2, ...; recode with np.unique(x, return_inverse=True)")
-    return arr
+    if int(arr.max()) > np.iinfo(np.int64).max:  # uint64 codes above 2**63 - 1 would wrap
+        raise fail(name, f"holds code {int(arr.max())}, so the joint table would have more than "
+                   f"{MAX_CELLS:,} cells", "Recode each column to consecutive codes with "
+                   "np.unique(x, return_inverse=True)")
+    return arr.astype(np.int64)
 
 
 def joint_pmf(*columns: Any) -> np.ndarray:

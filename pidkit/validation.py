@@ -20,30 +20,48 @@ pidkit.errors.PIDValueError: epochs: must be >= 1 (got 0). Pass a positive integ
 
 from __future__ import annotations
 
+import math
 import numbers
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
+from ._backend import is_torch
 from .errors import PIDTypeError, PIDValueError
 
 __all__ = [
+    "MAX_TABLE_CELLS",
     "PMF_SUM_ATOL",
+    "PMF_SUM_ULPS",
     "as_float_array",
     "check_axis_list",
     "check_base",
     "check_choice",
     "check_int",
+    "check_options",
     "check_pmf",
     "check_positive",
     "check_samples",
+    "check_seed",
+    "check_table_size",
     "check_target_sources",
     "fail",
+    "host_numpy",
+    "pmf_sum_atol",
 ]
 
-#: Absolute tolerance on ``|sum(p) - 1|`` below which a pmf counts as normalised.
+#: Least tolerance on ``|sum(p) - 1|`` below which a pmf counts as normalised (float64 pmfs).
 PMF_SUM_ATOL = 1e-8
+
+#: A pmf stored in a lower precision may miss 1 by this many machine epsilons of its dtype
+#: (measured: a pmf rounded to float32, float16 or bfloat16, or normalised in that dtype, misses
+#: 1 by at most about one epsilon; see :func:`pmf_sum_atol`).
+PMF_SUM_ULPS = 8
+
+#: Largest joint table (number of cells) built from integer codes: 10**8 cells, 800 MB of
+#: float64 or int64 counts.
+MAX_TABLE_CELLS = 10**8
 
 
 def _short(value: Any, limit: int = 60) -> str:
@@ -90,13 +108,38 @@ def check_base(base: Any, name: str = "base") -> float:
     return base
 
 
-def as_float_array(p: Any, name: str = "p") -> np.ndarray:
-    """Convert an array-like of numbers to a float64 ndarray; reject ragged or non-numeric input."""
+#: torch dtypes numpy has no equivalent of; host copies of them are widened to float32 (exact).
+_WIDENED_TORCH_DTYPES = ("torch.bfloat16", "torch.float8")
+
+
+def host_numpy(x: Any) -> np.ndarray:
+    """A numpy copy of the torch tensor ``x``: detached from autograd, on the host, and widened
+    to float32 when numpy has no such dtype (bfloat16, float8; the widening is exact).
+
+    Examples
+    --------
+    >>> import torch                                                # doctest: +SKIP
+    >>> host_numpy(torch.ones(2, dtype=torch.bfloat16, requires_grad=True)).dtype  # doctest: +SKIP
+    dtype('float32')
+    """
+    t = x.detach()
+    if str(t.dtype).startswith(_WIDENED_TORCH_DTYPES):
+        t = t.float()
+    return t.cpu().numpy()
+
+
+def _numeric_array(p: Any, name: str) -> np.ndarray:
+    """``p`` as a numeric (bool, integer or real) numpy array of its own dtype."""
     if isinstance(p, (str, bytes)):
         raise fail(name, "must be an array of probabilities, not a string",
                    "Pass a numpy array or nested lists of numbers", p, kind=PIDTypeError)
     if isinstance(p, np.ndarray):
         arr = p
+    elif is_torch(p):
+        if p.dtype.is_complex:
+            raise fail(name, f"must hold real numbers, not dtype {p.dtype}",
+                       "Pass a real-valued tensor", kind=PIDTypeError)
+        arr = host_numpy(p)
     else:
         try:
             arr = np.asarray(p)
@@ -110,17 +153,59 @@ def as_float_array(p: Any, name: str = "p") -> np.ndarray:
     if arr.dtype.kind not in "biuf":
         raise fail(name, f"must hold real numbers, not dtype {arr.dtype}",
                    "Convert it with np.asarray(p, dtype=float)", kind=PIDTypeError)
-    return arr.astype(np.float64, copy=False)
+    return arr
+
+
+def as_float_array(p: Any, name: str = "p") -> np.ndarray:
+    """Convert an array-like of numbers (or a torch tensor, detached and copied to the host) to a
+    float64 ndarray; reject ragged or non-numeric input."""
+    return _numeric_array(p, name).astype(np.float64, copy=False)
+
+
+def pmf_sum_atol(dtype: Any) -> float:
+    r"""The tolerance on :math:`|\sum p - 1|` for a pmf stored in ``dtype``.
+
+    .. math::
+
+        \mathrm{atol} = \max(\mathtt{PMF\_SUM\_ATOL},\ \mathtt{PMF\_SUM\_ULPS}\cdot
+        \varepsilon_{\mathrm{dtype}})
+
+    1e-8 for float64 (and integer) pmfs, 9.5e-7 for float32, 7.8e-3 for float16, 6.3e-2 for
+    bfloat16: a pmf computed in float64 and stored in a lower precision (or normalised in it)
+    misses 1 by about one epsilon of its dtype. One rule for numpy arrays and torch tensors.
+
+    Parameters
+    ----------
+    dtype : numpy dtype, torch dtype, or an array or tensor (its dtype is used)
+        The dtype the pmf was *given* in (before any conversion to float64).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> pmf_sum_atol(np.float64), pmf_sum_atol(np.ones(2, dtype=np.float32))
+    (1e-08, 9.5367431640625e-07)
+    """
+    if not isinstance(dtype, type) and hasattr(dtype, "dtype"):   # an array or a tensor
+        dtype = dtype.dtype
+    if type(dtype).__module__.split(".")[0] == "torch":
+        import torch
+
+        eps = float(torch.finfo(dtype).eps) if dtype.is_floating_point else 0.0
+    else:
+        dtype = np.dtype(dtype)
+        eps = float(np.finfo(dtype).eps) if dtype.kind == "f" else 0.0
+    return max(PMF_SUM_ATOL, PMF_SUM_ULPS * eps)
 
 
 def check_pmf(p: Any, name: str = "p", *, normalize: bool = False, min_axes: int = 2,
-              atol: float = PMF_SUM_ATOL) -> np.ndarray:
+              atol: float | None = None) -> np.ndarray:
     """Validate a joint pmf with one axis per variable and return it as float64.
 
     Parameters
     ----------
-    p : array_like
-        Non-negative probabilities, one axis per variable.
+    p : array_like or torch tensor
+        Non-negative probabilities, one axis per variable (a tensor is detached and copied to the
+        host).
     name : str
         Argument name used in error messages.
     normalize : bool
@@ -128,10 +213,14 @@ def check_pmf(p: Any, name: str = "p", *, normalize: bool = False, min_axes: int
         ``atol``.
     min_axes : int
         Least number of axes (a target and at least one source need 2).
-    atol : float
-        Tolerance on ``|sum(p) - 1|``.
+    atol : float, optional
+        Tolerance on ``|sum(p) - 1|`` (the sum taken in float64). Default
+        :func:`pmf_sum_atol` of the dtype ``p`` is given in, the same rule as for torch tensors.
     """
-    arr = as_float_array(p, name)
+    given = _numeric_array(p, name)
+    if atol is None:
+        atol = pmf_sum_atol(given.dtype)
+    arr = given.astype(np.float64, copy=False)
     if arr.ndim < min_axes:
         raise fail(name, f"needs at least {min_axes} axes (one per variable), has {arr.ndim}",
                    "Reshape it so that each variable has its own axis, e.g. p.reshape(2, 2, 2)")
@@ -243,7 +332,8 @@ def check_samples(x: Any, name: str, *, keep_torch: bool = True):
 
     numpy arrays (and array-likes) come back as numpy arrays, torch tensors as the same tensor
     (dtype, device and autograd kept) or, with ``keep_torch=False``, detached and copied to a
-    numpy array on the host. Nothing is converted: dtype, shape and finiteness checks that
+    numpy array on the host (:func:`host_numpy`: bfloat16 and float8, which numpy lacks, become
+    float32, exactly). Nothing else is converted: dtype, shape and finiteness checks that
     depend on the use are the caller's.
 
     Raises
@@ -259,13 +349,11 @@ def check_samples(x: Any, name: str, *, keep_torch: bool = True):
     >>> check_samples(np.ones((3, 2), dtype=np.float32), "x").dtype
     dtype('float32')
     """
-    from ._backend import is_torch
-
     if is_torch(x):
         if x.dtype.is_complex:
             raise fail(name, f"must hold real numbers, not dtype {x.dtype}",
                        "Pass a real-valued numpy array or torch tensor", kind=PIDTypeError)
-        arr = x if keep_torch else x.detach().cpu().numpy()
+        arr = x if keep_torch else host_numpy(x)
     else:
         if isinstance(x, (str, bytes)) or x is None:
             raise fail(name, "must be an array of samples",
@@ -280,3 +368,141 @@ def check_samples(x: Any, name: str, *, keep_torch: bool = True):
     if arr.shape[0] == 0:
         raise fail(name, "holds no samples", "Pass at least two samples")
     return arr
+
+
+def check_seed(seed: Any, name: str = "seed", *, generator: bool = False,
+               maximum: int | None = None) -> Any:
+    """Validate a random seed: ``None``, a non-negative integer (Python or numpy), and with
+    ``generator=True`` also a ``numpy.random.Generator`` or ``SeedSequence`` (returned as is).
+
+    Parameters
+    ----------
+    seed : object
+        The value received.
+    name : str
+        Argument name used in error messages (``"seed"``, ``"random_state"``).
+    generator : bool
+        Whether the caller documents and accepts a Generator or SeedSequence.
+    maximum : int, optional
+        Largest accepted integer (scikit-learn estimators take seeds below ``2**32``).
+
+    Returns
+    -------
+    int, None, Generator or SeedSequence
+
+    Raises
+    ------
+    PIDTypeError
+        A bool, float, string or other object (a Generator unless ``generator``).
+    PIDValueError
+        A negative integer, or one above ``maximum``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> check_seed(np.int64(3)), check_seed(None)
+    (3, None)
+    >>> check_seed(-1)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    pidkit.errors.PIDValueError: seed: must be >= 0 (got -1). Pass a non-negative integer ...
+    """
+    fix = f"Pass a non-negative integer such as {name}=0, or None"
+    if generator:
+        fix += ", or a numpy Generator"
+        if isinstance(seed, (np.random.Generator, np.random.SeedSequence)):
+            return seed
+    if seed is None:
+        return None
+    if isinstance(seed, bool) or not isinstance(seed, (numbers.Integral, np.integer)):
+        what = type(seed).__name__
+        if isinstance(seed, np.random.Generator | np.random.RandomState | np.random.SeedSequence):
+            problem = f"must be an integer or None, not a {what}"
+            fix = (f"Pass an integer drawn from it, e.g. {name}=int(rng.integers(2**32))"
+                   if generator is False else fix)
+        else:
+            problem = f"must be a non-negative integer or None, not {what}"
+        raise fail(name, problem, fix, seed, kind=PIDTypeError)
+    seed = int(seed)
+    if seed < 0:
+        raise fail(name, "must be >= 0", fix, seed)
+    if maximum is not None and seed > maximum:
+        raise fail(name, f"must be <= {maximum}", f"Pass a seed in [0, {maximum}]", seed)
+    return seed
+
+
+def check_options(options: Any, name: str = "options") -> dict[str, Any]:
+    """Validate a mapping of keyword options (e.g. ``measure_options``); return a new ``dict``.
+
+    ``None`` gives ``{}``. Anything that is not a mapping with string keys is a
+    :class:`~pidkit.errors.PIDTypeError` naming ``name``.
+
+    Examples
+    --------
+    >>> check_options({"tol": 1e-10}, "measure_options"), check_options(None)
+    ({'tol': 1e-10}, {})
+    """
+    if options is None:
+        return {}
+    if not isinstance(options, Mapping):
+        raise fail(name, f"must be a dict of option names to values, not {type(options).__name__}",
+                   f"Pass e.g. {name}={{'tol': 1e-10}}, or None", options, kind=PIDTypeError)
+    bad = [k for k in options if not isinstance(k, str)]
+    if bad:
+        raise fail(name, f"has non-string keys {bad[:3]}",
+                   f"Use option names as keys, e.g. {name}={{'tol': 1e-10}}", kind=PIDTypeError)
+    return dict(options)
+
+
+def _bytes(n: float) -> str:
+    """``n`` bytes in binary units (``"131 TiB"``)."""
+    units = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB")
+    for unit in units[:-1]:
+        if n < 1024:
+            return f"{n:.3g} {unit}"
+        n /= 1024
+    return f"{n:.3g} {units[-1]}"
+
+
+def check_table_size(sizes: Sequence[int], names: Sequence[str], *, itemsize: int = 8,
+                     fix: str | None = None) -> int:
+    """Check, before allocating, that a joint table of alphabet ``sizes`` is not too large.
+
+    Parameters
+    ----------
+    sizes : sequence of int
+        Number of codes of each variable (largest code + 1).
+    names : sequence of str
+        The argument (or CSV column) each variable comes from; the error names the one with the
+        largest alphabet.
+    itemsize : int
+        Bytes per cell, for the message.
+    fix : str, optional
+        How to fix it, in the caller's terms (default: re-code with ``np.unique``).
+
+    Returns
+    -------
+    int
+        The number of cells, at most :data:`MAX_TABLE_CELLS`.
+
+    Examples
+    --------
+    >>> check_table_size([2, 3], ["target", "sources[0]"])
+    6
+    >>> check_table_size([2, 2**40], ["target", "sources[0]"])  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    pidkit.errors.PIDValueError: sources[0]: holds code 1099511627775, so the joint table ...
+    """
+    sizes = [int(k) for k in sizes]
+    cells = math.prod(sizes)
+    if cells <= MAX_TABLE_CELLS:
+        return cells
+    worst = max(range(len(sizes)), key=lambda i: sizes[i])
+    if fix is None:
+        fix = ("Re-code each variable to consecutive codes 0..k-1 with "
+               "np.unique(x, return_inverse=True)[1] (or pidkit.estimate.encode), or coarsen "
+               "the variables")
+    raise fail(names[worst], f"holds code {sizes[worst] - 1}, so the joint table would have "
+               f"{cells:.2g} cells ({_bytes(cells * itemsize)}), more than "
+               f"{MAX_TABLE_CELLS:,}", fix)

@@ -55,6 +55,7 @@ import torch
 from torch import distributed as dist
 from torch import nn
 
+from pidkit.result import to_plain
 from pidkit.validation import check_choice, fail
 
 from .batches import (
@@ -355,16 +356,6 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
     return state
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, (int, float, str, bool)) or value is None:
-        return value
-    return repr(value)
-
-
 class DistillStep(nn.Module):
     """Forward pass and loss of one training step: the student's forward (with its features
     hooked) and the method's loss of the given phase. One module so that
@@ -649,7 +640,7 @@ class Trainer:
         if phase == "warmup" and self.config.warmup_student:
             steps.append((self.student_optimizer, self.student_scheduler,
                           list(self.student.parameters())))
-        return steps
+        return [step for step in steps if step[0] is not None]
 
     def _set_learning_rates(self, epoch: int) -> None:
         """The built-in ``schedule`` for optimizers built by name or class without a scheduler
@@ -683,6 +674,10 @@ class Trainer:
         self.student.train(trains_student)
         self.loss_fn.set_phase(phase)
         steps = self._optimizers_of(phase)
+        if not steps:
+            raise fail("loss", f"{type(self.loss_fn).__name__} trains no parameter in its "
+                       f"{phase} phase", "Give a two-phase loss teacher_parameters(), or "
+                       "set two_phase = False")
         lr = steps[0][0].param_groups[0]["lr"]   # the rate this epoch trains with
         module = self._wrapped(phase)
         sampler = getattr(self.loader, "sampler", None)
@@ -849,7 +844,8 @@ class Trainer:
         out.mkdir(parents=True, exist_ok=True)
         units = self.units()
         (out / "metrics.json").write_text(json.dumps(
-            {"format": METRICS_FORMAT, "units": units, "history": _plain(self.history)},
+            {"format": METRICS_FORMAT, "units": units,
+             "history": to_plain(self.history, strict=True)},
             indent=1))
         header = {k: k if u in ("dimensionless", "name", "index") else f"{k} [{u.split(' (')[0]}]"
                   for k, u in units.items()}
@@ -881,9 +877,9 @@ class Trainer:
                                   if self.teacher_scheduler is not None else None),
             "scaler": self.scaler.state_dict(),
             "rng": rng,
-            "history": _plain(self.history),
-            "config": _plain({f.name: getattr(self.config, f.name)
-                              for f in fields(TrainConfig)}),
+            "history": to_plain(self.history, strict=True),
+            "config": to_plain({f.name: getattr(self.config, f.name)
+                              for f in fields(TrainConfig)}, strict=True),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:

@@ -62,6 +62,8 @@ def states(t: Trainer) -> dict:
 
 
 def main(out: str) -> None:
+    import gc
+
     import torch.distributed as dist
 
     torch.set_num_threads(1)
@@ -71,8 +73,11 @@ def main(out: str) -> None:
         assert t.world_size == 2 and t.loader.batch_size == 12
         t.fit()
         results[case_name(method, unlabelled)] = states(t)
+        del t           # its DistributedDataParallel wrappers, before the next case's
+        gc.collect()
     if dist.get_rank() == 0:
         torch.save(results, out)
+    dist.barrier()      # both processes done before the group goes (gloo aborts otherwise)
     dist.destroy_process_group()
 
 

@@ -97,13 +97,17 @@ def test_callback_curves(run_dir):
 
 
 def test_gaussian_route_equals_gaussian_pid_of_the_covariance():
+    """Plug-in (bias_correction=False): gaussian_pid of the maximum-likelihood covariance; the
+    default, corrected estimate is tested against gaussian_pid_from_samples in
+    test_estimate_uncertainty.py."""
     rng = np.random.default_rng(0)
     n = 3000
     y = rng.integers(0, 3, n)
     t = np.eye(3)[y][:, :2] + rng.normal(size=(n, 2))
     s = t[:, :1] + 0.5 * rng.normal(size=(n, 1))
-    opts = {"estimator": "gaussian", "estimator_options": {"n_components": None,
-                                                           "scaling": None}, "n_boot": 60}
+    opts = {"estimator": "gaussian", "n_boot": 60,
+            "estimator_options": {"n_components": None, "scaling": None,
+                                  "bias_correction": False}}
     r = audit_features(y, t, s, chunk_size=500, **opts)
     z = np.concatenate([one_hot(y, 3), t, s], axis=1)
     ref = pidkit.gaussian_pid(np.cov(z.T, bias=True), dims=(2, 2, 1))

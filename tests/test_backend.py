@@ -1,14 +1,31 @@
-"""The array namespace (pidkit._backend) against numpy's and torch's own functions: the
-einsum route of numpy's short sums, the batched Cholesky factor and solve (batch axes last on
-numpy), and the writable diagonal view."""
+"""The array backends (pidkit._backend) against numpy's and torch's own functions: one class per
+library behind one interface, parametrised over backend x dtype; the einsum route of numpy's
+short sums, the batched Cholesky factor and solve (batch axes last on numpy), the writable
+diagonal view, the symmetric factorisations the BROJA solver uses, autograd; and the import
+graph: no cycle among pidkit's modules, torch imported only for tensors."""
 
 from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from pidkit._backend import NUMPY, SHORT_SUM, get_namespace
+import pidkit
+from pidkit._backend import (
+    NUMPY,
+    SHORT_SUM,
+    Backend,
+    Namespace,
+    NumpyBackend,
+    TorchBackend,
+    get_namespace,
+)
+from pidkit.errors import PIDTypeError
 
 TORCH = get_namespace(torch.zeros(1))
 
@@ -80,3 +97,278 @@ def test_diagonal_is_a_writable_view_like_torch(axes):
     TORCH.diagonal(t, *axes).add_(1.0)
     np.testing.assert_array_equal(x, t.numpy())
     assert (x != before).sum() == view.size                  # exactly the diagonal changed
+
+
+# -- one class per library behind one interface ------------------------------------------------
+BACKENDS = [NUMPY, TORCH]
+DTYPES = ["float64", "float32"]
+
+
+def array(xp, values, dtype="float64"):
+    """``values`` as an array of ``xp``'s library in the dtype named ``dtype``."""
+    return xp.asarray(np.asarray(values, dtype=dtype))
+
+
+def host(x):
+    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+
+
+def tolerance(dtype):
+    return {"float64": 1e-12, "float32": 1e-5}[dtype]
+
+
+def test_one_class_per_library_behind_one_interface():
+    assert isinstance(NUMPY, NumpyBackend) and isinstance(TORCH, TorchBackend)
+    for xp in BACKENDS:
+        assert isinstance(xp, Backend)
+        assert not getattr(type(xp), "__abstractmethods__", None)   # every method implemented
+    assert Namespace is Backend                                       # the former name
+    assert get_namespace(np.ones(2), 1.0, None) is NUMPY
+    assert get_namespace([1.0, 2.0]) is NUMPY
+    assert get_namespace(torch.ones(2), 3) is TORCH
+    with pytest.raises(PIDTypeError, match="mix numpy arrays and torch tensors"):
+        get_namespace(np.ones(2), torch.ones(2))
+
+
+def test_numerical_code_never_asks_which_library():
+    # the BROJA solver and the backend's users in it are written once: no branch on the
+    # library's name, no torch import, no tensor type test (those live in pidkit._backend)
+    root = Path(pidkit.__file__).parent / "discrete" / "broja"
+    for path in sorted(root.glob("*.py")):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            where = f"{path.name}:{getattr(node, 'lineno', '?')}"
+            if isinstance(node, ast.Attribute):
+                assert node.attr not in ("name", "_lib"), where
+            if isinstance(node, ast.Name):
+                assert node.id != "is_torch", where
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                modules = [a.name for a in node.names] + [getattr(node, "module", None) or ""]
+                assert not any(m.split(".")[0] == "torch" for m in modules), where
+
+
+@pytest.mark.parametrize("xp", BACKENDS, ids=lambda xp: xp.name)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_creation_conversion_and_dtype(xp, dtype):
+    x = array(xp, [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]], dtype)
+    assert xp.is_floating(x) and not xp.is_floating(array(xp, [1, 2], "int64"))
+    assert xp.eps(x) == float(np.finfo(dtype).eps)
+    z = xp.zeros((2, 2), x)
+    assert host(z).dtype == np.dtype(dtype) and host(z).sum() == 0
+    assert host(xp.zeros((3,), x, dtype="int64")).dtype == np.int64
+    assert host(xp.empty((4,), x)).dtype == np.dtype(dtype)
+    assert host(xp.eye(3, x)).tolist() == np.eye(3).tolist()
+    assert host(xp.float64(x)).dtype == np.float64
+    assert host(xp.to_dtype(xp.float64(x), x)).dtype == np.dtype(dtype)
+    assert host(x[xp.indices(np.array([1, 0]), x)]).tolist() == [[4, 5, 6], [1, 2, 3]]
+    c = xp.copy(x)
+    c[0, 0] = 9.0
+    assert float(x[0, 0]) == 1.0
+    one = xp.to_result(xp.sum(x, axis=(0, 1))[None], x, ())
+    many = xp.to_result(xp.sum(x, axis=0), x, (3,))
+    if xp.scalar_floats:           # numpy: float64 values, a Python float for one item
+        assert type(one) is float and many.dtype == np.float64
+    else:                          # torch: the input's dtype, 0-d tensors for one item
+        assert one.shape == () and one.dtype == x.dtype and many.dtype == x.dtype
+    assert float(one) == 21.0 and host(many).tolist() == [5.0, 7.0, 9.0]
+
+
+@pytest.mark.parametrize("xp", BACKENDS, ids=lambda xp: xp.name)
+def test_elementwise_reductions_and_shapes(xp):
+    x = array(xp, np.arange(24.0).reshape(2, 3, 4) - 5.0)
+    ref = np.arange(24.0).reshape(2, 3, 4) - 5.0
+    assert host(xp.where(x > 0, x, 0.0)).tolist() == np.where(ref > 0, ref, 0.0).tolist()
+    assert host(xp.maximum(x, 0.0)).tolist() == np.maximum(ref, 0.0).tolist()
+    assert host(xp.minimum(x, x * 0.5)).tolist() == np.minimum(ref, ref * 0.5).tolist()
+    k = np.array([[-1060], [3], [1020]])                      # per row of a (3, 4) array
+    scaled = xp.ldexp(array(xp, np.full((3, 4), 0.75)), k)
+    assert host(scaled).tolist() == np.ldexp(np.full((3, 4), 0.75), k).tolist()
+    odd = array(xp, [1.0, np.inf, -np.inf, np.nan])
+    assert host(xp.isfinite(odd)).tolist() == [True, False, False, False]
+    np.testing.assert_array_equal(host(xp.xlogy_safe(xp.maximum(x, 0.0), xp.maximum(x, 0.0))),
+                                  np.where(ref > 0, ref * np.log(np.where(ref > 0, ref, 1)), 0))
+    for axis in (1, (0, 2), [0, 1]):
+        ax = tuple(axis) if isinstance(axis, list) else axis
+        assert host(xp.max(x, axis=axis)).tolist() == ref.max(axis=ax).tolist()
+        assert host(xp.min(x, axis=axis, keepdims=True)).tolist() == ref.min(
+            axis=ax, keepdims=True).tolist()
+    assert bool(xp.any(x > 17)) and not xp.all(x > 0) and xp.all(x > -6)
+    assert host(xp.sum(x, axis=[0, 2])).tolist() == ref.sum(axis=(0, 2)).tolist()
+    assert host(xp.any(x > 17, axis=2)).tolist() == (ref > 17).any(axis=2).tolist()
+    flags = x > 0
+    assert host(xp.cumsum(flags, axis=2)).tolist() == np.cumsum(ref > 0, axis=2).tolist()
+    codes = xp.asarray(np.array([0, 3, 3, 1]))
+    assert host(xp.bincount(codes, minlength=6)).tolist() == [1, 1, 0, 2, 0, 0]
+    assert host(xp.permute_dims(x, (2, 0, 1))).tolist() == ref.transpose(2, 0, 1).tolist()
+    assert host(xp.swapaxes(x, 0, 2)).tolist() == ref.swapaxes(0, 2).tolist()
+    assert host(xp.moveaxis(x, 0, 2)).tolist() == np.moveaxis(ref, 0, 2).tolist()
+    assert host(xp.concatenate([x, x[:1]], axis=0)).shape == (3, 3, 4)
+    assert host(xp.concatenate([x, x], axis=2)).tolist() == np.concatenate([ref, ref], 2).tolist()
+    np.testing.assert_allclose(host(xp.einsum("abc,abc->a", x, x)),
+                               np.einsum("abc,abc->a", ref, ref), rtol=1e-14)
+
+
+@pytest.mark.parametrize("xp", BACKENDS, ids=lambda xp: xp.name)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_linear_algebra(xp, dtype):
+    rng = np.random.default_rng(5)
+    a_np = spd_batch(rng, (3,), 4)
+    a_np /= np.abs(a_np).max()
+    b_np = rng.standard_normal((3, 4, 2))
+    a, b = array(xp, a_np, dtype), array(xp, b_np, dtype)
+    tol = tolerance(dtype) * np.linalg.cond(a_np).max()
+    low = xp.cholesky(a)
+    np.testing.assert_allclose(host(low), np.linalg.cholesky(a_np), atol=tol)
+    np.testing.assert_allclose(host(xp.solve_triangular(low, b)),
+                               np.linalg.solve(np.linalg.cholesky(a_np), b_np), atol=tol)
+    quad = np.swapaxes(b_np, -1, -2) @ np.linalg.solve(a_np, b_np)
+    np.testing.assert_allclose(host(xp.inv_quad(a, b)), quad, atol=tol * np.abs(quad).max())
+    np.testing.assert_allclose(host(xp.eigvalsh(a)), np.linalg.eigvalsh(a_np), atol=tol)
+    np.testing.assert_allclose(host(xp.solve(a, b)), np.linalg.solve(a_np, b_np), atol=tol)
+
+
+def test_cholesky_failure_modes_are_the_libraries():
+    bad = np.diag([1.0, -1.0])[None]
+    with pytest.raises(np.linalg.LinAlgError):
+        NUMPY.cholesky(bad)
+    assert bool(torch.isnan(TORCH.cholesky(torch.tensor(bad))).all())  # no host read
+
+
+@pytest.mark.parametrize("xp", BACKENDS, ids=lambda xp: xp.name)
+@pytest.mark.parametrize("batch", [1, 4])
+@pytest.mark.parametrize("single", [False, True])
+def test_symmetric_factor_and_solve(xp, batch, single):
+    rng = np.random.default_rng(batch)
+    a_np = spd_batch(rng, (batch,), 6)
+    b_np = rng.standard_normal((batch, 6, 2))
+    a, b = xp.asarray(a_np), xp.asarray(b_np)
+    a_before = a_np.copy()
+    factor = xp.sym_factor(a, single=single)
+    if factor is None:          # float32 refused (numpy batches: it would not pay)
+        assert single and xp is NUMPY and batch > 1
+        return
+    x = xp.sym_solve(factor, b)
+    assert host(x).dtype == np.float64
+    np.testing.assert_array_equal(host(a), a_before)                  # a is left unchanged
+    tol = (1e-4 if single else 1e-12) * np.linalg.cond(a_np).max()
+    np.testing.assert_allclose(host(x), np.linalg.solve(a_np, b_np), atol=tol)
+
+
+@pytest.mark.parametrize("xp", BACKENDS, ids=lambda xp: xp.name)
+@pytest.mark.parametrize("batch", [1, 3])
+def test_symmetric_factor_of_an_indefinite_matrix(xp, batch):
+    # rounding can make a Schur complement indefinite: float32 gives up, float64 falls back
+    # to an LU factorisation (or a plain solve) that still solves the system
+    rng = np.random.default_rng(7)
+    a_np = spd_batch(rng, (batch,), 4)
+    a_np[-1] = np.diag([2.0, -1.0, 3.0, 1.0])
+    b_np = rng.standard_normal((batch, 4, 1))
+    a, b = xp.asarray(a_np), xp.asarray(b_np)
+    assert xp.sym_factor(a, single=True) is None
+    x = xp.sym_solve(xp.sym_factor(a), b)
+    np.testing.assert_allclose(host(x), np.linalg.solve(a_np, b_np), atol=1e-10)
+
+
+def test_autograd_methods():
+    for xp in BACKENDS:
+        assert not xp.requires_grad(xp.asarray(np.ones(2)))
+    x = torch.tensor([[0.2, 0.3], [0.5, 0.0]], dtype=torch.float64, requires_grad=True)
+    assert TORCH.requires_grad(x) and not TORCH.requires_grad(TORCH.detach(x))
+    with TORCH.no_grad():
+        assert not (x * 2).requires_grad
+    grad = torch.tensor([[1.0, 2.0], [3.0, 4.0]], dtype=torch.float64)
+    value = (x * grad).sum(dim=1).detach() + 7.0
+    out = TORCH.envelope(x, value, grad)
+    assert torch.equal(out, value)
+    (out * torch.tensor([1.0, -2.0], dtype=torch.float64)).sum().backward()
+    assert x.grad.tolist() == [[1.0, 2.0], [-6.0, -8.0]]
+    v = np.array([1.0, 2.0])
+    assert NUMPY.envelope(np.ones((2, 2)), v, np.ones((2, 2))) is v
+    with NUMPY.no_grad():
+        pass
+
+
+# -- imports: no cycle among pidkit's modules, torch stays optional ----------------------------
+def import_graph(package: str) -> dict[str, set[str]]:
+    """Static import graph of ``package`` (module -> pidkit modules it imports, at module level
+    or inside functions): ``from a import b`` points at ``a.b`` when that is a module, else
+    at ``a`` (a package's ``__init__``)."""
+    root = Path(pidkit.__file__).parent.parent
+    modules = {}
+    for path in sorted((root / package).rglob("*.py")):
+        parts = list(path.relative_to(root).with_suffix("").parts)
+        is_package = parts[-1] == "__init__"
+        modules[".".join(parts[:-1] if is_package else parts)] = (path, is_package)
+    graph = {}
+    for name, (path, is_package) in modules.items():
+        here = name if is_package else name.rpartition(".")[0]
+        deps = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                deps.update(a.name for a in node.names if a.name in modules)
+            elif isinstance(node, ast.ImportFrom):
+                if node.level:
+                    base = here.split(".")[:len(here.split(".")) - node.level + 1]
+                    target = ".".join(base + ([node.module] if node.module else []))
+                else:
+                    target = node.module
+                subs = {f"{target}.{a.name}" for a in node.names} & modules.keys()
+                deps.update(subs)
+                if target in modules and len(subs) < len(node.names):
+                    deps.add(target)
+        graph[name] = deps - {name}
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found = []
+
+    def visit(v):
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while not component or component[-1] != v:
+                component.append(stack.pop())
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for v in graph:
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_import_graph_helper_finds_a_cycle():
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+@pytest.mark.parametrize("package", ["pidkit", "pidkit_distill"])
+def test_no_import_cycle(package):
+    graph = import_graph(package)
+    assert "pidkit.decompose" not in graph.get("pidkit.discrete.broja._api", set())
+    assert not graph.get("pidkit._backend", {"?"}) & {"pidkit.validation", "pidkit._validation"}
+    assert cycles(graph) == []
+
+
+@pytest.mark.parametrize("first", ["pidkit.discrete.broja._api", "pidkit.discrete.broja",
+                                   "pidkit._backend", "pidkit.validation", "pidkit.decompose"])
+def test_modules_import_first_in_a_fresh_interpreter(first):
+    # the orders the former cycles made fragile; torch stays unimported
+    script = (f"import sys, importlib; importlib.import_module({first!r}); import pidkit; "
+              "p = pidkit.gates.gate('AND'); r = pidkit.broja(p); "
+              "print(round(r.redundancy, 6), 'torch' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["0.311278", "False"]

@@ -252,3 +252,32 @@ def test_broja_validation(p, kwargs, error, match):
     with pytest.raises(error, match=match):
         pidkit.broja(p, **kwargs)
 
+
+
+@pytest.mark.parametrize("base", [2, math.e])
+@pytest.mark.parametrize("kwargs", [{}, {"tol": 1e-6, "max_iter": 50}])
+def test_broja_of_one_pmf_is_pid(base, kwargs):
+    # pidkit.broja builds its single-pmf result itself (it must not import pidkit.decompose,
+    # which imports it): the result is pidkit.pid's, value for value
+    p = random_pmf(np.random.default_rng(3), (3, 4, 2), 0.3)
+    p[:, 1, :] = 0.0                                   # an unused outcome, removed by both
+    p /= p.sum()
+    r = pidkit.broja(p, base=base, **kwargs)
+    ref = pidkit.pid(p, measure="broja", base=base, **kwargs)
+    assert r.to_dict() == ref.to_dict()
+    assert r.details == ref.details and r.source_names == ref.source_names
+    assert type(r.redundancy) is float
+    lists = pidkit.broja((p * 3).tolist(), normalize=True, base=base, **kwargs)
+    assert lists.to_dict() == pidkit.pid(p * 3, measure="broja", base=base, normalize=True,
+                                         **kwargs).to_dict()
+
+
+def test_numpy_batch_accepts_integers_and_array_likes():
+    counts = np.array([[[1, 0], [0, 1]], [[0, 1], [1, 0]]])            # XOR as counts
+    r = pidkit.broja(np.stack([counts, counts]), batch=True, normalize=True)
+    r_list = pidkit.broja([counts.tolist()], batch=True, normalize=True)
+    assert r.synergy.dtype == np.float64 and r.synergy.shape == (2,)
+    np.testing.assert_allclose(r.synergy, 1.0, atol=1e-12)
+    np.testing.assert_allclose(r_list.synergy, 1.0, atol=1e-12)
+    with pytest.raises(PIDTypeError, match="real numbers"):
+        pidkit.broja(np.ones((1, 2, 2, 2), dtype=complex), batch=True)

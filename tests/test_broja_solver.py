@@ -1,9 +1,10 @@
-"""BROJA's linear algebra (pidkit.discrete.broja._ipm): the structured Schur complement with
-its float32 Cholesky preconditioner against the dense Newton solve and against cvxpy +
-Clarabel, the certificate staying a proof whatever the directions' accuracy, batched structured
-solves equal to one-at-a-time ones (numpy and torch), a large k = 4 batch that once made
-the small-matrix solves singular, a sparse audit count table (and its bootstrap replicates) on
-which the unbounded Mehrotra corrector diverged, and a zero diagonal in a mu-mu block."""
+"""BROJA's linear algebra (pidkit.discrete.broja._newton and _schur, driven by _ipm): the
+structured Schur complement with its float32 Cholesky preconditioner against the dense Newton
+solve and against cvxpy + Clarabel, the certificate staying a proof whatever the directions'
+accuracy, batched structured solves equal to one-at-a-time ones (numpy and torch), a large k = 4
+batch that once made the small-matrix solves singular, a sparse audit count table (and its
+bootstrap replicates) on which the unbounded Mehrotra corrector diverged, and a zero diagonal in
+a mu-mu block."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from _broja_reference import random_pmf, reference_unique
 
 import pidkit
 from pidkit._backend import NUMPY, get_namespace
-from pidkit.discrete.broja import _ipm
+from pidkit.discrete.broja import _ipm, _newton, _schur
 
 # |Y||T||S| >= STRUCTURED_SIZE: these take the structured Schur complement
 STRUCTURED_SHAPE = (12, 10, 9)
@@ -27,17 +28,17 @@ def newton_matrix_state(p: np.ndarray, steps: int):
     """Inputs of the Newton solver after ``steps`` interior-point iterations on ``p[y, t, s]``
     (``T`` the smaller source, as the solver arranges it)."""
     captured = []
-    original = _ipm._newton_solver
+    original = _newton.newton_solver
 
     def spy(q, pi, rho, free_lam, free_mu, xp, work=None):
         captured.append((q, pi, rho, free_lam, free_mu))
         return original(q, pi, rho, free_lam, free_mu, xp, work)
 
-    _ipm._newton_solver = spy
+    _newton.newton_solver = spy
     try:
         _ipm.solve(p[None], NUMPY, tol=1e-12, max_iter=steps)
     finally:
-        _ipm._newton_solver = original
+        _newton.newton_solver = original
     return captured[-1]
 
 
@@ -59,38 +60,39 @@ def apply_newton_matrix(q, pi, rho, free_lam, free_mu, d_lam, d_mu):
 
 @pytest.fixture
 def factor_kinds(monkeypatch):
-    """The ``single`` flag of every ``_factor`` call the solver makes (True: float32)."""
+    """The ``single`` flag of every factorisation of a Schur complement the solver asks the
+    numpy backend for (True: float32)."""
     kinds = []
-    original = _ipm._factor
+    original = NUMPY.sym_factor
 
-    def spy(a, xp, single=False):
+    def spy(a, single=False):
         kinds.append(single)
-        return original(a, xp, single)
+        return original(a, single)
 
-    monkeypatch.setattr(_ipm, "_factor", spy)
+    monkeypatch.setattr(NUMPY, "sym_factor", spy)
     return kinds
 
 
 @pytest.mark.parametrize("steps", [2, 6])
 def test_structured_float32_factor_solves_the_newton_system(steps, monkeypatch, factor_kinds):
-    monkeypatch.setattr(_ipm, "SINGLE_SIZE", 0)   # float32 first, as for k >= 46
+    monkeypatch.setattr(_newton, "SINGLE_SIZE", 0)   # float32 first, as for k >= 46
     # the float32-preconditioned conjugate gradients alone reach a 1e-9 relative residual
     # (the solver asks for 1e-12 and runs the float64 round where they stop short)
-    monkeypatch.setattr(_ipm, "ACCURACY", 1e-9)
+    monkeypatch.setattr(_newton, "ACCURACY", 1e-9)
     p = random_pmf(np.random.default_rng(21), STRUCTURED_SHAPE, 0.3)
     q, pi, rho, free_lam, free_mu = newton_matrix_state(p, steps)
     factor_kinds.clear()              # count only the solve below
     rng = np.random.default_rng(steps)
     g_lam = rng.standard_normal(free_lam.shape) * free_lam
     g_mu = rng.standard_normal(free_mu.shape) * free_mu
-    solve = _ipm._newton_solver(q, pi, rho, free_lam, free_mu, NUMPY)
+    solve = _newton.newton_solver(q, pi, rho, free_lam, free_mu, NUMPY)
     d_lam, d_mu = solve(g_lam, g_mu)
     assert factor_kinds == [True]     # the float32 factor alone was enough
     out_l, out_m = apply_newton_matrix(q, pi, rho, free_lam, free_mu, d_lam, d_mu)
     scale = np.sqrt((g_lam**2).sum() + (g_mu**2).sum())
     assert np.sqrt(((out_l - g_lam[0])**2).sum() + ((out_m - g_mu[0])**2).sum()) <= 1e-8 * scale
     # the dense solver (float64 LU/Cholesky of C^T B^-1 C) gives the same direction
-    dense = _ipm._dense_solver(q, pi, rho, free_lam, free_mu, NUMPY)
+    dense = _newton.DenseNewton(q, pi, rho, free_lam, free_mu, NUMPY)
     e_lam, e_mu = dense(g_lam, g_mu)
     size = np.abs(np.concatenate([e_lam.ravel(), e_mu.ravel()])).max()
     np.testing.assert_allclose(d_lam, e_lam, atol=1e-6 * size)
@@ -100,7 +102,7 @@ def test_structured_float32_factor_solves_the_newton_system(steps, monkeypatch, 
 @pytest.mark.parametrize("sparsity, seed", [(0.0, 31), (0.5, 32)])
 def test_structured_path_matches_exponential_cone_solver(sparsity, seed, monkeypatch,
                                                          factor_kinds):
-    monkeypatch.setattr(_ipm, "SINGLE_SIZE", 0)   # float32 first, as for k >= 46
+    monkeypatch.setattr(_newton, "SINGLE_SIZE", 0)   # float32 first, as for k >= 46
     p = random_pmf(np.random.default_rng(seed), STRUCTURED_SHAPE, sparsity)
     r = pidkit.pid(p, measure="broja")
     ref = reference_unique(p)
@@ -114,9 +116,9 @@ def test_structured_path_matches_exponential_cone_solver(sparsity, seed, monkeyp
 def test_certificate_is_a_proof_even_with_crude_directions(monkeypatch):
     # no refinement and any residual accepted: the float32 factor's raw directions drive the
     # iteration; the bracket must still contain the true value (it is computed exactly)
-    monkeypatch.setattr(_ipm, "REFINE", 0)
-    monkeypatch.setattr(_ipm, "ACCURACY", 1.0)
-    monkeypatch.setattr(_ipm, "SINGLE_SIZE", 0)
+    monkeypatch.setattr(_newton, "REFINE", 0)
+    monkeypatch.setattr(_newton, "ACCURACY", 1.0)
+    monkeypatch.setattr(_newton, "SINGLE_SIZE", 0)
     p = random_pmf(np.random.default_rng(41), STRUCTURED_SHAPE, 0.2)
     ref = reference_unique(p)
     r = pidkit.pid(p, measure="broja", tol=1e-6)
@@ -158,8 +160,8 @@ def test_namespace_buffers_and_out_arguments():
     for x in (np.arange(6.0).reshape(2, 3), torch.arange(6.0, dtype=torch.float64).reshape(2, 3)):
         xp = get_namespace(x)
         work: dict = {}
-        a = _ipm._buffer(work, "a", (3, 2), x, xp)
-        b = _ipm._buffer(work, "a", (2, 2), x, xp)          # a smaller view of the same memory
+        a = _schur.buffer(work, "a", (3, 2), x, xp)
+        b = _schur.buffer(work, "a", (2, 2), x, xp)          # a smaller view of the same memory
         assert tuple(a.shape) == (3, 2) and tuple(b.shape) == (2, 2)
         b[0, 0] = 7.0
         assert float(a[0, 0]) == 7.0
@@ -176,20 +178,20 @@ def test_solved_schur_equals_structured_schur():
     p = random_pmf(np.random.default_rng(61), STRUCTURED_SHAPE, 0.2)
     q, pi, rho, free_lam, free_mu = newton_matrix_state(p, 2)
     seen = []
-    original = _ipm._factor
+    original = NUMPY.sym_factor
 
-    def spy(a, xp, single=False):
+    def spy(a, single=False):
         seen.append(np.array(a, dtype=np.float64))
-        return original(a, xp, single)
+        return original(a, single)
 
-    _ipm._factor = spy
+    NUMPY.sym_factor = spy
     try:
-        solve = _ipm._newton_solver(q, pi, rho, free_lam, free_mu, NUMPY)
-        _ipm.ACCURACY, accuracy = 0.0, _ipm.ACCURACY     # force the float64 reassembly
+        solve = _newton.newton_solver(q, pi, rho, free_lam, free_mu, NUMPY)
+        _newton.ACCURACY, accuracy = 0.0, _newton.ACCURACY     # force the float64 reassembly
         solve(free_lam * 1.0, free_mu * 1.0)
     finally:
-        _ipm._factor = original
-        _ipm.ACCURACY = accuracy
+        del NUMPY.sym_factor
+        _newton.ACCURACY = accuracy
     structured, solved = seen
     assert structured.shape == solved.shape == (1, 9 * 12, 9 * 12)   # smaller source is T
     np.testing.assert_allclose(solved, structured, atol=1e-9 * np.abs(structured).max())
@@ -283,10 +285,10 @@ def test_zero_diagonal_mu_block_gives_finite_directions():
     rng = np.random.default_rng(72)
     g_lam = rng.standard_normal(free_lam.shape) * free_lam
     g_mu = rng.standard_normal(free_mu.shape) * free_mu
-    assert _ipm._unit_diagonal_scaling(np.array([[0.0, 1.0], [1.0, 4.0]])[None, None], NUMPY
+    assert _newton.unit_diagonal_scaling(np.array([[0.0, 1.0], [1.0, 4.0]])[None, None], NUMPY
                                        ).tolist() == [[[1.0, 0.5]]]
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
-        for make in (_ipm._newton_solver, _ipm._dense_solver):
+        for make in (_newton.newton_solver, _newton.DenseNewton):
             d_lam, d_mu = make(q, pi, rho, free_lam, free_mu, NUMPY)(g_lam, g_mu)
             assert np.isfinite(d_lam).all() and np.isfinite(d_mu).all()

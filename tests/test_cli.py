@@ -1,5 +1,6 @@
 """The pidkit command line: demo values, pid on CSV and .npy, JSON, one-line errors."""
 
+import codecs
 import json
 import subprocess
 import sys
@@ -107,7 +108,8 @@ def test_pid_npy_normalize(capsys, tmp_path):
     path = tmp_path / "counts.npy"
     np.save(path, 4 * gate("XOR"))
     code, _, err = run(capsys, "pid", str(path), "--measure", "mmi")
-    assert code == 2 and "normalize=True" in err
+    assert code == 2 and "Pass --normalize" in err and "normalize=True" not in err
+    assert f"{path}: sums to 4" in err
     code, out, _ = run(capsys, "pid", str(path), "--measure", "mmi", "--normalize", "--json")
     assert code == 0 and json.loads(out)["synergy"] == pytest.approx(1.0)
 
@@ -134,16 +136,16 @@ def _bad_files(tmp_path):
     (["pid", "text.csv", "--measure", "mmi"], "line 3, column 'x': 'a' is not an integer code"),
     (["pid", "short.csv", "--measure", "mmi"], "line 3 has 1 fields, the header has 2"),
     (["pid", "empty.csv"], "the file is empty"),
-    (["pid", "neg.csv", "--measure", "mmi"], "contains negative codes"),
+    (["pid", "neg.csv", "--measure", "mmi"], "line 3, column 'x' contains negative codes (-1)"),
     (["pid", "text.csv", "--target", "z"], "no column 'z'"),
     (["pid", "text.csv", "--target", "y", "--sources", "y"], "a column is used twice"),
     (["pid", "obj.npy"], "cannot read the array"),
-    (["pid", "nan.npy", "--measure", "mmi"], "p: contains NaN or infinite probabilities"),
+    (["pid", "nan.npy", "--measure", "mmi"], "nan.npy: contains NaN or infinite probabilities"),
     (["pid", "nan.npy", "--target", "y"], "'y' is not an axis index"),
     (["pid", "data.txt2"], "unknown file type '.txt2'"),
     (["pid", "neg.csv", "--measure", "nope"], "--measure: unknown measure 'nope'"),
     (["pid", "neg.csv", "--base", "two"], "argument --base: 'two' is not a number"),
-    (["pid", "neg.csv", "--base", "1"], "base: must be a finite logarithm base"),
+    (["pid", "neg.csv", "--base", "1"], "--base: must be a finite logarithm base"),
     (["frobnicate"], "argument command: invalid choice: 'frobnicate'"),
     ([], "the following arguments are required: command"),
 ])
@@ -164,3 +166,130 @@ def test_console_script_error_has_no_traceback(tmp_path):
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr.startswith("pidkit: error: ") and "Traceback" not in proc.stderr
     assert proc.stderr.count("\n") == 1
+
+
+# --- files as users have them: Excel exports, other encodings, huge codes ---------------------
+def _xor_rows():
+    return [(x0 ^ x1, x0, x1) for x0 in (0, 1) for x1 in (0, 1)]
+
+
+def test_utf8_byte_order_mark_is_stripped(capsys, tmp_path):
+    """Excel's "CSV UTF-8" starts with a byte-order mark: the first column is 'y', not
+    '\\ufeffy'."""
+    path = tmp_path / "excel.csv"
+    text = "y,x0,x1\r\n" + "".join(f"{y},{a},{b}\r\n" for y, a, b in _xor_rows())
+    path.write_bytes(codecs.BOM_UTF8 + text.encode("utf-8"))
+    code, out, err = run(capsys, "pid", str(path), "--target", "y", "--measure", "mmi", "--json")
+    assert code == 0 and err == ""
+    d = json.loads(out)
+    assert d["target_name"] == "y" and d["source_names"] == ["x0", "x1"]
+    assert d["synergy"] == pytest.approx(1.0)
+    code, out, _ = run(capsys, "pid", str(path), "--measure", "mmi", "--json")  # default target
+    assert code == 0 and json.loads(out)["target_name"] == "y"
+
+
+def test_non_utf8_file_names_the_line_and_the_encoding_to_use(capsys, tmp_path):
+    path = tmp_path / "latin1.csv"
+    path.write_bytes("y,température\n0,0\n1,1\n".encode("latin-1"))
+    code, out, err = run(capsys, "pid", str(path), "--measure", "mmi")
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert "line 1 is not valid UTF-8 (byte 0xe9 at position 7)" in err
+    assert "--encoding latin-1" in err and "CSV UTF-8" in err
+    code, out, err = run(capsys, "pid", str(path), "--measure", "mmi", "--encoding", "latin-1",
+                         "--json")
+    assert code == 0 and json.loads(out)["source_names"] == ["température"]
+
+
+def test_utf16_and_workbook_files_are_recognised(capsys, tmp_path):
+    utf16 = tmp_path / "unicode.csv"
+    utf16.write_text("y,x\n0,0\n1,1\n", encoding="utf-16")
+    code, _, err = run(capsys, "pid", str(utf16), "--measure", "mmi")
+    assert code == 2 and "the file is UTF-16" in err and "--encoding utf-16" in err
+    code, out, _ = run(capsys, "pid", str(utf16), "--measure", "mmi", "--encoding", "utf-16",
+                       "--json")
+    assert code == 0 and json.loads(out)["mutual_information"] == pytest.approx(1.0)
+    book = tmp_path / "book.csv"
+    book.write_bytes(b"PK\x03\x04\x14\x00\x06\x00\x08\x00\x00\x00!\x00\xb5U")
+    code, _, err = run(capsys, "pid", str(book))
+    assert code == 2 and "spreadsheet workbook (.xlsx)" in err
+    code, _, err = run(capsys, "pid", str(utf16), "--encoding", "klingon")
+    assert code == 2 and "--encoding: unknown encoding 'klingon'" in err
+
+
+def test_integers_beyond_int64_name_the_column(capsys, tmp_path):
+    path = tmp_path / "big.csv"
+    path.write_text("y,x\n0,1\n1,99999999999999999999\n")
+    code, out, err = run(capsys, "pid", str(path), "--measure", "mmi")
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert "line 3, column 'x': 99999999999999999999 is too large for a code" in err
+    path.write_text("y,x\n0,1\n1," + "9" * 5000 + "\n")   # beyond Python's int() digit limit
+    code, _, err = run(capsys, "pid", str(path), "--measure", "mmi")
+    assert code == 2 and "line 3, column 'x': 99999" in err and "too large" in err
+
+
+def test_large_codes_within_int64_are_labels(capsys, tmp_path):
+    """Codes are labels: 10**12 and 2**62 need no table of that size, and the PID is the one of
+    the compact codes (unobserved codes carry no probability)."""
+    big = tmp_path / "big.csv"
+    small = tmp_path / "small.csv"
+    rows = _xor_rows()
+    big.write_text("y,x0,x1\n" + "".join(f"{y * 2**62},{10**12 + a},{7 * b}\n"
+                                         for y, a, b in rows))
+    small.write_text("y,x0,x1\n" + "".join(f"{y},{a},{b}\n" for y, a, b in rows))
+    _, out_big, _ = run(capsys, "pid", str(big), "--measure", "ccs", "--json")
+    _, out_small, _ = run(capsys, "pid", str(small), "--measure", "ccs", "--json")
+    assert json.loads(out_big)["atoms"] == pytest.approx(json.loads(out_small)["atoms"])
+
+
+def test_errors_name_csv_columns_not_internal_arguments(capsys, tmp_path):
+    path = tmp_path / "three.csv"
+    path.write_text("y,a,b,c\n" + "".join(f"{i % 2},{i % 3},{i % 5},{i % 7}\n"
+                                           for i in range(30)))
+    code, _, err = run(capsys, "pid", str(path))                      # broja, three sources
+    assert code == 2 and "columns[" not in err and "sources=[[" not in err
+    assert "--sources: measure 'broja' takes at most 2 sources, got 3 (columns)" in err
+    assert "a+b" in err
+    code, out, _ = run(capsys, "pid", str(path), "--sources", "a+b", "c", "--json")
+    assert code == 0 and json.loads(out)["source_names"] == ["a+b", "c"]
+    wide = tmp_path / "wide.csv"
+    wide.write_text("y,a,b,c\n" + "".join(f"{i % 2},{i},{i},{i}\n" for i in range(500)))
+    code, _, err = run(capsys, "pid", str(wide), "--measure", "mmi")
+    assert code == 2 and "columns[" not in err
+    assert "'y' (2), 'a' (500), 'b' (500), 'c' (500)" in err and "2.5e+08 cells" in err
+    empty = tmp_path / "missing.csv"
+    empty.write_text("y,x\n0,1\n1,\n")
+    code, _, err = run(capsys, "pid", str(empty), "--measure", "mmi")
+    assert code == 2 and "line 3, column 'x' is empty" in err
+
+
+def test_npy_errors_name_options_and_the_file(capsys, tmp_path):
+    path = tmp_path / "parity.npy"
+    np.save(path, gate("PARITY3"))
+    code, _, err = run(capsys, "pid", str(path))
+    assert code == 2 and "--sources: measure 'broja' takes at most 2 sources, got 3 (axes)" in err
+    code, _, err = run(capsys, "pid", str(path), "--target", "7", "--measure", "mmi")
+    assert code == 2 and "--target: axis 7 is out of range" in err
+    code, _, err = run(capsys, "pid", str(tmp_path))
+    assert code == 2 and "is a directory" in err
+
+
+def test_semicolon_separated_csv(capsys, tmp_path):
+    path = tmp_path / "semi.csv"
+    path.write_text("y;x0;x1\n" + "".join(f"{y};{a};{b}\n" for y, a, b in _xor_rows()))
+    code, _, err = run(capsys, "pid", str(path), "--target", "y")
+    assert code == 2 and "Pass --delimiter ';'" in err
+    code, out, _ = run(capsys, "pid", str(path), "--target", "y", "--delimiter", ";",
+                       "--measure", "mmi", "--json")
+    assert code == 0 and json.loads(out)["synergy"] == pytest.approx(1.0)
+
+
+def test_console_script_non_utf8_and_huge_integer_have_no_traceback(tmp_path):
+    for name, data in [("latin.csv", "y,x\n0,é\n".encode("latin-1")),
+                       ("huge.csv", b"y,x\n0,1\n1,123456789012345678901234567890\n")]:
+        path = tmp_path / name
+        path.write_bytes(data)
+        proc = subprocess.run([sys.executable, "-m", "pidkit.cli", "pid", str(path)],
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 2 and proc.stdout == "", name
+        assert proc.stderr.startswith("pidkit: error: ") and "Traceback" not in proc.stderr
+        assert proc.stderr.count("\n") == 1

@@ -18,6 +18,7 @@ from pidkit_distill.losses import (
     gaussian_redundancy,
     weighted_moments,
 )
+from pidkit_distill.losses.pid import correlation_from_moments
 from pidkit_distill.train import distill
 
 torch.set_num_threads(1)
@@ -94,12 +95,83 @@ def test_mmi_redundancy_matches_closed_form():
     y, t, s, _ = _synthetic()
     red = gaussian_redundancy(y, t, s, 3, measure="mmi", ridge=1e-3)
     target = torch.nn.functional.one_hot(y, 3)[:, :2].float()
-    cov = batch_covariance(target, t, s, ridge=1e-3)
+    # The regulariser's matrix: the sample correlation matrix plus ridge * I (a ridge relative
+    # to each variable's variance), built here from torch.corrcoef.
+    z = torch.cat([target, t, s], dim=1).double()
+    cov = torch.corrcoef(z.T) + 1e-3 * torch.eye(6, dtype=torch.float64)
     expected = min(_gaussian_mi(cov, [0, 1], [2, 3]), _gaussian_mi(cov, [0, 1], [4, 5]))
-    assert float(red) == pytest.approx(expected, rel=1e-4)
+    assert float(red) == pytest.approx(expected, rel=1e-10)
     # BROJA redundancy never exceeds MMI's min(I(Y;A), I(Y;B)) and is positive here
     broja = float(gaussian_redundancy(y, t, s, 3, measure="broja"))
     assert 0.1 < broja <= expected + 1e-6
+
+
+def _invariance_tolerance(y, t, s):
+    r"""Bound (nats) on the change of the batch redundancy when features are rescaled.
+
+    Rescaling a float64 feature rounds each entry once, and the moments, the one-pass variance
+    and the standardisation reproduce every entry of the correlation matrix :math:`\hat R` to a
+    relative :math:`\delta \approx 8\varepsilon` (times :math:`1 + \bar x^2/\sigma^2`, about 1
+    for these centred features). The atoms are half log-determinants of Schur complements of
+    :math:`\hat R` (or log generalised eigenvalues of two), whose eigenvalues are at least
+    :math:`\lambda_{\min}(\hat R) \ge` ``ridge``: a change below
+    :math:`16 d^2\varepsilon/\lambda_{\min}^2` (as in ``test_gaussian_invariance``)."""
+    x = torch.cat([torch.nn.functional.one_hot(y, 3)[:, :2].double(), t, s], dim=1)
+    corr = correlation_from_moments(*weighted_moments(x, torch.ones(len(x))), ridge=1e-3)
+    lam = float(torch.linalg.eigvalsh(corr)[0])
+    d = corr.shape[-1]
+    return 16 * d * d * torch.finfo(torch.float64).eps / lam**2
+
+
+@pytest.mark.parametrize("measure", ["broja", "mmi"])
+@pytest.mark.parametrize("factor", [1e-3, 1e-2, 7.5, 1e3])
+@pytest.mark.parametrize("side", ["teacher", "student"])
+def test_redundancy_does_not_depend_on_feature_units(measure, factor, side):
+    """Issue 14: with an absolute ridge, scaling the student's features by 0.01 took the
+    redundancy from 0.35 to 0.07 nats. The ridge is now relative to each variable's variance:
+    the same value in any units, finite gradients that follow the chain rule (d/d(c s) =
+    (d/ds) / c)."""
+    y, t, s, nuisance = _synthetic()
+    t, s = t.double(), (0.7 * s + 0.5 * nuisance).double()
+    scaled_t, scaled_s = (factor * t, s) if side == "teacher" else (t, factor * s)
+    t, s = t.requires_grad_(), s.requires_grad_()
+    scaled_t, scaled_s = scaled_t.detach().requires_grad_(), scaled_s.detach().requires_grad_()
+    ref = gaussian_redundancy(y, t, s, 3, measure=measure)
+    got = gaussian_redundancy(y, scaled_t, scaled_s, 3, measure=measure)
+    assert 0.05 < float(ref.detach()) < 5
+    assert float(got.detach()) == pytest.approx(float(ref.detach()), rel=0,
+                                                abs=_invariance_tolerance(y, t.detach(),
+                                                                          s.detach()))
+    grads = torch.autograd.grad(ref, (t, s))
+    scaled_grads = torch.autograd.grad(got, (scaled_t, scaled_s))
+    scaled_index = 0 if side == "teacher" else 1
+    assert sum(float(h.abs().sum()) for h in scaled_grads) > 0
+    for i, (g, h) in enumerate(zip(grads, scaled_grads, strict=True)):
+        assert torch.isfinite(h).all()
+        back = h * factor if i == scaled_index else h
+        torch.testing.assert_close(back, g, rtol=1e-7, atol=1e-10)
+
+
+def test_redundancy_ignores_a_shift_and_survives_constant_columns():
+    y, t, s, nuisance = _synthetic()
+    t, s = t.double(), (0.7 * s + 0.5 * nuisance).double()
+    ref = float(gaussian_redundancy(y, t, s, 3))
+    # a shift by 100 standard deviations costs (100)^2 eps of cancellation in the moments
+    tol = _invariance_tolerance(y, t, s) * (1 + 100**2)
+    assert float(gaussian_redundancy(y, t + 100 * t.std(0), s, 3)) == pytest.approx(ref, abs=tol)
+    # a dead student feature (constant, non-zero), a zero column and a class absent from the
+    # batch: finite value and gradients, the live columns' redundancy unchanged in any units
+    dead = torch.cat([s, torch.full((len(s), 1), 3.0, dtype=torch.float64),
+                      torch.zeros(len(s), 1, dtype=torch.float64)], dim=1).requires_grad_()
+    keep = y != 2
+    for scale in (1e-3, 1.0, 1e3):
+        red = gaussian_redundancy(y[keep], t[keep], scale * dead[keep], 3)
+        (grad,) = torch.autograd.grad(red, dead)
+        assert torch.isfinite(red) and torch.isfinite(grad).all()
+        alone = gaussian_redundancy(y[keep], t[keep], s[keep], 3)
+        # constant columns become variables independent of everything else: they add nothing
+        assert float(red.detach()) == pytest.approx(
+            float(alone), abs=_invariance_tolerance(y[keep], t[keep], s[keep]))
 
 
 @pytest.mark.parametrize("measure", ["broja", "mmi"])
@@ -160,6 +232,21 @@ def test_pairs_are_batched_by_block_sizes(measure):
                                     loss.adapters[i](feats), 3, measure=measure)
         torch.testing.assert_close(red, alone, rtol=1e-12, atol=1e-12)
     assert float(reds[2].detach()) != float(reds[0].detach())
+
+
+@pytest.mark.parametrize("factor", [1e-3, 1e3])
+def test_pid_loss_does_not_depend_on_teacher_units(factor):
+    """PIDLoss (summed moments, batched pairs) standardises after the sum: a teacher measured in
+    other units gives the same redundancy (the projection is linear, without offset)."""
+    y, t, s, nuisance = _synthetic(90)
+    loss = PIDLoss([(2,)], [(4,)], num_classes=3, dim=2).double()
+    feats = torch.cat([s, nuisance], dim=1).double()
+    reds = [loss.redundancies(Batch(y=y, teacher_features=[c * t.double()],
+                                    student_features=[feats]))[0] for c in (1.0, factor)]
+    assert float(reds[0].detach()) > 0.05
+    # the bound of _invariance_tolerance with its worst case lambda_min = ridge (d = 6)
+    bound = 16 * 6**2 * torch.finfo(torch.float64).eps / 1e-3**2
+    torch.testing.assert_close(reds[1], reds[0], rtol=0, atol=bound)
 
 
 def test_pid_method_trains_a_digits_student():

@@ -3,7 +3,6 @@ route, and the sensitivity sweep."""
 
 import math
 
-import matplotlib
 import numpy as np
 import pytest
 
@@ -15,8 +14,6 @@ from pidkit.estimate import (
     plot_sensitivity,
     sensitivity,
 )
-
-matplotlib.use("Agg")
 
 
 def _blobs(latent, dim, seed, spread=0.05, n_centres=None):

@@ -179,6 +179,25 @@ def test_batch_equals_one_by_one():
             single.solver.certificate.lower, abs=1e-13)
 
 
+def test_names_match_the_discrete_result():
+    """Target, source and certificate names are those of pidkit.pid on a pmf (issue 14)."""
+    p = np.zeros((2, 2, 2))  # p[y, x0, x1], y = x0 AND x1, uniform inputs
+    for x0 in (0, 1):
+        for x1 in (0, 1):
+            p[x0 & x1, x0, x1] = 0.25
+    discrete = pidkit.pid(p, target=0, measure="broja")
+    cov = channel_cov(*SAME_DIRECTION[:2])
+    for r in (pidkit.gaussian_pid(cov, dims=(2, 1, 1)),
+              pidkit.gaussian_pid(cov, dims=(2, 1, 1), measure="mmi")):
+        assert r.source_names == discrete.source_names == ("X0", "X1")
+        assert r.target_name == discrete.target_name == "Y"
+        assert str(r).splitlines()[0].startswith("PID of Y from (X0, X1)")
+    cert = pidkit.gaussian_pid(cov, dims=(2, 1, 1)).solver.certificate
+    assert cert.quantity == discrete.solver.certificate.quantity == "unique[0]"
+    assert pidkit.gaussian_pid(cov, dims=(2, 1, 1)).to_dict()["solver"]["certificate"][
+        "quantity"] == "unique[0]"
+
+
 def test_result_serialises():
     r = pidkit.gaussian_pid(channel_cov(*SAME_DIRECTION[:2]), dims=(2, 1, 1))
     d = r.to_dict()

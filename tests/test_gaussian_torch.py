@@ -128,6 +128,13 @@ def test_no_nan_gradient_at_degenerate_points(case, measure):
     np.testing.assert_allclose([float(v.detach()) for v in atoms(r)], atoms(ref), atol=1e-12)
 
 
+@pytest.mark.parametrize("validate", [True, False])
+def test_torch_results_use_the_discrete_names(validate):
+    cov = torch.tensor(random_cov(np.random.default_rng(4), 5))
+    r = pidkit.gaussian_pid(cov, (1, 2, 2), validate=validate, certify=False)
+    assert r.source_names == ("X0", "X1") and r.target_name == "Y"
+
+
 def test_torch_input_validation():
     with pytest.raises(pidkit.PIDTypeError, match="floating-point"):
         pidkit.gaussian_pid(torch.eye(3, dtype=torch.int64), (1, 1, 1))

@@ -278,3 +278,112 @@ def test_gate_registry_is_complete_and_rejects_unknown_names():
     assert set(pidkit.gates.GATES) == set(GATE_MI)
     with pytest.raises(PIDValueError, match="^name: is not a known choice"):
         gate("NAND")
+
+
+# --- tiny masses: no NaN, the high-precision value or the limit ---------------------------------
+TINY = [1e-200, 1e-300, 1e-310, 5e-324, 0.0]   # 1e-310 and 5e-324 are subnormal
+
+
+def _imin_mpmath(p):
+    """I_min atoms of a two-source pmf p[y, x0, x1] in bits, in 60-digit arithmetic (each float
+    entry converted exactly): the reference for inputs whose products underflow in float64."""
+    import mpmath
+
+    with mpmath.workdps(60):
+        q = [[[mpmath.mpf(float(v)) for v in row] for row in plane] for plane in p]
+        ky, k0, k1 = p.shape
+        total = sum(q[y][a][b] for y in range(ky) for a in range(k0) for b in range(k1))
+        q = [[[q[y][a][b] / total for b in range(k1)] for a in range(k0)] for y in range(ky)]
+        p_y = [sum(q[y][a][b] for a in range(k0) for b in range(k1)) for y in range(ky)]
+
+        def joint(y, x, src):   # p(y, x_src)
+            return (sum(q[y][x][b] for b in range(k1)) if src == 0
+                    else sum(q[y][a][x] for a in range(k0)))
+
+        def specific(y, src):
+            size = k0 if src == 0 else k1
+            out = mpmath.mpf(0)
+            for x in range(size):
+                pyx = joint(y, x, src)
+                if pyx > 0:
+                    px = sum(joint(t, x, src) for t in range(ky))
+                    out += pyx / p_y[y] * mpmath.log(pyx / (p_y[y] * px), 2)
+            return out
+
+        def mi(cells):   # I(Y; X) with X given by a cell function (y) -> {x: p(y, x)}
+            px = {}
+            for y in range(ky):
+                for x, v in cells(y).items():
+                    px[x] = px.get(x, 0) + v
+            return sum(v * mpmath.log(v / (p_y[y] * px[x]), 2)
+                       for y in range(ky) for x, v in cells(y).items() if v > 0)
+
+        i0 = mi(lambda y: {a: joint(y, a, 0) for a in range(k0)})
+        i1 = mi(lambda y: {b: joint(y, b, 1) for b in range(k1)})
+        i01 = mi(lambda y: {(a, b): q[y][a][b] for a in range(k0) for b in range(k1)})
+        red = sum(p_y[y] * min(specific(y, 0), specific(y, 1)) for y in range(ky) if p_y[y] > 0)
+        return {"{0}{1}": float(red), "{0}": float(i0 - red), "{1}": float(i1 - red),
+                "{0:1}": float(i01 - i0 - i1 + red)}
+
+
+def _and_with_tiny_outcome(tiny):
+    """AND gate plus a third target value and a third source value that occur together with
+    probability ``tiny``: p(y) p(x) = tiny**2 underflows in float64."""
+    p = np.zeros((3, 3, 2))
+    p[:2, :2, :] = gate("AND") * (1 - tiny)
+    p[2, 2, 0] = tiny
+    return p
+
+
+@pytest.mark.parametrize("tiny", TINY)
+def test_imin_tiny_marginals_match_high_precision(tiny):
+    p = _and_with_tiny_outcome(tiny)
+    ref = _imin_mpmath(p)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")        # no overflow / invalid-value warnings either
+        r = pidkit.pid(p, measure="imin", normalize=True)
+    for label, value in ref.items():
+        assert r.atoms[label] == pytest.approx(value, abs=1e-12), label
+    limit = pidkit.pid(gate("AND"), measure="imin")
+    np.testing.assert_allclose(list(r.atoms.values()), list(limit.atoms.values()), atol=1e-12)
+
+
+@pytest.mark.parametrize("measure", MEASURES)
+@pytest.mark.parametrize("tiny", TINY)
+def test_tiny_cells_give_the_limit_of_zero_mass(measure, tiny):
+    """Cells of 1e-200, 1e-300 or subnormal mass (in the marginals and where the constraints of
+    I_ccs nearly force a zero) change no atom beyond rounding: the answer is the limit of zero
+    mass, finite, and I_ccs converges as it does at exact zeros."""
+    limit = pidkit.pid(gate("AND"), measure=measure)
+    p = gate("AND") * (1 - 4 * tiny)
+    for cell in [(1, 0, 0), (0, 1, 1), (1, 1, 0), (1, 0, 1)]:
+        p[cell] += tiny
+    big = np.zeros((3, 3, 2))
+    big[:2, :2, :] = p
+    big[2, 2, 1] = tiny
+    for q in (p, big):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            r = pidkit.pid(q, measure=measure, normalize=True)
+        values = np.array(list(r.atoms.values()))
+        assert np.isfinite(values).all() and np.isfinite(r.mutual_information)
+        np.testing.assert_allclose(values, list(limit.atoms.values()), rtol=0, atol=1e-12)
+        assert r.solver.converged
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**31), exponent=st.integers(150, 323),
+       n_tiny=st.integers(1, 6), n_sources=st.sampled_from([2, 3]))
+def test_no_nan_leaves_a_measure(seed, exponent, n_tiny, n_sources):
+    rng = np.random.default_rng(seed)
+    shape = (2,) + (3,) * n_sources if n_sources == 2 else (2, 2, 2, 2)
+    p = rng.dirichlet(np.ones(math.prod(shape))).reshape(shape)
+    flat = p.reshape(-1)
+    cells = rng.choice(flat.size, size=min(n_tiny, flat.size - 1), replace=False)
+    flat[cells] = 10.0 ** -exponent * rng.random(cells.size)    # down to subnormals and 0
+    for measure in MEASURES:
+        r = pidkit.pid(p, measure=measure, normalize=True)
+        values = np.array(list(r.atoms.values()) + [r.mutual_information])
+        assert np.isfinite(values).all(), (measure, values)
+        # the lattice identity survives: the atoms sum to I(Y; all sources)
+        assert values[:-1].sum() == pytest.approx(values[-1], abs=1e-9)

@@ -8,7 +8,16 @@ import pytest
 
 import pidkit
 from pidkit.gates import gate
-from pidkit.result import AtomMap, Certificate, PIDResult, SolverInfo
+from pidkit.result import (
+    CERTIFIED_UNIQUE,
+    AtomMap,
+    Certificate,
+    PIDResult,
+    SolverInfo,
+    default_source_names,
+    to_plain,
+    unit_name,
+)
 
 
 @pytest.fixture
@@ -105,16 +114,17 @@ def test_solver_info_scaled():
 
 
 def test_plot_bar_heights(and_mmi):
+    """Drawn on axes of a bare Figure: no pyplot, and the user's backend is never switched."""
     import matplotlib
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    ax = and_mmi.plot()
+    backend = matplotlib.get_backend()
+    ax = and_mmi.plot(ax=Figure().subplots())
     heights = [patch.get_height() for patch in ax.patches]
     np.testing.assert_allclose(heights, list(and_mmi.atoms.values()), atol=1e-12)
     assert [t.get_text() for t in ax.get_xticklabels()] == ["{0}{1}", "{0}", "{1}", "{0:1}"]
     assert "bits" in ax.get_ylabel()
-    import matplotlib.pyplot as plt
-    plt.close("all")
+    assert matplotlib.get_backend() == backend
 
 
 def test_atommap_repr():
@@ -131,3 +141,50 @@ def test_str_of_a_batch_reports_the_largest_gap():
     text = str(r)
     assert "mean 0.150000 (n=2)" in text
     assert text.splitlines()[-1].strip() == "solver: optimal, certified gap max 3.00e-10 (n=2) bits"
+
+
+# --- the one helper for units, names and plain data ------------------------------------------
+@pytest.mark.parametrize(("base", "unit"), [(2, "bits"), (2.0, "bits"), (math.e, "nats"),
+                                            (10, "hartleys"), (3, "log base 3"),
+                                            (np.float64(2.0), "bits")])
+def test_unit_name(base, unit):
+    assert unit_name(base) == unit
+    r = PIDResult(atoms={node: 0.0 for node in pidkit.lattice(2).nodes}, measure="mmi",
+                  base=float(base), mutual_information=0.0)
+    assert r.unit == unit and r.to_dict()["unit"] == unit
+
+
+def test_names_are_by_position_for_numpy_and_torch():
+    """A pmf gives sources X0, X1 (its lattice labels {0}, {1}) and target Y whatever the axes."""
+    p = np.moveaxis(gate("AND"), 0, 2)            # target on the last axis
+    r = pidkit.pid(p, target=2, measure="mmi")
+    assert (r.target_name, r.source_names) == ("Y", ("X0", "X1")) == ("Y", default_source_names(2))
+    grouped = pidkit.pid(gate("PARITY3"), sources=[[1, 2], 3], measure="mmi")
+    assert grouped.source_names == ("X0", "X1")
+    assert CERTIFIED_UNIQUE == "unique[0]"
+    assert pidkit.pid(gate("AND")).solver.certificate.quantity == CERTIFIED_UNIQUE
+
+
+def test_names_are_by_position_for_torch_tensors():
+    torch = pytest.importorskip("torch")
+    r = pidkit.pid(torch.tensor(gate("AND")))
+    assert (r.target_name, r.source_names) == ("Y", ("X0", "X1"))
+    r = pidkit.pid(torch.tensor(np.moveaxis(gate("AND"), 0, 2)), target=2)
+    assert r.source_names == ("X0", "X1")
+
+
+def test_to_plain_tensors_results_and_strict_json():
+    torch = pytest.importorskip("torch")
+    half = torch.tensor([0.5, 0.25], dtype=torch.bfloat16, requires_grad=True)
+    assert to_plain(half) == [0.5, 0.25]
+    assert to_plain({"x": torch.tensor(1.5, dtype=torch.float16)}) == {"x": 1.5}
+    r = pidkit.pid(gate("XOR"), measure="mmi")
+    assert to_plain({"result": r}) == {"result": to_plain(r.to_dict())}
+    data = {"nan": float("nan"), "inf": np.float32(np.inf), "arr": np.array([1.0, np.nan]),
+            "set": {2, 1}, "path": __import__("pathlib").Path("a/b"), 3: None}
+    plain = to_plain(data, strict=True)
+    assert plain == {"nan": None, "inf": None, "arr": [1.0, None], "set": [1, 2],
+                     "path": "a/b", "3": None}
+    json.dumps(plain, allow_nan=False)
+    loose = to_plain(data)
+    assert math.isnan(loose["nan"]) and loose["path"] == data["path"]

@@ -10,6 +10,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from pidkit.result import to_plain
+
 __all__ = ["write_outputs", "write_sweep", "write_diagnosis", "accuracy_table", "teacher_table",
            "audit_table"]
 
@@ -23,23 +25,6 @@ _TEACHER_NOTE = {
 
 def _pct(x: float) -> str:
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.1f}"
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    return str(value)
-
-
-def _clean(value: Any) -> Any:
-    """NaN -> None recursively, so the JSON is standard."""
-    if isinstance(value, float):
-        return None if math.isnan(value) else value
-    if isinstance(value, Mapping):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    return value
 
 
 def accuracy_table(summary: Sequence[Mapping[str, Any]], dataset: str) -> str:
@@ -176,7 +161,7 @@ def write_outputs(result: Mapping[str, Any], out_dir: Path, name: str) -> dict[s
     ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"json": out_dir / f"{name}.json", "md": out_dir / f"{name}.md"}
-    paths["json"].write_text(json.dumps(_clean(result), indent=1, default=_json_default) + "\n")
+    paths["json"].write_text(json.dumps(to_plain(result, strict=True), indent=1) + "\n")
     env, timing = result["environment"], result["timing"]
     md = [f"# Nuisance-teacher benchmark{' (quick mode)' if result['quick'] else ''}", "",
           f"Command: `{result['command']}`", "",
@@ -228,7 +213,7 @@ def write_sweep(result: Mapping[str, Any], out_dir: Path) -> dict[str, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = out_dir / result.get("name", f"nuisance_sweep_{result['dataset']}")
     paths = {"json": stem.with_suffix(".json"), "md": stem.with_suffix(".md")}
-    paths["json"].write_text(json.dumps(_clean(result), indent=1, default=_json_default) + "\n")
+    paths["json"].write_text(json.dumps(to_plain(result, strict=True), indent=1) + "\n")
     rows = result["summary"]
     cols = list(dict.fromkeys((r["method"], r["teacher"]) for r in rows))
     head = "| width | labels/class | unlabelled/class | " + " | ".join(
@@ -306,7 +291,7 @@ def write_diagnosis(result: Mapping[str, Any], out_dir: Path) -> dict[str, Path]
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = out_dir / f"nuisance_diagnosis_{result['dataset']}"
     paths = {"json": stem.with_suffix(".json"), "md": stem.with_suffix(".md")}
-    paths["json"].write_text(json.dumps(_clean(result), indent=1, default=_json_default) + "\n")
+    paths["json"].write_text(json.dumps(to_plain(result, strict=True), indent=1) + "\n")
     lines = ["| variant | method | teacher | student epochs | CE first -> last | "
              "weighted distillation term first -> last | train acc (%) | val acc (%) |",
              "|---|---|---|---|---|---|---|---|"]

@@ -59,6 +59,27 @@ __all__ = ["ccs"]
 #: Local terms smaller than this (in nats; 1e-8 bits) count as zero in the sign rule.
 SIGN_ZERO_TOL = 1e-8 * math.log(2)
 
+#: Default IPF tolerance (absolute, on the constrained marginals).
+DEFAULT_TOL = 1e-13
+
+
+def drop_negligible(p: np.ndarray, tol: float) -> np.ndarray:
+    r"""``p`` with the cells of negligible mass set to exactly zero (and renormalised).
+
+    A cell counts as negligible below :math:`\min(\mathrm{tol}, 10^{-13}) / (16\,|p|)`, so the
+    dropped mass moves no constrained marginal by more than a sixteenth of the IPF tolerance
+    and no atom by more than about :math:`10^{-12}` nats. Without this, cells of 1e-200 (or
+    subnormal) mass where the constraints nearly force a zero ("nearly induced zeros") keep IPF
+    in its :math:`1/t` regime for ever: it stops at ``max_iter`` about 1e-5 bits away from the
+    answer, which is the limit of zero mass (the maximum-entropy pmf is continuous in ``p``).
+    """
+    negligible = min(tol, DEFAULT_TOL) / (16 * p.size)
+    small = (p > 0) & (p < negligible)
+    if not small.any():
+        return p
+    kept = np.where(small, 0.0, p)
+    return kept / kept.sum()
+
 
 @functools.lru_cache(maxsize=4096)
 def _group(shape: tuple[int, ...], local_mask: int) -> np.ndarray:
@@ -143,7 +164,7 @@ class _Node:
                   summary="Ince's pointwise common change in surprisal (maximum-entropy "
                           "pmf by IPF); any number of sources",
                   options=("tol", "max_iter"))
-def ccs(p: np.ndarray, tol: float = 1e-13, max_iter: int = 10_000):
+def ccs(p: np.ndarray, tol: float = DEFAULT_TOL, max_iter: int = 10_000):
     r""":math:`I_{\mathrm{ccs}}` atoms (nats) of ``p[y, x0, ..., x_{n-1}]`` for every lattice node.
 
     Parameters
@@ -152,7 +173,9 @@ def ccs(p: np.ndarray, tol: float = 1e-13, max_iter: int = 10_000):
         Normalised joint pmf, target on axis 0.
     tol : float, default 1e-13
         IPF stops when no constrained marginal of any node's maximum-entropy pmf moved by more
-        than ``tol`` (absolute probability) during a full sweep.
+        than ``tol`` (absolute probability) during a full sweep. Cells of negligible mass
+        (below ``min(tol, 1e-13) / (16 p.size)``) are treated as zeros
+        (:func:`drop_negligible`).
     max_iter : int, default 10000
         Most IPF sweeps. A :class:`~pidkit.errors.ConvergenceWarning` is issued when ``tol`` is
         not met.
@@ -177,6 +200,7 @@ def ccs(p: np.ndarray, tol: float = 1e-13, max_iter: int = 10_000):
 
     tol = check_positive(tol, "tol")
     max_iter = check_positive(max_iter, "max_iter", integer=True)
+    p = drop_negligible(p, tol)
     lat = lattice(p.ndim - 1)
     nodes = [_Node(p, node) for node in lat.nodes]
     needs_fit = [i for i, nd in enumerate(nodes) if len(nd.members) > 1]

@@ -1,15 +1,21 @@
-"""``pid_from_samples``: the one entry point from samples to a PID with its uncertainty."""
+"""``pid_from_samples``: the one entry point from samples to a PID with its uncertainty, and
+``gaussian_pid_from_samples``, its Gaussian route under the Gaussian API's names (it calls
+``pid_from_samples``, so both give the same numbers)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
+from .._backend import is_torch
 from ..errors import PIDTypeError
+from ..gaussian.api import MEASURES as GAUSSIAN_MEASURES
+from ..lattice import lattice
 from ..result import PIDResult
-from ..validation import check_base, check_choice, check_int, fail
+from ..validation import check_base, check_choice, check_int, check_options, fail
 from ._checks import (
     as_labels,
     check_lengths,
@@ -21,10 +27,16 @@ from .codes import encode
 from .counts import JointCounts
 from .discrete_route import pid_from_counts
 from .discretizer import PRESETS, Discretizer
-from .gaussian_route import gaussian_blocks, gaussian_estimate
+from .gaussian_route import (
+    gaussian_blocks,
+    gaussian_estimate,
+    gaussian_point,
+    scaled_covariance,
+    target_block,
+)
 from .uncertainty import INTERVALS, seed_sequences
 
-__all__ = ["pid_from_samples", "ESTIMATORS"]
+__all__ = ["pid_from_samples", "gaussian_pid_from_samples", "ESTIMATORS"]
 
 #: Estimator -> the keyword options it accepts.
 ESTIMATORS: dict[str, tuple[str, ...]] = {
@@ -40,7 +52,7 @@ _DISCRETIZER_KEYS = ("n_clusters", "n_components", "scaling", "method", "n_bins"
 
 
 def pid_from_samples(target: Any, *sources: Any, estimator: str = "plugin",
-                     measure: str = "broja", base: float = 2, ci: float = 0.95,
+                     measure: str = "broja", base: float = 2, ci: float | None = 0.95,
                      n_boot: int = 200, n_perm: int = 100, seed: int | None = None,
                      measure_options: dict[str, Any] | None = None,
                      names: Sequence[str] | None = None, interval: str = "percentile",
@@ -55,14 +67,15 @@ def pid_from_samples(target: Any, *sources: Any, estimator: str = "plugin",
       quantile bins) per source (:class:`Discretizer`) -> the plug-in route on the codes. The
       target is taken as integer labels (``discretize_target=True`` discretises it too).
     - ``"gaussian"``: (optionally PCA-reduced) continuous samples -> sample covariance ->
-      :func:`pidkit.gaussian_pid`; a discrete target is one-hot encoded with its last column
-      dropped (see :mod:`pidkit.estimate.gaussian_route`).
+      :func:`pidkit.gaussian_pid`, Wishart-bias-corrected by default; a discrete target is
+      one-hot encoded with its last column dropped (see :mod:`pidkit.estimate.gaussian_route`).
+      :func:`pidkit.gaussian_pid_from_samples` is this route.
 
-    Uncertainty: percentile bootstrap intervals for every atom (``intervals``), p-values of every
-    atom against a null in which the target is shuffled against the sources, bootstrap bias and
-    spread (``details``); see :mod:`pidkit.estimate.uncertainty`. The discretisers are fitted
-    once on the data; bootstrap and null resample the resulting codes (the variability of the
-    discretisation itself is explored by :func:`sensitivity`).
+    Uncertainty: bootstrap intervals for every atom (``intervals``), p-values of every atom
+    against a null in which the target is shuffled against the sources, bootstrap bias and
+    spread (``details``), all from one engine (:mod:`pidkit.estimate.uncertainty`). The
+    discretisers are fitted once on the data; bootstrap and null resample the resulting codes
+    (the variability of the discretisation itself is explored by :func:`sensitivity`).
 
     Parameters
     ----------
@@ -76,8 +89,8 @@ def pid_from_samples(target: Any, *sources: Any, estimator: str = "plugin",
         ("broja", "mmi").
     base : float, default 2
         Logarithm base of every value (2: bits, ``math.e``: nats).
-    ci : float, default 0.95
-        Level of the bootstrap intervals.
+    ci : float or None, default 0.95
+        Level of the bootstrap intervals; ``None`` skips the bootstrap (no intervals).
     n_boot, n_perm : int, default 200 and 100
         Bootstrap and shuffle-null replicates (0 skips them).
     seed : int, optional
@@ -89,7 +102,8 @@ def pid_from_samples(target: Any, *sources: Any, estimator: str = "plugin",
         Names of the target and the sources, for tables (default "Y", "X0", "X1", ...).
     interval : {"percentile", "basic"}, default "percentile"
         Kind of bootstrap interval; "basic" reflects the replicates around the estimate, which
-        covers atoms near 0 better (:mod:`pidkit.estimate.uncertainty`).
+        covers atoms near 0 better (:mod:`pidkit.estimate.uncertainty`). Intervals are never
+        clipped: a basic interval can extend below 0.
     **options
         Estimator options. ``"discretize"``: ``n_clusters`` (10), ``n_components`` (10),
         ``scaling`` ("l2"), ``method`` ("kmeans" | "quantile"), ``n_bins``, ``fit_size``,
@@ -99,15 +113,17 @@ def pid_from_samples(target: Any, *sources: Any, estimator: str = "plugin",
         (one :class:`Discretizer` per source, fitted ones are only applied: reuse the fit of a
         training split on a test split), ``discretize_target`` (False). ``"gaussian"``:
         ``target_encoding`` ("auto" | "onehot" | "continuous"), ``n_components`` (None),
-        ``scaling`` (None), ``fit_size``, ``bias_correction`` (False: plug-in atoms; True: the
-        Wishart-corrected atoms of :func:`pidkit.gaussian_pid_from_samples`).
+        ``scaling`` (None), ``fit_size``, ``bias_correction`` (True: the Wishart-bias-corrected
+        atoms, see :mod:`pidkit.estimate.gaussian_route`; False: the plug-in atoms).
 
     Returns
     -------
     PIDResult
         Atoms (point estimates), ``intervals``, and ``details`` with ``p_values``
         (``redundancy``, ``unique``, ``synergy``, ``mutual_information``, ``atoms``), ``bias``,
-        ``bootstrap_std``, ``n_samples``, ``seed``, ``estimator`` and its settings.
+        ``bootstrap_std``, ``dropped_replicates``, ``n_samples``, ``seed``, ``estimator`` and its
+        settings; the Gaussian route adds ``bias_correction``,
+        ``mutual_information_bias_wishart`` and ``plugin`` (the uncorrected atoms).
 
     Examples
     --------
@@ -118,12 +134,25 @@ def pid_from_samples(target: Any, *sources: Any, estimator: str = "plugin",
     >>> abs(r.synergy - 1) < 0.01, r.details["p_values"]["synergy"] <= 0.05
     (True, True)
     """
+    return _estimate(target, sources, estimator=estimator, measure=measure, base=base, ci=ci,
+                     n_boot=n_boot, n_perm=n_perm, seed=seed, measure_options=measure_options,
+                     names=names, interval=interval, options=options,
+                     arg_names=("target",) + tuple(f"sources[{i}]" for i in range(len(sources))))
+
+
+def _estimate(target: Any, sources: tuple[Any, ...], *, estimator: str, measure: str,
+              base: float, ci: float | None, n_boot: int, n_perm: int, seed: int | None,
+              measure_options: dict[str, Any] | None, names: Sequence[str] | None,
+              interval: str, options: dict[str, Any], arg_names: tuple[str, ...]) -> PIDResult:
+    """:func:`pid_from_samples`, with ``arg_names`` naming the arrays in error messages."""
     estimator = check_choice(estimator, "estimator", tuple(ESTIMATORS))
     base = check_base(base)
-    ci = check_level(ci)
+    ci = None if ci is None else check_level(ci)
     n_boot = check_int(n_boot, "n_boot", 0)
+    n_boot = n_boot if ci is not None else 0  # ci=None: no bootstrap
     n_perm = check_int(n_perm, "n_perm", 0)
     interval = check_choice(interval, "interval", INTERVALS)
+    measure_options = check_options(measure_options, "measure_options")
     if not sources:
         raise fail("sources", "none given", "Pass the target and at least one source array")
     unknown = sorted(set(options) - set(ESTIMATORS[estimator]))
@@ -133,15 +162,14 @@ def pid_from_samples(target: Any, *sources: Any, estimator: str = "plugin",
                    f"Options it accepts: {accepted}")
     all_names = _names(names, len(sources))
     # one conversion (torch -> numpy copies once); later steps take views of these arrays
-    target = to_numpy(target, "target")
-    sources = tuple(to_numpy(s, f"sources[{i}]") for i, s in enumerate(sources))
-    check_lengths([target, *sources],
-                  ["target"] + [f"sources[{i}]" for i in range(len(sources))])
+    target = to_numpy(target, arg_names[0])
+    sources = tuple(to_numpy(s, name) for s, name in zip(sources, arg_names[1:], strict=True))
+    check_lengths([target, *sources], list(arg_names))
     seed, (fit_seed, _, _) = seed_sequences(seed)
     common = {"measure": measure, "base": base, "ci": ci, "n_boot": n_boot, "n_perm": n_perm,
               "seed": seed, "measure_options": measure_options, "interval": interval}
     if estimator == "gaussian":
-        result = _gaussian(target, sources, fit_seed, options, **common)
+        result = _gaussian(target, sources, fit_seed, options, arg_names, **common)
     else:
         if estimator == "plugin":
             codes, info = _plugin_codes(target, sources)
@@ -223,23 +251,146 @@ def _discretized_codes(target: Any, sources: tuple[Any, ...], fit_seed: np.rando
 
 
 def _gaussian(target: Any, sources: tuple[Any, ...], fit_seed: np.random.SeedSequence,
-              options: dict[str, Any], *, measure: str, base: float, ci: float, n_boot: int,
-              n_perm: int, seed: int, measure_options: dict[str, Any] | None,
-              interval: str) -> PIDResult:
+              options: dict[str, Any], arg_names: tuple[str, ...], *, measure: str,
+              base: float, ci: float | None, n_boot: int, n_perm: int, seed: int,
+              measure_options: dict[str, Any] | None, interval: str) -> PIDResult:
     if measure_options:
         raise fail("measure_options", "are not used by the Gaussian route",
                    "Leave measure_options out with estimator='gaussian'", measure_options)
-    z, dims, settings = gaussian_blocks(
-        target, sources, target_encoding=options.get("target_encoding", "auto"),
-        n_components=options.get("n_components"), scaling=options.get("scaling"),
-        fit_size=options.get("fit_size"), random_state=int(fit_seed.generate_state(1)[0]))
-    correction = options.get("bias_correction", False)
+    measure = check_choice(measure, "measure", GAUSSIAN_MEASURES)
+    correction = options.get("bias_correction", True)
     if not isinstance(correction, bool):
         raise fail("bias_correction", "must be True or False", "Pass True or False", correction,
                    kind=PIDTypeError)
-    _, boot_seed, null_seed = np.random.SeedSequence(seed).spawn(3)
+    z, dims, settings = gaussian_blocks(
+        target, sources, target_encoding=options.get("target_encoding", "auto"),
+        n_components=options.get("n_components"), scaling=options.get("scaling"),
+        fit_size=options.get("fit_size"), random_state=int(fit_seed.generate_state(1)[0]),
+        names=arg_names)
     details = {"estimator": "gaussian", **settings, "dims": list(dims), "n_samples": z.shape[0],
                "seed": seed, "ci": ci, "n_boot": n_boot, "n_perm": n_perm}
     return gaussian_estimate(z, dims, measure=measure, base=base, ci=ci, n_boot=n_boot,
-                             n_perm=n_perm, seeds=(boot_seed, null_seed),
-                             bias_correction=correction, details=details, interval=interval)
+                             n_perm=n_perm, seed=seed, bias_correction=correction,
+                             details=details, interval=interval)
+
+
+def _host(v: Any, name: str) -> Any:
+    """A torch tensor as a numpy array (floating types as float64, so that float16 and bfloat16
+    convert); anything else unchanged (checked by :func:`pid_from_samples`)."""
+    if not is_torch(v):
+        return v
+    import torch
+
+    if v.dtype.is_complex:
+        raise fail(name, f"must hold real numbers, not dtype {v.dtype}",
+                   "Pass a real-valued tensor", kind=PIDTypeError)
+    v = v.detach()
+    return (v.to(torch.float64) if v.dtype.is_floating_point else v).cpu().numpy()
+
+
+def gaussian_pid_from_samples(m: Any, x: Any, y: Any, measure: str = "broja", base: float = 2,
+                              *, bias_correction: bool = True, ci: float | None = 0.95,
+                              n_boot: int = 200, n_perm: int = 100, seed: int | None = None,
+                              interval: str = "percentile",
+                              target_encoding: str = "auto") -> PIDResult:
+    r"""Gaussian PID of samples of a target ``m`` and sources ``x``, ``y``, bias-corrected, with
+    bootstrap intervals and shuffle-null p-values.
+
+    The same estimator as :func:`pid_from_samples` with ``estimator="gaussian"`` (the same code
+    runs with the same arguments, so both give identical values, intervals and details): the
+    maximum-likelihood covariance of the rows :math:`(m_i, x_i, y_i)` goes through
+    :func:`pidkit.gaussian_pid`, and with ``bias_correction`` the exact Wishart bias of each
+    Gaussian mutual information is subtracted (see :mod:`pidkit.estimate.gaussian_route` for
+    the formula, the BROJA union information and the choice of divisor). Torch tensors
+    additionally get differentiable atoms (below).
+
+    Parameters
+    ----------
+    m, x, y : array_like or torch.Tensor, shape ``(n,)`` or ``(n, d_*)``
+        Samples in rows (trailing axes are flattened). Integer labels ``m`` are one-hot encoded
+        (``target_encoding``). Torch tensors give torch atoms and mutual information (float64,
+        on the input's device) with autograd through the covariance (the correction is a
+        constant shift); intervals, p-values and details come from detached copies.
+    measure : {"broja", "mmi"}
+    base : float, default 2
+    bias_correction : bool, default True
+        Subtract the exact digamma bias of each mutual information and the closed-form estimate
+        of the union information's bias; ``False``: plug-in atoms.
+    ci : float or None, default 0.95
+        Level of the bootstrap intervals (``result.intervals``); ``None`` skips the bootstrap.
+    n_boot, n_perm : int, default 200 and 100
+        Bootstrap and shuffle-null replicates (0 skips them).
+    seed : int, optional
+        Seed of the bootstrap and the null; ``details["seed"]`` records the seed used.
+    interval : {"percentile", "basic"}, default "percentile"
+        Kind of bootstrap interval (:mod:`pidkit.estimate.uncertainty`); never clipped.
+    target_encoding : {"auto", "onehot", "continuous"}, default "auto"
+        ``"auto"``: one-hot for a 1-D integer target, continuous otherwise.
+
+    Returns
+    -------
+    PIDResult
+        Named as every pidkit result (target ``"Y"``, sources ``"X0"``, ``"X1"``; the formulas
+        write them :math:`M, X, Y`). ``details`` as in :func:`pid_from_samples`: ``n_samples``,
+        ``dims``, ``bias_correction``, ``mutual_information_bias_wishart`` (the Wishart biases
+        of :math:`I(M;X)`, :math:`I(M;Y)`, :math:`I(M;X,Y)` in the result's units), ``plugin``
+        (the uncorrected atoms), ``bias`` and ``bootstrap_std`` (bootstrap), ``p_values``,
+        ``dropped_replicates``, ``seed``.
+
+    Examples
+    --------
+    >>> import numpy as np, pidkit
+    >>> rng = np.random.default_rng(0)
+    >>> m = rng.normal(size=2000)
+    >>> x, y = m + rng.normal(size=2000), m + rng.normal(size=2000)
+    >>> r = pidkit.gaussian_pid_from_samples(m, x, y, seed=0)
+    >>> bool(abs(r.redundancy - 0.5) < 0.1)    # true redundancy: 0.5 bit
+    True
+    >>> same = pidkit.pid_from_samples(m, x, y, estimator="gaussian", seed=0)
+    >>> same.intervals == r.intervals
+    True
+
+    References
+    ----------
+    T. T. Cai, T. Liang, H. H. Zhou, "Law of log determinant of sample covariance matrix and
+    optimal estimation of differential entropy for high-dimensional Gaussian distributions",
+    J. Multivariate Anal. 137 (2015).
+    """
+    blocks = (m, x, y)
+    kinds = {is_torch(v) for v in blocks}
+    if len(kinds) > 1:
+        raise fail("m, x, y", "mix numpy arrays and torch tensors",
+                   "Convert them all to one library", kind=PIDTypeError)
+    arg_names = ("m", "x", "y")
+    host = [_host(v, name) for v, name in zip(blocks, arg_names, strict=True)]
+    result = _estimate(host[0], tuple(host[1:]), estimator="gaussian", measure=measure,
+                       base=base, ci=ci, n_boot=n_boot, n_perm=n_perm, seed=seed,
+                       measure_options=None, names=None, interval=interval,
+                       options={"bias_correction": bias_correction,
+                                "target_encoding": target_encoding}, arg_names=arg_names)
+    if kinds == {True}:
+        result = _differentiable(result, blocks, host[0])
+    return result
+
+
+def _differentiable(result: PIDResult, blocks: tuple[Any, ...], m_host: Any) -> PIDResult:
+    """``result`` with its atoms and mutual information recomputed from the torch ``blocks`` by
+    the same estimator (torch tensors with autograd)."""
+    from dataclasses import replace
+
+    import torch
+
+    ref = blocks[1]
+    n = int(ref.shape[0])
+    if result.details["target_encoding"] == "onehot":
+        target = torch.as_tensor(target_block(m_host, "onehot")[0], device=ref.device)
+    else:
+        target = blocks[0].reshape(n, -1).to(torch.float64)
+    z = torch.cat([target.to(device=ref.device, dtype=torch.float64)]
+                  + [b.reshape(n, -1).to(torch.float64) for b in blocks[1:]], dim=1)
+    dims = tuple(result.details["dims"])
+    point, _ = gaussian_point(scaled_covariance(z), n, dims, result.measure,
+                              result.details["bias_correction"])
+    unit = 1 / math.log(result.base)
+    atoms = {a: point.atoms[a] * unit for a in lattice(2).nodes}
+    return replace(result, atoms=atoms, mutual_information=point.mutual_information * unit)

@@ -3,21 +3,26 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
-from ..validation import fail
+from .._backend import is_torch
+from ..errors import PIDTypeError
+from ..validation import check_samples, fail, host_numpy
 
 __all__ = ["encode", "one_hot"]
 
 
-def encode(labels: np.ndarray) -> tuple[np.ndarray, int]:
-    """Compact codes of integer labels.
+def encode(labels: Any) -> tuple[np.ndarray, int]:
+    """Compact codes of labels (any size: 2**62 or 10**12 become 0, 1, ...).
 
     Parameters
     ----------
-    labels : ndarray of int, shape (n,) or (n, k)
-        One label per sample, or one row of labels per sample (a composite discrete variable;
-        each distinct row becomes one outcome).
+    labels : array_like or tensor, shape (n,) or (n, k)
+        One label per sample (integers of any size, or strings), or one row of labels per
+        sample (a composite discrete variable; each distinct row becomes one outcome). Tensors
+        are read detached, on the host.
 
     Returns
     -------
@@ -31,6 +36,9 @@ def encode(labels: np.ndarray) -> tuple[np.ndarray, int]:
     >>> encode(np.array([7, -1, 7, 3]))
     (array([2, 0, 2, 1]), 3)
     """
+    labels = host_numpy(labels) if is_torch(labels) else np.asarray(labels)
+    if labels.ndim == 0 or labels.shape[0] == 0:
+        raise fail("labels", "holds no samples", "Pass one label per sample", labels.shape)
     if labels.ndim == 1:
         values, codes = np.unique(labels, return_inverse=True)
     else:
@@ -38,7 +46,7 @@ def encode(labels: np.ndarray) -> tuple[np.ndarray, int]:
     return codes.reshape(-1).astype(np.int64), int(values.shape[0])
 
 
-def one_hot(labels: np.ndarray, n_classes: int | None = None, *, drop_last: bool = True
+def one_hot(labels: Any, n_classes: int | None = None, *, drop_last: bool = True
             ) -> np.ndarray:
     r"""One-hot encoding of class labels ``0, ..., n_classes-1``, as float64.
 
@@ -64,7 +72,12 @@ def one_hot(labels: np.ndarray, n_classes: int | None = None, *, drop_last: bool
            [0., 0.],
            [0., 1.]])
     """
-    labels = np.asarray(labels)
+    labels = check_samples(labels, "labels", keep_torch=False)
+    if labels.ndim != 1 or labels.dtype.kind not in "iub":
+        raise fail("labels", f"must be one integer class label per sample, not shape "
+                   f"{labels.shape} of dtype {labels.dtype}",
+                   "Encode classes as 0, ..., n_classes-1 with pidkit.estimate.encode",
+                   kind=PIDTypeError)
     k = int(labels.max()) + 1 if n_classes is None else int(n_classes)
     if labels.min() < 0 or labels.max() >= k:
         raise fail("labels", f"must lie in 0..{k - 1}", "Encode classes as 0, ..., n_classes-1",

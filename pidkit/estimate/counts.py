@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from .._backend import is_torch
+from .._backend import get_namespace, is_torch
 from ..errors import PIDTypeError
-from ..validation import fail
+from ..validation import MAX_TABLE_CELLS, check_table_size, fail
 from ._checks import to_numpy
 from ._distributed import agree, all_reduce_sum, comm_device, distributed
 
@@ -36,6 +36,13 @@ class JointCounts:
     shape : tuple of int, optional
         Alphabet size of each variable (target first). Codes outside it raise an error.
 
+    Notes
+    -----
+    The table has ``prod(shape)`` cells, at most :data:`~pidkit.validation.MAX_TABLE_CELLS`
+    (10**8): a larger one (e.g. from labels such as 10**6 or 2**40 used as codes) is refused
+    before anything is allocated, naming the variable; re-code labels with
+    :func:`pidkit.estimate.encode` or ``np.unique(x, return_inverse=True)``.
+
     Attributes
     ----------
     counts : ndarray of int64, shape ``(k_y, k_0, ..., k_{n-1})``
@@ -55,10 +62,21 @@ class JointCounts:
     """
 
     def __init__(self, shape: tuple[int, ...] | None = None):
+        if shape is not None:
+            if (isinstance(shape, (str, bytes)) or not hasattr(shape, "__len__")
+                    or any(isinstance(k, bool) or not isinstance(k, (int, np.integer))
+                           for k in shape)):
+                raise fail("shape", "must be a tuple of integers, one alphabet size per variable",
+                           "Example: shape=(10, 10, 10)", shape, kind=PIDTypeError)
         self._fixed = None if shape is None else tuple(int(k) for k in shape)
-        if self._fixed is not None and (len(self._fixed) < 2 or min(self._fixed) < 1):
-            raise fail("shape", "needs a positive size for the target and each source",
-                       "Example: shape=(10, 10, 10)", shape)
+        if self._fixed is not None:
+            if len(self._fixed) < 2 or min(self._fixed) < 1:
+                raise fail("shape", "needs a positive size for the target and each source",
+                           "Example: shape=(10, 10, 10)", shape)
+            if math.prod(self._fixed) > MAX_TABLE_CELLS:
+                raise fail("shape", f"gives a table of {math.prod(self._fixed):.2g} cells, more "
+                           f"than {MAX_TABLE_CELLS:,}",
+                           "Re-code the variables to fewer codes, or coarsen them", shape)
         self._state: Any = None
 
     # -- state -------------------------------------------------------------------------------
@@ -79,11 +97,7 @@ class JointCounts:
         return 0 if self._state is None else int(self._state.sum())
 
     def _zeros(self, shape: tuple[int, ...], like: Any) -> Any:
-        if is_torch(like):
-            import torch
-
-            return torch.zeros(shape, dtype=torch.int64, device=like.device)
-        return np.zeros(shape, dtype=np.int64)
+        return get_namespace(like).zeros(shape, like, dtype="int64")
 
     def _grown(self, shape: tuple[int, ...]) -> Any:
         """The state padded with zeros to ``shape`` (element-wise at least the current one)."""
@@ -133,9 +147,8 @@ class JointCounts:
         if lengths.pop() == 0:
             return self
         if not use_torch:
-            cols = [np.asarray(c).astype(np.int64, copy=False) for c in cols]
-        else:
-            cols = [c.long() for c in cols]
+            cols = [np.asarray(c) for c in cols]
+        # ranges as Python integers, before any cast: uint64 codes above 2**63 must not wrap
         lows = [int(c.min()) for c in cols]
         highs = [int(c.max()) + 1 for c in cols]
         if min(lows) < 0:
@@ -147,16 +160,16 @@ class JointCounts:
             bad = [i for i, (a, b) in enumerate(zip(highs, self._fixed, strict=True)) if a > b]
             raise fail(names[bad[0]], f"holds code {highs[bad[0]] - 1}, outside the fixed size "
                        f"{self._fixed[bad[0]]}", "Enlarge shape= or fix the codes")
+        check_table_size(needed, names, fix="Re-code each variable to consecutive codes "
+                         "0..k-1 with pidkit.estimate.encode or np.unique(x, "
+                         "return_inverse=True)[1], or fix shape= to the true alphabet sizes")
+        cols = [c.long() for c in cols] if use_torch else [c.astype(np.int64, copy=False)
+                                                           for c in cols]
         flat = cols[0]
         for c, k in zip(cols[1:], needed[1:], strict=True):
             flat = flat * k + c
         size = math.prod(needed)
-        if use_torch:
-            import torch
-
-            batch = torch.bincount(flat, minlength=size).reshape(needed)
-        else:
-            batch = np.bincount(flat, minlength=size).reshape(needed)
+        batch = get_namespace(flat).bincount(flat, minlength=size).reshape(needed)
         if self._state is None:
             self._state = batch if self._fixed is None else self._pad(batch, self._fixed)
         else:

@@ -1,10 +1,10 @@
 r"""The discrete route: a table of joint counts -> plug-in pmf -> any discrete measure, with
 bootstrap intervals, shuffle-null p-values and bias estimates computed from the table alone.
 
-Resampling the :math:`N` samples with replacement is the same as drawing the table from
-:math:`\mathrm{Multinomial}(N, \hat p)`, so a bootstrap replicate costs one multinomial draw over
-the cells, whatever :math:`N`. A null replicate shuffles the target codes against the source codes
-(rows rebuilt from the table). The plug-in mutual information is biased upwards; the
+The resampling is the engine's (:mod:`pidkit.estimate.uncertainty`): the cells are groups of
+identical rows, so a bootstrap replicate is one draw of :math:`\mathrm{Multinomial}(N, \hat p)`
+over the cells, whatever :math:`N`; a null replicate permutes the target codes against the source
+codes (rows rebuilt from the table). The plug-in mutual information is biased upwards; the
 Miller-Madow approximation of that bias is
 
 .. math::
@@ -31,12 +31,20 @@ from ..decompose import pid
 from ..errors import PIDTypeError
 from ..lattice import lattice
 from ..result import PIDResult
-from ..validation import check_base, check_choice, check_int, fail
+from ..validation import check_base, check_choice, check_int, check_options, fail
 from ._checks import check_level
 from ._threads import one_blas_thread
-from .uncertainty import INTERVALS, Resampled, assemble, seed_sequences, vector
+from .uncertainty import (
+    INTERVALS,
+    Replicates,
+    assemble,
+    bootstrap,
+    permutation_null,
+    seed_sequences,
+    vector,
+)
 
-__all__ = ["pid_from_counts", "miller_madow_mi_bias"]
+__all__ = ["pid_from_counts", "count_replicates", "miller_madow_mi_bias"]
 
 
 def _trimmed(counts: np.ndarray) -> np.ndarray:
@@ -104,9 +112,47 @@ def check_counts(counts: Any) -> np.ndarray:
     return arr
 
 
-def pid_from_counts(counts: Any, measure: str = "broja", base: float = 2, *, ci: float = 0.95,
-                    n_boot: int = 200, n_perm: int = 100, seed: int | None = None,
-                    measure_options: dict[str, Any] | None = None,
+def count_replicates(table: Any, measure: str, *, n_boot: int, n_perm: int,
+                     seed: int, measure_options: dict[str, Any] | None = None
+                     ) -> tuple[PIDResult, Replicates]:
+    """The plug-in PID (nats) of a table of counts (checked by :func:`check_counts`) and its
+    bootstrap and null :class:`~pidkit.estimate.uncertainty.Replicates` (atoms in lattice order,
+    then the mutual information), drawn by the engine from the bootstrap and null streams of
+    :func:`~pidkit.estimate.uncertainty.seed_sequences` ``(seed)``. The building block of
+    :func:`pid_from_counts` and of the knowledge audits (which summarise derived quantities of
+    the same replicates)."""
+    table = check_counts(table)
+    options = dict(measure_options or {})
+    _, (_, boot_seed, null_seed) = seed_sequences(seed)
+    n = int(table.sum())
+    point = _pid_of_counts(table, measure, options)
+    width = len(vector(point))
+    flat_x = table.reshape(table.shape[0], -1)
+    y_rows = np.repeat(np.arange(table.shape[0]), flat_x.sum(axis=1))
+    x_rows = np.concatenate([np.repeat(np.arange(flat_x.shape[1]), flat_x[y])
+                             for y in range(table.shape[0])])
+
+    def tables(counts: np.ndarray) -> np.ndarray:
+        return counts.reshape(counts.shape[0], *table.shape)
+
+    def shuffled(perms: np.ndarray) -> np.ndarray:
+        flat = y_rows[perms] * flat_x.shape[1] + x_rows
+        return np.stack([np.bincount(f, minlength=table.size) for f in flat]).reshape(
+            perms.shape[0], *table.shape)
+
+    def evaluate(stack: np.ndarray) -> np.ndarray:
+        return _vectors(stack, measure, options, width)
+
+    boot, dropped_boot = bootstrap(tables, evaluate, table.ravel(), n_boot,
+                                   np.random.default_rng(boot_seed))
+    null, dropped_null = permutation_null(shuffled, evaluate, n, n_perm,
+                                          np.random.default_rng(null_seed))
+    return point, Replicates(vector(point), boot, null, dropped_boot, dropped_null)
+
+
+def pid_from_counts(counts: Any, measure: str = "broja", base: float = 2, *,
+                    ci: float | None = 0.95, n_boot: int = 200, n_perm: int = 100,
+                    seed: int | None = None, measure_options: dict[str, Any] | None = None,
                     details: dict[str, Any] | None = None,
                     interval: str = "percentile") -> PIDResult:
     r"""Plug-in PID of a table of joint counts, with bootstrap intervals and shuffle-null p-values.
@@ -119,8 +165,8 @@ def pid_from_counts(counts: Any, measure: str = "broja", base: float = 2, *, ci:
         Discrete redundancy measure (:func:`pidkit.available_measures`).
     base : float, default 2
         Logarithm base of every value (2: bits, ``math.e``: nats).
-    ci : float, default 0.95
-        Level of the bootstrap intervals.
+    ci : float or None, default 0.95
+        Level of the bootstrap intervals; ``None`` skips the bootstrap.
     n_boot, n_perm : int
         Bootstrap and shuffle-null replicates (0 skips them).
     seed : int, optional
@@ -133,14 +179,14 @@ def pid_from_counts(counts: Any, measure: str = "broja", base: float = 2, *, ci:
         Kind of bootstrap interval (:mod:`pidkit.estimate.uncertainty`): the spread of the
         replicates, or ``"basic"``, reflected around the estimate to undo the plug-in bias (an
         interval for the true value; for a small, biased atom it can lie entirely below the
-        point estimate).
+        point estimate, or extend below 0: intervals are never clipped).
 
     Returns
     -------
     PIDResult
         Plug-in atoms; ``intervals`` per atom; ``details`` with ``p_values``, ``bias`` (bootstrap,
-        per atom), ``mutual_information_bias_miller_madow``, ``bootstrap_std``, ``n_samples``,
-        ``seed`` and the settings.
+        per atom), ``mutual_information_bias_miller_madow``, ``bootstrap_std``,
+        ``dropped_replicates``, ``n_samples``, ``seed`` and the settings.
 
     Examples
     --------
@@ -153,35 +199,20 @@ def pid_from_counts(counts: Any, measure: str = "broja", base: float = 2, *, ci:
     """
     table = check_counts(counts)
     base = check_base(base)
-    ci = check_level(ci)
+    ci = None if ci is None else check_level(ci)
     n_boot = check_int(n_boot, "n_boot", 0)
+    n_boot = n_boot if ci is not None else 0  # ci=None: no bootstrap
     n_perm = check_int(n_perm, "n_perm", 0)
     interval = check_choice(interval, "interval", INTERVALS)
+    measure_options = check_options(measure_options, "measure_options")
     options = dict(measure_options or {})
-    seed, (_, boot_seed, null_seed) = seed_sequences(seed)
-    n = int(table.sum())
-    point = _pid_of_counts(table, measure, options)
-    p_hat = (table / n).ravel()
-    y_rows = np.repeat(np.arange(table.shape[0]), table.reshape(table.shape[0], -1).sum(axis=1))
-    flat_x = table.reshape(table.shape[0], -1)
-    x_rows = np.concatenate([np.repeat(np.arange(flat_x.shape[1]), flat_x[y])
-                             for y in range(table.shape[0])])
-
-    rng_boot, rng_null = np.random.default_rng(boot_seed), np.random.default_rng(null_seed)
-    boot = np.array([rng_boot.multinomial(n, p_hat) for _ in range(n_boot)], dtype=np.int64)
-
-    def shuffled() -> np.ndarray:
-        flat = rng_null.permutation(y_rows) * flat_x.shape[1] + x_rows
-        return np.bincount(flat, minlength=table.size)
-
-    null = np.array([shuffled() for _ in range(n_perm)], dtype=np.int64)
-    width = len(vector(point))
-    draws = Resampled(_vectors(boot.reshape(n_boot, *table.shape), measure, options, width),
-                      _vectors(null.reshape(n_perm, *table.shape), measure, options, width))
+    seed, _ = seed_sequences(seed)
+    point, reps = count_replicates(table, measure, n_boot=n_boot, n_perm=n_perm, seed=seed,
+                                   measure_options=options)
     info = {
         "estimator": "plugin",
         **(details or {}),
-        "n_samples": n,
+        "n_samples": int(table.sum()),
         "alphabet_sizes": list(table.shape),
         "occupied_cells": int(np.count_nonzero(table)),
         "mutual_information_bias_miller_madow": miller_madow_mi_bias(table) / math.log(base),
@@ -191,4 +222,4 @@ def pid_from_counts(counts: Any, measure: str = "broja", base: float = 2, *, ci:
         "n_perm": n_perm,
         "measure_options": options,
     }
-    return assemble(point, draws, ci, info, base, interval)
+    return assemble(point, reps, ci, info, base, interval)

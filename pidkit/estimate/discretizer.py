@@ -27,9 +27,9 @@ from typing import Any
 
 import numpy as np
 
-from ..validation import check_int, fail
+from ..validation import check_int, check_seed, fail
 from ._checks import rows
-from .projection import Projector, subsample, too_few
+from .projection import SEED_MAX, Projector, check_dtype, subsample, too_few
 
 __all__ = ["Discretizer", "PRESETS"]
 
@@ -80,7 +80,8 @@ class Discretizer:
         (measured 5-10x faster than scikit-learn's all-core default on a loaded 2-core machine);
         None keeps scikit-learn's default.
     random_state : int or None
-        Seed of subsampling, PCA and KMeans.
+        Seed of subsampling, PCA and KMeans, in ``[0, 2**32 - 1]`` (scikit-learn's range); a
+        numpy Generator is refused (draw an integer from it).
 
     Attributes
     ----------
@@ -138,7 +139,7 @@ class Discretizer:
                 "scaling": self.scaling, "method": self.method, "n_bins": self.n_bins,
                 "fit_size": self.fit_size, "kmeans": self.kmeans, "n_init": self.n_init,
                 "pca_solver": self.pca_solver,
-                "dtype": None if self.dtype is None else str(np.dtype(self.dtype)),
+                "dtype": _dtype_name(self.dtype),
                 "chunk_size": self.chunk_size, "kmeans_threads": self.kmeans_threads,
                 "random_state": self.random_state}
 
@@ -158,6 +159,12 @@ class Discretizer:
             check_int(self.n_clusters, "n_clusters", 2)
         else:
             check_int(self.n_bins, "n_bins", 2)
+        if self.n_init != "auto":
+            check_int(self.n_init, "n_init", 1)
+        if self.kmeans_threads is not None:
+            check_int(self.kmeans_threads, "kmeans_threads", 1)
+        check_dtype(self.dtype)
+        check_seed(self.random_state, "random_state", maximum=SEED_MAX)
 
     # -- fitting -------------------------------------------------------------------------------
     def fit(self, x: Any, y: Any = None, *, name: str = "X") -> Discretizer:
@@ -238,6 +245,14 @@ class Discretizer:
         changed = {k: v for k, v in self.get_params().items()
                    if v != Discretizer().get_params()[k]}
         return "Discretizer(" + ", ".join(f"{k}={v!r}" for k, v in changed.items()) + ")"
+
+
+def _dtype_name(dtype: Any) -> Any:
+    """``dtype`` as a plain name (``"float32"``), or as given when it is not a numpy dtype."""
+    try:
+        return None if dtype is None else str(np.dtype(dtype))
+    except TypeError:
+        return dtype
 
 
 def _distinct_rows(z: np.ndarray, needed: int) -> int:

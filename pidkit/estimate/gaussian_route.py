@@ -1,85 +1,329 @@
-r"""The Gaussian route: samples -> (optionally PCA-reduced) blocks -> sample covariance ->
-:func:`pidkit.gaussian_pid`, with row bootstrap intervals and a shuffle null.
+r"""The Gaussian estimator from samples, behind both entry points
+(:func:`pidkit.estimate.pid_from_samples` with ``estimator="gaussian"`` and
+:func:`pidkit.gaussian_pid_from_samples`, which calls it): samples -> (optionally PCA-reduced)
+blocks -> sample covariance -> :func:`pidkit.gaussian_pid` -> Wishart bias correction, with
+bootstrap intervals and a shuffle null from the engine (:mod:`pidkit.estimate.uncertainty`).
 
-The sample covariance of :math:`z_i = (m_i, x_i, y_i)` is
-:math:`\hat\Sigma = \frac1N \sum_i (z_i - \bar z)(z_i - \bar z)^\top` (the Gaussian PID is
-invariant to a common scale factor, so the choice between :math:`N` and :math:`N-1` does not
-matter).
+**Covariance.** For rows :math:`z_i = (m_i, x_i, y_i)` the estimate uses the maximum-likelihood
+covariance :math:`\hat\Sigma = \frac1N \sum_i (z_i - \bar z)(z_i - \bar z)^\top`. Every Gaussian
+information depends on :math:`\Sigma` only through the correlations between blocks, so it is
+invariant to any per-variable rescaling, in particular to the divisor (:math:`N` or
+:math:`N-1`); :math:`N` makes the plug-in PID the maximum-likelihood estimate of the PID (the MLE
+is invariant under reparametrisation, Zehna 1966), and the bias correction below is derived from
+the scatter matrix, in which the divisor cancels. To accept any finite input (samples scaled by
+1e160 or 1e-160 overflow or underflow :math:`\sum z z^\top`) every column is scaled by a power
+of two to a largest magnitude in [0.5, 1), centred, and scaled again by a power of two
+(:func:`standardized`): these factors are exact in floating point and leave every atom unchanged.
 
-A discrete target (integer labels) is encoded one-hot with its last column dropped
-(:func:`~pidkit.estimate.codes.one_hot`), giving a target block of width :math:`k-1`. The
-resulting numbers are the PID of the Gaussian with the same covariance as the (one-hot target,
-sources) vector: a second-order summary of the dependence. Gaussian mutual information depends
-only on the canonical correlations between the blocks, which any invertible linear map of a block
-leaves unchanged, so the dropped column, and any re-coding of the classes, do not matter.
-For a Gaussian target this route is consistent for the exact Gaussian PID (tested against the
-population covariance); for a discrete target it converges to the Gaussian PID of the population
-covariance of the one-hot encoding, not to the discrete PID.
+**Bias correction** (on by default, ``bias_correction=False`` gives the plug-in atoms). For
+:math:`N` i.i.d. samples of a :math:`p`-variate Gaussian the scatter matrix :math:`W` is Wishart
+with :math:`N-1` degrees of freedom, so (Cai, Liang, Zhou 2015)
+
+.. math::
+
+    \mathbb E[\log\det W] = \log\det\Sigma + p\log 2 + \Psi_N(p), \qquad
+    \Psi_N(p) = \sum_{i=1}^{p} \psi\!\left(\frac{N - i}{2}\right).
+
+In a mutual information the :math:`\log\det\Sigma` and :math:`p\log 2` terms cancel, so the
+plug-in :math:`I(A;B)` (dimensions :math:`a, b`) has the exact bias
+:math:`b_N(a, b) = \tfrac12[\Psi_N(a) + \Psi_N(b) - \Psi_N(a+b)] > 0` (:func:`mi_bias`),
+whatever :math:`\Sigma`; the corrected :math:`I(M;X)`, :math:`I(M;Y)`, :math:`I(M;X,Y)` are
+exactly unbiased for Gaussian samples. The BROJA union information
+:math:`f^* = I(M;Y) + \mathrm{Uni}_X` equals :math:`I(M;Y)` when every generalized eigenvalue
+:math:`\lambda_i \le 1` and :math:`I(M;X)` when every :math:`\lambda_i \ge 1`
+(:mod:`pidkit.gaussian.broja`); its bias is then exactly :math:`b_Y` or :math:`b_X`, and in
+general the interpolation :math:`(k_X b_X + k_Y b_Y)/d_m` is subtracted (:math:`k_X`: eigenvalues
+above 1, ties count half). For MMI :math:`f^* = \max(I(M;X), I(M;Y))` of the corrected
+informations. The atoms follow from the identities, so they still sum to the corrected
+:math:`I(M;X,Y)`; a corrected atom can be slightly negative when the true atom is near 0. The
+correction is on by default because it removes the dominant error at small :math:`N` at no cost
+in variance (a constant shift of each information); for non-Gaussian data (e.g. a one-hot
+target) it is the Gaussian approximation of that bias.
+
+**Uncertainty.** A bootstrap replicate resamples the rows (the engine's index resampling) and
+applies the same estimator, bias correction included, to the resampled covariance; a null
+replicate permutes the target rows against the sources (only the target-source block of the
+covariance changes). All replicate covariances are evaluated in one batched call of
+:func:`pidkit.gaussian_pid`. A replicate whose covariance :func:`pidkit.gaussian_pid` rejects
+(a small resample with too few distinct rows, or a class of a one-hot target missing so that a
+block becomes constant) is dropped and counted (``details["dropped_replicates"]``, a warning
+above :data:`~pidkit.estimate.uncertainty.DROP_WARN`); near-singular replicates that it
+regularises are kept, with one summary :class:`~pidkit.errors.RegularizationWarning`.
+
+**Discrete target.** Integer labels are encoded one-hot with the last column dropped
+(:func:`~pidkit.estimate.codes.one_hot`), a target block of width :math:`k-1`. The numbers are
+the PID of the Gaussian with the same covariance as (one-hot target, sources): a second-order
+summary of the dependence. Gaussian mutual information depends only on the canonical correlations
+between the blocks, which any invertible linear map of a block leaves unchanged, so the dropped
+column, and any re-coding of the classes, do not matter. For a Gaussian target this route is
+consistent for the exact Gaussian PID; for a discrete target it converges to the Gaussian PID of
+the population covariance of the one-hot encoding, not to the discrete PID.
+
+References
+----------
+T. T. Cai, T. Liang, H. H. Zhou, "Law of log determinant of sample covariance matrix and optimal
+estimation of differential entropy for high-dimensional Gaussian distributions", J. Multivariate
+Anal. 137 (2015).
+P. W. Zehna, "Invariance of maximum likelihood estimators", Ann. Math. Statist. 37 (1966).
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import numpy as np
+from scipy.special import digamma
 
+from .._backend import get_namespace, is_torch
+from ..errors import PIDValueError, RegularizationWarning
+from ..gaussian.api import gaussian_pid
 from ..lattice import lattice
 from ..result import PIDResult
 from ..validation import fail
-from ._checks import as_labels, as_matrix
+from ._checks import as_labels, as_matrix, to_numpy
 from .codes import encode, one_hot
 from .projection import Projector, subsample
-from .uncertainty import Resampled, assemble, vector
+from .uncertainty import Replicates, assemble, bootstrap, permutation_null, seed_sequences, vector
 
-__all__ = ["gaussian_blocks", "covariance", "gaussian_estimate", "TARGET_ENCODINGS"]
+__all__ = ["TARGET_ENCODINGS", "exponents", "gaussian_blocks", "gaussian_estimate",
+           "gaussian_from_covariance", "gaussian_point", "gaussian_vectors",
+           "logdet_bias", "mi_bias", "scaled_covariance", "standardized", "times_pow2"]
 
 TARGET_ENCODINGS = ("auto", "onehot", "continuous")
 
 
-def covariance(z: np.ndarray) -> np.ndarray:
-    """Maximum-likelihood covariance of the rows of ``z`` (float64)."""
-    centred = z - z.mean(axis=0)
-    cov = centred.T @ centred / z.shape[0]
+# -- bias of Gaussian informations --------------------------------------------------------------
+def _psi(n: Any, p: int) -> Any:
+    """:math:`\\Psi_n(p)` for a scalar or an array of sample sizes (NaN where ``n <= p``)."""
+    n = np.asarray(n, dtype=np.float64)
+    arg = (n[..., None] - np.arange(1, p + 1)) / 2
+    out = np.where((arg > 0).all(axis=-1), digamma(np.maximum(arg, 0.5)).sum(axis=-1), np.nan)
+    return float(out) if out.ndim == 0 else out
+
+
+def logdet_bias(n: int, p: int) -> float:
+    r""":math:`\Psi_n(p) = \sum_{i=1}^p \psi((n-i)/2)`: the bias of :math:`\log\det W`
+    beyond :math:`\log\det\Sigma + p\log 2` for a scatter matrix of ``n`` samples (nats)."""
+    if n <= p:
+        raise fail("samples", f"{n} samples are too few for a {p}-dimensional covariance",
+                   f"Pass more than {p + 1} samples")
+    return _psi(n, p)
+
+
+def mi_bias(n: Any, a: int, b: int) -> Any:
+    r"""Exact bias :math:`b_n(a,b)` (nats) of the plug-in Gaussian :math:`I(A;B)`, dims ``a, b``,
+    from ``n`` samples (mean estimated); ``n`` may be an array (NaN where ``n <= a + b``)."""
+    return 0.5 * (_psi(n, a) + _psi(n, b) - _psi(n, a + b))
+
+
+# -- covariance ----------------------------------------------------------------------------------
+def exponents(a: Any) -> np.ndarray:
+    """Per column of ``a (n, d)`` (numpy or torch): the exponent ``e`` with the largest magnitude
+    in :math:`[2^{e-1}, 2^e)` (``numpy.frexp``), 0 for a zero column; int64 numpy (read on the
+    host)."""
+    xp = get_namespace(a)
+    host = xp.to_numpy(xp.max(abs(xp.detach(a)), axis=0))
+    _, e = np.frexp(host)
+    return np.where(host > 0, e, 0).astype(np.int64)
+
+
+def times_pow2(a: Any, k: np.ndarray) -> Any:
+    """``a (n, d)`` with column ``j`` multiplied by :math:`2^{k_j}`: exact whenever the result is
+    a normal number (any finite input reaches [0.5, 1) this way;
+    :meth:`~pidkit._backend.Backend.ldexp`: autograd sees constant factors)."""
+    return get_namespace(a).ldexp(a, k)
+
+
+def _pow2_scaled(a: Any) -> Any:
+    """``a (n, d)`` with every column multiplied by the power of two that brings its largest
+    magnitude into [0.5, 1) (exact; zero columns unchanged)."""
+    return times_pow2(a, -exponents(a))
+
+
+def standardized(z: Any) -> Any:
+    """Rows ``z (n, d)`` (float64 numpy or torch) centred, each column scaled by powers of two
+    before and after centring (module notes): no overflow or underflow for any finite input, and
+    the same Gaussian informations as ``z``. Differentiable for torch (constant factors)."""
+    z1 = _pow2_scaled(z)
+    return _pow2_scaled(z1 - z1.mean(0))
+
+
+def scaled_covariance(z: Any) -> Any:
+    """The maximum-likelihood covariance of the :func:`standardized` rows of ``z``: the
+    covariance of ``z`` up to one power-of-two factor per variable, which leaves every Gaussian
+    information unchanged."""
+    c = standardized(z)
+    cov = c.T @ c / c.shape[0]
     return (cov + cov.T) / 2
 
 
-def target_block(target: Any, encoding: str) -> tuple[np.ndarray, str]:
-    """The target as a float64 block, and the encoding actually used."""
+def _weighted_covariances(c: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Covariances ``(b, d, d)`` of the rows ``c`` resampled with multiplicities ``counts``."""
+    out = np.empty((counts.shape[0], c.shape[1], c.shape[1]))
+    for k, w in enumerate(counts.astype(np.float64)):
+        total = w.sum()
+        mean = w @ c / total
+        cov = (c * w[:, None]).T @ c / total - np.outer(mean, mean)
+        out[k] = (cov + cov.T) / 2
+    return out
+
+
+def _permuted_covariances(c: np.ndarray, cov: np.ndarray, d_m: int,
+                          perms: np.ndarray) -> np.ndarray:
+    """Covariances ``(b, d, d)`` with the target rows of ``c`` permuted: only the target-source
+    block changes (``c`` is centred)."""
+    out = np.repeat(cov[None], perms.shape[0], axis=0)
+    for k, perm in enumerate(perms):
+        cross = c[perm, :d_m].T @ c[:, d_m:] / c.shape[0]
+        out[k, :d_m, d_m:] = cross
+        out[k, d_m:, :d_m] = cross.T
+    return out
+
+
+# -- the estimator --------------------------------------------------------------------------------
+def _relu(v: Any) -> Any:
+    return get_namespace(v).maximum(v, 0.0)
+
+
+def _union_shift(lam: Any, b_x: Any, b_y: Any) -> Any:
+    """Bias subtracted from the BROJA union information (module notes); ``lam`` holds the
+    eigenvalues of one item or a list of them for a batch."""
+    items = [np.asarray(lam)] if np.ndim(lam[0] if len(lam) else 0) == 0 else lam
+    frac = np.array([((v > 1).sum() + 0.5 * (v == 1).sum()) / max(v.size, 1) for v in
+                     (np.asarray(v) for v in items)])
+    shift = frac * b_x + (1 - frac) * b_y
+    return float(shift[0]) if np.ndim(b_x) == 0 and len(items) == 1 else shift
+
+
+def _atoms(r: PIDResult, n: Any, dims: tuple[int, int, int], measure: str,
+           correct: bool) -> dict[str, Any]:
+    """``red``, ``uni_x``, ``uni_y``, ``syn``, ``mi`` (nats) of a nats result ``r`` of
+    :func:`pidkit.gaussian_pid` (one item or a batch; numpy or torch) from ``n`` samples (a
+    scalar or one per item), bias-corrected when ``correct``."""
+    red, (ux, uy), syn, mi = r.redundancy, r.unique, r.synergy, r.mutual_information
+    if not correct:
+        return {"red": red, "uni_x": ux, "uni_y": uy, "syn": syn, "mi": mi}
+    d_m, d_x, d_y = dims
+    b_x, b_y, b_xy = mi_bias(n, d_m, d_x), mi_bias(n, d_m, d_y), mi_bias(n, d_m, d_x + d_y)
+    i_x, i_y, i_xy = red + ux - b_x, red + uy - b_y, mi - b_xy
+    if measure == "mmi":
+        f_star = i_x + _relu(i_y - i_x)
+    else:
+        f_star = red + ux + uy - _union_shift(r.details["eigenvalues"], b_x, b_y)
+    return {"red": i_x + i_y - f_star, "uni_x": f_star - i_y, "uni_y": f_star - i_x,
+            "syn": i_xy - f_star, "mi": i_xy}
+
+
+_KEYS = ("red", "uni_x", "uni_y", "syn", "mi")  # lattice order of two sources, then I(M; X, Y)
+
+
+def gaussian_vectors(covs: np.ndarray, n: Any, dims: tuple[int, int, int], measure: str,
+                     bias_correction: bool) -> np.ndarray:
+    """Atoms (lattice order) and :math:`I(M; X, Y)`, nats, of the estimator applied to a batch
+    of covariances ``(B, d, d)`` from ``n`` samples each (a scalar or ``(B,)``), shape
+    ``(B, 5)``: the evaluation hook of the bootstrap and the null. A covariance that
+    :func:`pidkit.gaussian_pid` rejects gives a row of NaN (dropped by the engine);
+    regularisation warnings of the batch are summarised in one."""
+    if covs.shape[0] == 0:
+        return np.zeros((0, 5))
+    n = np.broadcast_to(np.asarray(n, dtype=np.float64), (covs.shape[0],))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RegularizationWarning)
+        try:
+            r = gaussian_pid(covs, dims=dims, measure=measure, base=math.e, certify=False)
+            atoms = _atoms(r, n, dims, measure, bias_correction)
+            out = np.column_stack([np.asarray(atoms[k], dtype=np.float64) for k in _KEYS])
+        except PIDValueError:  # some replicate is degenerate: find which, one by one
+            out = np.full((covs.shape[0], 5), np.nan)
+            for b in range(covs.shape[0]):
+                try:
+                    r = gaussian_pid(covs[b], dims=dims, measure=measure, base=math.e,
+                                     certify=False)
+                except PIDValueError:
+                    continue
+                atoms = _atoms(r, float(n[b]), dims, measure, bias_correction)
+                out[b] = [float(atoms[k]) for k in _KEYS]
+    regularised = 0
+    for w in caught:
+        if issubclass(w.category, RegularizationWarning):
+            regularised += 1
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    if regularised:
+        warnings.warn(f"{regularised} of {covs.shape[0]} resampled covariances were "
+                      "near-singular and were regularised by pidkit.gaussian_pid (a ridge on "
+                      "the target block); their atoms are kept", RegularizationWarning,
+                      stacklevel=2)
+    return out
+
+
+def gaussian_point(cov: Any, n: int, dims: tuple[int, int, int], measure: str,
+                   bias_correction: bool) -> tuple[PIDResult, dict[str, Any]]:
+    """The estimate (nats) from one covariance ``cov`` of ``n`` samples (numpy, or torch with
+    autograd), and the plug-in atoms (``red``, ``uni_x``, ``uni_y``, ``syn``, nats). A plug-in
+    estimate keeps :func:`pidkit.gaussian_pid`'s certificate; a corrected one has none (the
+    certificate bounds the uncorrected value)."""
+    r = gaussian_pid(cov, dims=dims, measure=measure, base=math.e,
+                     certify=not bias_correction and not is_torch(cov))
+    atoms = _atoms(r, n, dims, measure, bias_correction)
+    nodes = lattice(2).nodes
+    point = PIDResult(atoms=dict(zip(nodes, (atoms[k] for k in _KEYS[:4]), strict=True)),
+                      measure=measure, base=math.e, mutual_information=atoms["mi"],
+                      solver=r.solver, source_names=r.source_names, target_name=r.target_name)
+    plugin = {k: r.atoms[a] for k, a in zip(_KEYS[:4], nodes, strict=True)}
+    return point, plugin
+
+
+def check_size(n: int, dims: tuple[int, ...]) -> None:
+    """Enough samples for a covariance of ``sum(dims)`` variables and its bias correction."""
+    d = sum(dims)
+    if n <= d + 1:
+        raise fail("samples", f"{n} samples are too few for {d} Gaussian variables",
+                   f"Pass more than {d + 1} samples (many more for useful estimates), or "
+                   "reduce with n_components")
+
+
+def target_block(target: Any, encoding: str, name: str = "target") -> tuple[np.ndarray, str]:
+    """The target as a float64 block, and the encoding actually used (``name``: the argument
+    named in errors)."""
     if encoding not in TARGET_ENCODINGS:
         raise fail("target_encoding", "is not a known encoding",
                    f"Use one of: {', '.join(TARGET_ENCODINGS)}", encoding)
-    raw = np.asarray(target.detach().cpu().numpy() if hasattr(target, "detach") else target)
     if encoding == "auto":
+        raw = to_numpy(target, name)
         encoding = "onehot" if raw.dtype.kind in "biu" and raw.ndim == 1 else "continuous"
     if encoding == "onehot":
-        labels = as_labels(target, "target")
+        labels = as_labels(target, name)
         if labels.ndim != 1:
-            raise fail("target", "must be one label per sample for a one-hot encoding",
+            raise fail(name, "must be one label per sample for a one-hot encoding",
                        "Pass labels of shape (n,)", labels.shape)
         codes, k = encode(labels)
         if k < 2:
-            raise fail("target", "is constant (one class in every sample)",
+            raise fail(name, "is constant (one class in every sample)",
                        "A constant target carries no information; check the labels")
         return one_hot(codes, k), encoding
-    return as_matrix(target, "target"), encoding
+    return as_matrix(target, name), encoding
 
 
 def gaussian_blocks(target: Any, sources: tuple[Any, ...], *, target_encoding: str = "auto",
                     n_components: int | None = None, scaling: str | None = None,
-                    fit_size: int | None = None, random_state: int | None = None
+                    fit_size: int | None = None, random_state: int | None = None,
+                    names: tuple[str, ...] | None = None
                     ) -> tuple[np.ndarray, tuple[int, ...], dict[str, Any]]:
-    """Rows ``z = (target block, source blocks)`` in float64, block widths, and settings.
+    """Rows ``z = (target block, source blocks)`` in float64, block widths, and settings
+    (``names``: the arguments named in errors, default ``target``, ``sources[i]``).
 
     Each source is optionally scaled and reduced to ``n_components`` principal components
     (:class:`~pidkit.estimate.projection.Projector`, fitted on ``fit_size`` rows). Columns of zero
     variance make the covariance singular and raise an error.
     """
-    m, used = target_block(target, target_encoding)
+    names = names or ("target",) + tuple(f"sources[{i}]" for i in range(len(sources)))
+    m, used = target_block(target, target_encoding, names[0])
     blocks = [m]
     rng = np.random.default_rng(random_state)
-    for i, s in enumerate(sources):
-        name = f"sources[{i}]"
+    for s, name in zip(sources, names[1:], strict=True):
         x = as_matrix(s, name)
         if x.shape[0] != m.shape[0]:
             raise fail("samples", f"target has {m.shape[0]} samples, {name} has {x.shape[0]}",
@@ -90,10 +334,9 @@ def gaussian_blocks(target: Any, sources: tuple[Any, ...], *, target_encoding: s
             proj.fit(subsample(x, fit_size, rng), name)
             x = proj.transform(x, name)
         blocks.append(x)
-    for i, b in enumerate(blocks):
-        flat = np.flatnonzero(b.std(axis=0) == 0)
+    for b, name in zip(blocks, names, strict=True):
+        flat = np.flatnonzero(b.max(axis=0) == b.min(axis=0))
         if flat.size:
-            name = "target" if i == 0 else f"sources[{i - 1}]"
             raise fail(name, f"has constant column(s) {flat[:5].tolist()} (zero variance), so "
                        "the covariance is singular", "Drop constant features, or reduce with "
                        "n_components=...")
@@ -102,59 +345,58 @@ def gaussian_blocks(target: Any, sources: tuple[Any, ...], *, target_encoding: s
     return np.concatenate(blocks, axis=1), tuple(b.shape[1] for b in blocks), settings
 
 
-def _vectors(covs: np.ndarray, dims: tuple[int, ...], measure: str) -> np.ndarray:
-    """Atoms (lattice order) and mutual information, nats, of a batch of covariances ``(B, d, d)``
-    in one call of :func:`pidkit.gaussian_pid`; shape ``(B, 5)``."""
-    from .. import gaussian_pid
-
-    if covs.shape[0] == 0:
-        return np.zeros((0, 5))
-    r = gaussian_pid(covs, dims=dims, measure=measure, base=math.e, certify=False)
-    columns = [np.asarray(r.atoms[a], dtype=float) for a in lattice(2).nodes]
-    return np.column_stack(columns + [np.asarray(r.mutual_information, dtype=float)])
-
-
 def gaussian_estimate(z: np.ndarray, dims: tuple[int, ...], *, measure: str, base: float,
-                      ci: float, n_boot: int, n_perm: int, seeds: tuple[Any, Any],
+                      ci: float | None, n_boot: int, n_perm: int, seed: int,
                       bias_correction: bool, details: dict[str, Any],
                       interval: str = "percentile") -> PIDResult:
-    """Gaussian PID of the rows ``z`` with row-bootstrap intervals and a shuffle null.
-
-    Replicate covariances are evaluated as one batch. With ``bias_correction`` the point estimate
-    is :func:`pidkit.gaussian_pid_from_samples`' Wishart-bias-corrected value and the bootstrap
-    replicates are shifted by the same correction (constant in the replicates for the mutual
-    informations; an approximation for the BROJA union term, see :mod:`pidkit.gaussian.samples`).
-    """
-    from .. import gaussian_pid, gaussian_pid_from_samples
-
+    """The Gaussian estimator (module notes) of the rows ``z`` (float64, blocks ``dims``), with
+    bootstrap intervals and a shuffle null drawn by the engine from the bootstrap and null
+    streams of :func:`~pidkit.estimate.uncertainty.seed_sequences` ``(seed)``."""
     if len(dims) != 3:
         raise fail("sources", f"the Gaussian route takes two sources, got {len(dims) - 1}",
                    "Pass a target and two sources (concatenate columns to group variables)")
-    n, d_m = z.shape[0], dims[0]
-    if n <= z.shape[1] + 1:
-        raise fail("samples", f"{n} samples are too few for {z.shape[1]} Gaussian variables",
-                   f"Pass more than {z.shape[1] + 1} samples, or reduce with n_components")
-    plugin = gaussian_pid(covariance(z), dims=dims, measure=measure, base=math.e)
-    blocks = np.split(z, np.cumsum(dims)[:-1], axis=1)
-    corrected = gaussian_pid_from_samples(*blocks, measure=measure, base=math.e,
-                                          bias_correction=True, ci=None)
-    point = corrected if bias_correction else plugin
-    shift = vector(point) - vector(plugin)
-    rng_boot, rng_null = (np.random.default_rng(s) for s in seeds)
-    boot = np.stack([covariance(z[rng_boot.integers(0, n, n)]) for _ in range(n_boot)]) \
-        if n_boot else np.zeros((0,) + (z.shape[1],) * 2)
-    null = np.stack([covariance(np.concatenate([z[rng_null.permutation(n), :d_m], z[:, d_m:]],
-                                               axis=1)) for _ in range(n_perm)]) \
-        if n_perm else np.zeros((0,) + (z.shape[1],) * 2)
-    draws = Resampled(_vectors(boot, dims, measure) + shift, _vectors(null, dims, measure) + shift)
-    wishart = {k: v / math.log(base) for k, v in zip(
-        ("I(M;X)", "I(M;Y)", "I(M;X,Y)"), _wishart_biases(corrected), strict=True)}
-    info = {**details, "bias_correction": bias_correction,
-            "mutual_information_bias_wishart": wishart}
-    return assemble(point, draws, ci, info, base, interval)
+    dims = (int(dims[0]), int(dims[1]), int(dims[2]))
+    n = z.shape[0]
+    check_size(n, dims)
+    c = standardized(z)
+    cov = c.T @ c / n
+    cov = (cov + cov.T) / 2
+    point, plugin = gaussian_point(cov, n, dims, measure, bias_correction)
+    _, (_, boot_seed, null_seed) = seed_sequences(seed)
+
+    def evaluate(covs: np.ndarray) -> np.ndarray:
+        return gaussian_vectors(covs, n, dims, measure, bias_correction)
+
+    boot, dropped_boot = bootstrap(lambda w: _weighted_covariances(c, w), evaluate,
+                                   np.ones(n, dtype=np.int64), n_boot,
+                                   np.random.default_rng(boot_seed))
+    null, dropped_null = permutation_null(
+        lambda p: _permuted_covariances(c, cov, dims[0], p), evaluate, n, n_perm,
+        np.random.default_rng(null_seed))
+    reps = Replicates(vector(point), boot, null, dropped_boot, dropped_null)
+    return assemble(point, reps, ci, {**details, **_info(n, dims, base, bias_correction, plugin)},
+                    base, interval)
 
 
-def _wishart_biases(result: PIDResult) -> list[float]:
-    bias = result.details["bias"]
-    values = bias.values() if isinstance(bias, dict) else bias
-    return [float(v) for v in values]
+def _info(n: int, dims: tuple[int, int, int], base: float, bias_correction: bool,
+          plugin: dict[str, Any]) -> dict[str, Any]:
+    """The estimator's details: the correction used, the Wishart biases of the three mutual
+    informations and the plug-in atoms, in units of ``base``."""
+    unit = 1 / math.log(base)
+    d_m, d_x, d_y = dims
+    wishart = {"I(Y;X0)": mi_bias(n, d_m, d_x) * unit, "I(Y;X1)": mi_bias(n, d_m, d_y) * unit,
+               "I(Y;X0,X1)": mi_bias(n, d_m, d_x + d_y) * unit}
+    return {"bias_correction": bias_correction, "mutual_information_bias_wishart": wishart,
+            "plugin": {k: float(v) * unit for k, v in plugin.items()}}
+
+
+def gaussian_from_covariance(cov: np.ndarray, n: int, dims: tuple[int, int, int], *,
+                             measure: str, base: float, bias_correction: bool,
+                             details: dict[str, Any]) -> PIDResult:
+    """The same estimator from a covariance of ``n`` samples (any per-variable scaling, e.g.
+    :meth:`~pidkit.estimate.GaussianMoments.pid`), without resampling (the rows are gone)."""
+    check_size(n, dims)
+    point, plugin = gaussian_point(cov, n, dims, measure, bias_correction)
+    empty = np.zeros((0, 5))
+    return assemble(point, Replicates(vector(point), empty, empty), None,
+                    {**details, **_info(n, dims, base, bias_correction, plugin)}, base)

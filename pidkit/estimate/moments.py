@@ -1,8 +1,12 @@
 r"""Sums and cross-products: the sufficient statistic of the Gaussian route, batch by batch.
 
 For samples :math:`z_i = (m_i, x_i, y_i) - c` (blocks concatenated, shifted by a fixed vector
-:math:`c`) the statistic is :math:`(N, \sum_i z_i, \sum_i z_i z_i^\top)`, accumulated in float64.
-The covariance follows as
+:math:`c`) the statistic is :math:`(N, \sum_i z_i, \sum_i z_i z_i^\top)`, accumulated in float64
+on columns scaled by powers of two: column :math:`j` is stored as :math:`z_{ij} 2^{-E_j}`, with
+:math:`E_j` the binary exponent of the largest :math:`|z_{ij}|` seen so far (raised, and the
+stored sums rescaled exactly, when a larger value arrives). Any finite input therefore
+accumulates without overflow or underflow (samples of 1e160 or 1e-160), and the factors are
+exact, so they change no bit of the sums below. The covariance follows as
 
 .. math::
 
@@ -14,20 +18,24 @@ whole data set; in float64 the sums are equal bit for bit whenever the partial s
 representable (e.g. integer or dyadic data, tested) and otherwise within the rounding of float64
 addition (relative ~1e-16 per batch). Choose ``shift`` near the mean when the data sit far from
 the origin, to avoid cancellation in :math:`\sum z z^\top - N \bar z \bar z^\top`.
+
+:meth:`GaussianMoments.pid` is the Gaussian estimator of :mod:`pidkit.estimate.gaussian_route`
+(bias-corrected by default, the same numbers as :func:`pidkit.estimate.pid_from_samples` with
+``estimator="gaussian"``) applied to the accumulated covariance, without resampling.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
-from .._backend import is_torch
+from .._backend import get_namespace, is_torch
 from ..errors import PIDTypeError
 from ..validation import fail
 from ._checks import to_numpy
 from ._distributed import agree, all_reduce_sum, comm_device, distributed
+from .gaussian_route import exponents, gaussian_from_covariance, times_pow2
 
 __all__ = ["GaussianMoments"]
 
@@ -69,8 +77,9 @@ class GaussianMoments:
         self.n_samples = 0
         self._sum: Any = None
         self._cross: Any = None
+        self._exp: np.ndarray | None = None  # per-column power-of-two exponents of the state
 
-    def _check_batch(self, blocks: list[Any]) -> tuple[list[Any], bool]:
+    def _check_batch(self, blocks: list[Any]) -> list[Any]:
         torch_in = {is_torch(b) for b in blocks}
         if len(torch_in) > 1:
             raise fail("update", "mixes numpy arrays and torch tensors",
@@ -88,8 +97,8 @@ class GaussianMoments:
                 raise fail(name, f"must hold real numbers, not {b.dtype}",
                            "Pass a real-valued array", kind=PIDTypeError)
             b = b.reshape(b.shape[0], -1)
-            finite = bool(b.isfinite().all()) if use_torch else bool(np.isfinite(b).all())
-            if not finite:
+            xp = get_namespace(b)
+            if not xp.all(xp.isfinite(b)):
                 raise fail(name, "contains NaN or infinite values",
                            "Drop or impute those samples before accumulating")
             out.append(b)
@@ -100,34 +109,40 @@ class GaussianMoments:
         if self.dims and dims != self.dims:
             raise fail("update", f"block widths {dims} differ from earlier batches {self.dims}",
                        "Pass the same variables in every batch")
-        return out, use_torch
+        return out
 
     def update(self, target: Any, *sources: Any) -> GaussianMoments:
         """Add one batch: ``target`` and every source, one row per sample. Returns ``self``."""
         if not sources:
             raise fail("sources", "none given", "Pass the target and at least one source")
-        blocks, use_torch = self._check_batch([target, *sources])
-        if use_torch:
-            import torch
-
-            z = torch.cat([b.to(torch.float64) for b in blocks], dim=1)
-        else:
-            z = np.concatenate([b.astype(np.float64, copy=False) for b in blocks], axis=1)
+        blocks = self._check_batch([target, *sources])
+        xp = get_namespace(*blocks)
+        z = xp.concatenate([xp.float64(b) for b in blocks], axis=1)
         dims = tuple(int(b.shape[1]) for b in blocks)
         if self._shift is not None:
             if self._shift.shape[0] != sum(dims):
                 raise fail("shift", f"has length {self._shift.shape[0]}, the samples have "
                            f"{sum(dims)} columns", "Pass one shift per column")
-            z = z - (torch.as_tensor(self._shift, device=z.device) if use_torch else self._shift)
+            z = z - xp.asarray(self._shift, like=z)
+        exp = exponents(z)
         if self._sum is None:
             self.dims = dims
+            self._exp = exp
+            z = times_pow2(z, -exp)
             self._sum = z.sum(0)
             self._cross = z.T @ z
         else:
+            self._rescale(np.maximum(self._exp, exp))
+            z = times_pow2(z, -self._exp)
             self._sum = self._sum + z.sum(0)
             self._cross = self._cross + z.T @ z
         self.n_samples += int(z.shape[0])
         return self
+
+    def _rescale(self, exp: np.ndarray) -> None:
+        """Express the state in the exponents ``exp >= self._exp`` (exact powers of two)."""
+        self._sum, self._cross = _rescaled(self._sum, self._cross, self._exp, exp)
+        self._exp = exp
 
     def __add__(self, other: GaussianMoments) -> GaussianMoments:
         if not isinstance(other, GaussianMoments):
@@ -141,6 +156,7 @@ class GaussianMoments:
             out.dims, out.n_samples = src.dims, src.n_samples
             out._sum = None if src._sum is None else src._sum * 1
             out._cross = None if src._cross is None else src._cross * 1
+            out._exp = None if src._exp is None else src._exp.copy()
             return out
         if is_torch(self._sum) != is_torch(other._sum):
             raise fail("other", "holds torch statistics while these are numpy (or the reverse)",
@@ -149,8 +165,11 @@ class GaussianMoments:
             raise fail("other", f"has block widths {other.dims}, these have {self.dims}",
                        "Merge statistics of the same variables")
         out.dims, out.n_samples = self.dims, self.n_samples + other.n_samples
-        out._sum = self._sum + other._sum
-        out._cross = self._cross + other._cross
+        out._exp = np.maximum(self._exp, other._exp)
+        sa, ca = _rescaled(self._sum, self._cross, self._exp, out._exp)
+        sb, cb = _rescaled(other._sum, other._cross, other._exp, out._exp)
+        out._sum = sa + sb
+        out._cross = ca + cb
         return out
 
     def all_reduce(self, group: Any = None) -> GaussianMoments:
@@ -167,10 +186,15 @@ class GaussianMoments:
                                            "dims", dist, group, device))
         if self._shift is not None:
             agree(self._shift.tolist(), "shift", dist, group, device)
+        exp = agree(None if self._exp is None else self._exp.tolist(), "scale exponents", dist,
+                    group, device, reduce="max")
+        exp = np.asarray(exp, dtype=np.int64)
         if self._sum is None:
             width = sum(dims)
             self.dims = dims
             self._sum, self._cross = np.zeros(width), np.zeros((width, width))
+            self._exp = exp
+        self._rescale(exp)
         n = all_reduce_sum(np.array([self.n_samples], dtype=np.int64), dist, group, device)
         self.n_samples = int(n[0])
         self._sum = all_reduce_sum(self._sum, dist, group, device)
@@ -180,12 +204,19 @@ class GaussianMoments:
     # -- results -----------------------------------------------------------------------------
     @property
     def sum(self) -> np.ndarray:
-        """:math:`\\sum_i z_i` (shifted), float64 numpy."""
-        return to_numpy(self._require(self._sum), "sum").astype(np.float64, copy=True)
+        """:math:`\\sum_i z_i` (shifted), float64 numpy (infinite where it exceeds float64)."""
+        return _unscaled(self._scaled_sum(), self._exp)
 
     @property
     def cross(self) -> np.ndarray:
-        """:math:`\\sum_i z_i z_i^\\top` (shifted), float64 numpy."""
+        """:math:`\\sum_i z_i z_i^\\top` (shifted), float64 numpy (infinite where it exceeds
+        float64)."""
+        return _unscaled(self._scaled_cross(), self._exp, self._exp)
+
+    def _scaled_sum(self) -> np.ndarray:
+        return to_numpy(self._require(self._sum), "sum").astype(np.float64, copy=True)
+
+    def _scaled_cross(self) -> np.ndarray:
         return to_numpy(self._require(self._cross), "cross").astype(np.float64, copy=True)
 
     def _require(self, value: Any) -> Any:
@@ -195,31 +226,41 @@ class GaussianMoments:
 
     def to_mean(self) -> np.ndarray:
         """Sample mean (in the original, unshifted coordinates)."""
-        mean = self.sum / self.n_samples
+        mean = _unscaled(self._scaled_sum()[None] / self.n_samples, self._exp)[0]
         return mean if self._shift is None else mean + self._shift
 
-    def to_covariance(self, ddof: int = 0) -> np.ndarray:
-        """Sample covariance, blocks ordered (target, sources...); ``ddof=0`` divides by N
-        (maximum likelihood), ``ddof=1`` by N - 1."""
+    def _scaled_covariance(self, ddof: int) -> np.ndarray:
         n = self.n_samples
         if n - ddof <= 0:
             raise fail("ddof", f"leaves no degrees of freedom with {n} samples",
                        "Accumulate more samples or lower ddof", ddof)
-        mean = self.sum / n
-        cov = (self.cross - n * np.outer(mean, mean)) / (n - ddof)
+        mean = self._scaled_sum() / n
+        cov = (self._scaled_cross() - n * np.outer(mean, mean)) / (n - ddof)
         return (cov + cov.T) / 2
 
-    def pid(self, measure: str = "broja", base: float = 2, **options: Any):
-        """Gaussian PID of the accumulated covariance (two sources):
-        :func:`pidkit.gaussian_pid` with ``dims`` from the blocks."""
-        from .. import gaussian_pid
+    def to_covariance(self, ddof: int = 0) -> np.ndarray:
+        """Sample covariance, blocks ordered (target, sources...); ``ddof=0`` divides by N
+        (maximum likelihood), ``ddof=1`` by N - 1. Entries beyond the range of float64 (samples
+        of 1e160) are infinite; :meth:`pid` works on the scaled statistic and is not affected."""
+        return _unscaled(self._scaled_covariance(ddof), self._exp, self._exp)
 
+    def pid(self, measure: str = "broja", base: float = 2, *, bias_correction: bool = True):
+        """Gaussian PID of the accumulated samples (a target and two sources): the estimator of
+        :mod:`pidkit.estimate.gaussian_route` (Wishart-bias-corrected unless
+        ``bias_correction=False``) on the accumulated covariance, without resampling. The same
+        atoms and details as :func:`pidkit.estimate.pid_from_samples` with
+        ``estimator="gaussian"``, ``n_boot=0``, ``n_perm=0`` on the same rows."""
         if len(self.dims) != 3:
             raise fail("GaussianMoments", f"has {len(self.dims) - 1} sources",
                        "The Gaussian PID takes a target and two sources")
-        result = gaussian_pid(self.to_covariance(), dims=self.dims, measure=measure, base=base,
-                              **options)
-        return replace(result, details={**result.details, "n_samples": self.n_samples})
+        if not isinstance(bias_correction, bool):
+            raise fail("bias_correction", "must be True or False", "Pass True or False",
+                       bias_correction, kind=PIDTypeError)
+        dims = (self.dims[0], self.dims[1], self.dims[2])
+        return gaussian_from_covariance(
+            self._scaled_covariance(0), self.n_samples, dims, measure=measure, base=base,
+            bias_correction=bias_correction,
+            details={"estimator": "gaussian", "dims": list(dims), "n_samples": self.n_samples})
 
     def __repr__(self) -> str:
         return f"GaussianMoments(dims={self.dims}, n_samples={self.n_samples})"
@@ -229,3 +270,23 @@ def _same_shift(a: np.ndarray | None, b: np.ndarray | None) -> bool:
     if a is None or b is None:
         return a is None and b is None
     return a.shape == b.shape and bool(np.array_equal(a, b))
+
+
+def _rescaled(total: Any, cross: Any, old: np.ndarray, new: np.ndarray) -> tuple[Any, Any]:
+    """Sums stored in exponents ``old`` re-expressed in exponents ``new`` (exact)."""
+    k = old - new
+    if not k.any():
+        return total, cross
+    total = times_pow2(total[None], k)[0]
+    cross = times_pow2(times_pow2(cross, k).T, k).T
+    return total, cross
+
+
+def _unscaled(a: np.ndarray, rows: np.ndarray, cols: np.ndarray | None = None) -> np.ndarray:
+    """Scaled statistics back in the original units: columns times :math:`2^{E}` (and rows,
+    for a matrix)."""
+    with np.errstate(over="ignore"):
+        out = times_pow2(a if a.ndim == 2 else a[None], rows)
+        if cols is not None:
+            out = times_pow2(out.T, cols).T
+    return out if a.ndim == 2 else out[0]

@@ -55,7 +55,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import PIDValueError
-from ..validation import check_int, fail
+from ..validation import check_int, check_seed, fail
 from ._checks import check_finite, rows
 from ._threads import one_blas_thread
 
@@ -71,6 +71,23 @@ AUTO_POWER_ITERATIONS = 4
 
 #: Widest input for which ``pca_solver="auto"`` forms the covariance matrix.
 COVARIANCE_MAX_FEATURES = 1024
+
+
+#: Largest ``random_state`` (scikit-learn's estimators take seeds in ``[0, 2**32 - 1]``).
+SEED_MAX = 2**32 - 1
+
+
+def check_dtype(dtype: Any) -> None:
+    """``dtype`` must be None or a floating numpy dtype (a name such as ``"float32"``)."""
+    if dtype is None:
+        return
+    try:
+        kind = np.dtype(dtype).kind
+    except TypeError:
+        kind = None
+    if kind != "f":
+        raise fail("dtype", "must be a floating dtype or None",
+                   "Use 'float32', 'float64', or None to keep the input's dtype", dtype)
 
 
 def working_dtype(dtype: Any, data: np.ndarray) -> np.dtype:
@@ -102,7 +119,7 @@ class Projector:
     chunk_size : int, default 65536
         Rows per chunk in :meth:`transform`.
     random_state : int or None
-        Seed of the randomized solver.
+        Seed of the randomized solver, in ``[0, 2**32 - 1]``.
 
     Attributes
     ----------
@@ -146,10 +163,8 @@ class Projector:
         if self.n_iter != "auto":
             check_int(self.n_iter, "n_iter", 0)
         check_int(self.chunk_size, "chunk_size", 1)
-        if self.dtype is not None and np.dtype(self.dtype).kind != "f":
-            raise fail("dtype", "must be a floating dtype or None",
-                       "Use 'float32', 'float64', or None to keep the input's dtype",
-                       self.dtype)
+        check_dtype(self.dtype)
+        check_seed(self.random_state, "random_state", maximum=SEED_MAX)
 
     # -- the implicit operator X_c = R (X - 1 m^T) C - 1 mu^T -------------------------------------
     def _row_scales(self, x: np.ndarray) -> np.ndarray | None:

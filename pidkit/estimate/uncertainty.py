@@ -1,28 +1,62 @@
-r"""Uncertainty of an estimated PID: bootstrap intervals and bias, shuffle-null p-values.
+r"""The one resampling engine: bootstrap and permutation-null replicates, intervals, bias,
+spread and p-values, used by every estimator from samples and by the knowledge audits.
 
-An estimator route computes the vector :math:`v = (\text{atoms in lattice order}, I(Y; X))` in
-nats for the point estimate, for :math:`B` bootstrap replicates (samples redrawn with
-replacement) and for :math:`P` null replicates (the target shuffled against the sources, which
-keeps both marginals and destroys every dependence between them), each stack in one batched
-solve where the measure allows it, and :func:`assemble` turns them into a result.
+An estimator computes a vector :math:`v` of quantities in nats (for a PID: the atoms in lattice
+order, then :math:`I(Y; X)`) for the point estimate, for :math:`B` bootstrap replicates and for
+:math:`P` null replicates. This module draws the replicates, evaluates them through the
+estimator's hooks and summarises them; the estimator only says how to reduce one draw to its
+sufficient statistic (a count table, a covariance) and how to evaluate a stack of those in one
+batched call.
 
-- Interval at level :math:`c` from the quantiles :math:`q_{(1-c)/2}, q_{(1+c)/2}` of the
-  :math:`B` replicates :math:`v^{*b}`: ``"percentile"`` :math:`[q_{(1-c)/2}, q_{(1+c)/2}]`, or
-  ``"basic"`` :math:`[2\hat v - q_{(1+c)/2},\ 2\hat v - q_{(1-c)/2}]` (Davison and Hinkley
-  1997, eq. 5.6), which reflects the replicates around the estimate and so undoes the upward
-  shift of plug-in replicates; it can extend below 0 for an atom near 0.
-- Bias: :math:`\widehat{\mathrm{bias}} = \bar v^{*} - \hat v`, the bootstrap estimate of
-  :math:`E[\hat v] - v` (Efron and Tibshirani 1993, ch. 10); ``estimate - bias`` is the
-  bias-corrected value.
-- p-value of each atom against the shuffle null (Phipson and Smyth 2010):
+Resampling (all from a :class:`numpy.random.Generator`; :func:`seed_sequences` derives
+independent streams from one integer seed):
+
+- :func:`bootstrap_counts`: ``N`` rows drawn with replacement, returned as the number of times
+  each row (or each group of identical rows, e.g. a cell of a count table) is drawn. For
+  single rows the indices are drawn uniformly (``Generator.integers``) and counted; for groups
+  of ``w_k`` rows the counts are one draw of :math:`\mathrm{Multinomial}(N, w/N)`, the same
+  distribution at a cost independent of ``N``.
+- :func:`permutations`: the shuffle null permutes the target rows against the sources, which
+  keeps both marginals and destroys every dependence between them.
+- :func:`poisson_weights`: the one-pass Poisson bootstrap of a stream (weights
+  :math:`w_{bi} \sim \mathrm{Poisson}(1)` drawn from a hash of each sample's key), for
+  statistics accumulated batch by batch where the rows cannot be revisited.
+
+Evaluation: :func:`bootstrap` and :func:`permutation_null` draw replicates in chunks of bounded
+memory (:data:`CHUNK_ELEMENTS`), reduce each chunk with the estimator's ``reduce`` hook and
+evaluate all reduced replicates with one call of its ``evaluate`` hook. A replicate that the
+estimator cannot evaluate (``evaluate`` returns a row of NaN, e.g. a covariance that became
+singular because a small resample holds too few distinct rows) is **dropped**: the count is
+returned (and reported as ``details["dropped_replicates"]``), a warning is issued when more than
+:data:`DROP_WARN` of the replicates are dropped, and an error is raised when none is left.
+
+Summaries, for a level :math:`c` and the quantiles :math:`q_{(1-c)/2}, q_{(1+c)/2}` of the
+replicates :math:`v^{*b}` (:func:`numpy.quantile`, linear interpolation):
+
+- ``"percentile"`` interval :math:`[q_{(1-c)/2},\ q_{(1+c)/2}]`: the spread of the estimator.
+- ``"basic"`` interval :math:`[2\hat v - q_{(1+c)/2},\ 2\hat v - q_{(1-c)/2}]` (Davison and
+  Hinkley 1997, eq. 5.6): the replicates reflected around the estimate, which undoes the shift
+  of biased (e.g. plug-in) replicates; an interval for the true value.
+- **No interval is ever clipped.** A basic interval of a non-negative quantity can extend below
+  0 (the data are then consistent with 0 at that level) or lie entirely below the estimate
+  (when the bias exceeds the sampling spread); both are reported as computed, so that the
+  interval keeps its meaning and its coverage, and the reader sees how far the reflection went.
+- Bias :math:`\bar v^{*} - \hat v` (Efron and Tibshirani 1993, ch. 10), and the spread
+  (standard deviation, ``ddof=1``) of the replicates.
+- p-value of each quantity against the null replicates :math:`v^{0b}` (Phipson and Smyth 2010):
 
   .. math::
 
       p = \frac{1 + \#\{b : v^{0b} \ge \hat v - \tau\}}{1 + P},
 
-  valid (:math:`\Pr(p \le \alpha) \le \alpha`) under independence of target and sources, with a
-  tolerance :math:`\tau` = :data:`TIE_TOL` so that atoms equal up to solver round-off count as
-  ties.
+  valid (:math:`\Pr(p \le \alpha) \le \alpha`) when the null holds; :math:`\tau` =
+  :data:`TIE_TOL` counts values equal up to solver round-off as ties.
+
+Public names: :data:`INTERVALS`, :data:`TIE_TOL`, :data:`DROP_WARN`, :data:`CHUNK_ELEMENTS`,
+:func:`seed_sequences`, :func:`bootstrap_counts`, :func:`permutations`, :func:`poisson_weights`,
+:func:`bootstrap`, :func:`permutation_null`, :func:`drop_failed`, :class:`Replicates`,
+:func:`interval`, :func:`p_values`, :class:`Summary`, :func:`summarize`, :func:`vector`,
+:func:`assemble`.
 
 References
 ----------
@@ -30,33 +64,237 @@ B. Efron, R. Tibshirani, *An Introduction to the Bootstrap*, Chapman & Hall (199
 A. C. Davison, D. V. Hinkley, *Bootstrap Methods and their Application*, Cambridge (1997).
 B. Phipson, G. K. Smyth, "Permutation p-values should never be zero", Stat. Appl. Genet. Mol.
 Biol. 9 (2010).
+J. A. Hanley, B. J. MacGibbon, "Creating non-parametric bootstrap samples using Poisson
+frequencies", Comput. Methods Programs Biomed. 83 (2006).
 """
 
 from __future__ import annotations
 
 import math
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from ..errors import PIDTypeError
 from ..lattice import lattice, node_label
 from ..result import PIDResult
-from ..validation import fail
+from ..validation import check_choice, check_seed, fail
+
+__all__ = ["CHUNK_ELEMENTS", "DROP_WARN", "INTERVALS", "TIE_TOL", "Replicates", "Summary",
+           "assemble", "bootstrap", "bootstrap_counts", "drop_failed", "interval", "p_values",
+           "permutation_null", "permutations", "poisson_weights", "seed_sequences",
+           "summarize", "vector"]
+
+#: Kinds of bootstrap interval (see the module notes).
+INTERVALS = ("percentile", "basic")
 
 #: Absolute tolerance (nats) below which a null replicate counts as tying the observed value.
 TIE_TOL = 1e-9
 
-#: Kinds of bootstrap interval.
-INTERVALS = ("percentile", "basic")
+#: Fraction of dropped (unevaluable) replicates above which a warning is issued.
+DROP_WARN = 0.05
+
+#: Largest number of entries of one chunk of draws (``chunk size x rows``) held in memory.
+CHUNK_ELEMENTS = 1 << 22
+
+
+# -- seeds and draws ---------------------------------------------------------------------------
+def seed_sequences(seed: Any) -> tuple[int, list[np.random.SeedSequence]]:
+    """The seed actually used (checked by :func:`pidkit.validation.check_seed`; drawn from the
+    OS when ``seed`` is None, so that it can be reported and the run repeated) and three
+    independent child sequences: fitting (e.g. the discretisers), the bootstrap and the null."""
+    seed = check_seed(seed)
+    if seed is None:
+        seed = int(np.random.SeedSequence().entropy)
+    return seed, np.random.SeedSequence(seed).spawn(3)
+
+
+def bootstrap_counts(rng: np.random.Generator, weights: np.ndarray, size: int) -> np.ndarray:
+    r"""Multiplicities ``(size, K)`` (int64) of ``K`` groups of ``weights[k]`` identical rows in
+    ``size`` resamples of the ``N = sum(weights)`` rows with replacement.
+
+    All weights 1 (plain rows): ``N`` indices drawn by ``rng.integers(0, N, N)`` and counted.
+    Otherwise one draw of :math:`\mathrm{Multinomial}(N, w / N)` per resample (same
+    distribution, cost independent of ``N``). Resamples are drawn one after the other, so the
+    result does not depend on how the draws are chunked.
+    """
+    weights = np.asarray(weights, dtype=np.int64)
+    n = int(weights.sum())
+    if size == 0:
+        return np.zeros((0, weights.size), dtype=np.int64)
+    if (weights == 1).all():
+        return np.stack([np.bincount(rng.integers(0, n, n), minlength=n) for _ in range(size)])
+    p = weights / n
+    return np.stack([rng.multinomial(n, p) for _ in range(size)]).astype(np.int64)
+
+
+def permutations(rng: np.random.Generator, n: int, size: int) -> np.ndarray:
+    """``size`` permutations of ``range(n)``, shape ``(size, n)``, one ``rng.permutation(n)``
+    each."""
+    if size == 0:
+        return np.zeros((0, n), dtype=np.int64)
+    return np.stack([rng.permutation(n) for _ in range(size)])
+
+
+_MASK = np.uint64(0xFFFFFFFFFFFFFFFF)
+
+#: Cumulative probabilities of Poisson(1) at 0, 1, ..., 19 (beyond: weight 20, prob < 1e-19).
+_POISSON_CDF = np.cumsum([np.exp(-1.0) / np.prod(np.arange(1, k + 1, dtype=float))
+                          for k in range(20)])
+
+
+def _splitmix(x: np.ndarray) -> np.ndarray:
+    """SplitMix64 finaliser: a bijective mixing of 64-bit integers (Steele et al. 2014)."""
+    with np.errstate(over="ignore"):
+        x = (x + np.uint64(0x9E3779B97F4A7C15)) & _MASK
+        x = ((x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)) & _MASK
+        x = ((x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)) & _MASK
+        return x ^ (x >> np.uint64(31))
+
+
+def poisson_weights(keys: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
+    r"""Poisson bootstrap weights ``(n_boot, n)``: :math:`w_{bi} \sim \mathrm{Poisson}(1)` drawn
+    from a hash of ``(seed, b, keys[i])`` (``keys``: uint64, one per sample), so each sample gets
+    the same weights wherever it sits in a stream. Approximates resampling with replacement
+    (Hanley and MacGibbon 2006) in one pass over the data; the size of replicate ``b`` is
+    :math:`\sum_i w_{bi}` (about ``n``)."""
+    rows = np.arange(n_boot, dtype=np.uint64)[:, None]
+    keys = np.asarray(keys, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        u = _splitmix(_splitmix(keys[None, :] ^ _splitmix(rows + np.uint64(seed) * np.uint64(
+            0x2545F4914F6CDD1D))))
+    uniform = (u >> np.uint64(11)).astype(np.float64) / float(1 << 53)
+    return np.searchsorted(_POISSON_CDF, uniform, side="right").astype(np.float64)
+
+
+# -- evaluation --------------------------------------------------------------------------------
+def _chunk(rows: int) -> int:
+    return max(1, CHUNK_ELEMENTS // max(rows, 1))
+
+
+def drop_failed(values: np.ndarray, what: str) -> tuple[np.ndarray, int]:
+    """The rows of ``values (B, m)`` without NaN, and how many were dropped (module notes):
+    a warning above :data:`DROP_WARN` of ``B``, an error when none is left."""
+    values = np.asarray(values, dtype=np.float64)
+    size = values.shape[0]
+    ok = ~np.isnan(values).any(axis=1)
+    dropped = int(size - ok.sum())
+    if size and dropped == size:
+        raise fail(what, f"none of the {size} replicates could be evaluated (every resample "
+                   "gives a degenerate statistic, e.g. a singular covariance because it holds "
+                   "too few distinct samples)",
+                   "Pass more samples, or skip the resampling (n_boot=0 / n_perm=0)")
+    if dropped > DROP_WARN * size:
+        warnings.warn(f"{what}: {dropped} of {size} replicates could not be evaluated (a "
+                      "degenerate statistic, e.g. a singular covariance of a small resample) "
+                      "and were dropped; the intervals and p-values use the other "
+                      f"{size - dropped}. Pass more samples for reliable uncertainty",
+                      UserWarning, stacklevel=3)
+    return values[ok], dropped
+
+
+def _evaluated(draw: Callable[[int], np.ndarray], reduce: Callable[[np.ndarray], Any],
+               evaluate: Callable[[Any], np.ndarray], size: int, rows: int, what: str
+               ) -> tuple[np.ndarray, int]:
+    """Draw ``size`` replicates chunk by chunk, reduce them, evaluate them in one call, and
+    :func:`drop_failed`."""
+    if size == 0:
+        return np.zeros((0, 0)), 0
+    parts = []
+    step = _chunk(rows)
+    for start in range(0, size, step):
+        parts.append(reduce(draw(min(step, size - start))))
+    stats = parts[0] if len(parts) == 1 else np.concatenate(parts)
+    return drop_failed(evaluate(stats), what)
+
+
+def bootstrap(reduce: Callable[[np.ndarray], Any], evaluate: Callable[[Any], np.ndarray],
+              weights: np.ndarray, n_boot: int, rng: np.random.Generator
+              ) -> tuple[np.ndarray, int]:
+    """Bootstrap replicates ``(n_boot - dropped, m)`` and the number dropped.
+
+    ``reduce(counts)`` turns a chunk of multiplicities ``(b, K)`` (:func:`bootstrap_counts` of
+    ``weights``) into the sufficient statistics of those ``b`` replicates (an array whose first
+    axis is ``b``: count tables, covariances); ``evaluate(stats)`` returns their vectors
+    ``(B, m)`` in one batched call, a row of NaN for a replicate it cannot evaluate.
+    """
+    weights = np.asarray(weights)
+    return _evaluated(lambda k: bootstrap_counts(rng, weights, k), reduce, evaluate, n_boot,
+                      weights.size, "bootstrap")
+
+
+def permutation_null(reduce: Callable[[np.ndarray], Any], evaluate: Callable[[Any], np.ndarray],
+                     n: int, n_perm: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
+    """Null replicates ``(n_perm - dropped, m)`` and the number dropped: ``reduce(perms)``
+    gets a chunk of :func:`permutations` ``(b, n)`` of the target rows; ``evaluate`` as in
+    :func:`bootstrap`."""
+    return _evaluated(lambda k: permutations(rng, n, k), reduce, evaluate, n_perm, n,
+                      "permutation null")
+
 
 @dataclass(frozen=True)
-class Resampled:
-    """Bootstrap and null replicates, shape ``(B, m)`` and ``(P, m)``, in nats."""
+class Replicates:
+    """The point estimate ``(m,)`` and the valid bootstrap ``(B, m)`` and null ``(P, m)``
+    replicates of one vector of quantities (nats), with the numbers of dropped replicates."""
 
+    point: np.ndarray
     boot: np.ndarray
     null: np.ndarray
+    dropped_boot: int = 0
+    dropped_null: int = 0
+
+    def map(self, f: Callable[[np.ndarray], np.ndarray]) -> Replicates:
+        """The replicates of derived quantities: ``f`` maps a stack ``(k, m)`` to ``(k, m')``
+        (e.g. a linear map to sums of atoms)."""
+        def apply(a: np.ndarray) -> np.ndarray:
+            return f(a) if a.shape[0] else np.zeros((0, f(self.point[None]).shape[1]))
+        return Replicates(f(self.point[None])[0], apply(self.boot), apply(self.null),
+                          self.dropped_boot, self.dropped_null)
+
+
+# -- summaries ---------------------------------------------------------------------------------
+def interval(point: np.ndarray, boot: np.ndarray, ci: float, kind: str = "percentile"
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """Lower and upper bounds of the ``kind`` interval at level ``ci`` (module notes); never
+    clipped."""
+    kind = check_choice(kind, "interval", INTERVALS)
+    lo, hi = np.quantile(boot, [(1 - ci) / 2, (1 + ci) / 2], axis=0)
+    if kind == "basic":
+        return 2 * point - hi, 2 * point - lo
+    return lo, hi
+
+
+def p_values(point: np.ndarray, null: np.ndarray, tol: float = TIE_TOL) -> np.ndarray:
+    """Permutation p-values :math:`(1 + \\#\\{v^0 \\ge \\hat v - \\tau\\}) / (1 + P)`."""
+    return (1 + (null >= point - tol).sum(axis=0)) / (1 + null.shape[0])
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Per quantity: interval bounds, bootstrap bias and spread (``None`` without bootstrap
+    replicates), p-values (``None`` without null replicates); all in the units of the
+    replicates."""
+
+    lower: np.ndarray | None
+    upper: np.ndarray | None
+    bias: np.ndarray | None
+    std: np.ndarray | None
+    p_values: np.ndarray | None
+
+
+def summarize(reps: Replicates, ci: float | None, kind: str = "percentile") -> Summary:
+    """Intervals (level ``ci``, kind ``kind``; none when ``ci`` is None or no bootstrap replicate
+    exists), bias, spread and p-values of ``reps``."""
+    lo = hi = bias = std = p = None
+    if reps.boot.shape[0] and ci is not None:
+        lo, hi = interval(reps.point, reps.boot, ci, kind)
+        bias = reps.boot.mean(axis=0) - reps.point
+        std = reps.boot.std(axis=0, ddof=1) if reps.boot.shape[0] > 1 else bias * 0
+    if reps.null.shape[0]:
+        p = p_values(reps.point, reps.null)
+    return Summary(lo, hi, bias, std, p)
 
 
 def vector(result: PIDResult) -> np.ndarray:
@@ -65,34 +303,31 @@ def vector(result: PIDResult) -> np.ndarray:
     return np.array([float(result.atoms[a]) for a in nodes] + [float(result.mutual_information)])
 
 
-def assemble(point: PIDResult, draws: Resampled, ci: float, details: dict[str, Any],
-             base: float, interval: str = "percentile") -> PIDResult:
-    """The final result in units of ``base``: the point estimate (computed in nats) with
-    bootstrap intervals of kind ``interval``, and p-values, bias and spread in ``details``."""
+def assemble(point: PIDResult, reps: Replicates, ci: float | None, details: dict[str, Any],
+             base: float, kind: str = "percentile") -> PIDResult:
+    """The final result in units of ``base``: the point estimate (computed in nats, ``reps``
+    of :func:`vector`) with intervals of kind ``kind``, and p-values, bias, spread and dropped
+    replicates in ``details``."""
     scale = 1.0 / math.log(base)
     nodes = lattice(point.n_sources).nodes
-    est = vector(point)
     labels = [node_label(a) for a in nodes]
+    s = summarize(reps, ci, kind)
+    est = reps.point
     extra: dict[str, Any] = {}
     intervals = None
-    if draws.boot.shape[0]:
-        lo, hi = np.quantile(draws.boot, [(1 - ci) / 2, (1 + ci) / 2], axis=0)
-        if interval == "basic":
-            lo, hi = 2 * est - hi, 2 * est - lo
-        lo, hi = lo * scale, hi * scale
-        bias = (draws.boot.mean(axis=0) - est) * scale
-        spread = draws.boot.std(axis=0, ddof=1) * scale if draws.boot.shape[0] > 1 else bias * 0
+    if s.lower is not None:
+        lo, hi = s.lower * scale, s.upper * scale
+        bias, spread = s.bias * scale, s.std * scale
         intervals = {a: (float(lo[i]), float(hi[i])) for i, a in enumerate(nodes)}
         extra["mutual_information_interval"] = (float(lo[-1]), float(hi[-1]))
-        extra["interval"] = interval
+        extra["interval"] = kind
         extra["bias"] = {"method": "bootstrap", "atoms": dict(zip(labels, bias[:-1].tolist(),
                                                                      strict=True)),
                          "mutual_information": float(bias[-1])}
         extra["bootstrap_std"] = {**dict(zip(labels, spread[:-1].tolist(), strict=True)),
                                   "mutual_information": float(spread[-1])}
-    if draws.null.shape[0]:
-        hits = (draws.null >= est - TIE_TOL).sum(axis=0)
-        p = (1 + hits) / (1 + draws.null.shape[0])
+    if s.p_values is not None:
+        p = s.p_values
         n = point.n_sources
         by_label = dict(zip(labels, p[:-1].tolist(), strict=True))
         extra["p_values"] = {
@@ -103,6 +338,7 @@ def assemble(point: PIDResult, draws: Resampled, ci: float, details: dict[str, A
             "atoms": by_label,
             "null": "target shuffled against the sources",
         }
+    extra["dropped_replicates"] = {"bootstrap": reps.dropped_boot, "null": reps.dropped_null}
     return PIDResult(
         atoms={a: float(est[i]) * scale for i, a in enumerate(nodes)},
         measure=point.measure,
@@ -114,16 +350,3 @@ def assemble(point: PIDResult, draws: Resampled, ci: float, details: dict[str, A
         intervals=intervals,
         details={**details, **extra},
     )
-
-
-def seed_sequences(seed: Any) -> tuple[int, list[np.random.SeedSequence]]:
-    """The seed actually used (drawn from the OS when ``seed`` is None, so that it can be
-    reported and the run repeated) and three independent child sequences: fitting the
-    discretisers, the bootstrap and the shuffle null."""
-    if seed is None:
-        seed = int(np.random.SeedSequence().entropy)
-    elif isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise fail("seed", "must be a non-negative integer or None",
-                   "Pass e.g. seed=0 for reproducible results", seed, kind=PIDTypeError)
-    seed = int(seed)
-    return seed, np.random.SeedSequence(seed).spawn(3)

@@ -33,44 +33,30 @@ __all__ = ["cholesky", "logdet_pd", "trisolve", "posteriors", "permutation", "re
 
 
 def cholesky(xp: Any, a: Any) -> Any:
-    """Lower Cholesky factor of a (batch of) symmetric positive definite matrix.
+    """Lower Cholesky factor of a (batch of) symmetric positive definite matrix
+    (:meth:`~pidkit._backend.Backend.cholesky`).
 
     numpy raises ``LinAlgError`` when a matrix is not numerically positive definite. torch
-    returns NaN for that matrix instead (``torch.linalg.cholesky_ex``, whose status stays on the
-    device; ``torch.linalg.cholesky`` would read it on the host, a GPU synchronisation at every
-    call), so the failure propagates to every value computed from the factor.
+    returns NaN for that matrix instead, without reading the status on the host (no GPU
+    synchronisation), so the failure propagates to every value computed from the factor.
     """
-    if xp.name == "torch":
-        low, info = xp._lib.linalg.cholesky_ex(a)
-        return xp._lib.where((info == 0)[..., None, None], low, float("nan"))
-    return np.linalg.cholesky(a)
+    return xp.cholesky(a)
 
 
 def trisolve(xp: Any, lower: Any, b: Any) -> Any:
-    """``lower^{-1} b`` for lower-triangular ``lower`` (batched).
-
-    numpy uses ``numpy.linalg.solve`` on purpose: scipy's triangular solver runs on scipy's
-    own OpenBLAS thread pool, which contends with numpy's and made 2 x 2 solves take 24 ms
-    unpinned on a loaded 2-core machine (vs 10 us).
-    """
-    if xp.name == "torch":
-        return xp._lib.linalg.solve_triangular(lower, b, upper=False)
-    return np.linalg.solve(lower, b)
-
-
-def _diagonal(xp: Any, a: Any) -> Any:
-    if xp.name == "torch":
-        return a.diagonal(dim1=-2, dim2=-1)
-    return np.diagonal(a, axis1=-2, axis2=-1)
+    """``lower^{-1} b`` for lower-triangular ``lower`` (batched;
+    :meth:`~pidkit._backend.Backend.solve_triangular`: numpy's route is ``numpy.linalg.solve``,
+    on numpy's BLAS thread pool)."""
+    return xp.solve_triangular(lower, b)
 
 
 def logdet_pd(xp: Any, a: Any) -> Any:
     r""":math:`\log\det A` of a (batch of) positive definite matrix, via Cholesky."""
-    return 2 * xp.sum(xp.log(_diagonal(xp, cholesky(xp, a))), axis=-1)
+    return 2 * xp.sum(xp.log(xp.diagonal(cholesky(xp, a))), axis=-1)
 
 
 def _logdet_factor(xp: Any, low: Any) -> Any:
-    return 2 * xp.sum(xp.log(_diagonal(xp, low)), axis=-1)
+    return 2 * xp.sum(xp.log(xp.diagonal(low)), axis=-1)
 
 
 def permutation(dims: tuple[int, int, int]) -> np.ndarray:
@@ -83,10 +69,9 @@ def reorder(xp: Any, cov: Any, dims: tuple[int, int, int]) -> Any:
     """``cov (..., d, d)`` ordered ``(M, X, Y)`` reordered ``(X, Y, M)`` (:func:`permutation`),
     by block concatenation: no index array is copied to the device."""
     d_m = dims[0]
-    cat = xp._lib.cat if xp.name == "torch" else np.concatenate
-    top = cat([cov[..., d_m:, d_m:], cov[..., d_m:, :d_m]], -1)
-    bottom = cat([cov[..., :d_m, d_m:], cov[..., :d_m, :d_m]], -1)
-    return cat([top, bottom], -2)
+    top = xp.concatenate([cov[..., d_m:, d_m:], cov[..., d_m:, :d_m]], axis=-1)
+    bottom = xp.concatenate([cov[..., :d_m, d_m:], cov[..., :d_m, :d_m]], axis=-1)
+    return xp.concatenate([top, bottom], axis=-2)
 
 
 def _sym(xp: Any, a: Any) -> Any:
@@ -94,11 +79,10 @@ def _sym(xp: Any, a: Any) -> Any:
 
 
 def _posterior(xp: Any, c_ss: Any, c_sm: Any, c_mm: Any) -> Any:
-    r""":math:`\Sigma_{MM} - \Sigma_{MS}\Sigma_{SS}^{-1}\Sigma_{SM}` via a Cholesky factor."""
-    if xp.name == "numpy":  # one LU solve (numpy's BLAS pool, see trisolve)
-        return _sym(xp, c_mm - xp.swapaxes(c_sm, -1, -2) @ np.linalg.solve(c_ss, c_sm))
-    w = trisolve(xp, cholesky(xp, c_ss), c_sm)
-    return _sym(xp, c_mm - xp.swapaxes(w, -1, -2) @ w)
+    r""":math:`\Sigma_{MM} - \Sigma_{MS}\Sigma_{SS}^{-1}\Sigma_{SM}`
+    (:meth:`~pidkit._backend.Backend.inv_quad`: one LU solve with numpy, a Cholesky factor and
+    a triangular solve with torch)."""
+    return _sym(xp, c_mm - xp.inv_quad(c_ss, c_sm))
 
 
 def posteriors(xp: Any, cov: Any, dims: tuple[int, int, int], z_map: Any = None,

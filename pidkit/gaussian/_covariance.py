@@ -2,8 +2,24 @@ r"""Validation of a joint covariance and its exact reduction to a well-condition
 
 The Gaussian PID depends on a covariance only through the canonical correlations between the
 blocks (target :math:`M`, sources :math:`X`, :math:`Y`): every quantity is invariant under an
-invertible linear map within a block. :func:`prepare` uses this to turn any accepted input into
-an equivalent, well-conditioned covariance:
+invertible linear map within a block, in particular under a rescaling
+:math:`\Sigma \mapsto D\Sigma D` of each variable (``D`` diagonal, positive): a change of units.
+Every test here is therefore made on the *correlation scale* (each variable standardised by its
+own standard deviation) or is exact, so that the result, the reductions and the errors do not
+depend on units:
+
+* a variable is **constant** when its variance is exactly zero (or below the smallest normal
+  float64, :data:`CONSTANT_VARIANCE`, where a variance has lost its significant digits); no
+  variance is compared with another variable's variance;
+* **symmetry**: :math:`|\Sigma_{ij} - \Sigma_{ji}| \le` :data:`SYMMETRY_RTOL`
+  :math:`\sqrt{\Sigma_{ii}\Sigma_{jj}}`, entry by entry;
+* a constant variable must have covariances :math:`|\Sigma_{ij}| \le \sqrt{\Sigma_{ii}\Sigma_{jj}}`
+  (exactly zero for a zero variance: any non-zero one means the matrix is not positive
+  semi-definite, in any units);
+* every eigenvalue threshold (:data:`EXACT_RTOL`, :data:`PSD_RTOL`) and the condition test of
+  the fast path (:data:`NEAR_RTOL`) applies to the correlation matrix.
+
+:func:`prepare` turns any accepted input into an equivalent, well-conditioned covariance:
 
 1. scale to correlations; drop constant variables (zero variance carries no information);
 2. drop exact linear dependencies *within* a block (eigenvalues of the block correlation at or
@@ -20,8 +36,9 @@ an equivalent, well-conditioned covariance:
    :math:`1/\sqrt{1+\delta}`; a :class:`~pidkit.errors.RegularizationWarning` states
    :math:`\delta`.
 
-Well-conditioned inputs (Cholesky succeeds and LAPACK's reciprocal condition estimate of the
-target-source correlation exceeds :data:`NEAR_RTOL`) take a fast path with no eigendecomposition.
+Well-conditioned inputs (no constant variable, Cholesky succeeds and LAPACK's reciprocal
+condition estimate of the reordered correlation matrix exceeds :data:`NEAR_RTOL`) take a fast
+path with no eigendecomposition.
 """
 
 from __future__ import annotations
@@ -40,19 +57,26 @@ from ..errors import PIDTypeError, RegularizationWarning
 from ..validation import fail
 from ._channels import permutation
 
-__all__ = ["EXACT_RTOL", "NEAR_RTOL", "SYMMETRY_RTOL", "Prepared", "as_batch", "check_cov",
-           "check_dims", "prepare", "screen", "apply_prepared"]
+__all__ = ["CONSTANT_VARIANCE", "EXACT_RTOL", "NEAR_RTOL", "PSD_RTOL", "SYMMETRY_RTOL",
+           "Prepared", "as_batch", "check_cov", "check_dims", "prepare", "screen",
+           "apply_prepared"]
 
+#: A variance below this (zero, or subnormal: too few significant digits to standardise by) makes
+#: a variable constant. It is the only absolute threshold, and it compares a variable with nothing
+#: but itself: every positive normal variance is a legitimate unit.
+CONSTANT_VARIANCE = float(np.finfo(np.float64).tiny)
 #: Relative eigenvalue (of a correlation matrix) at or below which a direction counts as exactly
 #: degenerate.
 EXACT_RTOL = 1e-12
 #: Smallest ``1 - rho**2`` (rho a canonical correlation with the target) accepted without a ridge;
 #: also the reciprocal-condition threshold of the fast path.
 NEAR_RTOL = 1e-10
-#: Tolerance on ``|cov - cov.T|`` relative to the largest variance (for float64 input; lower
-#: precision input gets ``100 * eps`` of its dtype if that is larger).
+#: Tolerance on ``|cov[i, j] - cov[j, i]|`` relative to ``sqrt(cov[i, i] * cov[j, j])`` (the
+#: correlation scale of the entry), for float64 input; lower precision input gets ``100 * eps``
+#: of its dtype if that is larger.
 SYMMETRY_RTOL = 1e-8
-#: Tolerance on negative eigenvalues (relative to the largest) before a matrix counts as not PSD.
+#: Tolerance on negative eigenvalues of the correlation matrix (relative to the largest) before a
+#: matrix counts as not PSD.
 PSD_RTOL = 1e-8
 
 
@@ -87,22 +111,21 @@ def as_batch(cov: Any, dims: Any) -> tuple[Any, Any, tuple[int, ...], tuple[int,
     of the input's dtype (0 for integers).
     """
     xp = get_namespace(cov)
-    if xp.name == "numpy":
+    # the dtype policy of the public boundary, per input type: numpy array-likes may hold
+    # integers or booleans (exact); a torch tensor must be floating point
+    if not is_torch(cov):
         if isinstance(cov, (str, bytes)) or cov is None:
             raise fail("cov", "must be a covariance matrix", "Pass a numpy array or torch tensor",
                        cov, kind=PIDTypeError)
-        arr = np.asarray(cov)
-        if arr.dtype == object or arr.dtype.kind not in "biuf":
-            raise fail("cov", f"must hold real numbers, not dtype {arr.dtype}",
+        cov = np.asarray(cov)
+        if cov.dtype == object or cov.dtype.kind not in "biuf":
+            raise fail("cov", f"must hold real numbers, not dtype {cov.dtype}",
                        "Pass a float array", kind=PIDTypeError)
-        eps = float(np.finfo(arr.dtype).eps) if arr.dtype.kind == "f" else 0.0
-        arr = arr.astype(np.float64, copy=False)
-    else:
-        if not cov.dtype.is_floating_point:
-            raise fail("cov", f"must be a floating-point tensor, not {cov.dtype}",
-                       "Convert it with cov.double()", kind=PIDTypeError)
-        eps = float(xp._lib.finfo(cov.dtype).eps)
-        arr = xp.float64(cov)
+    elif not xp.is_floating(cov):
+        raise fail("cov", f"must be a floating-point tensor, not {cov.dtype}",
+                   "Convert it with cov.double()", kind=PIDTypeError)
+    eps = xp.eps(cov) if xp.is_floating(cov) else 0.0
+    arr = xp.float64(cov)
     if arr.ndim < 2 or arr.shape[-1] != arr.shape[-2]:
         raise fail("cov", f"must be a square matrix or a batch of them, shape {tuple(arr.shape)}",
                    "Pass shape (d, d) or (batch, d, d)")
@@ -127,22 +150,28 @@ def check_cov(cov: Any, dims: Any) -> tuple[Any, Any, tuple[int, ...], tuple[int
         raise fail("cov", "contains NaN or infinite entries",
                    "Check how the covariance was estimated (e.g. a constant feature divided by 0)")
     diag = np.diagonal(host, axis1=-2, axis2=-1)
-    scale = np.maximum(np.abs(diag).max(axis=-1), np.finfo(float).tiny)
     skew = host - np.swapaxes(host, -1, -2)
-    asym = np.abs(skew).max(axis=(-2, -1)) / scale
+    # Per entry, on the correlation scale sqrt(v_i v_j) (units cancel); an entry of a zero-
+    # variance variable must be exactly symmetric (a ratio of +inf otherwise).
+    std = np.sqrt(np.abs(diag))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rel = np.abs(skew) / std[..., :, None] / std[..., None, :]
+    rel = np.where(skew == 0, 0.0, rel)
+    asym = rel.max(axis=(-2, -1))
     if (asym > max(SYMMETRY_RTOL, 100 * eps)).any():
         b = int(np.argmax(asym))
-        raise fail("cov", f"is not symmetric (max |cov - cov.T| / max variance = {asym[b]:.3g}"
+        i, j = np.unravel_index(int(np.argmax(rel[b])), rel.shape[-2:])
+        raise fail("cov", f"is not symmetric (|cov[{i}, {j}] - cov[{j}, {i}]| / "
+                   f"sqrt(cov[{i}, {i}] cov[{j}, {j}]) = {asym[b]:.3g}"
                    + (f" in batch item {b}" if arr.shape[0] > 1 else "") + ")",
                    "Pass a covariance matrix; symmetrise a numerically asymmetric one with "
                    "(cov + cov.T) / 2")
     if (diag < 0).any():
         raise fail("cov", f"has a negative variance on its diagonal (min {diag.min():.3g})",
                    "A covariance matrix is positive semi-definite")
-    if xp.name == "torch":  # differentiable symmetrisation (a symmetric gradient)
-        arr = (arr + xp.swapaxes(arr, -1, -2)) / 2
-    elif asym.any():
-        arr = arr - skew / 2  # = (cov + cov.T) / 2
+    # (cov + cov.T) / 2, halved first (no overflow near the largest float); differentiable
+    # with a symmetric gradient
+    arr = arr / 2 + xp.swapaxes(arr, -1, -2) / 2
     return xp, arr, batch_shape, dims
 
 
@@ -193,15 +222,23 @@ def prepare(cov: np.ndarray, dims: tuple[int, int, int], *, item: str = "") -> P
     """
     where = f" (batch item {item})" if item else ""
     var = np.diag(cov).copy()
-    scale = var.max()
-    if scale <= 0:
+    const = var < CONSTANT_VARIANCE  # per variable: no comparison with other variances
+    if const.all():
         raise fail("cov", f"is all zeros{where}", "Every block needs a non-constant variable")
-    const = var <= EXACT_RTOL * scale
-    safe = np.where(const, 1.0, np.sqrt(np.maximum(var, np.finfo(float).tiny)))
-    corr = cov / np.outer(safe, safe)
-    if const.any() and np.abs(corr[const]).max() > PSD_RTOL:
-        raise fail("cov", f"is not positive semi-definite{where}: a variable with zero variance "
-                   "has a non-zero covariance", "Pass a valid covariance matrix")
+    std = np.sqrt(np.maximum(var, 0.0))
+    if const.any():
+        # PSD needs |cov_ij| <= sqrt(v_i v_j): a zero variance forces a zero row (in any units)
+        bound = (1 + PSD_RTOL) * std[const][:, None] * std[None, :]
+        bad = np.abs(cov[const]) > bound
+        if bad.any():
+            i, j = np.argwhere(bad)[0]
+            i = int(np.flatnonzero(const)[i])
+            raise fail("cov", f"is not positive semi-definite{where}: variable {i} has zero "
+                       f"variance but cov[{i}, {j}] = {cov[i, j]:.3g}",
+                       "A constant variable has zero covariance with every variable; set its "
+                       "row and column to 0 (or drop it)")
+    safe = np.where(const, 1.0, std)
+    corr = cov / safe[:, None] / safe[None, :]  # two divisions: no overflow of safe_i * safe_j
     slices = _blocks(dims)
     keep = [np.flatnonzero(~const[s]) for s in slices]
     names = ("target", "source 1", "source 2")
@@ -224,6 +261,15 @@ def prepare(cov: np.ndarray, dims: tuple[int, int, int], *, item: str = "") -> P
         notes.append(f"dropped {int(const.sum())} constant variable(s)")
     if _fast_ok(c):
         return Prepared(c, new_dims, tuple(base_maps), None, 0.0, tuple(notes))
+    off = np.abs(c - np.diag(np.diag(c)))
+    i, j = np.unravel_index(int(np.argmax(off)), off.shape)
+    if off[i, j] > 1 + PSD_RTOL:  # a 2 x 2 principal minor is negative: name the pair
+        i, j = int(kept[i]), int(kept[j])
+        raise fail("cov", f"is not positive semi-definite{where}: variables {i} and {j} have "
+                   f"correlation cov[{i}, {j}] / sqrt(cov[{i}, {i}] cov[{j}, {j}]) = "
+                   f"{corr[i, j]:.6g}, beyond [-1, 1]",
+                   "Pass a valid covariance; a variable meant to be constant (or measured "
+                   "with rounding error only) must have an exactly zero row and column")
     return _slow(c, new_dims, base_maps, notes, where)
 
 
@@ -231,14 +277,15 @@ def screen(covs: np.ndarray, dims: tuple[int, int, int]) -> tuple[np.ndarray, np
                                                                     np.ndarray, np.ndarray]:
     """Batched fast path: ``(ok, scale, corr, factor)``.
 
-    ``ok[b]``: item ``b`` needs no reduction (no constant variable, Cholesky of the correlation
-    matrix succeeds and LAPACK's reciprocal condition estimate exceeds :data:`NEAR_RTOL`);
+    ``ok[b]``: item ``b`` needs no reduction (no variance below :data:`CONSTANT_VARIANCE`,
+    Cholesky of the correlation matrix succeeds and LAPACK's reciprocal condition estimate
+    exceeds :data:`NEAR_RTOL`);
     ``scale[b] = 1 / sqrt(diag(cov[b]))``; ``corr[b]`` the correlation matrix reordered
     ``(X, Y, M)`` (:func:`~pidkit.gaussian._channels.permutation`) and ``factor[b]`` its
     Cholesky factor, both reused by the numpy path.
     """
     var = np.diagonal(covs, axis1=-2, axis2=-1)
-    ok = (var > EXACT_RTOL * var.max(axis=-1, keepdims=True)).all(axis=-1)
+    ok = (var >= CONSTANT_VARIANCE).all(axis=-1)
     scale = 1.0 / np.sqrt(np.where(ok[:, None], var, 1.0))
     perm = permutation(dims)
     sp = scale[:, perm]
@@ -333,4 +380,4 @@ def apply_prepared(xp: Any, cov: Any, p: Prepared) -> Any:
         mask = np.zeros((sum(p.dims),) * 2)
         mask[:d_m, :d_m] = p.ridge
         out = out * (1 + xp.asarray(mask, like=cov))
-    return (out + out.T) / 2 if not is_torch(out) else (out + out.mT) / 2
+    return out / 2 + xp.swapaxes(out, -1, -2) / 2

@@ -7,9 +7,17 @@ from typing import Any
 
 import numpy as np
 
+from .._backend import get_namespace
 from ..errors import PIDTypeError
 from ..lattice import lattice
-from ..result import Certificate, PIDResult, SolverInfo
+from ..result import (
+    CERTIFIED_UNIQUE,
+    TARGET_NAME,
+    Certificate,
+    PIDResult,
+    SolverInfo,
+    default_source_names,
+)
 from ..validation import check_base, check_choice, fail
 from ._channels import posteriors, reorder
 from ._covariance import Prepared, apply_prepared, as_batch, check_cov, prepare, screen
@@ -18,14 +26,11 @@ from .broja import broja_unique, certificate
 __all__ = ["gaussian_pid", "gaussian_atoms_nats", "gaussian_atoms_unvalidated", "MEASURES"]
 
 MEASURES = ("broja", "mmi")
-
-
-def _index(xp: Any, idx: np.ndarray, like: Any) -> Any:
-    return xp._lib.as_tensor(idx, device=like.device) if xp.name == "torch" else idx
-
-
-def _cat(xp: Any, values: list[Any]) -> Any:
-    return xp._lib.cat(values) if xp.name == "torch" else np.concatenate(values)
+#: Names in the result: those of every result (:mod:`pidkit.result`), as :func:`pidkit.pid` gives
+#: them for a pmf. The docstrings write the math with a target ``M`` and sources ``X``, ``Y``;
+#: results say ``Y`` and ``X0``, ``X1``, and the certificate brackets ``"unique[0]"``
+#: (:math:`\mathrm{Uni}_X`), as the discrete BROJA certificate does.
+_SOURCE_NAMES = default_source_names(2)
 
 
 def _measure_atoms(xp: Any, post: dict[str, Any], measure: str) -> tuple[dict[str, Any], Any]:
@@ -70,13 +75,15 @@ def gaussian_atoms_nats(xp: Any, cov64: Any, dims: tuple[int, int, int], measure
     groups: list[tuple[np.ndarray, Any, tuple[int, int, int], Any, Any]] = []
     plain = np.flatnonzero(ok)
     if plain.size:
-        if xp.name == "numpy":  # reuse the screen's reordered correlations and factors
+        # the screen ran on host numpy arrays: where those are of the input's library, reuse
+        # its reordered correlations and factors (else rescale on the input's device)
+        if get_namespace(corr) is xp:
             every = plain.size == len(ok)
             groups.append((plain, corr if every else corr[plain], dims, None,
                            factor if every else factor[plain]))
         else:
             s = xp.asarray(scale[plain], like=cov64)
-            sub = cov64 if plain.size == len(ok) else cov64[_index(xp, plain, cov64)]
+            sub = cov64 if plain.size == len(ok) else cov64[xp.indices(plain, cov64)]
             scaled = reorder(xp, sub * s[:, :, None] * s[:, None, :], dims)
             groups.append((plain, scaled, dims, None, None))
     for b, p in preps.items():
@@ -97,8 +104,8 @@ def gaussian_atoms_nats(xp: Any, cov64: Any, dims: tuple[int, int, int], measure
             for k in per_item:
                 per_item[k][b] = host[k][j]
     order = np.concatenate([g[0] for g in groups])
-    inverse = _index(xp, np.argsort(order), cov64)
-    out = _complete({k: _cat(xp, v)[inverse] for k, v in parts.items()})
+    inverse = xp.indices(np.argsort(order), cov64)
+    out = _complete({k: xp.concatenate(v)[inverse] for k, v in parts.items()})
     out.update(per_item)
     return out
 
@@ -122,8 +129,9 @@ def gaussian_pid(cov: Any, dims: Any, measure: str = "broja", base: float = 2, *
                  certify: bool | None = None, validate: bool = True) -> PIDResult:
     r"""Exact partial information decomposition of a jointly Gaussian target and two sources.
 
-    For :math:`(M, X, Y) \sim \mathcal N(0, \Sigma)` (blocks ordered target, source 1, source 2)
-    the atoms split :math:`I(M; X, Y) = \mathrm{Red} + \mathrm{Uni}_X + \mathrm{Uni}_Y +
+    For :math:`(M, X, Y) \sim \mathcal N(0, \Sigma)` (blocks ordered target, source 1, source 2;
+    the result names them as :func:`pidkit.pid` does: target ``"Y"``, sources ``"X0"``,
+    ``"X1"``) the atoms split :math:`I(M; X, Y) = \mathrm{Red} + \mathrm{Uni}_X + \mathrm{Uni}_Y +
     \mathrm{Syn}` with :math:`\mathrm{Red} + \mathrm{Uni}_X = I(M;X)` and
     :math:`\mathrm{Red} + \mathrm{Uni}_Y = I(M;Y)`. Gaussian mutual information is
     :math:`I(M; X) = \tfrac12 \log\det\Sigma_{MM} - \tfrac12\log\det\Sigma_{M|X}`.
@@ -155,7 +163,8 @@ def gaussian_pid(cov: Any, dims: Any, measure: str = "broja", base: float = 2, *
         Logarithm base of the results (2: bits, ``math.e``: nats).
     certify : bool, optional
         For BROJA, attach a :class:`~pidkit.result.Certificate` bracketing
-        :math:`\mathrm{Uni}(M{:}X\setminus Y)`: the closed form is a relaxation bound, and the
+        :math:`\mathrm{Uni}(M{:}X\setminus Y)` (quantity ``"unique[0]"``, as for a discrete
+        BROJA result): the closed form is a relaxation bound, and the
         explicit optimal coupling is evaluated independently; the gap is the rounding error.
         Costs :math:`O(d_m^3)` per item on the CPU; pass ``False`` inside training loops.
         Default: ``validate``. It needs the host, so it cannot be combined with
@@ -164,7 +173,7 @@ def gaussian_pid(cov: Any, dims: Any, measure: str = "broja", base: float = 2, *
         Check the covariance on the host (finite, symmetric, positive semi-definite) and reduce
         singular or near-singular input exactly (see Raises and Warns). ``validate=False`` is
         for trusted input that is symmetric positive definite by construction, such as a
-        ridge-regularised batch covariance inside a training step: it runs the same
+        ridge-regularised batch correlation matrix inside a training step: it runs the same
         computation as the validated path on well-conditioned input (rescale to correlations,
         Cholesky factors, triangular solves; for BROJA a symmetric eigenvalue problem) on the
         input's device and reads nothing back to the host, so a GPU never waits for it. With
@@ -178,7 +187,8 @@ def gaussian_pid(cov: Any, dims: Any, measure: str = "broja", base: float = 2, *
     -------
     PIDResult
         Atoms ``{0}{1}`` (redundancy), ``{0}``, ``{1}`` (unique of source 1, 2), ``{0:1}``
-        (synergy); floats, numpy arrays of the batch shape, or torch tensors. ``details`` holds
+        (synergy); floats, numpy arrays of the batch shape, or torch tensors. ``source_names``
+        is ``("X0", "X1")`` and ``target_name`` ``"Y"``, as for a pmf. ``details`` holds
         ``mi_sources`` (:math:`I(M;X)`, :math:`I(M;Y)`), ``eigenvalues`` (the
         :math:`\lambda_i`, BROJA), and ``reductions`` (what input handling did).
 
@@ -196,6 +206,33 @@ def gaussian_pid(cov: Any, dims: Any, measure: str = "broja", base: float = 2, *
         Near-singular input (a canonical correlation rho with the target, 1 - rho**2 < 1e-10):
         a ridge on the target block is added and its size reported.
 
+    Notes
+    -----
+    Units do not matter. The decomposition is invariant under any rescaling of each variable,
+    :math:`\Sigma \mapsto D\Sigma D` with :math:`D` diagonal and positive (indeed under any
+    invertible linear map within a block), and so is every decision taken here: each variable is
+    standardised by its own standard deviation before any test, so every tolerance is relative
+    to that variable or applies to the correlation matrix:
+
+    * constant variable: variance exactly 0 (or below the smallest normal float64, ~2.2e-308,
+      which has lost its significant digits); its covariances must then be 0 (at most
+      :math:`\sqrt{\Sigma_{ii}\Sigma_{jj}}`), and it is dropped. No variance is ever
+      compared with another variable's;
+    * symmetry: :math:`|\Sigma_{ij} - \Sigma_{ji}| \le 10^{-8}\sqrt{\Sigma_{ii}\Sigma_{jj}}`
+      (or 100 machine epsilons of the input's dtype, if larger);
+    * not positive semi-definite: a correlation beyond :math:`[-1, 1]`, or an eigenvalue of
+      the correlation matrix below :math:`-10^{-8}` times its largest;
+    * exactly singular direction (reduced exactly): an eigenvalue of a block's correlation
+      matrix at most :math:`10^{-12}` times its largest; infinite information: a canonical
+      correlation :math:`\rho` with :math:`1 - \rho^2 \le 10^{-12}`;
+    * near-singular (ridge, warning): :math:`1 - \rho^2 < 10^{-10}`; the fast path needs a
+      reciprocal condition estimate of the correlation matrix above :math:`10^{-10}`.
+
+    Results for rescaled inputs agree to rounding: the correlation matrices agree to a few
+    units in the last place, so the atoms agree to about
+    :math:`d^2\varepsilon/\lambda_{\min}^2` (:math:`\lambda_{\min}` the smallest eigenvalue of
+    the correlation matrix). ``validate=False`` standardises the same way.
+
     Examples
     --------
     >>> import numpy as np, pidkit
@@ -209,14 +246,16 @@ def gaussian_pid(cov: Any, dims: Any, measure: str = "broja", base: float = 2, *
     mini-batch, each ``(n, d_*)``)::
 
         z = torch.cat([t, a, b], dim=1)
-        z = z - z.mean(0)
+        z = (z - z.mean(0)) / z.std(0)             # standardise: a unit-free ridge
         cov = z.T @ z / (len(z) - 1) + 1e-4 * torch.eye(z.shape[1])   # ridge: keep it PD
         r = pidkit.gaussian_pid(cov, dims=(t.shape[1], a.shape[1], b.shape[1]),
                                 measure="broja", base=math.e, certify=False)
         loss = task_loss - beta * r.redundancy       # r.redundancy is a 0-d tensor
 
-    The covariance above is positive definite by construction (the ridge), so the checks can be
-    skipped: ``validate=False`` gives the same values with no host round trip.
+    The matrix above is positive definite by construction (the ridge), so the checks can be
+    skipped: ``validate=False`` gives the same values with no host round trip. A ridge added to
+    an unstandardised covariance would make the value depend on the features' units
+    (:mod:`pidkit_distill.losses.pid` standardises, and guards constant columns).
 
     >>> import torch
     >>> c = torch.tensor(cov, requires_grad=True)
@@ -245,8 +284,8 @@ def gaussian_pid(cov: Any, dims: Any, measure: str = "broja", base: float = 2, *
         raise fail("certify", "needs the covariance on the host, which validate=False avoids",
                    "Pass certify=False (or leave it out) with validate=False", certify)
     factor = 1.0 / math.log(base)
-    method = ("generalized eigenvalues of (Sigma_M|X, Sigma_M|Y), closed form"
-              if measure == "broja" else "min(I(M;X), I(M;Y)), closed form")
+    method = ("generalized eigenvalues of (Cov(Y|X0), Cov(Y|X1)), closed form"
+              if measure == "broja" else "min(I(Y;X0), I(Y;X1)), closed form")
     if not validate:
         return _unvalidated(cov, dims, measure, base, factor, method)
     xp, cov64, batch_shape, dims = check_cov(cov, dims)
@@ -271,7 +310,7 @@ def gaussian_pid(cov: Any, dims: Any, measure: str = "broja", base: float = 2, *
             lo[members], hi[members] = certificate(stack("p_x"), stack("p_y"), stack("c_mm"),
                                                    i_y[members], uni[members])
         lo, hi = (lo * factor).reshape(batch_shape), (hi * factor).reshape(batch_shape)
-        cert = Certificate("Uni(M:X\\Y)", float(lo) if lo.ndim == 0 else lo,
+        cert = Certificate(CERTIFIED_UNIQUE, float(lo) if lo.ndim == 0 else lo,
                            float(hi) if hi.ndim == 0 else hi)
     notes = [n for p in preps.values() for n in p.notes]
     ridge = np.zeros(batch)
@@ -292,18 +331,15 @@ def gaussian_pid(cov: Any, dims: Any, measure: str = "broja", base: float = 2, *
         details["eigenvalues"] = out["lam"] if batch_shape else out["lam"][0]
     return PIDResult(atoms=atoms, measure=measure, base=base,
                      mutual_information=finish(out["i_xy"]), solver=info,
-                     source_names=("X", "Y"), target_name="M", details=details)
+                     source_names=_SOURCE_NAMES, target_name=TARGET_NAME,
+                     details=details)
 
 
 def _finisher(xp: Any, cov: Any, batch_shape: tuple[int, ...], factor: float) -> Any:
     """Turn a ``(B,)`` array of nats into the result's unit, dtype and batch shape (torch: a
     tensor of the input's dtype; numpy: a float or an array)."""
     def finish(v: Any) -> Any:
-        v = v * factor
-        if xp.name == "torch":
-            return v.to(cov.dtype).reshape(batch_shape)
-        v = np.asarray(v).reshape(batch_shape)
-        return float(v) if v.ndim == 0 else v
+        return xp.to_result(v * factor, cov, batch_shape)
     return finish
 
 
@@ -329,4 +365,5 @@ def _unvalidated(cov: Any, dims: Any, measure: str, base: float, factor: float,
     info = SolverInfo("closed_form", True, None, None, None, {"method": method, "ridge": 0.0})
     return PIDResult(atoms=_atoms(out, finish), measure=measure, base=base,
                      mutual_information=finish(out["i_xy"]), solver=info,
-                     source_names=("X", "Y"), target_name="M", details=details)
+                     source_names=_SOURCE_NAMES, target_name=TARGET_NAME,
+                     details=details)

@@ -22,7 +22,7 @@ from typing import Any
 from pidkit.errors import PIDTypeError
 from pidkit.validation import fail
 
-from .report import LABELS, QUANTITIES, AuditReport, _pyplot, figure_png
+from .report import LABELS, QUANTITIES, AuditReport, figure_png, new_figure
 
 __all__ = ["AuditHistory", "plot_curves", "CURVE_QUANTITIES"]
 
@@ -166,9 +166,8 @@ def plot_curves(histories: Sequence[AuditHistory] | Mapping[str, AuditHistory], 
         if q not in QUANTITIES:
             raise fail("quantities", f"{q!r} is not an audited quantity",
                        f"Use keys of {list(QUANTITIES)}", quantities)
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, len(quantities), figsize=(3.6 * len(quantities), 3.2),
-                             squeeze=False, sharex=True)
+    fig = new_figure(figsize=(3.6 * len(quantities), 3.2))
+    axes = fig.subplots(1, len(quantities), squeeze=False, sharex=True)
     unit = runs[0][1].reports[0].unit
     for ax, q in zip(axes[0], quantities, strict=True):
         for label, history in runs:

@@ -1,18 +1,30 @@
 r"""The estimators of an audit, one object per layer pair: fitted once, fed batch by batch with
 the streamed features, finished into a :class:`~pidkit_distill.audits.report.LayerAudit`.
 
+Both use pidkit's estimators and its one resampling engine
+(:mod:`pidkit.estimate.uncertainty`): the six audited quantities are a linear map of the atoms
+(:math:`I(Y;T) = \mathrm{Red} + \mathrm{Uni}_T`, :math:`I(Y;S) = \mathrm{Red} + \mathrm{Uni}_S`),
+so their intervals and p-values are summaries of the same replicates as the atoms'.
+
 - :class:`DiscretePair` (``"paper"``, ``"paper-cifar10"``, ``"paper-cifar100"``,
   ``"discretize"``): a :class:`pidkit.estimate.Discretizer` per side (flatten, scaling, PCA,
   KMeans), codes accumulated in :class:`pidkit.estimate.JointCounts` (summable), then
-  :func:`pidkit.estimate.pid_from_counts`: plug-in BROJA with multinomial bootstrap intervals and
-  shuffle-null p-values. :math:`I(Y;T)` and :math:`I(Y;S)` get their own multinomial bootstrap on
-  the marginal tables.
+  :func:`pidkit.estimate.count_replicates`: the plug-in PID with multinomial bootstrap and
+  shuffle-null replicates (as :func:`pidkit.estimate.pid_from_counts`).
 - :class:`GaussianPair` (``"gaussian"``): a :class:`pidkit.estimate.Projector` per side (scaling,
   PCA), the target one-hot encoded (last column dropped), moments accumulated in
-  :class:`pidkit.estimate.GaussianMoments` (summable), then :func:`pidkit.gaussian_pid` of the
-  covariance. Intervals come from a one-pass Poisson bootstrap: replicate :math:`b` weighs sample
+  :class:`pidkit.estimate.GaussianMoments` (summable), then the Gaussian estimator of
+  :mod:`pidkit.estimate.gaussian_route` (Wishart-bias-corrected unless the option
+  ``bias_correction`` is False: the same estimator as :func:`pidkit.gaussian_pid_from_samples`).
+  Intervals come from the engine's one-pass Poisson bootstrap
+  (:func:`pidkit.estimate.uncertainty.poisson_weights`): replicate :math:`b` weighs sample
   :math:`i` by :math:`w_{bi} \sim \mathrm{Poisson}(1)` drawn from the sample's key, so the
-  replicates are accumulated while streaming.
+  replicates are accumulated while streaming; each is evaluated by the same estimator. No
+  shuffle null (``n_perm`` applies to the discrete route).
+
+Intervals follow the engine's policy: ``"basic"`` (the audits' default) or ``"percentile"``,
+never clipped (a basic interval can extend below 0 or lie below the point estimate; see
+docs/audit.md).
 """
 
 from __future__ import annotations
@@ -22,11 +34,23 @@ from typing import Any
 
 import numpy as np
 
-from .report import LayerAudit
-from .stream import Batch, poisson_weights
+from pidkit.errors import PIDTypeError
+from pidkit.estimate.gaussian_route import gaussian_vectors
+from pidkit.estimate.uncertainty import (
+    INTERVALS,
+    Replicates,
+    drop_failed,
+    poisson_weights,
+    summarize,
+    vector,
+)
+from pidkit.validation import fail
+
+from .report import QUANTITIES, LayerAudit
+from .stream import Batch
 
 __all__ = ["DISCRETE_PRESETS", "ESTIMATORS", "GAUSSIAN_DEFAULTS", "INTERVALS", "DiscretePair",
-           "GaussianPair", "bootstrap_interval", "values_of"]
+           "GaussianPair", "values_of"]
 
 #: Audit estimator name -> preset of :data:`pidkit.estimate.PRESETS` (``None``: custom).
 DISCRETE_PRESETS = {"paper": "paper-cifar10", "paper-cifar10": "paper-cifar10",
@@ -35,8 +59,14 @@ DISCRETE_PRESETS = {"paper": "paper-cifar10", "paper-cifar10": "paper-cifar10",
 #: Every audit estimator.
 ESTIMATORS = (*DISCRETE_PRESETS, "gaussian")
 
-#: Defaults of the Gaussian route: L2-normalise each sample, keep 10 principal components.
-GAUSSIAN_DEFAULTS = {"n_components": 10, "scaling": "l2"}
+#: Defaults of the Gaussian route: L2-normalise each sample, keep 10 principal components,
+#: correct the Wishart bias (as :func:`pidkit.gaussian_pid_from_samples`).
+GAUSSIAN_DEFAULTS = {"n_components": 10, "scaling": "l2", "bias_correction": True}
+
+#: Rows: the audited quantities (``report.QUANTITIES``); columns: the PID vector (Red, Uni_T,
+#: Uni_S, Syn, I(Y;T,S)).
+_FROM_ATOMS = np.array([[1, 1, 0, 0, 0], [1, 0, 1, 0, 0], [1, 0, 0, 0, 0], [0, 1, 0, 0, 0],
+                        [0, 0, 1, 0, 0], [0, 0, 0, 1, 0]], dtype=np.float64)
 
 
 def values_of(result) -> dict[str, float]:
@@ -47,44 +77,24 @@ def values_of(result) -> dict[str, float]:
             "unique_teacher": uni_t, "unique_student": uni_s, "synergy": float(result.synergy)}
 
 
-def _mutual_information(tables: np.ndarray) -> np.ndarray:
-    r"""Plug-in :math:`I(Y;X)` in nats of a stack of 2-D tables of counts ``(B, k_y, k_x)``:
-    :math:`H(Y) + H(X) - H(Y, X)`, clipped at 0, shape ``(B,)``."""
-    p = tables / tables.sum(axis=(1, 2), keepdims=True)
-
-    def h(q: np.ndarray) -> np.ndarray:
-        q = q.reshape(q.shape[0], -1)
-        logs = np.log(np.where(q > 0, q, 1))
-        return -(q * logs).sum(axis=1)
-
-    return np.maximum(h(p.sum(axis=2)) + h(p.sum(axis=1)) - h(p), 0.0)
-
-
-def _percentiles(draws: np.ndarray, ci: float) -> tuple[float, float]:
-    lo, hi = np.quantile(draws, [(1 - ci) / 2, (1 + ci) / 2])
-    return float(lo), float(hi)
-
-
-#: Kinds of bootstrap interval.
-INTERVALS = ("basic", "percentile")
-
-
-def bootstrap_interval(point: float, lo: float, hi: float, kind: str) -> tuple[float, float]:
-    r"""The interval of kind ``kind`` from the bootstrap quantiles ``lo``, ``hi`` of a point
-    estimate :math:`\hat\theta` of a non-negative quantity.
-
-    ``"percentile"``: :math:`[q_{lo}, q_{hi}]`. ``"basic"`` (Davison and Hinkley 1997, eq. 5.6):
-    :math:`[2\hat\theta - q_{hi}, 2\hat\theta - q_{lo}]`, clipped at 0. Plug-in information
-    estimates are biased upwards and their bootstrap replicates twice as much; the basic interval
-    reflects the replicates around the estimate and so corrects that shift, which the percentile
-    interval does not: for an independent student the percentile interval of Red can exclude 0
-    while the basic one covers it. The same reflection moves the basic interval of a small atom
-    whose bias exceeds its sampling spread entirely below the point estimate (an interval for
-    the true value, which the biased estimate overstates); docs/audit.md shows an example.
-    """
-    if kind == "percentile":
-        return lo, hi
-    return max(2 * point - hi, 0.0), max(2 * point - lo, 0.0)
+def _summarised(reps: Replicates, ci: float | None, interval: str, base: float
+                ) -> tuple[dict[str, float], dict[str, tuple[float, float]] | None,
+                           dict[str, Any] | None]:
+    """Values, intervals and p-values (units of ``base``) of the six quantities from the
+    replicates of the PID vector (nats), summarised by the engine."""
+    six = reps.map(lambda v: v @ _FROM_ATOMS.T)
+    s = summarize(six, ci, interval)
+    scale = 1 / math.log(base)
+    values = {q: float(v) * scale for q, v in zip(QUANTITIES, six.point, strict=True)}
+    intervals = None
+    if s.lower is not None:
+        intervals = {q: (float(lo) * scale, float(hi) * scale)
+                     for q, lo, hi in zip(QUANTITIES, s.lower, s.upper, strict=True)}
+    p = None
+    if s.p_values is not None:
+        p = {**dict(zip(QUANTITIES, s.p_values.tolist(), strict=True)),
+             "null": "labels shuffled against both layers"}
+    return values, intervals, p
 
 
 class DiscretePair:
@@ -93,11 +103,12 @@ class DiscretePair:
     def __init__(self, settings: dict[str, Any], seeds: np.random.SeedSequence):
         from pidkit.estimate import Discretizer
 
-        fit, self._boot = seeds.spawn(2)
+        fit, boot = seeds.spawn(2)
         # One seed for both sides: identical features get identical codes (a copying student
         # shows Uni(Y:T\S) = Syn = 0 exactly).
         state = int(fit.generate_state(1)[0])
         self.discretizers = [Discretizer(**settings, random_state=state) for _ in range(2)]
+        self.boot_seed = int(boot.spawn(1)[0].generate_state(1)[0])
         self.counts = None
 
     def fit(self, teacher: np.ndarray, student: np.ndarray, labels: np.ndarray) -> None:
@@ -119,51 +130,34 @@ class DiscretePair:
     def finish(self, pair: tuple[str, str], *, measure: str, base: float, ci: float | None,
                n_boot: int, n_perm: int, measure_options: dict[str, Any],
                interval: str = "basic") -> LayerAudit:
-        from pidkit.estimate import pid_from_counts
+        from pidkit.estimate import count_replicates
 
         table = self.counts.counts
-        seed_atoms, seed_mi = (int(s.generate_state(1)[0]) for s in self._boot.spawn(2))
-        boots = n_boot if ci is not None else 0
-        r = pid_from_counts(table, measure=measure, base=base, ci=ci or 0.95, n_boot=boots,
-                            n_perm=n_perm, seed=seed_atoms, measure_options=measure_options)
-        values = values_of(r)
-        intervals = None
-        if boots:
-            intervals = {key: bootstrap_interval(values[key], *r.intervals[node], interval)
-                         for key, node in (("redundancy", ((0,), (1,))),
-                                           ("unique_teacher", ((0,),)),
-                                           ("unique_student", ((1,),)), ("synergy", ((0, 1),)))}
-            rng = np.random.default_rng(seed_mi)
-            n, scale = int(table.sum()), 1 / math.log(base)
-            for key, axis in (("mi_teacher", 2), ("mi_student", 1)):
-                marginal = table.sum(axis=axis)
-                p = (marginal / n).ravel()
-                draws = _mutual_information(rng.multinomial(n, p, size=boots).reshape(
-                    boots, *marginal.shape))
-                lo, hi = _percentiles(draws * scale, ci)
-                intervals[key] = bootstrap_interval(values[key], lo, hi, interval)
+        point, reps = count_replicates(table, measure, n_boot=n_boot if ci is not None else 0,
+                                       n_perm=n_perm, seed=self.boot_seed,
+                                       measure_options=measure_options)
+        values, intervals, p_values = _summarised(reps, ci, interval, base)
+        scale = 1 / math.log(base)
         details = {"teacher_dim": self._dims[0], "student_dim": self._dims[1],
                    "teacher_codes": int(self.discretizers[0].n_codes_),
                    "student_codes": int(self.discretizers[1].n_codes_),
-                   "occupied_cells": int(r.details["occupied_cells"]),
-                   "joint_mutual_information": float(r.mutual_information),
-                   "solver_status": r.solver.status,
+                   "occupied_cells": int(np.count_nonzero(table)),
+                   "joint_mutual_information": float(point.mutual_information) * scale,
+                   "solver_status": point.solver.status,
                    "discretizer_seed": self.discretizers[0].random_state,
-                   "bootstrap_seeds": [seed_atoms, seed_mi]}
-        if r.solver.certificate is not None:
-            details["certified_gap"] = float(r.solver.certificate.gap)
-        if "p_values" in r.details:
-            pv = r.details["p_values"]
-            details["p_values"] = {"redundancy": pv["redundancy"],
-                                   "unique_teacher": pv["unique"][0],
-                                   "unique_student": pv["unique"][1], "synergy": pv["synergy"],
-                                   "null": pv["null"]}
+                   "bootstrap_seed": self.boot_seed,
+                   "dropped_replicates": {"bootstrap": reps.dropped_boot,
+                                          "null": reps.dropped_null}}
+        if point.solver.certificate is not None:
+            details["certified_gap"] = float(point.solver.certificate.gap) * scale
+        if p_values is not None:
+            details["p_values"] = p_values
         return LayerAudit(pair[0], pair[1], values, intervals, details)
 
 
 class GaussianPair:
-    """Project both sides, accumulate moments (and Poisson-bootstrap replicates), decompose the
-    covariance with :func:`pidkit.gaussian_pid` (see the module notes)."""
+    """Project both sides, accumulate moments (and Poisson-bootstrap replicates), and apply the
+    Gaussian estimator (see the module notes)."""
 
     def __init__(self, settings: dict[str, Any], seeds: np.random.SeedSequence,
                  n_classes: int, n_boot: int):
@@ -173,6 +167,12 @@ class GaussianPair:
         state = int(fit.generate_state(1)[0])
         self.projectors = [Projector(settings["n_components"], scaling=settings["scaling"],
                                      dtype="float64", random_state=state) for _ in range(2)]
+        correction = settings.get("bias_correction", True)
+        if not isinstance(correction, bool):
+            raise fail("estimator_options", "bias_correction must be True or False",
+                       "Pass estimator_options={'bias_correction': False} for plug-in atoms",
+                       correction, kind=PIDTypeError)
+        self.bias_correction = correction
         self.n_classes = int(n_classes)
         self.n_boot = int(n_boot)
         self.boot_seed = int(boot.generate_state(1)[0])
@@ -211,30 +211,28 @@ class GaussianPair:
     def finish(self, pair: tuple[str, str], *, measure: str, base: float, ci: float | None,
                n_boot: int, n_perm: int, measure_options: dict[str, Any],
                interval: str = "basic") -> LayerAudit:
-        import pidkit
-
+        if measure_options:
+            raise fail("measure_options", "are not used by the Gaussian estimator",
+                       "Leave measure_options out with estimator='gaussian'", measure_options)
         dims = self.moments.dims
-
-        def decompose(cov: np.ndarray):
-            return pidkit.gaussian_pid(cov, dims=dims, measure=measure, base=base,
-                                       **measure_options)
-
-        r = decompose(self.moments.to_covariance())
-        values = values_of(r)
-        intervals = None
+        r = self.moments.pid(measure=measure, base=math.e,
+                             bias_correction=self.bias_correction)
+        boot, dropped = np.zeros((0, 5)), 0
         if self.n_boot and ci is not None:
             w, s, c = self.weight_sums
-            draws = []
-            for b in range(self.n_boot):
-                mean = s[b] / w[b]
-                cov = c[b] / w[b] - np.outer(mean, mean)
-                draws.append(values_of(decompose((cov + cov.T) / 2)))
-            intervals = {k: bootstrap_interval(values[k], *_percentiles(
-                np.array([d[k] for d in draws]), ci), interval) for k in values}
+            mean = s / w[:, None]
+            covs = c / w[:, None, None] - mean[:, :, None] * mean[:, None, :]
+            covs = (covs + np.swapaxes(covs, 1, 2)) / 2
+            boot, dropped = drop_failed(gaussian_vectors(covs, w, dims, measure,
+                                                         self.bias_correction), "bootstrap")
+        reps = Replicates(vector(r), boot, np.zeros((0, 5)), dropped, 0)
+        values, intervals, _ = _summarised(reps, ci, interval, base)
         details = {"teacher_dim": self._dims[0], "student_dim": self._dims[1],
                    "block_dims": list(dims), "joint_mutual_information":
-                   float(r.mutual_information), "solver_status": r.solver.status,
+                   float(r.mutual_information) / math.log(base),
+                   "solver_status": r.solver.status,
+                   "bias_correction": self.bias_correction,
                    "projector_seed": self.projectors[0].random_state,
-                   "bootstrap": "poisson", "bootstrap_seed": self.boot_seed}
+                   "bootstrap": "poisson", "bootstrap_seed": self.boot_seed,
+                   "dropped_replicates": {"bootstrap": dropped, "null": 0}}
         return LayerAudit(pair[0], pair[1], values, intervals, details)
-

@@ -30,6 +30,7 @@ import numpy as np
 
 import pidkit
 from pidkit.information import entropy, marginal, mutual_information
+from pidkit.result import unit_name
 from pidkit.validation import check_base, fail
 
 __all__ = ["NuisanceExample", "nuisance_teacher_example", "nuisance_pmf"]
@@ -112,7 +113,7 @@ class NuisanceExample:
 
     def __str__(self) -> str:
         keys = list(self.rows["Z"])
-        unit = {2.0: "bits", math.e: "nats"}.get(self.base, f"log base {self.base:g}")
+        unit = unit_name(self.base)
         lines = [f"Nuisance teacher T=(Z,G): Z~Bern({self.p_z:g}), G~Bern({self.p_g:g}), "
                  f"Y = Z xor Bern({self.flip:g}); measure={self.measure}, in {unit}",
                  "  student  " + "  ".join(f"{k:>11}" for k in keys)]

@@ -30,13 +30,14 @@ import html
 import io
 import json
 import math
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pidkit.errors import PIDTypeError
-from pidkit.result import to_plain
+from pidkit.result import to_plain, unit_name
 from pidkit.validation import fail
 
 __all__ = ["QUANTITIES", "LABELS", "LayerAudit", "AuditReport", "unit_name"]
@@ -58,12 +59,6 @@ LABELS = {
 #: Colours of the atoms in every audit figure (colour-blind safe palette).
 ATOM_COLORS = {"redundancy": "#0072B2", "unique_teacher": "#E69F00",
                "unique_student": "#009E73", "synergy": "#CC79A7"}
-
-
-def unit_name(base: float) -> str:
-    """``"bits"``, ``"nats"``, ``"hartleys"`` or ``"log base b"`` for a logarithm base."""
-    return {2.0: "bits", math.e: "nats", 10.0: "hartleys"}.get(float(base),
-                                                                f"log base {base:g}")
 
 
 @dataclass(frozen=True)
@@ -328,9 +323,8 @@ class AuditReport:
         """Stacked bars per layer pair: I(Y;T) split into Red and Uni(Y:T\\S), I(Y;S) into Red
         and Uni(Y:S\\T), and I(Y;T,S) into all four atoms, with confidence intervals on the
         totals where available. Needs matplotlib (imported here only). Returns the axes."""
-        plt = _pyplot()
         if ax is None:
-            _, ax = plt.subplots(figsize=(max(4.5, 2.6 * len(self.pairs) + 1.5), 3.8))
+            ax = new_figure(figsize=(max(4.5, 2.6 * len(self.pairs) + 1.5), 3.8)).subplots()
         bars = (("T", ("redundancy", "unique_teacher"), "mi_teacher"),
                 ("S", ("redundancy", "unique_student"), "mi_student"),
                 ("T,S", ("redundancy", "unique_teacher", "unique_student", "synergy"), None))
@@ -399,24 +393,25 @@ def _cell(item: LayerAudit, quantity: str) -> str:
     return value
 
 
-def _pyplot():
+def new_figure(**options):
+    """A matplotlib figure that never changes the user's backend: through pyplot when the
+    caller already uses pyplot (so it shows in their notebook or window), else a bare
+    :class:`matplotlib.figure.Figure` (no backend needed; renders to files)."""
     try:
-        import matplotlib
-
-        if matplotlib.get_backend().lower() not in ("agg", "module://matplotlib_inline.backend_inline"):
-            matplotlib.use("Agg", force=False)
-        import matplotlib.pyplot as plt
+        from matplotlib.figure import Figure
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise ImportError("audit plots need matplotlib: pip install 'pidkit[distill]'") from exc
-    return plt
+    if "matplotlib.pyplot" in sys.modules:
+        return sys.modules["matplotlib.pyplot"].figure(**options)
+    return Figure(**options)
 
 
 def figure_png(ax, dpi: int = 120) -> bytes:
-    """Render the figure holding ``ax`` to PNG bytes and close it."""
-    plt = _pyplot()
+    """Render the figure holding ``ax`` to PNG bytes (and close it if pyplot manages it)."""
     buffer = io.BytesIO()
     ax.figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
-    plt.close(ax.figure)
+    if "matplotlib.pyplot" in sys.modules:
+        sys.modules["matplotlib.pyplot"].close(ax.figure)
     return buffer.getvalue()
 
 

@@ -227,8 +227,8 @@ def audit(teacher, student, data: Any, layers: Sequence[tuple[str, str]] | None 
         estimate** (e.g. synergy 0.243 bits with basic interval [0.137, 0.199] while the
         replicates span [0.287, 0.350]; docs/audit.md, "How sure is a number?").
         ``"percentile"`` :math:`[q_{lo}, q_{hi}]` is the spread of the replicates (it can
-        exclude 0 for an atom that is 0). See
-        :func:`~pidkit_distill.audits.estimators.bootstrap_interval`.
+        exclude 0 for an atom that is 0). Intervals are never clipped: a basic interval can
+        extend below 0. See :mod:`pidkit.estimate.uncertainty`.
     seed : int, default 0
         Seeds the discretisers and the bootstrap: equal seeds give equal reports.
     measure : str, default "broja"

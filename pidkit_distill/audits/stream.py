@@ -5,7 +5,8 @@ Every sample gets a 64-bit key, a BLAKE2b hash of the bytes of its label and of 
 for precomputed features, of its features). It depends on the sample alone, not on its position
 in the data, so choosing the fitting rows as the ``k`` smallest keys and sorting them by key
 makes the fit, and hence the whole audit, independent of the order of the data. The keys also
-seed the per-sample Poisson bootstrap weights of the Gaussian route (:func:`poisson_weights`).
+seed the per-sample Poisson bootstrap weights of the Gaussian route
+(:func:`pidkit.estimate.uncertainty.poisson_weights`).
 """
 
 from __future__ import annotations
@@ -17,13 +18,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from pidkit.errors import PIDTypeError
-from pidkit.validation import fail
+from pidkit.validation import fail, host_numpy
 
-__all__ = ["Batch", "sample_keys", "poisson_weights", "FitSet", "model_batches",
+__all__ = ["Batch", "sample_keys", "FitSet", "model_batches",
            "array_batches", "as_loader"]
-
-_MASK = np.uint64(0xFFFFFFFFFFFFFFFF)
-
 
 @dataclass
 class Batch:
@@ -42,15 +40,6 @@ class Batch:
         return self.labels.shape[0]
 
 
-def _splitmix(x: np.ndarray) -> np.ndarray:
-    """SplitMix64 finaliser: a bijective mixing of 64-bit integers (Steele et al. 2014)."""
-    with np.errstate(over="ignore"):
-        x = (x + np.uint64(0x9E3779B97F4A7C15)) & _MASK
-        x = ((x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)) & _MASK
-        x = ((x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)) & _MASK
-        return x ^ (x >> np.uint64(31))
-
-
 def sample_keys(labels: np.ndarray, blocks: Sequence[np.ndarray]) -> np.ndarray:
     """The exact, order-free 64-bit key of every sample: BLAKE2b (8-byte digest) of its label
     and of the bytes of its row in every block ``(n, ...)`` (inputs, or features)."""
@@ -63,24 +52,6 @@ def sample_keys(labels: np.ndarray, blocks: Sequence[np.ndarray]) -> np.ndarray:
             digest.update(block[i])
         out[i] = int.from_bytes(digest.digest(), "little")
     return out
-
-
-#: Cumulative probabilities of Poisson(1) at 0, 1, ..., 19 (beyond: weight 20, prob < 1e-19).
-_POISSON_CDF = np.cumsum([np.exp(-1.0) / np.prod(np.arange(1, k + 1, dtype=float))
-                          for k in range(20)])
-
-
-def poisson_weights(keys: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
-    r"""Bootstrap weights ``(n_boot, n)``: :math:`w_{bi} \sim \mathrm{Poisson}(1)` drawn from
-    the hash of ``(seed, b, key_i)``, so each sample gets the same weights wherever it sits in the
-    data. The Poisson bootstrap approximates resampling with replacement (Hanley and MacGibbon
-    2006) and needs one pass over the data."""
-    rows = np.arange(n_boot, dtype=np.uint64)[:, None]
-    with np.errstate(over="ignore"):
-        u = _splitmix(_splitmix(keys[None, :] ^ _splitmix(rows + np.uint64(seed) * np.uint64(
-            0x2545F4914F6CDD1D))))
-    uniform = (u >> np.uint64(11)).astype(np.float64) / float(1 << 53)
-    return np.searchsorted(_POISSON_CDF, uniform, side="right").astype(np.float64)
 
 
 class FitSet:
@@ -169,7 +140,7 @@ def as_loader(data, batch_size: int, name: str = "data") -> Iterable:
 
 
 def _labels(y, name: str) -> np.ndarray:
-    arr = y.detach().cpu().numpy() if hasattr(y, "detach") else np.asarray(y)
+    arr = host_numpy(y) if hasattr(y, "detach") else np.asarray(y)
     if arr.dtype.kind not in "iu" or arr.ndim != 1:
         raise fail(name, f"labels must be integers of shape (batch,), got dtype {arr.dtype} and "
                    f"shape {arr.shape}", "Yield (inputs, integer class labels) batches",
@@ -209,7 +180,7 @@ def model_batches(teacher, student, pairs: Sequence[tuple[str, str]], device,
                 s_feats = dict(zip(s_layers, sh.collect(), strict=True))
                 yield Batch(labels, [_flat(t_feats[t]) for t, _ in pairs],
                             [_flat(s_feats[s]) for _, s in pairs],
-                            sample_keys(labels, [x.detach().cpu().numpy()]))
+                            sample_keys(labels, [host_numpy(x)]))
 
     return stream
 
@@ -232,7 +203,7 @@ def array_batches(labels, teacher: Sequence, student: Sequence,
                   batch_size: int) -> Iterator[Batch]:
     """Batches of in-memory labels and per-pair feature arrays (numpy or torch)."""
     def rows(a) -> np.ndarray:
-        arr = a.detach().cpu().numpy() if hasattr(a, "detach") else np.asarray(a)
+        arr = host_numpy(a) if hasattr(a, "detach") else np.asarray(a)
         return arr.reshape(arr.shape[0], -1)
 
     y = _labels(labels, "labels")

@@ -24,6 +24,7 @@ from .kd import KDLoss, NoDistillation, kd_divergence
 from .pid import (
     PIDLoss,
     batch_covariance,
+    correlation_from_moments,
     covariance_from_moments,
     gaussian_redundancy,
     redundancy_from_moments,
@@ -48,6 +49,7 @@ __all__ = [
     "VIDLoss",
     "available_methods",
     "batch_covariance",
+    "correlation_from_moments",
     "covariance_from_moments",
     "cross_entropy",
     "distributed_mean",

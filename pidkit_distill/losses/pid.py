@@ -4,9 +4,9 @@ estimated on each mini-batch with :func:`pidkit.gaussian_pid` (torch backend, au
 What it optimises. For each layer pair the features are average-pooled over space to vectors;
 the teacher side is projected to ``dim`` coordinates by a fixed (seeded, orthonormal) random
 projection :math:`P_t`, the student side by a *learned* linear map :math:`A_s`. With the label
-one-hot encoded (last column dropped, so the block is non-singular), the batch covariance
-:math:`\hat\Sigma` of :math:`(Y, P_t\bar T, A_s\bar S)` over the labelled samples (plus ``ridge``
-times the identity) is treated as the covariance of a jointly Gaussian triple and
+one-hot encoded (last column dropped, so the block is non-singular), the batch correlation
+matrix :math:`\hat R` of :math:`(Y, P_t\bar T, A_s\bar S)` over the labelled samples (plus
+``ridge`` times the identity) is treated as the covariance of a jointly Gaussian triple and
 
 .. math::
 
@@ -28,15 +28,44 @@ would have to read):
 .. math::
 
     n = \sum_n w_n,\quad s = \sum_n w_n x_n,\quad S = \sum_n w_n x_n x_n^\top,\qquad
-    \hat\Sigma = \frac{S - s s^\top / n}{n - 1} + rI,
+    \hat\Sigma = \frac{S - s s^\top / n}{n - 1},\qquad
+    \hat R = D^{-1/2}\hat\Sigma D^{-1/2} + rI,\quad D = \mathrm{diag}(\hat\Sigma),
 
 a batch with fewer than 3 labelled samples contributes 0 (chosen by ``torch.where`` on the
 device), and the redundancy is computed on the device by
-``pidkit.gaussian_pid(..., validate=False)``, which is safe here because :math:`\hat\Sigma` is
-positive definite by construction (``ridge > 0``). Under data parallelism the statistics are
-summed over the processes (:func:`~pidkit_distill.losses.base.sum_across_processes`, in
-float64), so every process evaluates the redundancy of the *global* batch, and the averaged
-gradients equal those of one process holding the global batch.
+``pidkit.gaussian_pid(..., validate=False)``, which is safe here because :math:`\hat R` is
+positive definite by construction (``ridge > 0``: every eigenvalue is at least ``ridge``).
+Under data parallelism the statistics are summed over the processes
+(:func:`~pidkit_distill.losses.base.sum_across_processes`, in float64), so every process
+evaluates the redundancy of the *global* batch (standardised by the global batch's standard
+deviations), and the averaged gradients equal those of one process holding the global batch.
+
+Why standardise (units). The Gaussian PID of a covariance does not depend on the units of any
+variable, and neither should the regulariser: the student's features have no natural scale (a
+learned map, a normalisation layer, a weight decay all rescale them). A ridge :math:`rI` added
+to the raw covariance is *absolute*: it is noise of variance ``r`` in every unit system, which
+drowns a feature of standard deviation 0.01 and is invisible next to one of standard deviation
+100 (scaling the student's features by 0.01 took the redundancy from 0.35 to 0.07 nats). Here
+each column is standardised by its own weighted batch standard deviation *before* the ridge, so
+``ridge`` is relative to each variable's variance (noise of variance ``r`` times that
+variable's variance, the same relative noise in every column) and the value is invariant, up to
+rounding, to any positive rescaling of any feature. A ridge :math:`r\,\mathrm{diag}(\hat\Sigma)`
+on the raw covariance would give the same value (the Gaussian PID standardises internally), but
+not the same guarantee: standardising explicitly also handles, without a host read, the columns
+whose variance is zero (a class absent from the batch in the one-hot target, a dead feature),
+for which a relative ridge is still zero and the matrix singular.
+
+Constant columns. A column counts as constant when its batch variance is at most
+:data:`CONSTANT_RTOL` times its mean square :math:`S_{ii}/n` (its own magnitude: a relative, unit-
+free test; a column of zeros is constant too). That is below what the data can resolve: float32
+features carry about 7 digits, so a column varying by less than :math:`10^{-6}` of its magnitude
+is rounding noise, and the one-pass variance above loses about :math:`n\varepsilon` of
+:math:`S_{ii}/n` to cancellation (its computed variance can even be negative). A constant column
+carries no information, and its row and column of :math:`\hat R` are set to zero (chosen by
+``torch.where`` on the device): it becomes an independent variable of variance ``ridge``, which
+adds nothing to any atom, and it gets a zero gradient rather than one of size
+:math:`1/\sigma`. Columns whose mean is within :math:`10^{6}` standard deviations of 0 are never
+affected, so the value is also invariant to shifting a feature by less than that.
 """
 
 from __future__ import annotations
@@ -64,10 +93,15 @@ from .base import (
 from .filters import SpatialAlign
 
 __all__ = ["batch_covariance", "weighted_moments", "covariance_from_moments",
-           "redundancy_from_moments", "gaussian_redundancy", "PIDLoss", "MIN_SAMPLES"]
+           "correlation_from_moments", "redundancy_from_moments", "gaussian_redundancy",
+           "PIDLoss", "MIN_SAMPLES", "CONSTANT_RTOL"]
 
 #: Fewest labelled samples (over the global batch) for which a batch redundancy is computed.
 MIN_SAMPLES = 3
+#: A column whose batch variance is at most this times its mean square counts as constant (see
+#: the module notes): above float32 rounding noise (:math:`(2^{-24})^2 \approx 4\cdot10^{-15}`)
+#: and the cancellation of the one-pass float64 variance for any practical batch.
+CONSTANT_RTOL = 1e-12
 
 
 def weighted_moments(x: torch.Tensor, weights: torch.Tensor
@@ -102,12 +136,38 @@ def covariance_from_moments(n: torch.Tensor, s: torch.Tensor, S: torch.Tensor,
 
     With 0/1 weights this is the usual covariance of the selected rows. The one-pass form loses
     about :math:`(\lVert\bar x\rVert / \sigma)^2` ulps to cancellation (negligible in float64
-    for features of moderate mean); it needs :math:`n > 1`.
+    for features of moderate mean); it needs :math:`n > 1`. The ridge here is absolute (in the
+    features' units); the regulariser uses :func:`correlation_from_moments`, whose ridge is
+    relative to each variable's variance.
     """
     n = n[..., None, None]
     cov = (S - s[..., :, None] * s[..., None, :] / n) / (n - 1)
     cov = 0.5 * (cov + cov.mT)
     return cov + ridge * torch.eye(cov.shape[-1], dtype=cov.dtype, device=cov.device)
+
+
+def correlation_from_moments(n: torch.Tensor, s: torch.Tensor, S: torch.Tensor,
+                             ridge: float = 1e-3) -> torch.Tensor:
+    r"""Batch correlation matrix from :func:`weighted_moments`, plus ``ridge`` times the
+    identity: :math:`\hat R = D^{-1/2}\hat\Sigma D^{-1/2} + rI` with :math:`\hat\Sigma` from
+    :func:`covariance_from_moments` (no ridge) and :math:`D` its diagonal, so the result does not
+    depend on the units of any column, and ``ridge`` is relative to each variable's variance.
+
+    Differentiable and branch-free (nothing is read on the host). A constant column (variance at
+    most :data:`CONSTANT_RTOL` times its mean square :math:`S_{ii}/n`, zeros included) gets a
+    zero row and column, so the result stays finite, with finite gradients, and positive
+    definite (eigenvalues at least ``ridge``; see the module notes). Leading axes are a batch,
+    as for :func:`covariance_from_moments`.
+    """
+    cov = covariance_from_moments(n, s, S, ridge=0.0)
+    var = cov.diagonal(dim1=-2, dim2=-1)
+    mean_square = S.diagonal(dim1=-2, dim2=-1) / n[..., None]
+    constant = var <= CONSTANT_RTOL * mean_square  # relative to the column itself
+    # rsqrt of 1 (not of var) on constant columns, then 0: no inf * 0 in the backward pass
+    inv_std = torch.where(constant, 0.0, torch.rsqrt(torch.where(constant, 1.0, var)))
+    corr = cov * inv_std[..., :, None] * inv_std[..., None, :]
+    corr = 0.5 * (corr + corr.mT)
+    return corr + ridge * torch.eye(corr.shape[-1], dtype=corr.dtype, device=corr.device)
 
 
 def batch_covariance(*blocks: torch.Tensor, ridge: float = 1e-3) -> torch.Tensor:
@@ -128,15 +188,17 @@ def one_hot_reduced(y: torch.Tensor, num_classes: int) -> torch.Tensor:
 def redundancy_from_moments(n: torch.Tensor, s: torch.Tensor, S: torch.Tensor,
                             dims: tuple[int, int, int], measure: str = "broja",
                             ridge: float = 1e-3) -> torch.Tensor:
-    r"""Gaussian redundancy :math:`\mathrm{Red}(M; X, Y)` in nats of the covariance of
-    :func:`weighted_moments` (columns ordered target, source 1, source 2 with sizes ``dims``);
-    0 when :math:`n <` :data:`MIN_SAMPLES`. Differentiable, computed on the device with nothing
+    r"""Gaussian redundancy :math:`\mathrm{Red}(M; X, Y)` in nats of the ridged correlation
+    matrix (:func:`correlation_from_moments`) of :func:`weighted_moments` (columns ordered
+    target, source 1, source 2 with sizes ``dims``); 0 when :math:`n <` :data:`MIN_SAMPLES`.
+    Invariant to the units of every column. Differentiable, computed on the device with nothing
     read on the host; leading axes of the moments are a batch (one Gaussian PID call for all).
 
     The guard is branch-free: below :data:`MIN_SAMPLES` the covariance is formed with
-    :math:`n` replaced by :data:`MIN_SAMPLES`, which keeps it positive definite
-    (:math:`S - ss^\top/m \succeq S - ss^\top/n \succeq 0` for :math:`m \ge n`) and every
-    gradient finite, and the result is replaced by 0 with ``torch.where``.
+    :math:`n` replaced by :data:`MIN_SAMPLES`, which keeps the covariance positive
+    semi-definite (:math:`S - ss^\top/m \succeq S - ss^\top/n \succeq 0` for :math:`m \ge n`),
+    the correlation matrix positive definite (the ridge) and every gradient finite, and the
+    result is replaced by 0 with ``torch.where``.
 
     Parameters
     ----------
@@ -145,8 +207,9 @@ def redundancy_from_moments(n: torch.Tensor, s: torch.Tensor, S: torch.Tensor,
     dims : tuple of int
     measure : {"broja", "mmi"}
     ridge : float, > 0
+        Added to the diagonal of the correlation matrix (relative to each variable's variance).
     """
-    cov = covariance_from_moments(n.clamp(min=MIN_SAMPLES), s, S, ridge)
+    cov = correlation_from_moments(n.clamp(min=MIN_SAMPLES), s, S, ridge)
     red = pidkit.gaussian_pid(cov, dims=dims, measure=measure, base=math.e,
                               validate=False).redundancy
     return torch.where(n >= MIN_SAMPLES, red, torch.zeros_like(red))
@@ -155,8 +218,9 @@ def redundancy_from_moments(n: torch.Tensor, s: torch.Tensor, S: torch.Tensor,
 def _check_ridge(ridge: float) -> float:
     ridge = float(ridge)
     if not ridge > 0:
-        raise fail("ridge", "must be positive", "It keeps the batch covariance positive "
-                   "definite, which the unvalidated Gaussian PID relies on; use e.g. 1e-3", ridge)
+        raise fail("ridge", "must be positive", "It keeps the batch correlation matrix "
+                   "positive definite, which the unvalidated Gaussian PID relies on; use e.g. "
+                   "1e-3 (relative to each variable's variance)", ridge)
     return ridge
 
 
@@ -173,7 +237,8 @@ def gaussian_redundancy(y: torch.Tensor, a: torch.Tensor, b: torch.Tensor, num_c
     num_classes : int
     measure : {"broja", "mmi"}
     ridge : float, > 0
-        Added to the covariance diagonal.
+        Added to the diagonal of the batch correlation matrix (relative to each variable's
+        variance); the value does not depend on the units of ``a`` or ``b``.
     """
     measure = check_choice(measure, "measure", ("broja", "mmi"))
     x = torch.cat([one_hot_reduced(y, num_classes), a.double(), b.double()], dim=1)
@@ -196,6 +261,7 @@ class PIDLoss(DistillLoss):
         learned linear map).
     measure : {"broja", "mmi"}
     ridge : float, > 0
+        Relative ridge on the batch correlation matrix (module notes).
     seed : int
         Seed of the teacher-side projection.
     """

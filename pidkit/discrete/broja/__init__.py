@@ -12,10 +12,22 @@ and the other atoms from it: :math:`\mathrm{Red} = I(Y;T) - \mathrm{Uni}(Y{:}T\s
 :math:`\mathrm{Uni}(Y{:}S\setminus T) = I(Y;S) - \mathrm{Red}`, and
 :math:`\mathrm{Syn} = I(Y;T,S) - \mathrm{Red} - \mathrm{Uni}_T - \mathrm{Uni}_S`.
 
-Modules: :mod:`._ipm` (the interior-point solver on the dual, written once against an array
-namespace), :mod:`._core` (certified atoms from the solver's bracket), :mod:`._api` (the
-registered measure ``"broja"``, :func:`broja` for batches and torch tensors, the torch path of
-:func:`pidkit.pid`). See ``docs/broja.md`` for the algorithm, the certificate and benchmarks.
+Modules, from the public entry points down:
+
+- :mod:`._api`: the registered measure ``"broja"`` (:func:`compute`), :func:`broja` for
+  batches and torch tensors, the torch path of :func:`pidkit.pid` (:func:`pid_tensor`);
+- :mod:`._core`: certified atoms from the solver's bracket on :math:`f^*`;
+- :mod:`._ipm`: the interior-point driver on the dual (iterations, predictor-corrector steps,
+  line search, batch bookkeeping);
+- :mod:`._bounds`: the certificate of one iterate (a feasible dual point, a repaired primal
+  point);
+- :mod:`._newton`: the Newton system (eliminate :math:`\mu`, factorise the Schur complement,
+  refine by conjugate gradients);
+- :mod:`._schur`: assembly of the Schur complement in reused buffers.
+
+All of it is written once against an array backend (:mod:`pidkit._backend`): numpy or torch,
+batched, on any device. See ``docs/broja.md`` for the algorithm, the certificate and
+benchmarks.
 
 References
 ----------

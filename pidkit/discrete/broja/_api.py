@@ -1,5 +1,9 @@
 """Public entry points of bivariate BROJA: the registered measure, :func:`broja` (batched, numpy
-or torch) and the torch path of :func:`pidkit.pid`."""
+or torch) and the torch path of :func:`pidkit.pid`.
+
+Nothing here imports :mod:`pidkit.decompose` (which imports this package through the measure
+registry): :func:`broja` builds its single-pmf result itself, exactly as :func:`pidkit.pid`
+does for ``measure="broja"``."""
 
 from __future__ import annotations
 
@@ -9,27 +13,36 @@ from typing import Any
 
 import numpy as np
 
-from ..._backend import NUMPY, Namespace, get_namespace, is_torch
+from ..._backend import NUMPY, Backend, get_namespace
 from ...errors import ConvergenceWarning, PIDTypeError
+from ...information import mutual_information
 from ...lattice import lattice
-from ...result import Certificate, PIDResult, SolverInfo
+from ...result import (
+    CERTIFIED_UNIQUE,
+    TARGET_NAME,
+    Certificate,
+    PIDResult,
+    SolverInfo,
+    default_source_names,
+)
 from ...validation import (
-    PMF_SUM_ATOL,
     as_float_array,
     check_base,
+    check_pmf,
     check_positive,
     check_target_sources,
     fail,
+    pmf_sum_atol,
 )
 from ..registry import register_measure
-from ._core import Atoms, information, solve_atoms
+from ._core import Atoms, atoms_from_unique, certified, information, solve_atoms
 
 #: Default certified gap on Uni(Y:X0\X1), in bits.
 DEFAULT_TOL = 1e-9
 #: Default limit on interior-point (Newton) iterations.
 DEFAULT_MAX_ITER = 200
 #: Name of the quantity the certificate brackets.
-QUANTITY = "unique[0]"
+QUANTITY = CERTIFIED_UNIQUE
 
 _LN2 = math.log(2.0)
 
@@ -40,7 +53,7 @@ def _check_options(tol: Any, max_iter: Any) -> tuple[float, int]:
     return tol, max_iter
 
 
-def _status(atoms: Atoms, xp: Namespace, tol_bits: float, max_iter: int) -> tuple[str, bool]:
+def _status(atoms: Atoms, xp: Backend, tol_bits: float, max_iter: int) -> tuple[str, bool]:
     """Overall status and convergence; warns (what to change) when the gap was not reached."""
     converged = xp.all(atoms.converged)
     if not converged:
@@ -83,17 +96,16 @@ def compute(p: np.ndarray, tol: float = DEFAULT_TOL, max_iter: int = DEFAULT_MAX
     return dict(zip(lattice(2).nodes, values, strict=True)), info
 
 
-def _check_tensor_pmf(p: Any, batch: bool, normalize: bool, xp: Namespace, ndim: int | None):
-    """Validate a pmf array (numpy or torch), per batch item; returns it normalised."""
-    if xp.name == "numpy":
-        p = np.asarray(p)
-        if p.dtype.kind not in "biuf":
-            raise fail("p", f"must hold real numbers, not dtype {p.dtype}",
-                       "Convert it with np.asarray(p, dtype=float)", kind=PIDTypeError)
-        p = p.astype(np.float64, copy=False)
-    elif not p.is_floating_point():
-        raise fail("p", f"must be a floating-point tensor, not {p.dtype}",
-                   "Convert it with p.double() or p.float()", kind=PIDTypeError)
+def _check_tensor_pmf(p: Any, batch: bool, normalize: bool, xp: Backend, ndim: int | None,
+                      atol: float | None = None):
+    """Validate a floating-point pmf array of ``xp`` (numpy or torch), per batch item; returns
+    it normalised. ``atol``: the tolerance on ``|sum(p) - 1|``, by default
+    :func:`~pidkit.validation.pmf_sum_atol` of ``p``'s dtype (pass the one of the dtype ``p``
+    was given in when it was converted already)."""
+    if not xp.is_floating(p):
+        raise fail("p", f"must be a floating-point array, not dtype {p.dtype}",
+                   "Convert it to float64 or float32 (e.g. p.double() for a torch tensor)",
+                   kind=PIDTypeError)
     lead = 1 if batch else 0
     if ndim is not None and p.ndim != ndim + lead:
         what = "p[b, y, x0, x1]" if batch else "p[y, x0, x1]"
@@ -111,55 +123,28 @@ def _check_tensor_pmf(p: Any, batch: bool, normalize: bool, xp: Namespace, ndim:
     if xp.any(total <= 0):
         raise fail("p", "has an item that is all zeros",
                    "At least one outcome needs positive probability")
-    if xp.name == "torch":
-        import torch
-
-        eps = float(torch.finfo(p.dtype).eps)
-    else:
-        eps = float(np.finfo(p.dtype).eps)
-    atol = max(PMF_SUM_ATOL, 1000 * eps)
+    if atol is None:
+        atol = pmf_sum_atol(p)
     if not normalize and xp.any(abs(total - 1.0) > atol):
         raise fail("p", f"does not sum to 1 (tolerance {atol:g})",
                    "Pass normalize=True to divide by the total, or fix the pmf")
     return p / total
 
 
-def _envelope(p64, value, grad):
-    """``value`` as a differentiable function of ``p64`` whose gradient is ``grad``
-    (the envelope theorem: the derivative of an optimal value is the optimal dual)."""
-    import torch
-
-    class _Envelope(torch.autograd.Function):
-        @staticmethod
-        def forward(ctx, p, v):
-            ctx.save_for_backward(grad)
-            return v.clone()
-
-        @staticmethod
-        def backward(ctx, g):
-            (gr,) = ctx.saved_tensors
-            return g.reshape(g.shape + (1,) * (gr.ndim - g.ndim)) * gr, None
-
-    return _Envelope.apply(p64, value.detach())
-
-
-def _atoms_arrays(p64, xp: Namespace, tol_bits: float, max_iter: int):
-    """Atoms (nats) of a batch ``p64[b, y, t, s]``, differentiable if ``p64`` requires grad."""
-    differentiable = xp.name == "torch" and p64.requires_grad
-    if not differentiable:
+def _atoms_arrays(p64, xp: Backend, tol_bits: float, max_iter: int):
+    """Atoms (nats) of a batch ``p64[b, y, t, s]``, differentiable if ``p64`` requires grad:
+    the envelope theorem gives the gradient of :math:`f^*` with respect to ``P(y, t, s)`` as
+    the optimal dual ``lam[y, t] + mu[y, s]`` (:meth:`~pidkit._backend.Backend.envelope`)."""
+    if not xp.requires_grad(p64):
         return solve_atoms(p64, xp, tol_bits * _LN2, max_iter)[0]
-    import torch
-
-    from ._core import atoms_from_unique, certified
-
-    with torch.no_grad():
-        atoms, out = solve_atoms(p64.detach(), xp, tol_bits * _LN2, max_iter)
-        p_yt, p_ys = p64.sum(dim=3), p64.sum(dim=2)
-        lam = torch.where(p_yt > 0, out.lam, 0.0)
-        mu = torch.where(p_ys > 0, out.mu, 0.0)
+    with xp.no_grad():
+        atoms, out = solve_atoms(xp.detach(p64), xp, tol_bits * _LN2, max_iter)
+        p_yt, p_ys = xp.sum(p64, axis=3), xp.sum(p64, axis=2)
+        lam = xp.where(p_yt > 0, out.lam, 0.0)
+        mu = xp.where(p_ys > 0, out.mu, 0.0)
         grad = lam[:, :, :, None] + mu[:, :, None, :]
     info = information(p64, xp)
-    f_upper = _envelope(p64, out.f_upper, grad)
+    f_upper = xp.envelope(p64, out.f_upper, grad)
     u, lower, upper = certified(out.f_lower, f_upper, info, xp)
     values = atoms_from_unique(u, info, xp)
     return Atoms(*values, atoms.lower, atoms.upper, atoms.converged, atoms.iterations)
@@ -230,22 +215,44 @@ def broja(p: Any, *, base: float = 2, tol: float = DEFAULT_TOL,
                    normalize, kind=PIDTypeError)
     base = check_base(base)
     tol, max_iter = _check_options(tol, max_iter)
-    xp = get_namespace(p) if is_torch(p) else NUMPY
-    if xp.name == "numpy" and not batch:
-        from ...decompose import pid
-
+    xp = get_namespace(p)
+    atol = None
+    if xp.scalar_floats:  # host arrays and array-likes: pidkit.pid's checks, float64
+        given = p
         p = as_float_array(p, "p")
-        if p.ndim != 3:
-            raise fail("p", f"must have 3 axes (p[y, x0, x1]), has {p.ndim}",
-                       "Use pidkit.pid to group axes into two sources, or batch=True")
-        return pid(p, target=0, measure="broja", base=base, normalize=normalize, tol=tol,
-                   max_iter=max_iter)
-    p = _check_tensor_pmf(p, batch, normalize, xp, 3)
-    return _result(p, xp, batch, base, tol, max_iter, source_names=("X0", "X1"),
-                   target_name="Y")
+        # the tolerance of the dtype p was given in (an array-like: float64), as for tensors
+        atol = pmf_sum_atol(given if hasattr(given, "dtype") else p)
+        if not batch:
+            if p.ndim != 3:
+                raise fail("p", f"must have 3 axes (p[y, x0, x1]), has {p.ndim}",
+                           "Use pidkit.pid to group axes into two sources, or batch=True")
+            return _float_result(p, base, normalize, tol, max_iter, atol)
+    p = _check_tensor_pmf(p, batch, normalize, xp, 3, atol)
+    return _result(p, xp, batch, base, tol, max_iter, source_names=default_source_names(2),
+                   target_name=TARGET_NAME)
 
 
-def _result(p, xp: Namespace, batch: bool, base: float, tol: float, max_iter: int,
+def _float_result(p: np.ndarray, base: float, normalize: bool, tol: float,
+                  max_iter: int, atol: float | None = None) -> PIDResult:
+    """The result of ``pidkit.pid(p, target=0, measure="broja", ...)`` for one float64 pmf
+    ``p[y, x0, x1]``: Python floats, the same checks, values and details (``atol``: the
+    tolerance on ``|sum(p) - 1|`` of the dtype ``p`` was given in, see :func:`broja`)."""
+    p = np.ascontiguousarray(check_pmf(p, "p", normalize=normalize, atol=atol))
+    atoms, info = compute(p, tol=tol, max_iter=max_iter)
+    scale = 1.0 / math.log(base)
+    return PIDResult(
+        atoms={node: value * scale for node, value in atoms.items()},
+        measure="broja",
+        base=base,
+        mutual_information=mutual_information(p, (0,), (1, 2)) * scale,
+        solver=info.scaled(scale),
+        source_names=default_source_names(2),
+        target_name=TARGET_NAME,
+        details={"target_axes": [0], "source_axes": [[1], [2]]},
+    )
+
+
+def _result(p, xp: Backend, batch: bool, base: float, tol: float, max_iter: int,
             source_names: tuple[str, ...], target_name: str) -> PIDResult:
     """Solve a validated ``p`` (one item or a batch) and wrap the arrays in a PIDResult."""
     p64 = xp.float64(p)
@@ -280,7 +287,7 @@ def pid_tensor(p: Any, target: Any = 0, sources: Any = None, measure: str = "bro
     """
     if not isinstance(measure, str) or measure.lower() != "broja":
         raise fail("measure", "only 'broja' accepts a torch tensor",
-                   "Pass p.detach().cpu().numpy() for other measures", measure)
+                   "Pass p.detach().double().cpu().numpy() for other measures", measure)
     unknown = sorted(set(options) - {"tol", "max_iter"})
     if unknown:
         raise fail("options", f"{unknown} are not options of measure 'broja'",
@@ -296,11 +303,10 @@ def pid_tensor(p: Any, target: Any = 0, sources: Any = None, measure: str = "bro
                    "Group axes into two composite sources, e.g. sources=[[1, 2], [3]]")
     used = target_axes + groups[0] + groups[1]
     unused = tuple(ax for ax in range(p.ndim) if ax not in used)
-    q = p.sum(dim=unused) if unused else p
+    q = xp.sum(p, axis=unused) if unused else p
     kept = [ax for ax in range(p.ndim) if ax in used]
-    q = q.permute([kept.index(ax) for ax in used])
+    q = xp.permute_dims(q, [kept.index(ax) for ax in used])
     sizes = [math.prod(p.shape[ax] for ax in g) for g in (target_axes, *groups)]
     q = q.reshape(sizes)
-    names = tuple(f"X{g[0]}" if len(g) == 1 else "X[" + ",".join(map(str, g)) + "]"
-                  for g in groups)
-    return _result(q, xp, False, base, tol, max_iter, source_names=names, target_name="Y")
+    return _result(q, xp, False, base, tol, max_iter, source_names=default_source_names(2),
+                   target_name=TARGET_NAME)

@@ -21,11 +21,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..._backend import Namespace
+from ..._backend import Backend
 from . import _ipm
 
 
-def entropy(p, axes, xp: Namespace):
+def entropy(p, axes, xp: Backend):
     r""":math:`-\sum p \ln p` over ``axes`` (nats), with ``0 log 0 = 0`` and finite gradients."""
     return -xp.sum(xp.xlogy_safe(p, p), axis=axes)
 
@@ -45,7 +45,7 @@ class Information:
         return self.i_t - self.i_s, self.i_ts - self.i_s
 
 
-def information(p, xp: Namespace) -> Information:
+def information(p, xp: Backend) -> Information:
     """Compute the :class:`Information` of ``p[b, y, t, s]`` (differentiable under torch)."""
     p_yt, p_ys = xp.sum(p, axis=3), xp.sum(p, axis=2)
     p_y, p_t, p_s = xp.sum(p_yt, axis=2), xp.sum(p_yt, axis=1), xp.sum(p_ys, axis=1)
@@ -73,7 +73,7 @@ class Atoms:
     iterations: int
 
 
-def clip_unique(u, info: Information, xp: Namespace):
+def clip_unique(u, info: Information, xp: Backend):
     """Clip ``u`` into the interval of :attr:`Information.bounds` (floored at 0)."""
     lo, hi = info.bounds
     lo = xp.maximum(lo, 0.0)
@@ -82,7 +82,7 @@ def clip_unique(u, info: Information, xp: Namespace):
     return xp.minimum(xp.maximum(u, lo), hi), lo, hi
 
 
-def atoms_from_unique(u, info: Information, xp: Namespace):
+def atoms_from_unique(u, info: Information, xp: Backend):
     """``(Uni_T, Red, Uni_S, Syn)`` from ``u`` (already clipped); rounding floored at 0."""
     red = xp.maximum(info.i_t - u, 0.0)
     uni_s = xp.maximum(info.i_s - info.i_t + u, 0.0)
@@ -90,7 +90,7 @@ def atoms_from_unique(u, info: Information, xp: Namespace):
     return u, red, uni_s, syn
 
 
-def certified(f_lower, f_upper, info: Information, xp: Namespace):
+def certified(f_lower, f_upper, info: Information, xp: Backend):
     """Reported ``u`` and its certificate ``[lower, upper]`` from a bracket on :math:`f^*`."""
     u, lo, hi = clip_unique(info.h_y_given_s + f_upper, info, xp)
     lower = xp.minimum(xp.maximum(info.h_y_given_s + f_lower, lo), u)
@@ -98,7 +98,7 @@ def certified(f_lower, f_upper, info: Information, xp: Namespace):
     return u, lower, upper
 
 
-def solve_atoms(p, xp: Namespace, tol: float, max_iter: int) -> tuple[Atoms, _ipm.SolverOutput]:
+def solve_atoms(p, xp: Backend, tol: float, max_iter: int) -> tuple[Atoms, _ipm.SolverOutput]:
     """Certified atoms of ``p[b, y, t, s]`` (float64) and the raw solver output.
 
     ``tol`` is the certified gap in nats. Items whose interval of admissible values is already

@@ -1,0 +1,221 @@
+"""The numpy backend: :class:`NumpyBackend` (also the backend of Python scalars and lists)."""
+
+from __future__ import annotations
+
+import math
+import string
+from typing import Any
+
+import numpy as np
+
+from ._base import Backend, Factor
+
+__all__ = ["NumpyBackend", "SHORT_SUM"]
+
+#: Largest number of entries summed into one output that :meth:`NumpyBackend.sum` hands to
+#: ``einsum`` (longer sums keep ``np.sum``'s pairwise summation).
+SHORT_SUM = 256
+_LETTERS = string.ascii_letters
+
+
+class NumpyBackend(Backend):
+    """:class:`~pidkit._backend.Backend` on numpy (CPU, no autograd); linear algebra through
+    numpy's batched LAPACK and, for one matrix, scipy's LAPACK wrappers."""
+
+    name = "numpy"
+    scalar_floats = True
+    _lib = np
+
+    # -- creation and conversion -----------------------------------------------------------
+    def asarray(self, x: Any, like: Any = None, dtype: Any = None) -> Any:
+        return np.asarray(x, dtype=like.dtype if (like is not None and dtype is None) else dtype)
+
+    def zeros(self, shape: tuple[int, ...], like: Any, dtype: str | None = None) -> Any:
+        return np.zeros(shape, dtype=like.dtype if dtype is None else np.dtype(dtype))
+
+    def empty(self, shape: tuple[int, ...], like: Any) -> Any:
+        return np.empty(shape, dtype=like.dtype)
+
+    def eye(self, n: int, like: Any) -> Any:
+        return np.eye(n, dtype=like.dtype)
+
+    def indices(self, idx: Any, like: Any) -> Any:
+        return np.asarray(idx)
+
+    def float64(self, x: Any) -> Any:
+        return np.asarray(x, dtype=np.float64)
+
+    def to_dtype(self, x: Any, like: Any) -> Any:
+        return np.asarray(x, dtype=like.dtype)
+
+    def to_numpy(self, x: Any) -> np.ndarray:
+        return np.asarray(x)
+
+    def to_result(self, x: Any, like: Any, shape: tuple[int, ...]) -> Any:
+        x = np.asarray(x, dtype=np.float64).reshape(shape)
+        return float(x) if x.ndim == 0 else x
+
+    def copy(self, x: Any) -> Any:
+        return np.array(x, copy=True)
+
+    # -- dtype -----------------------------------------------------------------------------
+    def is_floating(self, x: Any) -> bool:
+        return np.asarray(x).dtype.kind == "f"
+
+    def eps(self, x: Any) -> float:
+        return float(np.finfo(x.dtype).eps)
+
+    # -- elementwise -----------------------------------------------------------------------
+    def isfinite(self, x: Any) -> Any:
+        return np.isfinite(x)
+
+    def where(self, cond: Any, a: Any, b: Any) -> Any:
+        return np.where(cond, a, b)
+
+    def ldexp(self, x: Any, k: Any) -> Any:
+        return np.ldexp(x, k)
+
+    def maximum(self, a: Any, b: Any) -> Any:
+        return np.maximum(a, b)
+
+    def minimum(self, a: Any, b: Any) -> Any:
+        return np.minimum(a, b)
+
+    # -- reductions ------------------------------------------------------------------------
+    def sum(self, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+        """Sum over ``axis``. Short float reductions (at most :data:`SHORT_SUM` entries per
+        output) run through ``einsum``, 2-6x faster than ``np.sum`` on axes of length 4
+        (numpy's reduction loop pays per output entry); their plain accumulation differs from
+        ``np.sum``'s pairwise one by a few ulps at these lengths."""
+        if axis is not None and x.dtype.kind == "f" and 0 < x.ndim <= len(_LETTERS):
+            axes = tuple(a % x.ndim for a in (axis if isinstance(axis, (tuple, list)) else (axis,)))
+            if math.prod(x.shape[a] for a in axes) <= SHORT_SUM:
+                names = _LETTERS[:x.ndim]
+                kept = "".join(c for i, c in enumerate(names) if i not in axes)
+                out = np.einsum(f"{names}->{kept}", x)
+                return np.expand_dims(out, axes) if keepdims else out
+        return np.sum(x, axis=self._axes(axis), keepdims=keepdims)
+
+    def max(self, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+        return np.max(x, axis=self._axes(axis), keepdims=keepdims)
+
+    def min(self, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+        return np.min(x, axis=self._axes(axis), keepdims=keepdims)
+
+    def any(self, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+        return np.any(x, axis=self._axes(axis), keepdims=keepdims)
+
+    def cumsum(self, x: Any, axis: int) -> Any:
+        return np.cumsum(x, axis=axis)
+
+    def bincount(self, x: Any, minlength: int = 0) -> Any:
+        return np.bincount(x, minlength=minlength)
+
+    # -- shape -----------------------------------------------------------------------------
+    def einsum(self, subscripts: str, *operands: Any) -> Any:
+        return np.einsum(subscripts, *operands, optimize=True)
+
+    def swapaxes(self, x: Any, a: int, b: int) -> Any:
+        return np.swapaxes(x, a, b)
+
+    def permute_dims(self, x: Any, axes: Any) -> Any:
+        return np.transpose(x, tuple(axes))
+
+    def concatenate(self, arrays: Any, axis: int = 0) -> Any:
+        return np.concatenate(arrays, axis=axis)
+
+    def diagonal(self, x: Any, axis1: int = -2, axis2: int = -1) -> Any:
+        """A writable view of the diagonal (``np.diagonal``'s is read-only): an ``einsum``
+        view over the repeated index, moved to the last axis as torch's ``diagonal``."""
+        a1, a2 = axis1 % x.ndim, axis2 % x.ndim
+        names = [_LETTERS[i] for i in range(x.ndim)]
+        names[a2] = names[a1]
+        kept = "".join(c for i, c in enumerate(names) if i not in (a1, a2)) + names[a1]
+        return np.einsum(f"{''.join(names)}->{kept}", x)
+
+    # -- linear algebra --------------------------------------------------------------------
+    def solve_triangular(self, lower: Any, b: Any) -> Any:
+        """``numpy.linalg.solve`` on purpose: scipy's triangular solver runs on scipy's own
+        OpenBLAS thread pool, which contends with numpy's and made 2 x 2 solves take 24 ms
+        unpinned on a loaded 2-core machine (vs 10 us)."""
+        return np.linalg.solve(lower, b)
+
+    def cholesky(self, a: Any) -> Any:
+        return np.linalg.cholesky(a)
+
+    def inv_quad(self, a: Any, b: Any) -> Any:
+        """One LU solve, ``b^T (a^{-1} b)``: on numpy's BLAS pool (see
+        :meth:`solve_triangular`), faster than a Cholesky factor and a triangular solve."""
+        return np.swapaxes(b, -1, -2) @ np.linalg.solve(a, b)
+
+    def eigvalsh(self, a: Any) -> Any:
+        return np.linalg.eigvalsh(a)
+
+    def cho_factor(self, a: Any) -> Any:
+        """``L`` with :math:`a = L L^\\top` and the batch axes *last*, ``(n, n, ...)``: numpy
+        has no batched triangular solve, so :meth:`cho_solve` substitutes row by row with
+        whole-batch vector operations, which need each ``L[i, j]`` contiguous over the batch.
+        (numpy's batched ``linalg.solve`` re-factorises at every call: with several right-hand
+        sides per matrix, factorising once and substituting is about twice as fast for
+        ``n <= 16``; ``benchmarks/backend_kernels.py``.)"""
+        try:
+            chol = np.linalg.cholesky(a)
+        except np.linalg.LinAlgError:
+            return None
+        return np.ascontiguousarray(np.moveaxis(chol, (-2, -1), (0, 1)))
+
+    def cho_solve(self, factor: Any, b: Any) -> Any:
+        """Forward substitution with ``L``, back substitution with ``L^T``, row by row over
+        the whole batch."""
+        n = factor.shape[0]
+        x = np.array(np.moveaxis(b, (-2, -1), (0, 1)), dtype=np.result_type(factor, b),
+                     order="C", copy=True)                        # (n, k, ...)
+        for i in range(n):
+            if i:
+                x[i] -= np.einsum("j...,jk...->k...", factor[i, :i], x[:i])
+            x[i] /= factor[i, i]
+        for i in reversed(range(n)):
+            if i < n - 1:
+                x[i] -= np.einsum("j...,jk...->k...", factor[i + 1:, i], x[i + 1:])
+            x[i] /= factor[i, i]
+        return np.moveaxis(x, (0, 1), (-2, -1))
+
+    def sym_factor(self, a: Any, single: bool = False) -> Factor | None:
+        """A batch of more than one matrix: :meth:`cho_factor` (scipy would loop over the
+        batch in Python), else the matrices themselves, solved afresh by numpy's batched
+        solver at each use; never float32 (it would not pay there). One matrix: scipy's
+        LAPACK ``potrf`` (float32 with ``single``), else an LU factorisation."""
+        if a.shape[0] > 1:
+            chol = None if single else self.cho_factor(a)
+            if chol is not None:
+                return Factor("cholesky", chol)
+            return None if single else Factor("solve", np.asarray(a, dtype=np.float64))
+        import scipy.linalg
+        from scipy.linalg import lapack
+
+        # a is symmetric and C-ordered: its transpose is the Fortran-ordered array LAPACK wants
+        if single:
+            c, info = lapack.spotrf(np.asarray(a[0], dtype=np.float32).T, lower=1,
+                                    overwrite_a=1, clean=0)
+        else:
+            c, info = lapack.dpotrf(np.asarray(a[0], dtype=np.float64).T, lower=1,
+                                    overwrite_a=0, clean=0)
+        if info == 0:
+            return Factor("lapack_cholesky", (c, True))
+        if single:
+            return None
+        return Factor("lu", scipy.linalg.lu_factor(a, check_finite=False))
+
+    def sym_solve(self, factor: Factor, b: Any) -> Any:
+        kind, f = factor
+        if kind == "cholesky":
+            return self.to_dtype(self.cho_solve(f, self.to_dtype(b, f)), b)
+        if kind == "solve":
+            return self.solve(f, b)
+        import scipy.linalg
+
+        if kind == "lu":
+            return scipy.linalg.lu_solve(f, b, check_finite=False)
+        c, lower = f
+        return scipy.linalg.cho_solve((c, lower), b[0].astype(c.dtype),
+                                      check_finite=False)[None].astype(b.dtype)

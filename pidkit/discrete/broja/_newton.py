@@ -1,0 +1,387 @@
+r"""The Newton system of BROJA's interior-point method: factorise once, solve for several
+right-hand sides.
+
+At an iterate with block masses :math:`w_{ts}`, slacks :math:`s_{ts}` and softmax columns
+:math:`\pi_{ts}` (see :mod:`._ipm`), the Newton step in the dual variables solves
+
+.. math::
+
+    H \begin{pmatrix}\Delta\lambda\\ \Delta\mu\end{pmatrix}
+    = \begin{pmatrix} g_\lambda \\ g_\mu \end{pmatrix},\qquad
+    H = E^\top \Big[\mathrm{Diag}(q) + \sum_{ts} \rho_{ts}\, \pi_{ts}\pi_{ts}^\top\Big] E,
+    \qquad \rho = \frac{w}{s} - w,
+
+where ``E`` maps :math:`(\lambda, \mu)` to the logits :math:`\lambda_{yt} + \mu_{ys}` and
+:math:`q = w \pi`. One ``mu[y, s]`` per ``y`` is pinned (the gauge ``lam + c``, ``mu - c``),
+and variables outside the support are fixed: their rows and columns of ``H`` are replaced by
+identity ones, and their step is zero. In blocks,
+
+.. math::
+
+    H = \begin{pmatrix} A & C^\top \\ C & B \end{pmatrix},\quad
+    A_t = \mathrm{diag}(q_{\cdot t}) + \sum_s \rho_{ts}\pi_{ts}\pi_{ts}^\top,\quad
+    B_s = \mathrm{diag}(q_{\cdot s}) + \sum_t \rho_{ts}\pi_{ts}\pi_{ts}^\top,
+
+with ``|Y| x |Y|`` diagonal blocks, one per ``t`` and one per ``s``
+(:func:`diagonal_blocks`), so :math:`\mu` is eliminated block by block:
+
+.. math::
+
+    S\,\Delta\lambda = g_\lambda - \sum_s C_s^\top B_s^{-1} g_{\mu,s},\qquad
+    \Delta\mu_s = B_s^{-1}(g_{\mu,s} - C_s \Delta\lambda),\qquad
+    S = A - \sum_s C_s^\top B_s^{-1} C_s,
+
+the Schur complement of size ``|Y||T|`` (the driver puts the smaller source in the ``T``
+role). Two solvers, chosen by :func:`newton_solver`:
+
+- :class:`DenseNewton` (``|Y||T||S| < STRUCTURED_SIZE``): :math:`S` from dense products with
+  :math:`B_s^{-1} C_s`, factorised in float64; accurate to the end.
+- :class:`StructuredNewton`: :math:`S` assembled from the diagonal-plus-rank-one structure of
+  :math:`C_s` (:func:`pidkit.discrete.broja._schur.structured_schur`), factorised in float32
+  when large, and used as the preconditioner of conjugate gradients on the exact ``H``
+  (:func:`refine`); where that falls short of ``ACCURACY``, :math:`S` is reassembled from
+  solves with :math:`B_s` and factorised in float64.
+
+Factorisations are the backend's (:meth:`pidkit._backend.Backend.sym_factor`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..._backend import Backend, Factor
+from ._schur import solved_schur, structured_schur
+
+__all__ = ["newton_solver", "DenseNewton", "StructuredNewton", "BlockInverse",
+           "diagonal_blocks", "refine"]
+
+#: Most conjugate-gradient steps refining each Newton direction (per factor precision).
+REFINE = 10
+#: Relative residual a structured Newton direction must reach (else the float64 round runs).
+ACCURACY = 1e-12
+#: Added to the unit diagonal of the scaled ``mu``-``mu`` blocks: once ``rho = w/s`` dwarfs
+#: ``q`` they can be rank-deficient in floating point (a relative change far below the accuracy
+#: the directions need).
+RIDGE = 1e-13
+#: Smallest Schur complement size |Y|min(|T|,|S|) factorised first in float32 (below, float64
+#: is cheap enough and spares the extra refinement steps float32 needs).
+SINGLE_SIZE = 2048
+#: Smallest |Y||T||S| for which the structured Schur complement is used (below: dense).
+STRUCTURED_SIZE = 1000
+
+
+def newton_solver(q: Any, pi: Any, rho: Any, free_lam: Any, free_mu: Any, xp: Backend,
+                  work: dict | None = None) -> DenseNewton | StructuredNewton:
+    """Factorise the Newton matrix once; the returned solver maps ``(g_lam, g_mu)`` to
+    ``(d_lam, d_mu)`` (call it).
+
+    Parameters
+    ----------
+    q, pi : array ``(B, Y, T, S)``
+        Primal point :math:`q = w\\pi` and the softmax columns.
+    rho : array ``(B, T, S)``
+        :math:`w/s - w` on live blocks, 0 elsewhere.
+    free_lam, free_mu : bool array ``(B, Y, T)``, ``(B, Y, S)``
+        Variables that move; the others get a unit diagonal and a zero step.
+    xp : Backend
+    work : dict, optional
+        Buffers reused across Newton matrices (structured solver only).
+
+    Returns
+    -------
+    DenseNewton or StructuredNewton
+        :class:`DenseNewton` when ``|Y||T||S| < STRUCTURED_SIZE``.
+    """
+    nb, ny, nt, ns = q.shape
+    if ny * nt * ns < STRUCTURED_SIZE:
+        return DenseNewton(q, pi, rho, free_lam, free_mu, xp)
+    return StructuredNewton(q, pi, rho, free_lam, free_mu, xp, work)
+
+
+class BlockInverse:
+    r""":math:`B_s^{-1} x` for the ``mu``-``mu`` blocks, by solves, never an explicit inverse.
+
+    The blocks are ill-conditioned near the end, so they are scaled to a unit diagonal plus
+    the ridge, :math:`\tilde B_s = D B_s D + \mathrm{RIDGE}\, I` with
+    :math:`D = \mathrm{diag}(B_s)^{-1/2}` (:func:`unit_diagonal_scaling`), factorised once by
+    Cholesky (LU solves at each call where rounding made a block indefinite), and
+
+    .. math:: B_s^{-1} x = D \tilde B_s^{-1} D x.
+
+    Call it with ``x`` of shape ``(B, S, Y, k)``.
+    """
+
+    def __init__(self, b_scaled: Any, d: Any, xp: Backend):
+        self.b_scaled = b_scaled
+        self.d = d[..., None]
+        self.chol = xp.cho_factor(b_scaled)
+        self.xp = xp
+
+    def __call__(self, x: Any) -> Any:
+        xp = self.xp
+        x = self.d * x
+        if self.chol is None:
+            return self.d * xp.solve(self.b_scaled, x)
+        return self.d * xp.cho_solve(self.chol, x)
+
+
+def diagonal_blocks(q: Any, rpi: Any, pi: Any, fl: Any, fm: Any,
+                    xp: Backend) -> tuple[BlockInverse, Any]:
+    r"""The diagonal blocks of the Newton matrix with fixed variables replaced by identity rows.
+
+    Returns ``(inverse_b, a_t)``: ``inverse_b`` the :class:`BlockInverse` of the ``mu``-``mu``
+    blocks, one per ``s``,
+    :math:`B_s = \mathrm{diag}(q(\cdot, s)) + \sum_t \rho_{ts} \pi_{ts} \pi_{ts}^\top`;
+    ``a_t`` ``(B, T, Y, Y)`` the ``lam``-``lam`` blocks, one per ``t``. ``rpi = rho * pi``;
+    ``fl``, ``fm`` the free variables as floats.
+    """
+    b_scaled = blocks(xp.sum(q, axis=2), rpi, pi, fm, "byts,bzts->bsyz", xp)
+    d = unit_diagonal_scaling(b_scaled, xp)
+    b_scaled *= d[:, :, :, None] * d[:, :, None, :]
+    xp.diagonal(b_scaled)[...] += RIDGE
+    inverse_b = BlockInverse(b_scaled, d, xp)
+    return inverse_b, blocks(xp.sum(q, axis=3), rpi, pi, fl, "byts,bzts->btyz", xp)
+
+
+def blocks(q_sum: Any, rpi: Any, pi: Any, free: Any, spec: str, xp: Backend) -> Any:
+    r"""One family of diagonal blocks of the Newton matrix, ``(B, K, Y, Y)`` for ``K`` = ``T``
+    or ``S``:
+
+    .. math:: \mathrm{diag}(q_k) + \sum \rho \pi \pi^\top
+
+    (the sum and ``q_sum`` ``(B, Y, K)`` over the other source; ``spec`` the einsum of the
+    rank-one sum), with the rows and columns of fixed variables (``free`` ``(B, Y, K)`` zero)
+    replaced by identity ones."""
+    free_k = xp.moveaxis(free, 1, 2)                              # (B, K, Y)
+    out = xp.einsum(spec, rpi, pi)
+    out *= free_k[:, :, :, None] * free_k[:, :, None, :]
+    xp.diagonal(out)[...] += xp.moveaxis(q_sum, 1, 2) * free_k + (1.0 - free_k)
+    return out
+
+
+def unit_diagonal_scaling(b_s: Any, xp: Backend) -> Any:
+    """``1 / sqrt(diag(b_s))`` per block, ``(B, S, Y)``; 1 where the diagonal is 0 (a free
+    ``mu[y, s]`` whose softmax weights all underflowed: its row is then zero and only the ridge
+    keeps the block invertible, instead of a division by zero poisoning the item)."""
+    diag = xp.einsum("bsyy->bsy", b_s)
+    return 1.0 / xp.where(diag > 0, diag, 1.0) ** 0.5
+
+
+class DenseNewton:
+    r"""The Newton system through the dense Schur complement
+    :math:`S = A - \sum_s C_s^\top B_s^{-1} C_s`, factorised in float64
+    (:math:`O(|Y|^3|T|^2|S|)` operations: slower for large problems but accurate to the end).
+
+    Shapes and arguments as :func:`newton_solver`'s. With :math:`X_s = B_s^{-1} C_s` (kept)
+    and :math:`v = B^{-1} g_\mu`, a solve is
+    :math:`S\,\Delta\lambda = g_\lambda - C^\top v`, :math:`\Delta\mu = v - X \Delta\lambda`:
+    one solve with ``B`` per right-hand side.
+    """
+
+    def __init__(self, q: Any, pi: Any, rho: Any, free_lam: Any, free_mu: Any, xp: Backend):
+        nb, ny, nt, ns = q.shape
+        self.xp = xp
+        self.shape = (nb, ny, nt, ns)
+        self.fl = fl = xp.float64(free_lam)
+        self.fm = fm = xp.float64(free_mu)
+        rpi = rho[:, None] * pi
+        self.block_solve, a_t = diagonal_blocks(q, rpi, pi, fl, fm, xp)
+        # coupling C[b, s, z, t, y] = fl(y,t) fm(z,s) (d(y,z) q(y,t,s) + rho pi(y) pi(z))
+        cross = (xp.einsum("bzts->bszt", pi * fm[:, :, None, :])[..., None]
+                 * xp.einsum("byts->bsty", rpi * fl[:, :, :, None])[:, :, None])
+        xp.diagonal(cross, 2, 4)[...] += xp.einsum("byts->bsty",
+                                                   q * fl[:, :, :, None] * fm[:, :, None, :])
+        cross = xp.reshape(cross, (nb, ns, ny, nt * ny))
+        self.cross_t = xp.swapaxes(xp.reshape(cross, (nb, ns * ny, nt * ny)), 1, 2)
+        self.x = xp.reshape(self.block_solve(cross), (nb, ns * ny, nt * ny))   # B_s^{-1} C_s
+        schur = -(self.cross_t @ self.x)
+        per_block = xp.reshape(schur, (nb, nt, ny, nt, ny))
+        xp.diagonal(per_block, 1, 3)[...] += xp.einsum("btyz->byzt", a_t)  # block-diagonal A
+        diag = xp.diagonal(schur)
+        diag += (1e-15 * xp.max(diag, axis=1))[:, None]
+        self.factor = xp.sym_factor(schur)
+
+    def solve(self, g_lam: Any, g_mu: Any) -> tuple[Any, Any]:
+        """``(d_lam, d_mu)`` of shapes ``(B, Y, T)``, ``(B, Y, S)`` for the right-hand side
+        ``(g_lam, g_mu)``."""
+        xp, fl, fm = self.xp, self.fl, self.fm
+        nb, ny, nt, ns = self.shape
+        g_mu_s = xp.moveaxis(g_mu * fm, 1, 2)[..., None]              # (B, S, Y, 1)
+        v = xp.reshape(self.block_solve(g_mu_s), (nb, ns * ny, 1))   # B_s^{-1} g_mu_s
+        rhs = xp.reshape(xp.moveaxis(g_lam * fl, 1, 2), (nb, nt * ny, 1)) - self.cross_t @ v
+        d_lam = xp.sym_solve(self.factor, rhs)                        # (B, T*Y, 1)
+        d_mu = xp.reshape(v - self.x @ d_lam, (nb, ns, ny))           # (B, S, Y)
+        d_lam = xp.moveaxis(xp.reshape(d_lam, (nb, nt, ny)), 1, 2) * fl
+        return d_lam, xp.moveaxis(d_mu, 1, 2) * fm
+
+    __call__ = solve
+
+
+class StructuredNewton:
+    r"""The Newton system through the structured Schur complement, as the preconditioner of
+    conjugate gradients on the exact Newton matrix.
+
+    The coupling of ``lam[., t]`` and ``mu[., s]`` is :math:`C_s = Q_s + \Pi_s R_s`, diagonal
+    in ``y`` plus rank one per ``(t, s)``, so with :math:`M_s = B_s^{-1}` (``|Y| x |Y|``,
+    computed after a symmetric diagonal scaling, :class:`BlockInverse`) the Schur complement
+    :math:`A - \sum_s C_s^\top M_s C_s` is assembled in :math:`O(|Y|^2 |T|^2 |S|)` operations
+    (:func:`~pidkit.discrete.broja._schur.structured_schur`; the dense product
+    :math:`C^\top (B^{-1} C)` costs :math:`O(|Y|^3 |T|^2 |S|)`), in float64 (a float32
+    assembly loses too much to cancellation late in the run), then factorised by Cholesky
+    (:math:`O(|Y|^3 |T|^3)`) in float32 when ``|Y||T| >= SINGLE_SIZE`` (half the time of
+    float64). The factor only preconditions: each direction is refined by conjugate gradients
+    on the exact Newton matrix (applied matrix-free in float64, :meth:`apply`) until its
+    relative residual is below ``ACCURACY`` (:func:`refine`); where that fails, the Schur
+    complement is reassembled from solves with :math:`B_s`
+    (:func:`~pidkit.discrete.broja._schur.solved_schur`) and factorised in float64. Each
+    factor is computed at most once per Newton matrix and kept for the next right-hand side.
+
+    Shapes and arguments as :func:`newton_solver`'s.
+    """
+
+    def __init__(self, q: Any, pi: Any, rho: Any, free_lam: Any, free_mu: Any, xp: Backend,
+                 work: dict | None = None):
+        nb, ny, nt, ns = q.shape
+        self.xp, self.work, self.shape = xp, work, (nb, ny, nt, ns)
+        self.q, self.pi = q, pi
+        self.fl = fl = xp.float64(free_lam)
+        self.fm = fm = xp.float64(free_mu)
+        self.qm = q * fl[:, :, :, None] * fm[:, :, None, :]           # D part, (B, Y, T, S)
+        self.rpl = rho[:, None] * pi * fl[:, :, :, None]              # lam side of the rank one
+        self.pr = pi * fm[:, :, None, :]                              # mu side of the rank one
+        self.rpi = rho[:, None] * pi
+        self.block_solve, self.a_t = diagonal_blocks(q, self.rpi, pi, fl, fm, xp)
+        self.m_s = self.block_solve(xp.eye(ny, like=q))              # B_s^{-1}, (B, S, Y, Y)
+        self.schur = structured_schur(self.qm, self.rpl, self.pr, self.m_s, self.a_t, xp, work)
+        self.factors: dict[bool, Factor] = {}
+
+    def factor(self, first: bool) -> Factor:
+        """The factor of the structured Schur complement (``first``; float32 when
+        ``|Y||T| >= SINGLE_SIZE``, and the float64 one of the solved complement where the
+        float32 Cholesky breaks down), or of the solved one in float64."""
+        if first not in self.factors:
+            nb, ny, nt, ns = self.shape
+            single = first and nt * ny >= SINGLE_SIZE
+            exact = self.schur if first else solved_schur(self.qm, self.rpl, self.pr,
+                                                          self.block_solve, self.a_t, self.xp,
+                                                          self.work)
+            factor = self.xp.sym_factor(exact, single=single)
+            self.factors[first] = factor if factor is not None else self.factor(False)
+        return self.factors[first]
+
+    def inverse_b(self, x: Any, exact: bool) -> Any:
+        """:math:`B_s^{-1} x` for ``x`` ``(B, S, Y)``: the explicit inverse :math:`M_s`, or
+        (``exact``) solves with the scaled blocks."""
+        if exact:
+            return self.block_solve(x[..., None])[..., 0]
+        return (self.m_s @ x[..., None])[..., 0]
+
+    def approx_solve(self, factor: Factor, g_l: Any, g_m: Any) -> tuple[Any, Any]:
+        r"""The Newton direction through the factorised Schur complement ``factor``:
+
+        .. math::
+
+            S\,\Delta\lambda = g_\lambda - \sum_s C_s^\top B_s^{-1} g_{\mu,s},\qquad
+            \Delta\mu_s = B_s^{-1} (g_{\mu,s} - C_s \Delta\lambda).
+
+        With the float64 factor of the solved Schur complement, :math:`B_s^{-1}` by solves too
+        (the explicit inverse loses the digits that factor keeps)."""
+        xp, fl, fm = self.xp, self.fl, self.fm
+        nb, ny, nt, ns = self.shape
+        qm, rpl, pr = self.qm, self.rpl, self.pr
+        exact = factor is self.factors.get(False)
+        g_ms = xp.moveaxis(g_m * fm, 1, 2)                            # (B, S, Y)
+        v = xp.moveaxis(self.inverse_b(g_ms, exact), 1, 2)[:, :, None, :]  # (B, Y, 1, S)
+        pv = xp.sum(pr * v, axis=1, keepdims=True)                    # (B, 1, T, S)
+        ctv = xp.sum(qm * v + rpl * pv, axis=3)                       # C^T M g_mu, (B, Y, T)
+        rhs = xp.reshape(xp.moveaxis(g_l * fl - ctv, 1, 2), (nb, nt * ny, 1))
+        d_l = xp.moveaxis(xp.reshape(xp.sym_solve(factor, rhs), (nb, nt, ny)), 1, 2) * fl
+        d_l4 = d_l[:, :, :, None]
+        rd = xp.sum(rpl * d_l4, axis=1, keepdims=True)                # (B, 1, T, S)
+        c_d = xp.moveaxis(xp.sum(qm * d_l4 + pr * rd, axis=2), 1, 2)  # C d_lam, (B, S, Y)
+        d_m = self.inverse_b(g_ms - c_d, exact)                       # (B, S, Y)
+        return d_l, xp.moveaxis(d_m, 1, 2) * fm
+
+    def apply(self, d_l: Any, d_m: Any) -> tuple[Any, Any]:
+        r"""The exact Newton matrix times ``(d_l, d_m)``, matrix-free in float64:
+        :math:`E^\top [\mathrm{Diag}(q) + \sum \rho\pi\pi^\top] E`, with :math:`z = E d`;
+        fixed variables: identity."""
+        xp, fl, fm = self.xp, self.fl, self.fm
+        z = d_l[:, :, :, None] + d_m[:, :, None, :]
+        u = self.q * z + self.rpi * xp.sum(self.pi * z, axis=1, keepdims=True)
+        return (fl * xp.sum(u, axis=3) + (1.0 - fl) * d_l,
+                fm * xp.sum(u, axis=2) + (1.0 - fm) * d_m)
+
+    def solve(self, g_lam: Any, g_mu: Any) -> tuple[Any, Any]:
+        """``(d_lam, d_mu)`` for the right-hand side ``(g_lam, g_mu)``.
+
+        The float32 factor of the structured Schur complement first; where refinement does not
+        reach ``ACCURACY`` (that assembly loses digits to cancellation once ``rho = w/s`` is
+        large), the float64 factor of the solved one (kept for the next right-hand side); per
+        item the direction with the smaller residual."""
+        xp = self.xp
+        g_lam, g_mu = g_lam * self.fl, g_mu * self.fm
+        target = ACCURACY**2 * dot(g_lam, g_mu, g_lam, g_mu, xp)
+        d_lam, d_mu, size = refine(self, self.factor(True), g_lam, g_mu, target)
+        if xp.any(size > target):
+            d_l, d_m, size64 = refine(self, self.factor(False), g_lam, g_mu, target)
+            better = (size64 < size)[:, None, None]
+            d_lam = xp.where(better, d_l, d_lam)
+            d_mu = xp.where(better, d_m, d_mu)
+        return d_lam, d_mu
+
+    __call__ = solve
+
+
+def dot(a_l: Any, a_m: Any, b_l: Any, b_m: Any, xp: Backend) -> Any:
+    """The inner product of the pairs ``(a_l, a_m)`` and ``(b_l, b_m)`` per batch item."""
+    return xp.sum(a_l * b_l, axis=(1, 2)) + xp.sum(a_m * b_m, axis=(1, 2))
+
+
+def refine(system: StructuredNewton, factor: Factor, g_lam: Any, g_mu: Any,
+           target: Any) -> tuple[Any, Any, Any]:
+    r"""Preconditioned conjugate gradients on the exact Newton matrix ``H`` (``system.apply``)
+    with the preconditioner :math:`P^{-1}` = ``system.approx_solve(factor, .)``.
+
+    From :math:`x_0 = P^{-1} g`, at most ``REFINE`` steps (residuals recomputed from the
+    iterate at every step, not updated):
+
+    .. math::
+
+        r_k = g - H x_k,\quad z_k = P^{-1} r_k,\quad
+        \beta_k = \frac{r_k^\top z_k}{r_{k-1}^\top z_{k-1}},\quad p_k = z_k + \beta_k p_{k-1},
+        \quad x_{k+1} = x_k + \frac{r_k^\top z_k}{p_k^\top H p_k} p_k,
+
+    stopping once every item's :math:`\|r\|^2` is below ``target``. Returns the iterate with
+    the smallest residual per item and that squared residual: ``(d_lam, d_mu, size)``.
+    """
+    xp = system.xp
+    x_l, x_m = system.approx_solve(factor, g_lam, g_mu)
+    h_l, h_m = system.apply(x_l, x_m)
+    r_l, r_m = g_lam - h_l, g_mu - h_m
+    best_l, best_m, best = x_l, x_m, dot(r_l, r_m, r_l, r_m, xp)
+    if REFINE == 0 or xp.all(best <= target):
+        return best_l, best_m, best
+    p_l, p_m = system.approx_solve(factor, r_l, r_m)
+    rz = dot(r_l, r_m, p_l, p_m, xp)
+    for _ in range(REFINE):
+        h_l, h_m = system.apply(p_l, p_m)
+        php = dot(p_l, p_m, h_l, h_m, xp)
+        ok = (php > 0) & (rz > 0)
+        alpha = xp.where(ok, rz / xp.where(ok, php, 1.0), 0.0)[:, None, None]
+        x_l, x_m = x_l + alpha * p_l, x_m + alpha * p_m
+        h_l, h_m = system.apply(x_l, x_m)
+        r_l, r_m = g_lam - h_l, g_mu - h_m
+        size = dot(r_l, r_m, r_l, r_m, xp)
+        better = size < best
+        best_l = xp.where(better[:, None, None], x_l, best_l)
+        best_m = xp.where(better[:, None, None], x_m, best_m)
+        best = xp.where(better, size, best)
+        if xp.all(best <= target):
+            break
+        z_l, z_m = system.approx_solve(factor, r_l, r_m)
+        rz_new = dot(r_l, r_m, z_l, z_m, xp)
+        beta = xp.where(rz > 0, rz_new / xp.where(rz > 0, rz, 1.0), 0.0)[:, None, None]
+        p_l, p_m = z_l + beta * p_l, z_m + beta * p_m
+        rz = rz_new
+    return best_l, best_m, best

@@ -1,0 +1,162 @@
+r"""Assembly of the Schur complement of BROJA's Newton matrix, batched, in reused buffers.
+
+The Newton matrix in :math:`(\lambda, \mu)` (see :mod:`._newton`) has the blocks
+
+.. math::
+
+    \begin{pmatrix} A & C^\top \\ C & B \end{pmatrix},\qquad
+    A = \mathrm{blockdiag}_t(A_t),\quad B = \mathrm{blockdiag}_s(B_s),\quad
+    C_s = Q_s + \Pi_s R_s,
+
+with ``|Y| x |Y|`` diagonal blocks (:func:`pidkit.discrete.broja._newton.diagonal_blocks`)
+and a coupling :math:`C_s` (rows ``y`` of ``mu[., s]``, columns ``(t, y)`` of ``lam``) that
+is diagonal in ``y`` plus rank one per ``(t, s)``: :math:`Q_s` holds :math:`q_{yts}` on the
+diagonal, :math:`\Pi_s` the softmax columns :math:`\pi_{ts}` and :math:`R_s` the rows
+:math:`\rho_{ts}\pi_{ts}^\top`. Eliminating :math:`\mu` leaves the Schur complement
+
+.. math:: S = A - \sum_s C_s^\top B_s^{-1} C_s \qquad (|T||Y| \times |T||Y|),
+
+assembled here in two ways: :func:`structured_schur` from the explicit inverses
+:math:`M_s = B_s^{-1}` in :math:`O(|Y|^2|T|^2|S|)` operations, and :func:`solved_schur` from
+solves with :math:`B_s` (more accurate late in the run, where :math:`B_s` is ill-conditioned).
+The large intermediate arrays live in a ``work`` dictionary of flat buffers (:func:`buffer`),
+reused from one iteration to the next.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from ..._backend import Backend
+
+__all__ = ["structured_schur", "solved_schur", "subtract_from_a", "buffer", "contiguous"]
+
+
+def structured_schur(qm: Any, rpl: Any, pr: Any, m_s: Any, a_t: Any, xp: Backend,
+                     work: dict | None = None) -> Any:
+    r"""The Schur complement :math:`A - \sum_s C_s^\top M_s C_s` as ``(B, |T||Y|, |T||Y|)``.
+
+    With :math:`C_s = Q_s + \Pi_s R_s` (``qm[y,t,s]`` the diagonal part, ``pr`` the columns of
+    :math:`\Pi_s`, ``rpl[y,t,s]`` = :math:`\rho_{ts}\pi_{ts}(y)` the rows of :math:`R_s`),
+    :math:`G_s = M_s \Pi_s` and :math:`W_s = \Pi_s^\top M_s \Pi_s`, entry
+    ``[(t,y), (u,z)]`` of :math:`\sum_s C_s^\top M_s C_s` is
+
+    .. math::
+
+        \sum_s q_{yts} V_{ysuz} + \sum_s \rho_{ts}\pi_{ts}(y) X_{tsuz},\quad
+        V_{ysuz} = M_s[y,z] q_{zus} + G_s[y,u] r_{zus},\quad
+        X_{tsuz} = G_s[z,t] q_{zus} + W_s[t,u] r_{zus}
+
+    (the first sum holds :math:`Q^\top M Q + Q^\top M \Pi R`, the second the transpose of
+    the cross term and :math:`R^\top W R`): two batches of plain matrix products, over ``y``
+    and over ``t``, each :math:`2|Y|^2|T|^2|S|` flops, written straight into the final
+    ``[t, y, u, z]`` layout.
+
+    Parameters
+    ----------
+    qm, rpl, pr : array ``(B, Y, T, S)``
+        :math:`q`, :math:`\rho\pi` and :math:`\pi`, masked by the free variables.
+    m_s : array ``(B, S, Y, Y)``
+        The inverses :math:`B_s^{-1}`.
+    a_t : array ``(B, T, Y, Y)``
+        The blocks of :math:`A`.
+    xp : Backend
+    work : dict, optional
+        Buffers reused across calls (:func:`buffer`); the result lives in ``work["schur"]``.
+    """
+    nb, ny, nt, ns = qm.shape
+    # the small factors of the broadcast products below, made contiguous: a strided innermost
+    # axis makes those products several times slower
+    q_t = contiguous(xp.einsum("bzus->bsuz", qm), xp)[:, None]   # (B, 1, S, U, Z)
+    r_t = contiguous(xp.einsum("bzus->bsuz", rpl), xp)[:, None]
+    pr_s = xp.einsum("byts->bsyt", pr)
+    g_s = m_s @ pr_s                                              # G_s, (B, S, Y, T)
+    w_s = xp.swapaxes(pr_s, 2, 3) @ g_s                           # W_s, (B, S, T, T)
+    shape_v, shape_x = (nb, ny, ns, nt, ny), (nb, nt, ns, nt, ny)
+    v = buffer(work, "vx", shape_v, qm, xp)                       # V, (B, Y, S, U, Z)
+    xp.multiply(xp.moveaxis(m_s, 1, 2)[:, :, :, None, :], q_t, out=v)
+    v += xp.multiply(xp.moveaxis(g_s, 1, 2)[:, :, :, :, None], r_t,
+                     out=buffer(work, "tmp", shape_v, qm, xp))
+    cc = xp.matmul(qm, xp.reshape(v, (nb, ny, ns, nt * ny)),
+                   out=buffer(work, "cc", (nb, ny, nt, nt * ny), qm, xp))  # (B, Y, T, UZ)
+    x = buffer(work, "vx", shape_x, qm, xp)                       # X, (B, T, S, U, Z)
+    xp.multiply(contiguous(xp.einsum("bszt->btsz", g_s), xp)[:, :, :, None, :], q_t, out=x)
+    x += xp.multiply(xp.einsum("bstu->btsu", w_s)[:, :, :, :, None], r_t,
+                     out=buffer(work, "tmp", shape_x, qm, xp))
+    schur = xp.matmul(xp.einsum("byts->btys", rpl), xp.reshape(x, (nb, nt, ns, nt * ny)),
+                      out=buffer(work, "schur", (nb, nt, ny, nt * ny), qm, xp))
+    return subtract_from_a(schur, cc, a_t, xp)
+
+
+def solved_schur(qm: Any, rpl: Any, pr: Any, block_solve: Any, a_t: Any, xp: Backend,
+                 work: dict | None = None) -> Any:
+    r"""The Schur complement :math:`A - \sum_s C_s^\top X_s` with :math:`X_s = B_s^{-1} C_s`
+    from ``block_solve`` (:class:`pidkit.discrete.broja._newton.BlockInverse`), as
+    ``(B, |T||Y|, |T||Y|)``: slower than :func:`structured_schur` (it forms ``C`` and ``X``,
+    :math:`2|Y|^3|T||S|` more flops) but without the explicit inverse of the ill-conditioned
+    :math:`B_s`. :math:`C_s^\top X_s` uses the structure of ``C``:
+
+    .. math::
+
+        \sum_s C_s^\top X_s\,[(t,y), \cdot] = \sum_s q_{yts} X_s[y, \cdot]
+        + \sum_s \rho_{ts}\pi_{ts}(y) \sum_a \pi_{ts}(a) X_s[a, \cdot],
+
+    two batches of matrix products, :math:`O(|Y|^2|T|^2|S|)`. Arguments as
+    :func:`structured_schur`'s; the result lives in ``work["schur"]``.
+    """
+    nb, ny, nt, ns = qm.shape
+    # C[b, s, z, t, y] = d(y,z) q(y,t,s) + pi(z,t,s) rho pi(y,t,s)
+    c = buffer(work, "vx", (nb, ns, ny, nt, ny), qm, xp)
+    xp.multiply(xp.einsum("bzts->bszt", pr)[..., None], xp.einsum("byts->bsty", rpl)[:, :, None],
+                out=c)
+    xp.diagonal(c, 2, 4)[...] += xp.einsum("byts->bsty", qm)
+    x = block_solve(xp.reshape(c, (nb, ns, ny, nt * ny)))        # X_s, (B, S, Y, UZ)
+    t1 = xp.matmul(qm, xp.moveaxis(x, 1, 2),
+                   out=buffer(work, "cc", (nb, ny, nt, nt * ny), qm, xp))  # (B, Y, T, UZ)
+    px = xp.swapaxes(xp.einsum("byts->bsyt", pr), 2, 3) @ x        # (B, S, T, UZ)
+    del x
+    schur = xp.matmul(xp.einsum("byts->btys", rpl), xp.moveaxis(px, 1, 2),
+                      out=buffer(work, "schur", (nb, nt, ny, nt * ny), qm, xp))
+    return subtract_from_a(schur, t1, a_t, xp)
+
+
+def subtract_from_a(schur: Any, cross: Any, a_t: Any, xp: Backend) -> Any:
+    r"""Finish a Schur complement in place: ``schur`` holds the ``(B, T, Y, TY)`` part of
+    :math:`\sum_s C_s^\top X_s` that ``cross`` (``(B, Y, T, TY)``) completes; returns
+
+    .. math:: A - \sum_s C_s^\top X_s + 10^{-15} \max_i S_{ii}\, I
+
+    as ``(B, TY, TY)`` (``A`` block diagonal, blocks ``a_t`` of shape ``(B, T, Y, Y)``; the
+    relative ridge keeps the factorisation away from exact singularity)."""
+    nb, nt, ny = schur.shape[:3]
+    schur += xp.swapaxes(cross, 1, 2)
+    schur = xp.reshape(schur, (nb, nt, ny, nt, ny))
+    schur *= -1.0
+    xp.diagonal(schur, 1, 3)[...] += xp.einsum("btyz->byzt", a_t)  # block-diagonal A
+    schur = xp.reshape(schur, (nb, nt * ny, nt * ny))
+    diag = xp.diagonal(schur)
+    diag += (1e-15 * xp.max(diag, axis=1))[:, None]
+    return schur
+
+
+def contiguous(x: Any, xp: Backend) -> Any:
+    """A C-contiguous copy of ``x`` (row-major, whatever the strides of ``x``)."""
+    return xp.reshape(xp.reshape(x, (-1,)), tuple(x.shape))
+
+
+def buffer(work: dict | None, name: str, shape: tuple[int, ...], like: Any,
+           xp: Backend) -> Any:
+    """An uninitialised array of ``shape`` (``like``'s dtype and device): the prefix of the
+    flat buffer ``work[name]``, grown when too small, or a fresh array without ``work``.
+
+    Two calls with one ``name`` share memory: a buffer is free again once the array taken
+    from it before is no longer needed.
+    """
+    size = math.prod(shape)
+    buf = None if work is None else work.get(name)
+    if buf is None or buf.shape[0] < size or buf.dtype != like.dtype:
+        buf = xp.empty((size,), like)
+        if work is not None:
+            work[name] = buf
+    return xp.reshape(buf[:size], shape)
