@@ -55,6 +55,7 @@ import torch
 from torch import distributed as dist
 from torch import nn
 
+from pidkit.errors import CheckpointError
 from pidkit.result import to_plain
 from pidkit.validation import check_choice, fail
 
@@ -883,12 +884,27 @@ class Trainer:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore a :meth:`state_dict` (the models must have the same architecture)."""
-        self.student.load_state_dict(state["student"])
-        self.loss_fn.load_state_dict(state["loss"])
-        self.student_optimizer.load_state_dict(state["student_optimizer"])
+        """Restore a :meth:`state_dict` (the models must have the same architecture).
+
+        Raises
+        ------
+        CheckpointError
+            If the student, the loss (method, its options, the layer pairs) or an optimizer's
+            parameter groups differ from the run that wrote the state.
+        """
+        parts = [("student", self.student), ("loss", self.loss_fn),
+                 ("student_optimizer", self.student_optimizer)]
         if self.teacher_optimizer is not None and state["teacher_optimizer"] is not None:
-            self.teacher_optimizer.load_state_dict(state["teacher_optimizer"])
+            parts.append(("teacher_optimizer", self.teacher_optimizer))
+        for part, target in parts:
+            try:
+                target.load_state_dict(state[part])
+            except (RuntimeError, ValueError, KeyError) as exc:
+                reason = str(exc).strip().splitlines()[0][:300]
+                raise fail("checkpoint", f"its {part} state does not fit this trainer's "
+                           f"({reason})", "Resume with the same student architecture, method, "
+                           "method_options, layers and optimizer as the run that wrote it",
+                           kind=CheckpointError) from exc
         for name in ("student_scheduler", "teacher_scheduler"):
             scheduler = getattr(self, name)
             if scheduler is not None and state.get(name) is not None:

@@ -290,3 +290,16 @@ def test_teacher_side_runs_once_per_batch(digits):
         assert 0.0 <= metrics["train_head_acc"] <= 1.0
         assert [int(bn.num_batches_tracked) - b for bn, b in zip(bns, before, strict=True)] \
             == [batches] * len(bns)
+
+
+def test_resuming_with_another_architecture_is_a_typed_error(digits, tmp_path):
+    from pidkit.errors import CheckpointError
+
+    trainer = _rid_trainer(digits, epochs=2, warmup=0, cycle=2, ratio=0.5,
+                           out_dir=str(tmp_path))
+    trainer.fit()
+    train, test = digits
+    wider = Trainer(trainer.teacher, models.get_model("digits_cnn", width=5), _small(train),
+                    method="rid", epochs=3, batch_size=32, progress=False)
+    with pytest.raises(CheckpointError, match=r"(?s)checkpoint: its student state .*same student"):
+        wider.fit(resume=tmp_path / "checkpoint.pt")
