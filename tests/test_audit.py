@@ -240,12 +240,10 @@ def test_bad_models_and_data():
 
 
 def test_float32_features_audit_like_float64():
-    """Network features are float32 and are audited in float32 (no conversion). Against the
-    same features in float64: class structure in a 16-dimensional subspace under isotropic
-    noise (the benchmark's construction), so some samples sit near cluster boundaries. The
-    float32 projection differs from the float64 one by round-off (~1e-7 relative), which moves
-    no sample across a KMeans boundary here: every value agrees to the solver's tolerance
-    (1e-6 bits stated; BROJA certified to 1e-7)."""
+    """Float32 network features are audited in float64 (the default ``dtype``; widening is
+    exact), so the same features passed as float32 or float64 give the same report exactly.
+    Class structure in a 16-dimensional subspace under isotropic noise (the benchmark's
+    construction), so some samples sit near cluster boundaries."""
     rng = np.random.default_rng(21)
     n, dim = 1500, 128
     c = rng.integers(0, 6, n)
@@ -261,9 +259,9 @@ def test_float32_features_audit_like_float64():
                 estimator_options={"n_clusters": 6, "n_components": 6})
     r32 = audit_features(y, t, s, **opts)
     r64 = audit_features(y, t.astype(np.float64), s.astype(np.float64), **opts)
-    assert r32.settings["dtype"] is None
-    for key, value in r64.pairs[0].values.items():
-        assert r32.pairs[0].values[key] == pytest.approx(value, abs=1e-6), key
+    assert r32.settings["dtype"] == "float64"
+    assert r32.pairs[0].values == r64.pairs[0].values
+    assert r32.pairs[0].chance == r64.pairs[0].chance
     assert r64.pairs[0].values["redundancy"] > 0.3      # a non-trivial audit
 
 
@@ -302,3 +300,86 @@ def test_audit_leaves_every_submodule_in_its_own_mode():
     with torch.no_grad():
         assert torch.equal(teacher(x), before)
     assert torch.equal(inner.layer3[1].running_mean, running)
+
+
+# -- chance levels, p-values, bias correction, sparse-cell warning (issue 17) ---------------------
+CHANCE = {"estimator": "discretize", "estimator_options": {"n_clusters": 3, "n_components": 3},
+          "ci": None, "n_perm": 39, "measure_options": TOL}
+
+
+@pytest.mark.parametrize("estimator", ["discretize", "gaussian"])
+def test_independent_features_are_at_chance(estimator):
+    """Features independent of the labels: across 20 seeds, for every quantity, p < 0.05 at
+    most 4 times (a valid p-value gives p < 0.05 with probability <= 0.05; Binomial(20, 0.05)
+    exceeds 4 with probability 0.003), and the bias-corrected values sit within twice the
+    null's spread (95th percentile - mean) of 0 and average to about 0."""
+    opts = dict(CHANCE, estimator=estimator)
+    if estimator == "gaussian":
+        opts.pop("estimator_options")
+        opts.pop("measure_options")
+    low = dict.fromkeys(("mi_teacher", "mi_student", "redundancy", "unique_teacher",
+                         "unique_student", "synergy"), 0)
+    corrected_mi = []
+    for seed in range(20):
+        rng = np.random.default_rng(100 + seed)
+        n = 300
+        y = rng.integers(0, 3, n)
+        r = audit_features(y, rng.normal(size=(n, 16)), rng.normal(size=(n, 16)), seed=seed,
+                           **opts)[0]
+        for q, p in r.p_values.items():
+            assert 1 / 40 <= p <= 1
+            low[q] += p < 0.05
+        for q in r.values:
+            assert r.corrected[q] == r.values[q] - r.chance[q]
+        if estimator == "discretize":
+            assert r.values["synergy"] > 0.005     # plug-in bias: raw value above 0
+        corrected_mi.append(r.corrected["mi_teacher"])
+        for q in ("mi_teacher", "synergy"):
+            assert abs(r.corrected[q]) < 2 * (r.chance_q95[q] - r.chance[q]), (seed, q)
+    assert max(low.values()) <= 4, low
+    assert abs(np.mean(corrected_mi)) < 0.01
+
+
+def test_real_structure_gets_the_smallest_p_value(latent):
+    y, _, _, t, s = latent
+    r = audit_features(y, t, s, estimator="discretize", estimator_options=SMALL, ci=None,
+                       n_perm=20, seed=0, measure_options=TOL)[0]
+    for q in ("mi_teacher", "mi_student", "redundancy", "unique_teacher"):
+        assert r.p_values[q] == 1 / 21, q
+        assert r.corrected[q] > 0.1, q
+        assert r.chance[q] < r.chance_q95[q] < r.values[q]
+
+
+def test_chance_levels_are_on_by_default(latent):
+    from pidkit_distill.audits.run import DEFAULT_N_PERM
+    from pidkit_distill.commands.audit import add_arguments
+
+    y, _, _, t, s = latent
+    for estimator in ("discretize", "gaussian"):
+        r = audit_features(y[:400], t[:400], s[:400], estimator=estimator, n_boot=10,
+                           estimator_options=SMALL if estimator == "discretize" else None)
+        assert r.settings["n_perm"] == DEFAULT_N_PERM == 100
+        assert r[0].chance is not None and r[0].p_values is not None
+        assert r[0].details["dropped_replicates"]["null"] == 0
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    assert parser.parse_args(["--teacher", "t", "--student", "s"]).n_perm == DEFAULT_N_PERM
+
+
+def test_sparse_cells_warn_with_the_fix():
+    rng = np.random.default_rng(5)
+    n = 450
+    y = rng.integers(0, 10, n)
+    t, s = rng.normal(size=(n, 64)), rng.normal(size=(n, 64))
+    with pytest.warns(UserWarning, match=r"per cell \(fewer than 5\).*n_clusters': 3"):
+        r = audit_features(y, t, s, ci=None, n_perm=5, seed=0)
+    assert r[0].details["samples_per_cell"] < 5
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        r = audit_features(y % 2, t, s, ci=None, n_perm=5, seed=0,
+                           estimator_options={"n_clusters": 2, "n_components": 2})
+    assert r[0].details["samples_per_cell"] >= 5

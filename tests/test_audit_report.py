@@ -109,6 +109,72 @@ def test_plot_stacks_red_and_uni_to_the_mutual_information():
     plt.close(ax.figure)
 
 
+def _chance_report():
+    base = _report()
+    pairs = []
+    for item in base.pairs:
+        chance = {q: 0.01 * (i + 1) for i, q in enumerate(QUANTITIES)}
+        pairs.append(LayerAudit(item.teacher_layer, item.student_layer, item.values,
+                                item.intervals, item.details, chance=chance,
+                                chance_q95={q: 2 * v for q, v in chance.items()},
+                                p_values={q: 1 / 101 for q in QUANTITIES}))
+    return AuditReport(tuple(pairs), base.estimator, {**base.settings, "n_perm": 100,
+                                                      "interval": "basic"},
+                       base.n_samples, base=2.0, ci=0.95, seed=7)
+
+
+def test_chance_levels_p_values_and_corrected_values_everywhere(tmp_path):
+    """Issue 17: chance level (null mean), bias-corrected value and p-value next to every
+    quantity in the table, JSON, CSV, Markdown, HTML and the figure (a marker per bar)."""
+    r = _chance_report()
+    item = r[0]
+    assert item.corrected["synergy"] == pytest.approx(item.values["synergy"] - 0.06)
+    text = str(r)
+    for needle in ("chance (null mean)", "corrected (- chance)", "p-value", "basic bootstrap",
+                   "mean of 100 label shuffles"):
+        assert needle in text
+        assert needle in r.to_markdown() and needle in r.to_html()
+    line = next(ln for ln in text.splitlines() if "corrected" in ln and "0." in ln)
+    assert f"{item.corrected['mi_teacher']:.4f}" in line
+    data = json.loads(r.to_json())
+    assert data["pairs"][0]["chance"]["synergy"] == pytest.approx(0.06)
+    assert data["pairs"][0]["p_values"]["redundancy"] == pytest.approx(1 / 101)
+    assert data["pairs"][0]["corrected"]["synergy"] == pytest.approx(item.corrected["synergy"])
+    assert AuditReport.from_json(r.to_json()) == r
+    rows = list(csv.DictReader(io.StringIO(r.to_csv())))
+    assert {"chance", "chance_q95", "corrected", "p_value"} <= set(rows[0])
+    assert float(rows[0]["chance"]) == pytest.approx(0.01)
+    # without a null the columns are NaN in the CSV and absent from the table
+    plain = list(csv.DictReader(io.StringIO(_report().to_csv())))
+    assert math.isnan(float(plain[0]["p_value"])) and "chance" not in str(_report())
+    ax = r.plot()
+    markers = [c for c in ax.collections if c.get_label() == "chance (null mean)"]
+    assert len(markers) == 1
+    segments = [seg for c in ax.collections if c.get_linestyle() and hasattr(c, "get_segments")
+                for seg in c.get_segments() if len(seg) == 2 and seg[0][1] == seg[1][1]]
+    levels = sorted({round(float(seg[0][1]), 9) for seg in segments})
+    # per pair: I(Y;T) 0.01, I(Y;S) 0.02, all four atoms 0.03 + 0.04 + 0.05 + 0.06
+    assert levels == [0.01, 0.02, 0.18]
+    import matplotlib.pyplot as plt
+
+    plt.close(ax.figure)
+    paths = r.save(tmp_path / "rep")
+    assert "chance (null mean)" in paths["html"].read_text()
+
+
+def test_history_curves_carry_chance_levels(tmp_path):
+    h = AuditHistory("rid", [1, 2], [_chance_report(), _chance_report()])
+    s = h.series("redundancy")
+    assert s["chance"] == [pytest.approx(0.03)] * 2 and s["p_value"] == [pytest.approx(1 / 101)] * 2
+    assert all(math.isnan(v) for v in AuditHistory("kd", [1], [_report()]).series(
+        "redundancy")["chance"])
+    fig = h.plot()
+    labels = [line.get_label() for ax in fig.axes for line in ax.get_lines()]
+    assert "rid (chance)" in labels
+    rows = list(csv.DictReader(io.StringIO(h.to_csv())))
+    assert float(rows[0]["chance"]) == pytest.approx(0.01)
+
+
 def test_history_curves_data_and_figure(tmp_path):
     runs = {}
     for method, slope in (("rid", 0.1), ("vid", 0.02)):

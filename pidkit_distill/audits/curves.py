@@ -60,12 +60,14 @@ class AuditHistory:
         return len(self.epochs)
 
     def series(self, quantity: str, pair: int | str = 0) -> dict[str, list[float]]:
-        """``{"epoch", "value", "lower", "upper"}`` lists for one quantity of one layer pair
-        (bounds are NaN where no interval was computed)."""
+        """``{"epoch", "value", "lower", "upper", "chance", "p_value"}`` lists for one quantity
+        of one layer pair (bounds are NaN where no interval was computed; chance level, the
+        null mean, and p-value are NaN where no permutation null was drawn)."""
         if quantity not in QUANTITIES:
             raise fail("quantity", "is not an audited quantity", f"Use one of {list(QUANTITIES)}",
                        quantity)
-        out: dict[str, list[float]] = {"epoch": [], "value": [], "lower": [], "upper": []}
+        out: dict[str, list[float]] = {"epoch": [], "value": [], "lower": [], "upper": [],
+                                       "chance": [], "p_value": []}
         for epoch, report in zip(self.epochs, self.reports, strict=True):
             item = report[pair]
             lo, hi = (item.intervals or {}).get(quantity, (math.nan, math.nan))
@@ -73,6 +75,8 @@ class AuditHistory:
             out["value"].append(item.values[quantity])
             out["lower"].append(lo)
             out["upper"].append(hi)
+            out["chance"].append((item.chance or {}).get(quantity, math.nan))
+            out["p_value"].append((item.p_values or {}).get(quantity, math.nan))
         return out
 
     # -- data ----------------------------------------------------------------------------
@@ -135,7 +139,8 @@ def plot_curves(histories: Sequence[AuditHistory] | Mapping[str, AuditHistory], 
                 pair: int | str = 0, quantities: Sequence[str] = CURVE_QUANTITIES,
                 path: str | Path | None = None, dpi: int = 120):
     """Over-training curves of several runs on one figure: one panel per quantity, one line per
-    method, shaded confidence bands where the audits have intervals.
+    method, shaded confidence bands where the audits have intervals, and a dotted line at the
+    chance level (null mean) where the audits drew a permutation null.
 
     Parameters
     ----------
@@ -176,6 +181,9 @@ def plot_curves(histories: Sequence[AuditHistory] | Mapping[str, AuditHistory], 
             if not all(math.isnan(v) for v in s["lower"]):
                 ax.fill_between(s["epoch"], s["lower"], s["upper"], color=line.get_color(),
                                 alpha=0.2, linewidth=0)
+            if not all(math.isnan(v) for v in s["chance"]):
+                ax.plot(s["epoch"], s["chance"], linestyle=":", linewidth=1,
+                        color=line.get_color(), label=f"{label} (chance)")
         ax.set_title(LABELS[q])
         ax.set_xlabel("epoch")
         ax.set_ylabel(f"{unit}")

@@ -19,8 +19,9 @@ so their intervals and p-values are summaries of the same replicates as the atom
   Intervals come from the engine's one-pass Poisson bootstrap
   (:func:`pidkit.estimate.uncertainty.poisson_weights`): replicate :math:`b` weighs sample
   :math:`i` by :math:`w_{bi} \sim \mathrm{Poisson}(1)` drawn from the sample's key, so the
-  replicates are accumulated while streaming; each is evaluated by the same estimator. No
-  shuffle null (``n_perm`` applies to the discrete route).
+  replicates are accumulated while streaming; each is evaluated by the same estimator. The
+  shuffle null keeps the projected features (``n x (d_T + d_S)`` floats) and permutes the
+  one-hot labels against them, one covariance per permutation.
 
 Intervals follow the engine's policy: ``"basic"`` (the audits' default) or ``"percentile"``,
 never clipped (a basic interval can extend below 0 or lie below the point estimate; see
@@ -30,6 +31,7 @@ docs/audit.md).
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import numpy as np
@@ -40,6 +42,7 @@ from pidkit.estimate.uncertainty import (
     INTERVALS,
     Replicates,
     drop_failed,
+    permutation_null,
     poisson_weights,
     summarize,
     vector,
@@ -49,8 +52,13 @@ from pidkit.validation import fail
 from .report import QUANTITIES, LayerAudit
 from .stream import Batch
 
-__all__ = ["DISCRETE_PRESETS", "ESTIMATORS", "GAUSSIAN_DEFAULTS", "INTERVALS", "DiscretePair",
-           "GaussianPair", "values_of"]
+__all__ = ["DISCRETE_PRESETS", "ESTIMATORS", "GAUSSIAN_DEFAULTS", "INTERVALS",
+           "MIN_SAMPLES_PER_CELL", "DiscretePair", "GaussianPair", "canonical_table",
+           "values_of"]
+
+#: Fewest samples per occupied cell of the (label, teacher code, student code) table below
+#: which an audit warns that its plug-in values are dominated by bias.
+MIN_SAMPLES_PER_CELL = 5
 
 #: Audit estimator name -> preset of :data:`pidkit.estimate.PRESETS` (``None``: custom).
 DISCRETE_PRESETS = {"paper": "paper-cifar10", "paper-cifar10": "paper-cifar10",
@@ -79,9 +87,10 @@ def values_of(result) -> dict[str, float]:
 
 def _summarised(reps: Replicates, ci: float | None, interval: str, base: float
                 ) -> tuple[dict[str, float], dict[str, tuple[float, float]] | None,
-                           dict[str, Any] | None]:
-    """Values, intervals and p-values (units of ``base``) of the six quantities from the
-    replicates of the PID vector (nats), summarised by the engine."""
+                           dict[str, Any] | None, dict[str, dict[str, float]] | None]:
+    """Values, intervals, p-values and chance levels (units of ``base``) of the six quantities
+    from the replicates of the PID vector (nats), summarised by the engine. Chance levels:
+    ``{"mean": ..., "q95": ...}`` of the null replicates, per quantity (None without a null)."""
     six = reps.map(lambda v: v @ _FROM_ATOMS.T)
     s = summarize(six, ci, interval)
     scale = 1 / math.log(base)
@@ -90,11 +99,51 @@ def _summarised(reps: Replicates, ci: float | None, interval: str, base: float
     if s.lower is not None:
         intervals = {q: (float(lo) * scale, float(hi) * scale)
                      for q, lo, hi in zip(QUANTITIES, s.lower, s.upper, strict=True)}
-    p = None
+    p = chance = None
     if s.p_values is not None:
         p = {**dict(zip(QUANTITIES, s.p_values.tolist(), strict=True)),
              "null": "labels shuffled against both layers"}
-    return values, intervals, p
+        mean = six.null.mean(axis=0) * scale
+        q95 = np.quantile(six.null, 0.95, axis=0) * scale
+        chance = {"mean": dict(zip(QUANTITIES, mean.tolist(), strict=True)),
+                  "q95": dict(zip(QUANTITIES, q95.tolist(), strict=True))}
+    return values, intervals, p, chance
+
+
+def canonical_table(table: np.ndarray) -> np.ndarray:
+    """The count table ``(k_y, k_t, k_s)`` with its empty label rows removed and the others in a
+    canonical order (lexicographic order of their counts), so that it does not depend on the
+    names of the classes: any injective relabelling of ``y`` gives the same table, hence the same
+    point estimate, bootstrap and null replicates (the PID does not depend on the order of the
+    target's outcomes). Rows that tie are identical, so their order does not matter."""
+    table = table[table.reshape(table.shape[0], -1).sum(axis=1) > 0]
+    flat = table.reshape(table.shape[0], -1)
+    return table[np.lexsort(flat.T[::-1])]
+
+
+def _sparse_warning(pair: tuple[str, str], n: int, occupied: int, n_classes: int,
+                    n_codes: int) -> None:
+    per_cell = n / max(occupied, 1)
+    if per_cell >= MIN_SAMPLES_PER_CELL:
+        return
+    k = max(2, math.isqrt(max(n // (MIN_SAMPLES_PER_CELL * max(n_classes, 1)), 0)))
+    warnings.warn(
+        f"audit of {pair[0]} -> {pair[1]}: {n} samples over {occupied} occupied cells of the "
+        f"(label, teacher code, student code) table, {per_cell:.1f} per cell (fewer than "
+        f"{MIN_SAMPLES_PER_CELL}): the plug-in values are dominated by their upward bias; read "
+        "them against their chance levels and bias-corrected values. To fix it, use fewer "
+        f"clusters (estimator_options={{'n_clusters': {min(k, n_codes)}}}, or "
+        "estimator='paper-cifar100') or fewer PCA components, or audit more samples (about "
+        f"{MIN_SAMPLES_PER_CELL * occupied} for these settings), or use estimator='gaussian'",
+        UserWarning, stacklevel=6)  # the caller of audit / audit_features
+
+
+def _layer(pair, values, intervals, details, p_values, chance) -> LayerAudit:
+    return LayerAudit(pair[0], pair[1], values, intervals, details,
+                      chance=None if chance is None else chance["mean"],
+                      chance_q95=None if chance is None else chance["q95"],
+                      p_values=None if p_values is None
+                      else {q: p_values[q] for q in QUANTITIES})
 
 
 class DiscretePair:
@@ -132,16 +181,20 @@ class DiscretePair:
                interval: str = "basic") -> LayerAudit:
         from pidkit.estimate import count_replicates
 
-        table = self.counts.counts
+        table = canonical_table(self.counts.counts)
         point, reps = count_replicates(table, measure, n_boot=n_boot if ci is not None else 0,
                                        n_perm=n_perm, seed=self.boot_seed,
                                        measure_options=measure_options)
-        values, intervals, p_values = _summarised(reps, ci, interval, base)
+        values, intervals, p_values, chance = _summarised(reps, ci, interval, base)
+        n, occupied = int(table.sum()), int(np.count_nonzero(table))
+        _sparse_warning(pair, n, occupied, table.shape[0],
+                        int(self.discretizers[0].n_codes_))
         scale = 1 / math.log(base)
         details = {"teacher_dim": self._dims[0], "student_dim": self._dims[1],
                    "teacher_codes": int(self.discretizers[0].n_codes_),
                    "student_codes": int(self.discretizers[1].n_codes_),
-                   "occupied_cells": int(np.count_nonzero(table)),
+                   "occupied_cells": occupied,
+                   "samples_per_cell": n / max(occupied, 1),
                    "joint_mutual_information": float(point.mutual_information) * scale,
                    "solver_status": point.solver.status,
                    "discretizer_seed": self.discretizers[0].random_state,
@@ -152,7 +205,7 @@ class DiscretePair:
             details["certified_gap"] = float(point.solver.certificate.gap) * scale
         if p_values is not None:
             details["p_values"] = p_values
-        return LayerAudit(pair[0], pair[1], values, intervals, details)
+        return _layer(pair, values, intervals, details, p_values, chance)
 
 
 class GaussianPair:
@@ -160,7 +213,7 @@ class GaussianPair:
     Gaussian estimator (see the module notes)."""
 
     def __init__(self, settings: dict[str, Any], seeds: np.random.SeedSequence,
-                 n_classes: int, n_boot: int):
+                 classes: np.ndarray, n_boot: int, n_perm: int = 0):
         from pidkit.estimate import Projector
 
         fit, boot = seeds.spawn(2)
@@ -173,9 +226,16 @@ class GaussianPair:
                        "Pass estimator_options={'bias_correction': False} for plug-in atoms",
                        correction, kind=PIDTypeError)
         self.bias_correction = correction
-        self.n_classes = int(n_classes)
+        # classes are renamed to their rank (labels {3, 7} and {0, 1} give the same one-hot
+        # block; any other injective renaming permutes its columns, an invertible linear map of
+        # the target block that leaves every Gaussian quantity unchanged)
+        self.classes = np.asarray(classes, dtype=np.int64)
+        self.n_classes = int(self.classes.size)
         self.n_boot = int(n_boot)
+        self.n_perm = int(n_perm)
         self.boot_seed = int(boot.generate_state(1)[0])
+        self.null_seed = int(boot.spawn(1)[0].generate_state(1)[0])
+        self._kept: list[tuple[np.ndarray, np.ndarray]] = []
         self.moments = None
 
     def fit(self, teacher: np.ndarray, student: np.ndarray, labels: np.ndarray) -> None:
@@ -190,7 +250,15 @@ class GaussianPair:
     def _rows(self, labels, teacher, student) -> tuple[np.ndarray, ...]:
         from pidkit.estimate import one_hot
 
-        return (one_hot(labels, self.n_classes), self.projectors[0].transform(
+        ranks = np.searchsorted(self.classes, labels)
+        unknown = (ranks >= self.n_classes) | (self.classes[np.minimum(
+            ranks, self.n_classes - 1)] != labels)
+        if unknown.any():
+            raise fail("labels", f"hold classes absent from the fitting samples "
+                       f"{sorted(set(labels[unknown].tolist()))[:5]}",
+                       "Pass num_classes=K (labels 0..K-1), or fit on samples of every class",
+                       kind=PIDTypeError)
+        return (one_hot(ranks, self.n_classes), self.projectors[0].transform(
             teacher, "teacher features"), self.projectors[1].transform(student,
                                                                        "student features"))
 
@@ -198,6 +266,8 @@ class GaussianPair:
         """Accumulate the moments (and bootstrap replicates) of layer pair ``index``."""
         blocks = self._rows(batch.labels, batch.teacher[index], batch.student[index])
         self.moments.update(*blocks)
+        if self.n_perm:
+            self._kept.append((blocks[0], np.concatenate(blocks[1:], axis=1), batch.keys))
         if not self.n_boot:
             return
         z = np.concatenate(blocks, axis=1)
@@ -225,8 +295,9 @@ class GaussianPair:
             covs = (covs + np.swapaxes(covs, 1, 2)) / 2
             boot, dropped = drop_failed(gaussian_vectors(covs, w, dims, measure,
                                                          self.bias_correction), "bootstrap")
-        reps = Replicates(vector(r), boot, np.zeros((0, 5)), dropped, 0)
-        values, intervals, _ = _summarised(reps, ci, interval, base)
+        null, dropped_null = self._null(dims, measure)
+        reps = Replicates(vector(r), boot, null, dropped, dropped_null)
+        values, intervals, p_values, chance = _summarised(reps, ci, interval, base)
         details = {"teacher_dim": self._dims[0], "student_dim": self._dims[1],
                    "block_dims": list(dims), "joint_mutual_information":
                    float(r.mutual_information) / math.log(base),
@@ -234,5 +305,34 @@ class GaussianPair:
                    "bias_correction": self.bias_correction,
                    "projector_seed": self.projectors[0].random_state,
                    "bootstrap": "poisson", "bootstrap_seed": self.boot_seed,
-                   "dropped_replicates": {"bootstrap": dropped, "null": 0}}
-        return LayerAudit(pair[0], pair[1], values, intervals, details)
+                   "dropped_replicates": {"bootstrap": dropped, "null": dropped_null}}
+        if p_values is not None:
+            details["p_values"] = p_values
+        return _layer(pair, values, intervals, details, p_values, chance)
+
+    def _null(self, dims: tuple[int, ...], measure: str) -> tuple[np.ndarray, int]:
+        """Shuffle-null replicates: the one-hot labels permuted against the projected features
+        (kept in memory, ``n x (d_T + d_S)`` floats), one covariance per permutation, evaluated
+        in one batched call through the engine (:func:`pidkit.estimate.uncertainty.
+        permutation_null`)."""
+        if not self.n_perm or not self._kept:
+            return np.zeros((0, 5)), 0
+        # rows in key order (order-free), so the permutations pair the same samples whatever
+        # the order of the data
+        order = np.argsort(np.concatenate([k[2] for k in self._kept]), kind="stable")
+        y = np.concatenate([k[0] for k in self._kept])[order]
+        x = np.concatenate([k[1] for k in self._kept])[order]
+        n = y.shape[0]
+        yc, xc = y - y.mean(axis=0), x - x.mean(axis=0)
+        cyy, cxx = yc.T @ yc / n, xc.T @ xc / n
+
+        def reduce(perms: np.ndarray) -> np.ndarray:
+            cyx = np.einsum("bni,nj->bij", yc[perms], xc, optimize=True) / n
+            top = np.concatenate([np.broadcast_to(cyy, (len(perms), *cyy.shape)), cyx], axis=2)
+            bottom = np.concatenate([np.swapaxes(cyx, 1, 2),
+                                     np.broadcast_to(cxx, (len(perms), *cxx.shape))], axis=2)
+            return np.concatenate([top, bottom], axis=1)
+
+        return permutation_null(reduce, lambda c: gaussian_vectors(
+            c, float(n), dims, measure, self.bias_correction), n, self.n_perm,
+            np.random.default_rng(self.null_seed))

@@ -76,6 +76,16 @@ class LayerAudit:
     details : mapping
         Estimator extras for this pair: numbers of clusters, feature dimensions, the solver's
         certificate gap, ...
+    chance : mapping or None
+        Quantity key -> chance level: the mean of the quantity under the permutation null
+        (labels shuffled against both layers, discretiser or projection held fixed), i.e. the
+        value that features independent of the labels give at this sample size. ``None`` when
+        no null was drawn (``n_perm=0``).
+    chance_q95 : mapping or None
+        Quantity key -> 95th percentile of the null replicates.
+    p_values : mapping or None
+        Quantity key -> permutation p-value ``(1 + #{null >= value}) / (1 + P)``
+        (Phipson and Smyth 2010).
     """
 
     teacher_layer: str
@@ -83,6 +93,9 @@ class LayerAudit:
     values: Mapping[str, float]
     intervals: Mapping[str, tuple[float, float]] | None = None
     details: Mapping[str, Any] = field(default_factory=dict)
+    chance: Mapping[str, float] | None = None
+    chance_q95: Mapping[str, float] | None = None
+    p_values: Mapping[str, float] | None = None
 
     def __post_init__(self):
         missing = [q for q in QUANTITIES if q not in self.values]
@@ -94,6 +107,26 @@ class LayerAudit:
             object.__setattr__(self, "intervals", {
                 q: (float(self.intervals[q][0]), float(self.intervals[q][1]))
                 for q in QUANTITIES if q in self.intervals})
+        for name in ("chance", "chance_q95", "p_values"):
+            mapping = getattr(self, name)
+            if mapping is not None:
+                object.__setattr__(self, name, {q: float(mapping[q]) for q in QUANTITIES})
+
+    @property
+    def corrected(self) -> dict[str, float] | None:
+        r"""Bias-corrected values: value minus chance level (the null mean),
+
+        .. math:: \tilde v = \hat v - \mathbb{E}_0[\hat v].
+
+        The plug-in bias of an information estimate depends on the sample size and on the
+        occupied cells, which the permutation null keeps. Under the null (Y independent of
+        T and S) :math:`\mathbb{E}_0[\hat v]` is exactly the bias, so the correction is exact
+        there; when Y depends on T and S the plug-in bias is smaller than under independence
+        (fewer effective cells per class), so the corrected value is conservative (biased
+        towards 0). ``None`` without a null."""
+        if self.chance is None:
+            return None
+        return {q: self.values[q] - self.chance[q] for q in QUANTITIES}
 
     @property
     def name(self) -> str:
@@ -108,14 +141,19 @@ class LayerAudit:
                 "values": dict(self.values),
                 "intervals": None if self.intervals is None
                 else {q: list(v) for q, v in self.intervals.items()},
-                "details": to_plain(dict(self.details))}
+                "details": to_plain(dict(self.details)),
+                "chance": None if self.chance is None else dict(self.chance),
+                "chance_q95": None if self.chance_q95 is None else dict(self.chance_q95),
+                "p_values": None if self.p_values is None else dict(self.p_values),
+                "corrected": self.corrected}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> LayerAudit:
         intervals = data.get("intervals")
         return cls(data["teacher_layer"], data["student_layer"], data["values"],
                    None if intervals is None else {q: tuple(v) for q, v in intervals.items()},
-                   data.get("details", {}))
+                   data.get("details", {}), chance=data.get("chance"),
+                   chance_q95=data.get("chance_q95"), p_values=data.get("p_values"))
 
 
 @dataclass(frozen=True)
@@ -223,15 +261,23 @@ class AuditReport:
         return cls.from_dict(json.loads(text))
 
     def rows(self) -> list[dict[str, Any]]:
-        """A tidy table: one row per (pair, quantity) with value and interval bounds."""
+        """A tidy table: one row per (pair, quantity) with value, interval bounds, chance level
+        (null mean) and its 95th percentile, bias-corrected value and p-value (NaN where not
+        computed)."""
         out = []
         for item in self.pairs:
             for q in QUANTITIES:
                 lo, hi = (item.intervals or {}).get(q, (math.nan, math.nan))
+                nan = math.nan
                 out.append({"teacher_layer": item.teacher_layer,
                             "student_layer": item.student_layer, "quantity": q,
                             "label": LABELS[q], "value": item.values[q], "lower": lo,
-                            "upper": hi, "unit": self.unit})
+                            "upper": hi,
+                            "chance": (item.chance or {}).get(q, nan),
+                            "chance_q95": (item.chance_q95 or {}).get(q, nan),
+                            "corrected": (item.corrected or {}).get(q, nan),
+                            "p_value": (item.p_values or {}).get(q, nan),
+                            "unit": self.unit})
         return out
 
     def to_csv(self, path: str | Path | None = None) -> str:
@@ -254,26 +300,54 @@ class AuditReport:
         return (f"Knowledge audit: estimator={self.estimator}, {self.n_samples} samples{fit}, "
                 f"{ci}, seed={self.seed}, in {self.unit}")
 
+    def _table(self) -> list[tuple[str, list[str]]]:
+        """Rows of the displayed table: per pair the values with their intervals, then, when a
+        null was drawn, the chance levels, the bias-corrected values and the p-values."""
+        out = []
+        for item in self.pairs:
+            out.append((item.name, [_cell(item, q) for q in QUANTITIES]))
+            if item.chance is not None:
+                corrected = item.corrected
+                out.append(("  chance (null mean)", [f"{item.chance[q]:.4f}" for q in QUANTITIES]))
+                out.append(("  corrected (- chance)", [f"{corrected[q]:.4f}" for q in QUANTITIES]))
+                out.append(("  p-value", [f"{item.p_values[q]:.3g}" for q in QUANTITIES]))
+        return out
+
+    def _legend(self) -> str:
+        """What the columns are: interval kind, chance level, correction, p-value."""
+        parts = []
+        if self.ci is not None:
+            kind = self.settings.get("interval", "percentile")
+            parts.append(f"brackets: {100 * self.ci:g}% {kind} bootstrap intervals")
+        if any(item.chance is not None for item in self.pairs):
+            n_perm = self.settings.get("n_perm", "?")
+            parts.append(f"chance: mean of {n_perm} label shuffles (permutation null, "
+                         "discretiser fixed); corrected = value - chance; p-value: share of "
+                         "shuffles >= value, (1 + #) / (1 + n_perm)")
+        return "; ".join(parts)
+
     def __str__(self) -> str:
-        width = max([len(item.name) for item in self.pairs] + [len("layer pair")])
-        cells = [[_cell(item, q) for q in QUANTITIES] for item in self.pairs]
-        col = [max([len(LABELS[q])] + [len(row[j]) for row in cells])
+        table = self._table()
+        width = max([len(name) for name, _ in table] + [len("layer pair")])
+        col = [max([len(LABELS[q])] + [len(row[j]) for _, row in table])
                for j, q in enumerate(QUANTITIES)]
         lines = [self._header(),
                  "  " + f"{'layer pair':<{width}}  "
                  + "  ".join(f"{LABELS[q]:>{col[j]}}" for j, q in enumerate(QUANTITIES))]
-        for item, row in zip(self.pairs, cells, strict=True):
-            lines.append("  " + f"{item.name:<{width}}  "
+        for name, row in table:
+            lines.append("  " + f"{name:<{width}}  "
                          + "  ".join(f"{c:>{col[j]}}" for j, c in enumerate(row)))
+        legend = self._legend()
+        if legend:
+            lines.append("  (" + legend + ")")
         return "\n".join(lines)
 
     def to_markdown(self, figure: str | None = None) -> str:
         """A Markdown report: settings, the table, and ``figure`` (an image path or data URI)."""
         head = "| layer pair | " + " | ".join(LABELS[q] for q in QUANTITIES) + " |"
         rule = "|---|" + "---:|" * len(QUANTITIES)
-        body = ["| " + item.name.replace("|", "\\|") + " | "
-                + " | ".join(_cell(item, q) for q in QUANTITIES) + " |"
-                for item in self.pairs]
+        body = ["| " + name.strip().replace("|", "\\|") + " | " + " | ".join(row) + " |"
+                for name, row in self._table()]
         settings = "\n".join(f"- `{k}`: `{v}`" for k, v in sorted(to_plain(dict(self.settings))
                                                                    .items()))
         meta = "\n".join(f"- `{k}`: `{v}`" for k, v in sorted(to_plain(dict(self.metadata))
@@ -283,6 +357,7 @@ class AuditReport:
                  + ("none computed." if self.ci is None
                     else f"{100 * self.ci:g}% bootstrap confidence intervals "
                          f"({self.settings.get('interval', 'percentile')})."),
+                 "", self._legend() + ".",
                  "", head, rule, *body, ""]
         if figure is not None:
             parts += [f"![Audit: I(Y;T) split into Red and Uni per layer pair]({figure})", ""]
@@ -297,9 +372,9 @@ class AuditReport:
         be a ``data:`` URI so that the page embeds the image."""
         esc = html.escape
         head = "".join(f"<th>{esc(LABELS[q])}</th>" for q in QUANTITIES)
-        body = "".join("<tr><td>" + esc(item.name) + "</td>"
-                       + "".join(f"<td>{esc(_cell(item, q))}</td>" for q in QUANTITIES)
-                       + "</tr>" for item in self.pairs)
+        body = "".join("<tr><td>" + esc(name.strip()) + "</td>"
+                       + "".join(f"<td>{esc(c)}</td>" for c in row)
+                       + "</tr>" for name, row in self._table())
 
         def listing(mapping: Mapping[str, Any]) -> str:
             return "<ul>" + "".join(f"<li><code>{esc(str(k))}</code>: <code>{esc(str(v))}"
@@ -314,7 +389,7 @@ class AuditReport:
         return (f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Knowledge audit"
                 f"</title><style>{style}</style></head><body>\n<h1>Knowledge audit</h1>\n"
                 f"<p>{esc(self._header())}</p>\n<table><tr><th>layer pair</th>{head}</tr>"
-                f"{body}</table>\n{image}\n<p>{esc(_READING)}</p>\n"
+                f"{body}</table>\n<p>{esc(self._legend())}</p>\n{image}\n<p>{esc(_READING)}</p>\n"
                 f"<h2>Estimator settings</h2>{listing(self.settings)}\n"
                 f"<h2>Provenance</h2>{listing(self.metadata)}\n</body></html>\n")
 
@@ -322,7 +397,9 @@ class AuditReport:
     def plot(self, ax=None, title: str | None = None):
         """Stacked bars per layer pair: I(Y;T) split into Red and Uni(Y:T\\S), I(Y;S) into Red
         and Uni(Y:S\\T), and I(Y;T,S) into all four atoms, with confidence intervals on the
-        totals where available. Needs matplotlib (imported here only). Returns the axes."""
+        totals where available, and a dashed marker per bar at its chance level (the total's
+        mean under the permutation null) when one was computed. Needs matplotlib (imported here
+        only). Returns the axes."""
         if ax is None:
             ax = new_figure(figsize=(max(4.5, 2.6 * len(self.pairs) + 1.5), 3.8)).subplots()
         bars = (("T", ("redundancy", "unique_teacher"), "mi_teacher"),
@@ -341,6 +418,12 @@ class AuditReport:
                            label=None if q in seen else LABELS[q])
                     seen.add(q)
                     bottom += value
+                chance = _bar_chance(item, atoms, total)
+                if chance is not None:
+                    ax.hlines(chance, x - width / 2, x + width / 2, colors="black",
+                              linestyles="dashed", linewidth=1.2,
+                              label=None if "chance" in seen else "chance (null mean)")
+                    seen.add("chance")
                 if total is not None and item.intervals and total in item.intervals:
                     lo, hi = item.intervals[total]
                     ax.errorbar(x, item.values[total], yerr=[[max(item.values[total] - lo, 0)],
@@ -383,6 +466,16 @@ class AuditReport:
 _READING = ("How to read it: Red(Y:T,S) is the task knowledge the student shares with the "
             "teacher (transferred); Uni(Y:T\\S) is what the teacher knows about Y that the "
             "student lacks (left to distill); the two add up to I(Y;T).")
+
+
+def _bar_chance(item: LayerAudit, atoms: tuple[str, ...], total: str | None) -> float | None:
+    """Chance level (null mean) of the total a bar shows: I(Y;T), I(Y;S) or, for the bar of
+    all four atoms, their sum I(Y;T,S)."""
+    if item.chance is None:
+        return None
+    if total is not None:
+        return item.chance[total]
+    return sum(item.chance[q] for q in atoms)
 
 
 def _cell(item: LayerAudit, quantity: str) -> str:

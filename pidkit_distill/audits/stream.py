@@ -1,10 +1,13 @@
 r"""Streaming the data of an audit: features of layer pairs batch by batch, order-free sample
 keys, and the order-free choice of the samples a discretiser is fitted on.
 
-Every sample gets a 64-bit key, a BLAKE2b hash of the bytes of its label and of its input (or,
-for precomputed features, of its features). It depends on the sample alone, not on its position
-in the data, so choosing the fitting rows as the ``k`` smallest keys and sorting them by key
-makes the fit, and hence the whole audit, independent of the order of the data. The keys also
+Every sample gets a 64-bit key, a BLAKE2b hash of the bytes of its input (or, for precomputed
+features, of its features) in a canonical dtype (float32 when it holds the values exactly, else
+float64); labels are not hashed. It depends on the sample's values
+alone, not on its position in the data, its label or its dtype, so choosing the fitting rows as
+the ``k`` smallest keys and sorting them by key makes the fit, and hence the whole audit,
+independent of the order of the data, of the names of the classes, and of float32 vs float64
+or numpy vs torch inputs. The keys also
 seed the per-sample Poisson bootstrap weights of the Gaussian route
 (:func:`pidkit.estimate.uncertainty.poisson_weights`).
 """
@@ -40,16 +43,35 @@ class Batch:
         return self.labels.shape[0]
 
 
-def sample_keys(labels: np.ndarray, blocks: Sequence[np.ndarray]) -> np.ndarray:
-    """The exact, order-free 64-bit key of every sample: BLAKE2b (8-byte digest) of its label
-    and of the bytes of its row in every block ``(n, ...)`` (inputs, or features)."""
-    rows = [np.ascontiguousarray(b.reshape(b.shape[0], -1)) for b in blocks]
-    labels = np.ascontiguousarray(labels, dtype=np.int64)
-    out = np.empty(labels.shape[0], dtype=np.uint64)
-    for i in range(labels.shape[0]):
-        digest = hashlib.blake2b(labels[i].tobytes(), digest_size=8)
-        for block in rows:
-            digest.update(block[i])
+def sample_keys(blocks: Sequence[np.ndarray]) -> np.ndarray:
+    """The exact, order-free 64-bit key of every sample: BLAKE2b (8-byte digest) of the bytes of
+    its row in every block ``(n, ...)`` (inputs, or features).
+
+    The key depends on the sample's values alone: not on its position in the data, not on its
+    label (so renaming the classes changes nothing), and not on the dtype the values were
+    passed in: a floating row is hashed as float32 bytes when float32 holds its values exactly
+    (always the case for float32 data), else as float64 bytes, so float32 and float64 copies of
+    the same features, numpy or torch, get the same keys (at float32's hashing cost).
+    ``-0.0`` counts as ``0.0``.
+    """
+    rows = []
+    for b in blocks:
+        flat = b.reshape(b.shape[0], -1)
+        if flat.dtype.kind != "f":
+            rows.append((np.ascontiguousarray(flat), None, None))
+            continue
+        narrow = np.ascontiguousarray(flat.astype(np.float32) + np.float32(0))  # -0.0 -> 0.0
+        if flat.dtype == np.float32:
+            rows.append((narrow, None, None))
+            continue
+        exact = (narrow == flat).all(axis=1)
+        rows.append((narrow, exact, np.ascontiguousarray(flat.astype(np.float64) + 0.0)))
+    n = blocks[0].shape[0] if blocks else 0
+    out = np.empty(n, dtype=np.uint64)
+    for i in range(n):
+        digest = hashlib.blake2b(digest_size=8)
+        for narrow, exact, wide in rows:
+            digest.update(narrow[i] if exact is None or exact[i] else wide[i])
         out[i] = int.from_bytes(digest.digest(), "little")
     return out
 
@@ -180,7 +202,7 @@ def model_batches(teacher, student, pairs: Sequence[tuple[str, str]], device,
                 s_feats = dict(zip(s_layers, sh.collect(), strict=True))
                 yield Batch(labels, [_flat(t_feats[t]) for t, _ in pairs],
                             [_flat(s_feats[s]) for _, s in pairs],
-                            sample_keys(labels, [host_numpy(x)]))
+                            sample_keys([host_numpy(x)]))
 
     return stream
 
@@ -218,4 +240,4 @@ def array_batches(labels, teacher: Sequence, student: Sequence,
         sl = slice(start, start + batch_size)
         tb = [floating(a[sl]) for a in t]
         sb = [floating(a[sl]) for a in s]
-        yield Batch(y[sl], tb, sb, sample_keys(y[sl], tb + sb))
+        yield Batch(y[sl], tb, sb, sample_keys(tb + sb))

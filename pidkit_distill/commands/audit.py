@@ -48,7 +48,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--base", type=float, default=2.0, help="2: bits, 2.718281828459045: nats")
     p.add_argument("--ci", type=float, default=0.95, help="interval level; 0 for none")
     p.add_argument("--n-boot", type=int, default=100)
-    p.add_argument("--n-perm", type=int, default=0)
+    p.add_argument("--n-perm", type=int, default=100,  # = audits.run.DEFAULT_N_PERM
+                   help="label shuffles of the permutation null (chance levels, p-values); 0: none")
     p.add_argument("--interval", choices=("basic", "percentile"), default="basic")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-fit-samples", type=int, default=10_000)

@@ -23,11 +23,14 @@ Modules, from the public entry points down:
   point);
 - :mod:`._newton`: the Newton system (eliminate :math:`\mu`, factorise the Schur complement,
   refine by conjugate gradients);
-- :mod:`._schur`: assembly of the Schur complement in reused buffers.
+- :mod:`._schur`: assembly of the Schur complement in reused buffers;
+- :mod:`._small`: the lean driver for ONE small numpy pmf (``|Y||T||S| <= 512``): the same
+  steps without a batch axis or namespace dispatch, one dense Newton matrix, the same
+  certificate; it hands over to :mod:`._ipm` where it does not certify ``tol``.
 
-All of it is written once against an array backend (:mod:`pidkit._backend`): numpy or torch,
-batched, on any device. See ``docs/broja.md`` for the algorithm, the certificate and
-benchmarks.
+Everything but :mod:`._small` is written once against an array backend
+(:mod:`pidkit._backend`): numpy or torch, batched, on any device. See ``docs/broja.md`` for
+the algorithm, the certificate and benchmarks.
 
 References
 ----------

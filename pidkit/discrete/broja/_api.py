@@ -35,6 +35,7 @@ from ...validation import (
     pmf_sum_atol,
 )
 from ..registry import register_measure
+from . import _small
 from ._core import Atoms, atoms_from_unique, certified, information, solve_atoms
 
 #: Default certified gap on Uni(Y:X0\X1), in bits.
@@ -85,7 +86,7 @@ def compute(p: np.ndarray, tol: float = DEFAULT_TOL, max_iter: int = DEFAULT_MAX
     for axis in range(3):
         other = tuple(a for a in range(3) if a != axis)
         p = np.compress(p.sum(axis=other) > 0, p, axis=axis)
-    atoms, out = solve_atoms(p[None], NUMPY, tol * _LN2, max_iter)
+    atoms, out = solve_atoms(p[None], NUMPY, tol * _LN2, max_iter, solver=_small.solve)
     status, converged = _status(atoms, NUMPY, tol, max_iter)
     values = [float(v[0]) for v in (atoms.redundancy, atoms.unique_t, atoms.unique_s,
                                     atoms.synergy)]

@@ -98,15 +98,18 @@ def certified(f_lower, f_upper, info: Information, xp: Backend):
     return u, lower, upper
 
 
-def solve_atoms(p, xp: Backend, tol: float, max_iter: int) -> tuple[Atoms, _ipm.SolverOutput]:
+def solve_atoms(p, xp: Backend, tol: float, max_iter: int,
+                solver=None) -> tuple[Atoms, _ipm.SolverOutput]:
     """Certified atoms of ``p[b, y, t, s]`` (float64) and the raw solver output.
 
-    ``tol`` is the certified gap in nats. Items whose interval of admissible values is already
+    ``tol`` is the certified gap in nats. ``solver`` has :func:`._ipm.solve`'s contract
+    (default: that function; :func:`pidkit.pid` on one numpy pmf passes the lean single-pmf
+    driver :func:`._small.solve`). Items whose interval of admissible values is already
     shorter than ``tol`` are closed-form: the solver does not iterate on them.
     """
     info = information(p, xp)
     _, lo, hi = clip_unique(info.i_t, info, xp)
-    out = _ipm.solve(p, xp, tol, max_iter, done=(hi - lo) <= tol)
+    out = (solver or _ipm.solve)(p, xp, tol, max_iter, done=(hi - lo) <= tol)
     u, lower, upper = certified(out.f_lower, out.f_upper, info, xp)
     converged = (upper - lower) <= tol
     atoms = Atoms(*atoms_from_unique(u, info, xp), lower, upper, converged, out.iterations)
