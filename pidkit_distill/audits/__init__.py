@@ -10,6 +10,8 @@ One module per job:
 - :mod:`~pidkit_distill.audits.curves`: :class:`AuditHistory` and :func:`plot_curves`, audits
   over training;
 - :mod:`~pidkit_distill.audits.callback`: :class:`AuditCallback`, audits during training;
+- :mod:`~pidkit_distill.audits.known_answer`: teacher/student/label data whose true audit
+  values are known exactly, to measure an estimator's bias and spread;
 - :mod:`~pidkit_distill.audits.nuisance`: :func:`nuisance_teacher_example`, why audits use
   :math:`\mathrm{Red}(Y{:}T,S)` and not :math:`I(T;S)` (Theorem 3.1 of Dissanayake et al.).
 """

@@ -167,10 +167,21 @@ class DiscretePair:
         self.discretizers[0].fit(teacher, name="teacher features")
         self.discretizers[1].fit(student, name="student features")
         self.counts = JointCounts()
+        self._label_index: dict[int, int] = {}
+
+    def _label_rows(self, labels: np.ndarray) -> np.ndarray:
+        """Each class renamed to a row of the count table, in order of first appearance: the
+        table has one row per class seen, whatever the labels' values (10**12 is fine), and
+        :func:`canonical_table` later puts the rows in an order that does not depend on this."""
+        classes, inverse = np.unique(labels, return_inverse=True)
+        rows = np.empty(classes.size, dtype=np.int64)
+        for i, c in enumerate(classes.tolist()):
+            rows[i] = self._label_index.setdefault(c, len(self._label_index))
+        return rows[inverse.reshape(-1)]
 
     def update(self, batch: Batch, index: int) -> None:
         """Count the codes of layer pair ``index`` of ``batch``."""
-        self.counts.update(batch.labels,
+        self.counts.update(self._label_rows(batch.labels),
                            self.discretizers[0].transform(batch.teacher[index],
                                                           name="teacher features"),
                            self.discretizers[1].transform(batch.student[index],

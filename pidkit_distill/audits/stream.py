@@ -15,6 +15,7 @@ seed the per-sample Poisson bootstrap weights of the Gaussian route
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -200,8 +201,8 @@ def model_batches(teacher, student, pairs: Sequence[tuple[str, str]], device,
                     student(xd)
                 t_feats = dict(zip(t_layers, th.collect(), strict=True))
                 s_feats = dict(zip(s_layers, sh.collect(), strict=True))
-                yield Batch(labels, [_flat(t_feats[t]) for t, _ in pairs],
-                            [_flat(s_feats[s]) for _, s in pairs],
+                yield Batch(labels, [_flat(t_feats[t], f"teacher layer {t!r}") for t, _ in pairs],
+                            [_flat(s_feats[s], f"student layer {s!r}") for _, s in pairs],
                             sample_keys([host_numpy(x)]))
 
     return stream
@@ -213,8 +214,22 @@ def floating(arr: np.ndarray) -> np.ndarray:
     return arr if arr.dtype in (np.float32, np.float64) else arr.astype(np.float32)
 
 
-def _flat(feature) -> np.ndarray:
+def _check_real(arr, name: str) -> None:
+    """Refuse complex features: casting them to real would drop the imaginary part."""
+    if hasattr(arr, "is_complex"):  # a torch tensor
+        is_complex = bool(arr.is_complex())
+    else:
+        is_complex = np.asarray(arr).dtype.kind == "c"
+    if is_complex:
+        raise fail(name, "holds complex values, whose imaginary part would be dropped",
+                   "Pass real features: e.g. stack the real and imaginary parts "
+                   "(np.concatenate([x.real, x.imag], axis=1)) or take np.abs(x)",
+                   f"dtype {arr.dtype}", kind=PIDTypeError)
+
+
+def _flat(feature, name: str = "features") -> np.ndarray:
     """A hooked feature as a numpy matrix; float32/float64 kept, half precisions widened."""
+    _check_real(feature, name)
     flat = feature.reshape(feature.shape[0], -1)
     if not flat.is_floating_point() or flat.dtype.itemsize < 4:
         flat = flat.float()
@@ -224,13 +239,24 @@ def _flat(feature) -> np.ndarray:
 def array_batches(labels, teacher: Sequence, student: Sequence,
                   batch_size: int) -> Iterator[Batch]:
     """Batches of in-memory labels and per-pair feature arrays (numpy or torch)."""
-    def rows(a) -> np.ndarray:
+    def rows(a, name: str) -> np.ndarray:
         arr = host_numpy(a) if hasattr(a, "detach") else np.asarray(a)
-        return arr.reshape(arr.shape[0], -1)
+        if arr.ndim == 0:
+            raise fail(name, "must be an array of shape (n, ...), one row per sample",
+                       "Pass one feature row per label", arr, kind=PIDTypeError)
+        _check_real(arr, name)
+        width = math.prod(arr.shape[1:])
+        if width == 0:
+            raise fail(name, "has no features per sample", "Pass at least one feature per "
+                       "sample", f"shape {arr.shape}")
+        return arr.reshape(arr.shape[0], width)
 
     y = _labels(labels, "labels")
-    t = [rows(a) for a in teacher]
-    s = [rows(a) for a in student]
+    if y.shape[0] == 0:
+        raise fail("labels", "hold no samples", "Pass at least one labelled sample per class "
+                   "(an audit needs many)", "an empty array")
+    t = [rows(a, "teacher_features") for a in teacher]
+    s = [rows(a, "student_features") for a in student]
     for i, arr in enumerate(t + s):
         if arr.shape[0] != y.shape[0]:
             side = "teacher" if i < len(t) else "student"

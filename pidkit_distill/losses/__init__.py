@@ -1,11 +1,12 @@
 """Distillation losses, one module each, and the registry of methods by name.
 
 ``make_loss("rid", teacher_shapes, student_shapes, num_classes, **options)`` builds any of
-``none``, ``kd``, ``fitnets``, ``vid``, ``ted``, ``rid``, ``pid``; :func:`register_method` adds
-your own (see ``docs/distill.md``).
+``none``, ``kd``, ``fitnets``, ``vid``, ``ted``, ``rid``, ``pid``, ``broja``;
+:func:`register_method` adds your own (see ``docs/distill.md``).
 """
 
-from . import fitnets, kd, pid, rid, ted, vid  # noqa: F401  (each registers its method)
+# each module registers its method
+from . import discrete_pid, fitnets, kd, pid, rid, ted, vid  # noqa: F401
 from .base import (
     UNLABELLED,
     Batch,
@@ -19,6 +20,7 @@ from .base import (
     register_method,
     sum_across_processes,
 )
+from .discrete_pid import DiscretePIDLoss, discrete_redundancy, kmeans_codebook, soft_assign
 from .fitnets import FitNetsLoss, hint_loss
 from .kd import KDLoss, NoDistillation, kd_divergence
 from .pid import (
@@ -36,6 +38,7 @@ from .vid import VIDLoss, gaussian_nll
 
 __all__ = [
     "Batch",
+    "DiscretePIDLoss",
     "DistillLoss",
     "FitNetsLoss",
     "KDLoss",
@@ -52,16 +55,19 @@ __all__ = [
     "correlation_from_moments",
     "covariance_from_moments",
     "cross_entropy",
+    "discrete_redundancy",
     "distributed_mean",
     "gaussian_nll",
     "gaussian_redundancy",
     "hint_loss",
     "kd_divergence",
+    "kmeans_codebook",
     "labelled_mask",
     "make_loss",
     "redundancy_from_moments",
     "register_method",
     "sigma_from_raw",
+    "soft_assign",
     "sum_across_processes",
     "weighted_moments",
     "weighted_residual",
