@@ -64,7 +64,7 @@ def test_non_finite_features(estimator, bad):
     y, t, s = _data()
     t = t.copy()
     t[5, 3] = bad
-    with pytest.raises(PIDValueError, match="teacher features: contains NaN or infinite"):
+    with pytest.raises(PIDValueError, match="teacher_features: contains NaN or infinite"):
         _run(y, t, s, estimator)
 
 

@@ -164,8 +164,8 @@ class DiscretePair:
         from pidkit.estimate import JointCounts
 
         self._dims = (teacher.shape[1], student.shape[1])
-        self.discretizers[0].fit(teacher, name="teacher features")
-        self.discretizers[1].fit(student, name="student features")
+        self.discretizers[0].fit(teacher, name="teacher_features")
+        self.discretizers[1].fit(student, name="student_features")
         self.counts = JointCounts()
         self._label_index: dict[int, int] = {}
 
@@ -183,9 +183,9 @@ class DiscretePair:
         """Count the codes of layer pair ``index`` of ``batch``."""
         self.counts.update(self._label_rows(batch.labels),
                            self.discretizers[0].transform(batch.teacher[index],
-                                                          name="teacher features"),
+                                                          name="teacher_features"),
                            self.discretizers[1].transform(batch.student[index],
-                                                          name="student features"))
+                                                          name="student_features"))
 
     def finish(self, pair: tuple[str, str], *, measure: str, base: float, ci: float | None,
                n_boot: int, n_perm: int, measure_options: dict[str, Any],
@@ -253,8 +253,8 @@ class GaussianPair:
         from pidkit.estimate import GaussianMoments
 
         self._dims = (teacher.shape[1], student.shape[1])
-        self.projectors[0].fit(teacher, "teacher features")
-        self.projectors[1].fit(student, "student features")
+        self.projectors[0].fit(teacher, "teacher_features")
+        self.projectors[1].fit(student, "student_features")
         self.moments = GaussianMoments()
         self.weight_sums = None
 
@@ -270,8 +270,8 @@ class GaussianPair:
                        "Pass num_classes=K (labels 0..K-1), or fit on samples of every class",
                        kind=PIDTypeError)
         return (one_hot(ranks, self.n_classes), self.projectors[0].transform(
-            teacher, "teacher features"), self.projectors[1].transform(student,
-                                                                       "student features"))
+            teacher, "teacher_features"), self.projectors[1].transform(student,
+                                                                       "student_features"))
 
     def update(self, batch: Batch, index: int) -> None:
         """Accumulate the moments (and bootstrap replicates) of layer pair ``index``."""
