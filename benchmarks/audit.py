@@ -4,9 +4,10 @@ Goal (issue 7): under 30 s on 2 cores for the paper's estimator (L2-normalise, P
 KMeans 10, exact BROJA), with the defaults. Cases (``--cases``):
 
 - ``point``: ``audit_features`` on features held in memory, point estimates only (``ci=None``);
-- ``float64``: the same with ``estimator_options={"dtype": "float64"}`` (the features converted
-  to float64 first: what the previous default did);
-- ``boot``: ``audit_features`` with the defaults (bootstrap intervals, ``n_boot=100``);
+- ``float32``: the same with ``estimator_options={"dtype": None}``: the projection in the
+  features' own dtype (float32), the previous default (results then depend on the dtype);
+- ``boot``: ``audit_features`` with the defaults (bootstrap intervals, ``n_boot=100``, and the
+  permutation null, ``n_perm=100``);
 - ``model``: ``audit`` with the defaults on two models whose three hooked layers output 4,096
   features each, streamed in batches of 256 through forward hooks (the whole path a user runs);
 - ``forward``: the two models' forward passes alone over the same data (the model path's
@@ -40,10 +41,10 @@ CLASSES = 10
 ROOT = Path(__file__).resolve().parents[1]
 FIGURE = ROOT / "docs" / "figures" / "audit_example.png"
 CURVES = ROOT / "docs" / "figures" / "audit_curves.png"
-CASES = ("point", "float64", "boot", "model", "forward", "anchor")
+CASES = ("point", "float32", "boot", "model", "forward", "anchor")
 LABELS = {
     "point": "audit_features, point estimates (ci=None)",
-    "float64": "audit_features, point estimates, float64 projection",
+    "float32": "audit_features, point estimates, float32 projection (dtype=None)",
     "boot": "audit_features, defaults (n_boot=100 bootstrap intervals)",
     "model": "audit (models, hooks, streamed), defaults (n_boot=100)",
     "forward": "forward passes of both models alone (model path floor)",
@@ -197,8 +198,8 @@ def main(argv=None) -> int:
 
     runs = {
         "point": lambda: audit_features(y, teacher, student, layers=names, ci=None, seed=0),
-        "float64": lambda: audit_features(y, teacher, student, layers=names, ci=None, seed=0,
-                                          estimator_options={"dtype": "float64"}),
+        "float32": lambda: audit_features(y, teacher, student, layers=names, ci=None, seed=0,
+                                          estimator_options={"dtype": None}),
         "boot": lambda: audit_features(y, teacher, student, layers=names, seed=0),
         "model": lambda: audit(t_model, s_model, (x, labels), layers, seed=0),
         "forward": forward,
@@ -223,7 +224,7 @@ def main(argv=None) -> int:
         row["time"] = format_seconds(row["seconds"])
         row["cpu"] = format_seconds(row["cpu_seconds"])
         row["vs_anchor"] = row["seconds"] / anchor_s if anchor_s else None
-        audited = row["key"] in ("point", "float64", "boot", "model")
+        audited = row["key"] in ("point", "float32", "boot", "model")
         row["goal_30s"] = ("met" if row["seconds"] < 30 else "missed") if audited else "-"
     for case in ("boot", "model", "point"):
         if case in reports:
@@ -247,12 +248,13 @@ def main(argv=None) -> int:
                  "vs_anchor": "wall / anchor", "goal_30s": "goal < 30 s (wall)",
                  "load_1min_after": "load (1 min) after"},
         notes=[f"estimator 'paper' (L2-normalise, PCA 10, KMeans 10, exact BROJA) with its "
-               f"defaults: projection in the features' own dtype (float32), randomized PCA "
+               f"defaults: projection in float64, randomized PCA "
                f"with 4 power iterations, {CLASSES} classes; BLAS and torch threads "
                f"{args.threads}; synthetic float32 features (generation not timed); "
                f"command: python benchmarks/audit.py {' '.join(sys.argv[1:])}".rstrip(),
                "intervals: multinomial bootstrap of each count table, all 100 replicates of a "
-               "layer pair in one batched BROJA solve; n_perm=0 (no shuffle null)",
+               "layer pair in one batched BROJA solve; point rows: ci=None and the default "
+               "n_perm=100 label shuffles (chance levels), also batched",
                "anchor: scikit-learn's PCA + KMeans fits alone, same data, same run; "
                "imports (about 3 s for scikit-learn and scipy) happen before any timing",
                f"load average (1/5/15 min) at the start: {[round(v, 2) for v in load]} on "

@@ -1,11 +1,11 @@
 """The numpy kernels behind BROJA's batched small-matrix path, against plain numpy.
 
 Shapes are those of 10,000 pmfs at k = 4 (the batched BROJA goal): sums over the short axes
-of a ``(10000, 4, 4, 4)`` array (``Namespace.sum`` routes them through ``einsum``, numpy
+of a ``(10000, 4, 4, 4)`` array (``Backend.sum`` routes them through ``einsum``, numpy
 through ``np.sum``), and the per-iteration solves of the dense Newton direction: the 4 x 4
 blocks ``B_s`` (40,000 matrices) with 16 right-hand sides once and 1 right-hand side twice,
 and the 16 x 16 Schur complements (10,000 matrices) with 1 right-hand side twice, by
-``np.linalg.solve`` at every call against one ``Namespace.cho_factor`` plus ``cho_solve``
+``np.linalg.solve`` at every call against one ``Backend.cho_factor`` plus ``cho_solve``
 per call. Best of 5 repetitions, one BLAS thread.
 
 Run from the repository root: ``python benchmarks/backend_kernels.py``; results in

@@ -85,7 +85,8 @@ def main() -> None:
                                for w in ("plugin", "corrected", "se")]
     notes = [f"{reps} data sets per row; mean error (estimate - truth) in bits; se = standard "
              "error of the corrected mean. Uni_Y columns are in the JSON.",
-             "Plug-in: sample covariance (n - 1 denominator; Gaussian MI does not depend on it).",
+             "Plug-in: maximum-likelihood covariance (n denominator; Gaussian MI does not depend "
+             "on it).",
              "Correction: exact Wishart bias of each Gaussian mutual information (digamma "
              "terms); the BROJA union information is corrected exactly in the degraded regimes "
              "and by interpolation otherwise."]

@@ -12,19 +12,14 @@ The plug-in pmf is biased for mutual information (upward, by about
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 
 from .errors import PIDTypeError
-from .validation import fail, host_numpy
+from .validation import MAX_TABLE_CELLS, check_table_size, fail, host_numpy
 
 __all__ = ["joint_pmf"]
-
-#: Largest number of cells :func:`joint_pmf` allocates (800 MB of float64).
-MAX_CELLS = 10**8
-
 
 def _check_column(column: Any, name: str) -> np.ndarray:
     if isinstance(column, (str, bytes)):
@@ -52,7 +47,7 @@ def _check_column(column: Any, name: str) -> np.ndarray:
                    "Codes must be 0, 1, 2, ...; recode with np.unique(x, return_inverse=True)")
     if int(arr.max()) > np.iinfo(np.int64).max:  # uint64 codes above 2**63 - 1 would wrap
         raise fail(name, f"holds code {int(arr.max())}, so the joint table would have more than "
-                   f"{MAX_CELLS:,} cells", "Recode each column to consecutive codes with "
+                   f"{MAX_TABLE_CELLS:,} cells", "Recode each column to consecutive codes with "
                    "np.unique(x, return_inverse=True)")
     return arr.astype(np.int64)
 
@@ -89,11 +84,7 @@ def joint_pmf(*columns: Any) -> np.ndarray:
         raise fail("columns", f"have different lengths {lengths}",
                    "Every column needs one entry per sample")
     shape = tuple(int(c.max()) + 1 for c in cols)
-    if math.prod(shape) > MAX_CELLS:
-        raise fail("columns", f"the joint table would have {math.prod(shape):,} cells "
-                   f"(shape {shape})",
-                   "Recode each column to consecutive codes with np.unique(x, return_inverse=True) "
-                   "or coarsen the variables")
+    cells = check_table_size(shape, [f"columns[{i}]" for i in range(len(cols))])
     flat = np.ravel_multi_index(tuple(cols), shape)
-    counts = np.bincount(flat, minlength=math.prod(shape)).astype(np.float64)
+    counts = np.bincount(flat, minlength=cells).astype(np.float64)
     return (counts / lengths[0]).reshape(shape)

@@ -28,8 +28,8 @@ from fractions import Fraction
 
 from pidkit.validation import fail
 
-__all__ = ["Schedule", "resolve_schedule", "phase_of_epoch", "teacher_epochs_per_cycle",
-           "learning_rate", "PHASES"]
+__all__ = ["Schedule", "resolve_schedule", "check_ratio", "phase_of_epoch",
+           "teacher_epochs_per_cycle", "learning_rate", "PHASES"]
 
 #: The phases of Algorithm 1, in the order they first occur.
 PHASES = ("warmup", "teacher", "student")
@@ -83,6 +83,14 @@ class Schedule:
         return [self.phase(e) for e in range(epochs)]
 
 
+def check_ratio(ratio) -> float:
+    """``ratio`` (Algorithm 1's :math:`r`) as a float in [0, 1]."""
+    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 <= ratio <= 1:
+        raise fail("ratio", "must be a number in [0, 1]", "Pass the share r of each cycle "
+                   "spent in the teacher phase (the paper uses 0.25), or None", ratio)
+    return float(ratio)
+
+
 def _non_negative_int(value, name: str, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise fail(name, f"must be an integer >= {minimum}", f"Pass an int >= {minimum}, or "
@@ -114,11 +122,7 @@ def resolve_schedule(epochs: int, warmup: int | None = None, cycle: int | None =
     """
     automatic = warmup is None and cycle is None and ratio is None
     cycle = max(2, round(epochs / 10)) if cycle is None else _non_negative_int(cycle, "cycle", 1)
-    if ratio is None:
-        ratio = DEFAULT_RATIO
-    elif isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 <= ratio <= 1:
-        raise fail("ratio", "must be a number in [0, 1]", "Pass the share r of each cycle "
-                   "spent in the teacher phase (the paper uses 0.25)", ratio)
+    ratio = DEFAULT_RATIO if ratio is None else check_ratio(ratio)
     warmup = (max(0, min(cycle, epochs - cycle)) if warmup is None
               else _non_negative_int(warmup, "warmup", 0))
     schedule = Schedule(warmup, cycle, float(ratio), automatic)

@@ -73,7 +73,7 @@ from .features import FeatureHooks, check_feature_batch, check_layer_pairs, eval
 from .losses import Batch, DistillLoss, cross_entropy, labelled_mask, make_loss
 from .models import default_layers, freeze, module_device
 from .optim import build_optimizer, build_scheduler, param_groups
-from .schedule import Schedule, learning_rate, resolve_schedule
+from .schedule import Schedule, check_ratio, learning_rate, resolve_schedule
 
 __all__ = [
     "TrainConfig",
@@ -225,10 +225,8 @@ class TrainConfig:
         if not isinstance(self.method_options, dict):
             raise fail("method_options", "must be a dict of the loss's options",
                        "Example: method_options={'lambda2': 10.0}", self.method_options)
-        if self.ratio is not None and (isinstance(self.ratio, bool) or not isinstance(
-                self.ratio, (int, float)) or not 0 <= self.ratio <= 1):
-            raise fail("ratio", "must be a number in [0, 1] or None", "Pass the share r of "
-                       "each cycle spent in the teacher phase (the paper uses 0.25)", self.ratio)
+        if self.ratio is not None:
+            check_ratio(self.ratio)
         self.milestones = tuple(int(m) for m in self.milestones)
         self.format = BatchFormat(self.input_key, self.label_key, self.output_key)
 

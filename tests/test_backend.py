@@ -20,7 +20,6 @@ from pidkit._backend import (
     NUMPY,
     SHORT_SUM,
     Backend,
-    Namespace,
     NumpyBackend,
     TorchBackend,
     get_namespace,
@@ -122,7 +121,6 @@ def test_one_class_per_library_behind_one_interface():
     for xp in BACKENDS:
         assert isinstance(xp, Backend)
         assert not getattr(type(xp), "__abstractmethods__", None)   # every method implemented
-    assert Namespace is Backend                                       # the former name
     assert get_namespace(np.ones(2), 1.0, None) is NUMPY
     assert get_namespace([1.0, 2.0]) is NUMPY
     assert get_namespace(torch.ones(2), 3) is TORCH

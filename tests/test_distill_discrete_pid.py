@@ -116,16 +116,22 @@ def test_codebook_is_seeded_and_temperature_is_scale_free():
     torch.testing.assert_close(soft_assign(1e3 * t, a, 0.1), soft_assign(t, a, 0.1))
 
 
-def test_independent_features_give_near_zero_redundancy():
-    """A student whose codes carry no information about Y: Red(Y: C_T, C_S) <= I(Y; C_S) is
-    near 0 (plug-in bias of a 240-sample table only); a student that copies the teacher has
-    Red = I(Y; C_T), far larger."""
-    y, t, nuisance = _synthetic()
+def _identity_adapter_loss(t):
+    """A loss whose student adapter is the identity and whose codebook is fitted on ``t``."""
     loss = DiscretePIDLoss([(6,)], [(6,)], 3, codes=4, momentum=0.0)
     with torch.no_grad():
         loss.adapters[0].weight.copy_(torch.eye(6))
         loss.adapters[0].bias.zero_()
     loss.fit_codebook([t])
+    return loss
+
+
+def test_independent_features_give_near_zero_redundancy():
+    """A student whose codes carry no information about Y: Red(Y: C_T, C_S) <= I(Y; C_S) is
+    near 0 (plug-in bias of a 240-sample table only); a student that copies the teacher has
+    Red = I(Y; C_T), far larger."""
+    y, t, nuisance = _synthetic()
+    loss = _identity_adapter_loss(t)
     independent = float(loss.redundancies(_batch(y, t, nuisance))[0].detach())
     copy = float(loss.redundancies(_batch(y, t, t))[0].detach())
     assert copy > 0.5
@@ -138,11 +144,7 @@ def test_copying_the_teacher_leaves_no_unique_information():
     import pidkit
 
     y, t, _ = _synthetic()
-    loss = DiscretePIDLoss([(6,)], [(6,)], 3, codes=4, momentum=0.0)
-    with torch.no_grad():
-        loss.adapters[0].weight.copy_(torch.eye(6))
-        loss.adapters[0].bias.zero_()
-    loss.fit_codebook([t])
+    loss = _identity_adapter_loss(t)
     p = loss.tables(_batch(y, t, t))[0].detach()
     r = pidkit.broja(p, base=math.e, normalize=True, tol=1e-5)
     assert float(r.unique[0]) == pytest.approx(0.0, abs=1e-5)  # nats, within tol

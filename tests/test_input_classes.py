@@ -236,7 +236,7 @@ def test_huge_labels_are_fine_where_they_are_encoded():
 
 
 def test_joint_pmf_huge_codes():
-    message = _raises(PIDValueError, "columns", pidkit.joint_pmf, [0, 2**40], [0, 2**40])
+    message = _raises(PIDValueError, "columns[0]", pidkit.joint_pmf, [0, 2**40], [0, 2**40])
     assert "np.unique(x, return_inverse=True)" in message
 
 

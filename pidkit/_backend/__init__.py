@@ -33,11 +33,8 @@ from ._base import Backend, Factor
 from .numpy import SHORT_SUM, NumpyBackend
 from .torch import TorchBackend, is_torch
 
-__all__ = ["Backend", "Factor", "Namespace", "NumpyBackend", "TorchBackend", "NUMPY",
+__all__ = ["Backend", "Factor", "NumpyBackend", "TorchBackend", "NUMPY",
            "SHORT_SUM", "get_namespace", "is_torch"]
-
-#: The former name of :class:`Backend` (type hints of older code).
-Namespace = Backend
 
 #: The numpy backend (one instance, stateless).
 NUMPY = NumpyBackend()

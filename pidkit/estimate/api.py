@@ -14,7 +14,7 @@ from .._backend import is_torch
 from ..errors import PIDTypeError
 from ..gaussian.api import MEASURES as GAUSSIAN_MEASURES
 from ..lattice import lattice
-from ..result import PIDResult
+from ..result import TARGET_NAME, PIDResult, default_source_names
 from ..validation import check_base, check_choice, check_int, check_options, fail
 from ._checks import (
     as_labels,
@@ -182,7 +182,7 @@ def _estimate(target: Any, sources: tuple[Any, ...], *, estimator: str, measure:
 
 def _names(names: Sequence[str] | None, n_sources: int) -> tuple[str, ...]:
     if names is None:
-        return ("Y",) + tuple(f"X{i}" for i in range(n_sources))
+        return (TARGET_NAME, *default_source_names(n_sources))
     if isinstance(names, str) or len(names) != n_sources + 1:
         raise fail("names", f"must name the target and the {n_sources} source(s)",
                    "Example: names=('Y', 'T', 'S')", names)

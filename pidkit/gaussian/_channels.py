@@ -29,30 +29,12 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["cholesky", "logdet_pd", "trisolve", "posteriors", "permutation", "reorder"]
-
-
-def cholesky(xp: Any, a: Any) -> Any:
-    """Lower Cholesky factor of a (batch of) symmetric positive definite matrix
-    (:meth:`~pidkit._backend.Backend.cholesky`).
-
-    numpy raises ``LinAlgError`` when a matrix is not numerically positive definite. torch
-    returns NaN for that matrix instead, without reading the status on the host (no GPU
-    synchronisation), so the failure propagates to every value computed from the factor.
-    """
-    return xp.cholesky(a)
-
-
-def trisolve(xp: Any, lower: Any, b: Any) -> Any:
-    """``lower^{-1} b`` for lower-triangular ``lower`` (batched;
-    :meth:`~pidkit._backend.Backend.solve_triangular`: numpy's route is ``numpy.linalg.solve``,
-    on numpy's BLAS thread pool)."""
-    return xp.solve_triangular(lower, b)
+__all__ = ["logdet_pd", "posteriors", "permutation", "reorder"]
 
 
 def logdet_pd(xp: Any, a: Any) -> Any:
     r""":math:`\log\det A` of a (batch of) positive definite matrix, via Cholesky."""
-    return 2 * xp.sum(xp.log(xp.diagonal(cholesky(xp, a))), axis=-1)
+    return _logdet_factor(xp, xp.cholesky(a))
 
 
 def _logdet_factor(xp: Any, low: Any) -> Any:
@@ -110,7 +92,7 @@ def posteriors(xp: Any, cov: Any, dims: tuple[int, int, int], z_map: Any = None,
     ld_m = logdet_pd(xp, c_mm)
     p_y = _posterior(xp, cov[..., d_x:d_z, d_x:d_z], cov[..., d_x:d_z, d_z:], c_mm)
     if z_map is None:
-        low = cholesky(xp, cov) if factor is None else factor
+        low = xp.cholesky(cov) if factor is None else factor
         w_xt = low[..., d_z:, :d_x]
         p_x = _sym(xp, c_mm - w_xt @ xp.swapaxes(w_xt, -1, -2))
         ld_xy = _logdet_factor(xp, low[..., d_z:, d_z:])

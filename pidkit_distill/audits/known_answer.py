@@ -51,6 +51,8 @@ import numpy as np
 
 from pidkit.validation import check_choice, check_int, check_positive, fail
 
+from .estimators import values_of
+
 __all__ = ["CASES", "KnownAnswer", "case_pmf", "gaussian_samples", "known_answer_case",
            "latent_model", "pmf_truth"]
 
@@ -103,11 +105,8 @@ def pmf_truth(pmf: Any) -> dict[str, float]:
     """
     import pidkit
 
-    r = pidkit.pid(np.asarray(pmf, dtype=np.float64), target=0, measure="broja", base=2)
-    red = float(r.redundancy)
-    uni_t, uni_s = (float(u) for u in r.unique)
-    return {"mi_teacher": red + uni_t, "mi_student": red + uni_s, "redundancy": red,
-            "unique_teacher": uni_t, "unique_student": uni_s, "synergy": float(r.synergy)}
+    return values_of(pidkit.pid(np.asarray(pmf, dtype=np.float64), target=0, measure="broja",
+                                base=2))
 
 
 def _embedding(k: int, dim: int, rng: np.random.Generator) -> np.ndarray:

@@ -59,7 +59,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=0.05)
     p.add_argument("--teacher-lr", type=float)
-    p.add_argument("--optimizer", default="sgd", choices=["sgd", "adam", "adamw"])
+    # the names of pidkit_distill.optim.OPTIMIZERS, spelt out: the parser must not import torch
+    p.add_argument("--optimizer", default="sgd", choices=["adam", "adamw", "sgd"])
     p.add_argument("--weight-decay", type=float, default=5e-4)
     p.add_argument("--schedule", default="multistep", choices=["multistep", "cosine", "constant"])
     p.add_argument("--milestones", type=int, nargs="*", default=[])

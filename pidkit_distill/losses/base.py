@@ -282,7 +282,7 @@ def make_loss(method: str, teacher_shapes: Sequence[Shape], student_shapes: Sequ
     ----------
     method : str
         One of :func:`available_methods` (``"none"``, ``"kd"``, ``"fitnets"``, ``"vid"``,
-        ``"ted"``, ``"rid"``, ``"pid"``, or a registered custom name).
+        ``"ted"``, ``"rid"``, ``"pid"``, ``"broja"``, or a registered custom name).
     teacher_shapes, student_shapes : sequence of tuple
         Per-sample feature shapes ``(C,)`` or ``(C, *spatial)``, one per layer pair.
     num_classes : int

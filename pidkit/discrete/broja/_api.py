@@ -43,7 +43,6 @@ DEFAULT_TOL = 1e-9
 #: Default limit on interior-point (Newton) iterations.
 DEFAULT_MAX_ITER = 200
 #: Name of the quantity the certificate brackets.
-QUANTITY = CERTIFIED_UNIQUE
 
 _LN2 = math.log(2.0)
 
@@ -90,7 +89,7 @@ def compute(p: np.ndarray, tol: float = DEFAULT_TOL, max_iter: int = DEFAULT_MAX
     status, converged = _status(atoms, NUMPY, tol, max_iter)
     values = [float(v[0]) for v in (atoms.redundancy, atoms.unique_t, atoms.unique_s,
                                     atoms.synergy)]
-    cert = Certificate(QUANTITY, float(atoms.lower[0]), float(atoms.upper[0]))
+    cert = Certificate(CERTIFIED_UNIQUE, float(atoms.lower[0]), float(atoms.upper[0]))
     info = SolverInfo(status, converged, atoms.iterations, cert,
                       details={"tol_bits": tol, "max_iter": max_iter,
                                "algorithm": "primal-dual interior point on the dual"})
@@ -269,7 +268,7 @@ def _result(p, xp: Backend, batch: bool, base: float, tol: float, max_iter: int,
         return x if batch else x[0]
 
     values = [out(v) for v in (atoms.redundancy, atoms.unique_t, atoms.unique_s, atoms.synergy)]
-    cert = Certificate(QUANTITY, out(atoms.lower), out(atoms.upper))
+    cert = Certificate(CERTIFIED_UNIQUE, out(atoms.lower), out(atoms.upper))
     solver = SolverInfo(status, converged, atoms.iterations, cert,
                         details={"converged": atoms.converged if batch else atoms.converged[0],
                                  "tol_bits": tol, "max_iter": max_iter,
