@@ -182,8 +182,9 @@ class RIDLoss(DistillLoss):
             with torch.no_grad():
                 ft = pair.teacher_side(batch.teacher_features[i])
             fs = pair.student_side(batch.student_features[i])
-            v = weighted_residual(ft - fs, pair.sigma, self.reduction)
-            reg = reg + self._norm_sigma(pair.sigma) + v
+            sigma = pair.sigma
+            v = weighted_residual(ft - fs, sigma, self.reduction)
+            reg = reg + self._norm_sigma(sigma) + v
             v_total = v_total + v.detach()
         loss = self.lambda1 * ce + self.lambda2 * reg
         return loss, {"ce": _part(ce), "v_term": _part(v_total), "rid_reg": _part(reg)}

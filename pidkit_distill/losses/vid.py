@@ -24,7 +24,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .base import Batch, DistillLoss, Parts, Shape, _part, _upcast, cross_entropy, register_method
-from .filters import ChannelLinear, SpatialAlign
+from .filters import ChannelLinear, ChannelSequential, SpatialAlign
 
 __all__ = ["gaussian_nll", "VIDPair", "VIDLoss"]
 
@@ -46,8 +46,8 @@ class VIDPair(nn.Module):
         ct, cs = t_shape[0], s_shape[0]
         h = hidden or ct
         self.align = SpatialAlign(t_shape, s_shape)
-        self.regressor = nn.Sequential(ChannelLinear(cs, h), nn.ReLU(), ChannelLinear(h, h),
-                                       nn.ReLU(), ChannelLinear(h, ct))
+        self.regressor = ChannelSequential(ChannelLinear(cs, h), nn.ReLU(), ChannelLinear(h, h),
+                                           nn.ReLU(), ChannelLinear(h, ct))
         self.eps = eps
         raw = math.log(math.expm1(init_variance - eps))  # softplus^{-1}(init - eps)
         self.raw_variance = nn.Parameter(torch.full((ct,), raw))
