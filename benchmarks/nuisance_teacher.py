@@ -16,14 +16,13 @@ reports wall-clock and CPU seconds (on a shared machine the CPU seconds are the 
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import sys
 from dataclasses import replace
 
 from nuisance import runner, sweeps
 from nuisance.report import accuracy_table
-from nuisance.setups import METHODS, SETUPS, TEACHERS, Setup
+from nuisance.setups import METHODS, SETUPS, TEACHERS, Setup, option_value
 
 from pidkit.errors import PIDKitError
 from pidkit.validation import fail
@@ -90,11 +89,7 @@ def parse_options(specs: list[str]) -> dict[str, dict]:
                        spec)
         key, value = spec.split("=", 1)
         method, name = key.split(".", 1)
-        try:
-            parsed = json.loads(value)
-        except json.JSONDecodeError:
-            parsed = value
-        out.setdefault(method, {})[name] = parsed
+        out.setdefault(method, {})[name] = option_value(value)
     return out
 
 

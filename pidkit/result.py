@@ -169,6 +169,11 @@ class SolverInfo:
         A convergence measure (e.g. a KKT residual) where no certificate exists.
     details : dict
         Anything else the solver reports (tolerances, timings, regularisation).
+    parts : dict
+        Name -> :class:`AtomMap`: decompositions a measure computes beside its atoms, over the
+        same lattice and in the same units, e.g. the ``"informative"`` and
+        ``"misinformative"`` atoms of the pointwise measures ``pm`` and ``sx`` (atoms =
+        informative - misinformative). Empty for the other measures.
     """
 
     status: str = "closed_form"
@@ -177,22 +182,27 @@ class SolverInfo:
     certificate: Certificate | None = None
     residual: float | None = None
     details: Mapping[str, Any] = field(default_factory=dict)
+    parts: Mapping[str, AtomMap] = field(default_factory=dict)
 
     def scaled(self, factor: float) -> SolverInfo:
-        """The same information with certificate values and residual multiplied by ``factor``
-        (used to convert nats to another unit)."""
+        """The same information with certificate values, residual and parts multiplied by
+        ``factor`` (used to convert nats to another unit)."""
         cert = self.certificate
         if cert is not None:
             cert = Certificate(cert.quantity, cert.lower * factor, cert.upper * factor)
         residual = None if self.residual is None else self.residual * factor
+        parts = {name: AtomMap({node: value * factor for node, value in atoms.items()})
+                 for name, atoms in self.parts.items()}
         return SolverInfo(self.status, self.converged, self.iterations, cert, residual,
-                          dict(self.details))
+                          dict(self.details), parts)
 
     def to_dict(self) -> dict[str, Any]:
         return {"status": self.status, "converged": self.converged,
                 "iterations": self.iterations,
                 "certificate": None if self.certificate is None else self.certificate.to_dict(),
-                "residual": to_plain(self.residual), "details": to_plain(dict(self.details))}
+                "residual": to_plain(self.residual), "details": to_plain(dict(self.details)),
+                "parts": {name: {node_label(k): to_plain(v) for k, v in atoms.items()}
+                          for name, atoms in self.parts.items()}}
 
 
 class AtomMap(Mapping):

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from pidkit.errors import PIDValueError
+from pidkit.errors import PIDTypeError, PIDValueError
 from pidkit_distill import data, models
 from pidkit_distill.losses import (
     UNLABELLED,
@@ -239,7 +239,7 @@ def test_pid_loss_does_not_depend_on_teacher_units(factor):
     """PIDLoss (summed moments, batched pairs) standardises after the sum: a teacher measured in
     other units gives the same redundancy (the projection is linear, without offset)."""
     y, t, s, nuisance = _synthetic(90)
-    loss = PIDLoss([(2,)], [(4,)], num_classes=3, dim=2).double()
+    loss = PIDLoss([(2,)], [(4,)], num_classes=3, dim=2).double().eval()  # moments unmoved
     feats = torch.cat([s, nuisance], dim=1).double()
     reds = [loss.redundancies(Batch(y=y, teacher_features=[c * t.double()],
                                     student_features=[feats]))[0] for c in (1.0, factor)]
@@ -259,3 +259,60 @@ def test_pid_method_trains_a_digits_student():
                   val_data=test)
     assert all(math.isfinite(h["train_redundancy"]) for h in res.history)
     assert res.final["val_acc"] > 0.7
+
+
+def _weighted_redundancy(y, t_vec, s_vec, weights, ridge=1e-3):
+    """Gaussian BROJA redundancy (nats) of the weighted sample correlation matrix, built here
+    with numpy from the weighted mean and scatter (divisor sum(w) - 1) and pidkit's numpy
+    Gaussian PID: the reference for running moments, whose rows carry weights m^age."""
+    import numpy as np
+
+    import pidkit
+
+    z = torch.cat([torch.nn.functional.one_hot(y, 3)[:, :2].double(), t_vec.double(),
+                   s_vec.double()], dim=1).numpy()
+    w = weights.double().numpy()
+    mean = (w[:, None] * z).sum(0) / w.sum()
+    centred = z - mean
+    cov = (w[:, None] * centred).T @ centred / (w.sum() - 1)
+    sd = np.sqrt(np.diag(cov))
+    corr = cov / np.outer(sd, sd) + ridge * np.eye(len(sd))
+    return pidkit.gaussian_pid(corr, dims=(2, t_vec.shape[1], s_vec.shape[1]),
+                               base=math.e).redundancy
+
+
+def test_running_moments_weight_past_batches_by_momentum_and_pass_no_gradient_back():
+    """With momentum m the second batch's redundancy is that of both batches' rows, the first
+    batch's weighted by m (a reference built from weighted rows in numpy); the gradient reaches
+    only the current batch; evaluation mode leaves the running moments alone."""
+    y, t, s, nuisance = _synthetic(120, seed=3)
+    feats = torch.cat([s, nuisance], dim=1).double()
+    loss = PIDLoss([(2,)], [(4,)], num_classes=3, dim=2, momentum=0.8).double()
+    first = feats[:60].clone().requires_grad_(True)
+    second = feats[60:].clone().requires_grad_(True)
+    loss.redundancies(Batch(y=y[:60], teacher_features=[t[:60].double()],
+                            student_features=[first]))
+    red = loss.redundancies(Batch(y=y[60:], teacher_features=[t[60:].double()],
+                                  student_features=[second]))[0]
+    red.backward()
+    assert first.grad is None and torch.isfinite(second.grad).all() and second.grad.any()
+    with torch.no_grad():
+        t_vec = t.double() @ loss.teacher_projection_0
+        s_vec = loss.adapters[0](feats)
+    weights = torch.cat([torch.full((60,), 0.8), torch.ones(60)])
+    want = _weighted_redundancy(y, t_vec, s_vec, weights)
+    assert float(red.detach()) == pytest.approx(want, rel=1e-9)
+    stored = loss.ema_moments_0.clone()
+    loss.eval()
+    loss.redundancies(Batch(y=y[:60], teacher_features=[t[:60].double()],
+                            student_features=[feats[:60]]))
+    torch.testing.assert_close(loss.ema_moments_0, stored, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(("option", "value", "error"), [
+    ("momentum", 1.0, PIDValueError), ("momentum", -0.1, PIDValueError),
+    ("dim", 2.5, PIDTypeError), ("dim", 0, PIDValueError), ("beta", "1", PIDTypeError),
+    ("seed", -1, PIDValueError)])
+def test_pid_loss_options_are_checked(option, value, error):
+    with pytest.raises(error, match=option):
+        PIDLoss([(2,)], [(4,)], num_classes=3, **{option: value})

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -103,10 +104,11 @@ class Setup:
 _ADAM = {"optimizer": "adam", "weight_decay": 0.0, "schedule": "cosine"}
 _SGD = {"optimizer": "sgd", "momentum": 0.9, "nesterov": True, "weight_decay": 5e-4,
         "schedule": "multistep", "gamma": 0.2}
-#: Options per method: the paper's weights (VID 100, RID lambda = (1, 10)).
+#: Options per method: the paper's weights (VID 100, RID lambda = (1, 10)); the PID
+#: regulariser's library defaults (beta 0.3, running moments with momentum 0.9).
 METHOD_OPTIONS = {"kd": {"temperature": 4.0, "alpha": 0.9}, "fitnets": {},
                   "vid": {"weight": 100.0}, "ted": {},
-                  "rid": {"lambda1": 1.0, "lambda2": 10.0}, "pid": {"beta": 1.0}, "none": {}}
+                  "rid": {"lambda1": 1.0, "lambda2": 10.0}, "pid": {}, "none": {}}
 
 #: The recorded configuration, chosen on a validation split with the sweeps in
 #: ``benchmarks/results/nuisance_sweep*`` (see docs/nuisance_benchmark.md): few labels, a
@@ -163,12 +165,21 @@ def quick_setup(setup: Setup) -> Setup:
                    audit_every=6)
 
 
+def option_value(text: str) -> Any:
+    """An option value from the command line, parsed as JSON where it is JSON (``2`` -> 2,
+    ``0.1`` -> 0.1, ``true`` -> True), kept as text otherwise (``mmi``)."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
 def parse_method(method: str) -> tuple[str, dict[str, Any]]:
     """Split a method name with option overrides, ``"rid:lambda2=1,lambda1=1"`` ->
     ``("rid", {"lambda2": 1.0, "lambda1": 1.0})`` (values parsed as floats where possible).
 
     >>> parse_method("vid:weight=10")
-    ('vid', {'weight': 10.0})
+    ('vid', {'weight': 10})
     """
     base, _, rest = method.partition(":")
     options: dict[str, Any] = {}
@@ -177,10 +188,7 @@ def parse_method(method: str) -> tuple[str, dict[str, Any]]:
         if not eq or base not in METHODS:
             raise fail("methods", f"{method!r} is not METHOD or METHOD:key=value,...",
                        f"Use a method of {METHODS}, e.g. 'rid:lambda2=1'", method)
-        try:
-            options[key] = float(value)
-        except ValueError:
-            options[key] = value
+        options[key] = option_value(value)
     if base not in METHODS:
         raise fail("methods", f"{method!r} is not a benchmark method",
                    f"Use some of {METHODS} (optionally 'METHOD:key=value')", method)

@@ -37,7 +37,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from pidkit.errors import PIDTypeError
-from pidkit.validation import fail
+from pidkit.validation import check_int, fail
 
 __all__ = ["Batch", "DistillLoss", "register_method", "make_loss", "available_methods",
            "Shape", "Parts", "UNLABELLED", "labelled_mask", "cross_entropy", "distributed_mean",
@@ -300,4 +300,4 @@ def make_loss(method: str, teacher_shapes: Sequence[Shape], student_shapes: Sequ
         raise fail("layers", f"{len(teacher_shapes)} teacher layers but {len(student_shapes)} "
                    "student layers", "Give (teacher, student) layer pairs")
     return _METHODS[key]([tuple(s) for s in teacher_shapes], [tuple(s) for s in student_shapes],
-                         int(num_classes), **kwargs)
+                         check_int(num_classes, "num_classes", 2), **kwargs)

@@ -132,7 +132,7 @@ from torch import nn
 from torch.nn import functional as F
 
 import pidkit
-from pidkit.validation import check_choice, fail
+from pidkit.validation import check_choice, check_int, check_positive, fail
 
 from .base import (
     Batch,
@@ -298,19 +298,19 @@ class DiscretePIDLoss(DistillLoss):
                  tol: float = DEFAULT_TOL_BITS, max_iter: int = DEFAULT_MAX_ITER,
                  seed: int = 0, kmeans_iters: int = 50, solve_every: int = 1):
         super().__init__()
-        self.num_classes, self.beta = int(num_classes), float(beta)
-        self.codes, self.tau, self.momentum = int(codes), float(tau), float(momentum)
-        if self.codes < 2:
-            raise fail("codes", "must be at least 2", "Use e.g. codes=10", codes)
-        if not self.tau > 0:
-            raise fail("tau", "must be positive", "Use e.g. tau=0.1 (squared distances of "
-                       "unit vectors lie in [0, 4])", tau)
-        if not 0.0 <= self.momentum < 1.0:
+        self.num_classes = check_int(num_classes, "num_classes", 2)
+        self.beta = check_positive(beta, "beta", allow_zero=True)
+        self.codes = check_int(codes, "codes", 2)
+        self.tau = check_positive(tau, "tau")  # squared distances of unit vectors: [0, 4]
+        self.momentum = check_positive(momentum, "momentum", allow_zero=True)
+        if not self.momentum < 1.0:
             raise fail("momentum", "must be in [0, 1)", "Use e.g. momentum=0.9", momentum)
         self.student_codebook = check_choice(student_codebook, "student_codebook",
                                              ("tied", "learned"))
-        self.tol, self.max_iter = float(tol), int(max_iter)
-        self.seed, self.kmeans_iters = int(seed), int(kmeans_iters)
+        self.tol = check_positive(tol, "tol")
+        self.max_iter = check_int(max_iter, "max_iter", 1)
+        self.seed = check_int(seed, "seed", 0)
+        self.kmeans_iters = check_int(kmeans_iters, "kmeans_iters", 1)
         self.aligns = nn.ModuleList(SpatialAlign(t[:1], s[:1])
                                     for t, s in zip(teacher_shapes, student_shapes, strict=True))
         self.adapters = nn.ModuleList(nn.Linear(s[0], t[0])
@@ -326,10 +326,7 @@ class DiscretePIDLoss(DistillLoss):
         self.register_buffer("fitted", torch.zeros((), dtype=torch.bool))
         self._fitted_cache: bool | None = None  # host copy of ``fitted`` (read once)
         self.num_pairs = len(teacher_shapes)
-        self.solve_every = int(solve_every)
-        if self.solve_every < 1:
-            raise fail("solve_every", "must be a positive integer", "Use 1 (exact every step) "
-                       "or e.g. 10 (lagged-dual surrogate in between)", solve_every)
+        self.solve_every = check_int(solve_every, "solve_every", 1)
         self._calls, self._duals = 0, None  # lagged duals: not saved (a load re-solves)
 
     def _load_from_state_dict(self, *args, **kwargs):

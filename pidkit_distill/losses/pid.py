@@ -40,6 +40,40 @@ Under data parallelism the statistics are summed over the processes
 evaluates the redundancy of the *global* batch (standardised by the global batch's standard
 deviations), and the averaged gradients equal those of one process holding the global batch.
 
+Running moments (``momentum``). One batch is a small sample for a correlation matrix of
+:math:`(K-1) + 2\,\mathrm{dim}` columns (digits, 10 classes, ``dim=4``: 17 columns), and with
+scarce labels it is smaller still (the nuisance benchmark's digits batches hold about 26
+labelled samples). Maximising the redundancy of such a matrix fits its sampling noise: at
+``beta = 1`` the digits student fell to 62-63% against 86.6% without distillation, under the
+trained and the untrained teacher alike (3 seeds). So, as the discrete regulariser does with its
+soft counts, the moments are a moving average over batches with the gradient through the
+current batch only,
+
+.. math::
+
+    (n, s, S) = m\,\bar E + (n, s, S)_{\text{batch}},\qquad
+    E \leftarrow m E + (n, s, S)_{\text{batch}}\ \text{(after the step, training mode only)},
+
+:math:`\bar E` detached (earlier batches' features came from earlier parameters), i.e. the
+correlation matrix of all rows seen so far, a row of age :math:`a` batches weighted by
+:math:`m^a`: about :math:`1/(1-m)` batches (``momentum=0.9``: ten) enter each estimate. The
+gradient is then about :math:`(1-m)` times that of one batch's estimate, which ``beta`` is
+read against. Measured on digits (3 seeds, trained / untrained teacher): ``momentum=0.9``
+lifted the student from 62 / 63% to 84 / 86% at ``beta=1`` and to 88 / 88% at ``beta=0.3``
+(docs/nuisance_benchmark.md). ``momentum=0`` uses the batch alone. The running moments are
+buffers (saved in checkpoints) and, like the batch statistics, summed over data-parallel
+processes before they enter the average, so every process holds the same ones.
+
+Bias. The batch (or running) estimate is biased upwards: with features independent of the
+label its expectation is positive, and since BROJA's redundancy is at most
+:math:`\min(I(Y;A), I(Y;B))`, whose Gaussian plug-in bias is about :math:`d_Y d/(2n)` nats to
+first order, it is bounded by :math:`(K-1)\,\mathrm{dim}/(2n)` for :math:`n` labelled rows.
+Measured (10 classes, ``dim=4``, 200 draws): 0.150 nats at :math:`n=32`, 0.031 at 128, 0.003 at
+1,280 (bound 0.56, 0.14, 0.014). The bias depends on :math:`n` and the block sizes only, not on
+the features, so subtracting it would shift the loss without changing its gradient; it is left
+in the value and shrinks with the effective sample size of the running moments (about
+:math:`n_\text{batch}/(1-m)`, ten batches at ``momentum=0.9``).
+
 Why standardise (units). The Gaussian PID of a covariance does not depend on the units of any
 variable, and neither should the regulariser: the student's features have no natural scale (a
 learned map, a normalisation layer, a weight decay all rescale them). A ridge :math:`rI` added
@@ -77,7 +111,7 @@ import torch
 from torch import nn
 
 import pidkit
-from pidkit.validation import check_choice, fail
+from pidkit.validation import check_choice, check_int, check_positive, fail
 
 from .base import (
     Batch,
@@ -216,7 +250,7 @@ def redundancy_from_moments(n: torch.Tensor, s: torch.Tensor, S: torch.Tensor,
 
 
 def _check_ridge(ridge: float) -> float:
-    ridge = float(ridge)
+    ridge = check_positive(ridge, "ridge", allow_zero=True)
     if not ridge > 0:
         raise fail("ridge", "must be positive", "It keeps the batch correlation matrix "
                    "positive definite, which the unvalidated Gaussian PID relies on; use e.g. "
@@ -254,8 +288,8 @@ class PIDLoss(DistillLoss):
     ----------
     teacher_shapes, student_shapes : sequence of tuple
     num_classes : int
-    beta : float
-        Weight of the redundancy term.
+    beta : float, default 0.3
+        Weight of the redundancy term (nats; read with ``momentum``, module notes).
     dim : int
         Coordinates kept on each side (teacher: random orthonormal projection; student:
         learned linear map).
@@ -264,13 +298,17 @@ class PIDLoss(DistillLoss):
         Relative ridge on the batch correlation matrix (module notes).
     seed : int
         Seed of the teacher-side projection.
+    momentum : float in [0, 1), default 0.9
+        Weight :math:`m` of the running moments (module notes); 0 uses each batch alone.
     """
 
     def __init__(self, teacher_shapes: Sequence[Shape], student_shapes: Sequence[Shape],
-                 num_classes: int, beta: float = 1.0, dim: int = 4, measure: str = "broja",
-                 ridge: float = 1e-3, seed: int = 0):
+                 num_classes: int, beta: float = 0.3, dim: int = 4, measure: str = "broja",
+                 ridge: float = 1e-3, seed: int = 0, momentum: float = 0.9):
         super().__init__()
-        self.num_classes, self.beta = int(num_classes), float(beta)
+        self.num_classes = check_int(num_classes, "num_classes", 2)
+        self.beta = check_positive(beta, "beta", allow_zero=True)
+        dim, seed = check_int(dim, "dim", 1), check_int(seed, "seed", 0)
         self.ridge = _check_ridge(ridge)
         self.measure = check_choice(measure, "measure", ("broja", "mmi"))
         self.aligns = nn.ModuleList(SpatialAlign(t[:1], s[:1])
@@ -282,6 +320,13 @@ class PIDLoss(DistillLoss):
         self.adapters = nn.ModuleList(nn.Linear(s[0], min(dim, t[0]))
                                       for t, s in zip(teacher_shapes, student_shapes,
                                                       strict=True))
+        self.momentum = check_positive(momentum, "momentum", allow_zero=True)
+        if not self.momentum < 1.0:
+            raise fail("momentum", "must be in [0, 1)", "Use e.g. momentum=0.9", momentum)
+        for i, t in enumerate(teacher_shapes):
+            d = num_classes - 1 + 2 * min(dim, t[0])
+            self.register_buffer(f"ema_moments_{i}", torch.zeros(1 + d + d * d,
+                                                                 dtype=torch.float64))
 
     def redundancies(self, batch: Batch) -> list[torch.Tensor]:
         """Batch redundancy (nats) per layer pair over the labelled samples (it needs Y); 0 with
@@ -301,6 +346,7 @@ class PIDLoss(DistillLoss):
             stats.append(torch.cat([n[None], total, outer.reshape(-1)]))
             dims.append((target.shape[1], t_vec.shape[1], s_vec.shape[1]))
         stats = sum_across_processes(torch.cat(stats)).split([len(v) for v in stats])
+        stats = [self._smoothed(i, batch_stats) for i, batch_stats in enumerate(stats)]
         groups: dict[tuple[int, int, int], list[int]] = {}
         for i, pair_dims in enumerate(dims):
             groups.setdefault(pair_dims, []).append(i)
@@ -312,6 +358,17 @@ class PIDLoss(DistillLoss):
             reds = redundancy_from_moments(n, total, outer, pair_dims, self.measure, self.ridge)
             out.update(zip(members, reds.unbind(), strict=True))
         return [out[i] for i in range(len(dims))]
+
+    def _smoothed(self, i: int, batch_stats: torch.Tensor) -> torch.Tensor:
+        """``m E + b``: the running moments of pair ``i`` (detached) plus this batch's; in
+        training mode with grad enabled, ``E <- m E + b`` afterwards."""
+        if self.momentum == 0.0:
+            return batch_stats
+        ema = getattr(self, f"ema_moments_{i}")
+        out = self.momentum * ema + batch_stats
+        if self.training and torch.is_grad_enabled():
+            ema.mul_(self.momentum).add_(batch_stats.detach())
+        return out
 
     def student_loss(self, batch: Batch) -> tuple[torch.Tensor, Parts]:
         ce = cross_entropy(batch.student_logits, batch.y)
