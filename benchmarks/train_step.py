@@ -14,12 +14,17 @@ Cases (model pairs):
 
 Methods: ``none`` (the anchor), ``kd``, ``vid``, ``rid`` (its teacher phase and its student
 phase timed separately, plus their mean over the paper's schedule, 1/4 of the cycle's epochs in
-the teacher phase) and ``pid``, each through the public :class:`pidkit_distill.train.Trainer`
-(SGD, default method options). One timed unit is ``trainer.train_epoch(epoch)`` over a fixed
-number of batches, with ``epoch`` chosen by ``trainer.phase_of`` to be in the wanted phase; the
-first epoch of each trainer is an untimed warm-up; the methods are interleaved within every
-repeat so that load from other processes spreads evenly; the ratio uses the best (least) time
-per step. Goals (issue 13): RID <= 1.3x and PID <= 1.5x the plain step.
+the teacher phase), ``pid`` and the exact discrete regulariser ``broja`` (every step, and with
+``solve_every=10``), each through the public :class:`pidkit_distill.train.Trainer` (SGD,
+default method options). ``rid`` and ``pid`` are timed a second time with the teacher wrapped
+in :class:`pidkit_distill.CachedTeacher` (its logits and features computed once for the fixed
+training pool, then replayed), which is what a user with a fixed, un-augmented pool can do: it
+shows the cost of the method itself once the teacher's forward pass, which every distillation
+method pays, is gone. One timed unit is ``trainer.train_epoch(epoch)`` over a fixed number of
+batches, with ``epoch`` chosen by ``trainer.phase_of`` to be in the wanted phase; the first
+epoch of each trainer is an untimed warm-up; the methods are interleaved within every repeat so
+that load from other processes spreads evenly; the ratio uses the best (least) time per step.
+Goals (issues 13 and 16): RID <= 1.3x, PID and the exact regulariser <= 1.5x the plain step.
 
 To explain the ratios, the teacher's forward pass (no gradient) and the student's plain
 forward + backward (cross-entropy, no optimizer step) are also timed outside the trainer.
@@ -44,11 +49,18 @@ import torch
 from _common import blas_threads, format_seconds, write_results
 from torch import nn
 
-from pidkit_distill import data, models
+from pidkit_distill import CachedTeacher, data, models
 from pidkit_distill.train import Trainer
 
-METHODS = ("none", "kd", "vid", "rid", "pid")
-GOALS = {"rid": 1.3, "pid": 1.5}
+#: Timed variants: label -> (method, method options, teacher replayed by CachedTeacher).
+VARIANTS: dict[str, tuple[str, dict[str, Any], bool]] = {
+    "none": ("none", {}, False), "kd": ("kd", {}, False), "vid": ("vid", {}, False),
+    "rid": ("rid", {}, False), "pid": ("pid", {}, False), "broja": ("broja", {}, False),
+    "broja solve_every=10": ("broja", {"solve_every": 10}, False),
+    "rid, cached teacher": ("rid", {}, True), "pid, cached teacher": ("pid", {}, True),
+}
+GOALS = {"rid": 1.3, "pid": 1.5, "broja": 1.5, "broja solve_every=10": 1.5,
+         "rid, cached teacher": 1.3, "pid, cached teacher": 1.5}
 #: Share of a cycle's epochs in RID's teacher phase in the paper's schedule (r = 1/4).
 RID_TEACHER_SHARE = 0.25
 #: Schedule handed to every trainer (explicit, so that changes of the defaults do not move it).
@@ -122,14 +134,17 @@ def _rows_of(case: Case, batch: int, steps: int, repeats: int,
              device: torch.device) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     dataset = torch.utils.data.TensorDataset(case.inputs, case.labels)
     units: list[tuple[str, str, Trainer, int]] = []  # (method, phase, trainer, epoch)
-    for method in METHODS:
+    for label, (method, options, cached) in VARIANTS.items():
         teacher, student = case.make()
+        if cached:
+            teacher = CachedTeacher(teacher.to(device), case.inputs.to(device),
+                                    [t for t, _ in case.layers])
         trainer = Trainer(None if method == "none" else teacher, student, dataset,
                           method=method, layers=None if method in ("none", "kd")
                           else case.layers, batch_size=batch, lr=0.01, progress=False,
-                          device=str(device), seed=0, **SCHEDULE)
+                          device=str(device), seed=0, method_options=options, **SCHEDULE)
         phases = ("teacher", "student") if method == "rid" else ("student",)
-        units += [(method, phase, trainer, _first_epoch(trainer, phase)) for phase in phases]
+        units += [(label, phase, trainer, _first_epoch(trainer, phase)) for phase in phases]
     times: dict[tuple[str, str], list[float]] = {(m, p): [] for m, p, _, _ in units}
     for _, _, trainer, epoch in units:  # warm-up: allocator, autograd graph, caches
         trainer.train_epoch(epoch)
@@ -145,11 +160,12 @@ def _rows_of(case: Case, batch: int, steps: int, repeats: int,
     for (method, phase), runs in times.items():
         best = min(runs)
         rows.append(_row(case, method, phase, best, statistics.median(runs), anchor, kd))
-    teacher_phase = min(times[("rid", "teacher")])
-    student_phase = min(times[("rid", "student")])
-    mean = RID_TEACHER_SHARE * teacher_phase + (1 - RID_TEACHER_SHARE) * student_phase
-    rows.append(_row(case, "rid", "schedule mean", mean, None, anchor, kd))
-    order = {m: i for i, m in enumerate(METHODS)}
+    for label in ("rid", "rid, cached teacher"):
+        teacher_phase = min(times[(label, "teacher")])
+        student_phase = min(times[(label, "student")])
+        mean = RID_TEACHER_SHARE * teacher_phase + (1 - RID_TEACHER_SHARE) * student_phase
+        rows.append(_row(case, label, "schedule mean", mean, None, anchor, kd))
+    order = {m: i for i, m in enumerate(VARIANTS)}
     rows.sort(key=lambda r: (order[r["method"]], r["phase"] != "teacher",
                              r["phase"] == "schedule mean"))
     raw = {f"{m}/{p}": runs for (m, p), runs in times.items()}
@@ -259,8 +275,8 @@ def main() -> None:
         "untimed warm-up epoch; methods interleaved within each repeat. Steps per timed epoch: "
         + ", ".join(f"{n} {steps[n]}" for n in names) + ".",
         "x plain step: best time per step / best time per step of method none (cross-entropy "
-        "only, no teacher) measured in the same run. Goals (issue 13): RID <= 1.3x, PID <= "
-        "1.5x. x kd step: the same against method kd, whose step is the plain step plus the "
+        "only, no teacher) measured in the same run. Goals (issues 13, 16): RID <= 1.3x, PID "
+        "and broja <= 1.5x. x kd step: the same against method kd, whose step is the plain step plus the "
         "teacher's forward pass, so it shows what a method costs beyond running the teacher.",
         f"rid schedule mean: {RID_TEACHER_SHARE:g} x teacher phase + "
         f"{1 - RID_TEACHER_SHARE:g} x student phase (the paper's r = 1/4; warm-up epochs cost "

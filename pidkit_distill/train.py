@@ -402,7 +402,7 @@ class DistillStep(nn.Module):
         loss, parts = self.loss_fn.teacher_loss(batch, distill=phase == "teacher")
         if trains_student:
             ce = cross_entropy(batch.student_logits, batch.y)
-            loss = loss + getattr(self.loss_fn, "lambda1", 1.0) * ce
+            loss = loss + self.loss_fn.student_ce_weight * ce
             parts = {**parts, "ce": ce.detach()}
         return loss, parts, batch.head_logits
 

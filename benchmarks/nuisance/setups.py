@@ -176,7 +176,7 @@ def option_value(text: str) -> Any:
 
 def parse_method(method: str) -> tuple[str, dict[str, Any]]:
     """Split a method name with option overrides, ``"rid:lambda2=1,lambda1=1"`` ->
-    ``("rid", {"lambda2": 1.0, "lambda1": 1.0})`` (values parsed as floats where possible).
+    ``("rid", {"lambda2": 1, "lambda1": 1})`` (values parsed by :func:`option_value`).
 
     >>> parse_method("vid:weight=10")
     ('vid', {'weight': 10})

@@ -133,6 +133,13 @@ class DistillLoss(nn.Module, abc.ABC):
         """Logits of a teacher-side classification head, if the method has one (for metrics)."""
         return None
 
+    @property
+    def student_ce_weight(self) -> float:
+        """Weight of the student's cross-entropy in this loss (1 unless the method weighs it,
+        as RID's and TED's ``lambda1``); a trainer that trains the student on cross-entropy
+        during warm-up uses the same weight."""
+        return 1.0
+
 
 def _part(value: torch.Tensor) -> torch.Tensor:
     """A loss part for logging: detached, float32, on the loss's device (no host read)."""

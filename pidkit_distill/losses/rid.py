@@ -189,6 +189,11 @@ class RIDLoss(DistillLoss):
         loss = self.lambda1 * ce + self.lambda2 * reg
         return loss, {"ce": _part(ce), "v_term": _part(v_total), "rid_reg": _part(reg)}
 
+    @property
+    def student_ce_weight(self) -> float:
+        """``lambda1``."""
+        return self.lambda1
+
     def teacher_head_logits(self, batch: Batch) -> torch.Tensor:
         """Logits of the innermost pair's head ``g_t(f_t(T))``."""
         pair = self.pairs[-1]

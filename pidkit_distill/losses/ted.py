@@ -54,6 +54,11 @@ class TEDLoss(DistillLoss):
         loss = self.lambda1 * ce + head_ce + self.lambda2 * mse
         return loss, {"ce": _part(ce), "head_ce": _part(head_ce), "mse": _part(mse)}
 
+    @property
+    def student_ce_weight(self) -> float:
+        """``lambda1``."""
+        return self.lambda1
+
     def teacher_head_logits(self, batch: Batch) -> torch.Tensor:
         pair = self.pairs[-1]
         return pair.head(pair.teacher_side(batch.teacher_features[-1]))
