@@ -1,7 +1,8 @@
 """Data-parallel training with ``torchrun --nproc_per_node 2`` on the gloo backend (CPU): the
 two processes make the same updates as one process on the same global batches, for none, KD,
-VID, RID and the PID loss, with full labels and with a third of the labels hidden (batch-norm
-free models and filters, so that no per-process batch statistics enter)."""
+VID, RID, the PID loss and the exact discrete regulariser, with full labels and with a third
+of the labels hidden (batch-norm free models and filters, so that no per-process batch
+statistics enter)."""
 
 import os
 import socket
@@ -44,7 +45,12 @@ def test_two_processes_make_the_updates_of_one(two_processes, method, unlabelled
         for key, value in module.state_dict().items():
             # float32 training: the two runs sum the same terms in another order, and three
             # epochs of SGD carry the rounding (1e-6 relative per step) into ~1e-5
-            torch.testing.assert_close(got[name][key], value, rtol=1e-4, atol=1e-5)
+            # running sums (PID's moments, BROJA's soft counts) add up products over every
+            # row seen: an entry that cancels to a small value carries the absolute error of
+            # its largest terms, so their tolerance is relative to the largest entry
+            atol = 1e-4 * float(value.abs().max()) if key.startswith("ema_") else 1e-5
+            torch.testing.assert_close(got[name][key], value, rtol=1e-4, atol=atol,
+                                       msg=lambda m, k=key: f"{k}: {m}")
     # metrics are reduced over both processes: identical to the single-process ones
     torch.testing.assert_close(got["val_acc"], torch.tensor(
         [h["val_acc"] for h in single.history], dtype=torch.float64))

@@ -343,3 +343,12 @@ def test_state_dict_round_trip_keeps_codebook_and_running_table():
     loss.eval()
     other.eval()
     torch.testing.assert_close(other.tables(batch)[0], loss.tables(batch)[0])
+
+
+def test_codebook_does_not_depend_on_row_order():
+    """Shuffled rows (another loader order, shards gathered in rank order) give the same
+    centroids: the fit sorts the rows first."""
+    x = torch.randn(60, 5, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    perm = torch.randperm(60, generator=torch.Generator().manual_seed(5))
+    torch.testing.assert_close(kmeans_codebook(x[perm], 4, seed=1), kmeans_codebook(x, 4, seed=1),
+                               rtol=0, atol=0)

@@ -126,6 +126,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 from torch import distributed as dist
 from torch import nn
@@ -165,7 +166,9 @@ def kmeans_codebook(x: torch.Tensor, k: int, *, seed: int = 0, iters: int = 50) 
     KMeans, seeded k-means++ start and at most ``iters`` Lloyd steps, in float64 on the CPU.
 
     One-time fit, run outside training steps: it reads the host (the sampling of the start and
-    the stopping test). With fewer distinct rows than ``k`` some centroids repeat (the soft
+    the stopping test). The rows are sorted lexicographically first, so the codebook depends on
+    the set of rows, not on their order (shuffled loaders, data-parallel shards gathered in
+    rank order). With fewer distinct rows than ``k`` some centroids repeat (the soft
     assignment then splits their mass evenly, which adds nothing to any information). Returns a
     float64 CPU tensor ``(k, D)``.
     """
@@ -174,6 +177,7 @@ def kmeans_codebook(x: torch.Tensor, k: int, *, seed: int = 0, iters: int = 50) 
     if n == 0:
         raise fail("teacher_features", "has no sample", "Fit the codebook on at least one "
                    "batch of teacher features")
+    x = x[torch.from_numpy(np.lexsort(x.numpy().T[::-1]))]
     g = torch.Generator().manual_seed(int(seed))
     centroids = [x[int(torch.randint(n, (1,), generator=g))]]
     for _ in range(1, k):
@@ -190,6 +194,16 @@ def kmeans_codebook(x: torch.Tensor, k: int, *, seed: int = 0, iters: int = 50) 
             break
         c = new
     return c
+
+
+def _gathered(x: torch.Tensor) -> torch.Tensor:
+    """``x`` ``(N_r, D)`` of every data-parallel process, concatenated in rank order (``x``
+    itself in one process); the row counts may differ between processes."""
+    if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+        return x
+    parts: list[torch.Tensor | None] = [None] * dist.get_world_size()
+    dist.all_gather_object(parts, x.detach().cpu())
+    return torch.cat(parts)
 
 
 def soft_assign(z: torch.Tensor, codebook: torch.Tensor, tau: float) -> torch.Tensor:
@@ -343,18 +357,17 @@ class DiscretePIDLoss(DistillLoss):
         """Fit the teacher codebooks: spherical KMeans (:func:`kmeans_codebook`, seeded) on
         the pooled teacher features of each pair, e.g. a few batches concatenated; resets the
         running tables. Reads the host (a one-time fit, not a training step). Without this
-        call the first batch the loss sees is used. Under data parallelism rank 0's codebooks
-        are broadcast, so every process uses the same ones."""
+        call the first batch the loss sees is used. Under data parallelism every process
+        gathers the features of all processes and fits on them (the fit does not depend on
+        row order), so each holds the codebooks one process would fit on the global batch."""
         if len(teacher_features) != self.num_pairs:
             raise fail("teacher_features", f"has {len(teacher_features)} entries for "
                        f"{self.num_pairs} layer pairs", "Give one tensor per layer pair")
         for i, t in enumerate(teacher_features):
             book = self.codebook(i)
-            c = kmeans_codebook(self.aligns[i](t), self.codes, seed=self.seed + i,
+            c = kmeans_codebook(_gathered(self.aligns[i](t)), self.codes, seed=self.seed + i,
                                 iters=self.kmeans_iters)
             book.copy_(c.to(book.dtype))
-            if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-                dist.broadcast(book, src=0)
             if self.student_codebook == "learned":
                 self.student_codebooks[i].copy_(book)
             getattr(self, f"ema_counts_{i}").zero_()
