@@ -117,7 +117,8 @@ def pid(p: Any, target: Any = 0, sources: Any = None, measure: str = "broja", ba
         raise PIDValueError(
             f"sources: measure {measure!r} is defined for at most {spec.max_sources} sources, "
             f"got {len(groups)}. Group axes into composite sources (sources=[[1, 2], [3]]) or "
-            f"use a measure for any number of sources (imin, mmi, ccs)")
+            f"use a measure for any number of sources ("
+            f"{', '.join(sorted(n for n, m in MEASURES.items() if m.max_sources is None))})")
     q = arrange_pmf(p, target_axes, groups)
     atoms, info = spec.compute(q, **options)
     scale = 1.0 / math.log(base)

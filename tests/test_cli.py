@@ -47,7 +47,10 @@ def test_demo_default_shows_every_registered_measure(capsys):
     assert code == 0 and "in nats" in out
     columns, rows = _table(out, "XOR")
     assert columns == sorted(MEASURES)
-    assert rows["{0:1}"] == pytest.approx([np.log(2)] * len(columns), abs=1e-6)
+    # every measure gives XOR's synergy ln 2, except shared exclusion: ln(4/3) (its
+    # redundancy of XOR is log2(4/3) - 1 bit, negative: Makkeh et al. 2021)
+    want = [np.log(4 / 3) if m == "sx" else np.log(2) for m in columns]
+    assert rows["{0:1}"] == pytest.approx(want, abs=1e-6)
 
 
 @pytest.fixture
