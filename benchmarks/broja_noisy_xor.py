@@ -1,11 +1,12 @@
-"""The BROJA solver's known hard family: noisy-XOR pmfs with cells of tiny mass.
+"""The BROJA solver's classic hard family: noisy-XOR pmfs with cells of tiny mass.
 
 Y = (T + S) mod |Y|, except with probability eps (1e-7, 1e-6, 1e-5 or 1e-4) spread evenly over
 the other values of Y; T and S independent with Dirichlet(1) marginals; |Y|, |T|, |S| drawn
 from 2..8. Per seed 60 pmfs are solved one at a time with the defaults (tol 1e-9 bits,
 max_iter 200); the table counts those that stopped without reaching the tolerance (a
 ``ConvergenceWarning``; the certificate still brackets the truth) and their largest certified
-gap. docs/broja.md ("Known limitation") explains why they stall.
+gap. docs/broja.md ("When the interior-point iteration stalls") explains why the interior-point
+iteration stalls on them and the crossover that certifies them.
 
 Run from the repository root: ``python benchmarks/broja_noisy_xor.py [--seeds 6]``; results
 in ``benchmarks/results/broja_noisy_xor.{md,json}``.

@@ -19,6 +19,8 @@ Modules, from the public entry points down:
 - :mod:`._core`: certified atoms from the solver's bracket on :math:`f^*`;
 - :mod:`._ipm`: the interior-point driver on the dual (iterations, predictor-corrector steps,
   line search, batch bookkeeping);
+- :mod:`._polish`: the crossover for items the interior-point iteration cannot finish (a
+  semismooth Newton method on the optimality conditions, certified the same way);
 - :mod:`._bounds`: the certificate of one iterate (a feasible dual point, a repaired primal
   point);
 - :mod:`._newton`: the Newton system (eliminate :math:`\mu`, factorise the Schur complement,

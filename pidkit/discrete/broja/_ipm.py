@@ -32,6 +32,8 @@ norm (:func:`line_search`). The barrier parameter follows Mehrotra's predictor-c
 
 Modules: this one is the driver; :mod:`._newton` solves the Newton systems (the Schur
 complement in :math:`\lambda` after eliminating :math:`\mu`, assembled by :mod:`._schur`);
+:mod:`._polish` takes over, every :data:`POLISH_EVERY` iterations, the items whose iteration
+stalls (a semismooth Newton crossover whose iterates are certified the same way);
 :mod:`._bounds` turns every iterate into a certificate: the dual point, shifted so that every
 constraint holds, gives a lower bound on :math:`f^*`; the primal point, repaired onto
 :math:`\Delta_P` exactly, an upper bound. The solver stops when the bracket is below ``tol``
@@ -53,7 +55,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..._backend import Backend
-from . import _newton
+from . import _newton, _polish
 from ._bounds import dual_bound, neg_conditional_entropy, repair
 
 __all__ = ["SolverOutput", "solve", "logits", "residuals", "step", "line_search"]
@@ -69,6 +71,10 @@ CORRECTOR_CAP = 1.0
 #: Most step lengths tried in one line search (the last one is taken even without decrease:
 #: near the end rounding can stall the merit function, and the certificate guards the answer).
 MAX_BACKTRACK = 8
+#: Items still open after every POLISH_EVERY interior-point iterations get a crossover
+#: (:func:`._polish.polish`); converging runs take 7-30 iterations, so with the default
+#: ``max_iter = 200`` a stalled item gets five.
+POLISH_EVERY = 40
 
 
 @dataclass
@@ -304,6 +310,29 @@ def max_step(x: Any, dx: Any, xp: Backend) -> Any:
     return xp.min(ratio, axis=(1, 2))
 
 
+@dataclass
+class Best:
+    """Per item the best certified bounds so far (``low``, ``up``, nats) and the feasible dual
+    (``lam``, ``mu``) and primal (``q``) points they come from."""
+
+    low: Any
+    up: Any
+    lam: Any
+    mu: Any
+    q: Any
+
+    def update(self, rows: Any, low: Any, lam: Any, mu: Any, up: Any, q: Any,
+               xp: Backend) -> None:
+        """Keep, for the items ``rows`` (a boolean mask), the bounds that improve."""
+        better_low = low > self.low[rows]
+        better_up = up < self.up[rows]
+        self.low[rows] = xp.where(better_low, low, self.low[rows])
+        self.lam[rows] = xp.where(better_low[:, None, None], lam, self.lam[rows])
+        self.mu[rows] = xp.where(better_low[:, None, None], mu, self.mu[rows])
+        self.up[rows] = xp.where(better_up, up, self.up[rows])
+        self.q[rows] = xp.where(better_up[:, None, None, None], q, self.q[rows])
+
+
 def _start(p: Any, pb: Problem, xp: Backend) -> list[Any]:
     """The starting state ``[lam, mu, w, slack, h, pi]``: :math:`\\lambda = \\ln P(y|t)`,
     :math:`\\mu = 0`, uniform block masses, unit slacks. The start is deliberately not on
@@ -322,8 +351,10 @@ def solve(p: Any, xp: Backend, tol: float, max_iter: int, done: Any = None) -> S
 
     ``tol`` is the target certified gap in nats; at most ``max_iter`` Newton steps. Items with
     ``done[b]`` true (e.g. closed-form cases) are not iterated, and items leave the working
-    batch as soon as their own certificate reaches ``tol``. The smaller of the two sources
-    takes the ``t`` role internally; outputs are in the input's layout.
+    batch as soon as their own certificate reaches ``tol``. Every :data:`POLISH_EVERY`
+    iterations the items still open get the crossover of :func:`._polish.polish`, whose
+    certified bounds count like the iterates' own. The smaller of the two sources takes the
+    ``t`` role internally; outputs are in the input's layout.
     """
     swap = p.shape[2] > p.shape[3]
     if swap:
@@ -339,9 +370,8 @@ def solve(p: Any, xp: Backend, tol: float, max_iter: int, done: Any = None) -> S
     nb = p.shape[0]
     if done is None:
         done = xp.zeros((nb,), like=p) > 0
-    best_low = xp.zeros((nb,), like=p) - math.inf
-    best_up = xp.zeros((nb,), like=p) + math.inf
-    best_lam, best_mu, best_q = xp.copy(lam), xp.copy(mu), xp.copy(p)
+    best = Best(xp.zeros((nb,), like=p) - math.inf, xp.zeros((nb,), like=p) + math.inf,
+                xp.copy(lam), xp.copy(mu), xp.copy(p))
     iterations = 0
     active = ~done
     work: dict = {}                                               # large buffers, reused
@@ -353,15 +383,16 @@ def solve(p: Any, xp: Backend, tol: float, max_iter: int, done: Any = None) -> S
         # -- certificate of the current iterate ----------------------------------------------
         lam_f, mu_f, low = dual_bound(lam, mu, h, sub.p_yt, sub.p_ys, sub.live, xp)
         q_f = repair(w[:, None] * pi, sub.p_yt, sub.p_ys, xp)
-        up = neg_conditional_entropy(q_f, xp)
-        better_low = low > best_low[active]
-        better_up = up < best_up[active]
-        best_low[active] = xp.where(better_low, low, best_low[active])
-        best_lam[active] = xp.where(better_low[:, None, None], lam_f, best_lam[active])
-        best_mu[active] = xp.where(better_low[:, None, None], mu_f, best_mu[active])
-        best_up[active] = xp.where(better_up, up, best_up[active])
-        best_q[active] = xp.where(better_up[:, None, None, None], q_f, best_q[active])
-        finished = best_up[active] - best_low[active] <= tol
+        best.update(active, low, lam_f, mu_f, neg_conditional_entropy(q_f, xp), q_f, xp)
+        finished = best.up[active] - best.low[active] <= tol
+        if iterations > 0 and iterations % POLISH_EVERY == 0:
+            stuck = xp.copy(active)
+            stuck[active] = ~finished
+            if xp.any(stuck):
+                low, up, lam_f, mu_f, q_f = _polish.polish(
+                    pb.take(stuck), tuple(x[stuck] for x in state), tol, xp)
+                best.update(stuck, low, lam_f, mu_f, up, q_f, xp)
+                finished = best.up[active] - best.low[active] <= tol
         done[active] = finished
         if iterations == max_iter or xp.all(finished):
             break
@@ -374,7 +405,8 @@ def solve(p: Any, xp: Backend, tol: float, max_iter: int, done: Any = None) -> S
         new = step(sub, tuple(x[active] for x in state), xp, work)
         for x, n in zip(state, new, strict=True):
             x[active] = n
+    best_lam, best_mu, best_q = best.lam, best.mu, best.q
     if swap:
         best_lam, best_mu = best_mu, best_lam
         best_q = xp.swapaxes(best_q, 2, 3)
-    return SolverOutput(best_low, best_up, best_lam, best_mu, best_q, done, iterations)
+    return SolverOutput(best.low, best.up, best_lam, best_mu, best_q, done, iterations)

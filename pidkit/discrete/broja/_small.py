@@ -251,9 +251,10 @@ def _lean(p, tol, max_iter):
 _CONTROLLER: list = []
 
 
-def _one_blas_thread():
-    """BLAS limited to one thread while the lean iteration runs (threadpoolctl, when
-    installed; else nothing changes). Its matrices have at most 128 rows: threads cannot
+def one_blas_thread():
+    """BLAS limited to one thread while the lean iteration (or the crossover of
+    :mod:`._polish`) runs (threadpoolctl, when installed; else nothing changes). Its matrices
+    have at most 128 rows (the crossover's, at most ``_polish.MAX_UNKNOWNS``): threads cannot
     help, and on a busy machine OpenBLAS's threads made a k = 8 solve 2.5x slower (10 ms
     instead of 4 ms). The controller is built once (about 10 us per use afterwards)."""
     if not _CONTROLLER:
@@ -279,7 +280,7 @@ def solve(p, xp, tol: float, max_iter: int, done=None) -> SolverOutput:
     swap = single.shape[1] > single.shape[2]
     if swap:
         single = np.swapaxes(single, 1, 2)
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"), _one_blas_thread():
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"), one_blas_thread():
         found = _lean(np.ascontiguousarray(single), tol, max_iter)
     if found is None:
         return _ipm.solve(p, xp, tol, max_iter, done)
