@@ -1,9 +1,10 @@
-"""Speed of the lattice measures (I_min, MMI, I_ccs, I_sx, I_pm, I_wedge) against dit, in the
-same run.
+"""Speed of the lattice measures (I_min, MMI, I_ccs, I_sx, I_pm, I_wedge, and the two-source
+I_proj and I_dep) against dit, in the same run.
 
 Cases: the n-bit parity (Y = X0 xor ... xor X_{n-1}, uniform inputs) and a random pmf over
 binary variables (fixed seed). At 2 and 3 sources dit 2.3 decomposes the whole lattice
-(``PID_WB``, ``PID_MMI``, ``PID_CCS``, ``PID_SX``, ``PID_PM``, ``PID_GK``). At 4 sources a whole
+(``PID_WB``, ``PID_MMI``, ``PID_CCS``, ``PID_SX``, ``PID_PM``, ``PID_GK``; ``PID_Proj`` and
+``PID_dep`` at 2 sources, the only size they are defined for). At 4 sources a whole
 lattice takes dit seconds (I_pm) to many minutes (I_sx) per pmf, so dit's time is estimated:
 166 times the mean time of dit's per-node redundancy (``_measure``) over a fixed sample of 12
 nodes. The estimate leaves out dit's lattice bookkeeping and depends on how representative the
@@ -19,8 +20,11 @@ Run from the repository root::
 
     .venv/bin/python benchmarks/lattice_measures.py            # full run (2 to 5 minutes)
     .venv/bin/python benchmarks/lattice_measures.py --quick    # 2 and 3 sources only, no files
+    .venv/bin/python benchmarks/lattice_measures.py --measures proj,dep   # a subset
 
-Writes ``benchmarks/results/lattice_measures.md`` and ``.json``.
+Writes ``benchmarks/results/lattice_measures.md`` and ``.json``; with ``--measures``,
+``lattice_measures_<names joined by _>.md`` and ``.json`` instead (a partial run never
+overwrites the full table).
 """
 
 from __future__ import annotations
@@ -37,11 +41,14 @@ import pidkit
 from pidkit.gates import pmf_from_outcomes
 from pidkit.lattice import lattice
 
-MEASURES = ("mmi", "imin", "ccs", "sx", "pm", "wedge")
+MEASURES = ("mmi", "imin", "ccs", "sx", "pm", "wedge", "proj", "dep")
 
 #: dit 2.3's class for each measure.
 DIT_CLASSES = {"mmi": "PID_MMI", "imin": "PID_WB", "ccs": "PID_CCS", "sx": "PID_SX",
-               "pm": "PID_PM", "wedge": "PID_GK"}
+               "pm": "PID_PM", "wedge": "PID_GK", "proj": "PID_Proj", "dep": "PID_dep"}
+
+#: dit's PID_Proj looks outcomes up by value and fails on tuples of integers; it gets strings.
+DIT_STRING_OUTCOMES = frozenset({"proj"})
 
 #: At 4 sources dit evaluates every 14th node of the 166 (12 nodes, bottom to top).
 NODE_STRIDE = 14
@@ -57,16 +64,24 @@ def random_pmf(n: int, seed: int = 0) -> np.ndarray:
     return p / p.sum()
 
 
-def dit_distribution(p: np.ndarray):
-    """dit distribution of p[y, x0, ...] with the target moved last."""
+def dit_distribution(p: np.ndarray, strings: bool = False):
+    """dit distribution of p[y, x0, ...] with the target moved last (outcome values as strings
+    with ``strings``)."""
     import dit
 
     outcomes, probs = [], []
     for idx in itertools.product(*(range(s) for s in p.shape)):
         if p[idx] > 0:
-            outcomes.append((*idx[1:], idx[0]))
+            outcome = (*idx[1:], idx[0])
+            outcomes.append(tuple(str(v) for v in outcome) if strings else outcome)
             probs.append(float(p[idx]))
     return dit.Distribution(outcomes, probs)
+
+
+def defined_for(measure: str, n: int) -> bool:
+    """Whether ``measure`` takes ``n`` sources."""
+    limit = pidkit.discrete.MEASURES[measure].max_sources
+    return limit is None or n <= limit
 
 
 def dit_class(measure: str):
@@ -78,7 +93,7 @@ def dit_class(measure: str):
 def dit_whole_lattice(p: np.ndarray, measure: str, result) -> tuple[float, float]:
     """dit's time for the whole lattice, and the largest atom difference (bits)."""
     n = p.ndim - 1
-    dist = dit_distribution(p)
+    dist = dit_distribution(p, strings=measure in DIT_STRING_OUTCOMES)
     start = time.perf_counter()
     theirs = dit_class(measure)(dist, sources=[[i] for i in range(n)], target=[n])
     seconds = time.perf_counter() - start
@@ -113,7 +128,13 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
                         help="2 and 3 sources only; write no files")
+    parser.add_argument("--measures", default=",".join(MEASURES),
+                        help="comma-separated subset of " + ",".join(MEASURES))
     args = parser.parse_args(argv)
+    measures = tuple(m for m in MEASURES if m in args.measures.split(","))
+    unknown = set(args.measures.split(",")) - set(MEASURES)
+    if unknown or not measures:
+        parser.error(f"--measures: unknown {sorted(unknown)}; choose from {','.join(MEASURES)}")
     sizes_vs_dit = (2, 3) if args.quick else (2, 3, 4)
     rows = []
     warnings.simplefilter("error", pidkit.ConvergenceWarning)
@@ -121,10 +142,12 @@ def main(argv=None) -> None:
 
     with blas_threads(1) as blas:
         for n in sizes_vs_dit:
+            if not any(defined_for(m, n) for m in measures):
+                continue
             dit_class("mmi")(dit_distribution(parity(n)), sources=[[i] for i in range(n)],
                              target=[n])  # untimed: dit builds (and caches) its n-source lattice
             for case, p in (("parity", parity(n)), ("random", random_pmf(n))):
-                for measure in MEASURES:
+                for measure in (m for m in measures if defined_for(m, n)):
                     ours = time_call(lambda p=p, m=measure: pidkit.pid(p, measure=m), repeat=3)
                     result = pidkit.pid(p, measure=measure)
                     if n < 4:
@@ -134,19 +157,20 @@ def main(argv=None) -> None:
                         rows.append(row(n, case, measure, ours,
                                         *dit_node_sample(p, measure, result), " (est.)"))
                     print(rows[-1], flush=True)
-        if not args.quick:
+        if not args.quick and any(defined_for(m, 5) for m in measures):
             pidkit.pid(parity(5), measure="mmi")  # untimed: builds the 5-source lattice
             for case, p in (("parity", parity(5)), ("random", random_pmf(5))):
-                for measure in MEASURES:
+                for measure in (m for m in measures if defined_for(m, 5)):
                     ours = time_call(lambda p=p, m=measure: pidkit.pid(p, measure=m), repeat=3,
                                      warmup=0, budget_s=5)
                     rows.append(row(5, case, measure, ours))
                     print(rows[-1], flush=True)
     if args.quick:
         return
+    partial = measures != MEASURES
     write_results(
-        "lattice_measures", rows, blas=blas,
-        title="Lattice measures (I_min, MMI, I_ccs, I_sx, I_pm, I_wedge): pidkit vs dit",
+        "lattice_measures" + ("_" + "_".join(measures) if partial else ""), rows, blas=blas,
+        title=f"Lattice measures ({', '.join(measures)}): pidkit vs dit",
         columns=["sources", "case", "measure", "pidkit", "dit", "speedup", "max_abs_diff_bits"],
         headers={"max_abs_diff_bits": "max abs diff (bits)", "speedup": "speed-up"},
         notes=["Whole-lattice decompositions (4 / 18 / 166 / 7,579 nodes for 2-5 sources) of "
@@ -155,8 +179,8 @@ def main(argv=None) -> None:
                "pidkit: best of 3 calls after a warm-up (5 sources: up to 3 calls within 5 s, "
                "after an untimed call that builds the lattice).",
                "dit 2.3 at 2 and 3 sources: one whole-lattice call (PID_MMI, PID_WB, PID_CCS, "
-               "PID_SX, PID_PM, PID_GK) after an untimed call that builds dit's lattice; "
-               "max abs diff over all atoms.",
+               "PID_SX, PID_PM, PID_GK; PID_Proj and PID_dep at 2 sources only) after an "
+               "untimed call that builds dit's lattice; max abs diff over all atoms.",
                f"dit at 4 sources, '(est.)': 166 x the mean time of dit's per-node _measure on "
                f"every {NODE_STRIDE}th node (12 nodes), an estimate of its whole-lattice time "
                "that leaves out dit's lattice bookkeeping (checked once against whole-lattice "
@@ -166,6 +190,11 @@ def main(argv=None) -> None:
                "I_ccs: pidkit fits each node's maximum-entropy pmf by batched IPF to 1e-13 "
                "(marginal deviation); dit by IPF to 1e-10, which explains differences of "
                "~1e-10 bits.",
+               "I_proj: pidkit solves the projections by a primal-dual interior-point method "
+               "with a certified gap <= 1e-12 nats; dit by L-BFGS-B (ftol 1e-7). I_proj and "
+               "I_dep are 'incomplete' PIDs in dit: it infers atoms from lattice relations "
+               "tested with np.isclose(atol=1e-5), so its atoms may differ by up to ~1e-5 bits "
+               "where its redundancy does not.",
                "Speed-ups are ratios within this run; the machine is shared, absolute times "
                "vary."])
 
