@@ -1,6 +1,7 @@
 """The audit CLI over checkpoints written here, the training callback, and the Gaussian route."""
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -11,8 +12,10 @@ import pidkit
 import pidkit_distill as pd
 from pidkit.estimate import one_hot
 from pidkit_distill import audit, audit_features
-from pidkit_distill.audits.callback import AuditCallback
+from pidkit_distill.audits.callback import CALLBACK_N_PERM, AuditCallback
+from pidkit_distill.audits.curves import plot_curves
 from pidkit_distill.audits.report import AuditReport
+from pidkit_distill.audits.run import DEFAULT_INTERVAL
 from pidkit_distill.cli import main
 
 SMALL = {"n_clusters": 4, "n_components": 4}
@@ -94,6 +97,29 @@ def test_callback_curves(run_dir):
     # I(Y;T) is the frozen teacher's: identical at every audit
     mi_t = [r[0]["mi_teacher"] for r in cb.history.reports]
     assert mi_t[0] == pytest.approx(mi_t[1], abs=1e-12)
+
+
+def test_callback_curves_show_the_chance_level(run_dir):
+    """Chance levels are on by default per epoch (n_perm=CALLBACK_N_PERM): in every report,
+    in the history's series, in the saved curves, in the epoch metrics and as a dotted line
+    per run in the figure."""
+    out, _, result, cb, _ = run_dir
+    assert CALLBACK_N_PERM == 50 and cb.audit_options["n_perm"] == CALLBACK_N_PERM
+    for report in cb.history.reports:
+        assert report.settings["n_perm"] == CALLBACK_N_PERM
+        assert report.settings["interval"] == DEFAULT_INTERVAL
+        assert report[0].chance is not None and report[0].p_values is not None
+        assert min(report[0].p_values.values()) >= 1 / (CALLBACK_N_PERM + 1)
+    series = cb.history.series("redundancy")
+    assert len(series["chance"]) == 2 and all(math.isfinite(c) for c in series["chance"])
+    assert series["chance"] == [r[0].chance["redundancy"] for r in cb.history.reports]
+    for row, report in zip(result.history, cb.history.reports, strict=True):
+        assert row["audit_redundancy_chance"] == report[0].chance["redundancy"]
+    saved = json.loads((out / "curves" / "fitnets_curves.json").read_text())
+    assert all(r["pairs"][0]["chance"] is not None for r in saved["reports"])
+    fig = plot_curves({"fitnets": cb.history})
+    labels = [line.get_label() for ax in fig.axes for line in ax.get_lines()]
+    assert labels.count("fitnets (chance)") == len(fig.axes)
 
 
 def test_gaussian_route_equals_gaussian_pid_of_the_covariance():

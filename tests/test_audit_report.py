@@ -3,6 +3,7 @@ in exact numbers (closed forms computed here from entropies of Bernoulli variabl
 
 import base64
 import csv
+import html
 import io
 import json
 import math
@@ -12,6 +13,7 @@ import pytest
 from _audit_helpers import single_thread  # noqa: F401  (autouse: one thread)
 
 from pidkit.errors import PIDTypeError, PIDValueError
+from pidkit.estimate.uncertainty import INTERVAL_NAMES, INTERVALS
 from pidkit_distill.audits.curves import AuditHistory, plot_curves
 from pidkit_distill.audits.nuisance import nuisance_pmf, nuisance_teacher_example
 from pidkit_distill.audits.report import QUANTITIES, AuditReport, LayerAudit
@@ -160,6 +162,28 @@ def test_chance_levels_p_values_and_corrected_values_everywhere(tmp_path):
     plt.close(ax.figure)
     paths = r.save(tmp_path / "rep")
     assert "chance (null mean)" in paths["html"].read_text()
+
+
+@pytest.mark.parametrize("kind", INTERVALS)
+def test_interval_kind_named_wherever_intervals_are_shown(kind):
+    """Issue 17: the table's legend, the Markdown and HTML reports, the bar figure's legend and
+    the curves' title all name the interval kind and level."""
+    base = _report()
+    r = AuditReport(base.pairs, base.estimator, {**base.settings, "interval": kind},
+                    base.n_samples, base=2.0, ci=0.95, seed=7)
+    named = f"95% {INTERVAL_NAMES[kind]} (interval='{kind}')"
+    assert named in str(r) and named in r.to_markdown()
+    assert html.escape(named) in r.to_html()
+    assert {row["interval"] for row in csv.DictReader(io.StringIO(r.to_csv()))} == {kind}
+    ax = r.plot()
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert f"95% interval ('{kind}')" in legend
+    fig = plot_curves({"rid": AuditHistory("rid", [0], [r])})
+    assert f"bands: 95% interval ('{kind}')" in fig._suptitle.get_text()
+    import matplotlib.pyplot as plt
+
+    plt.close(ax.figure)
+    plt.close(fig)
 
 
 def test_history_curves_carry_chance_levels(tmp_path):

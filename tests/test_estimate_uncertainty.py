@@ -33,6 +33,7 @@ from pidkit.estimate.uncertainty import (
     summarize,
 )
 from pidkit_distill import audit_features
+from pidkit_distill.audits.run import DEFAULT_INTERVAL
 
 
 # -- hand computations ---------------------------------------------------------------------------
@@ -46,7 +47,58 @@ def test_percentile_and_basic_intervals_by_hand():
     lo, hi = interval(point, boot, 0.9, "basic")
     assert (lo[0], hi[0]) == pytest.approx((8.0 - 10.5, 8.0 - 1.5))   # (-2.5, 6.5)
     assert lo[0] < 0                                                    # never clipped
-    assert INTERVALS == ("percentile", "basic")
+    assert INTERVALS == ("percentile", "basic", "normal")
+
+
+def test_normal_interval_by_hand():
+    """Replicates 1..11: mean 6, SD (ddof 1) sqrt(11); the bias 6 - 4 = 2 moves the centre to
+    4 - 2 = 2; half width z_0.95 sqrt(11) + TIE_TOL; never clipped (lower end below 0)."""
+    boot = np.arange(1.0, 12.0)[:, None]
+    point = np.array([4.0])
+    half = 1.6448536269514722 * math.sqrt(11.0) + uncertainty.TIE_TOL
+    lo, hi = interval(point, boot, 0.9, "normal")
+    assert (lo[0], hi[0]) == pytest.approx((2.0 - half, 2.0 + half), abs=1e-12)
+    assert lo[0] < 0
+    # one replicate: no spread, only the round-off margin
+    lo, hi = interval(point, boot[:1], 0.9, "normal")
+    assert (lo[0], hi[0]) == pytest.approx((7.0 - 1e-9, 7.0 + 1e-9), abs=1e-15)
+
+
+def test_normal_interval_contains_zero_where_the_null_does_not_reject():
+    """The boundary rule: 0 joins the interval of each quantity with p > 1 - ci, and only
+    those; the other intervals are unchanged (the rule only ever extends an interval)."""
+    rng = np.random.default_rng(0)
+    point = np.array([0.30, 0.30, 0.002])
+    boot = point + 0.01 + 0.02 * rng.standard_normal((200, 3))
+    plain_lo, plain_hi = interval(point, boot, 0.95, "normal")
+    assert plain_lo[0] > 0 and plain_lo[2] < 0 < plain_hi[2]
+    p = np.array([0.01, 0.2, 0.9])
+    lo, hi = interval(point, boot, 0.95, "normal", p)
+    assert (lo[0], hi[0]) == (plain_lo[0], plain_hi[0])          # p <= 0.05: as computed
+    assert lo[1] == 0.0 and hi[1] == plain_hi[1]                  # p > 0.05: extended to 0
+    assert (lo[2], hi[2]) == (plain_lo[2], plain_hi[2])           # already contains 0
+    # an interval entirely below 0 (bias larger than the estimate) extends up to 0
+    lo, hi = interval(np.array([0.001]), np.array([[0.1], [0.11], [0.12]]), 0.95, "normal",
+                      np.array([0.5]))
+    assert lo[0] < 0 and hi[0] == 0.0
+    # summarize feeds the null's p-values into the rule
+    reps = Replicates(point, boot, np.full((19, 3), 0.25))
+    s = summarize(reps, 0.95, "normal")
+    np.testing.assert_allclose(s.p_values, [1 / 20, 1 / 20, 1.0])
+    assert s.lower[0] == plain_lo[0] and s.lower[1] == plain_lo[1]
+    assert s.lower[2] == plain_lo[2]
+
+
+def test_exact_zero_estimates_keep_zero_inside():
+    """Estimate and replicates at 0 up to round-off (a copied layer's Uni): the basic
+    reflection can end at -1e-16 and miss a truth of 0; the normal interval's round-off margin
+    TIE_TOL keeps 0 inside."""
+    point = np.array([2e-16])
+    boot = np.array([[5e-16], [5e-16], [6e-16], [7e-16]])
+    lo, hi = interval(point, boot, 0.95, "basic")
+    assert hi[0] < 0
+    lo, hi = interval(point, boot, 0.95, "normal")
+    assert lo[0] < 0 < hi[0] and hi[0] - lo[0] < 3e-9
 
 
 def test_permutation_p_value_convention():
@@ -192,7 +244,7 @@ def test_every_estimator_and_audit_goes_through_the_engine(monkeypatch):
 def test_audit_intervals_are_the_engines_on_the_atoms_replicates(monkeypatch):
     """The audit's six quantities are summaries of the same replicates as the atoms (captured
     from the audit's call of count_replicates): I(Y;T) = Red + Uni_T replicate by replicate;
-    basic intervals are never clipped."""
+    the audit's default (normal) intervals are never clipped."""
     import pidkit.estimate as estimate
 
     captured = []
@@ -217,7 +269,7 @@ def test_audit_intervals_are_the_engines_on_the_atoms_replicates(monkeypatch):
     assert reps.boot.shape == (40, 5) and reps.null.shape == (10, 5)
     six = reps.map(lambda v: np.column_stack([v[:, 0] + v[:, 1], v[:, 0] + v[:, 2], v[:, 0],
                                               v[:, 1], v[:, 2], v[:, 3]]))
-    summary = summarize(six, 0.95, "basic")
+    summary = summarize(six, 0.95, DEFAULT_INTERVAL)
     for i, q in enumerate(("mi_teacher", "mi_student", "redundancy", "unique_teacher",
                            "unique_student", "synergy")):
         assert r.values[q] == pytest.approx(six.point[i], abs=1e-12)

@@ -100,10 +100,12 @@ def pid_from_samples(target: Any, *sources: Any, estimator: str = "plugin",
         Options of the measure (solver tolerances, ...).
     names : sequence of str, optional
         Names of the target and the sources, for tables (default "Y", "X0", "X1", ...).
-    interval : {"percentile", "basic"}, default "percentile"
-        Kind of bootstrap interval; "basic" reflects the replicates around the estimate, which
-        covers atoms near 0 better (:mod:`pidkit.estimate.uncertainty`). Intervals are never
-        clipped: a basic interval can extend below 0.
+    interval : {"percentile", "basic", "normal"}, default "percentile"
+        Kind of bootstrap interval (:mod:`pidkit.estimate.uncertainty`): "basic" reflects the
+        replicates around the estimate; "normal" is the bias-corrected normal interval,
+        extended to contain 0 where the shuffle null (``n_perm > 0``) does not reject, which
+        covers atoms at 0 at their nominal rate (the audits' default). Intervals are never
+        clipped: a basic or normal interval can extend below 0.
     **options
         Estimator options. ``"discretize"``: ``n_clusters`` (10), ``n_components`` (10),
         ``scaling`` ("l2"), ``method`` ("kmeans" | "quantile"), ``n_bins``, ``fit_size``,
@@ -322,7 +324,7 @@ def gaussian_pid_from_samples(m: Any, x: Any, y: Any, measure: str = "broja", ba
         Bootstrap and shuffle-null replicates (0 skips them).
     seed : int, optional
         Seed of the bootstrap and the null; ``details["seed"]`` records the seed used.
-    interval : {"percentile", "basic"}, default "percentile"
+    interval : {"percentile", "basic", "normal"}, default "percentile"
         Kind of bootstrap interval (:mod:`pidkit.estimate.uncertainty`); never clipped.
     target_encoding : {"auto", "onehot", "continuous"}, default "auto"
         ``"auto"``: one-hot for a 1-D integer target, continuous otherwise.

@@ -186,11 +186,12 @@ def pid_from_counts(counts: Any, measure: str = "broja", base: float = 2, *,
         Options of the measure (e.g. a solver tolerance).
     details : dict, optional
         Extra entries for the result's ``details``.
-    interval : {"percentile", "basic"}, default "percentile"
+    interval : {"percentile", "basic", "normal"}, default "percentile"
         Kind of bootstrap interval (:mod:`pidkit.estimate.uncertainty`): the spread of the
-        replicates, or ``"basic"``, reflected around the estimate to undo the plug-in bias (an
+        replicates; ``"basic"``, reflected around the estimate to undo the plug-in bias (an
         interval for the true value; for a small, biased atom it can lie entirely below the
-        point estimate, or extend below 0: intervals are never clipped).
+        point estimate, or extend below 0: intervals are never clipped); or ``"normal"``, the
+        bias-corrected normal interval, extended to 0 where the shuffle null does not reject.
 
     Returns
     -------

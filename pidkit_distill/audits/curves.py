@@ -139,8 +139,9 @@ def plot_curves(histories: Sequence[AuditHistory] | Mapping[str, AuditHistory], 
                 pair: int | str = 0, quantities: Sequence[str] = CURVE_QUANTITIES,
                 path: str | Path | None = None, dpi: int = 120):
     """Over-training curves of several runs on one figure: one panel per quantity, one line per
-    method, shaded confidence bands where the audits have intervals, and a dotted line at the
-    chance level (null mean) where the audits drew a permutation null.
+    method, shaded confidence bands where the audits have intervals (level and kind in the
+    title), and a dotted line at the chance level (null mean) where the audits drew a
+    permutation null.
 
     Parameters
     ----------
@@ -188,8 +189,10 @@ def plot_curves(histories: Sequence[AuditHistory] | Mapping[str, AuditHistory], 
         ax.set_xlabel("epoch")
         ax.set_ylabel(f"{unit}")
     axes[0][-1].legend(fontsize=8, frameon=False)
-    name = runs[0][1].reports[0][pair].name
-    fig.suptitle(f"Knowledge audit over training ({name})", fontsize=10)
+    first = runs[0][1].reports[0]
+    bands = first.interval_label()
+    fig.suptitle(f"Knowledge audit over training ({first[pair].name})"
+                 + (f"; bands: {bands}" if bands else ""), fontsize=10)
     fig.tight_layout()
     if path is not None:
         fig.savefig(path, dpi=dpi, bbox_inches="tight")

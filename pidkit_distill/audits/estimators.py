@@ -23,9 +23,11 @@ so their intervals and p-values are summaries of the same replicates as the atom
   shuffle null keeps the projected features (``n x (d_T + d_S)`` floats) and permutes the
   one-hot labels against them, one covariance per permutation.
 
-Intervals follow the engine's policy: ``"basic"`` (the audits' default) or ``"percentile"``,
-never clipped (a basic interval can extend below 0 or lie below the point estimate; see
-docs/audit.md).
+Intervals are the engine's (:data:`pidkit.estimate.uncertainty.INTERVALS`), never clipped.
+The audits' default, :data:`DEFAULT_INTERVAL` = ``"normal"``, is the bias-corrected normal
+interval extended to contain 0 where the shuffle null does not reject (valid at the boundary
+where a quantity is 0; the reasons and the measured coverage are in the engine's notes and in
+docs/audit.md); ``"basic"`` and ``"percentile"`` are the classical alternatives.
 """
 
 from __future__ import annotations
@@ -52,9 +54,13 @@ from pidkit.validation import fail
 from .report import QUANTITIES, LayerAudit
 from .stream import Batch
 
-__all__ = ["DISCRETE_PRESETS", "ESTIMATORS", "GAUSSIAN_DEFAULTS", "INTERVALS",
+__all__ = ["DEFAULT_INTERVAL", "DISCRETE_PRESETS", "ESTIMATORS", "FROM_ATOMS", "GAUSSIAN_DEFAULTS",
+           "INTERVALS",
            "MIN_SAMPLES_PER_CELL", "DiscretePair", "GaussianPair", "canonical_table",
            "values_of"]
+
+#: Interval kind of an audit unless asked otherwise (see the module notes).
+DEFAULT_INTERVAL = "normal"
 
 #: Fewest samples per occupied cell of the (label, teacher code, student code) table below
 #: which an audit warns that its plug-in values are dominated by bias.
@@ -72,8 +78,9 @@ ESTIMATORS = (*DISCRETE_PRESETS, "gaussian")
 GAUSSIAN_DEFAULTS = {"n_components": 10, "scaling": "l2", "bias_correction": True}
 
 #: Rows: the audited quantities (``report.QUANTITIES``); columns: the PID vector (Red, Uni_T,
-#: Uni_S, Syn, I(Y;T,S)).
-_FROM_ATOMS = np.array([[1, 1, 0, 0, 0], [1, 0, 1, 0, 0], [1, 0, 0, 0, 0], [0, 1, 0, 0, 0],
+#: Uni_S, Syn, I(Y;T,S)). ``reps.map(lambda v: v @ FROM_ATOMS.T)`` gives the replicates of the
+#: six quantities from those of the PID vector.
+FROM_ATOMS = np.array([[1, 1, 0, 0, 0], [1, 0, 1, 0, 0], [1, 0, 0, 0, 0], [0, 1, 0, 0, 0],
                         [0, 0, 1, 0, 0], [0, 0, 0, 1, 0]], dtype=np.float64)
 
 
@@ -91,7 +98,7 @@ def _summarised(reps: Replicates, ci: float | None, interval: str, base: float
     """Values, intervals, p-values and chance levels (units of ``base``) of the six quantities
     from the replicates of the PID vector (nats), summarised by the engine. Chance levels:
     ``{"mean": ..., "q95": ...}`` of the null replicates, per quantity (None without a null)."""
-    six = reps.map(lambda v: v @ _FROM_ATOMS.T)
+    six = reps.map(lambda v: v @ FROM_ATOMS.T)
     s = summarize(six, ci, interval)
     scale = 1 / math.log(base)
     values = {q: float(v) * scale for q, v in zip(QUANTITIES, six.point, strict=True)}
@@ -189,7 +196,7 @@ class DiscretePair:
 
     def finish(self, pair: tuple[str, str], *, measure: str, base: float, ci: float | None,
                n_boot: int, n_perm: int, measure_options: dict[str, Any],
-               interval: str = "basic") -> LayerAudit:
+               interval: str = DEFAULT_INTERVAL) -> LayerAudit:
         from pidkit.estimate import count_replicates
 
         table = canonical_table(self.counts.counts)
@@ -291,7 +298,7 @@ class GaussianPair:
 
     def finish(self, pair: tuple[str, str], *, measure: str, base: float, ci: float | None,
                n_boot: int, n_perm: int, measure_options: dict[str, Any],
-               interval: str = "basic") -> LayerAudit:
+               interval: str = DEFAULT_INTERVAL) -> LayerAudit:
         if measure_options:
             raise fail("measure_options", "are not used by the Gaussian estimator",
                        "Leave measure_options out with estimator='gaussian'", measure_options)

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from pidkit.errors import PIDTypeError
+from pidkit.estimate.uncertainty import INTERVAL_NAMES
 from pidkit.result import to_plain, unit_name
 from pidkit.validation import fail
 
@@ -261,9 +262,10 @@ class AuditReport:
         return cls.from_dict(json.loads(text))
 
     def rows(self) -> list[dict[str, Any]]:
-        """A tidy table: one row per (pair, quantity) with value, interval bounds, chance level
-        (null mean) and its 95th percentile, bias-corrected value and p-value (NaN where not
-        computed)."""
+        """A tidy table: one row per (pair, quantity) with value, interval bounds and kind, chance
+        level (null mean) and its 95th percentile, bias-corrected value and p-value (NaN where
+        not computed)."""
+        kind = self.settings.get("interval", "percentile") if self.ci is not None else ""
         out = []
         for item in self.pairs:
             for q in QUANTITIES:
@@ -272,7 +274,7 @@ class AuditReport:
                 out.append({"teacher_layer": item.teacher_layer,
                             "student_layer": item.student_layer, "quantity": q,
                             "label": LABELS[q], "value": item.values[q], "lower": lo,
-                            "upper": hi,
+                            "upper": hi, "interval": kind,
                             "chance": (item.chance or {}).get(q, nan),
                             "chance_q95": (item.chance_q95 or {}).get(q, nan),
                             "corrected": (item.corrected or {}).get(q, nan),
@@ -313,12 +315,25 @@ class AuditReport:
                 out.append(("  p-value", [f"{item.p_values[q]:.3g}" for q in QUANTITIES]))
         return out
 
+    def interval_label(self) -> str | None:
+        """Short name of the intervals for figures, e.g. ``95% interval ('normal')``; None
+        without intervals."""
+        if self.ci is None:
+            return None
+        return f"{100 * self.ci:g}% interval ('{self.settings.get('interval', 'percentile')}')"
+
+    def _intervals_named(self) -> str:
+        """The level and kind of the intervals, e.g. ``95% bias-corrected normal bootstrap
+        interval, ... (interval='normal')`` (:data:`pidkit.estimate.uncertainty.INTERVAL_NAMES`).
+        """
+        kind = self.settings.get("interval", "percentile")
+        return f"{100 * self.ci:g}% {INTERVAL_NAMES.get(kind, kind)} (interval='{kind}')"
+
     def _legend(self) -> str:
         """What the columns are: interval kind, chance level, correction, p-value."""
         parts = []
         if self.ci is not None:
-            kind = self.settings.get("interval", "percentile")
-            parts.append(f"brackets: {100 * self.ci:g}% {kind} bootstrap intervals")
+            parts.append(f"brackets: {self._intervals_named()}")
         if any(item.chance is not None for item in self.pairs):
             n_perm = self.settings.get("n_perm", "?")
             parts.append(f"chance: mean of {n_perm} label shuffles (permutation null, "
@@ -354,9 +369,7 @@ class AuditReport:
                                                               .items()))
         parts = ["# Knowledge audit", "", self._header().split(": ", 1)[1] + ".", "",
                  f"Values in {self.unit}; brackets: "
-                 + ("none computed." if self.ci is None
-                    else f"{100 * self.ci:g}% bootstrap confidence intervals "
-                         f"({self.settings.get('interval', 'percentile')})."),
+                 + ("none computed." if self.ci is None else f"{self._intervals_named()}."),
                  "", self._legend() + ".",
                  "", head, rule, *body, ""]
         if figure is not None:
@@ -397,9 +410,9 @@ class AuditReport:
     def plot(self, ax=None, title: str | None = None):
         """Stacked bars per layer pair: I(Y;T) split into Red and Uni(Y:T\\S), I(Y;S) into Red
         and Uni(Y:S\\T), and I(Y;T,S) into all four atoms, with confidence intervals on the
-        totals where available, and a dashed marker per bar at its chance level (the total's
-        mean under the permutation null) when one was computed. Needs matplotlib (imported here
-        only). Returns the axes."""
+        totals where available (their kind in the legend), and a dashed marker per bar at its
+        chance level (the total's mean under the permutation null) when one was computed. Needs
+        matplotlib (imported here only). Returns the axes."""
         if ax is None:
             ax = new_figure(figsize=(max(4.5, 2.6 * len(self.pairs) + 1.5), 3.8)).subplots()
         bars = (("T", ("redundancy", "unique_teacher"), "mi_teacher"),
@@ -428,7 +441,9 @@ class AuditReport:
                     lo, hi = item.intervals[total]
                     ax.errorbar(x, item.values[total], yerr=[[max(item.values[total] - lo, 0)],
                                                             [max(hi - item.values[total], 0)]],
-                                fmt="none", ecolor="black", capsize=3, linewidth=1)
+                                fmt="none", ecolor="black", capsize=3, linewidth=1,
+                                label=None if "interval" in seen else self.interval_label())
+                    seen.add("interval")
         ticks, labels = [], []
         for i in range(len(self.pairs)):
             for j, (name, _, _) in enumerate(bars):

@@ -50,7 +50,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n-boot", type=int, default=100)
     p.add_argument("--n-perm", type=int, default=100,  # = audits.run.DEFAULT_N_PERM
                    help="label shuffles of the permutation null (chance levels, p-values); 0: none")
-    p.add_argument("--interval", choices=("basic", "percentile"), default="basic")
+    p.add_argument("--interval", choices=("normal", "basic", "percentile"),  # engine's INTERVALS
+                   default="normal",  # = audits.run.DEFAULT_INTERVAL
+                   help="bootstrap interval kind (see pidkit.estimate.uncertainty)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-fit-samples", type=int, default=10_000)
     p.add_argument("--batch-size", type=int, default=256)
