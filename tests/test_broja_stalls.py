@@ -8,7 +8,9 @@ bounds must bracket the reference even when it starts from a poor iterate, and a
 
 from __future__ import annotations
 
+import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,23 +21,15 @@ import pidkit
 from pidkit.discrete.broja import _ipm
 from pidkit.errors import ConvergenceWarning
 
+sys.path.append(str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from broja_noisy_xor import noisy_xor  # noqa: E402  (the benchmark's generator, not installed)
+
 #: Clarabel reports these reference solutions "inaccurate": they are within about 1.5e-8
 #: bits of our certified brackets, so the reference is allowed this much (bits).
 REFERENCE_TOL = 2e-8
 #: Seeds of :func:`stalling_pmf` (each stalled at max_iter = 80 without the crossover).
 XOR_SEEDS = (2, 3, 10, 12, 15, 20)
 DIRICHLET_SEEDS = (5, 6, 11, 12)
-
-
-def noisy_xor(rng: np.random.Generator, shape: tuple[int, int, int], eps: float) -> np.ndarray:
-    """``p[y, t, s]``: Y = (T + S) mod |Y| except with probability ``eps`` (spread over the
-    other values), T and S independent with Dirichlet(1) marginals."""
-    ny, nt, ns = shape
-    y = (np.arange(nt)[:, None] + np.arange(ns)[None, :]) % ny
-    p = np.full(shape, eps / (ny - 1))
-    p[y, np.arange(nt)[:, None], np.arange(ns)[None, :]] = 1.0 - eps
-    p = p * rng.dirichlet(np.ones(nt))[None, :, None] * rng.dirichlet(np.ones(ns))[None, None, :]
-    return p / p.sum()
 
 
 def stalling_pmf(kind: str, seed: int) -> np.ndarray:

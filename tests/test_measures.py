@@ -4,12 +4,12 @@ Literature values are in ``pid_reference_values.py`` (with their sources). dit 2
 independent implementation of the same three measures (``PID_WB``, ``PID_MMI``, ``PID_CCS``).
 """
 
-import itertools
 import math
 import warnings
 
 import numpy as np
 import pytest
+from _dit_reference import dit_distribution
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pid_reference_values import THREE_SOURCE, TWO_SOURCE
@@ -42,19 +42,6 @@ def test_three_source_gates(name, measure):
 
 
 # --- agreement with dit ----------------------------------------------------------------------
-def _dit_distribution(p):
-    """dit distribution of p[y, x0, ...] with the target as the LAST variable (built here,
-    independently of pidkit.to_dit)."""
-    import dit
-
-    outcomes, probs = [], []
-    for idx in itertools.product(*(range(s) for s in p.shape)):
-        if p[idx] > 0:
-            outcomes.append((*idx[1:], idx[0]))
-            probs.append(float(p[idx]))
-    return dit.Distribution(outcomes, probs)
-
-
 def _dit_class(measure):
     from dit.pid import PID_CCS, PID_MMI, PID_WB
 
@@ -81,7 +68,7 @@ def test_agrees_with_dit_two_sources(measure, shape):
     rng = np.random.default_rng(sum(shape) + len(measure))
     p = _random_pmf(rng, shape, zeros=0.15)
     ours = pidkit.pid(p, measure=measure)
-    theirs = _dit_class(measure)(_dit_distribution(p), sources=[[0], [1]], target=[2])
+    theirs = _dit_class(measure)(dit_distribution(p), sources=[[0], [1]], target=[2])
     _compare_atoms(ours, theirs, 2)
 
 
@@ -98,7 +85,7 @@ def test_agrees_with_dit_three_sources(measure):
     rng = np.random.default_rng(3)
     p = _random_pmf(rng, (2, 2, 3, 2))
     ours = pidkit.pid(p, measure=measure)
-    theirs = _dit_class(measure)(_dit_distribution(p), sources=[[0], [1], [2]], target=[3])
+    theirs = _dit_class(measure)(dit_distribution(p), sources=[[0], [1], [2]], target=[3])
     _compare_atoms(ours, theirs, 3)
 
 
@@ -115,7 +102,7 @@ def test_agrees_with_dit_four_sources(measure):
     p = _random_pmf(rng, (2, 2, 2, 2, 2))
     ours = pidkit.pid(p, measure=measure)
     red = ours.lattice.cumulate({node: v for node, v in ours.atoms.items()})
-    dist = _dit_distribution(p)
+    dist = dit_distribution(p)
     for label in FOUR_SOURCE_NODES:
         node = pidkit.parse_node(label)
         theirs = _dit_class(measure)._measure(dist, tuple(node), (4,))

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _dit_reference import dit_distribution
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -196,18 +197,6 @@ def _common_block_pmf(rng, n_sources):
     return p / p.sum()
 
 
-def _dit_distribution(p):
-    """dit distribution of p[y, x0, ...] with the target moved last."""
-    import dit
-
-    outcomes, probs = [], []
-    for idx in itertools.product(*(range(s) for s in p.shape)):
-        if p[idx] > 0:
-            outcomes.append((*idx[1:], idx[0]))
-            probs.append(float(p[idx]))
-    return dit.Distribution(outcomes, probs)
-
-
 def _dit_class(measure):
     from dit.pid import PID_GK, PID_PM, PID_SX
 
@@ -217,7 +206,7 @@ def _dit_class(measure):
 def _compare_with_dit(p, measure):
     n = p.ndim - 1
     ours = pidkit.pid(p, measure=measure)
-    theirs = _dit_class(measure)(_dit_distribution(p), sources=[[i] for i in range(n)],
+    theirs = _dit_class(measure)(dit_distribution(p), sources=[[i] for i in range(n)],
                                  target=[n])
     key = {frozenset(frozenset(m) for m in node): node for node in theirs._lattice}
     for node in lattice(n).nodes:
@@ -312,7 +301,7 @@ def test_four_sources_agree_with_dit_per_node(measure):
     p = _common_block_pmf(np.random.default_rng(6), 4)
     ours = pidkit.pid(p, measure=measure)
     red = ours.lattice.cumulate(dict(ours.atoms))
-    dist = _dit_distribution(p)
+    dist = dit_distribution(p)
     for label in FOUR_SOURCE_NODES:
         node = parse_node(label)
         theirs = _dit_class(measure)._measure(dist, tuple(node), (4,))

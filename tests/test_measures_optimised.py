@@ -19,6 +19,7 @@ import math
 
 import numpy as np
 import pytest
+from _dit_reference import dit_distribution
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.optimize import minimize_scalar
@@ -44,18 +45,11 @@ def _random_pmf(rng, shape, zeros=0.0):
 
 
 def _dit_pid(p, measure):
-    """dit 2.3's PID of p[y, x0, x1] (outcomes as tuples of strings: dit's PID_Proj looks
-    outcomes up by value and fails on integer tuples)."""
-    import dit
+    """dit 2.3's PID of p[y, x0, x1] (symbols as strings, which dit's PID_Proj needs)."""
     from dit.pid import PID_dep, PID_Proj
 
-    outcomes, probs = [], []
-    for idx in itertools.product(*(range(s) for s in p.shape)):
-        if p[idx] > 0:
-            outcomes.append(tuple(str(v) for v in (*idx[1:], idx[0])))
-            probs.append(float(p[idx]))
     cls = {"proj": PID_Proj, "dep": PID_dep}[measure]
-    return cls(dit.Distribution(outcomes, probs), sources=[[0], [1]], target=[2])
+    return cls(dit_distribution(p, string_symbols=True), sources=[[0], [1]], target=[2])
 
 
 def _assert_agrees_with_dit(r, theirs, measure):

@@ -62,6 +62,7 @@ from ..errors import ConvergenceWarning
 from ..information import mutual_information
 from ..lattice import lattice
 from ..result import Certificate, SolverInfo
+from ..validation import check_positive
 from .registry import register_measure
 
 __all__ = ["proj"]
@@ -244,8 +245,6 @@ def proj(p: np.ndarray, tol: float = DEFAULT_TOL, max_iter: int = 500):
     >>> round(r.redundancy, 6), round(r.synergy, 6), r.solver.certificate.gap < 1e-12
     (0.311278, 0.5, True)
     """
-    from ..validation import check_positive
-
     tol = check_positive(tol, "tol")
     max_iter = check_positive(max_iter, "max_iter", integer=True)
     lat = lattice(p.ndim - 1)

@@ -1,0 +1,24 @@
+"""dit 2.3 as an independent reference for the measure tests: a pmf ``p[y, x0, ...]`` as a
+``dit.Distribution`` with the target as the LAST variable, built here from the array
+(independently of :func:`pidkit.to_dit`)."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+
+def dit_distribution(p: np.ndarray, *, string_symbols: bool = False):
+    """The support of ``p[y, x0, ...]`` as outcomes ``(x0, ..., y)``. ``string_symbols``: each
+    symbol as a string (dit's ``PID_Proj`` looks outcomes up by value and fails on integer
+    tuples)."""
+    import dit
+
+    outcomes, probs = [], []
+    for idx in itertools.product(*(range(s) for s in p.shape)):
+        if p[idx] > 0:
+            outcome = (*idx[1:], idx[0])
+            outcomes.append(tuple(str(v) for v in outcome) if string_symbols else outcome)
+            probs.append(float(p[idx]))
+    return dit.Distribution(outcomes, probs)
