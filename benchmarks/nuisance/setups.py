@@ -14,7 +14,7 @@ __all__ = ["METHODS", "METHOD_OPTIONS", "TEACHERS", "SETUPS", "PAPER_CIFAR10", "
            "quick_setup", "parse_method"]
 
 #: Student objectives, in table order.
-METHODS = ("none", "kd", "fitnets", "vid", "ted", "rid", "pid")
+METHODS = ("none", "kd", "fitnets", "vid", "ted", "rid", "pid", "broja")
 #: Teacher kinds, in table order.
 TEACHERS = ("trained", "untrained", "nuisance", "relabelled")
 
@@ -105,10 +105,11 @@ _ADAM = {"optimizer": "adam", "weight_decay": 0.0, "schedule": "cosine"}
 _SGD = {"optimizer": "sgd", "momentum": 0.9, "nesterov": True, "weight_decay": 5e-4,
         "schedule": "multistep", "gamma": 0.2}
 #: Options per method: the paper's weights (VID 100, RID lambda = (1, 10)); the PID
-#: regulariser's library defaults (beta 0.3, running moments with momentum 0.9).
+#: regulariser's and the exact discrete regulariser's library defaults.
 METHOD_OPTIONS = {"kd": {"temperature": 4.0, "alpha": 0.9}, "fitnets": {},
                   "vid": {"weight": 100.0}, "ted": {},
-                  "rid": {"lambda1": 1.0, "lambda2": 10.0}, "pid": {}, "none": {}}
+                  "rid": {"lambda1": 1.0, "lambda2": 10.0}, "pid": {}, "broja": {},
+                  "none": {}}
 
 #: The recorded configuration, chosen on a validation split with the sweeps in
 #: ``benchmarks/results/nuisance_sweep*`` (see docs/nuisance_benchmark.md): few labels, a
