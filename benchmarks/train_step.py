@@ -276,8 +276,9 @@ def main() -> None:
         + ", ".join(f"{n} {steps[n]}" for n in names) + ".",
         "x plain step: best time per step / best time per step of method none (cross-entropy "
         "only, no teacher) measured in the same run. Goals (issues 13, 16): RID <= 1.3x, PID "
-        "and broja <= 1.5x. x kd step: the same against method kd, whose step is the plain step plus the "
-        "teacher's forward pass, so it shows what a method costs beyond running the teacher.",
+        "and broja <= 1.5x. x kd step: the same against method kd, whose step is the plain "
+        "step plus the teacher's forward pass, so it shows what a method costs beyond running "
+        "the teacher.",
         f"rid schedule mean: {RID_TEACHER_SHARE:g} x teacher phase + "
         f"{1 - RID_TEACHER_SHARE:g} x student phase (the paper's r = 1/4; warm-up epochs cost "
         "about a teacher-phase epoch).",

@@ -187,19 +187,41 @@ class DenseNewton:
         rpi = rho[:, None] * pi
         self.block_solve, a_t = diagonal_blocks(q, rpi, pi, fl, fm, xp)
         # coupling C[b, s, z, t, y] = fl(y,t) fm(z,s) (d(y,z) q(y,t,s) + rho pi(y) pi(z))
-        cross = (xp.einsum("bzts->bszt", pi * fm[:, :, None, :])[..., None]
-                 * xp.einsum("byts->bsty", rpi * fl[:, :, :, None])[:, :, None])
-        xp.diagonal(cross, 2, 4)[...] += xp.einsum("byts->bsty",
-                                                   q * fl[:, :, :, None] * fm[:, :, None, :])
+        # (contiguous products in the layouts used below: two-operand einsums, no views)
+        pi_m = xp.einsum("bzts,bzs->bszt", pi, fm)                       # (B, S, Y, T)
+        r_l = xp.einsum("byts,byt->bsty", rpi, fl)[:, :, None]           # (B, S, 1, T, Y)
+        q_l = xp.einsum("byts,byt->bsty", q, fl)[:, :, None]
+        cross = pi_m[..., None] * r_l
+        fm_s = xp.moveaxis(fm, 1, 2)                                     # (B, S, Y)
+        xp.diagonal(cross, 2, 4)[...] += q_l[:, :, 0] * fm_s[:, :, None, :]
         cross = xp.reshape(cross, (nb, ns, ny, nt * ny))
         self.cross_t = xp.swapaxes(xp.reshape(cross, (nb, ns * ny, nt * ny)), 1, 2)
-        self.x = xp.reshape(self.block_solve(cross), (nb, ns * ny, nt * ny))   # B_s^{-1} C_s
+        x = self._solved_cross(pi_m, r_l, q_l, fm_s, xp)                # B_s^{-1} C_s
+        self.x = xp.reshape(x, (nb, ns * ny, nt * ny))
         schur = -(self.cross_t @ self.x)
         per_block = xp.reshape(schur, (nb, nt, ny, nt, ny))
         xp.diagonal(per_block, 1, 3)[...] += xp.einsum("btyz->byzt", a_t)  # block-diagonal A
         diag = xp.diagonal(schur)
         diag += (1e-15 * xp.max(diag, axis=1))[:, None]
         self.factor = xp.sym_factor(schur)
+
+    def _solved_cross(self, pi_m: Any, r_l: Any, q_l: Any, fm_s: Any, xp: Backend) -> Any:
+        r""":math:`X_s = B_s^{-1} C_s`, ``(B, S, Y, T, Y)``, from solves with ``|Y| + |T|``
+        right-hand sides instead of the ``|T||Y|`` columns of :math:`C_s`: column ``(t, y)``
+        of :math:`C_s` is :math:`f_{yt}\,(f_{ys}\, q(y,t,s)\, e_y + r(y,t,s)\, f_s \circ
+        \pi_{ts})` (``f`` the free masks, :math:`r = \rho\pi`), so with
+        :math:`[M_s \mid G_s] = B_s^{-1} [\mathrm{Diag}(f_s) \mid f_s \circ \Pi_s]`,
+
+        .. math:: X_s[:, (t, y)] = f_{yt}\,(M_s[:, y]\, q(y,t,s) + G_s[:, t]\, r(y,t,s)).
+
+        Both parts of :math:`C_s` are non-negative, so solving them separately loses nothing
+        to cancellation. ``pi_m`` ``(B, S, Y, T)`` is :math:`f_s \circ \Pi_s`; ``r_l``,
+        ``q_l`` ``(B, S, 1, T, Y)`` hold :math:`f_{yt} r` and :math:`f_{yt} q`."""
+        ny = pi_m.shape[2]
+        identity = xp.eye(ny, like=pi_m) * fm_s[:, :, None, :]         # (B, S, Y, Y)
+        solved = self.block_solve(xp.concatenate([identity, pi_m], axis=3))
+        m_s, g_s = solved[..., :ny], solved[..., ny:]
+        return m_s[:, :, :, None, :] * q_l + g_s[..., None] * r_l
 
     def solve(self, g_lam: Any, g_mu: Any) -> tuple[Any, Any]:
         """``(d_lam, d_mu)`` of shapes ``(B, Y, T)``, ``(B, Y, S)`` for the right-hand side

@@ -34,6 +34,8 @@ from . import _ipm
 from ._bounds import dual_bound, neg_conditional_entropy, repair
 from ._ipm import (
     BOUNDARY,
+    CERT_FACTOR,
+    CERT_FROM,
     CORRECTOR_CAP,
     MAX_BACKTRACK,
     SHRINK,
@@ -49,13 +51,6 @@ __all__ = ["SMALL_SIZE", "LEAN_ITER", "solve"]
 SMALL_SIZE = 512
 #: Most lean iterations before the general solver takes over.
 LEAN_ITER = 60
-#: The certificate is evaluated once the complementarity ``sum(w s)`` is below this times
-#: ``tol`` (near the end the certified gap is 0.2-1.3 times it in our traces, so the first
-#: evaluation is usually the last), after :data:`CERT_FROM` iterations, and at every iteration
-#: after the first evaluation. It costs about as much as an iteration at these sizes.
-CERT_FACTOR = 4.0
-#: Iteration from which the certificate is evaluated at every iteration regardless.
-CERT_FROM = 15
 #: Steps of iterative refinement of each Newton direction (:func:`_refined_solve`).
 REFINE_STEPS = 2
 #: Refinement runs on the corrector direction once ``sum(w s)`` is below this (earlier the
