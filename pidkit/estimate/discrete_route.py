@@ -27,13 +27,13 @@ from typing import Any
 
 import numpy as np
 
+from .._threads import one_blas_thread
 from ..decompose import pid
 from ..errors import PIDTypeError
 from ..lattice import lattice
 from ..result import PIDResult
 from ..validation import check_base, check_choice, check_int, check_options, fail
 from ._checks import check_level
-from ._threads import one_blas_thread
 from .uncertainty import (
     INTERVALS,
     Replicates,
@@ -77,7 +77,7 @@ def _vectors(tables: np.ndarray, measure: str, options: dict[str, Any],
     """Atoms (lattice order) and mutual information, nats, of a stack of count tables
     ``(B, k_y, k_0, ...)``: shape ``(B, width)``. Bivariate BROJA solves the whole stack in one
     batched call of :func:`pidkit.discrete.broja.broja` (zero cells and unused outcomes are
-    handled exactly, so no trimming is needed), with one BLAS thread (:mod:`._threads`); other
+    handled exactly, so no trimming is needed), with one BLAS thread (:mod:`pidkit._threads`); other
     measures solve table by table. BROJA runs at :data:`REPLICATE_TOL_BITS` unless
     ``options`` set ``tol``."""
     if tables.shape[0] == 0:

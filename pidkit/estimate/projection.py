@@ -39,7 +39,7 @@ The principal axes come from
 The transform folds the scaling into the projection, :math:`z = R(XC W) - \mathrm{const}`, in
 chunks of ``chunk_size`` rows, in the working dtype: the input's floating dtype unless
 ``dtype`` is given (float32 network features stay float32). The randomized solver and the
-transform run with one BLAS thread (:mod:`pidkit.estimate._threads`: their thin products are
+transform run with one BLAS thread (:mod:`pidkit._threads`: their thin products are
 memory-bound, and BLAS threads only slow them on a shared machine).
 
 References
@@ -54,10 +54,10 @@ from typing import Any
 
 import numpy as np
 
+from .._threads import one_blas_thread
 from ..errors import PIDValueError
 from ..validation import check_int, check_seed, fail
 from ._checks import check_finite, rows
-from ._threads import one_blas_thread
 
 __all__ = ["Projector", "SCALINGS", "PCA_SOLVERS", "working_dtype"]
 
@@ -229,7 +229,7 @@ class Projector:
         if solver == "covariance":
             axes, var = self._covariance_axes(arr, r, mean, n)
         else:
-            with one_blas_thread():          # thin, memory-bound products (see ._threads)
+            with one_blas_thread():          # thin, memory-bound products (see pidkit._threads)
                 axes, var = self._randomized_axes(arr, r, mean, n)
         total = self._total_variance(arr, r, mean, n)
         self.mean_ = mean.astype(self.dtype_)
@@ -295,7 +295,7 @@ class Projector:
         check_finite(arr, name)
         width = arr.shape[1] if self.components_ is None else self.components_.shape[0]
         out = np.empty((arr.shape[0], width), dtype=self.dtype_)
-        with one_blas_thread():              # thin products (see ._threads)
+        with one_blas_thread():              # thin products (see pidkit._threads)
             for start in range(0, arr.shape[0], self.chunk_size):
                 chunk = arr[start:start + self.chunk_size].astype(self.dtype_, copy=False)
                 r = self._row_scales(chunk)

@@ -52,7 +52,7 @@ def dual_bound(lam: Any, mu: Any, h: Any, p_yt: Any, p_ys: Any, live: Any,
     lam, mu : array ``(B, Y, T)``, ``(B, Y, S)``
         The dual iterate.
     h : array ``(B, T, S)``
-        Its constraint values (:func:`pidkit.discrete.broja._ipm.logits`).
+        Its constraint values (:func:`pidkit.discrete.broja._problem.logits`).
     p_yt, p_ys : array ``(B, Y, T)``, ``(B, Y, S)``
         The marginals of ``P``.
     live : bool array ``(B, T, S)``

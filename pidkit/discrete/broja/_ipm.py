@@ -58,6 +58,7 @@ from typing import Any
 from ..._backend import Backend
 from . import _newton, _polish
 from ._bounds import dual_bound, neg_conditional_entropy, repair
+from ._problem import Best, Problem, logits
 
 __all__ = ["SolverOutput", "solve", "logits", "residuals", "step", "line_search"]
 
@@ -102,49 +103,6 @@ class SolverOutput:
     q: Any
     converged: Any
     iterations: int
-
-
-@dataclass
-class Problem:
-    """Constants of a (sub-)batch: marginals ``p_yt``, ``p_ys``, the allowed cells
-    ``allowed[b, y, t, s]``, the live blocks ``live[b, t, s]``, their number ``m[b]`` and the
-    free dual variables ``free_lam``, ``free_mu`` (support minus the gauge pins)."""
-
-    p_yt: Any
-    p_ys: Any
-    allowed: Any
-    live: Any
-    m: Any
-    free_lam: Any
-    free_mu: Any
-
-    def take(self, idx: Any) -> Problem:
-        """The sub-batch ``idx`` (a boolean mask or indices)."""
-        return Problem(*(getattr(self, k)[idx] for k in self.__dataclass_fields__))
-
-
-def logits(lam: Any, mu: Any, allowed: Any, xp: Backend) -> tuple[Any, Any]:
-    r"""Per block ``(t, s)``: the constraint value and the softmax over allowed ``y``,
-
-    .. math::
-
-        h_{ts} = \ln \sum_y e^{\lambda_{yt} + \mu_{ys}},\qquad
-        \pi_{ts}(y) = e^{\lambda_{yt} + \mu_{ys} - h_{ts}},
-
-    computed with the maximum subtracted. Blocks with no allowed ``y`` get ``h = -1`` and a
-    zero softmax (they carry no mass). Returns ``h (B, T, S)`` and ``pi (B, Y, T, S)``.
-    """
-    z = lam[:, :, :, None] + mu[:, :, None, :]
-    z = xp.where(allowed, z, -math.inf)
-    zmax = xp.max(z, axis=1, keepdims=True)
-    live = zmax > -math.inf
-    zmax = xp.where(live, zmax, 0.0)
-    e = xp.where(allowed, xp.exp(z - zmax), 0.0)
-    tot = xp.sum(e, axis=1, keepdims=True)
-    live_tot = tot > 0
-    h = xp.where(live_tot, xp.log(xp.where(live_tot, tot, 1.0)) + zmax, -1.0)
-    pi = e / xp.where(live_tot, tot, 1.0)
-    return h[:, 0], pi
 
 
 def pin_gauge(p_ys: Any, xp: Backend) -> Any:
@@ -321,29 +279,6 @@ def max_step(x: Any, dx: Any, xp: Backend) -> Any:
     item: :math:`\min_{dx < 0} -x / dx`."""
     ratio = xp.where(dx < 0, -x / xp.where(dx < 0, dx, -1.0), math.inf)
     return xp.min(ratio, axis=(1, 2))
-
-
-@dataclass
-class Best:
-    """Per item the best certified bounds so far (``low``, ``up``, nats) and the feasible dual
-    (``lam``, ``mu``) and primal (``q``) points they come from."""
-
-    low: Any
-    up: Any
-    lam: Any
-    mu: Any
-    q: Any
-
-    def update(self, rows: Any, low: Any, lam: Any, mu: Any, up: Any, q: Any,
-               xp: Backend) -> None:
-        """Keep, for the items ``rows`` (a boolean mask), the bounds that improve."""
-        better_low = low > self.low[rows]
-        better_up = up < self.up[rows]
-        self.low[rows] = xp.where(better_low, low, self.low[rows])
-        self.lam[rows] = xp.where(better_low[:, None, None], lam, self.lam[rows])
-        self.mu[rows] = xp.where(better_low[:, None, None], mu, self.mu[rows])
-        self.up[rows] = xp.where(better_up, up, self.up[rows])
-        self.q[rows] = xp.where(better_up[:, None, None, None], q, self.q[rows])
 
 
 def _certify(pb: Problem, state: tuple[Any, ...], rows: Any, best: Best, xp: Backend) -> None:

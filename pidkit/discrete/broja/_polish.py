@@ -55,8 +55,9 @@ from __future__ import annotations
 from typing import Any
 
 from ..._backend import Backend
-from . import _ipm
+from ..._threads import one_blas_thread
 from ._bounds import dual_bound, neg_conditional_entropy, repair
+from ._problem import Best, Problem, logits
 
 __all__ = ["polish"]
 
@@ -88,7 +89,7 @@ LARGEST_DUAL = 1e4
 def _residual(pb: Any, lam: Any, mu: Any, w: Any, scale: Any, xp: Backend):
     """``(h, pi, F)``: the constraint values, softmax columns and the residual ``F[b, n]``
     of the square system (rows of fixed variables are 0)."""
-    h, pi = _ipm.logits(lam, mu, pb.allowed, xp)
+    h, pi = logits(lam, mu, pb.allowed, xp)
     q = w[:, None] * pi
     nb = lam.shape[0]
     f_lam = xp.where(pb.free_lam, xp.sum(q, axis=3) - pb.p_yt, 0.0)
@@ -140,7 +141,7 @@ def _certify(pb: Any, lam: Any, mu: Any, w: Any, pi: Any, xp: Backend):
     certificate on the full problem ``pb`` (``pi``: the softmax of the reduced problem,
     zero off its cells); ``-inf``/``+inf`` where the iterate is not finite or its dual
     variables exceed :data:`LARGEST_DUAL`."""
-    h, _ = _ipm.logits(lam, mu, pb.allowed, xp)
+    h, _ = logits(lam, mu, pb.allowed, xp)
     lam_f, mu_f, low = dual_bound(lam, mu, h, pb.p_yt, pb.p_ys, pb.live, xp)
     q_f = repair(xp.maximum(w, 0.0)[:, None] * pi, pb.p_yt, pb.p_ys, xp)
     up = neg_conditional_entropy(q_f, xp)
@@ -153,16 +154,16 @@ def _certify(pb: Any, lam: Any, mu: Any, w: Any, pi: Any, xp: Backend):
 def _reduced(pb: Any, lam: Any, mu: Any, xp: Backend) -> Any:
     """The problem on the cells whose softmax weight at ``(lam, mu)`` is at least
     :data:`CELL_FLOOR`, with the dual variables of marginals left without a cell fixed."""
-    _, pi = _ipm.logits(lam, mu, pb.allowed, xp)
+    _, pi = logits(lam, mu, pb.allowed, xp)
     cells = pb.allowed & (pi >= CELL_FLOOR)
     live = xp.any(cells, axis=1)
-    return _ipm.Problem(pb.p_yt, pb.p_ys, cells, live, pb.m,
+    return Problem(pb.p_yt, pb.p_ys, cells, live, pb.m,
                         pb.free_lam & xp.any(cells, axis=3), pb.free_mu & xp.any(cells, axis=2))
 
 
 def polish(pb: Any, state: tuple[Any, ...], tol: float, xp: Backend):
     r"""Semismooth Newton crossover from interior-point iterates
-    ``state = (lam, mu, w, slack, h, pi)`` of the sub-batch ``pb`` (:class:`._ipm.Problem`;
+    ``state = (lam, mu, w, slack, h, pi)`` of the sub-batch ``pb`` (:class:`._problem.Problem`;
     the slacks are not used).
 
     :data:`ROUNDS` rounds of at most :data:`NEWTON_ITER` damped Newton steps on the system of
@@ -180,11 +181,10 @@ def polish(pb: Any, state: tuple[Any, ...], tol: float, xp: Backend):
         Per item the best certified lower bound and its feasible dual point, the best upper
         bound and its feasible primal point (``-inf``/``+inf`` where no iterate was sound).
     """
-    from ._small import one_blas_thread  # here: _small imports _ipm, which imports us
 
     lam, mu, w, _, _, _ = state
     nb = lam.shape[0]
-    best = _ipm.Best(xp.zeros((nb,), like=lam) - float("inf"),
+    best = Best(xp.zeros((nb,), like=lam) - float("inf"),
                      xp.zeros((nb,), like=lam) + float("inf"), xp.copy(lam), xp.copy(mu),
                      xp.zeros((nb, *pb.allowed.shape[1:]), like=lam))
     nl = lam.shape[1] * (lam.shape[2] + mu.shape[2])
@@ -200,7 +200,7 @@ def polish(pb: Any, state: tuple[Any, ...], tol: float, xp: Backend):
 def _newton_rounds(pb: Any, point: tuple[Any, Any, Any], best: Any, tol: float, nl: int,
                    xp: Backend) -> None:
     """The rounds of :func:`polish`, recording every certified iterate in ``best``
-    (:class:`._ipm.Best`)."""
+    (:class:`._problem.Best`)."""
     lam, mu, w = point
     everyone = best.low == best.low                  # every item (the bounds are never NaN)
     p_t, p_s = xp.sum(pb.p_yt, axis=1), xp.sum(pb.p_ys, axis=1)

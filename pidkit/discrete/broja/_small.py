@@ -22,7 +22,6 @@ and its output is returned: the lean path can only save time, never lose accurac
 
 from __future__ import annotations
 
-import contextlib
 import math
 
 import numpy as np
@@ -30,6 +29,7 @@ from scipy.linalg.lapack import dpotrf as _potrf
 from scipy.linalg.lapack import dpotrs as _potrs
 
 from ..._backend import NUMPY
+from ..._threads import one_blas_thread
 from . import _ipm
 from ._bounds import dual_bound, neg_conditional_entropy, repair
 from ._ipm import (
@@ -241,28 +241,6 @@ def _lean(p, tol, max_iter):
             alpha *= SHRINK
         lam, mu, w, sl, h, pi = lam_n, mu_n, w_n, sl_n, h_n, pi_n
     return None
-
-
-_CONTROLLER: list = []
-
-
-def one_blas_thread():
-    """BLAS limited to one thread while the lean iteration (or the crossover of
-    :mod:`._polish`) runs (threadpoolctl, when installed; else nothing changes). Its matrices
-    have at most 128 rows (the crossover's, at most ``_polish.MAX_UNKNOWNS``): threads cannot
-    help, and on a busy machine OpenBLAS's threads made a k = 8 solve 2.5x slower (10 ms
-    instead of 4 ms). The controller is built once (about 10 us per use afterwards)."""
-    if not _CONTROLLER:
-        try:
-            from threadpoolctl import ThreadpoolController
-        except ImportError:
-            _CONTROLLER.append(None)
-        else:
-            _CONTROLLER.append(ThreadpoolController())
-    controller = _CONTROLLER[0]
-    if controller is None:
-        return contextlib.nullcontext()
-    return controller.limit(limits=1, user_api="blas")
 
 
 def solve(p, xp, tol: float, max_iter: int, done=None) -> SolverOutput:
