@@ -174,6 +174,10 @@ class SolverInfo:
         same lattice and in the same units, e.g. the ``"informative"`` and
         ``"misinformative"`` atoms of the pointwise measures ``pm`` and ``sx`` (atoms =
         informative - misinformative). Empty for the other measures.
+    state : object or None
+        The solver's final point where a solver can start from it (BROJA: a
+        :class:`~pidkit.discrete.broja.WarmStart`, accepted by ``pidkit.broja(...,
+        warm_start=)``); not part of :meth:`to_dict`.
     """
 
     status: str = "closed_form"
@@ -183,6 +187,7 @@ class SolverInfo:
     residual: float | None = None
     details: Mapping[str, Any] = field(default_factory=dict)
     parts: Mapping[str, AtomMap] = field(default_factory=dict)
+    state: Any = field(default=None, repr=False, compare=False)
 
     def scaled(self, factor: float) -> SolverInfo:
         """The same information with certificate values, residual and parts multiplied by
@@ -194,7 +199,7 @@ class SolverInfo:
         parts = {name: AtomMap({node: value * factor for node, value in atoms.items()})
                  for name, atoms in self.parts.items()}
         return SolverInfo(self.status, self.converged, self.iterations, cert, residual,
-                          dict(self.details), parts)
+                          dict(self.details), parts, self.state)
 
     def to_dict(self) -> dict[str, Any]:
         return {"status": self.status, "converged": self.converged,

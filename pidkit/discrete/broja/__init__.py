@@ -19,6 +19,8 @@ Modules, from the public entry points down:
 - :mod:`._core`: certified atoms from the solver's bracket on :math:`f^*`;
 - :mod:`._ipm`: the interior-point driver on the dual (iterations, predictor-corrector steps,
   line search, batch bookkeeping);
+- :mod:`._warm`: warm starts (:class:`WarmStart`): the solution of a nearby pmf certified on
+  a new one before any iteration;
 - :mod:`._polish`: the crossover for items the interior-point iteration cannot finish (a
   semismooth Newton method on the optimality conditions, certified the same way);
 - :mod:`._bounds`: the certificate of one iterate (a feasible dual point, a repaired primal
@@ -41,5 +43,6 @@ Entropy 16, 2161 (2014).
 """
 
 from ._api import DEFAULT_MAX_ITER, DEFAULT_TOL, broja, compute, pid_tensor
+from ._warm import WarmStart
 
-__all__ = ["DEFAULT_MAX_ITER", "DEFAULT_TOL", "broja", "compute", "pid_tensor"]
+__all__ = ["DEFAULT_MAX_ITER", "DEFAULT_TOL", "WarmStart", "broja", "compute", "pid_tensor"]

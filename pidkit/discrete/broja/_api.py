@@ -36,7 +36,15 @@ from ...validation import (
 )
 from ..registry import register_measure
 from . import _small
-from ._core import Atoms, atoms_from_unique, certified, information, solve_atoms
+from ._core import (
+    Atoms,
+    Information,
+    atoms_from_unique,
+    certified,
+    information,
+    solve_atoms,
+)
+from ._warm import WarmStart, check_warm_start
 
 #: Default certified gap on Uni(Y:X0\X1), in bits.
 DEFAULT_TOL = 1e-9
@@ -72,29 +80,45 @@ def _status(atoms: Atoms, xp: Backend, tol_bits: float, max_iter: int) -> tuple[
     reference="Bertschinger, Rauh, Olbrich, Jost, Ay 2014, Entropy 16, 2161",
     summary="BROJA unique information, min_{Q in Delta_P} I_Q(Y;X0|X1); exact and certified; "
             "two sources")
-def compute(p: np.ndarray, tol: float = DEFAULT_TOL, max_iter: int = DEFAULT_MAX_ITER):
+def compute(p: np.ndarray, tol: float = DEFAULT_TOL, max_iter: int = DEFAULT_MAX_ITER,
+            warm_start: WarmStart | None = None):
     """BROJA atoms (nats) of ``p[y, x0, x1]`` with a certificate on ``Uni(Y:X0\\X1)``.
 
-    ``tol`` is the certified gap in bits; ``max_iter`` bounds the interior-point iterations.
-    Outcomes of zero probability are removed first (they carry no mass in any ``Q``).
+    ``tol`` is the certified gap in bits; ``max_iter`` bounds the interior-point iterations;
+    ``warm_start``: a checked :class:`._warm.WarmStart` of a pmf of ``p``'s shape. Outcomes of
+    zero probability are removed first (they carry no mass in any ``Q``); the returned
+    ``SolverInfo.state`` is in ``p``'s full layout.
     """
     tol, max_iter = _check_options(tol, max_iter)
     if p.ndim != 3:
         raise fail("sources", f"BROJA needs exactly two sources, got {p.ndim - 1}",
                    "Group axes into two composite sources, e.g. sources=[[1, 2], [3]]")
-    for axis in range(3):
-        other = tuple(a for a in range(3) if a != axis)
-        p = np.compress(p.sum(axis=other) > 0, p, axis=axis)
-    atoms, out = solve_atoms(p[None], NUMPY, tol * _LN2, max_iter, solver=_small.solve)
+    ky, kt, ks = (p.sum(axis=tuple(a for a in range(3) if a != axis)) > 0 for axis in range(3))
+    keep = (np.ix_(ky, kt), np.ix_(ky, ks), np.ix_(ky, kt, ks))
+    warm = None if warm_start is None else WarmStart(
+        *(x[0][k][None] for x, k in zip((warm_start.lam, warm_start.mu, warm_start.q), keep,
+                                        strict=True)))
+    atoms, out = solve_atoms(p[keep[2]][None], NUMPY, tol * _LN2, max_iter, solver=_small.solve,
+                             warm=warm)
     status, converged = _status(atoms, NUMPY, tol, max_iter)
     values = [float(v[0]) for v in (atoms.redundancy, atoms.unique_t, atoms.unique_s,
                                     atoms.synergy)]
     cert = Certificate(CERTIFIED_UNIQUE, float(atoms.lower[0]), float(atoms.upper[0]))
     info = SolverInfo(status, converged, atoms.iterations, cert,
                       details={"tol_bits": tol, "max_iter": max_iter,
-                               "algorithm": "primal-dual interior point on the dual"})
+                               "algorithm": "primal-dual interior point on the dual"},
+                      state=WarmStart(*(_expand(x, k, shape) for x, k, shape in zip(
+                          (out.lam, out.mu, out.q), keep, (p.shape[:2], p.shape[::2], p.shape),
+                          strict=True))))
     return dict(zip(lattice(2).nodes, values, strict=True)), info
 
+
+def _expand(x: np.ndarray, keep: tuple[np.ndarray, ...], shape: tuple[int, ...]) -> np.ndarray:
+    """``x[0]``, given on the kept outcomes ``keep`` (an ``np.ix_`` index), placed into zeros
+    of the full ``shape``, with a batch axis of 1."""
+    full = np.zeros(shape)
+    full[keep] = x[0]
+    return full[None]
 
 def _check_tensor_pmf(p: Any, batch: bool, normalize: bool, xp: Backend, ndim: int | None,
                       atol: float | None = None):
@@ -131,28 +155,33 @@ def _check_tensor_pmf(p: Any, batch: bool, normalize: bool, xp: Backend, ndim: i
     return p / total
 
 
-def _atoms_arrays(p64, xp: Backend, tol_bits: float, max_iter: int):
-    """Atoms (nats) of a batch ``p64[b, y, t, s]``, differentiable if ``p64`` requires grad:
-    the envelope theorem gives the gradient of :math:`f^*` with respect to ``P(y, t, s)`` as
-    the optimal dual ``lam[y, t] + mu[y, s]`` (:meth:`~pidkit._backend.Backend.envelope`)."""
+def _atoms_arrays(p64, xp: Backend, tol_bits: float, max_iter: int,
+                  warm: WarmStart | None = None):
+    """Atoms (nats) of a batch ``p64[b, y, t, s]``, the solver's output and the
+    :class:`._core.Information` of ``p64``, differentiable if ``p64`` requires grad: the
+    envelope theorem gives the gradient of :math:`f^*` with respect to ``P(y, t, s)`` as the
+    optimal dual ``lam[y, t] + mu[y, s]`` (:meth:`~pidkit._backend.Backend.envelope`)."""
+    info = information(p64, xp)
     if not xp.requires_grad(p64):
-        return solve_atoms(p64, xp, tol_bits * _LN2, max_iter)[0]
+        return (*solve_atoms(p64, xp, tol_bits * _LN2, max_iter, warm=warm, info=info), info)
     with xp.no_grad():
-        atoms, out = solve_atoms(xp.detach(p64), xp, tol_bits * _LN2, max_iter)
+        fixed = Information(*(xp.detach(v) for v in vars(info).values()))
+        atoms, out = solve_atoms(xp.detach(p64), xp, tol_bits * _LN2, max_iter, warm=warm,
+                                 info=fixed)
         p_yt, p_ys = xp.sum(p64, axis=3), xp.sum(p64, axis=2)
         lam = xp.where(p_yt > 0, out.lam, 0.0)
         mu = xp.where(p_ys > 0, out.mu, 0.0)
         grad = lam[:, :, :, None] + mu[:, :, None, :]
-    info = information(p64, xp)
     f_upper = xp.envelope(p64, out.f_upper, grad)
     u, lower, upper = certified(out.f_lower, f_upper, info, xp)
     values = atoms_from_unique(u, info, xp)
-    return Atoms(*values, atoms.lower, atoms.upper, atoms.converged, atoms.iterations)
+    return (Atoms(*values, atoms.lower, atoms.upper, atoms.converged, atoms.iterations), out,
+            info)
 
 
 def broja(p: Any, *, base: float = 2, tol: float = DEFAULT_TOL,
           max_iter: int = DEFAULT_MAX_ITER, batch: bool = False,
-          normalize: bool = False) -> PIDResult:
+          normalize: bool = False, warm_start: Any = None) -> PIDResult:
     r"""Bivariate BROJA decomposition of ``p[y, x0, x1]`` or of a batch ``p[b, y, x0, x1]``.
 
     .. math::
@@ -182,6 +211,14 @@ def broja(p: Any, *, base: float = 2, tol: float = DEFAULT_TOL,
         Whether the first axis indexes independent pmfs.
     normalize : bool, default False
         Divide each pmf by its sum instead of rejecting a sum different from 1.
+    warm_start : PIDResult or WarmStart, optional
+        The result of a previous ``pidkit.broja`` call on a pmf of the same shape (same
+        ``batch``, library and device), or its ``solver.state``: its dual point, shifted to
+        feasibility, and its primal point, refitted to the new marginals on its own support,
+        are certified on ``p`` first; items whose bracket is below ``tol`` need no iteration,
+        the others iterate from that point with re-centred block masses and slacks (from the
+        cold start when it is far; docs: "Warm starts"). The certificate is valid whatever
+        the warm start.
 
     Returns
     -------
@@ -189,7 +226,8 @@ def broja(p: Any, *, base: float = 2, tol: float = DEFAULT_TOL,
         For a single numpy pmf, float atoms (as :func:`pidkit.pid`). For a batch or a torch
         tensor, every atom, ``mutual_information`` and the certificate bounds are arrays of
         shape ``(B,)`` (``()`` without ``batch``) of ``p``'s library, dtype and device;
-        ``solver.details["converged"]`` holds per-item convergence.
+        ``solver.details["converged"]`` holds per-item convergence. ``solver.state`` holds
+        the solution (a :class:`~pidkit.discrete.broja.WarmStart`) for ``warm_start``.
 
     Examples
     --------
@@ -201,6 +239,9 @@ def broja(p: Any, *, base: float = 2, tol: float = DEFAULT_TOL,
     >>> r = pidkit.broja(np.stack([p, p]), batch=True)
     >>> r.synergy.shape
     (2,)
+    >>> r2 = pidkit.broja(np.stack([p, p]), batch=True, warm_start=r)   # already solved
+    >>> r2.solver.iterations
+    0
 
     References
     ----------
@@ -226,19 +267,23 @@ def broja(p: Any, *, base: float = 2, tol: float = DEFAULT_TOL,
             if p.ndim != 3:
                 raise fail("p", f"must have 3 axes (p[y, x0, x1]), has {p.ndim}",
                            "Use pidkit.pid to group axes into two sources, or batch=True")
-            return _float_result(p, base, normalize, tol, max_iter, atol)
+            warm = None if warm_start is None else check_warm_start(warm_start, p[None], xp)
+            return _float_result(p, base, normalize, tol, max_iter, atol, warm)
     p = _check_tensor_pmf(p, batch, normalize, xp, 3, atol)
+    warm = None if warm_start is None else check_warm_start(
+        warm_start, p if batch else p[None], xp)
     return _result(p, xp, batch, base, tol, max_iter, source_names=default_source_names(2),
-                   target_name=TARGET_NAME)
+                   target_name=TARGET_NAME, warm=warm)
 
 
 def _float_result(p: np.ndarray, base: float, normalize: bool, tol: float,
-                  max_iter: int, atol: float | None = None) -> PIDResult:
+                  max_iter: int, atol: float | None = None,
+                  warm: WarmStart | None = None) -> PIDResult:
     """The result of ``pidkit.pid(p, target=0, measure="broja", ...)`` for one float64 pmf
     ``p[y, x0, x1]``: Python floats, the same checks, values and details (``atol``: the
     tolerance on ``|sum(p) - 1|`` of the dtype ``p`` was given in, see :func:`broja`)."""
     p = np.ascontiguousarray(check_pmf(p, "p", normalize=normalize, atol=atol))
-    atoms, info = compute(p, tol=tol, max_iter=max_iter)
+    atoms, info = compute(p, tol=tol, max_iter=max_iter, warm_start=warm)
     scale = 1.0 / math.log(base)
     return PIDResult(
         atoms={node: value * scale for node, value in atoms.items()},
@@ -253,15 +298,16 @@ def _float_result(p: np.ndarray, base: float, normalize: bool, tol: float,
 
 
 def _result(p, xp: Backend, batch: bool, base: float, tol: float, max_iter: int,
-            source_names: tuple[str, ...], target_name: str) -> PIDResult:
-    """Solve a validated ``p`` (one item or a batch) and wrap the arrays in a PIDResult."""
+            source_names: tuple[str, ...], target_name: str,
+            warm: WarmStart | None = None) -> PIDResult:
+    """Solve a validated ``p`` (one item or a batch; ``warm``: a checked warm start) and wrap
+    the arrays in a PIDResult."""
     p64 = xp.float64(p)
     if not batch:
         p64 = p64[None]
-    atoms = _atoms_arrays(p64, xp, tol, max_iter)
+    atoms, sol, info = _atoms_arrays(p64, xp, tol, max_iter, warm)
     status, converged = _status(atoms, xp, tol, max_iter)
     scale = 1.0 / math.log(base)
-    info = information(p64, xp)
 
     def out(x):
         x = xp.to_dtype(x * scale, p)
@@ -272,7 +318,8 @@ def _result(p, xp: Backend, batch: bool, base: float, tol: float, max_iter: int,
     solver = SolverInfo(status, converged, atoms.iterations, cert,
                         details={"converged": atoms.converged if batch else atoms.converged[0],
                                  "tol_bits": tol, "max_iter": max_iter,
-                                 "algorithm": "primal-dual interior point on the dual"})
+                                 "algorithm": "primal-dual interior point on the dual"},
+                        state=WarmStart(sol.lam, sol.mu, sol.q))
     return PIDResult(atoms=dict(zip(lattice(2).nodes, values, strict=True)), measure="broja",
                      base=base, mutual_information=out(info.i_ts), solver=solver,
                      source_names=source_names, target_name=target_name)

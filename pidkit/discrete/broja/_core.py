@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..._backend import Backend
-from . import _ipm
+from . import _ipm, _warm
 
 
 def entropy(p, axes, xp: Backend):
@@ -98,18 +98,26 @@ def certified(f_lower, f_upper, info: Information, xp: Backend):
     return u, lower, upper
 
 
-def solve_atoms(p, xp: Backend, tol: float, max_iter: int,
-                solver=None) -> tuple[Atoms, _ipm.SolverOutput]:
+def solve_atoms(p, xp: Backend, tol: float, max_iter: int, solver=None,
+                warm: _warm.WarmStart | None = None,
+                info: Information | None = None) -> tuple[Atoms, _ipm.SolverOutput]:
     """Certified atoms of ``p[b, y, t, s]`` (float64) and the raw solver output.
 
     ``tol`` is the certified gap in nats. ``solver`` has :func:`._ipm.solve`'s contract
     (default: that function; :func:`pidkit.pid` on one numpy pmf passes the lean single-pmf
     driver :func:`._small.solve`). Items whose interval of admissible values is already
-    shorter than ``tol`` are closed-form: the solver does not iterate on them.
+    shorter than ``tol`` are closed-form: the solver does not iterate on them. With ``warm``
+    (the solution of a pmf of the same shape) the solver runs only on the items its point
+    does not certify (:func:`._warm.warm_solver`). ``info``: :func:`information` of ``p`` if
+    the caller has it already.
     """
-    info = information(p, xp)
+    if info is None:
+        info = information(p, xp)
     _, lo, hi = clip_unique(info.i_t, info, xp)
-    out = (solver or _ipm.solve)(p, xp, tol, max_iter, done=(hi - lo) <= tol)
+    solver = solver or _ipm.solve
+    if warm is not None:
+        solver = _warm.warm_solver(solver, warm)
+    out = solver(p, xp, tol, max_iter, done=(hi - lo) <= tol)
     u, lower, upper = certified(out.f_lower, out.f_upper, info, xp)
     converged = (upper - lower) <= tol
     atoms = Atoms(*atoms_from_unique(u, info, xp), lower, upper, converged, out.iterations)

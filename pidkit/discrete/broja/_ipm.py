@@ -105,6 +105,12 @@ class SolverOutput:
     iterations: int
 
 
+def smaller_first(p: Any) -> bool:
+    """Whether :func:`solve` swaps the sources of ``p[b, y, t, s]`` (the smaller takes the
+    ``t`` role internally)."""
+    return p.shape[2] > p.shape[3]
+
+
 def pin_gauge(p_ys: Any, xp: Backend) -> Any:
     """One ``mu[y, s]`` per ``y`` is fixed (the first largest ``P(y, s)``): ``lam + c_y``,
     ``mu - c_y`` leaves everything unchanged, so the Newton matrix needs one pin per ``y``.
@@ -302,21 +308,24 @@ def _start(p: Any, pb: Problem, xp: Backend) -> list[Any]:
     return [lam, mu, w, w * 0.0 + 1.0, h, pi]                     # slack starts at 1
 
 
-def solve(p: Any, xp: Backend, tol: float, max_iter: int, done: Any = None) -> SolverOutput:
+def solve(p: Any, xp: Backend, tol: float, max_iter: int, done: Any = None,
+          start: Any = None) -> SolverOutput:
     """Run the interior-point method on a batch ``p[b, y, t, s]`` (float64, normalised).
 
     ``tol`` is the target certified gap in nats; at most ``max_iter`` Newton steps. Items with
     ``done[b]`` true (e.g. closed-form cases) are not iterated. An item's iterates are
     certified from the first one with ``sum(w s) <= CERT_FACTOR * tol`` (or from iteration
     :data:`CERT_FROM`, and at ``max_iter``) on, and it leaves the working batch as soon as its
-    certificate reaches ``tol``; the working batch is compacted only at the iterations where
-    items leave it (in the bulk of a run none do, and nothing is gathered). Every
-    :data:`POLISH_EVERY`
-    iterations the items still open get the crossover of :func:`._polish.polish`, whose
-    certified bounds count like the iterates' own. The smaller of the two sources takes the
-    ``t`` role internally; outputs are in the input's layout.
+    certificate reaches ``tol``. ``start(p, pb, cold, xp)``, if given, returns the starting
+    state from the problem ``pb`` (internal layout, see below) and the cold start ``cold`` of
+    :func:`_start` (warm starts, :func:`._warm.warm_solver`). The working batch is compacted
+    only at the iterations where items leave it (in the bulk of a run none do, and nothing is
+    gathered). Every :data:`POLISH_EVERY` iterations the items still open get the crossover
+    of :func:`._polish.polish`, whose certified bounds count like the iterates' own. The
+    smaller of the two sources takes the ``t`` role internally (:func:`smaller_first`);
+    outputs are in the input's layout.
     """
-    swap = p.shape[2] > p.shape[3]
+    swap = smaller_first(p)
     if swap:
         p = xp.swapaxes(p, 2, 3)
     p_yt = xp.sum(p, axis=3)
@@ -326,6 +335,8 @@ def solve(p: Any, xp: Backend, tol: float, max_iter: int, done: Any = None) -> S
     m = xp.sum(xp.float64(live), axis=(1, 2))                     # number of constraints
     pb = Problem(p_yt, p_ys, allowed, live, m, p_yt > 0, (p_ys > 0) & ~pin_gauge(p_ys, xp))
     state = _start(p, pb, xp)
+    if start is not None:
+        state = start(p, pb, state, xp)
     lam, mu = state[0], state[1]
     nb = p.shape[0]
     if done is None:

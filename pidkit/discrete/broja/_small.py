@@ -243,12 +243,14 @@ def _lean(p, tol, max_iter):
     return None
 
 
-def solve(p, xp, tol: float, max_iter: int, done=None) -> SolverOutput:
+def solve(p, xp, tol: float, max_iter: int, done=None, start=None) -> SolverOutput:
     """:func:`._ipm.solve`'s contract for a batch of one small numpy pmf ``p[1, y, t, s]``:
-    the lean iteration, or the general solver where it does not certify ``tol``."""
+    the lean iteration, or the general solver where it does not certify ``tol`` or ``p`` is
+    not small. A warm ``start`` goes to the general solver only: at these sizes the lean
+    iteration from its cold start costs less than the general one from a warm start."""
     if (xp is not NUMPY or p.shape[0] != 1 or p[0].size > SMALL_SIZE
             or (done is not None and bool(done[0]))):
-        return _ipm.solve(p, xp, tol, max_iter, done)
+        return _ipm.solve(p, xp, tol, max_iter, done, start)
     single = p[0]
     swap = single.shape[1] > single.shape[2]
     if swap:
@@ -256,7 +258,7 @@ def solve(p, xp, tol: float, max_iter: int, done=None) -> SolverOutput:
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"), one_blas_thread():
         found = _lean(np.ascontiguousarray(single), tol, max_iter)
     if found is None:
-        return _ipm.solve(p, xp, tol, max_iter, done)
+        return _ipm.solve(p, xp, tol, max_iter, done, start)
     (low, up, lam, mu, q), iterations = found
     if swap:
         lam, mu, q = mu, lam, np.swapaxes(q, 1, 2)

@@ -1,0 +1,181 @@
+r"""Warm starts: certify the solution of a nearby pmf on a new pmf before iterating at all, and
+iterate from it, re-centred, where it does not certify.
+
+The dual's feasible set :math:`\{h_{ts}(\lambda, \mu) \le 0\}` depends on the support of
+:math:`P` only, so the optimal dual :math:`(\lambda, \mu)` of a previous pmf :math:`P_0`,
+shifted by :func:`~._bounds.dual_bound`, is a lower bound on :math:`f^*(P)` for any new
+:math:`P`, exact to first order in :math:`P - P_0` (:math:`\lambda + \mu` is the gradient of
+:math:`f^*`). The previous primal :math:`Q_0` is refitted to the new marginals by iterative
+proportional fitting *on its own support* (:func:`refit`):
+
+.. math::
+
+    q(y,t,s) \leftarrow q(y,t,s)\,\frac{P(y,t)}{\sum_{s'} q(y,t,s')},\qquad
+    q(y,t,s) \leftarrow q(y,t,s)\,\frac{P(y,s)}{\sum_{t'} q(y,t',s)},
+
+:data:`SCALINGS` times, then repaired onto :math:`\Delta_P` exactly (:func:`~._bounds.repair`)
+for the upper bound :math:`f(Q)`. A scaling :math:`q\,a_{yt}\,b_{ys}` is again of the form
+:math:`w_{ts}\,\mathrm{softmax}_y(\lambda_{yt} + \ln a_{yt} + \mu_{ys} + \ln b_{ys})` and adds
+no mass to blocks the previous optimum left empty (where adding mass costs :math:`-h_{ts} > 0`
+per unit), so the upper bound too is exact to first order and the bracket's width is of second
+order: about :math:`3\cdot10^{-7}` bits for relative steps of :math:`10^{-3}` and
+:math:`2\cdot10^{-5}` bits for :math:`10^{-2}` on a 10 x 10 x 10 Dirichlet pmf. Items whose
+bracket is below ``tol`` are done without an iteration. The others run the interior-point
+iteration from the warm point with its block masses and slacks re-centred
+(:func:`centred_start`; from the cold start where the warm bracket exceeds
+:data:`CENTRED_GAP`), and per item the better lower and upper bounds of the two stages are
+kept. Every bound comes from the general certificate on the new problem, so a warm start from
+any point, however far, can cost time but never give a wrong bound.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..._backend import Backend, get_namespace
+from ...errors import PIDTypeError
+from ...validation import fail
+from . import _ipm
+from ._bounds import dual_bound, neg_conditional_entropy, repair
+from ._ipm import SolverOutput
+from ._problem import Best, logits
+
+__all__ = ["CENTRED_GAP", "SCALINGS", "WarmStart", "centred_start", "check_warm_start",
+           "refit", "warm_bounds", "warm_solver"]
+
+#: Proportional-fitting sweeps of the previous primal point (:func:`refit`): each costs two
+#: passes over the table; the marginal error left after ten is below the bracket's width in our
+#: runs (relative steps 1e-3..1e-1).
+SCALINGS = 10
+#: Floor of a row or column sum in :func:`refit`: the factor of an empty row stays finite.
+_TINY = 1e-300
+#: Largest warm bracket (nats) from which :func:`centred_start` starts the interior-point
+#: iteration: on 10 x 10 x 10 Dirichlet pmfs moved by relative steps of 1e-3 and 1e-2
+#: (brackets near 2e-7 and 2e-5 nats) it takes 2-5 iterations instead of 10 at ``tol=1e-9``
+#: bits, moved by 1e-1 (brackets near 2e-3 nats) 13-17, more than cold.
+CENTRED_GAP = 1e-3
+
+
+@dataclass(frozen=True)
+class WarmStart:
+    r"""The solution of a BROJA solve, to start a solve of a nearby pmf from
+    (``pidkit.broja(p, warm_start=r)`` with ``r`` a previous result, or ``r.solver.state``).
+
+    Attributes
+    ----------
+    lam, mu : array ``(B, Y, X0)``, ``(B, Y, X1)``
+        A feasible dual point (:math:`h_{ts} \le 0`), float64.
+    q : array ``(B, Y, X0, X1)``
+        A feasible primal point of the solved pmf, float64.
+
+    Arrays of the solved pmf's library and device, batch axis first (``B = 1`` for a single
+    pmf), in the layout of the pmf passed in (all outcomes, zeros included).
+    """
+
+    lam: Any
+    mu: Any
+    q: Any
+
+
+def check_warm_start(warm: Any, p: Any, xp: Backend) -> WarmStart:
+    """``warm`` (a previous BROJA :class:`~pidkit.result.PIDResult` or its
+    ``solver.state``) as a :class:`WarmStart` for the batch ``p[b, y, t, s]``; raises a
+    :class:`~pidkit.errors.PIDTypeError` or ``PIDValueError`` naming ``warm_start``."""
+    state = getattr(getattr(warm, "solver", None), "state", warm)
+    if not isinstance(state, WarmStart):
+        raise fail("warm_start", f"must be a previous pidkit.broja result, not "
+                   f"{type(warm).__name__}", "Pass the PIDResult of the previous solve "
+                   "(or its solver.state), or warm_start=None", kind=PIDTypeError)
+    if tuple(state.q.shape) != tuple(p.shape):
+        raise fail("warm_start", f"was solved for shape {tuple(state.q.shape)}, p has "
+                   f"{tuple(p.shape)} (batch axis included)",
+                   "Warm-start only from a solve of a pmf of the same shape")
+    try:
+        get_namespace(p, state.q)
+    except (TypeError, ValueError) as err:
+        raise fail("warm_start", f"lives in another array library or device than p ({err})",
+                   "Pass a previous result computed on the same kind of array",
+                   kind=PIDTypeError) from err
+    return state
+
+
+def refit(q: Any, p_yt: Any, p_ys: Any, xp: Backend) -> Any:
+    """:data:`SCALINGS` sweeps of proportional fitting of ``q[b, y, t, s]`` to the marginals
+    ``p_yt``, ``p_ys`` on the support of ``q`` (module docstring); rows or columns without
+    mass in ``q`` stay empty (a finite factor times zero) and are left to
+    :func:`~._bounds.repair`."""
+    for _ in range(SCALINGS):
+        q = q * (p_yt / xp.maximum(xp.sum(q, axis=3), _TINY))[:, :, :, None]
+        q = q * (p_ys / xp.maximum(xp.sum(q, axis=2), _TINY))[:, :, None, :]
+    return q
+
+
+def warm_bounds(p: Any, warm: WarmStart, xp: Backend) -> tuple[Any, ...]:
+    """Certified ``(low, up, lam, mu, q)`` on :math:`f^*` of ``p[b, y, t, s]`` from the warm
+    point: the shifted previous dual and the refitted, repaired previous primal."""
+    p_yt, p_ys = xp.sum(p, axis=3), xp.sum(p, axis=2)
+    allowed = (p_yt > 0)[:, :, :, None] & (p_ys > 0)[:, :, None, :]
+    h, _ = logits(warm.lam, warm.mu, allowed, xp)
+    lam, mu, low = dual_bound(warm.lam, warm.mu, h, p_yt, p_ys, xp.any(allowed, axis=1), xp)
+    q = repair(refit(xp.where(allowed, warm.q, 0.0), p_yt, p_ys, xp), p_yt, p_ys, xp)
+    return low, neg_conditional_entropy(q, xp), lam, mu, q
+
+
+def centred_start(point: tuple[Any, ...], gap: Any) -> Any:
+    r"""A ``start`` for :func:`._ipm.solve` from the certified warm point
+    ``point = (lam, mu, q)`` (feasible dual, primal in :math:`\Delta_P`; internal layout) with
+    bracket width ``gap`` ``(B,)``: the dual point, the block masses :math:`w_{ts} = Q(t,s)`
+    and slacks re-centred at the barrier level :math:`\eta = \mathrm{gap} / m`
+    (:math:`m` live blocks),
+
+    .. math::
+
+        s_{ts} = -h_{ts},\ w_{ts} = \eta / s_{ts} \ \text{where}\ -h_{ts} \ge \sqrt\eta,
+        \qquad w_{ts} \leftarrow \max(w_{ts}, \sqrt\eta),\ s_{ts} = \eta / w_{ts}
+        \ \text{elsewhere},
+
+    so that :math:`w_{ts} s_{ts} = \eta` on every block (the optimum sits on the boundary
+    :math:`w s = 0`, where Newton steps are cut short) while the residual
+    :math:`h + s \le \sqrt\eta` stays small. Items whose ``gap`` exceeds
+    :data:`CENTRED_GAP` (or is not finite) keep the cold start."""
+    lam, mu, q = point
+
+    def start(p: Any, pb: Any, cold: list[Any], xp: Backend) -> list[Any]:
+        h, pi = logits(lam, mu, pb.allowed, xp)
+        eta = (gap / xp.maximum(pb.m, 1.0))[:, None, None]
+        root = eta ** 0.5
+        inactive = -h >= root
+        w = xp.maximum(xp.sum(q, axis=1), root)
+        sl = xp.where(inactive, -h, eta / w)
+        w = xp.where(pb.live, xp.where(inactive, eta / sl, w), 0.0)
+        sl = xp.where(pb.live, sl, 1.0)
+        near = gap <= CENTRED_GAP
+        return [xp.where(near.reshape((-1,) + (1,) * (x.ndim - 1)), x, c)
+                for x, c in zip((lam, mu, w, sl, h, pi), cold, strict=True)]
+
+    return start
+
+
+def warm_solver(solver: Any, warm: WarmStart) -> Any:
+    """A solver with :func:`._ipm.solve`'s contract that first certifies ``warm`` on the new
+    pmf (:func:`warm_bounds`), runs ``solver`` on the items whose bracket is above ``tol``
+    from :func:`centred_start` (``solver``'s ``start``), and keeps per item the better lower
+    and upper bounds of the two."""
+
+    def solve(p: Any, xp: Backend, tol: float, max_iter: int, done: Any = None):
+        low, up, lam, mu, q = warm_bounds(p, warm, xp)
+        certified = up - low <= tol
+        if xp.all(certified):                      # nothing to iterate: skip the solver's setup
+            return SolverOutput(low, up, lam, mu, q, certified, 0)
+        done = certified | (certified if done is None else done)
+        point = (mu, lam, xp.swapaxes(q, 2, 3)) if _ipm.smaller_first(p) else (lam, mu, q)
+        out = solver(p, xp, tol, max_iter, done, start=centred_start(point, up - low))
+        best = Best(out.f_lower, out.f_upper, out.lam, out.mu, out.q)
+        best.update(low == low, low, lam, mu, up, q, xp)            # every item
+        out.f_lower, out.f_upper, out.lam, out.mu, out.q = (best.low, best.up, best.lam,
+                                                            best.mu, best.q)
+        out.converged = best.up - best.low <= tol
+        return out
+
+    return solve

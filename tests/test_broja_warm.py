@@ -1,0 +1,164 @@
+"""Warm starts of the BROJA solver (``pidkit.broja(..., warm_start=)``): the values of a warm
+solve equal the cold ones within the certified gaps, bad warm starts raise typed errors, far
+ones still certify, and the discrete PID regulariser uses them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import pidkit
+from pidkit.discrete.broja import WarmStart
+from pidkit.errors import PIDTypeError, PIDValueError
+from pidkit_distill.losses import Batch, DiscretePIDLoss
+
+torch.set_num_threads(1)
+
+
+def _dirichlet(shape, seed, alpha=1.0):
+    rng = np.random.default_rng(seed)
+    return rng.dirichlet(alpha * np.ones(int(np.prod(shape)))).reshape(shape)
+
+
+def _moved(p, rel, seed):
+    """``p`` moved by a relative step ``rel`` per cell (renormalised; zeros stay zero)."""
+    rng = np.random.default_rng(seed)
+    q = np.abs(p * (1.0 + rel * rng.standard_normal(p.shape)))
+    return q / q.sum(axis=tuple(range(q.ndim - 3, q.ndim)), keepdims=True)
+
+
+def _np(x):
+    return x.detach().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+
+
+def _gap(r):
+    return _np(r.solver.certificate.upper) - _np(r.solver.certificate.lower)
+
+
+def _assert_same(warm, cold):
+    """Every atom of ``warm`` equals ``cold``'s within the sum of the two certified gaps."""
+    slack = _gap(warm) + _gap(cold) + 1e-12
+    for node in cold.atoms:
+        assert np.all(np.abs(_np(warm.atoms[node]) - _np(cold.atoms[node])) <= slack)
+
+
+@pytest.mark.parametrize("tol", [1e-4, 1e-9])
+def test_warm_numpy_single_equals_cold_within_gaps(tol):
+    p = _dirichlet((3, 4, 5), 0)
+    p[:, 1] = 0.0                                     # a zero outcome: removed internally
+    p /= p.sum()
+    first = pidkit.broja(p, tol=tol)
+    assert first.solver.state.q.shape == (1, 3, 4, 5)
+    nxt = _moved(p, 1e-3, 1)
+    warm = pidkit.broja(nxt, tol=tol, warm_start=first)
+    cold = pidkit.broja(nxt, tol=tol)
+    assert warm.solver.converged and _gap(warm) <= tol
+    _assert_same(warm, cold)
+    if tol == 1e-4:
+        assert warm.solver.iterations == 0           # the refitted point certifies
+
+
+def test_warm_batched_torch_values_and_gradient():
+    p = torch.tensor(_moved(_dirichlet((3, 6, 5, 5), 2), 0.0, 0))     # per item: sums to 1
+    first = pidkit.broja(p, batch=True, tol=1e-9)
+    nxt = torch.tensor(_moved(p.numpy(), 1e-3, 3))
+    grads = []
+    for warm_start, tol in ((first, 1e-4), (None, 1e-9)):
+        x = nxt.clone().requires_grad_(True)
+        r = pidkit.broja(x, batch=True, tol=tol, warm_start=warm_start)
+        r.redundancy.sum().backward()
+        grads.append(x.grad)
+        if warm_start is not None:
+            warm = r
+    cold = pidkit.broja(nxt, batch=True, tol=1e-9)
+    assert warm.solver.iterations == 0 and bool(torch.all(warm.solver.details["converged"]))
+    _assert_same(warm, cold)
+    # the gradient is the previous optimal dual: equal to the new one to first order in the step
+    torch.testing.assert_close(grads[0], grads[1], atol=2e-2, rtol=0.0)
+    # a warm start that does not certify tol iterates (from the re-centred warm point) to the
+    # same optimum: the same gradient
+    x = nxt.clone().requires_grad_(True)
+    pidkit.broja(x, batch=True, tol=1e-9, warm_start=first).redundancy.sum().backward()
+    torch.testing.assert_close(x.grad, grads[1], atol=1e-6, rtol=0.0)
+
+
+def test_far_warm_start_still_certifies():
+    p = _dirichlet((6, 5, 4), 4, alpha=0.3)
+    far = pidkit.broja(_dirichlet((6, 5, 4), 5, alpha=3.0))
+    r = pidkit.broja(p, warm_start=far, tol=1e-9)
+    cold = pidkit.broja(p, tol=1e-9)
+    assert r.solver.converged and r.solver.iterations > 0 and _gap(r) <= 1e-9
+    _assert_same(r, cold)
+    # a warm start from arbitrary (infeasible, unrelated) points certifies too
+    junk = WarmStart(np.full((1, 6, 5), 3.0), np.full((1, 6, 4), -2.0), np.ones((1, 6, 5, 4)))
+    r = pidkit.broja(p, warm_start=junk, tol=1e-9)
+    assert r.solver.converged
+    _assert_same(r, cold)
+
+
+def test_bad_warm_start_raises_typed_errors():
+    p = _dirichlet((3, 3, 3), 6)
+    with pytest.raises(PIDTypeError, match="warm_start"):
+        pidkit.broja(p, warm_start="previous")
+    other = pidkit.broja(_dirichlet((3, 3, 4), 7))
+    with pytest.raises(PIDValueError, match="warm_start"):
+        pidkit.broja(p, warm_start=other)
+    with pytest.raises(PIDValueError, match="warm_start"):
+        pidkit.broja(np.stack([p, p]), batch=True, warm_start=pidkit.broja(p))
+    with pytest.raises(PIDTypeError, match="warm_start"):
+        pidkit.broja(torch.tensor(p), warm_start=pidkit.broja(p))
+
+
+def test_state_is_not_part_of_plain_data():
+    r = pidkit.broja(_dirichlet((3, 3, 3), 8))
+    assert isinstance(r.solver.state, WarmStart)
+    assert "state" not in r.solver.to_dict()
+
+
+def test_regulariser_steps_use_the_warm_start(monkeypatch):
+    """Training steps on slowly moving tables: every solve after the first gets the previous
+    state, most need no iteration, and the values equal cold solves within the gaps."""
+    calls = []
+    solve = pidkit.broja
+
+    def recording(p, **options):
+        r = solve(p, **options)
+        calls.append((p.detach().clone(), options["warm_start"], r))
+        return r
+
+    monkeypatch.setattr(pidkit, "broja", recording)
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(90) % 3
+    t = 3.0 * torch.nn.functional.one_hot(y, 6).float() + 0.3 * torch.randn(90, 6, generator=g)
+    loss = DiscretePIDLoss([(6,)], [(6,)], 3, codes=4, tau=0.5, momentum=0.9, tol=1e-4)
+    loss.fit_codebook([t])
+    loss.train()
+    s = t + 2.0 * torch.randn(90, 6, generator=g)
+    for _ in range(6):                          # the student moves a little at every step
+        s = s + 0.02 * torch.randn(90, 6, generator=g)
+        loss.redundancies(Batch(y=y, student_logits=torch.zeros(90, 3),
+                                teacher_features=[t], student_features=[s]))
+    assert calls[0][1] is None
+    assert all(warm is prev.solver.state for (_, warm, _), (_, _, prev)
+               in zip(calls[1:], calls[:-1], strict=True))
+    iterations = [r.solver.iterations for _, _, r in calls]
+    assert iterations[0] > 0 and sum(iterations[1:]) < iterations[0] * (len(calls) - 1) / 2
+    for p, _, r in calls:
+        cold = solve(p, base=np.e, tol=1e-4, max_iter=loss.max_iter, batch=True,
+                     normalize=True)
+        _assert_same(r, cold)
+    loss.load_state_dict(loss.state_dict())
+    assert loss._warm is None                                   # a load starts cold
+
+
+@pytest.mark.parametrize("shape", [(5, 8, 3), (5, 3, 8)])        # sources swapped or not
+def test_warm_iteration_starts_recentred_and_needs_fewer_iterations(shape):
+    p = _moved(_dirichlet((2, *shape), 9), 0.0, 0)
+    first = pidkit.broja(p, batch=True)
+    nxt = _moved(p, 1e-2, 10)
+    warm = pidkit.broja(nxt, batch=True, warm_start=first.solver.state)
+    cold = pidkit.broja(nxt, batch=True)
+    assert warm.solver.converged and np.all(_gap(warm) <= 1e-9)
+    assert 0 < warm.solver.iterations < cold.solver.iterations
+    _assert_same(warm, cold)
