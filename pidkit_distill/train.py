@@ -99,7 +99,8 @@ METRIC_UNITS = {
     "train_loss": "nats (total objective: cross-entropies in nats plus weighted terms)",
     "train_acc": "fraction", "train_head_acc": "fraction", "val_acc": "fraction",
     "val_head_acc": "fraction", "val_loss": "nats", "train_ce": "nats", "train_head_ce": "nats",
-    "train_kd": "nats", "train_redundancy": "nats", "train_vid_nll": "nats",
+    "train_kd": "nats", "train_redundancy": "nats", "train_certified_gap": "nats",
+    "train_vid_nll": "nats",
 }
 
 

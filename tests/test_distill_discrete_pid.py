@@ -352,3 +352,32 @@ def test_codebook_does_not_depend_on_row_order():
     perm = torch.randperm(60, generator=torch.Generator().manual_seed(5))
     torch.testing.assert_close(kmeans_codebook(x[perm], 4, seed=1), kmeans_codebook(x, 4, seed=1),
                                rtol=0, atol=0)
+
+
+def test_solver_stops_warn_once_per_loss_and_log_the_gap():
+    """A training budget the solver cannot meet on these tables (max_iter=1) stops every solve:
+    one ConvergenceWarning for the loss, not one per step, and the certified gap of each step
+    in the parts (nats); with a budget it meets, no warning and gaps within ``tol``."""
+    import warnings
+
+    from pidkit.errors import ConvergenceWarning
+
+    g = torch.Generator().manual_seed(7)
+    y = torch.arange(60) % 3
+    t = torch.randn(60, 6, generator=g) + 3 * torch.nn.functional.one_hot(y, 6)
+    loss = DiscretePIDLoss([(6,)], [(4,)], num_classes=3, codes=3, seed=0, max_iter=1,
+                           tol=1e-12)
+    batch = Batch(y=y, student_logits=torch.zeros(60, 3), teacher_features=[t],
+                  student_features=[torch.randn(60, 4, generator=g)])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        gaps = [loss.student_loss(batch)[1]["certified_gap"] for _ in range(4)]
+    stops = [w for w in caught if issubclass(w.category, ConvergenceWarning)]
+    assert len(stops) == 1 and "certified_gap" in str(stops[0].message)
+    assert all(g.dtype == torch.float32 and g.dim() == 0 and float(g) > 0 for g in gaps)
+    # a budget the solver meets: no warning, and every logged gap within tol (bits -> nats)
+    loss = DiscretePIDLoss([(6,)], [(4,)], num_classes=3, codes=3, seed=0, max_iter=200)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        gaps = [loss.student_loss(batch)[1]["certified_gap"] for _ in range(3)]
+    assert all(0 <= float(g) <= loss.tol * math.log(2) * (1 + 1e-6) for g in gaps)

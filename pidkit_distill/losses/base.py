@@ -82,7 +82,8 @@ class DistillLoss(nn.Module, abc.ABC):
     each a *detached 0-d float32 tensor on the loss's device* (no host read: the caller decides
     when to bring values to the host, e.g. by summing them on the device over an epoch and
     reading once). Cross-entropy and information parts are in nats: ``"ce"``, ``"head_ce"``,
-    ``"kd"`` (times :math:`\tau^2`), ``"redundancy"``, and ``"vid"`` (a Gaussian negative
+    ``"kd"`` (times :math:`\tau^2`), ``"redundancy"``, ``"certified_gap"`` (the exact
+    regulariser's solver), and ``"vid"`` (a Gaussian negative
     log-likelihood per feature entry, up to its constant); ``"hint"``, ``"mse"``, ``"v_term"``
     and ``"rid_reg"`` are mean squared (scaled) feature distances, in squared feature units.
 
