@@ -34,8 +34,8 @@ with ``|Y| x |Y|`` diagonal blocks, one per ``t`` and one per ``s``
 the Schur complement of size ``|Y||T|`` (the driver puts the smaller source in the ``T``
 role). Two solvers, chosen by :func:`newton_solver`:
 
-- :class:`DenseNewton` (``|Y||T||S| < STRUCTURED_SIZE``): :math:`S` from dense products with
-  :math:`B_s^{-1} C_s`, factorised in float64; accurate to the end.
+- :class:`DenseNewton` (``|Y||T||S| < STRUCTURED_SIZE``, batch memory permitting): :math:`S`
+  from dense products with :math:`B_s^{-1} C_s`, factorised in float64; accurate to the end.
 - :class:`StructuredNewton`: :math:`S` assembled from the diagonal-plus-rank-one structure of
   :math:`C_s` (:func:`pidkit.discrete.broja._schur.structured_schur`), factorised in float32
   when large, and used as the preconditioner of conjugate gradients on the exact ``H``
@@ -67,7 +67,13 @@ RIDGE = 1e-13
 #: is cheap enough and spares the extra refinement steps float32 needs).
 SINGLE_SIZE = 2048
 #: Smallest |Y||T||S| for which the structured Schur complement is used (below: dense).
-STRUCTURED_SIZE = 1000
+#: Measured on one pmf per size (2026-12-04, one BLAS thread, numpy / torch with backward):
+#: dense 15.7 / 20.7 ms against structured 24.9 / 34.0 ms at k = 10, 32.7 / 39.0 against
+#: 43.5 / 55.9 at k = 16, but 87 against 79 ms at k = 20 and 201 against 144 at k = 24.
+STRUCTURED_SIZE = 6000
+#: Most bytes the dense solver's coupling ``B_s^{-1} C_s`` (``8 |Y|^2 |T| |S|`` per item) may
+#: take for a whole batch; larger batches use the structured solver whatever their size.
+DENSE_MEMORY = 2**28
 
 
 def newton_solver(q: Any, pi: Any, rho: Any, free_lam: Any, free_mu: Any, xp: Backend,
@@ -90,10 +96,11 @@ def newton_solver(q: Any, pi: Any, rho: Any, free_lam: Any, free_mu: Any, xp: Ba
     Returns
     -------
     DenseNewton or StructuredNewton
-        :class:`DenseNewton` when ``|Y||T||S| < STRUCTURED_SIZE``.
+        :class:`DenseNewton` when ``|Y||T||S| <`` :data:`STRUCTURED_SIZE` and its coupling
+        fits in :data:`DENSE_MEMORY` bytes for the batch.
     """
     nb, ny, nt, ns = q.shape
-    if ny * nt * ns < STRUCTURED_SIZE:
+    if ny * nt * ns < STRUCTURED_SIZE and 8 * nb * ny * ny * nt * ns <= DENSE_MEMORY:
         return DenseNewton(q, pi, rho, free_lam, free_mu, xp)
     return StructuredNewton(q, pi, rho, free_lam, free_mu, xp, work)
 
