@@ -68,7 +68,7 @@ from the previous one (``pidkit.broja(..., warm_start=)``; the state is kept per
 batch of tables and is not saved in checkpoints: the first solve after a load, a codebook fit
 or a move to another device is cold). When the previous solution, refitted to the new table,
 already certifies ``tol`` no iteration runs (about 2 ms with backward for one ``10 x 10 x 10``
-table on a CPU, against 13-15 ms cold); otherwise the interior-point iteration starts from it,
+table on a CPU, against 11-15 ms cold); otherwise the interior-point iteration starts from it,
 re-centred (``docs/broja.md``, "Warm starts"). Values are those of a cold solve within the
 certified gaps; the gradient is the dual point of the best lower bound (the previous solve's
 when no iteration ran, equal to the new one to first order in the table's step).
