@@ -18,11 +18,21 @@ optimisation is needed.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
 from ..._backend import Backend
+from ..._threads import one_blas_thread
 from . import _ipm, _warm
+
+#: Largest Schur complement, :math:`|Y| \min(|T|, |S|)` rows, solved with one BLAS thread (the
+#: thread setting of the caller applies above). Measured on the 2-core machine (2026-12-04,
+#: numpy, Dirichlet(1) cubes, one pmf): one thread against two, 0.18 / 0.16 s at k = 24,
+#: 0.47 / 1.00 s at k = 32, 1.23 / 1.82 s at k = 40, 2.68 / 2.94 s at k = 48, but 12.1 / 9.6 s
+#: at k = 64; with two busy processes on the cores 0.29 / 0.55 s at k = 24 and 0.74 / 2.78 s at
+#: k = 32 (threads competing for busy cores, the slowdown the issue measured at k = 64).
+ONE_THREAD_SCHUR = 2500
 
 
 def entropy(p, axes, xp: Backend):
@@ -105,7 +115,8 @@ def solve_atoms(p, xp: Backend, tol: float, max_iter: int, solver=None,
 
     ``tol`` is the certified gap in nats. ``solver`` has :func:`._ipm.solve`'s contract
     (default: that function; :func:`pidkit.pid` on one numpy pmf passes the lean single-pmf
-    driver :func:`._small.solve`). Items whose interval of admissible values is already
+    driver :func:`._small.solve`). The solve runs with one BLAS thread when the Schur complement
+    has at most :data:`ONE_THREAD_SCHUR` rows. Items whose interval of admissible values is already
     shorter than ``tol`` are closed-form: the solver does not iterate on them. With ``warm``
     (the solution of a pmf of the same shape) the solver runs only on the items its point
     does not certify (:func:`._warm.warm_solver`). ``info``: :func:`information` of ``p`` if
@@ -117,7 +128,10 @@ def solve_atoms(p, xp: Backend, tol: float, max_iter: int, solver=None,
     solver = solver or _ipm.solve
     if warm is not None:
         solver = _warm.warm_solver(solver, warm)
-    out = solver(p, xp, tol, max_iter, done=(hi - lo) <= tol)
+    _, ny, nt, ns = p.shape
+    threads = one_blas_thread() if ny * min(nt, ns) <= ONE_THREAD_SCHUR else nullcontext()
+    with threads:
+        out = solver(p, xp, tol, max_iter, done=(hi - lo) <= tol)
     u, lower, upper = certified(out.f_lower, out.f_upper, info, xp)
     converged = (upper - lower) <= tol
     atoms = Atoms(*atoms_from_unique(u, info, xp), lower, upper, converged, out.iterations)
