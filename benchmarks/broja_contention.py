@@ -16,20 +16,11 @@ import sys
 import time
 
 import numpy as np
-from _common import blas_threads, format_seconds, write_results
+from _common import blas_threads, format_seconds, time_call, write_results
 
 KS = (16, 24, 32, 48)
 BUSY_PROCESSES = 2
 GOAL = 2.0
-
-
-def best_of(fn, repeats: int = 2) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def main() -> None:
@@ -48,7 +39,8 @@ def main() -> None:
             for k, p in pmfs.items():
                 for pinned in (True, False):
                     _core.ONE_THREAD_SCHUR = pinned_up_to if pinned else 0
-                    out[(k, pinned)] = best_of(lambda p=p: pidkit.broja(p))
+                    out[(k, pinned)] = time_call(lambda p=p: pidkit.broja(p), repeat=2,
+                                                 warmup=0).best
             _core.ONE_THREAD_SCHUR = pinned_up_to
             return out
 

@@ -11,7 +11,8 @@ from ._backend import is_torch
 from .discrete import MEASURES
 from .errors import PIDTypeError, PIDValueError
 from .information import mutual_information
-from .result import TARGET_NAME, PIDResult, default_source_names
+from .lattice import lattice
+from .result import TARGET_NAME, PIDResult, SolverInfo, default_source_names
 from .validation import check_base, check_choice, check_pmf, check_target_sources, fail
 
 __all__ = ["pid", "arrange_pmf"]
@@ -74,6 +75,9 @@ def pid(p: Any, target: Any = 0, sources: Any = None, measure: str = "broja", ba
     **options
         Measure-specific options, e.g. ``tol`` for BROJA.
 
+    With one source the lattice has one node, whose atom is :math:`I(Y; X_0)`, for every
+    measure (no solver runs).
+
     Returns
     -------
     PIDResult
@@ -120,9 +124,12 @@ def pid(p: Any, target: Any = 0, sources: Any = None, measure: str = "broja", ba
             f"use a measure for any number of sources ("
             f"{', '.join(sorted(n for n, m in MEASURES.items() if m.max_sources is None))})")
     q = arrange_pmf(p, target_axes, groups)
-    atoms, info = spec.compute(q, **options)
-    scale = 1.0 / math.log(base)
     mi = mutual_information(q, (0,), tuple(range(1, q.ndim)))
+    if len(groups) == 1:  # every measure's lattice is one node, holding I(Y; X0)
+        atoms, info = {lattice(1).nodes[0]: mi}, SolverInfo("closed_form")
+    else:
+        atoms, info = spec.compute(q, **options)
+    scale = 1.0 / math.log(base)
     target_name, source_names = _names(target_axes, groups, names)
     return PIDResult(
         atoms={node: value * scale for node, value in atoms.items()},

@@ -374,3 +374,19 @@ def test_no_nan_leaves_a_measure(seed, exponent, n_tiny, n_sources):
         assert np.isfinite(values).all(), (measure, values)
         # the lattice identity survives: the atoms sum to I(Y; all sources)
         assert values[:-1].sum() == pytest.approx(values[-1], abs=1e-9)
+
+
+@pytest.mark.parametrize("measure", sorted(pidkit.available_measures()))
+def test_one_source_is_its_mutual_information_for_every_measure(measure):
+    """With one source the lattice has one node; pidkit.pid puts I(Y; X0) there for every
+    measure (two-source-only ones included), computed here from the joint and marginal
+    entropies."""
+    p = np.array([[0.3, 0.2, 0.0], [0.1, 0.25, 0.15]])
+
+    def h(q):
+        return -sum(v * np.log2(v) for v in q.ravel() if v > 0)
+
+    mi = h(p.sum(1)) + h(p.sum(0)) - h(p)
+    r = pidkit.pid(p, measure=measure)
+    assert list(r.atoms.values()) == pytest.approx([mi], abs=1e-12)
+    assert r.solver.status == "closed_form" and r.mutual_information == pytest.approx(mi)

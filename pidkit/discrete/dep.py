@@ -157,10 +157,7 @@ def dep(p: np.ndarray, tol: float = DEFAULT_TOL, max_iter: int = 1000):
     """
     tol = check_positive(tol, "tol")
     max_iter = check_positive(max_iter, "max_iter", integer=True)
-    lat = lattice(p.ndim - 1)
-    if p.ndim == 2:
-        return lat.moebius({lat.nodes[0]: mutual_information(p, (0,), (1,))}), \
-            SolverInfo("closed_form")
+    lat = lattice(2)
     p = drop_negligible(p, tol)
     q_pw, converged, sweeps, newton, deviation = pairwise_maxent(p, tol, max_iter)
     if not converged:

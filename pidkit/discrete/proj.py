@@ -247,10 +247,7 @@ def proj(p: np.ndarray, tol: float = DEFAULT_TOL, max_iter: int = 500):
     """
     tol = check_positive(tol, "tol")
     max_iter = check_positive(max_iter, "max_iter", integer=True)
-    lat = lattice(p.ndim - 1)
-    if p.ndim == 2:
-        return lat.moebius({lat.nodes[0]: mutual_information(p, (0,), (1,))}), \
-            SolverInfo("closed_form")
+    lat = lattice(2)
     lower, upper, steps = projected_informations(p, tol, max_iter)
     red_lower, red_upper = min(lower), min(upper)
     converged = red_upper - red_lower <= tol
