@@ -326,13 +326,6 @@ def test_five_sources_run():
         assert sum(r.atoms.values()) == pytest.approx(r.mutual_information, abs=1e-8)
 
 
-def test_one_source_is_the_mutual_information():
-    p = _random_pmf(np.random.default_rng(8), (3, 4), zeros=0.2)
-    mi = _entropy_bits(p.sum(1)) + _entropy_bits(p.sum(0)) - _entropy_bits(p)
-    for measure in NEW_MEASURES:
-        assert pidkit.pid(p, measure=measure).atoms["{0}"] == pytest.approx(mi, abs=ATOL)
-
-
 # --- identities and invariances ------------------------------------------------------------------
 @pytest.mark.parametrize("measure", NEW_MEASURES)
 @settings(deadline=None, max_examples=30, derandomize=True)

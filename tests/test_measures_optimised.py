@@ -292,12 +292,6 @@ def test_three_sources_raise_a_typed_error(measure):
 
 
 @pytest.mark.parametrize("measure", MEASURES)
-def test_one_source_is_the_mutual_information(measure):
-    p = _random_pmf(np.random.default_rng(8), (3, 4), zeros=0.2)
-    assert pidkit.pid(p, measure=measure).atoms["{0}"] == pytest.approx(_mi_bits(p), abs=ATOL)
-
-
-@pytest.mark.parametrize("measure", MEASURES)
 def test_tiny_masses_stay_finite(measure):
     p = gate("AND") * (1 - 2e-200)
     p[1, 0, 0] += 1e-200
