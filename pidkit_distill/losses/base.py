@@ -37,11 +37,11 @@ from torch import nn
 from torch.nn import functional as F
 
 from pidkit.errors import PIDTypeError
-from pidkit.validation import check_int, fail
+from pidkit.validation import check_int, check_positive, fail
 
 __all__ = ["Batch", "DistillLoss", "register_method", "make_loss", "available_methods",
            "Shape", "Parts", "UNLABELLED", "labelled_mask", "cross_entropy", "distributed_mean",
-           "sum_across_processes"]
+           "sum_across_processes", "running_sum"]
 
 Shape = tuple[int, ...]
 #: The logged parts of a loss: name -> detached 0-d float32 tensor on the loss's device.
@@ -241,6 +241,27 @@ def sum_across_processes(x: torch.Tensor) -> torch.Tensor:
 #: Label value of an unlabelled sample (semi-supervised distillation): such samples enter
 #: every teacher-matching term of a loss but no cross-entropy.
 UNLABELLED = -1
+
+
+def check_momentum(momentum: float) -> float:
+    r"""The weight :math:`m \in [0, 1)` of a :func:`running_sum` (typed error otherwise)."""
+    m = check_positive(momentum, "momentum", allow_zero=True)
+    if not m < 1.0:
+        raise fail("momentum", "must be in [0, 1)", "Use e.g. momentum=0.9", momentum)
+    return m
+
+
+def running_sum(state: torch.Tensor, batch: torch.Tensor, momentum: float,
+                update: bool) -> torch.Tensor:
+    r"""A moving sum over batches with the gradient through the current batch only:
+    returns :math:`m E + b` with the stored :math:`E` (``state``, a buffer, no gradient) and,
+    when ``update``, sets :math:`E \leftarrow m E + b` afterwards (``b`` detached). Statistics
+    that add up over samples (soft counts, moments) then cover about :math:`1/(1-m)` batches,
+    a batch of age :math:`a` weighted by :math:`m^a`."""
+    out = momentum * state + batch
+    if update:
+        state.mul_(momentum).add_(batch.detach())
+    return out
 
 
 def labelled_mask(y: torch.Tensor) -> torch.Tensor:

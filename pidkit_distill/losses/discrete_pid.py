@@ -155,8 +155,10 @@ from .base import (
     Parts,
     Shape,
     _part,
+    check_momentum,
     cross_entropy,
     register_method,
+    running_sum,
     sum_across_processes,
 )
 from .filters import SpatialAlign
@@ -336,9 +338,7 @@ class DiscretePIDLoss(DistillLoss):
         self.beta = check_positive(beta, "beta", allow_zero=True)
         self.codes = check_int(codes, "codes", 2)
         self.tau = check_positive(tau, "tau")  # squared distances of unit vectors: [0, 4]
-        self.momentum = check_positive(momentum, "momentum", allow_zero=True)
-        if not self.momentum < 1.0:
-            raise fail("momentum", "must be in [0, 1)", "Use e.g. momentum=0.9", momentum)
+        self.momentum = check_momentum(momentum)
         self.student_codebook = check_choice(student_codebook, "student_codebook",
                                              ("tied", "learned"))
         self.tol = check_positive(tol, "tol")
@@ -422,12 +422,9 @@ class DiscretePIDLoss(DistillLoss):
         out = []
         update = self.training and torch.is_grad_enabled()
         for i, b in enumerate(counts):
-            ema = getattr(self, f"ema_counts_{i}")
-            past = self.momentum * ema
-            total = past.sum() + b.sum()
-            out.append((past + b) / torch.where(total > 0, total, 1.0))
-            if update:
-                ema.mul_(self.momentum).add_(b.detach())
+            counts = running_sum(getattr(self, f"ema_counts_{i}"), b, self.momentum, update)
+            total = counts.sum()
+            out.append(counts / torch.where(total > 0, total, 1.0))
         return out
 
     def redundancies(self, batch: Batch) -> list[torch.Tensor]:

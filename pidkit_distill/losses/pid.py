@@ -119,9 +119,11 @@ from .base import (
     Parts,
     Shape,
     _part,
+    check_momentum,
     cross_entropy,
     labelled_mask,
     register_method,
+    running_sum,
     sum_across_processes,
 )
 from .filters import SpatialAlign
@@ -320,9 +322,7 @@ class PIDLoss(DistillLoss):
         self.adapters = nn.ModuleList(nn.Linear(s[0], min(dim, t[0]))
                                       for t, s in zip(teacher_shapes, student_shapes,
                                                       strict=True))
-        self.momentum = check_positive(momentum, "momentum", allow_zero=True)
-        if not self.momentum < 1.0:
-            raise fail("momentum", "must be in [0, 1)", "Use e.g. momentum=0.9", momentum)
+        self.momentum = check_momentum(momentum)
         for i, t in enumerate(teacher_shapes):
             d = num_classes - 1 + 2 * min(dim, t[0])
             self.register_buffer(f"ema_moments_{i}", torch.zeros(1 + d + d * d,
@@ -346,7 +346,9 @@ class PIDLoss(DistillLoss):
             stats.append(torch.cat([n[None], total, outer.reshape(-1)]))
             dims.append((target.shape[1], t_vec.shape[1], s_vec.shape[1]))
         stats = sum_across_processes(torch.cat(stats)).split([len(v) for v in stats])
-        stats = [self._smoothed(i, batch_stats) for i, batch_stats in enumerate(stats)]
+        update = self.training and torch.is_grad_enabled()
+        stats = [running_sum(getattr(self, f"ema_moments_{i}"), batch_stats, self.momentum,
+                             update) for i, batch_stats in enumerate(stats)]
         groups: dict[tuple[int, int, int], list[int]] = {}
         for i, pair_dims in enumerate(dims):
             groups.setdefault(pair_dims, []).append(i)
@@ -358,17 +360,6 @@ class PIDLoss(DistillLoss):
             reds = redundancy_from_moments(n, total, outer, pair_dims, self.measure, self.ridge)
             out.update(zip(members, reds.unbind(), strict=True))
         return [out[i] for i in range(len(dims))]
-
-    def _smoothed(self, i: int, batch_stats: torch.Tensor) -> torch.Tensor:
-        """``m E + b``: the running moments of pair ``i`` (detached) plus this batch's; in
-        training mode with grad enabled, ``E <- m E + b`` afterwards."""
-        if self.momentum == 0.0:
-            return batch_stats
-        ema = getattr(self, f"ema_moments_{i}")
-        out = self.momentum * ema + batch_stats
-        if self.training and torch.is_grad_enabled():
-            ema.mul_(self.momentum).add_(batch_stats.detach())
-        return out
 
     def student_loss(self, batch: Batch) -> tuple[torch.Tensor, Parts]:
         ce = cross_entropy(batch.student_logits, batch.y)
