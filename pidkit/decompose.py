@@ -55,6 +55,9 @@ def pid(p: Any, target: Any = 0, sources: Any = None, measure: str = "broja", ba
 
         I(Y; X_0, X_1) = \mathrm{Red} + \mathrm{Uni}_0 + \mathrm{Uni}_1 + \mathrm{Syn}.
 
+    With one source the lattice has one node, whose atom is :math:`I(Y; X_0)`, for every
+    measure (no solver runs).
+
     Parameters
     ----------
     p : array_like or dit.Distribution
@@ -74,9 +77,6 @@ def pid(p: Any, target: Any = 0, sources: Any = None, measure: str = "broja", ba
         Divide ``p`` by its sum instead of rejecting a pmf that does not sum to 1.
     **options
         Measure-specific options, e.g. ``tol`` for BROJA.
-
-    With one source the lattice has one node, whose atom is :math:`I(Y; X_0)`, for every
-    measure (no solver runs).
 
     Returns
     -------
