@@ -197,7 +197,7 @@ def test_grouped_sources_equal_merged_axes():
 
 def test_registered_with_options():
     spec = pidkit.discrete.MEASURES["broja"]
-    assert spec.max_sources == 2 and set(spec.options) == {"tol", "max_iter"}
+    assert spec.max_sources == 3 and set(spec.options) == {"tol", "max_iter"}
     assert "broja" in pidkit.available_measures()
 
 
@@ -235,9 +235,9 @@ def test_invalid_options(options, error, match):
         pidkit.pid(gate_pmf(LITERATURE["AND"][0]), measure="broja", **options)
 
 
-def test_three_sources_rejected():
-    with pytest.raises(PIDValueError, match="at most 2 sources"):
-        pidkit.pid(np.full((2, 2, 2, 2), 1 / 16), measure="broja")
+def test_four_sources_rejected():
+    with pytest.raises(PIDValueError, match="at most 3 sources"):
+        pidkit.pid(np.full((2,) * 5, 1 / 32), measure="broja")
 
 
 @pytest.mark.parametrize("p, kwargs, error, match", [

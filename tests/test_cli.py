@@ -250,12 +250,15 @@ def test_errors_name_csv_columns_not_internal_arguments(capsys, tmp_path):
     path = tmp_path / "three.csv"
     path.write_text("y,a,b,c\n" + "".join(f"{i % 2},{i % 3},{i % 5},{i % 7}\n"
                                            for i in range(30)))
-    code, _, err = run(capsys, "pid", str(path))                      # broja, three sources
+    code, _, err = run(capsys, "pid", str(path), "--measure", "proj")   # two sources only
     assert code == 2 and "columns[" not in err and "sources=[[" not in err
-    assert "--sources: measure 'broja' takes at most 2 sources, got 3 (columns)" in err
+    assert "--sources: measure 'proj' takes at most 2 sources, got 3 (columns)" in err
     assert "a+b" in err
-    code, out, _ = run(capsys, "pid", str(path), "--sources", "a+b", "c", "--json")
+    code, out, _ = run(capsys, "pid", str(path), "--measure", "proj", "--sources", "a+b", "c",
+                       "--json")
     assert code == 0 and json.loads(out)["source_names"] == ["a+b", "c"]
+    code, out, _ = run(capsys, "pid", str(path), "--json")   # broja takes three sources
+    assert code == 0 and len(json.loads(out)["atoms"]) == 18
     wide = tmp_path / "wide.csv"
     wide.write_text("y,a,b,c\n" + "".join(f"{i % 2},{i},{i},{i}\n" for i in range(500)))
     code, _, err = run(capsys, "pid", str(wide), "--measure", "mmi")
@@ -270,8 +273,8 @@ def test_errors_name_csv_columns_not_internal_arguments(capsys, tmp_path):
 def test_npy_errors_name_options_and_the_file(capsys, tmp_path):
     path = tmp_path / "parity.npy"
     np.save(path, gate("PARITY3"))
-    code, _, err = run(capsys, "pid", str(path))
-    assert code == 2 and "--sources: measure 'broja' takes at most 2 sources, got 3 (axes)" in err
+    code, _, err = run(capsys, "pid", str(path), "--measure", "dep")
+    assert code == 2 and "--sources: measure 'dep' takes at most 2 sources, got 3 (axes)" in err
     code, _, err = run(capsys, "pid", str(path), "--target", "7", "--measure", "mmi")
     assert code == 2 and "--target: axis 7 is out of range" in err
     code, _, err = run(capsys, "pid", str(tmp_path))

@@ -1,4 +1,5 @@
-r"""Bivariate BROJA: exact, certified, batched and differentiable.
+r"""BROJA: exact, certified, batched and differentiable for two sources; three sources by
+maximum entropy.
 
 Bertschinger, Rauh, Olbrich, Jost and Ay (2014) define the unique information of a source
 :math:`T` about a target :math:`Y` with respect to another source :math:`S` as
@@ -28,6 +29,9 @@ Modules, from the public entry points down:
 - :mod:`._newton`: the Newton system (eliminate :math:`\mu`, factorise the Schur complement,
   refine by conjugate gradients);
 - :mod:`._schur`: assembly of the Schur complement in reused buffers;
+- :mod:`._three`, :mod:`._three_maxent`: three sources (``pidkit.pid(p, measure="broja")`` on
+  a pmf with three sources): the maximum-entropy decomposition of Chicharro (2017) and Makkeh
+  et al. (2019), all 18 atoms from 9 bivariate and 2 trivariate certified programs;
 - :mod:`._small`: the lean driver for ONE small numpy pmf (``|Y||T||S| <= 512``): the same
   steps without a batch axis or namespace dispatch, one dense Newton matrix, the same
   certificate; it hands over to :mod:`._ipm` where it does not certify ``tol``.

@@ -76,10 +76,11 @@ def _status(atoms: Atoms, xp: Backend, tol_bits: float, max_iter: int) -> tuple[
 
 
 @register_measure(
-    "broja", max_sources=2, options=("tol", "max_iter"),
-    reference="Bertschinger, Rauh, Olbrich, Jost, Ay 2014, Entropy 16, 2161",
+    "broja", max_sources=3, options=("tol", "max_iter"),
+    reference="Bertschinger, Rauh, Olbrich, Jost, Ay 2014, Entropy 16, 2161; three sources: "
+              "Chicharro 2017, arXiv:1708.03845; Makkeh et al. 2019, Entropy 21, 862",
     summary="BROJA unique information, min_{Q in Delta_P} I_Q(Y;X0|X1); exact and certified; "
-            "two sources")
+            "two sources, or three (maximum-entropy extension)")
 def compute(p: np.ndarray, tol: float = DEFAULT_TOL, max_iter: int = DEFAULT_MAX_ITER,
             warm_start: WarmStart | None = None):
     """BROJA atoms (nats) of ``p[y, x0, x1]`` with a certificate on ``Uni(Y:X0\\X1)``.
@@ -90,6 +91,10 @@ def compute(p: np.ndarray, tol: float = DEFAULT_TOL, max_iter: int = DEFAULT_MAX
     ``SolverInfo.state`` is in ``p``'s full layout.
     """
     tol, max_iter = _check_options(tol, max_iter)
+    if p.ndim == 4:  # three sources: the maximum-entropy extension (._three)
+        from ._three import compute_three  # deferred: _three calls this function
+
+        return compute_three(p, tol, max_iter)
     if p.ndim != 3:
         raise fail("sources", f"BROJA needs exactly two sources, got {p.ndim - 1}",
                    "Group axes into two composite sources, e.g. sources=[[1, 2], [3]]")
@@ -266,7 +271,8 @@ def broja(p: Any, *, base: float = 2, tol: float = DEFAULT_TOL,
         if not batch:
             if p.ndim != 3:
                 raise fail("p", f"must have 3 axes (p[y, x0, x1]), has {p.ndim}",
-                           "Use pidkit.pid to group axes into two sources, or batch=True")
+                           "Use pidkit.pid(p, measure='broja') for three sources or to group "
+                           "axes into two sources, or batch=True")
             warm = None if warm_start is None else check_warm_start(warm_start, p[None], xp)
             return _float_result(p, base, normalize, tol, max_iter, atol, warm)
     p = _check_tensor_pmf(p, batch, normalize, xp, 3, atol)

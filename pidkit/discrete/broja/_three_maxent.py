@@ -1,0 +1,390 @@
+r"""The trivariate maximum-entropy program of MaxEnt3D_Pid, solved with a certificate.
+
+For a pmf ``p[t, a, b, c]`` of a target :math:`T` and three (possibly composite) sources
+:math:`A, B, C`, :func:`solve` brackets
+
+.. math::
+
+    f^* = \min_{Q \in \Delta_P} \sum_{t,a,b,c} q(t,a,b,c) \ln \frac{q(t,a,b,c)}{q(a,b,c)}
+        = \min_{Q \in \Delta_P} -H_Q(T \mid A,B,C),\qquad
+    \Delta_P = \{Q \ge 0 : Q(t,a) = P(t,a),\ Q(t,b) = P(t,b),\ Q(t,c) = P(t,c)\},
+
+so that :math:`\min_{Q \in \Delta_P} I_Q(T; A,B,C) = H(T) + f^*` (Makkeh, Chicharro, Theis and
+Vicente 2019, the problem their estimator solves for the synergy; Chicharro 2017). The
+objective is convex (per block :math:`(a,b,c)` it is the perspective of the negative entropy
+of :math:`q(\cdot \mid a,b,c)`), the constraints are linear and ``p`` itself is feasible.
+
+**Dual and certificate.** Per block :math:`k = (a,b,c)` let
+:math:`v_k(t) = \lambda_{ta} + \mu_{tb} + \nu_{tc}` and
+:math:`g_k = \ln \sum_{t} e^{v_k(t)}` over the cells ``t`` allowed in the block
+(:math:`P(t,a) P(t,b) P(t,c) > 0`; every other cell has :math:`q = 0` in
+:math:`\Delta_P`). For any dual point with :math:`g_k \le 0` for every block,
+
+.. math::
+
+    D(\lambda,\mu,\nu) = \sum_{t,a} P(t,a)\lambda_{ta} + \sum_{t,b} P(t,b)\mu_{tb}
+        + \sum_{t,c} P(t,c)\nu_{tc} \;\le\; f^* .
+
+*Proof.* For a feasible :math:`Q`, a block of mass :math:`m_k > 0` and
+:math:`\pi = q(\cdot \mid k)`, Gibbs' inequality gives
+:math:`\sum_t \pi_t \ln \pi_t \ge \sum_t \pi_t v_k(t) - g_k \ge \sum_t \pi_t v_k(t)`. Multiplying
+by :math:`m_k` and summing over blocks, the objective is at least
+:math:`\sum q\,(\lambda_{ta} + \mu_{tb} + \nu_{tc}) = D`, because :math:`Q` has the marginals
+of :math:`P`. :math:`\square`
+
+Any exactly feasible :math:`Q` gives the upper bound :math:`f(Q) \ge f^*`, so
+``[lower, upper]`` brackets :math:`f^*` whatever the iterate. The iterate's primal point
+:math:`q = m_k \pi_k` is made exactly feasible by an affine correction that fixes the three
+marginal residuals of each ``t`` (whose totals agree) without leaving the allowed cells, then,
+where that leaves a negative entry, by the smallest mixture with the strictly positive
+feasible point :math:`P(t) P(a|t) P(b|t) P(c|t)`.
+
+**Algorithm.** An infeasible primal-dual interior-point method (as the bivariate solver's) on
+the optimality conditions :math:`\sum_k m_k \nabla g_k = b` (the marginals),
+:math:`g_k + s_k = 0`, :math:`m_k s_k = \tau`, with block masses :math:`m_k` and slacks
+:math:`s_k` as variables: Mehrotra predictor-corrector steps, a backtracking line search on
+the residual norm, and one dense Newton system in the dual variables per iteration (masses and
+slacks eliminated; one ``mu`` and one ``nu`` per ``t`` pinned to fix the gauge
+:math:`\lambda_{t\cdot} + c,\ \mu_{t\cdot} - c`), Jacobi-scaled, factorised by Cholesky and
+refined. It starts from the feasible pair :math:`Q = P(t)P(a|t)P(b|t)P(c|t)`,
+:math:`\lambda = \ln P(t,a) - 1`, :math:`\mu = \ln P(b|t)`, :math:`\nu = \ln P(c|t)`. An
+infeasible dual iterate is certified after shifting ``lam[:, a]`` (or ``mu[:, b]``,
+``nu[:, c]``) down by the largest violation :math:`g_k > 0` among the blocks with that ``a``
+(``b``, ``c``), which makes it feasible at the cost :math:`\sum_a P(a)\,\mathrm{shift}_a`.
+After each trial step the slack of every block with :math:`g_k < 0` is reset to
+:math:`-g_k`, so the dual residual lives only on violated blocks.
+
+References
+----------
+D. Chicharro, "Quantifying multivariate redundancy with maximum entropy decompositions of
+mutual information", arXiv:1708.03845 (2017).
+A. Makkeh, D. Chicharro, D. O. Theis, R. Vicente, "MAXENT3D_PID: An estimator of the
+maximum-entropy trivariate partial information decomposition", Entropy 21(9), 862 (2019).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.linalg.lapack import dpotrf, dpotrs
+
+from ..._threads import one_blas_thread
+
+__all__ = ["MaxEntBracket", "solve"]
+
+#: Fraction of the distance to the boundary a step may go (masses and slacks).
+_TO_BOUNDARY = 0.99
+#: Line search: backtracking factor, sufficient decrease of the residual norm, most trials
+#: (the last is taken without decrease: the certificate guards the answer).
+_BACKTRACK, _SUFFICIENT, _MAX_BACKTRACK = 0.5, 0.01, 8
+#: Smallest centring parameter and the cap on Mehrotra's second-order term (times ``m s``).
+_SIGMA_MIN, _CORRECTOR_CAP = 0.05, 1.0
+#: The certificate is evaluated once ``sum(m s)`` is below this times ``tol``, and at every
+#: iteration from :data:`_CERT_FROM` on.
+_CERT_FACTOR, _CERT_FROM = 4.0, 15
+#: Ridge added to the unit-diagonal Newton matrix before Cholesky; refinement steps.
+_RIDGE, _REFINE = 1e-13, 6
+#: Refinement runs once the complementarity ``sum(m s)`` is below this (before, the scaled
+#: matrix is well conditioned).
+_REFINE_BELOW = 1e-4
+#: Sweeps of proportional fitting in :meth:`_Program.repair` before the exact correction (the
+#: correction spreads the residual over every allowed cell; fitting first keeps it tiny where
+#: the iterate's mass is tiny, so the mixture that restores signs stays negligible).
+_FIT_SWEEPS = 5
+
+
+@dataclass(frozen=True)
+class MaxEntBracket:
+    """A proven bracket ``lower <= f* <= upper`` (nats) on the program of :func:`solve`;
+    ``iterations`` interior-point iterations (0: the trivial bracket sufficed)."""
+
+    lower: float
+    upper: float
+    iterations: int
+
+    @property
+    def gap(self) -> float:
+        """``upper - lower``."""
+        return self.upper - self.lower
+
+
+def _xlogy(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """``x * log(y)`` with ``0 * log(0) = 0``."""
+    out = np.zeros_like(x)
+    pos = x > 0
+    out[pos] = x[pos] * np.log(y[pos])
+    return out
+
+
+def objective(q: np.ndarray) -> float:
+    r""":math:`\sum q \ln(q / q(a,b,c))` (nats) of a non-negative ``q[t, a, b, c]``."""
+    block = np.broadcast_to(q.sum(axis=0, keepdims=True), q.shape)
+    return float(_xlogy(q, np.where(q > 0, q, 1.0) / np.where(block > 0, block, 1.0)).sum())
+
+
+class _Program:
+    """Constants of one program: marginals, allowed cells, gauge pins and index maps."""
+
+    def __init__(self, p: np.ndarray):
+        self.p_ta, self.p_tb, self.p_tc = p.sum(axis=(2, 3)), p.sum(axis=(1, 3)), p.sum(axis=(1, 2))
+        self.p_t = self.p_ta.sum(axis=1)
+        self.allowed = ((self.p_ta[:, :, None, None] > 0) & (self.p_tb[:, None, :, None] > 0)
+                        & (self.p_tc[:, None, None, :] > 0))
+        self.live = self.allowed.any(axis=0)
+        nt, na, nb, nc = p.shape
+        self.shape = p.shape
+        self.idx_a = np.arange(nt * na).reshape(nt, na)
+        self.idx_b = nt * na + np.arange(nt * nb).reshape(nt, nb)
+        self.idx_c = nt * (na + nb) + np.arange(nt * nc).reshape(nt, nc)
+        self.n = nt * (na + nb + nc)
+        free = np.concatenate([(self.p_ta > 0).ravel(), (self.p_tb > 0).ravel(),
+                               (self.p_tc > 0).ravel()])
+        rows = np.arange(nt)
+        free[self.idx_b[rows, np.argmax(self.p_tb > 0, axis=1)]] = False  # gauge pins
+        free[self.idx_c[rows, np.argmax(self.p_tc > 0, axis=1)]] = False
+        self.free = np.flatnonzero(free)
+        self.b = np.concatenate([self.p_ta.ravel(), self.p_tb.ravel(), self.p_tc.ravel()])
+        with np.errstate(divide="ignore"):
+            cond_a, cond_b, cond_c = (m / np.where(self.p_t > 0, self.p_t, 1.0)[:, None]
+                                      for m in (self.p_ta, self.p_tb, self.p_tc))
+            self.u_a, self.u_b, self.u_c = cond_a, cond_b, cond_c
+            # the strictly positive feasible point P(t) P(a|t) P(b|t) P(c|t)
+            self.product = (self.p_t[:, None, None, None] * cond_a[:, :, None, None]
+                            * cond_b[:, None, :, None] * cond_c[:, None, None, :])
+            self.x0 = np.concatenate([np.where(self.p_ta > 0, np.log(self.p_ta), 0.0).ravel() - 1.0,
+                                      np.where(self.p_tb > 0, np.log(cond_b), 0.0).ravel(),
+                                      np.where(self.p_tc > 0, np.log(cond_c), 0.0).ravel()])
+
+    def split(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        nt, na, nb, nc = self.shape
+        return (x[:nt * na].reshape(nt, na), x[nt * na:nt * (na + nb)].reshape(nt, nb),
+                x[nt * (na + nb):].reshape(nt, nc))
+
+    def softmax(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per live block: ``g = log-sum-exp_t v`` and the softmax ``pi[t, a, b, c]``."""
+        lam, mu, nu = self.split(x)
+        v = lam[:, :, None, None] + mu[:, None, :, None] + nu[:, None, None, :]
+        v = np.where(self.allowed, v, -np.inf)
+        vmax = np.where(self.live, v.max(axis=0), 0.0)
+        e = np.where(self.allowed, np.exp(v - vmax), 0.0)
+        tot = e.sum(axis=0)
+        g = np.where(self.live, np.log(np.where(self.live, tot, 1.0)) + vmax, -1.0)
+        return g, e / np.where(self.live, tot, 1.0)
+
+    def dual_bound(self, x: np.ndarray, g: np.ndarray) -> float:
+        """A lower bound on :math:`f^*` from any dual point: shift ``lam[:, a]`` (or ``mu[:, b]``,
+        ``nu[:, c]``) down by the largest positive ``g`` of the blocks with that ``a`` (``b``,
+        ``c``), which makes every block feasible, and take the best of the three."""
+        gp = np.where(self.live, np.maximum(g, 0.0), 0.0)
+        value = float(self.b @ x)
+        costs = (self.p_ta.sum(axis=0) @ gp.max(axis=(1, 2)),
+                 self.p_tb.sum(axis=0) @ gp.max(axis=(0, 2)),
+                 self.p_tc.sum(axis=0) @ gp.max(axis=(0, 1)))
+        return value - float(min(costs))
+
+    def marginals(self, q: np.ndarray) -> np.ndarray:
+        return np.concatenate([q.sum(axis=(2, 3)).ravel(), q.sum(axis=(1, 3)).ravel(),
+                               q.sum(axis=(1, 2)).ravel()])
+
+    def repair(self, q: np.ndarray) -> np.ndarray:
+        """An exactly feasible point near ``q`` (supported on the allowed cells)."""
+        q = np.where(self.allowed, np.maximum(q, 0.0), 0.0)
+        for _ in range(_FIT_SWEEPS):  # proportional fitting: support and signs kept
+            for axes, target in (((2, 3), self.p_ta), ((1, 3), self.p_tb), ((1, 2), self.p_tc)):
+                have = q.sum(axis=axes)
+                ratio = np.where(have > 0, target / np.where(have > 0, have, 1.0), 1.0)
+                q = q * np.expand_dims(ratio, axes)
+        r_a = self.p_ta - q.sum(axis=(2, 3))
+        r_b = self.p_tb - q.sum(axis=(1, 3))
+        r_c = self.p_tc - q.sum(axis=(1, 2))
+        d = r_a.sum(axis=1)  # equals r_b.sum(1) and r_c.sum(1): P(t) - Q(t)
+        ua, ub, uc = self.u_a, self.u_b, self.u_c
+        correction = (r_a[:, :, None, None] * ub[:, None, :, None] * uc[:, None, None, :]
+                      + ua[:, :, None, None] * r_b[:, None, :, None] * uc[:, None, None, :]
+                      + ua[:, :, None, None] * ub[:, None, :, None] * r_c[:, None, None, :]
+                      - 2.0 * d[:, None, None, None] * ua[:, :, None, None]
+                      * ub[:, None, :, None] * uc[:, None, None, :])
+        q = q + correction
+        negative = q < 0
+        if negative.any():
+            f = self.product[negative]
+            theta = float(np.max(-q[negative] / (f - q[negative])))
+            q = (1.0 - theta) * q + theta * self.product
+            q = np.where(self.allowed, np.maximum(q, 0.0), 0.0)
+        return q
+
+    def newton_matrix(self, q: np.ndarray, pi: np.ndarray, w: np.ndarray) -> np.ndarray:
+        r""":math:`\sum_{cells} q\, e e^\top + \sum_k w_k u_k u_k^\top` on the full dual index
+        (``e``: the cell's three dual coordinates; ``u_k``: the block's softmax on them)."""
+        nt = self.shape[0]
+        h = np.zeros((self.n, self.n))
+        ia, ib, ic = self.idx_a, self.idx_b, self.idx_c
+        h[ia, ia] += q.sum(axis=(2, 3))
+        h[ib, ib] += q.sum(axis=(1, 3))
+        h[ic, ic] += q.sum(axis=(1, 2))
+        q_ab, q_ac, q_bc = q.sum(axis=3), q.sum(axis=2), q.sum(axis=1)
+        for i1, i2, block in ((ia[:, :, None], ib[:, None, :], q_ab),
+                              (ia[:, :, None], ic[:, None, :], q_ac),
+                              (ib[:, :, None], ic[:, None, :], q_bc)):
+            rows = np.broadcast_to(i1, block.shape)
+            cols = np.broadcast_to(i2, block.shape)
+            h[rows, cols] += block
+            h[cols, rows] += block
+        wp = w[None] * pi
+        g_aa = np.einsum("tabc,sabc->tsa", wp, pi)
+        g_bb = np.einsum("tabc,sabc->tsb", wp, pi)
+        g_cc = np.einsum("tabc,sabc->tsc", wp, pi)
+        g_ab = np.einsum("tabc,sabc->tasb", wp, pi)
+        g_ac = np.einsum("tabc,sabc->tasc", wp, pi)
+        g_bc = np.einsum("tabc,sabc->tbsc", wp, pi)
+        for idx, gram in ((ia, g_aa), (ib, g_bb), (ic, g_cc)):
+            rows = np.broadcast_to(idx.T[:, :, None], (idx.shape[1], nt, nt))
+            cols = np.broadcast_to(idx.T[:, None, :], (idx.shape[1], nt, nt))
+            h[rows, cols] += np.transpose(gram, (2, 0, 1))
+        for i1, i2, gram in ((ia, ib, g_ab), (ia, ic, g_ac), (ib, ic, g_bc)):
+            rows = np.broadcast_to(i1[:, :, None, None], gram.shape)
+            cols = np.broadcast_to(i2[None, None, :, :], gram.shape)
+            h[rows, cols] += gram
+            h[cols, rows] += gram
+        return h
+
+
+def solve(p: np.ndarray, tol: float, max_iter: int) -> MaxEntBracket:
+    r"""Bracket :math:`f^* = \min_{Q \in \Delta_P} -H_Q(T \mid A,B,C)` of ``p[t, a, b, c]``.
+
+    Parameters
+    ----------
+    p : numpy.ndarray
+        Normalised float64 pmf, target on axis 0, one (possibly composite) source per other axis.
+    tol : float
+        Stop when ``upper - lower <= tol`` (nats).
+    max_iter : int
+        Most interior-point iterations.
+
+    Returns
+    -------
+    MaxEntBracket
+        Proven bounds (nats) and the iterations used; the gap exceeds ``tol`` only when
+        ``max_iter`` was reached.
+    """
+    with one_blas_thread():  # matrices of a few hundred rows: threads only contend
+        return _solve_program(p, tol, max_iter)
+
+
+def _solve_program(p: np.ndarray, tol: float, max_iter: int) -> MaxEntBracket:
+    keep = [p.sum(axis=tuple(a for a in range(4) if a != axis)) > 0 for axis in range(4)]
+    p = p[np.ix_(*keep)]
+    prog = _Program(p)
+    h_t = -float(_xlogy(prog.p_t, prog.p_t).sum())
+    i_single = []
+    for m in (prog.p_ta, prog.p_tb, prog.p_tc):
+        prod = prog.p_t[:, None] * m.sum(axis=0)[None, :]
+        i_single.append(float(_xlogy(m, np.where(m > 0, m, 1.0) / np.where(prod > 0, prod, 1.0))
+                              .sum()))
+    # I_Q(T;ABC) >= I(T;A) etc. on Delta_P; p is feasible
+    lower, upper = max(i_single) - h_t, objective(p)
+    if upper - lower <= tol or p.shape[0] == 1:
+        return MaxEntBracket(min(lower, upper), upper, 0)
+    x = prog.x0.copy()
+    live = prog.live
+    g, pi = prog.softmax(x)
+    m = np.where(live, prog.product.sum(axis=0), 0.0)
+    s = np.where(live, -g, 1.0)
+    n_live = float(live.sum())
+    for it in range(1, max_iter + 1):
+        q = m[None] * pi
+        r_d = np.where(live, g + s, 0.0)  # dual residual: g + s = 0
+        r_c0 = np.where(live, m * s, 0.0)
+        r_q = prog.marginals(q) - prog.b  # primal residual
+        eta = float(r_c0.sum())
+        h = prog.newton_matrix(q, pi, np.where(live, m / s - m, 0.0))[np.ix_(prog.free,
+                                                                               prog.free)]
+        factor = _factor(h, _REFINE if eta < _REFINE_BELOW else 0)
+        lin = (prog, factor, pi, m, s, r_q, r_d)
+        dm_aff, ds_aff = _direction(*lin, r_c0)[1:]
+        a_aff = _step_to_boundary(m, dm_aff, s, ds_aff, live, 1.0)
+        eta_aff = float(np.where(live, (m + a_aff * dm_aff) * (s + a_aff * ds_aff), 0.0).sum())
+        sigma = max(min(eta_aff / eta, 1.0) ** 3, _SIGMA_MIN)
+        second = np.maximum(dm_aff * ds_aff, -_CORRECTOR_CAP * m * s)
+        r_c = np.where(live, m * s - sigma * eta / n_live + second, 0.0)
+        dx, dm, ds = _direction(*lin, r_c)
+        alpha = _step_to_boundary(m, dm, s, ds, live, _TO_BOUNDARY)
+        norm0 = _norm(r_q[prog.free], r_d, r_c0 - np.where(live, sigma * eta / n_live, 0.0))
+        for trial in range(_MAX_BACKTRACK):
+            x_n, m_n, s_n = x + alpha * dx, m + alpha * dm, s + alpha * ds
+            g_n, pi_n = prog.softmax(x_n)
+            # the slack a dual-feasible block actually has (g is convex, so the step leaves g
+            # above its linearisation: without this the dual residual dominates the merit and
+            # the line search crawls on composite sources)
+            s_n = np.where(live & (g_n < 0), -g_n, s_n)
+            norm_n = _norm((prog.marginals(m_n[None] * pi_n) - prog.b)[prog.free],
+                           np.where(live, g_n + s_n, 0.0),
+                           np.where(live, m_n * s_n - sigma * eta / n_live, 0.0))
+            if norm_n <= (1.0 - _SUFFICIENT * alpha) * norm0 or trial == _MAX_BACKTRACK - 1:
+                break
+            alpha *= _BACKTRACK
+        x, m, s, g, pi = x_n, np.where(live, m_n, 0.0), np.where(live, s_n, 1.0), g_n, pi_n
+        if eta <= _CERT_FACTOR * tol or it >= _CERT_FROM:
+            lower = max(lower, prog.dual_bound(x, g))
+            upper = min(upper, objective(prog.repair(m[None] * pi)))
+            if upper - lower <= tol:
+                return MaxEntBracket(min(lower, upper), upper, it)
+    return MaxEntBracket(min(lower, upper), upper, max_iter)
+
+
+def _norm(*parts: np.ndarray) -> float:
+    return math.sqrt(sum(float(np.vdot(r, r)) for r in parts))
+
+
+def _factor(h: np.ndarray, refine: int):
+    """Jacobi scaling and Cholesky factor (plus a tiny ridge) of the Newton matrix; ``refine``
+    steps of iterative refinement for each solve."""
+    scale = 1.0 / np.sqrt(np.maximum(np.diag(h), np.finfo(float).tiny))
+    hs = h * scale[:, None] * scale[None, :]
+    chol, info = dpotrf(hs + _RIDGE * np.eye(len(hs)), lower=False, clean=False)
+    return hs, (chol if info == 0 else None), scale, refine
+
+
+def _solve(factor, rhs: np.ndarray) -> np.ndarray:
+    """Solve with :func:`_factor`'s output, refined against the matrix without the ridge;
+    least squares where Cholesky broke down."""
+    hs, chol, scale, refine = factor
+    r = rhs * scale
+    if chol is None:
+        return np.linalg.lstsq(hs, r, rcond=None)[0] * scale
+    y = dpotrs(chol, r, lower=False)[0]
+    for _ in range(refine):
+        y = y + dpotrs(chol, r - hs @ y, lower=False)[0]
+    return y * scale
+
+
+def _direction(prog: _Program, factor, pi: np.ndarray, m: np.ndarray, s: np.ndarray,
+               r_q: np.ndarray, r_d: np.ndarray, r_c: np.ndarray):
+    r"""Newton direction ``(dx, dm, ds)`` of the residuals ``r_q`` (marginals), ``r_d``
+    (:math:`g + s`) and ``r_c`` (:math:`m s - \tau`), masses and slacks eliminated:
+    ``H dx = -r_q - sum_k u_k (m_k r_d - r_c) / s_k``, ``ds = -r_d - u.dx``,
+    ``dm = -(r_c + m ds) / s``."""
+    coef = np.where(prog.live, (m * r_d - r_c) / s, 0.0)
+    rhs = -r_q - prog.marginals(pi * coef[None])
+    dx = np.zeros(prog.n)
+    dx[prog.free] = _solve(factor, rhs[prog.free])
+    lam, mu, nu = prog.split(dx)
+    dv = lam[:, :, None, None] + mu[:, None, :, None] + nu[:, None, None, :]
+    u_dx = np.where(prog.allowed, pi * dv, 0.0).sum(axis=0)
+    ds = np.where(prog.live, -r_d - u_dx, 0.0)
+    dm = np.where(prog.live, -(r_c + m * ds) / s, 0.0)
+    return dx, dm, ds
+
+
+def _step_to_boundary(m: np.ndarray, dm: np.ndarray, s: np.ndarray, ds: np.ndarray,
+                      live: np.ndarray, fraction: float) -> float:
+    """Largest ``alpha <= 1`` keeping masses and (linearised) slacks positive, times
+    ``fraction`` when limited."""
+    alpha = 1.0
+    for v, dv in ((m, dm), (s, ds)):
+        neg = live & (dv < 0)
+        if neg.any():
+            alpha = min(alpha, fraction * float(np.min(-v[neg] / dv[neg])))
+    return alpha if math.isfinite(alpha) else 1.0
