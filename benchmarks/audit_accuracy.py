@@ -38,13 +38,14 @@ it does on these data), summarised by the engine with each interval kind (``"nor
 ``"basic"``, ``"percentile"``; 100 bootstrap replicates, 100 shuffles, 200 repeats), written to
 ``results/audit_interval_coverage.*`` (about 11 minutes on 2 cores). ``--coverage R`` runs
 only the coverage goal: R full audits per case with the recommended estimator at n = 10,000
-(seeds 0..R-1), written to ``results/audit_coverage_n10000.*`` (R = 200: about 10 minutes).
+(seeds 0..R-1), written to ``results/audit_coverage_n10000.*`` (R = 1,000, the recorded run:
+about 27 minutes on 2 shared cores).
 
 Run from the repository root::
 
     .venv/bin/python benchmarks/audit_accuracy.py            # writes results/audit_accuracy.*
     .venv/bin/python benchmarks/audit_accuracy.py --tables   # results/audit_interval_coverage.*
-    .venv/bin/python benchmarks/audit_accuracy.py --coverage 200  # results/audit_coverage_n10000.*
+    .venv/bin/python benchmarks/audit_accuracy.py --coverage 1000  # results/audit_coverage_n10000.*
     .venv/bin/python benchmarks/audit_accuracy.py --quick    # 2 repeats, n <= 2,000, no files
 """
 
