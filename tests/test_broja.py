@@ -281,3 +281,20 @@ def test_numpy_batch_accepts_integers_and_array_likes():
     np.testing.assert_allclose(r_list.synergy, 1.0, atol=1e-12)
     with pytest.raises(PIDTypeError, match="real numbers"):
         pidkit.broja(np.ones((1, 2, 2, 2), dtype=complex), batch=True)
+
+
+@pytest.mark.parametrize("independent", [0, 1])
+def test_a_source_independent_of_the_target_is_closed_form(independent):
+    """With I(Y;X_i) = 0 non-negativity pins every atom (Red = 0; the other source's unique
+    information is its mutual information): no iteration, values equal to a generic solve."""
+    rng = np.random.default_rng(11)
+    p_ys = rng.dirichlet(np.ones(12)).reshape(3, 4)
+    p_x = rng.dirichlet(np.ones(5))
+    p = p_ys[:, None, :] * p_x[None, :, None]          # Y, S dependent; X independent of both
+    if independent == 1:
+        p = np.swapaxes(p, 1, 2)
+    r = pidkit.pid(p, measure="broja")
+    assert r.solver.status == "closed_form" and r.solver.iterations == 0
+    assert r.redundancy == pytest.approx(0.0, abs=1e-12)
+    assert r.unique[independent] == pytest.approx(0.0, abs=1e-12)
+    assert r.unique[0] == pytest.approx(reference_unique(p), abs=1e-7)

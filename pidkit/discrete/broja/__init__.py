@@ -23,7 +23,7 @@ Modules, from the public entry points down:
 - :mod:`._warm`: warm starts (:class:`WarmStart`): the solution of a nearby pmf certified on
   a new one before any iteration;
 - :mod:`._polish`: the crossover for items the interior-point iteration cannot finish (a
-  semismooth Newton method on the optimality conditions, certified the same way);
+  primal barrier method, then a semismooth Newton method, certified the same way);
 - :mod:`._bounds`: the certificate of one iterate (a feasible dual point, a repaired primal
   point);
 - :mod:`._newton`: the Newton system (eliminate :math:`\mu`, factorise the Schur complement,

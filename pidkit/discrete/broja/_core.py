@@ -51,7 +51,8 @@ class Information:
 
     @property
     def bounds(self) -> tuple[Any, Any]:
-        """The interval every non-negative decomposition puts ``Uni(Y:T\\S)`` in."""
+        """The interval ``Uni_S >= 0`` and ``Syn >= 0`` put ``Uni(Y:T\\S)`` in (the third
+        bound, ``Red >= 0``, is applied by :func:`clip_unique`)."""
         return self.i_t - self.i_s, self.i_ts - self.i_s
 
 
@@ -84,10 +85,19 @@ class Atoms:
 
 
 def clip_unique(u, info: Information, xp: Backend):
-    """Clip ``u`` into the interval of :attr:`Information.bounds` (floored at 0)."""
+    r"""Clip ``u`` into the interval every non-negative decomposition puts
+    :math:`\mathrm{Uni}_T` in, as BROJA's is (Bertschinger et al. 2014):
+
+    .. math::
+
+        \max\{I(Y;T) - I(Y;S),\ 0\} \le \mathrm{Uni}_T
+        \le \min\{I(Y;T,S) - I(Y;S),\ I(Y;T)\}
+
+    (:math:`\mathrm{Uni}_S, \mathrm{Uni}_T, \mathrm{Syn}, \mathrm{Red} \ge 0`). A pmf with
+    :math:`I(Y;T) = 0` or :math:`I(Y;S) = 0` has an interval of width 0: closed-form."""
     lo, hi = info.bounds
     lo = xp.maximum(lo, 0.0)
-    hi = xp.maximum(hi, 0.0)
+    hi = xp.maximum(xp.minimum(hi, info.i_t), 0.0)
     lo = xp.minimum(lo, hi)
     return xp.minimum(xp.maximum(u, lo), hi), lo, hi
 

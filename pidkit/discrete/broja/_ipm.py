@@ -33,7 +33,8 @@ norm (:func:`line_search`). The barrier parameter follows Mehrotra's predictor-c
 Modules: this one is the driver; :mod:`._newton` solves the Newton systems (the Schur
 complement in :math:`\lambda` after eliminating :math:`\mu`, assembled by :mod:`._schur`);
 :mod:`._polish` takes over, every :data:`POLISH_EVERY` iterations, the items whose iteration
-stalls (a semismooth Newton crossover whose iterates are certified the same way);
+stalls (a primal barrier method, then a semismooth Newton method, whose iterates are
+certified the same way);
 :mod:`._bounds` turns an iterate into a certificate: the dual point, shifted so that every
 constraint holds, gives a lower bound on :math:`f^*`; the primal point, repaired onto
 :math:`\Delta_P` exactly, an upper bound. An item's iterates are certified once they are close
@@ -58,7 +59,7 @@ from typing import Any
 from ..._backend import Backend
 from . import _newton, _polish
 from ._bounds import dual_bound, neg_conditional_entropy, repair
-from ._problem import Best, Problem, logits
+from ._problem import Best, Problem, logits, pin_gauge
 
 __all__ = ["SolverOutput", "solve", "logits", "residuals", "step", "line_search"]
 
@@ -109,16 +110,6 @@ def smaller_first(p: Any) -> bool:
     """Whether :func:`solve` swaps the sources of ``p[b, y, t, s]`` (the smaller takes the
     ``t`` role internally)."""
     return p.shape[2] > p.shape[3]
-
-
-def pin_gauge(p_ys: Any, xp: Backend) -> Any:
-    """One ``mu[y, s]`` per ``y`` is fixed (the first largest ``P(y, s)``): ``lam + c_y``,
-    ``mu - c_y`` leaves everything unchanged, so the Newton matrix needs one pin per ``y``.
-    Returns the pins, a boolean ``(B, Y, S)``."""
-    best = xp.max(p_ys, axis=2, keepdims=True)
-    is_best = (p_ys == best) & (p_ys > 0)
-    # keep only the first maximiser: cumulative count of maximisers along s
-    return is_best & (xp.cumsum(is_best, axis=2) == 1)
 
 
 def residuals(pb: Problem, w: Any, sl: Any, h: Any, pi: Any, inv_t: Any,

@@ -12,7 +12,7 @@ from typing import Any
 
 from ..._backend import Backend
 
-__all__ = ["Best", "Problem", "logits"]
+__all__ = ["Best", "Problem", "logits", "pin_gauge"]
 
 
 @dataclass
@@ -79,3 +79,13 @@ class Best:
         self.mu[rows] = xp.where(better_low[:, None, None], mu, self.mu[rows])
         self.up[rows] = xp.where(better_up, up, self.up[rows])
         self.q[rows] = xp.where(better_up[:, None, None, None], q, self.q[rows])
+
+
+def pin_gauge(p_ys: Any, xp: Backend) -> Any:
+    """One ``mu[y, s]`` per ``y`` is fixed (the first largest ``P(y, s)``): ``lam + c_y``,
+    ``mu - c_y`` leaves everything unchanged, so the Newton matrix needs one pin per ``y``.
+    Returns the pins, a boolean ``(B, Y, S)``."""
+    best = xp.max(p_ys, axis=2, keepdims=True)
+    is_best = (p_ys == best) & (p_ys > 0)
+    # keep only the first maximiser: cumulative count of maximisers along s
+    return is_best & (xp.cumsum(is_best, axis=2) == 1)

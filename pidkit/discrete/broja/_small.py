@@ -15,9 +15,11 @@ driver does the same arithmetic in a few dozen numpy calls.
 The certificate is the general one: :func:`~._bounds.dual_bound`, :func:`~._bounds.repair`
 and :func:`~._bounds.neg_conditional_entropy` on the iterate. It is evaluated once the
 iterate is close (complementarity and residual small), so early iterations skip it; the
-returned bracket always comes from those functions. When this driver does not reach ``tol``
-(in at most :data:`LEAN_ITER` iterations), the general solver :func:`._ipm.solve` runs instead
-and its output is returned: the lean path can only save time, never lose accuracy.
+returned bracket always comes from those functions. An iterate still open at iteration
+:data:`._ipm.POLISH_EVERY` gets the crossover of :func:`._polish.polish` (as the general
+solver's items do), whose bounds are certified the same way. When this driver does not reach
+``tol`` (in at most :data:`LEAN_ITER` iterations), the general solver :func:`._ipm.solve` runs
+instead and its output is returned: the lean path can only save time, never lose accuracy.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from scipy.linalg.lapack import dpotrs as _potrs
 
 from ..._backend import NUMPY
 from ..._threads import one_blas_thread
-from . import _ipm
+from . import _ipm, _polish
 from ._bounds import dual_bound, neg_conditional_entropy, repair
 from ._ipm import (
     BOUNDARY,
@@ -44,6 +46,7 @@ from ._ipm import (
     SolverOutput,
 )
 from ._newton import RIDGE
+from ._problem import Problem, pin_gauge
 
 __all__ = ["SMALL_SIZE", "LEAN_ITER", "solve"]
 
@@ -80,9 +83,10 @@ class _Small:
         self.allowed = (self.p_yt > 0)[:, :, None] & (self.p_ys > 0)[:, None, :]
         self.live = self.allowed.any(axis=0)
         self.m = max(float(self.live.sum()), 1.0)
-        pins = _ipm.pin_gauge(self.p_ys[None], NUMPY)[0]
+        pins = pin_gauge(self.p_ys[None], NUMPY)[0]
         self.ok_yt, self.ok_ys = self.p_yt > 0, self.p_ys > 0
-        free = np.concatenate([self.ok_yt.ravel(), (self.ok_ys & ~pins).ravel()])
+        self.free_mu = self.ok_ys & ~pins
+        free = np.concatenate([self.ok_yt.ravel(), self.free_mu.ravel()])
         self.free = free.astype(np.float64)
         self.n = n = ny * (nt + ns)
         self.diag = np.arange(n) * (n + 1)
@@ -181,6 +185,24 @@ def _certificate(pr, lam, mu, h, w, pi):
     return float(low[0]), float(up[0]), lam_f[0], mu_f[0], q_f[0]
 
 
+def _keep(best, low, up, lam, mu, q):
+    """Keep in ``best = [low, up, lam, mu, q]`` the bounds that improve (and their points)."""
+    if low > best[0]:
+        best[0], best[2], best[3] = low, lam, mu
+    if up < best[1]:
+        best[1], best[4] = up, q
+
+
+def _crossover(pr, state, tol):
+    """The crossover of :func:`._polish.polish` on the lean iterate ``state``, as for the
+    general solver's items at iteration :data:`._ipm.POLISH_EVERY`; returns its bounds and
+    points ``(low, up, lam, mu, q)`` for one pmf."""
+    pb = Problem(pr.p_yt[None], pr.p_ys[None], pr.allowed[None], pr.live[None],
+                 np.array([pr.m]), pr.ok_yt[None], pr.free_mu[None])
+    low, up, lam, mu, q = _polish.polish(pb, tuple(x[None] for x in state), tol, NUMPY)
+    return float(low[0]), float(up[0]), lam[0], mu[0], q[0]
+
+
 def _lean(p, tol, max_iter):
     """The lean iteration on ``p[y, t, s]`` (smaller source first); ``None`` when it did not
     certify ``tol`` within its iterations or the linear algebra failed."""
@@ -199,13 +221,13 @@ def _lean(p, tol, max_iter):
         q, r_lam, r_mu, r_p, r_c_aff = _residuals(pr, w, sl, h, pi, 0.0)
         checking = checking or eta <= CERT_FACTOR * tol or it >= CERT_FROM
         if checking or it == min(max_iter, LEAN_ITER):
-            low, up, lam_f, mu_f, q_f = _certificate(pr, lam, mu, h, w, pi)
-            if low > best[0]:
-                best[0], best[2], best[3] = low, lam_f, mu_f
-            if up < best[1]:
-                best[1], best[4] = up, q_f
+            _keep(best, *_certificate(pr, lam, mu, h, w, pi))
             if best[1] - best[0] <= tol:
                 return best, it
+            if it == _ipm.POLISH_EVERY:
+                _keep(best, *_crossover(pr, (lam, mu, w, sl, h, pi), tol))
+                if best[1] - best[0] <= tol:
+                    return best, it
         if it == min(max_iter, LEAN_ITER):
             return None
         # -- one Mehrotra predictor-corrector step (as _ipm.step) --------------------------

@@ -171,15 +171,23 @@ class _Run:
         return _Affine(0.0, {name: 1.0})
 
     def unique(self, first: tuple[int, ...], second: tuple[int, ...]) -> _Affine:
-        """Bivariate BROJA ``Uni(T: first \\ second)`` of two (composite) sources."""
+        r"""Bivariate BROJA ``Uni(T: first \ second)`` of two (composite) sources; without a
+        solve when non-negativity alone pins it within ``tol`` (e.g. a source independent of
+        the target): :math:`\max\{I(T;A) - I(T;B), 0\} \le \mathrm{Uni} \le
+        \min\{I(T;A,B) - I(T;B), I(T;A)\}`."""
+        name = f"broja({_name(first)}, {_name(second)})"
+        q = _coarse(self.p, (first, second))
+        i_a, i_b = mutual_information(q, (0,), (1,)), mutual_information(q, (0,), (2,))
+        lo = max(i_a - i_b, 0.0)
+        hi = max(min(mutual_information(q, (0,), (1, 2)) - i_b, i_a), 0.0)
+        if hi - lo <= self.tol * _LN2:
+            return self._record(name, lo, lo, hi)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)  # reported once, by the caller
-            atoms, info = bivariate(_coarse(self.p, (first, second)), tol=self.tol,
-                                    max_iter=self.max_iter)
+            atoms, info = bivariate(q, tol=self.tol, max_iter=self.max_iter)
         self.iterations += info.iterations or 0
         cert = info.certificate
-        return self._record(f"broja({_name(first)}, {_name(second)})", atoms[((0,),)],
-                            cert.lower, cert.upper)
+        return self._record(name, atoms[((0,),)], cert.lower, cert.upper)
 
     def maxent(self, groups: tuple[tuple[int, ...], ...]) -> _Affine:
         """:math:`\\min_{\\Delta_P} I_Q(T; A, B, C)` of three (composite) sources."""

@@ -283,8 +283,8 @@ def _solve_program(p: np.ndarray, tol: float, max_iter: int) -> MaxEntBracket:
         prod = prog.p_t[:, None] * m.sum(axis=0)[None, :]
         i_single.append(float(_xlogy(m, np.where(m > 0, m, 1.0) / np.where(prod > 0, prod, 1.0))
                               .sum()))
-    # I_Q(T;ABC) >= I(T;A) etc. on Delta_P; p is feasible
-    lower, upper = max(i_single) - h_t, objective(p)
+    # I_Q(T;ABC) >= I(T;A) etc. on Delta_P; p and P(t)P(a|t)P(b|t)P(c|t) are feasible
+    lower, upper = max(i_single) - h_t, min(objective(p), objective(prog.product))
     if upper - lower <= tol or p.shape[0] == 1:
         return MaxEntBracket(min(lower, upper), upper, 0)
     x = prog.x0.copy()
