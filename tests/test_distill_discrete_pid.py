@@ -9,6 +9,7 @@ import pytest
 import torch
 from torch.utils.data import TensorDataset
 
+from pidkit.errors import PIDTypeError, PIDValueError
 from pidkit_distill import Trainer, models
 from pidkit_distill.losses import (
     UNLABELLED,
@@ -381,3 +382,35 @@ def test_solver_stops_warn_once_per_loss_and_log_the_gap():
         warnings.simplefilter("error", ConvergenceWarning)
         gaps = [loss.student_loss(batch)[1]["certified_gap"] for _ in range(3)]
     assert all(0 <= float(g) <= loss.tol * math.log(2) * (1 + 1e-6) for g in gaps)
+
+
+def test_fixed_iterations_make_no_host_read_and_match_the_certified_solve():
+    """iterations=N (pidkit.broja's fixed-iteration mode): a warm step reads nothing from the
+    host, and value and gradient equal those of the default certified solve of the same loss
+    (same initial weights) within the logged certified gaps."""
+    y, t, nuisance = _synthetic(64)
+    results = {}
+    for iterations in (None, 10):
+        torch.manual_seed(0)
+        loss = DiscretePIDLoss([(6,)], [(6,)], 3, codes=4, iterations=iterations)
+        loss.fit_codebook([t])
+        s = (t + nuisance).requires_grad_(True)
+        loss.student_loss(_batch(y, t, s))[0].backward()      # cold first step
+        s.grad = None
+        with count_host_syncs() as syncs:
+            value, parts = loss.student_loss(_batch(y, t, s))
+            value.backward()
+        if iterations is not None:
+            assert syncs.count == 0, syncs.report()
+        results[iterations] = (parts["redundancy"].item(), parts["certified_gap"].item(),
+                               s.grad.clone())
+    (red, gap, grad), (red_fixed, gap_fixed, grad_fixed) = results[None], results[10]
+    assert red_fixed == pytest.approx(red, abs=gap + gap_fixed + 1e-12)
+    torch.testing.assert_close(grad_fixed, grad, rtol=1e-4, atol=1e-7)
+
+
+@pytest.mark.parametrize("iterations, error", [(0, PIDValueError), (2.5, PIDTypeError),
+                                               (True, PIDTypeError)])
+def test_fixed_iterations_option_is_checked(iterations, error):
+    with pytest.raises(error, match="iterations"):
+        DiscretePIDLoss([(6,)], [(6,)], 3, iterations=iterations)

@@ -288,9 +288,16 @@ class Backend(ABC):
         """
 
     @abstractmethod
+    def lu_factor(self, a: Any) -> Factor:
+        """An LU factorisation with partial pivoting of the square ``a[..., n, n]`` (any batch
+        axes, float64) for :meth:`sym_solve`, whose status is never read on the host (no GPU
+        synchronisation): on a device, a singular matrix gives non-finite solutions instead of
+        an error (a host library may raise its own error, as numpy's solver does)."""
+
+    @abstractmethod
     def sym_solve(self, factor: Factor, b: Any) -> Any:
-        """``a^{-1} b`` for ``b[B, n, k]`` (float64) from :meth:`sym_factor`'s ``factor``;
-        float64 out."""
+        """``a^{-1} b`` for ``b[B, n, k]`` (float64) from :meth:`sym_factor`'s ``factor``
+        (or :meth:`lu_factor`'s, ``b[..., n, k]``); float64 out."""
 
     # -- helpers shared by the implementations ---------------------------------------------
     @staticmethod

@@ -95,9 +95,14 @@ class TorchBackend(Backend):
 
     def where(self, cond: Any, a: Any, b: Any) -> Any:
         """A scalar operand takes the other's dtype and device (torch's default dtype and
-        ``cond``'s device when both are scalars)."""
+        ``cond``'s device when both are scalars). A Python ``float`` or ``int`` beside a
+        floating-point tensor goes to ``torch.where`` as a scalar argument of the kernel (no
+        host-to-device copy: on a GPU, nothing waits)."""
         lib = self._lib
         ref = a if is_torch(a) else b
+        other = b if ref is a else a
+        if is_torch(ref) and type(other) in (float, int) and ref.is_floating_point():
+            return lib.where(cond, a, b)
         dtype, device = ((ref.dtype, ref.device) if is_torch(ref)
                          else (lib.get_default_dtype(), cond.device))
         if not is_torch(a):
@@ -203,6 +208,11 @@ class TorchBackend(Backend):
         if chol is not None:
             return Factor("cholesky", chol)
         return None if single else Factor("lu", self._lib.linalg.lu_factor(a.double()))
+
+    def lu_factor(self, a: Any) -> Factor:
+        """``torch.linalg.lu_factor_ex``, whose status stays on the device."""
+        lu, pivots, _ = self._lib.linalg.lu_factor_ex(a)
+        return Factor("lu", (lu, pivots))
 
     def sym_solve(self, factor: Factor, b: Any) -> Any:
         kind, f = factor

@@ -99,19 +99,22 @@ a table with no mass at all (no labelled sample yet) is replaced by the uniform 
 redundancy is 0 (chosen on the device with ``torch.where``).
 
 Host synchronisation (honest accounting). Everything this module does in a step stays on the
-device, *but the BROJA solver does not*: :func:`pidkit.broja` validates the pmf on the host
-and its interior-point driver checks convergence, picks the items still open with boolean
-masks and runs a line search with a host-side stopping rule, every iteration. Counted with
-:func:`pidkit_distill.sync_check.count_host_syncs` on the ``10 x 10 x 10`` table of a digits
-student (``codes=10``, 5 interior-point iterations) one solving step makes 684 events, all in
-:mod:`pidkit.discrete.broja`: 302 host-to-device copies (``torch.where`` with a Python scalar
-in the torch backend), 328 boolean-mask gathers and assignments (the driver's active-item
-bookkeeping and line search) and 54 ``bool()`` reads (validation, convergence and Cholesky
-checks); harder tables (more iterations) make a few thousand. So this method breaks the
-trainer's no-host-sync rule in its solver (``solve_every=k``: only in one step out of k); a
-device-resident, fixed-iteration solver is left to pidkit. The one-time
-codebook fit (:meth:`DiscretePIDLoss.fit_codebook`, or the lazy fit on the first batch) also
-reads the host, once.
+device, *but the default BROJA solve does not*: :func:`pidkit.broja` validates the pmf on the
+host and its interior-point driver checks convergence, picks the items still open with boolean
+masks and runs a line search with a host-side stopping rule, every iteration (the first count,
+on the ``10 x 10 x 10`` table of a digits student with ``codes=10`` and 5 iterations, was 684
+events, all in :mod:`pidkit.discrete.broja`; a warm-started step whose previous solution
+already certifies makes a handful). Two ways out: ``solve_every=k`` solves in one step out of
+k, and ``iterations=N`` runs the solver's fixed-iteration mode (``pidkit.broja(...,
+iterations=N)``: N predictor-corrector iterations on the whole batch, convergence decided per
+table on the device, no crossover), which makes **no** host read in a step (tested with
+:func:`pidkit_distill.sync_check.count_host_syncs`); its certified gap is logged on the device
+as ``certified_gap`` and nothing warns when a solve ends above ``tol``. With warm starts a
+few iterations per step keep the gap near :math:`10^{-8}` bits on slowly moving tables; on
+the CPU the default warm path is faster (a fixed iteration costs about 1.3 default ones, and
+frozen tables still pay for it), so the mode is for GPUs, where every read stalls the device.
+The one-time codebook fit (:meth:`DiscretePIDLoss.fit_codebook`, or the lazy fit on the first
+batch) also reads the host, once.
 
 References
 ----------
@@ -249,15 +252,17 @@ def discrete_redundancy(p: torch.Tensor, *, tol: float = DEFAULT_TOL_BITS,
     return _broja(p, tol, max_iter).redundancy
 
 
-def _broja(p: torch.Tensor, tol: float, max_iter: int, warm_start=None) -> pidkit.PIDResult:
+def _broja(p: torch.Tensor, tol: float, max_iter: int, warm_start=None,
+           iterations: int | None = None) -> pidkit.PIDResult:
     """The :func:`pidkit.broja` result of :func:`discrete_redundancy` (nats), started from
-    ``warm_start`` (a previous solve's ``solver.state`` for tables of the same shape)."""
+    ``warm_start`` (a previous solve's ``solver.state`` for tables of the same shape), with
+    ``iterations`` fixed iterations if given."""
     p = p.double()
     total = p.sum(dim=(1, 2, 3), keepdim=True)
     empty = total <= 0
     p = torch.where(empty, torch.ones_like(p), p) / torch.where(empty, p[0].numel(), total)
     return pidkit.broja(p, base=math.e, tol=tol, max_iter=max_iter, batch=True,
-                        normalize=True, warm_start=warm_start)
+                        normalize=True, warm_start=warm_start, iterations=iterations)
 
 
 def _entropy(p: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
@@ -326,13 +331,19 @@ class DiscretePIDLoss(DistillLoss):
     solve_every : int, default 1
         Solve BROJA on every training step (1), or on every k-th one and use the lagged-dual
         surrogate in between (module notes).
+    iterations : int, optional
+        Solve with exactly this many interior-point iterations and no host read
+        (``pidkit.broja(..., iterations=)``, for GPU training; module notes, "Host
+        synchronisation"). ``max_iter`` is then unused; the logged ``certified_gap`` stays on
+        the device, and nothing warns when a solve ends above ``tol``.
     """
 
     def __init__(self, teacher_shapes: Sequence[Shape], student_shapes: Sequence[Shape],
                  num_classes: int, beta: float = 1.0, codes: int = 10, tau: float = 0.1,
                  momentum: float = 0.9, student_codebook: str = "tied",
                  tol: float = DEFAULT_TOL_BITS, max_iter: int = DEFAULT_MAX_ITER,
-                 seed: int = 0, kmeans_iters: int = 50, solve_every: int = 1):
+                 seed: int = 0, kmeans_iters: int = 50, solve_every: int = 1,
+                 iterations: int | None = None):
         super().__init__()
         self.num_classes = check_int(num_classes, "num_classes", 2)
         self.beta = check_positive(beta, "beta", allow_zero=True)
@@ -361,6 +372,7 @@ class DiscretePIDLoss(DistillLoss):
         self._fitted_cache: bool | None = None  # host copy of ``fitted`` (read once)
         self.num_pairs = len(teacher_shapes)
         self.solve_every = check_int(solve_every, "solve_every", 1)
+        self.iterations = None if iterations is None else check_int(iterations, "iterations", 1)
         self._calls, self._duals = 0, None  # lagged duals: not saved (a load re-solves)
         self._warm = None  # last solve's state (warm start): not saved (a load starts cold)
         self._warned_stop = False  # whether a solver stop was warned (once per loss)
@@ -441,13 +453,18 @@ class DiscretePIDLoss(DistillLoss):
                     for p, (g, c) in zip(tables, self._duals, strict=True)]
         warm = self._warm if self._warm is not None and (
             self._warm.q.device == tables[0].device) else None
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", ConvergenceWarning)
-            solved = _broja(torch.stack(tables), self.tol, self.max_iter, warm)
-        self._report_stops(caught)
+        if self.iterations is not None:  # device-resident: no warning, gap kept on device
+            solved = _broja(torch.stack(tables), self.tol, self.max_iter, warm,
+                            iterations=self.iterations)
+            self._gap = solved.solver.details["gap_bits"].max().detach().float() * math.log(2)
+        else:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", ConvergenceWarning)
+                solved = _broja(torch.stack(tables), self.tol, self.max_iter, warm)
+            self._report_stops(caught)
+            cert = solved.solver.certificate
+            self._gap = (cert.upper - cert.lower).max().detach().float()
         self._warm = solved.solver.state
-        cert = solved.solver.certificate
-        self._gap = (cert.upper - cert.lower).max().detach().float()
         reds = solved.redundancy.unbind()
         if lagged:
             self._calls += 1

@@ -46,7 +46,8 @@ N. Bertschinger, J. Rauh, E. Olbrich, J. Jost, N. Ay, "Quantifying unique inform
 Entropy 16, 2161 (2014).
 """
 
-from ._api import DEFAULT_MAX_ITER, DEFAULT_TOL, broja, compute, pid_tensor
+from ._api import DEFAULT_MAX_ITER, DEFAULT_TOL, FixedIterationInfo, broja, compute, pid_tensor
 from ._warm import WarmStart
 
-__all__ = ["DEFAULT_MAX_ITER", "DEFAULT_TOL", "WarmStart", "broja", "compute", "pid_tensor"]
+__all__ = ["DEFAULT_MAX_ITER", "DEFAULT_TOL", "FixedIterationInfo", "WarmStart", "broja", "compute",
+           "pid_tensor"]

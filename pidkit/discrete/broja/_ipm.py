@@ -39,7 +39,9 @@ certified the same way);
 constraint holds, gives a lower bound on :math:`f^*`; the primal point, repaired onto
 :math:`\Delta_P` exactly, an upper bound. An item's iterates are certified once they are close
 (:data:`CERT_FACTOR`, :data:`CERT_FROM`), and it stops when its bracket is below ``tol``
-(nats).
+(nats). :func:`solve_fixed` is the fixed-iteration variant for training steps on a GPU: the
+same steps on the whole batch for a given number of iterations, every decision taken per item on
+the device (no host read, no crossover).
 
 References
 ----------
@@ -61,7 +63,8 @@ from . import _newton, _polish
 from ._bounds import dual_bound, neg_conditional_entropy, repair
 from ._problem import Best, Problem, logits, pin_gauge
 
-__all__ = ["SolverOutput", "solve", "logits", "residuals", "step", "line_search"]
+__all__ = ["SolverOutput", "solve", "solve_fixed", "logits", "residuals", "step", "line_search",
+           "fixed_line_search"]
 
 #: Fraction-to-boundary factor and backtracking parameters of the line search.
 BOUNDARY, SHRINK, SUFFICIENT = 0.99, 0.5, 0.01
@@ -179,10 +182,11 @@ class Linearisation:
         return d_lam, d_mu, d_w, d_s
 
 
-def step(pb: Problem, state: tuple[Any, ...], xp: Backend,
-         work: dict | None = None) -> tuple[Any, ...]:
+def step(pb: Problem, state: tuple[Any, ...], xp: Backend, work: dict | None = None,
+         fixed: bool = False) -> tuple[Any, ...]:
     r"""One damped Mehrotra predictor-corrector step on ``state = (lam, mu, w, slack, h, pi)``;
-    returns the new state (:func:`line_search` sets each item's step length).
+    returns the new state (:func:`line_search` sets each item's step length; with ``fixed``,
+    :func:`fixed_line_search`, and the Newton system is factorised without host reads).
 
     Both directions use one factorisation: the predictor aims at :math:`w s = 0`, its longest
     step sets the barrier target :math:`1/\tau = \sigma \eta / m` with
@@ -201,7 +205,10 @@ def step(pb: Problem, state: tuple[Any, ...], xp: Backend,
     q, r_lam, r_mu, r_p, r_c_aff, _ = residuals(pb, w, sl, h, pi, eta * 0.0, xp)
     w_over_s = w / sl
     rho = xp.where(pb.live, w_over_s - w, 0.0)
-    solver = _newton.newton_solver(q, pi, rho, pb.free_lam, pb.free_mu, xp, work)
+    if fixed:
+        solver = _newton.DenseNewton(q, pi, rho, pb.free_lam, pb.free_mu, xp, unchecked=True)
+    else:
+        solver = _newton.newton_solver(q, pi, rho, pb.free_lam, pb.free_mu, xp, work)
     kkt = Linearisation(pb.live, pi, w_over_s, sl, r_lam, r_mu, r_p, solver)
     # predictor
     _, _, dw_aff, ds_aff = kkt.direction(r_c_aff, xp)
@@ -219,7 +226,8 @@ def step(pb: Problem, state: tuple[Any, ...], xp: Backend,
     norm0 = _norm(r_lam, r_mu, r_p, r_c0, xp)
     alpha = xp.minimum(max_step(w, d_w, xp), max_step(sl, d_s, xp))
     alpha = BOUNDARY * xp.minimum(alpha, 1.0 / BOUNDARY)
-    return line_search(pb, state, (d_lam, d_mu, d_w, d_s), alpha, inv_t, norm0, xp)
+    search = fixed_line_search if fixed else line_search
+    return search(pb, state, (d_lam, d_mu, d_w, d_s), alpha, inv_t, norm0, xp)
 
 
 def line_search(pb: Problem, state: tuple[Any, ...], directions: tuple[Any, ...], alpha: Any,
@@ -259,6 +267,37 @@ def line_search(pb: Problem, state: tuple[Any, ...], directions: tuple[Any, ...]
     return tuple(new)
 
 
+def fixed_line_search(pb: Problem, state: tuple[Any, ...], directions: tuple[Any, ...],
+                      alpha: Any, inv_t: Any, norm0: Any, xp: Backend) -> tuple[Any, ...]:
+    r"""The step lengths of :func:`line_search` without reading anything on the host: the
+    ``MAX_BACKTRACK`` lengths :math:`a_k = \alpha_b\, \mathrm{SHRINK}^k` are tried at once
+    (the batch repeated ``MAX_BACKTRACK`` times along its axis), each item takes the first
+    that satisfies the decrease condition (the last one otherwise), chosen with a cumulative
+    count instead of a loop, and the new state is formed at that length. Same step lengths as
+    :func:`line_search`; every length is evaluated for every item. An item whose new point is
+    not finite (a singular Newton matrix, factorised without a check, gives non-finite
+    directions) keeps its point."""
+    k, nb = MAX_BACKTRACK, alpha.shape[0]
+
+    def repeat(x: Any) -> Any:
+        return xp.concatenate([x] * k)
+
+    sizes = xp.concatenate([alpha * SHRINK**i for i in range(k)])          # (K * B,)
+    size = sizes[:, None, None]
+    trial = [repeat(x) + size * repeat(d) for x, d in zip(state[:4], directions, strict=True)]
+    big = Problem(*(repeat(getattr(pb, name)) for name in pb.__dataclass_fields__))
+    h_n, pi_n = logits(trial[0], trial[1], big.allowed, xp)
+    norm_n = residuals(big, trial[2], trial[3], h_n, pi_n, repeat(inv_t), xp)[-1]
+    ok = xp.reshape(norm_n <= (1.0 - SUFFICIENT * sizes) * repeat(norm0), (k, nb))
+    ok = xp.concatenate([ok[:-1], ok[-1:] | True])          # the shortest step: always taken
+    first = ok & (xp.cumsum(ok, axis=0) == 1)
+    a = xp.sum(xp.where(first, xp.reshape(sizes, (k, nb)), 0.0), axis=0)[:, None, None]
+    new = [x + a * d for x, d in zip(state[:4], directions, strict=True)]
+    finite = xp.isfinite(sum(xp.sum(x, axis=tuple(range(1, x.ndim))) for x in new))
+    new = [xp.where(_expand(finite, x), n, x) for x, n in zip(state[:4], new, strict=True)]
+    return (*new, *logits(new[0], new[1], pb.allowed, xp))
+
+
 def _pick(x: Any, waiting: Any) -> Any:
     """The items of ``x`` still waiting (all of them while ``waiting`` is ``None``)."""
     return x if waiting is None else x[waiting]
@@ -280,10 +319,16 @@ def max_step(x: Any, dx: Any, xp: Backend) -> Any:
 
 def _certify(pb: Problem, state: tuple[Any, ...], rows: Any, best: Best, xp: Backend) -> None:
     """Certify the iterates ``state`` of the items ``rows`` (:mod:`._bounds`) into ``best``."""
+    best.update(rows, *_bounds_of(pb, state, xp), xp)
+
+
+def _bounds_of(pb: Problem, state: tuple[Any, ...], xp: Backend) -> tuple[Any, ...]:
+    """The certificate ``(low, lam, mu, up, q)`` of the iterates ``state`` (:mod:`._bounds`):
+    the shifted feasible dual point and its value, the repaired primal point and its value."""
     lam, mu, w, _, h, pi = state
     lam_f, mu_f, low = dual_bound(lam, mu, h, pb.p_yt, pb.p_ys, pb.live, xp)
     q_f = repair(w[:, None] * pi, pb.p_yt, pb.p_ys, xp)
-    best.update(rows, low, lam_f, mu_f, neg_conditional_entropy(q_f, xp), q_f, xp)
+    return low, lam_f, mu_f, neg_conditional_entropy(q_f, xp), q_f
 
 
 def _start(p: Any, pb: Problem, xp: Backend) -> list[Any]:
@@ -297,6 +342,16 @@ def _start(p: Any, pb: Problem, xp: Backend) -> list[Any]:
     w = xp.where(pb.live, 1.0 / xp.maximum(pb.m, 1.0)[:, None, None], 0.0)
     h, pi = logits(lam, mu, pb.allowed, xp)
     return [lam, mu, w, w * 0.0 + 1.0, h, pi]                     # slack starts at 1
+
+
+def _problem(p: Any, xp: Backend) -> Problem:
+    """The :class:`Problem` of a batch ``p[b, y, t, s]`` (internal layout)."""
+    p_yt = xp.sum(p, axis=3)
+    p_ys = xp.sum(p, axis=2)
+    allowed = (p_yt > 0)[:, :, :, None] & (p_ys > 0)[:, :, None, :]
+    live = xp.any(allowed, axis=1)
+    m = xp.sum(xp.float64(live), axis=(1, 2))                     # number of constraints
+    return Problem(p_yt, p_ys, allowed, live, m, p_yt > 0, (p_ys > 0) & ~pin_gauge(p_ys, xp))
 
 
 def solve(p: Any, xp: Backend, tol: float, max_iter: int, done: Any = None,
@@ -319,12 +374,7 @@ def solve(p: Any, xp: Backend, tol: float, max_iter: int, done: Any = None,
     swap = smaller_first(p)
     if swap:
         p = xp.swapaxes(p, 2, 3)
-    p_yt = xp.sum(p, axis=3)
-    p_ys = xp.sum(p, axis=2)
-    allowed = (p_yt > 0)[:, :, :, None] & (p_ys > 0)[:, :, None, :]
-    live = xp.any(allowed, axis=1)
-    m = xp.sum(xp.float64(live), axis=(1, 2))                     # number of constraints
-    pb = Problem(p_yt, p_ys, allowed, live, m, p_yt > 0, (p_ys > 0) & ~pin_gauge(p_ys, xp))
+    pb = _problem(p, xp)
     state = _start(p, pb, xp)
     if start is not None:
         state = start(p, pb, state, xp)
@@ -376,3 +426,67 @@ def solve(p: Any, xp: Backend, tol: float, max_iter: int, done: Any = None,
         best_lam, best_mu = best_mu, best_lam
         best_q = xp.swapaxes(best_q, 2, 3)
     return SolverOutput(best.low, best.up, best_lam, best_mu, best_q, done, iterations)
+
+
+def solve_fixed(p: Any, xp: Backend, tol: float, iterations: int, done: Any = None,
+                start: Any = None, bounds: tuple[Any, ...] | None = None) -> SolverOutput:
+    r"""Exactly ``iterations`` predictor-corrector steps on the whole batch ``p[b, y, t, s]``
+    (float64, normalised), with no data-dependent control flow on the host: nothing is read
+    back from the device, so on a GPU the call only queues kernels.
+
+    What :func:`solve` decides on the host is decided per item on the device, with ``where``
+    on the full batch: the line search tries every step length at once
+    (:func:`fixed_line_search`), the Newton systems are factorised without reading a status
+    (:meth:`~pidkit._backend.Backend.lu_factor`, the dense solver of :mod:`._newton` at every
+    size), the iterate of each item is certified after every step (:func:`_bounds_of`) and the
+    best bounds are kept, and an item whose bracket is below ``tol`` (nats), or with
+    ``done[b]`` true, keeps its iterate from then on (it is frozen, not removed). There is no
+    crossover (:mod:`._polish`): an item the iteration cannot close keeps the bracket it
+    reached, reported in ``f_lower``/``f_upper`` and, per item, in ``converged`` (a device
+    array, not read here). ``start`` is :func:`solve`'s; ``bounds = (low, up, lam, mu, q)``,
+    certified bounds already known on ``p`` (input layout, e.g. from a warm start,
+    :func:`._warm.fixed_warm_solver`), starts the best bounds. Returns the
+    :class:`SolverOutput` of :func:`solve`, with ``iterations`` the number asked for.
+    """
+    swap = smaller_first(p)
+    if swap:
+        p = xp.swapaxes(p, 2, 3)
+    pb = _problem(p, xp)
+    cur = tuple(_start(p, pb, xp))
+    if start is not None:
+        cur = tuple(start(p, pb, list(cur), xp))
+    nb = p.shape[0]
+    if bounds is None:
+        best = (xp.zeros((nb,), like=p) - math.inf, cur[0], cur[1],
+                xp.zeros((nb,), like=p) + math.inf, p)
+    else:
+        low, up, lam, mu, q = bounds
+        best = (low, mu, lam, up, xp.swapaxes(q, 2, 3)) if swap else (low, lam, mu, up, q)
+    frozen = xp.zeros((nb,), like=p) > 0 if done is None else done
+    best = _keep_better(best, _bounds_of(pb, cur, xp), xp)
+    for _ in range(iterations):
+        frozen = frozen | (best[3] - best[0] <= tol)
+        new = step(pb, cur, xp, fixed=True)
+        cur = tuple(xp.where(_expand(frozen, x), x, n) for x, n in zip(cur, new, strict=True))
+        best = _keep_better(best, _bounds_of(pb, cur, xp), xp)
+    low, lam, mu, up, q = best
+    if swap:
+        lam, mu, q = mu, lam, xp.swapaxes(q, 2, 3)
+    return SolverOutput(low, up, lam, mu, q, up - low <= tol, iterations)
+
+
+def _keep_better(best: tuple[Any, ...], new: tuple[Any, ...], xp: Backend) -> tuple[Any, ...]:
+    """Per item, the better lower bound (with its dual point) and the better upper bound (with
+    its primal point) of ``best`` and ``new``, both ``(low, lam, mu, up, q)``, chosen with
+    ``where`` (a NaN bound never replaces a number)."""
+    low, lam, mu, up, q = best
+    better_low = new[0] > low
+    better_up = new[3] < up
+    return (xp.where(better_low, new[0], low), xp.where(_expand(better_low, lam), new[1], lam),
+            xp.where(_expand(better_low, mu), new[2], mu), xp.where(better_up, new[3], up),
+            xp.where(_expand(better_up, q), new[4], q))
+
+
+def _expand(flag: Any, like: Any) -> Any:
+    """A per-item flag ``(B,)`` with singleton axes to broadcast against ``like``."""
+    return flag.reshape((-1,) + (1,) * (like.ndim - 1))

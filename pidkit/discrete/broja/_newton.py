@@ -115,38 +115,43 @@ class BlockInverse:
 
     .. math:: B_s^{-1} x = D \tilde B_s^{-1} D x.
 
-    Call it with ``x`` of shape ``(B, S, Y, k)``.
+    Call it with ``x`` of shape ``(B, S, Y, k)``. With ``unchecked``, the blocks are
+    factorised by :meth:`~pidkit._backend.Backend.lu_factor` instead, whose status stays on
+    the device.
     """
 
-    def __init__(self, b_scaled: Any, d: Any, xp: Backend):
+    def __init__(self, b_scaled: Any, d: Any, xp: Backend, unchecked: bool = False):
         self.b_scaled = b_scaled
         self.d = d[..., None]
-        self.chol = xp.cho_factor(b_scaled)
+        self.lu = xp.lu_factor(b_scaled) if unchecked else None
+        self.chol = None if unchecked else xp.cho_factor(b_scaled)
         self.xp = xp
 
     def __call__(self, x: Any) -> Any:
         xp = self.xp
         x = self.d * x
+        if self.lu is not None:
+            return self.d * xp.sym_solve(self.lu, x)
         if self.chol is None:
             return self.d * xp.solve(self.b_scaled, x)
         return self.d * xp.cho_solve(self.chol, x)
 
 
-def diagonal_blocks(q: Any, rpi: Any, pi: Any, fl: Any, fm: Any,
-                    xp: Backend) -> tuple[BlockInverse, Any]:
+def diagonal_blocks(q: Any, rpi: Any, pi: Any, fl: Any, fm: Any, xp: Backend,
+                    unchecked: bool = False) -> tuple[BlockInverse, Any]:
     r"""The diagonal blocks of the Newton matrix with fixed variables replaced by identity rows.
 
     Returns ``(inverse_b, a_t)``: ``inverse_b`` the :class:`BlockInverse` of the ``mu``-``mu``
     blocks, one per ``s``,
     :math:`B_s = \mathrm{diag}(q(\cdot, s)) + \sum_t \rho_{ts} \pi_{ts} \pi_{ts}^\top`;
     ``a_t`` ``(B, T, Y, Y)`` the ``lam``-``lam`` blocks, one per ``t``. ``rpi = rho * pi``;
-    ``fl``, ``fm`` the free variables as floats.
+    ``fl``, ``fm`` the free variables as floats; ``unchecked``: see :class:`BlockInverse`.
     """
     b_scaled = blocks(xp.sum(q, axis=2), rpi, pi, fm, "byts,bzts->bsyz", xp)
     d = unit_diagonal_scaling(b_scaled, xp)
     b_scaled *= d[:, :, :, None] * d[:, :, None, :]
     xp.diagonal(b_scaled)[...] += RIDGE
-    inverse_b = BlockInverse(b_scaled, d, xp)
+    inverse_b = BlockInverse(b_scaled, d, xp, unchecked)
     return inverse_b, blocks(xp.sum(q, axis=3), rpi, pi, fl, "byts,bzts->btyz", xp)
 
 
@@ -182,17 +187,21 @@ class DenseNewton:
     Shapes and arguments as :func:`newton_solver`'s. With :math:`X_s = B_s^{-1} C_s` (kept)
     and :math:`v = B^{-1} g_\mu`, a solve is
     :math:`S\,\Delta\lambda = g_\lambda - C^\top v`, :math:`\Delta\mu = v - X \Delta\lambda`:
-    one solve with ``B`` per right-hand side.
+    one solve with ``B`` per right-hand side. With ``unchecked`` every factorisation is an
+    LU one whose status stays on the device (:meth:`~pidkit._backend.Backend.lu_factor`): the
+    solver of the fixed-iteration mode (:func:`pidkit.discrete.broja._ipm.solve_fixed`) at
+    every size.
     """
 
-    def __init__(self, q: Any, pi: Any, rho: Any, free_lam: Any, free_mu: Any, xp: Backend):
+    def __init__(self, q: Any, pi: Any, rho: Any, free_lam: Any, free_mu: Any, xp: Backend,
+                 unchecked: bool = False):
         nb, ny, nt, ns = q.shape
         self.xp = xp
         self.shape = (nb, ny, nt, ns)
         self.fl = fl = xp.float64(free_lam)
         self.fm = fm = xp.float64(free_mu)
         rpi = rho[:, None] * pi
-        self.block_solve, a_t = diagonal_blocks(q, rpi, pi, fl, fm, xp)
+        self.block_solve, a_t = diagonal_blocks(q, rpi, pi, fl, fm, xp, unchecked)
         # coupling C[b, s, z, t, y] = fl(y,t) fm(z,s) (d(y,z) q(y,t,s) + rho pi(y) pi(z))
         # (contiguous products in the layouts used below: two-operand einsums, no views)
         pi_m = xp.einsum("bzts,bzs->bszt", pi, fm)                       # (B, S, Y, T)
@@ -210,7 +219,7 @@ class DenseNewton:
         xp.diagonal(per_block, 1, 3)[...] += xp.einsum("btyz->byzt", a_t)  # block-diagonal A
         diag = xp.diagonal(schur)
         diag += (1e-15 * xp.max(diag, axis=1))[:, None]
-        self.factor = xp.sym_factor(schur)
+        self.factor = xp.lu_factor(schur) if unchecked else xp.sym_factor(schur)
 
     def _solved_cross(self, pi_m: Any, r_l: Any, q_l: Any, fm_s: Any, xp: Backend) -> Any:
         r""":math:`X_s = B_s^{-1} C_s`, ``(B, S, Y, T, Y)``, from solves with ``|Y| + |T|``

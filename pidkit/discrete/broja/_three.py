@@ -83,6 +83,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from itertools import permutations
 
@@ -93,11 +94,13 @@ from ...information import entropy, marginal, mutual_information
 from ...lattice import Node, lattice, node_label
 from ...result import AtomMap, Certificate, SolverInfo
 from . import _three_maxent
-from ._api import compute as bivariate
 
 __all__ = ["compute_three"]
 
 _LN2 = math.log(2.0)
+
+#: The bivariate solver's signature: ``(q, tol=, max_iter=) -> (atoms in nats, SolverInfo)``.
+Bivariate = Callable[..., tuple[Mapping[Node, float], SolverInfo]]
 
 
 @dataclass(frozen=True)
@@ -161,8 +164,8 @@ class _Run:
     """Solves the programs of one pmf; keeps each optimum's ``(value, lower, upper)`` (nats)
     and the iterations used."""
 
-    def __init__(self, p: np.ndarray, tol: float, max_iter: int):
-        self.p, self.tol, self.max_iter = p, tol, max_iter
+    def __init__(self, p: np.ndarray, tol: float, max_iter: int, bivariate: Bivariate):
+        self.p, self.tol, self.max_iter, self.bivariate = p, tol, max_iter, bivariate
         self.iterations = 0
         self.programs: dict[str, tuple[float, float, float]] = {}
 
@@ -184,7 +187,7 @@ class _Run:
             return self._record(name, lo, lo, hi)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)  # reported once, by the caller
-            atoms, info = bivariate(q, tol=self.tol, max_iter=self.max_iter)
+            atoms, info = self.bivariate(q, tol=self.tol, max_iter=self.max_iter)
         self.iterations += info.iterations or 0
         cert = info.certificate
         return self._record(name, atoms[((0,),)], cert.lower, cert.upper)
@@ -251,8 +254,8 @@ def _atoms(run: _Run) -> dict[Node, _Affine]:
     return atoms
 
 
-def compute_three(p: np.ndarray, tol: float, max_iter: int) -> tuple[dict[Node, float],
-                                                                      SolverInfo]:
+def compute_three(p: np.ndarray, tol: float, max_iter: int, bivariate: Bivariate
+                  ) -> tuple[dict[Node, float], SolverInfo]:
     """Maximum-entropy BROJA atoms (nats) of ``p[t, x0, x1, x2]`` with proven brackets.
 
     Parameters
@@ -263,6 +266,10 @@ def compute_three(p: np.ndarray, tol: float, max_iter: int) -> tuple[dict[Node, 
         Certified gap asked of each of the 11 convex programs, in bits.
     max_iter : int
         Most interior-point iterations per program.
+    bivariate : callable
+        The certified bivariate solver, ``bivariate(q, tol=, max_iter=) -> (atoms, SolverInfo)``
+        (:func:`pidkit.discrete.broja.compute`; passed in, so that this module does not import
+        the one that dispatches to it).
 
     Returns
     -------
@@ -273,7 +280,7 @@ def compute_three(p: np.ndarray, tol: float, max_iter: int) -> tuple[dict[Node, 
         ``parts["lower"]``, ``parts["upper"]``: every atom's bracket;
         ``details["program_gaps_bits"]``: the certified gap of each program.
     """
-    run = _Run(p, tol, max_iter)
+    run = _Run(p, tol, max_iter, bivariate)
     affine = _atoms(run)
     nodes = lattice(3).nodes
     brackets = {n: affine[n].evaluate(run.programs) for n in nodes}
