@@ -17,11 +17,17 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-__all__ = ["one_blas_thread"]
+__all__ = ["have_threadpoolctl", "one_blas_thread"]
 
 #: The threadpoolctl controller, built on first use (about 10 us per use afterwards; building
 #: it scans the loaded libraries), or None without threadpoolctl.
 _CONTROLLER: list = []
+
+
+def have_threadpoolctl() -> bool:
+    """Whether threadpoolctl is installed (so that :func:`one_blas_thread` pins threads)."""
+    one_blas_thread()
+    return _CONTROLLER[0] is not None
 
 
 def one_blas_thread() -> Any:

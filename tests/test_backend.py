@@ -267,6 +267,39 @@ def test_symmetric_factor_of_an_indefinite_matrix(xp, batch):
     np.testing.assert_allclose(host(x), np.linalg.solve(a_np, b_np), atol=1e-10)
 
 
+@pytest.mark.parametrize("single", [False, True])
+def test_large_single_matrices_are_factorised_on_one_blas_thread(monkeypatch, single):
+    """OpenBLAS's multithreaded Cholesky crashes the process from about order 15,000 (see
+    LARGE_ORDER): from LARGE_ORDER on the numpy backend factorises one matrix with one BLAS
+    thread, and says what to install when it cannot pin threads."""
+    from scipy.linalg import lapack
+    from threadpoolctl import threadpool_info
+
+    import pidkit._backend.numpy as numpy_backend
+
+    seen = []
+
+    def recording(real):
+        def call(*args, **kwargs):
+            seen.append(max(pool["num_threads"] for pool in threadpool_info()
+                            if pool["user_api"] == "blas"))
+            return real(*args, **kwargs)
+        return call
+
+    monkeypatch.setattr(lapack, "dpotrf", recording(lapack.dpotrf))
+    monkeypatch.setattr(lapack, "spotrf", recording(lapack.spotrf))
+    monkeypatch.setattr(numpy_backend, "LARGE_ORDER", 6)
+    rng = np.random.default_rng(1)
+    a_np, b_np = spd_batch(rng, (1,), 6), rng.standard_normal((1, 6, 2))
+    x = NUMPY.sym_solve(NUMPY.sym_factor(a_np, single=single), b_np)
+    tol = (1e-4 if single else 1e-12) * np.linalg.cond(a_np).max()
+    np.testing.assert_allclose(x, np.linalg.solve(a_np, b_np), atol=tol)
+    assert seen == [1]
+    monkeypatch.setattr(numpy_backend, "have_threadpoolctl", lambda: False)
+    with pytest.raises(ImportError, match="pip install threadpoolctl"):
+        NUMPY.sym_factor(a_np)
+
+
 def test_autograd_methods():
     for xp in BACKENDS:
         assert not xp.requires_grad(xp.asarray(np.ones(2)))

@@ -2,13 +2,36 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import string
 from typing import Any
 
 import numpy as np
 
+from .._threads import have_threadpoolctl, one_blas_thread
 from ._base import Backend, Factor
+
+#: Order from which one matrix is factorised and solved with one BLAS thread: OpenBLAS's
+#: multithreaded Cholesky (numpy's and scipy's bundled builds alike, OpenBLAS 0.3.x, 2 threads)
+#: crashed the process with a segmentation fault at order 16,000 and 16,384 and ran at 14,000;
+#: with one thread order 16,384 factorises in 22 s (2026-12-05, this project's 2-core machine).
+#: The BROJA Schur complement reaches it at k = 128 (|Y||T| = 16,384 rows).
+LARGE_ORDER = 12_000
+
+
+def _threads_for(order: int) -> Any:
+    """One BLAS thread for a matrix of at least :data:`LARGE_ORDER` rows, else no change;
+    an ``ImportError`` naming the fix instead of the crash when threadpoolctl is missing."""
+    if order < LARGE_ORDER:
+        return contextlib.nullcontext()
+    if not have_threadpoolctl():
+        raise ImportError(
+            f"factorising a matrix of order {order} with OpenBLAS's threads can crash the "
+            f"process (OpenBLAS's multithreaded Cholesky fails from about order 15,000), so "
+            f"pidkit runs it on one thread through threadpoolctl, which is not installed. "
+            f"Install it: pip install threadpoolctl")
+    return one_blas_thread()
 
 __all__ = ["NumpyBackend", "SHORT_SUM"]
 
@@ -194,12 +217,13 @@ class NumpyBackend(Backend):
         from scipy.linalg import lapack
 
         # a is symmetric and C-ordered: its transpose is the Fortran-ordered array LAPACK wants
-        if single:
-            c, info = lapack.spotrf(np.asarray(a[0], dtype=np.float32).T, lower=1,
-                                    overwrite_a=1, clean=0)
-        else:
-            c, info = lapack.dpotrf(np.asarray(a[0], dtype=np.float64).T, lower=1,
-                                    overwrite_a=0, clean=0)
+        with _threads_for(a.shape[-1]):
+            if single:
+                c, info = lapack.spotrf(np.asarray(a[0], dtype=np.float32).T, lower=1,
+                                        overwrite_a=1, clean=0)
+            else:
+                c, info = lapack.dpotrf(np.asarray(a[0], dtype=np.float64).T, lower=1,
+                                        overwrite_a=0, clean=0)
         if info == 0:
             return Factor("lapack_cholesky", (c, True))
         if single:
@@ -222,5 +246,6 @@ class NumpyBackend(Backend):
         if kind == "lu":
             return scipy.linalg.lu_solve(f, b, check_finite=False)
         c, lower = f
-        return scipy.linalg.cho_solve((c, lower), b[0].astype(c.dtype),
-                                      check_finite=False)[None].astype(b.dtype)
+        with _threads_for(c.shape[-1]):
+            return scipy.linalg.cho_solve((c, lower), b[0].astype(c.dtype),
+                                          check_finite=False)[None].astype(b.dtype)
