@@ -140,3 +140,138 @@ def test_lean_outputs_in_input_layout(swap):
     assert out.lam.shape == (1, 3, shape[1]) and out.mu.shape == (1, 3, shape[2])
     np.testing.assert_allclose(out.q[0].sum(axis=2), p.sum(axis=2), atol=1e-15)
     np.testing.assert_allclose(out.q[0].sum(axis=1), p.sum(axis=1), atol=1e-15)
+
+
+def random_iterate(rng: np.random.Generator, p: np.ndarray):
+    """A random interior iterate of the lean driver on ``p`` (dual vector, masses, slacks)."""
+    pr = _small._Small(p)
+    v = rng.normal(scale=2.0, size=pr.n)
+    ws = np.stack([rng.uniform(0.01, 1.0, p.shape[1:]) * pr.livef,
+                   np.where(pr.live, rng.uniform(0.01, 1.0, p.shape[1:]), 1.0)])
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        return pr, _small._Point(pr, v, ws)
+
+
+def sparse_pmf(rng: np.random.Generator, shape: tuple[int, int, int]) -> np.ndarray:
+    """A pmf with disallowed cells and, by construction, dead blocks: y = 0 only with t = 0
+    and s = 0, the other y never with t = 0 or s = 0."""
+    p = rng.dirichlet(np.ones(math.prod(shape))).reshape(shape)
+    p[0, 1:, :] = 0.0
+    p[0, :, 1:] = 0.0
+    p[1:, 0, :] = 0.0
+    p[1:, :, 0] = 0.0
+    p[rng.random(shape) < 0.2] *= 1e-3
+    return p / p.sum()
+
+
+@pytest.mark.parametrize("shape", [(3, 3, 3), (2, 3, 5), (5, 4, 4), (8, 8, 8)])
+def test_lean_certificate_is_the_bounds_modules(shape):
+    """The lean driver's certificate (one pmf, plain numpy) equals the batched functions of
+    pidkit.discrete.broja._bounds on the same iterate, dead blocks and zero cells included."""
+    from pidkit.discrete.broja._bounds import dual_bound, neg_conditional_entropy, repair
+
+    rng = np.random.default_rng(sum(shape))
+    for p in (rng.dirichlet(np.ones(math.prod(shape))).reshape(shape),
+              sparse_pmf(rng, shape)):
+        pr, x = random_iterate(rng, p)
+        assert pr.dead == (p[0, 0, 1:].sum() == 0)     # the sparse pmf has dead blocks
+        with np.errstate(divide="ignore", invalid="ignore"):
+            low, up, lam, mu, q = _small._certificate(pr, x)
+        ny, nt, ns = shape
+        lam0, mu0 = x.v[:ny * nt].reshape(ny, nt), x.v[ny * nt:].reshape(ny, ns)
+        lam_b, mu_b, low_b = dual_bound(lam0[None], mu0[None], x.h[None], pr.p_yt[None],
+                                        pr.p_ys[None], pr.live[None], NUMPY)
+        q_b = repair(x.q[None], pr.p_yt[None], pr.p_ys[None], NUMPY)
+        up_b = neg_conditional_entropy(q_b, NUMPY)
+        np.testing.assert_allclose(lam, lam_b[0], rtol=0, atol=1e-12)
+        np.testing.assert_allclose(mu, mu_b[0], rtol=0, atol=1e-12)
+        np.testing.assert_allclose(q, q_b[0], rtol=1e-13, atol=1e-300)
+        assert low == pytest.approx(float(low_b[0]), rel=1e-13, abs=1e-14)
+        assert up == pytest.approx(float(up_b[0]), rel=1e-13, abs=1e-14)
+        # the repaired point has the marginals of p exactly (up to rounding)
+        np.testing.assert_allclose(q.sum(axis=2), pr.p_yt, atol=1e-15)
+        np.testing.assert_allclose(q.sum(axis=1), pr.p_ys, atol=1e-15)
+
+
+@pytest.mark.parametrize("shape", [(3, 3, 3), (2, 3, 5), (4, 2, 3), (5, 4, 4), (8, 8, 8)])
+def test_lean_newton_matrix_matches_its_definition(shape):
+    """The assembled Newton matrix (upper triangle, scaled to a unit diagonal) against
+    E^T Diag(q) E + G Diag(rho) G^T written out with loops, G[:, (t, s)] = sum_y pi[y, t, s]
+    E[(y, t, s), :], fixed variables (zero marginals, the pinned mu) as identity rows."""
+    rng = np.random.default_rng(7 * sum(shape))
+    for p in (rng.dirichlet(np.ones(math.prod(shape))).reshape(shape),
+              sparse_pmf(rng, shape)):
+        pr, x = random_iterate(rng, p)
+        ny, nt, ns = shape
+        n = pr.n
+        w, s = x.ws
+        rho = w / s - w
+        with np.errstate(divide="ignore", invalid="ignore"):
+            matrix, chol, scale = _small._newton(pr, x, rho)
+        e = np.zeros((ny, nt, ns, n))
+        for y in range(ny):
+            for t in range(nt):
+                for k in range(ns):
+                    e[y, t, k, y * nt + t] = 1.0
+                    e[y, t, k, ny * nt + y * ns + k] = 1.0
+        g = np.einsum("ytsn,yts->tsn", e, x.pi).reshape(nt * ns, n).T
+        e = e.reshape(-1, n)
+        ref = e.T @ (x.q.reshape(-1)[:, None] * e) + g @ (rho.reshape(-1)[:, None] * g.T)
+        pinned = np.zeros((ny, ns), bool)
+        for y in range(ny):
+            pinned[y, int(np.argmax(pr.p_ys[y]))] = True
+        free = np.concatenate([(pr.p_yt > 0).ravel(), ((pr.p_ys > 0) & ~pinned).ravel()])
+        d = np.where(free, 1.0 / np.sqrt(np.where(free, np.diag(ref), 1.0)), 0.0)
+        ref = d[:, None] * ref * d[None, :]
+        np.fill_diagonal(ref, 1.0)
+        np.testing.assert_allclose(np.triu(matrix), np.triu(ref), rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(scale, d, rtol=1e-12)
+        # the factor is the Cholesky factor of the matrix plus the ridge
+        low = np.tril(chol)
+        np.testing.assert_allclose(low @ low.T, ref + _small.RIDGE * np.eye(n), atol=1e-12)
+
+
+def test_information_numpy_path_matches_entropies():
+    """The numpy path of _core.information against entropies written out with loops."""
+    from pidkit.discrete.broja._core import information
+
+    rng = np.random.default_rng(4)
+    p = rng.dirichlet(np.full(60, 0.3), size=3).reshape(3, 5, 3, 4)
+    p[1, 0] = 0.0
+    p[1] /= p[1].sum()
+    info = information(p, NUMPY)
+
+    def h(x):
+        x = x[x > 0]
+        return -float(np.sum(x * np.log(x)))
+
+    for b in range(3):
+        q = p[b]
+        h_y, h_t, h_s = h(q.sum(axis=(1, 2))), h(q.sum(axis=(0, 2))), h(q.sum(axis=(0, 1)))
+        h_yt, h_ys, h_ts = h(q.sum(axis=2)), h(q.sum(axis=1)), h(q.sum(axis=0))
+        assert info.h_y_given_s[b] == pytest.approx(h_ys - h_s, abs=1e-14)
+        assert info.i_t[b] == pytest.approx(h_y + h_t - h_yt, abs=1e-14)
+        assert info.i_s[b] == pytest.approx(h_y + h_s - h_ys, abs=1e-14)
+        assert info.i_ts[b] == pytest.approx(h_y + h_ts - h(q), abs=1e-14)
+
+
+def test_lean_driver_needs_no_fallback_on_skewed_pmfs(monkeypatch):
+    """Dirichlet(0.1 .. 1) pmfs with zeroed cells (the random_small_pmf mix, where the
+    complementarity could outrun feasibility and the independent coupling can start with block
+    masses near 1e-10) never leave the lean path."""
+    results = []
+    original = _small._lean
+
+    def spy(*args):
+        results.append(original(*args))
+        return results[-1]
+
+    monkeypatch.setattr(_small, "_lean", spy)
+    rng = np.random.default_rng(12345)
+    for _ in range(120):
+        p = random_small_pmf(rng)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            atoms, _ = solve_atoms(p[None], NUMPY, TOL, 200, solver=_small.solve)
+        assert atoms.converged[0]
+    assert len(results) >= 100 and all(r is not None for r in results)

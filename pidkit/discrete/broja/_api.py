@@ -100,12 +100,13 @@ def compute(p: np.ndarray, tol: float = DEFAULT_TOL, max_iter: int = DEFAULT_MAX
         raise fail("sources", f"BROJA needs exactly two sources, got {p.ndim - 1}",
                    "Group axes into two composite sources, e.g. sources=[[1, 2], [3]]")
     ky, kt, ks = (p.sum(axis=tuple(a for a in range(3) if a != axis)) > 0 for axis in range(3))
-    keep = (np.ix_(ky, kt), np.ix_(ky, ks), np.ix_(ky, kt, ks))
-    warm = None if warm_start is None else WarmStart(
+    full = ky.all() and kt.all() and ks.all()  # nothing to remove (the common case)
+    keep = None if full else (np.ix_(ky, kt), np.ix_(ky, ks), np.ix_(ky, kt, ks))
+    warm = warm_start if warm_start is None or full else WarmStart(
         *(x[0][k][None] for x, k in zip((warm_start.lam, warm_start.mu, warm_start.q), keep,
                                         strict=True)))
-    atoms, out = solve_atoms(p[keep[2]][None], NUMPY, tol * _LN2, max_iter, solver=_small.solve,
-                             warm=warm)
+    atoms, out = solve_atoms((p if full else p[keep[2]])[None], NUMPY, tol * _LN2, max_iter,
+                             solver=_small.solve, warm=warm)
     status, converged = _status(atoms, NUMPY, tol, max_iter)
     values = [float(v[0]) for v in (atoms.redundancy, atoms.unique_t, atoms.unique_s,
                                     atoms.synergy)]
@@ -113,9 +114,10 @@ def compute(p: np.ndarray, tol: float = DEFAULT_TOL, max_iter: int = DEFAULT_MAX
     info = SolverInfo(status, converged, atoms.iterations, cert,
                       details={"tol_bits": tol, "max_iter": max_iter,
                                "algorithm": "primal-dual interior point on the dual"},
-                      state=WarmStart(*(_expand(x, k, shape) for x, k, shape in zip(
-                          (out.lam, out.mu, out.q), keep, (p.shape[:2], p.shape[::2], p.shape),
-                          strict=True))))
+                      state=WarmStart(out.lam, out.mu, out.q) if full else WarmStart(
+                          *(_expand(x, k, shape) for x, k, shape in zip(
+                              (out.lam, out.mu, out.q), keep,
+                              (p.shape[:2], p.shape[::2], p.shape), strict=True))))
     return dict(zip(lattice(2).nodes, values, strict=True)), info
 
 
