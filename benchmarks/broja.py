@@ -10,8 +10,8 @@ table says so). Then batched throughput: 10,000 pmfs at k=4, numpy and torch (CP
 
 Run from the repository root: ``python benchmarks/broja.py`` (``--help`` for the options;
 ``--quick`` for k <= 8; ``--cvxpy-k16`` times only k = 16 against cvxpy + Clarabel with a
-900 s cap, into ``results/broja_cvxpy_k16.*``; ``--ours [--ks 24,32,64] [--tol 1e-6]
-[--no-batched] [--name NAME]`` times only pidkit, and the batched rows, into
+900 s cap, into ``results/broja_cvxpy_k16.*``; ``--ours [--ks 24,32,64] [--kinds dirichlet]
+[--tol 1e-6] [--no-batched] [--name NAME]`` times only pidkit, and the batched rows, into
 ``results/NAME.*``, default ``broja_ours``). Every run also times our solver at the goal's
 tolerance (``--goal-tol``, default 1e-6 bits) for k >= ``--goal-k`` (default 64): the table's
 "pidkit @goal tol" column. ``--threads`` sets the BLAS/torch threads (default 2) and
@@ -122,13 +122,13 @@ def ours(p: np.ndarray, tol: float = 1e-9, peak: bool = True):
 
 
 def main(ks=KS, anchors=ANCHORS, cap=CAP_S, name="broja", with_batched=True, tol=1e-9,
-         goal_tol=GOAL_TOL, goal_k=GOAL_K, ours_cap=OURS_CAP_S):
+         goal_tol=GOAL_TOL, goal_k=GOAL_K, ours_cap=OURS_CAP_S, kinds=KINDS):
     rows = []
     skipped: dict[tuple[str, str], int] = {}
     if anchors:
         _import_anchors()
     with blas_threads(THREADS) as blas:
-        for kind in KINDS:
+        for kind in kinds:
             predicted = 0.0
             for k in ks:
                 p = make_pmf(k, kind, seed=k)
@@ -254,7 +254,12 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help=f"BLAS and torch threads (default {THREADS})")
     parser.add_argument("--name", default=None,
                         help="results file name (default: broja, broja_ours with --ours)")
+    parser.add_argument("--kinds", default=",".join(KINDS),
+                        help=f"comma-separated pmf kinds (default {','.join(KINDS)})")
     args = parser.parse_args(argv)
+    args.kinds = tuple(args.kinds.split(","))
+    if not args.kinds or set(args.kinds) - set(KINDS):
+        parser.error(f"--kinds: choose from {','.join(KINDS)}, got {','.join(args.kinds)!r}")
     if args.ks is not None:
         try:
             args.ks = tuple(int(k) for k in args.ks.split(","))
@@ -271,7 +276,7 @@ if __name__ == "__main__":
     args = parse_args()
     THREADS = args.threads
     common = dict(with_batched=not args.no_batched, tol=args.tol, goal_tol=args.goal_tol,
-                  goal_k=args.goal_k, ours_cap=args.ours_cap)
+                  goal_k=args.goal_k, ours_cap=args.ours_cap, kinds=args.kinds)
     if args.ours:
         main(ks=args.ks or KS, anchors=(), name=args.name or "broja_ours", **common)
     elif args.cvxpy_k16:
