@@ -32,6 +32,8 @@ NODES = (((0,), (1,)), ((0,),), ((1,),), ((0, 1),))
 TWO_SOURCE_GATES = [name for name in GATES if gate(name).ndim == 3]
 LN2 = math.log(2)
 ATOL = 1e-9
+#: dit's PID_IG minimises numerically: its values are matched to this (bits).
+DIT_IG_ATOL = 1e-8
 
 
 def _random_pmf(rng, shape, zeros=0.0):
@@ -112,7 +114,9 @@ def _ig_from_dit(p):
 def test_ig_gates_agree_with_dit(name):
     r = pidkit.pid(gate(name), measure="ig")
     theirs, _ = _ig_from_dit(gate(name))
-    np.testing.assert_allclose(_atoms(r), theirs, rtol=0, atol=1e-9)
+    # dit minimises over t numerically; on RDNUNQXOR one run returned 1 + 1.08e-9 bits for
+    # atoms whose exact value is 1 (ours: 1 - 1e-15); exact values: test_ig_gate_values
+    np.testing.assert_allclose(_atoms(r), theirs, rtol=0, atol=DIT_IG_ATOL)
 
 
 @pytest.mark.parametrize("k", range(len(RANDOM_CASES)))
