@@ -32,8 +32,8 @@ NODES = (((0,), (1,)), ((0,),), ((1,),), ((0, 1),))
 TWO_SOURCE_GATES = [name for name in GATES if gate(name).ndim == 3]
 LN2 = math.log(2)
 ATOL = 1e-9
-#: dit's PID_IG minimises numerically: its values are matched to this (bits).
-DIT_IG_ATOL = 1e-8
+#: dit's PID_IG minimises numerically from a random start: its values are matched to this (bits).
+DIT_IG_ATOL = 1e-7
 
 
 def _random_pmf(rng, shape, zeros=0.0):
@@ -104,9 +104,17 @@ def _ig_synergy_reference(p):
 
 
 def _ig_from_dit(p):
+    """dit's PID_IG of p. dit starts its minimisation over t at ``np.random.random()`` (the
+    global numpy stream), so its last digits depend on what ran before: the stream is seeded
+    here for the call and restored afterwards."""
     from dit.pid import PID_IG
 
-    d = PID_IG(dit_distribution(p), sources=[[0], [1]], target=[2])
+    state = np.random.get_state()  # noqa: NPY002 (dit draws from the legacy global stream)
+    np.random.seed(0)  # noqa: NPY002
+    try:
+        d = PID_IG(dit_distribution(p), sources=[[0], [1]], target=[2])
+    finally:
+        np.random.set_state(state)  # noqa: NPY002
     return np.array([d.get_pi(n) for n in NODES]), d.get_red(NODES[0])
 
 
@@ -114,8 +122,8 @@ def _ig_from_dit(p):
 def test_ig_gates_agree_with_dit(name):
     r = pidkit.pid(gate(name), measure="ig")
     theirs, _ = _ig_from_dit(gate(name))
-    # dit minimises over t numerically; on RDNUNQXOR one run returned 1 + 1.08e-9 bits for
-    # atoms whose exact value is 1 (ours: 1 - 1e-15); exact values: test_ig_gate_values
+    # dit minimises over t numerically from a random start (ftol 1e-10): unseeded runs were off
+    # by 1.1e-9 bits (RDNUNQXOR) and 3.9e-8 bits (SUM); exact values: test_ig_gate_values
     np.testing.assert_allclose(_atoms(r), theirs, rtol=0, atol=DIT_IG_ATOL)
 
 
@@ -129,7 +137,7 @@ def test_ig_random_pmfs_agree_with_dit_and_an_independent_solve(k):
     assert r.synergy == pytest.approx(synergy_reference, abs=1e-9)
     cert = r.solver.certificate
     assert cert.lower - 1e-12 <= coinformation + synergy_reference <= cert.upper + 1e-9
-    if abs(r.redundancy - red_dit) > 1e-8:
+    if abs(r.redundancy - red_dit) > DIT_IG_ATOL:
         # dit's 1e-100 perturbation: its optimum is worse (a larger divergence)
         assert r.redundancy < red_dit
         assert abs(r.solver.details["t"] - round(r.solver.details["t"])) < 0.05
