@@ -14,6 +14,7 @@ domain (there the perturbation moves dit's optimum), where an independent grid +
 minimisation of the divergence, written here, shows pidkit's value is the minimum.
 """
 
+import contextlib
 import itertools
 import math
 
@@ -103,18 +104,24 @@ def _ig_synergy_reference(p):
     return min(values.min(), best.fun, *ends)
 
 
-def _ig_from_dit(p):
-    """dit's PID_IG of p. dit starts its minimisation over t at ``np.random.random()`` (the
-    global numpy stream), so its last digits depend on what ran before: the stream is seeded
-    here for the call and restored afterwards."""
-    from dit.pid import PID_IG
-
+@contextlib.contextmanager
+def _seeded_global_numpy():
+    """dit's optimisers start from draws of the legacy global numpy stream (PID_IG's
+    ``np.random.random()``, PID_GH's simplex samples), so their last digits depend on what ran
+    before in the process: the stream is seeded for the call and restored afterwards."""
     state = np.random.get_state()  # noqa: NPY002 (dit draws from the legacy global stream)
     np.random.seed(0)  # noqa: NPY002
     try:
-        d = PID_IG(dit_distribution(p), sources=[[0], [1]], target=[2])
+        yield
     finally:
         np.random.set_state(state)  # noqa: NPY002
+
+
+def _ig_from_dit(p):
+    from dit.pid import PID_IG
+
+    with _seeded_global_numpy():
+        d = PID_IG(dit_distribution(p), sources=[[0], [1]], target=[2])
     return np.array([d.get_pi(n) for n in NODES]), d.get_red(NODES[0])
 
 
@@ -285,7 +292,8 @@ def test_gh_gate_values(name):
 def test_gh_gates_agree_with_dit(name):
     from dit.pid import PID_GH
 
-    theirs = PID_GH(dit_distribution(gate(name)), sources=[[0], [1]], target=[2])
+    with _seeded_global_numpy():
+        theirs = PID_GH(dit_distribution(gate(name)), sources=[[0], [1]], target=[2])
     r = pidkit.pid(gate(name), measure="gh")
     np.testing.assert_allclose(_atoms(r), [theirs.get_pi(n) for n in NODES], rtol=0, atol=1e-6)
 
