@@ -349,6 +349,8 @@ def test_fixed_iterations_take_the_steps_of_the_default_interior_point_iteration
     from pidkit._backend import get_namespace
     from pidkit.discrete.broja import _ipm
 
+    monkeypatch.setattr(_ipm, "LEAN_RULES", False)  # the fixed mode keeps the classic rules
+
     monkeypatch.setattr(_ipm, "POLISH_EVERY", 10**9)
     monkeypatch.setattr(_ipm, "CERT_FROM", 0)
     p = torch.tensor(dirichlet_batch(21, n=4, k=5, alpha=0.01))

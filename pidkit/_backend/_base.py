@@ -109,6 +109,11 @@ class Backend(ABC):
     def eps(self, x: Any) -> float:
         """Machine epsilon of ``x``'s floating-point dtype."""
 
+    def on_host(self, x: Any) -> bool:
+        """Whether ``x`` lives in host memory (the CPU), where working on a large batch in
+        cache-sized chunks pays; on an accelerator, one call on the whole batch does."""
+        return True
+
     # -- autograd --------------------------------------------------------------------------
     def requires_grad(self, x: Any) -> bool:
         """Whether ``x`` carries an autograd graph (never, for libraries without autograd)."""

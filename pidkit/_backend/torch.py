@@ -76,6 +76,9 @@ class TorchBackend(Backend):
     def eps(self, x: Any) -> float:
         return float(self._lib.finfo(x.dtype).eps)
 
+    def on_host(self, x: Any) -> bool:
+        return x.device.type == "cpu"
+
     # -- autograd --------------------------------------------------------------------------
     def requires_grad(self, x: Any) -> bool:
         return bool(x.requires_grad)

@@ -69,9 +69,14 @@ from ._ipm import (
     CERT_FROM,
     CORRECTOR_CAP,
     MAX_BACKTRACK,
+    REFINE_BELOW,
+    RESIDUAL_FRACTION,
     SHRINK,
     SIGMA_MIN,
+    START_MASS,
+    START_SLACK,
     SUFFICIENT,
+    TARGET_FRACTION,
     SolverOutput,
 )
 from ._newton import RIDGE
@@ -85,26 +90,12 @@ SMALL_SIZE = 512
 LEAN_ITER = 60
 #: Steps of iterative refinement of each Newton direction (:func:`_solve`).
 REFINE_STEPS = 1
-#: Refinement runs on the corrector direction once ``sum(w s)`` is below this (earlier the
-#: scaled matrix is well conditioned and the predictor only sets the barrier target).
-REFINE_BELOW = 1e-7
 #: Sizes ``|Y||T||S| n`` up to which margins and ``lam[y, t] + mu[y, s]`` are products with
 #: the incidence matrix (one call; at 3 x 3 x 3 a third of the time of the reductions),
 #: above which reductions and broadcasting (at 8 x 8 x 8, the product costs twice as much).
 BY_MATRIX = 2048
-#: Slack of every block at the start (block masses: the independent coupling's).
-START_SLACK = 0.3
-#: Least block mass at the start, as a fraction of the uniform ``1 / m`` (the independent
-#: coupling can leave blocks with masses near 1e-10, far from the central path).
-START_MASS = 0.1
-#: The centering floor SIGMA_MIN applies while it asks for ``sum(w s)`` above this times
-#: ``tol``; below, the floor is that level.
-TARGET_FRACTION = 0.1
-#: ... and the barrier target ``sum(w s)`` never drops below this times the norm of the
-#: residuals (up to ``sigma = 1``): when the complementarity outruns feasibility, the Newton
-#: matrix (``w / s`` against ``q``) loses the marginal constraints to rounding and the
-#: iteration stalls (on Dirichlet(0.1) pmfs, 28 of 300 stalls until the crossover without it).
-RESIDUAL_FRACTION = 1e-4
+# START_SLACK, START_MASS, TARGET_FRACTION, RESIDUAL_FRACTION and REFINE_BELOW: the rules
+# this driver shares with :func:`._ipm.solve` (defined and explained there).
 
 
 @functools.lru_cache(maxsize=64)
