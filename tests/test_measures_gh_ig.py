@@ -196,17 +196,23 @@ def test_ig_w_gate_has_negative_redundancy():
     assert r.synergy >= 0 and min(r.unique) >= 0
 
 
-@pytest.mark.parametrize("k", range(len(RANDOM_CASES)))
-def test_ig_invariances_and_signs(k):
-    p = _case(k)
-    r = pidkit.pid(p, measure="ig")
-    swapped = pidkit.pid(p.transpose(0, 2, 1), measure="ig")
-    np.testing.assert_allclose(_atoms(swapped), _atoms(r)[[0, 2, 1, 3]], atol=1e-10)
-    rng = np.random.default_rng(k)
+def _assert_symmetric_and_relabelling_invariant(p, measure, seed, atol):
+    """Swapping the sources swaps the unique atoms; renaming the values of every variable
+    changes nothing. Returns the PID of ``p``."""
+    r = pidkit.pid(p, measure=measure)
+    swapped = pidkit.pid(p.transpose(0, 2, 1), measure=measure)
+    np.testing.assert_allclose(_atoms(swapped), _atoms(r)[[0, 2, 1, 3]], atol=atol)
+    rng = np.random.default_rng(seed)
     relabelled = p[rng.permutation(p.shape[0])][:, rng.permutation(p.shape[1])][
         :, :, rng.permutation(p.shape[2])]
-    np.testing.assert_allclose(_atoms(pidkit.pid(relabelled, measure="ig")), _atoms(r),
-                               atol=1e-10)
+    np.testing.assert_allclose(_atoms(pidkit.pid(relabelled, measure=measure)), _atoms(r),
+                               atol=atol)
+    return r
+
+
+@pytest.mark.parametrize("k", range(len(RANDOM_CASES)))
+def test_ig_invariances_and_signs(k):
+    r = _assert_symmetric_and_relabelling_invariant(_case(k), "ig", k, atol=1e-10)
     assert r.synergy >= -1e-12 and min(r.unique) >= -1e-12
 
 
@@ -317,15 +323,7 @@ def test_gh_random_pmfs_agree_with_brute_force(shape, zeros, seed):
 
 @pytest.mark.parametrize("k", [0, 1, 4, 7])
 def test_gh_invariances(k):
-    p = _case(k)
-    r = pidkit.pid(p, measure="gh")
-    swapped = pidkit.pid(p.transpose(0, 2, 1), measure="gh")
-    np.testing.assert_allclose(_atoms(swapped), _atoms(r)[[0, 2, 1, 3]], atol=1e-9)
-    rng = np.random.default_rng(k)
-    relabelled = p[rng.permutation(p.shape[0])][:, rng.permutation(p.shape[1])][
-        :, :, rng.permutation(p.shape[2])]
-    np.testing.assert_allclose(_atoms(pidkit.pid(relabelled, measure="gh")), _atoms(r),
-                               atol=1e-9)
+    _assert_symmetric_and_relabelling_invariant(_case(k), "gh", k, atol=1e-9)
 
 
 def test_gh_identity_property_gives_the_common_part():

@@ -51,6 +51,7 @@ from ..errors import ConvergenceWarning
 from ..information import marginal, source_axes
 from ..lattice import lattice
 from ..result import SolverInfo
+from ._certified import check_solver_options
 from ._maxent import MaxEntProblem, solve_maxent
 from .registry import register_measure
 
@@ -196,10 +197,8 @@ def ccs(p: np.ndarray, tol: float = DEFAULT_TOL, max_iter: int = 10_000):
     >>> round(float(atoms[((0,), (1,))] / np.log(2)), 12), info.status
     (1.0, 'optimal')
     """
-    from ..validation import check_positive
 
-    tol = check_positive(tol, "tol")
-    max_iter = check_positive(max_iter, "max_iter", integer=True)
+    tol, max_iter = check_solver_options(tol, max_iter)
     p = drop_negligible(p, tol)
     lat = lattice(p.ndim - 1)
     nodes = [_Node(p, node) for node in lat.nodes]

@@ -57,7 +57,7 @@ from ..errors import ConvergenceWarning
 from ..information import mutual_information
 from ..lattice import lattice
 from ..result import SolverInfo
-from ..validation import check_positive
+from ._certified import check_solver_options
 from ._maxent import MaxEntProblem, newton_maxent, solve_maxent
 from .ccs import DEFAULT_TOL, _group, drop_negligible
 from .registry import register_measure
@@ -155,8 +155,7 @@ def dep(p: np.ndarray, tol: float = DEFAULT_TOL, max_iter: int = 1000):
     >>> round(r.redundancy, 6), round(r.unique[0], 6), r.solver.status
     (0.081704, 0.229574, 'optimal')
     """
-    tol = check_positive(tol, "tol")
-    max_iter = check_positive(max_iter, "max_iter", integer=True)
+    tol, max_iter = check_solver_options(tol, max_iter)
     lat = lattice(2)
     p = drop_negligible(p, tol)
     q_pw, converged, sweeps, newton, deviation = pairwise_maxent(p, tol, max_iter)

@@ -65,18 +65,12 @@ variable", Entropy 17(7), 4644-4653 (2015); arXiv:1411.4732.
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import scipy.sparse as sp
 from scipy.optimize import linprog
 from scipy.spatial import Delaunay, QhullError
 
-from ..errors import ConvergenceWarning
-from ..information import mutual_information
-from ..lattice import lattice
-from ..result import Certificate, SolverInfo
-from ..validation import check_positive
+from ._certified import check_solver_options, redundancy_result
 from .registry import register_measure
 
 __all__ = ["gh"]
@@ -303,21 +297,10 @@ def gh(p: np.ndarray, tol: float = DEFAULT_TOL, max_iter: int = 100):
     >>> round(r.redundancy, 6), round(r.synergy, 6), r.solver.certificate.gap < 1e-10
     (0.122556, 0.311278, True)
     """
-    tol = check_positive(tol, "tol")
-    max_iter = check_positive(max_iter, "max_iter", integer=True)
-    lat = lattice(2)
+    tol, max_iter = check_solver_options(tol, max_iter)
     lower, upper, rounds, n_simplices = gh_bounds(p, tol, max_iter)
-    converged = upper - lower <= tol
-    if not converged:
-        warnings.warn(f"gh: the branch and bound stopped after {rounds} rounds with a "
-                      f"certified gap of {upper - lower:.2e} nats > tol={tol:g}; the "
-                      f"redundancy is within the certificate. Increase max_iter or loosen tol",
-                      ConvergenceWarning, stacklevel=3)
-    red = {((0,), (1,)): lower, ((0,),): mutual_information(p, (0,), (1,)),
-           ((1,),): mutual_information(p, (0,), (2,)),
-           ((0, 1),): mutual_information(p, (0,), (1, 2))}
-    info = SolverInfo("optimal" if converged else "max_iter", converged, rounds,
-                      Certificate("redundancy", lower, upper), None,
-                      {"method": "branch and bound on the posterior simplex, linear programmes "
-                                 "(HiGHS)", "tol": tol, "simplices": n_simplices})
-    return lat.moebius(red), info
+    return redundancy_result(p, lower, lower, upper, tol=tol, iterations=rounds, measure="gh",
+                             stopped="the branch and bound stopped",
+                             details={"method": "branch and bound on the posterior simplex, "
+                                                "linear programmes (HiGHS)",
+                                      "simplices": n_simplices})

@@ -48,15 +48,10 @@ information geometry", Proc. IEEE ISIT 2019, 3127-3131.
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 
-from ..errors import ConvergenceWarning
 from ..information import mutual_information
-from ..lattice import lattice
-from ..result import Certificate, SolverInfo
-from ..validation import check_positive
+from ._certified import check_solver_options, redundancy_result
 from .registry import register_measure
 
 __all__ = ["ig"]
@@ -236,24 +231,12 @@ def ig(p: np.ndarray, tol: float = DEFAULT_TOL, max_iter: int = 200):
     >>> round(r.redundancy, 6), round(r.synergy, 6), r.solver.certificate.gap < 1e-12
     (0.082831, 0.271553, True)
     """
-    tol = check_positive(tol, "tol")
-    max_iter = check_positive(max_iter, "max_iter", integer=True)
-    lat = lattice(2)
+    tol, max_iter = check_solver_options(tol, max_iter)
     lower, upper, t, iterations = minimise(_Family(p), tol, max_iter)
-    lower, upper = float(lower), float(upper)
-    converged = upper - lower <= tol
-    if not converged:
-        warnings.warn(f"ig: the one-dimensional minimisation stopped after {iterations} "
-                      f"iterations with a certified gap of {upper - lower:.2e} nats > "
-                      f"tol={tol:g}; the synergy is within the certificate. Increase max_iter "
-                      f"or loosen tol", ConvergenceWarning, stacklevel=3)
-    mi = [mutual_information(p, (0,), (axis,)) for axis in (1, 2)]
-    joint = mutual_information(p, (0,), (1, 2))
-    coinformation = mi[0] + mi[1] - joint
-    red = {((0,), (1,)): coinformation + upper, ((0,),): mi[0], ((1,),): mi[1],
-           ((0, 1),): joint}
-    info = SolverInfo("optimal" if converged else "max_iter", converged, iterations,
-                      Certificate("redundancy", coinformation + lower, coinformation + upper),
-                      None, {"method": "safeguarded Newton on a convex 1-D problem", "tol": tol,
-                             "t": float(t)})
-    return lat.moebius(red), info
+    coinformation = (mutual_information(p, (0,), (1,)) + mutual_information(p, (0,), (2,))
+                     - mutual_information(p, (0,), (1, 2)))
+    lower, upper = coinformation + float(lower), coinformation + float(upper)
+    return redundancy_result(p, upper, lower, upper, tol=tol, iterations=iterations,
+                             measure="ig", stopped="the one-dimensional minimisation stopped",
+                             details={"method": "safeguarded Newton on a convex 1-D problem",
+                                      "t": float(t)})

@@ -54,21 +54,14 @@ S. Mehrotra, "On the implementation of a primal-dual interior point method", SIA
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 
-from ..errors import ConvergenceWarning
-from ..information import mutual_information
-from ..lattice import lattice
-from ..result import Certificate, SolverInfo
-from ..validation import check_positive
+from ._certified import check_solver_options, redundancy_result
 from .registry import register_measure
 
 __all__ = ["proj"]
 
 #: Name of the quantity the certificate brackets.
-CERTIFIED_REDUNDANCY = "redundancy"
 
 #: Default bound on the certified error of the redundancy (nats).
 DEFAULT_TOL = 1e-12
@@ -245,22 +238,9 @@ def proj(p: np.ndarray, tol: float = DEFAULT_TOL, max_iter: int = 500):
     >>> round(r.redundancy, 6), round(r.synergy, 6), r.solver.certificate.gap < 1e-12
     (0.311278, 0.5, True)
     """
-    tol = check_positive(tol, "tol")
-    max_iter = check_positive(max_iter, "max_iter", integer=True)
-    lat = lattice(2)
+    tol, max_iter = check_solver_options(tol, max_iter)
     lower, upper, steps = projected_informations(p, tol, max_iter)
     red_lower, red_upper = min(lower), min(upper)
-    converged = red_upper - red_lower <= tol
-    if not converged:
-        warnings.warn(f"proj: the projections stopped after {steps} interior-point iterations "
-                      f"with a certified gap of {red_upper - red_lower:.2e} nats > "
-                      f"tol={tol:g}; the redundancy is within the certificate. Increase "
-                      f"max_iter or loosen tol",
-                      ConvergenceWarning, stacklevel=3)
-    red = {((0,), (1,)): red_lower, ((0,),): mutual_information(p, (0,), (1,)),
-           ((1,),): mutual_information(p, (0,), (2,)),
-           ((0, 1),): mutual_information(p, (0,), (1, 2))}
-    info = SolverInfo("optimal" if converged else "max_iter", converged, steps,
-                      Certificate(CERTIFIED_REDUNDANCY, red_lower, red_upper), None,
-                      {"method": "primal-dual interior point, batched", "tol": tol})
-    return lat.moebius(red), info
+    return redundancy_result(p, red_lower, red_lower, red_upper, tol=tol, iterations=steps,
+                             measure="proj", stopped="the projections stopped",
+                             details={"method": "primal-dual interior point, batched"})

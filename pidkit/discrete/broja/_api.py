@@ -31,11 +31,11 @@ from ...validation import (
     check_base,
     check_int,
     check_pmf,
-    check_positive,
     check_target_sources,
     fail,
     pmf_sum_atol,
 )
+from .._certified import check_solver_options
 from ..registry import register_measure
 from . import _ipm, _small
 from ._core import (
@@ -56,12 +56,6 @@ DEFAULT_MAX_ITER = 200
 #: Name of the quantity the certificate brackets.
 
 _LN2 = math.log(2.0)
-
-
-def _check_options(tol: Any, max_iter: Any) -> tuple[float, int]:
-    tol = check_positive(tol, "tol")
-    max_iter = check_positive(max_iter, "max_iter", integer=True)
-    return tol, max_iter
 
 
 def _status(atoms: Atoms, xp: Backend, tol_bits: float, max_iter: int) -> tuple[str, bool]:
@@ -93,7 +87,7 @@ def compute(p: np.ndarray, tol: float = DEFAULT_TOL, max_iter: int = DEFAULT_MAX
     zero probability are removed first (they carry no mass in any ``Q``); the returned
     ``SolverInfo.state`` is in ``p``'s full layout.
     """
-    tol, max_iter = _check_options(tol, max_iter)
+    tol, max_iter = check_solver_options(tol, max_iter)
     if p.ndim == 4:  # three sources: the maximum-entropy extension (._three)
         return compute_three(p, tol, max_iter, compute)
     if p.ndim != 3:
@@ -308,7 +302,7 @@ def broja(p: Any, *, base: float = 2, tol: float = DEFAULT_TOL,
         raise fail("normalize", "must be True or False", "Pass normalize=True to rescale p",
                    normalize, kind=PIDTypeError)
     base = check_base(base)
-    tol, max_iter = _check_options(tol, max_iter)
+    tol, max_iter = check_solver_options(tol, max_iter)
     xp = get_namespace(p)
     if iterations is not None:
         iterations = check_int(iterations, "iterations", 1)
@@ -516,7 +510,7 @@ def pid_tensor(p: Any, target: Any = 0, sources: Any = None, measure: str = "bro
         raise fail("options", f"{unknown} are not options of measure 'broja'",
                    "Options it accepts: tol, max_iter")
     base = check_base(base)
-    tol, max_iter = _check_options(options.get("tol", DEFAULT_TOL),
+    tol, max_iter = check_solver_options(options.get("tol", DEFAULT_TOL),
                                    options.get("max_iter", DEFAULT_MAX_ITER))
     xp = get_namespace(p)
     p = _check_tensor_pmf(p, False, normalize, xp, None)

@@ -1,0 +1,55 @@
+"""What the discrete measures with an iterative solver share: their options (``tol``,
+``max_iter``), and, for the certified two-source redundancy measures (I_proj, I_GH, I_IG), the
+atoms and :class:`~pidkit.result.SolverInfo` of a redundancy known within a certified bracket.
+
+Each measure brackets its redundancy :math:`I_\\cap(\\{0\\}\\{1\\})` by ``[lower, upper]`` (nats);
+the other nodes of the two-source lattice are mutual informations, so Moebius inversion gives
+every atom, and the bracket's width bounds the error of every atom (each is
+:math:`\\pm I_\\cap` plus mutual informations).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConvergenceWarning
+from ..information import mutual_information
+from ..lattice import Node, lattice
+from ..result import Certificate, SolverInfo
+from ..validation import check_positive
+
+__all__ = ["CERTIFIED_REDUNDANCY", "check_solver_options", "redundancy_result"]
+
+#: The quantity a certificate of these measures brackets.
+CERTIFIED_REDUNDANCY = "redundancy"
+
+
+def check_solver_options(tol: Any, max_iter: Any) -> tuple[float, int]:
+    """``tol`` (> 0) and ``max_iter`` (a positive integer), checked with typed errors."""
+    return check_positive(tol, "tol"), check_positive(max_iter, "max_iter", integer=True)
+
+
+def redundancy_result(p: np.ndarray, value: float, lower: float, upper: float, *, tol: float,
+                      iterations: int, measure: str, stopped: str,
+                      details: Mapping[str, Any]) -> tuple[dict[Node, float], SolverInfo]:
+    """Atoms (nats) of ``p[y, x0, x1]`` with redundancy ``value`` certified in
+    ``[lower, upper]``, and their :class:`~pidkit.result.SolverInfo`; warns
+    (:class:`~pidkit.errors.ConvergenceWarning`, naming ``measure`` and what ``stopped``) when
+    the bracket is wider than ``tol``."""
+    converged = upper - lower <= tol
+    if not converged:
+        warnings.warn(f"{measure}: {stopped} after {iterations} iterations with a certified gap "
+                      f"of {upper - lower:.2e} nats > tol={tol:g}; the redundancy is within the "
+                      f"certificate. Increase max_iter or loosen tol", ConvergenceWarning,
+                      stacklevel=4)
+    red = {((0,), (1,)): value, ((0,),): mutual_information(p, (0,), (1,)),
+           ((1,),): mutual_information(p, (0,), (2,)),
+           ((0, 1),): mutual_information(p, (0,), (1, 2))}
+    info = SolverInfo("optimal" if converged else "max_iter", converged, iterations,
+                      Certificate(CERTIFIED_REDUNDANCY, lower, upper), None,
+                      {"tol": tol, **details})
+    return lattice(2).moebius(red), info
