@@ -89,11 +89,13 @@ from itertools import permutations
 
 import numpy as np
 
+from ..._backend import NUMPY
 from ...errors import ConvergenceWarning
 from ...information import entropy, marginal, mutual_information
 from ...lattice import Node, lattice, node_label
 from ...result import AtomMap, Certificate, SolverInfo
 from . import _three_maxent
+from ._core import clip_unique, information
 
 __all__ = ["compute_three"]
 
@@ -176,13 +178,11 @@ class _Run:
     def unique(self, first: tuple[int, ...], second: tuple[int, ...]) -> _Affine:
         r"""Bivariate BROJA ``Uni(T: first \ second)`` of two (composite) sources; without a
         solve when non-negativity alone pins it within ``tol`` (e.g. a source independent of
-        the target): :math:`\max\{I(T;A) - I(T;B), 0\} \le \mathrm{Uni} \le
-        \min\{I(T;A,B) - I(T;B), I(T;A)\}`."""
+        the target; :func:`._core.clip_unique` gives the interval)."""
         name = f"broja({_name(first)}, {_name(second)})"
         q = _coarse(self.p, (first, second))
-        i_a, i_b = mutual_information(q, (0,), (1,)), mutual_information(q, (0,), (2,))
-        lo = max(i_a - i_b, 0.0)
-        hi = max(min(mutual_information(q, (0,), (1, 2)) - i_b, i_a), 0.0)
+        info = information(q[None], NUMPY)
+        _, lo, hi = (float(x[0]) for x in clip_unique(info.i_t, info, NUMPY))
         if hi - lo <= self.tol * _LN2:
             return self._record(name, lo, lo, hi)
         with warnings.catch_warnings():
