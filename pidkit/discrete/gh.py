@@ -67,8 +67,6 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.optimize import linprog
-from scipy.spatial import Delaunay, QhullError
 
 from ._certified import check_solver_options, redundancy_result
 from .registry import register_measure
@@ -128,6 +126,8 @@ class _ConeProgramme:
         """Solve the upper-bound programme over ``simplices`` (shape (J, k, |Y|), vertices as
         rows); return its value and each copy's variables (shape (J, width), the vertex weights
         last)."""
+        from scipy.optimize import linprog  # imported on use: importing pidkit stays light
+
         n_cells, n0, n1, n_y = self.sizes
         n_simplices, n_vertices = simplices.shape[:2]
         rows, cols, vals = self.block
@@ -188,6 +188,8 @@ def _initial_cover(p: np.ndarray) -> np.ndarray:
     r"""Simplices (shape (J, k, |Y|), vertices as rows) covering the convex hull of the
     conditionals :math:`p(\cdot \mid x_i)` of the source with fewer distinct ones; every
     feasible posterior lies there, as :math:`m(y) = \sum_{x_i} \alpha_i(x_i)\, p(y, x_i)`."""
+    from scipy.spatial import Delaunay, QhullError  # imported on use, as linprog
+
     hulls = []
     for axis in (1, 2):
         p_yx = p.sum(axis=3 - axis)
