@@ -13,7 +13,10 @@ defaults, tol 1e-9 bits and max_iter 200):
 - ``empirical``: plug-in pmfs of N in {20, 100, 1000} samples of a Dirichlet(0.3) pmf,
   alphabets 2..10, and ``bootstrap``: five multinomial replicates of each such table (what
   ``pidkit.estimate`` resamples);
-- ``large``: Dirichlet(0.05) and 70% sparse pmfs at k = 16, 24 and 32.
+- ``large``: Dirichlet(0.05) and 70% sparse pmfs at k = 16, 24 and 32;
+- ``dirichlet(0.001) large``: Dirichlet(0.001) pmfs at k = 12, 14, 16, 18 and 20 (a few dozen
+  cells above 1e-12, marginal entries down to 1e-300; drawn after the other families, so
+  adding it left their pmfs unchanged).
 
 Per family: pmfs, stalls (status not "optimal"/"closed_form"), the largest certified gap and
 the median and largest wall time of one call, for the current solver ("crossover") and with the
@@ -41,6 +44,7 @@ XOR_EPS = (1e-12, 1e-10, 1e-8, 1e-6, 1e-5, 1e-4, 1e-3)
 ALPHAS = (0.001, 0.01, 0.05, 0.1, 1.0)
 SAMPLES = (20, 100, 1000)
 LARGE_K = (16, 24, 32)
+SPARSE_LARGE_K = (12, 14, 16, 18, 20)
 
 
 def _shape(rng: np.random.Generator, high: int) -> tuple[int, int, int]:
@@ -81,6 +85,8 @@ def families(seed: int) -> dict[str, list[np.ndarray]]:
         p[rng.random(p.shape) < 0.7] = 0.0
         large.append(p / p.sum())
     out["large"] = large
+    out["dirichlet(0.001) large"] = [rng.dirichlet(np.full(k ** 3, 0.001)).reshape(k, k, k)
+                                     for k in SPARSE_LARGE_K]
     return out
 
 

@@ -288,3 +288,40 @@ def test_batched_numpy_and_torch_certify_the_tiny_mass_pmfs():
             for single, lo, up in zip(singles, lower, upper, strict=True):
                 cert = single.solver.certificate  # both brackets hold the truth: they overlap
                 assert lo <= cert.upper + EXACT_SLACK and cert.lower <= up + EXACT_SLACK
+
+
+# -- marginal entries below the barrier's resolution: the tolerance-relative drop ------------
+
+#: ``(k, seed)``: Dirichlet(0.001) pmfs over k x k x k cells (``default_rng(seed)``), about 70
+#: cells above 1e-12 and marginal entries down to 1e-300. Each stopped at max_iter = 200 (gaps
+#: 2e-7 and 1e-6 bits, 8-10 s) while the barrier kept every marginal entry above ``DROP``.
+LARGE_SPARSE = ((13, 13002), (14, 14000))
+
+
+def large_sparse_pmf(k: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return rng.dirichlet(np.full(k ** 3, 0.001)).reshape(k, k, k)
+
+
+@pytest.mark.parametrize(("k", "seed"), LARGE_SPARSE)
+def test_tiny_marginal_entries_are_dropped_and_the_pmf_certified(k, seed):
+    p = large_sparse_pmf(k, seed)
+    r = certified_without_warning(p)
+    assert r.solver.iterations <= _ipm.POLISH_EVERY    # the first crossover certifies it
+    state = r.solver.state
+    lower, upper, violation = exact_bracket(p, state.lam[0], state.mu[0], state.q[0])
+    assert violation <= 1e-15
+    assert lower >= r.solver.certificate.lower - EXACT_SLACK
+    assert upper - lower <= 1e-9 + 2 * EXACT_SLACK
+    # entries below the threshold exist and are far above DROP: the rule, not DROP, acts here
+    threshold = _polish.drop_threshold(1e-9 * np.log(2), k * 2 * k)
+    marginals = np.concatenate([p.sum(axis=2).ravel(), p.sum(axis=1).ravel()])
+    assert np.any((marginals > 1e3 * _polish.DROP) & (marginals < threshold))
+
+
+def test_keeping_every_marginal_entry_above_drop_stalls(monkeypatch):
+    monkeypatch.setattr(_polish, "DROP_SHARE", float("inf"))     # threshold = DROP
+    with pytest.warns(ConvergenceWarning):
+        r = pidkit.pid(large_sparse_pmf(*LARGE_SPARSE[0]), measure="broja",
+                       max_iter=_ipm.POLISH_EVERY + 1)
+    assert r.solver.status == "max_iter" and r.solver.certificate.gap > 1e-9

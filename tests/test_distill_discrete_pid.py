@@ -366,8 +366,10 @@ def test_solver_stops_warn_once_per_loss_and_log_the_gap():
     g = torch.Generator().manual_seed(7)
     y = torch.arange(60) % 3
     t = torch.randn(60, 6, generator=g) + 3 * torch.nn.functional.one_hot(y, 6)
-    loss = DiscretePIDLoss([(6,)], [(4,)], num_classes=3, codes=3, seed=0, max_iter=1,
-                           tol=1e-12)
+    with torch.random.fork_rng():      # the adapter's initialisation draws from torch's RNG
+        torch.manual_seed(0)
+        loss = DiscretePIDLoss([(6,)], [(4,)], num_classes=3, codes=3, seed=0, max_iter=1,
+                               tol=1e-12)
     batch = Batch(y=y, student_logits=torch.zeros(60, 3), teacher_features=[t],
                   student_features=[torch.randn(60, 4, generator=g)])
     with warnings.catch_warnings(record=True) as caught:
@@ -375,7 +377,8 @@ def test_solver_stops_warn_once_per_loss_and_log_the_gap():
         gaps = [loss.student_loss(batch)[1]["certified_gap"] for _ in range(4)]
     stops = [w for w in caught if issubclass(w.category, ConvergenceWarning)]
     assert len(stops) == 1 and "certified_gap" in str(stops[0].message)
-    assert all(g.dtype == torch.float32 and g.dim() == 0 and float(g) > 0 for g in gaps)
+    assert all(g.dtype == torch.float32 and g.dim() == 0 and float(g) >= 0 for g in gaps)
+    assert max(float(g) for g in gaps) > loss.tol * math.log(2)    # the stop the warning names
     # a budget the solver meets: no warning, and every logged gap within tol (bits -> nats)
     loss = DiscretePIDLoss([(6,)], [(4,)], num_classes=3, codes=3, seed=0, max_iter=200)
     with warnings.catch_warnings():

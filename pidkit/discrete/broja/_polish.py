@@ -18,11 +18,13 @@ move linearly: Newton's method on :math:`\phi_\tau(q) = f(q) - \tau\sum\ln q` ov
 :math:`\Delta_P`, with the KKT system solved whole (:func:`kkt_direction`) and :math:`\tau`
 decreased to :math:`\mathrm{tol}/(8N)`; at the minimiser of :math:`\phi_\tau` the
 multipliers of the marginal constraints are a dual point whose gap to the primal one is
-exactly :math:`\tau N` (``N`` cells). Marginal entries below :data:`DROP` are left out of
-it, with their cells (a documented exact treatment of the dynamic range float64 cannot
-hold: the certificate below is computed on the full problem, their dual variables are set
-by :func:`lift_dual` and the mass of their cells restored by the repair, so what they change
-is inside the certified bracket, of order :math:`10^{-60}` times a logarithm here).
+exactly :math:`\tau N` (``N`` cells). Marginal entries below :func:`drop_threshold`
+(:math:`\mathrm{tol} / (2m)` for ``m`` marginal entries, :data:`DROP_SHARE`, and always those
+below :data:`DROP`) are left out of it, with their cells: at the barrier's resolution they
+would keep every iterate from certifying. The certificate below is computed on the full
+problem, their dual variables are set by :func:`lift_dual` and the mass of their cells restored
+by the repair, so what they change is inside the certified bracket (about their mass times a
+logarithm).
 
 **The semismooth Newton method.**
 A stalled interior-point run (``docs/broja.md``) ends with the complementarity products
@@ -86,7 +88,7 @@ from ..._threads import one_blas_thread
 from ._bounds import dual_bound, neg_conditional_entropy, repair
 from ._problem import Best, Problem, logits, pin_gauge
 
-__all__ = ["barrier", "kkt_direction", "lift_dual", "polish"]
+__all__ = ["barrier", "drop_threshold", "kkt_direction", "lift_dual", "polish"]
 
 #: Cells whose softmax weight is below this are left out of the Newton system (their mass,
 #: at most this times the block's, is negligible next to the tolerance).
@@ -113,12 +115,27 @@ MAX_UNKNOWNS = 2048
 LARGEST_DUAL = 1e4
 #: Most bytes of the Newton matrices of one batch of :func:`barrier` (items run in chunks).
 KKT_MEMORY = 2**28
-#: Marginal entries :math:`P(y,t)`, :math:`P(y,s)` below this are left out of the barrier
-#: problem (with them, their cells: a cell can carry no more than its marginals); their mass
-#: is restored by the repair of the certificate and their dual variables by :func:`lift_dual`.
+#: Marginal entries :math:`P(y,t)`, :math:`P(y,s)` below this are always left out of the
+#: barrier problem (with them, their cells: a cell can carry no more than its marginals); their
+#: mass is restored by the repair of the certificate and their dual variables by
+#: :func:`lift_dual`.
 DROP = 1e-60
-#: Largest weight :math:`e^{\lambda + \mu}` that :func:`lift_dual` gives a dropped cell.
-DROPPED_WEIGHT = 1e-40
+#: ... and so are those below ``tol / (DROP_SHARE m)`` (``m = |Y|(|T| + |S|)`` marginal
+#: entries), :func:`drop_threshold`. Entries that small sit at the barrier's resolution
+#: (:math:`\tau \ge \mathrm{tol}/(8N)`, ``N`` cells): kept, their multipliers grow like
+#: :math:`\tau/P` and no iterate certifies. Dropped, each costs the certified gap about its
+#: mass times :math:`|\ln(q^*(y \mid t,s)/P)|`, since :func:`lift_dual` gives its cells
+#: weights of the order of the entry itself: a few ``tol / m`` at the very most, and far less
+#: on the heavy-tailed pmfs where it matters (where the cost is too high the certificate simply
+#: does not reach ``tol`` and the iteration goes on). Measured on Dirichlet(0.001) pmfs with
+#: alphabets 13-20 (3 per alphabet, 2026-12-05): with DROP alone 21 of 24 stopped at
+#: ``max_iter`` (gaps 1e-7..2e-4 bits, 8-55 s each); with this threshold and those weights
+#: the first crossover certified 12 of the 21 seen (0.4-1 s each), the rest still stall
+#: (``benchmarks/broja_stalls.py``, family "dirichlet(0.001) large").
+DROP_SHARE = 2.0
+#: Smallest weight :math:`e^{\lambda + \mu}` that :func:`lift_dual` gives the cells of a
+#: dropped marginal entry (the entry's own mass otherwise).
+DROPPED_WEIGHT = 1e-300
 #: Share of the independent coupling mixed into the barrier's start (every cell positive).
 MIX = 1e-6
 #: Most Newton steps of the barrier method.
@@ -353,8 +370,8 @@ def barrier(pb: Any, q_start: Any, tau: Any, tol: float, best: Any, xp: Backend)
     r"""The primal log-barrier method on :math:`\Delta_P`, batched, recording every certified
     iterate in ``best`` (:class:`._problem.Best`).
 
-    On the cells of the marginal entries of at least :data:`DROP` (the others are left out,
-    see :func:`lift_dual`) it minimises, for decreasing :math:`\tau`,
+    On the cells of the marginal entries of at least :func:`drop_threshold` (the others are
+    left out, see :func:`lift_dual`) it minimises, for decreasing :math:`\tau`,
 
     .. math::
 
@@ -378,7 +395,8 @@ def barrier(pb: Any, q_start: Any, tau: Any, tol: float, best: Any, xp: Backend)
     shrinks by the fraction-to-boundary factor per step.
     """
     p_yt, p_ys = pb.p_yt, pb.p_ys
-    keep_yt, keep_ys = p_yt >= DROP, p_ys >= DROP
+    drop = drop_threshold(tol, p_yt.shape[1] * (p_yt.shape[2] + p_ys.shape[2]))
+    keep_yt, keep_ys = p_yt >= drop, p_ys >= drop
     r_yt, r_ys = xp.where(keep_yt, p_yt, 0.0), xp.where(keep_ys, p_ys, 0.0)
     cells = keep_yt[:, :, :, None] & keep_ys[:, :, None, :]
     free_lam, free_mu = keep_yt, keep_ys & ~pin_gauge(r_ys, xp)
@@ -405,7 +423,7 @@ def barrier(pb: Any, q_start: Any, tau: Any, tol: float, best: Any, xp: Backend)
         # their multipliers) carry no weight: they are reset as those of dropped marginals
         lam, mu = -nu_t, -nu_s
         lam, mu = lift_dual(lam, mu, keep_yt & (lam >= -LARGEST_DUAL / 2),
-                            keep_ys & (mu >= -LARGEST_DUAL / 2), xp)
+                            keep_ys & (mu >= -LARGEST_DUAL / 2), p_yt, p_ys, xp)
         low, up, lam_f, mu_f, q_f = _certify(pb, lam, mu, q, xp)
         best.update(everyone, low, lam_f, mu_f, up, q_f, xp)
         if xp.all((best.up - best.low <= tol) | ~moving):
@@ -506,24 +524,35 @@ def kkt_direction(q: Any, g: Any, cells: Any, residual: tuple[Any, Any],
     return xp.where(cells, dq, 0.0), nu_t, nu_s
 
 
-def lift_dual(lam: Any, mu: Any, keep_yt: Any, keep_ys: Any, xp: Backend) -> tuple[Any, Any]:
+def drop_threshold(tol: float, entries: int) -> float:
+    """The smallest marginal entry :func:`barrier` keeps: :data:`DROP` or
+    ``tol / (DROP_SHARE * entries)``, whichever is larger (``entries`` = ``|Y|(|T| + |S|)``)."""
+    return max(DROP, tol / (DROP_SHARE * max(entries, 1)))
+
+
+def lift_dual(lam: Any, mu: Any, keep_yt: Any, keep_ys: Any, p_yt: Any, p_ys: Any,
+              xp: Backend) -> tuple[Any, Any]:
     r"""A dual point of the full problem from one of the problem without the dropped marginal
     entries (``keep_yt``, ``keep_ys`` false): their variables are set so that every cell
-    they enter weighs at most :data:`DROPPED_WEIGHT`,
+    they enter weighs at most the entry's own mass :math:`\delta` (``p_yt`` or ``p_ys``, at
+    least :data:`DROPPED_WEIGHT`),
 
     .. math::
 
-        \mu_{ys} = \ln\delta - \max_{t\ \text{kept}} \lambda_{yt},\qquad
-        \lambda_{yt} = \ln\delta - \max_{s} \mu_{ys}.
+        \mu_{ys} = \ln\delta_{ys} - \max_{t\ \text{kept}} \lambda_{yt},\qquad
+        \lambda_{yt} = \ln\delta_{yt} - \max_{s} \mu_{ys}.
 
-    A dropped cell then raises :math:`h_{ts}` by at most :math:`|Y|\delta` and its marginal
-    enters the dual objective with a weight below :data:`DROP`: the lower bound of
-    :func:`~._bounds.dual_bound` on the full problem loses a negligible amount, and remains a
-    proven bound whatever it loses."""
-    log_weight = math.log(DROPPED_WEIGHT)
+    A dropped cell then raises :math:`h_{ts}` by at most :math:`|Y|` times the largest dropped
+    entry, and its marginal enters the dual objective with its mass times a variable near
+    :math:`\ln \delta` (the optimum's is :math:`\ln q^*(y \mid t,s)` minus the other one, of
+    that order for a cell that can carry no more than :math:`\delta`): the lower bound of
+    :func:`~._bounds.dual_bound` on the full problem loses about the dropped mass times a
+    logarithm (:data:`DROP_SHARE`), and remains a proven bound whatever it loses."""
     top = xp.max(xp.where(keep_yt, lam, -math.inf), axis=2, keepdims=True)
-    mu = xp.where(keep_ys, mu, log_weight - xp.where(top > -math.inf, top, 0.0))
-    return xp.where(keep_yt, lam, log_weight - xp.max(mu, axis=2, keepdims=True)), mu
+    mu = xp.where(keep_ys, mu, xp.log(xp.maximum(p_ys, DROPPED_WEIGHT))
+                  - xp.where(top > -math.inf, top, 0.0))
+    return xp.where(keep_yt, lam, xp.log(xp.maximum(p_yt, DROPPED_WEIGHT))
+                    - xp.max(mu, axis=2, keepdims=True)), mu
 
 
 def _barrier_line_search(q: Any, dq: Any, slope: Any, cells: Any, tau: Any,
