@@ -129,8 +129,8 @@ DROP = 1e-60
 #: on the heavy-tailed pmfs where it matters (where the cost is too high the certificate simply
 #: does not reach ``tol`` and the iteration goes on). Measured on Dirichlet(0.001) pmfs with
 #: alphabets 13-20 (3 per alphabet, 2026-12-05): with DROP alone 21 of 24 stopped at
-#: ``max_iter`` (gaps 1e-7..2e-4 bits, 8-55 s each); with this threshold and those weights
-#: the first crossover certified 12 of the 21 seen (0.4-1 s each), the rest still stall
+#: ``max_iter`` (gaps 1e-7..2e-4 bits, 8-55 s each); with this threshold and those weights 11
+#: of the 20 re-run were certified (10 by the first crossover), 9 still stall
 #: (``benchmarks/broja_stalls.py``, family "dirichlet(0.001) large").
 DROP_SHARE = 2.0
 #: Smallest weight :math:`e^{\lambda + \mu}` that :func:`lift_dual` gives the cells of a
