@@ -344,23 +344,38 @@ def _line_search(pb: Any, point: tuple[Any, ...], d: Any, slope: Any, nl: int, s
     a = xp.minimum(MAX_LOG_STEP / xp.maximum(size, MAX_LOG_STEP), 1.0)
     a = xp.where(xp.isfinite(a) & (slope < 0), a, 0.0)
     merit0 = 0.5 * xp.sum(res * res, axis=1)
-    waiting = a > 0
-    moved = waiting & False
-    out = [xp.copy(x) for x in point]
-    for _ in range(BACKTRACK):
+
+    def trial_at(a):
         size3 = a[:, None, None]
         trial = (lam + size3 * d_lam, mu + size3 * d_mu, w + size3 * d_w)
         h_n, pi_n, res_n = _residual(pb, *trial, scale, xp)
         merit = 0.5 * xp.sum(res_n * res_n, axis=1)
-        ok = waiting & (merit <= merit0 + SUFFICIENT * a * slope)
-        for x, t in zip(out, (*trial, h_n, pi_n, res_n), strict=True):
+        return merit <= merit0 + SUFFICIENT * a * slope, (*trial, h_n, pi_n, res_n)
+
+    out, moved = _backtrack(point, a, a > 0, trial_at, xp)
+    return tuple(out), moved
+
+
+def _backtrack(start: tuple[Any, ...], a: Any, waiting: Any, trial_at, xp: Backend
+               ) -> tuple[list[Any], Any]:
+    """Per item, the first step length of ``a, a/2, ...`` (at most :data:`BACKTRACK` tries)
+    whose trial point is accepted: ``trial_at(a)`` returns ``(accepted (B,), trial arrays)``,
+    the arrays in the order of ``start``. Items in ``waiting`` take their first accepted trial
+    point; the others, and those with none accepted, keep ``start``. Returns the new arrays
+    and which items moved."""
+    moved = waiting & False
+    out = [xp.copy(x) for x in start]
+    for _ in range(BACKTRACK):
+        accepted, trial = trial_at(a)
+        ok = waiting & accepted
+        for x, t in zip(out, trial, strict=True):
             x[ok] = t[ok]
         moved = moved | ok
         waiting = waiting & ~ok
         if not xp.any(waiting):
             break
         a = a * 0.5
-    return tuple(out), moved
+    return out, moved
 
 
 # -- the primal barrier method ---------------------------------------------------------------
@@ -567,16 +582,11 @@ def _barrier_line_search(q: Any, dq: Any, slope: Any, cells: Any, tau: Any,
     value = _barrier_value(q, cells, tau, xp)
     flat = abs(slope) <= 1e-15 * (1.0 + abs(value))
     waiting = xp.isfinite(slope) & (slope < 0) | flat
-    moved = waiting & False
-    out = xp.copy(q)
-    for _ in range(BACKTRACK):
+
+    def trial_at(a):
         trial = q + a[:, None, None, None] * dq
-        ok = waiting & ((_barrier_value(trial, cells, tau, xp)
-                         <= value + ARMIJO * a * slope) | flat)
-        out[ok] = trial[ok]
-        moved = moved | ok
-        waiting = waiting & ~ok
-        if not xp.any(waiting):
-            break
-        a = a * 0.5
-    return out, moved
+        decrease = _barrier_value(trial, cells, tau, xp) <= value + ARMIJO * a * slope
+        return decrease | flat, (trial,)
+
+    out, moved = _backtrack((q,), a, waiting, trial_at, xp)
+    return out[0], moved
