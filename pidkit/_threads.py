@@ -24,14 +24,8 @@ __all__ = ["have_threadpoolctl", "one_blas_thread"]
 _CONTROLLER: list = []
 
 
-def have_threadpoolctl() -> bool:
-    """Whether threadpoolctl is installed (so that :func:`one_blas_thread` pins threads)."""
-    one_blas_thread()
-    return _CONTROLLER[0] is not None
-
-
-def one_blas_thread() -> Any:
-    """A context manager limiting BLAS to one thread (a no-op without threadpoolctl)."""
+def _controller() -> Any:
+    """The threadpoolctl controller (built once), or None without threadpoolctl."""
     if not _CONTROLLER:
         try:
             from threadpoolctl import ThreadpoolController
@@ -39,7 +33,20 @@ def one_blas_thread() -> Any:
             _CONTROLLER.append(None)
         else:
             _CONTROLLER.append(ThreadpoolController())
-    controller = _CONTROLLER[0]
+    return _CONTROLLER[0]
+
+
+def have_threadpoolctl() -> bool:
+    """Whether threadpoolctl is installed (so that :func:`one_blas_thread` pins threads)."""
+    return _controller() is not None
+
+
+def one_blas_thread() -> Any:
+    """A context manager limiting BLAS to one thread (a no-op without threadpoolctl).
+
+    threadpoolctl applies the limit when the limiter is *created*, so call this in the ``with``
+    statement itself: a limiter built and never entered is never undone."""
+    controller = _controller()
     if controller is None:  # pragma: no cover - depends on the environment
         return contextlib.nullcontext()
     return controller.limit(limits=1, user_api="blas")

@@ -273,7 +273,7 @@ def test_large_single_matrices_are_factorised_on_one_blas_thread(monkeypatch, si
     LARGE_ORDER): from LARGE_ORDER on the numpy backend factorises one matrix with one BLAS
     thread, and says what to install when it cannot pin threads."""
     from scipy.linalg import lapack
-    from threadpoolctl import threadpool_info
+    from threadpoolctl import threadpool_info, threadpool_limits
 
     import pidkit._backend.numpy as numpy_backend
 
@@ -291,10 +291,13 @@ def test_large_single_matrices_are_factorised_on_one_blas_thread(monkeypatch, si
     monkeypatch.setattr(numpy_backend, "LARGE_ORDER", 6)
     rng = np.random.default_rng(1)
     a_np, b_np = spd_batch(rng, (1,), 6), rng.standard_normal((1, 6, 2))
-    x = NUMPY.sym_solve(NUMPY.sym_factor(a_np, single=single), b_np)
+    with threadpool_limits(limits=2, user_api="blas"):
+        x = NUMPY.sym_solve(NUMPY.sym_factor(a_np, single=single), b_np)
+        after = [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
     tol = (1e-4 if single else 1e-12) * np.linalg.cond(a_np).max()
     np.testing.assert_allclose(x, np.linalg.solve(a_np, b_np), atol=tol)
     assert seen == [1]
+    assert after and all(n == 2 for n in after)     # the pin is undone after the call
     monkeypatch.setattr(numpy_backend, "have_threadpoolctl", lambda: False)
     with pytest.raises(ImportError, match="pip install threadpoolctl"):
         NUMPY.sym_factor(a_np)
