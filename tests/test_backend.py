@@ -277,12 +277,15 @@ def test_large_single_matrices_are_factorised_on_one_blas_thread(monkeypatch, si
 
     import pidkit._backend.numpy as numpy_backend
 
+    def blas_threads():
+        return {pool["filepath"]: pool["num_threads"] for pool in threadpool_info()
+                if pool["user_api"] == "blas"}
+
     seen = []
 
     def recording(real):
         def call(*args, **kwargs):
-            seen.append(max(pool["num_threads"] for pool in threadpool_info()
-                            if pool["user_api"] == "blas"))
+            seen.append(max(blas_threads().values()))
             return real(*args, **kwargs)
         return call
 
@@ -292,12 +295,13 @@ def test_large_single_matrices_are_factorised_on_one_blas_thread(monkeypatch, si
     rng = np.random.default_rng(1)
     a_np, b_np = spd_batch(rng, (1,), 6), rng.standard_normal((1, 6, 2))
     with threadpool_limits(limits=2, user_api="blas"):
+        before = blas_threads()
         x = NUMPY.sym_solve(NUMPY.sym_factor(a_np, single=single), b_np)
-        after = [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+        after = blas_threads()
     tol = (1e-4 if single else 1e-12) * np.linalg.cond(a_np).max()
     np.testing.assert_allclose(x, np.linalg.solve(a_np, b_np), atol=tol)
     assert seen == [1]
-    assert after and all(n == 2 for n in after)     # the pin is undone after the call
+    assert after == before and 2 in before.values()   # the pin is undone after the call
     monkeypatch.setattr(numpy_backend, "have_threadpoolctl", lambda: False)
     with pytest.raises(ImportError, match="pip install threadpoolctl"):
         NUMPY.sym_factor(a_np)
