@@ -61,8 +61,6 @@ from .registry import register_measure
 
 __all__ = ["proj"]
 
-#: Name of the quantity the certificate brackets.
-
 #: Default bound on the certified error of the redundancy (nats).
 DEFAULT_TOL = 1e-12
 

@@ -103,8 +103,9 @@ SOLVED = 1e-14
 #: Added to the diagonal of the Jacobian (times c on the w rows): the (lambda, mu) block is
 #: only positive semidefinite.
 REGULARISATION = 1e-13
-#: Backtracking: halve the step at most this many times; Armijo constant of the decrease
-#: of ||F||^2 / 2 (the item stays put when no step qualifies).
+#: Backtracking of both methods' line searches (:func:`_backtrack`): halve the step at most
+#: this many times; Armijo constant of the decrease (of ||F||^2 / 2, of the barrier function);
+#: an item stays put when no step qualifies.
 BACKTRACK, SUFFICIENT = 20, 0.01
 #: Largest number of unknowns |Y|(|T| + |S|) + |T||S| of the dense Newton systems of both
 #: methods (k = 24: 1728; at k = 32, 3072, one LU factorisation takes seconds): larger
@@ -127,11 +128,12 @@ DROP = 1e-60
 #: mass times :math:`|\ln(q^*(y \mid t,s)/P)|`, since :func:`lift_dual` gives its cells
 #: weights of the order of the entry itself: a few ``tol / m`` at the very most, and far less
 #: on the heavy-tailed pmfs where it matters (where the cost is too high the certificate simply
-#: does not reach ``tol`` and the iteration goes on). Measured on Dirichlet(0.001) pmfs with
-#: alphabets 13-20 (3 per alphabet, 2026-12-05): with DROP alone 21 of 24 stopped at
-#: ``max_iter`` (gaps 1e-7..2e-4 bits, 8-55 s each); with this threshold and those weights 11
-#: of the 20 re-run were certified (10 by the first crossover), 9 still stall
-#: (``benchmarks/broja_stalls.py``, family "dirichlet(0.001) large").
+#: does not reach ``tol`` and the iteration goes on). Measured in a development run on
+#: Dirichlet(0.001) pmfs with alphabets 13-20 (3 per alphabet, 2026-12-05): with DROP alone 21
+#: of 24 stopped at ``max_iter`` (gaps 1e-7..2e-4 bits, 8-55 s each); with this threshold and
+#: those weights 11 of the 20 re-run were certified (10 by the first crossover), 9 still
+#: stall. The recorded sweep (``benchmarks/broja_stalls.py``, family "dirichlet(0.001)
+#: large", k = 12-20): 2 of 5 still stall.
 DROP_SHARE = 2.0
 #: Smallest weight :math:`e^{\lambda + \mu}` that :func:`lift_dual` gives the cells of a
 #: dropped marginal entry (the entry's own mass otherwise).
@@ -143,8 +145,6 @@ BARRIER_STEPS = 40
 #: The barrier parameter falls (by TAU_SHRINK) once the Newton decrement is below CENTRED
 #: times tau N.
 CENTRED, TAU_SHRINK = 1.0, 0.1
-#: Armijo constant of the barrier line search (backtracking by halving, BACKTRACK times).
-ARMIJO = 0.01
 
 
 def _residual(pb: Any, lam: Any, mu: Any, w: Any, scale: Any, xp: Backend):
@@ -263,10 +263,8 @@ def polish(pb: Any, state: tuple[Any, ...], tol: float, xp: Backend):
         chunk = max(1, KKT_MEMORY // (8 * size * size))
         for start in range(0, nb, chunk):
             part = slice(start, start + chunk)
-            sub = Best(*(getattr(best, k)[part] for k in fields))
-            barrier(pb.take(part), (w[:, None] * pi)[part], tau[part], tol, sub, xp)
-            for k in fields:
-                getattr(best, k)[part] = getattr(sub, k)
+            sub = Best(*(getattr(best, k)[part] for k in fields))   # views: updated in place
+            barrier(pb.take(part), w[part, None] * pi[part], tau[part], tol, sub, xp)
         stuck = best.up - best.low > tol
         if xp.any(stuck):
             sub = Best(*(getattr(best, k)[stuck] for k in fields))
@@ -395,7 +393,7 @@ def barrier(pb: Any, q_start: Any, tau: Any, tol: float, best: Any, xp: Backend)
 
     by Newton's method: each step solves the KKT system of :func:`kkt_direction` (whose
     multipliers :math:`-\nu` are the dual point), stays inside :math:`q > 0` by the
-    fraction-to-boundary rule and backtracks on :math:`\phi_\tau` (:data:`ARMIJO`);
+    fraction-to-boundary rule and backtracks on :math:`\phi_\tau` (:data:`SUFFICIENT`);
     :math:`\tau` falls by :data:`TAU_SHRINK` once the Newton decrement is below
     :data:`CENTRED` :math:`\tau N` (near the minimiser of :math:`\phi_\tau`, whose dual point
     has a gap of :math:`\tau N` to it) down to :math:`\mathrm{tol}/(8N)`. The primal start
@@ -574,7 +572,7 @@ def _barrier_line_search(q: Any, dq: Any, slope: Any, cells: Any, tau: Any,
                          xp: Backend) -> tuple[Any, Any]:
     r"""Step along ``dq``: per item the first of :math:`a_0, a_0/2, \dots`
     (:math:`a_0 = \min(1, 0.99\, a_{\max})`, :math:`a_{\max}` the step to the boundary
-    :math:`q = 0`) with :math:`\phi_\tau(q + a\,dq) \le \phi_\tau(q) + \text{ARMIJO}\, a\,
+    :math:`q = 0`) with :math:`\phi_\tau(q + a\,dq) \le \phi_\tau(q) + \text{SUFFICIENT}\, a\,
     \text{slope}`, or any step when the slope is below rounding. Returns the new ``q`` and
     which items moved."""
     ratio = xp.where(dq < 0, -q / xp.where(dq < 0, dq, -1.0), math.inf)
@@ -585,7 +583,7 @@ def _barrier_line_search(q: Any, dq: Any, slope: Any, cells: Any, tau: Any,
 
     def trial_at(a):
         trial = q + a[:, None, None, None] * dq
-        decrease = _barrier_value(trial, cells, tau, xp) <= value + ARMIJO * a * slope
+        decrease = _barrier_value(trial, cells, tau, xp) <= value + SUFFICIENT * a * slope
         return decrease | flat, (trial,)
 
     out, moved = _backtrack((q,), a, waiting, trial_at, xp)

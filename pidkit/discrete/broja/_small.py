@@ -14,9 +14,11 @@ its upper triangle, which is all LAPACK reads, at positions computed once per sh
 point is one vector, the block masses and slacks one ``(2, T, S)`` array, margins are one
 product with the incidence matrix on the smallest tables, and the residuals of an accepted
 trial point are those of the next iteration. BLAS runs with the caller's threads:
-:func:`._core.solve_atoms` pins one.
+:func:`._core.solve_atoms` pins one above :data:`._core.UNPINNED_SINGLE` Newton rows.
 
-Three choices differ from the general solver, all for fewer iterations:
+Three choices, all for fewer iterations, which :func:`._ipm.solve` now shares
+(:data:`._ipm.LEAN_RULES`; the fixed-iteration mode :func:`._ipm.solve_fixed` keeps the
+original ones):
 
 - the start: the dual point of :mod:`._ipm`, block masses
   :math:`w_{ts} = \sum_y P(y,t) P(y,s) / P(y)` (the independent coupling
