@@ -71,6 +71,7 @@ import numpy as np
 from scipy.linalg.lapack import dpotrf, dpotrs
 
 from ..._threads import one_blas_thread
+from ...information import entropy, mutual_information
 
 __all__ = ["MaxEntBracket", "solve"]
 
@@ -110,18 +111,10 @@ class MaxEntBracket:
         return self.upper - self.lower
 
 
-def _xlogy(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """``x * log(y)`` with ``0 * log(0) = 0``."""
-    out = np.zeros_like(x)
-    pos = x > 0
-    out[pos] = x[pos] * np.log(y[pos])
-    return out
-
-
 def objective(q: np.ndarray) -> float:
-    r""":math:`\sum q \ln(q / q(a,b,c))` (nats) of a non-negative ``q[t, a, b, c]``."""
-    block = np.broadcast_to(q.sum(axis=0, keepdims=True), q.shape)
-    return float(_xlogy(q, np.where(q > 0, q, 1.0) / np.where(block > 0, block, 1.0)).sum())
+    r""":math:`\sum q \ln(q / q(a,b,c)) = H(A,B,C) - H(T,A,B,C)` (nats) of a non-negative
+    ``q[t, a, b, c]``."""
+    return entropy(q.sum(axis=0)) - entropy(q)
 
 
 class _Program:
@@ -277,14 +270,9 @@ def _solve_program(p: np.ndarray, tol: float, max_iter: int) -> MaxEntBracket:
     keep = [p.sum(axis=tuple(a for a in range(4) if a != axis)) > 0 for axis in range(4)]
     p = p[np.ix_(*keep)]
     prog = _Program(p)
-    h_t = -float(_xlogy(prog.p_t, prog.p_t).sum())
-    i_single = []
-    for m in (prog.p_ta, prog.p_tb, prog.p_tc):
-        prod = prog.p_t[:, None] * m.sum(axis=0)[None, :]
-        i_single.append(float(_xlogy(m, np.where(m > 0, m, 1.0) / np.where(prod > 0, prod, 1.0))
-                              .sum()))
     # I_Q(T;ABC) >= I(T;A) etc. on Delta_P; p and P(t)P(a|t)P(b|t)P(c|t) are feasible
-    lower, upper = max(i_single) - h_t, min(objective(p), objective(prog.product))
+    lower = max(mutual_information(p, (0,), (k,)) for k in (1, 2, 3)) - entropy(prog.p_t)
+    upper = min(objective(p), objective(prog.product))
     if upper - lower <= tol or p.shape[0] == 1:
         return MaxEntBracket(min(lower, upper), upper, 0)
     x = prog.x0.copy()
