@@ -23,12 +23,11 @@ import itertools
 import cvxpy as cp
 import numpy as np
 import scipy.sparse as sp
-
-CLARABEL_TIGHT = {"tol_gap_abs": 1e-10, "tol_gap_rel": 1e-10, "tol_feas": 1e-10,
-                  "tol_ktratio": 1e-10, "max_iter": 500}
+from _broja_reference import CLARABEL_TIGHT
 
 
 def _entropy(x: np.ndarray) -> float:
+    """Entropy in nats (``_broja_reference``'s is in bits)."""
     x = np.asarray(x).ravel()
     x = x[x > 0]
     return float(-(x * np.log(x)).sum())

@@ -22,3 +22,12 @@ def dit_distribution(p: np.ndarray, *, string_symbols: bool = False):
             outcomes.append(tuple(str(v) for v in outcome) if string_symbols else outcome)
             probs.append(float(p[idx]))
     return dit.Distribution(outcomes, probs)
+
+
+def random_pmf(rng: np.random.Generator, shape: tuple[int, ...], zeros: float = 0.0) -> np.ndarray:
+    """A random pmf of ``shape`` (squared uniforms), about ``zeros`` of its cells set to 0 (the
+    first cell never, so it is never all zero)."""
+    p = rng.random(shape) ** 2
+    p[rng.random(shape) < zeros] = 0.0
+    p[(0,) * len(shape)] += 0.01
+    return p / p.sum()

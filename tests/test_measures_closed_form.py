@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _dit_reference import dit_distribution
+from _dit_reference import dit_distribution, random_pmf
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -169,7 +169,7 @@ def _entropy_bits(q):
 @pytest.mark.parametrize("measure", ["sx", "pm"])
 @pytest.mark.parametrize("shape", [(2, 2, 2), (3, 2, 3, 2)])
 def test_parts_sum_to_entropies_and_difference_is_the_atoms(measure, shape):
-    p = _random_pmf(np.random.default_rng(len(shape)), shape, zeros=0.2)
+    p = random_pmf(np.random.default_rng(len(shape)), shape, zeros=0.2)
     r = pidkit.pid(p, measure=measure)
     plus, minus = r.solver.parts["informative"], r.solver.parts["misinformative"]
     for node, value in r.atoms.items():
@@ -196,13 +196,6 @@ def test_parts_on_gates_and_units():
 
 
 # --- agreement with dit 2.3 ----------------------------------------------------------------------
-def _random_pmf(rng, shape, zeros=0.0):
-    p = rng.random(shape) ** 2
-    p[rng.random(shape) < zeros] = 0.0
-    p[(0,) * len(shape)] += 0.01   # never all zero
-    return p / p.sum()
-
-
 def _common_block_pmf(rng, n_sources):
     """Sources of 4 values, each a (group bit, free bit); outcomes only where every source has
     the same group: the meet of any sources is the group bit, so I_wedge is not trivially 0."""
@@ -235,7 +228,7 @@ def _compare_with_dit(p, measure):
 @pytest.mark.parametrize("shape", [(2, 2, 2), (3, 2, 3), (2, 3, 2), (4, 3, 3)])
 def test_agrees_with_dit_two_sources(measure, shape):
     rng = np.random.default_rng(sum(shape) + len(measure))
-    _compare_with_dit(_random_pmf(rng, shape, zeros=0.25), measure)
+    _compare_with_dit(random_pmf(rng, shape, zeros=0.25), measure)
     _compare_with_dit(_common_block_pmf(rng, 2), measure)
 
 
@@ -243,7 +236,7 @@ def test_agrees_with_dit_two_sources(measure, shape):
 @pytest.mark.parametrize("measure", NEW_MEASURES)
 def test_agrees_with_dit_three_sources(measure):
     rng = np.random.default_rng(3)
-    _compare_with_dit(_random_pmf(rng, (2, 2, 3, 2), zeros=0.2), measure)
+    _compare_with_dit(random_pmf(rng, (2, 2, 3, 2), zeros=0.2), measure)
     _compare_with_dit(_common_block_pmf(rng, 3), measure)
 
 
@@ -295,7 +288,7 @@ def _brute_wedge(p, node):
 
 def test_four_sources_match_brute_force_and_sum_to_mutual_information():
     rng = np.random.default_rng(4)
-    for p in (_random_pmf(rng, (2, 2, 2, 2, 2), zeros=0.3), _common_block_pmf(rng, 4)):
+    for p in (random_pmf(rng, (2, 2, 2, 2, 2), zeros=0.3), _common_block_pmf(rng, 4)):
         mi = _entropy_bits(p.sum(axis=0)) + _entropy_bits(p.reshape(p.shape[0], -1).sum(1)) \
             - _entropy_bits(p)
         results = {m: pidkit.pid(p, measure=m) for m in NEW_MEASURES}
@@ -336,7 +329,7 @@ def test_blocks_of_one_node_or_outcome_change_nothing(measure, monkeypatch):
 
 
 def test_five_sources_run():
-    p = _random_pmf(np.random.default_rng(5), (2,) * 6, zeros=0.3)
+    p = random_pmf(np.random.default_rng(5), (2,) * 6, zeros=0.3)
     for measure in NEW_MEASURES:
         r = pidkit.pid(p, measure=measure)
         assert len(r.atoms) == 7579
@@ -350,7 +343,7 @@ def test_five_sources_run():
        seed=st.integers(0, 2**32 - 1), zeros=st.sampled_from([0.0, 0.3, 0.6]))
 def test_two_source_identities(measure, shape, seed, zeros):
     # self-redundancy: red + uni_i = I(Y; X_i), and the atoms sum to I(Y; X0, X1)
-    p = _random_pmf(np.random.default_rng(seed), shape, zeros=zeros)
+    p = random_pmf(np.random.default_rng(seed), shape, zeros=zeros)
     r = pidkit.pid(p, measure=measure)
     h_y = _entropy_bits(p.sum(axis=(1, 2)))
     for i, axis in enumerate((2, 1)):
@@ -365,7 +358,7 @@ def test_two_source_identities(measure, shape, seed, zeros):
 @pytest.mark.parametrize("seed", range(4))
 def test_invariant_to_relabelling_padding_and_source_order(measure, seed):
     rng = np.random.default_rng(seed)
-    p = _common_block_pmf(rng, 3) if seed % 2 else _random_pmf(rng, (3, 2, 3, 2), zeros=0.3)
+    p = _common_block_pmf(rng, 3) if seed % 2 else random_pmf(rng, (3, 2, 3, 2), zeros=0.3)
     base = pidkit.pid(p, measure=measure)
     relabelled = p[np.ix_(*(rng.permutation(s) for s in p.shape))]
     _assert_same(pidkit.pid(relabelled, measure=measure), base)
@@ -386,7 +379,7 @@ def _assert_same(a, b):
 
 @pytest.mark.parametrize("measure", NEW_MEASURES)
 def test_grouped_sources_equal_merged_axes(measure):
-    p = _random_pmf(np.random.default_rng(7), (2, 2, 3, 2), zeros=0.2)
+    p = random_pmf(np.random.default_rng(7), (2, 2, 3, 2), zeros=0.2)
     _assert_same(pidkit.pid(p, sources=[[1, 2], [3]], measure=measure),
                  pidkit.pid(p.reshape(2, 6, 2), measure=measure))
 

@@ -20,7 +20,7 @@ import math
 
 import numpy as np
 import pytest
-from _dit_reference import dit_distribution
+from _dit_reference import dit_distribution, random_pmf
 from scipy.optimize import linprog, minimize_scalar
 
 import pidkit
@@ -35,13 +35,6 @@ LN2 = math.log(2)
 ATOL = 1e-9
 #: dit's PID_IG minimises numerically from a random start: its values are matched to this (bits).
 DIT_IG_ATOL = 1e-7
-
-
-def _random_pmf(rng, shape, zeros=0.0):
-    p = rng.random(shape) ** 2
-    p[rng.random(shape) < zeros] = 0.0
-    p[(0,) * len(shape)] += 0.01
-    return p / p.sum()
 
 
 def _atoms(r):
@@ -69,7 +62,7 @@ RANDOM_CASES = [((2, 2, 2), 0.0), ((2, 2, 2), 0.3), ((3, 2, 3), 0.0), ((3, 2, 3)
 
 def _case(k):
     shape, zeros = RANDOM_CASES[k]
-    return _random_pmf(np.random.default_rng(100 + k), shape, zeros)
+    return random_pmf(np.random.default_rng(100 + k), shape, zeros)
 
 
 # --- I_IG: an independent solve ------------------------------------------------------------------
@@ -311,7 +304,7 @@ GH_SMALL = [((2, 2, 2), 0.0, 1), ((2, 2, 2), 0.0, 2), ((2, 2, 2), 0.3, 3), ((3, 
 
 @pytest.mark.parametrize(("shape", "zeros", "seed"), GH_SMALL)
 def test_gh_random_pmfs_agree_with_brute_force(shape, zeros, seed):
-    p = _random_pmf(np.random.default_rng(seed), shape, zeros)
+    p = random_pmf(np.random.default_rng(seed), shape, zeros)
     reference = _gh_reference_bits(p)
     r = pidkit.pid(p, measure="gh")
     assert r.redundancy == pytest.approx(reference, abs=ATOL)
