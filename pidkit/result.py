@@ -9,7 +9,7 @@ Also the project's single helpers for what every result and report needs:
 - units: :func:`unit_name` (``2 -> "bits"``, ``e -> "nats"``, ``10 -> "hartleys"``);
 - plain data for JSON: :func:`to_plain`;
 - the quantity a certificate brackets: :data:`CERTIFIED_UNIQUE` (``"unique[0]"``, the result
-  attribute that holds it).
+  attribute that holds it) or :data:`CERTIFIED_REDUNDANCY` (``"redundancy"``).
 """
 
 from __future__ import annotations
@@ -23,8 +23,9 @@ import numpy as np
 
 from .lattice import Lattice, Node, lattice, node_label, parse_node
 
-__all__ = ["CERTIFIED_UNIQUE", "TARGET_NAME", "Certificate", "SolverInfo", "AtomMap",
-           "PIDResult", "default_source_names", "to_plain", "unit_name"]
+__all__ = ["CERTIFIED_REDUNDANCY", "CERTIFIED_UNIQUE", "TARGET_NAME", "Certificate",
+           "SolverInfo", "AtomMap", "PIDResult", "default_source_names", "to_plain",
+           "unit_name"]
 
 #: Name of the target in every result (discrete, Gaussian, from samples) unless the caller
 #: names the variables.
@@ -33,6 +34,10 @@ TARGET_NAME = "Y"
 #: The quantity a bivariate certificate brackets: the unique information of the first source,
 #: named as the result attribute that holds it (``r.unique[0]``, lattice node ``{0}``).
 CERTIFIED_UNIQUE = "unique[0]"
+
+#: The quantity the certificate of a certified redundancy measure (I_proj, I_GH, I_IG)
+#: brackets: ``r.redundancy``, lattice node ``{0}{1}``.
+CERTIFIED_REDUNDANCY = "redundancy"
 
 _UNITS = {2.0: "bits", math.e: "nats", 10.0: "hartleys"}
 

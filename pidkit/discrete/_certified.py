@@ -19,13 +19,10 @@ import numpy as np
 from ..errors import ConvergenceWarning
 from ..information import mutual_information
 from ..lattice import Node, lattice
-from ..result import Certificate, SolverInfo
+from ..result import CERTIFIED_REDUNDANCY, Certificate, SolverInfo
 from ..validation import check_positive
 
-__all__ = ["CERTIFIED_REDUNDANCY", "check_solver_options", "redundancy_result"]
-
-#: The quantity a certificate of these measures brackets.
-CERTIFIED_REDUNDANCY = "redundancy"
+__all__ = ["check_solver_options", "redundancy_result"]
 
 
 def check_solver_options(tol: Any, max_iter: Any) -> tuple[float, int]:
