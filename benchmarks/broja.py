@@ -83,12 +83,17 @@ def _child(name, p, queue):
 
     with threadpool_limits(THREADS):
         start = time.perf_counter()
-        value = _redundancy_anchor(name, p)
-        queue.put((time.perf_counter() - start, value))
+        try:
+            value = _redundancy_anchor(name, p)
+        except Exception as exc:  # reported by the parent, not mistaken for the time cap
+            queue.put((None, None, f"{type(exc).__name__}: {exc}"))
+            return
+        queue.put((time.perf_counter() - start, value, None))
 
 
 def run_anchor(name: str, p: np.ndarray, cap: float) -> tuple[float | None, float | None]:
-    """(seconds, redundancy) of an anchor, or (None, None) if it passed ``cap`` seconds."""
+    """(seconds, redundancy) of an anchor, or (None, None) if it passed ``cap`` seconds; a
+    ``RuntimeError`` naming the anchor's error if it failed (e.g. a package missing)."""
     ctx = mp.get_context("fork")
     queue = ctx.Queue()
     proc = ctx.Process(target=_child, args=(name, p, queue))
@@ -98,7 +103,11 @@ def run_anchor(name: str, p: np.ndarray, cap: float) -> tuple[float | None, floa
         proc.terminate()
         proc.join()
         return None, None
-    return queue.get() if not queue.empty() else (None, None)
+    seconds, value, error = (queue.get() if not queue.empty()
+                             else (None, None, "the child exited without a result"))
+    if error is not None:
+        raise RuntimeError(f"anchor {name} failed: {error}")
+    return seconds, value
 
 
 def ours(p: np.ndarray, tol: float = 1e-9, peak: bool = True):
