@@ -456,14 +456,13 @@ class DiscretePIDLoss(DistillLoss):
         if self.iterations is not None:  # device-resident: no warning, gap kept on device
             solved = _broja(torch.stack(tables), self.tol, self.max_iter, warm,
                             iterations=self.iterations)
-            self._gap = solved.solver.details["gap_bits"].max().detach().float() * math.log(2)
         else:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", ConvergenceWarning)
                 solved = _broja(torch.stack(tables), self.tol, self.max_iter, warm)
             self._report_stops(caught)
-            cert = solved.solver.certificate
-            self._gap = (cert.upper - cert.lower).max().detach().float()
+        cert = solved.solver.certificate                       # nats (base e), on the device
+        self._gap = (cert.upper - cert.lower).max().detach().float()
         self._warm = solved.solver.state
         reds = solved.redundancy.unbind()
         if lagged:
