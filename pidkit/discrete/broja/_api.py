@@ -122,12 +122,10 @@ def _expand(x: np.ndarray, keep: tuple[np.ndarray, ...], shape: tuple[int, ...])
     full[keep] = x[0]
     return full[None]
 
-def _check_tensor_pmf(p: Any, batch: bool, normalize: bool, xp: Backend, ndim: int | None,
-                      atol: float | None = None):
-    """Validate a floating-point pmf array of ``xp`` (numpy or torch), per batch item; returns
-    it normalised. ``atol``: the tolerance on ``|sum(p) - 1|``, by default
-    :func:`~pidkit.validation.pmf_sum_atol` of ``p``'s dtype (pass the one of the dtype ``p``
-    was given in when it was converted already)."""
+def _check_layout(p: Any, batch: bool, xp: Backend, ndim: int | None) -> int:
+    """The checks of a pmf array that read no values: a floating-point dtype, ``ndim`` axes
+    (after the batch axis, if ``batch``; any number from 2 on if ``ndim`` is None), no empty
+    axis. Returns the number of leading batch axes (0 or 1)."""
     if not xp.is_floating(p):
         raise fail("p", f"must be a floating-point array, not dtype {p.dtype}",
                    "Convert it to float64 or float32 (e.g. p.double() for a torch tensor)",
@@ -139,6 +137,16 @@ def _check_tensor_pmf(p: Any, batch: bool, normalize: bool, xp: Backend, ndim: i
                    "Reshape it, or use pidkit.pid to group axes into two sources")
     if p.ndim < 2 + lead or any(n == 0 for n in p.shape):
         raise fail("p", f"has shape {tuple(p.shape)}", "Give every variable at least one outcome")
+    return lead
+
+
+def _check_tensor_pmf(p: Any, batch: bool, normalize: bool, xp: Backend, ndim: int | None,
+                      atol: float | None = None):
+    """Validate a floating-point pmf array of ``xp`` (numpy or torch), per batch item; returns
+    it normalised. ``atol``: the tolerance on ``|sum(p) - 1|``, by default
+    :func:`~pidkit.validation.pmf_sum_atol` of ``p``'s dtype (pass the one of the dtype ``p``
+    was given in when it was converted already)."""
+    lead = _check_layout(p, batch, xp, ndim)
     if not xp.all(p == p) or not xp.all(xp.maximum(p, 0.0) < math.inf):
         raise fail("p", "contains NaN or infinite probabilities",
                    "Remove or replace the non-finite entries")
@@ -341,17 +349,7 @@ def _device_pmf(p: Any, batch: bool, normalize: bool, xp: Backend) -> tuple[Any,
     give a per-item bool array ``valid`` on ``p``'s device. Returns ``p`` normalised, with the
     uniform pmf in place of the invalid items (so that the solver stays finite), and
     ``valid`` (shape ``(B,)``, ``()`` without ``batch``)."""
-    if not xp.is_floating(p):
-        raise fail("p", f"must be a floating-point array, not dtype {p.dtype}",
-                   "Convert it to float64 or float32 (e.g. p.double() for a torch tensor)",
-                   kind=PIDTypeError)
-    lead = 1 if batch else 0
-    if p.ndim != 3 + lead:
-        what = "p[b, y, x0, x1]" if batch else "p[y, x0, x1]"
-        raise fail("p", f"must have {3 + lead} axes ({what}), has {p.ndim}",
-                   "Reshape it, or use pidkit.pid to group axes into two sources")
-    if any(n == 0 for n in p.shape):
-        raise fail("p", f"has shape {tuple(p.shape)}", "Give every variable at least one outcome")
+    lead = _check_layout(p, batch, xp, 3)
     axes = tuple(range(lead, p.ndim))
     bad = ~xp.isfinite(p) | (p < 0)
     total = xp.sum(xp.where(bad, 0.0, p), axis=axes, keepdims=True)
