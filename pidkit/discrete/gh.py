@@ -122,10 +122,10 @@ class _ConeProgramme:
         self.n_rows = row + n_y
         self.block = (np.array(rows), np.array(cols), np.array(vals, dtype=float))
 
-    def solve(self, simplices: np.ndarray):
+    def solve(self, simplices: np.ndarray, divergences: np.ndarray):
         """Solve the upper-bound programme over ``simplices`` (shape (J, k, |Y|), vertices as
-        rows); return its value and each copy's variables (shape (J, width), the vertex weights
-        last)."""
+        rows; ``divergences`` (J, k) their :func:`_divergences`); return its value and each
+        copy's variables (shape (J, width), the vertex weights last)."""
         from scipy.optimize import linprog  # imported on use: importing pidkit stays light
 
         n_cells, n0, n1, n_y = self.sizes
@@ -149,7 +149,7 @@ class _ConeProgramme:
                                  + np.arange(n_cells)).ravel())),
                               shape=(n_cells, width * n_simplices))
         cost = np.zeros((n_simplices, width))
-        cost[:, w_start:] = -_divergences(simplices, self.p_y)
+        cost[:, w_start:] = -divergences
         res = linprog(cost.ravel(), A_eq=sp.vstack([cone, total]).tocsr(),
                       b_eq=np.concatenate([np.zeros(cone.shape[0]), self.mass]),
                       bounds=(0, None), method="highs", options=LP_OPTIONS)
@@ -223,12 +223,13 @@ def gh_bounds(p: np.ndarray, tol: float, max_iter: int):
     rounds = 0
     while True:
         rounds += 1
-        upper, x = programme.solve(simplices)
+        vertex_divergences = _divergences(simplices, programme.p_y)
+        upper, x = programme.solve(simplices, vertex_divergences)
         masses = programme.posterior_masses(x)
         total = masses.sum(axis=1)
         scale = np.where(total > 0, total, 1.0)
         lower_parts = total * _divergences(masses / scale[:, None], programme.p_y)
-        upper_parts = (x[:, w_start:] * _divergences(simplices, programme.p_y)).sum(axis=1)
+        upper_parts = (x[:, w_start:] * vertex_divergences).sum(axis=1)
         lower = float(lower_parts.sum())
         upper = max(upper, lower)
         if upper - lower <= tol or rounds >= max_iter:
