@@ -544,34 +544,22 @@ def solve_fixed(p: Any, xp: Backend, tol: float, iterations: int, done: Any = No
         cur = tuple(start(p, pb, list(cur), xp))
     nb = p.shape[0]
     if bounds is None:
-        best = (xp.zeros((nb,), like=p) - math.inf, cur[0], cur[1],
-                xp.zeros((nb,), like=p) + math.inf, p)
+        best = Best(xp.zeros((nb,), like=p) - math.inf, xp.zeros((nb,), like=p) + math.inf,
+                    cur[0], cur[1], p)
     else:
         low, up, lam, mu, q = bounds
-        best = (low, mu, lam, up, xp.swapaxes(q, 2, 3)) if swap else (low, lam, mu, up, q)
+        best = Best(low, up, mu, lam, xp.swapaxes(q, 2, 3)) if swap else Best(*bounds)
     frozen = xp.zeros((nb,), like=p) > 0 if done is None else done
-    best = _keep_better(best, _bounds_of(pb, cur, xp), xp)
+    best = best.better(*_bounds_of(pb, cur, xp), xp)
     for _ in range(iterations):
-        frozen = frozen | (best[3] - best[0] <= tol)
+        frozen = frozen | (best.up - best.low <= tol)
         new = step(pb, cur, xp, fixed=True)
         cur = tuple(xp.where(_expand(frozen, x), x, n) for x, n in zip(cur, new, strict=True))
-        best = _keep_better(best, _bounds_of(pb, cur, xp), xp)
-    low, lam, mu, up, q = best
+        best = best.better(*_bounds_of(pb, cur, xp), xp)
+    lam, mu, q = best.lam, best.mu, best.q
     if swap:
         lam, mu, q = mu, lam, xp.swapaxes(q, 2, 3)
-    return SolverOutput(low, up, lam, mu, q, up - low <= tol, iterations)
-
-
-def _keep_better(best: tuple[Any, ...], new: tuple[Any, ...], xp: Backend) -> tuple[Any, ...]:
-    """Per item, the better lower bound (with its dual point) and the better upper bound (with
-    its primal point) of ``best`` and ``new``, both ``(low, lam, mu, up, q)``, chosen with
-    ``where`` (a NaN bound never replaces a number)."""
-    low, lam, mu, up, q = best
-    better_low = new[0] > low
-    better_up = new[3] < up
-    return (xp.where(better_low, new[0], low), xp.where(_expand(better_low, lam), new[1], lam),
-            xp.where(_expand(better_low, mu), new[2], mu), xp.where(better_up, new[3], up),
-            xp.where(_expand(better_up, q), new[4], q))
+    return SolverOutput(best.low, best.up, lam, mu, q, best.up - best.low <= tol, iterations)
 
 
 def _expand(flag: Any, like: Any) -> Any:

@@ -69,16 +69,24 @@ class Best:
     mu: Any
     q: Any
 
+    def better(self, low: Any, lam: Any, mu: Any, up: Any, q: Any, xp: Backend) -> Best:
+        """Per item the better lower bound (with its dual point) and the better upper bound
+        (with its primal point) of these and the given ones, chosen with ``where``: no host
+        read, and a NaN bound never replaces a number."""
+        better_low, better_up = low > self.low, up < self.up
+        return Best(xp.where(better_low, low, self.low), xp.where(better_up, up, self.up),
+                    xp.where(better_low[:, None, None], lam, self.lam),
+                    xp.where(better_low[:, None, None], mu, self.mu),
+                    xp.where(better_up[:, None, None, None], q, self.q))
+
     def update(self, rows: Any, low: Any, lam: Any, mu: Any, up: Any, q: Any,
                xp: Backend) -> None:
-        """Keep, for the items ``rows`` (a boolean mask), the bounds that improve."""
-        better_low = low > self.low[rows]
-        better_up = up < self.up[rows]
-        self.low[rows] = xp.where(better_low, low, self.low[rows])
-        self.lam[rows] = xp.where(better_low[:, None, None], lam, self.lam[rows])
-        self.mu[rows] = xp.where(better_low[:, None, None], mu, self.mu[rows])
-        self.up[rows] = xp.where(better_up, up, self.up[rows])
-        self.q[rows] = xp.where(better_up[:, None, None, None], q, self.q[rows])
+        """Keep, for the items ``rows`` (a boolean mask), the bounds that improve
+        (:meth:`better`), in place."""
+        new = Best(self.low[rows], self.up[rows], self.lam[rows], self.mu[rows],
+                   self.q[rows]).better(low, lam, mu, up, q, xp)
+        self.low[rows], self.up[rows] = new.low, new.up
+        self.lam[rows], self.mu[rows], self.q[rows] = new.lam, new.mu, new.q
 
 
 def pin_gauge(p_ys: Any, xp: Backend) -> Any:
