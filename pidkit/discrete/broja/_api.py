@@ -429,19 +429,18 @@ def _fixed_result(p, valid, xp: Backend, batch: bool, base: float, tol: float,
     def out(x):
         return item(xp.to_dtype(xp.where(valid, x * scale, math.nan), p))
 
-    values = [out(v) for v in (atoms.redundancy, atoms.unique_t, atoms.unique_s, atoms.synergy)]
-    cert = Certificate(CERTIFIED_UNIQUE, out(atoms.lower), out(atoms.upper))
     gap_bits = xp.where(valid, (atoms.upper - atoms.lower) / _LN2, math.nan)
     converged = atoms.converged & valid
-    solver = FixedIterationInfo(
-        "fixed_iterations", ~xp.any(~converged), iterations, cert,
-        details={"converged": item(converged), "gap_bits": item(gap_bits),
-                 "valid": item(valid), "tol_bits": tol, "iterations": iterations,
-                 "algorithm": "primal-dual interior point on the dual, fixed iterations"},
-        state=WarmStart(sol.lam, sol.mu, sol.q))
-    return PIDResult(atoms=dict(zip(lattice(2).nodes, values, strict=True)), measure="broja",
-                     base=base, mutual_information=out(info.i_ts), solver=solver,
-                     source_names=default_source_names(2), target_name=TARGET_NAME)
+
+    def solver(cert):
+        return FixedIterationInfo(
+            "fixed_iterations", ~xp.any(~converged), iterations, cert,
+            details={"converged": item(converged), "gap_bits": item(gap_bits),
+                     "valid": item(valid), "tol_bits": tol, "iterations": iterations,
+                     "algorithm": "primal-dual interior point on the dual, fixed iterations"},
+            state=WarmStart(sol.lam, sol.mu, sol.q))
+
+    return _pid_result(atoms, info, out, base, solver, default_source_names(2), TARGET_NAME)
 
 
 def _float_result(p: np.ndarray, base: float, normalize: bool, tol: float,
@@ -481,15 +480,25 @@ def _result(p, xp: Backend, batch: bool, base: float, tol: float, max_iter: int,
         x = xp.to_dtype(x * scale, p)
         return x if batch else x[0]
 
+    def solver(cert):
+        return SolverInfo(status, converged, atoms.iterations, cert,
+                          details={"converged": atoms.converged if batch else atoms.converged[0],
+                                   "tol_bits": tol, "max_iter": max_iter,
+                                   "algorithm": "primal-dual interior point on the dual"},
+                          state=WarmStart(sol.lam, sol.mu, sol.q))
+
+    return _pid_result(atoms, info, out, base, solver, source_names, target_name)
+
+
+def _pid_result(atoms: Atoms, info: Information, out, base: float, solver,
+                source_names: tuple[str, ...], target_name: str) -> PIDResult:
+    """The :class:`~pidkit.result.PIDResult` of solved ``atoms`` (nats): every array passed
+    through ``out`` (units, dtype, batch axis), the certificate of ``Uni(Y:X0\\X1)``, and the
+    solver information ``solver(certificate)``."""
     values = [out(v) for v in (atoms.redundancy, atoms.unique_t, atoms.unique_s, atoms.synergy)]
     cert = Certificate(CERTIFIED_UNIQUE, out(atoms.lower), out(atoms.upper))
-    solver = SolverInfo(status, converged, atoms.iterations, cert,
-                        details={"converged": atoms.converged if batch else atoms.converged[0],
-                                 "tol_bits": tol, "max_iter": max_iter,
-                                 "algorithm": "primal-dual interior point on the dual"},
-                        state=WarmStart(sol.lam, sol.mu, sol.q))
     return PIDResult(atoms=dict(zip(lattice(2).nodes, values, strict=True)), measure="broja",
-                     base=base, mutual_information=out(info.i_ts), solver=solver,
+                     base=base, mutual_information=out(info.i_ts), solver=solver(cert),
                      source_names=source_names, target_name=target_name)
 
 
