@@ -16,7 +16,9 @@ defaults, tol 1e-9 bits and max_iter 200):
 - ``large``: Dirichlet(0.05) and 70% sparse pmfs at k = 16, 24 and 32;
 - ``dirichlet(0.001) large``: Dirichlet(0.001) pmfs at k = 12, 14, 16, 18 and 20 (a few dozen
   cells above 1e-12, marginal entries down to 1e-300; drawn after the other families, so
-  adding it left their pmfs unchanged).
+  adding it left their pmfs unchanged);
+- ``dirichlet(0.001) huge``: the same at k = 24, 28 and 32 (drawn last), where the crossover's
+  dense Newton systems exceed ``_polish.MAX_UNKNOWNS`` from k = 27 on.
 
 Per family: pmfs, stalls (status not "optimal"/"closed_form"), the largest certified gap and
 the median and largest wall time of one call, for the current solver ("crossover") and with the
@@ -45,6 +47,7 @@ ALPHAS = (0.001, 0.01, 0.05, 0.1, 1.0)
 SAMPLES = (20, 100, 1000)
 LARGE_K = (16, 24, 32)
 SPARSE_LARGE_K = (12, 14, 16, 18, 20)
+SPARSE_HUGE_K = (24, 28, 32)
 
 
 def _shape(rng: np.random.Generator, high: int) -> tuple[int, int, int]:
@@ -87,6 +90,8 @@ def families(seed: int) -> dict[str, list[np.ndarray]]:
     out["large"] = large
     out["dirichlet(0.001) large"] = [rng.dirichlet(np.full(k ** 3, 0.001)).reshape(k, k, k)
                                      for k in SPARSE_LARGE_K]
+    out["dirichlet(0.001) huge"] = [rng.dirichlet(np.full(k ** 3, 0.001)).reshape(k, k, k)
+                                    for k in SPARSE_HUGE_K]
     return out
 
 

@@ -171,8 +171,8 @@ def distributed_mean(total: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
 
     .. math::
 
-        m_r = rac{\mathrm{total}_r}{\max(C, 1) / W},
-        \qquad rac1W \sum_r m_r = rac{\sum_r \mathrm{total}_r}{\max(C, 1)},
+        m_r = \frac{\mathrm{total}_r}{\max(C, 1) / W},
+        \qquad \frac1W \sum_r m_r = \frac{\sum_r \mathrm{total}_r}{\max(C, 1)},
 
     so that the average over processes (what DDP does to the gradients, and what a trainer
     does to logged values) is the mean over the global batch, however the subset is spread over
@@ -226,9 +226,9 @@ def sum_across_processes(x: torch.Tensor) -> torch.Tensor:
 
     .. math::
 
-        rac1W \sum_r W f'(G)\,rac{\partial x_r}{\partial	heta}
-        = f'(G) \sum_r rac{\partial x_r}{\partial	heta}
-        = rac{\partial f(G)}{\partial	heta},
+        \frac1W \sum_r W f'(G)\,\frac{\partial x_r}{\partial\theta}
+        = f'(G) \sum_r \frac{\partial x_r}{\partial\theta}
+        = \frac{\partial f(G)}{\partial\theta},
 
     the gradient of one process holding the global batch. (This is what
     ``torch.distributed.nn.functional.all_reduce`` does; recent torch releases deprecate it

@@ -135,8 +135,14 @@ def _check_layout(p: Any, batch: bool, xp: Backend, ndim: int | None) -> int:
         what = "p[b, y, x0, x1]" if batch else "p[y, x0, x1]"
         raise fail("p", f"must have {ndim + lead} axes ({what}), has {p.ndim}",
                    "Reshape it, or use pidkit.pid to group axes into two sources")
-    if p.ndim < 2 + lead or any(n == 0 for n in p.shape):
-        raise fail("p", f"has shape {tuple(p.shape)}", "Give every variable at least one outcome")
+    if p.ndim < 2 + lead:
+        where = " after the batch axis" if batch else ""
+        raise fail("p", f"needs at least 2 axes (one per variable){where}, has shape "
+                        f"{tuple(p.shape)}", "Reshape it so that each variable has its own axis, "
+                        "e.g. p.reshape(2, 2, 2)")
+    if any(n == 0 for n in p.shape):
+        raise fail("p", f"has an empty axis (shape {tuple(p.shape)})",
+                   "Give every variable at least one outcome")
     return lead
 
 
@@ -504,7 +510,9 @@ def _pid_result(atoms: Atoms, info: Information, out, base: float, solver,
 
 def pid_tensor(p: Any, target: Any = 0, sources: Any = None, measure: str = "broja",
                base: float = 2, *, normalize: bool = False, **options: Any) -> PIDResult:
-    """:func:`pidkit.pid` for a torch tensor ``p`` (one axis per variable): BROJA only.
+    """:func:`pidkit.pid` for a torch tensor ``p`` (one axis per variable): BROJA only, on one
+    source (the closed form :math:`I(Y; X_0)`, as for every measure) or two (the
+    differentiable solver); three-source BROJA runs on numpy arrays.
 
     Axes are arranged as in :func:`pidkit.decompose.arrange_pmf`; the result holds 0-d tensors
     (dtype and device of ``p``), differentiable with respect to ``p``.
@@ -522,15 +530,23 @@ def pid_tensor(p: Any, target: Any = 0, sources: Any = None, measure: str = "bro
     xp = get_namespace(p)
     p = _check_tensor_pmf(p, False, normalize, xp, None)
     target_axes, groups = check_target_sources(p.ndim, target, sources)
-    if len(groups) != 2:
-        raise fail("sources", f"measure 'broja' needs exactly two sources, got {len(groups)}",
-                   "Group axes into two composite sources, e.g. sources=[[1, 2], [3]]")
-    used = target_axes + groups[0] + groups[1]
+    if len(groups) > 2:
+        raise fail("sources", f"a torch tensor takes one or two sources (the differentiable "
+                              f"solver), got {len(groups)}",
+                   "Group axes into two composite sources (sources=[[1, 2], [3]]), or pass "
+                   "p.detach().cpu().double().numpy() for three-source BROJA (not differentiable)")
+    used = target_axes + tuple(ax for g in groups for ax in g)
     unused = tuple(ax for ax in range(p.ndim) if ax not in used)
     q = xp.sum(p, axis=unused) if unused else p
     kept = [ax for ax in range(p.ndim) if ax in used]
     q = xp.permute_dims(q, [kept.index(ax) for ax in used])
     sizes = [math.prod(p.shape[ax] for ax in g) for g in (target_axes, *groups)]
     q = q.reshape(sizes)
+    if len(groups) == 1:                # the one-node lattice: I(Y; X0), no solve
+        mi = information(xp.float64(q)[None, :, :, None], xp).i_t[0] / math.log(base)
+        mi = xp.to_dtype(mi, q)
+        return PIDResult(atoms={lattice(1).nodes[0]: mi}, measure="broja", base=base,
+                         mutual_information=mi, solver=SolverInfo("closed_form"),
+                         source_names=default_source_names(1), target_name=TARGET_NAME)
     return _result(q, xp, False, base, tol, max_iter, source_names=default_source_names(2),
                    target_name=TARGET_NAME)

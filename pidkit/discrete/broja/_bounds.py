@@ -10,8 +10,11 @@ With :math:`f(Q) = -H_Q(Y \mid T, S)` and the dual (see :mod:`._ipm`)
 any *feasible* dual point gives a lower bound (weak duality) and any primal point in
 :math:`\Delta_P` an upper bound. Iterates are neither, so each is made so:
 
-- :func:`dual_bound` shifts ``lam`` per ``t`` and then ``mu`` per ``s`` until every constraint
-  holds (a shift by ``c`` lowers every ``h`` of the row or column by ``c``);
+- :func:`dual_bound` lowers dual variables until every constraint holds, two ways, and keeps
+  the better value: ``lam`` per ``t`` and then ``mu`` per ``s`` (a shift by ``c`` lowers every
+  ``h`` of the row or column by ``c``), and, first, per cell of each violated block the
+  variable with the smaller marginal (:func:`local_repair`: a violated block whose cells
+  have tiny marginals then costs about those marginals, not its row's whole mass);
 - :func:`repair` projects the primal point ``q = w softmax(lam + mu)`` onto :math:`\Delta_P`
   exactly (Altschuler, Weed and Rigollet 2017, Algorithm 2, per ``y``), and
   :func:`neg_conditional_entropy` evaluates ``f`` there.
@@ -31,8 +34,14 @@ import math
 from typing import Any
 
 from ..._backend import Backend
+from ._problem import logits
 
-__all__ = ["dual_bound", "repair", "neg_conditional_entropy"]
+__all__ = ["dual_bound", "local_repair", "repair", "neg_conditional_entropy"]
+
+#: Cells carrying less than this share of their block's weight are not lowered by
+#: :func:`local_repair` (the shift of :func:`dual_bound` then covers them, at a cost of at
+#: most ``|Y|`` times this share times a marginal).
+NEGLIGIBLE_SHARE = 1e-20
 
 
 def dual_bound(lam: Any, mu: Any, h: Any, p_yt: Any, p_ys: Any, live: Any,
@@ -45,7 +54,10 @@ def dual_bound(lam: Any, mu: Any, h: Any, p_yt: Any, p_ys: Any, live: Any,
         d_s = \max_t (h_{ts} - c_t), \quad \mu'_{ys} = \mu_{ys} - d_s,
 
     so that :math:`h'_{ts} = h_{ts} - c_t - d_s \le 0` on every live block, and the value is
-    :math:`\sum P(y,t) \lambda'_{yt} + \sum P(y,s) \mu'_{ys}` over the support.
+    :math:`\sum P(y,t) \lambda'_{yt} + \sum P(y,s) \mu'_{ys}` over the support. The same
+    shift is also applied after :func:`local_repair` (which lowers, per violated block, the
+    cheaper variable of each cell), and per item the point with the larger value is returned:
+    both are feasible, so both values are lower bounds (weak duality).
 
     Parameters
     ----------
@@ -64,6 +76,19 @@ def dual_bound(lam: Any, mu: Any, h: Any, p_yt: Any, p_ys: Any, live: Any,
     lam, mu, value
         The shifted point and its objective ``(B,)``, in nats.
     """
+    allowed = (p_yt > 0)[:, :, :, None] & (p_ys > 0)[:, :, None, :]
+    lam_l, mu_l = local_repair(lam, mu, h, p_yt, p_ys, live, xp)
+    h_l, _ = logits(lam_l, mu_l, allowed, xp)
+    lam, mu, value = _shift(lam, mu, h, p_yt, p_ys, live, xp)
+    lam_l, mu_l, value_l = _shift(lam_l, mu_l, h_l, p_yt, p_ys, live, xp)
+    local = value_l > value
+    return (xp.where(local[:, None, None], lam_l, lam), xp.where(local[:, None, None], mu_l, mu),
+            xp.where(local, value_l, value))
+
+
+def _shift(lam: Any, mu: Any, h: Any, p_yt: Any, p_ys: Any, live: Any,
+           xp: Backend) -> tuple[Any, Any, Any]:
+    """The shift per ``t``, then per ``s``, of :func:`dual_bound`, and the dual value."""
     h_live = xp.where(live, h, -math.inf)
     c_t = xp.max(h_live, axis=2)                                  # (B, T)
     c_t = xp.where(c_t > -math.inf, c_t, 0.0)
@@ -74,6 +99,42 @@ def dual_bound(lam: Any, mu: Any, h: Any, p_yt: Any, p_ys: Any, live: Any,
     value = (xp.sum(xp.where(p_yt > 0, p_yt * lam, 0.0), axis=(1, 2))
              + xp.sum(xp.where(p_ys > 0, p_ys * mu, 0.0), axis=(1, 2)))
     return lam, mu, value
+
+
+def local_repair(lam: Any, mu: Any, h: Any, p_yt: Any, p_ys: Any, live: Any,
+                 xp: Backend) -> tuple[Any, Any]:
+    r"""Lower, in every violated block, each cell's cheaper dual variable by the violation.
+
+    For a live block with :math:`h_{ts} > 0`, every allowed cell ``y`` carrying at least
+    :data:`NEGLIGIBLE_SHARE` of the block's weight (:math:`\lambda_{yt} + \mu_{ys} - h_{ts}`
+    above its logarithm) needs :math:`a_{yt} + b_{ys} \ge h_{ts}`; the decrease goes to the
+    variable with the smaller marginal:
+
+    .. math::
+
+        a_{yt} = \max_{s:\ P(y,t) \le P(y,s)} h^+_{ts},\qquad
+        b_{ys} = \max_{t:\ P(y,t) > P(y,s)} h^+_{ts},
+
+    and ``(lam - a, mu - b)`` is returned. A block's heavy cells then weigh at most
+    :math:`e^{-h_{ts}}` times as much as before, so the block holds up to its negligible cells
+    (which :func:`dual_bound`'s shift covers), at a cost in the dual objective of
+    :math:`\sum P(y,t) a_{yt} + \sum P(y,s) b_{ys}`. Where a violation sits in a block
+    whose cells have tiny marginals (the tails of sparse pmfs: a block whose cells all have
+    marginals near 1e-10 and a dual point accurate only to the barrier's resolution), this
+    costs about those marginals, where the shift per row costs the row's whole mass
+    :math:`P(t)\,h_{ts}` (measured: 1.9e-2 nats against 1e-9 on a 12 x 12 x 12 Dirichlet(0.001)
+    pmf, ``tests/test_broja_stalls.py``). It is not always the cheaper (with every block
+    violated by the same amount it can cost up to twice the shift), so :func:`dual_bound`
+    keeps the better of the two.
+    """
+    allowed = (p_yt > 0)[:, :, :, None] & (p_ys > 0)[:, :, None, :]
+    excess = xp.where(live, xp.maximum(h, 0.0), 0.0)[:, None]    # (B, 1, T, S)
+    share = lam[:, :, :, None] + mu[:, :, None, :] - h[:, None]
+    need = xp.where(allowed & (share >= math.log(NEGLIGIBLE_SHARE)), excess, 0.0)
+    t_side = p_yt[:, :, :, None] <= p_ys[:, :, None, :]
+    a = xp.max(xp.where(t_side, need, 0.0), axis=3)
+    b = xp.max(xp.where(t_side, 0.0, need), axis=2)
+    return lam - a, mu - b
 
 
 def repair(q: Any, p_yt: Any, p_ys: Any, xp: Backend) -> Any:

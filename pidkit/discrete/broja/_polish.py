@@ -107,10 +107,13 @@ REGULARISATION = 1e-13
 #: this many times; Armijo constant of the decrease (of ||F||^2 / 2, of the barrier function);
 #: an item stays put when no step qualifies.
 BACKTRACK, SUFFICIENT = 20, 0.01
-#: Largest number of unknowns |Y|(|T| + |S|) + |T||S| of the dense Newton systems of both
-#: methods (k = 24: 1728; at k = 32, 3072, one LU factorisation takes seconds): larger
-#: problems get no crossover.
-MAX_UNKNOWNS = 2048
+#: Largest number of unknowns of the dense Newton systems of both methods that are factorised:
+#: of their |Y|(|T| + |S|) + |T||S| rows, those of free dual variables (marginal entries kept,
+#: not pinned) and of blocks holding cells (:func:`_solve_active`). Dense cubic pmfs reach it
+#: at k = 30 (k = 32: 3072 rows, about 0.5 s per LU factorisation on one thread); the sparse
+#: pmfs that need the crossover have far fewer such rows (Dirichlet(0.001) at k = 32: about
+#: 2150 of 3072, 0.2 s). Larger systems are skipped: the method stops there.
+MAX_UNKNOWNS = 2560
 #: Iterates whose dual variables exceed this in magnitude are not certified (their rounding
 #: error, about 1e-16 times it, would no longer be negligible next to the tolerance).
 LARGEST_DUAL = 1e4
@@ -131,9 +134,10 @@ DROP = 1e-60
 #: does not reach ``tol`` and the iteration goes on). Measured in a development run on
 #: Dirichlet(0.001) pmfs with alphabets 13-20 (3 per alphabet, 2026-12-05): with DROP alone 21
 #: of 24 stopped at ``max_iter`` (gaps 1e-7..2e-4 bits, 8-55 s each); with this threshold and
-#: those weights 11 of the 20 re-run were certified (10 by the first crossover), 9 still
-#: stall. The recorded sweep (``benchmarks/broja_stalls.py``, family "dirichlet(0.001)
-#: large", k = 12-20): 2 of 5 still stall.
+#: those weights 11 of the 20 re-run were certified (10 by the first crossover), and with the
+#: dual bound's local repair (:func:`._bounds.local_repair`) the recorded sweep
+#: (``benchmarks/broja_stalls.py``, families "dirichlet(0.001) large" and "huge", k = 12-32)
+#: has no stall left.
 DROP_SHARE = 2.0
 #: Smallest weight :math:`e^{\lambda + \mu}` that :func:`lift_dual` gives the cells of a
 #: dropped marginal entry (the entry's own mass otherwise).
@@ -236,8 +240,8 @@ def polish(pb: Any, state: tuple[Any, ...], tol: float, xp: Backend):
     bound, the block masses of the best primal point). Every iterate of both is certified on
     the full problem; a method stops once every item's best bracket is below ``tol``, its
     iteration cannot progress, or the linear algebra fails (the best bounds so far are
-    returned). Problems with more than :data:`MAX_UNKNOWNS` unknowns are returned unchanged
-    (infinite bounds).
+    returned). Each method skips a batch whose Newton systems have more than
+    :data:`MAX_UNKNOWNS` active rows (the bounds then stay infinite).
 
     Returns
     -------
@@ -254,8 +258,6 @@ def polish(pb: Any, state: tuple[Any, ...], tol: float, xp: Backend):
                 xp.zeros((nb, *pb.allowed.shape[1:]), like=lam))
     nl = ny * (nt + ns)
     size = nl + nt * ns
-    if size > MAX_UNKNOWNS:
-        return best.low, best.up, best.lam, best.mu, best.q
     fields = ("low", "up", "lam", "mu", "q")
     with one_blas_thread():
         cells = xp.sum(xp.float64(pb.allowed), axis=(1, 2, 3))
@@ -282,12 +284,18 @@ def _newton_rounds(pb: Any, point: tuple[Any, Any, Any], best: Any, tol: float, 
     """The rounds of :func:`polish`, recording every certified iterate in ``best``
     (:class:`._problem.Best`)."""
     lam, mu, w = point
+    nb = lam.shape[0]
     everyone = best.low == best.low                  # every item (the bounds are never NaN)
     p_t, p_s = xp.sum(pb.p_yt, axis=1), xp.sum(pb.p_ys, axis=1)
     room = xp.minimum(p_t[:, :, None], p_s[:, None, :])
     scale = 1.0 / xp.where(room > 0, room, 1.0)
     for _ in range(ROUNDS):
         red = _reduced(pb, lam, mu, xp)
+        active = xp.concatenate([xp.reshape(red.free_lam, (nb, -1)),
+                                 xp.reshape(red.free_mu, (nb, -1)),
+                                 xp.reshape(red.live, (nb, -1))], axis=1)
+        if _too_large(active, xp):
+            return
         w = xp.where(red.live, w, 0.0)
         h, pi, res = _residual(red, lam, mu, w, scale, xp)
         for _ in range(NEWTON_ITER):
@@ -301,7 +309,7 @@ def _newton_rounds(pb: Any, point: tuple[Any, Any, Any], best: Any, tol: float, 
             jac = xp.where(ok[:, None, None], jac, xp.eye(jac.shape[1], like=jac))
             res = xp.where(ok[:, None], res, 0.0)
             try:
-                d = -xp.solve(jac, res[:, :, None])[:, :, 0]
+                d = -_solve_active(jac, res, active, xp)
             except (ValueError, RuntimeError):  # numpy's LinAlgError, torch's _LinAlgError
                 return
             point = (lam, mu, w, h, pi, res)
@@ -408,6 +416,7 @@ def barrier(pb: Any, q_start: Any, tau: Any, tol: float, best: Any, xp: Backend)
     shrinks by the fraction-to-boundary factor per step.
     """
     p_yt, p_ys = pb.p_yt, pb.p_ys
+    nb = p_yt.shape[0]
     drop = drop_threshold(tol, p_yt.shape[1] * (p_yt.shape[2] + p_ys.shape[2]))
     keep_yt, keep_ys = p_yt >= drop, p_ys >= drop
     r_yt, r_ys = xp.where(keep_yt, p_yt, 0.0), xp.where(keep_ys, p_ys, 0.0)
@@ -416,6 +425,10 @@ def barrier(pb: Any, q_start: Any, tau: Any, tol: float, best: Any, xp: Backend)
     p_y = xp.sum(r_yt, axis=2)
     independent = (r_yt[:, :, :, None] * r_ys[:, :, None, :]
                    / xp.where(p_y > 0, p_y, 1.0)[:, :, None, None])
+    active = xp.concatenate([xp.reshape(free_lam, (nb, -1)), xp.reshape(free_mu, (nb, -1)),
+                             xp.reshape(xp.any(cells, axis=1), (nb, -1))], axis=1)
+    if _too_large(active, xp):
+        return
     q = repair(xp.where(cells, q_start, 0.0), r_yt, r_ys, xp)
     q = xp.where(cells, (1.0 - MIX) * q + MIX * independent, 0.0)
     n_cells = xp.maximum(xp.sum(xp.float64(cells), axis=(1, 2, 3)), 1.0)
@@ -429,7 +442,7 @@ def barrier(pb: Any, q_start: Any, tau: Any, tol: float, best: Any, xp: Backend)
         res_ys = xp.where(free_mu, r_ys - xp.sum(q, axis=2), 0.0)
         try:
             dq, nu_t, nu_s = kkt_direction(q, g, cells, (res_yt, res_ys),
-                                           (free_lam, free_mu), tau, xp)
+                                           (free_lam, free_mu), tau, xp, active)
         except (ValueError, RuntimeError):  # numpy's LinAlgError, torch's _LinAlgError
             return
         # variables far below -LARGEST_DUAL (cells with q << tau, whose barrier term dominates
@@ -463,7 +476,8 @@ def _barrier_value(q: Any, cells: Any, tau: Any, xp: Backend) -> Any:
 
 
 def kkt_direction(q: Any, g: Any, cells: Any, residual: tuple[Any, Any],
-                  free: tuple[Any, Any], tau: Any, xp: Backend) -> tuple[Any, Any, Any]:
+                  free: tuple[Any, Any], tau: Any, xp: Backend,
+                  active: Any = None) -> tuple[Any, Any, Any]:
     r"""The Newton step of :func:`barrier` and its multipliers, from the KKT system
 
     .. math::
@@ -493,9 +507,11 @@ def kkt_direction(q: Any, g: Any, cells: Any, residual: tuple[Any, Any],
         \qquad \kappa_{ts} = \sum_y \frac{q\,\tau}{q + \tau},
 
     of :math:`|Y|(|T| + |S|) + |T||S|` rows (the unknowns of the semismooth system), solved
-    by LU. Its entries are at most 1 and :math:`\kappa \approx \tau N_{ts}` stays on the
-    diagonal: eliminating :math:`\zeta` instead would leave :math:`1/\kappa`, a penalty-like
-    matrix with condition number near :math:`1/\tau`. Returns ``(dq, nu_t, nu_s)``, shapes
+    by LU (on the ``active`` rows only, :func:`_solve_active`, when given: the free
+    variables and the blocks holding cells). Its entries are at most 1 and
+    :math:`\kappa \approx \tau N_{ts}` stays on the diagonal: eliminating :math:`\zeta`
+    instead would leave :math:`1/\kappa`, a penalty-like matrix with condition number near
+    :math:`1/\tau`. Returns ``(dq, nu_t, nu_s)``, shapes
     ``(B, Y, T, S)``, ``(B, Y, T)``, ``(B, Y, S)``.
     """
     nb, ny, nt, ns = q.shape
@@ -529,12 +545,33 @@ def kkt_direction(q: Any, g: Any, cells: Any, residual: tuple[Any, Any],
     rhs = xp.concatenate([-((residual[0] + xp.sum(ug, axis=3)) * sc_t).reshape(nb, nl),
                           -((residual[1] + xp.sum(ug, axis=2)) * sc_s).reshape(nb, nm),
                           xp.sum(ug, axis=1).reshape(nb, nk)], axis=1)
-    sol = xp.solve(matrix, rhs[:, :, None])[:, :, 0]
+    sol = _solve_active(matrix, rhs, active, xp)
     nu_t = sol[:, :nl].reshape(nb, ny, nt) * sc_t
     nu_s = sol[:, nl:nl + nm].reshape(nb, ny, ns) * sc_s
     zeta = sol[:, nl + nm:].reshape(nb, nt, ns)
     dq = u2 * (zeta[:, None] - g - nu_t[:, :, :, None] - nu_s[:, :, None, :])
     return xp.where(cells, dq, 0.0), nu_t, nu_s
+
+
+def _too_large(active: Any, xp: Backend) -> bool:
+    """Whether the rows active in some item (``active`` ``(B, n)``) exceed
+    :data:`MAX_UNKNOWNS`."""
+    return int(xp.sum(xp.float64(xp.any(active, axis=0)))) > MAX_UNKNOWNS
+
+
+def _solve_active(matrix: Any, rhs: Any, active: Any, xp: Backend) -> Any:
+    r"""``matrix^{-1} rhs`` for ``matrix`` ``(B, n, n)`` and ``rhs`` ``(B, n)`` whose rows and
+    columns outside ``active`` (``(B, n)``; all when ``None``) are unit (or minus unit)
+    diagonal ones with a zero right-hand side: the variables the Newton systems of both
+    methods fix (pinned or dropped dual variables, blocks without cells). Their solution is 0,
+    so only the rows active in some item of the batch are factorised (LU): on the sparse pmfs
+    that need the crossover, 2150 of 3072 rows at k = 32, a third of the time."""
+    rows = None if active is None else xp.any(active, axis=0)
+    if rows is None or bool(xp.all(rows)):
+        return xp.solve(matrix, rhs[:, :, None])[:, :, 0]
+    out = xp.zeros(rhs.shape, like=rhs)
+    out[:, rows] = xp.solve(matrix[:, rows][:, :, rows], rhs[:, rows][:, :, None])[:, :, 0]
+    return out
 
 
 def drop_threshold(tol: float, entries: int) -> float:

@@ -65,6 +65,7 @@ from scipy.special import xlogy as _xlogy
 
 from ..._backend import NUMPY
 from . import _ipm, _polish
+from ._bounds import NEGLIGIBLE_SHARE
 from ._ipm import (
     BOUNDARY,
     CERT_FACTOR,
@@ -96,6 +97,7 @@ REFINE_STEPS = 1
 #: the incidence matrix (one call; at 3 x 3 x 3 a third of the time of the reductions),
 #: above which reductions and broadcasting (at 8 x 8 x 8, the product costs twice as much).
 BY_MATRIX = 2048
+_LOG_NEGLIGIBLE = math.log(NEGLIGIBLE_SHARE)
 # START_SLACK, START_MASS, TARGET_FRACTION, RESIDUAL_FRACTION and REFINE_BELOW: the rules
 # this driver shares with :func:`._ipm.solve` (defined and explained there).
 
@@ -148,6 +150,7 @@ class _Small:
         if not self.all_allowed:
             self.off = np.where(allowed, 0.0, -math.inf)
         self.livef = live.astype(np.float64)
+        self.t_side = p_yt[:, :, None] <= p_ys[:, None, :]      # local repair's cheaper side
         # one mu per y is pinned (pin_gauge: the first largest P(y, s))
         self.free_mu = free_mu = ok_ys.copy()
         free_mu[np.arange(ny), p_ys.argmax(axis=1)] = False
@@ -302,21 +305,23 @@ def _max_step(ws, d_ws):
 
 def _certificate(pr, x):
     r"""Bounds ``(low, up)`` on :math:`f^*` and their points ``(lam, mu, q)`` from the iterate
-    ``x``: :func:`._bounds.dual_bound` (shift ``lam`` per ``t``, then ``mu`` per ``s``, until
-    every live constraint holds), :func:`._bounds.repair` (scale rows, then columns, down to
-    their marginals and add the rank-one correction of the deficits) and
-    :func:`._bounds.neg_conditional_entropy`, the same formulas for one pmf."""
+    ``x``: :func:`._bounds.dual_bound` (its local repair and the shift of ``lam`` per ``t``,
+    then ``mu`` per ``s``, until every live constraint holds; the better value),
+    :func:`._bounds.repair` (scale rows, then columns, down to their marginals and add the
+    rank-one correction of the deficits) and :func:`._bounds.neg_conditional_entropy`, the
+    same formulas for one pmf."""
     ny, nt, ns = pr.shape
     lam, mu = x.v[:pr.nl].reshape(ny, nt), x.v[pr.nl:].reshape(ny, ns)
-    h = np.where(pr.live, x.h, -math.inf) if pr.dead else x.h
-    c_t = h.max(axis=1)
-    if pr.dead:
-        c_t = np.where(c_t > -math.inf, c_t, 0.0)
-    d_s = (h - c_t[:, None]).max(axis=0)
-    if pr.dead:
-        d_s = np.where(d_s > -math.inf, d_s, 0.0)
-    lam, mu = lam - c_t, mu - d_s
-    low = float(np.vdot(pr.p_yt, lam)) + float(np.vdot(pr.p_ys, mu))
+    # the local repair first (cells with tiny marginals), then the shifts, as dual_bound
+    share = lam[:, :, None] + mu[:, None, :] - x.h
+    need = np.where(pr.allowed & (share >= _LOG_NEGLIGIBLE), np.maximum(x.h, 0.0), 0.0)
+    lam_l = lam - np.where(pr.t_side, need, 0.0).max(axis=2)
+    mu_l = mu - np.where(pr.t_side, 0.0, need).max(axis=1)
+    h_l = _logits(pr, np.concatenate((lam_l, mu_l), axis=None))[0]
+    lam, mu, low = _shift(pr, lam, mu, x.h)
+    lam_l, mu_l, low_l = _shift(pr, lam_l, mu_l, h_l)
+    if low_l > low:
+        lam, mu, low = lam_l, mu_l, low_l
     q = x.q * np.fmin(1.0, pr.p_yt / np.add.reduce(x.q, 2))[:, :, None]
     q *= np.fmin(1.0, pr.p_ys / np.add.reduce(q, 1))[:, None, :]
     e_t = np.maximum(pr.p_yt - np.add.reduce(q, 2), 0.0)
@@ -327,6 +332,21 @@ def _certificate(pr, x):
     q_ts = np.add.reduce(q, 0)
     up = float(np.add.reduce(_xlogy(q, q), None)) - float(np.add.reduce(_xlogy(q_ts, q_ts), None))
     return low, up, lam, mu, q
+
+
+def _shift(pr, lam, mu, h):
+    """:func:`._bounds.dual_bound`'s shift of ``lam`` per ``t``, then ``mu`` per ``s``, for
+    one pmf; the shifted point and its value."""
+    if pr.dead:
+        h = np.where(pr.live, h, -math.inf)
+    c_t = h.max(axis=1)
+    if pr.dead:
+        c_t = np.where(c_t > -math.inf, c_t, 0.0)
+    d_s = (h - c_t[:, None]).max(axis=0)
+    if pr.dead:
+        d_s = np.where(d_s > -math.inf, d_s, 0.0)
+    lam, mu = lam - c_t, mu - d_s
+    return lam, mu, float(np.vdot(pr.p_yt, lam)) + float(np.vdot(pr.p_ys, mu))
 
 
 def _keep(best, low, up, lam, mu, q):

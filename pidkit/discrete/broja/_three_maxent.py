@@ -72,14 +72,26 @@ from scipy.linalg.lapack import dpotrf, dpotrs
 
 from ..._threads import one_blas_thread
 from ...information import entropy, mutual_information
+from ._bounds import NEGLIGIBLE_SHARE
+from ._polish import DROP_SHARE, DROPPED_WEIGHT
+from ._three_barrier import barrier
 
 __all__ = ["MaxEntBracket", "solve"]
 
+_LOG_NEGLIGIBLE = math.log(NEGLIGIBLE_SHARE)
 #: Fraction of the distance to the boundary a step may go (masses and slacks).
 _TO_BOUNDARY = 0.99
 #: Line search: backtracking factor, sufficient decrease of the residual norm, most trials
 #: (the last is taken without decrease: the certificate guards the answer).
 _BACKTRACK, _SUFFICIENT, _MAX_BACKTRACK = 0.5, 0.01, 8
+#: Iterations after which (and every this many) an open program gets the crossover of
+#: :func:`._three_barrier.barrier` (the bivariate solver's ``_ipm.POLISH_EVERY``).
+_POLISH_EVERY = 40
+#: Largest change of any dual variable in one step (a logarithm of a cell's mass: Newton on an
+#: exponential closes a gap of order 1 per step; longer steps, which the tiny diagonal of a
+#: nearly empty marginal entry's row allows, only overflow), as the bivariate crossover's
+#: ``_polish.MAX_LOG_STEP``.
+_MAX_LOG_STEP = 20.0
 #: Smallest centring parameter and the cap on Mehrotra's second-order term (times ``m s``).
 _SIGMA_MIN, _CORRECTOR_CAP = 0.05, 1.0
 #: The certificate is evaluated once ``sum(m s)`` is below this times ``tol``, and at every
@@ -150,6 +162,27 @@ class _Program:
                                       np.where(self.p_tb > 0, np.log(cond_b), 0.0).ravel(),
                                       np.where(self.p_tc > 0, np.log(cond_c), 0.0).ravel()])
 
+    def lift(self, x: np.ndarray, reduced: _Program) -> np.ndarray:
+        r"""A dual point of this program from one of ``reduced`` (the program of
+        :func:`_kept_cells`, same shape): the variables of marginal entries the reduced
+        program lacks are set so that every cell they enter weighs at most the entry's own
+        mass :math:`\delta` (at least ``DROPPED_WEIGHT``), as the bivariate
+        :func:`._polish.lift_dual`: :math:`\lambda_{ta} = \ln\delta_{ta} - \max_b \mu_{tb}
+        - \max_c \nu_{tc}` over the kept ones, then likewise for ``mu`` and ``nu``."""
+        parts = list(reduced.split(x))
+        for i, (mine, theirs) in enumerate(zip((self.p_ta, self.p_tb, self.p_tc),
+                                               (reduced.p_ta, reduced.p_tb, reduced.p_tc),
+                                               strict=True)):
+            kept = theirs > 0
+            others = [np.where((o > 0), v, -np.inf).max(axis=1, keepdims=True)
+                      for j, (v, o) in enumerate(zip(parts, (reduced.p_ta, reduced.p_tb,
+                                                              reduced.p_tc), strict=True))
+                      if j != i]
+            top = sum(np.where(np.isfinite(o), o, 0.0) for o in others)
+            parts[i] = np.where(kept, parts[i],
+                                np.log(np.maximum(mine, DROPPED_WEIGHT)) - top)
+        return np.concatenate([v.ravel() for v in parts])
+
     def split(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         nt, na, nb, nc = self.shape
         return (x[:nt * na].reshape(nt, na), x[nt * na:nt * (na + nb)].reshape(nt, nb),
@@ -167,15 +200,41 @@ class _Program:
         return g, e / np.where(self.live, tot, 1.0)
 
     def dual_bound(self, x: np.ndarray, g: np.ndarray) -> float:
-        """A lower bound on :math:`f^*` from any dual point: shift ``lam[:, a]`` (or ``mu[:, b]``,
-        ``nu[:, c]``) down by the largest positive ``g`` of the blocks with that ``a`` (``b``,
-        ``c``), which makes every block feasible, and take the best of the three."""
+        """A lower bound on :math:`f^*` from any dual point, the better of two feasible points:
+        :meth:`_shifted` of ``x`` itself, and of ``x`` after :meth:`_local_repair`."""
+        repaired = self._local_repair(x, g)
+        return max(self._shifted(x, g), self._shifted(repaired, self.softmax(repaired)[0]))
+
+    def _shifted(self, x: np.ndarray, g: np.ndarray) -> float:
+        """The dual value after shifting ``lam[:, a]`` (or ``mu[:, b]``, ``nu[:, c]``) down by
+        the largest positive ``g`` of the blocks with that ``a`` (``b``, ``c``), which makes
+        every block feasible; the best of the three."""
         gp = np.where(self.live, np.maximum(g, 0.0), 0.0)
         value = float(self.b @ x)
         costs = (self.p_ta.sum(axis=0) @ gp.max(axis=(1, 2)),
                  self.p_tb.sum(axis=0) @ gp.max(axis=(0, 2)),
                  self.p_tc.sum(axis=0) @ gp.max(axis=(0, 1)))
         return value - float(min(costs))
+
+    def _local_repair(self, x: np.ndarray, g: np.ndarray) -> np.ndarray:
+        r"""The bivariate solver's local repair (:func:`._bounds.local_repair`) for three
+        sources: in every violated block (:math:`g_k > 0`), each allowed cell ``t`` carrying
+        at least ``NEGLIGIBLE_SHARE`` of the block's weight has the one of its three variables
+        :math:`\lambda_{ta}, \mu_{tb}, \nu_{tc}` with the smallest marginal lowered by
+        :math:`g_k` (the largest such excess per variable). A violation in a block of cells
+        with tiny marginals then costs those marginals, where :meth:`_shifted` pays a whole
+        source value's mass."""
+        lam, mu, nu = self.split(x)
+        v = lam[:, :, None, None] + mu[:, None, :, None] + nu[:, None, None, :]
+        heavy = self.allowed & (v - g[None] >= _LOG_NEGLIGIBLE)
+        need = np.where(heavy, np.where(self.live, np.maximum(g, 0.0), 0.0)[None], 0.0)
+        m_a = np.broadcast_to(self.p_ta[:, :, None, None], need.shape)
+        m_b = np.broadcast_to(self.p_tb[:, None, :, None], need.shape)
+        m_c = np.broadcast_to(self.p_tc[:, None, None, :], need.shape)
+        side = np.argmin(np.stack([m_a, m_b, m_c]), axis=0)     # ties: a, then b
+        lowered = [np.where(side == i, need, 0.0).max(axis=axes)
+                   for i, axes in enumerate(((2, 3), (1, 3), (1, 2)))]
+        return x - np.concatenate([d.ravel() for d in lowered])
 
     def marginals(self, q: np.ndarray) -> np.ndarray:
         return np.concatenate([q.sum(axis=(2, 3)).ravel(), q.sum(axis=(1, 3)).ravel(),
@@ -269,13 +328,27 @@ def solve(p: np.ndarray, tol: float, max_iter: int) -> MaxEntBracket:
 def _solve_program(p: np.ndarray, tol: float, max_iter: int) -> MaxEntBracket:
     keep = [p.sum(axis=tuple(a for a in range(4) if a != axis)) > 0 for axis in range(4)]
     p = p[np.ix_(*keep)]
-    prog = _Program(p)
+    full = _Program(p)
     # I_Q(T;ABC) >= I(T;A) etc. on Delta_P; p and P(t)P(a|t)P(b|t)P(c|t) are feasible
-    lower = max(mutual_information(p, (0,), (k,)) for k in (1, 2, 3)) - entropy(prog.p_t)
-    upper = min(objective(p), objective(prog.product))
+    lower = max(mutual_information(p, (0,), (k,)) for k in (1, 2, 3)) - entropy(full.p_t)
+    upper = min(objective(p), objective(full.product))
     if upper - lower <= tol or p.shape[0] == 1:
         return MaxEntBracket(min(lower, upper), upper, 0)
+    p_kept = _kept_cells(p, tol / (DROP_SHARE * full.n))
+    prog = _Program(p_kept)
+    dropped = p - p_kept
+
+    def bracket(x: np.ndarray, q: np.ndarray) -> bool:
+        """Certify the reduced program's dual point ``x`` and primal point ``q`` on the full
+        program (lifted dual, dropped cells restored); whether the bracket is closed."""
+        nonlocal lower, upper
+        x_full = full.lift(x, prog)
+        lower = max(lower, full.dual_bound(x_full, full.softmax(x_full)[0]))
+        upper = min(upper, objective(prog.repair(q) + dropped))
+        return upper - lower <= tol
+
     x = prog.x0.copy()
+    resume: dict = {}                              # the crossover's last point
     live = prog.live
     g, pi = prog.softmax(x)
     m = np.where(live, prog.product.sum(axis=0), 0.0)
@@ -299,6 +372,7 @@ def _solve_program(p: np.ndarray, tol: float, max_iter: int) -> MaxEntBracket:
         r_c = np.where(live, m * s - sigma * eta / n_live + second, 0.0)
         dx, dm, ds = _direction(*lin, r_c)
         alpha = _step_to_boundary(m, dm, s, ds, live, _TO_BOUNDARY)
+        alpha = min(alpha, _MAX_LOG_STEP / max(float(np.max(np.abs(dx))), _MAX_LOG_STEP))
         norm0 = _norm(r_q[prog.free], r_d, r_c0 - np.where(live, sigma * eta / n_live, 0.0))
         for trial in range(_MAX_BACKTRACK):
             x_n, m_n, s_n = x + alpha * dx, m + alpha * dm, s + alpha * ds
@@ -313,13 +387,31 @@ def _solve_program(p: np.ndarray, tol: float, max_iter: int) -> MaxEntBracket:
             if norm_n <= (1.0 - _SUFFICIENT * alpha) * norm0 or trial == _MAX_BACKTRACK - 1:
                 break
             alpha *= _BACKTRACK
+        if not math.isfinite(norm_n):     # a breakdown: stop with the bracket proven so far
+            return MaxEntBracket(min(lower, upper), upper, it)
         x, m, s, g, pi = x_n, np.where(live, m_n, 0.0), np.where(live, s_n, 1.0), g_n, pi_n
-        if eta <= _CERT_FACTOR * tol or it >= _CERT_FROM:
-            lower = max(lower, prog.dual_bound(x, g))
-            upper = min(upper, objective(prog.repair(m[None] * pi)))
+        if (eta <= _CERT_FACTOR * tol or it >= _CERT_FROM) and bracket(x, m[None] * pi):
+            return MaxEntBracket(min(lower, upper), upper, it)
+        if it % _POLISH_EVERY == 0:
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                barrier(prog, m[None] * pi, float(np.sum(m * s)) / float(prog.allowed.sum()),
+                        tol, bracket, resume)
             if upper - lower <= tol:
                 return MaxEntBracket(min(lower, upper), upper, it)
     return MaxEntBracket(min(lower, upper), upper, max_iter)
+
+
+def _kept_cells(p: np.ndarray, threshold: float) -> np.ndarray:
+    """``p`` without the cells of marginal entries :math:`P(t,a)`, :math:`P(t,b)`,
+    :math:`P(t,c)` below ``threshold`` (repeated until every remaining entry is above it or
+    zero); the interior-point method runs on this pmf and its marginals."""
+    while True:
+        entries = (p.sum(axis=(2, 3)), p.sum(axis=(1, 3)), p.sum(axis=(1, 2)))
+        kept = [(e >= threshold) | (e == 0) for e in entries]
+        if all(k.all() for k in kept):
+            return p
+        p = np.where(kept[0][:, :, None, None] & kept[1][:, None, :, None]
+                     & kept[2][:, None, None, :], p, 0.0)
 
 
 def _norm(*parts: np.ndarray) -> float:
@@ -329,7 +421,7 @@ def _norm(*parts: np.ndarray) -> float:
 def _factor(h: np.ndarray, refine: int):
     """Jacobi scaling and Cholesky factor (plus a tiny ridge) of the Newton matrix; ``refine``
     steps of iterative refinement for each solve."""
-    scale = 1.0 / np.sqrt(np.maximum(np.diag(h), np.finfo(float).tiny))
+    scale = 1.0 / np.sqrt(np.maximum(np.diag(h), 1e-300))
     hs = h * scale[:, None] * scale[None, :]
     chol, info = dpotrf(hs + _RIDGE * np.eye(len(hs)), lower=False, clean=False)
     return hs, (chol if info == 0 else None), scale, refine
