@@ -201,6 +201,15 @@ def _groups(tokens: Sequence[str]) -> list[list[str]]:
     return groups
 
 
+def _delimiter_hint(header: list[str]) -> str:
+    """``"; is the file separated by ';'? Pass --delimiter ';'"`` when the header is a single
+    column that holds a likely delimiter (the file was read with the wrong one), else ``""``."""
+    if len(header) != 1:
+        return ""
+    sep = next((d for d in ";\t|" if d in header[0]), None)
+    return "" if sep is None else f"; is the file separated by {sep!r}? Pass --delimiter {sep!r}"
+
+
 def _pmf_from_csv(path: Path, target: str | None, sources: Sequence[str] | None,
                   encoding: str = "utf-8", delimiter: str = ","):
     header, rows = _read_csv(path, encoding, delimiter)
@@ -209,20 +218,17 @@ def _pmf_from_csv(path: Path, target: str | None, sources: Sequence[str] | None,
         source_groups = _groups(sources)
     else:
         source_groups = [[h] for h in header if h not in target_cols]
+    hint = _delimiter_hint(header)
     for col in target_cols + [c for g in source_groups for c in g]:
         if col not in header:
-            hint = ""
-            if len(header) == 1 and any(d in header[0] for d in ";\t|"):
-                sep = next(d for d in ";\t|" if d in header[0])
-                hint = f"; is the file separated by {sep!r}? Pass --delimiter {sep!r}"
             raise _CLIError(f"{path}: no column {col!r}; the header has {header}{hint}")
     used = list(dict.fromkeys(target_cols + [c for g in source_groups for c in g]))
     if len(used) != len(target_cols) + sum(len(g) for g in source_groups):
         raise _CLIError("--target/--sources: a column is used twice; each column may belong to "
                         "one variable")
     if not source_groups:
-        raise _CLIError(f"{path}: no source column; the header has only {header}. Add columns "
-                        f"or name them with --sources")
+        advice = hint or ". Add columns or name them with --sources"
+        raise _CLIError(f"{path}: no source column; the header has only {header}{advice}")
     columns = [_column(rows, header.index(c), c, path) for c in used]
     sizes = [int(c.max()) + 1 for c in columns]
     if math.prod(sizes) > MAX_TABLE_CELLS:

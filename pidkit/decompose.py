@@ -97,6 +97,11 @@ def pid(p: Any, target: Any = 0, sources: Any = None, measure: str = "broja", ba
     """
     from .interop import from_dit, is_dit_distribution
 
+    measure = check_choice(measure, "measure", tuple(sorted(MEASURES)))
+    base = check_base(base)
+    if not isinstance(normalize, bool):
+        raise fail("normalize", "must be True or False", "Pass normalize=True to rescale p",
+                   normalize, kind=PIDTypeError)
     if is_torch(p):  # torch tensors: BROJA's namespace-generic, differentiable path
         from .discrete.broja import pid_tensor
 
@@ -104,12 +109,7 @@ def pid(p: Any, target: Any = 0, sources: Any = None, measure: str = "broja", ba
     names = None
     if is_dit_distribution(p):
         p, names = from_dit(p)
-    measure = check_choice(measure, "measure", tuple(sorted(MEASURES)))
     spec = MEASURES[measure]
-    base = check_base(base)
-    if not isinstance(normalize, bool):
-        raise fail("normalize", "must be True or False", "Pass normalize=True to rescale p",
-                   normalize, kind=PIDTypeError)
     unknown = sorted(set(options) - set(spec.options))
     if unknown:
         accepted = ", ".join(spec.options) or "none"

@@ -74,7 +74,8 @@ def to_dit(p: Any, names: Sequence[str] | None = None, *, normalize: bool = Fals
     p : array_like, shape (|X_0|, ..., |X_{m-1}|)
         Joint pmf, one axis per variable.
     names : sequence of str, optional
-        One distinct name per axis (``dist.get_rv_names()``).
+        One distinct name per axis (``dist.get_rv_names()``): a list, tuple or 1-d array of
+        strings.
     normalize : bool, default False
         Divide ``p`` by its sum instead of rejecting a pmf that does not sum to 1.
 
@@ -92,9 +93,11 @@ def to_dit(p: Any, names: Sequence[str] | None = None, *, normalize: bool = Fals
     """
     arr = check_pmf(p, "p", normalize=normalize, min_axes=1)
     if names is not None:
-        if isinstance(names, str) or not isinstance(names, Sequence):
+        if (isinstance(names, (str, bytes)) or not isinstance(names, Sequence | np.ndarray)
+                or (isinstance(names, np.ndarray) and names.ndim != 1)):
             raise fail("names", "must be a list of strings, one per axis",
                        "Example: names=['Y', 'X0', 'X1']", names, kind=PIDTypeError)
+        names = list(names)     # a list, tuple or 1-d array of strings (np.str_ is a str)
         if len(names) != arr.ndim or not all(isinstance(n, str) for n in names):
             raise fail("names", f"needs {arr.ndim} strings (one per axis of p)",
                        "Give one string per axis", names)
@@ -108,5 +111,5 @@ def to_dit(p: Any, names: Sequence[str] | None = None, *, normalize: bool = Fals
     outcomes = [tuple(int(i) for i in row) for row in index]
     dist = dit.Distribution(outcomes, arr[tuple(index.T)].tolist())
     if names is not None:
-        dist.set_rv_names(list(names))
+        dist.set_rv_names([str(n) for n in names])
     return dist

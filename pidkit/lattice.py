@@ -28,13 +28,15 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 from scipy.linalg import solve_triangular
 from scipy.sparse.linalg import spsolve_triangular
 
-from .validation import check_positive, fail
+from .errors import PIDTypeError
+from .validation import as_float_array, check_positive, fail
 
 Node = tuple[tuple[int, ...], ...]
 
@@ -53,18 +55,68 @@ def node_label(node: Node) -> str:
 
 
 def parse_node(label: str) -> Node:
-    """Inverse of :func:`node_label`: ``"{0}{1:2}"`` -> ``((0,), (1, 2))``."""
+    """Inverse of :func:`node_label`: ``"{0}{1:2}"`` -> ``((0,), (1, 2))``.
+
+    A label is a valid lattice node: braces around each collection, source indices written
+    with the ASCII digits 0-9 (non-negative), separated by ``:``; no index twice in a
+    collection, no collection twice, and no collection contained in another (a node is an
+    *antichain*: ``"{0:1}{0}"`` is not one, since ``{0}`` is below ``{0:1}``). Spaces are
+    ignored. Whether the indices exist depends on the number of sources, which the lattice
+    checks.
+
+    Raises
+    ------
+    PIDTypeError
+        ``label`` is not a ``str`` (``None``, a number, ``bytes``).
+    PIDValueError
+        ``label`` is not a valid node label; the message names it and what is wrong.
+
+    Examples
+    --------
+    >>> parse_node("{0}{1:2}")
+    ((0,), (1, 2))
+    >>> parse_node("{0:1}{0}")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    pidkit.errors.PIDValueError: node: is not an antichain: {0} lies inside {0:1} ...
+    """
+    if not isinstance(label, str):
+        raise fail("node", f"must be a label string like '{{0}}{{1}}', not "
+                   f"{type(label).__name__}", "Pass a str such as '{0}{1}' or '{0:1}' (decode "
+                   "bytes first), or a node tuple such as ((0,), (1,))", label,
+                   kind=PIDTypeError)
     text = label.replace(" ", "")
     if not text.startswith("{") or not text.endswith("}"):
         raise fail("node", "is not a lattice label like '{0}{1}' or '{0:1}'",
                    "Write each collection in braces, sources separated by ':'", label)
-    try:
-        chunks = text[1:-1].split("}{")
-        parts = [tuple(sorted(int(i) for i in chunk.split(":"))) for chunk in chunks]
-    except ValueError as exc:
-        raise fail("node", "has a non-integer source index",
-                   "Write source indices as integers, e.g. '{0:1}'", label) from exc
-    return tuple(sorted(parts))
+    parts = []
+    for chunk in text[1:-1].split("}{"):
+        tokens = chunk.split(":")
+        if chunk == "":
+            raise fail("node", "has an empty collection '{}'",
+                       "Every collection names at least one source, e.g. '{0}'", label)
+        if not all(t.isascii() and t.isdigit() for t in tokens):
+            raise fail("node", f"has an invalid source index in {{{chunk}}}",
+                       "Source indices are non-negative integers written with the digits 0-9, "
+                       "separated by ':' inside braces, e.g. '{0:1}'", label)
+        part = tuple(sorted(int(t) for t in tokens))
+        if len(set(part)) != len(part):
+            raise fail("node", f"repeats a source index in {{{chunk}}}",
+                       "Name each source once per collection, e.g. '{0:1}'", label)
+        parts.append(part)
+    node = tuple(sorted(parts))
+    for i, a in enumerate(node):
+        for b in node[i + 1:]:
+            if a == b:
+                raise fail("node", f"repeats the collection {node_label((a,))}",
+                           "Write each collection once", label)
+            small, large = (a, b) if len(a) <= len(b) else (b, a)
+            if set(small) <= set(large):
+                raise fail("node", f"is not an antichain: {node_label((small,))} lies inside "
+                           f"{node_label((large,))}",
+                           f"Drop the larger collection ({node_label((small,))} alone is the "
+                           "same information) or write another node", label)
+    return node
 
 
 def _antichains(n: int) -> list[frozenset[int]]:
@@ -159,9 +211,28 @@ class Lattice:
             out[i] = masks + [masks[0]] * (width - len(masks))
         return out
 
-    def leq(self, a: Node, b: Node) -> bool:
-        """``True`` when ``a`` is below or equal to ``b`` in the lattice order."""
-        ua, ub = self._up[self.index[a]], self._up[self.index[b]]
+    def position(self, node: Node | str, name: str = "node") -> int:
+        """Index in :attr:`nodes` of ``node``, a node tuple or a label such as ``"{0}{1}"``.
+
+        Raises
+        ------
+        PIDValueError, PIDTypeError
+            ``node`` is not a valid label (:func:`parse_node`) or not a node of this lattice;
+            the message names it (argument ``name``).
+        """
+        key = parse_node(node) if isinstance(node, str) else node
+        try:
+            return self.index[key]
+        except (KeyError, TypeError):   # TypeError: an unhashable key such as a list
+            raise fail(name, f"is not a node of the lattice of {self.n_sources} source(s)",
+                       f"Use a label such as {node_label(self.bottom)!r} or a node tuple such "
+                       f"as {self.bottom!r}, with sources 0..{self.n_sources - 1}",
+                       node) from None
+
+    def leq(self, a: Node | str, b: Node | str) -> bool:
+        """``True`` when ``a`` is below or equal to ``b`` in the lattice order (nodes or
+        labels)."""
+        ua, ub = self._up[self.position(a, "a")], self._up[self.position(b, "b")]
         return bool((ub & ~ua) == 0)
 
     @functools.cached_property
@@ -179,9 +250,9 @@ class Lattice:
         c = np.concatenate(cols)
         return sp.csr_matrix((np.ones(len(r)), (r, c)), shape=(len(self), len(self)))
 
-    def down_set(self, node: Node, strict: bool = False) -> list[Node]:
-        """All nodes below ``node`` (excluding it when ``strict``)."""
-        i = self.index[node]
+    def down_set(self, node: Node | str, strict: bool = False) -> list[Node]:
+        """All nodes below ``node`` (a node or a label; excluding it when ``strict``)."""
+        i = self.position(node)
         row = self._zeta.getrow(i).indices
         return [self.nodes[j] for j in sorted(row) if not (strict and j == i)]
 
@@ -194,8 +265,9 @@ class Lattice:
 
         Parameters
         ----------
-        redundancy : mapping or ndarray
-            :math:`I_\cap` for every node, as a mapping keyed by node or an array ordered like
+        redundancy : mapping or array_like
+            :math:`I_\cap` for every node, as a mapping keyed by node or by label (``"{0}{1}"``,
+            as :class:`~pidkit.result.AtomMap` accepts) or an array ordered like
             :attr:`nodes`.
 
         Returns
@@ -224,22 +296,39 @@ class Lattice:
         values = self._zeta @ self.as_vector(atoms, "atoms")
         return dict(zip(self.nodes, values.tolist(), strict=True))
 
-    def as_vector(self, values: Mapping[Node, float] | np.ndarray, name: str) -> np.ndarray:
-        """Values for every node, as a float array ordered like :attr:`nodes`."""
+    def as_vector(self, values: Mapping[Node | str, float] | np.ndarray, name: str
+                  ) -> np.ndarray:
+        """Values for every node, as a float array ordered like :attr:`nodes`.
+
+        ``values`` is a mapping keyed by node or label (each node once, no other key) or an
+        array of shape ``(len(self),)``; anything else is a typed error naming ``name``.
+        """
         if isinstance(values, Mapping):
-            missing = [node_label(a) for a in self.nodes if a not in values]
+            by_node: dict[Node, Any] = {}
+            for key, value in values.items():
+                node = self.nodes[self.position(key, name)]
+                if node in by_node:
+                    raise fail(name, f"keys node {node_label(node)} twice (e.g. as a label and "
+                               "as a tuple)", "Key each node once", key)
+                by_node[node] = value
+            missing = [node_label(a) for a in self.nodes if a not in by_node]
             if missing:
                 raise fail(name, f"misses {len(missing)} lattice nodes, e.g. {missing[:3]}",
                            "Give a value for every node of the lattice")
-            return np.array([values[a] for a in self.nodes], dtype=np.float64)
-        arr = np.asarray(values, dtype=np.float64)
+            values = [by_node[a] for a in self.nodes]
+        arr = as_float_array(values, name)
         if arr.shape != (len(self),):
             raise fail(name, f"has shape {arr.shape}, expected ({len(self)},)",
-                       "Order the values like Lattice.nodes")
+                       "Order the values like Lattice.nodes, one number per node")
         return arr
 
 
-@functools.cache
 def lattice(n_sources: int) -> Lattice:
-    """The (cached) redundancy lattice for ``n_sources`` sources."""
+    """The (cached) redundancy lattice for ``n_sources`` sources (a positive integer, at most
+    :data:`MAX_SOURCES`)."""
+    return _cached_lattice(check_positive(n_sources, "n_sources", integer=True))
+
+
+@functools.cache
+def _cached_lattice(n_sources: int) -> Lattice:
     return Lattice(n_sources)

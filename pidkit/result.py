@@ -21,7 +21,9 @@ from typing import Any
 
 import numpy as np
 
+from .errors import PIDTypeError
 from .lattice import Lattice, Node, lattice, node_label, parse_node
+from .validation import fail
 
 __all__ = ["CERTIFIED_REDUNDANCY", "CERTIFIED_UNIQUE", "TARGET_NAME", "Certificate",
            "SolverInfo", "AtomMap", "PIDResult", "default_source_names", "to_plain",
@@ -194,6 +196,9 @@ class SolverInfo:
     parts: Mapping[str, AtomMap] = field(default_factory=dict)
     state: Any = field(default=None, repr=False, compare=False)
 
+    #: Not hashable: ``details`` and ``parts`` are mappings (see :class:`PIDResult`).
+    __hash__ = None  # type: ignore[assignment]
+
     def scaled(self, factor: float) -> SolverInfo:
         """The same information with certificate values, residual and parts multiplied by
         ``factor`` (used to convert nats to another unit)."""
@@ -216,10 +221,27 @@ class SolverInfo:
 
 
 class AtomMap(Mapping):
-    """Read-only mapping lattice node -> atom value that also accepts labels like ``"{0}{1}"``."""
+    """Read-only mapping lattice node -> atom value that also accepts labels like ``"{0}{1}"``.
 
-    def __init__(self, values: Mapping[Node, Any]):
-        self._values = dict(values)
+    Keys given as labels are stored as nodes (:func:`~pidkit.lattice.parse_node`), so a map
+    built from ``{"{0}": 1.0}`` and one built from ``{((0,),): 1.0}`` are the same. Looking up
+    a malformed label (``atoms["junk"]``) is a :class:`~pidkit.errors.PIDValueError` naming it;
+    a well-formed node that is not a key is a ``KeyError``, as for any mapping, and
+    :meth:`get` returns its default for both.
+    """
+
+    def __init__(self, values: Mapping[Node | str, Any]):
+        if not isinstance(values, Mapping):
+            raise fail("atoms", f"must be a mapping of lattice nodes to values, not "
+                       f"{type(values).__name__}", "Pass e.g. {'{0}{1}': 0.1, '{0}': 0.2, "
+                       "'{1}': 0.0, '{0:1}': 0.7}", kind=PIDTypeError)
+        self._values: dict[Node, Any] = {}
+        for key, value in values.items():
+            node = self._key(key)
+            if node in self._values:
+                raise fail("atoms", f"keys node {node_label(node)} twice (e.g. as a label and as "
+                           "a tuple)", "Key each node once", key)
+            self._values[node] = value
 
     def _key(self, key: Node | str) -> Node:
         return parse_node(key) if isinstance(key, str) else key
@@ -232,6 +254,12 @@ class AtomMap(Mapping):
             return self._key(key) in self._values  # type: ignore[arg-type]
         except (ValueError, TypeError):
             return False
+
+    def get(self, key: Node | str, default: Any = None) -> Any:
+        """The value of ``key`` (node or label), or ``default`` when it is not a key, whether
+        a malformed label, a node of another lattice or an unhashable object (the
+        :class:`~collections.abc.Mapping` contract)."""
+        return self[key] if key in self else default
 
     def __iter__(self) -> Iterator[Node]:
         return iter(self._values)
@@ -247,6 +275,10 @@ class AtomMap(Mapping):
 @dataclass(frozen=True)
 class PIDResult:
     """A partial information decomposition: one value per node of the redundancy lattice.
+
+    Results are not hashable (``hash(r)`` raises the standard ``TypeError: unhashable type``):
+    their atoms, details and intervals are mappings that may hold arrays or tensors, whose
+    equality is element-wise. Key a cache by ``json.dumps(to_plain(r.to_dict()))`` instead.
 
     Attributes
     ----------
@@ -281,9 +313,21 @@ class PIDResult:
     intervals: Mapping[Node, tuple[float, float]] | None = None
     details: Mapping[str, Any] = field(default_factory=dict)
 
+    #: Not hashable: a frozen dataclass would hash its fields, and the atoms, details and
+    #: intervals are mappings that may hold arrays (see the class notes).
+    __hash__ = None  # type: ignore[assignment]
+
     def __post_init__(self):
         if not isinstance(self.atoms, AtomMap):
             object.__setattr__(self, "atoms", AtomMap(self.atoms))
+        if not self.atoms:
+            raise fail("atoms", "is empty", "Give one value per node of the redundancy lattice "
+                       "(e.g. 4 nodes for 2 sources)", dict(self.atoms))
+        bad = [k for k in self.atoms if not _is_node(k)]
+        if bad:
+            raise fail("atoms", f"has keys that are not lattice nodes, e.g. {bad[0]!r}",
+                       "Key atoms by labels such as '{0}{1}' or nodes such as ((0,), (1,))",
+                       kind=PIDTypeError)
         if not self.source_names:
             object.__setattr__(self, "source_names", default_source_names(self.n_sources))
 
@@ -380,6 +424,16 @@ class PIDResult:
         ax.set_title(f"{self.measure} PID, I(Y;all) = {_fmt(self.mutual_information)}")
         ax.tick_params(axis="x", rotation=45 if len(labels) > 6 else 0)
         return bars.patches[0].axes
+
+
+def _is_node(key: Any) -> bool:
+    """Whether ``key`` has the shape of a lattice node: a non-empty tuple of non-empty tuples of
+    non-negative integers (which nodes exist is the lattice's business)."""
+    return (isinstance(key, tuple) and len(key) > 0
+            and all(isinstance(part, tuple) and len(part) > 0
+                    and all(isinstance(i, (int, np.integer)) and not isinstance(i, bool)
+                            and i >= 0 for i in part)
+                    for part in key))
 
 
 def _fmt_bound(value: Any) -> str:

@@ -49,6 +49,7 @@ __all__ = [
     "fail",
     "host_numpy",
     "pmf_sum_atol",
+    "reject_masked",
 ]
 
 #: Least tolerance on ``|sum(p) - 1|`` below which a pmf counts as normalised (float64 pmfs).
@@ -96,7 +97,13 @@ def fail(name: str, problem: str, fix: str, value: Any = None, *, kind: type = P
 
 
 def check_base(base: Any, name: str = "base") -> float:
-    """Return ``base`` as a float, rejecting anything that is not a logarithm base > 0 and != 1."""
+    """Return ``base`` as a float, rejecting anything that is not a finite logarithm base > 1.
+
+    A base ``b`` in ``(0, 1)`` is a valid logarithm base but not a unit of information: it
+    multiplies every entropy and atom by ``1 / log(b) < 0``, so every non-negative quantity
+    comes out negative. Information is measured in bits (2), nats (e), hartleys (10) or any
+    other base ``b > 1``.
+    """
     if isinstance(base, bool) or not isinstance(base, numbers.Real):
         raise fail(name, "must be a real number",
                    "Use 2 for bits, math.e for nats, 10 for hartleys",
@@ -104,6 +111,10 @@ def check_base(base: Any, name: str = "base") -> float:
     base = float(base)
     if not np.isfinite(base) or base <= 0 or base == 1:
         raise fail(name, "must be a finite logarithm base > 0 and != 1",
+                   "Use 2 for bits, math.e for nats, 10 for hartleys", base)
+    if base < 1:
+        raise fail(name, "must be > 1 to measure information: a base in (0, 1) makes every "
+                   "entropy and atom negative",
                    "Use 2 for bits, math.e for nats, 10 for hartleys", base)
     return base
 
@@ -128,11 +139,42 @@ def host_numpy(x: Any) -> np.ndarray:
     return t.cpu().numpy()
 
 
+def _kind(value: Any) -> str:
+    """``"None"`` or ``"a dict"``: what was passed, for a message."""
+    return "None" if value is None else f"a {type(value).__name__}"
+
+
+def reject_masked(x: Any, name: str) -> None:
+    """Refuse a numpy masked array: converting it to an ndarray drops the mask, so the hidden
+    entries would be used as data (and its masked sum differs from the sum of its data).
+
+    Raises
+    ------
+    PIDTypeError
+        ``x`` is a ``numpy.ma.MaskedArray``; the message says how to make the intent explicit.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> reject_masked(np.ma.masked_array([0.5, 0.5], mask=[0, 1]), "p")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    pidkit.errors.PIDTypeError: p: is a numpy masked array, whose mask pidkit would ignore...
+    """
+    if isinstance(x, np.ma.MaskedArray):
+        raise fail(name, "is a numpy masked array, whose mask pidkit would ignore",
+                   f"Say what the masked entries mean: fill them ({name}.filled(0), e.g. zero "
+                   f"probability in a pmf) or drop them ({name}.compressed(), or index the "
+                   "rows to keep)",
+                   kind=PIDTypeError)
+
+
 def _numeric_array(p: Any, name: str) -> np.ndarray:
     """``p`` as a numeric (bool, integer or real) numpy array of its own dtype."""
     if isinstance(p, (str, bytes)):
         raise fail(name, "must be an array of probabilities, not a string",
                    "Pass a numpy array or nested lists of numbers", p, kind=PIDTypeError)
+    reject_masked(p, name)
     if isinstance(p, np.ndarray):
         arr = p
     elif is_torch(p):
@@ -147,6 +189,10 @@ def _numeric_array(p: Any, name: str) -> np.ndarray:
             raise fail(name, "is a ragged nested sequence",
                        "Give every axis the same length (pad with zero probabilities)",
                        kind=PIDValueError) from exc
+    if arr.dtype == object and arr.ndim == 0:   # None, a dict, a set, another object
+        raise fail(name, f"must be an array of probabilities, not {_kind(p)}",
+                   "Pass a numpy array or nested lists of numbers, one axis per variable",
+                   kind=PIDTypeError)
     if arr.dtype == object:
         raise fail(name, "is ragged or holds non-numeric entries",
                    "Give every axis the same length and use numbers only", kind=PIDTypeError)
@@ -217,6 +263,9 @@ def check_pmf(p: Any, name: str = "p", *, normalize: bool = False, min_axes: int
         Tolerance on ``|sum(p) - 1|`` (the sum taken in float64). Default
         :func:`pmf_sum_atol` of the dtype ``p`` is given in, the same rule as for torch tensors.
     """
+    if not isinstance(normalize, bool):
+        raise fail("normalize", "must be True or False", "Pass normalize=True to rescale p",
+                   normalize, kind=PIDTypeError)
     given = _numeric_array(p, name)
     if atol is None:
         atol = pmf_sum_atol(given.dtype)
@@ -244,7 +293,12 @@ def check_pmf(p: Any, name: str = "p", *, normalize: bool = False, min_axes: int
 
 
 def check_axis_list(value: Any, name: str, ndim: int) -> tuple[int, ...]:
-    """Validate a sequence of distinct axis indices in ``[-ndim, ndim)`` and normalise them."""
+    """Validate a sequence of distinct axis indices in ``[-ndim, ndim)`` and normalise them.
+
+    ``value`` is an integer (Python, numpy scalar or 0-d integer array) or a sequence or 1-d
+    array of them."""
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value[()]       # a 0-d array: its scalar (an integer is checked below)
     if isinstance(value, (numbers.Integral, np.integer)) and not isinstance(value, bool):
         value = [value]
     if isinstance(value, (str, bytes)) or not isinstance(value, Sequence | np.ndarray):
@@ -278,7 +332,8 @@ def check_target_sources(ndim: int, target: Any, sources: Any) -> tuple[tuple[in
     if sources is None:
         groups = tuple((ax,) for ax in range(ndim) if ax not in target_axes)
     else:
-        if isinstance(sources, (str, bytes)) or not isinstance(sources, Sequence | np.ndarray):
+        if (isinstance(sources, (str, bytes)) or not isinstance(sources, Sequence | np.ndarray)
+                or (isinstance(sources, np.ndarray) and sources.ndim == 0)):
             raise fail("sources", "must be a list of axes or of lists of axes",
                        "Example: sources=[1, 2] or sources=[[1, 2], [3]]", sources,
                        kind=PIDTypeError)
@@ -327,19 +382,21 @@ def check_int(value: Any, name: str, minimum: int) -> int:
     return int(value)
 
 
-def check_samples(x: Any, name: str, *, keep_torch: bool = True):
+def check_samples(x: Any, name: str, *, keep_torch: bool = True, allow_empty: bool = False):
     """Samples as an array of their own library and dtype, one sample per row of the first axis.
 
     numpy arrays (and array-likes) come back as numpy arrays, torch tensors as the same tensor
     (dtype, device and autograd kept) or, with ``keep_torch=False``, detached and copied to a
     numpy array on the host (:func:`host_numpy`: bfloat16 and float8, which numpy lacks, become
     float32, exactly). Nothing else is converted: dtype, shape and finiteness checks that
-    depend on the use are the caller's.
+    depend on the use are the caller's. ``allow_empty=True`` accepts zero samples (an empty
+    batch of a stream).
 
     Raises
     ------
     PIDTypeError
-        ``x`` is a string, None, or holds non-numeric values (object, string or complex dtype).
+        ``x`` is a string, None, a numpy masked array (:func:`reject_masked`), or holds
+        non-numeric values (object, string or complex dtype).
     PIDValueError
         ``x`` is a scalar (0 axes) or holds no samples.
 
@@ -358,6 +415,7 @@ def check_samples(x: Any, name: str, *, keep_torch: bool = True):
         if isinstance(x, (str, bytes)) or x is None:
             raise fail(name, "must be an array of samples",
                        "Pass a numpy array or a torch tensor", x, kind=PIDTypeError)
+        reject_masked(x, name)
         arr = np.asarray(x)
         if arr.dtype == object or arr.dtype.kind not in "biuf":
             raise fail(name, f"must hold numbers, not dtype {arr.dtype}",
@@ -365,7 +423,7 @@ def check_samples(x: Any, name: str, *, keep_torch: bool = True):
     if arr.ndim == 0:
         raise fail(name, "is a scalar, not an array of samples",
                    "Pass one row per sample, e.g. an array of shape (n,) or (n, d)", arr)
-    if arr.shape[0] == 0:
+    if arr.shape[0] == 0 and not allow_empty:
         raise fail(name, "holds no samples", "Pass at least two samples")
     return arr
 

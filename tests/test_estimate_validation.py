@@ -141,3 +141,20 @@ def test_import_does_not_load_optional_dependencies():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("estimator", ["plugin", "gaussian"])
+def test_one_bootstrap_replicate_is_refused_zero_skips(estimator):
+    """One replicate would give intervals of width 0: a typed error naming n_boot; 0 (or
+    ci=None) skips the bootstrap."""
+    rng = np.random.default_rng(0)
+    x0, x1 = rng.integers(0, 2, size=(2, 200))
+    y = x0 ^ x1
+    with pytest.raises(PIDValueError, match="n_boot"):
+        pid_from_samples(y, x0, x1, estimator=estimator, measure="mmi", n_boot=1, n_perm=0,
+                         seed=0)
+    assert pid_from_samples(y, x0, x1, estimator=estimator, measure="mmi", n_boot=0,
+                            n_perm=0, seed=0).intervals is None
+    r = pid_from_samples(y, x0, x1, estimator=estimator, measure="mmi", n_boot=1, ci=None,
+                         n_perm=0, seed=0)
+    assert r.intervals is None

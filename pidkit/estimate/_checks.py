@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import PIDTypeError
-from ..validation import check_samples, fail
+from ..validation import check_int, check_samples, fail
 
 __all__ = ["to_numpy"]
 
@@ -64,7 +64,15 @@ def as_matrix(x: Any, name: str, dtype: Any = np.float64) -> np.ndarray:
 
 def as_labels(x: Any, name: str) -> np.ndarray:
     """Integer-valued discrete samples as an int64 array ``(n,)`` or ``(n, k)`` (one column per
-    discrete component). Floats are accepted only when every value is an integer."""
+    discrete component).
+
+    Labels are categories: only which samples share a value matters. Integer labels are kept
+    (a ``uint64`` label of ``2**63`` or more wraps to a distinct negative int64, which keeps
+    every equality). Floats are accepted only when every value is an integer; since a float
+    may be an integer far outside the int64 range (``2.0**63``, ``1e20``), float labels are
+    replaced by the ranks of their distinct values (``np.unique``: equal floats share a code,
+    the order is kept), never cast.
+    """
     arr = to_numpy(x, name)
     if arr.ndim > 2:
         arr = arr.reshape(arr.shape[0], -1)
@@ -74,6 +82,8 @@ def as_labels(x: Any, name: str) -> np.ndarray:
             raise fail(name, "holds non-integer values but must be integer labels",
                        "Encode categories as integers, or use estimator='discretize' (or "
                        "'gaussian') for continuous samples")
+        _, codes = np.unique(arr, return_inverse=True)
+        return codes.reshape(arr.shape).astype(np.int64, copy=False)
     return arr.astype(np.int64, copy=False)
 
 
@@ -91,3 +101,15 @@ def check_level(ci: Any) -> float:
     if not 0 < ci < 1:
         raise fail("ci", "must lie strictly between 0 and 1", "Use e.g. ci=0.95", ci)
     return float(ci)
+
+
+def check_n_boot(n_boot: Any, ci: Any) -> int:
+    """The number of bootstrap replicates: 0 (no intervals; also whenever ``ci`` is None) or at
+    least 2 (one replicate has no spread: its "interval" would have width 0)."""
+    n_boot = check_int(n_boot, "n_boot", 0)
+    if ci is None:
+        return 0
+    if n_boot == 1:
+        raise fail("n_boot", "must be 0 (no intervals) or at least 2: one replicate gives an "
+                             "interval of width 0", "Use e.g. n_boot=200, or n_boot=0", n_boot)
+    return n_boot

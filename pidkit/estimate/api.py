@@ -20,6 +20,7 @@ from ._checks import (
     as_labels,
     check_lengths,
     check_level,
+    check_n_boot,
     check_not_constant,
     to_numpy,
 )
@@ -92,7 +93,7 @@ def pid_from_samples(target: Any, *sources: Any, estimator: str = "plugin",
     ci : float or None, default 0.95
         Level of the bootstrap intervals; ``None`` skips the bootstrap (no intervals).
     n_boot, n_perm : int, default 200 and 100
-        Bootstrap and shuffle-null replicates (0 skips them).
+        Bootstrap and shuffle-null replicates (0 skips them; a bootstrap needs at least 2).
     seed : int, optional
         Seeds the discretisers, the bootstrap and the null; ``details["seed"]`` records the seed
         used (drawn from the OS when None), so every result can be reproduced.
@@ -107,7 +108,8 @@ def pid_from_samples(target: Any, *sources: Any, estimator: str = "plugin",
         covers atoms at 0 at their nominal rate (the audits' default). Intervals are never
         clipped: a basic or normal interval can extend below 0.
     **options
-        Estimator options. ``"discretize"``: ``n_clusters`` (10), ``n_components`` (10),
+        Estimator options. ``"discretize"``: ``n_clusters`` (10), ``n_components`` ("auto":
+        min(10, samples, features)),
         ``scaling`` ("l2"), ``method`` ("kmeans" | "quantile"), ``n_bins``, ``fit_size``,
         ``kmeans`` ("full" | "minibatch"), ``n_init``, ``pca_solver``, ``dtype``, ``chunk_size``,
         ``kmeans_threads``,
@@ -150,8 +152,7 @@ def _estimate(target: Any, sources: tuple[Any, ...], *, estimator: str, measure:
     estimator = check_choice(estimator, "estimator", tuple(ESTIMATORS))
     base = check_base(base)
     ci = None if ci is None else check_level(ci)
-    n_boot = check_int(n_boot, "n_boot", 0)
-    n_boot = n_boot if ci is not None else 0  # ci=None: no bootstrap
+    n_boot = check_n_boot(n_boot, ci)                 # ci=None: no bootstrap
     n_perm = check_int(n_perm, "n_perm", 0)
     interval = check_choice(interval, "interval", INTERVALS)
     measure_options = check_options(measure_options, "measure_options")

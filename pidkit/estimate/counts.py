@@ -15,7 +15,7 @@ import numpy as np
 
 from .._backend import get_namespace, is_torch
 from ..errors import PIDTypeError
-from ..validation import MAX_TABLE_CELLS, check_table_size, fail
+from ..validation import MAX_TABLE_CELLS, check_samples, check_table_size, fail
 from ._checks import to_numpy
 from ._distributed import agree, all_reduce_sum, comm_device, distributed
 
@@ -111,7 +111,8 @@ class JointCounts:
     def update(self, target: Any, *sources: Any) -> JointCounts:
         """Add one batch of codes: ``target`` and every source, shape ``(batch,)`` each.
 
-        Returns ``self`` so calls chain. Codes must be non-negative integers (integer dtype).
+        Returns ``self`` so calls chain. Codes must be non-negative integers (integer dtype):
+        numpy arrays, torch tensors or array-likes such as lists (read as numpy arrays).
         """
         cols = [target, *sources]
         names = ["target"] + [f"sources[{i}]" for i in range(len(sources))]
@@ -129,8 +130,11 @@ class JointCounts:
         if self._state is not None and len(cols) != len(self.shape):
             raise fail("update", f"got {len(cols)} variables, earlier batches had "
                        f"{len(self.shape)}", "Pass the same variables in every batch")
+        # numpy arrays, tensors and array-likes (lists): typed errors for anything else
+        cols = [check_samples(c, name, allow_empty=True) for c, name in zip(cols, names,
+                                                                           strict=True)]
         for c, name in zip(cols, names, strict=True):
-            kind = str(c.dtype) if use_torch else np.asarray(c).dtype.kind
+            kind = str(c.dtype) if use_torch else c.dtype.kind
             integer = (("int" in kind or kind == "torch.bool") if use_torch else kind in "biu")
             if not integer:
                 raise fail(name, f"must hold integer codes, not dtype {c.dtype}",
@@ -146,8 +150,6 @@ class JointCounts:
                        "Pass one code per sample for every variable")
         if lengths.pop() == 0:
             return self
-        if not use_torch:
-            cols = [np.asarray(c) for c in cols]
         # ranges as Python integers, before any cast: uint64 codes above 2**63 must not wrap
         lows = [int(c.min()) for c in cols]
         highs = [int(c.max()) + 1 for c in cols]

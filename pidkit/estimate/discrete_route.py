@@ -33,7 +33,7 @@ from ..errors import PIDTypeError
 from ..lattice import lattice
 from ..result import PIDResult
 from ..validation import check_base, check_choice, check_int, check_options, fail
-from ._checks import check_level
+from ._checks import check_level, check_n_boot
 from .uncertainty import (
     INTERVALS,
     Replicates,
@@ -179,7 +179,7 @@ def pid_from_counts(counts: Any, measure: str = "broja", base: float = 2, *,
     ci : float or None, default 0.95
         Level of the bootstrap intervals; ``None`` skips the bootstrap.
     n_boot, n_perm : int
-        Bootstrap and shuffle-null replicates (0 skips them).
+        Bootstrap and shuffle-null replicates (0 skips them; a bootstrap needs at least 2).
     seed : int, optional
         Seed of every random draw; reported in ``details["seed"]`` (drawn when None).
     measure_options : dict, optional
@@ -212,8 +212,7 @@ def pid_from_counts(counts: Any, measure: str = "broja", base: float = 2, *,
     table = check_counts(counts)
     base = check_base(base)
     ci = None if ci is None else check_level(ci)
-    n_boot = check_int(n_boot, "n_boot", 0)
-    n_boot = n_boot if ci is not None else 0  # ci=None: no bootstrap
+    n_boot = check_n_boot(n_boot, ci)                 # ci=None: no bootstrap
     n_perm = check_int(n_perm, "n_perm", 0)
     interval = check_choice(interval, "interval", INTERVALS)
     measure_options = check_options(measure_options, "measure_options")

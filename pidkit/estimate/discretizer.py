@@ -43,19 +43,26 @@ PRESETS: dict[str, dict[str, Any]] = {
                        "kmeans": "full", "n_init": "auto", "pca_solver": "auto"},
 }
 
+#: PCA components kept by ``n_components="auto"``, at most ``min(samples, features)``.
+AUTO_COMPONENTS = 10
+
 #: Largest number of cells the quantile method may create (n_bins ** dimensions).
 MAX_QUANTILE_CELLS = 1 << 20
 
 
 class Discretizer:
-    """Map continuous samples to integer codes: scaling -> PCA -> KMeans, or quantile bins.
+    r"""Map continuous samples to integer codes: scaling -> PCA -> KMeans, or quantile bins.
 
     Parameters
     ----------
     n_clusters : int, default 10
         Number of KMeans clusters (method "kmeans").
-    n_components : int or None, default 10
-        PCA components kept before clustering/binning (None: no PCA).
+    n_components : int, "auto" or None, default "auto"
+        PCA components kept before clustering/binning (None: no PCA). ``"auto"`` keeps
+        :math:`\min(10, n, d)` for fitting data of ``n`` samples and ``d`` features (PCA has
+        at most :math:`\min(n, d)` axes), so that a source of one or a few features needs no
+        setting; an explicit integer above :math:`\min(n, d)` is an error. The number used is
+        :attr:`n_components_`.
     scaling : {"l2", "standard", None}, default "l2"
         Per-sample L2 normalisation, per-feature standardisation, or none.
     method : {"kmeans", "quantile"}, default "kmeans"
@@ -85,6 +92,8 @@ class Discretizer:
 
     Attributes
     ----------
+    n_components_ : int or None
+        PCA components actually kept (``n_components`` resolved against the fitting data).
     n_codes_ : int
         Number of possible codes after fitting (``n_clusters`` or the number of quantile cells).
     projector_ : Projector
@@ -102,7 +111,7 @@ class Discretizer:
     ((200,), True)
     """
 
-    def __init__(self, n_clusters: int = 10, n_components: int | None = 10, *,
+    def __init__(self, n_clusters: int = 10, n_components: int | str | None = "auto", *,
                  scaling: str | None = "l2", method: str = "kmeans", n_bins: int = 4,
                  fit_size: int | None = None, kmeans: str = "full", n_init: int | str = "auto",
                  pca_solver: str = "auto", dtype: str | None = None, chunk_size: int = 65536,
@@ -143,10 +152,17 @@ class Discretizer:
                 "chunk_size": self.chunk_size, "kmeans_threads": self.kmeans_threads,
                 "random_state": self.random_state}
 
-    def _projector(self) -> Projector:
-        return Projector(self.n_components, scaling=self.scaling, pca_solver=self.pca_solver,
+    def _projector(self, n_components: int | None) -> Projector:
+        return Projector(n_components, scaling=self.scaling, pca_solver=self.pca_solver,
                          dtype=self.dtype, chunk_size=self.chunk_size,
                          random_state=self.random_state)
+
+    def _resolved_components(self, sample: np.ndarray) -> int | None:
+        """``n_components``, with ``"auto"`` -> ``min(AUTO_COMPONENTS, n, d)`` of the fitting
+        rows ``sample (n, d)``."""
+        if isinstance(self.n_components, str) and self.n_components == "auto":
+            return min(AUTO_COMPONENTS, *sample.shape)
+        return self.n_components
 
     def _check_params(self) -> None:
         if self.method not in ("kmeans", "quantile"):
@@ -163,6 +179,10 @@ class Discretizer:
             check_int(self.n_init, "n_init", 1)
         if self.kmeans_threads is not None:
             check_int(self.kmeans_threads, "kmeans_threads", 1)
+        if isinstance(self.n_components, str) and self.n_components != "auto":
+            raise fail("n_components", "is not a known setting",
+                       "Use a positive integer, 'auto' (min(10, samples, features)) or None "
+                       "(no PCA)", self.n_components)
         check_dtype(self.dtype)
         check_seed(self.random_state, "random_state", maximum=SEED_MAX)
 
@@ -182,7 +202,8 @@ class Discretizer:
         if (sample.max(axis=0) == sample.min(axis=0)).all():
             raise fail(name, "is constant (every sample identical)",
                        "Check the array; a constant variable carries no information")
-        self.projector_ = self._projector().fit(sample, name)
+        self.n_components_ = self._resolved_components(sample)
+        self.projector_ = self._projector(self.n_components_).fit(sample, name)
         z = self.projector_.transform(sample, name)
         if self.method == "kmeans":
             distinct = _distinct_rows(z, self.n_clusters)

@@ -54,7 +54,7 @@ from scipy.linalg import lapack
 
 from .._backend import get_namespace, is_torch
 from ..errors import PIDTypeError, RegularizationWarning
-from ..validation import fail
+from ..validation import fail, reject_masked
 from ._channels import permutation
 
 __all__ = ["CONSTANT_VARIANCE", "EXACT_RTOL", "NEAR_RTOL", "PSD_RTOL", "SYMMETRY_RTOL",
@@ -112,15 +112,18 @@ def as_batch(cov: Any, dims: Any) -> tuple[Any, Any, tuple[int, ...], tuple[int,
     """
     xp = get_namespace(cov)
     # the dtype policy of the public boundary, per input type: numpy array-likes may hold
-    # integers or booleans (exact); a torch tensor must be floating point
+    # integers (exact); booleans are no covariance (True/False are not variances), nor is a
+    # masked array (its mask would be dropped); a torch tensor must be floating point
     if not is_torch(cov):
         if isinstance(cov, (str, bytes)) or cov is None:
             raise fail("cov", "must be a covariance matrix", "Pass a numpy array or torch tensor",
                        cov, kind=PIDTypeError)
+        reject_masked(cov, "cov")
         cov = np.asarray(cov)
-        if cov.dtype == object or cov.dtype.kind not in "biuf":
+        if cov.dtype == object or cov.dtype.kind not in "iuf":
             raise fail("cov", f"must hold real numbers, not dtype {cov.dtype}",
-                       "Pass a float array", kind=PIDTypeError)
+                       "Pass a float array, e.g. np.asarray(cov, dtype=float)",
+                       kind=PIDTypeError)
     elif not xp.is_floating(cov):
         raise fail("cov", f"must be a floating-point tensor, not {cov.dtype}",
                    "Convert it with cov.double()", kind=PIDTypeError)
