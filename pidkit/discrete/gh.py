@@ -40,8 +40,9 @@ vertices of :math:`T_j`; by convexity :math:`\hat D_j \ge D` on :math:`T_j`. The
     U = \max \sum_j |m_j|\, \hat D_j(\pi_{m_j}) \quad \text{s.t.} \quad
     \sum_j m_j = p,\ m_j \in K,\ \pi_{m_j} \in T_j
 
-(one copy of the cone per simplex; :math:`|m_j| \hat D_j(\pi_{m_j})` is linear in
-:math:`m_j` through barycentric weights) is an **upper bound**: every feasible :math:`Q` groups
+(one copy of the cone per simplex; :math:`|m_j| \hat D_j(\pi_{m_j})` and the conditions
+:math:`\pi_{m_j} \in T_j`, barycentric coordinates :math:`\ge 0`, are linear in
+:math:`m_j`) is an **upper bound**: every feasible :math:`Q` groups
 into the simplices containing its posteriors, and on each the objective dominates :math:`f`.
 Its solution is itself a feasible :math:`Q` (one value per simplex), so
 :math:`L = \sum_j f(m_j)` is a **lower bound** attained by an explicit :math:`Q`. Every simplex
@@ -52,6 +53,15 @@ posterior is already a vertex; the programme is solved again until
 warning; the bracket is valid at every round); in practice it takes 2-10 rounds on the
 canonical gates and 15-30 on random 3x3x3 pmfs with full support (1-3 s); the programmes grow
 with every round, and 4x4x4 pmfs with full support take minutes.
+
+**Scaling.** Each copy's variables are the channel values :math:`r_j(c) = m_j(c) / p(c)`,
+so every row has coefficients of order one (conditional probabilities, unit-normalised
+facets) whatever the masses; coefficients below :math:`10^{-9}` are left out and their rows
+relaxed by what they can contribute (so the programme stays a relaxation), thin simplices are
+avoided by rounding split points within :math:`10^{-6}` (barycentric) of a face onto it, and
+when HiGHS's presolve or simplex fails the programme is solved again without presolve, then
+by the interior-point method. Before this, pmfs with cells below about :math:`10^{-9}` next
+to cells of order one made HiGHS report these (feasible) programmes infeasible.
 
 **Certificate.** :math:`[L, U]` brackets :math:`I_{\mathrm{GH}}` (up to the linear-programme
 solver's feasibility tolerance, :math:`10^{-10}`, and rounding); the redundancy reported is
@@ -65,9 +75,12 @@ variable", Entropy 17(7), 4644-4653 (2015); arXiv:1411.4732.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import scipy.sparse as sp
 
+from ..errors import PIDKitError
 from ._certified import check_solver_options, redundancy_result
 from .registry import register_measure
 
@@ -79,6 +92,24 @@ DEFAULT_TOL = 1e-10
 #: Feasibility tolerances passed to HiGHS.
 LP_OPTIONS = {"primal_feasibility_tolerance": 1e-10, "dual_feasibility_tolerance": 1e-10}
 
+#: Supports larger than this (a full 3x3x3 pmf takes 1-3 s) get a warning about the time.
+LARGE_SUPPORT = 32
+
+#: ... unless ``max_iter`` is at most this (the time is then bounded by the caller).
+BOUNDED_ROUNDS = 10
+
+#: Solvers tried in turn: HiGHS's presolve sometimes declares these feasible programmes
+#: infeasible (reductions with tolerances), its simplex sometimes stalls on them.
+ATTEMPTS = (("highs", True), ("highs-ds", False), ("highs-ipm", False))
+
+#: Coefficients below this are left out of the programme's rows, which are relaxed by what they
+#: can contribute (HiGHS treats smaller matrix entries as zeros, its ``small_matrix_value``; with
+#: its feasibility tolerance at 1e-10 that made feasible programmes infeasible).
+SMALL = 1e-9
+
+#: Barycentric weights of a split point below this are rounded to zero (see ``_split``).
+SNAP = 1e-6
+
 #: A simplex is split when its gap exceeds this fraction of the largest one.
 SPLIT_FRACTION = 0.01
 
@@ -89,87 +120,148 @@ def _divergences(pi: np.ndarray, p_y: np.ndarray) -> np.ndarray:
     return np.where(pi > 0, pi * np.log(safe / p_y), 0.0).sum(axis=-1)
 
 
+def _facets_and_objective(simplices: np.ndarray, divergences: np.ndarray):
+    r"""For each simplex (shape (J, k, |Y|), vertices as rows) the linear forms of a mass
+    :math:`m` over :math:`Y` that the programme needs: its ``k`` barycentric coordinates
+    :math:`|m|\,\lambda_k(\pi_m)`, each scaled to a unit coefficient vector (the simplex is
+    :math:`\{\lambda_k \ge 0\}`; scaling keeps thin simplices well conditioned), shape
+    (J, k, |Y|), and the objective :math:`|m|\, \hat D_j(\pi_m)`, shape (J, |Y|).
+
+    Barycentric coordinates are taken relative to vertex 0,
+    :math:`\lambda_{1..}(\pi) = E^+ (\pi - v_0)` with :math:`E` the edges from :math:`v_0` (exact
+    on the simplex's affine hull, where every feasible posterior lies), and
+    :math:`\hat D_j = D_0 + \sum_{k \ge 1} \lambda_k (D_k - D_0)`: rounding errors in the slopes
+    then only act through displacements within the simplex."""
+    n_simplices, n_vertices, n_y = simplices.shape
+    ones = np.ones((n_simplices, 1, n_y))
+    if n_vertices == 1:
+        return np.zeros((n_simplices, 0, n_y)), divergences[:, :1] * ones[:, 0]
+    base = simplices[:, :1]
+    edges = np.linalg.pinv(np.swapaxes(simplices[:, 1:] - base, 1, 2))   # (J, k - 1, |Y|)
+    # |m| lambda_k = E^+ (m - |m| v_0): a linear form in m
+    forms = edges - (edges @ np.swapaxes(base, 1, 2))
+    forms = np.concatenate([ones - forms.sum(axis=1, keepdims=True), forms], axis=1)
+    objective = (divergences[:, :1] * ones[:, 0]
+                 + ((divergences[:, 1:] - divergences[:, :1])[:, :, None] * forms[:, 1:])
+                 .sum(axis=1))
+    return forms / np.linalg.norm(forms, axis=2, keepdims=True), objective
+
+
 class _ConeProgramme:
-    """The cone :math:`K` of ``p[y, x0, x1]`` as equality rows over one copy's variables
-    ``[m (cells), alpha_0 (|X_0|), alpha_1 (|X_1|), w (one per simplex vertex)]``, and the
-    assembled programme
-    for a list of simplices."""
+    r"""The cone :math:`K` of ``p[y, x0, x1]`` as equality rows over one copy's variables
+    ``[r (cells), alpha_0 (|X_0|), alpha_1 (|X_1|)]``, and the assembled programme for a list
+    of simplices.
+
+    A copy's mass is :math:`m(c) = p(c)\, r(c)` with :math:`r(c) = q(Q{=}j \mid c) \in [0, 1]`:
+    the rows :math:`\sum_j r_j(c) = 1` and the cone rows
+    :math:`\sum_{c \in (y, x_i)} p(c \mid y, x_i)\, r(c) = \alpha_i(x_i)` then have unit
+    right-hand sides and coefficients that are conditional probabilities, whatever the masses
+    (with masses as variables, cells of mass below the solver's feasibility tolerance made
+    HiGHS report feasible programmes infeasible)."""
 
     def __init__(self, p: np.ndarray):
         self.cells = np.argwhere(p > 0)
         self.mass = p[tuple(self.cells.T)]
         self.p_y = p.sum(axis=(1, 2))
-        self.p_yx0 = p.sum(axis=2)
         n_y, n0, n1 = p.shape
         self.sizes = (len(self.cells), n0, n1, n_y)
-        rows, cols, vals = [], [], []
+        rows, cols, vals, slack = [], [], [], []
         row = 0
         offsets = (len(self.cells), len(self.cells) + n0)
         for axis, offset in zip((1, 2), offsets, strict=True):
             p_yx = p.sum(axis=3 - axis)
             for y, x in np.argwhere(p_yx > 0):
-                # m(y, x_i) - alpha_i(x_i) p(y, x_i) = 0
+                # sum_c p(c | y, x_i) r(c) - alpha_i(x_i) = 0, i.e. m(y, x_i) = alpha_i p(y, x_i)
                 sel = np.flatnonzero((self.cells[:, 0] == y) & (self.cells[:, axis] == x))
-                rows += [row] * (len(sel) + 1)
-                cols += [*sel.tolist(), offset + x]
-                vals += [1.0] * len(sel) + [-p_yx[y, x]]
+                weights = self.mass[sel] / self.mass[sel].sum()
+                big = weights >= SMALL
+                rows += [row] * (big.sum() + 1)
+                cols += [*sel[big].tolist(), offset + x]
+                vals += [*weights[big].tolist(), -1.0]
+                slack.append(weights[~big].sum())
                 row += 1
-        # the posterior: sum_x0 alpha_0(x0) p(y, x0) - sum_k w_k v_k(y) = 0 (v added per simplex)
-        for y in range(n_y):
-            rows += [row + y] * n0
-            cols += list(range(offsets[0], offsets[0] + n0))
-            vals += self.p_yx0[y].tolist()
-        self.n_rows = row + n_y
-        self.block = (np.array(rows), np.array(cols), np.array(vals, dtype=float))
+        self.n_rows = row
+        self.block = (np.array(rows, dtype=int), np.array(cols, dtype=int),
+                      np.array(vals, dtype=float))
+        #: each cone row's dropped weight: it holds as 0 <= alpha - sum_big w r <= slack
+        self.slack = np.array(slack)
 
     def solve(self, simplices: np.ndarray, divergences: np.ndarray):
         """Solve the upper-bound programme over ``simplices`` (shape (J, k, |Y|), vertices as
         rows; ``divergences`` (J, k) their :func:`_divergences`); return its value and each
-        copy's variables (shape (J, width), the vertex weights last)."""
+        copy's variables (shape (J, width))."""
         from scipy.optimize import linprog  # imported on use: importing pidkit stays light
 
         n_cells, n0, n1, n_y = self.sizes
         n_simplices, n_vertices = simplices.shape[:2]
         rows, cols, vals = self.block
-        w_start = n_cells + n0 + n1
-        width = w_start + n_vertices
-        # vertex k of simplex j enters row (n_rows - n_y + y) with -v_k(y)
-        j, k, y = np.meshgrid(np.arange(n_simplices), np.arange(n_vertices), np.arange(n_y),
-                              indexing="ij")
-        all_rows = np.concatenate([(rows + self.n_rows * jj) for jj in range(n_simplices)]
-                                  + [(self.n_rows * j + self.n_rows - n_y + y).ravel()])
-        all_cols = np.concatenate([(cols + width * jj) for jj in range(n_simplices)]
-                                  + [(width * j + w_start + k).ravel()])
-        all_vals = np.concatenate([vals] * n_simplices + [-simplices.ravel()])
-        cone = sp.csr_matrix((all_vals, (all_rows, all_cols)),
+        width = n_cells + n0 + n1
+        facets, objective = _facets_and_objective(simplices, divergences)
+        shift = np.arange(n_simplices)[:, None]
+        cone = sp.csr_matrix((np.tile(vals, n_simplices),
+                              ((rows + self.n_rows * shift).ravel(),
+                               (cols + width * shift).ravel())),
                              shape=(self.n_rows * n_simplices, width * n_simplices))
         total = sp.csr_matrix((np.ones(n_cells * n_simplices),
                                (np.tile(np.arange(n_cells), n_simplices),
-                                (np.arange(n_simplices)[:, None] * width
-                                 + np.arange(n_cells)).ravel())),
+                                (width * shift + np.arange(n_cells)).ravel())),
                               shape=(n_cells, width * n_simplices))
+        # -|m_j| lambda_k(pi_j) <= 0, with m_j(y) = sum over the cells of y of p(c) r_j(c)
+        j, k, c = np.meshgrid(np.arange(n_simplices), np.arange(n_vertices),
+                              np.arange(n_cells), indexing="ij")
+        inside = -facets[:, :, self.cells[:, 0]] * self.mass
+        big = np.abs(inside) >= SMALL
+        inside_rows = sp.csr_matrix((inside[big], ((j * n_vertices + k)[big],
+                                                   (width * j + c)[big])),
+                                    shape=(facets.shape[1] * n_simplices, width * n_simplices))
+        inside_slack = np.where(big, 0.0, np.abs(inside)).sum(axis=2).ravel()
+        # a cone row with left-out weight gets a slack s in [0, slack]: alpha - sum_big w r = s
+        ranged = np.flatnonzero(np.tile(self.slack > 0, n_simplices))
+        slacks = sp.csr_matrix((np.ones(len(ranged)), (ranged, np.arange(len(ranged)))),
+                               shape=(cone.shape[0] + n_cells, len(ranged)))
         cost = np.zeros((n_simplices, width))
-        cost[:, w_start:] = -divergences
-        res = linprog(cost.ravel(), A_eq=sp.vstack([cone, total]).tocsr(),
-                      b_eq=np.concatenate([np.zeros(cone.shape[0]), self.mass]),
-                      bounds=(0, None), method="highs", options=LP_OPTIONS)
+        cost[:, :n_cells] = -objective[:, self.cells[:, 0]] * self.mass
+        bounds = np.zeros((n_simplices * width + len(ranged), 2))
+        bounds[:, 1] = np.inf
+        bounds[n_simplices * width:, 1] = np.tile(self.slack, n_simplices)[ranged]
+        inside_rows.resize(inside_rows.shape[0], bounds.shape[0])
+        programme = {"c": np.concatenate([cost.ravel(), np.zeros(len(ranged))]),
+                     "A_ub": inside_rows, "b_ub": inside_slack,
+                     "A_eq": sp.hstack([sp.vstack([cone, total]), slacks]).tocsr(),
+                     "b_eq": np.concatenate([np.zeros(cone.shape[0]), np.ones(n_cells)]),
+                     "bounds": bounds}
+        for method, presolve in ATTEMPTS:
+            res = linprog(**programme, method=method,
+                          options={**LP_OPTIONS, "presolve": presolve})
+            if res.status == 0:
+                break
         if res.status != 0:
-            raise RuntimeError(f"gh: the linear programme failed ({res.message})")
-        return -res.fun, res.x.reshape(n_simplices, width)
+            raise PIDKitError(f"gh: every linear-programme solver failed on this pmf (last: "
+                              f"{res.message}); no certified value is available. Cells of "
+                              f"mass below about 1e-9 next to cells of order 1 are the usual "
+                              f"cause: measure='broja' or 'mmi' handle them")
+        x = res.x[:n_simplices * width].reshape(n_simplices, width)
+        parts = -(cost * x).sum(axis=1)
+        return -res.fun, x, parts
 
     def posterior_masses(self, x: np.ndarray) -> np.ndarray:
         """Each copy's target marginal :math:`m_j(y)`, shape (J, |Y|)."""
         out = np.zeros((len(x), self.sizes[3]))
-        np.add.at(out.T, self.cells[:, 0], x[:, :self.sizes[0]].T)
-        return np.maximum(out, 0.0)
+        np.add.at(out.T, self.cells[:, 0], (self.mass * np.maximum(x[:, :self.sizes[0]], 0)).T)
+        return out
 
 
 def _split(simplex: np.ndarray, pi: np.ndarray) -> list[np.ndarray]:
     """Children of ``simplex``: stars around ``pi``, or the halves of the longest edge when
-    ``pi`` is (numerically) a vertex."""
+    ``pi`` is (numerically) a vertex. A barycentric weight of ``pi`` below ``SNAP`` is set to
+    zero first (``pi`` moved onto that face), so that no child is a sliver: a child's volume is
+    its weight's share of the parent's, and near-degenerate simplices make the programme's rows
+    ill-conditioned."""
     weights = np.linalg.lstsq(simplex.T, pi, rcond=None)[0]
-    inside = np.flatnonzero(weights > 1e-9)
+    weights = np.where(weights > SNAP, weights, 0.0)
+    inside = np.flatnonzero(weights)
     if len(inside) > 1:
+        pi = weights @ simplex / weights.sum()
         children = []
         for i in inside:
             child = simplex.copy()
@@ -219,17 +311,15 @@ def gh_bounds(p: np.ndarray, tol: float, max_iter: int):
     p = p[p.sum(axis=(1, 2)) > 0]
     programme = _ConeProgramme(p)
     simplices = _initial_cover(p)
-    w_start = sum(programme.sizes[:3])
     rounds = 0
     while True:
         rounds += 1
         vertex_divergences = _divergences(simplices, programme.p_y)
-        upper, x = programme.solve(simplices, vertex_divergences)
+        upper, x, upper_parts = programme.solve(simplices, vertex_divergences)
         masses = programme.posterior_masses(x)
         total = masses.sum(axis=1)
         scale = np.where(total > 0, total, 1.0)
         lower_parts = total * _divergences(masses / scale[:, None], programme.p_y)
-        upper_parts = (x[:, w_start:] * vertex_divergences).sum(axis=1)
         lower = float(lower_parts.sum())
         upper = max(upper, lower)
         if upper - lower <= tol or rounds >= max_iter:
@@ -238,7 +328,8 @@ def gh_bounds(p: np.ndarray, tol: float, max_iter: int):
         threshold = max(tol / (4 * len(simplices)), SPLIT_FRACTION * gaps.max())
         children = []
         for simplex, gap, mass, weight in zip(simplices, gaps, masses, total, strict=True):
-            children += _split(simplex, mass / weight) if gap > threshold else [simplex]
+            children += (_split(simplex, mass / weight) if gap > threshold and weight > 0
+                         else [simplex])
         simplices = np.array(children)
 
 
@@ -276,7 +367,16 @@ def gh(p: np.ndarray, tol: float = DEFAULT_TOL, max_iter: int = 100):
     max_iter : int, default 100
         Most branch-and-bound rounds (linear programmes). A
         :class:`~pidkit.errors.ConvergenceWarning` is issued when ``tol`` is not met; the
-        certificate still brackets the value.
+        certificate still brackets the value. The programmes grow every round, so this is
+        what bounds the time: above ``LARGE_SUPPORT`` (32) cells of positive mass and with
+        ``max_iter > 10`` a ``UserWarning`` says so (a random 4x4x4 pmf takes over a minute
+        with the default).
+
+    Raises
+    ------
+    PIDKitError
+        When every linear-programme solver fails (2 of 1000 random 2x2x2 and 3x2x2
+        Dirichlet(0.05 or 0.2) pmfs, both 3x2x2 with masses spanning 300 orders).
 
     Returns
     -------
@@ -301,6 +401,13 @@ def gh(p: np.ndarray, tol: float = DEFAULT_TOL, max_iter: int = 100):
     (0.122556, 0.311278, True)
     """
     tol, max_iter = check_solver_options(tol, max_iter)
+    support = int((p > 0).sum())
+    if support > LARGE_SUPPORT and max_iter > BOUNDED_ROUNDS:
+        warnings.warn(f"gh: p has {support} cells of positive mass (> {LARGE_SUPPORT}); the "
+                      f"branch and bound's linear programmes grow every round and can take "
+                      f"minutes (a random 4x4x4 pmf: over a minute). Pass a smaller max_iter "
+                      f"(rounds; default 100) to bound the time: the certificate still "
+                      f"brackets the value", UserWarning, stacklevel=3)
     lower, upper, rounds, n_simplices = gh_bounds(p, tol, max_iter)
     return redundancy_result(p, lower, lower, upper, tol=tol, iterations=rounds, measure="gh",
                              stopped="the branch and bound stopped",

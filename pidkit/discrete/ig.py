@@ -77,8 +77,9 @@ class _Family:
         #: t >= 0 / t <= 1 where a cell would get infinite weight beyond
         self.lo = 0.0 if (joint & (a == 0) & (b > 0)).any() else -np.inf
         self.hi = 1.0 if (joint & (b == 0) & (a > 0)).any() else np.inf
-        base = np.broadcast_to(p_x0x1[None], p.shape)[support] * b[support]
-        self.log_base = np.log(base)
+        # logs of the factors, not of their product, which underflows for subnormal masses
+        self.log_base = np.log(np.broadcast_to(p_x0x1[None], p.shape)[support]) + np.log(
+            b[support])
         self.stat = np.log(a[support]) - np.log(b[support])
         weight = p[support]
         self.p_stat = float(weight @ self.stat)          # E_p[l]

@@ -1,0 +1,99 @@
+"""Numerical robustness of the discrete measures I_GH and I_IG on pmfs with tiny masses."""
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+
+import pidkit
+from pidkit.gates import gate
+from pidkit.information import mutual_information
+
+LN2 = math.log(2)
+
+# A 2x2x2 pmf with one cell of mass 8e-12: HiGHS called the I_GH programme infeasible.
+TINY_CELL = np.array([0.18777830, 0.55251307, 0.00479428, 8e-12, 0.00502758, 0.00211594,
+                      0.06433202, 0.18343880]).reshape(2, 2, 2)
+
+
+def _strict_pid(p, measure, **options):
+    """pidkit.pid with every warning turned into an error."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        return pidkit.pid(p, measure=measure, **options)
+
+
+def _dirichlet(seed, shape, alpha):
+    p = np.random.default_rng(seed).dirichlet(np.full(math.prod(shape), alpha)).reshape(shape)
+    return p / p.sum()
+
+
+def test_gh_tiny_cell_is_solved_and_matches_the_cell_at_zero():
+    p = TINY_CELL / TINY_CELL.sum()
+    r = _strict_pid(p, "gh")
+    zero = p.copy()
+    zero[0, 1, 1] = 0.0
+    r0 = _strict_pid(zero / zero.sum(), "gh")
+    cert = r.solver.certificate
+    assert cert.lower <= r.redundancy <= cert.upper <= cert.lower + 1e-10 / LN2
+    # the cell moves the value by at most about its mass times a log (8e-12 * 30)
+    assert r.redundancy == pytest.approx(r0.redundancy, abs=3e-10)
+    assert r.redundancy > 1e-4
+
+
+def test_gh_tiny_cell_agrees_with_dit():
+    from _dit_reference import dit_distribution
+    from dit.pid import PID_GH
+
+    p = TINY_CELL / TINY_CELL.sum()
+    theirs = PID_GH(dit_distribution(p), sources=[[0], [1]], target=[2])
+    ours = _strict_pid(p, "gh")
+    # dit's optimiser finds a feasible Q of lower value here (5.07e-5 bits); ours is the maximum,
+    # certified, so dit's value must lie below our upper bound
+    assert theirs.get_pi(((0,), (1,))) <= ours.solver.certificate.upper + 1e-9
+    assert ours.redundancy >= theirs.get_pi(((0,), (1,)))
+
+
+# draws (seed, shape, alpha) with cells spanning many orders of magnitude; two still defeat
+# every HiGHS method (a known open bug: the programme is reported infeasible)
+_STILL_FAILING = {(1, (2, 2, 2), 0.05), (17, (2, 2, 2), 0.05)}
+GH_HARD = [pytest.param(*case, marks=pytest.mark.xfail(
+               case in _STILL_FAILING, raises=pidkit.errors.PIDKitError, strict=True,
+               reason="HiGHS reports the programme infeasible"))
+           for case in [(s, (2, 2, 2), 0.05) for s in range(20)]
+           + [(s, (3, 2, 2), 0.05) for s in range(10)] + [(s, (2, 2, 2), 0.2) for s in range(10)]]
+
+
+@pytest.mark.parametrize(("seed", "shape", "alpha"), GH_HARD)
+def test_gh_sparse_dirichlet_pmfs_are_certified(seed, shape, alpha):
+    p = _dirichlet(seed, shape, alpha)
+    r = _strict_pid(p, "gh")
+    cert = r.solver.certificate
+    assert r.solver.converged
+    assert cert.lower <= r.redundancy <= cert.upper <= cert.lower + 1e-10 / LN2
+    # data processing along Q - X_i - Y: 0 <= I_GH <= min_i I(Y; X_i) (bits)
+    bound = min(mutual_information(p, (0,), (i,)) for i in (1, 2)) / LN2
+    assert -1e-12 <= cert.lower and cert.upper <= bound + 1e-10
+
+
+def test_gh_warns_about_the_time_on_large_supports():
+    p = np.full((4, 4, 4), 1 / 64)   # Y independent of the sources: I_GH = 0, one round
+    with pytest.warns(UserWarning, match="max_iter"):
+        r = pidkit.pid(p, measure="gh")
+    assert r.redundancy == pytest.approx(0.0, abs=1e-12)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")   # a bounded max_iter is the remedy: no warning
+        assert pidkit.pid(p, measure="gh", max_iter=10).redundancy == pytest.approx(0, abs=1e-12)
+
+
+@pytest.mark.parametrize("mass", [5e-324, 1e-320, 1e-300])
+def test_ig_subnormal_cell_gives_the_atoms_of_the_cell_at_zero(mass):
+    p = gate("AND")
+    zero = _strict_pid(p, "ig")
+    p[1, 0, 0] = mass
+    r = _strict_pid(p, "ig")
+    atoms = np.array(list(r.atoms.values()))
+    assert np.isfinite(atoms).all()
+    np.testing.assert_allclose(atoms, list(zero.atoms.values()), rtol=0, atol=1e-12)
+    assert r.solver.converged
