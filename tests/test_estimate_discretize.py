@@ -224,3 +224,28 @@ def test_projector_does_not_modify_or_copy_its_input():
     p.transform(x)
     np.testing.assert_array_equal(x, before)
     assert p.get_params()["dtype"] is None and p.dtype_ == np.float32
+
+
+def test_auto_scaling_standardises_few_features_and_l2_normalises_embeddings():
+    """scaling="auto": a one-feature source keeps its magnitude (standardised), so its codes
+    separate more than the sign would; a 16-feature source is L2-normalised, as in the
+    audits (the codes equal those of an explicit scaling="l2" fit)."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 1))
+    d = Discretizer(n_clusters=6, random_state=0).fit(x)
+    assert d.scaling_ == "standard" and d.n_components_ == 1
+    assert len(np.unique(d.transform(x))) == 6          # l2 would leave 2 values (the sign)
+    wide = rng.normal(size=(400, 16))
+    auto = Discretizer(n_clusters=5, random_state=0).fit(wide)
+    explicit = Discretizer(n_clusters=5, scaling="l2", random_state=0).fit(wide)
+    assert auto.scaling_ == "l2"
+    np.testing.assert_array_equal(auto.transform(wide), explicit.transform(wide))
+
+
+def test_scalar_sources_work_with_the_discretize_defaults():
+    rng = np.random.default_rng(1)
+    x, z = rng.normal(size=(2, 600))
+    y = (x + z > 0).astype(int)
+    r = pid_from_samples(y, x, z, estimator="discretize", measure="mmi", n_boot=0, n_perm=0,
+                         seed=0)
+    assert r.mutual_information > 0.5                  # y is a function of x + z

@@ -109,8 +109,8 @@ def pid_from_samples(target: Any, *sources: Any, estimator: str = "plugin",
         clipped: a basic or normal interval can extend below 0.
     **options
         Estimator options. ``"discretize"``: ``n_clusters`` (10), ``n_components`` ("auto":
-        min(10, samples, features)),
-        ``scaling`` ("l2"), ``method`` ("kmeans" | "quantile"), ``n_bins``, ``fit_size``,
+        min(10, samples, features)), ``scaling`` ("auto": L2 from 8 features, else
+        "standard"), ``method`` ("kmeans" | "quantile"), ``n_bins``, ``fit_size``,
         ``kmeans`` ("full" | "minibatch"), ``n_init``, ``pca_solver``, ``dtype``, ``chunk_size``,
         ``kmeans_threads``,
         ``preset`` ("paper-cifar10" | "paper-cifar100", see :data:`PRESETS`), ``discretizers``

@@ -45,6 +45,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 #: PCA components kept by ``n_components="auto"``, at most ``min(samples, features)``.
 AUTO_COMPONENTS = 10
+#: Fewest features for which ``scaling="auto"`` normalises each sample to unit L2 norm.
+L2_FROM = 8
 
 #: Largest number of cells the quantile method may create (n_bins ** dimensions).
 MAX_QUANTILE_CELLS = 1 << 20
@@ -63,8 +65,12 @@ class Discretizer:
         at most :math:`\min(n, d)` axes), so that a source of one or a few features needs no
         setting; an explicit integer above :math:`\min(n, d)` is an error. The number used is
         :attr:`n_components_`.
-    scaling : {"l2", "standard", None}, default "l2"
-        Per-sample L2 normalisation, per-feature standardisation, or none.
+    scaling : {"auto", "l2", "standard", None}, default "auto"
+        Per-sample L2 normalisation, per-feature standardisation, or none. ``"auto"``: L2
+        for sources of at least :data:`L2_FROM` features (embeddings, the audits' setting),
+        standardisation below (L2 normalisation discards each sample's norm: negligible for an
+        embedding, but it leaves a one-feature source only its sign). The scaling used is
+        :attr:`scaling_`.
     method : {"kmeans", "quantile"}, default "kmeans"
     n_bins : int, default 4
         Bins per dimension (method "quantile").
@@ -94,6 +100,8 @@ class Discretizer:
     ----------
     n_components_ : int or None
         PCA components actually kept (``n_components`` resolved against the fitting data).
+    scaling_ : str or None
+        The scaling actually used (``scaling`` resolved against the fitting data).
     n_codes_ : int
         Number of possible codes after fitting (``n_clusters`` or the number of quantile cells).
     projector_ : Projector
@@ -112,7 +120,7 @@ class Discretizer:
     """
 
     def __init__(self, n_clusters: int = 10, n_components: int | str | None = "auto", *,
-                 scaling: str | None = "l2", method: str = "kmeans", n_bins: int = 4,
+                 scaling: str | None = "auto", method: str = "kmeans", n_bins: int = 4,
                  fit_size: int | None = None, kmeans: str = "full", n_init: int | str = "auto",
                  pca_solver: str = "auto", dtype: str | None = None, chunk_size: int = 65536,
                  kmeans_threads: int | None = 1, random_state: int | None = None):
@@ -153,7 +161,7 @@ class Discretizer:
                 "random_state": self.random_state}
 
     def _projector(self, n_components: int | None) -> Projector:
-        return Projector(n_components, scaling=self.scaling, pca_solver=self.pca_solver,
+        return Projector(n_components, scaling=self.scaling_, pca_solver=self.pca_solver,
                          dtype=self.dtype, chunk_size=self.chunk_size,
                          random_state=self.random_state)
 
@@ -163,6 +171,13 @@ class Discretizer:
         if isinstance(self.n_components, str) and self.n_components == "auto":
             return min(AUTO_COMPONENTS, *sample.shape)
         return self.n_components
+
+    def _resolved_scaling(self, sample: np.ndarray) -> str | None:
+        """``scaling``, with ``"auto"`` -> ``"l2"`` for at least :data:`L2_FROM` features
+        (embeddings), else ``"standard"``, of the fitting rows ``sample (n, d)``."""
+        if isinstance(self.scaling, str) and self.scaling == "auto":
+            return "l2" if sample.shape[1] >= L2_FROM else "standard"
+        return self.scaling
 
     def _check_params(self) -> None:
         if self.method not in ("kmeans", "quantile"):
@@ -203,6 +218,7 @@ class Discretizer:
             raise fail(name, "is constant (every sample identical)",
                        "Check the array; a constant variable carries no information")
         self.n_components_ = self._resolved_components(sample)
+        self.scaling_ = self._resolved_scaling(sample)
         self.projector_ = self._projector(self.n_components_).fit(sample, name)
         z = self.projector_.transform(sample, name)
         if self.method == "kmeans":
