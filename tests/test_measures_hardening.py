@@ -97,3 +97,37 @@ def test_ig_subnormal_cell_gives_the_atoms_of_the_cell_at_zero(mass):
     assert np.isfinite(atoms).all()
     np.testing.assert_allclose(atoms, list(zero.atoms.values()), rtol=0, atol=1e-12)
     assert r.solver.converged
+
+
+# -- ccs and dep on sparse pmfs: the Newton finish of the maximum-entropy fits ---------------
+
+
+def _sparse(seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    shape = tuple(int(v) for v in rng.integers(2, 6, size=3))
+    return rng.dirichlet(np.full(int(np.prod(shape)), 0.05)).reshape(shape)
+
+
+@pytest.mark.parametrize("seed", [1004, 9, 29, 41, 77, 79])
+def test_ccs_and_dep_fit_sparse_pmfs_without_warnings(seed):
+    """Dirichlet(0.05) pmfs whose maximum-entropy fits IPF left at marginal deviations of
+    1e-13..1e-6 after max_iter sweeps (ConvergenceWarnings that raising max_iter did not
+    cure): the Newton finish on the dual, with its line search judged by the deviation once
+    the dual's decrease is below rounding, meets the default tol."""
+    p = _sparse(seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for measure in ("ccs", "dep"):
+            r = pidkit.pid(p, measure=measure)
+            assert r.solver.converged
+            assert r.solver.details["marginal_deviation"] <= 1e-13
+
+
+def test_ccs_on_a_sparse_pmf_agrees_with_dit():
+    from _dit_reference import dit_distribution
+    from dit.pid import PID_CCS
+
+    p = _sparse(1004)
+    r = pidkit.pid(p, measure="ccs")
+    theirs = PID_CCS(dit_distribution(p), sources=[[0], [1]], target=[2])
+    assert r.redundancy == pytest.approx(float(theirs.get_red(((0,), (1,)))), abs=1e-6)

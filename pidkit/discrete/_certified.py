@@ -36,7 +36,9 @@ def redundancy_result(p: np.ndarray, value: float, lower: float, upper: float, *
     """Atoms (nats) of ``p[y, x0, x1]`` with redundancy ``value`` certified in
     ``[lower, upper]``, and their :class:`~pidkit.result.SolverInfo`; warns
     (:class:`~pidkit.errors.ConvergenceWarning`, naming ``measure`` and what ``stopped``) when
-    the bracket is wider than ``tol``."""
+    the bracket is wider than ``tol``. ``tol`` is a width in nats for these measures (BROJA's
+    is in bits): the details record it as ``tol_nats``, next to a certificate that
+    :func:`pidkit.pid` converts to the result's unit."""
     converged = upper - lower <= tol
     if not converged:
         warnings.warn(f"{measure}: {stopped} after {iterations} iterations with a certified gap "
@@ -48,5 +50,5 @@ def redundancy_result(p: np.ndarray, value: float, lower: float, upper: float, *
            ((0, 1),): mutual_information(p, (0,), (1, 2))}
     info = SolverInfo("optimal" if converged else "max_iter", converged, iterations,
                       Certificate(CERTIFIED_REDUNDANCY, lower, upper), None,
-                      {"tol": tol, **details})
+                      {"tol_nats": tol, **details})
     return lattice(2).moebius(red), info

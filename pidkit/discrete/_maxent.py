@@ -16,7 +16,10 @@ IPF converges geometrically when the maximum-entropy pmf is positive on every ce
 constraints allow, but only like :math:`1/t` when the constraints force extra zeros ("induced"
 structural zeros, e.g. on the AND gate). Problems that have not converged after a first round
 get their exact support from linear programs (facial reduction: a cell belongs to the support iff
-some pmf with the required marginals puts mass on it) and are solved again on that support.
+some pmf with the required marginals puts mass on it) and are solved again on that support; those
+IPF still leaves above the tolerance (maximum-entropy pmfs with cells near zero, where IPF is
+sublinear) are finished by Newton's method on the convex dual (:func:`newton_maxent`),
+warm-started from the IPF iterate.
 
 References
 ----------
@@ -37,6 +40,13 @@ SUPPORT_TOL = 1e-10
 
 #: Sweeps of plain IPF before the exact support is computed for problems still not converged.
 FIRST_ROUND_SWEEPS = 50
+
+#: Most Newton iterations (:func:`newton_maxent`) finishing a problem IPF left unconverged.
+NEWTON_MAX_ITER = 100
+
+#: Relative change of the dual value below which :func:`newton_maxent`'s line search judges
+#: a step by the marginal deviation instead (a few float64 roundings of the log-sum-exp).
+ROUNDING = 1e-14
 
 
 @dataclass
@@ -135,7 +145,8 @@ def solve_maxent(problems: list[MaxEntProblem], tol: float, max_iter: int):
         Stop when no constrained marginal moved by more than ``tol`` (absolute probability)
         during a full sweep.
     max_iter : int
-        Most IPF sweeps in the final round.
+        Most IPF sweeps in the final round; Newton's method then takes at most
+        ``min(max_iter, NEWTON_MAX_ITER)`` iterations per problem still open.
 
     Returns
     -------
@@ -146,10 +157,12 @@ def solve_maxent(problems: list[MaxEntProblem], tol: float, max_iter: int):
     sweeps : int
         Sweeps used (first round plus final round, when one was needed).
     deviation : float
-        The largest marginal deviation in the last sweep.
+        The largest marginal deviation of the returned pmfs.
+    newton : int
+        The most Newton iterations any problem took (0: IPF sufficed).
     """
     if not problems:
-        return [], True, 0, 0.0
+        return [], True, 0, 0.0, 0
     q, ok, sweeps, dev = _ipf(problems, tol, min(FIRST_ROUND_SWEEPS, max_iter))
     hard = np.flatnonzero(~ok)
     if hard.size and max_iter > FIRST_ROUND_SWEEPS:
@@ -162,7 +175,12 @@ def solve_maxent(problems: list[MaxEntProblem], tol: float, max_iter: int):
         ok[hard] = ok_hard
         dev[hard] = dev_hard
         sweeps += more
-    return q, bool(ok.all()), sweeps, float(dev.max())
+    newton = 0
+    for i in np.flatnonzero(~ok):
+        q[i], ok[i], iterations, dev[i] = newton_maxent(problems[i], q[i], tol,
+                                                        min(max_iter, NEWTON_MAX_ITER))
+        newton = max(newton, iterations)
+    return q, bool(ok.all()), sweeps, float(dev.max()), newton
 
 
 def _constraint_matrix(pr: MaxEntProblem, cells: np.ndarray) -> np.ndarray:
@@ -217,11 +235,15 @@ def newton_maxent(pr: MaxEntProblem, q0: np.ndarray, tol: float, max_iter: int):
         size = 1.0
         while True:
             new_value, new_q = dual(theta + size * step)
-            if new_value <= value + 1e-4 * size * (grad @ step) or size < 1e-10:
+            new_deviation = float(np.abs(a @ new_q - t).max())
+            # near the solution the dual's decrease falls below its rounding: then a step
+            # that lowers the marginal deviation (the gradient) is accepted instead
+            flat = abs(new_value - value) <= ROUNDING * (1.0 + abs(value))
+            if (new_value <= value + 1e-4 * size * (grad @ step)
+                    or (flat and new_deviation < deviation) or size < 1e-10):
                 break
             size /= 2
-        theta, value, q = theta + size * step, new_value, new_q
-        deviation = float(np.abs(a @ q - t).max())
+        theta, value, q, deviation = theta + size * step, new_value, new_q, new_deviation
     out = np.zeros(pr.p.shape)
     out[cells] = q
     return out, deviation <= tol, iterations, deviation

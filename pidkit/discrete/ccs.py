@@ -203,15 +203,18 @@ def ccs(p: np.ndarray, tol: float = DEFAULT_TOL, max_iter: int = 10_000):
     lat = lattice(p.ndim - 1)
     nodes = [_Node(p, node) for node in lat.nodes]
     needs_fit = [i for i, nd in enumerate(nodes) if len(nd.members) > 1]
-    q, converged, sweeps, deviation = solve_maxent([nodes[i].problem() for i in needs_fit],
-                                                   tol, max_iter)
+    q, converged, sweeps, deviation, newton = solve_maxent(
+        [nodes[i].problem() for i in needs_fit], tol, max_iter)
     fitted = dict(zip(needs_fit, q, strict=True))
     red = np.array([nd.redundancy(fitted.get(i, nd.p)) for i, nd in enumerate(nodes)])
     if not converged:
-        warnings.warn(f"ccs: the maximum-entropy fit stopped after {sweeps} sweeps with marginal "
-                      f"deviation {deviation:.2e} > tol={tol:g}; values may be inexact. Increase "
-                      f"max_iter or loosen tol", ConvergenceWarning, stacklevel=3)
+        warnings.warn(f"ccs: the maximum-entropy fit stopped after {sweeps} sweeps and "
+                      f"{newton} Newton iterations with marginal deviation {deviation:.2e} > "
+                      f"tol={tol:g}; values may be inexact. Raise max_iter (it bounds the sweeps "
+                      f"and the Newton iterations) or loosen tol (an absolute probability)",
+                      ConvergenceWarning, stacklevel=3)
     info = SolverInfo("optimal" if converged else "max_iter", converged, sweeps, None, None,
-                      {"method": "iterative proportional fitting", "tol": tol,
-                       "marginal_deviation": deviation})
+                      {"method": "iterative proportional fitting, Newton finish",
+                       "tol_marginal": tol,
+                       "marginal_deviation": deviation, "newton_iterations": newton})
     return lat.moebius(red), info

@@ -58,14 +58,11 @@ from ..information import mutual_information
 from ..lattice import lattice
 from ..result import SolverInfo
 from ._certified import check_solver_options
-from ._maxent import MaxEntProblem, newton_maxent, solve_maxent
+from ._maxent import MaxEntProblem, solve_maxent
 from .ccs import DEFAULT_TOL, _group, drop_negligible
 from .registry import register_measure
 
 __all__ = ["dep"]
-
-#: Most Newton iterations after IPF (each solves a least-squares system over the marginal cells).
-NEWTON_MAX_ITER = 100
 
 #: Local variable masks of p[y, x0, x1] (bit 0 = Y): the three pairwise marginals.
 PAIRS = (0b110, 0b011, 0b101)
@@ -86,14 +83,10 @@ def conditionally_independent(p: np.ndarray) -> np.ndarray:
 def pairwise_maxent(p: np.ndarray, tol: float, max_iter: int):
     r""":math:`q_{\mathrm{pw}}`, the maximum-entropy pmf with the pairwise marginals of
     ``p[y, x0, x1]``: IPF, then Newton's method on the dual where IPF has not converged after
-    ``max_iter`` sweeps (at most ``min(max_iter, NEWTON_MAX_ITER)`` iterations); also (converged,
+    ``max_iter`` sweeps (:func:`~pidkit.discrete._maxent.solve_maxent`); also (converged,
     IPF sweeps, Newton iterations, marginal deviation)."""
     problem = MaxEntProblem(p.ravel(), [_group(p.shape, mask) for mask in PAIRS])
-    (q,), converged, sweeps, deviation = solve_maxent([problem], tol, max_iter)
-    newton = 0
-    if not converged:
-        q, converged, newton, deviation = newton_maxent(problem, q, tol,
-                                                        min(max_iter, NEWTON_MAX_ITER))
+    (q,), converged, sweeps, deviation, newton = solve_maxent([problem], tol, max_iter)
     return q.reshape(p.shape), converged, sweeps, newton, deviation
 
 
@@ -171,6 +164,6 @@ def dep(p: np.ndarray, tol: float = DEFAULT_TOL, max_iter: int = 1000):
                   ((0, 1),): _joint_information(p)}
     info = SolverInfo("optimal" if converged else "max_iter", converged, sweeps + newton, None,
                       None, {"method": "iterative proportional fitting, then Newton if needed",
-                             "tol": tol, "ipf_sweeps": sweeps, "newton_iterations": newton,
+                             "tol_marginal": tol, "ipf_sweeps": sweeps, "newton_iterations": newton,
                              "marginal_deviation": deviation})
     return lat.moebius(cumulative), info
