@@ -317,16 +317,22 @@ def large_sparse_pmf(k: int, seed: int) -> np.ndarray:
     return rng.dirichlet(np.full(k ** 3, 0.001)).reshape(k, k, k)
 
 
-@pytest.mark.parametrize(("k", "seed"), LARGE_SPARSE)
-def test_tiny_marginal_entries_are_dropped_and_the_pmf_certified(k, seed):
-    p = large_sparse_pmf(k, seed)
+def certified_at_the_first_crossover(p: np.ndarray) -> None:
+    """Certified (:func:`certified_without_warning`) by the first crossover, the bracket
+    re-evaluated in 50 digits from the returned points (:func:`exact_bracket`)."""
     r = certified_without_warning(p)
-    assert r.solver.iterations <= _ipm.POLISH_EVERY    # the first crossover certifies it
+    assert r.solver.iterations <= _ipm.POLISH_EVERY
     state = r.solver.state
     lower, upper, violation = exact_bracket(p, state.lam[0], state.mu[0], state.q[0])
     assert violation <= 1e-15
     assert lower >= r.solver.certificate.lower - EXACT_SLACK
     assert upper - lower <= 1e-9 + 2 * EXACT_SLACK
+
+
+@pytest.mark.parametrize(("k", "seed"), LARGE_SPARSE)
+def test_tiny_marginal_entries_are_dropped_and_the_pmf_certified(k, seed):
+    p = large_sparse_pmf(k, seed)
+    certified_at_the_first_crossover(p)
     # entries below the threshold exist and are far above DROP: the rule, not DROP, acts here
     threshold = _polish.drop_threshold(1e-9 * np.log(2), k * 2 * k)
     marginals = np.concatenate([p.sum(axis=2).ravel(), p.sum(axis=1).ravel()])
@@ -353,13 +359,7 @@ LOCAL_REPAIR = (13, 13008)
 
 def test_local_repair_of_the_dual_certifies_a_large_sparse_pmf(monkeypatch):
     p = large_sparse_pmf(*LOCAL_REPAIR)
-    r = certified_without_warning(p)
-    assert r.solver.iterations <= _ipm.POLISH_EVERY    # the first crossover certifies it
-    state = r.solver.state
-    lower, upper, violation = exact_bracket(p, state.lam[0], state.mu[0], state.q[0])
-    assert violation <= 1e-15
-    assert lower >= r.solver.certificate.lower - EXACT_SLACK
-    assert upper - lower <= 1e-9 + 2 * EXACT_SLACK
+    certified_at_the_first_crossover(p)
     monkeypatch.setattr(_bounds, "local_repair", lambda lam, mu, *rest: (lam, mu))
     with pytest.warns(ConvergenceWarning):
         r = pidkit.pid(p, measure="broja", max_iter=_ipm.POLISH_EVERY + 1)
