@@ -50,9 +50,23 @@ refined. It starts from the feasible pair :math:`Q = P(t)P(a|t)P(b|t)P(c|t)`,
 :math:`\lambda = \ln P(t,a) - 1`, :math:`\mu = \ln P(b|t)`, :math:`\nu = \ln P(c|t)`. An
 infeasible dual iterate is certified after shifting ``lam[:, a]`` (or ``mu[:, b]``,
 ``nu[:, c]``) down by the largest violation :math:`g_k > 0` among the blocks with that ``a``
-(``b``, ``c``), which makes it feasible at the cost :math:`\sum_a P(a)\,\mathrm{shift}_a`.
+(``b``, ``c``), which makes it feasible at the cost :math:`\sum_a P(a)\,\mathrm{shift}_a`,
+or, where cheaper, after lowering in each violated block the variable of smallest marginal of
+each cell (:meth:`_Program.dual_bound`, as the bivariate :func:`._bounds.local_repair`).
 After each trial step the slack of every block with :math:`g_k < 0` is reset to
 :math:`-g_k`, so the dual residual lives only on violated blocks.
+
+**Sparse pmfs** (as the bivariate solver, :mod:`._polish`). Marginal entries below
+:math:`\mathrm{tol}/(2n)` (``n`` entries) are left out of the iteration with their cells
+(:func:`_kept_cells`); the certificate stays on the full program: the dual point is lifted
+(:meth:`_Program.lift`) and the primal point gets the left-out cells of ``p`` back, which is
+exactly feasible. Each step moves no dual variable by more than :data:`_MAX_LOG_STEP` (the
+nearly empty rows of tiny entries otherwise allowed steps of :math:`10^8` and overflow), a
+step whose residual is not finite ends the iteration with the bracket proven so far, and
+every :data:`_POLISH_EVERY` iterations an open program gets the primal barrier crossover of
+:mod:`._three_barrier`: on sparse pmfs with composite sources the dual iteration's steps are
+cut to :math:`10^{-4}` by block masses that must fall to zero, and its gap stayed near 0.1
+nats after 200 iterations.
 
 References
 ----------
@@ -78,6 +92,8 @@ from ._three_barrier import barrier
 
 __all__ = ["MaxEntBracket", "solve"]
 
+#: The logarithm of the share of its block's weight below which a cell is not lowered by
+#: the local repair (:data:`._bounds.NEGLIGIBLE_SHARE`).
 _LOG_NEGLIGIBLE = math.log(NEGLIGIBLE_SHARE)
 #: Fraction of the distance to the boundary a step may go (masses and slacks).
 _TO_BOUNDARY = 0.99
@@ -174,7 +190,7 @@ class _Program:
                                                (reduced.p_ta, reduced.p_tb, reduced.p_tc),
                                                strict=True)):
             kept = theirs > 0
-            others = [np.where((o > 0), v, -np.inf).max(axis=1, keepdims=True)
+            others = [np.where(o > 0, v, -np.inf).max(axis=1, keepdims=True)
                       for j, (v, o) in enumerate(zip(parts, (reduced.p_ta, reduced.p_tb,
                                                               reduced.p_tc), strict=True))
                       if j != i]
