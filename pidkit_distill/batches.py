@@ -32,7 +32,8 @@ from pidkit.errors import PIDTypeError
 from pidkit.validation import fail
 
 __all__ = ["BatchFormat", "INPUT_KEYS", "LABEL_KEYS", "OUTPUT_KEYS", "train_loader",
-           "eval_loader", "has_batchnorm", "check_data", "to_device", "device_batches"]
+           "eval_loader", "has_batchnorm", "check_data", "to_device", "device_batches",
+           "class_labels", "check_label_values", "floating_dtypes"]
 
 #: Keys tried, in order, for the input of a mapping batch when ``input_key`` is not given.
 INPUT_KEYS = ("input", "inputs", "x", "image", "images", "img", "pixel_values", "data",
@@ -142,27 +143,120 @@ class BatchFormat:
         return value
 
 
-def to_device(x: Any, device: torch.device) -> Any:
-    """``x`` (a tensor, or a tuple/list/mapping of them) moved to ``device`` (non-blocking)."""
+def to_device(x: Any, device: torch.device, dtype: torch.dtype | None = None) -> Any:
+    """``x`` (a tensor, or a tuple/list/mapping of them) moved to ``device`` (non-blocking);
+    with ``dtype``, its floating-point tensors are also cast to ``dtype`` (integer tensors such
+    as token ids are left as they are)."""
     if isinstance(x, torch.Tensor):
-        return x.to(device, non_blocking=True)
+        cast = dtype if dtype is not None and x.is_floating_point() else None
+        return x.to(device, dtype=cast, non_blocking=True)
     if isinstance(x, Mapping):
-        return type(x)({k: to_device(v, device) for k, v in x.items()})
+        return type(x)({k: to_device(v, device, dtype) for k, v in x.items()})
     if isinstance(x, (tuple, list)):
-        return type(x)(to_device(v, device) for v in x)
+        return type(x)(to_device(v, device, dtype) for v in x)
     return x
 
 
-def device_batches(loader: Iterable, batch_format: BatchFormat, device: torch.device):
-    """Yield ``(x, y)`` of each batch of ``loader`` on ``device``.
+def floating_dtypes(x: Any) -> set[torch.dtype]:
+    """The dtypes of the floating-point tensors in ``x`` (a tensor, or a tuple/list/mapping of
+    them); metadata only, nothing is read from the device."""
+    if isinstance(x, torch.Tensor):
+        return {x.dtype} if x.is_floating_point() else set()
+    if isinstance(x, Mapping):
+        x = list(x.values())
+    if isinstance(x, (tuple, list)):
+        return set().union(*(floating_dtypes(v) for v in x))
+    return set()
+
+
+def class_labels(y: torch.Tensor, argument: str = "train_data") -> torch.Tensor:
+    """The labels of a batch as int64 class indices, after checking their shape and dtype
+    (metadata only: no value is read, so this costs no host synchronisation).
+
+    Labels must be one class index per sample: shape ``(N,)`` and an integer dtype. Any
+    integer dtype (``uint8``, ``int16``, ``int32``, ``int64``) is accepted and converted to
+    ``int64`` (exactly: every such value fits), which :func:`torch.nn.functional.cross_entropy`
+    requires. Floating-point and boolean labels are refused rather than rounded: a float label
+    may be a soft target or a regression value, and ``True``/``False`` may not mean classes 1
+    and 0.
+
+    Raises
+    ------
+    PIDValueError
+        ``y`` is not 1-D (one-hot rows ``(N, K)``, ``(N, 1)`` columns, a 0-d label).
+    PIDTypeError
+        ``y`` is floating-point, complex or boolean.
+    """
+    if y.dim() != 1:
+        raise fail(argument, f"yields labels of shape {tuple(y.shape)}; one class index per "
+                   "sample, shape (N,), is needed", "For one-hot or probability rows (N, K) "
+                   "pass y.argmax(1); for a column (N, 1) pass y.squeeze(1)", None)
+    if y.dtype == torch.bool or y.is_floating_point() or y.is_complex():
+        raise fail(argument, f"yields labels of dtype {y.dtype}; class indices of an integer "
+                   "dtype are needed", "Convert them with y.long() (class indices 0..K-1, "
+                   "-1 for an unlabelled sample); for one-hot rows use y.argmax(1)", None,
+                   kind=PIDTypeError)
+    return y.long()
+
+
+def check_label_values(y: torch.Tensor, num_classes: int, argument: str = "train_data") -> None:
+    """Check that int64 labels ``y`` are class indices in ``[0, num_classes)`` or the
+    unlabelled marker ``-1`` (:data:`~pidkit_distill.losses.UNLABELLED`). Reads ``y`` on the
+    host: for set-up checks, not for a training step.
+
+    Raises
+    ------
+    PIDValueError
+        Some label is outside that set; the message gives the offending values.
+    """
+    from .losses import UNLABELLED
+
+    bad = y[((y < 0) | (y >= num_classes)) & (y != UNLABELLED)]
+    if bad.numel():
+        shown = sorted(set(bad.tolist()))[:5]
+        raise fail(argument, f"yields labels {shown} outside the {num_classes} classes of the "
+                   f"student's logits (valid: 0..{num_classes - 1}, or {UNLABELLED} for an "
+                   "unlabelled sample)", "Relabel the data to 0..K-1, or give the student "
+                   "(and teacher) as many outputs as there are classes", None)
+
+
+def device_batches(loader: Iterable, batch_format: BatchFormat, device: torch.device, *,
+                   argument: str = "train_data", drop_single_tail: bool = False):
+    """Yield ``(x, y)`` of each batch of ``loader`` on ``device``, ``y`` as int64 class
+    indices (:func:`class_labels`).
+
+    With ``drop_single_tail`` a last batch of a single sample is left out with a warning (batch
+    norm cannot train on one sample): the batches are yielded one step behind, so that the last
+    one is known when it arrives; its size is read from the shape, not from the device.
 
     Iterating a loader does host-side work of PyTorch's data pipeline (the sampler's index
     permutation, the workers' base seed): it involves no device, and is kept here, apart from
     the training step, so that a host-synchronisation count of a step can tell them apart.
     """
+    pending = None
+    yielded = False
     for batch in loader:
         x, y = batch_format.split(batch)
-        yield to_device(x, device), y.to(device, non_blocking=True)
+        current = (to_device(x, device), class_labels(y, argument).to(device, non_blocking=True))
+        if not drop_single_tail:
+            yield current
+            continue
+        if pending is not None:
+            yield pending
+            yielded = True
+        pending = current
+    if pending is None:
+        return
+    if pending[1].shape[0] != 1:
+        yield pending
+    elif not yielded:
+        raise fail(argument, "yields a single sample, and batch norm cannot train on one "
+                   "sample", "Pass at least 2 samples, or models without batch norm", None)
+    else:
+        warnings.warn("The last batch of this epoch holds one sample; batch norm cannot train "
+                      "on it, so it is dropped. Choose another batch_size, or pass "
+                      "drop_last=True, to keep every batch the same size.", UserWarning,
+                      stacklevel=2)
 
 
 def has_batchnorm(*modules: nn.Module | None) -> bool:
@@ -198,7 +292,9 @@ def train_loader(data: Any, batch_size: int, *, seed: int, rank: int, world: int
     over ``world`` processes, so the processes' local batches of ``batch_size / world`` form
     the global batches of one process). When ``one_sample_breaks`` (a batch-norm layer trains)
     and the last local batch would hold a single sample, that batch is dropped each epoch
-    (another sample each epoch) with a warning; a data set too small for that is refused.
+    (another sample each epoch) with a warning; a data set too small for that is refused. An
+    iterable data set's length is unknown here: the trainer drops such a batch when it arrives
+    (:func:`device_batches` with ``drop_single_tail=True``), with the same warning.
     Loaders built here draw their workers' seeds from their own generator, never from the
     global RNG.
     """

@@ -23,8 +23,9 @@ from __future__ import annotations
 import contextlib
 import difflib
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -376,6 +377,19 @@ def check_feature_batch(y: torch.Tensor, teacher_features: Sequence[torch.Tensor
                        _BATCH_FIRST_FIX)
 
 
+def split_batch(batch_format, item, name: str):
+    """``(inputs, labels)`` of one item of ``name`` by ``batch_format``
+    (:meth:`pidkit_distill.batches.BatchFormat.split`), refusing items that are neither a
+    tuple/list of at least two entries nor a mapping with a message naming ``name``."""
+    if not isinstance(item, Mapping) and not (isinstance(item, (tuple, list)) and len(item) >= 2):
+        what = (f"a {type(item).__name__} of {len(item)} item(s)"
+                if isinstance(item, (tuple, list)) else f"a {type(item).__name__}")
+        raise fail(name, f"yields {what}, not an (inputs, labels) pair or a mapping",
+                   "Yield (x, y) pairs or mappings {'input': x, 'label': y} (input_key= / "
+                   "label_key= name other entries)", kind=PIDTypeError)
+    return batch_format.split(item)
+
+
 @dataclass
 class ExtractedFeatures:
     """Features of a whole data set, on CPU.
@@ -402,25 +416,42 @@ class ExtractedFeatures:
 @torch.no_grad()
 def extract_features(model: nn.Module, loader: Iterable, layers: Sequence[str],
                      device: str | torch.device = "cpu", *,
-                     max_batches: int | None = None) -> ExtractedFeatures:
+                     max_batches: int | None = None, input_key: int | str | None = None,
+                     label_key: int | str | None = None,
+                     output_key: int | str | Callable[[Any], torch.Tensor] | None = None
+                     ) -> ExtractedFeatures:
     """Collect the features of ``layers`` (and labels, logits) over a data loader, in eval mode.
+
+    Batches and model outputs are read as by the trainer
+    (:class:`~pidkit_distill.batches.BatchFormat`): a batch is a tuple ``(x, y, ...)`` or a
+    mapping, and the logits are the model's tensor output, the first item of a tuple/list
+    output, or the ``"logits"`` entry of a mapping output, unless ``output_key`` says otherwise.
 
     Parameters
     ----------
     model : nn.Module
         Any model; put in eval mode for the pass and restored to its previous mode after.
-    loader : iterable of (x, y)
-        A ``DataLoader`` or any iterable of ``(inputs, labels)`` batches.
+    loader : iterable of batches
+        A ``DataLoader`` or any iterable of ``(inputs, labels)`` batches (or mappings).
     layers : sequence of str
         Module paths (see :class:`FeatureHooks`).
     device : str or torch.device
         Where the model runs; results are returned on CPU.
     max_batches : int, optional
         Stop after this many batches.
+    input_key, label_key, output_key : optional
+        Which entries of a batch are the input and the label, and which part of the model's
+        output holds the logits (:class:`~pidkit_distill.batches.BatchFormat`).
 
     Returns
     -------
     ExtractedFeatures
+
+    Raises
+    ------
+    PIDValueError
+        Labels that are floats with a fractional part, or not finite (integer-valued float
+        labels are converted exactly; a fractional label would be truncated by an integer cast).
 
     Examples
     --------
@@ -432,19 +463,38 @@ def extract_features(model: nn.Module, loader: Iterable, layers: Sequence[str],
     >>> ex.features["layer3"].shape[0] == len(test)
     True
     """
+    from .batches import BatchFormat, to_device
+
+    fmt = BatchFormat(input_key, label_key, output_key)
     device = torch.device(device)
     feats: dict[str, list] = {s: [] for s in layers}
     targets, logits = [], []
     with eval_mode(model), FeatureHooks(model, layers, detach=True) as hooks:
-        for i, (x, y) in enumerate(loader):
+        for i, batch in enumerate(loader):
             if max_batches is not None and i >= max_batches:
                 break
-            out = model(x.to(device))
+            x, y = split_batch(fmt, batch, "loader")
+            out = fmt.logits(model(to_device(x, device)))
             for spec, f in zip(layers, hooks.collect(), strict=True):
                 feats[spec].append(f.float().cpu())
-            targets.append(torch.as_tensor(y).cpu())
+            targets.append(_integer_labels(y.cpu()))
             logits.append(out.detach().float().cpu())
     if not targets:
         raise fail("loader", "yielded no batches", "Pass a non-empty data loader")
     return ExtractedFeatures({s: torch.cat(v) for s, v in feats.items()},
-                             torch.cat(targets).long(), torch.cat(logits))
+                             torch.cat(targets), torch.cat(logits))
+
+
+def _integer_labels(y: torch.Tensor) -> torch.Tensor:
+    """``y`` as int64 class labels; float labels only when every value is a finite integer."""
+    if y.is_floating_point():
+        finite = torch.isfinite(y)
+        if not bool(finite.all()) or not bool((y == torch.round(y)).all()):
+            bad = y[~finite | (y != torch.round(y))].flatten()[:3].tolist()
+            raise fail("loader", f"yields float labels that are not integers, e.g. {bad}",
+                       "Yield integer class indices 0..K-1 (an integer cast would truncate "
+                       "them)")
+    elif y.is_complex():
+        raise fail("loader", "yields complex labels", "Yield integer class indices 0..K-1",
+                   kind=PIDTypeError)
+    return y.long()

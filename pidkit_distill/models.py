@@ -44,6 +44,7 @@ __all__ = [
     "default_layers",
     "freeze",
     "module_device",
+    "module_dtype",
     "untrained_teacher",
     "NuisanceTeacher",
     "DigitsCNN",
@@ -212,6 +213,14 @@ def module_device(model: nn.Module, name: str = "model",
                    f"Move it with {name}.to({str(expected)!r}), or request device="
                    f"{str(device)!r}")
     return device
+
+
+def module_dtype(model: nn.Module) -> torch.dtype | None:
+    """The floating-point dtype of ``model``'s parameters (``torch.float32`` after
+    ``model.float()``, ``torch.float64`` after ``model.double()``), or ``None`` when it has no
+    floating-point parameter or several dtypes (a model mixing precisions by design)."""
+    dtypes = {p.dtype for p in model.parameters() if p.is_floating_point()}
+    return dtypes.pop() if len(dtypes) == 1 else None
 
 
 def untrained_teacher(name: str, seed: int = 0, num_classes: int = 10, **kwargs) -> nn.Module:

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
-from pidkit.validation import fail
+from pidkit.validation import check_int, fail
 
 __all__ = ["Schedule", "resolve_schedule", "check_ratio", "phase_of_epoch",
            "teacher_epochs_per_cycle", "learning_rate", "PHASES"]
@@ -53,11 +53,20 @@ def phase_of_epoch(epoch: int, warmup: int, cycle: int, ratio: float) -> str:
     ``"teacher"`` in the first :func:`teacher_epochs_per_cycle` epochs of each cycle, else
     ``"student"``.
 
+    Raises
+    ------
+    PIDTypeError
+        ``epoch``, ``warmup`` or ``cycle`` is not an integer.
+    PIDValueError
+        ``epoch < 0``, ``warmup < 0``, ``cycle < 1`` or ``ratio`` outside [0, 1].
+
     Examples
     --------
     >>> [phase_of_epoch(i, 2, 4, 0.25) for i in range(8)]
     ['warmup', 'warmup', 'teacher', 'student', 'student', 'student', 'teacher', 'student']
     """
+    epoch, warmup = check_int(epoch, "epoch", 0), check_int(warmup, "warmup", 0)
+    cycle, ratio = check_int(cycle, "cycle", 1), check_ratio(ratio)
     if epoch < warmup:
         return "warmup"
     position = (epoch - warmup) % cycle

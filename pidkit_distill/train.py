@@ -43,9 +43,11 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import pickle
 import time
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -55,23 +57,34 @@ import torch
 from torch import distributed as dist
 from torch import nn
 
-from pidkit.errors import CheckpointError
+from pidkit.errors import CheckpointError, PIDTypeError
 from pidkit.result import to_plain
-from pidkit.validation import check_choice, fail
+from pidkit.validation import check_choice, check_int, check_positive, fail
 
 from .batches import (
     BatchFormat,
     check_data,
+    check_label_values,
+    class_labels,
     device_batches,
     eval_loader,
+    floating_dtypes,
     has_batchnorm,
     to_device,
     train_loader,
 )
 from .distributed import init_distributed, phase_ddp
 from .features import FeatureHooks, check_feature_batch, check_layer_pairs, eval_mode
-from .losses import Batch, DistillLoss, cross_entropy, labelled_mask, make_loss
-from .models import default_layers, freeze, module_device
+from .losses import (
+    UNLABELLED,
+    Batch,
+    DistillLoss,
+    KDLoss,
+    cross_entropy,
+    labelled_mask,
+    make_loss,
+)
+from .models import default_layers, freeze, module_device, module_dtype
 from .optim import build_optimizer, build_scheduler, param_groups
 from .schedule import Schedule, check_ratio, learning_rate, resolve_schedule
 
@@ -86,9 +99,13 @@ __all__ = [
     "load_checkpoint",
     "CHECKPOINT_FORMAT",
     "METRIC_UNITS",
+    "RESUME_FIXED",
 ]
 
 CHECKPOINT_FORMAT = "pidkit_distill.checkpoint/1"
+#: Options a resumed run must share with the checkpoint's run (they fix the data order and the
+#: loss); see :meth:`Trainer.load_state_dict`.
+RESUME_FIXED = ("method", "batch_size", "seed", "drop_last")
 METRICS_FORMAT = "pidkit_distill.metrics/1"
 
 #: Units of the trainer's own metrics and of the loss parts it logs (``train_<part>``). Training
@@ -139,9 +156,12 @@ class TrainConfig:
         The built-in per-epoch learning-rate schedule (global epoch index).
     warmup, cycle, ratio : int, int, float or None
         Algorithm 1's :math:`n_w`, :math:`q`, :math:`r` (two-phase methods only); ``None``:
-        scaled to ``epochs`` (:func:`~pidkit_distill.schedule.resolve_schedule`).
+        scaled to ``epochs`` (:func:`~pidkit_distill.schedule.resolve_schedule`). One-stage
+        methods ignore them with a ``UserWarning`` (so that one configuration can sweep over
+        methods).
     warmup_student : bool
-        Also train the student (on cross-entropy alone) during the warm-up epochs.
+        Also train the student (on cross-entropy alone) during the warm-up epochs (two-phase
+        methods only; ignored with a warning otherwise).
     grad_clip : float or None
         Max gradient norm per step and optimizer (the authors use 100).
     amp : bool
@@ -215,20 +235,51 @@ class TrainConfig:
     num_workers: int = 0
 
     def __post_init__(self) -> None:
+        """Check every option (typed errors naming it); nothing is coerced.
+
+        Integers: ``epochs, batch_size >= 1``; ``checkpoint_every, log_every, num_workers,
+        seed >= 0``; ``warmup >= 0`` and ``cycle >= 1`` or None; ``milestones`` integers
+        ``>= 0``. Finite numbers: ``lr > 0`` and ``teacher_lr > 0`` (or None),
+        ``weight_decay >= 0``, ``0 <= momentum < 1`` (SGD's momentum; 1 and above make the
+        updates grow without bound), ``gamma > 0``, ``grad_clip > 0`` (or None: no clipping; a
+        negative norm would flip the gradient's sign), ``ratio`` in [0, 1]. Flags are bools.
+        """
         check_choice(self.schedule, "schedule", ("multistep", "cosine", "constant"))
         check_choice(self.scheduler_interval, "scheduler_interval", ("epoch", "step"))
         for name, minimum in (("epochs", 1), ("batch_size", 1), ("checkpoint_every", 0),
-                              ("log_every", 0), ("num_workers", 0), ("seed", 0)):
+                              ("log_every", 0), ("num_workers", 0), ("seed", 0),
+                              ("warmup", 0), ("cycle", 1)):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-                raise fail(name, f"must be an integer >= {minimum}", f"Pass an int >= {minimum}",
-                           value)
+            if value is not None or name not in ("warmup", "cycle"):
+                check_int(value, name, minimum)
+        for name, optional, allow_zero in (("lr", False, False), ("teacher_lr", True, False),
+                                           ("weight_decay", False, True),
+                                           ("momentum", False, True), ("gamma", False, False),
+                                           ("grad_clip", True, False)):
+            value = getattr(self, name)
+            if value is not None or not optional:
+                check_positive(value, name, allow_zero=allow_zero)
+        if not self.momentum < 1:
+            raise fail("momentum", "must be < 1 (SGD's velocity grows without bound otherwise)",
+                       "Use e.g. momentum=0.9, or 0 for plain SGD", self.momentum)
+        for name in ("nesterov", "decay_1d", "warmup_student", "amp", "drop_last",
+                     "sync_batchnorm", "find_unused_parameters", "progress"):
+            if not isinstance(getattr(self, name), bool):
+                raise fail(name, "must be True or False", f"Pass a bool for {name}",
+                           getattr(self, name), kind=PIDTypeError)
         if not isinstance(self.method_options, dict):
             raise fail("method_options", "must be a dict of the loss's options",
                        "Example: method_options={'lambda2': 10.0}", self.method_options)
         if self.ratio is not None:
             check_ratio(self.ratio)
-        self.milestones = tuple(int(m) for m in self.milestones)
+        if isinstance(self.milestones, (str, bytes)) or not isinstance(self.milestones,
+                                                                        Iterable):
+            raise fail("milestones", "must be a sequence of epoch indices", "Example: "
+                       "milestones=(150, 225)", self.milestones, kind=PIDTypeError)
+        self.milestones = tuple(check_int(m, "milestones", 0) for m in self.milestones)
+        if self.out_dir is not None and not isinstance(self.out_dir, (str, os.PathLike)):
+            raise fail("out_dir", "must be a folder path or None", "Pass a str or a "
+                       "pathlib.Path", self.out_dir, kind=PIDTypeError)
         self.format = BatchFormat(self.input_key, self.label_key, self.output_key)
 
 
@@ -275,8 +326,6 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
         ``path`` is not a ``str`` or ``os.PathLike``.
     """
     import zipfile
-
-    from pidkit.errors import CheckpointError, PIDTypeError
 
     if not isinstance(path, (str, os.PathLike)):
         raise fail("checkpoint", "must be a file path", "Pass the path of a file written by "
@@ -432,13 +481,38 @@ class Trainer:
     loss : DistillLoss, optional
         A ready loss instance instead of building ``config.method``.
     num_classes : int, optional
-        Default: the width of the student's logits.
+        Must equal the width ``K`` of the student's logits (the default).
+
+    Notes
+    -----
+    Set-up checks, on the first batch of ``train_data`` (and of ``val_data``), so that a
+    mistake is a typed error naming it before any step, not a torch error inside one (no
+    check reads the device inside a training step):
+
+    - labels are one class index per sample, shape ``(N,)``, of an integer dtype; ``uint8``,
+      ``int16`` and ``int32`` labels are converted to ``int64`` (exactly), float, boolean and
+      one-hot labels are refused (:func:`~pidkit_distill.batches.class_labels`). Their values
+      are in ``[0, K)`` or ``-1`` (:data:`~pidkit_distill.losses.UNLABELLED`); the values are
+      checked on the first batch only (a label out of range in a later batch reaches
+      torch's own error);
+    - floating-point inputs have the student's dtype (unless ``amp``); the teacher may have
+      another precision (e.g. a ``float64`` or ``bfloat16`` teacher): its inputs are cast to
+      its dtype and its logits and features to the student's;
+    - for KD the teacher's and the student's logits have the same width;
+    - the loss (its filters, heads and buffers) is moved to the student's device and cast to
+      the student's floating dtype, so ``float64`` models train in ``float64`` throughout.
+
+    A training epoch without any labelled sample is an error for a method that learns from
+    labels only (``method="none"``); accuracies and validation losses over no labelled
+    sample are NaN, not 0.
 
     Attributes
     ----------
     teacher, student, loss_fn, step_module, device, config, schedule, history (list of
     per-epoch metric dicts), teacher_layers, student_layers, rank, world_size, is_main, epoch
-    (next epoch to run), stop, loader, student_optimizer, teacher_optimizer.
+    (next epoch to run), stop, loader, student_optimizer, teacher_optimizer, num_classes
+    (the width of the student's logits), dtype (the student's floating dtype, which the loss
+    is cast to; None for a model mixing precisions).
     """
 
     def __init__(self, teacher: nn.Module | None, student: nn.Module, train_data: Any, *,
@@ -456,7 +530,19 @@ class Trainer:
         self.config = cfg = TrainConfig(**{**base, **overrides})
         if not isinstance(student, nn.Module):
             raise fail("student", f"is a {type(student).__name__}, not an nn.Module",
-                       "Pass the student network")
+                       "Pass the student network", kind=PIDTypeError)
+        if teacher is not None and not isinstance(teacher, nn.Module):
+            raise fail("teacher", f"is a {type(teacher).__name__}, not an nn.Module",
+                       "Pass the teacher network (or None with method='none')",
+                       kind=PIDTypeError)
+        if teacher is student:
+            raise fail("teacher", "is the student itself: the trainer freezes the teacher, so "
+                       "the student could not train", "Pass a separate teacher, e.g. a frozen "
+                       "copy.deepcopy(student) for self-distillation")
+        if not any(p.requires_grad for p in student.parameters()):
+            raise fail("student", f"{type(student).__name__} has no trainable parameter (none, "
+                       "or all with requires_grad=False)", "Pass a model with parameters to "
+                       "train, or unfreeze them with p.requires_grad_(True)")
         self.device = self._resolve_device(cfg.device)
         self.rank, self.world_size = init_distributed(self.device)
         self.is_main = self.rank == 0
@@ -468,24 +554,34 @@ class Trainer:
         if val_data is not None:
             check_data(val_data, "val_data")
         self.train_data, self.val_data = train_data, val_data
-        self.num_classes = num_classes
         module_device(student, "student")          # meta tensors, a model split over devices
         if teacher is not None:
             module_device(teacher, "teacher")
         self.student = student.to(self.device)
         self.teacher = freeze(teacher.to(self.device)) if teacher is not None else None
+        self.dtype = module_dtype(self.student)
+        self._teacher_dtype = (module_dtype(self.teacher) if self.teacher is not None else None)
         self.loss_fn = loss
         needs_teacher = loss.uses_teacher if loss is not None else cfg.method != "none"
         if self.teacher is None and needs_teacher:
             raise fail("teacher", f"method {cfg.method!r} needs a teacher",
                        "Pass a teacher model, or method='none'")
         self.teacher_layers, self.student_layers = self._resolve_layers(layers)
+        t_shapes, s_shapes = self._probe(num_classes, needs_teacher)
         if self.loss_fn is None:
-            self.loss_fn = self._build_loss(num_classes)
-        self.loss_fn.to(self.device)
+            self.loss_fn = self._build_loss(t_shapes, s_shapes)
+        # the loss's filters, heads and buffers in the student's device and precision
+        self.loss_fn.to(device=self.device, dtype=self.dtype)
         two_phase = self.loss_fn.two_phase
         self.schedule = (resolve_schedule(cfg.epochs, cfg.warmup, cfg.cycle, cfg.ratio)
                          if two_phase else Schedule(0, 1, 0.0))
+        ignored = [name for name in ("warmup", "cycle", "ratio") if getattr(cfg, name) is not None]
+        ignored += ["warmup_student"] if cfg.warmup_student else []
+        if ignored and not two_phase:
+            warnings.warn(f"{', '.join(ignored)} {'is' if len(ignored) == 1 else 'are'} "
+                          f"ignored: only two-phase methods such as RID have a schedule, "
+                          f"{type(self.loss_fn).__name__} trains the student every epoch",
+                          UserWarning, stacklevel=2)
         if cfg.sync_batchnorm and self.device.type != "cuda":
             raise fail("sync_batchnorm", f"needs CUDA devices (torch's SyncBatchNorm runs on "
                        f"GPUs only), not {self.device.type!r}", "Train on GPUs under torchrun, "
@@ -508,19 +604,26 @@ class Trainer:
         self.history: list[dict[str, Any]] = []
         self.epoch = 0
         self.stop = False
+        one_sample_breaks = has_batchnorm(self.student, self.loss_fn)
         self.loader = train_loader(
             train_data, cfg.batch_size, seed=cfg.seed, rank=self.rank, world=self.world_size,
             drop_last=cfg.drop_last, num_workers=cfg.num_workers,
-            pin_memory=self.device.type == "cuda",
-            one_sample_breaks=has_batchnorm(self.student, self.loss_fn))
+            pin_memory=self.device.type == "cuda", one_sample_breaks=one_sample_breaks)
+        # an iterable data set's last batch is known only when it arrives
+        self._drop_single_tail = (one_sample_breaks and not cfg.drop_last
+                                  and not isinstance(train_data, torch.utils.data.DataLoader)
+                                  and check_data(train_data, "train_data") is None)
 
     # ------------------------------------------------------------------ setup helpers
-    def _resolve_device(self, device: str) -> torch.device:
+    def _resolve_device(self, device: str | torch.device) -> torch.device:
         try:
             dev = torch.device(device)
         except (RuntimeError, TypeError) as exc:
             raise fail("device", "is not a torch device", "Use 'cpu', 'cuda', 'cuda:1' or "
                        "'mps'", device) from exc
+        if dev.type == "meta":
+            raise fail("device", "'meta' holds shapes without data, so nothing can train on it",
+                       "Use 'cpu', 'cuda', 'cuda:1' or 'mps'", device)
         if dev.type == "cuda" and dev.index is None and int(os.environ.get("WORLD_SIZE",
                                                                            "1")) > 1:
             dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
@@ -537,53 +640,108 @@ class Trainer:
             t, s = default_layers(self.teacher), default_layers(self.student)
             k = min(len(t), len(s))
             return list(t[-k:]), list(s[-k:])
-        pairs = [tuple(p) for p in layers]
+        if isinstance(layers, (str, bytes)) or not isinstance(layers, Iterable):
+            raise fail("layers", "must be a list of (teacher_path, student_path) pairs",
+                       "Example: layers=[('layer3', 'layer3')]", layers, kind=PIDTypeError)
+        pairs = [tuple(p) if isinstance(p, (tuple, list)) else (p,) for p in layers]
         if any(len(p) != 2 for p in pairs):
             raise fail("layers", "must be a list of (teacher_path, student_path) pairs",
                        "Example: layers=[('layer3', 'layer3')]", layers)
+        if uses_features and not pairs:
+            method = (type(self.loss_fn).__name__ if self.loss_fn is not None
+                      else repr(self.config.method))
+            raise fail("layers", f"is empty, but {method} distils intermediate features",
+                       "Give at least one (teacher_path, student_path) pair, or leave layers=None "
+                       "for the models' feature_layers", layers)
         return [p[0] for p in pairs], [p[1] for p in pairs]
 
-    def _first_batch(self) -> tuple[Any, torch.Tensor]:
-        """The first training batch (at most 2 samples would do; a whole batch is read)."""
-        data = self.train_data
+    def _first_batch(self, data: Any, argument: str) -> tuple[Any, torch.Tensor]:
+        """The first batch of ``data`` on the device, labels as int64 (:func:`class_labels`):
+        a DataLoader's own first batch, else the first ``batch_size / world_size`` samples
+        (the size of a training batch)."""
+        size = max(self.config.batch_size // self.world_size, 1)
         if isinstance(data, torch.utils.data.DataLoader):
             batch = next(iter(data), None)
         elif isinstance(data, torch.utils.data.IterableDataset) or not hasattr(data,
                                                                                "__len__"):
             batch = next(iter(torch.utils.data.DataLoader(
-                data, batch_size=2, generator=torch.Generator().manual_seed(0))), None)
+                data, batch_size=size, generator=torch.Generator().manual_seed(0))), None)
         else:
-            n = len(data)
-            if n == 0:
-                raise fail("train_data", "is empty", "Pass a data set with at least one sample")
-            batch = torch.utils.data.default_collate([data[i] for i in range(min(n, 2))])
+            n = check_data(data, argument)
+            batch = torch.utils.data.default_collate([data[i] for i in range(min(n, size))])
         if batch is None:
-            raise fail("train_data", "yields no batch", "Pass a data set with samples")
+            raise fail(argument, "yields no batch", "Pass a data set with samples")
         x, y = self.config.format.split(batch)
-        return to_device(x, self.device), y.to(self.device)
+        return to_device(x, self.device), class_labels(y, argument).to(self.device)
 
-    def _build_loss(self, num_classes: int | None) -> DistillLoss:
-        """Probe the models on the first batch (eval mode, no gradient) for the feature shapes
-        and the number of classes, then build the loss under the config's seed (the global RNG
-        is left as it was)."""
+    def _check_inputs(self, x: Any, argument: str) -> None:
+        """Floating-point inputs must have the student's dtype (without ``amp``, where autocast
+        casts them): torch refuses ``float64`` inputs to ``float32`` weights deep inside the
+        forward pass."""
+        found = floating_dtypes(x)
+        if self.config.amp or self.dtype is None or not found or found == {self.dtype}:
+            return
+        got = sorted(str(d) for d in found)
+        raise fail(argument, f"yields inputs of dtype {', '.join(got)} but the student's "
+                   f"parameters are {self.dtype}", "Convert the inputs to the student's dtype "
+                   f"(e.g. TensorDataset(x.to({self.dtype}), y)), or the student to the inputs' "
+                   f"(student.to({got[0]})); or train with amp=True", None, kind=PIDTypeError)
+
+    def _probe(self, num_classes: int | None, needs_teacher: bool):
+        """Run the models once on the first batch (eval mode, no gradient) and check what a
+        training step would otherwise fail on deep inside torch: input dtypes, the labels
+        (shape, dtype, values in ``[0, K)`` or -1, ``K`` the width of the student's logits,
+        equal to ``num_classes`` when given), the teacher's logits width for KD, and the
+        feature shapes of the layer pairs. Returns the per-sample teacher and student feature
+        shapes; sets :attr:`num_classes`. The global RNG is not used (eval mode)."""
         cfg = self.config
-        x, y = self._first_batch()
+        x, y = self._first_batch(self.train_data, "train_data")
+        self._check_inputs(x, "train_data")
         with torch.no_grad(), eval_mode(self.student):
             with FeatureHooks(self.student, self.student_layers, name="student") as hooks:
                 logits = cfg.format.logits(self.student(x))
                 s_feats = hooks.collect()
-            t_feats = []
-            if self.teacher is not None and self.teacher_layers:
+            t_logits, t_feats = None, []
+            if self.teacher is not None and needs_teacher:
                 with FeatureHooks(self.teacher, self.teacher_layers, name="teacher") as hooks:
-                    self.teacher(x)
-                    t_feats = hooks.collect()
+                    t_logits = cfg.format.logits(self.teacher(to_device(x, self.device,
+                                                                        self._teacher_dtype)))
+                    t_feats = hooks.collect() if self.teacher_layers else []
+        k = int(logits.shape[1])
+        if k < 2:
+            raise fail("student", f"outputs {k} logit per sample; a classifier over K >= 2 "
+                       "classes outputs K logits", "Give the student one output per class "
+                       "(2 for a binary task)", None)
+        if num_classes is not None and check_int(num_classes, "num_classes", 2) != k:
+            raise fail("num_classes", f"is {num_classes} but the student's logits have {k} "
+                       "columns", "Leave num_classes=None (the logits' width), or give the "
+                       f"student {num_classes} outputs", num_classes)
+        check_label_values(y, k, "train_data")
+        if self.val_data is not None:
+            x_val, y_val = self._first_batch(self.val_data, "val_data")
+            self._check_inputs(x_val, "val_data")
+            check_label_values(y_val, k, "val_data")
+        uses_logits = (isinstance(self.loss_fn, KDLoss) if self.loss_fn is not None
+                       else cfg.method.lower() == "kd")
+        if t_logits is not None and uses_logits and t_logits.shape[1] != k:
+            raise fail("teacher", f"outputs {t_logits.shape[1]} logits per sample but the "
+                       f"student {k}; knowledge distillation compares their softmaxes class by "
+                       "class", "Give both models the same classes, or use a feature method "
+                       "(e.g. method='fitnets' or 'rid')", None)
         pairs = list(zip(self.teacher_layers, self.student_layers, strict=True))
         if t_feats:
             check_feature_batch(y, t_feats, s_feats, pairs)
         t_shapes = [tuple(f.shape[1:]) for f in t_feats]
         s_shapes = [tuple(f.shape[1:]) for f in s_feats]
         check_layer_pairs(t_shapes, s_shapes, pairs)
-        self.num_classes = int(num_classes or logits.shape[1])
+        self.num_classes = k
+        return t_shapes, s_shapes
+
+    def _build_loss(self, t_shapes, s_shapes) -> DistillLoss:
+        """Build the loss of ``config.method`` for the probed feature shapes under the config's
+        seed (the global RNG is left as it was), after checking ``method_options`` against
+        the options the method's loss accepts."""
+        cfg = self.config
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.seed)
             return make_loss(cfg.method, t_shapes, s_shapes, self.num_classes,
@@ -659,10 +817,16 @@ class Trainer:
     def _teacher_pass(self, x: Any) -> tuple[torch.Tensor | None, list[torch.Tensor]]:
         if self.teacher is None or not self.loss_fn.uses_teacher:
             return None, []
+        cast = self._teacher_dtype not in (None, self.dtype) and self.dtype is not None
+        if cast:  # a teacher in another precision: its inputs in its dtype, outputs in ours
+            x = to_device(x, self.device, self._teacher_dtype)
         with torch.no_grad(), FeatureHooks(self.teacher, self.teacher_layers,
                                            name="teacher") as hooks:
             logits = self.config.format.logits(self.teacher(x))
-            return logits, hooks.collect() if self.teacher_layers else []
+            feats = hooks.collect() if self.teacher_layers else []
+        if cast:
+            logits, feats = logits.to(self.dtype), [f.to(self.dtype) for f in feats]
+        return logits, feats
 
     def train_epoch(self, epoch: int) -> dict[str, Any]:
         """Run one epoch of the scheduled phase; return its training metrics (read from the
@@ -687,7 +851,9 @@ class Trainer:
         zero = torch.zeros((), dtype=torch.float64, device=self.device)
         nonfinite = torch.zeros((), dtype=torch.bool, device=self.device)
         bar = self._progress(self.loader, f"epoch {epoch} [{phase}]")
-        for step, (x, y) in enumerate(device_batches(bar, cfg.format, self.device)):
+        batches = device_batches(bar, cfg.format, self.device,
+                                 drop_single_tail=self._drop_single_tail)
+        for step, (x, y) in enumerate(batches):
             with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=cfg.amp):
                 t_logits, t_feats = self._teacher_pass(x)
                 loss, parts, logits = module(x, y, t_logits, t_feats, phase)
@@ -733,9 +899,16 @@ class Trainer:
         n = max(values.pop("n"), 1.0)
         metrics: dict[str, Any] = {"epoch": epoch, "phase": phase, "lr": lr,
                                    "train_loss": values.pop("loss") / n}
-        if "correct" in values:
+        if "correct" in values:  # NaN when no sample of the epoch carries a label
             acc_key = "train_acc" if phase == "student" else "train_head_acc"
-            metrics[acc_key] = values.pop("correct") / max(values.pop("labelled"), 1.0)
+            labelled = values.pop("labelled")
+            if not labelled and phase == "student" and not self.loss_fn.uses_teacher:
+                raise fail("train_data", f"has no labelled sample in epoch {epoch} (every label "
+                           f"is {UNLABELLED}) and {type(self.loss_fn).__name__} learns from "
+                           "labels only, so the student had nothing to learn from", "Give "
+                           "labels, or distil from a teacher (e.g. method='kd'), which uses "
+                           "unlabelled samples", None)
+            metrics[acc_key] = values.pop("correct") / labelled if labelled else math.nan
         metrics.update({f"train_{k}": v / n for k, v in values.items()})
         return metrics
 
@@ -753,7 +926,10 @@ class Trainer:
     @torch.no_grad()
     def evaluate(self, data: Any = None) -> dict[str, float]:
         """Student accuracy and cross-entropy (nats) on ``data`` (default: ``val_data``), plus
-        the teacher-side head's accuracy for methods that have one; reduced over processes."""
+        the teacher-side head's accuracy for methods that have one; reduced over processes.
+
+        All are means over the labelled samples (label != ``UNLABELLED``); they are NaN when
+        ``data`` has no labelled sample (there is nothing to score), not 0."""
         data = data if data is not None else self.val_data
         if data is None:
             return {}
@@ -765,7 +941,7 @@ class Trainer:
         zero = torch.zeros((), dtype=torch.float64, device=self.device)
         sums = {"n": zero, "labelled": zero, "correct": zero, "ce": zero, "head_correct": zero}
         with eval_mode(self.student, self.loss_fn):
-            for x, y in device_batches(loader, cfg.format, self.device):
+            for x, y in device_batches(loader, cfg.format, self.device, argument="val_data"):
                 logits = cfg.format.logits(self.student(x))
                 sums["n"] = sums["n"] + y.shape[0]
                 sums["labelled"] = sums["labelled"] + labelled_mask(y).sum()
@@ -782,7 +958,7 @@ class Trainer:
         if self.world_size > 1:
             dist.all_reduce(totals)
         values = dict(zip(sums, totals.tolist(), strict=True))
-        labelled = max(values["labelled"], 1.0)
+        labelled = values["labelled"] or math.nan  # no labelled sample: NaN, not 0
         out = {"val_acc": values["correct"] / labelled, "val_loss": values["ce"] / labelled}
         if head:
             out["val_head_acc"] = values["head_correct"] / labelled
@@ -885,11 +1061,18 @@ class Trainer:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore a :meth:`state_dict` (the models must have the same architecture).
 
+        The resumed run continues the stored one: the options that fix the data order and the
+        loss (:data:`RESUME_FIXED`: ``method``, ``batch_size``, ``seed``, ``drop_last``) must be
+        the stored ones, and ``epochs`` at least the number of epochs already trained (more
+        epochs extend the run). Every other option (learning rates, schedules, ``warmup``,
+        ``cycle``, ``ratio``, ``out_dir``, ...) takes the resuming trainer's value.
+
         Raises
         ------
         CheckpointError
             If the student, the loss (method, its options, the layer pairs) or an optimizer's
-            parameter groups differ from the run that wrote the state.
+            parameter groups differ from the run that wrote the state, an option of
+            :data:`RESUME_FIXED` differs, or ``epochs`` is below the epochs already trained.
         """
         parts = [("student", self.student), ("loss", self.loss_fn),
                  ("student_optimizer", self.student_optimizer)]
@@ -904,6 +1087,19 @@ class Trainer:
                            f"({reason})", "Resume with the same student architecture, method, "
                            "method_options, layers and optimizer as the run that wrote it",
                            kind=CheckpointError) from exc
+        stored = state.get("config") or {}
+        for name in RESUME_FIXED:
+            mine = to_plain(getattr(self.config, name), strict=True)
+            if name in stored and stored[name] != mine:
+                raise fail("checkpoint", f"was written with {name}={stored[name]!r}, this "
+                           f"trainer has {name}={mine!r}", f"Resume with {name}="
+                           f"{stored[name]!r} (it fixes the data order or the loss), or start "
+                           "a new run without resume", kind=CheckpointError)
+        if int(state["epoch"]) > self.config.epochs:
+            raise fail("epochs", f"is {self.config.epochs} but the checkpoint has already "
+                       f"trained {int(state['epoch'])} epochs", f"Pass epochs >= "
+                       f"{int(state['epoch'])} (the total, counting the epochs already done)",
+                       self.config.epochs, kind=CheckpointError)
         for name in ("student_scheduler", "teacher_scheduler"):
             scheduler = getattr(self, name)
             if scheduler is not None and state.get(name) is not None:

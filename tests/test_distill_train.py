@@ -229,7 +229,8 @@ def test_config_errors(digits):
     with pytest.raises(PIDValueError, match="ratio"):
         Trainer(None, student, train, method="none", ratio=2.0)
     with pytest.raises(PIDValueError, match="no teacher-phase epoch"):
-        Trainer(student, student, train, method="rid", epochs=4, warmup=0, cycle=1, ratio=0.0)
+        Trainer(models.get_model("digits_mlp", hidden=(4,)), student, train, method="rid",
+                epochs=4, warmup=0, cycle=1, ratio=0.0)
 
 
 def test_baselines_by_name_train_one_epoch(digits):

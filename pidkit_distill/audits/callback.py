@@ -29,6 +29,7 @@ Example
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,7 @@ from typing import Any
 from pidkit.validation import fail
 
 from .curves import AuditHistory
-from .run import audit
+from .run import _common, audit
 
 __all__ = ["AuditCallback", "CALLBACK_N_PERM", "CALLBACK_N_BOOT"]
 
@@ -45,6 +46,10 @@ CALLBACK_N_PERM = 50
 
 #: Bootstrap replicates per audited epoch.
 CALLBACK_N_BOOT = 50
+
+#: Arguments of the audit's common checks (``run._common``), in its order.
+_COMMON_ARGS = ("estimator", "measure", "base", "ci", "n_boot", "n_perm", "seed",
+                "max_fit_samples", "num_classes", "interval")
 
 #: Quantities of the first layer pair added to the epoch's metrics.
 METRIC_QUANTITIES = ("redundancy", "unique_teacher", "mi_student")
@@ -75,9 +80,12 @@ class AuditCallback:
         levels ``audit_redundancy_chance``, ... when a null was drawn.
     **audit_options
         Passed to :func:`~pidkit_distill.audit` (``estimator``, ``fit_data``, ``ci``, ``n_boot``,
-        ``n_perm``, ``interval``, ``seed``, ``measure``, ...). Defaults here:
+        ``n_perm``, ``interval``, ``seed``, ``measure``, ...), and checked here, so that bad
+        settings fail before training starts. Defaults here:
         ``n_boot=50`` (:data:`CALLBACK_N_BOOT`) and ``n_perm=50`` (:data:`CALLBACK_N_PERM`,
-        chance levels on; the cost is in the module notes), the rest as in ``audit``.
+        chance levels on; the cost is in the module notes), ``input_key`` / ``label_key``
+        those of the trainer, the rest as in ``audit``. An audit leaves the global torch RNG as
+        it was, so training gives the same student with and without this callback.
 
     Attributes
     ----------
@@ -100,6 +108,15 @@ class AuditCallback:
         self.add_metrics = add_metrics
         self.audit_options: Mapping[str, Any] = {"n_boot": CALLBACK_N_BOOT,
                                                   "n_perm": CALLBACK_N_PERM, **audit_options}
+        # refuse bad settings now, not after the first training epoch
+        params = inspect.signature(audit).parameters
+        own = {"teacher", "student", "data", "layers", "device", "metadata"}  # set by the callback
+        unknown = sorted((set(audit_options) - set(params)) | (set(audit_options) & own))
+        if unknown:
+            raise fail("audit_options", f"{unknown} are not options the callback passes to "
+                       "audit", "Pass audit's keyword options (n_boot, n_perm, ci, estimator, "
+                       "fit_data, ...); data= and layers= are the callback's own arguments")
+        _common(*(self.audit_options.get(k, params[k].default) for k in _COMMON_ARGS))
         self.history: AuditHistory | None = None
 
     def _due(self, trainer, epoch: int) -> bool:
@@ -120,10 +137,13 @@ class AuditCallback:
                        "Pass AuditCallback(data=...) or distill(..., val_data=...)")
         distilled = list(zip(trainer.teacher_layers, trainer.student_layers, strict=True))
         layers = self.layers or distilled or None
+        config = trainer.config
+        keys = {"input_key": getattr(config, "input_key", None),
+                "label_key": getattr(config, "label_key", None)}
         report = audit(trainer.teacher, trainer.student, data, layers,
                        device=trainer.device, metadata={"epoch": epoch,
                                                         "method": self.history.method},
-                       **self.audit_options)
+                       **{**keys, **self.audit_options})
         self.history.append(epoch, report)
         if self.add_metrics:
             first = report[0]

@@ -55,7 +55,7 @@ from .report import QUANTITIES, LayerAudit
 from .stream import Batch
 
 __all__ = ["DEFAULT_INTERVAL", "DISCRETE_PRESETS", "ESTIMATORS", "FROM_ATOMS", "GAUSSIAN_DEFAULTS",
-           "INTERVALS",
+           "INTERVALS", "layer_settings",
            "MIN_SAMPLES_PER_CELL", "DiscretePair", "GaussianPair", "canonical_table",
            "values_of"]
 
@@ -145,6 +145,45 @@ def _sparse_warning(pair: tuple[str, str], n: int, occupied: int, n_classes: int
         UserWarning, stacklevel=6)  # the caller of audit / audit_features
 
 
+def layer_settings(settings: dict[str, Any], given: frozenset, rows: np.ndarray, side: str,
+                   pair: tuple[str, str] | None) -> dict[str, Any]:
+    r"""The settings of one side's discretiser (projection) for its fitting rows ``(n, d)``.
+
+    The presets were made for wide layers (the paper's PCA to 10 or 5 components of L2-normalised
+    features); where a layer is too narrow for them, and only there, the settings the user did
+    not give in ``estimator_options`` are adapted, as :class:`pidkit.estimate.Discretizer`'s
+    ``"auto"`` settings do:
+
+    - ``n_components`` becomes :math:`\min(k, n, d)` for a preset of :math:`k` components (PCA
+      has at most :math:`\min(n, d)` axes; a layer of 10 features or more keeps the paper's 10);
+    - ``scaling="l2"`` becomes ``"standard"`` below
+      :data:`pidkit.estimate.discretizer.L2_FROM` (8) features (L2 normalisation leaves a
+      one-feature layer only its sign, and removes one of very few degrees of freedom).
+
+    A value the user gave is kept; an ``n_components`` above :math:`\min(n, d)` is refused with
+    a message naming the ``estimator_options`` key. The values used are in the report's details
+    (``n_components``, ``scaling``, teacher then student).
+    """
+    from pidkit.estimate.discretizer import L2_FROM
+
+    out = dict(settings)
+    n, d = rows.shape
+    limit = min(n, d)
+    k = settings.get("n_components")
+    if isinstance(k, int) and not isinstance(k, bool) and k > limit:
+        if "n_components" in given:
+            layer = "" if pair is None else f" {pair[0 if side == 'teacher' else 1]!r}"
+            raise fail("estimator_options", f"n_components={k} exceeds min(samples, features) "
+                       f"= {limit} of the {side} layer{layer} ({n} fitting samples of {d} "
+                       "features)", f"Pass estimator_options={{'n_components': {limit}}} (or "
+                       "any value up to it), or leave n_components out: the estimator's "
+                       "default is capped at the layer's width")
+        out["n_components"] = limit
+    if "scaling" not in given and settings.get("scaling") == "l2" and d < L2_FROM:
+        out["scaling"] = "standard"
+    return out
+
+
 def _layer(pair, values, intervals, details, p_values, chance) -> LayerAudit:
     return LayerAudit(pair[0], pair[1], values, intervals, details,
                       chance=None if chance is None else chance["mean"],
@@ -156,23 +195,27 @@ def _layer(pair, values, intervals, details, p_values, chance) -> LayerAudit:
 class DiscretePair:
     """Discretise both sides, count, and decompose (see the module notes)."""
 
-    def __init__(self, settings: dict[str, Any], seeds: np.random.SeedSequence):
-        from pidkit.estimate import Discretizer
-
+    def __init__(self, settings: dict[str, Any], seeds: np.random.SeedSequence,
+                 given: frozenset = frozenset()):
         fit, boot = seeds.spawn(2)
         # One seed for both sides: identical features get identical codes (a copying student
         # shows Uni(Y:T\S) = Syn = 0 exactly).
-        state = int(fit.generate_state(1)[0])
-        self.discretizers = [Discretizer(**settings, random_state=state) for _ in range(2)]
+        self.settings, self.given = settings, frozenset(given)
+        self.state = int(fit.generate_state(1)[0])
+        self.discretizers: list = []
         self.boot_seed = int(boot.spawn(1)[0].generate_state(1)[0])
         self.counts = None
 
-    def fit(self, teacher: np.ndarray, student: np.ndarray, labels: np.ndarray) -> None:
-        from pidkit.estimate import JointCounts
+    def fit(self, teacher: np.ndarray, student: np.ndarray, labels: np.ndarray, *,
+            pair: tuple[str, str] | None = None) -> None:
+        """Fit both sides' discretisers (settings of :func:`layer_settings`)."""
+        from pidkit.estimate import Discretizer, JointCounts
 
         self._dims = (teacher.shape[1], student.shape[1])
-        self.discretizers[0].fit(teacher, name="teacher_features")
-        self.discretizers[1].fit(student, name="student_features")
+        self.discretizers = [
+            Discretizer(**layer_settings(self.settings, self.given, rows, side, pair),
+                        random_state=self.state).fit(rows, name=f"{side}_features")
+            for side, rows in (("teacher", teacher), ("student", student))]
         self.counts = JointCounts()
         self._label_index: dict[int, int] = {}
 
@@ -209,6 +252,8 @@ class DiscretePair:
                         int(self.discretizers[0].n_codes_))
         scale = 1 / math.log(base)
         details = {"teacher_dim": self._dims[0], "student_dim": self._dims[1],
+                   "n_components": [d.n_components_ for d in self.discretizers],
+                   "scaling": [d.scaling_ for d in self.discretizers],
                    "teacher_codes": int(self.discretizers[0].n_codes_),
                    "student_codes": int(self.discretizers[1].n_codes_),
                    "occupied_cells": occupied,
@@ -231,13 +276,12 @@ class GaussianPair:
     Gaussian estimator (see the module notes)."""
 
     def __init__(self, settings: dict[str, Any], seeds: np.random.SeedSequence,
-                 classes: np.ndarray, n_boot: int, n_perm: int = 0):
-        from pidkit.estimate import Projector
-
+                 classes: np.ndarray, n_boot: int, n_perm: int = 0,
+                 given: frozenset = frozenset()):
         fit, boot = seeds.spawn(2)
-        state = int(fit.generate_state(1)[0])
-        self.projectors = [Projector(settings["n_components"], scaling=settings["scaling"],
-                                     dtype="float64", random_state=state) for _ in range(2)]
+        self.settings, self.given = settings, frozenset(given)
+        self.state = int(fit.generate_state(1)[0])
+        self.projectors: list = []
         correction = settings.get("bias_correction", True)
         if not isinstance(correction, bool):
             raise fail("estimator_options", "bias_correction must be True or False",
@@ -256,12 +300,19 @@ class GaussianPair:
         self._kept: list[tuple[np.ndarray, np.ndarray]] = []
         self.moments = None
 
-    def fit(self, teacher: np.ndarray, student: np.ndarray, labels: np.ndarray) -> None:
-        from pidkit.estimate import GaussianMoments
+    def fit(self, teacher: np.ndarray, student: np.ndarray, labels: np.ndarray, *,
+            pair: tuple[str, str] | None = None) -> None:
+        """Fit both sides' projections (settings of :func:`layer_settings`)."""
+        from pidkit.estimate import GaussianMoments, Projector
 
         self._dims = (teacher.shape[1], student.shape[1])
-        self.projectors[0].fit(teacher, "teacher_features")
-        self.projectors[1].fit(student, "student_features")
+        self.projectors = []
+        for side, rows in (("teacher", teacher), ("student", student)):
+            side_settings = layer_settings(self.settings, self.given, rows, side, pair)
+            self.projectors.append(Projector(side_settings["n_components"],
+                                             scaling=side_settings["scaling"], dtype="float64",
+                                             random_state=self.state).fit(rows,
+                                                                          f"{side}_features"))
         self.moments = GaussianMoments()
         self.weight_sums = None
 
@@ -274,8 +325,7 @@ class GaussianPair:
         if unknown.any():
             raise fail("labels", f"hold classes absent from the fitting samples "
                        f"{sorted(set(labels[unknown].tolist()))[:5]}",
-                       "Pass num_classes=K (labels 0..K-1), or fit on samples of every class",
-                       kind=PIDTypeError)
+                       "Pass num_classes=K (labels 0..K-1), or fit on samples of every class")
         return (one_hot(ranks, self.n_classes), self.projectors[0].transform(
             teacher, "teacher_features"), self.projectors[1].transform(student,
                                                                        "student_features"))
@@ -317,6 +367,8 @@ class GaussianPair:
         reps = Replicates(vector(r), boot, null, dropped, dropped_null)
         values, intervals, p_values, chance = _summarised(reps, ci, interval, base)
         details = {"teacher_dim": self._dims[0], "student_dim": self._dims[1],
+                   "n_components": [p.n_components for p in self.projectors],
+                   "scaling": [p.scaling for p in self.projectors],
                    "block_dims": list(dims), "joint_mutual_information":
                    float(r.mutual_information) / math.log(base),
                    "solver_status": r.solver.status,

@@ -59,6 +59,15 @@ Estimators (``estimator=``):
 - ``"gaussian"``: L2-normalise, PCA to 10 components, one-hot labels, Gaussian BROJA of the
   covariance (:func:`pidkit.gaussian_pid`); a second-order summary, fast and smooth.
 
+**Narrow layers.** Where a layer is too narrow for a preset (fewer features, or fitting samples,
+than its PCA components; fewer than 8 features for L2 normalisation), and only there, the
+settings not given in ``estimator_options`` are adapted per side: PCA keeps
+:math:`\min(k, n, d)` components, and features are standardised instead of L2-normalised
+(:func:`~pidkit_distill.audits.estimators.layer_settings`; the values used are in each pair's
+``details["n_components"]`` and ``details["scaling"]``). A layer of 10 features or more gets
+the paper's settings unchanged. An ``n_components`` given above :math:`\min(n, d)` is refused
+with a message naming the ``estimator_options`` key.
+
 References
 ----------
 G. A. Miller, "Note on the bias of information estimates" (1955).
@@ -72,13 +81,17 @@ Entropy 16 (2014).
 
 from __future__ import annotations
 
+import contextlib
+import math
 import numbers
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from pidkit.errors import PIDTypeError
+from pidkit.estimate._checks import check_n_boot
 from pidkit.validation import check_base, check_choice, check_int, fail
 
 from .estimators import (
@@ -160,10 +173,12 @@ def _run(stream_data: Callable[[], Iterator[Batch]],
     """Fit on the fitting stream (or the data), stream the data through the per-pair
     estimators, finish them into a report."""
     settings = _settings(estimator, estimator_options)
+    given = frozenset(estimator_options or {})
     _check_measure(measure, estimator)
     fit_set = FitSet(max_fit_samples)
     fit_classes: set[int] = set()
     for batch in (stream_fit or stream_data)():
+        _check_classes(batch.labels, num_classes)
         fit_set.add(batch)
         fit_classes.update(np.unique(batch.labels).tolist())
     rows = fit_set.batch
@@ -178,15 +193,17 @@ def _run(stream_data: Callable[[], Iterator[Batch]],
             raise fail("labels", "hold a single class", "Audit samples of at least 2 classes",
                        classes.tolist())
         pair_estimators = [GaussianPair(settings, s, classes, n_boot if ci is not None else 0,
-                                        n_perm) for s in seeds]
+                                        n_perm, given=given) for s in seeds]
     else:
-        pair_estimators = [DiscretePair(settings, s) for s in seeds]
+        pair_estimators = [DiscretePair(settings, s, given=given) for s in seeds]
     for i, est in enumerate(pair_estimators):
-        est.fit(rows.teacher[i], rows.student[i], rows.labels)
+        est.fit(rows.teacher[i], rows.student[i], rows.labels, pair=pairs[i])
     reuse = stream_fit is None and fit_set.complete
     batches = [rows] if reuse else stream_data()
     n_samples = 0
     for batch in batches:
+        if not reuse:
+            _check_classes(batch.labels, num_classes)
         n_samples += len(batch)
         for i, est in enumerate(pair_estimators):
             est.update(batch, i)
@@ -209,6 +226,51 @@ def _run(stream_data: Callable[[], Iterator[Batch]],
                                  "fit_samples_used": len(rows), **dict(metadata)})
 
 
+def smallest_n_perm(ci: float) -> int:
+    """The fewest shuffles whose smallest p-value, :math:`1 / (n_\\mathrm{perm} + 1)`, is at most
+    :math:`1 - \\mathrm{ci}` (19 for ``ci=0.95``, 99 for ``ci=0.99``), with the engine's own
+    comparison (:func:`pidkit.estimate.uncertainty.interval` extends the ``"normal"`` interval
+    to 0 where ``p > 1 - ci``)."""
+    n = max(1, math.ceil(1 / (1 - ci) - 1))
+    while 1 / (n + 1) > 1 - ci:
+        n += 1
+    while n > 1 and 1 / n <= 1 - ci:
+        n -= 1
+    return n
+
+
+def check_null_size(n_perm: int, ci: float | None, interval: str) -> None:
+    """Warn when the shuffle null is too small for the boundary rule of the ``"normal"``
+    interval.
+
+    That interval is extended to contain 0 for every quantity whose permutation p-value exceeds
+    ``1 - ci``; with ``n_perm`` shuffles no p-value is below :math:`1 / (n_\\mathrm{perm} + 1)`,
+    so for ``0 < n_perm <`` :func:`smallest_n_perm` every interval contains 0, whatever the
+    data (with 10 shuffles every p-value is at least 1/11 > 0.05). The audit still runs (its
+    values, chance levels and p-values are valid; only the intervals are uninformative about 0),
+    with a :class:`UserWarning` naming the smallest ``n_perm`` that works."""
+    if ci is None or interval != "normal" or n_perm == 0:
+        return
+    needed = smallest_n_perm(ci)
+    if n_perm < needed:
+        warnings.warn(f"n_perm={n_perm} is too small for ci={ci:g}: the smallest p-value of "
+                      f"{n_perm} shuffles is 1/{n_perm + 1} = {1 / (n_perm + 1):.3g}, above "
+                      f"1 - ci = {1 - ci:.3g}, so every 'normal' interval is extended to "
+                      f"contain 0 whatever the data. Use n_perm >= {needed}, or n_perm=0 (no "
+                      "shuffle null, no chance levels), or interval='basic' or 'percentile' "
+                      "(not extended)", UserWarning, stacklevel=4)
+
+
+def _check_classes(labels: np.ndarray, num_classes: int | None) -> None:
+    """With ``num_classes`` given, refuse labels outside ``0..num_classes-1`` (both routes)."""
+    if num_classes is not None and labels.size and int(labels.max()) >= num_classes:
+        bad = sorted(set(labels[labels >= num_classes].tolist()))
+        raise fail("num_classes", f"allows labels 0..{num_classes - 1}, but the labels hold "
+                   f"{bad[:5]}{' ...' if len(bad) > 5 else ''}", f"Pass num_classes >= "
+                   f"{bad[-1] + 1}, or leave it out (the audit then uses the classes it sees)",
+                   num_classes)
+
+
 def _common(estimator, measure, base, ci, n_boot, n_perm, seed, max_fit_samples, num_classes,
             interval):
     estimator = check_choice(estimator, "estimator", ESTIMATORS)
@@ -218,8 +280,11 @@ def _common(estimator, measure, base, ci, n_boot, n_perm, seed, max_fit_samples,
                    measure, kind=PIDTypeError)
     base = check_base(base)
     ci = _check_ci(ci)
-    n_boot = check_int(n_boot, "n_boot", 0)
+    n_boot = check_n_boot(n_boot, ci)
+    if n_boot == 0:
+        ci = None  # no replicates, no intervals: the report says so instead of naming a level
     n_perm = check_int(n_perm, "n_perm", 0)
+    check_null_size(n_perm, ci, interval)
     seed = check_int(seed, "seed", 0)
     max_fit_samples = check_int(max_fit_samples, "max_fit_samples", 2)
     if num_classes is not None:
@@ -234,7 +299,9 @@ def audit(teacher, student, data: Any, layers: Sequence[tuple[str, str]] | None 
           base: float = 2, estimator_options: Mapping[str, Any] | None = None,
           measure_options: Mapping[str, Any] | None = None, max_fit_samples: int = 10_000,
           num_classes: int | None = None, interval: str = DEFAULT_INTERVAL, batch_size: int = 256,
-          device: Any = None, metadata: Mapping[str, Any] | None = None) -> AuditReport:
+          device: Any = None, metadata: Mapping[str, Any] | None = None,
+          input_key: int | str | None = None, label_key: int | str | None = None
+          ) -> AuditReport:
     r"""Audit a teacher-student pair: Red, Uni, Syn and both mutual informations per layer pair.
 
     Runs both models (eval mode, no gradients) over ``data``, takes the outputs of the named
@@ -251,9 +318,13 @@ def audit(teacher, student, data: Any, layers: Sequence[tuple[str, str]] | None 
     ----------
     teacher, student : torch.nn.Module
         The models (may be the same object). Their train/eval modes are restored afterwards.
-    data : Dataset, DataLoader, iterable of (x, y) batches, or tuple (X, y)
-        The audited samples; labels are non-negative integer classes (any names: the audit
-        does not depend on them).
+    data : Dataset, IterableDataset, list of samples, DataLoader, iterable of batches, or (X, y)
+        The audited samples, in the forms the trainer accepts: a map-style ``Dataset``, a list
+        of samples or an ``IterableDataset`` of samples (batched in order, ``batch_size`` at a
+        time), or a ``DataLoader`` (used as it is); also any iterable of batches and a tuple
+        ``(X, y)`` of tensors or arrays. Items are ``(x, y, ...)`` or mappings (see
+        ``input_key``). Labels are non-negative integer classes (any names: the audit does not
+        depend on them).
     layers : list of (str, str), optional
         ``(teacher_layer, student_layer)`` module paths (``"layer3"``, ``"block.0.conv"``,
         ``"lstm[0]"`` for item 0 of a tuple output). Default: the last entries of both models'
@@ -298,19 +369,33 @@ def audit(teacher, student, data: Any, layers: Sequence[tuple[str, str]] | None 
         features: a subsample that depends neither on the order, the labels nor the dtype).
         Memory: ``max_fit_samples * sum of feature widths * 4`` bytes (float32 features).
     num_classes : int, optional
-        Number of classes, labels ``0..num_classes-1`` (Gaussian route; default: the classes
-        present in the fitting samples, renamed to their rank).
+        Number of classes: labels must lie in ``0..num_classes-1`` (both routes refuse others).
+        The Gaussian route one-hot encodes all of them (default: the classes present in the
+        fitting samples, renamed to their rank); the discrete route counts the classes it
+        sees, so an empty class changes nothing.
     batch_size : int, default 256
-        Batch size when ``data`` is a Dataset or a tuple.
+        Batch size when the audit batches ``data`` (a Dataset, a list or iterable of samples,
+        or a tuple).
     device : str or torch.device, optional
         Where the models run (default: the teacher's device).
     metadata : dict, optional
         Extra provenance stored in the report.
+    input_key, label_key : int or str, optional
+        Position (tuple batches) or key (mapping batches such as ``{"image": x, "label": y}``)
+        of the input and the label, as for the trainer
+        (:class:`~pidkit_distill.batches.BatchFormat`; default: positions 0 and 1, or the
+        usual names of a mapping).
 
     Returns
     -------
     AuditReport
         Prints as a table; ``to_dict()``/``to_json()``, ``plot()``, ``save(dir)``.
+
+    Notes
+    -----
+    The global torch RNG (CPU, and ``device`` when it is a CUDA device) is restored when the
+    audit returns, so an audit during training (:class:`AuditCallback`) leaves the training's
+    random stream (dropout, shuffling) as it was; the audit itself is seeded by ``seed``.
 
     Examples
     --------
@@ -333,17 +418,41 @@ def audit(teacher, student, data: Any, layers: Sequence[tuple[str, str]] | None 
     if device is None:
         first = next(iter(teacher.parameters()), None)
         device = first.device if first is not None else "cpu"
-    stream = model_batches(teacher, student, pairs, device)
-    loader = as_loader(data, batch_size, "data")
-    fit_loader = None if fit_data is None else as_loader(fit_data, batch_size, "fit_data")
+    from ..batches import BatchFormat
+
+    batch_format = BatchFormat(input_key, label_key)
+    stream = model_batches(teacher, student, pairs, device, batch_format=batch_format)
     meta = {"teacher": type(teacher).__name__, "student": type(student).__name__,
             **dict(metadata or {})}
-    return _run(lambda: stream(loader),
-                None if fit_loader is None else (lambda: stream(fit_loader)), pairs,
-                estimator=estimator, estimator_options=estimator_options, measure=measure,
-                base=base, ci=ci, n_boot=n_boot, n_perm=n_perm, seed=seed,
-                max_fit_samples=max_fit_samples, num_classes=num_classes,
-                measure_options=measure_options, interval=interval, metadata=meta)
+    with _global_rng_kept(device):
+        loader = as_loader(data, batch_size, "data", batch_format)
+        fit_loader = (None if fit_data is None
+                      else as_loader(fit_data, batch_size, "fit_data", batch_format))
+        return _run(lambda: stream(loader, "data"),
+                    None if fit_loader is None else (lambda: stream(fit_loader, "fit_data")),
+                    pairs, estimator=estimator, estimator_options=estimator_options,
+                    measure=measure, base=base, ci=ci, n_boot=n_boot, n_perm=n_perm, seed=seed,
+                    max_fit_samples=max_fit_samples, num_classes=num_classes,
+                    measure_options=measure_options, interval=interval, metadata=meta)
+
+
+@contextlib.contextmanager
+def _global_rng_kept(device: Any) -> Iterator[None]:
+    """Restore torch's global RNG states (CPU, and the audit's CUDA device) on exit.
+
+    Iterating a ``DataLoader`` without its own ``generator=`` (one the user passed; the audit
+    gives its own loaders one) draws the workers' base seed from the global RNG, and a model may
+    draw in eval mode; an audit must not shift the random stream of a training run it is called
+    from (:class:`~pidkit_distill.audits.callback.AuditCallback`), so a student with dropout
+    trains the same with and without audits. The audit's own randomness is seeded by ``seed``.
+    """
+    import torch
+
+    dev = torch.device(device)
+    cuda = [dev.index if dev.index is not None else torch.cuda.current_device()] \
+        if dev.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda, device_type="cuda"):
+        yield
 
 
 def _feature_list(value: Any, name: str) -> list:
@@ -424,7 +533,7 @@ def audit_features(labels: Any, teacher_features: Any, student_features: Any, *,
                        "Pass the same layers for both splits")
 
         def stream_fit() -> Iterable[Batch]:
-            return array_batches(fit[0], ft, fs, chunk_size)
+            return array_batches(fit[0], ft, fs, chunk_size, ("fit[0]", "fit[1]", "fit[2]"))
 
     return _run(lambda: array_batches(labels, t, s, chunk_size), stream_fit, pairs,
                 estimator=estimator, estimator_options=estimator_options, measure=measure,

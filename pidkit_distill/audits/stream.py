@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,7 +25,7 @@ from pidkit.errors import PIDTypeError
 from pidkit.validation import fail, host_numpy
 
 __all__ = ["Batch", "sample_keys", "FitSet", "model_batches",
-           "array_batches", "as_loader"]
+           "array_batches", "as_loader", "check_finite_rows"]
 
 @dataclass
 class Batch:
@@ -141,29 +141,59 @@ class FitSet:
         return self.seen > 0 and self.seen == len(self.batch)
 
 
-def as_loader(data, batch_size: int, name: str = "data") -> Iterable:
-    """An iterable of ``(x, y)`` batches from a ``DataLoader`` / iterable of batches, a map-style
-    ``Dataset`` of ``(x, y)`` pairs, or a tuple ``(X, y)`` of tensors or arrays."""
-    import torch
-    from torch.utils.data import DataLoader, Dataset, TensorDataset
+def as_loader(data, batch_size: int, name: str = "data", batch_format=None) -> Iterable:
+    """An iterable of batches from the data the trainer accepts, plus the audit's own forms.
 
+    - a ``DataLoader``: used as it is;
+    - a tuple ``(X, y)`` of tensors or arrays: batched in order;
+    - a map-style ``Dataset`` or a list of samples ``(x, y)`` / ``{"input": x, "label": y}``,
+      and an ``IterableDataset`` of samples: batched in order, as the trainer does
+      (:mod:`pidkit_distill.batches`);
+    - any other iterable, and a list or ``IterableDataset`` whose first item already holds a
+      batch of labels (shape ``(batch,)``): used as an iterable of batches.
+
+    Loaders built here draw their workers' base seed from their own generator, never from the
+    global torch RNG (iterating a ``DataLoader`` without ``generator=`` draws one).
+    ``batch_format`` (:class:`~pidkit_distill.batches.BatchFormat`) picks the input and the
+    label of an item.
+    """
+    import torch
+    from torch.utils.data import DataLoader, Dataset, IterableDataset, TensorDataset
+
+    from ..batches import BatchFormat, check_data
+    from ..features import split_batch
+
+    fmt = batch_format if batch_format is not None else BatchFormat()
     if isinstance(data, tuple) and len(data) == 2:
         x, y = (torch.as_tensor(np.asarray(v)) if not torch.is_tensor(v) else v for v in data)
-        if x.shape[0] != y.shape[0]:
-            raise fail(name, f"holds {x.shape[0]} inputs but {y.shape[0]} labels",
-                       "Pass (X, y) with one label per input")
+        if x.dim() == 0 or y.dim() == 0 or x.shape[0] != y.shape[0]:
+            raise fail(name, f"holds inputs of shape {tuple(x.shape)} and labels of shape "
+                       f"{tuple(y.shape)}", "Pass (X, y) with one label per input row")
         data = TensorDataset(x, y)
-    if isinstance(data, Dataset) and hasattr(data, "__len__"):
-        return DataLoader(data, batch_size=batch_size, shuffle=False)
-    if isinstance(data, Iterable) and not isinstance(data, (str, bytes)):
+    if isinstance(data, DataLoader):
         return data
-    raise fail(name, "must be a Dataset of (x, y), a DataLoader / iterable of (x, y) batches, "
-               "or a tuple (X, y)", "Wrap your data in torch.utils.data.TensorDataset(X, y)",
-               type(data).__name__, kind=PIDTypeError)
+    check_data(data, name)
+    if isinstance(data, Dataset) and not isinstance(data, IterableDataset) \
+            and hasattr(data, "__len__"):
+        samples = True
+    elif isinstance(data, (IterableDataset, Sequence)) and not isinstance(data, (str, bytes)):
+        first = data[0] if isinstance(data, Sequence) else next(iter(data), None)
+        samples = first is not None and split_batch(fmt, first, name)[1].dim() == 0
+    else:
+        return data
+    if not samples:
+        return data
+    return DataLoader(data, batch_size=batch_size, shuffle=False,
+                      generator=torch.Generator().manual_seed(0))
 
 
 def _labels(y, name: str) -> np.ndarray:
     arr = host_numpy(y) if hasattr(y, "detach") else np.asarray(y)
+    if arr.ndim == 0:
+        raise fail(name, "yields single samples (a label of shape ()), not batches",
+                   "Pass a Dataset, a list of samples or an IterableDataset (the audit batches "
+                   "them), or wrap the samples in torch.utils.data.DataLoader(data, "
+                   "batch_size=256)", kind=PIDTypeError)
     if arr.dtype.kind not in "iu" or arr.ndim != 1:
         raise fail(name, f"labels must be integers of shape (batch,), got dtype {arr.dtype} and "
                    f"shape {arr.shape}", "Yield (inputs, integer class labels) batches",
@@ -174,38 +204,75 @@ def _labels(y, name: str) -> np.ndarray:
 
 
 def model_batches(teacher, student, pairs: Sequence[tuple[str, str]], device,
-                  name: str = "data") -> Callable[[Iterable], Iterator[Batch]]:
+                  name: str = "data", batch_format=None) -> Callable[[Iterable], Iterator[Batch]]:
     """A function streaming a loader through both models (eval mode, no gradients) and
-    yielding :class:`Batch` objects with the flattened features of every pair."""
+    yielding :class:`Batch` objects with the flattened features of every pair.
+
+    Items are split into inputs and labels by ``batch_format``
+    (:class:`~pidkit_distill.batches.BatchFormat`: tuples by position, mappings by key);
+    inputs may be a tensor or a tuple/list/mapping of tensors (moved to ``device`` as by the
+    trainer, all of them hashed into the sample keys). Non-finite features are refused with the
+    sample's position in the order the loader yields them."""
     import torch
 
-    from ..features import FeatureHooks, eval_mode
+    from ..batches import BatchFormat, to_device
+    from ..features import FeatureHooks, eval_mode, split_batch
 
+    fmt = batch_format if batch_format is not None else BatchFormat()
     t_layers = list(dict.fromkeys(t for t, _ in pairs))
     s_layers = list(dict.fromkeys(s for _, s in pairs))
 
-    def stream(loader: Iterable) -> Iterator[Batch]:
+    def stream(loader: Iterable, which: str = name) -> Iterator[Batch]:
+        seen = 0
         with eval_mode(*{id(teacher): teacher, id(student): student}.values()), \
                 torch.no_grad(), FeatureHooks(teacher, t_layers, detach=True) as th, \
                 FeatureHooks(student, s_layers, detach=True) as sh:
             for item in loader:
-                if not isinstance(item, (tuple, list)) or len(item) < 2:
-                    raise fail(name, "must yield (inputs, labels) batches",
-                               "Use a DataLoader over a data set of (x, y) pairs",
-                               type(item).__name__, kind=PIDTypeError)
-                x, y = item[0], item[1]
-                labels = _labels(y, name)
-                xd = x.to(device)
+                x, y = split_batch(fmt, item, which)
+                labels = _labels(y, which)
+                xd = to_device(x, torch.device(device))
                 teacher(xd)
                 if student is not teacher:
                     student(xd)
                 t_feats = dict(zip(t_layers, th.collect(), strict=True))
                 s_feats = dict(zip(s_layers, sh.collect(), strict=True))
-                yield Batch(labels, [_flat(t_feats[t], f"teacher layer {t!r}") for t, _ in pairs],
-                            [_flat(s_feats[s], f"student layer {s!r}") for _, s in pairs],
-                            sample_keys([host_numpy(x)]))
+                teacher_rows = [_flat(t_feats[t], f"teacher layer {t!r}") for t, _ in pairs]
+                student_rows = [_flat(s_feats[s], f"student layer {s!r}") for _, s in pairs]
+                for (t, s), tr, sr in zip(pairs, teacher_rows, student_rows, strict=True):
+                    check_finite_rows(tr, which, f"teacher layer {t!r}", seen)
+                    check_finite_rows(sr, which, f"student layer {s!r}", seen)
+                seen += labels.shape[0]
+                yield Batch(labels, teacher_rows, student_rows, sample_keys(_input_blocks(x)))
 
     return stream
+
+
+def _input_blocks(x) -> list[np.ndarray]:
+    """The arrays of an input (a tensor or array, or a tuple/list/mapping of them, mappings in
+    key order) whose bytes key the samples (:func:`sample_keys`)."""
+    if hasattr(x, "detach"):
+        return [host_numpy(x)]
+    if isinstance(x, Mapping):
+        return [b for k in sorted(x, key=str) for b in _input_blocks(x[k])]
+    if isinstance(x, (tuple, list)):
+        return [b for v in x for b in _input_blocks(v)]
+    return [np.asarray(x)]
+
+
+def check_finite_rows(arr: np.ndarray, name: str, what: str = "", offset: int = 0) -> None:
+    """Refuse NaN or infinite values in the rows of ``arr`` (features ``(n, D)`` of one batch),
+    naming ``name`` (the argument), ``what`` (e.g. the layer, or ``""``), how many samples of
+    the batch hold them and the first one's position in the user's order (``offset``, the
+    samples before the batch, plus its row), before any row is reordered by its key."""
+    if arr.dtype.kind != "f":
+        return
+    bad = ~np.isfinite(arr).all(axis=1)
+    if bad.any():
+        rows = np.flatnonzero(bad)
+        where = "" if offset == 0 else f" of the batch starting at row {offset}"
+        raise fail(name, f"{what + ': ' if what else ''}contains NaN or infinite values in "
+                   f"{rows.size} sample(s){where}, first at row {offset + int(rows[0])}",
+                   "Drop or impute those samples before auditing")
 
 
 def floating(arr: np.ndarray) -> np.ndarray:
@@ -236,9 +303,13 @@ def _flat(feature, name: str = "features") -> np.ndarray:
     return flat.cpu().numpy()
 
 
-def array_batches(labels, teacher: Sequence, student: Sequence,
-                  batch_size: int) -> Iterator[Batch]:
-    """Batches of in-memory labels and per-pair feature arrays (numpy or torch)."""
+def array_batches(labels, teacher: Sequence, student: Sequence, batch_size: int,
+                  names: tuple[str, str, str] = ("labels", "teacher_features",
+                                                 "student_features")) -> Iterator[Batch]:
+    """Batches of in-memory labels and per-pair feature arrays (numpy or torch); ``names``: the
+    arguments the labels, teacher and student arrays came from, named in errors."""
+    label_name, teacher_name, student_name = names
+
     def rows(a, name: str) -> np.ndarray:
         arr = host_numpy(a) if hasattr(a, "detach") else np.asarray(a)
         if arr.ndim == 0:
@@ -251,19 +322,23 @@ def array_batches(labels, teacher: Sequence, student: Sequence,
                        "sample", f"shape {arr.shape}")
         return arr.reshape(arr.shape[0], width)
 
-    y = _labels(labels, "labels")
+    y = _labels(labels, label_name)
     if y.shape[0] == 0:
-        raise fail("labels", "hold no samples", "Pass at least one labelled sample per class "
+        raise fail(label_name, "hold no samples", "Pass at least one labelled sample per class "
                    "(an audit needs many)", "an empty array")
-    t = [rows(a, "teacher_features") for a in teacher]
-    s = [rows(a, "student_features") for a in student]
+    t = [rows(a, teacher_name) for a in teacher]
+    s = [rows(a, student_name) for a in student]
     for i, arr in enumerate(t + s):
         if arr.shape[0] != y.shape[0]:
-            side = "teacher" if i < len(t) else "student"
-            raise fail(f"{side}_features", f"has {arr.shape[0]} samples, labels have "
+            side = teacher_name if i < len(t) else student_name
+            raise fail(side, f"has {arr.shape[0]} samples, {label_name} have "
                        f"{y.shape[0]}", "Pass one feature row per label")
     for start in range(0, y.shape[0], batch_size):
         sl = slice(start, start + batch_size)
         tb = [floating(a[sl]) for a in t]
         sb = [floating(a[sl]) for a in s]
+        for arr in tb:
+            check_finite_rows(arr, teacher_name, "", start)
+        for arr in sb:
+            check_finite_rows(arr, student_name, "", start)
         yield Batch(y[sl], tb, sb, sample_keys(tb + sb))

@@ -7,9 +7,12 @@ Example::
         --student-weights runs/rid/checkpoint.pt --layer layer3=layer3 --report audit/
 
 Weights are read with ``torch.load(weights_only=True)``: a plain ``state_dict`` file, or a
-trainer checkpoint (``Trainer.save_checkpoint``; its student weights are used). Models are named
-as in :func:`pidkit_distill.models.get_model`: a registered name, ``wrn-D-W``, or an importable
-factory ``package.module:function``.
+trainer checkpoint (``Trainer.save_checkpoint``; its student weights are used). The teacher
+needs ``--teacher-weights`` or ``--untrained-teacher`` (not neither: that would audit a
+randomly initialised network nobody asked for). Missing, unreadable or mismatched weight files
+and model options the model does not accept are reported in one line (exit status 2).
+Models are named as in :func:`pidkit_distill.models.get_model`: a registered name,
+``wrn-D-W``, or an importable factory ``package.module:function``.
 """
 
 from __future__ import annotations
@@ -31,7 +34,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="split the discretisers are fitted on (default: the audited split)")
     p.add_argument("--teacher", required=True, help="teacher model name or module:function")
     p.add_argument("--teacher-kw", type=_kv, action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--teacher-weights", help="teacher state_dict file (weights only)")
+    p.add_argument("--teacher-weights", help="teacher state_dict file (weights only); "
+                   "required unless --untrained-teacher")
     p.add_argument("--untrained-teacher", action="store_true",
                    help="random-init teacher (seed --teacher-seed) instead of weights")
     p.add_argument("--teacher-seed", type=int, default=0)
@@ -61,44 +65,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--report", metavar="DIR", help="write JSON, CSV, PNG, Markdown and HTML here")
 
 
-def load_weights(path: str, role: str) -> dict:
-    """A ``state_dict`` from a plain weights file or from a trainer checkpoint (student
-    weights), always with ``torch.load(weights_only=True)``."""
-    import torch
-
-    from pidkit.validation import fail
-
-    from ..train import CHECKPOINT_FORMAT, load_checkpoint
-
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if isinstance(state, dict) and state.get("format") == CHECKPOINT_FORMAT:
-        if role != "student":
-            raise fail(f"--{role}-weights", f"{path} is a trainer checkpoint, which holds the "
-                       "student's weights", "Pass the teacher's own state_dict file")
-        return load_checkpoint(path)["student"]
-    if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
-        raise fail(f"--{role}-weights", f"{path} is neither a state_dict nor a trainer "
-                   "checkpoint", "Save weights with torch.save(model.state_dict(), path)")
-    return state
-
-
 def run(args: argparse.Namespace) -> int:
-    from .. import data, models
+    from .. import data
     from ..audits import audit
+    from ._models import build_model, build_teacher, load_into, load_weights
 
     train, test = data.get_dataset(args.dataset, args.root, seed=args.seed)
     k = data.num_classes_of([train, test])
     split = {"train": train, "test": test}
-    if args.untrained_teacher:
-        teacher = models.untrained_teacher(args.teacher, args.teacher_seed, k,
-                                           **dict(args.teacher_kw))
-    else:
-        teacher = models.get_model(args.teacher, k, **dict(args.teacher_kw))
-        if args.teacher_weights:
-            teacher.load_state_dict(load_weights(args.teacher_weights, "teacher"))
-    student = models.get_model(args.student, k, **dict(args.student_kw))
+    teacher = build_teacher(args, k)
+    student = build_model(args.student, k, args.student_kw, "student")
     if args.student_weights:
-        student.load_state_dict(load_weights(args.student_weights, "student"))
+        load_into(student, load_weights(args.student_weights, "student"), args.student_weights,
+                  "student", args.student)
     teacher.to(args.device)
     student.to(args.device)
     fit_data = None if args.fit_split == "same" else split[args.fit_split]

@@ -4,6 +4,12 @@ Example::
 
     pidkit-distill train --dataset digits --teacher digits_cnn --teacher-weights t.pt \\
         --student digits_cnn --student-kw width=8 --method rid --epochs 12 --out runs/rid
+
+A ``--teacher`` needs either ``--teacher-weights`` (a ``state_dict`` file, read with
+``torch.load(weights_only=True)``) or ``--untrained-teacher`` (a random frozen teacher, on
+purpose): without either the command stops with an error rather than distil from a randomly
+initialised network. Missing, unreadable or mismatched weight files and model options the
+model does not accept are reported in one line (exit status 2), naming the flag.
 """
 
 from __future__ import annotations
@@ -39,9 +45,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--augment", action="store_true", help="CIFAR crop + flip")
     p.add_argument("--teacher", help="teacher model name (see pidkit_distill.models)")
     p.add_argument("--teacher-kw", type=_kv, action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--teacher-weights", help="state_dict file for the teacher (weights only)")
+    p.add_argument("--teacher-weights", help="state_dict file for the teacher (weights only); "
+                   "required with --teacher unless --untrained-teacher")
     p.add_argument("--untrained-teacher", action="store_true",
-                   help="random-init frozen teacher (seed --teacher-seed)")
+                   help="random-init frozen teacher (seed --teacher-seed) instead of weights")
     p.add_argument("--teacher-seed", type=int, default=0)
     p.add_argument("--nuisance-channels", type=int, default=0,
                    help="append this many random channels G to each teacher layer")
@@ -84,29 +91,26 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    from pidkit.validation import fail
+
     from .. import data, models
     from ..train import distill
+    from ._models import build_model, build_teacher
 
     train, test = data.get_dataset(args.dataset, args.root, seed=args.seed,
                                    samples_per_class=args.samples_per_class,
                                    augment=args.augment)
     k = data.num_classes_of([train, test])
     torch.manual_seed(args.seed)  # the models' initial weights follow --seed
-    teacher = None
-    if args.teacher:
-        if args.untrained_teacher:
-            teacher = models.untrained_teacher(args.teacher, args.teacher_seed, k,
-                                               **dict(args.teacher_kw))
-        else:
-            teacher = models.get_model(args.teacher, k, **dict(args.teacher_kw))
-            if args.teacher_weights:
-                teacher.load_state_dict(torch.load(args.teacher_weights, map_location="cpu",
-                                                   weights_only=True))
-        if args.nuisance_channels:
-            teacher = models.NuisanceTeacher(teacher, channels=args.nuisance_channels,
-                                             kind=args.nuisance_kind,
-                                             scale=args.nuisance_scale, seed=args.teacher_seed)
-    student = models.get_model(args.student, k, **dict(args.student_kw))
+    teacher = build_teacher(args, k)
+    if args.nuisance_channels:
+        if teacher is None:
+            raise fail("--nuisance-channels", "needs --teacher", "Name the teacher model with "
+                       "--teacher NAME (and its --teacher-weights)")
+        teacher = models.NuisanceTeacher(teacher, channels=args.nuisance_channels,
+                                         kind=args.nuisance_kind, scale=args.nuisance_scale,
+                                         seed=args.teacher_seed)
+    student = build_model(args.student, k, args.student_kw, "student")
     result = distill(
         teacher, student, train, method=args.method, layers=args.layer, val_data=test,
         resume=args.resume, method_options=dict(args.option), epochs=args.epochs,

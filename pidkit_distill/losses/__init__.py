@@ -17,6 +17,7 @@ from .base import (
     distributed_mean,
     labelled_mask,
     make_loss,
+    method_options,
     register_method,
     sum_across_processes,
 )
@@ -64,6 +65,7 @@ __all__ = [
     "kmeans_codebook",
     "labelled_mask",
     "make_loss",
+    "method_options",
     "redundancy_from_moments",
     "register_method",
     "sigma_from_raw",

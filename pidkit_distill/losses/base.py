@@ -28,6 +28,10 @@ Two rules keep a loss usable in any training loop, on a GPU and under data paral
 from __future__ import annotations
 
 import abc
+import inspect
+import math
+import numbers
+import typing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -41,7 +45,8 @@ from pidkit.validation import check_int, check_positive, fail
 
 __all__ = ["Batch", "DistillLoss", "register_method", "make_loss", "available_methods",
            "Shape", "Parts", "UNLABELLED", "labelled_mask", "cross_entropy", "distributed_mean",
-           "sum_across_processes", "running_sum"]
+           "sum_across_processes", "running_sum", "check_labels", "check_fraction",
+           "check_flag", "check_real", "check_weight", "method_options"]
 
 Shape = tuple[int, ...]
 #: The logged parts of a loss: name -> detached 0-d float32 tensor on the loss's device.
@@ -251,22 +256,92 @@ def check_momentum(momentum: float) -> float:
     return m
 
 
+def check_real(value: float, name: str) -> float:
+    """A finite real number (typed error otherwise)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise fail(name, "must be a number", "Pass e.g. 5.0", value, kind=PIDTypeError)
+    if not math.isfinite(value):
+        raise fail(name, "must be finite", "Pass a finite number", value)
+    return float(value)
+
+
+def check_weight(value: float, name: str, *, positive: bool = False) -> float:
+    """A finite number ``>= 0`` (a loss weight), or ``> 0`` when ``positive`` (a
+    temperature, a scale); typed error naming ``name`` and the valid range otherwise."""
+    v = check_real(value, name)
+    if v < 0 or (positive and v == 0):
+        bound = "> 0" if positive else ">= 0"
+        raise fail(name, f"must be finite and {bound}", f"Pass a number {bound}", value)
+    return v
+
+
+def check_fraction(value: float, name: str) -> float:
+    """A number in :math:`[0, 1]` (a mixing weight such as KD's ``alpha``; typed error
+    otherwise)."""
+    v = check_real(value, name)
+    if not 0.0 <= v <= 1.0:
+        raise fail(name, "must be in [0, 1]", f"Pass a weight between 0 and 1, e.g. {name}=0.9",
+                   value)
+    return v
+
+
+def check_flag(value: bool, name: str) -> bool:
+    """``True`` or ``False`` (typed error otherwise: ``"false"`` is not coerced)."""
+    if not isinstance(value, bool):
+        raise fail(name, "must be True or False", f"Pass {name}=True or {name}=False", value,
+                   kind=PIDTypeError)
+    return value
+
+
 def running_sum(state: torch.Tensor, batch: torch.Tensor, momentum: float,
-                update: bool) -> torch.Tensor:
+                update: bool, valid: torch.Tensor | None = None) -> torch.Tensor:
     r"""A moving sum over batches with the gradient through the current batch only:
     returns :math:`m E + b` with the stored :math:`E` (``state``, a buffer, no gradient) and,
     when ``update``, sets :math:`E \leftarrow m E + b` afterwards (``b`` detached). Statistics
     that add up over samples (soft counts, moments) then cover about :math:`1/(1-m)` batches,
-    a batch of age :math:`a` weighted by :math:`m^a`."""
+    a batch of age :math:`a` weighted by :math:`m^a`.
+
+    A batch whose statistics are not finite (a NaN or inf feature, an overflow under mixed
+    precision) leaves the state as it was: the update is
+    :math:`E \leftarrow \mathrm{where}(v, m E + b, E)` with the device-side flag ``valid``
+    (default: every entry of ``batch`` finite), so nothing is read on the host. The returned
+    value of that step is not finite, as its loss should be (a ``GradScaler`` then skips the
+    step), but the next batches see a clean state. Callers with several statistics updated in
+    one step pass one flag for all of them, so a skipped step updates none.
+    """
     out = momentum * state + batch
     if update:
-        state.mul_(momentum).add_(batch.detach())
+        if valid is None:
+            valid = torch.isfinite(batch).all()
+        state.copy_(torch.where(valid, out.detach(), state))
     return out
 
 
 def labelled_mask(y: torch.Tensor) -> torch.Tensor:
     """Boolean ``(N,)``: which samples carry a label (``y != UNLABELLED``)."""
     return y != UNLABELLED
+
+
+def check_labels(y: torch.Tensor, name: str = "y") -> torch.Tensor:
+    """Refuse labels that are not a 1-D integer tensor ``(N,)`` of class indices (typed error
+    naming ``name``); return ``y``.
+
+    Only the shape and dtype are checked (host metadata: no synchronisation). The *values*
+    are not: they must lie in ``[0, num_classes)`` or be :data:`UNLABELLED`, and a loss does not
+    read them inside a step (that would wait for the device). :class:`~pidkit_distill.Trainer`
+    checks the labels of its first batch; in a loop of your own, check them once yourself
+    (``y.min() >= -1 and y.max() < num_classes``).
+    """
+    if not torch.is_tensor(y):
+        raise fail(name, "must be a tensor of integer class labels",
+                   f"Pass torch.as_tensor({name}, dtype=torch.long)", type(y).__name__,
+                   kind=PIDTypeError)
+    if y.dim() != 1 or y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
+        raise fail(name, f"must be 1-D integer class labels of shape (N,), not {y.dtype} of "
+                   f"shape {tuple(y.shape)}", f"For one-hot or probability labels pass "
+                   f"{name}.argmax(1); for class indices stored as floats pass {name}.long()",
+                   kind=PIDTypeError)
+    return y
 
 
 def cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -277,25 +352,64 @@ def cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     when the batch has no labelled sample. Under data parallelism :math:`L` is the global
     batch's labelled set (:func:`distributed_mean`); no value is read on the host.
 
+    ``y`` must be 1-D integer class indices (:func:`check_labels`): one-hot or probability
+    labels are refused with a typed error rather than read as soft targets, whose mean would
+    be over the wrong count. Label values are not checked here (:func:`check_labels`).
+
     >>> z = torch.tensor([[2.0, 0.0], [0.0, 2.0]])
     >>> float(cross_entropy(z, torch.tensor([0, UNLABELLED]))) == float(
     ...     F.cross_entropy(z[:1], torch.tensor([0])))
     True
     """
+    check_labels(y)
+    if logits.dim() != 2 or logits.shape[0] != y.shape[0]:
+        raise fail("logits", f"must have shape (N, K) = ({y.shape[0]}, K) for {y.shape[0]} "
+                   f"labels, not {tuple(logits.shape)}", "Pass one row of class scores per "
+                   "label")
     total = F.cross_entropy(_upcast(logits), y, ignore_index=UNLABELLED, reduction="sum")
     return distributed_mean(total, labelled_mask(y).sum())
 
 
 _METHODS: dict[str, Callable[..., DistillLoss]] = {}
+#: Parameters every factory receives positionally from make_loss: not options.
+_POSITIONAL = ("self", "teacher_shapes", "student_shapes", "num_classes")
 
 
 def register_method(name: str) -> Callable:
     """Register ``factory(teacher_shapes, student_shapes, num_classes, **kwargs) -> DistillLoss``
-    under ``name`` (case-insensitive) for :func:`make_loss` and the trainer's ``method=``."""
+    under ``name`` (case-insensitive) for :func:`make_loss` and the trainer's ``method=``.
+
+    The method's options are the factory's keyword parameters after those three or, when it
+    forwards ``**kwargs``, those of the loss class named in its return annotation
+    (:func:`method_options`)."""
     def decorator(factory: Callable[..., DistillLoss]) -> Callable[..., DistillLoss]:
         _METHODS[name.lower()] = factory
         return factory
     return decorator
+
+
+def method_options(method: str) -> list[str] | None:
+    """Names of the options the loss registered as ``method`` accepts: the factory's own
+    keyword parameters after ``(teacher_shapes, student_shapes, num_classes)``, or, for a
+    factory that forwards ``**kwargs`` and names its loss class in its return annotation, that
+    class's ``__init__`` parameters other than those. ``None`` when they cannot be told (an
+    unknown method, or ``**kwargs`` all the way down)."""
+    factory = _METHODS.get(method.lower()) if isinstance(method, str) else None
+    if factory is None:
+        return None
+    params = list(inspect.signature(factory).parameters.values())[3:]
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        try:
+            cls = typing.get_type_hints(factory).get("return")
+        except NameError:  # an annotation naming something that cannot be resolved
+            return None
+        if not (isinstance(cls, type) and issubclass(cls, DistillLoss)):
+            return None
+        params = [p for p in inspect.signature(cls.__init__).parameters.values()
+                  if p.name not in _POSITIONAL]
+        if any(p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL) for p in params):
+            return None
+    return [p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
 
 
 def available_methods() -> list[str]:
@@ -316,7 +430,9 @@ def make_loss(method: str, teacher_shapes: Sequence[Shape], student_shapes: Sequ
         Per-sample feature shapes ``(C,)`` or ``(C, *spatial)``, one per layer pair.
     num_classes : int
     **kwargs
-        Options of the method (weights, temperature, ...).
+        Options of the method (weights, temperature, ...); an option the method does not
+        accept is a :class:`~pidkit.errors.PIDValueError` naming ``method_options`` and listing
+        the accepted ones.
     """
     if not isinstance(method, str):
         raise fail("method", "must be a method name", f"Use one of {available_methods()}",
@@ -325,6 +441,12 @@ def make_loss(method: str, teacher_shapes: Sequence[Shape], student_shapes: Sequ
     if key not in _METHODS:
         raise fail("method", "is not a known distillation method",
                    f"Use one of {available_methods()} or register_method() your own", method)
+    accepted = method_options(key)
+    unknown = sorted(set(kwargs) - set(accepted)) if accepted is not None else []
+    if unknown:
+        raise fail("method_options", f"{unknown} are not options of method {key!r}",
+                   f"Its options are {sorted(accepted)}" if accepted
+                   else f"Method {key!r} takes no options: pass method_options={{}}", kwargs)
     if len(teacher_shapes) != len(student_shapes):
         raise fail("layers", f"{len(teacher_shapes)} teacher layers but {len(student_shapes)} "
                    "student layers", "Give (teacher, student) layer pairs")

@@ -98,6 +98,17 @@ The solver masks its duals there and entropies use ``0 log 0 = 0``, so gradients
 a table with no mass at all (no labelled sample yet) is replaced by the uniform table, whose
 redundancy is 0 (chosen on the device with ``torch.where``).
 
+Non-finite batches. A NaN or inf feature (an overflow under mixed precision) makes the batch's
+soft counts non-finite. The running tables then keep their old values
+(:func:`~pidkit_distill.losses.base.running_sum`, one device-side flag for all pairs), the
+solver is handed the uniform table in place of the non-finite one (so it raises nothing and
+its warm start stays usable), and the step's redundancy is made NaN again by adding
+:math:`0 \cdot \sum p` of the non-finite table, which also gives NaN gradients: the step's
+loss and gradients are non-finite, as they are for the other losses, so a ``GradScaler``
+skips the step, and the next batches see the state of before. With ``solve_every=k`` the
+lagged duals of such a solve are replaced by the previous ones (when there are none yet, the
+steps up to the next solve are non-finite too).
+
 Host synchronisation (honest accounting). Everything this module does in a step stays on the
 device, *but the default BROJA solve does not*: :func:`pidkit.broja` validates the pmf on the
 host and its interior-point driver checks convergence, picks the items still open with boolean
@@ -133,7 +144,7 @@ Examples
 ...               student_features=[torch.randn(30, 4)])
 >>> value, parts = loss.student_loss(batch)     # fits the codebook on this first batch
 >>> sorted(parts)
-['ce', 'redundancy']
+['ce', 'certified_gap', 'redundancy']
 """
 
 from __future__ import annotations
@@ -150,7 +161,7 @@ from torch.nn import functional as F
 
 import pidkit
 from pidkit.errors import ConvergenceWarning
-from pidkit.validation import check_choice, check_int, check_positive, fail
+from pidkit.validation import check_choice, check_int, fail
 
 from .base import (
     Batch,
@@ -158,7 +169,9 @@ from .base import (
     Parts,
     Shape,
     _part,
+    check_labels,
     check_momentum,
+    check_weight,
     cross_entropy,
     register_method,
     running_sum,
@@ -346,13 +359,13 @@ class DiscretePIDLoss(DistillLoss):
                  iterations: int | None = None):
         super().__init__()
         self.num_classes = check_int(num_classes, "num_classes", 2)
-        self.beta = check_positive(beta, "beta", allow_zero=True)
+        self.beta = check_weight(beta, "beta")
         self.codes = check_int(codes, "codes", 2)
-        self.tau = check_positive(tau, "tau")  # squared distances of unit vectors: [0, 4]
+        self.tau = check_weight(tau, "tau", positive=True)  # on squared unit distances
         self.momentum = check_momentum(momentum)
         self.student_codebook = check_choice(student_codebook, "student_codebook",
                                              ("tied", "learned"))
-        self.tol = check_positive(tol, "tol")
+        self.tol = check_weight(tol, "tol", positive=True)
         self.max_iter = check_int(max_iter, "max_iter", 1)
         self.seed = check_int(seed, "seed", 0)
         self.kmeans_iters = check_int(kmeans_iters, "kmeans_iters", 1)
@@ -421,6 +434,7 @@ class DiscretePIDLoss(DistillLoss):
         soft counts, gradient through this batch only; module notes), unnormalised when there
         is no mass yet. In training mode with grad enabled the running tables are updated."""
         self._ensure_fitted(batch)
+        check_labels(batch.y, "batch.y")
         counts = []
         for i, (t, s) in enumerate(zip(batch.teacher_features, batch.student_features,
                                        strict=True)):
@@ -430,11 +444,13 @@ class DiscretePIDLoss(DistillLoss):
             q_s = soft_assign(self.adapters[i](self.aligns[i](s)), book, self.tau)
             counts.append(soft_joint_counts(batch.y, q_t, q_s, self.num_classes))
         # one collective for all pairs
-        counts = sum_across_processes(torch.stack(counts)).unbind()
+        joint = sum_across_processes(torch.stack(counts))
+        valid = torch.isfinite(joint).all()  # one device-side flag for every pair
         out = []
         update = self.training and torch.is_grad_enabled()
-        for i, b in enumerate(counts):
-            counts = running_sum(getattr(self, f"ema_counts_{i}"), b, self.momentum, update)
+        for i, b in enumerate(joint.unbind()):
+            counts = running_sum(getattr(self, f"ema_counts_{i}"), b, self.momentum, update,
+                                 valid)
             total = counts.sum()
             out.append(counts / torch.where(total > 0, total, 1.0))
         return out
@@ -453,22 +469,39 @@ class DiscretePIDLoss(DistillLoss):
                     for p, (g, c) in zip(tables, self._duals, strict=True)]
         warm = self._warm if self._warm is not None and (
             self._warm.q.device == tables[0].device) else None
+        stacked = torch.stack(tables)
+        # a non-finite table is solved as the uniform one (an all-zero table, in _broja)
+        finite = torch.isfinite(stacked).flatten(1).all(1)[:, None, None, None]
+        stacked = torch.where(finite, stacked, 0.0)
         if self.iterations is not None:  # device-resident: no warning, gap kept on device
-            solved = _broja(torch.stack(tables), self.tol, self.max_iter, warm,
-                            iterations=self.iterations)
+            solved = _broja(stacked, self.tol, self.max_iter, warm, iterations=self.iterations)
         else:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", ConvergenceWarning)
-                solved = _broja(torch.stack(tables), self.tol, self.max_iter, warm)
+                solved = _broja(stacked, self.tol, self.max_iter, warm)
             self._report_stops(caught)
         cert = solved.solver.certificate                       # nats (base e), on the device
         self._gap = (cert.upper - cert.lower).max().detach().float()
         self._warm = solved.solver.state
-        reds = solved.redundancy.unbind()
+        # + 0 * sum(p): nothing on a finite table; NaN value and gradients on a non-finite one
+        reds = [r + 0.0 * p.sum() for r, p in zip(solved.redundancy.unbind(), tables,
+                                                   strict=True)]
         if lagged:
             self._calls += 1
-            self._duals = _lagged_duals(tables, reds)
-        return list(reds)
+            self._duals = self._keep_finite_duals(_lagged_duals(tables, reds))
+        return reds
+
+    def _keep_finite_duals(self, duals: list[tuple[torch.Tensor, torch.Tensor]] | None
+                           ) -> list[tuple[torch.Tensor, torch.Tensor]] | None:
+        """``duals``, with the previous lagged duals of a pair in place of non-finite new ones
+        (a non-finite batch; chosen on the device, module notes)."""
+        if duals is None or self._duals is None:
+            return duals
+        out = []
+        for (g, c), (g_old, c_old) in zip(duals, self._duals, strict=True):
+            ok = torch.isfinite(c) & torch.isfinite(g).all()
+            out.append((torch.where(ok, g, g_old), torch.where(ok, c, c_old)))
+        return out
 
     def _report_stops(self, caught: list[warnings.WarningMessage]) -> None:
         """Re-raise the solver's warnings other than convergence ones; turn its convergence

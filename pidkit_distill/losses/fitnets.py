@@ -19,7 +19,17 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .base import Batch, DistillLoss, Parts, Shape, _part, _upcast, cross_entropy, register_method
+from .base import (
+    Batch,
+    DistillLoss,
+    Parts,
+    Shape,
+    _part,
+    _upcast,
+    check_weight,
+    cross_entropy,
+    register_method,
+)
 from .filters import ChannelLinear, SpatialAlign
 
 __all__ = ["hint_loss", "FitNetsLoss"]
@@ -31,12 +41,13 @@ def hint_loss(adapted: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
 
 
 class FitNetsLoss(DistillLoss):
-    """Hint regression with one learned adapter per layer pair; ``beta`` weighs the hints."""
+    """Hint regression with one learned adapter per layer pair; ``beta`` (finite, >= 0)
+    weighs the hints."""
 
     def __init__(self, teacher_shapes: Sequence[Shape], student_shapes: Sequence[Shape],
                  beta: float = 1.0):
         super().__init__()
-        self.beta = float(beta)
+        self.beta = check_weight(beta, "beta")
         self.aligns = nn.ModuleList(SpatialAlign(t, s)
                                     for t, s in zip(teacher_shapes, student_shapes, strict=True))
         self.adapters = nn.ModuleList(ChannelLinear(s[0], t[0])

@@ -14,7 +14,17 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
-from .base import Batch, DistillLoss, Parts, _part, _upcast, cross_entropy, register_method
+from .base import (
+    Batch,
+    DistillLoss,
+    Parts,
+    _part,
+    _upcast,
+    check_fraction,
+    check_weight,
+    cross_entropy,
+    register_method,
+)
 
 __all__ = ["kd_divergence", "KDLoss"]
 
@@ -26,8 +36,10 @@ def kd_divergence(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
     Parameters
     ----------
     student_logits, teacher_logits : Tensor ``(N, K)``
-    temperature : float
+    temperature : float, > 0
+        :math:`\tau`; the logits are divided by it (0 would divide by zero).
     """
+    temperature = check_weight(temperature, "temperature", positive=True)
     log_ps = F.log_softmax(_upcast(student_logits) / temperature, dim=1)
     log_pt = F.log_softmax(_upcast(teacher_logits) / temperature, dim=1)
     kl = (log_pt.exp() * (log_pt - log_ps)).sum(1).mean()
@@ -35,13 +47,23 @@ def kd_divergence(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
 
 
 class KDLoss(DistillLoss):
-    """Hinton KD: ``(1 - alpha) CE + alpha tau^2 KL`` (no features, no parameters)."""
+    r"""Hinton KD: ``(1 - alpha) CE + alpha tau^2 KL`` (no features, no parameters).
+
+    Parameters
+    ----------
+    temperature : float, > 0, default 4
+        :math:`\tau`, the softening temperature of both softmaxes.
+    alpha : float in [0, 1], default 0.9
+        Weight of the soft-target term; ``1 - alpha`` weighs the cross-entropy (outside
+        ``[0, 1]`` one term would enter with a negative weight).
+    """
 
     uses_features = False
 
     def __init__(self, temperature: float = 4.0, alpha: float = 0.9):
         super().__init__()
-        self.temperature, self.alpha = float(temperature), float(alpha)
+        self.temperature = check_weight(temperature, "temperature", positive=True)
+        self.alpha = check_fraction(alpha, "alpha")
 
     def student_loss(self, batch: Batch) -> tuple[torch.Tensor, Parts]:
         ce = cross_entropy(batch.student_logits, batch.y)

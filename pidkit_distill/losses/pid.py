@@ -62,7 +62,11 @@ read against. Measured on digits (3 seeds, trained / untrained teacher): ``momen
 lifted the student from 62 / 63% to 84 / 86% at ``beta=1`` and to 88 / 88% at ``beta=0.3``
 (docs/nuisance_benchmark.md). ``momentum=0`` uses the batch alone. The running moments are
 buffers (saved in checkpoints) and, like the batch statistics, summed over data-parallel
-processes before they enter the average, so every process holds the same ones.
+processes before they enter the average, so every process holds the same ones. A batch whose
+statistics are not finite (a NaN or inf feature, an overflow under mixed precision) gives a
+non-finite loss for its own step, which a ``GradScaler`` skips, and leaves the running moments
+of every pair as they were (:func:`~pidkit_distill.losses.base.running_sum`, chosen on the
+device), so one bad batch does not poison the following steps or a checkpoint.
 
 Bias. The batch (or running) estimate is biased upwards: with features independent of the
 label its expectation is positive, and since BROJA's redundancy is at most
@@ -119,7 +123,9 @@ from .base import (
     Parts,
     Shape,
     _part,
+    check_labels,
     check_momentum,
+    check_weight,
     cross_entropy,
     labelled_mask,
     register_method,
@@ -268,7 +274,8 @@ def gaussian_redundancy(y: torch.Tensor, a: torch.Tensor, b: torch.Tensor, num_c
 
     Parameters
     ----------
-    y : Tensor ``(N,)`` int64 labels (``UNLABELLED`` samples are left out).
+    y : Tensor ``(N,)`` int64 labels in ``[0, num_classes)`` (``UNLABELLED`` samples are left
+        out; the values are not checked: :func:`~pidkit_distill.losses.base.check_labels`).
     a, b : Tensor ``(N, d_a)``, ``(N, d_b)``
     num_classes : int
     measure : {"broja", "mmi"}
@@ -277,7 +284,7 @@ def gaussian_redundancy(y: torch.Tensor, a: torch.Tensor, b: torch.Tensor, num_c
         variance); the value does not depend on the units of ``a`` or ``b``.
     """
     measure = check_choice(measure, "measure", ("broja", "mmi"))
-    x = torch.cat([one_hot_reduced(y, num_classes), a.double(), b.double()], dim=1)
+    x = torch.cat([one_hot_reduced(check_labels(y), num_classes), a.double(), b.double()], dim=1)
     dims = (num_classes - 1, a.shape[1], b.shape[1])
     return redundancy_from_moments(*weighted_moments(x, labelled_mask(y)), dims, measure,
                                    _check_ridge(ridge))
@@ -309,7 +316,7 @@ class PIDLoss(DistillLoss):
                  ridge: float = 1e-3, seed: int = 0, momentum: float = 0.9):
         super().__init__()
         self.num_classes = check_int(num_classes, "num_classes", 2)
-        self.beta = check_positive(beta, "beta", allow_zero=True)
+        self.beta = check_weight(beta, "beta")
         dim, seed = check_int(dim, "dim", 1), check_int(seed, "seed", 0)
         self.ridge = _check_ridge(ridge)
         self.measure = check_choice(measure, "measure", ("broja", "mmi"))
@@ -333,8 +340,12 @@ class PIDLoss(DistillLoss):
         fewer than :data:`MIN_SAMPLES` of them. Under data parallelism (grad mode) the
         statistics of all processes are summed first (one collective for all pairs), so the
         value is the global batch's on every process. Pairs with the same block sizes share
-        one batched Gaussian PID call."""
-        target = one_hot_reduced(batch.y, self.num_classes)
+        one batched Gaussian PID call.
+
+        ``batch.y`` must be 1-D integer labels in ``[0, num_classes)`` or ``UNLABELLED``; the
+        dtype and shape are checked, the values are not (no host read in a step: see
+        :func:`~pidkit_distill.losses.base.check_labels`)."""
+        target = one_hot_reduced(check_labels(batch.y, "batch.y"), self.num_classes)
         weights = labelled_mask(batch.y)
         stats, dims = [], []
         for i, (t, s) in enumerate(zip(batch.teacher_features, batch.student_features,
@@ -345,10 +356,12 @@ class PIDLoss(DistillLoss):
             n, total, outer = weighted_moments(x, weights)
             stats.append(torch.cat([n[None], total, outer.reshape(-1)]))
             dims.append((target.shape[1], t_vec.shape[1], s_vec.shape[1]))
-        stats = sum_across_processes(torch.cat(stats)).split([len(v) for v in stats])
+        joint = sum_across_processes(torch.cat(stats))
+        valid = torch.isfinite(joint).all()  # one flag for every pair (on the device)
         update = self.training and torch.is_grad_enabled()
         stats = [running_sum(getattr(self, f"ema_moments_{i}"), batch_stats, self.momentum,
-                             update) for i, batch_stats in enumerate(stats)]
+                             update, valid)
+                 for i, batch_stats in enumerate(joint.split([len(v) for v in stats]))]
         groups: dict[tuple[int, int, int], list[int]] = {}
         for i, pair_dims in enumerate(dims):
             groups.setdefault(pair_dims, []).append(i)

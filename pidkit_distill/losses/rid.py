@@ -33,7 +33,19 @@ from torch.nn import functional as F
 
 from pidkit.validation import check_choice
 
-from .base import Batch, DistillLoss, Parts, Shape, _part, _upcast, cross_entropy, register_method
+from .base import (
+    Batch,
+    DistillLoss,
+    Parts,
+    Shape,
+    _part,
+    _upcast,
+    check_flag,
+    check_real,
+    check_weight,
+    cross_entropy,
+    register_method,
+)
 from .filters import Filter, SpatialAlign
 
 __all__ = ["RIDLoss", "RIDPair", "weighted_residual", "sigma_from_raw"]
@@ -103,21 +115,21 @@ class RIDPair(nn.Module):
 
 
 class RIDLoss(DistillLoss):
-    """RID over several layer pairs (see the module docstring for the formulas).
+    r"""RID over several layer pairs (see the module docstring for the formulas).
 
     Parameters
     ----------
     teacher_shapes, student_shapes : sequence of tuple
         Per-sample feature shapes per pair.
     num_classes : int
-    lambda1, lambda2 : float
+    lambda1, lambda2 : float, >= 0
         Weights of the student's cross-entropy and of the distillation term (the paper uses
         1 and 10 on CIFAR-10).
     reduction : {"mean", "sum"}
     norm : bool
         Batch norm in the filters.
-    sigma_init : float
-        Initial raw scale ``a``.
+    sigma_init : float, finite
+        Initial raw scale ``a`` (any real: :math:`\sigma = \mathrm{softplus}(a) + 10^{-3}`).
 
     Examples
     --------
@@ -132,7 +144,9 @@ class RIDLoss(DistillLoss):
                  num_classes: int, lambda1: float = 1.0, lambda2: float = 10.0,
                  reduction: str = "mean", norm: bool = True, sigma_init: float = 5.0):
         super().__init__()
-        self.lambda1, self.lambda2 = float(lambda1), float(lambda2)
+        self.lambda1 = check_weight(lambda1, "lambda1")
+        self.lambda2 = check_weight(lambda2, "lambda2")
+        norm, sigma_init = check_flag(norm, "norm"), check_real(sigma_init, "sigma_init")
         self.reduction = check_choice(reduction, "reduction", ("mean", "sum"))
         self.pairs = nn.ModuleList(RIDPair(t, s, num_classes, norm, sigma_init)
                                    for t, s in zip(teacher_shapes, student_shapes, strict=True))

@@ -20,20 +20,43 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .base import Batch, DistillLoss, Parts, Shape, _part, _upcast, cross_entropy, register_method
+from .base import (
+    Batch,
+    DistillLoss,
+    Parts,
+    Shape,
+    _part,
+    _upcast,
+    check_flag,
+    check_weight,
+    cross_entropy,
+    register_method,
+)
 from .rid import RIDPair
 
 __all__ = ["TEDLoss"]
 
 
 class TEDLoss(DistillLoss):
-    """One-stage unweighted filter matching (see the module docstring)."""
+    """One-stage unweighted filter matching (see the module docstring).
+
+    Parameters
+    ----------
+    teacher_shapes, student_shapes : sequence of tuple
+    num_classes : int
+    lambda1, lambda2 : float, >= 0
+        Weights of the student's cross-entropy and of the filter-matching MSE.
+    norm : bool
+        Batch norm inside the filters.
+    """
 
     def __init__(self, teacher_shapes: Sequence[Shape], student_shapes: Sequence[Shape],
                  num_classes: int, lambda1: float = 1.0, lambda2: float = 10.0,
                  norm: bool = True):
         super().__init__()
-        self.lambda1, self.lambda2 = float(lambda1), float(lambda2)
+        self.lambda1 = check_weight(lambda1, "lambda1")
+        self.lambda2 = check_weight(lambda2, "lambda2")
+        norm = check_flag(norm, "norm")
         self.pairs = nn.ModuleList(RIDPair(t, s, num_classes, norm)
                                    for t, s in zip(teacher_shapes, student_shapes, strict=True))
         for pair in self.pairs:

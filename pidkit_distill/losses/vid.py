@@ -23,7 +23,19 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .base import Batch, DistillLoss, Parts, Shape, _part, _upcast, cross_entropy, register_method
+from pidkit.validation import check_int, fail
+
+from .base import (
+    Batch,
+    DistillLoss,
+    Parts,
+    Shape,
+    _part,
+    _upcast,
+    check_weight,
+    cross_entropy,
+    register_method,
+)
 from .filters import ChannelLinear, ChannelSequential, SpatialAlign
 
 __all__ = ["gaussian_nll", "VIDPair", "VIDLoss"]
@@ -38,13 +50,19 @@ def gaussian_nll(mu: torch.Tensor, target: torch.Tensor, variance: torch.Tensor)
 
 class VIDPair(nn.Module):
     """Regressor and variance of one pair: ``mu = conv(h->C_T)(relu(conv(h->h)(relu(conv(C_S->h)
-    (s)))))`` with ``h = hidden or C_T``."""
+    (s)))))`` with ``h = hidden or C_T``; the variance starts at ``init_variance``, which
+    must exceed its floor ``eps > 0`` (``softplus(raw) + eps`` can only reach values above
+    it)."""
 
     def __init__(self, t_shape: Shape, s_shape: Shape, hidden: int | None = None,
                  init_variance: float = 5.0, eps: float = 1e-5):
         super().__init__()
         ct, cs = t_shape[0], s_shape[0]
-        h = hidden or ct
+        h = ct if hidden is None else check_int(hidden, "hidden", 1)
+        eps = check_weight(eps, "eps", positive=True)
+        if not check_weight(init_variance, "init_variance", positive=True) > eps:
+            raise fail("init_variance", f"must be above the variance floor eps={eps:g}",
+                       "Pass e.g. init_variance=5.0", init_variance)
         self.align = SpatialAlign(t_shape, s_shape)
         self.regressor = ChannelSequential(ChannelLinear(cs, h), nn.ReLU(), ChannelLinear(h, h),
                                            nn.ReLU(), ChannelLinear(h, ct))
@@ -61,12 +79,23 @@ class VIDPair(nn.Module):
 
 
 class VIDLoss(DistillLoss):
-    """VID over several layer pairs; ``weight`` is the lambda of the formula."""
+    r"""VID over several layer pairs.
+
+    Parameters
+    ----------
+    teacher_shapes, student_shapes : sequence of tuple
+    weight : float, >= 0, default 100
+        :math:`\lambda` of the formula.
+    hidden : int >= 1, optional
+        Width of the regressor's hidden layers (default: the teacher's channels).
+    init_variance : float, > 1e-5, default 5
+        Initial :math:`\sigma_c^2`.
+    """
 
     def __init__(self, teacher_shapes: Sequence[Shape], student_shapes: Sequence[Shape],
                  weight: float = 100.0, hidden: int | None = None, init_variance: float = 5.0):
         super().__init__()
-        self.weight = float(weight)
+        self.weight = check_weight(weight, "weight")
         self.pairs = nn.ModuleList(VIDPair(t, s, hidden, init_variance)
                                    for t, s in zip(teacher_shapes, student_shapes, strict=True))
 
