@@ -323,7 +323,7 @@ class PIDResult:
         if not self.atoms:
             raise fail("atoms", "is empty", "Give one value per node of the redundancy lattice "
                        "(e.g. 4 nodes for 2 sources)", dict(self.atoms))
-        bad = [k for k in self.atoms if not _is_node(k)]
+        bad = [] if _whole_lattice(self.atoms) else [k for k in self.atoms if not _is_node(k)]
         if bad:
             raise fail("atoms", f"has keys that are not lattice nodes, e.g. {bad[0]!r}",
                        "Key atoms by labels such as '{0}{1}' or nodes such as ((0,), (1,))",
@@ -424,6 +424,18 @@ class PIDResult:
         ax.set_title(f"{self.measure} PID, I(Y;all) = {_fmt(self.mutual_information)}")
         ax.tick_params(axis="x", rotation=45 if len(labels) > 6 else 0)
         return bars.patches[0].axes
+
+
+#: Number of nodes of the redundancy lattice of 1..5 sources -> number of sources.
+_SOURCES_BY_SIZE = {1: 1, 4: 2, 18: 3, 166: 4, 7579: 5}
+
+
+def _whole_lattice(atoms: AtomMap) -> bool:
+    """Whether ``atoms`` is keyed by exactly the nodes of one lattice (the results pidkit
+    builds): one set comparison instead of :func:`_is_node` per key (a third of the time of a
+    four-source MMI call)."""
+    n = _SOURCES_BY_SIZE.get(len(atoms))
+    return n is not None and lattice(n).index.keys() >= atoms.keys()
 
 
 def _is_node(key: Any) -> bool:
