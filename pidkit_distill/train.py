@@ -657,11 +657,14 @@ class Trainer:
 
     def _first_batch(self, data: Any, argument: str) -> tuple[Any, torch.Tensor]:
         """The first batch of ``data`` on the device, labels as int64 (:func:`class_labels`):
-        a DataLoader's own first batch, else the first ``batch_size / world_size`` samples
-        (the size of a training batch)."""
+        a DataLoader's own first batch (read with the global RNG restored afterwards), else the
+        first ``batch_size / world_size`` samples (the size of a training batch)."""
         size = max(self.config.batch_size // self.world_size, 1)
         if isinstance(data, torch.utils.data.DataLoader):
-            batch = next(iter(data), None)
+            # a loader without its own generator draws its shuffling seed from the global RNG:
+            # peeking at its first batch must not move the user's stream
+            with torch.random.fork_rng(devices=[]):
+                batch = next(iter(data), None)
         elif isinstance(data, torch.utils.data.IterableDataset) or not hasattr(data,
                                                                                "__len__"):
             batch = next(iter(torch.utils.data.DataLoader(

@@ -337,3 +337,19 @@ def test_a_schedule_for_a_one_stage_method_warns_that_it_is_ignored():
         trainer = pd.Trainer(MLP(seed=1), MLP(hidden=8), _data(), method="kd", warmup=2,
                              cycle=3, epochs=3, batch_size=16, progress=False)
     assert [trainer.phase_of(e) for e in range(3)] == ["student"] * 3
+
+
+def test_probing_a_users_shuffling_loader_leaves_the_global_rng():
+    """A DataLoader with shuffle=True and no generator draws its seed from torch's global RNG
+    whenever it is iterated: the Trainer's look at the first batch must not advance it (the
+    epochs then shuffle exactly as the user's own loop would)."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(64, 10, generator=g), torch.randint(0, 3, (64,), generator=g)
+    loader = DataLoader(TensorDataset(x, y), batch_size=16, shuffle=True)
+    student = torch.nn.Sequential(torch.nn.Linear(10, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    pd.Trainer(None, student, loader, method="none", epochs=1, progress=False)
+    assert torch.equal(before, torch.get_rng_state())
