@@ -9,11 +9,18 @@ import numpy as np
 
 from ._backend import is_torch
 from .discrete import MEASURES
-from .errors import PIDTypeError, PIDValueError
+from .errors import PIDValueError
 from .information import mutual_information
 from .lattice import lattice
 from .result import TARGET_NAME, PIDResult, SolverInfo, default_source_names
-from .validation import check_base, check_choice, check_pmf, check_target_sources, fail
+from .validation import (
+    check_base,
+    check_choice,
+    check_flag,
+    check_pmf,
+    check_target_sources,
+    fail,
+)
 
 __all__ = ["pid", "arrange_pmf"]
 
@@ -99,9 +106,7 @@ def pid(p: Any, target: Any = 0, sources: Any = None, measure: str = "broja", ba
 
     measure = check_choice(measure, "measure", tuple(sorted(MEASURES)))
     base = check_base(base)
-    if not isinstance(normalize, bool):
-        raise fail("normalize", "must be True or False", "Pass normalize=True to rescale p",
-                   normalize, kind=PIDTypeError)
+    normalize = check_flag(normalize, "normalize", "Pass normalize=True to rescale p")
     if is_torch(p):  # torch tensors: BROJA's namespace-generic, differentiable path
         from .discrete.broja import pid_tensor
 

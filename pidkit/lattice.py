@@ -50,16 +50,18 @@ MAX_SOURCES = 5
 
 
 def node_label(node: Node) -> str:
-    """Label a node as in the literature: ``{0}{1}`` for redundancy, ``{0:1}`` for synergy."""
-    return "".join("{" + ":".join(str(i) for i in part) + "}" for part in node)
+    """Label a node as in the literature: ``{0}{1}`` for redundancy, ``{0:1}`` for synergy
+    (collections and their indices in increasing order, as :func:`parse_node` reads them)."""
+    parts = sorted(tuple(sorted(part)) for part in node)
+    return "".join("{" + ":".join(str(i) for i in part) + "}" for part in parts)
 
 
 def parse_node(label: str) -> Node:
     """Inverse of :func:`node_label`: ``"{0}{1:2}"`` -> ``((0,), (1, 2))``.
 
     A label is a valid lattice node: braces around each collection, source indices written
-    with the ASCII digits 0-9 (non-negative), separated by ``:``; no index twice in a
-    collection, no collection twice, and no collection contained in another (a node is an
+    with the ASCII digits 0-9 (non-negative, no leading zero), separated by ``:``; no index
+    twice in a collection, no collection twice, and no collection contained in another (a node is an
     *antichain*: ``"{0:1}{0}"`` is not one, since ``{0}`` is below ``{0:1}``). Spaces are
     ignored. Whether the indices exist depends on the number of sources, which the lattice
     checks.
@@ -95,7 +97,7 @@ def parse_node(label: str) -> Node:
         if chunk == "":
             raise fail("node", "has an empty collection '{}'",
                        "Every collection names at least one source, e.g. '{0}'", label)
-        if not all(t.isascii() and t.isdigit() for t in tokens):
+        if not all(t.isascii() and t.isdigit() and (t == "0" or t[0] != "0") for t in tokens):
             raise fail("node", f"has an invalid source index in {{{chunk}}}",
                        "Source indices are non-negative integers written with the digits 0-9, "
                        "separated by ':' inside braces, e.g. '{0:1}'", label)

@@ -417,9 +417,13 @@ class PIDResult:
         values = [float(np.asarray(to_plain(v)).mean()) for v in self.atoms.values()]
         bars = ax.bar(labels, values, **bar_kwargs)
         if self.intervals is not None:
-            lo = [values[i] - self.intervals[k][0] for i, k in enumerate(self.atoms)]
-            hi = [self.intervals[k][1] - values[i] for i, k in enumerate(self.atoms)]
-            ax.errorbar(labels, values, yerr=[lo, hi], fmt="none", ecolor="black", capsize=3)
+            # the interval as a segment, not as error bars around the estimate: a basic or
+            # normal bootstrap interval need not contain its point estimate
+            low = [float(np.asarray(to_plain(self.intervals[k][0])).mean()) for k in self.atoms]
+            high = [float(np.asarray(to_plain(self.intervals[k][1])).mean()) for k in self.atoms]
+            ax.vlines(range(len(labels)), low, high, colors="black")
+            ax.hlines(low + high, [i - 0.1 for i in range(len(labels))] * 2,
+                      [i + 0.1 for i in range(len(labels))] * 2, colors="black")
         ax.set_ylabel(f"information ({self.unit})")
         ax.set_title(f"{self.measure} PID, I(Y;all) = {_fmt(self.mutual_information)}")
         ax.tick_params(axis="x", rotation=45 if len(labels) > 6 else 0)

@@ -38,6 +38,7 @@ __all__ = [
     "check_axis_list",
     "check_base",
     "check_choice",
+    "check_flag",
     "check_int",
     "check_options",
     "check_pmf",
@@ -94,6 +95,15 @@ def fail(name: str, problem: str, fix: str, value: Any = None, *, kind: type = P
     """
     got = "" if value is None else f" (got {_short(value)})"
     return kind(f"{name}: {problem}{got}. {fix}")
+
+
+def check_flag(value: Any, name: str, fix: str | None = None) -> bool:
+    """``True`` or ``False`` (a Python or numpy bool); anything else, ``"false"`` or ``1``
+    included, is a typed error (never coerced). ``fix``: the advice (default: pass a bool)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise fail(name, "must be True or False", fix or f"Pass {name}=True or {name}=False",
+                   value, kind=PIDTypeError)
+    return bool(value)
 
 
 def check_base(base: Any, name: str = "base") -> float:
@@ -263,9 +273,7 @@ def check_pmf(p: Any, name: str = "p", *, normalize: bool = False, min_axes: int
         Tolerance on ``|sum(p) - 1|`` (the sum taken in float64). Default
         :func:`pmf_sum_atol` of the dtype ``p`` is given in, the same rule as for torch tensors.
     """
-    if not isinstance(normalize, bool):
-        raise fail("normalize", "must be True or False", "Pass normalize=True to rescale p",
-                   normalize, kind=PIDTypeError)
+    normalize = check_flag(normalize, "normalize", "Pass normalize=True to rescale p")
     given = _numeric_array(p, name)
     if atol is None:
         atol = pmf_sum_atol(given.dtype)

@@ -59,7 +59,7 @@ from torch import nn
 
 from pidkit.errors import CheckpointError, PIDTypeError
 from pidkit.result import to_plain
-from pidkit.validation import check_choice, check_int, check_positive, fail
+from pidkit.validation import check_choice, check_flag, check_int, check_positive, fail
 
 from .batches import (
     BatchFormat,
@@ -264,9 +264,7 @@ class TrainConfig:
                        "Use e.g. momentum=0.9, or 0 for plain SGD", self.momentum)
         for name in ("nesterov", "decay_1d", "warmup_student", "amp", "drop_last",
                      "sync_batchnorm", "find_unused_parameters", "progress"):
-            if not isinstance(getattr(self, name), bool):
-                raise fail(name, "must be True or False", f"Pass a bool for {name}",
-                           getattr(self, name), kind=PIDTypeError)
+            setattr(self, name, check_flag(getattr(self, name), name))
         if not isinstance(self.method_options, dict):
             raise fail("method_options", "must be a dict of the loss's options",
                        "Example: method_options={'lambda2': 10.0}", self.method_options)

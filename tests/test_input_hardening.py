@@ -337,3 +337,43 @@ def test_cli_semicolon_csv_without_target_gives_the_delimiter_hint(capsys, tmp_p
     code = main(["pid", str(path)])
     err = capsys.readouterr().err
     assert code == 2 and "no source column" in err and "Pass --delimiter ';'" in err
+
+
+def test_node_labels_are_canonical_and_leading_zeros_refused():
+    assert pidkit.node_label(((1,), (0,))) == "{0}{1}"
+    assert pidkit.node_label(((2, 0),)) == "{0:2}"
+    assert pidkit.parse_node(pidkit.node_label(((1,), (0, 2)))) == ((0, 2), (1,))
+    with pytest.raises(pidkit.PIDValueError, match="node"):
+        pidkit.parse_node("{01}")
+
+
+def test_plot_draws_intervals_that_exclude_their_estimate():
+    """A basic bootstrap interval need not contain the point estimate (here the unique
+    information of X0 in AND from 60 samples, 0 with an interval below 0): the plot draws the
+    interval's segment instead of failing on negative error bars."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    rng = np.random.default_rng(0)
+    x0, x1 = rng.integers(0, 2, (2, 60))
+    r = pidkit.pid_from_samples(x0 & x1, x0, x1, n_boot=50, n_perm=0, seed=0, interval="basic")
+    low, high = r.intervals[((0,),)]
+    assert not low <= r.unique[0] <= high                       # the case that used to fail
+    ax = r.plot()
+    segments = ax.collections[0].get_segments()
+    np.testing.assert_allclose(segments[1][:, 1], [low, high])   # node order: {0}{1}, {0}, ...
+
+
+@pytest.mark.parametrize("flag", [np.True_, np.False_])
+def test_numpy_bools_are_flags_on_both_paths(flag):
+    """np.bool_ values (what comparisons of numpy arrays give) are accepted like bool by pid,
+    on arrays and on tensors alike; 1 and "yes" are not."""
+    import torch
+
+    p = pidkit.gates.gate("AND") * (2.0 if flag else 1.0)
+    for arr in (p, torch.tensor(p)):
+        r = pidkit.pid(arr, normalize=flag)
+        assert float(r.synergy) == pytest.approx(0.5)
+    for bad in (1, "yes"):
+        with pytest.raises(pidkit.PIDTypeError, match="normalize"):
+            pidkit.pid(p, normalize=bad)

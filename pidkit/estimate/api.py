@@ -15,7 +15,7 @@ from ..errors import PIDTypeError
 from ..gaussian.api import MEASURES as GAUSSIAN_MEASURES
 from ..lattice import lattice
 from ..result import TARGET_NAME, PIDResult, default_source_names
-from ..validation import check_base, check_choice, check_int, check_options, fail
+from ..validation import check_base, check_choice, check_flag, check_int, check_options, fail
 from ._checks import (
     as_labels,
     check_lengths,
@@ -261,10 +261,7 @@ def _gaussian(target: Any, sources: tuple[Any, ...], fit_seed: np.random.SeedSeq
         raise fail("measure_options", "are not used by the Gaussian route",
                    "Leave measure_options out with estimator='gaussian'", measure_options)
     measure = check_choice(measure, "measure", GAUSSIAN_MEASURES)
-    correction = options.get("bias_correction", True)
-    if not isinstance(correction, bool):
-        raise fail("bias_correction", "must be True or False", "Pass True or False", correction,
-                   kind=PIDTypeError)
+    correction = check_flag(options.get("bias_correction", True), "bias_correction")
     z, dims, settings = gaussian_blocks(
         target, sources, target_encoding=options.get("target_encoding", "auto"),
         n_components=options.get("n_components"), scaling=options.get("scaling"),

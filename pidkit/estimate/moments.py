@@ -32,7 +32,7 @@ import numpy as np
 
 from .._backend import get_namespace, is_torch
 from ..errors import PIDTypeError
-from ..validation import fail
+from ..validation import check_flag, fail
 from ._checks import to_numpy
 from ._distributed import agree, all_reduce_sum, comm_device, distributed
 from .gaussian_route import exponents, gaussian_from_covariance, times_pow2
@@ -253,9 +253,7 @@ class GaussianMoments:
         if len(self.dims) != 3:
             raise fail("GaussianMoments", f"has {len(self.dims) - 1} sources",
                        "The Gaussian PID takes a target and two sources")
-        if not isinstance(bias_correction, bool):
-            raise fail("bias_correction", "must be True or False", "Pass True or False",
-                       bias_correction, kind=PIDTypeError)
+        bias_correction = check_flag(bias_correction, "bias_correction")
         dims = (self.dims[0], self.dims[1], self.dims[2])
         return gaussian_from_covariance(
             self._scaled_covariance(0), self.n_samples, dims, measure=measure, base=base,

@@ -8,7 +8,6 @@ from typing import Any
 import numpy as np
 
 from .._backend import get_namespace, is_torch
-from ..errors import PIDTypeError
 from ..lattice import lattice
 from ..result import (
     CERTIFIED_UNIQUE,
@@ -18,7 +17,7 @@ from ..result import (
     SolverInfo,
     default_source_names,
 )
-from ..validation import check_base, check_choice, fail
+from ..validation import check_base, check_choice, check_flag, fail
 from ._channels import posteriors, reorder
 from ._covariance import Prepared, apply_prepared, as_batch, check_cov, prepare, screen
 from .broja import broja_unique, certificate
@@ -273,14 +272,10 @@ def gaussian_pid(cov: Any, dims: Any, measure: str = "broja", base: float = 2, *
     """
     measure = check_choice(measure, "measure", MEASURES)
     base = check_base(base)
-    if not isinstance(validate, bool):
-        raise fail("validate", "must be True or False",
-                   "Pass validate=False only for covariances that are positive definite by "
-                   "construction", validate, kind=PIDTypeError)
-    certify = validate if certify is None else certify
-    if not isinstance(certify, bool):
-        raise fail("certify", "must be True or False", "Pass certify=False to skip it", certify,
-                   kind=PIDTypeError)
+    validate = check_flag(validate, "validate", "Pass validate=False only for covariances "
+                          "that are positive definite by construction")
+    certify = check_flag(validate if certify is None else certify, "certify",
+                         "Pass certify=False to skip it")
     if certify and not validate:
         raise fail("certify", "needs the covariance on the host, which validate=False avoids",
                    "Pass certify=False (or leave it out) with validate=False", certify)

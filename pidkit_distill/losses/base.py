@@ -41,7 +41,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from pidkit.errors import PIDTypeError
-from pidkit.validation import check_int, check_positive, fail
+from pidkit.validation import check_flag, check_int, check_positive, fail
 
 __all__ = ["Batch", "DistillLoss", "register_method", "make_loss", "available_methods",
            "Shape", "Parts", "UNLABELLED", "labelled_mask", "cross_entropy", "distributed_mean",
@@ -283,14 +283,6 @@ def check_fraction(value: float, name: str) -> float:
         raise fail(name, "must be in [0, 1]", f"Pass a weight between 0 and 1, e.g. {name}=0.9",
                    value)
     return v
-
-
-def check_flag(value: bool, name: str) -> bool:
-    """``True`` or ``False`` (typed error otherwise: ``"false"`` is not coerced)."""
-    if not isinstance(value, bool):
-        raise fail(name, "must be True or False", f"Pass {name}=True or {name}=False", value,
-                   kind=PIDTypeError)
-    return value
 
 
 def running_sum(state: torch.Tensor, batch: torch.Tensor, momentum: float,

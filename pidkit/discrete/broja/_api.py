@@ -29,6 +29,7 @@ from ...result import (
 from ...validation import (
     as_float_array,
     check_base,
+    check_flag,
     check_int,
     check_pmf,
     check_target_sources,
@@ -309,12 +310,8 @@ def broja(p: Any, *, base: float = 2, tol: float = DEFAULT_TOL,
     N. Bertschinger, J. Rauh, E. Olbrich, J. Jost, N. Ay, "Quantifying unique information",
     Entropy 16, 2161 (2014).
     """
-    if not isinstance(batch, bool):
-        raise fail("batch", "must be True or False", "Pass batch=True for p[b, y, x0, x1]",
-                   batch, kind=PIDTypeError)
-    if not isinstance(normalize, bool):
-        raise fail("normalize", "must be True or False", "Pass normalize=True to rescale p",
-                   normalize, kind=PIDTypeError)
+    batch = check_flag(batch, "batch", "Pass batch=True for p[b, y, x0, x1]")
+    normalize = check_flag(normalize, "normalize", "Pass normalize=True to rescale p")
     base = check_base(base)
     tol, max_iter = check_solver_options(tol, max_iter)
     xp = get_namespace(p)
