@@ -377,3 +377,10 @@ def test_numpy_bools_are_flags_on_both_paths(flag):
     for bad in (1, "yes"):
         with pytest.raises(pidkit.PIDTypeError, match="normalize"):
             pidkit.pid(p, normalize=bad)
+
+
+def test_too_many_sources_names_the_sources_argument():
+    with pytest.raises(pidkit.PIDValueError, match=r"^sources: 6 sources"):
+        pidkit.pid(np.full((2,) * 7, 1 / 128), measure="mmi")
+    r = pidkit.pid(np.full((2,) * 7, 1 / 128), measure="mmi", sources=[[1, 2], 3, 4, 5, 6])
+    assert r.n_sources == 5
