@@ -151,7 +151,7 @@ def test_log_base_wrong_type(base):
 
 def test_too_many_sources_for_lattice():
     p = np.full((2,) * 7, 1 / 2**7)
-    _raises(PIDValueError, r"^n_sources: the lattice of 6 sources is too large", p,
+    _raises(PIDValueError, r"^sources: 6 sources are more than the 5 whose lattice", p,
             measure="mmi")
 
 
