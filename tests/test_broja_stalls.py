@@ -340,7 +340,10 @@ def test_tiny_marginal_entries_are_dropped_and_the_pmf_certified(k, seed):
 
 
 def test_keeping_every_marginal_entry_above_drop_stalls(monkeypatch):
+    """Within the first crossover's original budget of 40 barrier steps (``BARRIER_STEPS`` is
+    60 since; the longer run then certifies this pmf even without the rule)."""
     monkeypatch.setattr(_polish, "DROP_SHARE", float("inf"))     # threshold = DROP
+    monkeypatch.setattr(_polish, "BARRIER_STEPS", 40)
     with pytest.warns(ConvergenceWarning):
         r = pidkit.pid(large_sparse_pmf(*LARGE_SPARSE[0]), measure="broja",
                        max_iter=_ipm.POLISH_EVERY + 1)
@@ -360,7 +363,11 @@ LOCAL_REPAIR = (13, 13008)
 def test_local_repair_of_the_dual_certifies_a_large_sparse_pmf(monkeypatch):
     p = large_sparse_pmf(*LOCAL_REPAIR)
     certified_at_the_first_crossover(p)
+    # without the repair, within the original 40 barrier steps (60 since: the longer barrier
+    # run certifies these pmfs without the repair too; the repair still lets the iterates
+    # certify earlier, test_the_local_repair_certifies_this_one_without_the_crossover)
     monkeypatch.setattr(_bounds, "local_repair", lambda lam, mu, *rest: (lam, mu))
+    monkeypatch.setattr(_polish, "BARRIER_STEPS", 40)
     with pytest.warns(ConvergenceWarning):
         r = pidkit.pid(p, measure="broja", max_iter=_ipm.POLISH_EVERY + 1)
     assert r.solver.status == "max_iter" and r.solver.certificate.gap > 1e-9
@@ -404,3 +411,18 @@ def test_crossover_runs_when_only_its_active_rows_fit(monkeypatch):
     with pytest.warns(ConvergenceWarning):
         r = pidkit.pid(p, measure="broja", max_iter=_ipm.POLISH_EVERY + 1)
     assert r.solver.status == "max_iter"
+
+
+def test_a_barrier_that_needs_more_than_40_steps_certifies_at_the_first_crossover(monkeypatch):
+    """The sweep's 20 x 20 x 20 Dirichlet(0.001) pmf of seed 1 (``benchmarks/broja_stalls.py``):
+    with 40 barrier steps per crossover its lower bound was still falling (gap 1.8e-9 bits) and
+    the iteration ran to max_iter; with ``BARRIER_STEPS`` = 60 the first crossover certifies."""
+    from broja_stalls import families
+
+    p = families(1)["dirichlet(0.001) large"][4]
+    assert p.shape == (20, 20, 20)
+    certified_at_the_first_crossover(p)
+    monkeypatch.setattr(_polish, "BARRIER_STEPS", 40)
+    with pytest.warns(ConvergenceWarning):
+        r = pidkit.pid(p, measure="broja", max_iter=_ipm.POLISH_EVERY + 1)
+    assert r.solver.status == "max_iter" and r.solver.certificate.gap > 1e-9
