@@ -31,6 +31,8 @@ from torch.utils.data.distributed import DistributedSampler
 from pidkit.errors import PIDTypeError
 from pidkit.validation import fail
 
+from .losses.base import UNLABELLED, check_labels
+
 __all__ = ["BatchFormat", "INPUT_KEYS", "LABEL_KEYS", "OUTPUT_KEYS", "train_loader",
            "eval_loader", "has_batchnorm", "check_data", "to_device", "device_batches",
            "class_labels", "check_label_values", "floating_dtypes"]
@@ -170,33 +172,12 @@ def floating_dtypes(x: Any) -> set[torch.dtype]:
 
 
 def class_labels(y: torch.Tensor, argument: str = "train_data") -> torch.Tensor:
-    """The labels of a batch as int64 class indices, after checking their shape and dtype
-    (metadata only: no value is read, so this costs no host synchronisation).
-
-    Labels must be one class index per sample: shape ``(N,)`` and an integer dtype. Any
-    integer dtype (``uint8``, ``int16``, ``int32``, ``int64``) is accepted and converted to
-    ``int64`` (exactly: every such value fits), which :func:`torch.nn.functional.cross_entropy`
-    requires. Floating-point and boolean labels are refused rather than rounded: a float label
-    may be a soft target or a regression value, and ``True``/``False`` may not mean classes 1
-    and 0.
-
-    Raises
-    ------
-    PIDValueError
-        ``y`` is not 1-D (one-hot rows ``(N, K)``, ``(N, 1)`` columns, a 0-d label).
-    PIDTypeError
-        ``y`` is floating-point, complex or boolean.
-    """
-    if y.dim() != 1:
-        raise fail(argument, f"yields labels of shape {tuple(y.shape)}; one class index per "
-                   "sample, shape (N,), is needed", "For one-hot or probability rows (N, K) "
-                   "pass y.argmax(1); for a column (N, 1) pass y.squeeze(1)", None)
-    if y.dtype == torch.bool or y.is_floating_point() or y.is_complex():
-        raise fail(argument, f"yields labels of dtype {y.dtype}; class indices of an integer "
-                   "dtype are needed", "Convert them with y.long() (class indices 0..K-1, "
-                   "-1 for an unlabelled sample); for one-hot rows use y.argmax(1)", None,
-                   kind=PIDTypeError)
-    return y.long()
+    """The labels of a batch of ``argument`` as int64 class indices, after
+    :func:`~pidkit_distill.losses.base.check_labels` (shape and dtype only: no value is read,
+    so this costs no host synchronisation). Any integer dtype (``uint8``, ``int16``,
+    ``int32``, ``int64``) is converted to ``int64`` exactly, as
+    :func:`torch.nn.functional.cross_entropy` requires."""
+    return check_labels(y, argument).long()
 
 
 def check_label_values(y: torch.Tensor, num_classes: int, argument: str = "train_data") -> None:
@@ -209,8 +190,6 @@ def check_label_values(y: torch.Tensor, num_classes: int, argument: str = "train
     PIDValueError
         Some label is outside that set; the message gives the offending values.
     """
-    from .losses import UNLABELLED
-
     bad = y[((y < 0) | (y >= num_classes)) & (y != UNLABELLED)]
     if bad.numel():
         shown = sorted(set(bad.tolist()))[:5]

@@ -66,7 +66,7 @@ def test_labels_of_the_wrong_kind_are_refused_before_training(labels, kind, fix,
     student = MLP(hidden=8)
     before = copy.deepcopy(student.state_dict())
     teacher = None if method == "none" else MLP(seed=1)
-    with pytest.raises(kind, match=rf"^train_data: yields labels .*{fix}"):
+    with pytest.raises(kind, match=rf"^train_data: holds labels .*{fix}"):
         pd.distill(teacher, student, _data(labels=labels), method=method, **KW)
     assert all(torch.equal(v, before[k]) for k, v in student.state_dict().items())
 
@@ -83,7 +83,7 @@ def test_labels_outside_the_classes_are_refused(bad):
 
 
 def test_float_validation_labels_are_refused():
-    with pytest.raises(PIDTypeError, match=r"val_data: yields labels of dtype torch\.float32"):
+    with pytest.raises(PIDTypeError, match=r"val_data: holds labels of dtype torch\.float32"):
         pd.distill(MLP(seed=1), MLP(hidden=8), _data(), val_data=_data(labels=lambda y: y.float()),
                    method="kd", **KW)
 

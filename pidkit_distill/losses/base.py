@@ -315,24 +315,36 @@ def labelled_mask(y: torch.Tensor) -> torch.Tensor:
 
 
 def check_labels(y: torch.Tensor, name: str = "y") -> torch.Tensor:
-    """Refuse labels that are not a 1-D integer tensor ``(N,)`` of class indices (typed error
-    naming ``name``); return ``y``.
+    """Refuse labels that are not class indices, one per sample: a tensor of shape ``(N,)``
+    and an integer dtype (typed error naming ``name``); return ``y``.
 
-    Only the shape and dtype are checked (host metadata: no synchronisation). The *values*
-    are not: they must lie in ``[0, num_classes)`` or be :data:`UNLABELLED`, and a loss does not
-    read them inside a step (that would wait for the device). :class:`~pidkit_distill.Trainer`
+    Floating-point and boolean labels are refused rather than rounded (a float label may be a
+    soft target or a regression value, ``True``/``False`` may not mean classes 1 and 0). Only
+    the shape and dtype are checked (host metadata: no synchronisation). The *values* are not:
+    they must lie in ``[0, num_classes)`` or be :data:`UNLABELLED`, and a loss does not read
+    them inside a step (that would wait for the device). :class:`~pidkit_distill.Trainer`
     checks the labels of its first batch; in a loop of your own, check them once yourself
     (``y.min() >= -1 and y.max() < num_classes``).
+
+    Raises
+    ------
+    PIDValueError
+        ``y`` is not 1-D (one-hot rows ``(N, K)``, a column ``(N, 1)``, a 0-d label).
+    PIDTypeError
+        ``y`` is not a tensor, or is floating-point, complex or boolean.
     """
     if not torch.is_tensor(y):
         raise fail(name, "must be a tensor of integer class labels",
                    f"Pass torch.as_tensor({name}, dtype=torch.long)", type(y).__name__,
                    kind=PIDTypeError)
-    if y.dim() != 1 or y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
-        raise fail(name, f"must be 1-D integer class labels of shape (N,), not {y.dtype} of "
-                   f"shape {tuple(y.shape)}", f"For one-hot or probability labels pass "
-                   f"{name}.argmax(1); for class indices stored as floats pass {name}.long()",
-                   kind=PIDTypeError)
+    if y.dim() != 1:
+        raise fail(name, f"holds labels of shape {tuple(y.shape)}; one class index per sample, "
+                   "shape (N,), is needed", "For one-hot or probability rows (N, K) pass "
+                   "y.argmax(1); for a column (N, 1) pass y.squeeze(1)")
+    if y.dtype == torch.bool or y.is_floating_point() or y.is_complex():
+        raise fail(name, f"holds labels of dtype {y.dtype}; class indices of an integer dtype "
+                   "are needed", "Convert them with y.long() (class indices 0..K-1, -1 for an "
+                   "unlabelled sample); for one-hot rows use y.argmax(1)", kind=PIDTypeError)
     return y
 
 
