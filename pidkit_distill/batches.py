@@ -104,20 +104,22 @@ class BatchFormat:
     label_key: Key | None = None
     output_key: Key | Callable[[Any], torch.Tensor] | None = None
 
-    def split(self, batch: Any) -> tuple[Any, torch.Tensor]:
-        """``(input, label)`` of one batch; the label as a tensor."""
+    def split(self, batch: Any, argument: str = "train_data") -> tuple[Any, torch.Tensor]:
+        """``(input, label)`` of one batch of ``argument`` (the name errors give); the label
+        as a tensor."""
         if isinstance(batch, Mapping):
             x = _first_key(batch, self.input_key, INPUT_KEYS, "input_key", "batch")
             y = _first_key(batch, self.label_key, LABEL_KEYS, "label_key", "batch")
         elif isinstance(batch, (tuple, list)):
             if len(batch) < 2:
-                raise fail("train_data", f"yields batches of {len(batch)} item(s); an (input, "
+                raise fail(argument, f"yields batches of {len(batch)} item(s); an (input, "
                            "label) pair is needed", "Make the data set return (x, y) pairs or "
-                           "mappings with an input and a label entry", None)
+                           "mappings with an input and a label entry (input_key= / label_key= "
+                           "name other entries)", None)
             x = _by_position(batch, self.input_key, 0, "input_key", "batch")
             y = _by_position(batch, self.label_key, 1, "label_key", "batch")
         else:
-            raise fail("train_data", f"yields batches of type {type(batch).__name__}; an "
+            raise fail(argument, f"yields batches of type {type(batch).__name__}; an "
                        "(input, label) tuple or a mapping is needed", "Return (x, y) or "
                        "{'input': x, 'label': y} from the data set", None, kind=PIDTypeError)
         if not isinstance(y, torch.Tensor):

@@ -23,7 +23,7 @@ from __future__ import annotations
 import contextlib
 import difflib
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -377,19 +377,6 @@ def check_feature_batch(y: torch.Tensor, teacher_features: Sequence[torch.Tensor
                        _BATCH_FIRST_FIX)
 
 
-def split_batch(batch_format, item, name: str):
-    """``(inputs, labels)`` of one item of ``name`` by ``batch_format``
-    (:meth:`pidkit_distill.batches.BatchFormat.split`), refusing items that are neither a
-    tuple/list of at least two entries nor a mapping with a message naming ``name``."""
-    if not isinstance(item, Mapping) and not (isinstance(item, (tuple, list)) and len(item) >= 2):
-        what = (f"a {type(item).__name__} of {len(item)} item(s)"
-                if isinstance(item, (tuple, list)) else f"a {type(item).__name__}")
-        raise fail(name, f"yields {what}, not an (inputs, labels) pair or a mapping",
-                   "Yield (x, y) pairs or mappings {'input': x, 'label': y} (input_key= / "
-                   "label_key= name other entries)", kind=PIDTypeError)
-    return batch_format.split(item)
-
-
 @dataclass
 class ExtractedFeatures:
     """Features of a whole data set, on CPU.
@@ -473,7 +460,7 @@ def extract_features(model: nn.Module, loader: Iterable, layers: Sequence[str],
         for i, batch in enumerate(loader):
             if max_batches is not None and i >= max_batches:
                 break
-            x, y = split_batch(fmt, batch, "loader")
+            x, y = fmt.split(batch, "loader")
             out = fmt.logits(model(to_device(x, device)))
             for spec, f in zip(layers, hooks.collect(), strict=True):
                 feats[spec].append(f.float().cpu())

@@ -672,7 +672,7 @@ class Trainer:
             batch = torch.utils.data.default_collate([data[i] for i in range(min(n, size))])
         if batch is None:
             raise fail(argument, "yields no batch", "Pass a data set with samples")
-        x, y = self.config.format.split(batch)
+        x, y = self.config.format.split(batch, argument)
         return to_device(x, self.device), class_labels(y, argument).to(self.device)
 
     def _check_inputs(self, x: Any, argument: str) -> None:

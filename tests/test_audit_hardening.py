@@ -223,7 +223,7 @@ def test_unbatchable_samples_and_odd_items_get_typed_errors():
     one_shot = ((x[i], y[i]) for i in range(len(y)))  # a generator cannot be peeked at
     with pytest.raises(PIDTypeError, match=r"data: yields single samples .*DataLoader"):
         pd.audit(t, s, one_shot, layers=[("fc2", "fc2")], **FAST)
-    with pytest.raises(PIDTypeError, match="data: yields a Tensor, not an"):
+    with pytest.raises(PIDTypeError, match="data: yields batches of type Tensor"):
         pd.audit(t, s, [x[:10], x[10:20]], layers=[("fc2", "fc2")], **FAST)
 
 

@@ -161,7 +161,6 @@ def as_loader(data, batch_size: int, name: str = "data", batch_format=None) -> I
     from torch.utils.data import DataLoader, Dataset, IterableDataset, TensorDataset
 
     from ..batches import BatchFormat, check_data
-    from ..features import split_batch
 
     fmt = batch_format if batch_format is not None else BatchFormat()
     if isinstance(data, tuple) and len(data) == 2:
@@ -178,7 +177,7 @@ def as_loader(data, batch_size: int, name: str = "data", batch_format=None) -> I
         samples = True
     elif isinstance(data, (IterableDataset, Sequence)) and not isinstance(data, (str, bytes)):
         first = data[0] if isinstance(data, Sequence) else next(iter(data), None)
-        samples = first is not None and split_batch(fmt, first, name)[1].dim() == 0
+        samples = first is not None and fmt.split(first, name)[1].dim() == 0
     else:
         return data
     if not samples:
@@ -216,7 +215,7 @@ def model_batches(teacher, student, pairs: Sequence[tuple[str, str]], device,
     import torch
 
     from ..batches import BatchFormat, to_device
-    from ..features import FeatureHooks, eval_mode, split_batch
+    from ..features import FeatureHooks, eval_mode
 
     fmt = batch_format if batch_format is not None else BatchFormat()
     t_layers = list(dict.fromkeys(t for t, _ in pairs))
@@ -228,7 +227,7 @@ def model_batches(teacher, student, pairs: Sequence[tuple[str, str]], device,
                 torch.no_grad(), FeatureHooks(teacher, t_layers, detach=True) as th, \
                 FeatureHooks(student, s_layers, detach=True) as sh:
             for item in loader:
-                x, y = split_batch(fmt, item, which)
+                x, y = fmt.split(item, which)
                 labels = _labels(y, which)
                 xd = to_device(x, torch.device(device))
                 teacher(xd)
