@@ -79,7 +79,6 @@ from .losses import (
     UNLABELLED,
     Batch,
     DistillLoss,
-    KDLoss,
     cross_entropy,
     labelled_mask,
     make_loss,
@@ -568,6 +567,12 @@ class Trainer:
         t_shapes, s_shapes = self._probe(num_classes, needs_teacher)
         if self.loss_fn is None:
             self.loss_fn = self._build_loss(t_shapes, s_shapes)
+        if (self.loss_fn.uses_teacher_logits
+                and self._teacher_classes not in (None, self.num_classes)):
+            raise fail("teacher", f"outputs {self._teacher_classes} logits per sample but the "
+                       f"student {self.num_classes}; {type(self.loss_fn).__name__} compares "
+                       "their softmaxes class by class", "Give both models the same classes, "
+                       "or use a feature method (e.g. method='fitnets' or 'rid')", None)
         # the loss's filters, heads and buffers in the student's device and precision
         self.loss_fn.to(device=self.device, dtype=self.dtype)
         two_phase = self.loss_fn.two_phase
@@ -722,13 +727,7 @@ class Trainer:
             x_val, y_val = self._first_batch(self.val_data, "val_data")
             self._check_inputs(x_val, "val_data")
             check_label_values(y_val, k, "val_data")
-        uses_logits = (isinstance(self.loss_fn, KDLoss) if self.loss_fn is not None
-                       else cfg.method.lower() == "kd")
-        if t_logits is not None and uses_logits and t_logits.shape[1] != k:
-            raise fail("teacher", f"outputs {t_logits.shape[1]} logits per sample but the "
-                       f"student {k}; knowledge distillation compares their softmaxes class by "
-                       "class", "Give both models the same classes, or use a feature method "
-                       "(e.g. method='fitnets' or 'rid')", None)
+        self._teacher_classes = None if t_logits is None else int(t_logits.shape[1])
         pairs = list(zip(self.teacher_layers, self.student_layers, strict=True))
         if t_feats:
             check_feature_batch(y, t_feats, s_feats, pairs)

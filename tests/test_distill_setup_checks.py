@@ -353,3 +353,15 @@ def test_probing_a_users_shuffling_loader_leaves_the_global_rng():
     before = torch.get_rng_state()
     pd.Trainer(None, student, loader, method="none", epochs=1, progress=False)
     assert torch.equal(before, torch.get_rng_state())
+
+
+def test_a_users_logit_loss_gets_the_same_width_check():
+    """The check follows the loss's ``uses_teacher_logits`` flag, not its class: a user's loss
+    that compares logits class by class declares it and is checked like KD."""
+    from pidkit_distill.losses import KDLoss
+
+    class MyLogitLoss(KDLoss):
+        pass
+
+    with pytest.raises(PIDValueError, match=r"^teacher: outputs 10 logits .*MyLogitLoss"):
+        pd.distill(MLP(classes=10, seed=1), MLP(hidden=8), _data(), loss=MyLogitLoss(), **KW)

@@ -105,11 +105,15 @@ class DistillLoss(nn.Module, abc.ABC):
         Whether the teacher's forward pass (logits / features) is needed at all.
     uses_features : bool
         Whether intermediate features of the layer pairs are needed.
+    uses_teacher_logits : bool
+        Whether the loss compares the teacher's logits with the student's class by class (KD):
+        the trainer then requires both to have the same number of classes.
     """
 
     two_phase: bool = False
     uses_teacher: bool = True
     uses_features: bool = True
+    uses_teacher_logits: bool = False
 
     @abc.abstractmethod
     def student_loss(self, batch: Batch) -> tuple[torch.Tensor, Parts]:

@@ -59,6 +59,7 @@ class KDLoss(DistillLoss):
     """
 
     uses_features = False
+    uses_teacher_logits = True
 
     def __init__(self, temperature: float = 4.0, alpha: float = 0.9):
         super().__init__()
