@@ -82,7 +82,6 @@ Entropy 16 (2014).
 from __future__ import annotations
 
 import contextlib
-import math
 import numbers
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -231,11 +230,9 @@ def smallest_n_perm(ci: float) -> int:
     :math:`1 - \\mathrm{ci}` (19 for ``ci=0.95``, 99 for ``ci=0.99``), with the engine's own
     comparison (:func:`pidkit.estimate.uncertainty.interval` extends the ``"normal"`` interval
     to 0 where ``p > 1 - ci``)."""
-    n = max(1, math.ceil(1 / (1 - ci) - 1))
+    n = 1
     while 1 / (n + 1) > 1 - ci:
         n += 1
-    while n > 1 and 1 / n <= 1 - ci:
-        n -= 1
     return n
 
 
