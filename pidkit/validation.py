@@ -40,6 +40,7 @@ __all__ = [
     "check_choice",
     "check_flag",
     "check_int",
+    "check_n_boot",
     "check_options",
     "check_pmf",
     "check_positive",
@@ -388,6 +389,18 @@ def check_int(value: Any, name: str, minimum: int) -> int:
     if value < minimum:
         raise fail(name, f"must be >= {minimum}", f"Pass an integer >= {minimum}", value)
     return int(value)
+
+
+def check_n_boot(n_boot: Any, ci: Any) -> int:
+    """The number of bootstrap replicates: 0 (no intervals; also whenever ``ci`` is None) or at
+    least 2 (one replicate has no spread: its "interval" would have width 0)."""
+    n_boot = check_int(n_boot, "n_boot", 0)
+    if ci is None:
+        return 0
+    if n_boot == 1:
+        raise fail("n_boot", "must be 0 (no intervals) or at least 2: one replicate gives an "
+                             "interval of width 0", "Use e.g. n_boot=200, or n_boot=0", n_boot)
+    return n_boot
 
 
 def check_samples(x: Any, name: str, *, keep_torch: bool = True, allow_empty: bool = False):

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import PIDTypeError
-from ..validation import check_int, check_samples, fail
+from ..validation import check_samples, fail
 
 __all__ = ["to_numpy"]
 
@@ -102,14 +102,3 @@ def check_level(ci: Any) -> float:
         raise fail("ci", "must lie strictly between 0 and 1", "Use e.g. ci=0.95", ci)
     return float(ci)
 
-
-def check_n_boot(n_boot: Any, ci: Any) -> int:
-    """The number of bootstrap replicates: 0 (no intervals; also whenever ``ci`` is None) or at
-    least 2 (one replicate has no spread: its "interval" would have width 0)."""
-    n_boot = check_int(n_boot, "n_boot", 0)
-    if ci is None:
-        return 0
-    if n_boot == 1:
-        raise fail("n_boot", "must be 0 (no intervals) or at least 2: one replicate gives an "
-                             "interval of width 0", "Use e.g. n_boot=200, or n_boot=0", n_boot)
-    return n_boot

@@ -15,12 +15,19 @@ from ..errors import PIDTypeError
 from ..gaussian.api import MEASURES as GAUSSIAN_MEASURES
 from ..lattice import lattice
 from ..result import TARGET_NAME, PIDResult, default_source_names
-from ..validation import check_base, check_choice, check_flag, check_int, check_options, fail
+from ..validation import (
+    check_base,
+    check_choice,
+    check_flag,
+    check_int,
+    check_n_boot,
+    check_options,
+    fail,
+)
 from ._checks import (
     as_labels,
     check_lengths,
     check_level,
-    check_n_boot,
     check_not_constant,
     to_numpy,
 )

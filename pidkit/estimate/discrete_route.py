@@ -32,8 +32,15 @@ from ..decompose import pid
 from ..errors import PIDTypeError
 from ..lattice import lattice
 from ..result import PIDResult
-from ..validation import check_base, check_choice, check_int, check_options, fail
-from ._checks import check_level, check_n_boot
+from ..validation import (
+    check_base,
+    check_choice,
+    check_int,
+    check_n_boot,
+    check_options,
+    fail,
+)
+from ._checks import check_level
 from .uncertainty import (
     INTERVALS,
     Replicates,

@@ -90,8 +90,7 @@ from typing import Any
 import numpy as np
 
 from pidkit.errors import PIDTypeError
-from pidkit.estimate._checks import check_n_boot
-from pidkit.validation import check_base, check_choice, check_int, fail
+from pidkit.validation import check_base, check_choice, check_int, check_n_boot, fail
 
 from .estimators import (
     DEFAULT_INTERVAL,
