@@ -1082,7 +1082,9 @@ class Trainer:
             try:
                 target.load_state_dict(state[part])
             except (RuntimeError, ValueError, KeyError) as exc:
-                reason = str(exc).strip().splitlines()[0][:300]
+                # torch's first line only names the module: keep the first reasons too
+                reason = " ".join(line.strip() for line in str(exc).strip().splitlines()[:3])
+                reason = reason[:400]
                 raise fail("checkpoint", f"its {part} state does not fit this trainer's "
                            f"({reason})", "Resume with the same student architecture, method, "
                            "method_options, layers and optimizer as the run that wrote it",

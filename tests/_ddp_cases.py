@@ -22,6 +22,7 @@ METHODS = {
     "pid": {"measure": "broja", "beta": 1.0, "momentum": 0.0},
     "pid+momentum": {"measure": "broja"},
     "broja": {"codes": 3, "beta": 1.0},
+    "broja+impute": {"codes": 3, "beta": 1.0, "unlabelled": "impute"},
 }
 #: Epochs per case (default 3). With running moments a PID trajectory is sensitive to rounding
 #: (measured: a 1e-7 relative change of the student's initial weights moves its weights by

@@ -417,3 +417,151 @@ def test_fixed_iterations_make_no_host_read_and_match_the_certified_solve():
 def test_fixed_iterations_option_is_checked(iterations, error):
     with pytest.raises(error, match="iterations"):
         DiscretePIDLoss([(6,)], [(6,)], 3, iterations=iterations)
+
+
+def _impute_loss(t, momentum=0.0, codes=4, **options):
+    loss = DiscretePIDLoss([(6,)], [(6,)], 3, codes=codes, momentum=momentum,
+                           unlabelled="impute", **options)
+    with torch.no_grad():
+        loss.adapters[0].weight.copy_(torch.eye(6))
+        loss.adapters[0].bias.zero_()
+    loss.fit_codebook([t])
+    return loss
+
+
+def test_label_posterior_of_the_teacher_codes():
+    from pidkit_distill.losses import label_posterior
+
+    c = torch.tensor([[3.0, 0.0, 1.0], [1.0, 0.0, 0.0]], dtype=torch.float64)  # (y, i)
+    post = label_posterior(c)
+    torch.testing.assert_close(post.sum(0), torch.ones(3, dtype=torch.float64))
+    # code 1 was reached by no labelled sample: the label marginal (4/5, 1/5)
+    torch.testing.assert_close(post[:, 1], torch.tensor([0.8, 0.2], dtype=torch.float64))
+    # code 0: (3 + 0.8) / 5 and (1 + 0.2) / 5
+    torch.testing.assert_close(post[:, 0], torch.tensor([0.76, 0.24], dtype=torch.float64))
+    torch.testing.assert_close(label_posterior(torch.zeros(2, 3, dtype=torch.float64)),
+                               torch.full((2, 3), 0.5, dtype=torch.float64))
+
+
+def test_imputed_table_against_a_sample_by_sample_count():
+    """unlabelled="impute": a labelled sample adds [y = y_n] q_t(i) q_s(j), an unlabelled one
+    p(y | i) q_t(i) q_s(j) with the teacher-code posterior of the labelled samples; counted
+    here sample by sample in plain Python."""
+    y, t, nuisance = _synthetic(30)
+    y = torch.where(torch.arange(30) % 4 == 0, UNLABELLED, y)
+    s = t + nuisance
+    loss = _impute_loss(t)
+    table = loss.tables(_batch(y, t, s))[0].detach()
+    q_t = soft_assign(t, loss.codebook_0, loss.tau)
+    q_s = soft_assign(s, loss.codebook_0, loss.tau)
+    c = torch.zeros(3, 4, dtype=torch.float64)
+    for n in range(30):
+        if y[n] != UNLABELLED:
+            c[y[n]] += q_t[n]
+    prior = c.sum(1) / c.sum()
+    post = (c + prior[:, None]) / (c.sum(0) + 1)
+    expected = torch.zeros(3, 4, 4, dtype=torch.float64)
+    for n in range(30):
+        joint = torch.outer(q_t[n], q_s[n])
+        if y[n] != UNLABELLED:
+            expected[y[n]] += joint
+        else:
+            expected += post[:, :, None] * joint
+    torch.testing.assert_close(table, expected / 30.0)
+
+
+def test_impute_equals_ignore_when_every_sample_is_labelled():
+    y, t, nuisance = _synthetic(60)
+    s = t + nuisance
+    ignore = _identity_adapter_loss(t)
+    impute = _impute_loss(t, momentum=ignore.momentum)
+    for loss in (ignore, impute):
+        loss.train()
+        loss.tables(_batch(y, t, s))
+    torch.testing.assert_close(impute.tables(_batch(y, t, s))[0],
+                               ignore.tables(_batch(y, t, s))[0])
+
+
+def test_imputed_samples_carry_gradient_and_copying_leaves_no_unique_information():
+    """Half the labels hidden: the student's features of the unlabelled samples get a gradient
+    only with "impute"; a student that copies the teacher's hard code still has
+    Uni(Y: C_T minus C_S) = 0: the imputed cells p(y | i) [i = j] keep the table symmetric in
+    T and S, so the coupling S = T is feasible. (Soft codes spread q_t(i) q_t(j) off the
+    diagonal with a code-dependent posterior, which breaks the symmetry slightly.)"""
+    import pidkit
+
+    y, t, nuisance = _synthetic(120)
+    y = torch.where(torch.arange(120) % 2 == 0, UNLABELLED, y)
+    hidden = y == UNLABELLED
+    grads = {}
+    for mode in ("ignore", "impute"):
+        loss = DiscretePIDLoss([(6,)], [(6,)], 3, codes=4, momentum=0.0, unlabelled=mode)
+        loss.fit_codebook([t])
+        s = (t + nuisance).requires_grad_(True)
+        loss.redundancies(_batch(y, t, s))[0].backward()
+        grads[mode] = s.grad[hidden].abs().max()
+    assert float(grads["ignore"]) == 0.0
+    assert float(grads["impute"]) > 1e-6
+    hard = 3.0 * torch.nn.functional.one_hot(torch.arange(120) % 3, 6).float()
+    loss = _impute_loss(hard, codes=3, tau=0.01)
+    p = loss.tables(_batch(y, hard, hard))[0].detach()
+    r = pidkit.broja(p, base=math.e, normalize=True, tol=1e-5)
+    assert float(r.unique[0]) == pytest.approx(0.0, abs=1e-5)
+    assert float(r.redundancy) > 0.5
+
+
+def test_imputation_from_a_label_free_teacher_adds_no_redundancy():
+    """The nuisance case: teacher features independent of Y give a flat code posterior, so a
+    student that copies such a teacher on many unlabelled samples gains (almost) no
+    redundancy: at most the plug-in bias of the few labelled samples."""
+    y, _, nuisance = _synthetic(300)
+    y = torch.where(torch.arange(300) % 10 != 0, UNLABELLED, y)  # 30 labels
+    loss = _impute_loss(nuisance)
+    imputed = float(loss.redundancies(_batch(y, nuisance, nuisance))[0].detach())
+    _, informative, _ = _synthetic(300)
+    useful = float(_impute_loss(informative).redundancies(
+        _batch(y, informative, informative))[0].detach())
+    assert useful > 0.5
+    assert imputed < 0.1 * useful
+
+
+def test_unlabelled_option_is_checked_and_saved():
+    with pytest.raises(PIDValueError, match="unlabelled"):
+        DiscretePIDLoss([(6,)], [(6,)], 3, unlabelled="pseudo")
+    y, t, nuisance = _synthetic(60)
+    y = torch.where(torch.arange(60) % 3 == 0, UNLABELLED, y)
+    loss = DiscretePIDLoss([(6,)], [(6,)], 3, codes=3, unlabelled="impute")
+    loss.train()
+    loss.student_loss(_batch(y, t, t + nuisance))
+    assert float(loss.label_codes_0.sum()) == pytest.approx(40.0)   # labelled samples
+    assert float(loss.ema_counts_0.sum()) == pytest.approx(60.0)    # every sample
+    other = DiscretePIDLoss([(6,)], [(6,)], 3, codes=3, unlabelled="impute")
+    other.load_state_dict(loss.state_dict())
+    torch.testing.assert_close(other.label_codes_0, loss.label_codes_0)
+    old = DiscretePIDLoss([(6,)], [(6,)], 3, codes=3, unlabelled="ignore")
+    assert "label_codes_0" not in old.state_dict()
+    # a state saved with labelled samples only (the earlier default) names the option to pass
+    with pytest.raises(RuntimeError, match="unlabelled='ignore'"):
+        other.load_state_dict(old.state_dict())
+
+
+def test_resuming_a_run_saved_without_imputation_names_the_option(tmp_path):
+    from pidkit.errors import CheckpointError
+
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(48) % 3
+    x = torch.randn(48, 16, generator=g) + y[:, None].float()
+
+    def trainer(**options):
+        torch.manual_seed(0)
+        teacher = models.get_model("digits_mlp", hidden=(12,), in_features=16, num_classes=3)
+        student = models.get_model("digits_mlp", hidden=(6,), in_features=16, num_classes=3)
+        return Trainer(teacher, student, TensorDataset(x, y), method="broja", epochs=1,
+                       batch_size=24, progress=False, method_options={"codes": 3, **options})
+
+    old = trainer(unlabelled="ignore")
+    old.fit()
+    old.save_checkpoint(tmp_path / "old.pt")
+    with pytest.raises(CheckpointError, match=r"loss state .*unlabelled='ignore'"):
+        trainer().load_checkpoint(tmp_path / "old.pt")
+    trainer(unlabelled="ignore").load_checkpoint(tmp_path / "old.pt")   # the option it names

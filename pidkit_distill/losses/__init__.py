@@ -21,7 +21,13 @@ from .base import (
     register_method,
     sum_across_processes,
 )
-from .discrete_pid import DiscretePIDLoss, discrete_redundancy, kmeans_codebook, soft_assign
+from .discrete_pid import (
+    DiscretePIDLoss,
+    discrete_redundancy,
+    kmeans_codebook,
+    label_posterior,
+    soft_assign,
+)
 from .fitnets import FitNetsLoss, hint_loss
 from .kd import KDLoss, NoDistillation, kd_divergence
 from .pid import (
@@ -63,6 +69,7 @@ __all__ = [
     "hint_loss",
     "kd_divergence",
     "kmeans_codebook",
+    "label_posterior",
     "labelled_mask",
     "make_loss",
     "method_options",
