@@ -533,13 +533,13 @@ def test_unlabelled_option_is_checked_and_saved():
     loss = DiscretePIDLoss([(6,)], [(6,)], 3, codes=3, unlabelled="impute")
     loss.train()
     loss.student_loss(_batch(y, t, t + nuisance))
-    assert float(loss.label_codes_0.sum()) == pytest.approx(40.0)   # labelled samples
+    assert float(loss.ema_label_codes_0.sum()) == pytest.approx(40.0)   # labelled samples
     assert float(loss.ema_counts_0.sum()) == pytest.approx(60.0)    # every sample
     other = DiscretePIDLoss([(6,)], [(6,)], 3, codes=3, unlabelled="impute")
     other.load_state_dict(loss.state_dict())
-    torch.testing.assert_close(other.label_codes_0, loss.label_codes_0)
+    torch.testing.assert_close(other.ema_label_codes_0, loss.ema_label_codes_0)
     old = DiscretePIDLoss([(6,)], [(6,)], 3, codes=3, unlabelled="ignore")
-    assert "label_codes_0" not in old.state_dict()
+    assert "ema_label_codes_0" not in old.state_dict()
     # a state saved with labelled samples only (the earlier default) names the option to pass
     with pytest.raises(RuntimeError, match="unlabelled='ignore'"):
         other.load_state_dict(old.state_dict())

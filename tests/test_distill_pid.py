@@ -222,7 +222,7 @@ def test_pairs_are_batched_by_block_sizes(measure):
     y = torch.where(torch.arange(90) % 5 == 0, UNLABELLED, y)
     feats = torch.cat([s, nuisance], dim=1)
     loss = PIDLoss([(2,), (2,), (3,)], [(4,), (4,), (4,)], num_classes=3, dim=3,
-                   measure=measure)
+                   measure=measure, unlabelled="ignore")   # as gaussian_redundancy
     teacher = [t, t.flip(1), torch.cat([t, nuisance[:, :1]], dim=1)]
     reds = loss.redundancies(Batch(y=y, teacher_features=teacher,
                                    student_features=[feats, feats, feats]))
@@ -316,3 +316,118 @@ def test_running_moments_weight_past_batches_by_momentum_and_pass_no_gradient_ba
 def test_pid_loss_options_are_checked(option, value, error):
     with pytest.raises(error, match=option):
         PIDLoss([(2,)], [(4,)], num_classes=3, **{option: value})
+
+
+def test_imputed_moments_against_a_row_by_row_imputation():
+    """The aggregated E-step equals imputing each unlabelled row's target by the regression
+    a + B t (solved here with numpy from the labelled rows) and adding R per row."""
+    import numpy as np
+
+    from pidkit_distill.losses import imputed_moments
+
+    g = torch.Generator().manual_seed(4)
+    n, d_y, d_t, d_u = 80, 2, 3, 2
+    t = torch.randn(n, d_t, generator=g, dtype=torch.float64)
+    u = t[:, :2] + torch.randn(n, d_u, generator=g, dtype=torch.float64)
+    y = t @ torch.randn(d_t, d_y, generator=g, dtype=torch.float64) + 0.5 * torch.randn(
+        n, d_y, generator=g, dtype=torch.float64)
+    lab = torch.arange(n) % 3 != 0
+    x = torch.cat([y, t, u], dim=1)
+    got = imputed_moments(weighted_moments(x, lab), weighted_moments(x[:, d_y:], ~lab),
+                          d_y, d_t, ridge=1e-3)
+    xl = x[lab].numpy()
+    mu = xl.mean(0)
+    cov = (xl - mu).T @ (xl - mu) / len(xl)
+    ct = cov[d_y:d_y + d_t, d_y:d_y + d_t]
+    ct = ct + 1e-3 * np.diag(np.diag(ct)) + 1e-12 * np.eye(d_t)
+    b = np.linalg.solve(ct, cov[d_y:d_y + d_t, :d_y]).T
+    r = cov[:d_y, :d_y] - b @ cov[d_y:d_y + d_t, :d_y]
+    rows = x[~lab].numpy().copy()
+    rows[:, :d_y] = mu[:d_y] + (rows[:, d_y:d_y + d_t] - mu[d_y:d_y + d_t]) @ b.T
+    outer = rows.T @ rows
+    outer[:d_y, :d_y] += len(rows) * r
+    np.testing.assert_allclose(float(got[0]), len(rows))
+    np.testing.assert_allclose(got[1].numpy(), rows.sum(0), rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(got[2].numpy(), outer, rtol=1e-10, atol=1e-10)
+
+
+def test_imputation_recovers_a_target_linear_in_the_teacher():
+    """y = W t exactly: the imputed moments of the unlabelled rows are those of their true
+    targets (R = 0), so the completed correlation matrix is the full data's."""
+    from pidkit_distill.losses import imputed_moments
+
+    g = torch.Generator().manual_seed(5)
+    t = torch.randn(60, 3, generator=g, dtype=torch.float64)
+    y = t @ torch.randn(3, 2, generator=g, dtype=torch.float64)
+    u = torch.randn(60, 2, generator=g, dtype=torch.float64)
+    x = torch.cat([y, t, u], dim=1)
+    lab = torch.arange(60) % 2 == 0
+    got = imputed_moments(weighted_moments(x, lab), weighted_moments(x[:, 2:], ~lab), 2, 3,
+                          ridge=0.0)
+    want = weighted_moments(x, ~lab)
+    for a, b in zip(got, want, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-8, atol=1e-8)
+
+
+def test_imputation_without_enough_labels_adds_no_dependence():
+    from pidkit_distill.losses import imputed_moments
+
+    y, t, s, _ = _synthetic(30)
+    x = torch.cat([torch.nn.functional.one_hot(y, 3)[:, :2].double(), t.double(),
+                   s.double()], dim=1)
+    lab = torch.arange(30) < 2                                  # 2 < MIN_SAMPLES labels
+    n, total, outer = imputed_moments(weighted_moments(x, lab),
+                                      weighted_moments(x[:, 2:], ~lab), 2, 2)
+    mean = total / n
+    cov = outer / n - mean[:, None] * mean[None, :]
+    torch.testing.assert_close(cov[:2, 2:], torch.zeros(2, 4, dtype=torch.float64),
+                               rtol=0, atol=1e-12)
+    torch.testing.assert_close(mean[:2], torch.full((2,), 1 / 3, dtype=torch.float64))
+
+
+def test_pid_loss_imputes_unlabelled_samples():
+    """unlabelled="impute": the same value as "ignore" with every sample labelled; with labels
+    hidden the student's features of the unlabelled rows get a gradient, and the value is that
+    of the labelled moments completed by :func:`imputed_moments`."""
+    y, t, s, nuisance = _synthetic(300)
+    hidden = torch.arange(300) % 4 != 0    # 75 labels, every class (y cycles with period 3)
+    y_part = torch.where(hidden, UNLABELLED, y)
+    feats = torch.cat([s, nuisance], dim=1)
+
+    def loss_of(mode):
+        torch.manual_seed(0)
+        return PIDLoss([(2,)], [(4,)], num_classes=3, dim=2, momentum=0.0, unlabelled=mode)
+
+    def red(loss, labels, f):
+        return loss.redundancies(Batch(y=labels, teacher_features=[t],
+                                       student_features=[f]))[0]
+
+    torch.testing.assert_close(red(loss_of("impute"), y, feats), red(loss_of("ignore"), y, feats))
+    grads = {}
+    for mode in ("ignore", "impute"):
+        f = feats.clone().requires_grad_(True)
+        red(loss_of(mode), y_part, f).backward()
+        grads[mode] = f.grad[hidden].abs().max()
+    assert float(grads["ignore"]) == 0.0 and float(grads["impute"]) > 1e-6
+    # the value is the redundancy of the labelled moments plus the imputed ones
+    from pidkit_distill.losses import imputed_moments, redundancy_from_moments
+    from pidkit_distill.losses.pid import one_hot_reduced
+
+    loss = loss_of("impute")
+    t_vec = (t @ loss.teacher_projection_0).double()
+    z = torch.cat([t_vec, loss.adapters[0](feats).double()], dim=1)
+    x = torch.cat([one_hot_reduced(y_part, 3), z], dim=1)
+    lab = weighted_moments(x, ~hidden)
+    imp = imputed_moments(lab, weighted_moments(z, hidden), 2, 2, loss.ridge)
+    want = redundancy_from_moments(*(a + b for a, b in zip(lab, imp, strict=True)), (2, 2, 2))
+    torch.testing.assert_close(red(loss, y_part, feats), want, rtol=1e-12, atol=1e-12)
+    assert float(want.detach()) > 0.05
+
+
+def test_pid_loss_state_without_imputation_names_the_option():
+    old = PIDLoss([(2,)], [(4,)], num_classes=3, dim=2, unlabelled="ignore")
+    new = PIDLoss([(2,)], [(4,)], num_classes=3, dim=2)
+    with pytest.raises(RuntimeError, match="unlabelled='ignore'"):
+        new.load_state_dict(old.state_dict())
+    with pytest.raises(PIDValueError, match="unlabelled"):
+        PIDLoss([(2,)], [(4,)], num_classes=3, unlabelled="guess")

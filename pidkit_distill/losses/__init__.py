@@ -36,6 +36,7 @@ from .pid import (
     correlation_from_moments,
     covariance_from_moments,
     gaussian_redundancy,
+    imputed_moments,
     redundancy_from_moments,
     weighted_moments,
 )
@@ -67,6 +68,7 @@ __all__ = [
     "gaussian_nll",
     "gaussian_redundancy",
     "hint_loss",
+    "imputed_moments",
     "kd_divergence",
     "kmeans_codebook",
     "label_posterior",

@@ -313,6 +313,19 @@ def running_sum(state: torch.Tensor, batch: torch.Tensor, momentum: float,
     return out
 
 
+def note_state_without_imputation(state_dict: dict, prefix: str, buffer: str,
+                                  error_msgs: list[str]) -> None:
+    """For a loss with ``unlabelled="impute"`` loading ``state_dict``: when the state has the
+    loss's running statistics but not its imputation ``buffer`` of pair 0 (a state saved with
+    ``unlabelled="ignore"``, the earlier default), add an error naming the option to pass
+    (``load_state_dict`` raises it with the missing keys)."""
+    if f"{prefix}ema_{buffer}_0" not in state_dict and any(
+            key.startswith(f"{prefix}ema_") for key in state_dict):
+        error_msgs.append(f"the state was saved by a loss with unlabelled='ignore' (no "
+                          f"ema_{buffer}_* buffers): build the loss with unlabelled='ignore' "
+                          f"to load it")
+
+
 def labelled_mask(y: torch.Tensor) -> torch.Tensor:
     """Boolean ``(N,)``: which samples carry a label (``y != UNLABELLED``)."""
     return y != UNLABELLED

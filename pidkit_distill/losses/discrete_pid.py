@@ -202,6 +202,7 @@ from .base import (
     check_weight,
     cross_entropy,
     labelled_mask,
+    note_state_without_imputation,
     register_method,
     running_sum,
     sum_across_processes,
@@ -437,7 +438,7 @@ class DiscretePIDLoss(DistillLoss):
             self.register_buffer(f"ema_counts_{i}", torch.zeros(
                 self.num_classes, self.codes, self.codes, dtype=torch.float64))
             if self.unlabelled == "impute":
-                self.register_buffer(f"label_codes_{i}", torch.zeros(
+                self.register_buffer(f"ema_label_codes_{i}", torch.zeros(
                     self.num_classes, self.codes, dtype=torch.float64))
         self.register_buffer("fitted", torch.zeros((), dtype=torch.bool))
         self._fitted_cache: bool | None = None  # host copy of ``fitted`` (read once)
@@ -453,11 +454,8 @@ class DiscretePIDLoss(DistillLoss):
                               unexpected_keys, error_msgs):
         self._fitted_cache = None  # a loaded checkpoint says itself whether it was fitted
         self._calls, self._duals, self._warm = 0, None, None
-        if (self.unlabelled == "impute" and f"{prefix}ema_counts_0" in state_dict
-                and f"{prefix}label_codes_0" not in state_dict):
-            error_msgs.append("the state was saved by a loss with unlabelled='ignore' (no "
-                              "label_codes_* buffers; the default before imputation was added, "
-                              "with beta=1): build the loss with unlabelled='ignore' to load it")
+        if self.unlabelled == "impute":
+            note_state_without_imputation(state_dict, prefix, "label_codes", error_msgs)
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
                                       unexpected_keys, error_msgs)
 
@@ -485,7 +483,7 @@ class DiscretePIDLoss(DistillLoss):
                 self.student_codebooks[i].copy_(book)
             getattr(self, f"ema_counts_{i}").zero_()
             if self.unlabelled == "impute":
-                getattr(self, f"label_codes_{i}").zero_()
+                getattr(self, f"ema_label_codes_{i}").zero_()
         self._calls, self._duals, self._warm = 0, None, None
         self.fitted.fill_(True)
         self._fitted_cache = True
@@ -522,7 +520,7 @@ class DiscretePIDLoss(DistillLoss):
         update = self.training and torch.is_grad_enabled()
         for i, b in enumerate(joint.unbind()):
             if impute:
-                label_codes = running_sum(getattr(self, f"label_codes_{i}"),
+                label_codes = running_sum(getattr(self, f"ema_label_codes_{i}"),
                                           b[:-1].sum(2).detach(), self.momentum, update, valid)
                 b = b[:-1] + label_posterior(label_codes)[:, :, None] * b[-1]
             counts = running_sum(getattr(self, f"ema_counts_{i}"), b, self.momentum, update,
