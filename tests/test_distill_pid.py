@@ -431,3 +431,20 @@ def test_pid_loss_state_without_imputation_names_the_option():
         new.load_state_dict(old.state_dict())
     with pytest.raises(PIDValueError, match="unlabelled"):
         PIDLoss([(2,)], [(4,)], num_classes=3, unlabelled="guess")
+
+
+def test_pid_loss_step_with_imputation_reads_nothing_on_the_host():
+    from pidkit_distill.sync_check import count_host_syncs
+
+    y, t, s, nuisance = _synthetic(60)
+    y = torch.where(torch.arange(60) % 4 != 0, UNLABELLED, y)
+    loss = PIDLoss([(2,)], [(4,)], num_classes=3, dim=2)
+    loss.train()
+    feats = torch.cat([s, nuisance], dim=1).requires_grad_(True)
+    batch = Batch(y=y, student_logits=torch.zeros(60, 3, requires_grad=True),
+                  teacher_features=[t], student_features=[feats])
+    with count_host_syncs() as syncs:
+        value, _ = loss.student_loss(batch)
+        value.backward()
+    assert syncs.count == 0, syncs.report()
+    assert torch.isfinite(feats.grad).all()

@@ -6,7 +6,8 @@ the teacher side is projected to ``dim`` coordinates by a fixed (seeded, orthono
 projection :math:`P_t`, the student side by a *learned* linear map :math:`A_s`. With the label
 one-hot encoded (last column dropped, so the block is non-singular), the batch correlation
 matrix :math:`\hat R` of :math:`(Y, P_t\bar T, A_s\bar S)` over the labelled samples (and
-the unlabelled ones with Y imputed, below; plus ``ridge`` times the identity) is treated as the covariance of a jointly Gaussian triple and
+the unlabelled ones with Y imputed, below; plus ``ridge`` times the identity) is treated as
+the covariance of a jointly Gaussian triple and
 
 .. math::
 
@@ -295,7 +296,8 @@ def imputed_moments(labelled: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
     c_tt = cov[t_block, t_block]
     c_tt = c_tt + ridge * torch.diag(c_tt.diagonal()) + 1e-12 * torch.eye(
         d_t, dtype=cov.dtype, device=cov.device)
-    b = torch.linalg.solve(c_tt, cov[t_block, :d_y]).mT            # (d_y, d_t)
+    # solve_ex: no error check, so no host read on a GPU (c_tt is positive definite anyway)
+    b = torch.linalg.solve_ex(c_tt, cov[t_block, :d_y]).result.mT   # (d_y, d_t)
     r = cov[:d_y, :d_y] - b @ cov[t_block, :d_y]
     uniform = torch.full((d_y,), 1.0 / (d_y + 1), dtype=cov.dtype, device=cov.device)
     mu_y = torch.where(enough, mu[:d_y], uniform)
