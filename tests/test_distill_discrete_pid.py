@@ -117,9 +117,11 @@ def test_codebook_is_seeded_and_temperature_is_scale_free():
     torch.testing.assert_close(soft_assign(1e3 * t, a, 0.1), soft_assign(t, a, 0.1))
 
 
-def _identity_adapter_loss(t):
-    """A loss whose student adapter is the identity and whose codebook is fitted on ``t``."""
-    loss = DiscretePIDLoss([(6,)], [(6,)], 3, codes=4, momentum=0.0)
+def _identity_adapter_loss(t, codes=4, **options):
+    """A loss whose student adapter is the identity and whose codebook is fitted on ``t``
+    (labelled samples only unless ``options`` say otherwise)."""
+    options = {"momentum": 0.0, "unlabelled": "ignore", **options}
+    loss = DiscretePIDLoss([(6,)], [(6,)], 3, codes=codes, **options)
     with torch.no_grad():
         loss.adapters[0].weight.copy_(torch.eye(6))
         loss.adapters[0].bias.zero_()
@@ -419,14 +421,8 @@ def test_fixed_iterations_option_is_checked(iterations, error):
         DiscretePIDLoss([(6,)], [(6,)], 3, iterations=iterations)
 
 
-def _impute_loss(t, momentum=0.0, codes=4, **options):
-    loss = DiscretePIDLoss([(6,)], [(6,)], 3, codes=codes, momentum=momentum,
-                           unlabelled="impute", **options)
-    with torch.no_grad():
-        loss.adapters[0].weight.copy_(torch.eye(6))
-        loss.adapters[0].bias.zero_()
-    loss.fit_codebook([t])
-    return loss
+def _impute_loss(t, **options):
+    return _identity_adapter_loss(t, unlabelled="impute", **options)
 
 
 def test_label_posterior_of_the_teacher_codes():
