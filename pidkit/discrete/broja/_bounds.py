@@ -42,6 +42,9 @@ __all__ = ["dual_bound", "local_repair", "repair", "neg_conditional_entropy"]
 #: :func:`local_repair` (the shift of :func:`dual_bound` then covers them, at a cost of at
 #: most ``|Y|`` times this share times a marginal).
 NEGLIGIBLE_SHARE = 1e-20
+#: Its logarithm, the threshold on a cell's log-weight share (also used by the local repairs of
+#: :mod:`._small` and :mod:`._three_maxent`).
+LOG_NEGLIGIBLE = math.log(NEGLIGIBLE_SHARE)
 
 
 def dual_bound(lam: Any, mu: Any, h: Any, p_yt: Any, p_ys: Any, live: Any,
@@ -122,15 +125,16 @@ def local_repair(lam: Any, mu: Any, h: Any, p_yt: Any, p_ys: Any, live: Any,
     whose cells have tiny marginals (the tails of sparse pmfs: a block whose cells all have
     marginals near 1e-10 and a dual point accurate only to the barrier's resolution), this
     costs about those marginals, where the shift per row costs the row's whole mass
-    :math:`P(t)\,h_{ts}` (measured: 1.9e-2 nats against 1e-9 on a 12 x 12 x 12 Dirichlet(0.001)
-    pmf, ``tests/test_broja_stalls.py``). It is not always the cheaper (with every block
-    violated by the same amount it can cost up to twice the shift), so :func:`dual_bound`
-    keeps the better of the two.
+    :math:`P(t)\,h_{ts}` (measured: 1.9e-2 nats against 1e-9 on the 12 x 12 x 12
+    Dirichlet(0.001) pmf of the "dirichlet(0.001) large" family of
+    ``benchmarks/broja_stalls.py``). It is not always the cheaper (with every block violated
+    by the same amount it can cost up to twice the shift), so :func:`dual_bound` keeps the
+    better of the two.
     """
     allowed = (p_yt > 0)[:, :, :, None] & (p_ys > 0)[:, :, None, :]
     excess = xp.where(live, xp.maximum(h, 0.0), 0.0)[:, None]    # (B, 1, T, S)
     share = lam[:, :, :, None] + mu[:, :, None, :] - h[:, None]
-    need = xp.where(allowed & (share >= math.log(NEGLIGIBLE_SHARE)), excess, 0.0)
+    need = xp.where(allowed & (share >= LOG_NEGLIGIBLE), excess, 0.0)
     t_side = p_yt[:, :, :, None] <= p_ys[:, :, None, :]
     a = xp.max(xp.where(t_side, need, 0.0), axis=3)
     b = xp.max(xp.where(t_side, 0.0, need), axis=2)

@@ -170,8 +170,7 @@ def solve_atoms(p, xp: Backend, tol: float, max_iter: int, solver=None,
         solver = _warm.warm_solver(solver, warm)
     b, ny, nt, ns = p.shape
     pin = ny * min(nt, ns) <= ONE_THREAD_SCHUR and (b > 1 or ny * (nt + ns) > UNPINNED_SINGLE)
-    threads = one_blas_thread() if pin else nullcontext()
-    with threads:
+    with (one_blas_thread() if pin else nullcontext()):
         out = solver(p, xp, tol, max_iter, done=(hi - lo) <= tol)
     u, lower, upper = certified(out.f_lower, out.f_upper, info, xp)
     converged = (upper - lower) <= tol

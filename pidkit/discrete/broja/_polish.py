@@ -480,7 +480,7 @@ def _barrier_value(q: Any, cells: Any, tau: Any, xp: Backend) -> Any:
 
 def kkt_direction(q: Any, g: Any, cells: Any, residual: tuple[Any, Any],
                   free: tuple[Any, Any], tau: Any, xp: Backend,
-                  active: Any = None) -> tuple[Any, Any, Any]:
+                  active: Any) -> tuple[Any, Any, Any]:
     r"""The Newton step of :func:`barrier` and its multipliers, from the KKT system
 
     .. math::
@@ -510,8 +510,8 @@ def kkt_direction(q: Any, g: Any, cells: Any, residual: tuple[Any, Any],
         \qquad \kappa_{ts} = \sum_y \frac{q\,\tau}{q + \tau},
 
     of :math:`|Y|(|T| + |S|) + |T||S|` rows (the unknowns of the semismooth system), solved
-    by LU (on the ``active`` rows only, :func:`_solve_active`, when given: the free
-    variables and the blocks holding cells). Its entries are at most 1 and
+    by LU on the ``active`` rows only (:func:`_solve_active`: the free variables and the
+    blocks holding cells). Its entries are at most 1 and
     :math:`\kappa \approx \tau N_{ts}` stays on the diagonal: eliminating :math:`\zeta`
     instead would leave :math:`1/\kappa`, a penalty-like matrix with condition number near
     :math:`1/\tau`. Returns ``(dq, nu_t, nu_s)``, shapes
@@ -564,13 +564,13 @@ def _too_large(active: Any, xp: Backend) -> bool:
 
 def _solve_active(matrix: Any, rhs: Any, active: Any, xp: Backend) -> Any:
     r"""``matrix^{-1} rhs`` for ``matrix`` ``(B, n, n)`` and ``rhs`` ``(B, n)`` whose rows and
-    columns outside ``active`` (``(B, n)``; all when ``None``) are unit (or minus unit)
-    diagonal ones with a zero right-hand side: the variables the Newton systems of both
-    methods fix (pinned or dropped dual variables, blocks without cells). Their solution is 0,
-    so only the rows active in some item of the batch are factorised (LU): on the sparse pmfs
-    that need the crossover, 2150 of 3072 rows at k = 32, a third of the time."""
-    rows = None if active is None else xp.any(active, axis=0)
-    if rows is None or bool(xp.all(rows)):
+    columns outside ``active`` (``(B, n)``) are unit (or minus unit) diagonal ones with a zero
+    right-hand side: the variables the Newton systems of both methods fix (pinned or dropped
+    dual variables, blocks without cells). Their solution is 0, so only the rows active in
+    some item of the batch are factorised (LU): on the sparse pmfs that need the crossover,
+    2150 of 3072 rows at k = 32, a third of the time."""
+    rows = xp.any(active, axis=0)
+    if bool(xp.all(rows)):
         return xp.solve(matrix, rhs[:, :, None])[:, :, 0]
     out = xp.zeros(rhs.shape, like=rhs)
     out[:, rows] = xp.solve(matrix[:, rows][:, :, rows], rhs[:, rows][:, :, None])[:, :, 0]

@@ -65,7 +65,7 @@ from scipy.special import xlogy as _xlogy
 
 from ..._backend import NUMPY
 from . import _ipm, _polish
-from ._bounds import NEGLIGIBLE_SHARE
+from ._bounds import LOG_NEGLIGIBLE
 from ._ipm import (
     BOUNDARY,
     CERT_FACTOR,
@@ -97,7 +97,6 @@ REFINE_STEPS = 1
 #: the incidence matrix (one call; at 3 x 3 x 3 a third of the time of the reductions),
 #: above which reductions and broadcasting (at 8 x 8 x 8, the product costs twice as much).
 BY_MATRIX = 2048
-_LOG_NEGLIGIBLE = math.log(NEGLIGIBLE_SHARE)
 # START_SLACK, START_MASS, TARGET_FRACTION, RESIDUAL_FRACTION and REFINE_BELOW: the rules
 # this driver shares with :func:`._ipm.solve` (defined and explained there).
 
@@ -314,7 +313,7 @@ def _certificate(pr, x):
     lam, mu = x.v[:pr.nl].reshape(ny, nt), x.v[pr.nl:].reshape(ny, ns)
     # the local repair first (cells with tiny marginals), then the shifts, as dual_bound
     share = lam[:, :, None] + mu[:, None, :] - x.h
-    need = np.where(pr.allowed & (share >= _LOG_NEGLIGIBLE), np.maximum(x.h, 0.0), 0.0)
+    need = np.where(pr.allowed & (share >= LOG_NEGLIGIBLE), np.maximum(x.h, 0.0), 0.0)
     lam_l = lam - np.where(pr.t_side, need, 0.0).max(axis=2)
     mu_l = mu - np.where(pr.t_side, 0.0, need).max(axis=1)
     h_l = _logits(pr, np.concatenate((lam_l, mu_l), axis=None))[0]

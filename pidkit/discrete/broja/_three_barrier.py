@@ -45,30 +45,45 @@ from collections.abc import Callable
 
 import numpy as np
 
+from ._ipm import SHRINK
+from ._polish import BACKTRACK, CENTRED, MIX, SUFFICIENT, TAU_SHRINK
+
 __all__ = ["barrier"]
 
-#: Most Newton steps; the barrier parameter falls by TAU_SHRINK once the Newton decrement is
-#: below CENTRED tau N (the bivariate crossover's rules, :mod:`._polish`).
-STEPS, TAU_SHRINK, CENTRED = 100, 0.1, 1.0
-#: Share of the strictly positive feasible point mixed into the start; backtracking.
-MIX, SHRINK, SUFFICIENT, BACKTRACK = 1e-6, 0.5, 0.01, 20
+# The rules shared with the bivariate crossover (:func:`._polish.barrier`): the barrier
+# parameter falls by TAU_SHRINK once the Newton decrement is below CENTRED tau N; MIX of the
+# strictly positive feasible point is mixed into the start; the line search tries at most
+# BACKTRACK lengths, each SHRINK (the bivariate line searches' halving, :data:`._ipm.SHRINK`)
+# times the last, for the decrease SUFFICIENT.
+
+#: Most Newton steps per call: this method's own choice, not the bivariate crossover's
+#: (``_polish.BARRIER_STEPS`` = 60); a run that uses them all is continued by the next call
+#: (:func:`barrier`'s ``start``).
+STEPS = 100
 
 
 def barrier(prog, q_start: np.ndarray, tau: float, tol: float,
-            certify: Callable[[np.ndarray, np.ndarray], bool], resume: dict) -> None:
+            certify: Callable[[np.ndarray, np.ndarray], bool],
+            start: tuple[np.ndarray, float] | None = None) -> tuple[np.ndarray, float] | None:
     r"""Run the barrier method on the program ``prog`` (a :class:`._three_maxent._Program`)
     from the primal point ``q_start[t, a, b, c]`` (repaired onto ``prog``'s marginals and mixed
-    with :data:`MIX` of ``prog.product``) with first barrier parameter ``tau``, down to
-    :math:`\mathrm{tol}/(8N)`. ``certify(x, q)`` receives every iterate's dual point ``x``
-    (``prog``'s layout) and primal point ``q`` and returns whether the bracket is closed, which
-    stops the run; so does a step that cannot decrease :math:`\phi_\tau`. ``resume`` holds
-    the last point and barrier parameter of a previous call on the same program (empty at
-    first): a later call continues from there instead of ``q_start``."""
+    with ``MIX``, :data:`._polish.MIX`, of ``prog.product``) with first barrier parameter
+    ``tau``, down to :math:`\mathrm{tol}/(8N)`, for at most :data:`STEPS` Newton steps.
+    ``certify(x, q)`` receives every iterate's dual point ``x`` (``prog``'s layout) and primal
+    point ``q`` and returns whether the bracket is closed, which stops the run; so do a step
+    that cannot decrease :math:`\phi_\tau` and an exactly singular Newton system.
+
+    ``start``, a point ``(q, tau)`` returned by a previous call on the same program, continues
+    that run instead (``q_start`` and ``tau`` are then ignored). Returns the last point
+    ``(q, tau)`` when the run used all :data:`STEPS` steps, to be passed as the next call's
+    ``start``, and ``None`` when it stopped for any of the reasons above: a run that stalled
+    would only stall again from the same point, so the next call starts from its own
+    ``q_start``."""
     cells = prog.allowed
     n_cells = max(float(cells.sum()), 1.0)
     tau_min = tol / (8.0 * n_cells)
-    if resume:
-        q, tau = resume["q"], resume["tau"]
+    if start is not None:
+        q, tau = start
     else:
         q = np.where(cells, (1.0 - MIX) * prog.repair(q_start) + MIX * prog.product, 0.0)
         tau = max(tau, tau_min)
@@ -77,17 +92,17 @@ def barrier(prog, q_start: np.ndarray, tau: float, tol: float,
         try:
             dq, x = _direction(prog, q, g, tau)
         except np.linalg.LinAlgError:        # an exactly singular system: stop here
-            return
+            return None
         if certify(x, q):
-            return
+            return None
         slope = float(np.sum(g * dq))
         q_new = _line_search(q, dq, slope, cells, tau)
         if q_new is None:
-            return
+            return None
         q = q_new
         if -slope <= CENTRED * tau * n_cells:
             tau = max(tau * TAU_SHRINK, tau_min)
-        resume.update(q=q, tau=tau)
+    return q, tau
 
 
 def _gradient(q: np.ndarray, cells: np.ndarray, tau: float) -> np.ndarray:
@@ -115,7 +130,7 @@ def _direction(prog, q: np.ndarray, g: np.ndarray,
     live = cells.any(axis=0)
     kappa = np.where(cells, q * tau / (q + tau), 0.0).sum(axis=0)[live]
     au2 = _row_products(prog, u2)[rows][:, live.ravel()]      # A U^2 E
-    a_u2_at = _row_gram(prog, u2)[np.ix_(rows, rows)]           # A U^2 A^T
+    a_u2_at = prog.cell_gram(u2)[np.ix_(rows, rows)]            # A U^2 A^T
     r = (prog.b - prog.marginals(q))[rows]
     ug = u2 * g
     top_rhs = -r - prog.marginals(ug)[rows]
@@ -134,8 +149,7 @@ def _direction(prog, q: np.ndarray, g: np.ndarray,
     x[rows] = -sol[:n_r]
     zeta = np.zeros(live.shape)
     zeta[live] = sol[n_r:]
-    lam, mu, nu = prog.split(-x)                     # the multipliers nu_KKT
-    a_t_nu = lam[:, :, None, None] + mu[:, None, :, None] + nu[:, None, None, :]
+    a_t_nu = prog.cell_sum(-x)                       # A^T nu_KKT
     dq = np.where(cells, u2 * (zeta[None] - g - a_t_nu), 0.0)
     return dq, x
 
@@ -149,23 +163,6 @@ def _row_products(prog, u2: np.ndarray) -> np.ndarray:
     for rows in (prog.idx_a[:, :, None, None], prog.idx_b[:, None, :, None],
                  prog.idx_c[:, None, None, :]):
         out[np.broadcast_to(rows, u2.shape), blocks] = u2   # one cell per (row, block)
-    return out
-
-
-def _row_gram(prog, u2: np.ndarray) -> np.ndarray:
-    """``A U^2 A^T``, ``(n, n)``: rows ``(t, a)`` and ``(t', b)`` meet where ``t = t'``, with
-    the sum of ``u^2`` over the cells ``(t, a, b, .)``; the diagonal is the rows' sums."""
-    out = np.zeros((prog.n, prog.n))
-    ia, ib, ic = prog.idx_a, prog.idx_b, prog.idx_c
-    out[ia, ia] = u2.sum(axis=(2, 3))
-    out[ib, ib] = u2.sum(axis=(1, 3))
-    out[ic, ic] = u2.sum(axis=(1, 2))
-    for i1, i2, block in ((ia[:, :, None], ib[:, None, :], u2.sum(axis=3)),
-                          (ia[:, :, None], ic[:, None, :], u2.sum(axis=2)),
-                          (ib[:, :, None], ic[:, None, :], u2.sum(axis=1))):
-        r, c = np.broadcast_to(i1, block.shape), np.broadcast_to(i2, block.shape)
-        out[r, c] = block
-        out[c, r] = block
     return out
 
 

@@ -86,28 +86,26 @@ from scipy.linalg.lapack import dpotrf, dpotrs
 
 from ..._threads import one_blas_thread
 from ...information import entropy, mutual_information
-from ._bounds import NEGLIGIBLE_SHARE
+from ._bounds import LOG_NEGLIGIBLE
+from ._ipm import POLISH_EVERY as _POLISH_EVERY
 from ._polish import DROP_SHARE, DROPPED_WEIGHT
+from ._polish import MAX_LOG_STEP as _MAX_LOG_STEP
 from ._three_barrier import barrier
 
 __all__ = ["MaxEntBracket", "solve"]
 
-#: The logarithm of the share of its block's weight below which a cell is not lowered by
-#: the local repair (:data:`._bounds.NEGLIGIBLE_SHARE`).
-_LOG_NEGLIGIBLE = math.log(NEGLIGIBLE_SHARE)
+# The bivariate solver's rules, imported above: every _POLISH_EVERY iterations (and after the
+# first that many) an open program gets the crossover of :func:`._three_barrier.barrier`
+# (``_ipm.POLISH_EVERY``); no dual variable (a logarithm of a cell's mass) moves by more than
+# _MAX_LOG_STEP in one step (``_polish.MAX_LOG_STEP``: Newton on an exponential closes a gap
+# of order 1 per step; longer steps, which the tiny diagonal of a nearly empty marginal
+# entry's row allows, only overflow).
+
 #: Fraction of the distance to the boundary a step may go (masses and slacks).
 _TO_BOUNDARY = 0.99
 #: Line search: backtracking factor, sufficient decrease of the residual norm, most trials
 #: (the last is taken without decrease: the certificate guards the answer).
 _BACKTRACK, _SUFFICIENT, _MAX_BACKTRACK = 0.5, 0.01, 8
-#: Iterations after which (and every this many) an open program gets the crossover of
-#: :func:`._three_barrier.barrier` (the bivariate solver's ``_ipm.POLISH_EVERY``).
-_POLISH_EVERY = 40
-#: Largest change of any dual variable in one step (a logarithm of a cell's mass: Newton on an
-#: exponential closes a gap of order 1 per step; longer steps, which the tiny diagonal of a
-#: nearly empty marginal entry's row allows, only overflow), as the bivariate crossover's
-#: ``_polish.MAX_LOG_STEP``.
-_MAX_LOG_STEP = 20.0
 #: Smallest centring parameter and the cap on Mehrotra's second-order term (times ``m s``).
 _SIGMA_MIN, _CORRECTOR_CAP = 0.05, 1.0
 #: The certificate is evaluated once ``sum(m s)`` is below this times ``tol``, and at every
@@ -181,10 +179,14 @@ class _Program:
     def lift(self, x: np.ndarray, reduced: _Program) -> np.ndarray:
         r"""A dual point of this program from one of ``reduced`` (the program of
         :func:`_kept_cells`, same shape): the variables of marginal entries the reduced
-        program lacks are set so that every cell they enter weighs at most the entry's own
-        mass :math:`\delta` (at least ``DROPPED_WEIGHT``), as the bivariate
-        :func:`._polish.lift_dual`: :math:`\lambda_{ta} = \ln\delta_{ta} - \max_b \mu_{tb}
-        - \max_c \nu_{tc}` over the kept ones, then likewise for ``mu`` and ``nu``."""
+        program lacks are set from the entry's own mass :math:`\delta` (at least
+        ``DROPPED_WEIGHT``) and the largest kept variables of the other two sources, as the
+        bivariate :func:`._polish.lift_dual`: :math:`\lambda_{ta} = \ln\delta_{ta} - \max_b
+        \mu_{tb} - \max_c \nu_{tc}` over the kept ones, then likewise for ``mu`` and ``nu``.
+        A cell with one dropped entry then weighs at most that entry's :math:`\delta`; a cell
+        with two or three has no such bound (its weight depends on the kept variables'
+        maxima). Either way the lower bound stays valid: :meth:`dual_bound` makes any point
+        feasible, so the lift decides only how tight it is."""
         parts = list(reduced.split(x))
         for i, (mine, theirs) in enumerate(zip((self.p_ta, self.p_tb, self.p_tc),
                                                (reduced.p_ta, reduced.p_tb, reduced.p_tc),
@@ -204,11 +206,15 @@ class _Program:
         return (x[:nt * na].reshape(nt, na), x[nt * na:nt * (na + nb)].reshape(nt, nb),
                 x[nt * (na + nb):].reshape(nt, nc))
 
+    def cell_sum(self, x: np.ndarray) -> np.ndarray:
+        r""":math:`A^\top x`: ``lam[t, a] + mu[t, b] + nu[t, c]`` per cell ``[t, a, b, c]`` of
+        the flat dual vector ``x``."""
+        lam, mu, nu = self.split(x)
+        return lam[:, :, None, None] + mu[:, None, :, None] + nu[:, None, None, :]
+
     def softmax(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per live block: ``g = log-sum-exp_t v`` and the softmax ``pi[t, a, b, c]``."""
-        lam, mu, nu = self.split(x)
-        v = lam[:, :, None, None] + mu[:, None, :, None] + nu[:, None, None, :]
-        v = np.where(self.allowed, v, -np.inf)
+        v = np.where(self.allowed, self.cell_sum(x), -np.inf)
         vmax = np.where(self.live, v.max(axis=0), 0.0)
         e = np.where(self.allowed, np.exp(v - vmax), 0.0)
         tot = e.sum(axis=0)
@@ -240,9 +246,8 @@ class _Program:
         :math:`g_k` (the largest such excess per variable). A violation in a block of cells
         with tiny marginals then costs those marginals, where :meth:`_shifted` pays a whole
         source value's mass."""
-        lam, mu, nu = self.split(x)
-        v = lam[:, :, None, None] + mu[:, None, :, None] + nu[:, None, None, :]
-        heavy = self.allowed & (v - g[None] >= _LOG_NEGLIGIBLE)
+        v = self.cell_sum(x)
+        heavy = self.allowed & (v - g[None] >= LOG_NEGLIGIBLE)
         need = np.where(heavy, np.where(self.live, np.maximum(g, 0.0), 0.0)[None], 0.0)
         m_a = np.broadcast_to(self.p_ta[:, :, None, None], need.shape)
         m_b = np.broadcast_to(self.p_tb[:, None, :, None], need.shape)
@@ -283,23 +288,32 @@ class _Program:
             q = np.where(self.allowed, np.maximum(q, 0.0), 0.0)
         return q
 
-    def newton_matrix(self, q: np.ndarray, pi: np.ndarray, w: np.ndarray) -> np.ndarray:
-        r""":math:`\sum_{cells} q\, e e^\top + \sum_k w_k u_k u_k^\top` on the full dual index
-        (``e``: the cell's three dual coordinates; ``u_k``: the block's softmax on them)."""
-        nt = self.shape[0]
+    def cell_gram(self, w: np.ndarray) -> np.ndarray:
+        r""":math:`A\,\mathrm{Diag}(w)\,A^\top = \sum_{cells} w\, e e^\top`, ``(n, n)`` on the
+        full dual index, for weights ``w[t, a, b, c]`` (``e``: the cell's three dual
+        coordinates): rows ``(t, a)`` and ``(t', b)`` meet where ``t = t'``, with the sum of
+        ``w`` over the cells ``(t, a, b, .)``; the diagonal holds the rows' sums."""
         h = np.zeros((self.n, self.n))
         ia, ib, ic = self.idx_a, self.idx_b, self.idx_c
-        h[ia, ia] += q.sum(axis=(2, 3))
-        h[ib, ib] += q.sum(axis=(1, 3))
-        h[ic, ic] += q.sum(axis=(1, 2))
-        q_ab, q_ac, q_bc = q.sum(axis=3), q.sum(axis=2), q.sum(axis=1)
-        for i1, i2, block in ((ia[:, :, None], ib[:, None, :], q_ab),
-                              (ia[:, :, None], ic[:, None, :], q_ac),
-                              (ib[:, :, None], ic[:, None, :], q_bc)):
+        h[ia, ia] = w.sum(axis=(2, 3))
+        h[ib, ib] = w.sum(axis=(1, 3))
+        h[ic, ic] = w.sum(axis=(1, 2))
+        for i1, i2, block in ((ia[:, :, None], ib[:, None, :], w.sum(axis=3)),
+                              (ia[:, :, None], ic[:, None, :], w.sum(axis=2)),
+                              (ib[:, :, None], ic[:, None, :], w.sum(axis=1))):
             rows = np.broadcast_to(i1, block.shape)
             cols = np.broadcast_to(i2, block.shape)
-            h[rows, cols] += block
-            h[cols, rows] += block
+            h[rows, cols] = block
+            h[cols, rows] = block
+        return h
+
+    def newton_matrix(self, q: np.ndarray, pi: np.ndarray, w: np.ndarray) -> np.ndarray:
+        r""":math:`\sum_{cells} q\, e e^\top + \sum_k w_k u_k u_k^\top` on the full dual index
+        (``e``: the cell's three dual coordinates, :meth:`cell_gram`; ``u_k``: the block's
+        softmax on them)."""
+        nt = self.shape[0]
+        h = self.cell_gram(q)
+        ia, ib, ic = self.idx_a, self.idx_b, self.idx_c
         wp = w[None] * pi
         g_aa = np.einsum("tabc,sabc->tsa", wp, pi)
         g_bb = np.einsum("tabc,sabc->tsb", wp, pi)
@@ -351,20 +365,21 @@ def _solve_program(p: np.ndarray, tol: float, max_iter: int) -> MaxEntBracket:
     if upper - lower <= tol or p.shape[0] == 1:
         return MaxEntBracket(min(lower, upper), upper, 0)
     p_kept = _kept_cells(p, tol / (DROP_SHARE * full.n))
-    prog = _Program(p_kept)
+    reduced = p_kept is not p                      # some marginal entries were left out
+    prog = _Program(p_kept) if reduced else full
     dropped = p - p_kept
 
     def bracket(x: np.ndarray, q: np.ndarray) -> bool:
         """Certify the reduced program's dual point ``x`` and primal point ``q`` on the full
         program (lifted dual, dropped cells restored); whether the bracket is closed."""
         nonlocal lower, upper
-        x_full = full.lift(x, prog)
+        x_full = full.lift(x, prog) if reduced else x
         lower = max(lower, full.dual_bound(x_full, full.softmax(x_full)[0]))
         upper = min(upper, objective(prog.repair(q) + dropped))
         return upper - lower <= tol
 
     x = prog.x0.copy()
-    resume: dict = {}                              # the crossover's last point
+    resume = None           # where the last crossover ran out of steps (None: start afresh)
     live = prog.live
     g, pi = prog.softmax(x)
     m = np.where(live, prog.product.sum(axis=0), 0.0)
@@ -410,8 +425,9 @@ def _solve_program(p: np.ndarray, tol: float, max_iter: int) -> MaxEntBracket:
             return MaxEntBracket(min(lower, upper), upper, it)
         if it % _POLISH_EVERY == 0:
             with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-                barrier(prog, m[None] * pi, float(np.sum(m * s)) / float(prog.allowed.sum()),
-                        tol, bracket, resume)
+                resume = barrier(prog, m[None] * pi,
+                                 float(np.sum(m * s)) / float(prog.allowed.sum()), tol,
+                                 bracket, start=resume)
             if upper - lower <= tol:
                 return MaxEntBracket(min(lower, upper), upper, it)
     return MaxEntBracket(min(lower, upper), upper, max_iter)
@@ -466,9 +482,7 @@ def _direction(prog: _Program, factor, pi: np.ndarray, m: np.ndarray, s: np.ndar
     rhs = -r_q - prog.marginals(pi * coef[None])
     dx = np.zeros(prog.n)
     dx[prog.free] = _solve(factor, rhs[prog.free])
-    lam, mu, nu = prog.split(dx)
-    dv = lam[:, :, None, None] + mu[:, None, :, None] + nu[:, None, None, :]
-    u_dx = np.where(prog.allowed, pi * dv, 0.0).sum(axis=0)
+    u_dx = np.where(prog.allowed, pi * prog.cell_sum(dx), 0.0).sum(axis=0)
     ds = np.where(prog.live, -r_d - u_dx, 0.0)
     dm = np.where(prog.live, -(r_c + m * ds) / s, 0.0)
     return dx, dm, ds
