@@ -11,7 +11,7 @@ from ._backend import is_torch
 from .discrete import MEASURES
 from .errors import PIDValueError
 from .information import mutual_information
-from .lattice import MAX_SOURCES, lattice
+from .lattice import check_n_sources, lattice
 from .result import TARGET_NAME, PIDResult, SolverInfo, default_source_names
 from .validation import (
     check_base,
@@ -128,11 +128,7 @@ def pid(p: Any, target: Any = 0, sources: Any = None, measure: str = "broja", ba
             f"got {len(groups)}. Group axes into composite sources (sources=[[1, 2], [3]]) or "
             f"use a measure for any number of sources ("
             f"{', '.join(sorted(n for n, m in MEASURES.items() if m.max_sources is None))})")
-    if len(groups) > MAX_SOURCES:
-        raise fail("sources", f"{len(groups)} sources are more than the {MAX_SOURCES} whose "
-                   f"lattice can be built (6 sources have 7,828,352 nodes)",
-                   f"Group axes into at most {MAX_SOURCES} composite sources, e.g. "
-                   f"sources=[[1, 2], [3], ...]")
+    check_n_sources(len(groups), "sources")
     q = arrange_pmf(p, target_axes, groups)
     mi = mutual_information(q, (0,), tuple(range(1, q.ndim)))
     if len(groups) == 1:  # every measure's lattice is one node, holding I(Y; X0)

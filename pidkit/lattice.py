@@ -40,7 +40,8 @@ from .validation import as_float_array, check_positive, fail
 
 Node = tuple[tuple[int, ...], ...]
 
-__all__ = ["Lattice", "Node", "lattice", "node_label", "parse_node"]
+__all__ = ["Lattice", "Node", "canonical_node", "check_n_sources", "lattice", "node_label",
+           "nodes_keyed", "parse_node"]
 
 #: Largest lattice (166 nodes: 4 sources) whose Moebius matrix is cached densely.
 DENSE_MOEBIUS_NODES = 166
@@ -54,6 +55,48 @@ def node_label(node: Node) -> str:
     (collections and their indices in increasing order, as :func:`parse_node` reads them)."""
     parts = sorted(tuple(sorted(part)) for part in node)
     return "".join("{" + ":".join(str(i) for i in part) + "}" for part in parts)
+
+
+def check_n_sources(n_sources: int, name: str = "n_sources", fix: str | None = None) -> int:
+    """``n_sources`` as an int in ``1..MAX_SOURCES`` (the lattices that can be built); a typed
+    error naming ``name`` otherwise, with ``fix`` as its remedy (default: group sources)."""
+    n = check_positive(n_sources, name, integer=True)
+    if n > MAX_SOURCES:
+        raise fail(name, f"{n} sources are more than the {MAX_SOURCES} whose lattice can be "
+                   f"built (6 sources already have 7,828,352 nodes)",
+                   fix or f"Group sources into at most {MAX_SOURCES} composite sources, e.g. "
+                   f"sources=[[1, 2], [3], ...]", n)
+    return n
+
+
+def canonical_node(key: Node | str) -> Node:
+    """The node a key stands for: a label is parsed (:func:`parse_node`), a tuple of tuples is
+    put in the lattice's order (indices and collections sorted, as :attr:`Lattice.nodes` holds
+    them), so ``((1,), (0,))`` and ``"{0}{1}"`` are the same key. Anything else is returned
+    as it is (a lookup with it then fails as for any mapping)."""
+    if isinstance(key, str):
+        return parse_node(key)
+    if isinstance(key, tuple) and all(isinstance(part, tuple) for part in key):
+        try:
+            return tuple(sorted(tuple(sorted(part)) for part in key))
+        except TypeError:          # incomparable entries: not a node, looked up as given
+            return key
+    return key
+
+
+def nodes_keyed(values: Mapping[Node | str, Any], name: str,
+                to_node=canonical_node) -> dict[Node, Any]:
+    """``values`` keyed by node: each key mapped by ``to_node`` (default
+    :func:`canonical_node`); a node keyed twice (as a label and as a tuple, or as two orders
+    of one tuple) is a typed error naming ``name``."""
+    out: dict[Node, Any] = {}
+    for key, value in values.items():
+        node = to_node(key)
+        if node in out:
+            raise fail(name, f"keys node {node_label(node)} twice (e.g. as a label and as a "
+                       "tuple)", "Key each node once", key)
+        out[node] = value
+    return out
 
 
 def parse_node(label: str) -> Node:
@@ -166,11 +209,7 @@ class Lattice:
     """
 
     def __init__(self, n_sources: int):
-        n = check_positive(n_sources, "n_sources", integer=True)
-        if n > MAX_SOURCES:
-            raise fail("n_sources", f"the lattice of {n} sources is too large to build "
-                       f"(6 sources already have 7,828,352 nodes)",
-                       f"Group sources into at most {MAX_SOURCES} with sources=[[...], ...]", n)
+        n = check_n_sources(n_sources)
         self.n_sources = n
         chains = _antichains(n)
         up = np.array([_up_set(c, n) for c in chains], dtype=np.uint64)
@@ -222,9 +261,8 @@ class Lattice:
             ``node`` is not a valid label (:func:`parse_node`) or not a node of this lattice;
             the message names it (argument ``name``).
         """
-        key = parse_node(node) if isinstance(node, str) else node
         try:
-            return self.index[key]
+            return self.index[canonical_node(node)]
         except (KeyError, TypeError):   # TypeError: an unhashable key such as a list
             raise fail(name, f"is not a node of the lattice of {self.n_sources} source(s)",
                        f"Use a label such as {node_label(self.bottom)!r} or a node tuple such "
@@ -306,13 +344,7 @@ class Lattice:
         array of shape ``(len(self),)``; anything else is a typed error naming ``name``.
         """
         if isinstance(values, Mapping):
-            by_node: dict[Node, Any] = {}
-            for key, value in values.items():
-                node = self.nodes[self.position(key, name)]
-                if node in by_node:
-                    raise fail(name, f"keys node {node_label(node)} twice (e.g. as a label and "
-                               "as a tuple)", "Key each node once", key)
-                by_node[node] = value
+            by_node = nodes_keyed(values, name, lambda key: self.nodes[self.position(key, name)])
             missing = [node_label(a) for a in self.nodes if a not in by_node]
             if missing:
                 raise fail(name, f"misses {len(missing)} lattice nodes, e.g. {missing[:3]}",

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from .errors import PIDTypeError
-from .lattice import Lattice, Node, lattice, node_label, parse_node
+from .lattice import Lattice, Node, canonical_node, lattice, node_label, nodes_keyed
 from .validation import fail
 
 __all__ = ["CERTIFIED_REDUNDANCY", "CERTIFIED_UNIQUE", "TARGET_NAME", "Certificate",
@@ -223,8 +223,9 @@ class SolverInfo:
 class AtomMap(Mapping):
     """Read-only mapping lattice node -> atom value that also accepts labels like ``"{0}{1}"``.
 
-    Keys given as labels are stored as nodes (:func:`~pidkit.lattice.parse_node`), so a map
-    built from ``{"{0}": 1.0}`` and one built from ``{((0,),): 1.0}`` are the same. Looking up
+    Keys are stored as nodes in the lattice's order (:func:`~pidkit.lattice.canonical_node`), so
+    maps built from ``{"{0}{1}": 1.0}``, ``{((0,), (1,)): 1.0}`` and ``{((1,), (0,)): 1.0}``
+    are the same. Looking up
     a malformed label (``atoms["junk"]``) is a :class:`~pidkit.errors.PIDValueError` naming it;
     a well-formed node that is not a key is a ``KeyError``, as for any mapping, and
     :meth:`get` returns its default for both.
@@ -235,23 +236,14 @@ class AtomMap(Mapping):
             raise fail("atoms", f"must be a mapping of lattice nodes to values, not "
                        f"{type(values).__name__}", "Pass e.g. {'{0}{1}': 0.1, '{0}': 0.2, "
                        "'{1}': 0.0, '{0:1}': 0.7}", kind=PIDTypeError)
-        self._values: dict[Node, Any] = {}
-        for key, value in values.items():
-            node = self._key(key)
-            if node in self._values:
-                raise fail("atoms", f"keys node {node_label(node)} twice (e.g. as a label and as "
-                           "a tuple)", "Key each node once", key)
-            self._values[node] = value
-
-    def _key(self, key: Node | str) -> Node:
-        return parse_node(key) if isinstance(key, str) else key
+        self._values = nodes_keyed(values, "atoms")
 
     def __getitem__(self, key: Node | str) -> Any:
-        return self._values[self._key(key)]
+        return self._values[canonical_node(key)]
 
     def __contains__(self, key: object) -> bool:
         try:
-            return self._key(key) in self._values  # type: ignore[arg-type]
+            return canonical_node(key) in self._values  # type: ignore[arg-type]
         except (ValueError, TypeError):
             return False
 
@@ -259,7 +251,10 @@ class AtomMap(Mapping):
         """The value of ``key`` (node or label), or ``default`` when it is not a key, whether
         a malformed label, a node of another lattice or an unhashable object (the
         :class:`~collections.abc.Mapping` contract)."""
-        return self[key] if key in self else default
+        try:
+            return self[key]
+        except (KeyError, ValueError, TypeError):
+            return default
 
     def __iter__(self) -> Iterator[Node]:
         return iter(self._values)

@@ -37,9 +37,11 @@ __all__ = [
     "as_float_array",
     "check_axis_list",
     "check_base",
+    "check_bootstrap",
     "check_choice",
     "check_flag",
     "check_int",
+    "check_level",
     "check_n_boot",
     "check_options",
     "check_pmf",
@@ -120,12 +122,8 @@ def check_base(base: Any, name: str = "base") -> float:
                    "Use 2 for bits, math.e for nats, 10 for hartleys",
                    base, kind=PIDTypeError)
     base = float(base)
-    if not np.isfinite(base) or base <= 0 or base == 1:
-        raise fail(name, "must be a finite logarithm base > 0 and != 1",
-                   "Use 2 for bits, math.e for nats, 10 for hartleys", base)
-    if base < 1:
-        raise fail(name, "must be > 1 to measure information: a base in (0, 1) makes every "
-                   "entropy and atom negative",
+    if not np.isfinite(base) or base <= 1:
+        raise fail(name, "must be a finite logarithm base > 1 to measure information",
                    "Use 2 for bits, math.e for nats, 10 for hartleys", base)
     return base
 
@@ -391,6 +389,16 @@ def check_int(value: Any, name: str, minimum: int) -> int:
     return int(value)
 
 
+def check_level(ci: Any) -> float:
+    """A confidence level strictly between 0 and 1."""
+    fix = "Use e.g. ci=0.95, or ci=None for no intervals"
+    if isinstance(ci, bool) or not isinstance(ci, numbers.Real):
+        raise fail("ci", "must be a number in (0, 1)", fix, ci, kind=PIDTypeError)
+    if not 0 < ci < 1:
+        raise fail("ci", "must lie strictly between 0 and 1", fix, ci)
+    return float(ci)
+
+
 def check_n_boot(n_boot: Any, ci: Any) -> int:
     """The number of bootstrap replicates: 0 (no intervals; also whenever ``ci`` is None) or at
     least 2 (one replicate has no spread: its "interval" would have width 0)."""
@@ -401,6 +409,13 @@ def check_n_boot(n_boot: Any, ci: Any) -> int:
         raise fail("n_boot", "must be 0 (no intervals) or at least 2: one replicate gives an "
                              "interval of width 0", "Use e.g. n_boot=200, or n_boot=0", n_boot)
     return n_boot
+
+
+def check_bootstrap(ci: Any, n_boot: Any) -> tuple[float | None, int]:
+    """The interval settings ``(ci, n_boot)``: ``ci`` a level in (0, 1) or None (no intervals,
+    then ``n_boot`` is 0), ``n_boot`` as :func:`check_n_boot` checks it."""
+    ci = None if ci is None else check_level(ci)
+    return ci, check_n_boot(n_boot, ci)
 
 
 def check_samples(x: Any, name: str, *, keep_torch: bool = True, allow_empty: bool = False):

@@ -13,6 +13,7 @@ from pidkit.cli import main
 from pidkit.errors import PIDKitError, PIDTypeError, PIDValueError
 from pidkit.estimate import Discretizer, JointCounts
 from pidkit.estimate._checks import as_labels
+from pidkit.estimate.codes import encode
 from pidkit.gates import gate
 from pidkit.lattice import lattice, node_label, parse_node
 from pidkit.result import AtomMap, PIDResult
@@ -143,9 +144,18 @@ def test_huge_float_labels_are_mapped_not_cast(make):
     assert r.redundancy == pytest.approx(h, abs=1e-12)
 
 
-def test_as_labels_ranks_float_values():
-    labels = np.array([[1e20, 2.0**63], [-5.0, 1e20], [2.0**63, -5.0]])
-    np.testing.assert_array_equal(as_labels(labels, "t"), [[2, 1], [0, 2], [1, 0]])
+def test_float_labels_are_ranked_never_cast():
+    """Integer-valued floats outside the int64 range keep their identity: as_labels passes
+    them on uncast and encode ranks the rows (equal floats share a code, the order is kept)."""
+    labels = np.array([[1e20, 2.0**63], [-5.0, 1e20], [2.0**63, -5.0], [-5.0, 1e20]])
+    kept = as_labels(labels, "t")
+    np.testing.assert_array_equal(kept, labels)
+    codes, size = encode(kept)
+    np.testing.assert_array_equal(codes, [2, 0, 1, 0])
+    assert size == 3
+    column, size = encode(as_labels(labels[:, 0], "t"))
+    np.testing.assert_array_equal(column, [2, 0, 1, 0])
+    assert size == 3
     with pytest.raises(PIDValueError) as info:
         as_labels(np.array([0.5, 1.0]), "target")
     _typed(info, PIDValueError, "target")
@@ -198,6 +208,21 @@ def test_atom_map_labels_and_nodes_are_the_same_keys():
     assert by_label == by_node and list(by_label) == list(by_node)
     with pytest.raises(PIDValueError) as info:
         AtomMap({"{0}": 1.0, ((0,),): 2.0})
+    _typed(info, PIDValueError, "atoms")
+
+
+def test_node_tuples_in_any_order_are_the_node_their_label_shows():
+    """A tuple key with its collections or indices out of order is the same node as its label
+    (which is printed sorted): stored, looked up and placed in the lattice as that node."""
+    shuffled = AtomMap({((1,), (0,)): 0.1, ((0,),): 0.2, ((1,),): 0.3, ((1, 0),): 0.4})
+    assert list(shuffled) == [((0,), (1,)), ((0,),), ((1,),), ((0, 1),)]
+    assert shuffled["{0}{1}"] == 0.1 and shuffled[((1, 0),)] == 0.4
+    assert "{0:1}" in shuffled and shuffled.get(((1,), (0,))) == 0.1
+    r = pidkit.PIDResult(atoms=shuffled, measure="mmi", base=2.0, mutual_information=1.0)
+    assert r.redundancy == 0.1 and r.synergy == 0.4
+    assert lattice(2).position(((1,), (0,))) == lattice(2).position("{0}{1}")
+    with pytest.raises(PIDValueError) as info:
+        AtomMap({((0,), (1,)): 1.0, ((1,), (0,)): 2.0})
     _typed(info, PIDValueError, "atoms")
 
 
@@ -297,7 +322,7 @@ def test_moebius_of_non_numbers_is_typed():
 def test_base_below_one_is_refused(base):
     with pytest.raises(PIDValueError) as info:
         pidkit.pid(AND, measure="mmi", base=base)
-    assert "must be > 1" in _typed(info, PIDValueError, "base")
+    assert "must be a finite logarithm base > 1" in _typed(info, PIDValueError, "base")
     with pytest.raises(PIDValueError) as info:
         pidkit.gaussian_pid(np.eye(3), (1, 1, 1), base=base)
     _typed(info, PIDValueError, "base")

@@ -139,8 +139,8 @@ def test_ragged_lists():
 
 @pytest.mark.parametrize("base", [0, -2, 1, 1.0, math.inf, math.nan])
 def test_bad_log_base(base):
-    msg = _raises(PIDValueError, r"^base: must be a finite logarithm base > 0 and != 1", XOR,
-                  measure="mmi", base=base)
+    msg = _raises(PIDValueError, r"^base: must be a finite logarithm base > 1 to measure "
+                  r"information", XOR, measure="mmi", base=base)
     assert "Use 2 for bits" in msg
 
 
@@ -165,8 +165,8 @@ def test_measure_with_source_limit():
 def test_error_message_format_names_value_and_fix():
     with pytest.raises(PIDValueError) as info:
         pidkit.pid(XOR, measure="mmi", base=-1)
-    assert str(info.value) == ("base: must be a finite logarithm base > 0 and != 1 (got -1.0). "
-                               "Use 2 for bits, math.e for nats, 10 for hartleys")
+    assert str(info.value) == ("base: must be a finite logarithm base > 1 to measure information "
+                               "(got -1.0). Use 2 for bits, math.e for nats, 10 for hartleys")
 
 
 def test_check_samples_keeps_library_and_dtype():

@@ -4,12 +4,11 @@ integer labels, constant variables. Every failure is a typed error built by
 
 from __future__ import annotations
 
-import numbers
 from typing import Any
 
 import numpy as np
 
-from ..errors import PIDTypeError
+from ..validation import check_level as check_level  # moved to pidkit.validation; kept here
 from ..validation import check_samples, fail
 
 __all__ = ["to_numpy"]
@@ -63,15 +62,15 @@ def as_matrix(x: Any, name: str, dtype: Any = np.float64) -> np.ndarray:
 
 
 def as_labels(x: Any, name: str) -> np.ndarray:
-    """Integer-valued discrete samples as an int64 array ``(n,)`` or ``(n, k)`` (one column per
-    discrete component).
+    """Integer-valued discrete samples as an array ``(n,)`` or ``(n, k)`` (one column per
+    discrete component), for :func:`~pidkit.estimate.codes.encode` to compact.
 
-    Labels are categories: only which samples share a value matters. Integer labels are kept
-    (a ``uint64`` label of ``2**63`` or more wraps to a distinct negative int64, which keeps
-    every equality). Floats are accepted only when every value is an integer; since a float
-    may be an integer far outside the int64 range (``2.0**63``, ``1e20``), float labels are
-    replaced by the ranks of their distinct values (``np.unique``: equal floats share a code,
-    the order is kept), never cast.
+    Labels are categories: only which samples share a value matters. Integer labels become
+    int64 (a ``uint64`` label of ``2**63`` or more wraps to a distinct negative int64, which
+    keeps every equality). Floats are accepted only when every value is an integer, and are
+    returned as floats, never cast: a float may be an integer far outside the int64 range
+    (``2.0**63``, ``1e20``). :func:`~pidkit.estimate.codes.encode` ranks their distinct values
+    (rows) as it does integers', so equal floats share a code and the order is kept.
     """
     arr = to_numpy(x, name)
     if arr.ndim > 2:
@@ -82,8 +81,7 @@ def as_labels(x: Any, name: str) -> np.ndarray:
             raise fail(name, "holds non-integer values but must be integer labels",
                        "Encode categories as integers, or use estimator='discretize' (or "
                        "'gaussian') for continuous samples")
-        _, codes = np.unique(arr, return_inverse=True)
-        return codes.reshape(arr.shape).astype(np.int64, copy=False)
+        return arr
     return arr.astype(np.int64, copy=False)
 
 
@@ -92,13 +90,3 @@ def check_not_constant(codes: np.ndarray, name: str) -> None:
     if codes.max() == codes.min():
         raise fail(name, "is constant (one value in every sample), so it carries no information",
                    "Remove it, or check that the right array was passed")
-
-
-def check_level(ci: Any) -> float:
-    """A confidence level strictly between 0 and 1."""
-    if isinstance(ci, bool) or not isinstance(ci, numbers.Real):
-        raise fail("ci", "must be a number in (0, 1)", "Use e.g. ci=0.95", ci, kind=PIDTypeError)
-    if not 0 < ci < 1:
-        raise fail("ci", "must lie strictly between 0 and 1", "Use e.g. ci=0.95", ci)
-    return float(ci)
-

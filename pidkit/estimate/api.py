@@ -17,17 +17,16 @@ from ..lattice import lattice
 from ..result import TARGET_NAME, PIDResult, default_source_names
 from ..validation import (
     check_base,
+    check_bootstrap,
     check_choice,
     check_flag,
     check_int,
-    check_n_boot,
     check_options,
     fail,
 )
 from ._checks import (
     as_labels,
     check_lengths,
-    check_level,
     check_not_constant,
     to_numpy,
 )
@@ -158,8 +157,7 @@ def _estimate(target: Any, sources: tuple[Any, ...], *, estimator: str, measure:
     """:func:`pid_from_samples`, with ``arg_names`` naming the arrays in error messages."""
     estimator = check_choice(estimator, "estimator", tuple(ESTIMATORS))
     base = check_base(base)
-    ci = None if ci is None else check_level(ci)
-    n_boot = check_n_boot(n_boot, ci)                 # ci=None: no bootstrap
+    ci, n_boot = check_bootstrap(ci, n_boot)          # ci=None: no bootstrap
     n_perm = check_int(n_perm, "n_perm", 0)
     interval = check_choice(interval, "interval", INTERVALS)
     measure_options = check_options(measure_options, "measure_options")

@@ -34,13 +34,12 @@ from ..lattice import lattice
 from ..result import PIDResult
 from ..validation import (
     check_base,
+    check_bootstrap,
     check_choice,
     check_int,
-    check_n_boot,
     check_options,
     fail,
 )
-from ._checks import check_level
 from .uncertainty import (
     INTERVALS,
     Replicates,
@@ -218,8 +217,7 @@ def pid_from_counts(counts: Any, measure: str = "broja", base: float = 2, *,
     """
     table = check_counts(counts)
     base = check_base(base)
-    ci = None if ci is None else check_level(ci)
-    n_boot = check_n_boot(n_boot, ci)                 # ci=None: no bootstrap
+    ci, n_boot = check_bootstrap(ci, n_boot)          # ci=None: no bootstrap
     n_perm = check_int(n_perm, "n_perm", 0)
     interval = check_choice(interval, "interval", INTERVALS)
     measure_options = check_options(measure_options, "measure_options")

@@ -31,7 +31,7 @@ from ..validation import check_int, check_seed, fail
 from ._checks import rows
 from .projection import SEED_MAX, Projector, check_dtype, subsample, too_few
 
-__all__ = ["Discretizer", "PRESETS"]
+__all__ = ["Discretizer", "PRESETS", "auto_components", "auto_scaling"]
 
 #: Published settings (Dissanayake et al., AISTATS 2025, section 5 and appendix).
 PRESETS: dict[str, dict[str, Any]] = {
@@ -50,6 +50,27 @@ L2_FROM = 8
 
 #: Largest number of cells the quantile method may create (n_bins ** dimensions).
 MAX_QUANTILE_CELLS = 1 << 20
+
+
+def auto_components(n: int, d: int, wanted: int = AUTO_COMPONENTS) -> int:
+    """PCA components kept of fitting rows ``(n, d)`` when ``wanted`` is a default, not the
+    user's choice: ``min(wanted, n, d)`` (PCA has at most ``min(n, d)`` axes).
+
+    >>> auto_components(500, 64), auto_components(500, 3), auto_components(500, 64, 5)
+    (10, 3, 5)
+    """
+    return min(wanted, n, d)
+
+
+def auto_scaling(d: int) -> str:
+    """Scaling of ``d`` features when the L2 normalisation is a default, not the user's
+    choice: ``"l2"`` from :data:`L2_FROM` features on (embeddings), else ``"standard"`` (L2
+    normalisation discards each sample's norm, and leaves a one-feature source only its sign).
+
+    >>> auto_scaling(64), auto_scaling(3)
+    ('l2', 'standard')
+    """
+    return "l2" if d >= L2_FROM else "standard"
 
 
 class Discretizer:
@@ -160,24 +181,22 @@ class Discretizer:
                 "chunk_size": self.chunk_size, "kmeans_threads": self.kmeans_threads,
                 "random_state": self.random_state}
 
-    def _projector(self, n_components: int | None) -> Projector:
-        return Projector(n_components, scaling=self.scaling_, pca_solver=self.pca_solver,
+    def _projector(self, n_components: int | None, scaling: str | None) -> Projector:
+        return Projector(n_components, scaling=scaling, pca_solver=self.pca_solver,
                          dtype=self.dtype, chunk_size=self.chunk_size,
                          random_state=self.random_state)
 
-    def _resolved_components(self, sample: np.ndarray) -> int | None:
-        """``n_components``, with ``"auto"`` -> ``min(AUTO_COMPONENTS, n, d)`` of the fitting
-        rows ``sample (n, d)``."""
-        if isinstance(self.n_components, str) and self.n_components == "auto":
-            return min(AUTO_COMPONENTS, *sample.shape)
-        return self.n_components
+    @property
+    def n_components_(self) -> int | None:
+        """PCA components actually kept (``n_components`` resolved against the fitting data:
+        ``"auto"`` -> :func:`auto_components`)."""
+        return self.projector_.n_components
 
-    def _resolved_scaling(self, sample: np.ndarray) -> str | None:
-        """``scaling``, with ``"auto"`` -> ``"l2"`` for at least :data:`L2_FROM` features
-        (embeddings), else ``"standard"``, of the fitting rows ``sample (n, d)``."""
-        if isinstance(self.scaling, str) and self.scaling == "auto":
-            return "l2" if sample.shape[1] >= L2_FROM else "standard"
-        return self.scaling
+    @property
+    def scaling_(self) -> str | None:
+        """The scaling actually used (``scaling`` resolved against the fitting data:
+        ``"auto"`` -> :func:`auto_scaling`)."""
+        return self.projector_.scaling
 
     def _check_params(self) -> None:
         if self.method not in ("kmeans", "quantile"):
@@ -217,9 +236,13 @@ class Discretizer:
         if (sample.max(axis=0) == sample.min(axis=0)).all():
             raise fail(name, "is constant (every sample identical)",
                        "Check the array; a constant variable carries no information")
-        self.n_components_ = self._resolved_components(sample)
-        self.scaling_ = self._resolved_scaling(sample)
-        self.projector_ = self._projector(self.n_components_).fit(sample, name)
+        n, d = sample.shape
+        # isinstance: a setting may be anything (an array is not compared with "auto")
+        n_components = (auto_components(n, d) if isinstance(self.n_components, str)
+                        and self.n_components == "auto" else self.n_components)
+        scaling = (auto_scaling(d) if isinstance(self.scaling, str) and self.scaling == "auto"
+                   else self.scaling)
+        self.projector_ = self._projector(n_components, scaling).fit(sample, name)
         z = self.projector_.transform(sample, name)
         if self.method == "kmeans":
             distinct = _distinct_rows(z, self.n_clusters)
