@@ -234,7 +234,9 @@ class TrainConfig:
     num_workers: int = 0
 
     def __post_init__(self) -> None:
-        """Check every option (typed errors naming it); nothing is coerced.
+        """Check every option (typed errors naming it). Nothing is rounded or guessed: flags
+        are stored as Python bools (numpy bools accepted) and ``milestones`` as a tuple of
+        ints; a value not of the documented type is refused.
 
         Integers: ``epochs, batch_size >= 1``; ``checkpoint_every, log_every, num_workers,
         seed >= 0``; ``warmup >= 0`` and ``cycle >= 1`` or None; ``milestones`` integers
@@ -567,14 +569,19 @@ class Trainer:
         t_shapes, s_shapes = self._probe(num_classes, needs_teacher)
         if self.loss_fn is None:
             self.loss_fn = self._build_loss(t_shapes, s_shapes)
+        if self.loss_fn.uses_features and not self.student_layers:
+            raise fail("layers", f"is empty, but {type(self.loss_fn).__name__} distils "
+                       "intermediate features", "Give at least one (teacher_path, student_path) "
+                       "pair, or leave layers=None for the models' feature_layers", layers)
         if (self.loss_fn.uses_teacher_logits
                 and self._teacher_classes not in (None, self.num_classes)):
             raise fail("teacher", f"outputs {self._teacher_classes} logits per sample but the "
                        f"student {self.num_classes}; {type(self.loss_fn).__name__} compares "
                        "their softmaxes class by class", "Give both models the same classes, "
                        "or use a feature method (e.g. method='fitnets' or 'rid')", None)
-        # the loss's filters, heads and buffers in the student's device and precision
-        self.loss_fn.to(device=self.device, dtype=self.dtype)
+        # the loss's filters, heads and buffers in the student's device and precision (its
+        # float64 running statistics stay float64)
+        self.loss_fn.to(self.device).match_precision(self.dtype)
         two_phase = self.loss_fn.two_phase
         self.schedule = (resolve_schedule(cfg.epochs, cfg.warmup, cfg.cycle, cfg.ratio)
                          if two_phase else Schedule(0, 1, 0.0))
@@ -650,12 +657,6 @@ class Trainer:
         if any(len(p) != 2 for p in pairs):
             raise fail("layers", "must be a list of (teacher_path, student_path) pairs",
                        "Example: layers=[('layer3', 'layer3')]", layers)
-        if uses_features and not pairs:
-            method = (type(self.loss_fn).__name__ if self.loss_fn is not None
-                      else repr(self.config.method))
-            raise fail("layers", f"is empty, but {method} distils intermediate features",
-                       "Give at least one (teacher_path, student_path) pair, or leave layers=None "
-                       "for the models' feature_layers", layers)
         return [p[0] for p in pairs], [p[1] for p in pairs]
 
     def _first_batch(self, data: Any, argument: str) -> tuple[Any, torch.Tensor]:
@@ -1074,6 +1075,20 @@ class Trainer:
             parameter groups differ from the run that wrote the state, an option of
             :data:`RESUME_FIXED` differs, or ``epochs`` is below the epochs already trained.
         """
+        # the options first: a refused resume leaves the trainer as it was
+        stored = state.get("config") or {}
+        for name in RESUME_FIXED:
+            mine = to_plain(getattr(self.config, name), strict=True)
+            if name in stored and stored[name] != mine:
+                raise fail("checkpoint", f"was written with {name}={stored[name]!r}, this "
+                           f"trainer has {name}={mine!r}", f"Resume with {name}="
+                           f"{stored[name]!r} (it fixes the data order or the loss), or start "
+                           "a new run without resume", kind=CheckpointError)
+        if int(state["epoch"]) > self.config.epochs:
+            raise fail("epochs", f"is {self.config.epochs} but the checkpoint has already "
+                       f"trained {int(state['epoch'])} epochs", f"Pass epochs >= "
+                       f"{int(state['epoch'])} (the total, counting the epochs already done)",
+                       self.config.epochs, kind=CheckpointError)
         parts = [("student", self.student), ("loss", self.loss_fn),
                  ("student_optimizer", self.student_optimizer)]
         if self.teacher_optimizer is not None and state["teacher_optimizer"] is not None:
@@ -1089,19 +1104,6 @@ class Trainer:
                            f"({reason})", "Resume with the same student architecture, method, "
                            "method_options, layers and optimizer as the run that wrote it",
                            kind=CheckpointError) from exc
-        stored = state.get("config") or {}
-        for name in RESUME_FIXED:
-            mine = to_plain(getattr(self.config, name), strict=True)
-            if name in stored and stored[name] != mine:
-                raise fail("checkpoint", f"was written with {name}={stored[name]!r}, this "
-                           f"trainer has {name}={mine!r}", f"Resume with {name}="
-                           f"{stored[name]!r} (it fixes the data order or the loss), or start "
-                           "a new run without resume", kind=CheckpointError)
-        if int(state["epoch"]) > self.config.epochs:
-            raise fail("epochs", f"is {self.config.epochs} but the checkpoint has already "
-                       f"trained {int(state['epoch'])} epochs", f"Pass epochs >= "
-                       f"{int(state['epoch'])} (the total, counting the epochs already done)",
-                       self.config.epochs, kind=CheckpointError)
         for name in ("student_scheduler", "teacher_scheduler"):
             scheduler = getattr(self, name)
             if scheduler is not None and state.get(name) is not None:

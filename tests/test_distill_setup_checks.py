@@ -132,6 +132,21 @@ def test_float64_models_train_in_float64(method):
     assert {p.dtype for p in result.trainer.loss_fn.parameters()} == {torch.float64}
 
 
+@pytest.mark.parametrize("method", ["pid", "broja"])
+def test_float32_students_keep_the_losses_float64_running_statistics(method):
+    """The trainer casts the loss to the student's precision, but not the PID losses' running
+    moments / soft counts, which are float64 on purpose."""
+    x, y = _xy()
+    trainer = pd.Trainer(MLP(seed=1), MLP(hidden=8), TensorDataset(x, y), method=method,
+                         epochs=1, batch_size=16, progress=False)
+    buffers = {name: b.dtype for name, b in trainer.loss_fn.named_buffers()
+               if name.startswith("ema_")}
+    assert buffers and set(buffers.values()) == {torch.float64}, buffers
+    assert {p.dtype for p in trainer.loss_fn.parameters()} == {torch.float32}
+    trainer.fit()
+    assert {trainer.loss_fn.get_buffer(name).dtype for name in buffers} == {torch.float64}
+
+
 def test_a_float64_teacher_teaches_a_float32_student_as_its_float32_copy():
     teacher = MLP(seed=1)
     losses = []
@@ -276,6 +291,14 @@ def test_resuming_with_another_batch_size_is_refused(checkpoint):
                                               r"this trainer has batch_size=8"):
         pd.distill(MLP(seed=1), MLP(hidden=8), _data(), method="kd", epochs=4, batch_size=8,
                    progress=False, resume=checkpoint)
+    # refused before anything is loaded: the trainer keeps its own weights
+    trainer = pd.Trainer(MLP(seed=1), MLP(hidden=8), _data(), method="kd", epochs=4,
+                         batch_size=8, progress=False)
+    before = {k: v.clone() for k, v in trainer.student.state_dict().items()}
+    with pytest.raises(CheckpointError):
+        trainer.load_checkpoint(checkpoint)
+    for key, value in trainer.student.state_dict().items():
+        assert torch.equal(value, before[key]), key
 
 
 def test_resuming_with_fewer_epochs_than_done_is_refused(checkpoint):

@@ -301,6 +301,7 @@ def test_resuming_with_another_architecture_is_a_typed_error(digits, tmp_path):
     trainer.fit()
     train, test = digits
     wider = Trainer(trainer.teacher, models.get_model("digits_cnn", width=5), _small(train),
-                    method="rid", epochs=3, batch_size=32, progress=False)
+                    method="rid", epochs=3, batch_size=trainer.config.batch_size,
+                    seed=trainer.config.seed, progress=False)
     with pytest.raises(CheckpointError, match=r"(?s)checkpoint: its student state .*same student"):
         wider.fit(resume=tmp_path / "checkpoint.pt")

@@ -38,7 +38,6 @@ from typing import Any
 
 import numpy as np
 
-from pidkit.errors import PIDTypeError
 from pidkit.estimate.gaussian_route import gaussian_vectors
 from pidkit.estimate.uncertainty import (
     INTERVALS,
@@ -49,7 +48,7 @@ from pidkit.estimate.uncertainty import (
     summarize,
     vector,
 )
-from pidkit.validation import fail
+from pidkit.validation import check_flag, fail
 
 from .report import QUANTITIES, LayerAudit
 from .stream import Batch
@@ -155,16 +154,18 @@ def layer_settings(settings: dict[str, Any], given: frozenset, rows: np.ndarray,
     ``"auto"`` settings do:
 
     - ``n_components`` becomes :math:`\min(k, n, d)` for a preset of :math:`k` components (PCA
-      has at most :math:`\min(n, d)` axes; a layer of 10 features or more keeps the paper's 10);
+      has at most :math:`\min(n, d)` axes; a layer of 10 features or more keeps the paper's 10):
+      :func:`pidkit.estimate.discretizer.auto_components`;
     - ``scaling="l2"`` becomes ``"standard"`` below
       :data:`pidkit.estimate.discretizer.L2_FROM` (8) features (L2 normalisation leaves a
-      one-feature layer only its sign, and removes one of very few degrees of freedom).
+      one-feature layer only its sign, and removes one of very few degrees of freedom):
+      :func:`pidkit.estimate.discretizer.auto_scaling`.
 
     A value the user gave is kept; an ``n_components`` above :math:`\min(n, d)` is refused with
     a message naming the ``estimator_options`` key. The values used are in the report's details
     (``n_components``, ``scaling``, teacher then student).
     """
-    from pidkit.estimate.discretizer import L2_FROM
+    from pidkit.estimate.discretizer import auto_components, auto_scaling
 
     out = dict(settings)
     n, d = rows.shape
@@ -178,9 +179,9 @@ def layer_settings(settings: dict[str, Any], given: frozenset, rows: np.ndarray,
                        "features)", f"Pass estimator_options={{'n_components': {limit}}} (or "
                        "any value up to it), or leave n_components out: the estimator's "
                        "default is capped at the layer's width")
-        out["n_components"] = limit
-    if "scaling" not in given and settings.get("scaling") == "l2" and d < L2_FROM:
-        out["scaling"] = "standard"
+        out["n_components"] = auto_components(n, d, k)
+    if "scaling" not in given and settings.get("scaling") == "l2":
+        out["scaling"] = auto_scaling(d)
     return out
 
 
@@ -282,12 +283,10 @@ class GaussianPair:
         self.settings, self.given = settings, frozenset(given)
         self.state = int(fit.generate_state(1)[0])
         self.projectors: list = []
-        correction = settings.get("bias_correction", True)
-        if not isinstance(correction, bool):
-            raise fail("estimator_options", "bias_correction must be True or False",
-                       "Pass estimator_options={'bias_correction': False} for plug-in atoms",
-                       correction, kind=PIDTypeError)
-        self.bias_correction = correction
+        self.bias_correction = check_flag(
+            settings.get("bias_correction", True), "estimator_options['bias_correction']",
+            "Pass estimator_options={'bias_correction': False} for plug-in atoms, or leave it "
+            "out (True)")
         # classes are renamed to their rank (labels {3, 7} and {0, 1} give the same one-hot
         # block; any other injective renaming permutes its columns, an invertible linear map of
         # the target block that leaves every Gaussian quantity unchanged)

@@ -82,7 +82,7 @@ Entropy 16 (2014).
 from __future__ import annotations
 
 import contextlib
-import numbers
+import math
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
@@ -90,7 +90,7 @@ from typing import Any
 import numpy as np
 
 from pidkit.errors import PIDTypeError
-from pidkit.validation import check_base, check_choice, check_int, check_n_boot, fail
+from pidkit.validation import check_base, check_bootstrap, check_choice, check_int, fail
 
 from .estimators import (
     DEFAULT_INTERVAL,
@@ -117,15 +117,6 @@ DEFAULT_N_PERM = 100
 #: (Red 0.2 bits low; benchmarks/results/audit_accuracy.md); 10 starts cost about 1 s more per
 #: layer side at 10,000 fitting samples and leave the paper's other settings unchanged.
 DISCRETE_AUDIT_DEFAULTS = {"dtype": "float64", "n_init": 10}
-
-
-def _check_ci(ci: Any) -> float | None:
-    if ci is None:
-        return None
-    if isinstance(ci, bool) or not isinstance(ci, numbers.Real) or not 0 < ci < 1:
-        raise fail("ci", "must be a confidence level in (0, 1) or None",
-                   "Pass e.g. ci=0.95, or ci=None to skip the intervals", ci)
-    return float(ci)
 
 
 def _settings(estimator: str, options: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -229,8 +220,8 @@ def smallest_n_perm(ci: float) -> int:
     :math:`1 - \\mathrm{ci}` (19 for ``ci=0.95``, 99 for ``ci=0.99``), with the engine's own
     comparison (:func:`pidkit.estimate.uncertainty.interval` extends the ``"normal"`` interval
     to 0 where ``p > 1 - ci``)."""
-    n = 1
-    while 1 / (n + 1) > 1 - ci:
+    n = max(1, math.ceil(1 / (1 - ci)) - 2)       # the closed form, less one for rounding
+    while 1 / (n + 1) > 1 - ci:                   # at most two steps of the same comparison
         n += 1
     return n
 
@@ -275,8 +266,7 @@ def _common(estimator, measure, base, ci, n_boot, n_perm, seed, max_fit_samples,
         raise fail("measure", "must be a measure name", "Use 'broja' (the paper's) or 'mmi'",
                    measure, kind=PIDTypeError)
     base = check_base(base)
-    ci = _check_ci(ci)
-    n_boot = check_n_boot(n_boot, ci)
+    ci, n_boot = check_bootstrap(ci, n_boot)
     if n_boot == 0:
         ci = None  # no replicates, no intervals: the report says so instead of naming a level
     n_perm = check_int(n_perm, "n_perm", 0)

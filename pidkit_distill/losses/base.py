@@ -134,6 +134,21 @@ class DistillLoss(nn.Module, abc.ABC):
         """Parameters trained in the teacher-filter phase (default: none)."""
         return []
 
+    @torch.no_grad()
+    def match_precision(self, dtype: torch.dtype) -> DistillLoss:
+        """Cast the floating-point parameters and buffers to ``dtype`` (the student's), in
+        place, except float64 buffers: running statistics kept in float64 on purpose (the PID
+        losses' moments and soft counts), which ``Module.to(dtype)`` would round. Returns
+        ``self``."""
+        for p in self.parameters():
+            if p.is_floating_point():
+                p.data = p.data.to(dtype)
+        for module in self.modules():
+            for name, buf in list(module.named_buffers(recurse=False)):
+                if buf.is_floating_point() and buf.dtype != torch.float64:
+                    setattr(module, name, buf.to(dtype))
+        return self
+
     def set_phase(self, phase: str) -> None:
         """Put submodules in train / eval mode for ``phase`` (``"warmup"``, ``"teacher"``,
         ``"student"``); the default trains everything in every phase."""

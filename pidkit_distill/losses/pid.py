@@ -320,8 +320,8 @@ def _packed(n: torch.Tensor, s: torch.Tensor, S: torch.Tensor) -> torch.Tensor:
 
 
 def _unpacked(v: torch.Tensor, d: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The inverse of :func:`_packed` for ``d`` columns."""
-    return v[0], v[1:d + 1], v[d + 1:].view(d, d)
+    """The inverse of :func:`_packed` for ``d`` columns; leading axes of ``v`` are a batch."""
+    return v[..., 0], v[..., 1:d + 1], v[..., d + 1:].reshape(*v.shape[:-1], d, d)
 
 
 def redundancy_from_moments(n: torch.Tensor, s: torch.Tensor, S: torch.Tensor,
@@ -495,10 +495,9 @@ class PIDLoss(DistillLoss):
             groups.setdefault(pair_dims, []).append(i)
         out: dict[int, torch.Tensor] = {}
         for pair_dims, members in groups.items():
-            d = sum(pair_dims)
             packed = torch.stack([stats[i] for i in members])
-            n, total, outer = packed[:, 0], packed[:, 1:d + 1], packed[:, d + 1:].view(-1, d, d)
-            reds = redundancy_from_moments(n, total, outer, pair_dims, self.measure, self.ridge)
+            reds = redundancy_from_moments(*_unpacked(packed, sum(pair_dims)), pair_dims,
+                                           self.measure, self.ridge)
             out.update(zip(members, reds.unbind(), strict=True))
         return [out[i] for i in range(len(dims))]
 

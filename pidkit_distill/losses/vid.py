@@ -50,7 +50,8 @@ def gaussian_nll(mu: torch.Tensor, target: torch.Tensor, variance: torch.Tensor)
 
 class VIDPair(nn.Module):
     """Regressor and variance of one pair: ``mu = conv(h->C_T)(relu(conv(h->h)(relu(conv(C_S->h)
-    (s)))))`` with ``h = hidden or C_T``; the variance starts at ``init_variance``, which
+    (s)))))`` with ``h = hidden`` (an int >= 1; ``None``: ``C_T``); the variance starts at
+    ``init_variance``, which
     must exceed its floor ``eps > 0`` (``softplus(raw) + eps`` can only reach values above
     it)."""
 
