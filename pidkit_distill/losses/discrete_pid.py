@@ -65,9 +65,9 @@ mixed labels (a nuisance direction, an untrained or relabelled teacher) has a fl
 and adds almost nothing, while a trained teacher's pure codes act as soft pseudo-labels.
 Nothing changes when every sample is labelled. Measured (``benchmarks/nuisance_teacher.py``,
 digits, 10 labels and 40 unlabelled inputs per class, 5 seeds, *validation split*): trained
-teacher 86.8% (``"ignore"``, ``beta=1``), 88.2% (``"impute"``, ``beta=1``), 90.9%
+teacher 86.7% (``"ignore"``, ``beta=1``), 88.1% (``"impute"``, ``beta=1``), 90.7%
 (``beta=3``), 88.0% (``beta=10``) against 85.1% without distillation; under the untrained,
-nuisance-channel and relabelled teachers ``beta=3`` gave 86.2, 89.1 and 85.3%, at or above
+nuisance-channel and relabelled teachers ``beta=3`` gave 86.1, 89.1 and 85.4%, at or above
 the baseline (``benchmarks/results/nuisance_sweep_digits_broja.md``). Hence the defaults
 ``"impute"`` and ``beta=3``; the test-split results are in ``docs/nuisance_benchmark.md``.
 

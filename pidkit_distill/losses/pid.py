@@ -84,9 +84,9 @@ direction) does not have. The regression depends on the teacher and the labels o
 detached. Nothing changes when every sample is labelled. Measured (digits, 10 labels and 40
 unlabelled inputs per class, 5 seeds, *validation split*,
 ``benchmarks/results/nuisance_sweep_digits_pid.md``): at ``beta=0.3`` the imputation moved
-the student from 87.7 / 85.5 / 87.1 / 84.2% (trained / untrained / nuisance-channel /
-relabelled teacher) to 89.0 / 88.0 / 87.3 / 85.1% (85.1% without distillation); ``beta=1``
-and ``3`` were worse under the untrained teacher (84.4, 76.2%). Hence ``"impute"`` with the
+the student from 87.5 / 85.6 / 86.9 / 84.2% (trained / untrained / nuisance-channel /
+relabelled teacher) to 89.1 / 87.7 / 87.3 / 85.3% (85.1% without distillation); ``beta=1``
+and ``3`` were worse under the untrained teacher (84.4, 76.3%). Hence ``"impute"`` with the
 same ``beta``.
 
 Bias. The batch (or running) estimate is biased upwards: with features independent of the
