@@ -20,9 +20,11 @@ pidkit.errors.PIDValueError: epochs: must be >= 1 (got 0). Pass a positive integ
 
 from __future__ import annotations
 
+import contextlib
 import math
 import numbers
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextvars import ContextVar
 from typing import Any
 
 import numpy as np
@@ -35,11 +37,14 @@ __all__ = [
     "PMF_SUM_ATOL",
     "PMF_SUM_ULPS",
     "as_float_array",
+    "assume_finite",
     "check_axis_list",
     "check_base",
     "check_bootstrap",
     "check_choice",
+    "check_finite",
     "check_flag",
+    "check_fraction",
     "check_int",
     "check_level",
     "check_n_boot",
@@ -146,6 +151,58 @@ def host_numpy(x: Any) -> np.ndarray:
     if str(t.dtype).startswith(_WIDENED_TORCH_DTYPES):
         t = t.float()
     return t.cpu().numpy()
+
+
+#: Set by :func:`assume_finite`: :func:`check_finite` returns at once.
+_ASSUME_FINITE: ContextVar[bool] = ContextVar("pidkit_assume_finite", default=False)
+
+
+def check_finite(arr: np.ndarray, name: str, *, what: str = "", offset: int = 0,
+                 task: str = "estimating") -> None:
+    """Reject NaN and infinite samples: name ``name`` (the argument), how many samples
+    (rows of ``arr``, shape ``(n, ...)``) hold them and the first one's row.
+
+    Parameters
+    ----------
+    arr : numpy.ndarray
+        Samples along the first axis (integer arrays pass without a scan).
+    name : str
+        The argument named in the message.
+    what : str, optional
+        The part of ``name`` that holds the samples (e.g. ``"teacher layer 'fc2'"``), named
+        after ``name``.
+    offset : int, default 0
+        For a chunk of a larger array or stream: the samples before it, so that the row is the
+        one in the caller's order (the message then says which chunk the count is of).
+    task : str, default "estimating"
+        Ends the advice: "Drop or impute those samples before <task>".
+
+    Inside :func:`assume_finite` nothing is scanned.
+    """
+    if _ASSUME_FINITE.get() or arr.dtype.kind != "f":
+        return
+    finite = np.isfinite(arr).all(axis=tuple(range(1, arr.ndim)))  # one flag per sample
+    if finite.all():
+        return
+    rows = np.flatnonzero(~finite)
+    where = "" if offset == 0 else f" of the batch starting at row {offset}"
+    raise fail(name, f"{what + ': ' if what else ''}contains NaN or infinite values in "
+               f"{rows.size} sample(s){where}, first at row {offset + int(rows[0])}",
+               f"Drop or impute those samples before {task}")
+
+
+@contextlib.contextmanager
+def assume_finite() -> Iterator[None]:
+    """Within this block :func:`check_finite` does not scan: for a caller that has checked
+    the same samples already (with a more telling message, e.g. each batch's rows in the order
+    the user gave them, as pidkit_distill's audits do when they stream features) and hands them
+    on to estimators that would check them again (the scikit-learn ``assume_finite`` option,
+    scoped to the block and to the current thread or task)."""
+    token = _ASSUME_FINITE.set(True)
+    try:
+        yield
+    finally:
+        _ASSUME_FINITE.reset(token)
 
 
 def _kind(value: Any) -> str:
@@ -377,6 +434,21 @@ def check_positive(value: Any, name: str, *, integer: bool = False, allow_zero: 
         raise fail(name, f"must be {'>= 0' if allow_zero else '> 0'}", "Pass a positive value",
                    value)
     return int(value) if integer else float(value)
+
+
+def check_fraction(value: Any, name: str, fix: str | None = None) -> float:
+    """A number in ``[0, 1]`` (a share, a mixing weight), as a float. ``fix``: the advice
+    (default: pass a number between 0 and 1).
+
+    >>> check_fraction(0.25, "ratio")
+    0.25
+    """
+    fix = fix or f"Pass a number between 0 and 1, e.g. {name}=0.5"
+    if isinstance(value, bool) or not isinstance(value, (numbers.Real, np.floating, np.integer)):
+        raise fail(name, "must be a number in [0, 1]", fix, value, kind=PIDTypeError)
+    if not 0 <= value <= 1:  # NaN fails this too
+        raise fail(name, "must be a number in [0, 1]", fix, value)
+    return float(value)
 
 
 def check_int(value: Any, name: str, minimum: int) -> int:

@@ -31,7 +31,7 @@ from torch.utils.data.distributed import DistributedSampler
 from pidkit.errors import PIDTypeError
 from pidkit.validation import fail
 
-from .losses.base import UNLABELLED, check_labels
+from .labels import UNLABELLED, as_class_labels
 
 __all__ = ["BatchFormat", "INPUT_KEYS", "LABEL_KEYS", "OUTPUT_KEYS", "train_loader",
            "eval_loader", "has_batchnorm", "check_data", "to_device", "device_batches",
@@ -174,12 +174,13 @@ def floating_dtypes(x: Any) -> set[torch.dtype]:
 
 
 def class_labels(y: torch.Tensor, argument: str = "train_data") -> torch.Tensor:
-    """The labels of a batch of ``argument`` as int64 class indices, after
-    :func:`~pidkit_distill.losses.base.check_labels` (shape and dtype only: no value is read,
-    so this costs no host synchronisation). Any integer dtype (``uint8``, ``int16``,
-    ``int32``, ``int64``) is converted to ``int64`` exactly, as
-    :func:`torch.nn.functional.cross_entropy` requires."""
-    return check_labels(y, argument).long()
+    """The labels of a batch of ``argument`` as int64 class indices, by the rule of
+    :mod:`pidkit_distill.labels` (:func:`~pidkit_distill.labels.as_class_labels`): any integer
+    dtype (``uint8``, ``int16``, ``int32``, ``int64``) is converted to ``int64`` exactly, as
+    :func:`torch.nn.functional.cross_entropy` requires, and so are float labels that are all
+    whole numbers (their values are read once, before the batch moves to the device; integer
+    labels cost no read); fractional float, boolean and one-hot labels are refused."""
+    return as_class_labels(y, argument)
 
 
 def check_label_values(y: torch.Tensor, num_classes: int, argument: str = "train_data") -> None:
@@ -317,11 +318,14 @@ def train_loader(data: Any, batch_size: int, *, seed: int, rank: int, world: int
                       num_workers=num_workers, pin_memory=pin_memory, generator=generator)
 
 
-def eval_loader(data: Any, batch_size: int, *, rank: int, world: int, num_workers: int,
-                pin_memory: bool) -> Iterable:
+def eval_loader(data: Any, batch_size: int, *, rank: int = 0, world: int = 1,
+                num_workers: int = 0, pin_memory: bool = False,
+                argument: str = "val_data") -> Iterable:
     """The evaluation loader of one process: every sample exactly once over all processes
-    (strided shards, no padding), in order. A DataLoader is used as it is."""
-    n = check_data(data, "val_data")
+    (strided shards, no padding), in order. A DataLoader is used as it is. Loaders built here
+    draw their workers' base seed from their own generator, never from the global torch RNG.
+    ``argument``: the name errors give (the trainer's ``val_data``, an audit's ``data``)."""
+    n = check_data(data, argument)
     if isinstance(data, DataLoader):
         return data
     if n is not None and world > 1:

@@ -33,6 +33,8 @@ from torch import nn
 from pidkit.errors import PIDTypeError
 from pidkit.validation import check_choice, fail
 
+from .labels import as_class_labels
+
 __all__ = [
     "FeatureHooks",
     "eval_mode",
@@ -436,9 +438,10 @@ def extract_features(model: nn.Module, loader: Iterable, layers: Sequence[str],
 
     Raises
     ------
-    PIDValueError
-        Labels that are floats with a fractional part, or not finite (integer-valued float
-        labels are converted exactly; a fractional label would be truncated by an integer cast).
+    PIDValueError, PIDTypeError
+        Labels that break the rule of :mod:`pidkit_distill.labels`: not one per sample, floats
+        with a fractional part or not finite (whole-number float labels are converted exactly;
+        a fractional label would be truncated by an integer cast), booleans.
 
     Examples
     --------
@@ -464,24 +467,9 @@ def extract_features(model: nn.Module, loader: Iterable, layers: Sequence[str],
             out = fmt.logits(model(to_device(x, device)))
             for spec, f in zip(layers, hooks.collect(), strict=True):
                 feats[spec].append(f.float().cpu())
-            targets.append(_integer_labels(y.cpu()))
+            targets.append(as_class_labels(y.cpu(), "loader"))
             logits.append(out.detach().float().cpu())
     if not targets:
         raise fail("loader", "yielded no batches", "Pass a non-empty data loader")
     return ExtractedFeatures({s: torch.cat(v) for s, v in feats.items()},
                              torch.cat(targets), torch.cat(logits))
-
-
-def _integer_labels(y: torch.Tensor) -> torch.Tensor:
-    """``y`` as int64 class labels; float labels only when every value is a finite integer."""
-    if y.is_floating_point():
-        finite = torch.isfinite(y)
-        if not bool(finite.all()) or not bool((y == torch.round(y)).all()):
-            bad = y[~finite | (y != torch.round(y))].flatten()[:3].tolist()
-            raise fail("loader", f"yields float labels that are not integers, e.g. {bad}",
-                       "Yield integer class indices 0..K-1 (an integer cast would truncate "
-                       "them)")
-    elif y.is_complex():
-        raise fail("loader", "yields complex labels", "Yield integer class indices 0..K-1",
-                   kind=PIDTypeError)
-    return y.long()

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
-from pidkit.validation import check_int, fail
+from pidkit.validation import check_fraction, check_int, fail
 
 __all__ = ["Schedule", "resolve_schedule", "check_ratio", "phase_of_epoch",
            "teacher_epochs_per_cycle", "learning_rate", "PHASES"]
@@ -93,11 +93,10 @@ class Schedule:
 
 
 def check_ratio(ratio) -> float:
-    """``ratio`` (Algorithm 1's :math:`r`) as a float in [0, 1]."""
-    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 <= ratio <= 1:
-        raise fail("ratio", "must be a number in [0, 1]", "Pass the share r of each cycle "
-                   "spent in the teacher phase (the paper uses 0.25), or None", ratio)
-    return float(ratio)
+    """``ratio`` (Algorithm 1's :math:`r`) as a float in [0, 1]
+    (:func:`pidkit.validation.check_fraction`)."""
+    return check_fraction(ratio, "ratio", "Pass the share r of each cycle spent in the teacher "
+                          "phase (the paper uses 0.25), or None")
 
 
 def _non_negative_int(value, name: str, minimum: int) -> int:

@@ -306,41 +306,76 @@ class LambdaCallback:
             self.fn(trainer, epoch, metrics)
 
 
-def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
-    """Load a trainer checkpoint with ``torch.load(weights_only=True)``: tensors and plain
-    containers only, so loading never runs code.
+@dataclass(frozen=True)
+class SavedFile:
+    """What a file read by :func:`read_saved` should be, for its error messages.
+
+    Attributes
+    ----------
+    argument : str
+        The argument or command-line flag named in errors (``"checkpoint"``,
+        ``"--teacher-weights"``).
+    what : str
+        The kind of file, as in "is not a weights file written by torch.save".
+    writer : str
+        What writes such files (the advice of most errors: "Pass a file written by ...").
+    inner : str or None
+        For a directory given instead of a file: the name of the file to suggest inside it
+        (``"checkpoint.pt"``, what :meth:`Trainer.save_checkpoint` writes), or None.
+    legacy : bool
+        Also read :func:`torch.save`'s legacy (pre-zip) format, which has no checksums.
+    """
+
+    argument: str = "checkpoint"
+    what: str = "checkpoint file"
+    writer: str = "Trainer.save_checkpoint"
+    inner: str | None = "checkpoint.pt"
+    legacy: bool = False
+
+
+#: A trainer checkpoint (:func:`load_checkpoint`).
+CHECKPOINT_FILE = SavedFile()
+
+
+def read_saved(path: str | os.PathLike, spec: SavedFile = CHECKPOINT_FILE,
+               map_location: Any = "cpu") -> Any:
+    """What :func:`torch.save` wrote to ``path``, read once with
+    ``torch.load(weights_only=True)``: tensors and plain containers only, so reading never runs
+    code. The one reader of saved files (:func:`load_checkpoint`, the CLI's weight files).
 
     Before anything is unpickled the file is checked to be what :func:`torch.save` writes, a
-    zip archive, and each record is checked against its CRC-32 (one extra read of the file),
-    so that a missing, empty, truncated or corrupted file is reported as such.
+    zip archive (or, with ``spec.legacy``, its pre-zip format), and each record is checked
+    against its CRC-32 (one extra read of the bytes, no unpickling), so that a missing, empty,
+    truncated or corrupted file is reported as such.
 
     Raises
     ------
     pidkit.errors.CheckpointError
-        (a :class:`~pidkit.errors.PIDValueError`) ``path`` is missing, a directory, empty,
-        truncated, corrupted, holds pickled objects other than tensors and plain data, or is
-        not a pidkit_distill checkpoint. The message names ``checkpoint``, the path and what to
-        do; the low-level error is chained (``__cause__``).
+        ``path`` is missing, a directory, unreadable, empty, truncated, corrupted, not written
+        by ``torch.save``, or holds pickled objects other than tensors and plain data. The
+        message names ``spec.argument``, the path and what to do; the low-level error is
+        chained (``__cause__``).
     pidkit.errors.PIDTypeError
         ``path`` is not a ``str`` or ``os.PathLike``.
     """
     import zipfile
 
     if not isinstance(path, (str, os.PathLike)):
-        raise fail("checkpoint", "must be a file path", "Pass the path of a file written by "
-                   "Trainer.save_checkpoint", path, kind=PIDTypeError)
+        raise fail(spec.argument, "must be a file path", f"Pass the path of a file written by "
+                   f"{spec.writer}", path, kind=PIDTypeError)
     file = Path(path)
     redo = ("The save was cut short or the file was damaged (disk full, a killed process, an "
             "incomplete copy): copy it again, resume from an earlier checkpoint or train again")
+    written_by = f"Pass a file written by {spec.writer}"
 
     def error(problem: str, fix: str) -> CheckpointError:
-        return fail("checkpoint", f"{file} {problem}", fix, kind=CheckpointError)
+        return fail(spec.argument, f"{file} {problem}", fix, kind=CheckpointError)
 
     if file.is_dir():
-        inner = file / "checkpoint.pt"
-        raise error("is a directory", f"Pass the file inside it: {inner}" if inner.is_file()
-                    else "Pass the checkpoint file itself (Trainer.save_checkpoint writes "
-                    "out_dir/checkpoint.pt)")
+        inner = file / spec.inner if spec.inner else None
+        raise error("is a directory", f"Pass the file inside it: {inner}"
+                    if inner is not None and inner.is_file() else f"Pass the {spec.what} itself"
+                    + (f" ({spec.writer} writes out_dir/{spec.inner})" if spec.inner else ""))
     if not file.exists():
         near = (sorted(p.name for p in file.parent.glob("*.pt"))[:5]
                 if file.parent.is_dir() else [])
@@ -358,50 +393,97 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
                     "Check its permissions and that the disk is readable") from exc
     if size == 0:
         raise error("is empty (0 bytes)", redo)
-    if not is_zip:
+    legacy = head.startswith(b"\x80\x02\x8a")  # _use_new_zipfile_serialization=False
+    if not is_zip and not (legacy and spec.legacy):
         if head == b"PK\x03\x04":  # a zip that lost its end (central directory)
             raise error(f"is truncated ({size} bytes, the end of the zip archive is missing)",
                         redo)
-        if head.startswith(b"\x80\x02\x8a"):  # _use_new_zipfile_serialization=False
-            raise error("is in torch.save's legacy (pre-zip) format, which "
-                        "Trainer.save_checkpoint never writes", "Pass a file written by "
-                        "Trainer.save_checkpoint")
-        raise error(f"is not a zip archive as torch.save writes ({size} bytes starting with "
-                    f"{head!r}): it is corrupted or another kind of file",
-                    "Pass a file written by Trainer.save_checkpoint")
-    try:  # read every record: a bad CRC-32 (or a damaged header) means corrupted data
-        with zipfile.ZipFile(file) as archive:
-            for info in archive.infolist():
-                if info.CRC == 0:  # written with torch.serialization.set_crc32_options(False)
-                    continue
-                with archive.open(info) as record:
-                    while record.read(1 << 22):
-                        pass
-    except (zipfile.BadZipFile, EOFError, ValueError, OSError) as exc:
-        raise error(f"is corrupted ({exc})", redo) from exc
+        if legacy:
+            raise error(f"is in torch.save's legacy (pre-zip) format, which {spec.writer} "
+                        "never writes", written_by)
+        raise error(f"is not a {spec.what} written by torch.save ({size} bytes starting with "
+                    f"{head!r}, not a zip archive): it is corrupted or another kind of file",
+                    written_by)
+    if is_zip:
+        try:  # read every record: a bad CRC-32 (or a damaged header) means corrupted data
+            with zipfile.ZipFile(file) as archive:
+                for info in archive.infolist():
+                    if info.CRC == 0:  # written with torch.serialization.set_crc32_options(False)
+                        continue
+                    with archive.open(info) as record:
+                        while record.read(1 << 22):
+                            pass
+        except (zipfile.BadZipFile, EOFError, ValueError, OSError) as exc:
+            raise error(f"is corrupted ({exc})", redo) from exc
     try:
-        state = torch.load(file, map_location=map_location, weights_only=True)
+        return torch.load(file, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
         if "Unsupported global" in str(exc):
-            raise error("holds objects other than tensors and plain data",
-                        "Only load checkpoints written by Trainer.save_checkpoint; "
-                        "pidkit_distill never unpickles code") from exc
+            raise error("holds objects other than tensors and plain data, which are never "
+                        "unpickled (weights_only=True)", f"Only load files written by "
+                        f"{spec.writer}; pidkit_distill never unpickles code") from exc
         raise error("is corrupted (its pickled data cannot be read)", redo) from exc
     except EOFError as exc:
         raise error("is truncated (unexpected end of the pickled data)", redo) from exc
     except RuntimeError as exc:
-        if "PytorchStreamReader" not in str(exc):
+        text = str(exc)
+        if "unexpected EOF" in text:  # the legacy format's storages, cut short
+            raise error("is truncated (unexpected end of its tensor data)", redo) from exc
+        if is_zip and "PytorchStreamReader" not in text:
             raise  # e.g. map_location names a device this machine lacks
-        raise error(f"is corrupted ({str(exc).split('. ')[0]})", redo) from exc
-    if not isinstance(state, dict) or not str(state.get("format", "")).startswith(
-            CHECKPOINT_FORMAT.rsplit("/", 1)[0] + "/"):
-        raise error("is not a pidkit_distill checkpoint",
-                    "Pass a file written by Trainer.save_checkpoint (plain weights load with "
-                    "model.load_state_dict(torch.load(path, weights_only=True)))")
+        raise error(f"is corrupted ({text.split('. ')[0][:120]})", redo) from exc
+    except Exception as exc:
+        if is_zip:
+            raise
+        # the legacy format has no checksums: its damaged bytes fail in many ways
+        # (UnicodeDecodeError, KeyError, IndexError, ...) inside the unpickler
+        raise error(f"is corrupted ({type(exc).__name__}: "
+                    f"{(str(exc).splitlines() or [''])[0][:120]})", redo) from exc
+
+
+def is_checkpoint(state: Any) -> bool:
+    """Whether ``state`` (what :func:`read_saved` returned) is a pidkit_distill checkpoint of
+    any format version."""
+    return isinstance(state, dict) and str(state.get("format", "")).startswith(
+        CHECKPOINT_FORMAT.rsplit("/", 1)[0] + "/")
+
+
+def check_checkpoint_version(state: dict, path: str | os.PathLike,
+                             spec: SavedFile = CHECKPOINT_FILE) -> dict:
+    """``state`` (a checkpoint: :func:`is_checkpoint`) if this version reads its format; a
+    :class:`~pidkit.errors.CheckpointError` naming ``spec.argument`` and ``path`` otherwise."""
     if state["format"] != CHECKPOINT_FORMAT:
-        raise error(f"has format {state['format']!r}; this version reads {CHECKPOINT_FORMAT!r}",
-                    "Load it with the pidkit_distill version that wrote it")
+        raise fail(spec.argument, f"{Path(path)} has format {state['format']!r}; this version "
+                   f"reads {CHECKPOINT_FORMAT!r}", "Load it with the pidkit_distill version that "
+                   "wrote it", kind=CheckpointError)
     return state
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
+    """Load a trainer checkpoint with ``torch.load(weights_only=True)``: tensors and plain
+    containers only, so loading never runs code (:func:`read_saved`).
+
+    Before anything is unpickled the file is checked to be what :func:`torch.save` writes, a
+    zip archive, and each record is checked against its CRC-32 (one extra read of the file),
+    so that a missing, empty, truncated or corrupted file is reported as such.
+
+    Raises
+    ------
+    pidkit.errors.CheckpointError
+        (a :class:`~pidkit.errors.PIDValueError`) ``path`` is missing, a directory, empty,
+        truncated, corrupted, holds pickled objects other than tensors and plain data, or is
+        not a pidkit_distill checkpoint. The message names ``checkpoint``, the path and what to
+        do; the low-level error is chained (``__cause__``).
+    pidkit.errors.PIDTypeError
+        ``path`` is not a ``str`` or ``os.PathLike``.
+    """
+    state = read_saved(path, CHECKPOINT_FILE, map_location)
+    if not is_checkpoint(state):
+        raise fail("checkpoint", f"{Path(path)} is not a pidkit_distill checkpoint",
+                   "Pass a file written by Trainer.save_checkpoint (plain weights load with "
+                   "model.load_state_dict(torch.load(path, weights_only=True)))",
+                   kind=CheckpointError)
+    return check_checkpoint_version(state, path)
 
 
 class DistillStep(nn.Module):

@@ -231,8 +231,10 @@ def test_bad_models_and_data():
     x, y = torch.randn(20, 3), torch.randint(0, 2, (20,))
     with pytest.raises(PIDValueError, match="not found"):
         audit(net, net, (x, y), [("0", "nope")])
-    with pytest.raises(PIDTypeError, match="labels must be integers"):
-        audit(net, net, (x, y.float()), [("0", "0")])
+    with pytest.raises(PIDValueError, match=r"^data: holds labels that are not whole numbers"):
+        audit(net, net, (x, y.float() + 0.5), [("0", "0")])
+    with pytest.raises(PIDTypeError, match=r"^data: holds labels of dtype bool"):
+        audit(net, net, (x, y > 0), [("0", "0")])
     with pytest.raises(PIDValueError, match="labels"):
         audit(net, net, (x, y[:10]), [("0", "0")])
     with pytest.raises(PIDValueError, match="samples"):

@@ -252,7 +252,8 @@ def test_checkpoint_with_flipped_bytes_fails_its_checksum(checkpoint, tmp_path):
 def test_random_bytes_empty_file_and_text(tmp_path):
     noise = np.random.default_rng(0).bytes(4096)    # deterministic: no magic number by chance
     _expect(_write(tmp_path / "random.pt", noise),
-            r"is not a zip archive as torch\.save writes \(4096 bytes starting with b'.*'\)",
+            r"is not a checkpoint file written by torch\.save \(4096 bytes starting with "
+            r"b'.*', not a zip archive\)",
             r"Pass a file written by Trainer\.save_checkpoint")
     _expect(_write(tmp_path / "empty.pt", b""), r"is empty \(0 bytes\)", REDO)
     _expect(_write(tmp_path / "notes.txt", b"epoch 3\n"), r"starting with b'epoc'")

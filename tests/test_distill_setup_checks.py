@@ -55,12 +55,13 @@ KW = dict(epochs=1, batch_size=16, progress=False)
 
 # ----------------------------------------------------------------------------- 1. labels
 @pytest.mark.parametrize(("labels", "kind", "fix"), [
-    (lambda y: y.float(), PIDTypeError, r"y\.long\(\)"),
+    (lambda y: y.float() + 0.5, PIDValueError, r"an integer cast would truncate these"),
+    (lambda y: torch.where(y == 1, math.nan, y.float()), PIDValueError, r"truncate"),
     (lambda y: y > 1, PIDTypeError, r"y\.long\(\)"),
     (lambda y: nn.functional.one_hot(y, K).float(), PIDValueError, r"y\.argmax\(1\)"),
     (lambda y: nn.functional.one_hot(y, K), PIDValueError, r"y\.argmax\(1\)"),
     (lambda y: y[:, None], PIDValueError, r"y\.squeeze\(1\)"),
-], ids=["float", "bool", "one-hot-float", "one-hot-int", "column"])
+], ids=["fractional-float", "nan-float", "bool", "one-hot-float", "one-hot-int", "column"])
 @pytest.mark.parametrize("method", ["none", "kd", "pid"])
 def test_labels_of_the_wrong_kind_are_refused_before_training(labels, kind, fix, method):
     student = MLP(hidden=8)
@@ -82,14 +83,18 @@ def test_labels_outside_the_classes_are_refused(bad):
                    method="kd", **KW)
 
 
-def test_float_validation_labels_are_refused():
-    with pytest.raises(PIDTypeError, match=r"val_data: holds labels of dtype torch\.float32"):
-        pd.distill(MLP(seed=1), MLP(hidden=8), _data(), val_data=_data(labels=lambda y: y.float()),
-                   method="kd", **KW)
+def test_fractional_float_validation_labels_are_refused():
+    with pytest.raises(PIDValueError, match=r"^val_data: holds labels that are not whole numbers "
+                                            r"\(float values such as \[0\.5, 1\.5, 2\.5\]\)"):
+        pd.distill(MLP(seed=1), MLP(hidden=8), _data(),
+                   val_data=_data(labels=lambda y: y.float() + 0.5), method="kd", **KW)
 
 
-@pytest.mark.parametrize("dtype", [torch.int32, torch.int16, torch.uint8])
+@pytest.mark.parametrize("dtype", [torch.int32, torch.int16, torch.uint8, torch.float32,
+                                   torch.float64])
 def test_narrow_integer_labels_train_exactly_as_int64(dtype):
+    """So do float labels that are all whole numbers (the rule of pidkit_distill.labels, as in
+    pidkit's estimators): converted exactly."""
     runs = []
     for labels in (None, lambda y: y.to(dtype)):
         student = MLP(hidden=8)

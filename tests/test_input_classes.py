@@ -300,4 +300,6 @@ def test_audits_take_low_precision_and_grad_tensors():
     assert half == widened                                   # bfloat16 -> float32 is exact
     grad = pd.audit_features(y, t.clone().requires_grad_(True), s, ci=None).pairs[0].values
     assert grad == pd.audit_features(y, t, s, ci=None).pairs[0].values
-    _raises(PIDTypeError, "labels", pd.audit_features, t.bfloat16(), t, s, ci=None)
+    # features passed as labels: one label per sample is needed (pidkit_distill.labels)
+    _raises(PIDValueError, "labels", pd.audit_features, t.bfloat16(), t, s, ci=None)
+    _raises(PIDTypeError, "labels", pd.audit_features, y > 0, t, s, ci=None)

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from ..validation import check_finite as check_finite  # moved to pidkit.validation; kept here
 from ..validation import check_level as check_level  # moved to pidkit.validation; kept here
 from ..validation import check_samples, fail
 
@@ -25,17 +26,6 @@ def rows(x: Any, name: str) -> np.ndarray:
     checked later, chunk by chunk)."""
     arr = to_numpy(x, name)
     return arr.reshape(arr.shape[0], -1)
-
-
-def check_finite(arr: np.ndarray, name: str) -> None:
-    """Reject NaN and infinite samples, naming how many and the first offending row."""
-    if arr.dtype.kind != "f":
-        return
-    bad = ~np.isfinite(arr)
-    if bad.any():
-        rows = np.flatnonzero(bad.reshape(arr.shape[0], -1).any(axis=1))
-        raise fail(name, f"contains NaN or infinite values in {rows.size} sample(s), first at "
-                   f"row {rows[0]}", "Drop or impute those samples before estimating")
 
 
 def check_lengths(arrays: list[np.ndarray], names: list[str]) -> int:

@@ -31,13 +31,14 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Mapping, Sequence
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 from pidkit.validation import fail
 
 from .curves import AuditHistory
-from .run import _common, audit
+from .run import AuditOptions, audit
 
 __all__ = ["AuditCallback", "CALLBACK_N_PERM", "CALLBACK_N_BOOT"]
 
@@ -46,10 +47,6 @@ CALLBACK_N_PERM = 50
 
 #: Bootstrap replicates per audited epoch.
 CALLBACK_N_BOOT = 50
-
-#: Arguments of the audit's common checks (``run._common``), in its order.
-_COMMON_ARGS = ("estimator", "measure", "base", "ci", "n_boot", "n_perm", "seed",
-                "max_fit_samples", "num_classes", "interval")
 
 #: Quantities of the first layer pair added to the epoch's metrics.
 METRIC_QUANTITIES = ("redundancy", "unique_teacher", "mi_student")
@@ -116,7 +113,8 @@ class AuditCallback:
             raise fail("audit_options", f"{unknown} are not options the callback passes to "
                        "audit", "Pass audit's keyword options (n_boot, n_perm, ci, estimator, "
                        "fit_data, ...); data= and layers= are the callback's own arguments")
-        _common(*(self.audit_options.get(k, params[k].default) for k in _COMMON_ARGS))
+        AuditOptions(**{f.name: self.audit_options.get(f.name, params[f.name].default)
+                        for f in fields(AuditOptions)})
         self.history: AuditHistory | None = None
 
     def _due(self, trainer, epoch: int) -> bool:

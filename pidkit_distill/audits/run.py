@@ -84,13 +84,21 @@ from __future__ import annotations
 import contextlib
 import math
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from pidkit.errors import PIDTypeError
-from pidkit.validation import check_base, check_bootstrap, check_choice, check_int, fail
+from pidkit.validation import (
+    assume_finite,
+    check_base,
+    check_bootstrap,
+    check_choice,
+    check_int,
+    fail,
+)
 
 from .estimators import (
     DEFAULT_INTERVAL,
@@ -104,7 +112,7 @@ from .estimators import (
 from .report import AuditReport, check_pairs
 from .stream import Batch, FitSet, array_batches, as_loader, model_batches
 
-__all__ = ["audit", "audit_features", "DEFAULT_INTERVAL", "DEFAULT_N_PERM",
+__all__ = ["audit", "audit_features", "AuditOptions", "DEFAULT_INTERVAL", "DEFAULT_N_PERM",
            "DISCRETE_AUDIT_DEFAULTS", "ESTIMATORS"]
 
 #: Shuffle-null replicates drawn by default (chance levels, p-values, bias correction).
@@ -154,62 +162,67 @@ def _check_measure(measure: str, estimator: str) -> None:
 
 
 def _run(stream_data: Callable[[], Iterator[Batch]],
-         stream_fit: Callable[[], Iterator[Batch]] | None, pairs: tuple[tuple[str, str], ...], *,
-         estimator: str, estimator_options: Mapping[str, Any] | None, measure: str, base: float,
-         ci: float | None, n_boot: int, n_perm: int, seed: int, max_fit_samples: int,
-         num_classes: int | None, measure_options: Mapping[str, Any] | None,
-         interval: str, metadata: Mapping[str, Any]) -> AuditReport:
+         stream_fit: Callable[[], Iterator[Batch]] | None, pairs: tuple[tuple[str, str], ...],
+         options: AuditOptions, *, estimator_options: Mapping[str, Any] | None,
+         measure_options: Mapping[str, Any] | None, metadata: Mapping[str, Any]) -> AuditReport:
     """Fit on the fitting stream (or the data), stream the data through the per-pair
-    estimators, finish them into a report."""
-    settings = _settings(estimator, estimator_options)
+    estimators, finish them into a report.
+
+    The streams refuse non-finite features as they yield them (each batch's rows numbered in
+    the user's order; :func:`pidkit.validation.check_finite`), so the estimators, which would
+    scan the same features again, run under :func:`pidkit.validation.assume_finite`."""
+    o = options
+    settings = _settings(o.estimator, estimator_options)
     given = frozenset(estimator_options or {})
-    _check_measure(measure, estimator)
-    fit_set = FitSet(max_fit_samples)
+    _check_measure(o.measure, o.estimator)
+    fit_set = FitSet(o.max_fit_samples)
     fit_classes: set[int] = set()
     for batch in (stream_fit or stream_data)():
-        _check_classes(batch.labels, num_classes)
+        _check_classes(batch.labels, o.num_classes)
         fit_set.add(batch)
         fit_classes.update(np.unique(batch.labels).tolist())
     rows = fit_set.batch
     if rows is None or len(rows) == 0:
         which = "fit_data" if stream_fit is not None else "data"
         raise fail(which, "yielded no samples", "Pass a non-empty data set")
-    seeds = np.random.SeedSequence(seed).spawn(len(pairs))
-    if estimator == "gaussian":
-        classes = (np.arange(num_classes) if num_classes is not None
+    seeds = np.random.SeedSequence(o.seed).spawn(len(pairs))
+    if o.estimator == "gaussian":
+        classes = (np.arange(o.num_classes) if o.num_classes is not None
                    else np.array(sorted(fit_classes), dtype=np.int64))
         if classes.size < 2:
             raise fail("labels", "hold a single class", "Audit samples of at least 2 classes",
                        classes.tolist())
-        pair_estimators = [GaussianPair(settings, s, classes, n_boot if ci is not None else 0,
-                                        n_perm, given=given) for s in seeds]
+        pair_estimators = [GaussianPair(settings, s, classes, o.n_boot if o.ci is not None
+                                        else 0, o.n_perm, given=given) for s in seeds]
     else:
         pair_estimators = [DiscretePair(settings, s, given=given) for s in seeds]
-    for i, est in enumerate(pair_estimators):
-        est.fit(rows.teacher[i], rows.student[i], rows.labels, pair=pairs[i])
+    with assume_finite():
+        for i, est in enumerate(pair_estimators):
+            est.fit(rows.teacher[i], rows.student[i], rows.labels, pair=pairs[i])
     reuse = stream_fit is None and fit_set.complete
     batches = [rows] if reuse else stream_data()
     n_samples = 0
     for batch in batches:
         if not reuse:
-            _check_classes(batch.labels, num_classes)
+            _check_classes(batch.labels, o.num_classes)
         n_samples += len(batch)
-        for i, est in enumerate(pair_estimators):
-            est.update(batch, i)
+        with assume_finite():
+            for i, est in enumerate(pair_estimators):
+                est.update(batch, i)
     if n_samples == 0:
         raise fail("data", "yielded no samples", "Pass a non-empty data set")
-    audits = tuple(est.finish(pair, measure=measure, base=base, ci=ci, n_boot=n_boot,
-                              n_perm=n_perm, measure_options=dict(measure_options or {}),
-                              interval=interval)
+    audits = tuple(est.finish(pair, measure=o.measure, base=o.base, ci=o.ci, n_boot=o.n_boot,
+                              n_perm=o.n_perm, measure_options=dict(measure_options or {}),
+                              interval=o.interval)
                    for est, pair in zip(pair_estimators, pairs, strict=True))
     import pidkit
 
-    full = {"estimator": estimator, **settings, "measure": measure,
-            "n_boot": n_boot if ci is not None else 0, "interval": interval, "n_perm": n_perm,
-            "max_fit_samples": max_fit_samples,
+    full = {"estimator": o.estimator, **settings, "measure": o.measure,
+            "n_boot": o.n_boot if o.ci is not None else 0, "interval": o.interval,
+            "n_perm": o.n_perm, "max_fit_samples": o.max_fit_samples,
             "fitted_on": "fit_data" if stream_fit is not None else "data",
             "measure_options": dict(measure_options or {})}
-    return AuditReport(audits, estimator, full, n_samples, base=base, ci=ci, seed=seed,
+    return AuditReport(audits, o.estimator, full, n_samples, base=o.base, ci=o.ci, seed=o.seed,
                        n_fit_samples=len(rows) if stream_fit is not None else None,
                        metadata={"pidkit_version": pidkit.__version__,
                                  "fit_samples_used": len(rows), **dict(metadata)})
@@ -226,7 +239,7 @@ def smallest_n_perm(ci: float) -> int:
     return n
 
 
-def check_null_size(n_perm: int, ci: float | None, interval: str) -> None:
+def check_null_size(n_perm: int, ci: float | None, interval: str, stacklevel: int = 4) -> None:
     """Warn when the shuffle null is too small for the boundary rule of the ``"normal"``
     interval.
 
@@ -235,7 +248,8 @@ def check_null_size(n_perm: int, ci: float | None, interval: str) -> None:
     so for ``0 < n_perm <`` :func:`smallest_n_perm` every interval contains 0, whatever the
     data (with 10 shuffles every p-value is at least 1/11 > 0.05). The audit still runs (its
     values, chance levels and p-values are valid; only the intervals are uninformative about 0),
-    with a :class:`UserWarning` naming the smallest ``n_perm`` that works."""
+    with a :class:`UserWarning` naming the smallest ``n_perm`` that works (``stacklevel``: of
+    :func:`warnings.warn`, so that it points at the audit's caller)."""
     if ci is None or interval != "normal" or n_perm == 0:
         return
     needed = smallest_n_perm(ci)
@@ -245,7 +259,7 @@ def check_null_size(n_perm: int, ci: float | None, interval: str) -> None:
                       f"1 - ci = {1 - ci:.3g}, so every 'normal' interval is extended to "
                       f"contain 0 whatever the data. Use n_perm >= {needed}, or n_perm=0 (no "
                       "shuffle null, no chance levels), or interval='basic' or 'percentile' "
-                      "(not extended)", UserWarning, stacklevel=4)
+                      "(not extended)", UserWarning, stacklevel=stacklevel)
 
 
 def _check_classes(labels: np.ndarray, num_classes: int | None) -> None:
@@ -258,24 +272,46 @@ def _check_classes(labels: np.ndarray, num_classes: int | None) -> None:
                    num_classes)
 
 
-def _common(estimator, measure, base, ci, n_boot, n_perm, seed, max_fit_samples, num_classes,
-            interval):
-    estimator = check_choice(estimator, "estimator", ESTIMATORS)
-    check_choice(interval, "interval", INTERVALS)
-    if not isinstance(measure, str):
-        raise fail("measure", "must be a measure name", "Use 'broja' (the paper's) or 'mmi'",
-                   measure, kind=PIDTypeError)
-    base = check_base(base)
-    ci, n_boot = check_bootstrap(ci, n_boot)
-    if n_boot == 0:
-        ci = None  # no replicates, no intervals: the report says so instead of naming a level
-    n_perm = check_int(n_perm, "n_perm", 0)
-    check_null_size(n_perm, ci, interval)
-    seed = check_int(seed, "seed", 0)
-    max_fit_samples = check_int(max_fit_samples, "max_fit_samples", 2)
-    if num_classes is not None:
-        num_classes = check_int(num_classes, "num_classes", 2)
-    return estimator, measure, base, ci, n_boot, n_perm, seed, max_fit_samples, num_classes
+@dataclass
+class AuditOptions:
+    """The options :func:`audit`, :func:`audit_features` and
+    :class:`~pidkit_distill.audits.callback.AuditCallback` share, checked and normalised when
+    built (one source of their names and checks: the callback checks its options by building
+    this object from them, before training starts). The fields are keyword parameters of
+    :func:`audit` and :func:`audit_features` (with the same meaning and defaults there).
+
+    Normalised: ``estimator`` lower-case, ``base`` a float, ``ci=None`` when ``n_boot`` is 0 (no
+    replicates, no intervals: the report says so instead of naming a level). Building it warns
+    when ``n_perm`` is too small for ``ci`` (:func:`check_null_size`).
+    """
+
+    estimator: str
+    measure: str
+    base: float
+    ci: float | None
+    n_boot: int
+    n_perm: int
+    seed: int
+    max_fit_samples: int
+    num_classes: int | None
+    interval: str
+
+    def __post_init__(self) -> None:
+        self.estimator = check_choice(self.estimator, "estimator", ESTIMATORS)
+        check_choice(self.interval, "interval", INTERVALS)
+        if not isinstance(self.measure, str):
+            raise fail("measure", "must be a measure name", "Use 'broja' (the paper's) or "
+                       "'mmi'", self.measure, kind=PIDTypeError)
+        self.base = check_base(self.base)
+        self.ci, self.n_boot = check_bootstrap(self.ci, self.n_boot)
+        if self.n_boot == 0:
+            self.ci = None
+        self.n_perm = check_int(self.n_perm, "n_perm", 0)
+        check_null_size(self.n_perm, self.ci, self.interval, stacklevel=5)
+        self.seed = check_int(self.seed, "seed", 0)
+        self.max_fit_samples = check_int(self.max_fit_samples, "max_fit_samples", 2)
+        if self.num_classes is not None:
+            self.num_classes = check_int(self.num_classes, "num_classes", 2)
 
 
 def audit(teacher, student, data: Any, layers: Sequence[tuple[str, str]] | None = None, *,
@@ -309,8 +345,9 @@ def audit(teacher, student, data: Any, layers: Sequence[tuple[str, str]] | None 
         of samples or an ``IterableDataset`` of samples (batched in order, ``batch_size`` at a
         time), or a ``DataLoader`` (used as it is); also any iterable of batches and a tuple
         ``(X, y)`` of tensors or arrays. Items are ``(x, y, ...)`` or mappings (see
-        ``input_key``). Labels are non-negative integer classes (any names: the audit does not
-        depend on them).
+        ``input_key``). Labels are non-negative integer classes, or floats that are all whole
+        numbers (the rule of :mod:`pidkit_distill.labels`; any names: the audit does not depend
+        on them).
     layers : list of (str, str), optional
         ``(teacher_layer, student_layer)`` module paths (``"layer3"``, ``"block.0.conv"``,
         ``"lstm[0]"`` for item 0 of a tuple output). Default: the last entries of both models'
@@ -392,9 +429,10 @@ def audit(teacher, student, data: Any, layers: Sequence[tuple[str, str]] | None 
     >>> report = pd.audit(t, s, test, [("layer3", "layer3")], fit_data=train)  # doctest: +SKIP
     >>> print(report)                                                       # doctest: +SKIP
     """
-    (estimator, measure, base, ci, n_boot, n_perm, seed, max_fit_samples,
-     num_classes) = _common(estimator, measure, base, ci, n_boot, n_perm, seed, max_fit_samples,
-                            num_classes, interval)
+    options = AuditOptions(estimator=estimator, measure=measure, base=base, ci=ci,
+                           n_boot=n_boot, n_perm=n_perm, seed=seed,
+                           max_fit_samples=max_fit_samples, num_classes=num_classes,
+                           interval=interval)
     batch_size = check_int(batch_size, "batch_size", 1)
     if layers is None:
         from ..models import default_layers
@@ -416,10 +454,8 @@ def audit(teacher, student, data: Any, layers: Sequence[tuple[str, str]] | None 
                       else as_loader(fit_data, batch_size, "fit_data", batch_format))
         return _run(lambda: stream(loader, "data"),
                     None if fit_loader is None else (lambda: stream(fit_loader, "fit_data")),
-                    pairs, estimator=estimator, estimator_options=estimator_options,
-                    measure=measure, base=base, ci=ci, n_boot=n_boot, n_perm=n_perm, seed=seed,
-                    max_fit_samples=max_fit_samples, num_classes=num_classes,
-                    measure_options=measure_options, interval=interval, metadata=meta)
+                    pairs, options, estimator_options=estimator_options,
+                    measure_options=measure_options, metadata=meta)
 
 
 @contextlib.contextmanager
@@ -483,7 +519,8 @@ def audit_features(labels: Any, teacher_features: Any, student_features: Any, *,
     Parameters
     ----------
     labels : array_like of int, shape (n,)
-        Class labels.
+        Class labels: non-negative integers, or floats that are all whole numbers
+        (:mod:`pidkit_distill.labels`).
     teacher_features, student_features : array, list of arrays, or mapping name -> array
         One array ``(n, ...)`` per layer pair (trailing axes are flattened), numpy or torch.
     layers : list of (str, str), optional
@@ -497,9 +534,10 @@ def audit_features(labels: Any, teacher_features: Any, student_features: Any, *,
     -------
     AuditReport
     """
-    (estimator, measure, base, ci, n_boot, n_perm, seed, max_fit_samples,
-     num_classes) = _common(estimator, measure, base, ci, n_boot, n_perm, seed, max_fit_samples,
-                            num_classes, interval)
+    options = AuditOptions(estimator=estimator, measure=measure, base=base, ci=ci,
+                           n_boot=n_boot, n_perm=n_perm, seed=seed,
+                           max_fit_samples=max_fit_samples, num_classes=num_classes,
+                           interval=interval)
     chunk_size = check_int(chunk_size, "chunk_size", 1)
     t = _feature_list(teacher_features, "teacher_features")
     s = _feature_list(student_features, "student_features")
@@ -518,12 +556,18 @@ def audit_features(labels: Any, teacher_features: Any, student_features: Any, *,
             raise fail("fit", "holds a different number of layer pairs than the audited data",
                        "Pass the same layers for both splits")
 
-        def stream_fit() -> Iterable[Batch]:
+        def stream_fit() -> Iterator[Batch]:
             return array_batches(fit[0], ft, fs, chunk_size, ("fit[0]", "fit[1]", "fit[2]"))
 
-    return _run(lambda: array_batches(labels, t, s, chunk_size), stream_fit, pairs,
-                estimator=estimator, estimator_options=estimator_options, measure=measure,
-                base=base, ci=ci, n_boot=n_boot, n_perm=n_perm, seed=seed,
-                max_fit_samples=max_fit_samples, num_classes=num_classes,
-                measure_options=measure_options, interval=interval,
-                metadata=dict(metadata or {}))
+    checked = False
+
+    def stream_data() -> Iterator[Batch]:
+        """The audited arrays in chunks; their rows are checked for non-finite values on the
+        first full pass only (a second pass, when the fitting samples were not all of them,
+        reads the same arrays)."""
+        nonlocal checked
+        yield from array_batches(labels, t, s, chunk_size, check=not checked)
+        checked = True
+
+    return _run(stream_data, stream_fit, pairs, options, estimator_options=estimator_options,
+                measure_options=measure_options, metadata=dict(metadata or {}))

@@ -22,10 +22,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from pidkit.errors import PIDTypeError
-from pidkit.validation import fail, host_numpy
+from pidkit.validation import check_finite, fail, host_numpy
 
 __all__ = ["Batch", "sample_keys", "FitSet", "model_batches",
-           "array_batches", "as_loader", "check_finite_rows"]
+           "array_batches", "as_loader"]
 
 @dataclass
 class Batch:
@@ -152,15 +152,16 @@ def as_loader(data, batch_size: int, name: str = "data", batch_format=None) -> I
     - any other iterable, and a list or ``IterableDataset`` whose first item already holds a
       batch of labels (shape ``(batch,)``): used as an iterable of batches.
 
-    Loaders built here draw their workers' base seed from their own generator, never from the
-    global torch RNG (iterating a ``DataLoader`` without ``generator=`` draws one).
-    ``batch_format`` (:class:`~pidkit_distill.batches.BatchFormat`) picks the input and the
-    label of an item.
+    Data sets of samples are batched by the trainer's evaluation loader
+    (:func:`~pidkit_distill.batches.eval_loader`, one process), which draws its workers' base
+    seed from its own generator, never from the global torch RNG (iterating a ``DataLoader``
+    without ``generator=`` draws one). ``batch_format``
+    (:class:`~pidkit_distill.batches.BatchFormat`) picks the input and the label of an item.
     """
     import torch
     from torch.utils.data import DataLoader, Dataset, IterableDataset, TensorDataset
 
-    from ..batches import BatchFormat, check_data
+    from ..batches import BatchFormat, check_data, eval_loader
 
     fmt = batch_format if batch_format is not None else BatchFormat()
     if isinstance(data, tuple) and len(data) == 2:
@@ -182,24 +183,24 @@ def as_loader(data, batch_size: int, name: str = "data", batch_format=None) -> I
         return data
     if not samples:
         return data
-    return DataLoader(data, batch_size=batch_size, shuffle=False,
-                      generator=torch.Generator().manual_seed(0))
+    return eval_loader(data, batch_size, argument=name)
 
 
 def _labels(y, name: str) -> np.ndarray:
+    """A batch's labels as int64 class indices (the rule of :mod:`pidkit_distill.labels`), on
+    the host; an audit also refuses negative labels (it has no unlabelled samples)."""
+    from ..labels import as_class_labels
+
     arr = host_numpy(y) if hasattr(y, "detach") else np.asarray(y)
     if arr.ndim == 0:
         raise fail(name, "yields single samples (a label of shape ()), not batches",
                    "Pass a Dataset, a list of samples or an IterableDataset (the audit batches "
                    "them), or wrap the samples in torch.utils.data.DataLoader(data, "
                    "batch_size=256)", kind=PIDTypeError)
-    if arr.dtype.kind not in "iu" or arr.ndim != 1:
-        raise fail(name, f"labels must be integers of shape (batch,), got dtype {arr.dtype} and "
-                   f"shape {arr.shape}", "Yield (inputs, integer class labels) batches",
-                   kind=PIDTypeError)
+    arr = as_class_labels(arr, name)
     if arr.size and arr.min() < 0:
         raise fail(name, "holds negative labels", "Encode classes as 0, ..., K-1", int(arr.min()))
-    return arr.astype(np.int64)
+    return arr
 
 
 def model_batches(teacher, student, pairs: Sequence[tuple[str, str]], device,
@@ -238,8 +239,10 @@ def model_batches(teacher, student, pairs: Sequence[tuple[str, str]], device,
                 teacher_rows = [_flat(t_feats[t], f"teacher layer {t!r}") for t, _ in pairs]
                 student_rows = [_flat(s_feats[s], f"student layer {s!r}") for _, s in pairs]
                 for (t, s), tr, sr in zip(pairs, teacher_rows, student_rows, strict=True):
-                    check_finite_rows(tr, which, f"teacher layer {t!r}", seen)
-                    check_finite_rows(sr, which, f"student layer {s!r}", seen)
+                    check_finite(tr, which, what=f"teacher layer {t!r}", offset=seen,
+                                 task="auditing")
+                    check_finite(sr, which, what=f"student layer {s!r}", offset=seen,
+                                 task="auditing")
                 seen += labels.shape[0]
                 yield Batch(labels, teacher_rows, student_rows, sample_keys(_input_blocks(x)))
 
@@ -256,22 +259,6 @@ def _input_blocks(x) -> list[np.ndarray]:
     if isinstance(x, (tuple, list)):
         return [b for v in x for b in _input_blocks(v)]
     return [np.asarray(x)]
-
-
-def check_finite_rows(arr: np.ndarray, name: str, what: str = "", offset: int = 0) -> None:
-    """Refuse NaN or infinite values in the rows of ``arr`` (features ``(n, D)`` of one batch),
-    naming ``name`` (the argument), ``what`` (e.g. the layer, or ``""``), how many samples of
-    the batch hold them and the first one's position in the user's order (``offset``, the
-    samples before the batch, plus its row), before any row is reordered by its key."""
-    if arr.dtype.kind != "f":
-        return
-    bad = ~np.isfinite(arr).all(axis=1)
-    if bad.any():
-        rows = np.flatnonzero(bad)
-        where = "" if offset == 0 else f" of the batch starting at row {offset}"
-        raise fail(name, f"{what + ': ' if what else ''}contains NaN or infinite values in "
-                   f"{rows.size} sample(s){where}, first at row {offset + int(rows[0])}",
-                   "Drop or impute those samples before auditing")
 
 
 def floating(arr: np.ndarray) -> np.ndarray:
@@ -304,9 +291,14 @@ def _flat(feature, name: str = "features") -> np.ndarray:
 
 def array_batches(labels, teacher: Sequence, student: Sequence, batch_size: int,
                   names: tuple[str, str, str] = ("labels", "teacher_features",
-                                                 "student_features")) -> Iterator[Batch]:
+                                                 "student_features"), *,
+                  check: bool = True) -> Iterator[Batch]:
     """Batches of in-memory labels and per-pair feature arrays (numpy or torch); ``names``: the
-    arguments the labels, teacher and student arrays came from, named in errors."""
+    arguments the labels, teacher and student arrays came from, named in errors.
+
+    Non-finite features are refused with the sample's row in the arrays
+    (:func:`pidkit.validation.check_finite`), unless ``check=False``: for a second pass over
+    the same arrays, whose first pass checked every row."""
     label_name, teacher_name, student_name = names
 
     def rows(a, name: str) -> np.ndarray:
@@ -336,8 +328,7 @@ def array_batches(labels, teacher: Sequence, student: Sequence, batch_size: int,
         sl = slice(start, start + batch_size)
         tb = [floating(a[sl]) for a in t]
         sb = [floating(a[sl]) for a in s]
-        for arr in tb:
-            check_finite_rows(arr, teacher_name, "", start)
-        for arr in sb:
-            check_finite_rows(arr, student_name, "", start)
+        if check:
+            for arr, name in [(a, teacher_name) for a in tb] + [(a, student_name) for a in sb]:
+                check_finite(arr, name, offset=start, task="auditing")
         yield Batch(y[sl], tb, sb, sample_keys(tb + sb))

@@ -97,48 +97,39 @@ def build_teacher(args: argparse.Namespace, num_classes: int):
 
 def load_weights(path: str, role: str) -> dict:
     """A ``state_dict`` from a plain weights file or, for the student, from a trainer
-    checkpoint (its student weights), read with ``torch.load(weights_only=True)``.
+    checkpoint (its student weights), read once by :func:`pidkit_distill.train.read_saved`
+    (``torch.load(weights_only=True)``; a plain weights file may also be in torch.save's legacy
+    pre-zip format).
 
     Raises
     ------
     pidkit.errors.CheckpointError
-        The file is missing, a directory, unreadable, not a file ``torch.save`` wrote, holds
-        objects other than tensors and plain data, or holds no ``state_dict``; or a trainer
-        checkpoint is given as the teacher's weights. The message names ``--ROLE-weights``.
+        The file is missing, a directory, unreadable, not a file ``torch.save`` wrote,
+        truncated or corrupted, holds objects other than tensors and plain data, or holds no
+        ``state_dict``; or a trainer checkpoint is given as the teacher's weights, or is of a
+        format version this one does not read. The message names ``--ROLE-weights``.
     """
     import torch
 
-    from ..train import CHECKPOINT_FORMAT, load_checkpoint
+    from ..train import SavedFile, check_checkpoint_version, is_checkpoint, read_saved
 
-    flag = _flag(role, "weights")
-    file = Path(path)
-    if file.is_dir():
-        raise fail(flag, f"{file} is a directory", "Pass the weights file itself",
-                   kind=CheckpointError)
-    if not file.is_file():
-        raise fail(flag, f"{file} does not exist", "Check the path", kind=CheckpointError)
-    save = "Save weights with torch.save(model.state_dict(), path)"
-    try:
-        state = torch.load(file, map_location="cpu", weights_only=True)
-    except OSError as exc:
-        raise fail(flag, f"{file} cannot be read ({exc.strerror or exc})",
-                   "Check its permissions", kind=CheckpointError) from exc
-    except Exception as exc:  # noqa: BLE001  (unpickling arbitrary bytes fails in many ways)
-        problem = ("holds objects other than tensors and plain data, which are never "
-                   "unpickled (weights_only=True)" if "Unsupported global" in str(exc) else
-                   f"is not a weights file written by torch.save ({type(exc).__name__}: "
-                   f"{str(exc).splitlines()[0][:120] if str(exc) else 'unreadable'})")
-        raise fail(flag, f"{file} {problem}", save, kind=CheckpointError) from exc
-    if isinstance(state, dict) and state.get("format") == CHECKPOINT_FORMAT:
-        if role != "student":
-            raise fail(flag, f"{file} is a trainer checkpoint, which holds the student's "
-                       "weights", "Pass the teacher's own state_dict file",
+    student = role == "student"
+    spec = SavedFile(argument=_flag(role, "weights"), what="weights file",
+                     writer="torch.save(model.state_dict(), path)"
+                     + (" or Trainer.save_checkpoint" if student else ""),
+                     inner="checkpoint.pt" if student else None, legacy=True)
+    state = read_saved(path, spec)
+    if is_checkpoint(state):
+        if not student:
+            raise fail(spec.argument, f"{Path(path)} is a trainer checkpoint, which holds the "
+                       "student's weights", "Pass the teacher's own state_dict file",
                        kind=CheckpointError)
-        return load_checkpoint(file)["student"]
+        return check_checkpoint_version(state, path, spec)["student"]
     if (not isinstance(state, dict) or not state
             or not all(isinstance(k, str) and torch.is_tensor(v) for k, v in state.items())):
-        raise fail(flag, f"{file} holds a {type(state).__name__}, neither a state_dict "
-                   "(parameter names to tensors) nor a trainer checkpoint", save,
+        raise fail(spec.argument, f"{Path(path)} holds a {type(state).__name__}, neither a "
+                   "state_dict (parameter names to tensors) nor a trainer checkpoint",
+                   "Save weights with torch.save(model.state_dict(), path)",
                    kind=CheckpointError)
     return state
 

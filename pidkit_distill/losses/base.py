@@ -41,7 +41,9 @@ from torch import nn
 from torch.nn import functional as F
 
 from pidkit.errors import PIDTypeError
-from pidkit.validation import check_flag, check_int, check_positive, fail
+from pidkit.validation import check_flag, check_fraction, check_int, check_positive, fail
+
+from ..labels import UNLABELLED, as_class_labels
 
 __all__ = ["Batch", "DistillLoss", "register_method", "make_loss", "available_methods",
            "Shape", "Parts", "UNLABELLED", "labelled_mask", "cross_entropy", "distributed_mean",
@@ -262,11 +264,6 @@ def sum_across_processes(x: torch.Tensor) -> torch.Tensor:
     return _SumAcrossProcesses.apply(x) if _data_parallel() else x
 
 
-#: Label value of an unlabelled sample (semi-supervised distillation): such samples enter
-#: every teacher-matching term of a loss but no cross-entropy.
-UNLABELLED = -1
-
-
 def check_momentum(momentum: float) -> float:
     r"""The weight :math:`m \in [0, 1)` of a :func:`running_sum` (typed error otherwise)."""
     m = check_positive(momentum, "momentum", allow_zero=True)
@@ -285,23 +282,10 @@ def check_real(value: float, name: str) -> float:
 
 
 def check_weight(value: float, name: str, *, positive: bool = False) -> float:
-    """A finite number ``>= 0`` (a loss weight), or ``> 0`` when ``positive`` (a
-    temperature, a scale); typed error naming ``name`` and the valid range otherwise."""
-    v = check_real(value, name)
-    if v < 0 or (positive and v == 0):
-        bound = "> 0" if positive else ">= 0"
-        raise fail(name, f"must be finite and {bound}", f"Pass a number {bound}", value)
-    return v
-
-
-def check_fraction(value: float, name: str) -> float:
-    """A number in :math:`[0, 1]` (a mixing weight such as KD's ``alpha``; typed error
-    otherwise)."""
-    v = check_real(value, name)
-    if not 0.0 <= v <= 1.0:
-        raise fail(name, "must be in [0, 1]", f"Pass a weight between 0 and 1, e.g. {name}=0.9",
-                   value)
-    return v
+    """A finite number ``>= 0`` (a loss weight), or ``> 0`` when ``positive`` (a temperature, a
+    scale): :func:`pidkit.validation.check_positive` (``allow_zero=not positive``), which the
+    losses call directly; kept for custom losses that import it from here."""
+    return check_positive(value, name, allow_zero=not positive)
 
 
 def running_sum(state: torch.Tensor, batch: torch.Tensor, momentum: float,
@@ -348,14 +332,17 @@ def labelled_mask(y: torch.Tensor) -> torch.Tensor:
 
 def check_labels(y: torch.Tensor, name: str = "y") -> torch.Tensor:
     """Refuse labels that are not class indices, one per sample: a tensor of shape ``(N,)``
-    and an integer dtype (typed error naming ``name``); return ``y``.
+    and an integer dtype (typed error naming ``name``); return them as int64 (``y`` itself
+    when already int64).
 
-    Floating-point and boolean labels are refused rather than rounded (a float label may be a
-    soft target or a regression value, ``True``/``False`` may not mean classes 1 and 0). Only
-    the shape and dtype are checked (host metadata: no synchronisation). The *values* are not:
-    they must lie in ``[0, num_classes)`` or be :data:`UNLABELLED`, and a loss does not read
-    them inside a step (that would wait for the device). :class:`~pidkit_distill.Trainer`
-    checks the labels of its first batch; in a loop of your own, check them once yourself
+    This is the rule of :mod:`pidkit_distill.labels` as it applies inside a training step:
+    only the shape and dtype are checked (host metadata: no synchronisation), so floating-point
+    labels are refused by their dtype, whole numbers or not (the trainer converts whole-number
+    float labels when its batches arrive, where values may be read), and so are boolean ones
+    (``True``/``False`` may not mean classes 1 and 0). The *values* are not checked: they must
+    lie in ``[0, num_classes)`` or be :data:`UNLABELLED`, and a loss does not read them inside
+    a step (that would wait for the device). :class:`~pidkit_distill.Trainer` checks the labels
+    of its first batch; in a loop of your own, check them once yourself
     (``y.min() >= -1 and y.max() < num_classes``).
 
     Raises
@@ -369,15 +356,7 @@ def check_labels(y: torch.Tensor, name: str = "y") -> torch.Tensor:
         raise fail(name, "must be a tensor of integer class labels",
                    f"Pass torch.as_tensor({name}, dtype=torch.long)", type(y).__name__,
                    kind=PIDTypeError)
-    if y.dim() != 1:
-        raise fail(name, f"holds labels of shape {tuple(y.shape)}; one class index per sample, "
-                   "shape (N,), is needed", "For one-hot or probability rows (N, K) pass "
-                   "y.argmax(1); for a column (N, 1) pass y.squeeze(1)")
-    if y.dtype == torch.bool or y.is_floating_point() or y.is_complex():
-        raise fail(name, f"holds labels of dtype {y.dtype}; class indices of an integer dtype "
-                   "are needed", "Convert them with y.long() (class indices 0..K-1, -1 for an "
-                   "unlabelled sample); for one-hot rows use y.argmax(1)", kind=PIDTypeError)
-    return y
+    return as_class_labels(y, name, read_values=False)
 
 
 def cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -397,7 +376,7 @@ def cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     ...     F.cross_entropy(z[:1], torch.tensor([0])))
     True
     """
-    check_labels(y)
+    y = check_labels(y)
     if logits.dim() != 2 or logits.shape[0] != y.shape[0]:
         raise fail("logits", f"must have shape (N, K) = ({y.shape[0]}, K) for {y.shape[0]} "
                    f"labels, not {tuple(logits.shape)}", "Pass one row of class scores per "

@@ -189,7 +189,7 @@ from torch.nn import functional as F
 
 import pidkit
 from pidkit.errors import ConvergenceWarning
-from pidkit.validation import check_choice, check_int, fail
+from pidkit.validation import check_choice, check_int, check_positive, fail
 
 from .base import (
     Batch,
@@ -199,7 +199,6 @@ from .base import (
     _part,
     check_labels,
     check_momentum,
-    check_weight,
     cross_entropy,
     labelled_mask,
     note_state_without_imputation,
@@ -414,14 +413,14 @@ class DiscretePIDLoss(DistillLoss):
                  iterations: int | None = None, unlabelled: str = "impute"):
         super().__init__()
         self.num_classes = check_int(num_classes, "num_classes", 2)
-        self.beta = check_weight(beta, "beta")
+        self.beta = check_positive(beta, "beta", allow_zero=True)
         self.codes = check_int(codes, "codes", 2)
-        self.tau = check_weight(tau, "tau", positive=True)  # on squared unit distances
+        self.tau = check_positive(tau, "tau")  # on squared unit distances
         self.momentum = check_momentum(momentum)
         self.student_codebook = check_choice(student_codebook, "student_codebook",
                                              ("tied", "learned"))
         self.unlabelled = check_choice(unlabelled, "unlabelled", ("ignore", "impute"))
-        self.tol = check_weight(tol, "tol", positive=True)
+        self.tol = check_positive(tol, "tol")
         self.max_iter = check_int(max_iter, "max_iter", 1)
         self.seed = check_int(seed, "seed", 0)
         self.kmeans_iters = check_int(kmeans_iters, "kmeans_iters", 1)

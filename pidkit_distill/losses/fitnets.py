@@ -19,6 +19,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from pidkit.validation import check_positive
+
 from .base import (
     Batch,
     DistillLoss,
@@ -26,7 +28,6 @@ from .base import (
     Shape,
     _part,
     _upcast,
-    check_weight,
     cross_entropy,
     register_method,
 )
@@ -47,7 +48,7 @@ class FitNetsLoss(DistillLoss):
     def __init__(self, teacher_shapes: Sequence[Shape], student_shapes: Sequence[Shape],
                  beta: float = 1.0):
         super().__init__()
-        self.beta = check_weight(beta, "beta")
+        self.beta = check_positive(beta, "beta", allow_zero=True)
         self.aligns = nn.ModuleList(SpatialAlign(t, s)
                                     for t, s in zip(teacher_shapes, student_shapes, strict=True))
         self.adapters = nn.ModuleList(ChannelLinear(s[0], t[0])

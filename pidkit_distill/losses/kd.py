@@ -14,14 +14,14 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
+from pidkit.validation import check_fraction, check_positive
+
 from .base import (
     Batch,
     DistillLoss,
     Parts,
     _part,
     _upcast,
-    check_fraction,
-    check_weight,
     cross_entropy,
     register_method,
 )
@@ -39,7 +39,7 @@ def kd_divergence(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
     temperature : float, > 0
         :math:`\tau`; the logits are divided by it (0 would divide by zero).
     """
-    temperature = check_weight(temperature, "temperature", positive=True)
+    temperature = check_positive(temperature, "temperature")
     log_ps = F.log_softmax(_upcast(student_logits) / temperature, dim=1)
     log_pt = F.log_softmax(_upcast(teacher_logits) / temperature, dim=1)
     kl = (log_pt.exp() * (log_pt - log_ps)).sum(1).mean()
@@ -63,7 +63,7 @@ class KDLoss(DistillLoss):
 
     def __init__(self, temperature: float = 4.0, alpha: float = 0.9):
         super().__init__()
-        self.temperature = check_weight(temperature, "temperature", positive=True)
+        self.temperature = check_positive(temperature, "temperature")
         self.alpha = check_fraction(alpha, "alpha")
 
     def student_loss(self, batch: Batch) -> tuple[torch.Tensor, Parts]:

@@ -146,7 +146,6 @@ from .base import (
     _part,
     check_labels,
     check_momentum,
-    check_weight,
     cross_entropy,
     labelled_mask,
     note_state_without_imputation,
@@ -419,7 +418,7 @@ class PIDLoss(DistillLoss):
                  unlabelled: str = "impute"):
         super().__init__()
         self.num_classes = check_int(num_classes, "num_classes", 2)
-        self.beta = check_weight(beta, "beta")
+        self.beta = check_positive(beta, "beta", allow_zero=True)
         dim, seed = check_int(dim, "dim", 1), check_int(seed, "seed", 0)
         self.ridge = _check_ridge(ridge)
         self.measure = check_choice(measure, "measure", ("broja", "mmi"))

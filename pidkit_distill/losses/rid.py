@@ -31,7 +31,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from pidkit.validation import check_choice
+from pidkit.validation import check_choice, check_positive
 
 from .base import (
     Batch,
@@ -42,7 +42,6 @@ from .base import (
     _upcast,
     check_flag,
     check_real,
-    check_weight,
     cross_entropy,
     register_method,
 )
@@ -144,8 +143,8 @@ class RIDLoss(DistillLoss):
                  num_classes: int, lambda1: float = 1.0, lambda2: float = 10.0,
                  reduction: str = "mean", norm: bool = True, sigma_init: float = 5.0):
         super().__init__()
-        self.lambda1 = check_weight(lambda1, "lambda1")
-        self.lambda2 = check_weight(lambda2, "lambda2")
+        self.lambda1 = check_positive(lambda1, "lambda1", allow_zero=True)
+        self.lambda2 = check_positive(lambda2, "lambda2", allow_zero=True)
         norm, sigma_init = check_flag(norm, "norm"), check_real(sigma_init, "sigma_init")
         self.reduction = check_choice(reduction, "reduction", ("mean", "sum"))
         self.pairs = nn.ModuleList(RIDPair(t, s, num_classes, norm, sigma_init)

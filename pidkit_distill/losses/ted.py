@@ -20,6 +20,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from pidkit.validation import check_positive
+
 from .base import (
     Batch,
     DistillLoss,
@@ -28,7 +30,6 @@ from .base import (
     _part,
     _upcast,
     check_flag,
-    check_weight,
     cross_entropy,
     register_method,
 )
@@ -54,8 +55,8 @@ class TEDLoss(DistillLoss):
                  num_classes: int, lambda1: float = 1.0, lambda2: float = 10.0,
                  norm: bool = True):
         super().__init__()
-        self.lambda1 = check_weight(lambda1, "lambda1")
-        self.lambda2 = check_weight(lambda2, "lambda2")
+        self.lambda1 = check_positive(lambda1, "lambda1", allow_zero=True)
+        self.lambda2 = check_positive(lambda2, "lambda2", allow_zero=True)
         norm = check_flag(norm, "norm")
         self.pairs = nn.ModuleList(RIDPair(t, s, num_classes, norm)
                                    for t, s in zip(teacher_shapes, student_shapes, strict=True))

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from pidkit.validation import check_int, fail
+from pidkit.validation import check_int, check_positive, fail
 
 from .base import (
     Batch,
@@ -32,7 +32,6 @@ from .base import (
     Shape,
     _part,
     _upcast,
-    check_weight,
     cross_entropy,
     register_method,
 )
@@ -60,8 +59,8 @@ class VIDPair(nn.Module):
         super().__init__()
         ct, cs = t_shape[0], s_shape[0]
         h = ct if hidden is None else check_int(hidden, "hidden", 1)
-        eps = check_weight(eps, "eps", positive=True)
-        if not check_weight(init_variance, "init_variance", positive=True) > eps:
+        eps = check_positive(eps, "eps")
+        if not check_positive(init_variance, "init_variance") > eps:
             raise fail("init_variance", f"must be above the variance floor eps={eps:g}",
                        "Pass e.g. init_variance=5.0", init_variance)
         self.align = SpatialAlign(t_shape, s_shape)
@@ -96,7 +95,7 @@ class VIDLoss(DistillLoss):
     def __init__(self, teacher_shapes: Sequence[Shape], student_shapes: Sequence[Shape],
                  weight: float = 100.0, hidden: int | None = None, init_variance: float = 5.0):
         super().__init__()
-        self.weight = check_weight(weight, "weight")
+        self.weight = check_positive(weight, "weight", allow_zero=True)
         self.pairs = nn.ModuleList(VIDPair(t, s, hidden, init_variance)
                                    for t, s in zip(teacher_shapes, student_shapes, strict=True))
 
