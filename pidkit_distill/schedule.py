@@ -22,6 +22,7 @@ Decomposition", AISTATS 2025, Algorithm 1 (CIFAR-10: :math:`n_w = q = 30`, :math
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -112,7 +113,13 @@ def resolve_schedule(epochs: int, warmup: int | None = None, cycle: int | None =
 
     Options left at ``None`` are scaled to ``epochs`` with the paper's proportions:
     :math:`q = \max(2, \mathrm{round}(E/10))`, :math:`r = 1/4` and
-    :math:`n_w = \min(q, E - q)` (so that at least one full cycle follows the warm-up).
+    :math:`n_w = \min(q, E - q)` (so that at least one full cycle follows the warm-up), plus the
+    :math:`(E - n_w) \bmod q` epochs that do not fill a cycle, so that whole cycles follow the
+    warm-up and the last epoch is a student epoch (the paper's settings, e.g. :math:`E = 300`,
+    :math:`n_w = q = 30`, have no such remainder).
+
+    A schedule whose last epoch is a teacher-phase epoch gets a ``UserWarning``: the student
+    does not train in its final epochs.
 
     Raises
     ------
@@ -127,12 +134,18 @@ def resolve_schedule(epochs: int, warmup: int | None = None, cycle: int | None =
     Schedule(warmup=30, cycle=30, ratio=0.25, automatic=True)
     >>> resolve_schedule(4).phases(4)
     ['warmup', 'warmup', 'teacher', 'student']
+    >>> resolve_schedule(5).phases(5)
+    ['warmup', 'warmup', 'warmup', 'teacher', 'student']
     """
     automatic = warmup is None and cycle is None and ratio is None
     cycle = max(2, round(epochs / 10)) if cycle is None else _non_negative_int(cycle, "cycle", 1)
     ratio = DEFAULT_RATIO if ratio is None else check_ratio(ratio)
-    warmup = (max(0, min(cycle, epochs - cycle)) if warmup is None
-              else _non_negative_int(warmup, "warmup", 0))
+    if warmup is None:
+        warmup = max(0, min(cycle, epochs - cycle))
+        if epochs - warmup >= cycle:       # whole cycles after the warm-up
+            warmup += (epochs - warmup) % cycle
+    else:
+        warmup = _non_negative_int(warmup, "warmup", 0)
     schedule = Schedule(warmup, cycle, float(ratio), automatic)
     phases = schedule.phases(epochs)
     settings = f"epochs={epochs}, warmup={warmup}, cycle={cycle}, ratio={ratio}"
@@ -146,6 +159,13 @@ def resolve_schedule(epochs: int, warmup: int | None = None, cycle: int | None =
         raise fail("epochs", f"the schedule ({settings}) has no student-phase epoch, so the "
                    "student would not train", "Train for more epochs, or lower warmup or ratio",
                    epochs)
+    last_student = len(phases) - 1 - phases[::-1].index("student")
+    if last_student < epochs - 1:
+        warnings.warn(f"The schedule ({settings}) ends with {epochs - 1 - last_student} "
+                      f"teacher-phase epoch(s): the student does not train after epoch "
+                      f"{last_student} (0-based). Choose epochs = warmup + a multiple of cycle, "
+                      "or leave warmup at None to put the remainder in the warm-up",
+                      UserWarning, stacklevel=2)
     return schedule
 
 

@@ -4,6 +4,7 @@ and a short digits run with a trained teacher."""
 
 import csv
 import json
+import warnings
 
 import pytest
 import torch
@@ -64,8 +65,29 @@ def test_automatic_schedule_trains_both_sides(epochs):
     first_teacher, first_student = phases.index("teacher"), phases.index("student")
     assert first_teacher < first_student        # filters are fitted before the student follows
     assert phases[:schedule.warmup] == ["warmup"] * schedule.warmup
+    # whole cycles follow the warm-up, so the student trains in the last epoch
+    assert (epochs - schedule.warmup) % schedule.cycle == 0 and phases[-1] == "student"
     if epochs == 300:
         assert (schedule.warmup, schedule.cycle) == (30, 30)    # the paper's CIFAR-10 setting
+
+
+@pytest.mark.parametrize("epochs", [5, 11, 15, 33])
+def test_automatic_schedule_puts_the_remainder_in_the_warmup(epochs):
+    schedule = resolve_schedule(epochs)
+    cycle = max(2, round(epochs / 10))
+    assert schedule.cycle == cycle
+    first = min(cycle, epochs - cycle)
+    assert schedule.warmup == first + (epochs - first) % cycle
+
+
+def test_a_schedule_ending_in_teacher_epochs_warns():
+    with pytest.warns(UserWarning, match="ends with 1 teacher-phase epoch.*after epoch 2"):
+        schedule = resolve_schedule(4, warmup=1, cycle=2, ratio=0.5)
+    assert schedule.phases(4)[-1] == "teacher"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        resolve_schedule(300, warmup=30, cycle=30, ratio=0.25)   # the paper's: no warning
+        resolve_schedule(5, warmup=1, cycle=2, ratio=0.5)
 
 
 def test_schedules_that_leave_a_side_untrained_are_refused():
