@@ -340,7 +340,9 @@ def gh_bounds(p: np.ndarray, tol: float, max_iter: int):
         masses = programme.posterior_masses(x)
         total = masses.sum(axis=1)
         scale = np.where(total > 0, total, 1.0)
-        lower_parts = total * _divergences(masses / scale[:, None], programme.p_y)
+        # each part is |m_j| D(pi_j || p_Y) >= 0; rounding can leave -1e-17
+        lower_parts = total * np.maximum(_divergences(masses / scale[:, None], programme.p_y),
+                                         0.0)
         lower = float(lower_parts.sum())
         upper = max(upper, lower)
         if upper - lower <= tol or rounds >= max_iter:
