@@ -18,7 +18,8 @@ import argparse
 import json
 
 NAME = "train"
-HELP = "distil a student from a frozen teacher (RID, KD, FitNets, VID, TED, PID or none)"
+HELP = ("distil a student from a frozen teacher (RID, KD, FitNets, VID, TED, the Gaussian PID "
+        "or exact BROJA regulariser, or none)")
 
 
 def _kv(text: str) -> tuple[str, object]:
@@ -57,7 +58,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--nuisance-scale", type=float, default=1.0)
     p.add_argument("--student", required=True, help="student model name")
     p.add_argument("--student-kw", type=_kv, action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--method", default="rid")
+    p.add_argument("--method", default="rid",
+                   help="rid (default), kd, fitnets, vid, ted, pid, broja, none, or a name "
+                        "registered with register_method")
     p.add_argument("--option", type=_kv, action="append", default=[], metavar="KEY=VALUE",
                    help="method option, e.g. lambda2=10")
     p.add_argument("--layer", type=_pair, action="append", metavar="T=S",
