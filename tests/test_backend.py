@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -225,11 +226,89 @@ def test_linear_algebra(xp, dtype):
     np.testing.assert_allclose(host(xp.solve(a, b)), np.linalg.solve(a_np, b_np), atol=tol)
 
 
-def test_cholesky_failure_modes_are_the_libraries():
-    bad = np.diag([1.0, -1.0])[None]
-    with pytest.raises(np.linalg.LinAlgError):
-        NUMPY.cholesky(bad)
-    assert bool(torch.isnan(TORCH.cholesky(torch.tensor(bad))).all())  # no host read
+def not_positive_definite_batch(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """A ``(2, 4, n, n)`` batch of symmetric matrices, good ones between matrices that are not
+    numerically positive definite (indefinite, exactly singular, a negative diagonal entry,
+    a NaN on the diagonal or off it, which numpy's LAPACK does not flag), and the mask of the
+    good ones."""
+    rng = np.random.default_rng(n)
+    a = spd_batch(rng, (8,), n) / n
+    a[1, 0, -1] = a[1, -1, 0] = 2 * np.sqrt(a[1, 0, 0] * a[1, -1, -1])   # indefinite
+    a[2, -1], a[2, :, -1] = a[2, 0], a[2, 0]                         # singular: last = first
+    a[2, 0, 0] = a[2, -1, -1] = a[2, 0, -1] = a[2, -1, 0] = 4.0     # exactly (pivot 0)
+    a[4, -1, -1] = -1.0                                              # negative variance
+    a[5, 0, 0] = np.nan
+    a[6, 1, 0] = a[6, 0, 1] = np.nan
+    good = np.array([True, False, False, True, False, False, False, True])
+    return a.reshape(2, 4, n, n), good.reshape(2, 4)
+
+
+@pytest.mark.parametrize("xp", BACKENDS, ids=lambda xp: xp.name)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", [2, 5])
+def test_cholesky_is_nan_for_each_matrix_not_positive_definite(xp, dtype, n):
+    """numpy as torch's ``cholesky_ex``: NaN for the bad matrices only, no error, no
+    warning; the good ones get numpy's factor."""
+    a_np, good = not_positive_definite_batch(n)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        low = host(xp.cholesky(array(xp, a_np, dtype)))
+    assert low.shape == a_np.shape and low.dtype == np.dtype(dtype)
+    assert np.isnan(low).all(axis=(-2, -1)).tolist() == (~good).tolist()
+    assert np.isfinite(low[good]).all()
+    ref = np.linalg.cholesky(a_np[good].astype(dtype))
+    np.testing.assert_allclose(low[good], ref, rtol=0, atol=tolerance(dtype))
+    if xp is NUMPY:
+        assert np.array_equal(low[good], ref)         # the batched call's factor, bit for bit
+
+
+@pytest.mark.parametrize("xp", BACKENDS, ids=lambda xp: xp.name)
+@pytest.mark.parametrize("n, batch", [(1, 1), (1, 64), (3, 2), (3, 100), (5, 80)])
+def test_inv_quad_both_substitutions(xp, n, batch):
+    """Row-by-row substitution over a long batch and numpy's LU solver for a short one
+    (:func:`pidkit._backend.numpy._forward_substitute`) equal the dense formula."""
+    rng = np.random.default_rng(batch + n)
+    a_np = spd_batch(rng, (batch,), n)
+    b_np = rng.standard_normal((batch, n, 2))
+    quad = np.swapaxes(b_np, -1, -2) @ np.linalg.solve(a_np, b_np)
+    got = host(xp.inv_quad(array(xp, a_np), array(xp, b_np)))
+    np.testing.assert_allclose(got, quad, rtol=1e-9 * np.linalg.cond(a_np).max(), atol=0)
+
+
+@pytest.mark.parametrize("n, batch", [(2, 8), (2, 64), (5, 8), (5, 100)])
+def test_inv_quad_nan_pattern_is_torchs(n, batch):
+    """NaN where ``a`` is not numerically positive definite (indefinite, exactly singular,
+    negative or NaN entries), identical for numpy and torch, whichever substitution runs;
+    numpy's LU solver used to raise on the singular matrix and give numbers for the
+    indefinite one."""
+    a_np, good = not_positive_definite_batch(n)
+    reps = -(-batch // 8)
+    a_np = np.tile(a_np.reshape(8, n, n), (reps, 1, 1))[:batch]
+    good = np.tile(good.ravel(), reps)[:batch]
+    b_np = np.random.default_rng(0).standard_normal((batch, n, 3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = NUMPY.inv_quad(a_np, b_np)
+    ref = TORCH.inv_quad(torch.tensor(a_np), torch.tensor(b_np)).numpy()
+    assert np.isnan(got).all(axis=(-2, -1)).tolist() == (~good).tolist()
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(ref))
+    np.testing.assert_allclose(got[good], ref[good], rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("xp", BACKENDS, ids=lambda xp: xp.name)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", [2, 3, 6])
+def test_eigvalsh_is_nan_for_a_matrix_with_a_nan(xp, dtype, n):
+    """A NaN matrix (a failed factor) among good ones: NaN eigenvalues for it alone, where
+    LAPACK fails to converge from order 3 and numpy and torch raised for the whole batch."""
+    a_np = spd_batch(np.random.default_rng(n), (4,), n)
+    a_np[1] = np.nan
+    a_np[3, 0, 1] = a_np[3, 1, 0] = np.inf
+    lam = host(xp.eigvalsh(array(xp, a_np, dtype)))
+    assert lam.dtype == np.dtype(dtype)
+    assert np.isnan(lam).all(axis=-1).tolist() == [False, True, False, True]
+    ref = np.linalg.eigvalsh(a_np[[0, 2]].astype(dtype))
+    np.testing.assert_allclose(lam[[0, 2]], ref, rtol=0, atol=tolerance(dtype) * ref.max())
 
 
 @pytest.mark.parametrize("xp", BACKENDS, ids=lambda xp: xp.name)

@@ -6,8 +6,10 @@ reductions (constant source, permutations, relabelling), the certificate and err
 
 from __future__ import annotations
 
+import ast
 import itertools
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -226,3 +228,25 @@ def test_four_sources_is_a_typed_error():
     # grouping into three sources is accepted
     r = pidkit.pid(p, measure="broja", sources=[[1], [2], [3, 4]])
     assert len(r.atoms) == 18
+
+
+def test_interior_point_rules_are_the_bivariate_constants():
+    """The trivariate iteration's step, line-search, centring and certificate rules are the
+    bivariate interior-point method's constants, imported from ``_ipm`` (a copy could drift
+    from them unnoticed); none is defined again in ``_three_maxent``."""
+    from pidkit.discrete.broja import _ipm
+
+    shared = {"BOUNDARY", "SHRINK", "SUFFICIENT", "MAX_BACKTRACK", "SIGMA_MIN",
+              "CORRECTOR_CAP", "CERT_FACTOR", "CERT_FROM"}
+    tree = ast.parse(Path(_three_maxent.__file__).read_text())
+    imported = {alias.asname or alias.name for node in tree.body
+                if isinstance(node, ast.ImportFrom) and node.module == "_ipm"
+                for alias in node.names}
+    assigned = {t.id.lstrip("_") for node in tree.body if isinstance(node, ast.Assign)
+                for target in node.targets
+                for t in (target.elts if isinstance(target, ast.Tuple) else [target])}
+    assert shared <= imported
+    assert not shared & assigned
+    assert {"TO_BOUNDARY", "BACKTRACK"}.isdisjoint(assigned)      # the old local names
+    for name in shared:
+        assert getattr(_three_maxent, name) == getattr(_ipm, name)

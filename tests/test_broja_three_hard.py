@@ -91,3 +91,35 @@ def test_lifted_and_repaired_dual_is_a_lower_bound():
         value = full.dual_bound(x, g)
         assert value <= upper + 1e-12
         assert value >= full._shifted(x, g) - 1e-12
+
+
+def test_barrier_value_is_the_programs_objective_minus_the_log_barrier():
+    """The crossover's barrier function is the program's :func:`objective` minus tau times the
+    log barrier, bit for bit: one implementation (on programs with left-out cells, as the
+    crossover gets them, a sum in another order differs in the last bits at about a quarter
+    of these points, and the line search compares such values). The objective is
+    H(A,B,C) - H(T,A,B,C); a cell that is not positive makes the value NaN or infinite, which
+    the line search rejects."""
+    from pidkit.discrete.broja import _three_barrier
+
+    assert _three_maxent.objective is _three_barrier.objective
+    rng = np.random.default_rng(3)
+    for seed in range(40):
+        prog = _three_maxent._Program(_three_maxent._kept_cells(sparse_pmf(seed), 1e-4))
+        cells = prog.allowed
+        q = np.where(cells, prog.product * np.exp(rng.uniform(-20, 0, cells.shape)), 0.0)
+        assert _three_barrier._value(q, cells, 0.0) == _three_maxent.objective(q)
+        tau = 10.0 ** rng.uniform(-12, -2)
+        log_barrier = float(np.sum(np.where(cells, np.log(np.where(cells, q, 1.0)), 0.0)))
+        value = _three_barrier._value(q, cells, tau)
+        assert value == _three_maxent.objective(q) - tau * log_barrier
+        q_k = q.sum(axis=0)
+        h_abc = -np.sum(q_k[q_k > 0] * np.log(q_k[q_k > 0]))
+        h_all = -np.sum(np.where(cells, q * np.log(np.where(cells, q, 1.0)), 0.0))
+        assert _three_maxent.objective(q) == pytest.approx(h_abc - h_all, abs=1e-14)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            for bad in (0.0, -1e-3):
+                trial = q.copy()
+                trial[np.unravel_index(np.flatnonzero(cells)[0], cells.shape)] = bad
+                value = _three_barrier._value(trial, cells, tau)
+                assert np.isnan(value) or value == np.inf

@@ -4,6 +4,7 @@ against finite differences, and no NaN gradients at degenerate points the forwar
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -172,3 +173,71 @@ def test_mixed_batch_of_plain_and_degenerate_items(backend):
         np.testing.assert_allclose(got, atoms(ref), atol=1e-12)
     with pytest.raises(pidkit.PIDValueError, match="source 2 block is constant"):
         pidkit.gaussian_pid(np.stack([plain[0], const]), (2, 1, 1))
+
+
+def _bad_batch(dims):
+    """Covariances ordered (M, X, Y): good ones between ones that are not positive definite,
+    and the mask of the good ones. Variances of 4 make the duplicated variables' correlations
+    exactly 1 after rescaling (a zero pivot, not a rounding-dependent tiny one)."""
+    d_m, d_x, d_y = dims
+    x0, y0 = d_m, d_m + d_x
+    rng = np.random.default_rng(sum(dims))
+    items, good = [], []
+
+    def add(cov, ok):
+        items.append(cov)
+        good.append(ok)
+
+    add(random_cov(rng, sum(dims)), True)
+    cov = random_cov(rng, sum(dims))              # |corr(X0, Y0)| = 1.5: the whole is indefinite,
+    cov[x0, y0] = cov[y0, x0] = 1.5 * np.sqrt(cov[x0, x0] * cov[y0, y0])    # Y's block is not
+    add(cov, False)
+    cov = random_cov(rng, sum(dims))              # Y0 = X0: an exactly singular source pair
+    cov[y0], cov[:, y0] = cov[x0], cov[x0]
+    cov[x0, x0] = cov[y0, y0] = cov[x0, y0] = cov[y0, x0] = 4.0
+    add(cov, False)
+    add(random_cov(rng, sum(dims)), True)
+    cov = random_cov(rng, sum(dims))              # a negative target variance
+    cov[0, 0] = -1.0
+    add(cov, False)
+    if d_y > 1:
+        cov = random_cov(rng, sum(dims))          # Y1 = Y0: Y's own block exactly singular
+        cov[y0 + 1], cov[:, y0 + 1] = cov[y0], cov[y0]
+        cov[y0, y0] = cov[y0 + 1, y0 + 1] = cov[y0, y0 + 1] = cov[y0 + 1, y0] = 4.0
+        add(cov, False)
+        cov = random_cov(rng, sum(dims))          # |corr(Y0, Y1)| = 1.5: Y's block indefinite
+        cov[y0, y0 + 1] = cov[y0 + 1, y0] = 1.5 * np.sqrt(cov[y0, y0] * cov[y0 + 1, y0 + 1])
+        add(cov, False)
+    add(random_cov(rng, sum(dims)), True)
+    return np.stack(items), np.array(good)
+
+
+def _outputs(r, measure):
+    """Every number of a result, as numpy arrays: atoms, I(M; X, Y), I(M; X), I(M; Y) and,
+    for BROJA, the eigenvalues."""
+    out = [*atoms(r), r.mutual_information, *r.details["mi_sources"]]
+    if measure == "broja":
+        out.append(r.details["eigenvalues"])
+    return [v.detach().numpy() if isinstance(v, torch.Tensor) else np.asarray(v) for v in out]
+
+
+@pytest.mark.parametrize("measure", ["broja", "mmi"])
+@pytest.mark.parametrize("dims", [(1, 1, 1), (2, 1, 2), (3, 2, 2)])
+def test_unvalidated_nan_pattern_numpy_equals_torch(measure, dims):
+    """validate=False on a batch mixing good covariances with indefinite and exactly singular
+    ones: numpy and torch give NaN in the same places of every output (the backends'
+    cholesky, inv_quad and eigvalsh, one code path), with no error and no warning; the bad
+    items' atoms are NaN, the good ones' equal the validated result."""
+    covs, good = _bad_batch(dims)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        rn = pidkit.gaussian_pid(covs, dims, measure=measure, validate=False)
+    rt = pidkit.gaussian_pid(torch.tensor(covs), dims, measure=measure, validate=False)
+    for n_out, t_out in zip(_outputs(rn, measure), _outputs(rt, measure), strict=True):
+        np.testing.assert_array_equal(np.isnan(n_out), np.isnan(t_out))
+        np.testing.assert_allclose(n_out[good], t_out[good], rtol=0, atol=1e-12)
+    for value in _outputs(rn, measure)[:5]:           # atoms and I(M; X, Y)
+        assert np.isnan(value).tolist() == (~good).tolist()
+    checked = pidkit.gaussian_pid(covs[good], dims, measure=measure, certify=False)
+    for got, ref in zip(_outputs(rn, measure), _outputs(checked, measure), strict=True):
+        np.testing.assert_allclose(got[good], ref, rtol=0, atol=1e-12)

@@ -254,21 +254,24 @@ class Backend(ABC):
     def cholesky(self, a: Any) -> Any:
         """Lower Cholesky factor of a (batch of) symmetric positive definite matrix.
 
-        The failure mode is the library's: numpy raises ``numpy.linalg.LinAlgError`` when a
-        matrix is not numerically positive definite; torch returns NaN for that matrix
-        instead, without reading the status on the host (no GPU synchronisation), so that the
-        failure propagates to every value computed from the factor.
+        A matrix that is not numerically positive definite gets NaN for its factor, with every
+        library and for each matrix of a batch on its own (no error, no warning), so that the
+        failure propagates to every value computed from that factor only; torch does it
+        without reading the status on the host (no GPU synchronisation).
         """
 
     def inv_quad(self, a: Any, b: Any) -> Any:
         r""":math:`b^\top a^{-1} b` for symmetric positive definite ``a[..., n, n]`` and
-        ``b[..., n, k]``: ``w^T w`` with ``w = L^{-1} b`` (:meth:`cholesky`)."""
+        ``b[..., n, k]``: ``w^T w`` with ``w = L^{-1} b`` (:meth:`cholesky`: NaN where ``a``
+        is not numerically positive definite)."""
         w = self.solve_triangular(self.cholesky(a), b)
         return self.swapaxes(w, -1, -2) @ w
 
     @abstractmethod
     def eigvalsh(self, a: Any) -> Any:
-        """Eigenvalues of a (batch of) symmetric matrix, ascending."""
+        """Eigenvalues of a (batch of) symmetric matrix, ascending. A matrix with a non-finite
+        entry (such as a NaN factor of :meth:`cholesky`) gets NaN eigenvalues where the
+        library's solver fails to converge on it, never an error for the whole batch."""
 
     @abstractmethod
     def cho_factor(self, a: Any) -> Any:

@@ -192,8 +192,19 @@ class TorchBackend(Backend):
 
     def eigvalsh(self, a: Any) -> Any:
         """On CUDA, torch reads the solver's status on the host (one synchronisation per
-        call; torch has no unchecked variant)."""
-        return self._lib.linalg.eigvalsh(a)
+        call; torch has no unchecked variant). Where the solver fails to converge on a matrix
+        with a non-finite entry (such as :meth:`cholesky`'s NaN factor, from order 3 on the
+        CPU), NaN eigenvalues for those matrices instead of an error for the whole batch."""
+        lib = self._lib
+        try:
+            return lib.linalg.eigvalsh(a)
+        except lib.linalg.LinAlgError:
+            bad = ~lib.isfinite(a).all(dim=-1).all(dim=-1)
+            if not bool(bad.any()):
+                raise
+        eye = lib.eye(a.shape[-1], dtype=a.dtype, device=a.device)
+        lam = lib.linalg.eigvalsh(lib.where(bad[..., None, None], eye, a))
+        return lib.where(bad[..., None], float("nan"), lam)
 
     def cho_factor(self, a: Any) -> Any:
         """The lower factor ``L`` with :math:`a = L L^\\top` (batch axes first). Reads the

@@ -18,9 +18,10 @@ the factor of :math:`\Sigma_{XX}`, :math:`P_X = \Sigma_{MM} - W_X^\top W_X` with
 first ``d_x`` rows of :math:`W`. Only :math:`P_Y` needs a second (smaller) factorisation, of
 :math:`\Sigma_{YY}`. Cost :math:`\approx (d^3 + d_y^3)/3` flops. Every step is differentiable.
 
-With torch, nothing here reads a value back to the host: the factorisations do not check their
-LAPACK status (which would synchronise a GPU with the host); a matrix that is not numerically
-positive definite gives NaN instead (see :func:`cholesky`).
+A matrix that is not numerically positive definite gives NaN instead of an error, with numpy as
+with torch, for that batch item only (the backends' ``cholesky``, ``inv_quad`` and
+``eigvalsh``); with torch nothing here reads a value back to the host (the factorisations'
+LAPACK status stays on the device: reading it would synchronise a GPU with the host).
 """
 
 from __future__ import annotations
@@ -62,8 +63,8 @@ def _sym(xp: Any, a: Any) -> Any:
 
 def _posterior(xp: Any, c_ss: Any, c_sm: Any, c_mm: Any) -> Any:
     r""":math:`\Sigma_{MM} - \Sigma_{MS}\Sigma_{SS}^{-1}\Sigma_{SM}`
-    (:meth:`~pidkit._backend.Backend.inv_quad`: one LU solve with numpy, a Cholesky factor and
-    a triangular solve with torch)."""
+    (:meth:`~pidkit._backend.Backend.inv_quad`: a Cholesky factor of :math:`\Sigma_{SS}` and a
+    triangular solve)."""
     return _sym(xp, c_mm - xp.inv_quad(c_ss, c_sm))
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from .._backend import get_namespace, is_torch
+from .._backend import get_namespace
 from ..lattice import lattice
 from ..result import (
     CERTIFIED_UNIQUE,
@@ -178,10 +178,11 @@ def gaussian_pid(cov: Any, dims: Any, measure: str = "broja", base: float = 2, *
         input's device and reads nothing back to the host, so a GPU never waits for it. With
         torch, ``details["mi_sources"]`` and ``details["eigenvalues"]`` are then tensors.
         ``details["reductions"]`` is empty. A covariance that is not numerically positive
-        definite gives NaN atoms instead of an error, with numpy as with torch (no
-        ``LinAlgError``, no ``RuntimeWarning``; each item of a batch on its own). One
-        synchronisation remains on CUDA for BROJA: ``torch.linalg.eigvalsh`` checks its solver
-        status on the host (torch has no unchecked variant); MMI has none.
+        definite gives NaN atoms instead of an error, with numpy as with torch, and NaN in the
+        same places of every output (no ``LinAlgError``, no ``RuntimeWarning``; each item of
+        a batch on its own). One synchronisation remains on CUDA for BROJA:
+        ``torch.linalg.eigvalsh`` checks its solver status on the host (torch has no unchecked
+        variant); MMI has none.
 
     Returns
     -------
@@ -345,45 +346,17 @@ def _atoms(out: dict[str, Any], finish: Any) -> dict[Any, Any]:
             ((1,),): finish(out["uni_y"]), lat.top: finish(out["syn"])}
 
 
-def _unvalidated_numpy(xp: Any, cov64: np.ndarray, dims: tuple[int, int, int],
-                       measure: str) -> dict[str, Any]:
-    """:func:`gaussian_atoms_unvalidated` for numpy with torch's behaviour on an item that is not
-    numerically positive definite: NaN for that item, not an error or a warning.
-
-    numpy's Cholesky factorisation and LU solve raise ``LinAlgError`` where torch's return
-    NaN, and square roots and logarithms of negative numbers warn. The batch runs at once; if
-    numpy raises, each item runs alone and an item that raises gets NaN everywhere (its
-    informations, atoms and eigenvalues).
-    """
-    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        try:
-            return gaussian_atoms_unvalidated(xp, cov64, dims, measure)
-        except np.linalg.LinAlgError:
-            pass
-        items = []
-        for b in range(cov64.shape[0]):
-            try:
-                items.append(gaussian_atoms_unvalidated(xp, cov64[b:b + 1], dims, measure))
-            except np.linalg.LinAlgError:
-                items.append(None)
-    failed = {k: np.full(1, np.nan) for k in ("red", "uni_x", "uni_y", "syn", "i_x", "i_y",
-                                              "i_xy")}
-    failed["lam"] = np.full((1, dims[0]), np.nan) if measure == "broja" else None
-    items = [failed if item is None else item for item in items]
-    return {k: None if failed[k] is None else np.concatenate([item[k] for item in items])
-            for k in failed}
-
-
 def _unvalidated(cov: Any, dims: Any, measure: str, base: float, factor: float,
                  method: str) -> PIDResult:
     """:func:`gaussian_pid` with ``validate=False``: shape checks only, then
     :func:`gaussian_atoms_unvalidated` on the input's device."""
     xp, cov64, batch_shape, dims, _ = as_batch(cov, dims)
     cov64 = (cov64 + xp.swapaxes(cov64, -1, -2)) / 2
-    if is_torch(cov64):
+    # an item that is not numerically positive definite gives NaN (the backends' cholesky
+    # and eigvalsh), where numpy also warns for the square root or reciprocal of a variance
+    # that is not positive: the NaN is the documented result (no effect on torch)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         out = gaussian_atoms_unvalidated(xp, cov64, dims, measure)
-    else:
-        out = _unvalidated_numpy(xp, cov64, dims, measure)
     finish = _finisher(xp, cov, batch_shape, factor)
     details: dict[str, Any] = {"dims": dims, "mi_sources": (finish(out["i_x"]),
                                                             finish(out["i_y"])),

@@ -73,7 +73,7 @@ def _eigvalsh(xp: Any, a: Any) -> Any:
 def generalized_eigenvalues(xp: Any, p_x: Any, p_y: Any) -> Any:
     r"""Eigenvalues :math:`\lambda` of :math:`\Sigma_{M|X}^{-1}\Sigma_{M|Y}` from the posterior
     covariances ``(..., d_m, d_m)``, via :math:`L_X^{-1}\Sigma_{M|Y}L_X^{-\top}`."""
-    low = xp.cholesky(p_x)         # torch: NaN instead of an error, no host read
+    low = xp.cholesky(p_x)         # NaN instead of an error (torch: no host read)
     half = xp.solve_triangular(low, p_y)
     s = xp.solve_triangular(low, xp.swapaxes(half, -1, -2))
     return _eigvalsh(xp, (s + xp.swapaxes(s, -1, -2)) / 2)

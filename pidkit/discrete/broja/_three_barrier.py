@@ -45,10 +45,11 @@ from collections.abc import Callable
 
 import numpy as np
 
+from ...information import entropy
 from ._ipm import SHRINK
 from ._polish import BACKTRACK, CENTRED, MIX, SUFFICIENT, TAU_SHRINK
 
-__all__ = ["barrier"]
+__all__ = ["barrier", "objective"]
 
 # The rules shared with the bivariate crossover (:func:`._polish.barrier`): the barrier
 # parameter falls by TAU_SHRINK once the Newton decrement is below CENTRED tau N; MIX of the
@@ -60,6 +61,13 @@ __all__ = ["barrier"]
 #: (``_polish.BARRIER_STEPS`` = 60); a run that uses them all is continued by the next call
 #: (:func:`barrier`'s ``start``).
 STEPS = 100
+
+
+def objective(q: np.ndarray) -> float:
+    r"""The objective of :mod:`._three_maxent`'s program and of the barrier function
+    :math:`\phi_\tau`: :math:`\sum q \ln(q / q(a,b,c)) = H(A,B,C) - H(T,A,B,C)` (nats) of a
+    non-negative ``q[t, a, b, c]``."""
+    return entropy(q.sum(axis=0)) - entropy(q)
 
 
 def barrier(prog, q_start: np.ndarray, tau: float, tol: float,
@@ -113,12 +121,10 @@ def _gradient(q: np.ndarray, cells: np.ndarray, tau: float) -> np.ndarray:
 
 
 def _value(q: np.ndarray, cells: np.ndarray, tau: float) -> float:
-    r""":math:`\phi_\tau(q)`."""
-    q_k = q.sum(axis=0)
+    r""":math:`\phi_\tau(q)`: :func:`objective` minus :math:`\tau` times the log barrier
+    (infinite or NaN, so rejected by the line search, where a cell is not positive)."""
     safe = np.where(cells, q, 1.0)
-    f = float(np.sum(np.where(cells, q * np.log(safe), 0.0))
-               - np.sum(np.where(q_k > 0, q_k * np.log(np.where(q_k > 0, q_k, 1.0)), 0.0)))
-    return f - tau * float(np.sum(np.where(cells, np.log(safe), 0.0)))
+    return objective(q) - tau * float(np.sum(np.where(cells, np.log(safe), 0.0)))
 
 
 def _direction(prog, q: np.ndarray, g: np.ndarray,

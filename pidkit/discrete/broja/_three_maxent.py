@@ -87,34 +87,48 @@ from scipy.linalg.lapack import dpotrf, dpotrs
 from ..._threads import one_blas_thread
 from ...information import entropy, mutual_information
 from ._bounds import LOG_NEGLIGIBLE
+from ._ipm import (
+    BOUNDARY,
+    CERT_FACTOR,
+    CERT_FROM,
+    CORRECTOR_CAP,
+    MAX_BACKTRACK,
+    SHRINK,
+    SIGMA_MIN,
+    SUFFICIENT,
+)
 from ._ipm import POLISH_EVERY as _POLISH_EVERY
 from ._polish import DROP_SHARE, DROPPED_WEIGHT
 from ._polish import MAX_LOG_STEP as _MAX_LOG_STEP
-from ._three_barrier import barrier
+from ._three_barrier import barrier, objective
 
 __all__ = ["MaxEntBracket", "solve"]
+
+# The program's objective, :func:`._three_barrier.objective`, is defined beside the crossover,
+# whose barrier function is that objective minus the log barrier (that module cannot import
+# this one, which imports it).
 
 # The bivariate solver's rules, imported above: every _POLISH_EVERY iterations (and after the
 # first that many) an open program gets the crossover of :func:`._three_barrier.barrier`
 # (``_ipm.POLISH_EVERY``); no dual variable (a logarithm of a cell's mass) moves by more than
 # _MAX_LOG_STEP in one step (``_polish.MAX_LOG_STEP``: Newton on an exponential closes a gap
 # of order 1 per step; longer steps, which the tiny diagonal of a nearly empty marginal
-# entry's row allows, only overflow).
+# entry's row allows, only overflow). The step, line search, centring and certificate rules
+# are the bivariate interior-point method's fixed ones (``_ipm``, :func:`._ipm.solve_fixed`):
+# a step goes BOUNDARY of the distance to the boundary (masses and slacks); the line search
+# shrinks it by SHRINK until the residual norm falls by SUFFICIENT times the step, at most
+# MAX_BACKTRACK lengths (the last is taken without decrease: the certificate guards the
+# answer); the centring parameter is at least SIGMA_MIN and Mehrotra's second-order term at
+# least -CORRECTOR_CAP ``m s``; the certificate is evaluated once ``sum(m s)`` is below
+# CERT_FACTOR ``tol``, and at every iteration from CERT_FROM on.
 
-#: Fraction of the distance to the boundary a step may go (masses and slacks).
-_TO_BOUNDARY = 0.99
-#: Line search: backtracking factor, sufficient decrease of the residual norm, most trials
-#: (the last is taken without decrease: the certificate guards the answer).
-_BACKTRACK, _SUFFICIENT, _MAX_BACKTRACK = 0.5, 0.01, 8
-#: Smallest centring parameter and the cap on Mehrotra's second-order term (times ``m s``).
-_SIGMA_MIN, _CORRECTOR_CAP = 0.05, 1.0
-#: The certificate is evaluated once ``sum(m s)`` is below this times ``tol``, and at every
-#: iteration from :data:`_CERT_FROM` on.
-_CERT_FACTOR, _CERT_FROM = 4.0, 15
-#: Ridge added to the unit-diagonal Newton matrix before Cholesky; refinement steps.
+#: Ridge added to the unit-diagonal Newton matrix before Cholesky (this matrix's own: the
+#: bivariate ridges of the same size, ``_newton.RIDGE`` and ``_polish.REGULARISATION``, keep
+#: other matrices factorisable); refinement steps.
 _RIDGE, _REFINE = 1e-13, 6
-#: Refinement runs once the complementarity ``sum(m s)`` is below this (before, the scaled
-#: matrix is well conditioned).
+#: Refinement (:data:`_REFINE` steps in every solve) runs once the complementarity
+#: ``sum(m s)`` is below this (before, the scaled matrix is well conditioned); not the
+#: bivariate ``_ipm.REFINE_BELOW``, which gives the corrector one step.
 _REFINE_BELOW = 1e-4
 #: Sweeps of proportional fitting in :meth:`_Program.repair` before the exact correction (the
 #: correction spreads the residual over every allowed cell; fitting first keeps it tiny where
@@ -135,12 +149,6 @@ class MaxEntBracket:
     def gap(self) -> float:
         """``upper - lower``."""
         return self.upper - self.lower
-
-
-def objective(q: np.ndarray) -> float:
-    r""":math:`\sum q \ln(q / q(a,b,c)) = H(A,B,C) - H(T,A,B,C)` (nats) of a non-negative
-    ``q[t, a, b, c]``."""
-    return entropy(q.sum(axis=0)) - entropy(q)
 
 
 class _Program:
@@ -398,14 +406,14 @@ def _solve_program(p: np.ndarray, tol: float, max_iter: int) -> MaxEntBracket:
         dm_aff, ds_aff = _direction(*lin, r_c0)[1:]
         a_aff = _step_to_boundary(m, dm_aff, s, ds_aff, live, 1.0)
         eta_aff = float(np.where(live, (m + a_aff * dm_aff) * (s + a_aff * ds_aff), 0.0).sum())
-        sigma = max(min(eta_aff / eta, 1.0) ** 3, _SIGMA_MIN)
-        second = np.maximum(dm_aff * ds_aff, -_CORRECTOR_CAP * m * s)
+        sigma = max(min(eta_aff / eta, 1.0) ** 3, SIGMA_MIN)
+        second = np.maximum(dm_aff * ds_aff, -CORRECTOR_CAP * m * s)
         r_c = np.where(live, m * s - sigma * eta / n_live + second, 0.0)
         dx, dm, ds = _direction(*lin, r_c)
-        alpha = _step_to_boundary(m, dm, s, ds, live, _TO_BOUNDARY)
+        alpha = _step_to_boundary(m, dm, s, ds, live, BOUNDARY)
         alpha = min(alpha, _MAX_LOG_STEP / max(float(np.max(np.abs(dx))), _MAX_LOG_STEP))
         norm0 = _norm(r_q[prog.free], r_d, r_c0 - np.where(live, sigma * eta / n_live, 0.0))
-        for trial in range(_MAX_BACKTRACK):
+        for trial in range(MAX_BACKTRACK):
             x_n, m_n, s_n = x + alpha * dx, m + alpha * dm, s + alpha * ds
             g_n, pi_n = prog.softmax(x_n)
             # the slack a dual-feasible block actually has (g is convex, so the step leaves g
@@ -415,13 +423,13 @@ def _solve_program(p: np.ndarray, tol: float, max_iter: int) -> MaxEntBracket:
             norm_n = _norm((prog.marginals(m_n[None] * pi_n) - prog.b)[prog.free],
                            np.where(live, g_n + s_n, 0.0),
                            np.where(live, m_n * s_n - sigma * eta / n_live, 0.0))
-            if norm_n <= (1.0 - _SUFFICIENT * alpha) * norm0 or trial == _MAX_BACKTRACK - 1:
+            if norm_n <= (1.0 - SUFFICIENT * alpha) * norm0 or trial == MAX_BACKTRACK - 1:
                 break
-            alpha *= _BACKTRACK
+            alpha *= SHRINK
         if not math.isfinite(norm_n):     # a breakdown: stop with the bracket proven so far
             return MaxEntBracket(min(lower, upper), upper, it)
         x, m, s, g, pi = x_n, np.where(live, m_n, 0.0), np.where(live, s_n, 1.0), g_n, pi_n
-        if (eta <= _CERT_FACTOR * tol or it >= _CERT_FROM) and bracket(x, m[None] * pi):
+        if (eta <= CERT_FACTOR * tol or it >= CERT_FROM) and bracket(x, m[None] * pi):
             return MaxEntBracket(min(lower, upper), upper, it)
         if it % _POLISH_EVERY == 0:
             with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
