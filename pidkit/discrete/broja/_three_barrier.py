@@ -28,9 +28,10 @@ infeasible start (Boyd and Vandenberghe 2004, sections 10.2 and 11.3). The Hessi
 
 with ``A`` the marginal rows (``r = P - A q``; the pinned rows of :mod:`._three_maxent`, two
 per ``t``, are redundant and left out) and ``g`` the gradient of :math:`\phi_\tau`; it is
-scaled to a unit diagonal and solved by numpy's LU (``|T|(|A|+|B|+|C|) + |A||B||C|``
-unknowns at most; it raises only on an exactly singular matrix: an ill-conditioned one late in
-the run still gives usable steps, which the certificate judges). At the minimiser of
+scaled to a unit diagonal and solved by LU with :data:`REFINE` steps of iterative refinement
+(``|T|(|A|+|B|+|C|) + |A||B||C|`` unknowns at most; it fails only on an exactly singular
+matrix: an ill-conditioned one late in the run still gives usable steps, which the
+certificate judges). At the minimiser of
 :math:`\phi_\tau` the multipliers give the dual point
 :math:`(\lambda, \mu, \nu) = -\nu_{\mathrm{KKT}}`, every block's
 :math:`g_k = \ln\sum_t q(t \mid k)\, e^{-\tau/q} \le 0`, and its gap to the primal value is
@@ -44,6 +45,8 @@ import math
 from collections.abc import Callable
 
 import numpy as np
+from scipy.linalg.lapack import dgetrf as _getrf
+from scipy.linalg.lapack import dgetrs as _getrs
 
 from ...information import entropy
 from ._ipm import SHRINK
@@ -61,6 +64,12 @@ __all__ = ["barrier", "objective"]
 #: (``_polish.BARRIER_STEPS`` = 60); a run that uses them all is continued by the next call
 #: (:func:`barrier`'s ``start``).
 STEPS = 100
+#: Steps of iterative refinement of each Newton direction. Late in a run the scaled system's
+#: condition number reaches 1e12 and more, and an unrefined direction stops being a descent
+#: direction, which ends the run above ``tol`` (the pairs program of a Dirichlet(0.05)
+#: 3x3x3x3 pmf stopped at a gap of 8.9e-10 nats with ``tol`` 6.9e-10; with two steps it
+#: closes at 2.5e-10).
+REFINE = 2
 
 
 def objective(q: np.ndarray) -> float:
@@ -150,7 +159,7 @@ def _direction(prog, q: np.ndarray, g: np.ndarray,
     rhs = np.concatenate([top_rhs, low_rhs])
     diag = np.abs(np.diag(matrix))
     scale = 1.0 / np.sqrt(np.where(diag > 0, diag, 1.0))
-    sol = np.linalg.solve(matrix * scale[:, None] * scale[None, :], rhs * scale) * scale
+    sol = _refined_solve(matrix * scale[:, None] * scale[None, :], rhs * scale) * scale
     x = np.zeros(prog.n)
     x[rows] = -sol[:n_r]
     zeta = np.zeros(live.shape)
@@ -158,6 +167,18 @@ def _direction(prog, q: np.ndarray, g: np.ndarray,
     a_t_nu = prog.cell_sum(-x)                       # A^T nu_KKT
     dq = np.where(cells, u2 * (zeta[None] - g - a_t_nu), 0.0)
     return dq, x
+
+
+def _refined_solve(matrix: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    """``matrix^{-1} rhs`` by LU (LAPACK's ``getrf``/``getrs``) and :data:`REFINE` steps of
+    iterative refinement; raises ``LinAlgError`` only on an exactly singular ``matrix``."""
+    lu, piv, info = _getrf(matrix)
+    if info > 0:
+        raise np.linalg.LinAlgError("exactly singular Newton system")
+    sol = _getrs(lu, piv, rhs)[0]
+    for _ in range(REFINE):
+        sol += _getrs(lu, piv, rhs - matrix @ sol)[0]
+    return sol
 
 
 def _row_products(prog, u2: np.ndarray) -> np.ndarray:
