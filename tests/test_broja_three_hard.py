@@ -24,10 +24,10 @@ from pidkit.errors import ConvergenceWarning
 REFERENCE_TOL = 1e-6
 
 
-def sparse_pmf(seed: int) -> np.ndarray:
+def sparse_pmf(seed: int, alpha: float = 0.05) -> np.ndarray:
     rng = np.random.default_rng(seed)
     shape = tuple(int(v) for v in rng.integers(2, 4, size=4))
-    return rng.dirichlet(np.full(int(np.prod(shape)), 0.05)).reshape(shape)
+    return rng.dirichlet(np.full(int(np.prod(shape)), alpha)).reshape(shape)
 
 
 def plugin_pmf() -> np.ndarray:
@@ -82,6 +82,18 @@ def test_refined_crossover_certifies_the_pmf_that_stalled_just_above_tol():
     # synergy atoms), so only an agreement to 1e-5 bits is asked of it
     for node, value in r.atoms.items():
         assert value == pytest.approx(ref[node], abs=1e-5), node
+
+
+@pytest.mark.parametrize("seed", [5, 19, 82])
+def test_blown_up_newton_directions_stay_silent(seed):
+    # Dirichlet(0.01): a bivariate program's Newton direction overflowed in the general
+    # solver's corrector product, and numpy's RuntimeWarnings reached the user although the
+    # line search rejected those points and every program was certified
+    p = sparse_pmf(seed, alpha=0.01)
+    r = certified_quietly(p)
+    lower, upper = r.solver.parts["lower"], r.solver.parts["upper"]
+    assert all(lower[n] <= v <= upper[n] for n, v in r.atoms.items())
+    assert sum(r.atoms.values()) == pytest.approx(r.mutual_information, abs=1e-12)
 
 
 def test_without_the_crossover_a_sparse_pmf_stalls(monkeypatch):

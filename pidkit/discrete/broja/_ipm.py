@@ -507,7 +507,12 @@ def solve(p: Any, xp: Backend, tol: float, max_iter: int, done: Any = None,
             active = scatter(active, keep, xp)
             sub, cur, checking = sub.take(keep), tuple(x[keep] for x in cur), checking[keep]
         # -- Newton step on the items still open -------------------------------------------
-        cur = _chunked_step(sub, cur, xp, work, tol if LEAN_RULES else None)
+        # an item whose Newton direction blows up (sparse composite-source programs of
+        # three-source BROJA: the predictor's product overflowed) gets inf/NaN trial points,
+        # which its line search rejects; numpy's warnings about them are not the user's
+        # (no effect on torch tensors, as the lean driver's :func:`._small.solve`)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            cur = _chunked_step(sub, cur, xp, work, tol if LEAN_RULES else None)
     best_lam, best_mu, best_q = best.lam, best.mu, best.q
     if swap:
         best_lam, best_mu = best_mu, best_lam
