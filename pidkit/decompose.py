@@ -10,7 +10,7 @@ import numpy as np
 from ._backend import is_torch
 from .discrete import MEASURES
 from .errors import PIDValueError
-from .information import mutual_information
+from .information import _mutual_information
 from .lattice import check_n_sources, lattice
 from .result import TARGET_NAME, PIDResult, SolverInfo, default_source_names
 from .validation import (
@@ -130,7 +130,7 @@ def pid(p: Any, target: Any = 0, sources: Any = None, measure: str = "broja", ba
             f"{', '.join(sorted(n for n, m in MEASURES.items() if m.max_sources is None))})")
     check_n_sources(len(groups), "sources")
     q = arrange_pmf(p, target_axes, groups)
-    mi = mutual_information(q, (0,), tuple(range(1, q.ndim)))
+    mi = _mutual_information(q, (0,), tuple(range(1, q.ndim)))
     if len(groups) == 1:  # every measure's lattice is one node, holding I(Y; X0)
         atoms, info = {lattice(1).nodes[0]: mi}, SolverInfo("closed_form")
     else:

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .validation import check_choice
+from .errors import PIDTypeError
+from .validation import check_choice, fail
 
 __all__ = ["GATES", "Gate", "gate", "pmf_from_outcomes"]
 
@@ -34,9 +35,32 @@ def pmf_from_outcomes(outcomes: Sequence[Outcome]) -> np.ndarray:
 
     The distinct values at each position are sorted and coded ``0, 1, ...``; repeated outcomes
     add up.
+
+    Raises
+    ------
+    PIDTypeError
+        ``outcomes`` is not a list of tuples, or a position holds values that cannot be sorted
+        together or hashed (``1`` and ``"a"``, a list).
+    PIDValueError
+        ``outcomes`` is empty, or its tuples have different lengths.
     """
+    fix = "Pass a list of equally long tuples (y, x0, x1, ...), e.g. [(0, 0, 0), (1, 1, 0)]"
+    if (isinstance(outcomes, (str, bytes)) or not isinstance(outcomes, Sequence | np.ndarray)
+            or not all(isinstance(o, Sequence | np.ndarray) and not isinstance(o, (str, bytes))
+                       for o in outcomes)):
+        raise fail("outcomes", "must be a list of tuples, one per outcome", fix, outcomes,
+                   kind=PIDTypeError)
+    if len(outcomes) == 0:
+        raise fail("outcomes", "is empty", fix, outcomes)
     width = len(outcomes[0])
-    alphabets = [sorted({o[k] for o in outcomes}) for k in range(width)]
+    if width == 0 or any(len(o) != width for o in outcomes):
+        raise fail("outcomes", f"holds tuples of lengths {sorted({len(o) for o in outcomes})}, "
+                   "not one non-zero length", fix, outcomes)
+    try:
+        alphabets = [sorted({o[k] for o in outcomes}) for k in range(width)]
+    except TypeError as exc:  # unhashable values, or values that cannot be ordered together
+        raise fail("outcomes", f"holds values that cannot be hashed and sorted together ({exc})",
+                   "Use ints, or tuples of ints, at every position", kind=PIDTypeError) from exc
     codes = [{v: i for i, v in enumerate(a)} for a in alphabets]
     p = np.zeros(tuple(len(a) for a in alphabets))
     for o in outcomes:

@@ -1,9 +1,13 @@
 r"""Entropy, marginals and mutual information of a joint pmf with one axis per variable, in nats.
 
 Shared by every discrete measure, and public for packages built on pidkit. ``0 log 0 = 0``
-throughout: logarithms are taken only where the mass is positive. Nothing here validates its
-input; pass a pmf checked with :func:`pidkit.validation.check_pmf`. Divide by ``math.log(base)``
-for other units.
+throughout: logarithms are taken only where the mass is positive. Each function checks that its
+array holds finite, non-negative real numbers and that its axes exist (typed errors naming the
+argument); it does not check that the masses sum to 1 (pass a pmf checked with
+:func:`pidkit.validation.check_pmf` for that). Divide by ``math.log(base)`` for other units.
+The measures call the unchecked ``_entropy``, ``_marginal`` and ``_mutual_information`` on the
+pmf that :func:`pidkit.pid` validated once (and solvers on their own iterates, which the
+checks would reject or slow down).
 
 The measures lay a pmf out as ``p[y, x0, ..., x_{n-1}]`` (target first) and index sets of
 sources by bitmask: source ``i`` is bit ``i`` and axis ``i + 1`` (:func:`source_axes`).
@@ -20,11 +24,51 @@ Examples
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
+from .validation import as_float_array, check_axis_list, check_int, fail
+
 __all__ = ["entropy", "marginal", "mutual_information", "source_axes",
            "subset_mutual_information", "specific_information"]
+
+
+def _probabilities(p: Any, name: str = "p") -> np.ndarray:
+    """``p`` as a float64 array of finite, non-negative numbers (typed errors otherwise)."""
+    arr = as_float_array(p, name)
+    if not np.isfinite(arr).all():
+        raise fail(name, "contains NaN or infinite probabilities",
+                   "Remove or replace the non-finite entries")
+    if (arr < 0).any():
+        raise fail(name, f"contains negative probabilities (min {arr.min():.3g})",
+                   "Probabilities must be >= 0")
+    return arr
+
+
+def _laid_out(p: Any) -> np.ndarray:
+    """A pmf ``p[y, x0, ...]`` (:func:`_probabilities`) with at least the target axis."""
+    arr = _probabilities(p)
+    if arr.ndim < 1:
+        raise fail("p", "needs a target axis and one axis per source, has 0 axes",
+                   "Lay the pmf out as p[y, x0, x1, ...]")
+    return arr
+
+
+def _entropy(p: np.ndarray) -> float:
+    q = p[p > 0]
+    return float(-(q * np.log(q)).sum())
+
+
+def _marginal(p: np.ndarray, keep: Sequence[int]) -> np.ndarray:
+    drop = tuple(ax for ax in range(p.ndim) if ax not in keep)
+    return p.sum(axis=drop)
+
+
+def _mutual_information(p: np.ndarray, a: Sequence[int], b: Sequence[int]) -> float:
+    joint = tuple(sorted({*a, *b}))
+    h_ab = _entropy(_marginal(p, joint))
+    return max(_entropy(_marginal(p, tuple(a))) + _entropy(_marginal(p, tuple(b))) - h_ab, 0.0)
 
 
 def entropy(p: np.ndarray) -> float:
@@ -40,9 +84,7 @@ def entropy(p: np.ndarray) -> float:
     float
         The entropy in nats.
     """
-    p = np.asarray(p)
-    q = p[p > 0]
-    return float(-(q * np.log(q)).sum())
+    return _entropy(_probabilities(p))
 
 
 def marginal(p: np.ndarray, keep: Sequence[int]) -> np.ndarray:
@@ -60,9 +102,8 @@ def marginal(p: np.ndarray, keep: Sequence[int]) -> np.ndarray:
     ndarray
         The marginal pmf, one axis per kept variable.
     """
-    p = np.asarray(p)
-    drop = tuple(ax for ax in range(p.ndim) if ax not in keep)
-    return p.sum(axis=drop)
+    p = _probabilities(p)
+    return _marginal(p, check_axis_list(keep, "keep", p.ndim))
 
 
 def mutual_information(p: np.ndarray, a: Sequence[int], b: Sequence[int]) -> float:
@@ -81,13 +122,14 @@ def mutual_information(p: np.ndarray, a: Sequence[int], b: Sequence[int]) -> flo
     float
         The mutual information in nats, clipped at 0 (rounding can make it slightly negative).
     """
-    joint = tuple(sorted({*a, *b}))
-    h_ab = entropy(marginal(p, joint))
-    return max(entropy(marginal(p, tuple(a))) + entropy(marginal(p, tuple(b))) - h_ab, 0.0)
+    p = _probabilities(p)
+    return _mutual_information(p, check_axis_list(a, "a", p.ndim),
+                               check_axis_list(b, "b", p.ndim))
 
 
 def source_axes(mask: int) -> tuple[int, ...]:
     """Axes of ``p[y, x0, ...]`` holding the sources in bitmask ``mask`` (source i -> axis i+1)."""
+    mask = check_int(mask, "mask", 0)
     return tuple(i + 1 for i in range(mask.bit_length()) if mask >> i & 1)
 
 
@@ -96,10 +138,11 @@ def subset_mutual_information(p: np.ndarray) -> np.ndarray:
 
     ``p`` is laid out as ``p[y, x0, ...]``. Entry 0 (no sources) is 0.
     """
+    p = _laid_out(p)
     n = p.ndim - 1
     out = np.zeros(1 << n)
     for mask in range(1, 1 << n):
-        out[mask] = mutual_information(p, (0,), source_axes(mask))
+        out[mask] = _mutual_information(p, (0,), source_axes(mask))
     return out
 
 
@@ -116,14 +159,15 @@ def specific_information(p: np.ndarray) -> np.ndarray:
     Only cells with :math:`p(y, x) > 0` contribute, and there every term is finite, down to
     subnormal masses. Rows for targets of zero probability are 0.
     """
+    p = _laid_out(p)
     n = p.ndim - 1
-    p_y = marginal(p, (0,))
+    p_y = _marginal(p, (0,))
     out = np.zeros((1 << n, p.shape[0]))
     safe_y = np.where(p_y > 0, p_y, 1.0)
     log_y = np.log(safe_y)
     for mask in range(1, 1 << n):
         axes = source_axes(mask)
-        p_yx = marginal(p, (0, *axes)).reshape(p.shape[0], -1)
+        p_yx = _marginal(p, (0, *axes)).reshape(p.shape[0], -1)
         p_x = p_yx.sum(axis=0)
         cells = p_yx > 0                      # there p(y) > 0 and p(x) > 0 as well
         log_x = np.log(np.where(p_x > 0, p_x, 1.0))

@@ -36,7 +36,7 @@ from scipy.linalg import solve_triangular
 from scipy.sparse.linalg import spsolve_triangular
 
 from .errors import PIDTypeError
-from .validation import as_float_array, check_positive, fail
+from .validation import as_float_array, check_flag, check_positive, fail
 
 Node = tuple[tuple[int, ...], ...]
 
@@ -50,10 +50,42 @@ DENSE_MOEBIUS_NODES = 166
 MAX_SOURCES = 5
 
 
-def node_label(node: Node) -> str:
+def _is_node(key: Any) -> bool:
+    """Whether ``key`` has the shape of a lattice node: a non-empty tuple of non-empty tuples of
+    non-negative integers (which nodes exist is the lattice's business)."""
+    return (isinstance(key, tuple) and len(key) > 0
+            and all(isinstance(part, tuple) and len(part) > 0
+                    and all(isinstance(i, (int, np.integer)) and not isinstance(i, bool)
+                            and i >= 0 for i in part)
+                    for part in key))
+
+
+def node_label(node: Node | str) -> str:
     """Label a node as in the literature: ``{0}{1}`` for redundancy, ``{0:1}`` for synergy
-    (collections and their indices in increasing order, as :func:`parse_node` reads them)."""
-    parts = sorted(tuple(sorted(part)) for part in node)
+    (collections and their indices in increasing order, as :func:`parse_node` reads them).
+
+    ``node`` is a node tuple or a label (returned in that order).
+
+    Raises
+    ------
+    PIDTypeError
+        ``node`` is neither a label nor a tuple of tuples of non-negative integers.
+    PIDValueError
+        ``node`` is not an antichain (a collection repeated, an index repeated in a collection,
+        or one collection inside another), so :func:`parse_node` could not read its label.
+    """
+    if isinstance(node, str):
+        node = parse_node(node)
+    elif not _is_node(node):
+        raise fail("node", "must be a node tuple of tuples of source indices, or a label",
+                   "Pass e.g. ((0,), (1,)) or '{0}{1}'", node, kind=PIDTypeError)
+    parts = sorted(tuple(sorted(int(i) for i in part)) for part in node)
+    masks = [sum(1 << i for i in set(part)) for part in parts]
+    if (any(len(set(part)) != len(part) for part in parts) or len(set(masks)) != len(masks)
+            or any(a != b and a & b == a for a in masks for b in masks)):
+        raise fail("node", "is not an antichain (a repeated index or collection, or one "
+                   "collection inside another)", "Drop the larger collection, e.g. "
+                   "((0,), (0, 1)) is the node ((0,),)", node)
     return "".join("{" + ":".join(str(i) for i in part) + "}" for part in parts)
 
 
@@ -292,6 +324,7 @@ class Lattice:
 
     def down_set(self, node: Node | str, strict: bool = False) -> list[Node]:
         """All nodes below ``node`` (a node or a label; excluding it when ``strict``)."""
+        strict = check_flag(strict, "strict")
         i = self.position(node)
         row = self._zeta.getrow(i).indices
         return [self.nodes[j] for j in sorted(row) if not (strict and j == i)]

@@ -22,8 +22,17 @@ from typing import Any
 import numpy as np
 
 from .errors import PIDTypeError
-from .lattice import Lattice, Node, canonical_node, lattice, node_label, nodes_keyed
-from .validation import fail
+from .lattice import (
+    MAX_SOURCES,
+    Lattice,
+    Node,
+    _is_node,
+    canonical_node,
+    lattice,
+    node_label,
+    nodes_keyed,
+)
+from .validation import check_base, fail
 
 __all__ = ["CERTIFIED_REDUNDANCY", "CERTIFIED_UNIQUE", "TARGET_NAME", "Certificate",
            "SolverInfo", "AtomMap", "PIDResult", "default_source_names", "to_plain",
@@ -323,6 +332,19 @@ class PIDResult:
             raise fail("atoms", f"has keys that are not lattice nodes, e.g. {bad[0]!r}",
                        "Key atoms by labels such as '{0}{1}' or nodes such as ((0,), (1,))",
                        kind=PIDTypeError)
+        if not _whole_lattice(self.atoms):
+            n = self.n_sources
+            fix = "Give one value per node of the redundancy lattice (e.g. 4 nodes for 2 sources)"
+            if n > MAX_SOURCES:
+                raise fail("atoms", f"names source {n - 1}, but lattices are built for at most "
+                           f"{MAX_SOURCES} sources", fix)
+            nodes = lattice(n).index
+            missing = [node_label(k) for k in nodes if k not in self.atoms]
+            extra = [k for k in self.atoms if k not in nodes]
+            raise fail("atoms", f"are not the nodes of the lattice of {n} source(s): "
+                       f"{len(missing)} missing (e.g. {missing[:3]}), {len(extra)} not in it "
+                       f"(e.g. {extra[:3]})", fix)
+        object.__setattr__(self, "base", check_base(self.base))
         if not self.source_names:
             object.__setattr__(self, "source_names", default_source_names(self.n_sources))
 
@@ -406,6 +428,9 @@ class PIDResult:
             import matplotlib.pyplot as plt
         except ImportError as exc:  # pragma: no cover - depends on the environment
             raise ImportError("PIDResult.plot needs matplotlib: pip install matplotlib") from exc
+        if ax is not None and not callable(getattr(ax, "bar", None)):
+            raise fail("ax", f"must be matplotlib axes, not {type(ax).__name__}",
+                       "Pass ax=None (new figure) or axes from plt.subplots()", kind=PIDTypeError)
         if ax is None:
             _, ax = plt.subplots(figsize=(max(4.0, 0.5 * len(self.atoms) + 2), 3.2))
         labels = [node_label(k) for k in self.atoms]
@@ -435,16 +460,6 @@ def _whole_lattice(atoms: AtomMap) -> bool:
     four-source MMI call)."""
     n = _SOURCES_BY_SIZE.get(len(atoms))
     return n is not None and lattice(n).index.keys() >= atoms.keys()
-
-
-def _is_node(key: Any) -> bool:
-    """Whether ``key`` has the shape of a lattice node: a non-empty tuple of non-empty tuples of
-    non-negative integers (which nodes exist is the lattice's business)."""
-    return (isinstance(key, tuple) and len(key) > 0
-            and all(isinstance(part, tuple) and len(part) > 0
-                    and all(isinstance(i, (int, np.integer)) and not isinstance(i, bool)
-                            and i >= 0 for i in part)
-                    for part in key))
 
 
 def _fmt_bound(value: Any) -> str:

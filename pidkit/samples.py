@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from .errors import PIDTypeError
-from .validation import MAX_TABLE_CELLS, check_table_size, fail, host_numpy
+from .validation import MAX_TABLE_CELLS, check_table_size, fail, host_numpy, reject_masked
 
 __all__ = ["joint_pmf"]
 
@@ -25,6 +25,7 @@ def _check_column(column: Any, name: str) -> np.ndarray:
     if isinstance(column, (str, bytes)):
         raise fail(name, "must be a 1-D array of integer codes, not a string",
                    "Pass a list or array of non-negative integers", column, kind=PIDTypeError)
+    reject_masked(column, name)
     try:
         # torch: a detached host copy (bfloat16 widened to float32), whatever requires_grad
         arr = host_numpy(column) if hasattr(column, "detach") else np.asarray(column)

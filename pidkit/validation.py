@@ -333,6 +333,8 @@ def check_pmf(p: Any, name: str = "p", *, normalize: bool = False, min_axes: int
     given = _numeric_array(p, name)
     if atol is None:
         atol = pmf_sum_atol(given.dtype)
+    else:
+        atol = check_positive(atol, "atol", allow_zero=True)
     arr = given.astype(np.float64, copy=False)
     if arr.ndim < min_axes:
         raise fail(name, f"needs at least {min_axes} axes (one per variable), has {arr.ndim}",
@@ -524,7 +526,11 @@ def check_samples(x: Any, name: str, *, keep_torch: bool = True, allow_empty: bo
             raise fail(name, "must be an array of samples",
                        "Pass a numpy array or a torch tensor", x, kind=PIDTypeError)
         reject_masked(x, name)
-        arr = np.asarray(x)
+        try:
+            arr = np.asarray(x)
+        except ValueError as exc:  # numpy refuses ragged nested sequences
+            raise fail(name, "is a ragged nested sequence",
+                       "Give every sample the same shape (one row per sample)") from exc
         if arr.dtype == object or arr.dtype.kind not in "biuf":
             raise fail(name, f"must hold numbers, not dtype {arr.dtype}",
                        "Pass a numeric numpy array or torch tensor", kind=PIDTypeError)

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConvergenceWarning
-from ..information import mutual_information
+from ..information import _mutual_information
 from ..lattice import Node, lattice
 from ..result import CERTIFIED_REDUNDANCY, Certificate, SolverInfo
 from ..validation import check_positive
@@ -45,9 +45,9 @@ def redundancy_result(p: np.ndarray, value: float, lower: float, upper: float, *
                       f"of {upper - lower:.2e} nats > tol={tol:g}; the redundancy is within the "
                       f"certificate. Increase max_iter or loosen tol", ConvergenceWarning,
                       stacklevel=4)
-    red = {((0,), (1,)): value, ((0,),): mutual_information(p, (0,), (1,)),
-           ((1,),): mutual_information(p, (0,), (2,)),
-           ((0, 1),): mutual_information(p, (0,), (1, 2))}
+    red = {((0,), (1,)): value, ((0,),): _mutual_information(p, (0,), (1,)),
+           ((1,),): _mutual_information(p, (0,), (2,)),
+           ((0, 1),): _mutual_information(p, (0,), (1, 2))}
     info = SolverInfo("optimal" if converged else "max_iter", converged, iterations,
                       Certificate(CERTIFIED_REDUNDANCY, lower, upper), None,
                       {"tol_nats": tol, **details})

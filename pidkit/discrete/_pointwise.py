@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..information import marginal, source_axes
+from ..information import _marginal, source_axes
 from ..lattice import Lattice, lattice
 from ..result import AtomMap, SolverInfo
 
@@ -64,9 +64,9 @@ def outcome_marginals(p: np.ndarray) -> OutcomeMarginals:
     joint = np.empty_like(sources)
     for mask in range(1 << n):
         axes = source_axes(mask)
-        joint[:, mask] = marginal(p, (0, *axes))[tuple(coords[a] for a in (0, *axes))]
+        joint[:, mask] = _marginal(p, (0, *axes))[tuple(coords[a] for a in (0, *axes))]
         if mask:
-            sources[:, mask] = marginal(p, axes)[tuple(coords[a] for a in axes)]
+            sources[:, mask] = _marginal(p, axes)[tuple(coords[a] for a in axes)]
     return OutcomeMarginals(p[coords], sources, joint)
 
 

@@ -48,7 +48,7 @@ import warnings
 import numpy as np
 
 from ..errors import ConvergenceWarning
-from ..information import marginal, source_axes
+from ..information import _marginal, source_axes
 from ..lattice import lattice
 from ..result import SolverInfo
 from ._certified import check_solver_options
@@ -123,7 +123,7 @@ class _Node:
             union |= m
         local_sources = [s for s in range(n) if union >> s & 1]
         position = {s: i + 1 for i, s in enumerate(local_sources)}  # local axis 0 is Y
-        loc = marginal(p, (0, *source_axes(union)))
+        loc = _marginal(p, (0, *source_axes(union)))
         self.shape = loc.shape
         self.p = loc.ravel()
         # Local variable masks: bit 0 = Y, bit position[s] = source s.

@@ -54,7 +54,7 @@ import warnings
 import numpy as np
 
 from ..errors import ConvergenceWarning
-from ..information import mutual_information
+from ..information import _mutual_information
 from ..lattice import lattice
 from ..result import SolverInfo
 from ._certified import check_solver_options
@@ -70,7 +70,7 @@ PAIRS = (0b110, 0b011, 0b101)
 
 def _joint_information(q: np.ndarray) -> float:
     """:math:`I(X_0 X_1; Y)` in nats of ``q[y, x0, x1]``."""
-    return mutual_information(q, (0,), (1, 2))
+    return _mutual_information(q, (0,), (1, 2))
 
 
 def conditionally_independent(p: np.ndarray) -> np.ndarray:
@@ -157,7 +157,7 @@ def dep(p: np.ndarray, tol: float = DEFAULT_TOL, max_iter: int = 1000):
                       f"{newton} Newton iterations with marginal deviation {deviation:.2e} > "
                       f"tol={tol:g}; values may be inexact. Increase max_iter or loosen tol",
                       ConvergenceWarning, stacklevel=3)
-    mi = [mutual_information(p, (0,), (axis,)) for axis in (1, 2)]
+    mi = [_mutual_information(p, (0,), (axis,)) for axis in (1, 2)]
     red = max(0.0, sum(mi) - _joint_information(conditionally_independent(p)),
               sum(mi) - _joint_information(q_pw))
     cumulative = {((0,), (1,)): red, ((0,),): mi[0], ((1,),): mi[1],

@@ -50,7 +50,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..information import mutual_information
+from ..information import _mutual_information
 from ._certified import check_solver_options, redundancy_result
 from .registry import register_measure
 
@@ -234,8 +234,8 @@ def ig(p: np.ndarray, tol: float = DEFAULT_TOL, max_iter: int = 200):
     """
     tol, max_iter = check_solver_options(tol, max_iter)
     lower, upper, t, iterations = minimise(_Family(p), tol, max_iter)
-    coinformation = (mutual_information(p, (0,), (1,)) + mutual_information(p, (0,), (2,))
-                     - mutual_information(p, (0,), (1, 2)))
+    coinformation = (_mutual_information(p, (0,), (1,)) + _mutual_information(p, (0,), (2,))
+                     - _mutual_information(p, (0,), (1, 2)))
     lower, upper = coinformation + float(lower), coinformation + float(upper)
     return redundancy_result(p, upper, lower, upper, tol=tol, iterations=iterations,
                              measure="ig", stopped="the one-dimensional minimisation stopped",

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..information import marginal, specific_information
+from ..information import _marginal, specific_information
 from ..lattice import lattice
 from ..result import SolverInfo
 from .registry import lattice_redundancy_min, register_measure
@@ -56,7 +56,7 @@ def imin(p: np.ndarray):
     1.0
     """
     lat = lattice(p.ndim - 1)
-    p_y = marginal(p, (0,))
+    p_y = _marginal(p, (0,))
     # specific information for every node member, minimum over members, then E_y.
     per_target = lattice_redundancy_min(specific_information(p), lat.member_masks)
     return lat.moebius(per_target @ p_y), SolverInfo("closed_form")

@@ -51,7 +51,7 @@ def as_matrix(x: Any, name: str, dtype: Any = np.float64) -> np.ndarray:
     return arr.astype(dtype, copy=False)
 
 
-def as_labels(x: Any, name: str) -> np.ndarray:
+def as_labels(x: Any, name: str, fix: str | None = None) -> np.ndarray:
     """Integer-valued discrete samples as an array ``(n,)`` or ``(n, k)`` (one column per
     discrete component), for :func:`~pidkit.estimate.codes.encode` to compact.
 
@@ -60,7 +60,9 @@ def as_labels(x: Any, name: str) -> np.ndarray:
     keeps every equality). Floats are accepted only when every value is an integer, and are
     returned as floats, never cast: a float may be an integer far outside the int64 range
     (``2.0**63``, ``1e20``). :func:`~pidkit.estimate.codes.encode` ranks their distinct values
-    (rows) as it does integers', so equal floats share a code and the order is kept.
+    (rows) as it does integers', so equal floats share a code and the order is kept. ``fix``:
+    the advice when ``x`` holds non-integer values (default: encode them, or use a continuous
+    estimator).
     """
     arr = to_numpy(x, name)
     if arr.ndim > 2:
@@ -69,8 +71,8 @@ def as_labels(x: Any, name: str) -> np.ndarray:
         check_finite(arr, name)
         if not np.all(arr == np.round(arr)):
             raise fail(name, "holds non-integer values but must be integer labels",
-                       "Encode categories as integers, or use estimator='discretize' (or "
-                       "'gaussian') for continuous samples")
+                       fix or "Encode categories as integers, or use estimator='discretize' "
+                       "(or 'gaussian') for continuous samples")
         return arr
     return arr.astype(np.int64, copy=False)
 

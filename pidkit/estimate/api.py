@@ -191,9 +191,15 @@ def _estimate(target: Any, sources: tuple[Any, ...], *, estimator: str, measure:
 def _names(names: Sequence[str] | None, n_sources: int) -> tuple[str, ...]:
     if names is None:
         return (TARGET_NAME, *default_source_names(n_sources))
-    if isinstance(names, str) or len(names) != n_sources + 1:
+    if isinstance(names, str) or not isinstance(names, Sequence | np.ndarray):
+        raise fail("names", "must be a list of strings", "Example: names=('Y', 'T', 'S')",
+                   names, kind=PIDTypeError)
+    if len(names) != n_sources + 1:
         raise fail("names", f"must name the target and the {n_sources} source(s)",
                    "Example: names=('Y', 'T', 'S')", names)
+    if not all(isinstance(n, str) for n in names):
+        raise fail("names", "must hold strings only", "Example: names=('Y', 'T', 'S')", names,
+                   kind=PIDTypeError)
     return tuple(str(n) for n in names)
 
 
@@ -203,8 +209,8 @@ def _renamed(result: PIDResult, names: tuple[str, ...]) -> PIDResult:
     return replace(result, target_name=names[0], source_names=names[1:])
 
 
-def _labels(x: Any, name: str) -> np.ndarray:
-    codes, _ = encode(as_labels(x, name))
+def _labels(x: Any, name: str, fix: str | None = None) -> np.ndarray:
+    codes, _ = encode(as_labels(x, name, fix))
     check_not_constant(codes, name)
     return codes
 
@@ -242,7 +248,7 @@ def _discretizers(fit_seed: np.random.SeedSequence,
 
 def _discretized_codes(target: Any, sources: tuple[Any, ...], fit_seed: np.random.SeedSequence,
                        options: dict[str, Any]) -> tuple[list[np.ndarray], dict]:
-    with_target = bool(options.get("discretize_target", False))
+    with_target = check_flag(options.get("discretize_target", False), "discretize_target")
     columns = ([target] if with_target else []) + list(sources)
     names = (["target"] if with_target else []) + [f"sources[{i}]" for i in range(len(sources))]
     fitters = _discretizers(fit_seed, options, len(columns))
@@ -252,7 +258,9 @@ def _discretized_codes(target: Any, sources: tuple[Any, ...], fit_seed: np.rando
             d.fit(x, name=name)
         codes.append(d.transform(x, name=name))
     if not with_target:
-        codes.insert(0, _labels(target, "target"))
+        codes.insert(0, _labels(target, "target", "estimator='discretize' discretises the "
+                                "sources; pass discretize_target=True to discretise a "
+                                "continuous target too, or use estimator='gaussian'"))
     info = {"discretizers": [d.get_params() for d in fitters],
             "preset": options.get("preset"), "discretize_target": with_target}
     return codes, info

@@ -9,7 +9,15 @@ import numpy as np
 
 from .._backend import is_torch
 from ..errors import PIDTypeError
-from ..validation import check_samples, fail, host_numpy
+from ..validation import (
+    check_flag,
+    check_int,
+    check_samples,
+    check_table_size,
+    fail,
+    host_numpy,
+    reject_masked,
+)
 
 __all__ = ["encode", "one_hot"]
 
@@ -36,13 +44,31 @@ def encode(labels: Any) -> tuple[np.ndarray, int]:
     >>> encode(np.array([7, -1, 7, 3]))
     (array([2, 0, 2, 1]), 3)
     """
-    labels = host_numpy(labels) if is_torch(labels) else np.asarray(labels)
+    if labels is None or isinstance(labels, (str, bytes)):
+        raise fail("labels", "must be an array of labels, one per sample",
+                   "Pass a numpy array, a list or a tensor", labels, kind=PIDTypeError)
+    reject_masked(labels, "labels")
+    try:
+        labels = host_numpy(labels) if is_torch(labels) else np.asarray(labels)
+    except ValueError as exc:  # numpy refuses ragged nested sequences
+        raise fail("labels", "is a ragged nested sequence",
+                   "Give every sample the same number of labels") from exc
     if labels.ndim == 0 or labels.shape[0] == 0:
         raise fail("labels", "holds no samples", "Pass one label per sample", labels.shape)
-    if labels.ndim == 1:
-        values, codes = np.unique(labels, return_inverse=True)
-    else:
-        values, codes = np.unique(labels, axis=0, return_inverse=True)
+    if labels.dtype.kind == "c":
+        raise fail("labels", f"must hold integers or strings, not dtype {labels.dtype}",
+                   "Pass real labels", kind=PIDTypeError)
+    if labels.dtype.kind == "f" and not np.isfinite(labels).all():
+        raise fail("labels", "contains NaN or infinite values",
+                   "Drop or impute the missing labels first")
+    try:
+        if labels.ndim == 1:
+            values, codes = np.unique(labels, return_inverse=True)
+        else:
+            values, codes = np.unique(labels, axis=0, return_inverse=True)
+    except TypeError as exc:  # object labels that cannot be ordered (None next to 1, ...)
+        raise fail("labels", f"holds values that cannot be sorted together ({exc})",
+                   "Use integers or strings of one kind", kind=PIDTypeError) from exc
     return codes.reshape(-1).astype(np.int64), int(values.shape[0])
 
 
@@ -78,10 +104,14 @@ def one_hot(labels: Any, n_classes: int | None = None, *, drop_last: bool = True
                    f"{labels.shape} of dtype {labels.dtype}",
                    "Encode classes as 0, ..., n_classes-1 with pidkit.estimate.encode",
                    kind=PIDTypeError)
-    k = int(labels.max()) + 1 if n_classes is None else int(n_classes)
+    drop_last = check_flag(drop_last, "drop_last")
+    k = int(labels.max()) + 1 if n_classes is None else check_int(n_classes, "n_classes", 1)
     if labels.min() < 0 or labels.max() >= k:
         raise fail("labels", f"must lie in 0..{k - 1}", "Encode classes as 0, ..., n_classes-1",
                    (int(labels.min()), int(labels.max())))
+    check_table_size([labels.shape[0], k], ["labels", "labels" if n_classes is None
+                                            else "n_classes"],
+                     fix="Re-code the labels to 0..k-1 with pidkit.estimate.encode")
     out = np.zeros((labels.shape[0], k))
     out[np.arange(labels.shape[0]), labels] = 1.0
     return out[:, :-1] if drop_last else out

@@ -23,10 +23,12 @@ L. Paninski, "Estimation of entropy and mutual information", Neural Comput. 15 (
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
+from .._backend import is_torch
 from .._threads import one_blas_thread
 from ..decompose import pid
 from ..errors import PIDTypeError
@@ -39,6 +41,8 @@ from ..validation import (
     check_int,
     check_options,
     fail,
+    host_numpy,
+    reject_masked,
 )
 from .uncertainty import (
     INTERVALS,
@@ -101,7 +105,8 @@ def _vectors(tables: np.ndarray, measure: str, options: dict[str, Any],
 
 def miller_madow_mi_bias(counts: np.ndarray) -> float:
     """Miller-Madow approximation (nats) of the bias of the plug-in :math:`I(Y; X_0, ...)` of a
-    table of counts ``counts[y, x0, ...]``."""
+    table of counts ``counts[y, x0, ...]`` (checked by :func:`check_counts`)."""
+    counts = check_counts(counts)
     n = counts.sum()
     k_yx = np.count_nonzero(counts)
     k_y = np.count_nonzero(counts.sum(axis=tuple(range(1, counts.ndim))))
@@ -111,7 +116,15 @@ def miller_madow_mi_bias(counts: np.ndarray) -> float:
 
 def check_counts(counts: Any) -> np.ndarray:
     """A table of non-negative integer counts with a target axis and at least one source axis."""
-    arr = np.asarray(counts)
+    if isinstance(counts, (str, bytes)) or counts is None:
+        raise fail("counts", "must be an array of counts", "Pass counts[y, x0, x1, ...]",
+                   counts, kind=PIDTypeError)
+    reject_masked(counts, "counts")
+    try:
+        arr = host_numpy(counts) if is_torch(counts) else np.asarray(counts)
+    except ValueError as exc:  # numpy refuses ragged nested sequences
+        raise fail("counts", "is a ragged nested sequence",
+                   "Give every axis the same length (pad with zero counts)") from exc
     if arr.dtype.kind not in "biuf":
         raise fail("counts", f"must hold numbers, not dtype {arr.dtype}",
                    "Pass an integer array of counts", kind=PIDTypeError)
@@ -123,6 +136,9 @@ def check_counts(counts: Any) -> np.ndarray:
                    "Pass counts of samples (integers); for a pmf use pidkit.pid")
     if (arr < 0).any():
         raise fail("counts", "holds negative counts", "Counts must be >= 0")
+    if arr.size and float(arr.max()) >= 2.0**63:  # would wrap in int64
+        raise fail("counts", f"holds a count of {arr.max():.3g}, more than int64 holds",
+                   "Pass counts of samples (at most 2**63 - 1 per cell)")
     arr = arr.astype(np.int64)
     if arr.sum() < 2:
         raise fail("counts", "hold fewer than 2 samples", "Count more samples", int(arr.sum()))
@@ -139,7 +155,9 @@ def count_replicates(table: Any, measure: str, *, n_boot: int, n_perm: int,
     :func:`pid_from_counts` and of the knowledge audits (which summarise derived quantities of
     the same replicates)."""
     table = check_counts(table)
-    options = dict(measure_options or {})
+    n_boot = check_int(n_boot, "n_boot", 0)
+    n_perm = check_int(n_perm, "n_perm", 0)
+    options = check_options(measure_options, "measure_options")
     _, (_, boot_seed, null_seed) = seed_sequences(seed)
     n = int(table.sum())
     point = _pid_of_counts(table, measure, options)
@@ -222,6 +240,9 @@ def pid_from_counts(counts: Any, measure: str = "broja", base: float = 2, *,
     interval = check_choice(interval, "interval", INTERVALS)
     measure_options = check_options(measure_options, "measure_options")
     options = dict(measure_options or {})
+    if details is not None and not isinstance(details, Mapping):
+        raise fail("details", f"must be a dict of extra entries, not {type(details).__name__}",
+                   "Pass e.g. details={'split': 'test'}, or None", details, kind=PIDTypeError)
     seed, _ = seed_sequences(seed)
     point, reps = count_replicates(table, measure, n_boot=n_boot, n_perm=n_perm, seed=seed,
                                    measure_options=options)

@@ -205,10 +205,9 @@ class Discretizer:
         if self.kmeans not in ("full", "minibatch"):
             raise fail("kmeans", "is not a known variant", "Use 'full' or 'minibatch'",
                        self.kmeans)
-        if self.method == "kmeans":
-            check_int(self.n_clusters, "n_clusters", 2)
-        else:
-            check_int(self.n_bins, "n_bins", 2)
+        # both, whichever the method: an invalid setting is an error even where unused
+        check_int(self.n_clusters, "n_clusters", 2)
+        check_int(self.n_bins, "n_bins", 2)
         if self.n_init != "auto":
             check_int(self.n_init, "n_init", 1)
         if self.kmeans_threads is not None:
@@ -302,8 +301,11 @@ class Discretizer:
         return self.fit(x, name=name).transform(x, name=name)
 
     def __repr__(self) -> str:
+        defaults = Discretizer().get_params()
+        # identity first: a setting may be an array, whose == is element-wise
         changed = {k: v for k, v in self.get_params().items()
-                   if v != Discretizer().get_params()[k]}
+                   if not (v is defaults[k] or (type(v) is type(defaults[k])
+                                                and v == defaults[k]))}
         return "Discretizer(" + ", ".join(f"{k}={v!r}" for k, v in changed.items()) + ")"
 
 

@@ -81,7 +81,7 @@ from ..errors import PIDValueError, RegularizationWarning
 from ..gaussian.api import gaussian_pid
 from ..lattice import lattice
 from ..result import PIDResult
-from ..validation import fail
+from ..validation import check_base, check_int, fail
 from ._checks import as_labels, as_matrix, to_numpy
 from .codes import encode, one_hot
 from .projection import Projector, subsample
@@ -320,6 +320,8 @@ def gaussian_blocks(target: Any, sources: tuple[Any, ...], *, target_encoding: s
     variance make the covariance singular and raise an error.
     """
     names = names or ("target",) + tuple(f"sources[{i}]" for i in range(len(sources)))
+    if fit_size is not None:  # checked even when no projection is fitted
+        check_int(fit_size, "fit_size", 2)
     m, used = target_block(target, target_encoding, names[0])
     blocks = [m]
     rng = np.random.default_rng(random_state)
@@ -395,6 +397,7 @@ def gaussian_from_covariance(cov: np.ndarray, n: int, dims: tuple[int, int, int]
                              details: dict[str, Any]) -> PIDResult:
     """The same estimator from a covariance of ``n`` samples (any per-variable scaling, e.g.
     :meth:`~pidkit.estimate.GaussianMoments.pid`), without resampling (the rows are gone)."""
+    base = check_base(base)
     check_size(n, dims)
     point, plugin = gaussian_point(cov, n, dims, measure, bias_correction)
     empty = np.zeros((0, 5))

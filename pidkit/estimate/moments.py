@@ -32,7 +32,7 @@ import numpy as np
 
 from .._backend import get_namespace, is_torch
 from ..errors import PIDTypeError
-from ..validation import check_flag, fail
+from ..validation import as_float_array, check_flag, fail
 from ._checks import to_numpy
 from ._distributed import agree, all_reduce_sum, comm_device, distributed
 from .gaussian_route import exponents, gaussian_from_covariance, times_pow2
@@ -72,7 +72,12 @@ class GaussianMoments:
     """
 
     def __init__(self, shift: Any = None):
-        self._shift = None if shift is None else np.asarray(shift, dtype=np.float64).ravel()
+        if shift is not None:
+            shift = as_float_array(shift, "shift").ravel()
+            if not np.isfinite(shift).all():
+                raise fail("shift", "contains NaN or infinite values",
+                           "Pass a finite vector, e.g. the mean of a first batch")
+        self._shift = shift
         self.dims: tuple[int, ...] = ()
         self.n_samples = 0
         self._sum: Any = None

@@ -3,9 +3,10 @@ components and KMeans clusters, as a tidy table (one dict per setting) and a plo
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from ..errors import PIDTypeError
 from ..validation import fail
 from .api import pid_from_samples
 
@@ -99,12 +100,28 @@ def plot_sensitivity(table: Sequence[dict[str, Any]], x: str = "n_clusters",
         import matplotlib.pyplot as plt
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise ImportError("plot_sensitivity needs matplotlib: pip install matplotlib") from exc
+    fix = "Pass the rows returned by sensitivity(...)"
+    if (isinstance(table, (str, bytes)) or not isinstance(table, Sequence)
+            or not all(isinstance(row, Mapping) for row in table)):
+        raise fail("table", "must be a list of dicts, one per setting", fix, table,
+                   kind=PIDTypeError)
     if not table:
-        raise fail("table", "is empty", "Pass the rows returned by sensitivity(...)")
+        raise fail("table", "is empty", fix)
+    if isinstance(atoms, str):
+        atoms = (atoms,)
+    columns = f"Use some of: {', '.join(k for k in table[0] if k not in ('unit',))}"
+    for value, name in ((x, "x"), (group, "group")):
+        if not isinstance(value, str) or any(value not in row for row in table):
+            raise fail(name, "is not a column of the table", columns, value)
     missing = [a for a in atoms if a not in table[0]]
     if missing:
-        raise fail("atoms", f"{missing} are not columns of the table",
-                   f"Use some of: {', '.join(k for k in table[0] if k not in ('unit',))}")
+        raise fail("atoms", f"{missing} are not columns of the table", columns)
+    panels = list(axes) if isinstance(axes, Iterable) and not isinstance(axes, str) else None
+    if axes is not None and (panels is None or len(panels) < len(atoms) or not all(
+            callable(getattr(ax, "plot", None)) for ax in panels)):
+        raise fail("axes", f"must be a sequence of at least {len(atoms)} matplotlib axes, one "
+                   "per atom", "Pass axes=None (new figure) or plt.subplots(1, n)[1]", axes,
+                   kind=PIDTypeError)
     if axes is None:
         _, axes = plt.subplots(1, len(atoms), figsize=(3.2 * len(atoms), 3), squeeze=False)
         axes = axes[0]

@@ -117,9 +117,10 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import PIDTypeError
 from ..lattice import lattice, node_label
 from ..result import PIDResult
-from ..validation import check_choice, check_seed, fail
+from ..validation import check_choice, check_int, check_level, check_seed, fail
 
 __all__ = ["CHUNK_ELEMENTS", "DROP_WARN", "INTERVALS", "INTERVAL_NAMES", "TIE_TOL", "Replicates",
            "Summary", "assemble", "bootstrap", "bootstrap_counts", "drop_failed", "interval",
@@ -168,7 +169,12 @@ def bootstrap_counts(rng: np.random.Generator, weights: np.ndarray, size: int) -
     distribution, cost independent of ``N``). Resamples are drawn one after the other, so the
     result does not depend on how the draws are chunked.
     """
-    weights = np.asarray(weights, dtype=np.int64)
+    size = check_int(size, "size", 0)
+    given = np.asarray(weights)
+    if given.dtype.kind not in "biuf" or (given < 0).any() or (given != np.round(given)).any():
+        raise fail("weights", "must be non-negative integer multiplicities",
+                   "Pass one count of identical rows per group, e.g. np.ones(n, dtype=int)")
+    weights = given.astype(np.int64)
     n = int(weights.sum())
     if size == 0:
         return np.zeros((0, weights.size), dtype=np.int64)
@@ -181,6 +187,7 @@ def bootstrap_counts(rng: np.random.Generator, weights: np.ndarray, size: int) -
 def permutations(rng: np.random.Generator, n: int, size: int) -> np.ndarray:
     """``size`` permutations of ``range(n)``, shape ``(size, n)``, one ``rng.permutation(n)``
     each."""
+    n, size = check_int(n, "n", 0), check_int(size, "size", 0)
     if size == 0:
         return np.zeros((0, n), dtype=np.int64)
     return np.stack([rng.permutation(n) for _ in range(size)])
@@ -208,6 +215,7 @@ def poisson_weights(keys: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
     the same weights wherever it sits in a stream. Approximates resampling with replacement
     (Hanley and MacGibbon 2006) in one pass over the data; the size of replicate ``b`` is
     :math:`\sum_i w_{bi}` (about ``n``)."""
+    n_boot, seed = check_int(n_boot, "n_boot", 0), check_int(seed, "seed", 0)
     rows = np.arange(n_boot, dtype=np.uint64)[:, None]
     keys = np.asarray(keys, dtype=np.uint64)
     with np.errstate(over="ignore"):
@@ -226,6 +234,9 @@ def drop_failed(values: np.ndarray, what: str) -> tuple[np.ndarray, int]:
     """The rows of ``values (B, m)`` without NaN, and how many were dropped (module notes):
     a warning above :data:`DROP_WARN` of ``B``, an error when none is left."""
     values = np.asarray(values, dtype=np.float64)
+    if values.ndim != 2:
+        raise fail(what, f"replicates must form a 2-D array (B, m), got shape {values.shape}",
+                   "Return one row of quantities per replicate from evaluate")
     size = values.shape[0]
     ok = ~np.isnan(values).any(axis=1)
     dropped = int(size - ok.sum())
@@ -269,6 +280,7 @@ def bootstrap(reduce: Callable[[np.ndarray], Any], evaluate: Callable[[Any], np.
     ``(B, m)`` in one batched call, a row of NaN for a replicate it cannot evaluate.
     """
     weights = np.asarray(weights)
+    n_boot = check_int(n_boot, "n_boot", 0)
     return _evaluated(lambda k: bootstrap_counts(rng, weights, k), reduce, evaluate, n_boot,
                       weights.size, "bootstrap")
 
@@ -278,6 +290,7 @@ def permutation_null(reduce: Callable[[np.ndarray], Any], evaluate: Callable[[An
     """Null replicates ``(n_perm - dropped, m)`` and the number dropped: ``reduce(perms)``
     gets a chunk of :func:`permutations` ``(b, n)`` of the target rows; ``evaluate`` as in
     :func:`bootstrap`."""
+    n_perm = check_int(n_perm, "n_perm", 0)
     return _evaluated(lambda k: permutations(rng, n, k), reduce, evaluate, n_perm, n,
                       "permutation null")
 
@@ -314,6 +327,11 @@ def interval(point: np.ndarray, boot: np.ndarray, ci: float, kind: str = "percen
     clipped. ``p``: the permutation p-values of the quantities, used by ``"normal"`` only (0 is
     added to the interval of every quantity with ``p > 1 - ci``)."""
     kind = check_choice(kind, "interval", INTERVALS)
+    ci = check_level(ci)
+    point, boot = _matched(point, boot, "boot")
+    if boot.shape[0] == 0:
+        raise fail("boot", "holds no bootstrap replicates",
+                   "Draw at least 2 replicates, or skip the interval (ci=None)")
     if kind == "normal":
         return _normal(point, boot, ci, p)
     lo, hi = np.quantile(boot, [(1 - ci) / 2, (1 + ci) / 2], axis=0)
@@ -336,8 +354,19 @@ def _normal(point: np.ndarray, boot: np.ndarray, ci: float, p: np.ndarray | None
     return lo, hi
 
 
+def _matched(point: Any, reps: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """``point (m,)`` and replicates ``reps (B, m)`` as float arrays of matching widths."""
+    point, reps = np.asarray(point, dtype=np.float64), np.asarray(reps, dtype=np.float64)
+    if reps.ndim != point.ndim + 1 or reps.shape[1:] != point.shape:
+        raise fail(name, f"must hold one row of {point.shape} per replicate, has shape "
+                   f"{reps.shape}", "Stack replicates of the same quantities as the point "
+                   "estimate")
+    return point, reps
+
+
 def p_values(point: np.ndarray, null: np.ndarray, tol: float = TIE_TOL) -> np.ndarray:
     """Permutation p-values :math:`(1 + \\#\\{v^0 \\ge \\hat v - \\tau\\}) / (1 + P)`."""
+    point, null = _matched(point, null, "null")
     return (1 + (null >= point - tol).sum(axis=0)) / (1 + null.shape[0])
 
 
@@ -370,6 +399,9 @@ def summarize(reps: Replicates, ci: float | None, kind: str = "percentile") -> S
 
 def vector(result: PIDResult) -> np.ndarray:
     """Atoms in lattice order followed by the mutual information, as float64."""
+    if not isinstance(result, PIDResult):
+        raise fail("result", f"must be a PIDResult, not {type(result).__name__}",
+                   "Pass the result of pidkit.pid or pid_from_samples", kind=PIDTypeError)
     nodes = lattice(result.n_sources).nodes
     return np.array([float(result.atoms[a]) for a in nodes] + [float(result.mutual_information)])
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..._backend import NUMPY, Backend, get_namespace
 from ...errors import ConvergenceWarning, PIDTypeError, PIDValueError
-from ...information import mutual_information
+from ...information import _mutual_information
 from ...lattice import lattice
 from ...result import (
     CERTIFIED_UNIQUE,
@@ -459,7 +459,7 @@ def _float_result(p: np.ndarray, base: float, normalize: bool, tol: float,
         atoms={node: value * scale for node, value in atoms.items()},
         measure="broja",
         base=base,
-        mutual_information=mutual_information(p, (0,), (1, 2)) * scale,
+        mutual_information=_mutual_information(p, (0,), (1, 2)) * scale,
         solver=info.scaled(scale),
         source_names=default_source_names(2),
         target_name=TARGET_NAME,

@@ -91,7 +91,7 @@ import numpy as np
 
 from ..._backend import NUMPY
 from ...errors import ConvergenceWarning
-from ...information import entropy, marginal, mutual_information
+from ...information import _entropy, _marginal, _mutual_information
 from ...lattice import Node, lattice, node_label
 from ...result import AtomMap, Certificate, SolverInfo
 from . import _three_maxent
@@ -152,7 +152,7 @@ def _coarse(p: np.ndarray, groups: tuple[tuple[int, ...], ...]) -> np.ndarray:
     """``q[t, g_1, ..., g_m]`` of ``p[t, x0, x1, x2]``: each group of sources (they may
     overlap) one composite variable with the product alphabet, unused sources summed out."""
     used = sorted({i for g in groups for i in g})
-    sub = marginal(p, (0, *(i + 1 for i in used)))
+    sub = _marginal(p, (0, *(i + 1 for i in used)))
     sizes = sub.shape[1:]
     grid = np.indices(sizes)
     flat = [np.ravel_multi_index([grid[used.index(i)] for i in g],
@@ -197,7 +197,7 @@ class _Run:
         q = _coarse(self.p, groups)
         out = _three_maxent.solve(q, self.tol * _LN2, self.max_iter)
         self.iterations += out.iterations
-        h_t = entropy(q.sum(axis=(1, 2, 3)))
+        h_t = _entropy(q.sum(axis=(1, 2, 3)))
         return self._record(f"maxent({', '.join(_name(g) for g in groups)})", h_t + out.upper,
                             h_t + out.lower, h_t + out.upper)
 
@@ -215,11 +215,11 @@ def _name(group: tuple[int, ...]) -> str:
 def _atoms(run: _Run) -> dict[Node, _Affine]:
     """The 18 atoms of the hierarchy (module docstring), as affine functions of the programs."""
     p = run.p
-    i1 = [mutual_information(p, (0,), (i + 1,)) for i in range(3)]
-    i3 = mutual_information(p, (0,), (1, 2, 3))
+    i1 = [_mutual_information(p, (0,), (i + 1,)) for i in range(3)]
+    i3 = _mutual_information(p, (0,), (1, 2, 3))
 
     def i2(i: int, j: int) -> float:
-        return mutual_information(p, (0,), (i + 1, j + 1))
+        return _mutual_information(p, (0,), (i + 1, j + 1))
 
     union = {}
     for i, j in ((0, 1), (0, 2), (1, 2)):  # M_ij = I(T;X_j) + Uni(T: X_i \ X_j)

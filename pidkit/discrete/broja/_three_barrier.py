@@ -48,7 +48,7 @@ import numpy as np
 from scipy.linalg.lapack import dgetrf as _getrf
 from scipy.linalg.lapack import dgetrs as _getrs
 
-from ...information import entropy
+from ...information import _entropy  # unchecked: the line search passes trial points
 from ._ipm import SHRINK
 from ._polish import BACKTRACK, CENTRED, MIX, SUFFICIENT, TAU_SHRINK
 
@@ -76,7 +76,7 @@ def objective(q: np.ndarray) -> float:
     r"""The objective of :mod:`._three_maxent`'s program and of the barrier function
     :math:`\phi_\tau`: :math:`\sum q \ln(q / q(a,b,c)) = H(A,B,C) - H(T,A,B,C)` (nats) of a
     non-negative ``q[t, a, b, c]``."""
-    return entropy(q.sum(axis=0)) - entropy(q)
+    return _entropy(q.sum(axis=0)) - _entropy(q)
 
 
 def barrier(prog, q_start: np.ndarray, tau: float, tol: float,

@@ -85,7 +85,7 @@ import numpy as np
 from scipy.linalg.lapack import dpotrf, dpotrs
 
 from ..._threads import one_blas_thread
-from ...information import entropy, mutual_information
+from ...information import _entropy, _mutual_information
 from ._bounds import LOG_NEGLIGIBLE
 from ._ipm import (
     BOUNDARY,
@@ -368,7 +368,7 @@ def _solve_program(p: np.ndarray, tol: float, max_iter: int) -> MaxEntBracket:
     p = p[np.ix_(*keep)]
     full = _Program(p)
     # I_Q(T;ABC) >= I(T;A) etc. on Delta_P; p and P(t)P(a|t)P(b|t)P(c|t) are feasible
-    lower = max(mutual_information(p, (0,), (k,)) for k in (1, 2, 3)) - entropy(full.p_t)
+    lower = max(_mutual_information(p, (0,), (k,)) for k in (1, 2, 3)) - _entropy(full.p_t)
     upper = min(objective(p), objective(full.product))
     if upper - lower <= tol or p.shape[0] == 1:
         return MaxEntBracket(min(lower, upper), upper, 0)

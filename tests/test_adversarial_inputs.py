@@ -1,0 +1,280 @@
+"""Bad inputs to the public API found by an adversarial sweep: each gets a typed error whose
+message starts with the argument's name (never a raw numpy / Python exception, a silently
+coerced value or a silently wrong answer)."""
+
+import math
+
+import numpy as np
+import pytest
+
+import pidkit
+from pidkit import information
+from pidkit.errors import PIDKitError, PIDTypeError, PIDValueError
+from pidkit.estimate import (
+    Discretizer,
+    GaussianMoments,
+    count_replicates,
+    encode,
+    miller_madow_mi_bias,
+    one_hot,
+    pid_from_counts,
+    pid_from_samples,
+    plot_sensitivity,
+)
+from pidkit.estimate import uncertainty as unc
+from pidkit.gates import gate, pmf_from_outcomes
+from pidkit.lattice import lattice, node_label
+from pidkit.result import PIDResult
+from pidkit.validation import check_pmf, check_samples
+
+AND = gate("AND")
+RNG = np.random.default_rng(0)
+N = 60
+Y = RNG.integers(0, 2, N)
+A = RNG.integers(0, 2, N)
+B = Y ^ A
+M = RNG.normal(size=N)
+X = M + RNG.normal(size=N)
+Z = M + RNG.normal(size=N)
+QUICK = {"ci": None, "n_perm": 0, "seed": 0}
+#: Counts of (y, a, b) in a small XOR-like table.
+COUNTS = np.array([[[10, 2], [3, 9]], [[1, 8], [7, 2]]])
+
+
+def _raises(kind, name, fn, *args, **kwargs):
+    """``fn(*args, **kwargs)`` raises pidkit's ``kind`` whose message starts with ``name``."""
+    with pytest.raises(kind) as info:
+        fn(*args, **kwargs)
+    err = info.value
+    assert type(err) is kind and isinstance(err, PIDKitError), repr(err)
+    assert str(err).startswith(f"{name}: "), str(err)
+    return str(err)
+
+
+# -- samples and pmfs ------------------------------------------------------------------------
+def test_ragged_samples_are_a_typed_error():
+    _raises(PIDValueError, "target", pidkit.pid_from_samples, [[0], [0, 1]], A[:2], B[:2],
+            **QUICK)
+    _raises(PIDValueError, "x", check_samples, [[1.0], [1.0, 2.0]], "x")
+
+
+def test_check_pmf_tolerance_is_checked():
+    _raises(PIDValueError, "atol", check_pmf, AND, atol=-1)
+    _raises(PIDTypeError, "atol", check_pmf, AND, atol="a")
+    assert check_pmf(AND, atol=0.0).sum() == pytest.approx(1)
+
+
+def test_joint_pmf_refuses_masked_columns():
+    """The mask would be dropped: the hidden sample was counted."""
+    column = np.ma.masked_array([0, 1, 1], mask=[0, 0, 1])
+    msg = _raises(PIDTypeError, "columns[0]", pidkit.joint_pmf, column, [0, 1, 0])
+    assert "masked" in msg
+    assert pidkit.joint_pmf(column.compressed(), [0, 1]).shape == (2, 2)
+
+
+@pytest.mark.parametrize("outcomes, kind", [
+    ([], PIDValueError),
+    ([(0, 1), (0,)], PIDValueError),
+    ([()], PIDValueError),
+    (None, PIDTypeError),
+    ([1, 2], PIDTypeError),
+    ("abc", PIDTypeError),
+    (iter([(0, 1)]), PIDTypeError),
+    ([(0, 1), ("a", 1)], PIDTypeError),
+    ([([0], 1)], PIDTypeError),
+])
+def test_pmf_from_outcomes_checks_its_outcomes(outcomes, kind):
+    _raises(kind, "outcomes", pmf_from_outcomes, outcomes)
+
+
+def test_pmf_from_outcomes_still_takes_tuples_and_array_rows():
+    assert np.array_equal(pmf_from_outcomes([(0, 0), (1, 1)]), np.eye(2) / 2)
+    assert np.array_equal(pmf_from_outcomes(np.array([[0, 0], [1, 1]])), np.eye(2) / 2)
+
+
+# -- lattice and results -----------------------------------------------------------------------
+def test_node_label_checks_the_node():
+    _raises(PIDValueError, "node", node_label, "x")
+    _raises(PIDTypeError, "node", node_label, None)
+    _raises(PIDTypeError, "node", node_label, (0, 1))
+    _raises(PIDValueError, "node", node_label, ((0,), (0, 1)))     # not an antichain
+    _raises(PIDValueError, "node", node_label, ((0,), (0,)))
+    assert node_label(((1,), (0,))) == node_label("{1}{0}") == "{0}{1}"
+    assert node_label(((np.int64(1), 0),)) == "{0:1}"
+
+
+def test_down_set_strict_must_be_a_bool():
+    _raises(PIDTypeError, "strict", lattice(2).down_set, "{0}", strict="x")
+    assert lattice(2).down_set("{0}", strict=True) == [((0,), (1,))]
+
+
+def test_result_base_is_checked():
+    atoms = dict(pidkit.pid(AND, measure="mmi").atoms)
+    _raises(PIDValueError, "base", PIDResult, atoms=atoms, measure="mmi", base=1,
+            mutual_information=0.8)
+    _raises(PIDTypeError, "base", PIDResult, atoms=atoms, measure="mmi", base="a",
+            mutual_information=0.8)
+
+
+def test_result_atoms_must_be_the_nodes_of_a_lattice():
+    """A partial map used to be accepted, and r.synergy then raised a bare KeyError."""
+    msg = _raises(PIDValueError, "atoms", PIDResult, atoms={"{0}{1}": 0.1}, measure="mmi",
+                  base=2, mutual_information=0.1)
+    assert "'{0:1}'" in msg
+    _raises(PIDValueError, "atoms", PIDResult, atoms={((0,), (0, 1)): 0.1, ((0,),): 0.2,
+                                                      ((1,),): 0.3, ((0, 1),): 0.4},
+            measure="mmi", base=2, mutual_information=1.0)
+    _raises(PIDValueError, "atoms", PIDResult, atoms={((7,),): 0.1}, measure="mmi", base=2,
+            mutual_information=0.1)
+
+
+def test_plot_ax_must_be_axes():
+    pytest.importorskip("matplotlib")
+    import matplotlib
+    matplotlib.use("Agg")
+    _raises(PIDTypeError, "ax", pidkit.pid(AND, measure="mmi").plot, ax="x")
+
+
+# -- pid_from_samples and its pieces -----------------------------------------------------------
+def test_names_must_be_strings():
+    _raises(PIDTypeError, "names", pidkit.pid_from_samples, Y, A, B, names=[1, 2, 3], **QUICK)
+    _raises(PIDTypeError, "names", pidkit.pid_from_samples, Y, A, B, names={"a", "b", "c"},
+            **QUICK)
+    r = pidkit.pid_from_samples(Y, A, B, names=("T", "L", "R"), **QUICK)
+    assert (r.target_name, r.source_names) == ("T", ("L", "R"))
+
+
+def test_discretize_target_must_be_a_bool():
+    features = RNG.normal(size=(N, 3))
+    for flag in ("yes", 1):
+        _raises(PIDTypeError, "discretize_target", pidkit.pid_from_samples, M, features,
+                features, estimator="discretize", n_clusters=3, discretize_target=flag, **QUICK)
+
+
+def test_discretizer_checks_settings_its_method_does_not_use():
+    features = RNG.normal(size=(N, 3))
+    _raises(PIDValueError, "n_bins", Discretizer(n_clusters=3, n_bins=0).fit, features)
+    _raises(PIDValueError, "n_clusters",
+            Discretizer(method="quantile", n_clusters=0).fit, features)
+    _raises(PIDValueError, "n_bins", pidkit.pid_from_samples, Y, features, features,
+            estimator="discretize", n_clusters=3, n_bins=0, **QUICK)
+
+
+def test_discretizer_repr_with_an_array_setting():
+    assert "n_components=array([1, 2])" in repr(Discretizer(n_components=np.array([1, 2])))
+
+
+def test_gaussian_fit_size_is_checked_without_projection():
+    _raises(PIDValueError, "fit_size", pidkit.pid_from_samples, M, X, Z,
+            estimator="gaussian", fit_size=1, **QUICK)
+    _raises(PIDTypeError, "fit_size", pidkit.pid_from_samples, M, X, Z,
+            estimator="gaussian", fit_size="all", **QUICK)
+
+
+def test_gaussian_moments_shift_and_base_are_checked():
+    _raises(PIDTypeError, "shift", GaussianMoments, shift="a")
+    _raises(PIDTypeError, "shift", GaussianMoments, shift=[1j, 0, 0])
+    _raises(PIDTypeError, "shift", GaussianMoments,
+            shift=np.ma.masked_array([1.0, 0, 0], mask=[1, 0, 0]))
+    _raises(PIDValueError, "shift", GaussianMoments, shift=[np.nan, 0, 0])
+    moments = GaussianMoments().update(M, X, Z)
+    _raises(PIDValueError, "base", moments.pid, base=1)      # was a ZeroDivisionError
+    assert moments.pid(base=math.e).redundancy == pytest.approx(
+        moments.pid().redundancy * math.log(2))
+
+
+@pytest.mark.parametrize("labels, kind", [
+    (np.array([np.nan, 1.0, 0.0]), PIDValueError),
+    (np.array([None, 1], dtype=object), PIDTypeError),
+    (np.array([1j, 0]), PIDTypeError),
+    (np.ma.masked_array([1, 2], mask=[0, 1]), PIDTypeError),
+    (None, PIDTypeError),
+    ([[0], [0, 1]], PIDValueError),
+])
+def test_encode_refuses_bad_labels(labels, kind):
+    _raises(kind, "labels", encode, labels)
+
+
+def test_encode_still_takes_strings():
+    assert encode(np.array(["b", "a", "b"]))[1] == 2
+    assert encode(np.array(["b", "a"], dtype=object))[0].tolist() == [1, 0]
+
+
+def test_one_hot_checks_its_options():
+    labels = np.array([0, 1, 1])
+    _raises(PIDTypeError, "n_classes", one_hot, labels, 1.5)
+    _raises(PIDValueError, "n_classes", one_hot, labels, 0)
+    _raises(PIDTypeError, "drop_last", one_hot, labels, drop_last="x")
+    msg = _raises(PIDValueError, "labels", one_hot, np.array([0, 10**12]))  # not a MemoryError
+    assert "cells" in msg
+
+
+def test_counts_are_checked_everywhere():
+    _raises(PIDTypeError, "counts", pid_from_counts,
+            np.ma.masked_array(COUNTS, mask=COUNTS > 8), **QUICK)
+    assert "int64" in _raises(PIDValueError, "counts", pid_from_counts, COUNTS * 1e300,
+                              **QUICK)
+    _raises(PIDTypeError, "details", pid_from_counts, COUNTS, details=3, **QUICK)
+    _raises(PIDValueError, "counts", miller_madow_mi_bias, COUNTS - 100)
+    _raises(PIDValueError, "counts", miller_madow_mi_bias, np.where(COUNTS > 8, np.nan, COUNTS))
+    _raises(PIDTypeError, "counts", miller_madow_mi_bias, "abc")
+    _raises(PIDValueError, "counts", miller_madow_mi_bias, np.zeros((2, 2)))
+    assert miller_madow_mi_bias(COUNTS.tolist()) == miller_madow_mi_bias(COUNTS)
+    _raises(PIDValueError, "n_boot", count_replicates, COUNTS, "mmi", n_boot=-1, n_perm=3,
+            seed=0)
+    _raises(PIDTypeError, "n_perm", count_replicates, COUNTS, "mmi", n_boot=3, n_perm=1.5,
+            seed=0)
+
+
+def test_plot_sensitivity_checks_its_table_columns_and_axes():
+    pytest.importorskip("matplotlib")
+    import matplotlib
+    matplotlib.use("Agg")
+    table = [{"n_components": 2, "n_clusters": k, "redundancy": 0.1, "unique_0": 0.2,
+              "unique_1": 0.0, "synergy": 0.3, "mutual_information": 0.6, "unit": "bits"}
+             for k in (3, 4)]
+    _raises(PIDValueError, "x", plot_sensitivity, table, x="nope")
+    _raises(PIDValueError, "group", plot_sensitivity, table, group="nope")
+    _raises(PIDTypeError, "axes", plot_sensitivity, table, axes="x")
+    _raises(PIDTypeError, "table", plot_sensitivity, "abc")
+    _raises(PIDTypeError, "table", plot_sensitivity, [1, 2])
+    assert len(plot_sensitivity(table, atoms="synergy")) == 1
+
+
+def test_uncertainty_engine_checks_its_arguments():
+    point, boot = np.zeros(3), np.zeros((5, 3))
+    _raises(PIDValueError, "ci", unc.interval, point, boot, 1.5)
+    _raises(PIDValueError, "boot", unc.interval, point, np.zeros((0, 3)), 0.9)
+    _raises(PIDValueError, "boot", unc.interval, point, np.zeros((5, 4)), 0.9)
+    _raises(PIDValueError, "null", unc.p_values, point, np.zeros((5, 4)))
+    rng = np.random.default_rng(0)
+    _raises(PIDValueError, "size", unc.permutations, rng, 5, -1)
+    _raises(PIDValueError, "n_boot", unc.poisson_weights, np.arange(3), -1, 0)
+    _raises(PIDValueError, "weights", unc.bootstrap_counts, rng, np.array([-1.0, 2.0]), 3)
+    _raises(PIDTypeError, "result", unc.vector, None)
+    _raises(PIDValueError, "bootstrap", unc.drop_failed, np.array([1.0, np.nan]), "bootstrap")
+
+
+# -- information functions ---------------------------------------------------------------------
+def test_information_functions_check_their_inputs():
+    _raises(PIDValueError, "p", information.entropy, np.array([np.nan, 1.0]))
+    _raises(PIDValueError, "p", information.entropy, np.array([-0.5, 1.5]))
+    _raises(PIDTypeError, "p", information.entropy, "ab")
+    _raises(PIDValueError, "keep", information.marginal, AND, (5,))
+    _raises(PIDValueError, "b", information.mutual_information, AND, (0,), (7,))
+    _raises(PIDValueError, "mask", information.source_axes, -1)
+    _raises(PIDTypeError, "mask", information.source_axes, "a")
+    _raises(PIDValueError, "p", information.subset_mutual_information, np.array(1.0))
+    _raises(PIDValueError, "p", information.specific_information, np.array([[np.nan]]))
+    # a negative axis counts from the end (it used to sum every axis out)
+    assert np.array_equal(information.marginal(AND, (-1,)), information.marginal(AND, (2,)))
+
+
+def test_discretize_with_a_continuous_target_names_discretize_target():
+    rng = np.random.default_rng(0)
+    y, a, b = rng.normal(size=(3, 200))
+    with pytest.raises(PIDValueError, match="target.*discretize_target=True"):
+        pid_from_samples(y, a, b, estimator="discretize")
+    r = pid_from_samples(y, a, b, estimator="discretize", discretize_target=True,
+                         n_clusters=3, n_boot=0)
+    assert r.mutual_information >= 0
