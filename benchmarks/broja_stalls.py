@@ -21,7 +21,12 @@ defaults, tol 1e-9 bits and max_iter 200):
   factorises only the active rows of its Newton systems (free dual variables and blocks
   holding cells) and skips systems with more than ``_polish.MAX_UNKNOWNS`` (2560) of them:
   dense cubic pmfs exceed it from k = 30 on (3k^2 - k rows), these sparse pmfs stay under it
-  up to k = 32 (about 2150 of 3072 rows), so every one of them gets the crossover.
+  up to k = 32 (about 2150 of 3072 rows), so every one of them gets the crossover;
+- ``small target``: Dirichlet(1) pmfs of shape (|Y|, k, k), |Y| in {2, 3, 4}, k in {100, 150}
+  (drawn last). Their optimum has mass on at most about as many blocks as the dual has free
+  variables (a few hundred of 10,000-22,500 blocks); the interior-point iteration approaches
+  that support slowly, and the crossover skips these problems (far more than
+  ``_polish.MAX_UNKNOWNS`` unknowns): a stall family still open (issue 15).
 
 Per family: pmfs, stalls (status not "optimal"/"closed_form"), the largest certified gap and
 the median and largest wall time of one call, for the current solver ("crossover") and with the
@@ -51,6 +56,7 @@ SAMPLES = (20, 100, 1000)
 LARGE_K = (16, 24, 32)
 SPARSE_LARGE_K = (12, 14, 16, 18, 20)
 SPARSE_HUGE_K = (24, 28, 32)
+SMALL_TARGET_Y, SMALL_TARGET_K = (2, 3, 4), (100, 150)
 
 
 def _shape(rng: np.random.Generator, high: int) -> tuple[int, int, int]:
@@ -95,6 +101,8 @@ def families(seed: int) -> dict[str, list[np.ndarray]]:
                                      for k in SPARSE_LARGE_K]
     out["dirichlet(0.001) huge"] = [rng.dirichlet(np.full(k ** 3, 0.001)).reshape(k, k, k)
                                     for k in SPARSE_HUGE_K]
+    out["small target"] = [rng.dirichlet(np.ones(ny * k * k)).reshape(ny, k, k)
+                           for k in SMALL_TARGET_K for ny in SMALL_TARGET_Y]
     return out
 
 

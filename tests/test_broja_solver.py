@@ -298,3 +298,37 @@ def test_zero_diagonal_mu_block_gives_finite_directions():
         for make in (_newton.newton_solver, _newton.DenseNewton):
             d_lam, d_mu = make(q, pi, rho, free_lam, free_mu, NUMPY)(g_lam, g_mu)
             assert np.isfinite(d_lam).all() and np.isfinite(d_mu).all()
+
+
+def test_small_target_takes_the_dense_solver_with_the_same_answer(monkeypatch):
+    # |Y| = 3 against 60 x 60 source values: 10,800 cells, above STRUCTURED_SIZE, but the
+    # dense solver's |Y|^3 cost is small there (3-13x faster per Newton matrix)
+    p = np.random.default_rng(0).random((3, 60, 60))
+    p /= p.sum()
+    kinds = []
+    original = _newton.newton_solver
+
+    def spy(*args, **kwargs):
+        solver = original(*args, **kwargs)
+        kinds.append(type(solver).__name__)
+        return solver
+
+    monkeypatch.setattr(_newton, "newton_solver", spy)
+    monkeypatch.setattr(_newton, "STRUCTURED_SIZE", 6000)
+    dense = pidkit.pid(p)
+    assert set(kinds) == {"DenseNewton"}
+    monkeypatch.setattr(_newton, "SMALL_TARGET", 10**6)          # the rule off: structured
+    kinds.clear()
+    structured = pidkit.pid(p)
+    assert set(kinds) == {"StructuredNewton"}
+    gap = dense.solver.certificate.gap + structured.solver.certificate.gap
+    assert dense.solver.converged and structured.solver.converged
+    assert dense.redundancy == pytest.approx(structured.redundancy, abs=gap + 1e-12)
+    # and a cubic table above the threshold keeps the structured one
+    kinds.clear()
+    monkeypatch.setattr(_newton, "SMALL_TARGET", 3)
+    cubic = np.random.default_rng(1).random((20, 20, 20))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")                          # max_iter: a few steps do
+        pidkit.pid(cubic / cubic.sum(), max_iter=2)
+    assert kinds and set(kinds) == {"StructuredNewton"}
