@@ -37,6 +37,7 @@ __all__ = [
     "PMF_SUM_ATOL",
     "PMF_SUM_ULPS",
     "as_float_array",
+    "as_host_array",
     "assume_finite",
     "check_axis_list",
     "check_base",
@@ -266,6 +267,21 @@ def _numeric_array(p: Any, name: str) -> np.ndarray:
         raise fail(name, f"must hold real numbers, not dtype {arr.dtype}",
                    "Convert it with np.asarray(p, dtype=float)", kind=PIDTypeError)
     return arr
+
+
+def as_host_array(x: Any, name: str, *, must: str, fix: str, ragged_fix: str) -> np.ndarray:
+    """``x`` (an array-like or a torch tensor) as a numpy array on the host, with typed errors
+    naming ``name``: None and strings (``name: must be <must>``, advice ``fix``), numpy masked
+    arrays (:func:`reject_masked`) and ragged nested sequences (advice ``ragged_fix``)."""
+    if x is None or isinstance(x, (str, bytes)):
+        raise fail(name, f"must be {must}", fix, x, kind=PIDTypeError)
+    if is_torch(x):
+        return host_numpy(x)
+    reject_masked(x, name)
+    try:
+        return np.asarray(x)
+    except ValueError as exc:  # numpy refuses ragged nested sequences
+        raise fail(name, "is a ragged nested sequence", ragged_fix) from exc
 
 
 def as_float_array(p: Any, name: str = "p") -> np.ndarray:
@@ -522,15 +538,9 @@ def check_samples(x: Any, name: str, *, keep_torch: bool = True, allow_empty: bo
                        "Pass a real-valued numpy array or torch tensor", kind=PIDTypeError)
         arr = x if keep_torch else host_numpy(x)
     else:
-        if isinstance(x, (str, bytes)) or x is None:
-            raise fail(name, "must be an array of samples",
-                       "Pass a numpy array or a torch tensor", x, kind=PIDTypeError)
-        reject_masked(x, name)
-        try:
-            arr = np.asarray(x)
-        except ValueError as exc:  # numpy refuses ragged nested sequences
-            raise fail(name, "is a ragged nested sequence",
-                       "Give every sample the same shape (one row per sample)") from exc
+        arr = as_host_array(x, name, must="an array of samples",
+                            fix="Pass a numpy array or a torch tensor",
+                            ragged_fix="Give every sample the same shape (one row per sample)")
         if arr.dtype == object or arr.dtype.kind not in "biuf":
             raise fail(name, f"must hold numbers, not dtype {arr.dtype}",
                        "Pass a numeric numpy array or torch tensor", kind=PIDTypeError)

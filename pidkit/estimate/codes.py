@@ -7,16 +7,14 @@ from typing import Any
 
 import numpy as np
 
-from .._backend import is_torch
 from ..errors import PIDTypeError
 from ..validation import (
+    as_host_array,
     check_flag,
     check_int,
     check_samples,
     check_table_size,
     fail,
-    host_numpy,
-    reject_masked,
 )
 
 __all__ = ["encode", "one_hot"]
@@ -44,15 +42,9 @@ def encode(labels: Any) -> tuple[np.ndarray, int]:
     >>> encode(np.array([7, -1, 7, 3]))
     (array([2, 0, 2, 1]), 3)
     """
-    if labels is None or isinstance(labels, (str, bytes)):
-        raise fail("labels", "must be an array of labels, one per sample",
-                   "Pass a numpy array, a list or a tensor", labels, kind=PIDTypeError)
-    reject_masked(labels, "labels")
-    try:
-        labels = host_numpy(labels) if is_torch(labels) else np.asarray(labels)
-    except ValueError as exc:  # numpy refuses ragged nested sequences
-        raise fail("labels", "is a ragged nested sequence",
-                   "Give every sample the same number of labels") from exc
+    labels = as_host_array(labels, "labels", must="an array of labels, one per sample",
+                           fix="Pass a numpy array, a list or a tensor",
+                           ragged_fix="Give every sample the same number of labels")
     if labels.ndim == 0 or labels.shape[0] == 0:
         raise fail("labels", "holds no samples", "Pass one label per sample", labels.shape)
     if labels.dtype.kind == "c":

@@ -28,21 +28,19 @@ from typing import Any
 
 import numpy as np
 
-from .._backend import is_torch
 from .._threads import one_blas_thread
 from ..decompose import pid
 from ..errors import PIDTypeError
 from ..lattice import lattice
 from ..result import PIDResult
 from ..validation import (
+    as_host_array,
     check_base,
     check_bootstrap,
     check_choice,
     check_int,
     check_options,
     fail,
-    host_numpy,
-    reject_masked,
 )
 from .uncertainty import (
     INTERVALS,
@@ -116,15 +114,9 @@ def miller_madow_mi_bias(counts: np.ndarray) -> float:
 
 def check_counts(counts: Any) -> np.ndarray:
     """A table of non-negative integer counts with a target axis and at least one source axis."""
-    if isinstance(counts, (str, bytes)) or counts is None:
-        raise fail("counts", "must be an array of counts", "Pass counts[y, x0, x1, ...]",
-                   counts, kind=PIDTypeError)
-    reject_masked(counts, "counts")
-    try:
-        arr = host_numpy(counts) if is_torch(counts) else np.asarray(counts)
-    except ValueError as exc:  # numpy refuses ragged nested sequences
-        raise fail("counts", "is a ragged nested sequence",
-                   "Give every axis the same length (pad with zero counts)") from exc
+    arr = as_host_array(counts, "counts", must="an array of counts",
+                        fix="Pass counts[y, x0, x1, ...]",
+                        ragged_fix="Give every axis the same length (pad with zero counts)")
     if arr.dtype.kind not in "biuf":
         raise fail("counts", f"must hold numbers, not dtype {arr.dtype}",
                    "Pass an integer array of counts", kind=PIDTypeError)
