@@ -13,6 +13,7 @@ from pidkit.errors import PIDKitError, PIDTypeError, PIDValueError
 from pidkit.estimate import (
     Discretizer,
     GaussianMoments,
+    JointCounts,
     count_replicates,
     encode,
     miller_madow_mi_bias,
@@ -278,3 +279,14 @@ def test_discretize_with_a_continuous_target_names_discretize_target():
     r = pid_from_samples(y, a, b, estimator="discretize", discretize_target=True,
                          n_clusters=3, n_boot=0)
     assert r.mutual_information >= 0
+
+
+def test_unknown_keywords_of_jointcounts_pid_and_presets_are_typed_errors():
+    counts = JointCounts()
+    counts.update(np.array([0, 1, 0, 1]), np.array([0, 1, 1, 0]), np.array([1, 1, 0, 0]))
+    with pytest.raises(PIDTypeError, match="^tol: .*measure_options"):
+        counts.pid(tol=1e-3)
+    assert counts.pid(measure_options={"tol": 1e-6}, n_boot=0, n_perm=0).mutual_information > 0
+    with pytest.raises(PIDTypeError, match="^nope: is not a Discretizer setting"):
+        Discretizer.from_preset("paper-cifar10", nope=1)
+    assert Discretizer.from_preset("paper-cifar10", n_clusters=4).get_params()["n_clusters"] == 4

@@ -232,9 +232,19 @@ class JointCounts:
 
     def pid(self, measure: str = "broja", base: float = 2, **kwargs: Any):
         """PID of the counted samples with bootstrap intervals and shuffle-null p-values:
-        :func:`pidkit.estimate.pid_from_counts` on :attr:`counts`."""
+        :func:`pidkit.estimate.pid_from_counts` on :attr:`counts` (``kwargs``: its keyword
+        arguments; a measure's own options such as ``tol`` go in ``measure_options``)."""
+        import inspect
+
         from .discrete_route import pid_from_counts
 
+        accepted = set(inspect.signature(pid_from_counts).parameters) - {"counts"}
+        unknown = sorted(set(kwargs) - accepted)
+        if unknown:
+            raise fail(unknown[0], "is not an argument of JointCounts.pid",
+                       f"Arguments: {', '.join(sorted(accepted))}; pass a measure's own options "
+                       f"in measure_options, e.g. measure_options={{'{unknown[0]}': ...}}",
+                       kind=PIDTypeError)
         return pid_from_counts(self.counts, measure=measure, base=base, **kwargs)
 
     def __repr__(self) -> str:

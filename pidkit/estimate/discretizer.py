@@ -22,11 +22,13 @@ the full data, in the features' own dtype (float32 for network features).
 
 from __future__ import annotations
 
+import inspect
 import math
 from typing import Any
 
 import numpy as np
 
+from ..errors import PIDTypeError
 from ..validation import check_int, check_seed, fail
 from ._checks import rows
 from .projection import SEED_MAX, Projector, check_dtype, subsample, too_few
@@ -169,6 +171,11 @@ class Discretizer:
         if name not in PRESETS:
             raise fail("preset", "is not a known preset", f"Use one of: {', '.join(PRESETS)}",
                        name)
+        unknown = sorted(set(overrides) - set(inspect.signature(cls).parameters))
+        if unknown:
+            raise fail(unknown[0], "is not a Discretizer setting",
+                       f"Settings: {', '.join(inspect.signature(cls).parameters)}",
+                       kind=PIDTypeError)
         return cls(**{**PRESETS[name], **overrides})
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
