@@ -327,12 +327,12 @@ class PIDResult:
         if not self.atoms:
             raise fail("atoms", "is empty", "Give one value per node of the redundancy lattice "
                        "(e.g. 4 nodes for 2 sources)", dict(self.atoms))
-        bad = [] if _whole_lattice(self.atoms) else [k for k in self.atoms if not _is_node(k)]
-        if bad:
-            raise fail("atoms", f"has keys that are not lattice nodes, e.g. {bad[0]!r}",
-                       "Key atoms by labels such as '{0}{1}' or nodes such as ((0,), (1,))",
-                       kind=PIDTypeError)
         if not _whole_lattice(self.atoms):
+            bad = [k for k in self.atoms if not _is_node(k)]
+            if bad:
+                raise fail("atoms", f"has keys that are not lattice nodes, e.g. {bad[0]!r}",
+                           "Key atoms by labels such as '{0}{1}' or nodes such as ((0,), (1,))",
+                           kind=PIDTypeError)
             n = self.n_sources
             fix = "Give one value per node of the redundancy lattice (e.g. 4 nodes for 2 sources)"
             if n > MAX_SOURCES:
