@@ -96,6 +96,32 @@ def test_blown_up_newton_directions_stay_silent(seed):
     assert sum(r.atoms.values()) == pytest.approx(r.mutual_information, abs=1e-12)
 
 
+@pytest.mark.parametrize("seed", [25, 68])
+def test_barrier_restarts_with_a_lower_tau_when_its_first_step_fails(seed, monkeypatch):
+    # Dirichlet(0.01), nearly deterministic programs: the dual iteration is stuck and the
+    # crossover started at the iterate's tau (0.07 for seed 68) with cells down to 1e-88, its
+    # first Newton direction no descent direction; both ended at max_iter before the restart
+    p = sparse_pmf(seed, alpha=0.01)
+    r = certified_quietly(p)
+    lower, upper = r.solver.parts["lower"], r.solver.parts["upper"]
+    assert all(lower[n] <= v <= upper[n] for n, v in r.atoms.items())
+    from pidkit.discrete.broja import _three_barrier
+
+    runs = []
+    original = _three_barrier._run
+
+    def spy(prog, q, tau, *args):
+        out = original(prog, q, tau, *args)
+        runs.append((tau, out[1]))
+        return out
+
+    monkeypatch.setattr(_three_barrier, "_run", spy)
+    certified_quietly(p)
+    # some run failed at once and was restarted from a lower tau
+    assert any(failed and later < tau
+               for (tau, failed), (later, _) in zip(runs, runs[1:], strict=False))
+
+
 def test_without_the_crossover_a_sparse_pmf_stalls(monkeypatch):
     monkeypatch.setattr(_three_maxent, "_POLISH_EVERY", 10 ** 9)
     with pytest.warns(ConvergenceWarning):

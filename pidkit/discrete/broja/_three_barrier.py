@@ -95,31 +95,50 @@ def barrier(prog, q_start: np.ndarray, tau: float, tol: float,
     ``(q, tau)`` when the run used all :data:`STEPS` steps, to be passed as the next call's
     ``start``, and ``None`` when it stopped for any of the reasons above: a run that stalled
     would only stall again from the same point, so the next call starts from its own
-    ``q_start``."""
+    ``q_start``.
+
+    A fresh run whose first step already fails (its start has cells far below ``tau``, whose
+    barrier terms :math:`\tau / q` then swamp the Newton system: nearly deterministic programs
+    of Dirichlet(0.01) pmfs, cells down to 1e-88 at ``tau`` = 0.07) is restarted once with
+    ``tau`` lowered to the smallest cell of its start (not below :math:`\mathrm{tol}/(8N)`);
+    starting every run there instead stalled 28 of 200 Dirichlet(0.05) pmfs that the path from
+    the iterate's ``tau`` certifies."""
     cells = prog.allowed
     n_cells = max(float(cells.sum()), 1.0)
     tau_min = tol / (8.0 * n_cells)
     if start is not None:
-        q, tau = start
-    else:
-        q = np.where(cells, (1.0 - MIX) * prog.repair(q_start) + MIX * prog.product, 0.0)
-        tau = max(tau, tau_min)
-    for _ in range(STEPS):
+        return _run(prog, *start, tau_min, certify)[0]
+    q = np.where(cells, (1.0 - MIX) * prog.repair(q_start) + MIX * prog.product, 0.0)
+    tau = max(tau, tau_min)
+    out, failed_at_once = _run(prog, q, tau, tau_min, certify)
+    lowered = max(min(tau, float(np.min(q[cells], initial=tau))), tau_min)
+    if failed_at_once and lowered < tau:
+        out = _run(prog, q, lowered, tau_min, certify)[0]
+    return out
+
+
+def _run(prog, q: np.ndarray, tau: float, tau_min: float,
+         certify: Callable[[np.ndarray, np.ndarray], bool]):
+    """At most :data:`STEPS` barrier Newton steps from ``(q, tau)`` (:func:`barrier`); returns
+    ``(last point or None, whether the first step failed)``."""
+    cells = prog.allowed
+    n_cells = max(float(cells.sum()), 1.0)
+    for step in range(STEPS):
         g = _gradient(q, cells, tau)
         try:
             dq, x = _direction(prog, q, g, tau)
         except np.linalg.LinAlgError:        # an exactly singular system: stop here
-            return None
+            return None, step == 0
         if certify(x, q):
-            return None
+            return None, False
         slope = float(np.sum(g * dq))
         q_new = _line_search(q, dq, slope, cells, tau)
         if q_new is None:
-            return None
+            return None, step == 0
         q = q_new
         if -slope <= CENTRED * tau * n_cells:
             tau = max(tau * TAU_SHRINK, tau_min)
-    return q, tau
+    return (q, tau), False
 
 
 def _gradient(q: np.ndarray, cells: np.ndarray, tau: float) -> np.ndarray:
