@@ -314,13 +314,15 @@ def _certificate(pr, x):
     # the local repair first (cells with tiny marginals), then the shifts, as dual_bound
     share = lam[:, :, None] + mu[:, None, :] - x.h
     need = np.where(pr.allowed & (share >= LOG_NEGLIGIBLE), np.maximum(x.h, 0.0), 0.0)
-    lam_l = lam - np.where(pr.t_side, need, 0.0).max(axis=2)
-    mu_l = mu - np.where(pr.t_side, 0.0, need).max(axis=1)
-    h_l = _logits(pr, np.concatenate((lam_l, mu_l), axis=None))[0]
-    lam, mu, low = _shift(pr, lam, mu, x.h)
-    lam_l, mu_l, low_l = _shift(pr, lam_l, mu_l, h_l)
-    if low_l > low:
-        lam, mu, low = lam_l, mu_l, low_l
+    lam_s, mu_s, low = _shift(pr, lam, mu, x.h)
+    if need.any():          # else the repaired point is the iterate's: the same bound
+        lam_l = lam - np.where(pr.t_side, need, 0.0).max(axis=2)
+        mu_l = mu - np.where(pr.t_side, 0.0, need).max(axis=1)
+        h_l = _logits(pr, np.concatenate((lam_l, mu_l), axis=None))[0]
+        lam_l, mu_l, low_l = _shift(pr, lam_l, mu_l, h_l)
+        if low_l > low:
+            lam_s, mu_s, low = lam_l, mu_l, low_l
+    lam, mu = lam_s, mu_s
     q = x.q * np.fmin(1.0, pr.p_yt / np.add.reduce(x.q, 2))[:, :, None]
     q *= np.fmin(1.0, pr.p_ys / np.add.reduce(q, 1))[:, None, :]
     e_t = np.maximum(pr.p_yt - np.add.reduce(q, 2), 0.0)
