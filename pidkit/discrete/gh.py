@@ -63,9 +63,9 @@ objective is divided by its largest coefficient (on nearly redundancy-free pmfs 
 below :math:`10^{-8}`, under HiGHS's absolute dual tolerance) and relaxations smaller than the
 feasibility tolerance are left out (the rows are equalities to HiGHS anyway). When HiGHS's
 presolve or simplex fails the programme is solved again without presolve, then by the
-interior-point method, then in the other formulations (:data:`ATTEMPTS`). Before this, pmfs
-with cells below about :math:`10^{-9}` next to cells of order one made HiGHS report these
-(feasible) programmes infeasible. On such pmfs the value can depend strongly on the tiny
+interior-point method (:data:`METHODS`), then in the other formulations
+(:data:`FORMULATIONS`). Before this, pmfs with cells below about :math:`10^{-9}` next to cells
+of order one made HiGHS report these (feasible) programmes infeasible. On such pmfs the value can depend strongly on the tiny
 cells (a Dirichlet(0.05) 2x2x2 pmf with cells from :math:`10^{-17}` to 0.67 moves by
 :math:`10^{-7}` nats when a :math:`10^{-17}` cell is raised to :math:`10^{-16}`), and dit's
 optimiser returns values above the data-processing bound :math:`\min_i I(Y; X_i)` there.
@@ -107,19 +107,18 @@ LARGE_SUPPORT = 32
 #: ... unless ``max_iter`` is at most this (the time is then bounded by the caller).
 BOUNDED_ROUNDS = 10
 
-#: Formulations and solvers tried in turn, ``(scaled, least_slack, method, presolve)``: the
-#: objective divided by its largest coefficient or not (HiGHS's dual feasibility tolerance is
-#: absolute, and on nearly redundancy-free pmfs every cost is below 1e-8), the cone rows whose
+#: Formulations of the programme tried in turn, ``(scaled, least_slack)``: the objective
+#: divided by its largest coefficient or not (HiGHS's dual feasibility tolerance is absolute,
+#: and on nearly redundancy-free pmfs every cost is below 1e-8), and the cone rows whose
 #: left-out weight is at most ``least_slack`` solved as equalities (within the feasibility
 #: tolerance they are to HiGHS anyway; slacks down to 1e-31 made it report feasible programmes
-#: infeasible) and HiGHS's methods (its presolve sometimes declares these feasible programmes
-#: infeasible, its simplex sometimes stalls on them). On random Dirichlet(0.05) pmfs whose
-#: cells span 30 orders of magnitude, each formulation rescues some that the others do not.
-ATTEMPTS = tuple((scaled, least_slack, method, presolve)
-                 for scaled, least_slack in ((True, FEASIBILITY), (True, 0.0), (False, FEASIBILITY),
-                                             (False, 0.0))
-                 for method, presolve in (("highs", True), ("highs-ds", False),
-                                          ("highs-ipm", False)))
+#: infeasible). On random Dirichlet(0.05) pmfs whose cells span 30 orders of magnitude, each
+#: formulation rescues some that the others do not.
+FORMULATIONS = ((True, FEASIBILITY), (True, 0.0), (False, FEASIBILITY), (False, 0.0))
+
+#: HiGHS methods tried in turn on each formulation, ``(method, presolve)``: its presolve
+#: sometimes declares these feasible programmes infeasible, its simplex sometimes stalls on them.
+METHODS = (("highs", True), ("highs-ds", False), ("highs-ipm", False))
 
 #: Coefficients below this are left out of the programme's rows, which are relaxed by what they
 #: can contribute (HiGHS treats smaller matrix entries as zeros, its ``small_matrix_value``; with
@@ -238,7 +237,7 @@ class _ConeProgramme:
         cost[:, :n_cells] = -objective[:, self.cells[:, 0]] * self.mass
         rows_eq = sp.vstack([cone, total])
         b_eq = np.concatenate([np.zeros(cone.shape[0]), np.ones(n_cells)])
-        for scaled, least_slack, method, presolve in ATTEMPTS:
+        for scaled, least_slack in FORMULATIONS:
             # a cone row with left-out weight gets a slack s in [0, slack]:
             # alpha - sum_big w r = s (rows whose slack is at most least_slack: equalities)
             ranged = np.flatnonzero(np.tile(self.slack > least_slack, n_simplices))
@@ -248,12 +247,17 @@ class _ConeProgramme:
             bounds[:, 1] = np.inf
             bounds[n_simplices * width:, 1] = np.tile(self.slack, n_simplices)[ranged]
             unit = max(np.abs(cost).max(), np.finfo(float).tiny) if scaled else 1.0
-            res = linprog(np.concatenate([cost.ravel() / unit, np.zeros(len(ranged))]),
-                          A_ub=sp.hstack([inside_rows, sp.csr_matrix((inside_rows.shape[0],
-                                                                      len(ranged)))]),
-                          b_ub=inside_slack, A_eq=sp.hstack([rows_eq, slacks]).tocsr(),
-                          b_eq=b_eq, bounds=bounds, method=method,
-                          options={**LP_OPTIONS, "presolve": presolve})
+            programme = {
+                "c": np.concatenate([cost.ravel() / unit, np.zeros(len(ranged))]),
+                "A_ub": sp.hstack([inside_rows, sp.csr_matrix((inside_rows.shape[0],
+                                                               len(ranged)))]),
+                "b_ub": inside_slack, "A_eq": sp.hstack([rows_eq, slacks]).tocsr(),
+                "b_eq": b_eq, "bounds": bounds}
+            for method, presolve in METHODS:
+                res = linprog(**programme, method=method,
+                              options={**LP_OPTIONS, "presolve": presolve})
+                if res.status == 0:
+                    break
             if res.status == 0:
                 break
         if res.status != 0:
@@ -398,9 +402,9 @@ def gh(p: np.ndarray, tol: float = DEFAULT_TOL, max_iter: int = 100):
     Raises
     ------
     PIDKitError
-        When every formulation and linear-programme solver of :data:`ATTEMPTS` fails (none
+        When every formulation and method (:data:`FORMULATIONS`, :data:`METHODS`) fails (none
         of 1000 random 2x2x2 and 3x2x2 Dirichlet(0.05 or 0.2) pmfs, seeds 0-249 of each,
-        with masses spanning up to 300 orders; 4 did before the objective was scaled).
+        with masses spanning up to 300 orders; 6 did before the objective was scaled).
 
     Returns
     -------
