@@ -65,8 +65,8 @@ feasibility tolerance are left out (the rows are equalities to HiGHS anyway). Wh
 presolve or simplex fails the programme is solved again without presolve, then by the
 interior-point method (:data:`METHODS`), then in the other formulations
 (:data:`FORMULATIONS`). Before this, pmfs with cells below about :math:`10^{-9}` next to cells
-of order one made HiGHS report these (feasible) programmes infeasible. On such pmfs the value can depend strongly on the tiny
-cells (a Dirichlet(0.05) 2x2x2 pmf with cells from :math:`10^{-17}` to 0.67 moves by
+of order one made HiGHS report these (feasible) programmes infeasible. On such pmfs the value
+can depend strongly on the tiny cells (a Dirichlet(0.05) 2x2x2 pmf with cells from :math:`10^{-17}` to 0.67 moves by
 :math:`10^{-7}` nats when a :math:`10^{-17}` cell is raised to :math:`10^{-16}`), and dit's
 optimiser returns values above the data-processing bound :math:`\min_i I(Y; X_i)` there.
 
