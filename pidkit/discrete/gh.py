@@ -55,18 +55,18 @@ canonical gates and 15-30 on random 3x3x3 pmfs with full support (1-3 s); the pr
 with every round, and 4x4x4 pmfs with full support take minutes.
 
 **Scaling.** Each copy's variables are the channel values :math:`r_j(c) = m_j(c) / p(c)`,
-so every row has coefficients of order one (conditional probabilities, unit-normalised
-facets) whatever the masses; coefficients below :math:`10^{-9}` are left out and their rows
-relaxed by what they can contribute (so the programme stays a relaxation), thin simplices are
-avoided by rounding split points within :math:`10^{-6}` (barycentric) of a face onto it, the
-objective is divided by its largest coefficient (on nearly redundancy-free pmfs every cost is
-below :math:`10^{-8}`, under HiGHS's absolute dual tolerance) and relaxations smaller than the
+so every row has coefficients of order one (conditional probabilities, unit-normalised facets)
+whatever the masses; coefficients below :math:`10^{-9}` are left out and their rows relaxed by
+what they can contribute (so the programme stays a relaxation), thin simplices are avoided by
+rounding split points within :math:`10^{-6}` (barycentric) of a face onto it, the objective is
+divided by its largest coefficient (on nearly redundancy-free pmfs every cost is below
+:math:`10^{-8}`, under HiGHS's absolute dual tolerance) and relaxations smaller than the
 feasibility tolerance are left out (the rows are equalities to HiGHS anyway). When HiGHS's
 presolve or simplex fails the programme is solved again without presolve, then by the
-interior-point method (:data:`METHODS`), then in the other formulations
-(:data:`FORMULATIONS`). Before this, pmfs with cells below about :math:`10^{-9}` next to cells
-of order one made HiGHS report these (feasible) programmes infeasible. On such pmfs the value
-can depend strongly on the tiny cells (a Dirichlet(0.05) 2x2x2 pmf with cells from :math:`10^{-17}` to 0.67 moves by
+interior-point method (:data:`METHODS`), then in the other formulations (:data:`FORMULATIONS`).
+Before this, pmfs with cells below about :math:`10^{-9}` next to cells of order one made HiGHS
+report these (feasible) programmes infeasible. On such pmfs the value can depend strongly on
+the tiny cells (a Dirichlet(0.05) 2x2x2 pmf with cells from :math:`10^{-17}` to 0.67 moves by
 :math:`10^{-7}` nats when a :math:`10^{-17}` cell is raised to :math:`10^{-16}`), and dit's
 optimiser returns values above the data-processing bound :math:`\min_i I(Y; X_i)` there.
 
