@@ -111,16 +111,17 @@ def barrier(prog, q_start: np.ndarray, tau: float, tol: float,
     q = np.where(cells, (1.0 - MIX) * prog.repair(q_start) + MIX * prog.product, 0.0)
     tau = max(tau, tau_min)
     out, failed_at_once = _run(prog, q, tau, tau_min, certify)
-    lowered = max(min(tau, float(np.min(q[cells], initial=tau))), tau_min)
-    if failed_at_once and lowered < tau:
-        out = _run(prog, q, lowered, tau_min, certify)[0]
+    if failed_at_once:
+        lowered = max(float(np.min(q[cells], initial=tau)), tau_min)
+        if lowered < tau:
+            out = _run(prog, q, lowered, tau_min, certify)[0]
     return out
 
 
 def _run(prog, q: np.ndarray, tau: float, tau_min: float,
          certify: Callable[[np.ndarray, np.ndarray], bool]):
-    """At most :data:`STEPS` barrier Newton steps from ``(q, tau)`` (:func:`barrier`); returns
-    ``(last point or None, whether the first step failed)``."""
+    """At most :data:`STEPS` barrier Newton steps from ``(q, tau)`` (:func:`barrier`), ``tau``
+    falling to ``tau_min``; returns ``(last point or None, whether the first step failed)``."""
     cells = prog.allowed
     n_cells = max(float(cells.sum()), 1.0)
     for step in range(STEPS):
