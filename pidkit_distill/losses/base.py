@@ -48,7 +48,7 @@ from ..labels import UNLABELLED, as_class_labels
 __all__ = ["Batch", "DistillLoss", "register_method", "make_loss", "available_methods",
            "Shape", "Parts", "UNLABELLED", "labelled_mask", "cross_entropy", "distributed_mean",
            "sum_across_processes", "running_sum", "check_labels", "check_fraction",
-           "check_flag", "check_real", "check_weight", "method_options"]
+           "check_flag", "check_real", "method_options"]
 
 Shape = tuple[int, ...]
 #: The logged parts of a loss: name -> detached 0-d float32 tensor on the loss's device.
@@ -279,13 +279,6 @@ def check_real(value: float, name: str) -> float:
     if not math.isfinite(value):
         raise fail(name, "must be finite", "Pass a finite number", value)
     return float(value)
-
-
-def check_weight(value: float, name: str, *, positive: bool = False) -> float:
-    """A finite number ``>= 0`` (a loss weight), or ``> 0`` when ``positive`` (a temperature, a
-    scale): :func:`pidkit.validation.check_positive` (``allow_zero=not positive``), which the
-    losses call directly; kept for custom losses that import it from here."""
-    return check_positive(value, name, allow_zero=not positive)
 
 
 def running_sum(state: torch.Tensor, batch: torch.Tensor, momentum: float,
