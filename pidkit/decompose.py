@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -22,7 +23,37 @@ from .validation import (
     fail,
 )
 
-__all__ = ["pid", "arrange_pmf"]
+__all__ = ["pid", "arrange_pmf", "check_measure_options"]
+
+
+def check_measure_options(measure: Any, options: Mapping[str, Any], name: str = "options"
+                          ) -> str:
+    """``measure`` as a registered discrete measure (case-insensitive; returned lower-cased),
+    once every key of ``options`` is checked to be one of its options.
+
+    Parameters
+    ----------
+    measure : str
+        The measure's name (:func:`pidkit.available_measures`).
+    options : mapping
+        The measure's options, e.g. ``{"tol": 1e-10}``.
+    name : str, default "options"
+        The argument that holds ``options``, named in the error (``"measure_options"`` for the
+        estimators from samples).
+
+    Raises
+    ------
+    PIDValueError, PIDTypeError
+        ``measure`` is not a known measure, or ``options`` has a key it does not take.
+    """
+    measure = check_choice(measure, "measure", tuple(sorted(MEASURES)))
+    spec = MEASURES[measure]
+    unknown = sorted(set(options) - set(spec.options))
+    if unknown:
+        accepted = ", ".join(spec.options) or "none"
+        raise fail(name, f"{unknown} are not options of measure {measure!r}",
+                   f"Options it accepts: {accepted}")
+    return measure
 
 
 def arrange_pmf(p: np.ndarray, target: tuple[int, ...],
@@ -104,7 +135,7 @@ def pid(p: Any, target: Any = 0, sources: Any = None, measure: str = "broja", ba
     """
     from .interop import from_dit, is_dit_distribution
 
-    measure = check_choice(measure, "measure", tuple(sorted(MEASURES)))
+    measure = check_measure_options(measure, options)
     base = check_base(base)
     normalize = check_flag(normalize, "normalize", "Pass normalize=True to rescale p")
     if is_torch(p):  # torch tensors: BROJA's namespace-generic, differentiable path
@@ -115,11 +146,6 @@ def pid(p: Any, target: Any = 0, sources: Any = None, measure: str = "broja", ba
     if is_dit_distribution(p):
         p, names = from_dit(p)
     spec = MEASURES[measure]
-    unknown = sorted(set(options) - set(spec.options))
-    if unknown:
-        accepted = ", ".join(spec.options) or "none"
-        raise fail("options", f"{unknown} are not options of measure {measure!r}",
-                   f"Options it accepts: {accepted}")
     p = check_pmf(p, "p", normalize=normalize)
     target_axes, groups = check_target_sources(p.ndim, target, sources)
     if spec.max_sources is not None and len(groups) > spec.max_sources:

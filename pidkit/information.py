@@ -28,22 +28,17 @@ from typing import Any
 
 import numpy as np
 
-from .validation import as_float_array, check_axis_list, check_int, fail
+from .validation import check_axis_list, check_int, check_pmf, fail
 
 __all__ = ["entropy", "marginal", "mutual_information", "source_axes",
            "subset_mutual_information", "specific_information"]
 
 
 def _probabilities(p: Any, name: str = "p") -> np.ndarray:
-    """``p`` as a float64 array of finite, non-negative numbers (typed errors otherwise)."""
-    arr = as_float_array(p, name)
-    if not np.isfinite(arr).all():
-        raise fail(name, "contains NaN or infinite probabilities",
-                   "Remove or replace the non-finite entries")
-    if (arr < 0).any():
-        raise fail(name, f"contains negative probabilities (min {arr.min():.3g})",
-                   "Probabilities must be >= 0")
-    return arr
+    r"""``p`` as a float64 pmf: finite, non-negative numbers summing to 1 (:func:`check_pmf`,
+    any number of axes; typed errors otherwise). Entropies of an unnormalised array would be
+    silently wrong: :math:`H(cq) = c H(q) - c \ln c`."""
+    return check_pmf(p, name, min_axes=0)
 
 
 def _laid_out(p: Any) -> np.ndarray:
@@ -77,7 +72,8 @@ def entropy(p: np.ndarray) -> float:
     Parameters
     ----------
     p : ndarray
-        Probabilities, any shape (a joint pmf is taken as one variable).
+        Probabilities summing to 1, any shape (a joint pmf is taken as one variable); an
+        unnormalised array is a :class:`~pidkit.errors.PIDValueError`.
 
     Returns
     -------

@@ -14,14 +14,9 @@ from typing import Any
 import numpy as np
 
 from .errors import PIDTypeError
-from .validation import check_pmf, fail
+from .validation import check_pmf, fail, is_dit_distribution
 
 __all__ = ["from_dit", "is_dit_distribution", "to_dit"]
-
-
-def is_dit_distribution(obj: Any) -> bool:
-    """Whether ``obj`` is a ``dit`` distribution, checked without importing dit."""
-    return any(cls.__module__.split(".")[0] == "dit" for cls in type(obj).__mro__)
 
 
 def from_dit(dist: Any) -> tuple[np.ndarray, tuple[str, ...]]:

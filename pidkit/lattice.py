@@ -101,13 +101,14 @@ def check_n_sources(n_sources: int, name: str = "n_sources", fix: str | None = N
     return n
 
 
-def canonical_node(key: Node | str) -> Node:
-    """The node a key stands for: a label is parsed (:func:`parse_node`), a tuple of tuples is
-    put in the lattice's order (indices and collections sorted, as :attr:`Lattice.nodes` holds
-    them), so ``((1,), (0,))`` and ``"{0}{1}"`` are the same key. Anything else is returned
-    as it is (a lookup with it then fails as for any mapping)."""
+def canonical_node(key: Node | str, name: str = "node") -> Node:
+    """The node a key stands for: a label is parsed (:func:`parse_node`; a malformed one is a
+    typed error naming ``name``), a tuple of tuples is put in the lattice's order (indices and
+    collections sorted, as :attr:`Lattice.nodes` holds them), so ``((1,), (0,))`` and
+    ``"{0}{1}"`` are the same key. Anything else is returned as it is (a lookup with it then
+    fails as for any mapping)."""
     if isinstance(key, str):
-        return parse_node(key)
+        return parse_node(key, name)
     if isinstance(key, tuple) and all(isinstance(part, tuple) for part in key):
         try:
             return tuple(sorted(tuple(sorted(part)) for part in key))
@@ -117,13 +118,13 @@ def canonical_node(key: Node | str) -> Node:
 
 
 def nodes_keyed(values: Mapping[Node | str, Any], name: str,
-                to_node=canonical_node) -> dict[Node, Any]:
+                to_node=None) -> dict[Node, Any]:
     """``values`` keyed by node: each key mapped by ``to_node`` (default
-    :func:`canonical_node`); a node keyed twice (as a label and as a tuple, or as two orders
-    of one tuple) is a typed error naming ``name``."""
+    :func:`canonical_node`, whose errors name ``name``); a node keyed twice (as a label and as
+    a tuple, or as two orders of one tuple) is a typed error naming ``name``."""
     out: dict[Node, Any] = {}
     for key, value in values.items():
-        node = to_node(key)
+        node = canonical_node(key, name) if to_node is None else to_node(key)
         if node in out:
             raise fail(name, f"keys node {node_label(node)} twice (e.g. as a label and as a "
                        "tuple)", "Key each node once", key)
@@ -131,7 +132,7 @@ def nodes_keyed(values: Mapping[Node | str, Any], name: str,
     return out
 
 
-def parse_node(label: str) -> Node:
+def parse_node(label: str, name: str = "node") -> Node:
     """Inverse of :func:`node_label`: ``"{0}{1:2}"`` -> ``((0,), (1, 2))``.
 
     A label is a valid lattice node: braces around each collection, source indices written
@@ -140,6 +141,14 @@ def parse_node(label: str) -> Node:
     *antichain*: ``"{0:1}{0}"`` is not one, since ``{0}`` is below ``{0:1}``). Spaces are
     ignored. Whether the indices exist depends on the number of sources, which the lattice
     checks.
+
+    Parameters
+    ----------
+    label : str
+        The label.
+    name : str, default "node"
+        The argument named in errors (e.g. ``"atoms"`` when the label keys a mapping passed as
+        ``atoms``).
 
     Raises
     ------
@@ -158,38 +167,38 @@ def parse_node(label: str) -> Node:
     pidkit.errors.PIDValueError: node: is not an antichain: {0} lies inside {0:1} ...
     """
     if not isinstance(label, str):
-        raise fail("node", f"must be a label string like '{{0}}{{1}}', not "
+        raise fail(name, f"must be a label string like '{{0}}{{1}}', not "
                    f"{type(label).__name__}", "Pass a str such as '{0}{1}' or '{0:1}' (decode "
                    "bytes first), or a node tuple such as ((0,), (1,))", label,
                    kind=PIDTypeError)
     text = label.replace(" ", "")
     if not text.startswith("{") or not text.endswith("}"):
-        raise fail("node", "is not a lattice label like '{0}{1}' or '{0:1}'",
+        raise fail(name, "is not a lattice label like '{0}{1}' or '{0:1}'",
                    "Write each collection in braces, sources separated by ':'", label)
     parts = []
     for chunk in text[1:-1].split("}{"):
         tokens = chunk.split(":")
         if chunk == "":
-            raise fail("node", "has an empty collection '{}'",
+            raise fail(name, "has an empty collection '{}'",
                        "Every collection names at least one source, e.g. '{0}'", label)
         if not all(t.isascii() and t.isdigit() and (t == "0" or t[0] != "0") for t in tokens):
-            raise fail("node", f"has an invalid source index in {{{chunk}}}",
+            raise fail(name, f"has an invalid source index in {{{chunk}}}",
                        "Source indices are non-negative integers written with the digits 0-9, "
                        "separated by ':' inside braces, e.g. '{0:1}'", label)
         part = tuple(sorted(int(t) for t in tokens))
         if len(set(part)) != len(part):
-            raise fail("node", f"repeats a source index in {{{chunk}}}",
+            raise fail(name, f"repeats a source index in {{{chunk}}}",
                        "Name each source once per collection, e.g. '{0:1}'", label)
         parts.append(part)
     node = tuple(sorted(parts))
     for i, a in enumerate(node):
         for b in node[i + 1:]:
             if a == b:
-                raise fail("node", f"repeats the collection {node_label((a,))}",
+                raise fail(name, f"repeats the collection {node_label((a,))}",
                            "Write each collection once", label)
             small, large = (a, b) if len(a) <= len(b) else (b, a)
             if set(small) <= set(large):
-                raise fail("node", f"is not an antichain: {node_label((small,))} lies inside "
+                raise fail(name, f"is not an antichain: {node_label((small,))} lies inside "
                            f"{node_label((large,))}",
                            f"Drop the larger collection ({node_label((small,))} alone is the "
                            "same information) or write another node", label)
@@ -294,7 +303,7 @@ class Lattice:
             the message names it (argument ``name``).
         """
         try:
-            return self.index[canonical_node(node)]
+            return self.index[canonical_node(node, name)]
         except (KeyError, TypeError):   # TypeError: an unhashable key such as a list
             raise fail(name, f"is not a node of the lattice of {self.n_sources} source(s)",
                        f"Use a label such as {node_label(self.bottom)!r} or a node tuple such "
@@ -347,6 +356,12 @@ class Lattice:
         -------
         dict
             Node -> atom, ordered like :attr:`nodes`.
+
+        Raises
+        ------
+        PIDValueError, PIDTypeError
+            ``redundancy`` misses a node, has a key that is not a node of this lattice, has
+            the wrong shape, or holds a NaN or infinite value (:meth:`as_vector`).
         """
         values = self.as_vector(redundancy, "redundancy")
         if len(self) <= DENSE_MOEBIUS_NODES:
@@ -365,7 +380,8 @@ class Lattice:
 
     def cumulate(self, atoms: Mapping[Node, float] | np.ndarray) -> dict[Node, float]:
         r"""Inverse of :meth:`moebius`: :math:`I_\cap(\alpha) = \sum_{\beta \preceq \alpha}
-        I_\partial(\beta)`."""
+        I_\partial(\beta)`. ``atoms`` is checked as ``redundancy`` is there
+        (:meth:`as_vector`)."""
         values = self._zeta @ self.as_vector(atoms, "atoms")
         return dict(zip(self.nodes, values.tolist(), strict=True))
 
@@ -374,7 +390,10 @@ class Lattice:
         """Values for every node, as a float array ordered like :attr:`nodes`.
 
         ``values`` is a mapping keyed by node or label (each node once, no other key) or an
-        array of shape ``(len(self),)``; anything else is a typed error naming ``name``.
+        array of shape ``(len(self),)`` of finite numbers; anything else is a typed error naming
+        ``name``. A NaN or infinite value is refused rather than passed on: the inversion would
+        spread it to every node above (or below) its own, and the result would be NaN without
+        saying where it came from.
         """
         if isinstance(values, Mapping):
             by_node = nodes_keyed(values, name, lambda key: self.nodes[self.position(key, name)])
@@ -387,6 +406,12 @@ class Lattice:
         if arr.shape != (len(self),):
             raise fail(name, f"has shape {arr.shape}, expected ({len(self)},)",
                        "Order the values like Lattice.nodes, one number per node")
+        bad = [node_label(a) for a, ok in zip(self.nodes, np.isfinite(arr), strict=True)
+               if not ok]
+        if bad:
+            raise fail(name, f"holds NaN or infinite values at {len(bad)} node(s), e.g. "
+                       f"{bad[:3]}", "Give a finite value for every node (compute or drop the "
+                       "missing ones first)")
         return arr
 
 

@@ -423,11 +423,17 @@ class PIDResult:
         return "\n".join(lines)
 
     def plot(self, ax=None, **bar_kwargs):
-        """Bar chart of the atoms (matplotlib, imported only here). Returns the axes."""
+        """Bar chart of the atoms (matplotlib, imported only here). Returns the axes.
+
+        ``bar_kwargs`` go to :meth:`matplotlib.axes.Axes.bar` (``color=``, ``width=``,
+        ``alpha=`` ...); a keyword it does not take, or one that sets what the plot draws
+        (``x``, ``height``, ``data``), is a :class:`~pidkit.errors.PIDTypeError` naming it.
+        """
         try:
             import matplotlib.pyplot as plt
         except ImportError as exc:  # pragma: no cover - depends on the environment
             raise ImportError("PIDResult.plot needs matplotlib: pip install matplotlib") from exc
+        _check_bar_kwargs(bar_kwargs)
         if ax is not None and not callable(getattr(ax, "bar", None)):
             raise fail("ax", f"must be matplotlib axes, not {type(ax).__name__}",
                        "Pass ax=None (new figure) or axes from plt.subplots()", kind=PIDTypeError)
@@ -448,6 +454,29 @@ class PIDResult:
         ax.set_title(f"{self.measure} PID, I(Y;all) = {_fmt(self.mutual_information)}")
         ax.tick_params(axis="x", rotation=45 if len(labels) > 6 else 0)
         return bars.patches[0].axes
+
+
+#: Keywords of ``Axes.bar`` that are not properties of its bars (``Rectangle.set_<name>``).
+_BAR_OPTIONS = frozenset({"width", "bottom", "align", "tick_label", "xerr", "yerr", "ecolor",
+                          "capsize", "error_kw", "log"})
+
+#: Keywords of ``Axes.bar`` that :meth:`PIDResult.plot` sets: the atoms' labels and values.
+_SET_BY_PLOT = ("x", "height", "data")
+
+
+def _check_bar_kwargs(bar_kwargs: Mapping[str, Any]) -> None:
+    """Refuse, before drawing, a keyword that ``Axes.bar`` does not take (matplotlib would
+    raise a bare ``AttributeError`` from inside the artist) or that the plot sets itself."""
+    from matplotlib.patches import Rectangle
+
+    for key in bar_kwargs:
+        if key in _SET_BY_PLOT:
+            raise fail(key, "is set by PIDResult.plot (the atoms' labels and values)",
+                       "Leave it out", kind=PIDTypeError)
+        if key not in _BAR_OPTIONS and not hasattr(Rectangle, f"set_{key}"):
+            raise fail(key, "is not a keyword of PIDResult.plot or of matplotlib's Axes.bar",
+                       "Pass ax= or keywords of Axes.bar such as color=, width=, edgecolor=, "
+                       "alpha=", kind=PIDTypeError)
 
 
 #: Number of nodes of the redundancy lattice of 1..5 sources -> number of sources.

@@ -17,7 +17,14 @@ from typing import Any
 import numpy as np
 
 from .errors import PIDTypeError
-from .validation import MAX_TABLE_CELLS, check_table_size, fail, host_numpy, reject_masked
+from .validation import (
+    MAX_TABLE_CELLS,
+    check_table_size,
+    fail,
+    host_numpy,
+    reject_dit,
+    reject_masked,
+)
 
 __all__ = ["joint_pmf"]
 
@@ -26,6 +33,7 @@ def _check_column(column: Any, name: str) -> np.ndarray:
         raise fail(name, "must be a 1-D array of integer codes, not a string",
                    "Pass a list or array of non-negative integers", column, kind=PIDTypeError)
     reject_masked(column, name)
+    reject_dit(column, name)
     try:
         # torch: a detached host copy (bfloat16 widened to float32), whatever requires_grad
         arr = host_numpy(column) if hasattr(column, "detach") else np.asarray(column)

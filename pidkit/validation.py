@@ -58,7 +58,9 @@ __all__ = [
     "check_target_sources",
     "fail",
     "host_numpy",
+    "is_dit_distribution",
     "pmf_sum_atol",
+    "reject_dit",
     "reject_masked",
 ]
 
@@ -236,12 +238,35 @@ def reject_masked(x: Any, name: str) -> None:
                    kind=PIDTypeError)
 
 
+def is_dit_distribution(obj: Any) -> bool:
+    """Whether ``obj`` is a ``dit`` distribution, checked without importing dit."""
+    return any(cls.__module__.split(".")[0] == "dit" for cls in type(obj).__mro__)
+
+
+def reject_dit(x: Any, name: str) -> None:
+    """Refuse a ``dit`` distribution where an array is expected: numpy converts it to the array
+    of its *outcomes* (one row per outcome, one column per variable), which would be used
+    silently as probabilities, counts or samples.
+
+    Raises
+    ------
+    PIDTypeError
+        ``x`` is a dit distribution; the message says how to convert it
+        (:func:`pidkit.from_dit`).
+    """
+    if is_dit_distribution(x):
+        raise fail(name, "is a dit distribution, which numpy would read as its table of "
+                   "outcomes", f"Convert it to a pmf with pmf, names = pidkit.from_dit({name}) "
+                   "(pidkit.pid accepts it directly)", kind=PIDTypeError)
+
+
 def _numeric_array(p: Any, name: str) -> np.ndarray:
     """``p`` as a numeric (bool, integer or real) numpy array of its own dtype."""
     if isinstance(p, (str, bytes)):
         raise fail(name, "must be an array of probabilities, not a string",
                    "Pass a numpy array or nested lists of numbers", p, kind=PIDTypeError)
     reject_masked(p, name)
+    reject_dit(p, name)
     if isinstance(p, np.ndarray):
         arr = p
     elif is_torch(p):
@@ -278,6 +303,7 @@ def as_host_array(x: Any, name: str, *, must: str, fix: str, ragged_fix: str) ->
     if is_torch(x):
         return host_numpy(x)
     reject_masked(x, name)
+    reject_dit(x, name)
     try:
         return np.asarray(x)
     except ValueError as exc:  # numpy refuses ragged nested sequences
@@ -485,6 +511,8 @@ def check_level(ci: Any) -> float:
     if isinstance(ci, bool) or not isinstance(ci, numbers.Real):
         raise fail("ci", "must be a number in (0, 1)", fix, ci, kind=PIDTypeError)
     if not 0 < ci < 1:
+        if 1 < ci <= 100:   # a percentage: 95 for 0.95
+            fix = f"ci is a fraction, not a percentage: use ci={ci / 100:g}"
         raise fail("ci", "must lie strictly between 0 and 1", fix, ci)
     return float(ci)
 
@@ -542,8 +570,12 @@ def check_samples(x: Any, name: str, *, keep_torch: bool = True, allow_empty: bo
                             fix="Pass a numpy array or a torch tensor",
                             ragged_fix="Give every sample the same shape (one row per sample)")
         if arr.dtype == object or arr.dtype.kind not in "biuf":
-            raise fail(name, f"must hold numbers, not dtype {arr.dtype}",
-                       "Pass a numeric numpy array or torch tensor", kind=PIDTypeError)
+            fix = "Pass a numeric numpy array or torch tensor"
+            if arr.dtype.kind in "OSU":     # strings or objects, e.g. category names
+                fix += (f"; encode category labels as integers first, e.g. "
+                        f"pidkit.estimate.encode({name})[0]")
+            raise fail(name, f"must hold numbers, not dtype {arr.dtype}", fix,
+                       kind=PIDTypeError)
     if arr.ndim == 0:
         raise fail(name, "is a scalar, not an array of samples",
                    "Pass one row per sample, e.g. an array of shape (n,) or (n, d)", arr)

@@ -290,3 +290,147 @@ def test_unknown_keywords_of_jointcounts_pid_and_presets_are_typed_errors():
     with pytest.raises(PIDTypeError, match="^nope: is not a Discretizer setting"):
         Discretizer.from_preset("paper-cifar10", nope=1)
     assert Discretizer.from_preset("paper-cifar10", n_clusters=4).get_params()["n_clusters"] == 4
+
+
+# -- second sweep: lattice, results, interop, Gaussian API, estimators --------------------------
+def test_moebius_and_cumulate_refuse_non_finite_values():
+    """NaN used to spread silently to every atom above it."""
+    lat = lattice(2)
+    msg = _raises(PIDValueError, "redundancy", lat.moebius, [np.nan, 0.0, 0.0, 1.0])
+    assert "'{0}{1}'" in msg
+    _raises(PIDValueError, "atoms", lat.cumulate,
+            {"{0}{1}": 0.1, "{0}": np.inf, "{1}": 0.0, "{0:1}": 0.2})
+    top = lattice(3).top
+    msg = _raises(PIDValueError, "redundancy", lattice(3).moebius,
+                  {a: (np.nan if a == top else 0.0) for a in lattice(3).nodes})
+    assert "'{0:1:2}'" in msg
+    assert lat.moebius([0.1, 0.3, 0.2, 1.0])[((0, 1),)] == pytest.approx(1.0 - 0.3 - 0.2 + 0.1)
+
+
+def test_bootstrap_still_drops_replicates_it_cannot_evaluate():
+    """The engine's NaN rows never reach the lattice: 6 Gaussian samples make some resampled
+    covariances singular; those replicates are dropped and the intervals stay finite."""
+    m, x, z = np.random.default_rng(3).normal(size=(3, 6))
+    with pytest.warns(UserWarning, match="could not be evaluated"):
+        r = pid_from_samples(m, x, z, estimator="gaussian", measure="mmi", n_boot=40, n_perm=0,
+                             seed=0)
+    assert r.details["dropped_replicates"]["bootstrap"] == 12
+    assert np.isfinite([v for pair in r.intervals.values() for v in pair]).all()
+
+
+def test_summaries_refuse_replicates_that_failed():
+    """A NaN row gave NaN intervals and p-values computed over the wrong number of shuffles."""
+    point, reps = np.zeros(3), np.ones((5, 3))
+    reps[2] = np.nan
+    assert "1 replicate" in _raises(PIDValueError, "boot", unc.interval, point, reps, 0.9)
+    _raises(PIDValueError, "null", unc.p_values, point, reps)
+    _raises(PIDValueError, "point", unc.interval, np.array([np.nan, 0, 0]), np.ones((5, 3)), 0.9)
+    with pytest.warns(UserWarning, match="1 of 5 replicates"):
+        kept, dropped = unc.drop_failed(reps, "bootstrap")
+    assert dropped == 1 and unc.p_values(point, kept).tolist() == [1.0] * 3
+
+
+def test_node_errors_name_the_argument_passed():
+    """Errors about a malformed label used to say 'node' whatever the argument was."""
+    lat = lattice(2)
+    _raises(PIDValueError, "atoms", pidkit.AtomMap, {"junk": 1.0})
+    _raises(PIDValueError, "atoms", PIDResult, atoms={"{0}{1}": 0.1, "{x}": 0.2}, measure="mmi",
+            base=2, mutual_information=0.3)
+    _raises(PIDValueError, "redundancy", lat.moebius,
+            {"{0}{1}": 0.0, "{0}": 0.0, "{1}": 0.0, "x": 1.0})
+    _raises(PIDValueError, "atoms", lat.cumulate, {"{0:}": 1.0})
+    _raises(PIDValueError, "b", lat.leq, "{0}", "{x}")
+    _raises(PIDValueError, "a", lat.leq, "0", "{0}")
+    _raises(PIDValueError, "label", pidkit.parse_node, "{0}{0}", "label")
+
+
+def test_plot_names_an_unknown_keyword():
+    pytest.importorskip("matplotlib")
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    r = pidkit.pid(AND, measure="mmi")
+    assert "Axes.bar" in _raises(PIDTypeError, "nope", r.plot, nope=3)  # was AttributeError
+    _raises(PIDTypeError, "height", r.plot, height=[1, 2, 3, 4])       # was TypeError
+    ax = r.plot(color="red", lw=2, width=0.5, label="mmi", alpha=0.5)
+    assert [p.get_width() for p in ax.patches] == [0.5] * 4
+    plt.close("all")
+
+
+def test_dit_distribution_where_an_array_is_expected_is_a_typed_error():
+    """numpy reads a dit distribution as its table of outcomes: entropy, counts and BROJA used
+    the outcome codes as numbers (entropy returned 0, pid_from_counts a wrong estimate)."""
+    pytest.importorskip("dit")
+    xor = pidkit.to_dit(gate("XOR"))
+    assert "from_dit" in _raises(PIDTypeError, "p", information.entropy, xor)
+    _raises(PIDTypeError, "p", pidkit.broja, xor)
+    _raises(PIDTypeError, "counts", pid_from_counts, xor, **QUICK)
+    _raises(PIDTypeError, "columns[0]", pidkit.joint_pmf, xor)
+    _raises(PIDTypeError, "cov", pidkit.gaussian_pid, xor, dims=(1, 1, 1))
+    _raises(PIDTypeError, "target", pid_from_samples, xor, A, B, **QUICK)
+    assert pidkit.pid(xor, measure="mmi").synergy == pytest.approx(1.0)
+    assert pidkit.broja(pidkit.from_dit(xor)[0]).synergy == pytest.approx(1.0, abs=1e-6)
+
+
+def test_dit_distributions_with_string_and_multi_character_outcomes():
+    dit = pytest.importorskip("dit")
+    d = dit.Distribution([("lo", "a", "x"), ("hi", "b", "x"), ("hi", "a", "y")],
+                         [0.5, 0.25, 0.25])
+    d.set_rv_names(["T", "L", "R"])
+    p, names = pidkit.from_dit(d)
+    assert names == ("T", "L", "R") and p.shape == (2, 2, 2)
+    # each alphabet sorted: T (hi, lo), L (a, b), R (x, y)
+    assert (p[1, 0, 0], p[0, 1, 0], p[0, 0, 1], p.sum()) == (0.5, 0.25, 0.25, 1.0)
+    r = pidkit.pid(d, measure="mmi")
+    assert (r.target_name, r.source_names) == ("T", ("L", "R"))
+    assert r.mutual_information == pytest.approx(information.mutual_information(p, (0,), (1, 2))
+                                                 / math.log(2))
+    loose = dit.Distribution(["000", "011"], [0.5, 0.7], validate=False)
+    assert "sums to 1.2" in _raises(PIDValueError, "p", pidkit.pid, loose)
+
+
+def test_information_functions_refuse_unnormalised_arrays():
+    """entropy([2, 3]) returned -4.68 nats: H(cq) = c H(q) - c ln c, silently."""
+    assert "sums to 5" in _raises(PIDValueError, "p", information.entropy, np.array([2.0, 3.0]))
+    _raises(PIDValueError, "p", information.mutual_information, np.ones((2, 2)), (0,), (1,))
+    assert information.entropy(np.array([0.5, 0.5], dtype=np.float32)) == pytest.approx(
+        math.log(2))
+    assert information.entropy([[0.25, 0.25], [0.5, 0.0]]) == pytest.approx(
+        -2 * 0.25 * math.log(0.25) - 0.5 * math.log(0.5))
+
+
+def test_gaussian_pid_refuses_a_ragged_batch():
+    cov = np.array([[1.0, 0.5, 0.4], [0.5, 1.0, 0.2], [0.4, 0.2, 1.0]])
+    _raises(PIDValueError, "cov", pidkit.gaussian_pid, [cov, cov[:2, :2]], dims=(1, 1, 1))
+    single = pidkit.gaussian_pid(cov, dims=(1, 1, 1)).redundancy
+    assert pidkit.gaussian_pid([cov, cov], dims=(1, 1, 1)).redundancy.tolist() == [single] * 2
+
+
+def test_measure_options_of_the_estimators_are_named_measure_options():
+    """They were reported as 'options', an argument the caller never passed."""
+    msg = _raises(PIDValueError, "measure_options", pid_from_counts, COUNTS,
+                  measure_options={"nope": 1}, **QUICK)
+    assert "tol, max_iter" in msg
+    _raises(PIDValueError, "measure_options", pid_from_samples, Y, A, B, measure="mmi",
+            measure_options={"tol": 1e-6}, **QUICK)
+    _raises(PIDValueError, "measure", pid_from_counts, COUNTS, measure="brojaa", **QUICK)
+
+
+def test_a_percentage_as_confidence_level_gets_the_fraction_advice():
+    msg = _raises(PIDValueError, "ci", pid_from_samples, Y, A, B, ci=95, n_boot=5)
+    assert "ci=0.95" in msg
+    _raises(PIDValueError, "ci", pid_from_samples, Y, A, B, ci=1.0, n_boot=5)
+
+
+def test_string_labels_get_the_encode_advice():
+    labels = np.array(["no", "yes"])[Y]
+    msg = _raises(PIDTypeError, "target", pid_from_samples, labels, A, B, **QUICK)
+    assert "encode(target)" in msg
+    r = pid_from_samples(encode(labels)[0], A, B, measure="mmi", **{**QUICK, "seed": 0})
+    assert r.mutual_information == pytest.approx(
+        pid_from_samples(Y, A, B, measure="mmi", **QUICK).mutual_information)
+
+
+def test_empty_gaussian_moments_say_they_have_no_samples():
+    """It used to say 'has -1 sources'."""
+    assert "no samples" in _raises(PIDValueError, "GaussianMoments", GaussianMoments().pid)

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from .._threads import one_blas_thread
-from ..decompose import pid
+from ..decompose import check_measure_options, pid
 from ..errors import PIDTypeError
 from ..lattice import lattice
 from ..result import PIDResult
@@ -150,6 +150,7 @@ def count_replicates(table: Any, measure: str, *, n_boot: int, n_perm: int,
     n_boot = check_int(n_boot, "n_boot", 0)
     n_perm = check_int(n_perm, "n_perm", 0)
     options = check_options(measure_options, "measure_options")
+    measure = check_measure_options(measure, options, "measure_options")
     _, (_, boot_seed, null_seed) = seed_sequences(seed)
     n = int(table.sum())
     point = _pid_of_counts(table, measure, options)

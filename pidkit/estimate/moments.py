@@ -255,6 +255,7 @@ class GaussianMoments:
         ``bias_correction=False``) on the accumulated covariance, without resampling. The same
         atoms and details as :func:`pidkit.estimate.pid_from_samples` with
         ``estimator="gaussian"``, ``n_boot=0``, ``n_perm=0`` on the same rows."""
+        self._require(self._sum)            # no samples: say so, not "has -1 sources"
         if len(self.dims) != 3:
             raise fail("GaussianMoments", f"has {len(self.dims) - 1} sources",
                        "The Gaussian PID takes a target and two sources")

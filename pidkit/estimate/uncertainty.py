@@ -355,12 +355,22 @@ def _normal(point: np.ndarray, boot: np.ndarray, ci: float, p: np.ndarray | None
 
 
 def _matched(point: Any, reps: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
-    """``point (m,)`` and replicates ``reps (B, m)`` as float arrays of matching widths."""
+    """``point (m,)`` and replicates ``reps (B, m)`` as float arrays of matching widths, with
+    no NaN: a NaN row marks a replicate that could not be evaluated, which :func:`drop_failed`
+    removes before any summary (a quantile or p-value over it would be NaN or wrong)."""
     point, reps = np.asarray(point, dtype=np.float64), np.asarray(reps, dtype=np.float64)
     if reps.ndim != point.ndim + 1 or reps.shape[1:] != point.shape:
         raise fail(name, f"must hold one row of {point.shape} per replicate, has shape "
                    f"{reps.shape}", "Stack replicates of the same quantities as the point "
                    "estimate")
+    if np.isnan(point).any():
+        raise fail("point", "holds NaN", "Summarise a point estimate that could be evaluated")
+    failed = np.isnan(reps).any(axis=tuple(range(1, reps.ndim)))
+    if failed.any():
+        raise fail(name, f"holds {int(failed.sum())} replicate(s) with NaN (replicates that "
+                   "could not be evaluated)", "Drop them first with "
+                   "pidkit.estimate.uncertainty.drop_failed, as bootstrap and "
+                   "permutation_null do")
     return point, reps
 
 

@@ -54,7 +54,7 @@ from scipy.linalg import lapack
 
 from .._backend import get_namespace, is_torch
 from ..errors import PIDTypeError, RegularizationWarning
-from ..validation import fail, reject_masked
+from ..validation import as_host_array, fail
 from ._channels import permutation
 
 __all__ = ["CONSTANT_VARIANCE", "EXACT_RTOL", "NEAR_RTOL", "PSD_RTOL", "SYMMETRY_RTOL",
@@ -115,11 +115,9 @@ def as_batch(cov: Any, dims: Any) -> tuple[Any, Any, tuple[int, ...], tuple[int,
     # integers (exact); booleans are no covariance (True/False are not variances), nor is a
     # masked array (its mask would be dropped); a torch tensor must be floating point
     if not is_torch(cov):
-        if isinstance(cov, (str, bytes)) or cov is None:
-            raise fail("cov", "must be a covariance matrix", "Pass a numpy array or torch tensor",
-                       cov, kind=PIDTypeError)
-        reject_masked(cov, "cov")
-        cov = np.asarray(cov)
+        cov = as_host_array(cov, "cov", must="a covariance matrix",
+                            fix="Pass a numpy array or torch tensor",
+                            ragged_fix="Give every matrix of a batch the same shape (d, d)")
         if cov.dtype == object or cov.dtype.kind not in "iuf":
             raise fail("cov", f"must hold real numbers, not dtype {cov.dtype}",
                        "Pass a float array, e.g. np.asarray(cov, dtype=float)",
