@@ -11,16 +11,16 @@
   :class:`BatchFormat` picks the input and the label: by position (default ``0`` and ``1``) or
   by key; for mappings without explicit keys the first of the usual names is used
   (:data:`INPUT_KEYS`, :data:`LABEL_KEYS`).
-- A model may return a tensor, a tuple/list (the first item is taken as logits) or a mapping
-  (``"logits"`` by default): :class:`BatchFormat.logits` selects the logits, with an index, a key
-  or any callable ``output -> Tensor``.
+- A model may return a tensor, a tuple/list (the first item is taken as logits), a mapping
+  or a dataclass (``"logits"`` by default): :class:`BatchFormat.logits` selects the logits,
+  with an index, a key or any callable ``output -> Tensor``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -35,7 +35,8 @@ from .labels import UNLABELLED, as_class_labels
 
 __all__ = ["BatchFormat", "INPUT_KEYS", "LABEL_KEYS", "OUTPUT_KEYS", "train_loader",
            "eval_loader", "has_batchnorm", "check_data", "to_device", "device_batches",
-           "class_labels", "check_label_values", "floating_dtypes"]
+           "class_labels", "check_label_values", "floating_dtypes", "check_input_dtypes",
+           "first_forward"]
 
 #: Keys tried, in order, for the input of a mapping batch when ``input_key`` is not given.
 INPUT_KEYS = ("input", "inputs", "x", "image", "images", "img", "pixel_values", "data",
@@ -74,7 +75,7 @@ def _by_position(items: Sequence, given: Key | None, default: int, argument: str
     return items[index]
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class BatchFormat:
     """Which entries of a batch are the input and the label, and which part of a model's output
     holds the logits.
@@ -88,7 +89,7 @@ class BatchFormat:
         Position or key of the logits in a tuple/list or mapping output, or a callable
         ``output -> Tensor``. ``None``: a tensor output as it is, the first item of a
         tuple/list, the first of :data:`OUTPUT_KEYS` of a mapping (e.g. Hugging Face
-        ``ModelOutput.logits``).
+        ``ModelOutput.logits``) or of a dataclass's fields.
 
     Examples
     --------
@@ -135,6 +136,10 @@ class BatchFormat:
         elif isinstance(output, Mapping) or hasattr(output, "keys"):
             value = _first_key(output, self.output_key, OUTPUT_KEYS, "output_key",
                                "model output")
+        elif dataclasses.is_dataclass(output) and not isinstance(output, type):
+            fields = {f.name: getattr(output, f.name) for f in dataclasses.fields(output)}
+            value = _first_key(fields, self.output_key, OUTPUT_KEYS, "output_key",
+                               "model output")
         elif isinstance(output, (tuple, list)):
             value = _by_position(output, self.output_key, 0, "output_key", "model output")
         else:
@@ -173,6 +178,58 @@ def floating_dtypes(x: Any) -> set[torch.dtype]:
     return set()
 
 
+def _integer_dtypes(x: Any) -> set[torch.dtype]:
+    """The dtypes of the integer (and boolean) tensors in ``x``, like :func:`floating_dtypes`."""
+    if isinstance(x, torch.Tensor):
+        return set() if x.is_floating_point() or x.is_complex() else {x.dtype}
+    if isinstance(x, Mapping):
+        x = list(x.values())
+    if isinstance(x, (tuple, list)):
+        return set().union(*(_integer_dtypes(v) for v in x))
+    return set()
+
+
+def check_input_dtypes(x: Any, dtype: torch.dtype | None, argument: str,
+                       model: str = "student", fix: str = "") -> None:
+    """Refuse floating-point inputs ``x`` whose dtype is not the model's ``dtype`` (torch
+    refuses ``float64`` inputs to ``float32`` weights deep inside the forward pass, and a silent
+    cast would drop precision). ``dtype=None`` (a model mixing precisions) checks nothing;
+    ``fix`` is appended to the advice.
+
+    Raises
+    ------
+    PIDTypeError
+        Naming ``argument``, the inputs' dtypes and the model's.
+    """
+    found = floating_dtypes(x)
+    if dtype is None or not found or found == {dtype}:
+        return
+    got = sorted(str(d) for d in found)
+    raise fail(argument, f"yields inputs of dtype {', '.join(got)} but the {model}'s "
+               f"parameters are {dtype}", "Convert the inputs to the model's dtype "
+               f"(e.g. TensorDataset(x.to({dtype}), y)), or the {model} to the inputs' "
+               f"({model}.to({got[0]})){fix}", None, kind=PIDTypeError)
+
+
+def first_forward(model: nn.Module, x: Any, name: str, argument: str) -> Any:
+    """``model(x)``; when it fails with a ``RuntimeError`` on inputs holding integer tensors
+    (``uint8`` images given to a float network), a :class:`~pidkit.errors.PIDTypeError` naming
+    ``argument`` and the dtypes, with torch's error chained. Any other failure propagates as
+    it is. For set-up checks on a first batch."""
+    try:
+        return model(x)
+    except RuntimeError as exc:
+        ints = sorted(str(d) for d in _integer_dtypes(x))
+        if not ints:
+            raise
+        reason = (str(exc).strip().splitlines() or [""])[0][:200]
+        raise fail(argument, f"yields inputs of dtype {', '.join(ints)} and the {name}'s "
+                   f"forward pass fails on them ({reason})", "Convert images to floats in the "
+                   "data set or a collate_fn, e.g. x.float() / 255 (torchvision: "
+                   "transforms.ToDtype(torch.float32, scale=True)); integer inputs suit models "
+                   "that embed them (token ids)", None, kind=PIDTypeError) from exc
+
+
 def class_labels(y: torch.Tensor, argument: str = "train_data") -> torch.Tensor:
     """The labels of a batch of ``argument`` as int64 class indices, by the rule of
     :mod:`pidkit_distill.labels` (:func:`~pidkit_distill.labels.as_class_labels`): any integer
@@ -196,16 +253,24 @@ def check_label_values(y: torch.Tensor, num_classes: int, argument: str = "train
     bad = y[((y < 0) | (y >= num_classes)) & (y != UNLABELLED)]
     if bad.numel():
         shown = sorted(set(bad.tolist()))[:5]
+        ignore = (f"; PyTorch's ignore_index -100 is not this package's marker: pass "
+                  f"y.masked_fill(y == -100, {UNLABELLED})" if -100 in shown else "")
         raise fail(argument, f"yields labels {shown} outside the {num_classes} classes of the "
                    f"student's logits (valid: 0..{num_classes - 1}, or {UNLABELLED} for an "
                    "unlabelled sample)", "Relabel the data to 0..K-1, or give the student "
-                   "(and teacher) as many outputs as there are classes", None)
+                   f"(and teacher) as many outputs as there are classes{ignore}", None)
 
 
 def device_batches(loader: Iterable, batch_format: BatchFormat, device: torch.device, *,
-                   argument: str = "train_data", drop_single_tail: bool = False):
+                   argument: str = "train_data", drop_single_tail: bool = False,
+                   num_classes: int | None = None):
     """Yield ``(x, y)`` of each batch of ``loader`` on ``device``, ``y`` as int64 class
     indices (:func:`class_labels`).
+
+    With ``num_classes``, labels that the loader yields on the CPU (as PyTorch's loaders do)
+    are checked to lie in ``[0, num_classes)`` or be :data:`UNLABELLED`
+    (:func:`check_label_values`) before they move to ``device``: a read of host memory, no
+    device synchronisation. Labels already on an accelerator are not read.
 
     With ``drop_single_tail`` a last batch of a single sample is left out with a warning (batch
     norm cannot train on one sample): the batches are yielded one step behind, so that the last
@@ -218,8 +283,11 @@ def device_batches(loader: Iterable, batch_format: BatchFormat, device: torch.de
     pending = None
     yielded = False
     for batch in loader:
-        x, y = batch_format.split(batch)
-        current = (to_device(x, device), class_labels(y, argument).to(device, non_blocking=True))
+        x, y = batch_format.split(batch, argument)
+        y = class_labels(y, argument)
+        if num_classes is not None and y.device.type == "cpu":
+            check_label_values(y, num_classes, argument)
+        current = (to_device(x, device), y.to(device, non_blocking=True))
         if not drop_single_tail:
             yield current
             continue
@@ -256,6 +324,16 @@ def check_data(data: Any, argument: str) -> int | None:
                                           and not hasattr(data, "__getitem__")):
         raise fail(argument, f"is a {type(data).__name__}, not a data set", "Pass a torch "
                    "Dataset, IterableDataset or DataLoader", None, kind=PIDTypeError)
+    if isinstance(data, Mapping):
+        raise fail(argument, f"is a {type(data).__name__} (keys {sorted(map(str, data))[:5]}), "
+                   "not a data set of samples", "Pass a Dataset whose items are (x, y) pairs or "
+                   "mappings, e.g. TensorDataset(x, y)", None, kind=PIDTypeError)
+    if isinstance(data, tuple) and data and all(
+            isinstance(v, torch.Tensor) or hasattr(v, "__array_interface__") for v in data):
+        raise fail(argument, f"is a tuple of {len(data)} arrays, not a data set of samples "
+                   "(each array would be read as one sample)", "Wrap the "
+                   "arrays as TensorDataset(x, y) (torch.as_tensor for numpy arrays)", None,
+                   kind=PIDTypeError)
     if isinstance(data, IterableDataset) or not hasattr(data, "__len__"):
         return None
     n = len(data)

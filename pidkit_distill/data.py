@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Subset, TensorDataset
 
-from pidkit.validation import fail
+from pidkit.validation import check_int, fail
 
 __all__ = [
     "load_digits",
@@ -251,6 +251,7 @@ def dataset_targets(dataset: Dataset) -> torch.Tensor:
 def subset_per_class(dataset: Dataset, n_per_class: int, seed: int = 0) -> Subset:
     """A subset with ``n_per_class`` samples of every class, drawn without replacement with a
     seeded generator (the paper's CIFAR-100 setting uses 100 per class)."""
+    n_per_class = check_int(n_per_class, "n_per_class", 1)
     targets = dataset_targets(dataset)
     g = torch.Generator().manual_seed(seed)
     chosen = []

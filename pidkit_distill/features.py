@@ -182,6 +182,11 @@ class FeatureHooks:
             if path not in modules:
                 raise _unknown_module(model, path, modules, name)
         self._targets = [(spec, modules[path], index) for spec, path, index in targets]
+        if any(isinstance(m, torch.jit.ScriptModule) for _, m, _ in self._targets):
+            raise fail("layers", f"name TorchScript modules of {_describe(model, name)}, "
+                       "and TorchScript does not support forward hooks", "Pass the eager "
+                       "nn.Module (before torch.jit.script), or a method that needs no "
+                       "features (method='kd' or 'none')", self.layers, kind=PIDTypeError)
 
     def _hook(self, spec: str, index: int | None):
         def hook(_module, _inputs, output):

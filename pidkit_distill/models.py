@@ -45,6 +45,7 @@ __all__ = [
     "freeze",
     "module_device",
     "module_dtype",
+    "resolve_device",
     "untrained_teacher",
     "NuisanceTeacher",
     "DigitsCNN",
@@ -128,8 +129,13 @@ def _torchvision_model(arch: str, num_classes: int, **kwargs) -> nn.Module:
 
 
 def default_layers(model: nn.Module) -> tuple[str, ...]:
-    """The model's ``feature_layers`` attribute (module paths to distil by default)."""
+    """The model's ``feature_layers`` attribute (module paths to distil by default); for a
+    wrapper such as :class:`~torch.nn.DataParallel` or
+    :class:`~torch.nn.parallel.DistributedDataParallel`, its wrapped ``module``'s, with the
+    ``module.`` prefix the wrapper adds to the paths."""
     layers = getattr(model, "feature_layers", None)
+    if not layers and isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
+        return tuple(f"module.{path}" for path in default_layers(model.module))
     if not layers:
         raise fail("model", f"{type(model).__name__} has no feature_layers attribute",
                    "Pass layers=[(teacher_path, student_path), ...] explicitly")
@@ -213,6 +219,38 @@ def module_device(model: nn.Module, name: str = "model",
                    f"Move it with {name}.to({str(expected)!r}), or request device="
                    f"{str(device)!r}")
     return device
+
+
+def resolve_device(device: str | torch.device, argument: str = "device") -> torch.device:
+    """``device`` (a string such as ``"cpu"``, ``"cuda:1"``, ``"mps"``, or a
+    :class:`torch.device`) as a :class:`torch.device` this machine has.
+
+    Raises
+    ------
+    PIDValueError
+        ``device`` is not a device name, is ``"meta"`` (no data to compute on), or names a
+        CUDA or MPS device that this machine or this torch build lacks; the message names
+        ``argument`` and the devices to use instead.
+    """
+    usable = "Use 'cpu', 'cuda', 'cuda:1' or 'mps'"
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise fail(argument, "is not a torch device", usable, device) from exc
+    if dev.type == "meta":
+        raise fail(argument, "'meta' holds shapes without data, so nothing can run on it",
+                   usable, device)
+    if dev.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if not count:
+            raise fail(argument, "CUDA is not available", "Use device='cpu'", device)
+        if dev.index is not None and dev.index >= count:
+            raise fail(argument, f"names CUDA device {dev.index}, but this machine has "
+                       f"{count} (cuda:0..cuda:{count - 1})", "Pick one of those", device)
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise fail(argument, "MPS (Apple GPUs) is not available in this torch build or on "
+                   "this machine", "Use device='cpu'", device)
+    return dev
 
 
 def module_dtype(model: nn.Module) -> torch.dtype | None:

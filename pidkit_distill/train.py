@@ -64,11 +64,12 @@ from pidkit.validation import check_choice, check_flag, check_int, check_positiv
 from .batches import (
     BatchFormat,
     check_data,
+    check_input_dtypes,
     check_label_values,
     class_labels,
     device_batches,
     eval_loader,
-    floating_dtypes,
+    first_forward,
     has_batchnorm,
     to_device,
     train_loader,
@@ -83,7 +84,7 @@ from .losses import (
     labelled_mask,
     make_loss,
 )
-from .models import default_layers, freeze, module_device, module_dtype
+from .models import default_layers, freeze, module_device, module_dtype, resolve_device
 from .optim import build_optimizer, build_scheduler, param_groups
 from .schedule import Schedule, check_ratio, learning_rate, resolve_schedule
 
@@ -279,6 +280,11 @@ class TrainConfig:
         if self.out_dir is not None and not isinstance(self.out_dir, (str, os.PathLike)):
             raise fail("out_dir", "must be a folder path or None", "Pass a str or a "
                        "pathlib.Path", self.out_dir, kind=PIDTypeError)
+        if self.out_dir is not None and Path(self.out_dir).exists() and \
+                not Path(self.out_dir).is_dir():
+            raise fail("out_dir", "is an existing file, not a folder (metrics and checkpoints "
+                       "are written inside it)", "Pass a folder path (it is created if "
+                       "missing)", self.out_dir)
         self.format = BatchFormat(self.input_key, self.label_key, self.output_key)
 
 
@@ -299,11 +305,31 @@ class LambdaCallback:
     """Wrap ``fn(trainer, epoch, metrics)`` as a :class:`Callback`, run every ``every`` epochs."""
 
     def __init__(self, fn, every: int = 1):
-        self.fn, self.every = fn, int(every)
+        if not callable(fn):
+            raise fail("fn", f"is a {type(fn).__name__}, not a function", "Pass "
+                       "fn(trainer, epoch, metrics)", None, kind=PIDTypeError)
+        self.fn, self.every = fn, check_int(every, "every", 1)
 
     def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: dict[str, Any]) -> None:
         if (epoch + 1) % self.every == 0:
             self.fn(trainer, epoch, metrics)
+
+
+def _check_callbacks(callbacks: Any) -> list:
+    """``callbacks`` as a list, each with an ``on_epoch_end`` method (typed error otherwise,
+    before training rather than after the first epoch)."""
+    if callable(callbacks) or isinstance(callbacks, (str, bytes)) or \
+            not isinstance(callbacks, Iterable):
+        raise fail("callbacks", f"is a {type(callbacks).__name__}, not a list of callbacks",
+                   "Pass a list, e.g. callbacks=[LambdaCallback(fn)]", None, kind=PIDTypeError)
+    out = list(callbacks)
+    for cb in out:
+        if not callable(getattr(cb, "on_epoch_end", None)):
+            raise fail("callbacks", f"holds a {type(cb).__name__} without an on_epoch_end "
+                       "method", "Wrap a function fn(trainer, epoch, metrics) as "
+                       "LambdaCallback(fn), or give the object on_epoch_end(trainer, epoch, "
+                       "metrics)", None, kind=PIDTypeError)
+    return out
 
 
 @dataclass(frozen=True)
@@ -574,8 +600,9 @@ class Trainer:
       ``int16`` and ``int32`` labels are converted to ``int64`` (exactly), float, boolean and
       one-hot labels are refused (:func:`~pidkit_distill.batches.class_labels`). Their values
       are in ``[0, K)`` or ``-1`` (:data:`~pidkit_distill.losses.UNLABELLED`); the values are
-      checked on the first batch only (a label out of range in a later batch reaches
-      torch's own error);
+      checked on the first batch, and on every later batch whose labels the loader yields on
+      the CPU (a host read, no device synchronisation), so a label out of range halfway
+      through an epoch is a typed error naming ``train_data`` or ``val_data``;
     - floating-point inputs have the student's dtype (unless ``amp``); the teacher may have
       another precision (e.g. a ``float64`` or ``bfloat16`` teacher): its inputs are cast to
       its dtype and its logits and features to the student's;
@@ -642,6 +669,10 @@ class Trainer:
         self.teacher = freeze(teacher.to(self.device)) if teacher is not None else None
         self.dtype = module_dtype(self.student)
         self._teacher_dtype = (module_dtype(self.teacher) if self.teacher is not None else None)
+        if loss is not None and not isinstance(loss, DistillLoss):
+            raise fail("loss", f"is a {type(loss).__name__}, not a DistillLoss", "Pass a loss "
+                       "instance (e.g. make_loss('kd', [], [], num_classes)), or method='kd' "
+                       "to build one by name", kind=PIDTypeError)
         self.loss_fn = loss
         needs_teacher = loss.uses_teacher if loss is not None else cfg.method != "none"
         if self.teacher is None and needs_teacher:
@@ -692,7 +723,7 @@ class Trainer:
         use_scaler = cfg.amp and self.device.type == "cuda"
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=use_scaler)
         self.amp_dtype = torch.float16 if self.device.type == "cuda" else torch.bfloat16
-        self.callbacks = list(callbacks)
+        self.callbacks = _check_callbacks(callbacks)
         self.history: list[dict[str, Any]] = []
         self.epoch = 0
         self.stop = False
@@ -708,19 +739,10 @@ class Trainer:
 
     # ------------------------------------------------------------------ setup helpers
     def _resolve_device(self, device: str | torch.device) -> torch.device:
-        try:
-            dev = torch.device(device)
-        except (RuntimeError, TypeError) as exc:
-            raise fail("device", "is not a torch device", "Use 'cpu', 'cuda', 'cuda:1' or "
-                       "'mps'", device) from exc
-        if dev.type == "meta":
-            raise fail("device", "'meta' holds shapes without data, so nothing can train on it",
-                       "Use 'cpu', 'cuda', 'cuda:1' or 'mps'", device)
+        dev = resolve_device(device)
         if dev.type == "cuda" and dev.index is None and int(os.environ.get("WORLD_SIZE",
                                                                            "1")) > 1:
             dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-        if dev.type == "cuda" and not torch.cuda.is_available():
-            raise fail("device", "CUDA is not available", "Use device='cpu'", device)
         return dev
 
     def _resolve_layers(self, layers) -> tuple[list[str], list[str]]:
@@ -765,16 +787,9 @@ class Trainer:
 
     def _check_inputs(self, x: Any, argument: str) -> None:
         """Floating-point inputs must have the student's dtype (without ``amp``, where autocast
-        casts them): torch refuses ``float64`` inputs to ``float32`` weights deep inside the
-        forward pass."""
-        found = floating_dtypes(x)
-        if self.config.amp or self.dtype is None or not found or found == {self.dtype}:
-            return
-        got = sorted(str(d) for d in found)
-        raise fail(argument, f"yields inputs of dtype {', '.join(got)} but the student's "
-                   f"parameters are {self.dtype}", "Convert the inputs to the student's dtype "
-                   f"(e.g. TensorDataset(x.to({self.dtype}), y)), or the student to the inputs' "
-                   f"(student.to({got[0]})); or train with amp=True", None, kind=PIDTypeError)
+        casts them): :func:`~pidkit_distill.batches.check_input_dtypes`."""
+        if not self.config.amp:
+            check_input_dtypes(x, self.dtype, argument, fix="; or train with amp=True")
 
     def _probe(self, num_classes: int | None, needs_teacher: bool):
         """Run the models once on the first batch (eval mode, no gradient) and check what a
@@ -788,13 +803,15 @@ class Trainer:
         self._check_inputs(x, "train_data")
         with torch.no_grad(), eval_mode(self.student):
             with FeatureHooks(self.student, self.student_layers, name="student") as hooks:
-                logits = cfg.format.logits(self.student(x))
+                logits = cfg.format.logits(first_forward(self.student, x, "student",
+                                                         "train_data"))
                 s_feats = hooks.collect()
             t_logits, t_feats = None, []
             if self.teacher is not None and needs_teacher:
                 with FeatureHooks(self.teacher, self.teacher_layers, name="teacher") as hooks:
-                    t_logits = cfg.format.logits(self.teacher(to_device(x, self.device,
-                                                                        self._teacher_dtype)))
+                    t_logits = cfg.format.logits(first_forward(
+                        self.teacher, to_device(x, self.device, self._teacher_dtype), "teacher",
+                        "train_data"))
                     t_feats = hooks.collect() if self.teacher_layers else []
         k = int(logits.shape[1])
         if k < 2:
@@ -935,7 +952,8 @@ class Trainer:
         nonfinite = torch.zeros((), dtype=torch.bool, device=self.device)
         bar = self._progress(self.loader, f"epoch {epoch} [{phase}]")
         batches = device_batches(bar, cfg.format, self.device,
-                                 drop_single_tail=self._drop_single_tail)
+                                 drop_single_tail=self._drop_single_tail,
+                                 num_classes=self.num_classes)
         for step, (x, y) in enumerate(batches):
             with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=cfg.amp):
                 t_logits, t_feats = self._teacher_pass(x)
@@ -1024,7 +1042,8 @@ class Trainer:
         zero = torch.zeros((), dtype=torch.float64, device=self.device)
         sums = {"n": zero, "labelled": zero, "correct": zero, "ce": zero, "head_correct": zero}
         with eval_mode(self.student, self.loss_fn):
-            for x, y in device_batches(loader, cfg.format, self.device, argument="val_data"):
+            for x, y in device_batches(loader, cfg.format, self.device, argument="val_data",
+                                       num_classes=self.num_classes):
                 logits = cfg.format.logits(self.student(x))
                 sums["n"] = sums["n"] + y.shape[0]
                 sums["labelled"] = sums["labelled"] + labelled_mask(y).sum()

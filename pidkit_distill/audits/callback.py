@@ -96,6 +96,10 @@ class AuditCallback:
                  add_metrics: bool = True, **audit_options: Any):
         if isinstance(every, bool) or not isinstance(every, int) or every < 1:
             raise fail("every", "must be a positive integer", "Pass e.g. every=5", every)
+        if data is not None:
+            from ..batches import check_data
+
+            check_data(data, "data")
         self.data = data
         self.every = every
         self.layers = layers

@@ -161,11 +161,17 @@ def plot_curves(histories: Sequence[AuditHistory] | Mapping[str, AuditHistory], 
     if isinstance(histories, Mapping):
         runs = list(histories.items())
     elif isinstance(histories, Sequence) and not isinstance(histories, (str, bytes)):
-        runs = [(h.method, h) for h in histories]
+        runs = [(getattr(h, "method", None), h) for h in histories]
     else:
         raise fail("histories", "must be a list of AuditHistory or a mapping label -> history",
                    "Collect them with AuditCallback(...).history", histories, kind=PIDTypeError)
-    if not runs or any(not isinstance(h, AuditHistory) or not h.reports for _, h in runs):
+    strays = sorted({type(h).__name__ for _, h in runs if not isinstance(h, AuditHistory)})
+    if strays:
+        raise fail("histories", f"holds {strays}, not AuditHistory objects (one per training "
+                   "run: its audits over the epochs)", "Collect them with "
+                   "AuditCallback(...).history; a single AuditReport is drawn with "
+                   "report.plot()", kind=PIDTypeError)
+    if not runs or any(not h.reports for _, h in runs):
         raise fail("histories", "must hold non-empty AuditHistory objects",
                    "Audit at least one epoch per run")
     for q in quantities:

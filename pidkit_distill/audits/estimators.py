@@ -307,6 +307,9 @@ class GaussianPair:
         self._dims = (teacher.shape[1], student.shape[1])
         self.projectors = []
         for side, rows in (("teacher", teacher), ("student", student)):
+            if rows.shape[0] and (rows.max(axis=0) == rows.min(axis=0)).all():
+                raise fail(f"{side}_features", "is constant (every sample identical)",
+                           "Check the array; a constant variable carries no information")
             side_settings = layer_settings(self.settings, self.given, rows, side, pair)
             self.projectors.append(Projector(side_settings["n_components"],
                                              scaling=side_settings["scaling"], dtype="float64",

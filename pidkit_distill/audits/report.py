@@ -239,6 +239,20 @@ class AuditReport:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> AuditReport:
+        """The report :meth:`to_dict` returned; a typed error naming ``data`` and the missing
+        entries for anything else."""
+        required = ("pairs", "estimator", "settings", "n_samples", "base", "ci", "seed")
+        if not isinstance(data, Mapping):
+            raise fail("data", f"is a {type(data).__name__}, not a report dict",
+                       "Pass what AuditReport.to_dict() returned", kind=PIDTypeError)
+        missing = [k for k in required if k not in data]
+        pair_keys = ("teacher_layer", "student_layer", "values")
+        if missing or not isinstance(data["pairs"], (list, tuple)) or not all(
+                isinstance(d, Mapping) and all(k in d for k in pair_keys)
+                for d in data["pairs"]):
+            lacking = missing or f"{list(pair_keys)} in its pairs"
+            raise fail("data", f"is not an audit report (missing {lacking})", "Pass what "
+                       "AuditReport.to_dict() / to_json() wrote")
         return cls(pairs=tuple(LayerAudit.from_dict(d) for d in data["pairs"]),
                    estimator=data["estimator"], settings=data["settings"],
                    n_samples=data["n_samples"], base=data["base"], ci=data["ci"],
@@ -257,9 +271,20 @@ class AuditReport:
     def from_json(cls, text_or_path: str | Path) -> AuditReport:
         """Read a report from JSON text or from a ``.json`` file written by :meth:`to_json`."""
         text = str(text_or_path)
-        if not text.lstrip().startswith("{"):
-            text = Path(text_or_path).read_text()
-        return cls.from_dict(json.loads(text))
+        where = "the JSON text"
+        if not text.lstrip().startswith(("{", "[")):
+            path = Path(text_or_path)
+            if not path.is_file():
+                raise fail("text_or_path", "is neither JSON text nor an existing file",
+                           "Pass the text or the path AuditReport.to_json() wrote",
+                           text[:80])
+            where, text = str(path), path.read_text()
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise fail("text_or_path", f"{where} is not valid JSON ({exc})", "Pass the text or "
+                       "the file AuditReport.to_json() wrote") from exc
+        return cls.from_dict(data)
 
     def rows(self) -> list[dict[str, Any]]:
         """A tidy table: one row per (pair, quantity) with value, interval bounds and kind, chance

@@ -442,6 +442,10 @@ def audit(teacher, student, data: Any, layers: Sequence[tuple[str, str]] | None 
     if device is None:
         first = next(iter(teacher.parameters()), None)
         device = first.device if first is not None else "cpu"
+    else:
+        from ..models import resolve_device
+
+        device = resolve_device(device)
     from ..batches import BatchFormat
 
     batch_format = BatchFormat(input_key, label_key)

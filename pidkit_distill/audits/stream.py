@@ -212,13 +212,19 @@ def model_batches(teacher, student, pairs: Sequence[tuple[str, str]], device,
     (:class:`~pidkit_distill.batches.BatchFormat`: tuples by position, mappings by key);
     inputs may be a tensor or a tuple/list/mapping of tensors (moved to ``device`` as by the
     trainer, all of them hashed into the sample keys). Non-finite features are refused with the
-    sample's position in the order the loader yields them."""
+    sample's position in the order the loader yields them. Floating-point inputs must have the
+    student's dtype (:func:`~pidkit_distill.batches.check_input_dtypes`); a teacher in another
+    precision gets them cast to its own, as in training."""
     import torch
 
-    from ..batches import BatchFormat, to_device
+    from ..batches import BatchFormat, check_input_dtypes, first_forward, to_device
     from ..features import FeatureHooks, eval_mode
+    from ..models import module_dtype
 
     fmt = batch_format if batch_format is not None else BatchFormat()
+    s_dtype, t_dtype = module_dtype(student), module_dtype(teacher)
+    checked, checked_name = (s_dtype, "student") if s_dtype is not None else (t_dtype, "teacher")
+    dev = torch.device(device)
     t_layers = list(dict.fromkeys(t for t, _ in pairs))
     s_layers = list(dict.fromkeys(s for _, s in pairs))
 
@@ -230,10 +236,11 @@ def model_batches(teacher, student, pairs: Sequence[tuple[str, str]], device,
             for item in loader:
                 x, y = fmt.split(item, which)
                 labels = _labels(y, which)
-                xd = to_device(x, torch.device(device))
-                teacher(xd)
+                check_input_dtypes(x, checked, which, checked_name)
+                xd = to_device(x, dev)
+                first_forward(teacher, to_device(xd, dev, t_dtype), "teacher", which)
                 if student is not teacher:
-                    student(xd)
+                    first_forward(student, xd, "student", which)
                 t_feats = dict(zip(t_layers, th.collect(), strict=True))
                 s_feats = dict(zip(s_layers, sh.collect(), strict=True))
                 teacher_rows = [_flat(t_feats[t], f"teacher layer {t!r}") for t, _ in pairs]

@@ -68,6 +68,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from .. import data
     from ..audits import audit
+    from ..models import resolve_device
     from ._models import build_model, build_teacher, load_into, load_weights
 
     train, test = data.get_dataset(args.dataset, args.root, seed=args.seed)
@@ -78,15 +79,16 @@ def run(args: argparse.Namespace) -> int:
     if args.student_weights:
         load_into(student, load_weights(args.student_weights, "student"), args.student_weights,
                   "student", args.student)
-    teacher.to(args.device)
-    student.to(args.device)
+    device = resolve_device(args.device, "--device")
+    teacher.to(device)
+    student.to(device)
     fit_data = None if args.fit_split == "same" else split[args.fit_split]
     report = audit(
         teacher, student, split[args.split], args.layer, estimator=args.estimator,
         fit_data=fit_data, ci=args.ci or None, n_boot=args.n_boot, n_perm=args.n_perm,
         interval=args.interval, seed=args.seed, measure=args.measure, base=args.base,
         estimator_options=dict(args.option), max_fit_samples=args.max_fit_samples,
-        num_classes=k, batch_size=args.batch_size, device=args.device,
+        num_classes=k, batch_size=args.batch_size, device=device,
         metadata={"dataset": args.dataset, "split": args.split, "teacher_name": args.teacher,
                   "student_name": args.student, "teacher_weights": args.teacher_weights,
                   "student_weights": args.student_weights,

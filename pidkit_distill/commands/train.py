@@ -91,6 +91,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true")
 
 
+def _check_output_file(path: str, flag: str) -> None:
+    """Refuse, before training, an output file that could not be written after it: a folder,
+    or a path whose parent folder does not exist."""
+    from pathlib import Path
+
+    from pidkit.validation import fail
+
+    file = Path(path)
+    if file.is_dir():
+        raise fail(flag, f"{file} is a directory", "Pass a file path, e.g. "
+                   f"{file / 'student.pt'}")
+    if not file.parent.is_dir():
+        raise fail(flag, f"the folder {file.parent} of {file} does not exist", "Create it "
+                   "first, or pass a path in an existing folder")
+
+
 def run(args: argparse.Namespace) -> int:
     import torch
 
@@ -114,6 +130,8 @@ def run(args: argparse.Namespace) -> int:
                                          kind=args.nuisance_kind, scale=args.nuisance_scale,
                                          seed=args.teacher_seed)
     student = build_model(args.student, k, args.student_kw, "student")
+    if args.save_student:
+        _check_output_file(args.save_student, "--save-student")
     result = distill(
         teacher, student, train, method=args.method, layers=args.layer, val_data=test,
         resume=args.resume, method_options=dict(args.option), epochs=args.epochs,

@@ -34,6 +34,7 @@ import numbers
 import typing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import distributed as dist
@@ -43,12 +44,13 @@ from torch.nn import functional as F
 from pidkit.errors import PIDTypeError
 from pidkit.validation import check_flag, check_fraction, check_int, check_positive, fail
 
+from ..features import check_layer_pairs
 from ..labels import UNLABELLED, as_class_labels
 
 __all__ = ["Batch", "DistillLoss", "register_method", "make_loss", "available_methods",
            "Shape", "Parts", "UNLABELLED", "labelled_mask", "cross_entropy", "distributed_mean",
            "sum_across_processes", "running_sum", "check_labels", "check_fraction",
-           "check_flag", "check_real", "method_options"]
+           "check_flag", "check_real", "method_options", "check_batch"]
 
 Shape = tuple[int, ...]
 #: The logged parts of a loss: name -> detached 0-d float32 tensor on the loss's device.
@@ -352,6 +354,63 @@ def check_labels(y: torch.Tensor, name: str = "y") -> torch.Tensor:
     return as_class_labels(y, name, read_values=False)
 
 
+def _check_features(features: Any, side: str, n: int, shapes: Sequence[Shape] | None) -> None:
+    """One side's feature list of a :class:`Batch` against the loss's layer shapes."""
+    name = f"{side}_features"
+    if shapes is not None and len(features) != len(shapes):
+        raise fail(name, f"holds {len(features)} tensor(s) for the loss's {len(shapes)} layer "
+                   "pair(s)", f"Pass one {side} feature tensor per layer pair the loss was "
+                   "built for (hook the same layers as for make_loss)")
+    for i, f in enumerate(features):
+        if not torch.is_tensor(f):
+            raise fail(name, f"item {i} is a {type(f).__name__}, not a tensor", "Pass the "
+                       "hooked layers' output tensors (FeatureHooks.collect())",
+                       kind=PIDTypeError)
+        if f.dim() == 0 or f.shape[0] != n:
+            raise fail(name, f"item {i} has shape {tuple(f.shape)}, not one row per label "
+                       f"({n} labels)", "Pass batch-first features (N, C, ...) of the same batch")
+        if shapes is not None and tuple(f.shape[1:]) != tuple(shapes[i]):
+            raise fail(name, f"item {i} has per-sample shape {tuple(f.shape[1:])}, but the "
+                       f"loss was built for {tuple(shapes[i])}", "Hook the layers the loss was "
+                       "built for, or build the loss for these shapes with make_loss")
+
+
+def check_batch(loss: DistillLoss, batch: Batch, *, student_features: bool = True) -> None:
+    """Refuse a :class:`Batch` that ``loss`` cannot use, by metadata only (shapes, dtypes,
+    counts: no value is read, so it costs no host synchronisation inside a step): labels that
+    are not integer class indices (:func:`check_labels`), teacher logits missing or of another
+    shape than the student's for a loss that compares them (KD), feature lists of the wrong
+    length or per-sample shape (the shapes are known for losses built by :func:`make_loss`),
+    and a single-sample batch for a loss whose batch norm trains.
+
+    Called first by every built-in loss, so that a batch assembled in a loop of one's own gets
+    a typed error naming the :class:`Batch` field rather than a torch error deep inside.
+    """
+    y = check_labels(batch.y)
+    n = y.shape[0]
+    if loss.uses_teacher_logits:
+        t, s = batch.teacher_logits, batch.student_logits
+        if not torch.is_tensor(t):
+            raise fail("teacher_logits", f"is {type(t).__name__}, but "
+                       f"{type(loss).__name__} compares the teacher's logits with the "
+                       "student's", "Pass Batch(teacher_logits=teacher(x)) computed under "
+                       "torch.no_grad()", kind=PIDTypeError)
+        if torch.is_tensor(s) and t.shape != s.shape:
+            raise fail("teacher_logits", f"has shape {tuple(t.shape)} but the student's logits "
+                       f"{tuple(s.shape)}", "Give both models the same classes and the same "
+                       "batch")
+    if loss.uses_features:
+        shapes = getattr(loss, "layer_shapes", None)
+        _check_features(batch.teacher_features, "teacher", n, shapes and shapes[0])
+        if student_features:
+            _check_features(batch.student_features, "student", n, shapes and shapes[1])
+    if n == 1 and any(m.training for m in loss.modules()
+                      if isinstance(m, nn.modules.batchnorm._BatchNorm)):
+        raise fail("y", f"holds 1 sample, and {type(loss).__name__}'s batch norm cannot train "
+                   "on one sample", "Use batches of at least 2 samples (drop_last=True in "
+                   "the DataLoader), or build the loss with norm=False")
+
+
 def cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     r"""Mean cross-entropy in nats over the labelled samples of the batch (computed in float32
     under mixed precision):
@@ -455,8 +514,21 @@ def make_loss(method: str, teacher_shapes: Sequence[Shape], student_shapes: Sequ
         raise fail("method_options", f"{unknown} are not options of method {key!r}",
                    f"Its options are {sorted(accepted)}" if accepted
                    else f"Method {key!r} takes no options: pass method_options={{}}", kwargs)
-    if len(teacher_shapes) != len(student_shapes):
-        raise fail("layers", f"{len(teacher_shapes)} teacher layers but {len(student_shapes)} "
-                   "student layers", "Give (teacher, student) layer pairs")
-    return _METHODS[key]([tuple(s) for s in teacher_shapes], [tuple(s) for s in student_shapes],
-                         check_int(num_classes, "num_classes", 2), **kwargs)
+    t_shapes = _shapes(teacher_shapes, "teacher_shapes")
+    s_shapes = _shapes(student_shapes, "student_shapes")
+    check_layer_pairs(t_shapes, s_shapes)
+    loss = _METHODS[key](t_shapes, s_shapes, check_int(num_classes, "num_classes", 2), **kwargs)
+    loss.layer_shapes = (t_shapes, s_shapes)
+    return loss
+
+
+def _shapes(shapes: Any, name: str) -> list[Shape]:
+    """``shapes`` (per-sample feature shapes, one per layer pair) as a list of int tuples."""
+    if isinstance(shapes, (str, bytes)) or not isinstance(shapes, Sequence) or not all(
+            isinstance(s, Sequence) and all(isinstance(d, numbers.Integral)
+                                            and not isinstance(d, bool) for d in s)
+            for s in shapes):
+        raise fail(name, "must be a list of per-sample shapes, one tuple of ints per layer "
+                   "pair", "Example: [(64, 8, 8)] for one pair whose feature is (N, 64, 8, 8); "
+                   "[] for a method without features", shapes, kind=PIDTypeError)
+    return [tuple(int(d) for d in s) for s in shapes]

@@ -197,6 +197,7 @@ from .base import (
     Parts,
     Shape,
     _part,
+    check_batch,
     check_labels,
     check_momentum,
     cross_entropy,
@@ -593,6 +594,7 @@ class DiscretePIDLoss(DistillLoss):
                           "for exact values", ConvergenceWarning, stacklevel=3)
 
     def student_loss(self, batch: Batch) -> tuple[torch.Tensor, Parts]:
+        check_batch(self, batch)
         ce = cross_entropy(batch.student_logits, batch.y)
         red = sum(self.redundancies(batch))
         return ce - self.beta * red.to(ce.dtype), {"ce": _part(ce), "redundancy": _part(red),

@@ -28,6 +28,7 @@ from .base import (
     Shape,
     _part,
     _upcast,
+    check_batch,
     cross_entropy,
     register_method,
 )
@@ -56,6 +57,7 @@ class FitNetsLoss(DistillLoss):
                                                       strict=True))
 
     def student_loss(self, batch: Batch) -> tuple[torch.Tensor, Parts]:
+        check_batch(self, batch)
         ce = cross_entropy(batch.student_logits, batch.y)
         hint = sum(hint_loss(adapter(align(s)), align(t)) for adapter, align, s, t in
                    zip(self.adapters, self.aligns, batch.student_features,

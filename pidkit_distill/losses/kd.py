@@ -22,6 +22,7 @@ from .base import (
     Parts,
     _part,
     _upcast,
+    check_batch,
     cross_entropy,
     register_method,
 )
@@ -67,6 +68,7 @@ class KDLoss(DistillLoss):
         self.alpha = check_fraction(alpha, "alpha")
 
     def student_loss(self, batch: Batch) -> tuple[torch.Tensor, Parts]:
+        check_batch(self, batch)
         ce = cross_entropy(batch.student_logits, batch.y)
         kd = kd_divergence(batch.student_logits, batch.teacher_logits, self.temperature)
         return (1 - self.alpha) * ce + self.alpha * kd, {"ce": _part(ce), "kd": _part(kd)}

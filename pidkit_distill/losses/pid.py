@@ -144,6 +144,7 @@ from .base import (
     Parts,
     Shape,
     _part,
+    check_batch,
     check_labels,
     check_momentum,
     cross_entropy,
@@ -501,6 +502,7 @@ class PIDLoss(DistillLoss):
         return [out[i] for i in range(len(dims))]
 
     def student_loss(self, batch: Batch) -> tuple[torch.Tensor, Parts]:
+        check_batch(self, batch)
         ce = cross_entropy(batch.student_logits, batch.y)
         red = sum(self.redundancies(batch))
         return ce - self.beta * red, {"ce": _part(ce), "redundancy": _part(red)}

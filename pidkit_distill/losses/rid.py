@@ -40,6 +40,7 @@ from .base import (
     Shape,
     _part,
     _upcast,
+    check_batch,
     check_flag,
     check_real,
     cross_entropy,
@@ -173,6 +174,7 @@ class RIDLoss(DistillLoss):
         return sq.mean() if self.reduction == "mean" else sq.sum()
 
     def teacher_loss(self, batch: Batch, *, distill: bool) -> tuple[torch.Tensor, Parts]:
+        check_batch(self, batch, student_features=distill)
         ce_total = torch.zeros((), device=batch.y.device)
         v_total = torch.zeros((), device=batch.y.device)
         for i, pair in enumerate(self.pairs):
@@ -188,6 +190,7 @@ class RIDLoss(DistillLoss):
         return loss, {"head_ce": _part(ce_total), "v_term": _part(v_total)}
 
     def student_loss(self, batch: Batch) -> tuple[torch.Tensor, Parts]:
+        check_batch(self, batch)
         ce = cross_entropy(batch.student_logits, batch.y)
         reg = torch.zeros((), device=batch.y.device)
         v_total = torch.zeros((), device=batch.y.device)

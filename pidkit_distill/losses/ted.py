@@ -29,6 +29,7 @@ from .base import (
     Shape,
     _part,
     _upcast,
+    check_batch,
     check_flag,
     cross_entropy,
     register_method,
@@ -67,6 +68,7 @@ class TEDLoss(DistillLoss):
         return [p for p in self.parameters() if p.requires_grad]
 
     def student_loss(self, batch: Batch) -> tuple[torch.Tensor, Parts]:
+        check_batch(self, batch)
         ce = cross_entropy(batch.student_logits, batch.y)
         head_ce = torch.zeros((), device=batch.y.device)
         mse = torch.zeros((), device=batch.y.device)

@@ -32,6 +32,7 @@ from .base import (
     Shape,
     _part,
     _upcast,
+    check_batch,
     cross_entropy,
     register_method,
 )
@@ -100,6 +101,7 @@ class VIDLoss(DistillLoss):
                                    for t, s in zip(teacher_shapes, student_shapes, strict=True))
 
     def student_loss(self, batch: Batch) -> tuple[torch.Tensor, Parts]:
+        check_batch(self, batch)
         ce = cross_entropy(batch.student_logits, batch.y)
         vid = sum(pair(t, s) for pair, t, s in zip(self.pairs, batch.teacher_features,
                                                     batch.student_features, strict=True))

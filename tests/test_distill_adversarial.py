@@ -1,0 +1,252 @@
+"""Inputs a PyTorch user passes to pidkit_distill, found by an adversarial sweep: each one
+either works as a user would expect or is a typed error (pidkit's own classes) that names the
+argument, raised before training starts (or, for a bad label halfway through an epoch, as soon
+as its batch arrives)."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+import pidkit_distill as pd
+from pidkit.errors import PIDTypeError, PIDValueError
+from pidkit_distill.losses import Batch, make_loss
+
+torch.set_num_threads(1)
+N = 12
+
+
+def _data(n=N, k=3, **overrides):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(n, 16, generator=g)
+    y = torch.arange(n) % k
+    return TensorDataset(overrides.get("x", x), overrides.get("y", y))
+
+
+def _mlp(hidden=(8, 4), k=3):
+    torch.manual_seed(0)
+    return pd.models.get_model("digits_mlp", num_classes=k, hidden=hidden, in_features=16)
+
+
+def _distill(data, method="kd", teacher=None, student=None, **config):
+    config = {"epochs": 1, "batch_size": 4, "progress": False, **config}
+    return pd.distill(teacher or _mlp(), student or _mlp((6, 4)), data, method=method, **config)
+
+
+# ---------------------------------------------------------------- trainer inputs
+def test_label_out_of_range_in_a_later_batch_is_a_typed_error():
+    y = torch.arange(N) % 3
+    y[-1] = 7  # the first batch is fine
+    with pytest.raises(PIDValueError, match=r"train_data: yields labels \[7\]"):
+        _distill(DataLoader(_data(y=y), batch_size=4))
+
+
+def test_val_label_out_of_range_in_a_later_batch_names_val_data():
+    y = torch.arange(N) % 3
+    y[-1] = 5
+    with pytest.raises(PIDValueError, match=r"val_data: yields labels \[5\]"):
+        _distill(_data(), val_data=DataLoader(_data(y=y), batch_size=4))
+
+
+def test_ignore_index_minus_100_gets_a_hint():
+    y = torch.where(torch.arange(N) % 2 == 0, torch.arange(N) % 3, -100)
+    with pytest.raises(PIDValueError, match=r"train_data: .*\[-100\].*masked_fill"):
+        _distill(_data(y=y))
+
+
+def test_uint8_images_are_a_typed_error_naming_train_data():
+    x = torch.randint(0, 255, (N, 16), dtype=torch.uint8)
+    with pytest.raises(PIDTypeError, match=r"train_data: yields inputs of dtype torch\.uint8"
+                                           r".*x\.float\(\) / 255"):
+        _distill(_data(x=x))
+
+
+@pytest.mark.parametrize(("data", "shown"), [
+    ({"x": torch.zeros(N, 16), "y": torch.zeros(N)}, "dict"),
+    ((torch.zeros(N, 16), torch.zeros(N)), "tuple of 2 arrays"),
+], ids=["dict", "tuple"])
+def test_arrays_instead_of_a_data_set_are_refused(data, shown):
+    with pytest.raises(PIDTypeError, match=rf"train_data: is a {shown}.*TensorDataset"):
+        _distill(data)
+
+
+@dataclasses.dataclass
+class _Output:
+    logits: torch.Tensor
+    hidden: torch.Tensor | None = None
+
+
+class _DataclassModel(nn.Module):
+    def __init__(self, hidden):
+        super().__init__()
+        self.net = _mlp(hidden)
+        self.feature_layers = tuple(f"net.{p}" for p in self.net.feature_layers)
+
+    def forward(self, x):
+        return _Output(self.net(x))
+
+
+def test_a_model_returning_a_dataclass_trains():
+    result = _distill(_data(), method="rid", epochs=3, teacher=_DataclassModel((8, 4)),
+                      student=_DataclassModel((6, 4)))
+    assert np.isfinite(result.final["train_loss"])
+
+
+def test_data_parallel_models_use_the_wrapped_feature_layers():
+    result = _distill(_data(), method="fitnets", teacher=nn.DataParallel(_mlp()),
+                      student=nn.DataParallel(_mlp((6, 4))))
+    assert result.trainer.student_layers == ["module.layer1", "module.layer2"]
+
+
+def test_scripted_models_train_without_features_and_are_refused_with_them():
+    def seq(h):
+        return torch.jit.script(nn.Sequential(nn.Linear(16, h), nn.ReLU(), nn.Linear(h, 3)))
+    assert np.isfinite(_distill(_data(), teacher=seq(8), student=seq(6)).final["train_loss"])
+    with pytest.raises(PIDTypeError, match=r"layers: .*TorchScript.*forward hooks"):
+        _distill(_data(), method="fitnets", teacher=seq(8), student=seq(6),
+                 layers=[("1", "1")])
+
+
+@pytest.mark.parametrize("device", ["mps", "cuda:99"])
+def test_unavailable_devices_are_typed_errors(device):
+    if device == "mps" and torch.backends.mps.is_available():
+        pytest.skip("this machine has MPS")
+    with pytest.raises(PIDValueError, match=r"^device: "):
+        _distill(_data(), device=device)
+
+
+@pytest.mark.parametrize(("options", "match"), [
+    ({"callbacks": lambda *a: None}, r"callbacks: is a function, not a list"),
+    ({"callbacks": [lambda *a: None]}, r"callbacks: holds a function without an on_epoch_end"),
+    ({"loss": "kd"}, r"loss: is a str, not a DistillLoss"),
+])
+def test_callbacks_and_loss_of_the_wrong_type(options, match):
+    with pytest.raises(PIDTypeError, match=match):
+        _distill(_data(), **options)
+
+
+def test_lambda_callback_every_zero_and_out_dir_a_file(tmp_path):
+    with pytest.raises(PIDValueError, match=r"every: must be >= 1"):
+        pd.LambdaCallback(lambda *a: None, every=0)
+    file = tmp_path / "a file.pt"
+    file.write_bytes(b"x")
+    with pytest.raises(PIDValueError, match=r"out_dir: is an existing file"):
+        pd.TrainConfig(out_dir=file)
+
+
+# ---------------------------------------------------------------- losses in a loop of one's own
+def _batch(n=6, ts=(8,), ss=(6,), **fields):
+    g = torch.Generator().manual_seed(0)
+    base = dict(y=torch.arange(n) % 3, student_logits=torch.randn(n, 3, generator=g),
+                teacher_logits=torch.randn(n, 3, generator=g),
+                student_features=[torch.randn(n, *ss, generator=g)],
+                teacher_features=[torch.randn(n, *ts, generator=g)])
+    return Batch(**{**base, **fields})
+
+
+@pytest.mark.parametrize("method", ["fitnets", "vid", "ted", "rid", "pid", "broja"])
+def test_student_features_of_another_shape_name_the_field(method):
+    loss = make_loss(method, [(8,)], [(6,)], 3)
+    with pytest.raises(PIDValueError, match=r"student_features: item 0 has per-sample shape "
+                                            r"\(7,\), but the loss was built for \(6,\)"):
+        loss.student_loss(_batch(ss=(7,)))
+
+
+def test_missing_features_and_teacher_logits_name_the_field():
+    with pytest.raises(PIDValueError, match=r"teacher_features: holds 0 tensor\(s\) for the "
+                                            r"loss's 1 layer pair"):
+        make_loss("rid", [(8,)], [(6,)], 3).student_loss(_batch(teacher_features=[]))
+    kd = make_loss("kd", [], [], 3)
+    with pytest.raises(PIDTypeError, match=r"teacher_logits: is NoneType"):
+        kd.student_loss(_batch(teacher_logits=None))
+    with pytest.raises(PIDValueError, match=r"teacher_logits: has shape \(6, 5\)"):
+        kd.student_loss(_batch(teacher_logits=torch.zeros(6, 5)))
+
+
+def test_labels_as_a_list_and_one_sample_batches_with_batch_norm():
+    rid = make_loss("rid", [(8,)], [(6,)], 3)
+    with pytest.raises(PIDTypeError, match=r"^y: must be a tensor"):
+        rid.student_loss(_batch(y=[0, 1, 2, 0, 1, 2]))
+    with pytest.raises(PIDValueError, match=r"^y: holds 1 sample, and RIDLoss's batch norm"):
+        rid.student_loss(_batch(n=1))
+    # without batch norm one sample is fine
+    loss, _ = make_loss("rid", [(8,)], [(6,)], 3, norm=False).student_loss(_batch(n=1))
+    assert torch.isfinite(loss)
+
+
+@pytest.mark.parametrize(("shapes", "kind", "match"), [
+    ([8], PIDTypeError, r"teacher_shapes: must be a list of per-sample shapes"),
+    ([()], PIDValueError, r"layers: pair 0: the teacher feature has per-sample shape \(\)"),
+    ([(0,)], PIDValueError, r"layers: pair 0: .*empty axis"),
+])
+def test_make_loss_checks_the_shapes(shapes, kind, match):
+    with pytest.raises(kind, match=match):
+        make_loss("rid", shapes, [(6,)], 3)
+
+
+# ---------------------------------------------------------------- audits
+def _features(n=60, seed=0):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, n)
+    return y, rng.normal(size=(n, 12)) + y[:, None], rng.normal(size=(n, 12)) + y[:, None]
+
+
+def test_gaussian_audit_of_constant_features_names_them():
+    y, _, s = _features()
+    with pytest.raises(PIDValueError, match=r"^teacher_features: is constant"):
+        pd.audit_features(y, np.ones((60, 5)), s, estimator="gaussian", ci=None, n_perm=0)
+
+
+@pytest.mark.parametrize(("x", "kind", "match"), [
+    (torch.randn(30, 16, dtype=torch.float64), PIDTypeError,
+     r"data: yields inputs of dtype torch\.float64 but the student's parameters"),
+    (torch.randint(0, 255, (30, 16), dtype=torch.uint8), PIDTypeError,
+     r"data: yields inputs of dtype torch\.uint8"),
+])
+def test_audit_inputs_of_another_dtype(x, kind, match):
+    with pytest.raises(kind, match=match):
+        pd.audit(_mlp(), _mlp((6, 4)), TensorDataset(x, torch.arange(30) % 3), ci=None,
+                 n_perm=0)
+
+
+def test_audit_device_that_is_missing():
+    with pytest.raises(PIDValueError, match=r"^device: CUDA is not available|^device: names"):
+        pd.audit(_mlp(), _mlp((6, 4)), _data(), device="cuda:99", ci=None, n_perm=0)
+
+
+def test_report_readers_and_plot_curves_give_typed_errors(tmp_path):
+    y, t, s = _features()
+    report = pd.audit_features(y, t, s, ci=None, n_perm=0)
+    assert pd.AuditReport.from_json(report.to_json())[0].values == report[0].values
+    with pytest.raises(PIDValueError, match=r"text_or_path: the JSON text is not valid JSON"):
+        pd.AuditReport.from_json("{not json")
+    with pytest.raises(PIDValueError, match=r"text_or_path: is neither JSON text nor an "
+                                            r"existing file"):
+        pd.AuditReport.from_json(tmp_path / "missing report.json")
+    with pytest.raises(PIDValueError, match=r"data: is not an audit report \(missing "):
+        pd.AuditReport.from_dict({"x": 1})
+    with pytest.raises(PIDTypeError, match=r"histories: holds \['AuditReport'\]"):
+        pd.plot_curves([report])
+    with pytest.raises(PIDTypeError, match=r"^data: is a str"):
+        pd.AuditCallback("data")
+
+
+# ---------------------------------------------------------------- data and CLI
+def test_subset_per_class_refuses_non_positive_counts():
+    for n in (0, -1):
+        with pytest.raises(PIDValueError, match=r"n_per_class: must be >= 1"):
+            pd.data.subset_per_class(_data(), n)
+
+
+def test_cli_save_student_in_a_missing_folder_fails_before_training(tmp_path, capsys):
+    from pidkit_distill.cli import main
+
+    target = tmp_path / "no such dir" / "student.pt"
+    code = main(["train", "--student", "digits_mlp", "--method", "none", "--epochs", "1",
+                 "--samples-per-class", "2", "--no-progress", "--save-student", str(target)])
+    err = capsys.readouterr()
+    assert code == 2
+    assert "--save-student: the folder" in err.err and "epoch" not in err.out
