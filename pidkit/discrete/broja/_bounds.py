@@ -17,7 +17,9 @@ any *feasible* dual point gives a lower bound (weak duality) and any primal poin
   have tiny marginals then costs about those marginals, not its row's whole mass);
 - :func:`repair` projects the primal point ``q = w softmax(lam + mu)`` onto :math:`\Delta_P`
   exactly (Altschuler, Weed and Rigollet 2017, Algorithm 2, per ``y``), and
-  :func:`neg_conditional_entropy` evaluates ``f`` there.
+  :func:`neg_conditional_entropy` evaluates ``f`` there; :func:`upper_bound` also repairs
+  ``q`` after :func:`rescale` has moved it onto the marginals by the smallest relative change
+  of its cells (the repair then has almost nothing left to add), and keeps the smaller value.
 
 Both bounds are computed in float64 from the iterate alone: however inaccurate the Newton
 directions, the bracket ``[dual value, f(repaired q)]`` contains :math:`f^*`.
@@ -36,7 +38,8 @@ from typing import Any
 from ..._backend import Backend
 from ._problem import logits
 
-__all__ = ["dual_bound", "local_repair", "repair", "neg_conditional_entropy"]
+__all__ = ["dual_bound", "local_repair", "repair", "rescale", "upper_bound",
+           "neg_conditional_entropy"]
 
 #: Cells carrying less than this share of their block's weight are not lowered by
 #: :func:`local_repair` (the shift of :func:`dual_bound` then covers them, at a cost of at
@@ -45,6 +48,9 @@ NEGLIGIBLE_SHARE = 1e-20
 #: Its logarithm, the threshold on a cell's log-weight share (also used by the local repairs of
 #: :mod:`._small` and :mod:`._three_maxent`).
 LOG_NEGLIGIBLE = math.log(NEGLIGIBLE_SHARE)
+#: Added to the unit diagonal of the scaled systems of :func:`rescale` (singular along the
+#: gauge ``a + c``, ``b - c`` of each connected part of the support).
+RESCALE_RIDGE = 1e-12
 
 
 def dual_bound(lam: Any, mu: Any, h: Any, p_yt: Any, p_ys: Any, live: Any,
@@ -162,6 +168,69 @@ def repair(q: Any, p_yt: Any, p_ys: Any, xp: Backend) -> Any:
     tot = xp.sum(e_s, axis=2, keepdims=True)
     e_s = e_s / xp.where(tot > 0, tot, 1.0)
     return q + e_t[:, :, :, None] * e_s[:, :, None, :]
+
+
+def rescale(q: Any, p_yt: Any, p_ys: Any, xp: Backend) -> Any:
+    r"""Move ``q[b, y, t, s] >= 0`` onto the marginals :math:`P(y,t)`, :math:`P(y,s)` by the
+    smallest change in the :math:`\chi^2` metric of ``q``, keeping its support:
+
+    .. math::
+
+        \min_{\delta} \sum_{t,s} \frac{\delta_{yts}^2}{q_{yts}}
+        \quad\text{s.t.}\quad \sum_s (q + \delta)_{yts} = P(y,t),\
+        \sum_t (q + \delta)_{yts} = P(y,s),
+
+    per ``(b, y)``. The minimiser is :math:`\delta = q\,(a_t + b_s)` (a linearised matrix
+    scaling), with :math:`a` from the Schur complement in ``t``,
+
+    .. math::
+
+        (D_t - Q D_s^{-1} Q^\top)\, a = r_t - Q D_s^{-1} r_s,\qquad
+        b = D_s^{-1}(r_s - Q^\top a),
+
+    :math:`Q = q(y, \cdot, \cdot)`, :math:`D_t`, :math:`D_s` its row and column sums and
+    :math:`r` the marginal residuals (scaled to a unit diagonal plus :data:`RESCALE_RIDGE`;
+    rows and columns without mass keep :math:`a = 0`, :math:`b = 0`). Cells that would turn
+    negative are set to 0; :func:`repair` then closes what is left exactly.
+
+    Why: the rank-one fill of :func:`repair` puts the missing mass into every block, and each
+    unit of mass in a block off the optimal support costs the objective about that block's
+    dual slack :math:`-h_{ts}`. When the interior-point iterate's marginals are off by more
+    than the tolerance over those slacks, that alone keeps the upper bound from certifying
+    (measured: a 3 x 100 x 100 uniform-cells pmf whose dual bound had converged stayed at a
+    gap of 8e-10 nats for 170 iterations, marginal residuals 3e-9; through this correction
+    its gap is 8e-11 nats at iteration 26). Here the change of each cell is proportional to
+    its mass, so blocks without mass get none and, to first order, the objective changes by
+    the dual value of the residuals alone.
+    """
+    nb, ny, nt, ns = q.shape
+    q_t, q_s = xp.sum(q, axis=3), xp.sum(q, axis=2)                 # (B, Y, T), (B, Y, S)
+    r_t, r_s = p_yt - q_t, p_ys - q_s
+    inv_s = xp.where(q_s > 0, 1.0 / xp.where(q_s > 0, q_s, 1.0), 0.0)
+    q_scaled = q * inv_s[:, :, None, :]                                # Q D_s^{-1}
+    schur = -xp.einsum("byts,byus->bytu", q_scaled, q)
+    live = q_t > 0
+    d = xp.where(live, 1.0 / xp.where(live, q_t, 1.0) ** 0.5, 0.0)   # unit-diagonal scaling
+    schur = schur * (d[..., :, None] * d[..., None, :])
+    xp.diagonal(schur)[...] += 1.0 + RESCALE_RIDGE * xp.float64(live)
+    rhs = d * (r_t - xp.einsum("byts,bys->byt", q_scaled, r_s))
+    factor = xp.lu_factor(xp.reshape(schur, (nb * ny, nt, nt)))     # status not read
+    a = d * xp.reshape(xp.sym_solve(factor, xp.reshape(rhs, (nb * ny, nt, 1))), (nb, ny, nt))
+    b = inv_s * (r_s - xp.einsum("byts,byt->bys", q, a))
+    return xp.maximum(q * (1.0 + a[:, :, :, None] + b[:, :, None, :]), 0.0)
+
+
+def upper_bound(q: Any, p_yt: Any, p_ys: Any, xp: Backend) -> tuple[Any, Any]:
+    r"""An upper bound on :math:`f^*` from the primal point ``q >= 0``: ``(up, q_f)``, the
+    smaller per item of the values of ``q`` repaired onto :math:`\Delta_P` (:func:`repair`)
+    directly and after :func:`rescale`, and that point. Chosen with ``where``: no host read,
+    and a NaN bound never replaces a number."""
+    q_f = repair(q, p_yt, p_ys, xp)
+    up = neg_conditional_entropy(q_f, xp)
+    q_r = repair(rescale(q, p_yt, p_ys, xp), p_yt, p_ys, xp)
+    up_r = neg_conditional_entropy(q_r, xp)
+    better = up_r < up
+    return xp.where(better, up_r, up), xp.where(better[:, None, None, None], q_r, q_f)
 
 
 def neg_conditional_entropy(q: Any, xp: Backend) -> Any:

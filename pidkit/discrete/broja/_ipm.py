@@ -65,7 +65,7 @@ import numpy as np
 
 from ..._backend import Backend
 from . import _newton, _polish
-from ._bounds import dual_bound, neg_conditional_entropy, repair
+from ._bounds import dual_bound, upper_bound
 from ._problem import Best, Problem, logits, pin_gauge
 
 __all__ = ["SolverOutput", "solve", "solve_fixed", "logits", "residuals", "step", "line_search",
@@ -105,6 +105,20 @@ START_SLACK, START_MASS, TARGET_FRACTION, RESIDUAL_FRACTION = 0.3, 0.1, 0.1, 1e-
 #: With these rules, the corrector direction gets one step of iterative refinement
 #: (:meth:`._newton.DenseNewton.refined`) once some item's ``sum(w s)`` is below REFINE_BELOW.
 REFINE_BELOW = 1e-7
+#: From this iteration on, :func:`line_search` resets the slack of every block a trial point
+#: leaves dual-feasible to :math:`s = -h` (:math:`r_p = 0` there), as the three-source
+#: program does (:mod:`._three_maxent`). The curvature of :math:`h` (a log-sum-exp) adds a
+#: second-order term to :math:`r_p = h + s` along every step, and once the residuals are small
+#: that term rejected all but the 7th of the backtracking lengths, :math:`2^{-6}` of the step to
+#: the boundary, at every iteration: on 3 x 150 x 150 tables with uniform random cells (the
+#: "small target" family of ``benchmarks/broja_stalls.py``) the duality measure fell by 0.5%
+#: per iteration and 3 of 4 seeds stopped at ``max_iter`` (gaps 2.6e-9 to 9.2e-8 bits).
+#: From the first iteration it also cost the tables that converge anyway 10-60% more
+#: iterations (measured on 24 such tables, |Y| = 2-5, and in the lean driver on 3 x 3 x 3 to
+#: 8 x 8 x 8 pmfs), so it starts where a run is already slow (the crossover's
+#: :data:`POLISH_EVERY`): seeds 0 and 1 then finish in 63 and 71 iterations, and no table
+#: of ``benchmarks/broja_stalls.py``'s other families changes.
+RESET_FROM = 40
 #: Whether :func:`solve` follows these rules (false: those of :func:`solve_fixed`, uniform
 #: block masses, unit slacks, sigma at least SIGMA_MIN, the fraction-to-boundary factor
 #: BOUNDARY, under which some pmfs stall until the crossover, :mod:`._polish`). The fixed mode
@@ -221,7 +235,7 @@ class Linearisation:
 
 
 def step(pb: Problem, state: tuple[Any, ...], xp: Backend, work: dict | None = None,
-         fixed: bool = False, tol: float | None = None) -> tuple[Any, ...]:
+         fixed: bool = False, tol: float | None = None, reset: bool = False) -> tuple[Any, ...]:
     r"""One damped Mehrotra predictor-corrector step on ``state = (lam, mu, w, slack, h, pi)``;
     returns the new state (:func:`line_search` sets each item's step length; with ``fixed``,
     :func:`fixed_line_search`, and the Newton system is factorised without host reads).
@@ -244,7 +258,8 @@ def step(pb: Problem, state: tuple[Any, ...], xp: Backend, work: dict | None = N
     fraction-to-boundary factor :math:`1 - \min(1 - \mathrm{BOUNDARY},
     \max(\eta, \mathrm{TARGET\_FRACTION}\, \mathrm{tol}))` (Wright 1997, chapter 11),
     and one step of iterative refinement of the corrector direction once some item's
-    :math:`\eta` is below :data:`REFINE_BELOW`.
+    :math:`\eta` is below :data:`REFINE_BELOW`. ``reset``: :func:`line_search`'s
+    (:data:`RESET_FROM`).
     """
     lam, mu, w, sl, h, pi = state
     eta = xp.sum(xp.where(pb.live, w * sl, 0.0), axis=(1, 2))
@@ -285,33 +300,36 @@ def step(pb: Problem, state: tuple[Any, ...], xp: Backend, work: dict | None = N
     else:
         keep = 1.0 - xp.minimum(xp.maximum(eta, floor), 1.0 - BOUNDARY)
     alpha = keep * xp.minimum(alpha, 1.0 / keep)
-    search = fixed_line_search if fixed else line_search
-    return search(pb, state, (d_lam, d_mu, d_w, d_s), alpha, inv_t, norm0, xp)
+    if fixed:
+        return fixed_line_search(pb, state, (d_lam, d_mu, d_w, d_s), alpha, inv_t, norm0, xp)
+    return line_search(pb, state, (d_lam, d_mu, d_w, d_s), alpha, inv_t, norm0, xp, reset)
 
 
 def _chunked_step(pb: Problem, state: tuple[Any, ...], xp: Backend, work: dict,
-                  tol: float | None) -> tuple[Any, ...]:
+                  tol: float | None, reset: bool = False) -> tuple[Any, ...]:
     """:func:`step` on the items of ``state``, in chunks of :data:`STEP_BYTES` on the host
     (items are independent; only the choices :func:`step` takes for a whole batch, whether to
     refine and a failed Cholesky factorisation's fallback, are taken per chunk)."""
     nb, ny, nt, ns = state[5].shape
     chunk = STEP_BYTES // (8 * ny * ny * nt * ns)
     if chunk < STEP_CHUNK_MIN or nb < 2 * chunk or not xp.on_host(state[0]):
-        return step(pb, state, xp, work, tol=tol)
+        return step(pb, state, xp, work, tol=tol, reset=reset)
     parts = [step(pb.take(slice(a, a + chunk)), tuple(x[a:a + chunk] for x in state), xp, work,
-                  tol=tol) for a in range(0, nb, chunk)]
+                  tol=tol, reset=reset) for a in range(0, nb, chunk)]
     return tuple(xp.concatenate(list(z)) for z in zip(*parts, strict=True))
 
 
 def line_search(pb: Problem, state: tuple[Any, ...], directions: tuple[Any, ...], alpha: Any,
-                inv_t: Any, norm0: Any, xp: Backend) -> tuple[Any, ...]:
+                inv_t: Any, norm0: Any, xp: Backend, reset: bool = False) -> tuple[Any, ...]:
     r"""Backtracking on the residual norm: item ``b`` takes the first step length
     :math:`a = \alpha_b\, \mathrm{SHRINK}^k` with
 
     .. math:: \|r(x + a\,d)\| \le (1 - \mathrm{SUFFICIENT}\; a)\, \|r_0\|,
 
     or the last one tried (``MAX_BACKTRACK``). After the first trial only the items still
-    waiting are evaluated. Returns the new ``(lam, mu, w, slack, h, pi)``.
+    waiting are evaluated. With ``reset`` (:data:`RESET_FROM`), a trial point's slacks are
+    :math:`-h` on the live blocks where :math:`h < 0`. Returns the new
+    ``(lam, mu, w, slack, h, pi)``.
     """
     new: list[Any] = []
     waiting = None                                                # None: every item
@@ -323,6 +341,8 @@ def line_search(pb: Problem, state: tuple[Any, ...], directions: tuple[Any, ...]
                             for x, d in zip(state[:4], directions, strict=True))
         h_n, pi_n = logits(trial_state[0], trial_state[1], _pick(pb.allowed, waiting), xp)
         sub = pb if waiting is None else pb.take(waiting)
+        if reset:
+            trial_state = (*trial_state[:3], xp.where(sub.live & (h_n < 0), -h_n, trial_state[3]))
         norm_n = residuals(sub, trial_state[2], trial_state[3], h_n, pi_n,
                            _pick(inv_t, waiting), xp)[-1]
         ok = (norm_n <= (1.0 - SUFFICIENT * a) * _pick(norm0, waiting)) | last
@@ -397,11 +417,12 @@ def _certify(pb: Problem, state: tuple[Any, ...], rows: Any, best: Best, xp: Bac
 
 def _bounds_of(pb: Problem, state: tuple[Any, ...], xp: Backend) -> tuple[Any, ...]:
     """The certificate ``(low, lam, mu, up, q)`` of the iterates ``state`` (:mod:`._bounds`):
-    the shifted feasible dual point and its value, the repaired primal point and its value."""
+    the shifted feasible dual point and its value, the repaired primal point and its value
+    (:func:`._bounds.upper_bound`)."""
     lam, mu, w, _, h, pi = state
     lam_f, mu_f, low = dual_bound(lam, mu, h, pb.p_yt, pb.p_ys, pb.live, xp)
-    q_f = repair(w[:, None] * pi, pb.p_yt, pb.p_ys, xp)
-    return low, lam_f, mu_f, neg_conditional_entropy(q_f, xp), q_f
+    up, q_f = upper_bound(w[:, None] * pi, pb.p_yt, pb.p_ys, xp)
+    return low, lam_f, mu_f, up, q_f
 
 
 def _start(p: Any, pb: Problem, xp: Backend, independent: bool = False) -> list[Any]:
@@ -512,7 +533,8 @@ def solve(p: Any, xp: Backend, tol: float, max_iter: int, done: Any = None,
         # which its line search rejects; numpy's warnings about them are not the user's
         # (no effect on torch tensors, as the lean driver's :func:`._small.solve`)
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            cur = _chunked_step(sub, cur, xp, work, tol if LEAN_RULES else None)
+            cur = _chunked_step(sub, cur, xp, work, tol if LEAN_RULES else None,
+                                iterations >= RESET_FROM)
     best_lam, best_mu, best_q = best.lam, best.mu, best.q
     if swap:
         best_lam, best_mu = best_mu, best_lam

@@ -85,7 +85,7 @@ from typing import Any
 
 from ..._backend import Backend
 from ..._threads import one_blas_thread
-from ._bounds import dual_bound, neg_conditional_entropy, repair
+from ._bounds import dual_bound, neg_conditional_entropy, repair, upper_bound
 from ._problem import Best, Problem, logits, pin_gauge
 
 __all__ = ["barrier", "drop_threshold", "kkt_direction", "lift_dual", "polish"]
@@ -211,8 +211,7 @@ def _certify(pb: Any, lam: Any, mu: Any, q: Any, xp: Backend):
     :data:`LARGEST_DUAL`."""
     h, _ = logits(lam, mu, pb.allowed, xp)
     lam_f, mu_f, low = dual_bound(lam, mu, h, pb.p_yt, pb.p_ys, pb.live, xp)
-    q_f = repair(q, pb.p_yt, pb.p_ys, xp)
-    up = neg_conditional_entropy(q_f, xp)
+    up, q_f = upper_bound(q, pb.p_yt, pb.p_ys, xp)
     size = xp.maximum(xp.max(abs(lam_f), axis=(1, 2)), xp.max(abs(mu_f), axis=(1, 2)))
     sound = xp.isfinite(low) & xp.isfinite(up) & (size <= LARGEST_DUAL)
     return (xp.where(sound, low, -float("inf")), xp.where(sound, up, float("inf")),

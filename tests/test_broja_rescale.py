@@ -1,0 +1,118 @@
+"""The rescaled upper bound of BROJA's certificate (:func:`pidkit.discrete.broja._bounds.rescale`,
+issue 15, goal 1): the least-change correction of a primal point's marginals in the chi-square
+metric of the point, checked against a dense weighted least-squares solve written here, and
+the stall it removes (a small-target table whose dual bound had converged while the repaired
+primal bound stayed above the tolerance for the rest of the run)."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+import pidkit
+from pidkit._backend import NUMPY, get_namespace
+from pidkit.discrete.broja import _bounds
+from pidkit.errors import ConvergenceWarning
+
+
+def perturbed_pair(seed: int, shape=(2, 3, 4, 5), zeros: float = 0.3, eps: float = 1e-3):
+    """A batch ``q`` with some zero cells and marginals ``(p_yt, p_ys)`` of a point on the same
+    support whose cells differ from ``q``'s by a relative ``eps`` (so the correction exists)."""
+    rng = np.random.default_rng(seed)
+    q = rng.random(shape) * (rng.random(shape) > zeros)
+    target = q * (1.0 + eps * rng.standard_normal(shape))
+    return q, target.sum(axis=3), target.sum(axis=2)
+
+
+def weighted_least_squares(q: np.ndarray, p_yt: np.ndarray, p_ys: np.ndarray) -> np.ndarray:
+    """min sum(d^2 / q) s.t. the marginals of q + d are (p_yt, p_ys), per (b, y), d zero off
+    the support: d = Q A^T z with (A Q A^T) z = r, solved by least squares (the system is
+    singular along the gauge)."""
+    out = np.array(q)
+    for b in range(q.shape[0]):
+        for y in range(q.shape[1]):
+            cell = q[b, y]
+            nt, ns = cell.shape
+            rows = [np.kron(np.eye(nt)[t], np.ones(ns)) for t in range(nt)]
+            rows += [np.kron(np.ones(nt), np.eye(ns)[s]) for s in range(ns)]
+            a = np.array(rows)                                         # (T + S, T S)
+            weight = cell.ravel()
+            r = np.concatenate([p_yt[b, y] - cell.sum(axis=1), p_ys[b, y] - cell.sum(axis=0)])
+            z = np.linalg.lstsq((a * weight) @ a.T, r, rcond=None)[0]
+            out[b, y] = cell + (weight * (a.T @ z)).reshape(nt, ns)
+    return out
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_rescale_is_the_weighted_least_squares_correction(seed):
+    q, p_yt, p_ys = perturbed_pair(seed)
+    got = _bounds.rescale(q, p_yt, p_ys, NUMPY)
+    want = weighted_least_squares(q, p_yt, p_ys)
+    np.testing.assert_allclose(got, want, rtol=1e-8, atol=1e-14)
+    np.testing.assert_allclose(got.sum(axis=3), p_yt, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(got.sum(axis=2), p_ys, rtol=1e-12, atol=1e-15)
+    assert np.all(got[q == 0] == 0.0)                 # the support never grows
+
+
+def test_rescale_leaves_a_feasible_point_unchanged_and_rows_without_mass_alone():
+    q, _, _ = perturbed_pair(7)
+    same = _bounds.rescale(q, q.sum(axis=3), q.sum(axis=2), NUMPY)
+    np.testing.assert_allclose(same, q, rtol=1e-12, atol=1e-16)
+    # a row t of some y without mass, asked for mass: rescaling cannot add it (repair does)
+    q[0, 1, 2] = 0.0
+    target = q.sum(axis=3)
+    target[0, 1, 2] = 0.1
+    out = _bounds.rescale(q, target, q.sum(axis=2), NUMPY)
+    assert np.all(out[0, 1, 2] == 0.0) and np.isfinite(out).all() and (out >= 0).all()
+
+
+def test_rescale_is_the_same_on_torch_and_for_each_item_alone():
+    q, p_yt, p_ys = perturbed_pair(3, shape=(3, 4, 3, 6))
+    whole = _bounds.rescale(q, p_yt, p_ys, NUMPY)
+    tq, tyt, tys = (torch.from_numpy(x) for x in (q, p_yt, p_ys))
+    on_torch = _bounds.rescale(tq, tyt, tys, get_namespace(tq))
+    np.testing.assert_allclose(on_torch.numpy(), whole, rtol=1e-12, atol=1e-16)
+    for b in range(q.shape[0]):
+        alone = _bounds.rescale(q[b:b + 1], p_yt[b:b + 1], p_ys[b:b + 1], NUMPY)
+        np.testing.assert_allclose(alone[0], whole[b], rtol=1e-12, atol=1e-16)
+
+
+def test_the_upper_bound_keeps_the_better_of_both_repairs():
+    """``upper_bound`` is never above the plain repair's bound, and both are values of
+    points on the marginals (so both are upper bounds on f*)."""
+    q, p_yt, p_ys = perturbed_pair(11, eps=1e-2)
+    up, q_f = _bounds.upper_bound(q, p_yt, p_ys, NUMPY)
+    plain = _bounds.repair(q, p_yt, p_ys, NUMPY)
+    assert np.all(up <= _bounds.neg_conditional_entropy(plain, NUMPY))
+    np.testing.assert_allclose(up, _bounds.neg_conditional_entropy(q_f, NUMPY), rtol=0,
+                               atol=1e-15)
+    np.testing.assert_allclose(q_f.sum(axis=3), p_yt, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(q_f.sum(axis=2), p_ys, rtol=1e-12, atol=1e-15)
+
+
+def small_target_pmf() -> np.ndarray:
+    """A 3 x 100 x 100 pmf with uniform random cells (the "small target" family of
+    ``benchmarks/broja_stalls.py``): with the plain repair its iteration ran to max_iter = 200
+    (the dual bound converged by iteration 30, the repaired primal bound stayed above tol)."""
+    p = np.random.default_rng(0).random((3, 100, 100))
+    return p / p.sum()
+
+
+def test_the_rescaled_bound_certifies_a_small_target_table_that_stalled(monkeypatch):
+    p = small_target_pmf()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        r = pidkit.pid(p, measure="broja")
+    cert = r.solver.certificate
+    assert r.solver.status == "optimal" and 0.0 <= cert.gap <= 1e-9
+    assert r.solver.iterations < 60
+    monkeypatch.setattr(_bounds, "rescale", lambda q, *rest: q)       # the plain repair only
+    with pytest.warns(ConvergenceWarning):
+        plain = pidkit.pid(p, measure="broja", max_iter=80)
+    assert plain.solver.status == "max_iter" and plain.solver.certificate.gap > 1e-9
+    # the two runs bracket the same value
+    assert plain.solver.certificate.lower <= cert.upper + 1e-15
+    assert cert.lower <= plain.solver.certificate.upper + 1e-15
