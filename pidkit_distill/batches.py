@@ -23,9 +23,10 @@ import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, IterableDataset, Subset
+from torch.utils.data import DataLoader, Dataset, IterableDataset, Subset, TensorDataset
 from torch.utils.data.distributed import DistributedSampler
 
 from pidkit.errors import PIDTypeError
@@ -34,7 +35,8 @@ from pidkit.validation import fail
 from .labels import UNLABELLED, as_class_labels
 
 __all__ = ["BatchFormat", "INPUT_KEYS", "LABEL_KEYS", "OUTPUT_KEYS", "train_loader",
-           "eval_loader", "has_batchnorm", "check_data", "to_device", "device_batches",
+           "eval_loader", "has_batchnorm", "as_dataset", "check_data", "to_device",
+           "device_batches",
            "class_labels", "check_label_values", "floating_dtypes", "check_input_dtypes",
            "first_forward"]
 
@@ -316,6 +318,45 @@ def has_batchnorm(*modules: nn.Module | None) -> bool:
                for module in modules if module is not None for m in module.modules())
 
 
+def _is_array(value: Any) -> bool:
+    return isinstance(value, torch.Tensor) or hasattr(value, "__array_interface__")
+
+
+def as_dataset(data: Any, argument: str) -> Any:
+    """``data``, with a tuple ``(inputs, labels)`` of arrays read as a data set of samples.
+
+    A tuple holding a tensor or a numpy array is read as ``(inputs, labels)``: two arrays (or
+    an array and a list) with one label per input row, wrapped as
+    ``TensorDataset(inputs, labels)`` (numpy arrays through ``torch.as_tensor``, which keeps
+    their dtype: pass ``float32`` inputs to a ``float32`` model). This is the one conversion
+    the trainer (``train_data``, ``val_data``, :meth:`Trainer.evaluate`) and the audits
+    (``data``, ``fit_data``) share. A tuple of arrays that cannot be such a pair (not two
+    entries, entries of different lengths, a scalar entry) is a typed error naming
+    ``argument``. Anything else (a Dataset, a DataLoader, a tuple or list of samples) is
+    returned as it is.
+    """
+    if not (isinstance(data, tuple) and any(map(_is_array, data))):
+        return data
+    if len(data) != 2:
+        entries = "1 entry" if len(data) == 1 else f"{len(data)} entries"
+        raise fail(argument, f"is a tuple of {entries}; a tuple of arrays is read as "
+                   "(inputs, labels)", "Pass (inputs, labels), or a data set such as "
+                   "TensorDataset(x, y, ...) for more entries per sample (torch.as_tensor for "
+                   "numpy arrays)", None, kind=PIDTypeError)
+    try:
+        x, y = (v if isinstance(v, torch.Tensor) else torch.as_tensor(np.asarray(v))
+                for v in data)
+    except (TypeError, ValueError, RuntimeError) as error:
+        raise fail(argument, f"is a tuple (inputs, labels) whose entries are not numeric "
+                   f"arrays ({error})", "Pass tensors or numeric numpy arrays",
+                   None, kind=PIDTypeError) from error
+    if x.dim() == 0 or y.dim() == 0 or x.shape[0] != y.shape[0]:
+        raise fail(argument, f"is a tuple (inputs, labels) holding inputs of shape "
+                   f"{tuple(x.shape)} and labels of shape {tuple(y.shape)}", "Pass (X, y) with "
+                   "one label per input row: X of shape (n, ...), y of shape (n,)")
+    return TensorDataset(x, y)
+
+
 def check_data(data: Any, argument: str) -> int | None:
     """Number of samples of a sized data set (``None`` for iterables); fails on empty data."""
     if isinstance(data, DataLoader):
@@ -328,12 +369,7 @@ def check_data(data: Any, argument: str) -> int | None:
         raise fail(argument, f"is a {type(data).__name__} (keys {sorted(map(str, data))[:5]}), "
                    "not a data set of samples", "Pass a Dataset whose items are (x, y) pairs or "
                    "mappings, e.g. TensorDataset(x, y)", None, kind=PIDTypeError)
-    if isinstance(data, tuple) and data and all(
-            isinstance(v, torch.Tensor) or hasattr(v, "__array_interface__") for v in data):
-        raise fail(argument, f"is a tuple of {len(data)} arrays, not a data set of samples "
-                   "(each array would be read as one sample)", "Wrap the "
-                   "arrays as TensorDataset(x, y) (torch.as_tensor for numpy arrays)", None,
-                   kind=PIDTypeError)
+    data = as_dataset(data, argument)
     if isinstance(data, IterableDataset) or not hasattr(data, "__len__"):
         return None
     n = len(data)
@@ -358,6 +394,7 @@ def train_loader(data: Any, batch_size: int, *, seed: int, rank: int, world: int
     Loaders built here draw their workers' seeds from their own generator, never from the
     global RNG.
     """
+    data = as_dataset(data, "train_data")
     n = check_data(data, "train_data")
     local = batch_size // world
     if isinstance(data, DataLoader):
@@ -403,6 +440,7 @@ def eval_loader(data: Any, batch_size: int, *, rank: int = 0, world: int = 1,
     (strided shards, no padding), in order. A DataLoader is used as it is. Loaders built here
     draw their workers' base seed from their own generator, never from the global torch RNG.
     ``argument``: the name errors give (the trainer's ``val_data``, an audit's ``data``)."""
+    data = as_dataset(data, argument)
     n = check_data(data, argument)
     if isinstance(data, DataLoader):
         return data

@@ -63,6 +63,7 @@ from pidkit.validation import check_choice, check_flag, check_int, check_positiv
 
 from .batches import (
     BatchFormat,
+    as_dataset,
     check_data,
     check_input_dtypes,
     check_label_values,
@@ -574,16 +575,21 @@ class Trainer:
         ``method="none"``.
     student : nn.Module
         Returns logits ``(N, classes)``, or a tuple/mapping holding them (``output_key``).
-    train_data : Dataset, IterableDataset or DataLoader
+    train_data : Dataset, IterableDataset, DataLoader or (inputs, labels)
         Batches of ``(x, y, ...)`` or mappings (``input_key``, ``label_key``); see
-        :mod:`pidkit_distill.batches`.
+        :mod:`pidkit_distill.batches`. A tuple ``(inputs, labels)`` of equal-length tensors
+        or numpy arrays is read as ``TensorDataset(inputs, labels)``, as :func:`audit` reads
+        it (:func:`~pidkit_distill.batches.as_dataset`; numpy arrays keep their dtype, so pass
+        ``float32`` inputs to a ``float32`` student); other tuples of arrays (three entries,
+        lengths that differ) are typed errors naming the argument.
     layers : sequence of (str, str), optional
         ``(teacher_path, student_path)`` pairs (see :mod:`pidkit_distill.features`); default:
         the last ``min`` entries of both models' ``feature_layers``, paired in order.
     config : TrainConfig, optional
         Options; keyword arguments override its fields.
-    val_data : Dataset, IterableDataset or DataLoader, optional
-        Evaluated after every epoch (student accuracy, and the teacher head's for RID/TED).
+    val_data : Dataset, IterableDataset, DataLoader or (inputs, labels), optional
+        Same forms as ``train_data``. Evaluated after every epoch (student accuracy, and the
+        teacher head's for RID/TED).
     callbacks : iterable of Callback
     loss : DistillLoss, optional
         A ready loss instance instead of building ``config.method``.
@@ -658,8 +664,10 @@ class Trainer:
             raise fail("batch_size", f"{cfg.batch_size} is not divisible by the "
                        f"{self.world_size} processes", "Use a global batch size that is a "
                        "multiple of the world size", cfg.batch_size)
+        train_data = as_dataset(train_data, "train_data")   # (inputs, labels) as audit reads it
         check_data(train_data, "train_data")
         if val_data is not None:
+            val_data = as_dataset(val_data, "val_data")
             check_data(val_data, "val_data")
         self.train_data, self.val_data = train_data, val_data
         module_device(student, "student")          # meta tensors, a model split over devices
@@ -1256,7 +1264,10 @@ def distill(teacher: nn.Module | None, student: nn.Module, train_data: Any, *,
 
     Keyword arguments are :class:`TrainConfig` fields (``epochs``, ``lr``, ``optimizer``,
     ``warmup``, ``cycle``, ``ratio``, ``method_options``, ``device``, ``out_dir``, ...). See
-    :class:`Trainer` for the other parameters.
+    :class:`Trainer` for the other parameters. ``train_data`` and ``val_data`` may be a
+    ``Dataset``, an ``IterableDataset``, a ``DataLoader``, or a tuple ``(inputs, labels)`` of
+    equal-length tensors or numpy arrays (read as ``TensorDataset(inputs, labels)``, as
+    :func:`audit` reads it).
     """
     trainer = Trainer(teacher, student, train_data, layers=layers, val_data=val_data,
                       callbacks=callbacks, loss=loss, method=method, **config)

@@ -434,3 +434,87 @@ def test_string_labels_get_the_encode_advice():
 def test_empty_gaussian_moments_say_they_have_no_samples():
     """It used to say 'has -1 sources'."""
     assert "no samples" in _raises(PIDValueError, "GaussianMoments", GaussianMoments().pid)
+
+
+# -- consistency between related entry points (follow-up of the sweep) -------------------------
+def test_joint_counts_take_whole_number_floats_as_pid_from_samples_does():
+    """Float arrays of whole numbers are codes for pid_from_samples; JointCounts refused them."""
+    y, a, b = Y.astype(float), A.astype(np.float32), B.tolist()
+    floats = JointCounts().update(y, a, b)
+    ints = JointCounts().update(Y, A, B)
+    np.testing.assert_array_equal(floats.counts, ints.counts)
+    # the counts are those of the samples themselves (independent of JointCounts' code path)
+    expected = np.zeros((2, 2, 2), dtype=np.int64)
+    np.add.at(expected, (Y, A, B), 1)
+    np.testing.assert_array_equal(floats.counts, expected)
+    assert floats.pid(measure="mmi", **QUICK).to_dict()["atoms"] == \
+        pid_from_samples(y, a, np.asarray(b, float), estimator="plugin", measure="mmi",
+                         **QUICK).to_dict()["atoms"]
+    small = JointCounts().update(np.array([0., 1.]), [0, 1], [1, 0])
+    np.testing.assert_array_equal(small.counts, [[[0, 1], [0, 0]], [[0, 0], [1, 0]]])
+
+
+@pytest.mark.parametrize(("column", "kind", "name", "words"), [
+    (np.array([0.5, 1.0]), PIDTypeError, "target", "non-integer"),
+    ([0.0, 2.5], PIDTypeError, "target", "non-integer"),
+    (np.array([np.nan, 1.0]), PIDValueError, "target", "NaN"),
+    (np.array([-1.0, 1.0]), PIDValueError, "target", "negative"),
+    (np.array([1e20, 0.0]), PIDValueError, "target", "cells"),
+], ids=["half", "list", "nan", "negative", "huge"])
+def test_joint_counts_still_refuse_floats_that_are_not_codes(column, kind, name, words):
+    msg = _raises(kind, name, JointCounts().update, column, [0, 1])
+    assert words in msg
+    # the same non-integer target is refused by pid_from_samples too
+    if words == "non-integer":
+        _raises(PIDValueError, "target", pid_from_samples, np.resize(column, N), A, B, **QUICK)
+
+
+def test_joint_counts_name_the_float_source_and_refuse_float_tensors():
+    torch = pytest.importorskip("torch")
+    msg = _raises(PIDTypeError, "sources[1]", JointCounts().update, [0, 1], [0, 1],
+                  np.array([0.0, 0.25]))
+    assert "integer codes" in msg
+    msg = _raises(PIDTypeError, "target", JointCounts().update, torch.tensor([0.0, 1.0]),
+                  torch.tensor([0, 1]))
+    assert "codes.long()" in msg
+
+
+def test_gaussian_moments_with_a_constant_target_name_the_target():
+    """It said 'cov: the target block is constant' although the user passed samples."""
+    msg = _raises(PIDValueError, "target",
+                  GaussianMoments().update(np.ones(N), X, Z).pid)
+    assert "is constant" in msg and "cov" not in msg
+    msg = _raises(PIDValueError, "sources[1]",
+                  GaussianMoments().update(M, X, np.zeros(N)).pid)
+    assert "is constant" in msg and "constant source" in msg
+
+
+@pytest.mark.parametrize(("blocks", "name", "other"), [
+    ((M, 2 * M + 1, Z), "x", "m"),
+    ((M, X, np.c_[X, -3 * M]), "y", "m"),
+    ((X + Z, X, Z), "m", "x and y"),
+], ids=["x-collinear", "y-collinear", "both"])
+def test_gaussian_pid_from_samples_names_the_collinear_argument(blocks, name, other):
+    msg = _raises(PIDValueError, name, pidkit.gaussian_pid_from_samples, *blocks, n_boot=0,
+                  n_perm=0, ci=None)
+    assert f"is collinear with {other}" in msg and "infinite" in msg
+    assert not msg.startswith("cov")
+
+
+def test_collinear_samples_name_the_arguments_in_every_sample_entry_point():
+    _raises(PIDValueError, "sources[0]", pid_from_samples, M, 2 * M, Z, estimator="gaussian",
+            **QUICK)
+    _raises(PIDValueError, "sources[1]", pid_from_samples, M, X, -M, estimator="gaussian",
+            **QUICK)
+    msg = _raises(PIDValueError, "sources[0]", GaussianMoments().update(M, 2 * M, Z).pid)
+    assert "is collinear with target" in msg
+    msg = _raises(PIDValueError, "target", GaussianMoments().update(X + Z, X, Z).pid)
+    assert "is collinear with sources[0] and sources[1]" in msg
+
+
+def test_gaussian_pid_on_a_covariance_still_names_cov():
+    """The covariance API is unchanged: there the user did pass cov."""
+    cov = np.cov(np.c_[M, 2 * M, Z].T)
+    msg = _raises(PIDValueError, "cov", pidkit.gaussian_pid, cov, (1, 1, 1))
+    assert "infinite information" in msg
+    _raises(PIDValueError, "cov", pidkit.gaussian_pid, np.diag([0.0, 1.0, 1.0]), (1, 1, 1))

@@ -64,13 +64,9 @@ def test_uint8_images_are_a_typed_error_naming_train_data():
         _distill(_data(x=x))
 
 
-@pytest.mark.parametrize(("data", "shown"), [
-    ({"x": torch.zeros(N, 16), "y": torch.zeros(N)}, "dict"),
-    ((torch.zeros(N, 16), torch.zeros(N)), "tuple of 2 arrays"),
-], ids=["dict", "tuple"])
-def test_arrays_instead_of_a_data_set_are_refused(data, shown):
-    with pytest.raises(PIDTypeError, match=rf"train_data: is a {shown}.*TensorDataset"):
-        _distill(data)
+def test_a_dict_of_arrays_instead_of_a_data_set_is_refused():
+    with pytest.raises(PIDTypeError, match=r"train_data: is a dict.*TensorDataset"):
+        _distill({"x": torch.zeros(N, 16), "y": torch.zeros(N)})
 
 
 @dataclasses.dataclass
@@ -250,3 +246,145 @@ def test_cli_save_student_in_a_missing_folder_fails_before_training(tmp_path, ca
     err = capsys.readouterr()
     assert code == 2
     assert "--save-student: the folder" in err.err and "epoch" not in err.out
+
+
+# ---------------------------------------------------------------- the trainer and the audit agree
+def _pair_arrays(n=N, k=3):
+    g = torch.Generator().manual_seed(0)
+    return torch.randn(n, 16, generator=g), torch.arange(n) % k
+
+
+@pytest.mark.parametrize("kind", ["torch", "numpy"])
+def test_a_tuple_of_inputs_and_labels_trains_like_its_tensor_dataset(kind):
+    """distill takes (X, y) as audit does (one helper, batches.as_dataset): the same run as
+    with TensorDataset(X, y), for train_data and val_data."""
+    x, y = _pair_arrays()
+    pair = (x, y) if kind == "torch" else (x.numpy(), y.numpy())
+    torch.manual_seed(0)
+    from_pair = _distill(pair, val_data=pair, epochs=2)
+    torch.manual_seed(0)
+    from_set = _distill(TensorDataset(x, y), val_data=TensorDataset(x, y), epochs=2)
+    for a, b in zip(from_pair.history, from_set.history, strict=True):
+        assert a["train_loss"] == b["train_loss"] and a["val_acc"] == b["val_acc"]
+    assert from_pair.trainer.evaluate(pair) == from_set.trainer.evaluate(TensorDataset(x, y))
+
+
+def test_the_trainer_and_the_audit_read_a_tuple_with_one_helper(monkeypatch):
+    from pidkit_distill import batches
+
+    seen = []
+    real = batches.as_dataset
+
+    def spy(data, argument):
+        seen.append(argument)
+        return real(data, argument)
+
+    monkeypatch.setattr(batches, "as_dataset", spy)
+    import pidkit_distill.train as train_module
+    monkeypatch.setattr(train_module, "as_dataset", spy)
+    x, y = _pair_arrays(60)
+    _distill((x, y))
+    pd.audit(_mlp(), _mlp((6, 4)), (x, y), [("layer2", "layer2")], ci=None, n_perm=0,
+             estimator_options={"n_clusters": 2, "n_components": 2})
+    assert "train_data" in seen and "data" in seen
+
+
+@pytest.mark.parametrize(("data", "kind", "match"), [
+    ((torch.zeros(N, 16), torch.zeros(N, dtype=torch.long), torch.ones(N)), PIDTypeError,
+     r"train_data: is a tuple of 3 entries; a tuple of arrays is read as \(inputs, labels\)"
+     r".*TensorDataset"),
+    ((torch.zeros(N, 16),), PIDTypeError, r"train_data: is a tuple of 1 entry"),
+    ((torch.zeros(N, 16), torch.zeros(N - 2, dtype=torch.long)), PIDValueError,
+     r"train_data: is a tuple \(inputs, labels\) holding inputs of shape \(12, 16\) and labels "
+     r"of shape \(10,\)"),
+    ((np.zeros((N, 16), np.float32), np.int64(1)), PIDValueError,
+     r"train_data: .*labels of shape \(\)"),
+], ids=["three", "one", "lengths", "scalar-labels"])
+def test_tuples_that_are_not_an_inputs_labels_pair_are_typed_errors(data, kind, match):
+    with pytest.raises(kind, match=match):
+        _distill(data)
+    argument = match.split(":")[0].replace("train_data", "data")
+    with pytest.raises(kind, match=argument):   # the audit refuses them in the same words
+        pd.audit(_mlp(), _mlp((6, 4)), data, [("layer2", "layer2")], ci=None, n_perm=0)
+
+
+def test_a_tuple_for_val_data_is_checked_under_its_name():
+    x, y = _pair_arrays()
+    with pytest.raises(PIDValueError, match=r"^val_data: is a tuple \(inputs, labels\)"):
+        _distill(_data(), val_data=(x, y[:5]))
+    with pytest.raises(PIDTypeError, match=r"^val_data: is a tuple of 3 entries"):
+        _distill(_data(), val_data=(x, y, y))
+
+
+def _features(n=60, k=3, width=12, seed=0):
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % k
+    t = rng.normal(size=(n, width)) + y[:, None]
+    s = rng.normal(size=(n, width)) + y[:, None]
+    return y, t, s
+
+
+FAST_AUDIT = {"ci": None, "n_perm": 0, "estimator_options": {"n_clusters": 2,
+                                                              "n_components": 2}}
+
+
+@pytest.mark.parametrize("which", ["teacher", "student"])
+def test_audit_features_refuses_nested_lists_pointing_at_the_cause(which):
+    """A nested Python list was read as one layer per row: 'has 12 samples, labels have 60'."""
+    y, t, s = _features()
+    args = (t.tolist(), s) if which == "teacher" else (t, s.tolist())
+    name = f"{which}_features"
+    with pytest.raises(PIDTypeError, match=rf"^{name}: is a nested Python list \(60 lists of 12 "
+                                           rf"values\), not a list of arrays; .*60 entries would "
+                                           rf"be a layer\. Pass np\.asarray\({name}\)"):
+        pd.audit_features(y, *args, **FAST_AUDIT)
+    # the advice works: the same audit as with the arrays
+    fixed = [np.asarray(a) for a in args]
+    assert pd.audit_features(y, *fixed, **FAST_AUDIT)[0].values == \
+        pd.audit_features(y, t, s, **FAST_AUDIT)[0].values
+
+
+def test_audit_features_names_the_list_entry_that_is_not_an_array():
+    y, t, s = _features()
+    with pytest.raises(PIDTypeError, match=r"^teacher_features\[1\]: is a list, not an array"):
+        pd.audit_features(y, [t, t.tolist()], [s, s], **FAST_AUDIT)
+    with pytest.raises(PIDTypeError, match=r"^fit\[1\]: is a nested Python list"):
+        pd.audit_features(y, t, s, fit=(y, t.tolist(), s), **FAST_AUDIT)
+    # lists of arrays, tuples of arrays and mappings still work
+    two = pd.audit_features(y, (t, t), [s, s], **FAST_AUDIT)
+    assert len(two) == 2 and two[0].values == two[1].values
+
+
+@pytest.mark.parametrize("options", [
+    {"n_boot": 20, "n_perm": 19},
+    {"ci": None, "n_perm": 0},
+    {"n_boot": 20, "n_perm": 19, "num_classes": 3},
+], ids=["intervals-and-null", "point-only", "num_classes"])
+def test_a_single_class_gives_zero_atoms_on_both_routes(options):
+    """I(Y;.) = 0 for a constant Y: the default route returned zeros, the Gaussian route raised
+    'labels: hold a single class'. Both now return zeros, p-values 1 and chance 0."""
+    _, t, s = _features(n=120)
+    y = np.zeros(120, dtype=np.int64)
+    for estimator in ("paper", "gaussian"):
+        r = pd.audit_features(y, t, s, estimator=estimator, **options)[0]
+        assert all(v == 0.0 for v in r.values.values()), (estimator, r.values)
+        assert set(r.values) == {"mi_teacher", "mi_student", "redundancy", "unique_teacher",
+                                 "unique_student", "synergy"}
+        if options.get("ci", 0.95) is not None:
+            assert all(abs(lo) < 1e-6 and abs(hi) < 1e-6 for lo, hi in r.intervals.values())
+        if options.get("n_perm"):
+            assert all(p == 1.0 for p in r.p_values.values())
+            assert all(c == 0.0 for c in r.chance.values())
+    g = pd.audit_features(y, t, s, estimator="gaussian", **options)[0]
+    assert g.details["solver_status"] == "constant_target"
+    assert g.details["classes_present"] == [0]
+
+
+def test_a_single_audited_class_with_a_two_class_fit_is_zero_on_the_gaussian_route():
+    y, t, s = _features(n=120, k=2)
+    r = pd.audit_features(np.ones(120, dtype=np.int64), t, s, estimator="gaussian",
+                          fit=(y, t, s), ci=None, n_perm=0)[0]
+    assert all(v == 0.0 for v in r.values.values())
+    # two classes still give a positive I(Y;T) (the features depend on the labels)
+    assert pd.audit_features(y, t, s, estimator="gaussian", ci=None,
+                             n_perm=0)[0].values["mi_teacher"] > 0.1

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import PIDValueError
 from ..validation import check_finite as check_finite  # moved to pidkit.validation; kept here
 from ..validation import check_level as check_level  # moved to pidkit.validation; kept here
 from ..validation import check_samples, fail
@@ -51,7 +52,8 @@ def as_matrix(x: Any, name: str, dtype: Any = np.float64) -> np.ndarray:
     return arr.astype(dtype, copy=False)
 
 
-def as_labels(x: Any, name: str, fix: str | None = None) -> np.ndarray:
+def as_labels(x: Any, name: str, fix: str | None = None, *,
+              kind: type = PIDValueError) -> np.ndarray:
     """Integer-valued discrete samples as an array ``(n,)`` or ``(n, k)`` (one column per
     discrete component), for :func:`~pidkit.estimate.codes.encode` to compact.
 
@@ -62,7 +64,9 @@ def as_labels(x: Any, name: str, fix: str | None = None) -> np.ndarray:
     (``2.0**63``, ``1e20``). :func:`~pidkit.estimate.codes.encode` ranks their distinct values
     (rows) as it does integers', so equal floats share a code and the order is kept. ``fix``:
     the advice when ``x`` holds non-integer values (default: encode them, or use a continuous
-    estimator).
+    estimator). ``kind``: the error class for non-integer values (:class:`JointCounts
+    <pidkit.estimate.JointCounts>` keeps its contract that codes must be integers, a
+    :class:`~pidkit.errors.PIDTypeError`).
     """
     arr = to_numpy(x, name)
     if arr.ndim > 2:
@@ -72,7 +76,7 @@ def as_labels(x: Any, name: str, fix: str | None = None) -> np.ndarray:
         if not np.all(arr == np.round(arr)):
             raise fail(name, "holds non-integer values but must be integer labels",
                        fix or "Encode categories as integers, or use estimator='discretize' "
-                       "(or 'gaussian') for continuous samples")
+                       "(or 'gaussian') for continuous samples", kind=kind)
         return arr
     return arr.astype(np.int64, copy=False)
 

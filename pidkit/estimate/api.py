@@ -284,7 +284,7 @@ def _gaussian(target: Any, sources: tuple[Any, ...], fit_seed: np.random.SeedSeq
                "seed": seed, "ci": ci, "n_boot": n_boot, "n_perm": n_perm}
     return gaussian_estimate(z, dims, measure=measure, base=base, ci=ci, n_boot=n_boot,
                              n_perm=n_perm, seed=seed, bias_correction=correction,
-                             details=details, interval=interval)
+                             details=details, interval=interval, names=arg_names)
 
 
 def _host(v: Any, name: str) -> Any:

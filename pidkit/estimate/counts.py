@@ -16,7 +16,7 @@ import numpy as np
 from .._backend import get_namespace, is_torch
 from ..errors import PIDTypeError
 from ..validation import MAX_TABLE_CELLS, check_samples, check_table_size, fail
-from ._checks import to_numpy
+from ._checks import as_labels, to_numpy
 from ._distributed import agree, all_reduce_sum, comm_device, distributed
 
 __all__ = ["JointCounts"]
@@ -111,8 +111,14 @@ class JointCounts:
     def update(self, target: Any, *sources: Any) -> JointCounts:
         """Add one batch of codes: ``target`` and every source, shape ``(batch,)`` each.
 
-        Returns ``self`` so calls chain. Codes must be non-negative integers (integer dtype):
-        numpy arrays, torch tensors or array-likes such as lists (read as numpy arrays).
+        Returns ``self`` so calls chain. Codes must be non-negative integers: numpy arrays,
+        torch tensors or array-likes such as lists (read as numpy arrays). Numpy floats (and
+        lists of floats) are accepted when every value is a whole number (``[0., 1.]``), by
+        the rule :func:`~pidkit.estimate.pid_from_samples` applies
+        (:func:`pidkit.estimate._checks.as_labels`); a non-integer float is a
+        :class:`~pidkit.errors.PIDTypeError` naming the column. Torch tensors, counted on
+        their device, must have an integer dtype: checking a float tensor's values would need
+        a host synchronisation, so it is refused (pass ``codes.long()``).
         """
         cols = [target, *sources]
         names = ["target"] + [f"sources[{i}]" for i in range(len(sources))]
@@ -133,13 +139,23 @@ class JointCounts:
         # numpy arrays, tensors and array-likes (lists): typed errors for anything else
         cols = [check_samples(c, name, allow_empty=True) for c, name in zip(cols, names,
                                                                            strict=True)]
-        for c, name in zip(cols, names, strict=True):
+        fix = ("Map labels to 0..k-1 (pidkit.estimate.encode) or discretise continuous "
+               "samples first (Discretizer)")
+        for i, (c, name) in enumerate(zip(cols, names, strict=True)):
+            if not use_torch and c.dtype.kind == "f" and c.size:
+                # whole-number floats, as pid_from_samples reads them (kept as floats until
+                # the range checks below, so 1e20 is a table-size error, not a wrapped int)
+                cols[i] = c = as_labels(c, name, "Pass integer codes: m" + fix[1:],
+                                        kind=PIDTypeError)
             kind = str(c.dtype) if use_torch else c.dtype.kind
-            integer = (("int" in kind or kind == "torch.bool") if use_torch else kind in "biu")
+            # numpy floats reaching here are whole numbers (or empty)
+            integer = (("int" in kind or kind == "torch.bool") if use_torch
+                       else kind in "biuf")
             if not integer:
                 raise fail(name, f"must hold integer codes, not dtype {c.dtype}",
-                           "Map labels to 0..k-1 (pidkit.estimate.encode) or discretise "
-                           "continuous samples first (Discretizer)", kind=PIDTypeError)
+                           fix + (" (a float tensor's values are not checked on the device: "
+                                  "pass codes.long())" if use_torch else ""),
+                           kind=PIDTypeError)
             if c.ndim != 1:
                 raise fail(name, f"must be one code per sample, shape (batch,), not "
                            f"{tuple(c.shape)}",

@@ -78,6 +78,7 @@ from scipy.special import digamma
 
 from .._backend import get_namespace, is_torch
 from ..errors import PIDValueError, RegularizationWarning
+from ..gaussian._covariance import check_cov, prepare
 from ..gaussian.api import gaussian_pid
 from ..lattice import lattice
 from ..result import PIDResult
@@ -260,13 +261,22 @@ def gaussian_vectors(covs: np.ndarray, n: Any, dims: tuple[int, int, int], measu
 
 
 def gaussian_point(cov: Any, n: int, dims: tuple[int, int, int], measure: str,
-                   bias_correction: bool) -> tuple[PIDResult, dict[str, Any]]:
+                   bias_correction: bool, names: tuple[str, str, str] | None = None
+                   ) -> tuple[PIDResult, dict[str, Any]]:
     """The estimate (nats) from one covariance ``cov`` of ``n`` samples (numpy, or torch with
     autograd), and the plug-in atoms (``red``, ``uni_x``, ``uni_y``, ``syn``, nats). A plug-in
     estimate keeps :func:`pidkit.gaussian_pid`'s certificate; a corrected one has none (the
-    certificate bounds the uncorrected value)."""
-    r = gaussian_pid(cov, dims=dims, measure=measure, base=math.e,
-                     certify=not bias_correction and not is_torch(cov))
+    certificate bounds the uncorrected value). ``names``: the arguments the user passed the
+    target and the sources as; a covariance :func:`pidkit.gaussian_pid` refuses because a
+    block is constant or a source is collinear with the target is then an error naming that
+    argument (:func:`_named_failure`), since the user passed samples, not ``cov``."""
+    try:
+        r = gaussian_pid(cov, dims=dims, measure=measure, base=math.e,
+                         certify=not bias_correction and not is_torch(cov))
+    except PIDValueError as err:
+        if names is not None:
+            _named_failure(cov, dims, names, err)
+        raise
     atoms = _atoms(r, n, dims, measure, bias_correction)
     nodes = lattice(2).nodes
     point = PIDResult(atoms=dict(zip(nodes, (atoms[k] for k in _KEYS[:4]), strict=True)),
@@ -274,6 +284,20 @@ def gaussian_point(cov: Any, n: int, dims: tuple[int, int, int], measure: str,
                       solver=r.solver, source_names=r.source_names, target_name=r.target_name)
     plugin = {k: r.atoms[a] for k, a in zip(_KEYS[:4], nodes, strict=True)}
     return point, plugin
+
+
+def _named_failure(cov: Any, dims: tuple[int, int, int], names: tuple[str, str, str],
+                   err: PIDValueError) -> None:
+    """Re-run the reduction that refused ``cov`` (:func:`pidkit.gaussian._covariance.prepare`)
+    with the user's argument ``names``: a constant block or an exactly collinear source raises
+    the error naming its argument (chained to ``err``); any other failure returns, and the
+    caller re-raises ``err``."""
+    try:
+        xp, cov64, _, checked = check_cov(cov, dims)
+        prepare(xp.to_numpy(cov64)[0], checked, names=names)
+    except PIDValueError as named:
+        if str(named).startswith(tuple(f"{n}: " for n in names)):
+            raise named from err
 
 
 def check_size(n: int, dims: tuple[int, ...]) -> None:
@@ -350,10 +374,13 @@ def gaussian_blocks(target: Any, sources: tuple[Any, ...], *, target_encoding: s
 def gaussian_estimate(z: np.ndarray, dims: tuple[int, ...], *, measure: str, base: float,
                       ci: float | None, n_boot: int, n_perm: int, seed: int,
                       bias_correction: bool, details: dict[str, Any],
-                      interval: str = "percentile") -> PIDResult:
+                      interval: str = "percentile",
+                      names: tuple[str, ...] = ("target", "sources[0]", "sources[1]")
+                      ) -> PIDResult:
     """The Gaussian estimator (module notes) of the rows ``z`` (float64, blocks ``dims``), with
     bootstrap intervals and a shuffle null drawn by the engine from the bootstrap and null
-    streams of :func:`~pidkit.estimate.uncertainty.seed_sequences` ``(seed)``."""
+    streams of :func:`~pidkit.estimate.uncertainty.seed_sequences` ``(seed)``. ``names``: the
+    arguments the target and the sources were passed as, named in errors."""
     if len(dims) != 3:
         raise fail("sources", f"the Gaussian route takes two sources, got {len(dims) - 1}",
                    "Pass a target and two sources (concatenate columns to group variables)")
@@ -363,7 +390,8 @@ def gaussian_estimate(z: np.ndarray, dims: tuple[int, ...], *, measure: str, bas
     c = standardized(z)
     cov = c.T @ c / n
     cov = (cov + cov.T) / 2
-    point, plugin = gaussian_point(cov, n, dims, measure, bias_correction)
+    point, plugin = gaussian_point(cov, n, dims, measure, bias_correction,
+                                   (names[0], names[1], names[2]))
     _, (_, boot_seed, null_seed) = seed_sequences(seed)
 
     def evaluate(covs: np.ndarray) -> np.ndarray:
@@ -394,12 +422,15 @@ def _info(n: int, dims: tuple[int, int, int], base: float, bias_correction: bool
 
 def gaussian_from_covariance(cov: np.ndarray, n: int, dims: tuple[int, int, int], *,
                              measure: str, base: float, bias_correction: bool,
-                             details: dict[str, Any]) -> PIDResult:
+                             details: dict[str, Any],
+                             names: tuple[str, str, str] = ("target", "sources[0]",
+                                                            "sources[1]")) -> PIDResult:
     """The same estimator from a covariance of ``n`` samples (any per-variable scaling, e.g.
-    :meth:`~pidkit.estimate.GaussianMoments.pid`), without resampling (the rows are gone)."""
+    :meth:`~pidkit.estimate.GaussianMoments.pid`), without resampling (the rows are gone).
+    ``names``: the arguments the samples' blocks were passed as, named in errors."""
     base = check_base(base)
     check_size(n, dims)
-    point, plugin = gaussian_point(cov, n, dims, measure, bias_correction)
+    point, plugin = gaussian_point(cov, n, dims, measure, bias_correction, names)
     empty = np.zeros((0, 5))
     return assemble(point, Replicates(vector(point), empty, empty), None,
                     {**details, **_info(n, dims, base, bias_correction, plugin)}, base)

@@ -215,18 +215,65 @@ def _whitening(block: np.ndarray) -> tuple[np.ndarray, int]:
     return (vec[:, keep] / np.sqrt(lam[keep])).T, int((~keep).sum())
 
 
-def prepare(cov: np.ndarray, dims: tuple[int, int, int], *, item: str = "") -> Prepared:
+def _constant_block(names: tuple[str, str, str], k: int) -> Exception:
+    """The error for block ``k`` (0: target) of samples given as the arguments ``names``."""
+    what = "a constant target" if k == 0 else "a constant source"
+    return fail(names[k], "is constant (the same value in every sample, zero variance), so "
+                f"the Gaussian PID is undefined: {what} carries no information",
+                "Check that the right array was passed, or drop the constant variable")
+
+
+def _collinear(names: tuple[str, str, str], k: int | None, r: float) -> Exception:
+    """The error for a target that is an exact linear function of source ``k`` (``None``: of
+    both sources together), for samples given as the arguments ``names``."""
+    if k is None:
+        return fail(names[0], f"is collinear with {names[1]} and {names[2]} together: a "
+                    f"linear function of {names[0]} is an exact linear function of the two "
+                    f"sources (canonical correlation {r:.15g}), so the Gaussian information is "
+                    "infinite", "Add measurement noise, or check for a target built from the "
+                    "sources")
+    return fail(names[k], f"is collinear with {names[0]}: a linear function of {names[0]} is "
+                f"an exact linear function of {names[k]} (canonical correlation {r:.15g}), so "
+                "the Gaussian information is infinite", "Continuous variables observed "
+                "without noise carry infinite information; add measurement noise or drop the "
+                "duplicated variable")
+
+
+def _constant_columns(names: tuple[str, str, str], slices: tuple[slice, ...],
+                      const: np.ndarray) -> None:
+    """Raise the error for the first block of samples (passed as ``names``) holding constant
+    columns: the block's constant-block error when all its columns are constant, else the
+    columns, in the words of :func:`pidkit.estimate.gaussian_route.gaussian_blocks`."""
+    for b, s in enumerate(slices):
+        if const[s].all():
+            raise _constant_block(names, b)
+    for b, s in enumerate(slices):
+        cols = np.flatnonzero(const[s])
+        if cols.size:
+            raise fail(names[b], f"has constant column(s) {cols[:5].tolist()} (zero variance), "
+                       "so the covariance is singular", "Drop constant features, or reduce "
+                       "with n_components=...")
+
+
+def prepare(cov: np.ndarray, dims: tuple[int, int, int], *, item: str = "",
+            names: tuple[str, str, str] | None = None) -> Prepared:
     """Reduce one validated covariance ``(d, d)`` (float64 numpy) exactly; see the module notes.
 
     Raises a :class:`~pidkit.errors.PIDValueError` for non-PSD input and infinite information,
     and warns with :class:`~pidkit.errors.RegularizationWarning` when a ridge is added.
+    ``names``: for a covariance estimated from samples, the arguments the target and the two
+    sources were passed as (e.g. ``("target", "sources[0]", "sources[1]")``); a constant block
+    or an exactly collinear source is then an error naming that argument, not ``cov``.
     """
     where = f" (batch item {item})" if item else ""
     var = np.diag(cov).copy()
     const = var < CONSTANT_VARIANCE  # per variable: no comparison with other variances
     if const.all():
+        if names is not None:
+            raise _constant_block(names, 0)
         raise fail("cov", f"is all zeros{where}", "Every block needs a non-constant variable")
     std = np.sqrt(np.maximum(var, 0.0))
+    slices = _blocks(dims)
     if const.any():
         # PSD needs |cov_ij| <= sqrt(v_i v_j): a zero variance forces a zero row (in any units)
         bound = (1 + PSD_RTOL) * std[const][:, None] * std[None, :]
@@ -234,17 +281,21 @@ def prepare(cov: np.ndarray, dims: tuple[int, int, int], *, item: str = "") -> P
         if bad.any():
             i, j = np.argwhere(bad)[0]
             i = int(np.flatnonzero(const)[i])
+            if names is not None:
+                # from samples, a zero variance is a constant variable and its covariances
+                # are the rounding residue of the sums: name the argument it came from
+                _constant_columns(names, slices, const)
             raise fail("cov", f"is not positive semi-definite{where}: variable {i} has zero "
                        f"variance but cov[{i}, {j}] = {cov[i, j]:.3g}",
                        "A constant variable has zero covariance with every variable; set its "
                        "row and column to 0 (or drop it)")
     safe = np.where(const, 1.0, std)
     corr = cov / safe[:, None] / safe[None, :]  # two divisions: no overflow of safe_i * safe_j
-    slices = _blocks(dims)
     keep = [np.flatnonzero(~const[s]) for s in slices]
-    names = ("target", "source 1", "source 2")
-    for k, name in zip(keep, names, strict=True):
+    for b, (k, name) in enumerate(zip(keep, ("target", "source 1", "source 2"), strict=True)):
         if k.size == 0:
+            if names is not None:
+                raise _constant_block(names, b)
             raise fail("cov", f"the {name} block is constant (zero variance){where}",
                        "Every block needs a non-constant variable; drop the block or add it")
     base_maps = []
@@ -271,7 +322,7 @@ def prepare(cov: np.ndarray, dims: tuple[int, int, int], *, item: str = "") -> P
                    f"{corr[i, j]:.6g}, beyond [-1, 1]",
                    "Pass a valid covariance; a variable meant to be constant (or measured "
                    "with rounding error only) must have an exactly zero row and column")
-    return _slow(c, new_dims, base_maps, notes, where)
+    return _slow(c, new_dims, base_maps, notes, where, names)
 
 
 def screen(covs: np.ndarray, dims: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray,
@@ -313,7 +364,7 @@ def screen(covs: np.ndarray, dims: tuple[int, int, int]) -> tuple[np.ndarray, np
 
 
 def _slow(c: np.ndarray, dims: tuple[int, int, int], base_maps: list[np.ndarray],
-          notes: list[str], where: str) -> Prepared:
+          notes: list[str], where: str, names: tuple[str, str, str] | None = None) -> Prepared:
     """Eigendecomposition path for singular or near-singular correlation matrices."""
     lam_all = np.linalg.eigvalsh(c)
     if lam_all[0] < -PSD_RTOL * lam_all[-1]:
@@ -322,8 +373,8 @@ def _slow(c: np.ndarray, dims: tuple[int, int, int], base_maps: list[np.ndarray]
                    "Pass a valid covariance (an estimate from samples always is; check for "
                    "pairwise-deletion or rounding)")
     slices = _blocks(dims)
-    maps, names = [], ("target", "source 1", "source 2")
-    for s, name in zip(slices, names, strict=True):
+    maps = []
+    for s, name in zip(slices, ("target", "source 1", "source 2"), strict=True):
         w, dropped = _whitening(c[s, s])
         if dropped:
             notes.append(f"{name}: {dropped} exactly linearly dependent direction(s) dropped")
@@ -335,8 +386,10 @@ def _slow(c: np.ndarray, dims: tuple[int, int, int], base_maps: list[np.ndarray]
     sm, sx, sy = _blocks(new_dims)
     rho = {"source 1": np.linalg.svd(t[sm, sx], compute_uv=False).max(initial=0.0),
            "source 2": np.linalg.svd(t[sm, sy], compute_uv=False).max(initial=0.0)}
-    for name, r in rho.items():
+    for k, (name, r) in enumerate(rho.items(), start=1):
         if 1 - r * r <= EXACT_RTOL:
+            if names is not None:
+                raise _collinear(names, k, r)
             raise fail("cov", f"gives infinite information{where}: a linear function of the "
                        f"target is an exact linear function of {name} (canonical correlation "
                        f"{r:.15g})", "Continuous variables observed without noise carry "
@@ -350,6 +403,8 @@ def _slow(c: np.ndarray, dims: tuple[int, int, int], base_maps: list[np.ndarray]
     kz = t[sm, sz] @ z_map.T
     rho["both sources"] = np.linalg.svd(kz, compute_uv=False).max(initial=0.0)
     if 1 - rho["both sources"] ** 2 <= EXACT_RTOL:
+        if names is not None:
+            raise _collinear(names, None, rho["both sources"])
         raise fail("cov", f"gives infinite information{where}: a linear function of the target "
                    "is an exact linear function of the two sources together",
                    "Add measurement noise, or check for a target built from the sources")

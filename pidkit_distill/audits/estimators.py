@@ -297,6 +297,7 @@ class GaussianPair:
         self.boot_seed = int(boot.generate_state(1)[0])
         self.null_seed = int(boot.spawn(1)[0].generate_state(1)[0])
         self._kept: list[tuple[np.ndarray, np.ndarray]] = []
+        self._seen: set[int] = set()      # classes present in the audited samples
         self.moments = None
 
     def fit(self, teacher: np.ndarray, student: np.ndarray, labels: np.ndarray, *,
@@ -335,6 +336,8 @@ class GaussianPair:
     def update(self, batch: Batch, index: int) -> None:
         """Accumulate the moments (and bootstrap replicates) of layer pair ``index``."""
         blocks = self._rows(batch.labels, batch.teacher[index], batch.student[index])
+        if len(self._seen) < 2:
+            self._seen.update(np.unique(batch.labels).tolist())
         self.moments.update(*blocks)
         if self.n_perm:
             self._kept.append((blocks[0], np.concatenate(blocks[1:], axis=1), batch.keys))
@@ -355,6 +358,8 @@ class GaussianPair:
             raise fail("measure_options", "are not used by the Gaussian estimator",
                        "Leave measure_options out with estimator='gaussian'", measure_options)
         dims = self.moments.dims
+        if len(self._seen) < 2:
+            return self._constant_target(pair, dims, ci, interval, base)
         r = self.moments.pid(measure=measure, base=math.e,
                              bias_correction=self.bias_correction)
         boot, dropped = np.zeros((0, 5)), 0
@@ -368,16 +373,37 @@ class GaussianPair:
         null, dropped_null = self._null(dims, measure)
         reps = Replicates(vector(r), boot, null, dropped, dropped_null)
         values, intervals, p_values, chance = _summarised(reps, ci, interval, base)
-        details = {"teacher_dim": self._dims[0], "student_dim": self._dims[1],
-                   "n_components": [p.n_components for p in self.projectors],
-                   "scaling": [p.scaling for p in self.projectors],
-                   "block_dims": list(dims), "joint_mutual_information":
-                   float(r.mutual_information) / math.log(base),
-                   "solver_status": r.solver.status,
-                   "bias_correction": self.bias_correction,
-                   "projector_seed": self.projectors[0].random_state,
-                   "bootstrap": "poisson", "bootstrap_seed": self.boot_seed,
-                   "dropped_replicates": {"bootstrap": dropped, "null": dropped_null}}
+        details = self._details(dims, float(r.mutual_information) / math.log(base),
+                                r.solver.status, dropped, dropped_null)
+        if p_values is not None:
+            details["p_values"] = p_values
+        return _layer(pair, values, intervals, details, p_values, chance)
+
+    def _details(self, dims, joint_mi: float, status: str, dropped: int,
+                 dropped_null: int) -> dict[str, Any]:
+        return {"teacher_dim": self._dims[0], "student_dim": self._dims[1],
+                "n_components": [p.n_components for p in self.projectors],
+                "scaling": [p.scaling for p in self.projectors],
+                "block_dims": list(dims), "joint_mutual_information": joint_mi,
+                "solver_status": status, "bias_correction": self.bias_correction,
+                "projector_seed": self.projectors[0].random_state,
+                "bootstrap": "poisson", "bootstrap_seed": self.boot_seed,
+                "dropped_replicates": {"bootstrap": dropped, "null": dropped_null}}
+
+    def _constant_target(self, pair: tuple[str, str], dims, ci: float | None, interval: str,
+                         base: float) -> LayerAudit:
+        """The audit of samples of a single class: the target is constant, so
+        :math:`I(Y;T) = I(Y;S) = I(Y;T,S) = 0` and every atom is 0 exactly (as the discrete
+        route's counts give). Every bootstrap resample and label shuffle of a constant target
+        is the same constant, so their replicates are 0 too (p-values 1, chance 0); the
+        covariance estimator is not evaluated (its target block is singular)."""
+        zeros = np.zeros(5)
+        boot = np.zeros((self.n_boot if ci is not None else 0, 5))
+        null = np.zeros((self.n_perm, 5))
+        values, intervals, p_values, chance = _summarised(
+            Replicates(zeros, boot, null, 0, 0), ci, interval, base)
+        details = self._details(dims, 0.0, "constant_target", 0, 0)
+        details["classes_present"] = sorted(self._seen)
         if p_values is not None:
             details["p_values"] = p_values
         return _layer(pair, values, intervals, details, p_values, chance)

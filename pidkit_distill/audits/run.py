@@ -189,9 +189,6 @@ def _run(stream_data: Callable[[], Iterator[Batch]],
     if o.estimator == "gaussian":
         classes = (np.arange(o.num_classes) if o.num_classes is not None
                    else np.array(sorted(fit_classes), dtype=np.int64))
-        if classes.size < 2:
-            raise fail("labels", "hold a single class", "Audit samples of at least 2 classes",
-                       classes.tolist())
         pair_estimators = [GaussianPair(settings, s, classes, o.n_boot if o.ci is not None
                                         else 0, o.n_perm, given=given) for s in seeds]
     else:
@@ -481,12 +478,36 @@ def _global_rng_kept(device: Any) -> Iterator[None]:
         yield
 
 
+def _is_array(value: Any) -> bool:
+    """A numpy or torch array (or anything else exposing ``__array__``), not a Python list."""
+    return isinstance(value, np.ndarray) or hasattr(value, "detach") or (
+        hasattr(value, "__array__") and not isinstance(value, (list, tuple, np.generic)))
+
+
 def _feature_list(value: Any, name: str) -> list:
+    """The per-layer arrays of ``value``: one array, a list/tuple of arrays (one per layer
+    pair) or a mapping name -> array. A list's entries must be arrays: a nested Python list
+    (``T.tolist()``) would otherwise be read as one layer per row."""
     if isinstance(value, Mapping):
         return list(value.values())
-    if isinstance(value, np.ndarray) or hasattr(value, "detach"):
+    if _is_array(value):
         return [value]
     if isinstance(value, Sequence) and not isinstance(value, (str, bytes)) and value:
+        plain = [i for i, v in enumerate(value) if not _is_array(v)]
+        if plain and len(plain) == len(value):
+            first, count = value[0], len(value)
+            inner = f" of {len(first)} values" if isinstance(first, Sequence) else ""
+            what = f"{count} {type(first).__name__}{'s' * (count > 1)}{inner}"
+            raise fail(name, f"is a {'nested ' * bool(inner)}Python {type(value).__name__} "
+                       f"({what}), not a list of arrays; a list is read as one array per "
+                       f"layer pair, so each of its {count} entries would be a layer",
+                       f"Pass np.asarray({name}) for one layer of (n, ...) features, or a "
+                       "list of numpy/torch arrays, one per layer", None, kind=PIDTypeError)
+        if plain:
+            i = plain[0]
+            raise fail(f"{name}[{i}]", f"is a {type(value[i]).__name__}, not an array; each "
+                       "entry of a list of layers is one (n, ...) array", "Pass numpy or "
+                       f"torch arrays (np.asarray({name}[{i}]))", None, kind=PIDTypeError)
         return list(value)
     raise fail(name, "must be an array, a list of arrays or a mapping layer -> array",
                "Pass one (n, ...) array per audited layer", type(value).__name__,
@@ -527,6 +548,9 @@ def audit_features(labels: Any, teacher_features: Any, student_features: Any, *,
         (:mod:`pidkit_distill.labels`).
     teacher_features, student_features : array, list of arrays, or mapping name -> array
         One array ``(n, ...)`` per layer pair (trailing axes are flattened), numpy or torch.
+        A list or tuple is a list of layers, so its entries must be arrays: a nested Python
+        list such as ``T.tolist()`` is refused with a typed error (it would read each row as
+        a layer); pass ``np.asarray(T)`` for one layer.
     layers : list of (str, str), optional
         Names of the pairs (default: the mappings' keys, or ``("T0", "S0")``, ...).
     fit : tuple (labels, teacher_features, student_features), optional

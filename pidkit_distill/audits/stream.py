@@ -145,7 +145,8 @@ def as_loader(data, batch_size: int, name: str = "data", batch_format=None) -> I
     """An iterable of batches from the data the trainer accepts, plus the audit's own forms.
 
     - a ``DataLoader``: used as it is;
-    - a tuple ``(X, y)`` of tensors or arrays: batched in order;
+    - a tuple ``(X, y)`` of tensors or arrays: batched in order (read by
+      :func:`~pidkit_distill.batches.as_dataset`, as the trainer reads it);
     - a map-style ``Dataset`` or a list of samples ``(x, y)`` / ``{"input": x, "label": y}``,
       and an ``IterableDataset`` of samples: batched in order, as the trainer does
       (:mod:`pidkit_distill.batches`);
@@ -158,18 +159,12 @@ def as_loader(data, batch_size: int, name: str = "data", batch_format=None) -> I
     without ``generator=`` draws one). ``batch_format``
     (:class:`~pidkit_distill.batches.BatchFormat`) picks the input and the label of an item.
     """
-    import torch
-    from torch.utils.data import DataLoader, Dataset, IterableDataset, TensorDataset
+    from torch.utils.data import DataLoader, Dataset, IterableDataset
 
-    from ..batches import BatchFormat, check_data, eval_loader
+    from ..batches import BatchFormat, as_dataset, check_data, eval_loader
 
     fmt = batch_format if batch_format is not None else BatchFormat()
-    if isinstance(data, tuple) and len(data) == 2:
-        x, y = (torch.as_tensor(np.asarray(v)) if not torch.is_tensor(v) else v for v in data)
-        if x.dim() == 0 or y.dim() == 0 or x.shape[0] != y.shape[0]:
-            raise fail(name, f"holds inputs of shape {tuple(x.shape)} and labels of shape "
-                       f"{tuple(y.shape)}", "Pass (X, y) with one label per input row")
-        data = TensorDataset(x, y)
+    data = as_dataset(data, name)
     if isinstance(data, DataLoader):
         return data
     check_data(data, name)
