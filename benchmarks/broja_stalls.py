@@ -27,11 +27,14 @@ defaults, tol 1e-9 bits and max_iter 200):
   The dual has a few hundred free variables for 10,000-22,500 block constraints, few of which
   can be active at the optimum: most blocks must lose their mass, the interior-point iteration
   approaches that support slowly, and the crossover skips these problems (far more than
-  ``_polish.MAX_UNKNOWNS`` unknowns): a stall family still open (issue 15).
+  ``_polish.MAX_UNKNOWNS`` unknowns). What certifies them is the rescaled primal bound
+  (``_bounds.rescale``) and the slack reset of the line search from ``_ipm.RESET_FROM`` on
+  (docs/broja.md); one 3 x 150 x 150 table of a development sweep is still open (issue 15).
 
 Per family: pmfs, stalls (status not "optimal"/"closed_form"), the largest certified gap and
 the median and largest wall time of one call, for the current solver ("crossover") and with the
-crossover switched off (``_ipm.POLISH_EVERY`` beyond ``max_iter``: the solver before it).
+crossover switched off (``_ipm.POLISH_EVERY`` beyond ``max_iter``: the solver before it, with
+the later certificate and line-search changes kept).
 One BLAS thread. Results in ``benchmarks/results/broja_stalls.{md,json}``.
 
 Run from the repository root: ``python benchmarks/broja_stalls.py [--seed 0]``.

@@ -35,6 +35,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
+
 from ..._backend import Backend
 from ._problem import logits
 
@@ -51,6 +53,9 @@ LOG_NEGLIGIBLE = math.log(NEGLIGIBLE_SHARE)
 #: Added to the unit diagonal of the scaled systems of :func:`rescale` (singular along the
 #: gauge ``a + c``, ``b - c`` of each connected part of the support).
 RESCALE_RIDGE = 1e-12
+#: Rows and columns of :func:`rescale` with less mass than this keep :math:`a = 0`, :math:`b = 0`
+#: (the reciprocals of smaller masses overflow; :func:`repair` handles them).
+RESCALE_FLOOR = 1e-300
 
 
 def dual_bound(lam: Any, mu: Any, h: Any, p_yt: Any, p_ys: Any, live: Any,
@@ -190,8 +195,10 @@ def rescale(q: Any, p_yt: Any, p_ys: Any, xp: Backend) -> Any:
 
     :math:`Q = q(y, \cdot, \cdot)`, :math:`D_t`, :math:`D_s` its row and column sums and
     :math:`r` the marginal residuals (scaled to a unit diagonal plus :data:`RESCALE_RIDGE`;
-    rows and columns without mass keep :math:`a = 0`, :math:`b = 0`). Cells that would turn
-    negative are set to 0; :func:`repair` then closes what is left exactly.
+    rows and columns with less mass than :data:`RESCALE_FLOOR` keep :math:`a = 0`,
+    :math:`b = 0`; overflow and NaN stay silent and make the bound NaN, which
+    :func:`upper_bound` never keeps). Cells that would turn negative are set to 0;
+    :func:`repair` then closes what is left exactly.
 
     Why: the rank-one fill of :func:`repair` puts the missing mass into every block, and each
     unit of mass in a block off the optimal support costs the objective about that block's
@@ -204,20 +211,22 @@ def rescale(q: Any, p_yt: Any, p_ys: Any, xp: Backend) -> Any:
     the dual value of the residuals alone.
     """
     nb, ny, nt, ns = q.shape
-    q_t, q_s = xp.sum(q, axis=3), xp.sum(q, axis=2)                 # (B, Y, T), (B, Y, S)
-    r_t, r_s = p_yt - q_t, p_ys - q_s
-    inv_s = xp.where(q_s > 0, 1.0 / xp.where(q_s > 0, q_s, 1.0), 0.0)
-    q_scaled = q * inv_s[:, :, None, :]                                # Q D_s^{-1}
-    schur = -xp.einsum("byts,byus->bytu", q_scaled, q)
-    live = q_t > 0
-    d = xp.where(live, 1.0 / xp.where(live, q_t, 1.0) ** 0.5, 0.0)   # unit-diagonal scaling
-    schur = schur * (d[..., :, None] * d[..., None, :])
-    xp.diagonal(schur)[...] += 1.0 + RESCALE_RIDGE * xp.float64(live)
-    rhs = d * (r_t - xp.einsum("byts,bys->byt", q_scaled, r_s))
-    factor = xp.lu_factor(xp.reshape(schur, (nb * ny, nt, nt)))     # status not read
-    a = d * xp.reshape(xp.sym_solve(factor, xp.reshape(rhs, (nb * ny, nt, 1))), (nb, ny, nt))
-    b = inv_s * (r_s - xp.einsum("byts,byt->bys", q, a))
-    return xp.maximum(q * (1.0 + a[:, :, :, None] + b[:, :, None, :]), 0.0)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # torch: no effect
+        q_t, q_s = xp.sum(q, axis=3), xp.sum(q, axis=2)             # (B, Y, T), (B, Y, S)
+        r_t, r_s = p_yt - q_t, p_ys - q_s
+        live_t, live_s = q_t > RESCALE_FLOOR, q_s > RESCALE_FLOOR
+        inv_s = xp.where(live_s, 1.0 / xp.where(live_s, q_s, 1.0), 0.0)
+        d = xp.where(live_t, 1.0 / xp.where(live_t, q_t, 1.0) ** 0.5, 0.0)  # unit diagonal
+        q_d = q * d[:, :, :, None]                         # q / sqrt(q_t): at most sqrt(q_t)
+        q_ds = q_d * inv_s[:, :, None, :]
+        schur = -xp.einsum("byts,byus->bytu", q_ds, q_d)
+        xp.diagonal(schur)[...] += 1.0 + RESCALE_RIDGE * xp.float64(live_t)
+        rhs = d * r_t - xp.einsum("byts,bys->byt", q_ds, r_s)
+        factor = xp.lu_factor(xp.reshape(schur, (nb * ny, nt, nt)))  # status not read
+        a = d * xp.reshape(xp.sym_solve(factor, xp.reshape(rhs, (nb * ny, nt, 1))),
+                           (nb, ny, nt))
+        b = inv_s * (r_s - xp.einsum("byts,byt->bys", q, a))
+        return xp.maximum(q * (1.0 + a[:, :, :, None] + b[:, :, None, :]), 0.0)
 
 
 def upper_bound(q: Any, p_yt: Any, p_ys: Any, xp: Backend) -> tuple[Any, Any]:
@@ -227,8 +236,9 @@ def upper_bound(q: Any, p_yt: Any, p_ys: Any, xp: Backend) -> tuple[Any, Any]:
     and a NaN bound never replaces a number."""
     q_f = repair(q, p_yt, p_ys, xp)
     up = neg_conditional_entropy(q_f, xp)
-    q_r = repair(rescale(q, p_yt, p_ys, xp), p_yt, p_ys, xp)
-    up_r = neg_conditional_entropy(q_r, xp)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # torch: no effect
+        q_r = repair(rescale(q, p_yt, p_ys, xp), p_yt, p_ys, xp)
+        up_r = neg_conditional_entropy(q_r, xp)
     better = up_r < up
     return xp.where(better, up_r, up), xp.where(better[:, None, None, None], q_r, q_f)
 
