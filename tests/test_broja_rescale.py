@@ -16,6 +16,7 @@ import pidkit
 from pidkit._backend import NUMPY, get_namespace
 from pidkit.discrete.broja import _bounds
 from pidkit.errors import ConvergenceWarning
+from pidkit.information import mutual_information
 
 
 def perturbed_pair(seed: int, shape=(2, 3, 4, 5), zeros: float = 0.3, eps: float = 1e-3):
@@ -147,3 +148,43 @@ def test_a_dirichlet_0001_pmf_solves_without_runtime_warnings():
         warnings.simplefilter("error")
         r = pidkit.pid(p, measure="broja")
     assert r.solver.converged
+
+
+def test_the_upper_bound_takes_only_a_finite_rescaled_value(monkeypatch):
+    """A rescaled point whose value is -inf (an overflow) must not become the upper bound."""
+    q, p_yt, p_ys = perturbed_pair(2)
+    monkeypatch.setattr(_bounds, "neg_conditional_entropy",
+                        lambda x, xp, f=_bounds.neg_conditional_entropy:
+                        np.where(np.isinf(x).any(axis=(1, 2, 3)), -np.inf, f(x, xp)))
+    monkeypatch.setattr(_bounds, "repair", lambda x, *rest: x)
+    monkeypatch.setattr(_bounds, "rescale", lambda x, *rest: np.full_like(x, np.inf))
+    up, q_f = _bounds.upper_bound(q, p_yt, p_ys, NUMPY)
+    assert np.isfinite(up).all() and np.isfinite(q_f).all()
+
+
+def test_a_crossing_bracket_is_never_reported_as_converged(monkeypatch):
+    """If a solver fault put the upper bound below the lower one, the clipped certificate
+    would have gap 0: the item keeps only the interval every decomposition allows
+    (max(0, I(Y;T) - I(Y;S)) <= Uni_T <= min(I(Y;T), I(Y;T,S) - I(Y;S))) and is reported as
+    not converged."""
+    from pidkit.discrete.broja import _ipm, _small
+
+    p = np.random.default_rng(4).dirichlet(np.ones(27)).reshape(3, 3, 3)
+    honest = pidkit.broja(p)
+    original = _ipm.solve
+
+    def crossing(*args, **kwargs):
+        out = original(*args, **kwargs)
+        out.f_upper = out.f_lower - 1e-3
+        return out
+
+    monkeypatch.setattr(_small, "SMALL_SIZE", 0)                 # the general solver
+    monkeypatch.setattr(_ipm, "solve", crossing)
+    with pytest.warns(ConvergenceWarning):
+        r = pidkit.broja(p)
+    assert honest.solver.converged and not r.solver.converged
+    bits = np.log(2.0)
+    i_t, i_s, i_ts = (mutual_information(p, [0], b) / bits for b in ([1], [2], [1, 2]))
+    cert = r.solver.certificate
+    assert cert.lower == pytest.approx(max(0.0, i_t - i_s), abs=1e-12)
+    assert cert.upper == pytest.approx(min(i_t, i_ts - i_s), abs=1e-12)

@@ -65,7 +65,7 @@ from scipy.special import xlogy as _xlogy
 
 from ..._backend import NUMPY
 from . import _ipm, _polish
-from ._bounds import LOG_NEGLIGIBLE
+from ._bounds import LOG_NEGLIGIBLE, rounding_margin
 from ._ipm import (
     BOUNDARY,
     CERT_FACTOR,
@@ -337,7 +337,7 @@ def _certificate(pr, x):
 
 def _shift(pr, lam, mu, h):
     """:func:`._bounds.dual_bound`'s shift of ``lam`` per ``t``, then ``mu`` per ``s``, for
-    one pmf; the shifted point and its value."""
+    one pmf; the shifted point and its value, less :func:`._bounds.rounding_margin`."""
     if pr.dead:
         h = np.where(pr.live, h, -math.inf)
     c_t = h.max(axis=1)
@@ -347,7 +347,9 @@ def _shift(pr, lam, mu, h):
     if pr.dead:
         d_s = np.where(d_s > -math.inf, d_s, 0.0)
     lam, mu = lam - c_t, mu - d_s
-    return lam, mu, float(np.vdot(pr.p_yt, lam)) + float(np.vdot(pr.p_ys, mu))
+    value = float(np.vdot(pr.p_yt, lam)) + float(np.vdot(pr.p_ys, mu))
+    size = float(np.vdot(pr.p_yt, np.abs(lam))) + float(np.vdot(pr.p_ys, np.abs(mu)))
+    return lam, mu, value - rounding_margin(lam.size + mu.size, size)
 
 
 def _keep(best, low, up, lam, mu, q):

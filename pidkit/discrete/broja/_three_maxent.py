@@ -86,7 +86,7 @@ from scipy.linalg.lapack import dpotrf, dpotrs
 
 from ..._threads import one_blas_thread
 from ...information import _entropy, _mutual_information
-from ._bounds import LOG_NEGLIGIBLE
+from ._bounds import LOG_NEGLIGIBLE, rounding_margin
 from ._ipm import (
     BOUNDARY,
     CERT_FACTOR,
@@ -238,9 +238,9 @@ class _Program:
     def _shifted(self, x: np.ndarray, g: np.ndarray) -> float:
         """The dual value after shifting ``lam[:, a]`` (or ``mu[:, b]``, ``nu[:, c]``) down by
         the largest positive ``g`` of the blocks with that ``a`` (``b``, ``c``), which makes
-        every block feasible; the best of the three."""
+        every block feasible; the best of the three (less :func:`._bounds.rounding_margin`)."""
         gp = np.where(self.live, np.maximum(g, 0.0), 0.0)
-        value = float(self.b @ x)
+        value = float(self.b @ x) - rounding_margin(x.size, float(np.abs(self.b) @ np.abs(x)))
         costs = (self.p_ta.sum(axis=0) @ gp.max(axis=(1, 2)),
                  self.p_tb.sum(axis=0) @ gp.max(axis=(0, 2)),
                  self.p_tc.sum(axis=0) @ gp.max(axis=(0, 1)))
