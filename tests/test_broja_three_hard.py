@@ -180,3 +180,13 @@ def test_barrier_value_is_the_programs_objective_minus_the_log_barrier():
                 trial[np.unravel_index(np.flatnonzero(cells)[0], cells.shape)] = bad
                 value = _three_barrier._value(trial, cells, tau)
                 assert np.isnan(value) or value == np.inf
+
+
+def test_a_crossing_maxent_bracket_falls_back_to_the_trivial_one(monkeypatch):
+    """A fault that put a trivariate program's lower bound above its upper one must not be
+    reported as a certificate (``min(lower, upper)`` hid it): the program keeps the bracket
+    it starts from."""
+    p = sparse_pmf(7, alpha=0.5)
+    monkeypatch.setattr(_three_maxent._Program, "dual_bound", lambda self, x, g: 1.0)
+    out = _three_maxent.solve(p, 1e-9, 30)
+    assert out.lower <= out.upper and out.upper - out.lower > 1e-9

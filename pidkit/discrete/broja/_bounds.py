@@ -41,7 +41,7 @@ from ..._backend import Backend
 from ._problem import logits
 
 __all__ = ["dual_bound", "local_repair", "repair", "rescale", "upper_bound",
-           "neg_conditional_entropy", "rounding_margin", "ROUNDING"]
+           "neg_conditional_entropy", "rounding_margin", "ROUNDING", "CROSSING"]
 
 #: Cells carrying less than this share of their block's weight are not lowered by
 #: :func:`local_repair` (the shift of :func:`dual_bound` then covers them, at a cost of at
@@ -55,6 +55,10 @@ LOG_NEGLIGIBLE = math.log(NEGLIGIBLE_SHARE)
 #: ``m * ROUNDING * sum |c_k x_k|`` of the exact one (recursive summation, Higham 2002,
 #: section 4.2), and every dual bound subtracts that much (:func:`rounding_margin`).
 ROUNDING = float(np.finfo(np.float64).eps)
+#: Largest amount (relative, nats) by which a solver's upper bound may fall below its lower
+#: bound from rounding alone; a larger crossing is a fault, never a certificate
+#: (:func:`._core.solve_atoms`, :func:`._three_maxent.solve`).
+CROSSING = 1e-12
 #: Added to the unit diagonal of the scaled systems of :func:`rescale` (singular along the
 #: gauge ``a + c``, ``b - c`` of each connected part of the support).
 RESCALE_RIDGE = 1e-12

@@ -28,6 +28,7 @@ from scipy.special import entr as _entr
 from ..._backend import NUMPY, Backend
 from ..._threads import one_blas_thread
 from . import _ipm, _warm
+from ._bounds import CROSSING
 
 #: Largest Schur complement, :math:`|Y| \min(|T|, |S|)` rows, solved with one BLAS thread (the
 #: thread setting of the caller applies above). Measured on the 2-core machine (2026-12-04,
@@ -42,9 +43,6 @@ ONE_THREAD_SCHUR = 2500
 #: lean driver, Dirichlet(1) cubes, 1 / 2 threads): 0.46 / 0.46 ms at k = 3 (18 rows), 0.52 /
 #: 0.54 ms at k = 4 (32), 1.15 / 1.14 ms at k = 6 (72), but 1.8 / 10.0 ms at k = 8 (128).
 UNPINNED_SINGLE = 72
-#: Largest amount (relative, nats) by which a solver's upper bound may fall below its lower
-#: bound from rounding alone; a larger crossing marks the item as not converged.
-CROSSING = 1e-12
 
 
 def entropy(p, axes, xp: Backend):

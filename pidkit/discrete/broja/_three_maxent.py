@@ -86,7 +86,7 @@ from scipy.linalg.lapack import dpotrf, dpotrs
 
 from ..._threads import one_blas_thread
 from ...information import _entropy, _mutual_information
-from ._bounds import LOG_NEGLIGIBLE, rounding_margin
+from ._bounds import CROSSING, LOG_NEGLIGIBLE, rounding_margin
 from ._ipm import (
     BOUNDARY,
     CERT_FACTOR,
@@ -376,6 +376,14 @@ def _solve_program(p: np.ndarray, tol: float, max_iter: int) -> MaxEntBracket:
     reduced = p_kept is not p                      # some marginal entries were left out
     prog = _Program(p_kept) if reduced else full
     dropped = p - p_kept
+    trivial = (min(lower, upper), upper)
+
+    def finish(iterations: int) -> MaxEntBracket:
+        """The bracket proven so far; bounds that cross by more than rounding are a fault
+        (:data:`._bounds.CROSSING`, as for the bivariate solver): then only the trivial one."""
+        if upper < lower - CROSSING * (1.0 + abs(lower)):
+            return MaxEntBracket(*trivial, iterations)
+        return MaxEntBracket(min(lower, upper), upper, iterations)
 
     def bracket(x: np.ndarray, q: np.ndarray) -> bool:
         """Certify the reduced program's dual point ``x`` and primal point ``q`` on the full
@@ -427,18 +435,18 @@ def _solve_program(p: np.ndarray, tol: float, max_iter: int) -> MaxEntBracket:
                 break
             alpha *= SHRINK
         if not math.isfinite(norm_n):     # a breakdown: stop with the bracket proven so far
-            return MaxEntBracket(min(lower, upper), upper, it)
+            return finish(it)
         x, m, s, g, pi = x_n, np.where(live, m_n, 0.0), np.where(live, s_n, 1.0), g_n, pi_n
         if (eta <= CERT_FACTOR * tol or it >= CERT_FROM) and bracket(x, m[None] * pi):
-            return MaxEntBracket(min(lower, upper), upper, it)
+            return finish(it)
         if it % _POLISH_EVERY == 0:
             with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
                 resume = barrier(prog, m[None] * pi,
                                  float(np.sum(m * s)) / float(prog.allowed.sum()), tol,
                                  bracket, start=resume)
             if upper - lower <= tol:
-                return MaxEntBracket(min(lower, upper), upper, it)
-    return MaxEntBracket(min(lower, upper), upper, max_iter)
+                return finish(it)
+    return finish(max_iter)
 
 
 def _kept_cells(p: np.ndarray, threshold: float) -> np.ndarray:
