@@ -252,15 +252,32 @@ def rescale(q: Any, p_yt: Any, p_ys: Any, xp: Backend) -> Any:
         return xp.maximum(q * (1.0 + a[:, :, :, None] + b[:, :, None, :]), 0.0)
 
 
-def upper_bound(q: Any, p_yt: Any, p_ys: Any, xp: Backend) -> tuple[Any, Any]:
+def upper_bound(q: Any, p_yt: Any, p_ys: Any, xp: Backend, low: Any = None,
+                tol: float | None = None) -> tuple[Any, Any]:
     r"""An upper bound on :math:`f^*` from the primal point ``q >= 0``: ``(up, q_f)``, the
     smaller per item of the values of ``q`` repaired onto :math:`\Delta_P` (:func:`repair`)
-    directly and after :func:`rescale`, and that point. Chosen with ``where``: no host read,
-    and only a finite value of the rescaled point is taken (a first version let an
-    overflowing rescale give :math:`-\infty`, which "certified" a Dirichlet(0.001) pmf with a
-    gap of 0)."""
+    directly and after :func:`rescale`, and that point; only a finite value of the rescaled
+    point is taken (a first version let an overflowing rescale give :math:`-\infty`, which
+    "certified" a Dirichlet(0.001) pmf with a gap of 0). With ``low`` (the items' lower
+    bounds) and ``tol`` (nats), on the host, only the items whose bracket is still wider than
+    ``tol`` are rescaled (the others are done: 5% of a batched 10^4 x 4 x 4 x 4 solve); without,
+    every item, chosen with ``where`` (no host read: the fixed-iteration mode)."""
     q_f = repair(q, p_yt, p_ys, xp)
     up = neg_conditional_entropy(q_f, xp)
+    if low is not None and xp.on_host(q):
+        wide = up - low > tol
+        if not xp.any(wide):
+            return up, q_f
+        up_w, q_w = _rescaled_bound(q[wide], p_yt[wide], p_ys[wide], up[wide], q_f[wide], xp)
+        up[wide], q_f[wide] = up_w, q_w
+        return up, q_f
+    return _rescaled_bound(q, p_yt, p_ys, up, q_f, xp)
+
+
+def _rescaled_bound(q: Any, p_yt: Any, p_ys: Any, up: Any, q_f: Any,
+                    xp: Backend) -> tuple[Any, Any]:
+    """The better per item of ``(up, q_f)`` and the value and point of ``q`` rescaled, then
+    repaired (finite values only)."""
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # torch: no effect
         q_r = repair(rescale(q, p_yt, p_ys, xp), p_yt, p_ys, xp)
         up_r = neg_conditional_entropy(q_r, xp)

@@ -410,18 +410,21 @@ def max_step(x: Any, dx: Any, xp: Backend) -> Any:
     return xp.min(ratio, axis=(1, 2))
 
 
-def _certify(pb: Problem, state: tuple[Any, ...], rows: Any, best: Best, xp: Backend) -> None:
+def _certify(pb: Problem, state: tuple[Any, ...], rows: Any, best: Best, xp: Backend,
+             tol: float) -> None:
     """Certify the iterates ``state`` of the items ``rows`` (:mod:`._bounds`) into ``best``."""
-    best.update(rows, *_bounds_of(pb, state, xp), xp)
+    best.update(rows, *_bounds_of(pb, state, xp, tol), xp)
 
 
-def _bounds_of(pb: Problem, state: tuple[Any, ...], xp: Backend) -> tuple[Any, ...]:
+def _bounds_of(pb: Problem, state: tuple[Any, ...], xp: Backend,
+               tol: float | None = None) -> tuple[Any, ...]:
     """The certificate ``(low, lam, mu, up, q)`` of the iterates ``state`` (:mod:`._bounds`):
     the shifted feasible dual point and its value, the repaired primal point and its value
-    (:func:`._bounds.upper_bound`)."""
+    (:func:`._bounds.upper_bound`; with ``tol``, rescaled only where the bracket is wider)."""
     lam, mu, w, _, h, pi = state
     lam_f, mu_f, low = dual_bound(lam, mu, h, pb.p_yt, pb.p_ys, pb.live, xp)
-    up, q_f = upper_bound(w[:, None] * pi, pb.p_yt, pb.p_ys, xp)
+    up, q_f = upper_bound(w[:, None] * pi, pb.p_yt, pb.p_ys, xp,
+                          None if tol is None else low, tol)
     return low, lam_f, mu_f, up, q_f
 
 
@@ -509,10 +512,10 @@ def solve(p: Any, xp: Backend, tol: float, max_iter: int, done: Any = None,
             eta = xp.sum(xp.where(sub.live, cur[2] * cur[3], 0.0), axis=(1, 2))
             checking = checking | (eta <= CERT_FACTOR * tol)
         if xp.all(checking):
-            _certify(sub, cur, active, best, xp)
+            _certify(sub, cur, active, best, xp, tol)
         elif xp.any(checking):
             _certify(sub.take(checking), tuple(x[checking] for x in cur),
-                     scatter(active, checking, xp), best, xp)
+                     scatter(active, checking, xp), best, xp, tol)
         finished = best.up[active] - best.low[active] <= tol
         if iterations > 0 and iterations % POLISH_EVERY == 0 and not xp.all(finished):
             stuck = ~finished
