@@ -66,9 +66,13 @@ class WarmStart:
     Attributes
     ----------
     lam, mu : array ``(B, Y, X0)``, ``(B, Y, X1)``
-        A feasible dual point (:math:`h_{ts} \le 0`), float64.
+        The dual point of the lower bound, feasible (:math:`h_{ts} \le 0`) up to the
+        rounding of its own entries: after a warm start from arbitrary arrays (entries of
+        1e131) the fixed-iteration mode can return such a point, whose lower bound is then
+        the admissible interval's (:func:`._bounds.rounding_margin`).
     q : array ``(B, Y, X0, X1)``
-        A feasible primal point of the solved pmf, float64.
+        A primal point of the solved pmf on its marginals up to absolute rounding (about
+        1e-16), float64.
 
     Arrays of the solved pmf's library and device, batch axis first (``B = 1`` for a single
     pmf), in the layout of the pmf passed in (all outcomes, zeros included).
