@@ -341,7 +341,8 @@ class _Program:
         return h
 
 
-def solve(p: np.ndarray, tol: float, max_iter: int) -> MaxEntBracket:
+def solve(p: np.ndarray, tol: float, max_iter: int,
+          lower: float = -math.inf) -> MaxEntBracket:
     r"""Bracket :math:`f^* = \min_{Q \in \Delta_P} -H_Q(T \mid A,B,C)` of ``p[t, a, b, c]``.
 
     Parameters
@@ -352,6 +353,11 @@ def solve(p: np.ndarray, tol: float, max_iter: int) -> MaxEntBracket:
         Stop when ``upper - lower <= tol`` (nats).
     max_iter : int
         Most interior-point iterations.
+    lower : float, optional
+        A lower bound on :math:`f^*` proven elsewhere (nats), e.g. a bivariate BROJA program's
+        on two of the sources: :math:`-H_Q(T \mid A,B,C) \ge -H_Q(T \mid A,B)` and every
+        :math:`Q \in \Delta_P` has the two marginals that program fixes, so its optimum
+        bounds this one from below. It starts the bracket with the mutual-information bounds.
 
     Returns
     -------
@@ -360,15 +366,16 @@ def solve(p: np.ndarray, tol: float, max_iter: int) -> MaxEntBracket:
         ``max_iter`` was reached.
     """
     with one_blas_thread():  # matrices of a few hundred rows: threads only contend
-        return _solve_program(p, tol, max_iter)
+        return _solve_program(p, tol, max_iter, lower)
 
 
-def _solve_program(p: np.ndarray, tol: float, max_iter: int) -> MaxEntBracket:
+def _solve_program(p: np.ndarray, tol: float, max_iter: int, given: float) -> MaxEntBracket:
     keep = [p.sum(axis=tuple(a for a in range(4) if a != axis)) > 0 for axis in range(4)]
     p = p[np.ix_(*keep)]
     full = _Program(p)
     # I_Q(T;ABC) >= I(T;A) etc. on Delta_P; p and P(t)P(a|t)P(b|t)P(c|t) are feasible
-    lower = max(_mutual_information(p, (0,), (k,)) for k in (1, 2, 3)) - _entropy(full.p_t)
+    lower = max(given, max(_mutual_information(p, (0,), (k,)) for k in (1, 2, 3))
+                - _entropy(full.p_t))
     upper = min(objective(p), objective(full.product))
     if upper - lower <= tol or p.shape[0] == 1:
         return MaxEntBracket(min(lower, upper), upper, 0)
