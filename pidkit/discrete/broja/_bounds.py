@@ -253,7 +253,7 @@ def rescale(q: Any, p_yt: Any, p_ys: Any, xp: Backend) -> Any:
 
 
 def upper_bound(q: Any, p_yt: Any, p_ys: Any, xp: Backend, low: Any = None,
-                tol: float | None = None) -> tuple[Any, Any]:
+                tol: float | None = None, rescaled: bool = True) -> tuple[Any, Any]:
     r"""An upper bound on :math:`f^*` from the primal point ``q >= 0``: ``(up, q_f)``, the
     smaller per item of the values of ``q`` repaired onto :math:`\Delta_P` (:func:`repair`)
     directly and after :func:`rescale`, and that point; only a finite value of the rescaled
@@ -261,9 +261,12 @@ def upper_bound(q: Any, p_yt: Any, p_ys: Any, xp: Backend, low: Any = None,
     "certified" a Dirichlet(0.001) pmf with a gap of 0). With ``low`` (the items' lower
     bounds) and ``tol`` (nats), on the host, only the items whose bracket is still wider than
     ``tol`` are rescaled (the others are done: 5% of a batched 10^4 x 4 x 4 x 4 solve); without,
-    every item, chosen with ``where`` (no host read: the fixed-iteration mode)."""
+    every item, chosen with ``where`` (no host read: the fixed-iteration mode). With
+    ``rescaled`` false, the plain repair only."""
     q_f = repair(q, p_yt, p_ys, xp)
     up = neg_conditional_entropy(q_f, xp)
+    if not rescaled:
+        return up, q_f
     if low is not None and xp.on_host(q):
         wide = up - low > tol
         if not xp.any(wide):

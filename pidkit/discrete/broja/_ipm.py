@@ -119,6 +119,11 @@ REFINE_BELOW = 1e-7
 #: :data:`POLISH_EVERY`): seeds 0 and 1 then finish in 63 and 71 iterations, and no table
 #: of ``benchmarks/broja_stalls.py``'s other families changes.
 RESET_FROM = 40
+#: From this iteration on, :func:`solve` also tries the rescaled primal bound
+#: (:func:`._bounds.rescale`) on the items whose bracket is open: batches of tiny pmfs certify
+#: within 9-13 iterations without it, and the stalls it resolves set in later (a
+#: 3 x 100 x 100 table: bracket open from iteration 27 on).
+RESCALE_FROM = CERT_FROM
 #: Whether :func:`solve` follows these rules (false: those of :func:`solve_fixed`, uniform
 #: block masses, unit slacks, sigma at least SIGMA_MIN, the fraction-to-boundary factor
 #: BOUNDARY, under which some pmfs stall until the crossover, :mod:`._polish`). The fixed mode
@@ -411,20 +416,21 @@ def max_step(x: Any, dx: Any, xp: Backend) -> Any:
 
 
 def _certify(pb: Problem, state: tuple[Any, ...], rows: Any, best: Best, xp: Backend,
-             tol: float) -> None:
+             tol: float, rescaled: bool) -> None:
     """Certify the iterates ``state`` of the items ``rows`` (:mod:`._bounds`) into ``best``."""
-    best.update(rows, *_bounds_of(pb, state, xp, tol), xp)
+    best.update(rows, *_bounds_of(pb, state, xp, tol, rescaled), xp)
 
 
-def _bounds_of(pb: Problem, state: tuple[Any, ...], xp: Backend,
-               tol: float | None = None) -> tuple[Any, ...]:
+def _bounds_of(pb: Problem, state: tuple[Any, ...], xp: Backend, tol: float | None = None,
+               rescaled: bool = True) -> tuple[Any, ...]:
     """The certificate ``(low, lam, mu, up, q)`` of the iterates ``state`` (:mod:`._bounds`):
     the shifted feasible dual point and its value, the repaired primal point and its value
-    (:func:`._bounds.upper_bound`; with ``tol``, rescaled only where the bracket is wider)."""
+    (:func:`._bounds.upper_bound`; with ``tol``, rescaled only where the bracket is wider;
+    not at all without ``rescaled``)."""
     lam, mu, w, _, h, pi = state
     lam_f, mu_f, low = dual_bound(lam, mu, h, pb.p_yt, pb.p_ys, pb.live, xp)
     up, q_f = upper_bound(w[:, None] * pi, pb.p_yt, pb.p_ys, xp,
-                          None if tol is None else low, tol)
+                          None if tol is None else low, tol, rescaled)
     return low, lam_f, mu_f, up, q_f
 
 
@@ -512,10 +518,11 @@ def solve(p: Any, xp: Backend, tol: float, max_iter: int, done: Any = None,
             eta = xp.sum(xp.where(sub.live, cur[2] * cur[3], 0.0), axis=(1, 2))
             checking = checking | (eta <= CERT_FACTOR * tol)
         if xp.all(checking):
-            _certify(sub, cur, active, best, xp, tol)
+            _certify(sub, cur, active, best, xp, tol, iterations >= RESCALE_FROM)
         elif xp.any(checking):
             _certify(sub.take(checking), tuple(x[checking] for x in cur),
-                     scatter(active, checking, xp), best, xp, tol)
+                     scatter(active, checking, xp), best, xp, tol,
+                     iterations >= RESCALE_FROM)
         finished = best.up[active] - best.low[active] <= tol
         if iterations > 0 and iterations % POLISH_EVERY == 0 and not xp.all(finished):
             stuck = ~finished
