@@ -353,7 +353,7 @@ def test_fixed_iterations_take_the_steps_of_the_default_interior_point_iteration
 
     monkeypatch.setattr(_ipm, "POLISH_EVERY", 10**9)
     monkeypatch.setattr(_ipm, "CERT_FROM", 0)
-    monkeypatch.setattr(_ipm, "RESCALE_FROM", 0)     # the fixed mode tries it at every step
+    monkeypatch.setattr(_ipm, "RESCALE_FROM", 10**9)  # the fixed mode never rescales
     p = torch.tensor(dirichlet_batch(21, n=4, k=5, alpha=0.01))
     xp = get_namespace(p)
     for n in (3, 20):

@@ -562,14 +562,16 @@ def solve_fixed(p: Any, xp: Backend, tol: float, iterations: int, done: Any = No
     on the full batch: the line search tries every step length at once
     (:func:`fixed_line_search`), the Newton systems are factorised without reading a status
     (:meth:`~pidkit._backend.Backend.lu_factor`, the dense solver of :mod:`._newton` at every
-    size), the iterate of each item is certified after every step (:func:`_bounds_of`) and the
-    best bounds are kept, and an item whose bracket is below ``tol`` (nats), or with
-    ``done[b]`` true, keeps its iterate from then on (it is frozen, not removed). There is no
-    crossover (:mod:`._polish`): an item the iteration cannot close keeps the bracket it
-    reached, reported in ``f_lower``/``f_upper`` and, per item, in ``converged`` (a device
-    array, not read here). ``start`` is :func:`solve`'s; ``bounds = (low, up, lam, mu, q)``,
-    certified bounds already known on ``p`` (input layout, e.g. from a warm start,
-    :func:`._warm.fixed_warm_solver`), starts the best bounds. Returns the
+    size), the iterate of each item is certified after every step (:func:`_bounds_of`, with the
+    plain repair only: the rescaled bound would add work to every step of a training
+    regulariser, whose gradient comes from the dual point) and the best bounds are kept, and an
+    item whose bracket is below ``tol`` (nats), or with ``done[b]`` true, keeps its iterate from
+    then on (it is frozen, not removed). There is no crossover (:mod:`._polish`): an item the
+    iteration cannot close keeps the bracket it reached, reported in ``f_lower``/``f_upper``
+    and, per item, in ``converged`` (a device array, not read here). ``start`` is
+    :func:`solve`'s; ``bounds = (low, up, lam, mu, q)``, certified bounds already known on
+    ``p`` (input layout, e.g. from a warm start, :func:`._warm.fixed_warm_solver`), starts the
+    best bounds. Returns the
     :class:`SolverOutput` of :func:`solve`, with ``iterations`` the number asked for.
     """
     swap = smaller_first(p)
@@ -587,12 +589,12 @@ def solve_fixed(p: Any, xp: Backend, tol: float, iterations: int, done: Any = No
         low, up, lam, mu, q = bounds
         best = Best(low, up, mu, lam, xp.swapaxes(q, 2, 3)) if swap else Best(*bounds)
     frozen = xp.zeros((nb,), like=p) > 0 if done is None else done
-    best = best.better(*_bounds_of(pb, cur, xp), xp)
+    best = best.better(*_bounds_of(pb, cur, xp, rescaled=False), xp)
     for _ in range(iterations):
         frozen = frozen | (best.up - best.low <= tol)
         new = step(pb, cur, xp, fixed=True)
         cur = tuple(xp.where(_expand(frozen, x), x, n) for x, n in zip(cur, new, strict=True))
-        best = best.better(*_bounds_of(pb, cur, xp), xp)
+        best = best.better(*_bounds_of(pb, cur, xp, rescaled=False), xp)
     lam, mu, q = best.lam, best.mu, best.q
     if swap:
         lam, mu, q = mu, lam, xp.swapaxes(q, 2, 3)
