@@ -942,8 +942,9 @@ def main() -> None:
         "its bracket.",
         *(f"Returned dual point not feasible (max h_ts {r['max_dual_violation']:.3g} nats) in "
           f"'{r['family']}': the certificate is still supported (its lower bound is the "
-          "admissible interval's), but the state is not the feasible point the WarmStart "
-          "docstring promises." for r in f64 if r["max_dual_violation"] > 1e-12),
+          "admissible interval's); the state is feasible only up to the rounding of its own "
+          "entries, as the WarmStart docstring says for warm starts from arbitrary arrays."
+          for r in f64 if r["max_dual_violation"] > 1e-12),
         f"Whole run {total:.0f} s, one BLAS thread, torch.set_num_threads(1).",
     ]
     for row in rows3:
