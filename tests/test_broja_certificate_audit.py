@@ -87,6 +87,16 @@ def test_batched_numpy_and_torch_certificates_are_supported():
         assert_supported(p, pidkit.broja(p, batch=True), batch=True)
 
 
+def test_float32_certificates_are_supported_on_the_given_entries():
+    """A float32 pmf is normalised after its cast to float64 and the bounds are rounded
+    outward to float32 (normalised in float32 and rounded to nearest, 99 of 100 such
+    certificates missed the exact value by up to 3.3 float32 units in the last place)."""
+    batch = torch.tensor(audit.dirichlet_shaped(11, 0.3, (4, 4, 4), 12), dtype=torch.float32)
+    r = pidkit.broja(batch, batch=True)
+    assert r.solver.certificate.lower.dtype == torch.float32
+    assert_supported(batch, r, batch=True)
+
+
 def test_warm_started_certificates_are_supported():
     p0 = audit.dirichlet_shaped(3000, 1.0, (10, 10, 10))
     pb = audit.dirichlet_shaped(4000, 1.0, (10, 10, 10))

@@ -19,6 +19,7 @@ Conventions shared by every method:
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from typing import Any, NamedTuple
 
@@ -162,6 +163,15 @@ class Backend(ABC):
     @abstractmethod
     def minimum(self, a: Any, b: Any) -> Any:
         """Elementwise minimum; ``b`` may be a Python scalar."""
+
+    def to_dtype_outward(self, x: Any, like: Any, up: bool) -> Any:
+        """``x`` (float64) converted to ``like``'s dtype rounded toward :math:`+\\infty`
+        (``up``) or :math:`-\\infty`, not to nearest: a bound stays a bound in a narrower dtype."""
+        y = self.to_dtype(x, like)
+        wrong = self.float64(y) < x if up else self.float64(y) > x
+        step = self._lib.nextafter(y, self.to_dtype(self.zeros(y.shape, like=x)
+                                                    + (math.inf if up else -math.inf), like))
+        return self.where(wrong, step, y)
 
     @abstractmethod
     def ldexp(self, x: Any, k: Any) -> Any:

@@ -150,9 +150,10 @@ def _check_layout(p: Any, batch: bool, xp: Backend, ndim: int | None) -> int:
 def _check_tensor_pmf(p: Any, batch: bool, normalize: bool, xp: Backend, ndim: int | None,
                       atol: float | None = None):
     """Validate a floating-point pmf array of ``xp`` (numpy or torch), per batch item; returns
-    it normalised. ``atol``: the tolerance on ``|sum(p) - 1|``, by default
-    :func:`~pidkit.validation.pmf_sum_atol` of ``p``'s dtype (pass the one of the dtype ``p``
-    was given in when it was converted already)."""
+    it normalised, in float64 (divided after the cast: a float32 pmf divided in float32 moved by
+    about 1e-7 relative, which the certificate then did not cover). ``atol``: the tolerance on
+    ``|sum(p) - 1|``, by default :func:`~pidkit.validation.pmf_sum_atol` of ``p``'s dtype (pass
+    the one of the dtype ``p`` was given in when it was converted already)."""
     lead = _check_layout(p, batch, xp, ndim)
     if not xp.all(p == p) or not xp.all(xp.maximum(p, 0.0) < math.inf):
         raise fail("p", "contains NaN or infinite probabilities",
@@ -169,7 +170,8 @@ def _check_tensor_pmf(p: Any, batch: bool, normalize: bool, xp: Backend, ndim: i
     if not normalize and xp.any(abs(total - 1.0) > atol):
         raise fail("p", f"does not sum to 1 (tolerance {atol:g})",
                    "Pass normalize=True to divide by the total, or fix the pmf")
-    return p / total
+    p64 = xp.float64(p)
+    return p64 / xp.sum(p64, axis=axes, keepdims=True)
 
 
 def _atoms_arrays(p64, xp: Backend, tol_bits: float, max_iter: int,
@@ -338,11 +340,12 @@ def broja(p: Any, *, base: float = 2, tol: float = DEFAULT_TOL,
                            "axes into two sources, or batch=True")
             warm = None if warm_start is None else check_warm_start(warm_start, p[None], xp)
             return _float_result(p, base, normalize, tol, max_iter, atol, warm)
+    like = p
     p = _check_tensor_pmf(p, batch, normalize, xp, 3, atol)
     warm = None if warm_start is None else check_warm_start(
         warm_start, p if batch else p[None], xp)
     return _result(p, xp, batch, base, tol, max_iter, source_names=default_source_names(2),
-                   target_name=TARGET_NAME, warm=warm)
+                   target_name=TARGET_NAME, warm=warm, like=like)
 
 
 def _device_pmf(p: Any, batch: bool, normalize: bool, xp: Backend) -> tuple[Any, Any]:
@@ -429,8 +432,9 @@ def _fixed_result(p, valid, xp: Backend, batch: bool, base: float, tol: float,
     def item(x):
         return x if batch else x[0]
 
-    def out(x):
-        return item(xp.to_dtype(xp.where(valid, x * scale, math.nan), p))
+    def out(x, up=None):
+        x = xp.where(valid, x * scale, math.nan)
+        return item(xp.to_dtype(x, p) if up is None else xp.to_dtype_outward(x, p, up))
 
     gap_bits = xp.where(valid, (atoms.upper - atoms.lower) / _LN2, math.nan)
     converged = atoms.converged & valid
@@ -469,9 +473,11 @@ def _float_result(p: np.ndarray, base: float, normalize: bool, tol: float,
 
 def _result(p, xp: Backend, batch: bool, base: float, tol: float, max_iter: int,
             source_names: tuple[str, ...], target_name: str,
-            warm: WarmStart | None = None) -> PIDResult:
+            warm: WarmStart | None = None, like: Any = None) -> PIDResult:
     """Solve a validated ``p`` (one item or a batch; ``warm``: a checked warm start) and wrap
-    the arrays in a PIDResult."""
+    the arrays in a PIDResult in the dtype of ``like`` (default ``p``'s); the certificate's
+    bounds are rounded outward to it."""
+    like = p if like is None else like
     p64 = xp.float64(p)
     if not batch:
         p64 = p64[None]
@@ -479,8 +485,9 @@ def _result(p, xp: Backend, batch: bool, base: float, tol: float, max_iter: int,
     status, converged = _status(atoms, xp, tol, max_iter)
     scale = 1.0 / math.log(base)
 
-    def out(x):
-        x = xp.to_dtype(x * scale, p)
+    def out(x, up=None):
+        x = x * scale
+        x = xp.to_dtype(x, like) if up is None else xp.to_dtype_outward(x, like, up)
         return x if batch else x[0]
 
     def solver(cert):
@@ -499,7 +506,7 @@ def _pid_result(atoms: Atoms, info: Information, out, base: float, solver,
     through ``out`` (units, dtype, batch axis), the certificate of ``Uni(Y:X0\\X1)``, and the
     solver information ``solver(certificate)``."""
     values = [out(v) for v in (atoms.redundancy, atoms.unique_t, atoms.unique_s, atoms.synergy)]
-    cert = Certificate(CERTIFIED_UNIQUE, out(atoms.lower), out(atoms.upper))
+    cert = Certificate(CERTIFIED_UNIQUE, out(atoms.lower, up=False), out(atoms.upper, up=True))
     return PIDResult(atoms=dict(zip(lattice(2).nodes, values, strict=True)), measure="broja",
                      base=base, mutual_information=out(info.i_ts), solver=solver(cert),
                      source_names=source_names, target_name=target_name)
@@ -525,6 +532,7 @@ def pid_tensor(p: Any, target: Any = 0, sources: Any = None, measure: str = "bro
     tol, max_iter = check_solver_options(options.get("tol", DEFAULT_TOL),
                                    options.get("max_iter", DEFAULT_MAX_ITER))
     xp = get_namespace(p)
+    like = p
     p = _check_tensor_pmf(p, False, normalize, xp, None)
     target_axes, groups = check_target_sources(p.ndim, target, sources)
     if len(groups) > 2:
@@ -541,9 +549,9 @@ def pid_tensor(p: Any, target: Any = 0, sources: Any = None, measure: str = "bro
     q = q.reshape(sizes)
     if len(groups) == 1:                # the one-node lattice: I(Y; X0), no solve
         mi = information(xp.float64(q)[None, :, :, None], xp).i_t[0] / math.log(base)
-        mi = xp.to_dtype(mi, q)
+        mi = xp.to_dtype(mi, like)
         return PIDResult(atoms={lattice(1).nodes[0]: mi}, measure="broja", base=base,
                          mutual_information=mi, solver=SolverInfo("closed_form"),
                          source_names=default_source_names(1), target_name=TARGET_NAME)
     return _result(q, xp, False, base, tol, max_iter, source_names=default_source_names(2),
-                   target_name=TARGET_NAME)
+                   target_name=TARGET_NAME, like=like)
