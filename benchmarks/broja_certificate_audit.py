@@ -814,16 +814,24 @@ def run_bivariate(cases: list[Case], verbose: bool = True) -> tuple[list[dict], 
                         print(f"  NOT OK [{family}] {repro} call {call} item {item}: "
                               f"{a['problems']}", flush=True)
         f["audit_s"] += time.perf_counter() - start
+    return _family_rows(fams, lambda f: min(f["worst_slack_lower"], f["worst_slack_upper"]),
+                        lambda f: f"worst slack {f['worst_slack']:.3g} bits  "
+                                  f"({f['solve_s']:.1f} s + {f['audit_s']:.1f} s)",
+                        verbose), failures
+
+
+def _family_rows(fams: dict, worst_slack, describe, verbose: bool) -> list[dict]:
+    """The table rows of ``fams`` (statuses joined, ``worst_slack(f)`` set), each printed with
+    ``describe(f)`` when ``verbose``."""
     rows = []
     for f in fams.values():
         f["statuses"] = ", ".join(f"{k} {v}" for k, v in sorted(f["statuses"].items()))
-        f["worst_slack"] = min(f["worst_slack_lower"], f["worst_slack_upper"])
+        f["worst_slack"] = worst_slack(f)
         rows.append(f)
         if verbose:
             print(f"{f['family']:<40} {f['pmfs']:>5} pmfs  unsupported {f['unsupported']}  "
-                  f"worst slack {f['worst_slack']:.3g} bits  ({f['solve_s']:.1f} s + "
-                  f"{f['audit_s']:.1f} s)", flush=True)
-    return rows, failures
+                  f"{describe(f)}", flush=True)
+    return rows
 
 
 def run_three(quick: bool = False, verbose: bool = True) -> tuple[list[dict], list[dict]]:
@@ -872,16 +880,10 @@ def run_three(quick: bool = False, verbose: bool = True) -> tuple[list[dict], li
                              str(r.solver.status), **a})
             if verbose:
                 print(f"  NOT OK [{family}] {repro}: {a}", flush=True)
-    rows = []
-    for f in fams.values():
-        f["statuses"] = ", ".join(f"{k} {v}" for k, v in sorted(f["statuses"].items()))
-        f["worst_slack"] = -f["bracket_excess"]
-        rows.append(f)
-        if verbose:
-            print(f"{f['family']:<40} {f['pmfs']:>5} pmfs  unsupported {f['unsupported']}  "
-                  f"bracket excess {f['bracket_excess']:.3g}  reference excess "
-                  f"{f['reference_excess']:.3g} ({f['compared']} compared)", flush=True)
-    return rows, failures
+    return _family_rows(fams, lambda f: -f["bracket_excess"],
+                        lambda f: f"bracket excess {f['bracket_excess']:.3g}  reference excess "
+                                  f"{f['reference_excess']:.3g} ({f['compared']} compared)",
+                        verbose), failures
 
 
 def main() -> None:
