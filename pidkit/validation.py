@@ -38,6 +38,7 @@ __all__ = [
     "PMF_SUM_ULPS",
     "as_float_array",
     "as_host_array",
+    "as_scalar",
     "assume_finite",
     "check_axis_list",
     "check_base",
@@ -468,8 +469,21 @@ def check_choice(value: Any, name: str, choices: Sequence[str]) -> str:
     return value.lower()
 
 
+def as_scalar(value: Any) -> Any:
+    """A 0-d numpy array or torch tensor of a real or integer dtype as the Python number it
+    holds (``lr=torch.tensor(0.1)``, a scheduler's value): exact, one host read for a tensor on
+    a GPU. Anything else, booleans included, is returned as it is for the caller's checks."""
+    if getattr(value, "ndim", None) == 0 and callable(getattr(value, "item", None)):
+        item = value.item()
+        if isinstance(item, (int, float)) and not isinstance(item, bool):
+            return item
+    return value
+
+
 def check_positive(value: Any, name: str, *, integer: bool = False, allow_zero: bool = False):
-    """Validate a positive number (an integer when ``integer``)."""
+    """Validate a positive number (an integer when ``integer``; a 0-d array or tensor counts as
+    the number it holds, :func:`as_scalar`)."""
+    value = as_scalar(value)
     kinds = (numbers.Integral, np.integer) if integer else (numbers.Real, np.floating, np.integer)
     if isinstance(value, bool) or not isinstance(value, kinds):
         raise fail(name, f"must be {'an integer' if integer else 'a number'}",
@@ -488,6 +502,7 @@ def check_fraction(value: Any, name: str, fix: str | None = None) -> float:
     0.25
     """
     fix = fix or f"Pass a number between 0 and 1, e.g. {name}=0.5"
+    value = as_scalar(value)
     if isinstance(value, bool) or not isinstance(value, (numbers.Real, np.floating, np.integer)):
         raise fail(name, "must be a number in [0, 1]", fix, value, kind=PIDTypeError)
     if not 0 <= value <= 1:  # NaN fails this too
@@ -496,7 +511,8 @@ def check_fraction(value: Any, name: str, fix: str | None = None) -> float:
 
 
 def check_int(value: Any, name: str, minimum: int) -> int:
-    """An integer ``>= minimum``."""
+    """An integer ``>= minimum`` (a 0-d integer array or tensor counts, :func:`as_scalar`)."""
+    value = as_scalar(value)
     if isinstance(value, bool) or not isinstance(value, (numbers.Integral, np.integer)):
         raise fail(name, "must be an integer", f"Pass an integer >= {minimum}", value,
                    kind=PIDTypeError)

@@ -193,3 +193,25 @@ def test_check_samples_keeps_library_and_dtype():
     ]:
         with pytest.raises(kind, match=message):
             check_samples(bad, "x")
+
+
+def test_zero_dimensional_arrays_and_tensors_count_as_the_numbers_they_hold():
+    """``lr=torch.tensor(0.1)`` or a numpy scalar array: the number, exactly; a 0-d bool, a
+    vector or a NaN tensor still fail with the argument named."""
+    import torch
+
+    from pidkit.validation import check_fraction, check_int, check_positive
+
+    assert check_positive(torch.tensor(0.1, dtype=torch.float64), "lr") == 0.1
+    assert check_positive(torch.tensor(0.1), "lr") == float(np.float32(0.1))
+    assert check_positive(np.array(3.0), "beta") == 3.0
+    assert check_fraction(torch.tensor(0.25), "ratio") == 0.25
+    assert check_int(torch.tensor(4), "epochs", 1) == 4 and check_int(np.array(4), "e", 1) == 4
+    with pytest.raises(PIDTypeError, match="lr"):
+        check_positive(torch.tensor(True), "lr")
+    with pytest.raises(PIDTypeError, match="lr"):
+        check_positive(torch.tensor([0.1, 0.2]), "lr")
+    with pytest.raises(PIDValueError, match="lr"):
+        check_positive(torch.tensor(float("nan")), "lr")
+    with pytest.raises(PIDTypeError, match="epochs"):
+        check_int(torch.tensor(4.0), "epochs", 1)
