@@ -151,6 +151,19 @@ def test_student_features_of_another_shape_name_the_field(method):
         loss.student_loss(_batch(ss=(7,)))
 
 
+def test_losses_built_directly_check_shapes_too():
+    """A loss constructed from its class (not through make_loss) knows its layer shapes
+    as well, so a user's own loop gets the same typed error."""
+    from pidkit_distill.losses.fitnets import FitNetsLoss
+    from pidkit_distill.losses.rid import RIDLoss
+
+    for loss in (RIDLoss([(8,)], [(6,)], 3), FitNetsLoss([(8,)], [(6,)], 3)):
+        assert loss.layer_shapes == ([(8,)], [(6,)])
+        with pytest.raises(PIDValueError, match=r"student_features: item 0 has per-sample "
+                                                r"shape \(7,\), but the loss was built for"):
+            loss.student_loss(_batch(ss=(7,)))
+
+
 def test_missing_features_and_teacher_logits_name_the_field():
     with pytest.raises(PIDValueError, match=r"teacher_features: holds 0 tensor\(s\) for the "
                                             r"loss's 1 layer pair"):

@@ -118,6 +118,16 @@ class DistillLoss(nn.Module, abc.ABC):
     uses_teacher: bool = True
     uses_features: bool = True
     uses_teacher_logits: bool = False
+    #: The per-sample feature shapes ``(teacher, student)`` the loss was built for (one tuple
+    #: per layer pair), which :func:`check_batch` holds batches to; ``None``: not checked.
+    layer_shapes: tuple[list[Shape], list[Shape]] | None = None
+
+    def record_shapes(self, teacher_shapes: Sequence[Shape],
+                      student_shapes: Sequence[Shape]) -> None:
+        """Keep the layer pairs' per-sample shapes as :attr:`layer_shapes` (the built-in
+        feature losses call it, however they are built)."""
+        self.layer_shapes = ([tuple(s) for s in teacher_shapes],
+                             [tuple(s) for s in student_shapes])
 
     @abc.abstractmethod
     def student_loss(self, batch: Batch) -> tuple[torch.Tensor, Parts]:
@@ -400,7 +410,7 @@ def check_batch(loss: DistillLoss, batch: Batch, *, student_features: bool = Tru
                        f"{tuple(s.shape)}", "Give both models the same classes and the same "
                        "batch")
     if loss.uses_features:
-        shapes = getattr(loss, "layer_shapes", None)
+        shapes = loss.layer_shapes
         _check_features(batch.teacher_features, "teacher", n, shapes and shapes[0])
         if student_features:
             _check_features(batch.student_features, "student", n, shapes and shapes[1])
@@ -517,9 +527,7 @@ def make_loss(method: str, teacher_shapes: Sequence[Shape], student_shapes: Sequ
     t_shapes = _shapes(teacher_shapes, "teacher_shapes")
     s_shapes = _shapes(student_shapes, "student_shapes")
     check_layer_pairs(t_shapes, s_shapes)
-    loss = _METHODS[key](t_shapes, s_shapes, check_int(num_classes, "num_classes", 2), **kwargs)
-    loss.layer_shapes = (t_shapes, s_shapes)
-    return loss
+    return _METHODS[key](t_shapes, s_shapes, check_int(num_classes, "num_classes", 2), **kwargs)
 
 
 def _shapes(shapes: Any, name: str) -> list[Shape]:

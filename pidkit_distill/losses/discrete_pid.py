@@ -413,6 +413,7 @@ class DiscretePIDLoss(DistillLoss):
                  seed: int = 0, kmeans_iters: int = 50, solve_every: int = 1,
                  iterations: int | None = None, unlabelled: str = "impute"):
         super().__init__()
+        self.record_shapes(teacher_shapes, student_shapes)
         self.num_classes = check_int(num_classes, "num_classes", 2)
         self.beta = check_positive(beta, "beta", allow_zero=True)
         self.codes = check_int(codes, "codes", 2)

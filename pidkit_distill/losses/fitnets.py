@@ -49,6 +49,7 @@ class FitNetsLoss(DistillLoss):
     def __init__(self, teacher_shapes: Sequence[Shape], student_shapes: Sequence[Shape],
                  beta: float = 1.0):
         super().__init__()
+        self.record_shapes(teacher_shapes, student_shapes)
         self.beta = check_positive(beta, "beta", allow_zero=True)
         self.aligns = nn.ModuleList(SpatialAlign(t, s)
                                     for t, s in zip(teacher_shapes, student_shapes, strict=True))

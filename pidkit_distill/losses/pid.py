@@ -418,6 +418,7 @@ class PIDLoss(DistillLoss):
                  ridge: float = 1e-3, seed: int = 0, momentum: float = 0.9,
                  unlabelled: str = "impute"):
         super().__init__()
+        self.record_shapes(teacher_shapes, student_shapes)
         self.num_classes = check_int(num_classes, "num_classes", 2)
         self.beta = check_positive(beta, "beta", allow_zero=True)
         dim, seed = check_int(dim, "dim", 1), check_int(seed, "seed", 0)

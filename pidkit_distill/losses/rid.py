@@ -144,6 +144,7 @@ class RIDLoss(DistillLoss):
                  num_classes: int, lambda1: float = 1.0, lambda2: float = 10.0,
                  reduction: str = "mean", norm: bool = True, sigma_init: float = 5.0):
         super().__init__()
+        self.record_shapes(teacher_shapes, student_shapes)
         self.lambda1 = check_positive(lambda1, "lambda1", allow_zero=True)
         self.lambda2 = check_positive(lambda2, "lambda2", allow_zero=True)
         norm, sigma_init = check_flag(norm, "norm"), check_real(sigma_init, "sigma_init")

@@ -56,6 +56,7 @@ class TEDLoss(DistillLoss):
                  num_classes: int, lambda1: float = 1.0, lambda2: float = 10.0,
                  norm: bool = True):
         super().__init__()
+        self.record_shapes(teacher_shapes, student_shapes)
         self.lambda1 = check_positive(lambda1, "lambda1", allow_zero=True)
         self.lambda2 = check_positive(lambda2, "lambda2", allow_zero=True)
         norm = check_flag(norm, "norm")

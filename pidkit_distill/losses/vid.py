@@ -96,6 +96,7 @@ class VIDLoss(DistillLoss):
     def __init__(self, teacher_shapes: Sequence[Shape], student_shapes: Sequence[Shape],
                  weight: float = 100.0, hidden: int | None = None, init_variance: float = 5.0):
         super().__init__()
+        self.record_shapes(teacher_shapes, student_shapes)
         self.weight = check_positive(weight, "weight", allow_zero=True)
         self.pairs = nn.ModuleList(VIDPair(t, s, hidden, init_variance)
                                    for t, s in zip(teacher_shapes, student_shapes, strict=True))
