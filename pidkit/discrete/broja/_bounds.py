@@ -260,9 +260,8 @@ def upper_bound(q: Any, p_yt: Any, p_ys: Any, xp: Backend, low: Any = None,
     point is taken (a first version let an overflowing rescale give :math:`-\infty`, which
     "certified" a Dirichlet(0.001) pmf with a gap of 0). With ``low`` (the items' lower
     bounds) and ``tol`` (nats), on the host, only the items whose bracket is still wider than
-    ``tol`` are rescaled (the others are done: 5% of a batched 10^4 x 4 x 4 x 4 solve); without,
-    every item, chosen with ``where`` (no host read: the fixed-iteration mode). With
-    ``rescaled`` false, the plain repair only."""
+    ``tol`` are rescaled (the others are done); without them, every item (the crossover's
+    points). With ``rescaled`` false, the plain repair only (the fixed-iteration mode)."""
     q_f = repair(q, p_yt, p_ys, xp)
     up = neg_conditional_entropy(q_f, xp)
     if not rescaled:
