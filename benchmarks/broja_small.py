@@ -44,13 +44,13 @@ def main(repeat: int = 51) -> None:
 
                 r = call()
                 lean = time_call(call, repeat=repeat)
-                small_size = _small.SMALL_SIZE
-                _small.SMALL_SIZE = 0                       # force the general solver
+                lean_rows = _small.LEAN_ROWS
+                _small.LEAN_ROWS = 0                        # force the general solver
                 try:
                     r_general = call()
                     general = time_call(call, repeat=max(5, repeat // 5))
                 finally:
-                    _small.SMALL_SIZE = small_size
+                    _small.LEAN_ROWS = lean_rows
                 anchor = time_call(lambda p=p: reference_unique(p), repeat=5)
                 red_cvxpy = information_terms(p)[0] - reference_unique(p)
                 row = {
@@ -87,7 +87,7 @@ def main(repeat: int = 51) -> None:
         "solve, certificate and result included) at the default tol = 1e-9 bits; small "
         "numpy pmfs take the lean single-pmf driver (pidkit.discrete.broja._small).",
         "general solver: the same call with the lean driver switched off "
-        "(_small.SMALL_SIZE = 0), i.e. the batched solver every pmf took before.",
+        "(_small.LEAN_ROWS = 0), i.e. the batched solver every pmf took before.",
         "cvxpy+Clarabel warm: tests/_broja_reference.py (the exponential-cone program, "
         "tolerances 1e-10), median of 5 in-process calls after one warm-up call.",
         "dRed: absolute difference (bits) of the redundancy to ours; ours is certified "

@@ -326,8 +326,8 @@ def test_fixed_line_search_keeps_the_point_of_an_item_with_non_finite_directions
 
     p = torch.tensor(dirichlet_batch(19, n=2, k=3))
     xp = get_namespace(p)
-    pb = _ipm._problem(p, xp)
-    state = tuple(_ipm._start(p, pb, xp))
+    pb = _ipm.problem(p, xp)
+    state = tuple(_ipm.cold_start(p, pb, xp))
     directions = [torch.full_like(x, 1e-3) for x in state[:4]]
     directions[0][1, 0, 0] = math.nan                              # item 1: broken direction
     norm = _ipm.residuals(pb, state[2], state[3], state[4], state[5],

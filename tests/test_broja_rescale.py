@@ -103,6 +103,9 @@ def small_target_pmf() -> np.ndarray:
 
 
 def test_the_rescaled_bound_certifies_a_small_target_table_that_stalled(monkeypatch):
+    from pidkit.discrete.broja import _small
+
+    monkeypatch.setattr(_small, "LEAN_ROWS", 0)                 # the general solver
     p = small_target_pmf()
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)
@@ -117,6 +120,26 @@ def test_the_rescaled_bound_certifies_a_small_target_table_that_stalled(monkeypa
     # the two runs bracket the same value
     assert plain.solver.certificate.lower <= cert.upper + 1e-15
     assert cert.lower <= plain.solver.certificate.upper + 1e-15
+
+
+def test_the_lean_driver_certifies_with_the_rescaled_bound(monkeypatch):
+    """The lean single-pmf driver tries the rescaled bound too (from ``_ipm.RESCALE_FROM``):
+    a 2 x 60 x 60 Dirichlet(1) pmf it certifies in 15 iterations with it is still open after
+    60 without."""
+    from pidkit.discrete.broja import _small
+
+    p = np.random.default_rng(6).dirichlet(np.ones(7200)).reshape(2, 60, 60)
+    tol = 1e-9 * np.log(2.0)
+    found = _small._lean(p, tol, 200)
+    assert found is not None
+    (low, up, lam, mu, q), iterations = found
+    assert 0.0 <= up - low <= tol and iterations < 20
+    np.testing.assert_allclose(q.sum(axis=2), p.sum(axis=2), rtol=1e-12, atol=1e-17)
+    np.testing.assert_allclose(q.sum(axis=1), p.sum(axis=1), rtol=1e-12, atol=1e-17)
+    assert up == pytest.approx(_bounds.neg_conditional_entropy(q[None], NUMPY)[0], abs=1e-14)
+    monkeypatch.setattr(_bounds, "rescale", lambda q, *rest: q)       # the plain repair only
+    (low, up, *_), iterations = _small._lean(p, tol, 60)
+    assert up - low > tol and iterations == 60
 
 
 def test_rescale_is_silent_and_finite_on_masses_near_the_underflow():
@@ -178,7 +201,7 @@ def test_a_crossing_bracket_is_never_reported_as_converged(monkeypatch):
         out.f_upper = out.f_lower - 1e-3
         return out
 
-    monkeypatch.setattr(_small, "SMALL_SIZE", 0)                 # the general solver
+    monkeypatch.setattr(_small, "LEAN_ROWS", 0)                 # the general solver
     monkeypatch.setattr(_ipm, "solve", crossing)
     with pytest.warns(ConvergenceWarning):
         r = pidkit.broja(p)

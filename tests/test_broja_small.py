@@ -106,11 +106,15 @@ def test_same_result_object_through_pid_and_broja():
 
 
 def test_fallback_to_general_solver(monkeypatch):
-    """When the lean iteration does not certify tol in LEAN_ITER steps, the general solver's
-    output is returned as is."""
+    """When the lean iteration's linear algebra fails (a Newton matrix LAPACK does not
+    factorise), the general solver's output is returned as is."""
     rng = np.random.default_rng(11)
     p = rng.dirichlet(np.ones(4 * 4 * 3)).reshape(4, 4, 3)
-    monkeypatch.setattr(_small, "LEAN_ITER", 1)
+
+    def not_positive_definite(*args, **kwargs):
+        raise np.linalg.LinAlgError("Newton matrix not positive definite")
+
+    monkeypatch.setattr(_small, "_factor", not_positive_definite)
     out_lean = _small.solve(p[None], NUMPY, TOL, 200)
     out_general = _ipm.solve(p[None], NUMPY, TOL, 200)
     assert out_lean.iterations == out_general.iterations
@@ -118,15 +122,41 @@ def test_fallback_to_general_solver(monkeypatch):
     np.testing.assert_array_equal(out_lean.f_lower, out_general.f_lower)
 
 
-def test_large_or_batched_inputs_take_the_general_solver(monkeypatch):
+def test_large_pmfs_and_large_batches_take_the_general_solver(monkeypatch):
     calls = []
     monkeypatch.setattr(_small, "_lean", lambda *a: calls.append(a) or None)
+    monkeypatch.setattr(_ipm, "solve", lambda p, *a: calls.append("general") or None)
     rng = np.random.default_rng(5)
-    big = rng.dirichlet(np.ones(9 * 9 * 9)).reshape(1, 9, 9, 9)
+    big = rng.dirichlet(np.ones(40 * 30 * 2)).reshape(1, 40, 30, 2)   # 40 x (30 + 2) rows
+    assert 40 * (30 + 2) > _small.LEAN_ROWS
     _small.solve(big, NUMPY, 1e-6, 200)
-    batch = rng.dirichlet(np.ones(27), size=2).reshape(2, 3, 3, 3)
-    _small.solve(batch, NUMPY, 1e-6, 200)
-    assert calls == []
+    assert calls == ["general"]
+    calls.clear()
+    many = rng.dirichlet(np.ones(27), size=_small.LEAN_BATCH + 1).reshape(-1, 3, 3, 3)
+    _small.solve(many, NUMPY, 1e-6, 200)
+    assert calls == ["general"]
+
+
+def test_small_batches_are_solved_item_by_item(monkeypatch):
+    """A batch of at most LEAN_BATCH small pmfs: each item by the lean driver, with its own
+    certificate (the same values as the general solver's within the gaps); items marked done
+    (closed-form) are not iterated and keep a feasible dual point."""
+    calls = []
+    original = _small._lean
+    monkeypatch.setattr(_small, "_lean", lambda *a: calls.append(a[0].shape) or original(*a))
+    rng = np.random.default_rng(6)
+    batch = rng.dirichlet(np.ones(3 * 4 * 5), size=3).reshape(3, 3, 4, 5)
+    done = np.array([False, True, False])
+    out = _small.solve(batch, NUMPY, TOL, 200, done=done)
+    assert calls == [(3, 4, 5), (3, 4, 5)]
+    general = _ipm.solve(batch, NUMPY, TOL, 200, done=done)
+    for b in (0, 2):
+        assert out.f_upper[b] - out.f_lower[b] <= TOL
+        assert max(out.f_lower[b], general.f_lower[b]) <= min(out.f_upper[b],
+                                                               general.f_upper[b]) + 1e-13
+    assert out.f_lower[1] == -math.inf and out.f_upper[1] == math.inf
+    h = np.log(np.exp(out.lam[1][:, :, None] + out.mu[1][:, None, :]).sum(axis=0))
+    assert np.all(h <= 1e-12)                                   # feasible dual point
 
 
 @pytest.mark.parametrize("swap", [False, True])
@@ -275,3 +305,21 @@ def test_lean_driver_needs_no_fallback_on_skewed_pmfs(monkeypatch):
             atoms, _ = solve_atoms(p[None], NUMPY, TOL, 200, solver=_small.solve)
         assert atoms.converged[0]
     assert len(results) >= 100 and all(r is not None for r in results)
+
+
+def test_lean_driver_reports_its_bracket_at_max_iter(monkeypatch):
+    """A pmf the lean driver does not certify within ``max_iter`` gets its best bracket, not
+    converged, with a ConvergenceWarning (the general solver is not run a second time); the
+    bracket holds the exact value."""
+    from _broja_reference import reference_unique
+
+    calls = []
+    monkeypatch.setattr(_ipm, "solve", lambda *a, **k: calls.append(a) or None)
+    p = np.random.default_rng(13).dirichlet(np.ones(5 * 6 * 7)).reshape(5, 6, 7)
+    with pytest.warns(pidkit.errors.ConvergenceWarning, match="max_iter"):
+        r = pidkit.pid(p, measure="broja", max_iter=3)
+    assert calls == []
+    cert = r.solver.certificate
+    assert r.solver.status == "max_iter" and not r.solver.converged and cert.gap > 1e-9
+    exact = reference_unique(p)                                  # bits
+    assert cert.lower - 1e-9 <= exact <= cert.upper + 1e-9

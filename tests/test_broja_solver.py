@@ -18,7 +18,7 @@ from _broja_reference import random_pmf, reference_unique
 
 import pidkit
 from pidkit._backend import NUMPY, get_namespace
-from pidkit.discrete.broja import _ipm, _newton, _schur
+from pidkit.discrete.broja import _ipm, _newton, _schur, _small
 
 # 1080 cells: the structured Schur complement from 1000 cells on (the fixture lowers the
 # threshold to that, so these cheap shapes keep testing it)
@@ -109,6 +109,7 @@ def test_structured_float32_factor_solves_the_newton_system(steps, monkeypatch, 
 def test_structured_path_matches_exponential_cone_solver(sparsity, seed, monkeypatch,
                                                          factor_kinds):
     monkeypatch.setattr(_newton, "SINGLE_SIZE", 0)   # float32 first, as for k >= 46
+    monkeypatch.setattr(_small, "LEAN_ROWS", 0)      # the general solver (Schur complement)
     p = random_pmf(np.random.default_rng(seed), STRUCTURED_SHAPE, sparsity)
     r = pidkit.pid(p, measure="broja")
     ref = reference_unique(p)
@@ -315,6 +316,7 @@ def test_small_target_takes_the_dense_solver_with_the_same_answer(monkeypatch):
 
     monkeypatch.setattr(_newton, "newton_solver", spy)
     monkeypatch.setattr(_newton, "STRUCTURED_SIZE", 6000)
+    monkeypatch.setattr(_small, "LEAN_ROWS", 0)      # the general solver (Schur complement)
     dense = pidkit.pid(p)
     assert set(kinds) == {"DenseNewton"}
     monkeypatch.setattr(_newton, "SMALL_TARGET", 10**6)          # the rule off: structured

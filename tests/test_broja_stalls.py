@@ -58,7 +58,7 @@ def no_crossover(monkeypatch):
     """The general solver without its crossover (the lean single-pmf driver certifies most
     of these pmfs without one)."""
     monkeypatch.setattr(_ipm, "POLISH_EVERY", 10 ** 9)
-    monkeypatch.setattr(_small, "SMALL_SIZE", 0)
+    monkeypatch.setattr(_small, "LEAN_ROWS", 0)
     monkeypatch.setattr(_ipm, "LEAN_RULES", False)  # the rules under which they stalled
     monkeypatch.setattr(_ipm, "RESET_FROM", 10 ** 9)  # (which rescues some of them since)
 
@@ -436,6 +436,7 @@ def test_a_barrier_that_needs_more_than_40_steps_certifies_at_the_first_crossove
 
     p = families(1)["dirichlet(0.001) large"][4]
     assert p.shape == (20, 20, 20)
+    monkeypatch.setattr(_small, "LEAN_ROWS", 0)      # the general solver's iterates
     certified_at_the_first_crossover(p)
     monkeypatch.setattr(_polish, "BARRIER_STEPS", 40)
     with pytest.warns(ConvergenceWarning):
@@ -449,6 +450,7 @@ def test_late_slack_reset_certifies_a_small_target_table_that_crawled(monkeypatc
     on (the curvature of h raised r_p = h + s along the step) and it stopped at max_iter = 200
     with a gap of 9.2e-8 bits. With the slacks of dual-feasible blocks reset to -h from
     ``_ipm.RESET_FROM`` on it is certified; without, still open at the same iteration."""
+    monkeypatch.setattr(_small, "LEAN_ROWS", 0)      # the general solver
     p = np.random.default_rng(0).random((3, 150, 150))
     p /= p.sum()
     r = certified_without_warning(p)

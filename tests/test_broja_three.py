@@ -120,9 +120,11 @@ def test_single_source_atoms_against_dit():
     unique information against the other two merged (``PID_BROJA._measure``; its other atoms
     are filled by lattice heuristics, not by this definition): the atoms {i} here. dit's
     optimiser (one SLSQP start) agrees to 1e-4 bits on 9 of these 12 values; on the other three
-    it stops at a feasible point above the minimum (0.2309 against 0.2014 bits for seed 20,
-    source 2; 0.0149 against 0.0128; 0.0011 against 0.0003) and the independent cvxpy solve
-    sides with pidkit."""
+    it stops elsewhere (0.2309 against 0.2014 bits for seed 20, source 2; 0.0149 against 0.0128;
+    0.0011 against 0.0003) and the independent cvxpy solve sides with pidkit. Where dit stops
+    depends on the process it runs in, not only on its ``rng``: under pytest-xdist the 0.0128
+    case once came back as 0.0126, below the minimum (an infeasible point), so only the
+    agreements are counted and every value of ours is checked against cvxpy."""
     pytest.importorskip("dit")
     import dit.pid
 
@@ -138,10 +140,7 @@ def test_single_source_atoms_against_dit():
             ours, theirs = r.atoms[((i,),)], uniques[(i + 1,)]
             others = tuple(k for k in range(3) if k != i)
             assert ours == pytest.approx(reference_unique(coarse(p, [(i,), others])), abs=1e-7)
-            if abs(ours - theirs) <= 1e-4:
-                agree += 1
-            else:
-                assert theirs > ours
+            agree += abs(ours - theirs) <= 1e-4
     assert agree >= 9
 
 

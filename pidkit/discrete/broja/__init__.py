@@ -32,7 +32,7 @@ Modules, from the public entry points down:
 - :mod:`._three`, :mod:`._three_maxent`: three sources (``pidkit.pid(p, measure="broja")`` on
   a pmf with three sources): the maximum-entropy decomposition of Chicharro (2017) and Makkeh
   et al. (2019), all 18 atoms from 9 bivariate and 2 trivariate certified programs;
-- :mod:`._small`: the lean driver for ONE small numpy pmf (``|Y||T||S| <= 512``): the same
+- :mod:`._small`: the lean driver for ONE numpy pmf with ``|Y|(|T| + |S|) <= 1024``: the same
   steps without a batch axis or namespace dispatch, one dense Newton matrix, the same
   certificate; it hands over to :mod:`._ipm` where it does not certify ``tol``.
 

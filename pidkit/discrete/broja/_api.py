@@ -182,18 +182,17 @@ def _atoms_arrays(p64, xp: Backend, tol_bits: float, max_iter: int,
     optimal dual ``lam[y, t] + mu[y, s]`` (:meth:`~pidkit._backend.Backend.envelope`). With
     ``fixed``, exactly ``max_iter`` iterations without host reads
     (:func:`._ipm.solve_fixed`)."""
-    solver = None
+    solve = _solve_certified
     if fixed:
-        solver = _ipm.solve_fixed if warm is None else fixed_warm_solver(warm)
-        warm = None
+        def solve(p, xp, tol, max_iter, warm, info):
+            solver = _ipm.solve_fixed if warm is None else fixed_warm_solver(warm)
+            return solve_atoms(p, xp, tol, max_iter, solver=solver, info=info)
     info = information(p64, xp)
     if not xp.requires_grad(p64):
-        return (*solve_atoms(p64, xp, tol_bits * _LN2, max_iter, solver=solver, warm=warm,
-                             info=info), info)
+        return (*solve(p64, xp, tol_bits * _LN2, max_iter, warm, info), info)
     with xp.no_grad():
         detached = Information(*(xp.detach(v) for v in vars(info).values()))
-        atoms, out = solve_atoms(xp.detach(p64), xp, tol_bits * _LN2, max_iter,
-                                 solver=solver, warm=warm, info=detached)
+        atoms, out = solve(xp.detach(p64), xp, tol_bits * _LN2, max_iter, warm, detached)
         p_yt, p_ys = xp.sum(p64, axis=3), xp.sum(p64, axis=2)
         lam = xp.where(p_yt > 0, out.lam, 0.0)
         mu = xp.where(p_ys > 0, out.mu, 0.0)
@@ -203,6 +202,29 @@ def _atoms_arrays(p64, xp: Backend, tol_bits: float, max_iter: int,
     values = atoms_from_unique(u, info, xp)
     return (Atoms(*values, atoms.lower, atoms.upper, atoms.converged, atoms.iterations), out,
             info)
+
+
+def _solve_certified(p, xp: Backend, tol: float, max_iter: int, warm: WarmStart | None,
+                     info: Information) -> tuple[Atoms, _ipm.SolverOutput]:
+    """:func:`._core.solve_atoms` of a detached batch ``p[b, y, t, s]`` (``tol`` in nats) with
+    the lean driver for a single pmf (:func:`._small.solve`). A torch batch in host memory is
+    solved by the same numpy code and its outputs are returned as tensors (sharing memory):
+    the algorithm is the same, and each call costs less in numpy than in torch at these sizes
+    (10 x 10 x 10 with a warm start moved by 1e-3, ``tol = 1e-9`` bits: 7.7 ms per solve with
+    backward before, in torch's batched solver; the lean numpy driver alone takes 2.2 ms)."""
+    if xp is NUMPY or not xp.on_host(p):
+        return solve_atoms(p, xp, tol, max_iter, solver=_small.solve, warm=warm, info=info)
+    host = (xp.to_numpy(x) for x in (p, *([] if warm is None else vars(warm).values())))
+    p_host = next(host)
+    warm_host = None if warm is None else WarmStart(*host)
+    atoms, out = solve_atoms(p_host, NUMPY, tol, max_iter, solver=_small.solve, warm=warm_host,
+                             info=Information(*(xp.to_numpy(v) for v in vars(info).values())))
+
+    def back(x):
+        return x if isinstance(x, int) else xp.asarray(x)
+
+    return (Atoms(*(back(v) for v in vars(atoms).values())),
+            _ipm.SolverOutput(*(back(v) for v in vars(out).values())))
 
 
 def broja(p: Any, *, base: float = 2, tol: float = DEFAULT_TOL,

@@ -68,8 +68,8 @@ from . import _newton, _polish
 from ._bounds import dual_bound, upper_bound
 from ._problem import Best, Problem, logits, pin_gauge
 
-__all__ = ["SolverOutput", "solve", "solve_fixed", "logits", "residuals", "step", "line_search",
-           "fixed_line_search"]
+__all__ = ["SolverOutput", "cold_start", "problem", "solve", "solve_fixed", "logits",
+           "residuals", "step", "line_search", "fixed_line_search"]
 
 #: Fraction-to-boundary factor and backtracking parameters of the line search.
 BOUNDARY, SHRINK, SUFFICIENT = 0.99, 0.5, 0.01
@@ -96,7 +96,7 @@ CERT_FACTOR = 4.0
 CERT_FROM = 15
 #: Rules of :func:`solve` (not :func:`solve_fixed`), those of the lean single-pmf driver
 #: :mod:`._small`, for fewer iterations: block masses at the start are the independent
-#: coupling's, at least START_MASS ``/ m``, slacks START_SLACK (:func:`_start`, at sizes up
+#: coupling's, at least START_MASS ``/ m``, slacks START_SLACK (:func:`cold_start`, at sizes up
 #: to INDEPENDENT_SIZE); the centering floor SIGMA_MIN applies while it asks for ``sum(w s)``
 #: above TARGET_FRACTION ``tol`` (then that level), the barrier target never drops below
 #: RESIDUAL_FRACTION times the residual norm, and the fraction-to-boundary factor tends to 1
@@ -434,7 +434,7 @@ def _bounds_of(pb: Problem, state: tuple[Any, ...], xp: Backend, tol: float | No
     return low, lam_f, mu_f, up, q_f
 
 
-def _start(p: Any, pb: Problem, xp: Backend, independent: bool = False) -> list[Any]:
+def cold_start(p: Any, pb: Problem, xp: Backend, independent: bool = False) -> list[Any]:
     """The starting state ``[lam, mu, w, slack, h, pi]``: :math:`\\lambda = \\ln P(y|t)`,
     :math:`\\mu = 0`, uniform block masses, unit slacks. The start is deliberately not on
     ``h + s = 0``: a feasible start made the early steps much shorter. With ``independent``
@@ -461,7 +461,7 @@ def _independent(p: Any) -> bool:
     return LEAN_RULES and math.prod(p.shape[1:]) <= INDEPENDENT_SIZE
 
 
-def _problem(p: Any, xp: Backend) -> Problem:
+def problem(p: Any, xp: Backend) -> Problem:
     """The :class:`Problem` of a batch ``p[b, y, t, s]`` (internal layout)."""
     p_yt = xp.sum(p, axis=3)
     p_ys = xp.sum(p, axis=2)
@@ -481,7 +481,7 @@ def solve(p: Any, xp: Backend, tol: float, max_iter: int, done: Any = None,
     :data:`CERT_FROM`, and at ``max_iter``) on, and it leaves the working batch as soon as its
     certificate reaches ``tol``. ``start(p, pb, cold, xp)``, if given, returns the starting
     state from the problem ``pb`` (internal layout, see below) and the cold start ``cold`` of
-    :func:`_start` (warm starts, :func:`._warm.warm_solver`). The working batch is compacted
+    :func:`cold_start` (warm starts, :func:`._warm.warm_solver`). The working batch is compacted
     only at the iterations where items leave it (in the bulk of a run none do, and nothing is
     gathered). Every :data:`POLISH_EVERY` iterations the items still open get the crossover
     of :func:`._polish.polish`, whose certified bounds count like the iterates' own. The
@@ -491,8 +491,8 @@ def solve(p: Any, xp: Backend, tol: float, max_iter: int, done: Any = None,
     swap = smaller_first(p)
     if swap:
         p = xp.swapaxes(p, 2, 3)
-    pb = _problem(p, xp)
-    state = _start(p, pb, xp, independent=_independent(p))
+    pb = problem(p, xp)
+    state = cold_start(p, pb, xp, independent=_independent(p))
     if start is not None:
         state = start(p, pb, state, xp)
     lam, mu = state[0], state[1]
@@ -577,8 +577,8 @@ def solve_fixed(p: Any, xp: Backend, tol: float, iterations: int, done: Any = No
     swap = smaller_first(p)
     if swap:
         p = xp.swapaxes(p, 2, 3)
-    pb = _problem(p, xp)
-    cur = tuple(_start(p, pb, xp))
+    pb = problem(p, xp)
+    cur = tuple(cold_start(p, pb, xp))
     if start is not None:
         cur = tuple(start(p, pb, list(cur), xp))
     nb = p.shape[0]
