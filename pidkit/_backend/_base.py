@@ -141,6 +141,14 @@ class Backend(ABC):
         ``value`` itself without autograd."""
         return value
 
+    def custom_gradient(self, x: Any, values: list[Any], vjp: Any) -> list[Any]:
+        """``values`` (computed without autograd) as the outputs of one differentiable node with
+        input ``x``: backward calls ``vjp(grads)`` with the incoming gradient of every value
+        and takes its result as the gradient with respect to ``x`` (a closed-form
+        vector-Jacobian product instead of a graph of many small operations). ``values``
+        themselves without autograd."""
+        return values
+
     # -- elementwise -----------------------------------------------------------------------
     def exp(self, x: Any) -> Any:
         return self._lib.exp(x)

@@ -92,6 +92,9 @@ class TorchBackend(Backend):
     def envelope(self, x: Any, value: Any, grad: Any) -> Any:
         return _envelope_function(self._lib).apply(x, value.detach(), grad)
 
+    def custom_gradient(self, x: Any, values: list[Any], vjp: Any) -> list[Any]:
+        return list(_custom_gradient_function(self._lib).apply(x, vjp, *values))
+
     # -- elementwise -----------------------------------------------------------------------
     def isfinite(self, x: Any) -> Any:
         return self._lib.isfinite(x)
@@ -257,3 +260,26 @@ def _envelope_function(torch: Any) -> Any:
 
         _ENVELOPE = Envelope
     return _ENVELOPE
+
+
+_CUSTOM_GRADIENT: Any = None
+
+
+def _custom_gradient_function(torch: Any) -> Any:
+    """The autograd function of :meth:`TorchBackend.custom_gradient` (defined once, on first
+    use): forward returns copies of the values; backward hands the incoming gradients to the
+    stored ``vjp``."""
+    global _CUSTOM_GRADIENT
+    if _CUSTOM_GRADIENT is None:
+        class CustomGradient(torch.autograd.Function):
+            @staticmethod
+            def forward(ctx: Any, x: Any, vjp: Any, *values: Any) -> Any:
+                ctx.vjp = vjp
+                return tuple(v.clone() for v in values)
+
+            @staticmethod
+            def backward(ctx: Any, *grads: Any) -> Any:
+                return (ctx.vjp(list(grads)), None, *(None for _ in grads))
+
+        _CUSTOM_GRADIENT = CustomGradient
+    return _CUSTOM_GRADIENT

@@ -187,7 +187,7 @@ def _atoms_arrays(p64, xp: Backend, tol_bits: float, max_iter: int,
         def solve(p, xp, tol, max_iter, warm, info):
             solver = _ipm.solve_fixed if warm is None else fixed_warm_solver(warm)
             return solve_atoms(p, xp, tol, max_iter, solver=solver, info=info)
-    info = information(p64, xp)
+    info = information(p64, xp, read_host=not fixed)
     if not xp.requires_grad(p64):
         return (*solve(p64, xp, tol_bits * _LN2, max_iter, warm, info), info)
     with xp.no_grad():

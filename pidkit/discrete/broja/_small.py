@@ -1,9 +1,11 @@
 r"""A lean driver of the interior-point method for numpy pmfs whose Newton matrix is small
 (``|Y|(|T| + |S|) <=`` :data:`LEAN_ROWS`), one at a time (a batch of up to
-:data:`LEAN_BATCH` or ``|Y||T||S| / 8`` of them item by item; torch tensors in host memory come
+:data:`LEAN_BATCH` or ``|Y||T||S| / 8`` of them, or of pmfs of :data:`LEAN_BATCH_CELLS` cells
+or more, item by item; torch tensors in host memory come
 here as numpy arrays, :func:`._api._solve_certified`): the Mehrotra predictor-corrector steps
 of :mod:`._ipm` (its line search rule, its corrector cap) written with plain numpy on arrays
-without a batch axis, and the Newton system assembled as one dense ``n x n`` matrix, ``n = |Y|(|T| + |S|)``,
+without a batch axis, and the Newton system assembled as one dense ``n x n`` matrix,
+``n = |Y|(|T| + |S|)``,
 
 .. math::
 
@@ -95,24 +97,29 @@ from ._ipm import (
 from ._newton import RIDGE
 from ._problem import Problem
 
-__all__ = ["LEAN_BATCH", "LEAN_ROWS", "solve"]
+__all__ = ["LEAN_BATCH", "LEAN_BATCH_CELLS", "LEAN_ROWS", "solve"]
 
 #: Most rows ``|Y|(|T| + |S|)`` of the dense Newton matrix for which one pmf goes to the lean
 #: driver (above, the general solver, whose Schur complement has ``|Y| min(|T|, |S|)`` rows).
-#: Measured (2026-12-06, one BLAS thread, Dirichlet(1) pmfs, median of 3-10, lean / general):
+#: Measured (2026-12-05, one BLAS thread, Dirichlet(1) pmfs, median of 3-10, lean / general):
 #: 4.3 / 16.1 ms at 10 x 10 x 10 (200 rows), 25 / 44 ms at 16 x 16 x 16 (512), 70 / 104 ms at
 #: 20 x 20 x 20 (800), 96 / 108 ms at 64 x 8 x 8 (1024), 145 / 168 ms at 16 x 32 x 32 (1024),
-#: 703 / 760 ms at 2 x 250 x 250 (1000), but 174 / 158-179 ms at 24 x 24 x 24 (1152): the
+#: 703 / 760 ms at 2 x 250 x 250 (1000), but 174-179 / 158-174 ms at 24 x 24 x 24 (1152): the
 #: dense Cholesky factorisation (n^3 / 3) overtakes the general solver's per-call overhead
 #: near 1000 rows.
 LEAN_ROWS = 1024
 #: A batch of at most ``max(LEAN_BATCH, |Y||T||S| / 8)`` such pmfs is solved item by item by
 #: the lean driver (above, by the general solver, whose cost per iteration is mostly a fixed
-#: overhead shared by the batch). Measured (2026-12-06, Dirichlet(1) cubes, cold, one BLAS
+#: overhead shared by the batch). Measured (2026-12-05, Dirichlet(1) cubes, cold, one BLAS
 #: thread; lean loop / general): 2.5 / 11.6 ms for 2 pmfs at k = 4, 16.7 / 18.6 ms for 16,
 #: 31.9 / 19.6 ms for 32; 45.7 / 40.7 ms for 32 at k = 6; 9.6 / 34.2 ms for 2 at k = 10 and
 #: 266 / 353 ms for 64.
 LEAN_BATCH = 16
+#: ... and a batch of pmfs of at least this many cells ``|Y||T||S|``, whatever its size: the
+#: general solver's batching saves nothing there (k = 8, 1000 Dirichlet(1) pmfs: 2.70 s as one
+#: batch against 2.45 s for the loop of single solves, ``benchmarks/results/broja_batched.md``,
+#: 2026-12-05 13:11 UTC).
+LEAN_BATCH_CELLS = 512
 #: Steps of iterative refinement of each Newton direction (:func:`_solve`).
 REFINE_STEPS = 1
 #: Sizes ``|Y||T||S| n`` up to which margins and ``lam[y, t] + mu[y, s]`` are products with
@@ -498,11 +505,13 @@ def _lean(p, tol, max_iter, start=None):
 def solve(p, xp, tol: float, max_iter: int, done=None, start=None) -> SolverOutput:
     """:func:`._ipm.solve`'s contract for a numpy batch ``p[b, y, t, s]``: the lean iteration
     item by item where the Newton matrix has at most :data:`LEAN_ROWS` rows and the batch at
-    most ``max(``:data:`LEAN_BATCH` ``, |Y||T||S| / 8)`` items, from ``start`` if given (its
-    state computed once for the batch); the general solver otherwise, and for an item whose
-    lean linear algebra fails."""
+    most ``max(``:data:`LEAN_BATCH` ``, |Y||T||S| / 8)`` items (any number from
+    :data:`LEAN_BATCH_CELLS` cells on), from ``start`` if given (its state computed once for the
+    batch); the general solver otherwise, and for an item whose lean linear algebra fails."""
     nb, ny, nt, ns = p.shape
-    if xp is not NUMPY or ny * (nt + ns) > LEAN_ROWS or nb > max(LEAN_BATCH, ny * nt * ns // 8):
+    cells = ny * nt * ns
+    if (xp is not NUMPY or ny * (nt + ns) > LEAN_ROWS
+            or (cells < LEAN_BATCH_CELLS and nb > max(LEAN_BATCH, cells // 8))):
         return _ipm.solve(p, xp, tol, max_iter, done, start)
     swap = _ipm.smaller_first(p)
     inner = np.swapaxes(p, 2, 3) if swap else p
