@@ -157,7 +157,8 @@ def main(seed: int) -> None:
                  "max_gap": "largest gap (bits)", "median": "median time",
                  "max": "largest time", "max_before": "largest time without"},
         notes=[f"Seed {seed}; defaults tol 1e-9 bits, max_iter 200; one pmf at a time "
-               "(pidkit.pid), so pmfs of at most 512 cells start in the lean driver.",
+               "(pidkit.pid), so pmfs with at most 1024 Newton rows, |Y|(|T| + |S|), take "
+               "the lean driver (_small.LEAN_ROWS; 512 cells until 2026-12-05 13:00 UTC).",
                "'without crossover': the same code with _ipm.POLISH_EVERY beyond max_iter, "
                "i.e. the solver before the crossover.",
                "A stall is a status other than 'optimal'/'closed_form' (a ConvergenceWarning); "

@@ -73,8 +73,9 @@ def information(p, xp: Backend, read_host: bool = True) -> Information:
     (:meth:`~pidkit._backend.Backend.custom_gradient`) whose backward is their closed-form
     vector-Jacobian product (:func:`_information_vjp`); with ``read_host`` (not in the
     fixed-iteration mode, which reads nothing back) the values of a tensor in host memory are
-    computed by numpy. The entropies written as torch operations made ~50 autograd nodes,
-    0.8 ms per call with backward on a 10 x 10 x 10 table, a fifth of a warm-started solve."""
+    computed by numpy. Written as torch operations the entropies made about 50 autograd
+    nodes: on a 10 x 10 x 10 table (development timing, one thread) 0.29 ms forward against
+    0.12 ms now, and the backward of a whole warm solve 0.55 ms against 0.45 ms."""
     if xp is NUMPY:
         return _clamped(_raw_numpy(p), np.maximum)
     host = read_host and xp.on_host(p)
