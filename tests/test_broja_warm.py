@@ -165,32 +165,23 @@ def test_warm_iteration_starts_recentred_and_needs_fewer_iterations(shape):
 
 
 @pytest.mark.parametrize("shape", [(10, 10, 10), (4, 9, 6), (4, 6, 9)])
-def test_single_pmf_warm_start_iterates_in_the_lean_driver(shape, monkeypatch):
+def test_single_pmf_warm_start_iterates_in_the_lean_driver(shape, general_solver_calls):
     """One pmf (numpy, or a torch tensor on the CPU, solved by the same numpy code) iterates
     from its warm point in the lean driver (:mod:`._small`), not in the batched solver, in
     fewer iterations than cold, to the same values."""
-    from pidkit.discrete.broja import _ipm
-
     p = _dirichlet(shape, 11)
     nxt = _moved(p, 1e-3, 12)
     first, cold = pidkit.broja(p), pidkit.broja(nxt)
-    calls = []
-    original = _ipm.solve
-
-    def spy(*args, **kwargs):
-        calls.append(args[0].shape)
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(_ipm, "solve", spy)
+    general_solver_calls.clear()
     warm = pidkit.broja(nxt, warm_start=first)
-    assert calls == []
+    assert general_solver_calls == []
     assert warm.solver.converged and _gap(warm) <= 1e-9
     assert 0 < warm.solver.iterations < cold.solver.iterations
     _assert_same(warm, cold)
     x = torch.tensor(nxt, requires_grad=True)
     t_first = pidkit.broja(torch.tensor(p))
     t_warm = pidkit.broja(x, warm_start=t_first)
-    assert calls == []
+    assert general_solver_calls == []
     assert isinstance(t_warm.solver.state.q, torch.Tensor)
     assert t_warm.solver.iterations == warm.solver.iterations    # the same numpy iteration
     assert _gap(t_warm) <= 1e-9
