@@ -36,16 +36,26 @@ def spd_batch(rng: np.random.Generator, batch: tuple[int, ...], n: int) -> np.nd
     return a @ np.swapaxes(a, -1, -2) + 1e-6 * n * np.eye(n)
 
 
-@pytest.mark.parametrize("axis", [0, 1, 2, 3, -1, (1, 2), (1, 3), (0, 2, 3), (1, 2, 3)])
+@pytest.mark.parametrize("axis", [0, 1, 2, 3, -1, (1, 2), (1, 3), (0, 2, 3), (1, 2, 3), [1, 3]])
 @pytest.mark.parametrize("keepdims", [False, True])
-def test_short_sums_equal_numpy_sum(axis, keepdims):
-    x = np.random.default_rng(0).random((5, 4, 3, 6))
+@pytest.mark.parametrize("shape", [(5, 4, 3, 6), (60, 4, 3, 6)])     # np.add.reduce, einsum
+def test_short_sums_equal_numpy_sum(axis, keepdims, shape):
+    x = np.random.default_rng(0).random(shape)
     ours = NUMPY.sum(x, axis=axis, keepdims=keepdims)
-    ref = np.sum(x, axis=axis, keepdims=keepdims)
+    ref = np.sum(x, axis=tuple(axis) if isinstance(axis, list) else axis, keepdims=keepdims)
     assert ours.shape == ref.shape
     np.testing.assert_allclose(ours, ref, rtol=1e-14, atol=0)
     np.testing.assert_allclose(TORCH.sum(torch.tensor(x), axis=axis, keepdims=keepdims).numpy(),
                                ref, rtol=1e-14, atol=0)
+
+
+def test_sum_takes_einsum_for_short_sums_of_large_arrays_only():
+    from pidkit._backend.numpy import EINSUM_SIZE, _sum_plan
+
+    assert _sum_plan((5, 4, 3, 6), (1, -1)) == ((1, 3), None)       # small: np.add.reduce
+    assert 60 * 4 * 3 * 6 >= EINSUM_SIZE
+    assert _sum_plan((60, 4, 3, 6), (1, -1)) == ((1, 3), "abcd->ac")
+    assert _sum_plan((60, SHORT_SUM + 1), 1) == ((1,), None)         # long: pairwise sum
 
 
 def test_long_integer_and_float32_sums_keep_numpy_semantics():

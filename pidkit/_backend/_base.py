@@ -174,7 +174,10 @@ class Backend(ABC):
 
     def to_dtype_outward(self, x: Any, like: Any, up: bool) -> Any:
         """``x`` (float64) converted to ``like``'s dtype rounded toward :math:`+\\infty`
-        (``up``) or :math:`-\\infty`, not to nearest: a bound stays a bound in a narrower dtype."""
+        (``up``) or :math:`-\\infty`, not to nearest: a bound stays a bound in a narrower dtype
+        (``x`` itself when ``like`` is float64 too)."""
+        if x.dtype == like.dtype:
+            return x
         y = self.to_dtype(x, like)
         wrong = self.float64(y) < x if up else self.float64(y) > x
         step = self._lib.nextafter(y, self.to_dtype(self.zeros(y.shape, like=x)
