@@ -212,7 +212,7 @@ def _solve_certified(p, xp: Backend, tol: float, max_iter: int, warm: WarmStart 
     are returned as tensors (sharing memory): the algorithm is the same, and each call costs
     less in numpy than in torch at these sizes (``benchmarks/broja_warm.py``, a 10 x 10 x 10
     tensor moved by 1e-3 per step, warm, ``tol = 1e-9`` bits, with backward: 7.7 ms in torch's
-    batched solver, 3.6 ms this way)."""
+    batched solver, 3.3 ms this way)."""
     if xp is NUMPY or not xp.on_host(p):
         return solve_atoms(p, xp, tol, max_iter, solver=_small.solve, warm=warm, info=info)
     host = (xp.to_numpy(x) for x in (p, *([] if warm is None else vars(warm).values())))
