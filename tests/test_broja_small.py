@@ -112,6 +112,16 @@ def test_fallback_to_general_solver(monkeypatch):
     assert out_lean.iterations == out_general.iterations
     np.testing.assert_array_equal(out_lean.f_upper, out_general.f_upper)
     np.testing.assert_array_equal(out_lean.f_lower, out_general.f_lower)
+    np.testing.assert_array_equal(out_lean.q, out_general.q)          # the input's layout
+    # a warm start reaches the general solver too (its state, in the solver's layout)
+    first = pidkit.broja(p)
+    moved = 0.999 * p + 0.001 / p.size
+    warm = pidkit.broja(moved, warm_start=first)
+    cold = pidkit.broja(moved)
+    assert warm.solver.converged and warm.solver.certificate.gap <= TOL_BITS
+    assert abs(warm.synergy - cold.synergy) <= 2 * TOL_BITS
+    np.testing.assert_allclose(warm.solver.state.q[0].sum(axis=2), moved.sum(axis=2),
+                               rtol=1e-12, atol=1e-16)
 
 
 def test_large_pmfs_and_large_batches_take_the_general_solver(monkeypatch):

@@ -215,10 +215,10 @@ def _solve_certified(p, xp: Backend, tol: float, max_iter: int, warm: WarmStart 
     batched solver, 3.3 ms this way)."""
     if xp is NUMPY or not xp.on_host(p):
         return solve_atoms(p, xp, tol, max_iter, solver=_small.solve, warm=warm, info=info)
-    host = (xp.to_numpy(x) for x in (p, *([] if warm is None else vars(warm).values())))
-    p_host = next(host)
-    warm_host = None if warm is None else WarmStart(*host)
-    atoms, out = solve_atoms(p_host, NUMPY, tol, max_iter, solver=_small.solve, warm=warm_host,
+    warm_host = None if warm is None else WarmStart(
+        *(xp.to_numpy(x) for x in vars(warm).values()))
+    atoms, out = solve_atoms(xp.to_numpy(p), NUMPY, tol, max_iter, solver=_small.solve,
+                             warm=warm_host,
                              info=Information(*(xp.to_numpy(v) for v in vars(info).values())))
 
     def back(x):

@@ -77,9 +77,8 @@ def information(p, xp: Backend, read_host: bool = True) -> Information:
     nodes: on a 10 x 10 x 10 table (development timing, one thread) 0.29 ms forward against
     0.12 ms now, and the backward of a whole warm solve 0.55 ms against 0.45 ms."""
     if xp is NUMPY:
-        return _clamped(_raw_numpy(p), np.maximum)
-    host = read_host and xp.on_host(p)
-    if host:                                    # numpy values and gradient, shared memory
+        return _clamped(_raw_numpy(p), xp)
+    if read_host and xp.on_host(p):             # numpy values and gradient, shared memory
         p_np = xp.to_numpy(p)
         raw = [xp.asarray(v) for v in _raw_numpy(p_np)]
 
@@ -94,14 +93,15 @@ def information(p, xp: Backend, read_host: bool = True) -> Information:
             return _information_vjp(detached, grads, xp)
     if xp.requires_grad(p):
         raw = xp.custom_gradient(p, raw, vjp)
-    return _clamped(raw, lambda x, zero: xp.maximum(x, zero))
+    return _clamped(raw, xp)
 
 
-def _clamped(raw, maximum) -> Information:
+def _clamped(raw, xp: Backend) -> Information:
     """:class:`Information` of the raw ``(H(Y|S), I(Y;T), I(Y;S), I(Y;T,S))``, the mutual
     informations floored at 0 (rounding)."""
     h_y_given_s, i_t, i_s, i_ts = raw
-    return Information(h_y_given_s, maximum(i_t, 0.0), maximum(i_s, 0.0), maximum(i_ts, 0.0))
+    return Information(h_y_given_s, xp.maximum(i_t, 0.0), xp.maximum(i_s, 0.0),
+                       xp.maximum(i_ts, 0.0))
 
 
 def _raw(p, xp: Backend) -> tuple[Any, Any, Any, Any]:

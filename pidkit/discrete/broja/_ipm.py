@@ -68,7 +68,7 @@ from . import _newton, _polish
 from ._bounds import dual_bound, upper_bound
 from ._problem import Best, Problem, logits, pin_gauge
 
-__all__ = ["SolverOutput", "cold_start", "problem", "solve", "solve_fixed", "logits",
+__all__ = ["SolverOutput", "bounds_of", "cold_start", "problem", "solve", "solve_fixed", "logits",
            "residuals", "step", "line_search", "fixed_line_search"]
 
 #: Fraction-to-boundary factor and backtracking parameters of the line search.
@@ -418,10 +418,10 @@ def max_step(x: Any, dx: Any, xp: Backend) -> Any:
 def _certify(pb: Problem, state: tuple[Any, ...], rows: Any, best: Best, xp: Backend,
              tol: float, rescaled: bool) -> None:
     """Certify the iterates ``state`` of the items ``rows`` (:mod:`._bounds`) into ``best``."""
-    best.update(rows, *_bounds_of(pb, state, xp, tol, rescaled), xp)
+    best.update(rows, *bounds_of(pb, state, xp, tol, rescaled), xp)
 
 
-def _bounds_of(pb: Problem, state: tuple[Any, ...], xp: Backend, tol: float | None = None,
+def bounds_of(pb: Problem, state: tuple[Any, ...], xp: Backend, tol: float | None = None,
                rescaled: bool = True) -> tuple[Any, ...]:
     """The certificate ``(low, lam, mu, up, q)`` of the iterates ``state`` (:mod:`._bounds`):
     the shifted feasible dual point and its value, the repaired primal point and its value
@@ -562,7 +562,7 @@ def solve_fixed(p: Any, xp: Backend, tol: float, iterations: int, done: Any = No
     on the full batch: the line search tries every step length at once
     (:func:`fixed_line_search`), the Newton systems are factorised without reading a status
     (:meth:`~pidkit._backend.Backend.lu_factor`, the dense solver of :mod:`._newton` at every
-    size), the iterate of each item is certified after every step (:func:`_bounds_of`, with the
+    size), the iterate of each item is certified after every step (:func:`bounds_of`, with the
     plain repair only: the rescaled bound would add work to every step of a training
     regulariser, whose gradient comes from the dual point) and the best bounds are kept, and an
     item whose bracket is below ``tol`` (nats), or with ``done[b]`` true, keeps its iterate from
@@ -589,12 +589,12 @@ def solve_fixed(p: Any, xp: Backend, tol: float, iterations: int, done: Any = No
         low, up, lam, mu, q = bounds
         best = Best(low, up, mu, lam, xp.swapaxes(q, 2, 3)) if swap else Best(*bounds)
     frozen = xp.zeros((nb,), like=p) > 0 if done is None else done
-    best = best.better(*_bounds_of(pb, cur, xp, rescaled=False), xp)
+    best = best.better(*bounds_of(pb, cur, xp, rescaled=False), xp)
     for _ in range(iterations):
         frozen = frozen | (best.up - best.low <= tol)
         new = step(pb, cur, xp, fixed=True)
         cur = tuple(xp.where(_expand(frozen, x), x, n) for x, n in zip(cur, new, strict=True))
-        best = best.better(*_bounds_of(pb, cur, xp, rescaled=False), xp)
+        best = best.better(*bounds_of(pb, cur, xp, rescaled=False), xp)
     lam, mu, q = best.lam, best.mu, best.q
     if swap:
         lam, mu, q = mu, lam, xp.swapaxes(q, 2, 3)

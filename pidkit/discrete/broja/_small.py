@@ -524,19 +524,17 @@ def solve(p, xp, tol: float, max_iter: int, done=None, start=None) -> SolverOutp
     lam, mu = np.zeros(inner.shape[:3]), np.zeros(inner.shape[:2] + inner.shape[3:])
     q, iterations = np.array(inner), 0
     if done.any():      # items not iterated keep the general solver's placeholders: no
-        p_yt = inner[done].sum(axis=3)      # bounds, q = P and the feasible dual point
-        with np.errstate(divide="ignore", invalid="ignore"):    # lam = ln P(y|t), mu = 0
-            lam[done] = np.where(p_yt > 0, np.log(p_yt / p_yt.sum(axis=1, keepdims=True)), 0.0)
+        rest = inner[done]                  # bounds, q = P and its cold start's dual point
+        lam[done] = _ipm.cold_start(rest, _ipm.problem(rest, NUMPY), NUMPY)[0]
     for b in np.flatnonzero(~done):
         item_start = None if state is None else [a[b] for a in state[:4]]
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             found = _lean(np.ascontiguousarray(inner[b]), tol, max_iter, item_start)
-        if found is None:          # the general solver, on this item, in the input layout
-            out = _ipm.solve(p[b:b + 1], xp, tol, max_iter, None, None if state is None else
-                             lambda *_, b=b: [a[b:b + 1] for a in state])
-            points = ((out.mu[0], out.lam[0], np.swapaxes(out.q[0], 1, 2)) if swap
-                      else (out.lam[0], out.mu[0], out.q[0]))
-            found = [out.f_lower[0], out.f_upper[0], *points], out.iterations
+        if found is None:          # the general solver on this item (inner layout: no swap)
+            out = _ipm.solve(inner[b:b + 1], xp, tol, max_iter, None, None if state is None
+                             else lambda *_, b=b: [a[b:b + 1] for a in state])
+            found = ([out.f_lower[0], out.f_upper[0], out.lam[0], out.mu[0], out.q[0]],
+                     out.iterations)
         (low[b], up[b], lam[b], mu[b], q[b]), it = found
         iterations = max(iterations, it)
     if swap:

@@ -206,7 +206,7 @@ def fixed_warm_solver(warm: WarmStart) -> Any:
 
         def start(p: Any, pb: Any, cold: list[Any], xp: Backend) -> list[Any]:
             # per item, the warm point unless the cold start is certified more tightly
-            cold_low, _, _, cold_up, _ = _ipm._bounds_of(pb, tuple(cold), xp, rescaled=False)
+            cold_low, _, _, cold_up, _ = _ipm.bounds_of(pb, tuple(cold), xp, rescaled=False)
             return centred_start(point, gap, cold_up - cold_low)(p, pb, cold, xp)
 
         return _ipm.solve_fixed(p, xp, tol, iterations, done, start=start, bounds=bounds)
