@@ -130,7 +130,7 @@ def test_the_lean_driver_certifies_with_the_rescaled_bound(monkeypatch):
 
     p = np.random.default_rng(6).dirichlet(np.ones(7200)).reshape(2, 60, 60)
     tol = 1e-9 * np.log(2.0)
-    found = _small._lean(p, tol, 200)
+    found = _small._lean(_small._Small(p), tol, 200)
     assert found is not None
     (low, up, lam, mu, q), iterations = found
     assert 0.0 <= up - low <= tol and iterations < 20
@@ -138,7 +138,7 @@ def test_the_lean_driver_certifies_with_the_rescaled_bound(monkeypatch):
     np.testing.assert_allclose(q.sum(axis=1), p.sum(axis=1), rtol=1e-12, atol=1e-17)
     assert up == pytest.approx(_bounds.neg_conditional_entropy(q[None], NUMPY)[0], abs=1e-14)
     monkeypatch.setattr(_bounds, "rescale", lambda q, *rest: q)       # the plain repair only
-    (low, up, *_), iterations = _small._lean(p, tol, 60)
+    (low, up, *_), iterations = _small._lean(_small._Small(p), tol, 60)
     assert up - low > tol and iterations == 60
 
 

@@ -175,12 +175,10 @@ def test_tensor_input_errors_match_the_array_path(p, kwargs, kind, words):
         pidkit.pid(p, **kwargs)
 
 
-@pytest.mark.parametrize("read_host", [True, False])
-def test_information_gradient_is_the_entropies_gradient(read_host):
+def test_information_gradient_is_the_entropies_gradient():
     """The closed-form vector-Jacobian product of the information terms (one autograd node,
     ``_core._information_vjp``) equals autograd through the entropies written as torch
-    operations, with zero cells, a zero marginal row and a zero target outcome, on both the
-    numpy route (tensors in host memory) and the torch route (devices, fixed-iteration mode)."""
+    operations, with zero cells, a zero marginal row and a zero target outcome."""
     from pidkit.discrete.broja import _core
 
     rng = np.random.default_rng(8)
@@ -191,7 +189,7 @@ def test_information_gradient_is_the_entropies_gradient(read_host):
     p /= p.sum(axis=(1, 2, 3), keepdims=True)
     x = torch.tensor(p, requires_grad=True)
     xp = get_namespace(x)
-    info = _core.information(x, xp, read_host=read_host)
+    info = _core.information(x, xp)
     reference = _core._raw(x, xp)
     weights = torch.tensor(rng.standard_normal((4, 2)))
     fields = (info.h_y_given_s, info.i_t, info.i_s, info.i_ts)
@@ -204,3 +202,76 @@ def test_information_gradient_is_the_entropies_gradient(read_host):
                                                                        strict=True)), x)
     assert bool(torch.isfinite(ours).all())
     torch.testing.assert_close(ours, theirs, atol=1e-12, rtol=0.0)
+
+
+
+def test_host_node_gradient_equals_the_device_graph(monkeypatch):
+    """A tensor in host memory is solved by numpy behind one autograd node
+    (``_host.atoms_arrays``); its gradients (every atom and I(Y;T,S), batch and single) equal
+    those of the autograd graph the device path builds, forced here on the CPU, on the items
+    of the mixed batch whose atoms are off the clips (on a clip the two paths' information
+    terms, computed with different rounding, can pick different one-sided derivatives: see
+    the next test for the rule at ties)."""
+    from pidkit._backend.torch import TorchBackend
+
+    def gradients(p, batch_axis):
+        x = torch.tensor(p, requires_grad=True)
+        r = pidkit.broja(x, batch=batch_axis, tol=1e-11)
+        outputs = [*atoms(r), r.mutual_information]
+        grads = [torch.autograd.grad(o.sum(), x, retain_graph=True)[0] for o in outputs]
+        return torch.stack([o.detach() for o in outputs]), grads
+
+    batch = mixed_batch()
+    host_values, host = gradients(batch, True)
+    monkeypatch.setattr(TorchBackend, "on_host", lambda self, x: False)
+    device_values, device = gradients(batch, True)
+    torch.testing.assert_close(host_values, device_values, atol=1e-9, rtol=0.0)
+    off_clips = (host_values[:4] > 1e-6).all(dim=0)
+    assert int(off_clips.sum()) >= 6
+    for ours, theirs in zip(host, device, strict=True):
+        assert bool(torch.isfinite(ours).all())
+        torch.testing.assert_close(ours[off_clips], theirs[off_clips], atol=1e-9, rtol=1e-7)
+    monkeypatch.undo()
+    for i in np.flatnonzero(off_clips.numpy())[:3]:
+        values, single = gradients(batch[i], False)
+        torch.testing.assert_close(values, host_values[:, i], atol=1e-12, rtol=0.0)
+        for k in range(5):
+            torch.testing.assert_close(single[k], host[k][i], atol=1e-10, rtol=1e-8)
+
+
+def test_host_node_jacobian_is_autograd_through_the_same_functions():
+    """The host node's derivatives of (Uni_T, Red, Uni_S, Syn, I(Y;T,S)) with respect to the
+    raw information terms and f* (forward mode through ``_core._clamped``,
+    ``_core.certified`` and ``_core.atoms_from_unique``) equal torch's autograd through the
+    same functions, on inputs that put every clip inside, outside and exactly on its
+    boundary (ties: the gradient split equally, as torch does)."""
+    from pidkit.discrete.broja import _core, _host
+
+    rng = np.random.default_rng(11)
+    n = 400
+    hys, i_t, i_s = rng.uniform(0, 1, n), rng.uniform(-0.1, 1, n), rng.uniform(-0.1, 1, n)
+    i_ts = np.maximum(i_t, i_s) + rng.uniform(-0.2, 1, n)
+    f = rng.uniform(-1, 0.5, n) - hys
+    i_t[:40] = 0.0                                  # clamps exactly on their boundary
+    i_s[40:80] = i_t[40:80]                         # lo = 0 exactly
+    i_ts[80:120] = i_s[80:120] + np.maximum(i_t[80:120], 0.0)      # hi = I(Y;T) exactly
+    f[120:160] = i_t[120:160] - i_s[120:160] - hys[120:160]        # u on lo exactly
+    f[160:200] = i_ts[160:200] - i_s[160:200] - hys[160:200]       # u on hi exactly
+    raw = (hys, i_t, i_s, i_ts)
+    ours = _host._jacobian(raw, f)
+    xp = get_namespace(torch.zeros(1))
+
+    def outputs(*inputs):
+        info = _core._clamped(list(inputs[:4]), xp)
+        u = _core.certified(inputs[4], inputs[4], info, xp)[0]
+        return (*_core.atoms_from_unique(u, info, xp), info.i_ts)
+
+    leaves = [torch.tensor(v, requires_grad=True) for v in (*raw, f)]
+    values = outputs(*leaves)
+    theirs = np.stack([np.stack([np.zeros(n) if g is None else g.numpy() for g in
+                                 torch.autograd.grad(v.sum(), leaves, retain_graph=True,
+                                                     allow_unused=True)], axis=1)
+                       for v in values], axis=1)
+    ties = int(((np.abs(ours - theirs) < 1e-15) & (np.abs(ours % 1.0 - 0.5) < 1e-15)).sum())
+    assert ties > 0                                 # some half-gradients were exercised
+    np.testing.assert_array_equal(ours, theirs)

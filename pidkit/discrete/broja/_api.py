@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -38,7 +39,7 @@ from ...validation import (
 )
 from .._certified import check_solver_options
 from ..registry import register_measure
-from . import _ipm, _small
+from . import _host, _ipm, _small
 from ._core import (
     Atoms,
     Information,
@@ -101,7 +102,7 @@ def compute(p: np.ndarray, tol: float = DEFAULT_TOL, max_iter: int = DEFAULT_MAX
         *(x[0][k][None] for x, k in zip((warm_start.lam, warm_start.mu, warm_start.q), keep,
                                         strict=True)))
     atoms, out = solve_atoms((p if full else p[keep[2]])[None], NUMPY, tol * _LN2, max_iter,
-                             solver=_small.solve, warm=warm)
+                             solver=partial(_small.solve, warm=warm))
     status, converged = _status(atoms, NUMPY, tol, max_iter)
     values = [float(v[0]) for v in (atoms.redundancy, atoms.unique_t, atoms.unique_s,
                                     atoms.synergy)]
@@ -181,18 +182,23 @@ def _atoms_arrays(p64, xp: Backend, tol_bits: float, max_iter: int,
     envelope theorem gives the gradient of :math:`f^*` with respect to ``P(y, t, s)`` as the
     optimal dual ``lam[y, t] + mu[y, s]`` (:meth:`~pidkit._backend.Backend.envelope`). With
     ``fixed``, exactly ``max_iter`` iterations without host reads
-    (:func:`._ipm.solve_fixed`)."""
-    solve = _solve_certified
+    (:func:`._ipm.solve_fixed`). A torch batch in host memory is solved by the numpy code
+    (:func:`._host.atoms_arrays`), numpy with the lean driver where it applies
+    (:func:`._small.solve`: single pmfs and small batches of small ones)."""
+    tol = tol_bits * _LN2
+    if not fixed and xp is not NUMPY and xp.on_host(p64):
+        return _host.atoms_arrays(p64, xp, tol, max_iter, warm)
     if fixed:
-        def solve(p, xp, tol, max_iter, warm, info):
-            solver = _ipm.solve_fixed if warm is None else fixed_warm_solver(warm)
-            return solve_atoms(p, xp, tol, max_iter, solver=solver, info=info)
-    info = information(p64, xp, read_host=not fixed)
+        solver = _ipm.solve_fixed if warm is None else fixed_warm_solver(warm)
+    else:
+        solver = partial(_small.solve, warm=warm)
+    info = information(p64, xp)
     if not xp.requires_grad(p64):
-        return (*solve(p64, xp, tol_bits * _LN2, max_iter, warm, info), info)
+        return (*solve_atoms(p64, xp, tol, max_iter, solver=solver, info=info), info)
     with xp.no_grad():
         detached = Information(*(xp.detach(v) for v in vars(info).values()))
-        atoms, out = solve(xp.detach(p64), xp, tol_bits * _LN2, max_iter, warm, detached)
+        atoms, out = solve_atoms(xp.detach(p64), xp, tol, max_iter, solver=solver,
+                                 info=detached)
         p_yt, p_ys = xp.sum(p64, axis=3), xp.sum(p64, axis=2)
         lam = xp.where(p_yt > 0, out.lam, 0.0)
         mu = xp.where(p_ys > 0, out.mu, 0.0)
@@ -202,30 +208,6 @@ def _atoms_arrays(p64, xp: Backend, tol_bits: float, max_iter: int,
     values = atoms_from_unique(u, info, xp)
     return (Atoms(*values, atoms.lower, atoms.upper, atoms.converged, atoms.iterations), out,
             info)
-
-
-def _solve_certified(p, xp: Backend, tol: float, max_iter: int, warm: WarmStart | None,
-                     info: Information) -> tuple[Atoms, _ipm.SolverOutput]:
-    """:func:`._core.solve_atoms` of a detached batch ``p[b, y, t, s]`` (``tol`` in nats) with
-    the lean driver where it applies (:func:`._small.solve`: single pmfs and small batches of
-    small ones). A torch batch in host memory is solved by the same numpy code and its outputs
-    are returned as tensors (sharing memory): the algorithm is the same, and each call costs
-    less in numpy than in torch at these sizes (``benchmarks/broja_warm.py``, a 10 x 10 x 10
-    tensor moved by 1e-3 per step, warm, ``tol = 1e-9`` bits, with backward: 7.7 ms in torch's
-    batched solver, 3.3 ms this way)."""
-    if xp is NUMPY or not xp.on_host(p):
-        return solve_atoms(p, xp, tol, max_iter, solver=_small.solve, warm=warm, info=info)
-    warm_host = None if warm is None else WarmStart(
-        *(xp.to_numpy(x) for x in vars(warm).values()))
-    atoms, out = solve_atoms(xp.to_numpy(p), NUMPY, tol, max_iter, solver=_small.solve,
-                             warm=warm_host,
-                             info=Information(*(xp.to_numpy(v) for v in vars(info).values())))
-
-    def back(x):
-        return x if isinstance(x, int) else xp.asarray(x)
-
-    return (Atoms(*(back(v) for v in vars(atoms).values())),
-            _ipm.SolverOutput(*(back(v) for v in vars(out).values())))
 
 
 def broja(p: Any, *, base: float = 2, tol: float = DEFAULT_TOL,

@@ -27,7 +27,7 @@ from scipy.special import entr as _entr
 
 from ..._backend import NUMPY, Backend
 from ..._threads import one_blas_thread
-from . import _ipm, _warm
+from . import _ipm
 from ._bounds import CROSSING
 
 #: Largest Schur complement, :math:`|Y| \min(|T|, |S|)` rows, solved with one BLAS thread (the
@@ -66,33 +66,21 @@ class Information:
         return self.i_t - self.i_s, self.i_ts - self.i_s
 
 
-def information(p, xp: Backend, read_host: bool = True) -> Information:
+def information(p, xp: Backend) -> Information:
     r"""Compute the :class:`Information` of ``p[b, y, t, s]``, differentiable under torch.
 
     The four torch quantities are the outputs of one autograd node
     (:meth:`~pidkit._backend.Backend.custom_gradient`) whose backward is their closed-form
-    vector-Jacobian product (:func:`_information_vjp`); with ``read_host`` (not in the
-    fixed-iteration mode, which reads nothing back) the values of a tensor in host memory are
-    computed by numpy. Written as torch operations the entropies made about 50 autograd
-    nodes: on a 10 x 10 x 10 table (development timing, one thread) 0.29 ms forward against
-    0.12 ms now, and the backward of a whole warm solve 0.55 ms against 0.45 ms."""
+    vector-Jacobian product (:func:`_information_vjp`). Written as torch operations the
+    entropies made about 50 autograd nodes: on a 10 x 10 x 10 table (development timing, one
+    thread) 0.29 ms forward against 0.12 ms this way."""
     if xp is NUMPY:
         return _clamped(_raw_numpy(p), xp)
-    if read_host and xp.on_host(p):             # numpy values and gradient, shared memory
-        p_np = xp.to_numpy(p)
-        raw = [xp.asarray(v) for v in _raw_numpy(p_np)]
-
-        def vjp(grads):
-            return xp.asarray(_information_vjp(p_np, [xp.to_numpy(g) for g in grads], NUMPY))
-    else:
-        detached = xp.detach(p)
-        with xp.no_grad():
-            raw = list(_raw(detached, xp))
-
-        def vjp(grads):
-            return _information_vjp(detached, grads, xp)
+    detached = xp.detach(p)
+    with xp.no_grad():
+        raw = list(_raw(detached, xp))
     if xp.requires_grad(p):
-        raw = xp.custom_gradient(p, raw, vjp)
+        raw = xp.custom_gradient(p, raw, lambda grads: _information_vjp(detached, grads, xp))
     return _clamped(raw, xp)
 
 
@@ -205,26 +193,21 @@ def certified(f_lower, f_upper, info: Information, xp: Backend):
 
 
 def solve_atoms(p, xp: Backend, tol: float, max_iter: int, solver=None,
-                warm: _warm.WarmStart | None = None,
                 info: Information | None = None) -> tuple[Atoms, _ipm.SolverOutput]:
     """Certified atoms of ``p[b, y, t, s]`` (float64) and the raw solver output.
 
     ``tol`` is the certified gap in nats. ``solver`` has :func:`._ipm.solve`'s contract
     (default: that function; :func:`pidkit.pid` on one numpy pmf passes the lean single-pmf
-    driver :func:`._small.solve`). The solve runs with one BLAS thread when the Schur complement
-    has at most :data:`ONE_THREAD_SCHUR` rows, except for one pmf whose Newton matrix has at
-    most :data:`UNPINNED_SINGLE` rows. Items whose interval of admissible values is already
-    shorter than ``tol`` are closed-form: the solver does not iterate on them. With ``warm``
-    (the solution of a pmf of the same shape) the solver runs only on the items its point
-    does not certify (:func:`._warm.warm_solver`). ``info``: :func:`information` of ``p`` if
-    the caller has it already.
+    driver :func:`._small.solve`, with its warm start if any). The solve runs with one BLAS
+    thread when the Schur complement has at most :data:`ONE_THREAD_SCHUR` rows, except for
+    one pmf whose Newton matrix has at most :data:`UNPINNED_SINGLE` rows. Items whose interval
+    of admissible values is already shorter than ``tol`` are closed-form: the solver does not
+    iterate on them. ``info``: :func:`information` of ``p`` if the caller has it already.
     """
     if info is None:
         info = information(p, xp)
     _, lo, hi = clip_unique(info.i_t, info, xp)
     solver = solver or _ipm.solve
-    if warm is not None:
-        solver = _warm.warm_solver(solver, warm)
     b, ny, nt, ns = p.shape
     pin = ny * min(nt, ns) <= ONE_THREAD_SCHUR and (b > 1 or ny * (nt + ns) > UNPINNED_SINGLE)
     with (one_blas_thread() if pin else nullcontext()):

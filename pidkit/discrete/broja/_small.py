@@ -2,7 +2,7 @@ r"""A lean driver of the interior-point method for numpy pmfs whose Newton matri
 (``|Y|(|T| + |S|) <=`` :data:`LEAN_ROWS`), one at a time (a batch of up to
 :data:`LEAN_BATCH` or ``|Y||T||S| / 8`` of them, or of pmfs of :data:`LEAN_BATCH_CELLS` cells
 or more, item by item; torch tensors in host memory come
-here as numpy arrays, :func:`._api._solve_certified`): the Mehrotra predictor-corrector steps
+here as numpy arrays, :func:`._host.atoms_arrays`): the Mehrotra predictor-corrector steps
 of :mod:`._ipm` (its line search rule, its corrector cap) written with plain numpy on arrays
 without a batch axis, and the Newton system assembled as one dense ``n x n`` matrix,
 ``n = |Y|(|T| + |S|)``,
@@ -74,7 +74,7 @@ from scipy.linalg.lapack import dpotrs as _potrs
 from scipy.special import xlogy as _xlogy
 
 from ..._backend import NUMPY
-from . import _ipm, _polish
+from . import _ipm, _polish, _warm
 from ._bounds import LOG_NEGLIGIBLE, rounding_margin, upper_bound
 from ._ipm import (
     BOUNDARY,
@@ -335,17 +335,21 @@ def _max_step(ws, d_ws):
 
 def _certificate(pr, x):
     r"""Bounds ``(low, up)`` on :math:`f^*` and their points ``(lam, mu, q)`` from the iterate
-    ``x``: :func:`._bounds.dual_bound` (its local repair and the shift of ``lam`` per ``t``,
-    then ``mu`` per ``s``, until every live constraint holds; the better value),
-    :func:`._bounds.repair` (scale rows, then columns, down to their marginals and add the
-    rank-one correction of the deficits) and :func:`._bounds.neg_conditional_entropy`, the
-    same formulas for one pmf."""
+    ``x``: :func:`_lower` of its dual point and :func:`_upper` of its primal point."""
     ny, nt, ns = pr.shape
-    lam, mu = x.v[:pr.nl].reshape(ny, nt), x.v[pr.nl:].reshape(ny, ns)
+    low, lam, mu = _lower(pr, x.v[:pr.nl].reshape(ny, nt), x.v[pr.nl:].reshape(ny, ns), x.h)
+    up, q = _upper(pr, x.q)
+    return low, up, lam, mu, q
+
+
+def _lower(pr, lam, mu, h):
+    r""":func:`._bounds.dual_bound` for one pmf: from ``(lam, mu)`` with constraint values
+    ``h``, its local repair and the shift of ``lam`` per ``t``, then ``mu`` per ``s``, until
+    every live constraint holds; ``(low, lam, mu)`` of the better of the two points."""
     # the local repair first (cells with tiny marginals), then the shifts, as dual_bound
-    share = lam[:, :, None] + mu[:, None, :] - x.h
-    need = np.where(pr.allowed & (share >= LOG_NEGLIGIBLE), np.maximum(x.h, 0.0), 0.0)
-    lam_s, mu_s, low = _shift(pr, lam, mu, x.h)
+    share = lam[:, :, None] + mu[:, None, :] - h
+    need = np.where(pr.allowed & (share >= LOG_NEGLIGIBLE), np.maximum(h, 0.0), 0.0)
+    lam_s, mu_s, low = _shift(pr, lam, mu, h)
     if need.any():          # else the repaired point is the iterate's: the same bound
         lam_l = lam - np.where(pr.t_side, need, 0.0).max(axis=2)
         mu_l = mu - np.where(pr.t_side, 0.0, need).max(axis=1)
@@ -353,8 +357,14 @@ def _certificate(pr, x):
         lam_l, mu_l, low_l = _shift(pr, lam_l, mu_l, h_l)
         if low_l > low:
             lam_s, mu_s, low = lam_l, mu_l, low_l
-    lam, mu = lam_s, mu_s
-    q = x.q * np.fmin(1.0, pr.p_yt / np.add.reduce(x.q, 2))[:, :, None]
+    return low, lam_s, mu_s
+
+
+def _upper(pr, q):
+    r""":func:`._bounds.repair` of ``q[y, t, s] >= 0`` for one pmf (scale rows, then columns,
+    down to their marginals and add the rank-one correction of the deficits) and
+    :func:`._bounds.neg_conditional_entropy` of the result: ``(up, q)``."""
+    q = q * np.fmin(1.0, pr.p_yt / np.add.reduce(q, 2))[:, :, None]
     q *= np.fmin(1.0, pr.p_ys / np.add.reduce(q, 1))[:, None, :]
     e_t = np.maximum(pr.p_yt - np.add.reduce(q, 2), 0.0)
     e_s = np.maximum(pr.p_ys - np.add.reduce(q, 1), 0.0)
@@ -363,7 +373,7 @@ def _certificate(pr, x):
     q += e_t[:, :, None] * e_s[:, None, :]
     q_ts = np.add.reduce(q, 0)
     up = float(np.add.reduce(_xlogy(q, q), None)) - float(np.add.reduce(_xlogy(q_ts, q_ts), None))
-    return low, up, lam, mu, q
+    return up, q
 
 
 def _shift(pr, lam, mu, h):
@@ -436,18 +446,17 @@ def _start(pr):
     return _Point(pr, v, ws)
 
 
-def _lean(p, tol, max_iter, start=None):
-    """The lean iteration on ``p[y, t, s]`` (smaller source first), from the cold start or
-    from ``start = (lam, mu, w, slack)`` (a warm start's, :mod:`._warm`): ``(best,
-    iterations)``, ``best = [low, up, lam, mu, q]`` the best bounds and their points
-    (certified once below ``tol``, else after ``max_iter`` iterations); ``None`` when the
-    linear algebra failed."""
-    pr = _Small(p)
+def _lean(pr, tol, max_iter, start=None, best=None):
+    """The lean iteration on the pmf of ``pr`` (a :class:`_Small`, smaller source first), from
+    the cold start or from ``start = (lam, mu, w, slack)`` (:func:`_lean_warm`'s), keeping
+    the bounds ``best = [low, up, lam, mu, q]`` already proven, if given: ``(best,
+    iterations)``, the best bounds and their points (certified once below ``tol``, else
+    after ``max_iter`` iterations); ``None`` when the linear algebra failed."""
     if start is None:
         x = _start(pr)
     else:
         x = _Point(pr, np.concatenate(start[:2], axis=None), np.stack(start[2:4]))
-    best = [-math.inf, math.inf, None, None, None]
+    best = [-math.inf, math.inf, None, None, None] if best is None else best
     checking = False
     last = max_iter
     floor = TARGET_FRACTION * tol
@@ -502,23 +511,45 @@ def _lean(p, tol, max_iter, start=None):
     return None
 
 
-def solve(p, xp, tol: float, max_iter: int, done=None, start=None) -> SolverOutput:
+def _lean_warm(pr, warm, tol, max_iter):
+    """:func:`._warm.warm_solver` for one pmf in the lean driver: the warm point ``warm =
+    (lam, mu, q)`` (a previous solution, smaller source first) certified on the pmf of ``pr``
+    (:func:`._warm.warm_bounds`' shifted dual and refitted, repaired primal, by
+    :func:`_lower` and :func:`_upper`), and where that leaves the bracket above ``tol``, the
+    lean iteration from it re-centred (:func:`._warm.centred`; cold above
+    :data:`._warm.CENTRED_GAP`), keeping the better bounds: :func:`_lean`'s contract."""
+    lam, mu, q = warm
+    low, lam, mu = _lower(pr, lam, mu, _logits(pr, np.concatenate((lam, mu), axis=None))[0])
+    q = _warm.refit(np.where(pr.allowed, q, 0.0)[None], pr.p_yt[None], pr.p_ys[None], NUMPY)
+    up, q = _upper(pr, q[0])
+    best = [low, up, lam, mu, q]
+    gap = up - low
+    if gap <= tol:
+        return best, 0
+    start = None
+    if gap <= _warm.CENTRED_GAP:
+        h = _logits(pr, np.concatenate((lam, mu), axis=None))[0]
+        start = (lam, mu, *_warm.centred(h, np.add.reduce(q, 0), gap / pr.m, pr.live, NUMPY))
+    return _lean(pr, tol, max_iter, start, best)
+
+
+def solve(p, xp, tol: float, max_iter: int, done=None, warm=None) -> SolverOutput:
     """:func:`._ipm.solve`'s contract for a numpy batch ``p[b, y, t, s]``: the lean iteration
     item by item where the Newton matrix has at most :data:`LEAN_ROWS` rows and the batch at
     most ``max(``:data:`LEAN_BATCH` ``, |Y||T||S| / 8)`` items (any number from
-    :data:`LEAN_BATCH_CELLS` cells on), from ``start`` if given (its state computed once for the
-    batch); the general solver otherwise, and for an item whose lean linear algebra fails."""
+    :data:`LEAN_BATCH_CELLS` cells on), from the warm start ``warm`` (a
+    :class:`._warm.WarmStart` of ``p``'s shape) if given (:func:`_lean_warm`); the general
+    solver otherwise (:func:`._warm.warm_solver` with ``warm``), and for an item whose lean
+    linear algebra fails."""
     nb, ny, nt, ns = p.shape
     cells = ny * nt * ns
     if (xp is not NUMPY or ny * (nt + ns) > LEAN_ROWS
             or (cells < LEAN_BATCH_CELLS and nb > max(LEAN_BATCH, cells // 8))):
-        return _ipm.solve(p, xp, tol, max_iter, done, start)
+        return _general(warm)(p, xp, tol, max_iter, done)
     swap = _ipm.smaller_first(p)
     inner = np.swapaxes(p, 2, 3) if swap else p
-    state = None
-    if start is not None:
-        pb = _ipm.problem(inner, NUMPY)
-        state = start(inner, pb, _ipm.cold_start(inner, pb, NUMPY, independent=True), NUMPY)
+    if warm is not None and swap:
+        warm = _warm.WarmStart(warm.mu, warm.lam, np.swapaxes(warm.q, 2, 3))
     done = np.zeros(nb, dtype=bool) if done is None else np.asarray(done)
     low, up = np.full(nb, -math.inf), np.full(nb, math.inf)
     lam, mu = np.zeros(inner.shape[:3]), np.zeros(inner.shape[:2] + inner.shape[3:])
@@ -527,12 +558,14 @@ def solve(p, xp, tol: float, max_iter: int, done=None, start=None) -> SolverOutp
         rest = inner[done]                  # bounds, q = P and its cold start's dual point
         lam[done] = _ipm.cold_start(rest, _ipm.problem(rest, NUMPY), NUMPY)[0]
     for b in np.flatnonzero(~done):
-        item_start = None if state is None else [a[b] for a in state[:4]]
+        pr = _Small(np.ascontiguousarray(inner[b]))
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            found = _lean(np.ascontiguousarray(inner[b]), tol, max_iter, item_start)
+            found = (_lean(pr, tol, max_iter) if warm is None else
+                     _lean_warm(pr, (warm.lam[b], warm.mu[b], warm.q[b]), tol, max_iter))
         if found is None:          # the general solver on this item (inner layout: no swap)
-            out = _ipm.solve(inner[b:b + 1], xp, tol, max_iter, None, None if state is None
-                             else lambda *_, b=b: [a[b:b + 1] for a in state])
+            item = None if warm is None else _warm.WarmStart(
+                warm.lam[b:b + 1], warm.mu[b:b + 1], warm.q[b:b + 1])
+            out = _general(item)(inner[b:b + 1], xp, tol, max_iter)
             found = ([out.f_lower[0], out.f_upper[0], out.lam[0], out.mu[0], out.q[0]],
                      out.iterations)
         (low[b], up[b], lam[b], mu[b], q[b]), it = found
@@ -540,3 +573,9 @@ def solve(p, xp, tol: float, max_iter: int, done=None, start=None) -> SolverOutp
     if swap:
         lam, mu, q = mu, lam, np.swapaxes(q, 2, 3)
     return SolverOutput(low, up, lam, mu, q, done | (up - low <= tol), iterations)
+
+
+def _general(warm):
+    """The general solver :func:`._ipm.solve`, from the warm start ``warm`` if given
+    (:func:`._warm.warm_solver`)."""
+    return _ipm.solve if warm is None else _warm.warm_solver(_ipm.solve, warm)

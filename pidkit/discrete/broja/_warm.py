@@ -41,7 +41,7 @@ from ._bounds import dual_bound, neg_conditional_entropy, repair
 from ._ipm import SolverOutput
 from ._problem import Best, logits
 
-__all__ = ["CENTRED_GAP", "SCALINGS", "WarmStart", "centred_start", "check_warm_start",
+__all__ = ["CENTRED_GAP", "SCALINGS", "WarmStart", "centred", "centred_start", "check_warm_start",
            "fixed_warm_solver", "refit", "warm_bounds", "warm_solver"]
 
 #: Proportional-fitting sweeps of the previous primal point (:func:`refit`): each costs two
@@ -147,17 +147,24 @@ def centred_start(point: tuple[Any, ...], gap: Any, limit: float = CENTRED_GAP) 
     def start(p: Any, pb: Any, cold: list[Any], xp: Backend) -> list[Any]:
         h, pi = logits(lam, mu, pb.allowed, xp)
         eta = (gap / xp.maximum(pb.m, 1.0))[:, None, None]
-        root = eta ** 0.5
-        inactive = -h >= root
-        w = xp.maximum(xp.sum(q, axis=1), root)
-        sl = xp.where(inactive, -h, eta / w)
-        w = xp.where(pb.live, xp.where(inactive, eta / sl, w), 0.0)
-        sl = xp.where(pb.live, sl, 1.0)
+        w, sl = centred(h, xp.sum(q, axis=1), eta, pb.live, xp)
         near = gap <= limit
         return [xp.where(near.reshape((-1,) + (1,) * (x.ndim - 1)), x, c)
                 for x, c in zip((lam, mu, w, sl, h, pi), cold, strict=True)]
 
     return start
+
+
+def centred(h: Any, mass: Any, eta: Any, live: Any, xp: Backend) -> tuple[Any, Any]:
+    r"""Block masses and slacks ``(w, s)`` re-centred at the barrier level ``eta`` from the
+    constraint values ``h[..., t, s]`` and block masses ``mass`` of a certified point
+    (:func:`centred_start`'s formula; any leading axes, ``eta`` broadcast against them; dead
+    blocks get ``w = 0``, ``s = 1``)."""
+    root = eta ** 0.5
+    inactive = -h >= root
+    w = xp.maximum(mass, root)
+    sl = xp.where(inactive, -h, eta / w)
+    return xp.where(live, xp.where(inactive, eta / sl, w), 0.0), xp.where(live, sl, 1.0)
 
 
 def warm_solver(solver: Any, warm: WarmStart) -> Any:
