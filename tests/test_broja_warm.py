@@ -188,3 +188,26 @@ def test_single_pmf_warm_start_iterates_in_the_lean_driver(shape, general_solver
     _assert_same(t_warm, warm)
     t_warm.redundancy.backward()
     assert torch.isfinite(x.grad).all()
+
+
+@pytest.mark.parametrize("alpha", [1.0, 0.05])
+def test_lean_warm_certificate_is_the_general_one(alpha):
+    """The lean driver's fused warm certificate of one pmf (``_small._lean_warm``, no
+    iteration) gives the bounds of the batched ``_warm.warm_bounds`` on the same warm point
+    (shifted dual, refitted and repaired primal), sparse pmfs included."""
+    from pidkit._backend import NUMPY
+    from pidkit.discrete.broja import _small, _warm
+
+    p = _dirichlet((4, 5, 7), 13, alpha)
+    nxt = _moved(p, 1e-2, 14)
+    state = pidkit.broja(p).solver.state
+    low, up, lam, mu, q = _warm.warm_bounds(nxt[None], state, NUMPY)
+    assert 1e-9 < float(up[0] - low[0]) < 1.0       # a bracket to iterate from at tol=1e-9
+    (lean_low, lean_up, lean_lam, lean_mu, lean_q), iterations = _small._lean_warm(
+        _small._Small(nxt), (state.lam[0], state.mu[0], state.q[0]), 1.0, 200)
+    assert iterations == 0                            # tol = 1 nat: the warm bounds suffice
+    assert lean_low == pytest.approx(float(low[0]), abs=1e-14)
+    assert lean_up == pytest.approx(float(up[0]), abs=1e-14)
+    np.testing.assert_allclose(lean_q, q[0], atol=1e-15)
+    np.testing.assert_allclose(lean_lam, lam[0], atol=1e-12)
+    np.testing.assert_allclose(lean_mu, mu[0], atol=1e-12)
