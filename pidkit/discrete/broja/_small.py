@@ -41,7 +41,11 @@ original ones):
 
 The certificate is the general one, for one pmf: :func:`._bounds.dual_bound`,
 :func:`._bounds.repair` and :func:`._bounds.neg_conditional_entropy` evaluated with the same
-formulas on arrays without a batch axis (:func:`_certificate`). It is evaluated once
+formulas on arrays without a batch axis (:func:`_certificate`: :func:`_lower` of the dual
+point, :func:`_upper` of the primal one). A warm start (:mod:`._warm`) is certified by the
+same two functions before any iteration, and iterates from its re-centred point where that
+leaves the bracket above ``tol`` (:func:`_lean_warm`: the warm solver for one pmf, without
+the batched functions, about 0.3 ms less per call on a 10 x 10 x 10 pmf). It is evaluated once
 :math:`\eta \le` :data:`~._ipm.CERT_FACTOR` ``tol`` (or from :data:`~._ipm.CERT_FROM` on);
 the returned bracket always comes from it, and the iterate's accuracy only decides when it
 passes. As in the general solver, the primal point is also rescaled onto the marginals
@@ -54,7 +58,8 @@ nothing), a trial point's slacks are reset to :math:`-h` where it is dual-feasib
 iterations gets the crossover of :func:`._polish.polish`, whose bounds are certified the same
 way: the driver runs to ``max_iter`` and reports its best bracket as the general solver does.
 Only where its linear algebra fails (a Newton matrix that is not positive definite, a
-non-finite step) does the general solver :func:`._ipm.solve` run instead, from the start.
+non-finite step) does the general solver :func:`._ipm.solve` run instead, from the start
+(or the warm solver :func:`._warm.warm_solver` from the warm start).
 
 References
 ----------
