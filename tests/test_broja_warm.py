@@ -4,6 +4,8 @@ ones still certify, and the discrete PID regulariser uses them."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -211,3 +213,36 @@ def test_lean_warm_certificate_is_the_general_one(alpha):
     np.testing.assert_allclose(lean_q, q[0], atol=1e-15)
     np.testing.assert_allclose(lean_lam, lam[0], atol=1e-12)
     np.testing.assert_allclose(lean_mu, mu[0], atol=1e-12)
+
+
+@pytest.mark.parametrize("spoil", ["nan lam", "inf lam", "-inf mu", "nan q", "inf q"])
+def test_non_finite_warm_points_certify_like_cold_quietly(spoil):
+    """A warm start whose arrays hold NaN or infinities proves nothing and must not stop the
+    solve: the lean driver (one numpy pmf, a CPU tensor) and the general solver (a batch of more
+    pmfs than the lean driver takes) certify as from the cold start, with no warning."""
+    from pidkit.discrete.broja import _small
+
+    def spoiled(state):
+        lam, mu, q = (np.array(x) if isinstance(x, np.ndarray) else x.clone()
+                      for x in (state.lam, state.mu, state.q))
+        {"nan lam": lambda: lam.__setitem__((..., 0, 0), np.nan),
+         "inf lam": lambda: lam.__setitem__((..., 1, 0), np.inf),
+         "-inf mu": lambda: mu.__setitem__((..., 0, 1), -np.inf),
+         "nan q": lambda: q.__setitem__((..., 0, 0, 0), np.nan),
+         "inf q": lambda: q.__setitem__((..., 1, 1, 1), np.inf)}[spoil]()
+        return WarmStart(lam, mu, q)
+
+    p = _dirichlet((3, 4, 5), 21)
+    nxt = _moved(p, 1e-3, 22)
+    big = np.stack([_dirichlet((3, 4, 5), s) for s in range(30, 30 + _small.LEAN_BATCH + 4)])
+    assert len(big) > max(_small.LEAN_BATCH, big[0].size // 8)   # the general solver's batch
+    cases = [(nxt, pidkit.broja(p), {}),
+             (torch.tensor(nxt), pidkit.broja(torch.tensor(p)), {}),
+             (_moved(big, 1e-3, 25), pidkit.broja(big, batch=True), {"batch": True})]
+    for target, previous, kwargs in cases:
+        cold = pidkit.broja(target, **kwargs)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            warm = pidkit.broja(target, warm_start=spoiled(previous.solver.state), **kwargs)
+        assert warm.solver.status == "optimal" and np.all(_gap(warm) <= 1e-9)
+        _assert_same(warm, cold)

@@ -33,6 +33,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from ..._backend import Backend, get_namespace
 from ...errors import PIDTypeError
 from ...validation import fail
@@ -116,13 +118,21 @@ def refit(q: Any, p_yt: Any, p_ys: Any, xp: Backend) -> Any:
 
 def warm_bounds(p: Any, warm: WarmStart, xp: Backend) -> tuple[Any, ...]:
     """Certified ``(low, up, lam, mu, q)`` on :math:`f^*` of ``p[b, y, t, s]`` from the warm
-    point: the shifted previous dual and the refitted, repaired previous primal."""
+    point: the shifted previous dual and the refitted, repaired previous primal. Entries of
+    the previous primal that are not positive and finite count as 0 (:func:`~._bounds.repair`
+    makes any non-negative point exactly feasible; a NaN cell, read as 0 by the entropy, once
+    gave an "upper bound" below the lower one); a dual point with NaN or infinite entries
+    gives a NaN or infinite lower bound, which no caller keeps. numpy's warnings about them
+    are not the user's (no effect on torch tensors)."""
     p_yt, p_ys = xp.sum(p, axis=3), xp.sum(p, axis=2)
     allowed = (p_yt > 0)[:, :, :, None] & (p_ys > 0)[:, :, None, :]
-    h, _ = logits(warm.lam, warm.mu, allowed, xp)
-    lam, mu, low = dual_bound(warm.lam, warm.mu, h, p_yt, p_ys, xp.any(allowed, axis=1), xp)
-    q = repair(refit(xp.where(allowed, warm.q, 0.0), p_yt, p_ys, xp), p_yt, p_ys, xp)
-    return low, neg_conditional_entropy(q, xp), lam, mu, q
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        h, _ = logits(warm.lam, warm.mu, allowed, xp)
+        lam, mu, low = dual_bound(warm.lam, warm.mu, h, p_yt, p_ys, xp.any(allowed, axis=1),
+                                  xp)
+        q = xp.where(allowed & (warm.q > 0) & xp.isfinite(warm.q), warm.q, 0.0)
+        q = repair(refit(q, p_yt, p_ys, xp), p_yt, p_ys, xp)
+        return low, neg_conditional_entropy(q, xp), lam, mu, q
 
 
 def centred_start(point: tuple[Any, ...], gap: Any, limit: float = CENTRED_GAP) -> Any:
@@ -145,9 +155,10 @@ def centred_start(point: tuple[Any, ...], gap: Any, limit: float = CENTRED_GAP) 
     lam, mu, q = point
 
     def start(p: Any, pb: Any, cold: list[Any], xp: Backend) -> list[Any]:
-        h, pi = logits(lam, mu, pb.allowed, xp)
-        eta = (gap / xp.maximum(pb.m, 1.0))[:, None, None]
-        w, sl = centred(h, xp.sum(q, axis=1), eta, pb.live, xp)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # as warm_bounds
+            h, pi = logits(lam, mu, pb.allowed, xp)
+            eta = (gap / xp.maximum(pb.m, 1.0))[:, None, None]
+            w, sl = centred(h, xp.sum(q, axis=1), eta, pb.live, xp)
         near = gap <= limit
         return [xp.where(near.reshape((-1,) + (1,) * (x.ndim - 1)), x, c)
                 for x, c in zip((lam, mu, w, sl, h, pi), cold, strict=True)]
@@ -181,8 +192,9 @@ def warm_solver(solver: Any, warm: WarmStart) -> Any:
         done = certified | (certified if done is None else done)
         point = (mu, lam, xp.swapaxes(q, 2, 3)) if _ipm.smaller_first(p) else (lam, mu, q)
         out = solver(p, xp, tol, max_iter, done, start=centred_start(point, up - low))
-        best = Best(out.f_lower, out.f_upper, out.lam, out.mu, out.q)
-        best.update(low == low, low, lam, mu, up, q, xp)            # every item
+        # every item (a NaN bound of a non-finite warm point never replaces a number)
+        best = Best(out.f_lower, out.f_upper, out.lam, out.mu, out.q).better(low, lam, mu, up,
+                                                                            q, xp)
         out.f_lower, out.f_upper, out.lam, out.mu, out.q = (best.low, best.up, best.lam,
                                                             best.mu, best.q)
         out.converged = best.up - best.low <= tol
