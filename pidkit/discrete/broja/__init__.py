@@ -32,11 +32,14 @@ Modules, from the public entry points down:
 - :mod:`._three`, :mod:`._three_maxent`: three sources (``pidkit.pid(p, measure="broja")`` on
   a pmf with three sources): the maximum-entropy decomposition of Chicharro (2017) and Makkeh
   et al. (2019), all 18 atoms from 9 bivariate and 2 trivariate certified programs;
-- :mod:`._small`: the lean driver for ONE numpy pmf with ``|Y|(|T| + |S|) <= 1024``: the same
-  steps without a batch axis or namespace dispatch, one dense Newton matrix, the same
-  certificate; it hands over to :mod:`._ipm` where it does not certify ``tol``.
+- :mod:`._small`: the lean driver for ONE numpy pmf with ``|Y|(|T| + |S|) <= 1024`` (and
+  small batches of them, item by item), warm starts included: the same steps without a batch
+  axis or namespace dispatch, one dense Newton matrix, the same certificate; it hands over to
+  :mod:`._ipm` only where its linear algebra fails;
+- :mod:`._host`: torch tensors in host memory, solved by the numpy code behind one autograd
+  node with a closed-form vector-Jacobian product.
 
-Everything but :mod:`._small` is written once against an array backend
+Everything but :mod:`._small` and :mod:`._host` is written once against an array backend
 (:mod:`pidkit._backend`): numpy or torch, batched, on any device. See ``docs/broja.md`` for
 the algorithm, the certificate and benchmarks.
 

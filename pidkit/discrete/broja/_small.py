@@ -525,8 +525,7 @@ def _lean_warm(pr, warm, tol, max_iter):
     :data:`._warm.CENTRED_GAP`), keeping the better bounds: :func:`_lean`'s contract."""
     lam, mu, q = warm
     low, lam, mu = _lower(pr, lam, mu, _logits(pr, np.concatenate((lam, mu), axis=None))[0])
-    q = np.where(pr.allowed & (q > 0) & np.isfinite(q), q, 0.0)       # as warm_bounds
-    q = _warm.refit(q[None], pr.p_yt[None], pr.p_ys[None], NUMPY)
+    q = _warm.refit(q[None], pr.allowed[None], pr.p_yt[None], pr.p_ys[None], NUMPY)
     up, q = _upper(pr, q[0])
     best = [-math.inf, math.inf, None, None, None]
     _keep(best, low, up, lam, mu, q)        # a non-finite warm point proves nothing: not kept

@@ -105,11 +105,14 @@ def check_warm_start(warm: Any, p: Any, xp: Backend) -> WarmStart:
     return state
 
 
-def refit(q: Any, p_yt: Any, p_ys: Any, xp: Backend) -> Any:
-    """:data:`SCALINGS` sweeps of proportional fitting of ``q[b, y, t, s]`` to the marginals
-    ``p_yt``, ``p_ys`` on the support of ``q`` (module docstring); rows or columns without
-    mass in ``q`` stay empty (a finite factor times zero) and are left to
-    :func:`~._bounds.repair`."""
+def refit(q: Any, allowed: Any, p_yt: Any, p_ys: Any, xp: Backend) -> Any:
+    """:data:`SCALINGS` sweeps of proportional fitting of a previous primal ``q[b, y, t, s]``
+    to the marginals ``p_yt``, ``p_ys`` on its support within the ``allowed`` cells (module
+    docstring). Entries that are not positive and finite count as 0 (a NaN cell, read as 0 by
+    the entropy, once gave the warm certificate an "upper bound" below its lower one;
+    :func:`~._bounds.repair` makes any non-negative point exactly feasible). Rows or columns
+    without mass stay empty (a finite factor times zero) and are left to the repair."""
+    q = xp.where(allowed & (q > 0) & xp.isfinite(q), q, 0.0)
     for _ in range(SCALINGS):
         q = q * (p_yt / xp.maximum(xp.sum(q, axis=3), _TINY))[:, :, :, None]
         q = q * (p_ys / xp.maximum(xp.sum(q, axis=2), _TINY))[:, :, None, :]
@@ -118,20 +121,17 @@ def refit(q: Any, p_yt: Any, p_ys: Any, xp: Backend) -> Any:
 
 def warm_bounds(p: Any, warm: WarmStart, xp: Backend) -> tuple[Any, ...]:
     """Certified ``(low, up, lam, mu, q)`` on :math:`f^*` of ``p[b, y, t, s]`` from the warm
-    point: the shifted previous dual and the refitted, repaired previous primal. Entries of
-    the previous primal that are not positive and finite count as 0 (:func:`~._bounds.repair`
-    makes any non-negative point exactly feasible; a NaN cell, read as 0 by the entropy, once
-    gave an "upper bound" below the lower one); a dual point with NaN or infinite entries
-    gives a NaN or infinite lower bound, which no caller keeps. numpy's warnings about them
-    are not the user's (no effect on torch tensors)."""
+    point: the shifted previous dual and the refitted, repaired previous primal
+    (:func:`refit`). A dual point with NaN or infinite entries gives a NaN or infinite lower
+    bound, which no caller keeps; numpy's warnings about such points are not the user's (no
+    effect on torch tensors)."""
     p_yt, p_ys = xp.sum(p, axis=3), xp.sum(p, axis=2)
     allowed = (p_yt > 0)[:, :, :, None] & (p_ys > 0)[:, :, None, :]
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         h, _ = logits(warm.lam, warm.mu, allowed, xp)
         lam, mu, low = dual_bound(warm.lam, warm.mu, h, p_yt, p_ys, xp.any(allowed, axis=1),
                                   xp)
-        q = xp.where(allowed & (warm.q > 0) & xp.isfinite(warm.q), warm.q, 0.0)
-        q = repair(refit(q, p_yt, p_ys, xp), p_yt, p_ys, xp)
+        q = repair(refit(warm.q, allowed, p_yt, p_ys, xp), p_yt, p_ys, xp)
         return low, neg_conditional_entropy(q, xp), lam, mu, q
 
 
