@@ -28,6 +28,11 @@ METHODS = {
 #: (measured: a 1e-7 relative change of the student's initial weights moves its weights by
 #: 2e-4 after 3 epochs, by 1e-6 with momentum 0), so that case is compared after 1 epoch.
 EPOCHS = {"pid+momentum": 1}
+#: The cases train in float64: the two runs sum the same terms in another order, and in float32
+#: that rounding (1e-7 relative per step) grew to 3e-4 relative in three epochs, above or below
+#: any fixed tolerance depending on the machine's kernels (seen: Intel Xeon within 1e-4, AMD
+#: EPYC 3.2e-4 on one PID bias); in float64 the same growth stays near 1e-12.
+DTYPE = torch.float64
 #: (method, unlabelled) pairs: every method with full labels and with a third unlabelled.
 CASES = [(m, u) for m in METHODS for u in (False, True)]
 
@@ -42,7 +47,7 @@ def blobs(n: int, seed: int, unlabelled: bool) -> TensorDataset:
     g = torch.Generator().manual_seed(seed)
     y = torch.arange(n) % 3
     centers = torch.randn(3, 16, generator=torch.Generator().manual_seed(0))
-    x = centers[y] + 0.8 * torch.randn(n, 16, generator=g)
+    x = (centers[y] + 0.8 * torch.randn(n, 16, generator=g)).to(DTYPE)
     if unlabelled:
         y = torch.where(torch.arange(n) % 3 == 1, torch.full_like(y, UNLABELLED), y)
     return TensorDataset(x, y)
@@ -50,9 +55,11 @@ def blobs(n: int, seed: int, unlabelled: bool) -> TensorDataset:
 
 def trainer(method: str, unlabelled: bool) -> Trainer:
     torch.manual_seed(0)
-    teacher = models.get_model("digits_mlp", hidden=(24, 12), in_features=16, num_classes=3)
+    teacher = models.get_model("digits_mlp", hidden=(24, 12), in_features=16,
+                               num_classes=3).to(DTYPE)
     torch.manual_seed(1)
-    student = models.get_model("digits_mlp", hidden=(8, 6), in_features=16, num_classes=3)
+    student = models.get_model("digits_mlp", hidden=(8, 6), in_features=16,
+                               num_classes=3).to(DTYPE)
     options = dict(method=method.split("+")[0], epochs=EPOCHS.get(method, 3), batch_size=24,
                    lr=0.05, seed=5, progress=False, method_options=METHODS[method],
                    checkpoint_every=0)

@@ -43,16 +43,16 @@ def test_two_processes_make_the_updates_of_one(two_processes, method, unlabelled
     got = two_processes[case_name(method, unlabelled)]
     for name, module in (("student", single.student), ("loss", single.loss_fn)):
         for key, value in module.state_dict().items():
-            # float32 training: the two runs sum the same terms in another order, and three
-            # epochs of SGD carry the rounding (1e-6 relative per step) into ~1e-5
-            # running sums (PID's moments, BROJA's soft counts) add up products over every
-            # row seen: an entry that cancels to a small value carries the absolute error of
-            # its largest terms, so their tolerance is relative to the largest entry
-            atol = 1e-4 * float(value.abs().max()) if key.startswith("ema_") else 1e-5
-            torch.testing.assert_close(got[name][key], value, rtol=1e-4, atol=atol,
+            # float64 training (_ddp_cases.DTYPE): the two runs sum the same terms in another
+            # order, and three epochs of SGD carry that rounding (1e-16 relative per step)
+            # into ~1e-12; running sums (PID's moments, BROJA's soft counts) add up products
+            # over every row seen: an entry that cancels to a small value carries the absolute
+            # error of its largest terms, so their tolerance is relative to the largest entry
+            atol = 1e-9 * float(value.abs().max()) if key.startswith("ema_") else 1e-10
+            torch.testing.assert_close(got[name][key], value, rtol=1e-9, atol=atol,
                                        msg=lambda m, k=key: f"{k}: {m}")
     # metrics are reduced over both processes: identical to the single-process ones
     torch.testing.assert_close(got["val_acc"], torch.tensor(
         [h["val_acc"] for h in single.history], dtype=torch.float64))
     torch.testing.assert_close(got["train_loss"], torch.tensor(
-        [h["train_loss"] for h in single.history], dtype=torch.float64), rtol=1e-4, atol=1e-5)
+        [h["train_loss"] for h in single.history], dtype=torch.float64), rtol=1e-9, atol=1e-10)
