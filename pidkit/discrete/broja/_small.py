@@ -53,8 +53,9 @@ passes. As in the general solver, the primal point is also rescaled onto the mar
 is open, here only once the iterate is close (:math:`\eta \le` ``CERT_FACTOR tol``: the
 stalls it resolves have a converged dual bound; on iterations that have not converged, e.g.
 Dirichlet(0.01) pmfs on their way to the crossover, it cost 0.35 ms per iteration and found
-nothing), a trial point's slacks are reset to :math:`-h` where it is dual-feasible from
-:data:`~._ipm.RESET_FROM` on, and an iterate still open every :data:`._ipm.POLISH_EVERY`
+nothing), a trial point's slacks are reset to :math:`-h` where it is dual-feasible and the
+line search is non-monotone (:data:`~._ipm.NONMONOTONE`) from :data:`~._ipm.RESET_FROM` on,
+and an iterate still open every :data:`._ipm.POLISH_EVERY`
 iterations gets the crossover of :func:`._polish.polish`, whose bounds are certified the same
 way: the driver runs to ``max_iter`` and reports its best bracket as the general solver does.
 Only where its linear algebra fails (a Newton matrix that is not positive definite, a
@@ -87,6 +88,7 @@ from ._ipm import (
     CERT_FROM,
     CORRECTOR_CAP,
     MAX_BACKTRACK,
+    NONMONOTONE,
     REFINE_BELOW,
     RESCALE_FROM,
     RESET_FROM,
@@ -463,6 +465,7 @@ def _lean(pr, tol, max_iter, start=None, best=None):
         x = _Point(pr, np.concatenate(start[:2], axis=None), np.stack(start[2:4]))
     best = [-math.inf, math.inf, None, None, None] if best is None else best
     checking = False
+    recent: list[float] = []     # residual norms of the last NONMONOTONE iterates (RESET_FROM)
     last = max_iter
     floor = TARGET_FRACTION * tol
     for it in range(last + 1):
@@ -502,17 +505,22 @@ def _lean(pr, tol, max_iter, start=None, best=None):
         d_v, d_ws = _direction(pr, factor, x, wos_rp, wos, r_c / sl,
                                REFINE_STEPS if eta < REFINE_BELOW else 0)
         norm0 = math.sqrt(x.merit(target))
+        reference = max([norm0, *recent])           # the non-monotone search (_ipm.NONMONOTONE)
         keep = 1.0 - min(1.0 - BOUNDARY, max(eta, floor))
         alpha = keep * min(_max_step(x.ws, d_ws), 1.0 / keep)
         if not math.isfinite(norm0) or not math.isfinite(alpha):
             return None
         for trial in range(MAX_BACKTRACK):
             y = _Point(pr, x.v + alpha * d_v, x.ws + alpha * d_ws, it >= RESET_FROM)
-            if (math.sqrt(y.merit(target)) <= (1.0 - SUFFICIENT * alpha) * norm0
+            if (math.sqrt(y.merit(target)) <= (1.0 - SUFFICIENT * alpha) * reference
                     or trial == MAX_BACKTRACK - 1):
                 break
             alpha *= SHRINK
         x = y
+        if it >= RESET_FROM:
+            norm = math.sqrt(x.merit(0.0))
+            recent = [*recent, norm if math.isfinite(norm) else 0.0]
+            recent = recent[len(recent) - NONMONOTONE:]
     return None
 
 
