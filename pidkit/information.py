@@ -41,12 +41,24 @@ def _probabilities(p: Any, name: str = "p") -> np.ndarray:
     return check_pmf(p, name, min_axes=0)
 
 
+#: Most sources of :func:`subset_mutual_information` and :func:`specific_information`, which
+#: loop over all ``2**n`` source sets (16 sources of two outcomes took 31 s, each further
+#: two sources 16x more).
+MAX_SUBSET_SOURCES = 12
+
+
 def _laid_out(p: Any) -> np.ndarray:
-    """A pmf ``p[y, x0, ...]`` (:func:`_probabilities`) with at least the target axis."""
+    """A pmf ``p[y, x0, ...]`` (:func:`_probabilities`) with at least the target axis and at
+    most :data:`MAX_SUBSET_SOURCES` sources (the subset functions' loop)."""
     arr = _probabilities(p)
     if arr.ndim < 1:
         raise fail("p", "needs a target axis and one axis per source, has 0 axes",
                    "Lay the pmf out as p[y, x0, x1, ...]")
+    if arr.ndim - 1 > MAX_SUBSET_SOURCES:
+        raise fail("p", f"has {arr.ndim - 1} sources; every one of their 2**{arr.ndim - 1} "
+                   f"subsets would be evaluated (at most {MAX_SUBSET_SOURCES} sources)",
+                   "Group axes into fewer composite sources (reshape p), or compute the "
+                   "subsets you need with mutual_information(p, a, b)")
     return arr
 
 

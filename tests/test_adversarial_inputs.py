@@ -518,3 +518,40 @@ def test_gaussian_pid_on_a_covariance_still_names_cov():
     msg = _raises(PIDValueError, "cov", pidkit.gaussian_pid, cov, (1, 1, 1))
     assert "infinite information" in msg
     _raises(PIDValueError, "cov", pidkit.gaussian_pid, np.diag([0.0, 1.0, 1.0]), (1, 1, 1))
+
+
+def test_subset_informations_refuse_more_sources_than_their_loop_can_take():
+    # 2**n source sets: 16 sources took 31 s, 20 would take hours
+    p = np.zeros((2,) * 14)
+    p.flat[0] = p.flat[-1] = 0.5
+    for fn in (information.subset_mutual_information, information.specific_information):
+        with pytest.raises(PIDValueError, match=r"^p: has 13 sources; every one of their "
+                                                r"2\*\*13 subsets"):
+            fn(p)
+    twelve = p.sum(axis=-1)                     # 12 sources: computed (Y is a copy of each)
+    assert information.subset_mutual_information(twelve)[-1] == pytest.approx(math.log(2))
+
+
+def test_gh_at_a_tolerance_below_its_resolution_stops_with_a_certificate():
+    # the branch and bound split its simplices until their normals were 0 / 0 (raw ValueError)
+    p = np.random.default_rng(0).dirichlet(np.ones(8)).reshape(2, 2, 2)
+    exact = pidkit.pid(p, measure="gh", base=math.e)
+    with pytest.warns(pidkit.ConvergenceWarning, match="More iterations cannot help: loosen tol"):
+        tight = pidkit.pid(p, measure="gh", base=math.e, tol=1e-20)
+    cert = tight.solver.certificate
+    assert tight.solver.status == "max_iter" and 0 < cert.gap < 1e-9
+    assert cert.lower - 1e-12 <= exact.redundancy <= cert.upper + 1e-12
+
+
+def test_proj_with_sources_of_very_different_alphabets():
+    # one direction's problems were padded to the other's alphabet: a 2 x 2000 x 2 pmf asked
+    # for 60 GB (raw MemoryError); each direction is now its own batch
+    rng = np.random.default_rng(1)
+    p = rng.dirichlet(np.ones(2 * 400 * 2)).reshape(2, 400, 2)
+    r = pidkit.pid(p, measure="proj")
+    swapped = pidkit.pid(p.transpose(0, 2, 1), measure="proj")
+    assert r.solver.converged and r.redundancy == pytest.approx(swapped.redundancy, abs=1e-9)
+    assert min(r.redundancy, *r.unique) >= -1e-12     # I_proj <= min_i I(Y; X_i)
+    with pytest.raises(PIDValueError, match=r"^p: has 500 values of X0 with mass to project "
+                                            r"onto the hull of 500 conditionals of X1"):
+        pidkit.pid(rng.dirichlet(np.ones(2 * 500 * 500)).reshape(2, 500, 500), measure="proj")

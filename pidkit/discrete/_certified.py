@@ -32,18 +32,20 @@ def check_solver_options(tol: Any, max_iter: Any) -> tuple[float, int]:
 
 def redundancy_result(p: np.ndarray, value: float, lower: float, upper: float, *, tol: float,
                       iterations: int, measure: str, stopped: str,
-                      details: Mapping[str, Any]) -> tuple[dict[Node, float], SolverInfo]:
+                      details: Mapping[str, Any],
+                      advice: str = "Increase max_iter or loosen tol"
+                      ) -> tuple[dict[Node, float], SolverInfo]:
     """Atoms (nats) of ``p[y, x0, x1]`` with redundancy ``value`` certified in
     ``[lower, upper]``, and their :class:`~pidkit.result.SolverInfo`; warns
     (:class:`~pidkit.errors.ConvergenceWarning`, naming ``measure`` and what ``stopped``) when
-    the bracket is wider than ``tol``. ``tol`` is a width in nats for these measures (BROJA's
+    the bracket is wider than ``tol``, with ``advice``. ``tol`` is a width in nats for these measures (BROJA's
     is in bits): the details record it as ``tol_nats``, next to a certificate that
     :func:`pidkit.pid` converts to the result's unit."""
     converged = upper - lower <= tol
     if not converged:
         warnings.warn(f"{measure}: {stopped} after {iterations} iterations with a certified gap "
                       f"of {upper - lower:.2e} nats > tol={tol:g}; the redundancy is within the "
-                      f"certificate. Increase max_iter or loosen tol", ConvergenceWarning,
+                      f"certificate. {advice}", ConvergenceWarning,
                       stacklevel=4)
     red = {((0,), (1,)): value, ((0,),): _mutual_information(p, (0,), (1,)),
            ((1,),): _mutual_information(p, (0,), (2,)),

@@ -130,6 +130,10 @@ SNAP = 1e-6
 
 #: A simplex is split when its gap exceeds this fraction of the largest one.
 SPLIT_FRACTION = 0.01
+#: ... and its longest edge (posterior probabilities) is at least this long: below, its
+#: facets' normals lose their precision (a tol of 1e-20 split simplices until their normals
+#: were 0 / 0). When no simplex can be split, the search stops with the bracket it has.
+MIN_EDGE = 1e-9
 
 
 def _divergences(pi: np.ndarray, p_y: np.ndarray) -> np.ndarray:
@@ -332,7 +336,8 @@ def _initial_cover(p: np.ndarray) -> np.ndarray:
 
 def gh_bounds(p: np.ndarray, tol: float, max_iter: int):
     r"""Certified bounds ``(lower, upper)`` (nats) on :math:`I_{\mathrm{GH}}` of
-    ``p[y, x0, x1]``, the rounds used and the number of simplices."""
+    ``p[y, x0, x1]``, the rounds used, the number of simplices, and whether the search
+    stopped because no simplex could be split further (:data:`MIN_EDGE`)."""
     p = p[p.sum(axis=(1, 2)) > 0]
     programme = _ConeProgramme(p)
     simplices = _initial_cover(p)
@@ -350,13 +355,16 @@ def gh_bounds(p: np.ndarray, tol: float, max_iter: int):
         lower = float(lower_parts.sum())
         upper = max(upper, lower)
         if upper - lower <= tol or rounds >= max_iter:
-            return lower, upper, rounds, len(simplices)
+            return lower, upper, rounds, len(simplices), False
         gaps = upper_parts - lower_parts
         threshold = max(tol / (4 * len(simplices)), SPLIT_FRACTION * gaps.max())
+        edges = np.abs(simplices[:, :, None] - simplices[:, None]).max(axis=(1, 2, 3))
+        split = (gaps > threshold) & (total > 0) & (edges >= MIN_EDGE)
+        if not split.any():
+            return lower, upper, rounds, len(simplices), True
         children = []
-        for simplex, gap, mass, weight in zip(simplices, gaps, masses, total, strict=True):
-            children += (_split(simplex, mass / weight) if gap > threshold and weight > 0
-                         else [simplex])
+        for simplex, divide, mass, weight in zip(simplices, split, masses, total, strict=True):
+            children += _split(simplex, mass / weight) if divide else [simplex]
         simplices = np.array(children)
 
 
@@ -436,9 +444,13 @@ def gh(p: np.ndarray, tol: float = DEFAULT_TOL, max_iter: int = 100):
                       f"minutes (a random 4x4x4 pmf: over a minute). Pass a smaller max_iter "
                       f"(rounds; default 100) to bound the time: the certificate still "
                       f"brackets the value", UserWarning, stacklevel=3)
-    lower, upper, rounds, n_simplices = gh_bounds(p, tol, max_iter)
+    lower, upper, rounds, n_simplices, resolved = gh_bounds(p, tol, max_iter)
     return redundancy_result(p, lower, lower, upper, tol=tol, iterations=rounds, measure="gh",
-                             stopped="the branch and bound stopped",
+                             stopped=("the branch and bound reached its resolution "
+                                      f"(simplices of posteriors {MIN_EDGE:g} wide)"
+                                      if resolved else "the branch and bound stopped"),
+                             advice=("More iterations cannot help: loosen tol" if resolved
+                                     else "Increase max_iter or loosen tol"),
                              details={"method": "branch and bound on the posterior simplex, "
                                                 "linear programmes (HiGHS)",
                                       "simplices": n_simplices})

@@ -56,6 +56,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..validation import fail
 from ._certified import check_solver_options, redundancy_result
 from .registry import register_measure
 
@@ -118,7 +119,7 @@ def project(a, b, tol, max_iter):
     a : ndarray, shape (n, m)
         The pmfs to project (rows sum to 1).
     b : ndarray, shape (n, k, m)
-        For each problem, ``k`` pmfs spanning its convex hull (repeat a row to pad).
+        For each problem, ``k`` pmfs spanning its convex hull.
     tol : float
         Stop when every problem's certified gap is at most ``tol`` (nats).
     max_iter : int
@@ -152,34 +153,37 @@ def _conditionals(p_xy: np.ndarray) -> np.ndarray:
     return p_xy[p_x > 0] / p_x[p_x > 0, None]
 
 
-def _pad_rows(rows: np.ndarray, k: int) -> np.ndarray:
-    """``rows`` with its first row repeated up to ``k`` rows (the hull does not change)."""
-    return np.concatenate([rows, np.repeat(rows[:1], k - len(rows), axis=0)])
+#: Most entries of one direction's Newton systems, (source values) x k x k for k values of
+#: the other source (a 2 x 2000 x 2 pmf asked for 8e9 entries, 60 GB, before this check).
+MAX_NEWTON_ENTRIES = 10**8
 
 
 def projected_informations(p: np.ndarray, tol: float, max_iter: int):
     r"""Lower and upper bounds (nats) on :math:`I^\pi_Y(X_0 \searrow X_1)` and
-    :math:`I^\pi_Y(X_1 \searrow X_0)` of ``p[y, x0, x1]``, and the iterations used."""
+    :math:`I^\pi_Y(X_1 \searrow X_0)` of ``p[y, x0, x1]``, and the iterations used. Each
+    direction is one batch of projections onto the other source's conditionals."""
     p = p[p.sum(axis=(1, 2)) > 0]           # target values with mass
     p_y = p.sum(axis=(1, 2))
     pairs = [p.sum(axis=2).T, p.sum(axis=1).T]   # p(x0, y), p(x1, y)
     conds = [_conditionals(pair) for pair in pairs]
-    k = max(len(c) for c in conds)
-    a = np.concatenate(conds)
-    # problem i of direction d projects onto the hull of the other direction's conditionals
-    b = np.concatenate([np.broadcast_to(_pad_rows(conds[1 - d], k),
-                                        (len(conds[d]), k, len(p_y))) for d in range(2)])
-    q, gap, steps = project(a, b, tol, max_iter)
-    lower, upper = [], []
-    start = 0
-    for pair, cond in zip(pairs, conds, strict=True):
-        rows = slice(start, start + len(cond))
-        start += len(cond)
+    for d in range(2):
+        n, k = len(conds[d]), len(conds[1 - d])
+        if n * k * k > MAX_NEWTON_ENTRIES:
+            raise fail("p", f"has {n} values of X{d} with mass to project onto the hull of "
+                       f"{k} conditionals of X{1 - d}: the Newton systems would hold "
+                       f"{n * k * k:.3g} entries (at most {MAX_NEWTON_ENTRIES:.0e})",
+                       "Merge rare outcomes of the sources (or drop outcomes of negligible "
+                       "mass) before computing I_proj", f"shape {p.shape}")
+    lower, upper, steps = [], [], 0
+    for d, (pair, cond) in enumerate(zip(pairs, conds, strict=True)):
+        hull = np.broadcast_to(conds[1 - d], (len(cond), *conds[1 - d].shape))
+        q, gap, used = project(cond, hull, tol, max_iter)
+        steps = max(steps, used)
         weight = pair[pair.sum(axis=1) > 0]
-        log_ratio = np.log(np.divide(q[rows], p_y, out=np.ones_like(q[rows]), where=weight > 0))
+        log_ratio = np.log(np.divide(q, p_y, out=np.ones_like(q), where=weight > 0))
         value = float((weight * log_ratio).sum())
         lower.append(value)
-        upper.append(value + float(weight.sum(axis=1) @ gap[rows]))
+        upper.append(value + float(weight.sum(axis=1) @ gap))
     return lower, upper, steps
 
 
