@@ -168,27 +168,26 @@ def to_device(x: Any, device: torch.device, dtype: torch.dtype | None = None) ->
     return x
 
 
-def floating_dtypes(x: Any) -> set[torch.dtype]:
-    """The dtypes of the floating-point tensors in ``x`` (a tensor, or a tuple/list/mapping of
-    them); metadata only, nothing is read from the device."""
+def _tensors(x: Any) -> list[torch.Tensor]:
+    """The tensors in ``x`` (a tensor, or a mapping, tuple or list of them, nested)."""
     if isinstance(x, torch.Tensor):
-        return {x.dtype} if x.is_floating_point() else set()
+        return [x]
     if isinstance(x, Mapping):
         x = list(x.values())
     if isinstance(x, (tuple, list)):
-        return set().union(*(floating_dtypes(v) for v in x))
-    return set()
+        return [t for v in x for t in _tensors(v)]
+    return []
+
+
+def floating_dtypes(x: Any) -> set[torch.dtype]:
+    """The dtypes of the floating-point tensors in ``x`` (a tensor, or a tuple/list/mapping of
+    them); metadata only, nothing is read from the device."""
+    return {t.dtype for t in _tensors(x) if t.is_floating_point()}
 
 
 def _integer_dtypes(x: Any) -> set[torch.dtype]:
     """The dtypes of the integer (and boolean) tensors in ``x``, like :func:`floating_dtypes`."""
-    if isinstance(x, torch.Tensor):
-        return set() if x.is_floating_point() or x.is_complex() else {x.dtype}
-    if isinstance(x, Mapping):
-        x = list(x.values())
-    if isinstance(x, (tuple, list)):
-        return set().union(*(_integer_dtypes(v) for v in x))
-    return set()
+    return {t.dtype for t in _tensors(x) if not (t.is_floating_point() or t.is_complex())}
 
 
 def check_input_dtypes(x: Any, dtype: torch.dtype | None, argument: str,
@@ -214,17 +213,24 @@ def check_input_dtypes(x: Any, dtype: torch.dtype | None, argument: str,
 
 
 def first_forward(model: nn.Module, x: Any, name: str, argument: str) -> Any:
-    """``model(x)``; when it fails with a ``RuntimeError`` on inputs holding integer tensors
-    (``uint8`` images given to a float network), a :class:`~pidkit.errors.PIDTypeError` naming
-    ``argument`` and the dtypes, with torch's error chained. Any other failure propagates as
-    it is. For set-up checks on a first batch."""
+    """``model(x)``; when it fails with a ``RuntimeError`` (torch's errors for inputs a model
+    cannot take), a typed error naming ``argument``, with torch's error chained: a
+    :class:`~pidkit.errors.PIDTypeError` naming the dtypes for inputs holding integer tensors
+    (``uint8`` images given to a float network), else a
+    :class:`~pidkit.errors.PIDValueError` with the inputs' shapes (e.g. rows of 10 features
+    for a network that takes 64). Other exceptions propagate as they are. For set-up checks
+    on a first batch."""
     try:
         return model(x)
     except RuntimeError as exc:
+        reason = (str(exc).strip().splitlines() or [""])[0][:200]
         ints = sorted(str(d) for d in _integer_dtypes(x))
         if not ints:
-            raise
-        reason = (str(exc).strip().splitlines() or [""])[0][:200]
+            shapes = ", ".join(str(tuple(t.shape)) for t in _tensors(x)) or "no tensor"
+            raise fail(argument, f"yields inputs the {name}'s forward pass fails on "
+                       f"({reason})", f"Pass inputs of the shape the {name} takes (this "
+                       f"batch: {shapes}), or check the input_key of the batch format",
+                       None) from exc
         raise fail(argument, f"yields inputs of dtype {', '.join(ints)} and the {name}'s "
                    f"forward pass fails on them ({reason})", "Convert images to floats in the "
                    "data set or a collate_fn, e.g. x.float() / 255 (torchvision: "

@@ -639,6 +639,11 @@ class Trainer:
         if unknown:
             raise fail("config", f"unknown options {unknown}",
                        f"Use TrainConfig fields: {sorted(names)}")
+        if config is not None and not isinstance(config, TrainConfig):
+            raise fail("config", f"is a {type(config).__name__}, not a TrainConfig",
+                       "Pass TrainConfig(**options), or the options themselves as keyword "
+                       "arguments (Trainer(teacher, student, data, **options))",
+                       kind=PIDTypeError)
         base = ({f.name: getattr(config, f.name) for f in fields(TrainConfig)}
                 if config is not None else {})
         self.config = cfg = TrainConfig(**{**base, **overrides})
@@ -660,6 +665,12 @@ class Trainer:
         self.device = self._resolve_device(cfg.device)
         self.rank, self.world_size = init_distributed(self.device)
         self.is_main = self.rank == 0
+        if cfg.out_dir and self.is_main:     # now, not after the first epoch's training
+            try:
+                Path(cfg.out_dir).mkdir(parents=True, exist_ok=True)
+            except OSError as err:
+                raise fail("out_dir", f"cannot be created ({err.strerror or err})",
+                           "Pass a folder path you can write to", cfg.out_dir) from err
         if cfg.batch_size % self.world_size:
             raise fail("batch_size", f"{cfg.batch_size} is not divisible by the "
                        f"{self.world_size} processes", "Use a global batch size that is a "
@@ -835,6 +846,8 @@ class Trainer:
             x_val, y_val = self._first_batch(self.val_data, "val_data")
             self._check_inputs(x_val, "val_data")
             check_label_values(y_val, k, "val_data")
+            with torch.no_grad(), eval_mode(self.student):   # now, not after the first epoch
+                first_forward(self.student, x_val, "student", "val_data")
         self._teacher_classes = None if t_logits is None else int(t_logits.shape[1])
         pairs = list(zip(self.teacher_layers, self.student_layers, strict=True))
         if t_feats:
@@ -958,6 +971,7 @@ class Trainer:
         sums: dict[str, torch.Tensor] = {}
         zero = torch.zeros((), dtype=torch.float64, device=self.device)
         nonfinite = torch.zeros((), dtype=torch.bool, device=self.device)
+        bad_input = torch.zeros((), dtype=torch.bool, device=self.device)
         bar = self._progress(self.loader, f"epoch {epoch} [{phase}]")
         batches = device_batches(bar, cfg.format, self.device,
                                  drop_single_tail=self._drop_single_tail,
@@ -980,6 +994,8 @@ class Trainer:
             n = y.shape[0]
             loss = loss.detach()
             nonfinite |= ~torch.isfinite(loss)
+            if torch.is_tensor(x) and x.is_floating_point():    # on the device: no sync
+                bad_input |= ~torch.isfinite(x).all()
             terms = {"n": n, "loss": loss * n}
             if logits is not None:  # accuracy on the labelled samples (y != UNLABELLED)
                 terms["correct"] = (logits.detach().argmax(1) == y).sum()
@@ -998,10 +1014,16 @@ class Trainer:
                        "Pass a data set with samples (an iterable data set must restart "
                        "when iterated again)")
         keys = sorted(sums)
-        totals = torch.stack([sums[k].double() for k in keys] + [nonfinite.double()])
+        totals = torch.stack([sums[k].double() for k in keys]
+                             + [nonfinite.double(), bad_input.double()])
         if self.world_size > 1:
             dist.all_reduce(totals)
-        values = dict(zip(keys + ["nonfinite"], totals.tolist(), strict=True))
+        values = dict(zip(keys + ["nonfinite", "bad_input"], totals.tolist(), strict=True))
+        if values.pop("bad_input"):
+            raise fail("train_data", f"held NaN or infinite inputs in epoch {epoch}, and the "
+                       f"{phase} phase's parameters were updated with them",
+                       "Clean or impute the inputs (e.g. torch.nan_to_num, or drop the rows), "
+                       "then restart from the initial weights or a checkpoint")
         if values.pop("nonfinite"):
             raise fail("loss", f"became NaN or infinite during epoch {epoch} ({phase} phase)",
                        "Lower the learning rate or the distillation weight, or set grad_clip")

@@ -186,6 +186,59 @@ def test_labels_as_a_list_and_one_sample_batches_with_batch_norm():
     assert torch.isfinite(loss)
 
 
+@pytest.mark.parametrize("method", ["none", "kd", "fitnets", "vid", "ted", "rid", "pid",
+                                    "broja"])
+def test_an_empty_batch_is_a_typed_error_naming_y(method):
+    # a user's loop: kd, fitnets, vid, rid and ted returned a NaN loss, broja a torch error
+    loss = make_loss(method, [(8,)], [(6,)], 3)
+    with pytest.raises(PIDValueError, match=r"^y: holds no samples \(an empty batch\)"):
+        loss.student_loss(_batch(n=0))
+
+
+@pytest.mark.parametrize("method", ["fitnets", "vid", "ted", "rid", "pid", "broja"])
+def test_features_of_another_precision_name_the_field_outside_autocast(method):
+    loss = make_loss(method, [(8,)], [(6,)], 3)
+    batch = _batch()
+    doubled = dataclasses.replace(batch, student_features=[batch.student_features[0].double()])
+    with pytest.raises(PIDTypeError, match=r"^student_features: item 0 is torch.float64, but "
+                                           r"the loss's parameters are torch.float32"):
+        loss.student_loss(doubled)
+    value, _ = loss.match_precision(torch.float64).student_loss(dataclasses.replace(
+        doubled, teacher_features=[batch.teacher_features[0].double()],
+        student_logits=batch.student_logits.double(),
+        teacher_logits=batch.teacher_logits.double()))
+    assert value.dtype == torch.float64 and torch.isfinite(value)
+
+
+def test_a_dict_config_and_an_uncreatable_out_dir_are_refused_before_training(tmp_path):
+    with pytest.raises(PIDTypeError, match=r"^config: is a dict, not a TrainConfig"):
+        pd.Trainer(_mlp(), _mlp((6, 4)), _data(), config={"method": "kd"})
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    student = _mlp((6, 4))
+    before = [p.detach().clone() for p in student.parameters()]
+    with pytest.raises(PIDValueError, match=r"^out_dir: cannot be created"):
+        _distill(_data(), student=student, out_dir=str(blocker / "runs"))
+    assert all(torch.equal(a, b) for a, b in zip(before, student.parameters(), strict=True))
+
+
+@pytest.mark.parametrize("argument", ["train_data", "val_data"])
+def test_inputs_of_the_wrong_width_name_the_data_before_training(argument):
+    narrow = _data(x=torch.randn(N, 10))           # the networks take 16 features
+    data, val = (narrow, None) if argument == "train_data" else (_data(), narrow)
+    with pytest.raises(PIDValueError, match=rf"^{argument}: yields inputs the student's "
+                                            r"forward pass fails on \(mat1 and mat2"):
+        pd.Trainer(_mlp(), _mlp((6, 4)), data, val_data=val, method="kd", progress=False)
+
+
+def test_non_finite_inputs_are_named_as_the_cause():
+    x = torch.randn(N, 16)
+    x[5, 3] = float("nan")
+    with pytest.raises(PIDValueError, match=r"^train_data: held NaN or infinite inputs in "
+                                            r"epoch 0"):
+        _distill(_data(x=x))
+
+
 @pytest.mark.parametrize(("shapes", "kind", "match"), [
     ([8], PIDTypeError, r"teacher_shapes: must be a list of per-sample shapes"),
     ([()], PIDValueError, r"layers: pair 0: the teacher feature has per-sample shape \(\)"),
@@ -201,6 +254,23 @@ def _features(n=60, seed=0):
     rng = np.random.default_rng(seed)
     y = rng.integers(0, 3, n)
     return y, rng.normal(size=(n, 12)) + y[:, None], rng.normal(size=(n, 12)) + y[:, None]
+
+
+def test_masked_arrays_and_bad_metadata_are_refused_by_the_audit():
+    # the mask was dropped: rows the user had masked out were audited as data
+    y, t, s = _features()
+    masked = np.ma.masked_array(t, mask=np.zeros_like(t, dtype=bool))
+    masked.mask[:30] = True
+    with pytest.raises(PIDTypeError, match=r"^teacher_features: is a numpy masked array"):
+        pd.audit_features(y, masked, s, estimator="gaussian", ci=None, n_perm=0)
+    with pytest.raises(PIDTypeError, match=r"^labels: is a numpy masked array"):
+        pd.audit_features(np.ma.masked_array(y, mask=y == 0), t, s, estimator="gaussian",
+                          ci=None, n_perm=0)
+    with pytest.raises(PIDTypeError, match=r"^metadata: must be a mapping of names"):
+        pd.audit_features(y, t, s, estimator="gaussian", ci=None, n_perm=0, metadata=5)
+    report = pd.audit_features(y, t, s, estimator="gaussian", ci=None, n_perm=0,
+                               metadata={"run": "a"})
+    assert report.metadata["run"] == "a"
 
 
 def test_gaussian_audit_of_constant_features_names_them():

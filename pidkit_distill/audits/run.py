@@ -448,7 +448,7 @@ def audit(teacher, student, data: Any, layers: Sequence[tuple[str, str]] | None 
     batch_format = BatchFormat(input_key, label_key)
     stream = model_batches(teacher, student, pairs, device, batch_format=batch_format)
     meta = {"teacher": type(teacher).__name__, "student": type(student).__name__,
-            **dict(metadata or {})}
+            **_metadata(metadata)}
     with _global_rng_kept(device):
         loader = as_loader(data, batch_size, "data", batch_format)
         fit_loader = (None if fit_data is None
@@ -482,6 +482,18 @@ def _is_array(value: Any) -> bool:
     """A numpy or torch array (or anything else exposing ``__array__``), not a Python list."""
     return isinstance(value, np.ndarray) or hasattr(value, "detach") or (
         hasattr(value, "__array__") and not isinstance(value, (list, tuple, np.generic)))
+
+
+def _metadata(metadata: Any) -> dict:
+    """The ``metadata`` argument as a plain dict (None: empty); anything but a mapping with
+    string keys is refused, naming the argument."""
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, Mapping) or not all(isinstance(k, str) for k in metadata):
+        raise fail("metadata", "must be a mapping of names (str) to values",
+                   "Pass e.g. metadata={'run': 'baseline', 'seed': 0}", repr(metadata)[:80],
+                   kind=PIDTypeError)
+    return dict(metadata)
 
 
 def _feature_list(value: Any, name: str) -> list:
@@ -598,4 +610,4 @@ def audit_features(labels: Any, teacher_features: Any, student_features: Any, *,
         checked = True
 
     return _run(stream_data, stream_fit, pairs, options, estimator_options=estimator_options,
-                measure_options=measure_options, metadata=dict(metadata or {}))
+                measure_options=measure_options, metadata=_metadata(metadata))

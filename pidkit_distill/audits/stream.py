@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pidkit.errors import PIDTypeError
-from pidkit.validation import check_finite, fail, host_numpy
+from pidkit.validation import check_finite, fail, host_numpy, reject_masked
 
 __all__ = ["Batch", "sample_keys", "FitSet", "model_batches",
            "array_batches", "as_loader"]
@@ -186,6 +186,7 @@ def _labels(y, name: str) -> np.ndarray:
     the host; an audit also refuses negative labels (it has no unlabelled samples)."""
     from ..labels import as_class_labels
 
+    reject_masked(y, name)
     arr = host_numpy(y) if hasattr(y, "detach") else np.asarray(y)
     if arr.ndim == 0:
         raise fail(name, "yields single samples (a label of shape ()), not batches",
@@ -304,6 +305,7 @@ def array_batches(labels, teacher: Sequence, student: Sequence, batch_size: int,
     label_name, teacher_name, student_name = names
 
     def rows(a, name: str) -> np.ndarray:
+        reject_masked(a, name)
         arr = host_numpy(a) if hasattr(a, "detach") else np.asarray(a)
         if arr.ndim == 0:
             raise fail(name, "must be an array of shape (n, ...), one row per sample",

@@ -364,8 +364,11 @@ def check_labels(y: torch.Tensor, name: str = "y") -> torch.Tensor:
     return as_class_labels(y, name, read_values=False)
 
 
-def _check_features(features: Any, side: str, n: int, shapes: Sequence[Shape] | None) -> None:
-    """One side's feature list of a :class:`Batch` against the loss's layer shapes."""
+def _check_features(features: Any, side: str, n: int, shapes: Sequence[Shape] | None,
+                    dtype: torch.dtype | None = None) -> None:
+    """One side's feature list of a :class:`Batch` against the loss's layer shapes and, with
+    ``dtype`` (the loss's parameters' dtype), the features' floating-point dtype, unless
+    autocast is on for the features' device (then it casts them)."""
     name = f"{side}_features"
     if shapes is not None and len(features) != len(shapes):
         raise fail(name, f"holds {len(features)} tensor(s) for the loss's {len(shapes)} layer "
@@ -383,6 +386,12 @@ def _check_features(features: Any, side: str, n: int, shapes: Sequence[Shape] | 
             raise fail(name, f"item {i} has per-sample shape {tuple(f.shape[1:])}, but the "
                        f"loss was built for {tuple(shapes[i])}", "Hook the layers the loss was "
                        "built for, or build the loss for these shapes with make_loss")
+        if (dtype is not None and f.is_floating_point() and f.dtype != dtype
+                and not torch.is_autocast_enabled(f.device.type)):
+            raise fail(name, f"item {i} is {f.dtype}, but the loss's parameters are {dtype}",
+                       f"Cast the loss to the features' precision (loss.match_precision("
+                       f"{f.dtype})), the features to the loss's (f.to({dtype})), or run "
+                       "the step under torch.autocast", kind=PIDTypeError)
 
 
 def check_batch(loss: DistillLoss, batch: Batch, *, student_features: bool = True) -> None:
@@ -391,13 +400,17 @@ def check_batch(loss: DistillLoss, batch: Batch, *, student_features: bool = Tru
     are not integer class indices (:func:`check_labels`), teacher logits missing or of another
     shape than the student's for a loss that compares them (KD), feature lists of the wrong
     length or per-sample shape (the shapes are known for losses built by :func:`make_loss`),
-    and a single-sample batch for a loss whose batch norm trains.
+    features of another floating-point dtype than the loss's parameters outside autocast, an
+    empty batch, and a single-sample batch for a loss whose batch norm trains.
 
     Called first by every built-in loss, so that a batch assembled in a loop of one's own gets
     a typed error naming the :class:`Batch` field rather than a torch error deep inside.
     """
     y = check_labels(batch.y)
     n = y.shape[0]
+    if n == 0:
+        raise fail("y", "holds no samples (an empty batch)", "Skip empty batches in the "
+                   "training loop (a DataLoader never yields one)")
     if loss.uses_teacher_logits:
         t, s = batch.teacher_logits, batch.student_logits
         if not torch.is_tensor(t):
@@ -411,9 +424,10 @@ def check_batch(loss: DistillLoss, batch: Batch, *, student_features: bool = Tru
                        "batch")
     if loss.uses_features:
         shapes = loss.layer_shapes
-        _check_features(batch.teacher_features, "teacher", n, shapes and shapes[0])
+        dtype = next((p.dtype for p in loss.parameters() if p.is_floating_point()), None)
+        _check_features(batch.teacher_features, "teacher", n, shapes and shapes[0], dtype)
         if student_features:
-            _check_features(batch.student_features, "student", n, shapes and shapes[1])
+            _check_features(batch.student_features, "student", n, shapes and shapes[1], dtype)
     if n == 1 and any(m.training for m in loss.modules()
                       if isinstance(m, nn.modules.batchnorm._BatchNorm)):
         raise fail("y", f"holds 1 sample, and {type(loss).__name__}'s batch norm cannot train "

@@ -81,6 +81,7 @@ class NoDistillation(DistillLoss):
     uses_features = False
 
     def student_loss(self, batch: Batch) -> tuple[torch.Tensor, Parts]:
+        check_batch(self, batch)
         ce = cross_entropy(batch.student_logits, batch.y)
         return ce, {"ce": _part(ce)}
 
