@@ -37,10 +37,10 @@ def redundancy_result(p: np.ndarray, value: float, lower: float, upper: float, *
                       ) -> tuple[dict[Node, float], SolverInfo]:
     """Atoms (nats) of ``p[y, x0, x1]`` with redundancy ``value`` certified in
     ``[lower, upper]``, and their :class:`~pidkit.result.SolverInfo`; warns
-    (:class:`~pidkit.errors.ConvergenceWarning`, naming ``measure`` and what ``stopped``) when
-    the bracket is wider than ``tol``, with ``advice``. ``tol`` is a width in nats for these measures (BROJA's
-    is in bits): the details record it as ``tol_nats``, next to a certificate that
-    :func:`pidkit.pid` converts to the result's unit."""
+    (:class:`~pidkit.errors.ConvergenceWarning`, naming ``measure`` and what ``stopped``,
+    ending with ``advice``) when the bracket is wider than ``tol``. ``tol`` is a width in nats
+    for these measures (BROJA's is in bits): the details record it as ``tol_nats``, next to a
+    certificate that :func:`pidkit.pid` converts to the result's unit."""
     converged = upper - lower <= tol
     if not converged:
         warnings.warn(f"{measure}: {stopped} after {iterations} iterations with a certified gap "
