@@ -28,8 +28,9 @@ defaults, tol 1e-9 bits and max_iter 200):
   can be active at the optimum: most blocks must lose their mass, the interior-point iteration
   approaches that support slowly, and the crossover skips these problems (far more than
   ``_polish.MAX_UNKNOWNS`` unknowns). What certifies them is the rescaled primal bound
-  (``_bounds.rescale``) and the slack reset of the line search from ``_ipm.RESET_FROM`` on
-  (docs/broja.md); one 3 x 150 x 150 table of a development sweep is still open (issue 15).
+  (``_bounds.rescale``), and the slack reset and the non-monotone line search from
+  ``_ipm.RESET_FROM`` on (docs/broja.md), which also certify the 3 x 150 x 150 tables of the
+  development sweep (seed 2 stopped at max_iter before the non-monotone search).
 
 Per family: pmfs, stalls (status not "optimal"/"closed_form"), the largest certified gap and
 the median and largest wall time of one call, for the current solver ("crossover") and with the
