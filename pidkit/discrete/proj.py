@@ -158,32 +158,59 @@ def _conditionals(p_xy: np.ndarray) -> np.ndarray:
 MAX_NEWTON_ENTRIES = 10**8
 
 
+def _pad_rows(rows: np.ndarray, k: int) -> np.ndarray:
+    """``rows`` with its first row repeated up to ``k`` rows (the hull does not change)."""
+    return np.concatenate([rows, np.repeat(rows[:1], k - len(rows), axis=0)])
+
+
 def projected_informations(p: np.ndarray, tol: float, max_iter: int):
     r"""Lower and upper bounds (nats) on :math:`I^\pi_Y(X_0 \searrow X_1)` and
-    :math:`I^\pi_Y(X_1 \searrow X_0)` of ``p[y, x0, x1]``, and the iterations used. Each
-    direction is one batch of projections onto the other source's conditionals."""
+    :math:`I^\pi_Y(X_1 \searrow X_0)` of ``p[y, x0, x1]``, and the iterations used.
+
+    The projections of both directions are one batch, the smaller hull padded with repeated
+    rows, where that at most doubles the Newton systems' entries (small tables: one call costs
+    less than two); otherwise each direction is its own batch (a 2 x 2000 x 2 pmf padded
+    asked for 8e9 entries)."""
     p = p[p.sum(axis=(1, 2)) > 0]           # target values with mass
     p_y = p.sum(axis=(1, 2))
     pairs = [p.sum(axis=2).T, p.sum(axis=1).T]   # p(x0, y), p(x1, y)
     conds = [_conditionals(pair) for pair in pairs]
+    sizes = [len(conds[d]) * len(conds[1 - d]) ** 2 for d in range(2)]
     for d in range(2):
-        n, k = len(conds[d]), len(conds[1 - d])
-        if n * k * k > MAX_NEWTON_ENTRIES:
-            raise fail("p", f"has {n} values of X{d} with mass to project onto the hull of "
-                       f"{k} conditionals of X{1 - d}: the Newton systems would hold "
-                       f"{n * k * k:.3g} entries (at most {MAX_NEWTON_ENTRIES:.0e})",
-                       "Merge rare outcomes of the sources (or drop outcomes of negligible "
-                       "mass) before computing I_proj", f"shape {p.shape}")
-    lower, upper, steps = [], [], 0
-    for d, (pair, cond) in enumerate(zip(pairs, conds, strict=True)):
-        hull = np.broadcast_to(conds[1 - d], (len(cond), *conds[1 - d].shape))
-        q, gap, used = project(cond, hull, tol, max_iter)
+        if sizes[d] > MAX_NEWTON_ENTRIES:
+            raise fail("p", f"has {len(conds[d])} values of X{d} with mass to project onto the "
+                       f"hull of {len(conds[1 - d])} conditionals of X{1 - d}: the Newton "
+                       f"systems would hold {sizes[d]:.3g} entries (at most "
+                       f"{MAX_NEWTON_ENTRIES:.0e})", "Merge rare outcomes of the sources (or "
+                       "drop outcomes of negligible mass) before computing I_proj",
+                       f"shape {p.shape}")
+    k = max(len(c) for c in conds)
+    if (len(conds[0]) + len(conds[1])) * k * k <= 2 * sum(sizes):
+        hulls = [[_pad_rows(conds[1 - d], k) for d in range(2)]]
+    else:
+        hulls = [[conds[1]], [conds[0]]]
+    q, gap, steps = [], [], 0
+    start = 0
+    for group in hulls:
+        rows = conds[start:start + len(group)]
+        start += len(group)
+        b = np.concatenate([np.broadcast_to(h, (len(c), *h.shape))
+                            for c, h in zip(rows, group, strict=True)])
+        q_g, gap_g, used = project(np.concatenate(rows), b, tol, max_iter)
+        q.append(q_g)
+        gap.append(gap_g)
         steps = max(steps, used)
+    q, gap = np.concatenate(q), np.concatenate(gap)
+    lower, upper = [], []
+    start = 0
+    for pair, cond in zip(pairs, conds, strict=True):
+        rows = slice(start, start + len(cond))
+        start += len(cond)
         weight = pair[pair.sum(axis=1) > 0]
-        log_ratio = np.log(np.divide(q, p_y, out=np.ones_like(q), where=weight > 0))
+        log_ratio = np.log(np.divide(q[rows], p_y, out=np.ones_like(q[rows]), where=weight > 0))
         value = float((weight * log_ratio).sum())
         lower.append(value)
-        upper.append(value + float(weight.sum(axis=1) @ gap))
+        upper.append(value + float(weight.sum(axis=1) @ gap[rows]))
     return lower, upper, steps
 
 
