@@ -286,6 +286,9 @@ def _numeric_array(p: Any, name: str) -> np.ndarray:
         raise fail(name, f"must be an array of probabilities, not {_kind(p)}",
                    "Pass a numpy array or nested lists of numbers, one axis per variable",
                    kind=PIDTypeError)
+    if arr.dtype == object and isinstance(p, np.ndarray):
+        raise fail(name, "has dtype object", "Convert it with np.asarray(p, dtype=float) (its "
+                   "entries must be numbers)", kind=PIDTypeError)
     if arr.dtype == object:
         raise fail(name, "is ragged or holds non-numeric entries",
                    "Give every axis the same length and use numbers only", kind=PIDTypeError)
@@ -729,6 +732,12 @@ def check_table_size(sizes: Sequence[int], names: Sequence[str], *, itemsize: in
     if cells <= MAX_TABLE_CELLS:
         return cells
     worst = max(range(len(sizes)), key=lambda i: sizes[i])
+    if sizes[worst] ** 2 <= MAX_TABLE_CELLS:    # no single alphabet is to blame: their number
+        raise fail(", ".join(names) if len(names) <= 4 else f"{names[0]}, ..., {names[-1]}",
+                   f"are {len(sizes)} variables whose joint table would have {cells:.2g} cells "
+                   f"({_bytes(cells * itemsize)}), more than {MAX_TABLE_CELLS:,}",
+                   "Pass fewer variables, or merge some into one code (e.g. pairs of binary "
+                   "variables into 4 values)")
     if fix is None:
         fix = ("Re-code each variable to consecutive codes 0..k-1 with "
                "np.unique(x, return_inverse=True)[1] (or pidkit.estimate.encode), or coarsen "

@@ -555,3 +555,14 @@ def test_proj_with_sources_of_very_different_alphabets():
     with pytest.raises(PIDValueError, match=r"^p: has 500 values of X0 with mass to project "
                                             r"onto the hull of 500 conditionals of X1"):
         pidkit.pid(rng.dirichlet(np.ones(2 * 500 * 500)).reshape(2, 500, 500), measure="proj")
+
+
+def test_too_many_variables_and_object_arrays_get_the_right_cause():
+    with pytest.raises(PIDValueError, match=r"^columns\[0\], \.\.\., columns\[29\]: are 30 "
+                                            r"variables whose joint table"):
+        pidkit.joint_pmf(*[[0, 1]] * 30)
+    with pytest.raises(PIDValueError, match=r"^columns\[0\]: holds code 1099511627776"):
+        pidkit.joint_pmf([0, 2**40], [0, 1])
+    with pytest.raises(PIDTypeError, match=r"^p: has dtype object\. Convert it with "
+                                           r"np\.asarray\(p, dtype=float\)"):
+        pidkit.pid(np.full((2, 2, 2), 0.125).astype(object))
