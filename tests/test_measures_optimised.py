@@ -257,7 +257,9 @@ def _pairwise_maxent_by_newton(p):
 @pytest.mark.parametrize(("shape", "seed"), SLOW_IPF)
 def test_dep_where_dit_is_inexact(shape, seed):
     # On these sparse pmfs dit's maximum-entropy fit misses the pairwise marginals by 4e-7 to
-    # 1e-5 and its I_dep differs from pidkit's by up to 2e-4 bits. pidkit's fit keeps them to
+    # 1e-5 and its I_dep differs from pidkit's by 2e-4 bits in a fresh process, 5.3e-4 bits
+    # after other tests ran in it (its result depends on the process's history; the atoms are
+    # compared at 2e-3 bits, enough to show it is the same quantity). pidkit's fit keeps them to
     # 1e-13 and is log-linear (test above); an independent Newton solve of the dual keeps them to
     # 1e-11 and agrees with it to 1e-9 bits in I(X0 X1; Y), so dit is the inexact side.
     from pidkit.discrete.dep import pairwise_maxent
@@ -274,7 +276,7 @@ def test_dep_where_dit_is_inexact(shape, seed):
     assert max(np.abs(dit_q.sum(axis=a) - p.sum(axis=a)).max() for a in range(3)) > 1e-7
     theirs = _dit_pid(p, "dep")
     np.testing.assert_allclose([r.atoms[n] for n in NODES], [theirs.get_pi(n) for n in NODES],
-                               rtol=0, atol=5e-4)
+                               rtol=0, atol=2e-3)
 
 
 # --- certificate, options and warnings ---------------------------------------------------------
