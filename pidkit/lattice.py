@@ -402,7 +402,7 @@ class Lattice:
                 raise fail(name, f"misses {len(missing)} lattice nodes, e.g. {missing[:3]}",
                            "Give a value for every node of the lattice")
             values = [by_node[a] for a in self.nodes]
-        arr = as_float_array(values, name)
+        arr = as_float_array(values, name, "values, one per lattice node")
         if arr.shape != (len(self),):
             raise fail(name, f"has shape {arr.shape}, expected ({len(self)},)",
                        "Order the values like Lattice.nodes, one number per node")

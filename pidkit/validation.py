@@ -261,10 +261,11 @@ def reject_dit(x: Any, name: str) -> None:
                    "(pidkit.pid accepts it directly)", kind=PIDTypeError)
 
 
-def _numeric_array(p: Any, name: str) -> np.ndarray:
-    """``p`` as a numeric (bool, integer or real) numpy array of its own dtype."""
+def _numeric_array(p: Any, name: str, what: str = "probabilities") -> np.ndarray:
+    """``p`` as a numeric (bool, integer or real) numpy array of its own dtype; ``what`` its
+    entries are, for the messages."""
     if isinstance(p, (str, bytes)):
-        raise fail(name, "must be an array of probabilities, not a string",
+        raise fail(name, f"must be an array of {what}, not a string",
                    "Pass a numpy array or nested lists of numbers", p, kind=PIDTypeError)
     reject_masked(p, name)
     reject_dit(p, name)
@@ -283,8 +284,9 @@ def _numeric_array(p: Any, name: str) -> np.ndarray:
                        "Give every axis the same length (pad with zero probabilities)",
                        kind=PIDValueError) from exc
     if arr.dtype == object and arr.ndim == 0:   # None, a dict, a set, another object
-        raise fail(name, f"must be an array of probabilities, not {_kind(p)}",
-                   "Pass a numpy array or nested lists of numbers, one axis per variable",
+        raise fail(name, f"must be an array of {what}, not {_kind(p)}",
+                   "Pass a numpy array or nested lists of numbers"
+                   + (", one axis per variable" if what == "probabilities" else ""),
                    kind=PIDTypeError)
     if arr.dtype == object and isinstance(p, np.ndarray):
         raise fail(name, "has dtype object", "Convert it with np.asarray(p, dtype=float) (its "
@@ -314,10 +316,10 @@ def as_host_array(x: Any, name: str, *, must: str, fix: str, ragged_fix: str) ->
         raise fail(name, "is a ragged nested sequence", ragged_fix) from exc
 
 
-def as_float_array(p: Any, name: str = "p") -> np.ndarray:
+def as_float_array(p: Any, name: str = "p", what: str = "probabilities") -> np.ndarray:
     """Convert an array-like of numbers (or a torch tensor, detached and copied to the host) to a
-    float64 ndarray; reject ragged or non-numeric input."""
-    return _numeric_array(p, name).astype(np.float64, copy=False)
+    float64 ndarray; reject ragged or non-numeric input (messages call its entries ``what``)."""
+    return _numeric_array(p, name, what).astype(np.float64, copy=False)
 
 
 def pmf_sum_atol(dtype: Any) -> float:

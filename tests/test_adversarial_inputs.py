@@ -566,3 +566,12 @@ def test_too_many_variables_and_object_arrays_get_the_right_cause():
     with pytest.raises(PIDTypeError, match=r"^p: has dtype object\. Convert it with "
                                            r"np\.asarray\(p, dtype=float\)"):
         pidkit.pid(np.full((2, 2, 2), 0.125).astype(object))
+
+
+def test_redundancy_values_are_not_called_probabilities():
+    from pidkit.lattice import Lattice
+
+    with pytest.raises(PIDTypeError, match=r"^redundancy: must be an array of values, one per "
+                                           r"lattice node, not None\. Pass a numpy array or "
+                                           r"nested lists of numbers$"):
+        Lattice(2).moebius(None)
