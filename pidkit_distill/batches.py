@@ -214,7 +214,8 @@ def check_input_dtypes(x: Any, dtype: torch.dtype | None, argument: str,
 
 def first_forward(model: nn.Module, x: Any, name: str, argument: str) -> Any:
     """``model(x)``; when it fails with a ``RuntimeError`` (torch's errors for inputs a model
-    cannot take), a typed error naming ``argument``, with torch's error chained: a
+    cannot take; not ``NotImplementedError`` or CUDA's out-of-memory error, which propagate),
+    a typed error naming ``argument``, with torch's error chained: a
     :class:`~pidkit.errors.PIDTypeError` naming the dtypes for inputs holding integer tensors
     (``uint8`` images given to a float network), else a
     :class:`~pidkit.errors.PIDValueError` with the inputs' shapes (e.g. rows of 10 features
@@ -222,6 +223,8 @@ def first_forward(model: nn.Module, x: Any, name: str, argument: str) -> Any:
     on a first batch."""
     try:
         return model(x)
+    except (NotImplementedError, torch.cuda.OutOfMemoryError):
+        raise                           # RuntimeErrors that say nothing about the inputs
     except RuntimeError as exc:
         reason = (str(exc).strip().splitlines() or [""])[0][:200]
         ints = sorted(str(d) for d in _integer_dtypes(x))
