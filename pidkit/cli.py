@@ -84,6 +84,13 @@ def _demo(args) -> int:
     if args.gate and len(names) != len(set(x.lower() for x in args.gate)):
         known = ", ".join(gates_module.GATES)
         raise _CLIError(f"--gate: unknown gate in {args.gate}. Use some of: {known}")
+    for name in names:          # before any output: a gate no measure asked for is defined on
+        n_sources = gates_module.GATES[name].n_sources
+        if not _measures_for(n_sources, wanted):
+            limits = ", ".join(f"{m} at most {MEASURES[m].max_sources}" for m in wanted)
+            raise _CLIError(f"--measure: gate {name} has {n_sources} sources ({limits}). Add a "
+                            "measure defined for any number of sources (e.g. imin), or choose "
+                            "a gate with fewer sources with --gate")
     print(f"PID atoms of the canonical gates, in {unit_name(args.base)} (target Y, sources X0, "
           f"X1, ...)")
     for name in names:
@@ -96,8 +103,7 @@ def _demo(args) -> int:
         for node in lattice(gate.n_sources).nodes:
             row = "".join(f"{round(float(r.atoms[node]), 6) + 0.0:>12.6f}" for r in results)
             print(f"  {node_label(node):<{width}}{row}")
-        mi = float(results[0].mutual_information) if results else float("nan")
-        print(f"  {'I(Y;all)':<{width}}{mi:>12.6f}")
+        print(f"  {'I(Y;all)':<{width}}{float(results[0].mutual_information):>12.6f}")
     return 0
 
 

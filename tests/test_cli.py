@@ -301,3 +301,11 @@ def test_console_script_non_utf8_and_huge_integer_have_no_traceback(tmp_path):
         assert proc.returncode == 2 and proc.stdout == "", name
         assert proc.stderr.startswith("pidkit: error: ") and "Traceback" not in proc.stderr
         assert proc.stderr.count("\n") == 1
+
+
+def test_demo_refuses_a_gate_no_chosen_measure_is_defined_on(capsys):
+    # printed blank columns and "I(Y;all) nan" with exit status 0
+    assert main(["demo", "--gate", "PARITY3", "--measure", "proj"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "gate PARITY3 has 3 sources (proj at most 2)" in captured.err

@@ -291,3 +291,47 @@ def test_unknown_method_option(capsys):
     assert main(args) == 2
     err = _one_line_error(capsys, "train", "method_options")
     assert "temperature" in err and "alpha" in err
+
+
+# ---------------------------------------------------------------- outputs and silent defaults
+def test_save_student_never_overwrites_the_files_of_the_run(weight_files, tmp_path, capsys):
+    folder = weight_files[0]
+    teacher = ["--teacher", "digits_mlp", "--teacher-kw", "hidden=[16]"]
+    before = (folder / "teacher.pt").read_bytes()
+    assert main(TRAIN + teacher + ["--teacher-weights", str(folder / "teacher.pt"),
+                                   "--save-student", str(folder / "teacher.pt")]) == 2
+    assert "is the file of --teacher-weights" in _one_line_error(capsys, "train",
+                                                                  "--save-student")
+    assert (folder / "teacher.pt").read_bytes() == before
+    run = tmp_path / "run"
+    untrained = teacher + ["--untrained-teacher"]
+    assert main(TRAIN + untrained + ["--out", str(run), "--save-student",
+                                     str(run / "checkpoint.pt")]) == 2
+    assert "is the file of --out" in _one_line_error(capsys, "train", "--save-student")
+    assert main(TRAIN + untrained + ["--out", str(run)]) == 0
+    capsys.readouterr()
+    first = (run / "checkpoint.pt").read_bytes()
+    assert main(TRAIN + untrained + ["--out", str(run)]) == 2       # an earlier run is there
+    assert "holds an earlier run" in _one_line_error(capsys, "train", "--out")
+    assert (run / "checkpoint.pt").read_bytes() == first
+    assert main(TRAIN + untrained + ["--out", str(run), "--overwrite"]) == 0
+
+
+def test_audit_needs_student_weights_or_an_explicit_untrained_student(capsys):
+    base = AUDIT + ["--teacher", "digits_mlp", "--untrained-teacher"]
+    assert main(base) == 2
+    assert "--untrained-student" in _one_line_error(capsys, "audit", "--student-weights")
+    values = []
+    for _ in range(2):      # seeded by --seed: the same random student twice
+        assert main(base + ["--untrained-student", "--json", "--seed", "4"]) == 0
+        values.append(capsys.readouterr().out)
+    assert values[0] == values[1]
+
+
+@pytest.mark.parametrize("pair", ["=", "layer1=", "=layer1", " = layer1"])
+def test_layer_pairs_need_two_module_names(pair, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(TRAIN + ["--teacher", "digits_mlp", "--untrained-teacher", "--method", "fitnets",
+                      "--layer", pair])
+    assert stop.value.code == 2
+    assert "expected two module names" in capsys.readouterr().err

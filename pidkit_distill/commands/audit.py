@@ -8,8 +8,9 @@ Example::
 
 Weights are read with ``torch.load(weights_only=True)``: a plain ``state_dict`` file, or a
 trainer checkpoint (``Trainer.save_checkpoint``; its student weights are used). The teacher
-needs ``--teacher-weights`` or ``--untrained-teacher`` (not neither: that would audit a
-randomly initialised network nobody asked for). Missing, unreadable or mismatched weight files
+needs ``--teacher-weights`` or ``--untrained-teacher``, the student ``--student-weights`` or
+``--untrained-student`` (not neither: that would audit a randomly initialised network nobody
+asked for). Missing, unreadable or mismatched weight files
 and model options the model does not accept are reported in one line (exit status 2).
 Models are named as in :func:`pidkit_distill.models.get_model`: a registered name,
 ``wrn-D-W``, or an importable factory ``package.module:function``.
@@ -41,7 +42,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--teacher-seed", type=int, default=0)
     p.add_argument("--student", required=True, help="student model name or module:function")
     p.add_argument("--student-kw", type=_kv, action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--student-weights", help="student state_dict or trainer checkpoint")
+    p.add_argument("--student-weights", help="student state_dict or trainer checkpoint; "
+                   "required unless --untrained-student")
+    p.add_argument("--untrained-student", action="store_true",
+                   help="random-init student (seed --seed) instead of weights")
     p.add_argument("--layer", type=_pair, action="append", metavar="T=S",
                    help="teacher=student layer pair (repeat); default: innermost feature layers")
     p.add_argument("--estimator", default="paper",
@@ -66,16 +70,28 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch
+
     from .. import data
     from ..audits import audit
     from ..models import resolve_device
     from ._models import build_model, build_teacher, load_into, load_weights
 
+    from pidkit.validation import fail
+
     train, test = data.get_dataset(args.dataset, args.root, seed=args.seed)
     k = data.num_classes_of([train, test])
     split = {"train": train, "test": test}
     teacher = build_teacher(args, k)
-    student = build_model(args.student, k, args.student_kw, "student")
+    if args.untrained_student == bool(args.student_weights):
+        raise fail("--student-weights", "and --untrained-student were both given" if
+                   args.student_weights else "is missing: the student would be a randomly "
+                   "initialised network", "Pass --student-weights FILE (a state_dict or "
+                   "trainer checkpoint), or --untrained-student to audit a random student on "
+                   "purpose (seeded by --seed)")
+    with torch.random.fork_rng(devices=[]):       # the student's initial weights follow --seed
+        torch.manual_seed(args.seed)
+        student = build_model(args.student, k, args.student_kw, "student")
     if args.student_weights:
         load_into(student, load_weights(args.student_weights, "student"), args.student_weights,
                   "student", args.student)
@@ -92,7 +108,8 @@ def run(args: argparse.Namespace) -> int:
         metadata={"dataset": args.dataset, "split": args.split, "teacher_name": args.teacher,
                   "student_name": args.student, "teacher_weights": args.teacher_weights,
                   "student_weights": args.student_weights,
-                  "untrained_teacher": args.untrained_teacher})
+                  "untrained_teacher": args.untrained_teacher,
+                  "untrained_student": args.untrained_student})
     if args.report:
         report.save(args.report)
     print(report.to_json() if args.json else report)

@@ -35,7 +35,10 @@ def _kv(text: str) -> tuple[str, object]:
 def _pair(text: str) -> tuple[str, str]:
     if "=" not in text:
         raise argparse.ArgumentTypeError(f"expected TEACHER_LAYER=STUDENT_LAYER, got {text!r}")
-    t, s = text.split("=", 1)
+    t, s = (part.strip() for part in text.split("=", 1))
+    if not t or not s:          # an empty module path names the whole model (its logits)
+        raise argparse.ArgumentTypeError(f"expected two module names, e.g. layer3=layer3, got "
+                                         f"{text!r}")
     return t, s
 
 
@@ -85,7 +88,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--seed", type=int, default=0,
                    help="seed of the models' initial weights, the data split and order")
-    p.add_argument("--out", help="output folder (metrics.csv/json, checkpoint.pt)")
+    p.add_argument("--out", help="output folder (metrics.csv/json, checkpoint.pt); one that "
+                   "already holds a checkpoint.pt needs --resume or --overwrite")
+    p.add_argument("--overwrite", action="store_true",
+                   help="start afresh in an --out folder that holds an earlier run")
     p.add_argument("--resume", help="checkpoint to resume from")
     p.add_argument("--save-student", help="write the student's state_dict here at the end")
     p.add_argument("--no-progress", action="store_true")
@@ -105,6 +111,33 @@ def _check_output_file(path: str, flag: str) -> None:
     if not file.parent.is_dir():
         raise fail(flag, f"the folder {file.parent} of {file} does not exist", "Create it "
                    "first, or pass a path in an existing folder")
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Refuse, before training, outputs that would destroy a file the run depends on or an
+    earlier run: ``--save-student`` onto ``--teacher-weights``, ``--resume`` or the run's own
+    checkpoint, and an ``--out`` folder holding a checkpoint without ``--resume`` or
+    ``--overwrite``."""
+    from pathlib import Path
+
+    from pidkit.validation import fail
+
+    out = Path(args.out) if args.out else None
+    if args.save_student:
+        target = Path(args.save_student).resolve()
+        kept = [(flag, Path(path)) for flag, path in (
+            ("--teacher-weights", args.teacher_weights), ("--resume", args.resume),
+            ("--out", out / "checkpoint.pt" if out else None)) if path]
+        for flag, path in kept:
+            if path.resolve() == target:
+                raise fail("--save-student", f"{args.save_student} is the file of {flag}, "
+                           "which it would overwrite", "Save the student to another file")
+        _check_output_file(args.save_student, "--save-student")
+    if out is not None and (out / "checkpoint.pt").exists() and not (args.resume or
+                                                                      args.overwrite):
+        raise fail("--out", f"{out} holds an earlier run (checkpoint.pt), which this run would "
+                   "overwrite", f"Continue it with --resume {out / 'checkpoint.pt'}, pass "
+                   "another --out, or --overwrite to start afresh")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -130,8 +163,7 @@ def run(args: argparse.Namespace) -> int:
                                          kind=args.nuisance_kind, scale=args.nuisance_scale,
                                          seed=args.teacher_seed)
     student = build_model(args.student, k, args.student_kw, "student")
-    if args.save_student:
-        _check_output_file(args.save_student, "--save-student")
+    _check_outputs(args)
     result = distill(
         teacher, student, train, method=args.method, layers=args.layer, val_data=test,
         resume=args.resume, method_options=dict(args.option), epochs=args.epochs,
