@@ -72,12 +72,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    from pidkit.validation import fail
+
     from .. import data
     from ..audits import audit
     from ..models import resolve_device
     from ._models import build_model, build_teacher, load_into, load_weights
-
-    from pidkit.validation import fail
 
     train, test = data.get_dataset(args.dataset, args.root, seed=args.seed)
     k = data.num_classes_of([train, test])
