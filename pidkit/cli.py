@@ -15,6 +15,7 @@ import io
 import json
 import math
 import os
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -36,6 +37,8 @@ USAGE_ERROR = 2
 
 #: Largest integer code a CSV may hold (numpy's int64).
 MAX_CODE = 2**63 - 1
+#: What a code in a CSV cell may look like: ASCII digits with an optional sign.
+_ASCII_INTEGER = re.compile(r"[+-]?[0-9]+")
 
 #: Library argument -> the command-line option it comes from, for error messages.
 _OPTIONS = {"base": "--base", "target": "--target", "sources": "--sources",
@@ -119,11 +122,16 @@ def _encoding(name: str) -> str:
     """The codec for ``--encoding``: UTF-8 always as ``utf-8-sig``, which drops the byte-order
     mark Excel writes at the start of "CSV UTF-8" files."""
     try:
-        codec = codecs.lookup(name).name
+        info = codecs.lookup(name)
     except LookupError:
         raise _CLIError(f"--encoding: unknown encoding {name!r}; use e.g. utf-8, latin-1 or "
                         f"cp1252") from None
-    return "utf-8-sig" if codec in ("utf-8", "utf-8-sig") else codec
+    try:                # bytes-to-bytes codecs (base64, zlib) and rot13 are not text encodings
+        "a,b".encode(info.name).decode(info.name)
+    except (LookupError, UnicodeError):
+        raise _CLIError(f"--encoding: {name!r} is not a text encoding; use e.g. utf-8, "
+                        f"latin-1 or cp1252") from None
+    return "utf-8-sig" if info.name in ("utf-8", "utf-8-sig") else info.name
 
 
 def _decode(path: Path, data: bytes, encoding: str) -> str:
@@ -143,6 +151,9 @@ def _decode(path: Path, data: bytes, encoding: str) -> str:
                         f"0x{data[exc.start]:02x} at position {column}); save the file as CSV "
                         f"UTF-8, or pass its encoding, e.g. --encoding latin-1 or --encoding "
                         f"cp1252") from None
+    except UnicodeError as exc:    # codecs that do not say where (punycode)
+        raise _CLIError(f"{path}: cannot be decoded as {encoding} ({exc}); save the file as "
+                        f"CSV UTF-8, or pass its encoding, e.g. --encoding latin-1") from None
 
 
 def _read_csv(path: Path, encoding: str = "utf-8",
@@ -158,6 +169,9 @@ def _read_csv(path: Path, encoding: str = "utf-8",
     if not rows:
         raise _CLIError(f"{path}: the file is empty; expected a header row and samples")
     header = [h.strip() for h in rows[0][1]]
+    if not all(header):
+        raise _CLIError(f"{path}: the header has an empty column name ({header}); name every "
+                        f"column")
     if len(set(header)) != len(header):
         raise _CLIError(f"{path}: the header repeats a column name ({header})")
     if len(rows) < 2:
@@ -181,10 +195,12 @@ def _column(rows: list[tuple[int, list[str]]], index: int, name: str,
         if not text:
             raise _CLIError(f"{where} is empty; fill in or drop the samples with missing values")
         try:
+            if not _ASCII_INTEGER.fullmatch(text):   # int() also takes 1_0 and other scripts'
+                raise ValueError(text)               # digits (Arabic-Indic, ...)
             value = int(text)
         except ValueError:
             digits = text.lstrip("+-")
-            if digits.isdigit():  # longer than Python converts (4300 digits)
+            if digits.isdigit() and digits.isascii():  # longer than Python converts (4300)
                 raise _CLIError(f"{where}: {text[:20]}... is too large for a code; re-code "
                                 f"the column as 0, 1, 2, ...") from None
             raise _CLIError(f"{where}: {text!r} is not an integer code (code each outcome as "
@@ -261,6 +277,11 @@ def _axis(token: str) -> int:
 
 def _pmf_from_npy(path: Path, target: str | None, sources: Sequence[str] | None):
     try:
+        header = np.load(path, mmap_mode="r", allow_pickle=False)   # reads the header only
+        if isinstance(header, np.ndarray) and header.size > MAX_TABLE_CELLS:
+            raise _CLIError(f"{path}: holds {header.size:.3g} values (shape {header.shape}), "
+                            f"more than {MAX_TABLE_CELLS:,}; is it the pmf?")
+        del header
         p = np.load(path, allow_pickle=False)
     except (ValueError, EOFError) as exc:
         raise _CLIError(f"{path}: cannot read the array ({exc}); save a numeric array with "

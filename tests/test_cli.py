@@ -309,3 +309,31 @@ def test_demo_refuses_a_gate_no_chosen_measure_is_defined_on(capsys):
     captured = capsys.readouterr()
     assert captured.out == ""
     assert "gate PARITY3 has 3 sources (proj at most 2)" in captured.err
+
+
+@pytest.mark.parametrize(("cell", "header"), [("1_0", "a,b,y"), ("\u0661", "a,b,y"),
+                                              ("1", "a,,y")])
+def test_csv_codes_are_ascii_integers_and_columns_have_names(tmp_path, capsys, cell, header):
+    # int() reads '1_0' as 10 and the Arabic-Indic digit one as 1; an empty name was printed
+    # as a column "" in the result
+    path = tmp_path / "data.csv"
+    path.write_text(f"{header}\n0,1,{cell}\n1,0,1\n", encoding="utf-8")
+    assert main(["pid", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert ("is not an integer code" in err if "," in header.replace(",,", "")
+            else "the header has an empty column name" in err)
+
+
+@pytest.mark.parametrize("encoding", ["rot13", "base64", "zlib"])
+def test_byte_codecs_are_not_text_encodings(tmp_path, capsys, encoding):
+    path = tmp_path / "data.csv"
+    path.write_text("a,b,y\n0,1,1\n1,0,1\n", encoding="utf-8")
+    assert main(["pid", str(path), "--encoding", encoding]) == 2
+    assert f"--encoding: '{encoding}' is not a text encoding" in capsys.readouterr().err
+
+
+def test_npy_larger_than_a_table_is_refused_before_loading(tmp_path, capsys):
+    path = tmp_path / "big.npy"
+    np.lib.format.open_memmap(path, mode="w+", dtype=np.float64, shape=(10**8 + 1,))
+    assert main(["pid", str(path)]) == 2
+    assert "holds 1e+08 values" in capsys.readouterr().err
