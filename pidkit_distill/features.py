@@ -195,6 +195,10 @@ class FeatureHooks:
         return hook
 
     def __enter__(self) -> FeatureHooks:
+        if self._handles:           # entered again while active: a second set would leak
+            raise fail("FeatureHooks", "is already active (entered twice)", "Use one `with` "
+                       "block per FeatureHooks object, or create another for a nested pass",
+                       kind=PIDTypeError)
         for spec, module, index in self._targets:
             self._handles.append(module.register_forward_hook(self._hook(spec, index)))
         return self

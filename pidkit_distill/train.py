@@ -445,7 +445,7 @@ def read_saved(path: str | os.PathLike, spec: SavedFile = CHECKPOINT_FILE,
     try:
         return torch.load(file, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
-        if "Unsupported global" in str(exc):
+        if "unsupported global" in str(exc).lower():    # torch 2.13: "unsupported GLOBAL"
             raise error("holds objects other than tensors and plain data, which are never "
                         "unpickled (weights_only=True)", f"Only load files written by "
                         f"{spec.writer}; pidkit_distill never unpickles code") from exc

@@ -471,3 +471,20 @@ def test_a_single_audited_class_with_a_two_class_fit_is_zero_on_the_gaussian_rou
     # two classes still give a positive I(Y;T) (the features depend on the labels)
     assert pd.audit_features(y, t, s, estimator="gaussian", ci=None,
                              n_perm=0)[0].values["mi_teacher"] > 0.1
+
+
+def test_feature_hooks_entered_twice_and_report_names_with_folders(tmp_path):
+    from pidkit_distill.features import FeatureHooks
+
+    model = _mlp()
+    hooks = FeatureHooks(model, ["layer1"])
+    with hooks:
+        with pytest.raises(PIDTypeError, match=r"^FeatureHooks: is already active"), hooks:
+            pass
+    assert not model.layer1._forward_hooks        # none left behind
+    y, t, s = _features()
+    report = pd.audit_features(y, t, s, estimator="gaussian", ci=None, n_perm=0)
+    for name in ("../escaped", "sub/x", "", ".."):
+        with pytest.raises(PIDValueError, match=r"^name: must be a plain file name"):
+            report.save(tmp_path / "out", name=name)
+    assert not (tmp_path / "escaped.json").exists()

@@ -335,3 +335,40 @@ def test_layer_pairs_need_two_module_names(pair, capsys):
                       "--layer", pair])
     assert stop.value.code == 2
     assert "expected two module names" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("seed", ["-1", str(2**32), "x"])
+def test_seeds_are_checked_by_the_parser(seed, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(TRAIN + ["--seed", seed])
+    assert stop.value.code == 2 and "--seed" in capsys.readouterr().err
+
+
+def test_sizes_torch_refuses_and_a_report_path_that_is_a_file(tmp_path, capsys):
+    assert main(TRAIN + ["--student-kw", "hidden=[-1]"]) == 2
+    assert "cannot be built with" in _one_line_error(capsys, "train", "--student-kw")
+    report = tmp_path / "report.txt"
+    report.write_text("x")
+    args = AUDIT + ["--teacher", "digits_mlp", "--untrained-teacher", "--untrained-student",
+                    "--report", str(report)]
+    assert main(args) == 2            # before the audit runs
+    assert "is a file, not a folder" in _one_line_error(capsys, "audit", "--report")
+
+
+class _Shell:
+    """Pickles as a call of os.system: loading it without weights_only would run a command."""
+
+    def __reduce__(self):
+        import os
+
+        return os.system, ("touch /nonexistent/pidkit-ran-code",)
+
+
+def test_a_weights_file_that_would_run_code_is_named_so(tmp_path, capsys):
+    # torch 2.13 words it "unsupported GLOBAL posix.system": it was reported as corrupted
+    path = tmp_path / "evil.pt"
+    torch.save({"x": _Shell()}, path)
+    args = TRAIN + ["--teacher", "digits_mlp", "--teacher-weights", str(path)]
+    assert main(args) == 2
+    assert "holds objects other than tensors" in _one_line_error(capsys, "train",
+                                                                 "--teacher-weights")

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pidkit.errors import PIDTypeError
+from pidkit.errors import PIDTypeError, PIDValueError
 from pidkit.estimate.uncertainty import INTERVAL_NAMES
 from pidkit.result import to_plain, unit_name
 from pidkit.validation import fail
@@ -490,7 +490,15 @@ class AuditReport:
         """Write ``name.json``, ``name.csv``, ``name.png``, ``name.md`` (figure linked) and
         ``name.html`` (self-contained, figure embedded) into ``directory``; returns their paths.
         """
+        if not isinstance(name, str) or not name or Path(name).name != name or name in (".", ".."):
+            raise fail("name", "must be a plain file name (no folders, not empty)", "Put "
+                       "folders into `directory`, e.g. save('runs/audit', name='epoch_10')",
+                       repr(name),
+                       kind=PIDTypeError if not isinstance(name, str) else PIDValueError)
         directory = Path(directory)
+        if directory.exists() and not directory.is_dir():
+            raise fail("directory", f"{directory} is a file, not a folder", "Pass a folder path "
+                       "(it is created if missing)")
         directory.mkdir(parents=True, exist_ok=True)
         paths = {ext: directory / f"{name}.{ext}" for ext in ("json", "csv", "png", "md", "html")}
         self.to_json(paths["json"])

@@ -43,6 +43,9 @@ def build_model(name: str, num_classes: int, kw: list[tuple[str, Any]], role: st
         return models.untrained_teacher(name, seed, num_classes, **options)
     except PIDKitError:
         raise
+    except RuntimeError as exc:        # torch refusing the sizes (hidden=[-1], width=-1)
+        raise fail(_flag(role, "kw"), f"model {name!r} cannot be built with {options} ({exc})",
+                   "Pass positive sizes") from exc
     except (TypeError, ValueError) as exc:
         accepted = _factory_options(name)
         raise fail(_flag(role, "kw"), f"model {name!r} does not accept {options} ({exc})",

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import argparse
 
-from .train import _kv, _pair
+from .train import _kv, _pair, _seed
 
 NAME = "audit"
 HELP = "knowledge audit of a teacher and a student: Red, Uni, Syn per layer pair, with CIs"
@@ -39,7 +39,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "required unless --untrained-teacher")
     p.add_argument("--untrained-teacher", action="store_true",
                    help="random-init teacher (seed --teacher-seed) instead of weights")
-    p.add_argument("--teacher-seed", type=int, default=0)
+    p.add_argument("--teacher-seed", type=_seed, default=0)
     p.add_argument("--student", required=True, help="student model name or module:function")
     p.add_argument("--student-kw", type=_kv, action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--student-weights", help="student state_dict or trainer checkpoint; "
@@ -61,7 +61,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--interval", choices=("normal", "basic", "percentile"),  # engine's INTERVALS
                    default="normal",  # = audits.run.DEFAULT_INTERVAL
                    help="bootstrap interval kind (see pidkit.estimate.uncertainty)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_seed, default=0)
     p.add_argument("--max-fit-samples", type=int, default=10_000)
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--device", default="cpu")
@@ -70,6 +70,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     import torch
 
     from pidkit.validation import fail
@@ -79,6 +81,9 @@ def run(args: argparse.Namespace) -> int:
     from ..models import resolve_device
     from ._models import build_model, build_teacher, load_into, load_weights
 
+    if args.report and Path(args.report).exists() and not Path(args.report).is_dir():
+        raise fail("--report", f"{args.report} is a file, not a folder", "Pass a folder path "
+                   "(created if missing)")          # checked now, not after the audit ran
     train, test = data.get_dataset(args.dataset, args.root, seed=args.seed)
     k = data.num_classes_of([train, test])
     split = {"train": train, "test": test}

@@ -32,6 +32,17 @@ def _kv(text: str) -> tuple[str, object]:
         return key, value
 
 
+def _seed(text: str) -> int:
+    """A seed for torch, numpy and scikit-learn alike: an integer in ``[0, 2**32)``."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"expected an integer in [0, 2**32), got {value}")
+    return value
+
+
 def _pair(text: str) -> tuple[str, str]:
     if "=" not in text:
         raise argparse.ArgumentTypeError(f"expected TEACHER_LAYER=STUDENT_LAYER, got {text!r}")
@@ -53,7 +64,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "required with --teacher unless --untrained-teacher")
     p.add_argument("--untrained-teacher", action="store_true",
                    help="random-init frozen teacher (seed --teacher-seed) instead of weights")
-    p.add_argument("--teacher-seed", type=int, default=0)
+    p.add_argument("--teacher-seed", type=_seed, default=0)
     p.add_argument("--nuisance-channels", type=int, default=0,
                    help="append this many random channels G to each teacher layer")
     p.add_argument("--nuisance-kind", choices=("noise", "random_features"), default="noise",
@@ -86,7 +97,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--grad-clip", type=float, default=100.0)
     p.add_argument("--amp", action="store_true")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--seed", type=int, default=0,
+    p.add_argument("--seed", type=_seed, default=0,
                    help="seed of the models' initial weights, the data split and order")
     p.add_argument("--out", help="output folder (metrics.csv/json, checkpoint.pt); one that "
                    "already holds a checkpoint.pt needs --resume or --overwrite")
