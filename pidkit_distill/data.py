@@ -126,8 +126,8 @@ def _load_python_batch(path: Path) -> dict:
     data = path.read_bytes()
     try:
         obj = _ArrayOnlyUnpickler(io.BytesIO(data), encoding="bytes").load()
-    except pickle.UnpicklingError as exc:
-        raise fail("root", f"{path} is not a plain CIFAR pickle ({exc})",
+    except (pickle.UnpicklingError, EOFError) as exc:
+        raise fail("root", f"{path} is not a plain CIFAR pickle ({exc or 'empty'})",
                    "Use the official CIFAR files (or the binary version)") from exc
     if not isinstance(obj, dict):
         raise fail("root", f"{path} does not hold a dict", "Use the official CIFAR files")
@@ -161,7 +161,8 @@ def _read_cifar(root: Path, variant: int, train: bool, fmt: str) -> tuple[np.nda
                 raise fail("root", f"{path} has {raw.size} bytes, not a multiple of {record}",
                            "The file is truncated or not CIFAR-{variant} binary")
             raw = raw.reshape(-1, record)
-            labels.append(raw[:, nlabel - 1].astype(np.int64))  # fine label is the last byte
+            labels.append(_checked_labels(raw[:, nlabel - 1].astype(np.int64), len(raw),
+                                          variant, path))      # fine label is the last byte
             images.append(raw[:, nlabel:].reshape(-1, 3, 32, 32))
         return np.concatenate(images), np.concatenate(labels)
     if fmt == "python":
@@ -172,11 +173,35 @@ def _read_cifar(root: Path, variant: int, train: bool, fmt: str) -> tuple[np.nda
                 raise fail("root", f"missing CIFAR file {path}", f"Point root at the folder "
                            f"holding {pdir}/ (never downloaded by pidkit_distill)")
             batch = _load_python_batch(path)
-            images.append(np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
-            labels.append(np.asarray(batch[key], dtype=np.int64))
+            if not isinstance(batch, dict) or "data" not in batch or key not in batch:
+                raise fail("root", f"{path} is not a CIFAR-{variant} python batch (a dict with "
+                           f"'data' and {key!r})", "Use the files of the CIFAR python archive")
+            data = np.asarray(batch["data"], dtype=np.uint8)
+            if data.ndim != 2 or data.shape[1] != 3072:
+                raise fail("root", f"{path} holds data of shape {data.shape}, not (N, 3072)",
+                           "The file is damaged or not a CIFAR batch")
+            images.append(data.reshape(-1, 3, 32, 32))
+            labels.append(_checked_labels(np.asarray(batch[key], dtype=np.int64).reshape(-1),
+                                          len(data), variant, path))
         return np.concatenate(images), np.concatenate(labels)
     raise fail("root", f"no CIFAR-{variant} data under {root}",
                f"Put {bdir}/ (binary) or {pdir}/ (python) there; pidkit_distill never downloads")
+
+
+def _checked_labels(labels: np.ndarray, n_images: int, variant: int, path: Path) -> np.ndarray:
+    """The labels of one CIFAR file, checked: one per image, at least one image, each in
+    ``[0, variant)`` (a damaged file otherwise gives a wrong class count or an index error
+    later)."""
+    if n_images == 0:
+        raise fail("root", f"{path} holds no images", "The file is empty or damaged")
+    if len(labels) != n_images:
+        raise fail("root", f"{path} holds {len(labels)} labels for {n_images} images",
+                   "The file is damaged or not a CIFAR batch")
+    bad = labels[(labels < 0) | (labels >= variant)]
+    if bad.size:
+        raise fail("root", f"{path} holds labels outside [0, {variant}) (e.g. {int(bad[0])})",
+                   f"The file is damaged or not CIFAR-{variant}")
+    return labels
 
 
 class CIFAR(Dataset):
@@ -238,14 +263,21 @@ def load_cifar(root: str | Path, variant: int = 10, augment: bool = False,
 # ----------------------------------------------------------------------------- helpers
 def dataset_targets(dataset: Dataset) -> torch.Tensor:
     """Labels of a data set as an int64 tensor (``targets`` attribute, TensorDataset, Subset,
-    or by iterating)."""
+    or by iterating), by the labels rule of :mod:`pidkit_distill.labels` (whole-number floats
+    are converted exactly; fractional ones are refused, never truncated)."""
+    from .labels import as_class_labels
+
     if isinstance(dataset, Subset):
         return dataset_targets(dataset.dataset)[torch.as_tensor(dataset.indices)]
     if hasattr(dataset, "targets"):
-        return torch.as_tensor(dataset.targets, dtype=torch.int64)
-    if isinstance(dataset, TensorDataset):
-        return dataset.tensors[1].long()
-    return torch.as_tensor([int(dataset[i][1]) for i in range(len(dataset))])
+        raw = dataset.targets
+    elif isinstance(dataset, TensorDataset):
+        raw = dataset.tensors[1]
+    else:
+        raw = [dataset[i][1] for i in range(len(dataset))]
+        raw = torch.stack([torch.as_tensor(v) for v in raw]) if raw else torch.zeros(0)
+    raw = raw.detach().cpu() if torch.is_tensor(raw) else torch.as_tensor(np.asarray(raw))
+    return as_class_labels(raw, "dataset labels")
 
 
 def subset_per_class(dataset: Dataset, n_per_class: int, seed: int = 0) -> Subset:
@@ -304,6 +336,8 @@ def semi_supervised(dataset: Dataset, labels_per_class: int,
     """
     from .losses.base import UNLABELLED
 
+    unlabelled = (None if unlabelled_per_class is None
+                  else check_int(unlabelled_per_class, "unlabelled_per_class", 0))
     labelled = subset_per_class(dataset, labels_per_class, seed)
     targets = dataset_targets(dataset)
     taken = torch.zeros(len(targets), dtype=torch.bool)
@@ -313,7 +347,7 @@ def semi_supervised(dataset: Dataset, labels_per_class: int,
     for c in torch.unique(targets).tolist():
         idx = torch.nonzero((targets == c) & ~taken).flatten()
         idx = idx[torch.randperm(len(idx), generator=g)]
-        extra.append(idx if unlabelled_per_class is None else idx[:int(unlabelled_per_class)])
+        extra.append(idx if unlabelled is None else idx[:unlabelled])
     order = [*labelled.indices, *torch.sort(torch.cat(extra)).values.tolist()]
     xs = torch.stack([torch.as_tensor(dataset[i][0]) for i in order])
     ys = targets[torch.as_tensor(order, dtype=torch.long)].clone()

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
+from torch.utils.data import TensorDataset
 
 from pidkit.errors import PIDTypeError, PIDValueError
 from pidkit_distill import data, models
@@ -103,6 +104,47 @@ def test_cifar_missing_or_truncated(tmp_path):
         data.CIFAR(tmp_path, 10, train=False)
     with pytest.raises(PIDValueError, match="root"):
         data.get_dataset("cifar10")
+
+
+def test_damaged_cifar_files_are_refused(tmp_path):
+    # a label byte of 200 gave 201 classes, an empty file an empty test set, 15 labels for 10
+    # images an index error later
+    _write_binary(tmp_path, 10)
+    binary = tmp_path / "cifar-10-batches-bin" / "test_batch.bin"
+    record = bytearray(binary.read_bytes())
+    record[0] = 200
+    binary.write_bytes(bytes(record))
+    with pytest.raises(PIDValueError, match=r"labels outside \[0, 10\) \(e\.g\. 200\)"):
+        data.CIFAR(tmp_path, 10, train=False)
+    binary.write_bytes(b"")
+    with pytest.raises(PIDValueError, match="holds no images"):
+        data.CIFAR(tmp_path, 10, train=False)
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    cases = [({b"data": _images(10, 0).reshape(10, -1), b"labels": [1] * 15}, "15 labels for 10"),
+             ({b"data": _images(2, 0).reshape(2, -1), b"labels": [0, -2]}, "outside"),
+             ({b"labels": [0]}, "a dict with 'data'"),
+             ({b"data": np.zeros((2, 5), np.uint8), b"labels": [0, 1]}, "not \\(N, 3072\\)")]
+    for batch, match in cases:
+        (folder / "test_batch").write_bytes(pickle.dumps(batch, protocol=2))
+        with pytest.raises(PIDValueError, match=match):
+            data.CIFAR(tmp_path, 10, train=False, fmt="python")
+    (folder / "test_batch").write_bytes(b"")
+    with pytest.raises(PIDValueError, match="not a plain CIFAR pickle"):
+        data.CIFAR(tmp_path, 10, train=False, fmt="python")
+
+
+def test_label_and_count_arguments_are_never_altered():
+    train, _ = data.load_digits()
+    with pytest.raises(PIDValueError, match=r"^unlabelled_per_class: must be >= 0"):
+        data.semi_supervised(train, 2, -1)          # sliced idx[:-1]: one sample fewer
+    with pytest.raises(PIDTypeError, match=r"^unlabelled_per_class: must be an integer"):
+        data.semi_supervised(train, 2, 2.7)         # became 2
+    fractional = TensorDataset(torch.zeros(3, 2), torch.tensor([0.5, 1.7, 2.0]))
+    with pytest.raises(PIDValueError, match=r"not whole numbers"):
+        data.dataset_targets(fractional)            # truncated to [0, 1, 2]
+    whole = TensorDataset(torch.zeros(3, 2), torch.tensor([0.0, 1.0, 2.0]))
+    assert data.dataset_targets(whole).tolist() == [0, 1, 2]
 
 
 def test_digits_mnist1d_and_subsets():
