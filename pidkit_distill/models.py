@@ -25,6 +25,7 @@ initialised frozen teacher with a fixed seed (the paper's "ut" nuisance teacher)
 from __future__ import annotations
 
 import importlib
+import math
 import re
 from collections.abc import Callable, Sequence
 
@@ -33,7 +34,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from pidkit.errors import PIDTypeError
-from pidkit.validation import fail
+from pidkit.validation import check_int, fail
 
 from .features import FeatureHooks
 
@@ -316,13 +317,22 @@ class NuisanceTeacher(nn.Module):
         if kind not in ("noise", "random_features"):
             raise fail("kind", "is not a known nuisance kind", "Use 'noise' or 'random_features'",
                        kind)
+        if not math.isfinite(float(scale)):
+            raise fail("scale", "must be finite", "Pass the nuisance channels' scale, e.g. 1.0",
+                       scale)
         self.teacher = freeze(teacher)
         self.source_layers = tuple(layers) if layers is not None else default_layers(teacher)
         n = len(self.source_layers)
+        known = dict(teacher.named_modules())
+        missing = [name for name in self.source_layers if not name or name not in known]
+        if missing:
+            raise fail("layers", f"names modules the teacher does not have: {missing}",
+                       "Use names of teacher.named_modules() (e.g. its feature_layers)")
         self.channels = [channels] * n if isinstance(channels, int) else list(channels)
         if len(self.channels) != n:
             raise fail("channels", f"has {len(self.channels)} entries for {n} layers",
                        "Give one channel count per layer or a single int")
+        self.channels = [check_int(c, "channels", 1) for c in self.channels]
         self.kind, self.scale, self.seed = kind, float(scale), int(seed)
         self.taps = nn.ModuleList(_Tap() for _ in range(n))
         self.feature_layers = tuple(f"taps.{i}" for i in range(n))

@@ -1251,10 +1251,20 @@ class Trainer:
         if not self.is_main:
             return
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.is_dir():
+            raise fail("path", f"{path} is a folder", "Pass a file path, e.g. "
+                       f"{path / 'checkpoint.pt'}")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise fail("path", f"its folder {path.parent} cannot be created ({err.strerror})",
+                       "Pass a path in a folder you can write to") from err
         tmp = path.with_suffix(path.suffix + ".tmp")
-        torch.save(self.state_dict(), tmp)
-        os.replace(tmp, path)
+        try:
+            torch.save(self.state_dict(), tmp)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)     # no half-written file left behind on failure
 
     def load_checkpoint(self, path: str | os.PathLike) -> None:
         """Resume from a file written by :meth:`save_checkpoint` (``weights_only=True``)."""

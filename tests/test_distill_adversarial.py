@@ -488,3 +488,34 @@ def test_feature_hooks_entered_twice_and_report_names_with_folders(tmp_path):
         with pytest.raises(PIDValueError, match=r"^name: must be a plain file name"):
             report.save(tmp_path / "out", name=name)
     assert not (tmp_path / "escaped.json").exists()
+
+
+def test_nuisance_teacher_settings_and_checkpoint_paths(tmp_path):
+    teacher = pd.models.get_model("digits_cnn", width=4)
+    for kwargs, match in [({"scale": float("nan")}, r"^scale: must be finite"),
+                          ({"channels": 0}, r"^channels: must be >= 1"),
+                          ({"layers": ["nosuch"]}, r"^layers: names modules the teacher does "
+                                                   r"not have: \['nosuch'\]")]:
+        with pytest.raises(PIDValueError, match=match):
+            pd.models.NuisanceTeacher(teacher, **kwargs)
+    trainer = pd.Trainer(_mlp(), _mlp((6, 4)), _data(), method="kd", progress=False)
+    folder = tmp_path / "existing"
+    folder.mkdir()
+    with pytest.raises(PIDValueError, match=r"^path: .* is a folder"):
+        trainer.save_checkpoint(folder)
+    assert not (tmp_path / "existing.tmp").exists()      # no stray full checkpoint
+    trainer.save_checkpoint(tmp_path / "ok.pt")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["existing", "ok.pt"]
+
+
+def test_audit_callback_settings_fail_before_training(tmp_path):
+    # pair=9 and out_dir=<a file> were accepted, then crashed after the first epoch's audit
+    file = tmp_path / "a_file"
+    file.write_text("x")
+    for kwargs, kind, match in [
+            ({"pair": -1}, PIDTypeError, r"^pair: must be a layer pair's index"),
+            ({"pair": 9, "layers": [("layer1", "layer1")]}, PIDValueError,
+             r"^pair: is 9 but layers has 1 pair"),
+            ({"out_dir": file}, PIDValueError, r"^out_dir: .* is a file, not a folder")]:
+        with pytest.raises(kind, match=match):
+            pd.AuditCallback(**kwargs)

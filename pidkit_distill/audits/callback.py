@@ -35,6 +35,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+from pidkit.errors import PIDTypeError
 from pidkit.validation import fail
 
 from .curves import AuditHistory
@@ -100,6 +101,16 @@ class AuditCallback:
             from ..batches import check_data
 
             check_data(data, "data")
+        if isinstance(pair, bool) or not isinstance(pair, (int, str)) or (
+                isinstance(pair, int) and pair < 0):
+            raise fail("pair", "must be a layer pair's index (>= 0) or its name",
+                       "Pass e.g. pair=0 (the first pair)", pair, kind=PIDTypeError)
+        if isinstance(pair, int) and layers is not None and pair >= len(layers):
+            raise fail("pair", f"is {pair} but layers has {len(layers)} pair(s)",
+                       f"Pass an index below {len(layers)}", pair)
+        if out_dir is not None and Path(out_dir).exists() and not Path(out_dir).is_dir():
+            raise fail("out_dir", f"{out_dir} is a file, not a folder", "Pass a folder path "
+                       "(created if missing)")
         self.data = data
         self.every = every
         self.layers = layers
@@ -139,6 +150,9 @@ class AuditCallback:
                        "Pass AuditCallback(data=...) or distill(..., val_data=...)")
         distilled = list(zip(trainer.teacher_layers, trainer.student_layers, strict=True))
         layers = self.layers or distilled or None
+        if isinstance(self.pair, int) and layers and self.pair >= len(layers):
+            raise fail("pair", f"is {self.pair} but the audited layers hold {len(layers)} "
+                       "pair(s)", f"Pass an index below {len(layers)}", self.pair)
         config = trainer.config
         keys = {"input_key": getattr(config, "input_key", None),
                 "label_key": getattr(config, "label_key", None)}
