@@ -24,6 +24,7 @@ initialised frozen teacher with a fixed seed (the paper's "ut" nuisance teacher)
 
 from __future__ import annotations
 
+import functools
 import importlib
 import math
 import re
@@ -97,23 +98,35 @@ def get_model(name: str, num_classes: int = 10, **kwargs) -> nn.Module:
     if not isinstance(name, str):
         raise fail("name", "must be a model name string", f"Use one of {available_models()}",
                    name, kind=PIDTypeError)
+    num_classes = check_int(num_classes, "num_classes", 2)
     key = name.lower()
     wrn = re.fullmatch(r"wrn-(\d+)-(\d+)", key)
     if wrn:
-        return WideResNet(int(wrn.group(1)), int(wrn.group(2)), num_classes=num_classes, **kwargs)
-    if key.startswith("torchvision:"):
+        factory = functools.partial(WideResNet, int(wrn.group(1)), int(wrn.group(2)))
+    elif key.startswith("torchvision:"):
         return _torchvision_model(name.split(":", 1)[1], num_classes, **kwargs)
-    if key in _REGISTRY:
-        return _REGISTRY[key](num_classes=num_classes, **kwargs)
-    if ":" in name:
+    elif key in _REGISTRY:
+        factory = _REGISTRY[key]
+    elif ":" in name:
         module_name, func_name = name.split(":", 1)
         try:
             factory = getattr(importlib.import_module(module_name), func_name)
-        except (ImportError, AttributeError) as exc:
+        except (ImportError, AttributeError, ValueError) as exc:
             raise fail("name", f"cannot import factory {name!r} ({exc})",
                        "Give an importable 'package.module:function'") from exc
+        if not callable(factory):
+            raise fail("name", f"{name!r} is not a function", "Give an importable "
+                       "'package.module:function' that builds the model", kind=PIDTypeError)
+    else:
+        raise fail("name", "is not a known model", f"Use one of {available_models()}", name)
+    try:
         return factory(num_classes=num_classes, **kwargs)
-    raise fail("name", "is not a known model", f"Use one of {available_models()}", name)
+    except TypeError as exc:            # an option the factory does not take, or twice
+        raise fail("kwargs", f"model {name!r} does not accept {kwargs} ({exc})", "See the "
+                   "factory's signature for its options", kind=PIDTypeError) from exc
+    except RuntimeError as exc:         # torch refusing the sizes (width=-1)
+        raise fail("kwargs", f"model {name!r} cannot be built with {kwargs} ({exc})",
+                   "Pass positive sizes") from exc
 
 
 def _torchvision_model(arch: str, num_classes: int, **kwargs) -> nn.Module:
@@ -143,8 +156,16 @@ def default_layers(model: nn.Module) -> tuple[str, ...]:
     return tuple(layers)
 
 
+def _check_module(model: object, name: str) -> None:
+    """Refuse an argument that is not a torch module, naming it."""
+    if not isinstance(model, nn.Module):
+        raise fail(name, f"is a {type(model).__name__}, not a torch.nn.Module", "Pass the "
+                   "network (an nn.Module)", kind=PIDTypeError)
+
+
 def freeze(model: nn.Module) -> nn.Module:
     """Put ``model`` in eval mode and turn off gradients of all its parameters (in place)."""
+    _check_module(model, "model")
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
@@ -197,6 +218,13 @@ def module_device(model: nn.Module, name: str = "model",
     ...
     pidkit.errors.PIDValueError: teacher: has parameters or buffers on the 'meta' device ...
     """
+    _check_module(model, name)
+    if expected is not None:
+        try:
+            expected = torch.device(expected)
+        except (RuntimeError, TypeError) as exc:
+            raise fail("expected", f"is not a device ({exc})", "Pass e.g. 'cpu' or 'cuda:0'",
+                       expected) from exc
     where: dict[torch.device, list[str]] = {}
     for path, tensor in [*model.named_parameters(), *model.named_buffers()]:
         where.setdefault(tensor.device, []).append(path)
@@ -215,7 +243,7 @@ def module_device(model: nn.Module, name: str = "model",
                    f"Put the whole model on one device with {name}.to(device); the trainer "
                    "runs each model on one device (pass device=...)")
     (device,) = where
-    if expected is not None and not _same_device(device, torch.device(expected)):
+    if expected is not None and not _same_device(device, expected):
         raise fail(name, f"is on {device}, not on the requested device {expected}",
                    f"Move it with {name}.to({str(expected)!r}), or request device="
                    f"{str(device)!r}")
@@ -258,6 +286,7 @@ def module_dtype(model: nn.Module) -> torch.dtype | None:
     """The floating-point dtype of ``model``'s parameters (``torch.float32`` after
     ``model.float()``, ``torch.float64`` after ``model.double()``), or ``None`` when it has no
     floating-point parameter or several dtypes (a model mixing precisions by design)."""
+    _check_module(model, "model")
     dtypes = {p.dtype for p in model.parameters() if p.is_floating_point()}
     return dtypes.pop() if len(dtypes) == 1 else None
 
@@ -268,6 +297,9 @@ def untrained_teacher(name: str, seed: int = 0, num_classes: int = 10, **kwargs)
     The global torch RNG is left untouched: initialisation draws from a forked RNG seeded with
     ``seed``, so the same ``(name, seed, kwargs)`` always gives the same weights.
     """
+    seed = check_int(seed, "seed", 0)
+    if seed >= 2**64:
+        raise fail("seed", "must be below 2**64 (torch's seeds)", "Pass a smaller seed", seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = get_model(name, num_classes=num_classes, **kwargs)

@@ -519,3 +519,27 @@ def test_audit_callback_settings_fail_before_training(tmp_path):
             ({"out_dir": file}, PIDValueError, r"^out_dir: .* is a file, not a folder")]:
         with pytest.raises(kind, match=match):
             pd.AuditCallback(**kwargs)
+
+
+def test_model_helpers_name_their_arguments():
+    models = pd.models
+    cases = [(lambda: models.get_model(":"), PIDValueError, r"^name: cannot import factory"),
+             (lambda: models.get_model("pidkit:__version__"), PIDTypeError,
+              r"^name: 'pidkit:__version__' is not a function"),
+             (lambda: models.get_model("digits_cnn", bogus=1), PIDTypeError,
+              r"^kwargs: model 'digits_cnn' does not accept \{'bogus': 1\}"),
+             (lambda: models.get_model("digits_cnn", width=-1), PIDValueError,
+              r"^kwargs: model 'digits_cnn' cannot be built with"),
+             (lambda: models.get_model("digits_cnn", num_classes=0), PIDValueError,
+              r"^num_classes: must be >= 2"),
+             (lambda: models.untrained_teacher("digits_cnn", 2**70), PIDValueError,
+              r"^seed: must be below 2\*\*64"),
+             (lambda: models.module_device("x"), PIDTypeError,
+              r"^model: is a str, not a torch.nn.Module"),
+             (lambda: models.module_device(_mlp(), expected="bogus"), PIDValueError,
+              r"^expected: is not a device"),
+             (lambda: models.freeze("x"), PIDTypeError, r"^model: is a str"),
+             (lambda: models.module_dtype(None), PIDTypeError, r"^model: is a NoneType")]
+    for call, kind, match in cases:
+        with pytest.raises(kind, match=match):
+            call()

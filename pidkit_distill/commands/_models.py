@@ -41,17 +41,25 @@ def build_model(name: str, num_classes: int, kw: list[tuple[str, Any]], role: st
         if seed is None:
             return models.get_model(name, num_classes, **options)
         return models.untrained_teacher(name, seed, num_classes, **options)
-    except PIDKitError:
-        raise
-    except RuntimeError as exc:        # torch refusing the sizes (hidden=[-1], width=-1)
-        raise fail(_flag(role, "kw"), f"model {name!r} cannot be built with {options} ({exc})",
-                   "Pass positive sizes") from exc
+    except PIDKitError as exc:      # get_model's errors about the options: name the flag
+        cause = exc.__cause__
+        if not str(exc).startswith("kwargs:") or cause is None:
+            raise
+        if isinstance(cause, TypeError):
+            raise fail(_flag(role, "kw"), f"model {name!r} does not accept {options} "
+                       f"({cause})", _accepted_advice(name), kind=PIDTypeError) from cause
+        raise fail(_flag(role, "kw"), f"model {name!r} cannot be built with {options} "
+                   f"({cause})", "Pass positive sizes") from cause
     except (TypeError, ValueError) as exc:
-        accepted = _factory_options(name)
         raise fail(_flag(role, "kw"), f"model {name!r} does not accept {options} ({exc})",
-                   f"Accepted options of {name!r}: {accepted}" if accepted else
-                   f"See the signature of the factory of {name!r} (pidkit_distill.models)",
-                   kind=PIDTypeError) from exc
+                   _accepted_advice(name), kind=PIDTypeError) from exc
+
+
+def _accepted_advice(name: str) -> str:
+    """The advice listing the keyword options of the factory of ``name``."""
+    accepted = _factory_options(name)
+    return (f"Accepted options of {name!r}: {accepted}" if accepted else
+            f"See the signature of the factory of {name!r} (pidkit_distill.models)")
 
 
 def _factory_options(name: str) -> str | None:
