@@ -360,7 +360,10 @@ def get_dataset(name: str, root: str | Path | None = None, *, seed: int = 0,
                 **kwargs) -> tuple[Dataset, Dataset]:
     """``(train, test)`` by name: ``"digits"``, ``"mnist1d"``, ``"cifar10"``, ``"cifar100"``.
 
-    ``samples_per_class`` subsamples the training set per class; ``root`` is required for CIFAR.
+    ``samples_per_class`` subsamples the training set per class (drawn with ``seed``); ``root``
+    is required for CIFAR. ``seed`` also draws the digits train/test split; MNIST-1D (the
+    canonical generator seed 42; pass ``seed=`` through ``load_mnist1d`` for another data
+    set) and CIFAR have fixed splits, which ``seed`` does not change.
     """
     key = name.lower().replace("-", "")
     if key == "digits":

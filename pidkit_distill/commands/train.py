@@ -98,7 +98,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--amp", action="store_true")
     p.add_argument("--device", default="cpu")
     p.add_argument("--seed", type=_seed, default=0,
-                   help="seed of the models' initial weights, the data split and order")
+                   help="seed of the models' initial weights, the data order, the digits "
+                   "train/test split and --samples-per-class (MNIST-1D and CIFAR have fixed "
+                   "splits)")
     p.add_argument("--out", help="output folder (metrics.csv/json, checkpoint.pt); one that "
                    "already holds a checkpoint.pt needs --resume or --overwrite")
     p.add_argument("--overwrite", action="store_true",
