@@ -543,3 +543,42 @@ def test_model_helpers_name_their_arguments():
     for call, kind, match in cases:
         with pytest.raises(kind, match=match):
             call()
+
+
+def test_report_and_history_readers_refuse_malformed_files(tmp_path):
+    from pidkit_distill.audits import AuditHistory
+
+    y, t, s = _features()
+    report = pd.audit_features(y, t, s, estimator="gaussian", ci=None, n_perm=0)
+    good = report.to_dict()
+    assert pd.AuditReport.from_dict(good).to_dict() == good
+    pair = good["pairs"][0]
+    broken = [{**good, "base": 1}, {**good, "ci": "abc"}, {**good, "settings": [1]},
+              {**good, "pairs": [{**pair, "values": "abc"}]},
+              {**good, "pairs": [{**pair, "intervals": 5}]}]
+    for data in broken:
+        with pytest.raises(PIDValueError, match=r"^data: is not an audit report"):
+            pd.AuditReport.from_dict(data)
+    with pytest.raises(PIDTypeError, match=r"^text_or_path: is a int"):
+        pd.AuditReport.from_json(5)
+    binary = tmp_path / "binary.json"
+    binary.write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(PIDValueError, match=r"is not a UTF-8 text file"):
+        pd.AuditReport.from_json(binary)
+    history = AuditHistory("kd", [0], [report])
+    path = history.save(tmp_path / "h")["json"]
+    assert AuditHistory.load(path).to_dict() == history.to_dict()
+    for content, match in [(b"\xff\xfe", "is not a JSON file"), (b'{"method": "x"}',
+                           "is not an audit history"), (json_text(good), "is not an audit "
+                                                                          "history")]:
+        path.write_bytes(content)
+        with pytest.raises(PIDValueError, match=match):
+            AuditHistory.load(path)
+    with pytest.raises(PIDValueError, match=r"^path: .* is not a file"):
+        AuditHistory.load(tmp_path)
+
+
+def json_text(data):
+    import json
+
+    return json.dumps(data).encode()

@@ -86,13 +86,30 @@ class AuditHistory:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> AuditHistory:
-        return cls(data["method"], list(data["epochs"]),
-                   [AuditReport.from_dict(r) for r in data["reports"]])
+        """The history :meth:`to_dict` returned; a typed error naming ``data`` otherwise."""
+        try:
+            epochs, reports = list(data["epochs"]), list(data["reports"])
+            if len(epochs) != len(reports):
+                raise ValueError(f"{len(epochs)} epochs for {len(reports)} reports")
+            return cls(str(data["method"]), [int(e) for e in epochs],
+                       [AuditReport.from_dict(r) for r in reports])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise fail("data", f"is not an audit history ({type(exc).__name__}: {exc})",
+                       "Pass what AuditHistory.to_dict() / save() wrote") from exc
 
     @classmethod
     def load(cls, path: str | Path) -> AuditHistory:
         """Read a history written by :meth:`save` (its ``.json`` file)."""
-        return cls.from_dict(json.loads(Path(path).read_text()))
+        file = Path(path)
+        if not file.is_file():
+            raise fail("path", f"{file} is not a file", "Pass the .json file "
+                       "AuditHistory.save() wrote")
+        try:
+            data = json.loads(file.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise fail("path", f"{file} is not a JSON file ({exc})", "Pass the .json file "
+                       "AuditHistory.save() wrote") from exc
+        return cls.from_dict(data)
 
     def rows(self) -> list[dict[str, Any]]:
         """Tidy rows: method, epoch, layer pair, quantity, value, interval bounds, unit."""

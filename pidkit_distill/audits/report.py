@@ -39,7 +39,7 @@ from typing import Any
 from pidkit.errors import PIDTypeError, PIDValueError
 from pidkit.estimate.uncertainty import INTERVAL_NAMES
 from pidkit.result import to_plain, unit_name
-from pidkit.validation import fail
+from pidkit.validation import check_base, fail
 
 __all__ = ["QUANTITIES", "LABELS", "LayerAudit", "AuditReport", "unit_name"]
 
@@ -253,11 +253,22 @@ class AuditReport:
             lacking = missing or f"{list(pair_keys)} in its pairs"
             raise fail("data", f"is not an audit report (missing {lacking})", "Pass what "
                        "AuditReport.to_dict() / to_json() wrote")
-        return cls(pairs=tuple(LayerAudit.from_dict(d) for d in data["pairs"]),
-                   estimator=data["estimator"], settings=data["settings"],
-                   n_samples=data["n_samples"], base=data["base"], ci=data["ci"],
-                   seed=data["seed"], n_fit_samples=data.get("n_fit_samples"),
-                   metadata=data.get("metadata", {}))
+        try:
+            check_base(data["base"])
+            ci = data["ci"]
+            if ci is not None and not 0.0 < float(ci) < 1.0:
+                raise ValueError(f"ci {ci!r} is not in (0, 1)")
+            report = cls(pairs=tuple(LayerAudit.from_dict(d) for d in data["pairs"]),
+                         estimator=data["estimator"], settings=dict(data["settings"]),
+                         n_samples=int(data["n_samples"]), base=float(data["base"]), ci=ci,
+                         seed=data["seed"], n_fit_samples=data.get("n_fit_samples"),
+                         metadata=dict(data.get("metadata", {})))
+            str(report)                 # every entry formats: the table reads them all
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise fail("data", f"is not an audit report (an entry is malformed: "
+                       f"{type(exc).__name__}: {exc})", "Pass what AuditReport.to_dict() / "
+                       "to_json() wrote, unedited") from exc
+        return report
 
     def to_json(self, path: str | Path | None = None, **dump_kwargs: Any) -> str:
         """The report as JSON text; also written to ``path`` when given."""
@@ -270,6 +281,10 @@ class AuditReport:
     @classmethod
     def from_json(cls, text_or_path: str | Path) -> AuditReport:
         """Read a report from JSON text or from a ``.json`` file written by :meth:`to_json`."""
+        if not isinstance(text_or_path, (str, Path)):
+            raise fail("text_or_path", f"is a {type(text_or_path).__name__}, not JSON text or "
+                       "a path", "Pass the text or the path AuditReport.to_json() wrote",
+                       kind=PIDTypeError)
         text = str(text_or_path)
         where = "the JSON text"
         if not text.lstrip().startswith(("{", "[")):
@@ -278,7 +293,11 @@ class AuditReport:
                 raise fail("text_or_path", "is neither JSON text nor an existing file",
                            "Pass the text or the path AuditReport.to_json() wrote",
                            text[:80])
-            where, text = str(path), path.read_text()
+            try:
+                where, text = str(path), path.read_text(encoding="utf-8")
+            except UnicodeDecodeError as exc:
+                raise fail("text_or_path", f"{path} is not a UTF-8 text file", "Pass the "
+                           "file AuditReport.to_json() wrote") from exc
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
