@@ -19,6 +19,7 @@ MNIST-1D ``(1, 40)`` standardised, CIFAR ``(3, 32, 32)`` normalised per channel.
 from __future__ import annotations
 
 import io
+import os
 import pickle
 import random
 from collections.abc import Sequence
@@ -28,6 +29,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Subset, TensorDataset
 
+from pidkit.errors import PIDTypeError
 from pidkit.validation import check_int, fail
 
 __all__ = [
@@ -52,6 +54,12 @@ CIFAR_STD = (0.2470, 0.2435, 0.2616)
 
 def _split(x: np.ndarray, y: np.ndarray, test_size: float, seed: int):
     from sklearn.model_selection import train_test_split
+
+    if isinstance(test_size, bool) or not isinstance(test_size, (int, float)) or not (
+            0.0 < test_size < 1.0):
+        raise fail("test_size", "must be a fraction strictly between 0 and 1",
+                   "Pass e.g. test_size=0.25", test_size)
+    seed = _seed(seed)
 
     xtr, xte, ytr, yte = train_test_split(x, y, test_size=test_size, random_state=seed,
                                           stratify=y)
@@ -84,7 +92,8 @@ def load_mnist1d(num_samples: int = 5000, seed: int = 42,
     from mnist1d.data import get_dataset_args, make_dataset
 
     args = get_dataset_args()
-    args.num_samples, args.seed = int(num_samples), int(seed)
+    # the generator splits 80/20 and needs a sample of every one of the 10 classes in both
+    args.num_samples, args.seed = check_int(num_samples, "num_samples", 50), _seed(seed)
     for key, value in overrides.items():
         if not hasattr(args, key):
             raise fail(key, "is not an MNIST-1D generator argument",
@@ -231,6 +240,9 @@ class CIFAR(Dataset):
                        variant)
         if fmt not in ("auto", "binary", "python"):
             raise fail("fmt", "is not a known format", "Use 'auto', 'binary' or 'python'", fmt)
+        if not isinstance(root, (str, os.PathLike)):
+            raise fail("root", "must be the folder holding the CIFAR files", "Pass a str or "
+                       "pathlib.Path (nothing is downloaded)", root, kind=PIDTypeError)
         images, labels = _read_cifar(Path(root), variant, train, fmt)
         self.data = torch.from_numpy(np.ascontiguousarray(images))
         self.targets = torch.from_numpy(labels)
@@ -261,6 +273,14 @@ def load_cifar(root: str | Path, variant: int = 10, augment: bool = False,
 
 
 # ----------------------------------------------------------------------------- helpers
+def _seed(seed: object) -> int:
+    """A seed for torch, numpy and scikit-learn alike: an integer in ``[0, 2**32)``."""
+    seed = check_int(seed, "seed", 0)
+    if seed >= 2**32:
+        raise fail("seed", "must be below 2**32", "Pass a smaller seed", seed)
+    return seed
+
+
 def dataset_targets(dataset: Dataset) -> torch.Tensor:
     """Labels of a data set as an int64 tensor (``targets`` attribute, TensorDataset, Subset,
     or by iterating), by the labels rule of :mod:`pidkit_distill.labels` (whole-number floats
@@ -285,7 +305,7 @@ def subset_per_class(dataset: Dataset, n_per_class: int, seed: int = 0) -> Subse
     seeded generator (the paper's CIFAR-100 setting uses 100 per class)."""
     n_per_class = check_int(n_per_class, "n_per_class", 1)
     targets = dataset_targets(dataset)
-    g = torch.Generator().manual_seed(seed)
+    g = torch.Generator().manual_seed(_seed(seed))
     chosen = []
     for c in torch.unique(targets).tolist():
         idx = torch.nonzero(targets == c).flatten()
@@ -365,6 +385,9 @@ def get_dataset(name: str, root: str | Path | None = None, *, seed: int = 0,
     canonical generator seed 42; pass ``seed=`` through ``load_mnist1d`` for another data
     set) and CIFAR have fixed splits, which ``seed`` does not change.
     """
+    if not isinstance(name, str):
+        raise fail("name", "must be a data set name", "Use 'digits', 'mnist1d', 'cifar10' or "
+                   "'cifar100'", name, kind=PIDTypeError)
     key = name.lower().replace("-", "")
     if key == "digits":
         train, test = load_digits(seed=seed, **kwargs)
@@ -385,4 +408,7 @@ def get_dataset(name: str, root: str | Path | None = None, *, seed: int = 0,
 
 def num_classes_of(datasets: Sequence[Dataset]) -> int:
     """Number of classes (max label + 1) over the given data sets."""
-    return int(max(int(dataset_targets(d).max()) for d in datasets)) + 1
+    labels = [dataset_targets(d) for d in datasets]
+    if not any(len(t) for t in labels):
+        raise fail("datasets", "hold no labelled sample", "Pass data sets with samples")
+    return int(max(int(t.max()) for t in labels if len(t))) + 1

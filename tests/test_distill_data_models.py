@@ -289,3 +289,21 @@ def test_nuisance_teacher_concatenates_z_and_g(kind):
         _, again = forward_with_features(nuis, x, nuis.feature_layers)
     same = torch.equal(again[0], feats[0])
     assert same == (kind == "random_features")  # noise is redrawn, features are fixed
+
+
+def test_data_helpers_name_their_arguments():
+    train, _ = data.load_digits()
+    empty = TensorDataset(torch.zeros(0, 2), torch.zeros(0, dtype=torch.long))
+    cases = [(lambda: data.load_digits(test_size=0), PIDValueError, r"^test_size: must be a "
+                                                                     r"fraction"),
+             (lambda: data.load_mnist1d(num_samples=3), PIDValueError,
+              r"^num_samples: must be >= 50"),
+             (lambda: data.get_dataset(None), PIDTypeError, r"^name: must be a data set name"),
+             (lambda: data.subset_per_class(train, 2, seed="a"), PIDTypeError,
+              r"^seed: must be an integer"),
+             (lambda: data.num_classes_of([]), PIDValueError, r"^datasets: hold no labelled"),
+             (lambda: data.num_classes_of([empty]), PIDValueError, r"^datasets: hold no"),
+             (lambda: data.CIFAR(None), PIDTypeError, r"^root: must be the folder")]
+    for call, kind, match in cases:
+        with pytest.raises(kind, match=match):
+            call()
