@@ -14,7 +14,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from pidkit.validation import fail
+from pidkit.errors import PIDTypeError, PIDValueError
+from pidkit.validation import check_int, fail
 
 from .features import forward_with_features
 from .models import freeze
@@ -78,6 +79,15 @@ class CachedTeacher(nn.Module):
             raise fail("inputs", "must be a non-empty tensor of samples (N, ...)",
                        "Pass the training inputs, e.g. torch.stack([x for x, _ in dataset])",
                        type(inputs).__name__)
+        batch_size = check_int(batch_size, "batch_size", 1)
+        if isinstance(layers, str) or not all(isinstance(p, str) for p in layers):
+            raise fail("layers", "must be a list of module paths", "Pass e.g. ['layer2', "
+                       "'layer3'] (names of teacher.named_modules())", layers, kind=PIDTypeError)
+        known = dict(teacher.named_modules())
+        missing = [p for p in layers if not p or p not in known]
+        if missing:
+            raise fail("layers", f"names modules the teacher does not have: {missing}",
+                       "Use names of teacher.named_modules(), e.g. teacher.feature_layers")
         self.teacher = freeze(teacher)
         self.layers = list(layers)
         self.feature_layers = tuple(self.layers)
@@ -98,18 +108,30 @@ class CachedTeacher(nn.Module):
 
     def _install(self, path: str) -> None:
         """Put a :class:`_Replay` module at dotted ``path``, creating containers on the way."""
-        *parents, last = path.split(".")
+        parts = path.split(".")
         node: nn.Module = self
-        for name in parents:
+        for depth, name in enumerate(parts):    # the cache's own attributes (teacher, ...)
+            if name not in node._modules and hasattr(node, name) or (
+                    node is self and name == "teacher"):
+                raise fail("layers", f"path {path!r} clashes with the cache's attribute "
+                           f"{name!r}", "Wrap the teacher so that its layer paths do not "
+                           "start with 'teacher' or a torch.nn.Module attribute", path)
+            if depth == len(parts) - 1:
+                break
             if name not in node._modules:
                 node.add_module(name, nn.Module())
             node = node._modules[name]
+        last = parts[-1]
         if last in node._modules:
             raise fail("layers", f"path {path!r} is given twice or nests inside another one",
                        "Pass distinct, non-nested module paths", path)
         node.add_module(last, _Replay())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not isinstance(x, torch.Tensor) or x.dim() < 1 or len(x) == 0:
+            raise fail("x", "must be a non-empty batch tensor (N, ...)", "Pass the inputs the "
+                       "teacher would take", type(x).__name__, kind=PIDTypeError
+                       if not isinstance(x, torch.Tensor) else PIDValueError)
         rows = [self._index.get(key) for key in _row_keys(x)]
         if None in rows:
             logits, feats = forward_with_features(self.teacher, x, self.layers)

@@ -582,3 +582,19 @@ def json_text(data):
     import json
 
     return json.dumps(data).encode()
+
+
+def test_cached_teacher_names_its_arguments():
+    from pidkit_distill.teacher_cache import CachedTeacher
+
+    teacher, x = _mlp(), torch.randn(20, 16)
+    for kwargs, kind, match in [({"batch_size": 0}, PIDValueError, r"^batch_size: must be >= 1"),
+                                ({"layers": [""]}, PIDValueError, r"^layers: names modules"),
+                                ({"layers": ["training"]}, PIDValueError, r"^layers: names "),
+                                ({"layers": "layer1"}, PIDTypeError, r"^layers: must be a list")]:
+        with pytest.raises(kind, match=match):
+            CachedTeacher(teacher, x, **{"layers": ["layer1"], **kwargs})
+    cache = CachedTeacher(teacher, x, ["layer1"], batch_size=7)
+    with pytest.raises(PIDValueError, match=r"^x: must be a non-empty batch"):
+        cache(x[:0])
+    torch.testing.assert_close(cache(x[:5]), teacher(x[:5]))
