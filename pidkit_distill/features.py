@@ -462,10 +462,12 @@ def extract_features(model: nn.Module, loader: Iterable, layers: Sequence[str],
     >>> ex.features["layer3"].shape[0] == len(test)
     True
     """
-    from .batches import BatchFormat, to_device
+    from .batches import BatchFormat, check_data, to_device
+    from .models import resolve_device
 
     fmt = BatchFormat(input_key, label_key, output_key)
-    device = torch.device(device)
+    device = resolve_device(device)
+    check_data(loader, "loader")
     feats: dict[str, list] = {s: [] for s in layers}
     targets, logits = [], []
     with eval_mode(model), FeatureHooks(model, layers, detach=True) as hooks:

@@ -504,6 +504,8 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
     pidkit.errors.PIDTypeError
         ``path`` is not a ``str`` or ``os.PathLike``.
     """
+    if isinstance(map_location, (str, torch.device)):   # a device this machine has
+        map_location = resolve_device(map_location, "map_location")
     state = read_saved(path, CHECKPOINT_FILE, map_location)
     if not is_checkpoint(state):
         raise fail("checkpoint", f"{Path(path)} is not a pidkit_distill checkpoint",

@@ -598,3 +598,17 @@ def test_cached_teacher_names_its_arguments():
     with pytest.raises(PIDValueError, match=r"^x: must be a non-empty batch"):
         cache(x[:0])
     torch.testing.assert_close(cache(x[:5]), teacher(x[:5]))
+
+
+def test_devices_and_loaders_of_readers_are_checked(tmp_path):
+    from pidkit_distill.features import extract_features
+    from pidkit_distill.train import load_checkpoint
+
+    batch = [(torch.zeros(2, 16), torch.zeros(2, dtype=torch.long))]
+    with pytest.raises(PIDTypeError, match=r"^loader: is a NoneType"):
+        extract_features(_mlp(), None, ["layer1"])
+    with pytest.raises(PIDValueError, match=r"^device: is not a torch device"):
+        extract_features(_mlp(), batch, ["layer1"], device="bogus")
+    with pytest.raises(PIDValueError, match=r"^map_location: is not a torch device"):
+        load_checkpoint(tmp_path / "x.pt", map_location="bogus")
+    assert extract_features(_mlp(), batch, ["layer1"]).features["layer1"].shape == (2, 8)
