@@ -463,10 +463,13 @@ def extract_features(model: nn.Module, loader: Iterable, layers: Sequence[str],
     True
     """
     from .batches import BatchFormat, check_data, to_device
-    from .models import resolve_device
 
     fmt = BatchFormat(input_key, label_key, output_key)
-    device = resolve_device(device)
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise fail("device", f"is not a torch device ({exc})", "Use 'cpu', 'cuda' or "
+                   "'cuda:1'", device) from exc
     check_data(loader, "loader")
     feats: dict[str, list] = {s: [] for s in layers}
     targets, logits = [], []

@@ -81,6 +81,7 @@ from .losses import (
     UNLABELLED,
     Batch,
     DistillLoss,
+    available_methods,
     cross_entropy,
     labelled_mask,
     make_loss,
@@ -695,6 +696,9 @@ class Trainer:
                        "instance (e.g. make_loss('kd', [], [], num_classes)), or method='kd' "
                        "to build one by name", kind=PIDTypeError)
         self.loss_fn = loss
+        if loss is None and cfg.method not in available_methods():
+            raise fail("method", f"{cfg.method!r} is not a distillation method",
+                       f"Use one of {available_methods()}", cfg.method)
         needs_teacher = loss.uses_teacher if loss is not None else cfg.method != "none"
         if self.teacher is None and needs_teacher:
             raise fail("teacher", f"method {cfg.method!r} needs a teacher",

@@ -612,3 +612,8 @@ def test_devices_and_loaders_of_readers_are_checked(tmp_path):
     with pytest.raises(PIDValueError, match=r"^map_location: is not a torch device"):
         load_checkpoint(tmp_path / "x.pt", map_location="bogus")
     assert extract_features(_mlp(), batch, ["layer1"]).features["layer1"].shape == (2, 8)
+
+
+def test_an_unknown_method_is_named_before_the_teacher_is_asked_for():
+    with pytest.raises(PIDValueError, match=r"^method: 'bogus' is not a distillation method"):
+        pd.Trainer(None, _mlp((6, 4)), _data(), method="bogus", progress=False)
