@@ -216,10 +216,10 @@ def _column(rows: list[tuple[int, list[str]]], index: int, name: str,
     return codes.reshape(-1)
 
 
-def _groups(tokens: Sequence[str]) -> list[list[str]]:
+def _groups(tokens: Sequence[str], flag: str = "--sources") -> list[list[str]]:
     groups = [[t.strip() for t in token.split("+")] for token in tokens]
     if any(not t for g in groups for t in g):
-        raise _CLIError(f"--sources: empty name in {list(tokens)}; write grouped columns as a+b")
+        raise _CLIError(f"{flag}: empty name in {list(tokens)}; write grouped columns as a+b")
     return groups
 
 
@@ -235,7 +235,7 @@ def _delimiter_hint(header: list[str]) -> str:
 def _pmf_from_csv(path: Path, target: str | None, sources: Sequence[str] | None,
                   encoding: str = "utf-8", delimiter: str = ","):
     header, rows = _read_csv(path, encoding, delimiter)
-    target_cols = _groups([target])[0] if target is not None else [header[0]]
+    target_cols = _groups([target], "--target")[0] if target is not None else [header[0]]
     if sources:
         source_groups = _groups(sources)
     else:
@@ -269,10 +269,14 @@ def _pmf_from_csv(path: Path, target: str | None, sources: Sequence[str] | None,
 
 def _axis(token: str) -> int:
     try:
-        return int(token)
+        axis = int(token)
     except ValueError:
         raise _CLIError(f"{token!r} is not an axis index; for a .npy pmf --target and --sources "
                         f"take integers (group axes as 1+2)") from None
+    if axis < 0:        # the range error for a too large index says [0, ndim): the same here
+        raise _CLIError(f"{token!r} is not an axis index; for a .npy pmf axes are 0, 1, ... "
+                        f"(no negative indices)")
+    return axis
 
 
 def _pmf_from_npy(path: Path, target: str | None, sources: Sequence[str] | None):
@@ -288,7 +292,8 @@ def _pmf_from_npy(path: Path, target: str | None, sources: Sequence[str] | None)
                         f"np.save") from None
     if not isinstance(p, np.ndarray):
         raise _CLIError(f"{path}: holds an archive, not one array; save the pmf with np.save")
-    target_axes = [_axis(t) for t in _groups([target])[0]] if target is not None else [0]
+    target_axes = ([_axis(t) for t in _groups([target], "--target")[0]] if target is not None
+                   else [0])
     source_axes = ([[_axis(t) for t in g] for g in _groups(sources)] if sources else None)
     return p, target_axes, source_axes, None
 

@@ -16,6 +16,7 @@ import argparse
 import importlib
 import pkgutil
 import sys
+import warnings
 from collections.abc import Sequence
 
 from pidkit.errors import PIDKitError
@@ -47,13 +48,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv`` (default: ``sys.argv[1:]``) and run the subcommand; errors raised on
-    purpose by pidkit are printed as one line with exit status 2."""
+    purpose by pidkit are printed as one line with exit status 2, warnings as one line each
+    (``pidkit-distill COMMAND: warning: ...``)."""
     args = build_parser().parse_args(argv)
-    try:
-        return int(args._run(args) or 0)
-    except PIDKitError as exc:
-        print(f"pidkit-distill {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+    prefix = f"pidkit-distill {args.command}"
+
+    def one_line(message, category, *_args, **_kwargs) -> None:
+        print(f"{prefix}: warning: {message}", file=sys.stderr)
+
+    with warnings.catch_warnings():     # the caller's warning settings are restored after
+        warnings.showwarning = one_line     # not Python's file:line and source line
+        try:
+            return int(args._run(args) or 0)
+        except PIDKitError as exc:
+            print(f"{prefix}: error: {exc}", file=sys.stderr)
+            return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -337,3 +337,14 @@ def test_npy_larger_than_a_table_is_refused_before_loading(tmp_path, capsys):
     np.lib.format.open_memmap(path, mode="w+", dtype=np.float64, shape=(10**8 + 1,))
     assert main(["pid", str(path)]) == 2
     assert "holds 1e+08 values" in capsys.readouterr().err
+
+
+def test_target_errors_name_the_target(tmp_path, capsys):
+    csv_path = tmp_path / "data.csv"
+    csv_path.write_text("a,b,y\n0,1,1\n1,0,1\n", encoding="utf-8")
+    assert main(["pid", str(csv_path), "--target", ""]) == 2
+    assert "--target: empty name" in capsys.readouterr().err
+    npy = tmp_path / "p.npy"
+    np.save(npy, np.full((2, 2, 2), 0.125))
+    assert main(["pid", str(npy), "--target", "-1"]) == 2     # too large says [0, ndim)
+    assert "no negative indices" in capsys.readouterr().err

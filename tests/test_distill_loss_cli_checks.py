@@ -372,3 +372,14 @@ def test_a_weights_file_that_would_run_code_is_named_so(tmp_path, capsys):
     assert main(args) == 2
     assert "holds objects other than tensors" in _one_line_error(capsys, "train",
                                                                  "--teacher-weights")
+
+
+def test_warnings_are_one_line_each_and_the_callers_handler_is_kept(capsys):
+    import warnings
+
+    handler = warnings.showwarning
+    assert main(TRAIN + ["--teacher", "digits_mlp", "--untrained-teacher", "--warmup", "1"]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["pidkit-distill train: warning: warmup is ignored: only two-phase methods "
+                   "such as RID have a schedule, KDLoss trains the student every epoch"]
+    assert warnings.showwarning is handler
