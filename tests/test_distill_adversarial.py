@@ -617,3 +617,31 @@ def test_devices_and_loaders_of_readers_are_checked(tmp_path):
 def test_an_unknown_method_is_named_before_the_teacher_is_asked_for():
     with pytest.raises(PIDValueError, match=r"^method: 'bogus' is not a distillation method"):
         pd.Trainer(None, _mlp((6, 4)), _data(), method="bogus", progress=False)
+
+
+def test_curve_arguments_are_checked_before_drawing(tmp_path):
+    from pidkit_distill.audits import AuditHistory, plot_curves
+
+    y, t, s = _features()
+    report = pd.audit_features(y, t, s, estimator="gaussian", ci=None, n_perm=0)
+    history = AuditHistory("kd")
+    history.append(0, report)
+    cases = [(lambda: history.append(float("nan"), report), PIDTypeError, r"^epoch: must be an "
+                                                                           r"integer"),
+             (lambda: history.append(5, "rep"), PIDTypeError, r"^report: is a str"),
+             (lambda: history.series("redundancy", pair=9), PIDValueError,
+              r"^pair: is not one of the 1 audited pair"),
+             (lambda: plot_curves([history], quantities=[]), PIDValueError,
+              r"^quantities: must be a non-empty list"),
+             (lambda: plot_curves([history], pair="x"), PIDValueError, r"^pair: is not one"),
+             (lambda: plot_curves([history], path=tmp_path / "no" / "x.png"), PIDValueError,
+              r"^path: the folder .* does not exist"),
+             (lambda: plot_curves([history], path=tmp_path / "x.bogusext"), PIDValueError,
+              r"^path: has the extension '\.bogusext'"),
+             (lambda: plot_curves([history], dpi=0), PIDValueError, r"^dpi: must be >= 1")]
+    for call, kind, match in cases:
+        with pytest.raises(kind, match=match):
+            call()
+    plot_curves([history], path=tmp_path / "curves.png")
+    assert (tmp_path / "curves.png").stat().st_size > 0
+    assert "png" not in AuditHistory("empty").save(tmp_path / "empty")   # no figure written

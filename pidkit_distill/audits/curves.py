@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from pidkit.errors import PIDTypeError
-from pidkit.validation import fail
+from pidkit.validation import check_int, fail
 
 from .report import LABELS, QUANTITIES, AuditReport, figure_png, new_figure
 
@@ -50,6 +50,10 @@ class AuditHistory:
 
     def append(self, epoch: int, report: AuditReport) -> None:
         """Add the audit of ``epoch`` (epochs must increase)."""
+        epoch = check_int(epoch, "epoch", 0)
+        if not isinstance(report, AuditReport):
+            raise fail("report", f"is a {type(report).__name__}, not an AuditReport",
+                       "Pass what audit() or audit_features() returned", kind=PIDTypeError)
         if self.epochs and epoch <= self.epochs[-1]:
             raise fail("epoch", f"must exceed the last audited epoch {self.epochs[-1]}",
                        "Append audits in training order", epoch)
@@ -69,7 +73,7 @@ class AuditHistory:
         out: dict[str, list[float]] = {"epoch": [], "value": [], "lower": [], "upper": [],
                                        "chance": [], "p_value": []}
         for epoch, report in zip(self.epochs, self.reports, strict=True):
-            item = report[pair]
+            item = _pair_of(report, pair)
             lo, hi = (item.intervals or {}).get(quantity, (math.nan, math.nan))
             out["epoch"].append(epoch)
             out["value"].append(item.values[quantity])
@@ -141,11 +145,23 @@ class AuditHistory:
         if self.reports:
             fig = plot_curves([self], pair=pair)
             paths["png"].write_bytes(figure_png(fig.axes[0]))
+        else:                           # nothing to draw: no figure, and no path to one
+            del paths["png"]
         return paths
 
     def plot(self, pair: int | str = 0, quantities: Sequence[str] = CURVE_QUANTITIES):
         """Curves of this run alone; see :func:`plot_curves`."""
         return plot_curves([self], pair=pair, quantities=quantities)
+
+
+def _pair_of(report: AuditReport, pair: int | str):
+    """``report[pair]``, or a typed error naming ``pair`` and the report's pairs."""
+    names = [item.name for item in report.pairs]
+    try:
+        return report[pair]
+    except (IndexError, KeyError, TypeError):
+        raise fail("pair", f"is not one of the {len(names)} audited pair(s) {names}",
+                   f"Pass an index below {len(names)} or one of the names", pair) from None
 
 
 def _safe(name: str) -> str:
@@ -191,10 +207,28 @@ def plot_curves(histories: Sequence[AuditHistory] | Mapping[str, AuditHistory], 
     if not runs or any(not h.reports for _, h in runs):
         raise fail("histories", "must hold non-empty AuditHistory objects",
                    "Audit at least one epoch per run")
+    if isinstance(quantities, str) or not quantities:
+        raise fail("quantities", "must be a non-empty list of audited quantities",
+                   f"Use keys of {list(QUANTITIES)}", quantities)
     for q in quantities:
         if q not in QUANTITIES:
             raise fail("quantities", f"{q!r} is not an audited quantity",
                        f"Use keys of {list(QUANTITIES)}", quantities)
+    dpi = check_int(dpi, "dpi", 1)
+    if path is not None:
+        from matplotlib.backend_bases import FigureCanvasBase
+
+        target = Path(path)
+        if not target.parent.is_dir():
+            raise fail("path", f"the folder {target.parent} does not exist", "Create it first, "
+                       "or pass a path in an existing folder", str(path))
+        formats = FigureCanvasBase.get_supported_filetypes()
+        if target.suffix and target.suffix.lstrip(".").lower() not in formats:
+            raise fail("path", f"has the extension {target.suffix!r}, which matplotlib cannot "
+                       "write", f"Use one of {sorted(formats)}", str(path))
+    for _, history in runs:
+        for report in history.reports:
+            _pair_of(report, pair)
     fig = new_figure(figsize=(3.6 * len(quantities), 3.2))
     axes = fig.subplots(1, len(quantities), squeeze=False, sharex=True)
     unit = runs[0][1].reports[0].unit
