@@ -347,6 +347,21 @@ class PIDResult:
         object.__setattr__(self, "base", check_base(self.base))
         if not self.source_names:
             object.__setattr__(self, "source_names", default_source_names(self.n_sources))
+        if not isinstance(self.solver, SolverInfo):
+            raise fail("solver", f"is a {type(self.solver).__name__}, not a SolverInfo",
+                       "Leave it out (SolverInfo() by default) or pass a SolverInfo",
+                       kind=PIDTypeError)
+        if not isinstance(self.details, Mapping):
+            raise fail("details", f"is a {type(self.details).__name__}, not a mapping",
+                       "Pass a dict", kind=PIDTypeError)
+        if self.intervals is not None:      # keyed like the atoms: labels or nodes, all of them
+            intervals = AtomMap(self.intervals) if not isinstance(self.intervals, AtomMap) \
+                else self.intervals
+            missing = [node_label(k) for k in self.atoms if k not in intervals]
+            if missing:
+                raise fail("intervals", f"misses the atoms {missing[:3]}", "Give one "
+                           "(lower, upper) pair per atom, keyed like the atoms")
+            object.__setattr__(self, "intervals", intervals)
 
     # -- lattice views -------------------------------------------------------------------
     @property

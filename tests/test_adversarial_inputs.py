@@ -575,3 +575,20 @@ def test_redundancy_values_are_not_called_probabilities():
                                            r"lattice node, not None\. Pass a numpy array or "
                                            r"nested lists of numbers$"):
         Lattice(2).moebius(None)
+
+
+def test_hand_built_results_check_intervals_solver_and_details():
+    # str(r) raised KeyError for intervals keyed by labels or missing atoms, AttributeError for
+    # solver=None
+    from pidkit.result import PIDResult
+
+    atoms = {"{0}{1}": 0.1, "{0}": 0.2, "{1}": 0.3, "{0:1}": 0.4}
+    with pytest.raises(PIDValueError, match=r"^intervals: misses the atoms"):
+        PIDResult(atoms, "imin", 2.0, 1.0, intervals={"{0}": (0.0, 1.0)})
+    with pytest.raises(PIDTypeError, match=r"^solver: is a NoneType"):
+        PIDResult(atoms, "imin", 2.0, 1.0, solver=None)
+    with pytest.raises(PIDTypeError, match=r"^details: is a list"):
+        PIDResult(atoms, "imin", 2.0, 1.0, details=[1])
+    r = PIDResult(atoms, "imin", 2.0, 1.0, intervals={k: (0.0, 1.0) for k in atoms})
+    assert str(r).count("[0.000000, 1.000000]") == 4
+    assert r.intervals[((0,), (1,))] == (0.0, 1.0)
