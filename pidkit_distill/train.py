@@ -955,6 +955,17 @@ class Trainer:
             logits, feats = logits.to(self.dtype), [f.to(self.dtype) for f in feats]
         return logits, feats
 
+    def _restart_point(self) -> str:
+        """Where a run stopped by non-finite values can restart: the last checkpoint of
+        ``out_dir`` with its epoch, if any, else the initial weights."""
+        if self.config.out_dir:
+            path = Path(self.config.out_dir) / "checkpoint.pt"
+            if path.is_file():
+                done = len(self.history)
+                return (f"the last checkpoint, {path} (resume=..., written after epoch "
+                        f"{done - 1} or earlier)" if done else f"the checkpoint {path}")
+        return "the initial weights or a checkpoint"
+
     def train_epoch(self, epoch: int) -> dict[str, Any]:
         """Run one epoch of the scheduled phase; return its training metrics (read from the
         device once, at the end of the epoch)."""
@@ -1029,10 +1040,12 @@ class Trainer:
             raise fail("train_data", f"held NaN or infinite inputs in epoch {epoch}, and the "
                        f"{phase} phase's parameters were updated with them",
                        "Clean or impute the inputs (e.g. torch.nan_to_num, or drop the rows), "
-                       "then restart from the initial weights or a checkpoint")
+                       f"then restart from {self._restart_point()}")
         if values.pop("nonfinite"):
             raise fail("loss", f"became NaN or infinite during epoch {epoch} ({phase} phase)",
-                       "Lower the learning rate or the distillation weight, or set grad_clip")
+                       "Lower the learning rate or the distillation weight, or set grad_clip, "
+                       f"then restart from {self._restart_point()} (this epoch's updates "
+                       "were applied)")
         n = max(values.pop("n"), 1.0)
         metrics: dict[str, Any] = {"epoch": epoch, "phase": phase, "lr": lr,
                                    "train_loss": values.pop("loss") / n}

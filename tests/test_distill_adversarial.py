@@ -645,3 +645,14 @@ def test_curve_arguments_are_checked_before_drawing(tmp_path):
     plot_curves([history], path=tmp_path / "curves.png")
     assert (tmp_path / "curves.png").stat().st_size > 0
     assert "png" not in AuditHistory("empty").save(tmp_path / "empty")   # no figure written
+
+
+def test_a_non_finite_stop_names_the_checkpoint_to_restart_from(tmp_path):
+    run = tmp_path / "run"
+    _distill(_data(), out_dir=str(run))                 # epoch 0 and its checkpoint
+    x = torch.randn(N, 16)
+    x[3, 1] = float("inf")
+    with pytest.raises(PIDValueError, match=r"then restart from the last checkpoint, "
+                                            r".*checkpoint\.pt \(resume=\.\.\., written after "
+                                            r"epoch 0 or earlier\)"):
+        _distill(_data(x=x), out_dir=str(run), resume=str(run / "checkpoint.pt"), epochs=2)
