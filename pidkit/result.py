@@ -165,6 +165,12 @@ class Certificate:
         return {"quantity": self.quantity, "lower": to_plain(self.lower),
                 "upper": to_plain(self.upper), "gap": to_plain(self.gap)}
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Certificate:
+        """The certificate :meth:`to_dict` returned (``gap`` is recomputed)."""
+        return cls(str(data["quantity"]), _from_plain(data["lower"]),
+                   _from_plain(data["upper"]))
+
 
 @dataclass(frozen=True)
 class SolverInfo:
@@ -227,6 +233,22 @@ class SolverInfo:
                 "residual": to_plain(self.residual), "details": to_plain(dict(self.details)),
                 "parts": {name: {node_label(k): to_plain(v) for k, v in atoms.items()}
                           for name, atoms in self.parts.items()}}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SolverInfo:
+        """The solver information :meth:`to_dict` returned (without ``state``, which
+        :meth:`to_dict` leaves out)."""
+        certificate = data.get("certificate")
+        return cls(str(data["status"]), bool(data["converged"]), data.get("iterations"),
+                   None if certificate is None else Certificate.from_dict(certificate),
+                   data.get("residual"), dict(data.get("details", {})),
+                   {name: AtomMap(atoms) for name, atoms in data.get("parts", {}).items()})
+
+
+def _from_plain(value: Any) -> Any:
+    """A value of :func:`to_plain`'s output back as a number or, for a list (a batch or a
+    tensor), a float64 numpy array."""
+    return np.asarray(value, dtype=np.float64) if isinstance(value, list) else value
 
 
 class AtomMap(Mapping):
@@ -413,6 +435,36 @@ class PIDResult:
         if self.intervals is not None:
             out["intervals"] = {node_label(k): to_plain(v) for k, v in self.intervals.items()}
         return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PIDResult:
+        """The result :meth:`to_dict` returned (e.g. read back from JSON): the same atoms,
+        certificate and settings, with values as plain Python numbers (or lists, for batches
+        and tensors); ``to_dict`` of it equals the data given. A typed error naming ``data``
+        for anything else.
+
+        >>> import json, pidkit
+        >>> r = pidkit.pid(pidkit.gates.gate("AND"), measure="broja")
+        >>> back = PIDResult.from_dict(json.loads(json.dumps(r.to_dict())))
+        >>> back.to_dict() == r.to_dict(), back.solver.certificate.gap < 1e-9
+        (True, True)
+        """
+        if not isinstance(data, Mapping):
+            raise fail("data", f"is a {type(data).__name__}, not a result dict", "Pass what "
+                       "PIDResult.to_dict() returned", kind=PIDTypeError)
+        try:
+            intervals = data.get("intervals")
+            return cls({k: _from_plain(v) for k, v in dict(data["atoms"]).items()},
+                       str(data["measure"]), data["base"],
+                       _from_plain(data["mutual_information"]),
+                       SolverInfo.from_dict(data["solver"]), tuple(data["source_names"]),
+                       str(data["target_name"]),
+                       None if intervals is None else
+                       {k: tuple(_from_plain(b) for b in v) for k, v in intervals.items()},
+                       dict(data.get("details", {})))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise fail("data", f"is not a PID result ({type(exc).__name__}: {exc})", "Pass "
+                       "what PIDResult.to_dict() returned, unedited") from exc
 
     def __str__(self) -> str:
         names = ", ".join(self.source_names)

@@ -188,3 +188,36 @@ def test_to_plain_tensors_results_and_strict_json():
     json.dumps(plain, allow_nan=False)
     loose = to_plain(data)
     assert math.isnan(loose["nan"]) and loose["path"] == data["path"]
+
+
+def test_results_round_trip_through_json():
+    import warnings
+
+    import torch
+
+    from pidkit.errors import PIDTypeError, PIDValueError
+    from pidkit.result import PIDResult
+
+    rng = np.random.default_rng(0)
+    p = rng.dirichlet(np.ones(27)).reshape(3, 3, 3)
+    y = rng.integers(0, 2, 300)
+    x0, x1 = (y ^ (rng.random(300) < 0.1)).astype(int), rng.integers(0, 2, 300)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")         # the plug-in estimate's bias notes
+        sampled = pidkit.pid_from_samples(y, x0, x1, n_boot=20, seed=0)
+    results = [pidkit.pid(p, measure="broja"), pidkit.pid(gate("PARITY3"), measure="sx"),
+               pidkit.broja(torch.tensor(p)), pidkit.broja(np.stack([p, p]), batch=True),
+               sampled]
+    for r in results:
+        data = r.to_dict()
+        back = PIDResult.from_dict(json.loads(json.dumps(data)))
+        assert back.to_dict() == data
+        assert str(back) == str(PIDResult.from_dict(data))
+    broja = PIDResult.from_dict(results[0].to_dict())
+    assert broja.solver.certificate.gap == pytest.approx(results[0].solver.certificate.gap,
+                                                         abs=1e-15)
+    assert broja.redundancy == pytest.approx(results[0].redundancy, abs=1e-15)
+    with pytest.raises(PIDTypeError, match=r"^data: is a int"):
+        PIDResult.from_dict(5)
+    with pytest.raises(PIDValueError, match=r"^data: is not a PID result \(KeyError: 'atoms'\)"):
+        PIDResult.from_dict({})
