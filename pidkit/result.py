@@ -439,9 +439,9 @@ class PIDResult:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> PIDResult:
         """The result :meth:`to_dict` returned (e.g. read back from JSON): the same atoms,
-        certificate and settings, with values as plain Python numbers (or lists, for batches
-        and tensors); ``to_dict`` of it equals the data given. A typed error naming ``data``
-        for anything else.
+        certificate and settings, with values as plain Python numbers (float64 numpy arrays
+        for batches and tensors); ``to_dict`` of it equals the data given. A typed error naming
+        ``data`` for anything else.
 
         >>> import json, pidkit
         >>> r = pidkit.pid(pidkit.gates.gate("AND"), measure="broja")

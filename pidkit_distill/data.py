@@ -30,7 +30,7 @@ import torch
 from torch.utils.data import Dataset, Subset, TensorDataset
 
 from pidkit.errors import PIDTypeError
-from pidkit.validation import check_int, fail
+from pidkit.validation import check_int, check_seed, fail
 
 __all__ = [
     "load_digits",
@@ -274,11 +274,11 @@ def load_cifar(root: str | Path, variant: int = 10, augment: bool = False,
 
 # ----------------------------------------------------------------------------- helpers
 def _seed(seed: object) -> int:
-    """A seed for torch, numpy and scikit-learn alike: an integer in ``[0, 2**32)``."""
-    seed = check_int(seed, "seed", 0)
-    if seed >= 2**32:
-        raise fail("seed", "must be below 2**32", "Pass a smaller seed", seed)
-    return seed
+    """A seed for torch, numpy and scikit-learn alike (:func:`pidkit.validation.check_seed`:
+    an integer in ``[0, 2**32)``; ``None`` is refused, since these splits must repeat)."""
+    if seed is None:
+        raise fail("seed", "must be an integer", "Pass e.g. seed=0", kind=PIDTypeError)
+    return check_seed(seed, maximum=2**32 - 1)
 
 
 def dataset_targets(dataset: Dataset) -> torch.Tensor:

@@ -43,6 +43,7 @@ __all__ = [
     "forward_with_features",
     "feature_shapes",
     "check_layer_pairs",
+    "check_module_paths",
     "check_feature_batch",
     "extract_features",
 ]
@@ -122,6 +123,16 @@ def get_module(model: nn.Module, path: str, *, name: str = "model") -> nn.Module
     if path in modules:
         return modules[path]
     raise _unknown_module(model, path, modules, name)
+
+
+def check_module_paths(model: nn.Module, paths: Sequence[str], *, name: str = "model") -> None:
+    """Refuse module paths that are not layers of ``model``: the empty path (the model itself)
+    and paths it does not have (:func:`get_module`'s error, with the closest paths)."""
+    for path in paths:
+        if not path:
+            raise fail("layers", f"holds the empty path, which names the whole {name}, not a "
+                       "layer", f"Name a submodule of the {name} (one of {name}.named_modules())")
+        get_module(model, path, name=name)
 
 
 def _select(output, index: int | None, spec: str) -> torch.Tensor:

@@ -37,7 +37,7 @@ from torch.nn import functional as F
 from pidkit.errors import PIDTypeError
 from pidkit.validation import check_int, fail
 
-from .features import FeatureHooks
+from .features import FeatureHooks, check_module_paths
 
 __all__ = [
     "register_model",
@@ -355,11 +355,7 @@ class NuisanceTeacher(nn.Module):
         self.teacher = freeze(teacher)
         self.source_layers = tuple(layers) if layers is not None else default_layers(teacher)
         n = len(self.source_layers)
-        known = dict(teacher.named_modules())
-        missing = [name for name in self.source_layers if not name or name not in known]
-        if missing:
-            raise fail("layers", f"names modules the teacher does not have: {missing}",
-                       "Use names of teacher.named_modules() (e.g. its feature_layers)")
+        check_module_paths(teacher, self.source_layers, name="teacher")
         self.channels = [channels] * n if isinstance(channels, int) else list(channels)
         if len(self.channels) != n:
             raise fail("channels", f"has {len(self.channels)} entries for {n} layers",

@@ -17,7 +17,7 @@ from torch import nn
 from pidkit.errors import PIDTypeError, PIDValueError
 from pidkit.validation import check_int, fail
 
-from .features import forward_with_features
+from .features import check_module_paths, forward_with_features
 from .models import freeze
 
 __all__ = ["CachedTeacher"]
@@ -83,11 +83,7 @@ class CachedTeacher(nn.Module):
         if isinstance(layers, str) or not all(isinstance(p, str) for p in layers):
             raise fail("layers", "must be a list of module paths", "Pass e.g. ['layer2', "
                        "'layer3'] (names of teacher.named_modules())", layers, kind=PIDTypeError)
-        known = dict(teacher.named_modules())
-        missing = [p for p in layers if not p or p not in known]
-        if missing:
-            raise fail("layers", f"names modules the teacher does not have: {missing}",
-                       "Use names of teacher.named_modules(), e.g. teacher.feature_layers")
+        check_module_paths(teacher, layers, name="teacher")
         self.teacher = freeze(teacher)
         self.layers = list(layers)
         self.feature_layers = tuple(self.layers)

@@ -494,8 +494,8 @@ def test_nuisance_teacher_settings_and_checkpoint_paths(tmp_path):
     teacher = pd.models.get_model("digits_cnn", width=4)
     for kwargs, match in [({"scale": float("nan")}, r"^scale: must be finite"),
                           ({"channels": 0}, r"^channels: must be >= 1"),
-                          ({"layers": ["nosuch"]}, r"^layers: names modules the teacher does "
-                                                   r"not have: \['nosuch'\]")]:
+                          ({"layers": ["nosuch"]}, r"^layers: module 'nosuch' not found in "
+                                                   r"the teacher")]:
         with pytest.raises(PIDValueError, match=match):
             pd.models.NuisanceTeacher(teacher, **kwargs)
     trainer = pd.Trainer(_mlp(), _mlp((6, 4)), _data(), method="kd", progress=False)
@@ -589,8 +589,10 @@ def test_cached_teacher_names_its_arguments():
 
     teacher, x = _mlp(), torch.randn(20, 16)
     for kwargs, kind, match in [({"batch_size": 0}, PIDValueError, r"^batch_size: must be >= 1"),
-                                ({"layers": [""]}, PIDValueError, r"^layers: names modules"),
-                                ({"layers": ["training"]}, PIDValueError, r"^layers: names "),
+                                ({"layers": [""]}, PIDValueError, r"^layers: holds the "
+                                                                  r"empty path"),
+                                ({"layers": ["training"]}, PIDValueError, r"^layers: module "
+                                                                          r"'training' not"),
                                 ({"layers": "layer1"}, PIDTypeError, r"^layers: must be a list")]:
         with pytest.raises(kind, match=match):
             CachedTeacher(teacher, x, **{"layers": ["layer1"], **kwargs})

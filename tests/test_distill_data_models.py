@@ -300,7 +300,7 @@ def test_data_helpers_name_their_arguments():
               r"^num_samples: must be >= 50"),
              (lambda: data.get_dataset(None), PIDTypeError, r"^name: must be a data set name"),
              (lambda: data.subset_per_class(train, 2, seed="a"), PIDTypeError,
-              r"^seed: must be an integer"),
+              r"^seed: must be a non-negative integer"),
              (lambda: data.num_classes_of([]), PIDValueError, r"^datasets: hold no labelled"),
              (lambda: data.num_classes_of([empty]), PIDValueError, r"^datasets: hold no"),
              (lambda: data.CIFAR(None), PIDTypeError, r"^root: must be the folder")]

@@ -33,14 +33,16 @@ def _kv(text: str) -> tuple[str, object]:
 
 
 def _seed(text: str) -> int:
-    """A seed for torch, numpy and scikit-learn alike: an integer in ``[0, 2**32)``."""
+    """A seed for torch, numpy and scikit-learn alike: an integer in ``[0, 2**32)``
+    (:func:`pidkit.validation.check_seed`)."""
+    from pidkit.errors import PIDKitError
+    from pidkit.validation import check_seed
+
     try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if not 0 <= value < 2**32:
-        raise argparse.ArgumentTypeError(f"expected an integer in [0, 2**32), got {value}")
-    return value
+        return check_seed(int(text), maximum=2**32 - 1)
+    except (ValueError, PIDKitError) as exc:
+        raise argparse.ArgumentTypeError(f"expected an integer in [0, 2**32), got {text!r}"
+                                         ) from exc
 
 
 def _pair(text: str) -> tuple[str, str]:
