@@ -86,6 +86,35 @@ def test_cholesky_solve_equals_dense_solve(n, k):
     assert np.all(np.abs(xt - ref) <= 1e-12 * scale)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("k", [1, 300])
+def test_few_large_cholesky_solves_by_blas_equal_the_substitution(dtype, k, monkeypatch):
+    # six matrices of order 20: solved one by one with BLAS's triangular solves (the float64
+    # Schur complement of BROJA at k = 64 has 64 of order 64 with 4096 right-hand sides)
+    from pidkit._backend import numpy as numpy_backend
+
+    assert numpy_backend._few_large(20, 6)
+    rng = np.random.default_rng(k)
+    a = rng.standard_normal((2, 3, 20, 20))
+    a = (a @ np.swapaxes(a, -1, -2) + 20 * np.eye(20)).astype(dtype)   # condition below ~10
+    b = rng.standard_normal((2, 3, 20, k)).astype(dtype)
+    b_before = b.copy()
+    factor = NUMPY.cho_factor(a)
+    x = NUMPY.cho_solve(factor, b)
+    np.testing.assert_array_equal(b, b_before)              # the right-hand side is untouched
+    assert x.dtype == dtype and x.shape == b.shape
+    ref = np.linalg.solve(a.astype(np.float64), b.astype(np.float64))
+    eps = np.finfo(dtype).eps
+    assert np.abs(x - ref).max() <= 100 * eps * np.abs(ref).max()
+    in_place = NUMPY.cho_solve(factor, b, overwrite_b=True)
+    assert np.shares_memory(in_place, b)
+    np.testing.assert_array_equal(in_place, x)
+    monkeypatch.setattr(numpy_backend, "BLAS_ORDER", 10**6)   # the row-by-row substitution
+    assert not numpy_backend._few_large(20, 6)
+    by_rows = NUMPY.cho_solve(factor, b_before)
+    assert np.abs(by_rows - x).max() <= 100 * eps * np.abs(ref).max()
+
+
 def test_cholesky_factor_reports_indefinite_matrices():
     rng = np.random.default_rng(3)
     a = spd_batch(rng, (5,), 4)

@@ -105,6 +105,57 @@ def test_structured_float32_factor_solves_the_newton_system(steps, monkeypatch, 
     np.testing.assert_allclose(d_mu, e_mu, atol=1e-6 * size)
 
 
+def newton_residual(state, g_lam, g_mu, d_lam, d_mu):
+    """The Euclidean residual of the Newton system at ``state`` for the direction ``d``."""
+    out_l, out_m = apply_newton_matrix(*state, d_lam, d_mu)
+    return math.sqrt(((out_l - g_lam[0])**2).sum() + ((out_m - g_mu[0])**2).sum())
+
+
+def test_factors_are_tried_in_turn(monkeypatch, factor_kinds):
+    # with an accuracy no direction reaches, every level runs once: the structured Schur
+    # complement in float32, then the solved one in float32 and in float64
+    monkeypatch.setattr(_newton, "SINGLE_SIZE", 0)
+    monkeypatch.setattr(_newton, "ACCURACY", 0.0)
+    p = random_pmf(np.random.default_rng(22), STRUCTURED_SHAPE, 0.3)
+    state = newton_matrix_state(p, 6)
+    free_lam, free_mu = state[3], state[4]
+    rng = np.random.default_rng(5)
+    g_lam = rng.standard_normal(free_lam.shape) * free_lam
+    g_mu = rng.standard_normal(free_mu.shape) * free_mu
+    factor_kinds.clear()
+    d_lam, d_mu = _newton.newton_solver(*state, NUMPY)(g_lam, g_mu)
+    assert factor_kinds == [True, True, False]
+    scale = math.sqrt((g_lam**2).sum() + (g_mu**2).sum())
+    assert newton_residual(state, g_lam, g_mu, d_lam, d_mu) <= 1e-8 * scale
+    e_lam, e_mu = _newton.DenseNewton(*state, NUMPY)(g_lam, g_mu)   # float64 throughout
+    size = np.abs(np.concatenate([e_lam.ravel(), e_mu.ravel()])).max()
+    np.testing.assert_allclose(d_lam, e_lam, atol=1e-6 * size)
+    np.testing.assert_allclose(d_mu, e_mu, atol=1e-6 * size)
+
+
+def test_solved_float32_factor_stands_in_for_a_failed_structured_one(monkeypatch,
+                                                                    factor_kinds):
+    # a useless structured complement (the identity) as the float32 preconditioner: its
+    # conjugate gradients stop short of the accuracy, the float32 factor of the complement
+    # assembled from solves reaches it, and no float64 factorisation is needed
+    monkeypatch.setattr(_newton, "SINGLE_SIZE", 0)
+    monkeypatch.setattr(_newton, "ACCURACY", 1e-9)
+    size = STRUCTURED_SHAPE[0] * min(STRUCTURED_SHAPE[1:])
+    monkeypatch.setattr(_newton, "structured_schur",
+                        lambda *args, **kwargs: np.eye(size)[None].copy())
+    p = random_pmf(np.random.default_rng(23), STRUCTURED_SHAPE, 0.3)
+    state = newton_matrix_state(p, 4)
+    free_lam, free_mu = state[3], state[4]
+    rng = np.random.default_rng(6)
+    g_lam = rng.standard_normal(free_lam.shape) * free_lam
+    g_mu = rng.standard_normal(free_mu.shape) * free_mu
+    factor_kinds.clear()
+    d_lam, d_mu = _newton.newton_solver(*state, NUMPY)(g_lam, g_mu)
+    assert factor_kinds == [True, True]
+    scale = math.sqrt((g_lam**2).sum() + (g_mu**2).sum())
+    assert newton_residual(state, g_lam, g_mu, d_lam, d_mu) <= 1e-8 * scale
+
+
 @pytest.mark.parametrize("sparsity, seed", [(0.0, 31), (0.5, 32)])
 def test_structured_path_matches_exponential_cone_solver(sparsity, seed, monkeypatch,
                                                          factor_kinds):

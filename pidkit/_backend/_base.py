@@ -301,9 +301,10 @@ class Backend(ABC):
         matrix of the batch is not numerically positive definite."""
 
     @abstractmethod
-    def cho_solve(self, factor: Any, b: Any) -> Any:
+    def cho_solve(self, factor: Any, b: Any, overwrite_b: bool = False) -> Any:
         """``a^{-1} b`` from :meth:`cho_factor`'s ``factor`` and ``b[..., n, k]`` (batch axes
-        as ``a``'s)."""
+        as ``a``'s). With ``overwrite_b`` the solution may be written into ``b`` (a large
+        ``b`` then needs no second buffer); ``b``'s contents are undefined afterwards."""
 
     @abstractmethod
     def sym_factor(self, a: Any, single: bool = False) -> Factor | None:

@@ -76,6 +76,50 @@ def _matrices_first(a: Any) -> Any:
     return np.reshape(out, (n, n, *batch))
 
 
+#: :meth:`NumpyBackend.cho_solve` solves with BLAS matrix by matrix for matrices of at least
+#: this order when the batch holds at most :data:`BLAS_ROWS` rows in all (``n`` times the
+#: number of matrices). Measured on one thread (2026-12-05, AMD EPYC; the row-by-row
+#: substitution against the loop): n = 64, 64 matrices, 4096 right-hand sides 0.71 against
+#: 0.13 s (the float64 Schur complement of BROJA at k = 64), 64 right-hand sides 6.0 against
+#: 1.8 ms, one 0.46 against 0.48 ms; n = 16, 1024 matrices, one right-hand side 0.18 against
+#: 2.1 ms (the loop's per-matrix overhead, hence the cap on rows).
+BLAS_ORDER = 16
+BLAS_ROWS = 8192
+
+
+def _few_large(n: int, count: int) -> bool:
+    """Whether ``count`` matrices of order ``n`` are solved faster one by one with BLAS."""
+    return n >= BLAS_ORDER and n * count <= BLAS_ROWS
+
+
+def _cho_solve_each(factor: Any, b: Any, overwrite_b: bool = False) -> np.ndarray:
+    """:meth:`NumpyBackend.cho_solve` by BLAS's triangular solves, one matrix at a time:
+    ``factor`` ``(n, n, ...)`` (batch axes last), ``b`` ``(..., n, k)``; in ``b`` itself with
+    ``overwrite_b`` where it is a C-ordered array of the result's shape and dtype.
+
+    Each C-ordered ``n x k`` right-hand side is, in memory, the Fortran-ordered
+    :math:`B^\top`, so with :math:`A = U^\top U` (``U = L^\top``) the solve
+    :math:`X^\top = B^\top U^{-1} U^{-\top}` is two right-sided ``trsm`` calls in place,
+    without the transposed copies ``potrs`` would make."""
+    from scipy.linalg import blas
+
+    n = factor.shape[0]
+    lows = np.reshape(factor, (n, n, -1))
+    shape, dtype = (*factor.shape[2:], *b.shape[-2:]), np.result_type(factor, b)
+    in_place = (overwrite_b and isinstance(b, np.ndarray) and b.shape == shape
+                and b.dtype == dtype and b.flags.c_contiguous and b.flags.writeable)
+    out = b if in_place else np.array(np.broadcast_to(b, shape), dtype=dtype, copy=True)
+    rows = np.reshape(out, (-1, *b.shape[-2:]))
+    trsm = blas.dtrsm if out.dtype == np.float64 else blas.strsm
+    for i in range(lows.shape[2]):
+        upper = np.ascontiguousarray(lows[:, :, i], dtype=out.dtype).T  # Fortran-ordered U
+        x_t = trsm(1.0, upper, rows[i].T, side=1, lower=0, trans_a=0, overwrite_b=1)
+        x_t = trsm(1.0, upper, x_t, side=1, lower=0, trans_a=1, overwrite_b=1)
+        if not np.may_share_memory(x_t, rows[i]):      # the wrapper copied after all
+            rows[i] = x_t.T
+    return out
+
+
 def _cholesky_each(a: Any) -> np.ndarray:
     """The Cholesky factor of each matrix ``a[..., n, n]`` on its own; NaN for a matrix on
     which numpy raises."""
@@ -294,10 +338,13 @@ class NumpyBackend(Backend):
             return None
         return _matrices_first(chol)
 
-    def cho_solve(self, factor: Any, b: Any) -> Any:
+    def cho_solve(self, factor: Any, b: Any, overwrite_b: bool = False) -> Any:
         """Forward substitution with ``L``, back substitution with ``L^T``, row by row over
-        the whole batch."""
+        the whole batch; for a few large matrices (:func:`_few_large`), BLAS's triangular
+        solves on one matrix at a time instead (:func:`_cho_solve_each`)."""
         n = factor.shape[0]
+        if _few_large(n, math.prod(factor.shape[2:])):
+            return _cho_solve_each(factor, b, overwrite_b)
         x = np.array(np.moveaxis(b, (-2, -1), (0, 1)), dtype=np.result_type(factor, b),
                      order="C", copy=True)                        # (n, k, ...)
         for i in range(n):

@@ -215,7 +215,7 @@ class TorchBackend(Backend):
         chol, info = self._lib.linalg.cholesky_ex(a)
         return chol if bool((info == 0).all()) else None
 
-    def cho_solve(self, factor: Any, b: Any) -> Any:
+    def cho_solve(self, factor: Any, b: Any, overwrite_b: bool = False) -> Any:
         return self._lib.cholesky_solve(b, factor)
 
     def sym_factor(self, a: Any, single: bool = False) -> Factor | None:

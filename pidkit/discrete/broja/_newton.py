@@ -40,7 +40,8 @@ role). Two solvers, chosen by :func:`newton_solver`:
   :math:`C_s` (:func:`pidkit.discrete.broja._schur.structured_schur`), factorised in float32
   when large, and used as the preconditioner of conjugate gradients on the exact ``H``
   (:func:`refine`); where that falls short of ``ACCURACY``, :math:`S` is reassembled from
-  solves with :math:`B_s` and factorised in float64.
+  solves with :math:`B_s` and factorised again, in float32 when large (:data:`LEVELS`), and
+  in float64 where that falls short too.
 
 Factorisations are the backend's (:meth:`pidkit._backend.Backend.sym_factor`).
 """
@@ -55,9 +56,10 @@ from ._schur import solved_schur, structured_schur
 __all__ = ["newton_solver", "DenseNewton", "StructuredNewton", "BlockInverse",
            "diagonal_blocks", "newton_product", "refine"]
 
-#: Most conjugate-gradient steps refining each Newton direction (per factor precision).
+#: Most conjugate-gradient steps refining each Newton direction (per factor).
 REFINE = 10
-#: Relative residual a structured Newton direction must reach (else the float64 round runs).
+#: Relative residual a structured Newton direction must reach (else the next factor of
+#: :data:`LEVELS` is tried).
 ACCURACY = 1e-12
 #: Added to the unit diagonal of the scaled ``mu``-``mu`` blocks: once ``rho = w/s`` dwarfs
 #: ``q`` they can be rank-deficient in floating point (a relative change far below the accuracy
@@ -66,6 +68,14 @@ RIDGE = 1e-13
 #: Smallest Schur complement size |Y|min(|T|,|S|) factorised first in float32 (below, float64
 #: is cheap enough and spares the extra refinement steps float32 needs).
 SINGLE_SIZE = 2048
+#: The factors :class:`StructuredNewton` tries in turn, as ``(solved, single)``: the
+#: structured Schur complement, then the one from solves with :math:`B_s`, in float32 (when
+#: ``|Y||T| >= SINGLE_SIZE``; else those levels are skipped) and then in float64. Late in a
+#: run the structured assembly loses digits to cancellation and its float32 Cholesky breaks
+#: down; the solved complement is accurate, so its float32 factor is enough as a
+#: preconditioner (at k = 64 it brought the last iteration's directions to the target where
+#: the float64 factor, 0.5 s more on one thread, was used before).
+LEVELS = ((False, True), (True, True), (True, False))
 #: Smallest |Y||T||S| for which the structured Schur complement is used (below: dense).
 #: Measured on one pmf per size (2026-12-04, one BLAS thread, numpy / torch with backward):
 #: dense 15.7 / 20.7 ms against structured 24.9 / 34.0 ms at k = 10, 32.7 / 39.0 against
@@ -125,9 +135,12 @@ class BlockInverse:
 
     .. math:: B_s^{-1} x = D \tilde B_s^{-1} D x.
 
-    Call it with ``x`` of shape ``(B, S, Y, k)``. With ``unchecked``, the blocks are
-    factorised by :meth:`~pidkit._backend.Backend.lu_factor` instead, whose status stays on
-    the device.
+    Call it with ``x`` of shape ``(B, S, Y, k)``; ``overwrite=True`` lets it solve in ``x``'s
+    memory where the backend can (the ``(B, S, Y, |T||Y|)`` right-hand sides of
+    :func:`~pidkit.discrete.broja._schur.solved_schur` are 134 MB at k = 64, and a fresh
+    array of that size costs about as much to fault in as the solve). With ``unchecked``, the
+    blocks are factorised by :meth:`~pidkit._backend.Backend.lu_factor` instead, whose status
+    stays on the device.
     """
 
     def __init__(self, b_scaled: Any, d: Any, xp: Backend, unchecked: bool = False):
@@ -137,14 +150,20 @@ class BlockInverse:
         self.chol = None if unchecked else xp.cho_factor(b_scaled)
         self.xp = xp
 
-    def __call__(self, x: Any) -> Any:
+    def __call__(self, x: Any, overwrite: bool = False) -> Any:
         xp = self.xp
-        x = self.d * x
+        if overwrite:
+            x *= self.d
+        else:
+            x = self.d * x
         if self.lu is not None:
-            return self.d * xp.sym_solve(self.lu, x)
-        if self.chol is None:
-            return self.d * xp.solve(self.b_scaled, x)
-        return self.d * xp.cho_solve(self.chol, x)
+            x = xp.sym_solve(self.lu, x)
+        elif self.chol is None:
+            x = xp.solve(self.b_scaled, x)
+        else:
+            x = xp.cho_solve(self.chol, x, overwrite_b=overwrite)
+        x *= self.d
+        return x
 
 
 def diagonal_blocks(q: Any, rpi: Any, pi: Any, fl: Any, fm: Any, xp: Backend,
@@ -297,8 +316,9 @@ class StructuredNewton:
     on the exact Newton matrix (applied matrix-free in float64, :meth:`apply`) until its
     relative residual is below ``ACCURACY`` (:func:`refine`); where that fails, the Schur
     complement is reassembled from solves with :math:`B_s`
-    (:func:`~pidkit.discrete.broja._schur.solved_schur`) and factorised in float64. Each
-    factor is computed at most once per Newton matrix and kept for the next right-hand side.
+    (:func:`~pidkit.discrete.broja._schur.solved_schur`) and factorised in float32 (large
+    complements), then in float64 (:data:`LEVELS`). Each factor is computed at most once per
+    Newton matrix and kept for the next right-hand side.
 
     Shapes and arguments as :func:`newton_solver`'s.
     """
@@ -317,21 +337,29 @@ class StructuredNewton:
         self.block_solve, self.a_t = diagonal_blocks(q, self.rpi, pi, fl, fm, xp)
         self.m_s = self.block_solve(xp.eye(ny, like=q))              # B_s^{-1}, (B, S, Y, Y)
         self.schur = structured_schur(self.qm, self.rpl, self.pr, self.m_s, self.a_t, xp, work)
-        self.factors: dict[bool, Factor] = {}
+        self.levels = (LEVELS if nt * ny >= SINGLE_SIZE        # else float64 throughout
+                       else tuple(dict.fromkeys((solved, False) for solved, _ in LEVELS)))
+        self.factors: dict[int, Factor] = {}
+        self.reassembled = False                  # self.schur holds the solved complement
+        self.solved: list[Factor] = []            # the factors of the solved complement
 
-    def factor(self, first: bool) -> Factor:
-        """The factor of the structured Schur complement (``first``; float32 when
-        ``|Y||T| >= SINGLE_SIZE``, and the float64 one of the solved complement where the
-        float32 Cholesky breaks down), or of the solved one in float64."""
-        if first not in self.factors:
-            nb, ny, nt, ns = self.shape
-            single = first and nt * ny >= SINGLE_SIZE
-            exact = self.schur if first else solved_schur(self.qm, self.rpl, self.pr,
-                                                          self.block_solve, self.a_t, self.xp,
-                                                          self.work)
-            factor = self.xp.sym_factor(exact, single=single)
-            self.factors[first] = factor if factor is not None else self.factor(False)
-        return self.factors[first]
+    def factor(self, level: int) -> Factor:
+        """The factor of ``self.levels[level]``, or of the next level where its Cholesky
+        breaks down (the last level's never does: an LU factorisation takes over)."""
+        if level not in self.factors:
+            solved, single = self.levels[level]
+            if solved and not self.reassembled:
+                # the same buffer as the structured complement, whose factor is made by now
+                self.schur = solved_schur(self.qm, self.rpl, self.pr, self.block_solve,
+                                          self.a_t, self.xp, self.work)
+                self.reassembled = True
+            factor = self.xp.sym_factor(self.schur, single=single)
+            if factor is None:
+                factor = self.factor(level + 1)
+            elif solved:
+                self.solved.append(factor)
+            self.factors[level] = factor
+        return self.factors[level]
 
     def inverse_b(self, x: Any, exact: bool) -> Any:
         """:math:`B_s^{-1} x` for ``x`` ``(B, S, Y)``: the explicit inverse :math:`M_s`, or
@@ -348,12 +376,12 @@ class StructuredNewton:
             S\,\Delta\lambda = g_\lambda - \sum_s C_s^\top B_s^{-1} g_{\mu,s},\qquad
             \Delta\mu_s = B_s^{-1} (g_{\mu,s} - C_s \Delta\lambda).
 
-        With the float64 factor of the solved Schur complement, :math:`B_s^{-1}` by solves too
-        (the explicit inverse loses the digits that factor keeps)."""
+        With a factor of the solved Schur complement, :math:`B_s^{-1}` by solves too (the
+        explicit inverse loses the digits that factor keeps)."""
         xp, fl, fm = self.xp, self.fl, self.fm
         nb, ny, nt, ns = self.shape
         qm, rpl, pr = self.qm, self.rpl, self.pr
-        exact = factor is self.factors.get(False)
+        exact = any(factor is f for f in self.solved)
         g_ms = xp.moveaxis(g_m * fm, 1, 2)                            # (B, S, Y)
         v = xp.moveaxis(self.inverse_b(g_ms, exact), 1, 2)[:, :, None, :]  # (B, Y, 1, S)
         pv = xp.sum(pr * v, axis=1, keepdims=True)                    # (B, 1, T, S)
@@ -373,19 +401,27 @@ class StructuredNewton:
     def solve(self, g_lam: Any, g_mu: Any) -> tuple[Any, Any]:
         """``(d_lam, d_mu)`` for the right-hand side ``(g_lam, g_mu)``.
 
-        The float32 factor of the structured Schur complement first; where refinement does not
-        reach ``ACCURACY`` (that assembly loses digits to cancellation once ``rho = w/s`` is
-        large), the float64 factor of the solved one (kept for the next right-hand side); per
-        item the direction with the smaller residual."""
+        The factors of :data:`LEVELS` in turn while refinement leaves some item above
+        ``ACCURACY`` (the structured assembly loses digits to cancellation once
+        ``rho = w/s`` is large); each factor is kept for the next right-hand side; per item
+        the direction with the smallest residual."""
         xp = self.xp
         g_lam, g_mu = g_lam * self.fl, g_mu * self.fm
         target = ACCURACY**2 * dot(g_lam, g_mu, g_lam, g_mu, xp)
-        d_lam, d_mu, size = refine(self, self.factor(True), g_lam, g_mu, target)
-        if xp.any(size > target):
-            d_l, d_m, size64 = refine(self, self.factor(False), g_lam, g_mu, target)
-            better = (size64 < size)[:, None, None]
-            d_lam = xp.where(better, d_l, d_lam)
-            d_mu = xp.where(better, d_m, d_mu)
+        tried = [self.factor(0)]
+        d_lam, d_mu, size = refine(self, tried[0], g_lam, g_mu, target)
+        for level in range(1, len(self.levels)):
+            if not xp.any(size > target):
+                break
+            factor = self.factor(level)
+            if any(factor is f for f in tried):   # a level whose Cholesky broke down
+                continue
+            tried.append(factor)
+            d_l, d_m, size_l = refine(self, factor, g_lam, g_mu, target)
+            better = size_l < size
+            d_lam = xp.where(better[:, None, None], d_l, d_lam)
+            d_mu = xp.where(better[:, None, None], d_m, d_mu)
+            size = xp.where(better, size_l, size)
         return d_lam, d_mu
 
     __call__ = solve

@@ -111,10 +111,11 @@ def solved_schur(qm: Any, rpl: Any, pr: Any, block_solve: Any, a_t: Any, xp: Bac
     xp.multiply(xp.einsum("bzts->bszt", pr)[..., None], xp.einsum("byts->bsty", rpl)[:, :, None],
                 out=c)
     xp.diagonal(c, 2, 4)[...] += xp.einsum("byts->bsty", qm)
-    x = block_solve(xp.reshape(c, (nb, ns, ny, nt * ny)))        # X_s, (B, S, Y, UZ)
+    x = block_solve(xp.reshape(c, (nb, ns, ny, nt * ny)), overwrite=True)  # X_s, (B, S, Y, UZ)
     t1 = xp.matmul(qm, xp.moveaxis(x, 1, 2),
                    out=buffer(work, "cc", (nb, ny, nt, nt * ny), qm, xp))  # (B, Y, T, UZ)
-    px = xp.swapaxes(xp.einsum("byts->bsyt", pr), 2, 3) @ x        # (B, S, T, UZ)
+    px = xp.matmul(xp.swapaxes(xp.einsum("byts->bsyt", pr), 2, 3), x,
+                   out=buffer(work, "tmp", (nb, ns, nt, nt * ny), qm, xp))  # (B, S, T, UZ)
     del x
     schur = xp.matmul(xp.einsum("byts->btys", rpl), xp.moveaxis(px, 1, 2),
                       out=buffer(work, "schur", (nb, nt, ny, nt * ny), qm, xp))
