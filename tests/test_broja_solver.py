@@ -230,6 +230,32 @@ def test_namespace_buffers_and_out_arguments():
         assert float(prod[1, 2]) == 10.0
 
 
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_schur_assemblies_by_column_chunks_equal_the_whole(backend, monkeypatch):
+    # one column u per chunk against one chunk for all: the same complement (a late iterate,
+    # where both assemblies are used)
+    p = random_pmf(np.random.default_rng(62), STRUCTURED_SHAPE, 0.2)
+    state = newton_matrix_state(p, 8)
+    if backend == "torch":
+        state = tuple(torch.as_tensor(a) for a in state)
+    xp = get_namespace(state[0])
+    q, pi, rho, free_lam, free_mu = state
+
+    def assemble():
+        system = _newton.StructuredNewton(q, pi, rho, free_lam, free_mu, xp, work={})
+        args = (system.qm, system.rpl, system.pr)
+        structured = _schur.structured_schur(*args, system.m_s, system.a_t, xp, {})
+        solved = _schur.solved_schur(*args, system.block_solve, system.a_t, xp, {})
+        return [a.numpy() if isinstance(a, torch.Tensor) else a for a in (structured, solved)]
+
+    whole = assemble()
+    monkeypatch.setattr(_schur, "CHUNK", 1)
+    assert len(_schur.column_chunks(tuple(q.shape))) == q.shape[2]
+    for chunked, reference in zip(assemble(), whole, strict=True):
+        np.testing.assert_allclose(chunked, reference, rtol=0,
+                                   atol=1e-13 * np.abs(reference).max())
+
+
 def test_solved_schur_equals_structured_schur():
     # the two assemblies of A - sum_s C_s^T B_s^-1 C_s (explicit inverse vs LU solves) agree
     # early in the run, where neither has lost digits, with a non-square |Y| != |T|
