@@ -38,7 +38,7 @@ __all__ = ["BatchFormat", "INPUT_KEYS", "LABEL_KEYS", "OUTPUT_KEYS", "train_load
            "eval_loader", "has_batchnorm", "as_dataset", "check_data", "to_device",
            "device_batches",
            "class_labels", "check_label_values", "floating_dtypes", "check_input_dtypes",
-           "first_forward"]
+           "first_forward", "loader_generators", "peek_batch"]
 
 #: Keys tried, in order, for the input of a mapping batch when ``input_key`` is not given.
 INPUT_KEYS = ("input", "inputs", "x", "image", "images", "img", "pixel_values", "data",
@@ -440,6 +440,39 @@ def train_loader(data: Any, batch_size: int, *, seed: int, rank: int, world: int
         drop_last = True
     return DataLoader(data, batch_size=local, sampler=sampler, drop_last=drop_last,
                       num_workers=num_workers, pin_memory=pin_memory, generator=generator)
+
+
+def loader_generators(loader: Any) -> list[torch.Generator]:
+    """The random generators a :class:`~torch.utils.data.DataLoader` draws from, each once:
+    its own (the workers' base seed, and the order of a ``shuffle=True`` loader), its
+    sampler's and its batch sampler's sampler's. Their states fix the order of the batches
+    and the workers' seeds, as the global RNG's do for a loader without generators; ``[]``
+    for anything but a DataLoader."""
+    if not isinstance(loader, DataLoader):
+        return []
+    batch_sampler = getattr(loader, "batch_sampler", None)
+    owners = (loader, loader.sampler, getattr(batch_sampler, "sampler", None))
+    found = {}
+    for owner in owners:
+        generator = getattr(owner, "generator", None)
+        if isinstance(generator, torch.Generator):
+            found.setdefault(id(generator), generator)
+    return list(found.values())
+
+
+def peek_batch(loader: DataLoader) -> Any:
+    """The first batch of a user's ``loader`` (None if it yields none), leaving every random
+    state it draws from as it was: the global RNG (a loader without a generator draws its
+    shuffling seed from it) and the loader's own generators (:func:`loader_generators`), so
+    that the first epoch sees the order it would have seen without the peek."""
+    generators = loader_generators(loader)
+    states = [g.get_state() for g in generators]
+    with torch.random.fork_rng(devices=[]):
+        try:
+            return next(iter(loader), None)
+        finally:
+            for generator, state in zip(generators, states, strict=True):
+                generator.set_state(state)
 
 
 def eval_loader(data: Any, batch_size: int, *, rank: int = 0, world: int = 1,

@@ -72,6 +72,8 @@ from .batches import (
     eval_loader,
     first_forward,
     has_batchnorm,
+    loader_generators,
+    peek_batch,
     to_device,
     train_loader,
 )
@@ -771,11 +773,19 @@ class Trainer:
         return dev
 
     def _resolve_layers(self, layers) -> tuple[list[str], list[str]]:
+        """The teacher and student layer paths of the pairs. A method that distils no
+        features (none, KD) ignores ``layers`` with a ``UserWarning``, as one-stage methods
+        ignore the schedule options, so that one configuration can sweep over methods."""
         uses_features = self.loss_fn.uses_features if self.loss_fn is not None else \
             self.config.method not in ("none", "kd")
+        if not uses_features:
+            if layers:
+                method = (type(self.loss_fn).__name__ if self.loss_fn is not None
+                          else f"method {self.config.method!r}")
+                warnings.warn(f"layers is ignored: {method} distils no intermediate features",
+                              UserWarning, stacklevel=3)
+            return [], []
         if layers is None:
-            if not uses_features:
-                return [], []
             t, s = default_layers(self.teacher), default_layers(self.student)
             k = min(len(t), len(s))
             return list(t[-k:]), list(s[-k:])
@@ -790,14 +800,12 @@ class Trainer:
 
     def _first_batch(self, data: Any, argument: str) -> tuple[Any, torch.Tensor]:
         """The first batch of ``data`` on the device, labels as int64 (:func:`class_labels`):
-        a DataLoader's own first batch (read with the global RNG restored afterwards), else the
+        a DataLoader's own first batch (read with the global RNG and the loader's generators
+        restored afterwards, :func:`~pidkit_distill.batches.peek_batch`), else the
         first ``batch_size / world_size`` samples (the size of a training batch)."""
         size = max(self.config.batch_size // self.world_size, 1)
         if isinstance(data, torch.utils.data.DataLoader):
-            # a loader without its own generator draws its shuffling seed from the global RNG:
-            # peeking at its first batch must not move the user's stream
-            with torch.random.fork_rng(devices=[]):
-                batch = next(iter(data), None)
+            batch = peek_batch(data)     # the global RNG and the loader's generators unmoved
         elif isinstance(data, torch.utils.data.IterableDataset) or not hasattr(data,
                                                                                "__len__"):
             batch = next(iter(torch.utils.data.DataLoader(
@@ -1185,9 +1193,12 @@ class Trainer:
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to resume exactly: weights, optimizer and scaler states, the epoch,
-        the global RNG states (restored on resume, so that dropout continues its sequence) and
-        the history (tensors and plain data only)."""
-        rng = {"torch": torch.get_rng_state()}
+        the global RNG states (restored on resume, so that dropout continues its sequence), the
+        states of the training loader's generators (a ``DataLoader(generator=...)``'s order and
+        workers' seeds, :func:`~pidkit_distill.batches.loader_generators`) and the history
+        (tensors and plain data only)."""
+        rng = {"torch": torch.get_rng_state(),
+               "loader": [g.get_state() for g in loader_generators(self.loader)]}
         if torch.cuda.is_available():
             rng["cuda"] = torch.cuda.get_rng_state_all()
         return {
@@ -1239,6 +1250,7 @@ class Trainer:
                        f"trained {int(state['epoch'])} epochs", f"Pass epochs >= "
                        f"{int(state['epoch'])} (the total, counting the epochs already done)",
                        self.config.epochs, kind=CheckpointError)
+        generators = self._loader_generators_for(state["rng"].get("loader"))
         parts = [("student", self.student), ("loss", self.loss_fn),
                  ("student_optimizer", self.student_optimizer)]
         if self.teacher_optimizer is not None and state["teacher_optimizer"] is not None:
@@ -1260,10 +1272,33 @@ class Trainer:
                 scheduler.load_state_dict(state[name])
         self.scaler.load_state_dict(state["scaler"])
         torch.set_rng_state(state["rng"]["torch"].cpu())
+        for generator, saved in generators:
+            generator.set_state(saved.cpu())
         if "cuda" in state["rng"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all([s.cpu() for s in state["rng"]["cuda"]])
         self.history = list(state["history"])
         self.epoch = int(state["epoch"])
+
+    def _loader_generators_for(self, states: list[torch.Tensor] | None):
+        """``[(generator, saved state), ...]`` of the training loader's generators and the
+        checkpoint's ``states`` of them (``[]`` for a checkpoint written before they were
+        saved: the loader then starts afresh).
+
+        Raises
+        ------
+        CheckpointError
+            The checkpoint holds another number of generator states than the loader has.
+        """
+        if states is None:
+            return []
+        generators = loader_generators(self.loader)
+        if len(states) != len(generators):
+            raise fail("checkpoint", f"holds the states of {len(states)} data-loader "
+                       f"generator(s), but this trainer's training loader draws from "
+                       f"{len(generators)}", "Resume with train_data built as in the run that "
+                       "wrote it (the same DataLoader options, generator= included)",
+                       kind=CheckpointError)
+        return list(zip(generators, states, strict=True))
 
     def save_checkpoint(self, path: str | os.PathLike) -> None:
         """Write :meth:`state_dict` to ``path`` (main process only; atomic rename)."""

@@ -168,7 +168,7 @@ def test_audits_read_whole_number_float_labels_as_the_estimators_do():
     with pytest.raises(PIDValueError, match=r"^labels: holds labels that are not whole numbers"):
         audit_features(y + 0.25, t, s, **FAST)
     with pytest.raises(PIDValueError, match=r"^labels: holds negative labels"):
-        audit_features(y - 1.0, t, s, **FAST)
+        audit_features(y - 2.0, t, s, **FAST)
 
 
 def test_extract_features_follows_the_rule():

@@ -183,8 +183,10 @@ def as_loader(data, batch_size: int, name: str = "data", batch_format=None) -> I
 
 def _labels(y, name: str) -> np.ndarray:
     """A batch's labels as int64 class indices (the rule of :mod:`pidkit_distill.labels`), on
-    the host; an audit also refuses negative labels (it has no unlabelled samples)."""
-    from ..labels import as_class_labels
+    the host; an audit also refuses negative labels, the unlabelled marker
+    :data:`~pidkit_distill.labels.UNLABELLED` of training data included (it has no unlabelled
+    samples), with a message saying how to keep the labelled ones."""
+    from ..labels import UNLABELLED, as_class_labels
 
     reject_masked(y, name)
     arr = host_numpy(y) if hasattr(y, "detach") else np.asarray(y)
@@ -195,6 +197,13 @@ def _labels(y, name: str) -> np.ndarray:
                    "batch_size=256)", kind=PIDTypeError)
     arr = as_class_labels(arr, name)
     if arr.size and arr.min() < 0:
+        if arr.min() == UNLABELLED:
+            raise fail(name, f"holds unlabelled samples (label {UNLABELLED}, "
+                       f"{int((arr == UNLABELLED).sum())} in this batch); an audit measures "
+                       "what the layers say about the label, so every audited sample needs one",
+                       "Audit the labelled samples only: e.g. Subset(data, indices of the "
+                       "samples whose label is >= 0), or labels[keep], features[keep] with "
+                       "keep = labels >= 0 in audit_features")
         raise fail(name, "holds negative labels", "Encode classes as 0, ..., K-1", int(arr.min()))
     return arr
 
