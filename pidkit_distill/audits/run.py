@@ -26,8 +26,9 @@ statistics (joint counts, or moments), so data sets larger than memory can be au
 non-contiguous labels included), the samples are permuted, the same features are passed as
 float32 or float64, or as numpy arrays or torch tensors:
 
-- the fitting rows are chosen and ordered by an exact hash of each sample's features taken in
-  float64, labels left out (:mod:`pidkit_distill.audits.stream`), and the discretiser is
+- the fitting rows are chosen and ordered by an exact hash of each sample's inputs (of each
+  layer's own features for precomputed features, so that one side's codebook does not depend
+  on the other side), labels left out (:mod:`pidkit_distill.audits.stream`), and the discretiser is
   fitted and applied in float64 (``dtype="float64"`` unless ``estimator_options`` says
   otherwise), so the codebooks depend on neither the order, the labels nor the dtype;
 - the count table's label rows are put in a canonical order, the lexicographic order of their
@@ -110,7 +111,7 @@ from .estimators import (
     GaussianPair,
 )
 from .report import AuditReport, check_pairs
-from .stream import Batch, FitSet, array_batches, as_loader, model_batches
+from .stream import Batch, FitSet, SideFitSets, array_batches, as_loader, model_batches
 
 __all__ = ["audit", "audit_features", "AuditOptions", "DEFAULT_INTERVAL", "DEFAULT_N_PERM",
            "DISCRETE_AUDIT_DEFAULTS", "ESTIMATORS"]
@@ -176,10 +177,14 @@ def _run(stream_data: Callable[[], Iterator[Batch]],
     given = frozenset(estimator_options or {})
     _check_measure(o.measure, o.estimator)
     fit_set = FitSet(o.max_fit_samples)
+    side_sets = None                   # precomputed features: each layer keyed by its own
     fit_classes: set[int] = set()
     for batch in (stream_fit or stream_data)():
         _check_classes(batch.labels, o.num_classes)
         fit_set.add(batch)
+        if batch.side_keys is not None:
+            side_sets = side_sets or SideFitSets(o.max_fit_samples, len(pairs))
+            side_sets.add(batch)
         fit_classes.update(np.unique(batch.labels).tolist())
     rows = fit_set.batch
     if rows is None or len(rows) == 0:
@@ -195,7 +200,9 @@ def _run(stream_data: Callable[[], Iterator[Batch]],
         pair_estimators = [DiscretePair(settings, s, given=given) for s in seeds]
     with assume_finite():
         for i, est in enumerate(pair_estimators):
-            est.fit(rows.teacher[i], rows.student[i], rows.labels, pair=pairs[i])
+            teacher, student = (side_sets.rows(i) if side_sets is not None
+                                else (rows.teacher[i], rows.student[i]))
+            est.fit(teacher, student, rows.labels, pair=pairs[i])
     reuse = stream_fit is None and fit_set.complete
     batches = [rows] if reuse else stream_data()
     n_samples = 0

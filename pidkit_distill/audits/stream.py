@@ -10,6 +10,12 @@ independent of the order of the data, of the names of the classes, and of float3
 or numpy vs torch inputs. The keys also
 seed the per-sample Poisson bootstrap weights of the Gaussian route
 (:func:`pidkit.estimate.uncertainty.poisson_weights`).
+
+Precomputed features have no inputs to hash, so each layer's fitting rows are chosen and
+ordered by the keys of that layer's features alone (:attr:`Batch.side_keys`,
+:class:`SideFitSets`): the teacher's codebook, and so I(Y;T), does not depend on which student
+it is audited against (with the joint keys it did: 0.81 against 0.86 bits for one teacher
+audited against a copy of itself and against noise).
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ import numpy as np
 from pidkit.errors import PIDTypeError
 from pidkit.validation import check_finite, fail, host_numpy, reject_masked
 
-__all__ = ["Batch", "sample_keys", "FitSet", "model_batches",
+__all__ = ["Batch", "sample_keys", "FitSet", "SideFitSets", "model_batches",
            "array_batches", "as_loader"]
 
 @dataclass
@@ -33,12 +39,16 @@ class Batch:
     student features ``(n, D)`` as floating numpy arrays in their own dtype (float32 for network
     features; float16 and integers widened, see :func:`floating`), and the samples' keys
     ``(n,)`` uint64
-    (:func:`sample_keys` of the inputs, or of the features when no inputs exist)."""
+    (:func:`sample_keys` of the inputs, or of the features when no inputs exist); without
+    inputs, ``side_keys``: per layer pair the keys of the teacher's and of the student's
+    features alone, ``([teacher pair 0, ...], [student pair 0, ...])``, which choose each
+    layer's fitting rows (:class:`SideFitSets`)."""
 
     labels: np.ndarray
     teacher: list[np.ndarray]
     student: list[np.ndarray]
     keys: np.ndarray
+    side_keys: tuple[list[np.ndarray], list[np.ndarray]] | None = None
 
     def __len__(self) -> int:
         return self.labels.shape[0]
@@ -118,10 +128,9 @@ class FitSet:
                 out[where] = block[row_of[where]]
             return out
 
-        n_pairs = len(parts[0].teacher)
         merged = Batch(take([b.labels for b in parts]),
-                       [take([b.teacher[i] for b in parts]) for i in range(n_pairs)],
-                       [take([b.student[i] for b in parts]) for i in range(n_pairs)],
+                       [take([b.teacher[i] for b in parts]) for i in range(len(parts[0].teacher))],
+                       [take([b.student[i] for b in parts]) for i in range(len(parts[0].student))],
                        keys[order])
         self._pending, self._rows = [merged], len(merged)
 
@@ -139,6 +148,25 @@ class FitSet:
     @property
     def complete(self) -> bool:
         return self.seen > 0 and self.seen == len(self.batch)
+
+
+class SideFitSets:
+    """Per layer pair and side, a :class:`FitSet` keyed by that layer's own features
+    (:attr:`Batch.side_keys`): the fitting rows of audits of precomputed features."""
+
+    def __init__(self, capacity: int, n_pairs: int):
+        self.sets = [(FitSet(capacity), FitSet(capacity)) for _ in range(n_pairs)]
+
+    def add(self, batch: Batch) -> None:
+        teacher_keys, student_keys = batch.side_keys
+        for i, (teacher_set, student_set) in enumerate(self.sets):
+            teacher_set.add(Batch(batch.labels, [batch.teacher[i]], [], teacher_keys[i]))
+            student_set.add(Batch(batch.labels, [], [batch.student[i]], student_keys[i]))
+
+    def rows(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """The teacher's and the student's fitting rows of layer pair ``index``."""
+        teacher_set, student_set = self.sets[index]
+        return teacher_set.batch.teacher[0], student_set.batch.student[0]
 
 
 def as_loader(data, batch_size: int, name: str = "data", batch_format=None) -> Iterable:
@@ -344,4 +372,5 @@ def array_batches(labels, teacher: Sequence, student: Sequence, batch_size: int,
         if check:
             for arr, name in [(a, teacher_name) for a in tb] + [(a, student_name) for a in sb]:
                 check_finite(arr, name, offset=start, task="auditing")
-        yield Batch(y[sl], tb, sb, sample_keys(tb + sb))
+        yield Batch(y[sl], tb, sb, sample_keys(tb + sb),
+                    ([sample_keys([a]) for a in tb], [sample_keys([a]) for a in sb]))
