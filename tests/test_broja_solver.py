@@ -232,8 +232,8 @@ def test_namespace_buffers_and_out_arguments():
 
 @pytest.mark.parametrize("backend", ["numpy", "torch"])
 def test_schur_assemblies_by_column_chunks_equal_the_whole(backend, monkeypatch):
-    # one column u per chunk against one chunk for all: the same complement (a late iterate,
-    # where both assemblies are used)
+    # one row y or t (structured) and one column u (solved) per chunk against one chunk for
+    # all: the same complement (a late iterate, where both assemblies are used)
     p = random_pmf(np.random.default_rng(62), STRUCTURED_SHAPE, 0.2)
     state = newton_matrix_state(p, 8)
     if backend == "torch":
@@ -251,6 +251,7 @@ def test_schur_assemblies_by_column_chunks_equal_the_whole(backend, monkeypatch)
     whole = assemble()
     monkeypatch.setattr(_schur, "CHUNK", 1)
     assert len(_schur.column_chunks(tuple(q.shape))) == q.shape[2]
+    assert len(_schur.row_chunks(q.shape[1], 1000)) == q.shape[1]
     for chunked, reference in zip(assemble(), whole, strict=True):
         np.testing.assert_allclose(chunked, reference, rtol=0,
                                    atol=1e-13 * np.abs(reference).max())

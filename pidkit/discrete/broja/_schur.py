@@ -59,7 +59,7 @@ def structured_schur(qm: Any, rpl: Any, pr: Any, m_s: Any, a_t: Any, xp: Backend
     (the first sum holds :math:`Q^\top M Q + Q^\top M \Pi R`, the second the transpose of
     the cross term and :math:`R^\top W R`): two batches of plain matrix products, over ``y``
     and over ``t``, each :math:`2|Y|^2|T|^2|S|` flops, written straight into the final
-    ``[t, y, u, z]`` layout, a chunk of columns ``u`` at a time (:func:`column_chunks`).
+    ``[t, y, u, z]`` layout, a chunk of rows ``y`` (then ``t``) at a time (:func:`row_chunks`).
 
     Parameters
     ----------
@@ -86,23 +86,22 @@ def structured_schur(qm: Any, rpl: Any, pr: Any, m_s: Any, a_t: Any, xp: Backend
     g_t = contiguous(xp.einsum("bszt->btsz", g_s), xp)[:, :, :, None, :]  # (B, T, S, 1, Z)
     w_t = xp.einsum("bstu->btsu", w_s)[:, :, :, :, None]          # W_s[t, u], (B, T, S, U, 1)
     rpl_t = xp.einsum("byts->btys", rpl)
-    cc = buffer(work, "cc", (nb, ny, nt, nt, ny), qm, xp)          # (B, Y, T, U, Z)
-    schur = buffer(work, "schur", (nb, nt, ny, nt, ny), qm, xp)    # (B, T, Y, U, Z)
-    for u in column_chunks(qm.shape):
-        n_u = u.stop - u.start
-        shape_v, shape_x = (nb, ny, ns, n_u, ny), (nb, nt, ns, n_u, ny)
-        v = buffer(work, "vx", shape_v, qm, xp)                   # V, (B, Y, S, u, Z)
-        xp.multiply(m_y, q_t[:, :, :, u], out=v)
-        v += xp.multiply(g_y[:, :, :, u], r_t[:, :, :, u],
-                         out=buffer(work, "tmp", shape_v, qm, xp))
-        xp.matmul(qm, xp.reshape(v, (nb, ny, ns, n_u * ny)), out=columns(cc, u, xp))
-        x = buffer(work, "vx", shape_x, qm, xp)                   # X, (B, T, S, u, Z)
-        xp.multiply(g_t, q_t[:, :, :, u], out=x)
-        x += xp.multiply(w_t[:, :, :, u], r_t[:, :, :, u],
-                         out=buffer(work, "tmp", shape_x, qm, xp))
-        xp.matmul(rpl_t, xp.reshape(x, (nb, nt, ns, n_u * ny)), out=columns(schur, u, xp))
-    return subtract_from_a(xp.reshape(schur, (nb, nt, ny, nt * ny)),
-                           xp.reshape(cc, (nb, ny, nt, nt * ny)), a_t, xp)
+    cc = buffer(work, "cc", (nb, ny, nt, nt * ny), qm, xp)         # (B, Y, T, UZ)
+    schur = buffer(work, "schur", (nb, nt, ny, nt * ny), qm, xp)   # (B, T, Y, UZ)
+    block = nb * ns * nt * ny         # one row of V or X: a whole (S, U, Z) block, so the
+    for y in row_chunks(ny, block):   # broadcast products below run over contiguous inner axes
+        shape_v = (nb, y.stop - y.start, ns, nt, ny)
+        v = buffer(work, "vx", shape_v, qm, xp)                   # V, (B, y, S, U, Z)
+        xp.multiply(m_y[:, y], q_t, out=v)
+        v += xp.multiply(g_y[:, y], r_t, out=buffer(work, "tmp", shape_v, qm, xp))
+        xp.matmul(qm[:, y], xp.reshape(v, (*shape_v[:3], nt * ny)), out=cc[:, y])
+    for t in row_chunks(nt, block):
+        shape_x = (nb, t.stop - t.start, ns, nt, ny)
+        x = buffer(work, "vx", shape_x, qm, xp)                   # X, (B, t, S, U, Z)
+        xp.multiply(g_t[:, t], q_t, out=x)
+        x += xp.multiply(w_t[:, t], r_t, out=buffer(work, "tmp", shape_x, qm, xp))
+        xp.matmul(rpl_t[:, t], xp.reshape(x, (*shape_x[:3], nt * ny)), out=schur[:, t])
+    return subtract_from_a(schur, cc, a_t, xp)
 
 
 def solved_schur(qm: Any, rpl: Any, pr: Any, block_solve: Any, a_t: Any, xp: Backend,
@@ -163,13 +162,19 @@ def subtract_from_a(schur: Any, cross: Any, a_t: Any, xp: Backend) -> Any:
     return schur
 
 
+def row_chunks(rows: int, row_size: int) -> list[slice]:
+    """Slices of ``range(rows)`` covering at most :data:`CHUNK` entries each, for rows of
+    ``row_size`` entries (at least one row per slice)."""
+    step = max(1, CHUNK // row_size)
+    return [slice(i, min(i + step, rows)) for i in range(0, rows, step)]
+
+
 def column_chunks(shape: tuple[int, ...]) -> list[slice]:
     """Slices of the ``U`` axis of the Schur complement's columns ``(u, z)`` (``shape`` the
     ``(B, Y, T, S)`` of the problem), each with at most :data:`CHUNK` entries in the
     ``(B, Y, S, u, Z)`` intermediates of one slice."""
     nb, ny, nt, ns = shape
-    step = max(1, CHUNK // (nb * ny * ns * ny))
-    return [slice(u, min(u + step, nt)) for u in range(0, nt, step)]
+    return row_chunks(nt, nb * ny * ns * ny)
 
 
 def columns(a: Any, u: slice, xp: Backend) -> Any:
