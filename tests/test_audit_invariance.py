@@ -121,3 +121,24 @@ def test_teacher_side_does_not_depend_on_the_student(blobs, estimator, max_fit_s
     # and symmetrically: the same student against two teachers keeps its I(Y;S)
     other = audit_features(y, noise, s, **opts)[0].values["mi_student"]
     assert other == pytest.approx(audits[0].values["mi_student"], abs=ATOL)
+
+
+@pytest.mark.parametrize("estimator", ["paper", "gaussian"])
+def test_a_pair_does_not_depend_on_the_other_pairs(blobs, estimator):
+    # the same seeds for every pair: one teacher layer against two students shows one I(Y;T),
+    # and a pair's report is the same alone, first or second
+    y, t, s = blobs
+    noise = np.random.default_rng(12).normal(size=s.shape).astype(np.float32)
+    opts = dict(estimator=estimator, n_boot=20, n_perm=20, seed=4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        both = audit_features(y, [t, t], [s, noise], layers=[("t", "s"), ("t", "noise")],
+                              **opts)
+        swapped = audit_features(y, [t, t], [noise, s], layers=[("t", "noise"), ("t", "s")],
+                                 **opts)
+        alone = audit_features(y, [t], [noise], layers=[("t", "noise")], **opts)
+    assert both[0].values["mi_teacher"] == pytest.approx(both[1].values["mi_teacher"],
+                                                         abs=ATOL)
+    _assert_same(both[0], swapped[1])
+    _assert_same(both[1], swapped[0])
+    _assert_same(both[1], alone[0])

@@ -51,7 +51,7 @@ from pidkit.estimate.uncertainty import (
 from pidkit.validation import check_flag, fail
 
 from .report import QUANTITIES, LayerAudit
-from .stream import Batch
+from .stream import Batch, pair_keys
 
 __all__ = ["DEFAULT_INTERVAL", "DISCRETE_PRESETS", "ESTIMATORS", "FROM_ATOMS", "GAUSSIAN_DEFAULTS",
            "INTERVALS", "layer_settings",
@@ -339,12 +339,13 @@ class GaussianPair:
         if len(self._seen) < 2:
             self._seen.update(np.unique(batch.labels).tolist())
         self.moments.update(*blocks)
+        keys = pair_keys(batch, index)
         if self.n_perm:
-            self._kept.append((blocks[0], np.concatenate(blocks[1:], axis=1), batch.keys))
+            self._kept.append((blocks[0], np.concatenate(blocks[1:], axis=1), keys))
         if not self.n_boot:
             return
         z = np.concatenate(blocks, axis=1)
-        w = poisson_weights(batch.keys, self.n_boot, self.boot_seed)
+        w = poisson_weights(keys, self.n_boot, self.boot_seed)
         sums = (w.sum(axis=1), w @ z, np.einsum("bn,ni,nj->bij", w, z, z, optimize=True))
         if self.weight_sums is None:
             self.weight_sums = sums

@@ -24,7 +24,8 @@ statistics (joint counts, or moments), so data sets larger than memory can be au
 **Invariance.** An audit gives the same numbers (values, intervals, chance levels, p-values; to
 1e-9 bits, in practice exactly) when the classes are renamed (any injective relabelling,
 non-contiguous labels included), the samples are permuted, the same features are passed as
-float32 or float64, or as numpy arrays or torch tensors:
+float32 or float64, or as numpy arrays or torch tensors, and a layer pair's numbers do not
+depend on the other pairs audited with it (every pair draws from the same seeds):
 
 - the fitting rows are chosen and ordered by an exact hash of each sample's inputs (of each
   layer's own features for precomputed features, so that one side's codebook does not depend
@@ -190,7 +191,10 @@ def _run(stream_data: Callable[[], Iterator[Batch]],
     if rows is None or len(rows) == 0:
         which = "fit_data" if stream_fit is not None else "data"
         raise fail(which, "yielded no samples", "Pass a non-empty data set")
-    seeds = np.random.SeedSequence(o.seed).spawn(len(pairs))
+    # the same seeds for every pair: a layer audited in several pairs keeps its codebook (one
+    # teacher against several students shows one I(Y;T)), a pair's numbers do not depend on
+    # the other pairs or their order, and the bootstrap resamples the same samples for all
+    seeds = [np.random.SeedSequence(o.seed).spawn(1)[0] for _ in pairs]
     if o.estimator == "gaussian":
         classes = (np.arange(o.num_classes) if o.num_classes is not None
                    else np.array(sorted(fit_classes), dtype=np.int64))
@@ -382,7 +386,9 @@ def audit(teacher, student, data: Any, layers: Sequence[tuple[str, str]] | None 
         :math:`[q_{lo}, q_{hi}]` is the spread of the replicates (it can exclude 0 for an atom
         that is 0). Intervals are never clipped: they can extend below 0.
     seed : int, default 0
-        Seeds the discretisers and the bootstrap: equal seeds give equal reports.
+        Seeds the discretisers and the bootstrap: equal seeds give equal reports. Every layer
+        pair uses the same seeds, so a pair's numbers do not depend on the other pairs audited
+        with it, and a layer in several pairs gets the same codes in each.
     measure : str, default "broja"
         PID measure (``"broja"``: the paper's; ``"mmi"`` is a fast upper bound on Red).
     base : float, default 2

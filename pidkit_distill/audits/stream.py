@@ -30,7 +30,7 @@ import numpy as np
 from pidkit.errors import PIDTypeError
 from pidkit.validation import check_finite, fail, host_numpy, reject_masked
 
-__all__ = ["Batch", "sample_keys", "FitSet", "SideFitSets", "model_batches",
+__all__ = ["Batch", "sample_keys", "pair_keys", "FitSet", "SideFitSets", "model_batches",
            "array_batches", "as_loader"]
 
 @dataclass
@@ -87,6 +87,18 @@ def sample_keys(blocks: Sequence[np.ndarray]) -> np.ndarray:
     return out
 
 
+def pair_keys(batch: Batch, index: int) -> np.ndarray:
+    """The keys that seed the per-sample draws (Poisson bootstrap weights, the order of the
+    shuffle null's rows) of layer pair ``index``: the batch's keys, of the inputs, or for
+    precomputed features a mix of the keys of that pair's two layers, so that a pair's draws
+    depend neither on the other pairs nor on their order."""
+    if batch.side_keys is None:
+        return batch.keys
+    teacher, student = batch.side_keys[0][index], batch.side_keys[1][index]
+    with np.errstate(over="ignore"):      # multiplication modulo 2**64
+        return teacher * np.uint64(0x9E3779B97F4A7C15) ^ student
+
+
 class FitSet:
     """The ``capacity`` samples with the smallest keys seen in a stream, kept in key order.
 
@@ -128,10 +140,15 @@ class FitSet:
                 out[where] = block[row_of[where]]
             return out
 
-        merged = Batch(take([b.labels for b in parts]),
-                       [take([b.teacher[i] for b in parts]) for i in range(len(parts[0].teacher))],
-                       [take([b.student[i] for b in parts]) for i in range(len(parts[0].student))],
-                       keys[order])
+        def take_each(lists: list[list[np.ndarray]]) -> list[np.ndarray]:
+            return [take([arrays[i] for arrays in lists]) for i in range(len(lists[0]))]
+
+        side = parts[0].side_keys
+        merged = Batch(take([b.labels for b in parts]), take_each([b.teacher for b in parts]),
+                       take_each([b.student for b in parts]), keys[order],
+                       None if side is None else
+                       (take_each([b.side_keys[0] for b in parts]),
+                        take_each([b.side_keys[1] for b in parts])))
         self._pending, self._rows = [merged], len(merged)
 
     @property
