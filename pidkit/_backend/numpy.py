@@ -79,10 +79,11 @@ def _matrices_first(a: Any) -> Any:
 #: :meth:`NumpyBackend.cho_solve` solves with BLAS matrix by matrix for matrices of at least
 #: this order when the batch holds at most :data:`BLAS_ROWS` rows in all (``n`` times the
 #: number of matrices). Measured on one thread (2026-12-05, AMD EPYC; the row-by-row
-#: substitution against the loop): n = 64, 64 matrices, 4096 right-hand sides 0.71 against
-#: 0.13 s (the float64 Schur complement of BROJA at k = 64), 64 right-hand sides 6.0 against
-#: 1.8 ms, one 0.46 against 0.48 ms; n = 16, 1024 matrices, one right-hand side 0.18 against
-#: 2.1 ms (the loop's per-matrix overhead, hence the cap on rows).
+#: substitution against the loop, in place): n = 64, 64 matrices, 4096 right-hand sides 404
+#: against 86 ms (the reassembled Schur complement of BROJA at k = 64), 64 right-hand sides
+#: 5.9 against 1.7 ms, one 0.47 against 0.60 ms; n = 16, 16 matrices, 8 right-hand sides 0.12
+#: against 0.05 ms; but n = 16, 1024 matrices, one right-hand side 0.18 against 3.0 ms (the
+#: loop's per-matrix overhead, hence the cap on rows).
 BLAS_ORDER = 16
 BLAS_ROWS = 8192
 
