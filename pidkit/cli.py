@@ -232,6 +232,18 @@ def _delimiter_hint(header: list[str]) -> str:
     return "" if sep is None else f"; is the file separated by {sep!r}? Pass --delimiter {sep!r}"
 
 
+def _twice_message(listed: list[str], target_cols: list[str], default_target: bool) -> str:
+    """The error for columns listed twice in ``--target``/``--sources``: it names them, and
+    the default target (the first column) when that is how a source became the target too."""
+    twice = sorted({c for c in listed if listed.count(c) > 1})
+    message = (f"--target/--sources: column(s) {twice} used twice; each column may belong to "
+               "one variable")
+    if default_target and target_cols[0] in twice:
+        message += (f" (without --target the target is the first column, {target_cols[0]!r}; "
+                    "pass --target)")
+    return message
+
+
 def _pmf_from_csv(path: Path, target: str | None, sources: Sequence[str] | None,
                   encoding: str = "utf-8", delimiter: str = ","):
     header, rows = _read_csv(path, encoding, delimiter)
@@ -244,10 +256,10 @@ def _pmf_from_csv(path: Path, target: str | None, sources: Sequence[str] | None,
     for col in target_cols + [c for g in source_groups for c in g]:
         if col not in header:
             raise _CLIError(f"{path}: no column {col!r}; the header has {header}{hint}")
-    used = list(dict.fromkeys(target_cols + [c for g in source_groups for c in g]))
-    if len(used) != len(target_cols) + sum(len(g) for g in source_groups):
-        raise _CLIError("--target/--sources: a column is used twice; each column may belong to "
-                        "one variable")
+    listed = target_cols + [c for g in source_groups for c in g]
+    used = list(dict.fromkeys(listed))
+    if len(used) != len(listed):
+        raise _CLIError(_twice_message(listed, target_cols, target is None))
     if not source_groups:
         advice = hint or ". Add columns or name them with --sources"
         raise _CLIError(f"{path}: no source column; the header has only {header}{advice}")

@@ -3,8 +3,8 @@ r"""Entropy, marginals and mutual information of a joint pmf with one axis per v
 Shared by every discrete measure, and public for packages built on pidkit. ``0 log 0 = 0``
 throughout: logarithms are taken only where the mass is positive. Each function checks that its
 array holds finite, non-negative real numbers and that its axes exist (typed errors naming the
-argument); it does not check that the masses sum to 1 (pass a pmf checked with
-:func:`pidkit.validation.check_pmf` for that). Divide by ``math.log(base)`` for other units.
+argument) and that the masses sum to 1 (divide an unnormalised array by its sum first).
+Divide by ``math.log(base)`` for other units.
 The measures call the unchecked ``_entropy``, ``_marginal`` and ``_mutual_information`` on the
 pmf that :func:`pidkit.pid` validated once (and solvers on their own iterates, which the
 checks would reject or slow down).
@@ -38,7 +38,8 @@ def _probabilities(p: Any, name: str = "p") -> np.ndarray:
     r"""``p`` as a float64 pmf: finite, non-negative numbers summing to 1 (:func:`check_pmf`,
     any number of axes; typed errors otherwise). Entropies of an unnormalised array would be
     silently wrong: :math:`H(cq) = c H(q) - c \ln c`."""
-    return check_pmf(p, name, min_axes=0)
+    return check_pmf(p, name, min_axes=0,
+                     sum_fix=f"Divide it by its sum first ({name} / {name}.sum()), or fix the pmf")
 
 
 #: Most sources of :func:`subset_mutual_information` and :func:`specific_information`, which

@@ -358,7 +358,7 @@ def pmf_sum_atol(dtype: Any) -> float:
 
 
 def check_pmf(p: Any, name: str = "p", *, normalize: bool = False, min_axes: int = 2,
-              atol: float | None = None) -> np.ndarray:
+              atol: float | None = None, sum_fix: str | None = None) -> np.ndarray:
     """Validate a joint pmf with one axis per variable and return it as float64.
 
     Parameters
@@ -376,6 +376,9 @@ def check_pmf(p: Any, name: str = "p", *, normalize: bool = False, min_axes: int
     atol : float, optional
         Tolerance on ``|sum(p) - 1|`` (the sum taken in float64). Default
         :func:`pmf_sum_atol` of the dtype ``p`` is given in, the same rule as for torch tensors.
+    sum_fix : str, optional
+        The remedy the error for a sum other than 1 states, for callers without a
+        ``normalize`` argument (default: pass ``normalize=True``).
     """
     normalize = check_flag(normalize, "normalize", "Pass normalize=True to rescale p")
     given = _numeric_array(p, name)
@@ -402,7 +405,7 @@ def check_pmf(p: Any, name: str = "p", *, normalize: bool = False, min_axes: int
     if abs(total - 1.0) > atol:
         if not normalize:
             raise fail(name, f"sums to {total:.12g}, not 1 (tolerance {atol:g})",
-                       "Pass normalize=True to divide by the total, or fix the pmf")
+                       sum_fix or "Pass normalize=True to divide by the total, or fix the pmf")
     return arr / total
 
 

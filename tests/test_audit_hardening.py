@@ -16,9 +16,8 @@ from torch.utils.data import DataLoader, Dataset, IterableDataset, TensorDataset
 
 import pidkit_distill as pd
 from pidkit.errors import PIDTypeError, PIDValueError
-from pidkit.estimate.uncertainty import interval, p_values
+from pidkit.estimate.uncertainty import interval, p_values, smallest_n_perm
 from pidkit_distill import audit_features
-from pidkit_distill.audits.run import smallest_n_perm
 
 FAST = {"n_boot": 0, "n_perm": 0}
 SMALL = {"n_clusters": 4, "n_components": 4}

@@ -143,7 +143,7 @@ def _bad_files(tmp_path):
     (["pid", "empty.csv"], "the file is empty"),
     (["pid", "neg.csv", "--measure", "mmi"], "line 3, column 'x' contains negative codes (-1)"),
     (["pid", "text.csv", "--target", "z"], "no column 'z'"),
-    (["pid", "text.csv", "--target", "y", "--sources", "y"], "a column is used twice"),
+    (["pid", "text.csv", "--target", "y", "--sources", "y"], "column(s) ['y'] used twice"),
     (["pid", "obj.npy"], "cannot read the array"),
     (["pid", "nan.npy", "--measure", "mmi"], "nan.npy: contains NaN or infinite probabilities"),
     (["pid", "nan.npy", "--target", "y"], "'y' is not an axis index"),

@@ -46,7 +46,10 @@ replicates :math:`v^{*b}` (:func:`numpy.quantile`, linear interpolation):
 
   with :math:`s^{*}` the standard deviation of the replicates (Davison and Hinkley 1997,
   eq. 5.5), then **extended to contain 0** for every quantity whose permutation p-value
-  exceeds :math:`1 - c` (when null replicates exist). Why each part:
+  exceeds :math:`1 - c` (when null replicates exist; :func:`assemble` warns when they are too
+  few for any p-value to be at most :math:`1 - c`, below :func:`smallest_n_perm`, 19 at
+  :math:`c = 0.95`, since every interval then contains 0; :func:`check_null_size`). Why each
+  part:
 
   * *bias-corrected centre, spread from the SD*: the plug-in bias is the main error of these
     estimators, and :math:`\hat b` removes it to first order, as the basic interval does; but
@@ -123,9 +126,9 @@ from ..result import PIDResult
 from ..validation import check_choice, check_int, check_level, check_seed, fail
 
 __all__ = ["CHUNK_ELEMENTS", "DROP_WARN", "INTERVALS", "INTERVAL_NAMES", "TIE_TOL", "Replicates",
-           "Summary", "assemble", "bootstrap", "bootstrap_counts", "drop_failed", "interval",
-           "p_values", "permutation_null", "permutations", "poisson_weights", "seed_sequences",
-           "summarize", "vector"]
+           "Summary", "assemble", "bootstrap", "bootstrap_counts", "check_null_size",
+           "drop_failed", "interval", "p_values", "permutation_null", "permutations",
+           "poisson_weights", "seed_sequences", "smallest_n_perm", "summarize", "vector"]
 
 #: Kinds of bootstrap interval (see the module notes).
 INTERVALS = ("percentile", "basic", "normal")
@@ -393,6 +396,40 @@ class Summary:
     p_values: np.ndarray | None
 
 
+def smallest_n_perm(ci: float) -> int:
+    r"""The fewest shuffles whose smallest p-value, :math:`1 / (n_\mathrm{perm} + 1)`, is at most
+    :math:`1 - \mathrm{ci}` (19 for ``ci=0.95``, 99 for ``ci=0.99``), with the comparison of
+    :func:`interval` (it extends the ``"normal"`` interval to 0 where ``p > 1 - ci``)."""
+    n = max(1, math.ceil(1 / (1 - ci)) - 2)       # the closed form, less one for rounding
+    while 1 / (n + 1) > 1 - ci:                   # at most two steps of the same comparison
+        n += 1
+    return n
+
+
+def check_null_size(n_perm: int, ci: float | None, kind: str, stacklevel: int = 4) -> None:
+    r"""Warn when the shuffle null is too small for the boundary rule of the ``"normal"``
+    interval.
+
+    That interval is extended to contain 0 for every quantity whose permutation p-value exceeds
+    ``1 - ci``; with ``n_perm`` shuffles no p-value is below :math:`1 / (n_\mathrm{perm} + 1)`,
+    so for ``0 < n_perm <`` :func:`smallest_n_perm` every interval contains 0, whatever the
+    data (with 10 shuffles every p-value is at least 1/11 > 0.05; an AND gate's 0.31-bit
+    redundancy got the interval [0, 0.32] from 5). The estimate still stands (its values and
+    p-values are valid; only the intervals are uninformative about 0), with a
+    :class:`UserWarning` naming the smallest ``n_perm`` that works (``stacklevel``: of
+    :func:`warnings.warn`, so that it points at the caller of the public function)."""
+    if ci is None or kind != "normal" or n_perm == 0:
+        return
+    needed = smallest_n_perm(ci)
+    if n_perm < needed:
+        warnings.warn(f"n_perm={n_perm} is too small for ci={ci:g}: the smallest p-value of "
+                      f"{n_perm} shuffles is 1/{n_perm + 1} = {1 / (n_perm + 1):.3g}, above "
+                      f"1 - ci = {1 - ci:.3g}, so every 'normal' interval is extended to "
+                      f"contain 0 whatever the data. Use n_perm >= {needed}, or n_perm=0 (no "
+                      "shuffle null), or interval='basic' or 'percentile' (not extended)",
+                      UserWarning, stacklevel=stacklevel)
+
+
 def summarize(reps: Replicates, ci: float | None, kind: str = "percentile") -> Summary:
     """Intervals (level ``ci``, kind ``kind``; none when ``ci`` is None or no bootstrap replicate
     exists), bias, spread and p-values of ``reps`` (the p-values also feed the boundary rule of
@@ -429,6 +466,7 @@ def assemble(point: PIDResult, reps: Replicates, ci: float | None, details: dict
     extra: dict[str, Any] = {}
     intervals = None
     if s.lower is not None:
+        check_null_size(reps.null.shape[0], ci, kind)
         lo, hi = s.lower * scale, s.upper * scale
         bias, spread = s.bias * scale, s.std * scale
         intervals = {a: (float(lo[i]), float(hi[i])) for i, a in enumerate(nodes)}

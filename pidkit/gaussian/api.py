@@ -45,13 +45,18 @@ def _measure_atoms(xp: Any, post: dict[str, Any], measure: str) -> tuple[dict[st
             "uni_y": uy}, lam
 
 
-def _complete(out: dict[str, Any]) -> dict[str, Any]:
+def _complete(xp: Any, out: dict[str, Any]) -> dict[str, Any]:
     r"""Add ``red`` and ``syn`` to ``out`` and make the unique atoms consistent with it.
 
     Red is taken from both sides, :math:`\tfrac12((I_X - U_X) + (I_Y - U_Y))` (they agree up
-    to rounding), then :math:`U_X = I_X - \mathrm{Red}`, :math:`U_Y = I_Y - \mathrm{Red}`,
-    :math:`\mathrm{Syn} = I_{XY} - I_X - I_Y + \mathrm{Red}`."""
-    red = 0.5 * ((out["i_x"] - out["uni_x"]) + (out["i_y"] - out["uni_y"]))
+    to rounding), except where a unique atom is exactly 0 (a degraded source, e.g. every
+    scalar target): Red is then that source's information, so the atom stays exactly 0
+    instead of a rounding of either sign. Then :math:`U_X = I_X - \mathrm{Red}`,
+    :math:`U_Y = I_Y - \mathrm{Red}`, :math:`\mathrm{Syn} = I_{XY} - I_X - I_Y +
+    \mathrm{Red}`."""
+    red_x, red_y = out["i_x"] - out["uni_x"], out["i_y"] - out["uni_y"]
+    red = xp.where(out["uni_y"] == 0, red_y,
+                   xp.where(out["uni_x"] == 0, red_x, 0.5 * (red_x + red_y)))
     out["red"] = red
     out["uni_x"] = out["i_x"] - red
     out["uni_y"] = out["i_y"] - red
@@ -104,7 +109,7 @@ def gaussian_atoms_nats(xp: Any, cov64: Any, dims: tuple[int, int, int], measure
                 per_item[k][b] = host[k][j]
     order = np.concatenate([g[0] for g in groups])
     inverse = xp.indices(np.argsort(order), cov64)
-    out = _complete({k: xp.concatenate(v)[inverse] for k, v in parts.items()})
+    out = _complete(xp, {k: xp.concatenate(v)[inverse] for k, v in parts.items()})
     out.update(per_item)
     return out
 
@@ -119,7 +124,7 @@ def gaussian_atoms_unvalidated(xp: Any, cov64: Any, dims: tuple[int, int, int],
     scale = 1 / xp.diagonal(cov64) ** 0.5
     scaled = reorder(xp, cov64 * scale[:, :, None] * scale[:, None, :], dims)
     out, lam = _measure_atoms(xp, posteriors(xp, scaled, dims), measure)
-    out = _complete(out)
+    out = _complete(xp, out)
     out["lam"] = lam
     return out
 

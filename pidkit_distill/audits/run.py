@@ -84,8 +84,6 @@ Entropy 16 (2014).
 from __future__ import annotations
 
 import contextlib
-import math
-import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -93,6 +91,7 @@ from typing import Any
 import numpy as np
 
 from pidkit.errors import PIDTypeError
+from pidkit.estimate.uncertainty import check_null_size
 from pidkit.validation import (
     assume_finite,
     check_base,
@@ -234,40 +233,6 @@ def _run(stream_data: Callable[[], Iterator[Batch]],
                        n_fit_samples=len(rows) if stream_fit is not None else None,
                        metadata={"pidkit_version": pidkit.__version__,
                                  "fit_samples_used": len(rows), **dict(metadata)})
-
-
-def smallest_n_perm(ci: float) -> int:
-    """The fewest shuffles whose smallest p-value, :math:`1 / (n_\\mathrm{perm} + 1)`, is at most
-    :math:`1 - \\mathrm{ci}` (19 for ``ci=0.95``, 99 for ``ci=0.99``), with the engine's own
-    comparison (:func:`pidkit.estimate.uncertainty.interval` extends the ``"normal"`` interval
-    to 0 where ``p > 1 - ci``)."""
-    n = max(1, math.ceil(1 / (1 - ci)) - 2)       # the closed form, less one for rounding
-    while 1 / (n + 1) > 1 - ci:                   # at most two steps of the same comparison
-        n += 1
-    return n
-
-
-def check_null_size(n_perm: int, ci: float | None, interval: str, stacklevel: int = 4) -> None:
-    """Warn when the shuffle null is too small for the boundary rule of the ``"normal"``
-    interval.
-
-    That interval is extended to contain 0 for every quantity whose permutation p-value exceeds
-    ``1 - ci``; with ``n_perm`` shuffles no p-value is below :math:`1 / (n_\\mathrm{perm} + 1)`,
-    so for ``0 < n_perm <`` :func:`smallest_n_perm` every interval contains 0, whatever the
-    data (with 10 shuffles every p-value is at least 1/11 > 0.05). The audit still runs (its
-    values, chance levels and p-values are valid; only the intervals are uninformative about 0),
-    with a :class:`UserWarning` naming the smallest ``n_perm`` that works (``stacklevel``: of
-    :func:`warnings.warn`, so that it points at the audit's caller)."""
-    if ci is None or interval != "normal" or n_perm == 0:
-        return
-    needed = smallest_n_perm(ci)
-    if n_perm < needed:
-        warnings.warn(f"n_perm={n_perm} is too small for ci={ci:g}: the smallest p-value of "
-                      f"{n_perm} shuffles is 1/{n_perm + 1} = {1 / (n_perm + 1):.3g}, above "
-                      f"1 - ci = {1 - ci:.3g}, so every 'normal' interval is extended to "
-                      f"contain 0 whatever the data. Use n_perm >= {needed}, or n_perm=0 (no "
-                      "shuffle null, no chance levels), or interval='basic' or 'percentile' "
-                      "(not extended)", UserWarning, stacklevel=stacklevel)
 
 
 def _check_classes(labels: np.ndarray, num_classes: int | None) -> None:
