@@ -180,7 +180,9 @@ class SolverInfo:
     ----------
     status : str
         ``"closed_form"`` (no optimisation), ``"optimal"`` (converged to tolerance),
-        ``"max_iter"`` (stopped early: values carry an error bounded by the certificate).
+        ``"max_iter"`` (stopped early: values carry an error bounded by the certificate),
+        ``"approximate"`` (the solver's bracket is not a proof on this input, e.g. I_GH on a
+        pmf whose cells span more than 12 orders of magnitude: see the measure).
     converged : bool
         Whether the requested tolerance was met.
     iterations : int or None

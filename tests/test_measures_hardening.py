@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import pidkit
+from pidkit.errors import ConvergenceWarning
 from pidkit.gates import gate
 from pidkit.information import mutual_information
 
@@ -67,15 +68,42 @@ GH_HARD = ([(s, (2, 2, 2), 0.05) for s in range(20)] + [(s, (3, 2, 2), 0.05) for
 
 
 @pytest.mark.parametrize(("seed", "shape", "alpha"), GH_HARD)
-def test_gh_sparse_dirichlet_pmfs_are_certified(seed, shape, alpha):
+def test_gh_sparse_dirichlet_pmfs_are_solved_and_flagged_beyond_the_certified_range(seed, shape,
+                                                                                   alpha):
+    # every one is solved; those whose cells span more than gh.CERTIFIED_RANGE are reported
+    # as approximate with a warning (there HiGHS's tolerances moved brackets off the exact
+    # value, see the next test), the others certified as before
+    from pidkit.discrete import gh
+
     p = _dirichlet(seed, shape, alpha)
-    r = _strict_pid(p, "gh")
+    positive = p[p > 0]
+    if positive.max() / positive.min() <= gh.CERTIFIED_RANGE:
+        r = _strict_pid(p, "gh")
+        assert r.solver.converged and r.solver.status == "optimal"
+        slack = 1e-10
+    else:
+        with pytest.warns(ConvergenceWarning, match="orders of magnitude"):
+            r = pidkit.pid(p, measure="gh")
+        assert not r.solver.converged and r.solver.status == "approximate"
+        slack = 1e-6
     cert = r.solver.certificate
-    assert r.solver.converged
-    assert cert.lower <= r.redundancy <= cert.upper <= cert.lower + 1e-10 / LN2
+    assert cert.lower <= r.redundancy <= cert.upper <= cert.lower + slack
     # data processing along Q - X_i - Y: 0 <= I_GH <= min_i I(Y; X_i) (bits)
     bound = min(mutual_information(p, (0,), (i,)) for i in (1, 2)) / LN2
-    assert -1e-12 <= cert.lower and cert.upper <= bound + 1e-10
+    assert -1e-12 <= cert.lower and cert.upper <= bound + slack
+
+
+def test_gh_bracket_missing_the_exact_value_is_flagged():
+    # a 3x2x2 Dirichlet(0.05) pmf with cells from 5.7e-21 to 0.84, whose exact I_GH is 0 (every
+    # extreme ray of the cone enumerated in rational arithmetic, the linear programme over them
+    # solved in 100 digits, 2026-12-05): the branch and bound's zero-width bracket sits at
+    # 2.5e-7 nats, a channel HiGHS accepted within its tolerances. It must not be called
+    # certified.
+    p = _dirichlet(30, (3, 2, 2), 0.05)
+    with pytest.warns(ConvergenceWarning, match="approximate, not a proof"):
+        r = pidkit.pid(p, measure="gh", base=math.e)
+    assert r.solver.status == "approximate" and not r.solver.converged
+    assert abs(r.redundancy) <= 1e-6
 
 
 def test_gh_warns_about_the_time_on_large_supports():

@@ -33,24 +33,38 @@ def check_solver_options(tol: Any, max_iter: Any) -> tuple[float, int]:
 def redundancy_result(p: np.ndarray, value: float, lower: float, upper: float, *, tol: float,
                       iterations: int, measure: str, stopped: str,
                       details: Mapping[str, Any],
-                      advice: str = "Increase max_iter or loosen tol"
+                      advice: str = "Increase max_iter or loosen tol",
+                      approximate: str | None = None
                       ) -> tuple[dict[Node, float], SolverInfo]:
     """Atoms (nats) of ``p[y, x0, x1]`` with redundancy ``value`` certified in
     ``[lower, upper]``, and their :class:`~pidkit.result.SolverInfo`; warns
     (:class:`~pidkit.errors.ConvergenceWarning`, naming ``measure`` and what ``stopped``,
     ending with ``advice``) when the bracket is wider than ``tol``. ``tol`` is a width in nats
     for these measures (BROJA's is in bits): the details record it as ``tol_nats``, next to a
-    certificate that :func:`pidkit.pid` converts to the result's unit."""
+    certificate that :func:`pidkit.pid` converts to the result's unit. ``approximate``: why
+    the bracket is not a proof on this ``p`` (a :class:`~pidkit.errors.ConvergenceWarning`
+    says it, and the status is ``"approximate"``, not converged)."""
+    if approximate is not None:
+        warnings.warn(f"{measure}: {approximate}", ConvergenceWarning, stacklevel=4)
+        info = SolverInfo("approximate", False, iterations,
+                          Certificate(CERTIFIED_REDUNDANCY, lower, upper), None,
+                          {"tol_nats": tol, **details})
+        return _atoms(p, value), info
     converged = upper - lower <= tol
     if not converged:
         warnings.warn(f"{measure}: {stopped} after {iterations} iterations with a certified gap "
                       f"of {upper - lower:.2e} nats > tol={tol:g}; the redundancy is within the "
                       f"certificate. {advice}", ConvergenceWarning,
                       stacklevel=4)
-    red = {((0,), (1,)): value, ((0,),): _mutual_information(p, (0,), (1,)),
-           ((1,),): _mutual_information(p, (0,), (2,)),
-           ((0, 1),): _mutual_information(p, (0,), (1, 2))}
     info = SolverInfo("optimal" if converged else "max_iter", converged, iterations,
                       Certificate(CERTIFIED_REDUNDANCY, lower, upper), None,
                       {"tol_nats": tol, **details})
-    return lattice(2).moebius(red), info
+    return _atoms(p, value), info
+
+
+def _atoms(p: np.ndarray, redundancy: float) -> dict[Node, float]:
+    """The two-source atoms (nats) of ``p[y, x0, x1]`` with this redundancy."""
+    red = {((0,), (1,)): redundancy, ((0,),): _mutual_information(p, (0,), (1,)),
+           ((1,),): _mutual_information(p, (0,), (2,)),
+           ((0, 1),): _mutual_information(p, (0,), (1, 2))}
+    return lattice(2).moebius(red)
