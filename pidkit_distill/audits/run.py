@@ -203,9 +203,11 @@ def _run(stream_data: Callable[[], Iterator[Batch]],
         pair_estimators = [DiscretePair(settings, s, given=given) for s in seeds]
     with assume_finite():
         for i, est in enumerate(pair_estimators):
-            teacher, student = (side_sets.rows(i) if side_sets is not None
-                                else (rows.teacher[i], rows.student[i]))
+            teacher, student = (
+                side_sets.rows(i, rows if fit_set.complete else None) if side_sets is not None
+                else (rows.teacher[i], rows.student[i]))
             est.fit(teacher, student, rows.labels, pair=pairs[i])
+    del side_sets                      # the batches it references, before the data pass
     reuse = stream_fit is None and fit_set.complete
     batches = [rows] if reuse else stream_data()
     n_samples = 0

@@ -99,6 +99,16 @@ def pair_keys(batch: Batch, index: int) -> np.ndarray:
         return teacher * np.uint64(0x9E3779B97F4A7C15) ^ student
 
 
+def _fold(keys: list[np.ndarray]) -> np.ndarray:
+    """One key per sample from several (uint64 arrays, in order): the key of precomputed
+    features' samples, built from their layers' keys instead of hashing every byte again."""
+    out = np.zeros_like(keys[0])
+    with np.errstate(over="ignore"):      # multiplication modulo 2**64
+        for k in keys:
+            out = out * np.uint64(0x9E3779B97F4A7C15) ^ k
+    return out
+
+
 class FitSet:
     """The ``capacity`` samples with the smallest keys seen in a stream, kept in key order.
 
@@ -180,8 +190,15 @@ class SideFitSets:
             teacher_set.add(Batch(batch.labels, [batch.teacher[i]], [], teacher_keys[i]))
             student_set.add(Batch(batch.labels, [], [batch.student[i]], student_keys[i]))
 
-    def rows(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        """The teacher's and the student's fitting rows of layer pair ``index``."""
+    def rows(self, index: int, whole: Batch | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The teacher's and the student's fitting rows of layer pair ``index``; from
+        ``whole``, every sample in one batch when the fitting set kept them all, by one sort
+        of its side keys (the sets themselves are then never compacted: their batches are
+        only referenced, and gathering them again would copy every feature twice)."""
+        if whole is not None:
+            teacher = np.argsort(whole.side_keys[0][index], kind="stable")
+            student = np.argsort(whole.side_keys[1][index], kind="stable")
+            return whole.teacher[index][teacher], whole.student[index][student]
         teacher_set, student_set = self.sets[index]
         return teacher_set.batch.teacher[0], student_set.batch.student[0]
 
@@ -389,5 +406,5 @@ def array_batches(labels, teacher: Sequence, student: Sequence, batch_size: int,
         if check:
             for arr, name in [(a, teacher_name) for a in tb] + [(a, student_name) for a in sb]:
                 check_finite(arr, name, offset=start, task="auditing")
-        yield Batch(y[sl], tb, sb, sample_keys(tb + sb),
-                    ([sample_keys([a]) for a in tb], [sample_keys([a]) for a in sb]))
+        side = ([sample_keys([a]) for a in tb], [sample_keys([a]) for a in sb])
+        yield Batch(y[sl], tb, sb, _fold(side[0] + side[1]), side)
