@@ -193,3 +193,22 @@ def test_proj_unique_atoms_are_never_negative(seed):
     assert min(r.unique) >= 0.0 and r.redundancy >= 0.0
     cert = r.solver.certificate
     assert cert.lower <= r.redundancy <= cert.upper
+
+
+def test_gaussian_route_warns_when_a_float_target_looks_like_labels():
+    # float labels 0., 1., 2. are one continuous variable for target_encoding="auto" (the
+    # plug-in route reads them as classes): the reading stays, with a warning naming the fix
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 500)
+    x0, x1 = y + rng.normal(size=500), rng.normal(size=500)
+    with pytest.warns(UserWarning, match=r"target: float values that are all whole numbers"):
+        as_float = pidkit.pid_from_samples(y.astype(float), x0, x1, estimator="gaussian",
+                                           ci=None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        onehot = pidkit.pid_from_samples(y.astype(float), x0, x1, estimator="gaussian", ci=None,
+                                         target_encoding="onehot")
+        labels = pidkit.pid_from_samples(y, x0, x1, estimator="gaussian", ci=None)
+        continuous = pidkit.pid_from_samples(y + 0.5, x0, x1, estimator="gaussian", ci=None)
+    assert onehot.unique[0] == pytest.approx(labels.unique[0], abs=1e-12)
+    assert as_float.unique[0] == pytest.approx(continuous.unique[0], abs=1e-12)

@@ -94,6 +94,12 @@ __all__ = ["TARGET_ENCODINGS", "exponents", "gaussian_blocks", "gaussian_estimat
 
 TARGET_ENCODINGS = ("auto", "onehot", "continuous")
 
+#: A 1-D float target whose values are all whole numbers, with at most this many distinct
+#: ones, looks like class labels: ``target_encoding="auto"`` reads it as one continuous
+#: variable, as for any float target, but warns (the plug-in route reads such floats as labels;
+#: on one pmf the two readings gave a unique atom of 0 against 0.32 bits).
+LABEL_LIKE_CLASSES = 10
+
 
 # -- bias of Gaussian informations --------------------------------------------------------------
 def _psi(n: Any, p: int) -> Any:
@@ -325,6 +331,7 @@ def target_block(target: Any, encoding: str, name: str = "target") -> tuple[np.n
     if encoding == "auto":
         raw = to_numpy(target, name)
         encoding = "onehot" if raw.dtype.kind in "biu" and raw.ndim == 1 else "continuous"
+        _warn_label_like(raw, name)
     if encoding == "onehot":
         labels = as_labels(target, name)
         if labels.ndim != 1:
@@ -336,6 +343,22 @@ def target_block(target: Any, encoding: str, name: str = "target") -> tuple[np.n
                        "A constant target carries no information; check the labels")
         return one_hot(codes, k), encoding
     return as_matrix(target, name), encoding
+
+
+def _warn_label_like(raw: np.ndarray, name: str) -> None:
+    """Warn when a 1-D float target, read as continuous, looks like class labels (whole
+    numbers, at most :data:`LABEL_LIKE_CLASSES` distinct values)."""
+    if raw.ndim != 1 or raw.dtype.kind != "f" or not np.isfinite(raw).all():
+        return
+    values = np.unique(raw)
+    if values.size > LABEL_LIKE_CLASSES or not np.array_equal(values, np.round(values)):
+        return
+    warnings.warn(f"{name}: float values that are all whole numbers ({values.size} distinct: "
+                  f"{values[:5].tolist()}{' ...' if values.size > 5 else ''}) are read as one "
+                  f"continuous Gaussian variable (target_encoding='auto' reads floats so). If "
+                  f"they are class labels, pass target_encoding='onehot' or integer labels "
+                  f"({name}.astype(int)); pass target_encoding='continuous' to keep this "
+                  f"reading without the warning", UserWarning, stacklevel=7)
 
 
 def gaussian_blocks(target: Any, sources: tuple[Any, ...], *, target_encoding: str = "auto",
