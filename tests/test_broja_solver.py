@@ -111,17 +111,23 @@ def newton_residual(state, g_lam, g_mu, d_lam, d_mu):
     return math.sqrt(((out_l - g_lam[0])**2).sum() + ((out_m - g_mu[0])**2).sum())
 
 
+def newton_problem(pmf_seed: int, steps: int, rhs_seed: int):
+    """The Newton system after ``steps`` iterations on a random pmf, and a random right-hand
+    side on its free variables: ``(state, g_lam, g_mu)``."""
+    p = random_pmf(np.random.default_rng(pmf_seed), STRUCTURED_SHAPE, 0.3)
+    state = newton_matrix_state(p, steps)
+    free_lam, free_mu = state[3], state[4]
+    rng = np.random.default_rng(rhs_seed)
+    return (state, rng.standard_normal(free_lam.shape) * free_lam,
+            rng.standard_normal(free_mu.shape) * free_mu)
+
+
 def test_factors_are_tried_in_turn(monkeypatch, factor_kinds):
     # with an accuracy no direction reaches, every level runs once: the structured Schur
     # complement in float32, then the solved one in float32 and in float64
     monkeypatch.setattr(_newton, "SINGLE_SIZE", 0)
     monkeypatch.setattr(_newton, "ACCURACY", 0.0)
-    p = random_pmf(np.random.default_rng(22), STRUCTURED_SHAPE, 0.3)
-    state = newton_matrix_state(p, 6)
-    free_lam, free_mu = state[3], state[4]
-    rng = np.random.default_rng(5)
-    g_lam = rng.standard_normal(free_lam.shape) * free_lam
-    g_mu = rng.standard_normal(free_mu.shape) * free_mu
+    state, g_lam, g_mu = newton_problem(22, 6, 5)
     factor_kinds.clear()
     d_lam, d_mu = _newton.newton_solver(*state, NUMPY)(g_lam, g_mu)
     assert factor_kinds == [True, True, False]
@@ -143,12 +149,7 @@ def test_solved_float32_factor_stands_in_for_a_failed_structured_one(monkeypatch
     size = STRUCTURED_SHAPE[0] * min(STRUCTURED_SHAPE[1:])
     monkeypatch.setattr(_newton, "structured_schur",
                         lambda *args, **kwargs: np.eye(size)[None].copy())
-    p = random_pmf(np.random.default_rng(23), STRUCTURED_SHAPE, 0.3)
-    state = newton_matrix_state(p, 4)
-    free_lam, free_mu = state[3], state[4]
-    rng = np.random.default_rng(6)
-    g_lam = rng.standard_normal(free_lam.shape) * free_lam
-    g_mu = rng.standard_normal(free_mu.shape) * free_mu
+    state, g_lam, g_mu = newton_problem(23, 4, 6)
     factor_kinds.clear()
     d_lam, d_mu = _newton.newton_solver(*state, NUMPY)(g_lam, g_mu)
     assert factor_kinds == [True, True]
