@@ -94,13 +94,12 @@ def pair_keys(batch: Batch, index: int) -> np.ndarray:
     depend neither on the other pairs nor on their order."""
     if batch.side_keys is None:
         return batch.keys
-    teacher, student = batch.side_keys[0][index], batch.side_keys[1][index]
-    with np.errstate(over="ignore"):      # multiplication modulo 2**64
-        return teacher * np.uint64(0x9E3779B97F4A7C15) ^ student
+    return _fold([batch.side_keys[0][index], batch.side_keys[1][index]])
 
 
 def _fold(keys: list[np.ndarray]) -> np.ndarray:
-    """One key per sample from several (uint64 arrays, in order): the key of precomputed
+    """One key per sample from several (uint64 arrays, in order), each folded in by a
+    multiplication by the 64-bit golden ratio and an exclusive or: the key of precomputed
     features' samples, built from their layers' keys instead of hashing every byte again."""
     out = np.zeros_like(keys[0])
     with np.errstate(over="ignore"):      # multiplication modulo 2**64
