@@ -15,6 +15,7 @@ __all__ = [
     "CheckpointError",
     "ConvergenceWarning",
     "RegularizationWarning",
+    "caller_stacklevel",
 ]
 
 
@@ -44,3 +45,16 @@ class ConvergenceWarning(UserWarning):
 class RegularizationWarning(UserWarning):
     """An input was regularised (e.g. a ridge added to a near-singular covariance); the message
     states the amount."""
+
+
+def caller_stacklevel() -> int:
+    """The ``stacklevel`` that makes :func:`warnings.warn`, called by the caller of this
+    function, point at the first frame outside the ``pidkit`` package: the user's line that
+    called pidkit, whatever the depth of the internal calls in between (Python 3.12's
+    ``skip_file_prefixes`` does this; pidkit supports 3.11)."""
+    import sys
+
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_globals.get("__name__", "").partition(".")[0] == "pidkit":
+        frame, level = frame.f_back, level + 1
+    return level

@@ -142,3 +142,20 @@ def test_a_pair_does_not_depend_on_the_other_pairs(blobs, estimator):
     _assert_same(both[0], swapped[1])
     _assert_same(both[1], swapped[0])
     _assert_same(both[1], alone[0])
+
+
+def test_gaussian_null_is_order_free_with_duplicated_samples(blobs):
+    # 40 samples repeat another sample's features under another label: their keys tie, and
+    # the shuffle null's rows (sorted by key) were in data order among them
+    y, t, s = blobs
+    y, t, s = y.copy(), t.copy(), s.copy()
+    rng = np.random.default_rng(21)
+    src = rng.choice(N, 40, replace=False)
+    dst = rng.choice(np.setdiff1d(np.arange(N), src), 40, replace=False)
+    t[dst], s[dst], y[dst] = t[src], s[src], (y[src] + 1) % CLASSES
+    perm = rng.permutation(N)
+    opts = dict(estimator="gaussian", n_boot=20, n_perm=20, seed=4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        _assert_same(audit_features(y, t, s, **opts)[0],
+                     audit_features(y[perm], t[perm], s[perm], **opts)[0])

@@ -212,3 +212,19 @@ def test_gaussian_route_warns_when_a_float_target_looks_like_labels():
         continuous = pidkit.pid_from_samples(y + 0.5, x0, x1, estimator="gaussian", ci=None)
     assert onehot.unique[0] == pytest.approx(labels.unique[0], abs=1e-12)
     assert as_float.unique[0] == pytest.approx(continuous.unique[0], abs=1e-12)
+
+
+def test_small_null_warning_points_at_the_users_line():
+    # the warning is raised deep inside pidkit's engine; it must name the caller's line
+    rng = np.random.default_rng(3)
+    x0, x1 = rng.integers(0, 2, 300), rng.integers(0, 2, 300)
+    y = x0 & x1
+    calls = [lambda: pidkit.pid_from_samples(y, x0, x1, n_perm=5, n_boot=20, interval="normal"),
+             lambda: pidkit.pid_from_samples(y.astype(float), x0.astype(float),
+                                             x1.astype(float), estimator="gaussian",
+                                             n_perm=5, n_boot=20, interval="normal",
+                                             target_encoding="continuous")]
+    for call in calls:
+        with pytest.warns(UserWarning, match="n_perm=5 is too small") as caught:
+            call()
+        assert {Path(w.filename).name for w in caught} == {Path(__file__).name}

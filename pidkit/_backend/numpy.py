@@ -360,14 +360,15 @@ class NumpyBackend(Backend):
 
     def sym_factor(self, a: Any, single: bool = False) -> Factor | None:
         """A batch of more than one matrix: :meth:`cho_factor` (scipy would loop over the
-        batch in Python), else the matrices themselves, solved afresh by numpy's batched
+        batch in Python), else a copy of the matrices, solved afresh by numpy's batched
         solver at each use; never float32 (it would not pay there). One matrix: scipy's
         LAPACK ``potrf`` (float32 with ``single``), else an LU factorisation."""
         if a.shape[0] > 1:
             chol = None if single else self.cho_factor(a)
             if chol is not None:
                 return Factor("cholesky", chol)
-            return None if single else Factor("solve", np.asarray(a, dtype=np.float64))
+            # a copy: callers reuse a's buffer (BROJA's Schur complement) once it is factorised
+            return None if single else Factor("solve", np.array(a, dtype=np.float64))
         import scipy.linalg
         from scipy.linalg import lapack
 

@@ -42,13 +42,17 @@ def redundancy_result(p: np.ndarray, value: float, lower: float, upper: float, *
     ending with ``advice``) when the bracket is wider than ``tol``. ``tol`` is a width in nats
     for these measures (BROJA's is in bits): the details record it as ``tol_nats``, next to a
     certificate that :func:`pidkit.pid` converts to the result's unit. ``approximate``: why
-    the bracket is not a proof on this ``p`` (a :class:`~pidkit.errors.ConvergenceWarning`
-    says it, and the status is ``"approximate"``, not converged)."""
+    the bracket is not a proof on this ``p``: a :class:`~pidkit.errors.ConvergenceWarning`
+    says it, the status is ``"approximate"`` (not converged), and there is no certificate (the
+    bracket is in ``details["approximate_bracket_nats"]``)."""
     if approximate is not None:
+        if upper - lower > tol:
+            approximate += (f"; {stopped} after {iterations} iterations with a bracket "
+                            f"{upper - lower:.2e} nats wide > tol={tol:g} ({advice})")
         warnings.warn(f"{measure}: {approximate}", ConvergenceWarning, stacklevel=4)
-        info = SolverInfo("approximate", False, iterations,
-                          Certificate(CERTIFIED_REDUNDANCY, lower, upper), None,
-                          {"tol_nats": tol, **details})
+        info = SolverInfo("approximate", False, iterations, None, None,
+                          {"tol_nats": tol, "approximate_bracket_nats": [lower, upper],
+                           **details})
         return _atoms(p, value), info
     converged = upper - lower <= tol
     if not converged:

@@ -453,9 +453,10 @@ def gh(p: np.ndarray, tol: float = DEFAULT_TOL, max_iter: int = 100):
         value of an explicit feasible :math:`Q`).
     info : SolverInfo
         ``optimal``, ``max_iter`` or ``approximate`` (cells spanning more than
-        :data:`CERTIFIED_RANGE`: the bracket is not a proof), the rounds, and
-        ``certificate``: a bracket ``[lower, upper]`` on the redundancy (quantity
-        ``"redundancy"``); ``details`` holds the number of simplices of the final partition.
+        :data:`CERTIFIED_RANGE`: the bracket is not a proof, so there is no certificate and
+        ``details["approximate_bracket_nats"]`` holds it), the rounds, and ``certificate``: a
+        bracket ``[lower, upper]`` on the redundancy (quantity ``"redundancy"``); ``details``
+        holds the number of simplices of the final partition.
 
     References
     ----------

@@ -77,7 +77,7 @@ import numpy as np
 from scipy.special import digamma
 
 from .._backend import get_namespace, is_torch
-from ..errors import PIDValueError, RegularizationWarning
+from ..errors import PIDValueError, RegularizationWarning, caller_stacklevel
 from ..gaussian._covariance import check_cov, prepare
 from ..gaussian.api import gaussian_pid
 from ..lattice import lattice
@@ -358,7 +358,7 @@ def _warn_label_like(raw: np.ndarray, name: str) -> None:
                   f"continuous Gaussian variable (target_encoding='auto' reads floats so). If "
                   f"they are class labels, pass target_encoding='onehot' or integer labels "
                   f"({name}.astype(int)); pass target_encoding='continuous' to keep this "
-                  f"reading without the warning", UserWarning, stacklevel=7)
+                  f"reading without the warning", UserWarning, stacklevel=caller_stacklevel())
 
 
 def gaussian_blocks(target: Any, sources: tuple[Any, ...], *, target_encoding: str = "auto",

@@ -120,7 +120,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import PIDTypeError
+from ..errors import PIDTypeError, caller_stacklevel
 from ..lattice import lattice, node_label
 from ..result import PIDResult
 from ..validation import check_choice, check_int, check_level, check_seed, fail
@@ -406,7 +406,8 @@ def smallest_n_perm(ci: float) -> int:
     return n
 
 
-def check_null_size(n_perm: int, ci: float | None, kind: str, stacklevel: int = 4) -> None:
+def check_null_size(n_perm: int, ci: float | None, kind: str,
+                    stacklevel: int | None = None) -> None:
     r"""Warn when the shuffle null is too small for the boundary rule of the ``"normal"``
     interval.
 
@@ -417,7 +418,8 @@ def check_null_size(n_perm: int, ci: float | None, kind: str, stacklevel: int = 
     redundancy got the interval [0, 0.32] from 5). The estimate still stands (its values and
     p-values are valid; only the intervals are uninformative about 0), with a
     :class:`UserWarning` naming the smallest ``n_perm`` that works (``stacklevel``: of
-    :func:`warnings.warn`, so that it points at the caller of the public function)."""
+    :func:`warnings.warn`; by default the first frame outside pidkit,
+    :func:`pidkit.errors.caller_stacklevel`)."""
     if ci is None or kind != "normal" or n_perm == 0:
         return
     needed = smallest_n_perm(ci)
@@ -427,7 +429,8 @@ def check_null_size(n_perm: int, ci: float | None, kind: str, stacklevel: int = 
                       f"1 - ci = {1 - ci:.3g}, so every 'normal' interval is extended to "
                       f"contain 0 whatever the data. Use n_perm >= {needed}, or n_perm=0 (no "
                       "shuffle null), or interval='basic' or 'percentile' (not extended)",
-                      UserWarning, stacklevel=stacklevel)
+                      UserWarning,
+                      stacklevel=caller_stacklevel() if stacklevel is None else stacklevel)
 
 
 def summarize(reps: Replicates, ci: float | None, kind: str = "percentile") -> Summary:

@@ -416,11 +416,12 @@ class GaussianPair:
         permutation_null`)."""
         if not self.n_perm or not self._kept:
             return np.zeros((0, 5)), 0
-        # rows in key order (order-free), so the permutations pair the same samples whatever
-        # the order of the data
-        order = np.argsort(np.concatenate([k[2] for k in self._kept]), kind="stable")
-        y = np.concatenate([k[0] for k in self._kept])[order]
-        x = np.concatenate([k[1] for k in self._kept])[order]
+        # rows in key order, ties (duplicated samples) by their label rows: order-free, so the
+        # permutations pair the same samples whatever the order of the data
+        y = np.concatenate([k[0] for k in self._kept])
+        x = np.concatenate([k[1] for k in self._kept])
+        order = np.lexsort((*y.T[::-1], np.concatenate([k[2] for k in self._kept])))
+        y, x = y[order], x[order]
         n = y.shape[0]
         yc, xc = y - y.mean(axis=0), x - x.mean(axis=0)
         cyy, cxx = yc.T @ yc / n, xc.T @ xc / n

@@ -191,8 +191,9 @@ def _run(stream_data: Callable[[], Iterator[Batch]],
         which = "fit_data" if stream_fit is not None else "data"
         raise fail(which, "yielded no samples", "Pass a non-empty data set")
     # the same seeds for every pair: a layer audited in several pairs keeps its codebook (one
-    # teacher against several students shows one I(Y;T)), a pair's numbers do not depend on
-    # the other pairs or their order, and the bootstrap resamples the same samples for all
+    # teacher against several students shows one I(Y;T)) and a pair's numbers do not depend on
+    # the other pairs or their order (model audits also resample the same samples for every
+    # pair; precomputed features key each pair's draws by its own two layers, stream.pair_keys)
     seeds = [np.random.SeedSequence(o.seed).spawn(1)[0] for _ in pairs]
     if o.estimator == "gaussian":
         classes = (np.arange(o.num_classes) if o.num_classes is not None
