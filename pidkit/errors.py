@@ -47,14 +47,15 @@ class RegularizationWarning(UserWarning):
     states the amount."""
 
 
-def caller_stacklevel() -> int:
+def caller_stacklevel(packages: tuple[str, ...] = ("pidkit",)) -> int:
     """The ``stacklevel`` that makes :func:`warnings.warn`, called by the caller of this
-    function, point at the first frame outside the ``pidkit`` package: the user's line that
-    called pidkit, whatever the depth of the internal calls in between (Python 3.12's
-    ``skip_file_prefixes`` does this; pidkit supports 3.11)."""
+    function, point at the first frame outside ``packages`` (top-level package names): the
+    user's line that called the library, whatever the depth of the internal calls in between
+    (Python 3.12's ``skip_file_prefixes`` does this; pidkit supports 3.11)."""
     import sys
 
     frame, level = sys._getframe(1), 1
-    while frame is not None and frame.f_globals.get("__name__", "").partition(".")[0] == "pidkit":
+    while (frame is not None
+           and frame.f_globals.get("__name__", "").partition(".")[0] in packages):
         frame, level = frame.f_back, level + 1
     return level

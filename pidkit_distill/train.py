@@ -57,7 +57,7 @@ import torch
 from torch import distributed as dist
 from torch import nn
 
-from pidkit.errors import CheckpointError, PIDTypeError
+from pidkit.errors import CheckpointError, PIDTypeError, caller_stacklevel
 from pidkit.result import to_plain
 from pidkit.validation import check_choice, check_flag, check_int, check_positive, fail
 
@@ -105,6 +105,10 @@ __all__ = [
     "METRIC_UNITS",
     "RESUME_FIXED",
 ]
+
+#: The packages whose frames a warning skips to reach the user's line (through ``distill``,
+#: ``Trainer`` or a CLI command alike).
+PACKAGES = ("pidkit", "pidkit_distill")
 
 CHECKPOINT_FORMAT = "pidkit_distill.checkpoint/1"
 #: Options a resumed run must share with the checkpoint's run (they fix the data order and the
@@ -731,7 +735,7 @@ class Trainer:
             warnings.warn(f"{', '.join(ignored)} {'is' if len(ignored) == 1 else 'are'} "
                           f"ignored: only two-phase methods such as RID have a schedule, "
                           f"{type(self.loss_fn).__name__} trains the student every epoch",
-                          UserWarning, stacklevel=2)
+                          UserWarning, stacklevel=caller_stacklevel(PACKAGES))
         if cfg.sync_batchnorm and self.device.type != "cuda":
             raise fail("sync_batchnorm", f"needs CUDA devices (torch's SyncBatchNorm runs on "
                        f"GPUs only), not {self.device.type!r}", "Train on GPUs under torchrun, "
@@ -783,7 +787,7 @@ class Trainer:
                 method = (type(self.loss_fn).__name__ if self.loss_fn is not None
                           else f"method {self.config.method!r}")
                 warnings.warn(f"layers is ignored: {method} distils no intermediate features",
-                              UserWarning, stacklevel=3)
+                              UserWarning, stacklevel=caller_stacklevel(PACKAGES))
             return [], []
         if layers is None:
             t, s = default_layers(self.teacher), default_layers(self.student)

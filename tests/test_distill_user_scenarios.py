@@ -34,10 +34,12 @@ def _loader(seed=3, shuffle=True):
 def test_layers_given_to_a_method_without_features_are_ignored_with_a_warning(method):
     # one configuration swept over methods: layers=[...] used to stop method="none" with
     # "0 teacher layers but 1 student layers"
-    with pytest.warns(UserWarning, match="layers is ignored"):
+    with pytest.warns(UserWarning, match="layers is ignored") as caught:
         result = pd.distill(_net(8, seed=1), _net(), _data(), method=method,
                             layers=[("1", "1")], epochs=1, **KW)
     assert (result.trainer.teacher_layers, result.trainer.student_layers) == ([], [])
+    # the warning names this line, not the trainer's
+    assert {w.filename for w in caught if "layers is ignored" in str(w.message)} == {__file__}
     assert result.final["train_acc"] > 0
 
 
