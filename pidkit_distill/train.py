@@ -783,7 +783,7 @@ class Trainer:
         uses_features = self.loss_fn.uses_features if self.loss_fn is not None else \
             self.config.method not in ("none", "kd")
         if not uses_features:
-            if layers:
+            if layers is not None and len(layers):
                 method = (type(self.loss_fn).__name__ if self.loss_fn is not None
                           else f"method {self.config.method!r}")
                 warnings.warn(f"layers is ignored: {method} distils no intermediate features",
