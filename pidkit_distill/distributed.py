@@ -11,11 +11,17 @@ their teacher and student phases; a DDP wrapper whose parameters get no gradient
 forever for them). Only the wrapper whose ``forward`` ran in an iteration reduces gradients
 (DDP's reducer ignores autograd hooks it was not prepared for), so sharing parameters between
 the wrappers is safe.
+
+At interpreter exit the wrappers are collected while the interpreter is alive and a group
+:func:`init_distributed` started is destroyed (:func:`_shut_down`), so a training script needs
+no tear-down of its own.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import gc
 import os
 from collections.abc import Iterable, Iterator
 
@@ -53,7 +59,39 @@ def init_distributed(device: torch.device | str = "cpu",
         if device.type == "cuda":
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         dist.init_process_group(backend or backend_for(device))
+        _shut_down_at_exit(dist.group.WORLD)
     return world_info()
+
+
+#: Whether :func:`_shut_down` is registered, and the process group :func:`init_distributed`
+#: started (``None`` when the user started theirs).
+_AT_EXIT = {"registered": False, "group": None}
+
+
+def _shut_down_at_exit(group=None) -> None:
+    """Register :func:`_shut_down` once; remember ``group`` as ours to destroy."""
+    if group is not None:
+        _AT_EXIT["group"] = group
+    if not _AT_EXIT["registered"]:
+        atexit.register(_shut_down)
+        _AT_EXIT["registered"] = True
+
+
+def _shut_down() -> None:
+    """At interpreter exit: collect garbage, then destroy the process group
+    :func:`init_distributed` started if it is still the live one.
+
+    DistributedDataParallel wrappers that ran a backward pass sit in reference cycles; collected
+    during interpreter finalisation, after or without ``destroy_process_group``, they made gloo
+    abort the process (``terminate called without an active exception``, signal 6) in about a
+    third of two-process runs measured with torch 2.13. Collected while the interpreter is
+    alive, before or after the group is destroyed, they end the run cleanly. A group the user
+    started or destroyed already is left alone.
+    """
+    gc.collect()
+    if (_AT_EXIT["group"] is not None and dist.is_initialized()
+            and dist.group.WORLD is _AT_EXIT["group"]):
+        dist.destroy_process_group()
 
 
 @contextlib.contextmanager
@@ -74,6 +112,7 @@ def phase_ddp(module: nn.Module, params: Iterable[nn.Parameter], device: torch.d
     """``DistributedDataParallel(module)`` reducing the gradients of ``params`` only (the
     parameters one phase trains). Module states are broadcast from rank 0 on construction and
     buffers (batch-norm statistics) at every forward."""
+    _shut_down_at_exit()
     with _only_trainable(module, list(params)):
         return DistributedDataParallel(
             module, device_ids=[device.index] if device.type == "cuda" else None,

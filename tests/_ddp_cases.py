@@ -5,7 +5,11 @@ Run as a script under torchrun, it trains every case on its shard and rank 0 sav
 student and loss states to the file named by its first argument.
 """
 
+import os
+import socket
+import subprocess
 import sys
+from pathlib import Path
 
 import torch
 from torch.utils.data import TensorDataset
@@ -13,6 +17,8 @@ from torch.utils.data import TensorDataset
 from pidkit_distill import models
 from pidkit_distill.losses import UNLABELLED
 from pidkit_distill.train import Trainer
+
+HERE = Path(__file__).resolve().parent
 
 METHODS = {
     "none": {},
@@ -92,8 +98,21 @@ def main(out: str) -> None:
         gc.collect()
     if dist.get_rank() == 0:
         torch.save(results, out)
-    dist.barrier()      # both processes done before the group goes (gloo aborts otherwise)
-    dist.destroy_process_group()
+    # no destroy_process_group: the group the trainer started is torn down at exit by
+    # pidkit_distill.distributed (tests/test_distill_shutdown.py)
+
+
+def run_torchrun(script: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run ``script args`` under ``torchrun --nproc_per_node 2`` on a free loopback port (parallel
+    test workers each start their own), with this folder on the path and one thread each."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(
+        [str(HERE), os.environ.get("PYTHONPATH", "")])}
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node",
+           "2", "--master_addr", "127.0.0.1", "--master_port", str(port), str(script), *args]
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 if __name__ == "__main__":

@@ -4,31 +4,15 @@ VID, RID, the PID loss and the exact discrete regulariser, with full labels and 
 of the labels hidden (batch-norm free models and filters, so that no per-process batch
 statistics enter)."""
 
-import os
-import socket
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 import torch
-from _ddp_cases import CASES, case_name, trainer
-
-HERE = Path(__file__).resolve().parent
+from _ddp_cases import CASES, HERE, case_name, run_torchrun, trainer
 
 
 @pytest.fixture(scope="module")
 def two_processes(tmp_path_factory):
     out = tmp_path_factory.mktemp("ddp") / "rank0.pt"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(
-        [str(HERE), os.environ.get("PYTHONPATH", "")])}
-    with socket.socket() as s:          # a free loopback port: parallel test workers each
-        s.bind(("127.0.0.1", 0))         # start their own torchrun
-        port = s.getsockname()[1]
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node",
-           "2", "--master_addr", "127.0.0.1", "--master_port", str(port),
-           str(HERE / "_ddp_cases.py"), str(out)]
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    done = run_torchrun(HERE / "_ddp_cases.py", str(out))
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-8000:]
     return torch.load(out, weights_only=True)
 
