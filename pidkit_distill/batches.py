@@ -38,7 +38,7 @@ __all__ = ["BatchFormat", "INPUT_KEYS", "LABEL_KEYS", "OUTPUT_KEYS", "train_load
            "eval_loader", "has_batchnorm", "as_dataset", "check_data", "to_device",
            "device_batches",
            "class_labels", "check_label_values", "floating_dtypes", "check_input_dtypes",
-           "first_forward", "loader_generators", "peek_batch"]
+           "first_forward", "loader_generators", "peek_batch", "collate_samples"]
 
 #: Keys tried, in order, for the input of a mapping batch when ``input_key`` is not given.
 INPUT_KEYS = ("input", "inputs", "x", "image", "images", "img", "pixel_values", "data",
@@ -49,6 +49,8 @@ LABEL_KEYS = ("label", "labels", "y", "target", "targets", "class", "label_id")
 OUTPUT_KEYS = ("logits", "logit", "output", "out", "scores")
 
 Key = int | str
+#: How many labels an error about non-numeric labels shows.
+_SHOWN_LABELS = 3
 
 
 def _first_key(mapping: Mapping, given: Key | None, candidates: Sequence[str], argument: str,
@@ -126,7 +128,14 @@ class BatchFormat:
                        "(input, label) tuple or a mapping is needed", "Return (x, y) or "
                        "{'input': x, 'label': y} from the data set", None, kind=PIDTypeError)
         if not isinstance(y, torch.Tensor):
-            y = torch.as_tensor(y)
+            try:
+                y = torch.as_tensor(y)
+            except (TypeError, ValueError, RuntimeError) as exc:
+                shown = repr(list(y)[:_SHOWN_LABELS] if isinstance(y, (list, tuple)) else y)
+                raise fail(argument, f"yields labels that are not numbers ({shown[:80]}: "
+                           f"{exc})", "Map class names to indices 0..K-1 in the data set "
+                           "(e.g. classes.index(name)), or pass label_key= naming the "
+                           "label entry", None, kind=PIDTypeError) from exc
         return x, y
 
     def logits(self, output: Any) -> torch.Tensor:
@@ -458,6 +467,29 @@ def loader_generators(loader: Any) -> list[torch.Generator]:
         if isinstance(generator, torch.Generator):
             found.setdefault(id(generator), generator)
     return list(found.values())
+
+
+def collate_samples(samples: Sequence, argument: str) -> Any:
+    """``samples`` batched by :func:`torch.utils.data.default_collate`, as the loaders the
+    trainer builds batch them; samples it cannot batch (inputs of different shapes, labels
+    that are strings or None, a tuple of plain lists read as two samples) are a typed error
+    naming ``argument``, with the collation error chained. For set-up checks on a first
+    batch.
+
+    Raises
+    ------
+    pidkit.errors.PIDTypeError
+        The samples cannot be stacked into one batch.
+    """
+    try:
+        return torch.utils.data.default_collate(list(samples))
+    except (RuntimeError, TypeError, ValueError) as exc:
+        reason = (str(exc).strip().splitlines() or [""])[0][:200]
+        raise fail(argument, f"holds samples that cannot be batched together ({reason})",
+                   "Give every sample an input of one shape and a numeric label, e.g. "
+                   "TensorDataset(torch.as_tensor(x), torch.as_tensor(y)) (plain lists "
+                   "included), or pass a DataLoader with a collate_fn that pads or stacks "
+                   "them", None, kind=PIDTypeError) from exc
 
 
 def peek_batch(loader: DataLoader) -> Any:

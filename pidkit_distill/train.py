@@ -42,6 +42,7 @@ Examples
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import math
 import os
@@ -68,6 +69,7 @@ from .batches import (
     check_input_dtypes,
     check_label_values,
     class_labels,
+    collate_samples,
     device_batches,
     eval_loader,
     first_forward,
@@ -812,11 +814,11 @@ class Trainer:
             batch = peek_batch(data)     # the global RNG and the loader's generators unmoved
         elif isinstance(data, torch.utils.data.IterableDataset) or not hasattr(data,
                                                                                "__len__"):
-            batch = next(iter(torch.utils.data.DataLoader(
-                data, batch_size=size, generator=torch.Generator().manual_seed(0))), None)
+            samples = list(itertools.islice(iter(data), size))
+            batch = collate_samples(samples, argument) if samples else None
         else:
             n = check_data(data, argument)
-            batch = torch.utils.data.default_collate([data[i] for i in range(min(n, size))])
+            batch = collate_samples([data[i] for i in range(min(n, size))], argument)
         if batch is None:
             raise fail(argument, "yields no batch", "Pass a data set with samples")
         x, y = self.config.format.split(batch, argument)

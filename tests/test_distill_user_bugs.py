@@ -1,0 +1,60 @@
+"""Bugs a new user met with their own models and data (each test failed before its fix)."""
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import IterableDataset
+
+import pidkit_distill as pd
+from pidkit.errors import PIDTypeError
+
+torch.set_num_threads(1)
+
+
+def _data(n=12, dim=6, classes=3):
+    g = torch.Generator().manual_seed(0)
+    return torch.randn(n, dim, generator=g), torch.arange(n) % classes
+
+
+def _mlp(dim=6, hidden=8, classes=3):
+    return nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(), nn.Linear(hidden, classes))
+
+
+class _Stream(IterableDataset):
+    def __init__(self, samples):
+        self.samples = samples
+
+    def __iter__(self):
+        return iter(self.samples)
+
+
+def _ragged(x, y):
+    """Samples whose inputs alternate between 5 and 6 features (they need a collate_fn)."""
+    return [(x[i, : 6 - i % 2], y[i]) for i in range(len(y))]
+
+
+@pytest.mark.parametrize("wrap", [list, _Stream], ids=["list", "iterable"])
+def test_samples_that_cannot_be_batched_are_a_typed_error(wrap):
+    x, y = _data()
+    with pytest.raises(PIDTypeError, match=r"train_data: holds samples that cannot be batched "
+                       r"together \(stack expects.*collate_fn") as info:
+        pd.distill(None, _mlp(), wrap(_ragged(x, y)), method="none", epochs=1,
+                   batch_size=4, progress=False)
+    assert isinstance(info.value.__cause__, RuntimeError)
+
+
+def test_tuple_of_plain_lists_is_a_typed_error_naming_the_fix():
+    x, y = _data()
+    with pytest.raises(PIDTypeError, match=r"val_data: holds samples that cannot be batched.*"
+                       r"TensorDataset\(torch.as_tensor\(x\)"):
+        pd.distill(None, _mlp(), (x, y), val_data=(x.tolist(), y.tolist()), method="none",
+                   epochs=1, batch_size=4, progress=False)
+
+
+def test_string_labels_are_a_typed_error_naming_the_data():
+    x, _ = _data()
+    samples = [(x[i], ["cat", "dog", "eel"][i % 3]) for i in range(len(x))]
+    with pytest.raises(PIDTypeError, match=r"train_data: yields labels that are not numbers "
+                       r"\(\['cat', 'dog', 'eel'\]"):
+        pd.distill(None, _mlp(), samples, method="none", epochs=1, batch_size=4,
+                   progress=False)
