@@ -48,6 +48,9 @@ __all__ = [
     "extract_features",
 ]
 
+#: Samples per batch when :func:`extract_features` batches a data set of samples itself.
+EXTRACT_BATCH_SIZE = 256
+
 _SPEC = re.compile(r"^(?P<path>[^\[\]]*)(\[(?P<index>-?\d+)\])?$")
 
 
@@ -440,8 +443,12 @@ def extract_features(model: nn.Module, loader: Iterable, layers: Sequence[str],
     ----------
     model : nn.Module
         Any model; put in eval mode for the pass and restored to its previous mode after.
-    loader : iterable of batches
-        A ``DataLoader`` or any iterable of ``(inputs, labels)`` batches (or mappings).
+    loader : DataLoader, iterable of batches, Dataset, list of samples or (X, y)
+        A ``DataLoader`` or any iterable of ``(inputs, labels)`` batches (or mappings); the
+        data forms the trainer and :func:`~pidkit_distill.audits.audit` accept (a map-style
+        ``Dataset``, a list or ``IterableDataset`` of samples, a tuple ``(X, y)`` of tensors or
+        arrays) are batched in order, 256 samples at a time
+        (:func:`~pidkit_distill.audits.stream.as_loader`).
     layers : sequence of str
         Module paths (see :class:`FeatureHooks`).
     device : str or torch.device
@@ -473,7 +480,8 @@ def extract_features(model: nn.Module, loader: Iterable, layers: Sequence[str],
     >>> ex.features["layer3"].shape[0] == len(test)
     True
     """
-    from .batches import BatchFormat, check_data, to_device
+    from .audits.stream import as_loader
+    from .batches import BatchFormat, to_device
 
     fmt = BatchFormat(input_key, label_key, output_key)
     try:
@@ -481,7 +489,7 @@ def extract_features(model: nn.Module, loader: Iterable, layers: Sequence[str],
     except (RuntimeError, TypeError) as exc:
         raise fail("device", f"is not a torch device ({exc})", "Use 'cpu', 'cuda' or "
                    "'cuda:1'", device) from exc
-    check_data(loader, "loader")
+    loader = as_loader(loader, EXTRACT_BATCH_SIZE, "loader", fmt)   # samples: batched in order
     feats: dict[str, list] = {s: [] for s in layers}
     targets, logits = [], []
     with eval_mode(model), FeatureHooks(model, layers, detach=True) as hooks:

@@ -58,3 +58,18 @@ def test_string_labels_are_a_typed_error_naming_the_data():
                        r"\(\['cat', 'dog', 'eel'\]"):
         pd.distill(None, _mlp(), samples, method="none", epochs=1, batch_size=4,
                    progress=False)
+
+
+@pytest.mark.parametrize("form", ["dataset", "samples", "tuple"])
+def test_extract_features_takes_the_data_forms_the_trainer_takes(form):
+    from torch.utils.data import DataLoader, TensorDataset
+
+    x, y = _data(n=10)
+    torch.manual_seed(0)
+    net = _mlp()
+    data = {"dataset": TensorDataset(x, y), "samples": list(zip(x, y)), "tuple": (x, y)}[form]
+    got = pd.extract_features(net, data, ["1"])
+    want = pd.extract_features(net, DataLoader(TensorDataset(x, y), batch_size=4), ["1"])
+    assert got.targets.tolist() == y.tolist()
+    torch.testing.assert_close(got.features["1"], want.features["1"])
+    torch.testing.assert_close(got.features["1"], torch.relu(net[0](x)))
