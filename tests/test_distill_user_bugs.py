@@ -67,7 +67,8 @@ def test_extract_features_takes_the_data_forms_the_trainer_takes(form):
     x, y = _data(n=10)
     torch.manual_seed(0)
     net = _mlp()
-    data = {"dataset": TensorDataset(x, y), "samples": list(zip(x, y)), "tuple": (x, y)}[form]
+    data = {"dataset": TensorDataset(x, y), "samples": list(zip(x, y, strict=True)),
+            "tuple": (x, y)}[form]
     got = pd.extract_features(net, data, ["1"])
     want = pd.extract_features(net, DataLoader(TensorDataset(x, y), batch_size=4), ["1"])
     assert got.targets.tolist() == y.tolist()
