@@ -342,6 +342,23 @@ def _check_callbacks(callbacks: Any) -> list:
     return out
 
 
+def _check_nothing_shared(teacher: nn.Module, student: nn.Module) -> None:
+    """Refuse a student that trains parameters of the teacher (the same tensors, e.g.
+    ``nn.Sequential(teacher.backbone, head)``): freezing the teacher would silently stop them
+    training (and training them would change the teacher). Shared parameters the user froze
+    already (``requires_grad=False``: a frozen backbone under a new head) are fine."""
+    owned = {id(p) for p in teacher.parameters()}
+    shared = [name for name, p in student.named_parameters()
+              if p.requires_grad and id(p) in owned]
+    if shared:
+        raise fail("student", f"shares {len(shared)} trainable parameter(s) with the teacher "
+                   f"(e.g. {shared[:3]}): the trainer freezes the teacher, so they would "
+                   "silently stop training, and training them would change the teacher",
+                   "Build the student from a copy of the shared part, e.g. "
+                   "copy.deepcopy(teacher.backbone), or freeze the shared part yourself "
+                   "(requires_grad_(False)) if it is not meant to train")
+
+
 @dataclass(frozen=True)
 class SavedFile:
     """What a file read by :func:`read_saved` should be, for its error messages.
@@ -669,6 +686,8 @@ class Trainer:
             raise fail("teacher", "is the student itself: the trainer freezes the teacher, so "
                        "the student could not train", "Pass a separate teacher, e.g. a frozen "
                        "copy.deepcopy(student) for self-distillation")
+        if teacher is not None:
+            _check_nothing_shared(teacher, student)
         if not any(p.requires_grad for p in student.parameters()):
             raise fail("student", f"{type(student).__name__} has no trainable parameter (none, "
                        "or all with requires_grad=False)", "Pass a model with parameters to "

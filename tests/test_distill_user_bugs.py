@@ -6,7 +6,7 @@ from torch import nn
 from torch.utils.data import IterableDataset
 
 import pidkit_distill as pd
-from pidkit.errors import PIDTypeError
+from pidkit.errors import PIDTypeError, PIDValueError
 
 torch.set_num_threads(1)
 
@@ -74,3 +74,27 @@ def test_extract_features_takes_the_data_forms_the_trainer_takes(form):
     assert got.targets.tolist() == y.tolist()
     torch.testing.assert_close(got.features["1"], want.features["1"])
     torch.testing.assert_close(got.features["1"], torch.relu(net[0](x)))
+
+
+def test_student_sharing_trainable_teacher_parameters_is_refused():
+    x, y = _data()
+    torch.manual_seed(0)
+    teacher = _mlp()
+    student = nn.Sequential(teacher[0], nn.ReLU(), nn.Linear(8, 3))   # the teacher's layer
+    with pytest.raises(PIDValueError, match=r"student: shares 2 trainable parameter\(s\) with "
+                       r"the teacher \(e.g. \['0.weight', '0.bias'\]\)"):
+        pd.distill(teacher, student, (x, y), method="kd", epochs=1, batch_size=4,
+                   progress=False)
+    assert all(p.requires_grad for p in student.parameters())   # nothing frozen on the way
+
+
+def test_student_on_a_frozen_shared_backbone_trains_its_head_only():
+    x, y = _data()
+    torch.manual_seed(0)
+    teacher = _mlp()
+    student = nn.Sequential(teacher[0].requires_grad_(False), nn.ReLU(), nn.Linear(8, 3))
+    backbone = teacher[0].weight.clone()
+    head = student[2].weight.clone()
+    pd.distill(teacher, student, (x, y), method="kd", epochs=1, batch_size=4, progress=False)
+    assert torch.equal(teacher[0].weight, backbone)
+    assert not torch.equal(student[2].weight, head)
