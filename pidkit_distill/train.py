@@ -120,14 +120,17 @@ METRICS_FORMAT = "pidkit_distill.metrics/1"
 
 #: Units of the trainer's own metrics and of the loss parts it logs (``train_<part>``). Training
 #: terms are in nats (natural-log cross-entropies and information); audits add quantities in
-#: bits (their keys say so). Keys not listed here are dimensionless.
+#: bits (their keys say so); feature-matching terms (FitNets' hint, TED's mse, RID's V term and
+#: regulariser) are mean squared feature distances. Keys not listed here are dimensionless.
 METRIC_UNITS = {
     "epoch": "index", "phase": "name", "lr": "learning rate", "time_s": "s",
     "train_loss": "nats (total objective: cross-entropies in nats plus weighted terms)",
     "train_acc": "fraction", "train_head_acc": "fraction", "val_acc": "fraction",
     "val_head_acc": "fraction", "val_loss": "nats", "train_ce": "nats", "train_head_ce": "nats",
     "train_kd": "nats", "train_redundancy": "nats", "train_certified_gap": "nats",
-    "train_vid_nll": "nats",
+    "train_vid": "nats (Gaussian negative log-likelihood per feature entry, up to a constant)",
+    **{f"train_{part}": "squared feature units"
+       for part in ("hint", "mse", "v_term", "rid_reg")},
 }
 
 

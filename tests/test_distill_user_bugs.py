@@ -98,3 +98,20 @@ def test_student_on_a_frozen_shared_backbone_trains_its_head_only():
     pd.distill(teacher, student, (x, y), method="kd", epochs=1, batch_size=4, progress=False)
     assert torch.equal(teacher[0].weight, backbone)
     assert not torch.equal(student[2].weight, head)
+
+
+@pytest.mark.parametrize("method, part, unit", [("vid", "train_vid", "nats"),
+                                                ("fitnets", "train_hint", "squared feature"),
+                                                ("ted", "train_mse", "squared feature")])
+def test_logged_loss_parts_carry_their_documented_units(tmp_path, method, part, unit):
+    import csv
+
+    x, y = _data()
+    torch.manual_seed(0)
+    res = pd.distill(_mlp(hidden=10), _mlp(), (x, y), method=method, layers=[("1", "1")],
+                     epochs=1, batch_size=4, progress=False, out_dir=tmp_path)
+    assert part in res.final
+    assert res.trainer.units()[part].startswith(unit)
+    with open(tmp_path / "metrics.csv") as fh:
+        header = next(csv.reader(fh))
+    assert f"{part} [{unit}" in " ".join(header)
