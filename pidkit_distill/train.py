@@ -1115,10 +1115,19 @@ class Trainer:
         the teacher-side head's accuracy for methods that have one; reduced over processes.
 
         All are means over the labelled samples (label != ``UNLABELLED``); they are NaN when
-        ``data`` has no labelled sample (there is nothing to score), not 0."""
+        ``data`` has no labelled sample (there is nothing to score), not 0.
+
+        The global torch RNG is left as it was (iterating a user's ``DataLoader`` without a
+        ``generator=`` draws its workers' base seed from it), so that validating every epoch
+        does not change a training run's dropout draws or shuffling."""
         data = data if data is not None else self.val_data
         if data is None:
             return {}
+        with torch.random.fork_rng(devices=[]):
+            return self._evaluate(data)
+
+    def _evaluate(self, data: Any) -> dict[str, float]:
+        """:meth:`evaluate` on ``data``, without restoring the global RNG."""
         cfg = self.config
         loader = eval_loader(data, max(cfg.batch_size // self.world_size, 1), rank=self.rank,
                              world=self.world_size, num_workers=cfg.num_workers,

@@ -115,3 +115,20 @@ def test_logged_loss_parts_carry_their_documented_units(tmp_path, method, part, 
     with open(tmp_path / "metrics.csv") as fh:
         header = next(csv.reader(fh))
     assert f"{part} [{unit}" in " ".join(header)
+
+
+def test_validating_on_a_user_dataloader_does_not_change_training():
+    from torch.utils.data import DataLoader, TensorDataset
+
+    x, y = _data(n=16)
+    weights = []
+    for val in [None, DataLoader(TensorDataset(x, y), batch_size=4)]:
+        torch.manual_seed(3)
+        student = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Dropout(0.5), nn.Linear(8, 3))
+        res = pd.distill(None, student, (x, y), val_data=val, method="none", epochs=3,
+                         batch_size=4, progress=False)
+        weights.append(student[3].weight.detach().clone())
+    assert torch.equal(weights[0], weights[1])
+    state = torch.get_rng_state()
+    res.trainer.evaluate()
+    assert torch.equal(torch.get_rng_state(), state)
