@@ -132,3 +132,28 @@ def test_validating_on_a_user_dataloader_does_not_change_training():
     state = torch.get_rng_state()
     res.trainer.evaluate()
     assert torch.equal(torch.get_rng_state(), state)
+
+
+def _bn_mlp():
+    return nn.Sequential(nn.Linear(6, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 3))
+
+
+@pytest.mark.parametrize("case", ["schedule", "one_sample_batch", "iterable_tail"])
+def test_trainer_warnings_point_at_the_users_line(case):
+    x, y = _data(n=9)
+    torch.manual_seed(0)
+    options = dict(method="none", epochs=1, batch_size=4, progress=False)
+    data = (x, y)
+    student = _bn_mlp()
+    if case == "schedule":   # ends with a teacher epoch
+        options.update(method="rid", layers=[("1", "1")], epochs=4, warmup=1, cycle=2,
+                       ratio=0.5)
+        teacher = _mlp(hidden=8)
+    else:
+        teacher = None
+    if case == "iterable_tail":
+        data = _Stream(list(zip(x, y, strict=True)))
+    with pytest.warns(UserWarning, match="one sample|teacher-phase epoch") as record:
+        pd.distill(teacher, student, data, **options)
+    assert {w.filename for w in record
+            if "one sample" in str(w.message) or "teacher-phase" in str(w.message)} == {__file__}

@@ -188,7 +188,7 @@ from torch import nn
 from torch.nn import functional as F
 
 import pidkit
-from pidkit.errors import ConvergenceWarning
+from pidkit.errors import ConvergenceWarning, caller_stacklevel
 from pidkit.validation import check_choice, check_int, check_positive, fail
 
 from .base import (
@@ -208,6 +208,9 @@ from .base import (
     sum_across_processes,
 )
 from .filters import SpatialAlign
+
+#: Packages a warning skips to point at the user's line (errors.caller_stacklevel).
+_PACKAGES = ("pidkit", "pidkit_distill")
 
 __all__ = ["DiscretePIDLoss", "kmeans_codebook", "soft_assign", "soft_joint_counts",
            "label_posterior", "discrete_redundancy", "DEFAULT_TOL_BITS", "DEFAULT_MAX_ITER"]
@@ -592,7 +595,8 @@ class DiscretePIDLoss(DistillLoss):
                           "on nearly deterministic tables and is not warned again for this "
                           "loss; the largest certified "
                           "gap of each step is logged as 'certified_gap' (nats). Raise max_iter "
-                          "for exact values", ConvergenceWarning, stacklevel=3)
+                          "for exact values", ConvergenceWarning,
+                          stacklevel=caller_stacklevel(_PACKAGES))
 
     def student_loss(self, batch: Batch) -> tuple[torch.Tensor, Parts]:
         check_batch(self, batch)
