@@ -725,6 +725,13 @@ class Trainer:
             raise fail("loss", f"is a {type(loss).__name__}, not a DistillLoss", "Pass a loss "
                        "instance (e.g. make_loss('kd', [], [], num_classes)), or method='kd' "
                        "to build one by name", kind=PIDTypeError)
+        if loss is not None and cfg.method_options:
+            raise fail("method_options", f"configures the loss built from method="
+                       f"{cfg.method!r}, but loss= gives a ready {type(loss).__name__}, so "
+                       "they would be ignored", "Build the loss with these options (e.g. "
+                       "make_loss(name, teacher_shapes, student_shapes, num_classes, "
+                       "**options)), or drop loss= and pass method= with method_options=",
+                       cfg.method_options)
         self.loss_fn = loss
         if loss is None and cfg.method not in available_methods():
             raise fail("method", f"{cfg.method!r} is not a distillation method",

@@ -157,3 +157,15 @@ def test_trainer_warnings_point_at_the_users_line(case):
         pd.distill(teacher, student, data, **options)
     assert {w.filename for w in record
             if "one sample" in str(w.message) or "teacher-phase" in str(w.message)} == {__file__}
+
+
+def test_method_options_with_a_ready_loss_are_refused_not_ignored():
+    x, y = _data()
+    torch.manual_seed(0)
+    loss = pd.make_loss("kd", [], [], num_classes=3, temperature=2.0)
+    with pytest.raises(PIDValueError, match=r"method_options: configures the loss built from "
+                       r"method='kd', but loss= gives a ready KDLoss"):
+        pd.distill(_mlp(), _mlp(), (x, y), loss=loss, method="kd",
+                   method_options={"temperature": 8.0}, epochs=1, progress=False)
+    res = pd.distill(_mlp(), _mlp(), (x, y), loss=loss, epochs=1, progress=False)
+    assert res.trainer.loss_fn.temperature == 2.0
