@@ -1239,8 +1239,9 @@ class Trainer:
         """Everything needed to resume exactly: weights, optimizer and scaler states, the epoch,
         the global RNG states (restored on resume, so that dropout continues its sequence), the
         states of the training loader's generators (a ``DataLoader(generator=...)``'s order and
-        workers' seeds, :func:`~pidkit_distill.batches.loader_generators`) and the history
-        (tensors and plain data only)."""
+        workers' seeds, :func:`~pidkit_distill.batches.loader_generators`), the loss's
+        :meth:`~pidkit_distill.losses.DistillLoss.run_state` (the exact regulariser's warm
+        start) and the history (tensors and plain data only)."""
         rng = {"torch": torch.get_rng_state(),
                "loader": [g.get_state() for g in loader_generators(self.loader)]}
         if torch.cuda.is_available():
@@ -1250,6 +1251,7 @@ class Trainer:
             "epoch": self.epoch,
             "student": self.student.state_dict(),
             "loss": self.loss_fn.state_dict(),
+            "loss_run_state": self.loss_fn.run_state(),
             "student_optimizer": self.student_optimizer.state_dict(),
             "teacher_optimizer": (self.teacher_optimizer.state_dict()
                                   if self.teacher_optimizer is not None else None),
@@ -1310,6 +1312,7 @@ class Trainer:
                            f"({reason})", "Resume with the same student architecture, method, "
                            "method_options, layers and optimizer as the run that wrote it",
                            kind=CheckpointError) from exc
+        self.loss_fn.load_run_state(state.get("loss_run_state"))  # absent in older files
         for name in ("student_scheduler", "teacher_scheduler"):
             scheduler = getattr(self, name)
             if scheduler is not None and state.get(name) is not None:

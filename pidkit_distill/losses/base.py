@@ -148,6 +148,17 @@ class DistillLoss(nn.Module, abc.ABC):
         """Parameters trained in the teacher-filter phase (default: none)."""
         return []
 
+    def run_state(self) -> dict[str, Any] | None:
+        """State of a run that is not part of the loss's ``state_dict`` but that a resumed run
+        needs to continue exactly (e.g. a solver's warm start), as tensors and plain data
+        (loadable with ``torch.load(weights_only=True)``); ``None`` (the default): nothing.
+        The trainer saves it in its checkpoints."""
+        return None
+
+    def load_run_state(self, state: dict[str, Any] | None) -> None:
+        """Restore a :meth:`run_state` (after ``load_state_dict``); ``None``: nothing to
+        restore."""
+
     @torch.no_grad()
     def match_precision(self, dtype: torch.dtype) -> DistillLoss:
         """Cast the floating-point parameters and buffers to ``dtype`` (the student's), in
