@@ -40,7 +40,6 @@ from pidkit.validation import check_int, fail
 from .features import FeatureHooks, check_module_paths
 
 __all__ = [
-    "MaxPool2d",
     "register_model",
     "get_model",
     "available_models",
@@ -398,38 +397,12 @@ class NuisanceTeacher(nn.Module):
 
 
 # ----------------------------------------------------------------------------- small nets
-class MaxPool2d(nn.MaxPool2d):
-    """:class:`torch.nn.MaxPool2d` that pools a CPU tensor in channels-last memory when no
-    gradient flows through it (a frozen teacher's forward, evaluation), returning the same
-    values in the input's layout.
-
-    torch's CPU kernel for contiguous ``(N, C, H, W)`` input is scalar: measured with torch 2.13
-    on one thread, pooling ``(64, 64, 8, 8)`` took 1.16 ms and the channels-last copy plus
-    pool 0.14 ms; the stem pool of a ResNet on 32 x 32 images 6.4 ms against 0.8 ms. With a
-    gradient the backward pass of the copy costs what the forward saves, so training keeps
-    the plain path. The maximum is exact, so the values are identical either way.
-    """
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if (x.device.type == "cpu" and x.dim() == 4 and not self.return_indices
-                and not (torch.is_grad_enabled() and x.requires_grad)):
-            return super().forward(x.contiguous(memory_format=torch.channels_last)).contiguous(
-                memory_format=_memory_format(x))
-        return super().forward(x)
-
-
-def _memory_format(x: torch.Tensor) -> torch.memory_format:
-    """``channels_last`` for a 4-D tensor stored that way, else ``contiguous_format``."""
-    return (torch.channels_last if not x.is_contiguous()
-            and x.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format)
-
-
 def _conv_block(cin: int, cout: int, dims: int, pool: bool) -> nn.Sequential:
     conv = nn.Conv1d if dims == 1 else nn.Conv2d
     bn = nn.BatchNorm1d if dims == 1 else nn.BatchNorm2d
     layers = [conv(cin, cout, 3, padding=1, bias=False), bn(cout), nn.ReLU(inplace=True)]
     if pool:
-        layers.append((nn.MaxPool1d if dims == 1 else MaxPool2d)(2))
+        layers.append((nn.MaxPool1d if dims == 1 else nn.MaxPool2d)(2))
     return nn.Sequential(*layers)
 
 
@@ -577,7 +550,7 @@ class SmallResNet(nn.Module):
         self.dims = dims
         conv = nn.Conv1d if dims == 1 else nn.Conv2d
         bn = nn.BatchNorm1d if dims == 1 else nn.BatchNorm2d
-        pool = nn.MaxPool1d if dims == 1 else MaxPool2d
+        pool = nn.MaxPool1d if dims == 1 else nn.MaxPool2d
         widths = (width, 2 * width, 2 * width) if dims == 2 else (width, width, width)
         pools = (False, True, False) if dims == 2 else (True, True, False)
         self.stem = conv(in_channels, width, 3, padding=1, bias=False)
@@ -710,7 +683,7 @@ class ResNet(nn.Module):
             self.maxpool = nn.Identity()
         else:
             self.conv1 = nn.Conv2d(in_channels, width, 7, 2, 3, bias=False)
-            self.maxpool = MaxPool2d(3, 2, 1)
+            self.maxpool = nn.MaxPool2d(3, 2, 1)
         self.bn1 = nn.BatchNorm2d(width)
         cin = width
         for i, n in enumerate(blocks):
