@@ -233,46 +233,6 @@ def test_resnets_match_the_reference_parameter_counts():
     assert shapes == [(128, 16, 16), (256, 8, 8), (512, 4, 4)]
 
 
-@pytest.mark.parametrize(("args", "shape"), [((2,), (5, 3, 8, 8)), ((3, 2, 1), (4, 6, 9, 7)),
-                                           ((2, 2, 0, 1, False, True), (3, 2, 5, 5))])
-@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
-def test_max_pool_matches_torch_with_and_without_gradients(args, shape, layout):
-    """The built-in models' pool (channels-last on CPU when no gradient flows) gives torch's
-    values, gradients and memory layout: ties included (integer-valued inputs)."""
-    g = torch.Generator().manual_seed(0)
-    x = torch.randint(-3, 4, shape, generator=g).double().contiguous(memory_format=layout)
-    ours, plain = models.MaxPool2d(*args), nn.MaxPool2d(*args)
-    with torch.no_grad():
-        fast, expected = ours(x), plain(x)
-    assert torch.equal(fast, expected)
-    assert fast.is_contiguous(memory_format=layout) == expected.is_contiguous(memory_format=layout)
-    a, b = x.clone().requires_grad_(), x.clone().requires_grad_()
-    weights = torch.randn(expected.shape, generator=g, dtype=torch.float64)
-    (ours(a) * weights).sum().backward()
-    (plain(b) * weights).sum().backward()
-    assert torch.equal(a.grad, b.grad)
-    assert repr(ours) == repr(plain)
-
-
-def test_built_in_models_pool_fast_in_evaluation():
-    """digits_cnn and the ImageNet-stem ResNets use the pool above, so a frozen teacher's forward
-    pass takes the channels-last path; their outputs equal the same weights' with torch's."""
-    for name, kwargs, x in (("digits_cnn", {"width": 4}, torch.randn(6, 1, 8, 8)),
-                            ("resnet18", {"num_classes": 3}, torch.randn(2, 3, 32, 32))):
-        model = models.get_model(name, **kwargs).eval()
-        pools = [m for m in model.modules() if isinstance(m, nn.MaxPool2d)]
-        assert pools and all(type(m) is models.MaxPool2d for m in pools)
-        reference = models.get_model(name, **kwargs).eval()
-        reference.load_state_dict(model.state_dict())
-        for parent in reference.modules():
-            for child_name, child in parent.named_children():
-                if type(child) is models.MaxPool2d:
-                    setattr(parent, child_name, nn.MaxPool2d(child.kernel_size, child.stride,
-                                                             child.padding))
-        with torch.no_grad():
-            torch.testing.assert_close(model(x), reference(x), rtol=0, atol=0)
-
-
 def test_wide_resnets():
     for name, width in (("wrn-16-1", 1), ("wrn-40-2", 2)):
         net = models.get_model(name)
