@@ -189,6 +189,7 @@ class FeatureHooks:
         self.detach = detach
         self.name = name
         self.features: dict[str, torch.Tensor] = {}
+        self._versions: dict[str, int | None] = {}     # version counters at capture
         self._handles: list = []
         targets = [(spec, *_parse(spec)) for spec in self.layers]
         modules = dict(model.named_modules()) if targets else {}
@@ -206,6 +207,7 @@ class FeatureHooks:
         def hook(_module, _inputs, output):
             value = _select(output, index, spec)
             self.features[spec] = value.detach() if self.detach else value
+            self._versions[spec] = _version(value)
         return hook
 
     def __enter__(self) -> FeatureHooks:
@@ -229,7 +231,23 @@ class FeatureHooks:
             raise fail("layers", f"modules {missing} of {_describe(self.model, self.name)} did "
                        "not run in the forward pass",
                        "Hook modules that the model's forward actually calls")
+        changed = [s for s in self.layers
+                   if _version(self.features[s]) != self._versions[s]]
+        if changed:
+            raise fail("layers", f"the output of {changed} in {_describe(self.model, self.name)} "
+                       "was changed in place later in the forward pass (an in-place operation "
+                       "such as nn.ReLU(inplace=True) or `out += identity` after the module), "
+                       "so the captured features would be those of a later point of the "
+                       "network", "Hook a module whose output is not modified afterwards (e.g. "
+                       "the enclosing block), or turn the in-place operations off: for m in "
+                       "model.modules(): if isinstance(m, nn.ReLU): m.inplace = False")
         return [self.features[s] for s in self.layers]
+
+
+def _version(x: torch.Tensor) -> int | None:
+    """The version counter of ``x`` (bumped by every in-place operation on its storage's
+    view), or ``None`` for an inference-mode tensor, which has none."""
+    return None if x.is_inference() else x._version
 
 
 def forward_with_features(model: nn.Module, x: torch.Tensor, layers: Sequence[str], *,

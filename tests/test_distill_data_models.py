@@ -17,6 +17,7 @@ from pidkit_distill.features import (
     feature_shapes,
     forward_with_features,
 )
+from pidkit_distill.train import Trainer
 
 torch.set_num_threads(1)
 
@@ -198,6 +199,34 @@ def test_hooks_tuple_outputs_vectors_and_maps():
         FeatureHooks(cnn, ["layer9"])
     with pytest.raises(PIDValueError, match="returns a tensor"):
         forward_with_features(cnn, torch.zeros(2, 1, 8, 8), ["layer1[0]"])
+
+
+def test_hooked_output_changed_in_place_later_is_refused():
+    """digits_cnn's blocks are conv, batch norm, ReLU(inplace=True): the batch norm's output is
+    overwritten by the ReLU, so hooking it would silently give post-ReLU features."""
+    torch.manual_seed(0)
+    cnn = models.get_model("digits_cnn", width=4).eval()
+    x = torch.randn(5, 1, 8, 8)
+    for detach in (False, True):        # losses keep the graph, audits detach
+        with pytest.raises(PIDValueError, match="changed in place") as err:
+            with FeatureHooks(cnn, ["layer1.1"], detach=detach) as hooks:
+                cnn(x)
+                hooks.collect()
+        assert "inplace = False" in str(err.value)
+    with pytest.raises(PIDValueError, match="changed in place"):
+        Trainer(models.get_model("digits_cnn", width=8), cnn, TensorDataset(
+            x, torch.arange(5) % 3), method="rid", layers=[("layer1", "layer1.1")],
+            num_classes=10, progress=False)
+    # the enclosing block's output is not modified: captured as the model computes it
+    _, (block,) = forward_with_features(cnn, x, ["layer1"])
+    assert torch.equal(block, cnn.layer1(x))
+    # with the in-place ReLU off, the batch norm's own output (negative entries included)
+    cnn.layer1[2].inplace = False
+    _, (normed,) = forward_with_features(cnn, x, ["layer1.1"])
+    assert torch.equal(normed, cnn.layer1[1](cnn.layer1[0](x))) and normed.min() < 0
+    with torch.inference_mode():        # inference tensors have no version counter
+        _, (block,) = forward_with_features(cnn, x, ["layer1"])
+    assert torch.equal(block, cnn.layer1(x))
 
 
 def test_extract_features_matches_manual_pass():
