@@ -3,7 +3,10 @@
 Nothing in the model is rewritten: :class:`FeatureHooks` registers a forward hook on each named
 submodule (paths as in ``model.named_modules()``, e.g. ``"layer3"`` or ``"block2.0.conv1"``) and
 keeps the last output of each. A module whose output is a tuple or list is handled by an index
-suffix, ``"lstm[0]"``; without a suffix the first tensor of the tuple is used.
+suffix, ``"lstm[0]"``; without a suffix the first tensor of the tuple is used. A model wrapped
+by ``torch.compile``, :class:`~torch.nn.DataParallel` or
+:class:`~torch.nn.parallel.DistributedDataParallel` takes the paths of the model inside it too
+(``"layer3"`` for ``"_orig_mod.layer3"`` or ``"module.layer3"``).
 
 Features are tensors of shape ``(N, C)`` (vectors) or ``(N, C, *spatial)`` (maps: ``(N, C, L)``,
 ``(N, C, H, W)``, ...). The distillation losses treat the second axis as the channel axis.
@@ -123,9 +126,33 @@ def get_module(model: nn.Module, path: str, *, name: str = "model") -> nn.Module
     pidkit.errors.PIDValueError: layers: module 'layr3' not found in the student ...
     """
     modules = dict(model.named_modules())
-    if path in modules:
-        return modules[path]
+    found = _resolve(model, path, modules)
+    if found is not None:
+        return modules[found]
     raise _unknown_module(model, path, modules, name)
+
+
+def _wrapper_prefix(model: nn.Module) -> str:
+    """The path prefix a wrapper adds to its model's module paths: ``"_orig_mod."`` for
+    ``torch.compile(model)``, ``"module."`` for :class:`~torch.nn.DataParallel` and
+    :class:`~torch.nn.parallel.DistributedDataParallel`, repeated for nested wrappers; ``""``
+    for a plain model."""
+    inner = getattr(model, "_orig_mod", None)
+    if isinstance(inner, nn.Module):
+        return "_orig_mod." + _wrapper_prefix(inner)
+    if isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
+        return "module." + _wrapper_prefix(model.module)
+    return ""
+
+
+def _resolve(model: nn.Module, path: str, modules: dict[str, nn.Module]) -> str | None:
+    """``path`` if ``model`` has it, else the same path inside the model a wrapper holds
+    (``"layer3"`` of ``torch.compile(net)`` is ``"_orig_mod.layer3"``: the paths of the model
+    the user built), else ``None``."""
+    if path in modules:
+        return path
+    inner = _wrapper_prefix(model) + path
+    return inner if path and inner in modules else None
 
 
 def check_module_paths(model: nn.Module, paths: Sequence[str], *, name: str = "model") -> None:
@@ -193,10 +220,12 @@ class FeatureHooks:
         self._handles: list = []
         targets = [(spec, *_parse(spec)) for spec in self.layers]
         modules = dict(model.named_modules()) if targets else {}
-        for _, path, _ in targets:  # fail early on unknown paths
-            if path not in modules:
+        found = [_resolve(model, path, modules) for _, path, _ in targets]
+        for (_, path, _), at in zip(targets, found, strict=True):   # fail early on unknown paths
+            if at is None:
                 raise _unknown_module(model, path, modules, name)
-        self._targets = [(spec, modules[path], index) for spec, path, index in targets]
+        self._targets = [(spec, modules[at], index)
+                         for (spec, _, index), at in zip(targets, found, strict=True)]
         if any(isinstance(m, torch.jit.ScriptModule) for _, m, _ in self._targets):
             raise fail("layers", f"name TorchScript modules of {_describe(model, name)}, "
                        "and TorchScript does not support forward hooks", "Pass the eager "

@@ -229,6 +229,37 @@ def test_hooked_output_changed_in_place_later_is_refused():
     assert torch.equal(block, cnn.layer1(x))
 
 
+def test_wrapped_models_take_the_paths_of_the_model_inside():
+    """torch.compile(net), DataParallel(net) and a compiled DataParallel take net's own module
+    paths; training a compiled student gives the uncompiled student's run."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, 3))
+    x = torch.randn(5, 4)
+    _, (plain,) = forward_with_features(net, x, ["1"])
+    for wrapped in (torch.compile(net, backend="eager"), nn.DataParallel(net),
+                    torch.compile(nn.DataParallel(net), backend="eager")):
+        _, (feature,) = forward_with_features(wrapped, x, ["1"])
+        torch.testing.assert_close(feature, plain, rtol=0, atol=0)
+        with pytest.raises(PIDValueError, match="not found"):
+            FeatureHooks(wrapped, ["7"])
+    data = TensorDataset(torch.randn(64, 4), torch.arange(64) % 3)
+
+    def run(compiled):
+        torch.manual_seed(1)
+        teacher = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 3))
+        student = nn.Sequential(nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, 3))
+        model = torch.compile(student, backend="eager") if compiled else student
+        trainer = Trainer(teacher, model, data, method="rid", layers=[("1", "1")], epochs=3,
+                          warmup=1, cycle=2, ratio=0.5, batch_size=16, progress=False, seed=0)
+        trainer.fit()
+        return student.state_dict(), trainer.history
+
+    (plain_state, plain_history), (state, history) = run(False), run(True)
+    for key, value in plain_state.items():
+        torch.testing.assert_close(state[key], value, rtol=1e-6, atol=1e-7)
+    assert [h["phase"] for h in history] == [h["phase"] for h in plain_history]
+
+
 def test_extract_features_matches_manual_pass():
     train, test = data.load_digits()
     torch.manual_seed(0)
