@@ -345,6 +345,16 @@ class PIDResult:
     #: intervals are mappings that may hold arrays (see the class notes).
     __hash__ = None  # type: ignore[assignment]
 
+    def __eq__(self, other: object) -> bool:
+        """Whether two results hold the same data: their :meth:`to_dict` as plain Python data
+        (:func:`to_plain`) are equal. One ``bool`` whatever the atoms and details hold (the
+        field-by-field comparison of a dataclass asked a numpy array of several eigenvalues
+        for its truth value, a raw ``ValueError``), so a result equals the one
+        :meth:`from_dict` reads back from its JSON."""
+        if not isinstance(other, PIDResult):
+            return NotImplemented
+        return to_plain(self.to_dict()) == to_plain(other.to_dict())
+
     def __post_init__(self):
         if not isinstance(self.atoms, AtomMap):
             object.__setattr__(self, "atoms", AtomMap(self.atoms))

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConvergenceWarning
+from ..errors import ConvergenceWarning, caller_stacklevel
 from ..information import _mutual_information
 from ..lattice import Node, lattice
 from ..result import CERTIFIED_REDUNDANCY, Certificate, SolverInfo
@@ -49,7 +49,8 @@ def redundancy_result(p: np.ndarray, value: float, lower: float, upper: float, *
         if upper - lower > tol:
             approximate += (f"; {stopped} after {iterations} iterations with a bracket "
                             f"{upper - lower:.2e} nats wide > tol={tol:g} ({advice})")
-        warnings.warn(f"{measure}: {approximate}", ConvergenceWarning, stacklevel=4)
+        warnings.warn(f"{measure}: {approximate}", ConvergenceWarning,
+                      stacklevel=caller_stacklevel())
         info = SolverInfo("approximate", False, iterations, None, None,
                           {"tol_nats": tol, "approximate_bracket_nats": [lower, upper],
                            **details})
@@ -59,7 +60,7 @@ def redundancy_result(p: np.ndarray, value: float, lower: float, upper: float, *
         warnings.warn(f"{measure}: {stopped} after {iterations} iterations with a certified gap "
                       f"of {upper - lower:.2e} nats > tol={tol:g}; the redundancy is within the "
                       f"certificate. {advice}", ConvergenceWarning,
-                      stacklevel=4)
+                      stacklevel=caller_stacklevel())
     info = SolverInfo("optimal" if converged else "max_iter", converged, iterations,
                       Certificate(CERTIFIED_REDUNDANCY, lower, upper), None,
                       {"tol_nats": tol, **details})

@@ -47,7 +47,7 @@ import warnings
 
 import numpy as np
 
-from ..errors import ConvergenceWarning
+from ..errors import ConvergenceWarning, caller_stacklevel
 from ..information import _marginal, source_axes
 from ..lattice import lattice
 from ..result import SolverInfo
@@ -212,7 +212,7 @@ def ccs(p: np.ndarray, tol: float = DEFAULT_TOL, max_iter: int = 10_000):
                       f"{newton} Newton iterations with marginal deviation {deviation:.2e} > "
                       f"tol={tol:g}; values may be inexact. Raise max_iter (it bounds the sweeps "
                       f"and the Newton iterations) or loosen tol (an absolute probability)",
-                      ConvergenceWarning, stacklevel=3)
+                      ConvergenceWarning, stacklevel=caller_stacklevel())
     info = SolverInfo("optimal" if converged else "max_iter", converged, sweeps, None, None,
                       {"method": "iterative proportional fitting, Newton finish",
                        "tol_marginal": tol,

@@ -53,7 +53,7 @@ import warnings
 
 import numpy as np
 
-from ..errors import ConvergenceWarning
+from ..errors import ConvergenceWarning, caller_stacklevel
 from ..information import _mutual_information
 from ..lattice import lattice
 from ..result import SolverInfo
@@ -156,7 +156,7 @@ def dep(p: np.ndarray, tol: float = DEFAULT_TOL, max_iter: int = 1000):
         warnings.warn(f"dep: the maximum-entropy fit stopped after {sweeps} IPF sweeps and "
                       f"{newton} Newton iterations with marginal deviation {deviation:.2e} > "
                       f"tol={tol:g}; values may be inexact. Increase max_iter or loosen tol",
-                      ConvergenceWarning, stacklevel=3)
+                      ConvergenceWarning, stacklevel=caller_stacklevel())
     mi = [_mutual_information(p, (0,), (axis,)) for axis in (1, 2)]
     red = max(0.0, sum(mi) - _joint_information(conditionally_independent(p)),
               sum(mi) - _joint_information(q_pw))

@@ -338,7 +338,8 @@ def gaussian_pid_from_samples(m: Any, x: Any, y: Any, measure: str = "broja", ba
     interval : {"percentile", "basic", "normal"}, default "percentile"
         Kind of bootstrap interval (:mod:`pidkit.estimate.uncertainty`); never clipped.
     target_encoding : {"auto", "onehot", "continuous"}, default "auto"
-        ``"auto"``: one-hot for a 1-D integer target, continuous otherwise.
+        ``"auto"``: one-hot for an integer target of one label per sample (shape ``(n,)``
+        or ``(n, 1)``), continuous otherwise.
 
     Returns
     -------

@@ -94,8 +94,8 @@ __all__ = ["TARGET_ENCODINGS", "exponents", "gaussian_blocks", "gaussian_estimat
 
 TARGET_ENCODINGS = ("auto", "onehot", "continuous")
 
-#: A 1-D float target whose values are all whole numbers, with at most this many distinct
-#: ones, looks like class labels: ``target_encoding="auto"`` reads it as one continuous
+#: A float target of one column whose values are all whole numbers, with at most this many
+#: distinct ones, looks like class labels: ``target_encoding="auto"`` reads it as one continuous
 #: variable, as for any float target, but warns (the plug-in route reads such floats as labels;
 #: on one pmf the two readings gave a unique atom of 0 against 0.32 bits).
 LABEL_LIKE_CLASSES = 10
@@ -269,7 +269,7 @@ def gaussian_vectors(covs: np.ndarray, n: Any, dims: tuple[int, int, int], measu
         warnings.warn(f"{regularised} of {covs.shape[0]} resampled covariances were "
                       "near-singular and were regularised by pidkit.gaussian_pid (a ridge on "
                       "the target block); their atoms are kept", RegularizationWarning,
-                      stacklevel=2)
+                      stacklevel=caller_stacklevel())
     return out
 
 
@@ -329,14 +329,14 @@ def target_block(target: Any, encoding: str, name: str = "target") -> tuple[np.n
         raise fail("target_encoding", "is not a known encoding",
                    f"Use one of: {', '.join(TARGET_ENCODINGS)}", encoding)
     if encoding == "auto":
-        raw = to_numpy(target, name)
+        raw = _one_column(to_numpy(target, name))
         encoding = "onehot" if raw.dtype.kind in "biu" and raw.ndim == 1 else "continuous"
         _warn_label_like(raw, name)
     if encoding == "onehot":
-        labels = as_labels(target, name)
+        labels = _one_column(as_labels(target, name))
         if labels.ndim != 1:
             raise fail(name, "must be one label per sample for a one-hot encoding",
-                       "Pass labels of shape (n,)", labels.shape)
+                       "Pass labels of shape (n,) or (n, 1)", labels.shape)
         codes, k = encode(labels)
         if k < 2:
             raise fail(name, "is constant (one class in every sample)",
@@ -345,9 +345,18 @@ def target_block(target: Any, encoding: str, name: str = "target") -> tuple[np.n
     return as_matrix(target, name), encoding
 
 
+def _one_column(arr: np.ndarray) -> np.ndarray:
+    """A column ``(n, 1)`` as the vector ``(n,)`` it holds (a view); other shapes unchanged.
+
+    One variable per sample, whichever of the two shapes holds it (``df[["label"]]``, a
+    ``(n, 1)`` label tensor): both are the same target, read by the same rule."""
+    return arr.reshape(-1) if arr.ndim == 2 and arr.shape[1] == 1 else arr
+
+
 def _warn_label_like(raw: np.ndarray, name: str) -> None:
-    """Warn when a 1-D float target, read as continuous, looks like class labels (whole
-    numbers, at most :data:`LABEL_LIKE_CLASSES` distinct values)."""
+    """Warn when a 1-D float target (or one column, already :func:`_one_column`), read as
+    continuous, looks like class labels (whole numbers, at most :data:`LABEL_LIKE_CLASSES`
+    distinct values)."""
     if raw.ndim != 1 or raw.dtype.kind != "f" or not np.isfinite(raw).all():
         return
     values = np.unique(raw)

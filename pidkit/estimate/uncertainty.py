@@ -253,7 +253,7 @@ def drop_failed(values: np.ndarray, what: str) -> tuple[np.ndarray, int]:
                       "degenerate statistic, e.g. a singular covariance of a small resample) "
                       "and were dropped; the intervals and p-values use the other "
                       f"{size - dropped}. Pass more samples for reliable uncertainty",
-                      UserWarning, stacklevel=3)
+                      UserWarning, stacklevel=caller_stacklevel())
     return values[ok], dropped
 
 

@@ -53,7 +53,7 @@ import scipy.linalg as sla
 from scipy.linalg import lapack
 
 from .._backend import get_namespace, is_torch
-from ..errors import PIDTypeError, RegularizationWarning
+from ..errors import PIDTypeError, RegularizationWarning, caller_stacklevel
 from ..validation import as_host_array, fail
 from ._channels import permutation
 
@@ -420,7 +420,8 @@ def _slow(c: np.ndarray, dims: tuple[int, int, int], base_maps: list[np.ndarray]
             f"{ridge:.3g} x Sigma_MM to the target block (independent target noise, which "
             f"shrinks canonical correlations with the target by {shrink:.15g}). Information "
             "atoms near the singularity are large and sensitive; remove the near-duplicate "
-            "variable or add noise to silence this", RegularizationWarning, stacklevel=4)
+            "variable or add noise to silence this", RegularizationWarning,
+            stacklevel=caller_stacklevel())
         notes.append(f"ridge {ridge:.3g} x Sigma_MM added to the target block")
     maps_full = tuple(w @ b for w, b in zip(maps, base_maps, strict=True))
     return Prepared(t, new_dims, maps_full, z_map, ridge, tuple(notes))

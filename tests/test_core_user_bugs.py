@@ -1,0 +1,119 @@
+"""Defects a researcher met running pidkit on their own data (real data sets, pandas columns,
+files at hand): each test fails on the code before its fix."""
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+
+import pidkit
+from pidkit.estimate import pid_from_samples
+
+
+def _labelled_blocks(seed=0, n=400):
+    """Three classes and two 2-D sources that depend on them (a wine-like table)."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, n)
+    a = np.eye(3)[y] @ rng.normal(size=(3, 2)) + rng.normal(size=(n, 2))
+    b = np.eye(3)[y] @ rng.normal(size=(3, 2)) + 2 * rng.normal(size=(n, 2))
+    return y, a, b
+
+
+def _onehot_reference(y, a, b):
+    """Plug-in Gaussian PID, in bits, of (one-hot labels without their last column, a, b):
+    ``pidkit.gaussian_pid`` on the maximum-likelihood covariance built here by hand."""
+    k = int(y.max()) + 1
+    z = np.hstack([np.eye(k)[y][:, :-1], a, b])
+    cov = np.cov(z, rowvar=False, bias=True)
+    return pidkit.gaussian_pid(cov, dims=(k - 1, a.shape[1], b.shape[1]))
+
+
+@pytest.mark.parametrize("call", ["pid_from_samples", "gaussian_pid_from_samples"])
+def test_gaussian_route_reads_a_label_column_as_labels(call):
+    # y of shape (n, 1) (df[["label"]], a label tensor of one column) was read as one
+    # continuous variable by target_encoding="auto", silently: other atoms than for y (n,)
+    y, a, b = _labelled_blocks()
+
+    def run(target, **kw):
+        if call == "pid_from_samples":
+            return pid_from_samples(target, a, b, estimator="gaussian", bias_correction=False,
+                                    n_boot=0, n_perm=0, **kw)
+        return pidkit.gaussian_pid_from_samples(target, a, b, bias_correction=False,
+                                                n_boot=0, n_perm=0, **kw)
+
+    ref = _onehot_reference(y, a, b)
+    for target in (y, y.reshape(-1, 1), y.reshape(-1, 1).astype(np.int32)):
+        r = run(target)
+        assert r.details["target_encoding"] == "onehot"
+        for node in ref.atoms:
+            assert r.atoms[node] == pytest.approx(ref.atoms[node], abs=1e-9)
+    forced = run(y.reshape(-1, 1), target_encoding="onehot")
+    assert forced.redundancy == pytest.approx(ref.redundancy, abs=1e-9)
+
+
+def test_gaussian_route_warns_for_a_label_like_float_column():
+    # the warning for float labels read as continuous fired for shape (n,) only
+    y, a, b = _labelled_blocks()
+    with pytest.warns(UserWarning, match="whole numbers"):
+        pid_from_samples(y.reshape(-1, 1).astype(float), a, b, estimator="gaussian",
+                         n_boot=0, n_perm=0)
+
+
+def test_results_compare_as_data():
+    # r1 == r2 compared the dataclass fields one by one: details holding several
+    # eigenvalues (a vector target) raised numpy's "truth value of an array is ambiguous"
+    rng = np.random.default_rng(1)
+    root = rng.normal(size=(6, 6))
+    cov = root @ root.T + np.eye(6)
+    first = pidkit.gaussian_pid(cov, dims=(2, 2, 2))
+    again = pidkit.gaussian_pid(cov.copy(), dims=(2, 2, 2))
+    assert first == again and not first != again
+    assert pidkit.PIDResult.from_dict(json.loads(json.dumps(first.to_dict()))) == first
+    other = pidkit.gaussian_pid(cov, dims=(2, 1, 3))
+    assert first != other and first != "a result"
+
+
+def _warned_here(record, text):
+    files = {w.filename for w in record if text in str(w.message)}
+    assert files == {__file__}, files
+
+
+@pytest.mark.parametrize("measure", ["ccs", "dep", "proj", "ig"])
+def test_convergence_warnings_from_samples_point_at_the_users_line(measure):
+    # through pid_from_samples / JointCounts.pid they named pidkit's discrete_route.py
+    rng = np.random.default_rng(2)
+    y, a = rng.integers(0, 2, (2, 300))
+    b = (a + rng.integers(0, 2, 300)) % 3
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        pid_from_samples(y, a, b, measure=measure, measure_options={"max_iter": 1},
+                         n_boot=0, n_perm=0)
+    _warned_here(record, "stopped after")
+
+
+def test_gaussian_warnings_point_at_the_users_line():
+    # the near-singular ridge named pidkit/gaussian/api.py, the bootstrap's summary of
+    # regularised replicates gaussian_route.py, and dropped replicates uncertainty.py
+    rho = 1 - 1e-11
+    cov = np.array([[1.0, rho, 0.0], [rho, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        pidkit.gaussian_pid(cov, dims=(1, 1, 1))
+    _warned_here(record, "near-singular")
+
+    rng = np.random.default_rng(0)
+    m = rng.normal(size=40)
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        pid_from_samples(m, m + 3e-6 * rng.normal(size=40), rng.normal(size=40),
+                         estimator="gaussian", n_boot=20, n_perm=0, seed=0)
+    _warned_here(record, "near-singular")
+    _warned_here(record, "resampled covariances")
+
+    m = rng.normal(size=6)      # 6 rows, 3 variables: many resamples hold too few distinct rows
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        pid_from_samples(m, m + rng.normal(size=6), rng.normal(size=6), estimator="gaussian",
+                         n_boot=50, n_perm=0, seed=0)
+    _warned_here(record, "could not be evaluated")
