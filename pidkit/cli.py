@@ -39,6 +39,8 @@ USAGE_ERROR = 2
 MAX_CODE = 2**63 - 1
 #: What a code in a CSV cell may look like: ASCII digits with an optional sign.
 _ASCII_INTEGER = re.compile(r"[+-]?[0-9]+")
+#: Text files of samples, by suffix -> their field separator unless --delimiter says otherwise.
+_TEXT_SUFFIXES = {".csv": ",", ".txt": ",", ".tsv": "\t"}
 
 #: Library argument -> the command-line option it comes from, for error messages.
 _OPTIONS = {"base": "--base", "target": "--target", "sources": "--sources",
@@ -172,6 +174,11 @@ def _read_csv(path: Path, encoding: str = "utf-8",
     if not all(header):
         raise _CLIError(f"{path}: the header has an empty column name ({header}); name every "
                         f"column")
+    if all(_ASCII_INTEGER.fullmatch(h) for h in header):
+        raise _CLIError(f"{path}: the first line {header} holds integer codes, not column "
+                        f"names (is the header row missing? it would be read as names and its "
+                        f"sample lost); add a first line naming the columns, e.g. "
+                        f"{','.join(_example_names(len(header)))}")
     if len(set(header)) != len(header):
         raise _CLIError(f"{path}: the header repeats a column name ({header})")
     if len(rows) < 2:
@@ -181,6 +188,11 @@ def _read_csv(path: Path, encoding: str = "utf-8",
             raise _CLIError(f"{path}: line {line} has {len(row)} fields, the header has "
                             f"{len(header)}")
     return header, rows[1:]
+
+
+def _example_names(count: int) -> list[str]:
+    """Column names to suggest for a header: ``y, x0, x1, ...`` (the target first)."""
+    return ["y"] + [f"x{i}" for i in range(count - 1)]
 
 
 def _column(rows: list[tuple[int, list[str]]], index: int, name: str,
@@ -347,13 +359,14 @@ def _pid(args) -> int:
         p, target, sources, names = _pmf_from_npy(path, args.target, args.sources)
         n_sources = len(sources) if sources else p.ndim - len(set(target))
         _check_source_count(measure, n_sources, "axes")
-    elif suffix in (".csv", ".txt"):
+    elif suffix in _TEXT_SUFFIXES:
+        delimiter = args.delimiter or _TEXT_SUFFIXES[suffix]
         p, target, sources, names = _pmf_from_csv(path, args.target, args.sources,
-                                                  args.encoding, args.delimiter)
+                                                  args.encoding, delimiter)
         _check_source_count(measure, len(sources), "columns")
     else:
-        raise _CLIError(f"{path}: unknown file type {suffix!r}; give a .csv of integer-coded "
-                        f"samples or a .npy pmf")
+        raise _CLIError(f"{path}: unknown file type {suffix!r}; give a .csv (or .tsv, .txt) of "
+                        f"integer-coded samples or a .npy pmf")
     try:
         result = pid(p, target=target if len(target) > 1 else target[0], sources=sources,
                      measure=measure, base=base, normalize=args.normalize)
@@ -404,8 +417,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--encoding", default="utf-8",
                    help="text encoding of a CSV (default utf-8, with or without the byte-order "
                         "mark Excel writes); e.g. latin-1, cp1252")
-    p.add_argument("--delimiter", default=",", type=_delimiter,
-                   help="field separator of a CSV (default ','; e.g. ';' or '\\t')")
+    p.add_argument("--delimiter", default=None, type=_delimiter,
+                   help="field separator of a CSV (default ',', and a tab for a .tsv file; "
+                        "e.g. ';' or '\\t')")
     p.set_defaults(run=_pid)
 
     m = sub.add_parser("measures", help="list the available measures")

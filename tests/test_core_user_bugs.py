@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import pidkit
+from pidkit import cli
 from pidkit.estimate import pid_from_samples
 
 
@@ -117,3 +118,36 @@ def test_gaussian_warnings_point_at_the_users_line():
         pid_from_samples(m, m + rng.normal(size=6), rng.normal(size=6), estimator="gaussian",
                          n_boot=50, n_perm=0, seed=0)
     _warned_here(record, "could not be evaluated")
+
+
+# Y = X0 xor X1 with uniform inputs, as rows: under MMI every bit is synergy (closed form)
+XOR_ROWS = [(0, 0, 0), (1, 0, 1), (1, 1, 0), (0, 1, 1)]
+
+
+def _cli(capsys, *argv):
+    code = cli.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_cli_reads_a_tsv_file(tmp_path, capsys):
+    # a .tsv was an "unknown file type", even with --delimiter '\t'
+    path = tmp_path / "samples.tsv"
+    path.write_text("y\ta\tb\n" + "".join("\t".join(map(str, r)) + "\n" for r in XOR_ROWS * 5))
+    for extra in ([], ["--delimiter", "\\t"]):
+        code, out, err = _cli(capsys, "pid", path, "--measure", "mmi", "--json", *extra)
+        assert code == 0, err
+        data = json.loads(out)
+        assert data["source_names"] == ["a", "b"]
+        assert data["atoms"] == pytest.approx({"{0}{1}": 0.0, "{0}": 0.0, "{1}": 0.0,
+                                               "{0:1}": 1.0}, abs=1e-12)
+
+
+def test_cli_refuses_a_csv_without_header_row(tmp_path, capsys):
+    # the first sample became the column names (silently, when its codes differ): one sample
+    # lost and columns named '0', '1', '2'
+    path = tmp_path / "samples.csv"
+    path.write_text("".join(",".join(map(str, r)) + "\n" for r in [(0, 1, 2)] + XOR_ROWS))
+    code, out, err = _cli(capsys, "pid", path, "--measure", "mmi")
+    assert code == 2 and out == ""
+    assert "holds integer codes, not column names" in err and "y,x0,x1" in err
