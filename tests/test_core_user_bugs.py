@@ -151,3 +151,28 @@ def test_cli_refuses_a_csv_without_header_row(tmp_path, capsys):
     code, out, err = _cli(capsys, "pid", path, "--measure", "mmi")
     assert code == 2 and out == ""
     assert "holds integer codes, not column names" in err and "y,x0,x1" in err
+
+
+@pytest.mark.parametrize("library", ["numpy", "torch"])
+def test_gaussian_moments_warn_for_integer_labels(library):
+    # GaussianMoments.update(labels, a, b) read the labels as one continuous variable,
+    # silently, where pid_from_samples one-hot encodes the same labels (other atoms)
+    from pidkit.estimate import GaussianMoments, one_hot
+
+    y, a, b = _labelled_blocks(seed=3)
+    labels = y
+    if library == "torch":
+        torch = pytest.importorskip("torch")
+        labels, a, b = torch.as_tensor(y), torch.as_tensor(a), torch.as_tensor(b)
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        GaussianMoments().update(labels, a, b)
+    _warned_here(record, "one continuous Gaussian variable")
+    target = one_hot(labels, n_classes=3)   # was always numpy: "mixes numpy and torch"
+    assert type(target) is type(a) and target.shape == (len(y), 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        streamed = GaussianMoments().update(target, a, b)
+    ref = _onehot_reference(y, np.asarray(a), np.asarray(b))
+    assert float(streamed.pid(bias_correction=False).redundancy) == pytest.approx(
+        ref.redundancy, abs=1e-9)

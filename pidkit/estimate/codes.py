@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from .._backend import is_torch
 from ..errors import PIDTypeError
 from ..validation import (
     as_host_array,
@@ -65,8 +66,11 @@ def encode(labels: Any) -> tuple[np.ndarray, int]:
 
 
 def one_hot(labels: Any, n_classes: int | None = None, *, drop_last: bool = True
-            ) -> np.ndarray:
-    r"""One-hot encoding of class labels ``0, ..., n_classes-1``, as float64.
+            ) -> Any:
+    r"""One-hot encoding of class labels ``0, ..., n_classes-1``, as float64, in the labels'
+    array library: a numpy array, or for a torch tensor a tensor on the labels' device (so that
+    it goes into :meth:`GaussianMoments.update <pidkit.estimate.GaussianMoments.update>` next to
+    torch features).
 
     The Gaussian route's encoding of a discrete target. The full one-hot matrix has columns
     summing to 1, so its covariance is singular; dropping the last column removes that single
@@ -76,8 +80,8 @@ def one_hot(labels: Any, n_classes: int | None = None, *, drop_last: bool = True
 
     Parameters
     ----------
-    labels : ndarray of int, shape (n,)
-        Class labels in ``0, ..., n_classes-1``.
+    labels : ndarray or tensor of int, shape (n,)
+        Class labels in ``0, ..., n_classes-1`` (checked on the host).
     n_classes : int, optional
         Number of classes (default ``labels.max() + 1``); fix it when encoding batch by batch.
     drop_last : bool, default True
@@ -90,6 +94,7 @@ def one_hot(labels: Any, n_classes: int | None = None, *, drop_last: bool = True
            [0., 0.],
            [0., 1.]])
     """
+    given = labels
     labels = check_samples(labels, "labels", keep_torch=False)
     if labels.ndim != 1 or labels.dtype.kind not in "iub":
         raise fail("labels", f"must be one integer class label per sample, not shape "
@@ -106,4 +111,9 @@ def one_hot(labels: Any, n_classes: int | None = None, *, drop_last: bool = True
                      fix="Re-code the labels to 0..k-1 with pidkit.estimate.encode")
     out = np.zeros((labels.shape[0], k))
     out[np.arange(labels.shape[0]), labels] = 1.0
-    return out[:, :-1] if drop_last else out
+    out = out[:, :-1] if drop_last else out
+    if is_torch(given):
+        import torch
+
+        return torch.as_tensor(np.ascontiguousarray(out), device=given.device)
+    return out

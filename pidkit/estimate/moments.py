@@ -67,12 +67,13 @@ those of the former implementation.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
 
 from .._backend import get_namespace, is_torch
-from ..errors import PIDTypeError
+from ..errors import PIDTypeError, caller_stacklevel
 from ..validation import as_float_array, check_flag, fail
 from ._checks import to_numpy
 from ._distributed import agree, all_reduce_sum, comm_device, distributed
@@ -82,6 +83,23 @@ __all__ = ["GaussianMoments"]
 
 _GRID_BITS = 8          # the automatic shift is a multiple of 2^k <= range / 2^_GRID_BITS
 _HALF_MAX = np.finfo(np.float64).max / 2
+
+
+def _warn_integer_target(target: Any, use_torch: bool) -> None:
+    """Warn when the first batch's target is one column of integers (or booleans): read here
+    as one continuous variable, while :func:`pidkit.estimate.pid_from_samples` one-hot encodes
+    the same labels (``target_encoding="auto"``), which gives other atoms. Looks at the dtype
+    only (no host read)."""
+    integer = (not (target.dtype.is_floating_point or target.dtype.is_complex) if use_torch
+               else target.dtype.kind in "biu")
+    if not integer or int(target.shape[1]) != 1:
+        return
+    warnings.warn("target: integer values are accumulated as one continuous Gaussian variable; "
+                  "pid_from_samples(..., estimator='gaussian') one-hot encodes integer labels, "
+                  "which gives other atoms. If they are class labels, pass "
+                  "one_hot(labels, n_classes=k); pass floats (labels.astype(float)) to keep "
+                  "this reading without the warning", UserWarning,
+                  stacklevel=caller_stacklevel())
 
 
 class GaussianMoments:
@@ -168,8 +186,14 @@ class GaussianMoments:
                        "Pass one row per sample for every block")
         dims = tuple(int(b.shape[1]) for b in out)
         if self.dims and dims != self.dims:
+            fix = "Pass the same variables in every batch"
+            if dims[0] != self.dims[0]:
+                fix += (" (a one-hot target: one_hot(labels, n_classes=k) with the same k in "
+                        "every batch, since a batch may miss a class)")
             raise fail("update", f"block widths {dims} differ from earlier batches {self.dims}",
-                       "Pass the same variables in every batch")
+                       fix)
+        if not self.dims:
+            _warn_integer_target(out[0], use_torch)
         return out
 
     def update(self, target: Any, *sources: Any) -> GaussianMoments:
