@@ -92,6 +92,9 @@ class BatchFormat:
     input_key, label_key : int or str or None
         Position (tuple/list batches) or key (mapping batches) of the input and the label.
         ``None``: position 0 / 1, or the first of :data:`INPUT_KEYS` / :data:`LABEL_KEYS`.
+        ``input_key`` may also be a tuple of keys of mapping batches: the input is then the
+        mapping of those entries (``{"input_ids": ..., "attention_mask": ...}``), for models
+        wrapped in :class:`~pidkit_distill.models.KeywordInputs`.
     output_key : int or str or callable or None
         Position or key of the logits in a tuple/list or mapping output, or a callable
         ``output -> Tensor``. ``None``: a tensor output as it is, the first item of a
@@ -108,14 +111,27 @@ class BatchFormat:
     torch.Size([2, 4])
     """
 
-    input_key: Key | None = None
+    input_key: Key | tuple[str, ...] | None = None
     label_key: Key | None = None
     output_key: Key | Callable[[Any], torch.Tensor] | None = None
 
     def split(self, batch: Any, argument: str = "train_data") -> tuple[Any, torch.Tensor]:
         """``(input, label)`` of one batch of ``argument`` (the name errors give); the label
         as a tensor."""
-        if isinstance(batch, Mapping):
+        several = isinstance(self.input_key, (tuple, list))
+        if several and not isinstance(batch, Mapping):
+            raise fail("input_key", f"is a tuple of keys, but {argument} yields batches of "
+                       f"type {type(batch).__name__}", "Give mapping batches (a data set "
+                       "returning dicts), or pass one input_key", self.input_key,
+                       kind=PIDTypeError)
+        if several:
+            if not self.input_key:
+                raise fail("input_key", "is an empty tuple", "Name the input entries, e.g. "
+                           "input_key=('input_ids', 'attention_mask')", self.input_key)
+            x = {key: _first_key(batch, key, INPUT_KEYS, "input_key", "batch")
+                 for key in self.input_key}
+            y = _first_key(batch, self.label_key, LABEL_KEYS, "label_key", "batch")
+        elif isinstance(batch, Mapping):
             x = _first_key(batch, self.input_key, INPUT_KEYS, "input_key", "batch")
             y = _first_key(batch, self.label_key, LABEL_KEYS, "label_key", "batch")
         elif isinstance(batch, (tuple, list)):

@@ -134,13 +134,16 @@ def get_module(model: nn.Module, path: str, *, name: str = "model") -> nn.Module
 
 def _wrapper_prefix(model: nn.Module) -> str:
     """The path prefix a wrapper adds to its model's module paths: ``"_orig_mod."`` for
-    ``torch.compile(model)``, ``"module."`` for :class:`~torch.nn.DataParallel` and
-    :class:`~torch.nn.parallel.DistributedDataParallel`, repeated for nested wrappers; ``""``
-    for a plain model."""
+    ``torch.compile(model)``, ``"module."`` for :class:`~torch.nn.DataParallel`,
+    :class:`~torch.nn.parallel.DistributedDataParallel` and
+    :class:`~pidkit_distill.models.KeywordInputs`, repeated for nested wrappers; ``""`` for a
+    plain model."""
+    from .models import MODULE_WRAPPERS
+
     inner = getattr(model, "_orig_mod", None)
     if isinstance(inner, nn.Module):
         return "_orig_mod." + _wrapper_prefix(inner)
-    if isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
+    if isinstance(model, MODULE_WRAPPERS):
         return "module." + _wrapper_prefix(model.module)
     return ""
 
