@@ -478,7 +478,8 @@ class ExtractedFeatures:
 @torch.no_grad()
 def extract_features(model: nn.Module, loader: Iterable, layers: Sequence[str],
                      device: str | torch.device = "cpu", *,
-                     max_batches: int | None = None, input_key: int | str | None = None,
+                     max_batches: int | None = None,
+                     input_key: int | str | tuple[str, ...] | None = None,
                      label_key: int | str | None = None,
                      output_key: int | str | Callable[[Any], torch.Tensor] | None = None
                      ) -> ExtractedFeatures:

@@ -298,7 +298,8 @@ def audit(teacher, student, data: Any, layers: Sequence[tuple[str, str]] | None 
           measure_options: Mapping[str, Any] | None = None, max_fit_samples: int = 10_000,
           num_classes: int | None = None, interval: str = DEFAULT_INTERVAL, batch_size: int = 256,
           device: Any = None, metadata: Mapping[str, Any] | None = None,
-          input_key: int | str | None = None, label_key: int | str | None = None
+          input_key: int | str | tuple[str, ...] | None = None,
+          label_key: int | str | None = None
           ) -> AuditReport:
     r"""Audit a teacher-student pair: Red, Uni, Syn and both mutual informations per layer pair.
 
@@ -385,7 +386,8 @@ def audit(teacher, student, data: Any, layers: Sequence[tuple[str, str]] | None 
         Position (tuple batches) or key (mapping batches such as ``{"image": x, "label": y}``)
         of the input and the label, as for the trainer
         (:class:`~pidkit_distill.batches.BatchFormat`; default: positions 0 and 1, or the
-        usual names of a mapping).
+        usual names of a mapping); ``input_key`` may be a tuple of a mapping batch's entries,
+        for models wrapped in :class:`~pidkit_distill.models.KeywordInputs`.
 
     Returns
     -------
