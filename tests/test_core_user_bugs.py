@@ -93,6 +93,19 @@ def test_convergence_warnings_from_samples_point_at_the_users_line(measure):
     _warned_here(record, "stopped after")
 
 
+@pytest.mark.parametrize("sources", [2, 3])
+def test_broja_convergence_warnings_point_at_the_users_line(sources):
+    # a fixed stacklevel named pidkit's discrete_route.py through pid_from_samples
+    rng = np.random.default_rng(3)
+    y, *xs = rng.integers(0, 3, (1 + sources, 400))
+    y = (y + xs[0] * xs[1]) % 3
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        pid_from_samples(y, *xs, measure="broja", measure_options={"max_iter": 1},
+                         n_boot=0, n_perm=0)
+    _warned_here(record, "certified gap")
+
+
 def test_gaussian_warnings_point_at_the_users_line():
     # the near-singular ridge named pidkit/gaussian/api.py, the bootstrap's summary of
     # regularised replicates gaussian_route.py, and dropped replicates uncertainty.py

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..._backend import NUMPY, Backend, get_namespace
-from ...errors import ConvergenceWarning, PIDTypeError, PIDValueError
+from ...errors import ConvergenceWarning, PIDTypeError, PIDValueError, caller_stacklevel
 from ...information import _mutual_information
 from ...lattice import lattice
 from ...result import (
@@ -69,7 +69,7 @@ def _status(atoms: Atoms, xp: Backend, tol_bits: float, max_iter: int) -> tuple[
             f"BROJA: after {max_iter} interior-point iterations the certified gap is "
             f"{gap:.3g} bits > tol={tol_bits:g}; the reported atoms are within that gap of the "
             f"true values. Raise max_iter (e.g. max_iter={4 * max_iter}) or loosen tol.",
-            ConvergenceWarning, stacklevel=4)
+            ConvergenceWarning, stacklevel=caller_stacklevel())
         return "max_iter", False
     return ("closed_form" if atoms.iterations == 0 else "optimal"), True
 

@@ -90,7 +90,7 @@ from itertools import combinations, permutations
 import numpy as np
 
 from ..._backend import NUMPY
-from ...errors import ConvergenceWarning
+from ...errors import ConvergenceWarning, caller_stacklevel
 from ...information import _entropy, _marginal, _mutual_information
 from ...lattice import Node, lattice, node_label
 from ...result import AtomMap, Certificate, SolverInfo
@@ -309,7 +309,8 @@ def compute_three(p: np.ndarray, tol: float, max_iter: int, bivariate: Bivariate
             f"BROJA (three sources): after max_iter={max_iter} interior-point iterations a "
             f"program's certified gap is {max(gaps.values()):.3g} bits > tol={tol:g}; every "
             f"atom is within its bracket in solver.parts. Raise max_iter (e.g. "
-            f"max_iter={4 * max_iter}) or loosen tol.", ConvergenceWarning, stacklevel=4)
+            f"max_iter={4 * max_iter}) or loosen tol.", ConvergenceWarning,
+            stacklevel=caller_stacklevel())
     status = ("optimal" if run.iterations else "closed_form") if converged else "max_iter"
     info = SolverInfo(
         status, converged, run.iterations, cert,
