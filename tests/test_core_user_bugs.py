@@ -9,6 +9,7 @@ import pytest
 
 import pidkit
 from pidkit import cli
+from pidkit.errors import ConvergenceWarning
 from pidkit.estimate import pid_from_samples
 
 
@@ -104,6 +105,21 @@ def test_broja_convergence_warnings_point_at_the_users_line(sources):
         pid_from_samples(y, *xs, measure="broja", measure_options={"max_iter": 1},
                          n_boot=0, n_perm=0)
     _warned_here(record, "certified gap")
+
+
+def test_replicates_that_stop_early_warn_once():
+    # ccs stopped by max_iter warned once per bootstrap replicate (21 warnings for n_boot=20)
+    rng = np.random.default_rng(2)
+    y, a = rng.integers(0, 2, (2, 300))
+    b = (a + rng.integers(0, 2, 300)) % 3
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        pid_from_samples(y, a, b, measure="ccs", measure_options={"max_iter": 1}, n_boot=20,
+                         n_perm=5, seed=0)
+    stops = [str(w.message) for w in record if issubclass(w.category, ConvergenceWarning)]
+    assert len(stops) == 2, stops                       # the point estimate, the replicates
+    assert "of the 25 bootstrap and shuffle replicates" in stops[1]
+    _warned_here(record, "replicates")
 
 
 def test_gaussian_warnings_point_at_the_users_line():

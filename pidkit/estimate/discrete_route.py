@@ -23,6 +23,7 @@ L. Paninski, "Estimation of entropy and mutual information", Neural Comput. 15 (
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -30,7 +31,7 @@ import numpy as np
 
 from .._threads import one_blas_thread
 from ..decompose import check_measure_options, pid
-from ..errors import PIDTypeError
+from ..errors import ConvergenceWarning, PIDTypeError, caller_stacklevel
 from ..lattice import lattice
 from ..result import PIDResult
 from ..validation import (
@@ -171,11 +172,30 @@ def count_replicates(table: Any, measure: str, *, n_boot: int, n_perm: int,
     def evaluate(stack: np.ndarray) -> np.ndarray:
         return _vectors(stack, measure, options, width)
 
-    boot, dropped_boot = bootstrap(tables, evaluate, table.ravel(), n_boot,
-                                   np.random.default_rng(boot_seed))
-    null, dropped_null = permutation_null(shuffled, evaluate, n, n_perm,
-                                          np.random.default_rng(null_seed))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        boot, dropped_boot = bootstrap(tables, evaluate, table.ravel(), n_boot,
+                                       np.random.default_rng(boot_seed))
+        null, dropped_null = permutation_null(shuffled, evaluate, n, n_perm,
+                                              np.random.default_rng(null_seed))
+    _summarise_replicate_warnings(caught, measure, n_boot + n_perm)
     return point, Replicates(vector(point), boot, null, dropped_boot, dropped_null)
+
+
+def _summarise_replicate_warnings(caught: list[warnings.WarningMessage], measure: str,
+                                  replicates: int) -> None:
+    """Re-issue the warnings of the replicates' solves, the solver's convergence warnings as
+    one (a measure stopped by ``max_iter`` warned once per replicate: hundreds of lines)."""
+    stops = [w for w in caught if issubclass(w.category, ConvergenceWarning)]
+    for w in caught:
+        if w not in stops:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    if stops:
+        warnings.warn(f"{measure}: {len(stops)} solve(s) of the {replicates} bootstrap and "
+                      f"shuffle replicates stopped before convergence; their values, within "
+                      f"the solver's bounds, enter the intervals and p-values. The first: "
+                      f"{stops[0].message}", ConvergenceWarning,
+                      stacklevel=caller_stacklevel())
 
 
 def pid_from_counts(counts: Any, measure: str = "broja", base: float = 2, *,
