@@ -272,6 +272,34 @@ def test_the_callback_checks_every_audit_option_as_the_audit_does(option, value,
     assert str(early.value) == str(direct.value)
 
 
+def test_the_callback_refuses_before_training_what_its_first_audit_would():
+    """No audit data, or unlabelled samples (-1) in in-memory audit data: refused when
+    training starts, not after the first epoch."""
+    x = torch.randn(40, 4)
+    y = torch.arange(40) % 2
+    semi = torch.where(torch.arange(40) % 5 == 0, torch.full_like(y, -1), y)
+    for val_data, callback, message in (
+            (None, AuditCallback(n_boot=0, n_perm=0), "no val_data"),
+            ((x, semi), AuditCallback(n_boot=0, n_perm=0), "unlabelled samples"),
+            (None, AuditCallback(TensorDataset(x, semi), n_boot=0, n_perm=0), "unlabelled")):
+        trainer = pd.Trainer(_net(1), _net(2), (x, y), val_data=val_data, method="kd",
+                             epochs=2, batch_size=8, progress=False, callbacks=[callback])
+        with pytest.raises(PIDValueError, match=message):
+            trainer.fit()
+        assert trainer.history == [] and trainer.epoch == 0
+    labelled = semi >= 0                 # the fix the message gives: the labelled samples
+    trainer = pd.Trainer(_net(1), _net(2), (x, y), val_data=(x[labelled], semi[labelled]),
+                         method="kd", epochs=1, batch_size=8, progress=False,
+                         callbacks=[AuditCallback(n_boot=0, n_perm=0, layers=[("1", "1")])])
+    with pytest.warns(UserWarning, match="per cell") as record:   # 32 samples: a sparse table
+        assert "audit_redundancy" in trainer.fit()[-1]
+    # the audit's warnings name the user's line (here), not pidkit_distill's (fixed levels did)
+    assert {w.filename for w in record if "per cell" in str(w.message)} == {__file__}
+    with pytest.warns(UserWarning, match="too small") as record:
+        AuditCallback(n_boot=20, n_perm=5)
+    assert {w.filename for w in record} == {__file__}
+
+
 # ------------------------------------- 6. the losses' numeric options: pidkit's validators
 
 @pytest.mark.parametrize(("method", "options", "kind", "message"), [

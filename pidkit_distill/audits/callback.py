@@ -35,6 +35,8 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+from torch.utils.data import TensorDataset
+
 from pidkit.errors import PIDTypeError
 from pidkit.validation import fail
 
@@ -131,6 +133,25 @@ class AuditCallback:
         AuditOptions(**{f.name: self.audit_options.get(f.name, params[f.name].default)
                         for f in fields(AuditOptions)})
         self.history: AuditHistory | None = None
+
+    def on_train_begin(self, trainer) -> None:
+        """Refuse, before the first epoch, what the first audit would refuse after it: no
+        data (neither ``data`` nor the trainer's ``val_data``), and unlabelled samples (label
+        -1) in data whose labels are held in memory (a ``(inputs, labels)`` pair or a
+        ``TensorDataset``; other data sets are checked as the audit reads them)."""
+        data = self.data if self.data is not None else trainer.val_data
+        if data is None:
+            raise fail("data", "is not given and the trainer has no val_data",
+                       "Pass AuditCallback(data=...) or distill(..., val_data=...)")
+        from ..batches import as_dataset
+        from .stream import _labels
+
+        dataset = as_dataset(data, "data")
+        key = getattr(trainer.config, "label_key", None)
+        position = 1 if key is None else key
+        if isinstance(dataset, TensorDataset) and isinstance(position, int) and \
+                -len(dataset.tensors) <= position < len(dataset.tensors):
+            _labels(dataset.tensors[position], "data", where="of them")
 
     def _due(self, trainer, epoch: int) -> bool:
         last = epoch + 1 >= getattr(trainer.config, "epochs", epoch + 1)

@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from pidkit.errors import caller_stacklevel
 from pidkit.estimate.gaussian_route import gaussian_vectors
 from pidkit.estimate.uncertainty import (
     INTERVALS,
@@ -141,7 +142,7 @@ def _sparse_warning(pair: tuple[str, str], n: int, occupied: int, n_classes: int
         f"clusters (estimator_options={{'n_clusters': {min(k, n_codes)}}}, or "
         "estimator='paper-cifar100') or fewer PCA components, or audit more samples (about "
         f"{MIN_SAMPLES_PER_CELL * occupied} for these settings), or use estimator='gaussian'",
-        UserWarning, stacklevel=6)  # the caller of audit / audit_features
+        UserWarning, stacklevel=caller_stacklevel(("pidkit", "pidkit_distill")))
 
 
 def layer_settings(settings: dict[str, Any], given: frozenset, rows: np.ndarray, side: str,

@@ -90,7 +90,7 @@ from typing import Any
 
 import numpy as np
 
-from pidkit.errors import PIDTypeError
+from pidkit.errors import PIDTypeError, caller_stacklevel
 from pidkit.estimate.uncertainty import check_null_size
 from pidkit.validation import (
     assume_finite,
@@ -283,7 +283,9 @@ class AuditOptions:
         if self.n_boot == 0:
             self.ci = None
         self.n_perm = check_int(self.n_perm, "n_perm", 0)
-        check_null_size(self.n_perm, self.ci, self.interval, stacklevel=5)
+        # + 1: the warning is issued inside check_null_size, one frame below this one
+        check_null_size(self.n_perm, self.ci, self.interval,
+                        stacklevel=caller_stacklevel(("pidkit", "pidkit_distill")) + 1)
         self.seed = check_int(self.seed, "seed", 0)
         self.max_fit_samples = check_int(self.max_fit_samples, "max_fit_samples", 2)
         if self.num_classes is not None:

@@ -242,7 +242,7 @@ def as_loader(data, batch_size: int, name: str = "data", batch_format=None) -> I
     return eval_loader(data, batch_size, argument=name)
 
 
-def _labels(y, name: str) -> np.ndarray:
+def _labels(y, name: str, where: str = "in this batch") -> np.ndarray:
     """A batch's labels as int64 class indices (the rule of :mod:`pidkit_distill.labels`), on
     the host; an audit also refuses negative labels, the unlabelled marker
     :data:`~pidkit_distill.labels.UNLABELLED` of training data included (it has no unlabelled
@@ -260,7 +260,7 @@ def _labels(y, name: str) -> np.ndarray:
     if arr.size and arr.min() < 0:
         if arr.min() == UNLABELLED:
             raise fail(name, f"holds unlabelled samples (label {UNLABELLED}, "
-                       f"{int((arr == UNLABELLED).sum())} in this batch); an audit measures "
+                       f"{int((arr == UNLABELLED).sum())} {where}); an audit measures "
                        "what the layers say about the label, so every audited sample needs one",
                        "Audit the labelled samples only: e.g. Subset(data, indices of the "
                        "samples whose label is >= 0), or labels[keep], features[keep] with "
