@@ -300,7 +300,7 @@ class AtomMap(Mapping):
         return f"AtomMap({{{inner}}})"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)   # eq: __eq__ below; dataclass would add a field hash
 class PIDResult:
     """A partial information decomposition: one value per node of the redundancy lattice.
 

@@ -37,11 +37,12 @@ from .labels import UNLABELLED, as_class_labels
 #: Packages a warning skips to point at the user's line (errors.caller_stacklevel).
 _PACKAGES = ("pidkit", "pidkit_distill")
 
-__all__ = ["BatchFormat", "INPUT_KEYS", "LABEL_KEYS", "OUTPUT_KEYS", "train_loader",
+__all__ = ["BatchFormat", "KeywordInputs", "MODULE_WRAPPERS", "INPUT_KEYS", "LABEL_KEYS",
+           "OUTPUT_KEYS", "train_loader",
            "eval_loader", "has_batchnorm", "as_dataset", "check_data", "to_device",
            "device_batches",
            "class_labels", "check_label_values", "floating_dtypes", "check_input_dtypes",
-           "first_forward", "loader_generators", "peek_batch", "collate_samples"]
+           "first_forward", "loader_generators", "peek_batch", "collate_samples", "as_loader"]
 
 #: Keys tried, in order, for the input of a mapping batch when ``input_key`` is not given.
 INPUT_KEYS = ("input", "inputs", "x", "image", "images", "img", "pixel_values", "data",
@@ -82,6 +83,46 @@ def _by_position(items: Sequence, given: Key | None, default: int, argument: str
     return items[index]
 
 
+class KeywordInputs(nn.Module):
+    """A model whose forward takes named inputs (``model(input_ids=..., attention_mask=...)``,
+    as Hugging Face models do), callable with one mapping: ``KeywordInputs(model)(x)`` is
+    ``model(**x)``.
+
+    The trainer, ``extract_features`` and the audits call a model with a batch's input entry;
+    with ``input_key=("input_ids", "attention_mask")`` that entry is the mapping of those
+    batch entries (:class:`BatchFormat`), which this wrapper unpacks.
+    Layer paths may be given as those of ``model`` (``"encoder.layer.5"``; the wrapper's own
+    are ``"module.encoder.layer.5"``), and its ``feature_layers`` are ``model``'s.
+
+    Examples
+    --------
+    >>> class TwoInputs(nn.Module):
+    ...     def forward(self, a, b):
+    ...         return a + b
+    >>> KeywordInputs(TwoInputs())({"a": torch.ones(2), "b": torch.ones(2)})
+    tensor([2., 2.])
+    """
+
+    def __init__(self, module: nn.Module):
+        super().__init__()
+        if not isinstance(module, nn.Module):
+            raise fail("module", f"is a {type(module).__name__}, not an nn.Module",
+                       "Pass the model to wrap", kind=PIDTypeError)
+        self.module = module
+
+    def forward(self, x: Any) -> Any:
+        if not isinstance(x, Mapping):
+            raise fail("input_key", f"gives {type(x).__name__} inputs, but KeywordInputs calls "
+                       "its model with a mapping of named inputs", "Pass input_key as a tuple "
+                       "of the batch's input entries, e.g. input_key=('input_ids', "
+                       "'attention_mask')", None, kind=PIDTypeError)
+        return self.module(**x)
+
+
+#: Wrappers whose model is their ``module`` attribute, its paths prefixed with ``module.``.
+MODULE_WRAPPERS = (nn.DataParallel, nn.parallel.DistributedDataParallel, KeywordInputs)
+
+
 @dataclasses.dataclass(frozen=True)
 class BatchFormat:
     """Which entries of a batch are the input and the label, and which part of a model's output
@@ -94,7 +135,7 @@ class BatchFormat:
         ``None``: position 0 / 1, or the first of :data:`INPUT_KEYS` / :data:`LABEL_KEYS`.
         ``input_key`` may also be a tuple of keys of mapping batches: the input is then the
         mapping of those entries (``{"input_ids": ..., "attention_mask": ...}``), for models
-        wrapped in :class:`~pidkit_distill.models.KeywordInputs`.
+        wrapped in :class:`KeywordInputs`.
     output_key : int or str or callable or None
         Position or key of the logits in a tuple/list or mapping output, or a callable
         ``output -> Tensor``. ``None``: a tensor output as it is, the first item of a
@@ -541,3 +582,39 @@ def eval_loader(data: Any, batch_size: int, *, rank: int = 0, world: int = 1,
         data = Subset(data, range(rank, n, world))
     return DataLoader(data, batch_size=batch_size, shuffle=False, num_workers=num_workers,
                       pin_memory=pin_memory, generator=torch.Generator().manual_seed(0))
+
+
+def as_loader(data, batch_size: int, name: str = "data", batch_format=None) -> Iterable:
+    """An iterable of batches from the data the trainer accepts, plus the audit's own forms.
+
+    - a ``DataLoader``: used as it is;
+    - a tuple ``(X, y)`` of tensors or arrays: batched in order (read by
+      :func:`~pidkit_distill.batches.as_dataset`, as the trainer reads it);
+    - a map-style ``Dataset`` or a list of samples ``(x, y)`` / ``{"input": x, "label": y}``,
+      and an ``IterableDataset`` of samples: batched in order, as the trainer does
+      (:mod:`pidkit_distill.batches`);
+    - any other iterable, and a list or ``IterableDataset`` whose first item already holds a
+      batch of labels (shape ``(batch,)``): used as an iterable of batches.
+
+    Data sets of samples are batched by the trainer's evaluation loader
+    (:func:`eval_loader`, one process), which draws its workers' base
+    seed from its own generator, never from the global torch RNG (iterating a ``DataLoader``
+    without ``generator=`` draws one). ``batch_format``
+    (:class:`BatchFormat`) picks the input and the label of an item.
+    """
+    fmt = batch_format if batch_format is not None else BatchFormat()
+    data = as_dataset(data, name)
+    if isinstance(data, DataLoader):
+        return data
+    check_data(data, name)
+    if isinstance(data, Dataset) and not isinstance(data, IterableDataset) \
+            and hasattr(data, "__len__"):
+        samples = True
+    elif isinstance(data, (IterableDataset, Sequence)) and not isinstance(data, (str, bytes)):
+        first = data[0] if isinstance(data, Sequence) else next(iter(data), None)
+        samples = first is not None and fmt.split(first, name)[1].dim() == 0
+    else:
+        return data
+    if not samples:
+        return data
+    return eval_loader(data, batch_size, argument=name)

@@ -36,6 +36,7 @@ from torch import nn
 from pidkit.errors import PIDTypeError
 from pidkit.validation import check_choice, fail
 
+from .batches import MODULE_WRAPPERS
 from .labels import as_class_labels
 
 __all__ = [
@@ -136,10 +137,8 @@ def _wrapper_prefix(model: nn.Module) -> str:
     """The path prefix a wrapper adds to its model's module paths: ``"_orig_mod."`` for
     ``torch.compile(model)``, ``"module."`` for :class:`~torch.nn.DataParallel`,
     :class:`~torch.nn.parallel.DistributedDataParallel` and
-    :class:`~pidkit_distill.models.KeywordInputs`, repeated for nested wrappers; ``""`` for a
+    :class:`~pidkit_distill.batches.KeywordInputs`, repeated for nested wrappers; ``""`` for a
     plain model."""
-    from .models import MODULE_WRAPPERS
-
     inner = getattr(model, "_orig_mod", None)
     if isinstance(inner, nn.Module):
         return "_orig_mod." + _wrapper_prefix(inner)
@@ -499,7 +498,7 @@ def extract_features(model: nn.Module, loader: Iterable, layers: Sequence[str],
         data forms the trainer and :func:`~pidkit_distill.audits.audit` accept (a map-style
         ``Dataset``, a list or ``IterableDataset`` of samples, a tuple ``(X, y)`` of tensors or
         arrays) are batched in order, 256 samples at a time
-        (:func:`~pidkit_distill.audits.stream.as_loader`).
+        (:func:`~pidkit_distill.batches.as_loader`).
     layers : sequence of str
         Module paths (see :class:`FeatureHooks`).
     device : str or torch.device
@@ -531,8 +530,7 @@ def extract_features(model: nn.Module, loader: Iterable, layers: Sequence[str],
     >>> ex.features["layer3"].shape[0] == len(test)
     True
     """
-    from .audits.stream import as_loader
-    from .batches import BatchFormat, to_device
+    from .batches import BatchFormat, as_loader, to_device
 
     fmt = BatchFormat(input_key, label_key, output_key)
     try:

@@ -28,8 +28,7 @@ import functools
 import importlib
 import math
 import re
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -38,6 +37,7 @@ from torch.nn import functional as F
 from pidkit.errors import PIDTypeError
 from pidkit.validation import check_int, fail
 
+from .batches import MODULE_WRAPPERS, KeywordInputs
 from .features import FeatureHooks, check_module_paths
 
 __all__ = [
@@ -142,46 +142,6 @@ def _torchvision_model(arch: str, num_classes: int, **kwargs) -> nn.Module:
     if arch.startswith("resnet"):
         model.feature_layers = ("layer2", "layer3", "layer4")
     return model
-
-
-class KeywordInputs(nn.Module):
-    """A model whose forward takes named inputs (``model(input_ids=..., attention_mask=...)``,
-    as Hugging Face models do), callable with one mapping: ``KeywordInputs(model)(x)`` is
-    ``model(**x)``.
-
-    The trainer, ``extract_features`` and the audits call a model with a batch's input entry;
-    with ``input_key=("input_ids", "attention_mask")`` that entry is the mapping of those
-    batch entries (:class:`~pidkit_distill.batches.BatchFormat`), which this wrapper unpacks.
-    Layer paths may be given as those of ``model`` (``"encoder.layer.5"``; the wrapper's own
-    are ``"module.encoder.layer.5"``), and its ``feature_layers`` are ``model``'s.
-
-    Examples
-    --------
-    >>> class TwoInputs(nn.Module):
-    ...     def forward(self, a, b):
-    ...         return a + b
-    >>> KeywordInputs(TwoInputs())({"a": torch.ones(2), "b": torch.ones(2)})
-    tensor([2., 2.])
-    """
-
-    def __init__(self, module: nn.Module):
-        super().__init__()
-        if not isinstance(module, nn.Module):
-            raise fail("module", f"is a {type(module).__name__}, not an nn.Module",
-                       "Pass the model to wrap", kind=PIDTypeError)
-        self.module = module
-
-    def forward(self, x: Any) -> Any:
-        if not isinstance(x, Mapping):
-            raise fail("input_key", f"gives {type(x).__name__} inputs, but KeywordInputs calls "
-                       "its model with a mapping of named inputs", "Pass input_key as a tuple "
-                       "of the batch's input entries, e.g. input_key=('input_ids', "
-                       "'attention_mask')", None, kind=PIDTypeError)
-        return self.module(**x)
-
-
-#: Wrappers whose model is their ``module`` attribute, its paths prefixed with ``module.``.
-MODULE_WRAPPERS = (nn.DataParallel, nn.parallel.DistributedDataParallel, KeywordInputs)
 
 
 def default_layers(model: nn.Module) -> tuple[str, ...]:

@@ -30,6 +30,8 @@ import numpy as np
 from pidkit.errors import PIDTypeError
 from pidkit.validation import check_finite, fail, host_numpy, reject_masked
 
+from ..batches import as_loader
+
 __all__ = ["Batch", "sample_keys", "pair_keys", "FitSet", "SideFitSets", "model_batches",
            "array_batches", "as_loader"]
 
@@ -200,46 +202,6 @@ class SideFitSets:
             return whole.teacher[index][teacher], whole.student[index][student]
         teacher_set, student_set = self.sets[index]
         return teacher_set.batch.teacher[0], student_set.batch.student[0]
-
-
-def as_loader(data, batch_size: int, name: str = "data", batch_format=None) -> Iterable:
-    """An iterable of batches from the data the trainer accepts, plus the audit's own forms.
-
-    - a ``DataLoader``: used as it is;
-    - a tuple ``(X, y)`` of tensors or arrays: batched in order (read by
-      :func:`~pidkit_distill.batches.as_dataset`, as the trainer reads it);
-    - a map-style ``Dataset`` or a list of samples ``(x, y)`` / ``{"input": x, "label": y}``,
-      and an ``IterableDataset`` of samples: batched in order, as the trainer does
-      (:mod:`pidkit_distill.batches`);
-    - any other iterable, and a list or ``IterableDataset`` whose first item already holds a
-      batch of labels (shape ``(batch,)``): used as an iterable of batches.
-
-    Data sets of samples are batched by the trainer's evaluation loader
-    (:func:`~pidkit_distill.batches.eval_loader`, one process), which draws its workers' base
-    seed from its own generator, never from the global torch RNG (iterating a ``DataLoader``
-    without ``generator=`` draws one). ``batch_format``
-    (:class:`~pidkit_distill.batches.BatchFormat`) picks the input and the label of an item.
-    """
-    from torch.utils.data import DataLoader, Dataset, IterableDataset
-
-    from ..batches import BatchFormat, as_dataset, check_data, eval_loader
-
-    fmt = batch_format if batch_format is not None else BatchFormat()
-    data = as_dataset(data, name)
-    if isinstance(data, DataLoader):
-        return data
-    check_data(data, name)
-    if isinstance(data, Dataset) and not isinstance(data, IterableDataset) \
-            and hasattr(data, "__len__"):
-        samples = True
-    elif isinstance(data, (IterableDataset, Sequence)) and not isinstance(data, (str, bytes)):
-        first = data[0] if isinstance(data, Sequence) else next(iter(data), None)
-        samples = first is not None and fmt.split(first, name)[1].dim() == 0
-    else:
-        return data
-    if not samples:
-        return data
-    return eval_loader(data, batch_size, argument=name)
 
 
 def _labels(y, name: str, where: str = "in this batch") -> np.ndarray:
