@@ -45,14 +45,24 @@ vertices of :math:`T_j`; by convexity :math:`\hat D_j \ge D` on :math:`T_j`. The
 :math:`m_j`) is an **upper bound**: every feasible :math:`Q` groups
 into the simplices containing its posteriors, and on each the objective dominates :math:`f`.
 Its solution is itself a feasible :math:`Q` (one value per simplex), so
-:math:`L = \sum_j f(m_j)` is a **lower bound** attained by an explicit :math:`Q`. Every simplex
-whose share of :math:`U - L` is large is split at its solution's posterior (which becomes a
-vertex, where :math:`\hat D_j` is exact), or at the midpoint of its longest edge when that
-posterior is already a vertex; the programme is solved again until
+:math:`L = \sum_j f(m_j)` is a **lower bound** attained by an explicit :math:`Q` (both ends as
+computed are described under *Certificate*). Every simplex whose share of :math:`U - L` is
+large gives a split point: its solution's posterior (which becomes a vertex, where
+:math:`\hat D_j` is exact), or the midpoint of its longest edge when that posterior is already a
+vertex; and **every** simplex containing that point is split into the star around it (the
+children replace one vertex each by the point, so they cover the simplex exactly), not only the
+one whose solution chose it. A neighbour sharing the face the point lies on, left whole, lets
+the next programme put the same mass at the same point through it with the same overestimate
+(the interpolation along the shared face is the same), and a round is lost: on a random 3x3x3
+Dirichlet(1) pmf the previous version spent about its last 10 of 23 rounds that way,
+splitting one simplex a round. A star whose thinnest child would be thinner than
+:data:`MIN_WIDTH` is replaced by the halves of the longest edge, or not made. The programme is
+solved again until
 :math:`U - L \le` ``tol``. Termination is not proven (``max_iter`` caps the rounds, with a
 warning; the bracket is valid at every round); in practice it takes 2-10 rounds on the
-canonical gates and 15-30 on random 3x3x3 pmfs with full support (1-3 s); the programmes grow
-with every round, and 4x4x4 pmfs with full support take minutes.
+canonical gates and 11-16 on random 3x3x3 pmfs with full support (16-25 before); the
+programmes grow with every round, and 4x4x4 pmfs with full support take minutes (timings
+under *Certificate*).
 
 **Scaling.** Each copy's variables are the channel values :math:`r_j(c) = m_j(c) / p(c)`,
 so every row has coefficients of order one (conditional probabilities, unit-normalised facets)
@@ -70,15 +80,49 @@ the tiny cells (a Dirichlet(0.05) 2x2x2 pmf with cells from :math:`10^{-17}` to 
 :math:`10^{-7}` nats when a :math:`10^{-17}` cell is raised to :math:`10^{-16}`), and dit's
 optimiser returns values above the data-processing bound :math:`\min_i I(Y; X_i)` there.
 
-**Certificate.** :math:`[L, U]` brackets :math:`I_{\mathrm{GH}}` (up to the linear-programme
-solver's feasibility tolerance, :math:`10^{-10}`, and rounding) on pmfs whose positive cells
-span at most :data:`CERTIFIED_RANGE` (12 orders of magnitude); the redundancy reported is
-:math:`L`. Beyond, HiGHS's tolerances are too coarse: :math:`U` is its reported optimum, not a
-weak-duality bound, and :math:`L` the value of a channel that may sit slightly off the cone;
-against exact rational solutions both ends moved by :math:`10^{-9}` to :math:`3 \cdot 10^{-7}`
-nats, so such pmfs get the status ``"approximate"`` and a
-:class:`~pidkit.errors.ConvergenceWarning` instead of a certificate. (A valid :math:`U` from
-HiGHS's duals is easy; a valid :math:`L` needs each channel part repaired onto the cone.)
+**Certificate.** The upper end is a **weak-duality bound**, not the solver's optimum
+(:meth:`_ConeProgramme.dual_bound`): for any multipliers :math:`y` of the cone rows and
+:math:`z \le 0` of the inside rows, :math:`-U \ge \sum_c \min_j d'_j(c)`, with :math:`d'` the
+reduced costs of the rows with *every* coefficient (the programme leaves out those below
+:data:`SMALL`) and each :math:`\alpha_i` replaced by its value on a channel; the rows
+:math:`\sum_j r_j(c) = 1` are kept as the set the minimum runs over, so no box on the variables
+enters. HiGHS's multipliers make it valid whatever their accuracy, and within
+:math:`10^{-12}` of its optimum on well-scaled pmfs. The least bound of any round is kept
+(each round's programme is a relaxation). The lower end is the value of a **repaired
+channel** (:meth:`_ConeProgramme.feasible_value`): the solver's copies projected onto the
+cone rows with every coefficient, made non-negative by adding multiples of :math:`p`'s own
+copy, scaled so that they sum to at most :math:`p`, the remainder a copy of its own; the best of
+any round is kept. Both ends are therefore proofs up to rounding (the facets and values in
+double precision), whatever the solver's tolerances; the redundancy reported is :math:`L`.
+Checked against exact values (every extreme ray of the cone in rational arithmetic, the
+programme over them in 100 digits; 2026-12-05) on 223 Dirichlet(0.05-0.2) pmfs 2x2x2 to 2x3x3
+whose cells span 6 to 13 orders of magnitude and 20 random pmfs up to 3x3x3: every bracket
+contains the exact value, to :math:`2.5 \cdot 10^{-14}` nats (the previous bounds, the solver's
+optimum and its channel's value, missed it by more than :math:`10^{-12}` on 32 of the 223, by up
+to :math:`4.9 \cdot 10^{-9}`). The price: where a row has a cell below :math:`10^{-9}` of
+the others, left out of the solver's programme, its multipliers need not price it, and on 10 of
+those 223 pmfs (cells spanning 9.1 to 12.7 orders) the proven bracket stayed
+:math:`10^{-10}` to :math:`2 \cdot 10^{-8}` nats wide (a :class:`~pidkit.errors.ConvergenceWarning`
+says so); the previous version reported them certified within ``tol``, and its brackets
+missed the exact value on 7 of them, by :math:`10^{-12}` to :math:`5 \cdot 10^{-9}` nats.
+Pmfs whose positive cells span more than :data:`CERTIFIED_RANGE` (11 orders of magnitude) get
+the status ``"approximate"``, a :class:`~pidkit.errors.ConvergenceWarning` and
+no certificate, as before: there the upper end is the lesser of the bound and the solver's
+optimum (an estimate, which keeps such pmfs from running to ``max_iter``); against exact values
+the solver's optimum fell :math:`3 \cdot 10^{-8}` nats below :math:`I_{\mathrm{GH}}` on a 3x3x3
+Dirichlet(0.05) pmf with cells down to :math:`1.6 \cdot 10^{-35}`.
+
+**Timings** (CPU time with one BLAS thread, 2-core AMD EPYC shared with other work, previous
+and this version interleaved in one script, best of 3; 2026-12-05): random 3x3x3 Dirichlet(1)
+pmfs, seeds 0-9, 11.8 s before and 7.4 s now in all (1.6x; 1.15x to 2.5x each, 12-16 rounds
+instead of 15-25; seed 0: 1.31 s and 23 rounds before, 0.52 s and 12 now), Dirichlet(0.5)
+seeds 0-4 3.1 s and 2.2 s (1.4x), 4x3x3 Dirichlet(1) seeds 0-2 0.05 s and 0.04 s each (1.3x).
+On a random 4x4x4 pmf (Dirichlet(1), seed 0) the conforming splits make the programmes grow
+faster: 15 rounds took 175 s (535 simplices) against 39 s (233) before (wall time, the
+machine busy), but closed the bracket to :math:`1.3 \cdot 10^{-3}` nats against
+:math:`5.8 \cdot 10^{-3}`; the previous version's
+15-round bracket is reached in 8 rounds, 4.6 s (:math:`5.7 \cdot 10^{-3}` nats; 11 rounds,
+36 s: :math:`2.7 \cdot 10^{-3}`). Pass a small ``max_iter`` on such alphabets.
 
 References
 ----------
@@ -108,17 +152,19 @@ FEASIBILITY = 1e-10
 LP_OPTIONS = {"primal_feasibility_tolerance": FEASIBILITY,
               "dual_feasibility_tolerance": FEASIBILITY}
 
-#: Largest ratio of p's largest to its smallest positive cell for which the bracket is a
-#: proof. Beyond it (cells below about 1e-12 of the largest) HiGHS's tolerances, 1e-10 on
-#: scaled rows, are too coarse: checked against exact solutions (every extreme ray of the
-#: cone in rational arithmetic, the linear programme over them in 100 digits; 2026-12-05), the
-#: LP's optimal value fell 3e-8 nats below I_GH on a 3x3x3 Dirichlet(0.05) pmf with cells down
-#: to 1.6e-35, and its channels, slightly off the cone, were worth up to 2.5e-7 nats more than
-#: I_GH (a 3x2x2 pmf with cells down to 5.7e-21, I_GH = 0); such pmfs are reported with status
-#: ``"approximate"`` and a warning. At 11.7 orders the brackets held; at 12.1, 1e-10 off.
-CERTIFIED_RANGE = 1e12
+#: Largest ratio of p's largest to its smallest positive cell for which the bracket is
+#: certified. Both ends are proofs at any range (weak duality, a repaired channel), but beyond
+#: it the solver's multipliers leave the proven bracket too wide to stop, and the solver's
+#: optimum is used as an estimate of the upper end: such pmfs get the status ``"approximate"``
+#: and a warning. Checked against exact solutions (every extreme ray of the cone in rational
+#: arithmetic, the linear programme over them in 100 digits; 2026-12-05): the solver's optimum
+#: fell 3e-8 nats below I_GH on a 3x3x3 Dirichlet(0.05) pmf with cells down to 1.6e-35; on a
+#: 3x2x2 Dirichlet(0.05) pmf with cells from 1.4e-12 to 0.66 (11.7 orders, I_GH = 0) it was
+#: -6e-11, below the constant Q's 0, and the proven bracket stays 8e-9 nats wide, so the range
+#: was lowered from 12 orders to 11.
+CERTIFIED_RANGE = 1e11
 
-#: Supports larger than this (a full 3x3x3 pmf takes 1-3 s) get a warning about the time.
+#: Supports larger than this (a full 3x3x3 pmf takes 0.2-2 s) get a warning about the time.
 LARGE_SUPPORT = 32
 
 #: ... unless ``max_iter`` is at most this (the time is then bounded by the caller).
@@ -142,8 +188,16 @@ METHODS = (("highs", True), ("highs-ds", False), ("highs-ipm", False))
 #: its feasibility tolerance at 1e-10 that made feasible programmes infeasible).
 SMALL = 1e-9
 
-#: Barycentric weights of a split point below this are rounded to zero (see ``_split``).
+#: Barycentric weights of a split point below this are rounded to zero (see ``_star``).
 SNAP = 1e-6
+
+#: A split whose children would be thinner than this (least singular value of the edges from a
+#: vertex) is not made: their facets' normals would be imprecise (children of zero width made
+#: them 0 / 0 and linprog raise).
+MIN_WIDTH = 1e-15
+
+#: A point within this of a simplex (barycentric weights, residual) is in it (see ``_refine``).
+CONTAINS = 1e-9
 
 #: A simplex is split when its gap exceeds this fraction of the largest one.
 SPLIT_FRACTION = 0.01
@@ -204,7 +258,7 @@ class _ConeProgramme:
         self.p_y = p.sum(axis=(1, 2))
         n_y, n0, n1 = p.shape
         self.sizes = (len(self.cells), n0, n1, n_y)
-        rows, cols, vals, slack = [], [], [], []
+        rows, cols, vals, slack, full = [], [], [], [], []
         row = 0
         offsets = (len(self.cells), len(self.cells) + n0)
         for axis, offset in zip((1, 2), offsets, strict=True):
@@ -217,6 +271,8 @@ class _ConeProgramme:
                 rows += [row] * (big.sum() + 1)
                 cols += [*sel[big].tolist(), offset + x]
                 vals += [*weights[big].tolist(), -1.0]
+                full += [(row, c, w) for c, w in zip(sel.tolist(), weights.tolist(), strict=True)]
+                full.append((row, offset + x, -1.0))
                 slack.append(weights[~big].sum())
                 row += 1
         self.n_rows = row
@@ -224,11 +280,21 @@ class _ConeProgramme:
                       np.array(vals, dtype=float))
         #: each cone row's dropped weight: it holds as 0 <= alpha - sum_big w r <= slack
         self.slack = np.array(slack)
+        #: the rows with every weight, as true channels satisfy them (for the dual bound)
+        self.full = tuple(np.array(column) for column in zip(*full, strict=True))
+        # an orthonormal basis of E's row space (E: those rows, dense): x - (x Q') Q projects a
+        # copy onto E's null space
+        dense = np.zeros((self.n_rows, len(self.cells) + n0 + n1))
+        np.add.at(dense, self.full[:2], self.full[2])
+        _, sing, basis = np.linalg.svd(dense, full_matrices=False)
+        self.projector_rows = basis[sing > sing.max() * 1e-13]
 
     def solve(self, simplices: np.ndarray, divergences: np.ndarray):
         """Solve the upper-bound programme over ``simplices`` (shape (J, k, |Y|), vertices as
-        rows; ``divergences`` (J, k) their :func:`_divergences`); return its value and each
-        copy's variables (shape (J, width))."""
+        rows; ``divergences`` (J, k) their :func:`_divergences`); return the solver's optimal
+        value, the weak-duality upper bound from its multipliers (:meth:`dual_bound`; the one
+        to trust), each copy's variables (shape (J, width)) and each copy's part of the
+        optimal value (shape (J,))."""
         from scipy.optimize import linprog  # imported on use: importing pidkit stays light
 
         n_cells, n0, n1, n_y = self.sizes
@@ -288,7 +354,79 @@ class _ConeProgramme:
                               f"cause: measure='broja' or 'mmi' handle them")
         x = res.x[:n_simplices * width].reshape(n_simplices, width)
         parts = -(cost * x).sum(axis=1)
-        return -res.fun * unit, x, parts
+        bound = self.dual_bound(cost / unit, inside, cone.shape[0], res)
+        return -res.fun * unit, -bound * unit, x, parts
+
+    def dual_bound(self, cost: np.ndarray, inside: np.ndarray, n_cone: int, res) -> float:
+        r"""A lower bound on the minimum of ``cost`` (shape (J, width)) over every channel, from
+        the solver's duals by weak duality: valid whatever their accuracy, and whatever the
+        coefficients the programme left out.
+
+        Let :math:`A x = 0` be the cone rows with every weight (the programme drops weights
+        below :data:`SMALL`), :math:`G x \le 0` the inside rows :math:`-|m_j|\,\lambda_k \le 0`
+        with every coefficient (``inside``, shape (J, k, cells)); every channel that groups a
+        feasible :math:`Q` into the simplices satisfies both exactly. For any multipliers
+        :math:`y` and :math:`z \le 0` (the solver's, its positive :math:`z` clipped),
+
+        .. math::
+
+            c^\top x = y^\top A x + z^\top G x + d^\top x \ge \sum_c \min_j d'_j(c),
+            \qquad d = c - A^\top y - G^\top z,
+
+        the least of :math:`d^\top x` over :math:`\sum_j r_j(c) = 1`, :math:`r \ge 0`, once
+        each :math:`\alpha_i(x_i)` is replaced by its value on a channel,
+        :math:`\sum_{c:\,c_i = x_i} p(c \mid x_i)\, r(c)`, which moves its reduced cost onto
+        the cells: :math:`d'_j(c) = d_j(c) + \sum_i d_{\alpha_{j,i}}(c_i)\, p(c \mid c_i)`.
+        No box on the variables enters (a box :math:`r \le 1` adds every reduced cost's
+        tolerance-sized error), nor the programme's relaxations (a left-out weight times a
+        multiplier of :math:`10^3` was worth :math:`10^{-8}`), so the bound is as tight as
+        :math:`y, z` are: within :math:`10^{-12}` of the solver's optimum on random pmfs."""
+        n_cells, n0, n1, _ = self.sizes
+        n_simplices, n_vertices = inside.shape[:2]
+        y = res.eqlin.marginals[:n_cone].reshape(n_simplices, self.n_rows)
+        z = np.minimum(res.ineqlin.marginals, 0.0).reshape(n_simplices, n_vertices)
+        rows, cols, vals = self.full
+        # d = c - A' y - G' z, copy by copy
+        reduced = cost.copy()
+        np.add.at(reduced, (slice(None), cols), -vals * y[:, rows])
+        reduced[:, :n_cells] -= np.einsum("jk,jkc->jc", z, inside)
+        # alpha_i(x_i) = sum_{c: c_i = x_i} p(c | x_i) r(c) on every channel
+        cells = reduced[:, :n_cells].copy()
+        for i, (offset, n_x) in enumerate(((n_cells, n0), (n_cells + n0, n1))):
+            x_i = self.cells[:, 1 + i]
+            p_x = np.bincount(x_i, weights=self.mass, minlength=n_x)
+            cells += reduced[:, offset:offset + n_x][:, x_i] * (self.mass / p_x[x_i])
+        return math.fsum(cells.min(axis=0))
+
+    def feasible_value(self, x: np.ndarray) -> float:
+        r""":math:`I(Q; Y)` of a channel made feasible from the solver's ``x`` (shape (J, width));
+        a lower bound on :math:`I_{\mathrm{GH}}` up to rounding, however far (within reason)
+        ``x`` misses the cone rows.
+
+        The solver meets the rows only within its tolerance, and on pmfs with cells below
+        :math:`10^{-9}` of others the value of its channel exceeded :math:`I_{\mathrm{GH}}` by
+        up to :math:`5 \cdot 10^{-9}` nats (exact rational solutions). So each copy
+        :math:`(r_j, \alpha_j)` is projected onto the null space of the cone rows with every
+        weight, :math:`E`; the all-ones copy (the channel of :math:`p` itself) is in it, so
+        :math:`\delta_j = \max(0, -\min(r'_j, \alpha'_j))` of it is added to make the copy
+        non-negative; the copies are scaled by :math:`s \le 1` so that
+        :math:`s \sum_j r''_j(c) \le 1`; the remainder :math:`1 - s \sum_j r''_j` is another
+        feasible copy (it is in the null space and non-negative). The value is that of these
+        copies, :math:`\sum_j f(s\, m''_j) + f(\text{remainder})`."""
+        n_cells = self.sizes[0]
+        kept = x[x[:, :n_cells] @ self.mass > 0]
+        if not len(kept):
+            return 0.0
+        projected = kept - (kept @ self.projector_rows.T) @ self.projector_rows
+        projected += np.maximum(-projected.min(axis=1), 0.0)[:, None]
+        scale = min(1.0, 1.0 / projected[:, :n_cells].sum(axis=0).max())
+        copies = np.vstack([scale * projected[:, :n_cells],
+                            np.maximum(1.0 - scale * projected[:, :n_cells].sum(axis=0), 0.0)])
+        masses = np.zeros((len(copies), self.sizes[3]))
+        np.add.at(masses.T, self.cells[:, 0], (self.mass * copies).T)
+        total = masses.sum(axis=1)
+        safe = np.where(total > 0, total, 1.0)
+        return math.fsum(total * np.maximum(_divergences(masses / safe[:, None], self.p_y), 0.0))
 
     def posterior_masses(self, x: np.ndarray) -> np.ndarray:
         """Each copy's target marginal :math:`m_j(y)`, shape (J, |Y|)."""
@@ -297,29 +435,86 @@ class _ConeProgramme:
         return out
 
 
-def _split(simplex: np.ndarray, pi: np.ndarray) -> list[np.ndarray]:
-    """Children of ``simplex``: stars around ``pi``, or the halves of the longest edge when
-    ``pi`` is (numerically) a vertex. A barycentric weight of ``pi`` below ``SNAP`` is set to
-    zero first (``pi`` moved onto that face), so that no child is a sliver: a child's volume is
-    its weight's share of the parent's, and near-degenerate simplices make the programme's rows
-    ill-conditioned."""
+def _split_point(simplex: np.ndarray, pi: np.ndarray) -> np.ndarray:
+    """Where to split ``simplex``: ``pi`` with its barycentric weights below ``SNAP`` set to zero
+    (moved onto that face, so that no child is a sliver: a child's volume is its weight's share
+    of the parent's, and near-degenerate simplices make the programme's rows ill-conditioned),
+    or the midpoint of the longest edge when ``pi`` is then (numerically) a vertex."""
     weights = np.linalg.lstsq(simplex.T, pi, rcond=None)[0]
     weights = np.where(weights > SNAP, weights, 0.0)
-    inside = np.flatnonzero(weights)
-    if len(inside) > 1:
-        pi = weights @ simplex / weights.sum()
-        children = []
-        for i in inside:
-            child = simplex.copy()
-            child[i] = pi
-            children.append(child)
-        return children
+    if np.count_nonzero(weights) > 1:
+        return weights @ simplex / weights.sum()
+    i, k = _longest_edge(simplex)
+    return (simplex[i] + simplex[k]) / 2
+
+
+def _longest_edge(simplex: np.ndarray) -> tuple[int, int]:
+    """The vertices ``(i, k)`` of the longest edge of ``simplex`` (vertices as rows)."""
     lengths = ((simplex[:, None, :] - simplex[None, :, :]) ** 2).sum(axis=-1)
     i, k = np.unravel_index(np.argmax(lengths), lengths.shape)
-    mid = (simplex[i] + simplex[k]) / 2
-    first, second = simplex.copy(), simplex.copy()
-    first[i], second[k] = mid, mid
-    return [first, second]
+    return int(i), int(k)
+
+
+def _width(simplices: np.ndarray) -> np.ndarray:
+    """Each simplex's thinness: the least singular value of its edges from vertex 0."""
+    if simplices.shape[1] < 2:
+        return np.zeros(len(simplices))
+    return np.linalg.svd(simplices[:, 1:] - simplices[:, :1], compute_uv=False).min(axis=1)
+
+
+def _star(simplex: np.ndarray, point: np.ndarray) -> list[np.ndarray]:
+    r"""The children of ``simplex`` around ``point`` (a point of it): for each vertex :math:`v_i`
+    where ``point``'s barycentric weight :math:`w_i` exceeds ``SNAP`` (smaller ones are rounded
+    to 0), ``simplex`` with :math:`v_i` replaced by ``point``. They cover ``simplex`` exactly
+    (a child's volume is :math:`w_i` times the parent's). When the thinnest child would be
+    thinner than :data:`MIN_WIDTH` (its facets' normals imprecise), the halves of the longest
+    edge instead, or ``[simplex]`` when those are that thin too."""
+    weights = np.linalg.lstsq(simplex.T, point, rcond=None)[0]
+    weights = np.where(weights > SNAP, weights, 0.0)
+    if np.count_nonzero(weights) < 2:
+        return [simplex]
+    centre = weights @ simplex / weights.sum()
+    children = []
+    for i in np.flatnonzero(weights):
+        child = simplex.copy()
+        child[i] = centre
+        children.append(child)
+    if _width(np.array(children)).min() >= MIN_WIDTH:
+        return children
+    i, k = _longest_edge(simplex)
+    halves = [simplex.copy(), simplex.copy()]
+    halves[0][i] = halves[1][k] = (simplex[i] + simplex[k]) / 2
+    return halves if _width(np.array(halves)).min() >= MIN_WIDTH else [simplex]
+
+
+def _contains(simplices: np.ndarray, point: np.ndarray) -> np.ndarray:
+    r"""Which of ``simplices`` (shape (J, k, |Y|)) contain ``point``, within :data:`CONTAINS`:
+    its barycentric weights :math:`w` (least squares of :math:`[V^\top; 1^\top] w =
+    [\pi; 1]`) are :math:`\ge -` ``CONTAINS`` and reproduce it within ``CONTAINS``."""
+    n_simplices, n_vertices, _ = simplices.shape
+    system = np.concatenate([np.swapaxes(simplices, 1, 2),
+                             np.ones((n_simplices, 1, n_vertices))], axis=1)
+    target = np.concatenate([point, [1.0]])
+    weights = np.linalg.pinv(system) @ target
+    residual = np.abs(system @ weights[:, :, None] - target[:, None]).max(axis=(1, 2))
+    return (weights.min(axis=1) >= -CONTAINS) & (residual <= CONTAINS)
+
+
+def _refine(simplices: np.ndarray, points: list[np.ndarray]) -> np.ndarray:
+    """Split every simplex that contains one of ``points`` into its :func:`_star` around it:
+    the simplex whose solution chose the point, and every neighbour sharing the face the point
+    lies on. Left whole, such a neighbour lets the next programme put the same mass at the same
+    point with the same overestimate (the interpolation along a shared face is the same), and
+    a round is lost. Each simplex is replaced by children covering it exactly, so the cover
+    stays a cover whatever the points."""
+    for point in points:
+        edges = np.abs(simplices[:, :, None] - simplices[:, None]).max(axis=(1, 2, 3))
+        split = _contains(simplices, point) & (edges >= MIN_EDGE)
+        children = []
+        for simplex, divide in zip(simplices, split, strict=True):
+            children += _star(simplex, point) if divide else [simplex]
+        simplices = np.array(children)
+    return simplices
 
 
 def _initial_cover(p: np.ndarray) -> np.ndarray:
@@ -351,38 +546,62 @@ def _initial_cover(p: np.ndarray) -> np.ndarray:
         return np.eye(p.shape[0])[None]
 
 
-def gh_bounds(p: np.ndarray, tol: float, max_iter: int):
-    r"""Certified bounds ``(lower, upper)`` (nats) on :math:`I_{\mathrm{GH}}` of
-    ``p[y, x0, x1]``, the rounds used, the number of simplices, and whether the search
-    stopped because no simplex could be split further (:data:`MIN_EDGE`)."""
+def _lower_parts(programme: _ConeProgramme, x: np.ndarray):
+    r"""Each copy's target marginal :math:`m_j(y)` and its part :math:`f(m_j) \ge 0` of
+    :math:`I(Q; Y)` for the solver's channel ``x`` as it is (clipped at 0, normalised to
+    :math:`\sum_j r_j(c) = 1`): what each simplex's share of the gap and its split point are
+    measured with. The lower end of the bracket is :meth:`_ConeProgramme.feasible_value`."""
+    n_cells = programme.sizes[0]
+    x = np.maximum(x, 0.0)
+    x[:, :n_cells] /= np.maximum(x[:, :n_cells].sum(axis=0), np.finfo(float).tiny)
+    masses = programme.posterior_masses(x)
+    total = masses.sum(axis=1)
+    scale = np.where(total > 0, total, 1.0)
+    # rounding can leave a part at -1e-17
+    return masses, total * np.maximum(_divergences(masses / scale[:, None], programme.p_y), 0.0)
+
+
+def gh_bounds(p: np.ndarray, tol: float, max_iter: int, certified: bool = True):
+    r"""Bounds ``(lower, upper)`` (nats) on :math:`I_{\mathrm{GH}}` of ``p[y, x0, x1]``, the
+    rounds used, the number of simplices, and whether the search stopped because nothing was
+    left to split (:data:`MIN_EDGE`, :data:`MIN_WIDTH`, or no simplex with a gap by the
+    solver's own values).
+
+    ``lower`` is the best repaired channel of any round (:meth:`_ConeProgramme.feasible_value`),
+    ``upper`` the least weak-duality bound of any round (:meth:`_ConeProgramme.dual_bound`;
+    each round's programme is a relaxation, so each bound holds, and the solver's optimal values
+    need not decrease from round to round when its tolerances are coarse). With ``certified``
+    false (``p`` beyond :data:`CERTIFIED_RANGE`) ``upper`` is the lesser of that bound and the
+    round's optimal value, an estimate."""
     p = p[p.sum(axis=(1, 2)) > 0]
     programme = _ConeProgramme(p)
     simplices = _initial_cover(p)
+    lower, least = 0.0, np.inf      # the constant Q's value; the least bound so far
     rounds = 0
     while True:
         rounds += 1
-        vertex_divergences = _divergences(simplices, programme.p_y)
-        upper, x, upper_parts = programme.solve(simplices, vertex_divergences)
-        masses = programme.posterior_masses(x)
+        value, bound, x, upper_parts = programme.solve(simplices,
+                                                       _divergences(simplices, programme.p_y))
+        masses, lower_parts = _lower_parts(programme, x)
         total = masses.sum(axis=1)
-        scale = np.where(total > 0, total, 1.0)
-        # each part is |m_j| D(pi_j || p_Y) >= 0; rounding can leave -1e-17
-        lower_parts = total * np.maximum(_divergences(masses / scale[:, None], programme.p_y),
-                                         0.0)
-        lower = float(lower_parts.sum())
-        upper = max(upper, lower)
+        lower = max(lower, programme.feasible_value(x))
+        least = min(least, bound)
+        # beyond CERTIFIED_RANGE the solver's optimum too, as an estimate (as before this
+        # bound existed): the proven bound can stay too wide there to ever stop
+        upper = max(least if certified else min(least, value), lower)
         if upper - lower <= tol or rounds >= max_iter:
             return lower, upper, rounds, len(simplices), False
         gaps = upper_parts - lower_parts
         threshold = max(tol / (4 * len(simplices)), SPLIT_FRACTION * gaps.max())
         edges = np.abs(simplices[:, :, None] - simplices[:, None]).max(axis=(1, 2, 3))
-        split = (gaps > threshold) & (total > 0) & (edges >= MIN_EDGE)
-        if not split.any():
+        split = np.flatnonzero((gaps > threshold) & (total > 0) & (edges >= MIN_EDGE))
+        # the largest gaps first: a later point may fall in a child of an earlier one
+        points = [_split_point(simplices[j], masses[j] / total[j])
+                  for j in split[np.argsort(-gaps[split])]]
+        refined = _refine(simplices, points) if points else simplices
+        if len(refined) == len(simplices):   # nothing to split, or only into slivers
             return lower, upper, rounds, len(simplices), True
-        children = []
-        for simplex, divide, mass, weight in zip(simplices, split, masses, total, strict=True):
-            children += _split(simplex, mass / weight) if divide else [simplex]
-        simplices = np.array(children)
+        simplices = refined
 
 
 def _wide_range(p: np.ndarray) -> str | None:
@@ -393,9 +612,10 @@ def _wide_range(p: np.ndarray) -> str | None:
     if spread <= CERTIFIED_RANGE:
         return None
     return (f"p's positive cells span {math.log10(spread):.0f} orders of magnitude (the "
-            f"smallest is {cells.min():.1e}); there the linear programmes' tolerances can move "
-            f"both ends of the bracket by 1e-9 to 3e-7 nats (checked against exact rational "
-            f"solutions), so the bracket is approximate, not a proof. Cells that small are "
+            f"smallest is {cells.min():.1e}); there the linear programmes' tolerances leave the "
+            f"proven bracket wide and its upper end is the solver's optimum, which was off by "
+            f"up to 3e-8 nats (checked against exact rational solutions), so the bracket is "
+            f"approximate, not a proof. Cells that small are "
             f"usually noise: set them to 0 (p[p < {1 / CERTIFIED_RANGE:g} * p.max()] = 0, then "
             f"renormalise), or use measure='broja' (certified at any range)")
 
@@ -478,11 +698,16 @@ def gh(p: np.ndarray, tol: float = DEFAULT_TOL, max_iter: int = 100):
                       f"minutes (a random 4x4x4 pmf: over a minute). Pass a smaller max_iter "
                       f"(rounds; default 100) to bound the time: the certificate still "
                       f"brackets the value", UserWarning, stacklevel=3)
-    lower, upper, rounds, n_simplices, resolved = gh_bounds(p, tol, max_iter)
+    approximate = _wide_range(p)
+    lower, upper, rounds, n_simplices, resolved = gh_bounds(p, tol, max_iter,
+                                                            certified=approximate is None)
     return redundancy_result(p, lower, lower, upper, tol=tol, iterations=rounds, measure="gh",
-                             approximate=_wide_range(p),
-                             stopped=("the branch and bound reached its resolution "
-                                      f"(simplices of posteriors {MIN_EDGE:g} wide)"
+                             approximate=approximate,
+                             stopped=("the branch and bound found nothing left to split "
+                                      f"(simplices of posteriors {MIN_EDGE:g} wide or "
+                                      f"{MIN_WIDTH:g} thin, or the rest of the bracket is "
+                                      f"the solver's tolerance: cells below {SMALL:g} of "
+                                      f"others in a row are left out of its programmes)"
                                       if resolved else "the branch and bound stopped"),
                              advice=("More iterations cannot help: loosen tol" if resolved
                                      else "Increase max_iter or loosen tol"),
