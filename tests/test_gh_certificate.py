@@ -29,17 +29,22 @@ def _area(triangle):
     return np.linalg.svd(triangle[1:] - triangle[0], compute_uv=False).prod() / 2
 
 
-# (seed, shape, alpha): exact I_GH (nats); the last four have cells 1e-10 to 1e-12 of the
+# (seed, shape, alpha): exact I_GH (nats). The last five have cells 1e-10 to 1e-12 of the
 # largest, where the previous implementation's certified brackets (the solver's optimum as upper
-# end, its channel's value as lower end) missed these values by 7e-11 to 4.9e-9 nats
+# end, its channel's value as lower end) missed these values by 7e-11 to 4.9e-9 nats; on 133
+# only a repair that keeps the channel's zeros closes the bracket (projection alone: 4.5e-10
+# wide). On 238 (cells from 3e-8) HiGHS's first multipliers were 4e-9 off in the last round,
+# its other methods' are not (gh.POLISH).
 EXACT = {(0, (3, 3, 3), 1.0): 0.0063845978175571866,
+         (238, (2, 2, 2), 0.05): 0.10458558550294528,
          (2, (3, 3, 3), 0.5): 0.015536642908200429,
          (6, (2, 3, 3), 1.0): 0.010571121432684037,
          (8, (2, 3, 3), 0.2): 0.0016178199993577618,
          (30, (2, 2, 3), 0.1): 4.5583459290211475e-05,
          (2, (2, 3, 3), 0.1): 1.2125607330510513e-05,
          (54, (2, 2, 2), 0.1): 0.002583214115095707,
-         (58, (3, 2, 2), 0.05): 0.0}
+         (58, (3, 2, 2), 0.05): 0.0,
+         (133, (2, 2, 2), 0.05): 0.2078386644200956}
 
 
 def test_refine_keeps_an_exact_cover():
@@ -93,7 +98,7 @@ def test_bracket_contains_the_exact_value(seed, shape, alpha):
     # rounding only (double precision on values up to 0.02 nats)
     assert lower - 1e-14 <= exact <= upper + 1e-14
     positive = p[p > 0]
-    if positive.max() / positive.min() <= 1e9:
+    if positive.max() / positive.min() <= 1e9 or seed == 133:
         assert upper - lower <= 1e-10     # no weight below the programme's SMALL: closed
 
 

@@ -87,24 +87,32 @@ reduced costs of the rows with *every* coefficient (the programme leaves out tho
 :data:`SMALL`) and each :math:`\alpha_i` replaced by its value on a channel; the rows
 :math:`\sum_j r_j(c) = 1` are kept as the set the minimum runs over, so no box on the variables
 enters. HiGHS's multipliers make it valid whatever their accuracy, and within
-:math:`10^{-12}` of its optimum on well-scaled pmfs. The least bound of any round is kept
-(each round's programme is a relaxation). The lower end is the value of a **repaired
-channel** (:meth:`_ConeProgramme.feasible_value`): the solver's copies projected onto the
-cone rows with every coefficient, made non-negative by adding multiples of :math:`p`'s own
-copy, scaled so that they sum to at most :math:`p`, the remainder a copy of its own; the best of
-any round is kept. Both ends are therefore proofs up to rounding (the facets and values in
-double precision), whatever the solver's tolerances; the redundancy reported is :math:`L`.
+:math:`4 \cdot 10^{-12}` of its optimum on well-scaled pmfs; when they are further off
+(:data:`POLISH`) the programme is solved again by the solver's other methods and the least
+bound is kept. The least bound of any round is kept (each round's programme is a
+relaxation). The lower end is the value of a **repaired channel**
+(:meth:`_ConeProgramme.feasible_value`): the solver's copies moved onto the cone rows with
+every coefficient (by projection, or by changing their non-zero entries only: the better of
+the two), made non-negative by adding multiples of :math:`p`'s own copy, scaled so that they
+sum to at most :math:`p`, the remainder a copy of its own; the best of any round is kept.
+Both ends are therefore proofs up to rounding (the facets and values in double precision),
+whatever the solver's tolerances; the redundancy reported is :math:`L`.
 Checked against exact values (every extreme ray of the cone in rational arithmetic, the
 programme over them in 100 digits; 2026-12-05) on 223 Dirichlet(0.05-0.2) pmfs 2x2x2 to 2x3x3
 whose cells span 6 to 13 orders of magnitude and 20 random pmfs up to 3x3x3: every bracket
-contains the exact value, to :math:`2.5 \cdot 10^{-14}` nats (the previous bounds, the solver's
-optimum and its channel's value, missed it by more than :math:`10^{-12}` on 32 of the 223, by up
-to :math:`4.9 \cdot 10^{-9}`). The price: where a row has a cell below :math:`10^{-9}` of
-the others, left out of the solver's programme, its multipliers need not price it, and on 10 of
-those 223 pmfs (cells spanning 9.1 to 12.7 orders) the proven bracket stayed
-:math:`10^{-10}` to :math:`2 \cdot 10^{-8}` nats wide (a :class:`~pidkit.errors.ConvergenceWarning`
-says so); the previous version reported them certified within ``tol``, and its brackets
-missed the exact value on 7 of them, by :math:`10^{-12}` to :math:`5 \cdot 10^{-9}` nats.
+contains the exact value, to :math:`2.5 \cdot 10^{-14}` nats (a repaired channel worth that on
+a pmf with :math:`I_{\mathrm{GH}} = 0`: rounding); the previous bounds, the solver's
+optimum and its channel's value, missed it by more than :math:`10^{-12}` on 32 of the 223, by
+up to :math:`4.9 \cdot 10^{-9}`. The price: where a row has a cell below :math:`10^{-9}` of
+the others, left out of the solver's programme, its multipliers need not price it and the
+repaired channel loses a little, and on 6 of those 223 pmfs (cells spanning 9.1 to 11.7
+orders) the proven bracket stayed :math:`1.5 \cdot 10^{-10}` to :math:`8.3 \cdot 10^{-9}`
+nats wide (a :class:`~pidkit.errors.ConvergenceWarning` says so; so on 4 of the 504 pmfs
+within the range of 1000 random 2x2x2 and 3x2x2 Dirichlet(0.05 and 0.2) pmfs, seeds 0-249,
+:math:`2 \cdot 10^{-10}` to :math:`5.3 \cdot 10^{-10}` nats); the previous version reported
+all of them certified within ``tol``, and its brackets missed the exact value on 5 of the 6
+(by :math:`4 \cdot 10^{-12}` to :math:`4.9 \cdot 10^{-9}` nats) and on all 4 (by
+:math:`6 \cdot 10^{-12}` to :math:`2 \cdot 10^{-10}`).
 Pmfs whose positive cells span more than :data:`CERTIFIED_RANGE` (11 orders of magnitude) get
 the status ``"approximate"``, a :class:`~pidkit.errors.ConvergenceWarning` and
 no certificate, as before: there the upper end is the lesser of the bound and the solver's
@@ -114,8 +122,8 @@ Dirichlet(0.05) pmf with cells down to :math:`1.6 \cdot 10^{-35}`.
 
 **Timings** (CPU time with one BLAS thread, 2-core AMD EPYC shared with other work, previous
 and this version interleaved in one script, best of 3; 2026-12-05): random 3x3x3 Dirichlet(1)
-pmfs, seeds 0-9, 11.8 s before and 7.4 s now in all (1.6x; 1.15x to 2.5x each, 12-16 rounds
-instead of 15-25; seed 0: 1.31 s and 23 rounds before, 0.52 s and 12 now), Dirichlet(0.5)
+pmfs, seeds 0-9, 12.0 s before and 7.6 s now in all (1.6x; 1.14x to 2.6x each, 12-16 rounds
+instead of 15-25; seed 0: 1.32 s and 23 rounds before, 0.52 s and 12 now), Dirichlet(0.5)
 seeds 0-4 3.1 s and 2.2 s (1.4x), 4x3x3 Dirichlet(1) seeds 0-2 0.05 s and 0.04 s each (1.3x).
 On a random 4x4x4 pmf (Dirichlet(1), seed 0) the conforming splits make the programmes grow
 faster: 15 rounds took 175 s (535 simplices) against 39 s (233) before (wall time, the
@@ -190,6 +198,12 @@ SMALL = 1e-9
 
 #: Barycentric weights of a split point below this are rounded to zero (see ``_star``).
 SNAP = 1e-6
+
+#: When the weak-duality bound exceeds the solver's optimum by more than this (nats), the
+#: programme is solved again by the solver's other methods (:data:`METHODS`) and the least of
+#: their bounds is kept: on well-scaled pmfs the two agree within 4e-12; on a 2x2x2 pmf with
+#: cells from 3e-8 to 0.69 the first multipliers were 4e-9 off.
+POLISH = 1e-11
 
 #: A split whose children would be thinner than this (least singular value of the edges from a
 #: vertex) is not made: their facets' normals would be imprecise (children of zero width made
@@ -286,6 +300,7 @@ class _ConeProgramme:
         # copy onto E's null space
         dense = np.zeros((self.n_rows, len(self.cells) + n0 + n1))
         np.add.at(dense, self.full[:2], self.full[2])
+        self.rows_dense = dense
         _, sing, basis = np.linalg.svd(dense, full_matrices=False)
         self.projector_rows = basis[sing > sing.max() * 1e-13]
 
@@ -355,6 +370,17 @@ class _ConeProgramme:
         x = res.x[:n_simplices * width].reshape(n_simplices, width)
         parts = -(cost * x).sum(axis=1)
         bound = self.dual_bound(cost / unit, inside, cone.shape[0], res)
+        if (res.fun - bound) * unit > POLISH:
+            # the multipliers are off by more than rounding: those of the solver's other
+            # methods on the same programme may be better (any of them gives a valid bound)
+            for other_method, other_presolve in METHODS:
+                if (other_method, other_presolve) == (method, presolve):
+                    continue
+                other = linprog(**programme, method=other_method,
+                                options={**LP_OPTIONS, "presolve": other_presolve})
+                if other.status == 0:
+                    bound = max(bound, self.dual_bound(cost / unit, inside, cone.shape[0],
+                                                       other))
         return -res.fun * unit, -bound * unit, x, parts
 
     def dual_bound(self, cost: np.ndarray, inside: np.ndarray, n_cone: int, res) -> float:
@@ -380,7 +406,7 @@ class _ConeProgramme:
         No box on the variables enters (a box :math:`r \le 1` adds every reduced cost's
         tolerance-sized error), nor the programme's relaxations (a left-out weight times a
         multiplier of :math:`10^3` was worth :math:`10^{-8}`), so the bound is as tight as
-        :math:`y, z` are: within :math:`10^{-12}` of the solver's optimum on random pmfs."""
+        :math:`y, z` are: within :math:`4 \cdot 10^{-12}` of the solver's optimum on random pmfs."""
         n_cells, n0, n1, _ = self.sizes
         n_simplices, n_vertices = inside.shape[:2]
         y = res.eqlin.marginals[:n_cone].reshape(n_simplices, self.n_rows)
@@ -406,24 +432,47 @@ class _ConeProgramme:
         The solver meets the rows only within its tolerance, and on pmfs with cells below
         :math:`10^{-9}` of others the value of its channel exceeded :math:`I_{\mathrm{GH}}` by
         up to :math:`5 \cdot 10^{-9}` nats (exact rational solutions). So each copy
-        :math:`(r_j, \alpha_j)` is projected onto the null space of the cone rows with every
-        weight, :math:`E`; the all-ones copy (the channel of :math:`p` itself) is in it, so
-        :math:`\delta_j = \max(0, -\min(r'_j, \alpha'_j))` of it is added to make the copy
-        non-negative; the copies are scaled by :math:`s \le 1` so that
-        :math:`s \sum_j r''_j(c) \le 1`; the remainder :math:`1 - s \sum_j r''_j` is another
-        feasible copy (it is in the null space and non-negative). The value is that of these
-        copies, :math:`\sum_j f(s\, m''_j) + f(\text{remainder})`."""
+        :math:`(r_j, \alpha_j)` is moved onto the null space of the cone rows with every
+        weight, :math:`E`, in two ways (the greater value is taken): by orthogonal projection,
+        and by the least change of its non-zero entries alone (zeros stay zeros, so fewer
+        entries turn negative; where that cannot solve :math:`E x = 0` to rounding, the
+        projection). Then :func:`_value_of_copies` makes the copies a feasible channel."""
         n_cells = self.sizes[0]
         kept = x[x[:, :n_cells] @ self.mass > 0]
         if not len(kept):
             return 0.0
         projected = kept - (kept @ self.projector_rows.T) @ self.projector_rows
-        projected += np.maximum(-projected.min(axis=1), 0.0)[:, None]
-        scale = min(1.0, 1.0 / projected[:, :n_cells].sum(axis=0).max())
-        copies = np.vstack([scale * projected[:, :n_cells],
-                            np.maximum(1.0 - scale * projected[:, :n_cells].sum(axis=0), 0.0)])
-        masses = np.zeros((len(copies), self.sizes[3]))
-        np.add.at(masses.T, self.cells[:, 0], (self.mass * copies).T)
+        on_support = np.array([self._on_support(copy, fallback)
+                               for copy, fallback in zip(kept, projected, strict=True)])
+        return max(self._value_of_copies(projected), self._value_of_copies(on_support))
+
+    def _on_support(self, copy: np.ndarray, fallback: np.ndarray) -> np.ndarray:
+        """``copy`` with its non-zero entries changed least so that the cone rows hold, or
+        ``fallback`` when that leaves a residual above rounding (:math:`10^{-15}`)."""
+        support = np.flatnonzero(copy > 0)
+        change = np.linalg.lstsq(self.rows_dense[:, support], -(self.rows_dense @ copy),
+                                 rcond=None)[0]
+        moved = copy.copy()
+        moved[support] += change
+        if np.abs(self.rows_dense @ moved).max() <= 1e-15 * np.abs(copy).max():
+            return moved
+        return fallback
+
+    def _value_of_copies(self, copies: np.ndarray) -> float:
+        r""":math:`I(Q; Y)` of the channel made of ``copies`` (shape (J, width), each in the null
+        space of the cone rows :math:`E`): the all-ones copy (the channel of :math:`p` itself)
+        is in that null space too, so :math:`\delta_j = \max(0, -\min(r_j, \alpha_j))` of it
+        is added to each copy to make it non-negative; the copies are scaled by :math:`s \le 1`
+        so that :math:`s \sum_j r_j(c) \le 1`; the remainder :math:`1 - s \sum_j r_j` is another
+        copy in the null space, non-negative. The value is that of these copies,
+        :math:`\sum_j f(s\, m_j) + f(\text{remainder})`, a feasible channel's."""
+        n_cells = self.sizes[0]
+        copies = copies + np.maximum(-copies.min(axis=1), 0.0)[:, None]
+        scale = min(1.0, 1.0 / copies[:, :n_cells].sum(axis=0).max())
+        channel = np.vstack([scale * copies[:, :n_cells],
+                             np.maximum(1.0 - scale * copies[:, :n_cells].sum(axis=0), 0.0)])
+        masses = np.zeros((len(channel), self.sizes[3]))
+        np.add.at(masses.T, self.cells[:, 0], (self.mass * channel).T)
         total = masses.sum(axis=1)
         safe = np.where(total > 0, total, 1.0)
         return math.fsum(total * np.maximum(_divergences(masses / safe[:, None], self.p_y), 0.0))
