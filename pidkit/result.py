@@ -182,7 +182,8 @@ class SolverInfo:
         ``"closed_form"`` (no optimisation), ``"optimal"`` (converged to tolerance),
         ``"max_iter"`` (stopped early: values carry an error bounded by the certificate),
         ``"approximate"`` (the solver's bracket is not a proof on this input, e.g. I_GH on a
-        pmf whose cells span more than 12 orders of magnitude: see the measure).
+        pmf whose cells span more than 11 orders of magnitude, ``gh.CERTIFIED_RANGE``: see the
+        measure).
     converged : bool
         Whether the requested tolerance was met.
     iterations : int or None

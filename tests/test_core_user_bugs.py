@@ -205,3 +205,20 @@ def test_gaussian_moments_warn_for_integer_labels(library):
     ref = _onehot_reference(y, np.asarray(a), np.asarray(b))
     assert float(streamed.pid(bias_correction=False).redundancy) == pytest.approx(
         ref.redundancy, abs=1e-9)
+
+
+def test_gh_large_support_warning_points_at_the_users_line(monkeypatch):
+    # through pid_from_samples a fixed stacklevel named pidkit's own files; a pmf "larger"
+    # than the (lowered) threshold warns before solving, at the user's line
+    from pidkit.discrete import gh
+
+    monkeypatch.setattr(gh, "LARGE_SUPPORT", 4)
+    rng = np.random.default_rng(4)
+    y, a = rng.integers(0, 2, (2, 200))
+    b = (y + a + (rng.random(200) < 0.2)) % 2
+    for compute in (lambda: pidkit.pid(pidkit.joint_pmf(y, a, b), measure="gh"),
+                    lambda: pid_from_samples(y, a, b, measure="gh", n_boot=0, n_perm=0)):
+        with warnings.catch_warnings(record=True) as record:
+            warnings.simplefilter("always")
+            compute()
+        _warned_here(record, "cells of positive mass")

@@ -146,7 +146,7 @@ import warnings
 import numpy as np
 import scipy.sparse as sp
 
-from ..errors import PIDKitError
+from ..errors import PIDKitError, caller_stacklevel
 from ._certified import check_solver_options, redundancy_result
 from .registry import register_measure
 
@@ -746,7 +746,7 @@ def gh(p: np.ndarray, tol: float = DEFAULT_TOL, max_iter: int = 100):
                       f"branch and bound's linear programmes grow every round and can take "
                       f"minutes (a random 4x4x4 pmf: over a minute). Pass a smaller max_iter "
                       f"(rounds; default 100) to bound the time: the certificate still "
-                      f"brackets the value", UserWarning, stacklevel=3)
+                      f"brackets the value", UserWarning, stacklevel=caller_stacklevel())
     approximate = _wide_range(p)
     lower, upper, rounds, n_simplices, resolved = gh_bounds(p, tol, max_iter,
                                                             certified=approximate is None)
