@@ -89,6 +89,9 @@ def make_trainer(device, train, test, epochs, batch_size, **kw) -> Trainer:
     opts = dict(method="rid", epochs=epochs, warmup=1, cycle=2, ratio=0.5, lr=0.05,
                 batch_size=batch_size, device=str(device), progress=False, seed=1)
     opts.update(kw)
+    if opts["method"] != "rid":     # one-stage methods have no schedule (they warn if given)
+        for key in ("warmup", "cycle", "ratio"):
+            opts.pop(key)
     return Trainer(teacher, student, train, val_data=test, **opts)
 
 
