@@ -49,13 +49,18 @@ class RegularizationWarning(UserWarning):
 
 def caller_stacklevel(packages: tuple[str, ...] = ("pidkit",)) -> int:
     """The ``stacklevel`` that makes :func:`warnings.warn`, called by the caller of this
-    function, point at the first frame outside ``packages`` (top-level package names): the
-    user's line that called the library, whatever the depth of the internal calls in between
-    (Python 3.12's ``skip_file_prefixes`` does this; pidkit supports 3.11)."""
+    function, point at the first frame outside ``packages`` (top-level package names) and their
+    companion packages named ``<package>_*`` (``pidkit_distill`` for ``pidkit``): the user's
+    line that called the library, whatever the depth of the internal calls in between, also
+    when a pidkit function warns inside a pidkit_distill call (Python 3.12's
+    ``skip_file_prefixes`` does this; pidkit supports 3.11)."""
     import sys
 
+    def ours(frame) -> bool:
+        top = frame.f_globals.get("__name__", "").partition(".")[0]
+        return any(top == name or top.startswith(name + "_") for name in packages)
+
     frame, level = sys._getframe(1), 1
-    while (frame is not None
-           and frame.f_globals.get("__name__", "").partition(".")[0] in packages):
+    while frame is not None and ours(frame):
         frame, level = frame.f_back, level + 1
     return level

@@ -34,9 +34,6 @@ from pidkit.validation import fail
 
 from .labels import UNLABELLED, as_class_labels
 
-#: Packages a warning skips to point at the user's line (errors.caller_stacklevel).
-_PACKAGES = ("pidkit", "pidkit_distill")
-
 __all__ = ["BatchFormat", "KeywordInputs", "MODULE_WRAPPERS", "INPUT_KEYS", "LABEL_KEYS",
            "OUTPUT_KEYS", "train_loader",
            "eval_loader", "has_batchnorm", "as_dataset", "check_data", "to_device",
@@ -386,7 +383,7 @@ def device_batches(loader: Iterable, batch_format: BatchFormat, device: torch.de
         warnings.warn("The last batch of this epoch holds one sample; batch norm cannot train "
                       "on it, so it is dropped. Choose another batch_size, or pass "
                       "drop_last=True, to keep every batch the same size.", UserWarning,
-                      stacklevel=caller_stacklevel(_PACKAGES))
+                      stacklevel=caller_stacklevel())
 
 
 def has_batchnorm(*modules: nn.Module | None) -> bool:
@@ -505,7 +502,7 @@ def train_loader(data: Any, batch_size: int, *, seed: int, rank: int, world: int
                       f"samples per process, local batch size {local}); batch norm cannot "
                       "train on it, so it is dropped (a different sample each epoch, since "
                       "the order is reshuffled). Choose another batch_size to keep it.",
-                      UserWarning, stacklevel=caller_stacklevel(_PACKAGES))
+                      UserWarning, stacklevel=caller_stacklevel())
         drop_last = True
     return DataLoader(data, batch_size=local, sampler=sampler, drop_last=drop_last,
                       num_workers=num_workers, pin_memory=pin_memory, generator=generator)

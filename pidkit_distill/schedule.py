@@ -30,9 +30,6 @@ from fractions import Fraction
 from pidkit.errors import caller_stacklevel
 from pidkit.validation import check_fraction, check_int, fail
 
-#: Packages a warning skips to point at the user's line (errors.caller_stacklevel).
-_PACKAGES = ("pidkit", "pidkit_distill")
-
 __all__ = ["Schedule", "resolve_schedule", "check_ratio", "phase_of_epoch",
            "teacher_epochs_per_cycle", "learning_rate", "PHASES"]
 
@@ -169,7 +166,7 @@ def resolve_schedule(epochs: int, warmup: int | None = None, cycle: int | None =
                       f"teacher-phase epoch(s): the student does not train after epoch "
                       f"{last_student} (0-based). Choose epochs = warmup + a multiple of cycle, "
                       "or leave warmup at None to put the remainder in the warm-up",
-                      UserWarning, stacklevel=caller_stacklevel(_PACKAGES))
+                      UserWarning, stacklevel=caller_stacklevel())
     return schedule
 
 

@@ -108,10 +108,6 @@ __all__ = [
     "RESUME_FIXED",
 ]
 
-#: The packages whose frames a warning skips to reach the user's line (through ``distill``,
-#: ``Trainer`` or a CLI command alike).
-PACKAGES = ("pidkit", "pidkit_distill")
-
 CHECKPOINT_FORMAT = "pidkit_distill.checkpoint/1"
 #: Options a resumed run must share with the checkpoint's run (they fix the data order and the
 #: loss); see :meth:`Trainer.load_state_dict`.
@@ -766,7 +762,7 @@ class Trainer:
             warnings.warn(f"{', '.join(ignored)} {'is' if len(ignored) == 1 else 'are'} "
                           f"ignored: only two-phase methods such as RID have a schedule, "
                           f"{type(self.loss_fn).__name__} trains the student every epoch",
-                          UserWarning, stacklevel=caller_stacklevel(PACKAGES))
+                          UserWarning, stacklevel=caller_stacklevel())
         if cfg.sync_batchnorm and self.device.type != "cuda":
             raise fail("sync_batchnorm", f"needs CUDA devices (torch's SyncBatchNorm runs on "
                        f"GPUs only), not {self.device.type!r}", "Train on GPUs under torchrun, "
@@ -818,7 +814,7 @@ class Trainer:
                 method = (type(self.loss_fn).__name__ if self.loss_fn is not None
                           else f"method {self.config.method!r}")
                 warnings.warn(f"layers is ignored: {method} distils no intermediate features",
-                              UserWarning, stacklevel=caller_stacklevel(PACKAGES))
+                              UserWarning, stacklevel=caller_stacklevel())
             return [], []
         if layers is None:
             t, s = default_layers(self.teacher), default_layers(self.student)

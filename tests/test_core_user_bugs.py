@@ -222,3 +222,25 @@ def test_gh_large_support_warning_points_at_the_users_line(monkeypatch):
             warnings.simplefilter("always")
             compute()
         _warned_here(record, "cells of positive mass")
+
+
+def test_caller_stacklevel_skips_pidkit_and_its_companion_packages():
+    """A warning issued in pidkit under a call from pidkit_distill (or any pidkit_* package)
+    names the user's line, not the companion package's."""
+    from pidkit.errors import caller_stacklevel
+
+    def module(name, source):
+        namespace = {"__name__": name, "warnings": warnings,
+                     "caller_stacklevel": caller_stacklevel}
+        exec(compile(source, f"<{name}>", "exec"), namespace)
+        return namespace
+
+    core = module("pidkit.fake_core", "def solve():\n"
+                  "    warnings.warn('deep', UserWarning, stacklevel=caller_stacklevel())\n")
+    companion = module("pidkit_companion.loss", "def step(solve):\n    solve()\n")
+    other = module("pidkitten.module", "def step(solve):\n    solve()\n")
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        companion["step"](core["solve"])
+        other["step"](core["solve"])
+    assert [w.filename for w in record] == [__file__, "<pidkitten.module>"]

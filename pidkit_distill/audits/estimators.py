@@ -142,7 +142,7 @@ def _sparse_warning(pair: tuple[str, str], n: int, occupied: int, n_classes: int
         f"clusters (estimator_options={{'n_clusters': {min(k, n_codes)}}}, or "
         "estimator='paper-cifar100') or fewer PCA components, or audit more samples (about "
         f"{MIN_SAMPLES_PER_CELL * occupied} for these settings), or use estimator='gaussian'",
-        UserWarning, stacklevel=caller_stacklevel(("pidkit", "pidkit_distill")))
+        UserWarning, stacklevel=caller_stacklevel())
 
 
 def layer_settings(settings: dict[str, Any], given: frozenset, rows: np.ndarray, side: str,

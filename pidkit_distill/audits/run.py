@@ -285,7 +285,7 @@ class AuditOptions:
         self.n_perm = check_int(self.n_perm, "n_perm", 0)
         # + 1: the warning is issued inside check_null_size, one frame below this one
         check_null_size(self.n_perm, self.ci, self.interval,
-                        stacklevel=caller_stacklevel(("pidkit", "pidkit_distill")) + 1)
+                        stacklevel=caller_stacklevel() + 1)
         self.seed = check_int(self.seed, "seed", 0)
         self.max_fit_samples = check_int(self.max_fit_samples, "max_fit_samples", 2)
         if self.num_classes is not None:

@@ -213,9 +213,6 @@ from .base import (
 )
 from .filters import SpatialAlign
 
-#: Packages a warning skips to point at the user's line (errors.caller_stacklevel).
-_PACKAGES = ("pidkit", "pidkit_distill")
-
 __all__ = ["DiscretePIDLoss", "kmeans_codebook", "soft_assign", "soft_joint_counts",
            "label_posterior", "discrete_redundancy", "DEFAULT_TOL_BITS", "DEFAULT_MAX_ITER"]
 
@@ -620,7 +617,7 @@ class DiscretePIDLoss(DistillLoss):
                           "loss; the largest certified "
                           "gap of each step is logged as 'certified_gap' (nats). Raise max_iter "
                           "for exact values", ConvergenceWarning,
-                          stacklevel=caller_stacklevel(_PACKAGES))
+                          stacklevel=caller_stacklevel())
 
     def student_loss(self, batch: Batch) -> tuple[torch.Tensor, Parts]:
         check_batch(self, batch)
