@@ -155,8 +155,18 @@ class TrainConfig:
     scheduler, teacher_scheduler : callable or None
         Factories ``optimizer -> LRScheduler`` per phase, stepped after every epoch of that
         phase (``scheduler_interval="epoch"``) or every step (``"step"``). When given, the
-        built-in ``schedule`` is not applied to that phase.
+        built-in ``schedule`` is not applied to that phase. A
+        ``torch.optim.lr_scheduler.ReduceLROnPlateau`` is stepped after each epoch of its
+        phase with the metric ``scheduler_monitor`` of that epoch (after validation).
     scheduler_interval : {"epoch", "step"}
+        ``"step"`` is refused for a ``ReduceLROnPlateau`` (it watches a per-epoch metric).
+    scheduler_monitor : str or None
+        The epoch metric a ``ReduceLROnPlateau`` watches (a key of :attr:`Trainer.history`,
+        e.g. ``"val_loss"``, ``"val_acc"`` with ``mode="max"``, ``"train_loss"``); ``None``:
+        ``"val_loss"`` with ``val_data``, else ``"train_loss"``; a metric a callback adds to
+        the epoch's metrics on every process works too. For a two-phase method, note that
+        the student's ``val_loss`` does not move in teacher epochs (the student does not
+        train), whereas ``train_loss`` is then the teacher-phase objective.
     momentum, nesterov, weight_decay : SGD momentum options and the decoupled/L2 decay.
     decay_1d : bool
         Also decay parameters with fewer than 2 dimensions (biases, norm layers, RID's sigma);
@@ -216,6 +226,7 @@ class TrainConfig:
     scheduler: Callable | None = None
     teacher_scheduler: Callable | None = None
     scheduler_interval: str = "epoch"
+    scheduler_monitor: str | None = None
     momentum: float = 0.9
     nesterov: bool = True
     weight_decay: float = 5e-4
@@ -257,6 +268,11 @@ class TrainConfig:
         """
         check_choice(self.schedule, "schedule", ("multistep", "cosine", "constant"))
         check_choice(self.scheduler_interval, "scheduler_interval", ("epoch", "step"))
+        if self.scheduler_monitor is not None and not isinstance(self.scheduler_monitor, str):
+            raise fail("scheduler_monitor", "must be the name of an epoch metric or None",
+                       "Example: scheduler_monitor='val_loss' (or 'val_acc' with "
+                       "ReduceLROnPlateau(mode='max'))", self.scheduler_monitor,
+                       kind=PIDTypeError)
         for name, minimum in (("epochs", 1), ("batch_size", 1), ("checkpoint_every", 0),
                               ("log_every", 0), ("num_workers", 0), ("seed", 0),
                               ("warmup", 0), ("cycle", 1)):
@@ -778,6 +794,20 @@ class Trainer:
         self.student_scheduler = build_scheduler(cfg.scheduler, self.student_optimizer)
         self.teacher_scheduler = build_scheduler(
             cfg.teacher_scheduler or cfg.scheduler, self.teacher_optimizer, "teacher_scheduler")
+        for name, sched in (("scheduler", self.student_scheduler),
+                            ("teacher_scheduler", self.teacher_scheduler)):
+            if _on_plateau(sched) and cfg.scheduler_interval == "step":
+                raise fail("scheduler_interval", f"is 'step', but {name} builds a "
+                           "ReduceLROnPlateau, which watches a metric once per epoch",
+                           "Use scheduler_interval='epoch' (the plateau scheduler is then "
+                           "stepped with the epoch's scheduler_monitor metric), or a "
+                           "per-step scheduler such as OneCycleLR", cfg.scheduler_interval)
+            if _on_plateau(sched) and val_data is None and \
+                    str(cfg.scheduler_monitor).startswith("val_"):
+                raise fail("scheduler_monitor", f"{cfg.scheduler_monitor!r} is a validation "
+                           f"metric, which {name}'s ReduceLROnPlateau would watch, but there "
+                           "is no val_data", "Pass val_data=..., or watch a training metric "
+                           "(scheduler_monitor='train_loss')", cfg.scheduler_monitor)
         use_scaler = cfg.amp and self.device.type == "cuda"
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=use_scaler)
         self.amp_dtype = torch.float16 if self.device.type == "cuda" else torch.bfloat16
@@ -1062,8 +1092,9 @@ class Trainer:
                 sums[key] = sums.get(key, zero) + value
             if cfg.log_every and hasattr(bar, "set_postfix") and (step + 1) % cfg.log_every == 0:
                 bar.set_postfix(loss=f"{float(loss):.4f}")
-        for _, sched, _ in steps:
-            if sched is not None and cfg.scheduler_interval == "epoch":
+        for _, sched, _ in steps:     # ReduceLROnPlateau: after validation, in fit()
+            if sched is not None and cfg.scheduler_interval == "epoch" and \
+                    not _on_plateau(sched):
                 sched.step()
         if not sums:
             raise fail("train_data", f"yielded no batch in epoch {epoch}",
@@ -1182,6 +1213,7 @@ class Trainer:
             metrics["time_s"] = time.perf_counter() - start
             for cb in self.callbacks:
                 cb.on_epoch_end(self, epoch, metrics)
+            self._step_on_plateau(metrics)     # may watch a metric a callback added
             self.history.append(metrics)
             self.epoch = epoch + 1
             self._write_metrics()
@@ -1193,6 +1225,24 @@ class Trainer:
             if hasattr(cb, "on_train_end"):
                 cb.on_train_end(self)
         return self.history
+
+    def _step_on_plateau(self, metrics: dict[str, Any]) -> None:
+        """Step the ``ReduceLROnPlateau`` schedulers of the epoch's phase with the epoch's
+        ``scheduler_monitor`` metric (``val_loss`` with validation data, else
+        ``train_loss``)."""
+        plateaus = [sched for _, sched, _ in self._optimizers_of(metrics["phase"])
+                    if _on_plateau(sched)]
+        if not plateaus:
+            return
+        key = self.config.scheduler_monitor or ("val_loss" if self.val_data is not None
+                                                else "train_loss")
+        if key not in metrics:
+            raise fail("scheduler_monitor", f"{key!r} is not a metric of epoch "
+                       f"{metrics['epoch']} ({metrics['phase']} phase), which ReduceLROnPlateau "
+                       f"needs; the epoch has {sorted(metrics)}", "Name one of these metrics "
+                       "(a val_* metric needs val_data)", key)
+        for sched in plateaus:
+            sched.step(metrics[key])
 
     def units(self) -> dict[str, str]:
         """Unit of every key in :attr:`history` (:data:`METRIC_UNITS`; keys that name their
@@ -1367,6 +1417,11 @@ class Trainer:
         """Resume from a file written by :meth:`save_checkpoint` (``weights_only=True``)."""
         self.load_state_dict(load_checkpoint(path, map_location=self.device))
 
+
+
+def _on_plateau(scheduler: Any) -> bool:
+    """Whether ``scheduler`` is a ``ReduceLROnPlateau`` (stepped with a metric)."""
+    return isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
 
 
 @dataclass

@@ -281,3 +281,33 @@ def test_trainer_names_the_model_and_the_closest_layers_in_errors():
 def test_sync_batchnorm_needs_cuda():
     with pytest.raises(PIDValueError, match="sync_batchnorm"):
         _train(_blobs(32), sync_batchnorm=True)
+
+
+def test_reduce_lr_on_plateau_is_stepped_with_the_monitored_epoch_metric():
+    # ReduceLROnPlateau.step needs a metric: it was called as sched.step() after the first
+    # epoch's training (TypeError: missing 'metrics'); now it watches scheduler_monitor
+    plateau = functools.partial(torch.optim.lr_scheduler.ReduceLROnPlateau, factor=0.5,
+                                patience=0)
+    scores = iter([3.0, 2.0, 2.5, 2.6, 1.0])
+
+    def score(trainer, epoch, metrics):
+        metrics["score"] = next(scores)
+
+    run = _train(_blobs(32), method="kd", layers=None, epochs=5, scheduler=plateau, lr=0.02,
+                 scheduler_monitor="score", callbacks=[pd.LambdaCallback(score)])
+    # no improvement after epochs 2 and 3 halves the rate used from epochs 3 and 4 on
+    assert [h["lr"] for h in run.history] == pytest.approx([0.02, 0.02, 0.02, 0.01, 0.005])
+    # default: val_loss with val_data, else train_loss (both present, so training runs)
+    for val in (None, _blobs(16, 1)):
+        run = _train(_blobs(32), method="kd", layers=None, epochs=2, scheduler=plateau,
+                     val_data=val)
+        assert len(run.history) == 2
+    with pytest.raises(PIDValueError, match="scheduler_monitor.*'val_acc'"):
+        _train(_blobs(32), method="kd", layers=None, epochs=1, scheduler=plateau,
+               scheduler_monitor="val_acc")
+    with pytest.raises(PIDValueError, match="scheduler_interval.*ReduceLROnPlateau"):
+        _train(_blobs(32), method="kd", layers=None, scheduler=plateau, scheduler_interval="step")
+    # resumed runs continue the plateau scheduler's state (best value, bad epochs)
+    trainer = _train(_blobs(32), method="kd", layers=None, epochs=2, scheduler=plateau).trainer
+    assert trainer.state_dict()["student_scheduler"]["best"] == pytest.approx(
+        min(h["train_loss"] for h in trainer.history))
