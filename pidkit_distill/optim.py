@@ -10,11 +10,15 @@ decay and a ``"..._no_decay"`` group with ``weight_decay=0`` holding the paramet
 than two dimensions: biases, normalisation scales and shifts, and RID's per-channel sigma.
 Decaying those shrinks scales that carry no overfitting risk (and, for sigma, pulls the
 regulariser's own temperature towards zero). The ``"name"`` entry of each group lets a factory
-change one group, e.g. a smaller learning rate for the student's backbone.
+change one group, e.g. a smaller learning rate for the student's backbone. A weight decay the
+factory sets itself (``functools.partial(torch.optim.AdamW, weight_decay=0.05)``) applies to
+the decayed groups in place of the trainer's ``weight_decay`` (:func:`build_optimizer`).
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -67,7 +71,20 @@ def build_optimizer(spec: OptimizerSpec, groups: list[dict], *, lr: float, momen
     """An optimizer over ``groups`` from a name, an optimizer class or a factory.
 
     Names and classes get ``lr`` (and, for SGD, ``momentum`` and ``nesterov``); a factory is
-    called with the groups alone and sets its own options.
+    called with the groups alone and sets its own options. The groups carry their
+    ``weight_decay``, which overrides an optimizer's own; so a weight decay the factory sets
+    itself (``functools.partial(torch.optim.AdamW, lr=3e-4, weight_decay=0.05)``) replaces
+    the groups' value in the decayed groups that the factory left as they were (the
+    ``..._no_decay`` groups keep 0). A factory that sets none keeps the groups' value.
+
+    Examples
+    --------
+    >>> lin = nn.Linear(3, 2)
+    >>> adamw = functools.partial(torch.optim.AdamW, lr=3e-4, weight_decay=0.05)
+    >>> opt = build_optimizer(adamw, param_groups([("student", lin.parameters())], 5e-4),
+    ...                       lr=0.1, momentum=0.9, nesterov=False)
+    >>> [(g["name"], g["weight_decay"]) for g in opt.param_groups]
+    [('student', 0.05), ('student_no_decay', 0.0)]
     """
     if isinstance(spec, str):
         key = spec.lower()
@@ -82,15 +99,40 @@ def build_optimizer(spec: OptimizerSpec, groups: list[dict], *, lr: float, momen
             options.update(momentum=momentum, nesterov=nesterov and momentum > 0)
         return spec(groups, **options)
     if callable(spec):
+        given = {g.get("name"): g.get("weight_decay") for g in groups}
         optimizer = spec(groups)
         if not isinstance(optimizer, torch.optim.Optimizer):
             raise fail(argument, f"factory returned {type(optimizer).__name__}, not a "
                        "torch.optim.Optimizer", "Return an optimizer built on the given "
                        "parameter groups", spec, kind=PIDTypeError)
+        own = _factory_weight_decay(spec, optimizer)
+        if own is not None:    # the factory's own decay, not the groups' config value
+            for group in optimizer.param_groups:
+                name = group.get("name")
+                if name in given and not str(name).endswith("_no_decay") and \
+                        group.get("weight_decay") == given[name]:
+                    group["weight_decay"] = own
         return optimizer
     raise fail(argument, "must be an optimizer name, a torch.optim.Optimizer class or a "
                "factory", "Example: optimizer='adamw' or functools.partial(torch.optim.AdamW, "
                "lr=3e-4)", spec, kind=PIDTypeError)
+
+
+def _factory_weight_decay(spec: Callable, optimizer: torch.optim.Optimizer) -> float | None:
+    """The weight decay a factory gave its optimizer itself (``functools.partial(AdamW,
+    weight_decay=0.05)``, or ``lambda groups: AdamW(groups, weight_decay=0.05)``): a
+    ``weight_decay`` keyword of a ``functools.partial``, else the optimizer's default when it
+    differs from its class's signature default; ``None`` when the factory set none."""
+    if isinstance(spec, functools.partial) and "weight_decay" in spec.keywords:
+        return spec.keywords["weight_decay"]
+    if "weight_decay" not in optimizer.defaults:
+        return None
+    try:
+        default = inspect.signature(type(optimizer)).parameters["weight_decay"].default
+    except (KeyError, TypeError, ValueError):
+        return None
+    value = optimizer.defaults["weight_decay"]
+    return None if default is inspect.Parameter.empty or value == default else value
 
 
 def build_scheduler(spec: Callable | None, optimizer: torch.optim.Optimizer | None,

@@ -311,3 +311,34 @@ def test_reduce_lr_on_plateau_is_stepped_with_the_monitored_epoch_metric():
     trainer = _train(_blobs(32), method="kd", layers=None, epochs=2, scheduler=plateau).trainer
     assert trainer.state_dict()["student_scheduler"]["best"] == pytest.approx(
         min(h["train_loss"] for h in trainer.history))
+
+
+def test_an_optimizer_factorys_own_weight_decay_is_applied():
+    # the parameter groups carried the config's weight_decay (5e-4), which overrides an
+    # optimizer's default: partial(AdamW, weight_decay=0.05) silently trained with 5e-4
+    def decays(run):
+        return {g["name"]: g["weight_decay"] for g in run.trainer.student_optimizer.param_groups}
+
+    adamw = functools.partial(torch.optim.AdamW, lr=1e-3, weight_decay=0.05)
+    assert decays(_train(_blobs(32), optimizer=adamw)) == {
+        "student": 0.05, "student_no_decay": 0.0, "loss": 0.05, "loss_no_decay": 0.0}
+    run = _train(_blobs(32), optimizer=lambda groups: torch.optim.SGD(groups, lr=0.01,
+                                                                       weight_decay=1e-2))
+    assert decays(run)["student"] == 1e-2 and decays(run)["student_no_decay"] == 0.0
+    # a factory that sets no decay keeps the config's; one that changes a group keeps it
+    run = _train(_blobs(32), optimizer=functools.partial(torch.optim.AdamW, lr=1e-3),
+                 weight_decay=1e-3)
+    assert decays(run)["student"] == 1e-3
+
+    def per_group(groups):
+        for g in groups:
+            if g["name"] == "loss":
+                g["weight_decay"] = 0.2
+        return torch.optim.AdamW(groups, lr=1e-3, weight_decay=0.05)
+
+    assert decays(_train(_blobs(32), optimizer=per_group))["loss"] == 0.2
+    # the teacher-phase optimizer alike
+    trainer = pd.Trainer(MLP(24, seed=1), MLP(8, seed=2), _blobs(32), method="rid",
+                         layers=LAYERS, progress=False, teacher_optimizer=adamw)
+    assert {g["name"]: g["weight_decay"] for g in trainer.teacher_optimizer.param_groups} \
+        == {"loss_teacher_side": 0.05, "loss_teacher_side_no_decay": 0.0}
