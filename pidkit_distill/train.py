@@ -318,7 +318,9 @@ class Callback(Protocol):
     """Called by :meth:`Trainer.fit` after every epoch on every process.
 
     ``metrics`` is the epoch's dict (already reduced over processes); a callback may add keys to
-    it (they are logged) and may set ``trainer.stop = True``. Use ``trainer.is_main`` to do
+    it (they are logged; name their units in ``trainer.metric_units``, e.g.
+    ``trainer.metric_units["my_mi"] = "bits"``, for ``metrics.json`` and the CSV header) and
+    may set ``trainer.stop = True``. Use ``trainer.is_main`` to do
     expensive or file-writing work on one process only. Optional methods
     ``on_train_begin(trainer)`` and ``on_train_end(trainer)`` are called if present.
     """
@@ -666,7 +668,8 @@ class Trainer:
     Attributes
     ----------
     teacher, student, loss_fn, step_module, device, config, schedule, history (list of
-    per-epoch metric dicts), teacher_layers, student_layers, rank, world_size, is_main, epoch
+    per-epoch metric dicts), metric_units (units of metrics callbacks add: key -> unit, see
+    :meth:`units`), teacher_layers, student_layers, rank, world_size, is_main, epoch
     (next epoch to run), stop, loader, student_optimizer, teacher_optimizer, num_classes
     (the width of the student's logits), dtype (the student's floating dtype, which the loss
     is cast to; None for a model mixing precisions).
@@ -813,6 +816,7 @@ class Trainer:
         self.amp_dtype = torch.float16 if self.device.type == "cuda" else torch.bfloat16
         self.callbacks = _check_callbacks(callbacks)
         self.history: list[dict[str, Any]] = []
+        self.metric_units: dict[str, str] = {}     # units of metrics callbacks add
         self.epoch = 0
         self.stop = False
         one_sample_breaks = has_batchnorm(self.student, self.loss_fn)
@@ -1245,12 +1249,16 @@ class Trainer:
             sched.step(metrics[key])
 
     def units(self) -> dict[str, str]:
-        """Unit of every key in :attr:`history` (:data:`METRIC_UNITS`; keys that name their
-        unit, such as ``*_bits``, and the rest, which are dimensionless)."""
+        """Unit of every key in :attr:`history` (:data:`METRIC_UNITS`; the units callbacks
+        declared in :attr:`metric_units`, such as :class:`~pidkit_distill.AuditCallback`'s
+        ``audit_*`` quantities in bits; keys that name their unit, such as ``*_bits``; and the
+        rest, which are dimensionless)."""
         keys = [k for row in self.history for k in row]
         out = {}
         for key in dict.fromkeys(keys):
-            if key in METRIC_UNITS:
+            if key in self.metric_units:
+                out[key] = self.metric_units[key]
+            elif key in METRIC_UNITS:
                 out[key] = METRIC_UNITS[key]
             elif key.endswith("_bits"):
                 out[key] = "bits"
@@ -1308,6 +1316,7 @@ class Trainer:
             "scaler": self.scaler.state_dict(),
             "rng": rng,
             "history": to_plain(self.history, strict=True),
+            "metric_units": dict(self.metric_units),
             "config": to_plain({f.name: getattr(self.config, f.name)
                               for f in fields(TrainConfig)}, strict=True),
         }
@@ -1370,6 +1379,7 @@ class Trainer:
         if "cuda" in state["rng"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all([s.cpu() for s in state["rng"]["cuda"]])
         self.history = list(state["history"])
+        self.metric_units.update(state.get("metric_units") or {})   # absent in older files
         self.epoch = int(state["epoch"])
 
     def _loader_generators_for(self, states: list[torch.Tensor] | None):

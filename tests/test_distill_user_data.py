@@ -342,3 +342,22 @@ def test_an_optimizer_factorys_own_weight_decay_is_applied():
                          layers=LAYERS, progress=False, teacher_optimizer=adamw)
     assert {g["name"]: g["weight_decay"] for g in trainer.teacher_optimizer.param_groups} \
         == {"loss_teacher_side": 0.05, "loss_teacher_side_no_decay": 0.0}
+
+
+def test_audit_callback_metrics_carry_their_unit(tmp_path):
+    # the callback's audit_* metrics were listed as "dimensionless" in metrics.json and had no
+    # unit in the CSV header, whereas they are in bits (in nats with base=e)
+    import json
+
+    for base, unit in ((2, "bits"), (math.e, "nats")):
+        out = tmp_path / unit
+        cb = pd.AuditCallback(_blobs(60, 1), n_boot=0, n_perm=5, base=base,
+                              estimator_options={"n_clusters": 3, "n_components": 2})
+        run = _train(_blobs(32), epochs=1, out_dir=str(out), callbacks=[cb])
+        assert run.trainer.units()["audit_redundancy"] == unit
+        units = json.loads((out / "metrics.json").read_text())["units"]
+        assert units["audit_mi_student"] == units["audit_redundancy_chance"] == unit
+        assert f"audit_redundancy [{unit}]" in (out / "metrics.csv").read_text()
+    # a resumed run without the callback keeps the units of the rows it continues
+    run = _train(_blobs(32), epochs=2, resume=str(tmp_path / "bits" / "checkpoint.pt"))
+    assert run.trainer.units()["audit_unique_teacher"] == "bits"

@@ -77,7 +77,9 @@ class AuditCallback:
     add_metrics : bool, default True
         Add ``audit_redundancy``, ``audit_unique_teacher``, ``audit_mi_student`` (first pair) to
         the epoch's metrics, so they reach the trainer's metrics CSV/JSON, and their chance
-        levels ``audit_redundancy_chance``, ... when a null was drawn.
+        levels ``audit_redundancy_chance``, ... when a null was drawn; their unit (bits, or
+        that of ``base``) is declared in ``trainer.metric_units``, so ``metrics.json`` and
+        the CSV header name it.
     **audit_options
         Passed to :func:`~pidkit_distill.audit` (``estimator``, ``fit_data``, ``ci``, ``n_boot``,
         ``n_perm``, ``interval``, ``seed``, ``measure``, ...), and checked here, so that bad
@@ -184,9 +186,13 @@ class AuditCallback:
         self.history.append(epoch, report)
         if self.add_metrics:
             first = report[0]
+            units = getattr(trainer, "metric_units", None)
             for key in METRIC_QUANTITIES:
                 metrics[f"audit_{key}"] = first.values[key]
                 if first.chance is not None:
                     metrics[f"audit_{key}_chance"] = first.chance[key]
+                if isinstance(units, dict):     # bits (or the unit of the audit's base)
+                    units.update({f"audit_{key}": report.unit,
+                                  f"audit_{key}_chance": report.unit})
         if self.out_dir is not None:
             self.history.save(self.out_dir, pair=self.pair)
