@@ -216,6 +216,7 @@ def test_source_linear_in_other_source():
     i_x = mi(channel_cov(a, a), [0, 1], [2]) / LOG2
     np.testing.assert_allclose(atoms(r), [i_x, 0, 0, 0], atol=1e-10)
     assert any("share" in n for n in r.details["reductions"])
+    assert r.details["ranks"] == (2, 1, 1, 1)        # the joint source has one dimension
 
 
 def test_duplicated_variable_within_a_block():
@@ -228,6 +229,11 @@ def test_duplicated_variable_within_a_block():
     r_dup = pidkit.gaussian_pid(dup, dims=(2, 2, 1))
     np.testing.assert_allclose(atoms(r_dup), atoms(pidkit.gaussian_pid(cov, (2, 1, 1))),
                                atol=1e-10)
+    assert r_dup.details["ranks"] == (2, 1, 1, 2)
+    batch = pidkit.gaussian_pid(np.stack([dup, np.eye(5)]), dims=(2, 2, 1))
+    np.testing.assert_array_equal(batch.details["ranks"], [[2, 1, 1, 2], [2, 2, 1, 3]])
+    fast = pidkit.gaussian_pid(np.eye(5), dims=(2, 2, 1), validate=False)
+    assert fast.details["ranks"] == (2, 2, 1, 3)     # unvalidated: the block sizes
 
 
 def test_constant_variable_is_dropped():
@@ -236,6 +242,7 @@ def test_constant_variable_is_dropped():
     padded[:4, :4] = cov  # a constant second variable in source 2
     r = pidkit.gaussian_pid(padded, dims=(2, 1, 2))
     np.testing.assert_allclose(atoms(r), ORTHOGONAL[2], atol=1e-12)
+    assert r.details["ranks"] == (2, 1, 1, 2)
 
 
 def test_nearly_collinear_sources_are_accurate_without_warning():

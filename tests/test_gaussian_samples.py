@@ -19,7 +19,14 @@ from scipy import stats
 
 import pidkit
 from pidkit.estimate import GaussianMoments, pid_from_samples
-from pidkit.estimate.gaussian_route import logdet_bias, mi_bias
+from pidkit.estimate.codes import one_hot
+from pidkit.estimate.gaussian_route import (
+    _weighted_covariances,
+    gaussian_vectors,
+    logdet_bias,
+    mi_bias,
+    standardized,
+)
 
 # X dominates Y strongly in every direction (generalized eigenvalues 3.3 and 4.7): at n >= 40
 # the sample eigenvalues stay above 1, so the plug-in BROJA union information is I(M;X) in every
@@ -217,6 +224,36 @@ def test_non_finite_samples_raise_a_typed_error(bad):
         GaussianMoments().update(rng.standard_normal(20), x, rng.standard_normal(20))
 
 
+def test_exact_copies_of_variables_do_not_change_the_corrected_atoms():
+    """A source with a copied column carries the information of the source without it, and two
+    identical sources that of one (``gaussian_pid`` computes on the independent part). The
+    bias correction must then be the Wishart bias of the independent variables: the copies
+    leave the corrected atoms unchanged, and identical sources give Uni = Syn = 0 exactly and
+    Red = the corrected I(M;X) (log-det reference). It once used the block sizes: at n = 120
+    the copied column moved Uni_X by 0.009 nats and identical sources had Syn = -0.017 nats."""
+    n = 120
+    m, x, y = draw(np.random.default_rng(3), channel_cov(A_X, A_Y), n)
+    ref = pidkit.gaussian_pid_from_samples(m, x, y, base=math.e, ci=None, n_perm=0)
+    dup = pidkit.gaussian_pid_from_samples(m, np.c_[x, x[:, :1]], y, base=math.e, ci=None,
+                                           n_perm=0)
+    np.testing.assert_allclose(atoms_of(dup), atoms_of(ref), rtol=0, atol=1e-9)
+    assert dup.mutual_information == pytest.approx(ref.mutual_information, abs=1e-9)
+    assert dup.details["ranks"] == [2, 2, 2, 4] and dup.details["dims"] == [2, 3, 2]
+    assert (dup.details["mutual_information_bias_wishart"]
+            == ref.details["mutual_information_bias_wishart"])
+
+    same = pidkit.gaussian_pid_from_samples(m, x, x.copy(), base=math.e, n_boot=20, n_perm=0,
+                                            seed=0)
+    s = np.cov(np.c_[m, x].T, bias=True)
+    logdet = lambda a: np.linalg.slogdet(a)[1]                              # noqa: E731
+    i_mx = 0.5 * (logdet(s[:2, :2]) + logdet(s[2:, 2:]) - logdet(s)) - mi_bias(n, 2, 2)
+    np.testing.assert_allclose(atoms_of(same), [i_mx, 0, 0, 0], rtol=0, atol=1e-9)
+    assert same.details["ranks"] == [2, 2, 2, 2]
+    for node in same.atoms:                      # every replicate has identical sources too
+        if node != same.lattice.bottom:
+            np.testing.assert_allclose(same.intervals[node], (0, 0), rtol=0, atol=1e-9)
+
+
 # -- small n -------------------------------------------------------------------------------------
 def test_singular_resamples_at_small_n_are_dropped_and_counted():
     """Six samples of three scalar variables: a resample holding three or fewer distinct rows
@@ -239,6 +276,39 @@ def test_singular_resamples_at_small_n_are_dropped_and_counted():
     assert not any("batch item" in m for m in messages)
     for lo, hi in r.intervals.values():
         assert np.isfinite([lo, hi]).all() and lo <= hi
+
+
+def test_resamples_that_miss_a_class_are_evaluated_not_dropped():
+    """A one-hot target of 40 classes with 2 samples each: a resample of the 80 rows misses
+    about 40 (1 - 1/80)^160 ~ 5.4 classes, each a one-hot column that is constant in the
+    resample. Its covariance must have exact zeros there (the class carries nothing in that
+    resample; ``gaussian_pid`` drops it), and the replicate's Wishart correction is that of the
+    classes present. Computed as E[zz'] - mean mean', the variance of an absent class was a
+    rounding residue, negative in some resamples (rejected as not PSD): every replicate of
+    this case was dropped and the estimate raised an error."""
+    rng = np.random.default_rng(4)
+    labels = np.repeat(np.arange(40), 2)
+    x = labels[:, None] * 0.05 + rng.standard_normal((80, 1))
+    y = rng.standard_normal((80, 1))
+    r = pidkit.gaussian_pid_from_samples(labels, x, y, n_boot=30, n_perm=0, seed=0)
+    assert r.details["dropped_replicates"]["bootstrap"] == 0
+    assert all(np.isfinite(v).all() for v in r.intervals.values())
+
+    # the resampled covariance equals that of the resampled rows, with exact zeros
+    c = standardized(np.c_[one_hot(labels, 40), x, y])
+    counts = np.bincount(rng.integers(0, 80, 80), minlength=80)
+    absent = np.setdiff1d(np.arange(39), labels[counts > 0])
+    assert absent.size > 0
+    cov = _weighted_covariances(c, counts[None])[0]
+    np.testing.assert_allclose(cov, np.cov(np.repeat(c, counts, axis=0).T, bias=True),
+                               rtol=0, atol=1e-15)
+    assert (cov[absent] == 0).all() and (cov[:, absent] == 0).all()
+    # ... and the replicate's atoms are those of the covariance without the absent classes
+    keep = np.setdiff1d(np.arange(41), absent)
+    dims = (39 - absent.size, 1, 1)
+    np.testing.assert_allclose(gaussian_vectors(cov[None], 80, (39, 1, 1), "broja", True),
+                               gaussian_vectors(cov[np.ix_(keep, keep)][None], 80, dims,
+                                                "broja", True), rtol=0, atol=1e-12)
 
 
 # -- torch and checks ----------------------------------------------------------------------------

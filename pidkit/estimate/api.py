@@ -133,7 +133,10 @@ def pid_from_samples(target: Any, *sources: Any, estimator: str = "plugin",
         (``redundancy``, ``unique``, ``synergy``, ``mutual_information``, ``atoms``), ``bias``,
         ``bootstrap_std``, ``dropped_replicates``, ``n_samples``, ``seed``, ``estimator`` and its
         settings; the Gaussian route adds ``bias_correction``,
-        ``mutual_information_bias_wishart`` and ``plugin`` (the uncorrected atoms).
+        ``ranks`` (the numbers of independent variables of the target, each source and both
+        sources, below ``dims`` when a variable is an exact copy or linear function of others),
+        ``mutual_information_bias_wishart`` (for those ranks) and ``plugin`` (the uncorrected
+        atoms).
 
     Examples
     --------
@@ -346,10 +349,10 @@ def gaussian_pid_from_samples(m: Any, x: Any, y: Any, measure: str = "broja", ba
     PIDResult
         Named as every pidkit result (target ``"Y"``, sources ``"X0"``, ``"X1"``; the formulas
         write them :math:`M, X, Y`). ``details`` as in :func:`pid_from_samples`: ``n_samples``,
-        ``dims``, ``bias_correction``, ``mutual_information_bias_wishart`` (the Wishart biases
-        of :math:`I(M;X)`, :math:`I(M;Y)`, :math:`I(M;X,Y)` in the result's units), ``plugin``
-        (the uncorrected atoms), ``bias`` and ``bootstrap_std`` (bootstrap), ``p_values``,
-        ``dropped_replicates``, ``seed``.
+        ``dims``, ``ranks``, ``bias_correction``, ``mutual_information_bias_wishart`` (the
+        Wishart biases of :math:`I(M;X)`, :math:`I(M;Y)`, :math:`I(M;X,Y)` in the result's
+        units), ``plugin`` (the uncorrected atoms), ``bias`` and ``bootstrap_std``
+        (bootstrap), ``p_values``, ``dropped_replicates``, ``seed``.
 
     Examples
     --------

@@ -28,7 +28,11 @@ In a mutual information the :math:`\log\det\Sigma` and :math:`p\log 2` terms can
 plug-in :math:`I(A;B)` (dimensions :math:`a, b`) has the exact bias
 :math:`b_N(a, b) = \tfrac12[\Psi_N(a) + \Psi_N(b) - \Psi_N(a+b)] > 0` (:func:`mi_bias`),
 whatever :math:`\Sigma`; the corrected :math:`I(M;X)`, :math:`I(M;Y)`, :math:`I(M;X,Y)` are
-exactly unbiased for Gaussian samples. The BROJA union information
+exactly unbiased for Gaussian samples. Here :math:`a, b` count independent variables: the ranks
+:func:`pidkit.gaussian_pid` computed each information on (``details["ranks"]``), which are below
+the block sizes when a variable is constant (in a bootstrap resample: a class of a one-hot target
+that it misses) or an exact linear function of others (a copied column, identical sources). The
+BROJA union information
 :math:`f^* = I(M;Y) + \mathrm{Uni}_X` equals :math:`I(M;Y)` when every generalized eigenvalue
 :math:`\lambda_i \le 1` and :math:`I(M;X)` when every :math:`\lambda_i \ge 1`
 (:mod:`pidkit.gaussian.broja`); its bias is then exactly :math:`b_Y` or :math:`b_X`, and in
@@ -102,11 +106,15 @@ LABEL_LIKE_CLASSES = 10
 
 
 # -- bias of Gaussian informations --------------------------------------------------------------
-def _psi(n: Any, p: int) -> Any:
-    """:math:`\\Psi_n(p)` for a scalar or an array of sample sizes (NaN where ``n <= p``)."""
-    n = np.asarray(n, dtype=np.float64)
-    arg = (n[..., None] - np.arange(1, p + 1)) / 2
-    out = np.where((arg > 0).all(axis=-1), digamma(np.maximum(arg, 0.5)).sum(axis=-1), np.nan)
+def _psi(n: Any, p: Any) -> Any:
+    """:math:`\\Psi_n(p)` for scalars or broadcast arrays of sample sizes ``n`` and dimensions
+    ``p`` (NaN where ``n <= p``)."""
+    n, p = np.broadcast_arrays(np.asarray(n, dtype=np.float64), np.asarray(p, dtype=np.int64))
+    i = np.arange(1, int(p.max(initial=0)) + 1)
+    arg = (n[..., None] - i) / 2
+    used = i <= p[..., None]
+    terms = np.where(used, digamma(np.maximum(arg, 0.5)), 0.0)
+    out = np.where(((arg > 0) | ~used).all(axis=-1), terms.sum(axis=-1), np.nan)
     return float(out) if out.ndim == 0 else out
 
 
@@ -119,10 +127,11 @@ def logdet_bias(n: int, p: int) -> float:
     return _psi(n, p)
 
 
-def mi_bias(n: Any, a: int, b: int) -> Any:
-    r"""Exact bias :math:`b_n(a,b)` (nats) of the plug-in Gaussian :math:`I(A;B)`, dims ``a, b``,
-    from ``n`` samples (mean estimated); ``n`` may be an array (NaN where ``n <= a + b``)."""
-    return 0.5 * (_psi(n, a) + _psi(n, b) - _psi(n, a + b))
+def mi_bias(n: Any, a: Any, b: Any) -> Any:
+    r"""Exact bias :math:`b_n(a,b)` (nats) of the plug-in Gaussian :math:`I(A;B)`, dims ``a, b``
+    (the numbers of linearly independent variables), from ``n`` samples (mean estimated);
+    ``n``, ``a`` and ``b`` may be arrays, broadcast together (NaN where ``n <= a + b``)."""
+    return 0.5 * (_psi(n, a) + _psi(n, b) - _psi(n, np.add(a, b)))
 
 
 # -- covariance ----------------------------------------------------------------------------------
@@ -174,12 +183,23 @@ def scaled_covariance(z: Any) -> Any:
 
 
 def _weighted_covariances(c: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """Covariances ``(b, d, d)`` of the rows ``c`` resampled with multiplicities ``counts``."""
+    """Covariances ``(b, d, d)`` of the rows ``c`` resampled with multiplicities ``counts``.
+
+    Each is formed from the rows centred on their weighted mean (never as
+    :math:`E[zz^\top] - \bar z\bar z^\top`, whose cancellation leaves a variable that is
+    constant in the resample a variance of rounding size, of either sign), and a variable that
+    takes one value in every resampled row (a class of a one-hot target absent from the
+    resample) gets an exactly zero row and column: :func:`pidkit.gaussian_pid` then drops it as
+    constant, as it would for those rows passed as data."""
     out = np.empty((counts.shape[0], c.shape[1], c.shape[1]))
     for k, w in enumerate(counts.astype(np.float64)):
-        total = w.sum()
-        mean = w @ c / total
-        cov = (c * w[:, None]).T @ c / total - np.outer(mean, mean)
+        used = w > 0
+        rows, w = c[used], w[used]
+        d = rows - w @ rows / w.sum()
+        cov = (d * w[:, None]).T @ d / w.sum()
+        flat = rows.max(axis=0) == rows.min(axis=0)
+        cov[flat, :] = 0.0
+        cov[:, flat] = 0.0
         out[k] = (cov + cov.T) / 2
     return out
 
@@ -211,6 +231,24 @@ def _union_shift(lam: Any, b_x: Any, b_y: Any) -> Any:
     return float(shift[0]) if np.ndim(b_x) == 0 and len(items) == 1 else shift
 
 
+def _ranks(r: PIDResult, dims: tuple[int, int, int]) -> tuple[Any, Any, Any, Any]:
+    """The numbers of linearly independent variables of the target, each source and both
+    sources that :func:`pidkit.gaussian_pid` computed ``r`` on (``details["ranks"]``: below
+    ``dims`` where it dropped a constant variable, a duplicated column, a source identical to
+    the other one, ...), as ints or, for a batch, ``(B,)`` arrays."""
+    ranks = np.asarray(r.details.get("ranks", (*dims, dims[1] + dims[2])))
+    return ranks[..., 0], ranks[..., 1], ranks[..., 2], ranks[..., 3]
+
+
+def _wishart_biases(n: Any, ranks: tuple[Any, Any, Any, Any]) -> tuple[Any, Any, Any]:
+    """Wishart biases (nats) of the plug-in :math:`I(M;X)`, :math:`I(M;Y)`, :math:`I(M;X,Y)`
+    from ``n`` samples, for the :func:`_ranks` the informations were computed on: the
+    information of a block with an exactly redundant variable is that of its independent part,
+    whose estimate has the bias of the smaller dimension."""
+    d_m, d_x, d_y, d_xy = ranks
+    return mi_bias(n, d_m, d_x), mi_bias(n, d_m, d_y), mi_bias(n, d_m, d_xy)
+
+
 def _atoms(r: PIDResult, n: Any, dims: tuple[int, int, int], measure: str,
            correct: bool) -> dict[str, Any]:
     """``red``, ``uni_x``, ``uni_y``, ``syn``, ``mi`` (nats) of a nats result ``r`` of
@@ -219,8 +257,7 @@ def _atoms(r: PIDResult, n: Any, dims: tuple[int, int, int], measure: str,
     red, (ux, uy), syn, mi = r.redundancy, r.unique, r.synergy, r.mutual_information
     if not correct:
         return {"red": red, "uni_x": ux, "uni_y": uy, "syn": syn, "mi": mi}
-    d_m, d_x, d_y = dims
-    b_x, b_y, b_xy = mi_bias(n, d_m, d_x), mi_bias(n, d_m, d_y), mi_bias(n, d_m, d_x + d_y)
+    b_x, b_y, b_xy = _wishart_biases(n, _ranks(r, dims))
     i_x, i_y, i_xy = red + ux - b_x, red + uy - b_y, mi - b_xy
     if measure == "mmi":
         f_star = i_x + _relu(i_y - i_x)
@@ -294,7 +331,8 @@ def gaussian_point(cov: Any, n: int, dims: tuple[int, int, int], measure: str,
     nodes = lattice(2).nodes
     point = PIDResult(atoms=dict(zip(nodes, (atoms[k] for k in _KEYS[:4]), strict=True)),
                       measure=measure, base=math.e, mutual_information=atoms["mi"],
-                      solver=r.solver, source_names=r.source_names, target_name=r.target_name)
+                      solver=r.solver, source_names=r.source_names, target_name=r.target_name,
+                      details={"ranks": tuple(int(v) for v in _ranks(r, dims))})
     plugin = {k: r.atoms[a] for k, a in zip(_KEYS[:4], nodes, strict=True)}
     return point, plugin
 
@@ -443,19 +481,20 @@ def gaussian_estimate(z: np.ndarray, dims: tuple[int, ...], *, measure: str, bas
         lambda p: _permuted_covariances(c, cov, dims[0], p), evaluate, n, n_perm,
         np.random.default_rng(null_seed))
     reps = Replicates(vector(point), boot, null, dropped_boot, dropped_null)
-    return assemble(point, reps, ci, {**details, **_info(n, dims, base, bias_correction, plugin)},
-                    base, interval)
+    info = _info(n, point.details["ranks"], base, bias_correction, plugin)
+    return assemble(point, reps, ci, {**details, **info}, base, interval)
 
 
-def _info(n: int, dims: tuple[int, int, int], base: float, bias_correction: bool,
+def _info(n: int, ranks: tuple[int, int, int, int], base: float, bias_correction: bool,
           plugin: dict[str, Any]) -> dict[str, Any]:
-    """The estimator's details: the correction used, the Wishart biases of the three mutual
-    informations and the plug-in atoms, in units of ``base``."""
+    """The estimator's details: the correction used, the ranks the informations were computed
+    on (:func:`_ranks`), the Wishart biases of the three mutual informations and the plug-in
+    atoms, in units of ``base``."""
     unit = 1 / math.log(base)
-    d_m, d_x, d_y = dims
-    wishart = {"I(Y;X0)": mi_bias(n, d_m, d_x) * unit, "I(Y;X1)": mi_bias(n, d_m, d_y) * unit,
-               "I(Y;X0,X1)": mi_bias(n, d_m, d_x + d_y) * unit}
-    return {"bias_correction": bias_correction, "mutual_information_bias_wishart": wishart,
+    b_x, b_y, b_xy = _wishart_biases(n, ranks)
+    wishart = {"I(Y;X0)": b_x * unit, "I(Y;X1)": b_y * unit, "I(Y;X0,X1)": b_xy * unit}
+    return {"bias_correction": bias_correction, "ranks": list(ranks),
+            "mutual_information_bias_wishart": wishart,
             "plugin": {k: float(v) * unit for k, v in plugin.items()}}
 
 
@@ -471,5 +510,6 @@ def gaussian_from_covariance(cov: np.ndarray, n: int, dims: tuple[int, int, int]
     check_size(n, dims)
     point, plugin = gaussian_point(cov, n, dims, measure, bias_correction, names)
     empty = np.zeros((0, 5))
-    return assemble(point, Replicates(vector(point), empty, empty), None,
-                    {**details, **_info(n, dims, base, bias_correction, plugin)}, base)
+    info = _info(n, point.details["ranks"], base, bias_correction, plugin)
+    return assemble(point, Replicates(vector(point), empty, empty), None, {**details, **info},
+                    base)

@@ -196,7 +196,12 @@ def gaussian_pid(cov: Any, dims: Any, measure: str = "broja", base: float = 2, *
         (synergy); floats, numpy arrays of the batch shape, or torch tensors. ``source_names``
         is ``("X0", "X1")`` and ``target_name`` ``"Y"``, as for a pmf. ``details`` holds
         ``mi_sources`` (:math:`I(M;X)`, :math:`I(M;Y)`), ``eigenvalues`` (the
-        :math:`\lambda_i`, BROJA), and ``reductions`` (what input handling did).
+        :math:`\lambda_i`, BROJA), ``reductions`` (what input handling did) and ``ranks``:
+        the numbers of linearly independent variables the atoms were computed on, after
+        constant variables and exact linear dependencies were dropped, as
+        ``(d_m, d_x, d_y, d_xy)`` (target, source 1, source 2, both sources together; the
+        block sizes when nothing was reduced, and always with ``validate=False``), a tuple of
+        ints, or an int array of shape ``batch_shape + (4,)`` for a batch.
 
     Raises
     ------
@@ -319,6 +324,10 @@ def gaussian_pid(cov: Any, dims: Any, measure: str = "broja", base: float = 2, *
     for b, p in preps.items():
         ridge[b] = p.ridge
     ridge = ridge.reshape(batch_shape)
+    ranks = np.tile([dims[0], dims[1], dims[2], dims[1] + dims[2]], (batch, 1))
+    for b, p in preps.items():
+        joint = p.dims[1] + p.dims[2] if p.z_map is None else p.z_map.shape[0]
+        ranks[b] = (*p.dims, joint)
     info = SolverInfo("closed_form", True, None, cert, None,
                       {"method": method, "ridge": ridge.tolist() if ridge.ndim else float(ridge)})
     i_x = xp.to_numpy(out["i_x"]) * factor
@@ -328,6 +337,8 @@ def gaussian_pid(cov: Any, dims: Any, measure: str = "broja", base: float = 2, *
         "mi_sources": (i_x.reshape(batch_shape), i_y.reshape(batch_shape)) if batch_shape
         else (float(i_x[0]), float(i_y[0])),
         "reductions": notes,
+        "ranks": (ranks.reshape(batch_shape + (4,)) if batch_shape
+                  else tuple(int(v) for v in ranks[0])),
     }
     if measure == "broja":
         details["eigenvalues"] = out["lam"] if batch_shape else out["lam"][0]
@@ -335,6 +346,12 @@ def gaussian_pid(cov: Any, dims: Any, measure: str = "broja", base: float = 2, *
                      mutual_information=finish(out["i_xy"]), solver=info,
                      source_names=_SOURCE_NAMES, target_name=TARGET_NAME,
                      details=details)
+
+
+def _nominal_ranks(dims: tuple[int, int, int], batch_shape: tuple[int, ...]) -> Any:
+    """``details["ranks"]`` of input taken as it is (no reduction): the block sizes."""
+    ranks = (dims[0], dims[1], dims[2], dims[1] + dims[2])
+    return np.broadcast_to(np.array(ranks), batch_shape + (4,)).copy() if batch_shape else ranks
 
 
 def _finisher(xp: Any, cov: Any, batch_shape: tuple[int, ...], factor: float) -> Any:
@@ -365,7 +382,8 @@ def _unvalidated(cov: Any, dims: Any, measure: str, base: float, factor: float,
     finish = _finisher(xp, cov, batch_shape, factor)
     details: dict[str, Any] = {"dims": dims, "mi_sources": (finish(out["i_x"]),
                                                             finish(out["i_y"])),
-                               "reductions": []}
+                               "reductions": [],
+                               "ranks": _nominal_ranks(dims, batch_shape)}
     if measure == "broja":
         details["eigenvalues"] = xp.reshape(out["lam"], batch_shape + (dims[0],))
     info = SolverInfo("closed_form", True, None, None, None, {"method": method, "ridge": 0.0})
