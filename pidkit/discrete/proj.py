@@ -29,7 +29,9 @@ with :math:`a = p(\cdot \mid x_0)` and the rows of :math:`B` the conditionals
 :math:`s = 1 / \sum_j w_j`), so they are the optimal mixture weights.
 All projections of both directions are solved together by a primal-dual interior-point method on
 the KKT conditions :math:`1 - \rho(w) = z`, :math:`w_j z_j = 0`, :math:`w, z \ge 0` (Mehrotra's
-predictor-corrector; one small Newton system per projection, batched with ``np.linalg.solve``).
+predictor-corrector; one Newton system per projection, batched: the ``k x k`` matrix for hulls
+of ``k`` conditionals, or through the Woodbury identity ``|Y| x |Y|`` systems where ``k`` is
+larger, :func:`_newton_solver`).
 Identical or affinely dependent conditionals leave directions in which :math:`F` is constant; a
 ridge of :math:`10^{-13}` relative to the Hessian keeps those systems regular.
 
@@ -69,6 +71,13 @@ DEFAULT_TOL = 1e-12
 #: Relative ridge added to the Newton matrix.
 RIDGE = 1e-13
 
+#: Hulls of more than this many conditionals per target value are solved through the
+#: Woodbury identity (:func:`_newton_solver`), smaller ones with the dense ``k x k`` matrix.
+LOW_RANK_RATIO = 2
+
+#: Steps of iterative refinement of each Woodbury solve.
+REFINE_STEPS = 1
+
 
 def _max_step(x, dx):
     """Largest step in [0, 1] keeping ``x + step dx >= 0`` (rows)."""
@@ -78,19 +87,23 @@ def _max_step(x, dx):
 
 def _newton_step(w, z, a, b):
     r"""One Mehrotra predictor-corrector step for the KKT conditions
-    :math:`1 - \rho(w) = z`, :math:`w_j z_j = 0`, :math:`w, z \ge 0` (batched)."""
+    :math:`1 - \rho(w) = z`, :math:`w_j z_j = 0`, :math:`w, z \ge 0` (batched).
+
+    The Newton matrix is :math:`B\,\mathrm{Diag}(a / q^2)\,B^\top + \mathrm{Diag}(z / w)`
+    plus the ridge (:func:`_newton_solver`)."""
     q = np.einsum("nj,njy->ny", w, b)
     ratio = np.divide(a, q, out=np.zeros_like(a), where=a > 0)
     residual = 1.0 - np.einsum("ny,njy->nj", ratio, b) - z
-    matrix = np.einsum("njy,ny,nky->njk", b, ratio / q, b)
-    diag = np.arange(w.shape[1])
+    curvature = ratio / q
     # conditionals that coincide (or are affinely dependent) on supp(a) leave directions in
     # which F is constant; a ridge relative to the Hessian keeps the system regular
-    matrix[:, diag, diag] += z / w + RIDGE * matrix[:, diag, diag].max(axis=1, keepdims=True)
+    hessian_diagonal = np.einsum("njy,ny->nj", b * b, curvature)
+    diagonal = z / w + RIDGE * hessian_diagonal.max(axis=1, keepdims=True)
+    solve = _newton_solver(b, curvature, diagonal)
     mu = (w * z).mean(axis=1, keepdims=True)
 
     def direction(complementarity):
-        dw = np.linalg.solve(matrix, (complementarity / w - residual)[..., None])[..., 0]
+        dw = solve(complementarity / w - residual)
         return dw, (complementarity - z * dw) / w
 
     dw, dz = direction(-w * z)                                   # predictor (affine)
@@ -100,6 +113,47 @@ def _newton_step(w, z, a, b):
     dw, dz = direction(sigma * mu - w * z - dw * dz)             # corrector
     alpha = 0.99 * np.minimum(_max_step(w, dw), _max_step(z, dz))[:, None]
     return w + alpha * dw, z + alpha * dz
+
+
+def _newton_solver(b, curvature, diagonal):
+    r"""A solver of the Newton systems :math:`(G G^\top + \mathrm{Diag}(e))\,x = r` (batched),
+    :math:`G = B\,\mathrm{Diag}(c)^{1/2}` with ``b`` ``(n, k, m)``, ``curvature`` :math:`c`
+    ``(n, m)`` and ``diagonal`` :math:`e > 0` ``(n, k)``.
+
+    The ``k x k`` matrix is formed and solved directly while ``k <=`` :data:`LOW_RANK_RATIO`
+    ``m``; for hulls of more conditionals than target values (a 2 x 300 x 300 pmf: 600 systems
+    of 300 x 300, a minute) by the Woodbury identity, ``m x m`` systems in
+    :math:`O(k m^2)` per projection:
+
+    .. math::
+
+        x = E^{-1} r - E^{-1} G\,(I + G^\top E^{-1} G)^{-1} G^\top E^{-1} r,
+
+    followed by :data:`REFINE_STEPS` steps of iterative refinement against the exact product
+    (the identity subtracts large terms where :math:`e_j` is small, i.e. on the weights the
+    projection uses)."""
+    n, k, m = b.shape
+    if k <= LOW_RANK_RATIO * m:
+        matrix = np.einsum("njy,ny,nky->njk", b, curvature, b)
+        matrix[:, np.arange(k), np.arange(k)] += diagonal
+        return lambda r: np.linalg.solve(matrix, r[..., None])[..., 0]
+    g = b * np.sqrt(curvature)[:, None, :]
+    g_e = g / diagonal[..., None]
+    small = np.einsum("njy,njz->nyz", g, g_e)
+    small[:, np.arange(m), np.arange(m)] += 1.0
+
+    def woodbury(r):
+        u = np.linalg.solve(small, np.einsum("njy,nj->ny", g_e, r)[..., None])[..., 0]
+        return r / diagonal - np.einsum("njy,ny->nj", g_e, u)
+
+    def solve(r):
+        x = woodbury(r)
+        for _ in range(REFINE_STEPS):
+            x += woodbury(r - np.einsum("njy,ny->nj", g, np.einsum("njy,nj->ny", g, x))
+                          - diagonal * x)
+        return x
+
+    return solve
 
 
 def projection_gaps(w, a, b):
@@ -154,9 +208,16 @@ def _conditionals(p_xy: np.ndarray) -> np.ndarray:
     return p_xy[p_x > 0] / p_x[p_x > 0, None]
 
 
-#: Most entries of one direction's Newton systems, (source values) x k x k for k values of
-#: the other source (a 2 x 2000 x 2 pmf asked for 8e9 entries, 60 GB, before this check).
+#: Most entries of one direction's Newton systems (:func:`_system_entries`; a 2 x 2000 x 2
+#: pmf asked for 8e9 entries, 60 GB, before this check and the Woodbury solver).
 MAX_NEWTON_ENTRIES = 10**8
+
+
+def _system_entries(n: int, k: int, m: int) -> int:
+    """Entries of the largest arrays of ``n`` projections onto hulls of ``k`` conditionals
+    over ``m`` target values: the ``k x k`` Newton matrices, or the ``k x m`` hulls and
+    Woodbury factors (:func:`_newton_solver`)."""
+    return n * k * (max(k, m) if k <= LOW_RANK_RATIO * m else m)
 
 
 def _pad_rows(rows: np.ndarray, k: int) -> np.ndarray:
@@ -176,7 +237,8 @@ def projected_informations(p: np.ndarray, tol: float, max_iter: int):
     p_y = p.sum(axis=(1, 2))
     pairs = [p.sum(axis=2).T, p.sum(axis=1).T]   # p(x0, y), p(x1, y)
     conds = [_conditionals(pair) for pair in pairs]
-    sizes = [len(conds[d]) * len(conds[1 - d]) ** 2 for d in range(2)]
+    m = len(p_y)
+    sizes = [_system_entries(len(conds[d]), len(conds[1 - d]), m) for d in range(2)]
     for d in range(2):
         if sizes[d] > MAX_NEWTON_ENTRIES:
             raise fail("p", f"has {len(conds[d])} values of X{d} with mass to project onto the "
@@ -186,7 +248,7 @@ def projected_informations(p: np.ndarray, tol: float, max_iter: int):
                        "drop outcomes of negligible mass) before computing I_proj",
                        f"shape {p.shape}")
     k = max(len(c) for c in conds)
-    if (len(conds[0]) + len(conds[1])) * k * k <= 2 * sum(sizes):
+    if _system_entries(len(conds[0]) + len(conds[1]), k, m) <= 2 * sum(sizes):
         hulls = [[_pad_rows(conds[1 - d], k) for d in range(2)]]
     else:
         hulls = [[conds[1]], [conds[0]]]
