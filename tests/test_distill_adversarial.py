@@ -658,3 +658,35 @@ def test_a_non_finite_stop_names_the_checkpoint_to_restart_from(tmp_path):
                                             r".*checkpoint\.pt \(resume=\.\.\., written after "
                                             r"epoch 0 or earlier\)"):
         _distill(_data(x=x), out_dir=str(run), resume=str(run / "checkpoint.pt"), epochs=2)
+
+
+def test_a_dead_student_layer_audits_as_carrying_no_information():
+    """A layer constant on every audited sample (all its ReLUs off) was refused by the discrete
+    route ('student_features: is constant ... Check the array'), which stopped a training run
+    under AuditCallback; it carries no information: I(Y;S) = Red = Syn = 0 with a warning, and
+    I(Y;T) is the same as against a live student."""
+    data = _data(n=90)
+    teacher, student = _mlp((16, 8)), _mlp((6, 4))
+    with torch.no_grad():
+        student.layer2[0].bias.fill_(-100.0)        # every ReLU of layer2 off
+    options = {"layers": [("layer2", "layer2")], "ci": None, "n_perm": 0,
+               "estimator_options": {"n_clusters": 3, "n_components": 2}}
+    with pytest.warns(UserWarning, match="student layer 'layer2' is constant"):
+        dead = pd.audit(teacher, student, data, **options)[0]
+    live = pd.audit(teacher, _mlp((6, 4)), data, **options)[0]
+    assert dead.values["mi_teacher"] == pytest.approx(live.values["mi_teacher"], abs=1e-12)
+    assert dead.values["unique_teacher"] == pytest.approx(dead.values["mi_teacher"], abs=1e-12)
+    for key in ("mi_student", "redundancy", "unique_student", "synergy"):
+        assert dead.values[key] == pytest.approx(0.0, abs=1e-12)
+    assert dead.details["student_codes"] == 1
+    # the callback's audits no longer stop training
+    cb = pd.AuditCallback(data, n_boot=0, n_perm=0, estimator_options={"n_clusters": 3})
+    with pytest.warns(UserWarning, match="constant"):
+        run = _distill(data, method="fitnets", student=student, epochs=2, lr=1e-4,
+                       layers=[("layer2", "layer2")], callbacks=[cb])
+    assert [h["audit_redundancy"] for h in run.history] == [0.0, 0.0]
+    # the Gaussian route still refuses it, naming the layer and the route that audits it
+    with pytest.raises(PIDValueError, match=r"^student_features: is constant \(layer 'layer2'\)"
+                       r".*estimator='paper'"):
+        pd.audit(teacher, student, data, **{**options, "estimator": "gaussian",
+                                            "estimator_options": None})

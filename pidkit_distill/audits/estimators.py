@@ -194,6 +194,32 @@ def _layer(pair, values, intervals, details, p_values, chance) -> LayerAudit:
                       else {q: p_values[q] for q in QUANTITIES})
 
 
+class OneCode:
+    """The discretiser of a layer that is constant on the fitting samples: one code, 0, for
+    every sample (a constant variable carries no information). Same attributes as a fitted
+    :class:`pidkit.estimate.Discretizer` that the audit reads."""
+
+    n_codes_ = 1
+    n_components_ = 0
+    scaling_ = "constant"
+
+    def __init__(self, random_state: int):
+        self.random_state = random_state
+
+    def transform(self, x: np.ndarray, name: str = "x") -> np.ndarray:
+        return np.zeros(len(x), dtype=np.int64)
+
+
+def _constant_side_warning(pair: tuple[str, str] | None, side: str, n: int) -> None:
+    layer = "" if pair is None else f" {pair[0 if side == 'teacher' else 1]!r}"
+    warnings.warn(
+        f"audit: the {side} layer{layer} is constant on its {n} fitting samples (e.g. a dead "
+        f"layer whose ReLUs are all off): it carries no information about the labels, so it "
+        f"gets one code and the audit gives I(Y;{side[0].upper()}) = Red = Syn = 0. Check the "
+        "layer path and the model's training if that is unexpected", UserWarning,
+        stacklevel=caller_stacklevel())
+
+
 class DiscretePair:
     """Discretise both sides, count, and decompose (see the module notes)."""
 
@@ -210,14 +236,24 @@ class DiscretePair:
 
     def fit(self, teacher: np.ndarray, student: np.ndarray, labels: np.ndarray, *,
             pair: tuple[str, str] | None = None) -> None:
-        """Fit both sides' discretisers (settings of :func:`layer_settings`)."""
+        """Fit both sides' discretisers (settings of :func:`layer_settings`). A side whose
+        fitting rows are all identical (a dead layer: every ReLU off) gets one code
+        (:class:`OneCode`) with a warning: it carries no information, so the audit gives
+        I(Y;side) = Red = Syn = 0 and the other side's unique information is its whole
+        I(Y;other), where the discretiser refused it (and an ``AuditCallback`` stopped the
+        training run)."""
         from pidkit.estimate import Discretizer, JointCounts
 
         self._dims = (teacher.shape[1], student.shape[1])
-        self.discretizers = [
-            Discretizer(**layer_settings(self.settings, self.given, rows, side, pair),
-                        random_state=self.state).fit(rows, name=f"{side}_features")
-            for side, rows in (("teacher", teacher), ("student", student))]
+        self.discretizers = []
+        for side, rows in (("teacher", teacher), ("student", student)):
+            if rows.shape[0] and (rows.max(axis=0) == rows.min(axis=0)).all():
+                _constant_side_warning(pair, side, rows.shape[0])
+                self.discretizers.append(OneCode(self.state))
+                continue
+            self.discretizers.append(
+                Discretizer(**layer_settings(self.settings, self.given, rows, side, pair),
+                            random_state=self.state).fit(rows, name=f"{side}_features"))
         self.counts = JointCounts()
         self._label_index: dict[int, int] = {}
 
@@ -310,8 +346,12 @@ class GaussianPair:
         self.projectors = []
         for side, rows in (("teacher", teacher), ("student", student)):
             if rows.shape[0] and (rows.max(axis=0) == rows.min(axis=0)).all():
-                raise fail(f"{side}_features", "is constant (every sample identical)",
-                           "Check the array; a constant variable carries no information")
+                layer = "" if pair is None else f" (layer {pair[0 if side == 'teacher' else 1]!r})"
+                raise fail(f"{side}_features", f"is constant{layer}: every sample identical, "
+                           "so the Gaussian route's covariance is singular", "Check the layer "
+                           "(a dead layer: every ReLU off); the discrete route "
+                           "(estimator='paper') audits it as carrying no information "
+                           "(I = Red = Syn = 0 on that side)")
             side_settings = layer_settings(self.settings, self.given, rows, side, pair)
             self.projectors.append(Projector(side_settings["n_components"],
                                              scaling=side_settings["scaling"], dtype="float64",
