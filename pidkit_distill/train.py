@@ -42,6 +42,7 @@ Examples
 from __future__ import annotations
 
 import csv
+import io
 import itertools
 import json
 import math
@@ -1270,23 +1271,26 @@ class Trainer:
 
     def _write_metrics(self) -> None:
         """``metrics.json`` (history plus units) and ``metrics.csv`` (one column per key, its
-        unit in the header, e.g. ``val_loss [nats]``)."""
+        unit in the header, e.g. ``val_loss [nats]``), each written to a temporary file and
+        renamed over the previous one, so a write cut short (a full disk, a killed process)
+        leaves the previous epoch's file whole."""
         if not (self.config.out_dir and self.is_main):
             return
         out = Path(self.config.out_dir)
         out.mkdir(parents=True, exist_ok=True)
         units = self.units()
-        (out / "metrics.json").write_text(json.dumps(
+        _replace_text(out / "metrics.json", json.dumps(
             {"format": METRICS_FORMAT, "units": units,
              "history": to_plain(self.history, strict=True)},
             indent=1))
         header = {k: k if u in ("dimensionless", "name", "index") else f"{k} [{u.split(' (')[0]}]"
                   for k, u in units.items()}
-        with open(out / "metrics.csv", "w", newline="") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(header.values())
-            for row in self.history:
-                writer.writerow([row.get(k, "") for k in header])
+        table = io.StringIO(newline="")
+        writer = csv.writer(table)
+        writer.writerow(header.values())
+        for row in self.history:
+            writer.writerow([row.get(k, "") for k in header])
+        _replace_text(out / "metrics.csv", table.getvalue())
 
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict[str, Any]:
@@ -1427,6 +1431,18 @@ class Trainer:
         """Resume from a file written by :meth:`save_checkpoint` (``weights_only=True``)."""
         self.load_state_dict(load_checkpoint(path, map_location=self.device))
 
+
+
+def _replace_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same folder and an atomic
+    rename (no half-written file is left behind on failure)."""
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        with open(tmp, "w", newline="") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _on_plateau(scheduler: Any) -> bool:

@@ -361,3 +361,45 @@ def test_audit_callback_metrics_carry_their_unit(tmp_path):
     # a resumed run without the callback keeps the units of the rows it continues
     run = _train(_blobs(32), epochs=2, resume=str(tmp_path / "bits" / "checkpoint.pt"))
     assert run.trainer.units()["audit_unique_teacher"] == "bits"
+
+
+def test_metrics_files_survive_a_write_cut_short(tmp_path, monkeypatch):
+    # metrics.csv was opened with "w" (truncated) and written row by row, metrics.json written
+    # in place: a full disk during epoch 1's write destroyed epoch 0's files
+    import csv
+    import errno
+    import json
+
+    import pidkit_distill.train as train_module
+
+    def disk_full(epoch):
+        class Full:     # opening for writing truncates the file, then no byte fits
+            def __init__(self, path, mode="r", *args, **kwargs):
+                with open(path, mode, *args, **kwargs):
+                    pass
+
+            def __enter__(self):
+                return self
+
+            def __exit__(self, *exc):
+                return False
+
+            def write(self, text):
+                raise OSError(errno.ENOSPC, "No space left on device")
+
+        if epoch == 1:     # after epoch 0's files were written whole
+            monkeypatch.setattr(train_module, "open", Full, raising=False)
+            monkeypatch.setattr(type(tmp_path), "write_text",
+                                lambda path, text, *a, **k: Full(path, "w").write(text))
+
+    with pytest.raises(OSError, match="No space left"):
+        _train(_blobs(32), epochs=2, out_dir=str(tmp_path),
+               callbacks=[pd.LambdaCallback(lambda trainer, epoch, metrics: disk_full(epoch))])
+    monkeypatch.undo()
+    assert [h["epoch"] for h in json.loads((tmp_path / "metrics.json").read_text())["history"]] \
+        == [0]
+    with open(tmp_path / "metrics.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["epoch"] for r in rows] == ["0"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt", "metrics.csv",
+                                                          "metrics.json"]
