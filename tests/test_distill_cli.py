@@ -46,3 +46,18 @@ def test_cli_errors_are_one_line(capsys):
     assert main(["train", "--student", "no_such_model", "--epochs", "1"]) == 2
     err = capsys.readouterr().err
     assert "name: is not a known model" in err and "Traceback" not in err
+
+
+def test_cli_resume_without_out_warns_that_nothing_is_saved(tmp_path, capsys):
+    # --resume without --out trained on silently and wrote no checkpoint or metrics
+    out = tmp_path / "run"
+    base = ["train", "--dataset", "digits", "--student", "digits_mlp", "--student-kw",
+            "hidden=[8]", "--method", "none", "--batch-size", "64", "--no-progress"]
+    assert main(base + ["--epochs", "1", "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(base + ["--epochs", "2", "--resume", str(out / "checkpoint.pt")]) == 0
+    err = capsys.readouterr().err
+    assert "--resume without --out" in err and f"--out {out}" in err
+    assert main(base + ["--epochs", "3", "--resume", str(out / "checkpoint.pt"),
+                        "--out", str(out)]) == 0
+    assert "--resume without --out" not in capsys.readouterr().err

@@ -132,7 +132,8 @@ def _check_outputs(args: argparse.Namespace) -> None:
     """Refuse, before training, outputs that would destroy a file the run depends on or an
     earlier run: ``--save-student`` onto ``--teacher-weights``, ``--resume`` or the run's own
     checkpoint, and an ``--out`` folder holding a checkpoint without ``--resume`` or
-    ``--overwrite``."""
+    ``--overwrite``; warn that ``--resume`` without ``--out`` saves nothing of the continued
+    run."""
     from pathlib import Path
 
     from pidkit.validation import fail
@@ -148,6 +149,13 @@ def _check_outputs(args: argparse.Namespace) -> None:
                 raise fail("--save-student", f"{args.save_student} is the file of {flag}, "
                            "which it would overwrite", "Save the student to another file")
         _check_output_file(args.save_student, "--save-student")
+    if args.resume and out is None:
+        import warnings
+
+        warnings.warn(f"--resume without --out: the continued run writes no checkpoint and no "
+                      f"metrics files (only --save-student and the final metrics line). Pass "
+                      f"--out {Path(args.resume).parent} to continue the run in its folder",
+                      UserWarning, stacklevel=2)
     if out is not None and (out / "checkpoint.pt").exists() and not (args.resume or
                                                                       args.overwrite):
         raise fail("--out", f"{out} holds an earlier run (checkpoint.pt), which this run would "
