@@ -133,7 +133,7 @@ def pid(p: Any, target: Any = 0, sources: Any = None, measure: str = "broja", ba
     >>> round(r.synergy, 9), round(r.redundancy, 9)
     (1.0, 0.0)
     """
-    from .interop import from_dit, is_dit_distribution
+    from .interop import dit_pmf, is_dit_distribution
 
     measure = check_measure_options(measure, options)
     base = check_base(base)
@@ -144,7 +144,7 @@ def pid(p: Any, target: Any = 0, sources: Any = None, measure: str = "broja", ba
         return pid_tensor(p, target, sources, measure, base, normalize=normalize, **options)
     names = None
     if is_dit_distribution(p):
-        p, names = from_dit(p)
+        p, names = dit_pmf(p, "p", normalize)
     spec = MEASURES[measure]
     p = check_pmf(p, "p", normalize=normalize)
     target_axes, groups = check_target_sources(p.ndim, target, sources)

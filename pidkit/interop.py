@@ -19,14 +19,18 @@ from .validation import check_pmf, fail, is_dit_distribution
 __all__ = ["from_dit", "is_dit_distribution", "to_dit"]
 
 
-def from_dit(dist: Any) -> tuple[np.ndarray, tuple[str, ...]]:
+def from_dit(dist: Any, *, normalize: bool = False) -> tuple[np.ndarray, tuple[str, ...]]:
     """Dense pmf (one axis per random variable) and variable names of a ``dit.Distribution``.
 
     Parameters
     ----------
     dist : dit.Distribution
         A joint distribution; outcomes may be strings (``"01"``) or tuples (``(0, "a")``),
-        sparse or dense, with linear or log probabilities.
+        sparse or dense, with linear or log probabilities. Its probabilities are checked as
+        :func:`pidkit.pid` checks a pmf: finite, non-negative, summing to 1.
+    normalize : bool, default False
+        Divide the probabilities by their sum instead of rejecting a distribution whose
+        probabilities do not sum to 1 (dit builds those with ``validate=False``).
 
     Returns
     -------
@@ -43,11 +47,17 @@ def from_dit(dist: Any) -> tuple[np.ndarray, tuple[str, ...]]:
     >>> p.tolist(), names                              # doctest: +SKIP
     ([[0.5, 0.0], [0.0, 0.5]], ('0', '1'))
     """
+    return dit_pmf(dist, "dist", normalize)
+
+
+def dit_pmf(dist: Any, name: str, normalize: bool) -> tuple[np.ndarray, tuple[str, ...]]:
+    """:func:`from_dit`, naming the distribution ``name`` in errors (``p`` for
+    :func:`pidkit.pid`)."""
     if not is_dit_distribution(dist):
-        raise fail("dist", f"must be a dit.Distribution, not {type(dist).__name__}",
+        raise fail(name, f"must be a dit.Distribution, not {type(dist).__name__}",
                    "Build one with dit.Distribution(outcomes, pmf)", kind=PIDTypeError)
     if not hasattr(dist, "alphabet") or not hasattr(dist, "outcome_length"):
-        raise fail("dist", "is not a joint dit distribution",
+        raise fail(name, "is not a joint dit distribution",
                    "Use dit.Distribution (one symbol per random variable)", kind=PIDTypeError)
     if dist.is_log():
         dist = dist.copy(base="linear")
@@ -56,6 +66,12 @@ def from_dit(dist: Any) -> tuple[np.ndarray, tuple[str, ...]]:
     p = np.zeros(tuple(len(a) for a in alphabets))
     for outcome, prob in zip(dist.outcomes, dist.pmf, strict=True):
         p[tuple(code[symbol] for code, symbol in zip(codes, outcome, strict=True))] += prob
+    # dit hands its probabilities over unchecked (``validate=False``; a log distribution whose
+    # impossible outcomes hold 0, i.e. probability 1, instead of -inf): check them here, naming
+    # the argument the user passed
+    p = check_pmf(p, name, normalize=normalize, min_axes=1,
+                  sum_fix=f"Check {name}.pmf (a log distribution holds log-probabilities, -inf for "
+                  "an impossible outcome), or pass normalize=True to divide by the total")
     names = dist.get_rv_names()
     names = tuple(str(n) for n in names) if names else tuple(str(i) for i in range(p.ndim))
     return p, names

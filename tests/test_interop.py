@@ -36,6 +36,28 @@ def test_from_dit_dense_with_zero_outcomes_and_log_base():
     np.testing.assert_allclose(p, [[0.5, 0.0], [0.0, 0.5]], atol=1e-15)
 
 
+def test_from_dit_checks_the_probabilities_dit_hands_over():
+    """dit builds distributions unchecked with validate=False, and a log distribution whose
+    impossible outcomes hold 0 (probability 1) instead of -inf (as dit 2.3's constructor leaves
+    dit.Distribution(["00", "11"], [-1, -1], base=2)) reads as an unnormalised pmf. from_dit
+    returned such pmfs as they were ([[0.5, 1], [1, 0.5]] here); now it checks them as pid
+    checks a pmf, naming the argument, and normalize=True divides by the total."""
+    bad_log = dit.Distribution(["00", "01", "10", "11"], [-1.0, 0.0, 0.0, -1.0], base=2,
+                               validate=False)
+    with pytest.raises(PIDValueError, match=r"^dist: sums to 3, not 1 .*-inf"):
+        pidkit.from_dit(bad_log)
+    with pytest.raises(PIDValueError, match=r"^p: sums to 3, not 1"):
+        pidkit.pid(bad_log)
+    twice = dit.Distribution(["00", "11"], [1.0, 1.0], validate=False)
+    with pytest.raises(PIDValueError, match=r"^dist: sums to 2, not 1"):
+        pidkit.from_dit(twice)
+    p, _ = pidkit.from_dit(twice, normalize=True)
+    np.testing.assert_array_equal(p, [[0.5, 0.0], [0.0, 0.5]])
+    r = pidkit.pid(dit.Distribution(["000", "011", "101", "110"], [1.0] * 4, validate=False),
+                   target=2, measure="mmi", normalize=True)
+    assert r.synergy == pytest.approx(1.0, abs=1e-12)
+
+
 def test_from_dit_rejects_other_objects():
     with pytest.raises(PIDTypeError, match="^dist: must be a dit.Distribution"):
         pidkit.from_dit(np.ones((2, 2)) / 4)
