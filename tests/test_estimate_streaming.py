@@ -146,6 +146,26 @@ def test_one_hot_drop_last():
         one_hot(np.array([3]), 3)
 
 
+def test_a_declared_class_that_never_occurs_leaves_the_estimate_unchanged():
+    """one_hot(labels, n_classes=k) with the same k in every batch, as the docs ask: a class
+    that occurs in no batch is a zero column, which gaussian_pid drops (it carries nothing), so
+    the bias-corrected PID equals that of the classes present (pid_from_samples encodes only
+    those). The correction once counted the declared k - 1 columns: here every atom moved by
+    up to 0.011 bits."""
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, 200)
+    x = labels + rng.normal(size=200)
+    y = rng.normal(size=(200, 2)) + labels[:, None]
+    moments = GaussianMoments()
+    for i in range(0, 200, 50):
+        moments.update(one_hot(labels[i:i + 50], n_classes=5), x[i:i + 50], y[i:i + 50])
+    streamed = moments.pid()
+    direct = pid_from_samples(labels, x, y, estimator="gaussian", ci=None, n_perm=0)
+    for node in direct.atoms:
+        assert streamed.atoms[node] == pytest.approx(direct.atoms[node], abs=1e-9)
+    assert streamed.details["ranks"] == [2, 1, 2, 3] == direct.details["ranks"]
+
+
 def test_all_reduce_without_process_group_is_a_no_op():
     stat = JointCounts().update(np.array([0, 1]), np.array([1, 1]))
     assert stat.all_reduce() is stat and stat.n_samples == 2
