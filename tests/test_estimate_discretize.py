@@ -249,3 +249,46 @@ def test_scalar_sources_work_with_the_discretize_defaults():
     r = pid_from_samples(y, x, z, estimator="discretize", measure="mmi", n_boot=0, n_perm=0,
                          seed=0)
     assert r.mutual_information > 0.5                  # y is a function of x + z
+
+
+@pytest.mark.parametrize("scaling", ["l2", "standard", None])
+@pytest.mark.parametrize(("dtype", "exponent"), [("float64", 300), ("float64", -300),
+                                                 ("float32", 70), ("float32", -70)])
+def test_projector_is_unchanged_by_data_in_extreme_units(scaling, dtype, exponent):
+    # the squares of such values overflow or underflow the dtype: "l2" row norms came out
+    # inf (every row scaled to 0) or 0 (rows left unscaled), "standard" spreads inf or 0;
+    # a power of two 2**k is exact, so the output is the same to the bit ("l2", "standard")
+    # or that of the data in other units, the same times a power of two (None)
+    x = np.random.default_rng(1).normal(size=(120, 12)).astype(dtype)
+    far = x * np.asarray(2.0**exponent, dtype=dtype)
+    for k in (3, None):
+        z = Projector(k, scaling=scaling, random_state=0).fit(x).transform(x)
+        z_far = Projector(k, scaling=scaling, random_state=0).fit(far).transform(far)
+        assert z_far.dtype == np.dtype(dtype) and np.isfinite(z_far).all()
+        if scaling is None:
+            unit = z_far.flat[np.abs(z_far).argmax()] / z.flat[np.abs(z).argmax()]
+            assert unit == 2.0 ** round(math.log2(abs(unit)))   # a power of two
+            z_far = z_far / unit
+        np.testing.assert_array_equal(z_far, z)
+
+
+@pytest.mark.parametrize("scaling", ["auto", "standard", None])
+def test_discretize_route_is_invariant_to_the_units_of_a_source(scaling):
+    # each source times 1e160 or 1e-300: the same atoms (the l2 and standard scalings squared
+    # the raw values: "has 1 distinct samples" at 1e160, information silently lost at 1e-300)
+    rng = np.random.default_rng(0)
+    n = 300
+    y = rng.integers(0, 3, n)
+    t = np.eye(3)[y] @ rng.normal(size=(3, 20)) + rng.normal(size=(n, 20))
+    s = np.eye(3)[y] @ rng.normal(size=(3, 5)) + rng.normal(size=(n, 5))
+
+    def atoms(a, b):
+        r = pid_from_samples(y, a, b, estimator="discretize", n_clusters=3, measure="mmi",
+                             scaling=scaling, n_boot=0, n_perm=0, seed=0)
+        return [r.redundancy, *r.unique, r.synergy]
+
+    expected = atoms(t, s[:, 3:])
+    assert expected[0] > 0.1 and expected[1] > 0.5
+    for unit in (1e160, 1e-300):
+        np.testing.assert_allclose(atoms(t * unit, s[:, 3:] / unit), expected, rtol=0,
+                                   atol=1e-12)

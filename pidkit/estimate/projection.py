@@ -36,6 +36,14 @@ The principal axes come from
 - ``"auto"`` (default): ``"covariance"`` when :math:`D \le 1024` or :math:`k \ge 0.8\min(n, D)`,
   else ``"randomized"``.
 
+Squares of the raw values never decide a scale: where they would overflow or underflow the
+working dtype (magnitudes beyond :math:`2^{\pm m/4}`, ``m`` the dtype's largest binary exponent:
+about :math:`10^{\pm 77}` in float64, :math:`4 \cdot 10^{\pm 9}` in float32), the row norms of
+``"l2"`` and the means and spreads of ``"standard"`` are computed on the values multiplied by a
+power of two (exact), and ``None`` folds one power of two into the row scales :math:`R`, so the
+output is that of the data in other units, which the estimators downstream are invariant to
+(:func:`power_of_two_scale`). Data in the safe range, the usual case, are not touched.
+
 The transform folds the scaling into the projection, :math:`z = R(XC W) - \mathrm{const}`, in
 chunks of ``chunk_size`` rows, in the working dtype: the input's floating dtype unless
 ``dtype`` is given (float32 network features stay float32). The randomized solver and the
@@ -75,6 +83,24 @@ COVARIANCE_MAX_FEATURES = 1024
 
 #: Largest ``random_state`` (scikit-learn's estimators take seeds in ``[0, 2**32 - 1]``).
 SEED_MAX = 2**32 - 1
+
+
+def power_of_two_scale(magnitude: Any, dtype: Any) -> Any:
+    """``2**-e`` for each ``magnitude = f 2**e`` (``0.5 <= f < 1``) outside the range where
+    squares of values of that size neither overflow nor underflow ``dtype``,
+    ``2**(-m/4) <= magnitude <= 2**(m/4)`` (``m = finfo(dtype).maxexp``), else 1 (float64; 1
+    for a magnitude of 0). Multiplying by it is exact and brings the magnitude to [0.5, 1)."""
+    magnitude = np.asarray(magnitude, dtype=np.float64)
+    exponent = np.frexp(magnitude)[1]
+    unsafe = (magnitude > 0) & (np.abs(exponent) > np.finfo(dtype).maxexp // 4)
+    return np.where(unsafe, np.ldexp(1.0, -exponent), 1.0)
+
+
+def _largest_magnitude(x: np.ndarray, axis: int | None) -> np.ndarray:
+    """``max |x|`` along ``axis`` (float64), from the maximum and the minimum: no temporary
+    array of ``x``'s size."""
+    return np.maximum(np.abs(x.max(axis=axis).astype(np.float64)),
+                      np.abs(x.min(axis=axis).astype(np.float64)))
 
 
 def check_dtype(dtype: Any) -> None:
@@ -168,11 +194,27 @@ class Projector:
 
     # -- the implicit operator X_c = R (X - 1 m^T) C - 1 mu^T -------------------------------------
     def _row_scales(self, x: np.ndarray) -> np.ndarray | None:
-        """Per-row factors of the scaling (``1/||x||`` for "l2"), or None."""
+        """Per-row factors of the scaling (``1/||x||`` for "l2"; for None the power of two
+        ``unit_`` chosen at fit where the data's magnitude needs one), or None."""
+        if self.scaling is None:
+            return None if self.unit_ == 1 else np.full(x.shape[0], self.unit_, self.dtype_)
         if self.scaling != "l2":
             return None
-        norm = np.sqrt(np.einsum("ij,ij->i", x, x, dtype=self.dtype_))
+        norm = self._row_norms(x)
         return (1 / np.where(norm > 0, norm, 1)).astype(self.dtype_)
+
+    def _row_norms(self, x: np.ndarray) -> np.ndarray:
+        """Euclidean norms of the rows of ``x``; rows whose sum of squares overflowed or
+        underflowed (:func:`power_of_two_scale`) are recomputed scaled by a power of two."""
+        norm = np.sqrt(np.einsum("ij,ij->i", x, x, dtype=self.dtype_))
+        info = np.finfo(self.dtype_)
+        suspect = np.flatnonzero(~np.isfinite(norm) | (norm < np.sqrt(info.tiny / info.eps)))
+        if suspect.size:
+            factor = power_of_two_scale(_largest_magnitude(x[suspect], 1), self.dtype_)
+            scaled = x[suspect] * factor.astype(self.dtype_)[:, None]
+            norm[suspect] = np.sqrt(np.einsum("ij,ij->i", scaled, scaled,
+                                              dtype=self.dtype_)) / factor
+        return norm
 
     def _matmul(self, x: np.ndarray, r: np.ndarray | None, v: np.ndarray) -> np.ndarray:
         """:math:`s(X) V` for a chunk ``x`` with row scales ``r`` (before centring)."""
@@ -205,11 +247,20 @@ class Projector:
         arr = arr.astype(self.dtype_, copy=False)
         n, d = arr.shape
         self.n_features_in_ = d
+        self.unit_ = 1.0
         if self.scaling == "standard":
-            self.center_ = arr.mean(axis=0, dtype=np.float64).astype(self.dtype_)
-            spread = arr.std(axis=0, dtype=np.float64)
+            # features whose squares would overflow or underflow: moments of the feature times
+            # a power of two (a copy of the data only then), divided back
+            factor = power_of_two_scale(_largest_magnitude(arr, 0), self.dtype_)
+            unsafe = factor != 1
+            scaled = arr * factor.astype(self.dtype_) if unsafe.any() else arr
+            center = scaled.mean(axis=0, dtype=np.float64) / factor
+            spread = scaled.std(axis=0, dtype=np.float64) / factor
+            self.center_ = center.astype(self.dtype_)
             self.scale_inv_ = (1 / np.where(spread > 0, spread, 1)).astype(self.dtype_)
             self._varying = int(np.count_nonzero(spread > 0))
+        elif self.scaling is None and arr.size:
+            self.unit_ = float(power_of_two_scale(_largest_magnitude(arr, None), self.dtype_))
         if self.n_components is None:
             self.mean_, self.components_ = None, None
             return self
@@ -241,11 +292,12 @@ class Projector:
     def _total_variance(self, arr, r, mean, n) -> float:
         """Sum of the per-feature variances of s(X) (denominator n - 1)."""
         if self.scaling == "l2":      # every non-zero row has unit norm after scaling
-            sq = float(np.count_nonzero(np.einsum("ij,ij->i", arr, arr) > 0))
+            sq = float(np.count_nonzero(self._row_norms(arr) > 0))
         elif self.scaling == "standard":     # unit variance (ddof 0) per non-constant feature
             sq = float(n * self._varying)
         else:
-            sq = float(np.einsum("ij,ij->", arr, arr, dtype=np.float64))
+            scaled = arr if r is None else arr * r[:, None]
+            sq = float(np.einsum("ij,ij->", scaled, scaled, dtype=np.float64))
         mean = mean.astype(np.float64)
         return (sq - n * float(mean @ mean)) / max(n - 1, 1)
 
