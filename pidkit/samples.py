@@ -19,6 +19,7 @@ import numpy as np
 from .errors import PIDTypeError
 from .validation import (
     MAX_TABLE_CELLS,
+    check_aligned,
     check_table_size,
     fail,
     host_numpy,
@@ -87,6 +88,7 @@ def joint_pmf(*columns: Any) -> np.ndarray:
     if not columns:
         raise fail("columns", "none given", "Pass one column per variable: joint_pmf(y, x0, x1)",
                    kind=PIDTypeError)
+    check_aligned(columns, [f"columns[{i}]" for i in range(len(columns))])
     cols = [_check_column(c, f"columns[{i}]") for i, c in enumerate(columns)]
     lengths = [len(c) for c in cols]
     if len(set(lengths)) > 1:

@@ -40,6 +40,7 @@ __all__ = [
     "as_host_array",
     "as_scalar",
     "assume_finite",
+    "check_aligned",
     "check_axis_list",
     "check_base",
     "check_bootstrap",
@@ -606,6 +607,40 @@ def check_samples(x: Any, name: str, *, keep_torch: bool = True, allow_empty: bo
     if arr.shape[0] == 0 and not allow_empty:
         raise fail(name, "holds no samples", "Pass at least two samples")
     return arr
+
+
+def check_aligned(samples: Sequence[Any], names: Sequence[str]) -> None:
+    """Refuse pandas inputs whose indexes differ: pidkit pairs samples by position, while a
+    pandas user expects rows with the same label to be paired (``df.x.sample(frac=1)`` passed
+    beside ``df.y`` would silently destroy their dependence).
+
+    Only the arguments that carry a pandas index (a Series or DataFrame) are compared, each
+    with the first of them; numpy arrays and tensors are positional by nature.
+
+    Raises
+    ------
+    PIDValueError
+        Two pandas arguments have indexes that are not equal (same labels in the same order).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> check_aligned([pd.Series([1, 2]), pd.Series([3, 4], index=[1, 0])],
+    ...               ["target", "x"])  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    pidkit.errors.PIDValueError: x: has a pandas index that differs from target's ...
+    """
+    indexed = [(x.index, name) for x, name in zip(samples, names, strict=True)
+               if type(x).__module__.split(".")[0] == "pandas" and hasattr(x, "index")]
+    for index, name in indexed[1:]:
+        first, first_name = indexed[0]
+        if not index.equals(first):
+            raise fail(name, f"has a pandas index that differs from {first_name}'s (pidkit "
+                       "pairs samples by position, not by index label)",
+                       f"Align them first, e.g. {name}.reindex({first_name}.index), or pass "
+                       ".to_numpy() (or .reset_index(drop=True)) where the positions are "
+                       "already paired")
 
 
 def check_seed(seed: Any, name: str = "seed", *, generator: bool = False,

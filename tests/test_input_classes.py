@@ -303,3 +303,37 @@ def test_audits_take_low_precision_and_grad_tensors():
     # features passed as labels: one label per sample is needed (pidkit_distill.labels)
     _raises(PIDValueError, "labels", pd.audit_features, t.bfloat16(), t, s, ci=None)
     _raises(PIDTypeError, "labels", pd.audit_features, y > 0, t, s, ci=None)
+
+
+def test_pandas_inputs_with_different_indexes_are_refused_not_paired_by_position():
+    # pidkit pairs samples by position; a pandas user expects rows with the same label to be
+    # paired, so df.m.sample(frac=1) beside df.x silently destroyed their dependence
+    import pandas as pd
+
+    from pidkit.estimate import GaussianMoments, gaussian_pid_from_samples
+
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"m": rng.normal(size=200)})
+    df["x"], df["y"] = df.m + rng.normal(size=200), df.m + rng.normal(size=200)
+    shuffled = df.sample(frac=1, random_state=0)
+    codes, shuffled_codes = (df > 0).astype(int), (shuffled > 0).astype(int)
+    calls = {
+        "sources[0]": lambda: pidkit.pid_from_samples(df.m, shuffled.x, df.y,
+                                                      estimator="gaussian"),
+        "x": lambda: gaussian_pid_from_samples(df.m, shuffled.x, df.y),
+        "columns[1]": lambda: pidkit.joint_pmf(codes.m, shuffled_codes.x),
+        "sources[1]": lambda: JointCounts().update(codes.m, codes.x, shuffled_codes.y),
+        "sources[0] ": lambda: GaussianMoments().update(df.m, shuffled[["x"]]),
+    }
+    for name, call in calls.items():
+        with pytest.raises(PIDValueError, match=rf"^{re.escape(name.strip())}: has a pandas "
+                                                r"index that differs from"):
+            call()
+    # the same rows in the same order, a DataFrame column block, or numpy beside pandas: paired
+    # by position as before, the same estimate
+    expected = pidkit.pid_from_samples(df.m.to_numpy(), df.x.to_numpy(), df.y.to_numpy(),
+                                       estimator="gaussian", n_boot=0, n_perm=0)
+    for x, y in ((df.x, df.y), (df[["x"]], df.y.to_numpy()),
+                 (shuffled.x.reindex(df.index), df.y)):
+        r = pidkit.pid_from_samples(df.m, x, y, estimator="gaussian", n_boot=0, n_perm=0)
+        assert r.redundancy == expected.redundancy and r.synergy == expected.synergy

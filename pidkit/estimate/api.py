@@ -16,6 +16,7 @@ from ..gaussian.api import MEASURES as GAUSSIAN_MEASURES
 from ..lattice import lattice
 from ..result import TARGET_NAME, PIDResult, default_source_names
 from ..validation import (
+    check_aligned,
     check_base,
     check_bootstrap,
     check_choice,
@@ -172,6 +173,7 @@ def _estimate(target: Any, sources: tuple[Any, ...], *, estimator: str, measure:
         raise fail("options", f"{unknown} are not options of estimator {estimator!r}",
                    f"Options it accepts: {accepted}")
     all_names = _names(names, len(sources))
+    check_aligned([target, *sources], arg_names)
     # one conversion (torch -> numpy copies once); later steps take views of these arrays
     target = to_numpy(target, arg_names[0])
     sources = tuple(to_numpy(s, name) for s, name in zip(sources, arg_names[1:], strict=True))
@@ -379,6 +381,7 @@ def gaussian_pid_from_samples(m: Any, x: Any, y: Any, measure: str = "broja", ba
         raise fail("m, x, y", "mix numpy arrays and torch tensors",
                    "Convert them all to one library", kind=PIDTypeError)
     arg_names = ("m", "x", "y")
+    check_aligned(blocks, arg_names)
     host = [_host(v, name) for v, name in zip(blocks, arg_names, strict=True)]
     result = _estimate(host[0], tuple(host[1:]), estimator="gaussian", measure=measure,
                        base=base, ci=ci, n_boot=n_boot, n_perm=n_perm, seed=seed,

@@ -15,7 +15,13 @@ import numpy as np
 
 from .._backend import get_namespace, is_torch
 from ..errors import PIDTypeError
-from ..validation import MAX_TABLE_CELLS, check_samples, check_table_size, fail
+from ..validation import (
+    MAX_TABLE_CELLS,
+    check_aligned,
+    check_samples,
+    check_table_size,
+    fail,
+)
 from ._checks import as_labels, to_numpy
 from ._distributed import agree, all_reduce_sum, comm_device, distributed
 
@@ -122,6 +128,7 @@ class JointCounts:
         """
         cols = [target, *sources]
         names = ["target"] + [f"sources[{i}]" for i in range(len(sources))]
+        check_aligned(cols, names)
         if not sources:
             raise fail("sources", "none given", "Pass the target and at least one source")
         torch_in = {is_torch(c) for c in cols}

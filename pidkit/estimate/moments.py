@@ -74,7 +74,7 @@ import numpy as np
 
 from .._backend import get_namespace, is_torch
 from ..errors import PIDTypeError, caller_stacklevel
-from ..validation import as_float_array, check_flag, fail
+from ..validation import as_float_array, check_aligned, check_flag, fail
 from ._checks import to_numpy
 from ._distributed import agree, all_reduce_sum, comm_device, distributed
 from .gaussian_route import gaussian_from_covariance, times_pow2
@@ -204,6 +204,8 @@ class GaussianMoments:
         """
         if not sources:
             raise fail("sources", "none given", "Pass the target and at least one source")
+        check_aligned([target, *sources],
+                      ["target"] + [f"sources[{i}]" for i in range(len(sources))])
         blocks = self._check_batch([target, *sources])
         xp = get_namespace(*blocks)
         r = xp.concatenate([xp.float64(b) for b in blocks], axis=1)
