@@ -107,6 +107,8 @@ __all__ = [
     "CHECKPOINT_FORMAT",
     "METRIC_UNITS",
     "RESUME_FIXED",
+    "RUN_FILES",
+    "check_run_folder",
 ]
 
 CHECKPOINT_FORMAT = "pidkit_distill.checkpoint/1"
@@ -114,6 +116,8 @@ CHECKPOINT_FORMAT = "pidkit_distill.checkpoint/1"
 #: loss); see :meth:`Trainer.load_state_dict`.
 RESUME_FIXED = ("method", "batch_size", "seed", "drop_last")
 METRICS_FORMAT = "pidkit_distill.metrics/1"
+#: The files a run writes into ``out_dir`` (:func:`check_run_folder` guards them).
+RUN_FILES = ("checkpoint.pt", "metrics.json", "metrics.csv")
 
 #: Units of the trainer's own metrics and of the loss parts it logs (``train_<part>``). Training
 #: terms are in nats (natural-log cross-entropies and information); audits add quantities in
@@ -204,7 +208,12 @@ class TrainConfig:
         Passed to DistributedDataParallel (needed if the student has parameters that receive
         no gradient in a step).
     out_dir : str or None
-        Where ``metrics.csv``, ``metrics.json`` and ``checkpoint.pt`` are written.
+        Where ``metrics.csv``, ``metrics.json`` and ``checkpoint.pt`` are written. A folder
+        that already holds one of them (an earlier run) is refused before training
+        (:func:`check_run_folder`) unless the run resumes a checkpoint inside it
+        (``resume=``) or ``overwrite=True``.
+    overwrite : bool
+        Replace the files of an earlier run in ``out_dir`` (default ``False``: refuse them).
     checkpoint_every : int
         Save every this many epochs (and after the last one); 0 disables.
     progress : bool
@@ -250,6 +259,7 @@ class TrainConfig:
     sync_batchnorm: bool = False
     find_unused_parameters: bool = False
     out_dir: str | None = None
+    overwrite: bool = False
     checkpoint_every: int = 1
     progress: bool = True
     log_every: int = 50
@@ -291,7 +301,7 @@ class TrainConfig:
             raise fail("momentum", "must be < 1 (SGD's velocity grows without bound otherwise)",
                        "Use e.g. momentum=0.9, or 0 for plain SGD", self.momentum)
         for name in ("nesterov", "decay_1d", "warmup_student", "amp", "drop_last",
-                     "sync_batchnorm", "find_unused_parameters", "progress"):
+                     "sync_batchnorm", "find_unused_parameters", "progress", "overwrite"):
             setattr(self, name, check_flag(getattr(self, name), name))
         if not isinstance(self.method_options, dict):
             raise fail("method_options", "must be a dict of the loss's options",
@@ -312,6 +322,65 @@ class TrainConfig:
                        "are written inside it)", "Pass a folder path (it is created if "
                        "missing)", self.out_dir)
         self.format = BatchFormat(self.input_key, self.label_key, self.output_key)
+
+
+#: How :func:`check_run_folder` spells the options in its message: the Python API's and the
+#: command line's (``pidkit-distill train``).
+API_SPELLING = {"out_dir": "out_dir", "resume": "resume={path!r}",
+                "overwrite": "overwrite=True"}
+CLI_SPELLING = {"out_dir": "--out", "resume": "--resume {path}", "overwrite": "--overwrite"}
+
+
+def check_run_folder(out_dir: str | os.PathLike | None,
+                     resume: str | os.PathLike | None = None, overwrite: bool = False, *,
+                     spelling: dict[str, str] = API_SPELLING) -> None:
+    """Refuse, before training, an ``out_dir`` holding an earlier run's files
+    (:data:`RUN_FILES`), which a new run would replace after its first epoch.
+
+    The one rule of the Python API (:meth:`Trainer.fit`, :func:`distill`) and of
+    ``pidkit-distill train --out``: a folder holding ``checkpoint.pt``, ``metrics.json`` or
+    ``metrics.csv`` is written to only by a run that continues it (``resume`` is a checkpoint
+    inside ``out_dir``, e.g. ``out_dir/checkpoint.pt``) or with ``overwrite=True``. A missing
+    or empty folder, or one holding other files only, is accepted.
+
+    Parameters
+    ----------
+    out_dir : path or None
+        The run's output folder (``None``: nothing is written, nothing to check).
+    resume : path or None
+        The checkpoint the run continues.
+    overwrite : bool
+        Replace the earlier run's files.
+    spelling : dict
+        How the message names ``out_dir``, ``resume`` (a format with ``{path}``) and
+        ``overwrite``: :data:`API_SPELLING` or :data:`CLI_SPELLING`.
+
+    Raises
+    ------
+    pidkit.errors.PIDValueError
+        ``out_dir`` holds an earlier run's files and the run neither continues it nor
+        overwrites it. The message names ``out_dir`` (or ``--out``), the files found, and the
+        fixes: resume its checkpoint, overwrite it, or write to another folder.
+    """
+    if out_dir is None or overwrite:
+        return
+    folder = Path(out_dir)
+    found = [name for name in RUN_FILES if (folder / name).exists()]
+    if not found:
+        return
+    if resume is not None and Path(resume).resolve().parent == folder.resolve():
+        return                              # continues the run of that folder
+    name = spelling["out_dir"]
+    checkpoint = folder / "checkpoint.pt"
+    elsewhere = (f"; {spelling['resume'].format(path=str(resume))} continues a checkpoint "
+                 f"of another folder" if resume is not None else "")
+    fixes = ([f"Continue it with {spelling['resume'].format(path=str(checkpoint))}"]
+             if checkpoint.exists() else [])
+    fixes += [f"pass {spelling['overwrite']} to replace it", f"write to another {name}"]
+    fixes[0] = fixes[0][0].upper() + fixes[0][1:]
+    raise fail(name, f"{folder} holds an earlier run ({', '.join(found)}), whose files this "
+               f"run would replace after its first epoch{elsewhere}",
+               ", ".join(fixes[:-1]) + f" or {fixes[-1]}")
 
 
 @runtime_checkable
@@ -820,6 +889,8 @@ class Trainer:
         self.metric_units: dict[str, str] = {}     # units of metrics callbacks add
         self.epoch = 0
         self.stop = False
+        self._resumed_from: str | os.PathLike | None = None  # the checkpoint loaded, if any
+        self._run_folder: Path | None = None    # the out_dir this trainer's fit writes to
         one_sample_breaks = has_batchnorm(self.student, self.loss_fn)
         self.loader = train_loader(
             train_data, cfg.batch_size, seed=cfg.seed, rank=self.rank, world=self.world_size,
@@ -1202,9 +1273,19 @@ class Trainer:
     # ------------------------------------------------------------------ loop
     def fit(self, resume: str | os.PathLike | None = None) -> list[dict[str, Any]]:
         """Train from ``self.epoch`` (or from checkpoint ``resume``) up to ``config.epochs``;
-        return the history (one metrics dict per epoch)."""
+        return the history (one metrics dict per epoch).
+
+        Before anything is loaded or trained, an ``out_dir`` holding an earlier run's files is
+        refused (:func:`check_run_folder`) unless ``resume`` (or the checkpoint given to
+        :meth:`load_checkpoint`) lies inside it or ``config.overwrite`` is set; a later
+        ``fit`` of the same trainer continues its own run there."""
+        folder = Path(self.config.out_dir).resolve() if self.config.out_dir else None
+        if folder is not None and folder != self._run_folder:    # not this trainer's own run
+            check_run_folder(self.config.out_dir, resume if resume is not None
+                             else self._resumed_from, self.config.overwrite)
         if resume is not None:
             self.load_checkpoint(resume)
+        self._run_folder = folder               # this trainer's run: later fits continue it
         for cb in self.callbacks:
             if hasattr(cb, "on_train_begin"):
                 cb.on_train_begin(self)
@@ -1428,8 +1509,10 @@ class Trainer:
             tmp.unlink(missing_ok=True)     # no half-written file left behind on failure
 
     def load_checkpoint(self, path: str | os.PathLike) -> None:
-        """Resume from a file written by :meth:`save_checkpoint` (``weights_only=True``)."""
+        """Resume from a file written by :meth:`save_checkpoint` (``weights_only=True``); a
+        later :meth:`fit` continues that run (into its folder, if ``out_dir`` is it)."""
         self.load_state_dict(load_checkpoint(path, map_location=self.device))
+        self._resumed_from = path
 
 
 

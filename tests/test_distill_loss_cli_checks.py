@@ -289,7 +289,7 @@ def test_unknown_model_options(flag, capsys):
 def test_unknown_method_option(capsys):
     args = TRAIN + ["--teacher", "digits_mlp", "--untrained-teacher", "--option", "temp=2"]
     assert main(args) == 2
-    err = _one_line_error(capsys, "train", "method_options")
+    err = _one_line_error(capsys, "train", "--option")      # was method_options, the API's
     assert "temperature" in err and "alpha" in err
 
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch.utils.data import Subset
 
-from pidkit.errors import PIDValueError
+from pidkit.errors import PIDTypeError, PIDValueError
 from pidkit_distill import data, models
 from pidkit_distill.schedule import (
     learning_rate,
@@ -366,3 +366,83 @@ def test_resuming_with_another_architecture_is_a_typed_error(digits, tmp_path):
                     seed=trainer.config.seed, progress=False)
     with pytest.raises(CheckpointError, match=r"(?s)checkpoint: its student state .*same student"):
         wider.fit(resume=tmp_path / "checkpoint.pt")
+
+
+def _mlp_run(tmp_path, **kw):
+    """A one-second ``method="none"`` run on 64 digits samples (fixed weights)."""
+    train, _ = data.load_digits()
+    torch.manual_seed(0)
+    student = models.get_model("digits_mlp", hidden=(8,))
+    options = {"method": "none", "epochs": 1, "batch_size": 32, "progress": False, "seed": 0,
+               **kw}
+    return distill(None, student, _small(train, 64), **options)
+
+
+def test_out_dir_holding_an_earlier_run_is_refused_before_training(tmp_path):
+    """distill(..., out_dir=X) run twice replaced the first run's checkpoint.pt and metrics
+    files after epoch 0, whereas the CLI refused such an --out; the API now refuses it too,
+    before anything is trained, unless the call resumes that run or overwrite=True."""
+    import re
+
+    run = tmp_path / "a"
+    _mlp_run(tmp_path, out_dir=run)
+    files = {name: (run / name).read_bytes()
+             for name in ("checkpoint.pt", "metrics.json", "metrics.csv")}
+    train, _ = data.load_digits()
+    epochs_run = []
+    with pytest.raises(PIDValueError, match=re.escape(
+            f"out_dir: {run} holds an earlier run (checkpoint.pt, metrics.json, metrics.csv)")
+            ) as caught:
+        _mlp_run(tmp_path, out_dir=str(run), epochs=2, callbacks=[
+            _Epochs(epochs_run)])
+    message = str(caught.value)
+    assert f"resume='{run / 'checkpoint.pt'}'" in message and "overwrite=True" in message
+    assert "another out_dir" in message
+    assert epochs_run == []                                      # refused before training
+    assert {name: (run / name).read_bytes() for name in files} == files
+    # a resume of that run continues it in its folder
+    resumed = _mlp_run(tmp_path, out_dir=run, epochs=2, resume=run / "checkpoint.pt")
+    assert [h["epoch"] for h in resumed.history] == [0, 1]
+    assert len(json.loads((run / "metrics.json").read_text())["history"]) == 2
+    # so does a trainer that loaded its checkpoint, and a second fit of the same trainer
+    trainer = resumed.trainer
+    trainer.config.epochs = 3
+    trainer.fit()
+    assert trainer.epoch == 3
+    torch.manual_seed(0)
+    again = Trainer(None, models.get_model("digits_mlp", hidden=(8,)), _small(train, 64),
+                    method="none", epochs=4, batch_size=32, progress=False, out_dir=run)
+    again.load_checkpoint(run / "checkpoint.pt")
+    again.fit()
+    assert len(json.loads((run / "metrics.json").read_text())["history"]) == 4
+    # a checkpoint of another folder does not continue this one
+    other = tmp_path / "b"
+    _mlp_run(tmp_path, out_dir=other)
+    with pytest.raises(PIDValueError, match=r"^out_dir: .* holds an earlier run .*"
+                                            r"continues a checkpoint of another folder"):
+        _mlp_run(tmp_path, out_dir=run, epochs=2, resume=other / "checkpoint.pt")
+    # overwrite=True starts afresh there
+    fresh = _mlp_run(tmp_path, out_dir=run, overwrite=True)
+    assert [h["epoch"] for h in json.loads((run / "metrics.json").read_text())["history"]] \
+        == [0] == [h["epoch"] for h in fresh.history]
+    # metrics files alone (checkpoint_every=0) are a run too; there is nothing to resume
+    metrics_only = tmp_path / "c"
+    _mlp_run(tmp_path, out_dir=metrics_only, checkpoint_every=0)
+    with pytest.raises(PIDValueError, match=r"^out_dir: .* \(metrics\.json, metrics\.csv\), "
+                                            r"[^.]*\. Pass overwrite=True to replace it or "
+                                            r"write to another out_dir$"):
+        _mlp_run(tmp_path, out_dir=metrics_only)
+    # an empty folder, or one holding other files, is not an earlier run
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "notes.txt").write_text("mine")
+    _mlp_run(tmp_path, out_dir=tmp_path / "d")
+    with pytest.raises(PIDTypeError, match="^overwrite: must be True or False"):
+        _mlp_run(tmp_path, out_dir=run, overwrite="yes")
+
+
+class _Epochs:
+    def __init__(self, seen):
+        self.seen = seen
+
+    def on_epoch_end(self, trainer, epoch, metrics):
+        self.seen.append(epoch)

@@ -35,12 +35,14 @@ def build_model(name: str, num_classes: int, kw: list[tuple[str, Any]], role: st
     :class:`~pidkit.errors.PIDTypeError` naming ``--ROLE-kw`` and listing the keyword
     parameters of the model's factory."""
     from .. import models
+    from ._flags import flag_errors
 
     options = dict(kw)
     try:
-        if seed is None:
-            return models.get_model(name, num_classes, **options)
-        return models.untrained_teacher(name, seed, num_classes, **options)
+        with flag_errors({"name": f"--{role}"}):    # an unknown model: name --ROLE
+            if seed is None:
+                return models.get_model(name, num_classes, **options)
+            return models.untrained_teacher(name, seed, num_classes, **options)
     except PIDKitError as exc:      # get_model's errors about the options: name the flag
         cause = exc.__cause__
         if not str(exc).startswith("kwargs:") or cause is None:

@@ -79,12 +79,14 @@ def run(args: argparse.Namespace) -> int:
     from .. import data
     from ..audits import audit
     from ..models import resolve_device
+    from ._flags import flag_errors, flags_of
     from ._models import build_model, build_teacher, load_into, load_weights
 
     if args.report and Path(args.report).exists() and not Path(args.report).is_dir():
         raise fail("--report", f"{args.report} is a file, not a folder", "Pass a folder path "
                    "(created if missing)")          # checked now, not after the audit ran
-    train, test = data.get_dataset(args.dataset, args.root, seed=args.seed)
+    with flag_errors(flags_of(args, name="dataset")):
+        train, test = data.get_dataset(args.dataset, args.root, seed=args.seed)
     k = data.num_classes_of([train, test])
     split = {"train": train, "test": test}
     teacher = build_teacher(args, k)
@@ -104,17 +106,20 @@ def run(args: argparse.Namespace) -> int:
     teacher.to(device)
     student.to(device)
     fit_data = None if args.fit_split == "same" else split[args.fit_split]
-    report = audit(
-        teacher, student, split[args.split], args.layer, estimator=args.estimator,
-        fit_data=fit_data, ci=args.ci or None, n_boot=args.n_boot, n_perm=args.n_perm,
-        interval=args.interval, seed=args.seed, measure=args.measure, base=args.base,
-        estimator_options=dict(args.option), max_fit_samples=args.max_fit_samples,
-        num_classes=k, batch_size=args.batch_size, device=device,
-        metadata={"dataset": args.dataset, "split": args.split, "teacher_name": args.teacher,
-                  "student_name": args.student, "teacher_weights": args.teacher_weights,
-                  "student_weights": args.student_weights,
-                  "untrained_teacher": args.untrained_teacher,
-                  "untrained_student": args.untrained_student})
+    options = dict(args.option)
+    with flag_errors(flags_of(args, options, layers="layer", estimator_options="option",
+                              fit_data="fit_split", data="split")):
+        report = audit(
+            teacher, student, split[args.split], args.layer, estimator=args.estimator,
+            fit_data=fit_data, ci=args.ci or None, n_boot=args.n_boot, n_perm=args.n_perm,
+            interval=args.interval, seed=args.seed, measure=args.measure, base=args.base,
+            estimator_options=options, max_fit_samples=args.max_fit_samples,
+            num_classes=k, batch_size=args.batch_size, device=device,
+            metadata={"dataset": args.dataset, "split": args.split, "teacher_name": args.teacher,
+                      "student_name": args.student, "teacher_weights": args.teacher_weights,
+                      "student_weights": args.student_weights,
+                      "untrained_teacher": args.untrained_teacher,
+                      "untrained_student": args.untrained_student})
     if args.report:
         report.save(args.report)
     print(report.to_json() if args.json else report)

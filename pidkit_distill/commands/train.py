@@ -55,6 +55,18 @@ def _pair(text: str) -> tuple[str, str]:
     return t, s
 
 
+def _grad_clip(text: str) -> float | None:
+    """``--grad-clip``: a maximum gradient norm, or ``none`` (also ``off``) for no clipping
+    (``grad_clip=None``). The norm's range is checked by the trainer (named ``--grad-clip``)."""
+    if text.strip().lower() in ("none", "off"):
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, or 'none' for no clipping, "
+                                         f"got {text!r}") from None
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", default="digits", help="digits, mnist1d, cifar10, cifar100")
     p.add_argument("--root", help="folder with the CIFAR files (never downloaded)")
@@ -96,7 +108,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cycle", type=int, help="RID cycle length q (default: scaled)")
     p.add_argument("--ratio", type=float, help="RID share r of teacher epochs per cycle "
                    "(default 0.25)")
-    p.add_argument("--grad-clip", type=float, default=100.0)
+    p.add_argument("--grad-clip", type=_grad_clip, default=100.0, metavar="NORM",
+                   help="clip each step's gradient norm to NORM (default 100, the authors' "
+                   "setting); 'none' turns clipping off")
     p.add_argument("--amp", action="store_true")
     p.add_argument("--device", default="cpu")
     p.add_argument("--seed", type=_seed, default=0,
@@ -104,7 +118,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "train/test split and --samples-per-class (MNIST-1D and CIFAR have fixed "
                    "splits)")
     p.add_argument("--out", help="output folder (metrics.csv/json, checkpoint.pt); one that "
-                   "already holds a checkpoint.pt needs --resume or --overwrite")
+                   "already holds a run's files needs --resume (a checkpoint inside it) or "
+                   "--overwrite")
     p.add_argument("--overwrite", action="store_true",
                    help="start afresh in an --out folder that holds an earlier run")
     p.add_argument("--resume", help="checkpoint to resume from")
@@ -131,12 +146,16 @@ def _check_output_file(path: str, flag: str) -> None:
 def _check_outputs(args: argparse.Namespace) -> None:
     """Refuse, before training, outputs that would destroy a file the run depends on or an
     earlier run: ``--save-student`` onto ``--teacher-weights``, ``--resume`` or the run's own
-    checkpoint, and an ``--out`` folder holding a checkpoint without ``--resume`` or
-    ``--overwrite``; warn that ``--resume`` without ``--out`` saves nothing of the continued
+    checkpoint, and an ``--out`` folder holding an earlier run's files unless ``--resume``
+    names a checkpoint inside it or ``--overwrite`` is given
+    (:func:`pidkit_distill.train.check_run_folder`, the rule of the Python API); warn that
+    ``--resume`` without ``--out`` saves nothing of the continued
     run."""
     from pathlib import Path
 
     from pidkit.validation import fail
+
+    from ..train import CLI_SPELLING, check_run_folder
 
     out = Path(args.out) if args.out else None
     if args.save_student:
@@ -156,11 +175,8 @@ def _check_outputs(args: argparse.Namespace) -> None:
                       f"metrics files (only --save-student and the final metrics line). Pass "
                       f"--out {Path(args.resume).parent} to continue the run in its folder",
                       UserWarning, stacklevel=2)
-    if out is not None and (out / "checkpoint.pt").exists() and not (args.resume or
-                                                                      args.overwrite):
-        raise fail("--out", f"{out} holds an earlier run (checkpoint.pt), which this run would "
-                   "overwrite", f"Continue it with --resume {out / 'checkpoint.pt'}, pass "
-                   "another --out, or --overwrite to start afresh")
+    # the trainer's own rule (distill checks it again, naming out_dir): here with the flags
+    check_run_folder(args.out, args.resume, args.overwrite, spelling=CLI_SPELLING)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -170,11 +186,13 @@ def run(args: argparse.Namespace) -> int:
 
     from .. import data, models
     from ..train import distill
+    from ._flags import flag_errors, flags_of
     from ._models import build_model, build_teacher
 
-    train, test = data.get_dataset(args.dataset, args.root, seed=args.seed,
-                                   samples_per_class=args.samples_per_class,
-                                   augment=args.augment)
+    with flag_errors(flags_of(args, name="dataset", n_per_class="samples_per_class")):
+        train, test = data.get_dataset(args.dataset, args.root, seed=args.seed,
+                                       samples_per_class=args.samples_per_class,
+                                       augment=args.augment)
     k = data.num_classes_of([train, test])
     torch.manual_seed(args.seed)  # the models' initial weights follow --seed
     teacher = build_teacher(args, k)
@@ -182,19 +200,25 @@ def run(args: argparse.Namespace) -> int:
         if teacher is None:
             raise fail("--nuisance-channels", "needs --teacher", "Name the teacher model with "
                        "--teacher NAME (and its --teacher-weights)")
-        teacher = models.NuisanceTeacher(teacher, channels=args.nuisance_channels,
-                                         kind=args.nuisance_kind, scale=args.nuisance_scale,
-                                         seed=args.teacher_seed)
+        with flag_errors(flags_of(args, channels="nuisance_channels", kind="nuisance_kind",
+                                  scale="nuisance_scale", seed="teacher_seed")):
+            teacher = models.NuisanceTeacher(teacher, channels=args.nuisance_channels,
+                                             kind=args.nuisance_kind,
+                                             scale=args.nuisance_scale, seed=args.teacher_seed)
     student = build_model(args.student, k, args.student_kw, "student")
     _check_outputs(args)
-    result = distill(
-        teacher, student, train, method=args.method, layers=args.layer, val_data=test,
-        resume=args.resume, method_options=dict(args.option), epochs=args.epochs,
-        batch_size=args.batch_size, lr=args.lr, teacher_lr=args.teacher_lr,
-        optimizer=args.optimizer, weight_decay=args.weight_decay, schedule=args.schedule,
-        milestones=tuple(args.milestones), gamma=args.gamma, warmup=args.warmup,
-        cycle=args.cycle, ratio=args.ratio, grad_clip=args.grad_clip, amp=args.amp,
-        device=args.device, seed=args.seed, out_dir=args.out, progress=not args.no_progress)
+    options = dict(args.option)
+    with flag_errors(flags_of(args, options, out_dir="out", method_options="option",
+                              layers="layer", checkpoint="resume")):
+        result = distill(
+            teacher, student, train, method=args.method, layers=args.layer, val_data=test,
+            resume=args.resume, method_options=options, epochs=args.epochs,
+            batch_size=args.batch_size, lr=args.lr, teacher_lr=args.teacher_lr,
+            optimizer=args.optimizer, weight_decay=args.weight_decay, schedule=args.schedule,
+            milestones=tuple(args.milestones), gamma=args.gamma, warmup=args.warmup,
+            cycle=args.cycle, ratio=args.ratio, grad_clip=args.grad_clip, amp=args.amp,
+            device=args.device, seed=args.seed, out_dir=args.out, overwrite=args.overwrite,
+            progress=not args.no_progress)
     if args.save_student and result.trainer.is_main:
         torch.save(result.student.state_dict(), args.save_student)
     if result.trainer.is_main:
