@@ -274,9 +274,13 @@ def test_masked_arrays_and_bad_metadata_are_refused_by_the_audit():
 
 
 def test_gaussian_audit_of_constant_features_names_them():
+    # refused ("teacher_features: is constant") until constant layers were audited as carrying
+    # no information, as the discrete routes do: now a warning naming the layer
     y, _, s = _features()
-    with pytest.raises(PIDValueError, match=r"^teacher_features: is constant"):
-        pd.audit_features(y, np.ones((60, 5)), s, estimator="gaussian", ci=None, n_perm=0)
+    with pytest.warns(UserWarning, match=r"the teacher layer 'T0' is constant"):
+        layer = pd.audit_features(y, np.ones((60, 5)), s, estimator="gaussian", ci=None,
+                                  n_perm=0)[0]
+    assert layer.values["mi_teacher"] == 0.0 and layer.details["constant_layer"] == "teacher"
 
 
 @pytest.mark.parametrize(("x", "kind", "match"), [
@@ -685,8 +689,88 @@ def test_a_dead_student_layer_audits_as_carrying_no_information():
         run = _distill(data, method="fitnets", student=student, epochs=2, lr=1e-4,
                        layers=[("layer2", "layer2")], callbacks=[cb])
     assert [h["audit_redundancy"] for h in run.history] == [0.0, 0.0]
-    # the Gaussian route still refuses it, naming the layer and the route that audits it
-    with pytest.raises(PIDValueError, match=r"^student_features: is constant \(layer 'layer2'\)"
-                       r".*estimator='paper'"):
-        pd.audit(teacher, student, data, **{**options, "estimator": "gaussian",
-                                            "estimator_options": None})
+    # the Gaussian route gives it the same treatment (it refused it: covariance singular);
+    # tested against an independent computation in the next test
+    with pytest.warns(UserWarning, match="student layer 'layer2' is constant"):
+        gauss = pd.audit(teacher, student, data, **{**options, "estimator": "gaussian",
+                                                    "estimator_options": None})[0]
+    assert gauss.details["constant_layer"] == "student"
+    for key in ("mi_student", "redundancy", "unique_student", "synergy"):
+        assert gauss.values[key] == 0.0
+
+
+def _gaussian_information(y, t, bias_correction):
+    """I(Y;T) in bits of the Gaussian estimator, computed here from scratch: log-dets of the
+    covariance of (one-hot Y without its last column, T), minus the exact Wishart bias
+    0.5 (Psi_n(a) + Psi_n(b) - Psi_n(a + b)), Psi_n(p) = sum_i digamma((n - i) / 2)."""
+    from scipy.special import digamma
+
+    n, classes = len(y), np.unique(y)
+    z = np.column_stack([(y[:, None] == classes[None, :-1]).astype(float), t])
+    a = len(classes) - 1
+    cov = np.cov(z.T, bias=True)
+    logdet = lambda m: np.linalg.slogdet(m)[1]                  # noqa: E731
+    mi = 0.5 * (logdet(cov[:a, :a]) + logdet(cov[a:, a:]) - logdet(cov))
+    if bias_correction:
+        psi = lambda p: sum(digamma((n - i) / 2) for i in range(1, p + 1))   # noqa: E731
+        mi -= 0.5 * (psi(a) + psi(t.shape[1]) - psi(a + t.shape[1]))
+    return mi / np.log(2)
+
+
+@pytest.mark.parametrize("bias_correction", [True, False])
+def test_gaussian_audit_of_a_dead_layer_is_the_live_sides_information(bias_correction):
+    """audit_features(y, [t], [np.zeros((200, 4))], estimator="gaussian") raised ('is constant
+    ... covariance is singular'), while the discrete routes give the dead side one code. Now:
+    that side's informations, Red and Syn are 0, Uni of the live side is the Gaussian I(Y;T) of
+    the (Y, T) block alone (its bootstrap intervals and shuffle null too), with a warning
+    naming the layer and details saying what happened; both sides dead: all 0."""
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 3, 200)
+    t = rng.normal(size=(200, 4))
+    t[:, 0] += y
+    t[:, 1] -= 0.5 * y
+    dead = np.zeros((200, 4))
+    expected = _gaussian_information(y, t, bias_correction)
+    options = {"estimator": "gaussian", "estimator_options": {"bias_correction": bias_correction}}
+    for teacher_dead in (False, True):
+        teachers, students = ([dead], [t]) if teacher_dead else ([t], [dead])
+        side, live = ("teacher", "student") if teacher_dead else ("student", "teacher")
+        with pytest.warns(UserWarning, match=rf"the {side} layer '{side[0].upper()}0' is "
+                                             "constant on its 200 fitting samples"):
+            layer = pd.audit_features(y, teachers, students, ci=None, n_perm=0, **options)[0]
+        assert layer.values[f"mi_{live}"] == pytest.approx(expected, rel=1e-9, abs=1e-12)
+        assert layer.values[f"unique_{live}"] == layer.values[f"mi_{live}"]
+        for key in (f"mi_{side}", "redundancy", f"unique_{side}", "synergy"):
+            assert layer.values[key] == 0.0
+        assert layer.details["constant_layer"] == side
+        assert layer.details["solver_status"] == f"constant_{side}"
+        assert layer.details["scaling"][0 if teacher_dead else 1] == "constant"
+        assert f"the {side} layer '{side[0].upper()}0' is constant" in layer.details["note"]
+        assert layer.details["joint_mutual_information"] == pytest.approx(
+            layer.values[f"mi_{live}"], rel=1e-12)
+    # the same I(Y;T), bootstrap intervals and shuffle null as the audit of T against a live
+    # student (audits of models draw from the inputs' keys: the same resamples and shuffles)
+    data = _data(n=120)
+    teacher, student = _mlp((16, 8)), _mlp((6, 4))
+    with torch.no_grad():
+        student.layer2[0].bias.fill_(-100.0)        # every ReLU of layer2 off
+    kw = {"layers": [("layer2", "layer2")], "ci": 0.9, "n_boot": 40, "n_perm": 30,
+          "interval": "percentile", **options}
+    with pytest.warns(UserWarning, match="student layer 'layer2' is constant"):
+        dead_audit = pd.audit(teacher, student, data, **kw)[0]
+    live_audit = pd.audit(teacher, _mlp((6, 4)), data, **kw)[0]
+    assert dead_audit.values["mi_teacher"] == pytest.approx(live_audit.values["mi_teacher"],
+                                                            rel=1e-9)
+    for key in ("unique_teacher", "mi_teacher"):
+        assert dead_audit.intervals[key] == pytest.approx(live_audit.intervals["mi_teacher"],
+                                                          rel=1e-7)
+        assert dead_audit.chance[key] == pytest.approx(live_audit.chance["mi_teacher"],
+                                                       rel=1e-7)
+        assert dead_audit.p_values[key] == live_audit.p_values["mi_teacher"]
+    assert dead_audit.intervals["synergy"] == pytest.approx((0.0, 0.0), abs=1e-12)
+    assert dead_audit.chance["redundancy"] == 0.0
+    # both layers dead: every quantity is 0
+    with pytest.warns(UserWarning, match="constant"):
+        both = pd.audit_features(y, [dead], [dead + 1.0], ci=None, n_perm=0, **options)[0]
+    assert set(both.values.values()) == {0.0}
+    assert both.details["solver_status"] == "constant_teacher_and_student"

@@ -403,3 +403,19 @@ def test_metrics_files_survive_a_write_cut_short(tmp_path, monkeypatch):
     assert [r["epoch"] for r in rows] == ["0"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt", "metrics.csv",
                                                           "metrics.json"]
+
+
+def test_audit_callback_curves_continue_after_a_resume(tmp_path):
+    """A run resumed into its folder rewrote <method>_curves.json with the audits after the
+    resume only (epochs [2] instead of [0, 1, 2]): the callback now continues the curves."""
+    import json
+
+    def callback():
+        return pd.AuditCallback(_blobs(60, 1), n_boot=0, n_perm=0, out_dir=tmp_path,
+                                estimator_options={"n_clusters": 3, "n_components": 2})
+
+    _train(_blobs(32), epochs=2, out_dir=str(tmp_path), callbacks=[callback()])
+    _train(_blobs(32), epochs=3, out_dir=str(tmp_path), callbacks=[callback()],
+           resume=str(tmp_path / "checkpoint.pt"))
+    assert json.loads((tmp_path / "vid_curves.json").read_text())["epochs"] == [0, 1, 2]
+

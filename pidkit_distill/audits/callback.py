@@ -2,7 +2,8 @@
 
 Each audit is appended to an :class:`~pidkit_distill.audits.curves.AuditHistory`; with
 ``out_dir`` the history is rewritten after every audit as ``<method>_curves.json``, ``.csv`` and
-``.png`` (Red, Uni(Y:T\\S) and I(Y;S) against epochs), so an interrupted run keeps its curves.
+``.png`` (Red, Uni(Y:T\\S) and I(Y;S) against epochs), so an interrupted run keeps its curves;
+a run resumed from a checkpoint continues the curves it finds there.
 Compare methods with :func:`~pidkit_distill.audits.curves.plot_curves` on the histories of
 several runs.
 
@@ -145,6 +146,7 @@ class AuditCallback:
         if data is None:
             raise fail("data", "is not given and the trainer has no val_data",
                        "Pass AuditCallback(data=...) or distill(..., val_data=...)")
+        self._continue_curves(trainer)
         from ..batches import as_dataset
         from .stream import _labels
 
@@ -154,6 +156,22 @@ class AuditCallback:
         if isinstance(dataset, TensorDataset) and isinstance(position, int) and \
                 -len(dataset.tensors) <= position < len(dataset.tensors):
             _labels(dataset.tensors[position], "data", where="of them")
+
+    def _continue_curves(self, trainer) -> None:
+        """A resumed run (``trainer.epoch > 0``) continues the curves its ``out_dir`` holds
+        (the audits of the epochs before ``trainer.epoch``), so that the first audit after the
+        resume does not rewrite them with its own epochs only."""
+        start = int(getattr(trainer, "epoch", 0) or 0)
+        if self.history is not None or self.out_dir is None or start == 0:
+            return
+        from .curves import _safe
+
+        name = self.method or str(getattr(trainer.config, "method", "run"))
+        path = self.out_dir / f"{_safe(name)}_curves.json"
+        if path.is_file():
+            old = AuditHistory.load(path)
+            kept = [(e, r) for e, r in zip(old.epochs, old.reports, strict=True) if e < start]
+            self.history = AuditHistory(name, [e for e, _ in kept], [r for _, r in kept])
 
     def _due(self, trainer, epoch: int) -> bool:
         last = epoch + 1 >= getattr(trainer.config, "epochs", epoch + 1)

@@ -210,14 +210,41 @@ class OneCode:
         return np.zeros(len(x), dtype=np.int64)
 
 
-def _constant_side_warning(pair: tuple[str, str] | None, side: str, n: int) -> None:
+def _constant_side_warning(pair: tuple[str, str] | None, side: str, n: int,
+                           treatment: str = "gets one code") -> None:
     layer = "" if pair is None else f" {pair[0 if side == 'teacher' else 1]!r}"
     warnings.warn(
         f"audit: the {side} layer{layer} is constant on its {n} fitting samples (e.g. a dead "
         f"layer whose ReLUs are all off): it carries no information about the labels, so it "
-        f"gets one code and the audit gives I(Y;{side[0].upper()}) = Red = Syn = 0. Check the "
+        f"{treatment} and the audit gives I(Y;{side[0].upper()}) = Red = Syn = 0. Check the "
         "layer path and the model's training if that is unexpected", UserWarning,
         stacklevel=caller_stacklevel())
+
+
+class NoProjection:
+    """The projector of a layer that is constant on the fitting samples (Gaussian route): no
+    column for any sample, so the layer's side is left out of the covariance (a constant
+    variable carries no information). Same attributes as a fitted
+    :class:`pidkit.estimate.Projector` that the audit reads."""
+
+    n_components = 0
+    scaling = "constant"
+
+    def __init__(self, random_state: int):
+        self.random_state = random_state
+
+    def transform(self, x: np.ndarray, name: str = "x") -> np.ndarray:
+        return np.zeros((len(x), 0), dtype=np.float64)
+
+
+def _repeat_source(covs: np.ndarray, dims: tuple[int, int]) -> np.ndarray:
+    """Covariances ``(B, d_Y + d_X, ...)`` of ``(Y, X)`` as those of ``(Y, X, X)``: the
+    Gaussian estimator's :math:`I(Y; X, X)` is its :math:`I(Y; X)` (:func:`pidkit.gaussian_pid`
+    computes on the ranks, so the repeated block adds nothing, and the Wishart correction is
+    that of :math:`(d_Y, d_X)`)."""
+    x = slice(dims[0], dims[0] + dims[1])
+    right = np.concatenate([covs, covs[:, :, x]], axis=2)
+    return np.concatenate([right, right[:, x, :]], axis=1)
 
 
 class DiscretePair:
@@ -334,24 +361,32 @@ class GaussianPair:
         self.boot_seed = int(boot.generate_state(1)[0])
         self.null_seed = int(boot.spawn(1)[0].generate_state(1)[0])
         self._kept: list[tuple[np.ndarray, np.ndarray]] = []
+        self.constant = [False, False]    # per side: constant on the fitting samples
+        self._widths = (0, 0, 0)          # (Y, T, S) widths, set by the first batch
         self._seen: set[int] = set()      # classes present in the audited samples
         self.moments = None
 
     def fit(self, teacher: np.ndarray, student: np.ndarray, labels: np.ndarray, *,
             pair: tuple[str, str] | None = None) -> None:
-        """Fit both sides' projections (settings of :func:`layer_settings`)."""
+        """Fit both sides' projections (settings of :func:`layer_settings`). A side whose
+        fitting rows are all identical (a dead layer: every ReLU off) gets no column
+        (:class:`NoProjection`) with a warning: it carries no information, so the audit gives
+        I(Y;side) = Red = Syn = 0 and the other side's unique information is the Gaussian
+        I(Y;other) of the (Y, other) block alone, as the discrete routes do with one code
+        (the route refused it: its covariance would be singular)."""
         from pidkit.estimate import GaussianMoments, Projector
 
         self._dims = (teacher.shape[1], student.shape[1])
         self.projectors = []
+        self.constant = []
         for side, rows in (("teacher", teacher), ("student", student)):
-            if rows.shape[0] and (rows.max(axis=0) == rows.min(axis=0)).all():
-                layer = "" if pair is None else f" (layer {pair[0 if side == 'teacher' else 1]!r})"
-                raise fail(f"{side}_features", f"is constant{layer}: every sample identical, "
-                           "so the Gaussian route's covariance is singular", "Check the layer "
-                           "(a dead layer: every ReLU off); the discrete route "
-                           "(estimator='paper') audits it as carrying no information "
-                           "(I = Red = Syn = 0 on that side)")
+            dead = bool(rows.shape[0] and (rows.max(axis=0) == rows.min(axis=0)).all())
+            self.constant.append(dead)
+            if dead:
+                _constant_side_warning(pair, side, rows.shape[0], "is left out of the "
+                                       "covariance")
+                self.projectors.append(NoProjection(self.state))
+                continue
             side_settings = layer_settings(self.settings, self.given, rows, side, pair)
             self.projectors.append(Projector(side_settings["n_components"],
                                              scaling=side_settings["scaling"], dtype="float64",
@@ -377,9 +412,12 @@ class GaussianPair:
     def update(self, batch: Batch, index: int) -> None:
         """Accumulate the moments (and bootstrap replicates) of layer pair ``index``."""
         blocks = self._rows(batch.labels, batch.teacher[index], batch.student[index])
+        self._widths = tuple(int(b.shape[1]) for b in blocks)
         if len(self._seen) < 2:
             self._seen.update(np.unique(batch.labels).tolist())
-        self.moments.update(*blocks)
+        live = [b for b in blocks[1:] if b.shape[1]]
+        if live:                # both layers constant: every quantity is 0, no moments needed
+            self.moments.update(blocks[0], *live)
         keys = pair_keys(batch, index)
         if self.n_perm:
             self._kept.append((blocks[0], np.concatenate(blocks[1:], axis=1), keys))
@@ -399,27 +437,77 @@ class GaussianPair:
         if measure_options:
             raise fail("measure_options", "are not used by the Gaussian estimator",
                        "Leave measure_options out with estimator='gaussian'", measure_options)
-        dims = self.moments.dims
-        if len(self._seen) < 2:
-            return self._constant_target(pair, dims, ci, interval, base)
-        r = self.moments.pid(measure=measure, base=math.e,
-                             bias_correction=self.bias_correction)
+        dims = self._block_dims()
+        if len(self._seen) < 2 or all(self.constant):
+            return self._constant_target(pair, dims, ci, interval, base,
+                                         "constant_target" if len(self._seen) < 2 else
+                                         "constant_teacher_and_student")
+        if any(self.constant):
+            mi = self._evaluate(self.moments.to_covariance()[None], self.moments.n_samples,
+                                measure, point=True)[0]
+            point, status = mi, "constant_" + ("teacher" if self.constant[0] else "student")
+        else:
+            r = self.moments.pid(measure=measure, base=math.e,
+                                 bias_correction=self.bias_correction)
+            point, status = vector(r), r.solver.status
         boot, dropped = np.zeros((0, 5)), 0
         if self.n_boot and ci is not None:
             w, s, c = self.weight_sums
             mean = s / w[:, None]
             covs = c / w[:, None, None] - mean[:, :, None] * mean[:, None, :]
             covs = (covs + np.swapaxes(covs, 1, 2)) / 2
-            boot, dropped = drop_failed(gaussian_vectors(covs, w, dims, measure,
-                                                         self.bias_correction), "bootstrap")
-        null, dropped_null = self._null(dims, measure)
-        reps = Replicates(vector(r), boot, null, dropped, dropped_null)
+            boot, dropped = drop_failed(self._evaluate(covs, w, measure), "bootstrap")
+        null, dropped_null = self._null(measure)
+        reps = Replicates(point, boot, null, dropped, dropped_null)
         values, intervals, p_values, chance = _summarised(reps, ci, interval, base)
-        details = self._details(dims, float(r.mutual_information) / math.log(base),
-                                r.solver.status, dropped, dropped_null)
+        details = self._details(dims, float(point[4]) / math.log(base), status, dropped,
+                                dropped_null)
+        if any(self.constant):
+            dead, live = ("teacher", "student") if self.constant[0] else ("student", "teacher")
+            layer = "" if pair is None else f" {pair[0 if dead == 'teacher' else 1]!r}"
+            details["constant_layer"] = dead
+            details["note"] = (f"the {dead} layer{layer} is constant on the fitting samples: "
+                               f"it is left out of the covariance and carries no information "
+                               f"(I(Y;{dead[0].upper()}) = Red = Syn = 0); Uni(Y:"
+                               f"{live[0].upper()}\\{dead[0].upper()}) = I(Y;"
+                               f"{live[0].upper()}) is the Gaussian information of the (Y, "
+                               f"{live[0].upper()}) block alone, and its intervals and null "
+                               f"are that block's")
         if p_values is not None:
             details["p_values"] = p_values
         return _layer(pair, values, intervals, details, p_values, chance)
+
+    def _block_dims(self) -> tuple[int, int, int]:
+        """Widths of the (Y, T, S) blocks as accumulated; 0 for a constant layer (no
+        column)."""
+        return self._widths
+
+    def _evaluate(self, covs: np.ndarray, n: Any, measure: str, *,
+                  point: bool = False) -> np.ndarray:
+        """PID vectors ``(B, 5)`` (nats) of the estimator on covariances of the accumulated
+        blocks: the Gaussian PID of (Y, T, S), or, with one layer constant (left out of the
+        covariance), ``Red = Syn = 0``, the live side's unique information and ``I(Y;T,S)``
+        equal to the estimator's Gaussian :math:`I(Y; live)` of the (Y, live) block, the
+        constant side's 0 (NaN rows for covariances the estimator refuses). ``point``: one
+        covariance, whose refusal is raised rather than turned into NaN."""
+        dims = self._block_dims()
+        if not any(self.constant):
+            return gaussian_vectors(covs, n, dims, measure, self.bias_correction)
+        d_y, d_x = dims[0], max(dims[1:])
+        repeated = _repeat_source(covs, (d_y, d_x))
+        if point:
+            from pidkit.estimate.gaussian_route import gaussian_point
+
+            r, _ = gaussian_point(repeated[0], int(n), (d_y, d_x, d_x), measure,
+                                  self.bias_correction)
+            mi = np.array([float(r.mutual_information)])
+        else:
+            mi = gaussian_vectors(repeated, n, (d_y, d_x, d_x), measure,
+                                  self.bias_correction)[:, 4]
+        out = np.zeros((covs.shape[0], 5))
+        out[:, 2 if self.constant[0] else 1] = mi        # lattice order: red, uni_T, uni_S
+        out[:, 4] = mi
+        return out
 
     def _details(self, dims, joint_mi: float, status: str, dropped: int,
                  dropped_null: int) -> dict[str, Any]:
@@ -433,24 +521,26 @@ class GaussianPair:
                 "dropped_replicates": {"bootstrap": dropped, "null": dropped_null}}
 
     def _constant_target(self, pair: tuple[str, str], dims, ci: float | None, interval: str,
-                         base: float) -> LayerAudit:
+                         base: float, status: str = "constant_target") -> LayerAudit:
         """The audit of samples of a single class: the target is constant, so
         :math:`I(Y;T) = I(Y;S) = I(Y;T,S) = 0` and every atom is 0 exactly (as the discrete
         route's counts give). Every bootstrap resample and label shuffle of a constant target
         is the same constant, so their replicates are 0 too (p-values 1, chance 0); the
-        covariance estimator is not evaluated (its target block is singular)."""
+        covariance estimator is not evaluated (its target block is singular). The same holds
+        when both layers are constant on the fitting samples (``status``
+        ``"constant_teacher_and_student"``): neither carries information."""
         zeros = np.zeros(5)
         boot = np.zeros((self.n_boot if ci is not None else 0, 5))
         null = np.zeros((self.n_perm, 5))
         values, intervals, p_values, chance = _summarised(
             Replicates(zeros, boot, null, 0, 0), ci, interval, base)
-        details = self._details(dims, 0.0, "constant_target", 0, 0)
+        details = self._details(dims, 0.0, status, 0, 0)
         details["classes_present"] = sorted(self._seen)
         if p_values is not None:
             details["p_values"] = p_values
         return _layer(pair, values, intervals, details, p_values, chance)
 
-    def _null(self, dims: tuple[int, ...], measure: str) -> tuple[np.ndarray, int]:
+    def _null(self, measure: str) -> tuple[np.ndarray, int]:
         """Shuffle-null replicates: the one-hot labels permuted against the projected features
         (kept in memory, ``n x (d_T + d_S)`` floats), one covariance per permutation, evaluated
         in one batched call through the engine (:func:`pidkit.estimate.uncertainty.
@@ -474,6 +564,5 @@ class GaussianPair:
                                      np.broadcast_to(cxx, (len(perms), *cxx.shape))], axis=2)
             return np.concatenate([top, bottom], axis=1)
 
-        return permutation_null(reduce, lambda c: gaussian_vectors(
-            c, float(n), dims, measure, self.bias_correction), n, self.n_perm,
-            np.random.default_rng(self.null_seed))
+        return permutation_null(reduce, lambda c: self._evaluate(c, float(n), measure), n,
+                                self.n_perm, np.random.default_rng(self.null_seed))
