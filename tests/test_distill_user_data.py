@@ -419,3 +419,25 @@ def test_audit_callback_curves_continue_after_a_resume(tmp_path):
            resume=str(tmp_path / "checkpoint.pt"))
     assert json.loads((tmp_path / "vid_curves.json").read_text())["epochs"] == [0, 1, 2]
 
+
+
+def test_audit_callback_refuses_to_replace_an_earlier_runs_curves(tmp_path):
+    """Two fresh runs with the same AuditCallback(out_dir=...) and no trainer out_dir: the
+    second replaced the first run's <method>_curves.* silently at its first audit. It is now
+    refused before training, unless the run is told overwrite=True (or resumes)."""
+    import json
+
+    curves = tmp_path / "curves"
+
+    def callback():
+        return pd.AuditCallback(_blobs(60, 1), n_boot=0, n_perm=0, out_dir=curves,
+                                estimator_options={"n_clusters": 3, "n_components": 2})
+
+    _train(_blobs(32), epochs=2, callbacks=[callback()])
+    first = (curves / "vid_curves.json").read_text()
+    with pytest.raises(PIDValueError, match=r"^out_dir: .*curves holds the curves of an "
+                                            r"earlier run \(vid_curves\.json\)"):
+        _train(_blobs(32), epochs=1, callbacks=[callback()])
+    assert (curves / "vid_curves.json").read_text() == first       # nothing replaced
+    _train(_blobs(32), epochs=1, callbacks=[callback()], overwrite=True)
+    assert json.loads((curves / "vid_curves.json").read_text())["epochs"] == [0]

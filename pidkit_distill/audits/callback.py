@@ -146,6 +146,7 @@ class AuditCallback:
         if data is None:
             raise fail("data", "is not given and the trainer has no val_data",
                        "Pass AuditCallback(data=...) or distill(..., val_data=...)")
+        self._refuse_earlier_curves(trainer)
         self._continue_curves(trainer)
         from ..batches import as_dataset
         from .stream import _labels
@@ -157,6 +158,29 @@ class AuditCallback:
                 -len(dataset.tensors) <= position < len(dataset.tensors):
             _labels(dataset.tensors[position], "data", where="of them")
 
+    def _curves_path(self, trainer) -> Path:
+        """Where the curves of this run's method are written (``out_dir`` is set)."""
+        from .curves import _safe
+
+        name = self.method or str(getattr(trainer.config, "method", "run"))
+        return self.out_dir / f"{_safe(name)}_curves.json"
+
+    def _refuse_earlier_curves(self, trainer) -> None:
+        """A new run (``trainer.epoch == 0``) refuses, before training, an ``out_dir`` holding
+        curves of the same method from an earlier run, which its first audit would replace
+        (as :func:`pidkit_distill.train.check_run_folder` does for the trainer's own files),
+        unless the trainer was told ``overwrite=True``."""
+        if (self.out_dir is None or int(getattr(trainer, "epoch", 0) or 0) > 0
+                or getattr(trainer.config, "overwrite", False)):
+            return
+        path = self._curves_path(trainer)
+        if path.is_file():
+            raise fail("out_dir", f"{self.out_dir} holds the curves of an earlier run "
+                       f"({path.name}), which this run's first audit would replace",
+                       "Resume that run (resume=its checkpoint), pass overwrite=True to the run "
+                       "to replace them, or give AuditCallback another out_dir (or another "
+                       "method= name)")
+
     def _continue_curves(self, trainer) -> None:
         """A resumed run (``trainer.epoch > 0``) continues the curves its ``out_dir`` holds
         (the audits of the epochs before ``trainer.epoch``), so that the first audit after the
@@ -164,10 +188,8 @@ class AuditCallback:
         start = int(getattr(trainer, "epoch", 0) or 0)
         if self.history is not None or self.out_dir is None or start == 0:
             return
-        from .curves import _safe
-
         name = self.method or str(getattr(trainer.config, "method", "run"))
-        path = self.out_dir / f"{_safe(name)}_curves.json"
+        path = self._curves_path(trainer)
         if path.is_file():
             old = AuditHistory.load(path)
             kept = [(e, r) for e, r in zip(old.epochs, old.reports, strict=True) if e < start]
