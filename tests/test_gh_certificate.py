@@ -109,3 +109,87 @@ def test_random_3x3x3_converges_in_few_rounds():
     lower, upper, rounds, _, _ = gh.gh_bounds(p, 1e-10, 15)
     assert upper - lower <= 1e-10 and rounds <= 15
     assert lower <= EXACT[0, (3, 3, 3), 1.0] + 1e-14 <= upper + 2e-14
+
+
+def _mi_nats(joint):
+    """I(A; B) in nats of a 2-d joint pmf ``joint[a, b]``, written out."""
+    outer = joint.sum(axis=1, keepdims=True) * joint.sum(axis=0, keepdims=True)
+    cells = joint > 0
+    return float((joint[cells] * np.log(joint[cells] / outer[cells])).sum())
+
+
+class _FailAfter:
+    """``scipy.optimize.linprog`` that fails (HiGHS's status 4) from the ``n``-th call on."""
+
+    def __init__(self, n):
+        import scipy.optimize
+
+        self.linprog, self.n, self.calls = scipy.optimize.linprog, n, 0
+
+    def __call__(self, **kwargs):
+        self.calls += 1
+        if self.calls < self.n:
+            return self.linprog(**kwargs)
+        from types import SimpleNamespace
+        return SimpleNamespace(status=4, message="(HiGHS Status 4: Solve error)")
+
+
+def test_a_failed_round_keeps_the_bracket_of_the_rounds_before(monkeypatch):
+    # the solver failing on every formulation of a later round's programme raised an error
+    # that threw away a proven bracket; now the search stops with it and warns
+    import scipy.optimize
+
+    import pidkit
+    from pidkit.errors import ConvergenceWarning
+
+    exact = EXACT[6, (2, 3, 3), 1.0]
+    p = _dirichlet(6, (2, 3, 3), 1.0)
+    monkeypatch.setattr(scipy.optimize, "linprog", _FailAfter(4))
+    with pytest.warns(ConvergenceWarning, match="solver failed .*round 4"):
+        r = pidkit.pid(p, measure="gh", base=math.e)
+    cert = r.solver.certificate
+    assert r.solver.status == "max_iter" and r.solver.iterations == 4
+    assert cert.lower == r.redundancy <= exact + 1e-14 <= cert.upper + 2e-14
+    assert cert.upper - cert.lower < 1e-2        # three rounds' bracket, not the trivial one
+
+
+def test_a_failed_first_round_gives_the_data_processing_bracket(monkeypatch):
+    # no programme solved: [0, min_i I(Y; X_i)] still brackets I_GH (Q - X_i - Y Markov)
+    import scipy.optimize
+
+    import pidkit
+    from pidkit.errors import ConvergenceWarning
+
+    p = _dirichlet(6, (2, 3, 3), 1.0)
+    bound = min(_mi_nats(p.sum(axis=3 - i)) for i in (1, 2))
+    monkeypatch.setattr(scipy.optimize, "linprog", _FailAfter(1))
+    with pytest.warns(ConvergenceWarning, match="solver failed .*round 1"):
+        r = pidkit.pid(p, measure="gh", base=math.e)
+    assert r.redundancy == r.solver.certificate.lower == 0.0
+    assert r.solver.certificate.upper == pytest.approx(bound, rel=1e-12)
+    assert EXACT[6, (2, 3, 3), 1.0] <= r.solver.certificate.upper
+
+
+def test_hard_dirichlet_pmf_where_highs_fails_gives_a_bracket():
+    # Dirichlet(0.02), 3x4x4, target the last axis: cells span 58 orders; every HiGHS method
+    # failed on the ninth round's programme and pid raised PIDKitError ("every
+    # linear-programme solver failed"); now a bracket, flagged approximate (beyond
+    # CERTIFIED_RANGE)
+    import warnings
+
+    import pidkit
+    from pidkit.errors import ConvergenceWarning
+
+    p = np.random.default_rng(4).dirichlet(np.full(48, 0.02)).reshape(3, 4, 4)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        r = pidkit.pid(p, target=2, measure="gh", base=math.e)
+    assert any(issubclass(w.category, ConvergenceWarning) for w in caught)
+    assert r.solver.status == "approximate"
+    lower, upper = r.solver.details["approximate_bracket_nats"]
+    assert 0 <= lower == r.redundancy <= upper <= min(r.redundancy + r.unique[0],
+                                                      r.redundancy + r.unique[1])
+    assert upper - lower < 1e-8
+    mi = [_mi_nats(p.sum(axis=1 - i).T) for i in (0, 1)]
+    assert r.redundancy + r.unique[0] == pytest.approx(mi[0], abs=1e-12)
+    assert r.redundancy + r.unique[1] == pytest.approx(mi[1], abs=1e-12)
