@@ -193,3 +193,17 @@ def test_hard_dirichlet_pmf_where_highs_fails_gives_a_bracket():
     mi = [_mi_nats(p.sum(axis=1 - i).T) for i in (0, 1)]
     assert r.redundancy + r.unique[0] == pytest.approx(mi[0], abs=1e-12)
     assert r.redundancy + r.unique[1] == pytest.approx(mi[1], abs=1e-12)
+
+
+def test_subnormal_cells_are_reported_with_their_range():
+    # a cell of 5e-324 next to 0.25: the ratio overflowed and the warning said "span inf orders"
+    import pidkit
+    from pidkit.errors import ConvergenceWarning
+    from pidkit.gates import gate
+
+    p = gate("XOR").copy()
+    p[p == 0] = 5e-324
+    with pytest.warns(ConvergenceWarning, match="span 323 orders of magnitude"):
+        r = pidkit.pid(p, measure="gh")
+    assert r.solver.status == "approximate"
+    assert r.redundancy == pytest.approx(0.0, abs=1e-9)
