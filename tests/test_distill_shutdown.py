@@ -88,3 +88,17 @@ def test_exit_handler_leaves_a_group_started_again_by_the_user(one_process_group
                             world_size=1)
     distributed._shut_down()
     assert dist.is_initialized()
+
+
+def test_exit_handler_frees_the_reducers_of_wrappers_still_referenced(one_process_group):
+    # a trainer held by a script's global variable keeps its wrappers alive past the exit
+    # handler: their reducers (and through them the group) were freed during finalisation,
+    # after the group was destroyed; the handler now makes them let go first
+    layer = torch.nn.Linear(2, 1)
+    wrapper = distributed.phase_ddp(layer, layer.parameters(), torch.device("cpu"))
+    wrapper(torch.ones(3, 2)).sum().backward()
+    assert all(name in wrapper.__dict__ for name in distributed._GROUP_STATE)
+    distributed._shut_down_at_exit(dist.group.WORLD)
+    distributed._shut_down()
+    assert not any(name in wrapper.__dict__ for name in distributed._GROUP_STATE)
+    assert not dist.is_initialized()
