@@ -18,7 +18,7 @@ import time
 import numpy as np
 from _common import blas_threads, format_seconds, time_call, write_results
 
-KS = (16, 24, 32, 48)
+KS = (16, 24, 32, 48, 64)
 BUSY_PROCESSES = 2
 GOAL = 2.0
 
@@ -69,7 +69,7 @@ def main() -> None:
         f"calls; busy = {BUSY_PROCESSES} processes spinning `while True: pass` on the 2 cores.",
         f"The caller's BLAS is set to 2 threads (threadpoolctl); the solver pins one thread "
         f"when |Y| min(|T|, |S|) <= {pinned_up_to} (the default; rows 'caller's (2)' with "
-        "k <= 48 switch that off for comparison).",
+        "k <= 64 switch that off for comparison).",
         f"Goal (issue 15): at most {GOAL:g}x slower under contention.",
     ]
     write_results("broja_contention", rows, blas=blas,

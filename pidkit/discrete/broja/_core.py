@@ -31,12 +31,16 @@ from . import _ipm
 from ._bounds import CROSSING
 
 #: Largest Schur complement, :math:`|Y| \min(|T|, |S|)` rows, solved with one BLAS thread (the
-#: thread setting of the caller applies above). Measured on the 2-core machine (2026-12-04,
-#: numpy, Dirichlet(1) cubes, one pmf): one thread against two, 0.18 / 0.16 s at k = 24,
-#: 0.47 / 1.00 s at k = 32, 1.23 / 1.82 s at k = 40, 2.68 / 2.94 s at k = 48, but 12.1 / 9.6 s
-#: at k = 64; with two busy processes on the cores 0.29 / 0.55 s at k = 24 and 0.74 / 2.78 s at
-#: k = 32 (threads competing for busy cores, the slowdown the issue measured at k = 64).
-ONE_THREAD_SCHUR = 2500
+#: thread setting of the caller applies above, up to the numpy backend's ``LARGE_ORDER``).
+#: Measured on the 2-core machine (2026-12-04, Intel Xeon, numpy, Dirichlet(1) cubes, one pmf):
+#: one thread against two, 0.18 / 0.16 s at k = 24, 0.47 / 1.00 s at k = 32, 1.23 / 1.82 s at
+#: k = 40, 2.68 / 2.94 s at k = 48, 12.1 / 9.6 s at k = 64; with two busy processes on the
+#: cores 0.29 / 0.55 s at k = 24 and 0.74 / 2.78 s at k = 32 (threads competing for busy cores,
+#: the slowdown the issue measured at k = 64). On the AMD EPYC 2-core machine (2026-12-06) a
+#: second thread gains nothing at k = 64 (5.05-5.24 against 5.27-5.77 s wall, twice the CPU
+#: time) and costs 3x under contention (8.3-9.2 s pinned against 25-26 s), so k = 64 cubes (4,096
+#: rows) are pinned too.
+ONE_THREAD_SCHUR = 4096
 #: ... but one pmf whose dense Newton matrix (:mod:`._small`) has at most this many rows,
 #: ``|Y|(|T| + |S|)``, is left to the caller's setting: OpenBLAS runs such sizes on one thread
 #: anyway, and pinning costs about 14 us, 2% of a 3 x 3 x 3 solve. Measured (2026-12-05, the
