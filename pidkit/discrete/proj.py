@@ -94,12 +94,7 @@ def _newton_step(w, z, a, b):
     q = np.einsum("nj,njy->ny", w, b)
     ratio = np.divide(a, q, out=np.zeros_like(a), where=a > 0)
     residual = 1.0 - np.einsum("ny,njy->nj", ratio, b) - z
-    curvature = ratio / q
-    # conditionals that coincide (or are affinely dependent) on supp(a) leave directions in
-    # which F is constant; a ridge relative to the Hessian keeps the system regular
-    hessian_diagonal = np.einsum("njy,ny->nj", b * b, curvature)
-    diagonal = z / w + RIDGE * hessian_diagonal.max(axis=1, keepdims=True)
-    solve = _newton_solver(b, curvature, diagonal)
+    solve = _newton_solver(b, ratio / q, z / w)
     mu = (w * z).mean(axis=1, keepdims=True)
 
     def direction(complementarity):
@@ -115,10 +110,13 @@ def _newton_step(w, z, a, b):
     return w + alpha * dw, z + alpha * dz
 
 
-def _newton_solver(b, curvature, diagonal):
+def _newton_solver(b, curvature, barrier):
     r"""A solver of the Newton systems :math:`(G G^\top + \mathrm{Diag}(e))\,x = r` (batched),
     :math:`G = B\,\mathrm{Diag}(c)^{1/2}` with ``b`` ``(n, k, m)``, ``curvature`` :math:`c`
-    ``(n, m)`` and ``diagonal`` :math:`e > 0` ``(n, k)``.
+    ``(n, m)``, and :math:`e` = ``barrier`` :math:`z / w` ``(n, k)`` plus a ridge of
+    :data:`RIDGE` times the largest diagonal entry of :math:`G G^\top` (conditionals that
+    coincide, or are affinely dependent, on the support of ``a`` leave directions in which
+    ``F`` is constant; the ridge keeps those systems regular).
 
     The ``k x k`` matrix is formed and solved directly while ``k <=`` :data:`LOW_RANK_RATIO`
     ``m``; for hulls of more conditionals than target values (a 2 x 300 x 300 pmf: 600 systems
@@ -135,9 +133,12 @@ def _newton_solver(b, curvature, diagonal):
     n, k, m = b.shape
     if k <= LOW_RANK_RATIO * m:
         matrix = np.einsum("njy,ny,nky->njk", b, curvature, b)
-        matrix[:, np.arange(k), np.arange(k)] += diagonal
+        hessian = matrix[:, np.arange(k), np.arange(k)]
+        matrix[:, np.arange(k), np.arange(k)] += barrier + RIDGE * hessian.max(
+            axis=1, keepdims=True)
         return lambda r: np.linalg.solve(matrix, r[..., None])[..., 0]
     g = b * np.sqrt(curvature)[:, None, :]
+    diagonal = barrier + RIDGE * np.einsum("njy,njy->nj", g, g).max(axis=1, keepdims=True)
     g_e = g / diagonal[..., None]
     small = np.einsum("njy,njz->nyz", g, g_e)
     small[:, np.arange(m), np.arange(m)] += 1.0
