@@ -738,8 +738,8 @@ class Trainer:
     Attributes
     ----------
     teacher, student, loss_fn, step_module, device, config, schedule, history (list of
-    per-epoch metric dicts), metric_units (units of metrics callbacks add: key -> unit, see
-    :meth:`units`), teacher_layers, student_layers, rank, world_size, is_main, epoch
+    per-epoch metric dicts), metric_units (units of metrics callbacks add: key -> unit, read
+    by :meth:`units`), teacher_layers, student_layers, rank, world_size, is_main, epoch
     (next epoch to run), stop, loader, student_optimizer, teacher_optimizer, num_classes
     (the width of the student's logits), dtype (the student's floating dtype, which the loss
     is cast to; None for a model mixing precisions).
