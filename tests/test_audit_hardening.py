@@ -4,6 +4,7 @@ narrow layers work with the default estimators, NaN rows are named in the user's
 ``num_classes`` is used (or refused) consistently by both routes."""
 
 import copy
+import math
 import random
 import warnings
 
@@ -377,3 +378,29 @@ def test_num_classes_with_empty_classes_changes_nothing_in_the_discrete_route():
     ref = audit_features(y, t, s, estimator_options=SMALL, **FAST)
     more = audit_features(y, t, s, estimator_options=SMALL, num_classes=7, **FAST)
     assert _values(more) == _values(ref)
+
+
+def test_gaussian_audit_warns_where_its_information_exceeds_the_label_entropy():
+    # the Gaussian estimator reads one-hot labels as Gaussian: well separated classes gave
+    # I(Y;T) of many bits for a 3-class label (at most log2 3), without a word
+    rng = np.random.default_rng(0)
+    n = 600
+    y = rng.integers(0, 3, n)
+    counts = np.bincount(y) / n
+    entropy = float(-(counts * np.log2(counts)).sum())
+
+    def layer(scale):
+        return np.eye(3)[y] @ rng.normal(size=(3, 8)) * scale + rng.normal(size=(n, 8))
+
+    with pytest.warns(UserWarning, match=r"audit of T0 -> S0: the Gaussian estimate of "
+                                         r"I\(Y;T,S\) = \S+ exceeds the labels' entropy "
+                                         rf"H\(Y\) = {entropy:.4g} \(units of base 2\)"):
+        r = audit_features(y, layer(10.0), layer(10.0), estimator="gaussian", ci=None,
+                           n_perm=0)
+    assert r.pairs[0].values["mi_teacher"] > entropy
+    assert r.pairs[0].details["label_entropy"] == pytest.approx(entropy, rel=1e-12)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")               # weak signal: within H(Y), no warning
+        weak = audit_features(y, layer(0.3), layer(0.3), estimator="gaussian", ci=None,
+                              n_perm=0, base=math.e)
+    assert weak.pairs[0].details["label_entropy"] == pytest.approx(entropy * math.log(2))
