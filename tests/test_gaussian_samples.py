@@ -367,3 +367,32 @@ def test_bad_samples():
     with pytest.raises(pidkit.PIDTypeError, match="mix numpy arrays and torch tensors"):
         pidkit.gaussian_pid_from_samples(torch.zeros(10), rng.normal(size=10),
                                          rng.normal(size=10))
+
+
+def test_gaussian_route_warns_where_its_information_exceeds_the_label_entropy():
+    # one-hot labels read as Gaussian: well separated classes gave a 3-class target I(Y;X0,X1)
+    # of several bits (at most log2 3) without a word
+    rng = np.random.default_rng(0)
+    n = 600
+    y = rng.integers(0, 3, n)
+    counts = np.bincount(y) / n
+    entropy = float(-(counts * np.log2(counts)).sum())
+    x0 = np.eye(3)[y] @ rng.normal(size=(3, 8)) * 10 + rng.normal(size=(n, 8))
+    x1 = rng.normal(size=(n, 2))
+    for call in (lambda: pidkit.pid_from_samples(y, x0, x1, estimator="gaussian", n_boot=0,
+                                                 n_perm=0),
+                 lambda: pidkit.gaussian_pid_from_samples(y, x0, x1, n_boot=0, n_perm=0)):
+        with pytest.warns(UserWarning, match=r"^(target|m): the Gaussian estimate of "
+                                             r"I\(Y;T,S\) = \S+ exceeds the labels' entropy "
+                                             rf"H\(Y\) = {entropy:.4g}"):
+            r = call()
+        assert r.mutual_information > entropy
+        assert r.details["label_entropy"] == pytest.approx(entropy, rel=1e-12)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")           # a weak dependence: within H(Y), no warning
+        weak = pidkit.pid_from_samples(y, x0 * 0.02 + rng.normal(size=x0.shape), x1,
+                                       estimator="gaussian", n_boot=0, n_perm=0, base=math.e)
+    assert weak.details["label_entropy"] == pytest.approx(entropy * math.log(2), rel=1e-12)
+    continuous = pidkit.pid_from_samples(rng.normal(size=n), x0, x1, estimator="gaussian",
+                                         n_boot=0, n_perm=0)
+    assert "label_entropy" not in continuous.details

@@ -39,6 +39,7 @@ from .gaussian_route import (
     gaussian_blocks,
     gaussian_estimate,
     gaussian_point,
+    label_entropy,
     scaled_covariance,
     target_block,
 )
@@ -287,9 +288,16 @@ def _gaussian(target: Any, sources: tuple[Any, ...], fit_seed: np.random.SeedSeq
         names=arg_names)
     details = {"estimator": "gaussian", **settings, "dims": list(dims), "n_samples": z.shape[0],
                "seed": seed, "ci": ci, "n_boot": n_boot, "n_perm": n_perm}
-    return gaussian_estimate(z, dims, measure=measure, base=base, ci=ci, n_boot=n_boot,
-                             n_perm=n_perm, seed=seed, bias_correction=correction,
-                             details=details, interval=interval, names=arg_names)
+    result = gaussian_estimate(z, dims, measure=measure, base=base, ci=ci, n_boot=n_boot,
+                               n_perm=n_perm, seed=seed, bias_correction=correction,
+                               details=details, interval=interval, names=arg_names)
+    if settings["target_encoding"] == "onehot":   # class frequencies: the one-hot block's means
+        # (its last class dropped, drop_last)
+        shares = z[:, :dims[0]].sum(axis=0)
+        counts = np.append(shares, z.shape[0] - shares.sum())
+        result.details["label_entropy"] = label_entropy(
+            counts, float(result.mutual_information) * math.log(base), base, arg_names[0])
+    return result
 
 
 def _host(v: Any, name: str) -> Any:

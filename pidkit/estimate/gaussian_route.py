@@ -93,7 +93,7 @@ from .projection import Projector, subsample
 from .uncertainty import Replicates, assemble, bootstrap, permutation_null, seed_sequences, vector
 
 __all__ = ["TARGET_ENCODINGS", "exponents", "gaussian_blocks", "gaussian_estimate",
-           "gaussian_from_covariance", "gaussian_point", "gaussian_vectors",
+           "gaussian_from_covariance", "gaussian_point", "gaussian_vectors", "label_entropy",
            "logdet_bias", "mi_bias", "scaled_covariance", "standardized", "times_pow2"]
 
 TARGET_ENCODINGS = ("auto", "onehot", "continuous")
@@ -358,6 +358,31 @@ def check_size(n: int, dims: tuple[int, ...]) -> None:
         raise fail("samples", f"{n} samples are too few for {d} Gaussian variables",
                    f"Pass more than {d + 1} samples (many more for useful estimates), or "
                    "reduce with n_components")
+
+
+def label_entropy(class_counts: Any, joint_mi: float, base: float, where: str) -> float:
+    r"""The entropy :math:`H(Y)` (units of ``base``) of labels with ``class_counts``, the most
+    any representation can carry about them, with a warning naming ``where`` when the Gaussian
+    estimate ``joint_mi`` of :math:`I(Y; 	ext{sources})` (nats) exceeds it.
+
+    The Gaussian estimator reads one-hot labels as Gaussian variables, a second-order summary
+    that is not bounded by :math:`H(Y)`: well separated classes drive its informations far
+    above it (a 3-class label gave 17 bits, at most :math:`\log_2 3 = 1.58`), and its values
+    are then not informations of the labels."""
+    counts = np.asarray(class_counts, dtype=np.float64)
+    p = counts[counts > 0] / counts.sum()
+    entropy = float(-(p * np.log(p)).sum())
+    if joint_mi > entropy * (1 + 1e-9) + 1e-12:
+        unit = math.log(base)
+        warnings.warn(
+            f"{where}: the Gaussian estimate of I(Y;T,S) = {joint_mi / unit:.4g} exceeds the "
+            f"labels' entropy H(Y) = {entropy / unit:.4g} (units of base {base:g}), the most "
+            f"any representation can carry about them: the Gaussian estimator reads one-hot "
+            f"labels as Gaussian variables, which well separated classes push beyond H(Y). "
+            f"Read its values as relative trends, or use a discrete estimator (plug-in codes, "
+            f"estimator='discretize'; audits: 'paper') for values that are informations of "
+            f"the labels", UserWarning, stacklevel=caller_stacklevel())
+    return entropy / math.log(base)
 
 
 def target_block(target: Any, encoding: str, name: str = "target") -> tuple[np.ndarray, str]:

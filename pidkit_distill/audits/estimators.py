@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from pidkit.errors import caller_stacklevel
-from pidkit.estimate.gaussian_route import gaussian_vectors
+from pidkit.estimate.gaussian_route import gaussian_vectors, label_entropy
 from pidkit.estimate.uncertainty import (
     INTERVALS,
     Replicates,
@@ -465,7 +465,9 @@ class GaussianPair:
         values, intervals, p_values, chance = _summarised(reps, ci, interval, base)
         details = self._details(dims, float(point[4]) / math.log(base), status, dropped,
                                 dropped_null)
-        details["label_entropy"] = self._label_entropy(pair, float(point[4]), base)
+        details["label_entropy"] = label_entropy(
+            self._class_counts, float(point[4]), base,
+            "audit" if pair is None else f"audit of {pair[0]} -> {pair[1]}")
         if any(self.constant):
             dead, live = ("teacher", "student") if self.constant[0] else ("student", "teacher")
             layer = "" if pair is None else f" {pair[0 if dead == 'teacher' else 1]!r}"
@@ -480,29 +482,6 @@ class GaussianPair:
         if p_values is not None:
             details["p_values"] = p_values
         return _layer(pair, values, intervals, details, p_values, chance)
-
-    def _label_entropy(self, pair: tuple[str, str] | None, joint_mi: float,
-                       base: float) -> float:
-        """The entropy of the audited labels, :math:`H(Y)` (units of ``base``), the most any
-        representation can carry about them; a warning where the Gaussian estimate of
-        :math:`I(Y;T,S)` (``joint_mi``, nats) exceeds it. The estimator treats the one-hot
-        labels as Gaussian, a second-order summary that is not bounded by :math:`H(Y)`: well
-        separated classes drive the Gaussian informations far above it (a 3-class label gave
-        2.9 bits > log2 3), and the values in bits are then not informations of the labels."""
-        p = self._class_counts[self._class_counts > 0] / self._class_counts.sum()
-        entropy = float(-(p * np.log(p)).sum())
-        if joint_mi > entropy * (1 + 1e-9) + 1e-12:
-            unit = math.log(base)
-            layers = "" if pair is None else f" of {pair[0]} -> {pair[1]}"
-            warnings.warn(
-                f"audit{layers}: the Gaussian estimate of I(Y;T,S) = {joint_mi / unit:.4g} "
-                f"exceeds the labels' entropy H(Y) = {entropy / unit:.4g} (units of base "
-                f"{base:g}), the most any representation can carry about them: the Gaussian "
-                f"estimator reads one-hot labels as Gaussian variables, which well separated "
-                f"classes push beyond H(Y). Read its values as relative trends, or use "
-                f"estimator='paper' or 'discretize' for values that are informations of the "
-                f"labels", UserWarning, stacklevel=caller_stacklevel())
-        return entropy / math.log(base)
 
     def _block_dims(self) -> tuple[int, int, int]:
         """Widths of the (Y, T, S) blocks as accumulated; 0 for a constant layer (no
