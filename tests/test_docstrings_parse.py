@@ -1,0 +1,31 @@
+"""Every docstring parses as numpydoc the way the API pages read it (mkdocstrings through
+griffe): an entry of an Attributes or Parameters list with an empty name made the docs build
+(``mkdocs build --strict`` in CI) fail with "Empty strings are not supported" after the whole
+test suite had passed (a free-form Attributes list whose line began with ``:meth:``)."""
+
+from pathlib import Path
+
+import pytest
+
+griffe = pytest.importorskip("griffe", reason="griffe comes with the docs extra")
+
+ROOT = Path(__file__).resolve().parents[1]
+NAMED = {"attributes", "parameters", "other parameters"}
+
+
+def _objects(obj):
+    for member in obj.members.values():
+        if member.is_alias:
+            continue
+        yield member
+        if member.is_class or member.is_module:
+            yield from _objects(member)
+
+
+@pytest.mark.parametrize("package", ["pidkit", "pidkit_distill"])
+def test_docstring_lists_have_named_entries(package):
+    module = griffe.load(package, docstring_parser="numpy", search_paths=[str(ROOT)])
+    empty = sorted({obj.path for obj in _objects(module) if obj.docstring is not None
+                    for section in obj.docstring.parsed if section.kind.value in NAMED
+                    for entry in section.value if not entry.name.strip()})
+    assert not empty, f"docstring list entries without a name: {empty}"
