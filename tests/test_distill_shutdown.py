@@ -30,7 +30,8 @@ def test_a_script_ends_cleanly_without_tearing_down(owner):
         where = f"run {run}: {done.stdout[-2000:]}{done.stderr[-4000:]}"
         assert done.returncode == 0, where
         assert "terminate called" not in done.stderr, where
-        # the group the trainer started is destroyed; the user's is left to them
+        # the group the trainer started is destroyed; the user's is left to them (still up
+        # when their own exit handler, which runs after the trainer's, destroys it)
         expected = "False" if owner == "ours" else "True"
         # one report per process; both write to the same pipe, so two reports can share a
         # line (the two processes' writes interleave): found anywhere in the output
