@@ -98,7 +98,7 @@ def check_ratio(ratio) -> float:
     """``ratio`` (Algorithm 1's :math:`r`) as a float in [0, 1]
     (:func:`pidkit.validation.check_fraction`)."""
     return check_fraction(ratio, "ratio", "Pass the share r of each cycle spent in the teacher "
-                          "phase (the paper uses 0.25), or None")
+                          "phase, between 0 and 1 (the paper uses 0.25)")
 
 
 def _non_negative_int(value, name: str, minimum: int) -> int:
