@@ -56,7 +56,7 @@ from .stream import Batch, pair_keys
 
 __all__ = ["DEFAULT_INTERVAL", "DISCRETE_PRESETS", "ESTIMATORS", "FROM_ATOMS", "GAUSSIAN_DEFAULTS",
            "INTERVALS", "layer_settings",
-           "MIN_SAMPLES_PER_CELL", "DiscretePair", "GaussianPair", "canonical_table",
+           "MIN_SAMPLES_PER_CELL", "DiscretePair", "GaussianPair",
            "values_of"]
 
 #: Interval kind of an audit unless asked otherwise (see the module notes).
@@ -115,17 +115,6 @@ def _summarised(reps: Replicates, ci: float | None, interval: str, base: float
         chance = {"mean": dict(zip(QUANTITIES, mean.tolist(), strict=True)),
                   "q95": dict(zip(QUANTITIES, q95.tolist(), strict=True))}
     return values, intervals, p, chance
-
-
-def canonical_table(table: np.ndarray) -> np.ndarray:
-    """The count table ``(k_y, k_t, k_s)`` with its empty label rows removed and the others in a
-    canonical order (lexicographic order of their counts), so that it does not depend on the
-    names of the classes: any injective relabelling of ``y`` gives the same table, hence the same
-    point estimate, bootstrap and null replicates (the PID does not depend on the order of the
-    target's outcomes). Rows that tie are identical, so their order does not matter."""
-    table = table[table.reshape(table.shape[0], -1).sum(axis=1) > 0]
-    flat = table.reshape(table.shape[0], -1)
-    return table[np.lexsort(flat.T[::-1])]
 
 
 def _sparse_warning(pair: tuple[str, str], n: int, occupied: int, n_classes: int,
@@ -287,7 +276,8 @@ class DiscretePair:
     def _label_rows(self, labels: np.ndarray) -> np.ndarray:
         """Each class renamed to a row of the count table, in order of first appearance: the
         table has one row per class seen, whatever the labels' values (10**12 is fine), and
-        :func:`canonical_table` later puts the rows in an order that does not depend on this."""
+        :func:`pidkit.estimate.count_replicates` puts every axis in an order that does not
+        depend on this (:func:`pidkit.estimate.discrete_route.canonical_table`)."""
         classes, inverse = np.unique(labels, return_inverse=True)
         rows = np.empty(classes.size, dtype=np.int64)
         for i, c in enumerate(classes.tolist()):
@@ -307,7 +297,7 @@ class DiscretePair:
                interval: str = DEFAULT_INTERVAL) -> LayerAudit:
         from pidkit.estimate import count_replicates
 
-        table = canonical_table(self.counts.counts)
+        table = self.counts.counts
         point, reps = count_replicates(table, measure, n_boot=n_boot if ci is not None else 0,
                                        n_perm=n_perm, seed=self.boot_seed,
                                        measure_options=measure_options)

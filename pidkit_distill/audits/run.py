@@ -32,9 +32,10 @@ depend on the other pairs audited with it (every pair draws from the same seeds)
   on the other side), labels left out (:mod:`pidkit_distill.audits.stream`), and the discretiser is
   fitted and applied in float64 (``dtype="float64"`` unless ``estimator_options`` says
   otherwise), so the codebooks depend on neither the order, the labels nor the dtype;
-- the count table's label rows are put in a canonical order, the lexicographic order of their
-  counts (:func:`~pidkit_distill.audits.estimators.canonical_table`), so bootstrap and null
-  draws do not depend on the names of the classes; the Gaussian route renames classes to their
+- the count table is put in a label-free order before resampling
+  (:func:`pidkit.estimate.discrete_route.canonical_table`, inside
+  :func:`pidkit.estimate.count_replicates`), so bootstrap and null draws do not depend on the
+  names of the classes or codes; the Gaussian route renames classes to their
   rank (a permutation of the one-hot columns leaves every Gaussian quantity unchanged).
 
 **Chance levels, by default.** Plug-in information is biased upwards, by about
