@@ -86,3 +86,19 @@ def generic_union(cov: np.ndarray, dims, starts: int = 4, seed: int = 0) -> floa
                        options={"maxiter": 5000, "ftol": 1e-15, "gtol": 1e-10})
         best = min(best, res.fun)
     return float(best)
+
+
+def separated_classes(rng: np.random.Generator, n: int, k: int = 3):
+    """Labels ``y`` of ``k`` classes, their empirical entropy in bits, and ``layer(scale, d)``:
+    ``d`` features whose class means, ``scale`` times a random direction per class, sit on unit
+    noise (a large ``scale`` separates the classes, which the Gaussian estimator turns into
+    informations above H(Y))."""
+    y = rng.integers(0, k, n)
+    shares = np.bincount(y, minlength=k) / n
+    shares = shares[shares > 0]
+    entropy = float(-(shares * np.log2(shares)).sum())
+
+    def layer(scale: float, d: int = 8) -> np.ndarray:
+        return np.eye(k)[y] @ rng.normal(size=(k, d)) * scale + rng.normal(size=(n, d))
+
+    return y, entropy, layer

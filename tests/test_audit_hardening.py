@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 from _audit_helpers import single_thread  # noqa: F401
+from _gaussian_reference import separated_classes
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, IterableDataset, TensorDataset
 
@@ -383,15 +384,7 @@ def test_num_classes_with_empty_classes_changes_nothing_in_the_discrete_route():
 def test_gaussian_audit_warns_where_its_information_exceeds_the_label_entropy():
     # the Gaussian estimator reads one-hot labels as Gaussian: well separated classes gave
     # I(Y;T) of many bits for a 3-class label (at most log2 3), without a word
-    rng = np.random.default_rng(0)
-    n = 600
-    y = rng.integers(0, 3, n)
-    counts = np.bincount(y) / n
-    entropy = float(-(counts * np.log2(counts)).sum())
-
-    def layer(scale):
-        return np.eye(3)[y] @ rng.normal(size=(3, 8)) * scale + rng.normal(size=(n, 8))
-
+    y, entropy, layer = separated_classes(np.random.default_rng(0), 600)
     with pytest.warns(UserWarning, match=r"audit of T0 -> S0: the Gaussian estimate of "
                                          r"I\(Y;T,S\) = \S+ exceeds the labels' entropy "
                                          rf"H\(Y\) = {entropy:.4g} \(units of base 2\)"):

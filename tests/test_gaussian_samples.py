@@ -14,7 +14,7 @@ import warnings
 
 import numpy as np
 import pytest
-from _gaussian_reference import channel_cov
+from _gaussian_reference import channel_cov, separated_classes
 from scipy import stats
 
 import pidkit
@@ -373,12 +373,8 @@ def test_gaussian_route_warns_where_its_information_exceeds_the_label_entropy():
     # one-hot labels read as Gaussian: well separated classes gave a 3-class target I(Y;X0,X1)
     # of several bits (at most log2 3) without a word
     rng = np.random.default_rng(0)
-    n = 600
-    y = rng.integers(0, 3, n)
-    counts = np.bincount(y) / n
-    entropy = float(-(counts * np.log2(counts)).sum())
-    x0 = np.eye(3)[y] @ rng.normal(size=(3, 8)) * 10 + rng.normal(size=(n, 8))
-    x1 = rng.normal(size=(n, 2))
+    y, entropy, layer = separated_classes(rng, 600)
+    x0, x1 = layer(10.0), rng.normal(size=(600, 2))
     for call in (lambda: pidkit.pid_from_samples(y, x0, x1, estimator="gaussian", n_boot=0,
                                                  n_perm=0),
                  lambda: pidkit.gaussian_pid_from_samples(y, x0, x1, n_boot=0, n_perm=0)):
@@ -393,6 +389,6 @@ def test_gaussian_route_warns_where_its_information_exceeds_the_label_entropy():
         weak = pidkit.pid_from_samples(y, x0 * 0.02 + rng.normal(size=x0.shape), x1,
                                        estimator="gaussian", n_boot=0, n_perm=0, base=math.e)
     assert weak.details["label_entropy"] == pytest.approx(entropy * math.log(2), rel=1e-12)
-    continuous = pidkit.pid_from_samples(rng.normal(size=n), x0, x1, estimator="gaussian",
+    continuous = pidkit.pid_from_samples(rng.normal(size=600), x0, x1, estimator="gaussian",
                                          n_boot=0, n_perm=0)
     assert "label_entropy" not in continuous.details
