@@ -199,6 +199,11 @@ class OneCode:
         return np.zeros(len(x), dtype=np.int64)
 
 
+def _constant(rows: np.ndarray) -> bool:
+    """Whether every fitting sample of a layer is the same (a dead layer)."""
+    return bool(rows.shape[0] and (rows.max(axis=0) == rows.min(axis=0)).all())
+
+
 def _constant_side_warning(pair: tuple[str, str] | None, side: str, n: int,
                            treatment: str = "gets one code") -> None:
     layer = "" if pair is None else f" {pair[0 if side == 'teacher' else 1]!r}"
@@ -263,7 +268,7 @@ class DiscretePair:
         self._dims = (teacher.shape[1], student.shape[1])
         self.discretizers = []
         for side, rows in (("teacher", teacher), ("student", student)):
-            if rows.shape[0] and (rows.max(axis=0) == rows.min(axis=0)).all():
+            if _constant(rows):
                 _constant_side_warning(pair, side, rows.shape[0])
                 self.discretizers.append(OneCode(self.state))
                 continue
@@ -353,7 +358,6 @@ class GaussianPair:
         self._kept: list[tuple[np.ndarray, np.ndarray]] = []
         self.constant = [False, False]    # per side: constant on the fitting samples
         self._widths = (0, 0, 0)          # (Y, T, S) widths, set by the first batch
-        self._seen: set[int] = set()      # classes present in the audited samples
         self._class_counts = np.zeros(self.n_classes, dtype=np.int64)
         self.moments = None
 
@@ -371,7 +375,7 @@ class GaussianPair:
         self.projectors = []
         self.constant = []
         for side, rows in (("teacher", teacher), ("student", student)):
-            dead = bool(rows.shape[0] and (rows.max(axis=0) == rows.min(axis=0)).all())
+            dead = _constant(rows)
             self.constant.append(dead)
             if dead:
                 _constant_side_warning(pair, side, rows.shape[0], "is left out of the "
@@ -406,8 +410,6 @@ class GaussianPair:
         self._widths = tuple(int(b.shape[1]) for b in blocks)
         self._class_counts += np.bincount(np.searchsorted(self.classes, batch.labels),
                                           minlength=self.n_classes)
-        if len(self._seen) < 2:
-            self._seen.update(np.unique(batch.labels).tolist())
         live = [b for b in blocks[1:] if b.shape[1]]
         if live:                # both layers constant: every quantity is 0, no moments needed
             self.moments.update(blocks[0], *live)
@@ -430,10 +432,11 @@ class GaussianPair:
         if measure_options:
             raise fail("measure_options", "are not used by the Gaussian estimator",
                        "Leave measure_options out with estimator='gaussian'", measure_options)
-        dims = self._block_dims()
-        if len(self._seen) < 2 or all(self.constant):
+        dims = self._widths
+        one_class = np.count_nonzero(self._class_counts) < 2
+        if one_class or all(self.constant):
             return self._constant_target(pair, dims, ci, interval, base,
-                                         "constant_target" if len(self._seen) < 2 else
+                                         "constant_target" if one_class else
                                          "constant_teacher_and_student")
         if any(self.constant):
             mi = self._evaluate(self.moments.to_covariance()[None], self.moments.n_samples,
@@ -473,11 +476,6 @@ class GaussianPair:
             details["p_values"] = p_values
         return _layer(pair, values, intervals, details, p_values, chance)
 
-    def _block_dims(self) -> tuple[int, int, int]:
-        """Widths of the (Y, T, S) blocks as accumulated; 0 for a constant layer (no
-        column)."""
-        return self._widths
-
     def _evaluate(self, covs: np.ndarray, n: Any, measure: str, *,
                   point: bool = False) -> np.ndarray:
         """PID vectors ``(B, 5)`` (nats) of the estimator on covariances of the accumulated
@@ -486,7 +484,7 @@ class GaussianPair:
         equal to the estimator's Gaussian :math:`I(Y; live)` of the (Y, live) block, the
         constant side's 0 (NaN rows for covariances the estimator refuses). ``point``: one
         covariance, whose refusal is raised rather than turned into NaN."""
-        dims = self._block_dims()
+        dims = self._widths
         if not any(self.constant):
             return gaussian_vectors(covs, n, dims, measure, self.bias_correction)
         d_y, d_x = dims[0], max(dims[1:])
@@ -531,7 +529,7 @@ class GaussianPair:
         values, intervals, p_values, chance = _summarised(
             Replicates(zeros, boot, null, 0, 0), ci, interval, base)
         details = self._details(dims, 0.0, status, 0, 0)
-        details["classes_present"] = sorted(self._seen)
+        details["classes_present"] = self.classes[self._class_counts > 0].tolist()
         if p_values is not None:
             details["p_values"] = p_values
         return _layer(pair, values, intervals, details, p_values, chance)
