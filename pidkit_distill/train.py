@@ -41,6 +41,7 @@ Examples
 
 from __future__ import annotations
 
+import copy
 import csv
 import io
 import itertools
@@ -50,6 +51,7 @@ import os
 import pickle
 import time
 import warnings
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -223,6 +225,15 @@ class TrainConfig:
         device-to-host copy); 0: never.
     num_workers : int
         DataLoader workers (for data sets the trainer batches).
+    restore_on_nonfinite : bool
+        Keep a restore point, a copy on the device of the student's and the loss's states, the
+        optimizers', the schedulers' and the gradient scaler's, taken at the start of every
+        epoch (no host read), and put it back when the epoch ends with a non-finite loss or
+        non-finite inputs, before the error is raised: the models then hold the weights of
+        the end of the previous epoch, not the NaN the epoch's updates wrote. Costs device
+        memory for one copy of the student, the loss and the optimizer states (momentum: one
+        more copy of the parameters; Adam: two). ``False``: no copy; the failed epoch's updates
+        stay applied. Default ``True``.
     """
 
     method: str = "rid"
@@ -264,6 +275,7 @@ class TrainConfig:
     progress: bool = True
     log_every: int = 50
     num_workers: int = 0
+    restore_on_nonfinite: bool = True
 
     def __post_init__(self) -> None:
         """Check every option (typed errors naming it). Nothing is rounded or guessed: flags
@@ -301,7 +313,8 @@ class TrainConfig:
             raise fail("momentum", "must be < 1 (SGD's velocity grows without bound otherwise)",
                        "Use e.g. momentum=0.9, or 0 for plain SGD", self.momentum)
         for name in ("nesterov", "decay_1d", "warmup_student", "amp", "drop_last",
-                     "sync_batchnorm", "find_unused_parameters", "progress", "overwrite"):
+                     "sync_batchnorm", "find_unused_parameters", "progress", "overwrite",
+                     "restore_on_nonfinite"):
             setattr(self, name, check_flag(getattr(self, name), name))
         if not isinstance(self.method_options, dict):
             raise fail("method_options", "must be a dict of the loss's options",
@@ -1111,10 +1124,56 @@ class Trainer:
                         f"{done - 1} or earlier)" if done else f"the checkpoint {path}")
         return "the initial weights or a checkpoint"
 
+    def _restore_point(self) -> dict[str, Any] | None:
+        """A copy of everything an epoch's steps change in the trainer: the student's and the
+        loss's states (parameters and buffers), the loss's run state, the optimizers', the
+        schedulers' and the scaler's (``None`` with ``restore_on_nonfinite=False``). Tensors
+        are cloned on their device, so taking it reads nothing on the host (the scaler's
+        state, with AMP on CUDA, reads its scale once)."""
+        if not self.config.restore_on_nonfinite:
+            return None
+        parts = {"student": self.student, "loss": self.loss_fn,
+                 "student_optimizer": self.student_optimizer,
+                 "teacher_optimizer": self.teacher_optimizer,
+                 "student_scheduler": self.student_scheduler,
+                 "teacher_scheduler": self.teacher_scheduler, "scaler": self.scaler}
+        point = {name: _cloned(part.state_dict()) for name, part in parts.items()
+                 if part is not None}
+        point["loss_run_state"] = _cloned(self.loss_fn.run_state())
+        return point
+
+    def _restore(self, point: dict[str, Any] | None) -> bool:
+        """Put back a :meth:`_restore_point` (in place: the parameters keep their identity,
+        so optimizers and DDP wrappers still hold them); whether there was one."""
+        if point is None:
+            return False
+        for name, state in point.items():
+            if name != "loss_run_state":
+                getattr(self, name if name != "loss" else "loss_fn").load_state_dict(state)
+        self.loss_fn.load_run_state(point["loss_run_state"])
+        return True
+
+    def _nonfinite_advice(self, epoch: int, restored: bool) -> str:
+        """What a non-finite epoch's error says about the models' state and where to go on."""
+        if restored:
+            where = (f"the end of epoch {epoch - 1}" if epoch else "the start of training")
+            return (f"The student, the loss and the optimizers were put back to their state at "
+                    f"{where} (restore_on_nonfinite=True), so they hold no NaN: fix the cause, "
+                    f"then restart from {self._restart_point()}, or call fit() again")
+        return (f"Then restart from {self._restart_point()} (this epoch's updates were "
+                "applied: restore_on_nonfinite=False)")
+
     def train_epoch(self, epoch: int) -> dict[str, Any]:
         """Run one epoch of the scheduled phase; return its training metrics (read from the
-        device once, at the end of the epoch)."""
+        device once, at the end of the epoch).
+
+        An epoch that ends with a non-finite loss or non-finite inputs raises a
+        :class:`~pidkit.errors.PIDValueError` naming the epoch and ``loss`` or ``train_data``;
+        with ``restore_on_nonfinite`` (the default) the student, the loss, the optimizers,
+        the schedulers and the scaler are first put back to their state at the start of the
+        epoch (a copy on the device taken then, :meth:`_restore_point`)."""
         cfg = self.config
+        point = self._restore_point()      # before the learning rates of this epoch are set
         phase = self.phase_of(epoch)
         self._set_learning_rates(epoch)
         trains_student = phase == "student" or (phase == "warmup" and cfg.warmup_student)
@@ -1182,16 +1241,22 @@ class Trainer:
         if self.world_size > 1:
             dist.all_reduce(totals)
         values = dict(zip(keys + ["nonfinite", "bad_input"], totals.tolist(), strict=True))
-        if values.pop("bad_input"):
-            raise fail("train_data", f"held NaN or infinite inputs in epoch {epoch}, and the "
-                       f"{phase} phase's parameters were updated with them",
-                       "Clean or impute the inputs (e.g. torch.nan_to_num, or drop the rows), "
-                       f"then restart from {self._restart_point()}")
-        if values.pop("nonfinite"):
-            raise fail("loss", f"became NaN or infinite during epoch {epoch} ({phase} phase)",
-                       "Lower the learning rate or the distillation weight, or set grad_clip, "
-                       f"then restart from {self._restart_point()} (this epoch's updates "
-                       "were applied)")
+        if values["bad_input"] or values["nonfinite"]:
+            restored, point = self._restore(point), None   # the traceback keeps no copy
+            advice = self._nonfinite_advice(epoch, restored)
+            if values["bad_input"]:
+                raise fail("train_data", f"held NaN or infinite inputs in epoch {epoch} "
+                           f"({phase} phase)",
+                           "Clean or impute the inputs (e.g. torch.nan_to_num, or drop the "
+                           f"rows). {advice}")
+            terms = [key for key in keys if key not in ("n", "loss", "correct", "labelled")
+                     and not math.isfinite(values[key])]
+            which = (f"; non-finite terms: {', '.join(f'train_{t}' for t in terms)}"
+                     if terms else "")
+            raise fail("loss", f"became NaN or infinite during epoch {epoch} ({phase} "
+                       f"phase{which})", "Lower the learning rate or the distillation weight, "
+                       f"or set grad_clip. {advice}")
+        del values["bad_input"], values["nonfinite"], point
         n = max(values.pop("n"), 1.0)
         metrics: dict[str, Any] = {"epoch": epoch, "phase": phase, "lr": lr,
                                    "train_loss": values.pop("loss") / n}
@@ -1526,6 +1591,22 @@ def _replace_text(path: Path, text: str) -> None:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _cloned(state: Any) -> Any:
+    """``state`` (a state dict: containers of tensors and plain values) with every tensor
+    cloned on its device (no host read) and every other value deep-copied."""
+    if isinstance(state, torch.Tensor):
+        return state.detach().clone()
+    if isinstance(state, dict):
+        out = {key: _cloned(value) for key, value in state.items()}
+        if hasattr(state, "_metadata"):    # a module's state dict: its layers' versions
+            out = OrderedDict(out)
+            out._metadata = copy.deepcopy(state._metadata)
+        return out
+    if isinstance(state, (list, tuple)) and not hasattr(state, "_fields"):
+        return type(state)(_cloned(value) for value in state)
+    return copy.deepcopy(state)
 
 
 def _on_plateau(scheduler: Any) -> bool:
