@@ -171,8 +171,8 @@ def test_gaussian_route_errors():
     with pytest.raises(pidkit.PIDValueError, match="too few"):
         pid_from_samples(z[:5, 0], z[:5, 1:3], np.column_stack([z[:5, 3]] * 1 + [z[:5, 2]]),
                          estimator="gaussian", n_boot=0, n_perm=0)
-    with pytest.raises(pidkit.PIDValueError, match="target: is constant"):
-        pid_from_samples(np.zeros(50, dtype=int), z[:, 1], z[:, 2], estimator="gaussian")
+    with pytest.raises(pidkit.PIDValueError, match=r"sources\[1\]: has constant column"):
+        pid_from_samples(z[:, 0], z[:, 1], np.zeros(50), estimator="gaussian")
 
 
 def test_basic_interval_reflects_the_percentile_one_and_covers_a_zero_atom():

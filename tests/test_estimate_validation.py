@@ -38,11 +38,15 @@ def test_nan_and_inf_samples(bad):
 
 
 def test_constant_variable():
-    with pytest.raises(PIDValueError, match=r"sources\[1\]: is constant"):
-        pid_from_samples(Y, X0, np.zeros(200, dtype=int), **FAST)
-    with pytest.raises(PIDValueError, match="target: is constant"):
-        pid_from_samples(np.ones(200, dtype=int), T, S, estimator="discretize", n_clusters=3,
-                         n_components=2, **FAST)
+    """A constant source is counted on the plug-in route (warned; its information is 0, as
+    JointCounts gives it), refused where something must be fitted to it; a constant target
+    gives zeros on every route (tests/test_constant_target.py)."""
+    y = (X0 == 0).astype(int)                     # depends on X0
+    with pytest.warns(UserWarning, match=r"sources\[1\]: is constant"):
+        r = pid_from_samples(y, X0, np.zeros(200, dtype=int), **FAST)
+    alone = pid_from_samples(y, X0, X0, **FAST).mutual_information
+    assert [r.redundancy, r.unique[1], r.synergy] == pytest.approx([0, 0, 0], abs=1e-12)
+    assert r.unique[0] == pytest.approx(alone, abs=1e-12) and alone > 0.01
     with pytest.raises(PIDValueError, match=r"sources\[0\]: is constant"):
         pid_from_samples(Y, np.ones((200, 16)), S, estimator="discretize", n_clusters=3,
                          n_components=2, **FAST)

@@ -1,14 +1,15 @@
 """Checks on samples at the boundary of :mod:`pidkit.estimate`: arrays, lengths, finiteness,
-integer labels, constant variables. Every failure is a typed error built by
+integer labels; the warning for a constant variable. Every failure is a typed error built by
 :func:`pidkit.validation.fail`."""
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
 
-from ..errors import PIDValueError
+from ..errors import PIDValueError, caller_stacklevel
 from ..validation import check_finite as check_finite  # moved to pidkit.validation; kept here
 from ..validation import check_level as check_level  # moved to pidkit.validation; kept here
 from ..validation import check_samples, fail
@@ -81,8 +82,17 @@ def as_labels(x: Any, name: str, fix: str | None = None, *,
     return arr.astype(np.int64, copy=False)
 
 
-def check_not_constant(codes: np.ndarray, name: str) -> None:
-    """Reject a variable that takes a single value in every sample."""
-    if codes.max() == codes.min():
-        raise fail(name, "is constant (one value in every sample), so it carries no information",
-                   "Remove it, or check that the right array was passed")
+def warn_constant(name: str, *, target: bool) -> None:
+    """Warn that the variable ``name`` (the target when ``target``) takes one value in every
+    sample. A constant target carries no information, so every atom, the mutual information and
+    every bootstrap and shuffle replicate are exactly 0, and the estimators return those zeros;
+    a constant source carries no information about the target, which the count routes compute
+    exactly. Either is well defined but most often a wrong array, hence the warning."""
+    if target:
+        what = ("every atom, the mutual information and their bootstrap and shuffle replicates "
+                "are exactly 0 (p-values 1)")
+    else:
+        what = "its mutual information with the target is 0"
+    warnings.warn(f"{name}: is constant (one value in every sample), so it carries no "
+                  f"information: {what}. Check that the right array was passed", UserWarning,
+                  stacklevel=caller_stacklevel())

@@ -25,12 +25,7 @@ from ..validation import (
     check_options,
     fail,
 )
-from ._checks import (
-    as_labels,
-    check_lengths,
-    check_not_constant,
-    to_numpy,
-)
+from ._checks import as_labels, check_lengths, rows, to_numpy
 from .codes import encode
 from .counts import JointCounts
 from .discrete_route import pid_from_counts
@@ -85,6 +80,13 @@ def pid_from_samples(target: Any, *sources: Any, estimator: str = "plugin",
     spread (``details``), all from one engine (:mod:`pidkit.estimate.uncertainty`). The
     discretisers are fitted once on the data; bootstrap and null resample the resulting codes
     (the variability of the discretisation itself is explored by :func:`sensitivity`).
+
+    A constant target (one value in every sample) carries no information: every route returns
+    exact zeros (atoms, mutual information and every replicate, so p-values 1) with a
+    :class:`UserWarning` naming it, as :meth:`JointCounts.pid` and :meth:`GaussianMoments.pid`
+    do. A constant source is counted on the plug-in route (its information is 0; the same
+    warning), but refused by the discretiser (no clusters to fit) and by the Gaussian route
+    (its covariance block is singular).
 
     Parameters
     ----------
@@ -216,9 +218,7 @@ def _renamed(result: PIDResult, names: tuple[str, ...]) -> PIDResult:
 
 
 def _labels(x: Any, name: str, fix: str | None = None) -> np.ndarray:
-    codes, _ = encode(as_labels(x, name, fix))
-    check_not_constant(codes, name)
-    return codes
+    return encode(as_labels(x, name, fix))[0]
 
 
 def _plugin_codes(target: Any, sources: tuple[Any, ...]) -> tuple[list[np.ndarray], dict]:
@@ -260,6 +260,9 @@ def _discretized_codes(target: Any, sources: tuple[Any, ...], fit_seed: np.rando
     fitters = _discretizers(fit_seed, options, len(columns))
     codes = []
     for d, x, name in zip(fitters, columns, names, strict=True):
+        if name == "target" and not hasattr(d, "n_codes_") and _constant_rows(x):
+            codes.append(np.zeros(len(x), dtype=np.int64))   # no clusters to fit: one code
+            continue
         if not hasattr(d, "n_codes_"):
             d.fit(x, name=name)
         codes.append(d.transform(x, name=name))
@@ -270,6 +273,12 @@ def _discretized_codes(target: Any, sources: tuple[Any, ...], fit_seed: np.rando
     info = {"discretizers": [d.get_params() for d in fitters],
             "preset": options.get("preset"), "discretize_target": with_target}
     return codes, info
+
+
+def _constant_rows(x: np.ndarray) -> bool:
+    """Whether every sample (row) of ``x`` is the same."""
+    flat = rows(x, "target")
+    return bool((flat == flat[0]).all())
 
 
 def _gaussian(target: Any, sources: tuple[Any, ...], fit_seed: np.random.SeedSequence,
@@ -334,9 +343,10 @@ def gaussian_pid_from_samples(m: Any, x: Any, y: Any, measure: str = "broja", ba
     ----------
     m, x, y : array_like or torch.Tensor, shape ``(n,)`` or ``(n, d_*)``
         Samples in rows (trailing axes are flattened). Integer labels ``m`` are one-hot encoded
-        (``target_encoding``). Torch tensors give torch atoms and mutual information (float64,
-        on the input's device) with autograd through the covariance (the correction is a
-        constant shift); intervals, p-values and details come from detached copies.
+        (``target_encoding``). A constant ``m`` gives exact zeros with a warning
+        (:func:`pid_from_samples`). Torch tensors give torch atoms and mutual information
+        (float64, on the input's device) with autograd through the covariance (the correction
+        is a constant shift); intervals, p-values and details come from detached copies.
     measure : {"broja", "mmi"}
     base : float, default 2
     bias_correction : bool, default True
@@ -416,6 +426,10 @@ def _differentiable(result: PIDResult, blocks: tuple[Any, ...], m_host: Any) -> 
         target = blocks[0].reshape(n, -1).to(torch.float64)
     z = torch.cat([target.to(device=ref.device, dtype=torch.float64)]
                   + [b.reshape(n, -1).to(torch.float64) for b in blocks[1:]], dim=1)
+    if result.solver.details.get("constant_target"):
+        zero = (z * 0.0).sum()     # exactly 0, a tensor of the graph (its gradient is 0)
+        return replace(result, atoms=dict.fromkeys(lattice(2).nodes, zero),
+                       mutual_information=zero)
     dims = tuple(result.details["dims"])
     point, _ = gaussian_point(scaled_covariance(z), n, dims, result.measure,
                               result.details["bias_correction"])

@@ -256,7 +256,9 @@ class JointCounts:
     def pid(self, measure: str = "broja", base: float = 2, **kwargs: Any):
         """PID of the counted samples with bootstrap intervals and shuffle-null p-values:
         :func:`pidkit.estimate.pid_from_counts` on :attr:`counts` (``kwargs``: its keyword
-        arguments; a measure's own options such as ``tol`` go in ``measure_options``)."""
+        arguments; a measure's own options such as ``tol`` go in ``measure_options``). A
+        constant target gives exact zeros with a warning, as
+        :func:`~pidkit.estimate.pid_from_samples` does."""
         import inspect
 
         from .discrete_route import pid_from_counts

@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -33,7 +34,7 @@ from .._threads import one_blas_thread
 from ..decompose import check_measure_options, pid
 from ..errors import ConvergenceWarning, PIDTypeError, caller_stacklevel
 from ..lattice import lattice
-from ..result import PIDResult
+from ..result import PIDResult, SolverInfo
 from ..validation import (
     as_host_array,
     check_base,
@@ -43,6 +44,7 @@ from ..validation import (
     check_options,
     fail,
 )
+from ._checks import warn_constant
 from .uncertainty import (
     INTERVALS,
     Replicates,
@@ -252,7 +254,12 @@ def count_replicates(table: Any, measure: str, *, n_boot: int, n_perm: int,
     :func:`~pidkit.estimate.uncertainty.seed_sequences` ``(seed)``. The building block of
     :func:`pid_from_counts` and of the knowledge audits (which summarise derived quantities of
     the same replicates). The table is first put in the order of :func:`canonical_table`, so
-    that relabelling any variable changes nothing, the replicates included."""
+    that relabelling any variable changes nothing, the replicates included.
+
+    A constant target (one occupied row) carries no information: every atom, the mutual
+    information and every replicate are then exactly 0 (the measure is still evaluated once,
+    which checks it and its options, and its round-off, e.g. 1.6e-16 bits of BROJA, is
+    discarded); nothing is drawn."""
     table = canonical_table(check_counts(table))
     n_boot = check_int(n_boot, "n_boot", 0)
     n_perm = check_int(n_perm, "n_perm", 0)
@@ -262,6 +269,11 @@ def count_replicates(table: Any, measure: str, *, n_boot: int, n_perm: int,
     n = int(table.sum())
     point = _pid_of_counts(table, measure, options)
     width = len(vector(point))
+    if np.count_nonzero(table.sum(axis=tuple(range(1, table.ndim)))) == 1:
+        point = replace(point, atoms=dict.fromkeys(point.atoms, 0.0), mutual_information=0.0,
+                        solver=SolverInfo(details={"constant_target": True}))
+        return point, Replicates(vector(point), np.zeros((n_boot, width)),
+                                 np.zeros((n_perm, width)))
     flat_x = table.reshape(table.shape[0], -1)
     y_rows = np.repeat(np.arange(table.shape[0]), flat_x.sum(axis=1))
     x_rows = np.concatenate([np.repeat(np.arange(flat_x.shape[1]), flat_x[y])
@@ -343,6 +355,15 @@ def pid_from_counts(counts: Any, measure: str = "broja", base: float = 2, *,
         per atom), ``mutual_information_bias_miller_madow``, ``bootstrap_std``,
         ``dropped_replicates``, ``n_samples``, ``seed`` and the settings.
 
+    Warns
+    -----
+    UserWarning
+        A variable takes one value in every sample (one occupied outcome on its axis), naming
+        it as ``target`` or ``sources[i]``. A constant target carries no information: every
+        atom, the mutual information and every replicate are exactly 0 (p-values 1), without
+        any draw (:func:`count_replicates`). A constant source is computed as any other (its
+        information about the target is 0).
+
     Examples
     --------
     >>> import numpy as np
@@ -363,6 +384,10 @@ def pid_from_counts(counts: Any, measure: str = "broja", base: float = 2, *,
         raise fail("details", f"must be a dict of extra entries, not {type(details).__name__}",
                    "Pass e.g. details={'split': 'test'}, or None", details, kind=PIDTypeError)
     seed, _ = seed_sequences(seed)
+    for axis in range(table.ndim):
+        other = tuple(a for a in range(table.ndim) if a != axis)
+        if np.count_nonzero(table.sum(axis=other)) == 1:
+            warn_constant("target" if axis == 0 else f"sources[{axis - 1}]", target=axis == 0)
     point, reps = count_replicates(table, measure, n_boot=n_boot, n_perm=n_perm, seed=seed,
                                    measure_options=options)
     info = {

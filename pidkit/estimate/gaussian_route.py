@@ -85,16 +85,17 @@ from ..errors import PIDValueError, RegularizationWarning, caller_stacklevel
 from ..gaussian._covariance import check_cov, prepare
 from ..gaussian.api import gaussian_pid
 from ..lattice import lattice
-from ..result import PIDResult
+from ..result import PIDResult, SolverInfo
 from ..validation import check_base, check_int, fail
-from ._checks import as_labels, as_matrix, to_numpy
+from ._checks import as_labels, as_matrix, to_numpy, warn_constant
 from .codes import encode, one_hot
 from .projection import Projector, subsample
 from .uncertainty import Replicates, assemble, bootstrap, permutation_null, seed_sequences, vector
 
-__all__ = ["TARGET_ENCODINGS", "exponents", "gaussian_blocks", "gaussian_estimate",
-           "gaussian_from_covariance", "gaussian_point", "gaussian_vectors", "label_entropy",
-           "logdet_bias", "mi_bias", "scaled_covariance", "standardized", "times_pow2"]
+__all__ = ["TARGET_ENCODINGS", "constant_target", "exponents", "gaussian_blocks",
+           "gaussian_estimate", "gaussian_from_covariance", "gaussian_point", "gaussian_vectors",
+           "label_entropy", "logdet_bias", "mi_bias", "scaled_covariance", "standardized",
+           "times_pow2"]
 
 TARGET_ENCODINGS = ("auto", "onehot", "continuous")
 
@@ -371,7 +372,7 @@ def label_entropy(class_counts: Any, joint_mi: float, base: float, where: str) -
     are then not informations of the labels."""
     counts = np.asarray(class_counts, dtype=np.float64)
     p = counts[counts > 0] / counts.sum()
-    entropy = float(-(p * np.log(p)).sum())
+    entropy = float(-(p * np.log(p)).sum()) + 0.0     # one class: 0, not -0.0
     if joint_mi > entropy * (1 + 1e-9) + 1e-12:
         unit = math.log(base)
         warnings.warn(
@@ -401,10 +402,7 @@ def target_block(target: Any, encoding: str, name: str = "target") -> tuple[np.n
             raise fail(name, "must be one label per sample for a one-hot encoding",
                        "Pass labels of shape (n,) or (n, 1)", labels.shape)
         codes, k = encode(labels)
-        if k < 2:
-            raise fail(name, "is constant (one class in every sample)",
-                       "A constant target carries no information; check the labels")
-        return one_hot(codes, k), encoding
+        return one_hot(codes, k), encoding     # one class: no column (a constant target)
     return as_matrix(target, name), encoding
 
 
@@ -443,7 +441,9 @@ def gaussian_blocks(target: Any, sources: tuple[Any, ...], *, target_encoding: s
 
     Each source is optionally scaled and reduced to ``n_components`` principal components
     (:class:`~pidkit.estimate.projection.Projector`, fitted on ``fit_size`` rows). Columns of zero
-    variance make the covariance singular and raise an error.
+    variance make the covariance singular and raise an error, except in a target that is
+    constant as a whole (every column, or a single class), whose atoms are all 0
+    (:func:`gaussian_estimate`).
     """
     names = names or ("target",) + tuple(f"sources[{i}]" for i in range(len(sources)))
     if fit_size is not None:  # checked even when no projection is fitted
@@ -462,9 +462,9 @@ def gaussian_blocks(target: Any, sources: tuple[Any, ...], *, target_encoding: s
             proj.fit(subsample(x, fit_size, rng), name)
             x = proj.transform(x, name)
         blocks.append(x)
-    for b, name in zip(blocks, names, strict=True):
+    for i, (b, name) in enumerate(zip(blocks, names, strict=True)):
         flat = np.flatnonzero(b.max(axis=0) == b.min(axis=0))
-        if flat.size:
+        if flat.size and not (i == 0 and flat.size == b.shape[1]):
             raise fail(name, f"has constant column(s) {flat[:5].tolist()} (zero variance), so "
                        "the covariance is singular", "Drop constant features, or reduce with "
                        "n_components=...")
@@ -482,13 +482,19 @@ def gaussian_estimate(z: np.ndarray, dims: tuple[int, ...], *, measure: str, bas
     """The Gaussian estimator (module notes) of the rows ``z`` (float64, blocks ``dims``), with
     bootstrap intervals and a shuffle null drawn by the engine from the bootstrap and null
     streams of :func:`~pidkit.estimate.uncertainty.seed_sequences` ``(seed)``. ``names``: the
-    arguments the target and the sources were passed as, named in errors."""
+    arguments the target and the sources were passed as, named in errors. A constant target
+    (no column, or every column one value) gives zeros (:func:`constant_target`)."""
     if len(dims) != 3:
         raise fail("sources", f"the Gaussian route takes two sources, got {len(dims) - 1}",
                    "Pass a target and two sources (concatenate columns to group variables)")
     dims = (int(dims[0]), int(dims[1]), int(dims[2]))
     n = z.shape[0]
     check_size(n, dims)
+    target = z[:, :dims[0]]
+    if (target.max(axis=0) == target.min(axis=0)).all():
+        return constant_target(measure=measure, base=base, ci=ci, n_boot=n_boot, n_perm=n_perm,
+                               bias_correction=bias_correction, details=details,
+                               interval=interval, name=names[0])
     c = standardized(z)
     cov = c.T @ c / n
     cov = (cov + cov.T) / 2
@@ -530,11 +536,40 @@ def gaussian_from_covariance(cov: np.ndarray, n: int, dims: tuple[int, int, int]
                                                             "sources[1]")) -> PIDResult:
     """The same estimator from a covariance of ``n`` samples (any per-variable scaling, e.g.
     :meth:`~pidkit.estimate.GaussianMoments.pid`), without resampling (the rows are gone).
-    ``names``: the arguments the samples' blocks were passed as, named in errors."""
+    ``names``: the arguments the samples' blocks were passed as, named in errors. A target
+    block of exact zeros (a constant target: :class:`~pidkit.estimate.GaussianMoments` gives a
+    variable with one value in every sample exactly zero covariances) gives zeros
+    (:func:`constant_target`)."""
     base = check_base(base)
     check_size(n, dims)
+    if not np.asarray(cov)[:dims[0], :dims[0]].any():      # exactly 0: a constant target
+        return constant_target(measure=measure, base=base, ci=None, n_boot=0, n_perm=0,
+                               bias_correction=bias_correction, details=details,
+                               name=names[0])
     point, plugin = gaussian_point(cov, n, dims, measure, bias_correction, names)
     empty = np.zeros((0, 5))
     info = _info(n, point.details["ranks"], base, bias_correction, plugin)
     return assemble(point, Replicates(vector(point), empty, empty), None, {**details, **info},
                     base)
+
+
+def constant_target(*, measure: str, base: float, ci: float | None, n_boot: int, n_perm: int,
+                    bias_correction: bool, details: dict[str, Any], interval: str = "percentile",
+                    name: str = "target") -> PIDResult:
+    """The estimate for a constant target ``name``, with a warning
+    (:func:`~pidkit.estimate._checks.warn_constant`): it carries no information, so every atom,
+    the mutual information, their plug-in values and Wishart biases (:func:`mi_bias` of a
+    0-dimensional block) and every bootstrap and shuffle replicate (a resample or shuffle of a
+    constant is that constant) are exactly 0. Nothing is drawn and no covariance is evaluated
+    (its target block is singular); ``solver.details["constant_target"]`` is True."""
+    warn_constant(name, target=True)
+    zeros = np.zeros(5)
+    point = PIDResult(atoms=dict.fromkeys(lattice(2).nodes, 0.0), measure=measure,
+                      base=math.e, mutual_information=0.0,
+                      solver=SolverInfo(details={"constant_target": True}))
+    reps = Replicates(zeros, np.zeros((n_boot, 5)), np.zeros((n_perm, 5)))
+    info = {"bias_correction": bias_correction,
+            "mutual_information_bias_wishart": dict.fromkeys(("I(Y;X0)", "I(Y;X1)",
+                                                              "I(Y;X0,X1)"), 0.0),
+            "plugin": dict.fromkeys(_KEYS[:4], 0.0)}
+    return assemble(point, reps, ci, {**details, **info}, base, interval)

@@ -29,8 +29,9 @@ the relative rounding of a variance is :math:`O(\epsilon (1 + \bar z^2/\sigma^2)
 :math:`O(\epsilon)` for data that do not drift far beyond the range of the first batch and at
 worst :math:`O(\epsilon N)` (:math:`\bar z^2 \le \mathrm{range}^2 \le 2 N \sigma^2`). A
 column equal to one value in every sample is recognised exactly (its minimum and maximum are
-kept) and has variance exactly 0, so :meth:`GaussianMoments.pid` names it as constant, as
-:func:`pidkit.estimate.pid_from_samples` does.
+kept) and has variance exactly 0, so :meth:`GaussianMoments.pid` recognises it as constant, as
+:func:`pidkit.estimate.pid_from_samples` does (a constant target: zero atoms and a warning; a
+constant source: an error naming it).
 
 **Merging.** Statistics about different shifts are re-expressed about one of them: with
 :math:`d = c_1 - c_2`, rows about :math:`c_2` are :math:`z + d`, so
@@ -440,8 +441,9 @@ class GaussianMoments:
         ``bias_correction=False``) on the accumulated covariance, without resampling. The same
         atoms and details as :func:`pidkit.estimate.pid_from_samples` with
         ``estimator="gaussian"``, ``n_boot=0``, ``n_perm=0`` on the same rows, whatever
-        constant is added to any variable. A constant variable (one value in every sample) is
-        an error naming its argument (``target``, ``sources[i]``)."""
+        constant is added to any variable. A constant target (one value in every sample, every
+        column) gives exact zeros with a warning, as on every route; a constant source is an
+        error naming its argument (``sources[i]``), as on the batch Gaussian route."""
         self._require(self._sum)            # no samples: say so, not "has -1 sources"
         if len(self.dims) != 3:
             raise fail("GaussianMoments", f"has {len(self.dims) - 1} sources",
