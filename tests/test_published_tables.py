@@ -1,16 +1,23 @@
 """pidkit against published PID values (``_published_tables.py``: sources, distributions, values).
 
 Each value is compared within the rounding its source prints (half a unit in the last place) plus
-1e-9 bits of float slack; values printed to full precision are compared to 1e-12 bits.
+1e-9 bits of float slack; values printed to full precision (or exact) are compared to 1e-12 bits,
+and analytic values met by an iterative solver to the tolerance ``ROUNDING`` gives them.
 """
 
 import numpy as np
 import pytest
 from _published_tables import (
     DIT_DEP_VALUES,
+    FINN_PM_VALUES,
     IDTXL_SX_VALUES,
     INCE_THREE_SOURCE,
     INCE_TWO_SOURCE,
+    KOLCHINSKY_COLUMNS,
+    KOLCHINSKY_THREE_SOURCE,
+    KOLCHINSKY_TWO_SOURCE,
+    MAXENT3D_COPY_VALUES,
+    MAXENT3D_QUANTITIES,
     ROUNDING,
 )
 
@@ -94,6 +101,59 @@ def test_dit_dep(entry):
         assert atoms[_tuple_collections(node)] == pytest.approx(value, abs=_tolerance(entry)), node
 
 
+@pytest.mark.parametrize("entry", FINN_PM_VALUES, ids=lambda e: e["label"].split(":")[0])
+def test_finn_pm(entry):
+    p = pmf_from_outcomes([(o[-1], *o[:-1]) for o in entry["outcomes"]])
+    result = pidkit.pid(p, target=0, measure="pm")
+    parts = {"atoms": result.atoms, **result.solver.parts}
+    for part, values in entry["values"].items():
+        got = {_node_collections(node): v for node, v in parts[part].items()}
+        for label, value in values.items():
+            assert got[_collections(label)] == pytest.approx(value, abs=_tolerance(entry)), (
+                part, label)
+
+
+def _pmf_from_strings(outcomes):
+    """dit outcome strings ``x1 ... xn y`` (one character per variable) -> ``p[y, x1, ..., xn]``."""
+    width = len(next(iter(outcomes)))
+    alphabets = [sorted({o[k] for o in outcomes}) for k in range(width)]
+    p = np.zeros([len(a) for a in alphabets])
+    for outcome, prob in outcomes.items():
+        p[tuple(a.index(c) for a, c in zip(alphabets, outcome, strict=True))] += prob
+    return np.moveaxis(p, -1, 0)
+
+
+def _kolchinsky_cases(entries):
+    return [pytest.param(e, column, id=f"{e['label'].split(' ')[0]}-{column}")
+            for e in entries for column in e["values"]]
+
+
+@pytest.mark.parametrize(("entry", "column"),
+                         _kolchinsky_cases(KOLCHINSKY_TWO_SOURCE)
+                         + _kolchinsky_cases(KOLCHINSKY_THREE_SOURCE))
+def test_kolchinsky_redundancy(entry, column):
+    p = _pmf_from_strings(entry["outcomes"])
+    n = p.ndim - 1
+    result = pidkit.pid(p, target=0, measure=KOLCHINSKY_COLUMNS[column])
+    bottom = frozenset(frozenset((i,)) for i in range(n))
+    got = _atoms_by_collections(result)[bottom]
+    assert got == pytest.approx(entry["values"][column], abs=_tolerance(entry)), (
+        entry["label"], column, got)
+
+
+@pytest.mark.parametrize("entry", MAXENT3D_COPY_VALUES,
+                         ids=lambda e: "x".join(map(str, e["sizes"])))
+def test_maxent3d_copy_gate(entry):
+    n_x, n_y, n_z = entry["sizes"]
+    p = np.zeros((n_x * n_y * n_z, n_x, n_y, n_z))
+    for t, xyz in enumerate(np.ndindex(n_x, n_y, n_z)):
+        p[(t, *xyz)] = 1 / (n_x * n_y * n_z)
+    atoms = _atoms_by_collections(pidkit.pid(p, target=0, measure="broja"))
+    for quantity, value in entry["values"].items():
+        got = sum(atoms[_collections(label)] for label in MAXENT3D_QUANTITIES[quantity])
+        assert got == pytest.approx(value, abs=_tolerance(entry)), (quantity, got)
+
+
 def test_fixture_is_consistent():
     """The transcription itself: pmfs sum to 1, every node listed once, atoms add up per row."""
     for entry in INCE_TWO_SOURCE + INCE_THREE_SOURCE:
@@ -109,3 +169,17 @@ def test_fixture_is_consistent():
             # the atoms of every measure add up to I(Y; X) (rounding: half a unit per atom)
             assert sum(values) == pytest.approx(mi, abs=len(values) * 5e-5 + SLACK), (
                 entry["label"], measure)
+    for entry in KOLCHINSKY_TWO_SOURCE + KOLCHINSKY_THREE_SOURCE + FINN_PM_VALUES:
+        probs = (entry["outcomes"].values() if isinstance(entry["outcomes"], dict)
+                 else [1 / len(entry["outcomes"])] * len(entry["outcomes"]))
+        assert sum(probs) == pytest.approx(1.0, abs=1e-12), entry["label"]
+    # the MAXENT3D quantities cover every atom of the three-source lattice exactly once
+    labels = [label for atoms in MAXENT3D_QUANTITIES.values() for label in atoms]
+    assert len(labels) == len(set(labels)) == len(lattice(3).nodes)
+    assert {_collections(label) for label in labels} == {
+        _node_collections(node) for node in lattice(3).nodes}
+    # FINN_PM: the atoms are the informative minus the misinformative atoms
+    for entry in FINN_PM_VALUES:
+        v = entry["values"]
+        assert all(v["atoms"][k] == v["informative"][k] - v["misinformative"][k]
+                   for k in v["atoms"])
