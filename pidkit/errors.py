@@ -1,9 +1,11 @@
 """Every exception and warning pidkit raises, defined in one place.
 
-Errors subclass the built-in :class:`ValueError` or :class:`TypeError`, so code that already
-catches those keeps working; catch :class:`PIDKitError` to catch everything pidkit raises on
-purpose. Messages follow one format: the argument, what was wrong with the value received, and
-how to fix it (see :func:`pidkit.validation.fail`).
+Errors subclass the built-in :class:`ValueError` or :class:`TypeError` (and a lookup that
+finds nothing in a result or report, :class:`KeyError` or :class:`IndexError`, as for any
+mapping or sequence), so code that already catches those keeps working; catch
+:class:`PIDKitError` to catch everything pidkit raises on purpose. Messages follow one
+format: the argument, what was wrong with the value received, and how to fix it (see
+:func:`pidkit.validation.fail`).
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ __all__ = [
     "PIDValueError",
     "PIDTypeError",
     "CheckpointError",
+    "PIDKeyError",
+    "PIDIndexError",
     "ConvergenceWarning",
     "RegularizationWarning",
     "caller_stacklevel",
@@ -35,6 +39,22 @@ class CheckpointError(PIDValueError):
     """A checkpoint file cannot be used: missing, a directory, empty, truncated, corrupted
     (failed checksum), holding pickled objects, or not a trainer checkpoint. The message names
     the path and what to do; the low-level error, if any, is chained as ``__cause__``."""
+
+
+class PIDKeyError(PIDKitError, KeyError):
+    """A lookup by key in a result or report found nothing (``r.atoms["{0}{2}"]``,
+    ``report["fc -> fc"]``, ``report[0]["red"]``): a :class:`KeyError`, as for any mapping
+    (``except KeyError`` and ``Mapping.get`` keep working), whose message names the keys
+    there are. Printed as its message (a plain ``KeyError`` shows the repr of its argument)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if len(self.args) == 1 else super().__str__()
+
+
+class PIDIndexError(PIDKitError, IndexError):
+    """A position out of range in a sequence-like result (``report[5]`` of a report of two
+    layer pairs): an :class:`IndexError`, as for any sequence, whose message names the
+    positions there are."""
 
 
 class ConvergenceWarning(UserWarning):

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import PIDTypeError
+from .errors import PIDKeyError, PIDTypeError
 from .lattice import (
     MAX_SOURCES,
     Lattice,
@@ -261,8 +261,11 @@ class AtomMap(Mapping):
     maps built from ``{"{0}{1}": 1.0}``, ``{((0,), (1,)): 1.0}`` and ``{((1,), (0,)): 1.0}``
     are the same. Looking up
     a malformed label (``atoms["junk"]``) is a :class:`~pidkit.errors.PIDValueError` naming it;
-    a well-formed node that is not a key is a ``KeyError``, as for any mapping, and
-    :meth:`get` returns its default for both.
+    any other key that is not a node of the map (``atoms["{0}{2}"]`` in a two-source
+    decomposition, ``atoms[5]``) is a :class:`~pidkit.errors.PIDKeyError`, a ``KeyError`` as
+    for any mapping, whose message lists the atoms there are; an unhashable key
+    (``atoms[[0]]``) is a :class:`~pidkit.errors.PIDTypeError`. :meth:`get` returns its
+    default for all three.
     """
 
     def __init__(self, values: Mapping[Node | str, Any]):
@@ -273,7 +276,20 @@ class AtomMap(Mapping):
         self._values = nodes_keyed(values, "atoms")
 
     def __getitem__(self, key: Node | str) -> Any:
-        return self._values[canonical_node(key)]
+        node = canonical_node(key)
+        try:
+            return self._values[node]
+        except (KeyError, TypeError) as exc:
+            labels = [node_label(k) for k in self._values]
+            forms = (f"Give a label such as {labels[0]!r} or a node (a tuple of tuples of "
+                     "source indices, e.g. ((0,), (1,)))" if labels else "The map is empty")
+            if isinstance(exc, TypeError):
+                raise fail("atoms", f"cannot be looked up with a {type(key).__name__} "
+                           f"(unhashable)", forms, key, kind=PIDTypeError) from None
+            shown = ", ".join(labels[:12]) + (f", ... ({len(labels)} in all)"
+                                              if len(labels) > 12 else "")
+            raise fail("atoms", f"has no atom {_key_text(node)}; its atoms: {shown or 'none'}",
+                       forms, kind=PIDKeyError) from None
 
     def __contains__(self, key: object) -> bool:
         try:
@@ -299,6 +315,15 @@ class AtomMap(Mapping):
     def __repr__(self) -> str:
         inner = ", ".join(f"{node_label(k)!r}: {v!r}" for k, v in self._values.items())
         return f"AtomMap({{{inner}}})"
+
+
+def _key_text(key: Any) -> str:
+    """A looked-up key as the message of a failed lookup shows it: a node as its label, and
+    anything else by its repr (shortened)."""
+    if _is_node(key):
+        return node_label(key)
+    text = repr(key)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 @dataclass(frozen=True, eq=False)   # eq: __eq__ below; dataclass would add a field hash

@@ -99,7 +99,8 @@ def fail(name: str, problem: str, fix: str, value: Any = None, *, kind: type = P
         The value received, shown shortened as ``(got ...)``; ``None`` shows nothing.
     kind : type, default PIDValueError
         The exception class, :class:`~pidkit.errors.PIDValueError` or
-        :class:`~pidkit.errors.PIDTypeError`.
+        :class:`~pidkit.errors.PIDTypeError` (:class:`~pidkit.errors.PIDKeyError` and
+        :class:`~pidkit.errors.PIDIndexError` for a lookup that finds nothing).
 
     Returns
     -------

@@ -30,13 +30,14 @@ import html
 import io
 import json
 import math
+import operator
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pidkit.errors import PIDTypeError, PIDValueError
+from pidkit.errors import PIDIndexError, PIDKeyError, PIDTypeError, PIDValueError
 from pidkit.estimate.uncertainty import INTERVAL_NAMES
 from pidkit.result import to_plain, unit_name
 from pidkit.validation import check_base, fail
@@ -135,7 +136,15 @@ class LayerAudit:
         return f"{self.teacher_layer} -> {self.student_layer}"
 
     def __getitem__(self, quantity: str) -> float:
-        return self.values[quantity]
+        """The point estimate of ``quantity`` (a key of :data:`QUANTITIES`); any other key is
+        a :class:`~pidkit.errors.PIDKeyError` (a ``KeyError``) listing them."""
+        try:
+            return self.values[quantity]
+        except (KeyError, TypeError):
+            raise fail("quantity", f"{quantity!r} is not an audited quantity of the pair "
+                       f"{self.name}", f"Use one of {list(QUANTITIES)} (a report's pairs are "
+                       "picked by report[position] or report['teacher -> student'])",
+                       kind=PIDKeyError) from None
 
     def to_dict(self) -> dict[str, Any]:
         return {"teacher_layer": self.teacher_layer, "student_layer": self.student_layer,
@@ -212,14 +221,37 @@ class AuditReport:
         return iter(self.pairs)
 
     def __getitem__(self, key: int | str | tuple[str, str]) -> LayerAudit:
-        """A pair by position, by ``"teacher -> student"`` name or by ``(teacher, student)``."""
-        if isinstance(key, int):
-            return self.pairs[key]
-        for item in self.pairs:
-            if key in (item.name, (item.teacher_layer, item.student_layer)):
-                return item
+        """A pair by position (an integer, numpy's included; negative from the end), by
+        ``"teacher -> student"`` name or by ``(teacher, student)``.
+
+        Raises
+        ------
+        pidkit.errors.PIDIndexError
+            (an ``IndexError``, as for a sequence) a position out of range.
+        pidkit.errors.PIDKeyError
+            (a ``KeyError``, as for a mapping) a name, tuple or other key that is no pair's.
+            Both messages name the positions and the pairs there are.
+        """
         names = [item.name for item in self.pairs]
-        raise KeyError(f"no layer pair {key!r}; pairs: {names}")
+        n = len(names)
+        fix = (f"Pass one of positions 0 to {n - 1} (or -{n} to -1), names {names}, or "
+               "(teacher_layer, student_layer) tuples" if n else "The report holds no pair")
+        if not isinstance(key, bool):      # True is no position
+            try:
+                position = operator.index(key)      # int, numpy integers
+            except TypeError:
+                position = None
+            if position is not None:
+                if -n <= position < n:
+                    return self.pairs[position]
+                raise fail("key", f"position {position} is out of range: the report holds "
+                           f"{n} layer pair(s)", fix, kind=PIDIndexError)
+        for item in self.pairs:
+            if (isinstance(key, str) and key == item.name) or (
+                    isinstance(key, tuple) and key == (item.teacher_layer, item.student_layer)):
+                return item
+        shown = repr(key) if len(repr(key)) <= 60 else repr(key)[:57] + "..."
+        raise fail("key", f"{shown} is not a layer pair of this report", fix, kind=PIDKeyError)
 
     def values(self, quantity: str) -> list[float]:
         """One quantity (a key of :data:`QUANTITIES`) for every pair, in order."""
