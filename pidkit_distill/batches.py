@@ -18,7 +18,10 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import pickle
+import random
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -549,19 +552,82 @@ def collate_samples(samples: Sequence, argument: str) -> Any:
                    "them", None, kind=PIDTypeError) from exc
 
 
-def peek_batch(loader: DataLoader) -> Any:
-    """The first batch of a user's ``loader`` (None if it yields none), leaving every random
-    state it draws from as it was: the global RNG (a loader without a generator draws its
-    shuffling seed from it) and the loader's own generators (:func:`loader_generators`), so
-    that the first epoch sees the order it would have seen without the peek."""
+def peek_batch(loader: DataLoader, argument: str = "train_data") -> Any:
+    """The first batch of a user's ``loader`` (None if it yields none), read without changing
+    anything the loader's first epoch depends on, so that it yields the batches a plain
+    ``for x, y in loader`` would have (the same samples in the same order, the same workers'
+    seeds):
+
+    - the batch is read through a new :class:`~torch.utils.data.DataLoader` over the same
+      data set, with the loader's options (workers, ``collate_fn``, ``worker_init_fn``, ...)
+      but without persistent workers, and with copies (:func:`copy.deepcopy`, the data set
+      itself shared) of its sampler, batch sampler and generator. Iterating ``loader``
+      itself started the persistent workers of a ``persistent_workers=True`` loader, whose
+      first epoch then reused them without drawing their seed, so that it drew its order
+      from another generator state than a plain loop (another permutation, every epoch),
+      and advanced a sampler that keeps state between iterations (an epoch counter);
+    - the global RNGs of torch, ``random`` and numpy are restored (a loader without a
+      generator draws its order and its workers' seed from torch's; a sampler or a data set
+      read in this process may draw from any of them), and so are the loader's own
+      generators (:func:`loader_generators`).
+
+    A subclass of ``DataLoader`` (whose ``__iter__`` may do more) is iterated itself, with its
+    generators and the global RNGs restored. A sampler that cannot be copied is used itself,
+    with a ``RuntimeWarning`` naming ``argument`` (its state may then advance once).
+    """
     generators = loader_generators(loader)
     states = [g.get_state() for g in generators]
+    host_states = random.getstate(), np.random.get_state()  # noqa: NPY002 (the user's)
     with torch.random.fork_rng(devices=[]):
         try:
-            return next(iter(loader), None)
+            source = _peek_loader(loader, argument) if type(loader) is DataLoader else loader
+            return next(iter(source), None)
         finally:
             for generator, state in zip(generators, states, strict=True):
                 generator.set_state(state)
+            random.setstate(host_states[0])
+            np.random.set_state(host_states[1])  # noqa: NPY002
+
+
+#: What copying a user's sampler for :func:`peek_batch` may raise (an object that cannot be
+#: pickled or copied: a lock, an open file, a non-leaf tensor).
+_COPY_ERRORS = (TypeError, ValueError, RuntimeError, AttributeError, NotImplementedError,
+                copy.Error, pickle.PicklingError)
+
+
+def _peek_loader(loader: DataLoader, argument: str) -> DataLoader:
+    """A one-use, non-persistent :class:`~torch.utils.data.DataLoader` that yields what
+    ``loader``'s next epoch would, drawing from copies of its sampler, batch sampler and
+    generator (:func:`peek_batch`)."""
+    options = dict(num_workers=loader.num_workers, collate_fn=loader.collate_fn,
+                   pin_memory=False, timeout=loader.timeout,
+                   worker_init_fn=loader.worker_init_fn,
+                   multiprocessing_context=loader.multiprocessing_context,
+                   persistent_workers=False)
+    if loader.num_workers > 0:
+        options["prefetch_factor"] = loader.prefetch_factor
+    if hasattr(loader, "in_order"):          # torch >= 2.6
+        options["in_order"] = loader.in_order
+    if isinstance(loader.dataset, IterableDataset):
+        return DataLoader(loader.dataset, batch_size=loader.batch_size,
+                          drop_last=loader.drop_last,
+                          generator=copy.deepcopy(loader.generator), **options)
+    parts = (loader.sampler, loader.batch_sampler, loader.generator)
+    try:    # one memo: the batch sampler's sampler stays the sampler; the data set is shared
+        sampler, batch_sampler, generator = copy.deepcopy(parts,
+                                                          {id(loader.dataset): loader.dataset})
+    except _COPY_ERRORS as exc:
+        warnings.warn(f"{argument}: its sampler cannot be copied ({type(exc).__name__}: "
+                      f"{exc}), so the check of its first batch iterated the sampler itself: "
+                      "a sampler that keeps state between iterations has advanced once. Give "
+                      "the sampler a __deepcopy__ method, or check your first epoch's order",
+                      RuntimeWarning, stacklevel=caller_stacklevel())
+        sampler, batch_sampler, generator = parts
+    if batch_sampler is None:                  # batch_size=None: the data set yields batches
+        return DataLoader(loader.dataset, batch_size=None, sampler=sampler,
+                          generator=generator, **options)
+    return DataLoader(loader.dataset, batch_sampler=batch_sampler, generator=generator,
+                      **options)
 
 
 def eval_loader(data: Any, batch_size: int, *, rank: int = 0, world: int = 1,

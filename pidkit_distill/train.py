@@ -955,7 +955,7 @@ class Trainer:
         first ``batch_size / world_size`` samples (the size of a training batch)."""
         size = max(self.config.batch_size // self.world_size, 1)
         if isinstance(data, torch.utils.data.DataLoader):
-            batch = peek_batch(data)     # the global RNG and the loader's generators unmoved
+            batch = peek_batch(data, argument)  # the loader's first epoch unchanged
         elif isinstance(data, torch.utils.data.IterableDataset) or not hasattr(data,
                                                                                "__len__"):
             samples = list(itertools.islice(iter(data), size))
