@@ -171,7 +171,9 @@ class TrainConfig:
         The epoch metric a ``ReduceLROnPlateau`` watches (a key of :attr:`Trainer.history`,
         e.g. ``"val_loss"``, ``"val_acc"`` with ``mode="max"``, ``"train_loss"``); ``None``:
         ``"val_loss"`` with ``val_data``, else ``"train_loss"``; a metric a callback adds to
-        the epoch's metrics on every process works too. For a two-phase method, note that
+        the epoch's metrics works too, on the main process alone under data parallelism
+        (:class:`~pidkit_distill.AuditCallback`'s ``audit_*``): every process steps with the
+        main process's value, broadcast once per epoch. For a two-phase method, note that
         the student's ``val_loss`` does not move in teacher epochs (the student does not
         train), whereas ``train_loss`` is then the teacher-phase objective.
     momentum, nesterov, weight_decay : SGD momentum options and the decoupled/L2 decay.
@@ -1380,20 +1382,47 @@ class Trainer:
     def _step_on_plateau(self, metrics: dict[str, Any]) -> None:
         """Step the ``ReduceLROnPlateau`` schedulers of the epoch's phase with the epoch's
         ``scheduler_monitor`` metric (``val_loss`` with validation data, else
-        ``train_loss``)."""
+        ``train_loss``).
+
+        Under data parallelism every process steps with the main process's value, broadcast
+        once per epoch (one collective, after validation): a metric a callback adds on the
+        main process only (:class:`~pidkit_distill.AuditCallback`'s ``audit_*``) made the
+        other processes stop with a missing-metric error while the main one waited for them,
+        and a metric that differs between processes would make their learning rates
+        diverge. Whether the metric exists is the main process's answer too, so every process
+        raises the same error or none."""
         plateaus = [sched for _, sched, _ in self._optimizers_of(metrics["phase"])
                     if _on_plateau(sched)]
         if not plateaus:
             return
         key = self.config.scheduler_monitor or ("val_loss" if self.val_data is not None
                                                 else "train_loss")
-        if key not in metrics:
+        status, value = MISSING, math.nan
+        if key in metrics:
+            try:
+                status, value = FOUND, float(metrics[key])
+            except (TypeError, ValueError, RuntimeError):   # a str, a tensor of 2 values
+                status = NOT_A_NUMBER
+        if self.world_size > 1:     # the main process's answer, on every process
+            shared = torch.tensor([status, value], dtype=torch.float64, device=self.device)
+            dist.broadcast(shared, src=0)
+            status, value = shared.tolist()
+        if status == NOT_A_NUMBER:
+            shown = (f"a {type(metrics[key]).__name__}" if self.is_main
+                     else "not a number on the main process")
+            raise fail("scheduler_monitor", f"{key!r} is {shown} in epoch "
+                       f"{metrics['epoch']}, not a number ReduceLROnPlateau can watch",
+                       "Name a numeric metric", key, kind=PIDTypeError)
+        if status == MISSING:
+            where = "" if self.is_main else " on the main process"
             raise fail("scheduler_monitor", f"{key!r} is not a metric of epoch "
-                       f"{metrics['epoch']} ({metrics['phase']} phase), which ReduceLROnPlateau "
-                       f"needs; the epoch has {sorted(metrics)}", "Name one of these metrics "
-                       "(a val_* metric needs val_data)", key)
+                       f"{metrics['epoch']} ({metrics['phase']} phase){where}, which "
+                       f"ReduceLROnPlateau needs; the epoch has {sorted(metrics)}", "Name one "
+                       "of these metrics (a val_* metric needs val_data; an AuditCallback's "
+                       "audit_* metrics exist only in the epochs it audits: every=1 for all)",
+                       key)
         for sched in plateaus:
-            sched.step(metrics[key])
+            sched.step(value)
 
     def units(self) -> dict[str, str]:
         """Unit of every key in :attr:`history` (:data:`METRIC_UNITS`; the units callbacks
@@ -1607,6 +1636,11 @@ def _cloned(state: Any) -> Any:
     if isinstance(state, (list, tuple)) and not hasattr(state, "_fields"):
         return type(state)(_cloned(value) for value in state)
     return copy.deepcopy(state)
+
+
+#: Whether the main process's epoch metrics hold the metric a ``ReduceLROnPlateau`` watches,
+#: as :meth:`Trainer._step_on_plateau` broadcasts it (a float64 entry).
+MISSING, FOUND, NOT_A_NUMBER = 0.0, 1.0, 2.0
 
 
 def _on_plateau(scheduler: Any) -> bool:

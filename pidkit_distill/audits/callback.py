@@ -80,7 +80,10 @@ class AuditCallback:
         the epoch's metrics, so they reach the trainer's metrics CSV/JSON, and their chance
         levels ``audit_redundancy_chance``, ... when a null was drawn; their unit (bits, or
         that of ``base``) is declared in ``trainer.metric_units``, so ``metrics.json`` and
-        the CSV header name it.
+        the CSV header name it. Under data parallelism they are added on the main process
+        (which audits) only; a ``ReduceLROnPlateau`` may still watch one
+        (``scheduler_monitor="audit_redundancy"``): the trainer steps every process's
+        scheduler with the main process's value.
     **audit_options
         Passed to :func:`~pidkit_distill.audit` (``estimator``, ``fit_data``, ``ci``, ``n_boot``,
         ``n_perm``, ``interval``, ``seed``, ``measure``, ...), and checked here, so that bad
