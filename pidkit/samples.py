@@ -1,4 +1,4 @@
-r"""Plug-in (maximum-likelihood) pmfs from integer-coded samples.
+r"""Plug-in (maximum-likelihood) pmfs from integer-coded or labelled samples.
 
 .. math::
 
@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from .errors import PIDTypeError
+from .estimate.codes import sorted_labels
 from .validation import (
     MAX_TABLE_CELLS,
     check_aligned,
@@ -31,8 +32,9 @@ __all__ = ["joint_pmf"]
 
 def _check_column(column: Any, name: str) -> np.ndarray:
     if isinstance(column, (str, bytes)):
-        raise fail(name, "must be a 1-D array of integer codes, not a string",
-                   "Pass a list or array of non-negative integers", column, kind=PIDTypeError)
+        raise fail(name, "must be a 1-D array of codes or labels, not a string",
+                   "Pass a list or array with one code or label per sample", column,
+                   kind=PIDTypeError)
     reject_masked(column, name)
     reject_dit(column, name)
     try:
@@ -46,6 +48,8 @@ def _check_column(column: Any, name: str) -> np.ndarray:
                    "Pass one column per variable (e.g. joint_pmf(*data.T))")
     if arr.size == 0:
         raise fail(name, "is empty", "Give at least one sample")
+    if arr.dtype.kind in "OUS":          # labels (strings, a pandas categorical): their ranks
+        return sorted_labels(arr, name)[1]
     if arr.dtype.kind == "f" and np.isnan(arr).any():
         raise fail(name, "contains NaN", "Drop or impute missing samples before counting")
     if arr.dtype.kind not in "iub":
@@ -67,14 +71,16 @@ def joint_pmf(*columns: Any) -> np.ndarray:
 
     Parameters
     ----------
-    *columns : array_like of int, each shape (n_samples,)
-        Non-negative integer codes of each variable, sample ``t`` at position ``t`` of every
-        column.
+    *columns : array_like, each shape (n_samples,)
+        Non-negative integer codes of each variable, or labels of any kind (strings, a pandas
+        string or categorical column), sample ``t`` at position ``t`` of every column.
 
     Returns
     -------
     ndarray, shape (max(c_0) + 1, ..., max(c_{m-1}) + 1)
-        Relative frequencies (sum 1); codes never observed get probability 0.
+        Relative frequencies (sum 1); codes never observed get probability 0. The axis of a
+        column of labels has one index per distinct label, in sorted order
+        (``np.unique(column)`` lists them).
 
     Examples
     --------

@@ -186,7 +186,8 @@ def test_gaussian_moments_shift_and_base_are_checked():
 
 @pytest.mark.parametrize("labels, kind", [
     (np.array([np.nan, 1.0, 0.0]), PIDValueError),
-    (np.array([None, 1], dtype=object), PIDTypeError),
+    (np.array([None, 1], dtype=object), PIDValueError),     # a missing label
+    (np.array(["a", 1], dtype=object), PIDTypeError),       # labels that do not sort together
     (np.array([1j, 0]), PIDTypeError),
     (np.ma.masked_array([1, 2], mask=[0, 1]), PIDTypeError),
     (None, PIDTypeError),
@@ -422,13 +423,15 @@ def test_a_percentage_as_confidence_level_gets_the_fraction_advice():
     _raises(PIDValueError, "ci", pid_from_samples, Y, A, B, ci=1.0, n_boot=5)
 
 
-def test_string_labels_get_the_encode_advice():
+def test_string_labels_are_labels_on_the_discrete_route_and_refused_on_the_gaussian_one():
+    """They were refused with the advice to encode them (tests/test_string_labels.py)."""
     labels = np.array(["no", "yes"])[Y]
-    msg = _raises(PIDTypeError, "target", pid_from_samples, labels, A, B, **QUICK)
-    assert "encode(target)" in msg
-    r = pid_from_samples(encode(labels)[0], A, B, measure="mmi", **{**QUICK, "seed": 0})
+    r = pid_from_samples(labels, A, B, measure="mmi", **QUICK)
     assert r.mutual_information == pytest.approx(
-        pid_from_samples(Y, A, B, measure="mmi", **QUICK).mutual_information)
+        pid_from_samples(Y, A, B, measure="mmi", **QUICK).mutual_information, abs=1e-12)
+    msg = _raises(PIDTypeError, "target", pid_from_samples, labels, X, Z, estimator="gaussian",
+                  **QUICK)
+    assert "encode(target)" in msg and "estimator='plugin'" in msg
 
 
 def test_empty_gaussian_moments_say_they_have_no_samples():

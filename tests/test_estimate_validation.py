@@ -104,8 +104,8 @@ def test_bad_settings():
         Discretizer(scaling="minmax").fit(T)
     with pytest.raises(PIDValueError, match="names: must name the target and the 2"):
         pid_from_samples(Y, X0, X1, names=("Y", "T"), **FAST)
-    with pytest.raises(PIDTypeError, match="target: must hold numbers"):
-        pid_from_samples(np.array(["a", "b"]), X0[:2], X1[:2], **FAST)
+    with pytest.raises(PIDTypeError, match=r"^target: holds labels \(dtype <U1\), not numbers"):
+        pid_from_samples(np.array(["a", "b"]), T[:2], S[:2], estimator="gaussian", **FAST)
 
 
 def test_discretizer_use_errors():

@@ -139,7 +139,7 @@ def test_joint_pmf_accepts_bools_and_unobserved_codes():
     (([0.0, np.nan],), PIDValueError, r"^columns\[0\]: contains NaN"),
     (([],), PIDValueError, r"^columns\[0\]: is empty"),
     ((np.zeros((2, 2), dtype=int),), PIDValueError, r"^columns\[0\]: must be 1-D"),
-    (("0101",), PIDTypeError, r"^columns\[0\]: must be a 1-D array of integer codes"),
+    (("0101",), PIDTypeError, r"^columns\[0\]: must be a 1-D array of codes or labels"),
     (([[0, 1], [0]],), PIDTypeError, r"^columns\[0\]: is ragged"),
     (((), ), PIDValueError, r"^columns\[0\]: is empty"),
     ((), PIDTypeError, r"^columns: none given"),

@@ -1,6 +1,6 @@
 """Checks on samples at the boundary of :mod:`pidkit.estimate`: arrays, lengths, finiteness,
-integer labels; the warning for a constant variable. Every failure is a typed error built by
-:func:`pidkit.validation.fail`."""
+labels (integers, strings, objects); the warning for a constant variable. Every failure is a
+typed error built by :func:`pidkit.validation.fail`."""
 
 from __future__ import annotations
 
@@ -9,10 +9,12 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import PIDValueError, caller_stacklevel
+from .._backend import is_torch
+from ..errors import PIDTypeError, PIDValueError, caller_stacklevel
+from ..validation import as_host_array, check_samples, fail
 from ..validation import check_finite as check_finite  # moved to pidkit.validation; kept here
 from ..validation import check_level as check_level  # moved to pidkit.validation; kept here
-from ..validation import check_samples, fail
+from .codes import label_codes
 
 __all__ = ["to_numpy"]
 
@@ -21,6 +23,33 @@ def to_numpy(x: Any, name: str) -> np.ndarray:
     """Samples as a numpy array (torch tensors are detached and copied to the CPU); see
     :func:`pidkit.validation.check_samples`."""
     return check_samples(x, name, keep_torch=False)
+
+
+def samples_or_labels(x: Any, name: str, *, allow_empty: bool = False) -> np.ndarray:
+    """Samples as a numpy array, as :func:`to_numpy` gives them, except that labels (strings or
+    other objects: a pandas string or categorical column) come back as they are, for the routes
+    that read them (:func:`as_labels`) or refuse them with their own advice
+    (:func:`refuse_labels`)."""
+    if not is_torch(x):
+        raw = as_host_array(x, name, must="an array of samples",
+                            fix="Pass a numpy array or a torch tensor",
+                            ragged_fix="Give every sample the same shape (one row per sample)")
+        if raw.dtype.kind in "OUS" and raw.ndim:
+            return raw
+    return check_samples(x, name, keep_torch=False, allow_empty=allow_empty)
+
+
+def refuse_labels(x: Any, name: str, fix: str) -> None:
+    """Refuse labels (strings or other objects) where a route needs numbers: a
+    :class:`~pidkit.errors.PIDTypeError` naming ``name``, with ``fix`` (the route's advice)."""
+    if is_torch(x):
+        return
+    dtype = as_host_array(x, name, must="an array of samples",
+                          fix="Pass a numpy array or a torch tensor",
+                          ragged_fix="Give every sample the same shape (one row per sample)"
+                          ).dtype
+    if dtype.kind in "OUS":
+        raise fail(name, f"holds labels (dtype {dtype}), not numbers", fix, kind=PIDTypeError)
 
 
 def rows(x: Any, name: str) -> np.ndarray:
@@ -55,10 +84,14 @@ def as_matrix(x: Any, name: str, dtype: Any = np.float64) -> np.ndarray:
 
 def as_labels(x: Any, name: str, fix: str | None = None, *,
               kind: type = PIDValueError) -> np.ndarray:
-    """Integer-valued discrete samples as an array ``(n,)`` or ``(n, k)`` (one column per
+    """Discrete samples as an integer-valued array ``(n,)`` or ``(n, k)`` (one column per
     discrete component), for :func:`~pidkit.estimate.codes.encode` to compact.
 
-    Labels are categories: only which samples share a value matters. Integer labels become
+    Labels are categories: only which samples share a value matters. Strings and other objects
+    (a pandas string or categorical column; rows of them for a composite variable) become the
+    ranks of their distinct values (rows), ``(n,)``
+    (:func:`~pidkit.estimate.codes.label_codes`: missing values and labels that do not sort
+    together are errors naming ``name``). Integer labels become
     int64 (a ``uint64`` label of ``2**63`` or more wraps to a distinct negative int64, which
     keeps every equality). Floats are accepted only when every value is an integer, and are
     returned as floats, never cast: a float may be an integer far outside the int64 range
@@ -69,7 +102,9 @@ def as_labels(x: Any, name: str, fix: str | None = None, *,
     <pidkit.estimate.JointCounts>` keeps its contract that codes must be integers, a
     :class:`~pidkit.errors.PIDTypeError`).
     """
-    arr = to_numpy(x, name)
+    arr = samples_or_labels(x, name)
+    if arr.dtype.kind in "OUS":
+        arr = label_codes(arr, name)[0]
     if arr.ndim > 2:
         arr = arr.reshape(arr.shape[0], -1)
     if arr.dtype.kind == "f":

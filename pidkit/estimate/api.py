@@ -25,11 +25,11 @@ from ..validation import (
     check_options,
     fail,
 )
-from ._checks import as_labels, check_lengths, rows, to_numpy
+from ._checks import as_labels, check_lengths, refuse_labels, rows, samples_or_labels
 from .codes import encode
 from .counts import JointCounts
 from .discrete_route import pid_from_counts
-from .discretizer import PRESETS, Discretizer
+from .discretizer import DISCRETIZER_LABELS_FIX, PRESETS, Discretizer
 from .gaussian_route import (
     gaussian_blocks,
     gaussian_estimate,
@@ -65,8 +65,9 @@ def pid_from_samples(target: Any, *sources: Any, estimator: str = "plugin",
 
     Three estimators:
 
-    - ``"plugin"``: integer-coded discrete samples -> joint counts -> plug-in pmf
-      :math:`\hat p = N(y, x)/N` -> any discrete ``measure``.
+    - ``"plugin"``: discrete samples (integer codes, or labels of any kind: strings, a pandas
+      categorical) -> joint counts -> plug-in pmf :math:`\hat p = N(y, x)/N` -> any discrete
+      ``measure``.
     - ``"discretize"``: continuous, high-dimensional sources -> scaling -> PCA -> KMeans (or
       quantile bins) per source (:class:`Discretizer`) -> the plug-in route on the codes. The
       target is taken as integer labels (``discretize_target=True`` discretises it too).
@@ -91,9 +92,13 @@ def pid_from_samples(target: Any, *sources: Any, estimator: str = "plugin",
     Parameters
     ----------
     target : array_like or torch.Tensor, shape (n,) or (n, ...)
-        Target samples (labels for "plugin" and "discretize").
+        Target samples: labels for "plugin" and "discretize" (integers, whole-number floats,
+        or strings and other objects of one kind, e.g. a pandas string or categorical column;
+        only which samples share a label matters), numbers for "gaussian" (which refuses
+        strings: pass integer labels, which it one-hot encodes).
     *sources : array_like or torch.Tensor, shape (n,) or (n, ...)
         One array per source, rows aligned with ``target``; trailing axes are flattened.
+        Labels as for the target on "plugin"; numbers for "discretize" and "gaussian".
     estimator : {"plugin", "discretize", "gaussian"}, default "plugin"
     measure : str, default "broja"
         Discrete measure (:func:`pidkit.available_measures`) or Gaussian measure
@@ -177,9 +182,11 @@ def _estimate(target: Any, sources: tuple[Any, ...], *, estimator: str, measure:
                    f"Options it accepts: {accepted}")
     all_names = _names(names, len(sources))
     check_aligned([target, *sources], arg_names)
-    # one conversion (torch -> numpy copies once); later steps take views of these arrays
-    target = to_numpy(target, arg_names[0])
-    sources = tuple(to_numpy(s, name) for s, name in zip(sources, arg_names[1:], strict=True))
+    # one conversion (torch -> numpy copies once); later steps take views of these arrays.
+    # Labels (strings, objects) are kept: the discrete routes read them, the others refuse them
+    target = samples_or_labels(target, arg_names[0])
+    sources = tuple(samples_or_labels(s, name)
+                    for s, name in zip(sources, arg_names[1:], strict=True))
     check_lengths([target, *sources], list(arg_names))
     seed, (fit_seed, _, _) = seed_sequences(seed)
     common = {"measure": measure, "base": base, "ci": ci, "n_boot": n_boot, "n_perm": n_perm,
@@ -260,6 +267,9 @@ def _discretized_codes(target: Any, sources: tuple[Any, ...], fit_seed: np.rando
     fitters = _discretizers(fit_seed, options, len(columns))
     codes = []
     for d, x, name in zip(fitters, columns, names, strict=True):
+        refuse_labels(x, name, "Labels are already discrete: leave discretize_target=False, "
+                      "which reads the target as labels" if name == "target"
+                      else DISCRETIZER_LABELS_FIX)
         if name == "target" and not hasattr(d, "n_codes_") and _constant_rows(x):
             codes.append(np.zeros(len(x), dtype=np.int64))   # no clusters to fit: one code
             continue

@@ -18,7 +18,7 @@ from ..validation import (
     fail,
 )
 
-__all__ = ["encode", "one_hot"]
+__all__ = ["encode", "label_codes", "one_hot", "sorted_labels"]
 
 
 def encode(labels: Any) -> tuple[np.ndarray, int]:
@@ -27,9 +27,10 @@ def encode(labels: Any) -> tuple[np.ndarray, int]:
     Parameters
     ----------
     labels : array_like or tensor, shape (n,) or (n, k)
-        One label per sample (integers of any size, or strings), or one row of labels per
+        One label per sample (integers of any size, strings, or other objects of one kind that
+        sort together, e.g. a pandas categorical or string column), or one row of labels per
         sample (a composite discrete variable; each distinct row becomes one outcome). Tensors
-        are read detached, on the host.
+        are read detached, on the host. Missing values (None, NaN, pandas' NA) are refused.
 
     Returns
     -------
@@ -42,27 +43,69 @@ def encode(labels: Any) -> tuple[np.ndarray, int]:
     --------
     >>> encode(np.array([7, -1, 7, 3]))
     (array([2, 0, 2, 1]), 3)
+    >>> encode(["no", "yes", "no"])
+    (array([0, 1, 0]), 2)
     """
     labels = as_host_array(labels, "labels", must="an array of labels, one per sample",
                            fix="Pass a numpy array, a list or a tensor",
                            ragged_fix="Give every sample the same number of labels")
+    return label_codes(labels, "labels")
+
+
+def label_codes(labels: np.ndarray, name: str) -> tuple[np.ndarray, int]:
+    """:func:`encode` of a numpy array ``labels``, errors naming ``name``: the ranks of the
+    distinct labels (rows), and their number. Strings and objects (one column at a time,
+    then rows of their codes) must sort together and hold no missing value; floats must be
+    finite."""
     if labels.ndim == 0 or labels.shape[0] == 0:
-        raise fail("labels", "holds no samples", "Pass one label per sample", labels.shape)
+        raise fail(name, "holds no samples", "Pass one label per sample", labels.shape)
     if labels.dtype.kind == "c":
-        raise fail("labels", f"must hold integers or strings, not dtype {labels.dtype}",
+        raise fail(name, f"must hold integers or strings, not dtype {labels.dtype}",
                    "Pass real labels", kind=PIDTypeError)
     if labels.dtype.kind == "f" and not np.isfinite(labels).all():
-        raise fail("labels", "contains NaN or infinite values",
+        raise fail(name, "contains NaN or infinite values",
                    "Drop or impute the missing labels first")
-    try:
-        if labels.ndim == 1:
-            values, codes = np.unique(labels, return_inverse=True)
-        else:
-            values, codes = np.unique(labels, axis=0, return_inverse=True)
-    except TypeError as exc:  # object labels that cannot be ordered (None next to 1, ...)
-        raise fail("labels", f"holds values that cannot be sorted together ({exc})",
-                   "Use integers or strings of one kind", kind=PIDTypeError) from exc
+    if labels.dtype.kind in "OUS":
+        labels = labels.reshape(labels.shape[0], -1)
+        columns = [sorted_labels(labels[:, j], name)[1] for j in range(labels.shape[1])]
+        labels = columns[0] if len(columns) == 1 else np.stack(columns, axis=1)
+    if labels.ndim == 1:
+        values, codes = np.unique(labels, return_inverse=True)
+    else:
+        values, codes = np.unique(labels, axis=0, return_inverse=True)
     return codes.reshape(-1).astype(np.int64), int(values.shape[0])
+
+
+def _missing(value: Any) -> bool:
+    """Whether ``value`` marks a missing label: None, a float NaN, or pandas' NA / NaT."""
+    if value is None or (isinstance(value, float | np.floating) and value != value):
+        return True
+    kind = type(value)
+    return kind.__module__.split(".")[0] == "pandas" and kind.__name__ in ("NAType", "NaTType")
+
+
+def sorted_labels(column: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct values of a string or object ``column`` (1-D), sorted, and the index of
+    each sample's value among them; missing values and values that do not sort together are
+    errors naming ``name``."""
+    try:
+        values, codes = np.unique(column, return_inverse=True)
+    except TypeError as exc:   # None, pandas' NA or mixed kinds (1 next to "a") do not sort
+        values, failure = column, exc
+    else:
+        failure = None
+        if column.dtype.kind in "US":
+            return values, codes.reshape(-1)
+    missing = [i for i, v in enumerate(values) if _missing(v)]
+    if missing:
+        row = missing[0] if failure is not None else int(np.flatnonzero(codes == missing[0])[0])
+        raise fail(name, f"holds missing values (None, NaN or pandas NA; the first at row "
+                   f"{row})", "Drop or impute the samples with missing labels first")
+    if failure is not None:
+        raise fail(name, f"holds labels that cannot be sorted together ({failure})",
+                   "Use labels of one kind (all strings, or all integers)",
+                   kind=PIDTypeError) from failure
+    return values, codes.reshape(-1)
 
 
 def one_hot(labels: Any, n_classes: int | None = None, *, drop_last: bool = True

@@ -22,8 +22,9 @@ from ..validation import (
     check_table_size,
     fail,
 )
-from ._checks import as_labels, to_numpy
+from ._checks import as_labels, samples_or_labels, to_numpy
 from ._distributed import agree, all_reduce_sum, comm_device, distributed
+from .codes import sorted_labels
 
 __all__ = ["JointCounts"]
 
@@ -33,9 +34,13 @@ class JointCounts:
 
     Feed batches of codes (numpy arrays or torch tensors on any device) with :meth:`update`;
     codes are non-negative integers, e.g. class labels or the cluster indices returned by
-    :meth:`pidkit.estimate.Discretizer.transform`. The table grows when a larger code appears
-    unless ``shape`` fixes the alphabet sizes. The state stays in the backend (and on the device)
-    of the first batch; mixing numpy and torch batches is an error.
+    :meth:`pidkit.estimate.Discretizer.transform`. A variable may instead hold labels of any
+    kind (strings, a pandas string or categorical column, numpy arrays only): each distinct
+    label gets the next row of its axis when it first appears (:attr:`labels`), so batches,
+    ``+`` and :meth:`all_reduce` agree on them whatever labels each part saw. The table grows
+    when a larger code or a new label appears unless ``shape`` fixes the alphabet sizes. The
+    state stays in the backend (and on the device) of the first batch; mixing numpy and torch
+    batches is an error.
 
     Parameters
     ----------
@@ -53,6 +58,9 @@ class JointCounts:
     ----------
     counts : ndarray of int64, shape ``(k_y, k_0, ..., k_{n-1})``
         The table, as numpy (a copy).
+    labels : tuple
+        Per variable, target first: the labels of its axis in order (a tuple), or None for a
+        variable of integer codes (the code is the index); ``()`` before the first sample.
     n_samples : int
         Number of samples counted.
 
@@ -65,6 +73,9 @@ class JointCounts:
     (np.int64(3), (2, 2, 2))
     >>> (a + b).to_pmf()[1, 1, 0]
     np.float64(0.3333333333333333)
+    >>> c = JointCounts().update(np.array(["no", "yes"]), np.array([0, 1]))
+    >>> c.update(np.array(["maybe"]), np.array([1])).labels
+    (('no', 'yes', 'maybe'), None)
     """
 
     def __init__(self, shape: tuple[int, ...] | None = None):
@@ -84,6 +95,9 @@ class JointCounts:
                            f"than {MAX_TABLE_CELLS:,}",
                            "Re-code the variables to fewer codes, or coarsen them", shape)
         self._state: Any = None
+        # per variable: a dict label -> index (labels) or None (integer codes), fixed by the
+        # first non-empty batch; None before it
+        self._labels: list[dict[Any, int] | None] | None = None
 
     # -- state -------------------------------------------------------------------------------
     @property
@@ -99,19 +113,18 @@ class JointCounts:
         return to_numpy(self._state, "counts").astype(np.int64, copy=True)
 
     @property
+    def labels(self) -> tuple[tuple[Any, ...] | None, ...]:
+        if self._labels is None:
+            return ()
+        return tuple(None if v is None else tuple(v) for v in self._labels)
+
+    @property
     def n_samples(self) -> int:
         return 0 if self._state is None else int(self._state.sum())
 
-    def _zeros(self, shape: tuple[int, ...], like: Any) -> Any:
-        return get_namespace(like).zeros(shape, like, dtype="int64")
-
     def _grown(self, shape: tuple[int, ...]) -> Any:
         """The state padded with zeros to ``shape`` (element-wise at least the current one)."""
-        if tuple(shape) == self.shape:
-            return self._state
-        out = self._zeros(tuple(shape), self._state)
-        out[tuple(slice(0, k) for k in self.shape)] = self._state
-        return out
+        return _padded(self._state, shape)
 
     # -- accumulation ------------------------------------------------------------------------
     def update(self, target: Any, *sources: Any) -> JointCounts:
@@ -125,9 +138,15 @@ class JointCounts:
         :class:`~pidkit.errors.PIDTypeError` naming the column. Torch tensors, counted on
         their device, must have an integer dtype: checking a float tensor's values would need
         a host synchronisation, so it is refused (pass ``codes.long()``).
+
+        A column of strings or other objects (a pandas string or categorical column) holds
+        labels: the labels new to the variable take its next rows, in sorted order
+        (:attr:`labels`), so each label keeps one row across batches. A variable keeps the
+        form of its first batch (labels, or integer codes); missing labels (None, NaN,
+        pandas' NA) are refused.
         """
         cols = [target, *sources]
-        names = ["target"] + [f"sources[{i}]" for i in range(len(sources))]
+        names = [_variable(i) for i in range(len(cols))]
         check_aligned(cols, names)
         if not sources:
             raise fail("sources", "none given", "Pass the target and at least one source")
@@ -143,9 +162,11 @@ class JointCounts:
         if self._state is not None and len(cols) != len(self.shape):
             raise fail("update", f"got {len(cols)} variables, earlier batches had "
                        f"{len(self.shape)}", "Pass the same variables in every batch")
-        # numpy arrays, tensors and array-likes (lists): typed errors for anything else
-        cols = [check_samples(c, name, allow_empty=True) for c, name in zip(cols, names,
-                                                                           strict=True)]
+        # numpy arrays, tensors and array-likes (lists): typed errors for anything else;
+        # labels (strings, objects) are kept for _indexed
+        cols = [check_samples(c, name, allow_empty=True) if is_torch(c)
+                else samples_or_labels(c, name, allow_empty=True)
+                for c, name in zip(cols, names, strict=True)]
         fix = ("Map labels to 0..k-1 (pidkit.estimate.encode) or discretise continuous "
                "samples first (Discretizer)")
         for i, (c, name) in enumerate(zip(cols, names, strict=True)):
@@ -157,7 +178,7 @@ class JointCounts:
             kind = str(c.dtype) if use_torch else c.dtype.kind
             # numpy floats reaching here are whole numbers (or empty)
             integer = (("int" in kind or kind == "torch.bool") if use_torch
-                       else kind in "biuf")
+                       else kind in "biufOUS")
             if not integer:
                 raise fail(name, f"must hold integer codes, not dtype {c.dtype}",
                            fix + (" (a float tensor's values are not checked on the device: "
@@ -173,6 +194,7 @@ class JointCounts:
                        "Pass one code per sample for every variable")
         if lengths.pop() == 0:
             return self
+        cols, labels = self._indexed(cols, names)
         # ranges as Python integers, before any cast: uint64 codes above 2**63 must not wrap
         lows = [int(c.min()) for c in cols]
         highs = [int(c.max()) + 1 for c in cols]
@@ -183,8 +205,9 @@ class JointCounts:
         needed = tuple(max(a, b) for a, b in zip(current, highs, strict=True))
         if self._fixed is not None and needed != self._fixed:
             bad = [i for i, (a, b) in enumerate(zip(highs, self._fixed, strict=True)) if a > b]
-            raise fail(names[bad[0]], f"holds code {highs[bad[0]] - 1}, outside the fixed size "
-                       f"{self._fixed[bad[0]]}", "Enlarge shape= or fix the codes")
+            raise fail(names[bad[0]], _outside(labels[bad[0]], highs[bad[0]],
+                                               self._fixed[bad[0]]),
+                       "Enlarge shape= or fix the codes")
         check_table_size(needed, names, fix="Re-code each variable to consecutive codes "
                          "0..k-1 with pidkit.estimate.encode or np.unique(x, "
                          "return_inverse=True)[1], or fix shape= to the true alphabet sizes")
@@ -196,16 +219,45 @@ class JointCounts:
         size = math.prod(needed)
         batch = get_namespace(flat).bincount(flat, minlength=size).reshape(needed)
         if self._state is None:
-            self._state = batch if self._fixed is None else self._pad(batch, self._fixed)
+            self._state = batch if self._fixed is None else _padded(batch, self._fixed)
         else:
             self._state = self._grown(needed)
             self._state += batch
+        self._labels = labels
         return self
 
-    def _pad(self, batch: Any, shape: tuple[int, ...]) -> Any:
-        out = self._zeros(shape, batch)
-        out[tuple(slice(0, k) for k in batch.shape)] = batch
-        return out
+    def _indexed(self, cols: list[Any], names: list[str]
+                 ) -> tuple[list[Any], list[dict[Any, int] | None]]:
+        """The columns with every column of labels replaced by the labels' indices, new labels
+        taking the next indices in sorted order, and the label dicts this batch leaves (new
+        dicts: the state is only changed once the whole batch is accepted). A variable keeps
+        the kind (labels or integer codes) of its first batch."""
+        known = self._labels if self._labels is not None else [None] * len(cols)
+        out, labels = [], []
+        for c, name, index in zip(cols, names, known, strict=True):
+            is_labels = not is_torch(c) and c.dtype.kind in "OUS"
+            if self._labels is not None and is_labels != (index is not None):
+                held = "integer codes" if index is None else "labels"
+                raise fail(name, f"holds {'labels' if is_labels else 'integer codes'} (dtype "
+                           f"{c.dtype}), earlier batches held {held}",
+                           "Pass each variable in one form in every batch: labels throughout, "
+                           "or integer codes throughout", kind=PIDTypeError)
+            if not is_labels:
+                out.append(c)
+                labels.append(None)
+                continue
+            values, inverse = sorted_labels(c, name)
+            index = dict(index or {})
+            try:
+                for v in values.tolist():
+                    index.setdefault(v, len(index))
+            except TypeError as exc:           # unhashable objects (lists, ...)
+                raise fail(name, f"holds labels that cannot be told apart by value ({exc})",
+                           "Use strings or numbers as labels", kind=PIDTypeError) from exc
+            out.append(np.array([index[v] for v in values.tolist()],
+                                dtype=np.int64)[inverse])
+            labels.append(index)
+        return out, labels
 
     def __add__(self, other: JointCounts) -> JointCounts:
         if not isinstance(other, JointCounts):
@@ -214,6 +266,8 @@ class JointCounts:
             src = other if self._state is None else self
             out = JointCounts(self._fixed or other._fixed)
             out._state = None if src._state is None else src._state * 1
+            out._labels = None if src._labels is None else [None if v is None else dict(v)
+                                                            for v in src._labels]
             return out
         if is_torch(self._state) != is_torch(other._state):
             raise fail("other", "holds torch counts while these are numpy (or the reverse)",
@@ -221,9 +275,27 @@ class JointCounts:
         if len(self.shape) != len(other.shape):
             raise fail("other", f"has {len(other.shape)} variables, these counts have "
                        f"{len(self.shape)}", "Merge counts of the same variables")
-        shape = tuple(max(a, b) for a, b in zip(self.shape, other.shape, strict=True))
+        theirs, labels = other._state, []
+        for axis, (mine, their) in enumerate(zip(self._labels, other._labels, strict=True)):
+            if (mine is None) != (their is None):
+                raise fail("other", f"holds {_variable(axis)} as "
+                           f"{'integer codes' if their is None else 'labels'}, these counts "
+                           f"as {'integer codes' if mine is None else 'labels'}",
+                           "Merge counts that hold each variable in the same form",
+                           kind=PIDTypeError)
+            merged = None if mine is None else _union([mine, their])
+            if merged is not None:
+                theirs = _relabelled(theirs, axis, their, merged)
+            labels.append(merged)
+        shape = tuple(max(a, b) for a, b in zip(self.shape, theirs.shape, strict=True))
+        if self._fixed is not None and shape != self._fixed:
+            bad = [i for i, (a, b) in enumerate(zip(shape, self._fixed, strict=True)) if a > b]
+            raise fail("other", f"holds {shape[bad[0]]} labels of {_variable(bad[0])} with "
+                       f"these, more than the fixed size {self._fixed[bad[0]]}",
+                       "Enlarge shape=")
         out = JointCounts(self._fixed)
-        out._state = self._grown(shape) + other._grown(shape)
+        out._state = self._grown(shape) + _padded(theirs, shape)
+        out._labels = labels
         return out
 
     def all_reduce(self, group: Any = None) -> JointCounts:
@@ -237,15 +309,53 @@ class JointCounts:
         if dist is None:
             return self
         device = comm_device(dist, group, self._state)
-        ndim_shape = None if self._state is None else list(self.shape)
-        shape = tuple(int(k) for k in agree(ndim_shape, "counts shape", dist, group, device,
-                                            reduce="max"))
+        # the shape, then one flag per variable held as labels (max: any process)
+        mine = None if self._state is None else (
+            list(self.shape) + [float(v is not None) for v in self._labels])
+        agreed = [int(k) for k in agree(mine, "counts shape", dist, group, device,
+                                        reduce="max")]
+        shape, flags = agreed[:len(agreed) // 2], agreed[len(agreed) // 2:]
+        labels = None if self._labels is None else list(self._labels)
+        if any(flags):
+            labels = self._agreed_labels(flags, dist, group)
+            for axis, index in enumerate(labels):
+                if index is not None:
+                    shape[axis] = max(shape[axis], len(index))     # a fixed size may be larger
+                    if self._state is not None:
+                        self._state = _relabelled(self._state, axis, self._labels[axis], index)
+        shape = tuple(shape)
         if self._state is None:
             self._state = np.zeros(shape, dtype=np.int64)
         else:
             self._state = self._grown(shape)
+        self._labels = labels if labels is not None else [None] * len(shape)
         self._state = all_reduce_sum(self._state, dist, group, device)
         return self
+
+    def _agreed_labels(self, flags: list[int], dist: Any, group: Any
+                       ) -> list[dict[Any, int] | None]:
+        """The labels of every variable that some process holds as labels: the union of the
+        processes' labels, in rank order (the same on every process; one
+        ``all_gather_object``). A variable held as labels on one process and as integer codes
+        on another is an error, raised on every process."""
+        world = dist.get_world_size(group)
+        held = None if self._labels is None else [None if v is None else list(v)
+                                                  for v in self._labels]
+        gathered: list[Any] = [None] * world
+        dist.all_gather_object(gathered, held, group=group)
+        out: list[dict[Any, int] | None] = []
+        for axis, flag in enumerate(flags):
+            if not flag:
+                out.append(None)
+                continue
+            parts = [g[axis] for g in gathered if g is not None]
+            if any(p is None for p in parts):
+                raise fail("all_reduce", f"{_variable(axis)} is held as labels on one "
+                           "process and as integer codes on another",
+                           "Pass each variable in one form on every process",
+                           kind=PIDTypeError)
+            out.append(_union([dict.fromkeys(p) for p in parts]))
+        return out
 
     # -- results -----------------------------------------------------------------------------
     def to_pmf(self) -> np.ndarray:
@@ -274,3 +384,47 @@ class JointCounts:
 
     def __repr__(self) -> str:
         return f"JointCounts(shape={self.shape}, n_samples={self.n_samples})"
+
+
+def _variable(axis: int) -> str:
+    """The name of the variable of ``axis`` in :meth:`JointCounts.update`'s errors."""
+    return "target" if axis == 0 else f"sources[{axis - 1}]"
+
+
+def _outside(index: dict[Any, int] | None, high: int, size: int) -> str:
+    """What is wrong with a variable whose codes or labels do not fit its fixed ``size``."""
+    if index is None:
+        return f"holds code {high - 1}, outside the fixed size {size}"
+    return f"holds {len(index)} distinct labels, more than the fixed size {size}"
+
+
+def _union(indexes: list[dict[Any, int]]) -> dict[Any, int]:
+    """Labels of several label dicts in one: those of the first in their order, then each new
+    label of the next ones in theirs."""
+    out: dict[Any, int] = {}
+    for index in indexes:
+        for label in index:
+            out.setdefault(label, len(out))
+    return out
+
+
+def _relabelled(state: Any, axis: int, old: dict[Any, int], new: dict[Any, int]) -> Any:
+    """``state`` with the rows of ``axis`` indexed by the labels of ``old`` moved to their rows
+    in ``new`` (a superset), zero rows for the labels it lacks; the axis has ``len(new)`` rows
+    (rows beyond ``old``'s labels, zero padding up to a fixed size, are dropped)."""
+    rows = np.array([new[label] for label in old], dtype=np.int64)
+    shape = list(state.shape)
+    shape[axis] = len(new)
+    out = np.zeros(shape, dtype=state.dtype)
+    np.moveaxis(out, axis, 0)[rows] = np.moveaxis(state, axis, 0)[:len(old)]
+    return out
+
+
+def _padded(state: Any, shape: tuple[int, ...]) -> Any:
+    """``state`` padded with zeros to ``shape`` (element-wise at least its own)."""
+    shape = tuple(shape)
+    if shape == tuple(int(k) for k in state.shape):
+        return state
+    out = get_namespace(state).zeros(shape, state, dtype="int64")
+    out[tuple(slice(0, int(k)) for k in state.shape)] = state
+    return out

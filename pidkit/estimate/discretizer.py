@@ -30,10 +30,11 @@ import numpy as np
 
 from ..errors import PIDTypeError
 from ..validation import check_int, check_seed, fail
-from ._checks import rows
+from ._checks import refuse_labels, rows
 from .projection import SEED_MAX, Projector, check_dtype, subsample, too_few
 
-__all__ = ["Discretizer", "PRESETS", "auto_components", "auto_scaling"]
+__all__ = ["DISCRETIZER_LABELS_FIX", "Discretizer", "PRESETS", "auto_components",
+           "auto_scaling"]
 
 #: Published settings (Dissanayake et al., AISTATS 2025, section 5 and appendix).
 PRESETS: dict[str, dict[str, Any]] = {
@@ -52,6 +53,11 @@ L2_FROM = 8
 
 #: Largest number of cells the quantile method may create (n_bins ** dimensions).
 MAX_QUANTILE_CELLS = 1 << 20
+
+#: The advice for labels (strings, objects) given to a discretiser.
+DISCRETIZER_LABELS_FIX = ("Labels are already discrete, with nothing to discretise: pass them "
+                          "as a label column of the plug-in route (pid_from_samples(..., "
+                          "estimator='plugin'), JointCounts.update)")
 
 
 def auto_components(n: int, d: int, wanted: int = AUTO_COMPONENTS) -> int:
@@ -230,6 +236,7 @@ class Discretizer:
     def fit(self, x: Any, y: Any = None, *, name: str = "X") -> Discretizer:
         """Fit on samples ``x`` of shape ``(n, ...)``; ``y`` is ignored (scikit-learn API)."""
         self._check_params()
+        refuse_labels(x, name, DISCRETIZER_LABELS_FIX)
         arr = rows(x, name)
         if self.method == "kmeans" and arr.shape[0] < self.n_clusters:
             raise too_few(name, "samples", arr.shape[0], self.n_clusters)
@@ -289,6 +296,7 @@ class Discretizer:
         """Integer codes ``(n,)`` (int64, in ``0 .. n_codes_-1``) of samples ``(n, ...)``."""
         if not hasattr(self, "n_codes_"):
             raise fail(name, "cannot be discretised before fitting", "Call fit(...) first")
+        refuse_labels(x, name, DISCRETIZER_LABELS_FIX)
         z = self.projector_.transform(x, name)
         if self.method == "quantile":
             codes = np.zeros(z.shape[0], dtype=np.int64)

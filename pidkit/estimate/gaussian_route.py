@@ -89,7 +89,7 @@ from ..gaussian.api import gaussian_pid
 from ..lattice import lattice
 from ..result import PIDResult, SolverInfo
 from ..validation import check_base, check_int, fail
-from ._checks import as_labels, as_matrix, to_numpy, warn_constant
+from ._checks import as_labels, as_matrix, refuse_labels, to_numpy, warn_constant
 from .codes import encode, one_hot
 from .projection import Projector, subsample
 from .uncertainty import Replicates, assemble, bootstrap, permutation_null, seed_sequences, vector
@@ -475,7 +475,8 @@ def gaussian_blocks(target: Any, sources: tuple[Any, ...], *, target_encoding: s
     (:class:`~pidkit.estimate.projection.Projector`, fitted on ``fit_size`` rows). Columns of zero
     variance make the covariance singular and raise an error, except in a target that is
     constant as a whole (every column, or a single class), whose atoms are all 0
-    (:func:`gaussian_estimate`).
+    (:func:`gaussian_estimate`). Labels (strings, objects) are refused, with the advice to
+    encode them or to use the plug-in route.
 
     The rows come out in the :func:`row_order` of (target block, sources as given), taken before
     any projection, so that everything drawn from them (the projection's ``fit_size`` rows, the
@@ -485,6 +486,14 @@ def gaussian_blocks(target: Any, sources: tuple[Any, ...], *, target_encoding: s
     names = names or ("target",) + tuple(f"sources[{i}]" for i in range(len(sources)))
     if fit_size is not None:  # checked even when no projection is fitted
         check_int(fit_size, "fit_size", 2)
+    refuse_labels(target, names[0], "The Gaussian route reads numbers: pass integer class "
+                  f"labels, which it one-hot encodes (pidkit.estimate.encode({names[0]})[0]), "
+                  "or use estimator='plugin' (pid_from_samples), which reads labels of any kind")
+    for s, name in zip(sources, names[1:], strict=True):
+        refuse_labels(s, name, "The Gaussian route reads numbers: one-hot encode the "
+                      f"categories (pidkit.estimate.one_hot(pidkit.estimate.encode({name})[0]))"
+                      ", or use estimator='plugin' (pid_from_samples), which reads labels of "
+                      "any kind")
     m, used = target_block(target, target_encoding, names[0])
     given = []
     for s, name in zip(sources, names[1:], strict=True):

@@ -76,7 +76,7 @@ import numpy as np
 from .._backend import get_namespace, is_torch
 from ..errors import PIDTypeError, caller_stacklevel
 from ..validation import as_float_array, check_aligned, check_flag, fail
-from ._checks import to_numpy
+from ._checks import refuse_labels, to_numpy
 from ._distributed import agree, all_reduce_sum, comm_device, distributed
 from .gaussian_route import gaussian_from_covariance, times_pow2
 
@@ -84,6 +84,17 @@ __all__ = ["GaussianMoments"]
 
 _GRID_BITS = 8          # the automatic shift is a multiple of 2^k <= range / 2^_GRID_BITS
 _HALF_MAX = np.finfo(np.float64).max / 2
+
+
+#: The advice for labels (strings, objects) passed as the target, or as a source.
+_LABELS_FIX = (
+    "GaussianMoments reads numbers: pass class labels one-hot encoded, one_hot(codes, "
+    "n_classes=k), with codes from one mapping of the labels to 0..k-1 shared by every batch "
+    "(encode() of a batch numbers only the labels that batch holds), or count labels with "
+    "JointCounts, which reads labels of any kind",
+    "GaussianMoments reads numbers: one-hot encode the categories with one mapping of the "
+    "labels shared by every batch, or count labels with JointCounts, which reads labels of "
+    "any kind")
 
 
 def _warn_integer_target(target: Any, use_torch: bool) -> None:
@@ -172,6 +183,7 @@ class GaussianMoments:
         for i, b in enumerate(blocks):
             name = "target" if i == 0 else f"sources[{i - 1}]"
             if not use_torch:
+                refuse_labels(b, name, _LABELS_FIX[min(i, 1)])
                 b = to_numpy(b, name)
             if b.dtype.is_complex if use_torch else b.dtype.kind not in "biuf":
                 raise fail(name, f"must hold real numbers, not {b.dtype}",
