@@ -31,6 +31,7 @@ from .counts import JointCounts
 from .discrete_route import pid_from_counts
 from .discretizer import DISCRETIZER_LABELS_FIX, PRESETS, Discretizer
 from .gaussian_route import (
+    class_counts,
     gaussian_blocks,
     gaussian_estimate,
     gaussian_point,
@@ -310,10 +311,10 @@ def _gaussian(target: Any, sources: tuple[Any, ...], fit_seed: np.random.SeedSeq
     result = gaussian_estimate(z, dims, measure=measure, base=base, ci=ci, n_boot=n_boot,
                                n_perm=n_perm, seed=seed, bias_correction=correction,
                                details=details, interval=interval, names=arg_names)
-    if settings["target_encoding"] == "onehot":   # class frequencies: the one-hot block's means
-        # (its last class dropped, drop_last)
-        shares = z[:, :dims[0]].sum(axis=0)
-        counts = np.append(shares, z.shape[0] - shares.sum())
+    block = z[:, :dims[0]]     # integer labels one-hot encoded, or a one-hot block passed
+    counts = class_counts(block.min(axis=0), block.max(axis=0),
+                          lambda: (block.sum(axis=0), block.T @ block), z.shape[0])
+    if counts is not None:
         result.details["label_entropy"] = label_entropy(
             counts, float(result.mutual_information) * math.log(base), base, arg_names[0])
     return result

@@ -77,6 +77,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -94,10 +95,10 @@ from .codes import encode, one_hot
 from .projection import Projector, subsample
 from .uncertainty import Replicates, assemble, bootstrap, permutation_null, seed_sequences, vector
 
-__all__ = ["TARGET_ENCODINGS", "constant_target", "exponents", "gaussian_blocks",
-           "gaussian_estimate", "gaussian_from_covariance", "gaussian_point", "gaussian_vectors",
-           "label_entropy", "logdet_bias", "mi_bias", "row_order", "scaled_covariance",
-           "standardized", "times_pow2"]
+__all__ = ["TARGET_ENCODINGS", "class_counts", "constant_target", "exponents",
+           "gaussian_blocks", "gaussian_estimate", "gaussian_from_covariance", "gaussian_point",
+           "gaussian_vectors", "label_entropy", "logdet_bias", "mi_bias", "row_order",
+           "scaled_covariance", "standardized", "times_pow2"]
 
 TARGET_ENCODINGS = ("auto", "onehot", "continuous")
 
@@ -386,6 +387,31 @@ def label_entropy(class_counts: Any, joint_mi: float, base: float, where: str) -
             f"estimator='discretize'; audits: 'paper') for values that are informations of "
             f"the labels", UserWarning, stacklevel=caller_stacklevel())
     return entropy / math.log(base)
+
+
+def class_counts(low: np.ndarray, high: np.ndarray,
+                 sums: Callable[[], tuple[np.ndarray, np.ndarray]], n: int
+                 ) -> np.ndarray | None:
+    r"""The class counts of a target block that is a one-hot encoding of classes, read from its
+    column minima ``low`` and maxima ``high`` and, when every column lies in ``[0, 1]``, from
+    ``sums()``: its column sums and sums of products (about 0) over ``n`` rows; None when the
+    block is not one.
+
+    A one-hot block (:func:`~pidkit.estimate.codes.one_hot`, with or without its last column)
+    holds 0 and 1 only, with at most one 1 per row; the counts are the column sums, then the
+    rows of zeros (the dropped class). The test is exact: on :math:`[0, 1]`,
+    :math:`x^2 \le x` with equality only at 0 and 1, so columns within ``[0, 1]`` whose sums of
+    squares equal their sums hold 0 and 1 only; and non-negative columns whose products sum to
+    0 are never 1 in the same row. One-hot sums are integers, exact in float64 (up to
+    :math:`2^{53}` rows), so the test holds for every one-hot block, and values that are not
+    0 or 1 fail it by far more than rounding. A block of width 0 (one class) gives ``[n]``.
+    """
+    if not ((low >= 0) & (high <= 1)).all():
+        return None
+    total, cross = sums()
+    if not np.array_equal(np.diag(cross), total) or (cross - np.diag(np.diag(cross))).any():
+        return None
+    return np.append(total, n - total.sum())
 
 
 def target_block(target: Any, encoding: str, name: str = "target") -> tuple[np.ndarray, str]:

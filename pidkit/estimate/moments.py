@@ -68,6 +68,7 @@ those of the former implementation.
 
 from __future__ import annotations
 
+import math
 import warnings
 from typing import Any
 
@@ -78,7 +79,7 @@ from ..errors import PIDTypeError, caller_stacklevel
 from ..validation import as_float_array, check_aligned, check_flag, fail
 from ._checks import refuse_labels, to_numpy
 from ._distributed import agree, all_reduce_sum, comm_device, distributed
-from .gaussian_route import gaussian_from_covariance, times_pow2
+from .gaussian_route import class_counts, gaussian_from_covariance, label_entropy, times_pow2
 
 __all__ = ["GaussianMoments"]
 
@@ -455,17 +456,46 @@ class GaussianMoments:
         ``estimator="gaussian"``, ``n_boot=0``, ``n_perm=0`` on the same rows, whatever
         constant is added to any variable. A constant target (one value in every sample, every
         column) gives exact zeros with a warning, as on every route; a constant source is an
-        error naming its argument (``sources[i]``), as on the batch Gaussian route."""
+        error naming its argument (``sources[i]``), as on the batch Gaussian route.
+
+        A one-hot target (0/1 columns, at most one 1 per row: :func:`~pidkit.estimate.one_hot`
+        of class labels, found exactly from the statistic) is class labels, whose entropy
+        :math:`H(Y)` bounds every information about them: ``details["label_entropy"]`` holds
+        it, with the warning of the batch route where the Gaussian :math:`I(Y;X_0,X_1)`
+        exceeds it (:func:`~pidkit.estimate.gaussian_route.label_entropy`). The sums are exact
+        for 0/1 data about the automatic shift; about an explicit shift that is not a short
+        binary fraction they carry rounding, and a one-hot target is then not recognised (no
+        ``label_entropy``)."""
         self._require(self._sum)            # no samples: say so, not "has -1 sources"
         if len(self.dims) != 3:
             raise fail("GaussianMoments", f"has {len(self.dims) - 1} sources",
                        "The Gaussian PID takes a target and two sources")
         bias_correction = check_flag(bias_correction, "bias_correction")
         dims = (self.dims[0], self.dims[1], self.dims[2])
-        return gaussian_from_covariance(
+        result = gaussian_from_covariance(
             self._scaled_covariance(0), self.n_samples, dims, measure=measure, base=base,
             bias_correction=bias_correction,
             details={"estimator": "gaussian", "dims": list(dims), "n_samples": self.n_samples})
+        counts = self._class_counts()
+        if counts is not None:
+            result.details["label_entropy"] = label_entropy(
+                counts, float(result.mutual_information) * math.log(result.base), result.base,
+                "target")
+        return result
+
+    def _class_counts(self) -> np.ndarray | None:
+        """The class counts of a one-hot target block, from the statistic (the sums about the
+        shift re-expressed about 0, exact for 0/1 data about the automatic shifts, which are 0,
+        1/2 or 1 there), or None when the target is not one-hot
+        (:func:`~pidkit.estimate.gaussian_route.class_counts`)."""
+        d, n = self.dims[0], self.n_samples
+
+        def sums() -> tuple[np.ndarray, np.ndarray]:
+            c, total, cross = self._shift[:d], self.sum[:d], self.cross[:d, :d]
+            outer = np.outer(c, total)
+            return total + n * c, cross + outer + outer.T + n * np.outer(c, c)
+
+        return class_counts(self._lo[:d], self._hi[:d], sums, n)
 
     def __repr__(self) -> str:
         return f"GaussianMoments(dims={self.dims}, n_samples={self.n_samples})"
