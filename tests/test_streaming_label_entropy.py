@@ -112,3 +112,17 @@ def test_huge_targets_are_not_summed_for_the_check():
         r = GaussianMoments().update(m, x0 + m, x1).pid()
         b = pid_from_samples(m, x0 + m, x1, estimator="gaussian", n_boot=0, n_perm=0)
     assert "label_entropy" not in r.details and "label_entropy" not in b.details
+
+
+def test_the_gaussian_audit_warns_once_naming_the_pair():
+    """The audit's statistic now checks H(Y) itself; the audit keeps its own warning (naming
+    the layer pair) and does not repeat the statistic's."""
+    from pidkit_distill.audits import audit_features
+
+    y, entropy, layer = separated_classes(np.random.default_rng(0), N)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        r = audit_features(y, layer(10.0), layer(10.0), estimator="gaussian", ci=None, n_perm=0)
+    messages = [str(w.message) for w in caught if "exceeds the labels' entropy" in str(w.message)]
+    assert len(messages) == 1 and messages[0].startswith("audit of T0 -> S0: ")
+    assert r.pairs[0].details["label_entropy"] == pytest.approx(entropy, rel=1e-12)
