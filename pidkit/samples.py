@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from .errors import PIDTypeError
+from .estimate._checks import as_labels
 from .estimate.codes import sorted_labels
 from .validation import (
     MAX_TABLE_CELLS,
@@ -29,6 +30,9 @@ from .validation import (
 )
 
 __all__ = ["joint_pmf"]
+
+_CODE_FIX = "Code each outcome as 0, 1, 2, ... e.g. with np.unique(x, return_inverse=True)"
+
 
 def _check_column(column: Any, name: str) -> np.ndarray:
     if isinstance(column, (str, bytes)):
@@ -52,12 +56,16 @@ def _check_column(column: Any, name: str) -> np.ndarray:
         return sorted_labels(arr, name)[1]
     if arr.dtype.kind == "f" and np.isnan(arr).any():
         raise fail(name, "contains NaN", "Drop or impute missing samples before counting")
-    if arr.dtype.kind not in "iub":
+    if arr.dtype.kind == "f" and not hasattr(column, "detach"):
+        # whole-number floats are codes, as pid_from_samples and JointCounts read them (kept
+        # as floats until the range checks below, so 1e20 is a table-size error, not a
+        # wrapped int); a float tensor stays refused, as JointCounts refuses it
+        arr = as_labels(arr, name, _CODE_FIX, kind=PIDTypeError)
+    elif arr.dtype.kind not in "iub":
         raise fail(name, f"must hold integer codes, got dtype {arr.dtype}",
-                   "Code each outcome as 0, 1, 2, ... e.g. with np.unique(x, return_inverse=True)",
-                   kind=PIDTypeError)
+                   _CODE_FIX, kind=PIDTypeError)
     if arr.min() < 0:
-        raise fail(name, f"contains negative codes (min {arr.min()})",
+        raise fail(name, f"contains negative codes (min {int(arr.min())})",
                    "Codes must be 0, 1, 2, ...; recode with np.unique(x, return_inverse=True)")
     if int(arr.max()) > np.iinfo(np.int64).max:  # uint64 codes above 2**63 - 1 would wrap
         raise fail(name, f"holds code {int(arr.max())}, so the joint table would have more than "
@@ -72,8 +80,10 @@ def joint_pmf(*columns: Any) -> np.ndarray:
     Parameters
     ----------
     *columns : array_like, each shape (n_samples,)
-        Non-negative integer codes of each variable, or labels of any kind (strings, a pandas
-        string or categorical column), sample ``t`` at position ``t`` of every column.
+        Non-negative integer codes of each variable (whole-number floats such as ``1.0`` count
+        as codes, as :func:`~pidkit.estimate.pid_from_samples` reads them; a float tensor is
+        refused), or labels of any kind (strings, a pandas string or categorical column),
+        sample ``t`` at position ``t`` of every column.
 
     Returns
     -------

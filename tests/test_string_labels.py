@@ -89,6 +89,26 @@ def test_joint_pmf_indexes_labels_in_sorted_order():
         list(pidkit.pid(pidkit.joint_pmf(Y, X0, X1), measure="mmi").atoms.values()), abs=1e-12)
 
 
+def test_joint_pmf_reads_whole_number_floats_as_codes_as_the_other_discrete_routes_do():
+    """joint_pmf refused [0., 1., 1.] ("must hold integer codes") where pid_from_samples and
+    JointCounts.update read whole-number floats as codes; a non-integer float stays an error
+    naming the argument, and the range checks see the float (1e20 is no wrapped int)."""
+    p = pidkit.joint_pmf([0., 1., 1.], [0, 1, 0])
+    np.testing.assert_array_equal(p, pidkit.joint_pmf([0, 1, 1], [0, 1, 0]))
+    np.testing.assert_array_equal(pidkit.joint_pmf(Y.astype(np.float32), X0, X1.astype(float)),
+                                  pidkit.joint_pmf(Y, X0, X1))
+    np.testing.assert_array_equal(JointCounts().update(Y.astype(float), X0, X1).counts / N,
+                                  pidkit.joint_pmf(Y.astype(float), X0, X1))
+    with pytest.raises(PIDTypeError, match=r"^columns\[1\]: holds non-integer values"):
+        pidkit.joint_pmf([0, 1], [0., 0.5])
+    with pytest.raises(PIDValueError, match=r"^columns\[0\]: contains negative codes \(min -1\)"):
+        pidkit.joint_pmf([-1., 0.], [0, 1])
+    with pytest.raises(PIDValueError, match=r"^columns\[0\]: holds code 10+, so the joint"):
+        pidkit.joint_pmf([1e20, 0.], [0, 1])
+    with pytest.raises(PIDValueError, match=r"^columns\[0\]: contains NaN or infinite"):
+        pidkit.joint_pmf([np.inf, 0.], [0, 1])
+
+
 def test_joint_counts_keep_one_row_per_label_across_batches_and_merges():
     """Batches that see different labels (the second starts with labels the first lacks)."""
     y = ANIMALS[Y]
