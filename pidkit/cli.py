@@ -39,6 +39,10 @@ USAGE_ERROR = 2
 MAX_CODE = 2**63 - 1
 #: What a code in a CSV cell may look like: ASCII digits with an optional sign.
 _ASCII_INTEGER = re.compile(r"[+-]?[0-9]+")
+#: What a number in a CSV cell may look like (ASCII): an integer, or a decimal such as 1.0 or 1e3.
+_ASCII_NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
+#: Cells that mark a missing value in a column of numbers (compared in lower case).
+_MISSING = {"na", "nan", "n/a", "#n/a", "null", "none"}
 #: Text files of samples, by suffix -> their field separator unless --delimiter says otherwise.
 _TEXT_SUFFIXES = {".csv": ",", ".txt": ",", ".tsv": "\t"}
 
@@ -196,36 +200,66 @@ def _example_names(count: int) -> list[str]:
 
 
 def _column(rows: list[tuple[int, list[str]]], index: int, name: str,
-            path: Path) -> np.ndarray:
+              path: Path) -> np.ndarray:
     """Column ``name`` as compact codes ``0..k-1`` (the distinct values in increasing order:
     unobserved codes carry no probability, so the PID is the same, and labels such as 10**12
-    need no table of that size)."""
-    values = []
+    need no table of that size).
+
+    A column of numbers holds integer codes (whole-number decimals such as ``1.0`` count, as
+    the library reads them); a column with no number in it holds labels (``cat``, ``dog``),
+    numbered in sorted order, as :func:`pidkit.joint_pmf` numbers labels. A column that mixes
+    numbers and words is refused: one of them is most likely a typo."""
+    texts = []
     for line, row in rows:
         text = row[index].strip()
-        where = f"{path}: line {line}, column {name!r}"
         if not text:
-            raise _CLIError(f"{where} is empty; fill in or drop the samples with missing values")
-        try:
-            if not _ASCII_INTEGER.fullmatch(text):   # int() also takes 1_0 and other scripts'
-                raise ValueError(text)               # digits (Arabic-Indic, ...)
-            value = int(text)
-        except ValueError:
-            digits = text.lstrip("+-")
-            if digits.isdigit() and digits.isascii():  # longer than Python converts (4300)
-                raise _CLIError(f"{where}: {text[:20]}... is too large for a code; re-code "
-                                f"the column as 0, 1, 2, ...") from None
-            raise _CLIError(f"{where}: {text!r} is not an integer code (code each outcome as "
-                            f"0, 1, 2, ...)") from None
-        if value < 0:
-            raise _CLIError(f"{where} contains negative codes ({value}); codes are 0, 1, 2, ... "
-                            f"(re-code the column)")
-        if value > MAX_CODE:
-            raise _CLIError(f"{where}: {value} is too large for a code (above 2**63 - 1); "
-                            f"re-code the column as 0, 1, 2, ...")
-        values.append(value)
+            raise _CLIError(f"{path}: line {line}, column {name!r} is empty; fill in or drop "
+                            f"the samples with missing values")
+        texts.append(text)
+    numeric = [bool(_ASCII_NUMBER.fullmatch(t)) for t in texts]
+    if not any(numeric):                       # labels
+        _, codes = np.unique(np.array(texts, dtype=str), return_inverse=True)
+        return codes.reshape(-1)
+    first_number = numeric.index(True)
+    values = []
+    for (line, _), text, is_number in zip(rows, texts, numeric, strict=True):
+        where = f"{path}: line {line}, column {name!r}"
+        if not is_number:
+            shown = f"{text!r} " + ("marks a missing value" if text.lower() in _MISSING
+                                    else "is not an integer code")
+            raise _CLIError(f"{where}: {shown}, but line {rows[first_number][0]} holds the "
+                            f"number {texts[first_number]!r}: a column holds integer codes "
+                            f"(0, 1, 2, ...) or labels (words), not both; fill in or drop the "
+                            f"samples with missing values, or re-code the column")
+        values.append(_code(text, where))
     _, codes = np.unique(np.array(values, dtype=np.int64), return_inverse=True)
     return codes.reshape(-1)
+
+
+def _code(text: str, where: str) -> int:
+    """The integer code written as ``text`` (ASCII digits, or a whole-number decimal)."""
+    if _ASCII_INTEGER.fullmatch(text):
+        try:
+            value = int(text)
+        except ValueError:   # longer than Python converts (4300 digits)
+            raise _CLIError(f"{where}: {text[:20]}... is too large for a code; re-code the "
+                            f"column as 0, 1, 2, ...") from None
+    else:
+        number = float(text)
+        if not math.isfinite(number):
+            raise _CLIError(f"{where}: {text} is too large for a code; re-code the column as "
+                            f"0, 1, 2, ...")
+        if not number.is_integer():
+            raise _CLIError(f"{where}: {text!r} is not an integer code (a column of numbers "
+                            f"holds codes 0, 1, 2, ...; discretise continuous values first)")
+        value = int(number)
+    if value < 0:
+        raise _CLIError(f"{where} contains negative codes ({value}); codes are 0, 1, 2, ... "
+                        f"(re-code the column)")
+    if value > MAX_CODE:
+        raise _CLIError(f"{where}: {value} is too large for a code (above 2**63 - 1); "
+                        f"re-code the column as 0, 1, 2, ...")
+    return value
 
 
 def _groups(tokens: Sequence[str], flag: str = "--sources") -> list[list[str]]:
@@ -366,7 +400,7 @@ def _pid(args) -> int:
         _check_source_count(measure, len(sources), "columns")
     else:
         raise _CLIError(f"{path}: unknown file type {suffix!r}; give a .csv (or .tsv, .txt) of "
-                        f"integer-coded samples or a .npy pmf")
+                        f"discrete samples (integer codes or labels) or a .npy pmf")
     try:
         result = pid(p, target=target if len(target) > 1 else target[0], sources=sources,
                      measure=measure, base=base, normalize=args.normalize)
@@ -400,8 +434,10 @@ def build_parser() -> argparse.ArgumentParser:
                       help="logarithm base: 2 (bits, default), e (nats), 10")
     demo.set_defaults(run=_demo)
 
-    p = sub.add_parser("pid", help="PID of a CSV of integer-coded samples or a .npy pmf")
-    p.add_argument("file", help="a .csv file (header row, integer codes) or a .npy pmf")
+    p = sub.add_parser("pid", help="PID of a CSV of discrete samples (integer codes or "
+                                   "labels) or a .npy pmf")
+    p.add_argument("file", help="a .csv file (header row, integer codes or labels) or a .npy "
+                                "pmf")
     p.add_argument("--target", metavar="COL",
                    help="target column (CSV, default: the first) or axis (.npy, default 0); "
                         "a+b merges several into one variable")

@@ -348,3 +348,44 @@ def test_target_errors_name_the_target(tmp_path, capsys):
     np.save(npy, np.full((2, 2, 2), 0.125))
     assert main(["pid", str(npy), "--target", "-1"]) == 2     # too large says [0, ndim)
     assert "no negative indices" in capsys.readouterr().err
+
+
+def test_label_columns_are_read_as_labels(capsys, tmp_path):
+    """'y,x\\ncat,0\\ndog,1' was refused ("'cat' is not an integer code") although the library
+    reads labels: a column with no number in it holds labels, numbered in sorted order as
+    joint_pmf numbers them, and gives the PID of the same integer codes; numeric columns stay
+    numeric (whole-number decimals such as 1.0 are codes, as the library reads them)."""
+    rows = _xor_rows()
+    names = np.array(["cat", "dog"])
+    labelled = tmp_path / "labels.csv"
+    labelled.write_text("y,x0,x1\n" + "".join(f"{names[y]},{a}.0,{['no', 'yes'][b]}\n"
+                                              for y, a, b in rows))
+    codes = tmp_path / "codes.csv"
+    codes.write_text("y,x0,x1\n" + "".join(f"{y},{a},{b}\n" for y, a, b in rows))
+    code, out_labels, err = run(capsys, "pid", str(labelled), "--measure", "ccs", "--json")
+    assert code == 0 and err == ""
+    _, out_codes, _ = run(capsys, "pid", str(codes), "--measure", "ccs", "--json")
+    assert json.loads(out_labels)["atoms"] == json.loads(out_codes)["atoms"]
+    # the brief's two-sample file, and a shuffled naming (sorted order does not matter)
+    small = tmp_path / "small.csv"
+    small.write_text("y,x\ncat,0\ndog,1\n")
+    code, out, _ = run(capsys, "pid", str(small), "--measure", "mmi", "--json")
+    assert code == 0 and json.loads(out)["mutual_information"] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(("cells", "message"), [
+    (["cat", "1"], "line 2, column 'x': 'cat' is not an integer code, but line 3 holds the "
+                   "number '1': a column holds integer codes (0, 1, 2, ...) or labels"),
+    (["0", "NA"], "line 3, column 'x': 'NA' marks a missing value, but line 2 holds the number"),
+    (["0", "0.5"], "line 3, column 'x': '0.5' is not an integer code"),
+    (["0", "-1.0"], "line 3, column 'x' contains negative codes (-1)"),
+    (["0", "1e20"], "line 3, column 'x': 100000000000000000000 is too large for a code"),
+    (["0", "1e400"], "line 3, column 'x': 1e400 is too large for a code"),
+])
+def test_columns_mixing_numbers_and_words_and_bad_numbers_are_errors(capsys, tmp_path, cells,
+                                                                      message):
+    path = tmp_path / "mixed.csv"
+    path.write_text("y,x\n0," + cells[0] + "\n1," + cells[1] + "\n")
+    code, out, err = run(capsys, "pid", str(path), "--measure", "mmi")
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert message in err
