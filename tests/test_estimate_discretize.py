@@ -292,3 +292,40 @@ def test_discretize_route_is_invariant_to_the_units_of_a_source(scaling):
     for unit in (1e160, 1e-300):
         np.testing.assert_allclose(atoms(t * unit, s[:, 3:] / unit), expected, rtol=0,
                                    atol=1e-12)
+
+
+@pytest.mark.parametrize("options", [
+    {"n_clusters": 4, "n_components": 3},
+    {"n_clusters": 3, "n_components": 2, "fit_size": 150, "kmeans": "minibatch"},
+    {"n_clusters": 3, "n_components": 2, "discretize_target": True},
+])
+def test_discretize_route_does_not_depend_on_the_row_order(options):
+    """KMeans, PCA and the fit_size subsample saw the rows in input order: permuted rows with
+    the same seed gave other codes (MI 0.9810 vs 0.9771 bits in the report). The fits
+    now see the rows in a canonical order, so atoms, intervals and p-values are identical."""
+    rng = np.random.default_rng(3)
+    n = 400
+    y = rng.integers(0, 3, n)
+    t = rng.normal(size=(n, 8)) + y[:, None]
+    s = (rng.normal(size=(n, 5)) + (y == 1)[:, None]).astype(np.float32)
+    if options.get("discretize_target"):
+        y = y[:, None] + 0.3 * rng.normal(size=(n, 2))
+    kw = {"estimator": "discretize", "measure": "broja", "n_boot": 20, "n_perm": 20,
+          "seed": 0, **options}
+    a = pid_from_samples(y, t, s, **kw)
+    for seed in (1, 2):
+        p = np.random.default_rng(seed).permutation(n)
+        b = pid_from_samples(y[p], t[p], s[p], **kw)
+        assert a.atoms == b.atoms and a.mutual_information == b.mutual_information
+        assert a.intervals == b.intervals
+        assert a.details["p_values"] == b.details["p_values"]
+
+
+def test_discretize_route_names_the_row_of_a_non_finite_sample_as_passed():
+    """The rows are sorted before fitting; a NaN is reported at its row in the input."""
+    rng = np.random.default_rng(0)
+    t = rng.normal(size=(50, 3))
+    t[37, 1] = np.nan
+    with pytest.raises(ValueError, match=r"^sources\[0\]: .*first at row 37"):
+        pid_from_samples(rng.integers(0, 2, 50), t, rng.normal(size=50),
+                         estimator="discretize", n_clusters=2, ci=None, n_perm=0)

@@ -20,6 +20,7 @@ from ..validation import (
     check_base,
     check_bootstrap,
     check_choice,
+    check_finite,
     check_flag,
     check_int,
     check_options,
@@ -36,6 +37,7 @@ from .gaussian_route import (
     gaussian_estimate,
     gaussian_point,
     label_entropy,
+    row_order,
     scaled_covariance,
     target_block,
 )
@@ -262,25 +264,42 @@ def _discretizers(fit_seed: np.random.SeedSequence,
 
 def _discretized_codes(target: Any, sources: tuple[Any, ...], fit_seed: np.random.SeedSequence,
                        options: dict[str, Any]) -> tuple[list[np.ndarray], dict]:
+    """The codes of the target and every source. Each discretiser is fitted on the rows of its
+    variable in their :func:`~pidkit.estimate.gaussian_route.row_order`: the fit (the
+    ``fit_size`` subsample, PCA, KMeans' initialisation), and so the codes of a seed, depend on
+    the multiset of that variable's rows alone, not on the order in which the samples were
+    passed, nor on the names of the target's classes. Non-finite values are refused before
+    sorting, at their own rows."""
     with_target = check_flag(options.get("discretize_target", False), "discretize_target")
     columns = ([target] if with_target else []) + list(sources)
     names = (["target"] if with_target else []) + [f"sources[{i}]" for i in range(len(sources))]
     fitters = _discretizers(fit_seed, options, len(columns))
-    codes = []
-    for d, x, name in zip(fitters, columns, names, strict=True):
+    for x, name in zip(columns, names, strict=True):
         refuse_labels(x, name, "Labels are already discrete: leave discretize_target=False, "
                       "which reads the target as labels" if name == "target"
                       else DISCRETIZER_LABELS_FIX)
-        if name == "target" and not hasattr(d, "n_codes_") and _constant_rows(x):
+    labels = None if with_target else _labels(
+        target, "target", "estimator='discretize' discretises the sources; pass "
+        "discretize_target=True to discretise a continuous target too, or use "
+        "estimator='gaussian'")
+    fitted = [hasattr(d, "n_codes_") for d in fitters]
+    for x, name, done in zip(columns, names, fitted, strict=True):
+        if not done:
+            check_finite(rows(x, name), name)
+    codes = [] if labels is None else [labels]
+    for d, x, name, done in zip(fitters, columns, names, fitted, strict=True):
+        if done:                                              # fitted: only applied
+            codes.append(d.transform(x, name=name))
+            continue
+        if name == "target" and _constant_rows(x):
             codes.append(np.zeros(len(x), dtype=np.int64))   # no clusters to fit: one code
             continue
-        if not hasattr(d, "n_codes_"):
-            d.fit(x, name=name)
-        codes.append(d.transform(x, name=name))
-    if not with_target:
-        codes.insert(0, _labels(target, "target", "estimator='discretize' discretises the "
-                                "sources; pass discretize_target=True to discretise a "
-                                "continuous target too, or use estimator='gaussian'"))
+        order = row_order([rows(x, name)])
+        ordered = x[order]
+        d.fit(ordered, name=name)
+        c = np.empty(len(x), dtype=np.int64)
+        c[order] = d.transform(ordered, name=name)
+        codes.append(c)
     info = {"discretizers": [d.get_params() for d in fitters],
             "preset": options.get("preset"), "discretize_target": with_target}
     return codes, info
