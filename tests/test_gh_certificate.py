@@ -70,6 +70,40 @@ def test_star_never_makes_slivers():
     assert len(gh._star(triangle, np.array([1.0, 0.0, 0.0]))) == 1
 
 
+def test_a_point_just_outside_a_thin_simplex_splits_its_nearest():
+    # the programme's posterior may leave its simplex by more than CONTAINS (its rows are
+    # relaxed by the coefficients below SMALL): a weight of -1e-8 in a simplex 2.5e-8 thin (from
+    # a Dirichlet(0.01) pmf). It split nothing, and the search stopped after one round with the
+    # bracket [0, min_i I(Y; X_i)]; now the nearest simplex is split around the point moved
+    # onto it (onto its edge here: two children), its cover exact; -1e-7 is resolved by the
+    # weights at this thinness
+    thin = np.array([[[2.6771e-08, 0.0, 1.0 - 2.6771e-08],
+                      [1.5249e-07, 2.0265e-08, 1.0 - 1.5249e-07 - 2.0265e-08],
+                      [0.99986, 2.5094e-09, 1.0 - 0.99986 - 2.5094e-09]]])
+    weights = np.array([0.3, -1e-7, 0.7 + 1e-7])
+    point = weights @ thin[0]
+    assert not (gh._barycentric(thin, point)[0].min() >= -gh.CONTAINS)
+    children = gh._refine(thin, [point])
+    assert len(children) == 2
+    assert sum(_area(t) for t in children) == pytest.approx(_area(thin[0]), rel=1e-6)
+    # a point far outside (weight -1e-3 < -SNAP) still splits nothing
+    far = np.array([0.3, -1e-3, 0.701]) @ thin[0]
+    assert len(gh._refine(thin, [far])) == 1
+
+
+def test_swapped_sources_give_the_same_bracket_on_a_wide_pmf():
+    # I_GH is symmetric in its sources. On this Dirichlet(0.01) pmf (cells over 89 orders of
+    # magnitude) the swapped solve stopped after one round at [9e-17, 0.0186] nats: the
+    # pseudo-inverse in the containment test left a residual of 1.5e-9 on the thin first
+    # simplex's own solution point, so nothing was split
+    p = _dirichlet(2, (3, 3, 3), 0.01)
+    lower, upper, _, _, _ = gh.gh_bounds(p, 1e-10, 100, certified=False)
+    lower_s, upper_s, _, _, why = gh.gh_bounds(np.swapaxes(p, 1, 2), 1e-10, 100,
+                                               certified=False)
+    assert why is None and upper_s - lower_s <= 1e-10
+    assert abs(lower_s - lower) <= 1e-9 and lower > 1e-3
+
+
 @pytest.mark.parametrize(("seed", "shape"), [(0, (2, 2, 2)), (1, (3, 2, 2)), (2, (2, 3, 3)),
                                              (3, (3, 3, 3))])
 def test_dual_bound_holds_and_is_tight(seed, shape):
