@@ -130,3 +130,21 @@ def test_torch_atoms_of_a_constant_target_are_zero_tensors_with_zero_gradient():
 def test_constant_source_still_refused_where_it_must_be_fitted():
     with pytest.raises(pidkit.PIDValueError, match=r"^sources\[0\]: has constant column"):
         pid_from_samples(X0, np.ones(N), S[:, 0], estimator="gaussian", **KW)
+
+
+@pytest.mark.parametrize("measure", pidkit.available_measures())
+def test_pid_of_a_constant_target_pmf_is_exactly_zero(measure):
+    # the target on the last axis, its one outcome of positive probability at index 1; BROJA and
+    # I_IG returned 1.6e-16 nats of round-off for the redundancy
+    cells = np.random.default_rng(1).dirichlet(np.ones(9)).reshape(3, 3)
+    p = np.zeros((3, 3, 2))
+    p[:, :, 1] = cells
+    r = pidkit.pid(p, target=2, measure=measure)
+    assert r.mutual_information == 0.0
+    assert all(value == 0.0 for value in r.atoms.values())
+    if measure == "pm":      # its parts are kept: equal informative and misinformative lattices
+        informative, misinformative = (r.solver.parts[k] for k in ("informative",
+                                                                     "misinformative"))
+        assert informative["{0}{1}"] > 0.1
+        assert all(informative[n] == pytest.approx(misinformative[n], abs=1e-15)
+                   for n in informative)
