@@ -15,12 +15,15 @@ Also the project's single helpers for what every result and report needs:
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
+import numbers
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from ._backend import is_torch
 from .errors import PIDKeyError, PIDTypeError
 from .lattice import (
     MAX_SOURCES,
@@ -32,7 +35,7 @@ from .lattice import (
     node_label,
     nodes_keyed,
 )
-from .validation import check_base, fail
+from .validation import check_base, check_flag, check_int, fail
 
 __all__ = ["CERTIFIED_REDUNDANCY", "CERTIFIED_UNIQUE", "TARGET_NAME", "Certificate",
            "SolverInfo", "AtomMap", "PIDResult", "default_source_names", "to_plain",
@@ -62,8 +65,12 @@ def unit_name(base: float) -> str:
     >>> import math
     >>> unit_name(2), unit_name(math.e), unit_name(3)
     ('bits', 'nats', 'log base 3')
+
+    ``base`` is checked as :func:`pidkit.pid` checks it (a typed error naming ``base`` for
+    anything but a finite number > 1).
     """
-    return _UNITS.get(float(base), f"log base {float(base):g}")
+    base = check_base(base)
+    return _UNITS.get(base, f"log base {base:g}")
 
 
 def default_source_names(n_sources: int) -> tuple[str, ...]:
@@ -73,7 +80,7 @@ def default_source_names(n_sources: int) -> tuple[str, ...]:
     >>> default_source_names(3)
     ('X0', 'X1', 'X2')
     """
-    return tuple(f"X{i}" for i in range(n_sources))
+    return tuple(f"X{i}" for i in range(check_int(n_sources, "n_sources", 0)))
 
 
 def to_plain(value: Any, *, strict: bool = False) -> Any:
@@ -108,7 +115,16 @@ def to_plain(value: Any, *, strict: bool = False) -> Any:
     {'a': 0.5, '1': [[0, 1], 'x']}
     >>> to_plain([np.nan, np.float32(np.inf), 1.5], strict=True)
     [None, None, 1.5]
+
+    A container that holds itself (``a = []; a.append(a)``) has no plain form: a
+    :class:`~pidkit.errors.PIDValueError` naming ``value``, as ``json.dumps`` refuses it.
     """
+    return _to_plain(value, check_flag(strict, "strict"), ())
+
+
+def _to_plain(value: Any, strict: bool, path: tuple[int, ...]) -> Any:
+    """:func:`to_plain`; ``path`` holds the ids of the containers being converted above
+    ``value``, to refuse a cycle instead of recursing without end."""
     if hasattr(value, "detach") and hasattr(value, "cpu"):  # torch tensor, without importing it
         from .validation import host_numpy
 
@@ -122,14 +138,19 @@ def to_plain(value: Any, *, strict: bool = False) -> Any:
         return None if strict and not math.isfinite(value) else value
     if value is None or isinstance(value, (bool, int, str)):
         return value
+    if isinstance(value, (Mapping, list, tuple, set, frozenset)):
+        if id(value) in path:
+            raise fail("value", f"holds itself (a {type(value).__name__} inside its own "
+                       "items), which has no plain, JSON form", "Remove the self-reference")
+        path = (*path, id(value))
     if isinstance(value, Mapping):
-        return {str(k): to_plain(v, strict=strict) for k, v in value.items()}
+        return {str(k): _to_plain(v, strict, path) for k, v in value.items()}
     if isinstance(value, (list, tuple, set, frozenset)):
         items = sorted(value, key=repr) if isinstance(value, (set, frozenset)) else value
-        return [to_plain(v, strict=strict) for v in items]
+        return [_to_plain(v, strict, path) for v in items]
     to_dict = getattr(value, "to_dict", None)
     if callable(to_dict) and not isinstance(value, type):
-        return to_plain(to_dict(), strict=strict)
+        return _to_plain(to_dict(), strict, path)
     return str(value) if strict else value
 
 
@@ -167,9 +188,14 @@ class Certificate:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Certificate:
-        """The certificate :meth:`to_dict` returned (``gap`` is recomputed)."""
-        return cls(str(data["quantity"]), _from_plain(data["lower"]),
-                   _from_plain(data["upper"]))
+        """The certificate :meth:`to_dict` returned (``gap`` is recomputed); a typed error
+        naming ``data`` for anything else."""
+        with _reading(data, "Certificate", "a certificate"):
+            quantity = _text(data["quantity"], "quantity")
+            lower, upper = _from_plain(data["lower"]), _from_plain(data["upper"])
+            _check_value(lower, "lower")
+            _check_value(upper, "upper")
+            return cls(quantity, lower, upper)
 
 
 @dataclass(frozen=True)
@@ -230,8 +256,8 @@ class SolverInfo:
                           dict(self.details), parts, self.state)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"status": self.status, "converged": self.converged,
-                "iterations": self.iterations,
+        return {"status": self.status, "converged": to_plain(self.converged),
+                "iterations": to_plain(self.iterations),
                 "certificate": None if self.certificate is None else self.certificate.to_dict(),
                 "residual": to_plain(self.residual), "details": to_plain(dict(self.details)),
                 "parts": {name: {node_label(k): to_plain(v) for k, v in atoms.items()}
@@ -240,18 +266,75 @@ class SolverInfo:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SolverInfo:
         """The solver information :meth:`to_dict` returned (without ``state``, which
-        :meth:`to_dict` leaves out)."""
-        certificate = data.get("certificate")
-        return cls(str(data["status"]), bool(data["converged"]), data.get("iterations"),
-                   None if certificate is None else Certificate.from_dict(certificate),
-                   data.get("residual"), dict(data.get("details", {})),
-                   {name: AtomMap(atoms) for name, atoms in data.get("parts", {}).items()})
+        :meth:`to_dict` leaves out); a typed error naming ``data`` for anything else."""
+        with _reading(data, "SolverInfo", "a SolverInfo"):
+            certificate = data.get("certificate")
+            converged = _from_plain(data["converged"])
+            if not (isinstance(converged, (bool, np.bool_))
+                    or (isinstance(converged, np.ndarray) and converged.dtype == bool)):
+                raise fail("converged", "must be true or false", "Leave it as to_dict() wrote "
+                           "it", converged, kind=PIDTypeError)
+            residual = _from_plain(data.get("residual"))
+            if residual is not None:
+                _check_value(residual, "residual")
+            return cls(_text(data["status"], "status"), converged, data.get("iterations"),
+                       None if certificate is None else Certificate.from_dict(certificate),
+                       residual, dict(data.get("details", {})),
+                       {name: AtomMap({k: _from_plain(v) for k, v in atoms.items()})
+                        for name, atoms in data.get("parts", {}).items()})
 
 
 def _from_plain(value: Any) -> Any:
     """A value of :func:`to_plain`'s output back as a number or, for a list (a batch or a
-    tensor), a float64 numpy array."""
-    return np.asarray(value, dtype=np.float64) if isinstance(value, list) else value
+    tensor), a float64 numpy array (a list of true/false, a bool array)."""
+    if not isinstance(value, list):
+        return value
+    arr = np.asarray(value)
+    return arr if arr.dtype == bool else np.asarray(value, dtype=np.float64)
+
+
+@contextmanager
+def _reading(data: Any, kind: str, what: str) -> Iterator[None]:
+    """Read ``data`` as the dict ``<kind>.to_dict()`` returned (``what`` it holds, for the
+    messages): anything else, or any error while reading it, is a typed error naming ``data``
+    (the cause chained and quoted)."""
+    fix = f"Pass what {kind}.to_dict() returned"
+    if not isinstance(data, Mapping):
+        raise fail("data", f"is a {type(data).__name__}, not {what} dict", fix,
+                   kind=PIDTypeError)
+    try:
+        yield
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise fail("data", f"is not {what} ({type(exc).__name__}: {exc})",
+                   fix + ", unedited") from exc
+
+
+def _text(value: Any, name: str, fix: str = "Leave it as to_dict() wrote it") -> str:
+    """A string field (``measure``, ``status``), never converted: ``str(None)`` would read
+    back as the name ``"None"``."""
+    if not isinstance(value, str):
+        raise fail(name, f"must be a string, not {type(value).__name__}", fix, value,
+                   kind=PIDTypeError)
+    return value
+
+
+def _check_value(value: Any, name: str) -> None:
+    """A value a result holds (an atom, the mutual information, a bound): a real number, a
+    numeric numpy array (a batch) or a real torch tensor. Anything else (a string, None, a
+    bool) is a :class:`~pidkit.errors.PIDTypeError` naming ``name``: the table, the plot and
+    :meth:`PIDResult.to_dict` would fail on it later, far from its cause."""
+    if isinstance(value, (bool, np.bool_)):
+        ok = False
+    elif isinstance(value, np.ndarray):
+        ok = value.dtype.kind in "iuf"
+    elif is_torch(value):
+        ok = not value.dtype.is_complex and str(value.dtype) != "torch.bool"
+    else:
+        ok = isinstance(value, numbers.Real)
+    if not ok:
+        raise fail(name, f"must be a number, a numeric array or a tensor, not "
+                   f"{type(value).__name__}", "Pass the values a measure computed", value,
+                   kind=PIDTypeError)
 
 
 class AtomMap(Mapping):
@@ -405,8 +488,23 @@ class PIDResult:
                        f"{len(missing)} missing (e.g. {missing[:3]}), {len(extra)} not in it "
                        f"(e.g. {extra[:3]})", fix)
         object.__setattr__(self, "base", check_base(self.base))
+        for node, value in self.atoms.items():
+            _check_value(value, f"atoms[{node_label(node)!r}]")
+        _check_value(self.mutual_information, "mutual_information")
+        for name in ("measure", "target_name"):
+            _text(getattr(self, name), name, f"Pass a string, e.g. {name}="
+                  f"{'broja' if name == 'measure' else TARGET_NAME!r}")
         if not self.source_names:
             object.__setattr__(self, "source_names", default_source_names(self.n_sources))
+        names = self.source_names
+        if (isinstance(names, (str, bytes)) or not isinstance(names, Sequence)
+                or not all(isinstance(n, str) for n in names)):
+            raise fail("source_names", "must be a sequence of strings, one per source",
+                       "Pass e.g. ('X0', 'X1'), or leave it out", names, kind=PIDTypeError)
+        if len(names) != self.n_sources:
+            raise fail("source_names", f"names {len(names)} source(s), the atoms have "
+                       f"{self.n_sources}", "Give one name per source, or leave it out", names)
+        object.__setattr__(self, "source_names", tuple(names))
         if not isinstance(self.solver, SolverInfo):
             raise fail("solver", f"is a {type(self.solver).__name__}, not a SolverInfo",
                        "Leave it out (SolverInfo() by default) or pass a SolverInfo",
@@ -421,6 +519,14 @@ class PIDResult:
             if missing:
                 raise fail("intervals", f"misses the atoms {missing[:3]}", "Give one "
                            "(lower, upper) pair per atom, keyed like the atoms")
+            for node, bounds in intervals.items():
+                name = f"intervals[{node_label(node)!r}]"
+                if not isinstance(bounds, (tuple, list)) or len(bounds) != 2:
+                    raise fail(name, "must be a (lower, upper) pair", "Give one (lower, "
+                               "upper) pair per atom, keyed like the atoms", bounds,
+                               kind=PIDTypeError)
+                for bound in bounds:
+                    _check_value(bound, name)
             object.__setattr__(self, "intervals", intervals)
 
     # -- lattice views -------------------------------------------------------------------
@@ -487,22 +593,21 @@ class PIDResult:
         >>> back.to_dict() == r.to_dict(), back.solver.certificate.gap < 1e-9
         (True, True)
         """
-        if not isinstance(data, Mapping):
-            raise fail("data", f"is a {type(data).__name__}, not a result dict", "Pass what "
-                       "PIDResult.to_dict() returned", kind=PIDTypeError)
-        try:
+        with _reading(data, "PIDResult", "a PID result"):
+            atoms = {k: _from_plain(v) for k, v in dict(data["atoms"]).items()}
             intervals = data.get("intervals")
-            return cls({k: _from_plain(v) for k, v in dict(data["atoms"]).items()},
-                       str(data["measure"]), data["base"],
+            names = data["source_names"]
+            if not isinstance(names, list):     # to_dict writes a list; a string would split
+                raise fail("source_names", f"must be a list of strings, not "
+                           f"{type(names).__name__}", "Leave it as to_dict() wrote it", names,
+                           kind=PIDTypeError)
+            return cls(atoms, _text(data["measure"], "measure"), data["base"],
                        _from_plain(data["mutual_information"]),
-                       SolverInfo.from_dict(data["solver"]), tuple(data["source_names"]),
-                       str(data["target_name"]),
+                       SolverInfo.from_dict(data["solver"]), tuple(names),
+                       _text(data["target_name"], "target_name"),
                        None if intervals is None else
                        {k: tuple(_from_plain(b) for b in v) for k, v in intervals.items()},
                        dict(data.get("details", {})))
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise fail("data", f"is not a PID result ({type(exc).__name__}: {exc})", "Pass "
-                       "what PIDResult.to_dict() returned, unedited") from exc
 
     def __str__(self) -> str:
         names = ", ".join(self.source_names)

@@ -21,6 +21,7 @@ from .estimate._checks import as_labels
 from .estimate.codes import sorted_labels
 from .validation import (
     MAX_TABLE_CELLS,
+    _kind,
     check_aligned,
     check_table_size,
     fail,
@@ -47,6 +48,9 @@ def _check_column(column: Any, name: str) -> np.ndarray:
     except ValueError as exc:  # ragged nesting
         raise fail(name, "is ragged", "Pass a flat 1-D sequence of integers",
                    kind=PIDTypeError) from exc
+    if arr.dtype == object and arr.ndim == 0:    # None, a generator, a dict: wrapped by numpy
+        raise fail(name, f"must be a 1-D array of codes or labels, not {_kind(column)}",
+                   "Pass a list or array with one code or label per sample", kind=PIDTypeError)
     if arr.ndim != 1:
         raise fail(name, f"must be 1-D, got shape {arr.shape}",
                    "Pass one column per variable (e.g. joint_pmf(*data.T))")

@@ -132,11 +132,15 @@ def check_base(base: Any, name: str = "base") -> float:
         raise fail(name, "must be a real number",
                    "Use 2 for bits, math.e for nats, 10 for hartleys",
                    base, kind=PIDTypeError)
-    base = float(base)
-    if not np.isfinite(base) or base <= 1:
-        raise fail(name, "must be a finite logarithm base > 1 to measure information",
-                   "Use 2 for bits, math.e for nats, 10 for hartleys", base)
-    return base
+    problem = "must be a finite logarithm base > 1 to measure information"
+    fix = "Use 2 for bits, math.e for nats, 10 for hartleys"
+    try:
+        value = float(base)
+    except OverflowError:       # an integer beyond float's range (2**1100): not finite
+        raise fail(name, problem, fix, base) from None
+    if not np.isfinite(value) or value <= 1:
+        raise fail(name, problem, fix, value)
+    return value
 
 
 #: torch dtypes numpy has no equivalent of; host copies of them are widened to float32 (exact).
@@ -307,15 +311,20 @@ def as_host_array(x: Any, name: str, *, must: str, fix: str, ragged_fix: str) ->
     naming ``name``: None and strings (``name: must be <must>``, advice ``fix``), numpy masked
     arrays (:func:`reject_masked`) and ragged nested sequences (advice ``ragged_fix``)."""
     if x is None or isinstance(x, (str, bytes)):
-        raise fail(name, f"must be {must}", fix, x, kind=PIDTypeError)
+        raise fail(name, f"must be {must}" + (", not None" if x is None else ""), fix, x,
+                   kind=PIDTypeError)
     if is_torch(x):
         return host_numpy(x)
     reject_masked(x, name)
     reject_dit(x, name)
     try:
-        return np.asarray(x)
+        arr = np.asarray(x)
     except ValueError as exc:  # numpy refuses ragged nested sequences
         raise fail(name, "is a ragged nested sequence", ragged_fix) from exc
+    if arr.dtype == object and arr.ndim == 0 and not isinstance(x, np.ndarray):
+        # numpy wraps any other object (a generator, a dict, a set) as a 0-d object array
+        raise fail(name, f"must be {must}, not {_kind(x)}", fix, kind=PIDTypeError)
+    return arr
 
 
 def as_float_array(p: Any, name: str = "p", what: str = "probabilities") -> np.ndarray:

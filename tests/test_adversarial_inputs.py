@@ -601,3 +601,112 @@ def test_hand_built_results_check_intervals_solver_and_details():
     r = PIDResult(atoms, "imin", 2.0, 1.0, intervals={k: (0.0, 1.0) for k in atoms})
     assert str(r).count("[0.000000, 1.000000]") == 4
     assert r.intervals[((0,), (1,))] == (0.0, 1.0)
+
+
+# -- second sweep: core helpers, result objects and plain data -------------------------------
+def test_a_base_beyond_float_range_is_a_typed_error():
+    # float(2**1100) raised a bare OverflowError from check_base
+    _raises(PIDValueError, "base", pidkit.pid, AND, base=2**1100)
+    _raises(PIDValueError, "base", pidkit.gaussian_pid, np.eye(3) + 0.5, (1, 1, 1),
+            base=-(2**1100))
+
+
+@pytest.mark.parametrize("bad", [(v for v in Y), {1: 2}, {0, 1}, None],
+                         ids=["generator", "dict", "set", "None"])
+@pytest.mark.parametrize("call, name", [
+    (lambda v: pid_from_samples(v, A, B, **QUICK), "target"),
+    (lambda v: JointCounts().update(Y, v), "sources[0]"),
+    (lambda v: encode(v), "labels"),
+    (lambda v: pidkit.gaussian_pid(v, (1, 1, 1)), "cov"),
+    (lambda v: pid_from_counts(v, **QUICK), "counts"),
+    (lambda v: Discretizer(n_clusters=2).fit(v), "X"),
+    (lambda v: pidkit.joint_pmf(Y, v), "columns[1]"),
+], ids=["pid_from_samples", "JointCounts.update", "encode", "gaussian_pid",
+        "pid_from_counts", "Discretizer.fit", "joint_pmf"])
+def test_objects_that_are_not_arrays_say_what_they_are(call, name, bad):
+    # numpy wraps a generator, dict or set as a 0-d object array: encode said "holds no
+    # samples" (a PIDValueError), the others "must hold numbers, not dtype object ... encode
+    # category labels", and joint_pmf "must be 1-D, got shape ()"
+    message = _raises(PIDTypeError, name, call, bad)
+    assert ("None" if bad is None else type(bad).__name__) in message
+
+
+@pytest.mark.parametrize("data, cls, field", [
+    (5, "Certificate", None), ({}, "Certificate", None),
+    ({"quantity": "unique[0]", "lower": "a", "upper": 1.0}, "Certificate", "lower"),
+    (5, "SolverInfo", None), ({}, "SolverInfo", None),
+    ({"status": "optimal", "converged": "no"}, "SolverInfo", "converged"),
+    ({"status": None, "converged": True}, "SolverInfo", "status"),
+    ({"status": "optimal", "converged": True, "residual": "x"}, "SolverInfo", "residual"),
+])
+def test_certificate_and_solver_info_from_dict_are_typed(data, cls, field):
+    # Certificate.from_dict(5) raised a bare TypeError, ({}) a KeyError; SolverInfo.from_dict
+    # an AttributeError or KeyError; bool("no") read converged="no" as True
+    from pidkit import result
+
+    kind = PIDTypeError if not isinstance(data, dict) else PIDValueError
+    message = _raises(kind, "data", getattr(result, cls).from_dict, data)
+    assert field is None or f"{field}: " in message
+
+
+@pytest.mark.parametrize("field, value", [
+    ("atoms", {"{0}{1}": "a", "{0}": 0.0, "{1}": 0.0, "{0:1}": 0.0}),
+    ("atoms", {"{0}{1}": None, "{0}": 0.0, "{1}": 0.0, "{0:1}": 0.0}),
+    ("mutual_information", "abc"),
+    ("measure", None),
+    ("target_name", None),
+    ("source_names", [1, 2]),
+    ("source_names", ["only one"]),
+    ("source_names", "ab"),
+    ("intervals", {k: [0.0, "x"] for k in ("{0}{1}", "{0}", "{1}", "{0:1}")}),
+])
+def test_result_from_dict_refuses_edited_values_instead_of_coercing_them(field, value):
+    # were accepted: str(None) became the measure "None", string atoms failed later in str(r)
+    # with a raw ValueError, names of the wrong number or kind in the table
+    data = {**pidkit.pid(AND).to_dict(), field: value}
+    message = _raises(PIDValueError, "data", PIDResult.from_dict, data)
+    assert field in message
+
+
+@pytest.mark.parametrize("kwargs, kind, name", [
+    ({"atoms": {"{0}": "a"}}, PIDTypeError, "atoms['{0}']"),
+    ({"atoms": {"{0}": True}}, PIDTypeError, "atoms['{0}']"),
+    ({"mutual_information": None}, PIDTypeError, "mutual_information"),
+    ({"measure": 3}, PIDTypeError, "measure"),
+    ({"source_names": ("a", "b")}, PIDValueError, "source_names"),
+    ({"source_names": (0,)}, PIDTypeError, "source_names"),
+    ({"intervals": {"{0}": (0.0, 1.0, 2.0)}}, PIDTypeError, "intervals['{0}']"),
+])
+def test_hand_built_results_check_their_values(kwargs, kind, name):
+    fields = {"atoms": {"{0}": 0.5}, "measure": "mmi", "base": 2,
+              "mutual_information": 0.5, **kwargs}
+    _raises(kind, name, PIDResult, **fields)
+
+
+def test_every_result_reads_back_from_json():
+    # the fixed-iteration BROJA result's to_dict held a 0-d tensor (solver.converged), which
+    # json.dumps refused
+    import json
+
+    torch = pytest.importorskip("torch")
+    results = [pidkit.pid(AND), pidkit.broja(np.stack([AND, AND]), batch=True),
+               pidkit.broja(torch.tensor(np.stack([AND, AND])), batch=True, iterations=3),
+               pidkit.gaussian_pid(np.stack([np.eye(3) + 0.5] * 2), (1, 1, 1))]
+    for r in results:
+        back = PIDResult.from_dict(json.loads(json.dumps(r.to_dict())))
+        assert back == r and back.to_dict() == json.loads(json.dumps(r.to_dict()))
+
+
+def test_result_helpers_check_their_arguments():
+    from pidkit.result import default_source_names, to_plain, unit_name
+
+    _raises(PIDTypeError, "base", unit_name, "x")       # float('x'): a bare ValueError
+    _raises(PIDValueError, "base", unit_name, 0)        # was "log base 0"
+    _raises(PIDTypeError, "n_sources", default_source_names, 1.5)
+    _raises(PIDValueError, "n_sources", default_source_names, -1)   # was ()
+    _raises(PIDTypeError, "strict", to_plain, 1.0, strict=1)
+    cycle = []
+    cycle.append(cycle)
+    _raises(PIDValueError, "value", to_plain, {"a": cycle})          # was a RecursionError
+    shared = [1]
+    assert to_plain([shared, shared]) == [[1], [1]]     # a repeat is not a cycle
