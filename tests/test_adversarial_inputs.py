@@ -710,3 +710,37 @@ def test_result_helpers_check_their_arguments():
     _raises(PIDValueError, "value", to_plain, {"a": cycle})          # was a RecursionError
     shared = [1]
     assert to_plain([shared, shared]) == [[1], [1]]     # a repeat is not a cycle
+
+
+# -- second sweep: estimators from samples ---------------------------------------------------
+@pytest.mark.parametrize("ddof, kind", [("a", PIDTypeError), (None, PIDTypeError),
+                                        (True, PIDTypeError), (1.5, PIDTypeError),
+                                        (-1, PIDValueError)])
+def test_gaussian_moments_ddof_is_checked(ddof, kind):
+    # "a" and None were bare TypeErrors from n - ddof; True, 1.5 and -1 were used as numbers
+    moments = GaussianMoments().update(M, X, Z)
+    _raises(kind, "ddof", moments.to_covariance, ddof=ddof)
+    assert moments.to_covariance(ddof=1).shape == (3, 3)
+
+
+def test_sensitivity_names_an_estimator_it_does_not_take():
+    # pid_from_samples got estimator twice: a bare "multiple values for keyword argument"
+    Xs = RNG.normal(size=(N, 3))
+    _raises(PIDTypeError, "estimator", pidkit.estimate.sensitivity, Y, Xs, Xs[:, ::-1],
+            n_clusters=[2], n_components=[2], estimator="plugin")
+
+
+def test_counts_whose_total_overflows_int64_are_refused():
+    # each cell fits int64 but the int64 sum wrapped: pid_from_counts said "p: is empty (shape
+    # (0, 0, 0))" and miller_madow_mi_bias returned a value of the wrapped total
+    huge = COUNTS * 3 * 10**17       # cells up to 3e18, 1.3e19 in all
+    _raises(PIDValueError, "counts", pid_from_counts, huge, **QUICK)
+    _raises(PIDValueError, "counts", miller_madow_mi_bias, huge)
+
+
+def test_a_table_of_many_samples_without_a_null_builds_no_per_sample_rows():
+    # one index per sample was built for the shuffle null even with n_perm=0: 2.7e16 samples
+    # asked for exabytes (a bare MemoryError); the bootstrap resamples cells
+    many = pid_from_counts(COUNTS * 10**15, ci=0.9, n_boot=5, n_perm=0, seed=0)
+    few = pid_from_counts(COUNTS, ci=None, n_perm=0, seed=0)
+    assert all(many.atoms[k] == pytest.approx(few.atoms[k], abs=1e-12) for k in few.atoms)

@@ -134,6 +134,11 @@ def check_counts(counts: Any) -> np.ndarray:
     if arr.size and float(arr.max()) >= 2.0**63:  # would wrap in int64
         raise fail("counts", f"holds a count of {arr.max():.3g}, more than int64 holds",
                    "Pass counts of samples (at most 2**63 - 1 per cell)")
+    total = float(arr.sum(dtype=np.float64))
+    if total >= 2.0**63:  # the int64 sum would wrap (to a negative or small total)
+        raise fail("counts", f"hold {total:.3g} samples in all, more than int64 holds",
+                   "Pass counts of at most 2**63 - 1 samples in all (divide them by a common "
+                   "factor, or pass their pmf to pidkit.pid)")
     arr = arr.astype(np.int64)
     if arr.sum() < 2:
         raise fail("counts", "hold fewer than 2 samples", "Count more samples", int(arr.sum()))
@@ -275,9 +280,10 @@ def count_replicates(table: Any, measure: str, *, n_boot: int, n_perm: int,
         return point, Replicates(vector(point), np.zeros((n_boot, width)),
                                  np.zeros((n_perm, width)))
     flat_x = table.reshape(table.shape[0], -1)
-    y_rows = np.repeat(np.arange(table.shape[0]), flat_x.sum(axis=1))
-    x_rows = np.concatenate([np.repeat(np.arange(flat_x.shape[1]), flat_x[y])
-                             for y in range(table.shape[0])])
+    if n_perm:  # one entry per sample, for the shuffle null only (a table of 1e9 samples: 16 GB)
+        y_rows = np.repeat(np.arange(table.shape[0]), flat_x.sum(axis=1))
+        x_rows = np.concatenate([np.repeat(np.arange(flat_x.shape[1]), flat_x[y])
+                                 for y in range(table.shape[0])])
 
     def tables(counts: np.ndarray) -> np.ndarray:
         return counts.reshape(counts.shape[0], *table.shape)

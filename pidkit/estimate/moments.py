@@ -76,7 +76,7 @@ import numpy as np
 
 from .._backend import get_namespace, is_torch
 from ..errors import PIDTypeError, caller_stacklevel
-from ..validation import as_float_array, check_aligned, check_flag, fail
+from ..validation import as_float_array, check_aligned, check_flag, check_int, fail
 from ._checks import refuse_labels, to_numpy
 from ._distributed import agree, all_reduce_sum, comm_device, distributed
 from .gaussian_route import class_counts, gaussian_from_covariance, label_entropy, times_pow2
@@ -446,6 +446,7 @@ class GaussianMoments:
         (maximum likelihood), ``ddof=1`` by N - 1. Entries beyond the range of float64 (samples
         of 1e160) are infinite; :meth:`pid` works on the scaled statistic and is not affected.
         The rows and columns of a variable with one value in every sample are exactly 0."""
+        ddof = check_int(ddof, "ddof", 0)      # ddof="a" was a bare TypeError, True read as 1
         return _unscaled(self._scaled_covariance(ddof), self._exp, self._exp)
 
     def pid(self, measure: str = "broja", base: float = 2, *, bias_correction: bool = True):

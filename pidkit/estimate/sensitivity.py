@@ -69,6 +69,10 @@ def sensitivity(target: Any, *sources: Any, n_clusters: Sequence[int] = (5, 10, 
     >>> [(r["n_clusters"], r["unique_0"] > r["unique_1"]) for r in table]
     [(2, True), (4, True)]
     """
+    if "estimator" in options:     # pid_from_samples got it twice: a bare TypeError
+        raise fail("estimator", "is not an argument of sensitivity, which sweeps the "
+                   "discretize estimator's settings", "Leave it out; call pid_from_samples for "
+                   "another estimator", options["estimator"], kind=PIDTypeError)
     for key in ("preset", "discretizers", "n_clusters", "n_components"):
         if key in options:
             raise fail("options", f"{key!r} cannot be set in a sweep",
