@@ -744,3 +744,21 @@ def test_a_table_of_many_samples_without_a_null_builds_no_per_sample_rows():
     many = pid_from_counts(COUNTS * 10**15, ci=0.9, n_boot=5, n_perm=0, seed=0)
     few = pid_from_counts(COUNTS, ci=None, n_perm=0, seed=0)
     assert all(many.atoms[k] == pytest.approx(few.atoms[k], abs=1e-12) for k in few.atoms)
+
+
+@pytest.mark.parametrize("call, kind, name", [
+    (lambda: unc.smallest_n_perm(None), PIDTypeError, "ci"),        # 1 - None: a TypeError
+    (lambda: unc.smallest_n_perm(0), PIDValueError, "ci"),          # was 1
+    (lambda: unc.permutations(0, 3, 2), PIDTypeError, "rng"),       # int.permutation
+    (lambda: unc.bootstrap_counts(7, np.ones(3), 2), PIDTypeError, "rng"),
+    # multinomial(0, 0 / 0): numpy's "pvals contains NaNs" after a RuntimeWarning
+    (lambda: unc.bootstrap_counts(np.random.default_rng(0), np.zeros(3), 2), PIDValueError,
+     "weights"),
+    (lambda: unc.summarize("replicates", 0.9), PIDTypeError, "reps"),  # AttributeError
+    (lambda: unc.p_values(np.zeros(2), np.zeros((3, 2)), tol=-1.0), PIDValueError, "tol"),
+    (lambda: unc.check_null_size(-1, 0.9, "normal"), PIDValueError, "n_perm"),
+    (lambda: unc.check_null_size(5, 0.9, "bca"), PIDValueError, "interval"),
+], ids=["smallest_n_perm-None", "smallest_n_perm-0", "permutations-rng", "bootstrap-rng",
+        "bootstrap-no-rows", "summarize", "p_values-tol", "null_size-n_perm", "null_size-kind"])
+def test_uncertainty_engine_checks_the_rest_of_its_arguments(call, kind, name):
+    _raises(kind, name, call)

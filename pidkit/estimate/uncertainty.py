@@ -123,7 +123,7 @@ import numpy as np
 from ..errors import PIDTypeError, caller_stacklevel
 from ..lattice import lattice, node_label
 from ..result import PIDResult
-from ..validation import check_choice, check_int, check_level, check_seed, fail
+from ..validation import check_choice, check_int, check_level, check_positive, check_seed, fail
 
 __all__ = ["CHUNK_ELEMENTS", "DROP_WARN", "INTERVALS", "INTERVAL_NAMES", "TIE_TOL", "Replicates",
            "Summary", "assemble", "bootstrap", "bootstrap_counts", "check_null_size",
@@ -173,12 +173,16 @@ def bootstrap_counts(rng: np.random.Generator, weights: np.ndarray, size: int) -
     result does not depend on how the draws are chunked.
     """
     size = check_int(size, "size", 0)
+    _check_rng(rng)
     given = np.asarray(weights)
     if given.dtype.kind not in "biuf" or (given < 0).any() or (given != np.round(given)).any():
         raise fail("weights", "must be non-negative integer multiplicities",
                    "Pass one count of identical rows per group, e.g. np.ones(n, dtype=int)")
     weights = given.astype(np.int64)
     n = int(weights.sum())
+    if n == 0:      # multinomial(0, 0/0): numpy's "pvals contains NaNs" and a RuntimeWarning
+        raise fail("weights", "hold no rows (every multiplicity is 0)",
+                   "Pass at least one row to resample")
     if size == 0:
         return np.zeros((0, weights.size), dtype=np.int64)
     if (weights == 1).all():
@@ -191,9 +195,18 @@ def permutations(rng: np.random.Generator, n: int, size: int) -> np.ndarray:
     """``size`` permutations of ``range(n)``, shape ``(size, n)``, one ``rng.permutation(n)``
     each."""
     n, size = check_int(n, "n", 0), check_int(size, "size", 0)
+    _check_rng(rng)
     if size == 0:
         return np.zeros((0, n), dtype=np.int64)
     return np.stack([rng.permutation(n) for _ in range(size)])
+
+
+def _check_rng(rng: Any) -> None:
+    """The draws come from a :class:`numpy.random.Generator` (an integer seed has no
+    ``permutation``: a bare AttributeError)."""
+    if not isinstance(rng, np.random.Generator):
+        raise fail("rng", f"must be a numpy Generator, not {type(rng).__name__}",
+                   "Pass e.g. np.random.default_rng(seed)", kind=PIDTypeError)
 
 
 _MASK = np.uint64(0xFFFFFFFFFFFFFFFF)
@@ -380,6 +393,7 @@ def _matched(point: Any, reps: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
 def p_values(point: np.ndarray, null: np.ndarray, tol: float = TIE_TOL) -> np.ndarray:
     """Permutation p-values :math:`(1 + \\#\\{v^0 \\ge \\hat v - \\tau\\}) / (1 + P)`."""
     point, null = _matched(point, null, "null")
+    tol = check_positive(tol, "tol", allow_zero=True)
     return (1 + (null >= point - tol).sum(axis=0)) / (1 + null.shape[0])
 
 
@@ -400,6 +414,7 @@ def smallest_n_perm(ci: float) -> int:
     r"""The fewest shuffles whose smallest p-value, :math:`1 / (n_\mathrm{perm} + 1)`, is at most
     :math:`1 - \mathrm{ci}` (19 for ``ci=0.95``, 99 for ``ci=0.99``), with the comparison of
     :func:`interval` (it extends the ``"normal"`` interval to 0 where ``p > 1 - ci``)."""
+    ci = check_level(ci)
     n = max(1, math.ceil(1 / (1 - ci)) - 2)       # the closed form, less one for rounding
     while 1 / (n + 1) > 1 - ci:                   # at most two steps of the same comparison
         n += 1
@@ -420,6 +435,8 @@ def check_null_size(n_perm: int, ci: float | None, kind: str,
     :class:`UserWarning` naming the smallest ``n_perm`` that works (``stacklevel``: of
     :func:`warnings.warn`; by default the first frame outside pidkit,
     :func:`pidkit.errors.caller_stacklevel`)."""
+    n_perm = check_int(n_perm, "n_perm", 0)
+    kind = check_choice(kind, "interval", INTERVALS)
     if ci is None or kind != "normal" or n_perm == 0:
         return
     needed = smallest_n_perm(ci)
@@ -437,6 +454,10 @@ def summarize(reps: Replicates, ci: float | None, kind: str = "percentile") -> S
     """Intervals (level ``ci``, kind ``kind``; none when ``ci`` is None or no bootstrap replicate
     exists), bias, spread and p-values of ``reps`` (the p-values also feed the boundary rule of
     the ``"normal"`` interval)."""
+    if not isinstance(reps, Replicates):
+        raise fail("reps", f"must be Replicates, not {type(reps).__name__}",
+                   "Pass the replicates of count_replicates or of the bootstrap engine",
+                   kind=PIDTypeError)
     lo = hi = bias = std = p = None
     if reps.null.shape[0]:
         p = p_values(reps.point, reps.null)
