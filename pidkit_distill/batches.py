@@ -39,7 +39,8 @@ from .labels import UNLABELLED, as_class_labels
 
 __all__ = ["BatchFormat", "KeywordInputs", "MODULE_WRAPPERS", "INPUT_KEYS", "LABEL_KEYS",
            "OUTPUT_KEYS", "train_loader",
-           "eval_loader", "has_batchnorm", "as_dataset", "check_data", "to_device",
+           "eval_loader", "has_batchnorm", "as_dataset", "check_data", "check_reiterable",
+           "to_device",
            "device_batches",
            "class_labels", "check_label_values", "floating_dtypes", "check_input_dtypes",
            "first_forward", "loader_generators", "peek_batch", "collate_samples", "as_loader"]
@@ -456,6 +457,21 @@ def check_data(data: Any, argument: str) -> int | None:
     return n
 
 
+def check_reiterable(data: Any, argument: str) -> None:
+    """Refuse data the trainer cannot read once per epoch: an iterable that is neither a
+    ``Dataset`` nor a ``DataLoader`` and has no ``len()`` (a generator, ``iter(list)``,
+    ``map(...)``), which torch would batch as a map-style data set and fail on, and which a
+    second epoch would find exhausted."""
+    if isinstance(data, (Dataset, DataLoader)) or (hasattr(data, "__len__")
+                                                   and hasattr(data, "__getitem__")):
+        return
+    raise fail(argument, f"is a {type(data).__name__}: an iterable without len() that is not "
+               "a torch IterableDataset (a generator or iterator can be read only once, and "
+               "training reads the data every epoch)", "Pass a list of samples (list(...)), a "
+               "Dataset, or an IterableDataset whose __iter__ starts over each time", None,
+               kind=PIDTypeError)
+
+
 def train_loader(data: Any, batch_size: int, *, seed: int, rank: int, world: int,
                  drop_last: bool, num_workers: int, pin_memory: bool,
                  one_sample_breaks: bool) -> DataLoader:
@@ -496,6 +512,11 @@ def train_loader(data: Any, batch_size: int, *, seed: int, rank: int, world: int
                           pin_memory=pin_memory, generator=generator)
     sampler = DistributedSampler(data, num_replicas=world, rank=rank, shuffle=True, seed=seed)
     per_process = len(sampler)
+    if drop_last and per_process < local:
+        raise fail("batch_size", f"is {batch_size} with drop_last=True, but train_data holds "
+                   f"{n} samples ({per_process} per process, local batch size {local}), so "
+                   "every batch would be dropped and nothing trained", f"Pass a batch_size of "
+                   f"at most {per_process * world}, or drop_last=False", batch_size)
     if one_sample_breaks and not drop_last and per_process % local == 1:
         if per_process == 1:
             raise fail("train_data", f"holds {n} sample(s): one per process, and batch norm "

@@ -71,6 +71,7 @@ from .batches import (
     check_data,
     check_input_dtypes,
     check_label_values,
+    check_reiterable,
     class_labels,
     collate_samples,
     device_batches,
@@ -444,6 +445,21 @@ def _check_callbacks(callbacks: Any) -> list:
     return out
 
 
+def _modes_and_grads(model: nn.Module) -> tuple[list, list]:
+    """The train/eval mode of every submodule of ``model`` and the ``requires_grad`` flag of
+    every parameter, for :func:`_restore_modes_and_grads`."""
+    return ([(m, m.training) for m in model.modules()],
+            [(p, p.requires_grad) for p in model.parameters()])
+
+
+def _restore_modes_and_grads(kept: tuple[list, list]) -> None:
+    modes, grads = kept
+    for module, mode in modes:
+        module.training = mode
+    for param, flag in grads:
+        param.requires_grad_(flag)
+
+
 def _check_nothing_shared(teacher: nn.Module, student: nn.Module) -> None:
     """Refuse a student that trains parameters of the teacher (the same tensors, e.g.
     ``nn.Sequential(teacher.backbone, head)``): freezing the teacher would silently stop them
@@ -765,6 +781,22 @@ class Trainer:
                  config: TrainConfig | None = None, val_data: Any = None,
                  callbacks: Iterable[Callback] = (), loss: DistillLoss | None = None,
                  num_classes: int | None = None, **overrides: Any):
+        # the set-up freezes the teacher (eval mode, no gradients) before it checks the layers,
+        # the data and the options: a refused set-up gives the teacher back as it came
+        kept = _modes_and_grads(teacher) if isinstance(teacher, nn.Module) else None
+        try:
+            self._setup(teacher, student, train_data, layers=layers, config=config,
+                        val_data=val_data, callbacks=callbacks, loss=loss,
+                        num_classes=num_classes, **overrides)
+        except BaseException:
+            if kept is not None:
+                _restore_modes_and_grads(kept)
+            raise
+
+    def _setup(self, teacher: nn.Module | None, student: nn.Module, train_data: Any, *,
+               layers: Sequence[tuple[str, str]] | None, config: TrainConfig | None,
+               val_data: Any, callbacks: Iterable[Callback], loss: DistillLoss | None,
+               num_classes: int | None, **overrides: Any) -> None:
         names = {f.name for f in fields(TrainConfig)}
         unknown = sorted(set(overrides) - names)
         if unknown:
@@ -810,9 +842,11 @@ class Trainer:
                        "multiple of the world size", cfg.batch_size)
         train_data = as_dataset(train_data, "train_data")   # (inputs, labels) as audit reads it
         check_data(train_data, "train_data")
+        check_reiterable(train_data, "train_data")
         if val_data is not None:
             val_data = as_dataset(val_data, "val_data")
             check_data(val_data, "val_data")
+            check_reiterable(val_data, "val_data")
         self.train_data, self.val_data = train_data, val_data
         module_device(student, "student")          # meta tensors, a model split over devices
         if teacher is not None:

@@ -774,3 +774,98 @@ def test_gaussian_audit_of_a_dead_layer_is_the_live_sides_information(bias_corre
         both = pd.audit_features(y, [dead], [dead + 1.0], ci=None, n_perm=0, **options)[0]
     assert set(both.values.values()) == {0.0}
     assert both.details["solver_status"] == "constant_teacher_and_student"
+
+
+# ------------------------------------------------ second sweep: set-up leaves models alone
+@pytest.mark.parametrize(("options", "match"), [
+    ({"data": _data(y=torch.arange(N) % 3 + 5)}, "train_data"),
+    ({"method": "fitnets", "layers": [("nope", "layer1")]}, "layers"),
+    ({"data": TensorDataset(torch.randn(N, 7), torch.arange(N) % 3)}, "train_data"),
+    ({"drop_last": True, "batch_size": 64}, "batch_size"),
+])
+def test_a_refused_set_up_leaves_the_teacher_trainable(options, match):
+    teacher = _mlp()
+    teacher.train()
+    data = options.pop("data", _data())
+    with pytest.raises(PIDValueError, match=rf"^{match}:"):
+        pd.Trainer(teacher, _mlp((6, 4)), data, **{"method": "kd", "progress": False,
+                                                    "batch_size": 4, **options})
+    assert teacher.training and all(m.training for m in teacher.modules())
+    assert all(p.requires_grad for p in teacher.parameters())
+
+
+def test_an_accepted_set_up_still_freezes_the_teacher():
+    teacher = _mlp()
+    pd.Trainer(teacher, _mlp((6, 4)), _data(), method="kd", progress=False)
+    assert not teacher.training and not any(p.requires_grad for p in teacher.parameters())
+
+
+@pytest.mark.parametrize("argument", ["train_data", "val_data"])
+@pytest.mark.parametrize("make", [lambda d: (d[i] for i in range(len(d))),
+                                  lambda d: iter([d[i] for i in range(len(d))]),
+                                  lambda d: map(d.__getitem__, range(len(d)))])
+def test_one_shot_iterators_are_refused_naming_the_data(argument, make):
+    data = {"train_data": _data(), "val_data": None}
+    data[argument] = make(_data())
+    with pytest.raises(PIDTypeError, match=rf"^{argument}: .*iterable without len\(\)"):
+        pd.Trainer(_mlp(), _mlp((6, 4)), data["train_data"], val_data=data["val_data"],
+                   method="kd", progress=False)
+
+
+def test_drop_last_with_a_batch_larger_than_the_data_is_refused_before_training():
+    with pytest.raises(PIDValueError, match=r"^batch_size: is 13 with drop_last=True.*12 "
+                                            r"samples.*at most 12"):
+        pd.Trainer(_mlp(), _mlp((6, 4)), _data(), method="kd", batch_size=13, drop_last=True,
+                   progress=False)
+    pd.Trainer(_mlp(), _mlp((6, 4)), _data(), method="kd", batch_size=12, drop_last=True,
+               progress=False)                                      # one full batch: fine
+
+
+@pytest.mark.parametrize("cls", [pd.losses.FitNetsLoss, pd.losses.VIDLoss, pd.losses.TEDLoss,
+                                 pd.losses.RIDLoss, pd.losses.PIDLoss,
+                                 pd.losses.DiscretePIDLoss])
+@pytest.mark.parametrize(("args", "kind", "match"), [
+    (([(8,), (8,)], [(6,)]), PIDValueError, r"^layers: .*2 teacher.*1 student"),
+    ((None, [(6,)]), PIDTypeError, r"^teacher_shapes: must be a list of per-sample shapes"),
+    (([(8,)], (6,)), PIDTypeError, r"^student_shapes: must be a list of per-sample shapes"),
+])
+def test_losses_built_from_their_class_check_the_pairs(cls, args, kind, match):
+    extra = () if cls in (pd.losses.FitNetsLoss, pd.losses.VIDLoss) else (3,)
+    with pytest.raises(kind, match=match):
+        cls(*args, *extra)
+
+
+@pytest.mark.parametrize("cls", [pd.losses.TEDLoss, pd.losses.RIDLoss, pd.losses.PIDLoss,
+                                 pd.losses.DiscretePIDLoss])
+@pytest.mark.parametrize(("num_classes", "kind"), [("3", PIDTypeError), (3.0, PIDTypeError),
+                                                   (1, PIDValueError)])
+def test_losses_built_from_their_class_check_num_classes(cls, num_classes, kind):
+    with pytest.raises(kind, match=r"^num_classes:"):
+        cls([(8,)], [(6,)], num_classes)
+
+
+def test_vid_accepts_a_large_initial_variance():
+    loss = make_loss("vid", [(8,)], [(6,)], 3, init_variance=1e9)
+    assert torch.allclose(loss.pairs[0].variance.double(), torch.tensor(1e9, dtype=torch.float64),
+                          rtol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [torch.int64, "float64", None, np.float32])
+def test_match_precision_needs_a_floating_torch_dtype(dtype):
+    loss = make_loss("fitnets", [(8,)], [(6,)], 3)
+    with pytest.raises(PIDTypeError, match=r"^dtype: must be a floating-point torch.dtype"):
+        loss.match_precision(dtype)
+
+
+@pytest.mark.parametrize("batch", [None, {"y": torch.zeros(2, dtype=torch.long)}])
+def test_a_loss_given_something_else_than_a_batch_names_batch(batch):
+    with pytest.raises(PIDTypeError, match=r"^batch: is a \w+, not a Batch"):
+        make_loss("kd", [], [], 3).student_loss(batch)
+
+
+def test_register_method_checks_its_name_and_factory():
+    with pytest.raises(PIDTypeError, match=r"^name: must be a non-empty method name"):
+        pd.register_method(3)
+    with pytest.raises(PIDTypeError, match=r"^factory: registered as method 'broken'"):
+        pd.register_method("broken")(3)
+    assert "broken" not in pd.available_methods()

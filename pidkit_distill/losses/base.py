@@ -125,9 +125,13 @@ class DistillLoss(nn.Module, abc.ABC):
     def record_shapes(self, teacher_shapes: Sequence[Shape],
                       student_shapes: Sequence[Shape]) -> None:
         """Keep the layer pairs' per-sample shapes as :attr:`layer_shapes` (the built-in
-        feature losses call it, however they are built)."""
-        self.layer_shapes = ([tuple(s) for s in teacher_shapes],
-                             [tuple(s) for s in student_shapes])
+        feature losses call it, however they are built). The shapes are checked as
+        :func:`make_loss` checks them (lists of int tuples, one per pair on both sides), so a
+        loss built directly from its class refuses what ``make_loss`` refuses."""
+        t_shapes = _shapes(teacher_shapes, "teacher_shapes")
+        s_shapes = _shapes(student_shapes, "student_shapes")
+        check_layer_pairs(t_shapes, s_shapes)
+        self.layer_shapes = (t_shapes, s_shapes)
 
     @abc.abstractmethod
     def student_loss(self, batch: Batch) -> tuple[torch.Tensor, Parts]:
@@ -165,6 +169,10 @@ class DistillLoss(nn.Module, abc.ABC):
         place, except float64 buffers: running statistics kept in float64 on purpose (the PID
         losses' moments and soft counts), which ``Module.to(dtype)`` would round. Returns
         ``self``."""
+        if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+            raise fail("dtype", "must be a floating-point torch.dtype (the student's)",
+                       "Pass e.g. torch.float32 or next(student.parameters()).dtype", dtype,
+                       kind=PIDTypeError)
         for p in self.parameters():
             if p.is_floating_point():
                 p.data = p.data.to(dtype)
@@ -417,6 +425,10 @@ def check_batch(loss: DistillLoss, batch: Batch, *, student_features: bool = Tru
     Called first by every built-in loss, so that a batch assembled in a loop of one's own gets
     a typed error naming the :class:`Batch` field rather than a torch error deep inside.
     """
+    if not isinstance(batch, Batch):
+        raise fail("batch", f"is a {type(batch).__name__}, not a Batch", "Pass "
+                   "pidkit_distill.losses.Batch(y=..., student_logits=..., ...)", None,
+                   kind=PIDTypeError)
     y = check_labels(batch.y)
     n = y.shape[0]
     if n == 0:
@@ -484,7 +496,16 @@ def register_method(name: str) -> Callable:
     The method's options are the factory's keyword parameters after those three or, when it
     forwards ``**kwargs``, those of the loss class named in its return annotation
     (:func:`method_options`)."""
+    if not isinstance(name, str) or not name:
+        raise fail("name", "must be a non-empty method name (str)",
+                   "Pass e.g. register_method('cosine')", name, kind=PIDTypeError)
+
     def decorator(factory: Callable[..., DistillLoss]) -> Callable[..., DistillLoss]:
+        if not callable(factory):
+            raise fail("factory", f"registered as method {name!r} is a "
+                       f"{type(factory).__name__}, not callable", "Register a DistillLoss "
+                       "subclass or a function (teacher_shapes, student_shapes, num_classes, "
+                       "**options) -> DistillLoss", None, kind=PIDTypeError)
         _METHODS[name.lower()] = factory
         return factory
     return decorator

@@ -31,7 +31,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from pidkit.validation import check_choice, check_positive
+from pidkit.validation import check_choice, check_int, check_positive
 
 from .base import (
     Batch,
@@ -145,6 +145,7 @@ class RIDLoss(DistillLoss):
                  reduction: str = "mean", norm: bool = True, sigma_init: float = 5.0):
         super().__init__()
         self.record_shapes(teacher_shapes, student_shapes)
+        num_classes = check_int(num_classes, "num_classes", 2)
         self.lambda1 = check_positive(lambda1, "lambda1", allow_zero=True)
         self.lambda2 = check_positive(lambda2, "lambda2", allow_zero=True)
         norm, sigma_init = check_flag(norm, "norm"), check_real(sigma_init, "sigma_init")

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from pidkit.validation import check_positive
+from pidkit.validation import check_int, check_positive
 
 from .base import (
     Batch,
@@ -57,6 +57,7 @@ class TEDLoss(DistillLoss):
                  norm: bool = True):
         super().__init__()
         self.record_shapes(teacher_shapes, student_shapes)
+        num_classes = check_int(num_classes, "num_classes", 2)
         self.lambda1 = check_positive(lambda1, "lambda1", allow_zero=True)
         self.lambda2 = check_positive(lambda2, "lambda2", allow_zero=True)
         norm = check_flag(norm, "norm")

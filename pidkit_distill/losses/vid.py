@@ -68,7 +68,8 @@ class VIDPair(nn.Module):
         self.regressor = ChannelSequential(ChannelLinear(cs, h), nn.ReLU(), ChannelLinear(h, h),
                                            nn.ReLU(), ChannelLinear(h, ct))
         self.eps = eps
-        raw = math.log(math.expm1(init_variance - eps))  # softplus^{-1}(init - eps)
+        v = init_variance - eps     # softplus^{-1}(v) = v + log(1 - e^{-v}), finite for large v
+        raw = v + math.log(-math.expm1(-v))
         self.raw_variance = nn.Parameter(torch.full((ct,), raw))
 
     @property
