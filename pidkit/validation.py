@@ -479,13 +479,31 @@ def check_target_sources(ndim: int, target: Any, sources: Any) -> tuple[tuple[in
     return target_axes, groups
 
 
-def check_choice(value: Any, name: str, choices: Sequence[str]) -> str:
-    """Validate that ``value`` is one of ``choices`` (case-insensitive); return it lower-cased."""
-    if not isinstance(value, str) or value.lower() not in choices:
-        kind = PIDTypeError if not isinstance(value, str) else PIDValueError
-        raise fail(name, "is not a known choice", f"Use one of: {', '.join(choices)}", value,
-                   kind=kind)
-    return value.lower()
+def check_choice(value: Any, name: str, choices: Sequence[str | None], *, exact: bool = False,
+                 what: str = "choice", fix: str | None = None) -> Any:
+    """Validate that ``value`` is one of ``choices`` (case-insensitive); return it lower-cased.
+
+    With ``exact=True`` the comparison is case-sensitive, ``value`` is returned as given, and
+    ``None`` may be one of the choices (e.g. ``scaling=None``). Anything but a string (or an
+    accepted None) is a :class:`~pidkit.errors.PIDTypeError`, never compared element-wise (an
+    array of strings made ``value not in choices`` ambiguous, a list made a dict lookup
+    unhashable); an unknown string a :class:`~pidkit.errors.PIDValueError`. The message says
+    ``is not a known <what>`` with ``fix`` (default: the choices).
+
+    >>> check_choice("BROJA", "measure", ("broja", "mmi"))
+    'broja'
+    >>> check_choice(None, "scaling", ("l2", "standard", None), exact=True) is None
+    True
+    """
+    if isinstance(value, str):
+        key = value if exact else value.lower()
+        if key in choices:
+            return key
+    elif exact and value is None and None in choices:
+        return None
+    kind = PIDValueError if isinstance(value, str) else PIDTypeError
+    raise fail(name, f"is not a known {what}",
+               fix or f"Use one of: {', '.join(str(c) for c in choices)}", value, kind=kind)
 
 
 def as_scalar(value: Any) -> Any:

@@ -762,3 +762,31 @@ def test_a_table_of_many_samples_without_a_null_builds_no_per_sample_rows():
         "bootstrap-no-rows", "summarize", "p_values-tol", "null_size-n_perm", "null_size-kind"])
 def test_uncertainty_engine_checks_the_rest_of_its_arguments(call, kind, name):
     _raises(kind, name, call)
+
+
+@pytest.mark.parametrize("value", [np.array(["kmeans", "full"]), ["kmeans"], 1, None],
+                         ids=["array", "list", "int", "None"])
+@pytest.mark.parametrize("estimator, option", [
+    ("discretize", "method"), ("discretize", "kmeans"), ("discretize", "scaling"),
+    ("discretize", "pca_solver"), ("discretize", "n_init"), ("discretize", "preset"),
+    ("gaussian", "target_encoding"),
+])
+def test_string_options_of_the_estimators_refuse_other_objects(estimator, option, value):
+    # an array made `value not in (...)` ambiguous (a bare ValueError), a list made the preset
+    # lookup unhashable (a bare TypeError), and None or 1 were PIDValueErrors
+    valid = ((value is None and option in ("scaling", "preset"))   # no scaling, no preset
+             or (option == "n_init" and isinstance(value, int)))     # one initialisation
+    if valid:
+        return
+    Xs = RNG.normal(size=(N, 3))
+    _raises(PIDTypeError, option, pid_from_samples, Y if estimator == "discretize" else M,
+            Xs, Xs[:, ::-1] ** 2, estimator=estimator, **{option: value}, **QUICK)
+
+
+def test_presets_and_projector_settings_refuse_unhashable_objects():
+    from pidkit.estimate import Projector
+
+    _raises(PIDTypeError, "preset", Discretizer.from_preset, ["paper-cifar10"])
+    _raises(PIDValueError, "preset", Discretizer.from_preset, "paper-cifar1000")
+    _raises(PIDTypeError, "n_iter", Projector(n_components=2, n_iter=np.array([1, 2])).fit,
+            RNG.normal(size=(N, 3)))

@@ -254,9 +254,7 @@ def _discretizers(fit_seed: np.random.SeedSequence,
                        "discretised variable", "Pass discretizers=[d_T, d_S]", given)
         return list(given)
     if preset is not None:
-        if preset not in PRESETS:
-            raise fail("preset", "is not a known preset", f"Use one of: {', '.join(PRESETS)}",
-                       preset)
+        check_choice(preset, "preset", tuple(PRESETS), exact=True, what="preset")
         settings = {**PRESETS[preset], **settings}
     states = fit_seed.generate_state(count)
     return [Discretizer(**settings, random_state=int(s)) for s in states]

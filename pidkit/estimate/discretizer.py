@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import PIDTypeError
-from ..validation import check_int, check_seed, fail
+from ..validation import check_choice, check_int, check_seed, fail
 from ._checks import refuse_labels, rows
 from .projection import SEED_MAX, Projector, check_dtype, subsample, too_few
 
@@ -174,9 +174,7 @@ class Discretizer:
         >>> Discretizer.from_preset("paper-cifar100").get_params()["n_clusters"]
         3
         """
-        if name not in PRESETS:
-            raise fail("preset", "is not a known preset", f"Use one of: {', '.join(PRESETS)}",
-                       name)
+        check_choice(name, "preset", tuple(PRESETS), exact=True, what="preset")
         unknown = sorted(set(overrides) - set(inspect.signature(cls).parameters))
         if unknown:
             raise fail(unknown[0], "is not a Discretizer setting",
@@ -212,16 +210,14 @@ class Discretizer:
         return self.projector_.scaling
 
     def _check_params(self) -> None:
-        if self.method not in ("kmeans", "quantile"):
-            raise fail("method", "is not a known method", "Use 'kmeans' or 'quantile'",
-                       self.method)
-        if self.kmeans not in ("full", "minibatch"):
-            raise fail("kmeans", "is not a known variant", "Use 'full' or 'minibatch'",
-                       self.kmeans)
+        check_choice(self.method, "method", ("kmeans", "quantile"), exact=True, what="method",
+                     fix="Use 'kmeans' or 'quantile'")
+        check_choice(self.kmeans, "kmeans", ("full", "minibatch"), exact=True, what="variant",
+                     fix="Use 'full' or 'minibatch'")
         # both, whichever the method: an invalid setting is an error even where unused
         check_int(self.n_clusters, "n_clusters", 2)
         check_int(self.n_bins, "n_bins", 2)
-        if self.n_init != "auto":
+        if not (isinstance(self.n_init, str) and self.n_init == "auto"):
             check_int(self.n_init, "n_init", 1)
         if self.kmeans_threads is not None:
             check_int(self.kmeans_threads, "kmeans_threads", 1)

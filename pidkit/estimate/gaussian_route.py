@@ -89,7 +89,7 @@ from ..gaussian._covariance import check_cov, prepare
 from ..gaussian.api import gaussian_pid
 from ..lattice import lattice
 from ..result import PIDResult, SolverInfo
-from ..validation import check_base, check_int, fail
+from ..validation import check_base, check_choice, check_int, fail
 from ._checks import as_labels, as_matrix, refuse_labels, to_numpy, warn_constant
 from .codes import encode, one_hot
 from .projection import Projector, subsample
@@ -417,9 +417,7 @@ def class_counts(low: np.ndarray, high: np.ndarray,
 def target_block(target: Any, encoding: str, name: str = "target") -> tuple[np.ndarray, str]:
     """The target as a float64 block, and the encoding actually used (``name``: the argument
     named in errors)."""
-    if encoding not in TARGET_ENCODINGS:
-        raise fail("target_encoding", "is not a known encoding",
-                   f"Use one of: {', '.join(TARGET_ENCODINGS)}", encoding)
+    check_choice(encoding, "target_encoding", TARGET_ENCODINGS, exact=True, what="encoding")
     if encoding == "auto":
         raw = _one_column(to_numpy(target, name))
         encoding = "onehot" if raw.dtype.kind in "biu" and raw.ndim == 1 else "continuous"

@@ -64,7 +64,7 @@ import numpy as np
 
 from .._threads import one_blas_thread
 from ..errors import PIDValueError
-from ..validation import check_int, check_seed, fail
+from ..validation import check_choice, check_int, check_seed, fail
 from ._checks import check_finite, rows
 
 __all__ = ["Projector", "SCALINGS", "PCA_SOLVERS", "working_dtype"]
@@ -180,13 +180,10 @@ class Projector:
     def _check_params(self) -> None:
         if self.n_components is not None:
             check_int(self.n_components, "n_components", 1)
-        if self.scaling not in SCALINGS:
-            raise fail("scaling", "is not a known scaling", "Use 'l2', 'standard' or None",
-                       self.scaling)
-        if self.pca_solver not in PCA_SOLVERS:
-            raise fail("pca_solver", "is not a known PCA solver",
-                       f"Use one of: {', '.join(PCA_SOLVERS)}", self.pca_solver)
-        if self.n_iter != "auto":
+        check_choice(self.scaling, "scaling", SCALINGS, exact=True, what="scaling",
+                     fix="Use 'l2', 'standard' or None")
+        check_choice(self.pca_solver, "pca_solver", PCA_SOLVERS, exact=True, what="PCA solver")
+        if not (isinstance(self.n_iter, str) and self.n_iter == "auto"):
             check_int(self.n_iter, "n_iter", 0)
         check_int(self.chunk_size, "chunk_size", 1)
         check_dtype(self.dtype)
