@@ -423,8 +423,9 @@ def check_pmf(p: Any, name: str = "p", *, normalize: bool = False, min_axes: int
 def check_axis_list(value: Any, name: str, ndim: int) -> tuple[int, ...]:
     """Validate a sequence of distinct axis indices in ``[-ndim, ndim)`` and normalise them.
 
-    ``value`` is an integer (Python, numpy scalar or 0-d integer array) or a sequence or 1-d
-    array of them."""
+    ``value`` is an integer (Python, numpy scalar, 0-d integer array or tensor) or a sequence,
+    1-d array or 1-d integer tensor of them."""
+    value = _integer_tensor_as_list(value)
     if isinstance(value, np.ndarray) and value.ndim == 0:
         value = value[()]       # a 0-d array: its scalar (an integer is checked below)
     if isinstance(value, (numbers.Integral, np.integer)) and not isinstance(value, bool):
@@ -448,6 +449,16 @@ def check_axis_list(value: Any, name: str, ndim: int) -> tuple[int, ...]:
     return tuple(axes)
 
 
+def _integer_tensor_as_list(value: Any) -> Any:
+    """An integer torch tensor of axes as the Python integers it holds (``tensor(0)``: ``0``,
+    as ``np.array(0)`` is read); anything else as it is (a float or bool tensor is then refused
+    by the caller's checks, as a float array is)."""
+    if is_torch(value) and not (value.dtype.is_floating_point or value.dtype.is_complex
+                                or str(value.dtype) == "torch.bool"):
+        return value.tolist()
+    return value
+
+
 def check_target_sources(ndim: int, target: Any, sources: Any) -> tuple[tuple[int, ...],
                                                                        tuple[tuple[int, ...], ...]]:
     """Resolve ``target`` and ``sources`` against a pmf with ``ndim`` axes.
@@ -457,6 +468,7 @@ def check_target_sources(ndim: int, target: Any, sources: Any) -> tuple[tuple[in
     (a composite source). Axes may not overlap.
     """
     target_axes = check_axis_list(target, "target", ndim)
+    sources = _integer_tensor_as_list(sources)
     if sources is None:
         groups = tuple((ax,) for ax in range(ndim) if ax not in target_axes)
     else:

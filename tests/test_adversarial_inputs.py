@@ -790,3 +790,15 @@ def test_presets_and_projector_settings_refuse_unhashable_objects():
     _raises(PIDValueError, "preset", Discretizer.from_preset, "paper-cifar1000")
     _raises(PIDTypeError, "n_iter", Projector(n_components=2, n_iter=np.array([1, 2])).fit,
             RNG.normal(size=(N, 3)))
+
+
+def test_integer_tensors_are_axes_as_integer_arrays_are():
+    # np.array(0) and np.array([1, 2]) were axes, tensor(0) and tensor([1, 2]) PIDTypeErrors
+    torch = pytest.importorskip("torch")
+    expected = pidkit.pid(AND, target=np.array(0), sources=np.array([1, 2])).redundancy
+    assert pidkit.pid(AND, target=torch.tensor(0),
+                      sources=torch.tensor([1, 2])).redundancy == expected
+    assert pidkit.pid(AND, sources=[torch.tensor(1), torch.tensor([2])]).redundancy == expected
+    _raises(PIDTypeError, "target", pidkit.pid, AND, target=torch.tensor(0.0))
+    _raises(PIDTypeError, "target", pidkit.pid, AND, target=torch.tensor(True))
+    _raises(PIDValueError, "target", pidkit.pid, AND, target=torch.tensor(5))
