@@ -126,8 +126,10 @@ def check_base(base: Any, name: str = "base") -> float:
     A base ``b`` in ``(0, 1)`` is a valid logarithm base but not a unit of information: it
     multiplies every entropy and atom by ``1 / log(b) < 0``, so every non-negative quantity
     comes out negative. Information is measured in bits (2), nats (e), hartleys (10) or any
-    other base ``b > 1``.
+    other base ``b > 1``. A 0-d array or tensor counts as the number it holds
+    (:func:`as_scalar`), as for every other numeric setting.
     """
+    base = as_scalar(base)
     if isinstance(base, bool) or not isinstance(base, numbers.Real):
         raise fail(name, "must be a real number",
                    "Use 2 for bits, math.e for nats, 10 for hartleys",
@@ -571,8 +573,10 @@ def check_int(value: Any, name: str, minimum: int) -> int:
 
 
 def check_level(ci: Any) -> float:
-    """A confidence level strictly between 0 and 1."""
+    """A confidence level strictly between 0 and 1 (a 0-d array or tensor counts as the number
+    it holds, :func:`as_scalar`)."""
     fix = "Use e.g. ci=0.95, or ci=None for no intervals"
+    ci = as_scalar(ci)
     if isinstance(ci, bool) or not isinstance(ci, numbers.Real):
         raise fail("ci", "must be a number in (0, 1)", fix, ci, kind=PIDTypeError)
     if not 0 < ci < 1:

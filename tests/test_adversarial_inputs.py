@@ -802,3 +802,16 @@ def test_integer_tensors_are_axes_as_integer_arrays_are():
     _raises(PIDTypeError, "target", pidkit.pid, AND, target=torch.tensor(0.0))
     _raises(PIDTypeError, "target", pidkit.pid, AND, target=torch.tensor(True))
     _raises(PIDValueError, "target", pidkit.pid, AND, target=torch.tensor(5))
+
+
+def test_zero_dimensional_base_and_level_count_as_numbers():
+    # check_int, check_positive and check_fraction read a 0-d array or tensor as its number;
+    # base and ci refused them
+    torch = pytest.importorskip("torch")
+    assert pidkit.pid(AND, base=np.array(2.0)) == pidkit.pid(AND)
+    assert pidkit.pid(AND, base=torch.tensor(10)).unit == "hartleys"
+    r = pid_from_samples(Y, A, B, ci=np.array(0.9), n_boot=5, n_perm=0, seed=0)
+    assert r.intervals is not None
+    _raises(PIDTypeError, "base", pidkit.pid, AND, base=np.array([2.0]))
+    _raises(PIDTypeError, "base", pidkit.pid, AND, base=torch.tensor(True))
+    _raises(PIDValueError, "ci", pid_from_samples, Y, A, B, ci=torch.tensor(95.0), n_boot=5)
