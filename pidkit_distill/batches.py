@@ -157,6 +157,30 @@ class BatchFormat:
     label_key: Key | None = None
     output_key: Key | Callable[[Any], torch.Tensor] | None = None
 
+    def __post_init__(self) -> None:
+        """Refuse keys of another type now (a float position, a bool), not at the first
+        batch or, for ``output_key`` and a model returning a tensor, never."""
+        def is_key(key: Any) -> bool:
+            return isinstance(key, (int, str)) and not isinstance(key, bool)
+
+        several = isinstance(self.input_key, (tuple, list))
+        for name, key, ok in (
+                ("input_key", self.input_key,
+                 self.input_key is None or is_key(self.input_key)
+                 or (several and all(isinstance(k, str) for k in self.input_key))),
+                ("label_key", self.label_key, self.label_key is None or is_key(self.label_key)),
+                ("output_key", self.output_key, self.output_key is None
+                 or is_key(self.output_key) or callable(self.output_key))):
+            if not ok:
+                what = ("a position (int), a key (str) or a callable output -> logits"
+                        if name == "output_key" else "a position (int) or a key (str)")
+                what += ", or a tuple of keys" if name == "input_key" else ""
+                position, mapping_key = {"input_key": (0, "image"), "label_key": (1, "label"),
+                                         "output_key": (0, "logits")}[name]
+                raise fail(name, f"must be {what}, or None", f"Pass e.g. {name}={position} "
+                           f"for a tuple, or {name}={mapping_key!r} for a mapping", key,
+                           kind=PIDTypeError)
+
     def split(self, batch: Any, argument: str = "train_data") -> tuple[Any, torch.Tensor]:
         """``(input, label)`` of one batch of ``argument`` (the name errors give); the label
         as a tensor."""

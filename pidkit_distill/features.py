@@ -213,6 +213,13 @@ class FeatureHooks:
 
     def __init__(self, model: nn.Module, layers: Sequence[str], *, detach: bool = False,
                  name: str = "model"):
+        if not isinstance(model, nn.Module):
+            raise fail(name, f"is a {type(model).__name__}, not a torch.nn.Module",
+                       "Pass the network (an nn.Module)", kind=PIDTypeError)
+        if isinstance(layers, (str, bytes)) or not isinstance(layers, Iterable):
+            raise fail("layers", "must be a list of module paths (a str would be read as "
+                       "one path per character)", "Pass e.g. ['layer3'] (names of "
+                       f"{name}.named_modules())", layers, kind=PIDTypeError)
         self.model = model
         self.layers = list(layers)
         self.detach = detach

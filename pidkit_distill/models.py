@@ -34,7 +34,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from pidkit.errors import PIDTypeError
+from pidkit.errors import PIDKitError, PIDTypeError
 from pidkit.validation import check_int, fail
 
 from .batches import MODULE_WRAPPERS, KeywordInputs
@@ -74,7 +74,15 @@ def register_model(name: str) -> Callable:
     >>> get_model("tiny_mlp").feature_layers
     ('layer1',)
     """
+    if not isinstance(name, str) or not name:
+        raise fail("name", "must be a non-empty model name (str)",
+                   "Pass e.g. register_model('tiny_mlp')", name, kind=PIDTypeError)
+
     def decorator(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        if not callable(factory):
+            raise fail("factory", f"registered as model {name!r} is a "
+                       f"{type(factory).__name__}, not callable", "Register a function "
+                       "(num_classes=..., **kwargs) -> nn.Module", None, kind=PIDTypeError)
         _REGISTRY[name.lower()] = factory
         return factory
     return decorator
@@ -123,10 +131,12 @@ def get_model(name: str, num_classes: int = 10, **kwargs) -> nn.Module:
         raise fail("name", "is not a known model", f"Use one of {available_models()}", name)
     try:
         return factory(num_classes=num_classes, **kwargs)
+    except PIDKitError:                 # the factory's own typed error, naming its option
+        raise
     except TypeError as exc:            # an option the factory does not take, or twice
         raise fail("kwargs", f"model {name!r} does not accept {kwargs} ({exc})", "See the "
                    "factory's signature for its options", kind=PIDTypeError) from exc
-    except RuntimeError as exc:         # torch refusing the sizes (width=-1)
+    except (RuntimeError, ValueError) as exc:   # torch refusing the sizes (width=-1, 1.5)
         raise fail("kwargs", f"model {name!r} cannot be built with {kwargs} ({exc})",
                    "Pass positive sizes") from exc
 

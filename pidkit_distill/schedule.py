@@ -85,6 +85,13 @@ class Schedule:
     ratio: float
     automatic: bool = False
 
+    def __post_init__(self) -> None:
+        """Refuse what :func:`phase_of_epoch` would: ``warmup >= 0``, ``cycle >= 1`` (ints)
+        and ``ratio`` in [0, 1]."""
+        check_int(self.warmup, "warmup", 0)
+        check_int(self.cycle, "cycle", 1)
+        check_ratio(self.ratio)
+
     def phase(self, epoch: int) -> str:
         """Phase of 0-based ``epoch`` (:func:`phase_of_epoch`)."""
         return phase_of_epoch(epoch, self.warmup, self.cycle, self.ratio)
@@ -139,6 +146,7 @@ def resolve_schedule(epochs: int, warmup: int | None = None, cycle: int | None =
     ['warmup', 'warmup', 'warmup', 'teacher', 'student']
     """
     automatic = warmup is None and cycle is None and ratio is None
+    epochs = check_int(epochs, "epochs", 1)
     cycle = max(2, round(epochs / 10)) if cycle is None else _non_negative_int(cycle, "cycle", 1)
     ratio = DEFAULT_RATIO if ratio is None else check_ratio(ratio)
     if warmup is None:

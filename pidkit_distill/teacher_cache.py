@@ -80,7 +80,11 @@ class CachedTeacher(nn.Module):
                        "Pass the training inputs, e.g. torch.stack([x for x, _ in dataset])",
                        type(inputs).__name__)
         batch_size = check_int(batch_size, "batch_size", 1)
-        if isinstance(layers, str) or not all(isinstance(p, str) for p in layers):
+        if not isinstance(teacher, nn.Module):
+            raise fail("teacher", f"is a {type(teacher).__name__}, not a torch.nn.Module",
+                       "Pass the teacher network", kind=PIDTypeError)
+        if isinstance(layers, str) or not isinstance(layers, Sequence) or not all(
+                isinstance(p, str) for p in layers):
             raise fail("layers", "must be a list of module paths", "Pass e.g. ['layer2', "
                        "'layer3'] (names of teacher.named_modules())", layers, kind=PIDTypeError)
         check_module_paths(teacher, layers, name="teacher")

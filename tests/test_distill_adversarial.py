@@ -869,3 +869,72 @@ def test_register_method_checks_its_name_and_factory():
     with pytest.raises(PIDTypeError, match=r"^factory: registered as method 'broken'"):
         pd.register_method("broken")(3)
     assert "broken" not in pd.available_methods()
+
+
+@pytest.mark.parametrize(("call", "kind", "match"), [
+    (lambda: pd.audit(None, _mlp(), _data(), [("layer1", "layer1")]), PIDTypeError,
+     r"^teacher: is a NoneType, not a torch.nn.Module"),
+    (lambda: pd.audit(_mlp(), "resnet18", _data(), [("layer1", "layer1")]), PIDTypeError,
+     r"^student: is a str, not a torch.nn.Module"),
+    (lambda: pd.audit(_mlp(), _mlp(), _data(), [("layer1", "layer1")],
+                      estimator_options=[("n_clusters", 2)]), PIDTypeError,
+     r"^estimator_options: must be a dict"),
+    (lambda: pd.audit_features(np.arange(60) % 3, np.ones((60, 4)), np.ones((60, 4)),
+                               estimator_options="n_clusters=2"), PIDTypeError,
+     r"^estimator_options: must be a dict"),
+])
+def test_audit_models_and_estimator_options_of_the_wrong_type(call, kind, match):
+    with pytest.raises(kind, match=match):
+        call()
+
+
+@pytest.mark.parametrize(("options", "kind", "match"), [
+    ({"every": "5"}, PIDTypeError, r"^every: must be an integer"),
+    ({"every": 1.5}, PIDTypeError, r"^every: must be an integer"),
+    ({"every": True}, PIDTypeError, r"^every: must be an integer"),
+    ({"every": 0}, PIDValueError, r"^every: must be >= 1"),
+    ({"out_dir": 3}, PIDTypeError, r"^out_dir: must be a folder path or None"),
+    ({"add_metrics": 1}, PIDTypeError, r"^add_metrics: must be True or False"),
+    ({"method": 3}, PIDTypeError, r"^method: must be the method's name"),
+    ({"layers": "layer1"}, PIDTypeError, r"^layers: must be a non-empty list"),
+    ({"layers": [("layer1",)]}, PIDTypeError, r"^layers: holds an item that is not a pair"),
+])
+def test_audit_callback_arguments_of_the_wrong_type(options, kind, match):
+    with pytest.raises(kind, match=match):
+        pd.AuditCallback(**options)
+
+
+@pytest.mark.parametrize(("call", "kind", "match"), [
+    (lambda: pd.CachedTeacher("resnet", torch.randn(4, 16), ["layer1"]), PIDTypeError,
+     r"^teacher: is a str, not a torch.nn.Module"),
+    (lambda: pd.CachedTeacher(_mlp(), torch.randn(4, 16), None), PIDTypeError,
+     r"^layers: must be a list of module paths"),
+    (lambda: pd.FeatureHooks("resnet", ["layer1"], name="teacher"), PIDTypeError,
+     r"^teacher: is a str, not a torch.nn.Module"),
+    (lambda: pd.forward_with_features(_mlp(), torch.randn(2, 16), None), PIDTypeError,
+     r"^layers: must be a list of module paths"),
+    (lambda: pd.extract_features(_mlp(), _data(), "layer1"), PIDTypeError,
+     r"^layers: must be a list of module paths \(a str would be read"),
+    (lambda: pd.register_model(3), PIDTypeError, r"^name: must be a non-empty model name"),
+    (lambda: pd.register_model("not_a_factory")(3), PIDTypeError,
+     r"^factory: registered as model 'not_a_factory'"),
+    (lambda: pd.get_model("digits_cnn", width=1.5), PIDValueError,
+     r"^kwargs: model 'digits_cnn' cannot be built with \{'width': 1.5\}"),
+    (lambda: pd.resolve_schedule("5"), PIDTypeError, r"^epochs: must be an integer"),
+    (lambda: pd.resolve_schedule(0), PIDValueError, r"^epochs: must be >= 1"),
+    (lambda: pd.Schedule(-1, 2, 0.25), PIDValueError, r"^warmup: must be >= 0"),
+    (lambda: pd.Schedule(0, 0, 0.25), PIDValueError, r"^cycle: must be >= 1"),
+    (lambda: pd.Schedule(0, 2, 2), PIDValueError, r"^ratio: must be a number in \[0, 1\]"),
+    (lambda: pd.BatchFormat(input_key=1.5), PIDTypeError, r"^input_key: must be a position"),
+    (lambda: pd.BatchFormat(label_key=True), PIDTypeError, r"^label_key: must be a position"),
+    (lambda: pd.BatchFormat(output_key=1.5), PIDTypeError, r"^output_key: must be a position"),
+    (lambda: _distill(_data(), output_key=1.5), PIDTypeError, r"^output_key: must be"),
+])
+def test_public_helpers_refuse_arguments_of_the_wrong_type(call, kind, match):
+    with pytest.raises(kind, match=match):
+        call()
+
+
+def test_a_factory_s_own_typed_error_is_not_rewrapped():
+    with pytest.raises(PIDValueError, match=r"^depth: must be 6n \+ 4"):
+        pd.get_model("wrn-15-1")

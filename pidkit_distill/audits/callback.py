@@ -31,6 +31,7 @@ Example
 from __future__ import annotations
 
 import inspect
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import fields
 from pathlib import Path
@@ -39,9 +40,10 @@ from typing import Any
 from torch.utils.data import TensorDataset
 
 from pidkit.errors import PIDTypeError
-from pidkit.validation import fail
+from pidkit.validation import check_flag, check_int, fail
 
 from .curves import AuditHistory
+from .report import check_pairs
 from .run import AuditOptions, audit
 
 __all__ = ["AuditCallback", "CALLBACK_N_PERM", "CALLBACK_N_BOOT"]
@@ -103,8 +105,16 @@ class AuditCallback:
                  layers: Sequence[tuple[str, str]] | None = None, method: str | None = None,
                  out_dir: str | Path | None = None, pair: int | str = 0,
                  add_metrics: bool = True, **audit_options: Any):
-        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
-            raise fail("every", "must be a positive integer", "Pass e.g. every=5", every)
+        every = check_int(every, "every", 1)
+        add_metrics = check_flag(add_metrics, "add_metrics")
+        if method is not None and not isinstance(method, str):
+            raise fail("method", "must be the method's name (a label for the curves) or None",
+                       "Pass e.g. method='rid'", method, kind=PIDTypeError)
+        if out_dir is not None and not isinstance(out_dir, (str, os.PathLike)):
+            raise fail("out_dir", "must be a folder path or None", "Pass a str or a "
+                       "pathlib.Path", out_dir, kind=PIDTypeError)
+        if layers is not None:
+            check_pairs(layers)
         if data is not None:
             from ..batches import check_data
 

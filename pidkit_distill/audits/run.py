@@ -99,6 +99,7 @@ from pidkit.validation import (
     check_bootstrap,
     check_choice,
     check_int,
+    check_options,
     fail,
 )
 
@@ -131,7 +132,7 @@ DISCRETE_AUDIT_DEFAULTS = {"dtype": "float64", "n_init": 10}
 
 def _settings(estimator: str, options: Mapping[str, Any] | None) -> dict[str, Any]:
     """The estimator's full settings: preset values overridden by ``options``."""
-    options = dict(options or {})
+    options = check_options(options, "estimator_options")
     if estimator == "gaussian":
         unknown = sorted(set(options) - set(GAUSSIAN_DEFAULTS))
         if unknown:
@@ -417,6 +418,10 @@ def audit(teacher, student, data: Any, layers: Sequence[tuple[str, str]] | None 
                            max_fit_samples=max_fit_samples, num_classes=num_classes,
                            interval=interval)
     batch_size = check_int(batch_size, "batch_size", 1)
+    from ..models import _check_module
+
+    _check_module(teacher, "teacher")
+    _check_module(student, "student")
     if layers is None:
         from ..models import default_layers
 
