@@ -319,9 +319,13 @@ class TrainConfig:
                      "sync_batchnorm", "find_unused_parameters", "progress", "overwrite",
                      "restore_on_nonfinite"):
             setattr(self, name, check_flag(getattr(self, name), name))
+        if not isinstance(self.method, str):
+            raise fail("method", "must be a method name (str)", "Use one of "
+                       f"{available_methods()}", self.method, kind=PIDTypeError)
         if not isinstance(self.method_options, dict):
             raise fail("method_options", "must be a dict of the loss's options",
-                       "Example: method_options={'lambda2': 10.0}", self.method_options)
+                       "Example: method_options={'lambda2': 10.0}", self.method_options,
+                       kind=PIDTypeError)
         if self.ratio is not None:
             check_ratio(self.ratio)
         if isinstance(self.milestones, (str, bytes)) or not isinstance(self.milestones,

@@ -938,3 +938,51 @@ def test_public_helpers_refuse_arguments_of_the_wrong_type(call, kind, match):
 def test_a_factory_s_own_typed_error_is_not_rewrapped():
     with pytest.raises(PIDValueError, match=r"^depth: must be 6n \+ 4"):
         pd.get_model("wrn-15-1")
+
+
+def _report():
+    g = np.random.default_rng(0)
+    return pd.audit_features(np.arange(60) % 3, g.normal(size=(60, 4)), g.normal(size=(60, 4)),
+                             ci=None, n_perm=0, estimator_options={"n_clusters": 2})
+
+
+@pytest.mark.parametrize("writer", ["to_json", "to_csv"])
+def test_report_writers_check_the_path(writer, tmp_path):
+    report = _report()
+    with pytest.raises(PIDValueError, match=r"^path: .* is a folder"):
+        getattr(report, writer)(tmp_path)
+    with pytest.raises(PIDTypeError, match=r"^path: must be a file path"):
+        getattr(report, writer)(3)
+    with pytest.raises(PIDValueError, match=r"^path: the folder .*missing does not exist"):
+        getattr(report, writer)(tmp_path / "missing" / "a.txt")
+    getattr(report, writer)(tmp_path / "a.txt")
+    assert (tmp_path / "a.txt").read_text()
+
+
+@pytest.mark.parametrize(("options", "kind", "match"), [
+    ({"dpi": 0}, PIDValueError, r"^dpi: must be > 0"),
+    ({"dpi": "high"}, PIDTypeError, r"^dpi: must be a number"),
+    ({"directory": 3}, PIDTypeError, r"^directory: must be a folder path"),
+])
+def test_report_save_checks_dpi_and_directory(options, kind, match, tmp_path):
+    with pytest.raises(kind, match=match):
+        _report().save(options.pop("directory", tmp_path), **options)
+    assert not list(tmp_path.iterdir())                     # nothing half written
+
+
+@pytest.mark.parametrize(("data", "kind"), [({}, PIDValueError), ([], PIDTypeError),
+                                            ({"teacher_layer": "a"}, PIDValueError)])
+def test_layer_audit_from_dict_names_data(data, kind):
+    with pytest.raises(kind, match=r"^data: "):
+        pd.LayerAudit.from_dict(data)
+
+
+@pytest.mark.parametrize(("options", "match"), [
+    ({"method": None}, r"^method: must be a method name \(str\)"),
+    ({"method": 3}, r"^method: must be a method name \(str\)"),
+    ({"method_options": None}, r"^method_options: must be a dict"),
+    ({"method_options": [("temperature", 2)]}, r"^method_options: must be a dict"),
+])
+def test_method_and_method_options_of_the_wrong_type_are_type_errors(options, match):
+    with pytest.raises(PIDTypeError, match=match):
+        _distill(_data(), **options)

@@ -31,6 +31,7 @@ import io
 import json
 import math
 import operator
+import os
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -40,7 +41,7 @@ from typing import Any
 from pidkit.errors import PIDIndexError, PIDKeyError, PIDTypeError, PIDValueError
 from pidkit.estimate.uncertainty import INTERVAL_NAMES
 from pidkit.result import to_plain, unit_name
-from pidkit.validation import check_base, fail
+from pidkit.validation import check_base, check_positive, fail
 
 __all__ = ["QUANTITIES", "LABELS", "LayerAudit", "AuditReport", "unit_name"]
 
@@ -159,6 +160,13 @@ class LayerAudit:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> LayerAudit:
+        if not isinstance(data, Mapping):
+            raise fail("data", f"is a {type(data).__name__}, not a layer pair's dict",
+                       "Pass what LayerAudit.to_dict() returned", kind=PIDTypeError)
+        missing = [k for k in ("teacher_layer", "student_layer", "values") if k not in data]
+        if missing:
+            raise fail("data", f"is not a layer pair's audit (missing {missing})",
+                       "Pass what LayerAudit.to_dict() returned")
         intervals = data.get("intervals")
         return cls(data["teacher_layer"], data["student_layer"], data["values"],
                    None if intervals is None else {q: tuple(v) for q, v in intervals.items()},
@@ -307,7 +315,7 @@ class AuditReport:
         dump_kwargs.setdefault("indent", 2)
         text = json.dumps(self.to_dict(), **dump_kwargs)
         if path is not None:
-            Path(path).write_text(text + "\n")
+            _output_file(path).write_text(text + "\n")
         return text
 
     @classmethod
@@ -367,7 +375,7 @@ class AuditReport:
         writer.writeheader()
         writer.writerows(rows)
         if path is not None:
-            Path(path).write_text(buffer.getvalue())
+            _output_file(path).write_text(buffer.getvalue())
         return buffer.getvalue()
 
     # -- text ----------------------------------------------------------------------------
@@ -546,6 +554,10 @@ class AuditReport:
                        "folders into `directory`, e.g. save('runs/audit', name='epoch_10')",
                        repr(name),
                        kind=PIDTypeError if not isinstance(name, str) else PIDValueError)
+        check_positive(dpi, "dpi")
+        if not isinstance(directory, (str, os.PathLike)):
+            raise fail("directory", "must be a folder path", "Pass a str or a pathlib.Path",
+                       directory, kind=PIDTypeError)
         directory = Path(directory)
         if directory.exists() and not directory.is_dir():
             raise fail("directory", f"{directory} is a file, not a folder", "Pass a folder path "
@@ -605,6 +617,22 @@ def figure_png(ax, dpi: int = 120) -> bytes:
     if "matplotlib.pyplot" in sys.modules:
         sys.modules["matplotlib.pyplot"].close(ax.figure)
     return buffer.getvalue()
+
+
+def _output_file(path: Any, name: str = "path") -> Path:
+    """``path`` as a :class:`~pathlib.Path` to write a file to: a str or path-like that is not
+    a folder, inside a folder that exists."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise fail(name, "must be a file path", "Pass a str or a pathlib.Path", path,
+                   kind=PIDTypeError)
+    path = Path(path)
+    if path.is_dir():
+        raise fail(name, f"{path} is a folder", "Pass a file path inside it, e.g. "
+                   f"{path / 'audit.json'} (save(folder) writes every format there)")
+    if not path.parent.is_dir():
+        raise fail(name, f"the folder {path.parent} does not exist", "Create it first "
+                   "(Path(...).mkdir(parents=True)), or pass a path in an existing folder", path)
+    return path
 
 
 def check_pairs(layers: Any) -> tuple[tuple[str, str], ...]:
