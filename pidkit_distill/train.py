@@ -1049,6 +1049,12 @@ class Trainer:
         if self.val_data is not None:
             x_val, y_val = self._first_batch(self.val_data, "val_data")
             self._check_inputs(x_val, "val_data")
+            if torch.is_tensor(x_val) and x_val.is_floating_point() and \
+                    not torch.isfinite(x_val).all():      # now, not after the first epoch
+                raise fail("val_data", "holds NaN or infinite inputs in its first batch: the "
+                           "validation loss would be NaN and those samples' accuracy "
+                           "meaningless", "Clean or impute the inputs (e.g. torch.nan_to_num, "
+                           "or drop the rows) of the validation data")
             check_label_values(y_val, k, "val_data")
             with torch.no_grad(), eval_mode(self.student):   # now, not after the first epoch
                 first_forward(self.student, x_val, "student", "val_data")
@@ -1334,7 +1340,11 @@ class Trainer:
 
         The global torch RNG is left as it was (iterating a user's ``DataLoader`` without a
         ``generator=`` draws its workers' base seed from it), so that validating every epoch
-        does not change a training run's dropout draws or shuffling."""
+        does not change a training run's dropout draws or shuffling.
+
+        Floating-point inputs with a NaN or an infinity are a
+        :class:`~pidkit.errors.PIDValueError` naming ``val_data`` (flagged on the device, read
+        once with the metrics): they made the loss NaN and counted as misclassified."""
         data = data if data is not None else self.val_data
         if data is None:
             return {}
@@ -1349,11 +1359,14 @@ class Trainer:
                              pin_memory=self.device.type == "cuda")
         head = self._has_head()
         zero = torch.zeros((), dtype=torch.float64, device=self.device)
-        sums = {"n": zero, "labelled": zero, "correct": zero, "ce": zero, "head_correct": zero}
+        sums = {"n": zero, "labelled": zero, "correct": zero, "ce": zero, "head_correct": zero,
+                "bad_input": zero}
         with eval_mode(self.student, self.loss_fn):
             for x, y in device_batches(loader, cfg.format, self.device, argument="val_data",
                                        num_classes=self.num_classes):
                 logits = cfg.format.logits(self.student(x))
+                if torch.is_tensor(x) and x.is_floating_point():    # on the device: no sync
+                    sums["bad_input"] = sums["bad_input"] + (~torch.isfinite(x).all()).double()
                 sums["n"] = sums["n"] + y.shape[0]
                 sums["labelled"] = sums["labelled"] + labelled_mask(y).sum()
                 sums["correct"] = sums["correct"] + (logits.argmax(1) == y).sum()
@@ -1369,6 +1382,11 @@ class Trainer:
         if self.world_size > 1:
             dist.all_reduce(totals)
         values = dict(zip(sums, totals.tolist(), strict=True))
+        if values["bad_input"]:
+            raise fail("val_data", f"held NaN or infinite inputs in {int(values['bad_input'])} "
+                       "batch(es): the validation loss would be NaN and those samples' accuracy "
+                       "meaningless", "Clean or impute the inputs (e.g. torch.nan_to_num, or "
+                       "drop the rows) of the validation data")
         labelled = values["labelled"] or math.nan  # no labelled sample: NaN, not 0
         out = {"val_acc": values["correct"] / labelled, "val_loss": values["ce"] / labelled}
         if head:

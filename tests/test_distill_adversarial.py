@@ -986,3 +986,26 @@ def test_layer_audit_from_dict_names_data(data, kind):
 def test_method_and_method_options_of_the_wrong_type_are_type_errors(options, match):
     with pytest.raises(PIDTypeError, match=match):
         _distill(_data(), **options)
+
+
+def _val_with(row, value):
+    x = torch.randn(N, 16, generator=torch.Generator().manual_seed(1))
+    x[row, 2] = value
+    return _data(x=x)
+
+
+def test_non_finite_inputs_in_the_first_validation_batch_are_refused_before_training():
+    with pytest.raises(PIDValueError, match=r"^val_data: holds NaN or infinite inputs in its "
+                                            r"first batch"):
+        pd.Trainer(_mlp(), _mlp((6, 4)), _data(), method="kd", batch_size=4, progress=False,
+                   val_data=_val_with(0, float("nan")))
+
+
+def test_non_finite_inputs_in_a_later_validation_batch_name_val_data():
+    trainer = pd.Trainer(_mlp(), _mlp((6, 4)), _data(), method="kd", batch_size=4,
+                         progress=False, val_data=_val_with(N - 1, float("inf")))
+    with pytest.raises(PIDValueError, match=r"^val_data: held NaN or infinite inputs in 1 "
+                                            r"batch"):
+        trainer.fit()
+    with pytest.raises(PIDValueError, match=r"^val_data: held NaN"):
+        trainer.evaluate(_val_with(5, float("nan")))
