@@ -1009,3 +1009,20 @@ def test_non_finite_inputs_in_a_later_validation_batch_name_val_data():
         trainer.fit()
     with pytest.raises(PIDValueError, match=r"^val_data: held NaN"):
         trainer.evaluate(_val_with(5, float("nan")))
+
+
+@pytest.mark.parametrize(("options", "match"), [
+    ({"pair": "nope"}, r"^pair: is not one of the audited pairs \['layer1 -> layer1'\]"),
+    ({"pair": 3}, r"^pair: is 3 but the audited layers hold 1 pair"),
+    ({"layers": [("layr1", "layer1")]}, r"^layers: module 'layr1' not found in the teacher"),
+    ({"layers": [("layer1", "layer1"), ("layer1", "nope")]},
+     r"^layers: module 'nope' not found in the student"),
+])
+def test_audit_callback_pairs_are_checked_before_the_first_epoch(options, match):
+    epochs = []
+    callbacks = [pd.LambdaCallback(lambda trainer, epoch, metrics: epochs.append(epoch)),
+                 pd.AuditCallback(ci=None, n_perm=0, **options)]
+    with pytest.raises(PIDValueError, match=match):
+        _distill(_data(), method="fitnets", layers=[("layer1", "layer1")], val_data=_data(),
+                 callbacks=callbacks)
+    assert epochs == []                                   # refused before training

@@ -154,11 +154,14 @@ class AuditCallback:
         """Refuse, before the first epoch, what the first audit would refuse after it: no
         data (neither ``data`` nor the trainer's ``val_data``), and unlabelled samples (label
         -1) in data whose labels are held in memory (a ``(inputs, labels)`` pair or a
-        ``TensorDataset``; other data sets are checked as the audit reads them)."""
+        ``TensorDataset``; other data sets are checked as the audit reads them), and, when
+        the audited pairs are known (``layers``, or the pairs the trainer distils), layer paths
+        that are not modules of the models and a ``pair`` that is none of them."""
         data = self.data if self.data is not None else trainer.val_data
         if data is None:
             raise fail("data", "is not given and the trainer has no val_data",
                        "Pass AuditCallback(data=...) or distill(..., val_data=...)")
+        self._check_pairs(trainer)
         self._refuse_earlier_curves(trainer)
         self._continue_curves(trainer)
         from ..batches import as_dataset
@@ -170,6 +173,32 @@ class AuditCallback:
         if isinstance(dataset, TensorDataset) and isinstance(position, int) and \
                 -len(dataset.tensors) <= position < len(dataset.tensors):
             _labels(dataset.tensors[position], "data", where="of them")
+
+    def _audited_pairs(self, trainer) -> list[tuple[str, str]] | None:
+        """The pairs the audits will read: ``layers``, else those the trainer distils (``None``:
+        neither, the audit then takes the models' ``feature_layers``)."""
+        distilled = list(zip(getattr(trainer, "teacher_layers", ()),
+                             getattr(trainer, "student_layers", ()), strict=True))
+        return list(self.layers or distilled) or None
+
+    def _check_pairs(self, trainer) -> None:
+        """Refuse, before training, the layer paths and ``pair`` the first audit would."""
+        from ..features import check_module_paths
+
+        layers = self._audited_pairs(trainer)
+        if layers is None:
+            return
+        if self.layers and getattr(trainer, "teacher", None) is not None:
+            check_module_paths(trainer.teacher, [t for t, _ in layers], name="teacher")
+        if self.layers and getattr(trainer, "student", None) is not None:
+            check_module_paths(trainer.student, [s for _, s in layers], name="student")
+        names = [f"{t} -> {s}" for t, s in layers]
+        if isinstance(self.pair, int) and self.pair >= len(layers):
+            raise fail("pair", f"is {self.pair} but the audited layers hold {len(layers)} "
+                       "pair(s)", f"Pass an index below {len(layers)}", self.pair)
+        if isinstance(self.pair, str) and self.pair not in names:
+            raise fail("pair", f"is not one of the audited pairs {names}", "Pass a position "
+                       "(e.g. pair=0) or one of these names", self.pair)
 
     def _curves_path(self, trainer) -> Path:
         """Where the curves of this run's method are written (``out_dir`` is set)."""
@@ -224,8 +253,7 @@ class AuditCallback:
         if data is None:
             raise fail("data", "is not given and the trainer has no val_data",
                        "Pass AuditCallback(data=...) or distill(..., val_data=...)")
-        distilled = list(zip(trainer.teacher_layers, trainer.student_layers, strict=True))
-        layers = self.layers or distilled or None
+        layers = self._audited_pairs(trainer)
         if isinstance(self.pair, int) and layers and self.pair >= len(layers):
             raise fail("pair", f"is {self.pair} but the audited layers hold {len(layers)} "
                        "pair(s)", f"Pass an index below {len(layers)}", self.pair)
