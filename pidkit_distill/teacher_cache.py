@@ -17,8 +17,9 @@ from torch import nn
 from pidkit.errors import PIDTypeError, PIDValueError
 from pidkit.validation import check_int, fail
 
+from .batches import check_input_dtypes
 from .features import check_module_paths, forward_with_features
-from .models import freeze
+from .models import freeze, module_dtype
 
 __all__ = ["CachedTeacher"]
 
@@ -88,6 +89,7 @@ class CachedTeacher(nn.Module):
             raise fail("layers", "must be a list of module paths", "Pass e.g. ['layer2', "
                        "'layer3'] (names of teacher.named_modules())", layers, kind=PIDTypeError)
         check_module_paths(teacher, layers, name="teacher")
+        check_input_dtypes(inputs, module_dtype(teacher), "inputs", model="teacher")
         self.teacher = freeze(teacher)
         self.layers = list(layers)
         self.feature_layers = tuple(self.layers)

@@ -1026,3 +1026,9 @@ def test_audit_callback_pairs_are_checked_before_the_first_epoch(options, match)
         _distill(_data(), method="fitnets", layers=[("layer1", "layer1")], val_data=_data(),
                  callbacks=callbacks)
     assert epochs == []                                   # refused before training
+
+
+def test_cached_teacher_inputs_of_another_precision_name_inputs():
+    with pytest.raises(PIDTypeError, match=r"^inputs: .*torch.float64 but the teacher's "
+                                           r"parameters are torch.float32"):
+        pd.CachedTeacher(_mlp(), torch.randn(4, 16, dtype=torch.float64), ["layer1"])
