@@ -815,3 +815,13 @@ def test_zero_dimensional_base_and_level_count_as_numbers():
     _raises(PIDTypeError, "base", pidkit.pid, AND, base=np.array([2.0]))
     _raises(PIDTypeError, "base", pidkit.pid, AND, base=torch.tensor(True))
     _raises(PIDValueError, "ci", pid_from_samples, Y, A, B, ci=torch.tensor(95.0), n_boot=5)
+
+
+def test_messages_of_the_gaussian_route_give_its_own_advice():
+    # a continuous target with target_encoding='onehot' was told to "use estimator='gaussian'"
+    # (the route it was on); a string shift was "an array of probabilities"
+    message = _raises(PIDValueError, "target", pid_from_samples, X, Z, X * Z,
+                      estimator="gaussian", target_encoding="onehot", **QUICK)
+    assert "target_encoding='continuous'" in message and "estimator=" not in message
+    message = _raises(PIDTypeError, "shift", GaussianMoments, shift="a")
+    assert "probabilities" not in message

@@ -423,7 +423,10 @@ def target_block(target: Any, encoding: str, name: str = "target") -> tuple[np.n
         encoding = "onehot" if raw.dtype.kind in "biu" and raw.ndim == 1 else "continuous"
         _warn_label_like(raw, name)
     if encoding == "onehot":
-        labels = _one_column(as_labels(target, name))
+        # the default advice ("or use estimator='gaussian'") is this route's own
+        labels = _one_column(as_labels(target, name, "Pass integer class labels, or "
+                                       "target_encoding='continuous' (or 'auto') for a "
+                                       "continuous target"))
         if labels.ndim != 1:
             raise fail(name, "must be one label per sample for a one-hot encoding",
                        "Pass labels of shape (n,) or (n, 1)", labels.shape)

@@ -155,7 +155,7 @@ class GaussianMoments:
 
     def __init__(self, shift: Any = None):
         if shift is not None:
-            shift = as_float_array(shift, "shift").ravel()
+            shift = as_float_array(shift, "shift", "shifts, one per column").ravel()
             if not np.isfinite(shift).all():
                 raise fail("shift", "contains NaN or infinite values",
                            "Pass a finite vector, e.g. the mean of a first batch")
