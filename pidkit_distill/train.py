@@ -145,8 +145,9 @@ class TrainConfig:
     Attributes
     ----------
     method : str
-        ``"none"``, ``"kd"``, ``"fitnets"``, ``"vid"``, ``"ted"``, ``"rid"``, ``"pid"`` or a
-        registered name.
+        ``"none"``, ``"kd"``, ``"fitnets"``, ``"vid"``, ``"ted"``, ``"rid"``, ``"pid"``,
+        ``"broja"`` or a registered name; case-insensitive (stored in lower case, as
+        :func:`~pidkit_distill.make_loss` reads it).
     method_options : dict
         Passed to the loss (e.g. ``{"lambda2": 10.0}`` for RID, ``{"temperature": 4}`` for KD).
     epochs : int
@@ -322,6 +323,7 @@ class TrainConfig:
         if not isinstance(self.method, str):
             raise fail("method", "must be a method name (str)", "Use one of "
                        f"{available_methods()}", self.method, kind=PIDTypeError)
+        self.method = self.method.lower()     # names are case-insensitive, as in make_loss
         if not isinstance(self.method_options, dict):
             raise fail("method_options", "must be a dict of the loss's options",
                        "Example: method_options={'lambda2': 10.0}", self.method_options,

@@ -1032,3 +1032,15 @@ def test_cached_teacher_inputs_of_another_precision_name_inputs():
     with pytest.raises(PIDTypeError, match=r"^inputs: .*torch.float64 but the teacher's "
                                            r"parameters are torch.float32"):
         pd.CachedTeacher(_mlp(), torch.randn(4, 16, dtype=torch.float64), ["layer1"])
+
+
+def test_method_names_are_case_insensitive_as_in_make_loss():
+    # make_loss('KD') built a KD loss while TrainConfig(method='KD') was refused
+    from pidkit_distill import TrainConfig
+
+    assert TrainConfig(method="KD").method == "kd"
+    assert TrainConfig(method="Rid").method == "rid"
+    result = _distill(_data(), method="KD")
+    assert result.trainer.config.method == "kd" and result.final["train_kd"] >= 0
+    with pytest.raises(PIDValueError, match=r"^method: 'kdx' is not a distillation method"):
+        _distill(_data(), method="KDX")
