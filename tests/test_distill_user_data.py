@@ -363,6 +363,31 @@ def test_audit_callback_metrics_carry_their_unit(tmp_path):
     assert run.trainer.units()["audit_unique_teacher"] == "bits"
 
 
+def test_a_plateau_on_audit_metrics_it_will_not_have_is_refused_before_training():
+    # with every=2 the first epoch not audited stopped the run after training it ('audit_...
+    # is not a metric of epoch 0'); with add_metrics=False every epoch did
+    plateau = functools.partial(torch.optim.lr_scheduler.ReduceLROnPlateau, patience=0)
+    calls = []
+
+    def count(trainer, epoch, metrics):
+        calls.append(epoch)
+
+    for options, message in (({"every": 2}, r"only every 2 epochs"),
+                             ({"add_metrics": False}, r"adds no metrics")):
+        cb = pd.AuditCallback(_blobs(60, 1), n_boot=0, n_perm=0, **options)
+        with pytest.raises(PIDValueError, match=r"^scheduler_monitor: is 'audit_redundancy'"
+                                                rf".*{message}"):
+            _train(_blobs(32), epochs=2, scheduler=plateau, scheduler_monitor="audit_redundancy",
+                   callbacks=[cb, pd.LambdaCallback(count)])
+    assert calls == []                  # refused before the first epoch
+    # every=1 watches it in every epoch
+    cb = pd.AuditCallback(_blobs(60, 1), n_boot=0, n_perm=0,
+                          estimator_options={"n_clusters": 3, "n_components": 2})
+    run = _train(_blobs(32), epochs=2, scheduler=plateau, scheduler_monitor="audit_redundancy",
+                 callbacks=[cb])
+    assert all("audit_redundancy" in h for h in run.history)
+
+
 def test_metrics_files_survive_a_write_cut_short(tmp_path, monkeypatch):
     # metrics.csv was opened with "w" (truncated) and written row by row, metrics.json written
     # in place: a full disk during epoch 1's write destroyed epoch 0's files

@@ -37,6 +37,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+from torch.optim.lr_scheduler import ReduceLROnPlateau
 from torch.utils.data import TensorDataset
 
 from pidkit.errors import PIDTypeError
@@ -162,6 +163,7 @@ class AuditCallback:
             raise fail("data", "is not given and the trainer has no val_data",
                        "Pass AuditCallback(data=...) or distill(..., val_data=...)")
         self._check_pairs(trainer)
+        self._check_monitor(trainer)
         self._refuse_earlier_curves(trainer)
         self._continue_curves(trainer)
         from ..batches import as_dataset
@@ -173,6 +175,29 @@ class AuditCallback:
         if isinstance(dataset, TensorDataset) and isinstance(position, int) and \
                 -len(dataset.tensors) <= position < len(dataset.tensors):
             _labels(dataset.tensors[position], "data", where="of them")
+
+    def _check_monitor(self, trainer) -> None:
+        """Refuse, before the first epoch, a ``ReduceLROnPlateau`` that watches one of this
+        callback's metrics (``scheduler_monitor="audit_..."``) in epochs it will not have:
+        with ``every`` above 1 (the first epoch not audited stopped the run after training
+        it) or ``add_metrics=False``."""
+        monitor = getattr(trainer.config, "scheduler_monitor", None)
+        if not (isinstance(monitor, str) and monitor.startswith("audit_")):
+            return
+        plateau = [sched for sched in (getattr(trainer, "student_scheduler", None),
+                                       getattr(trainer, "teacher_scheduler", None))
+                   if isinstance(sched, ReduceLROnPlateau)]
+        if not plateau:
+            return
+        if not self.add_metrics:
+            raise fail("scheduler_monitor", f"is {monitor!r}, but this AuditCallback adds no "
+                       "metrics (add_metrics=False)", "Pass add_metrics=True, or watch "
+                       "another metric", monitor)
+        if self.every != 1:
+            raise fail("scheduler_monitor", f"is {monitor!r}, which this AuditCallback adds "
+                       f"only every {self.every} epochs (every={self.every}), but "
+                       "ReduceLROnPlateau steps after every epoch", "Pass every=1, or watch "
+                       "a metric of every epoch (val_loss, train_loss)", monitor)
 
     def _audited_pairs(self, trainer) -> list[tuple[str, str]] | None:
         """The pairs the audits will read: ``layers``, else those the trainer distils (``None``:
