@@ -7,6 +7,7 @@ from torch.utils.data import IterableDataset
 
 import pidkit_distill as pd
 from pidkit.errors import PIDTypeError, PIDValueError
+from pidkit_distill.losses import Batch
 
 torch.set_num_threads(1)
 
@@ -169,3 +170,51 @@ def test_method_options_with_a_ready_loss_are_refused_not_ignored():
                    method_options={"temperature": 8.0}, epochs=1, progress=False)
     res = pd.distill(_mlp(), _mlp(), (x, y), loss=loss, epochs=1, progress=False)
     assert res.trainer.loss_fn.temperature == 2.0
+
+
+@pytest.mark.parametrize("method", ["kd", "rid", "none"])
+@pytest.mark.parametrize("bad, kind", [("bogus", PIDValueError), (3, PIDTypeError)])
+def test_set_phase_refuses_unknown_phase_for_every_loss(method, bad, kind):
+    shapes = ([(8, 4, 4)], [(4, 4, 4)]) if method == "rid" else ([], [])
+    loss = pd.make_loss(method, *shapes, num_classes=3)
+    with pytest.raises(kind, match=r"phase:.*warmup, teacher, student"):
+        loss.set_phase(bad)
+
+
+def test_set_phase_check_wraps_a_custom_override():
+    seen = []
+
+    class Custom(pd.DistillLoss):
+        uses_features = False
+
+        def student_loss(self, batch):
+            raise NotImplementedError
+
+        def set_phase(self, phase):
+            seen.append(phase)
+
+    Custom().set_phase("Teacher")
+    assert seen == ["teacher"]
+    with pytest.raises(PIDValueError, match="phase:"):
+        Custom().set_phase("bogus")
+    assert seen == ["teacher"]
+
+
+def test_rid_teacher_loss_refuses_non_bool_distill():
+    loss = pd.make_loss("rid", [(8, 4, 4)], [(4, 4, 4)], num_classes=3)
+    batch = Batch(y=torch.zeros(2, dtype=torch.long),
+                     teacher_features=[torch.randn(2, 8, 4, 4)],
+                     student_features=[torch.randn(2, 4, 4, 4)])
+    with pytest.raises(PIDTypeError, match="distill:"):
+        loss.teacher_loss(batch, distill=1)
+    value, _ = loss.teacher_loss(batch, distill=True)
+    assert torch.isfinite(value)
+
+
+@pytest.mark.parametrize("layers, side", [([("", "")], "teacher"), ([("1", "")], "student")])
+def test_distill_refuses_empty_layer_path_as_the_cli_does(layers, side):
+    x, y = _data()
+    with pytest.raises(PIDValueError, match=rf"layers: holds the empty path, which names the "
+                       rf"whole {side}.*named_modules"):
+        pd.distill(_mlp(hidden=10), _mlp(), (x, y), method="fitnets", layers=layers,
+                   epochs=1, batch_size=4, progress=False)

@@ -28,6 +28,7 @@ Two rules keep a loss usable in any training loop, on a GPU and under data paral
 from __future__ import annotations
 
 import abc
+import functools
 import inspect
 import math
 import numbers
@@ -42,10 +43,18 @@ from torch import nn
 from torch.nn import functional as F
 
 from pidkit.errors import PIDTypeError
-from pidkit.validation import check_flag, check_fraction, check_int, check_positive, fail
+from pidkit.validation import (
+    check_choice,
+    check_flag,
+    check_fraction,
+    check_int,
+    check_positive,
+    fail,
+)
 
 from ..features import check_layer_pairs
 from ..labels import UNLABELLED, as_class_labels
+from ..schedule import PHASES
 
 __all__ = ["Batch", "DistillLoss", "register_method", "make_loss", "available_methods",
            "Shape", "Parts", "UNLABELLED", "labelled_mask", "cross_entropy", "distributed_mean",
@@ -81,6 +90,21 @@ class Batch:
     student_features: list[torch.Tensor] = field(default_factory=list)
     teacher_features: list[torch.Tensor] = field(default_factory=list)
     head_logits: torch.Tensor | None = None
+
+
+def _check_phase(phase: Any) -> str:
+    """``phase`` as one of :data:`pidkit_distill.schedule.PHASES` (lower-cased); anything else
+    is a typed error naming ``phase`` that lists the valid phases."""
+    return check_choice(phase, "phase", PHASES, what="training phase")
+
+
+def _phase_checked(set_phase: Callable[[Any, str], None]) -> Callable[[Any, Any], None]:
+    """Wrap a ``set_phase`` so that it sees only a phase :func:`_check_phase` accepted."""
+    @functools.wraps(set_phase)
+    def checked(self: Any, phase: Any) -> None:
+        set_phase(self, _check_phase(phase))
+    checked._phase_checked = True  # type: ignore[attr-defined]
+    return checked
 
 
 class DistillLoss(nn.Module, abc.ABC):
@@ -184,8 +208,20 @@ class DistillLoss(nn.Module, abc.ABC):
 
     def set_phase(self, phase: str) -> None:
         """Put submodules in train / eval mode for ``phase`` (``"warmup"``, ``"teacher"``,
-        ``"student"``); the default trains everything in every phase."""
+        ``"student"``, case-insensitive); the default trains everything in every phase.
+
+        A subclass that overrides it receives ``phase`` already checked by
+        the shared phase check (and lower-cased): the check wraps every override, so any other
+        value is a :class:`~pidkit.errors.PIDValueError` (a non-string a
+        :class:`~pidkit.errors.PIDTypeError`) naming ``phase`` for every loss."""
+        _check_phase(phase)
         self.train()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        override = cls.__dict__.get("set_phase")
+        if override is not None and not getattr(override, "_phase_checked", False):
+            cls.set_phase = _phase_checked(override)
 
     def teacher_head_logits(self, batch: Batch) -> torch.Tensor | None:
         """Logits of a teacher-side classification head, if the method has one (for metrics)."""

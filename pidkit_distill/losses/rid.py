@@ -165,6 +165,8 @@ class RIDLoss(DistillLoss):
                 for p in (*pair.student_filter.parameters(), pair.raw_sigma)]
 
     def set_phase(self, phase: str) -> None:
+        """Teacher filters and heads train in warm-up and teacher phases, student filters in
+        the student phase (the others are put in eval mode)."""
         for pair in self.pairs:
             teacher_side = phase in ("warmup", "teacher")
             pair.teacher_filter.train(teacher_side)
@@ -176,6 +178,7 @@ class RIDLoss(DistillLoss):
         return sq.mean() if self.reduction == "mean" else sq.sum()
 
     def teacher_loss(self, batch: Batch, *, distill: bool) -> tuple[torch.Tensor, Parts]:
+        distill = check_flag(distill, "distill")
         check_batch(self, batch, student_features=distill)
         ce_total = torch.zeros((), device=batch.y.device)
         v_total = torch.zeros((), device=batch.y.device)
