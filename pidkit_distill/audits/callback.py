@@ -85,8 +85,9 @@ class AuditCallback:
         that of ``base``) is declared in ``trainer.metric_units``, so ``metrics.json`` and
         the CSV header name it. Under data parallelism they are added on the main process
         (which audits) only; a ``ReduceLROnPlateau`` may still watch one
-        (``scheduler_monitor="audit_redundancy"``): the trainer steps every process's
-        scheduler with the main process's value.
+        (``scheduler_monitor="audit_redundancy"``, with ``every=1``: it steps after every
+        epoch, so ``every`` above 1 is refused before training): the trainer steps every
+        process's scheduler with the main process's value.
     **audit_options
         Passed to :func:`~pidkit_distill.audit` (``estimator``, ``fit_data``, ``ci``, ``n_boot``,
         ``n_perm``, ``interval``, ``seed``, ``measure``, ...), and checked here, so that bad
