@@ -84,7 +84,13 @@ from .batches import (
     train_loader,
 )
 from .distributed import init_distributed, phase_ddp
-from .features import FeatureHooks, check_feature_batch, check_layer_pairs, eval_mode
+from .features import (
+    FeatureHooks,
+    check_feature_batch,
+    check_layer_pairs,
+    check_module_paths,
+    eval_mode,
+)
 from .losses import (
     UNLABELLED,
     Batch,
@@ -988,7 +994,13 @@ class Trainer:
         if any(len(p) != 2 for p in pairs):
             raise fail("layers", "must be a list of (teacher_path, student_path) pairs",
                        "Example: layers=[('layer3', 'layer3')]", layers)
-        return [p[0] for p in pairs], [p[1] for p in pairs]
+        t_paths, s_paths = [p[0] for p in pairs], [p[1] for p in pairs]
+        # an empty path would hook the whole model (its logits), not a layer: refused, as the
+        # CLI's --layer and the teacher cache refuse it
+        if self.teacher is not None:
+            check_module_paths(self.teacher, t_paths, name="teacher")
+        check_module_paths(self.student, s_paths, name="student")
+        return t_paths, s_paths
 
     def _first_batch(self, data: Any, argument: str) -> tuple[Any, torch.Tensor]:
         """The first batch of ``data`` on the device, labels as int64 (:func:`class_labels`):
