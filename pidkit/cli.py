@@ -390,13 +390,18 @@ def _pid(args) -> int:
         raise _CLIError(f"{path}: no such file")
     suffix = path.suffix.lower()
     if suffix == ".npy":
+        for flag, value in (("--encoding", args.encoding), ("--delimiter", args.delimiter)):
+            if value is not None:   # never silently ignored: the user meant another file
+                raise _CLIError(f"{flag}: applies to a text file of samples (.csv, .tsv, .txt), "
+                                f"but {path} is a .npy pmf (binary, read with np.load); drop "
+                                f"{flag}, or give the CSV it was meant for")
         p, target, sources, names = _pmf_from_npy(path, args.target, args.sources)
         n_sources = len(sources) if sources else p.ndim - len(set(target))
         _check_source_count(measure, n_sources, "axes")
     elif suffix in _TEXT_SUFFIXES:
         delimiter = args.delimiter or _TEXT_SUFFIXES[suffix]
         p, target, sources, names = _pmf_from_csv(path, args.target, args.sources,
-                                                  args.encoding, delimiter)
+                                                  args.encoding or "utf-8", delimiter)
         _check_source_count(measure, len(sources), "columns")
     else:
         raise _CLIError(f"{path}: unknown file type {suffix!r}; give a .csv (or .tsv, .txt) of "
@@ -450,12 +455,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--normalize", action="store_true",
                    help="divide a .npy pmf by its sum instead of rejecting it")
-    p.add_argument("--encoding", default="utf-8",
+    p.add_argument("--encoding", default=None,
                    help="text encoding of a CSV (default utf-8, with or without the byte-order "
-                        "mark Excel writes); e.g. latin-1, cp1252")
+                        "mark Excel writes); e.g. latin-1, cp1252 (refused for a .npy file)")
     p.add_argument("--delimiter", default=None, type=_delimiter,
                    help="field separator of a CSV (default ',', and a tab for a .tsv file; "
-                        "e.g. ';' or '\\t')")
+                        "e.g. ';' or '\\t'; refused for a .npy file)")
     p.set_defaults(run=_pid)
 
     m = sub.add_parser("measures", help="list the available measures")

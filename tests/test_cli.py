@@ -389,3 +389,14 @@ def test_columns_mixing_numbers_and_words_and_bad_numbers_are_errors(capsys, tmp
     code, out, err = run(capsys, "pid", str(path), "--measure", "mmi")
     assert code == 2 and out == "" and err.count("\n") == 1
     assert message in err
+
+
+@pytest.mark.parametrize("flag, value", [("--encoding", "latin-1"), ("--delimiter", ";"),
+                                         ("--encoding", "utf-8")])
+def test_pid_npy_refuses_csv_only_flags(capsys, tmp_path, flag, value):
+    path = tmp_path / "and.npy"
+    np.save(path, gate("AND"))
+    code, out, err = run(capsys, "pid", str(path), "--measure", "mmi", flag, value)
+    assert code == 2 and out == ""
+    assert err.startswith(f"pidkit: error: {flag}: applies to a text file") and ".npy" in err
+    assert err.count("\n") == 1
