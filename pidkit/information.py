@@ -65,7 +65,7 @@ def _laid_out(p: Any) -> np.ndarray:
 
 def _entropy(p: np.ndarray) -> float:
     q = p[p > 0]
-    return float(-(q * np.log(q)).sum())
+    return float(-(q * np.log(q)).sum()) + 0.0     # a point mass: 0.0, not -0.0
 
 
 def _marginal(p: np.ndarray, keep: Sequence[int]) -> np.ndarray:

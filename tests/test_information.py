@@ -45,3 +45,18 @@ def test_to_plain_makes_json_data():
     assert json.loads(json.dumps(plain)) == plain
     torch = pytest.importorskip("torch")
     assert to_plain(torch.tensor([1.5, 2.0], requires_grad=True)) == [1.5, 2.0]
+
+
+@pytest.mark.parametrize("p", [np.array([1.0]), np.array([[1.0]]), np.array([[1.0, 0.0],
+                                                                              [0.0, 0.0]]),
+                               np.array([[[0.0, 1.0], [0.0, 0.0]], [[0.0, 0.0], [0.0, 0.0]]])])
+def test_degenerate_pmfs_give_positive_zero(p):
+    from pidkit.information import specific_information, subset_mutual_information
+
+    values = [entropy(p)]
+    if p.ndim >= 2:
+        values += [mutual_information(p, [0], [1]), *marginal(p, [0]).ravel(),
+                   *subset_mutual_information(p), *specific_information(p).ravel()]
+    zeros = [v for v in values if v == 0]
+    assert zeros and not any(math.copysign(1.0, v) < 0 for v in zeros)
+    assert entropy(p) == 0.0 and math.copysign(1.0, entropy(p)) == 1.0
