@@ -3,14 +3,12 @@ exact equality with one-shot statistics (numpy and torch)."""
 
 import math
 import os
-import tempfile
-import time
 
 import numpy as np
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
+from _spawn import spawn_and_load
 
 import pidkit
 from pidkit.errors import PIDTypeError, PIDValueError
@@ -214,16 +212,7 @@ def _worker(rank, world, init_file, out_dir):
 
 @pytest.mark.slow
 def test_all_reduce_across_two_processes():
-    with tempfile.TemporaryDirectory() as tmp:
-        init_file = os.path.join(tmp, "init")
-        ctx = mp.spawn(_worker, args=(2, init_file, tmp), nprocs=2, join=False)
-        deadline = time.monotonic() + 300
-        while not ctx.join(timeout=5):
-            if time.monotonic() > deadline:
-                for proc in ctx.processes:
-                    proc.kill()
-                pytest.fail("the two worker processes did not finish within 300 s")
-        results = [np.load(os.path.join(tmp, f"rank{r}.npz")) for r in range(2)]
+    results = spawn_and_load(_worker)
     cols = _codes(1000, (3, 4, 2), 0)
     expected = np.zeros((3, 7, 2), dtype=np.int64)
     np.add.at(expected, (cols[0][:500], cols[1][:500], cols[2][:500]), 1)

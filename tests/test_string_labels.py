@@ -7,14 +7,12 @@ routes that need numbers (Gaussian, GaussianMoments, the discretiser) refuse the
 error that says what to do instead."""
 
 import os
-import tempfile
-import time
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch.distributed as dist
-import torch.multiprocessing as mp
+from _spawn import spawn_and_load
 
 import pidkit
 from pidkit.errors import PIDTypeError, PIDValueError
@@ -220,16 +218,7 @@ def _worker(rank, world, init_file, out_dir):
 
 @pytest.mark.slow
 def test_all_reduce_gathers_the_labels_of_every_process():
-    with tempfile.TemporaryDirectory() as tmp:
-        init_file = os.path.join(tmp, "init")
-        ctx = mp.spawn(_worker, args=(2, init_file, tmp), nprocs=2, join=False)
-        deadline = time.monotonic() + 300
-        while not ctx.join(timeout=5):
-            if time.monotonic() > deadline:
-                for proc in ctx.processes:
-                    proc.kill()
-                pytest.fail("the two worker processes did not finish within 300 s")
-        results = [np.load(os.path.join(tmp, f"rank{r}.npz")) for r in range(2)]
+    results = spawn_and_load(_worker)
     y = ANIMALS[Y]
     y[:150] = np.where(y[:150] == "eel", "cat", y[:150])
     expected = JointCounts().update(y, X0, X1)
