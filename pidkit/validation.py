@@ -23,8 +23,10 @@ from __future__ import annotations
 import contextlib
 import math
 import numbers
+import os
 from collections.abc import Iterator, Mapping, Sequence
 from contextvars import ContextVar
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -52,6 +54,7 @@ __all__ = [
     "check_level",
     "check_n_boot",
     "check_options",
+    "check_output_file",
     "check_pmf",
     "check_positive",
     "check_samples",
@@ -769,6 +772,30 @@ def check_options(options: Any, name: str = "options") -> dict[str, Any]:
         raise fail(name, f"has non-string keys {bad[:3]}",
                    f"Use option names as keys, e.g. {name}={{'tol': 1e-10}}", kind=PIDTypeError)
     return dict(options)
+
+
+def check_output_file(path: Any, name: str = "path", example: str = "out.json") -> Path:
+    """A file path to write to, checked before anything is computed or written: a str or
+    path-like (else a :class:`~pidkit.errors.PIDTypeError` naming ``name``) that is not a
+    folder and whose folder exists (else a :class:`~pidkit.errors.PIDValueError`; ``example``
+    is the file name the advice suggests inside a folder given by mistake).
+
+    Examples
+    --------
+    >>> check_output_file("results.json").name
+    'results.json'
+    """
+    if not isinstance(path, (str, os.PathLike)):
+        raise fail(name, "must be a file path", "Pass a str or a pathlib.Path", path,
+                   kind=PIDTypeError)
+    file = Path(path)
+    if file.is_dir():
+        raise fail(name, f"{file} is a folder", f"Pass a file path inside it, e.g. "
+                   f"{file / example}")
+    if not file.parent.is_dir():
+        raise fail(name, f"the folder {file.parent} does not exist", "Create it first "
+                   "(Path(...).mkdir(parents=True)), or pass a path in an existing folder", path)
+    return file
 
 
 def _bytes(n: float) -> str:

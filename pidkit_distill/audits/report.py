@@ -41,7 +41,7 @@ from typing import Any
 from pidkit.errors import PIDIndexError, PIDKeyError, PIDTypeError, PIDValueError
 from pidkit.estimate.uncertainty import INTERVAL_NAMES
 from pidkit.result import to_plain, unit_name
-from pidkit.validation import check_base, check_positive, fail
+from pidkit.validation import check_base, check_output_file, check_positive, fail
 
 __all__ = ["QUANTITIES", "LABELS", "LayerAudit", "AuditReport", "unit_name"]
 
@@ -315,7 +315,7 @@ class AuditReport:
         dump_kwargs.setdefault("indent", 2)
         text = json.dumps(self.to_dict(), **dump_kwargs)
         if path is not None:
-            _output_file(path).write_text(text + "\n")
+            check_output_file(path, example="audit.json").write_text(text + "\n")
         return text
 
     @classmethod
@@ -375,7 +375,7 @@ class AuditReport:
         writer.writeheader()
         writer.writerows(rows)
         if path is not None:
-            _output_file(path).write_text(buffer.getvalue())
+            check_output_file(path, example="audit.json").write_text(buffer.getvalue())
         return buffer.getvalue()
 
     # -- text ----------------------------------------------------------------------------
@@ -617,22 +617,6 @@ def figure_png(ax, dpi: int = 120) -> bytes:
     if "matplotlib.pyplot" in sys.modules:
         sys.modules["matplotlib.pyplot"].close(ax.figure)
     return buffer.getvalue()
-
-
-def _output_file(path: Any, name: str = "path") -> Path:
-    """``path`` as a :class:`~pathlib.Path` to write a file to: a str or path-like that is not
-    a folder, inside a folder that exists."""
-    if not isinstance(path, (str, os.PathLike)):
-        raise fail(name, "must be a file path", "Pass a str or a pathlib.Path", path,
-                   kind=PIDTypeError)
-    path = Path(path)
-    if path.is_dir():
-        raise fail(name, f"{path} is a folder", "Pass a file path inside it, e.g. "
-                   f"{path / 'audit.json'} (save(folder) writes every format there)")
-    if not path.parent.is_dir():
-        raise fail(name, f"the folder {path.parent} does not exist", "Create it first "
-                   "(Path(...).mkdir(parents=True)), or pass a path in an existing folder", path)
-    return path
 
 
 def check_pairs(layers: Any) -> tuple[tuple[str, str], ...]:

@@ -127,22 +127,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true")
 
 
-def _check_output_file(path: str, flag: str) -> None:
-    """Refuse, before training, an output file that could not be written after it: a folder,
-    or a path whose parent folder does not exist."""
-    from pathlib import Path
-
-    from pidkit.validation import fail
-
-    file = Path(path)
-    if file.is_dir():
-        raise fail(flag, f"{file} is a directory", "Pass a file path, e.g. "
-                   f"{file / 'student.pt'}")
-    if not file.parent.is_dir():
-        raise fail(flag, f"the folder {file.parent} of {file} does not exist", "Create it "
-                   "first, or pass a path in an existing folder")
-
-
 def _check_outputs(args: argparse.Namespace) -> None:
     """Refuse, before training, outputs that would destroy a file the run depends on or an
     earlier run: ``--save-student`` onto ``--teacher-weights``, ``--resume`` or the run's own
@@ -153,7 +137,7 @@ def _check_outputs(args: argparse.Namespace) -> None:
     run."""
     from pathlib import Path
 
-    from pidkit.validation import fail
+    from pidkit.validation import check_output_file, fail
 
     from ..train import CLI_SPELLING, check_run_folder
 
@@ -167,7 +151,7 @@ def _check_outputs(args: argparse.Namespace) -> None:
             if path.resolve() == target:
                 raise fail("--save-student", f"{args.save_student} is the file of {flag}, "
                            "which it would overwrite", "Save the student to another file")
-        _check_output_file(args.save_student, "--save-student")
+        check_output_file(args.save_student, "--save-student", "student.pt")
     if args.resume and out is None:
         import warnings
 
