@@ -329,3 +329,21 @@ def test_discretize_route_names_the_row_of_a_non_finite_sample_as_passed():
     with pytest.raises(ValueError, match=r"^sources\[0\]: .*first at row 37"):
         pid_from_samples(rng.integers(0, 2, 50), t, rng.normal(size=50),
                          estimator="discretize", n_clusters=2, ci=None, n_perm=0)
+
+
+def test_kmeans_too_few_separable_clusters_is_pidkits_warning_naming_the_variable():
+    # distinct int64 samples that standard scaling squeezes next to one extreme row: KMeans
+    # cannot tell 3 clusters apart in float64 (scikit-learn's own warning said so, unnamed)
+    import warnings
+
+    from pidkit.errors import ConvergenceWarning
+
+    x = np.r_[np.arange(19), 2**62].astype(np.int64)[:, None]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        d = Discretizer(n_clusters=3, random_state=0).fit(x, name="layer3")
+    assert [w.category for w in caught] == [ConvergenceWarning]
+    message = str(caught[0].message)
+    assert message.startswith("layer3: KMeans separated only 2 clusters of the n_clusters=3")
+    assert "Pass n_clusters=2" in message
+    assert np.unique(d.transform(x)).tolist() == [0, 1]

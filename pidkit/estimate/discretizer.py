@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import inspect
 import math
+import warnings
 from typing import Any
 
 import numpy as np
 
-from ..errors import PIDTypeError
+from ..errors import ConvergenceWarning, PIDTypeError, caller_stacklevel
 from ..validation import check_choice, check_int, check_seed, fail
 from ._checks import refuse_labels, rows
 from .projection import SEED_MAX, Projector, check_dtype, subsample, too_few
@@ -257,13 +258,14 @@ class Discretizer:
             distinct = _distinct_rows(z, self.n_clusters)
             if distinct < self.n_clusters:
                 raise too_few(name, "distinct samples", distinct, self.n_clusters)
-            self._fit_kmeans(z)
+            self._fit_kmeans(z, name)
         else:
             self._fit_quantiles(z, name)
         return self
 
-    def _fit_kmeans(self, z: np.ndarray) -> None:
+    def _fit_kmeans(self, z: np.ndarray, name: str) -> None:
         from sklearn.cluster import KMeans, MiniBatchKMeans
+        from sklearn.exceptions import ConvergenceWarning as SklearnConvergenceWarning
         from threadpoolctl import threadpool_limits
 
         if self.kmeans == "full":
@@ -272,8 +274,23 @@ class Discretizer:
         else:
             model = MiniBatchKMeans(n_clusters=self.n_clusters, n_init=self.n_init,
                                     random_state=self.random_state, batch_size=4096)
-        with threadpool_limits(limits=self.kmeans_threads, user_api="openmp"):
+        with threadpool_limits(limits=self.kmeans_threads, user_api="openmp"), \
+                warnings.catch_warnings():
+            # said below in pidkit's words, with the variable's name: samples distinct after
+            # scaling can still be too close for KMeans' float64 distances (an extreme value
+            # squeezes the others together), so it finds fewer clusters than requested
+            warnings.filterwarnings("ignore", "Number of distinct clusters",
+                                    SklearnConvergenceWarning)
             model.fit(z)
+        found = int(np.unique(model.labels_).shape[0])
+        if found < self.n_clusters:
+            warnings.warn(f"{name}: KMeans separated only {found} clusters of the "
+                          f"n_clusters={self.n_clusters} requested (its samples, distinct after "
+                          f"scaling, are too close together in float64 for it to tell more "
+                          f"apart, as when an extreme value squeezes the others together); "
+                          f"its codes take {found} values. Pass n_clusters={found}, or "
+                          f"transform the variable (clip, log or rank its extreme values)",
+                          ConvergenceWarning, stacklevel=caller_stacklevel())
         self.cluster_centers_ = model.cluster_centers_.astype(self.projector_.dtype_)
         self.n_codes_ = int(self.n_clusters)
 
