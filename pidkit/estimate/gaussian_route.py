@@ -367,7 +367,7 @@ def check_size(n: int, dims: tuple[int, ...]) -> None:
 def label_entropy(class_counts: Any, joint_mi: float, base: float, where: str) -> float:
     r"""The entropy :math:`H(Y)` (units of ``base``) of labels with ``class_counts``, the most
     any representation can carry about them, with a warning naming ``where`` when the Gaussian
-    estimate ``joint_mi`` of :math:`I(Y; 	ext{sources})` (nats) exceeds it.
+    estimate ``joint_mi`` of :math:`I(Y; \text{sources})` (nats) exceeds it.
 
     The Gaussian estimator reads one-hot labels as Gaussian variables, a second-order summary
     that is not bounded by :math:`H(Y)`: well separated classes drive its informations far
