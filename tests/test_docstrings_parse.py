@@ -29,3 +29,13 @@ def test_docstring_lists_have_named_entries(package):
                     for section in obj.docstring.parsed if section.kind.value in NAMED
                     for entry in section.value if not entry.name.strip()})
     assert not empty, f"docstring list entries without a name: {empty}"
+
+
+@pytest.mark.parametrize("package", ["pidkit", "pidkit_distill"])
+def test_docstrings_hold_no_control_characters(package):
+    # a docstring that is not raw reads \text, \bar and \top as a tab or a backspace plus the
+    # rest: the formula rendered as 'I(Y; <tab>ext{sources})' (three docstrings did)
+    module = griffe.load(package, docstring_parser="numpy", search_paths=[str(ROOT)])
+    broken = sorted(obj.path for obj in _objects(module) if obj.docstring is not None
+                    and any(ch in obj.docstring.value for ch in "\a\b\t\v\f\r"))
+    assert not broken, f"docstrings with control characters (make them raw): {broken}"

@@ -94,7 +94,7 @@ def _few_large(n: int, count: int) -> bool:
 
 
 def _cho_solve_each(factor: Any, b: Any, overwrite_b: bool = False) -> np.ndarray:
-    """:meth:`NumpyBackend.cho_solve` by BLAS's triangular solves, one matrix at a time:
+    r""":meth:`NumpyBackend.cho_solve` by BLAS's triangular solves, one matrix at a time:
     ``factor`` ``(n, n, ...)`` (batch axes last), ``b`` ``(..., n, k)``; in ``b`` itself with
     ``overwrite_b`` where it is a C-ordered array of the result's shape and dtype.
 

@@ -187,7 +187,7 @@ def scaled_covariance(z: Any) -> Any:
 
 
 def _weighted_covariances(c: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """Covariances ``(b, d, d)`` of the rows ``c`` resampled with multiplicities ``counts``.
+    r"""Covariances ``(b, d, d)`` of the rows ``c`` resampled with multiplicities ``counts``.
 
     Each is formed from the rows centred on their weighted mean (never as
     :math:`E[zz^\top] - \bar z\bar z^\top`, whose cancellation leaves a variable that is

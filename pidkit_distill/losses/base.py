@@ -108,7 +108,7 @@ def _phase_checked(set_phase: Callable[[Any, str], None]) -> Callable[[Any, Any]
 
 
 class DistillLoss(nn.Module, abc.ABC):
-    """Base class of distillation losses.
+    r"""Base class of distillation losses.
 
     :meth:`student_loss` and :meth:`teacher_loss` return ``(loss, parts)``: ``loss`` the 0-d
     tensor to differentiate, ``parts`` a :data:`Parts` dict of its named terms for logging,
