@@ -746,6 +746,20 @@ def test_a_table_of_many_samples_without_a_null_builds_no_per_sample_rows():
     assert all(many.atoms[k] == pytest.approx(few.atoms[k], abs=1e-12) for k in few.atoms)
 
 
+def test_a_shuffle_null_of_too_many_samples_is_refused_naming_n_perm():
+    # the null permutes the samples one by one: a table of 2.7e16 samples with n_perm > 0 was
+    # a bare MemoryError; at most MAX_NULL_SAMPLES, with the advice to pass n_perm=0
+    from pidkit.estimate.discrete_route import MAX_NULL_SAMPLES
+
+    many = COUNTS * (MAX_NULL_SAMPLES // int(COUNTS.sum()) + 1)
+    assert many.sum() > MAX_NULL_SAMPLES
+    msg = _raises(PIDValueError, "n_perm", pid_from_counts, many, ci=None, n_perm=5)
+    assert "n_perm=0" in msg
+    # at the limit the null is drawn
+    few = COUNTS * 1000
+    assert "redundancy" in pid_from_counts(few, ci=None, n_perm=3, seed=0).details["p_values"]
+
+
 @pytest.mark.parametrize("call, kind, name", [
     (lambda: unc.smallest_n_perm(None), PIDTypeError, "ci"),        # 1 - None: a TypeError
     (lambda: unc.smallest_n_perm(0), PIDValueError, "ci"),          # was 1

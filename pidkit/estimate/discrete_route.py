@@ -55,7 +55,8 @@ from .uncertainty import (
     vector,
 )
 
-__all__ = ["pid_from_counts", "count_replicates", "miller_madow_mi_bias", "REPLICATE_TOL_BITS"]
+__all__ = ["pid_from_counts", "count_replicates", "miller_madow_mi_bias", "MAX_NULL_SAMPLES",
+           "REPLICATE_TOL_BITS"]
 
 #: Certified gap (bits) of BROJA on bootstrap and null replicates unless ``measure_options``
 #: set ``tol`` (the point estimate keeps the measure's default, 1e-9 bits). A replicate only
@@ -250,6 +251,13 @@ def _refined(counts: np.ndarray, colors: list[np.ndarray], axis: int) -> np.ndar
     return np.unique(signature, return_inverse=True)[1].reshape(-1).astype(np.uint64)
 
 
+#: Most samples of a count table whose shuffle null :func:`count_replicates` draws: the null
+#: permutes the samples one by one (index arrays of 8 bytes per sample: about 32 bytes per
+#: sample in all, 3 GiB at this size); larger tables are refused naming ``n_perm`` (a table
+#: of 1e15 samples was a MemoryError).
+MAX_NULL_SAMPLES = 10**8
+
+
 def count_replicates(table: Any, measure: str, *, n_boot: int, n_perm: int,
                      seed: int, measure_options: dict[str, Any] | None = None
                      ) -> tuple[PIDResult, Replicates]:
@@ -280,6 +288,12 @@ def count_replicates(table: Any, measure: str, *, n_boot: int, n_perm: int,
         return point, Replicates(vector(point), np.zeros((n_boot, width)),
                                  np.zeros((n_perm, width)))
     flat_x = table.reshape(table.shape[0], -1)
+    if n_perm and n > MAX_NULL_SAMPLES:
+        raise fail("n_perm", f"asks for a shuffle null of a table of {n:.3g} samples, which "
+                   f"permutes them one by one (about {32 * n / 2**30:.3g} GiB and a "
+                   f"permutation of {n:.3g} entries per replicate; at most "
+                   f"{MAX_NULL_SAMPLES:.0e} samples)", "Pass n_perm=0 (intervals from the "
+                   "bootstrap only), or the counts of a random subsample of the samples", n_perm)
     if n_perm:  # one entry per sample, for the shuffle null only (a table of 1e9 samples: 16 GB)
         y_rows = np.repeat(np.arange(table.shape[0]), flat_x.sum(axis=1))
         x_rows = np.concatenate([np.repeat(np.arange(flat_x.shape[1]), flat_x[y])
