@@ -28,6 +28,7 @@ import functools
 import importlib
 import math
 import re
+import warnings
 from collections.abc import Callable, Sequence
 
 import torch
@@ -130,7 +131,9 @@ def get_model(name: str, num_classes: int = 10, **kwargs) -> nn.Module:
     else:
         raise fail("name", "is not a known model", f"Use one of {available_models()}", name)
     try:
-        return factory(num_classes=num_classes, **kwargs)
+        with warnings.catch_warnings():   # torch's "zero-element tensors" note: refused below
+            warnings.filterwarnings("ignore", "Initializing zero-element tensors")
+            model = factory(num_classes=num_classes, **kwargs)
     except PIDKitError:                 # the factory's own typed error, naming its option
         raise
     except TypeError as exc:            # an option the factory does not take, or twice
@@ -139,6 +142,15 @@ def get_model(name: str, num_classes: int = 10, **kwargs) -> nn.Module:
     except (RuntimeError, ValueError) as exc:   # torch refusing the sizes (width=-1, 1.5)
         raise fail("kwargs", f"model {name!r} cannot be built with {kwargs} ({exc})",
                    "Pass positive sizes") from exc
+    empty = [n for n, p in model.named_parameters() if p.numel() == 0] \
+        if isinstance(model, nn.Module) else []
+    if empty:                           # width=0, 'wrn-16-0', hidden=(0,): nothing to train
+        what = f"with {kwargs}" if kwargs else f"as {name!r}"
+        blamed = "name" if wrn and int(wrn.group(2)) == 0 else "kwargs"
+        raise fail(blamed, f"model {name!r} built {what} has "
+                   f"layers of size 0 ({', '.join(empty[:3])}{', ...' if len(empty) > 3 else ''})",
+                   "Pass positive sizes (widths, widen factors, hidden units)")
+    return model
 
 
 def _torchvision_model(arch: str, num_classes: int, **kwargs) -> nn.Module:

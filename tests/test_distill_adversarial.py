@@ -920,6 +920,13 @@ def test_audit_callback_arguments_of_the_wrong_type(options, kind, match):
      r"^factory: registered as model 'not_a_factory'"),
     (lambda: pd.get_model("digits_cnn", width=1.5), PIDValueError,
      r"^kwargs: model 'digits_cnn' cannot be built with \{'width': 1.5\}"),
+    # sizes of 0 built models with empty layers (and torch's 'zero-element tensors' notes)
+    (lambda: pd.get_model("digits_cnn", width=0), PIDValueError,
+     r"^kwargs: model 'digits_cnn' built with \{'width': 0\} has layers of size 0"),
+    (lambda: pd.get_model("digits_mlp", hidden=(0,)), PIDValueError,
+     r"^kwargs: .* has layers of size 0 \(layer1.0.weight"),
+    (lambda: pd.get_model("wrn-16-0"), PIDValueError,
+     r"^name: model 'wrn-16-0' built as 'wrn-16-0' has layers of size 0"),
     (lambda: pd.resolve_schedule("5"), PIDTypeError, r"^epochs: must be an integer"),
     (lambda: pd.resolve_schedule(0), PIDValueError, r"^epochs: must be >= 1"),
     (lambda: pd.Schedule(-1, 2, 0.25), PIDValueError, r"^warmup: must be >= 0"),
