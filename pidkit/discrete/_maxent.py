@@ -219,7 +219,8 @@ def newton_maxent(pr: MaxEntProblem, q0: np.ndarray, tol: float, max_iter: int):
     marginals of :math:`q_\theta \propto e^{A^\top \theta}` equal :math:`t`. Its Hessian
     :math:`A (\mathrm{diag}\, q - q q^\top) A^\top` is singular (the parametrisation is
     redundant) but the gradient :math:`A q - t` lies in its range, so the least-squares Newton
-    direction is used, with backtracking on :math:`g`. Converges quadratically where IPF is
+    direction is used (of the system scaled to a unit diagonal, so that marginals of tiny mass
+    keep their directions), with backtracking on :math:`g`. Converges quadratically where IPF is
     slow (maximum-entropy pmfs with cells near zero). Stops when every constrained marginal is
     within ``tol`` of its target.
 
@@ -251,7 +252,13 @@ def newton_maxent(pr: MaxEntProblem, q0: np.ndarray, tol: float, max_iter: int):
         iterations += 1
         grad = a @ q - t
         hess = (a * q) @ a.T - np.outer(a @ q, a @ q)
-        step = -np.linalg.lstsq(hess, grad, rcond=None)[0]
+        # Jacobi-scaled: the least-squares cut-off is relative to the largest singular value,
+        # so a marginal of mass 1e-11 whose cells sit at 1e-40 (curvature 1e-40 next to 0.1)
+        # fell into the cut-off and its multiplier never moved (100 iterations stuck at a
+        # deviation of 3.8e-11 on a 3x3x3x3 Dirichlet(0.05) pmf; 12 iterations scaled)
+        scale = np.sqrt(np.maximum(np.diagonal(hess), np.finfo(float).tiny))
+        step = -np.linalg.lstsq(hess / np.outer(scale, scale), grad / scale,
+                                rcond=None)[0] / scale
         size = 1.0
         while True:
             new_value, new_q = dual(theta + size * step)
