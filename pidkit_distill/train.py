@@ -61,7 +61,7 @@ import torch
 from torch import distributed as dist
 from torch import nn
 
-from pidkit.errors import CheckpointError, PIDTypeError, caller_stacklevel
+from pidkit.errors import CheckpointError, PIDKitError, PIDTypeError, caller_stacklevel
 from pidkit.result import to_plain
 from pidkit.validation import check_choice, check_flag, check_int, check_positive, fail
 
@@ -240,7 +240,9 @@ class TrainConfig:
         optimizers', the schedulers' and the gradient scaler's, taken at the start of every
         epoch (no host read), and put it back when the epoch ends with a non-finite loss or
         non-finite inputs, before the error is raised: the models then hold the weights of
-        the end of the previous epoch, not the NaN the epoch's updates wrote. Costs device
+        the end of the previous epoch, not the NaN the epoch's updates wrote. The same point
+        is put back when a batch is refused in the middle of an epoch (labels outside the
+        classes, ...: a typed error after some of the epoch's steps). Costs device
         memory for one copy of the student, the loss and the optimizer states (momentum: one
         more copy of the parameters; Adam: two). ``False``: no copy; the failed epoch's updates
         stay applied. Default ``True``.
@@ -1257,36 +1259,45 @@ class Trainer:
         batches = device_batches(bar, cfg.format, self.device,
                                  drop_single_tail=self._drop_single_tail,
                                  num_classes=self.num_classes)
-        for step, (x, y) in enumerate(batches):
-            with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=cfg.amp):
-                t_logits, t_feats = self._teacher_pass(x)
-                loss, parts, logits = module(x, y, t_logits, t_feats, phase)
-            for opt, _, _ in steps:
-                opt.zero_grad(set_to_none=True)
-            self.scaler.scale(loss).backward()
-            for opt, sched, ps in steps:
-                if cfg.grad_clip is not None:
-                    self.scaler.unscale_(opt)
-                    torch.nn.utils.clip_grad_norm_(ps, cfg.grad_clip)
-                self.scaler.step(opt)
-                if sched is not None and cfg.scheduler_interval == "step":
-                    sched.step()
-            self.scaler.update()
-            n = y.shape[0]
-            loss = loss.detach()
-            nonfinite |= ~torch.isfinite(loss)
-            if torch.is_tensor(x) and x.is_floating_point():    # on the device: no sync
-                bad_input |= ~torch.isfinite(x).all()
-            terms = {"n": n, "loss": loss * n}
-            if logits is not None:  # accuracy on the labelled samples (y != UNLABELLED)
-                terms["correct"] = (logits.detach().argmax(1) == y).sum()
-                terms["labelled"] = labelled_mask(y).sum()
-            terms.update({k: (v.detach() if isinstance(v, torch.Tensor) else v) * n
-                          for k, v in parts.items()})
-            for key, value in terms.items():
-                sums[key] = sums.get(key, zero) + value
-            if cfg.log_every and hasattr(bar, "set_postfix") and (step + 1) % cfg.log_every == 0:
-                bar.set_postfix(loss=f"{float(loss):.4f}")
+        try:
+            for step, (x, y) in enumerate(batches):
+                with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=cfg.amp):
+                    t_logits, t_feats = self._teacher_pass(x)
+                    loss, parts, logits = module(x, y, t_logits, t_feats, phase)
+                for opt, _, _ in steps:
+                    opt.zero_grad(set_to_none=True)
+                self.scaler.scale(loss).backward()
+                for opt, sched, ps in steps:
+                    if cfg.grad_clip is not None:
+                        self.scaler.unscale_(opt)
+                        torch.nn.utils.clip_grad_norm_(ps, cfg.grad_clip)
+                    self.scaler.step(opt)
+                    if sched is not None and cfg.scheduler_interval == "step":
+                        sched.step()
+                self.scaler.update()
+                n = y.shape[0]
+                loss = loss.detach()
+                nonfinite |= ~torch.isfinite(loss)
+                if torch.is_tensor(x) and x.is_floating_point():    # on the device: no sync
+                    bad_input |= ~torch.isfinite(x).all()
+                terms = {"n": n, "loss": loss * n}
+                if logits is not None:  # accuracy on the labelled samples (y != UNLABELLED)
+                    terms["correct"] = (logits.detach().argmax(1) == y).sum()
+                    terms["labelled"] = labelled_mask(y).sum()
+                terms.update({k: (v.detach() if isinstance(v, torch.Tensor) else v) * n
+                              for k, v in parts.items()})
+                for key, value in terms.items():
+                    sums[key] = sums.get(key, zero) + value
+                if (cfg.log_every and hasattr(bar, "set_postfix")
+                        and (step + 1) % cfg.log_every == 0):
+                    bar.set_postfix(loss=f"{float(loss):.4f}")
+        except PIDKitError as exc:      # a batch refused mid-epoch (labels out of range)
+            if self._restore(point):
+                exc.add_note(f"The student, the loss and the optimizers were put back to "
+                             f"their state at the start of epoch {epoch} "
+                             f"(restore_on_nonfinite=True): the epoch's earlier steps "
+                             f"are undone.")
+            raise
         for _, sched, _ in steps:     # ReduceLROnPlateau: after validation, in fit()
             if sched is not None and cfg.scheduler_interval == "epoch" and \
                     not _on_plateau(sched):

@@ -44,6 +44,25 @@ def test_label_out_of_range_in_a_later_batch_is_a_typed_error():
         _distill(DataLoader(_data(y=y), batch_size=4))
 
 
+def test_a_batch_refused_mid_epoch_leaves_the_student_as_it_was():
+    # the error came after the epoch's earlier steps had updated the student: its weights
+    # were neither those before the epoch nor those of a finished one
+    y = torch.arange(N) % 3
+    y[-1] = 7                                  # the last batch is refused
+    student = _mlp((6, 4))
+    before = {k: v.clone() for k, v in student.state_dict().items()}
+    with pytest.raises(PIDValueError, match=r"train_data: yields labels \[7\]") as info:
+        _distill(DataLoader(_data(y=y), batch_size=4), student=student)
+    assert all(torch.equal(v, before[k]) for k, v in student.state_dict().items())
+    assert any("put back" in note for note in info.value.__notes__)
+    # without the restore point the earlier steps stay applied
+    student = _mlp((6, 4))
+    with pytest.raises(PIDValueError, match=r"train_data: yields labels \[7\]"):
+        _distill(DataLoader(_data(y=y), batch_size=4), student=student,
+                 restore_on_nonfinite=False)
+    assert any(not torch.equal(v, before[k]) for k, v in student.state_dict().items())
+
+
 def test_val_label_out_of_range_in_a_later_batch_names_val_data():
     y = torch.arange(N) % 3
     y[-1] = 5
