@@ -63,6 +63,25 @@ def test_a_batch_refused_mid_epoch_leaves_the_student_as_it_was():
     assert any(not torch.equal(v, before[k]) for k, v in student.state_dict().items())
 
 
+@pytest.mark.parametrize("argument", ["train_data", "val_data"])
+def test_an_unbatched_dataloader_is_named_as_such(argument):
+    # DataLoader(batch_size=None) yields single samples: the error said 'holds labels of
+    # shape ()', which does not say what to change
+    unbatched = DataLoader(_data(), batch_size=None)
+    data = {"train_data": unbatched, "val_data": _data()}[argument]
+    options = {"val_data": unbatched} if argument == "val_data" else {}
+    with pytest.raises(PIDValueError, match=rf"^{argument}: is a DataLoader with "
+                                            r"batch_size=None.*batch_size=64"):
+        _distill(data, **options)
+
+
+def test_audit_labels_of_none_are_named():
+    # np.asarray(None) is 0-d: the message spoke of single samples
+    y, t, s = _features()
+    with pytest.raises(PIDTypeError, match=r"^labels: is None"):
+        pd.audit_features(None, t, s)
+
+
 def test_val_label_out_of_range_in_a_later_batch_names_val_data():
     y = torch.arange(N) % 3
     y[-1] = 5

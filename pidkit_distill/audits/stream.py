@@ -211,6 +211,9 @@ def _labels(y, name: str, where: str = "in this batch") -> np.ndarray:
     samples), with a message saying how to keep the labelled ones."""
     from ..labels import UNLABELLED, as_class_labels
 
+    if y is None:
+        raise fail(name, "is None", "Pass the class labels, one per sample (shape (N,))",
+                   kind=PIDTypeError)
     reject_masked(y, name)
     arr = host_numpy(y) if hasattr(y, "detach") else np.asarray(y)
     if arr.ndim == 0:
