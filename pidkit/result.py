@@ -318,20 +318,26 @@ def _text(value: Any, name: str, fix: str = "Leave it as to_dict() wrote it") ->
     return value
 
 
+def _is_value(value: Any) -> bool:
+    """Whether ``value`` is what :func:`_check_value` accepts (checked before any message is
+    formatted: results are built in the solvers' loops)."""
+    if isinstance(value, float):            # the common case first
+        return True
+    if isinstance(value, (bool, np.bool_)):
+        return False
+    if isinstance(value, np.ndarray):
+        return value.dtype.kind in "iuf"
+    if is_torch(value):
+        return not value.dtype.is_complex and str(value.dtype) != "torch.bool"
+    return isinstance(value, numbers.Real)
+
+
 def _check_value(value: Any, name: str) -> None:
     """A value a result holds (an atom, the mutual information, a bound): a real number, a
     numeric numpy array (a batch) or a real torch tensor. Anything else (a string, None, a
     bool) is a :class:`~pidkit.errors.PIDTypeError` naming ``name``: the table, the plot and
     :meth:`PIDResult.to_dict` would fail on it later, far from its cause."""
-    if isinstance(value, (bool, np.bool_)):
-        ok = False
-    elif isinstance(value, np.ndarray):
-        ok = value.dtype.kind in "iuf"
-    elif is_torch(value):
-        ok = not value.dtype.is_complex and str(value.dtype) != "torch.bool"
-    else:
-        ok = isinstance(value, numbers.Real)
-    if not ok:
+    if not _is_value(value):
         raise fail(name, f"must be a number, a numeric array or a tensor, not "
                    f"{type(value).__name__}", "Pass the values a measure computed", value,
                    kind=PIDTypeError)
@@ -391,6 +397,15 @@ class AtomMap(Mapping):
 
     def __iter__(self) -> Iterator[Node]:
         return iter(self._values)
+
+    def items(self):
+        """The (node, value) pairs: the stored dict's view (the mapping default looks each key
+        up again through :meth:`__getitem__`, which parses it)."""
+        return self._values.items()
+
+    def values(self):
+        """The values, in lattice order: the stored dict's view."""
+        return self._values.values()
 
     def __len__(self) -> int:
         return len(self._values)
@@ -489,7 +504,8 @@ class PIDResult:
                        f"(e.g. {extra[:3]})", fix)
         object.__setattr__(self, "base", check_base(self.base))
         for node, value in self.atoms.items():
-            _check_value(value, f"atoms[{node_label(node)!r}]")
+            if not _is_value(value):
+                _check_value(value, f"atoms[{node_label(node)!r}]")
         _check_value(self.mutual_information, "mutual_information")
         for name in ("measure", "target_name"):
             _text(getattr(self, name), name, f"Pass a string, e.g. {name}="
@@ -526,7 +542,8 @@ class PIDResult:
                                "upper) pair per atom, keyed like the atoms", bounds,
                                kind=PIDTypeError)
                 for bound in bounds:
-                    _check_value(bound, name)
+                    if not _is_value(bound):
+                        _check_value(bound, name)
             object.__setattr__(self, "intervals", intervals)
 
     # -- lattice views -------------------------------------------------------------------
