@@ -620,11 +620,6 @@ def peek_batch(loader: DataLoader, argument: str = "train_data") -> Any:
     generators and the global RNGs restored. A sampler that cannot be copied is used itself,
     with a ``RuntimeWarning`` naming ``argument`` (its state may then advance once).
     """
-    if loader.batch_size is None and loader.batch_sampler is None:
-        raise fail(argument, "is a DataLoader with batch_size=None, which yields single "
-                   "samples, not batches", "Build it with a batch size (DataLoader(dataset, "
-                   "batch_size=64, shuffle=True)), or pass the Dataset itself (the trainer "
-                   "batches it with batch_size=)")
     generators = loader_generators(loader)
     states = [g.get_state() for g in generators]
     host_states = random.getstate(), np.random.get_state()  # noqa: NPY002 (the user's)

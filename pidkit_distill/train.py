@@ -1022,6 +1022,14 @@ class Trainer:
         if batch is None:
             raise fail(argument, "yields no batch", "Pass a data set with samples")
         x, y = self.config.format.split(batch, argument)
+        if (isinstance(data, torch.utils.data.DataLoader) and data.batch_size is None
+                and data.batch_sampler is None and y.ndim == 0):
+            # batch_size=None serves a data set that yields whole batches; this one yields
+            # single samples (the label error would only say 'labels of shape ()')
+            raise fail(argument, "is a DataLoader with batch_size=None over samples: it "
+                       "yields single samples, not batches", "Build it with a batch size "
+                       "(DataLoader(dataset, batch_size=64, shuffle=True)), or pass the "
+                       "Dataset itself (the trainer batches it with batch_size=)")
         return to_device(x, self.device), class_labels(y, argument).to(self.device)
 
     def _check_inputs(self, x: Any, argument: str) -> None:

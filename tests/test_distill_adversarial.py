@@ -75,6 +75,22 @@ def test_an_unbatched_dataloader_is_named_as_such(argument):
         _distill(data, **options)
 
 
+def test_an_unbatched_dataloader_over_a_data_set_of_batches_trains():
+    # batch_size=None is PyTorch's way to read a data set that yields whole batches: accepted
+    class Batches(torch.utils.data.Dataset):
+        def __init__(self, data):
+            self.x, self.y = data.tensors
+
+        def __len__(self):
+            return len(self.x) // 4
+
+        def __getitem__(self, i):
+            return self.x[4 * i:4 * i + 4], self.y[4 * i:4 * i + 4]
+
+    result = _distill(DataLoader(Batches(_data()), batch_size=None), epochs=1)
+    assert result.final["train_loss"] > 0
+
+
 def test_audit_labels_of_none_are_named():
     # np.asarray(None) is 0-d: the message spoke of single samples
     y, t, s = _features()
