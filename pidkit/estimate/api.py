@@ -292,12 +292,8 @@ def _discretized_codes(target: Any, sources: tuple[Any, ...], fit_seed: np.rando
         if name == "target" and _constant_rows(x):
             codes.append(np.zeros(len(x), dtype=np.int64))   # no clusters to fit: one code
             continue
-        order = row_order([rows(x, name)])
-        ordered = x[order]
-        d.fit(ordered, name=name)
-        c = np.empty(len(x), dtype=np.int64)
-        c[order] = d.transform(ordered, name=name)
-        codes.append(c)
+        d.fit(x[row_order([rows(x, name)])], name=name)
+        codes.append(d.transform(x, name=name))     # row by row: the given order
     info = {"discretizers": [d.get_params() for d in fitters],
             "preset": options.get("preset"), "discretize_target": with_target}
     return codes, info
