@@ -270,9 +270,8 @@ def count_replicates(table: Any, measure: str, *, n_boot: int, n_perm: int,
     that relabelling any variable changes nothing, the replicates included.
 
     A constant target (one occupied row) carries no information: every atom, the mutual
-    information and every replicate are then exactly 0 (the measure is still evaluated once,
-    which checks it and its options, and its round-off, e.g. 1.6e-16 bits of BROJA, is
-    discarded); nothing is drawn."""
+    information (exactly 0 from :func:`pidkit.pid`, which still checks the measure and its
+    options) and every replicate are then 0; nothing is drawn."""
     table = canonical_table(check_counts(table))
     n_boot = check_int(n_boot, "n_boot", 0)
     n_perm = check_int(n_perm, "n_perm", 0)
@@ -283,8 +282,7 @@ def count_replicates(table: Any, measure: str, *, n_boot: int, n_perm: int,
     point = _pid_of_counts(table, measure, options)
     width = len(vector(point))
     if np.count_nonzero(table.sum(axis=tuple(range(1, table.ndim)))) == 1:
-        point = replace(point, atoms=dict.fromkeys(point.atoms, 0.0), mutual_information=0.0,
-                        solver=SolverInfo(details={"constant_target": True}))
+        point = replace(point, solver=SolverInfo(details={"constant_target": True}))
         return point, Replicates(vector(point), np.zeros((n_boot, width)),
                                  np.zeros((n_perm, width)))
     flat_x = table.reshape(table.shape[0], -1)
