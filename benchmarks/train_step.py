@@ -23,7 +23,8 @@ logits and features computed once for the fixed training pool, then replayed), w
 user with a fixed, un-augmented pool can do: it shows the cost of the method itself once the
 teacher's forward pass, which every distillation method pays, is gone; ``kd`` and ``rid`` once
 more with a bfloat16 copy of the teacher (``teacher.to(torch.bfloat16)``, which the trainer
-accepts as it is: it casts the teacher's inputs, the losses read its outputs in float32), the
+accepts as it is: it casts the teacher's inputs to bfloat16, its outputs to the student's
+dtype), the
 cheaper live teacher for augmented data on CPUs with bfloat16 instructions (and GPUs). One
 timed unit is
 ``trainer.train_epoch(epoch)`` over a fixed number of batches, with ``epoch`` chosen by
@@ -60,8 +61,8 @@ from pidkit_distill.train import Trainer
 
 #: Timed variants: label -> (method, method options, teacher form). The teacher is run live
 #: in float32 ("live"), replayed by CachedTeacher ("cached"), or run live as a bfloat16 copy
-#: (``teacher.to(torch.bfloat16)``, "bfloat16"; the trainer casts its inputs, the losses read
-#: its outputs in float32).
+#: (``teacher.to(torch.bfloat16)``, "bfloat16"; the trainer casts its inputs to bfloat16 and
+#: its outputs to the student's dtype).
 VARIANTS: dict[str, tuple[str, dict[str, Any], str]] = {
     "none": ("none", {}, "live"), "kd": ("kd", {}, "live"), "vid": ("vid", {}, "live"),
     "rid": ("rid", {}, "live"), "pid": ("pid", {}, "live"), "broja": ("broja", {}, "live"),

@@ -162,6 +162,23 @@ def test_a_float64_teacher_teaches_a_float32_student_as_its_float32_copy():
     assert losses[0] == pytest.approx(losses[1], rel=1e-5)
 
 
+@pytest.mark.parametrize("method", ["kd", "rid"])
+def test_a_bfloat16_copy_of_the_teacher_teaches_within_its_rounding(method):
+    """The cheaper live teacher of docs/distill.md: ``teacher.to(torch.bfloat16)`` passed as
+    it is. Its logits and features reach the float32 loss rounded to 8 significant bits, so
+    the run differs from the float32 teacher's, by about that rounding only."""
+    teacher = MLP(seed=1)
+    half = copy.deepcopy(teacher).to(torch.bfloat16)
+    finals = []
+    for t in (half, teacher):
+        result = pd.distill(t, MLP(hidden=8), _data(), method=method, epochs=3, batch_size=16,
+                            progress=False, layers=None if method == "kd" else [("fc2", "fc2")])
+        finals.append(result.final["train_loss"])
+    assert {p.dtype for p in half.parameters()} == {torch.bfloat16}  # the user's copy is kept
+    assert finals[0] != finals[1]  # the bfloat16 teacher was used, not a float32 copy
+    assert finals[0] == pytest.approx(finals[1], rel=2 ** -8)
+
+
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float16])
 def test_inputs_of_another_dtype_than_the_student_are_a_typed_error(dtype):
     x, y = _xy()
