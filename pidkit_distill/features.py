@@ -2,8 +2,9 @@
 
 Nothing in the model is rewritten: :class:`FeatureHooks` registers a forward hook on each named
 submodule (paths as in ``model.named_modules()``, e.g. ``"layer3"`` or ``"block2.0.conv1"``) and
-keeps the last output of each. A module whose output is a tuple or list is handled by an index
-suffix, ``"lstm[0]"``; without a suffix the first tensor of the tuple is used. A model wrapped
+keeps the last output of each. A module whose output is a tuple, a list, a mapping (a Hugging
+Face ``ModelOutput``: its values in order) or a dataclass (its fields in order) is handled by an
+index suffix, ``"lstm[0]"``; without a suffix its first tensor is used. A model wrapped
 by ``torch.compile``, :class:`~torch.nn.DataParallel` or
 :class:`~torch.nn.parallel.DistributedDataParallel` takes the paths of the model inside it too
 (``"layer3"`` for ``"_orig_mod.layer3"`` or ``"module.layer3"``).
@@ -24,9 +25,10 @@ Examples
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import difflib
 import re
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -158,13 +160,28 @@ def _resolve(model: nn.Module, path: str, modules: dict[str, nn.Module]) -> str 
 
 
 def check_module_paths(model: nn.Module, paths: Sequence[str], *, name: str = "model") -> None:
-    """Refuse module paths that are not layers of ``model``: the empty path (the model itself)
-    and paths it does not have (:func:`get_module`'s error, with the closest paths)."""
-    for path in paths:
+    """Refuse layer specs that are not layers of ``model``: the empty path (the model itself)
+    and paths it does not have (:func:`get_module`'s error, with the closest paths). A spec
+    may pick an item of a tuple output, ``"lstm[0]"`` (see :class:`FeatureHooks`)."""
+    for spec in paths:
+        path, _ = _parse(spec)
         if not path:
             raise fail("layers", f"holds the empty path, which names the whole {name}, not a "
                        "layer", f"Name a submodule of the {name} (one of {name}.named_modules())")
         get_module(model, path, name=name)
+
+
+def _items(output) -> list | None:
+    """The items of a structured module output in order: a tuple's or list's entries, a
+    mapping's values (``output[i]`` of a Hugging Face ``ModelOutput``) or a dataclass's fields;
+    ``None`` for anything else."""
+    if isinstance(output, (tuple, list)):
+        return list(output)
+    if isinstance(output, Mapping):
+        return list(output.values())
+    if dataclasses.is_dataclass(output) and not isinstance(output, type):
+        return [getattr(output, f.name) for f in dataclasses.fields(output)]
+    return None
 
 
 def _select(output, index: int | None, spec: str) -> torch.Tensor:
@@ -173,16 +190,29 @@ def _select(output, index: int | None, spec: str) -> torch.Tensor:
             raise fail("layers", f"{spec!r} asks for item {index} but the module returns a tensor",
                        "Drop the [i] suffix")
         return output
-    if isinstance(output, (tuple, list)):
-        if index is None:
-            tensors = [o for o in output if isinstance(o, torch.Tensor)]
-            if not tensors:
-                raise fail("layers", f"module {spec!r} returned a sequence without tensors",
-                           "Hook a module that returns a tensor")
-            return tensors[0]
-        return output[index]
-    raise fail("layers", f"module {spec!r} returned {type(output).__name__}, not a tensor or "
-               "tuple", "Hook a submodule that returns a tensor", kind=PIDTypeError)
+    items = _items(output)
+    if items is None:
+        raise fail("layers", f"module {spec!r} returned {type(output).__name__}, not a tensor, "
+                   "tuple, list, mapping or dataclass", "Hook a submodule that returns a tensor",
+                   kind=PIDTypeError)
+    kinds = ", ".join(f"[{i}] {type(o).__name__}" for i, o in enumerate(items))
+    if index is None:
+        tensors = [o for o in items if isinstance(o, torch.Tensor)]
+        if not tensors:
+            raise fail("layers", f"module {spec!r} returned a {type(output).__name__} without "
+                       f"a tensor among its items ({kinds or 'none'})",
+                       "Hook a module that returns a tensor", kind=PIDTypeError)
+        return tensors[0]
+    if not -len(items) <= index < len(items):
+        raise fail("layers", f"{spec!r} asks for item {index} but the module returned a "
+                   f"{type(output).__name__} of {len(items)} items ({kinds or 'none'})",
+                   "Pick an item that exists, or drop the [i] suffix for its first tensor")
+    if not isinstance(items[index], torch.Tensor):
+        raise fail("layers", f"{spec!r} asks for item {index} of the module's "
+                   f"{type(output).__name__}, which is a {type(items[index]).__name__}, not a "
+                   f"tensor (items: {kinds})", "Pick an item that is a tensor, or hook the "
+                   "submodule that computes the tensor you want", kind=PIDTypeError)
+    return items[index]
 
 
 class FeatureHooks:
@@ -193,7 +223,9 @@ class FeatureHooks:
     model : nn.Module
         Any model; it is not modified (hooks are removed on exit).
     layers : sequence of str
-        Module paths, optionally with a tuple index ``"name[i]"``.
+        Module paths, optionally with the index of an item of a structured output
+        ``"name[i]"`` (a tuple's, a list's, a mapping's or a dataclass's items in order;
+        negative indices count from the end).
     detach : bool, default False
         Store detached outputs (for audits); keep the graph otherwise (for losses).
     name : str, default "model"

@@ -11,7 +11,8 @@ feature extraction and the audits), for torch tensors and numpy arrays alike.
   (:func:`pidkit.estimate._checks.as_labels`). A float label with a fractional part, NaN or
   an infinity is refused (:class:`~pidkit.errors.PIDValueError`), not truncated by a cast;
 - boolean, complex and other dtypes are refused (:class:`~pidkit.errors.PIDTypeError`):
-  ``True``/``False`` need not mean classes 1 and 0.
+  ``True``/``False`` need not mean classes 1 and 0; class names (strings) are refused with
+  ``np.unique(labels, return_inverse=True)`` as the fix.
 
 Whether floats are whole numbers is a question about their *values*, which can be read where
 the data enter (the trainer's batches, :func:`~pidkit_distill.features.extract_features`, the
@@ -107,8 +108,10 @@ def as_class_labels(y: Any, name: str, *, read_values: bool = True) -> Any:
     elif kind not in "iu":
         unread = (" (float values are not read inside a training step, so whole-number floats "
                   "are not accepted here)" if kind == "f" else "")
+        fix = ("Map the class names to indices 0..K-1, e.g. classes, y = np.unique(labels, "
+               "return_inverse=True)" if kind in "USO" else "Convert them with y.long() (class "
+               "indices 0..K-1, -1 for an unlabelled sample in training); for one-hot rows use "
+               "y.argmax(1)")
         raise fail(name, f"holds labels of dtype {y.dtype}; class indices of an integer dtype "
-                   f"are needed{unread}", "Convert them with y.long() (class indices 0..K-1, "
-                   "-1 for an unlabelled sample in training); for one-hot rows use y.argmax(1)",
-                   kind=PIDTypeError)
+                   f"are needed{unread}", fix, kind=PIDTypeError)
     return y.long() if is_torch else y.astype(np.int64, copy=False)

@@ -1,0 +1,164 @@
+"""Models and data "from the wild" (sequence models, structured layer outputs, pandas labels),
+third sweep; each test failed before its fix."""
+
+import dataclasses
+from collections import OrderedDict
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import pidkit_distill as pd
+from pidkit.errors import PIDTypeError, PIDValueError
+from pidkit_distill.features import FeatureHooks
+
+torch.set_num_threads(1)
+
+
+class _Recurrent(nn.Module):
+    """A classifier over 4 steps of 2 features; ``lstm`` returns ``(output, (h_n, c_n))``."""
+
+    def __init__(self, hidden):
+        super().__init__()
+        self.lstm = nn.LSTM(2, hidden, batch_first=True)
+        self.fc = nn.Linear(hidden, 3)
+
+    def forward(self, x):
+        out, _ = self.lstm(x.view(len(x), 4, 2))
+        return self.fc(out[:, -1])
+
+
+def _sequences(n=12):
+    g = torch.Generator().manual_seed(0)
+    return torch.randn(n, 8, generator=g), torch.arange(n) % 3
+
+
+def _fit(layers, student):
+    x, y = _sequences()
+    torch.manual_seed(0)
+    teacher = _Recurrent(6)
+    return pd.distill(teacher, student, (x, y), method="fitnets", layers=layers, epochs=1,
+                      batch_size=4, lr=0.1, progress=False)
+
+
+def test_an_item_of_a_tuple_output_is_a_layer_the_trainer_takes():
+    # 'lstm[0]' (documented) was refused by the set-up check as "module 'lstm[0]' not found"
+    torch.manual_seed(1)
+    indexed, plain = _Recurrent(4), _Recurrent(4)
+    plain.load_state_dict(indexed.state_dict())
+    _fit([("lstm[0]", "lstm[0]")], indexed)
+    _fit([("lstm", "lstm")], plain)          # no suffix: the first tensor, the same item
+    for a, b in zip(indexed.parameters(), plain.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert not torch.equal(indexed.fc.weight, _Recurrent(4).fc.weight)
+
+
+@pytest.mark.parametrize("spec, kind, match", [
+    ("lstm[1]", PIDTypeError, r"'lstm\[1\]' asks for item 1 of the module's tuple, which is a "
+     r"tuple, not a tensor \(items: \[0\] Tensor, \[1\] tuple\)"),
+    ("lstm[2]", PIDValueError, r"'lstm\[2\]' asks for item 2 but the module returned a tuple "
+     r"of 2 items"),
+])
+def test_a_tuple_item_that_is_not_a_tensor_is_refused_before_training(spec, kind, match):
+    # were an AttributeError ('tuple' object has no attribute 'is_inference') and an IndexError
+    torch.manual_seed(1)
+    student = _Recurrent(4)
+    before = [p.clone() for p in student.parameters()]
+    with pytest.raises(kind, match="layers: " + match):
+        _fit([(spec, "lstm")], student)
+    assert all(torch.equal(a, b) for a, b in zip(before, student.parameters(), strict=True))
+
+
+class _ModelOutput(OrderedDict):
+    """A Hugging Face style ``ModelOutput``: a mapping whose keys are also attributes."""
+
+    def __getattr__(self, key):
+        try:
+            return self[key]
+        except KeyError as exc:
+            raise AttributeError(key) from exc
+
+
+@dataclasses.dataclass
+class _Encoded:
+    hidden: torch.Tensor
+    pooled: torch.Tensor
+    mask: object = None
+
+
+class _Encoder(nn.Module):
+    def __init__(self, kind):
+        super().__init__()
+        self.kind = kind
+        self.proj = nn.Linear(4, 3)
+
+    def forward(self, x):
+        h = self.proj(x)
+        pooled = h.mean(1, keepdim=True)
+        if self.kind == "mapping":
+            return _ModelOutput(last_hidden_state=h, pooler_output=pooled, note="text")
+        return _Encoded(h, pooled, "text")
+
+
+class _Classifier(nn.Module):
+    def __init__(self, kind):
+        super().__init__()
+        self.encoder = _Encoder(kind)
+        self.head = nn.Linear(3, 2)
+
+    def forward(self, x):
+        out = self.encoder(x)
+        return self.head(out.last_hidden_state if self.encoder.kind == "mapping" else out.hidden)
+
+
+@pytest.mark.parametrize("kind", ["mapping", "dataclass"])
+def test_a_layer_returning_a_model_output_or_a_dataclass_gives_its_items(kind):
+    # "returned _ModelOutput, not a tensor or tuple", whatever the index
+    torch.manual_seed(0)
+    net = _Classifier(kind)
+    x = torch.randn(5, 4)
+    specs = ["encoder", "encoder[0]", "encoder[1]", "encoder[-2]"]
+    with torch.no_grad(), FeatureHooks(net, specs) as hooks:
+        net(x)
+        got = dict(zip(specs, hooks.collect(), strict=True))
+        hidden = x @ net.encoder.proj.weight.T + net.encoder.proj.bias
+    for spec in ("encoder", "encoder[0]"):
+        torch.testing.assert_close(got[spec], hidden)
+    torch.testing.assert_close(got["encoder[1]"], hidden.mean(1, keepdim=True))
+    torch.testing.assert_close(got["encoder[-2]"], hidden.mean(1, keepdim=True))
+    with pytest.raises(PIDTypeError, match=r"layers: 'encoder\[2\]' asks for item 2 of the "
+                       r"module's .*, which is a str, not a tensor"):
+        with FeatureHooks(net, ["encoder[2]"]):
+            net(x)
+
+
+def test_a_model_output_layer_trains_as_its_tensor_does():
+    x, y = torch.randn(8, 4), torch.arange(8) % 2
+    torch.manual_seed(0)
+    teacher = _Classifier("mapping")
+    students = []
+    for spec in ("encoder[0]", "encoder.proj"):
+        torch.manual_seed(1)
+        students.append(_Classifier("dataclass"))
+        spec_s = spec if spec == "encoder.proj" else "encoder"
+        pd.distill(teacher, students[-1], (x, y), method="fitnets", layers=[(spec, spec_s)],
+                   epochs=1, batch_size=4, lr=0.1, progress=False)
+    for a, b in zip(students[0].parameters(), students[1].parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("labels", [
+    np.array(["cat", "dog", "eel"] * 20),
+    np.array(["cat", "dog", "eel"] * 20, dtype=object),
+], ids=["str", "object"])
+def test_class_names_as_labels_get_a_fix_that_maps_them_to_indices(labels):
+    # the advice was "Convert them with y.long()", which strings do not have
+    g = np.random.default_rng(0)
+    features = g.normal(size=(60, 3))
+    with pytest.raises(PIDTypeError, match=r"labels: holds labels of dtype (<U3|object); .* "
+                       r"Map the class names to indices 0..K-1, e.g. classes, y = "
+                       r"np.unique\(labels, return_inverse=True\)"):
+        pd.audit_features(labels, features, features, ci=None)
+    _, codes = np.unique(labels, return_inverse=True)
+    assert codes.tolist() == [0, 1, 2] * 20
