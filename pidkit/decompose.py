@@ -99,11 +99,16 @@ def pid(p: Any, target: Any = 0, sources: Any = None, measure: str = "broja", ba
 
     Parameters
     ----------
-    p : array_like or dit.Distribution
-        Joint pmf with one axis per variable (``p[y, x0, x1]``), or a ``dit.Distribution``
-        whose random variables play the role of axes.
+    p : array_like, mapping or dit.Distribution
+        Joint pmf with one axis per variable (``p[y, x0, x1]``); a mapping from outcome tuples
+        to probabilities, ``{(y, x0, x1): probability}`` as BROJA_2PID takes it, whose key
+        positions play the role of axes (labels of any kind; missing outcomes have probability
+        0; :func:`~pidkit.validation.pmf_from_mapping`); or a ``dit.Distribution`` whose random
+        variables play the role of axes.
     target : int or list of int, default 0
-        Axis (or axes, merged into one variable) of the target.
+        Axis (or axes, merged into one variable) of the target; for a mapping, the position
+        of the target's label in each key. BROJA_2PID puts the target first,
+        ``(target, source 0, source 1)``: the default ``target=0``.
     sources : list, optional
         Sources in order; each item an axis or a list of axes merged into one composite source,
         e.g. ``sources=[[1, 2], [3]]``. Default: every non-target axis is a source. Axes that are
@@ -133,6 +138,9 @@ def pid(p: Any, target: Any = 0, sources: Any = None, measure: str = "broja", ba
     >>> r = pidkit.pid(p, measure="mmi")
     >>> round(r.synergy, 9), round(r.redundancy, 9)
     (1.0, 0.0)
+    >>> xor = {(0, 0, 0): 0.25, (1, 0, 1): 0.25, (1, 1, 0): 0.25, (0, 1, 1): 0.25}  # (y, x0, x1)
+    >>> round(pidkit.pid(xor, measure="mmi").synergy, 9)
+    1.0
     """
     from .interop import dit_pmf, is_dit_distribution
 

@@ -3,7 +3,9 @@ r"""Entropy, marginals and mutual information of a joint pmf with one axis per v
 Shared by every discrete measure, and public for packages built on pidkit. ``0 log 0 = 0``
 throughout: logarithms are taken only where the mass is positive. Each function checks that its
 array holds finite, non-negative real numbers and that its axes exist (typed errors naming the
-argument) and that the masses sum to 1 (divide an unnormalised array by its sum first).
+argument) and that the masses sum to 1 (divide an unnormalised array by its sum first). A pmf
+may also be given as a mapping ``{outcome tuple: probability}``, key position ``k`` being axis
+``k`` (:func:`~pidkit.validation.pmf_from_mapping`).
 Divide by ``math.log(base)`` for other units.
 The measures call the unchecked ``_entropy``, ``_marginal`` and ``_mutual_information`` on the
 pmf that :func:`pidkit.pid` validated once (and solvers on their own iterates, which the
@@ -84,9 +86,10 @@ def entropy(p: np.ndarray) -> float:
 
     Parameters
     ----------
-    p : ndarray
-        Probabilities summing to 1, any shape (a joint pmf is taken as one variable); an
-        unnormalised array is a :class:`~pidkit.errors.PIDValueError`.
+    p : ndarray or mapping
+        Probabilities summing to 1, any shape (a joint pmf is taken as one variable), or a
+        mapping ``{outcome tuple: probability}``; an unnormalised array is a
+        :class:`~pidkit.errors.PIDValueError`.
 
     Returns
     -------
@@ -101,8 +104,10 @@ def marginal(p: np.ndarray, keep: Sequence[int]) -> np.ndarray:
 
     Parameters
     ----------
-    p : ndarray
-        Joint pmf, one axis per variable.
+    p : ndarray or mapping
+        Joint pmf, one axis per variable (a mapping ``{outcome tuple: probability}``: one axis
+        per key position, its labels numbered as
+        :func:`~pidkit.validation.pmf_from_mapping` numbers them).
     keep : sequence of int
         Axes to keep; the result has them in increasing order.
 
@@ -120,8 +125,9 @@ def mutual_information(p: np.ndarray, a: Sequence[int], b: Sequence[int]) -> flo
 
     Parameters
     ----------
-    p : ndarray
-        Joint pmf, one axis per variable.
+    p : ndarray or mapping
+        Joint pmf, one axis per variable, or a mapping ``{outcome tuple: probability}`` (one
+        axis per key position).
     a, b : sequence of int
         The axes that form :math:`A` and those that form :math:`B` (the other axes are
         summed out).

@@ -82,8 +82,9 @@ def to_dit(p: Any, names: Sequence[str] | None = None, *, normalize: bool = Fals
 
     Parameters
     ----------
-    p : array_like, shape (|X_0|, ..., |X_{m-1}|)
-        Joint pmf, one axis per variable.
+    p : array_like, shape (|X_0|, ..., |X_{m-1}|), or mapping
+        Joint pmf, one axis per variable, or a mapping ``{outcome tuple: probability}`` (one
+        variable per key position, :func:`~pidkit.validation.pmf_from_mapping`).
     names : sequence of str, optional
         One distinct name per axis (``dist.get_rv_names()``): a list, tuple or 1-d array of
         strings.

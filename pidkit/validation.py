@@ -21,6 +21,7 @@ pidkit.errors.PIDValueError: epochs: must be >= 1 (got 0). Pass a positive integ
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 import numbers
 import os
@@ -64,6 +65,7 @@ __all__ = [
     "fail",
     "host_numpy",
     "is_dit_distribution",
+    "pmf_from_mapping",
     "pmf_sum_atol",
     "reject_dit",
     "reject_masked",
@@ -272,6 +274,135 @@ def reject_dit(x: Any, name: str) -> None:
                    "(pidkit.pid accepts it directly)", kind=PIDTypeError)
 
 
+def _is_missing(label: Any) -> bool:
+    """Whether an outcome's label marks a missing value: None or a float NaN."""
+    return label is None or (isinstance(label, (float, np.floating)) and label != label)
+
+
+def _position_codes(labels: list[Any], name: str, position: int) -> tuple[list[int], int]:
+    """The index of each label along the axis of key position ``position``, and the axis'
+    length: non-negative integers are their own index (as :func:`pidkit.joint_pmf` reads
+    integer codes); any other labels are ranked in sorted order (as it ranks string labels)."""
+    if all(isinstance(x, (numbers.Integral, np.integer, np.bool_)) and x >= 0 for x in labels):
+        codes = [int(x) for x in labels]
+        return codes, max(codes) + 1
+    problem = f"has labels at key position {position} that do not sort into one order"
+    fix = ("Use labels of one kind at each key position (all integers, or all strings), "
+           "e.g. {('a', 0): 0.5, ('b', 1): 0.5}")
+    try:
+        order = sorted(set(labels))
+    except TypeError as exc:    # 1 next to "a", or unorderable objects
+        raise fail(name, f"{problem} ({exc})", fix, kind=PIDTypeError) from exc
+    if any(not a < b for a, b in itertools.pairwise(order)):    # a partial order (sets)
+        raise fail(name, problem, fix, order, kind=PIDTypeError)
+    rank = {label: i for i, label in enumerate(order)}
+    return [rank[x] for x in labels], len(order)
+
+
+def _probability(value: Any, outcome: tuple, name: str) -> Any:
+    """The probability ``value`` of ``outcome``: a real number (numpy scalars kept, for their
+    dtype; other numbers, 0-d arrays and tensors as floats), finite and non-negative."""
+    if not isinstance(value, np.generic):
+        value = as_scalar(value)
+    where = f"the probability of outcome {_short(outcome, 40)}"
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise fail(name, f"{where} must be a real number", "Give every outcome a float "
+                   "probability, e.g. {(0, 0, 0): 0.25, ...}", value, kind=PIDTypeError)
+    try:
+        finite = math.isfinite(value)
+    except OverflowError:       # an integer beyond float's range
+        finite = False
+    if not finite:
+        raise fail(name, f"{where} is not a finite float", "Remove or replace that outcome",
+                   value)
+    if value < 0:
+        raise fail(name, f"{where} is negative", "Probabilities must be >= 0", value)
+    return value if isinstance(value, np.generic) else float(value)
+
+
+def pmf_from_mapping(p: Mapping, name: str = "p") -> np.ndarray:
+    """The array, one axis per variable, of a pmf given as ``{outcome: probability}`` (the
+    format of BROJA_2PID: ``{(y, x0, x1): probability}``).
+
+    Each key is a tuple with one label per variable, every key of the same length; key position
+    ``k`` becomes axis ``k``. Labels may be any hashable values that sort together at each
+    position. Non-negative integer labels index their axis directly, as
+    :func:`pidkit.joint_pmf` reads integer codes (label 3 is index 3; indices no outcome
+    uses hold 0); any other labels (strings, negative integers, floats, tuples) are numbered
+    ``0, 1, ...`` in sorted order, as :func:`pidkit.joint_pmf` numbers string labels.
+    Outcomes the mapping leaves out have probability 0. The result depends on neither the
+    order of the mapping nor, up to that numbering, the labels.
+
+    Parameters
+    ----------
+    p : mapping
+        Outcome tuples to probabilities: real numbers, finite and non-negative (whether they
+        sum to 1 is the caller's check, :func:`check_pmf`).
+    name : str, default "p"
+        The argument named in the errors.
+
+    Returns
+    -------
+    ndarray
+        The probabilities: float64, or the dtype numpy gives the values (float32 for float32
+        scalars), so that :func:`pmf_sum_atol` applies the tolerance of their precision.
+
+    Raises
+    ------
+    PIDTypeError
+        A key that is not a tuple, a probability that is not a real number, or labels at one
+        key position that do not sort together.
+    PIDValueError
+        No outcomes, keys of different lengths, a missing label (None, NaN), a negative or
+        non-finite probability (the message names the outcome), or integer labels so large
+        that the table would exceed :data:`MAX_TABLE_CELLS`.
+
+    Examples
+    --------
+    >>> pmf_from_mapping({(0, 0, 0): 0.25, (0, 0, 1): 0.25, (0, 1, 0): 0.25, (1, 1, 1): 0.25})[1]
+    array([[0.  , 0.  ],
+           [0.  , 0.25]])
+    >>> pmf_from_mapping({("no", "up"): 0.5, ("yes", "down"): 0.5})
+    array([[0. , 0.5],
+           [0.5, 0. ]])
+    """
+    if not p:
+        raise fail(name, "is an empty mapping: it holds no outcomes",
+                   "Give each outcome's probability, e.g. {(0, 0, 0): 0.25, ...}")
+    outcomes, values = [], []
+    for key, value in p.items():
+        if not isinstance(key, tuple):
+            fix = "Key each probability by a tuple with one label per variable, e.g. (0, 1, 1)"
+            if isinstance(key, str):
+                fix += (f"; for dit-style strings such as '011' convert the keys: "
+                        f"{{tuple(k): v for k, v in {name}.items()}}")
+            raise fail(name, f"has key {_short(key, 40)}, which is not a tuple of labels", fix,
+                       kind=PIDTypeError)
+        fix = "Give every outcome one label per variable, in the same order"
+        if not key:
+            raise fail(name, "has the key (), which holds no variable", fix)
+        if outcomes and len(key) != len(outcomes[0]):
+            raise fail(name, f"has keys of different lengths: {_short(outcomes[0], 40)} has "
+                       f"{len(outcomes[0])} labels, {_short(key, 40)} has {len(key)}", fix)
+        missing = [k for k, label in enumerate(key) if _is_missing(label)]
+        if missing:
+            raise fail(name, f"outcome {_short(key, 40)} holds a missing label (None or NaN) "
+                       f"at key position {missing[0]}",
+                       "Give every variable a value in every outcome")
+        outcomes.append(key)
+        values.append(_probability(value, key, name))
+    columns = [_position_codes([o[k] for o in outcomes], name, k)
+               for k in range(len(outcomes[0]))]
+    shape = tuple(size for _, size in columns)
+    check_table_size(shape, [f"{name} (key position {k})" for k in range(len(shape))],
+                     fix="Integer labels index their axis directly (as in pidkit.joint_pmf): "
+                         "relabel that position 0, 1, ..., k-1, or use string labels")
+    given = np.asarray(values)
+    arr = np.zeros(shape, dtype=given.dtype)
+    arr[tuple(np.array([codes for codes, _ in columns]))] = given
+    return arr
+
+
 def _numeric_array(p: Any, name: str, what: str = "probabilities") -> np.ndarray:
     """``p`` as a numeric (bool, integer or real) numpy array of its own dtype; ``what`` its
     entries are, for the messages."""
@@ -379,9 +510,9 @@ def check_pmf(p: Any, name: str = "p", *, normalize: bool = False, min_axes: int
 
     Parameters
     ----------
-    p : array_like or torch tensor
+    p : array_like, torch tensor or mapping
         Non-negative probabilities, one axis per variable (a tensor is detached and copied to the
-        host).
+        host), or a mapping ``{outcome tuple: probability}`` (:func:`pmf_from_mapping`).
     name : str
         Argument name used in error messages.
     normalize : bool
@@ -397,6 +528,8 @@ def check_pmf(p: Any, name: str = "p", *, normalize: bool = False, min_axes: int
         ``normalize`` argument (default: pass ``normalize=True``).
     """
     normalize = check_flag(normalize, "normalize", "Pass normalize=True to rescale p")
+    if isinstance(p, Mapping):
+        p = pmf_from_mapping(p, name)
     given = _numeric_array(p, name)
     if atol is None:
         atol = pmf_sum_atol(given.dtype)
@@ -420,8 +553,10 @@ def check_pmf(p: Any, name: str = "p", *, normalize: bool = False, min_axes: int
         raise fail(name, "is all zeros", "At least one outcome needs positive probability")
     if abs(total - 1.0) > atol:
         if not normalize:
-            raise fail(name, f"sums to {total:.12g}, not 1 (tolerance {atol:g})",
-                       sum_fix or "Pass normalize=True to divide by the total, or fix the pmf")
+            fix = sum_fix or "Pass normalize=True to divide by the total, or fix the pmf"
+            if abs(total - 100.0) <= 100.0 * atol:
+                fix = f"It looks like percentages: divide {name} by 100. {fix}"
+            raise fail(name, f"sums to {total:.12g}, not 1 (tolerance {atol:g})", fix)
     return arr / total
 
 

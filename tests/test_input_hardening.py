@@ -347,8 +347,7 @@ def test_bool_covariance_is_refused():
     assert "bool" in _typed(info, PIDTypeError, "cov")
 
 
-@pytest.mark.parametrize(("p", "what"), [(None, "not None"), ({}, "not a dict"),
-                                         ({0.5, 0.25}, "not a set")])
+@pytest.mark.parametrize(("p", "what"), [(None, "not None"), ({0.5, 0.25}, "not a set")])
 def test_pmf_of_the_wrong_kind_says_what_was_passed(p, what):
     with pytest.raises(PIDTypeError) as info:
         pidkit.pid(p)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -35,6 +36,7 @@ from ...validation import (
     check_pmf,
     check_target_sources,
     fail,
+    pmf_from_mapping,
     pmf_sum_atol,
 )
 from .._certified import check_solver_options
@@ -228,8 +230,10 @@ def broja(p: Any, *, base: float = 2, tol: float = DEFAULT_TOL,
 
     Parameters
     ----------
-    p : numpy.ndarray or torch.Tensor
-        Joint pmf, target on the first axis (after the batch axis when ``batch=True``). torch
+    p : numpy.ndarray, torch.Tensor or mapping
+        Joint pmf, target on the first axis (after the batch axis when ``batch=True``), or one
+        pmf as a mapping ``{(y, x0, x1): probability}`` (as BROJA_2PID takes it; key positions
+        are the axes, :func:`~pidkit.validation.pmf_from_mapping`). torch
         tensors may live on any device; the solver runs in float64 on that device and the
         atoms come back in ``p``'s dtype. Gradients flow to ``p`` when it requires grad.
     base : float, default 2
@@ -321,6 +325,8 @@ def broja(p: Any, *, base: float = 2, tol: float = DEFAULT_TOL,
     normalize = check_flag(normalize, "normalize", "Pass normalize=True to rescale p")
     base = check_base(base)
     tol, max_iter = check_solver_options(tol, max_iter)
+    if isinstance(p, Mapping):
+        p = pmf_from_mapping(p, "p")
     xp = get_namespace(p)
     if iterations is not None:
         iterations = check_int(iterations, "iterations", 1)
