@@ -384,8 +384,10 @@ def feature_shapes(model: nn.Module, x: torch.Tensor, layers: Sequence[str], *,
 
 
 _BATCH_FIRST_FIX = ("Hook modules whose output is (N, C) or (N, C, *spatial) with the batch "
-                    "first; a module that folds the batch into another axis (e.g. tokens "
-                    "flattened to (N*L, C)) or reduces over it cannot be distilled")
+                    "first (build nn.LSTM, nn.GRU, nn.MultiheadAttention and nn.Transformer* "
+                    "layers with batch_first=True: otherwise they output (L, N, C)); a module "
+                    "that folds the batch into another axis (e.g. tokens flattened to (N*L, C)) "
+                    "or reduces over it cannot be distilled or audited")
 
 
 def check_layer_pairs(teacher_shapes: Sequence[Sequence[int]],

@@ -162,3 +162,68 @@ def test_class_names_as_labels_get_a_fix_that_maps_them_to_indices(labels):
         pd.audit_features(labels, features, features, ci=None)
     _, codes = np.unique(labels, return_inverse=True)
     assert codes.tolist() == [0, 1, 2] * 20
+
+
+class _Attention(nn.Module):
+    """Self-attention over 4 steps; ``batch_first=False`` makes ``att`` output (L, N, C)."""
+
+    def __init__(self, dim, batch_first):
+        super().__init__()
+        self.inp = nn.Linear(2, dim)
+        self.att = nn.MultiheadAttention(dim, 2, batch_first=batch_first)
+        self.drop = nn.Dropout(0.5)
+        self.fc = nn.Linear(dim, 3)
+
+    def forward(self, x):
+        h = self.inp(x.view(len(x), 4, 2))
+        if not self.att.batch_first:
+            h = h.transpose(0, 1)
+        out, _ = self.att(h, h, h)
+        if not self.att.batch_first:
+            out = out.transpose(0, 1)
+        return self.fc(self.drop(out.mean(1)))
+
+
+def test_an_audit_of_a_layer_without_the_batch_first_names_the_layer():
+    # an IndexError from deep inside the discretisation (40 labels, 4 feature rows)
+    x, y = _sequences(40)
+    torch.manual_seed(0)
+    teacher, student = _Attention(8, False), _Attention(4, False)
+    with pytest.raises(PIDValueError, match=r"layers: pair 0 \('att', 'att'\): teacher feature "
+                       r"shape \(4, 40, 8\) and student feature shape \(4, 40, 4\) do not both "
+                       r"start with the batch size 40 .*batch_first=True"):
+        pd.audit(teacher, student, (x, y), [("att", "att")], ci=None, n_perm=0)
+
+
+def test_an_audit_callback_layer_it_cannot_read_stops_the_run_before_training():
+    # the trainer trained epoch 0, then the first audit failed (an IndexError)
+    x, y = _sequences()
+    torch.manual_seed(0)
+    teacher, student = _Attention(8, False), _Attention(4, False)
+    before = [p.clone() for p in student.parameters()]
+    callback = pd.AuditCallback((x, y), layers=[("att", "att")], ci=None, n_perm=0)
+    with pytest.raises(PIDValueError, match=r"layers: pair 0 \('att', 'att'\).*batch_first"):
+        pd.distill(teacher, student, (x, y), method="kd", epochs=1, batch_size=4,
+                   progress=False, callbacks=[callback])
+    assert all(torch.equal(a, b) for a, b in zip(before, student.parameters(), strict=True))
+
+
+def test_the_audit_callback_probe_leaves_training_as_it_was():
+    from torch.utils.data import DataLoader, TensorDataset
+
+    x, y = _sequences(16)
+    torch.manual_seed(0)
+    teacher = _Attention(8, True)
+    runs = []
+    for callbacks in ([], [pd.AuditCallback(
+            DataLoader(TensorDataset(x, y), batch_size=8, shuffle=True,
+                       generator=torch.Generator().manual_seed(3)),
+            layers=[("att[0]", "inp")], ci=None, n_perm=0)]):
+        torch.manual_seed(1)
+        student = _Attention(4, True)                # dropout draws from the global RNG
+        result = pd.distill(teacher, student, (x, y), method="kd", epochs=2, batch_size=4,
+                            progress=False, callbacks=callbacks)
+        runs.append((student, result))
+    for a, b in zip(runs[0][0].parameters(), runs[1][0].parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert runs[1][1].history[-1]["audit_redundancy"] >= 0

@@ -38,14 +38,14 @@ from pathlib import Path
 from typing import Any
 
 from torch.optim.lr_scheduler import ReduceLROnPlateau
-from torch.utils.data import TensorDataset
+from torch.utils.data import DataLoader, TensorDataset
 
 from pidkit.errors import PIDTypeError
 from pidkit.validation import check_flag, check_int, fail
 
 from .curves import AuditHistory
 from .report import check_pairs
-from .run import AuditOptions, audit
+from .run import AuditOptions, _global_rng_kept, audit
 
 __all__ = ["AuditCallback", "CALLBACK_N_PERM", "CALLBACK_N_BOOT"]
 
@@ -158,12 +158,16 @@ class AuditCallback:
         -1) in data whose labels are held in memory (a ``(inputs, labels)`` pair or a
         ``TensorDataset``; other data sets are checked as the audit reads them), and, when
         the audited pairs are known (``layers``, or the pairs the trainer distils), layer paths
-        that are not modules of the models and a ``pair`` that is none of them."""
+        that are not modules of the models and a ``pair`` that is none of them; pairs of its
+        own (``layers``) are read once on the first batch of the data, as the audit reads
+        them, so that an output it cannot audit (an item of a tuple that is not a tensor, a
+        feature without the batch on its first axis) stops the run now."""
         data = self.data if self.data is not None else trainer.val_data
         if data is None:
             raise fail("data", "is not given and the trainer has no val_data",
                        "Pass AuditCallback(data=...) or distill(..., val_data=...)")
         self._check_pairs(trainer)
+        self._probe_pairs(trainer, data)
         self._check_monitor(trainer)
         self._refuse_earlier_curves(trainer)
         self._continue_curves(trainer)
@@ -225,6 +229,30 @@ class AuditCallback:
         if isinstance(self.pair, str) and self.pair not in names:
             raise fail("pair", f"is not one of the audited pairs {names}", "Pass a position "
                        "(e.g. pair=0) or one of these names", self.pair)
+
+    def _probe_pairs(self, trainer, data: Any) -> None:
+        """Read the first batch of ``data`` through both models as the first audit will
+        (:func:`~pidkit_distill.audits.stream.model_batches`: eval mode, no gradient, the
+        global RNGs and a ``DataLoader``'s generators put back), when the callback audits
+        ``layers`` of its own (the trainer has read the pairs it distils already)."""
+        teacher = getattr(trainer, "teacher", None)
+        if not self.layers or teacher is None:
+            return
+        from ..batches import BatchFormat, as_loader, peek_batch
+        from .stream import model_batches
+
+        config = trainer.config
+        fmt = BatchFormat(getattr(config, "input_key", None), getattr(config, "label_key", None))
+        size = self.audit_options.get("batch_size", inspect.signature(audit).parameters[
+            "batch_size"].default)
+        with _global_rng_kept(trainer.device):
+            loader = as_loader(data, size, "data", fmt)
+            first = (peek_batch(loader, "data") if isinstance(loader, DataLoader)
+                     else next(iter(loader), None))
+            if first is not None:
+                stream = model_batches(teacher, trainer.student, check_pairs(self.layers),
+                                       trainer.device, batch_format=fmt)
+                next(stream([first]))
 
     def _curves_path(self, trainer) -> Path:
         """Where the curves of this run's method are written (``out_dir`` is set)."""

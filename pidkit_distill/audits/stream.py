@@ -243,13 +243,15 @@ def model_batches(teacher, student, pairs: Sequence[tuple[str, str]], device,
     (:class:`~pidkit_distill.batches.BatchFormat`: tuples by position, mappings by key);
     inputs may be a tensor or a tuple/list/mapping of tensors (moved to ``device`` as by the
     trainer, all of them hashed into the sample keys). Non-finite features are refused with the
-    sample's position in the order the loader yields them. Floating-point inputs must have the
+    sample's position in the order the loader yields them, and so are features without the
+    batch on their first axis (:func:`~pidkit_distill.features.check_feature_batch`: a sequence
+    module built with ``batch_first=False``). Floating-point inputs must have the
     student's dtype (:func:`~pidkit_distill.batches.check_input_dtypes`); a teacher in another
     precision gets them cast to its own, as in training."""
     import torch
 
     from ..batches import BatchFormat, check_input_dtypes, first_forward, to_device
-    from ..features import FeatureHooks, eval_mode
+    from ..features import FeatureHooks, check_feature_batch, eval_mode
     from ..models import module_dtype
 
     fmt = batch_format if batch_format is not None else BatchFormat()
@@ -274,6 +276,8 @@ def model_batches(teacher, student, pairs: Sequence[tuple[str, str]], device,
                     first_forward(student, xd, "student", which)
                 t_feats = dict(zip(t_layers, th.collect(), strict=True))
                 s_feats = dict(zip(s_layers, sh.collect(), strict=True))
+                check_feature_batch(torch.as_tensor(labels), [t_feats[t] for t, _ in pairs],
+                                    [s_feats[s] for _, s in pairs], pairs)
                 teacher_rows = [_flat(t_feats[t], f"teacher layer {t!r}") for t, _ in pairs]
                 student_rows = [_flat(s_feats[s], f"student layer {s!r}") for _, s in pairs]
                 for (t, s), tr, sr in zip(pairs, teacher_rows, student_rows, strict=True):
