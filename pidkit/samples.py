@@ -28,6 +28,7 @@ from .validation import (
     host_numpy,
     reject_dit,
     reject_masked,
+    reject_meta,
 )
 
 __all__ = ["joint_pmf"]
@@ -42,6 +43,7 @@ def _check_column(column: Any, name: str) -> np.ndarray:
                    kind=PIDTypeError)
     reject_masked(column, name)
     reject_dit(column, name)
+    reject_meta(column, name)
     try:
         # torch: a detached host copy (bfloat16 widened to float32), whatever requires_grad
         arr = host_numpy(column) if hasattr(column, "detach") else np.asarray(column)
@@ -60,10 +62,10 @@ def _check_column(column: Any, name: str) -> np.ndarray:
         return sorted_labels(arr, name)[1]
     if arr.dtype.kind == "f" and np.isnan(arr).any():
         raise fail(name, "contains NaN", "Drop or impute missing samples before counting")
-    if arr.dtype.kind == "f" and not hasattr(column, "detach"):
-        # whole-number floats are codes, as pid_from_samples and JointCounts read them (kept
-        # as floats until the range checks below, so 1e20 is a table-size error, not a
-        # wrapped int); a float tensor stays refused, as JointCounts refuses it
+    if arr.dtype.kind == "f":
+        # whole-number floats (numpy or torch) are codes, as pid_from_samples and JointCounts
+        # read them (kept as floats until the range checks below, so 1e20 is a table-size
+        # error, not a wrapped int)
         arr = as_labels(arr, name, _CODE_FIX, kind=PIDTypeError)
     elif arr.dtype.kind not in "iub":
         raise fail(name, f"must hold integer codes, got dtype {arr.dtype}",
@@ -85,9 +87,9 @@ def joint_pmf(*columns: Any) -> np.ndarray:
     ----------
     *columns : array_like, each shape (n_samples,)
         Non-negative integer codes of each variable (whole-number floats such as ``1.0`` count
-        as codes, as :func:`~pidkit.estimate.pid_from_samples` reads them; a float tensor is
-        refused), or labels of any kind (strings, a pandas string or categorical column),
-        sample ``t`` at position ``t`` of every column.
+        as codes, numpy arrays and torch tensors alike, as
+        :func:`~pidkit.estimate.pid_from_samples` reads them), or labels of any kind (strings,
+        a pandas string or categorical column), sample ``t`` at position ``t`` of every column.
 
     Returns
     -------

@@ -69,6 +69,7 @@ __all__ = [
     "pmf_sum_atol",
     "reject_dit",
     "reject_masked",
+    "reject_meta",
 ]
 
 #: Least tolerance on ``|sum(p) - 1|`` below which a pmf counts as normalised (float64 pmfs).
@@ -403,6 +404,30 @@ def pmf_from_mapping(p: Mapping, name: str = "p") -> np.ndarray:
     return arr
 
 
+def reject_meta(x: Any, name: str) -> None:
+    """Refuse a torch tensor on the meta device where values are read: it has a shape and a
+    dtype but no data (torch's own error at the first read names neither the argument nor a
+    fix).
+
+    Raises
+    ------
+    PIDTypeError
+        ``x`` is a meta tensor.
+
+    Examples
+    --------
+    >>> import torch                                                # doctest: +SKIP
+    >>> reject_meta(torch.empty(2, device="meta"), "p")             # doctest: +SKIP
+    Traceback (most recent call last):
+    ...
+    pidkit.errors.PIDTypeError: p: is a torch tensor on the meta device, which holds no values...
+    """
+    if is_torch(x) and getattr(x, "is_meta", False):
+        raise fail(name, "is a torch tensor on the meta device, which holds no values",
+                   "Pass a tensor with data: materialise it on a real device first (e.g. "
+                   "module.to_empty(device='cpu'), then load the weights)", kind=PIDTypeError)
+
+
 def _numeric_array(p: Any, name: str, what: str = "probabilities") -> np.ndarray:
     """``p`` as a numeric (bool, integer or real) numpy array of its own dtype; ``what`` its
     entries are, for the messages."""
@@ -414,6 +439,7 @@ def _numeric_array(p: Any, name: str, what: str = "probabilities") -> np.ndarray
     if isinstance(p, np.ndarray):
         arr = p
     elif is_torch(p):
+        reject_meta(p, name)
         if p.dtype.is_complex:
             raise fail(name, f"must hold real numbers, not dtype {p.dtype}",
                        "Pass a real-valued tensor", kind=PIDTypeError)
@@ -450,6 +476,7 @@ def as_host_array(x: Any, name: str, *, must: str, fix: str, ragged_fix: str) ->
         raise fail(name, f"must be {must}" + (", not None" if x is None else ""), fix, x,
                    kind=PIDTypeError)
     if is_torch(x):
+        reject_meta(x, name)
         return host_numpy(x)
     reject_masked(x, name)
     reject_dit(x, name)
@@ -768,6 +795,7 @@ def check_samples(x: Any, name: str, *, keep_torch: bool = True, allow_empty: bo
     dtype('float32')
     """
     if is_torch(x):
+        reject_meta(x, name)
         if x.dtype.is_complex:
             raise fail(name, f"must hold real numbers, not dtype {x.dtype}",
                        "Pass a real-valued numpy array or torch tensor", kind=PIDTypeError)

@@ -472,14 +472,17 @@ def test_joint_counts_still_refuse_floats_that_are_not_codes(column, kind, name,
         _raises(PIDValueError, "target", pid_from_samples, np.resize(column, N), A, B, **QUICK)
 
 
-def test_joint_counts_name_the_float_source_and_refuse_float_tensors():
+def test_joint_counts_name_the_float_source_and_read_float_tensors_as_codes():
     torch = pytest.importorskip("torch")
     msg = _raises(PIDTypeError, "sources[1]", JointCounts().update, [0, 1], [0, 1],
                   np.array([0.0, 0.25]))
     assert "integer codes" in msg
-    msg = _raises(PIDTypeError, "target", JointCounts().update, torch.tensor([0.0, 1.0]),
-                  torch.tensor([0, 1]))
-    assert "codes.long()" in msg
+    # a float tensor of whole numbers is codes, as for numpy floats and pid_from_samples
+    floats = JointCounts().update(torch.tensor([0.0, 1.0]), torch.tensor([0, 1]))
+    np.testing.assert_array_equal(floats.counts, [[1, 0], [0, 1]])
+    msg = _raises(PIDTypeError, "sources[0]", JointCounts().update, torch.tensor([0, 1]),
+                  torch.tensor([0.0, 0.25]))
+    assert "integer codes" in msg
 
 
 def test_gaussian_moments_with_a_constant_variable_name_it():

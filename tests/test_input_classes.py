@@ -98,18 +98,23 @@ def test_low_precision_gaussian_samples(dtype):
 
 @pytest.mark.parametrize("dtype", LOW_PRECISION)
 def test_low_precision_codes_in_streaming_counts(dtype):
-    """JointCounts keeps counts on the device and takes integer dtypes only: a float tensor of
-    codes is refused by name (converting would need a host sync to check the values)."""
-    codes = torch.tensor([0, 1, 1], dtype=dtype)
-    message = _raises(PIDTypeError, "target", JointCounts().update, codes, codes)
-    assert str(dtype) in message
+    """A float tensor of whole numbers is codes for JointCounts (checked on the device, in the
+    batch's one host read), as for pid_from_samples; a fractional one is refused by name."""
+    codes = torch.tensor([0, 1, 1, 2], dtype=dtype)
+    other = torch.tensor([1, 1, 0, 0])
+    np.testing.assert_array_equal(JointCounts().update(codes, other).counts,
+                                  JointCounts().update(codes.long(), other).counts)
+    message = _raises(PIDTypeError, "target", JointCounts().update, codes / 4, other)
+    assert "non-integer" in message
 
 
 @pytest.mark.parametrize("dtype", [
     torch.bfloat16, torch.float16])
 def test_low_precision_codes_in_joint_pmf(dtype):
-    _raises(PIDTypeError, "columns[0]", pidkit.joint_pmf, torch.tensor([0, 1], dtype=dtype),
-            torch.tensor([0, 1]))
+    codes = torch.tensor([0, 1, 1, 2], dtype=dtype)
+    np.testing.assert_array_equal(pidkit.joint_pmf(codes, torch.tensor([0, 1, 0, 1])),
+                                  pidkit.joint_pmf([0, 1, 1, 2], [0, 1, 0, 1]))
+    _raises(PIDTypeError, "columns[0]", pidkit.joint_pmf, codes / 4, torch.tensor([0, 1, 0, 1]))
 
 
 # --- 2. tensors that require grad ----------------------------------------------------------------
@@ -127,7 +132,8 @@ def test_tensors_requiring_grad_are_read_detached():
 
 def test_joint_pmf_of_a_tensor_requiring_grad():
     codes = torch.tensor([0.0, 1.0, 1.0], requires_grad=True)
-    _raises(PIDTypeError, "columns[0]", pidkit.joint_pmf, codes, codes)
+    np.testing.assert_array_equal(pidkit.joint_pmf(codes, codes),
+                                  pidkit.joint_pmf([0, 1, 1], [0, 1, 1]))
 
 
 # --- 3. seeds ------------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from ..validation import (
     check_int,
     check_options,
     fail,
+    reject_meta,
 )
 from ._checks import as_labels, check_lengths, refuse_labels, rows, samples_or_labels
 from .codes import encode
@@ -340,6 +341,7 @@ def _host(v: Any, name: str) -> Any:
         return v
     import torch
 
+    reject_meta(v, name)
     if v.dtype.is_complex:
         raise fail(name, f"must hold real numbers, not dtype {v.dtype}",
                    "Pass a real-valued tensor", kind=PIDTypeError)

@@ -135,9 +135,10 @@ class JointCounts:
         lists of floats) are accepted when every value is a whole number (``[0., 1.]``), by
         the rule :func:`~pidkit.estimate.pid_from_samples` applies
         (:func:`pidkit.estimate._checks.as_labels`); a non-integer float is a
-        :class:`~pidkit.errors.PIDTypeError` naming the column. Torch tensors, counted on
-        their device, must have an integer dtype: checking a float tensor's values would need
-        a host synchronisation, so it is refused (pass ``codes.long()``).
+        :class:`~pidkit.errors.PIDTypeError` naming the column. Torch tensors are counted on
+        their device; float tensors of whole numbers are codes too, checked there: the ranges
+        of every column and the checks of the float ones come back in one host read per
+        batch, as the ranges of integer tensors alone do.
 
         A column of strings or other objects (a pandas string or categorical column) holds
         labels: the labels new to the variable take its next rows, in sorted order
@@ -176,13 +177,12 @@ class JointCounts:
                 cols[i] = c = as_labels(c, name, "Pass integer codes: m" + fix[1:],
                                         kind=PIDTypeError)
             kind = str(c.dtype) if use_torch else c.dtype.kind
-            # numpy floats reaching here are whole numbers (or empty)
-            integer = (("int" in kind or kind == "torch.bool") if use_torch
-                       else kind in "biufOUS")
+            # numpy floats reaching here are whole numbers (or empty); float tensors are
+            # checked on the device with the ranges (_tensor_codes)
+            integer = (("int" in kind or kind == "torch.bool" or c.is_floating_point())
+                       if use_torch else kind in "biufOUS")
             if not integer:
-                raise fail(name, f"must hold integer codes, not dtype {c.dtype}",
-                           fix + (" (a float tensor's values are not checked on the device: "
-                                  "pass codes.long())" if use_torch else ""),
+                raise fail(name, f"must hold integer codes, not dtype {c.dtype}", fix,
                            kind=PIDTypeError)
             if c.ndim != 1:
                 raise fail(name, f"must be one code per sample, shape (batch,), not "
@@ -195,9 +195,12 @@ class JointCounts:
         if lengths.pop() == 0:
             return self
         cols, labels = self._indexed(cols, names)
-        # ranges as Python integers, before any cast: uint64 codes above 2**63 must not wrap
-        lows = [int(c.min()) for c in cols]
-        highs = [int(c.max()) + 1 for c in cols]
+        if use_torch:
+            cols, lows, highs = _tensor_codes(cols, names, "Pass integer codes: m" + fix[1:])
+        else:
+            # ranges as Python integers, before any cast: uint64 codes above 2**63 must not wrap
+            lows = [int(c.min()) for c in cols]
+            highs = [int(c.max()) + 1 for c in cols]
         if min(lows) < 0:
             raise fail(names[int(np.argmin(lows))], "holds negative codes",
                        "Codes must be 0, 1, ..., k-1", min(lows))
@@ -384,6 +387,43 @@ class JointCounts:
 
     def __repr__(self) -> str:
         return f"JointCounts(shape={self.shape}, n_samples={self.n_samples})"
+
+
+def _tensor_codes(cols: list[Any], names: list[str], fix: str
+                  ) -> tuple[list[Any], list[int], list[int]]:
+    """Torch columns (non-empty) as int64 codes on their device, with the least code and one
+    past the largest of each, read in one host read for the whole batch. A float column's
+    whole numbers are codes (as :func:`~pidkit.estimate.pid_from_samples` reads them); NaN or
+    infinite values, values with a fractional part, and values too large for any table are
+    errors naming the column (``fix``: the advice for non-integer values)."""
+    import torch
+
+    out, stats = [], []
+    for c in cols:
+        flags = torch.zeros(3, dtype=torch.int64, device=c.device)
+        if c.is_floating_point():
+            f = c if c.dtype in (torch.float32, torch.float64) else c.float()   # float8, ...
+            finite = torch.isfinite(f)
+            whole = finite & (f == torch.round(f))
+            big = whole & (f.abs() >= 2.0**62)          # beyond any table; .long() would wrap
+            flags = torch.stack([(~finite).any(), (finite & ~whole).any(), big.any()]).long()
+            c = torch.where(whole & ~big, f, torch.zeros((), dtype=f.dtype, device=f.device))
+        c = c.long()
+        out.append(c)
+        stats.append(torch.cat([torch.stack([c.min(), c.max()]), flags]))
+    values = torch.stack(stats).tolist()                    # the one host read
+    for (_, _, nonfinite, fraction, big), name in zip(values, names, strict=True):
+        if nonfinite:
+            raise fail(name, "contains NaN or infinite values",
+                       "Drop or impute those samples before counting")
+        if fraction:
+            raise fail(name, "holds non-integer values but must be integer codes", fix,
+                       kind=PIDTypeError)
+        if big:
+            raise fail(name, f"holds codes of 2**62 or more, so the joint table would have more "
+                       f"than {MAX_TABLE_CELLS:,} cells", "Re-code each variable to "
+                       "consecutive codes 0..k-1 with pidkit.estimate.encode")
+    return out, [v[0] for v in values], [v[1] + 1 for v in values]
 
 
 def _variable(axis: int) -> str:

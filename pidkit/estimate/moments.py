@@ -76,7 +76,14 @@ import numpy as np
 
 from .._backend import get_namespace, is_torch
 from ..errors import PIDTypeError, caller_stacklevel
-from ..validation import as_float_array, check_aligned, check_flag, check_int, fail
+from ..validation import (
+    as_float_array,
+    check_aligned,
+    check_flag,
+    check_int,
+    fail,
+    reject_meta,
+)
 from ._checks import refuse_labels, to_numpy
 from ._distributed import agree, all_reduce_sum, comm_device, distributed
 from .gaussian_route import class_counts, gaussian_from_covariance, label_entropy, times_pow2
@@ -186,6 +193,7 @@ class GaussianMoments:
             if not use_torch:
                 refuse_labels(b, name, _LABELS_FIX[min(i, 1)])
                 b = to_numpy(b, name)
+            reject_meta(b, name)
             if b.dtype.is_complex if use_torch else b.dtype.kind not in "biuf":
                 raise fail(name, f"must hold real numbers, not {b.dtype}",
                            "Pass a real-valued array", kind=PIDTypeError)

@@ -54,7 +54,7 @@ from scipy.linalg import lapack
 
 from .._backend import get_namespace, is_torch
 from ..errors import PIDTypeError, RegularizationWarning, caller_stacklevel
-from ..validation import as_host_array, fail
+from ..validation import as_host_array, fail, reject_meta
 from ._channels import permutation
 
 __all__ = ["CONSTANT_VARIANCE", "EXACT_RTOL", "NEAR_RTOL", "PSD_RTOL", "SYMMETRY_RTOL",
@@ -111,6 +111,7 @@ def as_batch(cov: Any, dims: Any) -> tuple[Any, Any, tuple[int, ...], tuple[int,
     of the input's dtype (0 for integers).
     """
     xp = get_namespace(cov)
+    reject_meta(cov, "cov")
     # the dtype policy of the public boundary, per input type: numpy array-likes may hold
     # integers (exact); booleans are no covariance (True/False are not variances), nor is a
     # masked array (its mask would be dropped); a torch tensor must be floating point

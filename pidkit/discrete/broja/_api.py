@@ -38,6 +38,7 @@ from ...validation import (
     fail,
     pmf_from_mapping,
     pmf_sum_atol,
+    reject_meta,
 )
 from .._certified import check_solver_options
 from ..registry import register_measure
@@ -158,6 +159,7 @@ def _check_tensor_pmf(p: Any, batch: bool, normalize: bool, xp: Backend, ndim: i
     ``|sum(p) - 1|``, by default :func:`~pidkit.validation.pmf_sum_atol` of ``p``'s dtype (pass
     the one of the dtype ``p`` was given in when it was converted already)."""
     lead = _check_layout(p, batch, xp, ndim)
+    reject_meta(p, "p")
     if not xp.all(p == p) or not xp.all(xp.maximum(p, 0.0) < math.inf):
         raise fail("p", "contains NaN or infinite probabilities",
                    "Remove or replace the non-finite entries")

@@ -1,0 +1,84 @@
+"""Inputs users pass to the core API that broke or were read inconsistently (a third sweep,
+after test_adversarial_inputs.py and test_core_user_bugs.py): each case compares against the
+array route or a closed form, or checks the typed error names the argument."""
+
+import numpy as np
+import pytest
+
+import pidkit
+from pidkit.errors import PIDTypeError
+from pidkit.estimate import GaussianMoments, JointCounts, pid_from_samples
+
+torch = pytest.importorskip("torch")
+
+Y = np.array([0, 1, 1, 0, 2, 1, 0, 2] * 5)
+A = np.array([0, 1, 0, 1, 1, 1, 0, 0] * 5)
+B = np.array([1, 1, 0, 0, 2, 2, 0, 1] * 5)
+QUICK = {"estimator": "plugin", "measure": "mmi", "ci": None, "n_perm": 0}
+
+
+# --- float tensors of whole numbers: codes for every count route ------------------------------
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.float16, torch.bfloat16])
+def test_float_tensor_codes_count_as_their_integers_everywhere(dtype):
+    y, a, b = (torch.tensor(v, dtype=dtype) for v in (Y, A, B))
+    np.testing.assert_array_equal(pidkit.joint_pmf(y, a, b), pidkit.joint_pmf(Y, A, B))
+    expected = np.zeros((3, 2, 3), dtype=np.int64)
+    np.add.at(expected, (Y, A, B), 1)
+    np.testing.assert_array_equal(JointCounts().update(y, a, b).counts, expected)
+    assert (pid_from_samples(y, a, b, **QUICK).atoms
+            == pid_from_samples(Y, A, B, **QUICK).atoms)
+
+
+def test_float_tensor_codes_merge_with_integer_batches():
+    counts = JointCounts().update(torch.tensor(Y[:20], dtype=torch.float32),
+                                  torch.tensor(A[:20]), torch.tensor(B[:20], dtype=torch.float64))
+    counts.update(torch.tensor(Y[20:]), torch.tensor(A[20:], dtype=torch.float16),
+                  torch.tensor(B[20:]))
+    np.testing.assert_array_equal(counts.counts, JointCounts().update(Y, A, B).counts)
+
+
+@pytest.mark.parametrize(("bad", "kind", "words"), [
+    ([0.5, 1.0], PIDTypeError, "non-integer"),
+    ([float("nan"), 1.0], pidkit.PIDValueError, "NaN"),
+    ([float("inf"), 1.0], pidkit.PIDValueError, "NaN or infinite"),
+    ([1e20, 0.0], pidkit.PIDValueError, "cells"),
+    ([-1.0, 0.0], pidkit.PIDValueError, "negative"),
+])
+def test_float_tensors_that_are_not_codes_are_refused_by_name(bad, kind, words):
+    other = torch.tensor([0, 1])
+    for call, name in ((JointCounts().update, "sources[0]"), (pidkit.joint_pmf, "columns[1]")):
+        with pytest.raises(kind, match=rf"^{name.replace('[', '.').replace(']', '.')}: ") as info:
+            call(other, torch.tensor(bad))
+        assert words in str(info.value)
+
+
+# --- meta tensors: no values to read ------------------------------------------------------------
+META = "is a torch tensor on the meta device, which holds no values"
+
+
+@pytest.mark.parametrize(("call", "name"), [
+    (lambda m: pidkit.pid(m), "p"),
+    (lambda m: pidkit.broja(m), "p"),
+    (lambda m: pidkit.information.entropy(m), "p"),
+    (lambda m: pidkit.to_dit(m), "p"),
+    (lambda m: pidkit.gaussian_pid(torch.empty(3, 3, device="meta"), (1, 1, 1)), "cov"),
+    (lambda m: pidkit.joint_pmf(m.reshape(-1).long(), m.reshape(-1).long()), "columns[0]"),
+    (lambda m: JointCounts().update(m.reshape(-1).long(), m.reshape(-1).long()), "target"),
+    (lambda m: pid_from_samples(m.reshape(-1).long(), m.reshape(-1), m.reshape(-1), **QUICK),
+     "target"),
+    (lambda m: pidkit.gaussian_pid_from_samples(m.reshape(-1), m.reshape(-1), m.reshape(-1)),
+     "m"),
+    (lambda m: GaussianMoments().update(m.reshape(-1), m.reshape(-1), m.reshape(-1)), "target"),
+    (lambda m: pidkit.estimate.encode(m.reshape(-1).long()), "labels"),
+])
+def test_meta_tensors_are_refused_by_name(call, name):
+    meta = torch.empty(2, 2, 2, device="meta")
+    with pytest.raises(PIDTypeError, match=rf"^{name.replace('[', '.').replace(']', '.')}: {META}"):
+        call(meta)
+
+
+def test_meta_tensor_in_fixed_iterations_mode_keeps_its_shapes():
+    """broja(iterations=N) reads nothing on the host: a meta tensor goes through (shape
+    inference), as any device does."""
+    r = pidkit.broja(torch.empty(3, 2, 2, 2, device="meta"), batch=True, iterations=2)
+    assert r.synergy.shape == (3,) and r.synergy.device.type == "meta"
