@@ -258,6 +258,7 @@ class FeatureHooks:
         self.name = name
         self.features: dict[str, torch.Tensor] = {}
         self._versions: dict[str, int | None] = {}     # version counters at capture
+        self._calls: dict[str, int] = {}    # calls per layer in the current forward pass
         self._handles: list = []
         targets = [(spec, *_parse(spec)) for spec in self.layers]
         modules = dict(model.named_modules()) if targets else {}
@@ -278,13 +279,20 @@ class FeatureHooks:
             value = _select(output, index, spec)
             self.features[spec] = value.detach() if self.detach else value
             self._versions[spec] = _version(value)
+            self._calls[spec] = self._calls.get(spec, 0) + 1
         return hook
+
+    def _new_pass(self, *_) -> None:
+        """A forward pre-hook on the model: a new forward pass counts its calls afresh."""
+        self._calls.clear()
 
     def __enter__(self) -> FeatureHooks:
         if self._handles:           # entered again while active: a second set would leak
             raise fail("FeatureHooks", "is already active (entered twice)", "Use one `with` "
                        "block per FeatureHooks object, or create another for a nested pass",
                        kind=PIDTypeError)
+        self._calls.clear()
+        self._handles.append(self.model.register_forward_pre_hook(self._new_pass))
         for spec, module, index in self._targets:
             self._handles.append(module.register_forward_hook(self._hook(spec, index)))
         return self
@@ -295,12 +303,33 @@ class FeatureHooks:
         self._handles.clear()
 
     def collect(self) -> list[torch.Tensor]:
-        """Features of the last forward pass, in the order of ``layers``."""
+        """Features of the last forward pass, in the order of ``layers``.
+
+        Raises
+        ------
+        PIDValueError
+            A layer did not run; a layer ran more than once in the forward pass (a module
+            applied twice, such as the one ``relu`` of a torchvision ResNet block, after
+            ``bn1`` and after the residual sum), whose features would be those of its last
+            call only; or its output was changed in place later in the pass.
+        """
         missing = [s for s in self.layers if s not in self.features]
         if missing:
             raise fail("layers", f"modules {missing} of {_describe(self.model, self.name)} did "
                        "not run in the forward pass",
                        "Hook modules that the model's forward actually calls")
+        repeated = {s: self._calls[s] for s in self.layers if self._calls.get(s, 0) > 1}
+        self._calls.clear()
+        if repeated:
+            runs = ", ".join(f"{s!r} {n} times" for s, n in repeated.items())
+            raise fail("layers", f"a hooked module of {_describe(self.model, self.name)} ran "
+                       f"more than once in one forward pass ({runs}): it is applied at several "
+                       "points of the network (e.g. the one `relu` of a torchvision ResNet "
+                       "block, after bn1 and after the residual sum), so its features would "
+                       "be those of its last call only", "Hook a module that runs once per "
+                       "forward pass: the enclosing block or a neighbouring layer (in a "
+                       "torchvision ResNet, 'layer1.0' or 'layer1.0.conv2', not "
+                       "'layer1.0.relu')")
         changed = [s for s in self.layers
                    if _version(self.features[s]) != self._versions[s]]
         if changed:

@@ -227,3 +227,80 @@ def test_the_audit_callback_probe_leaves_training_as_it_was():
     for a, b in zip(runs[0][0].parameters(), runs[1][0].parameters(), strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
     assert runs[1][1].history[-1]["audit_redundancy"] >= 0
+
+
+class _BasicBlock(nn.Module):
+    """torchvision's ResNet ``BasicBlock``: one in-place ``relu`` applied twice."""
+
+    def __init__(self, width):
+        super().__init__()
+        self.conv1 = nn.Conv2d(width, width, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(width, width, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(width)
+
+    def forward(self, x):
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        out += x
+        return self.relu(out)
+
+
+def _resnet(width):
+    net = nn.Sequential(nn.Conv2d(3, width, 3, padding=1), _BasicBlock(width),
+                        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, 3))
+    net.eval()
+    return net
+
+
+def test_a_module_applied_twice_in_a_forward_pass_is_refused_naming_it():
+    # '1.relu' silently gave the output of its second call, the block's output
+    torch.manual_seed(0)
+    net = _resnet(4)
+    x = torch.randn(2, 3, 5, 5)
+    with torch.no_grad(), FeatureHooks(net, ["1.relu", "1.conv2", "1"]) as hooks:
+        net(x)
+        with pytest.raises(PIDValueError, match=r"layers: a hooked module of the model "
+                           r"\(Sequential\) ran more than once in one forward pass \('1.relu' 2 "
+                           r"times\).*'layer1.0.conv2', not 'layer1.0.relu'"):
+            hooks.collect()
+    with torch.no_grad(), FeatureHooks(net, ["1.conv2", "1"]) as hooks:
+        for _ in range(2):                       # each forward pass counts afresh
+            net(x)
+            conv2, block = hooks.collect()
+        stem = net[0](x)
+        first = torch.relu(net[1].bn1(net[1].conv1(stem)))
+        torch.testing.assert_close(conv2, net[1].conv2(first))
+        torch.testing.assert_close(block, torch.relu(net[1].bn2(conv2) + stem))
+    x_train, y_train = torch.randn(8, 3, 5, 5), torch.arange(8) % 3
+    student = _resnet(2)
+    before = [p.clone() for p in student.parameters()]
+    with pytest.raises(PIDValueError, match=r"ran more than once.*'1.relu' 2 times"):
+        pd.distill(_resnet(4), student, (x_train, y_train), method="vid",
+                   layers=[("1.conv2", "1.relu")], epochs=1, batch_size=4, progress=False)
+    assert all(torch.equal(a, b) for a, b in zip(before, student.parameters(), strict=True))
+
+
+@pytest.mark.parametrize("reentrant", [False, True])
+def test_activation_checkpointing_is_not_taken_for_a_module_run_twice(reentrant):
+    # the backward pass runs a checkpointed segment again, after the features were collected
+    from torch.utils.checkpoint import checkpoint
+
+    class Checkpointed(nn.Module):
+        def __init__(self, width):
+            super().__init__()
+            self.block = nn.Sequential(nn.Linear(6, width), nn.Tanh(), nn.Linear(width, width))
+            self.fc = nn.Linear(width, 3)
+
+        def forward(self, x):
+            return self.fc(checkpoint(self.block, x, use_reentrant=reentrant))
+
+    x, y = torch.randn(12, 6), torch.arange(12) % 3
+    torch.manual_seed(0)
+    teacher, student = Checkpointed(8), Checkpointed(4)
+    start = student.fc.weight.clone()
+    result = pd.distill(teacher, student, (x, y), method="vid", layers=[("block.2", "block.2")],
+                        epochs=2, batch_size=4, progress=False)
+    assert len(result.history) == 2
+    assert not torch.equal(start, student.fc.weight)
