@@ -446,13 +446,22 @@ def as_dataset(data: Any, argument: str) -> Any:
                    "(inputs, labels)", "Pass (inputs, labels), or a data set such as "
                    "TensorDataset(x, y, ...) for more entries per sample (torch.as_tensor for "
                    "numpy arrays)", None, kind=PIDTypeError)
-    try:
-        x, y = (v if isinstance(v, torch.Tensor) else torch.as_tensor(np.asarray(v))
-                for v in data)
-    except (TypeError, ValueError, RuntimeError) as error:
-        raise fail(argument, f"is a tuple (inputs, labels) whose entries are not numeric "
-                   f"arrays ({error})", "Pass tensors or numeric numpy arrays",
-                   None, kind=PIDTypeError) from error
+    converted = []
+    for entry, value in zip(("inputs", "labels"), data, strict=True):
+        names = False                   # class names (strings) given as labels
+        try:
+            if not isinstance(value, torch.Tensor):
+                value = np.asarray(value)
+                names = entry == "labels" and value.dtype.kind in "USO"
+                value = torch.as_tensor(value)
+            converted.append(value)
+        except (TypeError, ValueError, RuntimeError) as error:
+            fix = ("Map the class names to indices 0..K-1, e.g. classes, y = "
+                   "np.unique(labels, return_inverse=True)" if names
+                   else "Pass tensors or numeric numpy arrays")
+            raise fail(argument, f"is a tuple (inputs, labels) whose {entry} are not a numeric "
+                       f"array ({error})", fix, None, kind=PIDTypeError) from error
+    x, y = converted
     if x.dim() == 0 or y.dim() == 0 or x.shape[0] != y.shape[0]:
         raise fail(argument, f"is a tuple (inputs, labels) holding inputs of shape "
                    f"{tuple(x.shape)} and labels of shape {tuple(y.shape)}", "Pass (X, y) with "

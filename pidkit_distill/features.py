@@ -292,7 +292,8 @@ class FeatureHooks:
                        "block per FeatureHooks object, or create another for a nested pass",
                        kind=PIDTypeError)
         self._calls.clear()
-        self._handles.append(self.model.register_forward_pre_hook(self._new_pass))
+        if self._targets:           # a TorchScript model (no hooks) may run without layers
+            self._handles.append(self.model.register_forward_pre_hook(self._new_pass))
         for spec, module, index in self._targets:
             self._handles.append(module.register_forward_hook(self._hook(spec, index)))
         return self

@@ -304,3 +304,24 @@ def test_activation_checkpointing_is_not_taken_for_a_module_run_twice(reentrant)
                         epochs=2, batch_size=4, progress=False)
     assert len(result.history) == 2
     assert not torch.equal(start, student.fc.weight)
+
+
+@pytest.mark.parametrize("argument", ["train", "audit"])
+def test_class_names_in_an_inputs_labels_pair_are_named_as_the_labels(argument):
+    # "whose entries are not numeric arrays ... Pass tensors or numeric numpy arrays"
+    pandas = pytest.importorskip("pandas")
+    g = np.random.default_rng(0)
+    x = g.normal(size=(12, 6)).astype(np.float32)
+    names = pandas.Series(["cat", "dog", "eel"] * 4)
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 3))
+    name = "train_data" if argument == "train" else "data"
+    with pytest.raises(PIDTypeError, match=rf"{name}: is a tuple \(inputs, labels\) whose labels "
+                       r"are not a numeric array .*np.unique\(labels, return_inverse=True\)"):
+        if argument == "train":
+            pd.distill(None, net, (x, names), method="none", epochs=1, batch_size=4,
+                       progress=False)
+        else:
+            pd.audit(net, net, (x, names), [("1", "1")], ci=None, n_perm=0)
+    codes = pandas.Series(np.unique(names, return_inverse=True)[1])   # the fix trains
+    pd.distill(None, net, (x, codes), method="none", epochs=1, batch_size=4, progress=False)
