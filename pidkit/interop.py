@@ -26,7 +26,9 @@ def from_dit(dist: Any, *, normalize: bool = False) -> tuple[np.ndarray, tuple[s
     ----------
     dist : dit.Distribution
         A joint distribution; outcomes may be strings (``"01"``) or tuples (``(0, "a")``),
-        sparse or dense, with linear or log probabilities. Its probabilities are checked as
+        sparse or dense, with linear or log probabilities; or a distribution of one variable
+        with scalar outcomes (``dit.uniform_scalar_distribution(3)``, outcomes ``0, 1, 2``):
+        a pmf with one axis. Its probabilities are checked as
         :func:`pidkit.pid` checks a pmf: finite, non-negative, summing to 1.
     normalize : bool, default False
         Divide the probabilities by their sum instead of rejecting a distribution whose
@@ -65,6 +67,8 @@ def dit_pmf(dist: Any, name: str, normalize: bool) -> tuple[np.ndarray, tuple[st
     codes = [{symbol: i for i, symbol in enumerate(alpha)} for alpha in alphabets]
     p = np.zeros(tuple(len(a) for a in alphabets))
     for outcome, prob in zip(dist.outcomes, dist.pmf, strict=True):
+        if len(alphabets) == 1 and not isinstance(outcome, tuple):
+            outcome = (outcome,)    # a scalar distribution's outcomes: 0, 1.5, "ab"
         p[tuple(code[symbol] for code, symbol in zip(codes, outcome, strict=True))] += prob
     # dit hands its probabilities over unchecked (``validate=False``; a log distribution whose
     # impossible outcomes hold 0, i.e. probability 1, instead of -inf): check them here, naming

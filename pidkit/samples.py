@@ -29,6 +29,7 @@ from .validation import (
     reject_dit,
     reject_masked,
     reject_meta,
+    reject_mixed_labels,
 )
 
 __all__ = ["joint_pmf"]
@@ -53,6 +54,7 @@ def _check_column(column: Any, name: str) -> np.ndarray:
     if arr.dtype == object and arr.ndim == 0:    # None, a generator, a dict: wrapped by numpy
         raise fail(name, f"must be a 1-D array of codes or labels, not {_kind(column)}",
                    "Pass a list or array with one code or label per sample", kind=PIDTypeError)
+    reject_mixed_labels(column, arr, name)
     if arr.ndim != 1:
         raise fail(name, f"must be 1-D, got shape {arr.shape}",
                    "Pass one column per variable (e.g. joint_pmf(*data.T))")

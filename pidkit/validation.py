@@ -67,9 +67,11 @@ __all__ = [
     "is_dit_distribution",
     "pmf_from_mapping",
     "pmf_sum_atol",
+    "pmf_sum_error",
     "reject_dit",
     "reject_masked",
     "reject_meta",
+    "reject_mixed_labels",
 ]
 
 #: Least tolerance on ``|sum(p) - 1|`` below which a pmf counts as normalised (float64 pmfs).
@@ -468,6 +470,27 @@ def _numeric_array(p: Any, name: str, what: str = "probabilities") -> np.ndarray
     return arr
 
 
+def reject_mixed_labels(x: Any, arr: np.ndarray, name: str) -> None:
+    """Refuse a list (or other sequence) that numpy turned into strings although a column of
+    it also holds numbers or other objects: ``np.asarray([1, "1", 2])`` is
+    ``["1", "1", "2"]``, so the labels ``1`` and ``"1"`` would silently become one label.
+    ``arr`` is ``np.asarray(x)``; rows of labels (a composite variable) may hold a different
+    kind in each column."""
+    if arr.dtype.kind not in "US" or isinstance(x, np.ndarray) or arr.ndim == 0:
+        return
+    text = str if arr.dtype.kind == "U" else bytes
+    columns = np.asarray(x, dtype=object).reshape(arr.shape[0], -1).T
+    for j, column in enumerate(columns):
+        kinds = {isinstance(v, text) for v in column}
+        if len(kinds) > 1:
+            others = sorted({type(v).__name__ for v in column if not isinstance(v, text)})
+            where = f" (column {j} of each row)" if len(columns) > 1 else ""
+            raise fail(name, f"mixes {text.__name__} labels with {', '.join(others)} values"
+                       f"{where}, which numpy would turn into strings (1 and '1' would become "
+                       "one label)", "Use labels of one kind: all strings, or all numbers",
+                       kind=PIDTypeError)
+
+
 def as_host_array(x: Any, name: str, *, must: str, fix: str, ragged_fix: str) -> np.ndarray:
     """``x`` (an array-like or a torch tensor) as a numpy array on the host, with typed errors
     naming ``name``: None and strings (``name: must be <must>``, advice ``fix``), numpy masked
@@ -487,6 +510,7 @@ def as_host_array(x: Any, name: str, *, must: str, fix: str, ragged_fix: str) ->
     if arr.dtype == object and arr.ndim == 0 and not isinstance(x, np.ndarray):
         # numpy wraps any other object (a generator, a dict, a set) as a 0-d object array
         raise fail(name, f"must be {must}, not {_kind(x)}", fix, kind=PIDTypeError)
+    reject_mixed_labels(x, arr, name)
     return arr
 
 
@@ -580,11 +604,19 @@ def check_pmf(p: Any, name: str = "p", *, normalize: bool = False, min_axes: int
         raise fail(name, "is all zeros", "At least one outcome needs positive probability")
     if abs(total - 1.0) > atol:
         if not normalize:
-            fix = sum_fix or "Pass normalize=True to divide by the total, or fix the pmf"
-            if abs(total - 100.0) <= 100.0 * atol:
-                fix = f"It looks like percentages: divide {name} by 100. {fix}"
-            raise fail(name, f"sums to {total:.12g}, not 1 (tolerance {atol:g})", fix)
+            raise pmf_sum_error(name, total, atol, sum_fix)
     return arr / total
+
+
+def pmf_sum_error(name: str, total: float, atol: float, fix: str | None = None,
+                  where: str = "") -> PIDValueError:
+    """The error for a pmf ``name`` that sums to ``total``, not 1 within ``atol``: ``fix`` the
+    remedy (default: pass ``normalize=True``), prefixed by a hint when the total is 100 (the
+    entries are percentages); ``where``: which item of a batch, for the message."""
+    fix = fix or "Pass normalize=True to divide by the total, or fix the pmf"
+    if abs(total - 100.0) <= 100.0 * atol:
+        fix = f"It looks like percentages: divide {name} by 100. {fix}"
+    return fail(name, f"sums to {total:.12g}{where}, not 1 (tolerance {atol:g})", fix)
 
 
 def check_axis_list(value: Any, name: str, ndim: int) -> tuple[int, ...]:

@@ -128,7 +128,7 @@ def test_no_nan_gradient_at_zero_probability():
 
 def test_batch_validation_and_normalize():
     batch = torch.tensor(mixed_batch()[:2]) * 3.0
-    with pytest.raises(PIDValueError, match="sum to 1"):
+    with pytest.raises(PIDValueError, match=r"^p: sums to 3 \(item 0 of the batch\), not 1"):
         pidkit.broja(batch, batch=True)
     r = pidkit.broja(batch, batch=True, normalize=True)
     r1 = pidkit.broja(batch / 3.0, batch=True)

@@ -17,6 +17,11 @@ B = np.array([1, 1, 0, 0, 2, 2, 0, 1] * 5)
 QUICK = {"estimator": "plugin", "measure": "mmi", "ci": None, "n_perm": 0}
 
 
+def re_name(name):
+    """``name`` as a regular expression (``sources[0]``)."""
+    return name.replace("[", r"\[").replace("]", r"\]")
+
+
 # --- float tensors of whole numbers: codes for every count route ------------------------------
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.float16, torch.bfloat16])
 def test_float_tensor_codes_count_as_their_integers_everywhere(dtype):
@@ -47,7 +52,7 @@ def test_float_tensor_codes_merge_with_integer_batches():
 def test_float_tensors_that_are_not_codes_are_refused_by_name(bad, kind, words):
     other = torch.tensor([0, 1])
     for call, name in ((JointCounts().update, "sources[0]"), (pidkit.joint_pmf, "columns[1]")):
-        with pytest.raises(kind, match=rf"^{name.replace('[', '.').replace(']', '.')}: ") as info:
+        with pytest.raises(kind, match=rf"^{re_name(name)}: ") as info:
             call(other, torch.tensor(bad))
         assert words in str(info.value)
 
@@ -73,7 +78,7 @@ META = "is a torch tensor on the meta device, which holds no values"
 ])
 def test_meta_tensors_are_refused_by_name(call, name):
     meta = torch.empty(2, 2, 2, device="meta")
-    with pytest.raises(PIDTypeError, match=rf"^{name.replace('[', '.').replace(']', '.')}: {META}"):
+    with pytest.raises(PIDTypeError, match=rf"^{re_name(name)}: {META}"):
         call(meta)
 
 
@@ -82,3 +87,64 @@ def test_meta_tensor_in_fixed_iterations_mode_keeps_its_shapes():
     inference), as any device does."""
     r = pidkit.broja(torch.empty(3, 2, 2, 2, device="meta"), batch=True, iterations=2)
     assert r.synergy.shape == (3,) and r.synergy.device.type == "meta"
+
+
+# --- percentages: named as such on every route ---------------------------------------------
+@pytest.mark.parametrize("call", [
+    lambda p: pidkit.pid(p), lambda p: pidkit.broja(p), lambda p: pidkit.information.entropy(p),
+    lambda p: pidkit.pid(torch.tensor(p)), lambda p: pidkit.broja(torch.tensor(p)),
+    lambda p: pidkit.pid(torch.tensor(p, dtype=torch.float32)),
+])
+def test_a_pmf_in_percent_is_named(call):
+    with pytest.raises(pidkit.PIDValueError, match=r"^p: sums to 100, not 1 .*It looks like "
+                       r"percentages: divide p by 100"):
+        call(100 * pidkit.gates.gate("AND"))
+
+
+def test_a_tensor_batch_names_the_item_and_its_sum():
+    """The tensor route said only 'does not sum to 1'; it now says what the sum is, and of
+    which item, as the numpy route does."""
+    p = np.stack([pidkit.gates.gate("AND"), 2 * pidkit.gates.gate("XOR")])
+    for batch in (p, torch.tensor(p)):
+        with pytest.raises(pidkit.PIDValueError,
+                           match=r"^p: sums to 2 \(item 1 of the batch\), not 1 \(tolerance"):
+            pidkit.broja(batch, batch=True)
+
+
+# --- lists that numpy turns into strings ------------------------------------------------------
+@pytest.mark.parametrize(("call", "name"), [
+    (lambda c: pidkit.joint_pmf(c, [0, 1, 0, 1]), "columns[0]"),
+    (lambda c: pid_from_samples(c * 10, [0, 1, 0, 1] * 10, [0, 0, 1, 1] * 10, **QUICK),
+     "target"),
+    (lambda c: JointCounts().update(c, [0, 1, 0, 1]), "target"),
+    (lambda c: pidkit.estimate.encode(c), "labels"),
+])
+def test_labels_mixing_strings_and_numbers_are_refused(call, name):
+    """np.asarray([1, "1", 2, 1]) is ["1", "1", "2", "1"]: the labels 1 and "1" became one
+    (the pmf of [1, "1", 2, 1] against [0, 1, 0, 1] came out with 2 rows, not 3)."""
+    with pytest.raises(PIDTypeError, match=rf"^{re_name(name)}: mixes str labels with int"):
+        call([1, "1", 2, 1])
+    # one kind of label is read as before: the strings "1" and "2" are two labels
+    assert call(["1", "1", "2", "1"]) is not None
+
+
+def test_rows_of_labels_may_hold_one_kind_per_column():
+    codes, size = pidkit.estimate.encode([[1, "a"], [2, "b"], [1, "a"]])
+    assert size == 2 and codes.tolist() == [0, 1, 0]
+    with pytest.raises(PIDTypeError, match=r"^labels: mixes str labels with int values "
+                       r"\(column 0 of each row\)"):
+        pidkit.estimate.encode([[1, "a"], ["1", "b"]])
+
+
+# --- dit distributions of one variable ---------------------------------------------------------
+def test_dit_scalar_distributions_convert_to_one_axis():
+    """dit's scalar distributions (outcomes 0, 1.5, 'ab' rather than tuples) raised a bare
+    TypeError ('int' object is not iterable) in from_dit and pidkit.pid."""
+    dit = pytest.importorskip("dit")
+    p, names = pidkit.from_dit(dit.uniform_scalar_distribution(3))
+    np.testing.assert_allclose(p, [1 / 3] * 3, rtol=0, atol=1e-15)
+    assert names == ("0",)
+    p, _ = pidkit.from_dit(dit.Distribution([1.5, 2.5, 0.5], [0.5, 0.25, 0.25]))
+    np.testing.assert_array_equal(p, [0.25, 0.5, 0.25])          # sorted alphabet 0.5, 1.5, 2.5
+    with pytest.raises(pidkit.PIDValueError, match=r"^p: needs at least 2 axes"):
+        pidkit.pid(dit.uniform_scalar_distribution(3))

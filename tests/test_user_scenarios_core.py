@@ -159,7 +159,7 @@ def test_quickstart_prints_what_the_page_shows(tmp_path, monkeypatch, capsys):
     blocks = re.findall(r"```python\n(.*?)```", (ROOT / "docs/quickstart.md").read_text(),
                         flags=re.S)
     shown = dict(_outputs_shown("docs/quickstart.md"))
-    assert len(shown) == 4
+    assert len(shown) == 5
     for i, code in enumerate(blocks):
         exec(compile(code, f"quickstart block {i}", "exec"), namespace)
         out = capsys.readouterr().out

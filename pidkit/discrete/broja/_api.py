@@ -38,6 +38,7 @@ from ...validation import (
     fail,
     pmf_from_mapping,
     pmf_sum_atol,
+    pmf_sum_error,
     reject_meta,
 )
 from .._certified import check_solver_options
@@ -173,8 +174,10 @@ def _check_tensor_pmf(p: Any, batch: bool, normalize: bool, xp: Backend, ndim: i
     if atol is None:
         atol = pmf_sum_atol(p)
     if not normalize and xp.any(abs(total - 1.0) > atol):
-        raise fail("p", f"does not sum to 1 (tolerance {atol:g})",
-                   "Pass normalize=True to divide by the total, or fix the pmf")
+        sums = xp.to_numpy(xp.float64(total)).ravel()     # for the message: one more read
+        item = int(np.flatnonzero(np.abs(sums - 1.0) > atol)[0])
+        raise pmf_sum_error("p", float(sums[item]), atol,
+                            where=f" (item {item} of the batch)" if lead else "")
     p64 = xp.float64(p)
     return p64 / xp.sum(p64, axis=axes, keepdims=True)
 
