@@ -370,13 +370,14 @@ def _check_source_count(measure: str, n_sources: int, what: str) -> None:
 
 
 def _cli_message(message: str, path: Path | None = None) -> str:
-    """A library error in command-line terms: ``base:`` -> ``--base:``, ``p:`` -> the file,
-    ``normalize=True`` -> ``--normalize``."""
+    """A library error in command-line terms: ``base:`` -> ``--base:``, ``p:`` -> the file
+    (and ``divide p by 100`` -> ``divide the array by 100``), ``normalize=True`` ->
+    ``--normalize``."""
     head, sep, rest = message.partition(": ")
     if sep and head in _OPTIONS:
         message = f"{_OPTIONS[head]}: {rest}"
     elif sep and head == "p" and path is not None:
-        message = f"{path}: {rest}"
+        message = f"{path}: {rest.replace('divide p by 100', 'divide the array by 100')}"
     return message.replace("Pass normalize=True", "Pass --normalize")
 
 

@@ -148,3 +148,14 @@ def test_dit_scalar_distributions_convert_to_one_axis():
     np.testing.assert_array_equal(p, [0.25, 0.5, 0.25])          # sorted alphabet 0.5, 1.5, 2.5
     with pytest.raises(pidkit.PIDValueError, match=r"^p: needs at least 2 axes"):
         pidkit.pid(dit.uniform_scalar_distribution(3))
+
+
+def test_cli_names_a_pmf_file_in_percent(capsys, tmp_path):
+    from pidkit.cli import main
+
+    path = tmp_path / "and_percent.npy"
+    np.save(path, 100 * pidkit.gates.gate("AND"))
+    assert main(["pid", str(path), "--measure", "mmi"]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}: sums to 100, not 1" in err
+    assert "divide the array by 100" in err and "Pass --normalize" in err
