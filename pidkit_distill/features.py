@@ -51,6 +51,7 @@ __all__ = [
     "check_layer_pairs",
     "check_module_paths",
     "check_feature_batch",
+    "inner_model",
     "extract_features",
 ]
 
@@ -147,6 +148,20 @@ def _wrapper_prefix(model: nn.Module) -> str:
     if isinstance(model, MODULE_WRAPPERS):
         return "module." + _wrapper_prefix(model.module)
     return ""
+
+
+def inner_model(model: nn.Module) -> nn.Module:
+    """The model inside the wrappers whose path prefix :func:`_wrapper_prefix` knows
+    (``torch.compile``, :class:`~torch.nn.DataParallel`,
+    :class:`~torch.nn.parallel.DistributedDataParallel`,
+    :class:`~pidkit_distill.batches.KeywordInputs`, nested ones too), or ``model`` itself: the
+    model whose module paths and ``state_dict`` keys the user built."""
+    inner = getattr(model, "_orig_mod", None)
+    if isinstance(inner, nn.Module):
+        return inner_model(inner)
+    if isinstance(model, MODULE_WRAPPERS):
+        return inner_model(model.module)
+    return model
 
 
 def _resolve(model: nn.Module, path: str, modules: dict[str, nn.Module]) -> str | None:

@@ -52,7 +52,7 @@ import pickle
 import time
 import warnings
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -90,6 +90,7 @@ from .features import (
     check_layer_pairs,
     check_module_paths,
     eval_mode,
+    inner_model,
 )
 from .losses import (
     UNLABELLED,
@@ -1571,7 +1572,7 @@ class Trainer:
         return {
             "format": CHECKPOINT_FORMAT,
             "epoch": self.epoch,
-            "student": self.student.state_dict(),
+            "student": inner_model(self.student).state_dict(),  # the keys of the user's model
             "loss": self.loss_fn.state_dict(),
             "loss_run_state": self.loss_fn.run_state(),
             "student_optimizer": self.student_optimizer.state_dict(),
@@ -1588,6 +1589,17 @@ class Trainer:
             "config": to_plain({f.name: getattr(self.config, f.name)
                               for f in fields(TrainConfig)}, strict=True),
         }
+
+    def _student_target(self, weights: Mapping[str, Any]) -> nn.Module:
+        """The module a checkpoint's student weights load into: the model inside the
+        student's wrappers (:func:`~pidkit_distill.features.inner_model`), whose keys
+        checkpoints hold, so that a run resumes with or without ``torch.compile`` or
+        ``nn.DataParallel``; the wrapper itself for weights with its keys (the checkpoints of
+        a wrapped student written before)."""
+        inner = inner_model(self.student)
+        if inner is self.student or set(weights) == set(inner.state_dict()):
+            return inner
+        return self.student
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore a :meth:`state_dict` (the models must have the same architecture).
@@ -1620,7 +1632,7 @@ class Trainer:
                        f"{int(state['epoch'])} (the total, counting the epochs already done)",
                        self.config.epochs, kind=CheckpointError)
         generators = self._loader_generators_for(state["rng"].get("loader"))
-        parts = [("student", self.student), ("loss", self.loss_fn),
+        parts = [("student", self._student_target(state["student"])), ("loss", self.loss_fn),
                  ("student_optimizer", self.student_optimizer)]
         if self.teacher_optimizer is not None and state["teacher_optimizer"] is not None:
             parts.append(("teacher_optimizer", self.teacher_optimizer))

@@ -325,3 +325,55 @@ def test_class_names_in_an_inputs_labels_pair_are_named_as_the_labels(argument):
             pd.audit(net, net, (x, names), [("1", "1")], ci=None, n_perm=0)
     codes = pandas.Series(np.unique(names, return_inverse=True)[1])   # the fix trains
     pd.distill(None, net, (x, codes), method="none", epochs=1, batch_size=4, progress=False)
+
+
+def _resumable(width=5):
+    torch.manual_seed(width)
+    return nn.Sequential(nn.Linear(8, width), nn.ReLU(), nn.Dropout(0.2), nn.Linear(width, 3))
+
+
+_RESUMED = dict(method="rid", layers=[("0", "0")], batch_size=4, warmup=1, cycle=2,
+                ratio=0.5, epochs=5, progress=False)
+
+
+@pytest.mark.parametrize("first, second", [("wrapped", "plain"), ("plain", "wrapped")])
+def test_a_run_resumes_with_or_without_a_wrapper_around_the_student(tmp_path, first, second):
+    # a checkpoint of nn.DataParallel(student) held 'module.'-prefixed keys (torch.compile's:
+    # '_orig_mod.'), refused by the same student without the wrapper ("does not fit")
+    x, y = torch.randn(16, 8, generator=torch.Generator().manual_seed(0)), torch.arange(16) % 3
+    teacher = _resumable(12)
+
+    def wrap(net, how):
+        return nn.DataParallel(net) if how == "wrapped" else net
+
+    torch.manual_seed(7)
+    whole = _resumable()
+    pd.distill(teacher, whole, (x, y), **_RESUMED)
+    torch.manual_seed(7)
+    stop = pd.LambdaCallback(lambda trainer, epoch, metrics: setattr(trainer, "stop",
+                                                                      epoch == 1))
+    pd.distill(teacher, wrap(_resumable(), first), (x, y), out_dir=tmp_path, callbacks=[stop],
+               **_RESUMED)
+    saved = pd.load_checkpoint(tmp_path / "checkpoint.pt")["student"]
+    assert sorted(saved) == sorted(whole.state_dict())        # the user's model's keys
+    torch.manual_seed(123)                                     # the checkpoint's RNG is used
+    resumed = _resumable()
+    pd.distill(teacher, wrap(resumed, second), (x, y), out_dir=tmp_path,
+               resume=tmp_path / "checkpoint.pt", **_RESUMED)
+    for a, b in zip(whole.parameters(), resumed.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_a_checkpoint_with_the_wrappers_keys_still_resumes_into_the_wrapper(tmp_path):
+    x, y = torch.randn(16, 8, generator=torch.Generator().manual_seed(0)), torch.arange(16) % 3
+    teacher = _resumable(12)
+    pd.distill(teacher, nn.DataParallel(_resumable()), (x, y), out_dir=tmp_path, **_RESUMED)
+    state = pd.load_checkpoint(tmp_path / "checkpoint.pt")
+    state["student"] = {f"module.{k}": v for k, v in state["student"].items()}   # written before
+    student = nn.DataParallel(_resumable())
+    trainer = pd.Trainer(teacher, student, (x, y), config=pd.TrainConfig(**{
+        k: v for k, v in _RESUMED.items() if k not in ("layers", "progress")}, progress=False),
+        layers=[("0", "0")])
+    trainer.load_state_dict(state)
+    for name, value in student.state_dict().items():
+        torch.testing.assert_close(value, state["student"][name], rtol=0, atol=0)
