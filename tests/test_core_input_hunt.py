@@ -159,3 +159,27 @@ def test_cli_names_a_pmf_file_in_percent(capsys, tmp_path):
     err = capsys.readouterr().err
     assert f"{path}: sums to 100, not 1" in err
     assert "divide the array by 100" in err and "Pass --normalize" in err
+
+
+# --- sources passed as one list -----------------------------------------------------------------
+def test_a_list_of_sources_in_one_argument_is_explained():
+    """pid_from_samples(y, [x0, x1]) read the list as one source of 2 samples: the message
+    listed the lengths only."""
+    y, a, b = Y, A, B
+    with pytest.raises(pidkit.PIDValueError, match=r"sources\[0\] has shape \(2, 40\), one row "
+                       r"per variable: pass each source as its own argument"):
+        pid_from_samples(y, [a, b], **QUICK)
+    # as separate arguments the same call works, and equals the array route of joint_pmf
+    r = pid_from_samples(y, a, b, **QUICK)
+    expected = pidkit.pid(pidkit.joint_pmf(y, a, b), measure="mmi").atoms
+    assert list(r.atoms.values()) == pytest.approx(list(expected.values()), abs=1e-12)
+
+
+def test_sources_keyword_is_refused_as_such():
+    """sources= was taken for an estimator option ('none given', or "['sources'] are not
+    options of estimator 'plugin'")."""
+    for call in (lambda: pid_from_samples(Y, sources=[A, B], **QUICK),
+                 lambda: pid_from_samples(Y, A, sources=[B], **QUICK)):
+        with pytest.raises(PIDTypeError, match=r"^sources: is not a keyword.*"
+                           r"pid_from_samples\(y, \*xs\)"):
+            call()

@@ -60,12 +60,21 @@ def rows(x: Any, name: str) -> np.ndarray:
 
 
 def check_lengths(arrays: list[np.ndarray], names: list[str]) -> int:
-    """All arrays must hold the same number of samples (their first axis); return it."""
+    """All arrays must hold the same number of samples (their first axis); return it. An array
+    laid out with one row per variable (a list of sources passed as one argument) is named in
+    the advice."""
     lengths = [a.shape[0] for a in arrays]
     if len(set(lengths)) > 1:
         listing = ", ".join(f"{n}: {k}" for n, k in zip(names, lengths, strict=True))
-        raise fail("samples", f"have different numbers of samples ({listing})",
-                   "Pass one row per sample for the target and every source, aligned")
+        fix = "Pass one row per sample for the target and every source, aligned"
+        stacked = [(name, a.shape) for a, name in zip(arrays, names, strict=True)
+                   if a.ndim >= 2 and a.shape[0] != lengths[0] and a.shape[1] == lengths[0]]
+        if stacked:
+            name, shape = stacked[0]
+            fix = (f"{name} has shape {shape}, one row per variable: pass each source as its "
+                   "own argument (pid_from_samples(y, x0, x1), or pid_from_samples(y, *xs) "
+                   "for a list xs), or the transpose (.T) for one composite source")
+        raise fail("samples", f"have different numbers of samples ({listing})", fix)
     if lengths[0] < 2:
         raise fail("samples", "need at least 2 samples", "Pass more samples", lengths[0])
     return lengths[0]

@@ -177,6 +177,10 @@ def _estimate(target: Any, sources: tuple[Any, ...], *, estimator: str, measure:
     n_perm = check_int(n_perm, "n_perm", 0)
     interval = check_choice(interval, "interval", INTERVALS)
     measure_options = check_options(measure_options, "measure_options")
+    if "sources" in options:        # sources= would be taken for an estimator option
+        raise fail("sources", "is not a keyword: the sources follow the target as positional "
+                   "arguments", "Call pid_from_samples(y, x0, x1), or pid_from_samples(y, *xs) "
+                   "for a list xs", kind=PIDTypeError)
     if not sources:
         raise fail("sources", "none given", "Pass the target and at least one source array")
     unknown = sorted(set(options) - set(ESTIMATORS[estimator]))
