@@ -1,5 +1,6 @@
-"""Models and data "from the wild" (sequence models, structured layer outputs, pandas labels),
-third sweep; each test failed before its fix."""
+"""Models and data "from the wild" (sequence models, structured layer outputs, reused modules,
+wrapped models, pandas labels), third sweep: each test of a defect failed before its fix; the
+tests marked "guard" check that a fix changes nothing else."""
 
 import dataclasses
 from collections import OrderedDict
@@ -209,6 +210,7 @@ def test_an_audit_callback_layer_it_cannot_read_stops_the_run_before_training():
 
 
 def test_the_audit_callback_probe_leaves_training_as_it_was():
+    # guard: the pre-training read of the audit data draws from no generator of the run
     from torch.utils.data import DataLoader, TensorDataset
 
     x, y = _sequences(16)
@@ -284,7 +286,8 @@ def test_a_module_applied_twice_in_a_forward_pass_is_refused_naming_it():
 
 @pytest.mark.parametrize("reentrant", [False, True])
 def test_activation_checkpointing_is_not_taken_for_a_module_run_twice(reentrant):
-    # the backward pass runs a checkpointed segment again, after the features were collected
+    # guard: the backward pass runs a checkpointed segment again, after the features were
+    # collected, which is not a second call in the forward pass
     from torch.utils.checkpoint import checkpoint
 
     class Checkpointed(nn.Module):
@@ -365,6 +368,7 @@ def test_a_run_resumes_with_or_without_a_wrapper_around_the_student(tmp_path, fi
 
 
 def test_a_checkpoint_with_the_wrappers_keys_still_resumes_into_the_wrapper(tmp_path):
+    # guard: the checkpoints of a wrapped student written before the fix
     x, y = torch.randn(16, 8, generator=torch.Generator().manual_seed(0)), torch.arange(16) % 3
     teacher = _resumable(12)
     pd.distill(teacher, nn.DataParallel(_resumable()), (x, y), out_dir=tmp_path, **_RESUMED)
