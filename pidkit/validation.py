@@ -439,7 +439,7 @@ def _numeric_array(p: Any, name: str, what: str = "probabilities") -> np.ndarray
     reject_masked(p, name)
     reject_dit(p, name)
     if isinstance(p, np.ndarray):
-        arr = p
+        arr = np.asarray(p)     # a base-class view: np.matrix keeps 2 axes under every reduction
     elif is_torch(p):
         reject_meta(p, name)
         if p.dtype.is_complex:

@@ -183,3 +183,22 @@ def test_sources_keyword_is_refused_as_such():
         with pytest.raises(PIDTypeError, match=r"^sources: is not a keyword.*"
                            r"pid_from_samples\(y, \*xs\)"):
             call()
+
+
+# --- numpy.matrix ---------------------------------------------------------------------------------
+def test_numpy_matrix_pmf_reads_as_its_array():
+    """np.matrix keeps two axes under every reduction: entropy and mutual_information raised a
+    bare ValueError (shapes not aligned) and marginal returned a column matrix."""
+    p = np.array([[0.4, 0.1], [0.1, 0.4]])
+    m = np.matrix(p)
+    info = pidkit.information
+    assert info.entropy(m) == info.entropy(p)
+    assert info.mutual_information(m, [0], [1]) == info.mutual_information(p, [0], [1])
+    marginal = info.marginal(m, [0])
+    assert type(marginal) is np.ndarray and marginal.tolist() == [0.5, 0.5]
+    np.testing.assert_array_equal(info.specific_information(m), info.specific_information(p))
+    np.testing.assert_array_equal(info.subset_mutual_information(m),
+                                  info.subset_mutual_information(p))
+    # closed form: I = ln 2 - h(0.2) nats, h the binary entropy in nats
+    h = -(0.2 * np.log(0.2) + 0.8 * np.log(0.8))
+    assert info.mutual_information(m, [0], [1]) == pytest.approx(np.log(2) - h, abs=1e-15)
