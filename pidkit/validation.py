@@ -467,6 +467,10 @@ def _numeric_array(p: Any, name: str, what: str = "probabilities") -> np.ndarray
     if arr.dtype.kind not in "biuf":
         raise fail(name, f"must hold real numbers, not dtype {arr.dtype}",
                    "Convert it with np.asarray(p, dtype=float)", kind=PIDTypeError)
+    if arr.dtype.kind == "b" and what == "probabilities":    # a mask (p > 0), most often
+        raise fail(name, "has dtype bool: True and False are not probabilities",
+                   f"Pass the probabilities as numbers; for equally likely outcomes where "
+                   f"{name} is True: {name} / {name}.sum()", kind=PIDTypeError)
     return arr
 
 

@@ -202,3 +202,19 @@ def test_numpy_matrix_pmf_reads_as_its_array():
     # closed form: I = ln 2 - h(0.2) nats, h the binary entropy in nats
     h = -(0.2 * np.log(0.2) + 0.8 * np.log(0.8))
     assert info.mutual_information(m, [0], [1]) == pytest.approx(np.log(2) - h, abs=1e-15)
+
+
+# --- boolean arrays are masks, not pmfs -----------------------------------------------------------
+@pytest.mark.parametrize("call", [
+    lambda p: pidkit.pid(p), lambda p: pidkit.broja(p), lambda p: pidkit.information.entropy(p),
+    lambda p: pidkit.information.marginal(p, [0]), lambda p: pidkit.to_dit(p),
+])
+def test_a_boolean_pmf_is_refused(call):
+    """A bool array with one True summed to 1 and was taken for a point mass (gaussian_pid
+    already refused bool covariances): most often it is a mask such as p > 0."""
+    mask = np.zeros((2, 2, 2), dtype=bool)
+    mask[1, 0, 1] = True
+    with pytest.raises(PIDTypeError, match=r"^p: has dtype bool.*p / p\.sum\(\)"):
+        call(mask)
+    # the advice gives the point mass the array route computes
+    assert pidkit.pid(mask / mask.sum(), measure="mmi").mutual_information == 0.0
