@@ -218,3 +218,16 @@ def test_a_boolean_pmf_is_refused(call):
         call(mask)
     # the advice gives the point mass the array route computes
     assert pidkit.pid(mask / mask.sum(), measure="mmi").mutual_information == 0.0
+
+
+def test_gaussian_dims_as_an_integer_tensor():
+    """dims=torch.tensor([1, 1, 1]) was 'a non-integer block size', while pid takes integer
+    tensors of axes; a float tensor stays refused."""
+    cov = np.array([[3.0, 1.0, 1.0], [1.0, 1.0, 0.0], [1.0, 0.0, 1.0]])   # M = X + Y + N, iid
+    r = pidkit.gaussian_pid(cov, torch.tensor([1, 1, 1]), measure="mmi")
+    assert r.atoms == pidkit.gaussian_pid(cov, (1, 1, 1), measure="mmi").atoms
+    # closed form: Red = I(M;X) = 1/2 log2(3/2), Syn = 1/2 log2 3 - 2 Red + Red = 1/2 bit
+    assert r.redundancy == pytest.approx(0.5 * np.log2(1.5), abs=1e-12)
+    assert r.synergy == pytest.approx(0.5, abs=1e-12)
+    with pytest.raises(PIDTypeError, match=r"^dims: holds a non-integer block size"):
+        pidkit.gaussian_pid(cov, torch.tensor([1.0, 1.0, 1.0]))

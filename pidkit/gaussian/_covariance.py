@@ -54,7 +54,7 @@ from scipy.linalg import lapack
 
 from .._backend import get_namespace, is_torch
 from ..errors import PIDTypeError, RegularizationWarning, caller_stacklevel
-from ..validation import as_host_array, fail, reject_meta
+from ..validation import _integer_tensor_as_list, as_host_array, fail, reject_meta
 from ._channels import permutation
 
 __all__ = ["CONSTANT_VARIANCE", "EXACT_RTOL", "NEAR_RTOL", "PSD_RTOL", "SYMMETRY_RTOL",
@@ -81,7 +81,9 @@ PSD_RTOL = 1e-8
 
 
 def check_dims(dims: Any, d: int) -> tuple[int, int, int]:
-    """Validate ``dims = (d_m, d_x, d_y)`` against a covariance of size ``d``."""
+    """Validate ``dims = (d_m, d_x, d_y)`` against a covariance of size ``d`` (integers, or an
+    integer array or tensor of them, as axes are given to :func:`pidkit.pid`)."""
+    dims = _integer_tensor_as_list(dims)
     if isinstance(dims, (str, bytes)) or not hasattr(dims, "__len__") or len(dims) != 3:
         raise fail("dims", "must be three block sizes (d_target, d_source1, d_source2)",
                    "Example: dims=(1, 2, 2) for a scalar target and two 2-d sources", dims,
