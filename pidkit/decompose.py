@@ -103,8 +103,9 @@ def pid(p: Any, target: Any = 0, sources: Any = None, measure: str = "broja", ba
         Joint pmf with one axis per variable (``p[y, x0, x1]``); a mapping from outcome tuples
         to probabilities, ``{(y, x0, x1): probability}`` as BROJA_2PID takes it, whose key
         positions play the role of axes (labels of any kind; missing outcomes have probability
-        0; :func:`~pidkit.validation.pmf_from_mapping`); or a ``dit.Distribution`` whose random
-        variables play the role of axes.
+        0; :func:`~pidkit.validation.pmf_from_mapping`), also as a pandas Series indexed by
+        outcome tuples (``df.value_counts(normalize=True)``, one key position per column); or
+        a ``dit.Distribution`` whose random variables play the role of axes.
     target : int or list of int, default 0
         Axis (or axes, merged into one variable) of the target; for a mapping, the position
         of the target's label in each key. BROJA_2PID puts the target first,

@@ -65,6 +65,7 @@ __all__ = [
     "fail",
     "host_numpy",
     "is_dit_distribution",
+    "is_outcome_mapping",
     "pmf_from_mapping",
     "pmf_sum_atol",
     "pmf_sum_error",
@@ -323,9 +324,21 @@ def _probability(value: Any, outcome: tuple, name: str) -> Any:
     return value if isinstance(value, np.generic) else float(value)
 
 
-def pmf_from_mapping(p: Mapping, name: str = "p") -> np.ndarray:
+def is_outcome_mapping(p: Any) -> bool:
+    """Whether ``p`` gives a pmf outcome by outcome (:func:`pmf_from_mapping`): a mapping, or a
+    pandas Series indexed by outcome tuples (a ``MultiIndex``, as
+    ``DataFrame.value_counts(normalize=True)`` returns), checked without importing pandas."""
+    if isinstance(p, Mapping):
+        return True
+    kind = type(p)
+    return (kind.__module__.split(".")[0] == "pandas" and kind.__name__ == "Series"
+            and type(p.index).__name__ == "MultiIndex")
+
+
+def pmf_from_mapping(p: Any, name: str = "p") -> np.ndarray:
     """The array, one axis per variable, of a pmf given as ``{outcome: probability}`` (the
-    format of BROJA_2PID: ``{(y, x0, x1): probability}``).
+    format of BROJA_2PID: ``{(y, x0, x1): probability}``), or as a pandas Series indexed by
+    outcome tuples (``df.value_counts(normalize=True)``, one key position per column).
 
     Each key is a tuple with one label per variable, every key of the same length; key position
     ``k`` becomes axis ``k``. Labels may be any hashable values that sort together at each
@@ -338,7 +351,7 @@ def pmf_from_mapping(p: Mapping, name: str = "p") -> np.ndarray:
 
     Parameters
     ----------
-    p : mapping
+    p : mapping or pandas.Series
         Outcome tuples to probabilities: real numbers, finite and non-negative (whether they
         sum to 1 is the caller's check, :func:`check_pmf`).
     name : str, default "p"
@@ -369,7 +382,7 @@ def pmf_from_mapping(p: Mapping, name: str = "p") -> np.ndarray:
     array([[0. , 0.5],
            [0.5, 0. ]])
     """
-    if not p:
+    if len(p) == 0:
         raise fail(name, "is an empty mapping: it holds no outcomes",
                    "Give each outcome's probability, e.g. {(0, 0, 0): 0.25, ...}")
     outcomes, values = [], []
@@ -567,7 +580,8 @@ def check_pmf(p: Any, name: str = "p", *, normalize: bool = False, min_axes: int
     ----------
     p : array_like, torch tensor or mapping
         Non-negative probabilities, one axis per variable (a tensor is detached and copied to the
-        host), or a mapping ``{outcome tuple: probability}`` (:func:`pmf_from_mapping`).
+        host), or a mapping ``{outcome tuple: probability}`` or pandas Series indexed by
+        outcome tuples (:func:`pmf_from_mapping`).
     name : str
         Argument name used in error messages.
     normalize : bool
@@ -583,7 +597,7 @@ def check_pmf(p: Any, name: str = "p", *, normalize: bool = False, min_axes: int
         ``normalize`` argument (default: pass ``normalize=True``).
     """
     normalize = check_flag(normalize, "normalize", "Pass normalize=True to rescale p")
-    if isinstance(p, Mapping):
+    if is_outcome_mapping(p):
         p = pmf_from_mapping(p, name)
     given = _numeric_array(p, name)
     if atol is None:

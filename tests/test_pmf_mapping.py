@@ -212,3 +212,22 @@ def test_errors_name_the_argument_of_each_function():
         information.entropy({"a": 1.0})
     with pytest.raises(PIDValueError, match=r"^p: must have 4 axes"):
         pidkit.broja(AND, batch=True)
+
+
+def test_value_counts_series_is_the_plug_in_pmf():
+    """df.value_counts(normalize=True), a Series indexed by outcome tuples, is a pmf outcome by
+    outcome: the same array as joint_pmf of the columns (pid said 'needs at least 2 axes')."""
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(4)
+    df = pd.DataFrame({"y": rng.choice(["a", "b", "c"], 300), "x0": rng.integers(0, 3, 300),
+                       "x1": rng.integers(0, 2, 300)})
+    series = df.value_counts(normalize=True)
+    np.testing.assert_allclose(pmf_from_mapping(series),
+                               pidkit.joint_pmf(df.y, df.x0, df.x1), rtol=0, atol=1e-15)
+    for measure in ("broja", "imin"):
+        assert _atoms(pidkit.pid(series, measure=measure)) == pytest.approx(
+            _atoms(pidkit.pid(pidkit.joint_pmf(df.y, df.x0, df.x1), measure=measure)),
+            abs=1e-12)
+    assert pidkit.broja(series).synergy == pytest.approx(pidkit.pid(series).synergy, abs=1e-12)
+    with pytest.raises(PIDValueError, match=r"^p: sums to 300, not 1"):
+        pidkit.pid(df.value_counts())                   # counts: normalize=True was forgotten

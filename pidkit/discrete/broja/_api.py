@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -36,6 +35,7 @@ from ...validation import (
     check_pmf,
     check_target_sources,
     fail,
+    is_outcome_mapping,
     pmf_from_mapping,
     pmf_sum_atol,
     pmf_sum_error,
@@ -330,7 +330,7 @@ def broja(p: Any, *, base: float = 2, tol: float = DEFAULT_TOL,
     normalize = check_flag(normalize, "normalize", "Pass normalize=True to rescale p")
     base = check_base(base)
     tol, max_iter = check_solver_options(tol, max_iter)
-    if isinstance(p, Mapping):
+    if is_outcome_mapping(p):
         p = pmf_from_mapping(p, "p")
     xp = get_namespace(p)
     if iterations is not None:
