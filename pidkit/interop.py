@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from .errors import PIDTypeError
-from .validation import check_pmf, fail, is_dit_distribution
+from .validation import check_pmf, fail, is_dit_distribution, pandas_as_list
 
 __all__ = ["from_dit", "is_dit_distribution", "to_dit"]
 
@@ -90,8 +90,8 @@ def to_dit(p: Any, names: Sequence[str] | None = None, *, normalize: bool = Fals
         Joint pmf, one axis per variable, or a mapping ``{outcome tuple: probability}`` (one
         variable per key position, :func:`~pidkit.validation.pmf_from_mapping`).
     names : sequence of str, optional
-        One distinct name per axis (``dist.get_rv_names()``): a list, tuple or 1-d array of
-        strings.
+        One distinct name per axis (``dist.get_rv_names()``): a list, tuple, 1-d array or
+        pandas Index (``df.columns``) of strings.
     normalize : bool, default False
         Divide ``p`` by its sum instead of rejecting a pmf that does not sum to 1.
 
@@ -109,6 +109,7 @@ def to_dit(p: Any, names: Sequence[str] | None = None, *, normalize: bool = Fals
     """
     arr = check_pmf(p, "p", normalize=normalize, min_axes=1)
     if names is not None:
+        names = pandas_as_list(names)       # df.columns
         if (isinstance(names, (str, bytes)) or not isinstance(names, Sequence | np.ndarray)
                 or (isinstance(names, np.ndarray) and names.ndim != 1)):
             raise fail("names", "must be a list of strings, one per axis",

@@ -66,6 +66,7 @@ __all__ = [
     "host_numpy",
     "is_dit_distribution",
     "is_outcome_mapping",
+    "pandas_as_list",
     "pmf_from_mapping",
     "pmf_sum_atol",
     "pmf_sum_error",
@@ -962,6 +963,21 @@ def check_seed(seed: Any, name: str = "seed", *, generator: bool = False,
     if maximum is not None and seed > maximum:
         raise fail(name, f"must be <= {maximum}", f"Pass a seed in [0, {maximum}]", seed)
     return seed
+
+
+def pandas_as_list(value: Any) -> Any:
+    """A pandas Index or Series (``df.columns`` passed as names) as the list of its entries:
+    it is neither a ``Sequence`` nor an ndarray, so checks for a list of names refused it;
+    anything else as it is, for the caller's checks.
+
+    >>> import pandas as pd
+    >>> pandas_as_list(pd.Index(["Y", "A"])), pandas_as_list(("Y", "A"))
+    (['Y', 'A'], ('Y', 'A'))
+    """
+    kind = type(value)
+    if kind.__module__.split(".")[0] == "pandas" and kind.__name__ in ("Index", "Series"):
+        return value.tolist()
+    return value
 
 
 def check_options(options: Any, name: str = "options") -> dict[str, Any]:

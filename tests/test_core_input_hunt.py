@@ -231,3 +231,18 @@ def test_gaussian_dims_as_an_integer_tensor():
     assert r.synergy == pytest.approx(0.5, abs=1e-12)
     with pytest.raises(PIDTypeError, match=r"^dims: holds a non-integer block size"):
         pidkit.gaussian_pid(cov, torch.tensor([1.0, 1.0, 1.0]))
+
+
+# --- df.columns as names --------------------------------------------------------------------------
+def test_dataframe_columns_name_the_variables():
+    """names=df.columns (a pandas Index: neither a Sequence nor an ndarray) was 'must be a list
+    of strings' for pid_from_samples and to_dit."""
+    pd = pytest.importorskip("pandas")
+    df = pd.DataFrame({"y": Y, "a": A, "b": B})
+    r = pid_from_samples(df.y, df.a, df.b, names=df.columns, **QUICK)
+    assert (r.target_name, r.source_names) == ("y", ("a", "b"))
+    assert r.atoms == pid_from_samples(Y, A, B, **QUICK).atoms
+    assert pidkit.to_dit(pidkit.gates.gate("AND"), names=pd.Index(["Y", "A", "B"])
+                         ).get_rv_names() == ("Y", "A", "B")
+    with pytest.raises(PIDTypeError, match=r"^names: must hold strings only"):
+        pid_from_samples(Y, A, B, names=pd.Index([0, 1, 2]), **QUICK)

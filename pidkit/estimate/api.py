@@ -25,6 +25,7 @@ from ..validation import (
     check_int,
     check_options,
     fail,
+    pandas_as_list,
     reject_meta,
 )
 from ._checks import as_labels, check_lengths, refuse_labels, rows, samples_or_labels
@@ -119,7 +120,8 @@ def pid_from_samples(target: Any, *sources: Any, estimator: str = "plugin",
     measure_options : dict, optional
         Options of the measure (solver tolerances, ...).
     names : sequence of str, optional
-        Names of the target and the sources, for tables (default "Y", "X0", "X1", ...).
+        Names of the target and the sources, for tables (default "Y", "X0", "X1", ...): a
+        list, tuple, 1-d array or pandas Index (``df.columns``) of strings.
     interval : {"percentile", "basic", "normal"}, default "percentile"
         Kind of bootstrap interval (:mod:`pidkit.estimate.uncertainty`): "basic" reflects the
         replicates around the estimate; "normal" is the bias-corrected normal interval,
@@ -214,6 +216,7 @@ def _estimate(target: Any, sources: tuple[Any, ...], *, estimator: str, measure:
 def _names(names: Sequence[str] | None, n_sources: int) -> tuple[str, ...]:
     if names is None:
         return (TARGET_NAME, *default_source_names(n_sources))
+    names = pandas_as_list(names)           # df.columns
     if isinstance(names, str) or not isinstance(names, Sequence | np.ndarray):
         raise fail("names", "must be a list of strings", "Example: names=('Y', 'T', 'S')",
                    names, kind=PIDTypeError)
