@@ -246,3 +246,28 @@ def test_dataframe_columns_name_the_variables():
                          ).get_rv_names() == ("Y", "A", "B")
     with pytest.raises(PIDTypeError, match=r"^names: must hold strings only"):
         pid_from_samples(Y, A, B, names=pd.Index([0, 1, 2]), **QUICK)
+
+
+# --- sufficient statistics: fixed shapes and sum() -----------------------------------------------
+def test_joint_counts_with_a_fixed_shape_count_the_variables():
+    """JointCounts(shape=(2, 2, 2)).update(y, x) raised a bare ValueError from zip()."""
+    with pytest.raises(pidkit.PIDValueError, match=r"^update: got 2 variables, shape= fixes 3"):
+        JointCounts(shape=(2, 2, 2)).update([0, 1], [1, 0])
+
+
+def test_sum_merges_a_list_of_statistics():
+    """sum(parts) raised TypeError (0 + JointCounts): merging shards by sum() is the idiom of a
+    mergeable statistic; the result equals one pass over all samples."""
+    parts = [JointCounts().update(Y[i:i + 10], A[i:i + 10], B[i:i + 10]) for i in range(0, 40, 10)]
+    merged = sum(parts)
+    np.testing.assert_array_equal(merged.counts, JointCounts().update(Y, A, B).counts)
+    assert parts[0].counts.sum() == 10                   # the parts are left as they were
+    z = np.random.default_rng(0).normal(size=(40, 3))
+    whole = GaussianMoments().update(z[:, 0], z[:, 1], z[:, 2])
+    merged = sum(GaussianMoments().update(z[i:i + 10, 0], z[i:i + 10, 1], z[i:i + 10, 2])
+                 for i in range(0, 40, 10))
+    assert merged.n_samples == 40
+    np.testing.assert_allclose(merged.to_covariance(), whole.to_covariance(), rtol=1e-12,
+                               atol=1e-15)
+    with pytest.raises(TypeError):
+        1 + parts[0]

@@ -160,9 +160,10 @@ class JointCounts:
             raise fail("update", "switches between numpy and torch batches",
                        "Keep one array library per JointCounts (convert the batch)",
                        kind=PIDTypeError)
-        if self._state is not None and len(cols) != len(self.shape):
-            raise fail("update", f"got {len(cols)} variables, earlier batches had "
-                       f"{len(self.shape)}", "Pass the same variables in every batch")
+        if self.shape and len(cols) != len(self.shape):
+            held = "earlier batches had" if self._state is not None else "shape= fixes"
+            raise fail("update", f"got {len(cols)} variables, {held} {len(self.shape)}",
+                       "Pass the same variables in every batch, one size in shape= per variable")
         # numpy arrays, tensors and array-likes (lists): typed errors for anything else;
         # labels (strings, objects) are kept for _indexed
         cols = [check_samples(c, name, allow_empty=True) if is_torch(c)
@@ -261,6 +262,12 @@ class JointCounts:
                                 dtype=np.int64)[inverse])
             labels.append(index)
         return out, labels
+
+    def __radd__(self, other: Any) -> JointCounts:
+        """``0 + counts``: a copy, so that ``sum(parts)`` merges a list of counts."""
+        if isinstance(other, int) and other == 0:
+            return self + JointCounts()
+        return NotImplemented
 
     def __add__(self, other: JointCounts) -> JointCounts:
         if not isinstance(other, JointCounts):

@@ -303,6 +303,12 @@ class GaussianMoments:
             out._exp, out._lo, out._hi = self._exp.copy(), self._lo.copy(), self._hi.copy()
         return out
 
+    def __radd__(self, other: Any) -> GaussianMoments:
+        """``0 + moments``: a copy, so that ``sum(parts)`` merges a list of statistics."""
+        if isinstance(other, int) and other == 0:
+            return self + GaussianMoments()
+        return NotImplemented
+
     def __add__(self, other: GaussianMoments) -> GaussianMoments:
         if not isinstance(other, GaussianMoments):
             return NotImplemented
