@@ -284,11 +284,20 @@ def _is_missing(label: Any) -> bool:
     return label is None or (isinstance(label, (float, np.floating)) and label != label)
 
 
+def _is_code(label: Any) -> bool:
+    """Whether an outcome's label is a code: a non-negative integer or whole-number float."""
+    if isinstance(label, (numbers.Integral, np.integer, np.bool_)):
+        return label >= 0
+    return (isinstance(label, (float, np.floating)) and math.isfinite(label) and label >= 0
+            and label == int(label))
+
+
 def _position_codes(labels: list[Any], name: str, position: int) -> tuple[list[int], int]:
     """The index of each label along the axis of key position ``position``, and the axis'
-    length: non-negative integers are their own index (as :func:`pidkit.joint_pmf` reads
-    integer codes); any other labels are ranked in sorted order (as it ranks string labels)."""
-    if all(isinstance(x, (numbers.Integral, np.integer, np.bool_)) and x >= 0 for x in labels):
+    length: non-negative integers (and whole-number floats, ``2.0``, the same dict key as
+    ``2``) are their own index, as :func:`pidkit.joint_pmf` reads integer codes; any other
+    labels are ranked in sorted order, as it ranks string labels."""
+    if all(_is_code(x) for x in labels):
         codes = [int(x) for x in labels]
         return codes, max(codes) + 1
     problem = f"has labels at key position {position} that do not sort into one order"
@@ -343,10 +352,11 @@ def pmf_from_mapping(p: Any, name: str = "p") -> np.ndarray:
 
     Each key is a tuple with one label per variable, every key of the same length; key position
     ``k`` becomes axis ``k``. Labels may be any hashable values that sort together at each
-    position. Non-negative integer labels index their axis directly, as
-    :func:`pidkit.joint_pmf` reads integer codes (label 3 is index 3; indices no outcome
-    uses hold 0); any other labels (strings, negative integers, floats, tuples) are numbered
-    ``0, 1, ...`` in sorted order, as :func:`pidkit.joint_pmf` numbers string labels.
+    position. Where every label of a position is a non-negative integer (or a whole-number
+    float), the labels index their axis directly, as :func:`pidkit.joint_pmf` reads integer
+    codes (label 3 is index 3; indices no outcome uses hold 0); any other labels (strings,
+    negative integers, fractions, tuples) are numbered ``0, 1, ...`` in sorted order, as
+    :func:`pidkit.joint_pmf` numbers string labels.
     Outcomes the mapping leaves out have probability 0. The result depends on neither the
     order of the mapping nor, up to that numbering, the labels.
 

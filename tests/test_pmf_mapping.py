@@ -123,6 +123,14 @@ def test_labels_are_numbered_as_joint_pmf_numbers_them():
     assert pmf_from_mapping(d).shape == (3, 6, 2)
 
 
+def test_whole_number_float_labels_are_codes_as_in_joint_pmf():
+    # 2.0 and 2 are the same dict key; joint_pmf reads whole-number floats as codes too
+    d = {(0.0, 2.0): 0.5, (1, 0): 0.5}
+    np.testing.assert_array_equal(pmf_from_mapping(d),
+                                  pidkit.joint_pmf(np.array([0.0, 1.0]), np.array([2.0, 0.0])))
+    assert pmf_from_mapping({(0.5, 2.0): 0.5, (1, 0): 0.5}).shape == (2, 3)   # 0.5 is ranked
+
+
 def test_missing_outcomes_have_probability_zero():
     arr = pmf_from_mapping({("b", 2): 0.5, ("a", 0): 0.5})
     np.testing.assert_array_equal(arr, [[0.5, 0, 0], [0, 0, 0.5]])
