@@ -22,6 +22,7 @@ from .estimate.codes import sorted_labels
 from .validation import (
     MAX_TABLE_CELLS,
     _kind,
+    as_numpy,
     check_aligned,
     check_table_size,
     fail,
@@ -47,7 +48,7 @@ def _check_column(column: Any, name: str) -> np.ndarray:
     reject_meta(column, name)
     try:
         # torch: a detached host copy (bfloat16 widened to float32), whatever requires_grad
-        arr = host_numpy(column) if hasattr(column, "detach") else np.asarray(column)
+        arr = host_numpy(column) if hasattr(column, "detach") else as_numpy(column, name)
     except ValueError as exc:  # ragged nesting
         raise fail(name, "is ragged", "Pass a flat 1-D sequence of integers",
                    kind=PIDTypeError) from exc

@@ -41,6 +41,7 @@ __all__ = [
     "PMF_SUM_ULPS",
     "as_float_array",
     "as_host_array",
+    "as_numpy",
     "as_scalar",
     "assume_finite",
     "check_aligned",
@@ -454,6 +455,19 @@ def reject_meta(x: Any, name: str) -> None:
                    "module.to_empty(device='cpu'), then load the weights)", kind=PIDTypeError)
 
 
+def as_numpy(x: Any, name: str) -> np.ndarray:
+    """``np.asarray(x)`` for a container that is not itself an array (a list, a tuple), with a
+    typed error naming ``name`` where numpy cannot read an element: a torch tensor that
+    requires grad (torch's own RuntimeError named neither). A ragged nesting stays numpy's
+    ValueError, which callers word for their argument."""
+    try:
+        return np.asarray(x)
+    except RuntimeError as exc:     # torch: "Can't call numpy() on Tensor that requires grad"
+        raise fail(name, f"holds elements numpy cannot read ({exc})",
+                   "Stack a list of tensors into one (torch.stack), or detach them first",
+                   kind=PIDTypeError) from exc
+
+
 def _numeric_array(p: Any, name: str, what: str = "probabilities") -> np.ndarray:
     """``p`` as a numeric (bool, integer or real) numpy array of its own dtype; ``what`` its
     entries are, for the messages."""
@@ -472,7 +486,7 @@ def _numeric_array(p: Any, name: str, what: str = "probabilities") -> np.ndarray
         arr = host_numpy(p)
     else:
         try:
-            arr = np.asarray(p)
+            arr = as_numpy(p, name)
         except ValueError as exc:  # numpy refuses ragged nested sequences
             raise fail(name, "is a ragged nested sequence",
                        "Give every axis the same length (pad with zero probabilities)",
@@ -532,7 +546,7 @@ def as_host_array(x: Any, name: str, *, must: str, fix: str, ragged_fix: str) ->
     reject_masked(x, name)
     reject_dit(x, name)
     try:
-        arr = np.asarray(x)
+        arr = as_numpy(x, name)
     except ValueError as exc:  # numpy refuses ragged nested sequences
         raise fail(name, "is a ragged nested sequence", ragged_fix) from exc
     if arr.dtype == object and arr.ndim == 0 and not isinstance(x, np.ndarray):

@@ -271,3 +271,28 @@ def test_sum_merges_a_list_of_statistics():
                                atol=1e-15)
     with pytest.raises(TypeError):
         1 + parts[0]
+
+
+# --- lists of tensors that require grad -----------------------------------------------------------
+@pytest.mark.parametrize(("call", "name"), [
+    (lambda v: pidkit.pid([v * torch.tensor(pidkit.gates.gate("AND")[0]),
+                           torch.tensor(pidkit.gates.gate("AND")[1])]), "p"),
+    (lambda v: pidkit.information.entropy([v * 0.5, torch.tensor(0.5)]), "p"),
+    (lambda v: pidkit.joint_pmf([v * 0, v], [0, 1]), "columns[0]"),
+    (lambda v: pid_from_samples([v * 0, v] * 10, [0, 1] * 10, **QUICK), "target"),
+])
+def test_a_list_of_tensors_requiring_grad_is_a_typed_error(call, name):
+    """numpy cannot read a tensor that requires grad: torch's RuntimeError came through."""
+    v = torch.tensor(1.0, requires_grad=True)
+    with pytest.raises(PIDTypeError, match=rf"^{re_name(name)}: holds elements numpy cannot "
+                       r"read .*torch\.stack"):
+        call(v)
+
+
+def test_the_stacked_tensor_is_the_differentiable_route():
+    AND = torch.tensor(pidkit.gates.gate("AND"), requires_grad=True)
+    rows = [AND[0], AND[1]]
+    r = pidkit.pid(torch.stack(rows))
+    assert float(r.synergy) == pytest.approx(0.5, abs=1e-8)
+    r.synergy.backward()
+    assert AND.grad is not None and bool(torch.isfinite(AND.grad).all())
