@@ -662,32 +662,35 @@ def pmf_sum_error(name: str, total: float, atol: float, fix: str | None = None,
     return fail(name, f"sums to {total:.12g}{where}, not 1 (tolerance {atol:g})", fix)
 
 
-def check_axis_list(value: Any, name: str, ndim: int) -> tuple[int, ...]:
+def check_axis_list(value: Any, name: str, ndim: int, *, given: Any = None
+                    ) -> tuple[int, ...]:
     """Validate a sequence of distinct axis indices in ``[-ndim, ndim)`` and normalise them.
 
     ``value`` is an integer (Python, numpy scalar, 0-d integer array or tensor) or a sequence,
-    1-d array or 1-d integer tensor of them."""
+    1-d array or 1-d integer tensor of them. ``given``: what the messages show as received
+    (default ``value``; the whole ``sources`` list when ``value`` is one of its groups)."""
     value = _integer_tensor_as_list(value)
+    shown = value if given is None else given
     if isinstance(value, np.ndarray) and value.ndim == 0:
         value = value[()]       # a 0-d array: its scalar (an integer is checked below)
     if isinstance(value, (numbers.Integral, np.integer)) and not isinstance(value, bool):
         value = [value]
     if isinstance(value, (str, bytes)) or not isinstance(value, Sequence | np.ndarray):
         raise fail(name, "must be an axis index or a list of axis indices",
-                   f"Use integers in [0, {ndim})", value, kind=PIDTypeError)
+                   f"Use integers in [0, {ndim})", shown, kind=PIDTypeError)
     axes = []
     for ax in value:
         if isinstance(ax, bool) or not isinstance(ax, (numbers.Integral, np.integer)):
-            raise fail(name, "holds a non-integer axis", f"Use integers in [0, {ndim})", value,
+            raise fail(name, "holds a non-integer axis", f"Use integers in [0, {ndim})", shown,
                        kind=PIDTypeError)
         if not -ndim <= int(ax) < ndim:
             raise fail(name, f"axis {int(ax)} is out of range for a pmf with {ndim} axes",
-                       f"Use integers in [0, {ndim})", value)
+                       f"Use integers in [0, {ndim})", shown)
         axes.append(int(ax) % ndim)
     if not axes:
-        raise fail(name, "is empty", "Name at least one axis", value)
+        raise fail(name, "is empty", "Name at least one axis", shown)
     if len(set(axes)) != len(axes):
-        raise fail(name, "names the same axis twice", "List each axis once", value)
+        raise fail(name, "names the same axis twice", "List each axis once", shown)
     return tuple(axes)
 
 
@@ -719,7 +722,7 @@ def check_target_sources(ndim: int, target: Any, sources: Any) -> tuple[tuple[in
             raise fail("sources", "must be a list of axes or of lists of axes",
                        "Example: sources=[1, 2] or sources=[[1, 2], [3]]", sources,
                        kind=PIDTypeError)
-        groups = tuple(check_axis_list(g, "sources", ndim) for g in sources)
+        groups = tuple(check_axis_list(g, "sources", ndim, given=sources) for g in sources)
     if not groups:
         raise fail("sources", "no source axes are left", "Give the pmf at least one source axis")
     used = [ax for g in groups for ax in g]

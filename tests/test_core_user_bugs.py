@@ -9,7 +9,7 @@ import pytest
 
 import pidkit
 from pidkit import cli
-from pidkit.errors import ConvergenceWarning
+from pidkit.errors import ConvergenceWarning, PIDValueError
 from pidkit.estimate import pid_from_samples
 
 
@@ -244,3 +244,12 @@ def test_caller_stacklevel_skips_pidkit_and_its_companion_packages():
         companion["step"](core["solve"])
         other["step"](core["solve"])
     assert [w.filename for w in record] == [__file__, "<pidkitten.module>"]
+
+
+@pytest.mark.parametrize(("sources", "shown"), [([1, 3], r"\[1, 3\]"),
+                                               ([[1], [3]], r"\[\[1\], \[3\]\]")])
+def test_a_bad_source_axis_error_shows_the_sources_the_user_passed(sources, shown):
+    """It showed the wrapped group ('(got [3])'), not the list passed."""
+    with pytest.raises(PIDValueError, match=rf"^sources: axis 3 is out of range for a pmf with 3 "
+                                            rf"axes \(got {shown}\)"):
+        pidkit.pid(pidkit.gates.gate("AND"), sources=sources)
