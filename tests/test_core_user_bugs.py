@@ -253,3 +253,17 @@ def test_a_bad_source_axis_error_shows_the_sources_the_user_passed(sources, show
     with pytest.raises(PIDValueError, match=rf"^sources: axis 3 is out of range for a pmf with 3 "
                                             rf"axes \(got {shown}\)"):
         pidkit.pid(pidkit.gates.gate("AND"), sources=sources)
+
+
+def test_uint64_tensor_codes_beyond_int64_are_too_large_not_negative():
+    """torch uint64 codes of 2**63 or more wrapped to negative int64 and were reported as
+    negative codes; small uint64 codes count as any integer codes do."""
+    torch = pytest.importorskip("torch")
+    from pidkit.estimate import JointCounts
+
+    y = torch.tensor([0, 1, 0, 1], dtype=torch.uint64)
+    with pytest.raises(PIDValueError, match=r"^sources\[0\]: holds codes of 2\*\*62 or more"):
+        JointCounts().update(y, torch.tensor([0, 2**63 + 5, 1, 0], dtype=torch.uint64))
+    small = JointCounts().update(y, torch.tensor([0, 3, 1, 0], dtype=torch.uint64))
+    same = JointCounts().update(np.array([0, 1, 0, 1]), np.array([0, 3, 1, 0]))
+    assert np.array_equal(small.counts, same.counts)

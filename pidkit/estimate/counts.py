@@ -415,6 +415,11 @@ def _tensor_codes(cols: list[Any], names: list[str], fix: str
             big = whole & (f.abs() >= 2.0**62)          # beyond any table; .long() would wrap
             flags = torch.stack([(~finite).any(), (finite & ~whole).any(), big.any()]).long()
             c = torch.where(whole & ~big, f, torch.zeros((), dtype=f.dtype, device=f.device))
+        elif c.dtype == torch.uint64:   # its bits as int64: codes of 2**63 or more turn negative
+            c = c.view(torch.int64)
+            big = c < 0
+            flags = torch.stack([flags[0], flags[1], big.any().long()])
+            c = torch.where(big, torch.zeros((), dtype=c.dtype, device=c.device), c)
         c = c.long()
         out.append(c)
         stats.append(torch.cat([torch.stack([c.min(), c.max()]), flags]))
