@@ -16,6 +16,7 @@ from pidkit.estimate import (
     GaussianMoments,
     JointCounts,
     count_replicates,
+    discrete_route,
     pid_from_counts,
     pid_from_samples,
     uncertainty,
@@ -301,3 +302,66 @@ def test_gaussian_audit_is_the_gaussian_estimator():
     assert raw.values["synergy"] == pytest.approx(plug.synergy, abs=1e-10)
     moments = GaussianMoments().update(one_hot(y, 3), t, s).pid()
     assert moments.synergy == pytest.approx(ref.synergy, abs=1e-10)
+
+
+# -- the shuffle null of a count table, drawn as tables --------------------------------------------
+def test_shuffled_tables_keep_both_margins_and_skip_empty_rows_and_columns():
+    table = np.array([[30, 5, 0, 0], [0, 0, 0, 0], [2, 40, 0, 10], [0, 3, 0, 20]])
+    draws = uncertainty.shuffled_tables(np.random.default_rng(0), table, 500)
+    assert draws.shape == (500, 4, 4) and draws.dtype == np.int64 and (draws >= 0).all()
+    assert (draws.sum(axis=2) == table.sum(axis=1)).all()
+    assert (draws.sum(axis=1) == table.sum(axis=0)).all()
+    assert (draws[:, 1] == 0).all() and (draws[:, :, 2] == 0).all()
+    assert uncertainty.shuffled_tables(np.random.default_rng(0), table, 0).shape == (0, 4, 4)
+    with pytest.raises(pidkit.PIDValueError, match="^table: must be a 2-D table"):
+        uncertainty.shuffled_tables(np.random.default_rng(0), table.reshape(2, 2, 4), 3)
+
+
+def test_shuffled_tables_are_the_permutation_distribution():
+    """Cell (i, j) of a shuffled table is hypergeometric: mean r_i c_j / N and variance
+    r_i c_j (N - r_i)(N - c_j) / (N^2 (N - 1)); and the 2 x 2 corner has the hypergeometric pmf
+    of Fisher's exact test. Margins: 5 standard errors of the M draws (deterministic seed)."""
+    table = np.array([[30, 5, 1], [2, 40, 10], [0, 3, 20]])
+    m = 20_000
+    draws = uncertainty.shuffled_tables(np.random.default_rng(1), table, m).astype(float)
+    r, c, n = table.sum(1)[:, None], table.sum(0)[None, :], table.sum()
+    mean = r * c / n
+    var = r * c * (n - r) * (n - c) / (n**2 * (n - 1))
+    assert np.all(np.abs(draws.mean(0) - mean) <= 5 * np.sqrt(var / m))
+    # the sample variance of M draws has standard error about var * sqrt(2 / M) (near-normal)
+    assert np.all(np.abs(draws.var(0, ddof=1) - var) <= 5 * var * np.sqrt(2 / m) + 1e-12)
+    two = np.array([[7, 3], [2, 8]])
+    x = uncertainty.shuffled_tables(np.random.default_rng(2), two, m)[:, 0, 0]
+    r0, c0, n = 10, 9, 20
+    exact = np.array([math.comb(r0, k) * math.comb(n - r0, c0 - k) / math.comb(n, c0)
+                      for k in range(c0 + 1)])
+    freq = np.bincount(x, minlength=c0 + 1) / m
+    assert np.all(np.abs(freq - exact) <= 5 * np.sqrt(exact * (1 - exact) / m) + 1e-12)
+
+
+def test_large_count_tables_draw_their_null_as_tables_with_the_chance_level_of_theory():
+    """N = 10^6 samples in 4 x 16 cells: the null takes the table sampler (milliseconds; the
+    per-sample permutations took seconds), and 2 N I(Y;X) of the null replicates is about
+    chi-square with (4 - 1)(16 - 1) = 45 degrees of freedom: mean 45, standard deviation
+    sqrt(90); the mean of 200 replicates within 5 standard errors."""
+    rng = np.random.default_rng(3)
+    counts = rng.multinomial(10**6, rng.dirichlet(np.ones(64) * 5)).reshape(4, 4, 4)
+    assert discrete_route._draws_tables(counts.reshape(4, -1))
+    small = rng.multinomial(400, np.ones(27) / 27).reshape(3, 3, 3)
+    assert not discrete_route._draws_tables(small.reshape(3, -1))   # 400 < 30 x 2 x 8
+    _, reps = count_replicates(counts, "mmi", n_boot=0, n_perm=200, seed=0)
+    chi2 = 2 * 10**6 * reps.null[:, -1]
+    assert abs(chi2.mean() - 45) <= 5 * math.sqrt(90 / 200)
+
+
+def test_a_null_between_the_two_limits_is_drawn_and_does_not_depend_on_the_chunking(
+        monkeypatch):
+    """2e8 samples: above the per-sample limit (10^8), below numpy's hypergeometric one
+    (10^9): drawn as tables; the replicates do not depend on CHUNK_ELEMENTS."""
+    counts = np.array([[[5, 1], [2, 3]], [[1, 4], [3, 1]]]) * 10**7
+    assert counts.sum() > discrete_route.MAX_PERMUTED_SAMPLES
+    first = count_replicates(counts, "mmi", n_boot=0, n_perm=30, seed=1)[1].null
+    monkeypatch.setattr(uncertainty, "CHUNK_ELEMENTS", 7)
+    again = count_replicates(counts, "mmi", n_boot=0, n_perm=30, seed=1)[1].null
+    np.testing.assert_array_equal(first, again)
+    assert first.shape == (30, 5) and np.all(np.isfinite(first))

@@ -52,6 +52,7 @@ from .uncertainty import (
     bootstrap,
     permutation_null,
     seed_sequences,
+    table_null,
     vector,
 )
 
@@ -251,11 +252,32 @@ def _refined(counts: np.ndarray, colors: list[np.ndarray], axis: int) -> np.ndar
     return np.unique(signature, return_inverse=True)[1].reshape(-1).astype(np.uint64)
 
 
-#: Most samples of a count table whose shuffle null :func:`count_replicates` draws: the null
-#: permutes the samples one by one (index arrays of 8 bytes per sample: about 32 bytes per
-#: sample in all, 3 GiB at this size); larger tables are refused naming ``n_perm`` (a table
-#: of 1e15 samples was a MemoryError).
-MAX_NULL_SAMPLES = 10**8
+#: Most samples of a count table whose shuffle null :func:`count_replicates` draws by permuting
+#: the samples one by one (index arrays of 8 bytes per sample: about 32 bytes per sample in all,
+#: 3 GiB at this size); larger tables always take the shuffled tables of
+#: :func:`~pidkit.estimate.uncertainty.shuffled_tables`.
+MAX_PERMUTED_SAMPLES = 10**8
+
+#: Most samples of a count table with a shuffle null: numpy's hypergeometric sampler, which
+#: draws the shuffled tables, takes totals below 10^9 (a table of 1e15 samples was a
+#: MemoryError); larger tables are refused naming ``n_perm``.
+MAX_NULL_SAMPLES = 10**9 - 1
+
+#: The shuffle null of a table of ``N`` samples with ``R`` occupied target rows and ``C``
+#: occupied source cells draws shuffled tables (one hypergeometric draw per cell, about 0.4 us
+#: per replicate) rather than permuting the samples (about 15 ns per sample and replicate)
+#: when ``N > TABLE_NULL_RATIO * (R - 1) * (C - 1)``: the cheaper of two samplers of the same
+#: distribution (on this project's 2-core AMD EPYC: 10 x 256 cells, 100 replicates: 0.12 s
+#: against 0.16 s at N = 10^5; 4 x 16 cells at N = 10^6: 1 ms against 10 s).
+TABLE_NULL_RATIO = 30
+
+
+def _draws_tables(flat: np.ndarray) -> bool:
+    """Whether the shuffle null of the count table ``flat`` (target rows x source cells) is
+    drawn as shuffled tables (:data:`TABLE_NULL_RATIO`) rather than as permuted samples."""
+    n = int(flat.sum())
+    cells = (np.count_nonzero(flat.sum(axis=1)) - 1) * (np.count_nonzero(flat.sum(axis=0)) - 1)
+    return n > MAX_PERMUTED_SAMPLES or n > TABLE_NULL_RATIO * cells
 
 
 def count_replicates(table: Any, measure: str, *, n_boot: int, n_perm: int,
@@ -287,12 +309,12 @@ def count_replicates(table: Any, measure: str, *, n_boot: int, n_perm: int,
                                  np.zeros((n_perm, width)))
     flat_x = table.reshape(table.shape[0], -1)
     if n_perm and n > MAX_NULL_SAMPLES:
-        raise fail("n_perm", f"asks for a shuffle null of a table of {n:.3g} samples, which "
-                   f"permutes them one by one (about {32 * n / 2**30:.3g} GiB and a "
-                   f"permutation of {n:.3g} entries per replicate; at most "
-                   f"{MAX_NULL_SAMPLES:.0e} samples)", "Pass n_perm=0 (intervals from the "
-                   "bootstrap only), or the counts of a random subsample of the samples", n_perm)
-    if n_perm:  # one entry per sample, for the shuffle null only (a table of 1e9 samples: 16 GB)
+        raise fail("n_perm", f"asks for a shuffle null of a table of {n:.3g} samples; its "
+                   f"sampler takes at most {MAX_NULL_SAMPLES:.3g}", "Pass n_perm=0 (intervals "
+                   "from the bootstrap only), or the counts of a random subsample of the "
+                   "samples", n_perm)
+    by_tables = bool(n_perm) and _draws_tables(flat_x)
+    if n_perm and not by_tables:  # one entry per sample (a table of 1e8 samples: 1.6 GB)
         y_rows = np.repeat(np.arange(table.shape[0]), flat_x.sum(axis=1))
         x_rows = np.concatenate([np.repeat(np.arange(flat_x.shape[1]), flat_x[y])
                                  for y in range(table.shape[0])])
@@ -312,8 +334,10 @@ def count_replicates(table: Any, measure: str, *, n_boot: int, n_perm: int,
         warnings.simplefilter("always", ConvergenceWarning)
         boot, dropped_boot = bootstrap(tables, evaluate, table.ravel(), n_boot,
                                        np.random.default_rng(boot_seed))
-        null, dropped_null = permutation_null(shuffled, evaluate, n, n_perm,
-                                              np.random.default_rng(null_seed))
+        null_rng = np.random.default_rng(null_seed)
+        null, dropped_null = (table_null(tables, evaluate, flat_x, n_perm, null_rng)
+                              if by_tables else
+                              permutation_null(shuffled, evaluate, n, n_perm, null_rng))
     _summarise_replicate_warnings(caught, measure, n_boot + n_perm)
     return point, Replicates(vector(point), boot, null, dropped_boot, dropped_null)
 

@@ -17,7 +17,9 @@ independent streams from one integer seed):
   of ``w_k`` rows the counts are one draw of :math:`\mathrm{Multinomial}(N, w/N)`, the same
   distribution at a cost independent of ``N``.
 - :func:`permutations`: the shuffle null permutes the target rows against the sources, which
-  keeps both marginals and destroys every dependence between them.
+  keeps both marginals and destroys every dependence between them. For a table of counts,
+  :func:`shuffled_tables` draws the shuffled table itself (multivariate hypergeometric, cell by
+  cell), the same distribution at a cost independent of ``N``.
 - :func:`poisson_weights`: the one-pass Poisson bootstrap of a stream (weights
   :math:`w_{bi} \sim \mathrm{Poisson}(1)` drawn from a hash of each sample's key), for
   statistics accumulated batch by batch where the rows cannot be revisited.
@@ -91,14 +93,16 @@ replicates :math:`v^{*b}` (:func:`numpy.quantile`, linear interpolation):
   :data:`TIE_TOL` counts values equal up to solver round-off as ties.
 
 Public names: :data:`INTERVALS`, :data:`INTERVAL_NAMES`, :data:`TIE_TOL`, :data:`DROP_WARN`,
-:data:`CHUNK_ELEMENTS`, :func:`seed_sequences`, :func:`bootstrap_counts`, :func:`permutations`,
-:func:`poisson_weights`, :func:`bootstrap`, :func:`permutation_null`, :func:`drop_failed`,
+:data:`CHUNK_ELEMENTS`, :data:`TABLE_BLOCK_ELEMENTS`, :func:`seed_sequences`,
+:func:`bootstrap_counts`, :func:`permutations`, :func:`shuffled_tables`, :func:`poisson_weights`,
+:func:`bootstrap`, :func:`permutation_null`, :func:`table_null`, :func:`drop_failed`,
 :class:`Replicates`,
 :func:`interval`, :func:`p_values`, :class:`Summary`, :func:`summarize`, :func:`vector`,
 :func:`assemble`.
 
 References
 ----------
+A. Agresti, *Categorical Data Analysis*, 2nd ed., Wiley (2002).
 D. W. K. Andrews, "Inconsistency of the bootstrap when a parameter is on the boundary of the
 parameter space", Econometrica 68 (2000).
 B. Efron, R. Tibshirani, *An Introduction to the Bootstrap*, Chapman & Hall (1993).
@@ -125,10 +129,12 @@ from ..lattice import lattice, node_label
 from ..result import PIDResult
 from ..validation import check_choice, check_int, check_level, check_positive, check_seed, fail
 
-__all__ = ["CHUNK_ELEMENTS", "DROP_WARN", "INTERVALS", "INTERVAL_NAMES", "TIE_TOL", "Replicates",
+__all__ = ["CHUNK_ELEMENTS", "DROP_WARN", "INTERVALS", "INTERVAL_NAMES", "TABLE_BLOCK_ELEMENTS",
+           "TIE_TOL", "Replicates",
            "Summary", "assemble", "bootstrap", "bootstrap_counts", "check_null_size",
            "drop_failed", "interval", "p_values", "permutation_null", "permutations",
-           "poisson_weights", "seed_sequences", "smallest_n_perm", "summarize", "vector"]
+           "poisson_weights", "seed_sequences", "shuffled_tables", "smallest_n_perm", "summarize",
+           "table_null", "vector"]
 
 #: Kinds of bootstrap interval (see the module notes).
 INTERVALS = ("percentile", "basic", "normal")
@@ -150,6 +156,11 @@ DROP_WARN = 0.05
 
 #: Largest number of entries of one chunk of draws (``chunk size x rows``) held in memory.
 CHUNK_ELEMENTS = 1 << 22
+
+#: Entries of one block of shuffled tables drawn together by :func:`table_null` (``block x
+#: R C``): the draws of :func:`shuffled_tables` depend on how many tables one call draws, so
+#: the block is fixed by the table's size alone.
+TABLE_BLOCK_ELEMENTS = 1 << 22
 
 
 # -- seeds and draws ---------------------------------------------------------------------------
@@ -199,6 +210,56 @@ def permutations(rng: np.random.Generator, n: int, size: int) -> np.ndarray:
     if size == 0:
         return np.zeros((0, n), dtype=np.int64)
     return np.stack([rng.permutation(n) for _ in range(size)])
+
+
+def shuffled_tables(rng: np.random.Generator, table: np.ndarray, size: int) -> np.ndarray:
+    r"""``size`` tables ``(size, R, C)`` (int64) of the counts of a ``R x C`` table ``table``
+    (target rows, source cells) after a uniformly random permutation of the target labels
+    against the sources: the same distribution as counting the rows of :func:`permutations`,
+    at a cost independent of ``N``.
+
+    The shuffled table keeps the row totals :math:`r_i` and the column totals :math:`c_j` and is
+    multivariate hypergeometric (Fisher's exact-test distribution, Agresti 2002, sec. 3.5),
+    drawn column by column and, within a column, row by row from the samples not yet placed:
+
+    .. math::
+
+        x_{ij} \sim \mathrm{Hypergeometric}\Big(\text{good} = r_i - \sum_{l<j} x_{il},\
+        \text{bad} = \sum_{k>i} \big(r_k - \sum_{l<j} x_{kl}\big),\
+        \text{draws} = c_j - \sum_{k<i} x_{kj}\Big);
+
+    the last row and the last column take what is left. One ``rng.hypergeometric``
+    call per cell (empty rows and columns skipped) draws it for all ``size`` tables at once,
+    so the draws depend on ``size`` (:func:`table_null` fixes it by the table's size).
+    numpy's sampler takes totals below :math:`10^9`.
+    """
+    size = check_int(size, "size", 0)
+    _check_rng(rng)
+    given = np.asarray(table)
+    if (given.ndim != 2 or given.dtype.kind not in "biuf" or (given < 0).any()
+            or (given != np.round(given)).any()):
+        raise fail("table", f"must be a 2-D table of non-negative integer counts (got shape "
+                   f"{given.shape}, dtype {given.dtype})", "Pass the counts as target rows x "
+                   "source cells, e.g. counts.reshape(counts.shape[0], -1)")
+    table = given.astype(np.int64)
+    out = np.zeros((size, *table.shape), dtype=np.int64)
+    rows, cols = np.flatnonzero(table.sum(axis=1)), np.flatnonzero(table.sum(axis=0))
+    if size == 0 or rows.size == 0:
+        return out
+    left = np.tile(table.sum(axis=1)[rows], (size, 1))      # (size, live rows) not yet placed
+    for j in cols[:-1]:
+        need = np.full(size, table[:, j].sum())
+        bad = left.sum(axis=1)
+        for k, i in enumerate(rows[:-1]):
+            bad -= left[:, k]
+            drawn = rng.hypergeometric(left[:, k], bad, need)
+            out[:, i, j] = drawn
+            left[:, k] -= drawn
+            need -= drawn
+        out[:, rows[-1], j] = need
+        left[:, -1] -= need
+    out[:, rows, cols[-1]] = left
+    return out
 
 
 def _check_rng(rng: Any) -> None:
@@ -271,14 +332,15 @@ def drop_failed(values: np.ndarray, what: str) -> tuple[np.ndarray, int]:
 
 
 def _evaluated(draw: Callable[[int], np.ndarray], reduce: Callable[[np.ndarray], Any],
-               evaluate: Callable[[Any], np.ndarray], size: int, rows: int, what: str
-               ) -> tuple[np.ndarray, int]:
-    """Draw ``size`` replicates chunk by chunk, reduce them, evaluate them in one call, and
+               evaluate: Callable[[Any], np.ndarray], size: int, rows: int, what: str,
+               step: int | None = None) -> tuple[np.ndarray, int]:
+    """Draw ``size`` replicates chunk by chunk (``step`` at a time, default
+    :data:`CHUNK_ELEMENTS` ``// rows``), reduce them, evaluate them in one call, and
     :func:`drop_failed`."""
     if size == 0:
         return np.zeros((0, 0)), 0
     parts = []
-    step = _chunk(rows)
+    step = _chunk(rows) if step is None else step
     for start in range(0, size, step):
         parts.append(reduce(draw(min(step, size - start))))
     stats = parts[0] if len(parts) == 1 else np.concatenate(parts)
@@ -309,6 +371,20 @@ def permutation_null(reduce: Callable[[np.ndarray], Any], evaluate: Callable[[An
     n_perm = check_int(n_perm, "n_perm", 0)
     return _evaluated(lambda k: permutations(rng, n, k), reduce, evaluate, n_perm, n,
                       "permutation null")
+
+
+def table_null(reduce: Callable[[np.ndarray], Any], evaluate: Callable[[Any], np.ndarray],
+               table: np.ndarray, n_perm: int, rng: np.random.Generator
+               ) -> tuple[np.ndarray, int]:
+    """Null replicates as :func:`permutation_null`'s for a table of counts ``(R, C)`` (target
+    rows, source cells), drawn by :func:`shuffled_tables`: ``reduce`` gets a chunk of shuffled
+    tables ``(b, R, C)``, drawn :data:`TABLE_BLOCK_ELEMENTS` ``// (R C)`` at a time (a number
+    fixed by the table, so that the replicates do not depend on :data:`CHUNK_ELEMENTS`)."""
+    n_perm = check_int(n_perm, "n_perm", 0)
+    table = np.asarray(table)
+    block = max(1, TABLE_BLOCK_ELEMENTS // table.size)
+    return _evaluated(lambda k: shuffled_tables(rng, table, k), reduce, evaluate, n_perm,
+                      table.size, "permutation null", step=block)
 
 
 @dataclass(frozen=True)
