@@ -10,7 +10,16 @@ by ``torch.compile``, :class:`~torch.nn.DataParallel` or
 (``"layer3"`` for ``"_orig_mod.layer3"`` or ``"module.layer3"``).
 
 Features are tensors of shape ``(N, C)`` (vectors) or ``(N, C, *spatial)`` (maps: ``(N, C, L)``,
-``(N, C, H, W)``, ...). The distillation losses treat the second axis as the channel axis.
+``(N, C, H, W)``, ...). The distillation losses and the audits treat the second axis as the
+channel axis. A module whose output has its channels last, such as the tokens ``(N, T, C)`` of a
+batch-first transformer layer, is named with the layout suffix ``":channels_last"``
+(``"encoder.layers.encoder_layer_1:channels_last"``, ``"blocks.5[0]:channels_last"``): its output
+``(N, *positions, C)`` is read as ``(N, C, *positions)`` (a view, moved once where it is
+captured), so that every loss and audit sees ``C`` channels at ``T`` positions.
+``":channels_first"`` is the default, the output as it is. A shape cannot tell the two layouts
+apart (``(N, 197, 768)`` could be 197 channels of length 768), so nothing is guessed. The
+layout is that of the tensor's axes, not its memory format: a convolution's output in
+``torch.channels_last`` memory format is still ``(N, C, H, W)`` and takes no suffix.
 
 Examples
 --------
@@ -53,24 +62,78 @@ __all__ = [
     "check_feature_batch",
     "inner_model",
     "extract_features",
+    "FEATURE_LAYOUTS",
+    "split_layout",
 ]
 
 #: Samples per batch when :func:`extract_features` batches a data set of samples itself.
 EXTRACT_BATCH_SIZE = 256
 
-_SPEC = re.compile(r"^(?P<path>[^\[\]]*)(\[(?P<index>-?\d+)\])?$")
+#: How a hooked output's axes are laid out, named by a layer spec's suffix ``":layout"``:
+#: ``(N, C, *positions)`` (the default) or ``(N, *positions, C)`` (e.g. transformer tokens).
+FEATURE_LAYOUTS = ("channels_first", "channels_last")
+
+_SPEC = re.compile(r"^(?P<path>[^\[\]:]*)(\[(?P<index>-?\d+)\])?(:(?P<layout>[^:]*))?$")
 
 
-def _parse(spec: str) -> tuple[str, int | None]:
+def _parse(spec: str) -> tuple[str, int | None, str]:
+    """``spec`` as ``(module path, item index or None, layout)``."""
     if not isinstance(spec, str):
         raise fail("layers", "each layer must be a module path string", "Use names from "
                    "model.named_modules(), e.g. 'layer3'", spec, kind=PIDTypeError)
     match = _SPEC.match(spec)
     if match is None:
         raise fail("layers", f"cannot parse layer spec {spec!r}",
-                   "Use 'path' or 'path[i]' to pick item i of a tuple output")
-    index = match.group("index")
-    return match.group("path"), None if index is None else int(index)
+                   "Use 'path', 'path[i]' to pick item i of a tuple output, and a suffix "
+                   "':channels_last' for an output laid out (N, *positions, C)")
+    index, layout = match.group("index"), match.group("layout")
+    if layout is None:
+        layout = "channels_first"
+    elif layout not in FEATURE_LAYOUTS:
+        raise fail("layers", f"layer spec {spec!r} names the feature layout {layout!r}, which "
+                   "is not a known layout", f"Use one of: {', '.join(FEATURE_LAYOUTS)} (e.g. "
+                   f"'{match.group(0).rsplit(':', 1)[0]}:channels_last' for tokens (N, T, C))")
+    return match.group("path"), None if index is None else int(index), layout
+
+
+def split_layout(spec: str) -> tuple[str, str]:
+    """Split a layer spec into the spec of the module output and its feature layout.
+
+    Parameters
+    ----------
+    spec : str
+        ``"path"``, ``"path[i]"``, optionally followed by ``":channels_last"`` or
+        ``":channels_first"`` (see :class:`FeatureHooks`).
+
+    Returns
+    -------
+    output : str
+        ``spec`` without its layout suffix: the output as the module returns it.
+    layout : {"channels_first", "channels_last"}
+        One of :data:`FEATURE_LAYOUTS` (``"channels_first"`` when the spec has no suffix).
+
+    Raises
+    ------
+    PIDValueError
+        ``spec`` cannot be parsed, or names a layout other than :data:`FEATURE_LAYOUTS`; the
+        message names ``layers`` and lists the layouts.
+
+    Examples
+    --------
+    >>> split_layout("encoder.layers.encoder_layer_1:channels_last")
+    ('encoder.layers.encoder_layer_1', 'channels_last')
+    >>> split_layout("lstm[0]")
+    ('lstm[0]', 'channels_first')
+    """
+    path, index, layout = _parse(spec)
+    return (path if index is None else f"{path}[{index}]"), layout
+
+
+def _channels_first(x: torch.Tensor, layout: str) -> torch.Tensor:
+    """``x`` with its channel axis second: an ``(N, *positions, C)`` output of a
+    ``"channels_last"`` layer moved to ``(N, C, *positions)`` (a view); vectors ``(N, C)`` and
+    ``"channels_first"`` outputs as they are."""
+    return x.movedim(-1, 1) if layout == "channels_last" and x.dim() > 2 else x
 
 
 def _describe(model: nn.Module, name: str) -> str:
@@ -175,11 +238,12 @@ def _resolve(model: nn.Module, path: str, modules: dict[str, nn.Module]) -> str 
 
 
 def check_module_paths(model: nn.Module, paths: Sequence[str], *, name: str = "model") -> None:
-    """Refuse layer specs that are not layers of ``model``: the empty path (the model itself)
-    and paths it does not have (:func:`get_module`'s error, with the closest paths). A spec
-    may pick an item of a tuple output, ``"lstm[0]"`` (see :class:`FeatureHooks`)."""
+    """Refuse layer specs that are not layers of ``model``: the empty path (the model itself),
+    paths it does not have (:func:`get_module`'s error, with the closest paths) and unknown
+    layout suffixes. A spec may pick an item of a tuple output, ``"lstm[0]"``, and name its
+    layout, ``"blocks.5:channels_last"`` (see :class:`FeatureHooks`)."""
     for spec in paths:
-        path, _ = _parse(spec)
+        path, _, _ = _parse(spec)
         if not path:
             raise fail("layers", f"holds the empty path, which names the whole {name}, not a "
                        "layer", f"Name a submodule of the {name} (one of {name}.named_modules())")
@@ -240,7 +304,11 @@ class FeatureHooks:
     layers : sequence of str
         Module paths, optionally with the index of an item of a structured output
         ``"name[i]"`` (a tuple's, a list's, a mapping's or a dataclass's items in order;
-        negative indices count from the end).
+        negative indices count from the end), and optionally with the layout of the output's
+        axes, ``"name:channels_last"`` or ``"name[i]:channels_last"`` (one of
+        :data:`FEATURE_LAYOUTS`): a ``"channels_last"`` output ``(N, *positions, C)``, such as
+        a batch-first transformer layer's tokens ``(N, T, C)``, is captured as the view
+        ``(N, C, *positions)``; ``"channels_first"`` (the default) keeps it as it is.
     detach : bool, default False
         Store detached outputs (for audits); keep the graph otherwise (for losses).
     name : str, default "model"
@@ -249,13 +317,25 @@ class FeatureHooks:
     Attributes
     ----------
     features : dict[str, Tensor]
-        The last captured output per layer spec, in the order given.
+        The last captured output per layer spec, in the order given, with its channels on
+        axis 1 (``(N, C)`` or ``(N, C, *positions)``).
 
     Raises
     ------
     PIDValueError
-        A path is not a module of ``model`` (raised here, before any forward pass; see
-        :func:`get_module`).
+        A path is not a module of ``model``, or a spec names an unknown layout (raised here,
+        before any forward pass; see :func:`get_module`).
+
+    Examples
+    --------
+    A transformer layer's tokens ``(N, T, C)`` read as ``C`` channels at ``T`` positions:
+
+    >>> layer = nn.TransformerEncoderLayer(d_model=8, nhead=2, batch_first=True)
+    >>> net = nn.Sequential(layer)
+    >>> with FeatureHooks(net, ["0:channels_last"]) as hooks:
+    ...     tokens = net(torch.zeros(2, 5, 8))
+    >>> tuple(tokens.shape), tuple(hooks.features["0:channels_last"].shape)
+    ((2, 5, 8), (2, 8, 5))
     """
 
     def __init__(self, model: nn.Module, layers: Sequence[str], *, detach: bool = False,
@@ -277,22 +357,23 @@ class FeatureHooks:
         self._handles: list = []
         targets = [(spec, *_parse(spec)) for spec in self.layers]
         modules = dict(model.named_modules()) if targets else {}
-        found = [_resolve(model, path, modules) for _, path, _ in targets]
-        for (_, path, _), at in zip(targets, found, strict=True):   # fail early on unknown paths
+        found = [_resolve(model, path, modules) for _, path, _, _ in targets]
+        for (_, path, _, _), at in zip(targets, found, strict=True):  # unknown paths: fail early
             if at is None:
                 raise _unknown_module(model, path, modules, name)
-        self._targets = [(spec, modules[at], index)
-                         for (spec, _, index), at in zip(targets, found, strict=True)]
-        if any(isinstance(m, torch.jit.ScriptModule) for _, m, _ in self._targets):
+        self._targets = [(spec, modules[at], index, layout)
+                         for (spec, _, index, layout), at in zip(targets, found, strict=True)]
+        if any(isinstance(m, torch.jit.ScriptModule) for _, m, _, _ in self._targets):
             raise fail("layers", f"name TorchScript modules of {_describe(model, name)}, "
                        "and TorchScript does not support forward hooks", "Pass the eager "
                        "nn.Module (before torch.jit.script), or a method that needs no "
                        "features (method='kd' or 'none')", self.layers, kind=PIDTypeError)
 
-    def _hook(self, spec: str, index: int | None):
+    def _hook(self, spec: str, index: int | None, layout: str):
         def hook(_module, _inputs, output):
             value = _select(output, index, spec)
-            self.features[spec] = value.detach() if self.detach else value
+            self.features[spec] = _channels_first(value.detach() if self.detach else value,
+                                                  layout)
             self._versions[spec] = _version(value)
             self._calls[spec] = self._calls.get(spec, 0) + 1
         return hook
@@ -309,8 +390,8 @@ class FeatureHooks:
         self._calls.clear()
         if self._targets:           # a TorchScript model (no hooks) may run without layers
             self._handles.append(self.model.register_forward_pre_hook(self._new_pass))
-        for spec, module, index in self._targets:
-            self._handles.append(module.register_forward_hook(self._hook(spec, index)))
+        for spec, module, index, layout in self._targets:
+            self._handles.append(module.register_forward_hook(self._hook(spec, index, layout)))
         return self
 
     def __exit__(self, *exc) -> None:
@@ -406,6 +487,8 @@ def feature_shapes(model: nn.Module, x: torch.Tensor, layers: Sequence[str], *,
     """Per-sample shapes ``(C,)`` or ``(C, *spatial)`` of each layer's output on input ``x``.
 
     Runs the model in eval mode on ``x`` (a batch of at least 1) and restores its mode after.
+    A layer named with ``":channels_last"`` gives the shape of its output with the channels
+    moved first (tokens ``(N, T, C)``: ``(C, T)``), as :class:`FeatureHooks` captures it.
     ``name`` is what error messages call the model (``"teacher"``, ``"student"``).
 
     Raises
@@ -432,7 +515,9 @@ _BATCH_FIRST_FIX = ("Hook modules whose output is (N, C) or (N, C, *spatial) wit
                     "first (build nn.LSTM, nn.GRU, nn.MultiheadAttention and nn.Transformer* "
                     "layers with batch_first=True: otherwise they output (L, N, C)); a module "
                     "that folds the batch into another axis (e.g. tokens flattened to (N*L, C)) "
-                    "or reduces over it cannot be distilled or audited")
+                    "or reduces over it cannot be distilled or audited. Tokens (N, T, C) "
+                    "are read as C channels with the suffix ':channels_last' (e.g. "
+                    "'encoder.layers.encoder_layer_1:channels_last')")
 
 
 def check_layer_pairs(teacher_shapes: Sequence[Sequence[int]],

@@ -18,7 +18,7 @@ from pidkit.errors import PIDTypeError, PIDValueError
 from pidkit.validation import check_int, fail
 
 from .batches import check_input_dtypes
-from .features import check_module_paths, forward_with_features
+from .features import check_module_paths, forward_with_features, split_layout
 from .models import freeze, module_dtype
 
 __all__ = ["CachedTeacher"]
@@ -58,7 +58,12 @@ class CachedTeacher(nn.Module):
     inputs : Tensor
         The inputs it will be asked about, ``(N, ...)``.
     layers : sequence of str
-        Module paths of the teacher whose outputs are replayed (plain paths, no ``[i]``).
+        Module paths of the teacher whose outputs are replayed (plain paths, no ``[i]``),
+        optionally with a layout suffix (``"blocks.1:channels_last"``,
+        :class:`~pidkit_distill.features.FeatureHooks`): the outputs are stored as the
+        teacher returns them, and the layout applies where they are hooked, so
+        ``feature_layers`` (the specs as given, the trainer's default layers) reads them as
+        the teacher's own hooks would.
     batch_size : int, default 500
 
     Examples
@@ -93,13 +98,14 @@ class CachedTeacher(nn.Module):
         self.teacher = freeze(teacher)
         self.layers = list(layers)
         self.feature_layers = tuple(self.layers)
-        for path in self.layers:
+        self._outputs = [split_layout(spec)[0] for spec in self.layers]   # outputs as returned
+        for path in self._outputs:
             self._install(path)
         logits, feats = [], [[] for _ in self.layers]
         with torch.no_grad():
             for start in range(0, len(inputs), batch_size):
                 out, fs = forward_with_features(teacher, inputs[start:start + batch_size],
-                                                self.layers)
+                                                self._outputs)
                 logits.append(out)
                 for store, f in zip(feats, fs, strict=True):
                     store.append(f)
@@ -136,11 +142,11 @@ class CachedTeacher(nn.Module):
                        if not isinstance(x, torch.Tensor) else PIDValueError)
         rows = [self._index.get(key) for key in _row_keys(x)]
         if None in rows:
-            logits, feats = forward_with_features(self.teacher, x, self.layers)
+            logits, feats = forward_with_features(self.teacher, x, self._outputs)
         else:
             idx = torch.tensor(rows, device=self.stored_logits.device)
             logits = self.stored_logits[idx]
             feats = [getattr(self, f"stored_feature{i}")[idx] for i in range(len(self.layers))]
-        for path, f in zip(self.layers, feats, strict=True):
+        for path, f in zip(self._outputs, feats, strict=True):
             self.get_submodule(path)(f)
         return logits

@@ -745,7 +745,11 @@ class Trainer:
         lengths that differ) are typed errors naming the argument.
     layers : sequence of (str, str), optional
         ``(teacher_path, student_path)`` pairs (see :mod:`pidkit_distill.features`); default:
-        the last ``min`` entries of both models' ``feature_layers``, paired in order.
+        the last ``min`` entries of both models' ``feature_layers``, paired in order. A path
+        whose output has its channels last, such as a transformer layer's tokens
+        ``(N, T, C)``, takes the suffix ``":channels_last"``
+        (``("layer3", "encoder.layers.encoder_layer_1:channels_last")``), so that the loss
+        sees ``C`` channels at ``T`` positions (:class:`~pidkit_distill.features.FeatureHooks`).
     config : TrainConfig, optional
         Options; keyword arguments override its fields.
     val_data : Dataset, IterableDataset, DataLoader or (inputs, labels), optional

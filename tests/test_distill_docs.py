@@ -15,8 +15,8 @@ DOC = Path(__file__).resolve().parents[1] / "docs" / "distill.md"
 def test_docs_code_runs_and_rid_student_reaches_stated_accuracy(capsys):
     torch.set_num_threads(1)
     blocks = re.findall(r"```python\n(.*?)```", DOC.read_text(), flags=re.S)
-    assert len(blocks) == 4
-    tutorial, model_zoo, own_loop, custom_loss = blocks
+    assert len(blocks) == 5
+    tutorial, model_zoo, own_loop, custom_loss, tokens = blocks
     namespace: dict = {}
     exec(compile(tutorial, "tutorial", "exec"), namespace)
     result = namespace["result"]
@@ -53,3 +53,8 @@ def test_docs_code_runs_and_rid_student_reaches_stated_accuracy(capsys):
     exec(compile(custom_loss, "custom loss", "exec"), namespace)
     assert namespace["res"].final["val_acc"] > 0.3
     assert "student test accuracy" in capsys.readouterr().out
+
+    # token features: ':channels_last' gives RID's filters the 16 embedding channels
+    exec(compile(tokens, "tokens", "exec"), namespace)
+    assert capsys.readouterr().out.split("\n")[:3] == ["[(8, 16)]", "[(16, 8)]", "16"]
+    assert namespace["res_vit"].trainer.loss_fn.layer_shapes == ([(64,)], [(16, 8)])

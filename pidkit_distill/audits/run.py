@@ -331,8 +331,10 @@ def audit(teacher, student, data: Any, layers: Sequence[tuple[str, str]] | None 
         on them).
     layers : list of (str, str), optional
         ``(teacher_layer, student_layer)`` module paths (``"layer3"``, ``"block.0.conv"``,
-        ``"lstm[0]"`` for item 0 of a tuple output). Default: the last entries of both models'
-        ``feature_layers`` (the innermost distilled pair, as in the paper).
+        ``"lstm[0]"`` for item 0 of a tuple output, ``"blocks.5:channels_last"`` for tokens
+        ``(N, T, C)``: :class:`~pidkit_distill.features.FeatureHooks`). Default: the last
+        entries of both models' ``feature_layers`` (the innermost distilled pair, as in the
+        paper).
     estimator : {"paper", "paper-cifar10", "paper-cifar100", "discretize", "gaussian"}
         Default ``"paper"``: L2-normalise, PCA 10, KMeans 10, exact BROJA.
     fit_data : same kinds as ``data``, optional

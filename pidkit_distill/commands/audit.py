@@ -47,7 +47,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--untrained-student", action="store_true",
                    help="random-init student (seed --seed) instead of weights")
     p.add_argument("--layer", type=_pair, action="append", metavar="T=S",
-                   help="teacher=student layer pair (repeat); default: innermost feature layers")
+                   help="teacher=student layer pair (repeat; PATH:channels_last reads "
+                   "tokens (N, T, C) as C channels); default: innermost feature layers")
     p.add_argument("--estimator", default="paper",
                    help="paper, paper-cifar10, paper-cifar100, discretize, gaussian")
     p.add_argument("--option", type=_kv, action="append", default=[], metavar="KEY=VALUE",

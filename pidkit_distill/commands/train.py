@@ -92,7 +92,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--option", type=_kv, action="append", default=[], metavar="KEY=VALUE",
                    help="method option, e.g. lambda2=10")
     p.add_argument("--layer", type=_pair, action="append", metavar="T=S",
-                   help="teacher=student layer pair (repeat); default: feature_layers")
+                   help="teacher=student layer pair (repeat; PATH:channels_last reads "
+                   "tokens (N, T, C) as C channels); default: feature_layers")
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=0.05)
