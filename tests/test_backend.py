@@ -115,6 +115,26 @@ def test_few_large_cholesky_solves_by_blas_equal_the_substitution(dtype, k, monk
     assert np.abs(by_rows - x).max() <= 100 * eps * np.abs(ref).max()
 
 
+@pytest.mark.parametrize("n, k, count", [(4, 8, 6), (16, 1, 40), (20, 3, 6), (20, 30, 60)])
+def test_cholesky_lower_solve_is_the_first_half_of_the_solve(n, k, count):
+    # L^-1 b, by rows over the batch or (few large matrices) BLAS one matrix at a time: its
+    # inner products give b^T a^-1 b, and L times it is b; torch's agrees
+    from pidkit._backend import numpy as numpy_backend
+
+    rng = np.random.default_rng(n + k)
+    a = spd_batch(rng, (count,), n) + n * np.eye(n)                 # condition below ~1e3
+    b = rng.standard_normal((count, n, k))
+    assert numpy_backend._few_large(n, count, k) == (n >= 16 and (count <= 32 or k >= n))
+    w = NUMPY.cho_lower_solve(NUMPY.cho_factor(a), b)
+    assert w.shape == b.shape
+    np.testing.assert_allclose(np.swapaxes(w, -1, -2) @ w,
+                               np.swapaxes(b, -1, -2) @ np.linalg.solve(a, b), rtol=1e-10,
+                               atol=1e-12)
+    np.testing.assert_allclose(np.linalg.cholesky(a) @ w, b, atol=1e-12)
+    wt = TORCH.cho_lower_solve(TORCH.cho_factor(torch.tensor(a)), torch.tensor(b)).numpy()
+    np.testing.assert_allclose(wt, w, atol=1e-12)
+
+
 def test_cholesky_factor_reports_indefinite_matrices():
     rng = np.random.default_rng(3)
     a = spd_batch(rng, (5,), 4)

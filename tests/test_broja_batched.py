@@ -120,3 +120,26 @@ def test_batch_stopped_early_keeps_valid_bounds(batches, numpy_results):
     truth = reference.unique[0]
     slack = reference.solver.certificate.gap + SLACK
     assert np.all(cert.lower <= truth + slack) and np.all(truth <= cert.upper + slack)
+
+
+def test_last_round_of_the_line_search_takes_the_same_steps(monkeypatch):
+    # the remaining step lengths of the few items still backtracking, evaluated at once,
+    # give the choices of trying them one by one: the same bounds, bit for bit
+    from pidkit.discrete.broja import _ipm
+
+    rng = np.random.default_rng(5)
+    p = rng.dirichlet(np.ones(64), size=600)
+    p[rng.random(p.shape) < 0.7] = 0.0
+    p[p.sum(axis=1) == 0, 0] = 1.0
+    p = (p / p.sum(axis=1, keepdims=True)).reshape(600, 4, 4, 4)
+    rounds = []
+    original = _ipm._last_round
+    monkeypatch.setattr(_ipm, "_last_round", lambda *a: rounds.append(1) or original(*a))
+    first = pidkit.broja(p, batch=True)
+    assert rounds                                       # the batch has backtracking items
+    monkeypatch.setattr(_ipm, "ONE_ROUND", 0)
+    second = pidkit.broja(p, batch=True)
+    for a, b in zip(atoms(first), atoms(second), strict=True):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(first.solver.certificate.lower,
+                                  second.solver.certificate.lower)

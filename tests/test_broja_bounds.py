@@ -81,6 +81,27 @@ def test_dual_bound_is_feasible_a_lower_bound_and_at_least_the_shift(shape, back
     assert np.any(value[20:] > shifted[20:] + 1e-6)
 
 
+@pytest.mark.parametrize("violated", ["some", "none", "all"])
+def test_dual_bound_on_the_host_repairs_only_violated_items_with_the_same_result(violated):
+    # with host reads allowed, the local repair runs on the items with a violated block only
+    # (elsewhere it changes nothing): the same points and values (up to the order of the
+    # sums, which numpy picks by array size)
+    rng = np.random.default_rng(91)
+    p, lam, mu = random_batch(rng, (4, 3, 5), 40)
+    p_yt, p_ys, allowed, live = marginals(p)
+    h, _ = logits(lam, mu, allowed, NUMPY)
+    lam = lam - np.where(violated == "all", 0.0, h.max(axis=(1, 2)) + 1e-3)[:, None, None]
+    if violated == "some":
+        lam[::3] += 5.0
+    h, _ = logits(lam, mu, allowed, NUMPY)
+    rows = (live & (h > 0)).any(axis=(1, 2))
+    assert rows.all() if violated == "all" else (rows.any() == (violated == "some"))
+    args = (lam, mu, h, p_yt, p_ys, live, NUMPY)
+    for a, b in zip(_bounds.dual_bound(*args, host=True), _bounds.dual_bound(*args),
+                    strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-14, atol=0.0)
+
+
 def test_a_violated_block_of_tiny_marginals_costs_its_marginals_not_the_rows_mass():
     """P(t = 2) = 0.3 sits on y = 0, s = 0; the block (t = 2, s = 2) holds only y = 1 with
     marginals 1e-10. A dual point violating that block by 0.5: the shift per row lowers

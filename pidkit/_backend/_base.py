@@ -307,6 +307,12 @@ class Backend(ABC):
         ``b`` then needs no second buffer); ``b``'s contents are undefined afterwards."""
 
     @abstractmethod
+    def cho_lower_solve(self, factor: Any, b: Any) -> Any:
+        r"""``L^{-1} b`` for :meth:`cho_factor`'s ``factor`` of :math:`a = L L^\top` and
+        ``b[..., n, k]``: the first half of :meth:`cho_solve` (:math:`a^{-1} = L^{-\top}
+        L^{-1}`)."""
+
+    @abstractmethod
     def sym_factor(self, a: Any, single: bool = False) -> Factor | None:
         """Factorise the symmetric ``a[B, n, n]`` (float64, left unchanged) for
         :meth:`sym_solve`, by the fastest route this library has.

@@ -78,7 +78,8 @@ def _matrices_first(a: Any) -> Any:
 
 #: :meth:`NumpyBackend.cho_solve` solves with BLAS matrix by matrix for matrices of at least
 #: this order when the batch holds at most :data:`BLAS_ROWS` rows in all (``n`` times the
-#: number of matrices). Measured on one thread (2026-12-05, AMD EPYC; the row-by-row
+#: number of matrices) and either at most :data:`BLAS_FEW` matrices or at least ``n``
+#: right-hand sides. Measured on one thread (2026-12-05, AMD EPYC; the row-by-row
 #: substitution against the loop, in place): n = 64, 64 matrices, 4096 right-hand sides 404
 #: against 86 ms (the reassembled Schur complement of BROJA at k = 64), 64 right-hand sides
 #: 5.9 against 1.7 ms, one 0.47 against 0.60 ms; n = 16, 16 matrices, 8 right-hand sides 0.12
@@ -86,14 +87,22 @@ def _matrices_first(a: Any) -> Any:
 #: loop's per-matrix overhead, hence the cap on rows).
 BLAS_ORDER = 16
 BLAS_ROWS = 8192
+#: With fewer right-hand sides than rows, the loop only pays for this many matrices: with one
+#: right-hand side it took 0.5-0.9 times the substitution's time for 16 to 32 matrices of
+#: order 16 to 128, but 1.2-1.7 times for 48 to 64 and 2.3-8.3 times for 128 to 512 at
+#: order 16 (2026-12-06, one thread: the Schur complements of the last items of a batch of
+#: 10^4 pmfs at k = 4, whose directions took 1.6 ms per solve at 512 items instead of 0.2).
+BLAS_FEW = 32
 
 
-def _few_large(n: int, count: int) -> bool:
-    """Whether ``count`` matrices of order ``n`` are solved faster one by one with BLAS."""
-    return n >= BLAS_ORDER and n * count <= BLAS_ROWS
+def _few_large(n: int, count: int, k: int = 1) -> bool:
+    """Whether ``count`` matrices of order ``n``, with ``k`` right-hand sides each, are
+    solved faster one by one with BLAS."""
+    return n >= BLAS_ORDER and n * count <= BLAS_ROWS and (count <= BLAS_FEW or k >= n)
 
 
-def _cho_solve_each(factor: Any, b: Any, overwrite_b: bool = False) -> np.ndarray:
+def _cho_solve_each(factor: Any, b: Any, overwrite_b: bool = False,
+                    lower_only: bool = False) -> np.ndarray:
     r""":meth:`NumpyBackend.cho_solve` by BLAS's triangular solves, one matrix at a time:
     ``factor`` ``(n, n, ...)`` (batch axes last), ``b`` ``(..., n, k)``; in ``b`` itself with
     ``overwrite_b`` where it is a C-ordered array of the result's shape and dtype.
@@ -101,7 +110,8 @@ def _cho_solve_each(factor: Any, b: Any, overwrite_b: bool = False) -> np.ndarra
     Each C-ordered ``n x k`` right-hand side is, in memory, the Fortran-ordered
     :math:`B^\top`, so with :math:`A = U^\top U` (``U = L^\top``) the solve
     :math:`X^\top = B^\top U^{-1} U^{-\top}` is two right-sided ``trsm`` calls in place,
-    without the transposed copies ``potrs`` would make."""
+    without the transposed copies ``potrs`` would make; with ``lower_only``, the first one
+    alone, :math:`L^{-1} B` (:meth:`NumpyBackend.cho_lower_solve`)."""
     from scipy.linalg import blas
 
     n = factor.shape[0]
@@ -115,10 +125,24 @@ def _cho_solve_each(factor: Any, b: Any, overwrite_b: bool = False) -> np.ndarra
     for i in range(lows.shape[2]):
         upper = np.ascontiguousarray(lows[:, :, i], dtype=out.dtype).T  # Fortran-ordered U
         x_t = trsm(1.0, upper, rows[i].T, side=1, lower=0, trans_a=0, overwrite_b=1)
-        x_t = trsm(1.0, upper, x_t, side=1, lower=0, trans_a=1, overwrite_b=1)
+        if not lower_only:
+            x_t = trsm(1.0, upper, x_t, side=1, lower=0, trans_a=1, overwrite_b=1)
         if not np.may_share_memory(x_t, rows[i]):      # the wrapper copied after all
             rows[i] = x_t.T
     return out
+
+
+def _forward_rows(factor: Any, b: Any) -> np.ndarray:
+    """``L^{-1} b`` for :meth:`NumpyBackend.cho_factor`'s ``factor`` ``(n, n, ...)`` and
+    ``b`` ``(..., n, k)``, row by row over the whole batch, as a new C-ordered ``(n, k, ...)``
+    array (the layout of :meth:`NumpyBackend.cho_solve`'s back substitution)."""
+    x = np.array(np.moveaxis(b, (-2, -1), (0, 1)), dtype=np.result_type(factor, b),
+                 order="C", copy=True)                            # (n, k, ...)
+    for i in range(factor.shape[0]):
+        if i:
+            x[i] -= np.einsum("j...,jk...->k...", factor[i, :i], x[:i])
+        x[i] /= factor[i, i]
+    return x
 
 
 def _cholesky_each(a: Any) -> np.ndarray:
@@ -344,19 +368,21 @@ class NumpyBackend(Backend):
         the whole batch; for a few large matrices (:func:`_few_large`), BLAS's triangular
         solves on one matrix at a time instead (:func:`_cho_solve_each`)."""
         n = factor.shape[0]
-        if _few_large(n, math.prod(factor.shape[2:])):
+        if _few_large(n, math.prod(factor.shape[2:]), b.shape[-1]):
             return _cho_solve_each(factor, b, overwrite_b)
-        x = np.array(np.moveaxis(b, (-2, -1), (0, 1)), dtype=np.result_type(factor, b),
-                     order="C", copy=True)                        # (n, k, ...)
-        for i in range(n):
-            if i:
-                x[i] -= np.einsum("j...,jk...->k...", factor[i, :i], x[:i])
-            x[i] /= factor[i, i]
+        x = _forward_rows(factor, b)
         for i in reversed(range(n)):
             if i < n - 1:
                 x[i] -= np.einsum("j...,jk...->k...", factor[i + 1:, i], x[i + 1:])
             x[i] /= factor[i, i]
         return np.moveaxis(x, (0, 1), (-2, -1))
+
+    def cho_lower_solve(self, factor: Any, b: Any) -> Any:
+        """The forward substitution of :meth:`cho_solve` alone (its BLAS route: the first
+        triangular solve)."""
+        if _few_large(factor.shape[0], math.prod(factor.shape[2:]), b.shape[-1]):
+            return _cho_solve_each(factor, b, lower_only=True)
+        return np.moveaxis(_forward_rows(factor, b), (0, 1), (-2, -1))
 
     def sym_factor(self, a: Any, single: bool = False) -> Factor | None:
         """A batch of more than one matrix: :meth:`cho_factor` (scipy would loop over the

@@ -218,6 +218,9 @@ class TorchBackend(Backend):
     def cho_solve(self, factor: Any, b: Any, overwrite_b: bool = False) -> Any:
         return self._lib.cholesky_solve(b, factor)
 
+    def cho_lower_solve(self, factor: Any, b: Any) -> Any:
+        return self._lib.linalg.solve_triangular(factor, b, upper=False)
+
     def sym_factor(self, a: Any, single: bool = False) -> Factor | None:
         """:meth:`cho_factor` in float32 (``single``) or float64; else, without ``single``,
         ``torch.linalg.lu_factor``."""

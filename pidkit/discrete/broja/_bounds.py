@@ -68,7 +68,7 @@ RESCALE_FLOOR = 1e-300
 
 
 def dual_bound(lam: Any, mu: Any, h: Any, p_yt: Any, p_ys: Any, live: Any,
-               xp: Backend) -> tuple[Any, Any, Any]:
+               xp: Backend, host: bool = False) -> tuple[Any, Any, Any]:
     r"""A feasible dual point near ``(lam, mu)`` and its objective, a lower bound on :math:`f^*`.
 
     .. math::
@@ -80,7 +80,10 @@ def dual_bound(lam: Any, mu: Any, h: Any, p_yt: Any, p_ys: Any, live: Any,
     :math:`\sum P(y,t) \lambda'_{yt} + \sum P(y,s) \mu'_{ys}` over the support. The same
     shift is also applied after :func:`local_repair` (which lowers, per violated block, the
     cheaper variable of each cell), and per item the point with the larger value is returned:
-    both are feasible, so both values are lower bounds (weak duality).
+    both are feasible, so both values are lower bounds (weak duality). With ``host`` (the
+    caller may read values on the host) and arrays in host memory, only the items with a
+    violated block are repaired locally (elsewhere the repair changes nothing; in batches of
+    small pmfs, about a quarter of the certified iterates have one).
 
     Parameters
     ----------
@@ -99,14 +102,30 @@ def dual_bound(lam: Any, mu: Any, h: Any, p_yt: Any, p_ys: Any, live: Any,
     lam, mu, value
         The shifted point and its objective ``(B,)``, in nats.
     """
+    lam_s, mu_s, value = _shift(lam, mu, h, p_yt, p_ys, live, xp)
+    rows = xp.any(live & (h > 0), axis=(1, 2))        # the local repair changes nothing else
+    if not (host and xp.on_host(lam)) or xp.all(rows):
+        lam_l, mu_l, value_l = _local_shift(lam, mu, h, p_yt, p_ys, live, xp)
+        local = value_l > value
+        return (xp.where(local[:, None, None], lam_l, lam_s),
+                xp.where(local[:, None, None], mu_l, mu_s), xp.where(local, value_l, value))
+    if xp.any(rows):
+        lam_l, mu_l, value_l = _local_shift(lam[rows], mu[rows], h[rows], p_yt[rows],
+                                            p_ys[rows], live[rows], xp)
+        local = value_l > value[rows]
+        lam_s[rows] = xp.where(local[:, None, None], lam_l, lam_s[rows])
+        mu_s[rows] = xp.where(local[:, None, None], mu_l, mu_s[rows])
+        value[rows] = xp.where(local, value_l, value[rows])
+    return lam_s, mu_s, value
+
+
+def _local_shift(lam: Any, mu: Any, h: Any, p_yt: Any, p_ys: Any, live: Any,
+                 xp: Backend) -> tuple[Any, Any, Any]:
+    """:func:`local_repair`, then the shift of :func:`_shift`, and the dual value."""
     allowed = (p_yt > 0)[:, :, :, None] & (p_ys > 0)[:, :, None, :]
     lam_l, mu_l = local_repair(lam, mu, h, p_yt, p_ys, live, xp)
     h_l, _ = logits(lam_l, mu_l, allowed, xp)
-    lam, mu, value = _shift(lam, mu, h, p_yt, p_ys, live, xp)
-    lam_l, mu_l, value_l = _shift(lam_l, mu_l, h_l, p_yt, p_ys, live, xp)
-    local = value_l > value
-    return (xp.where(local[:, None, None], lam_l, lam), xp.where(local[:, None, None], mu_l, mu),
-            xp.where(local, value_l, value))
+    return _shift(lam_l, mu_l, h_l, p_yt, p_ys, live, xp)
 
 
 def _shift(lam: Any, mu: Any, h: Any, p_yt: Any, p_ys: Any, live: Any,

@@ -151,6 +151,10 @@ INDEPENDENT_SIZE = 512
 STEP_BYTES = 2**21
 #: ... when a chunk holds at least this many items (below, the per-call overhead dominates).
 STEP_CHUNK_MIN = 256
+#: :func:`line_search` evaluates all the remaining step lengths of the items still waiting at
+#: once when that is at most this many trial points (a call costs about as much in overhead
+#: as a hundred items' trial points at k = 4).
+ONE_ROUND = 256
 
 
 @dataclass
@@ -240,8 +244,9 @@ class Linearisation:
         """
         pi, live = self.pi, self.live
         coef = self.w_over_s * self.r_p - r_c / self.sl
-        g_lam = -self.r_lam - xp.sum(pi * coef[:, None], axis=3)
-        g_mu = -self.r_mu - xp.sum(pi * coef[:, None], axis=2)
+        weighted = pi * coef[:, None]
+        g_lam = -self.r_lam - xp.sum(weighted, axis=3)
+        g_mu = -self.r_mu - xp.sum(weighted, axis=2)
         refined = getattr(self.solver, "refined", None) if refine else None
         d_lam, d_mu = (refined or self.solver)(g_lam, g_mu)
         dh = xp.sum(pi * (d_lam[:, :, :, None] + d_mu[:, :, None, :]), axis=1)
@@ -350,37 +355,79 @@ def line_search(pb: Problem, state: tuple[Any, ...], directions: tuple[Any, ...]
 
     or the last one tried (``MAX_BACKTRACK``); ``norm0`` is :math:`\|r_0\|`, or the
     non-monotone reference of :func:`step`. After the first trial only the items still
-    waiting are evaluated. With ``reset`` (:data:`RESET_FROM`), a trial point's slacks are
-    :math:`-h` on the live blocks where :math:`h < 0`. Returns the new
+    waiting are evaluated, and once they are few (:data:`ONE_ROUND`) all their remaining
+    lengths at once (:func:`_last_round`). With ``reset`` (:data:`RESET_FROM`), a trial
+    point's slacks are :math:`-h` on the live blocks where :math:`h < 0`. Returns the new
     ``(lam, mu, w, slack, h, pi)``.
     """
     new: list[Any] = []
     waiting = None                                                # None: every item
     for trial in range(MAX_BACKTRACK):
+        if waiting is not None and (MAX_BACKTRACK - trial) * xp.sum(waiting) <= ONE_ROUND:
+            _last_round(pb, state, directions, alpha, inv_t, norm0, xp, reset, waiting,
+                        MAX_BACKTRACK - trial, new)
+            break
         last = trial == MAX_BACKTRACK - 1  # the shortest step is taken without decrease
         a = _pick(alpha, waiting)
-        size = a[:, None, None]
-        trial_state = tuple(_pick(x, waiting) + size * _pick(d, waiting)
-                            for x, d in zip(state[:4], directions, strict=True))
-        h_n, pi_n = logits(trial_state[0], trial_state[1], _pick(pb.allowed, waiting), xp)
         sub = pb if waiting is None else pb.take(waiting)
-        if reset:
-            trial_state = (*trial_state[:3], xp.where(sub.live & (h_n < 0), -h_n, trial_state[3]))
-        norm_n = residuals(sub, trial_state[2], trial_state[3], h_n, pi_n,
+        trial_state = _trial_points(sub, tuple(_pick(x, waiting) for x in state),
+                                    tuple(_pick(d, waiting) for d in directions), a, xp, reset)
+        norm_n = residuals(sub, trial_state[2], trial_state[3], trial_state[4], trial_state[5],
                            _pick(inv_t, waiting), xp)[-1]
         ok = (norm_n <= (1.0 - SUFFICIENT * a) * _pick(norm0, waiting)) | last
         if waiting is None and xp.all(ok):                        # the usual case
-            return (*trial_state, h_n, pi_n)
+            return trial_state
         if waiting is None:
             new = [xp.copy(x) for x in state]
         taken = ok if waiting is None else scatter(waiting, ok, xp)
-        for x, t in zip(new, (*trial_state, h_n, pi_n), strict=True):
+        for x, t in zip(new, trial_state, strict=True):
             x[taken] = t[ok]
         waiting = ~taken if waiting is None else waiting & ~taken
         if not xp.any(waiting):
             break
         alpha = xp.where(waiting, alpha * SHRINK, alpha)
     return tuple(new)
+
+
+def _trial_points(pb: Problem, state: tuple[Any, ...], directions: tuple[Any, ...], a: Any,
+                  xp: Backend, reset: bool) -> tuple[Any, ...]:
+    """The trial points ``state + a directions`` (``a`` ``(B,)``) of :func:`line_search`, as
+    ``(lam, mu, w, slack, h, pi)``."""
+    size = a[:, None, None]
+    lam, mu, w, sl = (x + size * d for x, d in zip(state[:4], directions, strict=True))
+    h, pi = logits(lam, mu, pb.allowed, xp)
+    if reset:
+        sl = xp.where(pb.live & (h < 0), -h, sl)
+    return lam, mu, w, sl, h, pi
+
+
+def _last_round(pb: Problem, state: tuple[Any, ...], directions: tuple[Any, ...], alpha: Any,
+                inv_t: Any, norm0: Any, xp: Backend, reset: bool, waiting: Any, k: int,
+                new: list[Any]) -> None:
+    """The last ``k`` step lengths of :func:`line_search` for the items ``waiting``, evaluated
+    at once (the items repeated ``k`` times along the batch axis, as in
+    :func:`fixed_line_search`): each takes the first length that decreases its residual norm
+    enough, or the last one, written into ``new`` in place. Same choices as trying them one
+    by one, in one call instead of up to ``k`` (at k = 4, a few percent of a chunk's items
+    backtrack, and each further trial cost about as much in overhead as the first one on
+    the whole chunk)."""
+    def repeat(x: Any) -> Any:
+        return xp.concatenate([x[waiting]] * k)
+
+    a = alpha[waiting]
+    sizes = xp.concatenate([a * SHRINK**i for i in range(k)])
+    big = Problem(*(repeat(getattr(pb, name)) for name in pb.__dataclass_fields__))
+    trial_state = _trial_points(big, tuple(repeat(x) for x in state),
+                                tuple(repeat(d) for d in directions), sizes, xp, reset)
+    norm_n = residuals(big, trial_state[2], trial_state[3], trial_state[4], trial_state[5],
+                       repeat(inv_t), xp)[-1]
+    ok = xp.reshape(norm_n <= (1.0 - SUFFICIENT * sizes) * repeat(norm0), (k, a.shape[0]))
+    ok = xp.concatenate([ok[:-1], ok[-1:] | True])          # the shortest step: always taken
+    first = ok & (xp.cumsum(ok, axis=0) == 1)
+    for x, t in zip(new, trial_state, strict=True):
+        t = xp.reshape(t, (k, a.shape[0], *t.shape[1:]))
+        x[waiting] = xp.sum(xp.where(xp.reshape(first, (*first.shape, *(1,) * (t.ndim - 2))),
+                                     t, 0.0), axis=0)
 
 
 def fixed_line_search(pb: Problem, state: tuple[Any, ...], directions: tuple[Any, ...],
@@ -444,9 +491,10 @@ def bounds_of(pb: Problem, state: tuple[Any, ...], xp: Backend, tol: float | Non
     """The certificate ``(low, lam, mu, up, q)`` of the iterates ``state`` (:mod:`._bounds`):
     the shifted feasible dual point and its value, the repaired primal point and its value
     (:func:`._bounds.upper_bound`; with ``tol``, rescaled only where the bracket is wider;
-    not at all without ``rescaled``)."""
+    not at all without ``rescaled``). ``tol`` also says that values may be read on the host
+    (:func:`._bounds.dual_bound`'s ``host``); without it, nothing is."""
     lam, mu, w, _, h, pi = state
-    lam_f, mu_f, low = dual_bound(lam, mu, h, pb.p_yt, pb.p_ys, pb.live, xp)
+    lam_f, mu_f, low = dual_bound(lam, mu, h, pb.p_yt, pb.p_ys, pb.live, xp, tol is not None)
     up, q_f = upper_bound(w[:, None] * pi, pb.p_yt, pb.p_ys, xp,
                           None if tol is None else low, tol, rescaled)
     return low, lam_f, mu_f, up, q_f

@@ -50,7 +50,7 @@ def logits(lam: Any, mu: Any, allowed: Any, xp: Backend) -> tuple[Any, Any]:
     zmax = xp.max(z, axis=1, keepdims=True)
     live = zmax > -math.inf
     zmax = xp.where(live, zmax, 0.0)
-    e = xp.where(allowed, xp.exp(z - zmax), 0.0)
+    e = xp.exp(z - zmax)                      # 0 at the cells not allowed (-inf)
     tot = xp.sum(e, axis=1, keepdims=True)
     live_tot = tot > 0
     h = xp.where(live_tot, xp.log(xp.where(live_tot, tot, 1.0)) + zmax, -1.0)
