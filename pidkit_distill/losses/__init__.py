@@ -19,6 +19,7 @@ from .base import (
     make_loss,
     method_options,
     register_method,
+    result_dtype,
     sum_across_processes,
 )
 from .discrete_pid import (
@@ -77,6 +78,7 @@ __all__ = [
     "method_options",
     "redundancy_from_moments",
     "register_method",
+    "result_dtype",
     "sigma_from_raw",
     "soft_assign",
     "sum_across_processes",

@@ -59,10 +59,11 @@ from ..schedule import PHASES
 __all__ = ["Batch", "DistillLoss", "register_method", "make_loss", "available_methods",
            "Shape", "Parts", "UNLABELLED", "labelled_mask", "cross_entropy", "distributed_mean",
            "sum_across_processes", "running_sum", "check_labels", "check_fraction",
-           "check_flag", "check_real", "method_options", "check_batch"]
+           "check_flag", "check_real", "method_options", "check_batch", "result_dtype"]
 
 Shape = tuple[int, ...]
-#: The logged parts of a loss: name -> detached 0-d float32 tensor on the loss's device.
+#: The logged parts of a loss: name -> detached 0-d tensor on the loss's device, in the dtype
+#: of the loss's value (:func:`result_dtype`).
 Parts = dict[str, torch.Tensor]
 
 
@@ -112,12 +113,15 @@ class DistillLoss(nn.Module, abc.ABC):
 
     :meth:`student_loss` and :meth:`teacher_loss` return ``(loss, parts)``: ``loss`` the 0-d
     tensor to differentiate, ``parts`` a :data:`Parts` dict of its named terms for logging,
-    each a *detached 0-d float32 tensor on the loss's device* (no host read: the caller decides
+    each a *detached 0-d tensor on the loss's device* (no host read: the caller decides
     when to bring values to the host, e.g. by summing them on the device over an epoch and
-    reading once). Cross-entropy and information parts are in nats: ``"ce"``, ``"head_ce"``,
+    reading once). Both are in the batch's floating dtype (:func:`result_dtype`: the
+    student's, float32 for float16 or bfloat16 under mixed precision), whatever precision a
+    loss computes in inside (the PID losses' float64 statistics): a float32 model's loss is
+    float32. Cross-entropy and information parts are in nats: ``"ce"``, ``"head_ce"``,
     ``"kd"`` (times :math:`\tau^2`), ``"redundancy"``, ``"certified_gap"`` (the exact
-    regulariser's solver), and ``"vid"`` (a Gaussian negative
-    log-likelihood per feature entry, up to its constant); ``"hint"``, ``"mse"``, ``"v_term"``
+    regulariser's solver), and ``"vid"`` (a Gaussian negative log-likelihood per feature
+    entry, up to its constant); ``"hint"``, ``"mse"``, ``"v_term"``
     and ``"rid_reg"`` are mean squared (scaled) feature distances, in squared feature units.
 
     Under data parallelism (``torch.distributed`` initialised with W > 1 processes, gradients
@@ -235,9 +239,44 @@ class DistillLoss(nn.Module, abc.ABC):
         return 1.0
 
 
-def _part(value: torch.Tensor) -> torch.Tensor:
-    """A loss part for logging: detached, float32, on the loss's device (no host read)."""
-    return value.detach().float()
+def result_dtype(batch: Batch) -> torch.dtype:
+    """The floating dtype in which a built-in loss returns its value and parts for ``batch``.
+
+    That of the student's logits or, without them (RID's warm-up), of the first teacher
+    feature; float32 for float16 and bfloat16 (mixed precision computes the losses in float32,
+    as :func:`_upcast` does); the default dtype when the batch holds neither (a loss without
+    layer pairs in RID's warm-up).
+
+    Parameters
+    ----------
+    batch : Batch
+
+    Returns
+    -------
+    torch.dtype
+
+    Examples
+    --------
+    >>> y = torch.tensor([0, 1])
+    >>> result_dtype(Batch(y=y, student_logits=torch.zeros(2, 3, dtype=torch.float64)))
+    torch.float64
+    >>> result_dtype(Batch(y=y, student_logits=torch.zeros(2, 3, dtype=torch.bfloat16)))
+    torch.float32
+    """
+    like = batch.student_logits if torch.is_tensor(batch.student_logits) else next(
+        (f for f in batch.teacher_features if torch.is_tensor(f) and f.is_floating_point()),
+        None)
+    if like is None or not like.is_floating_point():
+        return torch.get_default_dtype()
+    return torch.float32 if like.dtype in (torch.float16, torch.bfloat16) else like.dtype
+
+
+def _returned(batch: Batch, loss: torch.Tensor, parts: dict[str, torch.Tensor]
+              ) -> tuple[torch.Tensor, Parts]:
+    """A loss's ``(loss, parts)`` in :func:`result_dtype` of ``batch``: ``loss`` cast (the
+    gradient flows through the cast), ``parts`` detached and cast (no host read)."""
+    dtype = result_dtype(batch)
+    return loss.to(dtype), {name: value.detach().to(dtype) for name, value in parts.items()}
 
 
 def _upcast(x: torch.Tensor) -> torch.Tensor:

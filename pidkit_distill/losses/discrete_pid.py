@@ -200,7 +200,7 @@ from .base import (
     DistillLoss,
     Parts,
     Shape,
-    _part,
+    _returned,
     check_batch,
     check_labels,
     check_momentum,
@@ -623,8 +623,8 @@ class DiscretePIDLoss(DistillLoss):
         check_batch(self, batch)
         ce = cross_entropy(batch.student_logits, batch.y)
         red = sum(self.redundancies(batch))
-        return ce - self.beta * red.to(ce.dtype), {"ce": _part(ce), "redundancy": _part(red),
-                                                   "certified_gap": self._gap}
+        return _returned(batch, ce - self.beta * red.to(ce.dtype),
+                         {"ce": ce, "redundancy": red, "certified_gap": self._gap})
 
 
 @register_method("broja")

@@ -26,7 +26,7 @@ from .base import (
     DistillLoss,
     Parts,
     Shape,
-    _part,
+    _returned,
     _upcast,
     check_batch,
     cross_entropy,
@@ -63,7 +63,7 @@ class FitNetsLoss(DistillLoss):
         hint = sum(hint_loss(adapter(align(s)), align(t)) for adapter, align, s, t in
                    zip(self.adapters, self.aligns, batch.student_features,
                        batch.teacher_features, strict=True))
-        return ce + self.beta * hint, {"ce": _part(ce), "hint": _part(hint)}
+        return _returned(batch, ce + self.beta * hint, {"ce": ce, "hint": hint})
 
 
 @register_method("fitnets")

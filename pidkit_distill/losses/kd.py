@@ -20,7 +20,7 @@ from .base import (
     Batch,
     DistillLoss,
     Parts,
-    _part,
+    _returned,
     _upcast,
     check_batch,
     cross_entropy,
@@ -71,7 +71,7 @@ class KDLoss(DistillLoss):
         check_batch(self, batch)
         ce = cross_entropy(batch.student_logits, batch.y)
         kd = kd_divergence(batch.student_logits, batch.teacher_logits, self.temperature)
-        return (1 - self.alpha) * ce + self.alpha * kd, {"ce": _part(ce), "kd": _part(kd)}
+        return _returned(batch, (1 - self.alpha) * ce + self.alpha * kd, {"ce": ce, "kd": kd})
 
 
 class NoDistillation(DistillLoss):
@@ -83,7 +83,7 @@ class NoDistillation(DistillLoss):
     def student_loss(self, batch: Batch) -> tuple[torch.Tensor, Parts]:
         check_batch(self, batch)
         ce = cross_entropy(batch.student_logits, batch.y)
-        return ce, {"ce": _part(ce)}
+        return _returned(batch, ce, {"ce": ce})
 
 
 @register_method("kd")

@@ -143,7 +143,7 @@ from .base import (
     DistillLoss,
     Parts,
     Shape,
-    _part,
+    _returned,
     check_batch,
     check_labels,
     check_momentum,
@@ -506,7 +506,7 @@ class PIDLoss(DistillLoss):
         check_batch(self, batch)
         ce = cross_entropy(batch.student_logits, batch.y)
         red = sum(self.redundancies(batch))
-        return ce - self.beta * red, {"ce": _part(ce), "redundancy": _part(red)}
+        return _returned(batch, ce - self.beta * red.to(ce.dtype), {"ce": ce, "redundancy": red})
 
 
 @register_method("pid")

@@ -38,7 +38,7 @@ from .base import (
     DistillLoss,
     Parts,
     Shape,
-    _part,
+    _returned,
     _upcast,
     check_batch,
     check_flag,
@@ -192,7 +192,7 @@ class RIDLoss(DistillLoss):
                     sigma = pair.sigma
                 v_total = v_total + weighted_residual(ft - fs, sigma, self.reduction)
         loss = ce_total + v_total
-        return loss, {"head_ce": _part(ce_total), "v_term": _part(v_total)}
+        return _returned(batch, loss, {"head_ce": ce_total, "v_term": v_total})
 
     def student_loss(self, batch: Batch) -> tuple[torch.Tensor, Parts]:
         check_batch(self, batch)
@@ -208,7 +208,7 @@ class RIDLoss(DistillLoss):
             reg = reg + self._norm_sigma(sigma) + v
             v_total = v_total + v.detach()
         loss = self.lambda1 * ce + self.lambda2 * reg
-        return loss, {"ce": _part(ce), "v_term": _part(v_total), "rid_reg": _part(reg)}
+        return _returned(batch, loss, {"ce": ce, "v_term": v_total, "rid_reg": reg})
 
     @property
     def student_ce_weight(self) -> float:

@@ -27,7 +27,7 @@ from .base import (
     DistillLoss,
     Parts,
     Shape,
-    _part,
+    _returned,
     _upcast,
     check_batch,
     check_flag,
@@ -80,7 +80,7 @@ class TEDLoss(DistillLoss):
             head_ce = head_ce + cross_entropy(pair.head(ft), batch.y)
             mse = mse + ((_upcast(ft) - _upcast(pair.student_side(s))) ** 2).mean()
         loss = self.lambda1 * ce + head_ce + self.lambda2 * mse
-        return loss, {"ce": _part(ce), "head_ce": _part(head_ce), "mse": _part(mse)}
+        return _returned(batch, loss, {"ce": ce, "head_ce": head_ce, "mse": mse})
 
     @property
     def student_ce_weight(self) -> float:

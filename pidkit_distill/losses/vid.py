@@ -30,7 +30,7 @@ from .base import (
     DistillLoss,
     Parts,
     Shape,
-    _part,
+    _returned,
     _upcast,
     check_batch,
     cross_entropy,
@@ -107,7 +107,7 @@ class VIDLoss(DistillLoss):
         ce = cross_entropy(batch.student_logits, batch.y)
         vid = sum(pair(t, s) for pair, t, s in zip(self.pairs, batch.teacher_features,
                                                     batch.student_features, strict=True))
-        return ce + self.weight * vid, {"ce": _part(ce), "vid": _part(vid)}
+        return _returned(batch, ce + self.weight * vid, {"ce": ce, "vid": vid})
 
 
 @register_method("vid")
