@@ -726,6 +726,29 @@ class DistillStep(nn.Module):
         return loss, parts, batch.head_logits
 
 
+def epoch_sum_dtype(device: torch.device) -> torch.dtype:
+    """The dtype of the per-epoch sums the trainer keeps on ``device`` (losses, counts,
+    accuracies; read once per epoch): float64, except on MPS, which has no float64 (float32:
+    exact counts up to 2**24 samples an epoch, sums of losses to 7 digits)."""
+    return torch.float32 if device.type == "mps" else torch.float64
+
+
+def _check_no_float64(device: torch.device, **parts: Any) -> None:
+    """MPS has no float64: on ``device`` "mps", refuse models or a loss that hold float64
+    tensors (e.g. the PID losses' running statistics) before they move there, naming them."""
+    if device.type != "mps":
+        return
+    holding = [name for name, part in parts.items() if isinstance(part, nn.Module)
+               and any(t.dtype == torch.float64
+                       for t in itertools.chain(part.parameters(), part.buffers()))]
+    if holding:
+        what = (f"{type(parts['loss']).__name__} keeps float64 running statistics"
+                if holding == ["loss"] else f"the {' and the '.join(holding)} "
+                f"{'holds' if len(holding) == 1 else 'hold'} float64 tensors")
+        raise fail("device", f"'mps' has no float64, and {what}", "Train on device='cpu' or "
+                   "'cuda' (or cast float64 models with .float())", "mps")
+
+
 class Trainer:
     """Distil ``student`` from a frozen ``teacher`` with a method chosen by name.
 
@@ -847,6 +870,8 @@ class Trainer:
                        "or all with requires_grad=False)", "Pass a model with parameters to "
                        "train, or unfreeze them with p.requires_grad_(True)")
         self.device = self._resolve_device(cfg.device)
+        self._sum_dtype = epoch_sum_dtype(self.device)
+        _check_no_float64(self.device, student=student, teacher=teacher)
         self.rank, self.world_size = init_distributed(self.device)
         self.is_main = self.rank == 0
         if cfg.out_dir and self.is_main:     # now, not after the first epoch's training
@@ -909,6 +934,7 @@ class Trainer:
                        "or use a feature method (e.g. method='fitnets' or 'rid')", None)
         # the loss's filters, heads and buffers in the student's device and precision (its
         # float64 running statistics stay float64)
+        _check_no_float64(self.device, loss=self.loss_fn)
         self.loss_fn.to(self.device).match_precision(self.dtype)
         two_phase = self.loss_fn.two_phase
         self.schedule = (resolve_schedule(cfg.epochs, cfg.warmup, cfg.cycle, cfg.ratio)
@@ -1265,7 +1291,7 @@ class Trainer:
         if hasattr(sampler, "set_epoch"):
             sampler.set_epoch(epoch)
         sums: dict[str, torch.Tensor] = {}
-        zero = torch.zeros((), dtype=torch.float64, device=self.device)
+        zero = torch.zeros((), dtype=self._sum_dtype, device=self.device)
         nonfinite = torch.zeros((), dtype=torch.bool, device=self.device)
         bad_input = torch.zeros((), dtype=torch.bool, device=self.device)
         bar = self._progress(self.loader, f"epoch {epoch} [{phase}]")
@@ -1320,8 +1346,8 @@ class Trainer:
                        "Pass a data set with samples (an iterable data set must restart "
                        "when iterated again)")
         keys = sorted(sums)
-        totals = torch.stack([sums[k].double() for k in keys]
-                             + [nonfinite.double(), bad_input.double()])
+        totals = torch.stack([sums[k].to(self._sum_dtype) for k in keys]
+                             + [nonfinite.to(self._sum_dtype), bad_input.to(self._sum_dtype)])
         if self.world_size > 1:
             dist.all_reduce(totals)
         values = dict(zip(keys + ["nonfinite", "bad_input"], totals.tolist(), strict=True))
@@ -1396,7 +1422,7 @@ class Trainer:
                              world=self.world_size, num_workers=cfg.num_workers,
                              pin_memory=self.device.type == "cuda")
         head = self._has_head()
-        zero = torch.zeros((), dtype=torch.float64, device=self.device)
+        zero = torch.zeros((), dtype=self._sum_dtype, device=self.device)
         sums = {"n": zero, "labelled": zero, "correct": zero, "ce": zero, "head_correct": zero,
                 "bad_input": zero}
         with eval_mode(self.student, self.loss_fn):
@@ -1404,7 +1430,8 @@ class Trainer:
                                        num_classes=self.num_classes):
                 logits = cfg.format.logits(self.student(x))
                 if torch.is_tensor(x) and x.is_floating_point():    # on the device: no sync
-                    sums["bad_input"] = sums["bad_input"] + (~torch.isfinite(x).all()).double()
+                    bad = ~torch.isfinite(x).all()
+                    sums["bad_input"] = sums["bad_input"] + bad.to(zero.dtype)
                 sums["n"] = sums["n"] + y.shape[0]
                 sums["labelled"] = sums["labelled"] + labelled_mask(y).sum()
                 sums["correct"] = sums["correct"] + (logits.argmax(1) == y).sum()

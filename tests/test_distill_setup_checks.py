@@ -188,6 +188,30 @@ def test_inputs_of_another_dtype_than_the_student_are_a_typed_error(dtype):
                    **KW)
 
 
+@pytest.mark.parametrize("method", ["pid", "broja"])
+def test_mps_refuses_float64_models_and_the_pid_losses_statistics(monkeypatch, method):
+    """MPS has no float64: a float64 model (and the PID losses' float64 running statistics)
+    is refused naming device, before anything moves there; the trainer's per-epoch sums are
+    float32 there (float64 elsewhere). Checked on this machine by letting torch report MPS."""
+    from pidkit_distill.losses import make_loss
+    from pidkit_distill.train import _check_no_float64, epoch_sum_dtype
+
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    student = MLP(hidden=8).double()
+    with pytest.raises(PIDValueError, match=r"^device: 'mps' has no float64, and the student "
+                                            r"holds float64 tensors"):
+        pd.distill(MLP(seed=1), student, _data(), method="kd", device="mps", **KW)
+    assert {p.device.type for p in student.parameters()} == {"cpu"}
+    loss = make_loss(method, [(8,)], [(8,)], K)
+    with pytest.raises(PIDValueError, match=rf"^device: 'mps' has no float64, and "
+                                            rf"{type(loss).__name__} keeps float64"):
+        _check_no_float64(torch.device("mps"), loss=loss)
+    _check_no_float64(torch.device("cpu"), loss=loss)               # float64 is fine there
+    _check_no_float64(torch.device("mps"), loss=make_loss("rid", [(8,)], [(8,)], K))
+    assert epoch_sum_dtype(torch.device("mps")) == torch.float32
+    assert epoch_sum_dtype(torch.device("cpu")) == torch.float64
+
+
 def test_the_meta_device_is_refused():
     with pytest.raises(PIDValueError, match=r"^device: 'meta' holds shapes without data"):
         pd.distill(MLP(seed=1), MLP(hidden=8), _data(), method="kd", device="meta", **KW)
