@@ -10,6 +10,7 @@ nuisance benchmark's residual teachers it cut the full run from 1029 s to 640 s
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -18,7 +19,7 @@ from pidkit.errors import PIDTypeError, PIDValueError
 from pidkit.validation import check_int, fail
 
 from .batches import check_input_dtypes
-from .features import check_module_paths, forward_with_features, split_layout
+from .features import _parse, check_module_paths, forward_with_features, split_layout
 from .models import freeze, module_dtype
 
 __all__ = ["CachedTeacher"]
@@ -26,6 +27,35 @@ __all__ = ["CachedTeacher"]
 
 class _Replay(nn.Identity):
     """A point where :class:`CachedTeacher` hands a stored feature map to forward hooks."""
+
+
+def _replayed_items(outputs: Sequence[str]) -> dict[str, dict[int | None, int]]:
+    """For each module path among the output specs (``"path"`` or ``"path[i]"``), which stored
+    feature is its item ``i`` (``None``: the module's tensor output). A path is either a
+    tensor or items of a tuple, and items are counted from 0, so that the replayed tuple can
+    hold them at their places."""
+    items: dict[str, dict[int | None, int]] = {}
+    for k, spec in enumerate(outputs):
+        path, index, _ = _parse(spec)
+        if index is not None and index < 0:
+            raise fail("layers", f"{spec!r} counts an item from the end, which CachedTeacher "
+                       "cannot replay (it does not store the other items)", "Name the item "
+                       f"by its position from 0, e.g. '{path}[0]'", spec)
+        given = items.setdefault(path, {})
+        if index in given or (given and (index is None) != (None in given)):
+            raise fail("layers", f"{spec!r} names the output of module {path!r} again",
+                       "Give each module once: either its tensor output ('path') or distinct "
+                       "items of its tuple output ('path[0]', 'path[1]')", spec)
+        given[index] = k
+    return items
+
+
+def _replayed_output(items: dict[int | None, int], feats: Sequence[torch.Tensor]) -> Any:
+    """The output a replayed module returns: the stored tensor, or a tuple holding the stored
+    items at their places (None elsewhere), from which the hooks pick ``[i]``."""
+    if None in items:
+        return feats[items[None]]
+    return tuple(feats[items[i]] if i in items else None for i in range(max(items) + 1))
 
 
 def _row_keys(x: torch.Tensor) -> list[bytes]:
@@ -58,7 +88,9 @@ class CachedTeacher(nn.Module):
     inputs : Tensor
         The inputs it will be asked about, ``(N, ...)``.
     layers : sequence of str
-        Module paths of the teacher whose outputs are replayed (plain paths, no ``[i]``),
+        Module paths of the teacher whose outputs are replayed (``"path[i]"``: item ``i``,
+        counted from 0, of a module's tuple output; the replayed module then returns a tuple
+        holding the cached items at their places),
         optionally with a layout suffix (``"blocks.1:channels_last"``,
         :class:`~pidkit_distill.features.FeatureHooks`): the outputs are stored as the
         teacher returns them, and the layout applies where they are hooked, so
@@ -99,15 +131,23 @@ class CachedTeacher(nn.Module):
         self.layers = list(layers)
         self.feature_layers = tuple(self.layers)
         self._outputs = [split_layout(spec)[0] for spec in self.layers]   # outputs as returned
-        for path in self._outputs:
+        self._items = _replayed_items(self._outputs)
+        for path in self._items:
             self._install(path)
         logits, feats = [], [[] for _ in self.layers]
         with torch.no_grad():
             for start in range(0, len(inputs), batch_size):
-                out, fs = forward_with_features(teacher, inputs[start:start + batch_size],
-                                                self._outputs)
+                batch = inputs[start:start + batch_size]
+                out, fs = forward_with_features(teacher, batch, self._outputs)
                 logits.append(out)
-                for store, f in zip(feats, fs, strict=True):
+                for store, f, spec in zip(feats, fs, self.layers, strict=True):
+                    if f.dim() == 0 or f.shape[0] != len(batch):
+                        raise fail("layers", f"{spec!r} gives a feature of shape "
+                                   f"{tuple(f.shape)} for {len(batch)} inputs: its first axis "
+                                   "is not the batch, so it cannot be stored per sample",
+                                   "Cache batch-first outputs (an RNN's hidden state is "
+                                   "(layers, N, H): use its sequence output, batch_first=True)",
+                                   spec)
                     store.append(f)
         self.register_buffer("stored_logits", torch.cat(logits), persistent=False)
         for i, store in enumerate(feats):
@@ -129,8 +169,10 @@ class CachedTeacher(nn.Module):
             if name not in node._modules:
                 node.add_module(name, nn.Module())
             node = node._modules[name]
+            if isinstance(node, _Replay):   # path lies inside another replayed module
+                break
         last = parts[-1]
-        if last in node._modules:
+        if last in node._modules or isinstance(node, _Replay):
             raise fail("layers", f"path {path!r} is given twice or nests inside another one",
                        "Pass distinct, non-nested module paths", path)
         node.add_module(last, _Replay())
@@ -147,6 +189,6 @@ class CachedTeacher(nn.Module):
             idx = torch.tensor(rows, device=self.stored_logits.device)
             logits = self.stored_logits[idx]
             feats = [getattr(self, f"stored_feature{i}")[idx] for i in range(len(self.layers))]
-        for path, f in zip(self._outputs, feats, strict=True):
-            self.get_submodule(path)(f)
+        for path, items in self._items.items():
+            self.get_submodule(path)(_replayed_output(items, feats))
         return logits

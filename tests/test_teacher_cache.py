@@ -71,8 +71,10 @@ def test_bad_arguments_are_refused_and_the_teacher_is_frozen():
     unfrozen = models.get_model("digits_cnn", width=4)
     CachedTeacher(unfrozen, x, ["layer3"])
     assert not unfrozen.training and not any(p.requires_grad for p in unfrozen.parameters())
-    with pytest.raises(PIDValueError, match="nests"):
+    with pytest.raises(PIDValueError, match="names the output of module 'layer3' again"):
         CachedTeacher(teacher, x, ["layer3", "layer3"])
+    with pytest.raises(PIDValueError, match="nests"):
+        CachedTeacher(teacher, x, ["layer3", "layer3.0"])
 
 
 def test_a_student_distilled_through_the_cache_matches_one_distilled_directly():
@@ -89,3 +91,48 @@ def test_a_student_distilled_through_the_cache_matches_one_distilled_directly():
                 batch_size=16, lr=0.01, progress=False, seed=3)
         finals.append(torch.cat([p.detach().flatten() for p in student.parameters()]))
     torch.testing.assert_close(finals[0], finals[1], rtol=1e-4, atol=1e-5)
+
+
+class _Recurrent(torch.nn.Module):
+    """An LSTM (tuple output: sequence, (h, c)) and a GRU (tuple output) feeding a head."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.lstm = torch.nn.LSTM(3, 4, batch_first=True)
+        self.gru = torch.nn.GRU(4, 5, batch_first=True)
+        self.head = torch.nn.Linear(5, 2)
+
+    def forward(self, x):
+        seq, _ = self.lstm(x)
+        out, last = self.gru(seq)
+        return self.head(out[:, -1] + last[0])
+
+
+def test_items_of_tuple_outputs_are_replayed_at_their_places():
+    """'lstm[0]' was accepted but its replay failed ('module lstm not found'): the cache now
+    replays a tuple holding the cached items at their places."""
+    net = _Recurrent().eval()
+    x = torch.randn(6, 7, 3, generator=torch.Generator().manual_seed(1))
+    specs = ["lstm[0]", "gru[0]"]
+    cached = CachedTeacher(net, x, specs)
+    with torch.no_grad():
+        want_logits, want = forward_with_features(net, x[:4], specs)
+        logits, got = forward_with_features(cached, x[:4], specs)
+    assert torch.equal(logits, want_logits)
+    assert all(torch.equal(g, w) for g, w in zip(got, want, strict=True))
+    assert [g.shape for g in got] == [(4, 7, 4), (4, 7, 5)]
+    with pytest.raises(PIDValueError, match=r"^layers: 'gru\[1\]' gives a feature of shape "
+                                            r"\(1, 6, 5\) for 6 inputs: its first axis is not"):
+        CachedTeacher(net, x, ["gru[1]"])      # the hidden state (layers, N, H)
+
+
+@pytest.mark.parametrize(("specs", "words"), [
+    (["lstm[-1]"], "counts an item from the end"),
+    (["gru[0]", "gru[0]:channels_last"], "names the output of module 'gru' again"),
+    (["gru", "gru[0]"], "names the output of module 'gru' again"),
+])
+def test_item_specs_the_cache_cannot_replay_are_refused(specs, words):
+    net = _Recurrent().eval()
+    with pytest.raises(PIDValueError, match=rf"^layers: .*{words}"):
+        CachedTeacher(net, torch.randn(3, 7, 3), specs)
