@@ -61,6 +61,8 @@ def arrange_pmf(p: np.ndarray, target: tuple[int, ...],
     """Lay a pmf out as ``q[y, x0, ..., x_{n-1}]``: the target axes merged into axis 0, each
     source's axes merged into one axis, and every other axis summed out."""
     used = target + tuple(ax for group in sources for ax in group)
+    if used == tuple(range(p.ndim)) and len(used) == 1 + len(sources):
+        return np.ascontiguousarray(p)          # one axis per variable, in order already
     unused = tuple(ax for ax in range(p.ndim) if ax not in used)
     q = p.sum(axis=unused) if unused else p
     kept = [ax for ax in range(p.ndim) if ax in used]

@@ -47,9 +47,11 @@ from . import _host, _ipm, _small
 from ._core import (
     Atoms,
     Information,
+    _clamped,
     atoms_from_unique,
     certified,
     information,
+    numpy_information,
     solve_atoms,
 )
 from ._three import compute_three
@@ -62,6 +64,8 @@ DEFAULT_MAX_ITER = 200
 #: Name of the quantity the certificate brackets.
 
 _LN2 = math.log(2.0)
+#: The nodes of the two-source lattice, in the order of the atoms :func:`compute` returns.
+_NODES = lattice(2).nodes
 
 
 def _status(atoms: Atoms, xp: Backend, tol_bits: float, max_iter: int) -> tuple[str, bool]:
@@ -99,14 +103,16 @@ def compute(p: np.ndarray, tol: float = DEFAULT_TOL, max_iter: int = DEFAULT_MAX
     if p.ndim != 3:
         raise fail("sources", f"BROJA needs exactly two sources, got {p.ndim - 1}",
                    "Group axes into two composite sources, e.g. sources=[[1, 2], [3]]")
-    ky, kt, ks = (p.sum(axis=tuple(a for a in range(3) if a != axis)) > 0 for axis in range(3))
+    raw, margins = numpy_information(p[None])
+    ky, kt, ks = (m[0] > 0 for m in margins)
     full = ky.all() and kt.all() and ks.all()  # nothing to remove (the common case)
     keep = None if full else (np.ix_(ky, kt), np.ix_(ky, ks), np.ix_(ky, kt, ks))
     warm = warm_start if warm_start is None or full else WarmStart(
         *(x[0][k][None] for x, k in zip((warm_start.lam, warm_start.mu, warm_start.q), keep,
                                         strict=True)))
     atoms, out = solve_atoms((p if full else p[keep[2]])[None], NUMPY, tol * _LN2, max_iter,
-                             solver=partial(_small.solve, warm=warm))
+                             solver=partial(_small.solve, warm=warm),
+                             info=_clamped(raw, NUMPY) if full else None)
     status, converged = _status(atoms, NUMPY, tol, max_iter)
     values = [float(v[0]) for v in (atoms.redundancy, atoms.unique_t, atoms.unique_s,
                                     atoms.synergy)]
@@ -118,7 +124,7 @@ def compute(p: np.ndarray, tol: float = DEFAULT_TOL, max_iter: int = DEFAULT_MAX
                           *(_expand(x, k, shape) for x, k, shape in zip(
                               (out.lam, out.mu, out.q), keep,
                               (p.shape[:2], p.shape[::2], p.shape), strict=True))))
-    return dict(zip(lattice(2).nodes, values, strict=True)), info
+    return dict(zip(_NODES, values, strict=True)), info
 
 
 def _expand(x: np.ndarray, keep: tuple[np.ndarray, ...], shape: tuple[int, ...]) -> np.ndarray:

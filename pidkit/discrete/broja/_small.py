@@ -139,71 +139,80 @@ BY_MATRIX = 2048
 
 @functools.lru_cache(maxsize=64)
 def _layout(ny: int, nt: int, ns: int):
-    """Positions (in the flattened ``n x n`` Newton matrix) of the blocks ``[(y,t),(z,t)]``
-    and ``[(y,s),(z,s)]`` in the order :func:`_newton` computes them, of the entries
-    ``[(y,t),(y,s)]``, of the diagonal, and (up to :data:`BY_MATRIX`, else None) the incidence
-    matrix ``E`` (``(E v)[y, t, s] = lam[y, t] + mu[y, s]``), its transpose and the sum over
-    ``y`` (``|Y||T||S| x |T||S|``); read-only, shared by the solves of one shape."""
+    """The incidence matrix ``E`` (``(E v)[y, t, s] = lam[y, t] + mu[y, s]``), its transpose
+    and the sum over ``y`` (``|Y||T||S| x |T||S|``) up to :data:`BY_MATRIX`, else None;
+    read-only, shared by the solves of one shape."""
     nl, n = ny * nt, ny * (nt + ns)
+    if ny * nt * ns * n > BY_MATRIX:
+        return None
     y, s = np.arange(ny)[:, None, None], np.arange(ns)[None, None, :]
-    t_, s_ = np.arange(nt)[:, None, None], np.arange(ns)[:, None, None]
-    y_, z_ = np.arange(ny)[None, :, None], np.arange(ny)[None, None, :]
-    lam_lam = (y_ * nt + t_) * n + z_ * nt + t_                          # [t, y, z]
-    mu_mu = (nl + y_ * ns + s_) * n + nl + z_ * ns + s_                  # [s, y, z]
     t3 = np.arange(nt)[None, :, None]
-    same_y = (y * nt + t3) * n + nl + y * ns + s                        # [y, t, s], z = y
-    index = [np.concatenate((lam_lam, mu_mu), axis=None), same_y.ravel(),
-             np.arange(n) * (n + 1), None, None, None]
-    if ny * nt * ns * n <= BY_MATRIX:
-        cells, shape = np.arange(ny * nt * ns), (ny, nt, ns)
-        incidence = np.zeros((ny * nt * ns, n))
-        incidence[cells, np.broadcast_to(y * nt + t3, shape).ravel()] = 1.0
-        incidence[cells, np.broadcast_to(nl + y * ns + s, shape).ravel()] = 1.0
-        y_sum = np.zeros((ny * nt * ns, nt * ns))
-        y_sum[cells, cells % (nt * ns)] = 1.0
-        index[3:] = incidence, np.ascontiguousarray(incidence.T), y_sum
+    cells, shape = np.arange(ny * nt * ns), (ny, nt, ns)
+    incidence = np.zeros((ny * nt * ns, n))
+    incidence[cells, np.broadcast_to(y * nt + t3, shape).ravel()] = 1.0
+    incidence[cells, np.broadcast_to(nl + y * ns + s, shape).ravel()] = 1.0
+    y_sum = np.zeros((ny * nt * ns, nt * ns))
+    y_sum[cells, cells % (nt * ns)] = 1.0
+    index = incidence, np.ascontiguousarray(incidence.T), y_sum
     for a in index:
-        if a is not None:
-            a.setflags(write=False)
-    return tuple(index)
+        a.setflags(write=False)
+    return index
+
+
+def _strided(a, offset: int, shape: tuple[int, ...], steps: tuple[int, ...]):
+    """The view of the C-contiguous matrix ``a`` at the flat positions
+    ``offset + sum(i_k steps_k)``, ``i`` over ``shape`` (writable: the blocks of the Newton
+    matrix are written through it)."""
+    item = a.itemsize
+    return np.ndarray(shape, a.dtype, buffer=a, offset=offset * item,
+                      strides=tuple(step * item for step in steps))
 
 
 class _Small:
     """Constants of one pmf ``p[y, t, s]`` and storage for its Newton matrix (above
-    :data:`BY_MATRIX`, only its upper triangle is written, at the positions of
-    :func:`_layout`; LAPACK reads it through the transpose)."""
+    :data:`BY_MATRIX`, only its upper triangle is written, through strided views of its
+    blocks; LAPACK reads it through the transpose)."""
 
     def __init__(self, p):
         ny, nt, ns = self.shape = p.shape
-        self.nl, self.n = ny * nt, ny * (nt + ns)
-        self.p_yt, self.p_ys = p_yt, p_ys = p.sum(axis=2), p.sum(axis=1)
+        self.nl, self.n = nl, n = ny * nt, ny * (nt + ns)
+        self.p_yt, self.p_ys = p_yt, p_ys = np.add.reduce(p, 2), np.add.reduce(p, 1)
         self.ok_yt, self.ok_ys = ok_yt, ok_ys = p_yt > 0, p_ys > 0
-        self.allowed = allowed = ok_yt[:, :, None] & ok_ys[:, None, :]
-        self.live = live = allowed.any(axis=0)
-        self.m = max(float(np.count_nonzero(live)), 1.0)
-        self.all_allowed, self.dead = bool(allowed.all()), self.m < nt * ns
-        if not self.all_allowed:
+        self.all_allowed = bool(ok_yt.all() and ok_ys.all())
+        if self.all_allowed:        # the common case: every block live, nothing to mask
+            self.allowed = np.ones(p.shape, dtype=bool)
+            self.live, self.livef = np.ones((nt, ns), dtype=bool), np.ones((nt, ns))
+            self.m, self.dead = float(nt * ns), False
+        else:
+            self.allowed = allowed = ok_yt[:, :, None] & ok_ys[:, None, :]
+            self.live = live = np.logical_or.reduce(allowed, 0)
+            self.m = max(float(np.count_nonzero(live)), 1.0)
+            self.dead = self.m < nt * ns
             self.off = np.where(allowed, 0.0, -math.inf)
-        self.livef = live.astype(np.float64)
-        self.t_side = p_yt[:, :, None] <= p_ys[:, None, :]      # local repair's cheaper side
+            self.livef = live.astype(np.float64)
         # one mu per y is pinned (pin_gauge: the first largest P(y, s))
         self.free_mu = free_mu = ok_ys.copy()
         free_mu[np.arange(ny), p_ys.argmax(axis=1)] = False
         self.free = np.concatenate((ok_yt, free_mu), axis=None).astype(np.float64)
         self.target = np.concatenate((p_yt, p_ys), axis=None)
-        (self.entries, self.same_y, self.diag, self.inc, self.inc_t,
-         self.y_sum) = _layout(ny, nt, ns)
-        self.by_matrix = self.inc is not None
+        layout = _layout(ny, nt, ns)
+        self.by_matrix = layout is not None
         # matrices of 128 x 128 doubles are mmap-allocated: allocated once per solve
-        n, nl = self.n, self.nl
-        self.work = np.empty((n, n))
-        if not self.by_matrix:
-            self.mat = np.zeros((n, n))
-            self.flat = self.mat.reshape(-1)
-            self.lm = self.mat[:nl, nl:].reshape(ny, nt, ny, ns)
-            self.blocks = np.empty(nt * ny * ny + ns * ny * ny)
-            self.ll = self.blocks[:nt * ny * ny].reshape(nt, ny, ny)
-            self.mm = self.blocks[nt * ny * ny:].reshape(ns, ny, ny)
+        self.mat, self.work = np.zeros((n, n)), np.empty((n, n))
+        self.mat_diag = self.mat.reshape(-1)[::n + 1]
+        self.work_diag = self.work.reshape(-1)[::n + 1]
+        if self.by_matrix:
+            self.inc, self.inc_t, self.y_sum = layout
+        else:   # views of the blocks [(y,t),(z,t)] as [t, y, z], [(y,s),(z,s)] as [s, y, z],
+            # [(y,t),(z,s)] as [y, t, z, s] and its entries z = y as [y, t, s]
+            mat = self.mat
+            self.ll = _strided(mat, 0, (nt, ny, ny), (n + 1, nt * n, nt))
+            self.mm = _strided(mat, nl * (n + 1), (ns, ny, ny), (n + 1, ns * n, ns))
+            self.lm = mat[:nl, nl:].reshape(ny, nt, ny, ns)
+            self.same_y = _strided(mat, nl, (ny, nt, ns), (nt * n + ns, n, 1))
+        # [w / s, -1]: d_ws = coef u - [r_c / s, 0] (_direction)
+        self.coef = np.empty((2, nt, ns))
+        self.coef[1] = -1.0
 
 
 def _logits(pr, v):
@@ -212,7 +221,7 @@ def _logits(pr, v):
     z = _spread(pr, v)
     if not pr.all_allowed:
         z += pr.off
-    zmax = z.max(axis=0)
+    zmax = np.maximum.reduce(z, 0)
     if pr.dead:
         zmax = np.where(pr.live, zmax, 0.0)
     e = np.exp(z - zmax)
@@ -239,23 +248,25 @@ def _spread(pr, v):
 
 
 class _Point:
-    """An iterate: dual vector ``v``, block masses and slacks ``ws = [w, s]``, its logits and
-    residuals (``qs``: the margins of ``q = w pi``; ``r = qs - [P(y,t), P(y,s)]``;
-    ``r_p = h + s``; ``wsp = w s``; ``res_sq = |r|^2 + |r_p|^2``)."""
+    """An iterate: dual vector ``v``, block masses and slacks ``ws = [w, s]`` (also as the
+    views ``w``, ``s``), its logits and residuals (``qs``: the margins of ``q = w pi``;
+    ``r = qs - [P(y,t), P(y,s)]``; ``r_p = h + s``; ``wsp = w s``;
+    ``res_sq = |r|^2 + |r_p|^2``)."""
 
-    __slots__ = ("v", "ws", "h", "pi", "q", "qs", "r", "r_p", "wsp", "res_sq")
+    __slots__ = ("v", "ws", "w", "s", "h", "pi", "q", "qs", "r", "r_p", "wsp", "res_sq")
 
     def __init__(self, pr, v, ws, reset=False):
         self.v, self.ws = v, ws
-        self.h, self.pi = _logits(pr, v)
+        self.w, self.s = w, s = ws
+        self.h, self.pi = h, pi = _logits(pr, v)
         if reset:       # slacks s = -h where the point is dual-feasible (_ipm.RESET_FROM)
-            np.copyto(ws[1], -self.h, where=pr.live & (self.h < 0))
-        self.q = ws[0] * self.pi
-        self.qs = _margins(pr, self.q)
-        self.r = self.qs - pr.target
-        self.r_p = self.h + ws[1]
-        self.wsp = ws[0] * ws[1]
-        self.res_sq = float(self.r @ self.r) + float(np.vdot(self.r_p, self.r_p))
+            np.copyto(s, -h, where=pr.live & (h < 0))
+        self.q = q = w * pi
+        self.qs = qs = _margins(pr, q)
+        self.r = r = qs - pr.target
+        self.r_p = r_p = h + s
+        self.wsp = w * s
+        self.res_sq = float(r @ r) + float(np.vdot(r_p, r_p))
 
     def merit(self, target):
         """Squared norm of the residuals with complementarity target ``target`` (``w s``)."""
@@ -276,33 +287,32 @@ def _newton(pr, x, rho):
     pi = x.pi
     rpi = rho * pi
     scale = pr.free / np.sqrt(np.maximum(_margins(pr, rpi * pi) + x.qs, 1e-300))
+    mat = pr.mat
     if pr.by_matrix:  # small: E^T Diag(q) E + G Diag(rho) G^T as dense products, scaled
         e_s = pr.inc * scale
         g = (e_s.T * pi.reshape(-1)) @ pr.y_sum
-        mat = (e_s.T * x.q.reshape(-1)) @ e_s
+        np.matmul(e_s.T * x.q.reshape(-1), e_s, out=mat)
         mat += (g * rho.reshape(-1)) @ g.T
-        return _factor(pr, mat, scale)
+        return _factor(pr, scale)
     s_l, s_m = scale[:pr.nl].reshape(ny, nt, 1), scale[pr.nl:].reshape(ny, 1, ns)
     r_l, pi_l, r_m, pi_m = rpi * s_l, pi * s_l, rpi * s_m, pi * s_m
     np.matmul(r_l.transpose(1, 0, 2), pi_l.transpose(1, 2, 0), out=pr.ll)
     np.matmul(r_m.transpose(2, 0, 1), pi_m.transpose(2, 1, 0), out=pr.mm)
     np.multiply(r_l[:, :, None, :], pi_m.transpose(1, 0, 2)[None], out=pr.lm)
-    flat = pr.flat
-    flat[pr.entries] = pr.blocks
-    flat[pr.same_y] += (x.q * s_l * s_m).reshape(-1)
-    return _factor(pr, pr.mat, scale)
+    pr.same_y += x.q * s_l * s_m
+    return _factor(pr, scale)
 
 
-def _factor(pr, mat, scale):
-    """Set the unit diagonal of the scaled matrix ``mat`` (identity rows of the fixed
-    variables), factorise it plus the ridge; ``(mat, cholesky, scale)``."""
-    mat.reshape(-1)[pr.diag] = 1.0
-    np.copyto(pr.work, mat)
-    pr.work.reshape(-1)[pr.diag] = 1.0 + RIDGE
+def _factor(pr, scale):
+    """Set the unit diagonal of the scaled matrix ``pr.mat`` (identity rows of the fixed
+    variables), factorise it plus the ridge; ``(matrix, cholesky, scale)``."""
+    pr.mat_diag[...] = 1.0
+    np.copyto(pr.work, pr.mat)
+    pr.work_diag[...] = 1.0 + RIDGE
     chol, info = _potrf(pr.work.T, lower=True, clean=False, overwrite_a=True)
     if info != 0:
         raise np.linalg.LinAlgError("Newton matrix not positive definite")
-    return mat, chol, scale
+    return pr.mat, chol, scale
 
 
 def _solve(factor, rhs, refine):
@@ -319,17 +329,15 @@ def _solve(factor, rhs, refine):
     return x
 
 
-def _direction(pr, factor, x, wos_rp, wos, rcs, refine):
+def _direction(pr, factor, x, rhs, rcs, refine):
     """The Newton direction ``(d_v, d_ws)`` for the complementarity residual ``r_c``, given as
-    ``rcs = r_c / s`` (as :meth:`._ipm.Linearisation.direction`)."""
-    scale = factor[2]
-    pc = x.pi * (wos_rp - rcs)
-    d = _solve(factor, (_margins(pr, pc) + x.r) * -scale, refine) * scale
+    ``rcs = r_c / s`` (as :meth:`._ipm.Linearisation.direction`), from the scaled right-hand
+    side ``rhs = -scale (E^T (pi (w r_p - r_c) / s) + r)`` (:func:`_lean` shares its first
+    term between the two directions of a step; ``pr.coef`` holds ``w / s``)."""
+    d = _solve(factor, rhs, refine) * factor[2]
     u = x.r_p + np.add.reduce(x.pi * _spread(pr, d), 0)
-    d_ws = np.empty((2,) + pr.shape[1:])
-    np.multiply(wos, u, out=d_ws[0])
+    d_ws = pr.coef * u
     d_ws[0] -= rcs
-    np.negative(u, out=d_ws[1])
     return d, d_ws
 
 
@@ -354,12 +362,15 @@ def _lower(pr, lam, mu, h):
     ``h``, its local repair and the shift of ``lam`` per ``t``, then ``mu`` per ``s``, until
     every live constraint holds; ``(low, lam, mu)`` of the better of the two points."""
     # the local repair first (cells with tiny marginals), then the shifts, as dual_bound
+    lam_s, mu_s, low = _shift(pr, lam, mu, h)
+    if not np.fmax.reduce(h, None) > 0:     # no violated block: nothing to repair
+        return low, lam_s, mu_s
     share = lam[:, :, None] + mu[:, None, :] - h
     need = np.where(pr.allowed & (share >= LOG_NEGLIGIBLE), np.maximum(h, 0.0), 0.0)
-    lam_s, mu_s, low = _shift(pr, lam, mu, h)
     if need.any():          # else the repaired point is the iterate's: the same bound
-        lam_l = lam - np.where(pr.t_side, need, 0.0).max(axis=2)
-        mu_l = mu - np.where(pr.t_side, 0.0, need).max(axis=1)
+        t_side = pr.p_yt[:, :, None] <= pr.p_ys[:, None, :]     # the cheaper side
+        lam_l = lam - np.maximum.reduce(np.where(t_side, need, 0.0), 2)
+        mu_l = mu - np.maximum.reduce(np.where(t_side, 0.0, need), 1)
         h_l = _logits(pr, np.concatenate((lam_l, mu_l), axis=None))[0]
         lam_l, mu_l, low_l = _shift(pr, lam_l, mu_l, h_l)
         if low_l > low:
@@ -388,10 +399,10 @@ def _shift(pr, lam, mu, h):
     one pmf; the shifted point and its value, less :func:`._bounds.rounding_margin`."""
     if pr.dead:
         h = np.where(pr.live, h, -math.inf)
-    c_t = h.max(axis=1)
+    c_t = np.maximum.reduce(h, 1)
     if pr.dead:
         c_t = np.where(c_t > -math.inf, c_t, 0.0)
-    d_s = (h - c_t[:, None]).max(axis=0)
+    d_s = np.maximum.reduce(h - c_t[:, None], 0)
     if pr.dead:
         d_s = np.where(d_s > -math.inf, d_s, 0.0)
     lam, mu = lam - c_t, mu - d_s
@@ -434,7 +445,7 @@ def _state(pr, x):
     of one)."""
     ny, nt, ns = pr.shape
     return tuple(a[None] for a in (x.v[:pr.nl].reshape(ny, nt), x.v[pr.nl:].reshape(ny, ns),
-                                   x.ws[0], x.ws[1], x.h, x.pi))
+                                   x.w, x.s, x.h, x.pi))
 
 
 def _start(pr):
@@ -469,7 +480,7 @@ def _lean(pr, tol, max_iter, start=None, best=None):
     last = max_iter
     floor = TARGET_FRACTION * tol
     for it in range(last + 1):
-        w, sl = x.ws
+        w, sl = x.w, x.s
         eta = float(np.add.reduce(x.wsp, None))
         checking = checking or eta <= CERT_FACTOR * tol or it >= CERT_FROM
         if checking or it == last:
@@ -485,13 +496,15 @@ def _lean(pr, tol, max_iter, start=None, best=None):
         if it == last:
             return best, it
         # -- one Mehrotra predictor-corrector step (as _ipm.step) --------------------------
-        wos = w / sl
+        wos = np.divide(w, sl, out=pr.coef[0])
         try:
             factor = _newton(pr, x, wos - w)
         except np.linalg.LinAlgError:
             return None
-        wos_rp = wos * x.r_p
-        _, d_aff = _direction(pr, factor, x, wos_rp, wos, w, 0)   # r_c = w s: r_c / s = w
+        scale = factor[2]
+        base = _margins(pr, x.pi * (wos * x.r_p)) + x.r
+        # r_c = w s: r_c / s = w, and E^T (pi w) = qs
+        _, d_aff = _direction(pr, factor, x, (x.qs - base) * scale, w, 0)
         a_aff = min(_max_step(x.ws, d_aff), 1.0)
         t = x.ws + a_aff * d_aff
         eta_aff = float(np.vdot(t[0], t[1]))
@@ -502,7 +515,8 @@ def _lean(pr, tol, max_iter, start=None, best=None):
         r_c = np.maximum(d_aff[0] * d_aff[1], -CORRECTOR_CAP * x.wsp)
         r_c += x.wsp
         r_c -= target
-        d_v, d_ws = _direction(pr, factor, x, wos_rp, wos, r_c / sl,
+        rcs = r_c / sl
+        d_v, d_ws = _direction(pr, factor, x, (_margins(pr, x.pi * rcs) - base) * scale, rcs,
                                REFINE_STEPS if eta < REFINE_BELOW else 0)
         norm0 = math.sqrt(x.merit(target))
         reference = max([norm0, *recent])           # the non-monotone search (_ipm.NONMONOTONE)
