@@ -19,12 +19,19 @@ get their exact support from linear programs (facial reduction: a cell belongs t
 some pmf with the required marginals puts mass on it) and are solved again on that support; those
 IPF still leaves above the tolerance (maximum-entropy pmfs with cells near zero, where IPF is
 sublinear) are finished by Newton's method on the convex dual (:func:`newton_maxent`),
-warm-started from the IPF iterate.
+warm-started from the IPF iterate. Where that stalls too (sparse pmfs whose feasible set is a
+thin polytope around ``p``: moving mass onto a cell outside ``p``'s support moves cells of 1e-12
+mass, which the log-linear parametrisation cannot resolve), the primal problem is solved
+directly by Newton's method restricted to the affine set of pmfs with the required marginals
+(:func:`primal_maxent`), from a strictly positive point built from ``p``.
 
 References
 ----------
 I. Csiszar, "I-divergence geometry of probability distributions and minimization problems",
 Ann. Probab. 3, 146-158 (1975).
+
+S. Boyd and L. Vandenberghe, *Convex Optimization*, Cambridge University Press (2004),
+ch. 10 (equality constrained minimisation: Newton's method, the Newton decrement).
 """
 
 from __future__ import annotations
@@ -33,7 +40,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["MaxEntProblem", "newton_maxent", "solve_maxent"]
+__all__ = ["MaxEntProblem", "newton_maxent", "primal_maxent", "solve_maxent"]
 
 #: A cell counts as outside the support when no direction of the support programme (see
 #: :func:`_exact_support`; entries in [-1, 1], vertices of a 0/1 system) puts more than this on it.
@@ -42,12 +49,23 @@ SUPPORT_TOL = 1e-9
 #: Sweeps of plain IPF before the exact support is computed for problems still not converged.
 FIRST_ROUND_SWEEPS = 50
 
-#: Most Newton iterations (:func:`newton_maxent`) finishing a problem IPF left unconverged.
+#: Most Newton iterations (:func:`newton_maxent`) finishing a problem IPF left unconverged, and
+#: again of the primal finish (:func:`primal_maxent`) where those stop short of the tolerance.
 NEWTON_MAX_ITER = 100
 
 #: Relative change of the dual value below which :func:`newton_maxent`'s line search judges
 #: a step by the marginal deviation instead (a few float64 roundings of the log-sum-exp).
 ROUNDING = 1e-14
+
+#: Largest fraction of the distance to the boundary :math:`q = 0` that one step of
+#: :func:`primal_maxent` covers.
+TO_BOUNDARY = 0.99
+
+#: Armijo constant of :func:`primal_maxent`'s backtracking line search.
+ARMIJO = 1e-4
+
+#: Smallest step size :func:`primal_maxent`'s line search tries before it gives up.
+MIN_STEP = 1e-10
 
 
 @dataclass
@@ -165,8 +183,11 @@ def solve_maxent(problems: list[MaxEntProblem], tol: float, max_iter: int):
         Stop when no constrained marginal moved by more than ``tol`` (absolute probability)
         during a full sweep.
     max_iter : int
-        Most IPF sweeps in the final round; Newton's method then takes at most
-        ``min(max_iter, NEWTON_MAX_ITER)`` iterations per problem still open.
+        Most IPF sweeps in the final round; Newton's method on the dual then takes at most
+        ``min(max_iter, NEWTON_MAX_ITER)`` iterations per problem still open, and so does the
+        primal finish (:func:`primal_maxent`) where the dual one stops short of ``tol``. With
+        ``max_iter <=`` :data:`FIRST_ROUND_SWEEPS` there is no second round, hence no exact
+        support and no primal finish.
 
     Returns
     -------
@@ -179,7 +200,7 @@ def solve_maxent(problems: list[MaxEntProblem], tol: float, max_iter: int):
     deviation : float
         The largest marginal deviation of the returned pmfs.
     newton : int
-        The most Newton iterations any problem took (0: IPF sufficed).
+        The most Newton iterations (dual plus primal) any problem took (0: IPF sufficed).
     """
     if not problems:
         return [], True, 0, 0.0, 0
@@ -199,6 +220,13 @@ def solve_maxent(problems: list[MaxEntProblem], tol: float, max_iter: int):
     for i in np.flatnonzero(~ok):
         q[i], ok[i], iterations, dev[i] = newton_maxent(problems[i], q[i], tol,
                                                         min(max_iter, NEWTON_MAX_ITER))
+        # every problem still open here got its exact support above, which the primal needs
+        if not ok[i] and max_iter > FIRST_ROUND_SWEEPS:
+            finish, converged, more, deviation = primal_maxent(problems[i], tol,
+                                                               min(max_iter, NEWTON_MAX_ITER))
+            if converged:
+                q[i], ok[i], dev[i] = finish, True, deviation
+            iterations += more
         newton = max(newton, iterations)
     return q, bool(ok.all()), sweeps, float(dev.max()), newton
 
@@ -274,3 +302,187 @@ def newton_maxent(pr: MaxEntProblem, q0: np.ndarray, tol: float, max_iter: int):
     out = np.zeros(pr.p.shape)
     out[cells] = q
     return out, deviation <= tol, iterations, deviation
+
+
+def _interior_direction(a: np.ndarray, inside: np.ndarray) -> np.ndarray | None:
+    r"""A direction :math:`d` with :math:`A d = 0` that is positive on every cell outside
+    ``inside`` (``p``'s support), or None.
+
+    One linear programme: maximise :math:`s` subject to :math:`A d = 0`,
+    :math:`d_j \ge s` off ``inside`` and :math:`|d| \le 1`, which, like those of
+    :func:`_exact_support`, has 0/1 coefficients and zero right-hand sides. On the exact support
+    :math:`s^* > 0` (a sum of the support programmes' directions, suitably weighted, is
+    positive on every cell they added); below :data:`SUPPORT_TOL`, or when the solver fails,
+    None. The solution is projected onto the null space of :math:`A` to remove the solver's
+    residual."""
+    from scipy.optimize import linprog
+
+    n_out = int((~inside).sum())
+    n = a.shape[1]
+    a_ub = np.zeros((n_out, n + 1))
+    a_ub[np.arange(n_out), np.flatnonzero(~inside)] = -1.0
+    a_ub[:, -1] = 1.0
+    cost = np.zeros(n + 1)
+    cost[-1] = -1.0
+    bounds = np.column_stack([np.append(np.where(inside, -1.0, 0.0), 0.0), np.ones(n + 1)])
+    res = linprog(cost, A_ub=a_ub, b_ub=np.zeros(n_out),
+                  A_eq=np.hstack([a, np.zeros((a.shape[0], 1))]), b_eq=np.zeros(a.shape[0]),
+                  bounds=bounds, method="highs")
+    if res.status != 0 or res.x[-1] <= SUPPORT_TOL:
+        return None
+    d = res.x[:n]
+    return d - np.linalg.lstsq(a, a @ d, rcond=None)[0]
+
+
+def _primal_direction(a: np.ndarray, t: np.ndarray, q: np.ndarray, free: np.ndarray):
+    r"""Newton step of :func:`primal_maxent` at ``q`` (cells outside ``free`` held), the
+    correction of the marginals' rounding drift, and the Newton decrement.
+
+    With :math:`W = \mathrm{diag}(\sqrt{q})` (zero on held cells), :math:`r` is the residual of
+    the least-squares projection of :math:`W \log q` onto the range of :math:`W A^\top`, and
+    the step is :math:`\Delta = -W r = -Q(\log q - A^\top \nu)` for the fitted multipliers
+    :math:`\nu`: the equality-constrained Newton step of :math:`f(q) = \sum q \log q` (Hessian
+    :math:`Q^{-1}`; :math:`A \Delta = 0`, and the gradient's constant 1 lies in the range of
+    :math:`A^\top`), whose decrement is
+    :math:`\lambda = (\Delta^\top Q^{-1} \Delta)^{1/2} = \|r\|`. The correction is
+    :math:`-W y` with :math:`y` the least-norm solution of :math:`A W y = A q - t` (the
+    infeasible-start term of Boyd and Vandenberghe section 10.3). One SVD of :math:`W A^\top`
+    with its columns scaled to unit norm gives both (a marginal cell of mass 1e-30 keeps its
+    direction, as in :func:`newton_maxent`)."""
+    w = np.where(free, np.sqrt(q), 0.0)
+    scale = np.sqrt(a @ (w * w))  # root of the free mass in each marginal cell
+    rows = scale > 0
+    u, sv, vt = np.linalg.svd((a[rows].T * w[:, None]) / scale[rows], full_matrices=False)
+    rank = sv > sv[0] * max(u.shape) * np.finfo(float).eps
+    u, sv, vt = u[:, rank], sv[rank], vt[rank]
+    g = w * np.log(q)
+    r = g - u @ (u.T @ g)
+    y = u @ ((vt @ ((a[rows] @ q - t[rows]) / scale[rows])) / sv)
+    return -w * r, -w * y, float(np.linalg.norm(r))
+
+
+def primal_maxent(pr: MaxEntProblem, tol: float, max_iter: int):
+    r"""Maximum-entropy pmf of one problem by Newton's method on the primal, restricted to the
+    pmfs with the required marginals (Boyd and Vandenberghe 2004, sections 10.2-10.3).
+
+    Minimises :math:`f(q) = \sum_x q_x \log q_x` subject to :math:`A q = t` on the cells of
+    ``pr.allowed`` (the exact support, :func:`_exact_support`), where :func:`newton_maxent`
+    stalls: its log-linear iterate cannot move mass onto a cell outside ``p``'s support without
+    moving cells of 1e-12 mass by relative amounts it cannot resolve, so the marginals stay
+    1e-12..1e-8 off. Here every iterate keeps the marginals (to rounding) and only the entropy
+    is improved.
+
+    **Start.** ``p`` itself has the required marginals; where the support is larger than
+    ``p``'s, :math:`q_0 = p + \varepsilon d` with :math:`d` from :func:`_interior_direction`
+    (:math:`A d = 0`, :math:`d > 0` off ``p``'s support) and
+    :math:`\varepsilon = \tfrac12 \min(1, \min_{d_j < 0} p_j / |d_j|)`, which is strictly
+    positive on the support.
+
+    **Step.** The Newton step :math:`\Delta` of :func:`_primal_direction`, cut to
+    :data:`TO_BOUNDARY` of the distance to :math:`q = 0`, then halved until the Armijo
+    condition :math:`\phi(s) \le \phi(0) - \alpha s \lambda^2` holds
+    (:math:`\alpha` = :data:`ARMIJO`) for :math:`\phi(s) = L(q + s\Delta)`, with
+    :math:`L(q) = f(q) - (A^\top \nu + 1)^\top q` the Lagrangian at the step's multipliers
+    (equal to :math:`f` up to a constant on the pmfs with the required marginals). Since
+    :math:`\log q_x - (A^\top \nu)_x = -\Delta_x / q_x`, with :math:`u_x = s\Delta_x / q_x`,
+
+    .. math::
+
+        \phi(s) - \phi(0) = -s\lambda^2 + \sum_x \bigl[s\Delta_x \log(1 + u_x)
+        + q_x \bigl(\log(1 + u_x) - u_x\bigr)\bigr],
+
+    which is free of the rounding of :math:`\log q` and of :math:`A \Delta`: evaluating
+    :math:`f` itself, a rounding-level drift of the marginals times :math:`\log q` (1e-15)
+    hides the gain of the last steps (:math:`\lambda^2 / 2`, 1e-20 and less) and the search
+    fails there. After the step the correction of :func:`_primal_direction` restores the
+    marginals where it keeps :math:`q > 0`.
+
+    **Held cells.** A cell below :math:`\mathrm{tol} / (16\, n)` (``n`` cells) that blocks a
+    full step (:math:`q_x + \Delta_x \le 0`) is held where it is: its maximum-entropy mass is
+    smaller still (often 1e-40 or less, which cutting the steps to the boundary approaches only
+    by a factor 100 per iteration, keeping every other cell to small steps meanwhile). The
+    held cells carry less than ``tol / 16`` together and keep their marginals exact; the other
+    cells are optimised with them held.
+
+    **Converged** when, at the returned pmf, both
+
+    .. math::
+
+        \max_j |(A q)_j - t_j| \le \mathrm{tol}
+        \quad\text{and}\quad
+        \lambda(q) = \bigl(\Delta^\top \nabla^2 f(q)\, \Delta\bigr)^{1/2}
+        = \Bigl(\sum_x \Delta_x^2 / q_x\Bigr)^{1/2} \le \mathrm{tol},
+
+    the second over the cells not held (:math:`\Delta` the Newton step, :math:`\lambda` the
+    Newton decrement): :math:`\lambda^2/2` is the entropy still to be gained according to the
+    quadratic model, and no cell is predicted to move by more than
+    :math:`|\Delta_x| \le \lambda \sqrt{q_x} \le \mathrm{tol}` (Boyd and Vandenberghe's
+    algorithm 10.1 stops on :math:`\lambda^2/2 \le \epsilon`; here
+    :math:`\epsilon = \mathrm{tol}^2/2`). Newton's method converges quadratically near the
+    optimum, so the decrement falls from about 1e-8 to below 1e-13 in one or two iterations;
+    its rounding floor is about 1e-15. The fit stops unconverged after ``max_iter`` iterations
+    or when the line search reaches :data:`MIN_STEP`; where no start can be built (the
+    interior programme fails) it returns unconverged at once.
+
+    Parameters
+    ----------
+    pr : MaxEntProblem
+        With ``allowed`` the exact support.
+    tol : float
+        Tolerance on the marginals (absolute probability) and on the Newton decrement.
+    max_iter : int
+        Most Newton iterations.
+
+    Returns
+    -------
+    q : ndarray
+        The fitted pmf, flattened like ``pr.p`` (zero outside ``pr.allowed``).
+    converged : bool
+    iterations : int
+    deviation : float
+        The largest marginal deviation at the returned pmf.
+    """
+    cells = np.flatnonzero(pr.allowed)
+    a = _constraint_matrix(pr, cells)
+    t = np.concatenate(pr.targets)
+    q = pr.p[cells]
+    inside = q > 0
+    if not inside.all():
+        d = _interior_direction(a, inside)
+        if d is None:
+            return pr.p.copy(), False, 0, np.inf
+        shrink = inside & (d < 0)
+        q = q + 0.5 * float(np.min(q[shrink] / -d[shrink], initial=1.0)) * d
+        if not (q > 0).all():
+            return pr.p.copy(), False, 0, np.inf
+    free = np.ones(len(q), dtype=bool)
+    floor = tol / (16 * pr.p.size)
+    iterations = 0
+    while True:
+        step, correction, decrement = _primal_direction(a, t, q, free)
+        blocking = free & (q < floor) & (q + step <= 0)
+        if blocking.any():
+            free &= ~blocking
+            continue
+        deviation = float(np.abs(a @ q - t).max())
+        converged = deviation <= tol and decrement <= tol
+        if converged or iterations == max_iter:
+            break
+        iterations += 1
+        shrink = step < 0
+        size = min(1.0, TO_BOUNDARY * float(np.min(q[shrink] / -step[shrink], initial=np.inf)))
+        while size >= MIN_STEP:
+            x = size * step / q
+            change = -size * decrement ** 2 + float(
+                np.sum(size * step * np.log1p(x) + q * (np.log1p(x) - x)))
+            if change <= -ARMIJO * size * decrement ** 2:
+                break
+            size /= 2
+        if size < MIN_STEP:
+            break
+        q = q + size * step
+        if (q + correction > 0).all():
+            q += correction
+    out = np.zeros(pr.p.shape)
+    out[cells] = q
+    return out, converged, iterations, deviation

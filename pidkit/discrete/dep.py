@@ -33,12 +33,16 @@ two-source node), with exact support from linear programmes where the constraint
 IPF converges only slowly when :math:`q_{\mathrm{pw}}` has cells near zero (sparse pmfs); when it
 has not met ``tol`` after ``max_iter`` sweeps, Newton's method on the convex dual
 (:func:`~pidkit.discrete._maxent.newton_maxent`, warm-started from the IPF iterate) finishes the
-fit, quadratically. The fit stops when every pairwise marginal is within ``tol`` (default
-:math:`10^{-13}`, an absolute probability) of ``p``'s. The error of
+fit, quadratically; where that stalls short of ``tol`` (sparse pmfs, where the pmfs with the
+pairwise marginals form a thin polytope around ``p``), Newton's method on the primal within
+that polytope does (:func:`~pidkit.discrete._maxent.primal_maxent`). The fit stops when every
+pairwise marginal is within ``tol`` (default :math:`10^{-13}`, an absolute probability) of
+``p``'s (and, after the primal finish, its Newton decrement is below ``tol``). The error of
 :math:`I_{q_{\mathrm{pw}}}` at the stopping point is first order in that deviation, at most about
 :math:`\mathrm{tol} \cdot |{\rm cells}| \cdot \max |\log q|` (an estimate, not a proof).
-A proven one-sided bound also holds: the fitted pmf is log-linear in the pairwise
-marginals, so :math:`-\sum_x p(x) \log q(x) \ge H(q_{\mathrm{pw}})` and
+A proven one-sided bound also holds where the fit ends on IPF or the dual: the fitted pmf is
+then log-linear in the pairwise marginals, so
+:math:`-\sum_x p(x) \log q(x) \ge H(q_{\mathrm{pw}})` and
 :math:`H(X_0X_1) + H(Y) + \sum_x p(x) \log q(x) \le I_{q_{\mathrm{pw}}}(X_0X_1; Y)`.
 
 References
@@ -83,8 +87,9 @@ def conditionally_independent(p: np.ndarray) -> np.ndarray:
 def pairwise_maxent(p: np.ndarray, tol: float, max_iter: int):
     r""":math:`q_{\mathrm{pw}}`, the maximum-entropy pmf with the pairwise marginals of
     ``p[y, x0, x1]``: IPF, then Newton's method on the dual where IPF has not converged after
-    ``max_iter`` sweeps (:func:`~pidkit.discrete._maxent.solve_maxent`); also (converged,
-    IPF sweeps, Newton iterations, marginal deviation)."""
+    ``max_iter`` sweeps and on the primal where that stalls
+    (:func:`~pidkit.discrete._maxent.solve_maxent`); also (converged, IPF sweeps, Newton
+    iterations, marginal deviation)."""
     problem = MaxEntProblem(p.ravel(), [_group(p.shape, mask) for mask in PAIRS])
     (q,), converged, sweeps, deviation, newton = solve_maxent([problem], tol, max_iter)
     return q.reshape(p.shape), converged, sweeps, newton, deviation
@@ -125,7 +130,8 @@ def dep(p: np.ndarray, tol: float = DEFAULT_TOL, max_iter: int = 1000):
         during a sweep. Cells below ``min(tol, 1e-13) / (16 p.size)`` are treated as zeros (as
         for I_ccs).
     max_iter : int, default 1000
-        Most IPF sweeps; then at most ``min(max_iter, 100)`` Newton iterations. A
+        Most IPF sweeps; then at most ``min(max_iter, 100)`` Newton iterations on the dual,
+        and as many on the primal where those stall. A
         :class:`~pidkit.errors.ConvergenceWarning` is issued when ``tol`` is not met.
 
     Returns
