@@ -57,7 +57,7 @@ from .uncertainty import (
 )
 
 __all__ = ["pid_from_counts", "count_replicates", "miller_madow_mi_bias", "MAX_NULL_SAMPLES",
-           "REPLICATE_TOL_BITS"]
+           "MAX_PERMUTED_SAMPLES", "TABLE_NULL_RATIO", "REPLICATE_TOL_BITS"]
 
 #: Certified gap (bits) of BROJA on bootstrap and null replicates unless ``measure_options``
 #: set ``tol`` (the point estimate keeps the measure's default, 1e-9 bits). A replicate only
