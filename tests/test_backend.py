@@ -322,6 +322,21 @@ def test_cholesky_is_nan_for_each_matrix_not_positive_definite(xp, dtype, n):
 
 
 @pytest.mark.parametrize("xp", BACKENDS, ids=lambda xp: xp.name)
+def test_solve_is_nan_for_each_singular_matrix_only(xp):
+    """A batched solve with an exactly singular matrix: NaN for that matrix, no error, the
+    others solved (numpy's batched call raises for the whole batch)."""
+    rng = np.random.default_rng(3)
+    a = spd_batch(rng, (2, 3), 4)
+    a[1, 2] = 0.0
+    b = rng.standard_normal((2, 3, 4, 2))
+    x = host(xp.solve(array(xp, a, np.float64), array(xp, b, np.float64)))
+    good = np.ones((2, 3), dtype=bool)
+    good[1, 2] = False
+    assert np.isnan(x[~good]).all() and np.isfinite(x[good]).all()
+    np.testing.assert_allclose(x[good], np.linalg.solve(a[good], b[good]), rtol=1e-10)
+
+
+@pytest.mark.parametrize("xp", BACKENDS, ids=lambda xp: xp.name)
 @pytest.mark.parametrize("n, batch", [(1, 1), (1, 64), (3, 2), (3, 100), (5, 80)])
 def test_inv_quad_both_substitutions(xp, n, batch):
     """Row-by-row substitution over a long batch and numpy's LU solver for a short one

@@ -263,9 +263,12 @@ class Backend(ABC):
         given."""
         return self._lib.matmul(a, b, out=out)
 
+    @abstractmethod
     def solve(self, a: Any, b: Any) -> Any:
-        """Batched ``a^{-1} b`` for square ``a[..., n, n]`` and ``b[..., n, k]``."""
-        return self._lib.linalg.solve(a, b)
+        """Batched ``a^{-1} b`` for square ``a[..., n, n]`` and ``b[..., n, k]``. A matrix
+        that is singular in floating point gets NaN for its solution, for each matrix of a
+        batch on its own (no error), as :meth:`cholesky` does: one item's failed linear
+        algebra must not stop the solves of the others."""
 
     @abstractmethod
     def solve_triangular(self, lower: Any, b: Any) -> Any:
@@ -327,8 +330,7 @@ class Backend(ABC):
     def lu_factor(self, a: Any) -> Factor:
         """An LU factorisation with partial pivoting of the square ``a[..., n, n]`` (any batch
         axes, float64) for :meth:`sym_solve`, whose status is never read on the host (no GPU
-        synchronisation): on a device, a singular matrix gives non-finite solutions instead of
-        an error (a host library may raise its own error, as numpy's solver does)."""
+        synchronisation): a singular matrix gives non-finite solutions instead of an error."""
 
     @abstractmethod
     def sym_solve(self, factor: Factor, b: Any) -> Any:

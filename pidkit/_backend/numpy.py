@@ -145,6 +145,22 @@ def _forward_rows(factor: Any, b: Any) -> np.ndarray:
     return x
 
 
+def _solve_each(a: Any, b: Any) -> np.ndarray:
+    """``a^{-1} b`` for each matrix ``a[..., n, n]`` on its own (``b[..., n, k]``, the same
+    batch axes); NaN for a matrix on which numpy raises (singular in floating point)."""
+    a, b = np.asarray(a), np.asarray(b)
+    shape = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    flat_a = np.reshape(np.broadcast_to(a, shape + a.shape[-2:]), (-1,) + a.shape[-2:])
+    flat_b = np.reshape(np.broadcast_to(b, shape + b.shape[-2:]), (-1,) + b.shape[-2:])
+    out = np.full(flat_b.shape, np.nan, dtype=np.result_type(a, b, 1.0))
+    for i, (m, r) in enumerate(zip(flat_a, flat_b, strict=True)):
+        try:
+            out[i] = np.linalg.solve(m, r)
+        except np.linalg.LinAlgError:
+            pass                    # the documented result for this matrix: NaN
+    return np.reshape(out, shape + b.shape[-2:])
+
+
 def _cholesky_each(a: Any) -> np.ndarray:
     """The Cholesky factor of each matrix ``a[..., n, n]`` on its own; NaN for a matrix on
     which numpy raises."""
@@ -302,6 +318,15 @@ class NumpyBackend(Backend):
         return np.einsum(f"{''.join(names)}->{kept}", x)
 
     # -- linear algebra --------------------------------------------------------------------
+    def solve(self, a: Any, b: Any) -> Any:
+        """``numpy.linalg.solve``, batched; where it raises (some matrix of the batch is
+        singular in floating point: numpy's batched call fails for the whole batch), one
+        call per matrix, NaN for the singular ones."""
+        try:
+            return np.linalg.solve(a, b)
+        except np.linalg.LinAlgError:
+            return _solve_each(a, b)
+
     def solve_triangular(self, lower: Any, b: Any) -> Any:
         """``numpy.linalg.solve`` on purpose: scipy's triangular solver runs on scipy's own
         OpenBLAS thread pool, which contends with numpy's and made 2 x 2 solves take 24 ms

@@ -183,6 +183,12 @@ class TorchBackend(Backend):
         return self._lib.diagonal(x, dim1=axis1, dim2=axis2)
 
     # -- linear algebra --------------------------------------------------------------------
+    def solve(self, a: Any, b: Any) -> Any:
+        """``torch.linalg.solve_ex``, whose status stays on the device; NaN for a singular
+        matrix."""
+        x, info = self._lib.linalg.solve_ex(a, b)
+        return self._lib.where((info == 0)[..., None, None], x, float("nan"))
+
     def solve_triangular(self, lower: Any, b: Any) -> Any:
         return self._lib.linalg.solve_triangular(lower, b, upper=False)
 

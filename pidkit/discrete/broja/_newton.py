@@ -320,17 +320,21 @@ class DenseNewton:
         d_lam = xp.moveaxis(xp.reshape(d_lam, (nb, nt, ny)), 1, 2) * fl
         return d_lam, xp.moveaxis(d_mu, 1, 2) * fm
 
-    def refined(self, g_lam: Any, g_mu: Any) -> tuple[Any, Any]:
-        r""":meth:`solve` and one step of iterative refinement against the exact Newton matrix
-        (:func:`newton_product`, without the ridge and the diagonal shift of the
-        factorised matrices): :math:`d \leftarrow d + \tilde H^{-1}(g - H d)`. Late in the
-        run (``rho = w/s >> q``) those perturbations leave relative errors near 1e-8 in the
-        directions, and some iterations stall above ``tol``."""
+    def refined(self, g_lam: Any, g_mu: Any, rows: Any) -> tuple[Any, Any]:
+        r""":meth:`solve` and, for the items ``rows`` ``(B,)``, one step of iterative
+        refinement against the exact Newton matrix (:func:`newton_product`, without the ridge
+        and the diagonal shift of the factorised matrices):
+        :math:`d \leftarrow d + \tilde H^{-1}(g - H d)`. Late in the run
+        (``rho = w/s >> q``) those perturbations leave relative errors near 1e-8 in the
+        directions, and some iterations stall above ``tol``. Per item, so that an item's
+        direction does not depend on the others of its batch."""
         g_lam, g_mu = g_lam * self.fl, g_mu * self.fm
         d_lam, d_mu = self.solve(g_lam, g_mu)
         h_lam, h_mu = newton_product(self, d_lam, d_mu)
         e_lam, e_mu = self.solve(g_lam - h_lam, g_mu - h_mu)
-        return d_lam + e_lam, d_mu + e_mu
+        rows = rows[:, None, None]
+        return (d_lam + self.xp.where(rows, e_lam, 0.0),
+                d_mu + self.xp.where(rows, e_mu, 0.0))
 
     __call__ = solve
 

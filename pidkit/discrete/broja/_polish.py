@@ -240,10 +240,11 @@ def polish(pb: Any, state: tuple[Any, ...], tol: float, xp: Backend):
     restricted to the cells of :func:`_reduced`, from the iterate and, where that does not
     certify ``tol``, once more from the best certified points (the dual point of the best lower
     bound, the block masses of the best primal point). Every iterate of both is certified on
-    the full problem; a method stops once every item's best bracket is below ``tol``, its
-    iteration cannot progress, or the linear algebra fails (the best bounds so far are
-    returned). Each method skips a batch whose Newton systems have more than
-    :data:`MAX_UNKNOWNS` active rows (the bounds then stay infinite).
+    the full problem; a method stops once every item's best bracket is below ``tol`` or its
+    iteration cannot progress (the best bounds so far are returned); an item whose Newton
+    system is singular stops where it is, and the others go on. Each method skips a batch
+    whose Newton systems have more than :data:`MAX_UNKNOWNS` active rows (the bounds then stay
+    infinite).
 
     Returns
     -------
@@ -310,10 +311,7 @@ def _newton_rounds(pb: Any, point: tuple[Any, Any, Any], best: Any, tol: float, 
             ok = xp.isfinite(xp.sum(res, axis=1)) & xp.isfinite(xp.sum(jac, axis=(1, 2)))
             jac = xp.where(ok[:, None, None], jac, xp.eye(jac.shape[1], like=jac))
             res = xp.where(ok[:, None], res, 0.0)
-            try:
-                d = -_solve_active(jac, res, active, xp)
-            except (ValueError, RuntimeError):  # numpy's LinAlgError, torch's _LinAlgError
-                return
+            d = -_solve_active(jac, res, active, xp)   # NaN where singular: that item stays
             point = (lam, mu, w, h, pi, res)
             merit = xp.sum(res * res, axis=1)
             point, moved = _line_search(red, point, d, -merit, nl, scale, xp)
@@ -442,11 +440,9 @@ def barrier(pb: Any, q_start: Any, tau: Any, tol: float, best: Any, xp: Backend)
         g = _barrier_gradient(q, cells, tau, xp)
         res_yt = xp.where(free_lam, r_yt - xp.sum(q, axis=3), 0.0)
         res_ys = xp.where(free_mu, r_ys - xp.sum(q, axis=2), 0.0)
-        try:
-            dq, nu_t, nu_s = kkt_direction(q, g, cells, (res_yt, res_ys),
-                                           (free_lam, free_mu), tau, xp, active)
-        except (ValueError, RuntimeError):  # numpy's LinAlgError, torch's _LinAlgError
-            return
+        # NaN where an item's system is singular: its bounds are not sound, it stops moving
+        dq, nu_t, nu_s = kkt_direction(q, g, cells, (res_yt, res_ys), (free_lam, free_mu),
+                                       tau, xp, active)
         # variables far below -LARGEST_DUAL (cells with q << tau, whose barrier term dominates
         # their multipliers) carry no weight: they are reset as those of dropped marginals
         lam, mu = -nu_t, -nu_s
