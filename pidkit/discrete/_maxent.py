@@ -40,6 +40,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .._threads import one_blas_thread
+
 __all__ = ["MaxEntProblem", "newton_maxent", "primal_maxent", "solve_maxent"]
 
 #: A cell counts as outside the support when no direction of the support programme (see
@@ -49,9 +51,22 @@ SUPPORT_TOL = 1e-9
 #: Sweeps of plain IPF before the exact support is computed for problems still not converged.
 FIRST_ROUND_SWEEPS = 50
 
+#: Sweeps per chunk of the second IPF round, after which each problem's rate is checked.
+CHECK_SWEEPS = 50
+
+#: A problem stays in the second IPF round while its last chunk's rate predicts convergence
+#: within this many more sweeps; the others are finished by Newton's method (IPF's rate on
+#: maximum-entropy pmfs with cells near zero is slow or sublinear, where Newton's is quadratic).
+HANDOVER_SWEEPS = 200
+
 #: Most Newton iterations (:func:`newton_maxent`) finishing a problem IPF left unconverged, and
 #: again of the primal finish (:func:`primal_maxent`) where those stop short of the tolerance.
 NEWTON_MAX_ITER = 100
+
+#: Iterations of :func:`newton_maxent` without progress (the marginal deviation not halved, the
+#: dual value not lowered beyond its rounding) after which it stops and leaves the problem to
+#: :func:`primal_maxent`.
+STALL_ITERATIONS = 5
 
 #: Relative change of the dual value below which :func:`newton_maxent`'s line search judges
 #: a step by the marginal deviation instead (a few float64 roundings of the log-sum-exp).
@@ -94,12 +109,15 @@ class MaxEntProblem:
             self.allowed &= t[g] > 0  # a zero marginal forces its cells to zero
 
 
-def _ipf(problems: list[MaxEntProblem], tol: float, max_sweeps: int):
-    """Batched IPF. Returns (q per problem, converged flags, sweeps, deviation per problem)."""
+def _ipf(problems: list[MaxEntProblem], tol: float, max_sweeps: int,
+         start: list[np.ndarray] | None = None):
+    """Batched IPF from ``start`` (default: the uniform pmf on each problem's allowed cells).
+    Returns (q per problem, converged flags, sweeps, deviation per problem)."""
     n_constraints = max(len(pr.groups) for pr in problems)
     sizes = np.array([pr.p.size for pr in problems])
     cell_start = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-    q = np.concatenate([pr.allowed / pr.allowed.sum() for pr in problems])
+    q = np.concatenate(start if start is not None
+                       else [pr.allowed / pr.allowed.sum() for pr in problems])
     big_g, big_t, starts = [], [], []
     for j in range(n_constraints):
         # Problems with fewer constraints repeat their last one (a no-op right after itself).
@@ -126,50 +144,97 @@ def _ipf(problems: list[MaxEntProblem], tol: float, max_sweeps: int):
 
 
 def _exact_support(pr: MaxEntProblem) -> np.ndarray:
+    """Cells on which some pmf with the required marginals puts mass (one problem; see
+    :func:`_exact_supports`)."""
+    return _exact_supports([pr])[0]
+
+
+def _exact_supports(problems: list[MaxEntProblem]) -> list[np.ndarray]:
     r"""Cells on which some pmf with the required marginals puts mass: the support of the
-    maximum-entropy pmf (a few linear programmes).
+    maximum-entropy pmf of each problem (one linear programme for all of them).
 
     ``pr.p`` itself has the required marginals, so a cell :math:`c` outside its support
     :math:`S` can carry mass iff some direction :math:`d` with :math:`A d = 0` (:math:`A` the
     0/1 constraint matrix), :math:`d_j \ge 0` off :math:`S` and :math:`d_c > 0` exists
     (then :math:`p + \varepsilon d` is such a pmf for small :math:`\varepsilon > 0`;
-    conversely :math:`d = x - p` for any such pmf :math:`x`). Each programme maximises
-    :math:`\sum_{j \notin S} d_j` over that cone in the box :math:`|d| \le 1` and adds the
-    cells where :math:`d_j >` :data:`SUPPORT_TOL` to :math:`S`, until none is added. The
-    programmes have 0/1 coefficients and zero right-hand sides whatever the masses, and their
-    vertices have entries far above the threshold. (The previous programmes, over the pmfs with
-    the required marginals themselves, had those marginals as right-hand sides: on a
-    4x4x4x4 Dirichlet(0.05) pmf, marginals from 1e-16 to 0.2, HiGHS declared one infeasible
-    and 37 cells that carry up to 1e-4 were left out, depending on the order of the
-    states.) Should the solver fail anyway, every allowed cell is kept: a superset of the
-    support only slows the fit down."""
+    conversely :math:`d = x - p` for any such pmf :math:`x`). The programme
+
+    .. math::
+
+        \max \sum_{j \notin S} y_j \quad\text{subject to}\quad A d = 0,\quad
+        0 \le y_j \le \min(d_j, 1)\ (j \notin S)
+
+    (:math:`d` free on :math:`S`) has the indicator of those cells as its optimal :math:`y`:
+    a cell that cannot carry mass has :math:`d_j = 0` in every feasible point, and if a cell
+    that can had :math:`y_c < 1` at an optimum, adding a large multiple of its direction to
+    :math:`d` would allow :math:`y_c = 1` and nothing else lower (the set of directions is a
+    cone). So a cell is in the support iff :math:`y_j > 1/2`, a threshold far from the
+    solver's tolerances. The programme has 0/1 coefficients and zero right-hand sides
+    whatever the masses. (Programmes over the pmfs with the required marginals themselves have
+    those marginals as right-hand sides: on a 4x4x4x4 Dirichlet(0.05) pmf, marginals from
+    1e-16 to 0.2, HiGHS declared one infeasible and 37 cells that carry up to 1e-4 were left
+    out, depending on the order of the states. The box programme
+    :math:`\max \sum_{j \notin S} d_j`, :math:`|d| \le 1`, finds only some of the cells at
+    a time and took 2-4 rounds.)
+
+    The problems are solved together, as one programme with a block-diagonal constraint matrix
+    and the sum of their objectives, whose optima are the optima of every block. Should the
+    solver fail on it, the problems are solved one at a time; should it fail on one problem,
+    every allowed cell of that problem is kept: a superset of the support only slows the fit
+    down, a subset would change the answer."""
     import scipy.sparse as sp
     from scipy.optimize import linprog
 
-    cells = np.flatnonzero(pr.allowed)
-    rows, offset = [], 0
-    for g, t in zip(pr.groups, pr.targets, strict=True):
-        rows.append(g[cells] + offset)
-        offset += len(t)
-    a_eq = sp.csr_matrix((np.ones(len(cells) * len(pr.groups)),
-                          (np.concatenate(rows), np.tile(np.arange(len(cells)), len(pr.groups)))),
-                         shape=(offset, len(cells)))
-    support = pr.p[cells] > 0  # p itself has the required marginals
-    while not support.all():
-        bounds = np.column_stack([np.where(support, -1.0, 0.0), np.ones(len(cells))])
-        res = linprog(-(~support).astype(float), A_eq=a_eq, b_eq=np.zeros(offset),
-                      bounds=bounds, method="highs")
-        if res.status != 0:
-            # d = 0 is feasible and the box bounds it, so only a solver failure gets here: keep
-            # every allowed cell (a superset of the support: IPF and Newton still converge to
-            # the maximum-entropy pmf, more slowly), never a subset, which changes the answer
-            return pr.allowed.copy()
-        new = (~support) & (res.x > SUPPORT_TOL)
-        if not new.any():
-            break
-        support |= new
-    out = np.zeros_like(pr.allowed)
-    out[cells[support]] = True
+    cells = [np.flatnonzero(pr.allowed) for pr in problems]
+    inside = [pr.p[c] > 0 for pr, c in zip(problems, cells, strict=True)]
+    todo = [i for i, s in enumerate(inside) if not s.all()]
+    blocks = []
+    for i in todo:
+        pr, c = problems[i], cells[i]
+        rows, offset = [], 0
+        for g, t in zip(pr.groups, pr.targets, strict=True):
+            rows.append(g[c] + offset)
+            offset += len(t)
+        outside = np.flatnonzero(~inside[i])
+        # [A 0; -E I] (d, y): A d = 0, y_j - d_j <= 0 for the cells j outside p's support
+        a_eq = sp.csr_matrix((np.ones(len(c) * len(pr.groups)),
+                              (np.concatenate(rows), np.tile(np.arange(len(c)), len(pr.groups)))),
+                             shape=(offset, len(c) + len(outside)))
+        n_out = len(outside)
+        a_ub = sp.csr_matrix((np.concatenate([-np.ones(n_out), np.ones(n_out)]),
+                              (np.tile(np.arange(n_out), 2),
+                               np.concatenate([outside, len(c) + np.arange(n_out)]))),
+                             shape=(n_out, len(c) + n_out))
+        lower = np.concatenate([np.where(inside[i], -np.inf, 0.0), np.zeros(n_out)])
+        upper = np.concatenate([np.full(len(c), np.inf), np.ones(n_out)])
+        blocks.append((a_eq, a_ub, lower, upper, len(c), n_out))
+    support = list(inside)
+    if todo:
+        a_eq = sp.block_diag([b[0] for b in blocks], format="csr")
+        a_ub = sp.block_diag([b[1] for b in blocks], format="csr")
+        cost = np.concatenate([np.concatenate([np.zeros(b[4]), -np.ones(b[5])]) for b in blocks])
+        res = linprog(cost, A_ub=a_ub, b_ub=np.zeros(a_ub.shape[0]), A_eq=a_eq,
+                      b_eq=np.zeros(a_eq.shape[0]),
+                      bounds=np.column_stack([np.concatenate([b[2] for b in blocks]),
+                                              np.concatenate([b[3] for b in blocks])]),
+                      method="highs")
+        if res.status == 0:
+            parts = np.split(res.x, np.cumsum([b[4] + b[5] for b in blocks])[:-1])
+            for i, x, b in zip(todo, parts, blocks, strict=True):
+                support[i] = inside[i].copy()
+                support[i][~inside[i]] = x[b[4]:] > 0.5
+        else:
+            # the programme is feasible (d = y = 0) and bounded (y <= 1), so only a solver
+            # failure gets here: the problems one at a time, and a single one keeps every
+            # allowed cell
+            for i in todo:
+                support[i] = (_exact_support(problems[i])[cells[i]] if len(todo) > 1
+                              else np.ones(len(cells[i]), dtype=bool))
+    out = []
+    for pr, c, s in zip(problems, cells, support, strict=True):
+        mask = np.zeros_like(pr.allowed)
+        mask[c[s]] = True
+        out.append(mask)
     return out
 
 
@@ -204,31 +269,64 @@ def solve_maxent(problems: list[MaxEntProblem], tol: float, max_iter: int):
     """
     if not problems:
         return [], True, 0, 0.0, 0
+    # matrices of at most a few hundred rows: BLAS threads only cost (see pidkit._threads); on
+    # a loaded 2-core machine a 4-source I_ccs call took 23 s with 2 OpenBLAS threads, 0.5 s
+    # with 1
+    with one_blas_thread():
+        return _solve(problems, tol, max_iter)
+
+
+def _solve(problems: list[MaxEntProblem], tol: float, max_iter: int):
+    """:func:`solve_maxent` (with BLAS pinned to one thread)."""
     q, ok, sweeps, dev = _ipf(problems, tol, min(FIRST_ROUND_SWEEPS, max_iter))
     hard = np.flatnonzero(~ok)
     if hard.size and max_iter > FIRST_ROUND_SWEEPS:
-        for i in hard:
-            problems[i].allowed = _exact_support(problems[i])
-        q_hard, ok_hard, more, dev_hard = _ipf([problems[i] for i in hard], tol,
-                                               max_iter - FIRST_ROUND_SWEEPS)
-        for j, i in enumerate(hard):
-            q[i] = q_hard[j]
-        ok[hard] = ok_hard
-        dev[hard] = dev_hard
-        sweeps += more
-    newton = 0
+        for i, support in zip(hard, _exact_supports([problems[i] for i in hard]), strict=True):
+            problems[i].allowed = support
+        # second round, in chunks: a problem stays while its last chunk predicts convergence
+        # within HANDOVER_SWEEPS more sweeps (geometric rate), the others go to Newton
+        active, start, previous = hard, None, np.full(hard.size, np.inf)
+        budget = max_iter - FIRST_ROUND_SWEEPS
+        while active.size and budget > 0:
+            chunk = min(CHECK_SWEEPS, budget)
+            q_a, ok_a, more, dev_a = _ipf([problems[i] for i in active], tol, chunk, start)
+            for j, i in enumerate(active):
+                q[i] = q_a[j]
+            ok[active], dev[active] = ok_a, dev_a
+            sweeps += more
+            budget -= more
+            with np.errstate(divide="ignore", invalid="ignore"):
+                needed = chunk * np.log(tol / dev_a) / np.log(dev_a / previous)
+            keep = ~ok_a & (dev_a < previous) & (needed <= HANDOVER_SWEEPS)
+            keep |= ~ok_a & np.isinf(previous)  # first chunk on the new support: no rate yet
+            active, previous = active[keep], dev_a[keep]
+            start = [q[i] for i in active]
+    newton = np.zeros(len(problems), dtype=int)
     for i in np.flatnonzero(~ok):
-        q[i], ok[i], iterations, dev[i] = newton_maxent(problems[i], q[i], tol,
-                                                        min(max_iter, NEWTON_MAX_ITER))
-        # every problem still open here got its exact support above, which the primal needs
-        if not ok[i] and max_iter > FIRST_ROUND_SWEEPS:
-            finish, converged, more, deviation = primal_maxent(problems[i], tol,
-                                                               min(max_iter, NEWTON_MAX_ITER))
-            if converged:
-                q[i], ok[i], dev[i] = finish, True, deviation
-            iterations += more
-        newton = max(newton, iterations)
-    return q, bool(ok.all()), sweeps, float(dev.max()), newton
+        q[i], ok[i], newton[i], dev[i] = newton_maxent(problems[i], q[i], tol,
+                                                       min(max_iter, NEWTON_MAX_ITER))
+    stalled = np.flatnonzero(~ok)
+    if stalled.size and max_iter > FIRST_ROUND_SWEEPS:
+        # the dual stalled from the handover iterate: the rest of the IPF budget, from the
+        # uniform pmf on the support, gives it a later start (on a node of a 4-source Dirichlet
+        # pmf it then converges; the primal finish from p held a cell at 1e-17 whose
+        # maximum-entropy mass is 3.7e-10), and the primal finishes what is still open
+        q_s, ok_s, more, dev_s = _ipf([problems[i] for i in stalled], tol,
+                                      max(max_iter - sweeps, 1))
+        sweeps += more
+        for j, i in enumerate(stalled):
+            q[i], ok[i], dev[i] = q_s[j], ok_s[j], dev_s[j]
+            if not ok[i]:
+                q[i], ok[i], iterations, dev[i] = newton_maxent(
+                    problems[i], q[i], tol, min(max_iter, NEWTON_MAX_ITER))
+                newton[i] += iterations
+            if not ok[i]:
+                finish, converged, iterations, deviation = primal_maxent(
+                    problems[i], tol, min(max_iter, NEWTON_MAX_ITER))
+                if converged:
+                    q[i], ok[i], dev[i] = finish, True, deviation
+                newton[i] += iterations
+    return q, bool(ok.all()), sweeps, float(dev.max()), int(newton.max())
 
 
 def _constraint_matrix(pr: MaxEntProblem, cells: np.ndarray) -> np.ndarray:
@@ -238,19 +336,40 @@ def _constraint_matrix(pr: MaxEntProblem, cells: np.ndarray) -> np.ndarray:
     return np.concatenate(rows).astype(float)
 
 
+def _row_basis(a: np.ndarray) -> np.ndarray:
+    """Indices of rows of ``a`` (0/1) that form a basis of its row space (pivoted QR)."""
+    from scipy.linalg import qr
+
+    r, pivots = qr(a.T, mode="r", pivoting=True, check_finite=False)
+    diagonal = np.abs(np.diagonal(r))
+    rank = int((diagonal > diagonal[0] * max(a.shape) * np.finfo(float).eps).sum())
+    return np.sort(pivots[:rank])
+
+
 def newton_maxent(pr: MaxEntProblem, q0: np.ndarray, tol: float, max_iter: int):
     r"""Maximum-entropy pmf of one problem by Newton's method on the convex dual, warm-started
     from a log-linear pmf ``q0`` on ``pr.allowed`` (an IPF iterate).
 
     With :math:`A` the constraint matrix and :math:`t` the target marginals, the dual is
     :math:`g(\theta) = \log \sum_x e^{(A^\top \theta)_x} - \theta^\top t`, minimised where the
-    marginals of :math:`q_\theta \propto e^{A^\top \theta}` equal :math:`t`. Its Hessian
-    :math:`A (\mathrm{diag}\, q - q q^\top) A^\top` is singular (the parametrisation is
-    redundant) but the gradient :math:`A q - t` lies in its range, so the least-squares Newton
-    direction is used (of the system scaled to a unit diagonal, so that marginals of tiny mass
-    keep their directions), with backtracking on :math:`g`. Converges quadratically where IPF is
-    slow (maximum-entropy pmfs with cells near zero). Stops when every constrained marginal is
-    within ``tol`` of its target.
+    marginals of :math:`q_\theta \propto e^{A^\top \theta}` equal :math:`t`. The rows of
+    :math:`A` are redundant (every constraint's rows sum to the vector of ones, and the
+    constraints overlap); only a basis :math:`B` of its row space is kept (:func:`_row_basis`;
+    the other marginals follow from these, for :math:`q` and for ``p`` alike). The Hessian
+    :math:`A_B (\mathrm{diag}\, q - q q^\top) A_B^\top` is still singular along the
+    multipliers that add a constant to :math:`A_B^\top \theta` (which leave :math:`q_\theta`
+    unchanged), and the gradient :math:`A_B q - t_B` is orthogonal to them; the step solves the
+    positive definite system :math:`A_B\, \mathrm{diag}(q)\, A_B^\top \delta = -(A_B q - t_B)`
+    instead, whose solution is a Newton step plus such a constant, so gives the same
+    :math:`q_\theta` (one Cholesky factorisation instead of the least-squares solution of the
+    full, redundant system). The system is scaled to a unit diagonal, so that marginals of tiny
+    mass keep their directions; where the factorisation fails (cells underflowing to zero), the
+    least-squares solution is used. Backtracking on :math:`g`. Converges quadratically where
+    IPF is slow (maximum-entropy pmfs with cells near zero). Stops when every constrained
+    marginal is within ``tol`` of its target, or when the iterate has stalled: neither the
+    marginal deviation halved nor the dual fell by more than its rounding during
+    :data:`STALL_ITERATIONS` iterations (the log-linear iterate cannot resolve the pmf; see
+    :func:`primal_maxent`).
 
     Returns
     -------
@@ -261,32 +380,41 @@ def newton_maxent(pr: MaxEntProblem, q0: np.ndarray, tol: float, max_iter: int):
     deviation : float
         The largest marginal deviation at the returned pmf.
     """
+    from scipy.linalg import LinAlgError, cho_factor, cho_solve
+
     cells = np.flatnonzero(pr.allowed)
     a = _constraint_matrix(pr, cells)
     t = np.concatenate(pr.targets)
-    theta = np.linalg.lstsq(a.T, np.log(np.maximum(q0[cells], np.finfo(float).tiny)),
+    basis = _row_basis(a)
+    a_b, t_b = a[basis], t[basis]
+    theta = np.linalg.lstsq(a_b.T, np.log(np.maximum(q0[cells], np.finfo(float).tiny)),
                             rcond=None)[0]
 
     def dual(theta):
-        s = a.T @ theta
+        s = a_b.T @ theta
         top = s.max()
         log_z = top + np.log(np.exp(s - top).sum())
-        return log_z - theta @ t, np.exp(s - log_z)
+        return log_z - theta @ t_b, np.exp(s - log_z)
 
     value, q = dual(theta)
     deviation = float(np.abs(a @ q - t).max())
+    history = [(value, deviation)]
     iterations = 0
     while deviation > tol and iterations < max_iter:
         iterations += 1
-        grad = a @ q - t
-        hess = (a * q) @ a.T - np.outer(a @ q, a @ q)
-        # Jacobi-scaled: the least-squares cut-off is relative to the largest singular value,
-        # so a marginal of mass 1e-11 whose cells sit at 1e-40 (curvature 1e-40 next to 0.1)
-        # fell into the cut-off and its multiplier never moved (100 iterations stuck at a
-        # deviation of 3.8e-11 on a 3x3x3x3 Dirichlet(0.05) pmf; 12 iterations scaled)
-        scale = np.sqrt(np.maximum(np.diagonal(hess), np.finfo(float).tiny))
-        step = -np.linalg.lstsq(hess / np.outer(scale, scale), grad / scale,
-                                rcond=None)[0] / scale
+        grad = a_b @ q - t_b
+        system = (a_b * q) @ a_b.T
+        # Jacobi-scaled: a marginal of mass 1e-11 whose cells sit at 1e-40 (curvature 1e-40
+        # next to 0.1) otherwise fell below the least-squares cut-off and its multiplier never
+        # moved (100 iterations stuck at a deviation of 3.8e-11 on a 3x3x3x3 Dirichlet(0.05)
+        # pmf; 12 iterations scaled)
+        scale = np.sqrt(np.maximum(np.diagonal(system), np.finfo(float).tiny))
+        system /= np.outer(scale, scale)
+        try:
+            step = -cho_solve(cho_factor(system, check_finite=False), grad / scale,
+                              check_finite=False) / scale
+        except LinAlgError:
+            step = -np.linalg.lstsq(system, grad / scale, rcond=None)[0] / scale
         size = 1.0
         while True:
             new_value, new_q = dual(theta + size * step)
@@ -299,6 +427,12 @@ def newton_maxent(pr: MaxEntProblem, q0: np.ndarray, tol: float, max_iter: int):
                 break
             size /= 2
         theta, value, q, deviation = theta + size * step, new_value, new_q, new_deviation
+        history.append((value, deviation))
+        if len(history) > STALL_ITERATIONS:
+            old_value, old_deviation = history[-1 - STALL_ITERATIONS]
+            if (deviation > old_deviation / 2
+                    and value >= old_value - ROUNDING * (1.0 + abs(old_value))):
+                break
     out = np.zeros(pr.p.shape)
     out[cells] = q
     return out, deviation <= tol, iterations, deviation
