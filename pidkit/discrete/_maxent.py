@@ -248,9 +248,11 @@ def solve_maxent(problems: list[MaxEntProblem], tol: float, max_iter: int):
         Stop when no constrained marginal moved by more than ``tol`` (absolute probability)
         during a full sweep.
     max_iter : int
-        Most IPF sweeps in the final round; Newton's method on the dual then takes at most
-        ``min(max_iter, NEWTON_MAX_ITER)`` iterations per problem still open, and so does the
-        primal finish (:func:`primal_maxent`) where the dual one stops short of ``tol``. With
+        Most IPF sweeps in all (the second round hands slow problems to Newton early, and
+        problems on which the dual then stalls get the rest of the budget); Newton's method on
+        the dual takes at most ``min(max_iter, NEWTON_MAX_ITER)`` iterations per problem still
+        open and per start, and so does the primal finish (:func:`primal_maxent`) where the
+        dual one stops short of ``tol``. With
         ``max_iter <=`` :data:`FIRST_ROUND_SWEEPS` there is no second round, hence no exact
         support and no primal finish.
 
