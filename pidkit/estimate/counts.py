@@ -418,7 +418,7 @@ def _tensor_codes(cols: list[Any], names: list[str], fix: str
         elif c.dtype == torch.uint64:   # its bits as int64: codes of 2**63 or more turn negative
             c = c.view(torch.int64)
             big = c < 0
-            flags = torch.stack([flags[0], flags[1], big.any().long()])
+            flags[2] = big.any()
             c = torch.where(big, torch.zeros((), dtype=c.dtype, device=c.device), c)
         c = c.long()
         out.append(c)
